@@ -1,0 +1,98 @@
+# kasa — one build for the service, its tools, simulators, tests and benchmarks.
+#   make          build build/kasa (optimised)
+#   make test     build everything with AddressSanitizer + UBSan and run every test
+#   make bench    build optimised benchmarks and print their figures
+#   make run      start kasa with the Cobo, MT5 and Telegram simulators on loopback
+#   make deps     install the Debian packages kasa needs (non-interactive)
+
+DEB_PKGS := build-essential pkg-config libzmq3-dev libczmq-dev libcurl4-openssl-dev libmongoc-dev \
+            libbson-dev libmsgpack-dev libssl-dev libmicrohttpd-dev libqrencode-dev libsodium-dev \
+            wrk chromium nodejs npm curl procps
+PKGS     := libczmq libzmq libcurl libbson-1.0 msgpack libssl libcrypto libmicrohttpd libqrencode libsodium
+
+CC       ?= cc
+WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter -Wvla
+BASE     := -std=c11 -D_GNU_SOURCE -I. -pthread -g $(WARN)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+MODE     ?= release
+ifeq ($(MODE),san)
+  OUT    := build/san
+  CFLAGS_MODE := -O1 $(SAN)
+  LDFLAGS_MODE := $(SAN)
+else
+  OUT    := build/release
+  CFLAGS_MODE := -O2
+  LDFLAGS_MODE :=
+endif
+
+LIB_SRC   := $(sort $(wildcard journal/*.c schema/*.c actors/*.c web/*.c)) $(filter-out tools/main.c,$(sort $(wildcard tools/*.c)))
+LIB_OBJ   := $(LIB_SRC:%.c=$(OUT)/obj/%.o)
+TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c tests/integration/test_*.c))
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(OUT)/tests/%)
+BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(OUT)/bench/%)
+HDRS      := $(wildcard journal/*.h schema/*.h actors/*.h web/*.h tools/*.h tests/*.h)
+
+.PHONY: all build deps test test-san bench run clean tests-build npm-deps
+.DEFAULT_GOAL := all
+
+all: deps-check
+	@$(MAKE) --no-print-directory MODE=release build
+	@ln -sf release/kasa build/kasa
+
+build: $(OUT)/kasa
+
+$(OUT)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "cc $<"; $(CC) $(BASE) $(CFLAGS_MODE) $(PKG_CFLAGS) -c $< -o $@
+
+$(OUT)/libkasa.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(OUT)/kasa: $(OUT)/obj/tools/main.o $(OUT)/libkasa.a
+	$(CC) $(LDFLAGS_MODE) -pthread -o $@ $^ $(PKG_LIBS) -lm
+
+$(OUT)/tests/%: tests/%.c $(OUT)/libkasa.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS_MODE) $(PKG_CFLAGS) $(LDFLAGS_MODE) -o $@ $< $(OUT)/libkasa.a $(PKG_LIBS) -lm
+
+$(OUT)/bench/%: tests/bench/%.c $(OUT)/libkasa.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS_MODE) $(PKG_CFLAGS) $(LDFLAGS_MODE) -o $@ $< $(OUT)/libkasa.a $(PKG_LIBS) -lm
+
+tests-build: $(OUT)/kasa $(TEST_BIN)
+
+# Install missing Debian packages, non-interactively. Quiet when all are present.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	else echo "deps: all Debian packages present"; fi
+
+deps-check:
+	@for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || { $(MAKE) --no-print-directory deps; break; }; done
+
+npm-deps: deps-check
+	@cd tests/browser && { [ -d node_modules/playwright-core ] || npm install --no-audit --no-fund --loglevel=error; }
+
+# The tests: every test under ASan + UBSan, then one closing line "N passed, N failed".
+test: deps-check
+	@$(MAKE) --no-print-directory MODE=san tests-build
+	@$(MAKE) --no-print-directory npm-deps
+	@tests/run.sh build/san
+
+bench: deps-check
+	@$(MAKE) --no-print-directory MODE=release build $(BENCH_BIN:build/san/%=build/release/%)
+	@tests/bench/run.sh build/release
+
+run: all
+	@tools/run.sh build/release/kasa
+
+clean:
+	rm -rf build

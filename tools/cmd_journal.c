@@ -1,0 +1,4 @@
+/* placeholder: replaced by the real command */
+#include <stdio.h>
+#include "tools/commands.h"
+int cmd_journal(int argc, char **argv) { (void) argc; (void) argv; fprintf(stderr, "kasa journal: not built yet\n"); return 1; }

@@ -1,0 +1,4 @@
+/* placeholder: replaced by the real command */
+#include <stdio.h>
+#include "tools/commands.h"
+int cmd_replay(int argc, char **argv) { (void) argc; (void) argv; fprintf(stderr, "kasa replay: not built yet\n"); return 1; }

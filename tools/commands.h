@@ -1,0 +1,14 @@
+/* commands.h — the verbs of the `kasa` command. Each takes argv with argv[0] = its own name
+ * and returns the process exit status (0 ok, 1 failure, 2 usage error). */
+#ifndef KASA_TOOLS_COMMANDS_H
+#define KASA_TOOLS_COMMANDS_H
+
+int cmd_serve(int argc, char **argv);    /* tools/cmd_serve.c   run the service            */
+int cmd_config(int argc, char **argv);   /* tools/cmd_config.c  check a configuration      */
+int cmd_journal(int argc, char **argv);  /* tools/cmd_journal.c verify, dump, stats, repair */
+int cmd_wallet(int argc, char **argv);   /* tools/cmd_wallet.c  link an address to a login */
+int cmd_monitor(int argc, char **argv);  /* tools/cmd_monitor.c print the live feed         */
+int cmd_replay(int argc, char **argv);   /* tools/cmd_replay.c  rebuild deposits, show state */
+int cmd_sim(int argc, char **argv);      /* tools/sim.c         Cobo, MT5, Telegram simulators */
+
+#endif

@@ -1,0 +1,4 @@
+/* placeholder: replaced by the real command */
+#include <stdio.h>
+#include "tools/commands.h"
+int cmd_sim(int argc, char **argv) { (void) argc; (void) argv; fprintf(stderr, "kasa sim: not built yet\n"); return 1; }
