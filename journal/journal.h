@@ -1,0 +1,77 @@
+/* journal.h — kasa's append-only journal: the one place where a transition becomes a fact.
+ *
+ * A journal is a directory of segment files (000000000001.seg, ...). Each record holds its length,
+ * a log sequence number (LSN, 1, 2, 3, ... with no gaps), the checksum of the previous record (a chain:
+ * a missing, reordered or altered record is detected), its own checksum and an opaque payload (kasa
+ * stores msgpack records from schema/record.h; the journal never looks inside).
+ *
+ * Concurrency: any number of threads may append at once. Appends are batched (group commit): one
+ * write and one fdatasync serve every record queued at that moment. An append is acknowledged only
+ * after its batch is on disk. If a write or fdatasync fails, the journal is "failed": every waiting
+ * and later append returns an error, and the journal must be reopened (which cuts back to the last
+ * whole record) — it never pretends a record of unknown fate is durable.
+ *
+ * Opening: a torn last record (a crash mid-write) is cut back to the last whole record and what was
+ * cut is logged; a bad record anywhere before the tail refuses to open, naming the segment, the
+ * offset and the repair command (`kasa journal repair DIR`). */
+#ifndef KASA_JOURNAL_JOURNAL_H
+#define KASA_JOURNAL_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct journal_t journal_t;
+
+typedef struct {
+    uint64_t segment_bytes;    /* start a new segment once one reaches this size (default 64 MiB) */
+    size_t max_batch_bytes;    /* the most one group commit writes at once (default 4 MiB)          */
+} journal_opts_t;
+
+#define JOURNAL_MAX_PAYLOAD (1u << 20) /* one record's payload, at most */
+
+/* Opens (creating if needed) the journal in dir. opts may be NULL for the defaults.
+ * Returns the journal, or NULL with a one-line reason in err. */
+journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, size_t errlen);
+
+/* Waits for queued appends to finish, closes files, frees, sets *self_p to NULL. Safe on NULL. */
+void journal_destroy(journal_t **self_p);
+
+/* Appends one record and returns once it is durable: its LSN (>= 1), or 0 on failure
+ * (payload too large, journal failed or closing). Thread-safe. */
+uint64_t journal_append(journal_t *self, const void *payload, size_t len);
+
+/* The two halves of journal_append, for a caller that queues several records and then waits once:
+ * journal_submit queues the record and returns its LSN (0 on failure) without waiting;
+ * journal_wait blocks until every record up to lsn is durable (0), or the journal failed (-1). */
+uint64_t journal_submit(journal_t *self, const void *payload, size_t len);
+int journal_wait(journal_t *self, uint64_t lsn);
+
+/* The highest durable LSN (0 for an empty journal). */
+uint64_t journal_durable_lsn(journal_t *self);
+
+/* Called once per record, in LSN order, from whichever thread completed the batch, after the record
+ * is durable and before its appender is woken. Calls are serialised; the callback must be quick and
+ * must not append to this journal. Used for the monitor feed and live updates. */
+typedef void (journal_commit_fn)(void *arg, uint64_t lsn, const void *payload, size_t len);
+void journal_on_commit(journal_t *self, journal_commit_fn *fn, void *arg);
+
+/* Reading: from any LSN, across segments, of a journal that is open or closed. */
+typedef struct journal_reader_t journal_reader_t;
+
+typedef struct {
+    uint64_t lsn;
+    const uint8_t *payload;    /* valid until the next call to journal_reader_next */
+    size_t len;
+    const char *segment;       /* file name of the segment holding it */
+    uint64_t offset;           /* byte offset of the record in that segment */
+} journal_entry_t;
+
+/* Opens a reader positioned at the first record with LSN >= from_lsn. NULL with a reason in err. */
+journal_reader_t *journal_reader_open(const char *dir, uint64_t from_lsn, char *err, size_t errlen);
+
+/* 1 and fills *entry; 0 at the end; -1 on a bad record (journal_reader_error says where and why). */
+int journal_reader_next(journal_reader_t *self, journal_entry_t *entry);
+const char *journal_reader_error(const journal_reader_t *self);
+void journal_reader_destroy(journal_reader_t **self_p);
+
+#endif

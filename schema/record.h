@@ -1,0 +1,81 @@
+/* record.h — the journal record: one msgpack codec for everything kasa journals.
+ *
+ * The same bytes are what the journal stores, what flows to the next stage, what the monitor socket
+ * publishes (topic = the state name, or the kind for non-deposit records) and what a projector would
+ * turn into a document. Encoded as a msgpack map with a version number; decoding garbage, a truncated
+ * buffer, a wrong type or a newer version returns -1 with a reason, never crashes or guesses.
+ * Strings are bounded: an over-long string fails the encode (it is never silently cut). */
+#ifndef KASA_SCHEMA_RECORD_H
+#define KASA_SCHEMA_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "schema/deposit.h"
+
+#define RECORD_VERSION 1
+
+typedef enum {
+    RECORD_DEPOSIT = 1,        /* a deposit transition (or a confirmation update: from == to == PENDING) */
+    RECORD_CREDIT_ATTEMPT = 2, /* the crediter is about to call MT5 with ref; written before the call */
+    RECORD_ADDRESS_LINK = 3,   /* address (on chain) belongs to MT5 login */
+    RECORD_ADMIN_ACTION = 4,   /* a person acted (retry, assign, reject, ...); actor + action + reason */
+    RECORD_NOTICE_FAILED = 5,  /* the notifier gave up on a notice after its retries; reason recorded */
+} record_kind_t;
+
+typedef struct {
+    int version;               /* RECORD_VERSION when encoding; as read when decoding */
+    record_kind_t kind;
+    int64_t time_ms;           /* Unix time in ms (UTC) when the record was made */
+    char tx_id[80];            /* Cobo transaction_id: the deposit's key (empty for ADDRESS_LINK) */
+
+    /* RECORD_DEPOSIT */
+    deposit_state_t from, to;
+    deposit_event_t event;
+    char status[32];           /* Cobo status as received ("Confirming", "Completed", ...) */
+    int32_t confirmations;     /* confirmed_num, -1 if unknown */
+    int32_t threshold;         /* confirming_threshold, -1 if unknown */
+    char token_id[40];         /* "TRON_USDT" */
+    char chain_id[24];         /* "TRON" */
+    char address[128];         /* destination address */
+    char amount[48];           /* token amount, exact decimal string as Cobo sent it */
+    char tx_hash[136];         /* on-chain hash, if known */
+    uint64_t login;            /* MT5 login, 0 if not known yet */
+    int64_t credit_minor;      /* LOCKED/CREDITED: amount credited in account minor units */
+    int32_t digits;            /* account currency digits for credit_minor */
+    char remainder[48];        /* LOCKED: what rounding dropped, exact decimal in account currency */
+    char reason[160];          /* HELD / REJECTED / NOTICE_FAILED / ADMIN_ACTION: why */
+
+    /* RECORD_CREDIT_ATTEMPT (tx_id, login, credit_minor, digits too) and RECORD_DEPOSIT to CREDITED */
+    char ref[32];              /* the MT5 comment reference, <= 31 characters */
+    uint32_t attempt;          /* 1, 2, ... */
+    uint64_t ticket;           /* CREDITED: the MT5 deal ticket */
+
+    /* RECORD_ADMIN_ACTION */
+    char actor[64];            /* who: "admin:alice", "operator" */
+    char action[32];           /* "retry", "assign", "reject", "link" */
+} record_t;
+
+/* Sets every field to its empty value (strings "", numbers 0, confirmations/threshold -1). */
+void record_init(record_t *r, record_kind_t kind);
+
+/* Encodes r; on success *out is malloc'd (caller frees) and *out_len set; returns 0, or -1 with a reason. */
+int record_encode(const record_t *r, uint8_t **out, size_t *out_len, char *err, size_t errlen);
+
+/* Decodes len bytes into *r; returns 0, or -1 with a reason (garbage, truncated, newer version, bad field). */
+int record_decode(const void *buf, size_t len, record_t *r, char *err, size_t errlen);
+
+/* The monitor topic of a record: the state name for RECORD_DEPOSIT ("LOCKED"), else the kind's name
+ * ("CREDIT_ATTEMPT", "ADDRESS_LINK", "ADMIN_ACTION", "NOTICE_FAILED"). */
+const char *record_topic(const record_t *r);
+const char *record_kind_name(record_kind_t kind);
+
+/* One JSON object per record (only the fields that kind uses), for `journal dump --json`, `monitor --json`
+ * and the panels. Appends to b (see schema/json.h). */
+#include "schema/json.h"
+void record_to_json(const record_t *r, uint64_t lsn, jbuf_t *b);
+
+/* One readable line (no newline), e.g. "lsn=42 LOCKED tx=... login=100001 amount=250 TRON_USDT". */
+void record_to_line(const record_t *r, uint64_t lsn, jbuf_t *b);
+
+#endif
