@@ -1,0 +1,61 @@
+/* pipeline.h — the deposit pipeline: ingress → locker → crediter(s) → notifier, czmq actors joined
+ * by ZeroMQ PUSH/PULL, every transition journaled (durable) before any stage acts on it.
+ *
+ * pipeline_new() replays the journal first: every deposit's latest state is rebuilt, address links
+ * are restored, and each unfinished deposit is handed back to the stage that owns its state (a
+ * deposit with a credit attempt and no CREDITED is reconciled against MT5's deal history first).
+ * All functions are thread-safe (HTTP worker threads call them concurrently). */
+#ifndef KASA_ACTORS_PIPELINE_H
+#define KASA_ACTORS_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "journal/journal.h"
+#include "schema/cobo_tx.h"
+#include "schema/deposit.h"
+#include "tools/config.h"
+
+typedef struct pipeline_t pipeline_t;
+
+/* Starts the pipeline on an open journal (not owned). NULL with a reason in err. */
+pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, size_t errlen);
+/* Stops the actors ($TERM), waits for them, frees. In-flight work resumes on the next start. */
+void pipeline_destroy(pipeline_t **self_p);
+
+/* A verified webhook's deposit transaction. Returns the HTTP status to answer with:
+ * 201 a new transition was journaled (durable) — and handed on if it has effects;
+ * 200 a repeat or a change of nothing (nothing journaled, no second actor);
+ * 503 the journal could not make it durable (Cobo will retry). err says why for non-2xx. */
+int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t errlen);
+
+/* Links address (on chain_id, may be "") to an MT5 login, journaled before it returns 0.
+ * Re-linking the same address to the same login is a no-op (0); to another login: -1 with reason. */
+int pipeline_link(pipeline_t *self, const char *address, const char *chain_id, uint64_t login,
+                  const char *actor, char *err, size_t errlen);
+/* The login linked to address, or 0. */
+uint64_t pipeline_address_login(pipeline_t *self, const char *address);
+
+/* A snapshot of one deposit, for the panels and tools. */
+typedef struct {
+    char tx_id[80];
+    deposit_state_t state;
+    char status[32];
+    int32_t confirmations, threshold;
+    char token_id[40], chain_id[24], address[128], amount[48], tx_hash[136];
+    uint64_t login;
+    int64_t credit_minor;
+    int32_t digits;
+    uint64_t ticket;
+    char reason[160];
+    int64_t created_ms, updated_ms;
+} deposit_view_t;
+
+/* Calls fn for each deposit of login (login 0: every deposit), newest first, at most limit.
+ * Returns how many were visited. fn runs under the registry's lock: copy, do not block. */
+int pipeline_deposits(pipeline_t *self, uint64_t login, int limit,
+                      void (*fn)(void *arg, const deposit_view_t *d), void *arg);
+/* Fills *out for tx_id; 0, or -1 if unknown. */
+int pipeline_deposit(pipeline_t *self, const char *tx_id, deposit_view_t *out);
+
+#endif

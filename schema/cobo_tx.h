@@ -1,0 +1,42 @@
+/* cobo_tx.h — a Cobo WaaS 2.0 Transaction, as it arrives in a webhook's `data` or from
+ * GET /v2/transactions/{id}, and the webhook envelope around it. Parsing checks shape and bounds
+ * only (required fields present, strings fit, amount is a valid decimal); it makes no decision. */
+#ifndef KASA_SCHEMA_COBO_TX_H
+#define KASA_SCHEMA_COBO_TX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <bson/bson.h>
+
+typedef struct {
+    char tx_id[80];         /* transaction_id (UUID): the idempotency key */
+    char type[24];          /* "Deposit", "Withdrawal", ... */
+    char status[32];        /* "Confirming", "Completed", "Rejected", "Failed", "PendingScreening", ... */
+    char sub_status[48];    /* may be empty; "ReOrged" marks a reorg failure */
+    char wallet_id[80];
+    char chain_id[24];
+    char token_id[40];
+    char address[128];      /* destination.address */
+    char amount[48];        /* destination.amount, exact decimal string */
+    char tx_hash[136];      /* transaction_hash, may be empty */
+    int32_t confirmations;  /* confirmed_num, -1 if null */
+    int32_t threshold;      /* confirming_threshold, -1 if null */
+    int64_t updated_ms;     /* updated_timestamp, 0 if null */
+} cobo_tx_t;
+
+typedef struct {
+    char event_id[80];
+    char type[64];          /* "wallets.transaction.updated", ... */
+    int is_transaction;     /* data.data_type == "Transaction" */
+    cobo_tx_t tx;           /* filled when is_transaction */
+} cobo_event_t;
+
+/* Parses a webhook body. Returns 0, or -1 with a short reason (never echoing the body):
+ * "malformed JSON", "missing field data.transaction_id", "amount: ...", ... */
+int cobo_event_parse(const char *body, size_t len, cobo_event_t *out, char *err, size_t errlen);
+
+/* Fills *out from a Transaction object located at path in doc ("data", or "" for the root).
+ * Returns 0, or -1 with a reason. */
+int cobo_tx_from_bson(const bson_t *doc, const char *path, cobo_tx_t *out, char *err, size_t errlen);
+
+#endif

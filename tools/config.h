@@ -1,0 +1,74 @@
+/* config.h — kasa's configuration: a .env-style file (KEY=VALUE, '#' comments, optional quotes),
+ * every key overridable by the environment (the environment wins). Checked once at start;
+ * config_load() refuses a configuration with a clear message per problem. Secrets
+ * (COBO_API_SECRET, MT5_PASSWORD, TELEGRAM_BOT_TOKEN, KASA_ADMIN_PASSWORD, ...) are never printed:
+ * config_print() shows them as "(set)" / "(unset)". */
+#ifndef KASA_TOOLS_CONFIG_H
+#define KASA_TOOLS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "schema/money.h"
+
+#define CONFIG_MAX_TOKENS 16
+#define CONFIG_MAX_CHAINS 8
+
+/* One accepted token: KASA_TOKEN_<TOKEN_ID>=rate:fee:minimum, e.g. KASA_TOKEN_TRON_USDT=1:0:1
+ * (rate = account currency per token, fee = flat fee in account currency, minimum = token amount). */
+typedef struct {
+    char token_id[40];
+    money_atto_t rate;
+    money_atto_t fee;
+    money_atto_t minimum;
+} config_token_t;
+
+typedef struct {
+    char listen[64];               /* KASA_LISTEN, default 127.0.0.1:8000 */
+    char journal_dir[256];         /* KASA_JOURNAL_DIR, default ./run/journal */
+    char monitor[128];             /* KASA_MONITOR, default tcp://127.0.0.1:5560 */
+    char control[300];             /* KASA_CONTROL, default ipc://<journal_dir>/control.sock */
+    char static_dir[256];          /* KASA_STATIC_DIR, default web/static */
+    char public_url[256];          /* KASA_PUBLIC_URL: https://... makes cookies Secure; optional */
+    size_t max_body;               /* KASA_MAX_BODY bytes, default 65536 */
+
+    char cobo_api_url[256];        /* COBO_API_URL, default https://api.cobo.com/v2 (dev: api.dev.cobo.com) */
+    char cobo_api_key[65];         /* COBO_API_KEY: 64 hex, the Ed25519 public key */
+    char cobo_api_secret[65];      /* COBO_API_SECRET: 64 hex, the Ed25519 seed (secret) */
+    char cobo_webhook_pubkey[65];  /* COBO_WEBHOOK_PUBKEY: default Cobo's production key; COBO_ENV=dev the dev key */
+    char cobo_env[8];              /* COBO_ENV: prod (default) | dev */
+    char cobo_wallet_id[80];       /* COBO_WALLET_ID: the wallet that makes deposit addresses */
+    char chains[CONFIG_MAX_CHAINS][24]; /* KASA_CHAINS, comma list of token ids offered, default TRON_USDT,ETH_USDT,TRON */
+    int chain_count;
+
+    char mt5_url[256];             /* MT5_URL: https://host:port (http only for a local simulator) */
+    uint64_t mt5_login;            /* MT5_LOGIN: the manager account */
+    char mt5_password[128];        /* MT5_PASSWORD (secret) */
+    char mt5_ca_file[256];         /* MT5_CA_FILE: optional CA for a self-signed access server */
+    int mt5_digits;                /* MT5_DIGITS: account currency digits when the group cannot be read, default 2 */
+
+    char telegram_api_url[256];    /* TELEGRAM_API_URL, default https://api.telegram.org */
+    char telegram_bot_token[128];  /* TELEGRAM_BOT_TOKEN (secret) */
+    char telegram_chat_id[64];     /* TELEGRAM_CHAT_ID */
+
+    config_token_t tokens[CONFIG_MAX_TOKENS]; /* KASA_TOKEN_<ID>=rate:fee:minimum */
+    int token_count;
+    money_atto_t auto_credit_limit;/* KASA_AUTO_CREDIT_LIMIT: token amount above which a deposit is HELD */
+    int crediters;                 /* KASA_CREDITERS: crediter workers, default 2 */
+} config_t;
+
+/* Loads path (may be NULL: environment only) over the defaults, then the environment over that.
+ * Returns 0, or -1 after writing one line per problem into err (newline-separated). */
+int config_load(config_t *cfg, const char *path, char *err, size_t errlen);
+
+/* The token rule for token_id, or NULL if that token is not accepted. */
+const config_token_t *config_token(const config_t *cfg, const char *token_id);
+
+/* Prints every key and its value (secrets as "(set)"/"(unset)") to out, one per line. */
+#include <stdio.h>
+void config_print(const config_t *cfg, FILE *out);
+
+/* Wipes secrets from memory. */
+void config_clear(config_t *cfg);
+
+#endif

@@ -1,0 +1,62 @@
+/* http.h — kasa's HTTP server on libmicrohttpd: routes, bounded bodies, JSON answers, streams.
+ *
+ * A handler runs on one of the server's worker threads with the whole request body in memory
+ * (a body over max_body is answered 413 before any handler runs). It fills in an http_response_t;
+ * the server sends it. Handlers may block (e.g. waiting for a journal append), so the server runs a
+ * pool of threads. */
+#ifndef KASA_WEB_HTTP_H
+#define KASA_WEB_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct http_server_t http_server_t;
+typedef struct http_request_t http_request_t;   /* opaque: use the accessors below */
+
+typedef struct {
+    int status;                 /* HTTP status; 0 means "not handled" (the router tries no other route: 404) */
+    char *body;                 /* malloc'd; the server frees it */
+    size_t body_len;
+    char content_type[64];      /* default application/json */
+    char headers[8][2][256];    /* extra headers: name, value */
+    int header_count;
+    /* Streaming (Server-Sent Events): when stream is set, body is ignored and the server calls
+     * stream(stream_arg, buf, max) until it returns -1 (end); 0 means "nothing yet" (it is called
+     * again shortly). stream_free(stream_arg) is called once when the client goes away. */
+    ssize_t (*stream)(void *arg, char *buf, size_t max);
+    void (*stream_free)(void *arg);
+    void *stream_arg;
+} http_response_t;
+
+typedef void (http_handler_fn)(void *arg, const http_request_t *req, http_response_t *res);
+
+/* Starts serving on listen ("127.0.0.1:8000") with threads worker threads. NULL with a reason in err. */
+http_server_t *http_server_new(const char *listen, size_t max_body, int threads, char *err, size_t errlen);
+/* The port actually bound (useful with port 0). */
+int http_server_port(const http_server_t *self);
+void http_server_destroy(http_server_t **self_p);
+
+/* Adds a route. method "GET", "POST", ...; path is exact ("/cobo/webhook") or, ending in '*',
+ * a prefix ("/api/wallets/*"). First match wins, in the order added. Add routes before traffic. */
+void http_route(http_server_t *self, const char *method, const char *path, http_handler_fn *fn, void *arg);
+/* Serves files under dir for GET requests that match no route ("/" → index.html). */
+void http_static(http_server_t *self, const char *dir);
+
+/* Request accessors. Returned strings live as long as the request. */
+const char *http_method(const http_request_t *req);
+const char *http_path(const http_request_t *req);
+const char *http_body(const http_request_t *req, size_t *len);   /* raw bytes exactly as received */
+const char *http_header(const http_request_t *req, const char *name); /* case-insensitive; NULL if absent */
+const char *http_query(const http_request_t *req, const char *name);
+const char *http_cookie(const http_request_t *req, const char *name);
+const char *http_client_ip(const http_request_t *req);
+
+/* Response helpers. */
+void http_reply(http_response_t *res, int status, const char *content_type, const char *body, size_t len);
+void http_reply_json(http_response_t *res, int status, char *json_taken);   /* takes ownership */
+/* {"error": reason} with status. */
+void http_reply_error(http_response_t *res, int status, const char *reason);
+void http_add_header(http_response_t *res, const char *name, const char *value);
+
+#endif
