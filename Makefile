@@ -19,11 +19,11 @@ SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 
 MODE     ?= release
 ifeq ($(MODE),san)
-  OUT    := build/san
+  OUT    := build/san$(BUILD_TAG)
   CFLAGS_MODE := -O1 $(SAN)
   LDFLAGS_MODE := $(SAN)
 else
-  OUT    := build/release
+  OUT    := build/release$(BUILD_TAG)
   CFLAGS_MODE := -O2
   LDFLAGS_MODE :=
 endif
@@ -36,7 +36,7 @@ BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(OUT)/bench/%)
 HDRS      := $(wildcard journal/*.h schema/*.h actors/*.h web/*.h tools/*.h tests/*.h)
 
-.PHONY: all build deps test test-san bench run clean tests-build npm-deps
+.PHONY: all build deps deps-check test bench bench-build run clean tests-build npm-deps
 .DEFAULT_GOAL := all
 
 all: deps-check
@@ -87,8 +87,10 @@ test: deps-check
 	@$(MAKE) --no-print-directory npm-deps
 	@tests/run.sh build/san
 
+bench-build: $(OUT)/kasa $(BENCH_BIN)
+
 bench: deps-check
-	@$(MAKE) --no-print-directory MODE=release build $(BENCH_BIN:build/san/%=build/release/%)
+	@$(MAKE) --no-print-directory MODE=release bench-build
 	@tests/bench/run.sh build/release
 
 run: all
