@@ -1,0 +1,6 @@
+/* placeholder: replaced by the real simulator */
+#include <stdio.h>
+#include "tools/sim.h"
+int sim_cobo_main(int argc, char **argv) { (void) argc; (void) argv; fprintf(stderr, "not built yet\n"); return 1; }
+int sim_deposit_main(int argc, char **argv) { (void) argc; (void) argv; fprintf(stderr, "not built yet\n"); return 1; }
+int sim_pubkey_main(int argc, char **argv) { (void) argc; (void) argv; fprintf(stderr, "not built yet\n"); return 1; }
