@@ -1,0 +1,76 @@
+/* cobo.h — the Cobo WaaS 2.0 API client (libcurl).
+ *
+ * Every request is signed with Cobo Auth (Biz-Api-Key, Biz-Api-Nonce = Unix ms, Biz-Api-Signature
+ * over METHOD|PATH|NONCE|PARAMS|BODY, PATH including the base URL's path such as /v2). The query
+ * string is built once (keys sorted, form-urlencoded) and exactly those bytes are signed and sent.
+ * When a response public key is configured, every response must carry Biz-Timestamp and
+ * Biz-Resp-Signature (either spelling, '-' or '_', any case) valid over RAW_BODY|TIMESTAMP, or
+ * the call fails with COBO_ERR_SIGNATURE and its body is not used.
+ *
+ * Threads: a client handle is used by one thread at a time (it owns one curl handle and buffers).
+ * Give each thread its own client; cobo_client_new() is cheap. The secret is kept only as an
+ * Ed25519 signer and wiped on destroy; it is never logged. */
+#ifndef KASA_ACTORS_COBO_H
+#define KASA_ACTORS_COBO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "schema/cobo_tx.h"
+
+typedef struct cobo_client_t cobo_client_t;
+
+typedef enum {
+    COBO_OK = 0,
+    COBO_ERR_ARG,        /* a bad argument (id with '/', too long, ...): nothing was sent */
+    COBO_ERR_TRANSPORT,  /* connect failure, reset, timeout: the outcome is UNKNOWN */
+    COBO_ERR_HTTP_4XX,   /* Cobo refused: see cobo_client_error_code() (2024 auth, 2026 rate ...) */
+    COBO_ERR_HTTP_5XX,   /* Cobo failed (503 ...): the outcome of a write is unknown */
+    COBO_ERR_SIGNATURE,  /* the response signature is missing or wrong: nothing of it was used */
+    COBO_ERR_MALFORMED,  /* a verified 2xx body that is not what the API promises */
+} cobo_err_t;
+
+/* A short stable name for e ("transport", "http_4xx", ...), for logs. */
+const char *cobo_err_name(cobo_err_t e);
+
+/* Creates a client. base_url like "https://api.cobo.com/v2" (http:// only for loopback tests);
+ * api_key_hex / api_secret_hex are the 64-hex Ed25519 public key and seed; response_pubkey_hex is
+ * Cobo's key for response signatures (NULL or "" skips response verification — tests only);
+ * timeout_ms bounds each whole request (connect + transfer). The api key must match the secret.
+ * Returns NULL with a reason in err (never echoing the secret). */
+cobo_client_t *cobo_client_new(const char *base_url, const char *api_key_hex,
+                               const char *api_secret_hex, const char *response_pubkey_hex,
+                               long timeout_ms, char *err, size_t errlen);
+/* Frees the client, wiping its signer. Nulls *self_p; safe on NULL and twice. */
+void cobo_client_destroy(cobo_client_t **self_p);
+
+/* After a call: the HTTP status of the last response (0 if none), and Cobo's error_code from a
+ * non-2xx JSON error body (0 if none). */
+int cobo_client_http_status(const cobo_client_t *self);
+int cobo_client_error_code(const cobo_client_t *self);
+
+/* GET /v2/transactions/{tx_id} into *out (parsed by cobo_tx_from_bson). Read-only: retry freely.
+ * Returns COBO_OK, or an error with a short reason in err (Cobo's error_message for a 4xx). */
+cobo_err_t cobo_get_transaction(cobo_client_t *self, const char *tx_id, cobo_tx_t *out,
+                                char *err, size_t errlen);
+
+/* POST /v2/wallets/{wallet_id}/addresses {"chain_id":chain_id,"count":1}: one new deposit address,
+ * copied into address_out. NOT idempotent: after COBO_ERR_TRANSPORT or 5xx an address may have
+ * been made; the caller resolves that with cobo_list_addresses() before asking again. */
+cobo_err_t cobo_create_address(cobo_client_t *self, const char *wallet_id, const char *chain_id,
+                               char *address_out, size_t address_len, char *err, size_t errlen);
+
+/* Called once per address; return 0 to go on, non-zero to stop the listing early (not an error). */
+typedef int (*cobo_address_fn)(void *arg, const char *address, const char *chain_id);
+
+/* GET /v2/wallets/{wallet_id}/addresses?chain_ids=CHAIN&limit=50[&after=CURSOR], every page, at
+ * most 2000 pages. chain_id may be NULL or "" for every chain. Returns COBO_OK once the last page
+ * was seen (or fn stopped it), or the first error (fn may already have been called). */
+cobo_err_t cobo_list_addresses(cobo_client_t *self, const char *wallet_id, const char *chain_id,
+                               cobo_address_fn fn, void *arg, char *err, size_t errlen);
+
+/* GET /v2/wallets/tokens/{token_id}: the token's decimal places (0..18) into *decimal. */
+cobo_err_t cobo_get_token_decimal(cobo_client_t *self, const char *token_id, int *decimal,
+                                  char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,54 @@
+/* fio.h — every file operation the journal performs, in one thin layer that tests can break.
+ *
+ * Each function is the plain POSIX call (same arguments, same return, errno set on failure), counted
+ * per kind of operation. A test arms a fault with fio_fail_at(op, n, err): the n-th call of that kind
+ * from now on fails with errno = err and does nothing. fio_short_write_at(n, keep) makes the n-th write
+ * store only its first keep bytes and return keep. fio_reset() disarms everything and zeroes the
+ * counters. Counters and faults are atomics: any number of threads may call in at once. */
+#ifndef KASA_JOURNAL_FIO_H
+#define KASA_JOURNAL_FIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef enum {
+    FIO_OPEN,     /* fio_open                                     */
+    FIO_WRITE,    /* fio_write, fio_pwrite                        */
+    FIO_FSYNC,    /* fio_fdatasync, fio_fsync, fio_fsync_dir      */
+    FIO_RENAME,   /* fio_rename                                   */
+    FIO_TRUNCATE, /* fio_ftruncate                                */
+    FIO_CLOSE,    /* fio_close                                    */
+    FIO_UNLINK,   /* fio_unlink                                   */
+    FIO_OP_COUNT
+} fio_op_t;
+
+/* Arms a fault: the n-th call (n >= 1, counted from this call) of kind op fails with errno = err,
+ * once. n = 0 disarms that kind. */
+void fio_fail_at(fio_op_t op, uint64_t n, int err);
+
+/* Arms a short write: the n-th write from now writes only min(keep, len) bytes and returns that count. */
+void fio_short_write_at(uint64_t n, size_t keep);
+
+/* Disarms every fault and zeroes every counter. */
+void fio_reset(void);
+
+/* How many calls of kind op were made since the last fio_reset (faulted ones included). */
+uint64_t fio_count(fio_op_t op);
+
+/* How many faults (failures and short writes) have fired since the last fio_reset. */
+uint64_t fio_faults_fired(void);
+
+int fio_open(const char *path, int flags, mode_t mode);
+ssize_t fio_write(int fd, const void *buf, size_t len);
+ssize_t fio_pwrite(int fd, const void *buf, size_t len, off_t off);
+int fio_fdatasync(int fd);
+int fio_fsync(int fd);
+/* Opens dir, fsyncs it (so a created, renamed or removed entry is durable), closes it. 0 or -1. */
+int fio_fsync_dir(const char *dir);
+int fio_rename(const char *from, const char *to);
+int fio_ftruncate(int fd, off_t len);
+int fio_close(int fd);
+int fio_unlink(const char *path);
+
+#endif
