@@ -3,9 +3,12 @@
  * Every request is signed with Cobo Auth (Biz-Api-Key, Biz-Api-Nonce = Unix ms, Biz-Api-Signature
  * over METHOD|PATH|NONCE|PARAMS|BODY, PATH including the base URL's path such as /v2). The query
  * string is built once (keys sorted, form-urlencoded) and exactly those bytes are signed and sent.
- * When a response public key is configured, every response must carry Biz-Timestamp and
+ * When a response public key is configured, every 2xx response must carry Biz-Timestamp and
  * Biz-Resp-Signature (either spelling, '-' or '_', any case) valid over RAW_BODY|TIMESTAMP, or
- * the call fails with COBO_ERR_SIGNATURE and its body is not used.
+ * the call fails with COBO_ERR_SIGNATURE and its body is not used. An error response (4xx/5xx)
+ * that carries a signature must carry a valid one; an unsigned one is still reported as the
+ * failure it claims (nothing in it is acted upon, and a forged failure is no worse than a lost
+ * connection).
  *
  * Threads: a client handle is used by one thread at a time (it owns one curl handle and buffers).
  * Give each thread its own client; cobo_client_new() is cheap. The secret is kept only as an

@@ -6,7 +6,8 @@
  *   webhooks, callbacks,
  *   API responses:       message = RAW_BODY|TIMESTAMP              (signed with Cobo's key)
  * Hex input is parsed strictly: exact length, hex digits only, either case.
- * Verification allocates nothing and keeps no state: safe from any number of threads. */
+ * Verification allocates nothing and keeps no state: safe from any number of threads. A signer
+ * is read-only after cobo_signer_new(), so signing with one signer is thread-safe too. */
 #ifndef KASA_ACTORS_COBO_AUTH_H
 #define KASA_ACTORS_COBO_AUTH_H
 

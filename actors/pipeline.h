@@ -29,6 +29,14 @@ void pipeline_destroy(pipeline_t **self_p);
  * 503 the journal could not make it durable (Cobo will retry). err says why for non-2xx. */
 int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t errlen);
 
+/* A person's decision on a deposit: DEPOSIT_EV_ADMIN_RETRY, _ADMIN_ASSIGN (login required) or
+ * _ADMIN_REJECT. Journals RECORD_ADMIN_ACTION (actor, reason) and then the transition, durable
+ * before it returns 0, and hands the deposit on (retry/assign: back through the locker; the
+ * crediter reconciles first if a credit attempt exists). -1 with a reason if the state machine does
+ * not allow it from the deposit's state, the deposit is unknown, or the journal failed. */
+int pipeline_admin(pipeline_t *self, const char *tx_id, deposit_event_t ev, uint64_t login,
+                   const char *actor, const char *reason, char *err, size_t errlen);
+
 /* Links address (on chain_id, may be "") to an MT5 login, journaled before it returns 0.
  * Re-linking the same address to the same login is a no-op (0); to another login: -1 with reason. */
 int pipeline_link(pipeline_t *self, const char *address, const char *chain_id, uint64_t login,

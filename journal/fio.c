@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <unistd.h>
 
 static atomic_uint_fast64_t s_count[FIO_OP_COUNT];
@@ -138,8 +139,12 @@ int fio_ftruncate(int fd, off_t len)
 
 int fio_close(int fd)
 {
-    if (s_faulted(FIO_CLOSE))
+    if (s_faulted(FIO_CLOSE)) {
+        int err = errno;
+        close(fd);             /* a failed close still releases the descriptor, as close(2) does */
+        errno = err;
         return -1;
+    }
     return close(fd);
 }
 

@@ -25,12 +25,15 @@ typedef struct {
 
 typedef struct {
     char listen[64];               /* KASA_LISTEN, default 127.0.0.1:8000 */
-    char journal_dir[256];         /* KASA_JOURNAL_DIR, default ./run/journal */
+    char journal_dir[256];         /* KASA_JOURNAL_DIR (required) */
     char monitor[128];             /* KASA_MONITOR, default tcp://127.0.0.1:5560 */
     char control[300];             /* KASA_CONTROL, default ipc://<journal_dir>/control.sock */
     char static_dir[256];          /* KASA_STATIC_DIR, default web/static */
     char public_url[256];          /* KASA_PUBLIC_URL: https://... makes cookies Secure; optional */
     size_t max_body;               /* KASA_MAX_BODY bytes, default 65536 */
+    int http_threads;              /* KASA_HTTP_THREADS: HTTP worker threads, default 16 */
+    char admin_password[128];      /* KASA_ADMIN_PASSWORD (secret): the admin panel's password; optional */
+    char admin_totp_secret[128];   /* KASA_ADMIN_TOTP_SECRET (secret): base32 TOTP seed; optional */
 
     char cobo_api_url[256];        /* COBO_API_URL, default https://api.cobo.com/v2 (dev: api.dev.cobo.com) */
     char cobo_api_key[65];         /* COBO_API_KEY: 64 hex, the Ed25519 public key */
@@ -53,7 +56,8 @@ typedef struct {
 
     config_token_t tokens[CONFIG_MAX_TOKENS]; /* KASA_TOKEN_<ID>=rate:fee:minimum */
     int token_count;
-    money_atto_t auto_credit_limit;/* KASA_AUTO_CREDIT_LIMIT: token amount above which a deposit is HELD */
+    money_atto_t auto_credit_limit;/* KASA_AUTO_CREDIT_LIMIT: token amount above which a deposit is HELD;
+                                      0 (the default, or "0"/"none") = no limit */
     int crediters;                 /* KASA_CREDITERS: crediter workers, default 2 */
 } config_t;
 

@@ -1,6 +1,1403 @@
-/* placeholder: replaced by the real simulator */
-#include <stdio.h>
+/* sim_cobo.c — a Cobo WaaS 2.0 simulator on loopback (see sim.h).
+ *
+ * API (signed with Cobo Auth, answers signed with the simulator's key):
+ *   GET  /v2/transactions/{id}                    the Transaction JSON (as in a webhook's data)
+ *   POST /v2/wallets/{wallet_id}/addresses         {"chain_id","count"} -> 201 [{address, chain_id, ...}]
+ *   GET  /v2/wallets/{wallet_id}/addresses         ?chain_ids=&limit=&after= -> {data, pagination}
+ *   GET  /v2/wallets/tokens/{token_id}             token metadata (decimal, ...)
+ * Control (unsigned, loopback):
+ *   POST /sim/deposit          {"address","amount","token_id","chain_id","confirmations","final",
+ *                               "duplicates","reorder"} -> {"transaction_id"}; the lifecycle goes out
+ *                               as signed webhooks to --webhook-url
+ *   GET  /sim/deposits         transactions and the answer codes of each webhook event
+ *   POST /sim/transactions/{id} {"status","sub_status","confirmed_num","notify"} change a transaction
+ *   POST /sim/faults           {"create_address_timeout_once","bad_signature_once","fail_next",
+ *                               "hang_ms","fail_rate_pct","delay_ms"} -> the faults now set
+ * A request with a missing/invalid Biz-Api-* signature, an unknown key or a nonce more than five
+ * minutes off gets 401 {"error_code":2024,...}; injected failures are 503 {"error_code":2026,...}. */
 #include "tools/sim.h"
-int sim_cobo_main(int argc, char **argv) { (void) argc; (void) argv; fprintf(stderr, "not built yet\n"); return 1; }
-int sim_deposit_main(int argc, char **argv) { (void) argc; (void) argv; fprintf(stderr, "not built yet\n"); return 1; }
-int sim_pubkey_main(int argc, char **argv) { (void) argc; (void) argv; fprintf(stderr, "not built yet\n"); return 1; }
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "actors/cobo_auth.h"
+#include "schema/json.h"
+
+#define S_MAX_TX 10000
+#define S_MAX_ADDR 100000
+#define S_MAX_EVENTS 64          /* events per transaction, copies included */
+#define S_MAX_JOBS 100000
+#define S_MAX_BODY (1u << 20)
+#define S_ATTEMPTS 10
+#define S_WORKERS 4
+#define S_NONCE_WINDOW_MS (5 * 60 * 1000)
+
+/* ---- state ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    char event_id[40];
+    char type[40];
+    char status[24];
+    int confirmed;
+    int attempts;
+    int codes[S_ATTEMPTS];      /* the HTTP status of each attempt (0 = no answer) */
+    int ncodes;
+    int delivered;              /* answered 2xx */
+    int given_up;
+} s_event_t;
+
+typedef struct {
+    char id[40], cobo_id[24], wallet_id[80], status[24], sub_status[48];
+    char chain_id[24], token_id[40], address[128], amount[48], hash[72], from[72];
+    int confirmed, threshold;
+    int64_t block_number, created_ms, updated_ms;
+    s_event_t events[S_MAX_EVENTS];
+    int nevents;
+} s_tx_t;
+
+typedef struct {
+    char wallet_id[80], chain_id[24], address[72];
+} s_addr_t;
+
+typedef struct s_job {
+    struct s_job *next;         /* queue link */
+    struct s_job *then;         /* delivered after this one is done (in-order lifecycles) */
+    int tx, ev;                 /* indexes into s_txs / its events */
+    char *body;
+    int attempt;
+    int64_t due_ms;
+} s_job_t;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    uint64_t rng;
+    s_tx_t *txs;
+    int ntx;
+    s_addr_t *addrs;
+    int naddr;
+    s_job_t *queue;
+    int njobs;
+    volatile sig_atomic_t stop;
+    /* configuration */
+    char webhook_url[512];
+    cobo_signer_t *signer;
+    cobo_pubkey_t client_key;
+    int dup, reorder;
+    /* faults */
+    int fail_pct, delay_ms, hang_ms, fail_next, timeout_once, bad_sig;
+} S = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_sleep_ms(int ms)
+{
+    while (ms > 0 && !S.stop) {
+        int step = ms > 50 ? 50 : ms;
+        struct timespec ts = { 0, (long) step * 1000000L };
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+}
+
+/* splitmix64; call with S.lock held. */
+static uint64_t s_rand(void)
+{
+    uint64_t z = (S.rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void s_rand_bytes(uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t r = s_rand();
+        for (size_t j = 0; j < 8 && i + j < n; j++)
+            out[i + j] = (uint8_t) (r >> (8 * j));
+    }
+}
+
+static void s_uuid(char out[37])
+{
+    uint8_t b[16];
+    char hex[33];
+    s_rand_bytes(b, sizeof b);
+    b[6] = (uint8_t) ((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t) ((b[8] & 0x3f) | 0x80);
+    cobo_hex_encode(b, sizeof b, hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+/* Base58 (Bitcoin alphabet) of n bytes into out (NUL-terminated). */
+static void s_base58(const uint8_t *in, size_t n, char *out, size_t cap)
+{
+    static const char alpha[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    uint8_t digits[64] = { 0 };
+    size_t nd = 0, zeros = 0;
+    while (zeros < n && in[zeros] == 0)
+        zeros++;
+    for (size_t i = 0; i < n; i++) {
+        unsigned carry = in[i];
+        for (size_t j = 0; j < nd; j++) {
+            carry += (unsigned) digits[j] << 8;
+            digits[j] = (uint8_t) (carry % 58);
+            carry /= 58;
+        }
+        while (carry && nd < sizeof digits) {
+            digits[nd++] = (uint8_t) (carry % 58);
+            carry /= 58;
+        }
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < zeros && k + 1 < cap; i++)
+        out[k++] = '1';
+    for (size_t i = nd; i > 0 && k + 1 < cap; i--)
+        out[k++] = alpha[digits[i - 1]];
+    out[k] = '\0';
+}
+
+static int s_is_evm(const char *chain)
+{
+    return strcmp(chain, "ETH") == 0 || strcmp(chain, "SETH") == 0 || strcmp(chain, "BSC_BNB") == 0
+           || strcmp(chain, "ARBITRUM_ETH") == 0 || strcmp(chain, "MATIC") == 0;
+}
+
+/* A real-looking address for chain: TRON base58check (0x41 prefix, 'T' + 33), EVM 0x + 40 hex,
+ * otherwise base58 of 32 bytes (SOL). Call with S.lock held. */
+static void s_make_address(const char *chain, char *out, size_t cap)
+{
+    if (strcmp(chain, "TRON") == 0 || strcmp(chain, "TTRON") == 0) {
+        uint8_t raw[25], h1[32], h2[32];
+        raw[0] = 0x41;
+        s_rand_bytes(raw + 1, 20);
+        crypto_hash_sha256(h1, raw, 21);
+        crypto_hash_sha256(h2, h1, 32);
+        memcpy(raw + 21, h2, 4);
+        s_base58(raw, sizeof raw, out, cap);
+    } else if (s_is_evm(chain)) {
+        uint8_t raw[20];
+        char hex[41];
+        s_rand_bytes(raw, sizeof raw);
+        cobo_hex_encode(raw, sizeof raw, hex);
+        snprintf(out, cap, "0x%s", hex);
+    } else {
+        uint8_t raw[32];
+        s_rand_bytes(raw, sizeof raw);
+        raw[0] |= 1;
+        s_base58(raw, sizeof raw, out, cap);
+    }
+}
+
+static void s_make_hash(const char *chain, char *out, size_t cap)
+{
+    uint8_t raw[32];
+    char hex[65];
+    s_rand_bytes(raw, sizeof raw);
+    cobo_hex_encode(raw, sizeof raw, hex);
+    snprintf(out, cap, "%s%s", s_is_evm(chain) ? "0x" : "", hex);
+}
+
+static const struct {
+    const char *token, *chain, *symbol;
+    int decimal;
+} s_tokens[] = {
+    { "TRON_USDT", "TRON", "USDT", 6 }, { "ETH_USDT", "ETH", "USDT", 6 },
+    { "BSC_USDT", "BSC_BNB", "USDT", 18 }, { "TRON", "TRON", "TRX", 6 },
+    { "ETH", "ETH", "ETH", 18 }, { "BSC_BNB", "BSC_BNB", "BNB", 18 },
+    { "SOL", "SOL", "SOL", 9 }, { "SOL_USDT", "SOL", "USDT", 6 },
+    { "TTRON", "TTRON", "TRX", 6 }, { "SETH", "SETH", "ETH", 18 },
+};
+
+static int s_token_find(const char *token)
+{
+    for (size_t i = 0; i < sizeof s_tokens / sizeof s_tokens[0]; i++)
+        if (strcmp(s_tokens[i].token, token) == 0)
+            return (int) i;
+    return -1;
+}
+
+/* ---- JSON of a transaction (one writer for the API and the webhooks) -------------------------- */
+
+static void s_tx_json(jbuf_t *b, const s_tx_t *t)
+{
+    jbuf_puts(b, "{\"transaction_id\":");
+    jbuf_str(b, t->id);
+    jbuf_puts(b, ",\"cobo_id\":");
+    jbuf_str(b, t->cobo_id);
+    jbuf_puts(b, ",\"request_id\":null,\"wallet_id\":");
+    jbuf_str(b, t->wallet_id);
+    jbuf_puts(b, ",\"type\":\"Deposit\",\"status\":");
+    jbuf_str(b, t->status);
+    jbuf_puts(b, ",\"sub_status\":");
+    jbuf_str(b, t->sub_status[0] ? t->sub_status : NULL);
+    jbuf_puts(b, ",\"failed_reason\":null,\"chain_id\":");
+    jbuf_str(b, t->chain_id);
+    jbuf_puts(b, ",\"token_id\":");
+    jbuf_str(b, t->token_id);
+    jbuf_puts(b, ",\"asset_id\":");
+    int k = s_token_find(t->token_id);
+    jbuf_str(b, k >= 0 ? s_tokens[k].symbol : t->token_id);
+    jbuf_puts(b, ",\"source\":{\"source_type\":\"DepositFromAddress\",\"addresses\":[");
+    jbuf_str(b, t->from);
+    jbuf_puts(b, "]},\"destination\":{\"destination_type\":\"DepositToAddress\",\"address\":");
+    jbuf_str(b, t->address);
+    jbuf_puts(b, ",\"amount\":");
+    jbuf_str(b, t->amount);
+    jbuf_puts(b, ",\"memo\":null,\"wallet_id\":");
+    jbuf_str(b, t->wallet_id);
+    jbuf_puts(b, "},\"result\":null,\"fee\":null,\"initiator\":null,\"initiator_type\":\"External\"");
+    jbuf_printf(b, ",\"confirmed_num\":%d,\"confirming_threshold\":%d", t->confirmed, t->threshold);
+    jbuf_puts(b, ",\"transaction_hash\":");
+    jbuf_str(b, t->hash);
+    if (t->confirmed > 0)
+        jbuf_printf(b, ",\"block_info\":{\"block_number\":%lld,\"block_timestamp\":%lld,\"block_hash\":\"%016llx%016llx\"}",
+                    (long long) t->block_number, (long long) t->created_ms,
+                    (unsigned long long) t->block_number * 2654435761ULL, (unsigned long long) t->created_ms);
+    else
+        jbuf_puts(b, ",\"block_info\":null");
+    jbuf_puts(b, ",\"raw_tx_info\":null,\"replacement\":null,\"category\":null,\"description\":null");
+    jbuf_printf(b, ",\"is_loop\":false,\"created_timestamp\":%lld,\"updated_timestamp\":%lld",
+                (long long) t->created_ms, (long long) t->updated_ms);
+    jbuf_puts(b, ",\"timeline\":[{\"status\":\"Confirming\",\"finished\":");
+    jbuf_puts(b, strcmp(t->status, "Confirming") == 0 ? "false" : "true");
+    jbuf_printf(b, ",\"finished_timestamp\":%lld}]}", (long long) t->updated_ms);
+}
+
+/* The webhook envelope around a snapshot of t. */
+static char *s_event_body(const s_tx_t *t, const char *event_id, const char *type)
+{
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"event_id\":");
+    jbuf_str(&b, event_id);
+    jbuf_puts(&b, ",\"url\":");
+    jbuf_str(&b, S.webhook_url);
+    jbuf_printf(&b, ",\"created_timestamp\":%lld,\"type\":", (long long) s_now_ms());
+    jbuf_str(&b, type);
+    jbuf_puts(&b, ",\"data\":{\"data_type\":\"Transaction\",");
+    jbuf_t tx;
+    jbuf_init(&tx);
+    s_tx_json(&tx, t);
+    jbuf_add(&b, tx.data + 1, tx.len - 1);  /* the object's fields after its '{' */
+    jbuf_free(&tx);
+    jbuf_puts(&b, "}");
+    return jbuf_take(&b);
+}
+
+/* ---- webhook delivery ------------------------------------------------------------------------- */
+
+/* Adds an event to tx (S.lock held). Returns its index, or -1 when the table is full. */
+static int s_add_event(s_tx_t *t, const char *type)
+{
+    if (t->nevents >= S_MAX_EVENTS)
+        return -1;
+    s_event_t *e = &t->events[t->nevents];
+    memset(e, 0, sizeof *e);
+    s_uuid(e->event_id);
+    snprintf(e->type, sizeof e->type, "%s", type);
+    snprintf(e->status, sizeof e->status, "%s", t->status);
+    e->confirmed = t->confirmed;
+    return t->nevents++;
+}
+
+static s_job_t *s_job_new(int tx, int ev, char *body)
+{
+    s_job_t *j = calloc(1, sizeof *j);
+    if (!j)
+        abort();
+    j->tx = tx;
+    j->ev = ev;
+    j->body = body;
+    return j;
+}
+
+static void s_job_free_chain(s_job_t *j)
+{
+    while (j) {
+        s_job_t *n = j->then;
+        free(j->body);
+        free(j);
+        j = n;
+    }
+}
+
+/* Queues a job (S.lock held); it is due now. */
+static void s_enqueue(s_job_t *j)
+{
+    j->due_ms = 0;
+    j->next = S.queue;
+    S.queue = j;
+    S.njobs++;
+    pthread_cond_signal(&S.wake);
+}
+
+/* Takes the due job that was queued first (S.lock held), or NULL; *wait_ms = time to the next. */
+static s_job_t *s_take_due(int64_t now, int64_t *wait_ms)
+{
+    s_job_t **best = NULL;
+    *wait_ms = 1000;
+    for (s_job_t **p = &S.queue; *p; p = &(*p)->next) {
+        if ((*p)->due_ms <= now)
+            best = p;  /* the list is newest-first: the last due one is the oldest */
+        else if ((*p)->due_ms - now < *wait_ms)
+            *wait_ms = (*p)->due_ms - now;
+    }
+    if (!best)
+        return NULL;
+    s_job_t *j = *best;
+    *best = j->next;
+    j->next = NULL;
+    S.njobs--;
+    return j;
+}
+
+static size_t s_discard(char *d, size_t s, size_t n, void *a)
+{
+    (void) d, (void) a;
+    return s * n;
+}
+
+/* POSTs one signed webhook; returns the HTTP status, or 0 when there was no answer. */
+static int s_post_webhook(CURL *c, const char *body)
+{
+    char ts[24], sig[COBO_SIG_HEX_LEN + 1], h_ts[64], h_sig[200];
+    snprintf(ts, sizeof ts, "%lld", (long long) s_now_ms());
+    cobo_sign_response(S.signer, body, strlen(body), ts, sig);
+    snprintf(h_ts, sizeof h_ts, "Biz-Timestamp: %s", ts);
+    snprintf(h_sig, sizeof h_sig, "Biz-Resp-Signature: %s", sig);
+    struct curl_slist *h = NULL;
+    h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl_slist_append(h, h_ts);
+    h = curl_slist_append(h, h_sig);
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, S.webhook_url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long) strlen(body));
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_discard);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "cobo-sim-webhook");
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    return (int) status;
+}
+
+static void *s_worker(void *arg)
+{
+    (void) arg;
+    CURL *c = curl_easy_init();
+    pthread_mutex_lock(&S.lock);
+    while (!S.stop) {
+        int64_t wait_ms;
+        s_job_t *j = s_take_due(s_now_ms(), &wait_ms);
+        if (!j) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t ns = ts.tv_nsec + (wait_ms > 200 ? 200 : wait_ms) * 1000000LL;
+            ts.tv_sec += ns / 1000000000LL;
+            ts.tv_nsec = ns % 1000000000LL;
+            pthread_cond_timedwait(&S.wake, &S.lock, &ts);
+            continue;
+        }
+        pthread_mutex_unlock(&S.lock);
+        int code = c && S.webhook_url[0] ? s_post_webhook(c, j->body) : 0;
+        pthread_mutex_lock(&S.lock);
+        s_event_t *e = &S.txs[j->tx].events[j->ev];
+        e->attempts++;
+        if (e->ncodes < S_ATTEMPTS)
+            e->codes[e->ncodes++] = code;
+        j->attempt++;
+        if (code >= 200 && code < 300) {
+            e->delivered++;
+        } else if (j->attempt < S_ATTEMPTS) {
+            int backoff = 100 << (j->attempt - 1);
+            j->due_ms = s_now_ms() + (backoff > 3000 ? 3000 : backoff);
+            j->next = S.queue;
+            S.queue = j;
+            S.njobs++;
+            continue;
+        } else {
+            e->given_up = 1;
+        }
+        s_job_t *then = j->then;
+        free(j->body);
+        free(j);
+        if (then)
+            s_enqueue(then);
+    }
+    pthread_mutex_unlock(&S.lock);
+    if (c)
+        curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* Emits an event of tx ti now (S.lock held): one job per copy, in order or shuffled. Returns
+ * the jobs as an ordered chain, or NULL when the event table is full. */
+static s_job_t *s_event_jobs(int ti, const char *type, int copies)
+{
+    s_tx_t *t = &S.txs[ti];
+    int ev = s_add_event(t, type);
+    if (ev < 0)
+        return NULL;
+    s_job_t *first = NULL, **tail = &first;
+    for (int i = 0; i <= copies; i++) {
+        s_job_t *j = s_job_new(ti, ev, s_event_body(t, t->events[ev].event_id, type));
+        *tail = j;
+        tail = &j->then;
+    }
+    return first;
+}
+
+/* ---- the lifecycle of a deposit -------------------------------------------------------------- */
+
+typedef struct {
+    char address[128], amount[48], token[40], chain[24], final[24], wallet[80];
+    int confirmations, duplicates, reorder;
+} s_deposit_req_t;
+
+/* Creates the transaction and queues its lifecycle (S.lock held). Returns the tx index or -1. */
+static int s_deposit(const s_deposit_req_t *r, char *err, size_t errlen)
+{
+    if (S.ntx >= S_MAX_TX || S.njobs + 4 * (r->confirmations + 3) * (r->duplicates + 1) > S_MAX_JOBS) {
+        snprintf(err, errlen, "simulator full");
+        return -1;
+    }
+    int ti = S.ntx++;
+    s_tx_t *t = &S.txs[ti];
+    memset(t, 0, sizeof *t);
+    s_uuid(t->id);
+    snprintf(t->cobo_id, sizeof t->cobo_id, "%llu", (unsigned long long) (s_rand() % 9000000000000000000ULL + 1000000000000000000ULL));
+    snprintf(t->wallet_id, sizeof t->wallet_id, "%s", r->wallet);
+    snprintf(t->chain_id, sizeof t->chain_id, "%s", r->chain);
+    snprintf(t->token_id, sizeof t->token_id, "%s", r->token);
+    snprintf(t->address, sizeof t->address, "%s", r->address);
+    snprintf(t->amount, sizeof t->amount, "%s", r->amount);
+    s_make_hash(r->chain, t->hash, sizeof t->hash);
+    s_make_address(r->chain, t->from, sizeof t->from);
+    t->threshold = r->confirmations;
+    t->block_number = 60000000 + (int64_t) (s_rand() % 1000000);
+    t->created_ms = t->updated_ms = s_now_ms();
+    snprintf(t->status, sizeof t->status, "Confirming");
+
+    /* the lifecycle, as Cobo sends it: created, one update per confirmation, the final status */
+    s_job_t *jobs[S_MAX_EVENTS];
+    int n = 0;
+    jobs[n++] = s_event_jobs(ti, "wallets.transaction.created", r->duplicates);
+    for (int k = 1; k <= r->confirmations && n < S_MAX_EVENTS - 3; k++) {
+        t->confirmed = k;
+        t->updated_ms = s_now_ms();
+        if (k < r->confirmations || !r->final[0])
+            jobs[n++] = s_event_jobs(ti, "wallets.transaction.updated", r->duplicates);
+    }
+    if (r->final[0]) {
+        snprintf(t->status, sizeof t->status, "%s", r->final);
+        if (strcmp(r->final, "Rejected") == 0 || strcmp(r->final, "Failed") == 0)
+            t->confirmed = 0;
+        t->updated_ms = s_now_ms();
+        jobs[n++] = s_event_jobs(ti, "wallets.transaction.updated", r->duplicates);
+        jobs[n++] = s_event_jobs(ti, strcmp(r->final, "Completed") == 0 ? "wallets.transaction.succeeded"
+                                                                         : "wallets.transaction.failed",
+                                 r->duplicates);
+    }
+    /* flatten into one chain (in order) or a shuffled set */
+    s_job_t *all[S_MAX_EVENTS * 16];
+    int na = 0;
+    for (int i = 0; i < n; i++)
+        for (s_job_t *j = jobs[i]; j; j = j->then)
+            if (na < (int) (sizeof all / sizeof all[0]))
+                all[na++] = j;
+    if (r->reorder) {
+        for (int i = na - 1; i > 0; i--) {
+            int k = (int) (s_rand() % (uint64_t) (i + 1));
+            s_job_t *x = all[i];
+            all[i] = all[k];
+            all[k] = x;
+        }
+        for (int i = 0; i < na; i++) {
+            all[i]->then = NULL;
+            s_enqueue(all[i]);
+        }
+    } else {
+        for (int i = 0; i < na; i++)
+            all[i]->then = i + 1 < na ? all[i + 1] : NULL;
+        if (na)
+            s_enqueue(all[0]);
+    }
+    return ti;
+}
+
+static int s_find_tx(const char *id)
+{
+    for (int i = 0; i < S.ntx; i++)
+        if (strcmp(S.txs[i].id, id) == 0)
+            return i;
+    return -1;
+}
+
+/* ---- HTTP ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    char *uri;       /* raw request target, as received */
+    jbuf_t body;
+    int too_big;
+    int started;     /* the first call (headers only) has been seen */
+} s_req_t;
+
+static void *s_on_uri(void *cls, const char *uri, struct MHD_Connection *con)
+{
+    (void) cls, (void) con;
+    s_req_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->uri = strdup(uri ? uri : "/");
+    jbuf_init(&r->body);
+    return r;
+}
+
+static void s_on_done(void *cls, struct MHD_Connection *con, void **req_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    (void) cls, (void) con, (void) toe;
+    s_req_t *r = *req_cls;
+    if (r) {
+        free(r->uri);
+        jbuf_free(&r->body);
+        free(r);
+        *req_cls = NULL;
+    }
+}
+
+/* Sends body with status, signed (Biz-Timestamp, Biz-Resp-Signature) unless unsigned_ is set. */
+static enum MHD_Result s_reply(struct MHD_Connection *con, unsigned status, const char *body, int sign)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), (void *) body,
+                                                                MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    if (sign) {
+        char ts[24], sig[COBO_SIG_HEX_LEN + 1];
+        snprintf(ts, sizeof ts, "%lld", (long long) s_now_ms());
+        cobo_sign_response(S.signer, body, strlen(body), ts, sig);
+        pthread_mutex_lock(&S.lock);
+        if (S.bad_sig > 0) {
+            S.bad_sig--;
+            sig[0] = sig[0] == '0' ? '1' : '0';
+        }
+        pthread_mutex_unlock(&S.lock);
+        MHD_add_response_header(resp, "Biz-Timestamp", ts);
+        MHD_add_response_header(resp, "Biz-Resp-Signature", sig);
+    }
+    enum MHD_Result rc = MHD_queue_response(con, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result s_error(struct MHD_Connection *con, unsigned status, int code, const char *msg)
+{
+    char id[37], body[512];
+    pthread_mutex_lock(&S.lock);
+    s_uuid(id);
+    pthread_mutex_unlock(&S.lock);
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_printf(&b, "{\"error_code\":%d,\"error_message\":", code);
+    jbuf_str(&b, msg);
+    jbuf_puts(&b, ",\"error_id\":");
+    jbuf_str(&b, id);
+    jbuf_puts(&b, "}");
+    snprintf(body, sizeof body, "%s", b.data);
+    jbuf_free(&b);
+    return s_reply(con, status, body, 1);
+}
+
+static enum MHD_Result s_reply_buf(struct MHD_Connection *con, unsigned status, jbuf_t *b, int sign)
+{
+    enum MHD_Result rc = s_reply(con, status, b->data ? b->data : "", sign);
+    jbuf_free(b);
+    return rc;
+}
+
+/* Finds key in a raw query string and form-decodes its value into out. Returns 0 or -1. */
+static int s_query_get(const char *query, const char *key, char *out, size_t cap)
+{
+    size_t kl = strlen(key);
+    for (const char *p = query; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t) (amp - p) : strlen(p);
+        if (len > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            size_t k = 0;
+            for (size_t i = kl + 1; i < len && k + 1 < cap; i++) {
+                if (p[i] == '+') {
+                    out[k++] = ' ';
+                } else if (p[i] == '%' && i + 2 < len && isxdigit((unsigned char) p[i + 1])
+                           && isxdigit((unsigned char) p[i + 2])) {
+                    char h[3] = { p[i + 1], p[i + 2], 0 };
+                    out[k++] = (char) strtol(h, NULL, 16);
+                    i += 2;
+                } else {
+                    out[k++] = p[i];
+                }
+            }
+            out[k] = '\0';
+            return 0;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return -1;
+}
+
+/* Checks Cobo Auth on an API request. Returns 0, or -1 after queueing the 401. */
+static int s_check_auth(struct MHD_Connection *con, const char *method, const char *path,
+                        const char *query, const s_req_t *r, enum MHD_Result *rc)
+{
+    const char *key = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Biz-Api-Key");
+    const char *nonce = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Biz-Api-Nonce");
+    const char *sig = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Biz-Api-Signature");
+    const char *why = NULL;
+    uint8_t kb[32];
+    if (!key || !nonce || !sig)
+        why = "missing Biz-Api-Key, Biz-Api-Nonce or Biz-Api-Signature";
+    else if (cobo_hex_decode(key, kb, sizeof kb) != 0 || cobo_ct_compare(kb, S.client_key.bytes, 32) != 0)
+        why = "unknown API key";
+    else {
+        char *end = NULL;
+        errno = 0;
+        long long n = strtoll(nonce, &end, 10);
+        int64_t now = s_now_ms();
+        if (errno || !end || *end || end == nonce || n < now - S_NONCE_WINDOW_MS || n > now + S_NONCE_WINDOW_MS)
+            why = "nonce is not a time in ms within five minutes";
+        else if (cobo_verify_request(&S.client_key, method, path, nonce, query, r->body.data,
+                                     r->body.len, sig) != 0)
+            why = "signature verification failed";
+    }
+    if (!why)
+        return 0;
+    *rc = s_error(con, MHD_HTTP_UNAUTHORIZED, 2024, why);
+    return -1;
+}
+
+static const char *s_segment(const char *path, const char *prefix, char *out, size_t cap,
+                             const char *suffix)
+{
+    size_t pl = strlen(prefix);
+    if (strncmp(path, prefix, pl) != 0)
+        return NULL;
+    const char *s = path + pl;
+    size_t n = strcspn(s, "/");
+    if (n == 0 || n >= cap || strcmp(s + n, suffix) != 0)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char) s[i]) && !strchr("-._~", s[i]))
+            return NULL;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return out;
+}
+
+static enum MHD_Result s_api_create_addresses(struct MHD_Connection *con, const char *wallet,
+                                              const s_req_t *r)
+{
+    bson_t doc;
+    char jerr[64], chain[24];
+    if (json_parse(r->body.data ? r->body.data : "", r->body.len, &doc, jerr, sizeof jerr) != 0) {
+        bson_destroy(&doc);
+        return s_error(con, 400, 2006, jerr);
+    }
+    const char *c = json_get_str(&doc, "chain_id");
+    int64_t count = 1;
+    if (json_has(&doc, "count") && json_get_i64(&doc, "count", &count) != 0)
+        count = -1;
+    int ok = c && strlen(c) < sizeof chain && count >= 1 && count <= 50;
+    if (ok)
+        snprintf(chain, sizeof chain, "%s", c);
+    bson_destroy(&doc);
+    if (!ok)
+        return s_error(con, 400, 2006, "chain_id required, count 1..50");
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "[");
+    pthread_mutex_lock(&S.lock);
+    int hang = S.timeout_once;
+    S.timeout_once = 0;
+    int hang_ms = S.hang_ms;
+    if (S.naddr + count > S_MAX_ADDR) {
+        pthread_mutex_unlock(&S.lock);
+        jbuf_free(&b);
+        return s_error(con, 503, 2026, "simulator address table full");
+    }
+    for (int64_t i = 0; i < count; i++) {
+        s_addr_t *a = &S.addrs[S.naddr++];
+        snprintf(a->wallet_id, sizeof a->wallet_id, "%s", wallet);
+        snprintf(a->chain_id, sizeof a->chain_id, "%s", chain);
+        s_make_address(chain, a->address, sizeof a->address);
+        jbuf_puts(&b, i ? ",{\"address\":" : "{\"address\":");
+        jbuf_str(&b, a->address);
+        jbuf_puts(&b, ",\"chain_id\":");
+        jbuf_str(&b, chain);
+        jbuf_puts(&b, ",\"memo\":null,\"path\":null,\"encoding\":null,\"pubkey\":null,\"x_only_pubkey\":null,"
+                      "\"root_pubkey\":null,\"taproot_script_tree_hash\":null,\"taproot_internal_address\":null}");
+    }
+    pthread_mutex_unlock(&S.lock);
+    jbuf_puts(&b, "]");
+    if (hang)
+        s_sleep_ms(hang_ms);  /* applied, but answered after the client gave up */
+    return s_reply_buf(con, 201, &b, 1);
+}
+
+static enum MHD_Result s_api_list_addresses(struct MHD_Connection *con, const char *wallet,
+                                            const char *query)
+{
+    char chains[256] = "", limit_s[16] = "", after[32] = "";
+    s_query_get(query, "chain_ids", chains, sizeof chains);
+    s_query_get(query, "limit", limit_s, sizeof limit_s);
+    s_query_get(query, "after", after, sizeof after);
+    int limit = limit_s[0] ? atoi(limit_s) : 10;
+    if (limit < 1 || limit > 50)
+        return s_error(con, 400, 2006, "limit must be 1..50");
+    int start = 0;
+    if (after[0]) {
+        if (after[0] != 'a' || !isdigit((unsigned char) after[1]))
+            return s_error(con, 400, 2006, "bad cursor");
+        start = atoi(after + 1) + 1;
+    }
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"data\":[");
+    int n = 0, last = -1, total = 0, more = 0;
+    pthread_mutex_lock(&S.lock);
+    for (int i = 0; i < S.naddr; i++) {
+        const s_addr_t *a = &S.addrs[i];
+        if (strcmp(a->wallet_id, wallet) != 0)
+            continue;
+        if (chains[0]) {
+            int hit = 0;
+            for (char *save = NULL, *tok = strtok_r(strcpy((char[256]){ 0 }, chains), ",", &save); tok;
+                 tok = strtok_r(NULL, ",", &save))
+                hit |= strcmp(tok, a->chain_id) == 0;
+            if (!hit)
+                continue;
+        }
+        total++;
+        if (i < start)
+            continue;
+        if (n == limit) {
+            more = 1;
+            continue;
+        }
+        jbuf_puts(&b, n ? ",{\"address\":" : "{\"address\":");
+        jbuf_str(&b, a->address);
+        jbuf_puts(&b, ",\"chain_id\":");
+        jbuf_str(&b, a->chain_id);
+        jbuf_puts(&b, ",\"memo\":null,\"path\":null,\"encoding\":null,\"pubkey\":null}");
+        n++;
+        last = i;
+    }
+    pthread_mutex_unlock(&S.lock);
+    jbuf_puts(&b, "],\"pagination\":{\"before\":");
+    jbuf_puts(&b, start > 0 && n ? "\"b\"" : "\"\"");
+    if (more)
+        jbuf_printf(&b, ",\"after\":\"a%d\"", last);
+    else
+        jbuf_puts(&b, ",\"after\":\"\"");
+    jbuf_printf(&b, ",\"total_count\":%d}}", total);
+    return s_reply_buf(con, 200, &b, 1);
+}
+
+static enum MHD_Result s_api(struct MHD_Connection *con, const char *method, const char *path,
+                             const char *query, s_req_t *r)
+{
+    enum MHD_Result rc;
+    if (s_check_auth(con, method, path, query, r, &rc) != 0)
+        return rc;
+    pthread_mutex_lock(&S.lock);
+    int delay = S.delay_ms;
+    int fail = S.fail_next > 0 || (S.fail_pct > 0 && (int) (s_rand() % 100) < S.fail_pct);
+    if (S.fail_next > 0)
+        S.fail_next--;
+    pthread_mutex_unlock(&S.lock);
+    if (delay)
+        s_sleep_ms(delay);
+    if (fail)
+        return s_error(con, 503, 2026, "service temporarily unavailable (injected)");
+
+    char id[80];
+    if (strcmp(method, "GET") == 0 && s_segment(path, "/v2/transactions/", id, sizeof id, "")) {
+        pthread_mutex_lock(&S.lock);
+        int ti = s_find_tx(id);
+        jbuf_t b;
+        jbuf_init(&b);
+        if (ti >= 0)
+            s_tx_json(&b, &S.txs[ti]);
+        pthread_mutex_unlock(&S.lock);
+        if (ti < 0) {
+            jbuf_free(&b);
+            return s_error(con, 404, 12002, "transaction not found");
+        }
+        return s_reply_buf(con, 200, &b, 1);
+    }
+    if (strcmp(method, "GET") == 0 && s_segment(path, "/v2/wallets/tokens/", id, sizeof id, "")) {
+        int k = s_token_find(id);
+        if (k < 0)
+            return s_error(con, 404, 12002, "token not found");
+        jbuf_t b;
+        jbuf_init(&b);
+        jbuf_puts(&b, "{\"token_id\":");
+        jbuf_str(&b, s_tokens[k].token);
+        jbuf_puts(&b, ",\"chain_id\":");
+        jbuf_str(&b, s_tokens[k].chain);
+        jbuf_puts(&b, ",\"asset_id\":");
+        jbuf_str(&b, s_tokens[k].symbol);
+        jbuf_puts(&b, ",\"symbol\":");
+        jbuf_str(&b, s_tokens[k].symbol);
+        jbuf_printf(&b, ",\"decimal\":%d,\"can_deposit\":true,\"can_withdraw\":true,"
+                        "\"dust_threshold\":\"0\",\"custodial_minimum_deposit_threshold\":\"1\"}",
+                    s_tokens[k].decimal);
+        return s_reply_buf(con, 200, &b, 1);
+    }
+    if (s_segment(path, "/v2/wallets/", id, sizeof id, "/addresses")) {
+        if (strcmp(method, "POST") == 0)
+            return s_api_create_addresses(con, id, r);
+        if (strcmp(method, "GET") == 0)
+            return s_api_list_addresses(con, id, query);
+    }
+    return s_error(con, 404, 2002, "no such API");
+}
+
+/* ---- control API ------------------------------------------------------------------------------ */
+
+static void s_copy_field(const bson_t *doc, const char *key, char *out, size_t cap, const char *dflt)
+{
+    const char *v = json_get_str(doc, key);
+    snprintf(out, cap, "%s", v ? v : dflt);
+}
+
+static enum MHD_Result s_ctl_deposit(struct MHD_Connection *con, const s_req_t *r)
+{
+    bson_t doc;
+    char jerr[64];
+    if (json_parse(r->body.data ? r->body.data : "", r->body.len, &doc, jerr, sizeof jerr) != 0) {
+        bson_destroy(&doc);
+        return s_reply(con, 400, "{\"error\":\"malformed JSON\"}", 0);
+    }
+    s_deposit_req_t q;
+    memset(&q, 0, sizeof q);
+    s_copy_field(&doc, "address", q.address, sizeof q.address, "");
+    s_copy_field(&doc, "amount", q.amount, sizeof q.amount, "");
+    s_copy_field(&doc, "token_id", q.token, sizeof q.token, "TRON_USDT");
+    int k = s_token_find(q.token);
+    s_copy_field(&doc, "chain_id", q.chain, sizeof q.chain, k >= 0 ? s_tokens[k].chain : "TRON");
+    s_copy_field(&doc, "wallet_id", q.wallet, sizeof q.wallet, "");
+    if (json_has(&doc, "final"))
+        s_copy_field(&doc, "final", q.final, sizeof q.final, "");  /* null: stays Confirming */
+    else
+        snprintf(q.final, sizeof q.final, "Completed");
+    int64_t v;
+    q.confirmations = json_get_i64(&doc, "confirmations", &v) == 0 ? (int) v : 3;
+    q.duplicates = json_get_i64(&doc, "duplicates", &v) == 0 ? (int) v : S.dup;
+    bson_iter_t it;
+    q.reorder = S.reorder;
+    if (bson_iter_init_find(&it, &doc, "reorder") && BSON_ITER_HOLDS_BOOL(&it))
+        q.reorder = bson_iter_bool(&it);
+    bson_destroy(&doc);
+    const char *bad = NULL;
+    if (!q.address[0] || !q.amount[0])
+        bad = "address and amount are required";
+    else if (q.confirmations < 1 || q.confirmations > 40)
+        bad = "confirmations must be 1..40";
+    else if (q.duplicates < 0 || q.duplicates > 10)
+        bad = "duplicates must be 0..10";
+    else if (q.final[0] && strcmp(q.final, "Completed") && strcmp(q.final, "Failed") && strcmp(q.final, "Rejected"))
+        bad = "final must be Completed, Failed, Rejected or null";
+    if (bad) {
+        jbuf_t b;
+        jbuf_init(&b);
+        jbuf_puts(&b, "{\"error\":");
+        jbuf_str(&b, bad);
+        jbuf_puts(&b, "}");
+        return s_reply_buf(con, 400, &b, 0);
+    }
+    char err[64], id[40];
+    pthread_mutex_lock(&S.lock);
+    if (!q.wallet[0]) {  /* the wallet that made the address, if it was made here */
+        for (int i = 0; i < S.naddr; i++)
+            if (strcmp(S.addrs[i].address, q.address) == 0) {
+                snprintf(q.wallet, sizeof q.wallet, "%s", S.addrs[i].wallet_id);
+                break;
+            }
+        if (!q.wallet[0])
+            snprintf(q.wallet, sizeof q.wallet, "00000000-0000-4000-8000-000000000001");
+    }
+    int ti = s_deposit(&q, err, sizeof err);
+    if (ti >= 0)
+        snprintf(id, sizeof id, "%s", S.txs[ti].id);
+    pthread_mutex_unlock(&S.lock);
+    if (ti < 0)
+        return s_reply(con, 503, "{\"error\":\"simulator full\"}", 0);
+    char body[96];
+    snprintf(body, sizeof body, "{\"transaction_id\":\"%s\"}", id);
+    return s_reply(con, 201, body, 0);
+}
+
+static enum MHD_Result s_ctl_deposits(struct MHD_Connection *con)
+{
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "[");
+    pthread_mutex_lock(&S.lock);
+    for (int i = 0; i < S.ntx; i++) {
+        const s_tx_t *t = &S.txs[i];
+        jbuf_puts(&b, i ? ",{\"transaction_id\":" : "{\"transaction_id\":");
+        jbuf_str(&b, t->id);
+        jbuf_puts(&b, ",\"address\":");
+        jbuf_str(&b, t->address);
+        jbuf_puts(&b, ",\"amount\":");
+        jbuf_str(&b, t->amount);
+        jbuf_puts(&b, ",\"token_id\":");
+        jbuf_str(&b, t->token_id);
+        jbuf_puts(&b, ",\"status\":");
+        jbuf_str(&b, t->status);
+        int pending = 0;
+        jbuf_puts(&b, ",\"events\":[");
+        for (int e = 0; e < t->nevents; e++) {
+            const s_event_t *ev = &t->events[e];
+            jbuf_puts(&b, e ? ",{\"event_id\":" : "{\"event_id\":");
+            jbuf_str(&b, ev->event_id);
+            jbuf_puts(&b, ",\"type\":");
+            jbuf_str(&b, ev->type);
+            jbuf_puts(&b, ",\"status\":");
+            jbuf_str(&b, ev->status);
+            jbuf_printf(&b, ",\"confirmed_num\":%d,\"attempts\":%d,\"delivered\":%d,\"given_up\":%s,\"codes\":[",
+                        ev->confirmed, ev->attempts, ev->delivered, ev->given_up ? "true" : "false");
+            for (int c = 0; c < ev->ncodes; c++)
+                jbuf_printf(&b, c ? ",%d" : "%d", ev->codes[c]);
+            jbuf_puts(&b, "]}");
+            pending |= !ev->delivered && !ev->given_up;
+        }
+        jbuf_printf(&b, "],\"delivery_pending\":%s}", pending ? "true" : "false");
+    }
+    pthread_mutex_unlock(&S.lock);
+    jbuf_puts(&b, "]");
+    return s_reply_buf(con, 200, &b, 0);
+}
+
+static enum MHD_Result s_ctl_change(struct MHD_Connection *con, const char *id, const s_req_t *r)
+{
+    bson_t doc;
+    char jerr[64];
+    if (json_parse(r->body.data ? r->body.data : "", r->body.len, &doc, jerr, sizeof jerr) != 0) {
+        bson_destroy(&doc);
+        return s_reply(con, 400, "{\"error\":\"malformed JSON\"}", 0);
+    }
+    bson_iter_t it;
+    int notify = !(bson_iter_init_find(&it, &doc, "notify") && BSON_ITER_HOLDS_BOOL(&it) && !bson_iter_bool(&it));
+    pthread_mutex_lock(&S.lock);
+    int ti = s_find_tx(id);
+    if (ti >= 0) {
+        s_tx_t *t = &S.txs[ti];
+        const char *st = json_get_str(&doc, "status");
+        int64_t v;
+        if (st)
+            snprintf(t->status, sizeof t->status, "%s", st);
+        if (json_has(&doc, "sub_status"))
+            s_copy_field(&doc, "sub_status", t->sub_status, sizeof t->sub_status, "");
+        if (json_get_i64(&doc, "confirmed_num", &v) == 0 && v >= 0 && v < 1000000)
+            t->confirmed = (int) v;
+        if (json_get_str(&doc, "amount"))
+            s_copy_field(&doc, "amount", t->amount, sizeof t->amount, "");
+        t->updated_ms = s_now_ms();
+        if (notify) {
+            s_job_t *j = s_event_jobs(ti, "wallets.transaction.updated", 0);
+            if (j)
+                s_enqueue(j);
+        }
+    }
+    pthread_mutex_unlock(&S.lock);
+    bson_destroy(&doc);
+    if (ti < 0)
+        return s_reply(con, 404, "{\"error\":\"no such transaction\"}", 0);
+    return s_reply(con, 200, "{\"ok\":true}", 0);
+}
+
+static enum MHD_Result s_ctl_faults(struct MHD_Connection *con, const s_req_t *r)
+{
+    bson_t doc;
+    char jerr[64];
+    if (r->body.len && json_parse(r->body.data, r->body.len, &doc, jerr, sizeof jerr) != 0) {
+        bson_destroy(&doc);
+        return s_reply(con, 400, "{\"error\":\"malformed JSON\"}", 0);
+    }
+    if (!r->body.len)
+        bson_init(&doc);
+    bson_iter_t it;
+    int64_t v;
+    pthread_mutex_lock(&S.lock);
+    if (bson_iter_init_find(&it, &doc, "create_address_timeout_once") && BSON_ITER_HOLDS_BOOL(&it))
+        S.timeout_once = bson_iter_bool(&it);
+    if (bson_iter_init_find(&it, &doc, "bad_signature_once") && BSON_ITER_HOLDS_BOOL(&it))
+        S.bad_sig = bson_iter_bool(&it) ? 1 : 0;
+    if (json_get_i64(&doc, "bad_signatures", &v) == 0 && v >= 0 && v <= 1000)
+        S.bad_sig = (int) v;
+    if (json_get_i64(&doc, "fail_next", &v) == 0 && v >= 0 && v <= 1000)
+        S.fail_next = (int) v;
+    if (json_get_i64(&doc, "hang_ms", &v) == 0 && v >= 0 && v <= 60000)
+        S.hang_ms = (int) v;
+    if (json_get_i64(&doc, "fail_rate_pct", &v) == 0 && v >= 0 && v <= 100)
+        S.fail_pct = (int) v;
+    if (json_get_i64(&doc, "delay_ms", &v) == 0 && v >= 0 && v <= 60000)
+        S.delay_ms = (int) v;
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"create_address_timeout_once\":%s,\"bad_signatures\":%d,\"fail_next\":%d,\"hang_ms\":%d,"
+             "\"fail_rate_pct\":%d,\"delay_ms\":%d}",
+             S.timeout_once ? "true" : "false", S.bad_sig, S.fail_next, S.hang_ms, S.fail_pct, S.delay_ms);
+    pthread_mutex_unlock(&S.lock);
+    bson_destroy(&doc);
+    return s_reply(con, 200, body, 0);
+}
+
+static enum MHD_Result s_handle(void *cls, struct MHD_Connection *con, const char *url,
+                                const char *method, const char *version, const char *upload,
+                                size_t *upload_size, void **req_cls)
+{
+    (void) cls, (void) url, (void) version;
+    s_req_t *r = *req_cls;
+    if (!r)
+        return MHD_NO;
+    if (!r->started) {
+        r->started = 1;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (r->body.len + *upload_size > S_MAX_BODY)
+            r->too_big = 1;
+        else
+            jbuf_add(&r->body, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->too_big)
+        return s_error(con, 413, 2006, "body too large");
+    char path[512];
+    const char *q = strchr(r->uri, '?');
+    size_t pl = q ? (size_t) (q - r->uri) : strlen(r->uri);
+    if (pl >= sizeof path)
+        return s_error(con, 414, 2006, "URI too long");
+    memcpy(path, r->uri, pl);
+    path[pl] = '\0';
+    const char *query = q ? q + 1 : "";
+
+    if (strncmp(path, "/v2/", 4) == 0)
+        return s_api(con, method, path, query, r);
+    char id[80];
+    if (strcmp(method, "POST") == 0 && strcmp(path, "/sim/deposit") == 0)
+        return s_ctl_deposit(con, r);
+    if (strcmp(method, "GET") == 0 && strcmp(path, "/sim/deposits") == 0)
+        return s_ctl_deposits(con);
+    if (strcmp(method, "POST") == 0 && strcmp(path, "/sim/faults") == 0)
+        return s_ctl_faults(con, r);
+    if (strcmp(method, "POST") == 0 && s_segment(path, "/sim/transactions/", id, sizeof id, ""))
+        return s_ctl_change(con, id, r);
+    return s_reply(con, 404, "{\"error\":\"not found\"}", 0);
+}
+
+/* ---- commands --------------------------------------------------------------------------------- */
+
+static void s_on_signal(int sig)
+{
+    (void) sig;
+    S.stop = 1;
+}
+
+/* Parses "127.0.0.1:PORT" (loopback only) into sa. */
+static int s_parse_listen(const char *s, struct sockaddr_in *sa)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon)
+        return -1;
+    char host[64];
+    size_t hl = (size_t) (colon - s);
+    if (hl >= sizeof host)
+        return -1;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    if (*end || port < 0 || port > 65535 || inet_pton(AF_INET, host, &sa->sin_addr) != 1
+        || (ntohl(sa->sin_addr.s_addr) >> 24) != 127)
+        return -1;
+    sa->sin_port = htons((uint16_t) port);
+    return 0;
+}
+
+static void s_cobo_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: kasa sim cobo --listen 127.0.0.1:PORT --key-seed HEX64 --client-key HEX64\n"
+            "                     [--webhook-url URL] [--seed N] [--dup N] [--reorder]\n"
+            "                     [--fail-rate PCT] [--delay-ms N]\n"
+            "  --listen       loopback address; port 0 picks one (printed as 'listening on HOST:PORT')\n"
+            "  --key-seed     the simulator's Ed25519 seed: signs webhooks and responses\n"
+            "                 (kasa sim pubkey --key-seed HEX prints the key for COBO_WEBHOOK_PUBKEY)\n"
+            "  --client-key   the API public key accepted (kasa's COBO_API_KEY)\n"
+            "  --webhook-url  where signed webhooks go (kasa's /cobo/webhook)\n"
+            "  --seed         makes ids and addresses deterministic (default 1)\n"
+            "  --dup N        send every webhook N extra times;  --reorder  shuffle each lifecycle\n"
+            "  --fail-rate    percent (0..100, or a fraction like 0.1) of API calls answered 503/2026\n"
+            "  --delay-ms     delay every API answer\n"
+            "control (unsigned): POST /sim/deposit, GET /sim/deposits, POST /sim/transactions/{id},\n"
+            "                    POST /sim/faults {\"create_address_timeout_once\",\"bad_signature_once\",\n"
+            "                    \"bad_signatures\",\"fail_next\",\"hang_ms\",\"fail_rate_pct\",\"delay_ms\"}\n");
+}
+
+/* "0.1" -> 10, "25" -> 25 (percent, no floating point). -1 if bad. */
+static int s_parse_pct(const char *s)
+{
+    if (strncmp(s, "0.", 2) == 0 && isdigit((unsigned char) s[2])) {
+        int tenths = s[2] - '0', hund = isdigit((unsigned char) s[3]) ? s[3] - '0' : 0;
+        return tenths * 10 + hund;
+    }
+    char *end;
+    long v = strtol(s, &end, 10);
+    return (*end || v < 0 || v > 100) ? -1 : (int) v;
+}
+
+int sim_cobo_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "listen", required_argument, 0, 'l' }, { "webhook-url", required_argument, 0, 'w' },
+        { "key-seed", required_argument, 0, 'k' }, { "client-key", required_argument, 0, 'c' },
+        { "seed", required_argument, 0, 's' }, { "dup", required_argument, 0, 'd' },
+        { "reorder", no_argument, 0, 'r' }, { "fail-rate", required_argument, 0, 'f' },
+        { "delay-ms", required_argument, 0, 'D' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
+    };
+    const char *listen = NULL, *seed_hex = NULL, *client = NULL;
+    uint64_t seed = 1;
+    S.hang_ms = 3000;
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'l': listen = optarg; break;
+        case 'w': snprintf(S.webhook_url, sizeof S.webhook_url, "%s", optarg); break;
+        case 'k': seed_hex = optarg; break;
+        case 'c': client = optarg; break;
+        case 's': seed = strtoull(optarg, NULL, 10); break;
+        case 'd': S.dup = atoi(optarg); break;
+        case 'r': S.reorder = 1; break;
+        case 'f': S.fail_pct = s_parse_pct(optarg); break;
+        case 'D': S.delay_ms = atoi(optarg); break;
+        case 'h': s_cobo_usage(stdout); return 0;
+        default: s_cobo_usage(stderr); return 2;
+        }
+    }
+    struct sockaddr_in sa;
+    if (!listen || !seed_hex || !client || s_parse_listen(listen, &sa) != 0 || S.fail_pct < 0
+        || S.dup < 0 || S.dup > 10 || S.delay_ms < 0) {
+        s_cobo_usage(stderr);
+        return 2;
+    }
+    S.signer = cobo_signer_new(seed_hex);
+    if (!S.signer || cobo_pubkey_parse(client, &S.client_key) != 0) {
+        fprintf(stderr, "sim cobo: --key-seed and --client-key must be 64 hex (a valid key)\n");
+        cobo_signer_destroy(&S.signer);
+        return 2;
+    }
+    S.rng = seed;
+    S.txs = calloc(S_MAX_TX, sizeof *S.txs);
+    S.addrs = calloc(S_MAX_ADDR, sizeof *S.addrs);
+    if (!S.txs || !S.addrs || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "sim cobo: out of memory\n");
+        return 1;
+    }
+    signal(SIGTERM, s_on_signal);
+    signal(SIGINT, s_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0, NULL,
+        NULL, s_handle, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
+        MHD_OPTION_URI_LOG_CALLBACK, s_on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED, s_on_done, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 256,
+        MHD_OPTION_END);
+    if (!d) {
+        fprintf(stderr, "sim cobo: cannot listen on %s\n", listen);
+        return 1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
+    printf("listening on %s:%u pubkey %s\n", ip, info ? info->port : ntohs(sa.sin_port),
+           cobo_signer_pubkey_hex(S.signer));
+    fflush(stdout);
+    pthread_t workers[S_WORKERS];
+    int nw = 0;
+    for (; nw < S_WORKERS; nw++)
+        if (pthread_create(&workers[nw], NULL, s_worker, NULL) != 0)
+            break;
+    while (!S.stop)
+        s_sleep_ms(100);
+    MHD_stop_daemon(d);
+    pthread_mutex_lock(&S.lock);
+    pthread_cond_broadcast(&S.wake);
+    pthread_mutex_unlock(&S.lock);
+    for (int i = 0; i < nw; i++)
+        pthread_join(workers[i], NULL);
+    while (S.queue) {
+        s_job_t *j = S.queue;
+        S.queue = j->next;
+        s_job_free_chain(j);
+    }
+    free(S.txs);
+    free(S.addrs);
+    cobo_signer_destroy(&S.signer);
+    curl_global_cleanup();
+    return 0;
+}
+
+int sim_pubkey_main(int argc, char **argv)
+{
+    const char *seed = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--key-seed") == 0 && i + 1 < argc)
+            seed = argv[++i];
+        else if (strncmp(argv[i], "--key-seed=", 11) == 0)
+            seed = argv[i] + 11;
+    }
+    char pub[COBO_KEY_HEX_LEN + 1];
+    if (!seed || cobo_pubkey_from_seed(seed, pub) != 0) {
+        fprintf(stderr, "usage: kasa sim pubkey --key-seed HEX64\n");
+        return 2;
+    }
+    printf("%s\n", pub);
+    return 0;
+}
+
+static size_t s_collect(char *d, size_t s, size_t n, void *a)
+{
+    jbuf_add(a, d, s * n);
+    return s * n;
+}
+
+int sim_deposit_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "cobo", required_argument, 0, 'c' }, { "address", required_argument, 0, 'a' },
+        { "amount", required_argument, 0, 'm' }, { "token", required_argument, 0, 't' },
+        { "chain", required_argument, 0, 'n' }, { "confirmations", required_argument, 0, 'k' },
+        { "final", required_argument, 0, 'f' }, { "duplicates", required_argument, 0, 'd' },
+        { "reorder", no_argument, 0, 'r' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
+    };
+    const char *cobo = NULL, *addr = NULL, *amount = NULL, *token = "TRON_USDT", *chain = NULL;
+    const char *final = "Completed";
+    int conf = 3, dup = -1, reorder = -1, ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': cobo = optarg; break;
+        case 'a': addr = optarg; break;
+        case 'm': amount = optarg; break;
+        case 't': token = optarg; break;
+        case 'n': chain = optarg; break;
+        case 'k': conf = atoi(optarg); break;
+        case 'f': final = optarg; break;
+        case 'd': dup = atoi(optarg); break;
+        case 'r': reorder = 1; break;
+        default: goto usage;
+        }
+    }
+    if (!cobo || !addr || !amount)
+        goto usage;
+    jbuf_t body, out;
+    jbuf_init(&body);
+    jbuf_init(&out);
+    jbuf_puts(&body, "{\"address\":");
+    jbuf_str(&body, addr);
+    jbuf_puts(&body, ",\"amount\":");
+    jbuf_str(&body, amount);
+    jbuf_puts(&body, ",\"token_id\":");
+    jbuf_str(&body, token);
+    if (chain) {
+        jbuf_puts(&body, ",\"chain_id\":");
+        jbuf_str(&body, chain);
+    }
+    jbuf_printf(&body, ",\"confirmations\":%d,\"final\":", conf);
+    jbuf_str(&body, strcmp(final, "null") == 0 ? NULL : final);
+    if (dup >= 0)
+        jbuf_printf(&body, ",\"duplicates\":%d", dup);
+    if (reorder > 0)
+        jbuf_puts(&body, ",\"reorder\":true");
+    jbuf_puts(&body, "}");
+    char url[600];
+    snprintf(url, sizeof url, "%s/sim/deposit", cobo);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    long status = 0;
+    CURLcode rc = CURLE_FAILED_INIT;
+    if (c) {
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_collect);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+        rc = curl_easy_perform(c);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(c);
+    }
+    curl_slist_free_all(h);
+    int ret = 1;
+    bson_t doc;
+    char jerr[64];
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "sim deposit: %s: %s\n", url, curl_easy_strerror(rc));
+    } else if (status != 201 || !out.data || json_parse(out.data, out.len, &doc, jerr, sizeof jerr) != 0) {
+        fprintf(stderr, "sim deposit: HTTP %ld %s\n", status, out.data ? out.data : "");
+        if (status == 201)
+            bson_destroy(&doc);
+    } else {
+        const char *id = json_get_str(&doc, "transaction_id");
+        if (id) {
+            printf("%s\n", id);
+            ret = 0;
+        }
+        bson_destroy(&doc);
+    }
+    jbuf_free(&body);
+    jbuf_free(&out);
+    curl_global_cleanup();
+    return ret;
+usage:
+    fprintf(stderr, "usage: kasa sim deposit --cobo URL --address ADDR --amount 250 [--token TRON_USDT]\n"
+                    "                        [--chain TRON] [--confirmations 3] [--final Completed|Failed|Rejected|null]\n"
+                    "                        [--duplicates N] [--reorder]\n");
+    return 2;
+}

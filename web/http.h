@@ -38,7 +38,7 @@ int http_server_port(const http_server_t *self);
 void http_server_destroy(http_server_t **self_p);
 
 /* Adds a route. method "GET", "POST", ...; path is exact ("/cobo/webhook") or, ending in '*',
- * a prefix ("/api/wallets/*"). First match wins, in the order added. Add routes before traffic. */
+ * a prefix (e.g. "/api/wallets/" followed by a star). First match wins, in the order added. Add routes before traffic. */
 void http_route(http_server_t *self, const char *method, const char *path, http_handler_fn *fn, void *arg);
 /* Serves files under dir for GET requests that match no route ("/" → index.html). */
 void http_static(http_server_t *self, const char *dir);

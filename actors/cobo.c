@@ -1,0 +1,640 @@
+/* cobo.c — see cobo.h. One request at a time per client: reset the curl handle (keeping its
+ * connection cache), sign, send, capture the body (bounded) and the response signature headers,
+ * verify, then classify. */
+#include "actors/cobo.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "actors/cobo_auth.h"
+#include "schema/json.h"
+
+#define S_MAX_RESPONSE (4u << 20)  /* a larger answer is not one Cobo sends: refused */
+#define S_MAX_PAGES 2000
+#define S_PAGE_LIMIT "50"
+
+struct cobo_client_t {
+    CURL *curl;
+    char origin[256];        /* scheme://host[:port] */
+    char prefix[128];        /* the base URL's path, "/v2" (no trailing '/') */
+    char api_key[COBO_KEY_HEX_LEN + 1];
+    cobo_signer_t *signer;
+    int verify_responses;
+    cobo_pubkey_t resp_key;
+    long timeout_ms;
+    jbuf_t body;             /* the last response body */
+    int body_overflow;
+    char resp_ts[40];        /* Biz-Timestamp of the last response, "" if none */
+    char resp_sig[COBO_SIG_HEX_LEN + 8]; /* Biz-Resp-Signature, "" if none or oversized */
+    int http_status;
+    int error_code;
+};
+
+static pthread_once_t s_curl_once = PTHREAD_ONCE_INIT;
+static int s_curl_ok;
+
+static void s_curl_init(void)
+{
+    s_curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+}
+
+const char *cobo_err_name(cobo_err_t e)
+{
+    switch (e) {
+    case COBO_OK: return "ok";
+    case COBO_ERR_ARG: return "bad_argument";
+    case COBO_ERR_TRANSPORT: return "transport";
+    case COBO_ERR_HTTP_4XX: return "http_4xx";
+    case COBO_ERR_HTTP_5XX: return "http_5xx";
+    case COBO_ERR_SIGNATURE: return "bad_signature";
+    case COBO_ERR_MALFORMED: return "malformed";
+    }
+    return "unknown";
+}
+
+/* 1 if host (as in a URL authority, without port) is a loopback name. */
+static int s_is_loopback(const char *host, size_t n)
+{
+    return (n == 9 && strncmp(host, "127.0.0.1", 9) == 0)
+           || (n == 9 && strncasecmp(host, "localhost", 9) == 0)
+           || (n == 5 && strncmp(host, "[::1]", 5) == 0);
+}
+
+/* Splits base_url into origin and path prefix. http:// is accepted for loopback only. */
+static int s_parse_base(cobo_client_t *self, const char *url, char *err, size_t errlen)
+{
+    size_t skip;
+    int plain = 0;
+    if (strncmp(url, "https://", 8) == 0)
+        skip = 8;
+    else if (strncmp(url, "http://", 7) == 0)
+        skip = 7, plain = 1;
+    else {
+        snprintf(err, errlen, "Cobo base URL must start with https://");
+        return -1;
+    }
+    const char *host = url + skip;
+    size_t hl = strcspn(host, "/?#");
+    if (hl == 0 || host[hl] == '?' || host[hl] == '#') {
+        snprintf(err, errlen, "Cobo base URL has no host or has a query");
+        return -1;
+    }
+    size_t hostname_len = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":/");
+    if (plain && !s_is_loopback(host, hostname_len)) {
+        snprintf(err, errlen, "Cobo base URL: http:// only for a loopback simulator; use https://");
+        return -1;
+    }
+    const char *path = host + hl;
+    size_t pl = strlen(path);
+    while (pl > 0 && path[pl - 1] == '/')
+        pl--;
+    if (skip + hl >= sizeof self->origin || pl >= sizeof self->prefix) {
+        snprintf(err, errlen, "Cobo base URL too long");
+        return -1;
+    }
+    for (size_t i = 0; i < pl; i++)
+        if (!isalnum((unsigned char) path[i]) && !strchr("/-._~", path[i])) {
+            snprintf(err, errlen, "Cobo base URL path has an unexpected character");
+            return -1;
+        }
+    memcpy(self->origin, url, skip + hl);
+    self->origin[skip + hl] = '\0';
+    memcpy(self->prefix, path, pl);
+    self->prefix[pl] = '\0';
+    return 0;
+}
+
+cobo_client_t *cobo_client_new(const char *base_url, const char *api_key_hex,
+                               const char *api_secret_hex, const char *response_pubkey_hex,
+                               long timeout_ms, char *err, size_t errlen)
+{
+    pthread_once(&s_curl_once, s_curl_init);
+    if (!s_curl_ok) {
+        snprintf(err, errlen, "libcurl failed to initialise");
+        return NULL;
+    }
+    if (!base_url || !api_key_hex || !api_secret_hex || timeout_ms <= 0) {
+        snprintf(err, errlen, "Cobo client: missing base URL, key, secret or timeout");
+        return NULL;
+    }
+    cobo_client_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    jbuf_init(&self->body);
+    self->timeout_ms = timeout_ms;
+    if (s_parse_base(self, base_url, err, errlen) != 0)
+        goto fail;
+    self->signer = cobo_signer_new(api_secret_hex);
+    if (!self->signer) {
+        snprintf(err, errlen, "COBO_API_SECRET is not 64 hex characters");
+        goto fail;
+    }
+    uint8_t key[32];
+    if (cobo_hex_decode(api_key_hex, key, sizeof key) != 0) {
+        snprintf(err, errlen, "COBO_API_KEY is not 64 hex characters");
+        goto fail;
+    }
+    cobo_hex_encode(key, sizeof key, self->api_key);
+    if (strcmp(self->api_key, cobo_signer_pubkey_hex(self->signer)) != 0) {
+        snprintf(err, errlen, "COBO_API_KEY is not the public key of COBO_API_SECRET");
+        goto fail;
+    }
+    if (response_pubkey_hex && *response_pubkey_hex) {
+        if (cobo_pubkey_parse(response_pubkey_hex, &self->resp_key) != 0) {
+            snprintf(err, errlen, "Cobo response public key is not a valid 64-hex Ed25519 key");
+            goto fail;
+        }
+        self->verify_responses = 1;
+    }
+    self->curl = curl_easy_init();
+    if (!self->curl) {
+        snprintf(err, errlen, "curl_easy_init failed");
+        goto fail;
+    }
+    return self;
+fail:
+    cobo_client_destroy(&self);
+    return NULL;
+}
+
+void cobo_client_destroy(cobo_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    cobo_client_t *self = *self_p;
+    if (self->curl)
+        curl_easy_cleanup(self->curl);
+    cobo_signer_destroy(&self->signer);
+    jbuf_free(&self->body);
+    free(self);
+    *self_p = NULL;
+}
+
+int cobo_client_http_status(const cobo_client_t *self)
+{
+    return self->http_status;
+}
+
+int cobo_client_error_code(const cobo_client_t *self)
+{
+    return self->error_code;
+}
+
+/* ---- query strings ------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *key;
+    const char *value;
+} s_param_t;
+
+static int s_param_cmp(const void *a, const void *b)
+{
+    const s_param_t *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : strcmp(x->value, y->value);
+}
+
+/* application/x-www-form-urlencoded: unreserved bytes kept, space as '+', the rest %XX. */
+static void s_form_encode(jbuf_t *q, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+        if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            jbuf_add(q, (const char *) p, 1);
+        } else if (*p == ' ') {
+            jbuf_add(q, "+", 1);
+        } else {
+            char e[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+            jbuf_add(q, e, 3);
+        }
+    }
+}
+
+/* Builds the sorted, encoded query string of n params (NULL or "" values skipped) into q. */
+static void s_query_build(jbuf_t *q, s_param_t *params, size_t n)
+{
+    jbuf_reset(q);
+    qsort(params, n, sizeof *params, s_param_cmp);
+    for (size_t i = 0; i < n; i++) {
+        if (!params[i].value || !*params[i].value)
+            continue;
+        if (q->len)
+            jbuf_add(q, "&", 1);
+        s_form_encode(q, params[i].key);
+        jbuf_add(q, "=", 1);
+        s_form_encode(q, params[i].value);
+    }
+    if (!q->data)
+        jbuf_puts(q, "");
+}
+
+/* 1 if s is a safe single path segment (ids are UUIDs or short names): 1..79 of [A-Za-z0-9._~-]. */
+static int s_segment_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= 80 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char) s[i]) && !strchr("-._~", s[i]))
+            return 0;
+    return 1;
+}
+
+/* ---- transport ----------------------------------------------------------------------------- */
+
+static size_t s_on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    cobo_client_t *self = arg;
+    size_t n = size * nmemb;
+    if (self->body.len + n > S_MAX_RESPONSE) {
+        self->body_overflow = 1;
+        return 0;  /* aborts the transfer */
+    }
+    jbuf_add(&self->body, data, n);
+    return n;
+}
+
+/* Captures Biz-Timestamp / Biz-Resp-Signature (also with '_', any case) of the final response. */
+static size_t s_on_header(char *line, size_t size, size_t nmemb, void *arg)
+{
+    cobo_client_t *self = arg;
+    size_t n = size * nmemb;
+    if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {  /* a new response (after 100 Continue) */
+        self->resp_ts[0] = '\0';
+        self->resp_sig[0] = '\0';
+        return n;
+    }
+    const char *colon = memchr(line, ':', n);
+    if (!colon)
+        return n;
+    size_t name_len = (size_t) (colon - line);
+    char name[32];
+    if (name_len >= sizeof name)
+        return n;
+    for (size_t i = 0; i < name_len; i++)
+        name[i] = line[i] == '_' ? '-' : (char) tolower((unsigned char) line[i]);
+    name[name_len] = '\0';
+    char *dst;
+    size_t cap;
+    if (strcmp(name, "biz-timestamp") == 0)
+        dst = self->resp_ts, cap = sizeof self->resp_ts;
+    else if (strcmp(name, "biz-resp-signature") == 0)
+        dst = self->resp_sig, cap = sizeof self->resp_sig;
+    else
+        return n;
+    const char *v = colon + 1, *end = line + n;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    size_t vl = (size_t) (end - v);
+    if (vl >= cap)
+        vl = 0;  /* oversized: treated as absent, so verification fails */
+    memcpy(dst, v, vl);
+    dst[vl] = '\0';
+    return n;
+}
+
+/* Copies Cobo's error_message into err without control characters. */
+static void s_error_from_body(cobo_client_t *self, const char *what, char *err, size_t errlen)
+{
+    bson_t doc;
+    char jerr[64];
+    int64_t code = 0;
+    bson_init(&doc);
+    const char *msg = NULL;
+    int parsed = 0;
+    if (self->body.len) {
+        bson_destroy(&doc);
+        parsed = json_parse(self->body.data, self->body.len, &doc, jerr, sizeof jerr) == 0;
+    }
+    if (parsed) {
+        if (json_get_i64(&doc, "error_code", &code) == 0 && code > 0 && code < 1000000)
+            self->error_code = (int) code;
+        msg = json_get_str(&doc, "error_message");
+    }
+    char clean[160] = "";
+    if (msg) {
+        size_t j = 0;
+        for (size_t i = 0; msg[i] && j + 1 < sizeof clean; i++)
+            clean[j++] = ((unsigned char) msg[i] < 0x20 || msg[i] == 0x7f) ? ' ' : msg[i];
+        clean[j] = '\0';
+    }
+    if (self->error_code)
+        snprintf(err, errlen, "%s %d: error_code %d: %s", what, self->http_status, self->error_code, clean);
+    else
+        snprintf(err, errlen, "%s %d", what, self->http_status);
+    bson_destroy(&doc);
+}
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sends one signed request: method, rel_path under the base path, query (already built, may be
+ * ""), body (may be NULL). On COBO_OK with out non-NULL, *out holds the parsed JSON (destroy it). */
+static cobo_err_t s_call(cobo_client_t *self, const char *method, const char *rel_path,
+                         const char *query, const char *body, bson_t *out, char *err, size_t errlen)
+{
+    char path[512], url[1024], nonce[24], sig[COBO_SIG_HEX_LEN + 1];
+    self->http_status = 0;
+    self->error_code = 0;
+    self->body_overflow = 0;
+    self->resp_ts[0] = self->resp_sig[0] = '\0';
+    jbuf_reset(&self->body);
+    if (!query)
+        query = "";
+    int pn = snprintf(path, sizeof path, "%s%s", self->prefix, rel_path);
+    int un = snprintf(url, sizeof url, "%s%s%s%s", self->origin, path, *query ? "?" : "", query);
+    if (pn < 0 || (size_t) pn >= sizeof path || un < 0 || (size_t) un >= sizeof url) {
+        snprintf(err, errlen, "request URL too long");
+        return COBO_ERR_ARG;
+    }
+    snprintf(nonce, sizeof nonce, "%lld", (long long) s_now_ms());
+    size_t body_len = body ? strlen(body) : 0;
+    cobo_sign_request(self->signer, method, path, nonce, query, body, body_len, sig);
+
+    char h_key[80], h_nonce[48], h_sig[160];
+    snprintf(h_key, sizeof h_key, "Biz-Api-Key: %s", self->api_key);
+    snprintf(h_nonce, sizeof h_nonce, "Biz-Api-Nonce: %s", nonce);
+    snprintf(h_sig, sizeof h_sig, "Biz-Api-Signature: %s", sig);
+    struct curl_slist *hdrs = NULL, *h;
+    const char *lines[] = { h_key, h_nonce, h_sig, "Accept: application/json", "Expect:",
+                            body ? "Content-Type: application/json" : NULL };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        if (!lines[i])
+            continue;
+        if (!(h = curl_slist_append(hdrs, lines[i]))) {
+            curl_slist_free_all(hdrs);
+            snprintf(err, errlen, "out of memory");
+            return COBO_ERR_TRANSPORT;
+        }
+        hdrs = h;
+    }
+
+    CURL *c = self->curl;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, self->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, self->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, self);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, s_on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, self);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "kasa");
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long) body_len);
+    } else if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    curl_slist_free_all(hdrs);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    self->http_status = (int) status;
+    if (self->body_overflow) {
+        snprintf(err, errlen, "response larger than %u bytes", S_MAX_RESPONSE);
+        return COBO_ERR_MALFORMED;
+    }
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "transport: %s", curl_easy_strerror(rc));
+        return COBO_ERR_TRANSPORT;
+    }
+    const char *rbody = self->body.data ? self->body.data : "";
+
+    /* A signature that is present must be valid; on a 2xx it must be present. An unsigned error
+     * answer is still reported as the failure it claims to be: nothing in it is acted upon. */
+    int is_2xx = status >= 200 && status < 300;
+    if (self->verify_responses && (is_2xx || self->resp_sig[0])) {
+        if (!self->resp_sig[0] || !self->resp_ts[0]) {
+            snprintf(err, errlen, "response %ld without Biz-Timestamp/Biz-Resp-Signature", status);
+            return COBO_ERR_SIGNATURE;
+        }
+        if (cobo_verify_response(&self->resp_key, rbody, self->body.len, self->resp_ts,
+                                 self->resp_sig) != 0) {
+            snprintf(err, errlen, "response %ld: Biz-Resp-Signature does not verify", status);
+            return COBO_ERR_SIGNATURE;
+        }
+    }
+    if (status >= 400 && status < 500) {
+        s_error_from_body(self, "http", err, errlen);
+        return COBO_ERR_HTTP_4XX;
+    }
+    if (status >= 500 && status < 600) {
+        s_error_from_body(self, "http", err, errlen);
+        return COBO_ERR_HTTP_5XX;
+    }
+    if (!is_2xx) {
+        snprintf(err, errlen, "unexpected HTTP status %ld", status);
+        return COBO_ERR_MALFORMED;
+    }
+    if (out) {
+        char jerr[96];
+        if (json_parse(rbody, self->body.len, out, jerr, sizeof jerr) != 0) {
+            bson_destroy(out);
+            snprintf(err, errlen, "response: %s", jerr);
+            return COBO_ERR_MALFORMED;
+        }
+    }
+    return COBO_OK;
+}
+
+/* ---- calls --------------------------------------------------------------------------------- */
+
+cobo_err_t cobo_get_transaction(cobo_client_t *self, const char *tx_id, cobo_tx_t *out,
+                                char *err, size_t errlen)
+{
+    if (!s_segment_ok(tx_id)) {
+        snprintf(err, errlen, "transaction id has unexpected characters or length");
+        return COBO_ERR_ARG;
+    }
+    char rel[128];
+    snprintf(rel, sizeof rel, "/transactions/%s", tx_id);
+    bson_t doc;
+    cobo_err_t e = s_call(self, "GET", rel, NULL, NULL, &doc, err, errlen);
+    if (e != COBO_OK)
+        return e;
+    char why[160];
+    if (cobo_tx_from_bson(&doc, "", out, why, sizeof why) != 0) {
+        snprintf(err, errlen, "transaction: %s", why);
+        e = COBO_ERR_MALFORMED;
+    } else if (strcmp(out->tx_id, tx_id) != 0) {
+        snprintf(err, errlen, "transaction: answer is for another transaction_id");
+        e = COBO_ERR_MALFORMED;
+    }
+    bson_destroy(&doc);
+    return e;
+}
+
+/* Copies a string of at most cap-1 bytes; -1 if it does not fit or is empty. */
+static int s_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n == 0 || n >= cap)
+        return -1;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+cobo_err_t cobo_create_address(cobo_client_t *self, const char *wallet_id, const char *chain_id,
+                               char *address_out, size_t address_len, char *err, size_t errlen)
+{
+    if (!s_segment_ok(wallet_id) || !s_segment_ok(chain_id) || !address_out || address_len == 0) {
+        snprintf(err, errlen, "wallet or chain id has unexpected characters or length");
+        return COBO_ERR_ARG;
+    }
+    address_out[0] = '\0';
+    char rel[160];
+    snprintf(rel, sizeof rel, "/wallets/%s/addresses", wallet_id);
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"chain_id\":");
+    jbuf_str(&b, chain_id);
+    jbuf_puts(&b, ",\"count\":1}");
+    bson_t doc;
+    cobo_err_t e = s_call(self, "POST", rel, NULL, b.data, &doc, err, errlen);
+    jbuf_free(&b);
+    if (e != COBO_OK)
+        return e;
+    const char *addr = json_get_str(&doc, "a.0.address");
+    const char *chain = json_get_str(&doc, "a.0.chain_id");
+    if (!addr) {
+        snprintf(err, errlen, "address answer: no a[0].address");
+        e = COBO_ERR_MALFORMED;
+    } else if (chain && strcmp(chain, chain_id) != 0) {
+        snprintf(err, errlen, "address answer: for chain %.24s, not the one asked", chain);
+        e = COBO_ERR_MALFORMED;
+    } else if (s_copy(address_out, address_len, addr) != 0) {
+        snprintf(err, errlen, "address answer: address empty or too long");
+        e = COBO_ERR_MALFORMED;
+    }
+    bson_destroy(&doc);
+    return e;
+}
+
+/* Visits one page's data[]; sets *stop when fn asked to stop. Returns 0 or -1 (malformed). */
+static int s_visit_page(const bson_t *doc, cobo_address_fn fn, void *arg, int *stop,
+                        char *err, size_t errlen)
+{
+    bson_iter_t it, arr;
+    if (!bson_iter_init_find(&it, doc, "data") || !BSON_ITER_HOLDS_ARRAY(&it)
+        || !bson_iter_recurse(&it, &arr)) {
+        snprintf(err, errlen, "address list: no data array");
+        return -1;
+    }
+    while (bson_iter_next(&arr)) {
+        bson_iter_t f;
+        const char *addr = NULL, *chain = "";
+        if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &f)) {
+            snprintf(err, errlen, "address list: an entry is not an object");
+            return -1;
+        }
+        while (bson_iter_next(&f)) {
+            if (strcmp(bson_iter_key(&f), "address") == 0 && BSON_ITER_HOLDS_UTF8(&f))
+                addr = bson_iter_utf8(&f, NULL);
+            else if (strcmp(bson_iter_key(&f), "chain_id") == 0 && BSON_ITER_HOLDS_UTF8(&f))
+                chain = bson_iter_utf8(&f, NULL);
+        }
+        if (!addr || !*addr) {
+            snprintf(err, errlen, "address list: an entry has no address");
+            return -1;
+        }
+        if (fn(arg, addr, chain) != 0) {
+            *stop = 1;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+cobo_err_t cobo_list_addresses(cobo_client_t *self, const char *wallet_id, const char *chain_id,
+                               cobo_address_fn fn, void *arg, char *err, size_t errlen)
+{
+    if (!s_segment_ok(wallet_id) || (chain_id && *chain_id && !s_segment_ok(chain_id)) || !fn) {
+        snprintf(err, errlen, "wallet or chain id has unexpected characters or length");
+        return COBO_ERR_ARG;
+    }
+    char rel[160], after[256] = "";
+    snprintf(rel, sizeof rel, "/wallets/%s/addresses", wallet_id);
+    jbuf_t q;
+    jbuf_init(&q);
+    cobo_err_t e = COBO_OK;
+    for (int page = 0; page < S_MAX_PAGES; page++) {
+        s_param_t params[] = { { "chain_ids", chain_id }, { "limit", S_PAGE_LIMIT }, { "after", after } };
+        s_query_build(&q, params, sizeof params / sizeof params[0]);
+        bson_t doc;
+        e = s_call(self, "GET", rel, q.data, NULL, &doc, err, errlen);
+        if (e != COBO_OK)
+            break;
+        int stop = 0;
+        if (s_visit_page(&doc, fn, arg, &stop, err, errlen) != 0) {
+            e = COBO_ERR_MALFORMED;
+        } else if (!stop) {
+            const char *next = json_get_str(&doc, "pagination.after");
+            if (!next || !*next) {
+                stop = 1;  /* the last page */
+            } else if (strlen(next) >= sizeof after || strcmp(next, after) == 0) {
+                snprintf(err, errlen, "address list: bad pagination cursor");
+                e = COBO_ERR_MALFORMED;
+            } else {
+                memcpy(after, next, strlen(next) + 1);
+            }
+        }
+        bson_destroy(&doc);
+        if (e != COBO_OK || stop)
+            break;
+        if (page == S_MAX_PAGES - 1) {
+            snprintf(err, errlen, "address list: more than %d pages", S_MAX_PAGES);
+            e = COBO_ERR_MALFORMED;
+        }
+    }
+    jbuf_free(&q);
+    return e;
+}
+
+cobo_err_t cobo_get_token_decimal(cobo_client_t *self, const char *token_id, int *decimal,
+                                  char *err, size_t errlen)
+{
+    if (!s_segment_ok(token_id) || !decimal) {
+        snprintf(err, errlen, "token id has unexpected characters or length");
+        return COBO_ERR_ARG;
+    }
+    char rel[128];
+    snprintf(rel, sizeof rel, "/wallets/tokens/%s", token_id);
+    bson_t doc;
+    cobo_err_t e = s_call(self, "GET", rel, NULL, NULL, &doc, err, errlen);
+    if (e != COBO_OK)
+        return e;
+    int64_t d;
+    if (json_get_i64(&doc, "decimal", &d) != 0 || d < 0 || d > 18) {
+        snprintf(err, errlen, "token answer: decimal missing or outside 0..18");
+        e = COBO_ERR_MALFORMED;
+    } else {
+        *decimal = (int) d;
+    }
+    bson_destroy(&doc);
+    return e;
+}

@@ -1,0 +1,270 @@
+/* crediter.c — see crediter.h. */
+#include "actors/crediter.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <time.h>
+
+#include "actors/mt5.h"
+#include "tools/log.h"
+
+#define S_RETRY_BASE_MS 100
+#define S_RETRY_CAP_MS 30000
+
+typedef struct {
+    const stage_ctx_t *ctx;
+    int index;
+    mt5_client_t *mt5;
+    zsock_t *to_notifier;
+    uint64_t rng;
+    int64_t last_call_ms;   /* monotonic: the session's last use */
+    int ok;
+    char err[200];
+} s_crediter_t;
+
+void crediter_ref(const char *tx_id, char out[32])
+{
+    static const char prefix[] = "kasa ";
+    size_t n = sizeof prefix - 1;
+    memcpy(out, prefix, n);
+    for (const char *p = tx_id; p && *p && n < 31; p++)
+        if (isxdigit((unsigned char) *p))
+            out[n++] = (char) tolower((unsigned char) *p);
+    out[n] = '\0';
+}
+
+static int64_t s_now_s(void)
+{
+    return (int64_t) time(NULL);
+}
+
+static int64_t s_retry(s_crediter_t *self, const workq_item_t *item, const char *tx_id, const char *what,
+                       const char *why)
+{
+    int64_t ms = workq_backoff_ms(item->tries, S_RETRY_BASE_MS, S_RETRY_CAP_MS, &self->rng);
+    log_warn("crediter.retry", "tx=%s worker=%d step=%s try=%u retry_ms=%lld reason=\"%s\"", tx_id, self->index,
+             what, item->tries + 1, (long long) ms, why);
+    return ms;
+}
+
+/* Journals CREDIT_OK with ticket (on login) and hands the CREDITED record to the notifier. */
+static int64_t s_credited(s_crediter_t *self, const char *tx_id, uint64_t login, const char *ref, uint64_t ticket)
+{
+    record_t r;
+    record_init(&r, RECORD_DEPOSIT);
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx_id);
+    r.event = DEPOSIT_EV_CREDIT_OK;
+    r.login = login;
+    r.ticket = ticket;
+    snprintf(r.ref, sizeof r.ref, "%s", ref);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    unsigned effects = 0;
+    char err[160];
+    registry_result_t res = registry_commit(self->ctx->registry, self->ctx->journal, &r, &effects, &bytes, &len,
+                                            err, sizeof err);
+    if (res == REGISTRY_MOVED) {
+        if ((effects & DEPOSIT_EFFECT_NOTIFY) && stage_send(self->to_notifier, bytes, len) != 0)
+            log_warn("crediter.handoff_failed", "tx=%s (notice resumes on restart)", tx_id);
+    } else {
+        /* The deal exists but the deposit moved on (a person holds it, or the journal failed): a
+         * later retry reconciles and finds this ticket; never credited twice. */
+        log_error("crediter.credit_not_recorded", "tx=%s login=%llu ticket=%llu reason=\"%s\"", tx_id,
+                  (unsigned long long) login, (unsigned long long) ticket, err);
+    }
+    free(bytes);
+    return 0;
+}
+
+static int64_t s_hold(s_crediter_t *self, const char *tx_id, const char *reason)
+{
+    record_t r;
+    record_init(&r, RECORD_DEPOSIT);
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx_id);
+    r.event = DEPOSIT_EV_HOLD;
+    snprintf(r.reason, sizeof r.reason, "%s", reason);
+    char err[160];
+    registry_result_t res = registry_commit(self->ctx->registry, self->ctx->journal, &r, NULL, NULL, NULL, err,
+                                            sizeof err);
+    if (res != REGISTRY_MOVED)
+        log_warn("crediter.skipped", "tx=%s event=HOLD reason=\"%s\"", tx_id, err);
+    return 0;
+}
+
+/* Step 1: looks for an earlier attempt's deal. 0 not found (safe to send), 1 found (*ticket,
+ * *on_login), -1 could not tell (err). */
+static int s_reconcile(s_crediter_t *self, const registry_entry_t *e, const char *ref, uint64_t *ticket,
+                       uint64_t *on_login, char *err, size_t errlen)
+{
+    int64_t from = e->first_attempt_ms / 1000 - CREDITER_WINDOW_S;
+    int64_t last = e->last_attempt_ms / 1000;
+    int64_t now = s_now_s();
+    int64_t to = (last > now ? last : now) + CREDITER_WINDOW_S;
+    uint64_t logins[2] = { e->view.login, 0 };
+    if (e->attempt_login && e->attempt_login != e->view.login)
+        logins[1] = e->attempt_login;   /* reassigned since: the earlier attempt went to that login */
+    for (int i = 0; i < 2 && logins[i]; i++) {
+        const char *refs[2] = { e->ref[0] ? e->ref : ref, ref };
+        for (int j = 0; j < 2; j++) {
+            if (j == 1 && strcmp(refs[0], refs[1]) == 0)
+                break;
+            mt5_result_t rc = mt5_find_balance_deal(self->mt5, logins[i], refs[j], from, to, ticket, err, errlen);
+            self->last_call_ms = stage_mono_ms();
+            if (rc == MT5_OK) {
+                *on_login = logins[i];
+                return 1;
+            }
+            if (rc != MT5_NOT_FOUND) {
+                size_t n = strlen(err);
+                snprintf(err + n, errlen - n, " (%s)", mt5_result_name(rc));
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int64_t s_handle(void *arg, workq_item_t *item)
+{
+    s_crediter_t *self = arg;
+    record_t seen;
+    if (stage_decode(item->bytes, item->len, &seen, "crediter") != 0)
+        return 0;
+    registry_entry_t e;
+    if (registry_get(self->ctx->registry, seen.tx_id, &e) != 0 || e.view.state != DEPOSIT_LOCKED ||
+        registry_failed(self->ctx->registry))
+        return 0;
+    const char *tx = e.view.tx_id;
+    uint64_t login = e.view.login;
+    char ref[32], err[200] = "";
+    crediter_ref(tx, ref);
+
+    if (e.attempts) {
+        uint64_t ticket = 0, on_login = 0;
+        int found = s_reconcile(self, &e, ref, &ticket, &on_login, err, sizeof err);
+        if (found < 0)
+            return s_retry(self, item, tx, "reconcile", err);
+        log_info("crediter.reconciled", "tx=%s login=%llu ref=\"%s\" attempts=%u found=%d ticket=%llu", tx,
+                 (unsigned long long) login, ref, e.attempts, found, (unsigned long long) ticket);
+        if (found)
+            return s_credited(self, tx, on_login, e.ref[0] ? e.ref : ref, ticket);
+    }
+
+    record_t a;
+    record_init(&a, RECORD_CREDIT_ATTEMPT);
+    snprintf(a.tx_id, sizeof a.tx_id, "%s", tx);
+    a.login = login;
+    a.credit_minor = e.view.credit_minor;
+    a.digits = e.view.digits;
+    a.attempt = e.attempts + 1;
+    snprintf(a.ref, sizeof a.ref, "%s", ref);
+    if (registry_append(self->ctx->registry, self->ctx->journal, &a, err, sizeof err) != REGISTRY_MOVED) {
+        log_warn("crediter.skipped", "tx=%s step=attempt reason=\"%s\"", tx, err);
+        return 0;   /* not durable: never call MT5 */
+    }
+    registry_entry_t now;
+    if (registry_get(self->ctx->registry, tx, &now) != 0 || now.view.state != DEPOSIT_LOCKED)
+        return 0;   /* a person took it meanwhile; the attempt record makes any later credit reconcile */
+
+    uint64_t ticket = 0;
+    mt5_result_t rc = mt5_balance(self->mt5, login, e.view.credit_minor, e.view.digits, ref, &ticket, err,
+                                  sizeof err);
+    self->last_call_ms = stage_mono_ms();
+    switch (rc) {
+    case MT5_OK:
+        return s_credited(self, tx, login, ref, ticket);
+    case MT5_PERMANENT: {
+        char reason[160];
+        snprintf(reason, sizeof reason, "MT5 refused the credit (retcode %d): %.100s", mt5_last_retcode(self->mt5),
+                 err);
+        return s_hold(self, tx, reason);
+    }
+    case MT5_AMBIGUOUS:
+        log_warn("crediter.ambiguous", "tx=%s login=%llu attempt=%u reason=\"%s\" next=reconcile", tx,
+                 (unsigned long long) login, a.attempt, err);
+        return s_retry(self, item, tx, "balance", err);
+    default:
+        return s_retry(self, item, tx, mt5_result_name(rc), err);
+    }
+}
+
+/* Orders a worker's deposits by MT5 login. */
+static uint64_t s_key(void *arg, const uint8_t *bytes, size_t len)
+{
+    record_t r;
+    char why[96];
+    if (record_decode(bytes, len, &r, why, sizeof why) != 0)
+        return 0;
+    return r.login;
+}
+
+static int64_t s_idle(void *arg, int64_t now_ms)
+{
+    s_crediter_t *self = arg;
+    if (mt5_auth_count(self->mt5) == 0)
+        return -1;   /* no session yet: nothing to keep alive */
+    int64_t since = now_ms - self->last_call_ms;
+    if (since < CREDITER_PING_MS)
+        return CREDITER_PING_MS - since;
+    char err[160] = "";
+    mt5_result_t rc = mt5_ping(self->mt5, err, sizeof err);
+    self->last_call_ms = stage_mono_ms();
+    if (rc != MT5_OK)
+        log_warn("crediter.ping_failed", "worker=%d result=%s reason=\"%s\"", self->index, mt5_result_name(rc), err);
+    return CREDITER_PING_MS;
+}
+
+static void s_actor(zsock_t *pipe, void *args)
+{
+    s_crediter_t *self = args;
+    const config_t *cfg = self->ctx->cfg;
+    self->rng = ((uint64_t) stage_mono_ms() << 8 ^ (uint64_t) (uintptr_t) self) | 1;
+    char ep[96];
+    stage_endpoint(self->ctx, STAGE_CREDITER, self->index, ep, sizeof ep);
+    zsock_t *pull = stage_pull_new(ep);
+    workq_t *q = workq_new(STAGE_QUEUE);
+    self->mt5 = mt5_client_new(cfg->mt5_url, cfg->mt5_login, cfg->mt5_password, cfg->mt5_ca_file,
+                               (long) self->ctx->mt5_timeout_ms);
+    stage_endpoint(self->ctx, STAGE_NOTIFIER, 0, ep, sizeof ep);
+    self->to_notifier = stage_push_new(ep);
+    self->ok = pull && q && self->mt5 && self->to_notifier;
+    if (!self->ok)
+        snprintf(self->err, sizeof self->err, "crediter %d: %s", self->index,
+                 !self->mt5 ? "MT5 client: bad MT5_URL or credentials" : "cannot bind or connect its sockets");
+    self->last_call_ms = stage_mono_ms();
+    zsock_signal(pipe, 0);
+    if (self->ok) {
+        stage_ops_t ops = { s_handle, s_key, s_idle };
+        stage_loop(pipe, pull, q, &ops, self);
+    } else {
+        stage_wait_term(pipe);
+    }
+    zsock_destroy(&self->to_notifier);
+    mt5_client_destroy(&self->mt5);
+    workq_destroy(&q);
+    zsock_destroy(&pull);
+    free(self);
+}
+
+zactor_t *crediter_new(const stage_ctx_t *ctx, int index, char *err, size_t errlen)
+{
+    s_crediter_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "no memory");
+        return NULL;
+    }
+    self->ctx = ctx;
+    self->index = index;
+    zactor_t *actor = zactor_new(s_actor, self);
+    if (!actor) {
+        free(self);
+        snprintf(err, errlen, "crediter %d: cannot start", index);
+        return NULL;
+    }
+    if (!self->ok) {
+        snprintf(err, errlen, "%s", self->err);
+        zactor_destroy(&actor);
+        return NULL;
+    }
+    return actor;
+}

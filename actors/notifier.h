@@ -1,0 +1,27 @@
+/* notifier.h — the notifier stage: CREDITED → NOTIFIED (or a recorded failed notice).
+ *
+ * One actor, owning one Telegram client. For each CREDITED deposit it sends an HTML message (login,
+ * amount credited, token amount, transaction id, MT5 ticket; every value HTML-escaped) to
+ * TELEGRAM_CHAT_ID. Accepted → NOTICE_SENT journaled (NOTIFIED). A transient failure is retried with
+ * capped backoff (honouring Telegram's retry_after), at most NOTIFIER_TRIES times; a permanent
+ * failure or exhausted tries journal RECORD_NOTICE_FAILED with the reason. The deposit then stays
+ * CREDITED: a failed notice never blocks or undoes a credit. */
+#ifndef KASA_ACTORS_NOTIFIER_H
+#define KASA_ACTORS_NOTIFIER_H
+
+#include <czmq.h>
+
+#include "actors/registry.h"
+#include "actors/stage.h"
+
+#define NOTIFIER_TRIES 8
+#define NOTIFIER_RETRY_BASE_MS 1000
+#define NOTIFIER_RETRY_CAP_MS 60000
+
+/* Starts the notifier (its PULL socket bound). NULL with a reason in err. */
+zactor_t *notifier_new(const stage_ctx_t *ctx, char *err, size_t errlen);
+
+/* The message for a credited deposit (HTML, values escaped). The caller frees. */
+char *notifier_message(const deposit_view_t *d);
+
+#endif

@@ -1,0 +1,357 @@
+/* pipeline.c — see pipeline.h. Wires the stages together and owns the entry points that other
+ * threads call (ingest, link, admin actions, queries).
+ *
+ *   HTTP threads ──(one PUSH, under send_lock)──▶ locker ──▶ crediter[login % N] ──▶ notifier
+ *
+ * Every arrow is an inproc PUSH/PULL pair carrying the durable msgpack record. The sockets the HTTP
+ * threads (and the restart) use are owned by the pipeline and shared under send_lock: a ZeroMQ
+ * socket is not thread-safe, but it may be used from any thread provided only one thread uses it at a
+ * time and there is a full memory barrier between users — the mutex gives both. A send blocks while
+ * the locker's queue is full (back-pressure reaches the webhook, which Cobo retries); it never drops.
+ * Each stage actor owns its own PUSH sockets to the next stage (never this mutex), so a stage that
+ * blocks on a full downstream queue cannot stall anyone who is needed to drain it. */
+#include "actors/pipeline.h"
+
+#include <czmq.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actors/crediter.h"
+#include "actors/ingress.h"
+#include "actors/locker.h"
+#include "actors/notifier.h"
+#include "actors/registry.h"
+#include "actors/stage.h"
+#include "tools/log.h"
+
+#define S_DEFAULT_MAX_DEPOSITS 200000
+
+struct pipeline_t {
+    config_t cfg;             /* a private copy: the stages read it for the pipeline's life */
+    journal_t *journal;
+    registry_t *registry;
+    stage_ctx_t ctx;
+    zactor_t *locker;
+    zactor_t *crediter[STAGE_MAX_CREDITERS];
+    zactor_t *notifier;
+    pthread_mutex_t send_lock;
+    zsock_t *to_locker;
+    zsock_t *to_crediter[STAGE_MAX_CREDITERS];
+    zsock_t *to_notifier;
+};
+
+static atomic_uint s_instances;
+
+/* Hands a durable record to the stage its effects name. From any non-actor thread. */
+static void s_hand_on(pipeline_t *self, unsigned effects, const char *tx_id, uint64_t login,
+                      const uint8_t *bytes, size_t len)
+{
+    zsock_t *to = NULL;
+    if (effects & DEPOSIT_EFFECT_LOCK)
+        to = self->to_locker;
+    else if (effects & DEPOSIT_EFFECT_CREDIT)
+        to = self->to_crediter[stage_crediter_of(&self->ctx, login)];
+    else if (effects & DEPOSIT_EFFECT_NOTIFY)
+        to = self->to_notifier;
+    if (!to)
+        return;
+    pthread_mutex_lock(&self->send_lock);
+    int rc = stage_send(to, bytes, len);
+    pthread_mutex_unlock(&self->send_lock);
+    if (rc != 0)
+        log_warn("pipeline.handoff_failed", "tx=%s (resumes on restart)", tx_id);
+}
+
+static size_t s_max_deposits(void)
+{
+    const char *v = getenv("KASA_MAX_DEPOSITS");
+    char *end = NULL;
+    unsigned long long n = v && *v ? strtoull(v, &end, 10) : 0;
+    return n > 0 && end && *end == '\0' ? (size_t) n : S_DEFAULT_MAX_DEPOSITS;
+}
+
+typedef struct {
+    char (*ids)[80];
+    size_t count, cap;
+    size_t seen;
+} s_resume_list_t;
+
+static void s_collect(void *arg, const registry_entry_t *e)
+{
+    s_resume_list_t *l = arg;
+    l->seen++;
+    registry_resume_t act = registry_resume_action(e);
+    if (act != REGISTRY_RESUME_LOCK && act != REGISTRY_RESUME_CREDIT && act != REGISTRY_RESUME_RECONCILE &&
+        act != REGISTRY_RESUME_NOTIFY)
+        return;
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char (*grown)[80] = realloc(l->ids, cap * sizeof *grown);
+        if (!grown)
+            return;   /* counted as not resumed; logged by the caller */
+        l->ids = grown;
+        l->cap = cap;
+    }
+    memcpy(l->ids[l->count++], e->view.tx_id, 80);
+}
+
+/* Hands every unfinished deposit back to its stage, oldest first. Returns how many. */
+static size_t s_resume(pipeline_t *self, size_t *deposits)
+{
+    s_resume_list_t l = { 0 };
+    registry_each(self->registry, 0, 0, s_collect, &l);   /* newest first: walk it backwards */
+    *deposits = l.seen;
+    size_t resumed = 0;
+    for (size_t i = l.count; i > 0; i--) {
+        registry_entry_t e;
+        if (registry_get(self->registry, l.ids[i - 1], &e) != 0)
+            continue;
+        registry_resume_t act = registry_resume_action(&e);
+        unsigned effects = act == REGISTRY_RESUME_LOCK     ? DEPOSIT_EFFECT_LOCK
+                           : act == REGISTRY_RESUME_NOTIFY ? DEPOSIT_EFFECT_NOTIFY
+                                                           : DEPOSIT_EFFECT_CREDIT;
+        record_t r;
+        registry_entry_record(&e, &r);
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        char err[128];
+        if (record_encode(&r, &bytes, &len, err, sizeof err) != 0) {
+            log_error("pipeline.resume_failed", "tx=%s reason=\"%s\"", e.view.tx_id, err);
+            continue;
+        }
+        log_info("deposit.resumed", "tx=%s state=%s action=\"%s\" attempts=%u login=%llu", e.view.tx_id,
+                 deposit_state_name(e.view.state), registry_resume_name(act), e.attempts,
+                 (unsigned long long) e.view.login);
+        s_hand_on(self, effects, e.view.tx_id, e.view.login, bytes, len);
+        free(bytes);
+        resumed++;
+    }
+    free(l.ids);
+    return resumed;
+}
+
+static int s_start_stages(pipeline_t *self, char *err, size_t errlen)
+{
+    /* Downstream first, so every PUSH connects to a bound PULL. */
+    self->notifier = notifier_new(&self->ctx, err, errlen);
+    if (!self->notifier)
+        return -1;
+    for (int i = 0; i < self->ctx.crediters; i++) {
+        self->crediter[i] = crediter_new(&self->ctx, i, err, errlen);
+        if (!self->crediter[i])
+            return -1;
+    }
+    self->locker = locker_new(&self->ctx, err, errlen);
+    if (!self->locker)
+        return -1;
+    char ep[96];
+    stage_endpoint(&self->ctx, STAGE_LOCKER, 0, ep, sizeof ep);
+    self->to_locker = stage_push_new(ep);
+    stage_endpoint(&self->ctx, STAGE_NOTIFIER, 0, ep, sizeof ep);
+    self->to_notifier = stage_push_new(ep);
+    int ok = self->to_locker && self->to_notifier;
+    for (int i = 0; ok && i < self->ctx.crediters; i++) {
+        stage_endpoint(&self->ctx, STAGE_CREDITER, i, ep, sizeof ep);
+        self->to_crediter[i] = stage_push_new(ep);
+        ok = self->to_crediter[i] != NULL;
+    }
+    if (!ok) {
+        snprintf(err, errlen, "cannot connect the pipeline's sockets");
+        return -1;
+    }
+    return 0;
+}
+
+pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, size_t errlen)
+{
+    if (!journal || !cfg) {
+        snprintf(err, errlen, "a journal and a configuration are required");
+        return NULL;
+    }
+    pipeline_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "no memory");
+        return NULL;
+    }
+    self->cfg = *cfg;
+    self->journal = journal;
+    pthread_mutex_init(&self->send_lock, NULL);
+    self->registry = registry_new(s_max_deposits());
+    if (!self->registry) {
+        snprintf(err, errlen, "no memory");
+        pipeline_destroy(&self);
+        return NULL;
+    }
+    self->ctx.registry = self->registry;
+    self->ctx.journal = journal;
+    self->ctx.cfg = &self->cfg;
+    int n = cfg->crediters < 1 ? 1 : cfg->crediters;
+    self->ctx.crediters = n > STAGE_MAX_CREDITERS ? STAGE_MAX_CREDITERS : n;
+    snprintf(self->ctx.prefix, sizeof self->ctx.prefix, "inproc://kasa-%d-%u", (int) getpid(),
+             atomic_fetch_add(&s_instances, 1));
+    self->ctx.mt5_timeout_ms = 10000;
+    self->ctx.cobo_timeout_ms = 10000;
+    self->ctx.telegram_timeout_ms = 10000;
+
+    /* Replay reads the journal directory this journal was opened on (cfg->journal_dir). */
+    char why[256];
+    long records = registry_replay(self->registry, cfg->journal_dir, why, sizeof why);
+    if (records < 0) {
+        snprintf(err, errlen, "replay of %s: %s", cfg->journal_dir, why);
+        pipeline_destroy(&self);
+        return NULL;
+    }
+    if (s_start_stages(self, err, errlen) != 0) {
+        pipeline_destroy(&self);
+        return NULL;
+    }
+    size_t deposits = 0;
+    size_t resumed = s_resume(self, &deposits);
+    log_info("pipeline.replayed", "deposits=%zu resumed=%zu links=%zu records=%ld crediters=%d", deposits, resumed,
+             registry_link_count(self->registry), records, self->ctx.crediters);
+    return self;
+}
+
+void pipeline_destroy(pipeline_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    pipeline_t *self = *self_p;
+    /* Upstream first: a stage is stopped only after everyone who might block sending to it. */
+    pthread_mutex_lock(&self->send_lock);
+    zsock_destroy(&self->to_locker);
+    zsock_destroy(&self->to_notifier);
+    for (int i = 0; i < STAGE_MAX_CREDITERS; i++)
+        zsock_destroy(&self->to_crediter[i]);
+    pthread_mutex_unlock(&self->send_lock);
+    zactor_destroy(&self->locker);
+    for (int i = 0; i < STAGE_MAX_CREDITERS; i++)
+        zactor_destroy(&self->crediter[i]);
+    zactor_destroy(&self->notifier);
+    registry_destroy(&self->registry);
+    pthread_mutex_destroy(&self->send_lock);
+    config_clear(&self->cfg);
+    free(self);
+    *self_p = NULL;
+}
+
+int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t errlen)
+{
+    if (registry_failed(self->registry)) {
+        snprintf(err, errlen, "journal failed: not accepting");
+        return 503;
+    }
+    record_t r;
+    uint64_t login = registry_address_login(self->registry, tx->address);
+    if (ingress_record(tx, login, &r, err, errlen) != 0) {
+        log_warn("deposit.ignored", "tx=%s reason=\"%s\"", tx->tx_id, err);
+        return 200;   /* nothing a deposit can be made of; a retry would not change that */
+    }
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    unsigned effects = 0;
+    registry_result_t res = registry_commit(self->registry, self->journal, &r, &effects, &bytes, &len, err, errlen);
+    switch (res) {
+    case REGISTRY_MOVED:
+        s_hand_on(self, effects, r.tx_id, r.login, bytes, len);
+        free(bytes);
+        return 201;
+    case REGISTRY_SAME:
+    case REGISTRY_ILLEGAL:
+        if (effects & DEPOSIT_EFFECT_ALERT)
+            log_error("deposit.alert", "tx=%s status=%s reason=\"Cobo reports %s after the deposit was credited\"",
+                      r.tx_id, r.status, r.status);
+        return 200;
+    default:
+        return 503;
+    }
+}
+
+int pipeline_admin(pipeline_t *self, const char *tx_id, deposit_event_t ev, uint64_t login, const char *actor,
+                   const char *reason, char *err, size_t errlen)
+{
+    if (ev != DEPOSIT_EV_ADMIN_RETRY && ev != DEPOSIT_EV_ADMIN_ASSIGN && ev != DEPOSIT_EV_ADMIN_REJECT) {
+        snprintf(err, errlen, "not an admin action");
+        return -1;
+    }
+    if (ev == DEPOSIT_EV_ADMIN_ASSIGN && !login) {
+        snprintf(err, errlen, "assign needs a login");
+        return -1;
+    }
+    registry_entry_t e;
+    if (registry_get(self->registry, tx_id, &e) != 0) {
+        snprintf(err, errlen, "unknown deposit");
+        return -1;
+    }
+    deposit_step_t step = deposit_step(e.view.state, ev);
+    if (step.outcome != DEPOSIT_STEP_MOVE) {
+        snprintf(err, errlen, "%s not allowed in state %s", deposit_event_name(ev), deposit_state_name(e.view.state));
+        return -1;
+    }
+    record_t a;
+    record_init(&a, RECORD_ADMIN_ACTION);
+    snprintf(a.tx_id, sizeof a.tx_id, "%s", tx_id);
+    snprintf(a.actor, sizeof a.actor, "%s", actor ? actor : "");
+    snprintf(a.action, sizeof a.action, "%s",
+             ev == DEPOSIT_EV_ADMIN_RETRY ? "retry" : ev == DEPOSIT_EV_ADMIN_ASSIGN ? "assign" : "reject");
+    snprintf(a.reason, sizeof a.reason, "%s", reason ? reason : "");
+    a.login = login;
+    if (registry_append(self->registry, self->journal, &a, err, errlen) != REGISTRY_MOVED)
+        return -1;
+    record_t r;
+    record_init(&r, RECORD_DEPOSIT);
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx_id);
+    r.event = ev;
+    r.login = login;
+    snprintf(r.reason, sizeof r.reason, "%s%s%s", a.action, reason && reason[0] ? ": " : "", reason ? reason : "");
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    unsigned effects = 0;
+    registry_result_t res = registry_commit(self->registry, self->journal, &r, &effects, &bytes, &len, err, errlen);
+    if (res != REGISTRY_MOVED)
+        return -1;
+    s_hand_on(self, effects, r.tx_id, r.login, bytes, len);
+    free(bytes);
+    return 0;
+}
+
+int pipeline_link(pipeline_t *self, const char *address, const char *chain_id, uint64_t login, const char *actor,
+                  char *err, size_t errlen)
+{
+    return registry_link(self->registry, self->journal, address, chain_id, login, actor, err, errlen);
+}
+
+uint64_t pipeline_address_login(pipeline_t *self, const char *address)
+{
+    return registry_address_login(self->registry, address);
+}
+
+typedef struct {
+    void (*fn)(void *arg, const deposit_view_t *d);
+    void *arg;
+} s_view_fn_t;
+
+static void s_view(void *arg, const registry_entry_t *e)
+{
+    s_view_fn_t *v = arg;
+    v->fn(v->arg, &e->view);
+}
+
+int pipeline_deposits(pipeline_t *self, uint64_t login, int limit,
+                      void (*fn)(void *arg, const deposit_view_t *d), void *arg)
+{
+    s_view_fn_t v = { fn, arg };
+    return registry_each(self->registry, login, limit, s_view, &v);
+}
+
+int pipeline_deposit(pipeline_t *self, const char *tx_id, deposit_view_t *out)
+{
+    registry_entry_t e;
+    if (registry_get(self->registry, tx_id, &e) != 0)
+        return -1;
+    *out = e.view;
+    return 0;
+}

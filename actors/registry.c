@@ -1,0 +1,659 @@
+/* registry.c — see registry.h. Deposits in a czmq hash (tx_id → entry) plus a vector in arrival
+ * order (for "newest first" listings); links in a second hash (address → login, chain).
+ *
+ * One function, s_apply_locked(), turns a record into memory, for replay and for live commits
+ * alike: what a running kasa holds in memory is by construction what a replay of its journal
+ * rebuilds. */
+#include "actors/registry.h"
+
+#include <czmq.h>
+#undef LOG_DEBUG /* <syslog.h>, via czmq, would shadow tools/log.h's levels */
+#undef LOG_INFO
+#include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tools/log.h"
+
+typedef struct {
+    uint64_t login;
+    char chain_id[24];
+    uint64_t lsn;   /* the record that made the link (0 if unknown) */
+} s_link_t;
+
+struct registry_t {
+    pthread_mutex_t lock;
+    size_t max_deposits;
+    zhashx_t *by_tx;             /* tx_id → registry_entry_t * (owned by entries[]) */
+    registry_entry_t **entries;  /* arrival order */
+    size_t count, cap;
+    zhashx_t *links;             /* address key → s_link_t * (owned) */
+    atomic_int failed;
+    int replaying;               /* apply from the journal: report mismatches */
+};
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Bounded copy; dst always terminated. */
+static void s_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strnlen(src, cap - 1) : 0;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+#define S_COPY(dst, src) s_copy((dst), sizeof(dst), (src))
+
+/* The key an address is linked under: EVM hex addresses ("0x...") compare case-insensitively
+ * (checksummed and lower-case spellings are one address); every other chain's are exact. */
+static void s_addr_key(const char *address, char out[128])
+{
+    s_copy(out, 128, address);
+    if (out[0] == '0' && (out[1] == 'x' || out[1] == 'X'))
+        for (char *p = out; *p; p++)
+            *p = (char) tolower((unsigned char) *p);
+}
+
+static void s_link_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+registry_t *registry_new(size_t max_deposits)
+{
+    registry_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    pthread_mutex_init(&self->lock, NULL);
+    self->max_deposits = max_deposits ? max_deposits : 1;
+    self->by_tx = zhashx_new();
+    self->links = zhashx_new();
+    if (!self->by_tx || !self->links) {
+        registry_destroy(&self);
+        return NULL;
+    }
+    zhashx_set_destructor(self->links, s_link_free);
+    return self;
+}
+
+void registry_destroy(registry_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    registry_t *self = *self_p;
+    zhashx_destroy(&self->by_tx);
+    zhashx_destroy(&self->links);
+    for (size_t i = 0; i < self->count; i++)
+        free(self->entries[i]);
+    free(self->entries);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ---- applying records (replay and live) ------------------------------------------------------- */
+
+static registry_entry_t *s_find(registry_t *self, const char *tx_id)
+{
+    return zhashx_lookup(self->by_tx, tx_id);
+}
+
+/* A new, empty entry for tx_id in state NONE, indexed; NULL if full or no memory. */
+static registry_entry_t *s_create(registry_t *self, const char *tx_id)
+{
+    if (self->count >= self->max_deposits)
+        return NULL;
+    if (self->count == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 256;
+        if (cap > self->max_deposits)
+            cap = self->max_deposits;
+        registry_entry_t **grown = realloc(self->entries, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        self->entries = grown;
+        self->cap = cap;
+    }
+    registry_entry_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    S_COPY(e->view.tx_id, tx_id);
+    e->view.state = DEPOSIT_NONE;
+    e->view.confirmations = -1;
+    e->view.threshold = -1;
+    if (zhashx_insert(self->by_tx, e->view.tx_id, e) != 0) {
+        free(e);
+        return NULL;
+    }
+    self->entries[self->count++] = e;
+    return e;
+}
+
+static void s_apply_deposit(registry_t *self, registry_entry_t *e, const record_t *r, uint64_t lsn)
+{
+    deposit_view_t *v = &e->view;
+    if (self->replaying && v->state != r->from)
+        log_warn("replay.mismatch", "tx=%s lsn=%llu state=%s record_from=%s record_to=%s", v->tx_id,
+                 (unsigned long long) lsn, deposit_state_name(v->state), deposit_state_name(r->from),
+                 deposit_state_name(r->to));
+    int moved = v->state != r->to;
+    v->state = r->to;
+    if (r->status[0]) S_COPY(v->status, r->status);
+    if (r->token_id[0]) S_COPY(v->token_id, r->token_id);
+    if (r->chain_id[0]) S_COPY(v->chain_id, r->chain_id);
+    if (r->address[0]) S_COPY(v->address, r->address);
+    if (r->amount[0]) S_COPY(v->amount, r->amount);
+    if (r->tx_hash[0]) S_COPY(v->tx_hash, r->tx_hash);
+    if (r->confirmations >= 0) v->confirmations = r->confirmations;
+    if (r->threshold >= 0) v->threshold = r->threshold;
+    if (r->login) v->login = r->login;
+    if (r->credit_minor) {
+        v->credit_minor = r->credit_minor;
+        v->digits = r->digits;
+    }
+    if (r->remainder[0]) S_COPY(e->remainder, r->remainder);
+    if (r->ticket) v->ticket = r->ticket;
+    if (moved || r->reason[0])
+        S_COPY(v->reason, r->reason);   /* a new state's reason, or none */
+    if (!v->created_ms)
+        v->created_ms = r->time_ms;
+    v->updated_ms = r->time_ms;
+}
+
+static void s_apply_attempt(registry_entry_t *e, const record_t *r)
+{
+    if (r->attempt > e->attempts)
+        e->attempts = r->attempt;
+    S_COPY(e->ref, r->ref);
+    if (!e->first_attempt_ms)
+        e->first_attempt_ms = r->time_ms;
+    e->last_attempt_ms = r->time_ms;
+    e->attempt_login = r->login ? r->login : e->view.login;
+    e->view.updated_ms = r->time_ms;
+}
+
+/* Links address → login in memory; a replayed re-link to another login wins (it was journaled). */
+static int s_link_locked(registry_t *self, const char *address, const char *chain_id, uint64_t login,
+                         uint64_t lsn)
+{
+    char key[128];
+    s_addr_key(address, key);
+    s_link_t *l = zhashx_lookup(self->links, key);
+    if (l) {
+        if (l->login != login)
+            log_warn("replay.relink", "address=%s login=%llu was=%llu", key, (unsigned long long) login,
+                     (unsigned long long) l->login);
+        l->login = login;
+        S_COPY(l->chain_id, chain_id);
+        l->lsn = lsn;
+        return 0;
+    }
+    if (zhashx_size(self->links) >= self->max_deposits)
+        return -1;
+    l = calloc(1, sizeof *l);
+    if (!l)
+        return -1;
+    l->login = login;
+    S_COPY(l->chain_id, chain_id);
+    l->lsn = lsn;
+    if (zhashx_insert(self->links, key, l) != 0) {
+        free(l);
+        return -1;
+    }
+    return 0;
+}
+
+/* The one place a record changes memory. -1 if a new deposit or link does not fit. */
+static int s_apply_locked(registry_t *self, const record_t *r, uint64_t lsn)
+{
+    if (r->kind == RECORD_ADDRESS_LINK)
+        return s_link_locked(self, r->address, r->chain_id, r->login, lsn);
+    if (!r->tx_id[0])
+        return 0;
+    registry_entry_t *e = s_find(self, r->tx_id);
+    if (!e) {
+        if (r->kind != RECORD_DEPOSIT)
+            return 0;   /* an attempt or notice for a deposit never seen: nothing to hang it on */
+        e = s_create(self, r->tx_id);
+        if (!e)
+            return -1;
+    }
+    switch (r->kind) {
+    case RECORD_DEPOSIT: s_apply_deposit(self, e, r, lsn); break;
+    case RECORD_CREDIT_ATTEMPT: s_apply_attempt(e, r); break;
+    case RECORD_NOTICE_FAILED:
+        e->notice_failed = 1;
+        S_COPY(e->view.reason, r->reason);
+        e->view.updated_ms = r->time_ms;
+        break;
+    default: break; /* ADMIN_ACTION: an audit fact; the transition it caused is its own record */
+    }
+    if (lsn > e->last_lsn)
+        e->last_lsn = lsn;
+    return 0;
+}
+
+int registry_apply(registry_t *self, const record_t *r, uint64_t lsn)
+{
+    pthread_mutex_lock(&self->lock);
+    self->replaying = 1;
+    int rc = s_apply_locked(self, r, lsn);
+    self->replaying = 0;
+    pthread_mutex_unlock(&self->lock);
+    return rc;
+}
+
+long registry_replay(registry_t *self, const char *dir, char *err, size_t errlen)
+{
+    journal_reader_t *rd = journal_reader_open(dir, 1, err, errlen);
+    if (!rd)
+        return -1;
+    long applied = 0;
+    journal_entry_t je;
+    int rc;
+    record_t *r = malloc(sizeof *r);
+    if (!r) {
+        journal_reader_destroy(&rd);
+        snprintf(err, errlen, "no memory");
+        return -1;
+    }
+    while ((rc = journal_reader_next(rd, &je)) == 1) {
+        char why[128];
+        if (record_decode(je.payload, je.len, r, why, sizeof why) != 0) {
+            snprintf(err, errlen, "lsn %llu (%s at offset %llu): %s", (unsigned long long) je.lsn,
+                     je.segment ? je.segment : "?", (unsigned long long) je.offset, why);
+            rc = -2;
+            break;
+        }
+        if (registry_apply(self, r, je.lsn) != 0) {
+            snprintf(err, errlen, "lsn %llu: more than %zu deposits or links: raise KASA_MAX_DEPOSITS",
+                     (unsigned long long) je.lsn, self->max_deposits);
+            rc = -2;
+            break;
+        }
+        applied++;
+    }
+    if (rc == -1)
+        snprintf(err, errlen, "%s", journal_reader_error(rd));
+    free(r);
+    journal_reader_destroy(&rd);
+    return rc == 0 ? applied : -1;
+}
+
+/* ---- live commits ------------------------------------------------------------------------------ */
+
+int registry_failed(registry_t *self)
+{
+    return atomic_load(&self->failed);
+}
+
+void registry_set_failed(registry_t *self, const char *why)
+{
+    if (atomic_exchange(&self->failed, 1) == 0)
+        log_error("journal.failed", "reason=\"%s\" action=\"refusing every new transition; restart kasa\"",
+                  why ? why : "append failed");
+}
+
+/* Waits for lsn to be durable; marks the registry failed if it cannot be. 0 or -1. */
+static int s_wait(registry_t *self, journal_t *journal, uint64_t lsn)
+{
+    if (!lsn || !journal)
+        return 0;
+    if (journal_wait(journal, lsn) == 0)
+        return 0;
+    registry_set_failed(self, "journal_wait failed");
+    return -1;
+}
+
+/* Fills what the event does not bring from the entry, so every record stands on its own. */
+static void s_complete(record_t *r, const registry_entry_t *e)
+{
+    const deposit_view_t *v = &e->view;
+    if (!r->status[0]) S_COPY(r->status, v->status);
+    if (r->confirmations < 0) r->confirmations = v->confirmations;
+    if (r->threshold < 0) r->threshold = v->threshold;
+    if (!r->token_id[0]) S_COPY(r->token_id, v->token_id);
+    if (!r->chain_id[0]) S_COPY(r->chain_id, v->chain_id);
+    if (!r->address[0]) S_COPY(r->address, v->address);
+    if (!r->amount[0]) S_COPY(r->amount, v->amount);
+    if (!r->tx_hash[0]) S_COPY(r->tx_hash, v->tx_hash);
+    if (!r->login) r->login = v->login;
+    if (!r->credit_minor && v->credit_minor) {
+        r->credit_minor = v->credit_minor;
+        r->digits = v->digits;
+    }
+    if (!r->remainder[0]) S_COPY(r->remainder, e->remainder);
+    if (!r->ticket) r->ticket = v->ticket;
+}
+
+/* Encodes r and submits it: its LSN, or 0 (then the registry is failed). Under the lock. */
+static uint64_t s_submit_locked(registry_t *self, journal_t *journal, const record_t *r,
+                                uint8_t **bytes, size_t *len, char *err, size_t errlen)
+{
+    if (record_encode(r, bytes, len, err, errlen) != 0)
+        return 0;   /* a record we cannot encode is our bug, not the journal's: not failed */
+    uint64_t lsn = journal_submit(journal, *bytes, *len);
+    if (!lsn) {
+        free(*bytes);
+        *bytes = NULL;
+        snprintf(err, errlen, "journal refused the record");
+        registry_set_failed(self, "journal_submit failed");
+    }
+    return lsn;
+}
+
+static void s_log_transition(const record_t *r, uint64_t lsn)
+{
+    char event[48];
+    snprintf(event, sizeof event, "deposit.%s", deposit_state_name(r->to));
+    for (char *p = event; *p; p++)
+        *p = (char) tolower((unsigned char) *p);
+    log_level_t level = r->to == DEPOSIT_HELD ? LOG_WARN : LOG_INFO;
+    if (r->reason[0])
+        log_event(level, event, "tx=%s login=%llu amount=%s token=%s from=%s lsn=%llu reason=\"%s\"", r->tx_id,
+                  (unsigned long long) r->login, r->amount, r->token_id, deposit_state_name(r->from),
+                  (unsigned long long) lsn, r->reason);
+    else if (r->to == DEPOSIT_PENDING)
+        log_event(level, event, "tx=%s login=%llu amount=%s token=%s confirmations=%d/%d lsn=%llu", r->tx_id,
+                  (unsigned long long) r->login, r->amount, r->token_id, r->confirmations, r->threshold,
+                  (unsigned long long) lsn);
+    else if (r->to == DEPOSIT_CREDITED)
+        log_event(level, event, "tx=%s login=%llu amount=%s token=%s credit_minor=%lld digits=%d ticket=%llu lsn=%llu",
+                  r->tx_id, (unsigned long long) r->login, r->amount, r->token_id, (long long) r->credit_minor,
+                  r->digits, (unsigned long long) r->ticket, (unsigned long long) lsn);
+    else
+        log_event(level, event, "tx=%s login=%llu amount=%s token=%s from=%s lsn=%llu", r->tx_id,
+                  (unsigned long long) r->login, r->amount, r->token_id, deposit_state_name(r->from),
+                  (unsigned long long) lsn);
+}
+
+registry_result_t registry_commit(registry_t *self, journal_t *journal, record_t *r, unsigned *effects,
+                                  uint8_t **bytes, size_t *len, char *err, size_t errlen)
+{
+    uint8_t *buf = NULL;
+    size_t buf_len = 0;
+    unsigned fx_dummy;
+    if (!effects)
+        effects = &fx_dummy;
+    *effects = DEPOSIT_EFFECT_NONE;
+    if (bytes)
+        *bytes = NULL;
+    if (!r->time_ms)
+        r->time_ms = s_now_ms();
+    r->kind = RECORD_DEPOSIT;
+
+    pthread_mutex_lock(&self->lock);
+    if (atomic_load(&self->failed)) {
+        pthread_mutex_unlock(&self->lock);
+        snprintf(err, errlen, "journal failed: not accepting");
+        return REGISTRY_FAILED;
+    }
+    registry_entry_t *e = s_find(self, r->tx_id);
+    deposit_state_t from = e ? e->view.state : DEPOSIT_NONE;
+    deposit_step_t step = deposit_step(from, r->event);
+    *effects = step.effects;
+    int update_only = step.outcome == DEPOSIT_STEP_MOVE && step.to == from;
+    if (update_only && !(e && r->confirmations > e->view.confirmations))
+        step.outcome = DEPOSIT_STEP_SAME;   /* a self-move journals only rising confirmations */
+
+    if (step.outcome != DEPOSIT_STEP_MOVE) {
+        uint64_t lsn = e ? e->last_lsn : 0;
+        pthread_mutex_unlock(&self->lock);
+        if (step.outcome == DEPOSIT_STEP_ILLEGAL)
+            snprintf(err, errlen, "%s not allowed in state %s", deposit_event_name(r->event),
+                     deposit_state_name(from));
+        /* Never answer on the strength of a transition that is not yet on disk. */
+        if (s_wait(self, journal, lsn) != 0) {
+            snprintf(err, errlen, "journal failed: not accepting");
+            return REGISTRY_FAILED;
+        }
+        return step.outcome == DEPOSIT_STEP_ILLEGAL ? REGISTRY_ILLEGAL : REGISTRY_SAME;
+    }
+
+    if (!e && self->count >= self->max_deposits) {
+        pthread_mutex_unlock(&self->lock);
+        snprintf(err, errlen, "too many deposits in memory (%zu): raise KASA_MAX_DEPOSITS", self->max_deposits);
+        return REGISTRY_FULL;
+    }
+    r->from = from;
+    r->to = step.to;
+    if (e)
+        s_complete(r, e);
+    uint64_t lsn = s_submit_locked(self, journal, r, &buf, &buf_len, err, errlen);
+    if (!lsn) {
+        pthread_mutex_unlock(&self->lock);
+        return REGISTRY_FAILED;
+    }
+    /* Reserved: a concurrent duplicate now sees the new state and waits for lsn. */
+    if (s_apply_locked(self, r, lsn) != 0) {
+        /* Cannot happen (capacity was checked under this lock); if it did, the journal now holds a
+         * record memory lacks: stop rather than diverge. */
+        pthread_mutex_unlock(&self->lock);
+        free(buf);
+        registry_set_failed(self, "registry apply failed");
+        snprintf(err, errlen, "registry full");
+        return REGISTRY_FAILED;
+    }
+    pthread_mutex_unlock(&self->lock);
+
+    if (s_wait(self, journal, lsn) != 0) {
+        free(buf);
+        snprintf(err, errlen, "journal failed: the record is not durable");
+        return REGISTRY_FAILED;
+    }
+    s_log_transition(r, lsn);
+    if (bytes) {
+        *bytes = buf;
+        *len = buf_len;
+    } else {
+        free(buf);
+    }
+    return REGISTRY_MOVED;
+}
+
+registry_result_t registry_append(registry_t *self, journal_t *journal, record_t *r, char *err, size_t errlen)
+{
+    uint8_t *buf = NULL;
+    size_t buf_len = 0;
+    if (!r->time_ms)
+        r->time_ms = s_now_ms();
+    pthread_mutex_lock(&self->lock);
+    if (atomic_load(&self->failed)) {
+        pthread_mutex_unlock(&self->lock);
+        snprintf(err, errlen, "journal failed: not accepting");
+        return REGISTRY_FAILED;
+    }
+    if (!s_find(self, r->tx_id)) {
+        pthread_mutex_unlock(&self->lock);
+        snprintf(err, errlen, "unknown deposit %s", r->tx_id);
+        return REGISTRY_ILLEGAL;
+    }
+    uint64_t lsn = s_submit_locked(self, journal, r, &buf, &buf_len, err, errlen);
+    if (lsn)
+        s_apply_locked(self, r, lsn);
+    pthread_mutex_unlock(&self->lock);
+    free(buf);
+    if (!lsn || s_wait(self, journal, lsn) != 0) {
+        snprintf(err, errlen, "journal failed: the record is not durable");
+        return REGISTRY_FAILED;
+    }
+    return REGISTRY_MOVED;
+}
+
+int registry_link(registry_t *self, journal_t *journal, const char *address, const char *chain_id,
+                  uint64_t login, const char *actor, char *err, size_t errlen)
+{
+    char key[128];
+    if (!address || !address[0] || strlen(address) >= sizeof key || !login) {
+        snprintf(err, errlen, "an address (1..127 characters) and a login are required");
+        return -1;
+    }
+    s_addr_key(address, key);
+    record_t *r = malloc(sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "no memory");
+        return -1;
+    }
+    record_init(r, RECORD_ADDRESS_LINK);
+    r->time_ms = s_now_ms();
+    S_COPY(r->address, address);
+    S_COPY(r->chain_id, chain_id ? chain_id : "");
+    S_COPY(r->actor, actor ? actor : "");
+    S_COPY(r->action, "link");
+    r->login = login;
+
+    uint8_t *buf = NULL;
+    size_t buf_len = 0;
+    int rc = -1;
+    uint64_t lsn = 0;
+    pthread_mutex_lock(&self->lock);
+    s_link_t *l = zhashx_lookup(self->links, key);
+    if (atomic_load(&self->failed)) {
+        snprintf(err, errlen, "journal failed: not accepting");
+    } else if (l && l->login == login) {
+        lsn = l->lsn;   /* already so linked: answer once that link is durable */
+        rc = 0;
+    } else if (l) {
+        snprintf(err, errlen, "address already linked to login %llu", (unsigned long long) l->login);
+    } else if (zhashx_size(self->links) >= self->max_deposits) {
+        snprintf(err, errlen, "too many address links (%zu)", self->max_deposits);
+    } else {
+        lsn = s_submit_locked(self, journal, r, &buf, &buf_len, err, errlen);
+        if (lsn && s_link_locked(self, r->address, r->chain_id, login, lsn) == 0)
+            rc = 0;
+        else if (lsn)
+            registry_set_failed(self, "registry link failed");
+    }
+    pthread_mutex_unlock(&self->lock);
+    free(buf);
+    free(r);
+    if (rc == 0 && lsn && s_wait(self, journal, lsn) != 0) {
+        /* Not durable: forget the link again so nobody is shown an address that is not linked. */
+        pthread_mutex_lock(&self->lock);
+        s_link_t *cur = zhashx_lookup(self->links, key);
+        if (cur && cur->login == login)
+            zhashx_delete(self->links, key);
+        pthread_mutex_unlock(&self->lock);
+        snprintf(err, errlen, "journal failed: the link is not durable");
+        return -1;
+    }
+    return rc;
+}
+
+uint64_t registry_address_login(registry_t *self, const char *address)
+{
+    if (!address || !address[0])
+        return 0;
+    char key[128];
+    s_addr_key(address, key);
+    pthread_mutex_lock(&self->lock);
+    s_link_t *l = zhashx_lookup(self->links, key);
+    uint64_t login = l ? l->login : 0;
+    pthread_mutex_unlock(&self->lock);
+    return login;
+}
+
+/* ---- queries ------------------------------------------------------------------------------------ */
+
+int registry_get(registry_t *self, const char *tx_id, registry_entry_t *out)
+{
+    pthread_mutex_lock(&self->lock);
+    registry_entry_t *e = tx_id ? s_find(self, tx_id) : NULL;
+    if (e)
+        *out = *e;
+    pthread_mutex_unlock(&self->lock);
+    return e ? 0 : -1;
+}
+
+int registry_each(registry_t *self, uint64_t login, int limit,
+                  void (*fn)(void *arg, const registry_entry_t *e), void *arg)
+{
+    int visited = 0;
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = self->count; i > 0 && (limit <= 0 || visited < limit); i--) {
+        const registry_entry_t *e = self->entries[i - 1];
+        if (login && e->view.login != login)
+            continue;
+        fn(arg, e);
+        visited++;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return visited;
+}
+
+size_t registry_count(registry_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    size_t n = self->count;
+    pthread_mutex_unlock(&self->lock);
+    return n;
+}
+
+size_t registry_link_count(registry_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    size_t n = zhashx_size(self->links);
+    pthread_mutex_unlock(&self->lock);
+    return n;
+}
+
+/* ---- restart ------------------------------------------------------------------------------------ */
+
+registry_resume_t registry_resume_action(const registry_entry_t *e)
+{
+    switch (e->view.state) {
+    case DEPOSIT_PENDING: return REGISTRY_RESUME_WAIT;
+    case DEPOSIT_RECEIVED: return REGISTRY_RESUME_LOCK;
+    case DEPOSIT_LOCKED: return e->attempts ? REGISTRY_RESUME_RECONCILE : REGISTRY_RESUME_CREDIT;
+    case DEPOSIT_CREDITED: return e->notice_failed ? REGISTRY_RESUME_NONE : REGISTRY_RESUME_NOTIFY;
+    case DEPOSIT_HELD: return REGISTRY_RESUME_PERSON;
+    default: return REGISTRY_RESUME_NONE;
+    }
+}
+
+const char *registry_resume_name(registry_resume_t action)
+{
+    switch (action) {
+    case REGISTRY_RESUME_WAIT: return "waits for Cobo";
+    case REGISTRY_RESUME_LOCK: return "lock";
+    case REGISTRY_RESUME_CREDIT: return "credit";
+    case REGISTRY_RESUME_RECONCILE: return "reconcile then credit";
+    case REGISTRY_RESUME_NOTIFY: return "notify";
+    case REGISTRY_RESUME_PERSON: return "needs a person";
+    default: return "none";
+    }
+}
+
+void registry_entry_record(const registry_entry_t *e, record_t *out)
+{
+    const deposit_view_t *v = &e->view;
+    record_init(out, RECORD_DEPOSIT);
+    out->time_ms = v->updated_ms;
+    S_COPY(out->tx_id, v->tx_id);
+    out->from = v->state;
+    out->to = v->state;
+    S_COPY(out->status, v->status);
+    out->confirmations = v->confirmations;
+    out->threshold = v->threshold;
+    S_COPY(out->token_id, v->token_id);
+    S_COPY(out->chain_id, v->chain_id);
+    S_COPY(out->address, v->address);
+    S_COPY(out->amount, v->amount);
+    S_COPY(out->tx_hash, v->tx_hash);
+    out->login = v->login;
+    out->credit_minor = v->credit_minor;
+    out->digits = v->digits;
+    S_COPY(out->remainder, e->remainder);
+    S_COPY(out->reason, v->reason);
+    S_COPY(out->ref, e->ref);
+    out->attempt = e->attempts;
+    out->ticket = v->ticket;
+}

@@ -1,0 +1,133 @@
+/* registry.h — every deposit kasa knows, in memory, and the one gate through which a deposit's
+ * record becomes durable.
+ *
+ * The registry holds, per Cobo transaction id, the deposit's latest state and fields (a
+ * deposit_view_t), its credit attempts, whether a notice failed, and the LSN of its last record;
+ * and the address → MT5 login links. It is rebuilt from the journal by replay (registry_replay:
+ * every record applied in LSN order) and kept current by registry_commit / registry_append, which
+ * apply a record to memory and submit it to the journal under one lock, then wait for durability
+ * outside it. Submitting under the lock makes LSN order equal the order in which transitions were
+ * decided, so a replay always rebuilds exactly the state memory had (two transitions of one deposit
+ * can never reach the journal in the opposite order).
+ *
+ * Memory runs ahead of the disk only between a submit and its durability. Anyone who meets a
+ * deposit in that window and wants to answer on its strength (a duplicate webhook) waits for the
+ * deposit's last LSN first (registry_commit does this). If the journal fails, the registry is
+ * "failed": every later commit, append or link is refused, so nothing more is acknowledged.
+ *
+ * Bounded: at most max_deposits deposits and as many links; beyond that new ones are refused
+ * (REGISTRY_FULL → the webhook gets 503) rather than memory growing without bound. Deposits are
+ * never evicted: a finished deposit must still be recognised when Cobo repeats its webhook.
+ * Thread-safe: every function may be called from any thread. */
+#ifndef KASA_ACTORS_REGISTRY_H
+#define KASA_ACTORS_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actors/pipeline.h"
+#include "journal/journal.h"
+#include "schema/record.h"
+
+typedef struct registry_t registry_t;
+
+/* What a restart does with a deposit in its state (see registry_resume_action). */
+typedef enum {
+    REGISTRY_RESUME_NONE,      /* finished (NOTIFIED, REJECTED, or CREDITED with a failed notice) */
+    REGISTRY_RESUME_WAIT,      /* PENDING: waits for Cobo's next webhook                          */
+    REGISTRY_RESUME_LOCK,      /* RECEIVED: to the locker                                         */
+    REGISTRY_RESUME_CREDIT,    /* LOCKED, no attempt yet: to a crediter                           */
+    REGISTRY_RESUME_RECONCILE, /* LOCKED with an attempt: reconcile against MT5, then credit      */
+    REGISTRY_RESUME_NOTIFY,    /* CREDITED without a notice record: to the notifier               */
+    REGISTRY_RESUME_PERSON,    /* HELD: needs a person                                            */
+} registry_resume_t;
+
+/* A deposit's full in-memory entry (a copy, for the stages and tools). */
+typedef struct {
+    deposit_view_t view;
+    uint32_t attempts;          /* credit attempts journaled (the highest attempt number)  */
+    char ref[32];               /* the reference of the last attempt                        */
+    int64_t first_attempt_ms;   /* time of the first attempt (0 if none)                    */
+    int64_t last_attempt_ms;    /* time of the last attempt (0 if none)                     */
+    uint64_t attempt_login;     /* the login the last attempt was for (0 if none)           */
+    char remainder[48];         /* LOCKED: what rounding dropped                            */
+    int notice_failed;          /* a RECORD_NOTICE_FAILED was journaled                     */
+    uint64_t last_lsn;          /* LSN of its last record (maybe not yet durable)           */
+} registry_entry_t;
+
+typedef enum {
+    REGISTRY_MOVED,   /* a record was journaled and is durable                              */
+    REGISTRY_SAME,    /* nothing to journal (repeat, or no change); what is known is durable */
+    REGISTRY_ILLEGAL, /* the state machine does not allow it from the current state          */
+    REGISTRY_FULL,    /* a new deposit beyond max_deposits: refused                         */
+    REGISTRY_FAILED,  /* the journal failed (now or earlier): nothing acknowledged           */
+} registry_result_t;
+
+/* A registry for at most max_deposits deposits (and as many address links). NULL on no memory. */
+registry_t *registry_new(size_t max_deposits);
+/* Frees; sets *self_p to NULL. Safe on NULL and twice. */
+void registry_destroy(registry_t **self_p);
+
+/* Applies one durable record as replay does (RECORD_DEPOSIT sets the state it records, whatever
+ * the current one — a mismatch is logged as event=replay.mismatch; CREDIT_ATTEMPT counts the
+ * attempt; ADDRESS_LINK links; NOTICE_FAILED marks the notice; ADMIN_ACTION changes nothing).
+ * Returns 0, or -1 if the registry is full. */
+int registry_apply(registry_t *self, const record_t *r, uint64_t lsn);
+
+/* Reads the journal in dir from its first record and applies every record in LSN order.
+ * Read-only (works on an open or a closed journal). Returns the number of records applied, or -1
+ * with a reason in err (bad record, undecodable payload, registry full). */
+long registry_replay(registry_t *self, const char *dir, char *err, size_t errlen);
+
+/* The deposit transition r describes (r->kind RECORD_DEPOSIT, r->tx_id, r->event and the fields the
+ * event brings; r->from and r->to are set here). Under the lock: deposit_step() from the current
+ * state decides. On MOVE the record is completed from the entry (fields the event does not bring
+ * are kept), encoded, submitted to journal and applied to memory; then, outside the lock, waited
+ * for. A PENDING→PENDING move is journaled only when the confirmations rise (else SAME). On SAME or
+ * ILLEGAL the deposit's last LSN is waited for before answering. On MOVE *effects gets the step's
+ * effects and, if bytes is not NULL, *bytes and *len the encoded record (caller frees), and one log line
+ * event=deposit.<state> is written. On SAME/ILLEGAL *effects gets the step's effects too (an ALERT
+ * may ride on SAME). The result says what happened; err says why for FULL/FAILED/ILLEGAL. */
+registry_result_t registry_commit(registry_t *self, journal_t *journal, record_t *r, unsigned *effects,
+                                  uint8_t **bytes, size_t *len, char *err, size_t errlen);
+
+/* Journals a record that is not a state transition (CREDIT_ATTEMPT, NOTICE_FAILED, ADMIN_ACTION)
+ * for an existing deposit, applying it to memory under the lock, and waits for durability.
+ * REGISTRY_MOVED once durable, REGISTRY_ILLEGAL if the deposit is unknown, REGISTRY_FAILED. */
+registry_result_t registry_append(registry_t *self, journal_t *journal, record_t *r, char *err, size_t errlen);
+
+/* Links address (on chain_id) to login: journals RECORD_ADDRESS_LINK (actor recorded) and waits.
+ * 0 once durable or if already linked to that login; -1 with a reason if linked to another login,
+ * the registry is full, or the journal failed (the link is then forgotten again). */
+int registry_link(registry_t *self, journal_t *journal, const char *address, const char *chain_id,
+                  uint64_t login, const char *actor, char *err, size_t errlen);
+
+/* The login linked to address, or 0. */
+uint64_t registry_address_login(registry_t *self, const char *address);
+
+/* Copies tx_id's entry into *out; 0, or -1 if unknown. */
+int registry_get(registry_t *self, const char *tx_id, registry_entry_t *out);
+
+/* Calls fn for each deposit of login (0: all), newest first, at most limit (<= 0: no limit), under
+ * the lock. Returns how many were visited. */
+int registry_each(registry_t *self, uint64_t login, int limit,
+                  void (*fn)(void *arg, const registry_entry_t *e), void *arg);
+
+/* How many deposits and links are held. */
+size_t registry_count(registry_t *self);
+size_t registry_link_count(registry_t *self);
+
+/* 1 once the journal has failed under this registry (then nothing more is accepted). */
+int registry_failed(registry_t *self);
+/* Marks the registry failed (logs event=journal.failed once). */
+void registry_set_failed(registry_t *self, const char *why);
+
+/* What a restart does with e, and a short phrase for it ("lock", "reconcile then credit", ...). */
+registry_resume_t registry_resume_action(const registry_entry_t *e);
+const char *registry_resume_name(registry_resume_t action);
+
+/* Builds the RECORD_DEPOSIT that hands e on to the stage owning its state (from == to == its
+ * state, every field from the entry): the message a resumed deposit travels with. */
+void registry_entry_record(const registry_entry_t *e, record_t *out);
+
+#endif

@@ -1,0 +1,82 @@
+/* stage.h — what the pipeline's stage actors (locker, crediters, notifier) share: their context,
+ * their inproc endpoints, and the one actor loop they all run.
+ *
+ * A stage is a czmq zactor with a PULL socket bound at its endpoint. Messages are durable msgpack
+ * records (schema/record.h), exactly as journaled. The loop keeps the stage's own bounded work
+ * list (actors/workq.h): it reads its PULL socket only while the list has room, so a slow stage
+ * pushes back on the one before it (a PUSH with a full high-water mark blocks; nothing is dropped).
+ * Between messages the loop honours $TERM; an item that must wait (backoff) stays in the list and
+ * does not block the others (except those with its ordering key).
+ *
+ * Every send between stages is a blocking zmq send on a socket owned by the sending thread. The
+ * pipeline forms a chain (ingress → locker → crediter → notifier) with no cycle, so a blocked send
+ * always waits on a stage that keeps draining. */
+#ifndef KASA_ACTORS_STAGE_H
+#define KASA_ACTORS_STAGE_H
+
+#include <czmq.h>
+/* czmq pulls in <syslog.h>, whose LOG_DEBUG / LOG_INFO macros would shadow tools/log.h's levels. */
+#undef LOG_DEBUG
+#undef LOG_INFO
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actors/registry.h"
+#include "actors/workq.h"
+#include "journal/journal.h"
+#include "tools/config.h"
+
+#define STAGE_HWM 100000        /* messages a PUSH/PULL pair holds before a send blocks */
+#define STAGE_QUEUE 1024        /* items a stage holds in its own work list */
+#define STAGE_MAX_CREDITERS 64
+
+typedef enum { STAGE_LOCKER, STAGE_CREDITER, STAGE_NOTIFIER } stage_kind_t;
+
+/* Shared by every stage of one pipeline; read-only after start (the registry locks itself). */
+typedef struct {
+    registry_t *registry;
+    journal_t *journal;
+    const config_t *cfg;
+    int crediters;               /* how many crediter workers (1..STAGE_MAX_CREDITERS) */
+    char prefix[48];             /* "inproc://kasa-<unique>" */
+    int64_t mt5_timeout_ms, cobo_timeout_ms, telegram_timeout_ms;
+} stage_ctx_t;
+
+/* The endpoint of a stage ("inproc://kasa-1-crediter-0"); index only for crediters. */
+void stage_endpoint(const stage_ctx_t *ctx, stage_kind_t kind, int index, char *buf, size_t len);
+
+/* The crediter a login belongs to: login % crediters. Every credit of one login goes to the same
+ * worker, which handles one deposit at a time: so no MT5 login is credited by two workers at once. */
+int stage_crediter_of(const stage_ctx_t *ctx, uint64_t login);
+
+/* A PULL socket bound at endpoint / a PUSH socket connected to it, both with STAGE_HWM. NULL on error. */
+zsock_t *stage_pull_new(const char *endpoint);
+zsock_t *stage_push_new(const char *endpoint);
+
+/* Sends one message (one frame), blocking while the receiver is full. 0, or -1 (context ending). */
+int stage_send(zsock_t *push, const void *bytes, size_t len);
+
+/* What a stage plugs into the loop. */
+typedef struct {
+    /* Handles item: 0 when done with it (it is removed), or > 0 to be retried after that many ms. */
+    int64_t (*handle)(void *arg, workq_item_t *item);
+    /* Ordering key of a message (0 for none); NULL for none. */
+    uint64_t (*key)(void *arg, const uint8_t *bytes, size_t len);
+    /* Called every loop turn when nothing is due; returns ms until it wants to run again (-1 never).
+     * NULL for none. The crediter pings idle MT5 sessions here. */
+    int64_t (*idle)(void *arg, int64_t now_ms);
+} stage_ops_t;
+
+/* Runs the stage until $TERM on pipe (or the context ends). Owns nothing it is given. */
+void stage_loop(zsock_t *pipe, zsock_t *pull, workq_t *q, const stage_ops_t *ops, void *arg);
+
+/* Waits for $TERM on pipe (an actor whose start failed, so its creator can read why first). */
+void stage_wait_term(zsock_t *pipe);
+
+/* Monotonic milliseconds. */
+int64_t stage_mono_ms(void);
+
+/* Decodes a message into *r (heap-free); 0 or -1 (logged as event=stage.bad_message). */
+int stage_decode(const uint8_t *bytes, size_t len, record_t *r, const char *stage);
+
+#endif

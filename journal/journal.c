@@ -1,0 +1,467 @@
+/* journal.c — the writer: open (scan, cut a torn tail, lock), group commit, rotation, failure.
+ *
+ * Group commit: appenders copy their record into the filling buffer under one mutex (the payload is
+ * checksummed before the lock is taken; only 20 header bytes are checksummed under it) and are given
+ * the next LSN. One flusher thread swaps the filling buffer with the spare one, writes the whole
+ * batch with one write(2) and one fdatasync, calls the commit callback for each record, publishes the
+ * new durable LSN and wakes every waiter at once through a futex on a commit counter. Waiters never
+ * take the mutex to learn that they are durable, so a commit does not cause a convoy of 32..128
+ * threads on the mutex. While one batch is on its way to the disk the next one fills.
+ *
+ * Failure: if a write (short or not), an fdatasync or a rotation step fails, the journal is failed
+ * for good: the batch in flight and everything queued is never reported durable, every waiter and
+ * every later append gets an error. Reopening cuts whatever partial batch reached the file. */
+#include "journal/journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "journal/fio.h"
+#include "journal/jformat.h"
+#include "tools/log.h"
+
+#define JOURNAL_DEFAULT_SEGMENT (64ull << 20)
+#define JOURNAL_DEFAULT_BATCH   ((size_t) 4 << 20)
+
+struct journal_t {
+    char *dir;
+    journal_opts_t opts;
+    int lock_fd;
+
+    /* flusher-owned */
+    int seg_fd;
+    uint64_t seg_size;
+    uint32_t written_crc;          /* checksum of the last record written to a segment */
+    pthread_t flusher;
+    int flusher_started;
+
+    /* under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;        /* the flusher waits here for records           */
+    pthread_cond_t space_cv;       /* appenders wait here when the buffer is full  */
+    uint8_t *fill, *spare;
+    size_t fill_len, cap;
+    uint64_t next_lsn;
+    uint32_t last_crc;             /* checksum of the last record queued           */
+    int flusher_idle;
+    int space_waiters;
+    int closing;
+    journal_commit_fn *cb;
+    void *cb_arg;
+    char fail_reason[200];
+
+    /* read without mu */
+    _Atomic uint64_t durable_lsn;
+    _Atomic uint64_t queued_lsn;   /* highest LSN handed out */
+    _Atomic uint32_t commit_seq;   /* bumped (and futex-woken) at every commit and on failure */
+    _Atomic uint32_t batch_seq[2]; /* batch_seq[b & 1] is bumped and woken when batch b commits */
+    atomic_int generic_waiters;    /* threads sleeping on commit_seq (journal_wait)  */
+    uint64_t fill_batch;           /* (under mu) number of the batch now filling      */
+    atomic_int failed;
+};
+
+static void s_futex_wait(_Atomic uint32_t *addr, uint32_t seen)
+{
+    syscall(SYS_futex, (uint32_t *) addr, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+}
+
+static void s_futex_wake_all(_Atomic uint32_t *addr)
+{
+    syscall(SYS_futex, (uint32_t *) addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Creates segment first_lsn durably: header into a .tmp file, fdatasync, rename, fsync of the
+ * directory. Returns the open fd positioned at the end, or -1 with a reason. */
+static int s_create_segment(const char *dir, uint64_t first_lsn, uint32_t prev_crc, char *err, size_t errlen)
+{
+    char name[JF_NAME_MAX], path[4096], tmp[4200];
+    uint8_t hdr[JF_SEG_HDR];
+    jf_seg_name(name, first_lsn);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    jf_seg_header(hdr, first_lsn, prev_crc);
+    int fd = fio_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    ssize_t n = fio_write(fd, hdr, sizeof hdr);
+    const char *step = n < 0 ? "write" : n != (ssize_t) sizeof hdr ? "short write" : NULL;
+    if (!step && fio_fdatasync(fd) != 0)
+        step = "fdatasync";
+    if (!step && fio_rename(tmp, path) != 0)
+        step = "rename";
+    if (!step && fio_fsync_dir(dir) != 0)
+        step = "fsync of the directory";
+    if (step) {
+        snprintf(err, errlen, "cannot create segment %s (%s): %s", name, step,
+                 strcmp(step, "short write") == 0 ? "disk full?" : strerror(errno));
+        fio_close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    return fd;
+}
+
+/* Marks the journal failed (mu held) and wakes everyone. */
+static void s_fail_locked(journal_t *self, const char *reason)
+{
+    if (!atomic_load(&self->failed)) {
+        snprintf(self->fail_reason, sizeof self->fail_reason, "%s", reason);
+        log_error("journal.failed", "dir=%s reason=\"%s\"", self->dir, reason);
+    }
+    atomic_store(&self->failed, 1);
+    atomic_fetch_add(&self->commit_seq, 1);
+    s_futex_wake_all(&self->commit_seq);
+    for (int i = 0; i < 2; i++) {
+        atomic_fetch_add(&self->batch_seq[i], 1);
+        s_futex_wake_all(&self->batch_seq[i]);
+    }
+    pthread_cond_broadcast(&self->space_cv);
+}
+
+/* Writes one batch (rotating first if the segment is full) and makes it durable. 0, or -1 with a reason. */
+static int s_write_batch(journal_t *self, const uint8_t *buf, size_t len, uint64_t first_lsn, uint32_t batch_last_crc,
+                         char *err, size_t errlen)
+{
+    if (self->seg_size >= self->opts.segment_bytes && self->seg_size > JF_SEG_HDR) {
+        int fd = s_create_segment(self->dir, first_lsn, self->written_crc, err, errlen);
+        if (fd < 0)
+            return -1;
+        fio_close(self->seg_fd);
+        self->seg_fd = fd;
+        self->seg_size = JF_SEG_HDR;
+    }
+    ssize_t n = fio_write(self->seg_fd, buf, len);
+    if (n < 0) {
+        snprintf(err, errlen, "write of %zu bytes failed: %s", len, strerror(errno));
+        return -1;
+    }
+    if ((size_t) n != len) {
+        snprintf(err, errlen, "short write: %zd of %zu bytes", n, len);
+        return -1;
+    }
+    self->seg_size += len;
+    if (fio_fdatasync(self->seg_fd) != 0) {
+        snprintf(err, errlen, "fdatasync failed: %s", strerror(errno));
+        return -1;
+    }
+    self->written_crc = batch_last_crc;
+    return 0;
+}
+
+static void s_call_commits(journal_commit_fn *cb, void *arg, const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    while (off + JF_REC_HDR <= len) {
+        uint32_t n = jf_get32(buf + off);
+        cb(arg, jf_get64(buf + off + 8), buf + off + JF_REC_HDR, n);
+        off += JF_REC_HDR + n;
+    }
+}
+
+static void *s_flusher(void *arg)
+{
+    journal_t *self = arg;
+    pthread_mutex_lock(&self->mu);
+    for (;;) {
+        while (self->fill_len == 0 && !self->closing && !atomic_load(&self->failed)) {
+            self->flusher_idle = 1;
+            pthread_cond_wait(&self->work_cv, &self->mu);
+            self->flusher_idle = 0;
+        }
+        if (atomic_load(&self->failed) || self->fill_len == 0)
+            break;      /* failed, or closing with nothing left */
+        uint8_t *batch = self->fill;
+        size_t len = self->fill_len;
+        uint64_t last = self->next_lsn - 1;
+        uint64_t first = jf_get64(batch + 8);
+        uint32_t last_crc = self->last_crc;
+        journal_commit_fn *cb = self->cb;
+        void *cb_arg = self->cb_arg;
+        uint64_t batch_no = self->fill_batch++;
+        self->fill = self->spare;
+        self->fill_len = 0;
+        self->spare = NULL;
+        if (self->space_waiters)
+            pthread_cond_broadcast(&self->space_cv);
+        pthread_mutex_unlock(&self->mu);
+
+        char err[200];
+        int rc = s_write_batch(self, batch, len, first, last_crc, err, sizeof err);
+        if (rc == 0 && cb)
+            s_call_commits(cb, cb_arg, batch, len);
+
+        if (rc == 0) {
+            /* publish before taking the lock: the woken appenders need the mutex to queue again */
+            atomic_store(&self->durable_lsn, last);
+            atomic_fetch_add(&self->batch_seq[batch_no & 1], 1);
+            s_futex_wake_all(&self->batch_seq[batch_no & 1]);
+            atomic_fetch_add(&self->commit_seq, 1);
+            if (atomic_load(&self->generic_waiters))
+                s_futex_wake_all(&self->commit_seq);
+        }
+        pthread_mutex_lock(&self->mu);
+        self->spare = batch;
+        if (rc != 0) {
+            s_fail_locked(self, err);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
+}
+
+/* Cuts a torn tail found by the scan: truncate the last segment to its last whole record. */
+static int s_cut_tail(const char *dir, const jf_scan_t *scan, char *err, size_t errlen)
+{
+    const jf_seg_t *seg = &scan->segs[scan->bad_seg];
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, seg->name);
+    int fd = fio_open(path, O_WRONLY, 0);
+    if (fd < 0 || fio_ftruncate(fd, (off_t) scan->bad_offset) != 0 || fio_fsync(fd) != 0) {
+        snprintf(err, errlen, "journal %s: cannot cut the torn tail of %s: %s", dir, seg->name, strerror(errno));
+        if (fd >= 0)
+            fio_close(fd);
+        return -1;
+    }
+    fio_close(fd);
+    log_warn("journal.tail_cut", "dir=%s segment=%s offset=%" PRIu64 " bytes=%" PRIu64 " reason=\"%s\"", dir,
+             seg->name, scan->bad_offset, scan->bad_bytes, scan->reason);
+    return 0;
+}
+
+/* Removes *.seg.tmp leftovers of a segment creation that a crash interrupted (never renamed, so
+ * never part of the journal). */
+static void s_remove_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    int removed = 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n == 28 && strcmp(e->d_name + 20, ".seg.tmp") == 0) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%.28s", dir, e->d_name);
+            if (fio_unlink(path) == 0)
+                removed++;
+        }
+    }
+    closedir(d);
+    if (removed)
+        log_info("journal.tmp_removed", "dir=%s files=%d", dir, removed);
+}
+
+journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "journal %s: cannot create the directory: %s", dir, strerror(errno));
+        return NULL;
+    }
+    journal_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->dir = strdup(dir);
+    self->seg_fd = -1;
+    self->opts.segment_bytes = opts && opts->segment_bytes ? opts->segment_bytes : JOURNAL_DEFAULT_SEGMENT;
+    self->opts.max_batch_bytes = opts && opts->max_batch_bytes ? opts->max_batch_bytes : JOURNAL_DEFAULT_BATCH;
+    self->cap = self->opts.max_batch_bytes;
+    if (self->cap < JF_REC_HDR + JOURNAL_MAX_PAYLOAD)
+        self->cap = JF_REC_HDR + JOURNAL_MAX_PAYLOAD;
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP); /* short critical sections: spin a little */
+    pthread_mutex_init(&self->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
+    pthread_cond_init(&self->work_cv, NULL);
+    pthread_cond_init(&self->space_cv, NULL);
+    self->lock_fd = jf_lock(dir, err, errlen);
+    if (self->lock_fd < 0)
+        goto fail;
+    s_remove_tmp(dir);
+
+    jf_scan_t scan;
+    if (jf_scan(dir, &scan, NULL, NULL, err, errlen) != 0)
+        goto fail;
+    if (scan.state == JF_CORRUPT) {
+        snprintf(err, errlen, "journal %s: bad record in segment %s at offset %" PRIu64 " (%s); "
+                 "run `kasa journal repair %s`", dir, scan.segs[scan.bad_seg].name, scan.bad_offset,
+                 scan.reason, dir);
+        jf_scan_free(&scan);
+        goto fail;
+    }
+    if (scan.state == JF_TORN && s_cut_tail(dir, &scan, err, errlen) != 0) {
+        jf_scan_free(&scan);
+        goto fail;
+    }
+    self->next_lsn = scan.next_lsn;
+    self->last_crc = self->written_crc = scan.last_crc;
+    atomic_store(&self->durable_lsn, scan.next_lsn - 1);
+    atomic_store(&self->queued_lsn, scan.next_lsn - 1);
+    if (scan.nsegs == 0) {
+        self->seg_fd = s_create_segment(dir, 1, 0, err, errlen);
+        self->seg_size = JF_SEG_HDR;
+    } else {
+        const jf_seg_t *last = &scan.segs[scan.nsegs - 1];
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, last->name);
+        self->seg_fd = fio_open(path, O_WRONLY | O_APPEND, 0);
+        self->seg_size = scan.state == JF_TORN ? scan.bad_offset : last->size;
+        if (self->seg_fd < 0)
+            snprintf(err, errlen, "journal %s: cannot open %s: %s", dir, last->name, strerror(errno));
+    }
+    jf_scan_free(&scan);
+    if (self->seg_fd < 0)
+        goto fail;
+
+    self->fill = malloc(self->cap);
+    self->spare = malloc(self->cap);
+    if (!self->fill || !self->spare) {
+        snprintf(err, errlen, "out of memory for the batch buffers");
+        goto fail;
+    }
+    if (pthread_create(&self->flusher, NULL, s_flusher, self) != 0) {
+        snprintf(err, errlen, "cannot start the journal's flusher thread");
+        goto fail;
+    }
+    self->flusher_started = 1;
+    return self;
+fail:
+    journal_destroy(&self);
+    return NULL;
+}
+
+void journal_destroy(journal_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    journal_t *self = *self_p;
+    *self_p = NULL;
+    if (self->flusher_started) {
+        pthread_mutex_lock(&self->mu);
+        self->closing = 1;
+        pthread_cond_signal(&self->work_cv);
+        pthread_cond_broadcast(&self->space_cv);
+        pthread_mutex_unlock(&self->mu);
+        pthread_join(self->flusher, NULL);
+        /* anything still queued after a failure is never durable: release its waiters */
+        pthread_mutex_lock(&self->mu);
+        if (atomic_load(&self->durable_lsn) < self->next_lsn - 1)
+            s_fail_locked(self, "journal closed after a failure");
+        pthread_mutex_unlock(&self->mu);
+    }
+    if (self->seg_fd >= 0)
+        fio_close(self->seg_fd);
+    if (self->lock_fd >= 0)
+        fio_close(self->lock_fd);   /* closing releases the flock */
+    pthread_mutex_destroy(&self->mu);
+    pthread_cond_destroy(&self->work_cv);
+    pthread_cond_destroy(&self->space_cv);
+    free(self->fill);
+    free(self->spare);
+    free(self->dir);
+    free(self);
+}
+
+/* Queues one record; returns its LSN (0 on failure) and the number of the batch it is in. */
+static uint64_t s_submit(journal_t *self, const void *payload, size_t len, uint64_t *batch_no)
+{
+    if (!self || len > JOURNAL_MAX_PAYLOAD || (len && !payload))
+        return 0;
+    uint32_t pcrc = jf_crc32c(0, payload, len);
+    size_t need = JF_REC_HDR + len;
+    pthread_mutex_lock(&self->mu);
+    while (!atomic_load(&self->failed) && !self->closing && self->fill_len + need > self->cap) {
+        self->space_waiters++;
+        pthread_cond_wait(&self->space_cv, &self->mu);
+        self->space_waiters--;
+    }
+    if (atomic_load(&self->failed) || self->closing) {
+        pthread_mutex_unlock(&self->mu);
+        return 0;
+    }
+    uint64_t lsn = self->next_lsn++;
+    *batch_no = self->fill_batch;
+    uint8_t *rec = self->fill + self->fill_len;
+    self->last_crc = jf_rec_header(rec, lsn, self->last_crc, pcrc, (uint32_t) len);
+    if (len)
+        memcpy(rec + JF_REC_HDR, payload, len);
+    self->fill_len += need;
+    atomic_store(&self->queued_lsn, lsn);
+    if (self->flusher_idle)
+        pthread_cond_signal(&self->work_cv);
+    pthread_mutex_unlock(&self->mu);
+    return lsn;
+}
+
+uint64_t journal_submit(journal_t *self, const void *payload, size_t len)
+{
+    uint64_t batch_no;
+    return s_submit(self, payload, len, &batch_no);
+}
+
+int journal_wait(journal_t *self, uint64_t lsn)
+{
+    if (!self || lsn == 0 || lsn > atomic_load(&self->queued_lsn))
+        return -1;
+    for (;;) {
+        uint32_t seen = atomic_load(&self->commit_seq);
+        if (atomic_load(&self->durable_lsn) >= lsn)
+            return 0;
+        if (atomic_load(&self->failed))
+            return -1;
+        atomic_fetch_add(&self->generic_waiters, 1);
+        s_futex_wait(&self->commit_seq, seen);
+        atomic_fetch_sub(&self->generic_waiters, 1);
+    }
+}
+
+/* journal_append waits on the futex word of its own batch, so a commit wakes only the appenders
+ * it made durable, not those already queued in the next batch. */
+uint64_t journal_append(journal_t *self, const void *payload, size_t len)
+{
+    uint64_t batch_no;
+    uint64_t lsn = s_submit(self, payload, len, &batch_no);
+    if (lsn == 0)
+        return 0;
+    _Atomic uint32_t *word = &self->batch_seq[batch_no & 1];
+    for (;;) {
+        uint32_t seen = atomic_load(word);
+        if (atomic_load(&self->durable_lsn) >= lsn)
+            return lsn;
+        if (atomic_load(&self->failed))
+            return 0;
+        s_futex_wait(word, seen);
+    }
+}
+
+uint64_t journal_durable_lsn(journal_t *self)
+{
+    return self ? atomic_load(&self->durable_lsn) : 0;
+}
+
+void journal_on_commit(journal_t *self, journal_commit_fn *fn, void *arg)
+{
+    if (!self)
+        return;
+    pthread_mutex_lock(&self->mu);
+    self->cb = fn;
+    self->cb_arg = arg;
+    pthread_mutex_unlock(&self->mu);
+}

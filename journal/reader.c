@@ -1,0 +1,232 @@
+/* reader.c — reads a journal from any LSN, across segments, while it is closed or being written.
+ *
+ * Each segment is mapped whole (mmap); records are checked (checksum, LSN, chain) as they are
+ * returned. At the end of the data the reader looks again: a segment that grew is remapped, a next
+ * segment that appeared is entered. Damage at the end of the last segment with no valid record
+ * after it is the end of the journal for now (a batch still being written, or a torn tail that
+ * open will cut); any other damage is an error naming the segment and offset (see jformat.h). */
+#include "journal/journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal/fio.h"
+#include "journal/jformat.h"
+
+struct journal_reader_t {
+    char *dir;
+    uint64_t from_lsn;
+    int have_seg;
+    jf_seg_t seg;                /* the current segment */
+    int fd;
+    const uint8_t *base;
+    uint64_t size;
+    uint64_t off;
+    uint64_t expect_lsn;         /* 0 until the first segment is entered */
+    uint32_t prev;
+    int failed;
+    char err[400];
+};
+
+static void s_unmap(journal_reader_t *self)
+{
+    jf_unmap(self->base, self->size);
+    self->base = NULL;
+    self->size = 0;
+    if (self->fd >= 0)
+        fio_close(self->fd);
+    self->fd = -1;
+    self->have_seg = 0;
+}
+
+static int s_error(journal_reader_t *self, uint64_t off, const char *why)
+{
+    snprintf(self->err, sizeof self->err, "journal %s: segment %s offset %" PRIu64 ": %s", self->dir,
+             self->seg.name, off, why);
+    self->failed = 1;
+    return -1;
+}
+
+/* Remaps the current segment if the file grew. 1 if it grew, 0 if not, -1 on an I/O error. */
+static int s_refresh(journal_reader_t *self)
+{
+    struct stat st;
+    if (fstat(self->fd, &st) != 0) {
+        snprintf(self->err, sizeof self->err, "journal %s: cannot stat %s: %s", self->dir, self->seg.name,
+                 strerror(errno));
+        self->failed = 1;
+        return -1;
+    }
+    if ((uint64_t) st.st_size <= self->size)
+        return 0;
+    void *m = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, self->fd, 0);
+    if (m == MAP_FAILED) {
+        snprintf(self->err, sizeof self->err, "journal %s: cannot map %s: %s", self->dir, self->seg.name,
+                 strerror(errno));
+        self->failed = 1;
+        return -1;
+    }
+    madvise(m, (size_t) st.st_size, MADV_SEQUENTIAL);
+    jf_unmap(self->base, self->size);
+    self->base = m;
+    self->size = (uint64_t) st.st_size;
+    return 1;
+}
+
+/* Enters segment seg: maps it and checks its header against where the chain stands. 0 or -1. */
+static int s_enter(journal_reader_t *self, const jf_seg_t *seg)
+{
+    s_unmap(self);
+    self->seg = *seg;
+    self->have_seg = 1;
+    char path[4096], why[200];
+    snprintf(path, sizeof path, "%s/%s", self->dir, seg->name);
+    self->fd = fio_open(path, O_RDONLY, 0);
+    if (self->fd < 0)
+        return s_error(self, 0, strerror(errno));
+    if (s_refresh(self) < 0)
+        return -1;
+    uint32_t hdr_prev;
+    if (jf_check_seg_header(self->base, self->size, seg->first_lsn, &hdr_prev, why, sizeof why) != 0)
+        return s_error(self, 0, why);
+    if (self->expect_lsn == 0) {
+        self->expect_lsn = seg->first_lsn;
+        self->prev = hdr_prev;
+    } else if (seg->first_lsn != self->expect_lsn) {
+        snprintf(why, sizeof why, "segment starts at LSN %" PRIu64 ", expected %" PRIu64
+                 " (a segment is missing or misplaced)", seg->first_lsn, self->expect_lsn);
+        return s_error(self, 0, why);
+    } else if (hdr_prev != self->prev) {
+        snprintf(why, sizeof why, "chain broken across segments: header names previous checksum %08x, "
+                 "the previous record's is %08x", hdr_prev, self->prev);
+        return s_error(self, 0, why);
+    }
+    self->off = JF_SEG_HDR;
+    return 0;
+}
+
+/* Finds the segment after the current one. 1 with *next set, 0 if there is none, -1 on an error. */
+static int s_next_segment(journal_reader_t *self, jf_seg_t *next)
+{
+    jf_seg_t *segs;
+    size_t n;
+    if (jf_list_segments(self->dir, &segs, &n, self->err, sizeof self->err) != 0) {
+        self->failed = 1;
+        return -1;
+    }
+    int found = 0;
+    for (size_t i = 0; i < n && !found; i++) {
+        if (!self->have_seg ? segs[i].first_lsn <= (self->from_lsn ? self->from_lsn : 1) || i == 0
+                            : segs[i].first_lsn > self->seg.first_lsn) {
+            *next = segs[i];
+            found = 1;
+            /* before the first segment is entered: keep the last one that starts at or before from_lsn */
+            while (!self->have_seg && i + 1 < n && segs[i + 1].first_lsn <= self->from_lsn)
+                *next = segs[++i];
+        }
+    }
+    free(segs);
+    return found;
+}
+
+journal_reader_t *journal_reader_open(const char *dir, uint64_t from_lsn, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "journal %s: not a directory", dir);
+        return NULL;
+    }
+    journal_reader_t *self = calloc(1, sizeof *self);
+    if (!self || !(self->dir = strdup(dir))) {
+        free(self);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->fd = -1;
+    self->from_lsn = from_lsn;
+    return self;
+}
+
+int journal_reader_next(journal_reader_t *self, journal_entry_t *entry)
+{
+    if (!self || self->failed)
+        return -1;
+    for (;;) {
+        if (!self->have_seg) {
+            jf_seg_t first;
+            int rc = s_next_segment(self, &first);
+            if (rc <= 0)
+                return rc;
+            if (s_enter(self, &first) != 0)
+                return -1;
+        }
+        jf_rec_t rec;
+        char why[200];
+        jf_rec_status_t st = jf_check_record(self->base, self->size, self->off, self->expect_lsn, self->prev,
+                                             &rec, why, sizeof why);
+        if (st == JF_REC_OK) {
+            uint64_t at = self->off;
+            self->off += JF_REC_HDR + rec.len;
+            self->expect_lsn++;
+            self->prev = rec.crc;
+            if (rec.lsn < self->from_lsn)
+                continue;
+            entry->lsn = rec.lsn;
+            entry->payload = rec.payload;
+            entry->len = rec.len;
+            entry->segment = self->seg.name;
+            entry->offset = at;
+            return 1;
+        }
+        int grew = s_refresh(self);
+        if (grew < 0)
+            return -1;
+        if (grew)
+            continue;
+        jf_seg_t next;
+        int has_next = s_next_segment(self, &next);
+        if (has_next < 0)
+            return -1;
+        if (has_next) {
+            /* the writer finishes a segment before it creates the next: look once more for growth */
+            grew = s_refresh(self);
+            if (grew < 0)
+                return -1;
+            if (grew)
+                continue;
+            if (st != JF_REC_END)
+                return s_error(self, self->off, why);
+            if (s_enter(self, &next) != 0)
+                return -1;
+            continue;
+        }
+        if (st == JF_REC_END)
+            return 0;
+        if (jf_valid_after(self->base, self->size, self->off, self->expect_lsn - 1))
+            return s_error(self, self->off, why);
+        return 0;   /* an unfinished or torn last record: the end, for now */
+    }
+}
+
+const char *journal_reader_error(const journal_reader_t *self)
+{
+    return self && self->err[0] ? self->err : "no error";
+}
+
+void journal_reader_destroy(journal_reader_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    journal_reader_t *self = *self_p;
+    *self_p = NULL;
+    s_unmap(self);
+    free(self->dir);
+    free(self);
+}

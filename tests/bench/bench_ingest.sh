@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# bench_ingest.sh BUILD — how fast kasa takes webhooks, with its simulators, on loopback.
+#   (a) signed webhooks/s accepted durably: wrk, pre-signed distinct webhooks (each answered 201
+#       only once its record is fsynced), tests/bench/ingest.lua, 64 connections, 10 s
+#   (b) ack latency p50/p99 at a fixed 2,000/s, open loop (latency from each request's due time)
+#   (c) webhook -> CREDITED p99 at 1,000/s through the Cobo and MT5 simulators (monitor feed)
+#   (d) kasa's peak RSS (VmHWM) after each phase
+# Each phase runs on a fresh journal and a fresh kasa. Run by `make bench` with BUILD=build/release.
+# Knobs: INGEST_SECONDS (10), INGEST_CONNS (64), INGEST_COUNT (distinct webhooks, 250000),
+#        LOAD_RATE (2000), LOAD_SECONDS (5), CREDIT_RATE (1000), CREDIT_SECONDS (3).
+set -u
+build=${1:-build/release}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+kasa=${KASA_BIN:-$build/kasa}
+gen=$build/bench/bench_ingest_gen
+[ -x "$kasa" ] && [ -x "$gen" ] || { echo "bench_ingest: build $kasa and $gen first (make bench)" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "bench_ingest: wrk is not installed (make deps)" >&2; exit 1; }
+dir=${KASA_BENCH_DIR:-$root/build/bench-data}/ingest
+rm -rf "$dir"; mkdir -p "$dir"
+
+INGEST_SECONDS=${INGEST_SECONDS:-10}; INGEST_CONNS=${INGEST_CONNS:-64}; INGEST_COUNT=${INGEST_COUNT:-250000}
+LOAD_RATE=${LOAD_RATE:-2000}; LOAD_SECONDS=${LOAD_SECONDS:-5}
+CREDIT_RATE=${CREDIT_RATE:-1000}; CREDIT_SECONDS=${CREDIT_SECONDS:-3}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+used=" "
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        case "$used" in *" $p "*) continue ;; esac
+        port_busy "$p" || { used="$used$p "; echo "$p"; return; }
+    done
+}
+wait_port() { for _ in $(seq 1 400); do port_busy "$1" && return 0; sleep 0.05; done; return 1; }
+
+# the test keys of tests/integration/harness.h
+key_seed=1111111111111111111111111111111111111111111111111111111111111111
+client_seed=2222222222222222222222222222222222222222222222222222222222222222
+webhook_pub=$("$kasa" sim pubkey --key-seed "$key_seed")
+client_pub=$("$kasa" sim pubkey --key-seed "$client_seed")
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; pids=(); }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cobo_port=$(free_port); mt5_port=$(free_port); tg_port=$(free_port); dead_port=$(free_port)
+used="$used$cobo_port $mt5_port $tg_port $dead_port "
+# the Cobo simulator's own webhooks go nowhere: the load generators send them, on their clock
+"$kasa" sim cobo --listen "127.0.0.1:$cobo_port" --webhook-url "http://127.0.0.1:$dead_port/cobo/webhook" \
+    --key-seed "$key_seed" --client-key "$client_pub" >"$dir/sim-cobo.log" 2>&1 & pids+=($!)
+accounts=()
+for i in $(seq 1 20); do accounts+=(--account "$((100000 + i)):Investor1:0"); done
+"$kasa" sim mt5 --listen "127.0.0.1:$mt5_port" --manager 1000:ManagerPass1 "${accounts[@]}" \
+    >"$dir/sim-mt5.log" 2>&1 & pids+=($!)
+"$kasa" sim telegram --listen "127.0.0.1:$tg_port" --token 123456:TESTTOKEN >"$dir/sim-telegram.log" 2>&1 & pids+=($!)
+for p in $cobo_port $mt5_port $tg_port; do wait_port "$p" || { echo "bench_ingest: a simulator did not start" >&2; tail "$dir"/sim-*.log >&2; exit 1; }; done
+
+kasa_pid=0
+kasa_port=0
+monitor_port=0
+# start_kasa NAME: a fresh journal and a fresh kasa
+start_kasa() {
+    kasa_port=$(free_port); monitor_port=$(free_port)
+    cat > "$dir/$1.env" <<EOF
+KASA_LISTEN=127.0.0.1:$kasa_port
+KASA_JOURNAL_DIR=$dir/$1-journal
+KASA_MONITOR=tcp://127.0.0.1:$monitor_port
+COBO_API_URL=http://127.0.0.1:$cobo_port/v2
+COBO_API_KEY=$client_pub
+COBO_API_SECRET=$client_seed
+COBO_WEBHOOK_PUBKEY=$webhook_pub
+COBO_WALLET_ID=b0b0b0b0-0000-4000-8000-000000000001
+KASA_CHAINS=TRON_USDT,TRON
+MT5_URL=http://127.0.0.1:$mt5_port
+MT5_LOGIN=1000
+MT5_PASSWORD=ManagerPass1
+TELEGRAM_API_URL=http://127.0.0.1:$tg_port
+TELEGRAM_BOT_TOKEN=123456:TESTTOKEN
+TELEGRAM_CHAT_ID=-1001234567890
+KASA_TOKEN_TRON_USDT=1:0.5:1
+KASA_AUTO_CREDIT_LIMIT=100000
+KASA_LOG_LEVEL=warn
+${BENCH_KASA_EXTRA:-}
+EOF
+    "$kasa" serve --config "$dir/$1.env" >"$dir/$1-kasa.log" 2>&1 &
+    kasa_pid=$!; pids+=($kasa_pid)
+    wait_port "$kasa_port" || { echo "bench_ingest: kasa did not start" >&2; tail -n 20 "$dir/$1-kasa.log" >&2; exit 1; }
+}
+stop_kasa() { kill -TERM "$kasa_pid" 2>/dev/null; wait "$kasa_pid" 2>/dev/null; }
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$kasa_pid/status" 2>/dev/null || echo 0; }
+kv() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<< " $2" | head -n 1; }
+ms() { awk -v us="${1:-0}" 'BEGIN { printf "%.2f", us / 1000 }'; }
+
+# ---- (a) throughput --------------------------------------------------------------------------------
+echo "generating $INGEST_COUNT signed webhooks..."
+"$gen" gen --count "$INGEST_COUNT" --out "$dir/webhooks.tsv" --tag "ingest-$$" || { echo "bench_ingest: gen failed" >&2; exit 1; }
+start_kasa a
+wrk_out=$(INGEST_FILE="$dir/webhooks.tsv" INGEST_THREADS=2 wrk -t2 -c"$INGEST_CONNS" -d"${INGEST_SECONDS}s" \
+    --timeout 10s -s "$here/ingest.lua" "http://127.0.0.1:$kasa_port" 2>&1)
+echo "$wrk_out" > "$dir/wrk.out"
+res=$(grep WRK_RESULT <<< "$wrk_out")
+a_created=$(kv created "$res"); a_rep=$(kv repeated "$res"); a_other=$(kv other "$res")
+a_dur=$(kv duration_us "$res"); a_p50=$(kv p50_us "$res"); a_p99=$(kv p99_us "$res")
+a_rate=$(awk -v c="${a_created:-0}" -v d="${a_dur:-1}" 'BEGIN { printf "%.0f", c / (d / 1e6) }')
+a_hwm=$(hwm_kb)
+stop_kasa
+a_records=$("$kasa" journal stats "$dir/a-journal" 2>/dev/null | tr '\n' ' ' | head -c 200)
+rm -f "$dir/webhooks.tsv"
+
+# ---- (b) ack latency at a fixed rate ---------------------------------------------------------------
+start_kasa b
+b_out=$("$gen" load --port "$kasa_port" --rate "$LOAD_RATE" --seconds "$LOAD_SECONDS" --conns 32 --tag "load-$$" 2>&1)
+echo "$b_out" > "$dir/load.out"
+b_line=$(grep '^LOAD' <<< "$b_out")
+b_hwm=$(hwm_kb)
+stop_kasa
+
+# ---- (c) webhook -> CREDITED ---------------------------------------------------------------------
+start_kasa c
+addr_args=()
+for i in $(seq 1 20); do
+    a=TBenchCredit$(printf '%021d' "$i")
+    "$kasa" wallet link "$a" "$((100000 + i))" --config "$dir/c.env" >>"$dir/link.out" 2>&1 || { echo "bench_ingest: wallet link failed" >&2; cat "$dir/link.out" >&2; exit 1; }
+    addr_args+=(--address "$a:$((100000 + i))")
+done
+c_out=$("$gen" credit --port "$kasa_port" --cobo "http://127.0.0.1:$cobo_port" --monitor "tcp://127.0.0.1:$monitor_port" \
+    --rate "$CREDIT_RATE" --seconds "$CREDIT_SECONDS" --conns 32 "${addr_args[@]}" 2>&1)
+echo "$c_out" > "$dir/credit.out"
+c_line=$(grep '^CREDIT' <<< "$c_out")
+c_hwm=$(hwm_kb)
+stop_kasa
+
+verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { if (v == "") print "n/a"; else if ((dir == ">=" && v + 0 >= t) || (dir == "<=" && v + 0 <= t)) print "ok"; else print "MISS" }'; }
+b_p50=$(kv p50_us "$b_line"); b_p99=$(kv p99_us "$b_line"); b_rate=$(kv rate "$b_line"); b_bad=$(kv bad "$b_line")
+c_p50=$(kv p50_us "$c_line"); c_p99=$(kv p99_us "$c_line"); c_n=$(kv n "$c_line"); c_cr=$(kv credited "$c_line")
+b_p99ms=$([ -n "$b_p99" ] && ms "$b_p99"); c_p99ms=$([ -n "$c_p99" ] && ms "$c_p99")
+
+printf '\n%-46s %-14s %-34s %s\n' "kasa ingest ($(nproc) CPUs, $(basename "$build"))" "target" "measured" ""
+printf '%-46s %-14s %-34s %s\n' "(a) signed webhooks accepted durably, /s" ">= 10000" \
+    "${a_rate:-?}/s (${INGEST_CONNS} conns, ${INGEST_SECONDS} s)" "$(verdict "$a_rate" 10000 '>=')"
+printf '%-46s %-14s %-34s %s\n' "    wrk: 201 new / 200 repeat / other" "" "${a_created:-?} / ${a_rep:-?} / ${a_other:-?}" ""
+printf '%-46s %-14s %-34s %s\n' "    wrk latency p50 / p99, ms" "" "$(ms "${a_p50:-0}") / $(ms "${a_p99:-0}")" ""
+printf '%-46s %-14s %-34s %s\n' "(b) ack latency at ${LOAD_RATE}/s p50 / p99, ms" "p99 <= 5" \
+    "$(ms "${b_p50:-0}") / ${b_p99ms:-?} (rate ${b_rate:-?}/s, ${b_bad:-?} bad)" "$(verdict "$b_p99ms" 5 '<=')"
+printf '%-46s %-14s %-34s %s\n' "(c) webhook -> CREDITED at ${CREDIT_RATE}/s p50 / p99, ms" "p99 <= 25" \
+    "$(ms "${c_p50:-0}") / ${c_p99ms:-?} (${c_cr:-?} of ${c_n:-?} credited)" "$(verdict "$c_p99ms" 25 '<=')"
+printf '%-46s %-14s %-34s %s\n' "(d) kasa peak RSS (VmHWM) after a / b / c, MB" "" \
+    "$(awk -v a="${a_hwm:-0}" -v b="${b_hwm:-0}" -v c="${c_hwm:-0}" 'BEGIN { printf "%.1f / %.1f / %.1f", a/1024, b/1024, c/1024 }')" ""
+[ -n "$a_records" ] && echo "    journal after (a): $a_records"
+echo "    raw output: $dir/{wrk,load,credit}.out"
+[ -n "$res" ] && [ -n "$b_line" ] && [ -n "$c_line" ]

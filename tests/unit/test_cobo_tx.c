@@ -1,0 +1,261 @@
+/* test_cobo_tx.c — webhook and Transaction parsing: a realistic deposit body, and a corpus of
+ * malformed ones that must each be refused with a clear reason. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schema/cobo_tx.h"
+#include "schema/json.h"
+#include "tests/check.h"
+
+/* A deposit webhook as Cobo sends it (every field, nulls where absent). */
+static const char *s_body =
+    "{\"event_id\":\"c3d9a2f4-1b6e-4f0a-9d2c-7e8f5a6b4c3d\",\"url\":\"https://kasa.example/cobo/webhook\","
+    "\"created_timestamp\":1764142800123,\"type\":\"wallets.transaction.succeeded\",\"data\":{"
+    "\"data_type\":\"Transaction\",\"transaction_id\":\"0f6b5a4e-8c1d-4b7e-9a3f-2d5c7e9b1a20\","
+    "\"cobo_id\":\"20251126073000000123\",\"request_id\":null,"
+    "\"wallet_id\":\"6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b\",\"type\":\"Deposit\",\"status\":\"Completed\","
+    "\"sub_status\":null,\"failed_reason\":null,\"chain_id\":\"TRON\",\"token_id\":\"TRON_USDT\","
+    "\"asset_id\":\"USDT\",\"source\":{\"source_type\":\"DepositFromAddress\",\"addresses\":"
+    "[\"TJRyWwFs9wTFGZg3JbrVriFbNfCug5tDeC\"]},\"destination\":{\"destination_type\":\"DepositToAddress\","
+    "\"address\":\"TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf\",\"amount\":\"5970.04\",\"memo\":null,"
+    "\"wallet_id\":\"6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b\"},\"result\":null,\"fee\":null,"
+    "\"initiator\":null,\"confirmed_num\":20,\"confirming_threshold\":20,"
+    "\"transaction_hash\":\"9a4c1e5f7b2d8a6c3e0f1b9d7a5c3e1f0b2d4a6c8e0f1a3b5c7d9e1f3a5b7c9d\","
+    "\"block_info\":{\"block_number\":67012345,\"block_timestamp\":1764142790000,"
+    "\"block_hash\":\"0000000003fe8a1b\"},\"raw_tx_info\":null,\"replacement\":null,\"category\":null,"
+    "\"description\":null,\"is_loop\":false,\"created_timestamp\":1764142700000,"
+    "\"updated_timestamp\":1764142800000,\"timeline\":[]}}";
+
+/* Returns s_body with the first occurrence of from replaced by to (caller frees). */
+static char *s_edit(const char *from, const char *to)
+{
+    const char *p = strstr(s_body, from);
+    if (!p)
+        return NULL;
+    size_t a = (size_t) (p - s_body), fl = strlen(from), tl = strlen(to);
+    char *out = malloc(strlen(s_body) - fl + tl + 1);
+    memcpy(out, s_body, a);
+    memcpy(out + a, to, tl);
+    strcpy(out + a + tl, p + fl);
+    return out;
+}
+
+/* Parses the edited body; 0/-1 as cobo_event_parse, err filled. */
+static int s_parse_edit(const char *from, const char *to, char *err, size_t errlen)
+{
+    char *b = s_edit(from, to);
+    if (!b) {
+        snprintf(err, errlen, "edit not found: %s", from);
+        return 99;
+    }
+    cobo_event_t ev;
+    int rc = cobo_event_parse(b, strlen(b), &ev, err, errlen);
+    free(b);
+    return rc;
+}
+
+static void test_realistic_deposit_webhook_parses(void)
+{
+    cobo_event_t ev;
+    char err[160] = "";
+    CHECK_EQ_INT(cobo_event_parse(s_body, strlen(s_body), &ev, err, sizeof err), 0);
+    CHECK_EQ_STR(ev.event_id, "c3d9a2f4-1b6e-4f0a-9d2c-7e8f5a6b4c3d");
+    CHECK_EQ_STR(ev.type, "wallets.transaction.succeeded");
+    CHECK_EQ_INT(ev.is_transaction, 1);
+    CHECK_EQ_STR(ev.tx.tx_id, "0f6b5a4e-8c1d-4b7e-9a3f-2d5c7e9b1a20");
+    CHECK_EQ_STR(ev.tx.type, "Deposit");
+    CHECK_EQ_STR(ev.tx.status, "Completed");
+    CHECK_EQ_STR(ev.tx.sub_status, "");
+    CHECK_EQ_STR(ev.tx.wallet_id, "6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b");
+    CHECK_EQ_STR(ev.tx.chain_id, "TRON");
+    CHECK_EQ_STR(ev.tx.token_id, "TRON_USDT");
+    CHECK_EQ_STR(ev.tx.address, "TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf");
+    CHECK_EQ_STR(ev.tx.amount, "5970.04");
+    CHECK_EQ_STR(ev.tx.tx_hash, "9a4c1e5f7b2d8a6c3e0f1b9d7a5c3e1f0b2d4a6c8e0f1a3b5c7d9e1f3a5b7c9d");
+    CHECK_EQ_INT(ev.tx.confirmations, 20);
+    CHECK_EQ_INT(ev.tx.threshold, 20);
+    CHECK_EQ_INT(ev.tx.updated_ms, 1764142800000LL);
+}
+
+static void test_null_optionals_become_defaults(void)
+{
+    char err[160] = "";
+    char *b = s_edit("\"confirmed_num\":20,\"confirming_threshold\":20",
+                     "\"confirmed_num\":null,\"confirming_threshold\":null");
+    char *b2 = b ? strstr(b, "\"transaction_hash\":\"") : NULL;
+    CHECK(b2 != NULL);
+    cobo_event_t ev;
+    CHECK_EQ_INT(cobo_event_parse(b, strlen(b), &ev, err, sizeof err), 0);
+    CHECK_EQ_INT(ev.tx.confirmations, -1);
+    CHECK_EQ_INT(ev.tx.threshold, -1);
+    free(b);
+    CHECK_EQ_INT(s_parse_edit("\"updated_timestamp\":1764142800000", "\"updated_timestamp\":null", err, sizeof err), 0);
+}
+
+static void test_non_transaction_event_is_not_a_transaction(void)
+{
+    const char *b = "{\"event_id\":\"e1\",\"type\":\"wallets.token.updated\",\"data\":{\"data_type\":\"TokenListing\",\"x\":1}}";
+    cobo_event_t ev;
+    char err[160] = "";
+    CHECK_EQ_INT(cobo_event_parse(b, strlen(b), &ev, err, sizeof err), 0);
+    CHECK_EQ_INT(ev.is_transaction, 0);
+    CHECK_EQ_STR(ev.type, "wallets.token.updated");
+}
+
+static void test_withdrawal_shape_reads_account_output(void)
+{
+    const char *b = "{\"event_id\":\"e2\",\"type\":\"wallets.transaction.updated\",\"data\":{\"data_type\":\"Transaction\","
+                    "\"transaction_id\":\"t-2\",\"type\":\"Withdrawal\",\"status\":\"Completed\",\"chain_id\":\"TRON\","
+                    "\"token_id\":\"TRON_USDT\",\"destination\":{\"destination_type\":\"Address\","
+                    "\"account_output\":{\"address\":\"TAbc\",\"amount\":\"12.5\",\"memo\":null}}}}";
+    cobo_event_t ev;
+    char err[160] = "";
+    CHECK_EQ_INT(cobo_event_parse(b, strlen(b), &ev, err, sizeof err), 0);
+    CHECK_EQ_STR(ev.tx.address, "TAbc");
+    CHECK_EQ_STR(ev.tx.amount, "12.5");
+    CHECK_EQ_STR(ev.tx.type, "Withdrawal");
+}
+
+static void test_missing_required_fields_are_named(void)
+{
+    static const struct { const char *from, *to, *reason; } cases[] = {
+        { "\"transaction_id\":\"0f6b5a4e-8c1d-4b7e-9a3f-2d5c7e9b1a20\"", "\"transaction_id\":null", "missing field data.transaction_id" },
+        { "\"transaction_id\":\"0f6b5a4e-8c1d-4b7e-9a3f-2d5c7e9b1a20\"", "\"transaction_idx\":\"a\"", "missing field data.transaction_id" },
+        { "\"transaction_id\":\"0f6b5a4e-8c1d-4b7e-9a3f-2d5c7e9b1a20\"", "\"transaction_id\":\"\"", "missing field data.transaction_id" },
+        { "\"type\":\"Deposit\"", "\"type\":null", "missing field data.type" },
+        { "\"status\":\"Completed\"", "\"sttus\":\"Completed\"", "missing field data.status" },
+        { "\"token_id\":\"TRON_USDT\"", "\"token_id\":null", "missing field data.token_id" },
+        { "\"chain_id\":\"TRON\"", "\"chain\":\"TRON\"", "missing field data.chain_id" },
+        { "\"address\":\"TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf\"", "\"address\":null", "missing field data.destination.address" },
+        { "\"amount\":\"5970.04\"", "\"amount\":null", "missing field data.destination.amount" },
+        { "\"event_id\":\"c3d9a2f4-1b6e-4f0a-9d2c-7e8f5a6b4c3d\"", "\"event_id\":null", "missing field event_id" },
+        { "\"type\":\"wallets.transaction.succeeded\"", "\"kind\":\"x\"", "missing field type" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[160] = "";
+        CHECK_EQ_INT(s_parse_edit(cases[i].from, cases[i].to, err, sizeof err), -1);
+        CHECK_EQ_STR(err, cases[i].reason);
+    }
+}
+
+static void test_wrong_types_are_refused(void)
+{
+    static const struct { const char *from, *to, *reason; } cases[] = {
+        { "\"status\":\"Completed\"", "\"status\":3", "field data.status: not a string" },
+        { "\"amount\":\"5970.04\"", "\"amount\":5970.04", "field data.destination.amount: not a string" },
+        { "\"confirmed_num\":20", "\"confirmed_num\":\"twenty\"", "field data.confirmed_num: not an integer" },
+        { "\"confirmed_num\":20", "\"confirmed_num\":-1", "field data.confirmed_num: out of range" },
+        { "\"confirmed_num\":20", "\"confirmed_num\":2.5", "field data.confirmed_num: not an integer" },
+        { "\"sub_status\":null", "\"sub_status\":{}", "field data.sub_status: not a string" },
+        { "\"transaction_hash\":\"9a4c", "\"transaction_hash\":[\"9a4c\"],\"x\":\"", "field data.transaction_hash: not a string" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[160] = "";
+        CHECK_EQ_INT(s_parse_edit(cases[i].from, cases[i].to, err, sizeof err), -1);
+        CHECK_EQ_STR(err, cases[i].reason);
+    }
+    cobo_event_t ev;
+    char err[160] = "";
+    const char *b = "{\"event_id\":\"e\",\"type\":\"t\",\"data\":\"Transaction\"}";
+    CHECK_EQ_INT(cobo_event_parse(b, strlen(b), &ev, err, sizeof err), -1);
+    CHECK_EQ_STR(err, "field data: not an object");
+    b = "{\"event_id\":\"e\",\"type\":\"t\"}";
+    CHECK_EQ_INT(cobo_event_parse(b, strlen(b), &ev, err, sizeof err), -1);
+    CHECK_EQ_STR(err, "missing field data");
+}
+
+static void test_bad_amounts_are_refused(void)
+{
+    static const char *amounts[] = { "\"amount\":\"-5\"", "\"amount\":\"1e5\"", "\"amount\":\"1.0000000000000000001\"",
+                                     "\"amount\":\"abc\"", "\"amount\":\" 5\"", "\"amount\":\".5\"",
+                                     "\"amount\":\"5.\"", "\"amount\":\"NaN\"", "\"amount\":\"99999999999999999999\"" };
+    for (size_t i = 0; i < sizeof amounts / sizeof amounts[0]; i++) {
+        char err[160] = "";
+        CHECK_EQ_INT(s_parse_edit("\"amount\":\"5970.04\"", amounts[i], err, sizeof err), -1);
+        CHECK(strncmp(err, "amount: ", 8) == 0);
+    }
+    char err[160] = "";
+    CHECK_EQ_INT(s_parse_edit("\"amount\":\"5970.04\"", "\"amount\":\"0.000000000000000001\"", err, sizeof err), 0);
+}
+
+static void test_oversized_and_control_strings_are_refused(void)
+{
+    char big[300], to[400], err[200] = "";
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    snprintf(to, sizeof to, "\"transaction_id\":\"%s\"", big);
+    CHECK_EQ_INT(s_parse_edit("\"transaction_id\":\"0f6b5a4e-8c1d-4b7e-9a3f-2d5c7e9b1a20\"", to, err, sizeof err), -1);
+    CHECK_EQ_STR(err, "field data.transaction_id: longer than 79 bytes");
+    /* exactly at the limit fits */
+    big[79] = '\0';
+    snprintf(to, sizeof to, "\"transaction_id\":\"%s\"", big);
+    CHECK_EQ_INT(s_parse_edit("\"transaction_id\":\"0f6b5a4e-8c1d-4b7e-9a3f-2d5c7e9b1a20\"", to, err, sizeof err), 0);
+    big[79] = 'a';  /* one over: 80 bytes */
+    big[80] = '\0';
+    snprintf(to, sizeof to, "\"transaction_id\":\"%s\"", big);
+    CHECK_EQ_INT(s_parse_edit("\"transaction_id\":\"0f6b5a4e-8c1d-4b7e-9a3f-2d5c7e9b1a20\"", to, err, sizeof err), -1);
+    CHECK_EQ_INT(s_parse_edit("\"status\":\"Completed\"", "\"status\":\"Completed-and-a-very-long-status-name\"", err, sizeof err), -1);
+    CHECK_EQ_INT(s_parse_edit("\"address\":\"TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf\"", "\"address\":\"TX\\nYZ\"", err, sizeof err), -1);
+    CHECK_EQ_STR(err, "field data.destination.address: control character");
+    /* a huge body with a huge irrelevant field still parses; a huge required one does not */
+    size_t n = 200000;
+    char *huge = malloc(n + 64);
+    memset(huge, 'x', n);
+    huge[n] = '\0';
+    char *tobig = malloc(n + 64);
+    snprintf(tobig, n + 64, "\"description\":\"%s\"", huge);
+    CHECK_EQ_INT(s_parse_edit("\"description\":null", tobig, err, sizeof err), 0);
+    snprintf(tobig, n + 64, "\"amount\":\"%s\"", huge);
+    CHECK_EQ_INT(s_parse_edit("\"amount\":\"5970.04\"", tobig, err, sizeof err), -1);
+    CHECK(strstr(err, "longer than") != NULL);
+    free(huge);
+    free(tobig);
+}
+
+static void test_malformed_json_is_refused_without_echo(void)
+{
+    static const char *bodies[] = { "", "   ", "null", "[1,2]", "{\"event_id\":", "{\"a\":1}x", "{'a':1}",
+                                    "\"just a string\"", "{\"event_id\":\"e\",\"type\":\"t\",\"data\":{\"data_type\":\"Transaction\"}}" };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        cobo_event_t ev;
+        char err[160] = "";
+        CHECK_EQ_INT(cobo_event_parse(bodies[i], strlen(bodies[i]), &ev, err, sizeof err), -1);
+        CHECK(err[0] != '\0');
+        if (strlen(bodies[i]) > 8)
+            CHECK(strstr(err, bodies[i]) == NULL);
+    }
+    cobo_event_t ev;
+    char err[160] = "";
+    const char nul[] = "{\"event_id\":\"e\0\"}";
+    CHECK_EQ_INT(cobo_event_parse(nul, sizeof nul - 1, &ev, err, sizeof err), -1);
+}
+
+static void test_tx_from_bson_at_root(void)
+{
+    bson_t doc;
+    char err[160] = "";
+    const char *data = strstr(s_body, "\"data\":{") + 7;
+    size_t len = strlen(data) - 1; /* drop the envelope's closing brace */
+    CHECK_EQ_INT(json_parse(data, len, &doc, err, sizeof err), 0);
+    cobo_tx_t tx;
+    CHECK_EQ_INT(cobo_tx_from_bson(&doc, "", &tx, err, sizeof err), 0);
+    CHECK_EQ_STR(tx.tx_id, "0f6b5a4e-8c1d-4b7e-9a3f-2d5c7e9b1a20");
+    CHECK_EQ_STR(tx.amount, "5970.04");
+    bson_destroy(&doc);
+}
+
+int main(void)
+{
+    RUN(test_realistic_deposit_webhook_parses);
+    RUN(test_null_optionals_become_defaults);
+    RUN(test_non_transaction_event_is_not_a_transaction);
+    RUN(test_withdrawal_shape_reads_account_output);
+    RUN(test_missing_required_fields_are_named);
+    RUN(test_wrong_types_are_refused);
+    RUN(test_bad_amounts_are_refused);
+    RUN(test_oversized_and_control_strings_are_refused);
+    RUN(test_malformed_json_is_refused_without_echo);
+    RUN(test_tx_from_bson_at_root);
+    return check_done();
+}

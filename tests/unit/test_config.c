@@ -1,0 +1,348 @@
+/* test_config.c — configuration: file syntax, environment overrides, defaults, every check,
+ * and secrets never printed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actors/cobo_auth.h"
+#include "tests/check.h"
+#include "tools/config.h"
+
+static char s_dir[128];
+static char s_path[256];
+static char s_api_key[65];
+#define SEED "1f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c5b6a7988"
+
+/* Every key that a test might set in the environment: cleared before each test. */
+static const char *const s_env_keys[] = {
+    "KASA_LISTEN", "KASA_JOURNAL_DIR", "KASA_MONITOR", "KASA_CONTROL", "KASA_STATIC_DIR",
+    "KASA_PUBLIC_URL", "KASA_MAX_BODY", "KASA_HTTP_THREADS", "KASA_ADMIN_PASSWORD",
+    "KASA_ADMIN_TOTP_SECRET", "COBO_API_URL", "COBO_API_KEY", "COBO_API_SECRET",
+    "COBO_WEBHOOK_PUBKEY", "COBO_ENV", "COBO_WALLET_ID", "KASA_CHAINS", "MT5_URL", "MT5_LOGIN",
+    "MT5_PASSWORD", "MT5_CA_FILE", "MT5_DIGITS", "TELEGRAM_API_URL", "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_CHAT_ID", "KASA_AUTO_CREDIT_LIMIT", "KASA_CREDITERS", "KASA_TOKEN_TRON_USDT",
+    "KASA_TOKEN_ETH_USDT",
+};
+
+static void s_env_clear(void)
+{
+    for (size_t i = 0; i < sizeof s_env_keys / sizeof s_env_keys[0]; i++)
+        unsetenv(s_env_keys[i]);
+}
+
+/* A complete, valid file, with extra text appended. */
+static void s_write(const char *extra)
+{
+    FILE *f = fopen(s_path, "w");
+    fprintf(f,
+            "# kasa test configuration\n"
+            "\n"
+            "KASA_JOURNAL_DIR=/tmp/kasa-j\n"
+            "COBO_API_URL=http://127.0.0.1:9001/v2\n"
+            "COBO_API_KEY=%s\n"
+            "COBO_API_SECRET=%s\n"
+            "MT5_URL=https://mt5.example.com:443\n"
+            "MT5_LOGIN=1001\n"
+            "MT5_PASSWORD='pa ss#word'\n"
+            "TELEGRAM_BOT_TOKEN=\"123:ABCsecretTOKEN\"\n"
+            "TELEGRAM_CHAT_ID=-1001234567890\n"
+            "%s",
+            s_api_key, SEED, extra);
+    fclose(f);
+}
+
+static int s_load(config_t *cfg, const char *extra, char *err, size_t errlen)
+{
+    s_write(extra);
+    return config_load(cfg, s_path, err, errlen);
+}
+
+static void test_valid_file_loads_with_defaults(void)
+{
+    s_env_clear();
+    config_t cfg;
+    char err[1024];
+    CHECK_EQ_INT(s_load(&cfg, "", err, sizeof err), 0);
+    CHECK_EQ_STR(err, "");
+    CHECK_EQ_STR(cfg.listen, "127.0.0.1:8000");
+    CHECK_EQ_STR(cfg.journal_dir, "/tmp/kasa-j");
+    CHECK_EQ_STR(cfg.monitor, "tcp://127.0.0.1:5560");
+    CHECK_EQ_STR(cfg.control, "ipc:///tmp/kasa-j/control.sock");
+    CHECK_EQ_INT(cfg.max_body, 65536);
+    CHECK_EQ_INT(cfg.http_threads, 16);
+    CHECK_EQ_STR(cfg.cobo_env, "prod");
+    CHECK_EQ_STR(cfg.cobo_webhook_pubkey, "8d4a482641adb2a34b726f05827dba9a9653e5857469b8749052bf4458a86729");
+    CHECK_EQ_STR(cfg.mt5_password, "pa ss#word");          /* single quotes kept the '#' */
+    CHECK_EQ_STR(cfg.telegram_bot_token, "123:ABCsecretTOKEN");
+    CHECK_EQ_INT(cfg.mt5_login, 1001);
+    CHECK_EQ_INT(cfg.mt5_digits, 2);
+    CHECK_EQ_INT(cfg.crediters, 2);
+    CHECK_EQ_INT(cfg.chain_count, 3);
+    CHECK_EQ_STR(cfg.chains[0], "TRON_USDT");
+    CHECK_EQ_STR(cfg.telegram_api_url, "https://api.telegram.org");
+    CHECK(cfg.auto_credit_limit == 0);
+    CHECK_EQ_INT(cfg.token_count, 0);
+}
+
+static void test_syntax_export_quotes_comments_trailing_spaces(void)
+{
+    s_env_clear();
+    config_t cfg;
+    char err[1024];
+    CHECK_EQ_INT(s_load(&cfg,
+                        "export KASA_LISTEN=0.0.0.0:9000   \n"
+                        "   # an indented comment\n"
+                        "KASA_STATIC_DIR=/srv/www # trailing comment\n"
+                        "COBO_WALLET_ID = \"w-123\"  \n"
+                        "KASA_CHAINS=TRON_USDT, ETH_USDT\n"
+                        "PATH_LIKE_OTHER_TOOL=ignored\n",
+                        err, sizeof err), 0);
+    CHECK_EQ_STR(err, "");
+    CHECK_EQ_STR(cfg.listen, "0.0.0.0:9000");
+    CHECK_EQ_STR(cfg.static_dir, "/srv/www");
+    CHECK_EQ_STR(cfg.cobo_wallet_id, "w-123");
+    CHECK_EQ_INT(cfg.chain_count, 2);
+    CHECK_EQ_STR(cfg.chains[1], "ETH_USDT");
+}
+
+static void test_environment_overrides_file(void)
+{
+    s_env_clear();
+    setenv("KASA_LISTEN", "127.0.0.1:7777", 1);
+    setenv("MT5_LOGIN", "2002", 1);
+    setenv("KASA_TOKEN_TRON_USDT", "1:0.5:10", 1);
+    config_t cfg;
+    char err[1024];
+    CHECK_EQ_INT(s_load(&cfg, "KASA_LISTEN=127.0.0.1:1\nKASA_TOKEN_TRON_USDT=2:0:1\n", err, sizeof err), 0);
+    CHECK_EQ_STR(cfg.listen, "127.0.0.1:7777");
+    CHECK_EQ_INT(cfg.mt5_login, 2002);
+    const config_token_t *t = config_token(&cfg, "TRON_USDT");
+    CHECK(t != NULL);
+    if (t) {
+        CHECK(t->rate == (money_atto_t) 1000000000000000000ULL);
+        CHECK(t->fee == (money_atto_t) 500000000000000000ULL);
+        CHECK(t->minimum == (money_atto_t) 10 * 1000000000000000000ULL);
+    }
+    CHECK(config_token(&cfg, "ETH_USDT") == NULL);
+    s_env_clear();
+}
+
+static void test_environment_alone_is_enough(void)
+{
+    s_env_clear();
+    setenv("KASA_JOURNAL_DIR", "/tmp/j2", 1);
+    setenv("COBO_API_URL", "https://api.cobo.com/v2", 1);
+    setenv("COBO_API_KEY", s_api_key, 1);
+    setenv("COBO_API_SECRET", SEED, 1);
+    setenv("MT5_URL", "http://localhost:8443", 1);
+    setenv("MT5_LOGIN", "5", 1);
+    setenv("MT5_PASSWORD", "x", 1);
+    setenv("TELEGRAM_BOT_TOKEN", "t", 1);
+    setenv("TELEGRAM_CHAT_ID", "@kasa_ops", 1);
+    setenv("COBO_ENV", "dev", 1);
+    config_t cfg;
+    char err[1024];
+    CHECK_EQ_INT(config_load(&cfg, NULL, err, sizeof err), 0);
+    CHECK_EQ_STR(err, "");
+    CHECK_EQ_STR(cfg.cobo_webhook_pubkey, "a04ea1d5fa8da71f1dcfccf972b9c4eba0a2d8aba1f6da26f49977b08a0d2718");
+    CHECK_EQ_STR(cfg.mt5_url, "http://localhost:8443");
+    CHECK_EQ_STR(cfg.telegram_chat_id, "@kasa_ops");
+    s_env_clear();
+}
+
+static void test_tokens_and_limit_parse_exactly(void)
+{
+    s_env_clear();
+    config_t cfg;
+    char err[1024];
+    CHECK_EQ_INT(s_load(&cfg, "KASA_TOKEN_ETH_USDT=0.999:1.25:0.000001\nKASA_AUTO_CREDIT_LIMIT=5000.5\n",
+                        err, sizeof err), 0);
+    const config_token_t *t = config_token(&cfg, "ETH_USDT");
+    CHECK(t != NULL);
+    if (t) {
+        CHECK(t->rate == (money_atto_t) 999000000000000000ULL);
+        CHECK(t->fee == (money_atto_t) 1250000000000000000ULL);
+        CHECK(t->minimum == (money_atto_t) 1000000000000ULL);
+    }
+    CHECK(cfg.auto_credit_limit == (money_atto_t) 50005 * 100000000000000000ULL);
+}
+
+/* Each bad value produces a problem line naming its key, and the load fails. */
+static void s_expect_problem(const char *extra, const char *needle)
+{
+    config_t cfg;
+    char err[2048];
+    int rc = s_load(&cfg, extra, err, sizeof err);
+    if (rc != -1 || !strstr(err, needle))
+        fprintf(stderr, "  for [%s] expected \"%s\", got rc=%d err=[%s]\n", extra, needle, rc, err);
+    CHECK_EQ_INT(rc, -1);
+    CHECK(strstr(err, needle) != NULL);
+}
+
+/* The same for a bad value given in the environment (which overrides the file's). */
+static void s_expect_env_problem(const char *key, const char *value, const char *needle)
+{
+    setenv(key, value, 1);
+    s_expect_problem("", needle);
+    unsetenv(key);
+}
+
+static void test_each_validation_error_is_reported(void)
+{
+    s_env_clear();
+    s_expect_problem("KASA_LISTEN=localhost\n", "KASA_LISTEN: expected host:port");
+    s_expect_problem("KASA_LISTEN=127.0.0.1:70000\n", "KASA_LISTEN: expected host:port");
+    s_expect_problem("KASA_LISTEN=1 27.0.0.1:80\n", "KASA_LISTEN: expected host:port");
+    s_expect_problem("COBO_WEBHOOK_PUBKEY=abcd\n", "COBO_WEBHOOK_PUBKEY: expected 64 hex characters");
+    s_expect_problem("COBO_WEBHOOK_PUBKEY=zz4a482641adb2a34b726f05827dba9a9653e5857469b8749052bf4458a86729\n",
+                     "non-hex");
+    s_expect_env_problem("MT5_URL", "http://mt5.example.com", "MT5_URL: must use https://");
+    s_expect_env_problem("MT5_URL", "ftp://x", "MT5_URL: expected an https:// URL");
+    s_expect_env_problem("COBO_API_URL", "http://api.cobo.com/v2", "COBO_API_URL: must use https://");
+    s_expect_env_problem("MT5_LOGIN", "abc", "MT5_LOGIN: expected a positive whole number");
+    s_expect_problem("MT5_DIGITS=9\n", "MT5_DIGITS: expected a whole number from 0 to 8");
+    s_expect_problem("KASA_MAX_BODY=10\n", "KASA_MAX_BODY");
+    s_expect_problem("KASA_HTTP_THREADS=0\n", "KASA_HTTP_THREADS");
+    s_expect_problem("KASA_CREDITERS=-1\n", "KASA_CREDITERS");
+    s_expect_problem("COBO_ENV=staging\n", "COBO_ENV: expected prod or dev");
+    s_expect_problem("KASA_MONITOR=127.0.0.1:5560\n", "KASA_MONITOR: expected a ZeroMQ endpoint");
+    s_expect_problem("TELEGRAM_CHAT_ID=chat\n", "TELEGRAM_CHAT_ID");
+    s_expect_problem("KASA_TOKEN_TRON_USDT=1:0\n", "KASA_TOKEN_TRON_USDT: expected rate:fee:minimum");
+    s_expect_problem("KASA_TOKEN_TRON_USDT=1:0:1:2\n", "KASA_TOKEN_TRON_USDT: expected rate:fee:minimum");
+    s_expect_problem("KASA_TOKEN_TRON_USDT=1e3:0:1\n", "KASA_TOKEN_TRON_USDT: rate:");
+    s_expect_problem("KASA_TOKEN_TRON_USDT=1:-1:1\n", "KASA_TOKEN_TRON_USDT: fee:");
+    s_expect_problem("KASA_TOKEN_tron=1:0:1\n", "bad key name");
+    s_expect_problem("KASA_AUTO_CREDIT_LIMIT=lots\n", "KASA_AUTO_CREDIT_LIMIT:");
+    s_expect_problem("KASA_CHAINS=TRON_USDT,eth usdt\n", "KASA_CHAINS: bad token id");
+    s_expect_problem("KASA_LISTN=127.0.0.1:1\n", "KASA_LISTN: unknown key");
+    s_expect_problem("MT5_PASWORD=x\n", "MT5_PASWORD: unknown key");
+    s_expect_problem("TELEGRAM_CHATID=1\n", "TELEGRAM_CHATID: unknown key");
+    s_expect_problem("MT5_LOGIN=7\n", "MT5_LOGIN: duplicate key");
+    s_expect_problem("just words\n", "expected KEY=VALUE");
+    s_expect_problem("COBO_WALLET_ID=\"open\n", "unbalanced quotes");
+}
+
+static void test_base_file_is_valid(void)
+{
+    /* the file every problem case extends is itself valid: each failure above is its own line's */
+    s_env_clear();
+    config_t cfg;
+    char err[256];
+    CHECK_EQ_INT(s_load(&cfg, "", err, sizeof err), 0);
+}
+
+static void test_missing_required_keys_each_named(void)
+{
+    s_env_clear();
+    FILE *f = fopen(s_path, "w");
+    fprintf(f, "KASA_LISTEN=127.0.0.1:8000\n");
+    fclose(f);
+    config_t cfg;
+    char err[2048];
+    CHECK_EQ_INT(config_load(&cfg, s_path, err, sizeof err), -1);
+    static const char *const required[] = { "KASA_JOURNAL_DIR", "COBO_API_URL", "COBO_API_KEY",
+                                            "COBO_API_SECRET", "MT5_URL", "MT5_LOGIN", "MT5_PASSWORD",
+                                            "TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID" };
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "%s: required but not set", required[i]);
+        CHECK(strstr(err, line) != NULL);
+    }
+    /* one line per problem */
+    int lines = 1;
+    for (const char *p = err; *p; p++)
+        lines += *p == '\n';
+    CHECK_EQ_INT(lines, 9);
+}
+
+static void test_api_key_must_match_secret(void)
+{
+    s_env_clear();
+    setenv("COBO_API_KEY", "8d4a482641adb2a34b726f05827dba9a9653e5857469b8749052bf4458a86729", 1);
+    config_t cfg;
+    char err[1024];
+    CHECK_EQ_INT(s_load(&cfg, "", err, sizeof err), -1);
+    CHECK(strstr(err, "COBO_API_KEY: is not the public key of COBO_API_SECRET") != NULL);
+    CHECK(strstr(err, SEED) == NULL);
+    s_env_clear();
+}
+
+static void test_missing_file_is_an_error(void)
+{
+    s_env_clear();
+    config_t cfg;
+    char err[512];
+    CHECK_EQ_INT(config_load(&cfg, "/nonexistent/kasa.env", err, sizeof err), -1);
+    CHECK(strstr(err, "/nonexistent/kasa.env: cannot open") != NULL);
+}
+
+static void test_print_never_shows_secrets(void)
+{
+    s_env_clear();
+    setenv("KASA_ADMIN_PASSWORD", "adminPW!", 1);
+    config_t cfg;
+    char err[1024];
+    CHECK_EQ_INT(s_load(&cfg, "KASA_TOKEN_TRON_USDT=1:0:1\n", err, sizeof err), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    config_print(&cfg, out);
+    fclose(out);
+    CHECK(strstr(text, SEED) == NULL);
+    CHECK(strstr(text, "pa ss#word") == NULL);
+    CHECK(strstr(text, "ABCsecretTOKEN") == NULL);
+    CHECK(strstr(text, "adminPW!") == NULL);
+    CHECK(strstr(text, "COBO_API_SECRET=(set)") != NULL);
+    CHECK(strstr(text, "MT5_PASSWORD=(set)") != NULL);
+    CHECK(strstr(text, "TELEGRAM_BOT_TOKEN=(set)") != NULL);
+    CHECK(strstr(text, "KASA_ADMIN_PASSWORD=(set)") != NULL);
+    CHECK(strstr(text, "KASA_ADMIN_TOTP_SECRET=(unset)") != NULL);
+    CHECK(strstr(text, "KASA_TOKEN_TRON_USDT=1:0:1") != NULL);
+    CHECK(strstr(text, "MT5_LOGIN=1001") != NULL);
+    free(text);
+    config_clear(&cfg);
+    CHECK_EQ_STR(cfg.mt5_password, "");
+    CHECK_EQ_STR(cfg.cobo_api_secret, "");
+    s_env_clear();
+}
+
+static void test_errors_never_echo_secret_values(void)
+{
+    s_env_clear();
+    config_t cfg;
+    char err[1024];
+    /* a bad secret value: the message names the key, not the value */
+    CHECK_EQ_INT(s_load(&cfg, "KASA_LISTN=hunter2secret\n", err, sizeof err), -1);
+    CHECK(strstr(err, "hunter2secret") == NULL);
+    setenv("COBO_API_SECRET", "notHexButSecret", 1);
+    CHECK_EQ_INT(s_load(&cfg, "", err, sizeof err), -1);
+    CHECK(strstr(err, "COBO_API_SECRET: expected 64 hex characters") != NULL);
+    CHECK(strstr(err, "notHexButSecret") == NULL);
+    s_env_clear();
+}
+
+int main(void)
+{
+    snprintf(s_dir, sizeof s_dir, "/tmp/kasa-test-config-XXXXXX");
+    if (!mkdtemp(s_dir))
+        return 1;
+    snprintf(s_path, sizeof s_path, "%s/kasa.env", s_dir);
+    if (cobo_pubkey_from_seed(SEED, s_api_key) != 0)
+        return 1;
+    RUN(test_valid_file_loads_with_defaults);
+    RUN(test_syntax_export_quotes_comments_trailing_spaces);
+    RUN(test_environment_overrides_file);
+    RUN(test_environment_alone_is_enough);
+    RUN(test_tokens_and_limit_parse_exactly);
+    RUN(test_each_validation_error_is_reported);
+    RUN(test_base_file_is_valid);
+    RUN(test_missing_required_keys_each_named);
+    RUN(test_api_key_must_match_secret);
+    RUN(test_missing_file_is_an_error);
+    RUN(test_print_never_shows_secrets);
+    RUN(test_errors_never_echo_secret_values);
+    unlink(s_path);
+    rmdir(s_dir);
+    return check_done();
+}

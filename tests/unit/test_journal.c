@@ -1,0 +1,880 @@
+/* test_journal.c — the journal: durability, torn tails, corruption, group commit, rotation, faults. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "journal/fio.h"
+#include "journal/jformat.h"
+#include "journal/journal.h"
+#include "tests/check.h"
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+static char s_dir[4096];
+
+static int s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st; (void) flag; (void) ftw;
+    remove(path);
+    return 0;
+}
+
+static void s_rmrf(const char *dir) { nftw(dir, s_rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* A fresh, empty journal directory for one test. */
+static const char *s_fresh(const char *name)
+{
+    const char *base = getenv("KASA_TEST_OUT");
+    if (!base || !*base)
+        base = "build/test-out";
+    mkdir(base, 0755);
+    snprintf(s_dir, sizeof s_dir, "%s/journal-%s-%d", base, name, (int) getpid());
+    s_rmrf(s_dir);
+    return s_dir;
+}
+
+/* The payload of record lsn in most tests: its length varies, its bytes depend on lsn. */
+static size_t s_payload(uint64_t lsn, uint8_t *buf)
+{
+    size_t len = 10 + (size_t) (lsn * 7 % 53);
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (uint8_t) (lsn * 31 + i);
+    return len;
+}
+
+static int s_payload_ok(uint64_t lsn, const uint8_t *p, size_t len)
+{
+    uint8_t want[128];
+    size_t n = s_payload(lsn, want);
+    return n == len && memcmp(want, p, n) == 0;
+}
+
+static journal_t *s_open(const char *dir, uint64_t segment_bytes)
+{
+    char err[512];
+    journal_opts_t o = { .segment_bytes = segment_bytes, .max_batch_bytes = 0 };
+    journal_t *j = journal_open(dir, segment_bytes ? &o : NULL, err, sizeof err);
+    if (!j)
+        fprintf(stderr, "  journal_open: %s\n", err);
+    return j;
+}
+
+/* Appends s_payload records until the journal holds `upto` records. */
+static int s_fill(journal_t *j, uint64_t upto)
+{
+    uint8_t buf[128];
+    for (uint64_t lsn = journal_durable_lsn(j) + 1; lsn <= upto; lsn++)
+        if (journal_append(j, buf, s_payload(lsn, buf)) != lsn)
+            return -1;
+    return 0;
+}
+
+/* Reads the whole journal: returns how many records (all must be s_payload records with LSN 1, 2,
+ * ...), or -1 if any is wrong or the reader reports an error. */
+static long s_read_all(const char *dir)
+{
+    char err[512];
+    journal_reader_t *r = journal_reader_open(dir, 1, err, sizeof err);
+    if (!r)
+        return -1;
+    journal_entry_t e;
+    long n = 0;
+    int rc;
+    while ((rc = journal_reader_next(r, &e)) == 1) {
+        if (e.lsn != (uint64_t) n + 1 || !s_payload_ok(e.lsn, e.payload, e.len)) {
+            n = -1;
+            break;
+        }
+        n++;
+    }
+    if (rc < 0)
+        n = -1;
+    journal_reader_destroy(&r);
+    return n;
+}
+
+static int s_read_file(const char *path, uint8_t **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    *len = (size_t) ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *buf = malloc(*len ? *len : 1);
+    size_t got = fread(*buf, 1, *len, f);
+    fclose(f);
+    return got == *len ? 0 : -1;
+}
+
+static int s_write_file(const char *path, const uint8_t *buf, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t put = fwrite(buf, 1, len, f);
+    fclose(f);
+    return put == len ? 0 : -1;
+}
+
+static void s_seg_path(char *path, size_t n, const char *dir, uint64_t first_lsn)
+{
+    char name[JF_NAME_MAX];
+    jf_seg_name(name, first_lsn);
+    snprintf(path, n, "%s/%s", dir, name);
+}
+
+/* Offset of record lsn in its segment (via the reader), or -1. */
+static long s_offset_of(const char *dir, uint64_t lsn)
+{
+    char err[256];
+    journal_reader_t *r = journal_reader_open(dir, lsn, err, sizeof err);
+    journal_entry_t e;
+    long off = r && journal_reader_next(r, &e) == 1 && e.lsn == lsn ? (long) e.offset : -1;
+    journal_reader_destroy(&r);
+    return off;
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+static void test_crc32c_matches_the_standard_check_value(void)
+{
+    CHECK_EQ_INT(jf_crc32c(0, "123456789", 9), 0xE3069283u);
+    /* continuing a checksum equals checksumming the concatenation; long inputs take the 8-byte path */
+    uint8_t big[1000];
+    for (int i = 0; i < 1000; i++)
+        big[i] = (uint8_t) (i * 13);
+    CHECK_EQ_INT(jf_crc32c(jf_crc32c(0, big, 333), big + 333, 667), jf_crc32c(0, big, 1000));
+    CHECK(jf_crc32c(0, big, 1000) != jf_crc32c(0, big, 999));
+}
+
+static void test_append_is_durable_and_survives_reopen(void)
+{
+    const char *dir = s_fresh("reopen");
+    journal_t *j = s_open(dir, 0);
+    CHECK(j != NULL);
+    CHECK_EQ_INT(journal_durable_lsn(j), 0);
+    CHECK_EQ_INT(s_fill(j, 100), 0);
+    CHECK_EQ_INT(journal_durable_lsn(j), 100);
+    journal_destroy(&j);
+    CHECK(j == NULL);
+    journal_destroy(&j);   /* safe twice */
+    CHECK_EQ_INT(s_read_all(dir), 100);
+    j = s_open(dir, 0);
+    CHECK_EQ_INT(journal_durable_lsn(j), 100);
+    CHECK_EQ_INT(s_fill(j, 101), 0);
+    journal_destroy(&j);
+    CHECK_EQ_INT(s_read_all(dir), 101);
+    s_rmrf(dir);
+}
+
+static void test_empty_and_oversized_payloads(void)
+{
+    const char *dir = s_fresh("sizes");
+    journal_t *j = s_open(dir, 0);
+    CHECK_EQ_INT(journal_append(j, "", 0), 1);
+    static uint8_t big[JOURNAL_MAX_PAYLOAD + 1];
+    CHECK_EQ_INT(journal_append(j, big, sizeof big), 0);          /* too large: refused */
+    CHECK_EQ_INT(journal_append(j, big, JOURNAL_MAX_PAYLOAD), 2); /* the largest: fine  */
+    CHECK_EQ_INT(journal_wait(j, 3), -1);                          /* never submitted     */
+    journal_destroy(&j);
+    char err[256];
+    journal_reader_t *r = journal_reader_open(dir, 1, err, sizeof err);
+    journal_entry_t e;
+    CHECK_EQ_INT(journal_reader_next(r, &e), 1);
+    CHECK_EQ_INT(e.len, 0);
+    CHECK_EQ_INT(journal_reader_next(r, &e), 1);
+    CHECK_EQ_INT(e.len, JOURNAL_MAX_PAYLOAD);
+    CHECK_EQ_INT(journal_reader_next(r, &e), 0);
+    journal_reader_destroy(&r);
+    s_rmrf(dir);
+}
+
+/* Truncating the last segment at every byte inside the last record: reopening keeps records 1..4,
+ * cuts the rest (the file is exactly as long as the 4 whole records), and appends go on at LSN 5. */
+static void test_torn_last_record_at_every_offset_is_cut_back(void)
+{
+    const char *dir = s_fresh("torn");
+    journal_t *j = s_open(dir, 0);
+    CHECK_EQ_INT(s_fill(j, 5), 0);
+    journal_destroy(&j);
+    char path[4200];
+    s_seg_path(path, sizeof path, dir, 1);
+    uint8_t *orig;
+    size_t len;
+    CHECK_EQ_INT(s_read_file(path, &orig, &len), 0);
+    long last = s_offset_of(dir, 5);
+    CHECK(last > 0 && (size_t) last < len);
+    int bad = 0;
+    for (size_t cut = (size_t) last; cut < len && !bad; cut++) {
+        s_write_file(path, orig, cut);
+        j = s_open(dir, 0);
+        if (!j || journal_durable_lsn(j) != 4) { bad = 1; break; }
+        struct stat st;
+        stat(path, &st);
+        if ((long) st.st_size != last) bad = 2;
+        uint8_t buf[128];
+        if (journal_append(j, buf, s_payload(5, buf)) != 5) bad = 3;
+        journal_destroy(&j);
+        if (s_read_all(dir) != 5) bad = 4;
+    }
+    CHECK_EQ_INT(bad, 0);
+    /* the whole file back: nothing is cut */
+    s_write_file(path, orig, len);
+    j = s_open(dir, 0);
+    CHECK_EQ_INT(journal_durable_lsn(j), 5);
+    journal_destroy(&j);
+    free(orig);
+    s_rmrf(dir);
+}
+
+/* A tail of zeros (a file extended before its data reached the disk) or of garbage is a torn tail. */
+static void test_zero_filled_or_garbage_tail_is_a_torn_tail(void)
+{
+    const char *dir = s_fresh("zerotail");
+    for (int garbage = 0; garbage < 2; garbage++) {
+        s_rmrf(dir);
+        journal_t *j = s_open(dir, 0);
+        CHECK_EQ_INT(s_fill(j, 7), 0);
+        journal_destroy(&j);
+        char path[4200];
+        s_seg_path(path, sizeof path, dir, 1);
+        FILE *f = fopen(path, "ab");
+        for (int i = 0; i < 4096; i++)
+            fputc(garbage ? (i * 89 + 7) & 0xff : 0, f);
+        fclose(f);
+        jf_scan_t scan;
+        char err[256];
+        CHECK_EQ_INT(jf_scan(dir, &scan, NULL, NULL, err, sizeof err), 0);
+        CHECK_EQ_INT(scan.state, JF_TORN);
+        CHECK_EQ_INT(scan.bad_bytes, 4096);
+        CHECK_EQ_INT(scan.records, 7);
+        jf_scan_free(&scan);
+        CHECK_EQ_INT(s_read_all(dir), 7);   /* the reader stops at a torn tail: the end, not an error */
+        j = s_open(dir, 0);
+        CHECK_EQ_INT(journal_durable_lsn(j), 7);
+        CHECK_EQ_INT(s_fill(j, 8), 0);
+        journal_destroy(&j);
+        CHECK_EQ_INT(s_read_all(dir), 8);
+    }
+    s_rmrf(dir);
+}
+
+/* Every bit flip anywhere in a three-segment journal is caught. A flip inside the very last record
+ * is a torn tail (cut on open: 8 records remain); a flip anywhere else (a segment header, any
+ * earlier record, in any segment) is corruption: open refuses naming segment, offset and the repair
+ * command, the reader returns -1. */
+static void test_every_flipped_bit_is_detected(void)
+{
+    const char *dir = s_fresh("flip");
+    journal_t *j = s_open(dir, 150);   /* small segments: 3 records each */
+    CHECK_EQ_INT(s_fill(j, 9), 0);
+    journal_destroy(&j);
+    jf_seg_t *segs;
+    size_t nsegs;
+    char err[1024];
+    CHECK_EQ_INT(jf_list_segments(dir, &segs, &nsegs, err, sizeof err), 0);
+    CHECK(nsegs >= 3);
+    long last_off = s_offset_of(dir, 9);
+    int wrong = 0, flips = 0, torn = 0;
+    for (size_t s = 0; s < nsegs; s++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, segs[s].name);
+        uint8_t *orig;
+        size_t len;
+        CHECK_EQ_INT(s_read_file(path, &orig, &len), 0);
+        for (size_t b = 0; b < len; b++) {
+            orig[b] ^= (uint8_t) (1u << (b % 8));
+            s_write_file(path, orig, len);
+            orig[b] ^= (uint8_t) (1u << (b % 8));
+            flips++;
+            int in_last = s + 1 == nsegs && (long) b >= last_off;
+            jf_scan_t scan;
+            jf_scan(dir, &scan, NULL, NULL, err, sizeof err);
+            int w0 = wrong;
+            if (in_last) {
+                torn++;
+                if (scan.state != JF_TORN || scan.bad_offset != (uint64_t) last_off || scan.records != 8)
+                    wrong++;
+                else if (s_read_all(dir) != 8)
+                    wrong++;
+            } else {
+                if (scan.state != JF_CORRUPT || scan.bad_seg != s)
+                    wrong++;
+                if (s_read_all(dir) != -1)
+                    wrong++;
+                if (b % 7 == 0) {   /* open is slower (a thread, a lock): a dense sample */
+                    j = journal_open(dir, NULL, err, sizeof err);
+                    if (j || !strstr(err, segs[s].name) || !strstr(err, "offset ") ||
+                        !strstr(err, "kasa journal repair"))
+                        wrong++;
+                    journal_destroy(&j);
+                }
+            }
+            if (wrong != w0 && getenv("DEBUG_FLIP"))
+                fprintf(stderr, "  flip seg %zu byte %zu: state %d seg %zu off %" PRIu64 " records %" PRIu64 " (%s)\n",
+                        s, b, (int) scan.state, scan.bad_seg, scan.bad_offset, scan.records, scan.reason);
+            jf_scan_free(&scan);
+            s_write_file(path, orig, len);
+        }
+        free(orig);
+    }
+    CHECK(flips > 400);
+    CHECK(torn > 20);
+    CHECK_EQ_INT(wrong, 0);
+    CHECK_EQ_INT(s_read_all(dir), 9);
+    free(segs);
+    s_rmrf(dir);
+}
+
+static void test_corruption_before_the_tail_refuses_open_with_place_and_repair_command(void)
+{
+    const char *dir = s_fresh("midcorrupt");
+    journal_t *j = s_open(dir, 0);
+    CHECK_EQ_INT(s_fill(j, 20), 0);
+    journal_destroy(&j);
+    long off = s_offset_of(dir, 10);
+    char path[4200];
+    s_seg_path(path, sizeof path, dir, 1);
+    int fd = open(path, O_RDWR);
+    uint8_t byte;
+    CHECK_EQ_INT(pread(fd, &byte, 1, off + 30), 1);
+    byte ^= 0x40;
+    CHECK_EQ_INT(pwrite(fd, &byte, 1, off + 30), 1);
+    close(fd);
+    char err[1024], want[128];
+    j = journal_open(dir, NULL, err, sizeof err);
+    CHECK(j == NULL);
+    snprintf(want, sizeof want, "segment 00000000000000000001.seg at offset %ld", off);
+    CHECK(strstr(err, want) != NULL);
+    snprintf(want, sizeof want, "kasa journal repair %s", dir);
+    CHECK(strstr(err, want) != NULL);
+    /* the reader delivers 1..9, then the error names the place */
+    journal_reader_t *r = journal_reader_open(dir, 1, err, sizeof err);
+    journal_entry_t e;
+    int n = 0, rc;
+    while ((rc = journal_reader_next(r, &e)) == 1)
+        n++;
+    CHECK_EQ_INT(rc, -1);
+    CHECK_EQ_INT(n, 9);
+    snprintf(want, sizeof want, "segment 00000000000000000001.seg offset %ld", off);
+    CHECK(strstr(journal_reader_error(r), want) != NULL);
+    journal_reader_destroy(&r);
+    s_rmrf(dir);
+}
+
+static void test_missing_or_reordered_records_are_detected(void)
+{
+    const char *dir = s_fresh("order");
+    journal_t *j = s_open(dir, 0);
+    uint8_t rec[40];
+    memset(rec, 'x', sizeof rec);
+    for (int i = 0; i < 6; i++)   /* equal lengths, so records can be swapped in place */
+        CHECK(journal_append(j, rec, sizeof rec) != 0);
+    journal_destroy(&j);
+    char path[4200];
+    s_seg_path(path, sizeof path, dir, 1);
+    uint8_t *orig;
+    size_t len;
+    CHECK_EQ_INT(s_read_file(path, &orig, &len), 0);
+    size_t rl = JF_REC_HDR + sizeof rec, r2 = JF_SEG_HDR + rl, r3 = r2 + rl;
+    uint8_t *mod = malloc(len);
+    /* swap records 2 and 3 */
+    memcpy(mod, orig, len);
+    memcpy(mod + r2, orig + r3, rl);
+    memcpy(mod + r3, orig + r2, rl);
+    s_write_file(path, mod, len);
+    jf_scan_t scan;
+    char err[256];
+    jf_scan(dir, &scan, NULL, NULL, err, sizeof err);
+    CHECK_EQ_INT(scan.state, JF_CORRUPT);
+    CHECK_EQ_INT(scan.bad_offset, r2);
+    CHECK(strstr(scan.reason, "LSN") != NULL);
+    jf_scan_free(&scan);
+    /* drop record 2 */
+    memcpy(mod, orig, r2);
+    memcpy(mod + r2, orig + r3, len - r3);
+    s_write_file(path, mod, len - rl);
+    jf_scan(dir, &scan, NULL, NULL, err, sizeof err);
+    CHECK_EQ_INT(scan.state, JF_CORRUPT);
+    CHECK_EQ_INT(scan.bad_offset, r2);
+    jf_scan_free(&scan);
+    free(mod);
+    free(orig);
+    s_rmrf(dir);
+}
+
+static void test_missing_segment_is_corruption(void)
+{
+    const char *dir = s_fresh("missingseg");
+    journal_t *j = s_open(dir, 200);
+    CHECK_EQ_INT(s_fill(j, 30), 0);
+    journal_destroy(&j);
+    jf_seg_t *segs;
+    size_t n;
+    char err[1024], path[4200];
+    CHECK_EQ_INT(jf_list_segments(dir, &segs, &n, err, sizeof err), 0);
+    CHECK(n >= 4);
+    snprintf(path, sizeof path, "%s/%s", dir, segs[1].name);
+    CHECK_EQ_INT(unlink(path), 0);
+    j = journal_open(dir, NULL, err, sizeof err);
+    CHECK(j == NULL);
+    CHECK(strstr(err, segs[2].name) != NULL);
+    CHECK(strstr(err, "missing") != NULL);
+    CHECK_EQ_INT(s_read_all(dir), -1);
+    free(segs);
+    s_rmrf(dir);
+}
+
+/* Many segments; a reader from any LSN gets exactly that LSN onwards, across segments. */
+static void test_rotation_and_replay_from_any_lsn(void)
+{
+    const char *dir = s_fresh("rotate");
+    journal_t *j = s_open(dir, 1000);
+    CHECK_EQ_INT(s_fill(j, 300), 0);
+    journal_destroy(&j);
+    jf_seg_t *segs;
+    size_t n;
+    char err[256];
+    CHECK_EQ_INT(jf_list_segments(dir, &segs, &n, err, sizeof err), 0);
+    CHECK(n >= 10);
+    uint64_t froms[64];
+    size_t nf = 0;
+    froms[nf++] = 0; froms[nf++] = 1; froms[nf++] = 2; froms[nf++] = 150; froms[nf++] = 299;
+    froms[nf++] = 300; froms[nf++] = 301; froms[nf++] = 100000;
+    for (size_t i = 1; i < n && nf < 60; i++) {   /* segment boundaries, either side */
+        froms[nf++] = segs[i].first_lsn - 1;
+        froms[nf++] = segs[i].first_lsn;
+    }
+    int bad = 0;
+    for (size_t f = 0; f < nf; f++) {
+        journal_reader_t *r = journal_reader_open(dir, froms[f], err, sizeof err);
+        uint64_t expect = froms[f] ? froms[f] : 1;
+        journal_entry_t e;
+        int rc;
+        while ((rc = journal_reader_next(r, &e)) == 1) {
+            if (e.lsn != expect || !s_payload_ok(e.lsn, e.payload, e.len))
+                bad++;
+            expect++;
+        }
+        if (rc != 0 || (froms[f] <= 300 && expect != 301))
+            bad++;
+        journal_reader_destroy(&r);
+    }
+    CHECK_EQ_INT(bad, 0);
+    /* the chain spans segments: the second segment's header names the last checksum of the first */
+    j = s_open(dir, 1000);
+    CHECK_EQ_INT(journal_durable_lsn(j), 300);
+    CHECK_EQ_INT(s_fill(j, 400), 0);
+    journal_destroy(&j);
+    CHECK_EQ_INT(s_read_all(dir), 400);
+    free(segs);
+    s_rmrf(dir);
+}
+
+/* A reader follows a journal that is being written, including across rotations. */
+static void test_reader_follows_a_live_journal(void)
+{
+    const char *dir = s_fresh("live");
+    journal_t *j = s_open(dir, 500);
+    char err[256];
+    journal_reader_t *r = journal_reader_open(dir, 1, err, sizeof err);
+    journal_entry_t e;
+    uint64_t seen = 0;
+    int bad = 0;
+    for (uint64_t upto = 10; upto <= 100; upto += 10) {
+        CHECK_EQ_INT(s_fill(j, upto), 0);
+        int rc;
+        while ((rc = journal_reader_next(r, &e)) == 1) {
+            if (e.lsn != seen + 1 || !s_payload_ok(e.lsn, e.payload, e.len))
+                bad++;
+            seen = e.lsn;
+        }
+        if (rc != 0 || seen != upto)
+            bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    journal_reader_destroy(&r);
+    journal_destroy(&j);
+    s_rmrf(dir);
+}
+
+/* ---- concurrency --------------------------------------------------------------------------- */
+
+#define CT_THREADS 16
+#define CT_EACH 400
+
+typedef struct {
+    journal_t *j;
+    int id;
+    uint64_t lsns[CT_EACH];
+    int got;
+    int use_submit;
+} ct_arg_t;
+
+static void *s_ct_worker(void *p)
+{
+    ct_arg_t *a = p;
+    for (int i = 0; i < CT_EACH; i++) {
+        uint32_t rec[2] = { (uint32_t) a->id, (uint32_t) i };
+        uint64_t lsn;
+        if (a->use_submit) {
+            lsn = journal_submit(a->j, rec, sizeof rec);
+            if (lsn && journal_wait(a->j, lsn) != 0)
+                lsn = 0;
+        } else {
+            lsn = journal_append(a->j, rec, sizeof rec);
+        }
+        if (lsn == 0)
+            break;
+        a->lsns[a->got++] = lsn;
+    }
+    return NULL;
+}
+
+typedef struct {
+    uint64_t last;
+    uint64_t calls;
+    int out_of_order;
+    atomic_int in_callback;
+    int overlap;
+} ct_commits_t;
+
+static void s_ct_commit(void *arg, uint64_t lsn, const void *payload, size_t len)
+{
+    ct_commits_t *c = arg;
+    if (atomic_fetch_add(&c->in_callback, 1) != 0)
+        c->overlap++;
+    if (lsn != c->last + 1 || len != 8 || !payload)
+        c->out_of_order++;
+    c->last = lsn;
+    c->calls++;
+    atomic_fetch_sub(&c->in_callback, 1);
+}
+
+static void test_concurrent_appenders_get_unique_gap_free_lsns(void)
+{
+    const char *dir = s_fresh("concurrent");
+    journal_t *j = s_open(dir, 4096);   /* rotations while 16 threads append */
+    static ct_commits_t commits;
+    memset(&commits, 0, sizeof commits);
+    journal_on_commit(j, s_ct_commit, &commits);
+    static ct_arg_t args[CT_THREADS];
+    pthread_t th[CT_THREADS];
+    for (int t = 0; t < CT_THREADS; t++) {
+        args[t] = (ct_arg_t) { .j = j, .id = t, .use_submit = t % 4 == 0 };
+        pthread_create(&th[t], NULL, s_ct_worker, &args[t]);
+    }
+    for (int t = 0; t < CT_THREADS; t++)
+        pthread_join(th[t], NULL);
+    uint64_t total = (uint64_t) CT_THREADS * CT_EACH;
+    CHECK_EQ_INT(journal_durable_lsn(j), total);
+    journal_destroy(&j);
+    CHECK_EQ_INT(commits.calls, total);
+    CHECK_EQ_INT(commits.out_of_order, 0);
+    CHECK_EQ_INT(commits.overlap, 0);
+    /* every LSN handed out once; record lsn holds what its appender wrote */
+    uint32_t *owner = calloc(total + 1, sizeof *owner);
+    int bad = 0;
+    for (int t = 0; t < CT_THREADS; t++) {
+        if (args[t].got != CT_EACH)
+            bad++;
+        for (int i = 0; i < args[t].got; i++) {
+            uint64_t l = args[t].lsns[i];
+            if (l == 0 || l > total || owner[l])
+                bad++;
+            else
+                owner[l] = (uint32_t) (t << 16 | i) + 1;
+            if (i && l <= args[t].lsns[i - 1])
+                bad++;   /* one thread's records are in its own order */
+        }
+    }
+    CHECK_EQ_INT(bad, 0);
+    char err[256];
+    journal_reader_t *r = journal_reader_open(dir, 1, err, sizeof err);
+    journal_entry_t e;
+    uint64_t n = 0;
+    while (journal_reader_next(r, &e) == 1) {
+        uint32_t rec[2];
+        n++;
+        if (e.lsn != n || e.len != 8) { bad++; continue; }
+        memcpy(rec, e.payload, 8);
+        if (owner[e.lsn] != (rec[0] << 16 | rec[1]) + 1)
+            bad++;
+    }
+    CHECK_EQ_INT(n, total);
+    CHECK_EQ_INT(bad, 0);
+    journal_reader_destroy(&r);
+    free(owner);
+    s_rmrf(dir);
+}
+
+static uint64_t s_cb_seen;
+static void s_cb_record(void *arg, uint64_t lsn, const void *p, size_t len)
+{
+    (void) arg; (void) p; (void) len;
+    s_cb_seen = lsn;
+}
+
+static void test_commit_callback_runs_before_the_appender_returns(void)
+{
+    const char *dir = s_fresh("callback");
+    journal_t *j = s_open(dir, 0);
+    journal_on_commit(j, s_cb_record, NULL);
+    int bad = 0;
+    for (int i = 0; i < 50; i++) {
+        uint64_t lsn = journal_append(j, "abc", 3);
+        if (s_cb_seen != lsn)
+            bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    journal_destroy(&j);
+    s_rmrf(dir);
+}
+
+static void test_second_open_is_refused_while_locked(void)
+{
+    const char *dir = s_fresh("lock");
+    journal_t *j = s_open(dir, 0);
+    CHECK(j != NULL);
+    char err[512], want[128];
+    journal_t *j2 = journal_open(dir, NULL, err, sizeof err);
+    CHECK(j2 == NULL);
+    snprintf(want, sizeof want, "is in use by another process (pid %d)", (int) getpid());
+    CHECK(strstr(err, want) != NULL);
+    /* readers need no lock */
+    CHECK_EQ_INT(s_fill(j, 3), 0);
+    CHECK_EQ_INT(s_read_all(dir), 3);
+    journal_destroy(&j);
+    j2 = s_open(dir, 0);
+    CHECK(j2 != NULL);
+    journal_destroy(&j2);
+    /* another process is refused too */
+    j = s_open(dir, 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        journal_t *c = journal_open(dir, NULL, err, sizeof err);
+        _exit(c == NULL && strstr(err, "in use by another process") ? 0 : 1);
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    journal_destroy(&j);
+    s_rmrf(dir);
+}
+
+/* ---- injected failures --------------------------------------------------------------------- */
+
+/* For each n: the n-th write (or fdatasync) fails. Appends up to then are acknowledged, that one and
+ * every later one fail, and after reopening every acknowledged record is there, intact. */
+static void s_fail_each(fio_op_t op, int short_write, uint64_t max_nth)
+{
+    const char *dir = s_fresh("failnth");
+    int bad = 0;
+    for (uint64_t nth = 1; nth <= max_nth; nth++) {
+        s_rmrf(dir);
+        journal_t *j = s_open(dir, 300);   /* rotations inside the window: segment creation fails too */
+        if (short_write)
+            fio_short_write_at(nth, 7);
+        else
+            fio_fail_at(op, nth, EIO);
+        uint64_t acked = 0;
+        uint8_t buf[128];
+        int failed = 0;
+        for (uint64_t lsn = 1; lsn <= 16; lsn++) {
+            uint64_t got = journal_append(j, buf, s_payload(lsn, buf));
+            if (got == 0) { failed = 1; continue; }
+            if (failed || got != lsn) bad++;   /* nothing succeeds after a failure */
+            acked = got;
+        }
+        if (!failed || fio_faults_fired() != 1) bad++;
+        if (journal_durable_lsn(j) != acked) bad++;
+        journal_destroy(&j);
+        fio_reset();
+        long n = s_read_all(dir);
+        if (n < (long) acked) bad++;
+        j = s_open(dir, 300);
+        if (!j) { bad++; continue; }
+        uint64_t d = journal_durable_lsn(j);
+        if (d < acked) bad++;
+        if (s_fill(j, d + 3) != 0) bad++;   /* appends go on after reopening */
+        journal_destroy(&j);
+        if (s_read_all(dir) != (long) d + 3) bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    fio_reset();
+    s_rmrf(dir);
+}
+
+static void test_failed_write_at_every_point_loses_no_acknowledged_record(void) { s_fail_each(FIO_WRITE, 0, 12); }
+static void test_failed_fdatasync_at_every_point_loses_no_acknowledged_record(void) { s_fail_each(FIO_FSYNC, 0, 12); }
+static void test_short_write_at_every_point_loses_no_acknowledged_record(void) { s_fail_each(FIO_WRITE, 1, 12); }
+static void test_failed_rename_at_every_point_loses_no_acknowledged_record(void) { s_fail_each(FIO_RENAME, 0, 3); }
+
+static void test_failed_rotation_leaves_no_tmp_file_after_reopen(void)
+{
+    const char *dir = s_fresh("rotfail");
+    journal_t *j = s_open(dir, 100);
+    CHECK_EQ_INT(s_fill(j, 2), 0);
+    fio_fail_at(FIO_RENAME, 1, ENOSPC);
+    uint8_t buf[128];
+    uint64_t got = 1;
+    for (uint64_t lsn = 3; lsn < 20 && got; lsn++)
+        got = journal_append(j, buf, s_payload(lsn, buf));
+    CHECK_EQ_INT(got, 0);
+    CHECK_EQ_INT(fio_faults_fired(), 1);
+    uint64_t acked = journal_durable_lsn(j);
+    journal_destroy(&j);
+    fio_reset();
+    j = s_open(dir, 100);
+    CHECK(j != NULL);
+    CHECK_EQ_INT(journal_durable_lsn(j), acked);
+    journal_destroy(&j);
+    char tmp[4200], name[JF_NAME_MAX];
+    jf_seg_name(name, acked + 1);
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+    CHECK(access(tmp, F_OK) != 0);
+    CHECK_EQ_INT(s_read_all(dir), (long) acked);
+    s_rmrf(dir);
+}
+
+/* 8 threads append while a write fails in the middle: every acknowledged record survives. */
+typedef struct {
+    journal_t *j;
+    uint64_t acked[4000];
+    int n;
+} ft_arg_t;
+
+static void *s_ft_worker(void *p)
+{
+    ft_arg_t *a = p;
+    uint8_t buf[128];
+    while (a->n < 4000) {
+        /* the payload depends on the LSN, which is known only after submit: use a fixed one */
+        memset(buf, 'q', 32);
+        uint64_t lsn = journal_append(a->j, buf, 32);
+        if (lsn == 0)
+            break;
+        a->acked[a->n++] = lsn;
+    }
+    return NULL;
+}
+
+static void test_concurrent_appenders_lose_nothing_acknowledged_when_a_write_fails(void)
+{
+    const char *dir = s_fresh("concfail");
+    journal_t *j = s_open(dir, 2000);
+    static ft_arg_t args[8];
+    pthread_t th[8];
+    fio_fail_at(FIO_WRITE, 40, EIO);
+    for (int t = 0; t < 8; t++) {
+        args[t].j = j;
+        args[t].n = 0;
+        pthread_create(&th[t], NULL, s_ft_worker, &args[t]);
+    }
+    for (int t = 0; t < 8; t++)
+        pthread_join(th[t], NULL);
+    CHECK_EQ_INT(fio_faults_fired(), 1);
+    uint64_t max_acked = 0, count = 0;
+    for (int t = 0; t < 8; t++) {
+        CHECK(args[t].n < 4000);   /* every thread saw the failure */
+        for (int i = 0; i < args[t].n; i++) {
+            count++;
+            if (args[t].acked[i] > max_acked)
+                max_acked = args[t].acked[i];
+        }
+    }
+    CHECK(count > 0);
+    CHECK_EQ_INT(count, max_acked);   /* acked LSNs are exactly 1..max: nothing acked past a gap */
+    CHECK_EQ_INT(journal_durable_lsn(j), max_acked);
+    CHECK_EQ_INT(journal_append(j, "x", 1), 0);
+    journal_destroy(&j);
+    fio_reset();
+    j = s_open(dir, 2000);
+    CHECK(j != NULL);
+    CHECK(journal_durable_lsn(j) >= max_acked);
+    journal_destroy(&j);
+    char err[256];
+    journal_reader_t *r = journal_reader_open(dir, 1, err, sizeof err);
+    journal_entry_t e;
+    uint64_t n = 0;
+    while (journal_reader_next(r, &e) == 1)
+        n = e.lsn;
+    CHECK(n >= max_acked);
+    journal_reader_destroy(&r);
+    s_rmrf(dir);
+}
+
+/* A process killed (SIGKILL) in the middle of appending: every record it reported as acknowledged
+ * is there after reopening, and the journal opens cleanly. */
+static void test_killed_writer_loses_no_acknowledged_record(void)
+{
+    const char *dir = s_fresh("kill");
+    int pfd[2];
+    CHECK_EQ_INT(pipe(pfd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        journal_t *j = s_open(dir, 4000);
+        uint8_t buf[128];
+        for (uint64_t lsn = 1;; lsn++) {
+            if (journal_append(j, buf, s_payload(lsn, buf)) != lsn)
+                _exit(3);
+            if (write(pfd[1], &lsn, sizeof lsn) != sizeof lsn)
+                _exit(4);
+        }
+    }
+    close(pfd[1]);
+    uint64_t acked = 0, v;
+    while (acked < 300 && read(pfd[0], &v, sizeof v) == sizeof v)
+        acked = v;
+    kill(pid, SIGKILL);
+    while (read(pfd[0], &v, sizeof v) == sizeof v)
+        acked = v;
+    close(pfd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(acked >= 300);
+    journal_t *j = s_open(dir, 4000);
+    CHECK(j != NULL);
+    CHECK(journal_durable_lsn(j) >= acked);
+    journal_destroy(&j);
+    CHECK(s_read_all(dir) >= (long) acked);
+    s_rmrf(dir);
+}
+
+int main(void)
+{
+    RUN(test_crc32c_matches_the_standard_check_value);
+    RUN(test_append_is_durable_and_survives_reopen);
+    RUN(test_empty_and_oversized_payloads);
+    RUN(test_torn_last_record_at_every_offset_is_cut_back);
+    RUN(test_zero_filled_or_garbage_tail_is_a_torn_tail);
+    RUN(test_every_flipped_bit_is_detected);
+    RUN(test_corruption_before_the_tail_refuses_open_with_place_and_repair_command);
+    RUN(test_missing_or_reordered_records_are_detected);
+    RUN(test_missing_segment_is_corruption);
+    RUN(test_rotation_and_replay_from_any_lsn);
+    RUN(test_reader_follows_a_live_journal);
+    RUN(test_concurrent_appenders_get_unique_gap_free_lsns);
+    RUN(test_commit_callback_runs_before_the_appender_returns);
+    RUN(test_second_open_is_refused_while_locked);
+    RUN(test_failed_write_at_every_point_loses_no_acknowledged_record);
+    RUN(test_failed_fdatasync_at_every_point_loses_no_acknowledged_record);
+    RUN(test_short_write_at_every_point_loses_no_acknowledged_record);
+    RUN(test_failed_rename_at_every_point_loses_no_acknowledged_record);
+    RUN(test_failed_rotation_leaves_no_tmp_file_after_reopen);
+    RUN(test_concurrent_appenders_lose_nothing_acknowledged_when_a_write_fails);
+    RUN(test_killed_writer_loses_no_acknowledged_record);
+    return check_done();
+}

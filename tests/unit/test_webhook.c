@@ -1,0 +1,450 @@
+/* test_webhook.c — POST /cobo/webhook over real HTTP, with Cobo-style signatures made by a test
+ * key, deposits journaled into a real journal in a temp dir: a forged, altered, missing, malformed
+ * or old-format signature is refused 401, a bad body 400, an oversized one 413, other events are
+ * ignored with 200 — and the journal does not change on any of them. Also webhook_check() alone. */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actors/cobo_auth.h"
+#include "journal/journal.h"
+#include "schema/json.h"
+#include "schema/record.h"
+#include "tests/check.h"
+#include "web/http.h"
+#include "web/webhook.h"
+
+#define SEED_COBO  "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
+#define SEED_OTHER "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"
+#define MAX_BODY 8192
+
+static cobo_signer_t *s_cobo, *s_other;
+static char s_dir[128];
+static journal_t *s_journal;
+static char s_base[64];
+static int s_fail_ingest;
+
+/* ---- the ingest under test: each new (tx, status) becomes one journaled RECORD_DEPOSIT ---- */
+
+typedef struct {
+    char key[128];
+} seen_t;
+static seen_t s_seen[256];
+static int s_seen_count;
+static pthread_mutex_t s_seen_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int s_ingest(void *arg, const cobo_tx_t *tx, char *err, size_t errlen)
+{
+    journal_t *j = arg;
+    if (s_fail_ingest) {
+        snprintf(err, errlen, "journal failed");
+        return 503;
+    }
+    char key[128];
+    snprintf(key, sizeof key, "%s/%s", tx->tx_id, tx->status);
+    pthread_mutex_lock(&s_seen_lock);
+    for (int i = 0; i < s_seen_count; i++)
+        if (strcmp(s_seen[i].key, key) == 0) {
+            pthread_mutex_unlock(&s_seen_lock);
+            return 200;
+        }
+    record_t r;
+    record_init(&r, RECORD_DEPOSIT);
+    r.time_ms = 1;
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx->tx_id);
+    r.from = DEPOSIT_NONE;
+    r.to = strcmp(tx->status, "Completed") == 0 ? DEPOSIT_RECEIVED : DEPOSIT_PENDING;
+    r.event = strcmp(tx->status, "Completed") == 0 ? DEPOSIT_EV_SEEN_COMPLETED : DEPOSIT_EV_SEEN_PENDING;
+    snprintf(r.status, sizeof r.status, "%s", tx->status);
+    snprintf(r.amount, sizeof r.amount, "%s", tx->amount);
+    snprintf(r.address, sizeof r.address, "%s", tx->address);
+    uint8_t *buf;
+    size_t len;
+    int code = 503;
+    if (record_encode(&r, &buf, &len, err, errlen) == 0) {
+        if (journal_append(j, buf, len) > 0) {
+            snprintf(s_seen[s_seen_count++].key, sizeof s_seen[0].key, "%s", key);
+            code = 201;
+        } else {
+            snprintf(err, errlen, "journal append failed");
+        }
+        free(buf);
+    }
+    pthread_mutex_unlock(&s_seen_lock);
+    return code;
+}
+
+/* Records in the journal, counted by reading it back. */
+static int s_journal_count(void)
+{
+    char err[256];
+    journal_reader_t *rd = journal_reader_open(s_dir, 1, err, sizeof err);
+    if (!rd)
+        return -1;
+    journal_entry_t e;
+    int n = 0;
+    while (journal_reader_next(rd, &e) == 1)
+        n++;
+    journal_reader_destroy(&rd);
+    return n;
+}
+
+/* ---- bodies and signatures ----------------------------------------------------------------- */
+
+static char *s_deposit(const char *tx_id, const char *status, const char *type)
+{
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_printf(&b,
+                "{\"event_id\":\"ev-%s-%s\",\"url\":\"https://kasa.example/cobo/webhook\","
+                "\"created_timestamp\":1764140000000,\"type\":\"wallets.transaction.updated\","
+                "\"data\":{\"data_type\":\"Transaction\",\"transaction_id\":\"%s\",\"cobo_id\":\"123\","
+                "\"wallet_id\":\"w-1\",\"type\":\"%s\",\"status\":\"%s\",\"sub_status\":null,"
+                "\"chain_id\":\"TRON\",\"token_id\":\"TRON_USDT\",\"asset_id\":\"USDT\","
+                "\"source\":{\"source_type\":\"DepositFromAddress\",\"addresses\":[\"TXa\"]},"
+                "\"destination\":{\"destination_type\":\"DepositToAddress\",\"address\":\"TQ1addr\","
+                "\"amount\":\"250.5\",\"memo\":null},\"transaction_hash\":\"abc123\","
+                "\"confirmed_num\":20,\"confirming_threshold\":20,\"created_timestamp\":1764140000000,"
+                "\"updated_timestamp\":1764140001000}}",
+                tx_id, status, tx_id, type, status);
+    return jbuf_take(&b);
+}
+
+typedef struct {
+    long status;
+    jbuf_t body;
+} resp_t;
+
+static size_t s_write(char *p, size_t sz, size_t n, void *arg)
+{
+    jbuf_add(arg, p, sz * n);
+    return sz * n;
+}
+
+/* POSTs body with the given header lines (NULL-terminated). */
+static long s_post(const char *body, size_t len, const char *const *headers, resp_t *r)
+{
+    CURL *c = curl_easy_init();
+    char url[128];
+    snprintf(url, sizeof url, "%s/cobo/webhook", s_base);
+    struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
+    for (int i = 0; headers && headers[i]; i++)
+        hl = curl_slist_append(hl, headers[i]);
+    jbuf_init(&r->body);
+    jbuf_puts(&r->body, "");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long) len);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    r->status = 0;
+    curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    return r->status;
+}
+
+/* POSTs body signed by signer over body|ts, with the dash header names. */
+static long s_post_signed(cobo_signer_t *signer, const char *body, const char *ts, resp_t *r)
+{
+    char sig[COBO_SIG_HEX_LEN + 1];
+    cobo_sign_response(signer, body, strlen(body), ts, sig);
+    char h1[64], h2[200];
+    snprintf(h1, sizeof h1, "Biz-Timestamp: %s", ts);
+    snprintf(h2, sizeof h2, "Biz-Resp-Signature: %s", sig);
+    const char *hs[] = { h1, h2, NULL };
+    return s_post(body, strlen(body), hs, r);
+}
+
+/* ---- over HTTP ----------------------------------------------------------------------------- */
+
+static void test_signed_deposit_is_journaled_once(void)
+{
+    int before = s_journal_count();
+    char *body = s_deposit("tx-0001", "Completed", "Deposit");
+    resp_t r;
+    CHECK_EQ_INT(s_post_signed(s_cobo, body, "1764140001234", &r), 201);
+    CHECK(strstr(r.body.data, "\"tx\":\"tx-0001\"") != NULL);
+    jbuf_free(&r.body);
+    CHECK_EQ_INT(s_journal_count(), before + 1);
+    /* the same webhook again (Cobo retries): 200, nothing more journaled */
+    CHECK_EQ_INT(s_post_signed(s_cobo, body, "1764140009999", &r), 200);
+    jbuf_free(&r.body);
+    CHECK_EQ_INT(s_journal_count(), before + 1);
+    free(body);
+}
+
+static void test_underscore_and_lowercase_headers_are_accepted(void)
+{
+    int before = s_journal_count();
+    char *body = s_deposit("tx-0002", "Confirming", "Deposit");
+    const char *ts = "1764140002000";
+    char sig[COBO_SIG_HEX_LEN + 1];
+    cobo_sign_response(s_cobo, body, strlen(body), ts, sig);
+    char h1[64], h2[200];
+    snprintf(h1, sizeof h1, "biz_timestamp: %s", ts);
+    snprintf(h2, sizeof h2, "BIZ_RESP_SIGNATURE: %s", sig);
+    const char *hs[] = { h1, h2, NULL };
+    resp_t r;
+    CHECK_EQ_INT(s_post(body, strlen(body), hs, &r), 201);
+    jbuf_free(&r.body);
+    CHECK_EQ_INT(s_journal_count(), before + 1);
+    free(body);
+}
+
+/* Each attempt must be answered `code` with an {"error":...} body and leave the journal alone. */
+static void s_expect_refused(const char *body, size_t len, const char *const *hs, long code, const char *what)
+{
+    int before = s_journal_count();
+    resp_t r;
+    long got = s_post(body, len, hs, &r);
+    if (got != code)
+        fprintf(stderr, "  %s: got %ld (%s), expected %ld\n", what, got, r.body.data, code);
+    CHECK_EQ_INT(got, code);
+    CHECK(strncmp(r.body.data, "{\"error\":", 9) == 0);
+    jbuf_free(&r.body);
+    CHECK_EQ_INT(s_journal_count(), before);
+}
+
+static void test_bad_signatures_are_401_and_journal_nothing(void)
+{
+    char *body = s_deposit("tx-0003", "Completed", "Deposit");
+    size_t len = strlen(body);
+    const char *ts = "1764140003000";
+    char good[COBO_SIG_HEX_LEN + 1], forged[COBO_SIG_HEX_LEN + 1], bodyonly[COBO_SIG_HEX_LEN + 1],
+        swapped[COBO_SIG_HEX_LEN + 1];
+    cobo_sign_response(s_cobo, body, len, ts, good);
+    cobo_sign_response(s_other, body, len, ts, forged);           /* another key */
+    cobo_sign(s_cobo, body, len, bodyonly);                        /* old format: body alone */
+    char msg[4096];
+    int mlen = snprintf(msg, sizeof msg, "%s|%s", ts, body);       /* parts in the wrong order */
+    cobo_sign(s_cobo, msg, (size_t) mlen, swapped);
+    char h_ts[64], h_sig[200];
+    snprintf(h_ts, sizeof h_ts, "Biz-Timestamp: %s", ts);
+
+    snprintf(h_sig, sizeof h_sig, "Biz-Resp-Signature: %s", forged);
+    const char *forged_h[] = { h_ts, h_sig, NULL };
+    s_expect_refused(body, len, forged_h, 401, "forged");
+
+    char h_sig2[200];
+    snprintf(h_sig2, sizeof h_sig2, "Biz-Resp-Signature: %s", bodyonly);
+    const char *old_h[] = { h_ts, h_sig2, NULL };
+    s_expect_refused(body, len, old_h, 401, "body-only signature");
+
+    char h_sig3[200];
+    snprintf(h_sig3, sizeof h_sig3, "Biz-Resp-Signature: %s", swapped);
+    const char *swapped_h[] = { h_ts, h_sig3, NULL };
+    s_expect_refused(body, len, swapped_h, 401, "ts|body signature");
+
+    /* altered body: one byte of the amount changed after signing */
+    char *altered = strdup(body);
+    char *amt = strstr(altered, "250.5");
+    amt[0] = '9';
+    char h_good[200];
+    snprintf(h_good, sizeof h_good, "Biz-Resp-Signature: %s", good);
+    const char *good_h[] = { h_ts, h_good, NULL };
+    s_expect_refused(altered, len, good_h, 401, "altered body");
+    free(altered);
+
+    /* altered timestamp */
+    const char *other_ts[] = { "Biz-Timestamp: 1764140003001", h_good, NULL };
+    s_expect_refused(body, len, other_ts, 401, "altered timestamp");
+
+    /* missing headers */
+    const char *no_sig[] = { h_ts, NULL };
+    s_expect_refused(body, len, no_sig, 401, "missing signature");
+    const char *no_ts[] = { h_good, NULL };
+    s_expect_refused(body, len, no_ts, 401, "missing timestamp");
+    s_expect_refused(body, len, NULL, 401, "no headers");
+
+    /* malformed values */
+    const char *short_sig[] = { h_ts, "Biz-Resp-Signature: abcdef", NULL };
+    s_expect_refused(body, len, short_sig, 401, "short signature");
+    char nonhex[200];
+    snprintf(nonhex, sizeof nonhex, "Biz-Resp-Signature: %s", good);
+    nonhex[strlen(nonhex) - 1] = 'g';
+    const char *nonhex_h[] = { h_ts, nonhex, NULL };
+    s_expect_refused(body, len, nonhex_h, 401, "non-hex signature");
+    const char *bad_ts[] = { "Biz-Timestamp: 17641400O3000", h_good, NULL };
+    s_expect_refused(body, len, bad_ts, 401, "non-numeric timestamp");
+
+    /* the correctly signed original still passes: the refusals above were about the signature */
+    resp_t r;
+    CHECK_EQ_INT(s_post(body, len, good_h, &r), 201);
+    jbuf_free(&r.body);
+    free(body);
+}
+
+static void test_signed_garbage_is_400_and_journals_nothing(void)
+{
+    const char *ts = "1764140004000";
+    static const char *const bodies[] = {
+        "not json at all",
+        "{\"event_id\":\"e\",\"type\":\"wallets.transaction.updated\",\"data\":{\"data_type\":\"Transaction\","
+        "\"type\":\"Deposit\",\"status\":\"Completed\"}}",                     /* no transaction_id */
+        "{\"event_id\":\"e\",\"type\":\"wallets.transaction.updated\",\"data\":{\"data_type\":\"Transaction\","
+        "\"transaction_id\":\"t\",\"type\":\"Deposit\",\"status\":\"Completed\",\"chain_id\":\"TRON\","
+        "\"token_id\":\"TRON_USDT\",\"destination\":{\"address\":\"A\",\"amount\":\"1e5\"}}}",  /* bad amount */
+        "{\"truncated\": ",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        char sig[COBO_SIG_HEX_LEN + 1];
+        cobo_sign_response(s_cobo, bodies[i], strlen(bodies[i]), ts, sig);
+        char h1[64], h2[200];
+        snprintf(h1, sizeof h1, "Biz-Timestamp: %s", ts);
+        snprintf(h2, sizeof h2, "Biz-Resp-Signature: %s", sig);
+        const char *hs[] = { h1, h2, NULL };
+        s_expect_refused(bodies[i], strlen(bodies[i]), hs, 400, bodies[i]);
+    }
+}
+
+static void test_other_events_are_ignored_with_200(void)
+{
+    int before = s_journal_count();
+    char *wd = s_deposit("tx-w-1", "Completed", "Withdrawal");
+    resp_t r;
+    CHECK_EQ_INT(s_post_signed(s_cobo, wd, "1764140005000", &r), 200);
+    CHECK(strstr(r.body.data, "\"ignored\":") != NULL);
+    jbuf_free(&r.body);
+    free(wd);
+    const char *tss = "{\"event_id\":\"e2\",\"type\":\"wallets.token.created\",\"data\":{\"data_type\":\"TSSRequest\"}}";
+    CHECK_EQ_INT(s_post_signed(s_cobo, tss, "1764140005001", &r), 200);
+    CHECK(strstr(r.body.data, "\"ignored\":") != NULL);
+    jbuf_free(&r.body);
+    /* a transaction of another shape (no destination.address): ignored, not refused */
+    const char *call = "{\"event_id\":\"e3\",\"type\":\"wallets.transaction.created\",\"data\":{\"data_type\":"
+                       "\"Transaction\",\"transaction_id\":\"c1\",\"type\":\"ContractCall\",\"status\":\"Submitted\"}}";
+    CHECK_EQ_INT(s_post_signed(s_cobo, call, "1764140005002", &r), 200);
+    CHECK(strstr(r.body.data, "\"ignored\":") != NULL);
+    jbuf_free(&r.body);
+    CHECK_EQ_INT(s_journal_count(), before);
+}
+
+static void test_oversized_body_is_413_and_journals_nothing(void)
+{
+    size_t n = MAX_BODY + 100;
+    char *big = malloc(n + 1);
+    memset(big, ' ', n);
+    big[n] = '\0';
+    big[0] = '{';
+    big[n - 1] = '}';
+    char sig[COBO_SIG_HEX_LEN + 1];
+    cobo_sign_response(s_cobo, big, n, "1764140006000", sig);
+    char h2[200];
+    snprintf(h2, sizeof h2, "Biz-Resp-Signature: %s", sig);
+    const char *hs[] = { "Biz-Timestamp: 1764140006000", h2, NULL };
+    s_expect_refused(big, n, hs, 413, "oversized");
+    free(big);
+}
+
+static void test_journal_failure_is_503(void)
+{
+    int before = s_journal_count();
+    s_fail_ingest = 1;
+    char *body = s_deposit("tx-0005", "Completed", "Deposit");
+    resp_t r;
+    CHECK_EQ_INT(s_post_signed(s_cobo, body, "1764140007000", &r), 503);
+    jbuf_free(&r.body);
+    s_fail_ingest = 0;
+    CHECK_EQ_INT(s_journal_count(), before);
+    /* Cobo's retry then succeeds */
+    CHECK_EQ_INT(s_post_signed(s_cobo, body, "1764140007500", &r), 201);
+    jbuf_free(&r.body);
+    CHECK_EQ_INT(s_journal_count(), before + 1);
+    free(body);
+}
+
+/* ---- webhook_check alone ----------------------------------------------------------------- */
+
+static void test_check_verdicts_without_http(void)
+{
+    cobo_pubkey_t key;
+    CHECK(cobo_pubkey_parse(cobo_signer_pubkey_hex(s_cobo), &key) == 0);
+    char *body = s_deposit("tx-pure", "Completed", "Deposit");
+    size_t len = strlen(body);
+    char sig[COBO_SIG_HEX_LEN + 1];
+    cobo_sign_response(s_cobo, body, len, "1", sig);
+    webhook_result_t *r = malloc(sizeof *r);
+    CHECK_EQ_INT(webhook_check(&key, "1", sig, body, len, 0, r), WEBHOOK_DEPOSIT);
+    CHECK_EQ_STR(r->event.tx.tx_id, "tx-pure");
+    CHECK_EQ_STR(r->event.tx.amount, "250.5");
+    CHECK_EQ_INT(webhook_check(&key, "2", sig, body, len, 0, r), WEBHOOK_REJECT);
+    CHECK_EQ_INT(r->status, 401);
+    CHECK_EQ_STR(r->reason, "bad signature");
+    CHECK_EQ_INT(webhook_check(&key, NULL, sig, body, len, 0, r), WEBHOOK_REJECT);
+    CHECK_EQ_STR(r->reason, "missing signature headers");
+    CHECK_EQ_INT(webhook_check(&key, "1", "zz", body, len, 0, r), WEBHOOK_REJECT);
+    CHECK_EQ_STR(r->reason, "malformed signature");
+    CHECK_EQ_INT(webhook_check(&key, "1", sig, body, len - 1, 0, r), WEBHOOK_REJECT);   /* truncated */
+    CHECK_EQ_INT(r->status, 401);
+    CHECK_EQ_INT(webhook_check(&key, "1", sig, body, len, 100, r), WEBHOOK_REJECT);
+    CHECK_EQ_INT(r->status, 413);
+    /* the signature is checked before the body: a forged garbage body is 401, not 400 */
+    CHECK_EQ_INT(webhook_check(&key, "1", sig, "garbage", 7, 0, r), WEBHOOK_REJECT);
+    CHECK_EQ_INT(r->status, 401);
+    /* the reason never echoes the signature */
+    CHECK(strstr(r->reason, sig) == NULL);
+    free(r);
+    free(body);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    s_cobo = cobo_signer_new(SEED_COBO);
+    s_other = cobo_signer_new(SEED_OTHER);
+    snprintf(s_dir, sizeof s_dir, "/tmp/kasa-test-webhook-XXXXXX");
+    if (!s_cobo || !s_other || !mkdtemp(s_dir))
+        return 1;
+    char err[256];
+    s_journal = journal_open(s_dir, NULL, err, sizeof err);
+    if (!s_journal) {
+        fprintf(stderr, "journal: %s\n", err);
+        return 1;
+    }
+    http_server_t *http = http_server_new("127.0.0.1:0", MAX_BODY, 4, err, sizeof err);
+    if (!http) {
+        fprintf(stderr, "http: %s\n", err);
+        return 1;
+    }
+    CHECK(webhook_routes_fn(http, s_ingest, s_journal, "00zz", err, sizeof err) == NULL);   /* bad key */
+    webhook_t *wh = webhook_routes_fn(http, s_ingest, s_journal, cobo_signer_pubkey_hex(s_cobo), err, sizeof err);
+    if (!wh) {
+        fprintf(stderr, "webhook: %s\n", err);
+        return 1;
+    }
+    snprintf(s_base, sizeof s_base, "http://127.0.0.1:%d", http_server_port(http));
+
+    RUN(test_signed_deposit_is_journaled_once);
+    RUN(test_underscore_and_lowercase_headers_are_accepted);
+    RUN(test_bad_signatures_are_401_and_journal_nothing);
+    RUN(test_signed_garbage_is_400_and_journals_nothing);
+    RUN(test_other_events_are_ignored_with_200);
+    RUN(test_oversized_body_is_413_and_journals_nothing);
+    RUN(test_journal_failure_is_503);
+    RUN(test_check_verdicts_without_http);
+
+    webhook_stats_t st;
+    webhook_stats(wh, &st);
+    printf("# accepted=%lu repeated=%lu rejected=%lu ignored=%lu failed=%lu\n", st.accepted, st.repeated,
+           st.rejected, st.ignored, st.failed);
+    http_server_destroy(&http);
+    webhook_destroy(&wh);
+    webhook_destroy(&wh);
+    journal_destroy(&s_journal);
+    cobo_signer_destroy(&s_cobo);
+    cobo_signer_destroy(&s_other);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+    curl_global_cleanup();
+    return check_done();
+}

@@ -1,0 +1,785 @@
+/* config.c — see config.h.
+ *
+ * Loading runs in four steps: defaults; the file (KEY=VALUE lines) into a table of raw strings;
+ * the environment over that table; then every raw string is converted and checked, and each
+ * problem adds one line to err. Only keys kasa knows are read from the environment (the
+ * environment holds many unrelated variables); in the file, an unknown KASA_/COBO_/MT5_/TELEGRAM_
+ * key is an error, because it is most likely a typo of a real key. */
+#include "tools/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "actors/cobo_auth.h"
+
+extern char **environ;
+
+#define CONFIG_LINE_MAX 4096   /* longest line read from a file */
+#define CONFIG_LINES_MAX 10000 /* most lines read from a file */
+#define CONFIG_VALUE_MAX 1024  /* longest value kept */
+
+#define COBO_PROD_PUBKEY "8d4a482641adb2a34b726f05827dba9a9653e5857469b8749052bf4458a86729"
+#define COBO_DEV_PUBKEY  "a04ea1d5fa8da71f1dcfccf972b9c4eba0a2d8aba1f6da26f49977b08a0d2718"
+
+/* Every key kasa reads. `secret` keys are never printed. */
+typedef enum {
+    K_LISTEN, K_JOURNAL_DIR, K_MONITOR, K_CONTROL, K_STATIC_DIR, K_PUBLIC_URL, K_MAX_BODY,
+    K_HTTP_THREADS, K_ADMIN_PASSWORD, K_ADMIN_TOTP, K_LOG_LEVEL,
+    K_COBO_API_URL, K_COBO_API_KEY, K_COBO_API_SECRET, K_COBO_WEBHOOK_PUBKEY, K_COBO_ENV,
+    K_COBO_WALLET_ID, K_CHAINS,
+    K_MT5_URL, K_MT5_LOGIN, K_MT5_PASSWORD, K_MT5_CA_FILE, K_MT5_DIGITS,
+    K_TELEGRAM_API_URL, K_TELEGRAM_BOT_TOKEN, K_TELEGRAM_CHAT_ID,
+    K_AUTO_CREDIT_LIMIT, K_CREDITERS,
+    K_COUNT
+} key_id_t;
+
+typedef struct {
+    const char *name;
+    int secret;
+    int required;
+} key_def_t;
+
+static const key_def_t s_keys[K_COUNT] = {
+    [K_LISTEN]             = { "KASA_LISTEN", 0, 0 },
+    [K_JOURNAL_DIR]        = { "KASA_JOURNAL_DIR", 0, 1 },
+    [K_MONITOR]            = { "KASA_MONITOR", 0, 0 },
+    [K_CONTROL]            = { "KASA_CONTROL", 0, 0 },
+    [K_STATIC_DIR]         = { "KASA_STATIC_DIR", 0, 0 },
+    [K_PUBLIC_URL]         = { "KASA_PUBLIC_URL", 0, 0 },
+    [K_MAX_BODY]           = { "KASA_MAX_BODY", 0, 0 },
+    [K_HTTP_THREADS]       = { "KASA_HTTP_THREADS", 0, 0 },
+    [K_ADMIN_PASSWORD]     = { "KASA_ADMIN_PASSWORD", 1, 0 },
+    [K_ADMIN_TOTP]         = { "KASA_ADMIN_TOTP_SECRET", 1, 0 },
+    [K_LOG_LEVEL]          = { "KASA_LOG_LEVEL", 0, 0 },
+    [K_COBO_API_URL]       = { "COBO_API_URL", 0, 1 },
+    [K_COBO_API_KEY]       = { "COBO_API_KEY", 0, 1 },
+    [K_COBO_API_SECRET]    = { "COBO_API_SECRET", 1, 1 },
+    [K_COBO_WEBHOOK_PUBKEY]= { "COBO_WEBHOOK_PUBKEY", 0, 0 },
+    [K_COBO_ENV]           = { "COBO_ENV", 0, 0 },
+    [K_COBO_WALLET_ID]     = { "COBO_WALLET_ID", 0, 0 },
+    [K_CHAINS]             = { "KASA_CHAINS", 0, 0 },
+    [K_MT5_URL]            = { "MT5_URL", 0, 1 },
+    [K_MT5_LOGIN]          = { "MT5_LOGIN", 0, 1 },
+    [K_MT5_PASSWORD]       = { "MT5_PASSWORD", 1, 1 },
+    [K_MT5_CA_FILE]        = { "MT5_CA_FILE", 0, 0 },
+    [K_MT5_DIGITS]         = { "MT5_DIGITS", 0, 0 },
+    [K_TELEGRAM_API_URL]   = { "TELEGRAM_API_URL", 0, 0 },
+    [K_TELEGRAM_BOT_TOKEN] = { "TELEGRAM_BOT_TOKEN", 1, 1 },
+    [K_TELEGRAM_CHAT_ID]   = { "TELEGRAM_CHAT_ID", 0, 1 },
+    [K_AUTO_CREDIT_LIMIT]  = { "KASA_AUTO_CREDIT_LIMIT", 0, 0 },
+    [K_CREDITERS]          = { "KASA_CREDITERS", 0, 0 },
+};
+
+#define TOKEN_PREFIX "KASA_TOKEN_"
+
+/* Raw values while loading: one slot per key, plus the KASA_TOKEN_* rules in the order seen. */
+typedef struct {
+    char *val[K_COUNT];
+    int line[K_COUNT];               /* file line that set it, 0 if not from the file */
+    char *token_name[CONFIG_MAX_TOKENS * 2];
+    char *token_val[CONFIG_MAX_TOKENS * 2];
+    int token_count;
+    char *err;                       /* problems, newline-separated */
+    size_t errlen, errused;
+    int problems;
+} loader_t;
+
+static void s_problem(loader_t *ld, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_problem(loader_t *ld, const char *fmt, ...)
+{
+    ld->problems++;
+    if (!ld->err || ld->errlen == 0 || ld->errused + 1 >= ld->errlen)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    int n = snprintf(ld->err + ld->errused, ld->errlen - ld->errused, "%s%s",
+                     ld->errused ? "\n" : "", line);
+    if (n > 0)
+        ld->errused += (size_t) n < ld->errlen - ld->errused ? (size_t) n : ld->errlen - ld->errused - 1;
+}
+
+static int s_key_find(const char *name)
+{
+    for (int i = 0; i < K_COUNT; i++)
+        if (strcmp(s_keys[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static int s_key_is_ours(const char *name)
+{
+    return strncmp(name, "KASA_", 5) == 0 || strncmp(name, "COBO_", 5) == 0 ||
+           strncmp(name, "MT5_", 4) == 0 || strncmp(name, "TELEGRAM_", 9) == 0;
+}
+
+static char *s_dup(const char *s)
+{
+    size_t n = strlen(s);
+    char *d = malloc(n + 1);
+    if (!d)
+        abort();
+    memcpy(d, s, n + 1);
+    return d;
+}
+
+/* Stores a token rule; a later value for the same token replaces the earlier one. */
+static void s_token_set(loader_t *ld, const char *name, const char *val)
+{
+    for (int i = 0; i < ld->token_count; i++)
+        if (strcmp(ld->token_name[i], name) == 0) {
+            free(ld->token_val[i]);
+            ld->token_val[i] = s_dup(val);
+            return;
+        }
+    if (ld->token_count >= CONFIG_MAX_TOKENS * 2) {
+        s_problem(ld, "%s: too many KASA_TOKEN_ rules (at most %d)", name, CONFIG_MAX_TOKENS);
+        return;
+    }
+    ld->token_name[ld->token_count] = s_dup(name);
+    ld->token_val[ld->token_count] = s_dup(val);
+    ld->token_count++;
+}
+
+static int s_token_find(const loader_t *ld, const char *name)
+{
+    for (int i = 0; i < ld->token_count; i++)
+        if (strcmp(ld->token_name[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static void s_loader_free(loader_t *ld)
+{
+    for (int i = 0; i < K_COUNT; i++) {
+        if (ld->val[i]) {
+            memset(ld->val[i], 0, strlen(ld->val[i]));
+            free(ld->val[i]);
+        }
+    }
+    for (int i = 0; i < ld->token_count; i++) {
+        free(ld->token_name[i]);
+        free(ld->token_val[i]);
+    }
+}
+
+static char *s_trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Parses one "KEY=VALUE" line (already known not to be blank or a comment) into the loader. */
+static void s_file_line(loader_t *ld, const char *path, int lineno, char *line)
+{
+    if (strncmp(line, "export ", 7) == 0 || strncmp(line, "export\t", 7) == 0)
+        line = s_trim(line + 7);
+    char *eq = strchr(line, '=');
+    if (!eq) {
+        s_problem(ld, "%s:%d: expected KEY=VALUE", path, lineno);
+        return;
+    }
+    *eq = '\0';
+    char *key = s_trim(line);
+    char *val = s_trim(eq + 1);
+    if (!*key) {
+        s_problem(ld, "%s:%d: empty key", path, lineno);
+        return;
+    }
+    for (const char *p = key; *p; p++)
+        if (!(isupper((unsigned char) *p) || isdigit((unsigned char) *p) || *p == '_')) {
+            s_problem(ld, "%s:%d: bad key name (use A-Z, 0-9 and _)", path, lineno);
+            return;
+        }
+    size_t vlen = strlen(val);
+    if (vlen > 0 && (val[0] == '"' || val[0] == '\'')) {
+        char q = val[0];
+        char *end = strchr(val + 1, q);
+        char *rest = end ? s_trim(end + 1) : NULL;
+        if (!end || (*rest && *rest != '#')) {
+            s_problem(ld, "%s:%d: %s: unbalanced quotes", path, lineno, key);
+            return;
+        }
+        *end = '\0';
+        val = val + 1;
+    } else {
+        /* an unquoted value ends at " #" (a trailing comment) */
+        for (char *p = val; *p; p++)
+            if (*p == '#' && p > val && (p[-1] == ' ' || p[-1] == '\t')) {
+                *p = '\0';
+                val = s_trim(val);
+                break;
+            }
+    }
+    if (strlen(val) > CONFIG_VALUE_MAX) {
+        s_problem(ld, "%s:%d: %s: value too long", path, lineno, key);
+        return;
+    }
+    if (strncmp(key, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) == 0) {
+        if (s_token_find(ld, key) >= 0) {
+            s_problem(ld, "%s:%d: %s: duplicate key", path, lineno, key);
+            return;
+        }
+        s_token_set(ld, key, val);
+        return;
+    }
+    int k = s_key_find(key);
+    if (k < 0) {
+        if (s_key_is_ours(key))
+            s_problem(ld, "%s:%d: %s: unknown key", path, lineno, key);
+        /* other keys (PATH, ...) are tolerated: the file may be shared with other tools */
+        return;
+    }
+    if (ld->val[k]) {
+        s_problem(ld, "%s:%d: %s: duplicate key (first set on line %d)", path, lineno, key, ld->line[k]);
+        return;
+    }
+    ld->val[k] = s_dup(val);
+    ld->line[k] = lineno;
+}
+
+static int s_file_read(loader_t *ld, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        s_problem(ld, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[CONFIG_LINE_MAX + 2];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (lineno > CONFIG_LINES_MAX) {
+            s_problem(ld, "%s: more than %d lines", path, CONFIG_LINES_MAX);
+            break;
+        }
+        size_t n = strlen(line);
+        if (n > CONFIG_LINE_MAX && line[n - 1] != '\n') {
+            s_problem(ld, "%s:%d: line too long", path, lineno);
+            int c;
+            while ((c = fgetc(f)) != EOF && c != '\n')
+                ;
+            continue;
+        }
+        char *s = s_trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        s_file_line(ld, path, lineno, s);
+    }
+    memset(line, 0, sizeof line);
+    fclose(f);
+    return 0;
+}
+
+static void s_env_read(loader_t *ld)
+{
+    for (int k = 0; k < K_COUNT; k++) {
+        const char *v = getenv(s_keys[k].name);
+        if (!v)
+            continue;
+        if (strlen(v) > CONFIG_VALUE_MAX) {
+            s_problem(ld, "%s (environment): value too long", s_keys[k].name);
+            continue;
+        }
+        if (ld->val[k]) {
+            memset(ld->val[k], 0, strlen(ld->val[k]));
+            free(ld->val[k]);
+        }
+        ld->val[k] = s_dup(v);
+        ld->line[k] = 0;
+    }
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        if (!eq || (size_t) (eq - *e) >= 64)
+            continue;
+        char name[64];
+        memcpy(name, *e, (size_t) (eq - *e));
+        name[eq - *e] = '\0';
+        s_token_set(ld, name, eq + 1);
+    }
+}
+
+/* ---- conversions and checks ---------------------------------------------------------- */
+
+static int s_set(const loader_t *ld, key_id_t k) { return ld->val[k] && ld->val[k][0]; }
+
+static void s_copy(loader_t *ld, key_id_t k, char *dst, size_t cap)
+{
+    if (!s_set(ld, k))
+        return;
+    if (strlen(ld->val[k]) >= cap) {
+        s_problem(ld, "%s: too long (at most %zu characters)", s_keys[k].name, cap - 1);
+        return;
+    }
+    snprintf(dst, cap, "%s", ld->val[k]);
+}
+
+/* Parses an unsigned decimal integer in [lo, hi]. */
+static int s_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    if (!*s || strlen(s) > 20)
+        return -1;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (!isdigit((unsigned char) *p))
+            return -1;
+        uint64_t d = (uint64_t) (*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void s_int_key(loader_t *ld, key_id_t k, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    if (!s_set(ld, k))
+        return;
+    if (s_uint(ld->val[k], lo, hi, out) != 0)
+        s_problem(ld, "%s: expected a whole number from %llu to %llu", s_keys[k].name,
+                  (unsigned long long) lo, (unsigned long long) hi);
+}
+
+/* host:port with a port 0..65535; host a name, an IPv4 address or [IPv6]. */
+static int s_hostport_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s)
+        return -1;
+    uint64_t port;
+    if (s_uint(colon + 1, 0, 65535, &port) != 0)
+        return -1;
+    if (s[0] == '[')
+        return colon[-1] == ']' && colon - s > 2 ? 0 : -1;
+    for (const char *p = s; p < colon; p++)
+        if (!(isalnum((unsigned char) *p) || *p == '.' || *p == '-'))
+            return -1;
+    return 0;
+}
+
+/* 0 if url is https://..., or http:// to 127.0.0.1 / localhost / [::1] (a local simulator). */
+static int s_url_ok(const char *url)
+{
+    if (strncmp(url, "https://", 8) == 0)
+        return url[8] && url[8] != '/' ? 0 : -1;
+    if (strncmp(url, "http://", 7) != 0)
+        return -1;
+    const char *host = url + 7;
+    static const char *const locals[] = { "127.0.0.1", "localhost", "[::1]" };
+    for (size_t i = 0; i < sizeof locals / sizeof locals[0]; i++) {
+        size_t n = strlen(locals[i]);
+        if (strncmp(host, locals[i], n) == 0 && (host[n] == '\0' || host[n] == ':' || host[n] == '/'))
+            return 0;
+    }
+    return 1; /* plain http to a remote host */
+}
+
+static void s_url_key(loader_t *ld, key_id_t k, char *dst, size_t cap)
+{
+    if (!s_set(ld, k))
+        return;
+    int rc = s_url_ok(ld->val[k]);
+    if (rc < 0)
+        s_problem(ld, "%s: expected an https:// URL", s_keys[k].name);
+    else if (rc > 0)
+        s_problem(ld, "%s: must use https:// (plain http is allowed only for 127.0.0.1 or localhost)",
+                  s_keys[k].name);
+    else
+        s_copy(ld, k, dst, cap);
+}
+
+static int s_hex_ok(const char *s, size_t n)
+{
+    if (strlen(s) != n)
+        return -1;
+    for (const char *p = s; *p; p++)
+        if (!isxdigit((unsigned char) *p))
+            return -1;
+    return 0;
+}
+
+static void s_hex_key(loader_t *ld, key_id_t k, char *dst, size_t cap)
+{
+    if (!s_set(ld, k))
+        return;
+    if (s_hex_ok(ld->val[k], 64) != 0) {
+        s_problem(ld, "%s: expected 64 hex characters (32 bytes), got %zu characters%s",
+                  s_keys[k].name, strlen(ld->val[k]),
+                  strlen(ld->val[k]) == 64 ? " with a non-hex character" : "");
+        return;
+    }
+    s_copy(ld, k, dst, cap);
+}
+
+static int s_endpoint_ok(const char *s)
+{
+    return (strncmp(s, "tcp://", 6) == 0 && s[6]) || (strncmp(s, "ipc://", 6) == 0 && s[6]) ||
+           (strncmp(s, "inproc://", 9) == 0 && s[9]) ? 0 : -1;
+}
+
+static int s_token_id_ok(const char *s, size_t cap)
+{
+    if (!*s || strlen(s) >= cap)
+        return -1;
+    for (const char *p = s; *p; p++)
+        if (!(isupper((unsigned char) *p) || isdigit((unsigned char) *p) || *p == '_'))
+            return -1;
+    return 0;
+}
+
+static void s_chains(loader_t *ld, config_t *cfg)
+{
+    if (!s_set(ld, K_CHAINS))
+        return;
+    char buf[CONFIG_VALUE_MAX + 1];
+    snprintf(buf, sizeof buf, "%s", ld->val[K_CHAINS]);
+    cfg->chain_count = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        tok = s_trim(tok);
+        if (s_token_id_ok(tok, sizeof cfg->chains[0]) != 0) {
+            s_problem(ld, "KASA_CHAINS: bad token id '%.40s' (use A-Z, 0-9 and _)", tok);
+            continue;
+        }
+        if (cfg->chain_count >= CONFIG_MAX_CHAINS) {
+            s_problem(ld, "KASA_CHAINS: at most %d entries", CONFIG_MAX_CHAINS);
+            break;
+        }
+        snprintf(cfg->chains[cfg->chain_count++], sizeof cfg->chains[0], "%s", tok);
+    }
+    if (cfg->chain_count == 0)
+        s_problem(ld, "KASA_CHAINS: empty list");
+}
+
+static void s_tokens(loader_t *ld, config_t *cfg)
+{
+    cfg->token_count = 0;
+    for (int i = 0; i < ld->token_count; i++) {
+        const char *name = ld->token_name[i];
+        const char *id = name + strlen(TOKEN_PREFIX);
+        if (s_token_id_ok(id, sizeof cfg->tokens[0].token_id) != 0) {
+            s_problem(ld, "%s: bad token id in the key name", name);
+            continue;
+        }
+        if (cfg->token_count >= CONFIG_MAX_TOKENS) {
+            s_problem(ld, "%s: too many KASA_TOKEN_ rules (at most %d)", name, CONFIG_MAX_TOKENS);
+            continue;
+        }
+        char buf[CONFIG_VALUE_MAX + 1];
+        snprintf(buf, sizeof buf, "%s", ld->token_val[i]);
+        char *parts[3] = { 0 };
+        int n = 0;
+        char *p = buf;
+        for (; n < 3; n++) {
+            parts[n] = p;
+            char *c = strchr(p, ':');
+            if (!c) {
+                n++;
+                break;
+            }
+            *c = '\0';
+            p = c + 1;
+            if (n == 2) { /* a fourth part */
+                n = 4;
+                break;
+            }
+        }
+        if (n != 3) {
+            s_problem(ld, "%s: expected rate:fee:minimum, e.g. 1:0:1", name);
+            continue;
+        }
+        config_token_t *t = &cfg->tokens[cfg->token_count];
+        static const char *const what[3] = { "rate", "fee", "minimum" };
+        money_atto_t *dst[3] = { &t->rate, &t->fee, &t->minimum };
+        int bad = 0;
+        for (int j = 0; j < 3; j++) {
+            char why[128];
+            if (money_parse(s_trim(parts[j]), dst[j], why, sizeof why) != 0) {
+                s_problem(ld, "%s: %s: %s", name, what[j], why);
+                bad = 1;
+            }
+        }
+        if (!bad && t->rate == 0) {
+            s_problem(ld, "%s: rate must be above 0", name);
+            bad = 1;
+        }
+        if (bad)
+            continue;
+        snprintf(t->token_id, sizeof t->token_id, "%s", id);
+        cfg->token_count++;
+    }
+}
+
+static void s_defaults(config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1:8000");
+    snprintf(cfg->monitor, sizeof cfg->monitor, "tcp://127.0.0.1:5560");
+    snprintf(cfg->static_dir, sizeof cfg->static_dir, "web/static");
+    cfg->max_body = 65536;
+    cfg->http_threads = 16;
+    snprintf(cfg->cobo_api_url, sizeof cfg->cobo_api_url, "https://api.cobo.com/v2");
+    snprintf(cfg->cobo_env, sizeof cfg->cobo_env, "prod");
+    snprintf(cfg->cobo_webhook_pubkey, sizeof cfg->cobo_webhook_pubkey, "%s", COBO_PROD_PUBKEY);
+    static const char *const chains[] = { "TRON_USDT", "ETH_USDT", "TRON" };
+    for (int i = 0; i < 3; i++)
+        snprintf(cfg->chains[i], sizeof cfg->chains[i], "%s", chains[i]);
+    cfg->chain_count = 3;
+    cfg->mt5_digits = 2;
+    snprintf(cfg->telegram_api_url, sizeof cfg->telegram_api_url, "https://api.telegram.org");
+    cfg->crediters = 2;
+}
+
+static void s_convert(loader_t *ld, config_t *cfg)
+{
+    for (int k = 0; k < K_COUNT; k++)
+        if (s_keys[k].required && !s_set(ld, (key_id_t) k))
+            s_problem(ld, "%s: required but not set", s_keys[k].name);
+
+    if (s_set(ld, K_LISTEN)) {
+        if (s_hostport_ok(ld->val[K_LISTEN]) != 0)
+            s_problem(ld, "KASA_LISTEN: expected host:port (e.g. 127.0.0.1:8000)");
+        else
+            s_copy(ld, K_LISTEN, cfg->listen, sizeof cfg->listen);
+    }
+    s_copy(ld, K_JOURNAL_DIR, cfg->journal_dir, sizeof cfg->journal_dir);
+    if (s_set(ld, K_MONITOR)) {
+        if (s_endpoint_ok(ld->val[K_MONITOR]) != 0)
+            s_problem(ld, "KASA_MONITOR: expected a ZeroMQ endpoint (tcp://host:port or ipc://path)");
+        else
+            s_copy(ld, K_MONITOR, cfg->monitor, sizeof cfg->monitor);
+    }
+    if (s_set(ld, K_CONTROL)) {
+        if (s_endpoint_ok(ld->val[K_CONTROL]) != 0)
+            s_problem(ld, "KASA_CONTROL: expected a ZeroMQ endpoint (ipc://path or tcp://host:port)");
+        else
+            s_copy(ld, K_CONTROL, cfg->control, sizeof cfg->control);
+    } else if (cfg->journal_dir[0]) {
+        if ((size_t) snprintf(cfg->control, sizeof cfg->control, "ipc://%s/control.sock", cfg->journal_dir)
+            >= sizeof cfg->control)
+            s_problem(ld, "KASA_CONTROL: the default ipc://<journal_dir>/control.sock is too long; set it");
+    }
+    s_copy(ld, K_STATIC_DIR, cfg->static_dir, sizeof cfg->static_dir);
+    if (s_set(ld, K_PUBLIC_URL)) {
+        const char *u = ld->val[K_PUBLIC_URL];
+        if (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0)
+            s_problem(ld, "KASA_PUBLIC_URL: expected an http:// or https:// URL");
+        else
+            s_copy(ld, K_PUBLIC_URL, cfg->public_url, sizeof cfg->public_url);
+    }
+    uint64_t v;
+    v = cfg->max_body;
+    s_int_key(ld, K_MAX_BODY, 1024, 16u << 20, &v);
+    cfg->max_body = (size_t) v;
+    v = (uint64_t) cfg->http_threads;
+    s_int_key(ld, K_HTTP_THREADS, 1, 256, &v);
+    cfg->http_threads = (int) v;
+    s_copy(ld, K_ADMIN_PASSWORD, cfg->admin_password, sizeof cfg->admin_password);
+    s_copy(ld, K_ADMIN_TOTP, cfg->admin_totp_secret, sizeof cfg->admin_totp_secret);
+    if (s_set(ld, K_LOG_LEVEL)) {
+        const char *l = ld->val[K_LOG_LEVEL];
+        if (strcasecmp(l, "debug") && strcasecmp(l, "info") && strcasecmp(l, "warn") && strcasecmp(l, "error"))
+            s_problem(ld, "KASA_LOG_LEVEL: expected debug, info, warn or error");
+    }
+
+    /* Cobo */
+    if (s_set(ld, K_COBO_ENV)) {
+        const char *e = ld->val[K_COBO_ENV];
+        if (strcmp(e, "prod") == 0 || strcmp(e, "dev") == 0)
+            snprintf(cfg->cobo_env, sizeof cfg->cobo_env, "%s", e);
+        else
+            s_problem(ld, "COBO_ENV: expected prod or dev");
+    }
+    if (strcmp(cfg->cobo_env, "dev") == 0) {
+        snprintf(cfg->cobo_webhook_pubkey, sizeof cfg->cobo_webhook_pubkey, "%s", COBO_DEV_PUBKEY);
+        snprintf(cfg->cobo_api_url, sizeof cfg->cobo_api_url, "https://api.dev.cobo.com/v2");
+    }
+    s_url_key(ld, K_COBO_API_URL, cfg->cobo_api_url, sizeof cfg->cobo_api_url);
+    s_hex_key(ld, K_COBO_API_KEY, cfg->cobo_api_key, sizeof cfg->cobo_api_key);
+    s_hex_key(ld, K_COBO_API_SECRET, cfg->cobo_api_secret, sizeof cfg->cobo_api_secret);
+    s_hex_key(ld, K_COBO_WEBHOOK_PUBKEY, cfg->cobo_webhook_pubkey, sizeof cfg->cobo_webhook_pubkey);
+    if (cfg->cobo_api_key[0] && cfg->cobo_api_secret[0]) {
+        char pub[COBO_KEY_HEX_LEN + 1];
+        if (cobo_pubkey_from_seed(cfg->cobo_api_secret, pub) == 0 && strcasecmp(pub, cfg->cobo_api_key) != 0)
+            s_problem(ld, "COBO_API_KEY: is not the public key of COBO_API_SECRET");
+        memset(pub, 0, sizeof pub);
+    }
+    if (cfg->cobo_webhook_pubkey[0]) {
+        cobo_pubkey_t pk;
+        if (cobo_pubkey_parse(cfg->cobo_webhook_pubkey, &pk) != 0)
+            s_problem(ld, "COBO_WEBHOOK_PUBKEY: not a valid Ed25519 public key");
+    }
+    s_copy(ld, K_COBO_WALLET_ID, cfg->cobo_wallet_id, sizeof cfg->cobo_wallet_id);
+    s_chains(ld, cfg);
+
+    /* MT5 */
+    s_url_key(ld, K_MT5_URL, cfg->mt5_url, sizeof cfg->mt5_url);
+    if (s_set(ld, K_MT5_LOGIN)) {
+        if (s_uint(ld->val[K_MT5_LOGIN], 1, UINT64_MAX, &v) != 0)
+            s_problem(ld, "MT5_LOGIN: expected a positive whole number (the manager login)");
+        else
+            cfg->mt5_login = v;
+    }
+    s_copy(ld, K_MT5_PASSWORD, cfg->mt5_password, sizeof cfg->mt5_password);
+    s_copy(ld, K_MT5_CA_FILE, cfg->mt5_ca_file, sizeof cfg->mt5_ca_file);
+    v = (uint64_t) cfg->mt5_digits;
+    s_int_key(ld, K_MT5_DIGITS, 0, MONEY_MAX_DIGITS, &v);
+    cfg->mt5_digits = (int) v;
+
+    /* Telegram */
+    s_url_key(ld, K_TELEGRAM_API_URL, cfg->telegram_api_url, sizeof cfg->telegram_api_url);
+    s_copy(ld, K_TELEGRAM_BOT_TOKEN, cfg->telegram_bot_token, sizeof cfg->telegram_bot_token);
+    if (s_set(ld, K_TELEGRAM_CHAT_ID)) {
+        const char *c = ld->val[K_TELEGRAM_CHAT_ID];
+        int ok = c[0] == '@' ? c[1] != '\0' : 1;
+        if (c[0] != '@')
+            for (const char *p = c + (c[0] == '-'); ok && *p; p++)
+                ok = isdigit((unsigned char) *p);
+        if (c[0] == '-' && c[1] == '\0')
+            ok = 0;
+        if (!ok)
+            s_problem(ld, "TELEGRAM_CHAT_ID: expected a numeric chat id (e.g. -1001234567890) or @channel");
+        else
+            s_copy(ld, K_TELEGRAM_CHAT_ID, cfg->telegram_chat_id, sizeof cfg->telegram_chat_id);
+    }
+
+    /* money rules */
+    s_tokens(ld, cfg);
+    if (s_set(ld, K_AUTO_CREDIT_LIMIT)) {
+        const char *l = ld->val[K_AUTO_CREDIT_LIMIT];
+        char why[128];
+        if (strcmp(l, "none") == 0)
+            cfg->auto_credit_limit = 0;
+        else if (money_parse(l, &cfg->auto_credit_limit, why, sizeof why) != 0)
+            s_problem(ld, "KASA_AUTO_CREDIT_LIMIT: %s", why);
+    }
+    v = (uint64_t) cfg->crediters;
+    s_int_key(ld, K_CREDITERS, 1, 64, &v);
+    cfg->crediters = (int) v;
+}
+
+int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    loader_t ld;
+    memset(&ld, 0, sizeof ld);
+    ld.err = err;
+    ld.errlen = errlen;
+    if (err && errlen)
+        err[0] = '\0';
+    s_defaults(cfg);
+    if (path)
+        s_file_read(&ld, path);
+    s_env_read(&ld);
+    s_convert(&ld, cfg);
+    s_loader_free(&ld);
+    if (ld.problems) {
+        config_clear(cfg);
+        return -1;
+    }
+    return 0;
+}
+
+const config_token_t *config_token(const config_t *cfg, const char *token_id)
+{
+    if (!cfg || !token_id)
+        return NULL;
+    for (int i = 0; i < cfg->token_count; i++)
+        if (strcmp(cfg->tokens[i].token_id, token_id) == 0)
+            return &cfg->tokens[i];
+    return NULL;
+}
+
+static void s_print_money(FILE *out, money_atto_t v)
+{
+    char buf[64];
+    if (money_format(v, buf, sizeof buf) != 0)
+        snprintf(buf, sizeof buf, "?");
+    fputs(buf, out);
+}
+
+static void s_print_secret(FILE *out, const char *name, const char *val)
+{
+    fprintf(out, "%s=%s\n", name, val && val[0] ? "(set)" : "(unset)");
+}
+
+void config_print(const config_t *cfg, FILE *out)
+{
+    fprintf(out, "KASA_LISTEN=%s\n", cfg->listen);
+    fprintf(out, "KASA_JOURNAL_DIR=%s\n", cfg->journal_dir);
+    fprintf(out, "KASA_MONITOR=%s\n", cfg->monitor);
+    fprintf(out, "KASA_CONTROL=%s\n", cfg->control);
+    fprintf(out, "KASA_STATIC_DIR=%s\n", cfg->static_dir);
+    fprintf(out, "KASA_PUBLIC_URL=%s\n", cfg->public_url);
+    fprintf(out, "KASA_MAX_BODY=%zu\n", cfg->max_body);
+    fprintf(out, "KASA_HTTP_THREADS=%d\n", cfg->http_threads);
+    s_print_secret(out, "KASA_ADMIN_PASSWORD", cfg->admin_password);
+    s_print_secret(out, "KASA_ADMIN_TOTP_SECRET", cfg->admin_totp_secret);
+    fprintf(out, "COBO_ENV=%s\n", cfg->cobo_env);
+    fprintf(out, "COBO_API_URL=%s\n", cfg->cobo_api_url);
+    fprintf(out, "COBO_API_KEY=%s\n", cfg->cobo_api_key);
+    s_print_secret(out, "COBO_API_SECRET", cfg->cobo_api_secret);
+    fprintf(out, "COBO_WEBHOOK_PUBKEY=%s\n", cfg->cobo_webhook_pubkey);
+    fprintf(out, "COBO_WALLET_ID=%s\n", cfg->cobo_wallet_id);
+    fprintf(out, "KASA_CHAINS=");
+    for (int i = 0; i < cfg->chain_count; i++)
+        fprintf(out, "%s%s", i ? "," : "", cfg->chains[i]);
+    fputc('\n', out);
+    fprintf(out, "MT5_URL=%s\n", cfg->mt5_url);
+    fprintf(out, "MT5_LOGIN=%llu\n", (unsigned long long) cfg->mt5_login);
+    s_print_secret(out, "MT5_PASSWORD", cfg->mt5_password);
+    fprintf(out, "MT5_CA_FILE=%s\n", cfg->mt5_ca_file);
+    fprintf(out, "MT5_DIGITS=%d\n", cfg->mt5_digits);
+    fprintf(out, "TELEGRAM_API_URL=%s\n", cfg->telegram_api_url);
+    s_print_secret(out, "TELEGRAM_BOT_TOKEN", cfg->telegram_bot_token);
+    fprintf(out, "TELEGRAM_CHAT_ID=%s\n", cfg->telegram_chat_id);
+    for (int i = 0; i < cfg->token_count; i++) {
+        const config_token_t *t = &cfg->tokens[i];
+        fprintf(out, "KASA_TOKEN_%s=", t->token_id);
+        s_print_money(out, t->rate);
+        fputc(':', out);
+        s_print_money(out, t->fee);
+        fputc(':', out);
+        s_print_money(out, t->minimum);
+        fputc('\n', out);
+    }
+    fprintf(out, "KASA_AUTO_CREDIT_LIMIT=");
+    if (cfg->auto_credit_limit == 0)
+        fputs("none", out);
+    else
+        s_print_money(out, cfg->auto_credit_limit);
+    fputc('\n', out);
+    fprintf(out, "KASA_CREDITERS=%d\n", cfg->crediters);
+}
+
+void config_clear(config_t *cfg)
+{
+    if (!cfg)
+        return;
+    volatile char *p;
+    p = cfg->cobo_api_secret;
+    for (size_t i = 0; i < sizeof cfg->cobo_api_secret; i++) p[i] = 0;
+    p = cfg->mt5_password;
+    for (size_t i = 0; i < sizeof cfg->mt5_password; i++) p[i] = 0;
+    p = cfg->telegram_bot_token;
+    for (size_t i = 0; i < sizeof cfg->telegram_bot_token; i++) p[i] = 0;
+    p = cfg->admin_password;
+    for (size_t i = 0; i < sizeof cfg->admin_password; i++) p[i] = 0;
+    p = cfg->admin_totp_secret;
+    for (size_t i = 0; i < sizeof cfg->admin_totp_secret; i++) p[i] = 0;
+}

@@ -1,0 +1,197 @@
+/* control.c — see control.h. */
+#include "tools/control.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#undef LOG_DEBUG /* <syslog.h>, via czmq, would shadow tools/log.h's levels */
+#undef LOG_INFO
+#include "tools/log.h"
+
+#define CONTROL_MAX_FRAMES 8
+#define CONTROL_FRAME_MAX 256
+
+typedef struct {
+    char endpoint[300];
+    pipeline_t *pipeline;
+    char err[512];
+} control_args_t;
+
+struct control_t {
+    zactor_t *actor;
+    control_args_t args;   /* read by the actor for its whole life */
+};
+
+static void s_reply(zsock_t *rep, const char *status, const char *text)
+{
+    zstr_sendx(rep, status, text, NULL);
+}
+
+static int s_parse_login(const char *s, uint64_t *out)
+{
+    if (!s || !*s || strlen(s) > 19)
+        return -1;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (uint64_t) (*p - '0');
+    }
+    if (v == 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void s_handle(zsock_t *rep, pipeline_t *pipeline, zmsg_t *msg)
+{
+    char *f[CONTROL_MAX_FRAMES] = { 0 };
+    int n = 0;
+    int too_long = 0;
+    for (zframe_t *fr = zmsg_first(msg); fr && n < CONTROL_MAX_FRAMES; fr = zmsg_next(msg)) {
+        if (zframe_size(fr) > CONTROL_FRAME_MAX)
+            too_long = 1;
+        f[n++] = zframe_strdup(fr);
+    }
+    if (too_long || n == 0 || zmsg_size(msg) > CONTROL_MAX_FRAMES) {
+        s_reply(rep, "error", "malformed request");
+    } else if (strcmp(f[0], "ping") == 0) {
+        s_reply(rep, "ok", "pong");
+    } else if (strcmp(f[0], "link") == 0 && n == 5) {
+        uint64_t login;
+        char err[256] = "";
+        if (s_parse_login(f[3], &login) != 0) {
+            s_reply(rep, "error", "LOGIN must be a positive whole number");
+        } else if (pipeline_link(pipeline, f[1], f[2], login, f[4], err, sizeof err) != 0) {
+            log_warn("control.link_refused", "address=%s login=%" PRIu64 " reason=\"%s\"", f[1], login, err);
+            s_reply(rep, "error", err[0] ? err : "link refused");
+        } else {
+            char text[400];
+            snprintf(text, sizeof text, "linked %s%s%s to login %" PRIu64, f[1], f[2][0] ? " on " : "", f[2], login);
+            log_info("control.linked", "address=%s chain=%s login=%" PRIu64 " actor=%s", f[1], f[2], login, f[4]);
+            s_reply(rep, "ok", text);
+        }
+    } else {
+        s_reply(rep, "error", "unknown request");
+    }
+    for (int i = 0; i < n; i++)
+        free(f[i]);
+}
+
+static void s_actor(zsock_t *pipe, void *arg)
+{
+    control_args_t *a = arg;
+    zsock_t *rep = zsock_new(ZMQ_REP);
+    if (!rep || zsock_bind(rep, "%s", a->endpoint) < 0) {
+        snprintf(a->err, sizeof a->err, "cannot bind the control socket on %s: %s", a->endpoint,
+                 zmq_strerror(zmq_errno()));
+        zsock_destroy(&rep);
+        zsock_signal(pipe, 1);
+        return;
+    }
+    zsock_set_linger(rep, 0);
+    zsock_signal(pipe, 0);
+    zpoller_t *poller = zpoller_new(pipe, rep, NULL);
+    for (;;) {
+        void *which = zpoller_wait(poller, -1);
+        if (which == pipe) {
+            zmsg_t *cmd = zmsg_recv(pipe);
+            char *verb = cmd ? zmsg_popstr(cmd) : NULL;
+            int term = !verb || strcmp(verb, "$TERM") == 0;
+            free(verb);
+            zmsg_destroy(&cmd);
+            if (term)
+                break;
+        } else if (which == rep) {
+            zmsg_t *msg = zmsg_recv(rep);
+            if (!msg)
+                continue;
+            s_handle(rep, a->pipeline, msg);
+            zmsg_destroy(&msg);
+        } else if (zpoller_terminated(poller)) {
+            break;
+        }
+    }
+    zpoller_destroy(&poller);
+    zsock_destroy(&rep);
+}
+
+control_t *control_new(const char *endpoint, pipeline_t *pipeline, char *err, size_t errlen)
+{
+    control_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (!endpoint || strlen(endpoint) >= sizeof self->args.endpoint) {
+        snprintf(err, errlen, "control endpoint too long");
+        free(self);
+        return NULL;
+    }
+    snprintf(self->args.endpoint, sizeof self->args.endpoint, "%s", endpoint);
+    self->args.pipeline = pipeline;
+    /* zactor_new returns after the actor's signal; a failed bind fills err and ends the actor */
+    self->actor = zactor_new(s_actor, &self->args);
+    if (!self->actor || self->args.err[0]) {
+        snprintf(err, errlen, "%s", self->args.err[0] ? self->args.err : "cannot start the control actor");
+        zactor_destroy(&self->actor);
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void control_destroy(control_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    control_t *self = *self_p;
+    *self_p = NULL;
+    zactor_destroy(&self->actor);
+    free(self);
+}
+
+int control_request(const char *endpoint, const char *const *frames, int n, int timeout_ms,
+                    char *reply, size_t replylen)
+{
+    zsock_t *req = zsock_new(ZMQ_REQ);
+    if (!req) {
+        snprintf(reply, replylen, "cannot create a socket");
+        return -1;
+    }
+    zsock_set_linger(req, 0);
+    zsock_set_rcvtimeo(req, timeout_ms);
+    zsock_set_sndtimeo(req, timeout_ms);
+    if (zsock_connect(req, "%s", endpoint) < 0) {
+        snprintf(reply, replylen, "cannot connect to %s", endpoint);
+        zsock_destroy(&req);
+        return -1;
+    }
+    zmsg_t *msg = zmsg_new();
+    for (int i = 0; i < n; i++)
+        zmsg_addstr(msg, frames[i]);
+    if (zmsg_send(&msg, req) != 0) {
+        zmsg_destroy(&msg);
+        snprintf(reply, replylen, "no server on %s", endpoint);
+        zsock_destroy(&req);
+        return -1;
+    }
+    zmsg_t *ans = zmsg_recv(req);
+    int rc = -1;
+    if (!ans) {
+        snprintf(reply, replylen, "no answer from a server on %s within %d ms", endpoint, timeout_ms);
+    } else {
+        char *status = zmsg_popstr(ans);
+        char *text = zmsg_popstr(ans);
+        snprintf(reply, replylen, "%s", text ? text : "");
+        rc = status && strcmp(status, "ok") == 0 ? 0 : 1;
+        free(status);
+        free(text);
+        zmsg_destroy(&ans);
+    }
+    zsock_destroy(&req);
+    return rc;
+}

@@ -1,0 +1,30 @@
+/* control.h — the running server's control socket: a ZeroMQ REP actor on KASA_CONTROL
+ * (default ipc://<journal_dir>/control.sock, reachable only by who may open the journal dir).
+ *
+ * Requests are multipart messages of short text frames; every reply is [status, text] with
+ * status "ok" or "error":
+ *   [ "ping" ]                                      → [ "ok", "pong" ]
+ *   [ "link", ADDRESS, CHAIN, LOGIN, ACTOR ]        → pipeline_link(), journaled before the reply:
+ *                                                     [ "ok", "linked ..." ] or [ "error", reason ]
+ * Anything else → [ "error", "unknown request" ]. One request at a time (REP). */
+#ifndef KASA_TOOLS_CONTROL_H
+#define KASA_TOOLS_CONTROL_H
+
+#include <stddef.h>
+
+#include "actors/pipeline.h"
+
+typedef struct control_t control_t;
+
+/* Binds endpoint and starts answering; pipeline is not owned. NULL with a reason in err. */
+control_t *control_new(const char *endpoint, pipeline_t *pipeline, char *err, size_t errlen);
+/* Stops the actor, unbinds, frees; nulls *self_p; safe on NULL and twice. */
+void control_destroy(control_t **self_p);
+
+/* Client side: sends frames[0..n) to endpoint and waits up to timeout_ms for the reply.
+ * Returns 0 for "ok", 1 for "error" (reply holds the text either way), or -1 when no server
+ * answered in time (reply says so). */
+int control_request(const char *endpoint, const char *const *frames, int n, int timeout_ms,
+                    char *reply, size_t replylen);
+
+#endif

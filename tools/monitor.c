@@ -1,0 +1,93 @@
+/* monitor.c — see monitor.h. */
+#include "tools/monitor.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schema/record.h"
+
+struct monitor_t {
+    zsock_t *pub;
+    void *handle;          /* the libzmq socket, for non-blocking sends */
+    uint64_t sent, dropped;
+};
+
+monitor_t *monitor_new(const char *endpoint, char *err, size_t errlen)
+{
+    monitor_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->pub = zsock_new(ZMQ_PUB);
+    if (!self->pub) {
+        snprintf(err, errlen, "cannot create the monitor socket");
+        free(self);
+        return NULL;
+    }
+    zsock_set_sndhwm(self->pub, MONITOR_SNDHWM);
+    zsock_set_linger(self->pub, 0);
+    if (zsock_bind(self->pub, "%s", endpoint) < 0) {
+        snprintf(err, errlen, "cannot bind the monitor feed on %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        zsock_destroy(&self->pub);
+        free(self);
+        return NULL;
+    }
+    self->handle = zsock_resolve(self->pub);
+    return self;
+}
+
+void monitor_destroy(monitor_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    monitor_t *self = *self_p;
+    *self_p = NULL;
+    zsock_destroy(&self->pub);
+    free(self);
+}
+
+void monitor_publish(monitor_t *self, uint64_t lsn, const void *payload, size_t len)
+{
+    if (!self)
+        return;
+    record_t *r = malloc(sizeof *r);
+    const char *topic = "?";
+    char err[96];
+    if (r && record_decode(payload, len, r, err, sizeof err) == 0)
+        topic = record_topic(r);
+    uint8_t be[8];
+    for (int i = 0; i < 8; i++)
+        be[i] = (uint8_t) (lsn >> (56 - 8 * i));
+    /* PUB drops a whole multipart message at the high-water mark, never a part of one */
+    int ok = zmq_send(self->handle, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0
+          && zmq_send(self->handle, payload, len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0
+          && zmq_send(self->handle, be, sizeof be, ZMQ_DONTWAIT) >= 0;
+    if (ok)
+        self->sent++;
+    else
+        self->dropped++;
+    free(r);
+}
+
+uint64_t monitor_sent(monitor_t *self) { return self ? self->sent : 0; }
+uint64_t monitor_dropped(monitor_t *self) { return self ? self->dropped : 0; }
+
+int monitor_message_parse(zmsg_t *msg, const void **payload, size_t *len, uint64_t *lsn)
+{
+    if (!msg || zmsg_size(msg) < 2)
+        return -1;
+    zframe_t *f = zmsg_first(msg);      /* topic */
+    f = zmsg_next(msg);                 /* payload */
+    *payload = zframe_data(f);
+    *len = zframe_size(f);
+    *lsn = 0;
+    zframe_t *l = zmsg_next(msg);
+    if (l && zframe_size(l) == 8) {
+        const uint8_t *b = zframe_data(l);
+        for (int i = 0; i < 8; i++)
+            *lsn = (*lsn << 8) | b[i];
+    }
+    return 0;
+}

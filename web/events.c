@@ -1,0 +1,328 @@
+/* events.c — Server-Sent Events fan-out of journal commits (see events.h).
+ *
+ * One mutex guards the subscriber table and every queue. The commit path holds it only to append
+ * a few hundred bytes to the matching queues; a reader holds it only to copy bytes out. A queue is
+ * a byte buffer of whole SSE messages bounded by EVENTS_QUEUE_BYTES: a message that does not fit
+ * empties it and leaves a "resync" mark instead, so a slow reader costs the commit path nothing. */
+#include "web/events.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "schema/json.h"
+#include "schema/money.h"
+
+#define S_MAX_LISTENERS 4
+#define S_RESYNC "event: resync\ndata: {}\n\n"
+#define S_HELLO "retry: 5000\n: kasa\n\n"
+
+struct events_sub_t {
+    events_t *hub;            /* NULL once the hub is gone */
+    uint64_t login;
+    char *q;                  /* EVENTS_QUEUE_BYTES of pending SSE text */
+    size_t q_len;
+    int resync;               /* the queue overflowed: send S_RESYNC next */
+    int closed;               /* end the stream */
+    int hello_sent;
+    int64_t last_write_ms;
+    int64_t opened_ms;
+    int (*alive)(void *arg);
+    void *alive_arg;
+    void (*alive_free)(void *arg);
+};
+
+struct events_t {
+    pthread_mutex_t mu;
+    int heartbeat_ms;
+    events_sub_t *subs[EVENTS_MAX_SUBSCRIBERS];
+    int sub_count;
+    struct { events_record_fn *fn; void *arg; } listeners[S_MAX_LISTENERS];
+    int listener_count;
+    uint64_t (*login_of)(void *arg, const char *address);
+    void *login_of_arg;
+};
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+events_t *events_new(int heartbeat_ms)
+{
+    events_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->heartbeat_ms = heartbeat_ms > 0 ? heartbeat_ms : 15000;
+    pthread_mutex_init(&self->mu, NULL);
+    return self;
+}
+
+void events_destroy(events_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    events_t *self = *self_p;
+    pthread_mutex_lock(&self->mu);
+    for (int i = 0; i < self->sub_count; i++) {
+        self->subs[i]->hub = NULL;     /* a late unsubscribe frees the sub alone */
+        self->subs[i]->closed = 1;
+    }
+    self->sub_count = 0;
+    pthread_mutex_unlock(&self->mu);
+    pthread_mutex_destroy(&self->mu);
+    free(self);
+    *self_p = NULL;
+}
+
+int events_listen(events_t *self, events_record_fn *fn, void *arg)
+{
+    if (self->listener_count >= S_MAX_LISTENERS)
+        return -1;
+    self->listeners[self->listener_count].fn = fn;
+    self->listeners[self->listener_count].arg = arg;
+    self->listener_count++;
+    return 0;
+}
+
+void events_set_resolver(events_t *self, uint64_t (*login_of)(void *arg, const char *address), void *arg)
+{
+    self->login_of = login_of;
+    self->login_of_arg = arg;
+}
+
+/* The SSE message for a deposit record. */
+static void s_format(const record_t *r, uint64_t lsn, jbuf_t *b)
+{
+    jbuf_printf(b, "id: %llu\nevent: deposit\ndata: {\"lsn\":%llu,\"id\":", (unsigned long long) lsn,
+                (unsigned long long) lsn);
+    jbuf_str(b, r->tx_id);
+    jbuf_puts(b, ",\"state\":");
+    jbuf_str(b, deposit_state_name(r->to));
+    jbuf_puts(b, ",\"status\":");
+    jbuf_str(b, r->status);
+    jbuf_printf(b, ",\"confirmations\":%d,\"threshold\":%d,\"token\":", (int) r->confirmations,
+                (int) r->threshold);
+    jbuf_str(b, r->token_id);
+    jbuf_puts(b, ",\"amount\":");
+    jbuf_str(b, r->amount);
+    char credited[64];
+    if ((r->to == DEPOSIT_CREDITED || r->to == DEPOSIT_NOTIFIED) && r->credit_minor > 0 &&
+        money_format_minor(r->credit_minor, r->digits, credited, sizeof credited) == 0) {
+        jbuf_puts(b, ",\"credited\":");
+        jbuf_str(b, credited);
+    } else {
+        jbuf_puts(b, ",\"credited\":null");
+    }
+    if (r->ticket)
+        jbuf_printf(b, ",\"ticket\":%llu", (unsigned long long) r->ticket);
+    else
+        jbuf_puts(b, ",\"ticket\":null");
+    jbuf_printf(b, ",\"time\":%lld}\n\n", (long long) r->time_ms);
+}
+
+/* Appends msg to sub's queue, or marks it for a resync. Under the lock. */
+static void s_enqueue(events_sub_t *sub, const char *msg, size_t len)
+{
+    if (sub->closed)
+        return;
+    if (sub->resync || sub->q_len + len > EVENTS_QUEUE_BYTES) {
+        sub->q_len = 0;
+        sub->resync = 1;
+        return;
+    }
+    memcpy(sub->q + sub->q_len, msg, len);
+    sub->q_len += len;
+}
+
+void events_publish(events_t *self, uint64_t lsn, const void *payload, size_t len)
+{
+    record_t r;
+    char err[128];
+    if (!self || record_decode(payload, len, &r, err, sizeof err) != 0)
+        return;
+    for (int i = 0; i < self->listener_count; i++)
+        self->listeners[i].fn(self->listeners[i].arg, lsn, &r);
+    if (r.kind != RECORD_DEPOSIT)
+        return;
+    uint64_t login = r.login;
+    if (!login && self->login_of && r.address[0])
+        login = self->login_of(self->login_of_arg, r.address);
+    if (!login)
+        return;
+    jbuf_t b;
+    jbuf_init(&b);
+    int formatted = 0;
+    pthread_mutex_lock(&self->mu);
+    for (int i = 0; i < self->sub_count; i++) {
+        events_sub_t *sub = self->subs[i];
+        if (sub->login != login)
+            continue;
+        if (!formatted) {
+            s_format(&r, lsn, &b);
+            formatted = 1;
+        }
+        s_enqueue(sub, b.data, b.len);
+    }
+    pthread_mutex_unlock(&self->mu);
+    jbuf_free(&b);
+}
+
+void events_on_commit(void *arg, uint64_t lsn, const void *payload, size_t len)
+{
+    events_publish((events_t *) arg, lsn, payload, len);
+}
+
+events_sub_t *events_subscribe(events_t *self, uint64_t login)
+{
+    events_sub_t *sub = calloc(1, sizeof *sub);
+    if (!sub)
+        return NULL;
+    sub->q = malloc(EVENTS_QUEUE_BYTES);
+    if (!sub->q) {
+        free(sub);
+        return NULL;
+    }
+    sub->hub = self;
+    sub->login = login;
+    sub->opened_ms = sub->last_write_ms = s_mono_ms();
+    pthread_mutex_lock(&self->mu);
+    if (self->sub_count >= EVENTS_MAX_SUBSCRIBERS) {
+        pthread_mutex_unlock(&self->mu);
+        free(sub->q);
+        free(sub);
+        return NULL;
+    }
+    /* At most EVENTS_MAX_PER_LOGIN streams per login: the oldest open one is ended. */
+    int same = 0;
+    events_sub_t *oldest = NULL;
+    for (int i = 0; i < self->sub_count; i++) {
+        events_sub_t *s = self->subs[i];
+        if (s->login != login || s->closed)
+            continue;
+        same++;
+        if (!oldest || s->opened_ms < oldest->opened_ms)
+            oldest = s;
+    }
+    if (same >= EVENTS_MAX_PER_LOGIN && oldest)
+        oldest->closed = 1;
+    self->subs[self->sub_count++] = sub;
+    pthread_mutex_unlock(&self->mu);
+    return sub;
+}
+
+void events_sub_set_alive(events_sub_t *sub, int (*alive)(void *arg), void *arg, void (*arg_free)(void *arg))
+{
+    sub->alive = alive;
+    sub->alive_arg = arg;
+    sub->alive_free = arg_free;
+}
+
+ssize_t events_sub_read(events_sub_t *sub, char *buf, size_t max)
+{
+    events_t *hub = sub->hub;
+    if (!hub || max < 64)
+        return hub ? 0 : -1;
+    int64_t now = s_mono_ms();
+    int check_alive = 0;
+    ssize_t n = 0;
+    pthread_mutex_lock(&hub->mu);
+    if (sub->closed) {
+        n = -1;
+    } else if (!sub->hello_sent) {
+        n = (ssize_t) strlen(S_HELLO);
+        memcpy(buf, S_HELLO, (size_t) n);
+        sub->hello_sent = 1;
+    } else if (sub->resync) {
+        n = (ssize_t) strlen(S_RESYNC);
+        memcpy(buf, S_RESYNC, (size_t) n);
+        sub->resync = 0;
+    } else if (sub->q_len) {
+        size_t take = sub->q_len < max ? sub->q_len : max;
+        memcpy(buf, sub->q, take);
+        memmove(sub->q, sub->q + take, sub->q_len - take);
+        sub->q_len -= take;
+        n = (ssize_t) take;
+    } else if (now - sub->last_write_ms >= hub->heartbeat_ms) {
+        n = (ssize_t) strlen(": hb\n\n");
+        memcpy(buf, ": hb\n\n", (size_t) n);
+        check_alive = 1;
+    }
+    if (n > 0)
+        sub->last_write_ms = now;
+    pthread_mutex_unlock(&hub->mu);
+    if (check_alive && sub->alive && !sub->alive(sub->alive_arg)) {
+        pthread_mutex_lock(&hub->mu);
+        sub->closed = 1;
+        pthread_mutex_unlock(&hub->mu);
+        return -1;
+    }
+    return n;
+}
+
+void events_unsubscribe(events_sub_t **sub_p)
+{
+    if (!sub_p || !*sub_p)
+        return;
+    events_sub_t *sub = *sub_p;
+    events_t *hub = sub->hub;
+    if (hub) {
+        pthread_mutex_lock(&hub->mu);
+        for (int i = 0; i < hub->sub_count; i++) {
+            if (hub->subs[i] == sub) {
+                hub->subs[i] = hub->subs[--hub->sub_count];
+                break;
+            }
+        }
+        pthread_mutex_unlock(&hub->mu);
+    }
+    if (sub->alive_free)
+        sub->alive_free(sub->alive_arg);
+    free(sub->q);
+    free(sub);
+    *sub_p = NULL;
+}
+
+static ssize_t s_stream(void *arg, char *buf, size_t max)
+{
+    return events_sub_read((events_sub_t *) arg, buf, max);
+}
+
+static void s_stream_free(void *arg)
+{
+    events_sub_t *sub = arg;
+    events_unsubscribe(&sub);
+}
+
+int events_stream(events_t *self, uint64_t login, http_response_t *res,
+                  int (*alive)(void *arg), void *arg, void (*arg_free)(void *arg))
+{
+    events_sub_t *sub = events_subscribe(self, login);
+    if (!sub) {
+        if (arg_free)
+            arg_free(arg);
+        http_reply_error(res, 503, "too many open event streams");
+        return -1;
+    }
+    events_sub_set_alive(sub, alive, arg, arg_free);
+    res->status = 200;
+    snprintf(res->content_type, sizeof res->content_type, "text/event-stream");
+    http_add_header(res, "Cache-Control", "no-store");
+    http_add_header(res, "X-Accel-Buffering", "no");
+    res->stream = s_stream;
+    res->stream_free = s_stream_free;
+    res->stream_arg = sub;
+    return 0;
+}
+
+int events_subscriber_count(events_t *self)
+{
+    pthread_mutex_lock(&self->mu);
+    int n = self->sub_count;
+    pthread_mutex_unlock(&self->mu);
+    return n;
+}

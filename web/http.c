@@ -1,0 +1,720 @@
+/* http.c — see http.h.
+ *
+ * libmicrohttpd runs a pool of internal polling threads (epoll); each request is handled on the
+ * thread that owns its connection. Handlers may block (a webhook waits for its journal append to
+ * be durable), so the pool is sized by the caller; a blocked handler delays only the connections
+ * of its own thread.
+ *
+ * Bodies are accumulated up to max_body. A Content-Length above it is answered 413 before the
+ * body is read; a chunked body that grows past it is discarded as it arrives (bounded memory) and
+ * answered 413 once complete, or the connection is dropped once it exceeds a hard ceiling.
+ *
+ * Streams (Server-Sent Events): when the handler's stream function has nothing to send, the
+ * connection is suspended (it costs no thread) and a waker thread resumes every suspended stream
+ * every HTTP_STREAM_TICK_MS, so the stream function is polled a few times a second per client. */
+#include "web/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "schema/json.h"
+#include "tools/log.h"
+
+#define HTTP_MAX_ROUTES 64
+#define HTTP_STREAM_TICK_MS 50        /* how often suspended streams are polled again */
+#define HTTP_MAX_STREAMS 1024         /* suspended streams tracked at once */
+#define HTTP_CONNECTION_LIMIT 2048
+#define HTTP_CONNECTION_TIMEOUT_S 30
+#define HTTP_DISCARD_FACTOR 4         /* an oversized chunked body is read up to this × max_body, then dropped */
+
+#define CSP_STATIC "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+#define CSP_API    "default-src 'none'; frame-ancestors 'none'"
+
+/* Marks a byte the path must not contain once decoded (an encoded '/', '\\' or NUL). */
+#define HTTP_BAD_BYTE '\x01'
+
+typedef struct {
+    char method[12];
+    char path[256];
+    int prefix;                 /* path ends in '*': match by prefix (without the '*') */
+    http_handler_fn *fn;
+    void *arg;
+} route_t;
+
+typedef struct stream_ctx_t stream_ctx_t;
+
+struct http_server_t {
+    struct MHD_Daemon *daemon;
+    size_t max_body;
+    int port;
+    route_t routes[HTTP_MAX_ROUTES];
+    int route_count;
+    char static_dir[512];
+    /* suspended streams, resumed by the waker */
+    pthread_mutex_t lock;
+    struct MHD_Connection *sleepers[HTTP_MAX_STREAMS];
+    int sleeper_count;
+    int stopping;
+    pthread_t waker;
+    int waker_started;
+    pthread_cond_t wake_cond;
+};
+
+struct http_request_t {
+    http_server_t *server;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *path;
+    char *body;
+    size_t len, cap;
+    size_t discarded;           /* bytes dropped after the body went past max_body */
+    int too_large;
+    int route;                  /* index of the matched route, -1 for static */
+    char ip[INET6_ADDRSTRLEN];
+};
+
+struct stream_ctx_t {
+    http_server_t *server;
+    struct MHD_Connection *conn;
+    ssize_t (*stream)(void *arg, char *buf, size_t max);
+    void (*stream_free)(void *arg);
+    void *arg;
+};
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static int s_header_set(const http_response_t *res, const char *name)
+{
+    for (int i = 0; i < res->header_count; i++)
+        if (strcasecmp(res->headers[i][0], name) == 0)
+            return 1;
+    return 0;
+}
+
+static void s_common_headers(struct MHD_Response *r, const http_response_t *res, int is_static)
+{
+    for (int i = 0; res && i < res->header_count; i++)
+        MHD_add_response_header(r, res->headers[i][0], res->headers[i][1]);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    if (!res || !s_header_set(res, "Content-Security-Policy"))
+        MHD_add_response_header(r, "Content-Security-Policy", is_static ? CSP_STATIC : CSP_API);
+    if (!res || !s_header_set(res, "Cache-Control"))
+        MHD_add_response_header(r, "Cache-Control", is_static ? "no-cache" : "no-store");
+}
+
+/* Queues a body response (body is malloc'd or NULL; taken). Returns MHD's result. */
+static enum MHD_Result s_send(struct MHD_Connection *conn, int status, const char *content_type,
+                              char *body, size_t len, const http_response_t *res, int is_static)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body ? body : (void *) "",
+                                                             body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", content_type && content_type[0] ? content_type : "application/json");
+    s_common_headers(r, res, is_static);
+    enum MHD_Result rc = MHD_queue_response(conn, (unsigned) status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static char *s_error_json(const char *reason, size_t *len)
+{
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"error\":");
+    jbuf_str(&b, reason);
+    jbuf_puts(&b, "}");
+    *len = b.len;
+    return jbuf_take(&b);
+}
+
+static enum MHD_Result s_send_error(struct MHD_Connection *conn, int status, const char *reason,
+                                    const char *allow)
+{
+    size_t len;
+    char *body = s_error_json(reason, &len);
+    http_response_t res;
+    memset(&res, 0, sizeof res);
+    if (allow)
+        http_add_header(&res, "Allow", allow);
+    return s_send(conn, status, "application/json", body, len, &res, 0);
+}
+
+/* ---- routing ------------------------------------------------------------------------------ */
+
+static int s_path_match(const route_t *rt, const char *path)
+{
+    if (rt->prefix)
+        return strncmp(path, rt->path, strlen(rt->path)) == 0;
+    return strcmp(path, rt->path) == 0;
+}
+
+/* The route for method+path, or -1. *path_known is set if some route has that path. */
+static int s_route_find(const http_server_t *self, const char *method, const char *path,
+                        int *path_known, char *allow, size_t allow_len)
+{
+    *path_known = 0;
+    allow[0] = '\0';
+    size_t used = 0;
+    for (int i = 0; i < self->route_count; i++) {
+        const route_t *rt = &self->routes[i];
+        if (!s_path_match(rt, path))
+            continue;
+        if (strcmp(rt->method, method) == 0)
+            return i;
+        *path_known = 1;
+        if (!strstr(allow, rt->method) && used + strlen(rt->method) + 3 < allow_len)
+            used += (size_t) snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "", rt->method);
+    }
+    return -1;
+}
+
+/* ---- static files ------------------------------------------------------------------------- */
+
+static const char *s_content_type(const char *path)
+{
+    static const struct { const char *ext, *type; } types[] = {
+        { ".html", "text/html; charset=utf-8" }, { ".htm", "text/html; charset=utf-8" },
+        { ".css", "text/css; charset=utf-8" },   { ".js", "text/javascript; charset=utf-8" },
+        { ".mjs", "text/javascript; charset=utf-8" },
+        { ".json", "application/json" },         { ".svg", "image/svg+xml" },
+        { ".png", "image/png" },                 { ".jpg", "image/jpeg" }, { ".jpeg", "image/jpeg" },
+        { ".gif", "image/gif" },                 { ".ico", "image/x-icon" }, { ".webp", "image/webp" },
+        { ".txt", "text/plain; charset=utf-8" }, { ".woff2", "font/woff2" }, { ".woff", "font/woff" },
+        { ".webmanifest", "application/manifest+json" }, { ".map", "application/json" },
+        { ".wasm", "application/wasm" },
+    };
+    const char *dot = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (dot && (!slash || dot > slash))
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+            if (strcasecmp(dot, types[i].ext) == 0)
+                return types[i].type;
+    return "application/octet-stream";
+}
+
+/* 0 if path is safe to join to the static dir: absolute, no "..", "." or empty segments, no
+ * backslash, no control bytes (an encoded '/', '\\' or NUL shows up as one), no leading dot-file. */
+static int s_static_path_ok(const char *path)
+{
+    if (path[0] != '/')
+        return -1;
+    for (const char *p = path; *p; p++) {
+        unsigned char c = (unsigned char) *p;
+        if (c < 0x20 || c == 0x7f || c == '\\')
+            return -1;
+        if (c == '/') {
+            const char *seg = p + 1;
+            if (seg[0] == '.')   /* "..", ".", and hidden files */
+                return -1;
+            if (seg[0] == '/')
+                return -1;
+        }
+    }
+    return strlen(path) < 400 ? 0 : -1;
+}
+
+static enum MHD_Result s_static_serve(http_server_t *self, struct MHD_Connection *conn, const char *path)
+{
+    if (s_static_path_ok(path) != 0)
+        return s_send_error(conn, 400, "bad path", NULL);
+    char full[1024];
+    const char *rel = strcmp(path, "/") == 0 ? "/index.html" : path;
+    if ((size_t) snprintf(full, sizeof full, "%s%s", self->static_dir, rel) >= sizeof full)
+        return s_send_error(conn, 404, "not found", NULL);
+    int fd = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return s_send_error(conn, 404, "not found", NULL);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return s_send_error(conn, 404, "not found", NULL);
+    }
+    struct MHD_Response *r = MHD_create_response_from_fd((uint64_t) st.st_size, fd);
+    if (!r) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", s_content_type(rel));
+    s_common_headers(r, NULL, 1);
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* ---- streams ------------------------------------------------------------------------------ */
+
+static ssize_t s_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void) pos;
+    stream_ctx_t *sc = cls;
+    http_server_t *self = sc->server;
+    pthread_mutex_lock(&self->lock);
+    int stopping = self->stopping;
+    pthread_mutex_unlock(&self->lock);
+    if (stopping)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    ssize_t n = sc->stream(sc->arg, buf, max);
+    if (n < 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n > 0)
+        return n;
+    /* nothing yet: park the connection until the waker's next tick */
+    pthread_mutex_lock(&self->lock);
+    if (self->stopping) {
+        pthread_mutex_unlock(&self->lock);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    if (self->sleeper_count < HTTP_MAX_STREAMS) {
+        MHD_suspend_connection(sc->conn);
+        self->sleepers[self->sleeper_count++] = sc->conn;
+        pthread_cond_signal(&self->wake_cond);
+    }
+    pthread_mutex_unlock(&self->lock);
+    return 0;
+}
+
+static void s_stream_done(void *cls)
+{
+    stream_ctx_t *sc = cls;
+    if (sc->stream_free)
+        sc->stream_free(sc->arg);
+    free(sc);
+}
+
+static void *s_waker(void *arg)
+{
+    http_server_t *self = arg;
+    pthread_mutex_lock(&self->lock);
+    while (!self->stopping) {
+        if (self->sleeper_count == 0) {
+            pthread_cond_wait(&self->wake_cond, &self->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&self->lock);
+        struct timespec ts = { 0, HTTP_STREAM_TICK_MS * 1000000L };
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&self->lock);
+        for (int i = 0; i < self->sleeper_count; i++)
+            MHD_resume_connection(self->sleepers[i]);
+        self->sleeper_count = 0;
+    }
+    for (int i = 0; i < self->sleeper_count; i++)
+        MHD_resume_connection(self->sleepers[i]);
+    self->sleeper_count = 0;
+    pthread_mutex_unlock(&self->lock);
+    return NULL;
+}
+
+static enum MHD_Result s_send_stream(http_server_t *self, struct MHD_Connection *conn, int status,
+                                     http_response_t *res)
+{
+    stream_ctx_t *sc = calloc(1, sizeof *sc);
+    if (!sc) {
+        if (res->stream_free)
+            res->stream_free(res->stream_arg);
+        return MHD_NO;
+    }
+    sc->server = self;
+    sc->conn = conn;
+    sc->stream = res->stream;
+    sc->stream_free = res->stream_free;
+    sc->arg = res->stream_arg;
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, s_stream_read,
+                                                               sc, s_stream_done);
+    if (!r) {
+        s_stream_done(sc);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", res->content_type[0] ? res->content_type : "text/event-stream");
+    if (!s_header_set(res, "Cache-Control"))
+        http_add_header(res, "Cache-Control", "no-cache");
+    http_add_header(res, "X-Accel-Buffering", "no");
+    s_common_headers(r, res, 0);
+    enum MHD_Result rc = MHD_queue_response(conn, (unsigned) status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* ---- request handling --------------------------------------------------------------------- */
+
+static enum MHD_Result s_dispatch(http_server_t *self, http_request_t *req)
+{
+    const route_t *rt = &self->routes[req->route];
+    http_response_t res;
+    memset(&res, 0, sizeof res);
+    rt->fn(rt->arg, req, &res);
+    if (res.status == 0) {
+        free(res.body);
+        if (res.stream_free)
+            res.stream_free(res.stream_arg);
+        return s_send_error(req->conn, 404, "not found", NULL);
+    }
+    if (res.stream) {
+        free(res.body);
+        return s_send_stream(self, req->conn, res.status, &res);
+    }
+    return s_send(req->conn, res.status, res.content_type, res.body, res.body_len, &res, 0);
+}
+
+static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **con_cls)
+{
+    (void) version;
+    http_server_t *self = cls;
+    http_request_t *req = *con_cls;
+
+    if (!req) {   /* first call: headers are in */
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        req->server = self;
+        req->conn = conn;
+        req->method = method;
+        req->path = url;
+        req->route = -1;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *) (const void *) sa)->sin_addr, req->ip, sizeof req->ip);
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) (const void *) sa)->sin6_addr, req->ip, sizeof req->ip);
+        }
+        *con_cls = req;
+
+        for (const char *p = url; *p; p++)
+            if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                return s_send_error(conn, 400, "bad path", NULL);
+        int path_known;
+        char allow[128];
+        req->route = s_route_find(self, method, url, &path_known, allow, sizeof allow);
+        if (req->route < 0) {
+            int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+            if (path_known)
+                return s_send_error(conn, 405, "method not allowed", allow);
+            if (is_get && self->static_dir[0])
+                return s_static_serve(self, conn, url);
+            return s_send_error(conn, 404, "not found", NULL);
+        }
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (errno == 0 && end != cl && n > self->max_body) {
+                req->too_large = 1;
+                return s_send_error(conn, 413, "body too large", NULL);
+            }
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {   /* a piece of the body */
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (req->too_large || req->len + n > self->max_body) {
+            req->too_large = 1;
+            req->discarded += n;
+            if (req->discarded > HTTP_DISCARD_FACTOR * self->max_body + (1u << 20))
+                return MHD_NO;   /* stop reading a flood: drop the connection */
+            return MHD_YES;
+        }
+        if (req->len + n + 1 > req->cap) {
+            size_t cap = req->cap ? req->cap : 1024;
+            while (cap < req->len + n + 1)
+                cap *= 2;
+            if (cap > self->max_body + 1)
+                cap = self->max_body + 1;
+            char *nb = realloc(req->body, cap);
+            if (!nb)
+                return MHD_NO;
+            req->body = nb;
+            req->cap = cap;
+        }
+        memcpy(req->body + req->len, upload_data, n);
+        req->len += n;
+        req->body[req->len] = '\0';
+        return MHD_YES;
+    }
+
+    /* the whole request is in */
+    if (req->too_large)
+        return s_send_error(conn, 413, "body too large", NULL);
+    return s_dispatch(self, req);
+}
+
+static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                        enum MHD_RequestTerminationCode toe)
+{
+    (void) cls;
+    (void) conn;
+    (void) toe;
+    http_request_t *req = *con_cls;
+    if (!req)
+        return;
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+}
+
+/* Decodes %XX in place. In a path (a string that starts with '/'), an encoded '/', '\\' or NUL
+ * becomes HTTP_BAD_BYTE so the router refuses it instead of treating it as a separator. */
+static size_t s_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void) cls;
+    (void) conn;
+    int is_path = s[0] == '/';
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        if (*r == '%' && r[1] && r[2] && strchr("0123456789abcdefABCDEF", r[1]) &&
+            strchr("0123456789abcdefABCDEF", r[2])) {
+            char hex[3] = { r[1], r[2], 0 };
+            unsigned char c = (unsigned char) strtoul(hex, NULL, 16);
+            if (is_path && (c == '/' || c == '\\' || c == 0))
+                c = (unsigned char) HTTP_BAD_BYTE;
+            else if (c == 0)
+                c = (unsigned char) HTTP_BAD_BYTE;
+            *w++ = (char) c;
+            r += 2;
+        } else if (*r == '+' && !is_path) {
+            *w++ = ' ';
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    return (size_t) (w - s);
+}
+
+static void s_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void) cls;
+    char line[256];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    log_debug("http.mhd", "msg=\"%s\"", line);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+http_server_t *http_server_new(const char *listen, size_t max_body, int threads, char *err, size_t errlen)
+{
+    char host[128];
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    if (!colon || colon == listen || (size_t) (colon - listen) >= sizeof host) {
+        snprintf(err, errlen, "listen address must be host:port, got '%s'", listen ? listen : "(null)");
+        return NULL;
+    }
+    memcpy(host, listen, (size_t) (colon - listen));
+    host[colon - listen] = '\0';
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (gai != 0 || !ai) {
+        snprintf(err, errlen, "cannot resolve listen address '%s': %s", listen, gai_strerror(gai));
+        return NULL;
+    }
+    http_server_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        freeaddrinfo(ai);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->max_body = max_body;
+    pthread_mutex_init(&self->lock, NULL);
+    pthread_cond_init(&self->wake_cond, NULL);
+    if (threads < 1)
+        threads = 1;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    struct sockaddr_storage sa;
+    memset(&sa, 0, sizeof sa);
+    memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    self->daemon = MHD_start_daemon(flags, 0, NULL, NULL, s_access, self,
+                                    MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
+                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned) threads,
+                                    MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned) HTTP_CONNECTION_LIMIT,
+                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HTTP_CONNECTION_TIMEOUT_S,
+                                    MHD_OPTION_UNESCAPE_CALLBACK, s_unescape, self,
+                                    MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
+                                    MHD_OPTION_END);
+    if (!self->daemon) {
+        snprintf(err, errlen, "cannot listen on %s: %s", listen, strerror(errno ? errno : EADDRINUSE));
+        pthread_mutex_destroy(&self->lock);
+        pthread_cond_destroy(&self->wake_cond);
+        free(self);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    if (di) {
+        struct sockaddr_storage bound;
+        socklen_t blen = sizeof bound;
+        if (getsockname(di->listen_fd, (struct sockaddr *) &bound, &blen) == 0) {
+            if (bound.ss_family == AF_INET)
+                self->port = ntohs(((struct sockaddr_in *) &bound)->sin_port);
+            else if (bound.ss_family == AF_INET6)
+                self->port = ntohs(((struct sockaddr_in6 *) &bound)->sin6_port);
+        }
+    }
+    if (pthread_create(&self->waker, NULL, s_waker, self) == 0)
+        self->waker_started = 1;
+    return self;
+}
+
+int http_server_port(const http_server_t *self) { return self ? self->port : 0; }
+
+void http_server_destroy(http_server_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    http_server_t *self = *self_p;
+    *self_p = NULL;
+    pthread_mutex_lock(&self->lock);
+    self->stopping = 1;
+    pthread_cond_broadcast(&self->wake_cond);
+    pthread_mutex_unlock(&self->lock);
+    if (self->waker_started)
+        pthread_join(self->waker, NULL);
+    /* every suspended stream has been resumed and ends at its next read */
+    MHD_stop_daemon(self->daemon);
+    pthread_mutex_destroy(&self->lock);
+    pthread_cond_destroy(&self->wake_cond);
+    free(self);
+}
+
+void http_route(http_server_t *self, const char *method, const char *path, http_handler_fn *fn, void *arg)
+{
+    if (!self || self->route_count >= HTTP_MAX_ROUTES) {
+        log_error("http.route_table_full", "path=%s", path);
+        return;
+    }
+    route_t *rt = &self->routes[self->route_count];
+    snprintf(rt->method, sizeof rt->method, "%s", method);
+    snprintf(rt->path, sizeof rt->path, "%s", path);
+    size_t n = strlen(rt->path);
+    if (n > 0 && rt->path[n - 1] == '*') {
+        rt->path[n - 1] = '\0';
+        rt->prefix = 1;
+    }
+    rt->fn = fn;
+    rt->arg = arg;
+    self->route_count++;
+}
+
+void http_static(http_server_t *self, const char *dir)
+{
+    char real[PATH_MAX];
+    if (!realpath(dir, real)) {
+        log_warn("http.static_missing", "dir=%s", dir);
+        snprintf(self->static_dir, sizeof self->static_dir, "%s", dir);
+        return;
+    }
+    if (strlen(real) >= sizeof self->static_dir) {
+        log_warn("http.static_path_too_long", "dir=%s", dir);
+        return;
+    }
+    memcpy(self->static_dir, real, strlen(real) + 1);
+}
+
+/* ---- accessors ---------------------------------------------------------------------------- */
+
+const char *http_method(const http_request_t *req) { return req->method; }
+const char *http_path(const http_request_t *req) { return req->path; }
+
+const char *http_body(const http_request_t *req, size_t *len)
+{
+    if (len)
+        *len = req->len;
+    return req->body ? req->body : "";
+}
+
+const char *http_header(const http_request_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(const http_request_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_cookie(const http_request_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+const char *http_client_ip(const http_request_t *req) { return req->ip; }
+
+/* ---- response helpers --------------------------------------------------------------------- */
+
+void http_reply(http_response_t *res, int status, const char *content_type, const char *body, size_t len)
+{
+    free(res->body);
+    res->status = status;
+    res->body = malloc(len + 1);
+    if (!res->body)
+        abort();
+    if (len)
+        memcpy(res->body, body, len);
+    res->body[len] = '\0';
+    res->body_len = len;
+    snprintf(res->content_type, sizeof res->content_type, "%s", content_type ? content_type : "application/json");
+}
+
+void http_reply_json(http_response_t *res, int status, char *json_taken)
+{
+    free(res->body);
+    res->status = status;
+    res->body = json_taken;
+    res->body_len = json_taken ? strlen(json_taken) : 0;
+    snprintf(res->content_type, sizeof res->content_type, "application/json");
+}
+
+void http_reply_error(http_response_t *res, int status, const char *reason)
+{
+    size_t len;
+    char *body = s_error_json(reason, &len);
+    http_reply_json(res, status, body);
+}
+
+void http_add_header(http_response_t *res, const char *name, const char *value)
+{
+    if (res->header_count >= (int) (sizeof res->headers / sizeof res->headers[0]))
+        return;
+    snprintf(res->headers[res->header_count][0], sizeof res->headers[0][0], "%s", name);
+    snprintf(res->headers[res->header_count][1], sizeof res->headers[0][1], "%s", value);
+    res->header_count++;
+}

@@ -1,0 +1,46 @@
+/* investor.h — the investor panel's JSON API (routes under /api/, see docs-investor.md).
+ *
+ *   POST /api/login {login, password}   GET /api/session   POST /api/logout   GET /api/me
+ *   GET /api/wallets   POST /api/wallets {chain}   GET /api/wallets/{chain}/qr.svg
+ *   GET /api/deposits   GET /api/deposits/{id}   GET /api/events (SSE)
+ *
+ * Investors log in with their MT5 login and password (main, else investor password), checked by
+ * MT5; a session cookie then carries them (web/session.h). Each investor reads only their own data:
+ * another login's deposit or address answers 404, exactly like one that does not exist.
+ * MT5 calls go through a small pool of MT5 clients (one session each; an MT5 client runs one
+ * request at a time), so a slow password check holds one client, not the whole panel. */
+#ifndef KASA_WEB_INVESTOR_H
+#define KASA_WEB_INVESTOR_H
+
+#include <stddef.h>
+
+#include "actors/pipeline.h"
+#include "actors/wallets.h"
+#include "tools/config.h"
+#include "web/events.h"
+#include "web/http.h"
+#include "web/session.h"
+
+typedef struct investor_t investor_t;
+
+/* Options beyond the configuration; NULL for the defaults. */
+typedef struct {
+    int mt5_clients;           /* MT5 client pool size, default 3 */
+    long mt5_timeout_ms;       /* per MT5 request, default 10000 */
+    session_opts_t session;    /* session and rate-limit settings (zero fields: defaults) */
+} investor_opts_t;
+
+/* Adds the investor routes to http (before traffic) and returns the state they share: sessions,
+ * the MT5 client pool. pipeline, wallets, events and cfg are not owned and must outlive it.
+ * Also makes events resolve addresses through wallets and teaches wallets every link committed
+ * (events_listen). Returns NULL with a reason in err. */
+investor_t *investor_routes(http_server_t *http, pipeline_t *pipeline, wallets_t *wallets,
+                            events_t *events, const config_t *cfg, const investor_opts_t *opts,
+                            char *err, size_t errlen);
+/* Frees; call after the HTTP server has stopped. Nulls *self_p; safe twice. */
+void investor_destroy(investor_t **self_p);
+
+/* The session table (for tests). */
+session_store_t *investor_sessions(investor_t *self);
+
+#endif

@@ -1,0 +1,80 @@
+/* session.h — investors' server-side sessions, CSRF tokens and failed-login rate limits.
+ *
+ * A session id is 32 random bytes (libsodium randombytes_buf), sent as 64 hex characters in the
+ * cookie "kasa_sid" (HttpOnly, SameSite=Strict, Path=/, Secure when the public URL is https). The
+ * server keeps only its table; ids are compared in constant time. A session ends after idle_s
+ * without use or absolute_s after login, whichever comes first, or at logout. Each session has its
+ * own CSRF token (32 random bytes, hex), handed out by GET /api/session and required in the
+ * X-CSRF-Token header of every state-changing call (constant-time compare).
+ *
+ * Rate limits: failed logins are counted per MT5 login and per client IP in sliding windows;
+ * once a key has max failures within window_s, further attempts are refused until the oldest
+ * counted failure leaves the window (Retry-After). A success clears the login's count (not the IP's).
+ *
+ * Every table is bounded: when full, the oldest entry is evicted (sessions by creation time, rate
+ * entries by last failure). Time comes from opts.now_s so tests can move it. Thread-safe. */
+#ifndef KASA_WEB_SESSION_H
+#define KASA_WEB_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct session_store_t session_store_t;
+
+#define SESSION_ID_HEX 65   /* 64 hex + NUL */
+#define SESSION_COOKIE "kasa_sid"
+
+typedef struct {
+    int64_t idle_s;            /* default 1800 (30 min) */
+    int64_t absolute_s;        /* default 43200 (12 h) */
+    int max_sessions;          /* default 10000 */
+    int login_max_failures;    /* per MT5 login, default 5 */
+    int ip_max_failures;       /* per client IP, default 20 (several investors may share one NAT) */
+    int64_t window_s;          /* default 900 (15 min) */
+    int max_rate_entries;      /* default 4096 */
+    int64_t (*now_s)(void *arg); /* Unix seconds; NULL: the real clock */
+    void *now_arg;
+} session_opts_t;
+
+/* opts may be NULL; zero fields take the defaults. NULL only without memory. */
+session_store_t *session_store_new(const session_opts_t *opts);
+void session_store_destroy(session_store_t **self_p);
+
+/* A copy of one session's public facts. */
+typedef struct {
+    uint64_t login;
+    char csrf[SESSION_ID_HEX];
+    int64_t created_s, last_s;
+} session_info_t;
+
+/* Starts a session for login; id_out receives the new id (hex). Evicts the oldest session when full.
+ * Returns 0, or -1 if no randomness could be had. */
+int session_create(session_store_t *self, uint64_t login, char id_out[SESSION_ID_HEX]);
+/* Looks id up; a live session is refreshed (idle clock restarts) and copied to *out (may be NULL).
+ * Returns 0, or -1 for an unknown, malformed or expired id (an expired one is removed). */
+int session_get(session_store_t *self, const char *id, session_info_t *out);
+/* As session_get, without refreshing the idle clock (for background checks such as a stream). */
+int session_peek(session_store_t *self, const char *id, session_info_t *out);
+/* 0 if token equals the CSRF token of the live session id (constant-time), else -1. */
+int session_check_csrf(session_store_t *self, const char *id, const char *token);
+/* Ends the session (logout). 0 if it existed, -1 if not. */
+int session_end(session_store_t *self, const char *id);
+/* Live sessions (expired ones are dropped first). */
+int session_count(session_store_t *self);
+
+/* The Set-Cookie value for id ("kasa_sid=...; Path=/; HttpOnly; SameSite=Strict[; Secure]; Max-Age=N"),
+ * or, with id NULL, the one that clears it. Returns 0, or -1 if buf is too small. */
+int session_cookie(const session_store_t *self, const char *id, int secure, char *buf, size_t len);
+
+/* Before checking a password: 0 if login and ip may try; -1 if either is limited, with the
+ * seconds to wait in *retry_after_s (>= 1). ip may be NULL or "". */
+int session_rate_check(session_store_t *self, uint64_t login, const char *ip, int64_t *retry_after_s);
+/* Records a failed attempt for login and ip. */
+void session_rate_fail(session_store_t *self, uint64_t login, const char *ip);
+/* Records a success: the login's failures are forgotten. */
+void session_rate_success(session_store_t *self, uint64_t login);
+
+/* Fills out with 32 random bytes as 64 lower-case hex characters. 0, or -1. */
+int session_random_hex(char out[SESSION_ID_HEX]);
+
+#endif

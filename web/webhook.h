@@ -1,0 +1,65 @@
+/* webhook.h — POST /cobo/webhook: Cobo's signed transaction notifications.
+ *
+ * Order of checks, each answered at once (nothing after a failed check runs):
+ *   1. signature — headers Biz-Timestamp and Biz-Resp-Signature (or Biz_Timestamp /
+ *      Biz_Resp_Signature; any case) over RAW_BODY|TIMESTAMP with Cobo's key
+ *      (SHA256(SHA256(.)) then Ed25519): missing, malformed or wrong → 401 {"error": ...};
+ *   2. shape — not JSON, or a deposit missing a field → 400 {"error": short reason};
+ *   3. kind — not a transaction, or a transaction that is not a Deposit → 200 {"ignored": ...};
+ *   4. a deposit → pipeline_ingest(): 201 new (durable), 200 repeat, 503 journal failure.
+ * Nothing is journaled for a request that fails 1–3. One log line per webhook, never with the
+ * signature or the body: event=webhook.accepted tx=... status=... code=201. */
+#ifndef KASA_WEB_WEBHOOK_H
+#define KASA_WEB_WEBHOOK_H
+
+#include <stddef.h>
+
+#include "actors/cobo_auth.h"
+#include "actors/pipeline.h"
+#include "schema/cobo_tx.h"
+#include "web/http.h"
+
+#define WEBHOOK_PATH "/cobo/webhook"
+
+typedef enum {
+    WEBHOOK_REJECT,   /* answer status with {"error": reason}; nothing happens */
+    WEBHOOK_IGNORE,   /* answer 200 with {"ignored": reason}; nothing happens */
+    WEBHOOK_DEPOSIT,  /* a verified deposit transaction: event.tx goes to the pipeline */
+} webhook_verdict_t;
+
+typedef struct {
+    webhook_verdict_t verdict;
+    int status;              /* REJECT: 401, 400 or 413; IGNORE: 200; DEPOSIT: 0 (the pipeline decides) */
+    char reason[128];        /* REJECT / IGNORE: why (never echoes the body or the signature) */
+    cobo_event_t event;      /* DEPOSIT: the parsed event */
+} webhook_result_t;
+
+/* The pure part of the route: checks one webhook (headers' values, raw body) with key and
+ * decides what to do. max_body 0 means no limit here. Returns out->verdict. No I/O, no state. */
+webhook_verdict_t webhook_check(const cobo_pubkey_t *key, const char *timestamp, const char *signature,
+                                const char *body, size_t len, size_t max_body, webhook_result_t *out);
+
+typedef struct webhook_t webhook_t;
+
+/* How a verified deposit is taken in: pipeline_ingest by default. Returns an HTTP status
+ * (201, 200, 503) and a reason in err for non-2xx. */
+typedef int (webhook_ingest_fn)(void *arg, const cobo_tx_t *tx, char *err, size_t errlen);
+
+/* Adds POST /cobo/webhook to http, feeding deposits to pipeline (not owned). pubkey_hex is Cobo's
+ * key (64 hex). Returns the route's state (free with webhook_destroy after the server stops), or
+ * NULL with a reason in err (bad key). */
+webhook_t *webhook_routes(http_server_t *http, pipeline_t *pipeline, const char *pubkey_hex,
+                          char *err, size_t errlen);
+/* The same with any ingest function (a tool or test that journals without the full pipeline). */
+webhook_t *webhook_routes_fn(http_server_t *http, webhook_ingest_fn *ingest, void *arg,
+                             const char *pubkey_hex, char *err, size_t errlen);
+/* Frees; nulls *self_p; safe on NULL and twice. */
+void webhook_destroy(webhook_t **self_p);
+
+/* Counters since start (for stats and tests). */
+typedef struct {
+    unsigned long accepted, repeated, rejected, ignored, failed;
+} webhook_stats_t;
+void webhook_stats(webhook_t *self, webhook_stats_t *out);
+
+#endif
