@@ -34,6 +34,7 @@ struct cobo_client_t {
     char resp_sig[COBO_SIG_HEX_LEN + 8]; /* Biz-Resp-Signature, "" if none or oversized */
     int http_status;
     int error_code;
+    int64_t last_nonce;      /* nonces strictly increase, even within one millisecond */
 };
 
 static pthread_once_t s_curl_once = PTHREAD_ONCE_INIT;
@@ -199,7 +200,7 @@ static int s_param_cmp(const void *a, const void *b)
 {
     const s_param_t *x = a, *y = b;
     int c = strcmp(x->key, y->key);
-    return c ? c : strcmp(x->value, y->value);
+    return c ? c : strcmp(x->value ? x->value : "", y->value ? y->value : "");
 }
 
 /* application/x-www-form-urlencoded: unreserved bytes kept, space as '+', the rest %XX. */
@@ -361,7 +362,9 @@ static cobo_err_t s_call(cobo_client_t *self, const char *method, const char *re
         snprintf(err, errlen, "request URL too long");
         return COBO_ERR_ARG;
     }
-    snprintf(nonce, sizeof nonce, "%lld", (long long) s_now_ms());
+    int64_t now = s_now_ms();
+    self->last_nonce = now > self->last_nonce ? now : self->last_nonce + 1;
+    snprintf(nonce, sizeof nonce, "%lld", (long long) self->last_nonce);
     size_t body_len = body ? strlen(body) : 0;
     cobo_sign_request(self->signer, method, path, nonce, query, body, body_len, sig);
 

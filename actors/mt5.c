@@ -618,14 +618,32 @@ void mt5_quit(mt5_client_t *c)
     CURLcode cerr;
     char err[64];
     pthread_mutex_lock(&c->mu);
-    if (c->authed)
+    if (c->authed && s_conn_alive(c)) { /* a session on a closed connection is gone already */
+        c->forbid_new_conn = 1;
         s_http(c, "/api/quit", NULL, &status, &new_conn, &cerr, err, sizeof err);
+        c->forbid_new_conn = 0;
+    }
     c->authed = 0;
     pthread_mutex_unlock(&c->mu);
 }
 
-uint64_t mt5_auth_count(const mt5_client_t *c) { return c->auth_count; }
-int mt5_last_retcode(const mt5_client_t *c) { return c->last_retcode; }
+uint64_t mt5_auth_count(const mt5_client_t *c)
+{
+    mt5_client_t *m = (mt5_client_t *) c; /* the mutex only, for a consistent read */
+    pthread_mutex_lock(&m->mu);
+    uint64_t n = c->auth_count;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+int mt5_last_retcode(const mt5_client_t *c)
+{
+    mt5_client_t *m = (mt5_client_t *) c;
+    pthread_mutex_lock(&m->mu);
+    int rc = c->last_retcode;
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
 
 /* ---- operations ----------------------------------------------------------------------------------------- */
 
@@ -736,10 +754,13 @@ mt5_result_t mt5_balance(mt5_client_t *c, uint64_t login, int64_t amount_minor, 
                 r = MT5_AMBIGUOUS;
             } else {
                 r = mt5_retcode_class(retcode, 1);
-                if (r == MT5_OK && (s_answer_u64(&doc, "Ticket", ticket) != 0 || *ticket == 0)) {
+                uint64_t t = 0;
+                if (r == MT5_OK && (s_answer_u64(&doc, "Ticket", &t) != 0 || t == 0)) {
                     s_set_err(err, errlen, "balance: done but no ticket in the reply");
                     r = MT5_AMBIGUOUS;
                 }
+                if (ticket)
+                    *ticket = t;
                 bson_destroy(&doc);
             }
         }

@@ -204,6 +204,12 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
         pipeline_destroy(&self);
         return NULL;
     }
+    if ((uint64_t) records > journal_durable_lsn(journal)) {
+        snprintf(err, errlen, "%s holds %ld records but the open journal only %llu: not the same journal",
+                 cfg->journal_dir, records, (unsigned long long) journal_durable_lsn(journal));
+        pipeline_destroy(&self);
+        return NULL;
+    }
     if (s_start_stages(self, err, errlen) != 0) {
         pipeline_destroy(&self);
         return NULL;

@@ -298,7 +298,7 @@ int registry_failed(registry_t *self)
 void registry_set_failed(registry_t *self, const char *why)
 {
     if (atomic_exchange(&self->failed, 1) == 0)
-        log_error("journal.failed", "reason=\"%s\" action=\"refusing every new transition; restart kasa\"",
+        log_error("pipeline.failed", "reason=\"%s\" action=\"refusing every new transition; restart kasa\"",
                   why ? why : "append failed");
 }
 

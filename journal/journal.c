@@ -268,7 +268,22 @@ static void s_remove_tmp(const char *dir)
 
 journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, size_t errlen)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(dir, 0755) == 0) {
+        /* make the new directory's entry durable in its parent */
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", dir);
+        char *slash = strrchr(parent, '/');
+        if (slash == parent)
+            slash[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            snprintf(parent, sizeof parent, ".");
+        if (fio_fsync_dir(parent) != 0) {
+            snprintf(err, errlen, "journal %s: cannot sync the parent directory: %s", dir, strerror(errno));
+            return NULL;
+        }
+    } else if (errno != EEXIST) {
         snprintf(err, errlen, "journal %s: cannot create the directory: %s", dir, strerror(errno));
         return NULL;
     }

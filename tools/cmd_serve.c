@@ -1,4 +1,196 @@
-/* placeholder: replaced by the real command */
+/* cmd_serve.c — `kasa serve --config FILE`: the service.
+ *
+ * Start order (each step refuses to go on with one clear line if it fails):
+ *   configuration → journal (locked, replay-checked) → monitor feed and live-update hub, hooked to
+ *   the journal's commit path → pipeline (replays the journal and resumes unfinished deposits) →
+ *   HTTP server (webhook route, investor routes, static panel) → control socket.
+ * Stop (SIGTERM / SIGINT): the reverse — no new requests, then the pipeline's actors end, then the
+ * journal closes after its last batch. Unfinished deposits resume on the next start.
+ *
+ * Signals are blocked in every thread (the mask is set before any thread starts, and threads
+ * inherit it) and taken synchronously by the main thread with sigwait(). */
+#include <czmq.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#undef LOG_DEBUG /* <syslog.h>, via czmq, would shadow tools/log.h's levels */
+#undef LOG_INFO
+
+#include "actors/pipeline.h"
+#include "journal/journal.h"
 #include "tools/commands.h"
-int cmd_serve(int argc, char **argv) { (void) argc; (void) argv; fprintf(stderr, "kasa serve: not built yet\n"); return 1; }
+#include "tools/config.h"
+#include "tools/control.h"
+#include "tools/log.h"
+#include "tools/monitor.h"
+#include "web/events.h"
+#include "web/investor.h"
+#include "web/http.h"
+#include "web/webhook.h"
+
+typedef struct {
+    monitor_t *monitor;
+    events_t *events;
+} commit_ctx_t;
+
+/* The journal's commit callback: runs once per durable record, serially, on the commit path. It
+ * must be quick and never block: both the monitor PUB send (ZMQ_DONTWAIT) and the events hub
+ * (bounded per-subscriber queues) drop rather than wait. Because the journal serialises these calls,
+ * the PUB socket is used by one thread at a time (see monitor.h). */
+static void s_on_commit(void *arg, uint64_t lsn, const void *payload, size_t len)
+{
+    commit_ctx_t *ctx = arg;
+    monitor_publish(ctx->monitor, lsn, payload, len);
+    if (ctx->events)
+        events_publish(ctx->events, lsn, payload, len);
+}
+
+static void s_count_one(void *arg, const deposit_view_t *d)
+{
+    (void) d;
+    (*(long *) arg)++;
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: kasa serve --config FILE\n"
+            "  Runs kasa: the Cobo webhook, the deposit pipeline, the panels, the monitor feed and\n"
+            "  the control socket, as the configuration says (see kasa.env.example). Every key can\n"
+            "  also come from the environment, which wins over the file. Stops on SIGTERM or SIGINT.\n");
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[++i];
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            s_usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "kasa serve: unexpected argument '%s'\n", argv[i]);
+            s_usage(stderr);
+            return 2;
+        }
+    }
+
+    /* Signals: blocked here, before any thread exists, so every thread inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    zsys_handler_set(NULL);   /* czmq must not install its own SIGINT/SIGTERM handlers */
+
+    static config_t cfg;
+    char err[4096];
+    if (config_load(&cfg, path, err, sizeof err) != 0) {
+        fprintf(stderr, "kasa serve: the configuration has problems:\n%s\n", err);
+        return 1;
+    }
+
+    int rc = 1;
+    journal_t *journal = NULL;
+    pipeline_t *pipeline = NULL;
+    http_server_t *http = NULL;
+    webhook_t *webhook = NULL;
+    control_t *control = NULL;
+    commit_ctx_t ctx = { 0 };
+    wallets_t *wallets = NULL;
+    investor_t *investor = NULL;
+
+    journal = journal_open(cfg.journal_dir, NULL, err, sizeof err);
+    if (!journal) {
+        fprintf(stderr, "kasa serve: cannot open the journal: %s\n", err);
+        goto done;
+    }
+    ctx.monitor = monitor_new(cfg.monitor, err, sizeof err);
+    if (!ctx.monitor) {
+        fprintf(stderr, "kasa serve: %s (KASA_MONITOR)\n", err);
+        goto done;
+    }
+    ctx.events = events_new(0);
+    if (!ctx.events) {
+        fprintf(stderr, "kasa serve: cannot start the live-update hub\n");
+        goto done;
+    }
+    /* Hooked before the pipeline starts, so records its replay and resumption write are published. */
+    journal_on_commit(journal, s_on_commit, &ctx);
+
+    pipeline = pipeline_new(journal, &cfg, err, sizeof err);
+    if (!pipeline) {
+        fprintf(stderr, "kasa serve: cannot start the pipeline: %s\n", err);
+        goto done;
+    }
+    long deposits = 0;
+    pipeline_deposits(pipeline, 0, INT_MAX, s_count_one, &deposits);
+
+    http = http_server_new(cfg.listen, cfg.max_body, cfg.http_threads, err, sizeof err);
+    if (!http) {
+        fprintf(stderr, "kasa serve: %s (KASA_LISTEN)\n", err);
+        goto done;
+    }
+    webhook = webhook_routes(http, pipeline, cfg.cobo_webhook_pubkey, err, sizeof err);
+    if (!webhook) {
+        fprintf(stderr, "kasa serve: %s (COBO_WEBHOOK_PUBKEY)\n", err);
+        goto done;
+    }
+    /* The investor panel's API (web/investor.h): wallets learn the links already journaled, and
+     * every link committed later through the events hub. */
+    wallets = wallets_new_for_pipeline(&cfg, pipeline, err, sizeof err);
+    if (!wallets) {
+        fprintf(stderr, "kasa serve: %s (COBO_*, KASA_CHAINS)\n", err);
+        goto done;
+    }
+    investor = investor_routes(http, pipeline, wallets, ctx.events, &cfg, NULL, err, sizeof err);
+    if (!investor) {
+        fprintf(stderr, "kasa serve: %s\n", err);
+        goto done;
+    }
+    http_static(http, cfg.static_dir);
+
+    control = control_new(cfg.control, pipeline, err, sizeof err);
+    if (!control) {
+        fprintf(stderr, "kasa serve: %s (KASA_CONTROL)\n", err);
+        goto done;
+    }
+
+    char host[64];
+    snprintf(host, sizeof host, "%s", cfg.listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    log_info("kasa.started", "listen=%s:%d journal=%s lsn=%llu deposits=%ld monitor=%s control=%s threads=%d",
+             host, http_server_port(http), cfg.journal_dir,
+             (unsigned long long) journal_durable_lsn(journal), deposits, cfg.monitor, cfg.control,
+             cfg.http_threads);
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
+        ;
+    log_info("kasa.stopping", "signal=%s", sig == SIGTERM ? "TERM" : "INT");
+    rc = 0;
+
+done:
+    control_destroy(&control);
+    http_server_destroy(&http);          /* no request is in flight after this */
+    investor_destroy(&investor);
+    webhook_destroy(&webhook);
+    pipeline_destroy(&pipeline);         /* actors end; unfinished work resumes on the next start */
+    journal_destroy(&journal);           /* last batch written; no commit callback after this */
+    wallets_destroy(&wallets);           /* after the last commit callback (events teach it links) */
+    uint64_t sent = monitor_sent(ctx.monitor), dropped = monitor_dropped(ctx.monitor);
+    events_destroy(&ctx.events);
+    monitor_destroy(&ctx.monitor);
+    if (rc == 0)
+        log_info("kasa.stopped", "monitor_sent=%llu monitor_dropped=%llu", (unsigned long long) sent,
+                 (unsigned long long) dropped);
+    config_clear(&cfg);
+    return rc;
+}

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "actors/cobo_auth.h"
+#include "tools/log.h"
 
 extern char **environ;
 
@@ -594,8 +595,15 @@ static void s_convert(loader_t *ld, config_t *cfg)
     s_copy(ld, K_ADMIN_TOTP, cfg->admin_totp_secret, sizeof cfg->admin_totp_secret);
     if (s_set(ld, K_LOG_LEVEL)) {
         const char *l = ld->val[K_LOG_LEVEL];
-        if (strcasecmp(l, "debug") && strcasecmp(l, "info") && strcasecmp(l, "warn") && strcasecmp(l, "error"))
+        static const char *const levels[] = { "debug", "info", "warn", "error" };
+        int found = -1;
+        for (int i = 0; i < 4; i++)
+            if (strcasecmp(l, levels[i]) == 0)
+                found = i;
+        if (found < 0)
             s_problem(ld, "KASA_LOG_LEVEL: expected debug, info, warn or error");
+        else
+            log_set_level((log_level_t) found);
     }
 
     /* Cobo */

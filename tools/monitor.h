@@ -29,7 +29,9 @@ void monitor_destroy(monitor_t **self_p);
  * published under topic "?"; a full queue drops the message and counts it). */
 void monitor_publish(monitor_t *self, uint64_t lsn, const void *payload, size_t len);
 
-/* Messages published and dropped so far. */
+/* Messages handed to the socket, and sends that failed. A PUB socket drops silently at its
+ * high-water mark (libzmq reports no error), so drops at the HWM show only as gaps in the LSNs a
+ * watcher sees, not in monitor_dropped. */
 uint64_t monitor_sent(monitor_t *self);
 uint64_t monitor_dropped(monitor_t *self);
 

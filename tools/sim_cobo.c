@@ -11,8 +11,9 @@
  *                               as signed webhooks to --webhook-url
  *   GET  /sim/deposits         transactions and the answer codes of each webhook event
  *   POST /sim/transactions/{id} {"status","sub_status","confirmed_num","notify"} change a transaction
- *   POST /sim/faults           {"create_address_timeout_once","bad_signature_once","fail_next",
- *                               "hang_ms","fail_rate_pct","delay_ms"} -> the faults now set
+ *   POST /sim/faults           {"create_address_timeout_once","bad_signature_once","bad_signatures",
+ *                               "fail_next","hang_ms","fail_rate_pct","delay_ms","underscore_headers"}
+ *                               -> the faults now set
  * A request with a missing/invalid Biz-Api-* signature, an unknown key or a nonce more than five
  * minutes off gets 401 {"error_code":2024,...}; injected failures are 503 {"error_code":2026,...}. */
 #include "tools/sim.h"
@@ -99,7 +100,7 @@ static struct {
     cobo_pubkey_t client_key;
     int dup, reorder;
     /* faults */
-    int fail_pct, delay_ms, hang_ms, fail_next, timeout_once, bad_sig;
+    int fail_pct, delay_ms, hang_ms, fail_next, timeout_once, bad_sig, underscore;
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
 static int64_t s_now_ms(void)
@@ -608,9 +609,10 @@ static enum MHD_Result s_reply(struct MHD_Connection *con, unsigned status, cons
             S.bad_sig--;
             sig[0] = sig[0] == '0' ? '1' : '0';
         }
+        int underscore = S.underscore;  /* Cobo's own code also spells them with '_' */
         pthread_mutex_unlock(&S.lock);
-        MHD_add_response_header(resp, "Biz-Timestamp", ts);
-        MHD_add_response_header(resp, "Biz-Resp-Signature", sig);
+        MHD_add_response_header(resp, underscore ? "biz_timestamp" : "Biz-Timestamp", ts);
+        MHD_add_response_header(resp, underscore ? "BIZ_RESP_SIGNATURE" : "Biz-Resp-Signature", sig);
     }
     enum MHD_Result rc = MHD_queue_response(con, status, resp);
     MHD_destroy_response(resp);
@@ -1060,6 +1062,8 @@ static enum MHD_Result s_ctl_faults(struct MHD_Connection *con, const s_req_t *r
         S.timeout_once = bson_iter_bool(&it);
     if (bson_iter_init_find(&it, &doc, "bad_signature_once") && BSON_ITER_HOLDS_BOOL(&it))
         S.bad_sig = bson_iter_bool(&it) ? 1 : 0;
+    if (bson_iter_init_find(&it, &doc, "underscore_headers") && BSON_ITER_HOLDS_BOOL(&it))
+        S.underscore = bson_iter_bool(&it);
     if (json_get_i64(&doc, "bad_signatures", &v) == 0 && v >= 0 && v <= 1000)
         S.bad_sig = (int) v;
     if (json_get_i64(&doc, "fail_next", &v) == 0 && v >= 0 && v <= 1000)
@@ -1073,8 +1077,9 @@ static enum MHD_Result s_ctl_faults(struct MHD_Connection *con, const s_req_t *r
     char body[256];
     snprintf(body, sizeof body,
              "{\"create_address_timeout_once\":%s,\"bad_signatures\":%d,\"fail_next\":%d,\"hang_ms\":%d,"
-             "\"fail_rate_pct\":%d,\"delay_ms\":%d}",
-             S.timeout_once ? "true" : "false", S.bad_sig, S.fail_next, S.hang_ms, S.fail_pct, S.delay_ms);
+             "\"fail_rate_pct\":%d,\"delay_ms\":%d,\"underscore_headers\":%s}",
+             S.timeout_once ? "true" : "false", S.bad_sig, S.fail_next, S.hang_ms, S.fail_pct, S.delay_ms,
+             S.underscore ? "true" : "false");
     pthread_mutex_unlock(&S.lock);
     bson_destroy(&doc);
     return s_reply(con, 200, body, 0);
@@ -1175,7 +1180,8 @@ static void s_cobo_usage(FILE *out)
             "  --delay-ms     delay every API answer\n"
             "control (unsigned): POST /sim/deposit, GET /sim/deposits, POST /sim/transactions/{id},\n"
             "                    POST /sim/faults {\"create_address_timeout_once\",\"bad_signature_once\",\n"
-            "                    \"bad_signatures\",\"fail_next\",\"hang_ms\",\"fail_rate_pct\",\"delay_ms\"}\n");
+            "                    \"bad_signatures\",\"fail_next\",\"hang_ms\",\"fail_rate_pct\",\"delay_ms\",\n"
+            "                    \"underscore_headers\"}\n");
 }
 
 /* "0.1" -> 10, "25" -> 25 (percent, no floating point). -1 if bad. */

@@ -268,10 +268,10 @@ static s_session_t *s_session_new(sim_mt5_t *s, int64_t now)
         if (x->used && now - x->last_ms > SIM_SESSION_IDLE_MS)
             x->used = 0;
         if (!x->used) {
-            if (!slot)
-                slot = x;
+            if (!slot || slot->used)
+                slot = x; /* a free slot first */
         } else if (!slot || (slot->used && x->last_ms < slot->last_ms)) {
-            slot = x;
+            slot = x;     /* else the least recently used session */
         }
     }
     unsigned char bytes[16];
@@ -1102,9 +1102,10 @@ int sim_mt5_main(int argc, char **argv)
     sim_mt5_t *s = sim_mt5_start(argc, argv, err, sizeof err);
     if (!s) {
         int help = strcmp(err, "help") == 0;
-        if (!help)
-            fprintf(stderr, "kasa sim mt5: %s\n", err);
-        s_usage(help ? stdout : stderr);
+        if (help)
+            s_usage(stdout);
+        else
+            fprintf(stderr, "kasa sim mt5: %s (kasa sim mt5 --help lists the options)\n", err);
         return help ? 0 : 2;
     }
     printf("kasa sim mt5: listening on http://127.0.0.1:%d\n", sim_mt5_port(s));

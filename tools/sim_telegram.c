@@ -534,9 +534,10 @@ int sim_telegram_main(int argc, char **argv)
     sim_telegram_t *s = sim_telegram_start(argc, argv, err, sizeof err);
     if (!s) {
         int help = strcmp(err, "help") == 0;
-        if (!help)
-            fprintf(stderr, "kasa sim telegram: %s\n", err);
-        s_usage(help ? stdout : stderr);
+        if (help)
+            s_usage(stdout);
+        else
+            fprintf(stderr, "kasa sim telegram: %s (kasa sim telegram --help lists the options)\n", err);
         return help ? 0 : 2;
     }
     printf("kasa sim telegram: listening on http://127.0.0.1:%d\n", sim_telegram_port(s));

@@ -467,6 +467,7 @@ typedef struct {
     char webhook_pub[COBO_KEY_HEX_LEN + 1];
     char client_pub[COBO_KEY_HEX_LEN + 1];
     int kasa_starts;
+    int keep_ports;         /* 1: a restarted kasa gets the same ports (the URL never changes) */
     char kasa_listen_env[80], kasa_monitor_env[80];
 } h_env_t;
 
@@ -658,11 +659,12 @@ H_FN int h_config_write(h_env_t *env, const char *extra)
     return fclose(f) == 0 ? 0 : -1;
 }
 
-/* Starts `kasa serve --config FILE` (on fresh ports when restarted, so a dying predecessor's
- * sockets never get in the way) and waits for its HTTP port. Returns 0, or -1 (its log is shown). */
+/* Starts `kasa serve --config FILE` (on fresh ports when restarted, unless keep_ports, so a dying
+ * predecessor's sockets never get in the way) and waits until its webhook route answers.
+ * Returns 0, or -1 (its log is shown). */
 H_FN int h_kasa_start(h_env_t *env)
 {
-    if (env->kasa_starts > 0) {
+    if (env->kasa_starts > 0 && !env->keep_ports) {
         env->kasa_port = h_free_port();
         env->monitor_port = h_free_port();
         snprintf(env->kasa_url, sizeof env->kasa_url, "http://127.0.0.1:%d", env->kasa_port);
@@ -682,8 +684,16 @@ H_FN int h_kasa_start(h_env_t *env)
             env->kasa_pid = 0;
             return -1;
         }
-        if (h_port_open(env->kasa_port))
-            return 0;
+        if (h_port_open(env->kasa_port)) {
+            /* ready once the webhook route answers (an unsigned POST: 401, never 404) */
+            char url[128];
+            snprintf(url, sizeof url, "%s/cobo/webhook", env->kasa_url);
+            h_resp_t r = h_http_on(NULL, "POST", url, NULL, "{}", 2, 2000);
+            long code = r.status;
+            h_resp_free(&r);
+            if (code != 0 && code != 404)
+                return 0;
+        }
         h_sleep_ms(5);
     }
     h_log("kasa did not open port %d", env->kasa_port);
@@ -753,18 +763,23 @@ H_FN int h_link(h_env_t *env, const char *address, uint64_t login)
     return rc;
 }
 
-/* POSTs a webhook body to kasa signed with seed over body|ts, headers spelled the usual way
- * (underscore 1: Biz_Timestamp / Biz_Resp_Signature). Returns the response. */
-H_FN h_resp_t h_post_webhook_on(CURL *curl, const h_env_t *env, const char *body, size_t len, int underscore)
+/* POSTs a webhook body to base_url/cobo/webhook signed with Cobo's test key over body|ts, headers
+ * spelled the usual way (underscore 1: Biz_Timestamp / Biz_Resp_Signature). Returns the response. */
+H_FN h_resp_t h_post_webhook_url(CURL *curl, const char *base_url, const char *body, size_t len, int underscore)
 {
-    char ts[32], sig[COBO_SIG_HEX_LEN + 1], hts[64], hsig[200], url[128];
+    char ts[32], sig[COBO_SIG_HEX_LEN + 1], hts[64], hsig[200], url[160];
     snprintf(ts, sizeof ts, "%" PRId64, h_wall_ms());
     h_sign(H_COBO_KEY_SEED, body, len, ts, sig);
     snprintf(hts, sizeof hts, underscore ? "Biz_Timestamp: %s" : "Biz-Timestamp: %s", ts);
     snprintf(hsig, sizeof hsig, underscore ? "Biz_Resp_Signature: %s" : "Biz-Resp-Signature: %s", sig);
     const char *headers[] = { hts, hsig, NULL };
-    snprintf(url, sizeof url, "%s/cobo/webhook", env->kasa_url);
+    snprintf(url, sizeof url, "%s/cobo/webhook", base_url);
     return h_http_on(curl, "POST", url, headers, body, len, 5000);
+}
+
+H_FN h_resp_t h_post_webhook_on(CURL *curl, const h_env_t *env, const char *body, size_t len, int underscore)
+{
+    return h_post_webhook_url(curl, env->kasa_url, body, len, underscore);
 }
 
 H_FN h_resp_t h_post_webhook(const h_env_t *env, const char *body, size_t len)

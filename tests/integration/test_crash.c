@@ -36,6 +36,7 @@ typedef struct {
     char *body;
     size_t len;
     int done;
+    int gap_ms;        /* pause before its first sending */
 } s_event_t;
 
 typedef struct {
@@ -47,6 +48,8 @@ typedef struct {
     int drop_pct;
     uint64_t baseline[H_MT5_ACCOUNTS]; /* highest deal ticket per account before the run */
     int kills_done, restarts, sends, retries;
+    int64_t t0;
+    int stop, sender_done, sender_failed; /* shared with the sender thread (atomics) */
 } s_run_t;
 
 /* Writes the ADDRESS_LINK records a run needs straight into its fresh journal, before kasa
@@ -140,6 +143,7 @@ static int s_plan(s_run_t *run)
                 run->ev[run->nev].body = strdup(b.data);
                 run->ev[run->nev].len = b.len;
                 run->ev[run->nev].done = 0;
+                run->ev[run->nev].gap_ms = (int) h_rng_range(&rng, 0, 40);
                 run->nev++;
             }
             jbuf_free(&b);
@@ -151,7 +155,7 @@ static int s_plan(s_run_t *run)
         run->ev[j] = t;
     }
     for (int k = 0; k < run->nkill; k++)
-        run->kill_at_ms[k] = h_rng_range(&rng, 0, 900);
+        run->kill_at_ms[k] = h_rng_range(&rng, 0, 700);
     for (int a = 0; a < run->nkill; a++)
         for (int b = a + 1; b < run->nkill; b++)
             if (run->kill_at_ms[b] < run->kill_at_ms[a]) {
@@ -194,6 +198,47 @@ static int s_kill_restart(s_run_t *run)
         return -1;
     run->restarts++;
     return 0;
+}
+
+/* The sender, acting as Cobo: every event is sent until it is answered 2xx, across kills and
+ * restarts (the URL never changes). Runs in its own thread; processes are started and killed
+ * by the main thread only (a child's death signal is tied to the thread that forked it). */
+static void *s_sender(void *arg)
+{
+    s_run_t *run = arg;
+    CURL *curl = curl_easy_init();
+    int cursor = 0, pending = run->nev;
+    while (pending > 0 && !__atomic_load_n(&run->stop, __ATOMIC_SEQ_CST)) {
+        while (run->ev[cursor].done)
+            cursor = (cursor + 1) % run->nev;
+        s_event_t *e = &run->ev[cursor];
+        if (e->gap_ms) {
+            h_sleep_ms(e->gap_ms);
+            e->gap_ms = 0;
+        }
+        h_resp_t r = h_post_webhook_url(curl, s_env.kasa_url, e->body, e->len, 0);
+        run->sends++;
+        if (r.status == 200 || r.status == 201) {
+            e->done = 1;
+            pending--;
+        } else {
+            /* anything but 2xx is sent again later; a refusal of a valid, correctly signed event
+             * is a bug (404 only while a restarted kasa is adding its routes) */
+            run->retries++;
+            if (r.status >= 400 && r.status < 500 && r.status != 429 && r.status != 404) {
+                h_log("seed %" PRIu64 ": webhook refused %ld %.200s", run->seed, r.status, r.body);
+                __atomic_store_n(&run->sender_failed, 1, __ATOMIC_SEQ_CST);
+                h_resp_free(&r);
+                break;
+            }
+            h_sleep_ms(5);
+        }
+        h_resp_free(&r);
+        cursor = (cursor + 1) % run->nev;
+    }
+    curl_easy_cleanup(curl);
+    __atomic_store_n(&run->sender_done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
 }
 
 /* Checks the MT5 simulator's deals against the run's deposits. 0 when exact, else -1 (logged). */
@@ -259,7 +304,7 @@ static int s_run(uint64_t seed)
     if (system(cmd) != 0)
         return -1;
     int rc = -1;
-    CURL *curl = curl_easy_init();
+    int64_t t0 = h_now_ms();
     if (h_config_write(&s_env, NULL) != 0 || s_plan(&run) != 0 || s_link_direct(s_env.journal, &run) != 0)
         goto out;
     char faults[64];
@@ -268,49 +313,36 @@ static int s_run(uint64_t seed)
         goto out;
     if (h_kasa_start(&s_env) != 0)
         goto out;
-    int64_t t0 = h_now_ms(), deadline = t0 + RUN_DEADLINE_MS;
-    int next_kill = 0, cursor = 0, pending = run.nev;
+    t0 = run.t0 = h_now_ms();
+    int64_t deadline = t0 + RUN_DEADLINE_MS;
+    pthread_t sender;
+    pthread_create(&sender, NULL, s_sender, &run);
+    int next_kill = 0, ok = 0;
     for (;;) {
         int64_t now = h_now_ms();
         if (now > deadline) {
-            h_log("seed %" PRIu64 ": no quiescence within %d ms (%d events unanswered, %d/%d kills)", seed,
-                  RUN_DEADLINE_MS, pending, run.kills_done, run.nkill);
-            goto out;
+            h_log("seed %" PRIu64 ": no quiescence within %d ms (sender done %d, %d/%d kills)", seed, RUN_DEADLINE_MS,
+                  run.sender_done, run.kills_done, run.nkill);
+            break;
         }
+        if (__atomic_load_n(&run.sender_failed, __ATOMIC_SEQ_CST))
+            break;
         if (next_kill < run.nkill && now - t0 >= run.kill_at_ms[next_kill]) {
             next_kill++;
             if (s_kill_restart(&run) != 0)
-                goto out;
-            curl_easy_cleanup(curl);
-            curl = curl_easy_init();
+                break;
             continue;
         }
-        if (pending > 0) {
-            while (run.ev[cursor].done)
-                cursor = (cursor + 1) % run.nev;
-            s_event_t *e = &run.ev[cursor];
-            h_resp_t r = h_post_webhook_on(curl, &s_env, e->body, e->len, 0);
-            run.sends++;
-            if (r.status == 200 || r.status == 201) {
-                e->done = 1;
-                pending--;
-            } else {
-                run.retries++;
-                if (r.status >= 400 && r.status < 500 && r.status != 429) {
-                    h_log("seed %" PRIu64 ": webhook refused %ld %.200s", seed, r.status, r.body);
-                    h_resp_free(&r);
-                    goto out;
-                }
-                h_sleep_ms(5);
-            }
-            h_resp_free(&r);
-            cursor = (cursor + 1) % run.nev;
-            continue;
-        }
-        if (next_kill >= run.nkill && s_all_credited(&run))
+        if (next_kill >= run.nkill && __atomic_load_n(&run.sender_done, __ATOMIC_SEQ_CST) && s_all_credited(&run)) {
+            ok = 1;
             break;
-        h_sleep_ms(10);
+        }
+        h_sleep_ms(next_kill < run.nkill ? 1 : 10);
     }
+    __atomic_store_n(&run.stop, 1, __ATOMIC_SEQ_CST);
+    pthread_join(sender, NULL);
+    if (!ok)
+        goto out;
     /* quiescent: no extra deal may appear later either */
     h_sleep_ms(50);
     if (s_check_deals(&run) != 0)
@@ -329,8 +361,10 @@ static int s_run(uint64_t seed)
     }
     free(vout);
     rc = 0;
+    if (getenv("KASA_CRASH_VERBOSE"))
+        h_log("seed %" PRIu64 ": %d deposits, %d events, %d sends (%d retried), %d kills, drop %d%%, %" PRId64 " ms",
+              seed, run.ndep, run.nev, run.sends, run.retries, run.kills_done, run.drop_pct, h_now_ms() - t0);
 out:
-    curl_easy_cleanup(curl);
     h_kasa_kill(&s_env);
     for (int i = 0; i < run.nev; i++)
         free(run.ev[i].body);
@@ -398,6 +432,7 @@ int main(void)
         snprintf(dead, sizeof dead, "http://127.0.0.1:%d/cobo/webhook", h_free_port());
         snprintf(s_base_dir, sizeof s_base_dir, "%s", s_env.dir);
         s_ready = h_sims_start(&s_env, dead) == 0;
+        s_env.keep_ports = 1;
     }
     if (!s_ready)
         h_log("setup failed; logs in %s", s_env.dir);

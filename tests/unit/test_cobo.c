@@ -528,6 +528,21 @@ static void test_broken_response_signature_is_rejected(void)
     cobo_client_destroy(&c);
 }
 
+static void test_underscore_signature_headers_are_accepted(void)
+{
+    cobo_client_t *c = s_client(3000);
+    char *out = NULL, err[200] = "";
+    int dec = -1;
+    CHECK_EQ_INT(s_control("POST", "/sim/faults", "{\"underscore_headers\":true}", &out), 200);
+    CHECK(out && strstr(out, "\"underscore_headers\":true") != NULL);
+    free(out);
+    CHECK_EQ_INT(cobo_get_token_decimal(c, "TRON", &dec, err, sizeof err), COBO_OK);
+    CHECK_EQ_INT(dec, 6);
+    CHECK_EQ_INT(s_control("POST", "/sim/faults", "{\"underscore_headers\":false}", &out), 200);
+    free(out);
+    cobo_client_destroy(&c);
+}
+
 static void test_injected_503_is_a_5xx_with_2026(void)
 {
     cobo_client_t *c = s_client(3000);
@@ -754,6 +769,50 @@ static void test_status_change_is_served_and_notified(void)
     cobo_client_destroy(&c);
 }
 
+/* `kasa sim deposit ...` prints the new transaction id: through $KASA_BIN when it is there,
+ * else by calling the command in-process with stdout captured. */
+static void test_sim_deposit_command_prints_the_id(void)
+{
+    char line[256] = "", err[200] = "";
+    const char *bin = getenv("KASA_BIN");
+    if (bin && access(bin, X_OK) == 0) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "%s sim deposit --cobo %s --address TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf "
+                                  "--amount 250 --token TRON_USDT --chain TRON --confirmations 1", bin, s_sim_url);
+        FILE *p = popen(cmd, "r");
+        CHECK(p != NULL);
+        if (!p)
+            return;
+        if (!fgets(line, sizeof line, p))
+            line[0] = '\0';
+        CHECK_EQ_INT(pclose(p), 0);
+    } else {
+        int pfd[2];
+        CHECK_EQ_INT(pipe(pfd), 0);
+        fflush(stdout);
+        int saved = dup(1);
+        dup2(pfd[1], 1);
+        char *argv[] = { "deposit", "--cobo", s_sim_url, "--address", "TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf",
+                         "--amount", "250", "--confirmations", "1", NULL };
+        int rc = sim_deposit_main(9, argv);
+        fflush(stdout);
+        dup2(saved, 1);
+        close(saved);
+        close(pfd[1]);
+        ssize_t n = read(pfd[0], line, sizeof line - 1);
+        line[n > 0 ? n : 0] = '\0';
+        close(pfd[0]);
+        CHECK_EQ_INT(rc, 0);
+    }
+    line[strcspn(line, "\n")] = '\0';
+    CHECK_EQ_INT(strlen(line), 36);
+    cobo_client_t *c = s_client(3000);
+    cobo_tx_t tx;
+    CHECK_EQ_INT(cobo_get_transaction(c, line, &tx, err, sizeof err), COBO_OK);
+    CHECK_EQ_STR(tx.amount, "250");
+    cobo_client_destroy(&c);
+}
+
 static void test_simulator_stops_cleanly_on_sigterm(void)
 {
     CHECK_EQ_INT(kill(s_sim_pid, SIGTERM), 0);
@@ -791,6 +850,7 @@ int main(void)
     RUN(test_client_creates_and_lists_addresses);
     RUN(test_wrong_api_key_gets_2024);
     RUN(test_broken_response_signature_is_rejected);
+    RUN(test_underscore_signature_headers_are_accepted);
     RUN(test_injected_503_is_a_5xx_with_2026);
     RUN(test_timed_out_creation_is_found_by_listing);
     RUN(test_unreachable_server_is_transport);
@@ -799,6 +859,7 @@ int main(void)
     RUN(test_reordered_duplicates_all_arrive);
     RUN(test_status_change_is_served_and_notified);
 
+    RUN(test_sim_deposit_command_prints_the_id);
     RUN(test_simulator_stops_cleanly_on_sigterm);
     if (hook)
         MHD_stop_daemon(hook);

@@ -322,6 +322,55 @@ static void test_errors_never_echo_secret_values(void)
     s_env_clear();
 }
 
+/* kasa.env.example documents every key config_print shows, and parses once the required
+ * secrets are given (here through the environment). */
+static void test_example_file_documents_every_key_and_loads(void)
+{
+    s_env_clear();
+    FILE *f = fopen("kasa.env.example", "r");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    char *example = calloc(1, 65536);
+    size_t n = fread(example, 1, 65535, f);
+    fclose(f);
+    example[n] = '\0';
+    config_t cfg;
+    char err[2048];
+    setenv("COBO_API_KEY", s_api_key, 1);
+    setenv("COBO_API_SECRET", SEED, 1);
+    setenv("MT5_LOGIN", "1001", 1);
+    setenv("MT5_PASSWORD", "x", 1);
+    setenv("TELEGRAM_BOT_TOKEN", "t", 1);
+    setenv("TELEGRAM_CHAT_ID", "-100", 1);
+    int rc = config_load(&cfg, "kasa.env.example", err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "  example: %s\n", err);
+    CHECK_EQ_INT(rc, 0);
+    setenv("KASA_TOKEN_TRON_USDT", "1:0:1", 1);
+    CHECK_EQ_INT(config_load(&cfg, "kasa.env.example", err, sizeof err), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    config_print(&cfg, out);
+    fclose(out);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        if (strncmp(line, "KASA_TOKEN_", 11) == 0)
+            continue;
+        if (!strstr(example, line))
+            fprintf(stderr, "  %s is not documented in kasa.env.example\n", line);
+        CHECK(strstr(example, line) != NULL);
+    }
+    CHECK(strstr(example, "KASA_TOKEN_") != NULL);
+    free(text);
+    free(example);
+    s_env_clear();
+}
+
 int main(void)
 {
     snprintf(s_dir, sizeof s_dir, "/tmp/kasa-test-config-XXXXXX");
@@ -342,6 +391,7 @@ int main(void)
     RUN(test_missing_file_is_an_error);
     RUN(test_print_never_shows_secrets);
     RUN(test_errors_never_echo_secret_values);
+    RUN(test_example_file_documents_every_key_and_loads);
     unlink(s_path);
     rmdir(s_dir);
     return check_done();

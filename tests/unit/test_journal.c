@@ -692,7 +692,10 @@ static void s_fail_each(fio_op_t op, int short_write, uint64_t max_nth)
         uint8_t buf[128];
         int failed = 0;
         for (uint64_t lsn = 1; lsn <= 16; lsn++) {
+            uint64_t fired = fio_faults_fired();
             uint64_t got = journal_append(j, buf, s_payload(lsn, buf));
+            if (fio_faults_fired() != fired && got != 0)
+                bad++;   /* the append whose write/sync failed is never acknowledged */
             if (got == 0) { failed = 1; continue; }
             if (failed || got != lsn) bad++;   /* nothing succeeds after a failure */
             acked = got;

@@ -127,6 +127,25 @@ static void test_handshake_opens_a_session(void)
     CHECK_EQ_INT(s_stat("sessions"), 0);
 }
 
+static void test_clients_keep_their_own_sessions(void)
+{
+    free(s_ctl("POST", "/sim/reset", NULL));
+    mt5_client_t *a = s_client(3000), *b = s_client(3000), *c = s_client(3000);
+    char err[160] = "";
+    mt5_user_t u;
+    CHECK_EQ_INT(mt5_ping(a, err, sizeof err), MT5_OK);
+    CHECK_EQ_INT(mt5_ping(b, err, sizeof err), MT5_OK);
+    CHECK_EQ_INT(mt5_ping(c, err, sizeof err), MT5_OK);
+    CHECK_EQ_INT(mt5_user_get(a, 100001, &u, err, sizeof err), MT5_OK);
+    CHECK_EQ_INT(mt5_user_get(b, 100001, &u, err, sizeof err), MT5_OK);
+    CHECK_EQ_INT(mt5_auth_count(a) + mt5_auth_count(b) + mt5_auth_count(c), 3); /* nobody lost a session */
+    CHECK_EQ_INT(s_stat("sessions"), 3);
+    CHECK_EQ_INT(s_stat("forbidden"), 0);
+    mt5_client_destroy(&a);
+    mt5_client_destroy(&b);
+    mt5_client_destroy(&c);
+}
+
 static void test_wrong_manager_password_is_auth_failed(void)
 {
     mt5_client_t *c = mt5_client_new(s_url, MANAGER, "not-the-password", NULL, 3000);
@@ -261,6 +280,21 @@ static void test_session_loss_on_balance_is_ambiguous_then_reconciled(void)
                  MT5_NOT_FOUND); /* not applied: safe to send again */
     CHECK_EQ_INT(mt5_balance(c, 100001, 700, 2, "kasa-403", &ticket, err, sizeof err), MT5_OK);
     CHECK_EQ_INT(s_deals_with(100001, "kasa-403"), 1);
+    mt5_client_destroy(&c);
+}
+
+static void test_idle_session_is_proved_by_ping_before_balance(void)
+{
+    free(s_ctl("POST", "/sim/reset", NULL));
+    mt5_client_t *c = s_client(3000);
+    char err[160] = "";
+    uint64_t ticket = 0;
+    CHECK_EQ_INT(mt5_ping(c, err, sizeof err), MT5_OK);
+    s_faults("{\"kill_sessions\":true}");
+    usleep(2100000); /* idle long enough that the client pings before a balance call */
+    CHECK_EQ_INT(mt5_balance(c, 100001, 300, 2, "kasa-idle", &ticket, err, sizeof err), MT5_OK);
+    CHECK_EQ_INT(mt5_auth_count(c), 2); /* the ping met the 403 and opened a new session first */
+    CHECK_EQ_INT(s_deals_with(100001, "kasa-idle"), 1);
     mt5_client_destroy(&c);
 }
 
@@ -458,6 +492,25 @@ static void test_simulator_enforces_protocol(void)
     body = s_raw(h, "/api/user/check_password?password=x", &status); /* a GET with the password in the URL */
     CHECK_EQ_INT(status, 404);
     free(body);
+    /* a POST balance works as a GET does; get_batch finds the deal by ticket and by login list */
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+    body = s_raw(h, "/api/trade/balance?login=100002&type=2&balance=0.05&check_margin=0&comment=batch%20one", &status);
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    const char *t = body ? strstr(body, "\"Ticket\":\"") : NULL;
+    uint64_t ticket = t ? strtoull(t + 10, NULL, 10) : 0;
+    CHECK(ticket > 0);
+    free(body);
+    char path[160];
+    snprintf(path, sizeof path, "/api/deal/get_batch?ticket=%" PRIu64, ticket);
+    body = s_raw(h, path, &status);
+    CHECK(body && strstr(body, "\"Comment\":\"batch one\"") && strstr(body, "\"Profit\":\"0.05\"")
+          && strstr(body, "\"Action\":\"2\"") && strstr(body, "\"TimeMsc\":\""));
+    free(body);
+    int64_t now = (int64_t) time(NULL);
+    snprintf(path, sizeof path, "/api/deal/get_batch?login=100001,100002&from=%" PRId64 "&to=%" PRId64, now - 60, now + 60);
+    body = s_raw(h, path, &status);
+    CHECK(body && strstr(body, "batch one") != NULL);
+    free(body);
     curl_easy_cleanup(h);
     CHECK_EQ_INT(s_deals_with(100001, "x"), 0);
 }
@@ -481,6 +534,7 @@ int main(void)
     setenv("KASA_LOG_LEVEL", "warn", 0);
     s_start();
     RUN(test_handshake_opens_a_session);
+    RUN(test_clients_keep_their_own_sessions);
     RUN(test_wrong_manager_password_is_auth_failed);
     RUN(test_server_that_fails_cli_rand_is_not_genuine);
     RUN(test_deposit_returns_ticket_and_changes_balance_exactly);
@@ -488,6 +542,7 @@ int main(void)
     RUN(test_find_balance_deal_reads_every_page);
     RUN(test_session_loss_reauthenticates_reads);
     RUN(test_session_loss_on_balance_is_ambiguous_then_reconciled);
+    RUN(test_idle_session_is_proved_by_ping_before_balance);
     RUN(test_closed_connection_gets_new_session_before_balance);
     RUN(test_permanent_retcodes_are_classified);
     RUN(test_dropped_reply_is_ambiguous_and_deal_is_found_once);

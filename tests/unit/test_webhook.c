@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "actors/cobo_auth.h"
+#include "actors/pipeline.h"
 #include "journal/journal.h"
 #include "schema/json.h"
 #include "schema/record.h"
@@ -395,6 +396,72 @@ static void test_check_verdicts_without_http(void)
     free(body);
 }
 
+/* ---- with the real pipeline ---------------------------------------------------------------
+ * A second journal and server, with pipeline_new() on it. Deposits stay Confirming (PENDING has no
+ * effects), so no stage needs Cobo or MT5, which point at a closed port. */
+static void test_real_pipeline_journals_once_and_refuses_forgeries(void)
+{
+    char dir[128];
+    snprintf(dir, sizeof dir, "/tmp/kasa-test-webhook-p-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    static config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    snprintf(cfg.journal_dir, sizeof cfg.journal_dir, "%s", dir);
+    snprintf(cfg.cobo_api_url, sizeof cfg.cobo_api_url, "http://127.0.0.1:9/v2");
+    snprintf(cfg.cobo_api_key, sizeof cfg.cobo_api_key, "%s", cobo_signer_pubkey_hex(s_other));
+    snprintf(cfg.cobo_api_secret, sizeof cfg.cobo_api_secret, "%s", SEED_OTHER);
+    snprintf(cfg.cobo_webhook_pubkey, sizeof cfg.cobo_webhook_pubkey, "%s", cobo_signer_pubkey_hex(s_cobo));
+    snprintf(cfg.mt5_url, sizeof cfg.mt5_url, "http://127.0.0.1:9");
+    cfg.mt5_login = 1000;
+    snprintf(cfg.mt5_password, sizeof cfg.mt5_password, "x");
+    cfg.mt5_digits = 2;
+    snprintf(cfg.telegram_api_url, sizeof cfg.telegram_api_url, "http://127.0.0.1:9");
+    cfg.crediters = 1;
+    cfg.max_body = MAX_BODY;
+    char err[512];
+    journal_t *j = journal_open(dir, NULL, err, sizeof err);
+    CHECK(j != NULL);
+    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    if (!p)
+        fprintf(stderr, "  pipeline: %s\n", err);
+    CHECK(p != NULL);
+    http_server_t *http = http_server_new("127.0.0.1:0", MAX_BODY, 4, err, sizeof err);
+    webhook_t *wh = p && http ? webhook_routes(http, p, cfg.cobo_webhook_pubkey, err, sizeof err) : NULL;
+    CHECK(wh != NULL);
+    if (p && http && wh) {
+        char saved[64];
+        snprintf(saved, sizeof saved, "%s", s_base);
+        snprintf(s_base, sizeof s_base, "http://127.0.0.1:%d", http_server_port(http));
+        uint64_t lsn0 = journal_durable_lsn(j);
+        char *body = s_deposit("tx-real-1", "Confirming", "Deposit");
+        resp_t r;
+        CHECK_EQ_INT(s_post_signed(s_cobo, body, "1764140010000", &r), 201);
+        jbuf_free(&r.body);
+        CHECK_EQ_INT(journal_durable_lsn(j), lsn0 + 1);
+        CHECK_EQ_INT(s_post_signed(s_cobo, body, "1764140010001", &r), 200);   /* a repeat */
+        jbuf_free(&r.body);
+        CHECK_EQ_INT(s_post_signed(s_other, body, "1764140010002", &r), 401);  /* forged */
+        jbuf_free(&r.body);
+        CHECK_EQ_INT(s_post_signed(s_cobo, "{oops", "1764140010003", &r), 400);
+        jbuf_free(&r.body);
+        CHECK_EQ_INT(journal_durable_lsn(j), lsn0 + 1);
+        deposit_view_t v;
+        CHECK_EQ_INT(pipeline_deposit(p, "tx-real-1", &v), 0);
+        CHECK_EQ_INT(v.state, DEPOSIT_PENDING);
+        CHECK_EQ_STR(v.amount, "250.5");
+        free(body);
+        snprintf(s_base, sizeof s_base, "%s", saved);
+    }
+    http_server_destroy(&http);
+    webhook_destroy(&wh);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -430,6 +497,7 @@ int main(void)
     RUN(test_oversized_body_is_413_and_journals_nothing);
     RUN(test_journal_failure_is_503);
     RUN(test_check_verdicts_without_http);
+    RUN(test_real_pipeline_journals_once_and_refuses_forgeries);
 
     webhook_stats_t st;
     webhook_stats(wh, &st);

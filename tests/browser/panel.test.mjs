@@ -1,0 +1,269 @@
+// panel.test.mjs — the investor panel in a real browser (system Chromium via playwright-core).
+// Starts the Cobo, MT5 and Telegram simulators and `kasa serve`, then, in Turkish and in English,
+// at 360x740 and 1280x800: logs in, creates a TRON USDT address, sees its QR code, has the Cobo
+// simulator send a deposit to it, and watches the row go from confirming to credited and the
+// balance change — live, without reloading. Screenshots go to $KASA_TEST_OUT/screenshots.
+// Ends with the line "N passed, N failed".
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+const KASA_BIN = path.resolve(root, process.env.KASA_BIN || 'build/san/kasa');
+const OUT = path.resolve(root, process.env.KASA_TEST_OUT || 'build/test-out');
+const SHOTS = path.join(OUT, 'screenshots');
+const WORK = path.join(OUT, `browser-${process.pid}`);
+const COBO_SEED = '1'.repeat(64);
+const CLIENT_SEED = '2'.repeat(64);
+const MANAGER = '1000:ManagerPass1';
+const PASSWORD = 'Investor1';
+const WALLET_ID = 'b0b0b0b0-0000-4000-8000-000000000001';
+
+let passed = 0;
+let failed = 0;
+const children = [];
+
+function log(...a) { console.error('  #', ...a); }
+
+async function test(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}`);
+    console.log(`  ${String(e && e.stack || e).split('\n').slice(0, 6).join('\n  ')}`);
+  }
+}
+
+function check(cond, what) { if (!cond) throw new Error(`check failed: ${what}`); }
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+function start(args, name, env) {
+  const out = fs.openSync(path.join(WORK, `${name}.log`), 'a');
+  const child = spawn(KASA_BIN, args, { stdio: ['ignore', out, out], env: { ...process.env, ...env } });
+  children.push(child);
+  return child;
+}
+
+async function waitPort(port, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+async function post(url, body) {
+  const r = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`POST ${url} -> ${r.status} ${text}`);
+  return JSON.parse(text);
+}
+
+function stopAll() {
+  for (const c of children) { try { c.kill('SIGKILL'); } catch (e) { /* gone */ } }
+}
+
+async function setup() {
+  fs.rmSync(WORK, { recursive: true, force: true });
+  fs.mkdirSync(WORK, { recursive: true });
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const [kasaPort, monPort, coboPort, mt5Port, tgPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const pub = (seed) => execFileSync(KASA_BIN, ['sim', 'pubkey', '--key-seed', seed]).toString().trim().split(/\s+/).pop();
+  const coboPub = pub(COBO_SEED);
+  const clientPub = pub(CLIENT_SEED);
+  const kasa = `http://127.0.0.1:${kasaPort}`;
+  const cobo = `http://127.0.0.1:${coboPort}`;
+  start(['sim', 'cobo', '--listen', `127.0.0.1:${coboPort}`, '--webhook-url', `${kasa}/cobo/webhook`,
+    '--key-seed', COBO_SEED, '--client-key', clientPub], 'sim-cobo');
+  const accounts = [];
+  for (let i = 0; i < 6; i++) accounts.push('--account', `${100001 + i}:${PASSWORD}:0`);
+  start(['sim', 'mt5', '--listen', `127.0.0.1:${mt5Port}`, '--manager', MANAGER, ...accounts], 'sim-mt5');
+  start(['sim', 'telegram', '--listen', `127.0.0.1:${tgPort}`, '--token', '123456:TESTTOKEN'], 'sim-telegram');
+  await Promise.all([waitPort(coboPort, 10000), waitPort(mt5Port, 10000), waitPort(tgPort, 10000)]);
+  const config = path.join(WORK, 'kasa.env');
+  fs.writeFileSync(config, [
+    `KASA_LISTEN=127.0.0.1:${kasaPort}`, `KASA_JOURNAL_DIR=${path.join(WORK, 'journal')}`,
+    `KASA_MONITOR=tcp://127.0.0.1:${monPort}`, `KASA_STATIC_DIR=${path.join(root, 'web', 'static')}`,
+    `COBO_API_URL=${cobo}/v2`, `COBO_API_KEY=${clientPub}`, `COBO_API_SECRET=${CLIENT_SEED}`,
+    `COBO_WEBHOOK_PUBKEY=${coboPub}`, `COBO_WALLET_ID=${WALLET_ID}`, 'KASA_CHAINS=TRON_USDT,ETH_USDT,TRON',
+    `MT5_URL=http://127.0.0.1:${mt5Port}`, 'MT5_LOGIN=1000', 'MT5_PASSWORD=ManagerPass1', 'MT5_DIGITS=2',
+    `TELEGRAM_API_URL=http://127.0.0.1:${tgPort}`, 'TELEGRAM_BOT_TOKEN=123456:TESTTOKEN', 'TELEGRAM_CHAT_ID=-100123',
+    'KASA_TOKEN_TRON_USDT=1:0.5:1', 'KASA_TOKEN_ETH_USDT=1:0.5:1', 'KASA_TOKEN_TRON=0.1234:0:1', '',
+  ].join('\n'));
+  start(['serve', '--config', config], 'kasa');
+  await waitPort(kasaPort, 20000);
+  return { kasa, cobo };
+}
+
+// Records every state a deposit row shows, as the page changes (no polling gaps).
+const OBSERVER = () => {
+  window.__states = [];
+  const seen = () => document.querySelectorAll('#deposit-list .deposit').forEach((li) => {
+    const s = li.dataset.state + ':' + li.querySelector('.dep-state').textContent;
+    if (window.__states[window.__states.length - 1] !== s) window.__states.push(s);
+  });
+  new MutationObserver(seen).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+};
+
+const TEXT = {
+  tr: { login: 'Giriş yap', create: 'adresi oluştur', warn: 'yalnızca TRON (TRC20) ağında USDT', confirming: 'Onaylanıyor',
+        credited: 'Hesaba geçti', balance: 'Bakiye', copy: 'Adresi kopyala', wrong: 'yanlış' },
+  en: { login: 'Log in', create: 'Create USDT', warn: 'Send only USDT on TRON (TRC20)', confirming: 'Confirming',
+        credited: 'Credited', balance: 'Balance', copy: 'Copy address', wrong: 'Wrong' },
+};
+
+async function run(browser, env, lang, viewport, login) {
+  const tag = `${lang}-${viewport.width}x${viewport.height}`;
+  const T = TEXT[lang];
+  const context = await browser.newContext({ viewport, locale: lang === 'tr' ? 'tr-TR' : 'en-GB' });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  try {
+    await page.goto(env.kasa + '/');
+    await page.waitForSelector('#login-form', { state: 'visible' });
+    check(await page.getAttribute('html', 'lang') === 'tr', 'Turkish is the default');
+    if (lang === 'en') {
+      await page.click('#lang-en');
+      await page.reload();                                   // the choice survives a reload
+      await page.waitForSelector('#login-form', { state: 'visible' });
+      check(await page.getAttribute('html', 'lang') === 'en', 'English remembered');
+    }
+    check(await page.textContent('#login-submit') === T.login, 'login button text');
+    // a wrong password first: a clear message, announced
+    await page.fill('#login', String(login));
+    await page.fill('#password', 'not-the-password');
+    await page.click('#login-submit');
+    await page.waitForSelector('#login-error:not([hidden])');
+    check((await page.textContent('#login-error')).includes(T.wrong), 'wrong-password message');
+    await page.fill('#password', PASSWORD);
+    await page.click('#login-submit');
+    await page.waitForSelector('#app-view:not([hidden])');
+    await page.waitForFunction(() => document.querySelector('#balance').textContent.includes('0.00'));
+    await page.evaluate(OBSERVER);
+    await page.screenshot({ path: path.join(SHOTS, `${tag}-1-logged-in.png`), fullPage: true });
+
+    // create the TRON USDT address: address, QR, copy button, network warning
+    const card = page.locator('li.wallet[data-token="TRON_USDT"]');
+    const createBtn = card.locator('button.create');
+    check((await createBtn.textContent()).includes(lang === 'tr' ? 'adresi oluştur' : 'Create'), 'create button text');
+    await createBtn.click();
+    const input = page.locator('#addr-TRON_USDT');
+    await input.waitFor();
+    const address = await input.inputValue();
+    check(/^T[1-9A-HJ-NP-Za-km-z]{33}$/.test(address), `a TRON address (${address})`);
+    check((await card.locator('.warning').textContent()).includes(T.warn), 'TRC20 warning');
+    check(await page.locator('label[for="addr-TRON_USDT"]').count() === 1, 'the address has a label');
+    const qrOk = await card.locator('img.qr').evaluate((img) => new Promise((resolve) => {
+      const done = () => resolve(img.complete && img.naturalWidth > 0);
+      if (img.complete) done(); else { img.onload = done; img.onerror = () => resolve(false); }
+    }));
+    check(qrOk, 'the QR code image loads');
+    check((await card.locator('img.qr').getAttribute('alt')).length > 5, 'the QR has alt text');
+    check(await card.locator('button.copy').textContent() === T.copy, 'copy button text');
+    // TRX on TRON shares the address
+    check(await page.locator('#addr-TRON').inputValue() === address, 'TRX shares the TRON address');
+    // nothing spills sideways
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, `no horizontal scrolling (${overflow}px)`);
+    await page.screenshot({ path: path.join(SHOTS, `${tag}-2-address.png`), fullPage: true });
+
+    // Cobo sees a deposit to it: confirming first (it stays Confirming until we say Completed)
+    const dep = await post(env.cobo + '/sim/deposit', { address, amount: '100', token_id: 'TRON_USDT', chain_id: 'TRON',
+      wallet_id: WALLET_ID, confirmations: 20, final: null });
+    const row = page.locator(`li.deposit[data-id="${dep.transaction_id}"]`);
+    await row.waitFor({ timeout: 15000 });
+    await page.waitForFunction((id) => document.querySelector(`li.deposit[data-id="${id}"]`).dataset.state === 'PENDING',
+      dep.transaction_id, { timeout: 15000 });
+    check((await row.locator('.dep-state').textContent()).startsWith(T.confirming), 'confirming shown');
+    check((await row.locator('.dep-amount').textContent()).includes('100 USDT'), 'token amount shown');
+    await page.screenshot({ path: path.join(SHOTS, `${tag}-3-confirming.png`), fullPage: true });
+
+    // Completed at Cobo: kasa locks, credits MT5, and the panel shows it without a reload
+    await post(`${env.cobo}/sim/transactions/${dep.transaction_id}`, { status: 'Completed', confirmed_num: 20 });
+    await page.waitForFunction((id) => ['CREDITED', 'NOTIFIED'].includes(
+      document.querySelector(`li.deposit[data-id="${id}"]`).dataset.state), dep.transaction_id, { timeout: 30000 });
+    check((await row.locator('.dep-state').textContent()) === T.credited, 'credited shown');
+    check((await row.locator('.dep-credit').textContent()).includes('99.50'), 'credited amount (100 - 0.50 fee)');
+    check((await row.locator('.dep-ticket').textContent()).match(/\d+/), 'MT5 ticket shown');
+    await page.waitForFunction(() => document.querySelector('#balance').textContent.includes('99.50'), null, { timeout: 10000 });
+    const states = await page.evaluate(() => window.__states);
+    const iPending = states.findIndex((s) => s.startsWith('PENDING'));
+    const iDone = states.findIndex((s) => s.startsWith('CREDITED') || s.startsWith('NOTIFIED'));
+    check(iPending >= 0 && iDone > iPending, `confirming then credited (${states.join(' > ')})`);
+    check((await page.textContent('#announce')).length > 0, 'the change was announced (aria-live)');
+    await page.screenshot({ path: path.join(SHOTS, `${tag}-4-credited.png`), fullPage: true });
+    check(errors.length === 0, `no page errors: ${errors.join('; ')}`);
+  } finally {
+    await context.close();
+  }
+}
+
+async function main() {
+  let env;
+  let browser;
+  try {
+    env = await setup();
+    // launch() gives the browser a fresh, empty user-data dir of its own (removed on close);
+    // each test then runs in its own context (no shared cookies or storage).
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    let login = 100001;
+    for (const lang of ['tr', 'en']) {
+      for (const viewport of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
+        const l = login++;
+        await test(`panel_${lang}_${viewport.width}x${viewport.height}_login_address_qr_deposit_live`,
+          () => run(browser, env, lang, viewport, l));
+      }
+    }
+    await test('panel_logout_returns_to_login', async () => {
+      const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
+      const page = await context.newPage();
+      await page.goto(env.kasa + '/');
+      await page.fill('#login', '100005');
+      await page.fill('#password', PASSWORD);
+      await page.click('#login-submit');
+      await page.waitForSelector('#logout:not([hidden])');
+      await page.click('#logout');
+      await page.waitForSelector('#login-form', { state: 'visible' });
+      await page.reload();
+      await page.waitForSelector('#login-form', { state: 'visible' });    // the session is gone
+      check(await page.isHidden('#app-view'), 'panel hidden after logout');
+      await context.close();
+    });
+  } catch (e) {
+    failed++;
+    console.log(`FAIL setup\n  ${e && e.stack || e}`);
+  } finally {
+    if (browser) await browser.close().catch(() => {});
+    stopAll();
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
+process.on('exit', stopAll);
+main();

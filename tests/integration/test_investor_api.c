@@ -1,0 +1,527 @@
+/* test_investor_api.c — the investor API end to end: `kasa serve` with the Cobo, MT5 and Telegram
+ * simulators as child processes. Login (main and investor password, wrong, unknown, malformed),
+ * lockout after repeated failures (429 + Retry-After, even for the right password), cookie flags,
+ * CSRF on every state-changing call, addresses (idempotent, QR), deposits live over SSE from
+ * confirming to credited with the balance following, one investor never seeing another's data
+ * (404), Cobo failures answered with a clear error and nothing linked; and, in-process with a moved
+ * clock, idle and absolute session expiry. */
+#include "tests/integration/harness.h"
+
+#include "actors/wallets.h"
+#include "tests/check.h"
+#include "tools/config.h"
+#include "web/investor.h"
+
+static h_env_t s_env;
+
+/* ---- HTTP with cookies and headers ----------------------------------------------------------- */
+
+typedef struct {
+    long status;
+    char *body;
+    size_t len;
+    jbuf_t headers;
+} s_resp_t;
+
+static size_t s_sink(char *p, size_t size, size_t n, void *arg)
+{
+    jbuf_add((jbuf_t *) arg, p, size * n);
+    return size * n;
+}
+
+static void s_resp_free(s_resp_t *r)
+{
+    free(r->body);
+    jbuf_free(&r->headers);
+    memset(r, 0, sizeof *r);
+}
+
+/* One request to base+path with the session cookie sid (may be NULL), an X-CSRF-Token (may be
+ * NULL), a JSON body (may be NULL) and an optional content type override. */
+static s_resp_t s_call_ct(const char *base, const char *method, const char *path, const char *sid,
+                          const char *csrf, const char *body, const char *ctype)
+{
+    s_resp_t r;
+    memset(&r, 0, sizeof r);
+    jbuf_init(&r.headers);
+    CURL *c = curl_easy_init();
+    char url[512], cookie[128], tok[128], ct[128];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    struct curl_slist *hl = NULL;
+    if (sid) {
+        snprintf(cookie, sizeof cookie, "Cookie: kasa_sid=%s", sid);
+        hl = curl_slist_append(hl, cookie);
+    }
+    if (csrf) {
+        snprintf(tok, sizeof tok, "X-CSRF-Token: %s", csrf);
+        hl = curl_slist_append(hl, tok);
+    }
+    if (body) {
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
+        hl = curl_slist_append(hl, ct);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(body));
+    }
+    hl = curl_slist_append(hl, "Expect:");
+    jbuf_t b;
+    jbuf_init(&b);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, s_sink);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    r.len = b.len;
+    if (!b.data)
+        jbuf_add(&b, "", 0);
+    r.body = jbuf_take(&b);
+    if (!r.headers.data)
+        jbuf_add(&r.headers, "", 0);
+    return r;
+}
+
+static s_resp_t s_call(const char *base, const char *method, const char *path, const char *sid,
+                       const char *csrf, const char *body)
+{
+    return s_call_ct(base, method, path, sid, csrf, body, NULL);
+}
+
+/* The value of header name (case-insensitive) into out; 0, or -1. */
+static int s_header(const s_resp_t *r, const char *name, char *out, size_t len)
+{
+    const char *p = r->headers.data;
+    size_t n = strlen(name);
+    while (p && *p) {
+        if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
+            p += n + 1;
+            while (*p == ' ')
+                p++;
+            size_t k = strcspn(p, "\r\n");
+            snprintf(out, len, "%.*s", (int) k, p);
+            return 0;
+        }
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return -1;
+}
+
+/* The string at path of a JSON body into out ("" if missing). */
+static void s_json_str(const char *body, const char *path, char *out, size_t len)
+{
+    bson_t doc;
+    char err[128];
+    out[0] = '\0';
+    if (json_parse(body, strlen(body), &doc, err, sizeof err) != 0)
+        return;
+    const char *s = json_get_str(&doc, path);
+    if (s)
+        snprintf(out, len, "%s", s);
+    bson_destroy(&doc);
+}
+
+typedef struct {
+    char sid[80];
+    char csrf[80];
+} s_sess_t;
+
+/* Logs in; returns the HTTP status and fills *s on 200. */
+static long s_login(const char *base, uint64_t login, const char *password, s_sess_t *s)
+{
+    char body[256];
+    snprintf(body, sizeof body, "{\"login\":\"%llu\",\"password\":\"%s\"}", (unsigned long long) login, password);
+    s_resp_t r = s_call(base, "POST", "/api/login", NULL, NULL, body);
+    long st = r.status;
+    if (st == 200 && s) {
+        char cookie[300] = "";
+        s_header(&r, "Set-Cookie", cookie, sizeof cookie);
+        const char *v = strstr(cookie, "kasa_sid=");
+        snprintf(s->sid, sizeof s->sid, "%.64s", v ? v + 9 : "");
+        s_json_str(r.body, "csrf", s->csrf, sizeof s->csrf);
+    }
+    s_resp_free(&r);
+    return st;
+}
+
+/* ---- tests against `kasa serve` -------------------------------------------------------------- */
+
+static void test_login_sets_a_strict_httponly_cookie_and_session_answers(void)
+{
+    s_resp_t r = s_call(s_env.kasa_url, "POST", "/api/login", NULL, NULL,
+                        "{\"login\":\"100001\",\"password\":\"" H_MT5_PW "\"}");
+    CHECK_EQ_INT(r.status, 200);
+    char cookie[300] = "";
+    CHECK_EQ_INT(s_header(&r, "Set-Cookie", cookie, sizeof cookie), 0);
+    CHECK(strstr(cookie, "kasa_sid=") == cookie);
+    CHECK(strstr(cookie, "HttpOnly") != NULL);
+    CHECK(strstr(cookie, "SameSite=Strict") != NULL);
+    CHECK(strstr(cookie, "Secure") == NULL);          /* KASA_PUBLIC_URL is not https here */
+    char csrf[80];
+    s_json_str(r.body, "csrf", csrf, sizeof csrf);
+    CHECK_EQ_INT(strlen(csrf), 64);
+    char sid[80];
+    snprintf(sid, sizeof sid, "%.64s", cookie + 9);
+    s_resp_free(&r);
+
+    r = s_call(s_env.kasa_url, "GET", "/api/session", sid, NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"login\":100001") != NULL);
+    CHECK(strstr(r.body, csrf) != NULL);
+    s_resp_free(&r);
+
+    r = s_call(s_env.kasa_url, "GET", "/api/me", sid, NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    char bal[40];
+    s_json_str(r.body, "balance", bal, sizeof bal);
+    CHECK_EQ_STR(bal, "0.00");
+    s_resp_free(&r);
+
+    r = s_call(s_env.kasa_url, "GET", "/api/session", NULL, NULL, NULL);
+    CHECK_EQ_INT(r.status, 401);
+    CHECK(strstr(r.body, "\"error\"") != NULL);
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "GET", "/api/me", "0000000000000000000000000000000000000000000000000000000000000000", NULL, NULL);
+    CHECK_EQ_INT(r.status, 401);
+    s_resp_free(&r);
+}
+
+static void test_login_refuses_wrong_unknown_and_malformed(void)
+{
+    CHECK_EQ_INT(s_login(s_env.kasa_url, 100002, "wrong-password", NULL), 401);
+    CHECK_EQ_INT(s_login(s_env.kasa_url, 999999, H_MT5_PW, NULL), 401);   /* same answer: no probing */
+    s_resp_t r = s_call(s_env.kasa_url, "POST", "/api/login", NULL, NULL, "{\"login\":\"12ab\",\"password\":\"x\"}");
+    CHECK_EQ_INT(r.status, 400);
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "POST", "/api/login", NULL, NULL, "not json");
+    CHECK_EQ_INT(r.status, 400);
+    s_resp_free(&r);
+    r = s_call_ct(s_env.kasa_url, "POST", "/api/login", NULL, NULL, "login=100001&password=Investor1",
+                  "application/x-www-form-urlencoded");
+    CHECK_EQ_INT(r.status, 415);                  /* a cross-site form cannot log anyone in */
+    s_resp_free(&r);
+    CHECK_EQ_INT(s_login(s_env.kasa_url, 100002, H_MT5_PW, NULL), 200);
+}
+
+static void test_login_lockout_after_five_failures(void)
+{
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_INT(s_login(s_env.kasa_url, 100003, "nope", NULL), 401);
+    s_resp_t r = s_call(s_env.kasa_url, "POST", "/api/login", NULL, NULL,
+                        "{\"login\":\"100003\",\"password\":\"" H_MT5_PW "\"}");
+    CHECK_EQ_INT(r.status, 429);                  /* even the right password waits */
+    char ra[32] = "";
+    CHECK_EQ_INT(s_header(&r, "Retry-After", ra, sizeof ra), 0);
+    CHECK(atoi(ra) > 800 && atoi(ra) <= 900);
+    CHECK(strstr(r.body, "\"error\"") != NULL);
+    s_resp_free(&r);
+    CHECK_EQ_INT(s_login(s_env.kasa_url, 100004, H_MT5_PW, NULL), 200);   /* others are not locked */
+}
+
+static void test_csrf_is_required_for_state_changes(void)
+{
+    s_sess_t s;
+    CHECK_EQ_INT(s_login(s_env.kasa_url, 100005, H_MT5_PW, &s), 200);
+    s_resp_t r = s_call(s_env.kasa_url, "POST", "/api/wallets", s.sid, NULL, "{\"chain\":\"TRON_USDT\"}");
+    CHECK_EQ_INT(r.status, 403);
+    s_resp_free(&r);
+    char wrong[80];
+    snprintf(wrong, sizeof wrong, "%s", s.csrf);
+    wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
+    r = s_call(s_env.kasa_url, "POST", "/api/wallets", s.sid, wrong, "{\"chain\":\"TRON_USDT\"}");
+    CHECK_EQ_INT(r.status, 403);
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "POST", "/api/logout", s.sid, NULL, NULL);
+    CHECK_EQ_INT(r.status, 403);
+    s_resp_free(&r);
+    /* nothing was created by the refused calls */
+    r = s_call(s_env.kasa_url, "GET", "/api/wallets", s.sid, NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"address\":null") != NULL);
+    CHECK(strstr(r.body, "\"address\":\"") == NULL);
+    s_resp_free(&r);
+    /* another session's token does not work either */
+    s_sess_t t;
+    CHECK_EQ_INT(s_login(s_env.kasa_url, 100005, H_MT5_PW, &t), 200);
+    r = s_call(s_env.kasa_url, "POST", "/api/wallets", s.sid, t.csrf, "{\"chain\":\"TRON_USDT\"}");
+    CHECK_EQ_INT(r.status, 403);
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "POST", "/api/logout", s.sid, s.csrf, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    char cookie[300] = "";
+    s_header(&r, "Set-Cookie", cookie, sizeof cookie);
+    CHECK(strstr(cookie, "Max-Age=0") != NULL);
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "GET", "/api/me", s.sid, NULL, NULL);
+    CHECK_EQ_INT(r.status, 401);                  /* logged out */
+    s_resp_free(&r);
+}
+
+typedef struct {
+    char url[128];
+    char sid[80];
+    long ms;
+    jbuf_t text;
+} s_sse_t;
+
+static void *s_sse_reader(void *arg)
+{
+    s_sse_t *s = arg;
+    CURL *c = curl_easy_init();
+    char cookie[128];
+    snprintf(cookie, sizeof cookie, "Cookie: kasa_sid=%s", s->sid);
+    struct curl_slist *hl = curl_slist_append(NULL, cookie);
+    curl_easy_setopt(c, CURLOPT_URL, s->url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s->text);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, s->ms);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    curl_easy_perform(c);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    jbuf_add(&s->text, "", 0);
+    return NULL;
+}
+
+static void test_addresses_deposits_live_and_private(void)
+{
+    s_sess_t a, b;
+    CHECK_EQ_INT(s_login(s_env.kasa_url, 100006, H_MT5_PW, &a), 200);
+    CHECK_EQ_INT(s_login(s_env.kasa_url, 100007, H_MT5_PW, &b), 200);
+
+    s_resp_t r = s_call(s_env.kasa_url, "POST", "/api/wallets", a.sid, a.csrf, "{\"chain\":\"TRON_USDT\"}");
+    CHECK_EQ_INT(r.status, 201);
+    char addr[128];
+    s_json_str(r.body, "address", addr, sizeof addr);
+    CHECK(addr[0] == 'T' && strlen(addr) == 34);
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "POST", "/api/wallets", a.sid, a.csrf, "{\"chain\":\"TRON_USDT\"}");
+    CHECK_EQ_INT(r.status, 200);                  /* again: the same address */
+    char again[128];
+    s_json_str(r.body, "address", again, sizeof again);
+    CHECK_EQ_STR(again, addr);
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "POST", "/api/wallets", a.sid, a.csrf, "{\"chain\":\"TRON\"}");
+    s_json_str(r.body, "address", again, sizeof again);
+    CHECK_EQ_STR(again, addr);                    /* TRX shares the TRON address */
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "POST", "/api/wallets", a.sid, a.csrf, "{\"chain\":\"ETH_USDT\"}");
+    CHECK_EQ_INT(r.status, 400);                  /* not offered in this configuration */
+    CHECK(strstr(r.body, "\"error\"") != NULL);
+    s_resp_free(&r);
+
+    r = s_call(s_env.kasa_url, "GET", "/api/wallets/TRON_USDT/qr.svg", a.sid, NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    char ct[80] = "";
+    s_header(&r, "Content-Type", ct, sizeof ct);
+    CHECK(strncmp(ct, "image/svg+xml", 13) == 0);
+    CHECK(strstr(r.body, "<svg") != NULL && strstr(r.body, "viewBox=\"0 0 37 37\"") != NULL);
+    s_resp_free(&r);
+    /* B has no address, and cannot see A's */
+    r = s_call(s_env.kasa_url, "GET", "/api/wallets/TRON_USDT/qr.svg", b.sid, NULL, NULL);
+    CHECK_EQ_INT(r.status, 404);
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "GET", "/api/wallets", b.sid, NULL, NULL);
+    CHECK(strstr(r.body, addr) == NULL);
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "GET", "/api/wallets/NOPE/qr.svg", a.sid, NULL, NULL);
+    CHECK_EQ_INT(r.status, 404);
+    s_resp_free(&r);
+
+    /* both watch their event streams while Cobo sends A a deposit */
+    s_sse_t sa = {.ms = 12000}, sb = {.ms = 12000};
+    snprintf(sa.url, sizeof sa.url, "%s/api/events", s_env.kasa_url);
+    snprintf(sb.url, sizeof sb.url, "%s/api/events", s_env.kasa_url);
+    snprintf(sa.sid, sizeof sa.sid, "%s", a.sid);
+    snprintf(sb.sid, sizeof sb.sid, "%s", b.sid);
+    jbuf_init(&sa.text);
+    jbuf_init(&sb.text);
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, s_sse_reader, &sa);
+    pthread_create(&tb, NULL, s_sse_reader, &sb);
+    h_sleep_ms(500);
+    h_tx_t tx;
+    memset(&tx, 0, sizeof tx);
+    snprintf(tx.address, sizeof tx.address, "%.79s", addr);
+    snprintf(tx.amount, sizeof tx.amount, "250");
+    snprintf(tx.token_id, sizeof tx.token_id, "TRON_USDT");
+    snprintf(tx.chain_id, sizeof tx.chain_id, "TRON");
+    CHECK_EQ_INT(h_sim_deposit(&s_env, &tx, 3, 0, 0), 0);
+    CHECK_EQ_INT(h_wait_state(&s_env, tx.tx_id, DEPOSIT_CREDITED, 20000) >= DEPOSIT_CREDITED, 1);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    CHECK(strstr(sa.text.data, "event: deposit") != NULL);
+    CHECK(strstr(sa.text.data, tx.tx_id) != NULL);
+    CHECK(strstr(sa.text.data, "\"state\":\"PENDING\"") != NULL);   /* confirming ... */
+    CHECK(strstr(sa.text.data, "\"state\":\"CREDITED\"") != NULL);  /* ... then credited */
+    CHECK(strstr(sa.text.data, "\"credited\":\"249.50\"") != NULL);
+    CHECK(strstr(sb.text.data, tx.tx_id) == NULL);                   /* B hears nothing of it */
+    CHECK(strstr(sb.text.data, "retry:") != NULL);                   /* though B's stream was open */
+    if (!strstr(sa.text.data, "CREDITED"))
+        h_log("A's stream: %.600s", sa.text.data);
+    jbuf_free(&sa.text);
+    jbuf_free(&sb.text);
+
+    r = s_call(s_env.kasa_url, "GET", "/api/deposits", a.sid, NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strstr(r.body, tx.tx_id) != NULL);
+    CHECK(strstr(r.body, "\"credited\":\"249.50\"") != NULL);
+    CHECK(strstr(r.body, "\"ticket\":") != NULL && strstr(r.body, "\"ticket\":null") == NULL);
+    s_resp_free(&r);
+    char path[160];
+    snprintf(path, sizeof path, "/api/deposits/%s", tx.tx_id);
+    r = s_call(s_env.kasa_url, "GET", path, a.sid, NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "GET", path, b.sid, NULL, NULL);
+    CHECK_EQ_INT(r.status, 404);                  /* someone else's deposit: not found */
+    CHECK(strstr(r.body, tx.tx_id) == NULL);
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "GET", "/api/deposits/00000000-0000-4000-8000-000000000000", a.sid, NULL, NULL);
+    CHECK_EQ_INT(r.status, 404);
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "GET", "/api/deposits", b.sid, NULL, NULL);
+    CHECK(strstr(r.body, tx.tx_id) == NULL);
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "GET", "/api/me", a.sid, NULL, NULL);
+    char bal[40];
+    s_json_str(r.body, "balance", bal, sizeof bal);
+    CHECK_EQ_STR(bal, "249.50");
+    s_resp_free(&r);
+}
+
+static void test_cobo_failure_is_a_clear_error_and_links_nothing(void)
+{
+    s_sess_t s;
+    CHECK_EQ_INT(s_login(s_env.kasa_url, 100008, H_MT5_PW, &s), 200);
+    uint64_t before = h_journal_records(s_env.journal);
+    /* 503 from Cobo, and the listing after it shows nothing made: 503 with a reason, no link */
+    CHECK_EQ_INT(h_sim_post(s_env.cobo_url, "/sim/faults", "{\"fail_next\":1}"), 200);
+    s_resp_t r = s_call(s_env.kasa_url, "POST", "/api/wallets", s.sid, s.csrf, "{\"chain\":\"TRON_USDT\"}");
+    CHECK_EQ_INT(r.status, 503);
+    char err[200];
+    s_json_str(r.body, "error", err, sizeof err);
+    CHECK(strstr(err, "try again") != NULL);
+    s_resp_free(&r);
+    /* a response with a bad signature is not believed: 502, nothing linked */
+    CHECK_EQ_INT(h_sim_post(s_env.cobo_url, "/sim/faults", "{\"bad_signature_once\":true}"), 200);
+    r = s_call(s_env.kasa_url, "POST", "/api/wallets", s.sid, s.csrf, "{\"chain\":\"TRON_USDT\"}");
+    CHECK_EQ_INT(r.status, 502);
+    s_json_str(r.body, "error", err, sizeof err);
+    CHECK(strstr(err, "Cobo") != NULL);
+    s_resp_free(&r);
+    CHECK_EQ_INT(h_journal_records(s_env.journal), before);
+    r = s_call(s_env.kasa_url, "GET", "/api/wallets", s.sid, NULL, NULL);
+    CHECK(strstr(r.body, "\"address\":\"") == NULL);
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "POST", "/api/wallets", s.sid, s.csrf, "{\"chain\":\"TRON_USDT\"}");
+    CHECK_EQ_INT(r.status, 201);                  /* and then it works */
+    s_resp_free(&r);
+    CHECK_EQ_INT(h_journal_records(s_env.journal), before + 1);
+}
+
+/* ---- in-process, with a moved clock: session expiry ------------------------------------------- */
+
+static int64_t s_clock;
+static int64_t s_now(void *arg)
+{
+    (void) arg;
+    return s_clock;
+}
+
+static void test_sessions_expire_when_idle_and_absolutely(void)
+{
+    config_t cfg;
+    char err[2048];
+    if (config_load(&cfg, s_env.config, err, sizeof err) != 0) {
+        h_log("config: %s", err);
+        CHECK(0);
+        return;
+    }
+    snprintf(cfg.journal_dir, sizeof cfg.journal_dir, "%.200s/journal-inproc", s_env.dir);
+    journal_t *j = journal_open(cfg.journal_dir, NULL, err, sizeof err);
+    CHECK(j != NULL);
+    events_t *ev = events_new(0);
+    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    CHECK(p != NULL);
+    http_server_t *http = http_server_new("127.0.0.1:0", 65536, 4, err, sizeof err);
+    CHECK(http != NULL);
+    wallets_t *w = p ? wallets_new_for_pipeline(&cfg, p, err, sizeof err) : NULL;
+    CHECK(w != NULL);
+    s_clock = 1800000000;
+    investor_opts_t o = {.mt5_clients = 1, .session = {.idle_s = 600, .absolute_s = 3600, .now_s = s_now}};
+    investor_t *inv = (http && w && p) ? investor_routes(http, p, w, ev, &cfg, &o, err, sizeof err) : NULL;
+    CHECK(inv != NULL);
+    if (inv) {
+        char base[64];
+        snprintf(base, sizeof base, "http://127.0.0.1:%d", http_server_port(http));
+        s_sess_t s;
+        CHECK_EQ_INT(s_login(base, 100009, H_MT5_PW, &s), 200);
+        s_resp_t r;
+        for (int i = 0; i < 6; i++) {          /* used every 9 minutes: alive for 54 minutes */
+            s_clock += 540;
+            r = s_call(base, "GET", "/api/session", s.sid, NULL, NULL);
+            CHECK_EQ_INT(r.status, 200);
+            s_resp_free(&r);
+        }
+        s_clock += 400;                        /* 60 min 40 s after login: over, though active */
+        r = s_call(base, "GET", "/api/session", s.sid, NULL, NULL);
+        CHECK_EQ_INT(r.status, 401);
+        s_resp_free(&r);
+
+        CHECK_EQ_INT(s_login(base, 100009, H_MT5_PW, &s), 200);
+        s_clock += 599;
+        r = s_call(base, "GET", "/api/session", s.sid, NULL, NULL);
+        CHECK_EQ_INT(r.status, 200);
+        s_resp_free(&r);
+        s_clock += 600;                        /* 10 minutes idle: over */
+        r = s_call(base, "GET", "/api/session", s.sid, NULL, NULL);
+        CHECK_EQ_INT(r.status, 401);
+        s_resp_free(&r);
+        r = s_call(base, "POST", "/api/wallets", s.sid, s.csrf, "{\"chain\":\"TRON_USDT\"}");
+        CHECK_EQ_INT(r.status, 401);
+        s_resp_free(&r);
+    }
+    http_server_destroy(&http);
+    investor_destroy(&inv);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+    wallets_destroy(&w);
+    events_destroy(&ev);
+    config_clear(&cfg);
+}
+
+static void test_kasa_stops_cleanly(void)
+{
+    CHECK_EQ_INT(h_kasa_stop(&s_env), 0);       /* exit 0, sanitizers quiet */
+}
+
+int main(void)
+{
+    if (h_env_init(&s_env, "investor") != 0 || h_sims_start(&s_env, NULL) != 0 ||
+        h_config_write(&s_env, NULL) != 0 || h_kasa_start(&s_env) != 0) {
+        h_env_destroy(&s_env);
+        printf("FAIL setup\n0 passed, 1 failed\n");
+        return 1;
+    }
+    RUN(test_login_sets_a_strict_httponly_cookie_and_session_answers);
+    RUN(test_login_refuses_wrong_unknown_and_malformed);
+    RUN(test_login_lockout_after_five_failures);
+    RUN(test_csrf_is_required_for_state_changes);
+    RUN(test_addresses_deposits_live_and_private);
+    RUN(test_cobo_failure_is_a_clear_error_and_links_nothing);
+    RUN(test_sessions_expire_when_idle_and_absolutely);
+    RUN(test_kasa_stops_cleanly);
+    h_env_destroy(&s_env);
+    return check_done();
+}

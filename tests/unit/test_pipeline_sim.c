@@ -1,0 +1,587 @@
+/* test_pipeline_sim.c — the whole pipeline against kasa's Cobo, MT5 and Telegram simulators, run as
+ * child processes (`kasa sim ...` from $KASA_BIN): a deposit is re-confirmed with Cobo, locked,
+ * credited to MT5 with the exact amount and notified; when MT5 applies the deal but drops the reply,
+ * the deposit is still credited exactly once; a restart with a credit attempt on record reconciles
+ * (finds the deal, never sends twice); the locker's rules hold, refuse and release by admin action. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "actors/cobo.h"
+#include "actors/cobo_auth.h"
+#include "actors/crediter.h"
+#include "actors/mt5.h"
+#include "actors/pipeline.h"
+#include "journal/journal.h"
+#include "schema/json.h"
+#include "schema/record.h"
+#include "tests/check.h"
+
+#define S_CLIENT_SEED "2222222222222222222222222222222222222222222222222222222222222222"
+#define S_SIM_SEED "3333333333333333333333333333333333333333333333333333333333333333"
+#define S_TG_TOKEN "4242:SimBotToken"
+
+typedef struct {
+    pid_t pid;
+    int port;
+    char pubkey[65];
+} s_child_t;
+
+static s_child_t s_mt5, s_cobo, s_tg;
+static char s_dir[240];
+static char s_base[200];
+
+/* ---- children ---------------------------------------------------------------------------------- */
+
+static const char *s_kasa_bin(void)
+{
+    const char *bin = getenv("KASA_BIN");
+    return bin && *bin ? bin : "build/san/kasa";
+}
+
+/* Starts `kasa sim ...` with stdout into a file; waits for its "listening on" line (port 0 → its port). */
+static int s_spawn(s_child_t *c, const char *name, char *const args[])
+{
+    char out[300];
+    snprintf(out, sizeof out, "%s/%s.out", s_base, name);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        char *argv[32];
+        int n = 0;
+        argv[n++] = (char *) s_kasa_bin();
+        argv[n++] = "sim";
+        for (int i = 0; args[i] && n < 31; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    c->pid = pid;
+    for (int tries = 0; tries < 200; tries++) {   /* up to 10 s */
+        FILE *f = fopen(out, "r");
+        char line[512];
+        while (f && fgets(line, sizeof line, f)) {
+            char *at = strstr(line, "listening on ");
+            if (!at)
+                continue;
+            char *colon = strrchr(at, ':');
+            char *pk = strstr(line, "pubkey ");
+            if (pk)   /* "listening on 127.0.0.1:PORT pubkey HEX" */
+                colon = strchr(at + 13, ':');
+            c->port = colon ? atoi(colon + 1) : 0;
+            if (pk)
+                snprintf(c->pubkey, sizeof c->pubkey, "%.64s", pk + 7);
+            fclose(f);
+            return c->port > 0 ? 0 : -1;
+        }
+        if (f)
+            fclose(f);
+        usleep(50 * 1000);
+    }
+    return -1;
+}
+
+static void s_stop(s_child_t *c)
+{
+    if (c->pid > 0) {
+        kill(c->pid, SIGTERM);
+        waitpid(c->pid, NULL, 0);
+    }
+    c->pid = 0;
+}
+
+static void s_stop_all(void)
+{
+    s_stop(&s_mt5);
+    s_stop(&s_cobo);
+    s_stop(&s_tg);
+}
+
+static int s_start_mt5(const char *drop_reply)
+{
+    char *args[] = { "mt5", "--listen", "127.0.0.1:0", "--manager", "1000:ManagerPw1", "--account",
+                     "100001:InvPw1:0", "--account", "100002:InvPw2:0", "--account", "100003:InvPw3:0",
+                     "--drop-reply", (char *) drop_reply, NULL };
+    return s_spawn(&s_mt5, "mt5", args);
+}
+
+static int s_start_all(const char *drop_reply)
+{
+    char client_pub[65];
+    cobo_pubkey_from_seed(S_CLIENT_SEED, client_pub);
+    char *cobo_args[] = { "cobo", "--listen", "127.0.0.1:0", "--key-seed", S_SIM_SEED, "--client-key", client_pub, NULL };
+    char *tg_args[] = { "telegram", "--listen", "127.0.0.1:0", "--token", S_TG_TOKEN, NULL };
+    if (s_start_mt5(drop_reply) != 0 || s_spawn(&s_cobo, "cobo", cobo_args) != 0 ||
+        s_spawn(&s_tg, "telegram", tg_args) != 0) {
+        fprintf(stderr, "could not start the simulators (KASA_BIN=%s)\n", s_kasa_bin());
+        s_stop_all();
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- HTTP and JSON ----------------------------------------------------------------------------- */
+
+static size_t s_on_body(char *data, size_t size, size_t n, void *arg)
+{
+    jbuf_add(arg, data, size * n);
+    return size * n;
+}
+
+/* method GET or POST (body may be NULL); fills *doc from the JSON answer. Returns the HTTP status. */
+static long s_http(const char *method, int port, const char *path, const char *body, bson_t *doc)
+{
+    char url[300];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    jbuf_t b;
+    jbuf_init(&b);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (strcmp(method, "POST") == 0)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    char err[100];
+    if (doc && json_parse(b.data ? b.data : "{}", b.len ? b.len : 2, doc, err, sizeof err) != 0)
+        bson_init(doc);
+    jbuf_free(&b);
+    return status;
+}
+
+/* The exact balance text of login in the MT5 simulator, and its deal count. */
+static void s_account(uint64_t login, char *balance, size_t len, int64_t *deals)
+{
+    bson_t doc;
+    s_http("GET", s_mt5.port, "/sim/accounts", NULL, &doc);
+    snprintf(balance, len, "?");
+    *deals = -1;
+    for (int i = 0; i < 16; i++) {
+        char path[64];
+        int64_t l = 0;
+        snprintf(path, sizeof path, "accounts.%d.login", i);
+        if (json_get_i64(&doc, path, &l) != 0)
+            break;
+        if ((uint64_t) l != login)
+            continue;
+        snprintf(path, sizeof path, "accounts.%d.balance", i);
+        const char *bal = json_get_str(&doc, path);
+        snprintf(balance, len, "%s", bal ? bal : "?");
+        snprintf(path, sizeof path, "accounts.%d.deals", i);
+        json_get_i64(&doc, path, deals);
+    }
+    bson_destroy(&doc);
+}
+
+/* The tickets of login's deals whose comment is ref; returns how many. */
+static int s_deals_with(uint64_t login, const char *ref, uint64_t *first_ticket)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/sim/deals?login=%llu", (unsigned long long) login);
+    bson_t doc;
+    s_http("GET", s_mt5.port, path, NULL, &doc);
+    int n = 0;
+    for (int i = 0; i < 1000; i++) {
+        int64_t t;
+        snprintf(path, sizeof path, "deals.%d.ticket", i);
+        if (json_get_i64(&doc, path, &t) != 0)
+            break;
+        snprintf(path, sizeof path, "deals.%d.comment", i);
+        const char *c = json_get_str(&doc, path);
+        if (c && strcmp(c, ref) == 0) {
+            if (!n && first_ticket)
+                *first_ticket = (uint64_t) t;
+            n++;
+        }
+    }
+    bson_destroy(&doc);
+    return n;
+}
+
+/* Asks the Cobo simulator for a completed deposit; fills tx with Cobo's own view of it (as the
+ * verified webhook would bring it). 0 or -1. */
+static int s_cobo_deposit(const char *address, const char *amount, cobo_tx_t *tx)
+{
+    char body[300];
+    snprintf(body, sizeof body,
+             "{\"address\":\"%s\",\"amount\":\"%s\",\"token_id\":\"TRON_USDT\",\"chain_id\":\"TRON\","
+             "\"confirmations\":1,\"final\":\"Completed\"}",
+             address, amount);
+    bson_t doc;
+    long st = s_http("POST", s_cobo.port, "/sim/deposit", body, &doc);
+    const char *id = json_get_str(&doc, "transaction_id");
+    char tx_id[80];
+    snprintf(tx_id, sizeof tx_id, "%s", id ? id : "");
+    bson_destroy(&doc);
+    if (st != 201 || !tx_id[0])
+        return -1;
+    char url[128], err[200], pub[65];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v2", s_cobo.port);
+    cobo_pubkey_from_seed(S_CLIENT_SEED, pub);
+    cobo_client_t *c = cobo_client_new(url, pub, S_CLIENT_SEED, s_cobo.pubkey, 5000, err, sizeof err);
+    int rc = c && cobo_get_transaction(c, tx_id, tx, err, sizeof err) == COBO_OK ? 0 : -1;
+    if (rc)
+        fprintf(stderr, "cobo_get_transaction: %s\n", err);
+    cobo_client_destroy(&c);
+    return rc;
+}
+
+/* ---- the pipeline ------------------------------------------------------------------------------ */
+
+static void s_config(config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->journal_dir, sizeof cfg->journal_dir, "%s", s_dir);
+    snprintf(cfg->cobo_api_url, sizeof cfg->cobo_api_url, "http://127.0.0.1:%d/v2", s_cobo.port);
+    snprintf(cfg->cobo_api_secret, sizeof cfg->cobo_api_secret, "%s", S_CLIENT_SEED);
+    cobo_pubkey_from_seed(S_CLIENT_SEED, cfg->cobo_api_key);
+    snprintf(cfg->cobo_webhook_pubkey, sizeof cfg->cobo_webhook_pubkey, "%s", s_cobo.pubkey);
+    snprintf(cfg->mt5_url, sizeof cfg->mt5_url, "http://127.0.0.1:%d", s_mt5.port);
+    cfg->mt5_login = 1000;
+    snprintf(cfg->mt5_password, sizeof cfg->mt5_password, "ManagerPw1");
+    cfg->mt5_digits = 2;
+    snprintf(cfg->telegram_api_url, sizeof cfg->telegram_api_url, "http://127.0.0.1:%d", s_tg.port);
+    snprintf(cfg->telegram_bot_token, sizeof cfg->telegram_bot_token, "%s", S_TG_TOKEN);
+    snprintf(cfg->telegram_chat_id, sizeof cfg->telegram_chat_id, "-100123");
+    cfg->token_count = 1;
+    snprintf(cfg->tokens[0].token_id, sizeof cfg->tokens[0].token_id, "TRON_USDT");
+    money_parse("1", &cfg->tokens[0].rate, NULL, 0);
+    money_parse("0", &cfg->tokens[0].fee, NULL, 0);
+    money_parse("1", &cfg->tokens[0].minimum, NULL, 0);
+    money_parse("10000", &cfg->auto_credit_limit, NULL, 0);
+    cfg->crediters = 2;
+}
+
+static int s_new_dir(const char *name)
+{
+    snprintf(s_dir, sizeof s_dir, "%s/%s", s_base, name);
+    return mkdir(s_dir, 0755) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* Waits (up to timeout_ms) until tx reaches state; fills *v. 0, or -1 on timeout. */
+static int s_wait_state(pipeline_t *p, const char *tx, deposit_state_t state, deposit_view_t *v, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        if (pipeline_deposit(p, tx, v) == 0 && v->state == state)
+            return 0;
+        usleep(20 * 1000);
+    }
+    return -1;
+}
+
+static void test_deposit_is_credited_with_the_exact_amount_and_notified(void)
+{
+    CHECK(s_new_dir("credit") == 0);
+    char err[256] = "";
+    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    config_t cfg;
+    s_config(&cfg);
+    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    CHECK(p != NULL);
+    if (!p) {
+        fprintf(stderr, "pipeline_new: %s\n", err);
+        journal_destroy(&j);
+        return;
+    }
+    CHECK_EQ_INT(pipeline_link(p, "TSimAddr1", "TRON", 100001, "test", err, sizeof err), 0);
+    cobo_tx_t tx;
+    CHECK(s_cobo_deposit("TSimAddr1", "250.505", &tx) == 0);
+    CHECK_EQ_INT(pipeline_ingest(p, &tx, err, sizeof err), 201);
+    CHECK_EQ_INT(pipeline_ingest(p, &tx, err, sizeof err), 200);
+    deposit_view_t v;
+    CHECK(s_wait_state(p, tx.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    CHECK_EQ_INT(v.login, 100001);
+    CHECK_EQ_INT(v.credit_minor, 25050);   /* 250.505 at rate 1, 2 digits: rounded down */
+    CHECK_EQ_INT(v.digits, 2);
+    CHECK(v.ticket > 0);
+    char bal[48];
+    int64_t deals;
+    s_account(100001, bal, sizeof bal, &deals);
+    CHECK_EQ_STR(bal, "250.50");
+    CHECK_EQ_INT(deals, 1);
+    char ref[32];
+    uint64_t ticket = 0;
+    crediter_ref(tx.tx_id, ref);
+    CHECK_EQ_INT(s_deals_with(100001, ref, &ticket), 1);
+    CHECK_EQ_INT(ticket, v.ticket);
+    /* the notice reached the chat, with the transaction id */
+    bson_t doc;
+    CHECK_EQ_INT(s_http("GET", s_tg.port, "/sim/messages", NULL, &doc), 200);
+    const char *text = json_get_str(&doc, "messages.0.text");
+    CHECK(text && strstr(text, tx.tx_id) && strstr(text, "250.50") && strstr(text, "100001"));
+    bson_destroy(&doc);
+    /* a repeated webhook after all that changes nothing */
+    CHECK_EQ_INT(pipeline_ingest(p, &tx, err, sizeof err), 200);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
+static void test_dropped_mt5_reply_still_credits_exactly_once(void)
+{
+    s_stop(&s_mt5);
+    CHECK(s_start_mt5("1") == 0);   /* every balance deal is applied, then the reply is dropped */
+    CHECK(s_new_dir("drop") == 0);
+    char err[256] = "";
+    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    config_t cfg;
+    s_config(&cfg);
+    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    CHECK_EQ_INT(pipeline_link(p, "TSimAddr2", "TRON", 100002, "test", err, sizeof err), 0);
+    cobo_tx_t tx;
+    CHECK(s_cobo_deposit("TSimAddr2", "75", &tx) == 0);
+    CHECK_EQ_INT(pipeline_ingest(p, &tx, err, sizeof err), 201);
+    char ref[32];
+    crediter_ref(tx.tx_id, ref);
+    int applied = 0;
+    for (int i = 0; i < 500 && !applied; i++) {   /* wait for MT5 to apply it (reply dropped) */
+        applied = s_deals_with(100002, ref, NULL);
+        if (!applied)
+            usleep(20 * 1000);
+    }
+    CHECK_EQ_INT(applied, 1);
+    bson_t doc;
+    CHECK_EQ_INT(s_http("POST", s_mt5.port, "/sim/faults", "{\"drop_reply\":0}", &doc), 200);
+    bson_destroy(&doc);
+    deposit_view_t v;
+    CHECK(s_wait_state(p, tx.tx_id, DEPOSIT_NOTIFIED, &v, 30000) == 0);
+    uint64_t ticket = 0;
+    CHECK_EQ_INT(s_deals_with(100002, ref, &ticket), 1);   /* exactly once */
+    CHECK_EQ_INT(v.ticket, ticket);
+    char bal[48];
+    int64_t deals;
+    s_account(100002, bal, sizeof bal, &deals);
+    CHECK_EQ_STR(bal, "75.00");
+    CHECK_EQ_INT(deals, 1);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
+/* Appends one record to j. */
+static void s_put(journal_t *j, const record_t *r)
+{
+    uint8_t *b = NULL;
+    size_t n = 0;
+    char err[160];
+    CHECK(record_encode(r, &b, &n, err, sizeof err) == 0);
+    CHECK(b && journal_append(j, b, n) > 0);
+    free(b);
+}
+
+static void s_locked_with_attempt(journal_t *j, const char *tx, uint64_t login, int64_t minor)
+{
+    record_t r;
+    record_init(&r, RECORD_DEPOSIT);
+    r.time_ms = (int64_t) time(NULL) * 1000;
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx);
+    snprintf(r.token_id, sizeof r.token_id, "TRON_USDT");
+    snprintf(r.amount, sizeof r.amount, "%lld", (long long) minor / 100);
+    snprintf(r.address, sizeof r.address, "TRestart");
+    r.from = DEPOSIT_NONE;
+    r.to = DEPOSIT_RECEIVED;
+    r.event = DEPOSIT_EV_SEEN_COMPLETED;
+    s_put(j, &r);
+    r.from = DEPOSIT_RECEIVED;
+    r.to = DEPOSIT_LOCKED;
+    r.event = DEPOSIT_EV_CONFIRMED;
+    r.login = login;
+    r.credit_minor = minor;
+    r.digits = 2;
+    s_put(j, &r);
+    record_t a;
+    record_init(&a, RECORD_CREDIT_ATTEMPT);
+    a.time_ms = r.time_ms;
+    snprintf(a.tx_id, sizeof a.tx_id, "%s", tx);
+    a.login = login;
+    a.credit_minor = minor;
+    a.digits = 2;
+    a.attempt = 1;
+    crediter_ref(tx, a.ref);
+    s_put(j, &a);
+}
+
+static void test_restart_with_an_attempt_reconciles_and_never_sends_twice(void)
+{
+    CHECK(s_new_dir("restart") == 0);
+    char err[256] = "";
+    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    CHECK(j != NULL);
+    if (!j)
+        return;
+    /* "a0000000-...": the deal went through before the crash; "b0000000-...": it never reached MT5. */
+    const char *done = "a0000000-0000-4000-8000-000000000001", *lost = "b0000000-0000-4000-8000-000000000002";
+    s_locked_with_attempt(j, done, 100003, 1200);
+    s_locked_with_attempt(j, lost, 100003, 3400);
+    char url[64], ref[32];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", s_mt5.port);
+    mt5_client_t *m = mt5_client_new(url, 1000, "ManagerPw1", NULL, 5000);
+    uint64_t pre = 0;
+    crediter_ref(done, ref);
+    CHECK(m && mt5_balance(m, 100003, 1200, 2, ref, &pre, err, sizeof err) == MT5_OK);
+    mt5_client_destroy(&m);
+
+    config_t cfg;
+    s_config(&cfg);
+    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    deposit_view_t v;
+    CHECK(s_wait_state(p, done, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    CHECK_EQ_INT(v.ticket, pre);   /* found by its reference, not sent again */
+    CHECK(s_wait_state(p, lost, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    uint64_t t2 = 0;
+    crediter_ref(lost, ref);
+    CHECK_EQ_INT(s_deals_with(100003, ref, &t2), 1);
+    CHECK_EQ_INT(v.ticket, t2);
+    crediter_ref(done, ref);
+    CHECK_EQ_INT(s_deals_with(100003, ref, NULL), 1);
+    char bal[48];
+    int64_t deals;
+    s_account(100003, bal, sizeof bal, &deals);
+    CHECK_EQ_STR(bal, "46.00");
+    CHECK_EQ_INT(deals, 2);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
+static void test_locker_holds_refuses_and_an_admin_releases(void)
+{
+    CHECK(s_new_dir("rules") == 0);
+    char err[256] = "";
+    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    config_t cfg;
+    s_config(&cfg);
+    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    CHECK_EQ_INT(pipeline_link(p, "TRules1", "TRON", 100001, "test", err, sizeof err), 0);
+    cobo_tx_t unlinked, small, big, tampered;
+    CHECK(s_cobo_deposit("TUnlinked", "12", &unlinked) == 0);
+    CHECK(s_cobo_deposit("TRules1", "0.5", &small) == 0);
+    CHECK(s_cobo_deposit("TRules1", "20000", &big) == 0);
+    CHECK(s_cobo_deposit("TRules1", "5", &tampered) == 0);
+    snprintf(tampered.amount, sizeof tampered.amount, "5000");   /* webhook says more than Cobo */
+    CHECK_EQ_INT(pipeline_ingest(p, &unlinked, err, sizeof err), 201);
+    CHECK_EQ_INT(pipeline_ingest(p, &small, err, sizeof err), 201);
+    CHECK_EQ_INT(pipeline_ingest(p, &big, err, sizeof err), 201);
+    CHECK_EQ_INT(pipeline_ingest(p, &tampered, err, sizeof err), 201);
+    deposit_view_t v;
+    CHECK(s_wait_state(p, unlinked.tx_id, DEPOSIT_HELD, &v, 10000) == 0);
+    CHECK_EQ_STR(v.reason, "address not linked to any account");
+    CHECK(s_wait_state(p, small.tx_id, DEPOSIT_REJECTED, &v, 10000) == 0);
+    CHECK(strstr(v.reason, "below the minimum") != NULL);
+    CHECK(s_wait_state(p, big.tx_id, DEPOSIT_HELD, &v, 10000) == 0);
+    CHECK(strstr(v.reason, "over the auto-credit limit") != NULL);
+    CHECK(s_wait_state(p, tampered.tx_id, DEPOSIT_HELD, &v, 10000) == 0);
+    CHECK(strstr(v.reason, "amount differs") != NULL);
+    /* A person links the address and retries: it goes through the locker again and is credited. */
+    CHECK_EQ_INT(pipeline_admin(p, small.tx_id, DEPOSIT_EV_ADMIN_RETRY, 0, "admin:t", "", err, sizeof err), -1);
+    CHECK_EQ_INT(pipeline_link(p, "TUnlinked", "TRON", 100001, "admin:t", err, sizeof err), 0);
+    CHECK_EQ_INT(pipeline_admin(p, unlinked.tx_id, DEPOSIT_EV_ADMIN_RETRY, 0, "admin:t", "linked", err, sizeof err), 0);
+    CHECK(s_wait_state(p, unlinked.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    CHECK_EQ_INT(v.credit_minor, 1200);
+    CHECK_EQ_INT(pipeline_admin(p, big.tx_id, DEPOSIT_EV_ADMIN_REJECT, 0, "admin:t", "too big", err, sizeof err), 0);
+    CHECK(pipeline_deposit(p, big.tx_id, &v) == 0 && v.state == DEPOSIT_REJECTED);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+
+    /* The replay tool sees the held one and what a restart would do. */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "'%s' replay '%s' > '%s/replay.txt' 2>&1", s_kasa_bin(), s_dir, s_base);
+    CHECK_EQ_INT(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "grep -q '%s HELD restart=\"needs a person\"' '%s/replay.txt'", tampered.tx_id, s_base);
+    CHECK_EQ_INT(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "grep -q '%s' '%s/replay.txt'", unlinked.tx_id, s_base);
+    CHECK(system(cmd) != 0);   /* finished: not shown without --all */
+}
+
+static void test_mt5_permanent_refusal_holds_with_the_reason(void)
+{
+    bson_t doc;
+    CHECK_EQ_INT(s_http("POST", s_mt5.port, "/sim/faults",
+                        "{\"permanent_login\":100002,\"permanent_retcode\":\"8 Not enough permissions\"}", &doc),
+                 200);
+    bson_destroy(&doc);
+    CHECK(s_new_dir("permanent") == 0);
+    char err[256] = "";
+    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    config_t cfg;
+    s_config(&cfg);
+    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    CHECK_EQ_INT(pipeline_link(p, "TPerm", "TRON", 100002, "test", err, sizeof err), 0);
+    cobo_tx_t tx;
+    CHECK(s_cobo_deposit("TPerm", "3", &tx) == 0);
+    CHECK_EQ_INT(pipeline_ingest(p, &tx, err, sizeof err), 201);
+    deposit_view_t v;
+    CHECK(s_wait_state(p, tx.tx_id, DEPOSIT_HELD, &v, 20000) == 0);
+    CHECK(strstr(v.reason, "MT5 refused") != NULL);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+    CHECK_EQ_INT(s_http("POST", s_mt5.port, "/sim/reset", "", &doc), 200);
+    bson_destroy(&doc);
+}
+
+int main(void)
+{
+    const char *out = getenv("KASA_TEST_OUT");
+    snprintf(s_base, sizeof s_base, "%s/pipesim-XXXXXX", out && *out ? out : "/tmp");
+    if (!mkdtemp(s_base)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (s_start_all("0") != 0) {
+        RUN(s_stop_all);   /* counted: a missing simulator is a failure, never a silent pass */
+        check_failed_++;
+        return check_done();
+    }
+    RUN(test_deposit_is_credited_with_the_exact_amount_and_notified);
+    RUN(test_restart_with_an_attempt_reconciles_and_never_sends_twice);
+    RUN(test_locker_holds_refuses_and_an_admin_releases);
+    RUN(test_mt5_permanent_refusal_holds_with_the_reason);
+    RUN(test_dropped_mt5_reply_still_credits_exactly_once);
+    s_stop_all();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_base);
+    if (check_failed_ == 0 && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", s_base);
+    curl_global_cleanup();
+    return check_done();
+}
