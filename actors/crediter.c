@@ -92,7 +92,7 @@ static int64_t s_hold(s_crediter_t *self, const char *tx_id, const char *reason)
 }
 
 /* Step 1: looks for an earlier attempt's deal. 0 not found (safe to send), 1 found (*ticket,
- * *on_login), -1 could not tell (err). */
+ * *on_login), -1 could not tell now (err; retry), -2 MT5 refuses to tell (err; a person must look). */
 static int s_reconcile(s_crediter_t *self, const registry_entry_t *e, const char *ref, uint64_t *ticket,
                        uint64_t *on_login, char *err, size_t errlen)
 {
@@ -117,7 +117,7 @@ static int s_reconcile(s_crediter_t *self, const registry_entry_t *e, const char
             if (rc != MT5_NOT_FOUND) {
                 size_t n = strlen(err);
                 snprintf(err + n, errlen - n, " (%s)", mt5_result_name(rc));
-                return -1;
+                return rc == MT5_PERMANENT ? -2 : -1;
             }
         }
     }
@@ -134,6 +134,8 @@ static int64_t s_handle(void *arg, workq_item_t *item)
     if (registry_get(self->ctx->registry, seen.tx_id, &e) != 0 || e.view.state != DEPOSIT_LOCKED ||
         registry_failed(self->ctx->registry))
         return 0;
+    if (stage_crediter_of(self->ctx, e.view.login) != self->index)
+        return 0;   /* reassigned to a login another worker owns: that worker has it (never two at once) */
     const char *tx = e.view.tx_id;
     uint64_t login = e.view.login;
     char ref[32], err[200] = "";
@@ -142,6 +144,11 @@ static int64_t s_handle(void *arg, workq_item_t *item)
     if (e.attempts) {
         uint64_t ticket = 0, on_login = 0;
         int found = s_reconcile(self, &e, ref, &ticket, &on_login, err, sizeof err);
+        if (found == -2) {
+            char reason[160];
+            snprintf(reason, sizeof reason, "cannot reconcile an earlier credit attempt: %.100s", err);
+            return s_hold(self, tx, reason);
+        }
         if (found < 0)
             return s_retry(self, item, tx, "reconcile", err);
         log_info("crediter.reconciled", "tx=%s login=%llu ref=\"%s\" attempts=%u found=%d ticket=%llu", tx,
@@ -163,7 +170,8 @@ static int64_t s_handle(void *arg, workq_item_t *item)
         return 0;   /* not durable: never call MT5 */
     }
     registry_entry_t now;
-    if (registry_get(self->ctx->registry, tx, &now) != 0 || now.view.state != DEPOSIT_LOCKED)
+    if (registry_get(self->ctx->registry, tx, &now) != 0 || now.view.state != DEPOSIT_LOCKED ||
+        now.view.login != login || now.attempts != a.attempt)
         return 0;   /* a person took it meanwhile; the attempt record makes any later credit reconcile */
 
     uint64_t ticket = 0;

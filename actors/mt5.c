@@ -14,12 +14,12 @@
 #include <stdarg.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -404,7 +404,7 @@ static mt5_result_t s_auth_once(mt5_client_t *c, int *retry, char *err, size_t e
     bson_destroy(&doc);
 
     unsigned char cli_rand[16];
-    if (RAND_bytes(cli_rand, sizeof cli_rand) != 1) {
+    if (getrandom(cli_rand, sizeof cli_rand, 0) != (ssize_t) sizeof cli_rand) {
         s_set_err(err, errlen, "no randomness for cli_rand");
         return MT5_TRANSIENT;
     }

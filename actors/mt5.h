@@ -10,7 +10,10 @@
  * A session is gone after an HTTP 403 or when curl had to open a new connection: the client then
  * authenticates again. A read (user, group, deals, ping) is then retried once; a balance operation
  * is never resent by this module — its outcome is reported as MT5_AMBIGUOUS and the caller must
- * reconcile with mt5_find_balance_deal() before sending again.
+ * reconcile with mt5_find_balance_deal() before sending again. Before a balance request the client
+ * checks that the session's connection is still open (and pings after 2 s of idleness), so a lost
+ * session is renewed while nothing has been sent yet; during the request it lets curl open no new
+ * connection, because curl would silently resend the request on one (a second deal).
  *
  * Money is never a double here: amounts go out formatted from minor units, and money read from
  * MT5 is kept as the exact decimal text it sent. The password is never logged nor put in a URL
@@ -44,9 +47,9 @@ const char *mt5_result_name(mt5_result_t r);
 /* ---- the client ------------------------------------------------------------------------------ */
 
 /* A client of the access server at url ("https://host:port"; "http://" only for a local
- * simulator), manager login and password (copied; wiped on destroy), an optional CA file for a
- * self-signed server (NULL or "" for the system store), and a per-request timeout in ms (> 0;
- * connect timeout is the same). Does not connect. Returns NULL on bad arguments or no memory. */
+ * simulator), manager login and password (only its hash h2 is kept, wiped on destroy), an
+ * optional CA file for a self-signed server (NULL or "" for the system store), and a per-request
+ * timeout in ms (> 0; connect timeout is the same). Does not connect. Returns NULL on bad arguments or no memory. */
 mt5_client_t *mt5_client_new(const char *url, uint64_t manager_login, const char *password,
                              const char *ca_file, long timeout_ms);
 
@@ -58,7 +61,8 @@ void mt5_client_destroy(mt5_client_t **self_p);
  * to keep the session (MT5 drops it after 180 s). MT5_OK, MT5_AUTH_FAILED or MT5_TRANSIENT. */
 mt5_result_t mt5_ping(mt5_client_t *c, char *err, size_t errlen);
 
-/* GET /api/quit and forget the session (the next call authenticates again). Errors ignored. */
+/* GET /api/quit on the session's connection if it is still open, and forget the session (the
+ * next call authenticates again). Errors ignored. */
 void mt5_quit(mt5_client_t *c);
 
 /* How many handshakes this client has completed (for tests and the monitor). */

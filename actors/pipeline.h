@@ -4,7 +4,13 @@
  * pipeline_new() replays the journal first: every deposit's latest state is rebuilt, address links
  * are restored, and each unfinished deposit is handed back to the stage that owns its state (a
  * deposit with a credit attempt and no CREDITED is reconciled against MT5's deal history first).
- * All functions are thread-safe (HTTP worker threads call them concurrently). */
+ * All functions are thread-safe (HTTP worker threads call them concurrently).
+ *
+ * The journal given must be the one open on cfg->journal_dir (replay reads that directory; a
+ * journal holding fewer records than the directory is refused). Records are submitted to the
+ * journal under the registry's lock (so LSN order is decision order): a journal_on_commit callback
+ * must therefore never call back into the pipeline. KASA_MAX_DEPOSITS (environment, default
+ * 200000) bounds the deposits held in memory; beyond it new deposits get 503. */
 #ifndef KASA_ACTORS_PIPELINE_H
 #define KASA_ACTORS_PIPELINE_H
 

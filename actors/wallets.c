@@ -60,6 +60,7 @@ struct wallets_t {
     wallets_opts_t o;
     char url[256], key[65], secret[65], resp_key[65], wallet_id[80];
     char offered[CONFIG_MAX_CHAINS][24];
+    char offered_chain[CONFIG_MAX_CHAINS][24];   /* the chain of each offered token */
     int offered_count;
     s_chain_t chains[CONFIG_MAX_CHAINS];
     int chain_count;
@@ -107,19 +108,19 @@ const char *wallets_offered(const wallets_t *self, int i)
     return (i >= 0 && i < self->offered_count) ? self->offered[i] : NULL;
 }
 
+const char *wallets_chain_for(const wallets_t *self, const char *token_or_chain)
+{
+    if (!token_or_chain)
+        return NULL;
+    for (int i = 0; i < self->offered_count; i++)
+        if (strcmp(self->offered[i], token_or_chain) == 0 || strcmp(self->offered_chain[i], token_or_chain) == 0)
+            return self->offered_chain[i];
+    return NULL;
+}
+
 int wallets_is_offered(const wallets_t *self, const char *token_or_chain)
 {
-    const char *chain = wallets_chain_of(token_or_chain);
-    if (!chain)
-        return 0;
-    for (int i = 0; i < self->offered_count; i++) {
-        if (strcmp(self->offered[i], token_or_chain) == 0)
-            return 1;
-        const char *c = wallets_chain_of(self->offered[i]);
-        if (c && strcmp(c, token_or_chain) == 0)
-            return 1;
-    }
-    return 0;
+    return wallets_chain_for(self, token_or_chain) != NULL;
 }
 
 static s_chain_t *s_chain_slot(wallets_t *self, const char *chain)
@@ -207,10 +208,6 @@ wallets_t *wallets_new(const wallets_opts_t *opts, const char offered[][24], int
         snprintf(err, errlen, "wallets: no linker");
         return NULL;
     }
-    if (!opts->wallet_id || !*opts->wallet_id) {
-        snprintf(err, errlen, "wallets: COBO_WALLET_ID is not set");
-        return NULL;
-    }
     if (offered_count < 0 || offered_count > CONFIG_MAX_CHAINS) {
         snprintf(err, errlen, "wallets: too many offered tokens");
         return NULL;
@@ -235,18 +232,26 @@ wallets_t *wallets_new(const wallets_opts_t *opts, const char offered[][24], int
     snprintf(self->secret, sizeof self->secret, "%s", opts->api_secret_hex ? opts->api_secret_hex : "");
     snprintf(self->resp_key, sizeof self->resp_key, "%s",
              opts->response_pubkey_hex ? opts->response_pubkey_hex : "");
-    snprintf(self->wallet_id, sizeof self->wallet_id, "%s", opts->wallet_id);
+    snprintf(self->wallet_id, sizeof self->wallet_id, "%s", opts->wallet_id ? opts->wallet_id : "");
     self->o.cobo_url = self->o.api_key_hex = self->o.api_secret_hex = NULL;
     self->o.response_pubkey_hex = self->o.wallet_id = NULL;
     for (int i = 0; i < offered_count; i++) {
-        const char *chain = wallets_chain_of(offered[i]);
-        if (!chain) {
-            snprintf(err, errlen, "wallets: KASA_CHAINS names %s, which is no token kasa knows the chain of",
-                     offered[i]);
+        /* A token kasa does not list lives on the chain its id starts with ("MATIC_USDT" ->
+         * "MATIC"); a native coin's token id is its chain id ("SOL"). */
+        char chain[24];
+        const char *known = wallets_chain_of(offered[i]);
+        snprintf(chain, sizeof chain, "%s", known ? known : offered[i]);
+        if (!known && strchr(chain, '_'))
+            *strchr(chain, '_') = '\0';
+        if (!chain[0]) {
+            snprintf(err, errlen, "wallets: KASA_CHAINS names %s, which names no chain", offered[i]);
             wallets_destroy(&self);
             return NULL;
         }
-        snprintf(self->offered[self->offered_count++], 24, "%s", offered[i]);
+        if (!known)
+            log_warn("wallets.chain_guessed", "token=%s chain=%s", offered[i], chain);
+        snprintf(self->offered[self->offered_count], 24, "%s", offered[i]);
+        snprintf(self->offered_chain[self->offered_count++], 24, "%s", chain);
         if (!s_chain_slot(self, chain))
             snprintf(self->chains[self->chain_count++].chain, 24, "%s", chain);
     }
@@ -315,7 +320,7 @@ uint64_t wallets_login_of(wallets_t *self, const char *address)
 
 int wallets_lookup(wallets_t *self, uint64_t login, const char *token_or_chain, char *out, size_t outlen)
 {
-    const char *chain = wallets_chain_of(token_or_chain);
+    const char *chain = wallets_chain_for(self, token_or_chain);
     if (!chain)
         return -1;
     int rc = -1;
@@ -520,10 +525,14 @@ static wallets_result_t s_create(wallets_t *self, uint64_t login, const char *ch
 wallets_result_t wallets_address(wallets_t *self, uint64_t login, const char *token_or_chain,
                                  char *out, size_t outlen, char *err, size_t errlen)
 {
-    const char *chain = wallets_chain_of(token_or_chain);
-    if (!chain || !wallets_is_offered(self, token_or_chain) || !login) {
+    const char *chain = wallets_chain_for(self, token_or_chain);
+    if (!chain || !login) {
         snprintf(err, errlen, "%s is not an offered network", token_or_chain ? token_or_chain : "(none)");
         return WALLETS_ERR_CHAIN;
+    }
+    if (!self->wallet_id[0]) {
+        snprintf(err, errlen, "deposit addresses are not configured (COBO_WALLET_ID is empty)");
+        return WALLETS_ERR_COBO;
     }
     s_chain_t *slot = s_chain_slot(self, chain);
     struct timespec until;
@@ -628,12 +637,20 @@ wallets_result_t wallets_address(wallets_t *self, uint64_t login, const char *to
 
 uint64_t wallets_created_count(const wallets_t *self)
 {
-    return self->created;
+    wallets_t *w = (wallets_t *) self;   /* the lock is state, not the value */
+    pthread_mutex_lock(&w->mu);
+    uint64_t n = w->created;
+    pthread_mutex_unlock(&w->mu);
+    return n;
 }
 
 uint64_t wallets_adopted_count(const wallets_t *self)
 {
-    return self->adopted;
+    wallets_t *w = (wallets_t *) self;
+    pthread_mutex_lock(&w->mu);
+    uint64_t n = w->adopted;
+    pthread_mutex_unlock(&w->mu);
+    return n;
 }
 
 /* ---- production wiring ------------------------------------------------------------------------ */

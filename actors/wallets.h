@@ -46,7 +46,7 @@ typedef struct {
     const char *api_key_hex;         /* COBO_API_KEY */
     const char *api_secret_hex;      /* COBO_API_SECRET (copied into each client's signer only) */
     const char *response_pubkey_hex; /* Cobo's response-signing key; NULL/"" skips (tests only) */
-    const char *wallet_id;           /* COBO_WALLET_ID */
+    const char *wallet_id;           /* COBO_WALLET_ID; empty: every creation fails with a clear reason */
     long timeout_ms;                 /* per Cobo request, default 10000 */
     int max_inflight;                /* creations at Cobo at once (one per pair), default 4 */
     wallets_linker_t linker;
@@ -76,9 +76,13 @@ wallets_t *wallets_new_for_pipeline(const config_t *cfg, pipeline_t *pipeline, c
 /* Frees (waits for no one: call after the HTTP server stopped). Nulls *self_p; safe twice. */
 void wallets_destroy(wallets_t **self_p);
 
-/* The chain id a token id lives on: "TRON_USDT" -> "TRON", "ETH_USDT" -> "ETH", "BSC_USDT" ->
- * "BSC_BNB", "TRON" -> "TRON". A token id or a chain id is accepted. NULL if unknown. */
+/* The chain id a token id lives on, from kasa's list of Cobo tokens: "TRON_USDT" -> "TRON",
+ * "ETH_USDT" -> "ETH", "BSC_USDT" -> "BSC_BNB", "TRON" -> "TRON". NULL if not listed. (An offered
+ * token that is not listed is taken to live on the chain its id starts with: "MATIC_USDT" -> "MATIC".) */
 const char *wallets_chain_of(const char *token_or_chain);
+/* The chain of an offered token, or the chain itself if an offered token lives on it; NULL if
+ * token_or_chain is not offered. */
+const char *wallets_chain_for(const wallets_t *self, const char *token_or_chain);
 
 /* The number of offered tokens and the i-th token id ("TRON_USDT"). */
 int wallets_offered_count(const wallets_t *self);

@@ -72,6 +72,12 @@ __attribute__((target("sse4.2"))) static uint32_t s_crc_hw(uint32_t crc, const u
 }
 #endif
 
+uint32_t jf_crc32c_sw(uint32_t crc, const void *buf, size_t len)
+{
+    pthread_once(&s_table_once, s_table_init);
+    return ~s_crc_sw(~crc, buf, len);
+}
+
 uint32_t jf_crc32c(uint32_t crc, const void *buf, size_t len)
 {
     pthread_once(&s_table_once, s_table_init);

@@ -1,6 +1,7 @@
 /* journal.h — kasa's append-only journal: the one place where a transition becomes a fact.
  *
- * A journal is a directory of segment files (000000000001.seg, ...). Each record holds its length,
+ * A journal is a directory of segment files (00000000000000000001.seg, ...: each named by its first
+ * LSN in 20 digits; the format is described in journal/jformat.h). Each record holds its length,
  * a log sequence number (LSN, 1, 2, 3, ... with no gaps), the checksum of the previous record (a chain:
  * a missing, reordered or altered record is detected), its own checksum and an opaque payload (kasa
  * stores msgpack records from schema/record.h; the journal never looks inside).

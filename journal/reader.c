@@ -4,7 +4,10 @@
  * returned. At the end of the data the reader looks again: a segment that grew is remapped, a next
  * segment that appeared is entered. Damage at the end of the last segment with no valid record
  * after it is the end of the journal for now (a batch still being written, or a torn tail that
- * open will cut); any other damage is an error naming the segment and offset (see jformat.h). */
+ * open will cut); any other damage is an error naming the segment and offset (see jformat.h).
+ * Readers take no lock. A segment only ever grows while kasa runs; the two things that shorten one,
+ * cutting a torn tail when the journal is opened and `kasa journal repair`, happen before a server
+ * starts writing, so a reader should not be left running across them. */
 #include "journal/journal.h"
 
 #include <errno.h>

@@ -11,6 +11,7 @@ struct monitor_t {
     zsock_t *pub;
     void *handle;          /* the libzmq socket, for non-blocking sends */
     uint64_t sent, dropped;
+    char endpoint[300];
 };
 
 monitor_t *monitor_new(const char *endpoint, char *err, size_t errlen)
@@ -35,6 +36,9 @@ monitor_t *monitor_new(const char *endpoint, char *err, size_t errlen)
         return NULL;
     }
     self->handle = zsock_resolve(self->pub);
+    char *last = zsock_last_endpoint(self->pub);
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", last ? last : endpoint);
+    free(last);
     return self;
 }
 
@@ -70,6 +74,8 @@ void monitor_publish(monitor_t *self, uint64_t lsn, const void *payload, size_t 
         self->dropped++;
     free(r);
 }
+
+const char *monitor_endpoint(const monitor_t *self) { return self ? self->endpoint : ""; }
 
 uint64_t monitor_sent(monitor_t *self) { return self ? self->sent : 0; }
 uint64_t monitor_dropped(monitor_t *self) { return self ? self->dropped : 0; }

@@ -22,6 +22,8 @@ typedef struct monitor_t monitor_t;
 
 /* Binds a PUB socket on endpoint (tcp://127.0.0.1:5560, ipc://...). NULL with a reason in err. */
 monitor_t *monitor_new(const char *endpoint, char *err, size_t errlen);
+/* The endpoint actually bound (tcp://127.0.0.1:* binds an ephemeral port; this names it). */
+const char *monitor_endpoint(const monitor_t *self);
 /* Closes the socket (no linger) and frees; nulls *self_p; safe on NULL and twice. */
 void monitor_destroy(monitor_t **self_p);
 

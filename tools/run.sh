@@ -24,12 +24,12 @@ pick_port() {   # first free port from $1 on
     echo "$p"
 }
 taken=" "
-pick_unique() {
+pick_unique() {   # a free port from $1 on, not one picked already (the caller records it in $taken)
     local p=$1
     while :; do
         p=$(pick_port "$p")
         case "$taken" in *" $p "*) p=$((p + 1)); continue ;; esac
-        taken="$taken$p "; echo "$p"; return
+        echo "$p"; return
     done
 }
 kasa_port=$(pick_unique "${KASA_PORT:-8000}");        taken="$taken$kasa_port "
@@ -119,7 +119,7 @@ wait_port() {   # port, name, log
 }
 
 "$kasa" sim cobo --listen "127.0.0.1:$cobo_port" --webhook-url "http://127.0.0.1:$kasa_port/cobo/webhook" \
-    --key-seed "$COBO_SIM_KEY_SEED" --client-key "$api_key" >>"$rundir/sim-cobo.log" 2>&1 &
+    --key-seed "$COBO_SIM_KEY_SEED" --client-key "$api_key" --seed "$(date +%s)$$" >>"$rundir/sim-cobo.log" 2>&1 &
 pids+=($!)
 accounts=()
 for i in 1 2 3 4 5; do accounts+=(--account "10000$i:demo-investor-$i:0"); done
@@ -161,11 +161,11 @@ Send a demo deposit of 250 USDT (TRON) — credited as 249.50 after the 0.50 fee
   $k sim deposit --cobo http://127.0.0.1:$cobo_port --address $demo_address --amount 250
 
 Then see where it went:
-  curl -s http://127.0.0.1:$mt5_port/sim/accounts          # MT5 balance of $demo_login
+  curl -s http://127.0.0.1:$mt5_port/sim/accounts      # MT5 balance of $demo_login
   curl -s http://127.0.0.1:$mt5_port/sim/deals?login=$demo_login
-  curl -s http://127.0.0.1:$tg_port/sim/messages            # the broker's Telegram chat (also $rundir/telegram.log)
+  curl -s http://127.0.0.1:$tg_port/sim/messages       # the broker's Telegram chat (also $rundir/telegram.log)
   $k journal dump $rundir/journal
-  $k monitor --config $config                               # live transitions (start it before the deposit)
+  $k monitor --config $config    # live transitions (start it before the deposit)
   $k replay $rundir/journal
 
 Config: $config   Logs: $rundir/*.log

@@ -21,13 +21,13 @@
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,7 +41,7 @@
 #define SIM_MAX_DEALS 1000000
 #define SIM_MAX_SESSIONS 256
 #define SIM_MAX_BODY 65536
-#define SIM_SESSION_IDLE_MS 180000
+#define SIM_SESSION_IDLE_MS 180000 /* the default of --session-idle-ms */
 #define SIM_ANSWER_WINDOW_MS 10000
 #define SIM_PPM 1000000u
 
@@ -109,6 +109,8 @@ struct sim_mt5_t {
     s_faults_t faults, initial_faults;
     uint64_t rng;
     uint64_t auths, auth_failures, balance_calls, dropped, forbidden;
+    int64_t session_idle_ms;
+    char *tls_cert, *tls_key; /* PEM text, when serving HTTPS */
 };
 
 typedef struct {
@@ -251,7 +253,7 @@ static s_session_t *s_session(sim_mt5_t *s, const char *cookie, int64_t now)
         s_session_t *x = &s->sessions[i];
         if (!x->used || strcmp(x->cookie, cookie) != 0)
             continue;
-        if (now - x->last_ms > SIM_SESSION_IDLE_MS) {
+        if (now - x->last_ms > s->session_idle_ms) {
             x->used = 0;
             return NULL;
         }
@@ -265,7 +267,7 @@ static s_session_t *s_session_new(sim_mt5_t *s, int64_t now)
     s_session_t *slot = NULL;
     for (int i = 0; i < SIM_MAX_SESSIONS; i++) {
         s_session_t *x = &s->sessions[i];
-        if (x->used && now - x->last_ms > SIM_SESSION_IDLE_MS)
+        if (x->used && now - x->last_ms > s->session_idle_ms)
             x->used = 0;
         if (!x->used) {
             if (!slot || slot->used)
@@ -276,10 +278,12 @@ static s_session_t *s_session_new(sim_mt5_t *s, int64_t now)
     }
     unsigned char bytes[16];
     memset(slot, 0, sizeof *slot);
-    RAND_bytes(bytes, sizeof bytes);
+    if (getrandom(bytes, sizeof bytes, 0) != (ssize_t) sizeof bytes)
+        abort(); /* the kernel's generator does not fail for 16 bytes */
     for (int i = 0; i < 16; i++)
         snprintf(slot->cookie + 2 * i, 3, "%02x", bytes[i]);
-    RAND_bytes(bytes, sizeof bytes);
+    if (getrandom(bytes, sizeof bytes, 0) != (ssize_t) sizeof bytes)
+        abort();
     for (int i = 0; i < 16; i++)
         snprintf(slot->srv_rand + 2 * i, 3, "%02x", bytes[i]);
     slot->used = 1;
@@ -717,7 +721,7 @@ static enum MHD_Result s_sim_stats(sim_mt5_t *s, struct MHD_Connection *conn, in
 {
     int live = 0;
     for (int i = 0; i < SIM_MAX_SESSIONS; i++)
-        live += s->sessions[i].used && s->sessions[i].authed == 1 && now - s->sessions[i].last_ms <= SIM_SESSION_IDLE_MS;
+        live += s->sessions[i].used && s->sessions[i].authed == 1 && now - s->sessions[i].last_ms <= s->session_idle_ms;
     char json[320];
     snprintf(json, sizeof json,
              "{\"auths\":%" PRIu64 ",\"auth_failures\":%" PRIu64 ",\"sessions\":%d,\"balance_calls\":%" PRIu64
@@ -865,6 +869,8 @@ static void s_usage(FILE *out)
             "  --drop-reply P                 apply a balance deal, then close without replying (0..1)\n"
             "  --delay-ms N                   wait N ms before answering each /api/ request\n"
             "  --session-loss P               answer 403 as if the session had expired (0..1)\n"
+            "  --session-idle-ms N            a session idle this long expires (default 180000)\n"
+            "  --tls-cert FILE --tls-key FILE serve HTTPS with this PEM certificate and key\n"
             "control (loopback only):\n"
             "  GET  /sim/accounts             logins, balances (exact), deal counts\n"
             "  GET  /sim/deals[?login=L]      every deal: ticket, amount, comment, time\n"
@@ -889,6 +895,26 @@ static int s_parse_listen(const char *text, struct sockaddr_in *sa)
     sa->sin_family = AF_INET;
     sa->sin_port = htons((uint16_t) port);
     return inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+/* The whole of a small file (a PEM), NUL-terminated, or NULL. The caller frees. */
+static char *s_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    jbuf_t b;
+    jbuf_init(&b);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < 1024 * 1024)
+        jbuf_add(&b, chunk, n);
+    fclose(f);
+    if (b.len == 0 || b.len >= 1024 * 1024) {
+        jbuf_free(&b);
+        return NULL;
+    }
+    return jbuf_take(&b);
 }
 
 static int s_add_group(sim_mt5_t *s, const char *name, const char *currency, int digits)
@@ -1009,6 +1035,21 @@ static int s_parse_args(sim_mt5_t *s, int argc, char **argv, struct sockaddr_in 
                 snprintf(err, errlen, "%s wants a probability 0..1", o);
                 return -1;
             }
+        } else if (strcmp(o, "--session-idle-ms") == 0) {
+            uint64_t d;
+            if (s_parse_u64(v, &d) != 0 || d < 100 || d > 86400000) {
+                snprintf(err, errlen, "--session-idle-ms wants 100..86400000");
+                return -1;
+            }
+            s->session_idle_ms = (int64_t) d;
+        } else if (strcmp(o, "--tls-cert") == 0 || strcmp(o, "--tls-key") == 0) {
+            char **slot = o[6] == 'c' ? &s->tls_cert : &s->tls_key;
+            free(*slot);
+            *slot = s_read_file(v);
+            if (!*slot) {
+                snprintf(err, errlen, "%s: cannot read %.100s", o, v);
+                return -1;
+            }
         } else if (strcmp(o, "--delay-ms") == 0) {
             uint64_t d;
             if (s_parse_u64(v, &d) != 0 || d > 600000) {
@@ -1027,6 +1068,10 @@ static int s_parse_args(sim_mt5_t *s, int argc, char **argv, struct sockaddr_in 
         snprintf(err, errlen, "--listen and --manager are required");
         return -1;
     }
+    if (!s->tls_cert != !s->tls_key) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
+        return -1;
+    }
     return 0;
 }
 
@@ -1041,6 +1086,7 @@ sim_mt5_t *sim_mt5_start(int argc, char **argv, char *err, size_t errlen)
     pthread_mutex_init(&s->mu, NULL);
     s->rng = 1;
     s->next_ticket = 200001;
+    s->session_idle_ms = SIM_SESSION_IDLE_MS;
     snprintf(s->faults.permanent_retcode, sizeof s->faults.permanent_retcode, "8 Not enough permissions");
     s->accounts = calloc(SIM_MAX_ACCOUNTS, sizeof *s->accounts);
     s->initial = calloc(SIM_MAX_ACCOUNTS, sizeof *s->initial);
@@ -1055,13 +1101,21 @@ sim_mt5_t *sim_mt5_start(int argc, char **argv, char *err, size_t errlen)
     }
     memcpy(s->initial, s->accounts, (size_t) s->account_count * sizeof *s->accounts);
     s->initial_faults = s->faults;
-    s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
-                                 0, NULL, NULL, s_handler, s,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
-                                 MHD_OPTION_NOTIFY_COMPLETED, s_completed, s,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 240,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 256,
-                                 MHD_OPTION_END);
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
+    if (s->tls_cert)
+        s->daemon = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, s_handler, s,
+                                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
+                                     MHD_OPTION_NOTIFY_COMPLETED, s_completed, s,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 240,
+                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 256,
+                                     MHD_OPTION_HTTPS_MEM_CERT, s->tls_cert,
+                                     MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
+    else
+        s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, s_handler, s,
+                                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
+                                     MHD_OPTION_NOTIFY_COMPLETED, s_completed, s,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 240,
+                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 256, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on port %u", ntohs(sa.sin_port));
         sim_mt5_stop(&s);
@@ -1084,6 +1138,11 @@ void sim_mt5_stop(sim_mt5_t **self_p)
     free(s->accounts);
     free(s->initial);
     free(s->deals);
+    free(s->tls_cert);
+    if (s->tls_key) {
+        memset(s->tls_key, 0, strlen(s->tls_key));
+        free(s->tls_key);
+    }
     pthread_mutex_destroy(&s->mu);
     memset(s->manager_h2, 0, sizeof s->manager_h2);
     free(s);

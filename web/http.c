@@ -5,9 +5,12 @@
  * be durable), so the pool is sized by the caller; a blocked handler delays only the connections
  * of its own thread.
  *
- * Bodies are accumulated up to max_body. A Content-Length above it is answered 413 before the
- * body is read; a chunked body that grows past it is discarded as it arrives (bounded memory) and
- * answered 413 once complete, or the connection is dropped once it exceeds a hard ceiling.
+ * Bodies are accumulated up to max_body. A body over it is known from Content-Length before any
+ * of it is read, or from a chunked body growing past it; either way the rest is read and discarded
+ * (bounded memory) and 413 is answered once it is complete. Answering before the client has sent
+ * its body would make the kernel reset the connection on the unread bytes, and the client would
+ * lose the 413. A body above HTTP_DRAIN_MAX is not worth reading: a Content-Length that large is
+ * answered 413 at once (the client may see a reset), a chunked flood is cut off.
  *
  * Streams (Server-Sent Events): when the handler's stream function has nothing to send, the
  * connection is suspended (it costs no thread) and a waker thread resumes every suspended stream
@@ -23,6 +26,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +44,7 @@
 #define HTTP_MAX_STREAMS 1024         /* suspended streams tracked at once */
 #define HTTP_CONNECTION_LIMIT 2048
 #define HTTP_CONNECTION_TIMEOUT_S 30
-#define HTTP_DISCARD_FACTOR 4         /* an oversized chunked body is read up to this × max_body, then dropped */
+#define HTTP_DRAIN_MAX (16u << 20)    /* an oversized body is read and discarded up to this, then dropped */
 
 #define CSP_STATIC "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 #define CSP_API    "default-src 'none'; frame-ancestors 'none'"
@@ -62,9 +66,13 @@ struct http_server_t {
     struct MHD_Daemon *daemon;
     size_t max_body;
     int port;
+    /* Routes may be added while the server already accepts: an entry is written first, then
+     * published by a release store of route_count; readers load it with acquire and read only
+     * entries below it. static_dir is published the same way by static_ready. */
     route_t routes[HTTP_MAX_ROUTES];
-    int route_count;
+    atomic_int route_count;
     char static_dir[512];
+    atomic_int static_ready;
     /* suspended streams, resumed by the waker */
     pthread_mutex_t lock;
     struct MHD_Connection *sleepers[HTTP_MAX_STREAMS];
@@ -84,7 +92,9 @@ struct http_request_t {
     size_t len, cap;
     size_t discarded;           /* bytes dropped after the body went past max_body */
     int too_large;
-    int route;                  /* index of the matched route, -1 for static */
+    int route;                  /* index of the matched route, -1 for none */
+    int early;                  /* decided before the body: 400, 404, 405, or 200 for a static file */
+    char allow[128];            /* 405: the methods the path has */
     char ip[INET6_ADDRSTRLEN];
 };
 
@@ -169,13 +179,14 @@ static int s_path_match(const route_t *rt, const char *path)
 }
 
 /* The route for method+path, or -1. *path_known is set if some route has that path. */
-static int s_route_find(const http_server_t *self, const char *method, const char *path,
+static int s_route_find(http_server_t *self, const char *method, const char *path,
                         int *path_known, char *allow, size_t allow_len)
 {
     *path_known = 0;
     allow[0] = '\0';
     size_t used = 0;
-    for (int i = 0; i < self->route_count; i++) {
+    int count = atomic_load_explicit(&self->route_count, memory_order_acquire);
+    for (int i = 0; i < count; i++) {
         const route_t *rt = &self->routes[i];
         if (!s_path_match(rt, path))
             continue;
@@ -403,19 +414,23 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         }
         *con_cls = req;
 
+        /* The answer may be known now (bad path, 404, 405, static file), but it is sent only
+         * once any body has been read (and discarded): see the top of this file. */
         for (const char *p = url; *p; p++)
-            if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                return s_send_error(conn, 400, "bad path", NULL);
+            if ((unsigned char) *p < 0x20 || *p == 0x7f) {
+                req->early = 400;
+                return MHD_YES;
+            }
         int path_known;
-        char allow[128];
-        req->route = s_route_find(self, method, url, &path_known, allow, sizeof allow);
+        req->route = s_route_find(self, method, url, &path_known, req->allow, sizeof req->allow);
         if (req->route < 0) {
             int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
             if (path_known)
-                return s_send_error(conn, 405, "method not allowed", allow);
-            if (is_get && self->static_dir[0])
-                return s_static_serve(self, conn, url);
-            return s_send_error(conn, 404, "not found", NULL);
+                req->early = 405;
+            else if (is_get && atomic_load_explicit(&self->static_ready, memory_order_acquire))
+                req->early = 200;   /* a static file */
+            else
+                req->early = 404;
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
@@ -424,7 +439,8 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno == 0 && end != cl && n > self->max_body) {
                 req->too_large = 1;
-                return s_send_error(conn, 413, "body too large", NULL);
+                if (n > HTTP_DRAIN_MAX)
+                    return s_send_error(conn, 413, "body too large", NULL);
             }
         }
         return MHD_YES;
@@ -433,10 +449,11 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
     if (*upload_data_size > 0) {   /* a piece of the body */
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (req->too_large || req->len + n > self->max_body) {
-            req->too_large = 1;
+        if (req->early || req->too_large || req->len + n > self->max_body) {
+            if (!req->early)
+                req->too_large = 1;
             req->discarded += n;
-            if (req->discarded > HTTP_DISCARD_FACTOR * self->max_body + (1u << 20))
+            if (req->discarded > HTTP_DRAIN_MAX)
                 return MHD_NO;   /* stop reading a flood: drop the connection */
             return MHD_YES;
         }
@@ -459,6 +476,13 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
     }
 
     /* the whole request is in */
+    switch (req->early) {
+    case 400: return s_send_error(conn, 400, "bad path", NULL);
+    case 404: return s_send_error(conn, 404, "not found", NULL);
+    case 405: return s_send_error(conn, 405, "method not allowed", req->allow);
+    case 200: return s_static_serve(self, conn, url);
+    default: break;
+    }
     if (req->too_large)
         return s_send_error(conn, 413, "body too large", NULL);
     return s_dispatch(self, req);
@@ -617,11 +641,12 @@ void http_server_destroy(http_server_t **self_p)
 
 void http_route(http_server_t *self, const char *method, const char *path, http_handler_fn *fn, void *arg)
 {
-    if (!self || self->route_count >= HTTP_MAX_ROUTES) {
+    int count = self ? atomic_load_explicit(&self->route_count, memory_order_relaxed) : 0;
+    if (!self || count >= HTTP_MAX_ROUTES) {
         log_error("http.route_table_full", "path=%s", path);
         return;
     }
-    route_t *rt = &self->routes[self->route_count];
+    route_t *rt = &self->routes[count];
     snprintf(rt->method, sizeof rt->method, "%s", method);
     snprintf(rt->path, sizeof rt->path, "%s", path);
     size_t n = strlen(rt->path);
@@ -631,15 +656,18 @@ void http_route(http_server_t *self, const char *method, const char *path, http_
     }
     rt->fn = fn;
     rt->arg = arg;
-    self->route_count++;
+    atomic_store_explicit(&self->route_count, count + 1, memory_order_release);
 }
 
 void http_static(http_server_t *self, const char *dir)
 {
     char real[PATH_MAX];
+    if (atomic_load(&self->static_ready)) {
+        log_warn("http.static_twice", "dir=%s", dir);   /* set once: readers may be using it */
+        return;
+    }
     if (!realpath(dir, real)) {
         log_warn("http.static_missing", "dir=%s", dir);
-        snprintf(self->static_dir, sizeof self->static_dir, "%s", dir);
         return;
     }
     if (strlen(real) >= sizeof self->static_dir) {
@@ -647,6 +675,7 @@ void http_static(http_server_t *self, const char *dir)
         return;
     }
     memcpy(self->static_dir, real, strlen(real) + 1);
+    atomic_store_explicit(&self->static_ready, 1, memory_order_release);
 }
 
 /* ---- accessors ---------------------------------------------------------------------------- */

@@ -158,10 +158,10 @@ static const char *s_network_label(const char *token)
     return "native";
 }
 
-static const char *s_asset(const char *token)
+static const char *s_asset(const char *token, const char *chain)
 {
     const char *u = strrchr(token, '_');
-    if (u && strcmp(wallets_chain_of(token) ? wallets_chain_of(token) : "", token) != 0)
+    if (u && strcmp(chain ? chain : "", token) != 0)
         return u + 1;                      /* TRON_USDT -> USDT */
     if (strcmp(token, "TRON") == 0 || strcmp(token, "TTRON") == 0) return "TRX";
     if (strcmp(token, "BSC_BNB") == 0) return "BNB";
@@ -205,16 +205,18 @@ static void s_login(void *arg, const http_request_t *req, http_response_t *res)
 
     const char *ip = http_client_ip(req);
     int64_t wait_s = 0;
-    if (session_rate_check(self->sessions, login, ip, &wait_s) != 0) {
+    if (session_rate_attempt(self->sessions, login, ip, &wait_s) != 0) {
         explicit_bzero(password, sizeof password);
         log_warn("investor.login_limited", "login=%llu ip=%s retry_after=%lld", (unsigned long long) login,
                  ip ? ip : "-", (long long) wait_s);
         s_reply_retry(res, 429, "too many failed logins; try again later", wait_s);
         return;
     }
+    /* From here the attempt counts as a failure until it is known to be something else. */
     mt5_client_t *c = s_mt5_take(self);
     if (!c) {
         explicit_bzero(password, sizeof password);
+        session_rate_forgive(self->sessions, login, ip);
         s_reply_retry(res, 503, "the trading server is busy; try again", 5);
         return;
     }
@@ -225,20 +227,21 @@ static void s_login(void *arg, const http_request_t *req, http_response_t *res)
     explicit_bzero(password, sizeof password);
 
     if (r == MT5_BAD_PASSWORD || r == MT5_PERMANENT) {
-        /* Same answer for an unknown login as for a wrong password: no account probing. */
-        session_rate_fail(self->sessions, login, ip);
+        /* Same answer for an unknown login as for a wrong password: no account probing.
+         * The failure is already counted (session_rate_attempt). */
         log_info("investor.login_failed", "login=%llu ip=%s result=%s", (unsigned long long) login,
                  ip ? ip : "-", mt5_result_name(r));
         http_reply_error(res, 401, "wrong login or password");
         return;
     }
     if (r != MT5_OK) {
+        session_rate_forgive(self->sessions, login, ip);
         log_warn("investor.login_unavailable", "login=%llu result=%s reason=\"%s\"", (unsigned long long) login,
                  mt5_result_name(r), why);
         s_reply_retry(res, 503, "the trading server is not reachable; try again", 10);
         return;
     }
-    session_rate_success(self->sessions, login);
+    session_rate_success(self->sessions, login, ip);
     const char *old = http_cookie(req, SESSION_COOKIE);
     if (old)
         session_end(self->sessions, old);
@@ -373,14 +376,14 @@ static void s_me(void *arg, const http_request_t *req, http_response_t *res)
 
 /* ---- wallets ------------------------------------------------------------------------------------ */
 
-static void s_wallet_json(jbuf_t *b, const char *token, const char *address)
+static void s_wallet_json(jbuf_t *b, const char *token, const char *chain, const char *address)
 {
     jbuf_puts(b, "{\"token\":");
     jbuf_str(b, token);
     jbuf_puts(b, ",\"chain\":");
-    jbuf_str(b, wallets_chain_of(token));
+    jbuf_str(b, chain);
     jbuf_puts(b, ",\"asset\":");
-    jbuf_str(b, s_asset(token));
+    jbuf_str(b, s_asset(token, chain));
     jbuf_puts(b, ",\"network\":");
     jbuf_str(b, s_network_label(token));
     jbuf_puts(b, ",\"address\":");
@@ -411,7 +414,7 @@ static void s_wallets_list(void *arg, const http_request_t *req, http_response_t
         int have = wallets_lookup(self->wallets, info.login, token, address, sizeof address) == 0;
         if (i)
             jbuf_puts(&b, ",");
-        s_wallet_json(&b, token, have ? address : NULL);
+        s_wallet_json(&b, token, wallets_chain_for(self->wallets, token), have ? address : NULL);
     }
     jbuf_puts(&b, "]}");
     http_reply_json(res, 200, jbuf_take(&b));
@@ -452,7 +455,7 @@ static void s_wallets_create(void *arg, const http_request_t *req, http_response
         exact |= strcmp(wallets_offered(self->wallets, i), token) == 0;
     for (int i = 0; !exact && i < wallets_offered_count(self->wallets); i++) {
         const char *o = wallets_offered(self->wallets, i);
-        if (strcmp(wallets_chain_of(o), token) == 0) {
+        if (strcmp(wallets_chain_for(self->wallets, o), token) == 0) {
             snprintf(token, sizeof token, "%s", o);
             break;
         }
@@ -465,7 +468,7 @@ static void s_wallets_create(void *arg, const http_request_t *req, http_response
     case WALLETS_OK: {
         jbuf_t b;
         jbuf_init(&b);
-        s_wallet_json(&b, token, address);
+        s_wallet_json(&b, token, wallets_chain_for(self->wallets, token), address);
         http_reply_json(res, existed ? 200 : 201, jbuf_take(&b));
         return;
     }

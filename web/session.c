@@ -382,7 +382,44 @@ void session_rate_fail(session_store_t *self, uint64_t login, const char *ip)
     pthread_mutex_unlock(&self->mu);
 }
 
-void session_rate_success(session_store_t *self, uint64_t login)
+/* Undoes the most recent failure counted for key (under the lock). */
+static void s_rate_undo(session_store_t *self, const char *key, int max)
+{
+    s_rate_t *e = s_rate_find(self, key);
+    if (!e || e->count == 0)
+        return;
+    e->head = (e->head + max - 1) % max;
+    e->fails[e->head] = 0;
+    e->count--;
+    if (e->count == 0)
+        memset(e, 0, sizeof *e);
+}
+
+int session_rate_attempt(session_store_t *self, uint64_t login, const char *ip, int64_t *retry_after_s)
+{
+    char key[72];
+    pthread_mutex_lock(&self->mu);
+    int64_t now = s_now(self);
+    s_key(key, sizeof key, login, NULL);
+    int64_t w = s_rate_wait(self, key, self->o.login_max_failures, now);
+    if (ip && *ip) {
+        char ikey[72];
+        s_key(ikey, sizeof ikey, 0, ip);
+        int64_t w2 = s_rate_wait(self, ikey, self->o.ip_max_failures, now);
+        if (w2 > w)
+            w = w2;
+        if (w == 0)
+            s_rate_add(self, ikey, self->o.ip_max_failures, now);
+    }
+    if (w == 0)
+        s_rate_add(self, key, self->o.login_max_failures, now);
+    pthread_mutex_unlock(&self->mu);
+    if (retry_after_s)
+        *retry_after_s = w;
+    return w > 0 ? -1 : 0;
+}
+
+void session_rate_success(session_store_t *self, uint64_t login, const char *ip)
 {
     char key[72];
     s_key(key, sizeof key, login, NULL);
@@ -390,5 +427,22 @@ void session_rate_success(session_store_t *self, uint64_t login)
     s_rate_t *e = s_rate_find(self, key);
     if (e)
         memset(e, 0, sizeof *e);
+    if (ip && *ip) {
+        s_key(key, sizeof key, 0, ip);
+        s_rate_undo(self, key, self->o.ip_max_failures);
+    }
+    pthread_mutex_unlock(&self->mu);
+}
+
+void session_rate_forgive(session_store_t *self, uint64_t login, const char *ip)
+{
+    char key[72];
+    pthread_mutex_lock(&self->mu);
+    s_key(key, sizeof key, login, NULL);
+    s_rate_undo(self, key, self->o.login_max_failures);
+    if (ip && *ip) {
+        s_key(key, sizeof key, 0, ip);
+        s_rate_undo(self, key, self->o.ip_max_failures);
+    }
     pthread_mutex_unlock(&self->mu);
 }

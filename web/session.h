@@ -9,7 +9,8 @@
  *
  * Rate limits: failed logins are counted per MT5 login and per client IP in sliding windows;
  * once a key has max failures within window_s, further attempts are refused until the oldest
- * counted failure leaves the window (Retry-After). A success clears the login's count (not the IP's).
+ * counted failure leaves the window (Retry-After). A success clears the login's count (and does
+ * not count against the IP).
  *
  * Every table is bounded: when full, the oldest entry is evicted (sessions by creation time, rate
  * entries by last failure). Time comes from opts.now_s so tests can move it. Thread-safe. */
@@ -67,12 +68,21 @@ int session_count(session_store_t *self);
 int session_cookie(const session_store_t *self, const char *id, int secure, char *buf, size_t len);
 
 /* Before checking a password: 0 if login and ip may try; -1 if either is limited, with the
- * seconds to wait in *retry_after_s (>= 1). ip may be NULL or "". */
+ * seconds to wait in *retry_after_s (>= 1). ip may be NULL or "". Counts nothing. */
 int session_rate_check(session_store_t *self, uint64_t login, const char *ip, int64_t *retry_after_s);
 /* Records a failed attempt for login and ip. */
 void session_rate_fail(session_store_t *self, uint64_t login, const char *ip);
-/* Records a success: the login's failures are forgotten. */
-void session_rate_success(session_store_t *self, uint64_t login);
+
+/* The check and the count in one step, for a login attempt about to be made: 0 if allowed — the
+ * attempt is then already counted as a failure, so parallel attempts cannot slip past the limit
+ * while the password is being checked — or -1 (limited, nothing counted, *retry_after_s set).
+ * After the check, call session_rate_success() or session_rate_forgive(); a wrong password needs
+ * nothing more. */
+int session_rate_attempt(session_store_t *self, uint64_t login, const char *ip, int64_t *retry_after_s);
+/* The attempt succeeded: the login's failures are forgotten and ip's count of this attempt undone. */
+void session_rate_success(session_store_t *self, uint64_t login, const char *ip);
+/* The attempt could not be judged (the password checker was unreachable): its count is undone. */
+void session_rate_forgive(session_store_t *self, uint64_t login, const char *ip);
 
 /* Fills out with 32 random bytes as 64 lower-case hex characters. 0, or -1. */
 int session_random_hex(char out[SESSION_ID_HEX]);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "schema/json.h"
 #include "tools/log.h"
@@ -81,8 +82,25 @@ static int s_not_a_deposit(const char *body, size_t len, char *what, size_t what
     return rc;
 }
 
+/* 0 if the media type is application/json (any case, parameters such as charset allowed). */
+static int s_json_type(const char *ct)
+{
+    if (!ct)
+        return -1;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strlen("application/json");
+    if (strncasecmp(ct, "application/json", n) != 0)
+        return -1;
+    const char *rest = ct + n;
+    while (*rest == ' ' || *rest == '\t')
+        rest++;
+    return *rest == '\0' || *rest == ';' ? 0 : -1;
+}
+
 webhook_verdict_t webhook_check(const cobo_pubkey_t *key, const char *timestamp, const char *signature,
-                                const char *body, size_t len, size_t max_body, webhook_result_t *out)
+                                const char *content_type, const char *body, size_t len, size_t max_body,
+                                webhook_result_t *out)
 {
     memset(out, 0, sizeof *out);
     if (max_body && len > max_body)
@@ -98,6 +116,8 @@ webhook_verdict_t webhook_check(const cobo_pubkey_t *key, const char *timestamp,
         return s_reject(out, 401, "bad signature");
 
     /* 2. shape */
+    if (s_json_type(content_type) != 0)
+        return s_reject(out, 415, "Content-Type must be application/json");
     char err[112] = "";
     if (cobo_event_parse(body, len, &out->event, err, sizeof err) != 0) {
         char what[64];
@@ -145,7 +165,7 @@ static void s_handle(void *arg, const http_request_t *req, http_response_t *res)
         http_reply_error(res, 503, "out of memory");
         return;
     }
-    webhook_verdict_t v = webhook_check(&self->key, ts, sig, body, len, 0, r);
+    webhook_verdict_t v = webhook_check(&self->key, ts, sig, http_header(req, "Content-Type"), body, len, 0, r);
     if (v == WEBHOOK_REJECT) {
         s_count(self, &self->stats.rejected);
         log_warn("webhook.rejected", "code=%d reason=\"%s\" ip=%s", r->status, r->reason, http_client_ip(req));

@@ -4,7 +4,8 @@
  *   1. signature — headers Biz-Timestamp and Biz-Resp-Signature (or Biz_Timestamp /
  *      Biz_Resp_Signature; any case) over RAW_BODY|TIMESTAMP with Cobo's key
  *      (SHA256(SHA256(.)) then Ed25519): missing, malformed or wrong → 401 {"error": ...};
- *   2. shape — not JSON, or a deposit missing a field → 400 {"error": short reason};
+ *   2. shape — Content-Type other than application/json → 415; not JSON, or a deposit missing a
+ *      field → 400 {"error": short reason};
  *   3. kind — not a transaction, or a transaction that is not a Deposit → 200 {"ignored": ...};
  *   4. a deposit → pipeline_ingest(): 201 new (durable), 200 repeat, 503 journal failure.
  * Nothing is journaled for a request that fails 1–3. One log line per webhook, never with the
@@ -29,15 +30,17 @@ typedef enum {
 
 typedef struct {
     webhook_verdict_t verdict;
-    int status;              /* REJECT: 401, 400 or 413; IGNORE: 200; DEPOSIT: 0 (the pipeline decides) */
+    int status;              /* REJECT: 401, 413, 415 or 400; IGNORE: 200; DEPOSIT: 0 (the pipeline decides) */
     char reason[128];        /* REJECT / IGNORE: why (never echoes the body or the signature) */
     cobo_event_t event;      /* DEPOSIT: the parsed event */
 } webhook_result_t;
 
-/* The pure part of the route: checks one webhook (headers' values, raw body) with key and
- * decides what to do. max_body 0 means no limit here. Returns out->verdict. No I/O, no state. */
+/* The pure part of the route: checks one webhook (the values of its Biz-Timestamp,
+ * Biz-Resp-Signature and Content-Type headers, NULL when absent; the raw body) with key and decides
+ * what to do. max_body 0 means no limit here. Returns out->verdict. No I/O, no state. */
 webhook_verdict_t webhook_check(const cobo_pubkey_t *key, const char *timestamp, const char *signature,
-                                const char *body, size_t len, size_t max_body, webhook_result_t *out);
+                                const char *content_type, const char *body, size_t len, size_t max_body,
+                                webhook_result_t *out);
 
 typedef struct webhook_t webhook_t;
 

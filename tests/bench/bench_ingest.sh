@@ -7,7 +7,8 @@
 #   (d) kasa's peak RSS (VmHWM) after each phase
 # Each phase runs on a fresh journal and a fresh kasa. Run by `make bench` with BUILD=build/release.
 # Knobs: INGEST_SECONDS (10), INGEST_CONNS (64), INGEST_COUNT (distinct webhooks, 250000),
-#        LOAD_RATE (2000), LOAD_SECONDS (5), CREDIT_RATE (1000), CREDIT_SECONDS (3).
+#        LOAD_RATE (2000), LOAD_SECONDS (5), CREDIT_RATE (1000), CREDIT_SECONDS (3), CREDIT_RATE2
+#        (100: (c) again below saturation), BENCH_KASA_EXTRA (config lines added to kasa's).
 set -u
 build=${1:-build/release}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,14 +22,14 @@ rm -rf "$dir"; mkdir -p "$dir"
 
 INGEST_SECONDS=${INGEST_SECONDS:-10}; INGEST_CONNS=${INGEST_CONNS:-64}; INGEST_COUNT=${INGEST_COUNT:-250000}
 LOAD_RATE=${LOAD_RATE:-2000}; LOAD_SECONDS=${LOAD_SECONDS:-5}
-CREDIT_RATE=${CREDIT_RATE:-1000}; CREDIT_SECONDS=${CREDIT_SECONDS:-3}
+CREDIT_RATE=${CREDIT_RATE:-1000}; CREDIT_SECONDS=${CREDIT_SECONDS:-3}; CREDIT_RATE2=${CREDIT_RATE2:-100}
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 used=" "
 free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((20000 + RANDOM % 12000))   # below the ephemeral range: no outgoing connection holds it
         case "$used" in *" $p "*) continue ;; esac
         port_busy "$p" || { used="$used$p "; echo "$p"; return; }
     done
@@ -94,6 +95,8 @@ hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$kasa_pid/status" 2>/dev/null || ec
 kv() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<< " $2" | head -n 1; }
 ms() { awk -v us="${1:-0}" 'BEGIN { printf "%.2f", us / 1000 }'; }
 
+fs_line=$("$gen" fsync --dir "$dir")
+
 # ---- (a) throughput --------------------------------------------------------------------------------
 echo "generating $INGEST_COUNT signed webhooks..."
 "$gen" gen --count "$INGEST_COUNT" --out "$dir/webhooks.tsv" --tag "ingest-$$" || { echo "bench_ingest: gen failed" >&2; exit 1; }
@@ -133,12 +136,25 @@ c_line=$(grep '^CREDIT' <<< "$c_out")
 c_hwm=$(hwm_kb)
 stop_kasa
 
+# ---- (c') the same at a rate the pipeline keeps up with: latency without a backlog ---------------
+start_kasa c2
+for i in $(seq 1 20); do
+    "$kasa" wallet link "TBenchCredit$(printf '%021d' "$i")" "$((100000 + i))" --config "$dir/c2.env" >>"$dir/link.out" 2>&1
+done
+c2_out=$("$gen" credit --port "$kasa_port" --cobo "http://127.0.0.1:$cobo_port" --monitor "tcp://127.0.0.1:$monitor_port" \
+    --rate "$CREDIT_RATE2" --seconds "$CREDIT_SECONDS" --conns 32 "${addr_args[@]}" 2>&1)
+echo "$c2_out" > "$dir/credit2.out"
+c2_line=$(grep '^CREDIT' <<< "$c2_out")
+stop_kasa
+
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { if (v == "") print "n/a"; else if ((dir == ">=" && v + 0 >= t) || (dir == "<=" && v + 0 <= t)) print "ok"; else print "MISS" }'; }
 b_p50=$(kv p50_us "$b_line"); b_p99=$(kv p99_us "$b_line"); b_rate=$(kv rate "$b_line"); b_bad=$(kv bad "$b_line")
 c_p50=$(kv p50_us "$c_line"); c_p99=$(kv p99_us "$c_line"); c_n=$(kv n "$c_line"); c_cr=$(kv credited "$c_line")
 b_p99ms=$([ -n "$b_p99" ] && ms "$b_p99"); c_p99ms=$([ -n "$c_p99" ] && ms "$c_p99")
 
 printf '\n%-46s %-14s %-34s %s\n' "kasa ingest ($(nproc) CPUs, $(basename "$build"))" "target" "measured" ""
+printf '%-46s %-14s %-34s %s\n' "    disk: fdatasync of a 4 KiB append avg / p99, ms" "" \
+    "$(ms "$(kv avg_us "$fs_line")") / $(ms "$(kv p99_us "$fs_line")")" ""
 printf '%-46s %-14s %-34s %s\n' "(a) signed webhooks accepted durably, /s" ">= 10000" \
     "${a_rate:-?}/s (${INGEST_CONNS} conns, ${INGEST_SECONDS} s)" "$(verdict "$a_rate" 10000 '>=')"
 printf '%-46s %-14s %-34s %s\n' "    wrk: 201 new / 200 repeat / other" "" "${a_created:-?} / ${a_rep:-?} / ${a_other:-?}" ""
@@ -147,8 +163,11 @@ printf '%-46s %-14s %-34s %s\n' "(b) ack latency at ${LOAD_RATE}/s p50 / p99, ms
     "$(ms "${b_p50:-0}") / ${b_p99ms:-?} (rate ${b_rate:-?}/s, ${b_bad:-?} bad)" "$(verdict "$b_p99ms" 5 '<=')"
 printf '%-46s %-14s %-34s %s\n' "(c) webhook -> CREDITED at ${CREDIT_RATE}/s p50 / p99, ms" "p99 <= 25" \
     "$(ms "${c_p50:-0}") / ${c_p99ms:-?} (${c_cr:-?} of ${c_n:-?} credited)" "$(verdict "$c_p99ms" 25 '<=')"
+c2_p50=$(kv p50_us "$c2_line"); c2_p99=$(kv p99_us "$c2_line"); c2_n=$(kv n "$c2_line"); c2_cr=$(kv credited "$c2_line")
+printf '%-46s %-14s %-34s %s\n' "    the same at ${CREDIT_RATE2}/s p50 / p99, ms" "" \
+    "$(ms "${c2_p50:-0}") / $([ -n "$c2_p99" ] && ms "$c2_p99") (${c2_cr:-?} of ${c2_n:-?} credited)" ""
 printf '%-46s %-14s %-34s %s\n' "(d) kasa peak RSS (VmHWM) after a / b / c, MB" "" \
     "$(awk -v a="${a_hwm:-0}" -v b="${b_hwm:-0}" -v c="${c_hwm:-0}" 'BEGIN { printf "%.1f / %.1f / %.1f", a/1024, b/1024, c/1024 }')" ""
 [ -n "$a_records" ] && echo "    journal after (a): $a_records"
-echo "    raw output: $dir/{wrk,load,credit}.out"
+echo "    raw output: $dir/{wrk,load,credit,credit2}.out; fdatasync on this disk bounds every durable ack"
 [ -n "$res" ] && [ -n "$b_line" ] && [ -n "$c_line" ]

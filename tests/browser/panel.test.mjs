@@ -138,7 +138,9 @@ async function run(browser, env, lang, viewport, login) {
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  // expected answers (401 before login and for the wrong password) are logged by the browser as
+  // "Failed to load resource"; anything else on the console is a fault of the page
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text()); });
   try {
     await page.goto(env.kasa + '/');
     await page.waitForSelector('#login-form', { state: 'visible' });
@@ -156,6 +158,7 @@ async function run(browser, env, lang, viewport, login) {
     await page.click('#login-submit');
     await page.waitForSelector('#login-error:not([hidden])');
     check((await page.textContent('#login-error')).includes(T.wrong), 'wrong-password message');
+    await page.screenshot({ path: path.join(SHOTS, `${tag}-0-login.png`), fullPage: true });
     await page.fill('#password', PASSWORD);
     await page.click('#login-submit');
     await page.waitForSelector('#app-view:not([hidden])');

@@ -10,7 +10,7 @@
  *   h_config_write(&env, NULL);         the config file kasa reads
  *   h_kasa_start(&env);                 `kasa serve --config FILE`, waits for its port
  *   ...
- *   h_env_destroy(&env);                SIGKILLs whatever is still running
+ *   h_env_finish(&env, failed);         SIGKILLs what still runs; removes the directory unless failed
  *
  * Environment: KASA_BIN (default build/san/kasa), KASA_TEST_OUT (default build/test-out). */
 #ifndef KASA_TESTS_INTEGRATION_HARNESS_H
@@ -718,12 +718,27 @@ H_FN int h_kasa_stop(h_env_t *env)
     return rc;
 }
 
+/* SIGKILLs whatever still runs. */
 H_FN void h_env_destroy(h_env_t *env)
 {
     h_kill(&env->kasa_pid);
     h_kill(&env->cobo_pid);
     h_kill(&env->mt5_pid);
     h_kill(&env->tg_pid);
+}
+
+/* h_env_destroy, then removes the test's directory unless keep (pass "a check failed") or
+ * KASA_KEEP_TEST_OUT is set. */
+H_FN void h_env_finish(h_env_t *env, int keep)
+{
+    h_env_destroy(env);
+    if (!keep && env->dir[0] && !getenv("KASA_KEEP_TEST_OUT")) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", env->dir);
+        if (system(cmd) != 0)
+            h_log("could not remove %s", env->dir);
+    } else if (env->dir[0])
+        h_log("logs and journals kept in %s", env->dir);
 }
 
 /* Runs `kasa ARGS...` (NULL-terminated) with output into DIR/NAME.out; returns the exit code and,
@@ -1019,15 +1034,17 @@ H_FN uint64_t h_journal_records(const char *dir)
 }
 
 /* Waits up to timeout_ms for tx to reach state (CREDITED is also met by NOTIFIED, which follows it).
- * Returns the latest state seen (-1: never seen). */
+ * Returns state once reached, else the latest state seen (-1: never seen). */
 H_FN int h_wait_state(const h_env_t *env, const char *tx, int state, int timeout_ms)
 {
     int64_t end = h_now_ms() + timeout_ms;
     h_jinfo_t info;
     for (;;) {
         h_journal_info(env->journal, tx, &info);
-        if (info.state == state || (state == DEPOSIT_CREDITED && info.state == DEPOSIT_NOTIFIED))
-            return info.state;
+        if (info.state == state)
+            return state;
+        if (state == DEPOSIT_CREDITED && info.state == DEPOSIT_NOTIFIED)
+            return DEPOSIT_CREDITED; /* passed through it */
         if (h_now_ms() >= end)
             return info.state;
         h_sleep_ms(20);

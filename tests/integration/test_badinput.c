@@ -332,6 +332,6 @@ int main(void)
     RUN(test_wrong_content_type_is_4xx);
     RUN(test_huge_header_and_get_are_refused);
     RUN(test_good_request_still_accepted_afterwards);
-    h_env_destroy(&s_env);
+    h_env_finish(&s_env, check_failed_ > 0);
     return check_done();
 }

@@ -25,6 +25,8 @@
 
 static h_env_t s_env;
 static char s_base_dir[400];
+/* what the runs exercised, over all runs */
+static long s_total_deposits, s_total_kills, s_total_resends, s_total_reattempts, s_total_drops;
 
 typedef struct {
     h_tx_t tx;
@@ -278,6 +280,7 @@ static int s_check_deals(const s_run_t *run)
                     right_amount += h_amount_eq(deals[k].profit, d->expect_minor);
                 }
             }
+            s_total_reattempts += info.attempts > 1;
             if (matches != 1 || right_amount != 1 || info.credited != 1) {
                 char want[32];
                 h_minor2(d->expect_minor, want, sizeof want);
@@ -361,6 +364,10 @@ static int s_run(uint64_t seed)
     }
     free(vout);
     rc = 0;
+    s_total_deposits += run.ndep;
+    s_total_kills += run.kills_done;
+    s_total_resends += run.retries;
+    s_total_drops += run.drop_pct > 0;
     if (getenv("KASA_CRASH_VERBOSE"))
         h_log("seed %" PRIu64 ": %d deposits, %d events, %d sends (%d retried), %d kills, drop %d%%, %" PRId64 " ms",
               seed, run.ndep, run.nev, run.sends, run.retries, run.kills_done, run.drop_pct, h_now_ms() - t0);
@@ -420,6 +427,14 @@ static void test_every_deposit_credited_exactly_once_across_kills(void)
     }
     h_log("%" PRIu64 " seeded runs (seeds %" PRIu64 "..), %d failed, %" PRId64 " ms", done, base, failed,
           h_now_ms() - t0);
+    h_log("passing runs: %ld deposits, %ld kills, %ld webhooks resent after no/failed answer, %ld deposits "
+          "credited after a second credit attempt (crash or dropped MT5 reply), %ld runs with MT5 dropping replies",
+          s_total_deposits, s_total_kills, s_total_resends, s_total_reattempts, s_total_drops);
+    char url[160];
+    snprintf(url, sizeof url, "%s/sim/stats", s_env.mt5_url);
+    h_resp_t st = h_http("GET", url, NULL);
+    h_log("MT5 simulator: %.300s", st.body ? st.body : "");
+    h_resp_free(&st);
     CHECK_EQ_INT(failed, 0);
     CHECK_EQ_INT(done, runs);
 }
@@ -437,6 +452,6 @@ int main(void)
     if (!s_ready)
         h_log("setup failed; logs in %s", s_env.dir);
     RUN(test_every_deposit_credited_exactly_once_across_kills);
-    h_env_destroy(&s_env);
+    h_env_finish(&s_env, check_failed_ > 0);
     return check_done();
 }

@@ -434,7 +434,8 @@ static void test_monitor_json_shows_every_transition(void)
     if (!text)
         return;
     /* every line with our tx is JSON, and the main line's states appear in order */
-    static const char *const states[] = { "RECEIVED", "LOCKED", "CREDITED", "NOTIFIED" };
+    static const char *const states[] = { "\"to\":\"RECEIVED\"", "\"to\":\"LOCKED\"", "\"to\":\"CREDITED\"",
+                                          "\"to\":\"NOTIFIED\"" };
     const char *pos = text;
     int lines = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
@@ -552,6 +553,6 @@ int main(void)
     RUN(test_restart_replays_and_credits_nothing_twice);
     RUN(test_clean_shutdown_exits_zero_and_journal_verifies);
     free(s_dup_body);
-    h_env_destroy(&s_env);
+    h_env_finish(&s_env, check_failed_ > 0);
     return check_done();
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "actors/cobo_auth.h"
@@ -371,6 +372,45 @@ static void test_example_file_documents_every_key_and_loads(void)
     s_env_clear();
 }
 
+/* Runs a shell command, collects its output (stdout and stderr) and exit status. */
+static int s_run(const char *cmd, char *out, size_t outlen)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = fread(out, 1, outlen - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* `kasa config check` (the binary tests/run.sh names in KASA_BIN). */
+static void test_config_check_command(void)
+{
+    const char *bin = getenv("KASA_BIN");
+    if (!bin || access(bin, X_OK) != 0) {
+        printf("# KASA_BIN not set: `kasa config check` not exercised\n");
+        return;
+    }
+    s_env_clear();
+    s_write("KASA_TOKEN_TRON_USDT=1:0:1\n");
+    char cmd[1024], out[8192];
+    snprintf(cmd, sizeof cmd, "'%s' config check --config '%s' 2>&1", bin, s_path);
+    CHECK_EQ_INT(s_run(cmd, out, sizeof out), 0);
+    CHECK(strstr(out, "configuration ok") != NULL);
+    CHECK(strstr(out, "MT5_PASSWORD=(set)") != NULL);
+    CHECK(strstr(out, "KASA_TOKEN_TRON_USDT=1:0:1") != NULL);
+    CHECK(strstr(out, SEED) == NULL);
+    CHECK(strstr(out, "pa ss#word") == NULL);
+    CHECK(strstr(out, "ABCsecretTOKEN") == NULL);
+    s_write("MT5_DIGITS=12\nKASA_LISTN=1\n");
+    CHECK_EQ_INT(s_run(cmd, out, sizeof out), 1);
+    CHECK(strstr(out, "MT5_DIGITS") != NULL);
+    CHECK(strstr(out, "KASA_LISTN: unknown key") != NULL);
+    CHECK(strstr(out, "configuration ok") == NULL);
+    CHECK(strstr(out, SEED) == NULL);
+}
+
 int main(void)
 {
     snprintf(s_dir, sizeof s_dir, "/tmp/kasa-test-config-XXXXXX");
@@ -392,6 +432,7 @@ int main(void)
     RUN(test_print_never_shows_secrets);
     RUN(test_errors_never_echo_secret_values);
     RUN(test_example_file_documents_every_key_and_loads);
+    RUN(test_config_check_command);
     unlink(s_path);
     rmdir(s_dir);
     return check_done();

@@ -234,6 +234,17 @@ static void test_unknown_path_is_404_json(void)
     CHECK_EQ_STR(r.body.data, "{\"error\":\"not found\"}");
     CHECK(s_has_header(&r, "Content-Type: application/json"));
     s_resp_free(&r);
+    /* with a large body too: the answer comes after the body, so it is not lost to a reset */
+    size_t n = 512 * 1024;
+    char *big = malloc(n);
+    memset(big, 'x', n);
+    CHECK(s_request("POST", "/nope", big, n, NULL, 0, &r) == 0);
+    CHECK_EQ_INT(r.status, 404);
+    s_resp_free(&r);
+    CHECK(s_request("PUT", "/echo", big, n, NULL, 1, &r) == 0);
+    CHECK_EQ_INT(r.status, 405);
+    s_resp_free(&r);
+    free(big);
 }
 
 static void test_wrong_method_is_405_with_allow(void)
@@ -314,6 +325,16 @@ static void test_oversized_body_with_content_length_is_413(void)
     CHECK_EQ_INT(r.status, 413);
     CHECK_EQ_STR(r.body.data, "{\"error\":\"body too large\"}");
     s_resp_free(&r);
+    free(big);
+    /* far over the limit: still a clean 413 (the body is drained, not reset mid-send) */
+    n = 1u << 20;
+    big = malloc(n);
+    memset(big, 'c', n);
+    for (int i = 0; i < 3; i++) {
+        CHECK(s_request("POST", "/echo", big, n, NULL, 0, &r) == 0);
+        CHECK_EQ_INT(r.status, 413);
+        s_resp_free(&r);
+    }
     free(big);
 }
 

@@ -156,6 +156,13 @@ static void test_crc32c_matches_the_standard_check_value(void)
         big[i] = (uint8_t) (i * 13);
     CHECK_EQ_INT(jf_crc32c(jf_crc32c(0, big, 333), big + 333, 667), jf_crc32c(0, big, 1000));
     CHECK(jf_crc32c(0, big, 1000) != jf_crc32c(0, big, 999));
+    /* the table fallback agrees with the SSE4.2 path at every length and alignment */
+    CHECK_EQ_INT(jf_crc32c_sw(0, "123456789", 9), 0xE3069283u);
+    int differ = 0;
+    for (size_t start = 0; start < 9; start++)
+        for (size_t n = 0; n + start <= 300; n += 7)
+            differ += jf_crc32c_sw(0x1234, big + start, n) != jf_crc32c(0x1234, big + start, n);
+    CHECK_EQ_INT(differ, 0);
 }
 
 static void test_append_is_durable_and_survives_reopen(void)
@@ -261,7 +268,23 @@ static void test_zero_filled_or_garbage_tail_is_a_torn_tail(void)
         CHECK_EQ_INT(scan.records, 7);
         jf_scan_free(&scan);
         CHECK_EQ_INT(s_read_all(dir), 7);   /* the reader stops at a torn tail: the end, not an error */
+        /* opening cuts it and says so on stderr: journal.tail_cut segment=... offset=... bytes=4096 */
+        char logpath[4200];
+        snprintf(logpath, sizeof logpath, "%s.log", dir);
+        fflush(stderr);
+        int saved = dup(2), lfd = open(logpath, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        dup2(lfd, 2);
         j = s_open(dir, 0);
+        dup2(saved, 2);
+        close(saved);
+        char logtext[2048] = "";
+        ssize_t got = pread(lfd, logtext, sizeof logtext - 1, 0);
+        logtext[got > 0 ? got : 0] = '\0';
+        close(lfd);
+        unlink(logpath);
+        CHECK(strstr(logtext, "event=journal.tail_cut") != NULL);
+        CHECK(strstr(logtext, "segment=00000000000000000001.seg") != NULL);
+        CHECK(strstr(logtext, " bytes=4096") != NULL);
         CHECK_EQ_INT(journal_durable_lsn(j), 7);
         CHECK_EQ_INT(s_fill(j, 8), 0);
         journal_destroy(&j);
@@ -673,6 +696,73 @@ static void test_second_open_is_refused_while_locked(void)
     s_rmrf(dir);
 }
 
+
+/* journal_destroy finishes what was queued: 200 submitted, none waited for, all on disk after. */
+static void test_destroy_makes_every_submitted_record_durable(void)
+{
+    const char *dir = s_fresh("destroy");
+    journal_t *j = s_open(dir, 0);
+    uint8_t buf[128];
+    int bad = 0;
+    for (uint64_t lsn = 1; lsn <= 200; lsn++)
+        if (journal_submit(j, buf, s_payload(lsn, buf)) != lsn)
+            bad++;
+    journal_destroy(&j);
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(s_read_all(dir), 200);
+    s_rmrf(dir);
+}
+
+/* Big records fill the batch buffer: appenders wait for room, none is lost or split. */
+typedef struct { journal_t *j; int id; int ok; } big_arg_t;
+
+static void *s_big_worker(void *p)
+{
+    big_arg_t *a = p;
+    uint8_t *rec = malloc(600 * 1024);
+    for (int i = 0; i < 3; i++) {
+        memset(rec, 'A' + a->id * 3 + i, 600 * 1024);
+        if (journal_append(a->j, rec, 600 * 1024) != 0)
+            a->ok++;
+    }
+    free(rec);
+    return NULL;
+}
+
+static void test_full_batch_buffer_makes_appenders_wait_not_fail(void)
+{
+    const char *dir = s_fresh("bigbatch");
+    char err[256];
+    journal_opts_t o = { .segment_bytes = 2u << 20, .max_batch_bytes = 1 };  /* smallest buffer: one record */
+    journal_t *j = journal_open(dir, &o, err, sizeof err);
+    CHECK(j != NULL);
+    big_arg_t args[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        args[t] = (big_arg_t) { j, t, 0 };
+        pthread_create(&th[t], NULL, s_big_worker, &args[t]);
+    }
+    int ok = 0;
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        ok += args[t].ok;
+    }
+    CHECK_EQ_INT(ok, 12);
+    journal_destroy(&j);
+    journal_reader_t *r = journal_reader_open(dir, 1, err, sizeof err);
+    journal_entry_t e;
+    int n = 0, bad = 0;
+    while (journal_reader_next(r, &e) == 1) {
+        n++;
+        if (e.len != 600 * 1024 || e.payload[0] != e.payload[e.len - 1] || e.payload[0] < 'A' || e.payload[0] >= 'A' + 12)
+            bad++;
+    }
+    CHECK_EQ_INT(n, 12);
+    CHECK_EQ_INT(bad, 0);
+    journal_reader_destroy(&r);
+    s_rmrf(dir);
+}
+
 /* ---- injected failures --------------------------------------------------------------------- */
 
 /* For each n: the n-th write (or fdatasync) fails. Appends up to then are acknowledged, that one and
@@ -872,6 +962,8 @@ int main(void)
     RUN(test_concurrent_appenders_get_unique_gap_free_lsns);
     RUN(test_commit_callback_runs_before_the_appender_returns);
     RUN(test_second_open_is_refused_while_locked);
+    RUN(test_destroy_makes_every_submitted_record_durable);
+    RUN(test_full_batch_buffer_makes_appenders_wait_not_fail);
     RUN(test_failed_write_at_every_point_loses_no_acknowledged_record);
     RUN(test_failed_fdatasync_at_every_point_loses_no_acknowledged_record);
     RUN(test_short_write_at_every_point_loses_no_acknowledged_record);

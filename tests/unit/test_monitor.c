@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <pthread.h>
 
+#include "actors/cobo_auth.h"
 #include "actors/pipeline.h"
 #include "journal/journal.h"
 #include "schema/record.h"
@@ -14,7 +17,6 @@
 #include "tools/control.h"
 #include "tools/monitor.h"
 
-static char s_endpoint[128];
 
 static double s_now(void)
 {
@@ -48,11 +50,13 @@ static void s_encode(record_kind_t kind, deposit_state_t to, const char *tx, uin
 static void test_published_record_arrives_with_topic_payload_and_lsn(void)
 {
     char err[256];
-    monitor_t *m = monitor_new(s_endpoint, err, sizeof err);
+    monitor_t *m = monitor_new("tcp://127.0.0.1:*", err, sizeof err);
     CHECK(m != NULL);
     if (!m)
         return;
-    zsock_t *sub = zsock_new_sub(s_endpoint, "LOCKED");
+    CHECK(strncmp(monitor_endpoint(m), "tcp://127.0.0.1:", 16) == 0);
+    CHECK(strcmp(monitor_endpoint(m), "tcp://127.0.0.1:*") != 0);
+    zsock_t *sub = zsock_new_sub(monitor_endpoint(m), "LOCKED");
     zsock_set_rcvtimeo(sub, 3000);
     uint8_t *buf, *buf2;
     size_t len, len2;
@@ -94,11 +98,11 @@ static void test_published_record_arrives_with_topic_payload_and_lsn(void)
 static void test_publish_never_blocks_on_a_stalled_subscriber(void)
 {
     char err[256];
-    monitor_t *m = monitor_new(s_endpoint, err, sizeof err);
+    monitor_t *m = monitor_new("tcp://127.0.0.1:*", err, sizeof err);
     CHECK(m != NULL);
     if (!m)
         return;
-    zsock_t *sub = zsock_new_sub(s_endpoint, "");   /* connected, never reads */
+    zsock_t *sub = zsock_new_sub(monitor_endpoint(m), "");   /* connected, never reads */
     zsock_set_rcvhwm(sub, 10);
     zsock_set_rcvbuf(sub, 4096);   /* a small TCP window, so the backlog reaches the PUB queue */
     zclock_sleep(100);
@@ -127,10 +131,9 @@ static void test_publish_never_blocks_on_a_stalled_subscriber(void)
 
 static void test_bind_conflict_is_reported(void)
 {
-    char err[256], ep[128];
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", 40000 + (int) (getpid() % 20000));
-    monitor_t *a = monitor_new(ep, err, sizeof err);
-    monitor_t *b = monitor_new(ep, err, sizeof err);
+    char err[256];
+    monitor_t *a = monitor_new("tcp://127.0.0.1:*", err, sizeof err);
+    monitor_t *b = a ? monitor_new(monitor_endpoint(a), err, sizeof err) : NULL;
     CHECK(a != NULL);
     CHECK(b == NULL);
     CHECK(strstr(err, "cannot bind the monitor feed") != NULL);
@@ -149,6 +152,9 @@ static void test_control_links_through_the_pipeline(void)
     snprintf(cfg.cobo_api_url, sizeof cfg.cobo_api_url, "http://127.0.0.1:9/v2");
     snprintf(cfg.mt5_url, sizeof cfg.mt5_url, "http://127.0.0.1:9");
     snprintf(cfg.telegram_api_url, sizeof cfg.telegram_api_url, "http://127.0.0.1:9");
+    snprintf(cfg.cobo_api_secret, sizeof cfg.cobo_api_secret,
+             "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb");
+    cobo_pubkey_from_seed(cfg.cobo_api_secret, cfg.cobo_api_key);
     cfg.mt5_login = 1000;
     snprintf(cfg.mt5_password, sizeof cfg.mt5_password, "x");
     cfg.mt5_digits = 2;
@@ -200,14 +206,146 @@ static void test_control_links_through_the_pipeline(void)
         fprintf(stderr, "cleanup failed\n");
 }
 
+/* ---- the commands ------------------------------------------------------------------------ */
+
+static int s_run(const char *cmd, char *out, size_t outlen)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = fread(out, 1, outlen - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static const char *s_bin(void)
+{
+    const char *bin = getenv("KASA_BIN");
+    if (!bin || access(bin, X_OK) != 0) {
+        printf("# KASA_BIN not set: the commands are not exercised\n");
+        return NULL;
+    }
+    return bin;
+}
+
+/* `kasa wallet link/list` with no server: the command journals the link itself. */
+static void test_wallet_command_links_without_a_server(void)
+{
+    const char *bin = s_bin();
+    if (!bin)
+        return;
+    char dir[128], conf[256];
+    snprintf(dir, sizeof dir, "/tmp/kasa-test-wallet-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(conf, sizeof conf, "%s/kasa.env", dir);
+    char pub[65];
+    cobo_pubkey_from_seed("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb", pub);
+    FILE *f = fopen(conf, "w");
+    fprintf(f, "KASA_JOURNAL_DIR=%s/j\nCOBO_API_URL=http://127.0.0.1:9/v2\nCOBO_API_KEY=%s\n"
+               "COBO_API_SECRET=4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb\n"
+               "MT5_URL=http://127.0.0.1:9\nMT5_LOGIN=1\nMT5_PASSWORD=p\nTELEGRAM_BOT_TOKEN=t\n"
+               "TELEGRAM_CHAT_ID=-1\n", dir, pub);
+    fclose(f);
+    char cmd[1024], out[8192];
+    snprintf(cmd, sizeof cmd, "'%s' wallet link TQ1cli 100001 --chain TRON --config '%s' 2>&1", bin, conf);
+    CHECK_EQ_INT(s_run(cmd, out, sizeof out), 0);
+    CHECK(strstr(out, "linked TQ1cli on TRON to login 100001") != NULL);
+    CHECK_EQ_INT(s_run(cmd, out, sizeof out), 0);   /* again: nothing changes */
+    CHECK(strstr(out, "already linked") != NULL);
+    snprintf(cmd, sizeof cmd, "'%s' wallet link TQ1cli 100002 --config '%s' 2>&1", bin, conf);
+    CHECK_EQ_INT(s_run(cmd, out, sizeof out), 1);
+    CHECK(strstr(out, "already linked to login 100001") != NULL);
+    snprintf(cmd, sizeof cmd, "'%s' wallet link 0xABCdef01 100003 --chain ETH --config '%s' 2>&1", bin, conf);
+    CHECK_EQ_INT(s_run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "'%s' wallet link 0xabcDEF01 100004 --config '%s' 2>&1", bin, conf);
+    CHECK_EQ_INT(s_run(cmd, out, sizeof out), 1);   /* an EVM address in another spelling */
+    snprintf(cmd, sizeof cmd, "'%s' wallet link TQ1cli notanumber --config '%s' 2>&1", bin, conf);
+    CHECK_EQ_INT(s_run(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "'%s' wallet list --config '%s' 2>&1", bin, conf);
+    CHECK_EQ_INT(s_run(cmd, out, sizeof out), 0);
+    CHECK(strstr(out, "TQ1cli") != NULL);
+    CHECK(strstr(out, "100001") != NULL);
+    CHECK(strstr(out, "0xABCdef01") != NULL);
+    CHECK(strstr(out, "100002") == NULL);
+    CHECK(strstr(out, "2 address links") != NULL);
+    /* exactly two records were journaled */
+    char jdir[200], err[256];
+    snprintf(jdir, sizeof jdir, "%s/j", dir);
+    journal_reader_t *rd = journal_reader_open(jdir, 1, err, sizeof err);
+    int n = 0;
+    journal_entry_t e;
+    while (rd && journal_reader_next(rd, &e) == 1)
+        n++;
+    journal_reader_destroy(&rd);
+    CHECK_EQ_INT(n, 2);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
+typedef struct {
+    monitor_t *m;
+    volatile int stop;
+} feeder_t;
+
+static void *s_feeder(void *arg)
+{
+    feeder_t *fd = arg;
+    uint8_t *buf;
+    size_t len;
+    s_encode(RECORD_DEPOSIT, DEPOSIT_LOCKED, "tx-cli", &buf, &len);
+    for (uint64_t lsn = 1; !fd->stop && lsn < 2000; lsn++) {
+        monitor_publish(fd->m, lsn, buf, len);
+        zclock_sleep(10);
+    }
+    free(buf);
+    return NULL;
+}
+
+/* `kasa monitor --connect EP --count N [--json]` prints one line per message and exits. */
+static void test_monitor_command_prints_lines(void)
+{
+    const char *bin = s_bin();
+    if (!bin)
+        return;
+    char err[256];
+    monitor_t *m = monitor_new("tcp://127.0.0.1:*", err, sizeof err);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    feeder_t fd = { m, 0 };
+    pthread_t th;
+    pthread_create(&th, NULL, s_feeder, &fd);
+    char cmd[1024], out[8192];
+    snprintf(cmd, sizeof cmd, "'%s' monitor --connect %s --count 3 --timeout 10000", bin, monitor_endpoint(m));
+    CHECK_EQ_INT(s_run(cmd, out, sizeof out), 0);
+    int lines = 0;
+    for (const char *p = out; *p; p++)
+        lines += *p == '\n';
+    CHECK_EQ_INT(lines, 3);
+    CHECK(strstr(out, "LOCKED tx=tx-cli") != NULL);
+    CHECK(strstr(out, "lsn=") != NULL);
+    snprintf(cmd, sizeof cmd, "'%s' monitor --json --connect %s --count 1 --timeout 10000", bin, monitor_endpoint(m));
+    CHECK_EQ_INT(s_run(cmd, out, sizeof out), 0);
+    CHECK(out[0] == '{');
+    CHECK(strstr(out, "\"tx-cli\"") != NULL);
+    fd.stop = 1;
+    pthread_join(th, NULL);
+    /* nothing published: --timeout ends it with status 1 */
+    snprintf(cmd, sizeof cmd, "'%s' monitor --connect %s --count 1 --timeout 300 2>&1", bin, monitor_endpoint(m));
+    CHECK_EQ_INT(s_run(cmd, out, sizeof out), 1);
+    monitor_destroy(&m);
+}
+
 int main(void)
 {
     zsys_init();
-    /* a port unlikely to clash: derived from the pid */
-    snprintf(s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d", 20000 + (int) (getpid() % 20000));
     RUN(test_published_record_arrives_with_topic_payload_and_lsn);
     RUN(test_publish_never_blocks_on_a_stalled_subscriber);
     RUN(test_bind_conflict_is_reported);
     RUN(test_control_links_through_the_pipeline);
+    RUN(test_wallet_command_links_without_a_server);
+    RUN(test_monitor_command_prints_lines);
     return check_done();
 }

@@ -298,6 +298,28 @@ static void test_idle_session_is_proved_by_ping_before_balance(void)
     mt5_client_destroy(&c);
 }
 
+static void test_idle_session_expires_and_client_recovers(void)
+{
+    char err[160] = "";
+    char *argv[] = { "mt5", "--listen", "127.0.0.1:0", "--manager", "1000:" MANAGER_PW,
+                     "--account", "100001:pw:1.00", "--session-idle-ms", "300" };
+    sim_mt5_t *quick = sim_mt5_start((int) (sizeof argv / sizeof argv[0]), argv, err, sizeof err);
+    CHECK(quick != NULL);
+    if (!quick)
+        return;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", sim_mt5_port(quick));
+    mt5_client_t *c = mt5_client_new(url, MANAGER, MANAGER_PW, NULL, 3000);
+    mt5_user_t u;
+    CHECK_EQ_INT(mt5_user_get(c, 100001, &u, err, sizeof err), MT5_OK);
+    usleep(450000); /* past the server's idle limit */
+    CHECK_EQ_INT(mt5_user_get(c, 100001, &u, err, sizeof err), MT5_OK); /* 403, handshake, resend */
+    CHECK_EQ_INT(mt5_auth_count(c), 2);
+    CHECK_EQ_STR(u.balance, "1.00");
+    mt5_client_destroy(&c);
+    sim_mt5_stop(&quick);
+}
+
 static void test_closed_connection_gets_new_session_before_balance(void)
 {
     free(s_ctl("POST", "/sim/reset", NULL));
@@ -543,6 +565,7 @@ int main(void)
     RUN(test_session_loss_reauthenticates_reads);
     RUN(test_session_loss_on_balance_is_ambiguous_then_reconciled);
     RUN(test_idle_session_is_proved_by_ping_before_balance);
+    RUN(test_idle_session_expires_and_client_recovers);
     RUN(test_closed_connection_gets_new_session_before_balance);
     RUN(test_permanent_retcodes_are_classified);
     RUN(test_dropped_reply_is_ambiguous_and_deal_is_found_once);

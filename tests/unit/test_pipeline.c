@@ -201,6 +201,70 @@ static void test_pending_journals_only_rising_confirmations_and_late_pending_cha
     s_rm_dir();
 }
 
+
+typedef struct {
+    pipeline_t *p;
+    int start;
+} s_mixer_t;
+
+static void *s_mixer(void *arg)
+{
+    s_mixer_t *m = arg;
+    char err[160];
+    for (int i = 0; i < 40; i++) {
+        int c = m->start + i * 8;
+        cobo_tx_t tx = s_tx("order-1", c == 163 ? "Completed" : "Confirming", c);
+        pipeline_ingest(m->p, &tx, err, sizeof err);
+    }
+    return NULL;
+}
+
+/* Rising confirmations and the Completed webhook race from 8 threads: whatever order they win in,
+ * the journal holds them in that order, so a restart rebuilds exactly the state memory had. */
+static void test_racing_updates_replay_to_the_state_memory_had(void)
+{
+    CHECK(s_mkdir("order") == 0);
+    char err[256] = "";
+    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    config_t cfg;
+    s_config(&cfg);
+    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    s_mixer_t m[8];
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) {
+        m[i].p = p;
+        m[i].start = i + 1;
+        pthread_create(&th[i], NULL, s_mixer, &m[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    deposit_view_t before, after;
+    CHECK(pipeline_deposit(p, "order-1", &before) == 0);
+    CHECK_EQ_INT(before.state, DEPOSIT_RECEIVED);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+    j = journal_open(s_dir, NULL, err, sizeof err);
+    p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    CHECK(p && pipeline_deposit(p, "order-1", &after) == 0);
+    if (p) {
+        CHECK_EQ_INT(after.state, before.state);
+        CHECK_EQ_INT(after.confirmations, before.confirmations);
+        CHECK_EQ_INT(after.updated_ms, before.updated_ms);
+    }
+    deposit_state_t to[400];
+    int n = s_records_of("order-1", to, 400);
+    CHECK(n >= 2);
+    CHECK_EQ_INT(to[n - 1], DEPOSIT_RECEIVED);   /* nothing after RECEIVED: no PENDING behind it */
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+    s_rm_dir();
+}
+
 static void test_failed_journal_answers_503_and_acknowledges_nothing_after(void)
 {
     CHECK(s_mkdir("failed") == 0);
@@ -339,6 +403,7 @@ int main(void)
 {
     RUN(test_same_event_from_10_threads_journals_one_received);
     RUN(test_pending_journals_only_rising_confirmations_and_late_pending_changes_nothing);
+    RUN(test_racing_updates_replay_to_the_state_memory_had);
     RUN(test_failed_journal_answers_503_and_acknowledges_nothing_after);
     RUN(test_links_are_journaled_and_survive_restart_with_deposits);
     RUN(test_pipeline_refuses_a_journal_other_than_the_configured_one);

@@ -51,7 +51,9 @@ static const char *s_kasa_bin(void)
 static int s_spawn(s_child_t *c, const char *name, char *const args[])
 {
     char out[300];
-    snprintf(out, sizeof out, "%s/%s.out", s_base, name);
+    static int started;
+    snprintf(out, sizeof out, "%s/%s-%d.out", s_base, name, ++started);
+    unlink(out);
     pid_t pid = fork();
     if (pid < 0)
         return -1;
@@ -241,7 +243,9 @@ static int s_cobo_deposit(const char *address, const char *amount, cobo_tx_t *tx
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v2", s_cobo.port);
     cobo_pubkey_from_seed(S_CLIENT_SEED, pub);
     cobo_client_t *c = cobo_client_new(url, pub, S_CLIENT_SEED, s_cobo.pubkey, 5000, err, sizeof err);
-    int rc = c && cobo_get_transaction(c, tx_id, tx, err, sizeof err) == COBO_OK ? 0 : -1;
+    int rc = -1;
+    for (int i = 0; c && rc != 0 && i < 20; i++)   /* the simulator may be told to fail some calls */
+        rc = cobo_get_transaction(c, tx_id, tx, err, sizeof err) == COBO_OK ? 0 : -1;
     if (rc)
         fprintf(stderr, "cobo_get_transaction: %s\n", err);
     cobo_client_destroy(&c);
@@ -558,6 +562,198 @@ static void test_mt5_permanent_refusal_holds_with_the_reason(void)
     bson_destroy(&doc);
 }
 
+
+/* The balance of login in minor units (2 digits), from the MT5 simulator. */
+static int64_t s_balance_minor(uint64_t login)
+{
+    char bal[48];
+    int64_t deals, minor = -1;
+    s_account(login, bal, sizeof bal, &deals);
+    if (mt5_parse_amount(bal, 2, &minor) != 0)
+        return -1;
+    return minor;
+}
+
+static void test_chaos_every_deposit_is_credited_exactly_once(void)
+{
+    bson_t doc;
+    /* MT5 drops 30% of balance replies after applying them and loses the session on 20% of calls;
+     * Cobo answers 30% of API calls with 503/2026. */
+    CHECK_EQ_INT(s_http("POST", s_mt5.port, "/sim/faults", "{\"drop_reply\":0.3,\"session_loss\":0.2}", &doc), 200);
+    bson_destroy(&doc);
+    CHECK_EQ_INT(s_http("POST", s_cobo.port, "/sim/faults", "{\"fail_rate_pct\":30}", &doc), 200);
+    bson_destroy(&doc);
+    CHECK(s_new_dir("chaos") == 0);
+    char err[256] = "";
+    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    config_t cfg;
+    s_config(&cfg);
+    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    uint64_t logins[3] = { 100001, 100002, 100003 };
+    int64_t before[3], want[3] = { 0, 0, 0 };
+    for (int i = 0; i < 3; i++) {
+        char addr[32];
+        snprintf(addr, sizeof addr, "TChaos%d", i);
+        CHECK_EQ_INT(pipeline_link(p, addr, "TRON", logins[i], "test", err, sizeof err), 0);
+        before[i] = s_balance_minor(logins[i]);
+    }
+    enum { N = 20 };
+    char ids[N][80];
+    for (int i = 0; i < N; i++) {
+        char addr[32], amount[32];
+        snprintf(addr, sizeof addr, "TChaos%d", i % 3);
+        snprintf(amount, sizeof amount, "%d.%02d", 1 + i, i * 7 % 100);
+        cobo_tx_t tx;
+        CHECK(s_cobo_deposit(addr, amount, &tx) == 0);
+        snprintf(ids[i], sizeof ids[i], "%s", tx.tx_id);
+        want[i % 3] += (1 + i) * 100 + i * 7 % 100;
+        CHECK_EQ_INT(pipeline_ingest(p, &tx, err, sizeof err), 201);
+    }
+    int notified = 0;
+    for (int i = 0; i < N; i++) {
+        deposit_view_t v;
+        if (s_wait_state(p, ids[i], DEPOSIT_NOTIFIED, &v, 60000) == 0)
+            notified++;
+        char ref[32];
+        crediter_ref(ids[i], ref);
+        CHECK_EQ_INT(s_deals_with(logins[i % 3], ref, NULL), 1);
+    }
+    CHECK_EQ_INT(notified, N);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(s_balance_minor(logins[i]) - before[i], want[i]);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+    CHECK_EQ_INT(s_http("POST", s_mt5.port, "/sim/faults", "{\"drop_reply\":0,\"session_loss\":0}", &doc), 200);
+    bson_destroy(&doc);
+    CHECK_EQ_INT(s_http("POST", s_cobo.port, "/sim/faults", "{\"fail_rate_pct\":0}", &doc), 200);
+    bson_destroy(&doc);
+}
+
+static void test_notice_retries_transient_and_records_permanent_failure(void)
+{
+    CHECK(s_new_dir("notice") == 0);
+    char err[256] = "";
+    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    config_t cfg;
+    s_config(&cfg);
+    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    CHECK_EQ_INT(pipeline_link(p, "TNotice", "TRON", 100001, "test", err, sizeof err), 0);
+    bson_t doc;
+    CHECK_EQ_INT(s_http("POST", s_tg.port, "/sim/faults", "{\"fail_next\":2,\"status\":500}", &doc), 200);
+    bson_destroy(&doc);
+    cobo_tx_t a, b;
+    CHECK(s_cobo_deposit("TNotice", "2", &a) == 0);
+    CHECK_EQ_INT(pipeline_ingest(p, &a, err, sizeof err), 201);
+    deposit_view_t v;
+    CHECK(s_wait_state(p, a.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);   /* after two 500s */
+    CHECK_EQ_INT(s_http("POST", s_tg.port, "/sim/faults", "{\"fail_next\":1,\"status\":400}", &doc), 200);
+    bson_destroy(&doc);
+    CHECK(s_cobo_deposit("TNotice", "3", &b) == 0);
+    CHECK_EQ_INT(pipeline_ingest(p, &b, err, sizeof err), 201);
+    int failed = 0;
+    for (int i = 0; i < 500 && !failed; i++) {
+        if (pipeline_deposit(p, b.tx_id, &v) == 0 && strstr(v.reason, "Telegram refused"))
+            failed = 1;
+        else
+            usleep(20 * 1000);
+    }
+    CHECK(failed);
+    CHECK_EQ_INT(v.state, DEPOSIT_CREDITED);   /* a failed notice never undoes a credit */
+    CHECK(v.ticket > 0);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+    /* a restart does not send it again: nothing to resume */
+    j = journal_open(s_dir, NULL, err, sizeof err);
+    p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    CHECK(p && pipeline_deposit(p, b.tx_id, &v) == 0 && v.state == DEPOSIT_CREDITED);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
+static void test_held_after_an_attempt_is_reconciled_when_an_admin_retries(void)
+{
+    CHECK(s_new_dir("heldretry") == 0);
+    char err[256] = "";
+    cobo_tx_t tx;
+    CHECK(s_cobo_deposit("THeld", "9", &tx) == 0);
+    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    CHECK(j != NULL);
+    if (!j)
+        return;
+    /* Journal: linked, RECEIVED, LOCKED, an attempt (the deal reached MT5), then Cobo said Failed
+     * while it was LOCKED, so it was HELD. */
+    record_t l;
+    record_init(&l, RECORD_ADDRESS_LINK);
+    snprintf(l.address, sizeof l.address, "THeld");
+    l.login = 100002;
+    s_put(j, &l);
+    record_t r;
+    record_init(&r, RECORD_DEPOSIT);
+    r.time_ms = (int64_t) time(NULL) * 1000;
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx.tx_id);
+    snprintf(r.token_id, sizeof r.token_id, "TRON_USDT");
+    snprintf(r.amount, sizeof r.amount, "9");
+    snprintf(r.address, sizeof r.address, "THeld");
+    r.to = DEPOSIT_RECEIVED;
+    r.event = DEPOSIT_EV_SEEN_COMPLETED;
+    s_put(j, &r);
+    r.from = DEPOSIT_RECEIVED;
+    r.to = DEPOSIT_LOCKED;
+    r.event = DEPOSIT_EV_CONFIRMED;
+    r.login = 100002;
+    r.credit_minor = 900;
+    r.digits = 2;
+    s_put(j, &r);
+    record_t a;
+    record_init(&a, RECORD_CREDIT_ATTEMPT);
+    a.time_ms = r.time_ms;
+    snprintf(a.tx_id, sizeof a.tx_id, "%s", tx.tx_id);
+    a.login = 100002;
+    a.credit_minor = 900;
+    a.digits = 2;
+    a.attempt = 1;
+    crediter_ref(tx.tx_id, a.ref);
+    s_put(j, &a);
+    r.from = DEPOSIT_LOCKED;
+    r.to = DEPOSIT_HELD;
+    r.event = DEPOSIT_EV_SEEN_FAILED;
+    snprintf(r.reason, sizeof r.reason, "Cobo says Failed");
+    s_put(j, &r);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", s_mt5.port);
+    mt5_client_t *m = mt5_client_new(url, 1000, "ManagerPw1", NULL, 5000);
+    uint64_t pre = 0;
+    CHECK(m && mt5_balance(m, 100002, 900, 2, a.ref, &pre, err, sizeof err) == MT5_OK);
+    mt5_client_destroy(&m);
+
+    config_t cfg;
+    s_config(&cfg);
+    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    deposit_view_t v;
+    CHECK(pipeline_deposit(p, tx.tx_id, &v) == 0 && v.state == DEPOSIT_HELD);
+    CHECK_EQ_INT(pipeline_admin(p, tx.tx_id, DEPOSIT_EV_ADMIN_RETRY, 0, "admin:t", "Cobo fixed it", err, sizeof err), 0);
+    CHECK(s_wait_state(p, tx.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    CHECK_EQ_INT(v.ticket, pre);                              /* the deal found, not a second one */
+    CHECK_EQ_INT(s_deals_with(100002, a.ref, NULL), 1);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
 int main(void)
 {
     const char *out = getenv("KASA_TEST_OUT");
@@ -576,6 +772,9 @@ int main(void)
     RUN(test_restart_with_an_attempt_reconciles_and_never_sends_twice);
     RUN(test_locker_holds_refuses_and_an_admin_releases);
     RUN(test_mt5_permanent_refusal_holds_with_the_reason);
+    RUN(test_notice_retries_transient_and_records_permanent_failure);
+    RUN(test_held_after_an_attempt_is_reconciled_when_an_admin_retries);
+    RUN(test_chaos_every_deposit_is_credited_exactly_once);
     RUN(test_dropped_mt5_reply_still_credits_exactly_once);
     s_stop_all();
     char cmd[300];

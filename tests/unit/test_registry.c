@@ -402,6 +402,32 @@ static void test_commit_journals_each_transition_once_and_memory_equals_replay(v
     s_rm_dir();
 }
 
+
+/* A repeat is answered only once what it repeats is durable: memory that claims an LSN the journal
+ * cannot make durable gets FAILED (503), never SAME (200). */
+static void test_repeat_is_acknowledged_only_once_its_transition_is_durable(void)
+{
+    journal_t *j = s_fresh_journal("durable");
+    CHECK(j != NULL);
+    if (!j)
+        return;
+    registry_t *reg = registry_new(10);
+    record_t r = s_seen("w", DEPOSIT_EV_SEEN_COMPLETED, 20);
+    r.from = DEPOSIT_NONE;
+    r.to = DEPOSIT_RECEIVED;
+    CHECK(registry_apply(reg, &r, 7) == 0);   /* reserved at LSN 7, which never reached the journal */
+    char err[200];
+    record_t dup = s_seen("w", DEPOSIT_EV_SEEN_COMPLETED, 20);
+    CHECK_EQ_INT(registry_commit(reg, j, &dup, NULL, NULL, NULL, err, sizeof err), REGISTRY_FAILED);
+    CHECK(registry_failed(reg));
+    record_t other = s_seen("v", DEPOSIT_EV_SEEN_COMPLETED, 20);
+    CHECK_EQ_INT(registry_commit(reg, j, &other, NULL, NULL, NULL, err, sizeof err), REGISTRY_FAILED);
+    CHECK_EQ_INT(journal_durable_lsn(j), 0);
+    registry_destroy(&reg);
+    journal_destroy(&j);
+    s_rm_dir();
+}
+
 static void test_full_registry_refuses_new_deposits_but_knows_old_ones(void)
 {
     journal_t *j = s_fresh_journal("full");
@@ -518,6 +544,7 @@ int main(void)
     RUN(test_replay_rebuilds_every_state_attempts_links_and_resume_actions);
     RUN(test_each_lists_newest_first_filtered_by_login);
     RUN(test_commit_journals_each_transition_once_and_memory_equals_replay);
+    RUN(test_repeat_is_acknowledged_only_once_its_transition_is_durable);
     RUN(test_full_registry_refuses_new_deposits_but_knows_old_ones);
     RUN(test_link_is_journaled_idempotent_and_refuses_another_login);
     RUN(test_credit_ref_is_deterministic_and_fits_mt5_comment);

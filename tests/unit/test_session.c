@@ -1,5 +1,6 @@
 /* test_session.c — sessions: ids, idle and absolute expiry (with a moved clock), CSRF, logout,
  * cookies, failed-login rate limits per login and per IP, and the bounds of both tables. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -200,7 +201,7 @@ static void test_rate_limit_success_clears_login(void)
     session_store_t *s = s_store(100, 100);
     for (int i = 0; i < 4; i++)
         session_rate_fail(s, 42, NULL);
-    session_rate_success(s, 42);
+    session_rate_success(s, 42, NULL);
     session_rate_fail(s, 42, NULL);
     int64_t wait;
     CHECK_EQ_INT(session_rate_check(s, 42, NULL, &wait), 0);
@@ -241,6 +242,60 @@ static void test_rate_table_is_bounded(void)
     session_store_destroy(&s);
 }
 
+typedef struct {
+    session_store_t *s;
+    int allowed;
+} s_race_t;
+
+static void *s_try(void *arg)
+{
+    s_race_t *r = arg;
+    int64_t wait;
+    r->allowed = session_rate_attempt(r->s, 77, "198.51.100.1", &wait) == 0;
+    return NULL;
+}
+
+static void test_rate_attempts_in_parallel_cannot_pass_the_limit(void)
+{
+    s_clock = 1700000000;
+    session_store_t *s = s_store(100, 100);
+    enum { N = 32 };
+    s_race_t r[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        r[i] = (s_race_t){.s = s};
+        pthread_create(&th[i], NULL, s_try, &r[i]);
+    }
+    int allowed = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        allowed += r[i].allowed;
+    }
+    CHECK_EQ_INT(allowed, 5);          /* every attempt counted before its password is checked */
+    session_store_destroy(&s);
+}
+
+static void test_rate_success_and_forgive_undo_the_attempt(void)
+{
+    s_clock = 1700000000;
+    session_store_t *s = s_store(100, 100);
+    int64_t wait;
+    /* 19 investors behind one address log in fine: the address is not limited by successes */
+    for (int i = 0; i < 19; i++) {
+        CHECK_EQ_INT(session_rate_attempt(s, 3000 + (uint64_t) i, "203.0.113.5", &wait), 0);
+        session_rate_success(s, 3000 + (uint64_t) i, "203.0.113.5");
+    }
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ_INT(session_rate_attempt(s, 88, "203.0.113.5", &wait), 0);   /* 4 wrong */
+    CHECK_EQ_INT(session_rate_attempt(s, 88, "203.0.113.5", &wait), 0);       /* 5th: server down */
+    session_rate_forgive(s, 88, "203.0.113.5");
+    CHECK_EQ_INT(session_rate_check(s, 88, "203.0.113.5", &wait), 0);         /* still 4 */
+    CHECK_EQ_INT(session_rate_attempt(s, 88, "203.0.113.5", &wait), 0);       /* 5th wrong */
+    CHECK_EQ_INT(session_rate_attempt(s, 88, "203.0.113.5", &wait), -1);
+    CHECK_EQ_INT(wait, 900);
+    session_store_destroy(&s);
+}
+
 int main(void)
 {
     RUN(test_session_ids_are_random_hex_and_distinct);
@@ -255,5 +310,7 @@ int main(void)
     RUN(test_rate_limit_success_clears_login);
     RUN(test_rate_limit_per_ip_across_logins);
     RUN(test_rate_table_is_bounded);
+    RUN(test_rate_attempts_in_parallel_cannot_pass_the_limit);
+    RUN(test_rate_success_and_forgive_undo_the_attempt);
     return check_done();
 }

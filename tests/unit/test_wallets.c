@@ -385,6 +385,33 @@ static void test_wallets_unoffered_chain_is_refused_without_cobo(void)
     wallets_destroy(&w);
 }
 
+static void test_wallets_unlisted_token_and_missing_wallet_id(void)
+{
+    static const char offered[][24] = {"MATIC_USDT", "TRON_USDT"};
+    char url[128];
+    snprintf(url, sizeof url, "%s/v2", s_env.cobo_url);
+    wallets_opts_t o = {
+        .cobo_url = url, .api_key_hex = s_env.client_pub, .api_secret_hex = H_CLIENT_SEED,
+        .response_pubkey_hex = s_env.webhook_pub, .wallet_id = "",
+        .linker = {.link = s_link, .address_login = s_login_of, .arg = &s_linker},
+    };
+    char err[300];
+    wallets_t *w = wallets_new(&o, offered, 2, err, sizeof err);
+    CHECK(w != NULL);
+    if (!w)
+        return;
+    CHECK_EQ_STR(wallets_chain_for(w, "MATIC_USDT"), "MATIC");   /* the chain its id starts with */
+    CHECK_EQ_STR(wallets_chain_for(w, "MATIC"), "MATIC");
+    CHECK_EQ_STR(wallets_chain_for(w, "TRON_USDT"), "TRON");
+    CHECK(wallets_chain_for(w, "ETH_USDT") == NULL);
+    char a[128];
+    /* no wallet configured: a clear refusal, nothing asked of Cobo */
+    CHECK_EQ_INT(wallets_address(w, 1, "TRON_USDT", a, sizeof a, err, sizeof err), WALLETS_ERR_COBO);
+    CHECK(strstr(err, "COBO_WALLET_ID") != NULL);
+    CHECK_EQ_INT(wallets_created_count(w), 0);
+    wallets_destroy(&w);
+}
+
 static void test_wallets_learns_links_from_the_journal(void)
 {
     wallets_t *w = s_wallets("wallet-concurrent", H_CLIENT_SEED, 5000, NULL);
@@ -437,6 +464,7 @@ int main(void)
     RUN(test_wallets_cobo_failure_without_address_is_unknown_then_retry_works);
     RUN(test_wallets_failed_link_hands_nothing_out);
     RUN(test_wallets_unoffered_chain_is_refused_without_cobo);
+    RUN(test_wallets_unlisted_token_and_missing_wallet_id);
     RUN(test_wallets_learns_links_from_the_journal);
     journal_destroy(&s_linker.journal);
     h_env_destroy(&s_env);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "actors/cobo_auth.h"
@@ -131,9 +132,14 @@ static long s_post(const char *body, size_t len, const char *const *headers, res
     CURL *c = curl_easy_init();
     char url[128];
     snprintf(url, sizeof url, "%s/cobo/webhook", s_base);
-    struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
-    for (int i = 0; headers && headers[i]; i++)
+    struct curl_slist *hl = NULL;
+    int has_type = 0;
+    for (int i = 0; headers && headers[i]; i++) {
         hl = curl_slist_append(hl, headers[i]);
+        has_type |= strncasecmp(headers[i], "Content-Type:", 13) == 0;
+    }
+    if (!has_type)
+        hl = curl_slist_append(hl, "Content-Type: application/json");
     jbuf_init(&r->body);
     jbuf_puts(&r->body, "");
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -306,6 +312,22 @@ static void test_signed_garbage_is_400_and_journals_nothing(void)
     }
 }
 
+static void test_wrong_content_type_is_415_and_journals_nothing(void)
+{
+    char *body = s_deposit("tx-0006", "Completed", "Deposit");
+    const char *ts = "1764140004500";
+    char sig[COBO_SIG_HEX_LEN + 1];
+    cobo_sign_response(s_cobo, body, strlen(body), ts, sig);
+    char h1[64], h2[200];
+    snprintf(h1, sizeof h1, "Biz-Timestamp: %s", ts);
+    snprintf(h2, sizeof h2, "Biz-Resp-Signature: %s", sig);
+    const char *plain[] = { h1, h2, "Content-Type: text/plain", NULL };
+    s_expect_refused(body, strlen(body), plain, 415, "text/plain");
+    const char *form[] = { h1, h2, "Content-Type: application/x-www-form-urlencoded", NULL };
+    s_expect_refused(body, strlen(body), form, 415, "form");
+    free(body);
+}
+
 static void test_other_events_are_ignored_with_200(void)
 {
     int before = s_journal_count();
@@ -373,23 +395,32 @@ static void test_check_verdicts_without_http(void)
     char sig[COBO_SIG_HEX_LEN + 1];
     cobo_sign_response(s_cobo, body, len, "1", sig);
     webhook_result_t *r = malloc(sizeof *r);
-    CHECK_EQ_INT(webhook_check(&key, "1", sig, body, len, 0, r), WEBHOOK_DEPOSIT);
+    CHECK_EQ_INT(webhook_check(&key, "1", sig, "application/json", body, len, 0, r), WEBHOOK_DEPOSIT);
     CHECK_EQ_STR(r->event.tx.tx_id, "tx-pure");
     CHECK_EQ_STR(r->event.tx.amount, "250.5");
-    CHECK_EQ_INT(webhook_check(&key, "2", sig, body, len, 0, r), WEBHOOK_REJECT);
+    CHECK_EQ_INT(webhook_check(&key, "2", sig, "application/json", body, len, 0, r), WEBHOOK_REJECT);
     CHECK_EQ_INT(r->status, 401);
     CHECK_EQ_STR(r->reason, "bad signature");
-    CHECK_EQ_INT(webhook_check(&key, NULL, sig, body, len, 0, r), WEBHOOK_REJECT);
+    CHECK_EQ_INT(webhook_check(&key, NULL, sig, "application/json", body, len, 0, r), WEBHOOK_REJECT);
     CHECK_EQ_STR(r->reason, "missing signature headers");
-    CHECK_EQ_INT(webhook_check(&key, "1", "zz", body, len, 0, r), WEBHOOK_REJECT);
+    CHECK_EQ_INT(webhook_check(&key, "1", "zz", "application/json", body, len, 0, r), WEBHOOK_REJECT);
     CHECK_EQ_STR(r->reason, "malformed signature");
-    CHECK_EQ_INT(webhook_check(&key, "1", sig, body, len - 1, 0, r), WEBHOOK_REJECT);   /* truncated */
+    CHECK_EQ_INT(webhook_check(&key, "1", sig, "application/json", body, len - 1, 0, r), WEBHOOK_REJECT);   /* truncated */
     CHECK_EQ_INT(r->status, 401);
-    CHECK_EQ_INT(webhook_check(&key, "1", sig, body, len, 100, r), WEBHOOK_REJECT);
+    CHECK_EQ_INT(webhook_check(&key, "1", sig, "application/json", body, len, 100, r), WEBHOOK_REJECT);
     CHECK_EQ_INT(r->status, 413);
     /* the signature is checked before the body: a forged garbage body is 401, not 400 */
-    CHECK_EQ_INT(webhook_check(&key, "1", sig, "garbage", 7, 0, r), WEBHOOK_REJECT);
+    CHECK_EQ_INT(webhook_check(&key, "1", sig, "application/json", "garbage", 7, 0, r), WEBHOOK_REJECT);
     CHECK_EQ_INT(r->status, 401);
+    /* the media type must be JSON (parameters allowed), checked after the signature */
+    CHECK_EQ_INT(webhook_check(&key, "1", sig, "Application/JSON; charset=utf-8", body, len, 0, r), WEBHOOK_DEPOSIT);
+    CHECK_EQ_INT(webhook_check(&key, "1", sig, "text/plain", body, len, 0, r), WEBHOOK_REJECT);
+    CHECK_EQ_INT(r->status, 415);
+    CHECK_EQ_INT(webhook_check(&key, "1", sig, NULL, body, len, 0, r), WEBHOOK_REJECT);
+    CHECK_EQ_INT(r->status, 415);
+    CHECK_EQ_INT(webhook_check(&key, "1", sig, "application/jsonx", body, len, 0, r), WEBHOOK_REJECT);
+    CHECK_EQ_INT(webhook_check(&key, "2", sig, "text/plain", body, len, 0, r), WEBHOOK_REJECT);
+    CHECK_EQ_INT(r->status, 401);   /* a forgery is a forgery whatever its type */
     /* the reason never echoes the signature */
     CHECK(strstr(r->reason, sig) == NULL);
     free(r);
@@ -493,6 +524,7 @@ int main(void)
     RUN(test_underscore_and_lowercase_headers_are_accepted);
     RUN(test_bad_signatures_are_401_and_journal_nothing);
     RUN(test_signed_garbage_is_400_and_journals_nothing);
+    RUN(test_wrong_content_type_is_415_and_journals_nothing);
     RUN(test_other_events_are_ignored_with_200);
     RUN(test_oversized_body_is_413_and_journals_nothing);
     RUN(test_journal_failure_is_503);

@@ -25,6 +25,7 @@ const I18N = {
     bad_login: 'Hesap numarası veya şifre yanlış.', limited: (s) => `Çok fazla hatalı deneme. ${mins(s)} dakika sonra tekrar deneyin.`,
     need_fields: 'Hesap numarası (yalnızca rakam) ve şifre gerekli.', unavailable: 'Sunucuya ulaşılamıyor; tekrar deneyin.',
     expired: 'Oturumunuz sona erdi; lütfen tekrar giriş yapın.',
+    create_failed: 'Adres şu anda oluşturulamadı; lütfen biraz sonra tekrar deneyin.',
     dep_update: (d) => `Yatırma güncellendi: ${d.amount} ${tokenAsset(d.token)} — ${stateText(d)}`,
   },
   en: {
@@ -49,6 +50,7 @@ const I18N = {
     bad_login: 'Wrong account number or password.', limited: (s) => `Too many failed attempts. Try again in ${mins(s)} minutes.`,
     need_fields: 'Account number (digits only) and password are required.', unavailable: 'The server cannot be reached; try again.',
     expired: 'Your session has ended; please log in again.',
+    create_failed: 'The address could not be created right now; please try again shortly.',
     dep_update: (d) => `Deposit updated: ${d.amount} ${tokenAsset(d.token)} — ${stateText(d)}`,
   },
 };
@@ -184,7 +186,8 @@ async function createWallet(w, button) {
     return;
   }
   if (r.status === 401) return showLogin(t('expired'));
-  err.textContent = (r.data && r.data.error) || t('unavailable');
+  err.textContent = t('create_failed');
+  if (r.data && r.data.error) err.title = r.data.error;   // the server's reason, for support
   err.hidden = false;
   button.disabled = false; button.textContent = t('create', w);
 }
@@ -254,7 +257,9 @@ function startEvents() {
   es.addEventListener('error', async () => {
     $('live').textContent = t('live_off');
     const r = await api('GET', '/api/session');
-    if (r.status === 401 && state.login) showLogin(t('expired'));
+    if (r.status === 401 && state.login) { showLogin(t('expired')); return; }
+    // the browser retries by itself unless the stream was refused; then start it again shortly
+    if (es.readyState === 2 && state.es === es && state.login) setTimeout(() => { if (state.es === es) startEvents(); }, 3000);
   });
 }
 
@@ -276,7 +281,9 @@ async function onLogin(ev) {
     $('password').value = '';
     $('login-error').hidden = true;
     await showApp(r.data);
-    $('account-title').focus && $('account-title').setAttribute('tabindex', '-1');
+    const h = $('account-title');
+    h.setAttribute('tabindex', '-1');
+    h.focus();                                   // screen readers land on the account
     return;
   }
   let msg = t('unavailable');
