@@ -7,7 +7,7 @@
 
 DEB_PKGS := build-essential pkg-config libzmq3-dev libczmq-dev libcurl4-openssl-dev libmongoc-dev \
             libbson-dev libmsgpack-dev libssl-dev libmicrohttpd-dev libqrencode-dev libsodium-dev \
-            wrk chromium nodejs npm curl procps
+            wrk chromium curl procps
 PKGS     := libczmq libzmq libcurl libbson-1.0 msgpack libssl libcrypto libmicrohttpd libqrencode libsodium
 
 CC       ?= cc
@@ -50,19 +50,18 @@ $(OUT)/obj/%.o: %.c $(HDRS)
 	@echo "cc $<"; $(CC) $(BASE) $(CFLAGS_MODE) $(PKG_CFLAGS) -c $< -o $@
 
 $(OUT)/libkasa.a: $(LIB_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
+	@rm -f $@; ar rcs $@ $^
 
 $(OUT)/kasa: $(OUT)/obj/tools/main.o $(OUT)/libkasa.a
-	$(CC) $(LDFLAGS_MODE) -pthread -o $@ $^ $(PKG_LIBS) -lm
+	@echo "ld $@"; $(CC) $(LDFLAGS_MODE) -pthread -o $@ $^ $(PKG_LIBS) -lm
 
 $(OUT)/tests/%: tests/%.c $(OUT)/libkasa.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CFLAGS_MODE) $(PKG_CFLAGS) $(LDFLAGS_MODE) -o $@ $< $(OUT)/libkasa.a $(PKG_LIBS) -lm
+	@echo "cc $<"; $(CC) $(BASE) $(CFLAGS_MODE) $(PKG_CFLAGS) $(LDFLAGS_MODE) -o $@ $< $(OUT)/libkasa.a $(PKG_LIBS) -lm
 
 $(OUT)/bench/%: tests/bench/%.c $(OUT)/libkasa.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CFLAGS_MODE) $(PKG_CFLAGS) $(LDFLAGS_MODE) -o $@ $< $(OUT)/libkasa.a $(PKG_LIBS) -lm
+	@echo "cc $<"; $(CC) $(BASE) $(CFLAGS_MODE) $(PKG_CFLAGS) $(LDFLAGS_MODE) -o $@ $< $(OUT)/libkasa.a $(PKG_LIBS) -lm
 
 tests-build: $(OUT)/kasa $(TEST_BIN)
 
@@ -73,13 +72,17 @@ deps:
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
-	else echo "deps: all Debian packages present"; fi
+	else echo "deps: all Debian packages present"; fi; \
+	if ! command -v npm >/dev/null 2>&1; then \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q nodejs npm; fi
 
 deps-check:
-	@for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || { $(MAKE) --no-print-directory deps; break; }; done
+	@for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || { $(MAKE) --no-print-directory deps; exit 0; }; done; \
+	command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory deps
 
 npm-deps: deps-check
-	@cd tests/browser && { [ -d node_modules/playwright-core ] || npm install --no-audit --no-fund --loglevel=error; }
+	@cd tests/browser && { { [ -d node_modules/playwright-core ] && [ -d node_modules/jsqr ]; } || npm install --no-audit --no-fund --loglevel=error; }
 
 # The tests: every test under ASan + UBSan, then one closing line "N passed, N failed".
 test: deps-check

@@ -24,12 +24,23 @@ typedef struct {
     uint64_t lsn;   /* the record that made the link (0 if unknown) */
 } s_link_t;
 
+/* A deposit in memory: its entry (first, so a registry_entry_t * found by s_find is its node), and
+ * its place in its login's list (newest first), which answers the investor panel's "my deposits"
+ * without a scan of every deposit. */
+typedef struct s_node {
+    registry_entry_t e;
+    size_t seq;                  /* arrival order: index in entries[] */
+    uint64_t indexed_login;      /* the login whose list it is on (0: none) */
+    struct s_node *newer, *older;
+} s_node_t;
+
 struct registry_t {
     pthread_mutex_t lock;
     size_t max_deposits;
-    zhashx_t *by_tx;             /* tx_id → registry_entry_t * (owned by entries[]) */
-    registry_entry_t **entries;  /* arrival order */
+    zhashx_t *by_tx;             /* tx_id → s_node_t * (owned by entries[]) */
+    s_node_t **entries;          /* arrival order */
     size_t count, cap;
+    zhashx_t *by_login;          /* "login" → newest s_node_t * of that login */
     zhashx_t *links;             /* address key → s_link_t * (owned) */
     atomic_int failed;
     int replaying;               /* apply from the journal: report mismatches */
@@ -77,7 +88,8 @@ registry_t *registry_new(size_t max_deposits)
     self->max_deposits = max_deposits ? max_deposits : 1;
     self->by_tx = zhashx_new();
     self->links = zhashx_new();
-    if (!self->by_tx || !self->links) {
+    self->by_login = zhashx_new();
+    if (!self->by_tx || !self->links || !self->by_login) {
         registry_destroy(&self);
         return NULL;
     }
@@ -92,6 +104,7 @@ void registry_destroy(registry_t **self_p)
     registry_t *self = *self_p;
     zhashx_destroy(&self->by_tx);
     zhashx_destroy(&self->links);
+    zhashx_destroy(&self->by_login);
     for (size_t i = 0; i < self->count; i++)
         free(self->entries[i]);
     free(self->entries);
@@ -104,7 +117,56 @@ void registry_destroy(registry_t **self_p)
 
 static registry_entry_t *s_find(registry_t *self, const char *tx_id)
 {
-    return zhashx_lookup(self->by_tx, tx_id);
+    s_node_t *n = zhashx_lookup(self->by_tx, tx_id);
+    return n ? &n->e : NULL;
+}
+
+static void s_login_key(uint64_t login, char key[24])
+{
+    snprintf(key, 24, "%llu", (unsigned long long) login);
+}
+
+/* Moves n onto the list of the login it now belongs to, keeping each list newest first (by arrival). */
+static void s_index(registry_t *self, s_node_t *n)
+{
+    uint64_t login = n->e.view.login;
+    if (login == n->indexed_login)
+        return;
+    char key[24];
+    if (n->indexed_login) {   /* off the old list */
+        if (n->newer)
+            n->newer->older = n->older;
+        else {
+            s_login_key(n->indexed_login, key);
+            if (n->older)
+                zhashx_update(self->by_login, key, n->older);
+            else
+                zhashx_delete(self->by_login, key);
+        }
+        if (n->older)
+            n->older->newer = n->newer;
+        n->newer = n->older = NULL;
+    }
+    n->indexed_login = login;
+    if (!login)
+        return;
+    s_login_key(login, key);
+    s_node_t *head = zhashx_lookup(self->by_login, key);
+    if (!head || head->seq < n->seq) {   /* the newest of its login: the usual case */
+        n->older = head;
+        if (head)
+            head->newer = n;
+        zhashx_update(self->by_login, key, n);
+        return;
+    }
+    s_node_t *at = head;                 /* an older deposit given a login later: find its place */
+    while (at->older && at->older->seq > n->seq)
+        at = at->older;
+    n->newer = at;
+    n->older = at->older;
+    if (at->older)
+        at->older->newer = n;
+    at->older = n;
 }
 
 /* A new, empty entry for tx_id in state NONE, indexed; NULL if full or no memory. */
@@ -116,24 +178,26 @@ static registry_entry_t *s_create(registry_t *self, const char *tx_id)
         size_t cap = self->cap ? self->cap * 2 : 256;
         if (cap > self->max_deposits)
             cap = self->max_deposits;
-        registry_entry_t **grown = realloc(self->entries, cap * sizeof *grown);
+        s_node_t **grown = realloc(self->entries, cap * sizeof *grown);
         if (!grown)
             return NULL;
         self->entries = grown;
         self->cap = cap;
     }
-    registry_entry_t *e = calloc(1, sizeof *e);
-    if (!e)
+    s_node_t *n = calloc(1, sizeof *n);
+    if (!n)
         return NULL;
+    registry_entry_t *e = &n->e;
     S_COPY(e->view.tx_id, tx_id);
     e->view.state = DEPOSIT_NONE;
     e->view.confirmations = -1;
     e->view.threshold = -1;
-    if (zhashx_insert(self->by_tx, e->view.tx_id, e) != 0) {
-        free(e);
+    if (zhashx_insert(self->by_tx, e->view.tx_id, n) != 0) {
+        free(n);
         return NULL;
     }
-    self->entries[self->count++] = e;
+    n->seq = self->count;
+    self->entries[self->count++] = n;
     return e;
 }
 
@@ -238,6 +302,7 @@ static int s_apply_locked(registry_t *self, const record_t *r, uint64_t lsn)
     }
     if (lsn > e->last_lsn)
         e->last_lsn = lsn;
+    s_index(self, (s_node_t *) e);
     return 0;
 }
 
@@ -578,12 +643,15 @@ int registry_each(registry_t *self, uint64_t login, int limit,
 {
     int visited = 0;
     pthread_mutex_lock(&self->lock);
-    for (size_t i = self->count; i > 0 && (limit <= 0 || visited < limit); i--) {
-        const registry_entry_t *e = self->entries[i - 1];
-        if (login && e->view.login != login)
-            continue;
-        fn(arg, e);
-        visited++;
+    if (login) {
+        char key[24];
+        s_login_key(login, key);
+        for (const s_node_t *n = zhashx_lookup(self->by_login, key); n && (limit <= 0 || visited < limit);
+             n = n->older, visited++)
+            fn(arg, &n->e);
+    } else {
+        for (size_t i = self->count; i > 0 && (limit <= 0 || visited < limit); i--, visited++)
+            fn(arg, &self->entries[i - 1]->e);
     }
     pthread_mutex_unlock(&self->lock);
     return visited;

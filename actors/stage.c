@@ -106,7 +106,8 @@ static int s_drain(zsock_t *pull, workq_t *q, const stage_ops_t *ops, void *arg)
         const uint8_t *data = zmq_msg_data(&msg);
         size_t size = zmq_msg_size(&msg);
         uint64_t key = ops->key ? ops->key(arg, data, size) : 0;
-        workq_push(q, data, size, key, stage_mono_ms()); /* cannot fail: room was checked */
+        if (workq_push(q, data, size, key, stage_mono_ms()) != 0)   /* room was checked: no memory */
+            log_error("stage.dropped", "len=%zu reason=\"no memory\" action=\"resumes on restart\"", size);
         zmq_msg_close(&msg);
     }
     return 0;

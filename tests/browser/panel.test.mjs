@@ -183,6 +183,20 @@ async function run(browser, env, lang, viewport, login) {
     }));
     check(qrOk, 'the QR code image loads');
     check((await card.locator('img.qr').getAttribute('alt')).length > 5, 'the QR has alt text');
+    // the QR code really decodes to the address: the SVG as the browser draws it, read by jsQR
+    const pixels = await card.locator('img.qr').evaluate((img) => {
+      const size = 37 * 6;
+      const c = document.createElement('canvas');
+      c.width = size; c.height = size;
+      const g = c.getContext('2d');
+      g.drawImage(img, 0, 0, size, size);
+      const d = g.getImageData(0, 0, size, size).data;
+      let bin = '';
+      for (let i = 0; i < d.length; i += 8192) bin += String.fromCharCode.apply(null, d.subarray(i, i + 8192));
+      return { size, b64: btoa(bin) };
+    });
+    const decoded = jsQR(new Uint8ClampedArray(Buffer.from(pixels.b64, 'base64')), pixels.size, pixels.size);
+    check(decoded && decoded.data === address, `the QR decodes to the address (${decoded ? decoded.data : 'nothing'})`);
     check(await card.locator('button.copy').textContent() === T.copy, 'copy button text');
     // TRX on TRON shares the address
     check(await page.locator('#addr-TRON').inputValue() === address, 'TRX shares the TRON address');
@@ -222,7 +236,16 @@ async function run(browser, env, lang, viewport, login) {
   }
 }
 
+let jsQR;
+
 async function main() {
+  try {
+    jsQR = (await import('jsqr')).default;
+  } catch (e) {
+    console.log('FAIL setup\n  jsqr is missing: run `npm install` in tests/browser');
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  }
   let env;
   let browser;
   try {

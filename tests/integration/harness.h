@@ -925,23 +925,8 @@ H_FN int h_mt5_deals(const h_env_t *env, uint64_t login, h_deal_t *deals, int ma
             if (h_deal_i64_(&doc, prefixes[p], i, k_login, &v) == 0)
                 d->login = (uint64_t) v;
             const char *s = h_deal_field_(&doc, prefixes[p], i, k_profit);
-            if (s)
+            if (s) /* money is decimal text; a JSON number is left empty and never matches */
                 snprintf(d->profit, sizeof d->profit, "%s", s);
-            else {
-                /* a JSON number: read it from the text form only via bson's iterator */
-                char path[96];
-                bson_iter_t it;
-                for (int k = 0; k_profit[k]; k++) {
-                    snprintf(path, sizeof path, "%s.%d.%s", prefixes[p], i, k_profit[k]);
-                    if (bson_iter_init(&it, &doc) && bson_iter_find_descendant(&it, path, &it)) {
-                        if (BSON_ITER_HOLDS_DOUBLE(&it)) /* display only: compared as text below */
-                            snprintf(d->profit, sizeof d->profit, "%.2f", bson_iter_double(&it));
-                        else if (BSON_ITER_HOLDS_INT64(&it) || BSON_ITER_HOLDS_INT32(&it))
-                            snprintf(d->profit, sizeof d->profit, "%" PRId64, bson_iter_as_int64(&it));
-                        break;
-                    }
-                }
-            }
             s = h_deal_field_(&doc, prefixes[p], i, k_comment);
             if (s)
                 snprintf(d->comment, sizeof d->comment, "%s", s);

@@ -421,6 +421,12 @@ static void test_monitor_json_shows_every_transition(void)
     snprintf(monitor_env, sizeof monitor_env, "KASA_MONITOR=tcp://127.0.0.1:%d", s_env.monitor_port);
     char *envv[] = { monitor_env, NULL };
     pid_t mon = h_spawn(argv, out, envv);
+    /* and one that stops by itself after the first NOTIFIED */
+    char out1[600];
+    snprintf(out1, sizeof out1, "%s/monitor-notified.out", s_env.dir);
+    char *argv1[] = { s_env.kasa_bin, "monitor", "--json", "--topic", "NOTIFIED", "--count", "1", "--config",
+                      s_env.config, NULL };
+    pid_t mon1 = h_spawn(argv1, out1, envv);
     h_sleep_ms(700); /* a subscriber misses what was published before it connected */
     h_tx_t tx = s_tx(ADDR_A, "10", "TRON_USDT");
     CHECK(h_sim_deposit(&s_env, &tx, 1, -1, -1) == 0);
@@ -429,6 +435,13 @@ static void test_monitor_json_shows_every_transition(void)
     int st = 0;
     CHECK(!h_exited(mon, &st)); /* it keeps following until --count records */
     h_kill(&mon);
+    st = h_wait_pid(mon1, 5000);
+    CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (st == -1)
+        h_kill(&mon1);
+    char *one = h_read_file(out1, NULL);
+    CHECK(one && strstr(one, tx.tx_id) && strstr(one, "\"to\":\"NOTIFIED\"") && !strstr(one, "\"to\":\"CREDITED\""));
+    free(one);
     char *text = h_read_file(out, NULL);
     CHECK(text != NULL);
     if (!text)

@@ -258,28 +258,57 @@ static void s_list(void *arg, const registry_entry_t *e)
         snprintf(l->ids[l->n++], 80, "%s", e->view.tx_id);
 }
 
+static void s_apply_login(registry_t *reg, const char *tx, deposit_state_t from, deposit_state_t to,
+                          uint64_t login, uint64_t lsn)
+{
+    record_t r;
+    record_init(&r, RECORD_DEPOSIT);
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx);
+    r.from = from;
+    r.to = to;
+    r.login = login;
+    CHECK(registry_apply(reg, &r, lsn) == 0);
+}
+
 static void test_each_lists_newest_first_filtered_by_login(void)
 {
     registry_t *reg = registry_new(10);
-    const char *tx[] = { "t1", "t2", "t3" };
-    uint64_t logins[] = { 5, 6, 5 };
-    for (int i = 0; i < 3; i++) {
-        record_t r;
-        record_init(&r, RECORD_DEPOSIT);
-        snprintf(r.tx_id, sizeof r.tx_id, "%s", tx[i]);
-        r.from = DEPOSIT_NONE;
-        r.to = DEPOSIT_PENDING;
-        r.login = logins[i];
-        CHECK(registry_apply(reg, &r, (uint64_t) i + 1) == 0);
-    }
+    s_apply_login(reg, "t1", DEPOSIT_NONE, DEPOSIT_PENDING, 5, 1);
+    s_apply_login(reg, "t2", DEPOSIT_NONE, DEPOSIT_RECEIVED, 0, 2);   /* unlinked at first */
+    s_apply_login(reg, "t3", DEPOSIT_NONE, DEPOSIT_PENDING, 5, 3);
+    s_apply_login(reg, "t4", DEPOSIT_NONE, DEPOSIT_RECEIVED, 6, 4);
+    s_apply_login(reg, "t5", DEPOSIT_NONE, DEPOSIT_PENDING, 7, 5);
     s_ids_t l = { .n = 0 };
     CHECK_EQ_INT(registry_each(reg, 5, 0, s_list, &l), 2);
     CHECK_EQ_STR(l.ids[0], "t3");
     CHECK_EQ_STR(l.ids[1], "t1");
+    /* t2 gets its login when locked, t4 is reassigned from 6: each takes its arrival place in 5's list */
+    s_apply_login(reg, "t2", DEPOSIT_RECEIVED, DEPOSIT_LOCKED, 5, 6);
+    s_apply_login(reg, "t4", DEPOSIT_RECEIVED, DEPOSIT_LOCKED, 5, 7);
+    l.n = 0;
+    CHECK_EQ_INT(registry_each(reg, 5, 0, s_list, &l), 4);
+    CHECK_EQ_STR(l.ids[0], "t4");
+    CHECK_EQ_STR(l.ids[1], "t3");
+    CHECK_EQ_STR(l.ids[2], "t2");
+    CHECK_EQ_STR(l.ids[3], "t1");
+    l.n = 0;
+    CHECK_EQ_INT(registry_each(reg, 6, 0, s_list, &l), 0);
+    CHECK_EQ_INT(registry_each(reg, 5, 2, s_list, &l), 2);
+    CHECK_EQ_STR(l.ids[0], "t4");
+    CHECK_EQ_STR(l.ids[1], "t3");
     l.n = 0;
     CHECK_EQ_INT(registry_each(reg, 0, 2, s_list, &l), 2);
+    CHECK_EQ_STR(l.ids[0], "t5");
+    CHECK_EQ_STR(l.ids[1], "t4");
+    /* the newest of 5 moves away: the list's head follows */
+    s_apply_login(reg, "t4", DEPOSIT_LOCKED, DEPOSIT_LOCKED, 7, 8);
+    l.n = 0;
+    CHECK_EQ_INT(registry_each(reg, 5, 0, s_list, &l), 3);
     CHECK_EQ_STR(l.ids[0], "t3");
-    CHECK_EQ_STR(l.ids[1], "t2");
+    l.n = 0;
+    CHECK_EQ_INT(registry_each(reg, 7, 0, s_list, &l), 2);
+    CHECK_EQ_STR(l.ids[0], "t5");
+    CHECK_EQ_STR(l.ids[1], "t4");
     registry_destroy(&reg);
 }
 
