@@ -108,8 +108,9 @@ uint64_t registry_address_login(registry_t *self, const char *address);
 /* Copies tx_id's entry into *out; 0, or -1 if unknown. */
 int registry_get(registry_t *self, const char *tx_id, registry_entry_t *out);
 
-/* Calls fn for each deposit of login (0: all), newest first, at most limit (<= 0: no limit), under
- * the lock. Returns how many were visited. */
+/* Calls fn for each deposit of login (0: all), newest first (by arrival), at most limit (<= 0: no
+ * limit), under the lock. Each login has its own list, so one login's listing costs what it visits,
+ * not a scan of every deposit. Returns how many were visited. */
 int registry_each(registry_t *self, uint64_t login, int limit,
                   void (*fn)(void *arg, const registry_entry_t *e), void *arg);
 

@@ -3,7 +3,13 @@
  * A handler runs on one of the server's worker threads with the whole request body in memory
  * (a body over max_body is answered 413 before any handler runs). It fills in an http_response_t;
  * the server sends it. Handlers may block (e.g. waiting for a journal append), so the server runs a
- * pool of threads. */
+ * pool of threads (libmicrohttpd, epoll, one pool thread per connection at a time).
+ * Every response carries X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer,
+ * X-Frame-Options: DENY, a Content-Security-Policy (static files: default-src 'self';
+ * img-src 'self' data:; API answers: default-src 'none') and Cache-Control, unless the handler set
+ * that header itself. Errors the server answers alone are JSON {"error": ...}: 400 bad path (an
+ * encoded '/', '\' or NUL, a control byte), 404, 405 (with Allow), 413 body too large.
+ * Listens only on the address given; routes may be added while it already serves. */
 #ifndef KASA_WEB_HTTP_H
 #define KASA_WEB_HTTP_H
 
@@ -23,7 +29,8 @@ typedef struct {
     int header_count;
     /* Streaming (Server-Sent Events): when stream is set, body is ignored and the server calls
      * stream(stream_arg, buf, max) until it returns -1 (end); 0 means "nothing yet" (it is called
-     * again shortly). stream_free(stream_arg) is called once when the client goes away. */
+     * again shortly: the connection is parked, costing no thread, and polled every ~50 ms).
+     * stream_free(stream_arg) is called once when the client goes away or the server stops. */
     ssize_t (*stream)(void *arg, char *buf, size_t max);
     void (*stream_free)(void *arg);
     void *stream_arg;

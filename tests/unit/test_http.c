@@ -198,6 +198,26 @@ static void s_sse_free(void *arg)
     free(arg);
 }
 
+/* An endless stream: one event every ~5 polls, until the client goes away. */
+static ssize_t s_ticker_next(void *arg, char *buf, size_t max)
+{
+    sse_t *s = arg;
+    if (++s->calls % 5 != 0)
+        return 0;
+    return snprintf(buf, max, "data: tick %d\n\n", ++s->sent);
+}
+
+static void h_ticker(void *arg, const http_request_t *req, http_response_t *res)
+{
+    (void) arg;
+    (void) req;
+    res->status = 200;
+    snprintf(res->content_type, sizeof res->content_type, "text/event-stream");
+    res->stream = s_ticker_next;
+    res->stream_free = s_sse_free;
+    res->stream_arg = calloc(1, sizeof(sse_t));
+}
+
 static void h_sse(void *arg, const http_request_t *req, http_response_t *res)
 {
     (void) arg;
@@ -418,6 +438,44 @@ static void test_sse_stream_delivers_chunks_and_frees_once(void)
     CHECK_EQ_INT(after, before + 1);
 }
 
+/* Stops the transfer once the first event has arrived. */
+static size_t s_write_until_tick(char *p, size_t sz, size_t n, void *arg)
+{
+    jbuf_add(arg, p, sz * n);
+    return strstr(((jbuf_t *) arg)->data, "tick 1") ? 0 : sz * n;   /* 0: curl aborts */
+}
+
+static void test_endless_stream_is_freed_when_the_client_leaves(void)
+{
+    pthread_mutex_lock(&s_sse_lock);
+    int before = s_sse_freed;
+    pthread_mutex_unlock(&s_sse_lock);
+    CURL *c = curl_easy_init();
+    char url[128];
+    snprintf(url, sizeof url, "%s/ticker", s_base);
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_write_until_tick);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_cleanup(c);   /* closes the connection */
+    CHECK(rc == CURLE_WRITE_ERROR);
+    CHECK(strstr(b.data, "data: tick 1") != NULL);
+    jbuf_free(&b);
+    int after = before;
+    for (int i = 0; i < 300 && after == before; i++) {   /* up to 3 s */
+        usleep(10000);
+        pthread_mutex_lock(&s_sse_lock);
+        after = s_sse_freed;
+        pthread_mutex_unlock(&s_sse_lock);
+    }
+    CHECK_EQ_INT(after, before + 1);
+}
+
 typedef struct {
     int ok;
 } worker_t;
@@ -519,6 +577,7 @@ int main(void)
     http_route(srv, "GET", "/unhandled", h_unhandled, NULL);
     http_route(srv, "GET", "/slow", h_slow, NULL);
     http_route(srv, "GET", "/events", h_sse, NULL);
+    http_route(srv, "GET", "/ticker", h_ticker, NULL);
     http_static(srv, www);
     s_port = http_server_port(srv);
     snprintf(s_base, sizeof s_base, "http://127.0.0.1:%d", s_port);
@@ -536,6 +595,7 @@ int main(void)
     RUN(test_static_serves_index_and_types);
     RUN(test_static_refuses_traversal);
     RUN(test_sse_stream_delivers_chunks_and_frees_once);
+    RUN(test_endless_stream_is_freed_when_the_client_leaves);
     RUN(test_concurrent_requests_run_in_parallel);
 
     http_server_destroy(&srv);
