@@ -108,6 +108,13 @@ static int s_has_header(const resp_t *r, const char *line)
     return strcasestr(r->headers.data, line) != NULL;
 }
 
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
 /* ---- handlers ---------------------------------------------------------------------------- */
 
 static void h_hello(void *arg, const http_request_t *req, http_response_t *res)
@@ -476,6 +483,61 @@ static void test_endless_stream_is_freed_when_the_client_leaves(void)
     CHECK_EQ_INT(after, before + 1);
 }
 
+static size_t s_write_count(char *p, size_t sz, size_t n, void *arg)
+{
+    (void) p;
+    __atomic_add_fetch((int *) arg, 1, __ATOMIC_SEQ_CST);
+    return sz * n;
+}
+
+typedef struct {
+    char url[128];
+    int chunks;
+} streamer_t;
+
+static void *s_streamer(void *arg)
+{
+    streamer_t *st = arg;
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, st->url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_write_count);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &st->chunks);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void test_stopping_the_server_ends_open_streams(void)
+{
+    char err[256];
+    http_server_t *srv = http_server_new("127.0.0.1:0", MAX_BODY, 2, err, sizeof err);
+    CHECK(srv != NULL);
+    if (!srv)
+        return;
+    http_route(srv, "GET", "/ticker", h_ticker, NULL);
+    pthread_mutex_lock(&s_sse_lock);
+    int before = s_sse_freed;
+    pthread_mutex_unlock(&s_sse_lock);
+    streamer_t st;
+    memset(&st, 0, sizeof st);
+    snprintf(st.url, sizeof st.url, "http://127.0.0.1:%d/ticker", http_server_port(srv));
+    pthread_t th;
+    pthread_create(&th, NULL, s_streamer, &st);
+    for (int i = 0; i < 500 && __atomic_load_n(&st.chunks, __ATOMIC_SEQ_CST) == 0; i++)
+        usleep(10000);
+    CHECK(__atomic_load_n(&st.chunks, __ATOMIC_SEQ_CST) > 0);
+    double t0 = s_now();
+    http_server_destroy(&srv);
+    CHECK(s_now() - t0 < 3.0);
+    pthread_join(th, NULL);
+    pthread_mutex_lock(&s_sse_lock);
+    int after = s_sse_freed;
+    pthread_mutex_unlock(&s_sse_lock);
+    CHECK_EQ_INT(after, before + 1);
+}
+
 typedef struct {
     int ok;
 } worker_t;
@@ -493,12 +555,6 @@ static void *s_worker(void *arg)
     return NULL;
 }
 
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 static void test_concurrent_requests_run_in_parallel(void)
 {
@@ -597,6 +653,7 @@ int main(void)
     RUN(test_sse_stream_delivers_chunks_and_frees_once);
     RUN(test_endless_stream_is_freed_when_the_client_leaves);
     RUN(test_concurrent_requests_run_in_parallel);
+    RUN(test_stopping_the_server_ends_open_streams);
 
     http_server_destroy(&srv);
     CHECK(srv == NULL);
