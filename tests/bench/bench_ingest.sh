@@ -49,7 +49,9 @@ trap 'exit 130' INT TERM
 
 cobo_port=$(free_port); mt5_port=$(free_port); tg_port=$(free_port); dead_port=$(free_port)
 used="$used$cobo_port $mt5_port $tg_port $dead_port "
-# the Cobo simulator's own webhooks go nowhere: the load generators send them, on their clock
+# the Cobo simulator's own webhooks go to a sink that answers 200: the load generators send the
+# timed ones to kasa, on their clock
+"$gen" sink --port "$dead_port" >"$dir/sink.log" 2>&1 & pids+=($!)
 "$kasa" sim cobo --listen "127.0.0.1:$cobo_port" --webhook-url "http://127.0.0.1:$dead_port/cobo/webhook" \
     --key-seed "$key_seed" --client-key "$client_pub" >"$dir/sim-cobo.log" 2>&1 & pids+=($!)
 accounts=()
@@ -57,7 +59,7 @@ for i in $(seq 1 20); do accounts+=(--account "$((100000 + i)):Investor1:0"); do
 "$kasa" sim mt5 --listen "127.0.0.1:$mt5_port" --manager 1000:ManagerPass1 "${accounts[@]}" \
     >"$dir/sim-mt5.log" 2>&1 & pids+=($!)
 "$kasa" sim telegram --listen "127.0.0.1:$tg_port" --token 123456:TESTTOKEN >"$dir/sim-telegram.log" 2>&1 & pids+=($!)
-for p in $cobo_port $mt5_port $tg_port; do wait_port "$p" || { echo "bench_ingest: a simulator did not start" >&2; tail "$dir"/sim-*.log >&2; exit 1; }; done
+for p in $cobo_port $mt5_port $tg_port $dead_port; do wait_port "$p" || { echo "bench_ingest: a simulator did not start" >&2; tail "$dir"/sim-*.log >&2; exit 1; }; done
 
 kasa_pid=0
 kasa_port=0

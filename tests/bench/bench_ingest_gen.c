@@ -13,6 +13,10 @@
  *       feed, sends their signed "succeeded" webhooks open-loop at R/s, and measures from each
  *       due time to the arrival of its CREDITED record on the feed (committed before published).
  *       Prints "CREDIT n=.. credited=.. p50_us=.. p90_us=.. p99_us=.. max_us=..".
+ *   bench_ingest_gen sink   --port P
+ *       Answers every HTTP request on 127.0.0.1:P with 200 and an empty body, until killed: where
+ *       the Cobo simulator's own webhooks go during the benchmark (so that they neither race the
+ *       timed ones to kasa nor pile up as retries).
  *   bench_ingest_gen fsync  --dir DIR
  *       The floor under every durable ack: 200 appends of 4 KiB to a file in DIR, each followed by
  *       fdatasync. Prints "FSYNC avg_us=.. p50_us=.. p99_us=.. max_us=..".
@@ -442,6 +446,73 @@ static int s_credit(int argc, char **argv)
     return m == n ? 0 : 1;
 }
 
+static void *s_sink_conn(void *arg)
+{
+    int fd = (int) (intptr_t) arg;
+    char buf[65536];
+    size_t have = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+        if (r <= 0)
+            break;
+        have += (size_t) r;
+        buf[have] = '\0';
+        for (;;) {
+            char *end = strstr(buf, "\r\n\r\n");
+            if (!end)
+                break;
+            size_t clen = 0;
+            char *cl = strcasestr(buf, "\r\ncontent-length:");
+            if (cl && cl < end)
+                clen = (size_t) strtoul(cl + 17, NULL, 10);
+            size_t total = (size_t) (end + 4 - buf) + clen;
+            if (total > sizeof buf - 1) {
+                have = 0; /* a body larger than we keep: answer and drop it */
+                break;
+            }
+            if (have < total)
+                break;
+            static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+            if (write(fd, ok, sizeof ok - 1) < 0)
+                break;
+            memmove(buf, buf + total, have - total);
+            have -= total;
+            buf[have] = '\0';
+        }
+        if (have >= sizeof buf - 1)
+            have = 0;
+    }
+    close(fd);
+    return NULL;
+}
+
+static int s_sink(int argc, char **argv)
+{
+    int port = atoi(s_opt(argc, argv, "--port", "0"));
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t) port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (port <= 0 || bind(ls, (struct sockaddr *) &a, sizeof a) != 0 || listen(ls, 64) != 0) {
+        fprintf(stderr, "sink: cannot listen on port %d\n", port);
+        return 1;
+    }
+    for (;;) {
+        int fd = accept(ls, NULL, NULL);
+        if (fd < 0)
+            continue;
+        pthread_t th;
+        if (pthread_create(&th, NULL, s_sink_conn, (void *) (intptr_t) fd) == 0)
+            pthread_detach(th);
+        else
+            close(fd);
+    }
+}
+
 static int s_fsync(int argc, char **argv)
 {
     const char *dir = s_opt(argc, argv, "--dir", ".");
@@ -484,6 +555,8 @@ int main(int argc, char **argv)
         return s_credit(argc, argv);
     if (strcmp(argv[1], "fsync") == 0)
         return s_fsync(argc, argv);
+    if (strcmp(argv[1], "sink") == 0)
+        return s_sink(argc, argv);
     fprintf(stderr, "usage: bench_ingest_gen gen|load|credit ...\n");
     return 2;
 }

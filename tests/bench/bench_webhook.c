@@ -82,8 +82,11 @@ static void *s_client(void *arg)
 
 static int s_row(int threads, int clients, double seconds, long run)
 {
-    char dir[128];
-    snprintf(dir, sizeof dir, "/tmp/kasa-bench-webhook-XXXXXX");
+    char dir[200];
+    const char *base = getenv("KASA_BENCH_DIR");
+    if ((size_t) snprintf(dir, sizeof dir, "%s/kasa-bench-webhook-XXXXXX", base && *base ? base : "/tmp")
+        >= sizeof dir)
+        return -1;
     if (!mkdtemp(dir))
         return -1;
     static config_t cfg;
@@ -130,7 +133,7 @@ static int s_row(int threads, int clients, double seconds, long run)
     webhook_destroy(&wh);
     pipeline_destroy(&p);
     journal_destroy(&j);
-    char cmd[200];
+    char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         return -1;
