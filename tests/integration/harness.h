@@ -660,9 +660,8 @@ H_FN int h_config_write(h_env_t *env, const char *extra)
 }
 
 /* Starts `kasa serve --config FILE` (on fresh ports when restarted, unless keep_ports, so a dying
- * predecessor's sockets never get in the way) and waits until its webhook route answers.
- * Returns 0, or -1 (its log is shown). */
-H_FN int h_kasa_start(h_env_t *env)
+ * predecessor's sockets never get in the way) and returns at once. */
+H_FN void h_kasa_spawn(h_env_t *env)
 {
     if (env->kasa_starts > 0 && !env->keep_ports) {
         env->kasa_port = h_free_port();
@@ -675,6 +674,12 @@ H_FN int h_kasa_start(h_env_t *env)
     char *extra_env[] = { env->kasa_listen_env, env->kasa_monitor_env, NULL };
     char *argv[] = { env->kasa_bin, "serve", "--config", env->config, NULL };
     env->kasa_pid = h_spawn(argv, env->kasa_log, extra_env);
+}
+
+/* h_kasa_spawn, then waits until its webhook route answers. Returns 0, or -1 (its log is shown). */
+H_FN int h_kasa_start(h_env_t *env)
+{
+    h_kasa_spawn(env);
     int64_t end = h_now_ms() + 20000;
     while (h_now_ms() < end) {
         int st;

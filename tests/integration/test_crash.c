@@ -3,7 +3,8 @@
  * Each run (one seed of a PRNG) starts kasa on a fresh journal, links a few addresses, and sends a
  * stream of signed deposit webhooks — every event of each deposit, some more than once, in
  * shuffled order — while the MT5 simulator sometimes applies a credit and drops its reply. At
- * seeded moments kasa is SIGKILLed and restarted. The harness acts as Cobo: an event is sent again
+ * seeded moments kasa is SIGKILLed and restarted (sometimes the restart is killed too, while it
+ * replays and resumes). The harness acts as Cobo: an event is sent again
  * until it is answered 2xx, also across restarts. Once every event was answered and every kill
  * done, the run waits for every deposit to be CREDITED, then checks against the MT5 simulator's
  * own deal list that each deposit was credited EXACTLY once, with the right amount, on the right
@@ -13,8 +14,11 @@
  *   KASA_CRASH_RUNS=N   how many seeded runs (default 200)
  *   KASA_CRASH_SEED=S   run seed S alone (a failing run prints its seed)
  *   KASA_CRASH_BASE=B   first seed (default 1)
+ *   KASA_CRASH_INJECT_DOUBLE=1  credit each run's first deposit twice behind kasa's back: every
+ *                       run must then fail (a check that this test can fail)
  * The simulators are started once and shared by all runs; each run checks only deals newer than
  * the ones it found at its start. */
+#include "actors/mt5.h"
 #include "tests/check.h"
 #include "tests/integration/harness.h"
 
@@ -26,7 +30,7 @@
 static h_env_t s_env;
 static char s_base_dir[400];
 /* what the runs exercised, over all runs */
-static long s_total_deposits, s_total_kills, s_total_resends, s_total_reattempts, s_total_drops;
+static long s_total_deposits, s_total_kills, s_total_start_kills, s_total_resends, s_total_reattempts, s_total_drops;
 
 typedef struct {
     h_tx_t tx;
@@ -47,9 +51,10 @@ typedef struct {
     s_deposit_t dep[MAX_DEPOSITS];
     s_event_t ev[MAX_EVENTS];
     int64_t kill_at_ms[MAX_KILLS];
+    int kill_in_start_ms[MAX_KILLS];  /* >= 0: after this kill, kill the next start that soon too */
     int drop_pct;
     uint64_t baseline[H_MT5_ACCOUNTS]; /* highest deal ticket per account before the run */
-    int kills_done, restarts, sends, retries;
+    int kills_done, start_kills, restarts, sends, retries;
     int64_t t0;
     int stop, sender_done, sender_failed; /* shared with the sender thread (atomics) */
 } s_run_t;
@@ -156,8 +161,10 @@ static int s_plan(s_run_t *run)
         run->ev[i] = run->ev[j];
         run->ev[j] = t;
     }
-    for (int k = 0; k < run->nkill; k++)
+    for (int k = 0; k < run->nkill; k++) {
         run->kill_at_ms[k] = h_rng_range(&rng, 0, 700);
+        run->kill_in_start_ms[k] = h_rng_range(&rng, 0, 3) == 0 ? (int) h_rng_range(&rng, 0, 80) : -1;
+    }
     for (int a = 0; a < run->nkill; a++)
         for (int b = a + 1; b < run->nkill; b++)
             if (run->kill_at_ms[b] < run->kill_at_ms[a]) {
@@ -185,8 +192,10 @@ static int s_all_credited(const s_run_t *run)
     return 1;
 }
 
-/* Kills kasa (it must still be running: dying alone is a failure) and starts it again. */
-static int s_kill_restart(s_run_t *run)
+/* Kills kasa (it must still be running: dying alone is a failure) and starts it again; with
+ * in_start_ms >= 0 the next start is killed too, that many ms in (while it replays, resumes
+ * and reconciles), before the start that is waited for. */
+static int s_kill_restart(s_run_t *run, int in_start_ms)
 {
     int st;
     if (h_exited(s_env.kasa_pid, &st)) {
@@ -196,6 +205,13 @@ static int s_kill_restart(s_run_t *run)
     }
     h_kasa_kill(&s_env);
     run->kills_done++;
+    if (in_start_ms >= 0) {
+        h_kasa_spawn(&s_env);
+        h_sleep_ms(in_start_ms);
+        h_kasa_kill(&s_env);
+        run->kills_done++;
+        run->start_kills++;
+    }
     if (h_kasa_start(&s_env) != 0)
         return -1;
     run->restarts++;
@@ -332,7 +348,7 @@ static int s_run(uint64_t seed)
             break;
         if (next_kill < run.nkill && now - t0 >= run.kill_at_ms[next_kill]) {
             next_kill++;
-            if (s_kill_restart(&run) != 0)
+            if (s_kill_restart(&run, run.kill_in_start_ms[next_kill - 1]) != 0)
                 break;
             continue;
         }
@@ -348,6 +364,18 @@ static int s_run(uint64_t seed)
         goto out;
     /* quiescent: no extra deal may appear later either */
     h_sleep_ms(50);
+    if (getenv("KASA_CRASH_INJECT_DOUBLE")) {
+        /* a self-test of this test: credit the first deposit a second time behind kasa's back,
+         * with its own reference; the checks below must catch it */
+        h_jinfo_t info;
+        h_journal_info(s_env.journal, run.dep[0].tx.tx_id, &info);
+        mt5_client_t *m = mt5_client_new(s_env.mt5_url, H_MT5_MANAGER, H_MT5_MANAGER_PW, NULL, 5000);
+        uint64_t ticket = 0;
+        char err[200];
+        mt5_result_t mr = mt5_balance(m, run.dep[0].login, run.dep[0].expect_minor, 2, info.ref, &ticket, err, sizeof err);
+        h_log("injected a second deal for %s: %s ticket %" PRIu64, run.dep[0].tx.tx_id, mt5_result_name(mr), ticket);
+        mt5_client_destroy(&m);
+    }
     if (s_check_deals(&run) != 0)
         goto out;
     int st = h_kasa_stop(&s_env);
@@ -366,6 +394,7 @@ static int s_run(uint64_t seed)
     rc = 0;
     s_total_deposits += run.ndep;
     s_total_kills += run.kills_done;
+    s_total_start_kills += run.start_kills;
     s_total_resends += run.retries;
     s_total_drops += run.drop_pct > 0;
     if (getenv("KASA_CRASH_VERBOSE"))
@@ -382,7 +411,7 @@ out:
     } else {
         h_log("seed %" PRIu64 " FAILED: %d deposits, %d events, kills at", seed, run.ndep, run.nev);
         for (int k = 0; k < run.nkill; k++)
-            h_log("  +%" PRId64 " ms", run.kill_at_ms[k]);
+            h_log("  +%" PRId64 " ms%s", run.kill_at_ms[k], run.kill_in_start_ms[k] >= 0 ? " (and its restart)" : "");
         h_log("drop_reply %d%%; journal %s; kasa log %s", run.drop_pct, s_env.journal, s_env.kasa_log);
         h_log("replay: KASA_CRASH_SEED=%" PRIu64 " build/san/tests/integration/test_crash", seed);
         h_tail(s_env.kasa_log, 30);
@@ -427,9 +456,9 @@ static void test_every_deposit_credited_exactly_once_across_kills(void)
     }
     h_log("%" PRIu64 " seeded runs (seeds %" PRIu64 "..), %d failed, %" PRId64 " ms", done, base, failed,
           h_now_ms() - t0);
-    h_log("passing runs: %ld deposits, %ld kills, %ld webhooks resent after no/failed answer, %ld deposits "
-          "credited after a second credit attempt (crash or dropped MT5 reply), %ld runs with MT5 dropping replies",
-          s_total_deposits, s_total_kills, s_total_resends, s_total_reattempts, s_total_drops);
+    h_log("passing runs: %ld deposits, %ld kills (%ld of a starting kasa), %ld webhooks resent after no/failed "
+          "answer, %ld deposits credited after a second credit attempt, %ld runs with MT5 dropping replies",
+          s_total_deposits, s_total_kills, s_total_start_kills, s_total_resends, s_total_reattempts, s_total_drops);
     char url[160];
     snprintf(url, sizeof url, "%s/sim/stats", s_env.mt5_url);
     h_resp_t st = h_http("GET", url, NULL);

@@ -1,6 +1,7 @@
 /* test_e2e.c — kasa end to end against its simulators: a signed webhook becomes exactly one MT5
  * balance deal of the right amount after rate and fee, and one Telegram notice; repeats and
- * reordering change nothing; unlinked, over-limit and below-minimum deposits are never credited;
+ * reordering change nothing; unlinked, over-limit and below-minimum deposits and a login MT5 refuses
+ * are never credited; a failing Telegram is retried and notified once;
  * bad signatures are refused before anything is journaled; the monitor feed shows the transitions;
  * an address linked while the server runs is credited; a restart replays and credits nothing twice.
  *
@@ -19,6 +20,8 @@ static char *s_dup_body; /* an event already answered, resent after a restart */
 #define ADDR_ORDER  "TE2eAddrOrder00000000000000000005"   /* -> 100005 */
 #define ADDR_LATE   "TE2eAddrLate000000000000000000002"   /* -> 100002, linked while serving */
 #define ADDR_NOBODY "TE2eAddrNobody0000000000000000000"   /* never linked */
+#define ADDR_REFUSE "TE2eAddrRefuse0000000000000000007"   /* -> 100007, which MT5 refuses */
+#define ADDR_TG     "TE2eAddrTelegram00000000000000008"   /* -> 100008 */
 
 static h_tx_t s_tx(const char *address, const char *amount, const char *token)
 {
@@ -265,6 +268,46 @@ static void test_over_auto_credit_limit_is_held(void)
     CHECK_EQ_INT(h_wait_state(&s_env, tx.tx_id, DEPOSIT_HELD, 20000), DEPOSIT_HELD);
     h_sleep_ms(200);
     CHECK_EQ_INT(s_all_deals(), before);
+}
+
+static void test_mt5_refusing_for_good_holds_the_deposit(void)
+{
+    CHECK(s_ready);
+    CHECK_EQ_INT(h_sim_post(s_env.mt5_url, "/sim/faults",
+                            "{\"permanent_login\":100007,\"permanent_retcode\":\"8 Not enough permissions\"}"), 200);
+    h_tx_t tx = s_tx(ADDR_REFUSE, "30", "TRON_USDT");
+    CHECK(h_sim_deposit(&s_env, &tx, 1, -1, -1) == 0);
+    CHECK_EQ_INT(h_wait_state(&s_env, tx.tx_id, DEPOSIT_HELD, 20000), DEPOSIT_HELD);
+    CHECK_EQ_INT(h_mt5_deals(&s_env, 100007, (h_deal_t[8]){ 0 }, 8), 0);
+    h_jinfo_t info;
+    h_journal_info(s_env.journal, tx.tx_id, &info);
+    CHECK(info.reason[0] != '\0');
+    CHECK_EQ_INT(info.credited, 0);
+    CHECK_EQ_INT(h_sim_post(s_env.mt5_url, "/sim/faults", "{\"permanent_login\":0}"), 200);
+}
+
+/* How many times needle occurs in hay. */
+static int s_count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void test_telegram_failures_are_retried_and_notice_sent_once(void)
+{
+    CHECK(s_ready);
+    CHECK_EQ_INT(h_sim_post(s_env.tg_url, "/sim/faults", "{\"fail_next\":2,\"status\":500}"), 200);
+    h_tx_t tx = s_tx(ADDR_TG, "40", "TRON_USDT");
+    CHECK(h_sim_deposit(&s_env, &tx, 1, -1, -1) == 0);
+    CHECK_EQ_INT(h_wait_state(&s_env, tx.tx_id, DEPOSIT_NOTIFIED, 30000), DEPOSIT_NOTIFIED);
+    char *all = h_tg_messages(&s_env);
+    CHECK(all != NULL);
+    CHECK_EQ_INT(s_count(all, tx.tx_id), 1);
+    CHECK(all && strstr(all, "39.50"));
+    free(all);
+    CHECK_EQ_INT(s_deals_of(100008, 3950, NULL), 1);
 }
 
 static void test_below_minimum_is_rejected(void)
@@ -548,7 +591,8 @@ int main(void)
     if (h_env_init(&s_env, "e2e") == 0 && h_sims_start(&s_env, NULL) == 0 && h_config_write(&s_env, NULL) == 0 &&
         h_kasa_start(&s_env) == 0) {
         s_ready = h_link(&s_env, ADDR_A, 100001) == 0 && h_link(&s_env, ADDR_TRX, 100003) == 0 &&
-                  h_link(&s_env, ADDR_DUP, 100004) == 0 && h_link(&s_env, ADDR_ORDER, 100005) == 0;
+                  h_link(&s_env, ADDR_DUP, 100004) == 0 && h_link(&s_env, ADDR_ORDER, 100005) == 0 &&
+                  h_link(&s_env, ADDR_REFUSE, 100007) == 0 && h_link(&s_env, ADDR_TG, 100008) == 0;
     }
     if (!s_ready)
         h_log("setup failed; logs in %s", s_env.dir);
@@ -559,6 +603,8 @@ int main(void)
     RUN(test_unlinked_address_is_held_and_never_credited);
     RUN(test_over_auto_credit_limit_is_held);
     RUN(test_below_minimum_is_rejected);
+    RUN(test_mt5_refusing_for_good_holds_the_deposit);
+    RUN(test_telegram_failures_are_retried_and_notice_sent_once);
     RUN(test_bad_signatures_get_401_and_journal_nothing);
     RUN(test_underscore_signature_headers_are_accepted);
     RUN(test_monitor_json_shows_every_transition);
