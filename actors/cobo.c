@@ -467,17 +467,25 @@ static cobo_err_t s_call(cobo_client_t *self, const char *method, const char *re
 
 /* ---- calls --------------------------------------------------------------------------------- */
 
-cobo_err_t cobo_get_transaction(cobo_client_t *self, const char *tx_id, cobo_tx_t *out,
-                                char *err, size_t errlen)
+/* GET PREFIX/ID, where id must be one plain path segment (what names it in err), into *doc: on
+ * COBO_OK the caller destroys it. */
+static cobo_err_t s_get_by_id(cobo_client_t *self, const char *prefix, const char *id, const char *what,
+                              bson_t *doc, char *err, size_t errlen)
 {
-    if (!s_segment_ok(tx_id)) {
-        snprintf(err, errlen, "transaction id has unexpected characters or length");
+    if (!s_segment_ok(id)) {
+        snprintf(err, errlen, "%s id has unexpected characters or length", what);
         return COBO_ERR_ARG;
     }
     char rel[128];
-    snprintf(rel, sizeof rel, "/transactions/%s", tx_id);
+    snprintf(rel, sizeof rel, "%s/%s", prefix, id);
+    return s_call(self, "GET", rel, NULL, NULL, doc, err, errlen);
+}
+
+cobo_err_t cobo_get_transaction(cobo_client_t *self, const char *tx_id, cobo_tx_t *out,
+                                char *err, size_t errlen)
+{
     bson_t doc;
-    cobo_err_t e = s_call(self, "GET", rel, NULL, NULL, &doc, err, errlen);
+    cobo_err_t e = s_get_by_id(self, "/transactions", tx_id, "transaction", &doc, err, errlen);
     if (e != COBO_OK)
         return e;
     char why[160];
@@ -621,14 +629,12 @@ cobo_err_t cobo_list_addresses(cobo_client_t *self, const char *wallet_id, const
 cobo_err_t cobo_get_token_decimal(cobo_client_t *self, const char *token_id, int *decimal,
                                   char *err, size_t errlen)
 {
-    if (!s_segment_ok(token_id) || !decimal) {
+    if (!decimal) {
         snprintf(err, errlen, "token id has unexpected characters or length");
         return COBO_ERR_ARG;
     }
-    char rel[128];
-    snprintf(rel, sizeof rel, "/wallets/tokens/%s", token_id);
     bson_t doc;
-    cobo_err_t e = s_call(self, "GET", rel, NULL, NULL, &doc, err, errlen);
+    cobo_err_t e = s_get_by_id(self, "/wallets/tokens", token_id, "token", &doc, err, errlen);
     if (e != COBO_OK)
         return e;
     int64_t d;

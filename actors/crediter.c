@@ -18,8 +18,6 @@ typedef struct {
     zsock_t *to_notifier;
     uint64_t rng;
     int64_t last_call_ms;   /* monotonic: the session's last use */
-    int ok;
-    char err[200];
 } s_crediter_t;
 
 void crediter_ref(const char *tx_id, char out[32])
@@ -51,42 +49,27 @@ static int64_t s_retry(s_crediter_t *self, const workq_item_t *item, const char 
 static int64_t s_credited(s_crediter_t *self, const char *tx_id, uint64_t login, const char *ref, uint64_t ticket)
 {
     record_t r;
-    record_init(&r, RECORD_DEPOSIT);
-    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx_id);
-    r.event = DEPOSIT_EV_CREDIT_OK;
+    stage_event_record(&r, tx_id, DEPOSIT_EV_CREDIT_OK, NULL);
     r.login = login;
     r.ticket = ticket;
     snprintf(r.ref, sizeof r.ref, "%s", ref);
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    unsigned effects = 0;
     char err[160];
-    registry_result_t res = registry_commit(self->ctx->registry, self->ctx->journal, &r, &effects, &bytes, &len,
-                                            err, sizeof err);
-    if (res == REGISTRY_MOVED) {
-        if ((effects & DEPOSIT_EFFECT_NOTIFY) && stage_send(self->to_notifier, bytes, len) != 0)
-            log_warn("crediter.handoff_failed", "tx=%s (notice resumes on restart)", tx_id);
-    } else {
+    if (stage_commit(self->ctx, &r, DEPOSIT_EFFECT_NOTIFY, self->to_notifier, "crediter", err, sizeof err)
+        != REGISTRY_MOVED) {
         /* The deal exists but the deposit moved on (a person holds it, or the journal failed): a
          * later retry reconciles and finds this ticket; never credited twice. */
         log_error("crediter.credit_not_recorded", "tx=%s login=%llu ticket=%llu reason=\"%s\"", tx_id,
                   (unsigned long long) login, (unsigned long long) ticket, err);
     }
-    free(bytes);
     return 0;
 }
 
 static int64_t s_hold(s_crediter_t *self, const char *tx_id, const char *reason)
 {
     record_t r;
-    record_init(&r, RECORD_DEPOSIT);
-    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx_id);
-    r.event = DEPOSIT_EV_HOLD;
-    snprintf(r.reason, sizeof r.reason, "%s", reason);
+    stage_event_record(&r, tx_id, DEPOSIT_EV_HOLD, reason);
     char err[160];
-    registry_result_t res = registry_commit(self->ctx->registry, self->ctx->journal, &r, NULL, NULL, NULL, err,
-                                            sizeof err);
-    if (res != REGISTRY_MOVED)
+    if (stage_commit(self->ctx, &r, 0, NULL, "crediter", err, sizeof err) != REGISTRY_MOVED)
         log_warn("crediter.skipped", "tx=%s event=HOLD reason=\"%s\"", tx_id, err);
     return 0;
 }
@@ -128,11 +111,8 @@ static int64_t s_handle(void *arg, workq_item_t *item)
 {
     s_crediter_t *self = arg;
     record_t seen;
-    if (stage_decode(item->bytes, item->len, &seen, "crediter") != 0)
-        return 0;
     registry_entry_t e;
-    if (registry_get(self->ctx->registry, seen.tx_id, &e) != 0 || e.view.state != DEPOSIT_LOCKED ||
-        registry_failed(self->ctx->registry))
+    if (stage_fetch(self->ctx, item, "crediter", DEPOSIT_LOCKED, &seen, &e) != 0)
         return 0;
     if (stage_crediter_of(self->ctx, e.view.login) != self->index)
         return 0;   /* reassigned to a login another worker owns: that worker has it (never two at once) */
@@ -222,57 +202,40 @@ static int64_t s_idle(void *arg, int64_t now_ms)
     return CREDITER_PING_MS;
 }
 
-static void s_actor(zsock_t *pipe, void *args)
+static int s_init(void *state, const stage_ctx_t *ctx, int index, char *err, size_t errlen)
 {
-    s_crediter_t *self = args;
-    const config_t *cfg = self->ctx->cfg;
-    self->rng = ((uint64_t) stage_mono_ms() << 8 ^ (uint64_t) (uintptr_t) self) | 1;
-    char ep[96];
-    stage_endpoint(self->ctx, STAGE_CREDITER, self->index, ep, sizeof ep);
-    zsock_t *pull = stage_pull_new(ep);
-    workq_t *q = workq_new(STAGE_QUEUE);
+    s_crediter_t *self = state;
+    const config_t *cfg = ctx->cfg;
+    self->ctx = ctx;
+    self->index = index;
+    self->rng = stage_seed(self);
     self->mt5 = mt5_client_new(cfg->mt5_url, cfg->mt5_login, cfg->mt5_password, cfg->mt5_ca_file,
                                (long) self->ctx->mt5_timeout_ms);
+    char ep[96];
     stage_endpoint(self->ctx, STAGE_NOTIFIER, 0, ep, sizeof ep);
     self->to_notifier = stage_push_new(ep);
-    self->ok = pull && q && self->mt5 && self->to_notifier;
-    if (!self->ok)
-        snprintf(self->err, sizeof self->err, "crediter %d: %s", self->index,
+    if (!self->mt5 || !self->to_notifier) {
+        snprintf(err, errlen, "crediter %d: %s", self->index,
                  !self->mt5 ? "MT5 client: bad MT5_URL or credentials" : "cannot bind or connect its sockets");
-    self->last_call_ms = stage_mono_ms();
-    zsock_signal(pipe, 0);
-    if (self->ok) {
-        stage_ops_t ops = { s_handle, s_key, s_idle };
-        stage_loop(pipe, pull, q, &ops, self);
-    } else {
-        stage_wait_term(pipe);
+        return -1;
     }
+    self->last_call_ms = stage_mono_ms();
+    return 0;
+}
+
+static void s_destroy(void *state)
+{
+    s_crediter_t *self = state;
     zsock_destroy(&self->to_notifier);
     mt5_client_destroy(&self->mt5);
-    workq_destroy(&q);
-    zsock_destroy(&pull);
-    free(self);
 }
+
+static const stage_def_t s_def = {
+    .kind = STAGE_CREDITER, .name = "crediter", .ops = { s_handle, s_key, s_idle },
+    .state_size = sizeof(s_crediter_t), .init = s_init, .destroy = s_destroy,
+};
 
 zactor_t *crediter_new(const stage_ctx_t *ctx, int index, char *err, size_t errlen)
 {
-    s_crediter_t *self = calloc(1, sizeof *self);
-    if (!self) {
-        snprintf(err, errlen, "no memory");
-        return NULL;
-    }
-    self->ctx = ctx;
-    self->index = index;
-    zactor_t *actor = zactor_new(s_actor, self);
-    if (!actor) {
-        free(self);
-        snprintf(err, errlen, "crediter %d: cannot start", index);
-        return NULL;
-    }
-    if (!self->ok) {
-        snprintf(err, errlen, "%s", self->err);
-        zactor_destroy(&actor);
-        return NULL;
-    }
-    return actor;
+    return stage_actor_new(ctx, &s_def, index, err, errlen);
 }

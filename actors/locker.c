@@ -21,8 +21,6 @@ typedef struct {
     zhashx_t *group_digits;                   /* MT5 group → CurrencyDigits + 1 (cached) */
     zsock_t *to_crediter[STAGE_MAX_CREDITERS];
     uint64_t rng;
-    int ok;
-    char err[200];
 } s_locker_t;
 
 /* ---- Cobo's view against the webhook's ---------------------------------------------------------- */
@@ -84,13 +82,9 @@ int locker_check_cobo(const record_t *seen, const cobo_tx_t *api, deposit_event_
 static int64_t s_decide(s_locker_t *self, const record_t *seen, deposit_event_t ev, const char *reason)
 {
     record_t r;
-    record_init(&r, RECORD_DEPOSIT);
-    snprintf(r.tx_id, sizeof r.tx_id, "%s", seen->tx_id);
-    r.event = ev;
-    snprintf(r.reason, sizeof r.reason, "%s", reason);
+    stage_event_record(&r, seen->tx_id, ev, reason);
     char err[160];
-    registry_result_t res = registry_commit(self->ctx->registry, self->ctx->journal, &r, NULL, NULL, NULL,
-                                            err, sizeof err);
+    registry_result_t res = stage_commit(self->ctx, &r, 0, NULL, "locker", err, sizeof err);
     if (res != REGISTRY_MOVED && res != REGISTRY_SAME)
         log_warn("locker.skipped", "tx=%s event=%s reason=\"%s\"", seen->tx_id, deposit_event_name(ev), err);
     return 0;
@@ -201,11 +195,8 @@ static int64_t s_handle(void *arg, workq_item_t *item)
 {
     s_locker_t *self = arg;
     record_t seen;
-    if (stage_decode(item->bytes, item->len, &seen, "locker") != 0)
-        return 0;
     registry_entry_t e;
-    if (registry_get(self->ctx->registry, seen.tx_id, &e) != 0 || e.view.state != DEPOSIT_RECEIVED ||
-        registry_failed(self->ctx->registry))
+    if (stage_fetch(self->ctx, item, "locker", DEPOSIT_RECEIVED, &seen, &e) != 0)
         return 0;   /* moved on meanwhile (or the journal failed): nothing for the locker */
 
     char err[200] = "", reason[160] = "";
@@ -233,43 +224,31 @@ static int64_t s_handle(void *arg, workq_item_t *item)
     if (rc == 2)
         return s_decide(self, &seen, ev, reason);
 
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    unsigned effects = 0;
-    registry_result_t res = registry_commit(self->ctx->registry, self->ctx->journal, &r, &effects, &bytes, &len,
-                                            err, sizeof err);
-    if (res == REGISTRY_MOVED && (effects & DEPOSIT_EFFECT_CREDIT)) {
-        int w = stage_crediter_of(self->ctx, r.login);
-        if (stage_send(self->to_crediter[w], bytes, len) != 0)
-            log_warn("locker.handoff_failed", "tx=%s crediter=%d (resumes on restart)", r.tx_id, w);
-    } else if (res != REGISTRY_MOVED) {
+    zsock_t *crediter = self->to_crediter[stage_crediter_of(self->ctx, r.login)];
+    if (stage_commit(self->ctx, &r, DEPOSIT_EFFECT_CREDIT, crediter, "locker", err, sizeof err) != REGISTRY_MOVED)
         log_warn("locker.skipped", "tx=%s event=CONFIRMED reason=\"%s\"", r.tx_id, err);
-    }
-    free(bytes);
     return 0;
 }
 
-static uint64_t s_seed(const void *p)
+static int s_init(void *state, const stage_ctx_t *ctx, int index, char *errbuf, size_t errlen)
 {
-    uint64_t x = (uint64_t) stage_mono_ms() ^ (uint64_t) (uintptr_t) p ^ 0x9E3779B97F4A7C15ull;
-    return x ? x : 1;
-}
-
-static int s_init(s_locker_t *self)
-{
-    const config_t *cfg = self->ctx->cfg;
+    s_locker_t *self = state;
+    const config_t *cfg = ctx->cfg;
+    (void) index;
+    self->ctx = ctx;
     char err[160] = "";
+    self->rng = stage_seed(self);
     self->cobo = cobo_client_new(cfg->cobo_api_url, cfg->cobo_api_key, cfg->cobo_api_secret,
                                  cfg->cobo_webhook_pubkey, (long) self->ctx->cobo_timeout_ms, err, sizeof err);
     if (!self->cobo) {
-        snprintf(self->err, sizeof self->err, "locker: Cobo client: %s", err);
+        snprintf(errbuf, errlen, "locker: Cobo client: %s", err);
         return -1;
     }
     if (cfg->mt5_url[0]) {
         self->mt5 = mt5_client_new(cfg->mt5_url, cfg->mt5_login, cfg->mt5_password, cfg->mt5_ca_file,
                                    (long) self->ctx->mt5_timeout_ms);
         if (!self->mt5) {
-            snprintf(self->err, sizeof self->err, "locker: MT5 client: bad MT5_URL or credentials");
+            snprintf(errbuf, errlen, "locker: MT5 client: bad MT5_URL or credentials");
             return -1;
         }
     }
@@ -281,15 +260,16 @@ static int s_init(s_locker_t *self)
         stage_endpoint(self->ctx, STAGE_CREDITER, i, ep, sizeof ep);
         self->to_crediter[i] = stage_push_new(ep);
         if (!self->to_crediter[i]) {
-            snprintf(self->err, sizeof self->err, "locker: cannot connect %s", ep);
+            snprintf(errbuf, errlen, "locker: cannot connect %s", ep);
             return -1;
         }
     }
     return 0;
 }
 
-static void s_fini(s_locker_t *self)
+static void s_destroy(void *state)
 {
+    s_locker_t *self = state;
     for (int i = 0; i < STAGE_MAX_CREDITERS; i++)
         zsock_destroy(&self->to_crediter[i]);
     zhashx_destroy(&self->group_digits);
@@ -297,49 +277,12 @@ static void s_fini(s_locker_t *self)
     cobo_client_destroy(&self->cobo);
 }
 
-static void s_actor(zsock_t *pipe, void *args)
-{
-    s_locker_t *self = args;
-    self->rng = s_seed(self);
-    char ep[96];
-    stage_endpoint(self->ctx, STAGE_LOCKER, 0, ep, sizeof ep);
-    zsock_t *pull = stage_pull_new(ep);
-    workq_t *q = workq_new(STAGE_QUEUE);
-    self->ok = pull && q && s_init(self) == 0;
-    if (!self->ok && !self->err[0])
-        snprintf(self->err, sizeof self->err, "locker: cannot bind %s", ep);
-    zsock_signal(pipe, 0);
-    if (self->ok) {
-        stage_ops_t ops = { s_handle, NULL, NULL };
-        stage_loop(pipe, pull, q, &ops, self);
-    } else {
-        stage_wait_term(pipe);   /* the caller reads self->err before it ends us */
-    }
-    s_fini(self);
-    workq_destroy(&q);
-    zsock_destroy(&pull);
-    free(self);
-}
+static const stage_def_t s_def = {
+    .kind = STAGE_LOCKER, .name = "locker", .ops = { s_handle, NULL, NULL },
+    .state_size = sizeof(s_locker_t), .init = s_init, .destroy = s_destroy,
+};
 
 zactor_t *locker_new(const stage_ctx_t *ctx, char *err, size_t errlen)
 {
-    s_locker_t *self = calloc(1, sizeof *self);
-    if (!self) {
-        snprintf(err, errlen, "no memory");
-        return NULL;
-    }
-    self->ctx = ctx;
-    zactor_t *actor = zactor_new(s_actor, self);
-    if (!actor) {
-        free(self);
-        snprintf(err, errlen, "locker: cannot start");
-        return NULL;
-    }
-    if (!self->ok) {
-        /* The actor frees self when it ends, which it does at once when init failed. */
-        snprintf(err, errlen, "%s", self->err);
-        zactor_destroy(&actor);
-        return NULL;
-    }
-    return actor;
+    return stage_actor_new(ctx, &s_def, 0, err, errlen);
 }

@@ -11,7 +11,6 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -23,6 +22,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "schema/err.h"
 #include "schema/json.h"
 #include "tools/log.h"
 
@@ -291,17 +291,6 @@ static curl_socket_t s_open_socket(void *arg, curlsocktype purpose, struct curl_
     return socket(addr->family, addr->socktype, addr->protocol);
 }
 
-static void s_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void s_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* One HTTP exchange on the session's connection. path includes the query. body NULL: GET.
  * Returns 0 with *status and *new_conn set, or -1 (transport error, reason in err; *cerr set). */
 static int s_http(mt5_client_t *c, const char *path, const char *body, long *status, int *new_conn,
@@ -335,7 +324,7 @@ static int s_http(mt5_client_t *c, const char *path, const char *body, long *sta
     if (rc != CURLE_OK) {
         const char *path_end = strchr(path, '?');
         int plen = path_end ? (int) (path_end - path) : (int) strlen(path);
-        s_set_err(err, errlen, "%.*s: %s%s", plen, path,
+        err_set(err, errlen, "%.*s: %s%s", plen, path,
                   c->refused_conn ? "connection lost (no new connection opened for a balance call)"
                                   : (c->curl_err[0] ? c->curl_err : curl_easy_strerror(rc)),
                   rc == CURLE_OPERATION_TIMEDOUT ? " (timeout)" : "");
@@ -352,7 +341,7 @@ static int s_parse_reply(mt5_client_t *c, bson_t *doc, int *retcode, char *err, 
     char perr[128];
     if (json_parse(c->reply.data ? c->reply.data : "", c->reply.len, doc, perr, sizeof perr) != 0) {
         bson_destroy(doc);
-        s_set_err(err, errlen, "unreadable reply: %s", perr);
+        err_set(err, errlen, "unreadable reply: %s", perr);
         c->last_retcode = -1;
         return -1;
     }
@@ -361,11 +350,11 @@ static int s_parse_reply(mt5_client_t *c, bson_t *doc, int *retcode, char *err, 
     c->last_retcode = *retcode;
     if (*retcode < 0) {
         bson_destroy(doc);
-        s_set_err(err, errlen, "reply without a retcode");
+        err_set(err, errlen, "reply without a retcode");
         return -1;
     }
     if (*retcode != 0)
-        s_set_err(err, errlen, "retcode %s", rc);
+        err_set(err, errlen, "retcode %s", rc);
     return 0;
 }
 
@@ -385,7 +374,7 @@ static mt5_result_t s_auth_once(mt5_client_t *c, int *retry, char *err, size_t e
     if (s_http(c, path, NULL, &status, &new_conn, &cerr, err, errlen) != 0)
         return MT5_TRANSIENT;
     if (status != 200) {
-        s_set_err(err, errlen, "auth/start: HTTP %ld", status);
+        err_set(err, errlen, "auth/start: HTTP %ld", status);
         return status == 403 ? MT5_AUTH_FAILED : MT5_TRANSIENT;
     }
     if (s_parse_reply(c, &doc, &retcode, err, errlen) != 0)
@@ -398,14 +387,14 @@ static mt5_result_t s_auth_once(mt5_client_t *c, int *retry, char *err, size_t e
     const char *srv_rand = json_get_str(&doc, "srv_rand");
     if (!srv_rand || mt5_auth_answer(c->h2, srv_rand, answer) != 0) {
         bson_destroy(&doc);
-        s_set_err(err, errlen, "auth/start: no valid srv_rand");
+        err_set(err, errlen, "auth/start: no valid srv_rand");
         return MT5_AUTH_FAILED;
     }
     bson_destroy(&doc);
 
     unsigned char cli_rand[16];
     if (getrandom(cli_rand, sizeof cli_rand, 0) != (ssize_t) sizeof cli_rand) {
-        s_set_err(err, errlen, "no randomness for cli_rand");
+        err_set(err, errlen, "no randomness for cli_rand");
         return MT5_TRANSIENT;
     }
     s_hex(cli_rand, sizeof cli_rand, cli_hex);
@@ -415,16 +404,16 @@ static mt5_result_t s_auth_once(mt5_client_t *c, int *retry, char *err, size_t e
         return MT5_TRANSIENT;
     if (new_conn) {
         /* the answer went out on another connection than the start: start again */
-        s_set_err(err, errlen, "auth: connection changed during the handshake");
+        err_set(err, errlen, "auth: connection changed during the handshake");
         *retry = 1;
         return MT5_TRANSIENT;
     }
     if (status == 403) {
-        s_set_err(err, errlen, "auth/answer: HTTP 403 (wrong manager login or password)");
+        err_set(err, errlen, "auth/answer: HTTP 403 (wrong manager login or password)");
         return MT5_AUTH_FAILED;
     }
     if (status != 200) {
-        s_set_err(err, errlen, "auth/answer: HTTP %ld", status);
+        err_set(err, errlen, "auth/answer: HTTP %ld", status);
         return MT5_TRANSIENT;
     }
     if (s_parse_reply(c, &doc, &retcode, err, errlen) != 0)
@@ -438,7 +427,7 @@ static mt5_result_t s_auth_once(mt5_client_t *c, int *retry, char *err, size_t e
     int genuine = got && strcasecmp(got, expect) == 0;
     bson_destroy(&doc);
     if (!genuine) {
-        s_set_err(err, errlen, "auth/answer: cli_rand_answer is wrong: the server is not genuine");
+        err_set(err, errlen, "auth/answer: cli_rand_answer is wrong: the server is not genuine");
         return MT5_AUTH_FAILED;
     }
     c->authed = 1;
@@ -507,13 +496,13 @@ static mt5_result_t s_read(mt5_client_t *c, const char *path, const char *body, 
         if (status == 403) {
             c->authed = 0;
             c->last_retcode = -1;
-            s_set_err(err, errlen, "HTTP 403 (session lost)");
+            err_set(err, errlen, "HTTP 403 (session lost)");
             r = MT5_TRANSIENT;
             continue;
         }
         if (status != 200) {
             c->last_retcode = -1;
-            s_set_err(err, errlen, "HTTP %ld", status);
+            err_set(err, errlen, "HTTP %ld", status);
             return MT5_TRANSIENT;
         }
         if (s_parse_reply(c, doc, &retcode, err, errlen) != 0)
@@ -674,16 +663,29 @@ static int s_answer_u64(const bson_t *doc, const char *key, uint64_t *out)
     }
     if (!BSON_ITER_HOLDS_UTF8(&sub))
         return -1;
-    const char *s = bson_iter_utf8(&sub, NULL);
-    if (!*s || strlen(s) > 19)
+    return mt5_parse_u64(bson_iter_utf8(&sub, NULL), out);
+}
+
+int mt5_parse_u64(const char *text, uint64_t *out)
+{
+    if (!text || !*text || strlen(text) > 19)
         return -1;
     uint64_t v = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
+    for (const char *p = text; *p; p++) {
+        if (*p < '0' || *p > '9')
             return -1;
-        v = v * 10 + (uint64_t) (*s - '0');
+        v = v * 10 + (uint64_t) (*p - '0');
     }
     *out = v;
+    return 0;
+}
+
+int mt5_parse_login(const char *text, uint64_t *login)
+{
+    uint64_t v;
+    if (mt5_parse_u64(text, &v) != 0 || v == 0)
+        return -1;
+    *login = v;
     return 0;
 }
 
@@ -695,11 +697,11 @@ mt5_result_t mt5_balance(mt5_client_t *c, uint64_t login, int64_t amount_minor, 
         *ticket = 0;
     if (amount_minor == 0 || amount_minor == INT64_MIN || login == 0
         || mt5_format_amount(amount_minor, digits, amount, sizeof amount) != 0) {
-        s_set_err(err, errlen, "refused before sending: bad amount, login or digits");
+        err_set(err, errlen, "refused before sending: bad amount, login or digits");
         return MT5_PERMANENT;
     }
     if (!s_comment_ok(comment)) {
-        s_set_err(err, errlen, "refused before sending: comment must be 1..%d printable ASCII characters",
+        err_set(err, errlen, "refused before sending: comment must be 1..%d printable ASCII characters",
                   MT5_COMMENT_MAX);
         return MT5_PERMANENT;
     }
@@ -746,7 +748,7 @@ mt5_result_t mt5_balance(mt5_client_t *c, uint64_t login, int64_t amount_minor, 
             if (status == 403)
                 c->authed = 0;
             c->last_retcode = -1;
-            s_set_err(err, errlen, "balance: HTTP %ld%s", status, status == 403 ? " (session lost)" : "");
+            err_set(err, errlen, "balance: HTTP %ld%s", status, status == 403 ? " (session lost)" : "");
             r = MT5_AMBIGUOUS;
         } else {
             bson_t doc;
@@ -756,7 +758,7 @@ mt5_result_t mt5_balance(mt5_client_t *c, uint64_t login, int64_t amount_minor, 
                 r = mt5_retcode_class(retcode, 1);
                 uint64_t t = 0;
                 if (r == MT5_OK && (s_answer_u64(&doc, "Ticket", &t) != 0 || t == 0)) {
-                    s_set_err(err, errlen, "balance: done but no ticket in the reply");
+                    err_set(err, errlen, "balance: done but no ticket in the reply");
                     r = MT5_AMBIGUOUS;
                 }
                 if (ticket)
@@ -796,7 +798,7 @@ mt5_result_t mt5_find_balance_deal(mt5_client_t *c, uint64_t login, const char *
     if (ticket)
         *ticket = 0;
     if (!comment || !*comment || login == 0 || from_s > to_s) {
-        s_set_err(err, errlen, "bad search arguments");
+        err_set(err, errlen, "bad search arguments");
         return MT5_PERMANENT;
     }
     pthread_mutex_lock(&c->mu);
@@ -806,7 +808,7 @@ mt5_result_t mt5_find_balance_deal(mt5_client_t *c, uint64_t login, const char *
     uint64_t total = 0;
     if (r == MT5_OK) {
         if (s_answer_u64(&doc, "Total", &total) != 0) {
-            s_set_err(err, errlen, "deal/get_total: no Total in the reply");
+            err_set(err, errlen, "deal/get_total: no Total in the reply");
             r = MT5_TRANSIENT;
         }
         bson_destroy(&doc);
@@ -883,19 +885,28 @@ static void s_answer_text(const bson_t *doc, const char *key, char *buf, size_t 
     }
 }
 
-mt5_result_t mt5_user_get(mt5_client_t *c, uint64_t login, mt5_user_t *out, char *err, size_t errlen)
+/* GET /api/COMMAND?login=L into *doc (MT5_OK: the caller destroys it), with *answer_login the
+ * answer's Login (login when it has none). */
+static mt5_result_t s_read_login(mt5_client_t *c, const char *command, uint64_t login, bson_t *doc,
+                                 uint64_t *answer_login, char *err, size_t errlen)
 {
     char path[96];
+    snprintf(path, sizeof path, "/api/%s?login=%" PRIu64, command, login);
+    pthread_mutex_lock(&c->mu);
+    mt5_result_t r = s_read(c, path, NULL, doc, err, errlen);
+    pthread_mutex_unlock(&c->mu);
+    if (r == MT5_OK && s_answer_u64(doc, "Login", answer_login) != 0)
+        *answer_login = login;
+    return r;
+}
+
+mt5_result_t mt5_user_get(mt5_client_t *c, uint64_t login, mt5_user_t *out, char *err, size_t errlen)
+{
     bson_t doc;
     memset(out, 0, sizeof *out);
-    snprintf(path, sizeof path, "/api/user/get?login=%" PRIu64, login);
-    pthread_mutex_lock(&c->mu);
-    mt5_result_t r = s_read(c, path, NULL, &doc, err, errlen);
-    pthread_mutex_unlock(&c->mu);
+    mt5_result_t r = s_read_login(c, "user/get", login, &doc, &out->login, err, errlen);
     if (r != MT5_OK)
         return r;
-    if (s_answer_u64(&doc, "Login", &out->login) != 0)
-        out->login = login;
     s_answer_text(&doc, "Group", out->group, sizeof out->group);
     s_answer_text(&doc, "Name", out->name, sizeof out->name);
     s_answer_text(&doc, "Balance", out->balance, sizeof out->balance);
@@ -910,7 +921,7 @@ mt5_result_t mt5_group_get(mt5_client_t *c, const char *group, mt5_group_t *out,
     bson_t doc;
     memset(out, 0, sizeof *out);
     if (!group || !*group || strlen(group) >= sizeof out->group) {
-        s_set_err(err, errlen, "bad group name");
+        err_set(err, errlen, "bad group name");
         return MT5_PERMANENT;
     }
     pthread_mutex_lock(&c->mu);
@@ -928,7 +939,7 @@ mt5_result_t mt5_group_get(mt5_client_t *c, const char *group, mt5_group_t *out,
     s_answer_text(&doc, "CurrencyDigits", digits, sizeof digits);
     bson_destroy(&doc);
     if (!digits[0] || digits[1] || digits[0] < '0' || digits[0] > '8') {
-        s_set_err(err, errlen, "group/get: CurrencyDigits missing or out of range");
+        err_set(err, errlen, "group/get: CurrencyDigits missing or out of range");
         return MT5_PERMANENT;
     }
     out->digits = digits[0] - '0';
@@ -938,17 +949,11 @@ mt5_result_t mt5_group_get(mt5_client_t *c, const char *group, mt5_group_t *out,
 mt5_result_t mt5_user_account_get(mt5_client_t *c, uint64_t login, mt5_account_t *out,
                                   char *err, size_t errlen)
 {
-    char path[96];
     bson_t doc;
     memset(out, 0, sizeof *out);
-    snprintf(path, sizeof path, "/api/user/account/get?login=%" PRIu64, login);
-    pthread_mutex_lock(&c->mu);
-    mt5_result_t r = s_read(c, path, NULL, &doc, err, errlen);
-    pthread_mutex_unlock(&c->mu);
+    mt5_result_t r = s_read_login(c, "user/account/get", login, &doc, &out->login, err, errlen);
     if (r != MT5_OK)
         return r;
-    if (s_answer_u64(&doc, "Login", &out->login) != 0)
-        out->login = login;
     s_answer_text(&doc, "Balance", out->balance, sizeof out->balance);
     s_answer_text(&doc, "Equity", out->equity, sizeof out->equity);
     s_answer_text(&doc, "Margin", out->margin, sizeof out->margin);
@@ -962,7 +967,7 @@ mt5_result_t mt5_check_password(mt5_client_t *c, uint64_t login, const char *pas
 {
     if (!password || !type || (strcmp(type, "main") && strcmp(type, "investor") && strcmp(type, "api"))
         || login == 0 || strlen(password) > 256) {
-        s_set_err(err, errlen, "bad check_password arguments");
+        err_set(err, errlen, "bad check_password arguments");
         return MT5_PERMANENT;
     }
     jbuf_t body;
@@ -981,6 +986,6 @@ mt5_result_t mt5_check_password(mt5_client_t *c, uint64_t login, const char *pas
     if (r == MT5_OK)
         bson_destroy(&doc);
     if (r == MT5_BAD_PASSWORD)
-        s_set_err(err, errlen, "invalid account password");
+        err_set(err, errlen, "invalid account password");
     return r;
 }

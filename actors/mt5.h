@@ -158,4 +158,11 @@ int mt5_format_amount(int64_t amount_minor, int digits, char *buf, size_t len);
  * refuses more significant decimals than digits, and overflow. 0, or -1. */
 int mt5_parse_amount(const char *text, int digits, int64_t *out_minor);
 
+/* Parses 1..19 ASCII digits (a login or a ticket as MT5 writes them) into *out; no sign, no
+ * spaces. 0, or -1 (also for NULL). */
+int mt5_parse_u64(const char *text, uint64_t *out);
+
+/* Parses an MT5 login: as mt5_parse_u64, and not 0. 0, or -1. */
+int mt5_parse_login(const char *text, uint64_t *login);
+
 #endif

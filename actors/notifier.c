@@ -1,6 +1,7 @@
 /* notifier.c — see notifier.h. */
 #include "actors/notifier.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "actors/mt5.h"
@@ -12,8 +13,6 @@ typedef struct {
     const stage_ctx_t *ctx;
     telegram_t *tg;          /* NULL when Telegram is not configured: notices are recorded as failed */
     uint64_t rng;
-    int ok;
-    char err[200];
 } s_notifier_t;
 
 char *notifier_message(const deposit_view_t *d)
@@ -63,11 +62,8 @@ static int64_t s_handle(void *arg, workq_item_t *item)
 {
     s_notifier_t *self = arg;
     record_t seen;
-    if (stage_decode(item->bytes, item->len, &seen, "notifier") != 0)
-        return 0;
     registry_entry_t e;
-    if (registry_get(self->ctx->registry, seen.tx_id, &e) != 0 || e.view.state != DEPOSIT_CREDITED ||
-        e.notice_failed || registry_failed(self->ctx->registry))
+    if (stage_fetch(self->ctx, item, "notifier", DEPOSIT_CREDITED, &seen, &e) != 0 || e.notice_failed)
         return 0;
     const char *tx = e.view.tx_id;
     if (!self->tg || !self->ctx->cfg->telegram_chat_id[0]) {
@@ -80,12 +76,8 @@ static int64_t s_handle(void *arg, workq_item_t *item)
     free(text);
     if (rc == TELEGRAM_OK) {
         record_t r;
-        record_init(&r, RECORD_DEPOSIT);
-        snprintf(r.tx_id, sizeof r.tx_id, "%s", tx);
-        r.event = DEPOSIT_EV_NOTICE_SENT;
-        registry_result_t res = registry_commit(self->ctx->registry, self->ctx->journal, &r, NULL, NULL, NULL,
-                                                err, sizeof err);
-        if (res != REGISTRY_MOVED)
+        stage_event_record(&r, tx, DEPOSIT_EV_NOTICE_SENT, NULL);
+        if (stage_commit(self->ctx, &r, 0, NULL, "notifier", err, sizeof err) != REGISTRY_MOVED)
             log_warn("notifier.skipped", "tx=%s event=NOTICE_SENT reason=\"%s\"", tx, err);
         return 0;
     }
@@ -108,51 +100,30 @@ static int64_t s_handle(void *arg, workq_item_t *item)
     return ms;
 }
 
-static void s_actor(zsock_t *pipe, void *args)
+static int s_init(void *state, const stage_ctx_t *ctx, int index, char *err, size_t errlen)
 {
-    s_notifier_t *self = args;
-    const config_t *cfg = self->ctx->cfg;
-    self->rng = ((uint64_t) stage_mono_ms() << 8 ^ (uint64_t) (uintptr_t) self) | 1;
-    char ep[96];
-    stage_endpoint(self->ctx, STAGE_NOTIFIER, 0, ep, sizeof ep);
-    zsock_t *pull = stage_pull_new(ep);
-    workq_t *q = workq_new(STAGE_QUEUE);
+    s_notifier_t *self = state;
+    const config_t *cfg = ctx->cfg;
+    (void) index, (void) err, (void) errlen;
+    self->ctx = ctx;
+    self->rng = stage_seed(self);
     if (cfg->telegram_bot_token[0] && cfg->telegram_api_url[0])
         self->tg = telegram_new(cfg->telegram_api_url, cfg->telegram_bot_token, (long) self->ctx->telegram_timeout_ms);
-    self->ok = pull && q;
-    if (!self->ok)
-        snprintf(self->err, sizeof self->err, "notifier: cannot bind %s", ep);
-    zsock_signal(pipe, 0);
-    if (self->ok) {
-        stage_ops_t ops = { s_handle, NULL, NULL };
-        stage_loop(pipe, pull, q, &ops, self);
-    } else {
-        stage_wait_term(pipe);
-    }
-    telegram_destroy(&self->tg);
-    workq_destroy(&q);
-    zsock_destroy(&pull);
-    free(self);
+    return 0;   /* without Telegram every notice is recorded as failed */
 }
+
+static void s_destroy(void *state)
+{
+    s_notifier_t *self = state;
+    telegram_destroy(&self->tg);
+}
+
+static const stage_def_t s_def = {
+    .kind = STAGE_NOTIFIER, .name = "notifier", .ops = { s_handle, NULL, NULL },
+    .state_size = sizeof(s_notifier_t), .init = s_init, .destroy = s_destroy,
+};
 
 zactor_t *notifier_new(const stage_ctx_t *ctx, char *err, size_t errlen)
 {
-    s_notifier_t *self = calloc(1, sizeof *self);
-    if (!self) {
-        snprintf(err, errlen, "no memory");
-        return NULL;
-    }
-    self->ctx = ctx;
-    zactor_t *actor = zactor_new(s_actor, self);
-    if (!actor) {
-        free(self);
-        snprintf(err, errlen, "notifier: cannot start");
-        return NULL;
-    }
-    if (!self->ok) {
-        snprintf(err, errlen, "%s", self->err);
-        zactor_destroy(&actor);
-        return NULL;
-    }
-    return actor;
+    return stage_actor_new(ctx, &s_def, 0, err, errlen);
 }

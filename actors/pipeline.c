@@ -27,8 +27,6 @@
 #include "actors/stage.h"
 #include "tools/log.h"
 
-#define S_DEFAULT_MAX_DEPOSITS 200000
-
 struct pipeline_t {
     config_t cfg;             /* a private copy: the stages read it for the pipeline's life */
     journal_t *journal;
@@ -63,14 +61,6 @@ static void s_hand_on(pipeline_t *self, unsigned effects, const char *tx_id, uin
     pthread_mutex_unlock(&self->send_lock);
     if (rc != 0)
         log_warn("pipeline.handoff_failed", "tx=%s (resumes on restart)", tx_id);
-}
-
-static size_t s_max_deposits(void)
-{
-    const char *v = getenv("KASA_MAX_DEPOSITS");
-    char *end = NULL;
-    unsigned long long n = v && *v ? strtoull(v, &end, 10) : 0;
-    return n > 0 && end && *end == '\0' ? (size_t) n : S_DEFAULT_MAX_DEPOSITS;
 }
 
 typedef struct {
@@ -179,7 +169,7 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
     self->cfg = *cfg;
     self->journal = journal;
     pthread_mutex_init(&self->send_lock, NULL);
-    self->registry = registry_new(s_max_deposits());
+    self->registry = registry_new(cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
     if (!self->registry) {
         snprintf(err, errlen, "no memory");
         pipeline_destroy(&self);

@@ -9,7 +9,7 @@
  * The journal given must be the one open on cfg->journal_dir (replay reads that directory; a
  * journal holding fewer records than the directory is refused). Records are submitted to the
  * journal under the registry's lock (so LSN order is decision order): a journal_on_commit callback
- * must therefore never call back into the pipeline. KASA_MAX_DEPOSITS (environment, default
+ * must therefore never call back into the pipeline. cfg->max_deposits (KASA_MAX_DEPOSITS, default
  * 200000) bounds the deposits held in memory; beyond it new deposits get 503. */
 #ifndef KASA_ACTORS_PIPELINE_H
 #define KASA_ACTORS_PIPELINE_H

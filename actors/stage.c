@@ -2,6 +2,7 @@
 #include "actors/stage.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,33 +22,26 @@ int stage_crediter_of(const stage_ctx_t *ctx, uint64_t login)
     return ctx->crediters > 0 ? (int) (login % (uint64_t) ctx->crediters) : 0;
 }
 
-zsock_t *stage_pull_new(const char *endpoint)
+/* A PULL socket bound at endpoint, or a PUSH socket connected to it; STAGE_HWM, no linger. */
+static zsock_t *s_socket_new(int type, const char *endpoint)
 {
-    zsock_t *s = zsock_new(ZMQ_PULL);
+    zsock_t *s = zsock_new(type);
     if (!s)
         return NULL;
-    zsock_set_rcvhwm(s, STAGE_HWM);
+    if (type == ZMQ_PULL)
+        zsock_set_rcvhwm(s, STAGE_HWM);
+    else
+        zsock_set_sndhwm(s, STAGE_HWM);
     zsock_set_linger(s, 0);
-    if (zsock_bind(s, "%s", endpoint) != 0) {
+    int rc = type == ZMQ_PULL ? zsock_bind(s, "%s", endpoint) : zsock_connect(s, "%s", endpoint);
+    if (rc != 0)
         zsock_destroy(&s);
-        return NULL;
-    }
     return s;
 }
 
-zsock_t *stage_push_new(const char *endpoint)
-{
-    zsock_t *s = zsock_new(ZMQ_PUSH);
-    if (!s)
-        return NULL;
-    zsock_set_sndhwm(s, STAGE_HWM);
-    zsock_set_linger(s, 0);
-    if (zsock_connect(s, "%s", endpoint) != 0) {
-        zsock_destroy(&s);
-        return NULL;
-    }
-    return s;
-}
+zsock_t *stage_pull_new(const char *endpoint) { return s_socket_new(ZMQ_PULL, endpoint); }
+
+zsock_t *stage_push_new(const char *endpoint) { return s_socket_new(ZMQ_PUSH, endpoint); }
 
 int stage_send(zsock_t *push, const void *bytes, size_t len)
 {
@@ -162,4 +156,116 @@ void stage_loop(zsock_t *pipe, zsock_t *pull, workq_t *q, const stage_ops_t *ops
             item->due_ms = stage_mono_ms() + retry_ms;
         }
     }
+}
+
+int stage_fetch(const stage_ctx_t *ctx, const workq_item_t *item, const char *stage, deposit_state_t want,
+                record_t *seen, registry_entry_t *e)
+{
+    if (stage_decode(item->bytes, item->len, seen, stage) != 0)
+        return -1;
+    if (registry_get(ctx->registry, seen->tx_id, e) != 0 || e->view.state != want || registry_failed(ctx->registry))
+        return -1;
+    return 0;
+}
+
+void stage_event_record(record_t *r, const char *tx_id, deposit_event_t ev, const char *reason)
+{
+    record_init(r, RECORD_DEPOSIT);
+    snprintf(r->tx_id, sizeof r->tx_id, "%s", tx_id);
+    r->event = ev;
+    if (reason)
+        snprintf(r->reason, sizeof r->reason, "%s", reason);
+}
+
+registry_result_t stage_commit(const stage_ctx_t *ctx, record_t *r, unsigned effect, zsock_t *next,
+                               const char *stage, char *err, size_t errlen)
+{
+    if (!effect || !next)
+        return registry_commit(ctx->registry, ctx->journal, r, NULL, NULL, NULL, err, errlen);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    unsigned effects = 0;
+    registry_result_t res = registry_commit(ctx->registry, ctx->journal, r, &effects, &bytes, &len, err, errlen);
+    if (res == REGISTRY_MOVED && (effects & effect) && stage_send(next, bytes, len) != 0) {
+        char event[48];
+        snprintf(event, sizeof event, "%s.handoff_failed", stage);
+        log_warn(event, "tx=%s (resumes on restart)", r->tx_id);
+    }
+    free(bytes);
+    return res;
+}
+
+uint64_t stage_seed(const void *self)
+{
+    uint64_t x = (uint64_t) stage_mono_ms() ^ (uint64_t) (uintptr_t) self ^ 0x9E3779B97F4A7C15ull;
+    return x ? x : 1;
+}
+
+/* ---- the actor every stage runs as ---------------------------------------------------------------- */
+
+typedef struct {
+    const stage_ctx_t *ctx;
+    const stage_def_t *def;
+    int index;
+    void *state;
+    int ok;
+    char label[32];   /* "locker", "crediter 2": how errors name the stage */
+    char err[200];
+} s_runner_t;
+
+static void s_runner(zsock_t *pipe, void *args)
+{
+    s_runner_t *run = args;
+    const stage_def_t *def = run->def;
+    char ep[96];
+    stage_endpoint(run->ctx, def->kind, run->index, ep, sizeof ep);
+    zsock_t *pull = stage_pull_new(ep);
+    workq_t *q = workq_new(STAGE_QUEUE);
+    run->ok = pull && q && def->init(run->state, run->ctx, run->index, run->err, sizeof run->err) == 0;
+    if (!run->ok && !run->err[0])
+        snprintf(run->err, sizeof run->err, "%s: cannot bind %s", run->label, ep);
+    zsock_signal(pipe, 0);
+    if (run->ok)
+        stage_loop(pipe, pull, q, &def->ops, run->state);
+    else
+        stage_wait_term(pipe);   /* the creator reads run->err before it ends us */
+    def->destroy(run->state);
+    workq_destroy(&q);
+    zsock_destroy(&pull);
+    free(run->state);
+    free(run);
+}
+
+zactor_t *stage_actor_new(const stage_ctx_t *ctx, const stage_def_t *def, int index, char *err, size_t errlen)
+{
+    s_runner_t *run = calloc(1, sizeof *run);
+    void *state = calloc(1, def->state_size);
+    if (!run || !state) {
+        free(run);
+        free(state);
+        snprintf(err, errlen, "no memory");
+        return NULL;
+    }
+    run->ctx = ctx;
+    run->def = def;
+    run->index = index;
+    run->state = state;
+    if (def->kind == STAGE_CREDITER)
+        snprintf(run->label, sizeof run->label, "%s %d", def->name, index);
+    else
+        snprintf(run->label, sizeof run->label, "%s", def->name);
+    zactor_t *actor = zactor_new(s_runner, run);
+    if (!actor) {
+        snprintf(err, errlen, "%s: cannot start", run->label);
+        free(state);
+        free(run);
+        return NULL;
+    }
+    if (!run->ok) {
+        /* The actor frees run when it ends, which it does at once when its start failed. */
+        snprintf(err, errlen, "%s", run->err);
+        zactor_destroy(&actor);
+        return NULL;
+    }
+    return actor;
 }

@@ -1,5 +1,6 @@
 /* stage.h — what the pipeline's stage actors (locker, crediters, notifier) share: their context,
- * their inproc endpoints, and the one actor loop they all run.
+ * their inproc endpoints, the one actor loop they all run (started by stage_actor_new), and the
+ * steps of handling a message (fetch the deposit, journal the next event, hand it on).
  *
  * A stage is a czmq zactor with a PULL socket bound at its endpoint. Messages are durable msgpack
  * records (schema/record.h), exactly as journaled. The loop keeps the stage's own bounded work
@@ -78,5 +79,41 @@ int64_t stage_mono_ms(void);
 
 /* Decodes a message into *r (heap-free); 0 or -1 (logged as event=stage.bad_message). */
 int stage_decode(const uint8_t *bytes, size_t len, record_t *r, const char *stage);
+
+/* Decodes item into *seen and reads its deposit into *e. 0 when the deposit is in state want and
+ * the journal works; -1 when there is nothing for the stage to do (a bad message, or the deposit
+ * moved on meanwhile, or the journal failed). */
+int stage_fetch(const stage_ctx_t *ctx, const workq_item_t *item, const char *stage, deposit_state_t want,
+                record_t *seen, registry_entry_t *e);
+
+/* Fills r as the deposit record of event ev for tx_id, with reason (NULL for none). */
+void stage_event_record(record_t *r, const char *tx_id, deposit_event_t ev, const char *reason);
+
+/* Journals r through the registry. When that moves the deposit and brings about effect (a
+ * DEPOSIT_EFFECT_* bit), the journaled record goes on to next; a failed handoff is logged as
+ * event=STAGE.handoff_failed (a restart resumes it). effect 0 and next NULL hand nothing on.
+ * Returns the registry's answer; err says why when it is not REGISTRY_MOVED. */
+registry_result_t stage_commit(const stage_ctx_t *ctx, record_t *r, unsigned effect, zsock_t *next,
+                               const char *stage, char *err, size_t errlen);
+
+/* A seed for a stage's backoff jitter (workq_backoff_ms): differs between stages and runs; never 0. */
+uint64_t stage_seed(const void *self);
+
+/* What a stage actor plugs into stage_actor_new(); static for the actor's life. */
+typedef struct {
+    stage_kind_t kind;
+    const char *name;     /* "locker": the start of every start error (a crediter's adds its index) */
+    stage_ops_t ops;      /* called with the state */
+    size_t state_size;    /* the stage's state, zeroed, owned by the actor */
+    /* Opens what the stage needs once its socket is bound: 0, or -1 with a reason in err (or none). */
+    int (*init)(void *state, const stage_ctx_t *ctx, int index, char *err, size_t errlen);
+    /* Releases what the state holds (not the state itself), whether init ran, failed, or never ran. */
+    void (*destroy)(void *state);
+} stage_def_t;
+
+/* Starts the stage actor def (index: which crediter, else 0): binds its PULL socket, runs init
+ * on fresh state, then stage_loop() until $TERM, then destroy. Returns once it is running, or
+ * NULL with the reason in err (init's, else "NAME: cannot bind ENDPOINT" or "NAME: cannot start"). */
+zactor_t *stage_actor_new(const stage_ctx_t *ctx, const stage_def_t *def, int index, char *err, size_t errlen);
 
 #endif

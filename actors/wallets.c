@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "actors/condvar.h"
 #include "journal/journal.h"
 #include "schema/record.h"
 #include "tools/log.h"
@@ -218,11 +219,7 @@ wallets_t *wallets_new(const wallets_opts_t *opts, const char offered[][24], int
         return NULL;
     }
     pthread_mutex_init(&self->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    condvar_init(&self->cond);
     self->o = *opts;
     if (self->o.timeout_ms <= 0) self->o.timeout_ms = 10000;
     if (self->o.max_inflight <= 0) self->o.max_inflight = 4;
@@ -362,17 +359,6 @@ int wallets_load_journal(wallets_t *self, const char *dir, char *err, size_t err
 
 /* ---- creation --------------------------------------------------------------------------------- */
 
-static void s_deadline(struct timespec *ts, long ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Waits on cond until the deadline: 0, or -1 once it passed. Under mu. */
 static int s_wait(wallets_t *self, const struct timespec *until)
 {
@@ -426,7 +412,7 @@ static wallets_result_t s_resolve(wallets_t *self, cobo_client_t *client, uint64
 {
     s_chain_t *slot = s_chain_slot(self, chain);
     struct timespec until;
-    s_deadline(&until, self->o.timeout_ms * 3);
+    condvar_deadline(&until, self->o.timeout_ms * 3);
     pthread_mutex_lock(&self->mu);
     slot->active--;                                    /* our own creation is over */
     while (slot->active > 0 || slot->resolving) {
@@ -537,7 +523,7 @@ wallets_result_t wallets_address(wallets_t *self, uint64_t login, const char *to
     s_chain_t *slot = s_chain_slot(self, chain);
     struct timespec until;
     /* A creation can take a create, a listing and a link: wait up to three request timeouts and more. */
-    s_deadline(&until, self->o.timeout_ms * 4 + 1000);
+    condvar_deadline(&until, self->o.timeout_ms * 4 + 1000);
 
     pthread_mutex_lock(&self->mu);
     s_pair_t *p;

@@ -2,26 +2,16 @@
  * Integer arithmetic only; every product and sum on the conversion path is overflow-checked. */
 #include "schema/money.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "schema/err.h"
 
 #define S_ATTO_DIGITS 18
 #define S_ATTO_ONE ((money_atto_t) 1000000000000000000ULL) /* 10^18 */
 #define S_MAX_TEXT 64                                       /* longest amount text accepted */
 #define S_MAX_RATE_WHOLE 1000000ULL                         /* 10^6 account units per token */
 #define S_MT5_MAX_WHOLE 1000000000LL                        /* MT5 retcode 4005 beyond this */
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static uint64_t s_pow10(int n)
 {
@@ -37,16 +27,16 @@ static uint64_t s_pow10(int n)
 int money_parse(const char *text, money_atto_t *out, char *err, size_t errlen)
 {
     if (!text || !out) {
-        s_err(err, errlen, "amount: missing");
+        err_set(err, errlen, "amount: missing");
         return -1;
     }
     size_t n = strnlen(text, S_MAX_TEXT + 1);
     if (n == 0) {
-        s_err(err, errlen, "amount: empty");
+        err_set(err, errlen, "amount: empty");
         return -1;
     }
     if (n > S_MAX_TEXT) {
-        s_err(err, errlen, "amount: longer than %d characters", S_MAX_TEXT);
+        err_set(err, errlen, "amount: longer than %d characters", S_MAX_TEXT);
         return -1;
     }
     size_t i = 0;
@@ -54,13 +44,13 @@ int money_parse(const char *text, money_atto_t *out, char *err, size_t errlen)
     while (i < n && text[i] >= '0' && text[i] <= '9') {
         whole = whole * 10 + (uint64_t) (text[i] - '0');
         if (whole > MONEY_MAX_WHOLE) {
-            s_err(err, errlen, "amount: above %llu", (unsigned long long) MONEY_MAX_WHOLE);
+            err_set(err, errlen, "amount: above %llu", (unsigned long long) MONEY_MAX_WHOLE);
             return -1;
         }
         i++;
     }
     if (i == 0) {
-        s_err(err, errlen, "amount: must start with a digit");
+        err_set(err, errlen, "amount: must start with a digit");
         return -1;
     }
     uint64_t frac = 0;
@@ -69,7 +59,7 @@ int money_parse(const char *text, money_atto_t *out, char *err, size_t errlen)
         i++;
         while (i < n && text[i] >= '0' && text[i] <= '9') {
             if (frac_digits == S_ATTO_DIGITS) {
-                s_err(err, errlen, "amount: more than %d decimals", S_ATTO_DIGITS);
+                err_set(err, errlen, "amount: more than %d decimals", S_ATTO_DIGITS);
                 return -1;
             }
             frac = frac * 10 + (uint64_t) (text[i] - '0');
@@ -77,16 +67,16 @@ int money_parse(const char *text, money_atto_t *out, char *err, size_t errlen)
             i++;
         }
         if (frac_digits == 0) {
-            s_err(err, errlen, "amount: no digits after the point");
+            err_set(err, errlen, "amount: no digits after the point");
             return -1;
         }
     }
     if (i != n) {
-        s_err(err, errlen, "amount: unexpected character at position %zu", i);
+        err_set(err, errlen, "amount: unexpected character at position %zu", i);
         return -1;
     }
     if (whole == MONEY_MAX_WHOLE && frac != 0) {
-        s_err(err, errlen, "amount: above %llu", (unsigned long long) MONEY_MAX_WHOLE);
+        err_set(err, errlen, "amount: above %llu", (unsigned long long) MONEY_MAX_WHOLE);
         return -1;
     }
     *out = (money_atto_t) whole * S_ATTO_ONE + (money_atto_t) frac * s_pow10(S_ATTO_DIGITS - frac_digits);
@@ -164,46 +154,46 @@ static int s_gross(money_atto_t amount, money_atto_t rate, money_atto_t *out)
 int money_convert(money_atto_t amount, const money_rule_t *rule, money_conversion_t *out, char *err, size_t errlen)
 {
     if (!rule || !out) {
-        s_err(err, errlen, "convert: missing rule");
+        err_set(err, errlen, "convert: missing rule");
         return -1;
     }
     memset(out, 0, sizeof *out);
     const money_atto_t max_value = (money_atto_t) MONEY_MAX_WHOLE * S_ATTO_ONE;
     if (rule->digits < 0 || rule->digits > MONEY_MAX_DIGITS) {
-        s_err(err, errlen, "convert: digits %d outside 0..%d", rule->digits, MONEY_MAX_DIGITS);
+        err_set(err, errlen, "convert: digits %d outside 0..%d", rule->digits, MONEY_MAX_DIGITS);
         return -1;
     }
     if (amount > max_value) {
-        s_err(err, errlen, "convert: amount above %llu", (unsigned long long) MONEY_MAX_WHOLE);
+        err_set(err, errlen, "convert: amount above %llu", (unsigned long long) MONEY_MAX_WHOLE);
         return -1;
     }
     if (rule->rate > (money_atto_t) S_MAX_RATE_WHOLE * S_ATTO_ONE) {
-        s_err(err, errlen, "convert: rate above %llu", (unsigned long long) S_MAX_RATE_WHOLE);
+        err_set(err, errlen, "convert: rate above %llu", (unsigned long long) S_MAX_RATE_WHOLE);
         return -1;
     }
     if (rule->fee > max_value) {
-        s_err(err, errlen, "convert: fee above %llu", (unsigned long long) MONEY_MAX_WHOLE);
+        err_set(err, errlen, "convert: fee above %llu", (unsigned long long) MONEY_MAX_WHOLE);
         return -1;
     }
     money_atto_t gross;
     if (s_gross(amount, rule->rate, &gross) != 0) {
-        s_err(err, errlen, "convert: overflow");
+        err_set(err, errlen, "convert: overflow");
         return -1;
     }
     if (gross <= rule->fee) {
-        s_err(err, errlen, "convert: zero or less after the fee");
+        err_set(err, errlen, "convert: zero or less after the fee");
         return -1;
     }
     money_atto_t net = gross - rule->fee;
     money_atto_t unit = (money_atto_t) s_pow10(S_ATTO_DIGITS - rule->digits);
     money_atto_t credit = net / unit;
     if (credit == 0) {
-        s_err(err, errlen, "convert: below one minor unit");
+        err_set(err, errlen, "convert: below one minor unit");
         return -1;
     }
     money_atto_t limit = (money_atto_t) S_MT5_MAX_WHOLE * s_pow10(rule->digits);
     if (credit > limit) {
-        s_err(err, errlen, "convert: over MT5 single-operation limit");
+        err_set(err, errlen, "convert: over MT5 single-operation limit");
         return -1;
     }
     out->credit_minor = (int64_t) credit;

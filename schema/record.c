@@ -22,12 +22,12 @@
 #include "schema/record.h"
 
 #include <msgpack.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "schema/err.h"
 #include "schema/money.h"
 
 #define S_MAX_FIELDS 48    /* a map with more entries is refused before it is unpacked */
@@ -86,17 +86,6 @@ static const s_field_t s_fields[] = {
 static const char *const s_kind_names[] = { RECORD_KINDS(S_KIND_NAME_) };
 #undef S_KIND_NAME_
 #define S_KIND_MAX RECORD_NOTICE_FAILED
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int s_kind_ok(int kind)
 {
@@ -191,13 +180,13 @@ static int s_writes(const record_t *r, const s_field_t *f)
 static int s_check_out(const record_t *r, const s_field_t *f, char *err, size_t errlen)
 {
     if (f->type == S_STR && strnlen(s_cstr(r, f), f->size) == f->size) {
-        s_err(err, errlen, "field %s: longer than %zu bytes", f->name, f->size - 1);
+        err_set(err, errlen, "field %s: longer than %zu bytes", f->name, f->size - 1);
         return -1;
     }
     int64_t v = s_get_i(r, f);
     if ((f->type == S_STATE && (v < 0 || v >= DEPOSIT_STATE_COUNT)) ||
         (f->type == S_EVENT && (v < 0 || v >= DEPOSIT_EVENT_COUNT))) {
-        s_err(err, errlen, "field %s: %lld out of range", f->name, (long long) v);
+        err_set(err, errlen, "field %s: %lld out of range", f->name, (long long) v);
         return -1;
     }
     return 0;
@@ -229,13 +218,13 @@ static int s_pack_str(msgpack_packer *pk, const char *s)
 int record_encode(const record_t *r, uint8_t **out, size_t *out_len, char *err, size_t errlen)
 {
     if (!r || !out || !out_len) {
-        s_err(err, errlen, "record: missing argument");
+        err_set(err, errlen, "record: missing argument");
         return -1;
     }
     *out = NULL;
     *out_len = 0;
     if (!s_kind_ok((int) r->kind)) {
-        s_err(err, errlen, "record: unknown kind %d", (int) r->kind);
+        err_set(err, errlen, "record: unknown kind %d", (int) r->kind);
         return -1;
     }
     uint32_t count = 2;
@@ -264,12 +253,12 @@ int record_encode(const record_t *r, uint8_t **out, size_t *out_len, char *err, 
             bad |= msgpack_pack_int64(&pk, s_get_i(r, f));
     }
     if (bad) {
-        s_err(err, errlen, "record: encoded form over %d bytes", S_MAX_ENCODED);
+        err_set(err, errlen, "record: encoded form over %d bytes", S_MAX_ENCODED);
         return -1;
     }
     *out = malloc(o.len);
     if (!*out) {
-        s_err(err, errlen, "record: out of memory");
+        err_set(err, errlen, "record: out of memory");
         return -1;
     }
     memcpy(*out, o.data, o.len);
@@ -342,37 +331,37 @@ static int s_prescan(const uint8_t *p, size_t len, char *err, size_t errlen)
     } else if (b == 0xde || b == 0xdf) {
         off = b == 0xde ? 3 : 5;
         if (len < off) {
-            s_err(err, errlen, "record: truncated");
+            err_set(err, errlen, "record: truncated");
             return -1;
         }
         count = (size_t) s_be(p + 1, (int) off - 1);
     } else {
-        s_err(err, errlen, "record: not a msgpack map");
+        err_set(err, errlen, "record: not a msgpack map");
         return -1;
     }
     if (count > S_MAX_FIELDS) {
-        s_err(err, errlen, "record: %zu fields, more than %d", count, S_MAX_FIELDS);
+        err_set(err, errlen, "record: %zu fields, more than %d", count, S_MAX_FIELDS);
         return -1;
     }
     for (size_t i = 0; i < 2 * count; i++) {
         const char *bad = NULL;
         if (off >= len) {
-            s_err(err, errlen, "record: truncated");
+            err_set(err, errlen, "record: truncated");
             return -1;
         }
         size_t n = s_scalar_size(p + off, len - off, &bad);
         if (bad) {
-            s_err(err, errlen, "record: %s", bad);
+            err_set(err, errlen, "record: %s", bad);
             return -1;
         }
         if (n == 0) {
-            s_err(err, errlen, "record: truncated");
+            err_set(err, errlen, "record: truncated");
             return -1;
         }
         off += n;
     }
     if (off != len) {
-        s_err(err, errlen, "record: %zu trailing bytes", len - off);
+        err_set(err, errlen, "record: %zu trailing bytes", len - off);
         return -1;
     }
     return 0;
@@ -420,15 +409,15 @@ static int s_read_field(record_t *r, const s_field_t *f, const msgpack_object *o
     switch (f->type) {
     case S_STR:
         if (o->type != MSGPACK_OBJECT_STR) {
-            s_err(err, errlen, "field %s: not a string", f->name);
+            err_set(err, errlen, "field %s: not a string", f->name);
             return -1;
         }
         if (o->via.str.size >= f->size) {
-            s_err(err, errlen, "field %s: longer than %zu bytes", f->name, f->size - 1);
+            err_set(err, errlen, "field %s: longer than %zu bytes", f->name, f->size - 1);
             return -1;
         }
         if (memchr(o->via.str.ptr, '\0', o->via.str.size)) {
-            s_err(err, errlen, "field %s: holds a NUL byte", f->name);
+            err_set(err, errlen, "field %s: holds a NUL byte", f->name);
             return -1;
         }
         memcpy(s_str(r, f), o->via.str.ptr, o->via.str.size);
@@ -436,7 +425,7 @@ static int s_read_field(record_t *r, const s_field_t *f, const msgpack_object *o
         return 0;
     case S_U64:
         if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            s_err(err, errlen, "field %s: not an unsigned integer", f->name);
+            err_set(err, errlen, "field %s: not an unsigned integer", f->name);
             return -1;
         }
         s_set_u64(r, f, o->via.u64);
@@ -467,7 +456,7 @@ static int s_read_field(record_t *r, const s_field_t *f, const msgpack_object *o
         s_set_i(r, f, v);
         return 0;
     }
-    s_err(err, errlen, "field %s: not an integer in range", f->name);
+    err_set(err, errlen, "field %s: not an integer in range", f->name);
     return -1;
 }
 
@@ -482,24 +471,24 @@ static int s_read_head(const msgpack_object_map *m, int *version, int *kind, cha
             k = &m->ptr[i].val;
     }
     if (!v) {
-        s_err(err, errlen, "record: no version");
+        err_set(err, errlen, "record: no version");
         return -1;
     }
     if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 == 0) {
-        s_err(err, errlen, "record: bad version");
+        err_set(err, errlen, "record: bad version");
         return -1;
     }
     if (v->via.u64 > RECORD_VERSION) {
-        s_err(err, errlen, "record version %llu is newer than this kasa (%d)", (unsigned long long) v->via.u64,
+        err_set(err, errlen, "record version %llu is newer than this kasa (%d)", (unsigned long long) v->via.u64,
               RECORD_VERSION);
         return -1;
     }
     if (!k) {
-        s_err(err, errlen, "record: no kind");
+        err_set(err, errlen, "record: no kind");
         return -1;
     }
     if (k->type != MSGPACK_OBJECT_POSITIVE_INTEGER || k->via.u64 > S_KIND_MAX || !s_kind_ok((int) k->via.u64)) {
-        s_err(err, errlen, "record: unknown kind");
+        err_set(err, errlen, "record: unknown kind");
         return -1;
     }
     *version = (int) v->via.u64;
@@ -519,7 +508,7 @@ static int s_read_map(const msgpack_object_map *m, record_t *r, char *err, size_
         const msgpack_object *key = &m->ptr[i].key;
         char shown[20];
         if (key->type != MSGPACK_OBJECT_STR) {
-            s_err(err, errlen, "record: a key is not a string");
+            err_set(err, errlen, "record: a key is not a string");
             return -1;
         }
         int bit = -1;
@@ -538,11 +527,11 @@ static int s_read_map(const msgpack_object_map *m, record_t *r, char *err, size_
                 }
         s_key_text(key, shown, sizeof shown);
         if (bit < 0) {
-            s_err(err, errlen, "record: unknown field \"%s\"", shown);
+            err_set(err, errlen, "record: unknown field \"%s\"", shown);
             return -1;
         }
         if (seen & (1ULL << bit)) {
-            s_err(err, errlen, "record: field \"%s\" twice", shown);
+            err_set(err, errlen, "record: field \"%s\" twice", shown);
             return -1;
         }
         seen |= 1ULL << bit;
@@ -553,7 +542,7 @@ static int s_read_map(const msgpack_object_map *m, record_t *r, char *err, size_
     }
     for (size_t j = 0; j < S_NFIELDS; j++)
         if ((s_fields[j].always & K_(kind)) && !(seen & (1ULL << j))) {
-            s_err(err, errlen, "record: missing field %s", s_fields[j].name);
+            err_set(err, errlen, "record: missing field %s", s_fields[j].name);
             return -1;
         }
     return 0;
@@ -562,19 +551,19 @@ static int s_read_map(const msgpack_object_map *m, record_t *r, char *err, size_
 int record_decode(const void *buf, size_t len, record_t *r, char *err, size_t errlen)
 {
     if (!r) {
-        s_err(err, errlen, "record: missing argument");
+        err_set(err, errlen, "record: missing argument");
         return -1;
     }
     record_init(r, RECORD_DEPOSIT);
     if (!buf || len == 0) {
-        s_err(err, errlen, "record: empty");
+        err_set(err, errlen, "record: empty");
         return -1;
     }
     if (s_prescan(buf, len, err, errlen) != 0)
         return -1;
     msgpack_zone zone;
     if (!msgpack_zone_init(&zone, 2048)) {
-        s_err(err, errlen, "record: out of memory");
+        err_set(err, errlen, "record: out of memory");
         return -1;
     }
     msgpack_object obj;
@@ -582,13 +571,13 @@ int record_decode(const void *buf, size_t len, record_t *r, char *err, size_t er
     msgpack_unpack_return ret = msgpack_unpack(buf, len, &off, &zone, &obj);
     int rc = -1;
     if (ret == MSGPACK_UNPACK_CONTINUE)
-        s_err(err, errlen, "record: truncated");
+        err_set(err, errlen, "record: truncated");
     else if (ret == MSGPACK_UNPACK_EXTRA_BYTES)
-        s_err(err, errlen, "record: %zu trailing bytes", len - off);
+        err_set(err, errlen, "record: %zu trailing bytes", len - off);
     else if (ret != MSGPACK_UNPACK_SUCCESS)
-        s_err(err, errlen, "record: not msgpack");
+        err_set(err, errlen, "record: not msgpack");
     else if (obj.type != MSGPACK_OBJECT_MAP)
-        s_err(err, errlen, "record: not a msgpack map");
+        err_set(err, errlen, "record: not a msgpack map");
     else
         rc = s_read_map(&obj.via.map, r, err, errlen);
     msgpack_zone_destroy(&zone);

@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "actors/mt5.h"
 #include "actors/registry.h"
 #include "journal/journal.h"
 #include "schema/json.h"
@@ -36,22 +37,6 @@ static void s_usage(FILE *out)
             "  link  links a deposit address to an MT5 login (journaled; works with or without a\n"
             "        running server). Refused if the address is linked to another login.\n"
             "  list  prints every address link, the latest per address.\n");
-}
-
-static int s_parse_login(const char *s, uint64_t *out)
-{
-    if (!s || !*s || strlen(s) > 19)
-        return -1;
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        v = v * 10 + (uint64_t) (*p - '0');
-    }
-    if (v == 0)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 static void s_actor_name(char *out, size_t len)
@@ -245,7 +230,7 @@ int cmd_wallet(int argc, char **argv)
             fprintf(stderr, "kasa wallet: ADDRESS must be 1 to 127 characters\n");
             return 2;
         }
-        if (s_parse_login(pos[1], &login) != 0) {
+        if (mt5_parse_login(pos[1], &login) != 0) {
             fprintf(stderr, "kasa wallet: LOGIN must be a positive whole number, got '%s'\n", pos[1]);
             return 2;
         }

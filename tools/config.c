@@ -30,7 +30,7 @@ extern char **environ;
 /* Every key kasa reads. `secret` keys are never printed. */
 typedef enum {
     K_LISTEN, K_JOURNAL_DIR, K_MONITOR, K_CONTROL, K_STATIC_DIR, K_PUBLIC_URL, K_MAX_BODY,
-    K_HTTP_THREADS, K_ADMIN_PASSWORD, K_ADMIN_TOTP, K_LOG_LEVEL,
+    K_HTTP_THREADS, K_MAX_DEPOSITS, K_ADMIN_PASSWORD, K_ADMIN_TOTP, K_LOG_LEVEL,
     K_COBO_API_URL, K_COBO_API_KEY, K_COBO_API_SECRET, K_COBO_WEBHOOK_PUBKEY, K_COBO_ENV,
     K_COBO_WALLET_ID, K_CHAINS,
     K_MT5_URL, K_MT5_LOGIN, K_MT5_PASSWORD, K_MT5_CA_FILE, K_MT5_DIGITS,
@@ -54,6 +54,7 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_PUBLIC_URL]         = { "KASA_PUBLIC_URL", 0, 0 },
     [K_MAX_BODY]           = { "KASA_MAX_BODY", 0, 0 },
     [K_HTTP_THREADS]       = { "KASA_HTTP_THREADS", 0, 0 },
+    [K_MAX_DEPOSITS]       = { "KASA_MAX_DEPOSITS", 0, 0 },
     [K_ADMIN_PASSWORD]     = { "KASA_ADMIN_PASSWORD", 1, 0 },
     [K_ADMIN_TOTP]         = { "KASA_ADMIN_TOTP_SECRET", 1, 0 },
     [K_LOG_LEVEL]          = { "KASA_LOG_LEVEL", 0, 0 },
@@ -348,13 +349,16 @@ static int s_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return 0;
 }
 
-static void s_int_key(loader_t *ld, key_id_t k, uint64_t lo, uint64_t hi, uint64_t *out)
+/* Key k as a whole number in [lo, hi]; dflt when it is unset or (after noting the problem) bad. */
+static uint64_t s_int_key(loader_t *ld, key_id_t k, uint64_t lo, uint64_t hi, uint64_t dflt)
 {
-    if (!s_set(ld, k))
-        return;
-    if (s_uint(ld->val[k], lo, hi, out) != 0)
+    uint64_t v = dflt;
+    if (s_set(ld, k) && s_uint(ld->val[k], lo, hi, &v) != 0) {
         s_problem(ld, "%s: expected a whole number from %llu to %llu", s_keys[k].name,
                   (unsigned long long) lo, (unsigned long long) hi);
+        v = dflt;
+    }
+    return v;
 }
 
 /* host:port with a port 0..65535; host a name, an IPv4 address or [IPv6]. */
@@ -535,6 +539,7 @@ static void s_defaults(config_t *cfg)
     snprintf(cfg->static_dir, sizeof cfg->static_dir, "web/static");
     cfg->max_body = 65536;
     cfg->http_threads = 16;
+    cfg->max_deposits = CONFIG_DEFAULT_MAX_DEPOSITS;
     snprintf(cfg->cobo_api_url, sizeof cfg->cobo_api_url, "https://api.cobo.com/v2");
     snprintf(cfg->cobo_env, sizeof cfg->cobo_env, "prod");
     snprintf(cfg->cobo_webhook_pubkey, sizeof cfg->cobo_webhook_pubkey, "%s", COBO_PROD_PUBKEY);
@@ -584,13 +589,10 @@ static void s_convert(loader_t *ld, config_t *cfg)
         else
             s_copy(ld, K_PUBLIC_URL, cfg->public_url, sizeof cfg->public_url);
     }
-    uint64_t v;
-    v = cfg->max_body;
-    s_int_key(ld, K_MAX_BODY, 1024, 16u << 20, &v);
-    cfg->max_body = (size_t) v;
-    v = (uint64_t) cfg->http_threads;
-    s_int_key(ld, K_HTTP_THREADS, 1, 256, &v);
-    cfg->http_threads = (int) v;
+    cfg->max_body = (size_t) s_int_key(ld, K_MAX_BODY, 1024, 16u << 20, (uint64_t) cfg->max_body);
+    cfg->http_threads = (int) s_int_key(ld, K_HTTP_THREADS, 1, 256, (uint64_t) cfg->http_threads);
+    cfg->max_deposits = (size_t) s_int_key(ld, K_MAX_DEPOSITS, 1, CONFIG_MAX_MAX_DEPOSITS,
+                                           (uint64_t) cfg->max_deposits);
     s_copy(ld, K_ADMIN_PASSWORD, cfg->admin_password, sizeof cfg->admin_password);
     s_copy(ld, K_ADMIN_TOTP, cfg->admin_totp_secret, sizeof cfg->admin_totp_secret);
     if (s_set(ld, K_LOG_LEVEL)) {
@@ -639,6 +641,7 @@ static void s_convert(loader_t *ld, config_t *cfg)
     /* MT5 */
     s_url_key(ld, K_MT5_URL, cfg->mt5_url, sizeof cfg->mt5_url);
     if (s_set(ld, K_MT5_LOGIN)) {
+        uint64_t v;
         if (s_uint(ld->val[K_MT5_LOGIN], 1, UINT64_MAX, &v) != 0)
             s_problem(ld, "MT5_LOGIN: expected a positive whole number (the manager login)");
         else
@@ -646,9 +649,7 @@ static void s_convert(loader_t *ld, config_t *cfg)
     }
     s_copy(ld, K_MT5_PASSWORD, cfg->mt5_password, sizeof cfg->mt5_password);
     s_copy(ld, K_MT5_CA_FILE, cfg->mt5_ca_file, sizeof cfg->mt5_ca_file);
-    v = (uint64_t) cfg->mt5_digits;
-    s_int_key(ld, K_MT5_DIGITS, 0, MONEY_MAX_DIGITS, &v);
-    cfg->mt5_digits = (int) v;
+    cfg->mt5_digits = (int) s_int_key(ld, K_MT5_DIGITS, 0, MONEY_MAX_DIGITS, (uint64_t) cfg->mt5_digits);
 
     /* Telegram */
     s_url_key(ld, K_TELEGRAM_API_URL, cfg->telegram_api_url, sizeof cfg->telegram_api_url);
@@ -677,9 +678,7 @@ static void s_convert(loader_t *ld, config_t *cfg)
         else if (money_parse(l, &cfg->auto_credit_limit, why, sizeof why) != 0)
             s_problem(ld, "KASA_AUTO_CREDIT_LIMIT: %s", why);
     }
-    v = (uint64_t) cfg->crediters;
-    s_int_key(ld, K_CREDITERS, 1, 64, &v);
-    cfg->crediters = (int) v;
+    cfg->crediters = (int) s_int_key(ld, K_CREDITERS, 1, 64, (uint64_t) cfg->crediters);
 }
 
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
@@ -736,6 +735,7 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "KASA_PUBLIC_URL=%s\n", cfg->public_url);
     fprintf(out, "KASA_MAX_BODY=%zu\n", cfg->max_body);
     fprintf(out, "KASA_HTTP_THREADS=%d\n", cfg->http_threads);
+    fprintf(out, "KASA_MAX_DEPOSITS=%zu\n", cfg->max_deposits);
     s_print_secret(out, "KASA_ADMIN_PASSWORD", cfg->admin_password);
     s_print_secret(out, "KASA_ADMIN_TOTP_SECRET", cfg->admin_totp_secret);
     fprintf(out, "COBO_ENV=%s\n", cfg->cobo_env);

@@ -13,6 +13,8 @@
 
 #define CONFIG_MAX_TOKENS 16
 #define CONFIG_MAX_CHAINS 8
+#define CONFIG_DEFAULT_MAX_DEPOSITS 200000   /* KASA_MAX_DEPOSITS when unset */
+#define CONFIG_MAX_MAX_DEPOSITS 100000000    /* the largest KASA_MAX_DEPOSITS accepted */
 
 /* One accepted token: KASA_TOKEN_<TOKEN_ID>=rate:fee:minimum, e.g. KASA_TOKEN_TRON_USDT=1:0:1
  * (rate = account currency per token, fee = flat fee in account currency, minimum = token amount). */
@@ -32,6 +34,10 @@ typedef struct {
     char public_url[256];          /* KASA_PUBLIC_URL: https://... makes cookies Secure; optional */
     size_t max_body;               /* KASA_MAX_BODY bytes, default 65536 */
     int http_threads;              /* KASA_HTTP_THREADS: HTTP worker threads, default 16 */
+    size_t max_deposits;           /* KASA_MAX_DEPOSITS: deposits (and as many address links) held in
+                                      memory, 1..CONFIG_MAX_MAX_DEPOSITS, default 200000; beyond it a
+                                      new deposit gets 503. 0 (a config_t not made by config_load)
+                                      means the default. */
     char admin_password[128];      /* KASA_ADMIN_PASSWORD (secret): the admin panel's password; optional */
     char admin_totp_secret[128];   /* KASA_ADMIN_TOTP_SECRET (secret): base32 TOTP seed; optional */
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #undef LOG_DEBUG /* <syslog.h>, via czmq, would shadow tools/log.h's levels */
 #undef LOG_INFO
+#include "actors/mt5.h"
 #include "tools/log.h"
 
 #define CONTROL_MAX_FRAMES 8
@@ -30,22 +31,6 @@ static void s_reply(zsock_t *rep, const char *status, const char *text)
     zstr_sendx(rep, status, text, NULL);
 }
 
-static int s_parse_login(const char *s, uint64_t *out)
-{
-    if (!s || !*s || strlen(s) > 19)
-        return -1;
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        v = v * 10 + (uint64_t) (*p - '0');
-    }
-    if (v == 0)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static void s_handle(zsock_t *rep, pipeline_t *pipeline, zmsg_t *msg)
 {
     char *f[CONTROL_MAX_FRAMES] = { 0 };
@@ -63,7 +48,7 @@ static void s_handle(zsock_t *rep, pipeline_t *pipeline, zmsg_t *msg)
     } else if (strcmp(f[0], "link") == 0 && n == 5) {
         uint64_t login;
         char err[256] = "";
-        if (s_parse_login(f[3], &login) != 0) {
+        if (mt5_parse_login(f[3], &login) != 0) {
             s_reply(rep, "error", "LOGIN must be a positive whole number");
         } else if (pipeline_link(pipeline, f[1], f[2], login, f[4], err, sizeof err) != 0) {
             log_warn("control.link_refused", "address=%s login=%" PRIu64 " reason=\"%s\"", f[1], login, err);

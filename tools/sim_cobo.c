@@ -23,10 +23,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +34,7 @@
 
 #include "actors/cobo_auth.h"
 #include "schema/json.h"
+#include "tools/sim_http.h"
 
 #define S_MAX_TX 10000
 #define S_MAX_ADDR 100000
@@ -103,13 +101,6 @@ static struct {
     int fail_pct, delay_ms, hang_ms, fail_next, timeout_once, bad_sig, underscore;
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void s_sleep_ms(int ms)
 {
     while (ms > 0 && !S.stop) {
@@ -120,14 +111,8 @@ static void s_sleep_ms(int ms)
     }
 }
 
-/* splitmix64; call with S.lock held. */
-static uint64_t s_rand(void)
-{
-    uint64_t z = (S.rng += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+/* Call with S.lock held. */
+static uint64_t s_rand(void) { return sim_http_rand(&S.rng); }
 
 static void s_rand_bytes(uint8_t *out, size_t n)
 {
@@ -293,7 +278,7 @@ static char *s_event_body(const s_tx_t *t, const char *event_id, const char *typ
     jbuf_str(&b, event_id);
     jbuf_puts(&b, ",\"url\":");
     jbuf_str(&b, S.webhook_url);
-    jbuf_printf(&b, ",\"created_timestamp\":%lld,\"type\":", (long long) s_now_ms());
+    jbuf_printf(&b, ",\"created_timestamp\":%lld,\"type\":", (long long) sim_http_now_ms());
     jbuf_str(&b, type);
     jbuf_puts(&b, ",\"data\":{\"data_type\":\"Transaction\",");
     jbuf_t tx;
@@ -382,7 +367,7 @@ static size_t s_discard(char *d, size_t s, size_t n, void *a)
 static int s_post_webhook(CURL *c, const char *body)
 {
     char ts[24], sig[COBO_SIG_HEX_LEN + 1], h_ts[64], h_sig[200];
-    snprintf(ts, sizeof ts, "%lld", (long long) s_now_ms());
+    snprintf(ts, sizeof ts, "%lld", (long long) sim_http_now_ms());
     cobo_sign_response(S.signer, body, strlen(body), ts, sig);
     snprintf(h_ts, sizeof h_ts, "Biz-Timestamp: %s", ts);
     snprintf(h_sig, sizeof h_sig, "Biz-Resp-Signature: %s", sig);
@@ -414,7 +399,7 @@ static void *s_worker(void *arg)
     pthread_mutex_lock(&S.lock);
     while (!S.stop) {
         int64_t wait_ms;
-        s_job_t *j = s_take_due(s_now_ms(), &wait_ms);
+        s_job_t *j = s_take_due(sim_http_now_ms(), &wait_ms);
         if (!j) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -436,7 +421,7 @@ static void *s_worker(void *arg)
             e->delivered++;
         } else if (j->attempt < S_ATTEMPTS) {
             int backoff = 100 << (j->attempt - 1);
-            j->due_ms = s_now_ms() + (backoff > 3000 ? 3000 : backoff);
+            j->due_ms = sim_http_now_ms() + (backoff > 3000 ? 3000 : backoff);
             j->next = S.queue;
             S.queue = j;
             S.njobs++;
@@ -501,7 +486,7 @@ static int s_deposit(const s_deposit_req_t *r, char *err, size_t errlen)
     s_make_address(r->chain, t->from, sizeof t->from);
     t->threshold = r->confirmations;
     t->block_number = 60000000 + (int64_t) (s_rand() % 1000000);
-    t->created_ms = t->updated_ms = s_now_ms();
+    t->created_ms = t->updated_ms = sim_http_now_ms();
     snprintf(t->status, sizeof t->status, "Confirming");
 
     /* the lifecycle, as Cobo sends it: created, one update per confirmation, the final status */
@@ -510,7 +495,7 @@ static int s_deposit(const s_deposit_req_t *r, char *err, size_t errlen)
     jobs[n++] = s_event_jobs(ti, "wallets.transaction.created", r->duplicates);
     for (int k = 1; k <= r->confirmations && n < S_MAX_EVENTS - 3; k++) {
         t->confirmed = k;
-        t->updated_ms = s_now_ms();
+        t->updated_ms = sim_http_now_ms();
         if (k < r->confirmations || !r->final[0])
             jobs[n++] = s_event_jobs(ti, "wallets.transaction.updated", r->duplicates);
     }
@@ -518,7 +503,7 @@ static int s_deposit(const s_deposit_req_t *r, char *err, size_t errlen)
         snprintf(t->status, sizeof t->status, "%s", r->final);
         if (strcmp(r->final, "Rejected") == 0 || strcmp(r->final, "Failed") == 0)
             t->confirmed = 0;
-        t->updated_ms = s_now_ms();
+        t->updated_ms = sim_http_now_ms();
         jobs[n++] = s_event_jobs(ti, "wallets.transaction.updated", r->duplicates);
         jobs[n++] = s_event_jobs(ti, strcmp(r->final, "Completed") == 0 ? "wallets.transaction.succeeded"
                                                                          : "wallets.transaction.failed",
@@ -561,48 +546,15 @@ static int s_find_tx(const char *id)
 
 /* ---- HTTP ------------------------------------------------------------------------------------- */
 
-typedef struct {
-    char *uri;       /* raw request target, as received */
-    jbuf_t body;
-    int too_big;
-    int started;     /* the first call (headers only) has been seen */
-} s_req_t;
-
-static void *s_on_uri(void *cls, const char *uri, struct MHD_Connection *con)
-{
-    (void) cls, (void) con;
-    s_req_t *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    r->uri = strdup(uri ? uri : "/");
-    jbuf_init(&r->body);
-    return r;
-}
-
-static void s_on_done(void *cls, struct MHD_Connection *con, void **req_cls,
-                      enum MHD_RequestTerminationCode toe)
-{
-    (void) cls, (void) con, (void) toe;
-    s_req_t *r = *req_cls;
-    if (r) {
-        free(r->uri);
-        jbuf_free(&r->body);
-        free(r);
-        *req_cls = NULL;
-    }
-}
-
 /* Sends body with status, signed (Biz-Timestamp, Biz-Resp-Signature) unless unsigned_ is set. */
 static enum MHD_Result s_reply(struct MHD_Connection *con, unsigned status, const char *body, int sign)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), (void *) body,
-                                                                MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp = sim_http_json(body);
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", "application/json");
     if (sign) {
         char ts[24], sig[COBO_SIG_HEX_LEN + 1];
-        snprintf(ts, sizeof ts, "%lld", (long long) s_now_ms());
+        snprintf(ts, sizeof ts, "%lld", (long long) sim_http_now_ms());
         cobo_sign_response(S.signer, body, strlen(body), ts, sig);
         pthread_mutex_lock(&S.lock);
         if (S.bad_sig > 0) {
@@ -614,9 +566,7 @@ static enum MHD_Result s_reply(struct MHD_Connection *con, unsigned status, cons
         MHD_add_response_header(resp, underscore ? "biz_timestamp" : "Biz-Timestamp", ts);
         MHD_add_response_header(resp, underscore ? "BIZ_RESP_SIGNATURE" : "Biz-Resp-Signature", sig);
     }
-    enum MHD_Result rc = MHD_queue_response(con, status, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return sim_http_send(con, status, resp);
 }
 
 static enum MHD_Result s_error(struct MHD_Connection *con, unsigned status, int code, const char *msg)
@@ -675,7 +625,7 @@ static int s_query_get(const char *query, const char *key, char *out, size_t cap
 
 /* Checks Cobo Auth on an API request. Returns 0, or -1 after queueing the 401. */
 static int s_check_auth(struct MHD_Connection *con, const char *method, const char *path,
-                        const char *query, const s_req_t *r, enum MHD_Result *rc)
+                        const char *query, const sim_request_t *r, enum MHD_Result *rc)
 {
     const char *key = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Biz-Api-Key");
     const char *nonce = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Biz-Api-Nonce");
@@ -690,7 +640,7 @@ static int s_check_auth(struct MHD_Connection *con, const char *method, const ch
         char *end = NULL;
         errno = 0;
         long long n = strtoll(nonce, &end, 10);
-        int64_t now = s_now_ms();
+        int64_t now = sim_http_now_ms();
         if (errno || !end || *end || end == nonce || n < now - S_NONCE_WINDOW_MS || n > now + S_NONCE_WINDOW_MS)
             why = "nonce is not a time in ms within five minutes";
         else if (cobo_verify_request(&S.client_key, method, path, nonce, query, r->body.data,
@@ -722,7 +672,7 @@ static const char *s_segment(const char *path, const char *prefix, char *out, si
 }
 
 static enum MHD_Result s_api_create_addresses(struct MHD_Connection *con, const char *wallet,
-                                              const s_req_t *r)
+                                              const sim_request_t *r)
 {
     bson_t doc;
     char jerr[64], chain[24];
@@ -831,7 +781,7 @@ static enum MHD_Result s_api_list_addresses(struct MHD_Connection *con, const ch
 }
 
 static enum MHD_Result s_api(struct MHD_Connection *con, const char *method, const char *path,
-                             const char *query, s_req_t *r)
+                             const char *query, sim_request_t *r)
 {
     enum MHD_Result rc;
     if (s_check_auth(con, method, path, query, r, &rc) != 0)
@@ -898,7 +848,7 @@ static void s_copy_field(const bson_t *doc, const char *key, char *out, size_t c
     snprintf(out, cap, "%s", v ? v : dflt);
 }
 
-static enum MHD_Result s_ctl_deposit(struct MHD_Connection *con, const s_req_t *r)
+static enum MHD_Result s_ctl_deposit(struct MHD_Connection *con, const sim_request_t *r)
 {
     bson_t doc;
     char jerr[64];
@@ -1007,7 +957,7 @@ static enum MHD_Result s_ctl_deposits(struct MHD_Connection *con)
     return s_reply_buf(con, 200, &b, 0);
 }
 
-static enum MHD_Result s_ctl_change(struct MHD_Connection *con, const char *id, const s_req_t *r)
+static enum MHD_Result s_ctl_change(struct MHD_Connection *con, const char *id, const sim_request_t *r)
 {
     bson_t doc;
     char jerr[64];
@@ -1031,7 +981,7 @@ static enum MHD_Result s_ctl_change(struct MHD_Connection *con, const char *id, 
             t->confirmed = (int) v;
         if (json_get_str(&doc, "amount"))
             s_copy_field(&doc, "amount", t->amount, sizeof t->amount, "");
-        t->updated_ms = s_now_ms();
+        t->updated_ms = sim_http_now_ms();
         if (notify) {
             s_job_t *j = s_event_jobs(ti, "wallets.transaction.updated", 0);
             if (j)
@@ -1045,7 +995,7 @@ static enum MHD_Result s_ctl_change(struct MHD_Connection *con, const char *id, 
     return s_reply(con, 200, "{\"ok\":true}", 0);
 }
 
-static enum MHD_Result s_ctl_faults(struct MHD_Connection *con, const s_req_t *r)
+static enum MHD_Result s_ctl_faults(struct MHD_Connection *con, const sim_request_t *r)
 {
     bson_t doc;
     char jerr[64];
@@ -1090,21 +1040,10 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *con, const cha
                                 size_t *upload_size, void **req_cls)
 {
     (void) cls, (void) url, (void) version;
-    s_req_t *r = *req_cls;
+    enum MHD_Result rc;
+    sim_request_t *r = sim_http_body(req_cls, upload, upload_size, S_MAX_BODY, &rc);
     if (!r)
-        return MHD_NO;
-    if (!r->started) {
-        r->started = 1;
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        if (r->body.len + *upload_size > S_MAX_BODY)
-            r->too_big = 1;
-        else
-            jbuf_add(&r->body, upload, *upload_size);
-        *upload_size = 0;
-        return MHD_YES;
-    }
+        return rc;
     if (r->too_big)
         return s_error(con, 413, 2006, "body too large");
     char path[512];
@@ -1131,37 +1070,6 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *con, const cha
 }
 
 /* ---- commands --------------------------------------------------------------------------------- */
-
-static void s_on_signal(int sig)
-{
-    (void) sig;
-    S.stop = 1;
-}
-
-/* Parses "127.0.0.1:PORT" (loopback only) into sa. */
-static int s_parse_listen(const char *s, struct sockaddr_in *sa)
-{
-    const char *colon = strrchr(s, ':');
-    if (!colon)
-        return -1;
-    char host[64];
-    size_t hl = (size_t) (colon - s);
-    if (hl >= sizeof host)
-        return -1;
-    memcpy(host, s, hl);
-    host[hl] = '\0';
-    if (strcmp(host, "localhost") == 0)
-        snprintf(host, sizeof host, "127.0.0.1");
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    if (*end || port < 0 || port > 65535 || inet_pton(AF_INET, host, &sa->sin_addr) != 1
-        || (ntohl(sa->sin_addr.s_addr) >> 24) != 127)
-        return -1;
-    sa->sin_port = htons((uint16_t) port);
-    return 0;
-}
 
 static void s_cobo_usage(FILE *out)
 {
@@ -1226,7 +1134,7 @@ int sim_cobo_main(int argc, char **argv)
         }
     }
     struct sockaddr_in sa;
-    if (!listen || !seed_hex || !client || s_parse_listen(listen, &sa) != 0 || S.fail_pct < 0
+    if (!listen || !seed_hex || !client || sim_http_parse_listen(listen, 1, &sa) != 0 || S.fail_pct < 0
         || S.dup < 0 || S.dup > 10 || S.delay_ms < 0) {
         s_cobo_usage(stderr);
         return 2;
@@ -1244,32 +1152,26 @@ int sim_cobo_main(int argc, char **argv)
         fprintf(stderr, "sim cobo: out of memory\n");
         return 1;
     }
-    signal(SIGTERM, s_on_signal);
-    signal(SIGINT, s_on_signal);
-    signal(SIGPIPE, SIG_IGN);
-    struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0, NULL,
-        NULL, s_handle, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
-        MHD_OPTION_URI_LOG_CALLBACK, s_on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED, s_on_done, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 256,
-        MHD_OPTION_END);
+    sigset_t set;
+    sim_http_block_signals(&set); /* before any thread starts: they inherit the mask */
+    int port = 0;
+    sim_http_opts_t o = { .addr = &sa, .handler = s_handle, .timeout_s = 30, .error_log = 1 };
+    struct MHD_Daemon *d = sim_http_start(&o, &port);
     if (!d) {
         fprintf(stderr, "sim cobo: cannot listen on %s\n", listen);
         return 1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
-    printf("listening on %s:%u pubkey %s\n", ip, info ? info->port : ntohs(sa.sin_port),
-           cobo_signer_pubkey_hex(S.signer));
+    printf("listening on %s:%d pubkey %s\n", ip, port, cobo_signer_pubkey_hex(S.signer));
     fflush(stdout);
     pthread_t workers[S_WORKERS];
     int nw = 0;
     for (; nw < S_WORKERS; nw++)
         if (pthread_create(&workers[nw], NULL, s_worker, NULL) != 0)
             break;
-    while (!S.stop)
-        s_sleep_ms(100);
+    sim_http_wait_signal(&set);
+    S.stop = 1;
     MHD_stop_daemon(d);
     pthread_mutex_lock(&S.lock);
     pthread_cond_broadcast(&S.wake);

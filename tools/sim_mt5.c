@@ -17,24 +17,20 @@
  * "fake_server":true,"kill_sessions":true}, POST /sim/reset. */
 #include "tools/sim_mt5.h"
 
-#include <arpa/inet.h>
 #include <inttypes.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "actors/mt5.h"
 #include "schema/json.h"
 #include "tools/sim.h"
+#include "tools/sim_http.h"
 
 #define SIM_MAX_GROUPS 16
 #define SIM_MAX_ACCOUNTS 4096
@@ -113,29 +109,10 @@ struct sim_mt5_t {
     char *tls_cert, *tls_key; /* PEM text, when serving HTTPS */
 };
 
-typedef struct {
-    jbuf_t body;
-    int too_big;
-} s_request_t;
-
 /* ---- small helpers ------------------------------------------------------------------------------ */
 
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t s_rand(sim_mt5_t *s) /* splitmix64; under s->mu */
-{
-    uint64_t z = (s->rng += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static int s_chance(sim_mt5_t *s, uint32_t ppm) { return ppm && (s_rand(s) % SIM_PPM) < ppm; }
+/* Under s->mu. */
+static int s_chance(sim_mt5_t *s, uint32_t ppm) { return ppm && (sim_http_rand(&s->rng) % SIM_PPM) < ppm; }
 
 /* "0.3" / "1" / "0" -> parts per million. 0, or -1. */
 static int s_parse_ppm(const char *text, uint32_t *out)
@@ -156,25 +133,11 @@ static int s_parse_ppm(const char *text, uint32_t *out)
     return 0;
 }
 
-static int s_parse_u64(const char *text, uint64_t *out)
-{
-    if (!text || !*text || strlen(text) > 19)
-        return -1;
-    uint64_t v = 0;
-    for (const char *p = text; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        v = v * 10 + (uint64_t) (*p - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 static int s_parse_i64(const char *text, int64_t *out)
 {
     uint64_t v;
     int neg = text && *text == '-';
-    if (s_parse_u64(text ? text + neg : NULL, &v) != 0 || v > (uint64_t) INT64_MAX)
+    if (mt5_parse_u64(text ? text + neg : NULL, &v) != 0 || v > (uint64_t) INT64_MAX)
         return -1;
     *out = neg ? -(int64_t) v : (int64_t) v;
     return 0;
@@ -210,10 +173,9 @@ static const char *s_arg(struct MHD_Connection *conn, const char *key)
 static enum MHD_Result s_reply(struct MHD_Connection *conn, unsigned status, const char *json,
                                const char *cookie)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(json), (void *) json, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r = sim_http_json(json);
     if (!r)
         return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", "application/json");
     if (s_close_this)
         MHD_add_response_header(r, "Connection", "close");
     if (cookie) {
@@ -221,8 +183,14 @@ static enum MHD_Result s_reply(struct MHD_Connection *conn, unsigned status, con
         snprintf(hdr, sizeof hdr, "_mt5sid=%s; Path=/; HttpOnly", cookie);
         MHD_add_response_header(r, "Set-Cookie", hdr);
     }
-    enum MHD_Result rc = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
+    return sim_http_send(conn, status, r);
+}
+
+/* Answers 200 with the JSON in b, and frees b. */
+static enum MHD_Result s_reply_buf(struct MHD_Connection *conn, jbuf_t *b)
+{
+    enum MHD_Result rc = s_reply(conn, MHD_HTTP_OK, b->data, NULL);
+    jbuf_free(b);
     return rc;
 }
 
@@ -233,9 +201,7 @@ static enum MHD_Result s_retcode(struct MHD_Connection *conn, const char *retcod
     jbuf_puts(&b, "{\"retcode\":");
     jbuf_str(&b, retcode);
     jbuf_puts(&b, "}");
-    enum MHD_Result rc = s_reply(conn, MHD_HTTP_OK, b.data, NULL);
-    jbuf_free(&b);
-    return rc;
+    return s_reply_buf(conn, &b);
 }
 
 static enum MHD_Result s_forbidden(struct MHD_Connection *conn)
@@ -298,8 +264,8 @@ static enum MHD_Result s_auth_start(sim_mt5_t *s, struct MHD_Connection *conn, c
     const char *version = s_arg(conn, "version"), *agent = s_arg(conn, "agent");
     const char *login = s_arg(conn, "login"), *type = s_arg(conn, "type");
     uint64_t v = 0, l = 0;
-    if (!version || s_parse_u64(version, &v) != 0 || v < 484 || !agent || !*agent || strchr(agent, ' ')
-        || !login || s_parse_u64(login, &l) != 0 || !type || strcmp(type, "manager") != 0)
+    if (!version || mt5_parse_u64(version, &v) != 0 || v < 484 || !agent || !*agent || strchr(agent, ' ')
+        || !login || mt5_parse_u64(login, &l) != 0 || !type || strcmp(type, "manager") != 0)
         return s_retcode(conn, "3 Invalid parameters");
     s_session_t *old = s_session(s, cookie, now);
     if (old)
@@ -360,7 +326,7 @@ static enum MHD_Result s_balance(sim_mt5_t *s, struct MHD_Connection *conn, int 
         s->faults.retcode_once[0] = '\0';
         return s_retcode(conn, rc);
     }
-    if (!login || s_parse_u64(login, &l) != 0 || !type || !balance)
+    if (!login || mt5_parse_u64(login, &l) != 0 || !type || !balance)
         return s_retcode(conn, "3 Invalid parameters");
     if (strcmp(type, "2") != 0)
         return s_retcode(conn, "3 Invalid parameters"); /* credit, charge, bonus: not simulated */
@@ -401,7 +367,7 @@ static enum MHD_Result s_balance(sim_mt5_t *s, struct MHD_Connection *conn, int 
     d->amount_minor = amount;
     d->digits = digits;
     snprintf(d->comment, sizeof d->comment, "%s", comment ? comment : "");
-    d->time_ms = s_now_ms();
+    d->time_ms = sim_http_now_ms();
     a->balance_minor += amount;
     a->deals++;
     if (s_chance(s, s->faults.drop_reply_ppm)) {
@@ -434,7 +400,7 @@ static enum MHD_Result s_deals(sim_mt5_t *s, struct MHD_Connection *conn, int pa
     const char *login = s_arg(conn, "login");
     uint64_t l = 0, offset = 0, total = 0;
     int64_t from_s, to_s;
-    if (!login || s_parse_u64(login, &l) != 0 || s_deal_window(conn, &from_s, &to_s) != 0)
+    if (!login || mt5_parse_u64(login, &l) != 0 || s_deal_window(conn, &from_s, &to_s) != 0)
         return s_retcode(conn, "3 Invalid parameters");
     if (!s_account(s, l))
         return s_retcode(conn, "13 Not found");
@@ -446,7 +412,7 @@ static enum MHD_Result s_deals(sim_mt5_t *s, struct MHD_Connection *conn, int pa
         snprintf(json, sizeof json, "{\"retcode\":\"0 Done\",\"answer\":{\"Total\":\"%" PRIu64 "\"}}", n);
         return s_reply(conn, MHD_HTTP_OK, json, NULL);
     }
-    if (s_parse_u64(s_arg(conn, "offset"), &offset) != 0 || s_parse_u64(s_arg(conn, "total"), &total) != 0
+    if (mt5_parse_u64(s_arg(conn, "offset"), &offset) != 0 || mt5_parse_u64(s_arg(conn, "total"), &total) != 0
         || total == 0 || total > 100)
         return s_retcode(conn, "3 Invalid parameters");
     jbuf_t b;
@@ -463,9 +429,7 @@ static enum MHD_Result s_deals(sim_mt5_t *s, struct MHD_Connection *conn, int pa
         s_deal_json(s, &b, &s->deals[i]);
     }
     jbuf_puts(&b, "]}");
-    enum MHD_Result rc = s_reply(conn, MHD_HTTP_OK, b.data, NULL);
-    jbuf_free(&b);
-    return rc;
+    return s_reply_buf(conn, &b);
 }
 
 static enum MHD_Result s_deal_batch(sim_mt5_t *s, struct MHD_Connection *conn)
@@ -475,7 +439,7 @@ static enum MHD_Result s_deal_batch(sim_mt5_t *s, struct MHD_Connection *conn)
     int n = 0;
     int64_t from_s = 0, to_s = 0;
     if (ticket) {
-        if (s_parse_u64(ticket, &t) != 0)
+        if (mt5_parse_u64(ticket, &t) != 0)
             return s_retcode(conn, "3 Invalid parameters");
     } else {
         if (!logins || s_deal_window(conn, &from_s, &to_s) != 0)
@@ -483,7 +447,7 @@ static enum MHD_Result s_deal_batch(sim_mt5_t *s, struct MHD_Connection *conn)
         char buf[1024], *save = NULL;
         snprintf(buf, sizeof buf, "%s", logins);
         for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            if (n == 100 || s_parse_u64(tok, &list[n]) != 0)
+            if (n == 100 || mt5_parse_u64(tok, &list[n]) != 0)
                 return s_retcode(conn, "3 Invalid parameters");
             n++;
         }
@@ -509,15 +473,13 @@ static enum MHD_Result s_deal_batch(sim_mt5_t *s, struct MHD_Connection *conn)
         s_deal_json(s, &b, d);
     }
     jbuf_puts(&b, "]}");
-    enum MHD_Result rc = s_reply(conn, MHD_HTTP_OK, b.data, NULL);
-    jbuf_free(&b);
-    return rc;
+    return s_reply_buf(conn, &b);
 }
 
 static enum MHD_Result s_user(sim_mt5_t *s, struct MHD_Connection *conn, int account)
 {
     uint64_t l = 0;
-    if (s_parse_u64(s_arg(conn, "login"), &l) != 0)
+    if (mt5_parse_u64(s_arg(conn, "login"), &l) != 0)
         return s_retcode(conn, "3 Invalid parameters");
     s_account_t *a = s_account(s, l);
     if (!a)
@@ -540,9 +502,7 @@ static enum MHD_Result s_user(sim_mt5_t *s, struct MHD_Connection *conn, int acc
         jbuf_printf(&b, ",\"Name\":\"Investor %" PRIu64 "\",\"Leverage\":\"100\",\"Rights\":\"483\","
                     "\"Balance\":\"%s\",\"Credit\":\"%s\",\"Registration\":\"0\"}}", a->login, bal, cred);
     }
-    enum MHD_Result rc = s_reply(conn, MHD_HTTP_OK, b.data, NULL);
-    jbuf_free(&b);
-    return rc;
+    return s_reply_buf(conn, &b);
 }
 
 static enum MHD_Result s_group(sim_mt5_t *s, struct MHD_Connection *conn)
@@ -558,12 +518,10 @@ static enum MHD_Result s_group(sim_mt5_t *s, struct MHD_Connection *conn)
     jbuf_puts(&b, ",\"Currency\":");
     jbuf_str(&b, s->groups[gi].currency);
     jbuf_printf(&b, ",\"CurrencyDigits\":\"%d\",\"MarginCall\":\"50\",\"MarginStopOut\":\"30\"}}", s->groups[gi].digits);
-    enum MHD_Result rc = s_reply(conn, MHD_HTTP_OK, b.data, NULL);
-    jbuf_free(&b);
-    return rc;
+    return s_reply_buf(conn, &b);
 }
 
-static enum MHD_Result s_check_password(sim_mt5_t *s, struct MHD_Connection *conn, const s_request_t *req)
+static enum MHD_Result s_check_password(sim_mt5_t *s, struct MHD_Connection *conn, const sim_request_t *req)
 {
     bson_t doc;
     char perr[64];
@@ -577,7 +535,7 @@ static enum MHD_Result s_check_password(sim_mt5_t *s, struct MHD_Connection *con
     const char *login = json_get_str(&doc, "Login"), *type = json_get_str(&doc, "Type");
     const char *pw = json_get_str(&doc, "Password");
     int64_t li = 0;
-    if (login ? s_parse_u64(login, &l) != 0 : (json_get_i64(&doc, "Login", &li) != 0 || li <= 0)) {
+    if (login ? mt5_parse_u64(login, &l) != 0 : (json_get_i64(&doc, "Login", &li) != 0 || li <= 0)) {
         bson_destroy(&doc);
         return s_retcode(conn, "3 Invalid parameters");
     }
@@ -629,7 +587,7 @@ static int s_json_ppm(const bson_t *doc, const char *key, uint32_t *out)
     return 0;
 }
 
-static enum MHD_Result s_sim_faults(sim_mt5_t *s, struct MHD_Connection *conn, const s_request_t *req)
+static enum MHD_Result s_sim_faults(sim_mt5_t *s, struct MHD_Connection *conn, const sim_request_t *req)
 {
     bson_t doc;
     char perr[64];
@@ -664,9 +622,7 @@ static enum MHD_Result s_sim_faults(sim_mt5_t *s, struct MHD_Connection *conn, c
     jbuf_t b;
     jbuf_init(&b);
     s_faults_json(&s->faults, &b);
-    enum MHD_Result rc = s_reply(conn, MHD_HTTP_OK, b.data, NULL);
-    jbuf_free(&b);
-    return rc;
+    return s_reply_buf(conn, &b);
 }
 
 static enum MHD_Result s_sim_accounts(sim_mt5_t *s, struct MHD_Connection *conn)
@@ -685,16 +641,14 @@ static enum MHD_Result s_sim_accounts(sim_mt5_t *s, struct MHD_Connection *conn)
                     g->currency, g->digits, bal, a->deals);
     }
     jbuf_puts(&b, "]}");
-    enum MHD_Result rc = s_reply(conn, MHD_HTTP_OK, b.data, NULL);
-    jbuf_free(&b);
-    return rc;
+    return s_reply_buf(conn, &b);
 }
 
 static enum MHD_Result s_sim_deals(sim_mt5_t *s, struct MHD_Connection *conn)
 {
     const char *login = s_arg(conn, "login");
     uint64_t l = 0;
-    if (login && s_parse_u64(login, &l) != 0)
+    if (login && mt5_parse_u64(login, &l) != 0)
         return s_reply(conn, MHD_HTTP_BAD_REQUEST, "{\"error\":\"bad login\"}", NULL);
     jbuf_t b;
     jbuf_init(&b);
@@ -712,9 +666,7 @@ static enum MHD_Result s_sim_deals(sim_mt5_t *s, struct MHD_Connection *conn)
         jbuf_printf(&b, ",\"time\":%" PRId64 ",\"time_msc\":%" PRId64 "}", d->time_ms / 1000, d->time_ms);
     }
     jbuf_puts(&b, "]}");
-    enum MHD_Result rc = s_reply(conn, MHD_HTTP_OK, b.data, NULL);
-    jbuf_free(&b);
-    return rc;
+    return s_reply_buf(conn, &b);
 }
 
 static enum MHD_Result s_sim_stats(sim_mt5_t *s, struct MHD_Connection *conn, int64_t now)
@@ -741,29 +693,16 @@ static void s_reset(sim_mt5_t *s)
     s->auths = s->auth_failures = s->balance_calls = s->dropped = s->forbidden = 0;
 }
 
-static int s_is_loopback(struct MHD_Connection *conn)
-{
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!ci || !ci->client_addr)
-        return 0;
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *) sa)->sin6_addr);
-    return 0;
-}
-
 /* ---- dispatch ------------------------------------------------------------------------------------------ */
 
 static enum MHD_Result s_dispatch(sim_mt5_t *s, struct MHD_Connection *conn, const char *url, const char *method,
-                                  const s_request_t *req, int *drop)
+                                  const sim_request_t *req, int *drop)
 {
-    int64_t now = s_now_ms();
+    int64_t now = sim_http_now_ms();
     int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
     const char *cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, "_mt5sid");
     if (strncmp(url, "/sim/", 5) == 0) {
-        if (!s_is_loopback(conn))
+        if (!sim_http_is_loopback(conn))
             return s_reply(conn, MHD_HTTP_FORBIDDEN, "{\"error\":\"loopback only\"}", NULL);
         if (get && strcmp(url, "/sim/accounts") == 0) return s_sim_accounts(s, conn);
         if (get && strcmp(url, "/sim/deals") == 0) return s_sim_deals(s, conn);
@@ -811,23 +750,10 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *conn, const c
 {
     sim_mt5_t *s = cls;
     (void) version;
-    s_request_t *req = *con_cls;
-    if (!req) {
-        req = calloc(1, sizeof *req);
-        if (!req)
-            return MHD_NO;
-        jbuf_init(&req->body);
-        *con_cls = req;
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        if (req->body.len + *upload_size > SIM_MAX_BODY)
-            req->too_big = 1;
-        else
-            jbuf_add(&req->body, upload, *upload_size);
-        *upload_size = 0;
-        return MHD_YES;
-    }
+    enum MHD_Result rc;
+    sim_request_t *req = sim_http_body(con_cls, upload, upload_size, SIM_MAX_BODY, &rc);
+    if (!req)
+        return rc;
     if (req->too_big)
         return s_reply(conn, 413, "{\"retcode\":\"3 Invalid parameters\"}", NULL);
     int drop = 0, delay_ms;
@@ -840,20 +766,9 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *conn, const c
     if (delay_ms > 0) /* before any state change: a slow server, seen from the client */
         usleep((useconds_t) delay_ms * 1000u);
     pthread_mutex_lock(&s->mu);
-    enum MHD_Result rc = s_dispatch(s, conn, url, method, req, &drop);
+    rc = s_dispatch(s, conn, url, method, req, &drop);
     pthread_mutex_unlock(&s->mu);
     return drop ? MHD_NO : rc; /* MHD_NO closes the connection without a reply */
-}
-
-static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
-{
-    (void) cls, (void) conn, (void) toe;
-    s_request_t *req = *con_cls;
-    if (req) {
-        jbuf_free(&req->body);
-        free(req);
-        *con_cls = NULL;
-    }
 }
 
 /* ---- options and lifecycle ------------------------------------------------------------------------------ */
@@ -880,21 +795,6 @@ static void s_usage(FILE *out)
             "                    \"retcode_once\":\"9 Timeout\",\"close_next\":1,\"fake_server\":true,\n"
             "                    \"kill_sessions\":true}\n"
             "  POST /sim/reset                back to the accounts and faults given at start\n");
-}
-
-static int s_parse_listen(const char *text, struct sockaddr_in *sa)
-{
-    char host[64];
-    const char *colon = strrchr(text, ':');
-    uint64_t port;
-    if (!colon || (size_t) (colon - text) >= sizeof host || s_parse_u64(colon + 1, &port) != 0 || port > 65535)
-        return -1;
-    memcpy(host, text, (size_t) (colon - text));
-    host[colon - text] = '\0';
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t) port);
-    return inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
 /* The whole of a small file (a PEM), NUL-terminated, or NULL. The caller frees. */
@@ -956,18 +856,11 @@ static int s_parse_args(sim_mt5_t *s, int argc, char **argv, struct sockaddr_in 
         }
     }
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
-            snprintf(err, errlen, "help");
+        const char *o, *v;
+        if (sim_http_option(argc, argv, &i, &o, &v, err, errlen) != 0)
             return -1;
-        }
-        if (!v) {
-            snprintf(err, errlen, "%s needs a value (or is unknown)", o);
-            return -1;
-        }
-        i++;
         if (strcmp(o, "--listen") == 0) {
-            if (s_parse_listen(v, listen) != 0) {
+            if (sim_http_parse_listen(v, 0, listen) != 0) {
                 snprintf(err, errlen, "--listen wants IPV4:PORT");
                 return -1;
             }
@@ -981,7 +874,7 @@ static int s_parse_args(sim_mt5_t *s, int argc, char **argv, struct sockaddr_in 
             }
             memcpy(login, v, (size_t) (c - v));
             login[c - v] = '\0';
-            if (s_parse_u64(login, &s->manager) != 0 || s->manager == 0 || mt5_auth_h2(c + 1, s->manager_h2) != 0) {
+            if (mt5_parse_u64(login, &s->manager) != 0 || s->manager == 0 || mt5_auth_h2(c + 1, s->manager_h2) != 0) {
                 snprintf(err, errlen, "--manager wants LOGIN:PASSWORD");
                 return -1;
             }
@@ -998,7 +891,7 @@ static int s_parse_args(sim_mt5_t *s, int argc, char **argv, struct sockaddr_in 
             s_account_t a;
             memset(&a, 0, sizeof a);
             a.group = f[3] ? s_group_find(s, f[3]) : 0;
-            if (n < 3 || !f[2] || s_parse_u64(f[0], &a.login) != 0 || a.login == 0 || !*f[1]
+            if (n < 3 || !f[2] || mt5_parse_u64(f[0], &a.login) != 0 || a.login == 0 || !*f[1]
                 || strlen(f[1]) >= sizeof a.password || a.group < 0
                 || mt5_parse_amount(f[2], s->groups[a.group].digits, &a.balance_minor) != 0 || a.balance_minor < 0
                 || s_account(s, a.login) || s->account_count == SIM_MAX_ACCOUNTS) {
@@ -1016,7 +909,7 @@ static int s_parse_args(sim_mt5_t *s, int argc, char **argv, struct sockaddr_in 
             if (c && (size_t) (c - v) < sizeof login) {
                 memcpy(login, v, (size_t) (c - v));
                 login[c - v] = '\0';
-                if (s_parse_u64(login, &l) == 0)
+                if (mt5_parse_u64(login, &l) == 0)
                     a = s_account(s, l);
             }
             if (!a || !c[1] || strlen(c + 1) >= sizeof a->investor) {
@@ -1025,7 +918,7 @@ static int s_parse_args(sim_mt5_t *s, int argc, char **argv, struct sockaddr_in 
             }
             snprintf(a->investor, sizeof a->investor, "%s", c + 1);
         } else if (strcmp(o, "--seed") == 0) {
-            if (s_parse_u64(v, &s->rng) != 0) {
+            if (mt5_parse_u64(v, &s->rng) != 0) {
                 snprintf(err, errlen, "--seed wants a number");
                 return -1;
             }
@@ -1037,7 +930,7 @@ static int s_parse_args(sim_mt5_t *s, int argc, char **argv, struct sockaddr_in 
             }
         } else if (strcmp(o, "--session-idle-ms") == 0) {
             uint64_t d;
-            if (s_parse_u64(v, &d) != 0 || d < 100 || d > 86400000) {
+            if (mt5_parse_u64(v, &d) != 0 || d < 100 || d > 86400000) {
                 snprintf(err, errlen, "--session-idle-ms wants 100..86400000");
                 return -1;
             }
@@ -1052,7 +945,7 @@ static int s_parse_args(sim_mt5_t *s, int argc, char **argv, struct sockaddr_in 
             }
         } else if (strcmp(o, "--delay-ms") == 0) {
             uint64_t d;
-            if (s_parse_u64(v, &d) != 0 || d > 600000) {
+            if (mt5_parse_u64(v, &d) != 0 || d > 600000) {
                 snprintf(err, errlen, "--delay-ms wants 0..600000");
                 return -1;
             }
@@ -1101,28 +994,14 @@ sim_mt5_t *sim_mt5_start(int argc, char **argv, char *err, size_t errlen)
     }
     memcpy(s->initial, s->accounts, (size_t) s->account_count * sizeof *s->accounts);
     s->initial_faults = s->faults;
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
-    if (s->tls_cert)
-        s->daemon = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, s_handler, s,
-                                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
-                                     MHD_OPTION_NOTIFY_COMPLETED, s_completed, s,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 240,
-                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 256,
-                                     MHD_OPTION_HTTPS_MEM_CERT, s->tls_cert,
-                                     MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
-    else
-        s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, s_handler, s,
-                                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
-                                     MHD_OPTION_NOTIFY_COMPLETED, s_completed, s,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 240,
-                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 256, MHD_OPTION_END);
+    sim_http_opts_t o = { .addr = &sa, .handler = s_handler, .cls = s, .timeout_s = 240,
+                          .tls_cert = s->tls_cert, .tls_key = s->tls_key };
+    s->daemon = sim_http_start(&o, &s->port);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on port %u", ntohs(sa.sin_port));
         sim_mt5_stop(&s);
         return NULL;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : ntohs(sa.sin_port);
     return s;
 }
 
@@ -1153,24 +1032,13 @@ int sim_mt5_main(int argc, char **argv)
 {
     char err[256];
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL); /* before any thread starts: they inherit the mask */
-    signal(SIGPIPE, SIG_IGN);
+    sim_http_block_signals(&set); /* before any thread starts: they inherit the mask */
     sim_mt5_t *s = sim_mt5_start(argc, argv, err, sizeof err);
-    if (!s) {
-        int help = strcmp(err, "help") == 0;
-        if (help)
-            s_usage(stdout);
-        else
-            fprintf(stderr, "kasa sim mt5: %s (kasa sim mt5 --help lists the options)\n", err);
-        return help ? 0 : 2;
-    }
+    if (!s)
+        return sim_http_start_failed("mt5", err, s_usage);
     printf("kasa sim mt5: listening on http://127.0.0.1:%d\n", sim_mt5_port(s));
     fflush(stdout);
-    int sig = 0;
-    sigwait(&set, &sig);
+    sim_http_wait_signal(&set);
     sim_mt5_stop(&s);
     return 0;
 }

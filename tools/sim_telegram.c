@@ -12,21 +12,17 @@
  * "retry_after":3,"fail_rate":0.2}, POST /sim/reset. */
 #include "tools/sim_telegram.h"
 
-#include <arpa/inet.h>
 #include <inttypes.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "schema/json.h"
 #include "tools/sim.h"
+#include "tools/sim_http.h"
 
 #define TG_MAX_BODY 65536
 #define TG_MAX_KEPT 10000
@@ -58,30 +54,6 @@ struct sim_telegram_t {
     uint64_t accepted, failed;
 };
 
-typedef struct {
-    jbuf_t body;
-    int too_big;
-} s_request_t;
-
-static uint64_t s_rand(sim_telegram_t *s)
-{
-    uint64_t z = (s->rng += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static enum MHD_Result s_reply(struct MHD_Connection *conn, unsigned status, const char *json)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(json), (void *) json, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    enum MHD_Result rc = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return rc;
-}
-
 static enum MHD_Result s_error(struct MHD_Connection *conn, unsigned status, const char *description, int retry_after)
 {
     jbuf_t b;
@@ -91,9 +63,7 @@ static enum MHD_Result s_error(struct MHD_Connection *conn, unsigned status, con
     if (retry_after > 0)
         jbuf_printf(&b, ",\"parameters\":{\"retry_after\":%d}", retry_after);
     jbuf_puts(&b, "}");
-    enum MHD_Result rc = s_reply(conn, status, b.data);
-    jbuf_free(&b);
-    return rc;
+    return sim_http_reply_buf(conn, status, &b);
 }
 
 /* Telegram's HTML subset: known tags only, and & only as an entity. 0 if it would parse. */
@@ -175,7 +145,7 @@ static const char *s_param(struct MHD_Connection *conn, const bson_t *doc, const
     return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
-static enum MHD_Result s_send_message(sim_telegram_t *s, struct MHD_Connection *conn, const s_request_t *req)
+static enum MHD_Result s_send_message(sim_telegram_t *s, struct MHD_Connection *conn, const sim_request_t *req)
 {
     bson_t doc;
     char perr[64], b1[32], b2[32], why[160];
@@ -184,7 +154,7 @@ static enum MHD_Result s_send_message(sim_telegram_t *s, struct MHD_Connection *
         bson_destroy(&doc);
         return s_error(conn, 400, "Bad Request: can't parse JSON object", 0);
     }
-    if (s->fail_next > 0 || (s->fail_rate_ppm && s_rand(s) % TG_PPM < s->fail_rate_ppm)) {
+    if (s->fail_next > 0 || (s->fail_rate_ppm && sim_http_rand(&s->rng) % TG_PPM < s->fail_rate_ppm)) {
         int status = s->fail_next > 0 ? s->fail_status : 500;
         if (s->fail_next > 0)
             s->fail_next--;
@@ -237,25 +207,11 @@ static enum MHD_Result s_send_message(sim_telegram_t *s, struct MHD_Connection *
         jbuf_puts(&b, "}}");
         s_keep(s, &m);
         s->accepted++;
-        rc = s_reply(conn, 200, b.data);
-        jbuf_free(&b);
+        rc = sim_http_reply_buf(conn, 200, &b);
     }
     if (have_doc)
         bson_destroy(&doc);
     return rc;
-}
-
-static int s_is_loopback(struct MHD_Connection *conn)
-{
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!ci || !ci->client_addr)
-        return 0;
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *) sa)->sin6_addr);
-    return 0;
 }
 
 static void s_clear(sim_telegram_t *s)
@@ -268,10 +224,10 @@ static void s_clear(sim_telegram_t *s)
 }
 
 static enum MHD_Result s_control(sim_telegram_t *s, struct MHD_Connection *conn, const char *url, const char *method,
-                                 const s_request_t *req)
+                                 const sim_request_t *req)
 {
-    if (!s_is_loopback(conn))
-        return s_reply(conn, 403, "{\"error\":\"loopback only\"}");
+    if (!sim_http_is_loopback(conn))
+        return sim_http_reply(conn, 403, "{\"error\":\"loopback only\"}");
     if (strcmp(method, "GET") == 0 && strcmp(url, "/sim/messages") == 0) {
         jbuf_t b;
         jbuf_init(&b);
@@ -282,9 +238,7 @@ static enum MHD_Result s_control(sim_telegram_t *s, struct MHD_Connection *conn,
             s_message_json(&b, &s->kept[(s->kept_head + i) % TG_MAX_KEPT]);
         }
         jbuf_puts(&b, "]}");
-        enum MHD_Result rc = s_reply(conn, 200, b.data);
-        jbuf_free(&b);
-        return rc;
+        return sim_http_reply_buf(conn, 200, &b);
     }
     if (strcmp(method, "POST") == 0 && strcmp(url, "/sim/faults") == 0) {
         bson_t doc;
@@ -292,7 +246,7 @@ static enum MHD_Result s_control(sim_telegram_t *s, struct MHD_Connection *conn,
         int64_t v;
         if (json_parse(req->body.data ? req->body.data : "", req->body.len, &doc, perr, sizeof perr) != 0) {
             bson_destroy(&doc);
-            return s_reply(conn, 400, "{\"error\":\"body must be a JSON object\"}");
+            return sim_http_reply(conn, 400, "{\"error\":\"body must be a JSON object\"}");
         }
         int bad = 0;
         if (json_has(&doc, "fail_next"))
@@ -314,15 +268,15 @@ static enum MHD_Result s_control(sim_telegram_t *s, struct MHD_Connection *conn,
         char json[160];
         snprintf(json, sizeof json, "{\"fail_next\":%d,\"status\":%d,\"retry_after\":%d,\"fail_rate_ppm\":%u}",
                  s->fail_next, s->fail_status, s->retry_after, s->fail_rate_ppm);
-        return bad ? s_reply(conn, 400, "{\"error\":\"bad fault value\"}") : s_reply(conn, 200, json);
+        return bad ? sim_http_reply(conn, 400, "{\"error\":\"bad fault value\"}") : sim_http_reply(conn, 200, json);
     }
     if (strcmp(method, "POST") == 0 && strcmp(url, "/sim/reset") == 0) {
         s_clear(s);
         s->fail_next = 0;
         s->accepted = s->failed = 0;
-        return s_reply(conn, 200, "{\"ok\":true}");
+        return sim_http_reply(conn, 200, "{\"ok\":true}");
     }
-    return s_reply(conn, 404, "{\"error\":\"no such control endpoint\"}");
+    return sim_http_reply(conn, 404, "{\"error\":\"no such control endpoint\"}");
 }
 
 static enum MHD_Result s_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -330,26 +284,12 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *conn, const c
 {
     sim_telegram_t *s = cls;
     (void) version;
-    s_request_t *req = *con_cls;
-    if (!req) {
-        req = calloc(1, sizeof *req);
-        if (!req)
-            return MHD_NO;
-        jbuf_init(&req->body);
-        *con_cls = req;
-        return MHD_YES;
-    }
-    if (*upload_size) {
-        if (req->body.len + *upload_size > TG_MAX_BODY)
-            req->too_big = 1;
-        else
-            jbuf_add(&req->body, upload, *upload_size);
-        *upload_size = 0;
-        return MHD_YES;
-    }
+    enum MHD_Result rc;
+    sim_request_t *req = sim_http_body(con_cls, upload, upload_size, TG_MAX_BODY, &rc);
+    if (!req)
+        return rc;
     if (req->too_big)
         return s_error(conn, 413, "Request Entity Too Large", 0);
-    enum MHD_Result rc;
     pthread_mutex_lock(&s->mu);
     if (strncmp(url, "/sim/", 5) == 0) {
         rc = s_control(s, conn, url, method, req);
@@ -363,24 +303,13 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *conn, const c
         else if (strcasecmp(slash + 1, "sendMessage") == 0)
             rc = s_send_message(s, conn, req);
         else if (strcasecmp(slash + 1, "getMe") == 0)
-            rc = s_reply(conn, 200, "{\"ok\":true,\"result\":{\"id\":1,\"is_bot\":true,\"first_name\":\"kasa sim\","
+            rc = sim_http_reply(conn, 200, "{\"ok\":true,\"result\":{\"id\":1,\"is_bot\":true,\"first_name\":\"kasa sim\","
                                     "\"username\":\"kasa_sim_bot\"}}");
         else
             rc = s_error(conn, 404, "Not Found: method not found", 0);
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
-}
-
-static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
-{
-    (void) cls, (void) conn, (void) toe;
-    s_request_t *req = *con_cls;
-    if (req) {
-        jbuf_free(&req->body);
-        free(req);
-        *con_cls = NULL;
-    }
 }
 
 static void s_usage(FILE *out)
@@ -400,31 +329,11 @@ static int s_parse_args(sim_telegram_t *s, int argc, char **argv, struct sockadd
 {
     int have_listen = 0;
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
-            snprintf(err, errlen, "help");
+        const char *o, *v;
+        if (sim_http_option(argc, argv, &i, &o, &v, err, errlen) != 0)
             return -1;
-        }
-        if (!v) {
-            snprintf(err, errlen, "%s needs a value (or is unknown)", o);
-            return -1;
-        }
-        i++;
         if (strcmp(o, "--listen") == 0) {
-            char host[64];
-            const char *colon = strrchr(v, ':');
-            char *end = NULL;
-            long port = colon ? strtol(colon + 1, &end, 10) : -1;
-            if (!colon || (size_t) (colon - v) >= sizeof host || !end || *end || port < 0 || port > 65535) {
-                snprintf(err, errlen, "--listen wants IPV4:PORT");
-                return -1;
-            }
-            memcpy(host, v, (size_t) (colon - v));
-            host[colon - v] = '\0';
-            memset(sa, 0, sizeof *sa);
-            sa->sin_family = AF_INET;
-            sa->sin_port = htons((uint16_t) port);
-            if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &sa->sin_addr) != 1) {
+            if (sim_http_parse_listen(v, 0, sa) != 0) {
                 snprintf(err, errlen, "--listen wants IPV4:PORT");
                 return -1;
             }
@@ -488,18 +397,13 @@ sim_telegram_t *sim_telegram_start(int argc, char **argv, char *err, size_t errl
         sim_telegram_stop(&s);
         return NULL;
     }
-    s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
-                                 s_handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
-                                 MHD_OPTION_NOTIFY_COMPLETED, s_completed, s,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 120,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 256, MHD_OPTION_END);
+    sim_http_opts_t o = { .addr = &sa, .handler = s_handler, .cls = s, .timeout_s = 120 };
+    s->daemon = sim_http_start(&o, &s->port);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on port %u", ntohs(sa.sin_port));
         sim_telegram_stop(&s);
         return NULL;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : ntohs(sa.sin_port);
     return s;
 }
 
@@ -526,24 +430,13 @@ int sim_telegram_main(int argc, char **argv)
 {
     char err[256];
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    sim_http_block_signals(&set);
     sim_telegram_t *s = sim_telegram_start(argc, argv, err, sizeof err);
-    if (!s) {
-        int help = strcmp(err, "help") == 0;
-        if (help)
-            s_usage(stdout);
-        else
-            fprintf(stderr, "kasa sim telegram: %s (kasa sim telegram --help lists the options)\n", err);
-        return help ? 0 : 2;
-    }
+    if (!s)
+        return sim_http_start_failed("telegram", err, s_usage);
     printf("kasa sim telegram: listening on http://127.0.0.1:%d\n", sim_telegram_port(s));
     fflush(stdout);
-    int sig = 0;
-    sigwait(&set, &sig);
+    sim_http_wait_signal(&set);
     sim_telegram_stop(&s);
     return 0;
 }

@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "actors/condvar.h"
 #include "actors/mt5.h"
 #include "schema/json.h"
 #include "schema/money.h"
@@ -60,8 +61,7 @@ struct investor_t {
 static mt5_client_t *s_mt5_take(investor_t *self)
 {
     struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += S_POOL_WAIT_MS / 1000;
+    condvar_deadline(&until, S_POOL_WAIT_MS);
     pthread_mutex_lock(&self->mu);
     for (;;) {
         for (int i = 0; i < self->mt5_count; i++) {
@@ -122,20 +122,21 @@ static int s_is_json(const http_request_t *req)
     return ct && strncasecmp(ct, "application/json", 16) == 0;
 }
 
-/* Parses the login: 1..19 digits, nonzero. 0, or -1. */
-static int s_parse_login(const char *s, uint64_t *out)
+/* The request's JSON body into *doc (the caller destroys it): 0, or -1 after answering 415 (not
+ * sent as JSON) or 400 (not valid JSON). */
+static int s_json_body(const http_request_t *req, http_response_t *res, bson_t *doc)
 {
-    if (!s || !*s || strlen(s) > 19)
+    if (!s_is_json(req)) {
+        http_reply_error(res, 415, "send JSON (Content-Type: application/json)");
         return -1;
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        v = v * 10 + (uint64_t) (*p - '0');
     }
-    if (!v)
+    size_t len;
+    const char *body = http_body(req, &len);
+    char why[160];
+    if (json_parse(body, len, doc, why, sizeof why) != 0) {
+        http_reply_error(res, 400, "the body is not valid JSON");
         return -1;
-    *out = v;
+    }
     return 0;
 }
 
@@ -170,21 +171,24 @@ static const char *s_asset(const char *token, const char *chain)
 
 /* ---- login, logout, session -------------------------------------------------------------------- */
 
+/* Answers 200 {"login":L,"csrf":"..."}: who is signed in, and the token their writes must carry. */
+static void s_reply_session(http_response_t *res, uint64_t login, const char *csrf)
+{
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_printf(&b, "{\"login\":%llu,\"csrf\":", (unsigned long long) login);
+    jbuf_str(&b, csrf);
+    jbuf_puts(&b, "}");
+    http_reply_json(res, 200, jbuf_take(&b));
+}
+
 static void s_login(void *arg, const http_request_t *req, http_response_t *res)
 {
     investor_t *self = arg;
-    if (!s_is_json(req)) {
-        http_reply_error(res, 415, "send JSON (Content-Type: application/json)");
-        return;
-    }
-    size_t len;
-    const char *body = http_body(req, &len);
     bson_t doc;
-    char why[160];
-    if (json_parse(body, len, &doc, why, sizeof why) != 0) {
-        http_reply_error(res, 400, "the body is not valid JSON");
+    if (s_json_body(req, res, &doc) != 0)
         return;
-    }
+    char why[160];
     char login_text[32] = "";
     const char *ls = json_get_str(&doc, "login");
     int64_t li;
@@ -194,7 +198,7 @@ static void s_login(void *arg, const http_request_t *req, http_response_t *res)
         snprintf(login_text, sizeof login_text, "%lld", (long long) li);
     const char *pw = json_get_str(&doc, "password");
     uint64_t login = 0;
-    if (s_parse_login(login_text, &login) != 0 || !pw || !*pw || strlen(pw) > 256) {
+    if (mt5_parse_login(login_text, &login) != 0 || !pw || !*pw || strlen(pw) > 256) {
         bson_destroy(&doc);
         http_reply_error(res, 400, "login (digits) and password are required");
         return;
@@ -255,12 +259,7 @@ static void s_login(void *arg, const http_request_t *req, http_response_t *res)
     session_cookie(self->sessions, sid, self->secure_cookie, cookie, sizeof cookie);
     http_add_header(res, "Set-Cookie", cookie);
     log_info("investor.login", "login=%llu ip=%s", (unsigned long long) login, ip ? ip : "-");
-    jbuf_t b;
-    jbuf_init(&b);
-    jbuf_printf(&b, "{\"login\":%llu,\"csrf\":", (unsigned long long) login);
-    jbuf_str(&b, info.csrf);
-    jbuf_puts(&b, "}");
-    http_reply_json(res, 200, jbuf_take(&b));
+    s_reply_session(res, login, info.csrf);
 }
 
 static void s_logout(void *arg, const http_request_t *req, http_response_t *res)
@@ -283,12 +282,7 @@ static void s_session(void *arg, const http_request_t *req, http_response_t *res
     session_info_t info;
     if (s_auth(self, req, res, &info, 0) != 0)
         return;
-    jbuf_t b;
-    jbuf_init(&b);
-    jbuf_printf(&b, "{\"login\":%llu,\"csrf\":", (unsigned long long) info.login);
-    jbuf_str(&b, info.csrf);
-    jbuf_puts(&b, "}");
-    http_reply_json(res, 200, jbuf_take(&b));
+    s_reply_session(res, info.login, info.csrf);
 }
 
 /* ---- account ------------------------------------------------------------------------------------ */
@@ -426,18 +420,10 @@ static void s_wallets_create(void *arg, const http_request_t *req, http_response
     session_info_t info;
     if (s_auth(self, req, res, &info, 1) != 0)
         return;
-    if (!s_is_json(req)) {
-        http_reply_error(res, 415, "send JSON (Content-Type: application/json)");
-        return;
-    }
-    size_t len;
-    const char *body = http_body(req, &len);
     bson_t doc;
-    char why[200];
-    if (json_parse(body, len, &doc, why, sizeof why) != 0) {
-        http_reply_error(res, 400, "the body is not valid JSON");
+    if (s_json_body(req, res, &doc) != 0)
         return;
-    }
+    char why[200];
     char token[40] = "";
     const char *t = json_get_str(&doc, "chain");
     if (!t)
@@ -665,11 +651,7 @@ investor_t *investor_routes(http_server_t *http, pipeline_t *pipeline, wallets_t
     self->cfg = cfg;
     self->secure_cookie = strncasecmp(cfg->public_url, "https://", 8) == 0;
     pthread_mutex_init(&self->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    condvar_init(&self->cond);
     self->sessions = session_store_new(&o.session);
     if (!self->sessions) {
         snprintf(err, errlen, "investor: no session store");

@@ -2,14 +2,14 @@
  *
  * Each run (one seed of a PRNG) starts kasa on a fresh journal, links a few addresses, and sends a
  * stream of signed deposit webhooks — every event of each deposit, some more than once, in
- * shuffled order — while the MT5 simulator sometimes applies a credit and drops its reply. At
- * seeded moments kasa is SIGKILLed and restarted (sometimes the restart is killed too, while it
- * replays and resumes). The harness acts as Cobo: an event is sent again
- * until it is answered 2xx, also across restarts. Once every event was answered and every kill
- * done, the run waits for every deposit to be CREDITED, then checks against the MT5 simulator's
- * own deal list that each deposit was credited EXACTLY once, with the right amount, on the right
- * account, and that nothing else was credited; finally kasa is stopped and `kasa journal verify`
- * must pass.
+ * shuffled order — while the MT5 simulator sometimes applies a credit and drops its reply (and
+ * sometimes forgets sessions, answering HTTP 403). At seeded moments kasa is SIGKILLed and
+ * restarted (sometimes the restart is killed too, while it replays and resumes). The harness acts
+ * as Cobo: an event is sent again until it is answered 2xx, also across restarts. Once every event
+ * was answered and every kill done, the run waits for every deposit to be CREDITED, then checks
+ * against the MT5 simulator's own deal list that each deposit was credited EXACTLY once, with the
+ * right amount, on the right account, and that nothing else was credited; finally kasa is stopped
+ * (it must exit 0) and `kasa journal verify` must pass.
  *
  *   KASA_CRASH_RUNS=N   how many seeded runs (default 200)
  *   KASA_CRASH_SEED=S   run seed S alone (a failing run prints its seed)
@@ -53,6 +53,7 @@ typedef struct {
     int64_t kill_at_ms[MAX_KILLS];
     int kill_in_start_ms[MAX_KILLS];  /* >= 0: after this kill, kill the next start that soon too */
     int drop_pct;
+    int session_loss_pct;  /* MT5 forgets the session (HTTP 403) on this share of commands */
     uint64_t baseline[H_MT5_ACCOUNTS]; /* highest deal ticket per account before the run */
     int kills_done, start_kills, restarts, sends, retries;
     int64_t t0;
@@ -115,6 +116,7 @@ static int s_plan(s_run_t *run)
     run->nkill = (int) h_rng_range(&rng, 1, MAX_KILLS);
     static const int drops[] = { 0, 0, 20, 50 };
     run->drop_pct = drops[h_rng_range(&rng, 0, 3)];
+    run->session_loss_pct = h_rng_range(&rng, 0, 3) == 0 ? 10 : 0;
     for (int i = 0; i < run->ndep; i++) {
         s_deposit_t *d = &run->dep[i];
         memset(d, 0, sizeof *d);
@@ -326,8 +328,9 @@ static int s_run(uint64_t seed)
     int64_t t0 = h_now_ms();
     if (h_config_write(&s_env, NULL) != 0 || s_plan(&run) != 0 || s_link_direct(s_env.journal, &run) != 0)
         goto out;
-    char faults[64];
-    snprintf(faults, sizeof faults, "{\"drop_reply\":%d.%02d}", run.drop_pct / 100, run.drop_pct % 100);
+    char faults[96];
+    snprintf(faults, sizeof faults, "{\"drop_reply\":%d.%02d,\"session_loss\":%d.%02d}", run.drop_pct / 100,
+             run.drop_pct % 100, run.session_loss_pct / 100, run.session_loss_pct % 100);
     if (h_sim_post(s_env.mt5_url, "/sim/faults", faults) != 200)
         goto out;
     if (h_kasa_start(&s_env) != 0)
@@ -412,7 +415,8 @@ out:
         h_log("seed %" PRIu64 " FAILED: %d deposits, %d events, kills at", seed, run.ndep, run.nev);
         for (int k = 0; k < run.nkill; k++)
             h_log("  +%" PRId64 " ms%s", run.kill_at_ms[k], run.kill_in_start_ms[k] >= 0 ? " (and its restart)" : "");
-        h_log("drop_reply %d%%; journal %s; kasa log %s", run.drop_pct, s_env.journal, s_env.kasa_log);
+        h_log("MT5 drop_reply %d%%, session_loss %d%%; journal %s; kasa log %s", run.drop_pct, run.session_loss_pct,
+              s_env.journal, s_env.kasa_log);
         h_log("replay: KASA_CRASH_SEED=%" PRIu64 " build/san/tests/integration/test_crash", seed);
         h_tail(s_env.kasa_log, 30);
     }

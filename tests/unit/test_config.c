@@ -18,7 +18,7 @@ static char s_api_key[65];
 /* Every key that a test might set in the environment: cleared before each test. */
 static const char *const s_env_keys[] = {
     "KASA_LISTEN", "KASA_JOURNAL_DIR", "KASA_MONITOR", "KASA_CONTROL", "KASA_STATIC_DIR",
-    "KASA_PUBLIC_URL", "KASA_MAX_BODY", "KASA_HTTP_THREADS", "KASA_ADMIN_PASSWORD",
+    "KASA_PUBLIC_URL", "KASA_MAX_BODY", "KASA_HTTP_THREADS", "KASA_MAX_DEPOSITS", "KASA_ADMIN_PASSWORD",
     "KASA_ADMIN_TOTP_SECRET", "COBO_API_URL", "COBO_API_KEY", "COBO_API_SECRET",
     "COBO_WEBHOOK_PUBKEY", "COBO_ENV", "COBO_WALLET_ID", "KASA_CHAINS", "MT5_URL", "MT5_LOGIN",
     "MT5_PASSWORD", "MT5_CA_FILE", "MT5_DIGITS", "TELEGRAM_API_URL", "TELEGRAM_BOT_TOKEN",
@@ -224,6 +224,38 @@ static void test_each_validation_error_is_reported(void)
     s_expect_problem("COBO_WALLET_ID=\"open\n", "unbalanced quotes");
 }
 
+/* KASA_MAX_DEPOSITS bounds the deposits held in memory: 200000 by default, a whole number from 1
+ * to 100000000 from the file or the environment (which wins), anything else refused by name. */
+static void test_max_deposits_default_override_and_bounds(void)
+{
+    s_env_clear();
+    config_t cfg;
+    char err[2048];
+    CHECK_EQ_INT(s_load(&cfg, "", err, sizeof err), 0);
+    CHECK_EQ_INT(cfg.max_deposits, 200000);
+    CHECK_EQ_INT(s_load(&cfg, "KASA_MAX_DEPOSITS=1\n", err, sizeof err), 0);
+    CHECK_EQ_INT(cfg.max_deposits, 1);
+    CHECK_EQ_INT(s_load(&cfg, "KASA_MAX_DEPOSITS=100000000\n", err, sizeof err), 0);
+    CHECK_EQ_INT(cfg.max_deposits, 100000000);
+    setenv("KASA_MAX_DEPOSITS", "5000", 1);
+    CHECK_EQ_INT(s_load(&cfg, "KASA_MAX_DEPOSITS=7\n", err, sizeof err), 0);
+    CHECK_EQ_INT(cfg.max_deposits, 5000);
+    unsetenv("KASA_MAX_DEPOSITS");
+    s_expect_problem("KASA_MAX_DEPOSITS=0\n", "KASA_MAX_DEPOSITS: expected a whole number from 1 to 100000000");
+    s_expect_problem("KASA_MAX_DEPOSITS=100000001\n", "KASA_MAX_DEPOSITS: expected a whole number");
+    s_expect_problem("KASA_MAX_DEPOSITS=-5\n", "KASA_MAX_DEPOSITS: expected a whole number");
+    s_expect_problem("KASA_MAX_DEPOSITS=20k\n", "KASA_MAX_DEPOSITS: expected a whole number");
+    s_expect_env_problem("KASA_MAX_DEPOSITS", "lots", "KASA_MAX_DEPOSITS: expected a whole number");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    CHECK_EQ_INT(s_load(&cfg, "KASA_MAX_DEPOSITS=12345\n", err, sizeof err), 0);
+    config_print(&cfg, out);
+    fclose(out);
+    CHECK(strstr(text, "KASA_MAX_DEPOSITS=12345\n") != NULL);
+    free(text);
+}
+
 static void test_base_file_is_valid(void)
 {
     /* the file every problem case extends is itself valid: each failure above is its own line's */
@@ -425,6 +457,7 @@ int main(void)
     RUN(test_environment_alone_is_enough);
     RUN(test_tokens_and_limit_parse_exactly);
     RUN(test_each_validation_error_is_reported);
+    RUN(test_max_deposits_default_override_and_bounds);
     RUN(test_base_file_is_valid);
     RUN(test_missing_required_keys_each_named);
     RUN(test_api_key_must_match_secret);

@@ -1,0 +1,24 @@
+/* condvar.c — see condvar.h. */
+#include "actors/condvar.h"
+
+int condvar_init(pthread_cond_t *cond)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return -1;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc == 0 ? 0 : -1;
+}
+
+void condvar_deadline(struct timespec *until, int64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, until);
+    until->tv_sec += (time_t) (ms / 1000);
+    until->tv_nsec += (long) (ms % 1000) * 1000000L;
+    if (until->tv_nsec >= 1000000000L) {
+        until->tv_sec++;
+        until->tv_nsec -= 1000000000L;
+    }
+}

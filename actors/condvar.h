@@ -1,0 +1,16 @@
+/* condvar.h — condition variables timed on the monotonic clock, so a wall-clock step (NTP, an
+ * operator) neither cuts a wait short nor stretches it. */
+#ifndef KASA_ACTORS_CONDVAR_H
+#define KASA_ACTORS_CONDVAR_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Initialises cond so that pthread_cond_timedwait() reads its deadline on CLOCK_MONOTONIC. 0, or -1. */
+int condvar_init(pthread_cond_t *cond);
+
+/* The CLOCK_MONOTONIC time ms milliseconds from now, as a deadline for a cond made by condvar_init. */
+void condvar_deadline(struct timespec *until, int64_t ms);
+
+#endif
