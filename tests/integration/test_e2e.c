@@ -541,7 +541,10 @@ static void test_wallet_link_while_serving_then_credited(void)
     CHECK(s_ready);
     CHECK_EQ_INT(h_link(&s_env, ADDR_LATE, 100002), 0);
     CHECK_EQ_INT(h_link(&s_env, ADDR_LATE, 100002), 0);   /* the same link again: a no-op */
-    CHECK(h_link(&s_env, ADDR_LATE, 100006) != 0);        /* another login: refused */
+    char *out = NULL;                                     /* another login: refused, with a reason */
+    CHECK(h_kasa_cmd(&s_env, &out, "wallet", "link", ADDR_LATE, "100006", "--config", s_env.config, NULL) != 0);
+    CHECK(out && strstr(out, "100002"));
+    free(out);
     h_tx_t tx = s_tx(ADDR_LATE, "20", "TRON_USDT");
     CHECK(h_sim_deposit(&s_env, &tx, 1, -1, -1) == 0);
     CHECK_EQ_INT(h_wait_state(&s_env, tx.tx_id, DEPOSIT_CREDITED, 20000), DEPOSIT_CREDITED);
