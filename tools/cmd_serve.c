@@ -160,6 +160,11 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s (KASA_CONTROL)\n", err);
         goto done;
     }
+    /* Every route is in place: only now are connections accepted (they waited in the backlog). */
+    if (http_server_start(http, err, sizeof err) != 0) {
+        fprintf(stderr, "kasa serve: %s (KASA_LISTEN)\n", err);
+        goto done;
+    }
 
     char host[64];
     snprintf(host, sizeof host, "%s", cfg.listen);

@@ -43,6 +43,7 @@
 #define HTTP_STREAM_TICK_MS 50        /* how often suspended streams are polled again */
 #define HTTP_MAX_STREAMS 1024         /* suspended streams tracked at once */
 #define HTTP_CONNECTION_LIMIT 2048
+#define HTTP_LISTEN_BACKLOG 1024
 #define HTTP_CONNECTION_TIMEOUT_S 30
 #define HTTP_DRAIN_MAX (16u << 20)    /* an oversized body is read and discarded up to this, then dropped */
 
@@ -63,7 +64,10 @@ typedef struct {
 typedef struct stream_ctx_t stream_ctx_t;
 
 struct http_server_t {
-    struct MHD_Daemon *daemon;
+    struct MHD_Daemon *daemon;   /* NULL until http_server_start */
+    int listen_fd;               /* bound and listening from http_server_new; MHD owns it once started */
+    unsigned mhd_flags;
+    int threads;
     size_t max_body;
     int port;
     /* Routes may be added while the server already accepts: an entry is written first, then
@@ -544,16 +548,16 @@ static void s_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-http_server_t *http_server_new(const char *listen, size_t max_body, int threads, char *err, size_t errlen)
+http_server_t *http_server_new(const char *listen_addr, size_t max_body, int threads, char *err, size_t errlen)
 {
     char host[128];
-    const char *colon = listen ? strrchr(listen, ':') : NULL;
-    if (!colon || colon == listen || (size_t) (colon - listen) >= sizeof host) {
-        snprintf(err, errlen, "listen address must be host:port, got '%s'", listen ? listen : "(null)");
+    const char *colon = listen_addr ? strrchr(listen_addr, ':') : NULL;
+    if (!colon || colon == listen_addr || (size_t) (colon - listen_addr) >= sizeof host) {
+        snprintf(err, errlen, "listen_addr address must be host:port, got '%s'", listen_addr ? listen_addr : "(null)");
         return NULL;
     }
-    memcpy(host, listen, (size_t) (colon - listen));
-    host[colon - listen] = '\0';
+    memcpy(host, listen_addr, (size_t) (colon - listen_addr));
+    host[colon - listen_addr] = '\0';
     if (host[0] == '[' && host[strlen(host) - 1] == ']') {
         memmove(host, host + 1, strlen(host));
         host[strlen(host) - 1] = '\0';
@@ -565,30 +569,56 @@ http_server_t *http_server_new(const char *listen, size_t max_body, int threads,
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     int gai = getaddrinfo(host, colon + 1, &hints, &ai);
     if (gai != 0 || !ai) {
-        snprintf(err, errlen, "cannot resolve listen address '%s': %s", listen, gai_strerror(gai));
+        snprintf(err, errlen, "cannot resolve listen_addr address '%s': %s", listen_addr, gai_strerror(gai));
         return NULL;
     }
+    /* Bind and listen_addr now, so the port is known and a busy address fails here; connections that
+     * arrive before http_server_start wait in the kernel's backlog instead of meeting a half-routed
+     * server. */
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, HTTP_LISTEN_BACKLOG) != 0) {
+        snprintf(err, errlen, "cannot listen_addr on %s: %s", listen_addr, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return NULL;
+    }
+    int family = ai->ai_family;
+    freeaddrinfo(ai);
     http_server_t *self = calloc(1, sizeof *self);
     if (!self) {
-        freeaddrinfo(ai);
+        close(fd);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    self->listen_fd = fd;
     self->max_body = max_body;
+    self->threads = threads < 1 ? 1 : threads;
+    self->mhd_flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    if (family == AF_INET6)
+        self->mhd_flags |= MHD_USE_IPv6;
     pthread_mutex_init(&self->lock, NULL);
     pthread_cond_init(&self->wake_cond, NULL);
-    if (threads < 1)
-        threads = 1;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    struct sockaddr_storage sa;
-    memset(&sa, 0, sizeof sa);
-    memcpy(&sa, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(ai);
-    self->daemon = MHD_start_daemon(flags, 0, NULL, NULL, s_access, self,
-                                    MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
-                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned) threads,
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    if (getsockname(fd, (struct sockaddr *) &bound, &blen) == 0) {
+        if (bound.ss_family == AF_INET)
+            self->port = ntohs(((struct sockaddr_in *) &bound)->sin_port);
+        else if (bound.ss_family == AF_INET6)
+            self->port = ntohs(((struct sockaddr_in6 *) &bound)->sin6_port);
+    }
+    return self;
+}
+
+int http_server_start(http_server_t *self, char *err, size_t errlen)
+{
+    if (self->daemon)
+        return 0;
+    self->daemon = MHD_start_daemon(self->mhd_flags, 0, NULL, NULL, s_access, self,
+                                    MHD_OPTION_LISTEN_SOCKET, self->listen_fd,
+                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned) self->threads,
                                     MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned) HTTP_CONNECTION_LIMIT,
                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HTTP_CONNECTION_TIMEOUT_S,
@@ -596,26 +626,13 @@ http_server_t *http_server_new(const char *listen, size_t max_body, int threads,
                                     MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
                                     MHD_OPTION_END);
     if (!self->daemon) {
-        snprintf(err, errlen, "cannot listen on %s: %s", listen, strerror(errno ? errno : EADDRINUSE));
-        pthread_mutex_destroy(&self->lock);
-        pthread_cond_destroy(&self->wake_cond);
-        free(self);
-        return NULL;
+        snprintf(err, errlen, "cannot start serving on port %d", self->port);
+        return -1;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_LISTEN_FD);
-    if (di) {
-        struct sockaddr_storage bound;
-        socklen_t blen = sizeof bound;
-        if (getsockname(di->listen_fd, (struct sockaddr *) &bound, &blen) == 0) {
-            if (bound.ss_family == AF_INET)
-                self->port = ntohs(((struct sockaddr_in *) &bound)->sin_port);
-            else if (bound.ss_family == AF_INET6)
-                self->port = ntohs(((struct sockaddr_in6 *) &bound)->sin6_port);
-        }
-    }
+    self->listen_fd = -1;   /* MHD closes it when it stops */
     if (pthread_create(&self->waker, NULL, s_waker, self) == 0)
         self->waker_started = 1;
-    return self;
+    return 0;
 }
 
 int http_server_port(const http_server_t *self) { return self ? self->port : 0; }
@@ -633,7 +650,10 @@ void http_server_destroy(http_server_t **self_p)
     if (self->waker_started)
         pthread_join(self->waker, NULL);
     /* every suspended stream has been resumed and ends at its next read */
-    MHD_stop_daemon(self->daemon);
+    if (self->daemon)
+        MHD_stop_daemon(self->daemon);
+    if (self->listen_fd >= 0)
+        close(self->listen_fd);
     pthread_mutex_destroy(&self->lock);
     pthread_cond_destroy(&self->wake_cond);
     free(self);

@@ -38,8 +38,13 @@ typedef struct {
 
 typedef void (http_handler_fn)(void *arg, const http_request_t *req, http_response_t *res);
 
-/* Starts serving on listen ("127.0.0.1:8000") with threads worker threads. NULL with a reason in err. */
+/* Binds and listens on listen ("127.0.0.1:8000") for threads worker threads, but accepts nothing yet:
+ * add the routes, then call http_server_start. Connections that arrive in between wait in the
+ * kernel's backlog, so no request ever meets a server whose routes are half added.
+ * NULL with a reason in err (bad address, address in use). */
 http_server_t *http_server_new(const char *listen, size_t max_body, int threads, char *err, size_t errlen);
+/* Starts answering. 0, or -1 with a reason in err. Calling it again does nothing. */
+int http_server_start(http_server_t *self, char *err, size_t errlen);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const http_server_t *self);
 void http_server_destroy(http_server_t **self_p);

@@ -106,7 +106,7 @@ static int s_row(int threads, int clients, double seconds, long run)
     pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
     http_server_t *http = p ? http_server_new("127.0.0.1:0", 65536, threads, err, sizeof err) : NULL;
     webhook_t *wh = http ? webhook_routes(http, p, cobo_signer_pubkey_hex(s_signer), err, sizeof err) : NULL;
-    if (!wh) {
+    if (!wh || http_server_start(http, err, sizeof err) != 0) {
         fprintf(stderr, "bench_webhook: %s\n", err);
         return -1;
     }

@@ -462,6 +462,7 @@ static void test_sessions_expire_when_idle_and_absolutely(void)
     investor_opts_t o = {.mt5_clients = 1, .session = {.idle_s = 600, .absolute_s = 3600, .now_s = s_now}};
     investor_t *inv = (http && w && p) ? investor_routes(http, p, w, ev, &cfg, &o, err, sizeof err) : NULL;
     CHECK(inv != NULL);
+    CHECK(!http || http_server_start(http, err, sizeof err) == 0);
     if (inv) {
         char base[64];
         snprintf(base, sizeof base, "http://127.0.0.1:%d", http_server_port(http));

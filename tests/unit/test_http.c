@@ -517,6 +517,7 @@ static void test_stopping_the_server_ends_open_streams(void)
     if (!srv)
         return;
     http_route(srv, "GET", "/ticker", h_ticker, NULL);
+    CHECK(http_server_start(srv, err, sizeof err) == 0);
     pthread_mutex_lock(&s_sse_lock);
     int before = s_sse_freed;
     pthread_mutex_unlock(&s_sse_lock);
@@ -574,6 +575,57 @@ static void test_concurrent_requests_run_in_parallel(void)
     CHECK_EQ_INT(total, N * 5);
     /* 40 handlers of 50 ms each: serial would be 2 s; the pool (8 threads) overlaps them */
     CHECK(took < 1.5);
+}
+
+typedef struct {
+    char url[128];
+    long status;
+    char body[64];
+} early_t;
+
+static void *s_early_client(void *arg)
+{
+    early_t *e = arg;
+    jbuf_t body;
+    jbuf_init(&body);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, e->url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &e->status);
+    curl_easy_cleanup(c);
+    snprintf(e->body, sizeof e->body, "%s", body.data ? body.data : "");
+    jbuf_free(&body);
+    return NULL;
+}
+
+/* A request that arrives while routes are still being added (kasa starting) waits and is then
+ * answered by its route: never a 404 from a half-routed server. */
+static void test_request_before_start_waits_for_the_routes(void)
+{
+    char err[128] = "";
+    http_server_t *srv = http_server_new("127.0.0.1:0", MAX_BODY, 2, err, sizeof err);
+    CHECK(srv != NULL);
+    if (!srv)
+        return;
+    early_t e;
+    memset(&e, 0, sizeof e);
+    snprintf(e.url, sizeof e.url, "http://127.0.0.1:%d/hello", http_server_port(srv));
+    pthread_t th;
+    pthread_create(&th, NULL, s_early_client, &e);
+    struct timespec pause = { 0, 200 * 1000 * 1000 };
+    nanosleep(&pause, NULL);            /* the client has connected and sent its request by now */
+    http_route(srv, "GET", "/hello", h_hello, NULL);
+    CHECK(http_server_start(srv, err, sizeof err) == 0);
+    CHECK(http_server_start(srv, err, sizeof err) == 0);   /* a second start does nothing */
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(e.status, 200);
+    CHECK(strstr(e.body, "hello") != NULL);
+    http_server_destroy(&srv);
+    CHECK(srv == NULL);
 }
 
 static void test_port_zero_gives_a_real_port_and_bad_listen_fails(void)
@@ -635,6 +687,10 @@ int main(void)
     http_route(srv, "GET", "/events", h_sse, NULL);
     http_route(srv, "GET", "/ticker", h_ticker, NULL);
     http_static(srv, www);
+    if (http_server_start(srv, err, sizeof err) != 0) {
+        fprintf(stderr, "server: %s\n", err);
+        return 1;
+    }
     s_port = http_server_port(srv);
     snprintf(s_base, sizeof s_base, "http://127.0.0.1:%d", s_port);
 
@@ -654,6 +710,7 @@ int main(void)
     RUN(test_endless_stream_is_freed_when_the_client_leaves);
     RUN(test_concurrent_requests_run_in_parallel);
     RUN(test_stopping_the_server_ends_open_streams);
+    RUN(test_request_before_start_waits_for_the_routes);
 
     http_server_destroy(&srv);
     CHECK(srv == NULL);

@@ -459,6 +459,7 @@ static void test_real_pipeline_journals_once_and_refuses_forgeries(void)
     http_server_t *http = http_server_new("127.0.0.1:0", MAX_BODY, 4, err, sizeof err);
     webhook_t *wh = p && http ? webhook_routes(http, p, cfg.cobo_webhook_pubkey, err, sizeof err) : NULL;
     CHECK(wh != NULL);
+    CHECK(!wh || http_server_start(http, err, sizeof err) == 0);
     if (p && http && wh) {
         char saved[64];
         snprintf(saved, sizeof saved, "%s", s_base);
@@ -514,7 +515,7 @@ int main(void)
     }
     CHECK(webhook_routes_fn(http, s_ingest, s_journal, "00zz", err, sizeof err) == NULL);   /* bad key */
     webhook_t *wh = webhook_routes_fn(http, s_ingest, s_journal, cobo_signer_pubkey_hex(s_cobo), err, sizeof err);
-    if (!wh) {
+    if (!wh || http_server_start(http, err, sizeof err) != 0) {
         fprintf(stderr, "webhook: %s\n", err);
         return 1;
     }
