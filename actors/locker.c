@@ -16,9 +16,10 @@
 
 typedef struct {
     const stage_ctx_t *ctx;
+    int index;                                /* which locker (0..ctx->lockers-1) */
     cobo_client_t *cobo;
     mt5_client_t *mt5;                        /* NULL when MT5_URL is unset: digits from config */
-    zhashx_t *group_digits;                   /* MT5 group → CurrencyDigits + 1 (cached) */
+    zhashx_t *group_digits;                   /* MT5 group → CurrencyDigits + 1 (cached; this locker's own) */
     zsock_t *to_crediter[STAGE_MAX_CREDITERS];
     uint64_t rng;
 } s_locker_t;
@@ -234,33 +235,35 @@ static int s_init(void *state, const stage_ctx_t *ctx, int index, char *errbuf, 
 {
     s_locker_t *self = state;
     const config_t *cfg = ctx->cfg;
-    (void) index;
     self->ctx = ctx;
+    self->index = index;
     char err[160] = "";
     self->rng = stage_seed(self);
     self->cobo = cobo_client_new(cfg->cobo_api_url, cfg->cobo_api_key, cfg->cobo_api_secret,
                                  cfg->cobo_webhook_pubkey, (long) self->ctx->cobo_timeout_ms, err, sizeof err);
     if (!self->cobo) {
-        snprintf(errbuf, errlen, "locker: Cobo client: %s", err);
+        snprintf(errbuf, errlen, "locker %d: Cobo client: %s", index, err);
         return -1;
     }
     if (cfg->mt5_url[0]) {
         self->mt5 = mt5_client_new(cfg->mt5_url, cfg->mt5_login, cfg->mt5_password, cfg->mt5_ca_file,
                                    (long) self->ctx->mt5_timeout_ms);
         if (!self->mt5) {
-            snprintf(errbuf, errlen, "locker: MT5 client: bad MT5_URL or credentials");
+            snprintf(errbuf, errlen, "locker %d: MT5 client: bad MT5_URL or credentials", index);
             return -1;
         }
     }
     self->group_digits = zhashx_new();
-    if (!self->group_digits)
+    if (!self->group_digits) {
+        snprintf(errbuf, errlen, "locker %d: no memory", index);
         return -1;
+    }
     for (int i = 0; i < self->ctx->crediters; i++) {
         char ep[96];
         stage_endpoint(self->ctx, STAGE_CREDITER, i, ep, sizeof ep);
         self->to_crediter[i] = stage_push_new(ep);
         if (!self->to_crediter[i]) {
-            snprintf(errbuf, errlen, "locker: cannot connect %s", ep);
+            snprintf(errbuf, errlen, "locker %d: cannot connect %s", index, ep);
             return -1;
         }
     }
@@ -282,7 +285,7 @@ static const stage_def_t s_def = {
     .state_size = sizeof(s_locker_t), .init = s_init, .destroy = s_destroy,
 };
 
-zactor_t *locker_new(const stage_ctx_t *ctx, char *err, size_t errlen)
+zactor_t *locker_new(const stage_ctx_t *ctx, int index, char *err, size_t errlen)
 {
-    return stage_actor_new(ctx, &s_def, 0, err, errlen);
+    return stage_actor_new(ctx, &s_def, index, err, errlen);
 }

@@ -1,6 +1,10 @@
 /* locker.h — the locker stage: RECEIVED → LOCKED (or HELD / REJECTED).
  *
- * One actor, owning one Cobo client (and one MT5 session for account currency digits). For each
+ * KASA_LOCKERS actors (default 4), each owning its own Cobo client (and its own MT5 session for
+ * account currency digits, with its own per-group digits cache). Every sender routes a deposit to
+ * locker stage_route(STAGE_LOCKER, tx_id) (a stable hash of the transaction id), and a locker
+ * handles one deposit at a time: so one deposit is only ever handled by one locker, whether it
+ * comes from the webhook, an admin retry or a restart's resume. For each
  * RECEIVED deposit it re-confirms the transaction with Cobo's API (GET /v2/transactions/{id}: type
  * Deposit, status Completed, same token, same exact amount, same destination address), then applies
  * the money rules: address linked to a login, token accepted, at least the token's minimum, at most
@@ -19,9 +23,9 @@
 
 #include "actors/stage.h"
 
-/* Starts the locker (its PULL socket bound) with PUSH sockets to every crediter.
- * NULL with a reason in err (a client could not be made). */
-zactor_t *locker_new(const stage_ctx_t *ctx, char *err, size_t errlen);
+/* Starts locker index (0..ctx->lockers-1; its PULL socket bound) with PUSH sockets to every
+ * crediter. NULL with a reason in err (a client could not be made). */
+zactor_t *locker_new(const stage_ctx_t *ctx, int index, char *err, size_t errlen);
 
 /* The checks on Cobo's own view of a transaction against what the webhook said (exposed for tests).
  * Returns 0 if it matches; else the event to take (DEPOSIT_EV_HOLD or DEPOSIT_EV_REFUSE) with the

@@ -11,6 +11,8 @@
 
 typedef struct {
     const stage_ctx_t *ctx;
+    int index;                                 /* which notifier (0..ctx->notifiers-1) */
+    zsock_t *to_notifier[STAGE_MAX_NOTIFIERS]; /* notifier 0 only: to each other notifier */
     telegram_t *tg;          /* NULL when Telegram is not configured: notices are recorded as failed */
     uint64_t rng;
 } s_notifier_t;
@@ -100,13 +102,40 @@ static int64_t s_handle(void *arg, workq_item_t *item)
     return ms;
 }
 
+/* Notifier 0: hands a message that belongs to another notifier on to it (blocking). */
+static int s_forward(void *arg, const uint8_t *bytes, size_t len)
+{
+    s_notifier_t *self = arg;
+    if (self->index != 0 || stage_count(self->ctx, STAGE_NOTIFIER) < 2)
+        return 0;
+    record_t r;
+    char why[96];
+    if (record_decode(bytes, len, &r, why, sizeof why) != 0 || r.kind != RECORD_DEPOSIT)
+        return 0;   /* handled (and logged as bad) here */
+    int to = stage_route(self->ctx, STAGE_NOTIFIER, r.tx_id, r.login);
+    if (to == 0 || !self->to_notifier[to])
+        return 0;
+    if (stage_send(self->to_notifier[to], bytes, len) != 0)
+        log_warn("notifier.handoff_failed", "tx=%s to=%d (resumes on restart)", r.tx_id, to);
+    return 1;
+}
+
 static int s_init(void *state, const stage_ctx_t *ctx, int index, char *err, size_t errlen)
 {
     s_notifier_t *self = state;
     const config_t *cfg = ctx->cfg;
-    (void) index, (void) err, (void) errlen;
     self->ctx = ctx;
+    self->index = index;
     self->rng = stage_seed(self);
+    for (int i = 1; index == 0 && i < stage_count(ctx, STAGE_NOTIFIER) && i < STAGE_MAX_NOTIFIERS; i++) {
+        char ep[96];
+        stage_endpoint(ctx, STAGE_NOTIFIER, i, ep, sizeof ep);
+        self->to_notifier[i] = stage_push_new(ep);
+        if (!self->to_notifier[i]) {
+            snprintf(err, errlen, "notifier 0: cannot connect %s", ep);
+            return -1;
+        }
+    }
     if (cfg->telegram_bot_token[0] && cfg->telegram_api_url[0])
         self->tg = telegram_new(cfg->telegram_api_url, cfg->telegram_bot_token, (long) self->ctx->telegram_timeout_ms);
     return 0;   /* without Telegram every notice is recorded as failed */
@@ -115,15 +144,17 @@ static int s_init(void *state, const stage_ctx_t *ctx, int index, char *err, siz
 static void s_destroy(void *state)
 {
     s_notifier_t *self = state;
+    for (int i = 0; i < STAGE_MAX_NOTIFIERS; i++)
+        zsock_destroy(&self->to_notifier[i]);
     telegram_destroy(&self->tg);
 }
 
 static const stage_def_t s_def = {
-    .kind = STAGE_NOTIFIER, .name = "notifier", .ops = { s_handle, NULL, NULL },
+    .kind = STAGE_NOTIFIER, .name = "notifier", .ops = { s_handle, NULL, NULL, s_forward },
     .state_size = sizeof(s_notifier_t), .init = s_init, .destroy = s_destroy,
 };
 
-zactor_t *notifier_new(const stage_ctx_t *ctx, char *err, size_t errlen)
+zactor_t *notifier_new(const stage_ctx_t *ctx, int index, char *err, size_t errlen)
 {
-    return stage_actor_new(ctx, &s_def, 0, err, errlen);
+    return stage_actor_new(ctx, &s_def, index, err, errlen);
 }

@@ -1,8 +1,12 @@
 /* pipeline.c — see pipeline.h. Wires the stages together and owns the entry points that other
  * threads call (ingest, link, admin actions, queries).
  *
- *   HTTP threads ──(one PUSH, under send_lock)──▶ locker ──▶ crediter[login % N] ──▶ notifier
+ *   HTTP threads ──(PUSH, under send_lock)──▶ locker[hash(tx) % L] ──▶ crediter[login % C]
+ *       ──▶ notifier 0 ──(its share stays; the rest by hash(tx) % N)──▶ notifier[hash(tx) % N]
  *
+ * One routing rule for every stage (stage_route): a deposit always reaches the same locker and the
+ * same notifier (a stable hash of its transaction id), and its login's crediter, whoever sends it —
+ * a webhook, an admin action or the restart's resume.
  * Every arrow is an inproc PUSH/PULL pair carrying the durable msgpack record. The sockets the HTTP
  * threads (and the restart) use are owned by the pipeline and shared under send_lock: a ZeroMQ
  * socket is not thread-safe, but it may be used from any thread provided only one thread uses it at a
@@ -32,13 +36,13 @@ struct pipeline_t {
     journal_t *journal;
     registry_t *registry;
     stage_ctx_t ctx;
-    zactor_t *locker;
+    zactor_t *locker[STAGE_MAX_LOCKERS];
     zactor_t *crediter[STAGE_MAX_CREDITERS];
-    zactor_t *notifier;
+    zactor_t *notifier[STAGE_MAX_NOTIFIERS];
     pthread_mutex_t send_lock;
-    zsock_t *to_locker;
+    zsock_t *to_locker[STAGE_MAX_LOCKERS];
     zsock_t *to_crediter[STAGE_MAX_CREDITERS];
-    zsock_t *to_notifier;
+    zsock_t *to_notifier[STAGE_MAX_NOTIFIERS];
 };
 
 static atomic_uint s_instances;
@@ -49,11 +53,11 @@ static void s_hand_on(pipeline_t *self, unsigned effects, const char *tx_id, uin
 {
     zsock_t *to = NULL;
     if (effects & DEPOSIT_EFFECT_LOCK)
-        to = self->to_locker;
+        to = self->to_locker[stage_route(&self->ctx, STAGE_LOCKER, tx_id, login)];
     else if (effects & DEPOSIT_EFFECT_CREDIT)
-        to = self->to_crediter[stage_crediter_of(&self->ctx, login)];
+        to = self->to_crediter[stage_route(&self->ctx, STAGE_CREDITER, tx_id, login)];
     else if (effects & DEPOSIT_EFFECT_NOTIFY)
-        to = self->to_notifier;
+        to = self->to_notifier[stage_route(&self->ctx, STAGE_NOTIFIER, tx_id, login)];
     if (!to)
         return;
     pthread_mutex_lock(&self->send_lock);
@@ -123,36 +127,50 @@ static size_t s_resume(pipeline_t *self, size_t *deposits)
     return resumed;
 }
 
+/* PUSH sockets to every actor of stage kind into socks. 0 or -1. */
+static int s_connect(pipeline_t *self, stage_kind_t kind, zsock_t **socks)
+{
+    for (int i = 0; i < stage_count(&self->ctx, kind); i++) {
+        char ep[96];
+        stage_endpoint(&self->ctx, kind, i, ep, sizeof ep);
+        socks[i] = stage_push_new(ep);
+        if (!socks[i])
+            return -1;
+    }
+    return 0;
+}
+
 static int s_start_stages(pipeline_t *self, char *err, size_t errlen)
 {
-    /* Downstream first, so every PUSH connects to a bound PULL. */
-    self->notifier = notifier_new(&self->ctx, err, errlen);
-    if (!self->notifier)
-        return -1;
+    /* Downstream first, so every PUSH connects to a bound PULL (notifier 0, which connects to the
+     * other notifiers, last of the notifiers). */
+    for (int i = self->ctx.notifiers - 1; i >= 0; i--) {
+        self->notifier[i] = notifier_new(&self->ctx, i, err, errlen);
+        if (!self->notifier[i])
+            return -1;
+    }
     for (int i = 0; i < self->ctx.crediters; i++) {
         self->crediter[i] = crediter_new(&self->ctx, i, err, errlen);
         if (!self->crediter[i])
             return -1;
     }
-    self->locker = locker_new(&self->ctx, err, errlen);
-    if (!self->locker)
-        return -1;
-    char ep[96];
-    stage_endpoint(&self->ctx, STAGE_LOCKER, 0, ep, sizeof ep);
-    self->to_locker = stage_push_new(ep);
-    stage_endpoint(&self->ctx, STAGE_NOTIFIER, 0, ep, sizeof ep);
-    self->to_notifier = stage_push_new(ep);
-    int ok = self->to_locker && self->to_notifier;
-    for (int i = 0; ok && i < self->ctx.crediters; i++) {
-        stage_endpoint(&self->ctx, STAGE_CREDITER, i, ep, sizeof ep);
-        self->to_crediter[i] = stage_push_new(ep);
-        ok = self->to_crediter[i] != NULL;
+    for (int i = 0; i < self->ctx.lockers; i++) {
+        self->locker[i] = locker_new(&self->ctx, i, err, errlen);
+        if (!self->locker[i])
+            return -1;
     }
-    if (!ok) {
+    if (s_connect(self, STAGE_LOCKER, self->to_locker) != 0 || s_connect(self, STAGE_CREDITER, self->to_crediter) != 0 ||
+        s_connect(self, STAGE_NOTIFIER, self->to_notifier) != 0) {
         snprintf(err, errlen, "cannot connect the pipeline's sockets");
         return -1;
     }
     return 0;
+}
+
+/* n clamped to 1..max. */
+static int s_clamp(int n, int max)
+{
+    return n < 1 ? 1 : n > max ? max : n;
 }
 
 pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, size_t errlen)
@@ -178,8 +196,9 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
     self->ctx.registry = self->registry;
     self->ctx.journal = journal;
     self->ctx.cfg = &self->cfg;
-    int n = cfg->crediters < 1 ? 1 : cfg->crediters;
-    self->ctx.crediters = n > STAGE_MAX_CREDITERS ? STAGE_MAX_CREDITERS : n;
+    self->ctx.crediters = s_clamp(cfg->crediters, STAGE_MAX_CREDITERS);
+    self->ctx.lockers = s_clamp(cfg->lockers, STAGE_MAX_LOCKERS);
+    self->ctx.notifiers = s_clamp(cfg->notifiers, STAGE_MAX_NOTIFIERS);
     snprintf(self->ctx.prefix, sizeof self->ctx.prefix, "inproc://kasa-%d-%u", (int) getpid(),
              atomic_fetch_add(&s_instances, 1));
     self->ctx.mt5_timeout_ms = 10000;
@@ -206,8 +225,9 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
     }
     size_t deposits = 0;
     size_t resumed = s_resume(self, &deposits);
-    log_info("pipeline.replayed", "deposits=%zu resumed=%zu links=%zu records=%ld crediters=%d", deposits, resumed,
-             registry_link_count(self->registry), records, self->ctx.crediters);
+    log_info("pipeline.replayed", "deposits=%zu resumed=%zu links=%zu records=%ld lockers=%d crediters=%d notifiers=%d",
+             deposits, resumed, registry_link_count(self->registry), records, self->ctx.lockers, self->ctx.crediters,
+             self->ctx.notifiers);
     return self;
 }
 
@@ -218,15 +238,19 @@ void pipeline_destroy(pipeline_t **self_p)
     pipeline_t *self = *self_p;
     /* Upstream first: a stage is stopped only after everyone who might block sending to it. */
     pthread_mutex_lock(&self->send_lock);
-    zsock_destroy(&self->to_locker);
-    zsock_destroy(&self->to_notifier);
+    for (int i = 0; i < STAGE_MAX_LOCKERS; i++)
+        zsock_destroy(&self->to_locker[i]);
     for (int i = 0; i < STAGE_MAX_CREDITERS; i++)
         zsock_destroy(&self->to_crediter[i]);
+    for (int i = 0; i < STAGE_MAX_NOTIFIERS; i++)
+        zsock_destroy(&self->to_notifier[i]);
     pthread_mutex_unlock(&self->send_lock);
-    zactor_destroy(&self->locker);
+    for (int i = 0; i < STAGE_MAX_LOCKERS; i++)
+        zactor_destroy(&self->locker[i]);
     for (int i = 0; i < STAGE_MAX_CREDITERS; i++)
         zactor_destroy(&self->crediter[i]);
-    zactor_destroy(&self->notifier);
+    for (int i = 0; i < STAGE_MAX_NOTIFIERS; i++)   /* notifier 0 (which sends to the others) first */
+        zactor_destroy(&self->notifier[i]);
     registry_destroy(&self->registry);
     pthread_mutex_destroy(&self->send_lock);
     config_clear(&self->cfg);

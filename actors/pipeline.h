@@ -1,5 +1,7 @@
-/* pipeline.h — the deposit pipeline: ingress → locker → crediter(s) → notifier, czmq actors joined
+/* pipeline.h — the deposit pipeline: ingress → lockers → crediters → notifiers, czmq actors joined
  * by ZeroMQ PUSH/PULL, every transition journaled (durable) before any stage acts on it.
+ * KASA_LOCKERS lockers and KASA_NOTIFIERS notifiers each take the deposits whose transaction id
+ * hashes to them; KASA_CREDITERS crediters each take the logins login % N maps to (stage_route).
  *
  * pipeline_new() replays the journal first: every deposit's latest state is rebuilt, address links
  * are restored, and each unfinished deposit is handed back to the stage that owns its state (a

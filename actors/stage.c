@@ -11,15 +11,45 @@
 void stage_endpoint(const stage_ctx_t *ctx, stage_kind_t kind, int index, char *buf, size_t len)
 {
     switch (kind) {
-    case STAGE_LOCKER: snprintf(buf, len, "%s-locker", ctx->prefix); break;
+    case STAGE_LOCKER: snprintf(buf, len, "%s-locker-%d", ctx->prefix, index); break;
     case STAGE_CREDITER: snprintf(buf, len, "%s-crediter-%d", ctx->prefix, index); break;
-    default: snprintf(buf, len, "%s-notifier", ctx->prefix); break;
+    default: snprintf(buf, len, "%s-notifier-%d", ctx->prefix, index); break;
     }
+}
+
+int stage_count(const stage_ctx_t *ctx, stage_kind_t kind)
+{
+    int n = kind == STAGE_LOCKER ? ctx->lockers : kind == STAGE_CREDITER ? ctx->crediters : ctx->notifiers;
+    return n > 0 ? n : 1;
+}
+
+uint64_t stage_tx_hash(const char *tx_id)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; tx_id && tx_id[i] && i < 256; i++) {
+        h ^= (unsigned char) tx_id[i];
+        h *= 0x100000001b3ull;
+    }
+    /* FNV's low bits depend on few input bits (the lowest is the parity of the bytes' lowest
+     * bits): mix every bit into them before anyone takes h % n. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+int stage_route(const stage_ctx_t *ctx, stage_kind_t kind, const char *tx_id, uint64_t login)
+{
+    uint64_t n = (uint64_t) stage_count(ctx, kind);
+    uint64_t key = kind == STAGE_CREDITER ? login : stage_tx_hash(tx_id);
+    return (int) (key % n);
 }
 
 int stage_crediter_of(const stage_ctx_t *ctx, uint64_t login)
 {
-    return ctx->crediters > 0 ? (int) (login % (uint64_t) ctx->crediters) : 0;
+    return stage_route(ctx, STAGE_CREDITER, NULL, login);
 }
 
 /* A PULL socket bound at endpoint, or a PUSH socket connected to it; STAGE_HWM, no linger. */
@@ -86,10 +116,11 @@ int stage_decode(const uint8_t *bytes, size_t len, record_t *r, const char *stag
     return -1;
 }
 
-/* Reads every waiting message into q while it has room. -1 if the context is ending. */
+/* Reads every waiting message into q while it has room (at most STAGE_QUEUE messages, counting
+ * those forwarded, so the loop gets back to $TERM and its own work). -1 if the context is ending. */
 static int s_drain(zsock_t *pull, workq_t *q, const stage_ops_t *ops, void *arg)
 {
-    while (!workq_full(q)) {
+    for (int read = 0; read < STAGE_QUEUE && !workq_full(q); read++) {
         zmq_msg_t msg;
         zmq_msg_init(&msg);
         int rc = zmq_msg_recv(&msg, zsock_resolve(pull), ZMQ_DONTWAIT);
@@ -99,6 +130,10 @@ static int s_drain(zsock_t *pull, workq_t *q, const stage_ops_t *ops, void *arg)
         }
         const uint8_t *data = zmq_msg_data(&msg);
         size_t size = zmq_msg_size(&msg);
+        if (ops->forward && ops->forward(arg, data, size)) {
+            zmq_msg_close(&msg);
+            continue;
+        }
         uint64_t key = ops->key ? ops->key(arg, data, size) : 0;
         if (workq_push(q, data, size, key, stage_mono_ms()) != 0)   /* room was checked: no memory */
             log_error("stage.dropped", "len=%zu reason=\"no memory\" action=\"resumes on restart\"", size);
@@ -250,7 +285,7 @@ zactor_t *stage_actor_new(const stage_ctx_t *ctx, const stage_def_t *def, int in
     run->def = def;
     run->index = index;
     run->state = state;
-    if (def->kind == STAGE_CREDITER)
+    if (def->kind == STAGE_CREDITER || stage_count(ctx, def->kind) > 1)
         snprintf(run->label, sizeof run->label, "%s %d", def->name, index);
     else
         snprintf(run->label, sizeof run->label, "%s", def->name);

@@ -1,4 +1,4 @@
-/* stage.h — what the pipeline's stage actors (locker, crediters, notifier) share: their context,
+/* stage.h — what the pipeline's stage actors (lockers, crediters, notifiers) share: their context,
  * their inproc endpoints, the one actor loop they all run (started by stage_actor_new), and the
  * steps of handling a message (fetch the deposit, journal the next event, hand it on).
  *
@@ -10,8 +10,9 @@
  * does not block the others (except those with its ordering key).
  *
  * Every send between stages is a blocking zmq send on a socket owned by the sending thread. The
- * pipeline forms a chain (ingress → locker → crediter → notifier) with no cycle, so a blocked send
- * always waits on a stage that keeps draining. */
+ * pipeline forms a chain (ingress → lockers → crediters → notifier 0 → the other notifiers) with no
+ * cycle, so a blocked send always waits on a stage that keeps draining. Each stage may run several
+ * actors; stage_route() is the one rule that says which actor a deposit goes to. */
 #ifndef KASA_ACTORS_STAGE_H
 #define KASA_ACTORS_STAGE_H
 
@@ -30,6 +31,8 @@
 #define STAGE_HWM 100000        /* messages a PUSH/PULL pair holds before a send blocks */
 #define STAGE_QUEUE 1024        /* items a stage holds in its own work list */
 #define STAGE_MAX_CREDITERS 64
+#define STAGE_MAX_LOCKERS 64
+#define STAGE_MAX_NOTIFIERS 64
 
 typedef enum { STAGE_LOCKER, STAGE_CREDITER, STAGE_NOTIFIER } stage_kind_t;
 
@@ -39,16 +42,34 @@ typedef struct {
     journal_t *journal;
     const config_t *cfg;
     int crediters;               /* how many crediter workers (1..STAGE_MAX_CREDITERS) */
+    int lockers;                 /* how many locker actors (1..STAGE_MAX_LOCKERS) */
+    int notifiers;               /* how many notifier actors (1..STAGE_MAX_NOTIFIERS) */
     char prefix[48];             /* "inproc://kasa-<unique>" */
     int64_t mt5_timeout_ms, cobo_timeout_ms, telegram_timeout_ms;
 } stage_ctx_t;
 
-/* The endpoint of a stage ("inproc://kasa-1-crediter-0"); index only for crediters. */
+/* The endpoint of actor index of a stage ("inproc://kasa-1-crediter-0"). */
 void stage_endpoint(const stage_ctx_t *ctx, stage_kind_t kind, int index, char *buf, size_t len);
 
-/* The crediter a login belongs to: login % crediters. Every credit of one login goes to the same
- * worker, which handles one deposit at a time: so no MT5 login is credited by two workers at once. */
+/* How many actors run stage kind (ctx->lockers / crediters / notifiers, at least 1). */
+int stage_count(const stage_ctx_t *ctx, stage_kind_t kind);
+
+/* The one routing rule of the pipeline: which actor of stage kind handles a deposit.
+ *   crediter: login % crediters — every credit of one login goes to the same worker, which
+ *             handles one deposit at a time: no MT5 login is credited by two workers at once.
+ *   locker, notifier: stage_tx_hash(tx_id) % count — stable across runs, so a deposit is only
+ *             ever handled by one locker (one notifier) whether it comes from a webhook, an admin
+ *             retry or a restart's resume.
+ * Returns 0..count-1. */
+int stage_route(const stage_ctx_t *ctx, stage_kind_t kind, const char *tx_id, uint64_t login);
+
+/* stage_route(ctx, STAGE_CREDITER, NULL, login). */
 int stage_crediter_of(const stage_ctx_t *ctx, uint64_t login);
+
+/* A stable 64-bit hash of a transaction id (FNV-1a with a final mix; the same in every run and on
+ * every host: changing it changes which locker / notifier a deposit goes to, which is only safe
+ * while the pipeline is stopped). */
+uint64_t stage_tx_hash(const char *tx_id);
 
 /* A PULL socket bound at endpoint / a PUSH socket connected to it, both with STAGE_HWM. NULL on error. */
 zsock_t *stage_pull_new(const char *endpoint);
@@ -66,6 +87,10 @@ typedef struct {
     /* Called every loop turn when nothing is due; returns ms until it wants to run again (-1 never).
      * NULL for none. The crediter pings idle MT5 sessions here. */
     int64_t (*idle)(void *arg, int64_t now_ms);
+    /* Called on each message as it is read, before it is queued: returns 1 when the stage handed it
+     * to another actor of the same stage (a blocking send: it is not queued here), else 0. NULL
+     * for none. The first notifier routes what reaches it for the other notifiers here. */
+    int (*forward)(void *arg, const uint8_t *bytes, size_t len);
 } stage_ops_t;
 
 /* Runs the stage until $TERM on pipe (or the context ends). Owns nothing it is given. */
@@ -111,7 +136,7 @@ typedef struct {
     void (*destroy)(void *state);
 } stage_def_t;
 
-/* Starts the stage actor def (index: which crediter, else 0): binds its PULL socket, runs init
+/* Starts the stage actor def (index: which of the stage's actors, 0..count-1): binds its PULL socket, runs init
  * on fresh state, then stage_loop() until $TERM, then destroy. Returns once it is running, or
  * NULL with the reason in err (init's, else "NAME: cannot bind ENDPOINT" or "NAME: cannot start"). */
 zactor_t *stage_actor_new(const stage_ctx_t *ctx, const stage_def_t *def, int index, char *err, size_t errlen);

@@ -35,7 +35,7 @@ typedef enum {
     K_COBO_WALLET_ID, K_CHAINS,
     K_MT5_URL, K_MT5_LOGIN, K_MT5_PASSWORD, K_MT5_CA_FILE, K_MT5_DIGITS,
     K_TELEGRAM_API_URL, K_TELEGRAM_BOT_TOKEN, K_TELEGRAM_CHAT_ID,
-    K_AUTO_CREDIT_LIMIT, K_CREDITERS,
+    K_AUTO_CREDIT_LIMIT, K_CREDITERS, K_LOCKERS, K_NOTIFIERS,
     K_COUNT
 } key_id_t;
 
@@ -75,6 +75,8 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_TELEGRAM_CHAT_ID]   = { "TELEGRAM_CHAT_ID", 0, 1 },
     [K_AUTO_CREDIT_LIMIT]  = { "KASA_AUTO_CREDIT_LIMIT", 0, 0 },
     [K_CREDITERS]          = { "KASA_CREDITERS", 0, 0 },
+    [K_LOCKERS]            = { "KASA_LOCKERS", 0, 0 },
+    [K_NOTIFIERS]          = { "KASA_NOTIFIERS", 0, 0 },
 };
 
 #define TOKEN_PREFIX "KASA_TOKEN_"
@@ -550,6 +552,8 @@ static void s_defaults(config_t *cfg)
     cfg->mt5_digits = 2;
     snprintf(cfg->telegram_api_url, sizeof cfg->telegram_api_url, "https://api.telegram.org");
     cfg->crediters = 2;
+    cfg->lockers = 4;
+    cfg->notifiers = 2;
 }
 
 static void s_convert(loader_t *ld, config_t *cfg)
@@ -679,6 +683,8 @@ static void s_convert(loader_t *ld, config_t *cfg)
             s_problem(ld, "KASA_AUTO_CREDIT_LIMIT: %s", why);
     }
     cfg->crediters = (int) s_int_key(ld, K_CREDITERS, 1, 64, (uint64_t) cfg->crediters);
+    cfg->lockers = (int) s_int_key(ld, K_LOCKERS, 1, 64, (uint64_t) cfg->lockers);
+    cfg->notifiers = (int) s_int_key(ld, K_NOTIFIERS, 1, 64, (uint64_t) cfg->notifiers);
 }
 
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
@@ -773,6 +779,8 @@ void config_print(const config_t *cfg, FILE *out)
         s_print_money(out, cfg->auto_credit_limit);
     fputc('\n', out);
     fprintf(out, "KASA_CREDITERS=%d\n", cfg->crediters);
+    fprintf(out, "KASA_LOCKERS=%d\n", cfg->lockers);
+    fprintf(out, "KASA_NOTIFIERS=%d\n", cfg->notifiers);
 }
 
 void config_clear(config_t *cfg)

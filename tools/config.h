@@ -65,6 +65,8 @@ typedef struct {
     money_atto_t auto_credit_limit;/* KASA_AUTO_CREDIT_LIMIT: token amount above which a deposit is HELD;
                                       0 (the default, or "0"/"none") = no limit */
     int crediters;                 /* KASA_CREDITERS: crediter workers, default 2 */
+    int lockers;                   /* KASA_LOCKERS: locker actors, default 4 (1..64) */
+    int notifiers;                 /* KASA_NOTIFIERS: notifier actors, default 2 (1..64) */
 } config_t;
 
 /* Loads path (may be NULL: environment only) over the defaults, then the environment over that.

@@ -22,7 +22,7 @@ static const char *const s_env_keys[] = {
     "KASA_ADMIN_TOTP_SECRET", "COBO_API_URL", "COBO_API_KEY", "COBO_API_SECRET",
     "COBO_WEBHOOK_PUBKEY", "COBO_ENV", "COBO_WALLET_ID", "KASA_CHAINS", "MT5_URL", "MT5_LOGIN",
     "MT5_PASSWORD", "MT5_CA_FILE", "MT5_DIGITS", "TELEGRAM_API_URL", "TELEGRAM_BOT_TOKEN",
-    "TELEGRAM_CHAT_ID", "KASA_AUTO_CREDIT_LIMIT", "KASA_CREDITERS", "KASA_TOKEN_TRON_USDT",
+    "TELEGRAM_CHAT_ID", "KASA_AUTO_CREDIT_LIMIT", "KASA_CREDITERS", "KASA_LOCKERS", "KASA_NOTIFIERS", "KASA_TOKEN_TRON_USDT",
     "KASA_TOKEN_ETH_USDT",
 };
 
@@ -79,6 +79,8 @@ static void test_valid_file_loads_with_defaults(void)
     CHECK_EQ_INT(cfg.mt5_login, 1001);
     CHECK_EQ_INT(cfg.mt5_digits, 2);
     CHECK_EQ_INT(cfg.crediters, 2);
+    CHECK_EQ_INT(cfg.lockers, 4);
+    CHECK_EQ_INT(cfg.notifiers, 2);
     CHECK_EQ_INT(cfg.chain_count, 3);
     CHECK_EQ_STR(cfg.chains[0], "TRON_USDT");
     CHECK_EQ_STR(cfg.telegram_api_url, "https://api.telegram.org");
@@ -206,6 +208,9 @@ static void test_each_validation_error_is_reported(void)
     s_expect_problem("KASA_MAX_BODY=10\n", "KASA_MAX_BODY");
     s_expect_problem("KASA_HTTP_THREADS=0\n", "KASA_HTTP_THREADS");
     s_expect_problem("KASA_CREDITERS=-1\n", "KASA_CREDITERS");
+    s_expect_problem("KASA_LOCKERS=0\n", "KASA_LOCKERS");
+    s_expect_problem("KASA_LOCKERS=65\n", "KASA_LOCKERS");
+    s_expect_problem("KASA_NOTIFIERS=0\n", "KASA_NOTIFIERS");
     s_expect_problem("COBO_ENV=staging\n", "COBO_ENV: expected prod or dev");
     s_expect_problem("KASA_MONITOR=127.0.0.1:5560\n", "KASA_MONITOR: expected a ZeroMQ endpoint");
     s_expect_problem("TELEGRAM_CHAT_ID=chat\n", "TELEGRAM_CHAT_ID");

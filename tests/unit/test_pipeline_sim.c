@@ -2,7 +2,9 @@
  * child processes (`kasa sim ...` from $KASA_BIN): a deposit is re-confirmed with Cobo, locked,
  * credited to MT5 with the exact amount and notified; when MT5 applies the deal but drops the reply,
  * the deposit is still credited exactly once; a restart with a credit attempt on record reconciles
- * (finds the deal, never sends twice); the locker's rules hold, refuse and release by admin action. */
+ * (finds the deal, never sends twice); the locker's rules hold, refuse and release by admin action;
+ * with several lockers and notifiers a burst is locked, credited and notified exactly once each,
+ * and a restart hands every unfinished deposit to the right one. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 #include "actors/crediter.h"
 #include "actors/mt5.h"
 #include "actors/pipeline.h"
+#include "actors/stage.h"
 #include "journal/journal.h"
 #include "schema/json.h"
 #include "schema/record.h"
@@ -754,6 +757,225 @@ static void test_held_after_an_attempt_is_reconciled_when_an_admin_retries(void)
     journal_destroy(&j);
 }
 
+/* How many deposit records of tx with event ev the journal in dir holds. -1 if unreadable. */
+static int s_count_events(const char *dir, const char *tx, deposit_event_t ev)
+{
+    char err[200] = "";
+    journal_reader_t *rd = journal_reader_open(dir, 1, err, sizeof err);
+    if (!rd)
+        return -1;
+    int n = 0;
+    journal_entry_t en;
+    int rc;
+    while ((rc = journal_reader_next(rd, &en)) == 1) {
+        record_t r;
+        char why[96];
+        if (record_decode(en.payload, en.len, &r, why, sizeof why) == 0 && r.kind == RECORD_DEPOSIT &&
+            r.event == ev && strcmp(r.tx_id, tx) == 0)
+            n++;
+    }
+    journal_reader_destroy(&rd);
+    return rc == 0 ? n : -1;
+}
+
+/* How many different actors of kind with count actors the ids are routed to. */
+static int s_spread(stage_kind_t kind, int count, char (*ids)[80], int n)
+{
+    stage_ctx_t ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.lockers = ctx.notifiers = ctx.crediters = count;
+    int used[STAGE_MAX_LOCKERS] = { 0 }, distinct = 0;
+    for (int i = 0; i < n; i++) {
+        int k = stage_route(&ctx, kind, ids[i], 0);
+        if (k < 0 || k >= count)
+            return -1;
+        if (!used[k]++)
+            distinct++;
+    }
+    return distinct;
+}
+
+static void test_four_lockers_lock_and_credit_a_burst_exactly_once(void)
+{
+    CHECK(s_new_dir("lockers") == 0);
+    char err[256] = "";
+    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    config_t cfg;
+    s_config(&cfg);
+    cfg.lockers = 4;
+    cfg.notifiers = 2;
+    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    uint64_t logins[3] = { 100001, 100002, 100003 };
+    int64_t before[3], want[3] = { 0, 0, 0 };
+    for (int i = 0; i < 3; i++) {
+        char addr[32];
+        snprintf(addr, sizeof addr, "TLockers%d", i);
+        CHECK_EQ_INT(pipeline_link(p, addr, "TRON", logins[i], "test", err, sizeof err), 0);
+        before[i] = s_balance_minor(logins[i]);
+    }
+    enum { N = 40 };
+    static cobo_tx_t txs[N];
+    static char ids[N][80];
+    for (int i = 0; i < N; i++) {   /* Cobo knows them all before the burst */
+        char addr[32], amount[32];
+        snprintf(addr, sizeof addr, "TLockers%d", i % 3);
+        snprintf(amount, sizeof amount, "%d.%02d", 2 + i, i * 13 % 100);
+        CHECK(s_cobo_deposit(addr, amount, &txs[i]) == 0);
+        snprintf(ids[i], sizeof ids[i], "%s", txs[i].tx_id);
+        want[i % 3] += (2 + i) * 100 + i * 13 % 100;
+    }
+    CHECK_EQ_INT(s_spread(STAGE_LOCKER, 4, ids, N), 4);     /* every locker has a share */
+    CHECK_EQ_INT(s_spread(STAGE_NOTIFIER, 2, ids, N), 2);
+    for (int i = 0; i < N; i++)   /* the burst */
+        CHECK_EQ_INT(pipeline_ingest(p, &txs[i], err, sizeof err), 201);
+    for (int i = 0; i < N; i++)   /* a repeat changes nothing */
+        CHECK_EQ_INT(pipeline_ingest(p, &txs[i], err, sizeof err), 200);
+    int notified = 0;
+    for (int i = 0; i < N; i++) {
+        deposit_view_t v;
+        if (s_wait_state(p, ids[i], DEPOSIT_NOTIFIED, &v, 30000) == 0)
+            notified++;
+    }
+    CHECK_EQ_INT(notified, N);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+    for (int i = 0; i < N; i++) {
+        char ref[32];
+        crediter_ref(ids[i], ref);
+        CHECK_EQ_INT(s_deals_with(logins[i % 3], ref, NULL), 1);
+        CHECK_EQ_INT(s_count_events(s_dir, ids[i], DEPOSIT_EV_CONFIRMED), 1);    /* LOCKED once */
+        CHECK_EQ_INT(s_count_events(s_dir, ids[i], DEPOSIT_EV_CREDIT_OK), 1);    /* CREDITED once */
+        CHECK_EQ_INT(s_count_events(s_dir, ids[i], DEPOSIT_EV_NOTICE_SENT), 1);  /* notified once */
+    }
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(s_balance_minor(logins[i]) - before[i], want[i]);
+}
+
+/* Journals tx as RECEIVED for login (as the webhook would have). */
+static void s_received(journal_t *j, const cobo_tx_t *tx, uint64_t login)
+{
+    record_t r;
+    record_init(&r, RECORD_DEPOSIT);
+    r.time_ms = (int64_t) time(NULL) * 1000;
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx->tx_id);
+    snprintf(r.token_id, sizeof r.token_id, "%s", tx->token_id);
+    snprintf(r.chain_id, sizeof r.chain_id, "%s", tx->chain_id);
+    snprintf(r.amount, sizeof r.amount, "%s", tx->amount);
+    snprintf(r.address, sizeof r.address, "%s", tx->address);
+    snprintf(r.status, sizeof r.status, "Completed");
+    r.login = login;
+    r.from = DEPOSIT_NONE;
+    r.to = DEPOSIT_RECEIVED;
+    r.event = DEPOSIT_EV_SEEN_COMPLETED;
+    s_put(j, &r);
+}
+
+/* Journals tx as RECEIVED → LOCKED → CREDITED (ticket), its notice not yet sent. */
+static void s_credited_unnotified(journal_t *j, const char *tx, uint64_t login, uint64_t ticket)
+{
+    record_t r;
+    record_init(&r, RECORD_DEPOSIT);
+    r.time_ms = (int64_t) time(NULL) * 1000;
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx);
+    snprintf(r.token_id, sizeof r.token_id, "TRON_USDT");
+    snprintf(r.amount, sizeof r.amount, "5");
+    snprintf(r.address, sizeof r.address, "TResumeN");
+    r.from = DEPOSIT_NONE;
+    r.to = DEPOSIT_RECEIVED;
+    r.event = DEPOSIT_EV_SEEN_COMPLETED;
+    s_put(j, &r);
+    r.from = DEPOSIT_RECEIVED;
+    r.to = DEPOSIT_LOCKED;
+    r.event = DEPOSIT_EV_CONFIRMED;
+    r.login = login;
+    r.credit_minor = 500;
+    r.digits = 2;
+    s_put(j, &r);
+    r.from = DEPOSIT_LOCKED;
+    r.to = DEPOSIT_CREDITED;
+    r.event = DEPOSIT_EV_CREDIT_OK;
+    r.ticket = ticket;
+    crediter_ref(tx, r.ref);
+    s_put(j, &r);
+}
+
+static void test_restart_resumes_through_several_lockers_and_notifiers(void)
+{
+    CHECK(s_new_dir("resume4") == 0);
+    char err[256] = "";
+    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    CHECK(j != NULL);
+    if (!j)
+        return;
+    enum { R = 12, C = 6 };
+    static cobo_tx_t txs[R];
+    static char ids[R][80], done[C][80];
+    uint64_t login = 100002;
+    int64_t before = s_balance_minor(login), want = 0;
+    for (int i = 0; i < R; i++) {
+        char amount[32];
+        snprintf(amount, sizeof amount, "%d", 3 + i);
+        CHECK(s_cobo_deposit("TResumeR", amount, &txs[i]) == 0);
+        snprintf(ids[i], sizeof ids[i], "%s", txs[i].tx_id);
+        s_received(j, &txs[i], login);
+        want += (3 + i) * 100;
+    }
+    for (int i = 0; i < C; i++) {
+        snprintf(done[i], sizeof done[i], "c%07d-0000-4000-8000-00000000000%d", i, i);
+        s_credited_unnotified(j, done[i], login, 900000 + (uint64_t) i);
+    }
+    CHECK(s_spread(STAGE_LOCKER, 4, ids, R) >= 3);
+    CHECK_EQ_INT(s_spread(STAGE_NOTIFIER, 2, done, C), 2);
+    config_t cfg;
+    s_config(&cfg);
+    cfg.lockers = 4;
+    cfg.notifiers = 2;
+    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    deposit_view_t v;
+    int notified = 0;
+    for (int i = 0; i < R; i++)
+        notified += s_wait_state(p, ids[i], DEPOSIT_NOTIFIED, &v, 30000) == 0;
+    for (int i = 0; i < C; i++) {
+        notified += s_wait_state(p, done[i], DEPOSIT_NOTIFIED, &v, 30000) == 0;
+        CHECK_EQ_INT(v.ticket, 900000 + (uint64_t) i);   /* the credit on record, not a new one */
+    }
+    CHECK_EQ_INT(notified, R + C);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+    /* a second restart finds nothing to do */
+    j = journal_open(s_dir, NULL, err, sizeof err);
+    p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    CHECK(p != NULL);
+    usleep(300 * 1000);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+    for (int i = 0; i < R; i++) {
+        char ref[32];
+        crediter_ref(ids[i], ref);
+        CHECK_EQ_INT(s_deals_with(login, ref, NULL), 1);
+        CHECK_EQ_INT(s_count_events(s_dir, ids[i], DEPOSIT_EV_CONFIRMED), 1);
+        CHECK_EQ_INT(s_count_events(s_dir, ids[i], DEPOSIT_EV_CREDIT_OK), 1);
+        CHECK_EQ_INT(s_count_events(s_dir, ids[i], DEPOSIT_EV_NOTICE_SENT), 1);
+    }
+    for (int i = 0; i < C; i++) {
+        char ref[32];
+        crediter_ref(done[i], ref);
+        CHECK_EQ_INT(s_deals_with(login, ref, NULL), 0);   /* never sent to MT5 again */
+        CHECK_EQ_INT(s_count_events(s_dir, done[i], DEPOSIT_EV_NOTICE_SENT), 1);
+    }
+    CHECK_EQ_INT(s_balance_minor(login) - before, want);
+}
+
 static int s_sims_started;
 
 static void test_simulators_start(void)
@@ -782,6 +1004,8 @@ int main(void)
     RUN(test_held_after_an_attempt_is_reconciled_when_an_admin_retries);
     RUN(test_chaos_every_deposit_is_credited_exactly_once);
     RUN(test_dropped_mt5_reply_still_credits_exactly_once);
+    RUN(test_four_lockers_lock_and_credit_a_burst_exactly_once);
+    RUN(test_restart_resumes_through_several_lockers_and_notifiers);
     s_stop_all();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_base);
