@@ -59,7 +59,7 @@ static void s_usage(FILE *out)
     fprintf(out,
             "usage: kasa serve --config FILE\n"
             "  Runs kasa: the Cobo webhook, the deposit pipeline, the panels, the monitor feed and\n"
-            "  the control socket, as the configuration says (see kasa.env.example). Every key can\n"
+            "  the control socket, as the configuration says (see tools/kasa.env.example). Every key can\n"
             "  also come from the environment, which wins over the file. Stops on SIGTERM or SIGINT.\n");
 }
 

@@ -30,7 +30,7 @@ extern char **environ;
 /* Every key kasa reads. `secret` keys are never printed. */
 typedef enum {
     K_LISTEN, K_JOURNAL_DIR, K_MONITOR, K_CONTROL, K_STATIC_DIR, K_PUBLIC_URL, K_MAX_BODY,
-    K_HTTP_THREADS, K_MAX_DEPOSITS, K_ADMIN_PASSWORD, K_ADMIN_TOTP, K_LOG_LEVEL,
+    K_HTTP_THREADS, K_MAX_DEPOSITS, K_LOG_LEVEL,
     K_COBO_API_URL, K_COBO_API_KEY, K_COBO_API_SECRET, K_COBO_WEBHOOK_PUBKEY, K_COBO_ENV,
     K_COBO_WALLET_ID, K_CHAINS,
     K_MT5_URL, K_MT5_LOGIN, K_MT5_PASSWORD, K_MT5_CA_FILE, K_MT5_DIGITS,
@@ -55,8 +55,6 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_MAX_BODY]           = { "KASA_MAX_BODY", 0, 0 },
     [K_HTTP_THREADS]       = { "KASA_HTTP_THREADS", 0, 0 },
     [K_MAX_DEPOSITS]       = { "KASA_MAX_DEPOSITS", 0, 0 },
-    [K_ADMIN_PASSWORD]     = { "KASA_ADMIN_PASSWORD", 1, 0 },
-    [K_ADMIN_TOTP]         = { "KASA_ADMIN_TOTP_SECRET", 1, 0 },
     [K_LOG_LEVEL]          = { "KASA_LOG_LEVEL", 0, 0 },
     [K_COBO_API_URL]       = { "COBO_API_URL", 0, 1 },
     [K_COBO_API_KEY]       = { "COBO_API_KEY", 0, 1 },
@@ -597,8 +595,6 @@ static void s_convert(loader_t *ld, config_t *cfg)
     cfg->http_threads = (int) s_int_key(ld, K_HTTP_THREADS, 1, 256, (uint64_t) cfg->http_threads);
     cfg->max_deposits = (size_t) s_int_key(ld, K_MAX_DEPOSITS, 1, CONFIG_MAX_MAX_DEPOSITS,
                                            (uint64_t) cfg->max_deposits);
-    s_copy(ld, K_ADMIN_PASSWORD, cfg->admin_password, sizeof cfg->admin_password);
-    s_copy(ld, K_ADMIN_TOTP, cfg->admin_totp_secret, sizeof cfg->admin_totp_secret);
     if (s_set(ld, K_LOG_LEVEL)) {
         const char *l = ld->val[K_LOG_LEVEL];
         static const char *const levels[] = { "debug", "info", "warn", "error" };
@@ -742,8 +738,6 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "KASA_MAX_BODY=%zu\n", cfg->max_body);
     fprintf(out, "KASA_HTTP_THREADS=%d\n", cfg->http_threads);
     fprintf(out, "KASA_MAX_DEPOSITS=%zu\n", cfg->max_deposits);
-    s_print_secret(out, "KASA_ADMIN_PASSWORD", cfg->admin_password);
-    s_print_secret(out, "KASA_ADMIN_TOTP_SECRET", cfg->admin_totp_secret);
     fprintf(out, "COBO_ENV=%s\n", cfg->cobo_env);
     fprintf(out, "COBO_API_URL=%s\n", cfg->cobo_api_url);
     fprintf(out, "COBO_API_KEY=%s\n", cfg->cobo_api_key);
@@ -794,8 +788,4 @@ void config_clear(config_t *cfg)
     for (size_t i = 0; i < sizeof cfg->mt5_password; i++) p[i] = 0;
     p = cfg->telegram_bot_token;
     for (size_t i = 0; i < sizeof cfg->telegram_bot_token; i++) p[i] = 0;
-    p = cfg->admin_password;
-    for (size_t i = 0; i < sizeof cfg->admin_password; i++) p[i] = 0;
-    p = cfg->admin_totp_secret;
-    for (size_t i = 0; i < sizeof cfg->admin_totp_secret; i++) p[i] = 0;
 }

@@ -1,7 +1,7 @@
 /* config.h — kasa's configuration: a .env-style file (KEY=VALUE, '#' comments, optional quotes),
  * every key overridable by the environment (the environment wins). Checked once at start;
  * config_load() refuses a configuration with a clear message per problem. Secrets
- * (COBO_API_SECRET, MT5_PASSWORD, TELEGRAM_BOT_TOKEN, KASA_ADMIN_PASSWORD, ...) are never printed:
+ * (COBO_API_SECRET, MT5_PASSWORD, TELEGRAM_BOT_TOKEN) are never printed:
  * config_print() shows them as "(set)" / "(unset)". */
 #ifndef KASA_TOOLS_CONFIG_H
 #define KASA_TOOLS_CONFIG_H
@@ -38,8 +38,6 @@ typedef struct {
                                       memory, 1..CONFIG_MAX_MAX_DEPOSITS, default 200000; beyond it a
                                       new deposit gets 503. 0 (a config_t not made by config_load)
                                       means the default. */
-    char admin_password[128];      /* KASA_ADMIN_PASSWORD (secret): the admin panel's password; optional */
-    char admin_totp_secret[128];   /* KASA_ADMIN_TOTP_SECRET (secret): base32 TOTP seed; optional */
 
     char cobo_api_url[256];        /* COBO_API_URL, default https://api.cobo.com/v2 (dev: api.dev.cobo.com) */
     char cobo_api_key[65];         /* COBO_API_KEY: 64 hex, the Ed25519 public key */

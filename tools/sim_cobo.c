@@ -36,7 +36,8 @@
 #include "schema/json.h"
 #include "tools/sim_http.h"
 
-#define S_MAX_TX 10000
+#define S_MAX_TX 100000
+#define S_TX_INDEX (1 << 18) /* open-addressing index of transaction ids: a power of two > 2 * S_MAX_TX */
 #define S_MAX_ADDR 100000
 #define S_MAX_EVENTS 64          /* events per transaction, copies included */
 #define S_MAX_JOBS 100000
@@ -87,6 +88,7 @@ static struct {
     uint64_t rng;
     s_tx_t *txs;
     int ntx;
+    int *tx_index;              /* S_TX_INDEX slots: tx index + 1, 0 = empty */
     s_addr_t *addrs;
     int naddr;
     s_job_t *queue;
@@ -465,6 +467,8 @@ typedef struct {
     int confirmations, duplicates, reorder;
 } s_deposit_req_t;
 
+static void s_index_tx(int ti);
+
 /* Creates the transaction and queues its lifecycle (S.lock held). Returns the tx index or -1. */
 static int s_deposit(const s_deposit_req_t *r, char *err, size_t errlen)
 {
@@ -476,6 +480,7 @@ static int s_deposit(const s_deposit_req_t *r, char *err, size_t errlen)
     s_tx_t *t = &S.txs[ti];
     memset(t, 0, sizeof *t);
     s_uuid(t->id);
+    s_index_tx(ti);
     snprintf(t->cobo_id, sizeof t->cobo_id, "%llu", (unsigned long long) (s_rand() % 9000000000000000000ULL + 1000000000000000000ULL));
     snprintf(t->wallet_id, sizeof t->wallet_id, "%s", r->wallet);
     snprintf(t->chain_id, sizeof t->chain_id, "%s", r->chain);
@@ -536,12 +541,33 @@ static int s_deposit(const s_deposit_req_t *r, char *err, size_t errlen)
     return ti;
 }
 
+static uint32_t s_id_hash(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (; *id; id++)
+        h = (h ^ (unsigned char) *id) * 16777619u;
+    return h ^ (h >> 15);
+}
+
+/* The index of transaction id, or -1. Constant time: the simulator answers kasa's re-confirmations
+ * at benchmark rates, so it must not slow down as transactions accumulate. */
 static int s_find_tx(const char *id)
 {
-    for (int i = 0; i < S.ntx; i++)
-        if (strcmp(S.txs[i].id, id) == 0)
-            return i;
-    return -1;
+    for (uint32_t slot = s_id_hash(id) & (S_TX_INDEX - 1);; slot = (slot + 1) & (S_TX_INDEX - 1)) {
+        int v = S.tx_index[slot];
+        if (v == 0)
+            return -1;
+        if (strcmp(S.txs[v - 1].id, id) == 0)
+            return v - 1;
+    }
+}
+
+static void s_index_tx(int ti)
+{
+    uint32_t slot = s_id_hash(S.txs[ti].id) & (S_TX_INDEX - 1);
+    while (S.tx_index[slot] != 0)
+        slot = (slot + 1) & (S_TX_INDEX - 1);
+    S.tx_index[slot] = ti + 1;
 }
 
 /* ---- HTTP ------------------------------------------------------------------------------------- */
@@ -1147,8 +1173,9 @@ int sim_cobo_main(int argc, char **argv)
     }
     S.rng = seed;
     S.txs = calloc(S_MAX_TX, sizeof *S.txs);
+    S.tx_index = calloc(S_TX_INDEX, sizeof *S.tx_index);
     S.addrs = calloc(S_MAX_ADDR, sizeof *S.addrs);
-    if (!S.txs || !S.addrs || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    if (!S.txs || !S.tx_index || !S.addrs || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "sim cobo: out of memory\n");
         return 1;
     }
@@ -1184,6 +1211,7 @@ int sim_cobo_main(int argc, char **argv)
         s_job_free_chain(j);
     }
     free(S.txs);
+    free(S.tx_index);
     free(S.addrs);
     cobo_signer_destroy(&S.signer);
     curl_global_cleanup();
