@@ -17,30 +17,16 @@
 #include "journal/jformat.h"
 #include "journal/journal.h"
 #include "tests/check.h"
+#include "tests/unit/support_tmp.h"
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
 static char s_dir[4096];
 
-static int s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) flag; (void) ftw;
-    remove(path);
-    return 0;
-}
-
-static void s_rmrf(const char *dir) { nftw(dir, s_rm_one, 16, FTW_DEPTH | FTW_PHYS); }
-
 /* A fresh, empty journal directory for one test. */
 static const char *s_fresh(const char *name)
 {
-    const char *base = getenv("KASA_TEST_OUT");
-    if (!base || !*base)
-        base = "build/test-out";
-    mkdir(base, 0755);
-    snprintf(s_dir, sizeof s_dir, "%s/journal-%s-%d", base, name, (int) getpid());
-    s_rmrf(s_dir);
-    return s_dir;
+    return support_tmp_fresh(s_dir, sizeof s_dir, "journal", name);
 }
 
 /* The payload of record lsn in most tests: its length varies, its bytes depend on lsn. */
@@ -182,7 +168,7 @@ static void test_append_is_durable_and_survives_reopen(void)
     CHECK_EQ_INT(s_fill(j, 101), 0);
     journal_destroy(&j);
     CHECK_EQ_INT(s_read_all(dir), 101);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 static void test_empty_and_oversized_payloads(void)
@@ -204,7 +190,7 @@ static void test_empty_and_oversized_payloads(void)
     CHECK_EQ_INT(e.len, JOURNAL_MAX_PAYLOAD);
     CHECK_EQ_INT(journal_reader_next(r, &e), 0);
     journal_reader_destroy(&r);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 /* Truncating the last segment at every byte inside the last record: reopening keeps records 1..4,
@@ -242,7 +228,7 @@ static void test_torn_last_record_at_every_offset_is_cut_back(void)
     CHECK_EQ_INT(journal_durable_lsn(j), 5);
     journal_destroy(&j);
     free(orig);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 /* A tail of zeros (a file extended before its data reached the disk) or of garbage is a torn tail. */
@@ -250,7 +236,7 @@ static void test_zero_filled_or_garbage_tail_is_a_torn_tail(void)
 {
     const char *dir = s_fresh("zerotail");
     for (int garbage = 0; garbage < 2; garbage++) {
-        s_rmrf(dir);
+        support_tmp_rmrf(dir);
         journal_t *j = s_open(dir, 0);
         CHECK_EQ_INT(s_fill(j, 7), 0);
         journal_destroy(&j);
@@ -290,7 +276,7 @@ static void test_zero_filled_or_garbage_tail_is_a_torn_tail(void)
         journal_destroy(&j);
         CHECK_EQ_INT(s_read_all(dir), 8);
     }
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 /* Every bit flip anywhere in a three-segment journal is caught. A flip inside the very last record
@@ -357,7 +343,7 @@ static void test_every_flipped_bit_is_detected(void)
     CHECK_EQ_INT(wrong, 0);
     CHECK_EQ_INT(s_read_all(dir), 9);
     free(segs);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 static void test_corruption_before_the_tail_refuses_open_with_place_and_repair_command(void)
@@ -393,7 +379,7 @@ static void test_corruption_before_the_tail_refuses_open_with_place_and_repair_c
     snprintf(want, sizeof want, "segment 00000000000000000001.seg offset %ld", off);
     CHECK(strstr(journal_reader_error(r), want) != NULL);
     journal_reader_destroy(&r);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 static void test_missing_or_reordered_records_are_detected(void)
@@ -434,7 +420,7 @@ static void test_missing_or_reordered_records_are_detected(void)
     jf_scan_free(&scan);
     free(mod);
     free(orig);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 static void test_missing_segment_is_corruption(void)
@@ -456,7 +442,7 @@ static void test_missing_segment_is_corruption(void)
     CHECK(strstr(err, "missing") != NULL);
     CHECK_EQ_INT(s_read_all(dir), -1);
     free(segs);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 /* Many segments; a reader from any LSN gets exactly that LSN onwards, across segments. */
@@ -502,7 +488,7 @@ static void test_rotation_and_replay_from_any_lsn(void)
     journal_destroy(&j);
     CHECK_EQ_INT(s_read_all(dir), 400);
     free(segs);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 /* A reader follows a journal that is being written, including across rotations. */
@@ -529,7 +515,7 @@ static void test_reader_follows_a_live_journal(void)
     CHECK_EQ_INT(bad, 0);
     journal_reader_destroy(&r);
     journal_destroy(&j);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 /* ---- concurrency --------------------------------------------------------------------------- */
@@ -639,7 +625,7 @@ static void test_concurrent_appenders_get_unique_gap_free_lsns(void)
     CHECK_EQ_INT(bad, 0);
     journal_reader_destroy(&r);
     free(owner);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 static uint64_t s_cb_seen;
@@ -662,7 +648,7 @@ static void test_commit_callback_runs_before_the_appender_returns(void)
     }
     CHECK_EQ_INT(bad, 0);
     journal_destroy(&j);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 static void test_second_open_is_refused_while_locked(void)
@@ -693,7 +679,7 @@ static void test_second_open_is_refused_while_locked(void)
     waitpid(pid, &status, 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     journal_destroy(&j);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 
@@ -710,7 +696,7 @@ static void test_destroy_makes_every_submitted_record_durable(void)
     journal_destroy(&j);
     CHECK_EQ_INT(bad, 0);
     CHECK_EQ_INT(s_read_all(dir), 200);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 /* Big records fill the batch buffer: appenders wait for room, none is lost or split. */
@@ -760,7 +746,7 @@ static void test_full_batch_buffer_makes_appenders_wait_not_fail(void)
     CHECK_EQ_INT(n, 12);
     CHECK_EQ_INT(bad, 0);
     journal_reader_destroy(&r);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 /* ---- injected failures --------------------------------------------------------------------- */
@@ -772,7 +758,7 @@ static void s_fail_each(fio_op_t op, int short_write, uint64_t max_nth)
     const char *dir = s_fresh("failnth");
     int bad = 0;
     for (uint64_t nth = 1; nth <= max_nth; nth++) {
-        s_rmrf(dir);
+        support_tmp_rmrf(dir);
         journal_t *j = s_open(dir, 300);   /* rotations inside the window: segment creation fails too */
         if (short_write)
             fio_short_write_at(nth, 7);
@@ -806,7 +792,7 @@ static void s_fail_each(fio_op_t op, int short_write, uint64_t max_nth)
     }
     CHECK_EQ_INT(bad, 0);
     fio_reset();
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 static void test_failed_write_at_every_point_loses_no_acknowledged_record(void) { s_fail_each(FIO_WRITE, 0, 12); }
@@ -838,7 +824,7 @@ static void test_failed_rotation_leaves_no_tmp_file_after_reopen(void)
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
     CHECK(access(tmp, F_OK) != 0);
     CHECK_EQ_INT(s_read_all(dir), (long) acked);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 /* 8 threads append while a write fails in the middle: every acknowledged record survives. */
@@ -905,7 +891,7 @@ static void test_concurrent_appenders_lose_nothing_acknowledged_when_a_write_fai
         n = e.lsn;
     CHECK(n >= max_acked);
     journal_reader_destroy(&r);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 /* A process killed (SIGKILL) in the middle of appending: every record it reported as acknowledged
@@ -943,7 +929,7 @@ static void test_killed_writer_loses_no_acknowledged_record(void)
     CHECK(journal_durable_lsn(j) >= acked);
     journal_destroy(&j);
     CHECK(s_read_all(dir) >= (long) acked);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 int main(void)

@@ -13,30 +13,16 @@
 #include "journal/journal.h"
 #include "schema/record.h"
 #include "tests/check.h"
+#include "tests/unit/support_tmp.h"
 #include "tools/commands.h"
 
 static char s_dir[4096];
 static char s_out[1 << 18];   /* what the last command printed on stdout */
 static char s_err[1 << 14];   /* ... and on stderr */
 
-static int s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) flag; (void) ftw;
-    remove(path);
-    return 0;
-}
-
-static void s_rmrf(const char *dir) { nftw(dir, s_rm_one, 16, FTW_DEPTH | FTW_PHYS); }
-
 static const char *s_fresh(const char *name)
 {
-    const char *base = getenv("KASA_TEST_OUT");
-    if (!base || !*base)
-        base = "build/test-out";
-    mkdir(base, 0755);
-    snprintf(s_dir, sizeof s_dir, "%s/journalcmd-%s-%d", base, name, (int) getpid());
-    s_rmrf(s_dir);
-    return s_dir;
+    return support_tmp_fresh(s_dir, sizeof s_dir, "journalcmd", name);
 }
 
 static void s_slurp(int fd, char *buf, size_t cap)
@@ -167,7 +153,7 @@ static void test_verify_whole_journal(void)
     const char *segs = strstr(s_out, "segments: ");
     CHECK(segs && atoi(segs + 10) >= 3);
     CHECK_EQ_INT(RUNCMD("journal", "verify", "/nonexistent/kasa-journal"), 1);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 static void test_verify_names_the_first_bad_segment_and_offset(void)
@@ -195,7 +181,7 @@ static void test_verify_names_the_first_bad_segment_and_offset(void)
     snprintf(want, sizeof want, "segment %s offset %" PRIu64, seg, off);
     CHECK(strstr(s_err, want) != NULL);
     CHECK_EQ_INT(RUNCMD("journal", "stats", (char *) dir), 1);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 static void test_verify_reports_a_torn_tail_without_failing(void)
@@ -212,7 +198,7 @@ static void test_verify_reports_a_torn_tail_without_failing(void)
     CHECK(strstr(s_out, "status: torn tail: segment ") != NULL);
     CHECK(strstr(s_out, "records: 9\n") != NULL);
     free(segs);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 static void test_dump_prints_one_line_per_record(void)
@@ -233,7 +219,7 @@ static void test_dump_prints_one_line_per_record(void)
     CHECK_EQ_INT(s_lines(s_out), 12);
     CHECK(s_out[0] == '{');
     CHECK(strstr(s_out, "{\"lsn\":5,\"undecodable\":") != NULL);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 static void test_stats_counts_kinds_and_states(void)
@@ -250,7 +236,7 @@ static void test_stats_counts_kinds_and_states(void)
     CHECK(strstr(s_out, "  undecodable      1\n") != NULL);
     CHECK(strstr(s_out, "deposits: 3, now in each state:") != NULL);
     CHECK(strstr(s_out, "RECEIVED") && strstr(s_out, "LOCKED") && strstr(s_out, "CREDITED") && strstr(s_out, "NOTIFIED"));
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 /* repair cuts at the first bad record, keeps every cut byte in the quarantine, and the journal opens. */
@@ -316,7 +302,7 @@ static void test_repair_cuts_at_the_damage_and_keeps_what_it_cut(void)
     /* a whole journal: nothing to do */
     CHECK_EQ_INT(RUNCMD("journal", "repair", (char *) dir), 0);
     CHECK(strstr(s_out, "nothing to repair") != NULL);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 static void test_repair_of_a_bad_segment_header_quarantines_the_segment(void)
@@ -338,7 +324,7 @@ static void test_repair_of_a_bad_segment_header_quarantines_the_segment(void)
     snprintf(want, sizeof want, "last lsn: %" PRIu64 "\n", segs[1].first_lsn - 1);
     CHECK(strstr(s_out, want) != NULL);
     free(segs);
-    s_rmrf(dir);
+    support_tmp_rmrf(dir);
 }
 
 int main(void)

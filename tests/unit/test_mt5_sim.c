@@ -13,6 +13,7 @@
 #include "actors/mt5.h"
 #include "schema/json.h"
 #include "tests/check.h"
+#include "tests/unit/support_http.h"
 #include "tools/sim_mt5.h"
 
 #define MANAGER 1000
@@ -21,33 +22,10 @@
 static sim_mt5_t *s_sim;
 static char s_url[64];
 
-static size_t s_collect(char *p, size_t size, size_t n, void *arg)
-{
-    jbuf_add(arg, p, size * n);
-    return size * n;
-}
-
 /* A control call to the simulator; returns the body (caller frees) or NULL. */
 static char *s_ctl(const char *method, const char *path, const char *body)
 {
-    char url[160];
-    jbuf_t out;
-    jbuf_init(&out);
-    snprintf(url, sizeof url, "%s%s", s_url, path);
-    CURL *h = curl_easy_init();
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
-    if (strcmp(method, "POST") == 0)
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_cleanup(h);
-    if (rc != CURLE_OK) {
-        jbuf_free(&out);
-        return NULL;
-    }
-    return jbuf_take(&out);
+    return support_http_request(s_url, NULL, method, path, body);
 }
 
 static void s_faults(const char *json)
@@ -452,7 +430,7 @@ static char *s_raw(CURL *h, const char *path, long *status)
     jbuf_init(&out);
     snprintf(url, sizeof url, "%s%s", s_url, path);
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s_collect);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, support_http_collect);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
     *status = 0;
     if (curl_easy_perform(h) != CURLE_OK) {

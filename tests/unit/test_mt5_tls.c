@@ -16,6 +16,7 @@
 #include "actors/mt5.h"
 #include "schema/json.h"
 #include "tests/check.h"
+#include "tests/unit/support_http.h"
 #include "tools/sim_mt5.h"
 
 static sim_mt5_t *s_sim;
@@ -64,33 +65,9 @@ static int s_make_cert(const char *cert_path, const char *key_path)
     return ok ? 0 : -1;
 }
 
-static size_t s_collect(char *p, size_t size, size_t n, void *arg)
-{
-    jbuf_add(arg, p, size * n);
-    return size * n;
-}
-
 static char *s_ctl(const char *method, const char *path, const char *body)
 {
-    char url[160];
-    jbuf_t out;
-    jbuf_init(&out);
-    snprintf(url, sizeof url, "%s%s", s_url, path);
-    CURL *h = curl_easy_init();
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CAINFO, s_cert);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s_collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
-    if (strcmp(method, "POST") == 0)
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_cleanup(h);
-    if (rc != CURLE_OK) {
-        jbuf_free(&out);
-        return NULL;
-    }
-    return jbuf_take(&out);
+    return support_http_request(s_url, s_cert, method, path, body);
 }
 
 static int s_deal_count(void)

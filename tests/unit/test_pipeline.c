@@ -16,6 +16,7 @@
 #include "journal/journal.h"
 #include "schema/record.h"
 #include "tests/check.h"
+#include "tests/unit/support_pipeline.h"
 
 #define S_SEED "1111111111111111111111111111111111111111111111111111111111111111"
 
@@ -56,6 +57,23 @@ static void s_config(config_t *cfg)
     money_parse("1", &cfg->tokens[0].rate, NULL, 0);
     money_parse("1", &cfg->tokens[0].minimum, NULL, 0);
     cfg->crediters = 2;
+}
+
+/* A fresh config for s_dir in *cfg, the journal there and a pipeline on it; NULL (nothing left
+ * open) on failure. */
+static pipeline_t *s_open(config_t *cfg, journal_t **j, char *err, size_t errlen)
+{
+    s_config(cfg);
+    return support_pipeline_open(s_dir, cfg, j, err, errlen);
+}
+
+/* Checks that a new directory NAME becomes s_dir, then s_open()s there and checks it opened. */
+static pipeline_t *s_start(const char *name, config_t *cfg, journal_t **j, char *err, size_t errlen)
+{
+    CHECK(s_mkdir(name) == 0);
+    pipeline_t *p = s_open(cfg, j, err, errlen);
+    CHECK(p != NULL);
+    return p;
 }
 
 static cobo_tx_t s_tx(const char *id, const char *status, int confirmations)
@@ -156,17 +174,12 @@ static void test_same_event_from_10_threads_journals_one_received(void)
 
 static void test_pending_journals_only_rising_confirmations_and_late_pending_changes_nothing(void)
 {
-    CHECK(s_mkdir("pending") == 0);
     char err[256] = "";
-    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    journal_t *j;
     config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_start("pending", &cfg, &j, err, sizeof err);
+    if (!p)
         return;
-    }
     int confs[] = { 1, 1, 3, 2, 5, 5 };
     int want[] = { 201, 200, 201, 200, 201, 200 };
     for (int i = 0; i < 6; i++) {
@@ -223,17 +236,12 @@ static void *s_mixer(void *arg)
  * the journal holds them in that order, so a restart rebuilds exactly the state memory had. */
 static void test_racing_updates_replay_to_the_state_memory_had(void)
 {
-    CHECK(s_mkdir("order") == 0);
     char err[256] = "";
-    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    journal_t *j;
     config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_start("order", &cfg, &j, err, sizeof err);
+    if (!p)
         return;
-    }
     s_mixer_t m[8];
     pthread_t th[8];
     for (int i = 0; i < 8; i++) {
@@ -248,8 +256,7 @@ static void test_racing_updates_replay_to_the_state_memory_had(void)
     CHECK_EQ_INT(before.state, DEPOSIT_RECEIVED);
     pipeline_destroy(&p);
     journal_destroy(&j);
-    j = journal_open(s_dir, NULL, err, sizeof err);
-    p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    p = support_pipeline_open(s_dir, &cfg, &j, err, sizeof err);
     CHECK(p && pipeline_deposit(p, "order-1", &after) == 0);
     if (p) {
         CHECK_EQ_INT(after.state, before.state);
@@ -270,15 +277,12 @@ static void test_failed_journal_answers_503_and_acknowledges_nothing_after(void)
     CHECK(s_mkdir("failed") == 0);
     char err[256] = "";
     fio_reset();
-    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    journal_t *j;
     config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    pipeline_t *p = s_open(&cfg, &j, err, sizeof err);
     CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    if (!p)
         return;
-    }
     cobo_tx_t ok = s_tx("fail-0", "Completed", 20);
     CHECK_EQ_INT(pipeline_ingest(p, &ok, err, sizeof err), 201);
     fio_fail_at(FIO_FSYNC, 1, EIO);
@@ -327,17 +331,12 @@ static void s_collect(void *arg, const deposit_view_t *d)
 
 static void test_links_are_journaled_and_survive_restart_with_deposits(void)
 {
-    CHECK(s_mkdir("links") == 0);
     char err[256] = "";
-    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    journal_t *j;
     config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_start("links", &cfg, &j, err, sizeof err);
+    if (!p)
         return;
-    }
     CHECK_EQ_INT(pipeline_link(p, "TPipeAddr1", "TRON", 100001, "investor:100001", err, sizeof err), 0);
     CHECK_EQ_INT(pipeline_link(p, "TPipeAddr1", "TRON", 100001, "investor:100001", err, sizeof err), 0);
     CHECK_EQ_INT(pipeline_link(p, "TPipeAddr1", "TRON", 100002, "investor:100002", err, sizeof err), -1);
@@ -358,8 +357,7 @@ static void test_links_are_journaled_and_survive_restart_with_deposits(void)
     pipeline_destroy(&p);
     journal_destroy(&j);
 
-    j = journal_open(s_dir, NULL, err, sizeof err);
-    p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    p = support_pipeline_open(s_dir, &cfg, &j, err, sizeof err);
     CHECK(p != NULL);
     if (p) {
         CHECK_EQ_INT(pipeline_address_login(p, "TPipeAddr1"), 100001);

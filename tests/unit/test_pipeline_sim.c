@@ -27,6 +27,7 @@
 #include "schema/json.h"
 #include "schema/record.h"
 #include "tests/check.h"
+#include "tests/unit/support_pipeline.h"
 
 #define S_CLIENT_SEED "2222222222222222222222222222222222222222222222222222222222222222"
 #define S_SIM_SEED "3333333333333333333333333333333333333333333333333333333333333333"
@@ -281,10 +282,36 @@ static void s_config(config_t *cfg)
     cfg->crediters = 2;
 }
 
+/* A fresh config for s_dir in *cfg, the journal there and a pipeline on it; NULL (nothing left
+ * open) on failure. */
+static pipeline_t *s_open(config_t *cfg, journal_t **j, char *err, size_t errlen)
+{
+    s_config(cfg);
+    return support_pipeline_open(s_dir, cfg, j, err, errlen);
+}
+
 static int s_new_dir(const char *name)
 {
     snprintf(s_dir, sizeof s_dir, "%s/%s", s_base, name);
     return mkdir(s_dir, 0755) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* Checks that a new directory NAME becomes s_dir and that a journal opens there; returns it or NULL. */
+static journal_t *s_start_journal(const char *name, char *err, size_t errlen)
+{
+    CHECK(s_new_dir(name) == 0);
+    journal_t *j = journal_open(s_dir, NULL, err, errlen);
+    CHECK(j != NULL);
+    return j;
+}
+
+/* Checks that a new directory NAME becomes s_dir, then s_open()s there and checks it opened. */
+static pipeline_t *s_start(const char *name, config_t *cfg, journal_t **j, char *err, size_t errlen)
+{
+    CHECK(s_new_dir(name) == 0);
+    pipeline_t *p = s_open(cfg, j, err, errlen);
+    CHECK(p != NULL);
+    return p;
 }
 
 /* Waits (up to timeout_ms) until tx reaches state; fills *v. 0, or -1 on timeout. */
@@ -300,16 +327,12 @@ static int s_wait_state(pipeline_t *p, const char *tx, deposit_state_t state, de
 
 static void test_deposit_is_credited_with_the_exact_amount_and_notified(void)
 {
-    CHECK(s_new_dir("credit") == 0);
     char err[256] = "";
-    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    journal_t *j;
     config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
-    CHECK(p != NULL);
+    pipeline_t *p = s_start("credit", &cfg, &j, err, sizeof err);
     if (!p) {
         fprintf(stderr, "pipeline_new: %s\n", err);
-        journal_destroy(&j);
         return;
     }
     CHECK_EQ_INT(pipeline_link(p, "TSimAddr1", "TRON", 100001, "test", err, sizeof err), 0);
@@ -349,17 +372,12 @@ static void test_dropped_mt5_reply_still_credits_exactly_once(void)
 {
     s_stop(&s_mt5);
     CHECK(s_start_mt5("1") == 0);   /* every balance deal is applied, then the reply is dropped */
-    CHECK(s_new_dir("drop") == 0);
     char err[256] = "";
-    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    journal_t *j;
     config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_start("drop", &cfg, &j, err, sizeof err);
+    if (!p)
         return;
-    }
     CHECK_EQ_INT(pipeline_link(p, "TSimAddr2", "TRON", 100002, "test", err, sizeof err), 0);
     cobo_tx_t tx;
     CHECK(s_cobo_deposit("TSimAddr2", "75", &tx) == 0);
@@ -435,10 +453,8 @@ static void s_locked_with_attempt(journal_t *j, const char *tx, uint64_t login, 
 
 static void test_restart_with_an_attempt_reconciles_and_never_sends_twice(void)
 {
-    CHECK(s_new_dir("restart") == 0);
     char err[256] = "";
-    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
-    CHECK(j != NULL);
+    journal_t *j = s_start_journal("restart", err, sizeof err);
     if (!j)
         return;
     /* "a0000000-...": the deal went through before the crash; "b0000000-...": it never reached MT5. */
@@ -482,17 +498,12 @@ static void test_restart_with_an_attempt_reconciles_and_never_sends_twice(void)
 
 static void test_locker_holds_refuses_and_an_admin_releases(void)
 {
-    CHECK(s_new_dir("rules") == 0);
     char err[256] = "";
-    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    journal_t *j;
     config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_start("rules", &cfg, &j, err, sizeof err);
+    if (!p)
         return;
-    }
     CHECK_EQ_INT(pipeline_link(p, "TRules1", "TRON", 100001, "test", err, sizeof err), 0);
     cobo_tx_t unlinked, small, big, tampered;
     CHECK(s_cobo_deposit("TUnlinked", "12", &unlinked) == 0);
@@ -541,17 +552,12 @@ static void test_mt5_permanent_refusal_holds_with_the_reason(void)
                         "{\"permanent_login\":100002,\"permanent_retcode\":\"8 Not enough permissions\"}", &doc),
                  200);
     bson_destroy(&doc);
-    CHECK(s_new_dir("permanent") == 0);
     char err[256] = "";
-    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    journal_t *j;
     config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_start("permanent", &cfg, &j, err, sizeof err);
+    if (!p)
         return;
-    }
     CHECK_EQ_INT(pipeline_link(p, "TPerm", "TRON", 100002, "test", err, sizeof err), 0);
     cobo_tx_t tx;
     CHECK(s_cobo_deposit("TPerm", "3", &tx) == 0);
@@ -586,17 +592,12 @@ static void test_chaos_every_deposit_is_credited_exactly_once(void)
     bson_destroy(&doc);
     CHECK_EQ_INT(s_http("POST", s_cobo.port, "/sim/faults", "{\"fail_rate_pct\":30}", &doc), 200);
     bson_destroy(&doc);
-    CHECK(s_new_dir("chaos") == 0);
     char err[256] = "";
-    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    journal_t *j;
     config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_start("chaos", &cfg, &j, err, sizeof err);
+    if (!p)
         return;
-    }
     uint64_t logins[3] = { 100001, 100002, 100003 };
     int64_t before[3], want[3] = { 0, 0, 0 };
     for (int i = 0; i < 3; i++) {
@@ -639,17 +640,12 @@ static void test_chaos_every_deposit_is_credited_exactly_once(void)
 
 static void test_notice_retries_transient_and_records_permanent_failure(void)
 {
-    CHECK(s_new_dir("notice") == 0);
     char err[256] = "";
-    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    journal_t *j;
     config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_start("notice", &cfg, &j, err, sizeof err);
+    if (!p)
         return;
-    }
     CHECK_EQ_INT(pipeline_link(p, "TNotice", "TRON", 100001, "test", err, sizeof err), 0);
     bson_t doc;
     CHECK_EQ_INT(s_http("POST", s_tg.port, "/sim/faults", "{\"fail_next\":2,\"status\":500}", &doc), 200);
@@ -676,8 +672,7 @@ static void test_notice_retries_transient_and_records_permanent_failure(void)
     pipeline_destroy(&p);
     journal_destroy(&j);
     /* a restart does not send it again: nothing to resume */
-    j = journal_open(s_dir, NULL, err, sizeof err);
-    p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    p = support_pipeline_open(s_dir, &cfg, &j, err, sizeof err);
     CHECK(p && pipeline_deposit(p, b.tx_id, &v) == 0 && v.state == DEPOSIT_CREDITED);
     pipeline_destroy(&p);
     journal_destroy(&j);
@@ -906,10 +901,8 @@ static void s_credited_unnotified(journal_t *j, const char *tx, uint64_t login, 
 
 static void test_restart_resumes_through_several_lockers_and_notifiers(void)
 {
-    CHECK(s_new_dir("resume4") == 0);
     char err[256] = "";
-    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
-    CHECK(j != NULL);
+    journal_t *j = s_start_journal("resume4", err, sizeof err);
     if (!j)
         return;
     enum { R = 12, C = 6 };
@@ -953,8 +946,7 @@ static void test_restart_resumes_through_several_lockers_and_notifiers(void)
     pipeline_destroy(&p);
     journal_destroy(&j);
     /* a second restart finds nothing to do */
-    j = journal_open(s_dir, NULL, err, sizeof err);
-    p = j ? pipeline_new(j, &cfg, err, sizeof err) : NULL;
+    p = support_pipeline_open(s_dir, &cfg, &j, err, sizeof err);
     CHECK(p != NULL);
     usleep(300 * 1000);
     pipeline_destroy(&p);
