@@ -28,13 +28,13 @@ else
   LDFLAGS_MODE :=
 endif
 
-LIB_SRC   := $(sort $(wildcard journal/*.c schema/*.c actors/*.c web/*.c)) $(filter-out tools/main.c,$(sort $(wildcard tools/*.c)))
+LIB_SRC   := $(sort $(wildcard journal/*.c schema/*.c actors/*.c web/*.c)) $(filter-out tools/main.c,$(sort $(wildcard tools/*.c tools/sim/*.c)))
 LIB_OBJ   := $(LIB_SRC:%.c=$(OUT)/obj/%.o)
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c tests/integration/test_*.c))
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(OUT)/tests/%)
 BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(OUT)/bench/%)
-HDRS      := $(wildcard journal/*.h schema/*.h actors/*.h web/*.h tools/*.h tests/*.h tests/unit/*.h tests/integration/*.h)
+HDRS      := $(wildcard journal/*.h schema/*.h actors/*.h web/*.h tools/*.h tools/sim/*.h tests/*.h tests/unit/*.h tests/integration/*.h)
 
 .PHONY: all build deps deps-check test bench bench-build run clean tests-build npm-deps
 .DEFAULT_GOAL := all

@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "actors/mt5.h"
-#include "tools/log.h"
+#include "schema/log.h"
 
 #define S_RETRY_BASE_MS 100
 #define S_RETRY_CAP_MS 30000

@@ -9,7 +9,7 @@
 #include "actors/cobo.h"
 #include "actors/mt5.h"
 #include "schema/money.h"
-#include "tools/log.h"
+#include "schema/log.h"
 
 #define S_RETRY_BASE_MS 500
 #define S_RETRY_CAP_MS 60000

@@ -24,7 +24,7 @@
 
 #include "schema/err.h"
 #include "schema/json.h"
-#include "tools/log.h"
+#include "schema/log.h"
 
 #define MT5_MAX_REPLY (8u * 1024u * 1024u) /* a page of 100 deals is ~100 KB */
 #define MT5_MAX_DEALS 100000               /* the bound on one search */

@@ -7,7 +7,7 @@
 #include "actors/mt5.h"
 #include "actors/telegram.h"
 #include "schema/json.h"
-#include "tools/log.h"
+#include "schema/log.h"
 
 typedef struct {
     const stage_ctx_t *ctx;

@@ -29,7 +29,7 @@
 #include "actors/notifier.h"
 #include "actors/registry.h"
 #include "actors/stage.h"
-#include "tools/log.h"
+#include "schema/log.h"
 
 struct pipeline_t {
     config_t cfg;             /* a private copy: the stages read it for the pipeline's life */

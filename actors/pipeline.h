@@ -22,7 +22,7 @@
 #include "journal/journal.h"
 #include "schema/cobo_tx.h"
 #include "schema/deposit.h"
-#include "tools/config.h"
+#include "schema/config.h"
 
 typedef struct pipeline_t pipeline_t;
 

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tools/log.h"
+#include "schema/log.h"
 
 typedef struct {
     uint64_t login;

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tools/log.h"
+#include "schema/log.h"
 
 void stage_endpoint(const stage_ctx_t *ctx, stage_kind_t kind, int index, char *buf, size_t len)
 {

@@ -26,7 +26,7 @@
 #include "actors/registry.h"
 #include "actors/workq.h"
 #include "journal/journal.h"
-#include "tools/config.h"
+#include "schema/config.h"
 
 #define STAGE_HWM 100000        /* messages a PUSH/PULL pair holds before a send blocks */
 #define STAGE_QUEUE 1024        /* items a stage holds in its own work list */

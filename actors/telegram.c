@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "schema/json.h"
-#include "tools/log.h"
+#include "schema/log.h"
 
 #define TELEGRAM_MAX_TEXT 4096
 #define TELEGRAM_MAX_REPLY (256u * 1024u)

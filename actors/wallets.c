@@ -22,7 +22,7 @@
 #include "actors/condvar.h"
 #include "journal/journal.h"
 #include "schema/record.h"
-#include "tools/log.h"
+#include "schema/log.h"
 
 #define S_BUCKETS      8192
 #define S_MAX_ENTRIES  (1 << 20)   /* pairs, and as many address links */

@@ -28,7 +28,7 @@
 
 #include "actors/cobo.h"
 #include "actors/pipeline.h"
-#include "tools/config.h"
+#include "schema/config.h"
 
 typedef struct wallets_t wallets_t;
 

@@ -26,6 +26,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -41,7 +42,6 @@
 
 #include "journal/fio.h"
 #include "journal/jformat.h"
-#include "tools/log.h"
 
 #define JOURNAL_DEFAULT_SEGMENT (64ull << 20)
 #define JOURNAL_DEFAULT_BATCH   ((size_t) 4 << 20)
@@ -126,12 +126,29 @@ static int s_create_segment(const char *dir, uint64_t first_lsn, uint32_t prev_c
     return fd;
 }
 
+/* Formats a note and hands it to the caller's report hook, if any. */
+static void s_note(journal_report_fn *report, void *arg, journal_note_t severity, const char *event,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void s_note(journal_report_fn *report, void *arg, journal_note_t severity, const char *event,
+                   const char *fmt, ...)
+{
+    if (!report)
+        return;
+    char detail[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    report(arg, severity, event, detail);
+}
+
 /* Marks the journal failed (mu held) and wakes everyone. */
 static void s_fail_locked(journal_t *self, const char *reason)
 {
     if (!atomic_load(&self->failed)) {
         snprintf(self->fail_reason, sizeof self->fail_reason, "%s", reason);
-        log_error("journal.failed", "dir=%s reason=\"%s\"", self->dir, reason);
+        s_note(self->opts.report, self->opts.report_arg, JOURNAL_NOTE_ERROR, "journal.failed",
+               "dir=%s reason=\"%s\"", self->dir, reason);
     }
     atomic_store(&self->failed, 1);
     atomic_fetch_add(&self->commit_seq, 1);
@@ -236,7 +253,7 @@ static void *s_flusher(void *arg)
 }
 
 /* Cuts a torn tail found by the scan: truncate the last segment to its last whole record. */
-static int s_cut_tail(const char *dir, const jf_scan_t *scan, char *err, size_t errlen)
+static int s_cut_tail(const char *dir, const journal_opts_t *opts, const jf_scan_t *scan, char *err, size_t errlen)
 {
     const jf_seg_t *seg = &scan->segs[scan->bad_seg];
     char path[4096];
@@ -249,14 +266,15 @@ static int s_cut_tail(const char *dir, const jf_scan_t *scan, char *err, size_t 
         return -1;
     }
     fio_close(fd);
-    log_warn("journal.tail_cut", "dir=%s segment=%s offset=%" PRIu64 " bytes=%" PRIu64 " reason=\"%s\"", dir,
-             seg->name, scan->bad_offset, scan->bad_bytes, scan->reason);
+    s_note(opts->report, opts->report_arg, JOURNAL_NOTE_WARN, "journal.tail_cut",
+           "dir=%s segment=%s offset=%" PRIu64 " bytes=%" PRIu64 " reason=\"%s\"", dir, seg->name, scan->bad_offset,
+           scan->bad_bytes, scan->reason);
     return 0;
 }
 
 /* Removes *.seg.tmp leftovers of a segment creation that a crash interrupted (never renamed, so
  * never part of the journal). */
-static void s_remove_tmp(const char *dir)
+static void s_remove_tmp(const char *dir, const journal_opts_t *opts)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -274,7 +292,8 @@ static void s_remove_tmp(const char *dir)
     }
     closedir(d);
     if (removed)
-        log_info("journal.tmp_removed", "dir=%s files=%d", dir, removed);
+        s_note(opts->report, opts->report_arg, JOURNAL_NOTE_INFO, "journal.tmp_removed", "dir=%s files=%d", dir,
+               removed);
 }
 
 journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, size_t errlen)
@@ -307,6 +326,8 @@ journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, 
     self->seg_fd = -1;
     self->opts.segment_bytes = opts && opts->segment_bytes ? opts->segment_bytes : JOURNAL_DEFAULT_SEGMENT;
     self->opts.max_batch_bytes = opts && opts->max_batch_bytes ? opts->max_batch_bytes : JOURNAL_DEFAULT_BATCH;
+    self->opts.report = opts ? opts->report : NULL;
+    self->opts.report_arg = opts ? opts->report_arg : NULL;
     self->cap = self->opts.max_batch_bytes;
     if (self->cap < JF_REC_HDR + JOURNAL_MAX_PAYLOAD)
         self->cap = JF_REC_HDR + JOURNAL_MAX_PAYLOAD;
@@ -320,7 +341,7 @@ journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, 
     self->lock_fd = jf_lock(dir, err, errlen);
     if (self->lock_fd < 0)
         goto fail;
-    s_remove_tmp(dir);
+    s_remove_tmp(dir, &self->opts);
 
     jf_scan_t scan;
     if (jf_scan(dir, &scan, NULL, NULL, err, errlen) != 0)
@@ -332,7 +353,7 @@ journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, 
         jf_scan_free(&scan);
         goto fail;
     }
-    if (scan.state == JF_TORN && s_cut_tail(dir, &scan, err, errlen) != 0) {
+    if (scan.state == JF_TORN && s_cut_tail(dir, &self->opts, &scan, err, errlen) != 0) {
         jf_scan_free(&scan);
         goto fail;
     }

@@ -23,9 +23,18 @@
 
 typedef struct journal_t journal_t;
 
+/* What the journal has to tell its caller (it has no logger of its own): a torn tail it cut at
+ * open, leftover temporary files it removed, the moment it failed. event is a short dotted name
+ * ("journal.tail_cut"), detail key=value text; both valid only during the call. Called from the
+ * opening thread or the commit thread; must be quick and must not touch the journal. */
+typedef enum { JOURNAL_NOTE_INFO, JOURNAL_NOTE_WARN, JOURNAL_NOTE_ERROR } journal_note_t;
+typedef void (journal_report_fn)(void *arg, journal_note_t severity, const char *event, const char *detail);
+
 typedef struct {
     uint64_t segment_bytes;    /* start a new segment once one reaches this size (default 64 MiB) */
     size_t max_batch_bytes;    /* the most one group commit writes at once (default 4 MiB)          */
+    journal_report_fn *report; /* optional: where the journal's notes go (NULL: nowhere)            */
+    void *report_arg;
 } journal_opts_t;
 
 #define JOURNAL_MAX_PAYLOAD (1u << 20) /* one record's payload, at most */

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "tools/commands.h"
-#include "tools/config.h"
+#include "schema/config.h"
 
 static void s_usage(FILE *out)
 {

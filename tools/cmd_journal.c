@@ -23,7 +23,7 @@
 #include "journal/journal.h"
 #include "schema/record.h"
 #include "tools/commands.h"
-#include "tools/log.h"
+#include "schema/log.h"
 
 typedef struct {
     const char *name;
@@ -438,6 +438,19 @@ done:
 static int s_is_help(const char *a)
 {
     return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "help") == 0;
+}
+
+static void s_journal_note(void *arg, journal_note_t severity, const char *event, const char *detail)
+{
+    (void) arg;
+    log_level_t level = severity == JOURNAL_NOTE_ERROR ? LOG_ERROR : severity == JOURNAL_NOTE_WARN ? LOG_WARN : LOG_INFO;
+    log_event(level, event, "%s", detail);
+}
+
+journal_t *cmd_journal_open(const char *dir, char *err, size_t errlen)
+{
+    journal_opts_t opts = { .report = s_journal_note };
+    return journal_open(dir, &opts, err, errlen);
 }
 
 int cmd_journal(int argc, char **argv)

@@ -10,7 +10,7 @@
 #include "schema/json.h"
 #include "schema/record.h"
 #include "tools/commands.h"
-#include "tools/config.h"
+#include "schema/config.h"
 #include "tools/monitor.h"
 
 static void s_usage(FILE *out)

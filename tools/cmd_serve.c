@@ -22,9 +22,9 @@
 #include "actors/pipeline.h"
 #include "journal/journal.h"
 #include "tools/commands.h"
-#include "tools/config.h"
+#include "schema/config.h"
 #include "tools/control.h"
-#include "tools/log.h"
+#include "schema/log.h"
 #include "tools/monitor.h"
 #include "web/events.h"
 #include "web/investor.h"
@@ -105,7 +105,7 @@ int cmd_serve(int argc, char **argv)
     wallets_t *wallets = NULL;
     investor_t *investor = NULL;
 
-    journal = journal_open(cfg.journal_dir, NULL, err, sizeof err);
+    journal = cmd_journal_open(cfg.journal_dir, err, sizeof err);
     if (!journal) {
         fprintf(stderr, "kasa serve: cannot open the journal: %s\n", err);
         goto done;

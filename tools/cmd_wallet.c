@@ -23,7 +23,7 @@
 #include "schema/json.h"
 #include "schema/record.h"
 #include "tools/commands.h"
-#include "tools/config.h"
+#include "schema/config.h"
 #include "tools/control.h"
 
 #define WALLET_CONTROL_TIMEOUT_MS 10000
@@ -78,7 +78,7 @@ static int s_link_offline(journal_t *journal, const char *dir, const char *addre
 static int s_link(const config_t *cfg, const char *address, const char *chain, uint64_t login, const char *actor)
 {
     char err[512];
-    journal_t *journal = journal_open(cfg->journal_dir, NULL, err, sizeof err);
+    journal_t *journal = cmd_journal_open(cfg->journal_dir, err, sizeof err);
     if (journal) {
         int rc = s_link_offline(journal, cfg->journal_dir, address, chain, login, actor);
         journal_destroy(&journal);

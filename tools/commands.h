@@ -11,4 +11,10 @@ int cmd_monitor(int argc, char **argv);  /* tools/cmd_monitor.c print the live f
 int cmd_replay(int argc, char **argv);   /* tools/cmd_replay.c  rebuild deposits, show state */
 int cmd_sim(int argc, char **argv);      /* tools/sim.c         Cobo, MT5, Telegram simulators */
 
+/* Opens the journal in dir for a verb of kasa, its notes (a torn tail cut, a failure) going to
+ * kasa's log. NULL with a reason in err, as journal_open. */
+#include <stddef.h>
+typedef struct journal_t journal_t;
+journal_t *cmd_journal_open(const char *dir, char *err, size_t errlen);
+
 #endif

@@ -10,7 +10,7 @@
 #undef LOG_DEBUG /* <syslog.h>, via czmq, would shadow tools/log.h's levels */
 #undef LOG_INFO
 #include "actors/mt5.h"
-#include "tools/log.h"
+#include "schema/log.h"
 
 #define CONTROL_MAX_FRAMES 8
 #define CONTROL_FRAME_MAX 256

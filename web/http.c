@@ -37,7 +37,7 @@
 #include <unistd.h>
 
 #include "schema/json.h"
-#include "tools/log.h"
+#include "schema/log.h"
 
 #define HTTP_MAX_ROUTES 64
 #define HTTP_STREAM_TICK_MS 50        /* how often suspended streams are polled again */

@@ -24,7 +24,7 @@
 #include "actors/mt5.h"
 #include "schema/json.h"
 #include "schema/money.h"
-#include "tools/log.h"
+#include "schema/log.h"
 #include "web/qr.h"
 
 #define S_MAX_POOL 8

@@ -16,7 +16,7 @@
 
 #include "actors/pipeline.h"
 #include "actors/wallets.h"
-#include "tools/config.h"
+#include "schema/config.h"
 #include "web/events.h"
 #include "web/http.h"
 #include "web/session.h"

@@ -9,7 +9,7 @@
 #include <strings.h>
 
 #include "schema/json.h"
-#include "tools/log.h"
+#include "schema/log.h"
 
 #define WEBHOOK_TS_MAX 20   /* digits of a millisecond timestamp, at most */
 

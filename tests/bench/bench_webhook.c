@@ -14,7 +14,7 @@
 #include "actors/cobo_auth.h"
 #include "actors/pipeline.h"
 #include "journal/journal.h"
-#include "tools/config.h"
+#include "schema/config.h"
 #include "web/http.h"
 #include "web/webhook.h"
 

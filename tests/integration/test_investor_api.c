@@ -9,7 +9,7 @@
 
 #include "actors/wallets.h"
 #include "tests/check.h"
-#include "tools/config.h"
+#include "schema/config.h"
 #include "web/investor.h"
 
 static h_env_t s_env;

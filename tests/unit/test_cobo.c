@@ -21,7 +21,7 @@
 #include "schema/cobo_tx.h"
 #include "schema/json.h"
 #include "tests/check.h"
-#include "tools/sim.h"
+#include "tools/sim/sim.h"
 
 /* RFC 8032 test 1 secret: its public key is known, so the key derivation is checked too. */
 #define SEED "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"

@@ -8,7 +8,7 @@
 
 #include "actors/cobo_auth.h"
 #include "tests/check.h"
-#include "tools/config.h"
+#include "schema/config.h"
 
 static char s_dir[128];
 static char s_path[256];

@@ -17,6 +17,7 @@
 #include "journal/jformat.h"
 #include "journal/journal.h"
 #include "tests/check.h"
+#include "tools/commands.h"
 #include "tests/unit/support_tmp.h"
 
 /* ---- helpers ----------------------------------------------------------------------------- */
@@ -231,6 +232,45 @@ static void test_torn_last_record_at_every_offset_is_cut_back(void)
     support_tmp_rmrf(dir);
 }
 
+/* The journal has no logger: a torn tail it cuts is told to the caller's report hook, with where. */
+static char note_event_[64], note_detail_[1024];
+static int note_severity_ = -1;
+static void s_note(void *arg, journal_note_t severity, const char *event, const char *detail)
+{
+    (*(int *) arg)++;
+    note_severity_ = (int) severity;
+    snprintf(note_event_, sizeof note_event_, "%s", event);
+    snprintf(note_detail_, sizeof note_detail_, "%s", detail);
+}
+
+static void test_cut_torn_tail_is_reported_to_the_caller(void)
+{
+    const char *dir = s_fresh("note");
+    journal_t *j = s_open(dir, 0);
+    CHECK_EQ_INT(s_fill(j, 3), 0);
+    journal_destroy(&j);
+    char path[4200];
+    s_seg_path(path, sizeof path, dir, 1);
+    uint8_t *orig;
+    size_t len;
+    CHECK_EQ_INT(s_read_file(path, &orig, &len), 0);
+    s_write_file(path, orig, len - 3);
+    int notes = 0;
+    journal_opts_t opts = { .report = s_note, .report_arg = &notes };
+    char err[512];
+    j = journal_open(dir, &opts, err, sizeof err);
+    CHECK(j != NULL);
+    CHECK_EQ_INT(journal_durable_lsn(j), 2);
+    CHECK_EQ_INT(notes, 1);
+    CHECK_EQ_INT(note_severity_, JOURNAL_NOTE_WARN);
+    CHECK_EQ_STR(note_event_, "journal.tail_cut");
+    CHECK(strstr(note_detail_, "segment=00000000000000000001.seg") != NULL);
+    journal_destroy(&j);
+    CHECK_EQ_INT(notes, 1);
+    free(orig);
+    support_tmp_rmrf(dir);
+}
+
 /* A tail of zeros (a file extended before its data reached the disk) or of garbage is a torn tail. */
 static void test_zero_filled_or_garbage_tail_is_a_torn_tail(void)
 {
@@ -254,13 +294,14 @@ static void test_zero_filled_or_garbage_tail_is_a_torn_tail(void)
         CHECK_EQ_INT(scan.records, 7);
         jf_scan_free(&scan);
         CHECK_EQ_INT(s_read_all(dir), 7);   /* the reader stops at a torn tail: the end, not an error */
-        /* opening cuts it and says so on stderr: journal.tail_cut segment=... offset=... bytes=4096 */
+        /* opening as kasa does cuts it and says so on stderr: journal.tail_cut segment=... offset=... bytes=4096 */
         char logpath[4200];
         snprintf(logpath, sizeof logpath, "%s.log", dir);
         fflush(stderr);
         int saved = dup(2), lfd = open(logpath, O_RDWR | O_CREAT | O_TRUNC, 0644);
         dup2(lfd, 2);
-        j = s_open(dir, 0);
+        char oerr[512];
+        j = cmd_journal_open(dir, oerr, sizeof oerr);
         dup2(saved, 2);
         close(saved);
         char logtext[2048] = "";
@@ -938,6 +979,7 @@ int main(void)
     RUN(test_append_is_durable_and_survives_reopen);
     RUN(test_empty_and_oversized_payloads);
     RUN(test_torn_last_record_at_every_offset_is_cut_back);
+    RUN(test_cut_torn_tail_is_reported_to_the_caller);
     RUN(test_zero_filled_or_garbage_tail_is_a_torn_tail);
     RUN(test_every_flipped_bit_is_detected);
     RUN(test_corruption_before_the_tail_refuses_open_with_place_and_repair_command);

@@ -14,7 +14,7 @@
 #include "schema/json.h"
 #include "tests/check.h"
 #include "tests/unit/support_http.h"
-#include "tools/sim_mt5.h"
+#include "tools/sim/sim_mt5.h"
 
 #define MANAGER 1000
 #define MANAGER_PW "Mgr-Secret1"

@@ -17,7 +17,7 @@
 #include "schema/json.h"
 #include "tests/check.h"
 #include "tests/unit/support_http.h"
-#include "tools/sim_mt5.h"
+#include "tools/sim/sim_mt5.h"
 
 static sim_mt5_t *s_sim;
 static char s_url[64], s_cert[256], s_key[256];

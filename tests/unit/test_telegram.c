@@ -10,7 +10,7 @@
 #include "schema/json.h"
 #include "tests/check.h"
 #include "tests/unit/support_http.h"
-#include "tools/sim_telegram.h"
+#include "tools/sim/sim_telegram.h"
 
 #define TOKEN "123456:AAH-secret-token_XyZ"
 

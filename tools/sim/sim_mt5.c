@@ -15,7 +15,7 @@
  * POST /sim/faults {"drop_reply":0.3,"session_loss":0.1,"delay_ms":50,"permanent_login":100002,
  * "permanent_retcode":"8 Not enough permissions","retcode_once":"9 Timeout","close_next":1,
  * "fake_server":true,"kill_sessions":true}, POST /sim/reset. */
-#include "tools/sim_mt5.h"
+#include "tools/sim/sim_mt5.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -29,8 +29,8 @@
 
 #include "actors/mt5.h"
 #include "schema/json.h"
-#include "tools/sim.h"
-#include "tools/sim_http.h"
+#include "tools/sim/sim.h"
+#include "tools/sim/sim_http.h"
 
 #define SIM_MAX_GROUPS 16
 #define SIM_MAX_ACCOUNTS 4096

@@ -10,7 +10,7 @@
  *
  * Control (loopback only): GET /sim/messages, POST /sim/faults {"fail_next":N,"status":500,
  * "retry_after":3,"fail_rate":0.2}, POST /sim/reset. */
-#include "tools/sim_telegram.h"
+#include "tools/sim/sim_telegram.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -21,8 +21,8 @@
 #include <time.h>
 
 #include "schema/json.h"
-#include "tools/sim.h"
-#include "tools/sim_http.h"
+#include "tools/sim/sim.h"
+#include "tools/sim/sim_http.h"
 
 #define TG_MAX_BODY 65536
 #define TG_MAX_KEPT 10000

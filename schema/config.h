@@ -3,8 +3,8 @@
  * config_load() refuses a configuration with a clear message per problem. Secrets
  * (COBO_API_SECRET, MT5_PASSWORD, TELEGRAM_BOT_TOKEN) are never printed:
  * config_print() shows them as "(set)" / "(unset)". */
-#ifndef KASA_TOOLS_CONFIG_H
-#define KASA_TOOLS_CONFIG_H
+#ifndef KASA_SCHEMA_CONFIG_H
+#define KASA_SCHEMA_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -5,7 +5,7 @@
  * problem adds one line to err. Only keys kasa knows are read from the environment (the
  * environment holds many unrelated variables); in the file, an unknown KASA_/COBO_/MT5_/TELEGRAM_
  * key is an error, because it is most likely a typo of a real key. */
-#include "tools/config.h"
+#include "schema/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,8 +15,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "actors/cobo_auth.h"
-#include "tools/log.h"
+#include <sodium.h>
+
+#include "schema/log.h"
 
 extern char **environ;
 
@@ -419,6 +420,33 @@ static int s_hex_ok(const char *s, size_t n)
     return 0;
 }
 
+/* Ed25519 key checks, on libsodium directly so that the configuration depends on no client:
+ * 1 when pub_hex (64 hex) is not the public key of seed_hex (64 hex); 0 when it is or either
+ * cannot be decoded (that problem is reported by the hex check). The seed is wiped after use. */
+static int s_key_pair_mismatch(const char *seed_hex, const char *pub_hex)
+{
+    uint8_t seed[crypto_sign_SEEDBYTES], pk[crypto_sign_PUBLICKEYBYTES], want[crypto_sign_PUBLICKEYBYTES];
+    uint8_t sk[crypto_sign_SECRETKEYBYTES];
+    size_t n = 0, m = 0;
+    int mismatch = 0;
+    if (sodium_init() >= 0 && sodium_hex2bin(seed, sizeof seed, seed_hex, strlen(seed_hex), NULL, &n, NULL) == 0 &&
+        n == sizeof seed && sodium_hex2bin(want, sizeof want, pub_hex, strlen(pub_hex), NULL, &m, NULL) == 0 &&
+        m == sizeof want && crypto_sign_seed_keypair(pk, sk, seed) == 0)
+        mismatch = sodium_memcmp(pk, want, sizeof pk) != 0;
+    sodium_memzero(seed, sizeof seed);
+    sodium_memzero(sk, sizeof sk);
+    return mismatch;
+}
+
+/* 1 when pub_hex (64 hex) decodes to a valid Ed25519 point. */
+static int s_valid_pubkey(const char *pub_hex)
+{
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    size_t n = 0;
+    return sodium_init() >= 0 && sodium_hex2bin(pk, sizeof pk, pub_hex, strlen(pub_hex), NULL, &n, NULL) == 0 &&
+           n == sizeof pk && crypto_core_ed25519_is_valid_point(pk);
+}
+
 static void s_hex_key(loader_t *ld, key_id_t k, char *dst, size_t cap)
 {
     if (!s_set(ld, k))
@@ -624,17 +652,10 @@ static void s_convert(loader_t *ld, config_t *cfg)
     s_hex_key(ld, K_COBO_API_KEY, cfg->cobo_api_key, sizeof cfg->cobo_api_key);
     s_hex_key(ld, K_COBO_API_SECRET, cfg->cobo_api_secret, sizeof cfg->cobo_api_secret);
     s_hex_key(ld, K_COBO_WEBHOOK_PUBKEY, cfg->cobo_webhook_pubkey, sizeof cfg->cobo_webhook_pubkey);
-    if (cfg->cobo_api_key[0] && cfg->cobo_api_secret[0]) {
-        char pub[COBO_KEY_HEX_LEN + 1];
-        if (cobo_pubkey_from_seed(cfg->cobo_api_secret, pub) == 0 && strcasecmp(pub, cfg->cobo_api_key) != 0)
-            s_problem(ld, "COBO_API_KEY: is not the public key of COBO_API_SECRET");
-        memset(pub, 0, sizeof pub);
-    }
-    if (cfg->cobo_webhook_pubkey[0]) {
-        cobo_pubkey_t pk;
-        if (cobo_pubkey_parse(cfg->cobo_webhook_pubkey, &pk) != 0)
-            s_problem(ld, "COBO_WEBHOOK_PUBKEY: not a valid Ed25519 public key");
-    }
+    if (cfg->cobo_api_key[0] && cfg->cobo_api_secret[0] && s_key_pair_mismatch(cfg->cobo_api_secret, cfg->cobo_api_key))
+        s_problem(ld, "COBO_API_KEY: is not the public key of COBO_API_SECRET");
+    if (cfg->cobo_webhook_pubkey[0] && !s_valid_pubkey(cfg->cobo_webhook_pubkey))
+        s_problem(ld, "COBO_WEBHOOK_PUBKEY: not a valid Ed25519 public key");
     s_copy(ld, K_COBO_WALLET_ID, cfg->cobo_wallet_id, sizeof cfg->cobo_wallet_id);
     s_chains(ld, cfg);
 

@@ -3,8 +3,8 @@
  * The event name comes first so a reader can grep for it; the rest is key=value pairs that the
  * caller formats. A secret is never passed here: configuration values that are secrets are
  * redacted by the config module before anything prints them. */
-#ifndef KASA_TOOLS_LOG_H
-#define KASA_TOOLS_LOG_H
+#ifndef KASA_SCHEMA_LOG_H
+#define KASA_SCHEMA_LOG_H
 
 typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
 

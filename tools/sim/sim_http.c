@@ -1,5 +1,5 @@
 /* sim_http.c — the libmicrohttpd scaffolding the simulators share (see sim_http.h). */
-#include "tools/sim_http.h"
+#include "tools/sim/sim_http.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>

@@ -16,7 +16,7 @@
  *                               -> the faults now set
  * A request with a missing/invalid Biz-Api-* signature, an unknown key or a nonce more than five
  * minutes off gets 401 {"error_code":2024,...}; injected failures are 503 {"error_code":2026,...}. */
-#include "tools/sim.h"
+#include "tools/sim/sim.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -34,7 +34,7 @@
 
 #include "actors/cobo_auth.h"
 #include "schema/json.h"
-#include "tools/sim_http.h"
+#include "tools/sim/sim_http.h"
 
 #define S_MAX_TX 100000
 #define S_TX_INDEX (1 << 18) /* open-addressing index of transaction ids: a power of two > 2 * S_MAX_TX */

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "tools/commands.h"
-#include "tools/sim.h"
+#include "tools/sim/sim.h"
 
 static const struct {
     const char *name;

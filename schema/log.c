@@ -1,5 +1,5 @@
 /* log.c — see log.h. */
-#include "tools/log.h"
+#include "schema/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
