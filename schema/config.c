@@ -32,6 +32,8 @@ extern char **environ;
 typedef enum {
     K_LISTEN, K_JOURNAL_DIR, K_MONITOR, K_CONTROL, K_STATIC_DIR, K_PUBLIC_URL, K_MAX_BODY,
     K_HTTP_THREADS, K_MAX_DEPOSITS, K_LOG_LEVEL,
+    K_COOKIE_SECURE, K_INVESTOR_PASSWORD_LOGIN, K_TRUSTED_PROXIES, K_HEADER_TIMEOUT_MS, K_MAX_CONNECTIONS,
+    K_MAX_CONNECTIONS_PER_IP,
     K_COBO_API_URL, K_COBO_API_KEY, K_COBO_API_SECRET, K_COBO_WEBHOOK_PUBKEY, K_COBO_ENV,
     K_COBO_WALLET_ID, K_CHAINS,
     K_MT5_URL, K_MT5_LOGIN, K_MT5_PASSWORD, K_MT5_CA_FILE, K_MT5_DIGITS,
@@ -57,6 +59,12 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_HTTP_THREADS]       = { "KASA_HTTP_THREADS", 0, 0 },
     [K_MAX_DEPOSITS]       = { "KASA_MAX_DEPOSITS", 0, 0 },
     [K_LOG_LEVEL]          = { "KASA_LOG_LEVEL", 0, 0 },
+    [K_COOKIE_SECURE]      = { "KASA_COOKIE_SECURE", 0, 0 },
+    [K_INVESTOR_PASSWORD_LOGIN] = { "KASA_INVESTOR_PASSWORD_LOGIN", 0, 0 },
+    [K_TRUSTED_PROXIES]    = { "KASA_TRUSTED_PROXIES", 0, 0 },
+    [K_HEADER_TIMEOUT_MS]  = { "KASA_HEADER_TIMEOUT_MS", 0, 0 },
+    [K_MAX_CONNECTIONS]    = { "KASA_MAX_CONNECTIONS", 0, 0 },
+    [K_MAX_CONNECTIONS_PER_IP] = { "KASA_MAX_CONNECTIONS_PER_IP", 0, 0 },
     [K_COBO_API_URL]       = { "COBO_API_URL", 0, 1 },
     [K_COBO_API_KEY]       = { "COBO_API_KEY", 0, 1 },
     [K_COBO_API_SECRET]    = { "COBO_API_SECRET", 1, 1 },
@@ -362,6 +370,23 @@ static uint64_t s_int_key(loader_t *ld, key_id_t k, uint64_t lo, uint64_t hi, ui
     return v;
 }
 
+/* Key k as on/off (also true/false, yes/no, 1/0); dflt when it is unset or (after noting the
+ * problem) bad. */
+static int s_bool_key(loader_t *ld, key_id_t k, int dflt)
+{
+    if (!s_set(ld, k))
+        return dflt;
+    static const char *const on[] = { "on", "true", "yes", "1" }, *const off[] = { "off", "false", "no", "0" };
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(ld->val[k], on[i]) == 0)
+            return 1;
+        if (strcasecmp(ld->val[k], off[i]) == 0)
+            return 0;
+    }
+    s_problem(ld, "%s: expected on or off", s_keys[k].name);
+    return dflt;
+}
+
 /* host:port with a port 0..65535; host a name, an IPv4 address or [IPv6]. */
 static int s_hostport_ok(const char *s)
 {
@@ -567,6 +592,10 @@ static void s_defaults(config_t *cfg)
     snprintf(cfg->static_dir, sizeof cfg->static_dir, "web/static");
     cfg->max_body = 65536;
     cfg->http_threads = 16;
+    cfg->cookie_secure = 1;
+    cfg->header_timeout_ms = 5000;
+    cfg->max_connections = 2048;
+    cfg->max_connections_per_ip = 32;
     cfg->max_deposits = CONFIG_DEFAULT_MAX_DEPOSITS;
     snprintf(cfg->cobo_api_url, sizeof cfg->cobo_api_url, "https://api.cobo.com/v2");
     snprintf(cfg->cobo_env, sizeof cfg->cobo_env, "prod");
@@ -623,6 +652,17 @@ static void s_convert(loader_t *ld, config_t *cfg)
     cfg->http_threads = (int) s_int_key(ld, K_HTTP_THREADS, 1, 256, (uint64_t) cfg->http_threads);
     cfg->max_deposits = (size_t) s_int_key(ld, K_MAX_DEPOSITS, 1, CONFIG_MAX_MAX_DEPOSITS,
                                            (uint64_t) cfg->max_deposits);
+    cfg->cookie_secure = s_bool_key(ld, K_COOKIE_SECURE, cfg->cookie_secure);
+    cfg->investor_password_login = s_bool_key(ld, K_INVESTOR_PASSWORD_LOGIN, cfg->investor_password_login);
+    if (s_set(ld, K_TRUSTED_PROXIES)) {
+        char why[160];
+        if (netlist_parse(ld->val[K_TRUSTED_PROXIES], &cfg->trusted_proxies, why, sizeof why) != 0)
+            s_problem(ld, "KASA_TRUSTED_PROXIES: %s", why);
+    }
+    cfg->header_timeout_ms = (int) s_int_key(ld, K_HEADER_TIMEOUT_MS, 100, 120000, (uint64_t) cfg->header_timeout_ms);
+    cfg->max_connections = (int) s_int_key(ld, K_MAX_CONNECTIONS, 16, 1000000, (uint64_t) cfg->max_connections);
+    cfg->max_connections_per_ip = (int) s_int_key(ld, K_MAX_CONNECTIONS_PER_IP, 1, 1000000,
+                                                  (uint64_t) cfg->max_connections_per_ip);
     if (s_set(ld, K_LOG_LEVEL)) {
         const char *l = ld->val[K_LOG_LEVEL];
         static const char *const levels[] = { "debug", "info", "warn", "error" };
@@ -759,6 +799,18 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "KASA_MAX_BODY=%zu\n", cfg->max_body);
     fprintf(out, "KASA_HTTP_THREADS=%d\n", cfg->http_threads);
     fprintf(out, "KASA_MAX_DEPOSITS=%zu\n", cfg->max_deposits);
+    fprintf(out, "KASA_COOKIE_SECURE=%s\n", cfg->cookie_secure ? "on" : "off");
+    fprintf(out, "KASA_INVESTOR_PASSWORD_LOGIN=%s\n", cfg->investor_password_login ? "on" : "off");
+    fprintf(out, "KASA_TRUSTED_PROXIES=");
+    for (int i = 0; i < cfg->trusted_proxies.count; i++) {
+        char a[NETADDR_TEXT];
+        netaddr_format(&cfg->trusted_proxies.e[i].net, a);
+        fprintf(out, "%s%s/%d", i ? "," : "", a, cfg->trusted_proxies.e[i].prefix);
+    }
+    fputc('\n', out);
+    fprintf(out, "KASA_HEADER_TIMEOUT_MS=%d\n", cfg->header_timeout_ms);
+    fprintf(out, "KASA_MAX_CONNECTIONS=%d\n", cfg->max_connections);
+    fprintf(out, "KASA_MAX_CONNECTIONS_PER_IP=%d\n", cfg->max_connections_per_ip);
     fprintf(out, "COBO_ENV=%s\n", cfg->cobo_env);
     fprintf(out, "COBO_API_URL=%s\n", cfg->cobo_api_url);
     fprintf(out, "COBO_API_KEY=%s\n", cfg->cobo_api_key);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "schema/money.h"
+#include "schema/netaddr.h"
 
 #define CONFIG_MAX_TOKENS 16
 #define CONFIG_MAX_CHAINS 8
@@ -31,7 +32,18 @@ typedef struct {
     char monitor[128];             /* KASA_MONITOR, default tcp://127.0.0.1:5560 */
     char control[300];             /* KASA_CONTROL, default ipc://<journal_dir>/control.sock */
     char static_dir[256];          /* KASA_STATIC_DIR, default web/static */
-    char public_url[256];          /* KASA_PUBLIC_URL: https://... makes cookies Secure; optional */
+    char public_url[256];          /* KASA_PUBLIC_URL: the panel's public URL; optional */
+    int cookie_secure;             /* KASA_COOKIE_SECURE: on (default) | off (plain-http local runs only) */
+    int investor_password_login;   /* KASA_INVESTOR_PASSWORD_LOGIN: off (default) | on — accept MT5
+                                      investor (read-only) passwords at the panel's login */
+    netlist_t trusted_proxies;     /* KASA_TRUSTED_PROXIES: addresses/CIDRs whose X-Forwarded-For /
+                                      X-Real-IP are believed; default none */
+    int header_timeout_ms;         /* KASA_HEADER_TIMEOUT_MS: a request's whole head must arrive within
+                                      it, default 5000 */
+    int max_connections;           /* KASA_MAX_CONNECTIONS: open HTTP connections, default 2048 (lowered
+                                      at start to what RLIMIT_NOFILE allows) */
+    int max_connections_per_ip;    /* KASA_MAX_CONNECTIONS_PER_IP: per client address (IPv6: per /64),
+                                      trusted proxies exempt, default 32 */
     size_t max_body;               /* KASA_MAX_BODY bytes, default 65536 */
     int http_threads;              /* KASA_HTTP_THREADS: HTTP worker threads, default 16 */
     size_t max_deposits;           /* KASA_MAX_DEPOSITS: deposits (and as many address links) held in

@@ -136,6 +136,7 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s (KASA_LISTEN)\n", err);
         goto done;
     }
+    http_trust_proxies(http, &cfg.trusted_proxies);
     webhook = webhook_routes(http, pipeline, cfg.cobo_webhook_pubkey, err, sizeof err);
     if (!webhook) {
         fprintf(stderr, "kasa serve: %s (COBO_WEBHOOK_PUBKEY)\n", err);

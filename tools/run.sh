@@ -70,6 +70,8 @@ KASA_LISTEN=127.0.0.1:$kasa_port
 KASA_JOURNAL_DIR=$rundir/journal
 KASA_MONITOR=tcp://127.0.0.1:$monitor_port
 KASA_STATIC_DIR=$(pwd)/web/static
+# plain http on loopback: a browser would keep no Secure cookie
+KASA_COOKIE_SECURE=off
 COBO_API_URL=http://127.0.0.1:$cobo_port/v2
 COBO_API_KEY=$api_key
 COBO_API_SECRET=$COBO_API_SECRET

@@ -32,12 +32,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "schema/json.h"
 #include "schema/log.h"
+#include "schema/netaddr.h"
 
 #define HTTP_MAX_ROUTES 64
 #define HTTP_STREAM_TICK_MS 50        /* how often suspended streams are polled again */
@@ -85,6 +87,11 @@ struct http_server_t {
     pthread_t waker;
     int waker_started;
     pthread_cond_t wake_cond;
+    /* who may tell us the client's address (X-Forwarded-For, X-Real-IP); set before start */
+    netlist_t trusted;
+    /* request ids: a random start, then one more per request */
+    uint64_t rid_base;
+    atomic_uint_fast64_t rid_next;
 };
 
 struct http_request_t {
@@ -99,7 +106,9 @@ struct http_request_t {
     int route;                  /* index of the matched route, -1 for none */
     int early;                  /* decided before the body: 400, 404, 405, or 200 for a static file */
     char allow[128];            /* 405: the methods the path has */
-    char ip[INET6_ADDRSTRLEN];
+    netaddr_t client;           /* the client: the peer, or behind a trusted proxy the address it reports */
+    char ip[NETADDR_TEXT];      /* client as text */
+    char rid[17];               /* request id (16 hex), for logs and answers an investor can quote */
 };
 
 struct stream_ctx_t {
@@ -370,6 +379,48 @@ static enum MHD_Result s_send_stream(http_server_t *self, struct MHD_Connection 
     return rc;
 }
 
+/* ---- the client's address ---------------------------------------------------------------- */
+
+typedef struct {
+    jbuf_t chain;
+} s_xff_t;
+
+/* Collects every X-Forwarded-For header, in order, joined by commas. */
+static enum MHD_Result s_xff_each(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void) kind;
+    s_xff_t *x = cls;
+    if (strcasecmp(key, "X-Forwarded-For") == 0 && value && x->chain.len < 4096) {
+        if (x->chain.len)
+            jbuf_puts(&x->chain, ",");
+        jbuf_puts(&x->chain, value);
+    }
+    return MHD_YES;
+}
+
+/* Sets req->client and req->ip: the peer's address, or, when the peer is a trusted proxy, the
+ * client its forwarding headers name (schema/netaddr.h: the rightmost untrusted hop). */
+static void s_client_resolve(http_server_t *self, http_request_t *req)
+{
+    netaddr_t peer = { 0 };
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || netaddr_from_sockaddr(ci->client_addr, &peer) != 0) {
+        snprintf(req->ip, sizeof req->ip, "-");
+        return;
+    }
+    req->client = peer;
+    if (self->trusted.count > 0 && netlist_contains(&self->trusted, &peer)) {
+        s_xff_t x;
+        jbuf_init(&x.chain);
+        MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_xff_each, &x);
+        jbuf_add(&x.chain, "", 0);
+        netaddr_client(&peer, &self->trusted, x.chain.len > 0 ? x.chain.data : NULL,
+                       MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Real-IP"), &req->client);
+        jbuf_free(&x.chain);
+    }
+    netaddr_format(&req->client, req->ip);
+}
+
 /* ---- request handling --------------------------------------------------------------------- */
 
 static enum MHD_Result s_dispatch(http_server_t *self, http_request_t *req)
@@ -408,14 +459,9 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         req->method = method;
         req->path = url;
         req->route = -1;
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (ci && ci->client_addr) {
-            const struct sockaddr *sa = ci->client_addr;
-            if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *) (const void *) sa)->sin_addr, req->ip, sizeof req->ip);
-            else if (sa->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) (const void *) sa)->sin6_addr, req->ip, sizeof req->ip);
-        }
+        s_client_resolve(self, req);
+        snprintf(req->rid, sizeof req->rid, "%016llx",
+                 (unsigned long long) (self->rid_base + atomic_fetch_add(&self->rid_next, 1)));
         *con_cls = req;
 
         /* The answer may be known now (bad path, 404, 405, static file), but it is sent only
@@ -601,6 +647,8 @@ http_server_t *http_server_new(const char *listen_addr, size_t max_body, int thr
         self->mhd_flags |= MHD_USE_IPv6;
     pthread_mutex_init(&self->lock, NULL);
     pthread_cond_init(&self->wake_cond, NULL);
+    if (getrandom(&self->rid_base, sizeof self->rid_base, 0) != (ssize_t) sizeof self->rid_base)
+        self->rid_base = (uint64_t) time(NULL) << 20;
     struct sockaddr_storage bound;
     socklen_t blen = sizeof bound;
     if (getsockname(fd, (struct sockaddr *) &bound, &blen) == 0) {
@@ -726,6 +774,19 @@ const char *http_cookie(const http_request_t *req, const char *name)
 }
 
 const char *http_client_ip(const http_request_t *req) { return req->ip; }
+const netaddr_t *http_client_addr(const http_request_t *req) { return &req->client; }
+const char *http_request_id(const http_request_t *req) { return req->rid; }
+
+void http_trust_proxies(http_server_t *self, const netlist_t *trusted)
+{
+    if (self->daemon) {
+        log_warn("http.trust_after_start", "count=%d", trusted ? trusted->count : 0);   /* readers may be using it */
+        return;
+    }
+    memset(&self->trusted, 0, sizeof self->trusted);
+    if (trusted)
+        self->trusted = *trusted;
+}
 
 /* ---- response helpers --------------------------------------------------------------------- */
 

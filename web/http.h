@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "schema/netaddr.h"
+
 typedef struct http_server_t http_server_t;
 typedef struct http_request_t http_request_t;   /* opaque: use the accessors below */
 
@@ -62,7 +64,15 @@ const char *http_body(const http_request_t *req, size_t *len);   /* raw bytes ex
 const char *http_header(const http_request_t *req, const char *name); /* case-insensitive; NULL if absent */
 const char *http_query(const http_request_t *req, const char *name);
 const char *http_cookie(const http_request_t *req, const char *name);
+/* The client: the connection's peer, or, when the peer is a trusted proxy (http_trust_proxies),
+ * the client its X-Forwarded-For / X-Real-IP name (rightmost untrusted hop, schema/netaddr.h). */
 const char *http_client_ip(const http_request_t *req);
+const netaddr_t *http_client_addr(const http_request_t *req);
+/* 16 hex characters naming this request in the log; an investor can quote it. */
+const char *http_request_id(const http_request_t *req);
+
+/* The proxies whose forwarding headers are believed (KASA_TRUSTED_PROXIES). Before start. */
+void http_trust_proxies(http_server_t *self, const netlist_t *trusted);
 
 /* Response helpers. */
 void http_reply(http_response_t *res, int status, const char *content_type, const char *body, size_t len);

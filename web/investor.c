@@ -46,6 +46,7 @@ struct investor_t {
     events_t *events;
     const config_t *cfg;
     session_store_t *sessions;
+    throttle_t *throttle;
     int secure_cookie;
 
     pthread_mutex_t mu;
@@ -96,6 +97,29 @@ static void s_reply_retry(http_response_t *res, int status, const char *reason, 
     snprintf(v, sizeof v, "%lld", (long long) retry_after_s);
     http_reply_error(res, status, reason);
     http_add_header(res, "Retry-After", v);
+}
+
+/* A 5xx the investor sees: a generic reason and the request id they can quote; the inner reason
+ * (Cobo's, MT5's or the journal's words) goes to the log under that id, never to the investor.
+ * retry_after_s > 0 adds Retry-After. */
+static void s_reply_fail(http_response_t *res, const http_request_t *req, int status, const char *what,
+                         const char *reason, const char *detail, int64_t retry_after_s)
+{
+    log_warn(what, "req=%s ip=%s status=%d reason=\"%s\"", http_request_id(req), http_client_ip(req), status,
+             detail ? detail : "-");
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"error\":");
+    jbuf_str(&b, reason);
+    jbuf_puts(&b, ",\"request_id\":");
+    jbuf_str(&b, http_request_id(req));
+    jbuf_puts(&b, "}");
+    http_reply_json(res, status, jbuf_take(&b));
+    if (retry_after_s > 0) {
+        char v[32];
+        snprintf(v, sizeof v, "%lld", (long long) retry_after_s);
+        http_add_header(res, "Retry-After", v);
+    }
 }
 
 /* The caller's session: 0 with *info filled, or -1 after answering 401 (or 403 for a missing or
@@ -208,11 +232,12 @@ static void s_login(void *arg, const http_request_t *req, http_response_t *res)
     bson_destroy(&doc);
 
     const char *ip = http_client_ip(req);
+    const netaddr_t *client = http_client_addr(req);
     int64_t wait_s = 0;
-    if (session_rate_attempt(self->sessions, login, ip, &wait_s) != 0) {
+    if (throttle_attempt(self->throttle, login, client, &wait_s) != 0) {
         explicit_bzero(password, sizeof password);
         log_warn("investor.login_limited", "login=%llu ip=%s retry_after=%lld", (unsigned long long) login,
-                 ip ? ip : "-", (long long) wait_s);
+                 ip, (long long) wait_s);
         s_reply_retry(res, 429, "too many failed logins; try again later", wait_s);
         return;
     }
@@ -220,32 +245,32 @@ static void s_login(void *arg, const http_request_t *req, http_response_t *res)
     mt5_client_t *c = s_mt5_take(self);
     if (!c) {
         explicit_bzero(password, sizeof password);
-        session_rate_forgive(self->sessions, login, ip);
+        throttle_forgive(self->throttle, login, client);
         s_reply_retry(res, 503, "the trading server is busy; try again", 5);
         return;
     }
     mt5_result_t r = mt5_check_password(c, login, password, "main", why, sizeof why);
-    if (r == MT5_BAD_PASSWORD)
+    if (r == MT5_BAD_PASSWORD && self->cfg->investor_password_login)
         r = mt5_check_password(c, login, password, "investor", why, sizeof why);
     s_mt5_give(self, c);
     explicit_bzero(password, sizeof password);
 
     if (r == MT5_BAD_PASSWORD || r == MT5_PERMANENT) {
         /* Same answer for an unknown login as for a wrong password: no account probing.
-         * The failure is already counted (session_rate_attempt). */
+         * The failure is already counted (throttle_attempt). */
         log_info("investor.login_failed", "login=%llu ip=%s result=%s", (unsigned long long) login,
-                 ip ? ip : "-", mt5_result_name(r));
+                 ip, mt5_result_name(r));
         http_reply_error(res, 401, "wrong login or password");
         return;
     }
     if (r != MT5_OK) {
-        session_rate_forgive(self->sessions, login, ip);
-        log_warn("investor.login_unavailable", "login=%llu result=%s reason=\"%s\"", (unsigned long long) login,
-                 mt5_result_name(r), why);
+        throttle_forgive(self->throttle, login, client);
+        log_warn("investor.login_unavailable", "req=%s login=%llu result=%s reason=\"%s\"", http_request_id(req),
+                 (unsigned long long) login, mt5_result_name(r), why);
         s_reply_retry(res, 503, "the trading server is not reachable; try again", 10);
         return;
     }
-    session_rate_success(self->sessions, login, ip);
+    throttle_success(self->throttle, login, client);
     const char *old = http_cookie(req, SESSION_COOKIE);
     if (old)
         session_end(self->sessions, old);
@@ -258,7 +283,7 @@ static void s_login(void *arg, const http_request_t *req, http_response_t *res)
     char cookie[256];
     session_cookie(self->sessions, sid, self->secure_cookie, cookie, sizeof cookie);
     http_add_header(res, "Set-Cookie", cookie);
-    log_info("investor.login", "login=%llu ip=%s", (unsigned long long) login, ip ? ip : "-");
+    log_info("investor.login", "login=%llu ip=%s", (unsigned long long) login, ip);
     s_reply_session(res, login, info.csrf);
 }
 
@@ -341,8 +366,8 @@ static void s_me(void *arg, const http_request_t *req, http_response_t *res)
     int have_equity = r == MT5_OK && mt5_user_account_get(c, info.login, &acc, why, sizeof why) == MT5_OK;
     s_mt5_give(self, c);
     if (r != MT5_OK) {
-        log_warn("investor.me_failed", "login=%llu result=%s reason=\"%s\"", (unsigned long long) info.login,
-                 mt5_result_name(r), why);
+        log_warn("investor.me_failed", "req=%s login=%llu result=%s reason=\"%s\"", http_request_id(req),
+                 (unsigned long long) info.login, mt5_result_name(r), why);
         s_reply_retry(res, 503, "the trading server is not reachable; try again", 10);
         return;
     }
@@ -462,10 +487,12 @@ static void s_wallets_create(void *arg, const http_request_t *req, http_response
         http_reply_error(res, 400, why);
         return;
     case WALLETS_ERR_COBO:
-        http_reply_error(res, 502, why);
+        s_reply_fail(res, req, 502, "investor.wallet_refused", "the address service refused the request; "
+                     "please contact support and quote the request id", why, 0);
         return;
     default:
-        s_reply_retry(res, 503, why, 5);
+        s_reply_fail(res, req, 503, "investor.wallet_unavailable", "no address could be made right now; try again",
+                     why, 5);
         return;
     }
 }
@@ -500,7 +527,7 @@ static void s_wallet_sub(void *arg, const http_request_t *req, http_response_t *
     }
     http_reply(res, 200, "image/svg+xml", svg, len);
     free(svg);
-    http_add_header(res, "Cache-Control", "private, max-age=3600");
+    http_add_header(res, "Cache-Control", "no-store");   /* never kept by a browser after logout */
 }
 
 /* ---- deposits ----------------------------------------------------------------------------------- */
@@ -649,11 +676,12 @@ investor_t *investor_routes(http_server_t *http, pipeline_t *pipeline, wallets_t
     self->wallets = wallets;
     self->events = events;
     self->cfg = cfg;
-    self->secure_cookie = strncasecmp(cfg->public_url, "https://", 8) == 0;
+    self->secure_cookie = cfg->cookie_secure;
     pthread_mutex_init(&self->mu, NULL);
     condvar_init(&self->cond);
     self->sessions = session_store_new(&o.session);
-    if (!self->sessions) {
+    self->throttle = throttle_new(&o.throttle);
+    if (!self->sessions || !self->throttle) {
         snprintf(err, errlen, "investor: no session store");
         investor_destroy(&self);
         return NULL;
@@ -696,6 +724,7 @@ void investor_destroy(investor_t **self_p)
     for (int i = 0; i < self->mt5_count; i++)
         mt5_client_destroy(&self->mt5[i]);
     session_store_destroy(&self->sessions);
+    throttle_destroy(&self->throttle);
     pthread_mutex_destroy(&self->mu);
     pthread_cond_destroy(&self->cond);
     free(self);

@@ -4,8 +4,11 @@
  *   GET /api/wallets   POST /api/wallets {chain}   GET /api/wallets/{chain}/qr.svg
  *   GET /api/deposits   GET /api/deposits/{id}   GET /api/events (SSE)
  *
- * Investors log in with their MT5 login and password (main, else investor password), checked by
- * MT5; a session cookie then carries them (web/session.h). Each investor reads only their own data:
+ * Investors log in with their MT5 login and main password, checked by MT5 (the investor — read-only —
+ * password only with KASA_INVESTOR_PASSWORD_LOGIN=on: it is often shared to show a track record);
+ * a session cookie then carries them (web/session.h). Failed logins are limited per (login, client),
+ * per client and per login (web/throttle.h), the client being the address a trusted proxy reports.
+ * A 5xx answer names no inner reason: it carries the request id, and the log has the reason. Each investor reads only their own data:
  * another login's deposit or address answers 404, exactly like one that does not exist.
  * MT5 calls go through a small pool of MT5 clients (one session each; an MT5 client runs one
  * request at a time), so a slow password check holds one client, not the whole panel. */
@@ -20,6 +23,7 @@
 #include "web/events.h"
 #include "web/http.h"
 #include "web/session.h"
+#include "web/throttle.h"
 
 typedef struct investor_t investor_t;
 
@@ -27,7 +31,8 @@ typedef struct investor_t investor_t;
 typedef struct {
     int mt5_clients;           /* MT5 client pool size, default 3 */
     long mt5_timeout_ms;       /* per MT5 request, default 10000 */
-    session_opts_t session;    /* session and rate-limit settings (zero fields: defaults) */
+    session_opts_t session;    /* session settings (zero fields: defaults) */
+    throttle_opts_t throttle;  /* failed-login limits (zero fields: defaults) */
 } investor_opts_t;
 
 /* Adds the investor routes to http (before traffic) and returns the state they share: sessions,

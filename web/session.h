@@ -1,19 +1,14 @@
-/* session.h — investors' server-side sessions, CSRF tokens and failed-login rate limits.
+/* session.h — investors' server-side sessions and CSRF tokens (failed logins: web/throttle.h).
  *
  * A session id is 32 random bytes (libsodium randombytes_buf), sent as 64 hex characters in the
- * cookie "kasa_sid" (HttpOnly, SameSite=Strict, Path=/, Secure when the public URL is https). The
+ * cookie "kasa_sid" (HttpOnly, SameSite=Strict, Path=/, Secure unless KASA_COOKIE_SECURE=off). The
  * server keeps only its table; ids are compared in constant time. A session ends after idle_s
  * without use or absolute_s after login, whichever comes first, or at logout. Each session has its
  * own CSRF token (32 random bytes, hex), handed out by GET /api/session and required in the
  * X-CSRF-Token header of every state-changing call (constant-time compare).
  *
- * Rate limits: failed logins are counted per MT5 login and per client IP in sliding windows;
- * once a key has max failures within window_s, further attempts are refused until the oldest
- * counted failure leaves the window (Retry-After). A success clears the login's count (and does
- * not count against the IP).
- *
- * Every table is bounded: when full, the oldest entry is evicted (sessions by creation time, rate
- * entries by last failure). Time comes from opts.now_s so tests can move it. Thread-safe. */
+ * The table is bounded: when full, the oldest session is evicted. Time comes from opts.now_s so
+ * tests can move it. Thread-safe. */
 #ifndef KASA_WEB_SESSION_H
 #define KASA_WEB_SESSION_H
 
@@ -29,10 +24,6 @@ typedef struct {
     int64_t idle_s;            /* default 1800 (30 min) */
     int64_t absolute_s;        /* default 43200 (12 h) */
     int max_sessions;          /* default 10000 */
-    int login_max_failures;    /* per MT5 login, default 5 */
-    int ip_max_failures;       /* per client IP, default 20 (several investors may share one NAT) */
-    int64_t window_s;          /* default 900 (15 min) */
-    int max_rate_entries;      /* default 4096 */
     int64_t (*now_s)(void *arg); /* Unix seconds; NULL: the real clock */
     void *now_arg;
 } session_opts_t;
@@ -66,23 +57,6 @@ int session_count(session_store_t *self);
 /* The Set-Cookie value for id ("kasa_sid=...; Path=/; HttpOnly; SameSite=Strict[; Secure]; Max-Age=N"),
  * or, with id NULL, the one that clears it. Returns 0, or -1 if buf is too small. */
 int session_cookie(const session_store_t *self, const char *id, int secure, char *buf, size_t len);
-
-/* Before checking a password: 0 if login and ip may try; -1 if either is limited, with the
- * seconds to wait in *retry_after_s (>= 1). ip may be NULL or "". Counts nothing. */
-int session_rate_check(session_store_t *self, uint64_t login, const char *ip, int64_t *retry_after_s);
-/* Records a failed attempt for login and ip. */
-void session_rate_fail(session_store_t *self, uint64_t login, const char *ip);
-
-/* The check and the count in one step, for a login attempt about to be made: 0 if allowed — the
- * attempt is then already counted as a failure, so parallel attempts cannot slip past the limit
- * while the password is being checked — or -1 (limited, nothing counted, *retry_after_s set).
- * After the check, call session_rate_success() or session_rate_forgive(); a wrong password needs
- * nothing more. */
-int session_rate_attempt(session_store_t *self, uint64_t login, const char *ip, int64_t *retry_after_s);
-/* The attempt succeeded: the login's failures are forgotten and ip's count of this attempt undone. */
-void session_rate_success(session_store_t *self, uint64_t login, const char *ip);
-/* The attempt could not be judged (the password checker was unreachable): its count is undone. */
-void session_rate_forgive(session_store_t *self, uint64_t login, const char *ip);
 
 /* Fills out with 32 random bytes as 64 lower-case hex characters. 0, or -1. */
 int session_random_hex(char out[SESSION_ID_HEX]);

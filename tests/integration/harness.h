@@ -54,6 +54,7 @@
 #define H_MT5_FIRST     100001          /* accounts 100001..100010, password "Investor1" */
 #define H_MT5_ACCOUNTS  10
 #define H_MT5_PW        "Investor1"
+#define H_MT5_READONLY_PW "ReadOnly1"     /* every account's investor (read-only) password */
 #define H_TG_TOKEN      "123456:TESTTOKEN"
 #define H_TG_CHAT       "-1001234567890"
 #define H_WALLET_ID     "b0b0b0b0-0000-4000-8000-000000000001"
@@ -318,10 +319,13 @@ H_FN void h_resp_free(h_resp_t *r)
 }
 
 /* One request on a given easy handle (or a fresh one if curl is NULL). headers: "Name: value"
- * entries, NULL-terminated, may be NULL. body may be NULL (no body). Never fails loudly: the outcome
- * is in the response (status 0 for no response). */
-H_FN h_resp_t h_http_on(CURL *curl, const char *method, const char *url, const char *const *headers,
-                        const char *body, size_t len, long timeout_ms)
+ * entries, NULL-terminated, may be NULL. body may be NULL (no body). source_ip (may be NULL): the
+ * local address to connect from (any of 127.0.0.0/8 on loopback, to play several clients).
+ * resp_headers (may be NULL, initialised by the caller): receives the answer's header lines.
+ * Never fails loudly: the outcome is in the response (status 0 for no response). */
+H_FN h_resp_t h_http_full(CURL *curl, const char *method, const char *url, const char *const *headers,
+                          const char *body, size_t len, long timeout_ms, const char *source_ip,
+                          jbuf_t *resp_headers)
 {
     h_resp_t r = { 0, NULL, 0, 0 };
     int own = curl == NULL;
@@ -356,6 +360,12 @@ H_FN h_resp_t h_http_on(CURL *curl, const char *method, const char *url, const c
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 2000 ? timeout_ms : 2000L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_PROXY, "");
+    if (source_ip)
+        curl_easy_setopt(curl, CURLOPT_INTERFACE, source_ip);
+    if (resp_headers) {
+        curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, h_curl_sink_);
+        curl_easy_setopt(curl, CURLOPT_HEADERDATA, resp_headers);
+    }
     r.curl_code = (int) curl_easy_perform(curl);
     if (r.curl_code == CURLE_OK || r.curl_code == CURLE_SEND_ERROR)
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
@@ -367,6 +377,13 @@ H_FN h_resp_t h_http_on(CURL *curl, const char *method, const char *url, const c
         jbuf_add(&b, "", 0);
     r.body = jbuf_take(&b);
     return r;
+}
+
+/* h_http_full without a source address or the answer's headers. */
+H_FN h_resp_t h_http_on(CURL *curl, const char *method, const char *url, const char *const *headers,
+                        const char *body, size_t len, long timeout_ms)
+{
+    return h_http_full(curl, method, url, headers, body, len, timeout_ms, NULL, NULL);
 }
 
 H_FN h_resp_t h_http(const char *method, const char *url, const char *body)
@@ -583,8 +600,8 @@ H_FN int h_sims_start(h_env_t *env, const char *webhook_url)
                      "--key-seed", H_COBO_KEY_SEED, "--client-key", env->client_pub, NULL };
     env->cobo_pid = h_spawn(cobo, logs[0], NULL);
 
-    char accounts[H_MT5_ACCOUNTS][64];
-    char *mt5[8 + 2 * H_MT5_ACCOUNTS];
+    char accounts[H_MT5_ACCOUNTS][64], readonly[H_MT5_ACCOUNTS][64];
+    char *mt5[8 + 4 * H_MT5_ACCOUNTS];
     int n = 0;
     mt5[n++] = env->kasa_bin;
     mt5[n++] = "sim";
@@ -597,6 +614,9 @@ H_FN int h_sims_start(h_env_t *env, const char *webhook_url)
         snprintf(accounts[i], sizeof accounts[i], "%d:%s:0", H_MT5_FIRST + i, H_MT5_PW);
         mt5[n++] = "--account";
         mt5[n++] = accounts[i];
+        snprintf(readonly[i], sizeof readonly[i], "%d:%s", H_MT5_FIRST + i, H_MT5_READONLY_PW);
+        mt5[n++] = "--investor-password";
+        mt5[n++] = readonly[i];
     }
     mt5[n] = NULL;
     env->mt5_pid = h_spawn(mt5, logs[1], NULL);
