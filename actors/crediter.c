@@ -186,7 +186,7 @@ static uint64_t s_key(void *arg, const uint8_t *bytes, size_t len)
     return r.login;
 }
 
-static int64_t s_idle(void *arg, int64_t now_ms)
+static int64_t s_idle(void *arg, workq_t *q, int64_t now_ms)
 {
     s_crediter_t *self = arg;
     if (mt5_auth_count(self->mt5) == 0)

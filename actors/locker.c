@@ -3,26 +3,54 @@
 
 #include <ctype.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <time.h>
+
 #include "actors/cobo.h"
+#include "actors/ingress.h"
 #include "actors/mt5.h"
 #include "schema/money.h"
 #include "schema/log.h"
 
 #define S_RETRY_BASE_MS 500
 #define S_RETRY_CAP_MS 60000
+#define S_SCAN_MIN_MS 500       /* PENDING follow-ups: the registry is scanned at most this often ... */
+#define S_SCAN_MAX_MS 60000     /* ... and at least this often */
+#define S_FOLLOW_UPS_MAX 64     /* follow-ups one scan queues at most (the rest wait for the next) */
+
+/* An MT5 group as the locker uses it (cached per group name: a group's currency does not change). */
+typedef struct {
+    char currency[16];   /* Currency, upper case ("USD", "EUR", "USC") */
+    int digits;          /* CurrencyDigits */
+} s_group_t;
 
 typedef struct {
     const stage_ctx_t *ctx;
     int index;                                /* which locker (0..ctx->lockers-1) */
     cobo_client_t *cobo;
-    mt5_client_t *mt5;                        /* NULL when MT5_URL is unset: digits from config */
-    zhashx_t *group_digits;                   /* MT5 group → CurrencyDigits + 1 (cached; this locker's own) */
+    mt5_client_t *mt5;                        /* NULL when MT5_URL is unset: nothing can be locked */
+    zhashx_t *groups;                         /* MT5 group name → s_group_t (this locker's own cache) */
+    zhashx_t *asked;                          /* PENDING tx_id → wall ms Cobo was last asked (boxed) */
+    int64_t next_scan_ms;                     /* monotonic: the next PENDING scan */
     zsock_t *to_crediter[STAGE_MAX_CREDITERS];
     uint64_t rng;
 } s_locker_t;
+
+static int64_t s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A configured number of seconds, or dflt when it is 0 (a config_t not made by config_load). */
+static int64_t s_cfg_ms(int seconds, int dflt)
+{
+    return (int64_t) (seconds > 0 ? seconds : dflt) * 1000;
+}
 
 /* ---- Cobo's view against the webhook's ---------------------------------------------------------- */
 
@@ -53,8 +81,9 @@ int locker_check_cobo(const record_t *seen, const cobo_tx_t *api, deposit_event_
         return -1;
     }
     if (strcmp(api->status, "Completed") != 0) {
+        /* Not final yet (Confirming, PendingScreening, ...): Cobo's API can lag its own webhook. */
         snprintf(reason, reason_len, "Cobo says status %.32s, not Completed", api->status);
-        return -1;
+        return 1;
     }
     if (strcmp(api->token_id, seen->token_id) != 0) {
         snprintf(reason, reason_len, "token differs: webhook %.40s, Cobo %.40s", seen->token_id, api->token_id);
@@ -100,12 +129,23 @@ static int64_t s_retry(s_locker_t *self, const workq_item_t *item, const char *t
     return ms;
 }
 
-/* The account currency digits of login: 0 with *digits; 1 retry later; 2 hold (reason). */
-static int s_digits(s_locker_t *self, uint64_t login, int *digits, char *reason, size_t reason_len)
+/* zhashx destructor of a malloc'd value. */
+static void s_box_free(void **item)
 {
-    *digits = self->ctx->cfg->mt5_digits;
-    if (!self->mt5)
-        return 0;
+    free(*item);
+    *item = NULL;
+}
+
+/* The currency and digits of login's account, from its MT5 group (user → Group → Currency,
+ * CurrencyDigits; a group is read once per locker). 0 with *out; 1 retry later (reason); 2 hold
+ * (reason: MT5 does not know the login). Never a default: a group that cannot be read, or that
+ * reads without a currency or with digits out of range, is retried until MT5 answers properly. */
+static int s_group(s_locker_t *self, uint64_t login, s_group_t *out, char *reason, size_t reason_len)
+{
+    if (!self->mt5) {
+        snprintf(reason, reason_len, "MT5 is not configured (MT5_URL): the account's currency is unknown");
+        return 1;
+    }
     char err[160] = "";
     mt5_user_t user;
     mt5_result_t rc = mt5_user_get(self->mt5, login, &user, err, sizeof err);
@@ -117,25 +157,33 @@ static int s_digits(s_locker_t *self, uint64_t login, int *digits, char *reason,
         snprintf(reason, reason_len, "MT5 user_get %s: %.100s", mt5_result_name(rc), err);
         return 1;
     }
-    void *cached = zhashx_lookup(self->group_digits, user.group);
+    const s_group_t *cached = zhashx_lookup(self->groups, user.group);
     if (cached) {
-        *digits = (int) ((intptr_t) cached - 1);
+        *out = *cached;
         return 0;
     }
     mt5_group_t group;
     rc = mt5_group_get(self->mt5, user.group, &group, err, sizeof err);
-    if (rc == MT5_OK && group.digits >= 0 && group.digits <= MONEY_MAX_DIGITS) {
-        *digits = group.digits;
-        zhashx_insert(self->group_digits, user.group, (void *) (intptr_t) (group.digits + 1));
-        return 0;
+    if (rc == MT5_OK && !group.currency[0]) {
+        rc = MT5_PERMANENT;
+        snprintf(err, sizeof err, "no Currency in the answer");
     }
-    if (rc == MT5_OK || rc == MT5_PERMANENT) {
-        log_warn("locker.digits_default", "login=%llu group=%s digits=%d reason=\"%s\"", (unsigned long long) login,
-                 user.group, *digits, rc == MT5_OK ? "CurrencyDigits out of range" : err);
-        return 0;
+    if (rc != MT5_OK) {
+        snprintf(reason, reason_len, "MT5 group %.40s of login %llu cannot be read (%s): %.40s", user.group,
+                 (unsigned long long) login, mt5_result_name(rc), err);
+        return 1;
     }
-    snprintf(reason, reason_len, "MT5 group_get %s: %.100s", mt5_result_name(rc), err);
-    return 1;
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; group.currency[i] && i + 1 < sizeof out->currency; i++)
+        out->currency[i] = (char) toupper((unsigned char) group.currency[i]);
+    out->digits = group.digits;
+    s_group_t *copy = malloc(sizeof *copy);
+    if (copy) {
+        *copy = *out;
+        if (zhashx_insert(self->groups, user.group, copy) != 0)
+            free(copy);
+    }
+    return 0;
 }
 
 /* The money rules; on success fills r (CONFIRMED) and returns 0. Else 1 retry (reason), or the
@@ -151,8 +199,7 @@ static int s_rules(s_locker_t *self, const registry_entry_t *e, record_t *r, dep
         snprintf(reason, reason_len, "address not linked to any account");
         return 2;
     }
-    const config_token_t *tok = config_token(cfg, v->token_id);
-    if (!tok) {
+    if (!config_token(cfg, v->token_id)) {
         snprintf(reason, reason_len, "token %.40s not accepted", v->token_id);
         return 2;
     }
@@ -163,21 +210,28 @@ static int s_rules(s_locker_t *self, const registry_entry_t *e, record_t *r, dep
         return 2;
     }
     char text[64];
-    if (amount < tok->minimum) {
-        money_format(tok->minimum, text, sizeof text);
-        *ev = DEPOSIT_EV_REFUSE;
-        snprintf(reason, reason_len, "below the minimum of %s %.40s", text, v->token_id);
-        return 2;
-    }
     if (cfg->auto_credit_limit && amount > cfg->auto_credit_limit) {
         money_format(cfg->auto_credit_limit, text, sizeof text);
         snprintf(reason, reason_len, "over the auto-credit limit of %s", text);
         return 2;
     }
-    int digits;
-    int drc = s_digits(self, login, &digits, reason, reason_len);
-    if (drc)
-        return drc;
+    s_group_t acct;
+    int grc = s_group(self, login, &acct, reason, reason_len);
+    if (grc)
+        return grc;
+    const config_token_t *tok = config_rule(cfg, v->token_id, acct.currency);
+    if (!tok) {
+        snprintf(reason, reason_len, "no rule for %.39s on %.15s accounts: set KASA_TOKEN_%.39s__%.15s", v->token_id,
+                 acct.currency, v->token_id, acct.currency);
+        return 2;
+    }
+    /* The money arrived: below the minimum a person decides (credit by hand, return, reject). */
+    if (amount < tok->minimum) {
+        money_format(tok->minimum, text, sizeof text);
+        snprintf(reason, reason_len, "below minimum: %.30s %.39s < %.30s", v->amount, v->token_id, text);
+        return 2;
+    }
+    int digits = acct.digits;
     money_rule_t rule = { tok->rate, tok->fee, digits };
     money_conversion_t conv;
     if (money_convert(amount, &rule, &conv, why, sizeof why) != 0) {
@@ -192,13 +246,123 @@ static int s_rules(s_locker_t *self, const registry_entry_t *e, record_t *r, dep
     return 0;
 }
 
+/* ---- PENDING deposits whose final webhook never came ------------------------------------------ */
+
+/* Asks Cobo's API about a PENDING deposit and journals what it says, as a webhook would have:
+ * Completed → RECEIVED (then handled here as any RECEIVED deposit: re-confirmed, locked); Rejected
+ * or Failed → REJECTED; still not final → a confirmation update if the confirmations rose. When
+ * Cobo cannot be asked, or does not know the transaction, the next scan asks again. */
+static int64_t s_follow_up(s_locker_t *self, const registry_entry_t *e)
+{
+    const char *tx = e->view.tx_id;
+    char err[200] = "";
+    cobo_tx_t api;
+    cobo_err_t crc = cobo_get_transaction(self->cobo, tx, &api, err, sizeof err);
+    int64_t age_s = (s_wall_ms() - e->view.updated_ms) / 1000;
+    if (crc != COBO_OK) {
+        log_warn("locker.follow_up_failed", "tx=%s age_s=%lld result=%s http=%d reason=\"%s\" next=\"ask again\"",
+                 tx, (long long) age_s, cobo_err_name(crc), cobo_client_http_status(self->cobo), err);
+        return 0;
+    }
+    record_t r;
+    uint64_t login = e->view.login ? e->view.login : registry_address_login(self->ctx->registry, api.address);
+    if (strcmp(api.tx_id, tx) != 0 || ingress_record(&api, login, &r, err, sizeof err) != 0) {
+        log_warn("locker.follow_up_failed", "tx=%s age_s=%lld reason=\"Cobo's answer: %s\" next=\"ask again\"", tx,
+                 (long long) age_s, strcmp(api.tx_id, tx) != 0 ? "another transaction" : err);
+        return 0;
+    }
+    log_info("locker.follow_up", "tx=%s age_s=%lld status=%s confirmations=%d/%d", tx, (long long) age_s,
+             api.status, api.confirmations, api.threshold);
+    registry_result_t res = stage_commit(self->ctx, &r, 0, NULL, "locker", err, sizeof err);
+    if (res == REGISTRY_MOVED && r.to == DEPOSIT_RECEIVED)
+        return 1;   /* handled again at once, now as a RECEIVED deposit */
+    return 0;
+}
+
+typedef struct {
+    s_locker_t *self;
+    int64_t now_ms, age_ms, poll_ms;
+    zhashx_t *still;     /* the PENDING deposits this locker owns, with their last ask */
+    char (*due)[80];
+    int ndue, cap;
+} s_scan_t;
+
+/* Under the registry's lock: notes each PENDING deposit of this locker, and those due a follow-up. */
+static void s_scan_one(void *arg, const registry_entry_t *e)
+{
+    s_scan_t *sc = arg;
+    if (e->view.state != DEPOSIT_PENDING || sc->now_ms - e->view.updated_ms < sc->age_ms ||
+        stage_route(sc->self->ctx, STAGE_LOCKER, e->view.tx_id, 0) != sc->self->index)
+        return;
+    const int64_t *asked = zhashx_lookup(sc->self->asked, e->view.tx_id);
+    int64_t last = asked ? *asked : 0;
+    int due = sc->now_ms - last >= sc->poll_ms && sc->ndue < sc->cap;
+    int64_t *box = malloc(sizeof *box);
+    if (!box)
+        return;
+    *box = due ? sc->now_ms : last;
+    if (zhashx_insert(sc->still, e->view.tx_id, box) != 0) {
+        free(box);
+        return;
+    }
+    if (due)
+        snprintf(sc->due[sc->ndue++], 80, "%s", e->view.tx_id);
+}
+
+/* The stage's idle hook: every so often, queues a follow-up for each PENDING deposit this locker
+ * owns that has had no news for KASA_PENDING_AGE_S and was not asked about in KASA_PENDING_POLL_S.
+ * The scan reads every deposit in memory under the registry's lock (a pass over 200,000 deposits
+ * is a few milliseconds), at most once per S_SCAN_MIN_MS and at least once per S_SCAN_MAX_MS. */
+static int64_t s_idle(void *arg, workq_t *q, int64_t now_ms)
+{
+    s_locker_t *self = arg;
+    const config_t *cfg = self->ctx->cfg;
+    int64_t age_ms = s_cfg_ms(cfg->pending_age_s, CONFIG_DEFAULT_PENDING_AGE_S);
+    int64_t poll_ms = s_cfg_ms(cfg->pending_poll_s, CONFIG_DEFAULT_PENDING_POLL_S);
+    int64_t period = (age_ms < poll_ms ? age_ms : poll_ms) / 2;
+    period = period < S_SCAN_MIN_MS ? S_SCAN_MIN_MS : period > S_SCAN_MAX_MS ? S_SCAN_MAX_MS : period;
+    if (now_ms < self->next_scan_ms)
+        return self->next_scan_ms - now_ms;
+    self->next_scan_ms = now_ms + period;
+
+    char due[S_FOLLOW_UPS_MAX][80];
+    s_scan_t sc = { self, s_wall_ms(), age_ms, poll_ms, zhashx_new(), due, 0, S_FOLLOW_UPS_MAX };
+    if (!sc.still)
+        return period;
+    zhashx_set_destructor(sc.still, s_box_free);
+    registry_each(self->ctx->registry, 0, 0, s_scan_one, &sc);
+    zhashx_destroy(&self->asked);
+    self->asked = sc.still;   /* deposits no longer PENDING are forgotten */
+    for (int i = 0; i < sc.ndue && !workq_full(q); i++) {
+        registry_entry_t e;
+        if (registry_get(self->ctx->registry, due[i], &e) != 0)
+            continue;
+        record_t r;
+        registry_entry_record(&e, &r);
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        char err[128];
+        if (record_encode(&r, &bytes, &len, err, sizeof err) == 0)
+            workq_push(q, bytes, len, 0, now_ms);
+        free(bytes);
+    }
+    return period;
+}
+
+/* ---- RECEIVED → LOCKED ------------------------------------------------------------------------- */
+
 static int64_t s_handle(void *arg, workq_item_t *item)
 {
     s_locker_t *self = arg;
     record_t seen;
     registry_entry_t e;
-    if (stage_fetch(self->ctx, item, "locker", DEPOSIT_RECEIVED, &seen, &e) != 0)
-        return 0;   /* moved on meanwhile (or the journal failed): nothing for the locker */
+    if (stage_decode(item->bytes, item->len, &seen, "locker") != 0 ||
+        registry_get(self->ctx->registry, seen.tx_id, &e) != 0 || registry_failed(self->ctx->registry))
+        return 0;
+    if (e.view.state == DEPOSIT_PENDING)
+        return s_follow_up(self, &e);
+    if (e.view.state != DEPOSIT_RECEIVED)
+        return 0;   /* moved on meanwhile: nothing for the locker */
 
     char err[200] = "", reason[160] = "";
     deposit_event_t ev;
@@ -213,7 +377,19 @@ static int64_t s_handle(void *arg, workq_item_t *item)
     /* Cobo's view is checked against the webhook's as journaled (e's fields). */
     record_t journaled;
     registry_entry_record(&e, &journaled);
-    if (locker_check_cobo(&journaled, &api, &ev, reason, sizeof reason) != 0)
+    int check = locker_check_cobo(&journaled, &api, &ev, reason, sizeof reason);
+    if (check == 1) {
+        /* Completed by webhook, not yet by the API: retried with backoff for KASA_COBO_CONFIRM_WAIT_S
+         * from the RECEIVED record (a restart keeps counting), then a person looks. */
+        int64_t wait_ms = s_cfg_ms(self->ctx->cfg->cobo_confirm_wait_s, CONFIG_DEFAULT_COBO_CONFIRM_WAIT_S);
+        int64_t waited_ms = s_wall_ms() - e.view.updated_ms;
+        if (waited_ms < wait_ms)
+            return s_retry(self, item, seen.tx_id, "cobo_not_final", reason);
+        size_t n = strlen(reason);
+        snprintf(reason + n, sizeof reason - n, " %lld s after the Completed webhook", (long long) (waited_ms / 1000));
+        return s_decide(self, &seen, DEPOSIT_EV_HOLD, reason);
+    }
+    if (check != 0)
         return s_decide(self, &seen, ev, reason);
 
     record_t r;
@@ -253,8 +429,11 @@ static int s_init(void *state, const stage_ctx_t *ctx, int index, char *errbuf, 
             return -1;
         }
     }
-    self->group_digits = zhashx_new();
-    if (!self->group_digits) {
+    self->groups = zhashx_new();
+    self->asked = zhashx_new();
+    if (self->groups)
+        zhashx_set_destructor(self->groups, s_box_free);
+    if (!self->groups || !self->asked) {
         snprintf(errbuf, errlen, "locker %d: no memory", index);
         return -1;
     }
@@ -275,13 +454,14 @@ static void s_destroy(void *state)
     s_locker_t *self = state;
     for (int i = 0; i < STAGE_MAX_CREDITERS; i++)
         zsock_destroy(&self->to_crediter[i]);
-    zhashx_destroy(&self->group_digits);
+    zhashx_destroy(&self->groups);
+    zhashx_destroy(&self->asked);
     mt5_client_destroy(&self->mt5);
     cobo_client_destroy(&self->cobo);
 }
 
 static const stage_def_t s_def = {
-    .kind = STAGE_LOCKER, .name = "locker", .ops = { s_handle, NULL, NULL },
+    .kind = STAGE_LOCKER, .name = "locker", .ops = { s_handle, NULL, s_idle },
     .state_size = sizeof(s_locker_t), .init = s_init, .destroy = s_destroy,
 };
 

@@ -144,13 +144,19 @@ static int s_drain(zsock_t *pull, workq_t *q, const stage_ops_t *ops, void *arg)
 
 void stage_loop(zsock_t *pipe, zsock_t *pull, workq_t *q, const stage_ops_t *ops, void *arg)
 {
+    int64_t idle_due = -1;   /* monotonic ms the idle hook asked to run at; -1: only when nothing is due */
     for (;;) {
         int64_t now = stage_mono_ms();
         workq_item_t *item = workq_next(q, now);
+        if (ops->idle && (!item || (idle_due >= 0 && now >= idle_due))) {
+            int64_t again = ops->idle(arg, q, now);
+            idle_due = again >= 0 ? now + again : -1;
+            item = workq_next(q, now);   /* it may have queued work */
+        }
         long timeout = 0;
         if (!item) {
             int64_t wait = workq_wait_ms(q, now);
-            int64_t idle = ops->idle ? ops->idle(arg, now) : -1;
+            int64_t idle = idle_due >= 0 ? (idle_due > now ? idle_due - now : 0) : -1;
             if (idle >= 0 && (wait < 0 || idle < wait))
                 wait = idle;
             timeout = wait < 0 ? -1 : (long) wait;

@@ -84,9 +84,11 @@ typedef struct {
     int64_t (*handle)(void *arg, workq_item_t *item);
     /* Ordering key of a message (0 for none); NULL for none. */
     uint64_t (*key)(void *arg, const uint8_t *bytes, size_t len);
-    /* Called every loop turn when nothing is due; returns ms until it wants to run again (-1 never).
-     * NULL for none. The crediter pings idle MT5 sessions here. */
-    int64_t (*idle)(void *arg, int64_t now_ms);
+    /* Called every loop turn when nothing is due, and also while items are due once the time it
+     * last asked for has come (so a busy stage still runs it); returns ms until it wants to run
+     * again (-1: only when nothing is due). It may add work to q (workq_push; q may be full). NULL
+     * for none. The crediter pings idle MT5 sessions here; the locker queues PENDING follow-ups. */
+    int64_t (*idle)(void *arg, workq_t *q, int64_t now_ms);
     /* Called on each message as it is read, before it is queued: returns 1 when the stage handed it
      * to another actor of the same stage (a blocking send: it is not queued here), else 0. NULL
      * for none. The first notifier routes what reaches it for the other notifiers here. */

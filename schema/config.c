@@ -36,9 +36,10 @@ typedef enum {
     K_MAX_CONNECTIONS_PER_IP,
     K_COBO_API_URL, K_COBO_API_KEY, K_COBO_API_SECRET, K_COBO_WEBHOOK_PUBKEY, K_COBO_ENV,
     K_COBO_WALLET_ID, K_CHAINS,
-    K_MT5_URL, K_MT5_LOGIN, K_MT5_PASSWORD, K_MT5_CA_FILE, K_MT5_DIGITS,
+    K_MT5_URL, K_MT5_LOGIN, K_MT5_PASSWORD, K_MT5_CA_FILE,
     K_TELEGRAM_API_URL, K_TELEGRAM_BOT_TOKEN, K_TELEGRAM_CHAT_ID,
     K_AUTO_CREDIT_LIMIT, K_CREDITERS, K_LOCKERS, K_NOTIFIERS,
+    K_PENDING_AGE_S, K_PENDING_POLL_S, K_COBO_CONFIRM_WAIT_S,
     K_COUNT
 } key_id_t;
 
@@ -76,7 +77,6 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_MT5_LOGIN]          = { "MT5_LOGIN", 0, 1 },
     [K_MT5_PASSWORD]       = { "MT5_PASSWORD", 1, 1 },
     [K_MT5_CA_FILE]        = { "MT5_CA_FILE", 0, 0 },
-    [K_MT5_DIGITS]         = { "MT5_DIGITS", 0, 0 },
     [K_TELEGRAM_API_URL]   = { "TELEGRAM_API_URL", 0, 0 },
     [K_TELEGRAM_BOT_TOKEN] = { "TELEGRAM_BOT_TOKEN", 1, 1 },
     [K_TELEGRAM_CHAT_ID]   = { "TELEGRAM_CHAT_ID", 0, 1 },
@@ -84,6 +84,19 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_CREDITERS]          = { "KASA_CREDITERS", 0, 0 },
     [K_LOCKERS]            = { "KASA_LOCKERS", 0, 0 },
     [K_NOTIFIERS]          = { "KASA_NOTIFIERS", 0, 0 },
+    [K_PENDING_AGE_S]      = { "KASA_PENDING_AGE_S", 0, 0 },
+    [K_PENDING_POLL_S]     = { "KASA_PENDING_POLL_S", 0, 0 },
+    [K_COBO_CONFIRM_WAIT_S]= { "KASA_COBO_CONFIRM_WAIT_S", 0, 0 },
+};
+
+/* Keys kasa once read and no longer does, with what replaced them: an error wherever they are set
+ * (file or environment), so that nobody believes they still act. */
+static const struct {
+    const char *name;
+    const char *why;
+} s_retired[] = {
+    { "MT5_DIGITS", "no longer read: an account's digits (and currency) come from its MT5 group, and a group "
+                    "that cannot be read is retried, never replaced by a default; remove the key" },
 };
 
 #define TOKEN_PREFIX "KASA_TOKEN_"
@@ -123,6 +136,15 @@ static int s_key_find(const char *name)
         if (strcmp(s_keys[i].name, name) == 0)
             return i;
     return -1;
+}
+
+/* Why key is retired, or NULL if it is not. */
+static const char *s_retired_why(const char *name)
+{
+    for (size_t i = 0; i < sizeof s_retired / sizeof s_retired[0]; i++)
+        if (strcmp(s_retired[i].name, name) == 0)
+            return s_retired[i].why;
+    return NULL;
 }
 
 static int s_key_is_ours(const char *name)
@@ -246,6 +268,11 @@ static void s_file_line(loader_t *ld, const char *path, int lineno, char *line)
         return;
     }
     int k = s_key_find(key);
+    const char *retired = s_retired_why(key);
+    if (retired) {
+        s_problem(ld, "%s:%d: %s: %s", path, lineno, key, retired);
+        return;
+    }
     if (k < 0) {
         if (s_key_is_ours(key))
             s_problem(ld, "%s:%d: %s: unknown key", path, lineno, key);
@@ -295,6 +322,9 @@ static int s_file_read(loader_t *ld, const char *path)
 
 static void s_env_read(loader_t *ld)
 {
+    for (size_t i = 0; i < sizeof s_retired / sizeof s_retired[0]; i++)
+        if (getenv(s_retired[i].name))
+            s_problem(ld, "%s (environment): %s", s_retired[i].name, s_retired[i].why);
     for (int k = 0; k < K_COUNT; k++) {
         const char *v = getenv(s_keys[k].name);
         if (!v)
@@ -525,14 +555,40 @@ static void s_chains(loader_t *ld, config_t *cfg)
         s_problem(ld, "KASA_CHAINS: empty list");
 }
 
+/* Splits a rule's key name (after KASA_TOKEN_) into token id and account currency: "TRON_USDT__EUR"
+ * → TRON_USDT, EUR; "TRON_USDT" → TRON_USDT, USD. 0, or -1 (a bad token id or currency). */
+static int s_rule_name(const char *rest, char *token, size_t token_cap, char *currency, size_t currency_cap)
+{
+    const char *sep = strstr(rest, "__");
+    size_t n = sep ? (size_t) (sep - rest) : strlen(rest);
+    if (n >= token_cap)
+        return -1;
+    memcpy(token, rest, n);
+    token[n] = '\0';
+    snprintf(currency, currency_cap, "%s", sep ? sep + 2 : "USD");
+    if (s_token_id_ok(token, token_cap) != 0 || token[n - 1] == '_' || !currency[0] ||
+        strlen(sep ? sep + 2 : "USD") >= currency_cap)
+        return -1;
+    for (const char *p = currency; *p; p++)
+        if (!(isupper((unsigned char) *p) || isdigit((unsigned char) *p)))
+            return -1;
+    return 0;
+}
+
 static void s_tokens(loader_t *ld, config_t *cfg)
 {
     cfg->token_count = 0;
     for (int i = 0; i < ld->token_count; i++) {
         const char *name = ld->token_name[i];
-        const char *id = name + strlen(TOKEN_PREFIX);
-        if (s_token_id_ok(id, sizeof cfg->tokens[0].token_id) != 0) {
-            s_problem(ld, "%s: bad token id in the key name", name);
+        char id[sizeof cfg->tokens[0].token_id], currency[sizeof cfg->tokens[0].currency];
+        if (s_rule_name(name + strlen(TOKEN_PREFIX), id, sizeof id, currency, sizeof currency) != 0) {
+            s_problem(ld, "%s: bad key name: expected KASA_TOKEN_<TOKEN_ID> or KASA_TOKEN_<TOKEN_ID>__<CURRENCY> "
+                      "(A-Z, 0-9, _ in the token id; A-Z, 0-9 in the currency, e.g. KASA_TOKEN_TRON_USDT__EUR)", name);
+            continue;
+        }
+        if (config_rule(cfg, id, currency)) {
+            s_problem(ld, "%s: a second rule for %s on %s accounts (KASA_TOKEN_<TOKEN_ID> alone is the USD rule)",
+                      name, id, currency);
             continue;
         }
         if (cfg->token_count >= CONFIG_MAX_TOKENS) {
@@ -580,6 +636,7 @@ static void s_tokens(loader_t *ld, config_t *cfg)
         if (bad)
             continue;
         snprintf(t->token_id, sizeof t->token_id, "%s", id);
+        snprintf(t->currency, sizeof t->currency, "%s", currency);
         cfg->token_count++;
     }
 }
@@ -604,7 +661,9 @@ static void s_defaults(config_t *cfg)
     for (int i = 0; i < 3; i++)
         snprintf(cfg->chains[i], sizeof cfg->chains[i], "%s", chains[i]);
     cfg->chain_count = 3;
-    cfg->mt5_digits = 2;
+    cfg->pending_age_s = CONFIG_DEFAULT_PENDING_AGE_S;
+    cfg->pending_poll_s = CONFIG_DEFAULT_PENDING_POLL_S;
+    cfg->cobo_confirm_wait_s = CONFIG_DEFAULT_COBO_CONFIRM_WAIT_S;
     snprintf(cfg->telegram_api_url, sizeof cfg->telegram_api_url, "https://api.telegram.org");
     cfg->crediters = 2;
     cfg->lockers = 4;
@@ -710,7 +769,6 @@ static void s_convert(loader_t *ld, config_t *cfg)
     }
     s_copy(ld, K_MT5_PASSWORD, cfg->mt5_password, sizeof cfg->mt5_password);
     s_copy(ld, K_MT5_CA_FILE, cfg->mt5_ca_file, sizeof cfg->mt5_ca_file);
-    cfg->mt5_digits = (int) s_int_key(ld, K_MT5_DIGITS, 0, MONEY_MAX_DIGITS, (uint64_t) cfg->mt5_digits);
 
     /* Telegram */
     s_url_key(ld, K_TELEGRAM_API_URL, cfg->telegram_api_url, sizeof cfg->telegram_api_url);
@@ -742,6 +800,10 @@ static void s_convert(loader_t *ld, config_t *cfg)
     cfg->crediters = (int) s_int_key(ld, K_CREDITERS, 1, 64, (uint64_t) cfg->crediters);
     cfg->lockers = (int) s_int_key(ld, K_LOCKERS, 1, 64, (uint64_t) cfg->lockers);
     cfg->notifiers = (int) s_int_key(ld, K_NOTIFIERS, 1, 64, (uint64_t) cfg->notifiers);
+    cfg->pending_age_s = (int) s_int_key(ld, K_PENDING_AGE_S, 1, 604800, (uint64_t) cfg->pending_age_s);
+    cfg->pending_poll_s = (int) s_int_key(ld, K_PENDING_POLL_S, 1, 86400, (uint64_t) cfg->pending_poll_s);
+    cfg->cobo_confirm_wait_s = (int) s_int_key(ld, K_COBO_CONFIRM_WAIT_S, 1, 86400,
+                                               (uint64_t) cfg->cobo_confirm_wait_s);
 }
 
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
@@ -771,6 +833,17 @@ const config_token_t *config_token(const config_t *cfg, const char *token_id)
         return NULL;
     for (int i = 0; i < cfg->token_count; i++)
         if (strcmp(cfg->tokens[i].token_id, token_id) == 0)
+            return &cfg->tokens[i];
+    return NULL;
+}
+
+const config_token_t *config_rule(const config_t *cfg, const char *token_id, const char *currency)
+{
+    if (!cfg || !token_id || !currency)
+        return NULL;
+    for (int i = 0; i < cfg->token_count; i++)
+        if (strcmp(cfg->tokens[i].token_id, token_id) == 0 &&
+            strcasecmp(cfg->tokens[i].currency[0] ? cfg->tokens[i].currency : "USD", currency) == 0)
             return &cfg->tokens[i];
     return NULL;
 }
@@ -825,13 +898,15 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "MT5_LOGIN=%llu\n", (unsigned long long) cfg->mt5_login);
     s_print_secret(out, "MT5_PASSWORD", cfg->mt5_password);
     fprintf(out, "MT5_CA_FILE=%s\n", cfg->mt5_ca_file);
-    fprintf(out, "MT5_DIGITS=%d\n", cfg->mt5_digits);
     fprintf(out, "TELEGRAM_API_URL=%s\n", cfg->telegram_api_url);
     s_print_secret(out, "TELEGRAM_BOT_TOKEN", cfg->telegram_bot_token);
     fprintf(out, "TELEGRAM_CHAT_ID=%s\n", cfg->telegram_chat_id);
     for (int i = 0; i < cfg->token_count; i++) {
         const config_token_t *t = &cfg->tokens[i];
-        fprintf(out, "KASA_TOKEN_%s=", t->token_id);
+        if (!t->currency[0] || strcmp(t->currency, "USD") == 0)
+            fprintf(out, "KASA_TOKEN_%s=", t->token_id);   /* the USD rule's usual key */
+        else
+            fprintf(out, "KASA_TOKEN_%s__%s=", t->token_id, t->currency);
         s_print_money(out, t->rate);
         fputc(':', out);
         s_print_money(out, t->fee);
@@ -848,6 +923,9 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "KASA_CREDITERS=%d\n", cfg->crediters);
     fprintf(out, "KASA_LOCKERS=%d\n", cfg->lockers);
     fprintf(out, "KASA_NOTIFIERS=%d\n", cfg->notifiers);
+    fprintf(out, "KASA_PENDING_AGE_S=%d\n", cfg->pending_age_s);
+    fprintf(out, "KASA_PENDING_POLL_S=%d\n", cfg->pending_poll_s);
+    fprintf(out, "KASA_COBO_CONFIRM_WAIT_S=%d\n", cfg->cobo_confirm_wait_s);
 }
 
 void config_clear(config_t *cfg)

@@ -12,15 +12,25 @@
 #include "schema/money.h"
 #include "schema/netaddr.h"
 
-#define CONFIG_MAX_TOKENS 16
+#define CONFIG_MAX_TOKENS 64   /* money rules (token x account currency) */
 #define CONFIG_MAX_CHAINS 8
 #define CONFIG_DEFAULT_MAX_DEPOSITS 200000   /* KASA_MAX_DEPOSITS when unset */
 #define CONFIG_MAX_MAX_DEPOSITS 100000000    /* the largest KASA_MAX_DEPOSITS accepted */
 
-/* One accepted token: KASA_TOKEN_<TOKEN_ID>=rate:fee:minimum, e.g. KASA_TOKEN_TRON_USDT=1:0:1
- * (rate = account currency per token, fee = flat fee in account currency, minimum = token amount). */
+#define CONFIG_DEFAULT_PENDING_AGE_S 1800     /* KASA_PENDING_AGE_S when unset */
+#define CONFIG_DEFAULT_PENDING_POLL_S 300     /* KASA_PENDING_POLL_S when unset */
+#define CONFIG_DEFAULT_COBO_CONFIRM_WAIT_S 600 /* KASA_COBO_CONFIRM_WAIT_S when unset */
+
+/* One money rule: how a token becomes money on accounts of one currency.
+ *   KASA_TOKEN_<TOKEN_ID>__<CURRENCY>=rate:fee:minimum   e.g. KASA_TOKEN_TRON_USDT__EUR=0.92:0.46:1
+ *   KASA_TOKEN_<TOKEN_ID>=rate:fee:minimum               the USD rule (same as __USD)
+ * Two underscores part the token from the currency: token ids hold single underscores (TRON_USDT),
+ * so KASA_TOKEN_TRON_USDT_EUR could not tell token TRON_USDT in EUR from a token TRON_USDT_EUR.
+ * rate = account currency per whole token, fee = flat fee in account currency, minimum = token
+ * amount. The currency is the MT5 group's Currency (upper case; "USC" for cent accounts). */
 typedef struct {
     char token_id[40];
+    char currency[16];   /* "" (a config_t not made by config_load) is USD */
     money_atto_t rate;
     money_atto_t fee;
     money_atto_t minimum;
@@ -64,27 +74,36 @@ typedef struct {
     uint64_t mt5_login;            /* MT5_LOGIN: the manager account */
     char mt5_password[128];        /* MT5_PASSWORD (secret) */
     char mt5_ca_file[256];         /* MT5_CA_FILE: optional CA for a self-signed access server */
-    int mt5_digits;                /* MT5_DIGITS: account currency digits when the group cannot be read, default 2 */
 
     char telegram_api_url[256];    /* TELEGRAM_API_URL, default https://api.telegram.org */
     char telegram_bot_token[128];  /* TELEGRAM_BOT_TOKEN (secret) */
     char telegram_chat_id[64];     /* TELEGRAM_CHAT_ID */
 
-    config_token_t tokens[CONFIG_MAX_TOKENS]; /* KASA_TOKEN_<ID>=rate:fee:minimum */
+    config_token_t tokens[CONFIG_MAX_TOKENS]; /* KASA_TOKEN_<ID>[__<CURRENCY>]=rate:fee:minimum */
     int token_count;
     money_atto_t auto_credit_limit;/* KASA_AUTO_CREDIT_LIMIT: token amount above which a deposit is HELD;
                                       0 (the default, or "0"/"none") = no limit */
     int crediters;                 /* KASA_CREDITERS: crediter workers, default 2 */
     int lockers;                   /* KASA_LOCKERS: locker actors, default 4 (1..64) */
     int notifiers;                 /* KASA_NOTIFIERS: notifier actors, default 2 (1..64) */
+    int pending_age_s;             /* KASA_PENDING_AGE_S: a PENDING deposit without news this long is asked
+                                      about at Cobo's API, default 1800 (1..604800); 0 = the default */
+    int pending_poll_s;            /* KASA_PENDING_POLL_S: then asked again this often until final, default
+                                      300 (1..86400); 0 = the default */
+    int cobo_confirm_wait_s;       /* KASA_COBO_CONFIRM_WAIT_S: how long a Completed webhook waits for Cobo's
+                                      API to say Completed too (retried with backoff), then HELD; default
+                                      600 (1..86400); 0 = the default */
 } config_t;
 
 /* Loads path (may be NULL: environment only) over the defaults, then the environment over that.
  * Returns 0, or -1 after writing one line per problem into err (newline-separated). */
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen);
 
-/* The token rule for token_id, or NULL if that token is not accepted. */
+/* A rule of token_id (the first configured, in any currency), or NULL if that token is not accepted. */
 const config_token_t *config_token(const config_t *cfg, const char *token_id);
+
+/* The rule of token_id on accounts in currency (compared case-insensitively), or NULL if none. */
+const config_token_t *config_rule(const config_t *cfg, const char *token_id, const char *currency);
 
 /* Prints every key and its value (secrets as "(set)"/"(unset)") to out, one per line. */
 #include <stdio.h>

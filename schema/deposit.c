@@ -82,9 +82,11 @@ static const s_cell_t s_table[DEPOSIT_STATE_COUNT][DEPOSIT_EVENT_COUNT] = {
     /* ---- locker ---- */
     /* Cobo re-confirmed Completed and the money rules pass: credit it. */
     S_AT(RECEIVED, CONFIRMED) = S_MOVE(LOCKED, CREDIT),
-    /* Unlinked address, over the auto-credit limit, token not accepted. */
+    /* Unlinked address, over the auto-credit limit, token not accepted, no rule for the account's
+     * currency, below the minimum (the money arrived: a person decides), Cobo's API still not
+     * Completed after the wait. */
     S_AT(RECEIVED, HOLD)      = S_MOVE(HELD, ALERT),
-    /* Below the minimum, or Cobo's API says it failed. */
+    /* Cobo's API says it failed. */
     S_AT(RECEIVED, REFUSE)    = S_MOVE(REJECTED, NOFX),
 
     /* ---- crediter ---- */

@@ -7,10 +7,10 @@
  *   (none) ─▶ RECEIVED ─▶ LOCKED ─▶ CREDITED ─▶ NOTIFIED
  *                │           │
  *                ▼           ▼
- *              HELD ◀────────┘     (needs a person: unlinked address, over the limit, MT5 refused)
- *                │
+ *              HELD ◀────────┘     (needs a person: unlinked address, over the limit, below the minimum,
+ *                │                   no rule for the account's currency, MT5 refused)
  *                ▼
- *             REJECTED             (terminal: Cobo Rejected/Failed, below minimum, admin rejected)
+ *             REJECTED             (terminal: Cobo Rejected/Failed, admin rejected)
  */
 #ifndef KASA_SCHEMA_DEPOSIT_H
 #define KASA_SCHEMA_DEPOSIT_H
@@ -31,7 +31,7 @@
     X(SEEN_FAILED)     /* webhook with status Rejected or Failed */                     \
     X(CONFIRMED)       /* locker: Cobo re-confirmed it and the money rules pass */      \
     X(HOLD)            /* locker or crediter: needs a person (reason recorded) */       \
-    X(REFUSE)          /* locker: below the minimum, or Cobo says it failed */          \
+    X(REFUSE)          /* locker: Cobo's API says it failed                       */    \
     X(CREDIT_OK)       /* crediter: the MT5 deal exists (sent, or found by reference) */\
     X(NOTICE_SENT)     /* notifier: the Telegram message was accepted */                \
     X(ADMIN_RETRY)     /* admin: send a HELD deposit through the locker again */        \

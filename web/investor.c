@@ -165,11 +165,12 @@ static int s_json_body(const http_request_t *req, http_response_t *res, bson_t *
 }
 
 /* MT5 decimal text shown with digits decimals ("1000.5" -> "1000.50"); the text as sent when it
- * has more decimals than the currency (nothing is rounded). */
+ * has more decimals than the currency (nothing is rounded), or when digits < 0 (the group could not
+ * be read: no digit count is guessed). */
 static void s_money_text(const char *text, int digits, char *out, size_t len)
 {
     int64_t minor;
-    if (mt5_parse_amount(text, digits, &minor) == 0 && mt5_format_amount(minor, digits, out, len) == 0)
+    if (digits >= 0 && mt5_parse_amount(text, digits, &minor) == 0 && mt5_format_amount(minor, digits, out, len) == 0)
         return;
     snprintf(out, len, "%s", text);
 }
@@ -371,7 +372,7 @@ static void s_me(void *arg, const http_request_t *req, http_response_t *res)
         s_reply_retry(res, 503, "the trading server is not reachable; try again", 10);
         return;
     }
-    int digits = have_group ? g.digits : self->cfg->mt5_digits;
+    int digits = have_group ? g.digits : -1;   /* no group: MT5's own text, never a guessed digit count */
     char balance[48], credit[48], equity[48];
     s_money_text(u.balance, digits, balance, sizeof balance);
     s_money_text(u.credit[0] ? u.credit : "0", digits, credit, sizeof credit);
@@ -389,7 +390,10 @@ static void s_me(void *arg, const http_request_t *req, http_response_t *res)
     jbuf_str(&b, have_equity ? equity : NULL);
     jbuf_puts(&b, ",\"currency\":");
     jbuf_str(&b, have_group ? g.currency : NULL);
-    jbuf_printf(&b, ",\"digits\":%d}", digits);
+    if (have_group)
+        jbuf_printf(&b, ",\"digits\":%d}", digits);
+    else
+        jbuf_puts(&b, ",\"digits\":null}");
     http_reply_json(res, 200, jbuf_take(&b));
 }
 

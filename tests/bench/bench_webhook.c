@@ -99,7 +99,6 @@ static int s_row(int threads, int clients, double seconds, long run)
     cfg.mt5_login = 1000;
     snprintf(cfg.mt5_password, sizeof cfg.mt5_password, "x");
     snprintf(cfg.telegram_api_url, sizeof cfg.telegram_api_url, "http://127.0.0.1:9");
-    cfg.mt5_digits = 2;
     cfg.crediters = 1;
     char err[512];
     journal_t *j = journal_open(dir, NULL, err, sizeof err);

@@ -665,7 +665,6 @@ H_FN int h_config_write(h_env_t *env, const char *extra)
     fprintf(f, "MT5_URL=%s\n", env->mt5_url);
     fprintf(f, "MT5_LOGIN=%d\n", H_MT5_MANAGER);
     fprintf(f, "MT5_PASSWORD=%s\n", H_MT5_MANAGER_PW);
-    fprintf(f, "MT5_DIGITS=2\n");
     fprintf(f, "TELEGRAM_API_URL=%s\n", env->tg_url);
     fprintf(f, "TELEGRAM_BOT_TOKEN=%s\n", H_TG_TOKEN);
     fprintf(f, "TELEGRAM_CHAT_ID=%s\n", H_TG_CHAT);

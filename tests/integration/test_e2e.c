@@ -1,7 +1,7 @@
 /* test_e2e.c — kasa end to end against its simulators: a signed webhook becomes exactly one MT5
  * balance deal of the right amount after rate and fee, and one Telegram notice; repeats and
  * reordering change nothing; unlinked, over-limit and below-minimum deposits and a login MT5 refuses
- * are never credited; a failing Telegram is retried and notified once;
+ * are never credited (HELD for a person, with the reason); a failing Telegram is retried and notified once;
  * bad signatures are refused before anything is journaled; the monitor feed shows the transitions;
  * an address linked while the server runs is credited; a restart replays and credits nothing twice.
  *
@@ -310,18 +310,20 @@ static void test_telegram_failures_are_retried_and_notice_sent_once(void)
     CHECK_EQ_INT(s_deals_of(100008, 3950, NULL), 1);
 }
 
-static void test_below_minimum_is_rejected(void)
+/* The money arrived: below the minimum it is not credited automatically, nor rejected for good. */
+static void test_below_minimum_is_held_for_a_person(void)
 {
     CHECK(s_ready);
     int before = s_all_deals();
     h_tx_t tx = s_tx(ADDR_A, "0.5", "TRON_USDT");
     CHECK(h_sim_deposit(&s_env, &tx, 1, -1, -1) == 0);
-    CHECK_EQ_INT(h_wait_state(&s_env, tx.tx_id, DEPOSIT_REJECTED, 20000), DEPOSIT_REJECTED);
+    CHECK_EQ_INT(h_wait_state(&s_env, tx.tx_id, DEPOSIT_HELD, 20000), DEPOSIT_HELD);
     h_sleep_ms(200);
     CHECK_EQ_INT(s_all_deals(), before);
     h_jinfo_t info;
     h_journal_info(s_env.journal, tx.tx_id, &info);
     CHECK_EQ_INT(info.attempts, 0);
+    CHECK(strstr(info.reason, "below minimum") != NULL);
 }
 
 /* Sends body with the given timestamp header and signature header (either may be NULL: left out). */
@@ -605,7 +607,7 @@ int main(void)
     RUN(test_lifecycle_reordered_and_repeated_gives_one_deal);
     RUN(test_unlinked_address_is_held_and_never_credited);
     RUN(test_over_auto_credit_limit_is_held);
-    RUN(test_below_minimum_is_rejected);
+    RUN(test_below_minimum_is_held_for_a_person);
     RUN(test_mt5_refusing_for_good_holds_the_deposit);
     RUN(test_telegram_failures_are_retried_and_notice_sent_once);
     RUN(test_bad_signatures_get_401_and_journal_nothing);

@@ -23,7 +23,8 @@ static const char *const s_env_keys[] = {
     "COBO_WEBHOOK_PUBKEY", "COBO_ENV", "COBO_WALLET_ID", "KASA_CHAINS", "MT5_URL", "MT5_LOGIN",
     "MT5_PASSWORD", "MT5_CA_FILE", "MT5_DIGITS", "TELEGRAM_API_URL", "TELEGRAM_BOT_TOKEN",
     "TELEGRAM_CHAT_ID", "KASA_AUTO_CREDIT_LIMIT", "KASA_CREDITERS", "KASA_LOCKERS", "KASA_NOTIFIERS", "KASA_TOKEN_TRON_USDT",
-    "KASA_TOKEN_ETH_USDT",
+    "KASA_TOKEN_ETH_USDT", "KASA_TOKEN_TRON_USDT__EUR", "KASA_TOKEN_TRON_USDT__USD", "KASA_PENDING_AGE_S",
+    "KASA_PENDING_POLL_S", "KASA_COBO_CONFIRM_WAIT_S",
 };
 
 static void s_env_clear(void)
@@ -77,7 +78,9 @@ static void test_valid_file_loads_with_defaults(void)
     CHECK_EQ_STR(cfg.mt5_password, "pa ss#word");          /* single quotes kept the '#' */
     CHECK_EQ_STR(cfg.telegram_bot_token, "123:ABCsecretTOKEN");
     CHECK_EQ_INT(cfg.mt5_login, 1001);
-    CHECK_EQ_INT(cfg.mt5_digits, 2);
+    CHECK_EQ_INT(cfg.pending_age_s, 1800);
+    CHECK_EQ_INT(cfg.pending_poll_s, 300);
+    CHECK_EQ_INT(cfg.cobo_confirm_wait_s, 600);
     CHECK_EQ_INT(cfg.crediters, 2);
     CHECK_EQ_INT(cfg.lockers, 4);
     CHECK_EQ_INT(cfg.notifiers, 2);
@@ -191,6 +194,63 @@ static void s_expect_env_problem(const char *key, const char *value, const char 
     unsetenv(key);
 }
 
+/* A rule per token and account currency: KASA_TOKEN_<TOKEN>__<CURRENCY>; KASA_TOKEN_<TOKEN> alone is
+ * the USD rule. Each is found by token and currency (any case), no other currency gets one, and the
+ * printed configuration shows every rule under its key. */
+static void test_rules_per_token_and_account_currency(void)
+{
+    s_env_clear();
+    setenv("KASA_TOKEN_TRON_USDT__EUR", "0.9:0.45:2", 1);   /* the environment adds a rule */
+    config_t cfg;
+    char err[1024];
+    CHECK_EQ_INT(s_load(&cfg, "KASA_TOKEN_TRON_USDT=1:0.5:1\nKASA_TOKEN_TRON_USDT__USC=100:50:1\n"
+                              "KASA_TOKEN_TRON_USDT__EUR=0.92:0.46:1\nKASA_TOKEN_TRON__USD=0.12:0:10\n",
+                        err, sizeof err), 0);
+    CHECK_EQ_STR(err, "");
+    CHECK_EQ_INT(cfg.token_count, 4);
+    const config_token_t *usd = config_rule(&cfg, "TRON_USDT", "USD");
+    const config_token_t *usc = config_rule(&cfg, "TRON_USDT", "usc");
+    const config_token_t *eur = config_rule(&cfg, "TRON_USDT", "EUR");
+    const config_token_t *trx = config_rule(&cfg, "TRON", "USD");
+    CHECK(usd && usc && eur && trx);
+    if (usd && usc && eur && trx) {
+        CHECK(usd->rate == (money_atto_t) 1000000000000000000ULL);
+        CHECK(usd->fee == (money_atto_t) 500000000000000000ULL);
+        CHECK(usc->rate == (money_atto_t) 100 * 1000000000000000000ULL);
+        CHECK(usc->fee == (money_atto_t) 50 * 1000000000000000000ULL);
+        CHECK(eur->rate == (money_atto_t) 900000000000000000ULL);   /* the environment won */
+        CHECK(eur->minimum == (money_atto_t) 2 * 1000000000000000000ULL);
+        CHECK(trx->rate == (money_atto_t) 120000000000000000ULL);
+        CHECK_EQ_STR(usc->currency, "USC");
+    }
+    CHECK(config_rule(&cfg, "TRON_USDT", "JPY") == NULL);
+    CHECK(config_rule(&cfg, "TRON", "EUR") == NULL);
+    CHECK(config_rule(&cfg, "ETH_USDT", "USD") == NULL);
+    CHECK(config_token(&cfg, "TRON") != NULL);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    config_print(&cfg, out);
+    fclose(out);
+    CHECK(strstr(text, "KASA_TOKEN_TRON_USDT=1:0.5:1\n") != NULL);
+    CHECK(strstr(text, "KASA_TOKEN_TRON_USDT__USC=100:50:1\n") != NULL);
+    CHECK(strstr(text, "KASA_TOKEN_TRON_USDT__EUR=0.9:0.45:2\n") != NULL);
+    CHECK(strstr(text, "KASA_TOKEN_TRON=0.12:0:10\n") != NULL);
+    free(text);
+    s_env_clear();
+}
+
+/* MT5_DIGITS is no longer read (digits come from the account's group, never from a default): set in
+ * the file or in the environment it is an error that says so, not a value silently ignored. */
+static void test_retired_mt5_digits_is_an_error_that_says_why(void)
+{
+    s_env_clear();
+    s_expect_problem("MT5_DIGITS=2\n", "MT5_DIGITS: no longer read: an account's digits (and currency) come from its "
+                                       "MT5 group");
+    s_expect_env_problem("MT5_DIGITS", "2", "MT5_DIGITS (environment): no longer read");
+    s_env_clear();
+}
+
 static void test_each_validation_error_is_reported(void)
 {
     s_env_clear();
@@ -204,7 +264,9 @@ static void test_each_validation_error_is_reported(void)
     s_expect_env_problem("MT5_URL", "ftp://x", "MT5_URL: expected an https:// URL");
     s_expect_env_problem("COBO_API_URL", "http://api.cobo.com/v2", "COBO_API_URL: must use https://");
     s_expect_env_problem("MT5_LOGIN", "abc", "MT5_LOGIN: expected a positive whole number");
-    s_expect_problem("MT5_DIGITS=9\n", "MT5_DIGITS: expected a whole number from 0 to 8");
+    s_expect_problem("KASA_PENDING_AGE_S=0\n", "KASA_PENDING_AGE_S: expected a whole number from 1");
+    s_expect_problem("KASA_PENDING_POLL_S=86401\n", "KASA_PENDING_POLL_S: expected a whole number from 1");
+    s_expect_problem("KASA_COBO_CONFIRM_WAIT_S=soon\n", "KASA_COBO_CONFIRM_WAIT_S: expected a whole number");
     s_expect_problem("KASA_MAX_BODY=10\n", "KASA_MAX_BODY");
     s_expect_problem("KASA_HTTP_THREADS=0\n", "KASA_HTTP_THREADS");
     s_expect_problem("KASA_CREDITERS=-1\n", "KASA_CREDITERS");
@@ -219,6 +281,12 @@ static void test_each_validation_error_is_reported(void)
     s_expect_problem("KASA_TOKEN_TRON_USDT=1e3:0:1\n", "KASA_TOKEN_TRON_USDT: rate:");
     s_expect_problem("KASA_TOKEN_TRON_USDT=1:-1:1\n", "KASA_TOKEN_TRON_USDT: fee:");
     s_expect_problem("KASA_TOKEN_tron=1:0:1\n", "bad key name");
+    s_expect_problem("KASA_TOKEN_TRON_USDT__eur=1:0:1\n", "bad key name");
+    s_expect_problem("KASA_TOKEN_TRON_USDT__=1:0:1\n", "KASA_TOKEN_TRON_USDT__: bad key name");
+    s_expect_problem("KASA_TOKEN___EUR=1:0:1\n", "KASA_TOKEN___EUR: bad key name");
+    s_expect_problem("KASA_TOKEN_TRON_USDT__EUR=0:0:1\n", "KASA_TOKEN_TRON_USDT__EUR: rate must be above 0");
+    s_expect_problem("KASA_TOKEN_TRON_USDT=1:0:1\nKASA_TOKEN_TRON_USDT__USD=2:0:1\n",
+                     "KASA_TOKEN_TRON_USDT__USD: a second rule for TRON_USDT on USD accounts");
     s_expect_problem("KASA_AUTO_CREDIT_LIMIT=lots\n", "KASA_AUTO_CREDIT_LIMIT:");
     s_expect_problem("KASA_CHAINS=TRON_USDT,eth usdt\n", "KASA_CHAINS: bad token id");
     s_expect_problem("KASA_LISTN=127.0.0.1:1\n", "KASA_LISTN: unknown key");
@@ -457,6 +525,8 @@ int main(void)
     RUN(test_environment_overrides_file);
     RUN(test_environment_alone_is_enough);
     RUN(test_tokens_and_limit_parse_exactly);
+    RUN(test_rules_per_token_and_account_currency);
+    RUN(test_retired_mt5_digits_is_an_error_that_says_why);
     RUN(test_each_validation_error_is_reported);
     RUN(test_max_deposits_default_override_and_bounds);
     RUN(test_base_file_is_valid);

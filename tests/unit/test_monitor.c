@@ -157,7 +157,6 @@ static void test_control_links_through_the_pipeline(void)
     cobo_pubkey_from_seed(cfg.cobo_api_secret, cfg.cobo_api_key);
     cfg.mt5_login = 1000;
     snprintf(cfg.mt5_password, sizeof cfg.mt5_password, "x");
-    cfg.mt5_digits = 2;
     cfg.crediters = 1;
     char err[512];
     journal_t *j = journal_open(dir, NULL, err, sizeof err);

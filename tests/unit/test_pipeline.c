@@ -51,7 +51,6 @@ static void s_config(config_t *cfg)
     snprintf(cfg->mt5_url, sizeof cfg->mt5_url, "http://127.0.0.1:1");
     cfg->mt5_login = 1000;
     snprintf(cfg->mt5_password, sizeof cfg->mt5_password, "ManagerPw1");
-    cfg->mt5_digits = 2;
     cfg->token_count = 1;
     snprintf(cfg->tokens[0].token_id, sizeof cfg->tokens[0].token_id, "TRON_USDT");
     money_parse("1", &cfg->tokens[0].rate, NULL, 0);

@@ -120,9 +120,12 @@ static void s_stop_all(void)
 
 static int s_start_mt5(const char *drop_reply)
 {
+    /* 100004 is a cent account (USC), 100005 a EUR account, 100006 a JPY account (no rule for it). */
     char *args[] = { "mt5", "--listen", "127.0.0.1:0", "--manager", "1000:ManagerPw1", "--account",
                      "100001:InvPw1:0", "--account", "100002:InvPw2:0", "--account", "100003:InvPw3:0",
-                     "--drop-reply", (char *) drop_reply, NULL };
+                     "--group", "real\\cent:USC:2", "--group", "real\\eur:EUR:2", "--group", "real\\jpy:JPY:0",
+                     "--account", "100004:InvPw4:0:real\\cent", "--account", "100005:InvPw5:0:real\\eur",
+                     "--account", "100006:InvPw6:0:real\\jpy", "--drop-reply", (char *) drop_reply, NULL };
     return s_spawn(&s_mt5, "mt5", args);
 }
 
@@ -269,15 +272,22 @@ static void s_config(config_t *cfg)
     snprintf(cfg->mt5_url, sizeof cfg->mt5_url, "http://127.0.0.1:%d", s_mt5.port);
     cfg->mt5_login = 1000;
     snprintf(cfg->mt5_password, sizeof cfg->mt5_password, "ManagerPw1");
-    cfg->mt5_digits = 2;
     snprintf(cfg->telegram_api_url, sizeof cfg->telegram_api_url, "http://127.0.0.1:%d", s_tg.port);
     snprintf(cfg->telegram_bot_token, sizeof cfg->telegram_bot_token, "%s", S_TG_TOKEN);
     snprintf(cfg->telegram_chat_id, sizeof cfg->telegram_chat_id, "-100123");
-    cfg->token_count = 1;
-    snprintf(cfg->tokens[0].token_id, sizeof cfg->tokens[0].token_id, "TRON_USDT");
-    money_parse("1", &cfg->tokens[0].rate, NULL, 0);
-    money_parse("0", &cfg->tokens[0].fee, NULL, 0);
-    money_parse("1", &cfg->tokens[0].minimum, NULL, 0);
+    /* TRON_USDT on USD accounts 1:0:1; on cent accounts 100:50:1 (1 USD = 100 USC, a 0.50 USD fee);
+     * on EUR accounts 0.92:0.46:1; none on JPY accounts. */
+    static const char *const rules[][4] = { { "USD", "1", "0", "1" }, { "USC", "100", "50", "1" },
+                                            { "EUR", "0.92", "0.46", "1" } };
+    cfg->token_count = 3;
+    for (int i = 0; i < 3; i++) {
+        config_token_t *t = &cfg->tokens[i];
+        snprintf(t->token_id, sizeof t->token_id, "TRON_USDT");
+        snprintf(t->currency, sizeof t->currency, "%s", rules[i][0]);
+        money_parse(rules[i][1], &t->rate, NULL, 0);
+        money_parse(rules[i][2], &t->fee, NULL, 0);
+        money_parse(rules[i][3], &t->minimum, NULL, 0);
+    }
     money_parse("10000", &cfg->auto_credit_limit, NULL, 0);
     cfg->crediters = 2;
 }
@@ -518,13 +528,15 @@ static void test_locker_holds_refuses_and_an_admin_releases(void)
     deposit_view_t v;
     CHECK(s_wait_state(p, unlinked.tx_id, DEPOSIT_HELD, &v, 10000) == 0);
     CHECK_EQ_STR(v.reason, "address not linked to any account");
-    CHECK(s_wait_state(p, small.tx_id, DEPOSIT_REJECTED, &v, 10000) == 0);
-    CHECK(strstr(v.reason, "below the minimum") != NULL);
+    CHECK(s_wait_state(p, small.tx_id, DEPOSIT_HELD, &v, 10000) == 0);   /* the money arrived: a person decides */
+    CHECK(strstr(v.reason, "below minimum") != NULL);
     CHECK(s_wait_state(p, big.tx_id, DEPOSIT_HELD, &v, 10000) == 0);
     CHECK(strstr(v.reason, "over the auto-credit limit") != NULL);
     CHECK(s_wait_state(p, tampered.tx_id, DEPOSIT_HELD, &v, 10000) == 0);
     CHECK(strstr(v.reason, "amount differs") != NULL);
     /* A person links the address and retries: it goes through the locker again and is credited. */
+    CHECK_EQ_INT(pipeline_admin(p, small.tx_id, DEPOSIT_EV_ADMIN_REJECT, 0, "admin:t", "returned", err, sizeof err), 0);
+    CHECK(pipeline_deposit(p, small.tx_id, &v) == 0 && v.state == DEPOSIT_REJECTED);
     CHECK_EQ_INT(pipeline_admin(p, small.tx_id, DEPOSIT_EV_ADMIN_RETRY, 0, "admin:t", "", err, sizeof err), -1);
     CHECK_EQ_INT(pipeline_link(p, "TUnlinked", "TRON", 100001, "admin:t", err, sizeof err), 0);
     CHECK_EQ_INT(pipeline_admin(p, unlinked.tx_id, DEPOSIT_EV_ADMIN_RETRY, 0, "admin:t", "linked", err, sizeof err), 0);
@@ -968,6 +980,238 @@ static void test_restart_resumes_through_several_lockers_and_notifiers(void)
     CHECK_EQ_INT(s_balance_minor(login) - before, want);
 }
 
+
+/* ---- the account's currency -------------------------------------------------------------------- */
+
+/* The deposit record of tx that entered state to, from the journal in dir. 0, or -1 if none. */
+static int s_record_to(const char *dir, const char *tx, deposit_state_t to, record_t *out)
+{
+    char err[200] = "";
+    journal_reader_t *rd = journal_reader_open(dir, 1, err, sizeof err);
+    if (!rd)
+        return -1;
+    int found = -1;
+    journal_entry_t en;
+    while (journal_reader_next(rd, &en) == 1) {
+        record_t r;
+        char why[96];
+        if (record_decode(en.payload, en.len, &r, why, sizeof why) == 0 && r.kind == RECORD_DEPOSIT && r.to == to &&
+            r.from != to && strcmp(r.tx_id, tx) == 0) {
+            *out = r;
+            found = 0;
+        }
+    }
+    journal_reader_destroy(&rd);
+    return found;
+}
+
+/* Sets MT5 simulator faults (a JSON object); checks it took them. */
+static void s_mt5_faults(const char *json)
+{
+    bson_t doc;
+    CHECK_EQ_INT(s_http("POST", s_mt5.port, "/sim/faults", json, &doc), 200);
+    bson_destroy(&doc);
+}
+
+static void s_cobo_faults(const char *json)
+{
+    bson_t doc;
+    CHECK_EQ_INT(s_http("POST", s_cobo.port, "/sim/faults", json, &doc), 200);
+    bson_destroy(&doc);
+}
+
+/* A cent (USC) account and a EUR account are credited in their own currency by their own rule,
+ * with the digits of their MT5 group, and the rounding is recorded; an account whose currency has
+ * no rule for the token is HELD with the reason and nothing is sent to MT5. */
+static void test_credit_is_in_the_account_currency_usc_and_eur(void)
+{
+    char err[256] = "";
+    journal_t *j;
+    config_t cfg;
+    pipeline_t *p = s_start("currency", &cfg, &j, err, sizeof err);
+    if (!p)
+        return;
+    CHECK_EQ_INT(pipeline_link(p, "TCent1", "TRON", 100004, "test", err, sizeof err), 0);
+    CHECK_EQ_INT(pipeline_link(p, "TEuro1", "TRON", 100005, "test", err, sizeof err), 0);
+    CHECK_EQ_INT(pipeline_link(p, "TYen1", "TRON", 100006, "test", err, sizeof err), 0);
+    cobo_tx_t cent, euro, yen;
+    CHECK(s_cobo_deposit("TCent1", "250.505678", &cent) == 0);
+    CHECK(s_cobo_deposit("TEuro1", "100.123", &euro) == 0);
+    CHECK(s_cobo_deposit("TYen1", "10", &yen) == 0);
+    CHECK_EQ_INT(pipeline_ingest(p, &cent, err, sizeof err), 201);
+    CHECK_EQ_INT(pipeline_ingest(p, &euro, err, sizeof err), 201);
+    CHECK_EQ_INT(pipeline_ingest(p, &yen, err, sizeof err), 201);
+    deposit_view_t v;
+    /* 250.505678 USDT x 100 = 25050.5678 USC, less the 50 USC fee = 25000.5678 → 25000.56 USC */
+    CHECK(s_wait_state(p, cent.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    CHECK_EQ_INT(v.credit_minor, 2500056);
+    CHECK_EQ_INT(v.digits, 2);
+    char bal[48];
+    int64_t deals;
+    s_account(100004, bal, sizeof bal, &deals);
+    CHECK_EQ_STR(bal, "25000.56");
+    CHECK_EQ_INT(deals, 1);
+    record_t locked;
+    CHECK(s_record_to(s_dir, cent.tx_id, DEPOSIT_LOCKED, &locked) == 0);
+    CHECK_EQ_STR(locked.remainder, "0.0078");
+    /* 100.123 USDT x 0.92 = 92.11316 EUR, less 0.46 = 91.65316 → 91.65 EUR */
+    CHECK(s_wait_state(p, euro.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    CHECK_EQ_INT(v.credit_minor, 9165);
+    s_account(100005, bal, sizeof bal, &deals);
+    CHECK_EQ_STR(bal, "91.65");
+    CHECK(s_record_to(s_dir, euro.tx_id, DEPOSIT_LOCKED, &locked) == 0);
+    CHECK_EQ_STR(locked.remainder, "0.00316");
+    /* JPY: no rule for TRON_USDT on JPY accounts → a person decides; MT5 never called */
+    CHECK(s_wait_state(p, yen.tx_id, DEPOSIT_HELD, &v, 20000) == 0);
+    CHECK(strstr(v.reason, "no rule for TRON_USDT on JPY accounts") != NULL);
+    s_account(100006, bal, sizeof bal, &deals);
+    CHECK_EQ_INT(deals, 0);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
+/* A group that cannot be read (the manager lacks the right) is retried: the deposit stays RECEIVED,
+ * nothing is credited with a guessed digit count or currency; once MT5 answers, it is credited in
+ * the account's currency. */
+static void test_unreadable_group_is_retried_never_defaulted(void)
+{
+    s_mt5_faults("{\"group_retcode\":\"8 Not enough permissions\"}");
+    char err[256] = "";
+    journal_t *j;
+    config_t cfg;
+    pipeline_t *p = s_start("group", &cfg, &j, err, sizeof err);
+    if (!p)
+        return;
+    CHECK_EQ_INT(pipeline_link(p, "TCent2", "TRON", 100004, "test", err, sizeof err), 0);
+    int64_t before = -1;
+    char bal[48];
+    s_account(100004, bal, sizeof bal, &before);
+    cobo_tx_t tx;
+    CHECK(s_cobo_deposit("TCent2", "3", &tx) == 0);
+    CHECK_EQ_INT(pipeline_ingest(p, &tx, err, sizeof err), 201);
+    usleep(1500 * 1000);
+    deposit_view_t v;
+    CHECK(pipeline_deposit(p, tx.tx_id, &v) == 0);
+    CHECK_EQ_INT(v.state, DEPOSIT_RECEIVED);
+    int64_t deals = -1;
+    s_account(100004, bal, sizeof bal, &deals);
+    CHECK_EQ_INT(deals, before);
+    s_mt5_faults("{\"group_retcode\":\"\"}");
+    CHECK(s_wait_state(p, tx.tx_id, DEPOSIT_NOTIFIED, &v, 30000) == 0);
+    CHECK_EQ_INT(v.credit_minor, 25000);   /* 3 x 100 - 50 = 250.00 USC */
+    CHECK_EQ_INT(v.digits, 2);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
+/* ---- finishing every acknowledged deposit ------------------------------------------------------ */
+
+/* Right after its Completed webhook, Cobo's API may still say Confirming: the locker asks again with
+ * backoff and credits once the API agrees, instead of holding the deposit. */
+static void test_cobo_api_lagging_its_webhook_is_retried_then_credited(void)
+{
+    s_cobo_faults("{\"confirming_lag_ms\":1500}");
+    char err[256] = "";
+    journal_t *j;
+    config_t cfg;
+    pipeline_t *p = s_start("coblag", &cfg, &j, err, sizeof err);
+    if (!p)
+        return;
+    CHECK_EQ_INT(pipeline_link(p, "TLag1", "TRON", 100001, "test", err, sizeof err), 0);
+    cobo_tx_t tx;
+    CHECK(s_cobo_deposit("TLag1", "4", &tx) == 0);   /* the helper reads it as Confirming: lagging */
+    snprintf(tx.status, sizeof tx.status, "Completed");   /* the webhook came first */
+    CHECK_EQ_INT(pipeline_ingest(p, &tx, err, sizeof err), 201);
+    usleep(700 * 1000);
+    deposit_view_t v;
+    CHECK(pipeline_deposit(p, tx.tx_id, &v) == 0);
+    CHECK_EQ_INT(v.state, DEPOSIT_RECEIVED);   /* still asking, not held */
+    CHECK(s_wait_state(p, tx.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    CHECK_EQ_INT(v.credit_minor, 400);
+    CHECK_EQ_INT(s_count_events(s_dir, tx.tx_id, DEPOSIT_EV_HOLD), 0);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+    s_cobo_faults("{\"confirming_lag_ms\":0}");
+}
+
+/* If Cobo's API still says Confirming KASA_COBO_CONFIRM_WAIT_S after the Completed webhook, a person
+ * looks: HELD with the reason, nothing credited. */
+static void test_cobo_api_still_confirming_after_the_wait_is_held(void)
+{
+    s_cobo_faults("{\"confirming_lag_ms\":600000}");
+    char err[256] = "";
+    CHECK(s_new_dir("cobwait") == 0);
+    config_t cfg;
+    s_config(&cfg);
+    cfg.cobo_confirm_wait_s = 1;
+    journal_t *j;
+    pipeline_t *p = support_pipeline_open(s_dir, &cfg, &j, err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    CHECK_EQ_INT(pipeline_link(p, "TLag2", "TRON", 100001, "test", err, sizeof err), 0);
+    cobo_tx_t tx;
+    CHECK(s_cobo_deposit("TLag2", "5", &tx) == 0);   /* the helper reads it as Confirming: lagging */
+    snprintf(tx.status, sizeof tx.status, "Completed");
+    CHECK_EQ_INT(pipeline_ingest(p, &tx, err, sizeof err), 201);
+    deposit_view_t v;
+    CHECK(s_wait_state(p, tx.tx_id, DEPOSIT_HELD, &v, 15000) == 0);
+    CHECK(strstr(v.reason, "Cobo says status Confirming, not Completed") != NULL);
+    CHECK(strstr(v.reason, "after the Completed webhook") != NULL);
+    char ref[32];
+    crediter_ref(tx.tx_id, ref);
+    CHECK_EQ_INT(s_deals_with(100001, ref, NULL), 0);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+    s_cobo_faults("{\"confirming_lag_ms\":0}");
+}
+
+/* A deposit acknowledged as PENDING whose final webhook never comes (Cobo gave up) is finished by
+ * asking Cobo's API once it is older than KASA_PENDING_AGE_S: Completed → credited once; Failed →
+ * REJECTED. */
+static void test_pending_without_its_final_webhook_is_finished_by_asking_cobo(void)
+{
+    char err[256] = "";
+    CHECK(s_new_dir("pending") == 0);
+    config_t cfg;
+    s_config(&cfg);
+    cfg.pending_age_s = 1;
+    cfg.pending_poll_s = 1;
+    journal_t *j;
+    pipeline_t *p = support_pipeline_open(s_dir, &cfg, &j, err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    CHECK_EQ_INT(pipeline_link(p, "TPend1", "TRON", 100002, "test", err, sizeof err), 0);
+    cobo_tx_t done, failed;
+    CHECK(s_cobo_deposit("TPend1", "6", &done) == 0);
+    CHECK(s_cobo_deposit("TPend1", "7", &failed) == 0);
+    /* only their Confirming webhooks reached kasa */
+    snprintf(done.status, sizeof done.status, "Confirming");
+    snprintf(failed.status, sizeof failed.status, "Confirming");
+    done.confirmations = failed.confirmations = 0;
+    CHECK_EQ_INT(pipeline_ingest(p, &done, err, sizeof err), 201);
+    CHECK_EQ_INT(pipeline_ingest(p, &failed, err, sizeof err), 201);
+    char path[160];
+    snprintf(path, sizeof path, "/sim/transactions/%s", failed.tx_id);
+    bson_t doc;
+    CHECK_EQ_INT(s_http("POST", s_cobo.port, path, "{\"status\":\"Failed\",\"notify\":false}", &doc), 200);
+    bson_destroy(&doc);
+    deposit_view_t v;
+    CHECK(pipeline_deposit(p, done.tx_id, &v) == 0 && v.state == DEPOSIT_PENDING);
+    CHECK(s_wait_state(p, done.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    CHECK_EQ_INT(v.credit_minor, 600);
+    char ref[32];
+    crediter_ref(done.tx_id, ref);
+    CHECK_EQ_INT(s_deals_with(100002, ref, NULL), 1);
+    CHECK(s_wait_state(p, failed.tx_id, DEPOSIT_REJECTED, &v, 20000) == 0);
+    CHECK(strstr(v.reason, "Failed") != NULL);
+    crediter_ref(failed.tx_id, ref);
+    CHECK_EQ_INT(s_deals_with(100002, ref, NULL), 0);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
 static int s_sims_started;
 
 static void test_simulators_start(void)
@@ -998,6 +1242,11 @@ int main(void)
     RUN(test_dropped_mt5_reply_still_credits_exactly_once);
     RUN(test_four_lockers_lock_and_credit_a_burst_exactly_once);
     RUN(test_restart_resumes_through_several_lockers_and_notifiers);
+    RUN(test_credit_is_in_the_account_currency_usc_and_eur);
+    RUN(test_unreadable_group_is_retried_never_defaulted);
+    RUN(test_cobo_api_lagging_its_webhook_is_retried_then_credited);
+    RUN(test_cobo_api_still_confirming_after_the_wait_is_held);
+    RUN(test_pending_without_its_final_webhook_is_finished_by_asking_cobo);
     s_stop_all();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_base);

@@ -445,7 +445,6 @@ static void test_real_pipeline_journals_once_and_refuses_forgeries(void)
     snprintf(cfg.mt5_url, sizeof cfg.mt5_url, "http://127.0.0.1:9");
     cfg.mt5_login = 1000;
     snprintf(cfg.mt5_password, sizeof cfg.mt5_password, "x");
-    cfg.mt5_digits = 2;
     snprintf(cfg.telegram_api_url, sizeof cfg.telegram_api_url, "http://127.0.0.1:9");
     cfg.crediters = 1;
     cfg.max_body = MAX_BODY;

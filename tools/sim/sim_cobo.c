@@ -12,8 +12,10 @@
  *   GET  /sim/deposits         transactions and the answer codes of each webhook event
  *   POST /sim/transactions/{id} {"status","sub_status","confirmed_num","notify"} change a transaction
  *   POST /sim/faults           {"create_address_timeout_once","bad_signature_once","bad_signatures",
- *                               "fail_next","hang_ms","fail_rate_pct","delay_ms","underscore_headers"}
- *                               -> the faults now set
+ *                               "fail_next","hang_ms","fail_rate_pct","delay_ms","underscore_headers",
+ *                               "confirming_lag_ms"} -> the faults now set; confirming_lag_ms makes the
+ *                               API show a Completed transaction as Confirming for that long after it
+ *                               completed (Cobo's API can lag its own webhooks)
  * A request with a missing/invalid Biz-Api-* signature, an unknown key or a nonce more than five
  * minutes off gets 401 {"error_code":2024,...}; injected failures are 503 {"error_code":2026,...}. */
 #include "tools/sim/sim.h"
@@ -65,6 +67,7 @@ typedef struct {
     char chain_id[24], token_id[40], address[128], amount[48], hash[72], from[72];
     int confirmed, threshold;
     int64_t block_number, created_ms, updated_ms;
+    int64_t completed_ms;       /* when its status became Completed (0: not Completed) */
     s_event_t events[S_MAX_EVENTS];
     int nevents;
 } s_tx_t;
@@ -100,7 +103,7 @@ static struct {
     cobo_pubkey_t client_key;
     int dup, reorder;
     /* faults */
-    int fail_pct, delay_ms, hang_ms, fail_next, timeout_once, bad_sig, underscore;
+    int fail_pct, delay_ms, hang_ms, fail_next, timeout_once, bad_sig, underscore, confirming_lag_ms;
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
 static void s_sleep_ms(int ms)
@@ -509,6 +512,7 @@ static int s_deposit(const s_deposit_req_t *r, char *err, size_t errlen)
         if (strcmp(r->final, "Rejected") == 0 || strcmp(r->final, "Failed") == 0)
             t->confirmed = 0;
         t->updated_ms = sim_http_now_ms();
+        t->completed_ms = strcmp(r->final, "Completed") == 0 ? t->updated_ms : 0;
         jobs[n++] = s_event_jobs(ti, "wallets.transaction.updated", r->duplicates);
         jobs[n++] = s_event_jobs(ti, strcmp(r->final, "Completed") == 0 ? "wallets.transaction.succeeded"
                                                                          : "wallets.transaction.failed",
@@ -829,8 +833,16 @@ static enum MHD_Result s_api(struct MHD_Connection *con, const char *method, con
         int ti = s_find_tx(id);
         jbuf_t b;
         jbuf_init(&b);
-        if (ti >= 0)
+        if (ti >= 0 && S.confirming_lag_ms > 0 && S.txs[ti].completed_ms &&
+            sim_http_now_ms() < S.txs[ti].completed_ms + S.confirming_lag_ms) {
+            static s_tx_t lagging;   /* under S.lock; too big for a thread's stack */
+            lagging = S.txs[ti];
+            snprintf(lagging.status, sizeof lagging.status, "Confirming");
+            lagging.confirmed = lagging.threshold > 1 ? lagging.threshold - 1 : 0;
+            s_tx_json(&b, &lagging);
+        } else if (ti >= 0) {
             s_tx_json(&b, &S.txs[ti]);
+        }
         pthread_mutex_unlock(&S.lock);
         if (ti < 0) {
             jbuf_free(&b);
@@ -999,8 +1011,13 @@ static enum MHD_Result s_ctl_change(struct MHD_Connection *con, const char *id, 
         s_tx_t *t = &S.txs[ti];
         const char *st = json_get_str(&doc, "status");
         int64_t v;
-        if (st)
+        if (st) {
+            if (strcmp(st, "Completed") == 0 && strcmp(t->status, "Completed") != 0)
+                t->completed_ms = sim_http_now_ms();
+            else if (strcmp(st, "Completed") != 0)
+                t->completed_ms = 0;
             snprintf(t->status, sizeof t->status, "%s", st);
+        }
         if (json_has(&doc, "sub_status"))
             s_copy_field(&doc, "sub_status", t->sub_status, sizeof t->sub_status, "");
         if (json_get_i64(&doc, "confirmed_num", &v) == 0 && v >= 0 && v < 1000000)
@@ -1050,12 +1067,14 @@ static enum MHD_Result s_ctl_faults(struct MHD_Connection *con, const sim_reques
         S.fail_pct = (int) v;
     if (json_get_i64(&doc, "delay_ms", &v) == 0 && v >= 0 && v <= 60000)
         S.delay_ms = (int) v;
-    char body[256];
+    if (json_get_i64(&doc, "confirming_lag_ms", &v) == 0 && v >= 0 && v <= 3600000)
+        S.confirming_lag_ms = (int) v;
+    char body[300];
     snprintf(body, sizeof body,
              "{\"create_address_timeout_once\":%s,\"bad_signatures\":%d,\"fail_next\":%d,\"hang_ms\":%d,"
-             "\"fail_rate_pct\":%d,\"delay_ms\":%d,\"underscore_headers\":%s}",
+             "\"fail_rate_pct\":%d,\"delay_ms\":%d,\"underscore_headers\":%s,\"confirming_lag_ms\":%d}",
              S.timeout_once ? "true" : "false", S.bad_sig, S.fail_next, S.hang_ms, S.fail_pct, S.delay_ms,
-             S.underscore ? "true" : "false");
+             S.underscore ? "true" : "false", S.confirming_lag_ms);
     pthread_mutex_unlock(&S.lock);
     bson_destroy(&doc);
     return s_reply(con, 200, body, 0);
@@ -1115,7 +1134,7 @@ static void s_cobo_usage(FILE *out)
             "control (unsigned): POST /sim/deposit, GET /sim/deposits, POST /sim/transactions/{id},\n"
             "                    POST /sim/faults {\"create_address_timeout_once\",\"bad_signature_once\",\n"
             "                    \"bad_signatures\",\"fail_next\",\"hang_ms\",\"fail_rate_pct\",\"delay_ms\",\n"
-            "                    \"underscore_headers\"}\n");
+            "                    \"underscore_headers\",\"confirming_lag_ms\"}\n");
 }
 
 /* "0.1" -> 10, "25" -> 25 (percent, no floating point). -1 if bad. */

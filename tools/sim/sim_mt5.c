@@ -14,7 +14,7 @@
  * Control (loopback clients only): GET /sim/accounts, GET /sim/deals[?login=L], GET /sim/stats,
  * POST /sim/faults {"drop_reply":0.3,"session_loss":0.1,"delay_ms":50,"permanent_login":100002,
  * "permanent_retcode":"8 Not enough permissions","retcode_once":"9 Timeout","close_next":1,
- * "fake_server":true,"kill_sessions":true}, POST /sim/reset. */
+ * "fake_server":true,"kill_sessions":true,"group_retcode":"8 Not enough permissions"}, POST /sim/reset. */
 #include "tools/sim/sim_mt5.h"
 
 #include <inttypes.h>
@@ -84,6 +84,7 @@ typedef struct {
     char retcode_once[64];
     int close_next;   /* the next N replies carry "Connection: close" */
     int fake_server;  /* answer the handshake with a wrong cli_rand_answer */
+    char group_retcode[64]; /* while set, /api/group/get answers this retcode (a group kasa cannot read) */
 } s_faults_t;
 
 static _Thread_local int s_close_this; /* set per request by s_handler (one thread per connection) */
@@ -507,6 +508,8 @@ static enum MHD_Result s_user(sim_mt5_t *s, struct MHD_Connection *conn, int acc
 
 static enum MHD_Result s_group(sim_mt5_t *s, struct MHD_Connection *conn)
 {
+    if (s->faults.group_retcode[0])
+        return s_retcode(conn, s->faults.group_retcode);
     const char *name = s_arg(conn, "group");
     int gi = name ? s_group_find(s, name) : -1;
     if (gi < 0)
@@ -566,7 +569,10 @@ static void s_faults_json(const s_faults_t *f, jbuf_t *b)
     jbuf_str(b, f->permanent_retcode);
     jbuf_puts(b, ",\"retcode_once\":");
     jbuf_str(b, f->retcode_once);
-    jbuf_printf(b, ",\"close_next\":%d,\"fake_server\":%s}", f->close_next, f->fake_server ? "true" : "false");
+    jbuf_printf(b, ",\"close_next\":%d,\"fake_server\":%s,\"group_retcode\":", f->close_next,
+                f->fake_server ? "true" : "false");
+    jbuf_str(b, f->group_retcode);
+    jbuf_puts(b, "}");
 }
 
 static int s_json_ppm(const bson_t *doc, const char *key, uint32_t *out)
@@ -615,6 +621,9 @@ static enum MHD_Result s_sim_faults(sim_mt5_t *s, struct MHD_Connection *conn, c
     str = json_get_str(&doc, "retcode_once");
     if (str)
         snprintf(f.retcode_once, sizeof f.retcode_once, "%s", str);
+    str = json_get_str(&doc, "group_retcode");   /* "" clears it */
+    if (str)
+        snprintf(f.group_retcode, sizeof f.group_retcode, "%s", str);
     bson_destroy(&doc);
     if (bad)
         return s_reply(conn, MHD_HTTP_BAD_REQUEST, "{\"error\":\"bad fault value\"}", NULL);
@@ -793,7 +802,7 @@ static void s_usage(FILE *out)
             "  POST /sim/faults {\"drop_reply\":0.3,\"session_loss\":0.1,\"delay_ms\":50,\n"
             "                    \"permanent_login\":100002,\"permanent_retcode\":\"8 Not enough permissions\",\n"
             "                    \"retcode_once\":\"9 Timeout\",\"close_next\":1,\"fake_server\":true,\n"
-            "                    \"kill_sessions\":true}\n"
+            "                    \"kill_sessions\":true,\"group_retcode\":\"8 Not enough permissions\"}\n"
             "  POST /sim/reset                back to the accounts and faults given at start\n");
 }
 
