@@ -45,6 +45,22 @@ static int64_t s_retry(s_crediter_t *self, const workq_item_t *item, const char 
     return ms;
 }
 
+/* Journals an ALERT (see registry_alert); a failure to journal it is logged there. */
+static void s_alert(s_crediter_t *self, const char *tx_id, record_alert_t alert, uint64_t login, uint64_t ticket,
+                    uint64_t ticket2, const char *reason)
+{
+    record_t r;
+    record_init(&r, RECORD_ALERT);
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx_id);
+    snprintf(r.alert, sizeof r.alert, "%s", record_alert_name(alert));
+    r.login = login;
+    r.ticket = ticket;
+    r.ticket2 = ticket2;
+    snprintf(r.reason, sizeof r.reason, "%s", reason ? reason : "");
+    char err[160];
+    registry_alert(self->ctx->registry, self->ctx->journal, &r, err, sizeof err);
+}
+
 /* Journals CREDIT_OK with ticket (on login) and hands the CREDITED record to the notifier. */
 static int64_t s_credited(s_crediter_t *self, const char *tx_id, uint64_t login, const char *ref, uint64_t ticket)
 {
@@ -54,13 +70,16 @@ static int64_t s_credited(s_crediter_t *self, const char *tx_id, uint64_t login,
     r.ticket = ticket;
     snprintf(r.ref, sizeof r.ref, "%s", ref);
     char err[160];
-    if (stage_commit(self->ctx, &r, DEPOSIT_EFFECT_NOTIFY, self->to_notifier, "crediter", err, sizeof err)
-        != REGISTRY_MOVED) {
-        /* The deal exists but the deposit moved on (a person holds it, or the journal failed): a
-         * later retry reconciles and finds this ticket; never credited twice. */
-        log_error("crediter.credit_not_recorded", "tx=%s login=%llu ticket=%llu reason=\"%s\"", tx_id,
-                  (unsigned long long) login, (unsigned long long) ticket, err);
-    }
+    registry_result_t res = stage_commit(self->ctx, &r, DEPOSIT_EFFECT_NOTIFY, self->to_notifier, "crediter", err,
+                                         sizeof err);
+    if (res == REGISTRY_MOVED && r.from != DEPOSIT_HELD)
+        return 0;
+    /* Held while the call was in flight and now CREDITED (a person must know the hold is moot), or
+     * the deposit could not take the credit at all (rejected meanwhile, journal failing): either
+     * way the deal is journaled as an alert, never left only in a log line. A later reconcile of a
+     * deposit that still needs a credit finds this ticket; never credited twice. */
+    s_alert(self, tx_id, res == REGISTRY_MOVED ? RECORD_ALERT_CREDIT_AFTER_HOLD : RECORD_ALERT_CREDIT_NOT_RECORDED,
+            login, ticket, 0, res == REGISTRY_MOVED ? "a credit in flight as the deposit was held succeeded" : err);
     return 0;
 }
 

@@ -65,6 +65,8 @@ typedef struct {
     uint64_t ticket;
     char reason[160];
     int64_t created_ms, updated_ms;
+    uint32_t alert_count;    /* RECORD_ALERTs journaled for it (a person must look) */
+    char alert[32];          /* the name of the last one ("double_credit"), "" if none */
 } deposit_view_t;
 
 /* Calls fn for each deposit of login (login 0: every deposit), newest first, at most limit.

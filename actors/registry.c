@@ -298,6 +298,15 @@ static int s_apply_locked(registry_t *self, const record_t *r, uint64_t lsn)
         S_COPY(e->view.reason, r->reason);
         e->view.updated_ms = r->time_ms;
         break;
+    case RECORD_ALERT: {
+        int id = record_alert_from_name(r->alert);
+        if (id >= 0)
+            e->alerts_raised |= 1u << id;
+        e->view.alert_count++;
+        S_COPY(e->view.alert, r->alert);
+        e->view.updated_ms = r->time_ms;
+        break;
+    }
     default: break; /* ADMIN_ACTION: an audit fact; the transition it caused is its own record */
     }
     if (lsn > e->last_lsn)
@@ -551,6 +560,25 @@ registry_result_t registry_append(registry_t *self, journal_t *journal, record_t
         return REGISTRY_FAILED;
     }
     return REGISTRY_MOVED;
+}
+
+registry_result_t registry_alert(registry_t *self, journal_t *journal, record_t *r, char *err, size_t errlen)
+{
+    r->kind = RECORD_ALERT;
+    int id = record_alert_from_name(r->alert);
+    registry_entry_t e;
+    if (id >= 0 && registry_get(self, r->tx_id, &e) == 0 && (e.alerts_raised & (1u << id)))
+        return REGISTRY_SAME;   /* raised before (a concurrent second raise is journaled twice: harmless) */
+    registry_result_t res = registry_append(self, journal, r, err, errlen);
+    if (res == REGISTRY_MOVED)
+        log_error("deposit.alert", "tx=%s alert=%s login=%llu ticket=%llu ticket2=%llu reason=\"%s\"", r->tx_id,
+                  r->alert, (unsigned long long) r->login, (unsigned long long) r->ticket,
+                  (unsigned long long) r->ticket2, r->reason);
+    else
+        log_error("deposit.alert", "tx=%s alert=%s login=%llu ticket=%llu ticket2=%llu reason=\"%s\" journaled=no "
+                  "why=\"%s\"", r->tx_id, r->alert, (unsigned long long) r->login, (unsigned long long) r->ticket,
+                  (unsigned long long) r->ticket2, r->reason, err);
+    return res;
 }
 
 int registry_link(registry_t *self, journal_t *journal, const char *address, const char *chain_id,

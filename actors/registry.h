@@ -52,6 +52,7 @@ typedef struct {
     uint64_t attempt_login;     /* the login the last attempt was for (0 if none)           */
     char remainder[48];         /* LOCKED: what rounding dropped                            */
     int notice_failed;          /* a RECORD_NOTICE_FAILED was journaled                     */
+    uint32_t alerts_raised;     /* bit i: an ALERT named record_alert_name(i) was journaled */
     uint64_t last_lsn;          /* LSN of its last record (maybe not yet durable)           */
 } registry_entry_t;
 
@@ -70,7 +71,8 @@ void registry_destroy(registry_t **self_p);
 
 /* Applies one durable record as replay does (RECORD_DEPOSIT sets the state it records, whatever
  * the current one — a mismatch is logged as event=replay.mismatch; CREDIT_ATTEMPT counts the
- * attempt; ADDRESS_LINK links; NOTICE_FAILED marks the notice; ADMIN_ACTION changes nothing).
+ * attempt; ADDRESS_LINK links; NOTICE_FAILED marks the notice; ALERT counts the alert; ADMIN_ACTION
+ * changes nothing).
  * Returns 0, or -1 if the registry is full. */
 int registry_apply(registry_t *self, const record_t *r, uint64_t lsn);
 
@@ -95,6 +97,13 @@ registry_result_t registry_commit(registry_t *self, journal_t *journal, record_t
  * for an existing deposit, applying it to memory under the lock, and waits for durability.
  * REGISTRY_MOVED once durable, REGISTRY_ILLEGAL if the deposit is unknown, REGISTRY_FAILED. */
 registry_result_t registry_append(registry_t *self, journal_t *journal, record_t *r, char *err, size_t errlen);
+
+/* Raises an alert on a deposit: journals RECORD_ALERT (r->kind RECORD_ALERT, r->tx_id, r->alert and
+ * what it knows: login, ticket, ticket2, credit_minor/digits, reason) and waits for durability, then
+ * logs it (level=error event=deposit.alert). An alert of a known name already raised for the deposit
+ * is not journaled again (REGISTRY_SAME): a repeated webhook or a retried check raises it once.
+ * REGISTRY_MOVED once durable, REGISTRY_ILLEGAL for an unknown deposit, REGISTRY_FAILED. */
+registry_result_t registry_alert(registry_t *self, journal_t *journal, record_t *r, char *err, size_t errlen);
 
 /* Links address (on chain_id) to login: journals RECORD_ADDRESS_LINK (actor recorded) and waits.
  * 0 once durable or if already linked to that login; -1 with a reason if linked to another login,

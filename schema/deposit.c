@@ -8,13 +8,14 @@
  * Guarantees the table gives (tests/unit/test_deposit.c proves them over random event sequences):
  *  - A deposit never goes backwards: CREDITED, NOTIFIED and REJECTED are never left for an earlier
  *    state, a late or reordered webhook (SEEN_PENDING after PENDING, a repeated SEEN_COMPLETED) is SAME.
- *  - CREDITED is entered at most once (only from LOCKED on CREDIT_OK), and after it no step ever asks
- *    for a CREDIT effect again: from CREDITED and NOTIFIED no row leads back to LOCKED or HELD.
+ *  - CREDITED is entered at most once (only on CREDIT_OK: from LOCKED, or from HELD when a credit
+ *    that was in flight as the deposit was held turns out to have succeeded), and after it no step
+ *    ever asks for a CREDIT effect again: from CREDITED and NOTIFIED no row leads back to LOCKED or HELD.
  *  - A second CREDIT effect for one deposit can only come after LOCKED --HOLD--> HELD --ADMIN_RETRY/
  *    ADMIN_ASSIGN--> RECEIVED --CONFIRMED--> LOCKED, i.e. after MT5 refused or a failure was reported
- *    while a credit may have been in flight. The crediter therefore always reconciles first: when a
- *    CREDIT_ATTEMPT exists for the deposit it searches the login's balance deals for its reference and
- *    journals CREDIT_OK with the found ticket instead of sending again.
+ *    while a credit may have been in flight. The crediter therefore reconciles before every send: it
+ *    searches the balance deals of every login ever tried for the deposit's reference and journals
+ *    CREDIT_OK with the found ticket instead of sending again (actors/crediter.h).
  */
 #include "schema/deposit.h"
 
@@ -94,6 +95,11 @@ static const s_cell_t s_table[DEPOSIT_STATE_COUNT][DEPOSIT_EVENT_COUNT] = {
     S_AT(LOCKED, CREDIT_OK) = S_MOVE(CREDITED, NOTIFY),
     /* MT5 refused permanently (wrong login, no rights, over its limit). */
     S_AT(LOCKED, HOLD)      = S_MOVE(HELD, ALERT),
+    /* The deposit was held (a failure reported, a person) while a balance call was in flight, and
+     * that call (or a reconcile) shows the deal exists: the money is on the account, so the deposit
+     * is CREDITED with its ticket, and a person is told (the crediter journals a credit_after_hold
+     * ALERT). Refusing it would leave the deal only in a log line. */
+    S_AT(HELD, CREDIT_OK)   = S_MOVE(CREDITED, NOTIFY | ALERT),
 
     /* ---- notifier ---- */
     S_AT(CREDITED, NOTICE_SENT) = S_MOVE(NOTIFIED, NOFX),

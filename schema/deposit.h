@@ -5,10 +5,10 @@
  *   PENDING ─┐
  *            ▼
  *   (none) ─▶ RECEIVED ─▶ LOCKED ─▶ CREDITED ─▶ NOTIFIED
- *                │           │
- *                ▼           ▼
- *              HELD ◀────────┘     (needs a person: unlinked address, over the limit, below the minimum,
- *                │                   no rule for the account's currency, MT5 refused)
+ *                │           │          ▲
+ *                ▼           ▼          │ (a credit in flight as it was held succeeded: ALERT)
+ *              HELD ◀────────┘──────────┘  (needs a person: unlinked address, over the limit, below the
+ *                │                          minimum, no rule for the account's currency, MT5 refused)
  *                ▼
  *             REJECTED             (terminal: Cobo Rejected/Failed, admin rejected)
  */

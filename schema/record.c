@@ -1,12 +1,14 @@
 /* record.c — the journal record codec (msgpack), and its JSON and one-line renderings.
  *
- * Wire form (version 1): a msgpack map. "v" (version) and "k" (kind) come first, then the fields the
+ * Wire form: a msgpack map. "v" (version) and "k" (kind) come first, then the fields the
  * record uses, by the short keys of s_fields below. Only set fields are written: a field equal to its
  * empty value ("" / 0 / -1 for confirmations and threshold) is left out, so each kind carries just
  * what its writer filled in (a CREDIT_ATTEMPT: tx, login, credit, digits, ref, attempt). The fields a
  * kind always carries (time; from/to/event for a deposit transition, where NONE and SEEN_PENDING are
  * 0) are written always and required when reading. No kind is refused a field: a set field is never
- * dropped, whatever the kind.
+ * dropped, whatever the kind. Records are written with RECORD_VERSION; each kind and field names the
+ * version that defined it ("since"), and a reader refuses a kind or field newer than the record's own
+ * version (an older record never carries one).
  *
  * Decoding is strict. Refused with a reason: not a map, nested arrays/maps, missing v or k, a version
  * newer than RECORD_VERSION, an unknown kind, a key this version does not define (a same-version
@@ -38,7 +40,7 @@ typedef enum { S_STR, S_I64, S_U64, S_I32, S_U32, S_STATE, S_EVENT, S_MINOR } s_
 #define K_(kind) (1u << (kind))
 #define K_DEP K_(RECORD_DEPOSIT)
 #define K_ALL (K_(RECORD_DEPOSIT) | K_(RECORD_CREDIT_ATTEMPT) | K_(RECORD_ADDRESS_LINK) | \
-               K_(RECORD_ADMIN_ACTION) | K_(RECORD_NOTICE_FAILED))
+               K_(RECORD_ADMIN_ACTION) | K_(RECORD_NOTICE_FAILED) | K_(RECORD_ALERT))
 
 typedef struct {
     const char *key;   /* msgpack key */
@@ -49,10 +51,13 @@ typedef struct {
     size_t size;       /* strings: the field's size (the longest string is size - 1) */
     unsigned always;   /* kinds that always write it (and must have it when read) */
     int64_t empty;     /* numbers: the empty value */
+    int since;         /* the record version that defined it */
 } s_field_t;
 
-#define F_(key, name, type, member, always, empty) \
-    { key, sizeof(key) - 1, name, type, offsetof(record_t, member), sizeof(((record_t *) 0)->member), always, empty }
+#define F_(key, name, type, member, always, empty) F2_(key, name, type, member, always, empty, 1)
+#define F2_(key, name, type, member, always, empty, since) \
+    { key, sizeof(key) - 1, name, type, offsetof(record_t, member), sizeof(((record_t *) 0)->member), always, empty, \
+      since }
 
 static const s_field_t s_fields[] = {
     F_("t", "time_ms", S_I64, time_ms, K_ALL, 0),
@@ -78,14 +83,37 @@ static const s_field_t s_fields[] = {
     F_("tk", "ticket", S_U64, ticket, 0, 0),
     F_("ac", "actor", S_STR, actor, 0, 0),
     F_("an", "action", S_STR, action, 0, 0),
+    F2_("al", "alert", S_STR, alert, 0, 0, 2),
+    F2_("tk2", "ticket2", S_U64, ticket2, 0, 0, 2),
 };
 #define S_NFIELDS (sizeof s_fields / sizeof s_fields[0])
 
-#define RECORD_KINDS(X) X(DEPOSIT) X(CREDIT_ATTEMPT) X(ADDRESS_LINK) X(ADMIN_ACTION) X(NOTICE_FAILED)
-#define S_KIND_NAME_(name) [RECORD_##name] = #name,
+#define RECORD_KINDS(X) X(DEPOSIT, 1) X(CREDIT_ATTEMPT, 1) X(ADDRESS_LINK, 1) X(ADMIN_ACTION, 1) X(NOTICE_FAILED, 1) \
+    X(ALERT, 2)
+#define S_KIND_NAME_(name, since) [RECORD_##name] = #name,
 static const char *const s_kind_names[] = { RECORD_KINDS(S_KIND_NAME_) };
 #undef S_KIND_NAME_
-#define S_KIND_MAX RECORD_NOTICE_FAILED
+#define S_KIND_SINCE_(name, since) [RECORD_##name] = since,
+static const int s_kind_since[] = { RECORD_KINDS(S_KIND_SINCE_) };
+#undef S_KIND_SINCE_
+#define S_KIND_MAX RECORD_ALERT
+
+#define S_ALERT_NAME_(id, name) name,
+static const char *const s_alert_names[RECORD_ALERT_COUNT] = { RECORD_ALERTS(S_ALERT_NAME_) };
+#undef S_ALERT_NAME_
+
+const char *record_alert_name(record_alert_t alert)
+{
+    return (unsigned) alert < RECORD_ALERT_COUNT ? s_alert_names[alert] : "?";
+}
+
+int record_alert_from_name(const char *name)
+{
+    for (int i = 0; name && i < RECORD_ALERT_COUNT; i++)
+        if (strcmp(s_alert_names[i], name) == 0)
+            return i;
+    return -1;
+}
 
 static int s_kind_ok(int kind)
 {
@@ -487,7 +515,8 @@ static int s_read_head(const msgpack_object_map *m, int *version, int *kind, cha
         err_set(err, errlen, "record: no kind");
         return -1;
     }
-    if (k->type != MSGPACK_OBJECT_POSITIVE_INTEGER || k->via.u64 > S_KIND_MAX || !s_kind_ok((int) k->via.u64)) {
+    if (k->type != MSGPACK_OBJECT_POSITIVE_INTEGER || k->via.u64 > S_KIND_MAX || !s_kind_ok((int) k->via.u64)
+        || s_kind_since[k->via.u64] > (int) v->via.u64) {
         err_set(err, errlen, "record: unknown kind");
         return -1;
     }
@@ -526,6 +555,8 @@ static int s_read_map(const msgpack_object_map *m, record_t *r, char *err, size_
                     break;
                 }
         s_key_text(key, shown, sizeof shown);
+        if (f && f->since > version)
+            bit = -1;   /* a field of a later version in an older record: a writer never does that */
         if (bit < 0) {
             err_set(err, errlen, "record: unknown field \"%s\"", shown);
             return -1;
@@ -728,8 +759,11 @@ void record_to_line(const record_t *r, uint64_t lsn, jbuf_t *b)
     s_kv(b, "hash", r->tx_hash);
     s_kv(b, "ref", r->ref);
     s_kv_num(b, "attempt", (long long) r->attempt, 0);
+    s_kv(b, "alert", r->alert);
     if (r->ticket)
         jbuf_printf(b, " ticket=%llu", (unsigned long long) r->ticket);
+    if (r->ticket2)
+        jbuf_printf(b, " ticket2=%llu", (unsigned long long) r->ticket2);
     s_kv(b, "actor", r->actor);
     s_kv(b, "action", r->action);
     s_kv(b, "reason", r->reason);

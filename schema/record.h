@@ -13,7 +13,9 @@
 
 #include "schema/deposit.h"
 
-#define RECORD_VERSION 1
+/* The record version this kasa writes; it reads every version up to it. Version 2 added RECORD_ALERT
+ * and the fields alert and ticket2. */
+#define RECORD_VERSION 2
 
 typedef enum {
     RECORD_DEPOSIT = 1,        /* a deposit transition (or a confirmation update: from == to == PENDING) */
@@ -21,7 +23,33 @@ typedef enum {
     RECORD_ADDRESS_LINK = 3,   /* address (on chain) belongs to MT5 login */
     RECORD_ADMIN_ACTION = 4,   /* a person acted (retry, assign, reject, ...); actor + action + reason */
     RECORD_NOTICE_FAILED = 5,  /* the notifier gave up on a notice after its retries; reason recorded */
+    RECORD_ALERT = 6,          /* a person must look now: alert (its name), login, ticket(s), reason */
 } record_kind_t;
+
+/* The alerts kasa raises (RECORD_ALERT's alert field is the lower-case name). Each one means money
+ * may be wrong and a person must act; none is ever raised silently (journal, log, monitor, panels).
+ *   double_credit        two balance deals carry one deposit's reference (ticket and ticket2)
+ *   credit_after_hold    a credit sent before the deposit was held succeeded afterwards (ticket)
+ *   credit_not_recorded  a deal exists (ticket) but the deposit could not be moved to CREDITED
+ *   deal_mismatch        the deal found by reference is on another login or for another amount
+ *   failed_after_credit  Cobo reports the transaction failed after it was credited
+ *   completed_after_rejected  Cobo reports Completed for a deposit already rejected */
+#define RECORD_ALERTS(X) \
+    X(DOUBLE_CREDIT, "double_credit")                       \
+    X(CREDIT_AFTER_HOLD, "credit_after_hold")               \
+    X(CREDIT_NOT_RECORDED, "credit_not_recorded")           \
+    X(DEAL_MISMATCH, "deal_mismatch")                       \
+    X(FAILED_AFTER_CREDIT, "failed_after_credit")           \
+    X(COMPLETED_AFTER_REJECTED, "completed_after_rejected")
+
+#define RECORD_ALERT_ENUM_(id, name) RECORD_ALERT_##id,
+typedef enum { RECORD_ALERTS(RECORD_ALERT_ENUM_) RECORD_ALERT_COUNT } record_alert_t;
+#undef RECORD_ALERT_ENUM_
+
+/* "double_credit" for RECORD_ALERT_DOUBLE_CREDIT; "?" out of range. */
+const char *record_alert_name(record_alert_t alert);
+/* Name -> value; -1 if unknown. */
+int record_alert_from_name(const char *name);
 
 typedef struct {
     int version;               /* RECORD_VERSION when encoding; as read when decoding */
@@ -54,6 +82,10 @@ typedef struct {
     /* RECORD_ADMIN_ACTION */
     char actor[64];            /* who: "admin:alice", "operator" */
     char action[32];           /* "retry", "assign", "reject", "link" */
+
+    /* RECORD_ALERT (tx_id, login, ticket, credit_minor, digits, reason too) */
+    char alert[32];            /* its name (record_alert_name) */
+    uint64_t ticket2;          /* a second deal ticket: double_credit's other deal */
 } record_t;
 
 /* Sets every field to its empty value (strings "", numbers 0, confirmations/threshold -1). */
@@ -66,7 +98,7 @@ int record_encode(const record_t *r, uint8_t **out, size_t *out_len, char *err, 
 int record_decode(const void *buf, size_t len, record_t *r, char *err, size_t errlen);
 
 /* The monitor topic of a record: the state name for RECORD_DEPOSIT ("LOCKED"), else the kind's name
- * ("CREDIT_ATTEMPT", "ADDRESS_LINK", "ADMIN_ACTION", "NOTICE_FAILED"). */
+ * ("CREDIT_ATTEMPT", "ADDRESS_LINK", "ADMIN_ACTION", "NOTICE_FAILED", "ALERT"). */
 const char *record_topic(const record_t *r);
 const char *record_kind_name(record_kind_t kind);
 

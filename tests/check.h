@@ -5,11 +5,13 @@
  *
  * Each RUN prints "ok NAME" or "FAIL NAME" with the first failed CHECK's file and line.
  * check_done() prints the closing line "N passed, N failed" that tests/run.sh sums, and
- * returns the process exit status (0 only when nothing failed). */
+ * returns the process exit status (0 only when nothing failed). CHECK_ONLY=WORD in the environment
+ * runs only the tests whose name contains WORD (and those named *_start, which set things up). */
 #ifndef KASA_TESTS_CHECK_H
 #define KASA_TESTS_CHECK_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int check_passed_;
@@ -49,6 +51,9 @@ static int check_current_failed_;
 
 #define RUN(fn)                                                                     \
     do {                                                                            \
+        const char *only_ = getenv("CHECK_ONLY");                                   \
+        if (only_ && *only_ && !strstr(#fn, only_) && !strstr(#fn, "_start"))        \
+            break;                                                                  \
         check_current_failed_ = 0;                                                  \
         fn();                                                                       \
         if (check_current_failed_) { check_failed_++; printf("FAIL %s\n", #fn); }  \

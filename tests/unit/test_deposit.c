@@ -21,7 +21,7 @@ static const char *const s_expected[DEPOSIT_STATE_COUNT][DEPOSIT_EVENT_COUNT] = 
     [DEPOSIT_LOCKED]   = { "=",        "=",           ">HELD+A",   "x",          ">HELD+A",  "x",         ">CREDITED+N", "x",         "x",           "x",           "x" },
     [DEPOSIT_CREDITED] = { "=",        "=",           "=A",        "x",          "x",        "x",         "x",           ">NOTIFIED", "x",           "x",           "x" },
     [DEPOSIT_NOTIFIED] = { "=",        "=",           "=A",        "x",          "x",        "x",         "x",           "x",         "x",           "x",           "x" },
-    [DEPOSIT_HELD]     = { "=",        "=",           "=",         "x",          "x",        "x",         "x",           "x",         ">RECEIVED+L", ">RECEIVED+L", ">REJECTED" },
+    [DEPOSIT_HELD]     = { "=",        "=",           "=",         "x",          "x",        "x",         ">CREDITED+NA","x",         ">RECEIVED+L", ">RECEIVED+L", ">REJECTED" },
     [DEPOSIT_REJECTED] = { "=",        "=",           "=",         "x",          "x",        "x",         "x",           "x",         "x",           "x",           "x" },
 };
 

@@ -764,6 +764,76 @@ static void test_held_after_an_attempt_is_reconciled_when_an_admin_retries(void)
     journal_destroy(&j);
 }
 
+/* How many records of kind (and, for ALERT, named alert) for tx the journal in dir holds; the last
+ * one's tickets in *ticket and *ticket2. -1 if unreadable. */
+static int s_count_kind(const char *dir, const char *tx, record_kind_t kind, const char *alert, uint64_t *ticket,
+                        uint64_t *ticket2)
+{
+    char err[200] = "";
+    journal_reader_t *rd = journal_reader_open(dir, 1, err, sizeof err);
+    if (!rd)
+        return -1;
+    int n = 0;
+    journal_entry_t en;
+    int rc;
+    while ((rc = journal_reader_next(rd, &en)) == 1) {
+        record_t r;
+        char why[96];
+        if (record_decode(en.payload, en.len, &r, why, sizeof why) == 0 && r.kind == kind &&
+            strcmp(r.tx_id, tx) == 0 && (!alert || strcmp(r.alert, alert) == 0)) {
+            n++;
+            if (ticket)
+                *ticket = r.ticket;
+            if (ticket2)
+                *ticket2 = r.ticket2;
+        }
+    }
+    journal_reader_destroy(&rd);
+    return rc == 0 ? n : -1;
+}
+
+/* A failure webhook arrives while the balance call is in flight (MT5 answers slowly): the deposit
+ * is HELD; the call then succeeds. The credit is recorded (HELD → CREDITED) with an ALERT that
+ * carries the ticket, instead of living only in a log line. */
+static void test_credit_that_succeeds_after_the_deposit_was_held_is_recorded_with_an_alert(void)
+{
+    char err[256] = "";
+    journal_t *j;
+    config_t cfg;
+    pipeline_t *p = s_start("heldinflight", &cfg, &j, err, sizeof err);
+    if (!p)
+        return;
+    CHECK_EQ_INT(pipeline_link(p, "TInFlight", "TRON", 100001, "test", err, sizeof err), 0);
+    cobo_tx_t tx;
+    CHECK(s_cobo_deposit("TInFlight", "12", &tx) == 0);
+    bson_t doc;
+    CHECK_EQ_INT(s_http("POST", s_mt5.port, "/sim/faults", "{\"delay_ms\":1200}", &doc), 200);
+    bson_destroy(&doc);
+    CHECK_EQ_INT(pipeline_ingest(p, &tx, err, sizeof err), 201);
+    deposit_view_t v;
+    CHECK(s_wait_state(p, tx.tx_id, DEPOSIT_LOCKED, &v, 10000) == 0);
+    char ref[32];
+    crediter_ref(tx.tx_id, ref);
+    for (int i = 0; i < 300 && s_count_kind(s_dir, tx.tx_id, RECORD_CREDIT_ATTEMPT, NULL, NULL, NULL) < 1; i++)
+        usleep(20 * 1000);   /* the attempt is durable: the balance call is on its way */
+    usleep(300 * 1000);
+    cobo_tx_t failed = tx;
+    snprintf(failed.status, sizeof failed.status, "Failed");
+    CHECK_EQ_INT(pipeline_ingest(p, &failed, err, sizeof err), 201);
+    CHECK(pipeline_deposit(p, tx.tx_id, &v) == 0 && v.state == DEPOSIT_HELD);
+    CHECK(s_wait_state(p, tx.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    CHECK_EQ_INT(s_http("POST", s_mt5.port, "/sim/faults", "{\"delay_ms\":0}", &doc), 200);
+    bson_destroy(&doc);
+    uint64_t ticket = 0, alert_ticket = 0;
+    CHECK_EQ_INT(s_deals_with(100001, ref, &ticket), 1);
+    CHECK_EQ_INT(v.ticket, ticket);
+    CHECK_EQ_STR(v.alert, "credit_after_hold");
+    CHECK_EQ_INT(s_count_kind(s_dir, tx.tx_id, RECORD_ALERT, "credit_after_hold", &alert_ticket, NULL), 1);
+    CHECK_EQ_INT(alert_ticket, ticket);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
 /* How many deposit records of tx with event ev the journal in dir holds. -1 if unreadable. */
 static int s_count_events(const char *dir, const char *tx, deposit_event_t ev)
 {
@@ -1238,6 +1308,7 @@ int main(void)
     RUN(test_mt5_permanent_refusal_holds_with_the_reason);
     RUN(test_notice_retries_transient_and_records_permanent_failure);
     RUN(test_held_after_an_attempt_is_reconciled_when_an_admin_retries);
+    RUN(test_credit_that_succeeds_after_the_deposit_was_held_is_recorded_with_an_alert);
     RUN(test_chaos_every_deposit_is_credited_exactly_once);
     RUN(test_dropped_mt5_reply_still_credits_exactly_once);
     RUN(test_four_lockers_lock_and_credit_a_burst_exactly_once);

@@ -85,12 +85,22 @@ static void s_full(record_t *r, record_kind_t kind)
         FILL_MAX(r->ref, 'f');
         r->attempt = 10;
         break;
+    case RECORD_ALERT:
+        FILL_MAX(r->tx_id, 'z');
+        FILL_MAX(r->alert, 'l');
+        r->login = 6;
+        r->ticket = 200001;
+        r->ticket2 = 200002;
+        r->credit_minor = 24950;
+        r->digits = 2;
+        FILL_MAX(r->reason, 'r');
+        break;
     }
 }
 
 static const record_kind_t s_kinds[] = { RECORD_DEPOSIT, RECORD_CREDIT_ATTEMPT, RECORD_ADDRESS_LINK,
-                                         RECORD_ADMIN_ACTION, RECORD_NOTICE_FAILED };
-#define S_NKINDS 5
+                                         RECORD_ADMIN_ACTION, RECORD_NOTICE_FAILED, RECORD_ALERT };
+#define S_NKINDS 6
 
 static int s_round_trip(const record_t *in, record_t *out)
 {
@@ -121,6 +131,8 @@ static void test_every_kind_round_trips_with_every_field_set(void)
         s_full(&in, RECORD_DEPOSIT);
         in.kind = s_kinds[i];
         FILL_MAX(in.action, 'n');
+        FILL_MAX(in.alert, 'l');
+        in.ticket2 = 7;
         CHECK_EQ_INT(s_round_trip(&in, &out), 0);
         CHECK(memcmp(&in, &out, sizeof in) == 0);
     }
@@ -155,8 +167,8 @@ static void test_encoding_is_a_map_with_v_and_k_first_and_only_set_fields(void)
     uint8_t *buf;
     size_t len;
     CHECK_EQ_INT(record_encode(&r, &buf, &len, NULL, 0), 0);
-    /* {"v":1,"k":5,"t":5,"tx":"T1"} */
-    static const uint8_t want[] = { 0x84, 0xa1, 'v', 0x01, 0xa1, 'k', 0x05, 0xa1, 't', 0x05,
+    /* {"v":2,"k":5,"t":5,"tx":"T1"} */
+    static const uint8_t want[] = { 0x84, 0xa1, 'v', 0x02, 0xa1, 'k', 0x05, 0xa1, 't', 0x05,
                                     0xa2, 't', 'x', 0xa2, 'T', '1' };
     CHECK_EQ_INT(len, sizeof want);
     CHECK(len == sizeof want && memcmp(buf, want, len) == 0);
@@ -263,11 +275,53 @@ static void test_decode_refuses_newer_version_with_its_number(void)
     record_t r;
     char err[160];
     s_mp_init(&m, 3);
-    s_kint(&m, "v", 2);
+    s_kint(&m, "v", RECORD_VERSION + 1);
     s_kint(&m, "k", 77); /* an unknown kind too: the version is reported first */
     s_kint(&m, "zz", 1);
     CHECK_EQ_INT(s_mp_decode(&m, &r, err, sizeof err), -1);
-    CHECK_EQ_STR(err, "record version 2 is newer than this kasa (1)");
+    char want[80];
+    snprintf(want, sizeof want, "record version %d is newer than this kasa (%d)", RECORD_VERSION + 1, RECORD_VERSION);
+    CHECK_EQ_STR(err, want);
+}
+
+static void test_a_version_1_record_never_carries_a_version_2_kind_or_field(void)
+{
+    s_mp_t m;
+    record_t r;
+    char err[160];
+    s_mp_init(&m, 4);
+    s_kint(&m, "v", 1);
+    s_kint(&m, "k", RECORD_ALERT);
+    s_kint(&m, "t", 5);
+    s_kstr(&m, "tx", "T1");
+    CHECK_EQ_INT(s_mp_decode(&m, &r, err, sizeof err), -1);
+    CHECK_EQ_STR(err, "record: unknown kind");
+    s_mp_init(&m, 4);
+    s_kint(&m, "v", 1);
+    s_kint(&m, "k", RECORD_NOTICE_FAILED);
+    s_kint(&m, "t", 5);
+    s_kstr(&m, "al", "double_credit");
+    CHECK_EQ_INT(s_mp_decode(&m, &r, err, sizeof err), -1);
+    CHECK_EQ_STR(err, "record: unknown field \"al\"");
+    s_mp_init(&m, 5);   /* the same as version 2: read */
+    s_kint(&m, "v", 2);
+    s_kint(&m, "k", RECORD_ALERT);
+    s_kint(&m, "t", 5);
+    s_kstr(&m, "al", "double_credit");
+    s_kint(&m, "tk2", 200002);
+    CHECK_EQ_INT(s_mp_decode(&m, &r, err, sizeof err), 0);
+    CHECK_EQ_STR(r.alert, "double_credit");
+    CHECK_EQ_INT(r.ticket2, 200002);
+    CHECK_EQ_STR(record_topic(&r), "ALERT");
+}
+
+static void test_alert_names_round_trip(void)
+{
+    for (int i = 0; i < RECORD_ALERT_COUNT; i++)
+        CHECK_EQ_INT(record_alert_from_name(record_alert_name((record_alert_t) i)), i);
+    CHECK_EQ_STR(record_alert_name(RECORD_ALERT_DOUBLE_CREDIT), "double_credit");
+    CHECK_EQ_INT(record_alert_from_name("nonsense"), -1);
+    CHECK_EQ_STR(record_alert_name(RECORD_ALERT_COUNT), "?");
 }
 
 /* Each case: the pairs to write; the decode must fail and mention `want` in its reason. */
@@ -402,6 +456,8 @@ static int s_decode_is_stable(const uint8_t *p, size_t n, int *accepted)
         return -1;
     int rc = record_decode(buf, len, &again, err, sizeof err);
     free(buf);
+    if (rc == 0 && again.version == RECORD_VERSION)
+        again.version = r.version;   /* an older record is rewritten at the current version */
     return rc == 0 && memcmp(&r, &again, sizeof r) == 0 ? 0 : -1;
 }
 
@@ -580,7 +636,8 @@ static void test_topics_and_kind_names(void)
     CHECK_EQ_STR(record_kind_name(RECORD_ADMIN_ACTION), "ADMIN_ACTION");
     CHECK_EQ_STR(record_kind_name(RECORD_NOTICE_FAILED), "NOTICE_FAILED");
     CHECK_EQ_STR(record_kind_name((record_kind_t) 0), "?");
-    CHECK_EQ_STR(record_kind_name((record_kind_t) 6), "?");
+    CHECK_EQ_STR(record_kind_name(RECORD_ALERT), "ALERT");
+    CHECK_EQ_STR(record_kind_name((record_kind_t) 7), "?");
     CHECK_EQ_STR(record_topic(NULL), "?");
 }
 
@@ -593,6 +650,8 @@ int main(void)
     RUN(test_a_set_field_is_kept_whatever_the_kind);
     RUN(test_decode_accepts_a_hand_made_record);
     RUN(test_decode_refuses_newer_version_with_its_number);
+    RUN(test_a_version_1_record_never_carries_a_version_2_kind_or_field);
+    RUN(test_alert_names_round_trip);
     RUN(test_decode_refuses_bad_records_with_a_reason);
     RUN(test_decode_refuses_shapes_that_are_not_a_flat_map);
     RUN(test_decode_refuses_every_truncation_and_trailing_bytes);
