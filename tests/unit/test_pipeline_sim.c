@@ -764,10 +764,11 @@ static void test_held_after_an_attempt_is_reconciled_when_an_admin_retries(void)
     journal_destroy(&j);
 }
 
-/* How many records of kind (and, for ALERT, named alert) for tx the journal in dir holds; the last
- * one's tickets in *ticket and *ticket2. -1 if unreadable. */
-static int s_count_kind(const char *dir, const char *tx, record_kind_t kind, const char *alert, uint64_t *ticket,
-                        uint64_t *ticket2)
+/* How many records of kind for tx the journal in dir holds: for RECORD_DEPOSIT those of event ev
+ * (ev < 0: any), for RECORD_ALERT those named alert (NULL: any); the last one's tickets in *ticket
+ * and *ticket2 (each may be NULL). -1 if unreadable. */
+static int s_count_kind(const char *dir, const char *tx, record_kind_t kind, int ev, const char *alert,
+                        uint64_t *ticket, uint64_t *ticket2)
 {
     char err[200] = "";
     journal_reader_t *rd = journal_reader_open(dir, 1, err, sizeof err);
@@ -779,17 +780,23 @@ static int s_count_kind(const char *dir, const char *tx, record_kind_t kind, con
     while ((rc = journal_reader_next(rd, &en)) == 1) {
         record_t r;
         char why[96];
-        if (record_decode(en.payload, en.len, &r, why, sizeof why) == 0 && r.kind == kind &&
-            strcmp(r.tx_id, tx) == 0 && (!alert || strcmp(r.alert, alert) == 0)) {
-            n++;
-            if (ticket)
-                *ticket = r.ticket;
-            if (ticket2)
-                *ticket2 = r.ticket2;
-        }
+        if (record_decode(en.payload, en.len, &r, why, sizeof why) != 0 || r.kind != kind || strcmp(r.tx_id, tx) != 0 ||
+            (ev >= 0 && (int) r.event != ev) || (alert && strcmp(r.alert, alert) != 0))
+            continue;
+        n++;
+        if (ticket)
+            *ticket = r.ticket;
+        if (ticket2)
+            *ticket2 = r.ticket2;
     }
     journal_reader_destroy(&rd);
     return rc == 0 ? n : -1;
+}
+
+/* How many deposit records of tx with event ev the journal in dir holds. -1 if unreadable. */
+static int s_count_events(const char *dir, const char *tx, deposit_event_t ev)
+{
+    return s_count_kind(dir, tx, RECORD_DEPOSIT, (int) ev, NULL, NULL, NULL);
 }
 
 /* A failure webhook arrives while the balance call is in flight (MT5 answers slowly): the deposit
@@ -814,7 +821,7 @@ static void test_credit_that_succeeds_after_the_deposit_was_held_is_recorded_wit
     CHECK(s_wait_state(p, tx.tx_id, DEPOSIT_LOCKED, &v, 10000) == 0);
     char ref[32];
     crediter_ref(tx.tx_id, ref);
-    for (int i = 0; i < 300 && s_count_kind(s_dir, tx.tx_id, RECORD_CREDIT_ATTEMPT, NULL, NULL, NULL) < 1; i++)
+    for (int i = 0; i < 300 && s_count_kind(s_dir, tx.tx_id, RECORD_CREDIT_ATTEMPT, -1, NULL, NULL, NULL) < 1; i++)
         usleep(20 * 1000);   /* the attempt is durable: the balance call is on its way */
     usleep(300 * 1000);
     cobo_tx_t failed = tx;
@@ -828,31 +835,10 @@ static void test_credit_that_succeeds_after_the_deposit_was_held_is_recorded_wit
     CHECK_EQ_INT(s_deals_with(100001, ref, &ticket), 1);
     CHECK_EQ_INT(v.ticket, ticket);
     CHECK_EQ_STR(v.alert, "credit_after_hold");
-    CHECK_EQ_INT(s_count_kind(s_dir, tx.tx_id, RECORD_ALERT, "credit_after_hold", &alert_ticket, NULL), 1);
+    CHECK_EQ_INT(s_count_kind(s_dir, tx.tx_id, RECORD_ALERT, -1, "credit_after_hold", &alert_ticket, NULL), 1);
     CHECK_EQ_INT(alert_ticket, ticket);
     pipeline_destroy(&p);
     journal_destroy(&j);
-}
-
-/* How many deposit records of tx with event ev the journal in dir holds. -1 if unreadable. */
-static int s_count_events(const char *dir, const char *tx, deposit_event_t ev)
-{
-    char err[200] = "";
-    journal_reader_t *rd = journal_reader_open(dir, 1, err, sizeof err);
-    if (!rd)
-        return -1;
-    int n = 0;
-    journal_entry_t en;
-    int rc;
-    while ((rc = journal_reader_next(rd, &en)) == 1) {
-        record_t r;
-        char why[96];
-        if (record_decode(en.payload, en.len, &r, why, sizeof why) == 0 && r.kind == RECORD_DEPOSIT &&
-            r.event == ev && strcmp(r.tx_id, tx) == 0)
-            n++;
-    }
-    journal_reader_destroy(&rd);
-    return rc == 0 ? n : -1;
 }
 
 /* How many different actors of kind with count actors the ids are routed to. */
