@@ -258,6 +258,31 @@ void pipeline_destroy(pipeline_t **self_p)
     *self_p = NULL;
 }
 
+/* A webhook that contradicts how a deposit ended — Completed after REJECTED, Failed after CREDITED —
+ * moves nothing, and a person must know: an ALERT record (completed_after_rejected or
+ * failed_after_credit; once per deposit, see registry_alert), durable before Cobo's 200. If it
+ * cannot be journaled the webhook gets 503, so Cobo's retry raises it again. */
+static int s_webhook_alert(pipeline_t *self, const record_t *seen, char *err, size_t errlen)
+{
+    registry_entry_t e;
+    if (registry_get(self->registry, seen->tx_id, &e) != 0)
+        return 200;
+    int rejected = e.view.state == DEPOSIT_REJECTED;
+    record_t a;
+    record_init(&a, RECORD_ALERT);
+    snprintf(a.tx_id, sizeof a.tx_id, "%s", e.view.tx_id);
+    snprintf(a.alert, sizeof a.alert, "%s",
+             record_alert_name(rejected ? RECORD_ALERT_COMPLETED_AFTER_REJECTED : RECORD_ALERT_FAILED_AFTER_CREDIT));
+    a.login = e.view.login;
+    a.ticket = e.view.ticket;
+    a.credit_minor = e.view.credit_minor;
+    a.digits = e.view.digits;
+    snprintf(a.reason, sizeof a.reason, "Cobo reports %.32s for a deposit already %s%s%.80s", seen->status,
+             deposit_state_name(e.view.state), e.view.reason[0] ? ": " : "", e.view.reason);
+    registry_result_t res = registry_alert(self->registry, self->journal, &a, err, errlen);
+    return res == REGISTRY_MOVED || res == REGISTRY_SAME ? 200 : 503;
+}
+
 int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t errlen)
 {
     if (registry_failed(self->registry)) {
@@ -281,10 +306,7 @@ int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t err
         return 201;
     case REGISTRY_SAME:
     case REGISTRY_ILLEGAL:
-        if (effects & DEPOSIT_EFFECT_ALERT)
-            log_error("deposit.alert", "tx=%s status=%s reason=\"Cobo reports %s after the deposit was credited\"",
-                      r.tx_id, r.status, r.status);
-        return 200;
+        return effects & DEPOSIT_EFFECT_ALERT ? s_webhook_alert(self, &r, err, errlen) : 200;
     default:
         return 503;
     }

@@ -63,8 +63,9 @@ static const s_cell_t s_table[DEPOSIT_STATE_COUNT][DEPOSIT_EVENT_COUNT] = {
     S_AT(CREDITED, SEEN_COMPLETED) = S_SAME(CREDITED, NOFX),
     S_AT(NOTIFIED, SEEN_COMPLETED) = S_SAME(NOTIFIED, NOFX),
     S_AT(HELD, SEEN_COMPLETED)     = S_SAME(HELD, NOFX),
-    /* Rejected for good (by Cobo, the minimum, or a person): a late Completed does not revive it. */
-    S_AT(REJECTED, SEEN_COMPLETED) = S_SAME(REJECTED, NOFX),
+    /* Rejected for good (by Cobo or a person): a late Completed does not revive it, but the money may
+     * have arrived after all, so a person is told (a completed_after_rejected ALERT). */
+    S_AT(REJECTED, SEEN_COMPLETED) = S_SAME(REJECTED, ALERT),
 
     /* ---- webhooks: SEEN_FAILED (Rejected, Failed, sub-status ReOrged) ---- */
     /* Nothing was credited yet and no credit can be in flight: reject. */

@@ -22,7 +22,7 @@ static const char *const s_expected[DEPOSIT_STATE_COUNT][DEPOSIT_EVENT_COUNT] = 
     [DEPOSIT_CREDITED] = { "=",        "=",           "=A",        "x",          "x",        "x",         "x",           ">NOTIFIED", "x",           "x",           "x" },
     [DEPOSIT_NOTIFIED] = { "=",        "=",           "=A",        "x",          "x",        "x",         "x",           "x",         "x",           "x",           "x" },
     [DEPOSIT_HELD]     = { "=",        "=",           "=",         "x",          "x",        "x",         ">CREDITED+NA","x",         ">RECEIVED+L", ">RECEIVED+L", ">REJECTED" },
-    [DEPOSIT_REJECTED] = { "=",        "=",           "=",         "x",          "x",        "x",         "x",           "x",         "x",           "x",           "x" },
+    [DEPOSIT_REJECTED] = { "=",        "=A",          "=",         "x",          "x",        "x",         "x",           "x",         "x",           "x",           "x" },
 };
 
 static unsigned s_fx(const char *p)

@@ -1268,6 +1268,56 @@ static void test_pending_without_its_final_webhook_is_finished_by_asking_cobo(vo
     journal_destroy(&j);
 }
 
+/* Cobo says Completed for a deposit kasa already rejected (Cobo said Failed first): nothing moves
+ * and nothing is credited, but a person is told: one ALERT record (completed_after_rejected) in the
+ * journal however often the webhook comes, durable before the webhook is answered. Failed after a
+ * credit raises failed_after_credit (with the deal's ticket) the same way. */
+static void test_completed_after_rejected_raises_one_alert(void)
+{
+    char err[256] = "";
+    journal_t *j;
+    config_t cfg;
+    pipeline_t *p = s_start("lateok", &cfg, &j, err, sizeof err);
+    if (!p)
+        return;
+    CHECK_EQ_INT(pipeline_link(p, "TLateOk", "TRON", 100003, "test", err, sizeof err), 0);
+    cobo_tx_t tx;
+    CHECK(s_cobo_deposit("TLateOk", "8", &tx) == 0);
+    cobo_tx_t failed = tx;
+    snprintf(failed.status, sizeof failed.status, "Failed");
+    CHECK_EQ_INT(pipeline_ingest(p, &failed, err, sizeof err), 201);
+    deposit_view_t v;
+    CHECK(pipeline_deposit(p, tx.tx_id, &v) == 0 && v.state == DEPOSIT_REJECTED);
+    CHECK_EQ_INT(s_count_kind(s_dir, tx.tx_id, RECORD_ALERT, -1, NULL, NULL, NULL), 0);
+    CHECK_EQ_INT(pipeline_ingest(p, &tx, err, sizeof err), 200);   /* Completed, late */
+    CHECK_EQ_INT(pipeline_ingest(p, &tx, err, sizeof err), 200);   /* and repeated */
+    CHECK_EQ_INT(s_count_kind(s_dir, tx.tx_id, RECORD_ALERT, -1, "completed_after_rejected", NULL, NULL), 1);
+    CHECK_EQ_INT(s_count_kind(s_dir, tx.tx_id, RECORD_ALERT, -1, NULL, NULL, NULL), 1);
+    CHECK(pipeline_deposit(p, tx.tx_id, &v) == 0);
+    CHECK_EQ_INT(v.state, DEPOSIT_REJECTED);
+    CHECK_EQ_STR(v.alert, "completed_after_rejected");
+    usleep(300 * 1000);
+    char ref[32];
+    crediter_ref(tx.tx_id, ref);
+    CHECK_EQ_INT(s_deals_with(100003, ref, NULL), 0);
+    /* The other way round: Failed after the deposit was credited (a reorg): the same, once. */
+    cobo_tx_t ok;
+    CHECK(s_cobo_deposit("TLateOk", "9", &ok) == 0);
+    CHECK_EQ_INT(pipeline_ingest(p, &ok, err, sizeof err), 201);
+    CHECK(s_wait_state(p, ok.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    cobo_tx_t reorg = ok;
+    snprintf(reorg.status, sizeof reorg.status, "Failed");
+    snprintf(reorg.sub_status, sizeof reorg.sub_status, "ReOrged");
+    CHECK_EQ_INT(pipeline_ingest(p, &reorg, err, sizeof err), 200);
+    CHECK_EQ_INT(pipeline_ingest(p, &reorg, err, sizeof err), 200);
+    uint64_t alert_ticket = 0;
+    CHECK_EQ_INT(s_count_kind(s_dir, ok.tx_id, RECORD_ALERT, -1, "failed_after_credit", &alert_ticket, NULL), 1);
+    CHECK_EQ_INT(alert_ticket, v.ticket);
+    CHECK(pipeline_deposit(p, ok.tx_id, &v) == 0 && v.state == DEPOSIT_NOTIFIED);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
 static int s_sims_started;
 
 static void test_simulators_start(void)
@@ -1304,6 +1354,7 @@ int main(void)
     RUN(test_cobo_api_lagging_its_webhook_is_retried_then_credited);
     RUN(test_cobo_api_still_confirming_after_the_wait_is_held);
     RUN(test_pending_without_its_final_webhook_is_finished_by_asking_cobo);
+    RUN(test_completed_after_rejected_raises_one_alert);
     s_stop_all();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_base);
