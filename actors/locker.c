@@ -242,6 +242,7 @@ static int s_rules(s_locker_t *self, const registry_entry_t *e, record_t *r, dep
     r->login = login;
     r->credit_minor = conv.credit_minor;
     r->digits = digits;
+    snprintf(r->currency, sizeof r->currency, "%s", acct.currency);
     money_format(conv.remainder_atto, r->remainder, sizeof r->remainder);
     return 0;
 }

@@ -19,9 +19,13 @@ typedef struct {
 
 char *notifier_message(const deposit_view_t *d)
 {
-    char credited[48] = "?", login[24], ticket[24];
+    char credited[64] = "?", login[24], ticket[24];
     if (mt5_format_amount(d->credit_minor, d->digits, credited, sizeof credited) != 0)
         snprintf(credited, sizeof credited, "%lld minor units", (long long) d->credit_minor);
+    if (d->currency[0]) {   /* "25000.56 USC": a cent account's figure is never read as dollars */
+        size_t n = strlen(credited);
+        snprintf(credited + n, sizeof credited - n, " %.15s", d->currency);
+    }
     snprintf(login, sizeof login, "%llu", (unsigned long long) d->login);
     snprintf(ticket, sizeof ticket, "%llu", (unsigned long long) d->ticket);
     char *amount = telegram_escape_html(d->amount);

@@ -62,6 +62,7 @@ typedef struct {
     uint64_t login;
     int64_t credit_minor;
     int32_t digits;
+    char currency[16];       /* the account's currency credit_minor is in ("" before LOCKED) */
     uint64_t ticket;
     char reason[160];
     int64_t created_ms, updated_ms;

@@ -223,6 +223,7 @@ static void s_apply_deposit(registry_t *self, registry_entry_t *e, const record_
         v->credit_minor = r->credit_minor;
         v->digits = r->digits;
     }
+    if (r->currency[0]) S_COPY(v->currency, r->currency);
     if (r->remainder[0]) S_COPY(e->remainder, r->remainder);
     if (r->ticket) v->ticket = r->ticket;
     if (moved || r->reason[0])
@@ -404,6 +405,7 @@ static void s_complete(record_t *r, const registry_entry_t *e)
         r->credit_minor = v->credit_minor;
         r->digits = v->digits;
     }
+    if (!r->currency[0]) S_COPY(r->currency, v->currency);
     if (!r->remainder[0]) S_COPY(r->remainder, e->remainder);
     if (!r->ticket) r->ticket = v->ticket;
 }
@@ -747,6 +749,7 @@ void registry_entry_record(const registry_entry_t *e, record_t *out)
     out->login = v->login;
     out->credit_minor = v->credit_minor;
     out->digits = v->digits;
+    S_COPY(out->currency, v->currency);
     S_COPY(out->remainder, e->remainder);
     S_COPY(out->reason, v->reason);
     S_COPY(out->ref, e->ref);

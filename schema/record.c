@@ -85,6 +85,7 @@ static const s_field_t s_fields[] = {
     F_("an", "action", S_STR, action, 0, 0),
     F2_("al", "alert", S_STR, alert, 0, 0, 2),
     F2_("tk2", "ticket2", S_U64, ticket2, 0, 0, 2),
+    F2_("cy", "currency", S_STR, currency, 0, 0, 2),
 };
 #define S_NFIELDS (sizeof s_fields / sizeof s_fields[0])
 
@@ -753,6 +754,7 @@ void record_to_line(const record_t *r, uint64_t lsn, jbuf_t *b)
     s_credit_text(r, credit, sizeof credit);
     if (r->credit_minor != 0)
         s_kv(b, "credit", credit[0] ? credit : "?");
+    s_kv(b, "currency", r->currency);
     s_kv(b, "remainder", r->remainder);
     s_kv(b, "chain", r->chain_id);
     s_kv(b, "address", r->address);

@@ -14,7 +14,7 @@
 #include "schema/deposit.h"
 
 /* The record version this kasa writes; it reads every version up to it. Version 2 added RECORD_ALERT
- * and the fields alert and ticket2. */
+ * and the fields alert, ticket2 and currency. */
 #define RECORD_VERSION 2
 
 typedef enum {
@@ -71,6 +71,7 @@ typedef struct {
     uint64_t login;            /* MT5 login, 0 if not known yet */
     int64_t credit_minor;      /* LOCKED/CREDITED: amount credited in account minor units */
     int32_t digits;            /* account currency digits for credit_minor */
+    char currency[16];         /* LOCKED and after: the account's currency (its MT5 group's), "USD", "USC" */
     char remainder[48];        /* LOCKED: what rounding dropped, exact decimal in account currency */
     char reason[160];          /* HELD / REJECTED / NOTICE_FAILED / ADMIN_ACTION: why */
 

@@ -1061,6 +1061,24 @@ static int s_record_to(const char *dir, const char *tx, deposit_state_t to, reco
     return found;
 }
 
+/* 1 when the Telegram simulator holds a message that names tx and holds text. */
+static int s_notice_says(const char *tx, const char *text)
+{
+    bson_t doc;
+    s_http("GET", s_tg.port, "/sim/messages", NULL, &doc);
+    int found = 0;
+    for (int i = 0; i < 10000 && !found; i++) {
+        char path[48];
+        snprintf(path, sizeof path, "messages.%d.text", i);
+        const char *m = json_get_str(&doc, path);
+        if (!m)
+            break;
+        found = strstr(m, tx) && strstr(m, text);
+    }
+    bson_destroy(&doc);
+    return found;
+}
+
 /* Sets MT5 simulator faults (a JSON object); checks it took them. */
 static void s_mt5_faults(const char *json)
 {
@@ -1102,6 +1120,8 @@ static void test_credit_is_in_the_account_currency_usc_and_eur(void)
     CHECK(s_wait_state(p, cent.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
     CHECK_EQ_INT(v.credit_minor, 2500056);
     CHECK_EQ_INT(v.digits, 2);
+    CHECK_EQ_STR(v.currency, "USC");
+    CHECK(s_notice_says(cent.tx_id, "25000.56 USC"));   /* the broker's chat never reads cents as dollars */
     char bal[48];
     int64_t deals;
     s_account(100004, bal, sizeof bal, &deals);
@@ -1110,9 +1130,12 @@ static void test_credit_is_in_the_account_currency_usc_and_eur(void)
     record_t locked;
     CHECK(s_record_to(s_dir, cent.tx_id, DEPOSIT_LOCKED, &locked) == 0);
     CHECK_EQ_STR(locked.remainder, "0.0078");
+    CHECK_EQ_STR(locked.currency, "USC");
     /* 100.123 USDT x 0.92 = 92.11316 EUR, less 0.46 = 91.65316 → 91.65 EUR */
     CHECK(s_wait_state(p, euro.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
     CHECK_EQ_INT(v.credit_minor, 9165);
+    CHECK_EQ_STR(v.currency, "EUR");
+    CHECK(s_notice_says(euro.tx_id, "91.65 EUR"));
     s_account(100005, bal, sizeof bal, &deals);
     CHECK_EQ_STR(bal, "91.65");
     CHECK(s_record_to(s_dir, euro.tx_id, DEPOSIT_LOCKED, &locked) == 0);
