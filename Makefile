@@ -8,7 +8,7 @@
 DEB_PKGS := build-essential pkg-config libzmq3-dev libczmq-dev libcurl4-openssl-dev libmongoc-dev \
             libbson-dev libmsgpack-dev libssl-dev libmicrohttpd-dev libqrencode-dev libsodium-dev \
             wrk chromium curl procps
-PKGS     := libczmq libzmq libcurl libbson-1.0 msgpack libssl libcrypto libmicrohttpd libqrencode libsodium
+PKGS     := libczmq libzmq libcurl libbson-1.0 libmongoc-1.0 msgpack libssl libcrypto libmicrohttpd libqrencode libsodium
 
 CC       ?= cc
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter -Wvla
@@ -83,6 +83,7 @@ deps-check:
 
 npm-deps: deps-check
 	@cd tests/browser && { { [ -d node_modules/playwright-core ] && [ -d node_modules/jsqr ]; } || npm install --no-audit --no-fund --loglevel=error; }
+	@cd tests/mongo && { [ -d node_modules/@push.rocks/smartmongo ] || npm ci --no-audit --no-fund --loglevel=error; }
 
 # The tests: every test under ASan + UBSan, then one closing line "N passed, N failed".
 test: deps-check

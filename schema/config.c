@@ -16,8 +16,10 @@
 #include <strings.h>
 
 #include <sodium.h>
+#include <unistd.h>
 
 #include "schema/log.h"
+#include "schema/mongo.h"
 
 extern char **environ;
 
@@ -40,6 +42,7 @@ typedef enum {
     K_TELEGRAM_API_URL, K_TELEGRAM_BOT_TOKEN, K_TELEGRAM_CHAT_ID,
     K_AUTO_CREDIT_LIMIT, K_CREDITERS, K_LOCKERS, K_NOTIFIERS,
     K_PENDING_AGE_S, K_PENDING_POLL_S, K_COBO_CONFIRM_WAIT_S,
+    K_MONGO_URI, K_MONGO_DB, K_NODE_ID, K_MONGO_BATCH,
     K_COUNT
 } key_id_t;
 
@@ -87,6 +90,10 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_PENDING_AGE_S]      = { "KASA_PENDING_AGE_S", 0, 0 },
     [K_PENDING_POLL_S]     = { "KASA_PENDING_POLL_S", 0, 0 },
     [K_COBO_CONFIRM_WAIT_S]= { "KASA_COBO_CONFIRM_WAIT_S", 0, 0 },
+    [K_MONGO_URI]          = { "KASA_MONGO_URI", 1, 0 },
+    [K_MONGO_DB]           = { "KASA_MONGO_DB", 0, 0 },
+    [K_NODE_ID]            = { "KASA_NODE_ID", 0, 0 },
+    [K_MONGO_BATCH]        = { "KASA_MONGO_BATCH", 0, 0 },
 };
 
 /* Keys kasa once read and no longer does, with what replaced them: an error wherever they are set
@@ -668,6 +675,10 @@ static void s_defaults(config_t *cfg)
     cfg->crediters = 2;
     cfg->lockers = 4;
     cfg->notifiers = 2;
+    snprintf(cfg->mongo_db, sizeof cfg->mongo_db, "%s", MONGO_DEFAULT_DB);
+    cfg->mongo_batch = 512;
+    if (gethostname(cfg->node_id, sizeof cfg->node_id - 1) != 0 || mongo_node_id_check(cfg->node_id, NULL, 0) != 0)
+        snprintf(cfg->node_id, sizeof cfg->node_id, "kasa");
 }
 
 static void s_convert(loader_t *ld, config_t *cfg)
@@ -804,6 +815,25 @@ static void s_convert(loader_t *ld, config_t *cfg)
     cfg->pending_poll_s = (int) s_int_key(ld, K_PENDING_POLL_S, 1, 86400, (uint64_t) cfg->pending_poll_s);
     cfg->cobo_confirm_wait_s = (int) s_int_key(ld, K_COBO_CONFIRM_WAIT_S, 1, 86400,
                                                (uint64_t) cfg->cobo_confirm_wait_s);
+
+    /* MongoDB (schema/mongo.h): optional; the URI may hold a password and is never printed whole */
+    if (s_set(ld, K_MONGO_URI)) {
+        const char *u = ld->val[K_MONGO_URI];
+        if (strncmp(u, "mongodb://", 10) != 0 && strncmp(u, "mongodb+srv://", 14) != 0)
+            s_problem(ld, "KASA_MONGO_URI: expected a mongodb:// or mongodb+srv:// URI");
+        else
+            s_copy(ld, K_MONGO_URI, cfg->mongo_uri, sizeof cfg->mongo_uri);
+    }
+    char why[128];
+    if (s_set(ld, K_MONGO_DB) && mongo_db_name_check(ld->val[K_MONGO_DB], why, sizeof why) != 0)
+        s_problem(ld, "KASA_MONGO_DB: %s", why);
+    else
+        s_copy(ld, K_MONGO_DB, cfg->mongo_db, sizeof cfg->mongo_db);
+    if (s_set(ld, K_NODE_ID) && mongo_node_id_check(ld->val[K_NODE_ID], why, sizeof why) != 0)
+        s_problem(ld, "KASA_NODE_ID: %s", why);
+    else
+        s_copy(ld, K_NODE_ID, cfg->node_id, sizeof cfg->node_id);
+    cfg->mongo_batch = (int) s_int_key(ld, K_MONGO_BATCH, 1, 4096, (uint64_t) cfg->mongo_batch);
 }
 
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
@@ -926,6 +956,12 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "KASA_PENDING_AGE_S=%d\n", cfg->pending_age_s);
     fprintf(out, "KASA_PENDING_POLL_S=%d\n", cfg->pending_poll_s);
     fprintf(out, "KASA_COBO_CONFIRM_WAIT_S=%d\n", cfg->cobo_confirm_wait_s);
+    char uri[300];
+    mongo_uri_redact(cfg->mongo_uri, uri, sizeof uri);
+    fprintf(out, "KASA_MONGO_URI=%s\n", cfg->mongo_uri[0] ? uri : "(unset)");
+    fprintf(out, "KASA_MONGO_DB=%s\n", cfg->mongo_db);
+    fprintf(out, "KASA_NODE_ID=%s\n", cfg->node_id);
+    fprintf(out, "KASA_MONGO_BATCH=%d\n", cfg->mongo_batch);
 }
 
 void config_clear(config_t *cfg)
@@ -939,4 +975,6 @@ void config_clear(config_t *cfg)
     for (size_t i = 0; i < sizeof cfg->mt5_password; i++) p[i] = 0;
     p = cfg->telegram_bot_token;
     for (size_t i = 0; i < sizeof cfg->telegram_bot_token; i++) p[i] = 0;
+    p = cfg->mongo_uri;
+    for (size_t i = 0; i < sizeof cfg->mongo_uri; i++) p[i] = 0;
 }

@@ -1,7 +1,7 @@
 /* config.h — kasa's configuration: a .env-style file (KEY=VALUE, '#' comments, optional quotes),
  * every key overridable by the environment (the environment wins). Checked once at start;
  * config_load() refuses a configuration with a clear message per problem. Secrets
- * (COBO_API_SECRET, MT5_PASSWORD, TELEGRAM_BOT_TOKEN) are never printed:
+ * (COBO_API_SECRET, MT5_PASSWORD, TELEGRAM_BOT_TOKEN, KASA_MONGO_URI's password) are never printed:
  * config_print() shows them as "(set)" / "(unset)". */
 #ifndef KASA_SCHEMA_CONFIG_H
 #define KASA_SCHEMA_CONFIG_H
@@ -93,6 +93,11 @@ typedef struct {
     int cobo_confirm_wait_s;       /* KASA_COBO_CONFIRM_WAIT_S: how long a Completed webhook waits for Cobo's
                                       API to say Completed too (retried with backoff), then HELD; default
                                       600 (1..86400); 0 = the default */
+
+    char mongo_uri[512];           /* KASA_MONGO_URI (secret: may hold a password): "" = no MongoDB */
+    char mongo_db[64];             /* KASA_MONGO_DB, default kasa */
+    char node_id[64];              /* KASA_NODE_ID: this node's name in MongoDB, default the host name */
+    int mongo_batch;               /* KASA_MONGO_BATCH: journal records per projection batch, default 512 (1..4096) */
 } config_t;
 
 /* Loads path (may be NULL: environment only) over the defaults, then the environment over that.

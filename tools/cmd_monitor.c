@@ -105,6 +105,15 @@ int cmd_monitor(int argc, char **argv)
         size_t len;
         uint64_t lsn;
         char err[128];
+        zframe_t *topic_frame = zmsg_first(msg);
+        if (topic_frame && zframe_streq(topic_frame, MONITOR_MONGO_TOPIC)
+            && monitor_message_parse(msg, &payload, &len, &lsn) == 0) {
+            /* the MongoDB projector's status (a JSON object), not a record */
+            printf("%s%.*s\n", json ? "" : "MONGO ", (int) len, (const char *) payload);
+            fflush(stdout);
+            zmsg_destroy(&msg);
+            continue;
+        }
         if (monitor_message_parse(msg, &payload, &len, &lsn) != 0 || record_decode(payload, len, r, err, sizeof err) != 0) {
             fprintf(stderr, "kasa monitor: skipped an undecodable message\n");
             zmsg_destroy(&msg);

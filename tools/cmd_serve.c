@@ -20,12 +20,14 @@
 #undef LOG_INFO
 
 #include "actors/pipeline.h"
+#include "actors/projector.h"
 #include "journal/journal.h"
 #include "tools/commands.h"
 #include "schema/config.h"
 #include "tools/control.h"
 #include "schema/log.h"
 #include "tools/monitor.h"
+#include "schema/json.h"
 #include "web/events.h"
 #include "web/investor.h"
 #include "web/http.h"
@@ -34,6 +36,7 @@
 typedef struct {
     monitor_t *monitor;
     events_t *events;
+    projector_t *projector;   /* NULL without KASA_MONGO_URI */
 } commit_ctx_t;
 
 /* The journal's commit callback: runs once per durable record, serially, on the commit path. It
@@ -46,6 +49,25 @@ static void s_on_commit(void *arg, uint64_t lsn, const void *payload, size_t len
     monitor_publish(ctx->monitor, lsn, payload, len);
     if (ctx->events)
         events_publish(ctx->events, lsn, payload, len);
+    if (ctx->projector)
+        projector_notify(ctx->projector, lsn);   /* a counter and a signal: never waits on MongoDB */
+}
+
+/* The projector's status, on the monitor feed under topic MONGO (from the projector's thread). */
+static void s_on_projector_status(void *arg, const projector_status_t *st)
+{
+    char text[512];
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_printf(&b, "{\"projected_lsn\":%llu,\"journal_lsn\":%llu,\"lag_records\":%llu,\"lag_ms\":%lld,"
+                "\"connected\":%s,\"error\":", (unsigned long long) st->projected_lsn,
+                (unsigned long long) st->journal_lsn, (unsigned long long) st->lag_records,
+                (long long) st->lag_ms, st->connected ? "true" : "false");
+    jbuf_str(&b, st->error);
+    jbuf_puts(&b, "}");
+    snprintf(text, sizeof text, "%s", b.data);
+    jbuf_free(&b);
+    monitor_note(arg, MONITOR_MONGO_TOPIC, text, st->projected_lsn);
 }
 
 static void s_count_one(void *arg, const deposit_view_t *d)
@@ -120,6 +142,25 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: cannot start the live-update hub\n");
         goto done;
     }
+    /* MongoDB (optional): the projector follows durable records in its own thread; unreachable is
+     * logged and retried, never a reason not to serve deposits. */
+    if (cfg.mongo_uri[0]) {
+        projector_opts_t po = {
+            .uri = cfg.mongo_uri, .db = cfg.mongo_db, .node = cfg.node_id, .journal_dir = cfg.journal_dir,
+            .max_deposits = cfg.max_deposits, .batch_records = cfg.mongo_batch, .follow_notified = 1,
+            .on_status = s_on_projector_status, .status_arg = ctx.monitor,
+        };
+        ctx.projector = projector_new(&po, err, sizeof err);
+        if (!ctx.projector) {
+            fprintf(stderr, "kasa serve: %s (KASA_MONGO_URI)\n", err);
+            goto done;
+        }
+        projector_notify(ctx.projector, journal_durable_lsn(journal));
+        if (projector_start(ctx.projector) != 0) {
+            fprintf(stderr, "kasa serve: cannot start the MongoDB projector\n");
+            goto done;
+        }
+    }
     /* Hooked before the pipeline starts, so records its replay and resumption write are published. */
     journal_on_commit(journal, s_on_commit, &ctx);
 
@@ -190,6 +231,7 @@ done:
     webhook_destroy(&webhook);
     pipeline_destroy(&pipeline);         /* actors end; unfinished work resumes on the next start */
     journal_destroy(&journal);           /* last batch written; no commit callback after this */
+    projector_destroy(&ctx.projector);   /* after the last notify; before the monitor it reports to */
     wallets_destroy(&wallets);           /* after the last commit callback (events teach it links) */
     uint64_t sent = monitor_sent(ctx.monitor), dropped = monitor_dropped(ctx.monitor);
     events_destroy(&ctx.events);

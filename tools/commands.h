@@ -9,6 +9,7 @@ int cmd_journal(int argc, char **argv);  /* tools/cmd_journal.c verify, dump, st
 int cmd_wallet(int argc, char **argv);   /* tools/cmd_wallet.c  link an address to a login */
 int cmd_monitor(int argc, char **argv);  /* tools/cmd_monitor.c print the live feed         */
 int cmd_replay(int argc, char **argv);   /* tools/cmd_replay.c  rebuild deposits, show state */
+int cmd_mongo(int argc, char **argv);   /* tools/cmd_mongo.c   MongoDB projection status, sync, rebuild */
 int cmd_sim(int argc, char **argv);      /* tools/sim.c         Cobo, MT5, Telegram simulators */
 
 /* Opens the journal in dir for a verb of kasa, its notes (a torn tail cut, a failure) going to

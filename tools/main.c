@@ -17,6 +17,7 @@ static const command_t s_commands[] = {
     { "wallet",  cmd_wallet,  "wallet link ADDRESS LOGIN --config FILE   link a deposit address to an MT5 login" },
     { "monitor", cmd_monitor, "monitor [--json] [--config FILE]   print every committed transition, live" },
     { "replay",  cmd_replay,  "replay DIR [--all]           rebuild every deposit from the journal and show where it stands" },
+    { "mongo",   cmd_mongo,   "mongo status|sync|rebuild --config FILE   the journal's MongoDB projection" },
     { "sim",     cmd_sim,     "sim cobo|mt5|telegram|deposit ...   the simulators kasa is tested against" },
 };
 

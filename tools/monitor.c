@@ -2,6 +2,7 @@
 #include "tools/monitor.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@ struct monitor_t {
     zsock_t *pub;
     void *handle;          /* the libzmq socket, for non-blocking sends */
     uint64_t sent, dropped;
+    pthread_mutex_t mu;    /* the socket is used by the commit path and by monitor_note's callers */
     char endpoint[300];
 };
 
@@ -27,6 +29,7 @@ monitor_t *monitor_new(const char *endpoint, char *err, size_t errlen)
         free(self);
         return NULL;
     }
+    pthread_mutex_init(&self->mu, NULL);
     zsock_set_sndhwm(self->pub, MONITOR_SNDHWM);
     zsock_set_linger(self->pub, 0);
     if (zsock_bind(self->pub, "%s", endpoint) < 0) {
@@ -49,7 +52,32 @@ void monitor_destroy(monitor_t **self_p)
     monitor_t *self = *self_p;
     *self_p = NULL;
     zsock_destroy(&self->pub);
+    pthread_mutex_destroy(&self->mu);
     free(self);
+}
+
+/* Sends [topic][payload][lsn] without waiting; counts it as sent or dropped. */
+static void s_send(monitor_t *self, const char *topic, const void *payload, size_t len, uint64_t lsn)
+{
+    uint8_t be[8];
+    for (int i = 0; i < 8; i++)
+        be[i] = (uint8_t) (lsn >> (56 - 8 * i));
+    pthread_mutex_lock(&self->mu);
+    /* PUB drops a whole multipart message at the high-water mark, never a part of one */
+    int ok = zmq_send(self->handle, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0
+          && zmq_send(self->handle, payload, len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0
+          && zmq_send(self->handle, be, sizeof be, ZMQ_DONTWAIT) >= 0;
+    if (ok)
+        self->sent++;
+    else
+        self->dropped++;
+    pthread_mutex_unlock(&self->mu);
+}
+
+void monitor_note(monitor_t *self, const char *topic, const char *text, uint64_t lsn)
+{
+    if (self)
+        s_send(self, topic, text, strlen(text), lsn);
 }
 
 void monitor_publish(monitor_t *self, uint64_t lsn, const void *payload, size_t len)
@@ -61,17 +89,7 @@ void monitor_publish(monitor_t *self, uint64_t lsn, const void *payload, size_t 
     char err[96];
     if (r && record_decode(payload, len, r, err, sizeof err) == 0)
         topic = record_topic(r);
-    uint8_t be[8];
-    for (int i = 0; i < 8; i++)
-        be[i] = (uint8_t) (lsn >> (56 - 8 * i));
-    /* PUB drops a whole multipart message at the high-water mark, never a part of one */
-    int ok = zmq_send(self->handle, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0
-          && zmq_send(self->handle, payload, len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0
-          && zmq_send(self->handle, be, sizeof be, ZMQ_DONTWAIT) >= 0;
-    if (ok)
-        self->sent++;
-    else
-        self->dropped++;
+    s_send(self, topic, payload, len, lsn);
     free(r);
 }
 

@@ -9,7 +9,8 @@
  * watcher loses messages, the journal never does. monitor_publish is meant to run on the journal's
  * commit path (journal_on_commit), whose calls are serialised: the PUB socket is only ever used by
  * one thread at a time, and the journal's lock between calls is the memory barrier ZeroMQ requires
- * when a socket moves between threads. Do not call monitor_publish from two threads at once. */
+ * when a socket moves between threads. Do not call monitor_publish from two threads at once.
+ * monitor_note (status messages from other threads) and monitor_publish share one mutex. */
 #ifndef KASA_TOOLS_MONITOR_H
 #define KASA_TOOLS_MONITOR_H
 
@@ -30,6 +31,12 @@ void monitor_destroy(monitor_t **self_p);
 /* Publishes one committed record. Never blocks, never fails loudly (an undecodable payload is
  * published under topic "?"; a full queue drops the message and counts it). */
 void monitor_publish(monitor_t *self, uint64_t lsn, const void *payload, size_t len);
+
+/* Publishes a status message that is not a record: [topic][text][lsn], e.g. the MongoDB projector's
+ * lag under topic MONITOR_MONGO_TOPIC with a JSON object. Never blocks; safe from any thread (the
+ * socket is guarded by a mutex that monitor_publish takes too). */
+#define MONITOR_MONGO_TOPIC "MONGO"
+void monitor_note(monitor_t *self, const char *topic, const char *text, uint64_t lsn);
 
 /* Messages handed to the socket, and sends that failed. A PUB socket drops silently at its
  * high-water mark (libzmq reports no error), so drops at the HWM show only as gaps in the LSNs a

@@ -1,0 +1,85 @@
+/* mio.c — MongoDB operations, counted and breakable on purpose (see mio.h). */
+#include "actors/mio.h"
+
+#include <stdatomic.h>
+
+static atomic_uint_fast64_t s_count[MIO_OP_COUNT];
+static atomic_uint_fast64_t s_fail_at[MIO_OP_COUNT];   /* absolute call number that fails; 0 = none */
+static atomic_int s_fail_how[MIO_OP_COUNT];
+static atomic_uint_fast64_t s_fired;
+
+void mio_fail_at(mio_op_t op, uint64_t n, mio_fault_t how)
+{
+    if (op < 0 || op >= MIO_OP_COUNT)
+        return;
+    atomic_store(&s_fail_how[op], (int) how);
+    atomic_store(&s_fail_at[op], n ? atomic_load(&s_count[op]) + n : 0);
+}
+
+void mio_reset(void)
+{
+    for (int i = 0; i < MIO_OP_COUNT; i++) {
+        atomic_store(&s_fail_at[i], 0);
+        atomic_store(&s_count[i], 0);
+    }
+    atomic_store(&s_fired, 0);
+}
+
+uint64_t mio_count(mio_op_t op)
+{
+    return (op < 0 || op >= MIO_OP_COUNT) ? 0 : atomic_load(&s_count[op]);
+}
+
+uint64_t mio_faults_fired(void)
+{
+    return atomic_load(&s_fired);
+}
+
+/* Counts one call of kind op; returns 1 if this call is the one armed to fail (*how says how). */
+static int s_faulted(mio_op_t op, mio_fault_t *how)
+{
+    uint64_t n = atomic_fetch_add(&s_count[op], 1) + 1;
+    uint64_t at = atomic_load(&s_fail_at[op]);
+    if (at != 0 && n == at && atomic_compare_exchange_strong(&s_fail_at[op], &at, 0)) {
+        atomic_fetch_add(&s_fired, 1);
+        *how = (mio_fault_t) atomic_load(&s_fail_how[op]);
+        return 1;
+    }
+    return 0;
+}
+
+static bool s_injected(bson_t *reply, bson_error_t *error)
+{
+    bson_destroy(reply);
+    bson_init(reply);
+    bson_set_error(error, MIO_ERROR_DOMAIN, MIO_ERROR_INJECTED, "injected fault");
+    return false;
+}
+
+bool mio_read(mongoc_client_t *client, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+    mio_fault_t how;
+    int faulted = s_faulted(MIO_READ, &how);
+    if (faulted && how == MIO_BEFORE) {
+        bson_init(reply);
+        return s_injected(reply, error);
+    }
+    bool ok = mongoc_client_command_simple(client, db, cmd, NULL, reply, error);
+    if (faulted) /* MIO_AFTER: the answer is lost */
+        return s_injected(reply, error);
+    return ok;
+}
+
+bool mio_write(mongoc_client_t *client, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+    mio_fault_t how;
+    int faulted = s_faulted(MIO_WRITE, &how);
+    if (faulted && how == MIO_BEFORE) {
+        bson_init(reply);
+        return s_injected(reply, error);
+    }
+    bool ok = mongoc_client_write_command_with_opts(client, db, cmd, NULL, reply, error);
+    if (faulted) /* MIO_AFTER: the server applied it; the answer is lost */
+        return s_injected(reply, error);
+    return ok;
+}

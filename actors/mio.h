@@ -1,0 +1,45 @@
+/* mio.h — every MongoDB operation kasa performs, in one thin layer that tests can break (what
+ * journal/fio.h is for files).
+ *
+ * Each function is the plain libmongoc call (same arguments, same result: true, or false with
+ * *error set), counted per kind. A test arms a fault with mio_fail_at(op, n, how): the n-th call of
+ * that kind from now on fails, once, with error domain MIO_ERROR_DOMAIN, code MIO_ERROR_INJECTED and
+ * the message "injected fault". MIO_BEFORE fails it without sending anything; MIO_AFTER sends it,
+ * lets the server apply it, and loses the answer (the caller cannot tell whether it was applied: the
+ * projector must then be safe to write the same thing again). Counters and faults are atomics. */
+#ifndef KASA_ACTORS_MIO_H
+#define KASA_ACTORS_MIO_H
+
+#include <mongoc/mongoc.h>
+#include <stdint.h>
+
+#define MIO_ERROR_DOMAIN 9100
+#define MIO_ERROR_INJECTED 1
+
+typedef enum {
+    MIO_READ,     /* mio_read: commands that change nothing (ping, find)          */
+    MIO_WRITE,    /* mio_write: commands that write (update, delete, createIndexes) */
+    MIO_OP_COUNT
+} mio_op_t;
+
+typedef enum { MIO_BEFORE, MIO_AFTER } mio_fault_t;
+
+/* Arms a fault: the n-th call (n >= 1, counted from this call) of kind op fails as how says, once.
+ * n = 0 disarms that kind. */
+void mio_fail_at(mio_op_t op, uint64_t n, mio_fault_t how);
+
+/* Disarms every fault and zeroes every counter. */
+void mio_reset(void);
+
+/* Calls of kind op since the last mio_reset (faulted ones included), and faults fired. */
+uint64_t mio_count(mio_op_t op);
+uint64_t mio_faults_fired(void);
+
+/* A command that reads (mongoc_client_command_simple on the primary). *reply is always initialised. */
+bool mio_read(mongoc_client_t *client, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
+
+/* A command that writes (mongoc_client_write_command_with_opts: the URI's write concern applies).
+ * *reply is always initialised. A reply with writeErrors is still true: the caller reads them. */
+bool mio_write(mongoc_client_t *client, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
+
+#endif
