@@ -6,10 +6,16 @@
 #       three runs of 5 s, the median one shown
 #   (c) webhook -> CREDITED p99 at 1,000/s through the Cobo and MT5 simulators (monitor feed)
 #   (d) kasa's peak RSS (VmHWM) after each phase
+#   (e) the deposit path without and with MongoDB configured: ack latency at MONGO_LOAD_RATE and
+#       webhook -> CREDITED at CREDIT_RATE2, each on a kasa without KASA_MONGO_URI and on one with
+#       it, and the projection's lag (records, seconds) when the load ends and how long it takes to
+#       catch up. MongoDB: BENCH_MONGO_URI, else the tests' server (tests/mongo/server.mjs) when its
+#       npm packages are installed (make test does), else (e) is skipped.
 # Each phase runs on a fresh journal and a fresh kasa. Run by `make bench` with BUILD=build/release.
 # Knobs: INGEST_SECONDS (10), INGEST_CONNS (64), INGEST_COUNT (distinct webhooks, 250000),
 #        LOAD_RATE (2000), LOAD_SECONDS (5), LOAD_REPEAT (3), CREDIT_RATE (1000), CREDIT_SECONDS (3), CREDIT_RATE2
-#        (100: (c) again below saturation), BENCH_KASA_EXTRA (config lines added to kasa's).
+#        (100: (c) again below saturation), BENCH_KASA_EXTRA (config lines added to kasa's),
+#        MONGO_LOAD_RATE (1000), MONGO_LOAD_SECONDS (3), BENCH_MONGO_URI.
 set -u
 build=${1:-build/release}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,6 +30,7 @@ rm -rf "$dir"; mkdir -p "$dir"
 INGEST_SECONDS=${INGEST_SECONDS:-10}; INGEST_CONNS=${INGEST_CONNS:-64}; INGEST_COUNT=${INGEST_COUNT:-250000}
 LOAD_RATE=${LOAD_RATE:-2000}; LOAD_SECONDS=${LOAD_SECONDS:-5}; LOAD_REPEAT=${LOAD_REPEAT:-3}
 CREDIT_RATE=${CREDIT_RATE:-1000}; CREDIT_SECONDS=${CREDIT_SECONDS:-3}; CREDIT_RATE2=${CREDIT_RATE2:-100}
+MONGO_LOAD_RATE=${MONGO_LOAD_RATE:-1000}; MONGO_LOAD_SECONDS=${MONGO_LOAD_SECONDS:-3}
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 used=" "
@@ -65,7 +72,7 @@ for p in $cobo_port $mt5_port $tg_port $dead_port; do wait_port "$p" || { echo "
 kasa_pid=0
 kasa_port=0
 monitor_port=0
-# start_kasa NAME: a fresh journal and a fresh kasa
+# start_kasa NAME [EXTRA]: a fresh journal and a fresh kasa (EXTRA: more configuration lines)
 start_kasa() {
     kasa_port=$(free_port); monitor_port=$(free_port)
     cat > "$dir/$1.env" <<EOF
@@ -88,6 +95,7 @@ KASA_TOKEN_TRON_USDT=1:0.5:1
 KASA_AUTO_CREDIT_LIMIT=100000
 KASA_LOG_LEVEL=warn
 ${BENCH_KASA_EXTRA:-}
+${2:-}
 EOF
     "$kasa" serve --config "$dir/$1.env" >"$dir/$1-kasa.log" 2>&1 &
     kasa_pid=$!; pids+=($kasa_pid)
@@ -157,6 +165,57 @@ echo "$c2_out" > "$dir/credit2.out"
 c2_line=$(grep '^CREDIT' <<< "$c2_out")
 stop_kasa
 
+# ---- (e) without and with MongoDB ------------------------------------------------------------------
+mongo_uri=${BENCH_MONGO_URI:-}
+if [ -z "$mongo_uri" ] && command -v node >/dev/null && [ -d "$root/tests/mongo/node_modules/@push.rocks/smartmongo" ]; then
+    mongo_port=$(free_port)
+    node "$root/tests/mongo/server.mjs" --port "$mongo_port" >"$dir/mongo-fixture.log" 2>&1 & pids+=($!)
+    wait_port "$mongo_port" && mongo_uri="mongodb://127.0.0.1:$mongo_port/"
+fi
+# lag NAME: the projection's lag now, then polls until it is 0; sets lag_records, lag_seconds, catchup_s
+lag() {
+    local out t0 t1
+    out=$("$kasa" mongo status --config "$dir/$1.env" 2>&1)
+    lag_records=$(kv lag_records "$out"); lag_seconds=$(kv lag_seconds "$out")
+    t0=$(date +%s.%N)
+    for _ in $(seq 1 1200); do
+        [ "$(kv lag_records "$("$kasa" mongo status --config "$dir/$1.env" 2>&1)")" = 0 ] && break
+        sleep 0.1
+    done
+    t1=$(date +%s.%N)
+    catchup_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+}
+# mongo_run NAME EXTRA: (b) once at MONGO_LOAD_RATE and (c') once, on fresh kasas with EXTRA
+mongo_run() {
+    start_kasa "$1-ack" "$2"
+    local out
+    out=$("$gen" load --port "$kasa_port" --rate "$MONGO_LOAD_RATE" --seconds "$MONGO_LOAD_SECONDS" --conns 32 \
+        --tag "mload-$1-$$" 2>&1)
+    echo "$out" >> "$dir/mongo-load.out"
+    e_ack=$(grep '^LOAD' <<< "$out")
+    e_ack_lag=""
+    [ -n "$2" ] && { lag "$1-ack"; e_ack_lag="$lag_records records / ${lag_seconds} s behind at the end; caught up ${catchup_s} s later"; }
+    stop_kasa
+    start_kasa "$1-credit" "$2"
+    for i in $(seq 1 20); do
+        "$kasa" wallet link "TBenchCredit$(printf '%021d' "$i")" "$((100000 + i))" --config "$dir/$1-credit.env" >>"$dir/link.out" 2>&1
+    done
+    out=$("$gen" credit --port "$kasa_port" --cobo "http://127.0.0.1:$cobo_port" --monitor "tcp://127.0.0.1:$monitor_port" \
+        --rate "$CREDIT_RATE2" --seconds "$CREDIT_SECONDS" --conns 32 "${addr_args[@]}" 2>&1)
+    echo "$out" >> "$dir/mongo-credit.out"
+    e_credit=$(grep '^CREDIT' <<< "$out")
+    e_credit_lag=""
+    [ -n "$2" ] && { lag "$1-credit"; e_credit_lag="$lag_records records / ${lag_seconds} s behind at the end; caught up ${catchup_s} s later"; }
+    stop_kasa
+}
+if [ -n "$mongo_uri" ]; then
+    mongo_run e0 ""
+    e0_ack=$e_ack; e0_credit=$e_credit
+    mongo_run e1 "KASA_MONGO_URI=$mongo_uri
+KASA_MONGO_DB=kasa_bench_$$"
+    e1_ack=$e_ack; e1_credit=$e_credit; e1_ack_lag=$e_ack_lag; e1_credit_lag=$e_credit_lag
+fi
+
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { if (v == "") print "n/a"; else if ((dir == ">=" && v + 0 >= t) || (dir == "<=" && v + 0 <= t)) print "ok"; else print "MISS" }'; }
 b_p50=$(kv p50_us "$b_line"); b_p99=$(kv p99_us "$b_line"); b_rate=$(kv rate "$b_line"); b_bad=$(kv bad "$b_line")
 c_p50=$(kv p50_us "$c_line"); c_p99=$(kv p99_us "$c_line"); c_n=$(kv n "$c_line"); c_cr=$(kv credited "$c_line")
@@ -180,5 +239,19 @@ printf '%-46s %-14s %-34s %s\n' "    the same at ${CREDIT_RATE2}/s p50 / p99, ms
 printf '%-46s %-14s %-34s %s\n' "(d) kasa peak RSS (VmHWM) after a / b / c, MB" "" \
     "$(awk -v a="${a_hwm:-0}" -v b="${b_hwm:-0}" -v c="${c_hwm:-0}" 'BEGIN { printf "%.1f / %.1f / %.1f", a/1024, b/1024, c/1024 }')" ""
 [ -n "$a_records" ] && echo "    journal after (a): $a_records"
+if [ -n "$mongo_uri" ]; then
+    e_row() {   # label, LOAD/CREDIT line
+        printf '%-46s %-14s %-34s %s\n' "$1" "" "$(ms "$(kv p50_us "$2")") / $(ms "$(kv p99_us "$2")")" ""
+    }
+    echo "(e) without / with MongoDB ($( [ -n "${BENCH_MONGO_URI:-}" ] && echo "BENCH_MONGO_URI" || echo "the tests' CongoDB server, in-memory JavaScript: not a MongoDB"))"
+    e_row "    ack at ${MONGO_LOAD_RATE}/s p50 / p99, ms, no MongoDB" "$e0_ack"
+    e_row "    ack at ${MONGO_LOAD_RATE}/s p50 / p99, ms, MongoDB" "$e1_ack"
+    printf '%-46s %-14s %s\n' "    projection lag after the ack run" "" "$e1_ack_lag"
+    e_row "    CREDITED at ${CREDIT_RATE2}/s p50 / p99, ms, no MongoDB" "$e0_credit"
+    e_row "    CREDITED at ${CREDIT_RATE2}/s p50 / p99, ms, MongoDB" "$e1_credit"
+    printf '%-46s %-14s %s\n' "    projection lag after the credit run" "" "$e1_credit_lag"
+else
+    echo "(e) skipped: no MongoDB (set BENCH_MONGO_URI, or install tests/mongo's packages: make npm-deps)"
+fi
 echo "    raw output: $dir/{wrk,load,credit,credit2}.out (every 201 waited for its record's fdatasync)"
 [ -n "$res" ] && [ -n "$b_line" ] && [ -n "$c_line" ]

@@ -542,7 +542,10 @@ static void test_kasa_mongo_rebuild_and_sync_reproject_exactly(void)
 
 int main(void)
 {
-    if (h_env_init(&s_env, "mongo") == 0 && hm_start(&s_m, &s_env, "mongo") == 0)
+    int env_ok = h_env_init(&s_env, "mongo") == 0;
+    s_env.keep_ports = 1;   /* the Cobo simulator sends its webhooks to one URL */
+    s_serving = env_ok && h_sims_start(&s_env, NULL) == 0;
+    if (env_ok && hm_start(&s_m, &s_env, "mongo") == 0)
         RUN(test_unique_index_refuses_a_duplicate_with_11000);
     else
         h_log("no MongoDB for the tests; logs in %s", s_env.dir);
@@ -551,8 +554,7 @@ int main(void)
     RUN(test_projector_sync_projects_each_record_once_and_a_replay_writes_nothing);
     RUN(test_projector_faults_before_and_after_apply_leave_the_projection_exact);
     RUN(test_projector_refills_a_mongodb_that_lost_its_data);
-    s_env.keep_ports = 1;   /* the Cobo simulator sends its webhooks to one URL */
-    s_serving = s_ready && h_sims_start(&s_env, NULL) == 0;
+    s_serving = s_serving && s_ready;
     RUN(test_kasa_serves_deposits_while_mongodb_is_unreachable_and_never_logs_its_password);
     RUN(test_kasa_projects_the_normal_flow_with_indexes_ensured_at_start);
     RUN(test_mongodb_stopped_then_started_empty_is_reprojected_and_lag_is_reported);
