@@ -257,6 +257,7 @@ static void s_deposit_doc(const registry_entry_t *e, const char *node, bson_t *d
         BSON_APPEND_NULL(doc, "credit");
     BSON_APPEND_INT64(doc, "credit_minor", v->credit_minor);
     BSON_APPEND_INT32(doc, "digits", v->digits);
+    BSON_APPEND_UTF8(doc, "currency", v->currency);
     BSON_APPEND_INT64(doc, "ticket", (int64_t) v->ticket);
     BSON_APPEND_UTF8(doc, "reason", v->reason);
     BSON_APPEND_UTF8(doc, "remainder", e->remainder);

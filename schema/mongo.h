@@ -10,7 +10,7 @@
  *                record's kind uses, as `kasa journal dump --json` names them, tx_id as transaction_id)}
  *                unique (node, lsn)
  *   deposits     {transaction_id, state, status, confirmations, threshold, token_id, chain_id, address,
- *                amount, tx_hash, login, credit, credit_minor, digits, ticket, reason, remainder, ref,
+ *                amount, tx_hash, login, credit, credit_minor, digits, currency, ticket, reason, remainder, ref,
  *                attempts, notice_failed, created, updated, last_lsn, node}   unique transaction_id
  *   addresses    {address, login, chain_id, lsn, time, node}               unique address
  *   kasa_nodes   {node, lsn, time, updated}                                unique node
