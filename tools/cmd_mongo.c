@@ -87,7 +87,7 @@ static int s_journal_after(const char *dir, uint64_t lsn, uint64_t *records, uin
 
 static int s_status(projector_t *p, const config_t *cfg)
 {
-    char err[512], uri[300], when[40];
+    char err[512], uri[300], when[96];
     mongo_uri_redact(cfg->mongo_uri, uri, sizeof uri);
     uint64_t lsn;
     int64_t time_ms;
