@@ -177,6 +177,7 @@ lag() {
     local out t0 t1
     out=$("$kasa" mongo status --config "$dir/$1.env" 2>&1)
     lag_records=$(kv lag_records "$out"); lag_seconds=$(kv lag_seconds "$out")
+    [ -n "$lag_records" ] || { lag_records="?"; lag_seconds="? (kasa mongo status: ${out%%$'\n'*})"; }
     t0=$(date +%s.%N)
     for _ in $(seq 1 1200); do
         [ "$(kv lag_records "$("$kasa" mongo status --config "$dir/$1.env" 2>&1)")" = 0 ] && break
