@@ -13,13 +13,15 @@ void stage_endpoint(const stage_ctx_t *ctx, stage_kind_t kind, int index, char *
     switch (kind) {
     case STAGE_LOCKER: snprintf(buf, len, "%s-locker-%d", ctx->prefix, index); break;
     case STAGE_CREDITER: snprintf(buf, len, "%s-crediter-%d", ctx->prefix, index); break;
+    case STAGE_ACCOUNTS: snprintf(buf, len, "%s-accounts-%d", ctx->prefix, index); break;
     default: snprintf(buf, len, "%s-notifier-%d", ctx->prefix, index); break;
     }
 }
 
 int stage_count(const stage_ctx_t *ctx, stage_kind_t kind)
 {
-    int n = kind == STAGE_LOCKER ? ctx->lockers : kind == STAGE_CREDITER ? ctx->crediters : ctx->notifiers;
+    int n = kind == STAGE_LOCKER ? ctx->lockers : kind == STAGE_CREDITER ? ctx->crediters
+          : kind == STAGE_ACCOUNTS ? ctx->accounts : ctx->notifiers;
     return n > 0 ? n : 1;
 }
 

@@ -34,7 +34,8 @@
 #define STAGE_MAX_LOCKERS 64
 #define STAGE_MAX_NOTIFIERS 64
 
-typedef enum { STAGE_LOCKER, STAGE_CREDITER, STAGE_NOTIFIER } stage_kind_t;
+/* STAGE_ACCOUNTS: investors' MT5 work (actors/accounts.h), outside the deposit pipeline. */
+typedef enum { STAGE_LOCKER, STAGE_CREDITER, STAGE_NOTIFIER, STAGE_ACCOUNTS } stage_kind_t;
 
 /* Shared by every stage of one pipeline; read-only after start (the registry locks itself). */
 typedef struct {
@@ -44,6 +45,7 @@ typedef struct {
     int crediters;               /* how many crediter workers (1..STAGE_MAX_CREDITERS) */
     int lockers;                 /* how many locker actors (1..STAGE_MAX_LOCKERS) */
     int notifiers;               /* how many notifier actors (1..STAGE_MAX_NOTIFIERS) */
+    int accounts;                /* how many accounts actors (actors/accounts.h; 0 in the pipeline) */
     char prefix[48];             /* "inproc://kasa-<unique>" */
     int64_t mt5_timeout_ms, cobo_timeout_ms, telegram_timeout_ms;
 } stage_ctx_t;
@@ -51,7 +53,7 @@ typedef struct {
 /* The endpoint of actor index of a stage ("inproc://kasa-1-crediter-0"). */
 void stage_endpoint(const stage_ctx_t *ctx, stage_kind_t kind, int index, char *buf, size_t len);
 
-/* How many actors run stage kind (ctx->lockers / crediters / notifiers, at least 1). */
+/* How many actors run stage kind (ctx->lockers / crediters / notifiers / accounts, at least 1). */
 int stage_count(const stage_ctx_t *ctx, stage_kind_t kind);
 
 /* The one routing rule of the pipeline: which actor of stage kind handles a deposit.

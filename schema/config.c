@@ -32,7 +32,7 @@ extern char **environ;
 
 /* Every key kasa reads. `secret` keys are never printed. */
 typedef enum {
-    K_LISTEN, K_JOURNAL_DIR, K_MONITOR, K_CONTROL, K_STATIC_DIR, K_PUBLIC_URL, K_MAX_BODY,
+    K_LISTEN, K_WEBHOOK_LISTEN, K_JOURNAL_DIR, K_MONITOR, K_CONTROL, K_STATIC_DIR, K_PUBLIC_URL, K_MAX_BODY,
     K_HTTP_THREADS, K_MAX_DEPOSITS, K_LOG_LEVEL,
     K_COOKIE_SECURE, K_INVESTOR_PASSWORD_LOGIN, K_TRUSTED_PROXIES, K_HEADER_TIMEOUT_MS, K_MAX_CONNECTIONS,
     K_MAX_CONNECTIONS_PER_IP,
@@ -54,6 +54,7 @@ typedef struct {
 
 static const key_def_t s_keys[K_COUNT] = {
     [K_LISTEN]             = { "KASA_LISTEN", 0, 0 },
+    [K_WEBHOOK_LISTEN]     = { "KASA_WEBHOOK_LISTEN", 0, 0 },
     [K_JOURNAL_DIR]        = { "KASA_JOURNAL_DIR", 0, 1 },
     [K_MONITOR]            = { "KASA_MONITOR", 0, 0 },
     [K_CONTROL]            = { "KASA_CONTROL", 0, 0 },
@@ -681,6 +682,33 @@ static void s_defaults(config_t *cfg)
         snprintf(cfg->node_id, sizeof cfg->node_id, "kasa");
 }
 
+/* KASA_WEBHOOK_LISTEN: as given, else KASA_LISTEN's host on the next port (port 0 stays 0: any
+ * free port). Webhooks get a listener, and threads, of their own; it must differ from KASA_LISTEN. */
+static void s_webhook_listen(loader_t *ld, config_t *cfg)
+{
+    if (s_set(ld, K_WEBHOOK_LISTEN)) {
+        if (s_hostport_ok(ld->val[K_WEBHOOK_LISTEN]) != 0) {
+            s_problem(ld, "KASA_WEBHOOK_LISTEN: expected host:port (e.g. 127.0.0.1:8001)");
+            return;
+        }
+        s_copy(ld, K_WEBHOOK_LISTEN, cfg->webhook_listen, sizeof cfg->webhook_listen);
+        const char *colon = strrchr(cfg->webhook_listen, ':');
+        if (strcmp(cfg->webhook_listen, cfg->listen) == 0 && strcmp(colon, ":0") != 0)
+            s_problem(ld, "KASA_WEBHOOK_LISTEN: must differ from KASA_LISTEN (webhooks have a listener of their own)");
+        return;
+    }
+    const char *colon = strrchr(cfg->listen, ':');
+    uint64_t port = 0;
+    if (!colon || s_uint(colon + 1, 0, 65535, &port) != 0)
+        return;   /* KASA_LISTEN's own problem is reported */
+    if (port == 65535) {
+        s_problem(ld, "KASA_WEBHOOK_LISTEN: set it (KASA_LISTEN takes the last port, the default is the next one)");
+        return;
+    }
+    snprintf(cfg->webhook_listen, sizeof cfg->webhook_listen, "%.*s:%u", (int) (colon - cfg->listen), cfg->listen,
+             port ? (unsigned) port + 1 : 0u);
+}
+
 static void s_convert(loader_t *ld, config_t *cfg)
 {
     for (int k = 0; k < K_COUNT; k++)
@@ -693,6 +721,7 @@ static void s_convert(loader_t *ld, config_t *cfg)
         else
             s_copy(ld, K_LISTEN, cfg->listen, sizeof cfg->listen);
     }
+    s_webhook_listen(ld, cfg);
     s_copy(ld, K_JOURNAL_DIR, cfg->journal_dir, sizeof cfg->journal_dir);
     if (s_set(ld, K_MONITOR)) {
         if (s_endpoint_ok(ld->val[K_MONITOR]) != 0)
@@ -894,6 +923,7 @@ static void s_print_secret(FILE *out, const char *name, const char *val)
 void config_print(const config_t *cfg, FILE *out)
 {
     fprintf(out, "KASA_LISTEN=%s\n", cfg->listen);
+    fprintf(out, "KASA_WEBHOOK_LISTEN=%s\n", cfg->webhook_listen);
     fprintf(out, "KASA_JOURNAL_DIR=%s\n", cfg->journal_dir);
     fprintf(out, "KASA_MONITOR=%s\n", cfg->monitor);
     fprintf(out, "KASA_CONTROL=%s\n", cfg->control);

@@ -38,6 +38,7 @@ typedef struct {
 
 typedef struct {
     char listen[64];               /* KASA_LISTEN, default 127.0.0.1:8000 */
+    char webhook_listen[64];       /* KASA_WEBHOOK_LISTEN: Cobo's webhooks only; default KASA_LISTEN's host, next port */
     char journal_dir[256];         /* KASA_JOURNAL_DIR (required) */
     char monitor[128];             /* KASA_MONITOR, default tcp://127.0.0.1:5560 */
     char control[300];             /* KASA_CONTROL, default ipc://<journal_dir>/control.sock */

@@ -3,7 +3,8 @@
  * Start order (each step refuses to go on with one clear line if it fails):
  *   configuration → journal (locked, replay-checked) → monitor feed and live-update hub, hooked to
  *   the journal's commit path → pipeline (replays the journal and resumes unfinished deposits) →
- *   HTTP server (webhook route, investor routes, static panel) → control socket.
+ *   HTTP servers (KASA_WEBHOOK_LISTEN: the webhook route alone, on threads no other request uses;
+ *   KASA_LISTEN: investor routes and the accounts actors behind them, static panel) → control socket.
  * Stop (SIGTERM / SIGINT): the reverse — no new requests, then the pipeline's actors end, then the
  * journal closes after its last batch. Unfinished deposits resume on the next start.
  *
@@ -19,6 +20,7 @@
 #undef LOG_DEBUG /* <syslog.h>, via czmq, would shadow tools/log.h's levels */
 #undef LOG_INFO
 
+#include "actors/accounts.h"
 #include "actors/pipeline.h"
 #include "actors/projector.h"
 #include "journal/journal.h"
@@ -120,12 +122,14 @@ int cmd_serve(int argc, char **argv)
     int rc = 1;
     journal_t *journal = NULL;
     pipeline_t *pipeline = NULL;
-    http_server_t *http = NULL;
+    http_server_t *http = NULL;        /* KASA_LISTEN: panels and APIs */
+    http_server_t *hooks = NULL;       /* KASA_WEBHOOK_LISTEN: Cobo's webhooks alone, on threads of their own */
     webhook_t *webhook = NULL;
     control_t *control = NULL;
     commit_ctx_t ctx = { 0 };
     wallets_t *wallets = NULL;
     investor_t *investor = NULL;
+    accounts_t *accounts = NULL;
 
     journal = cmd_journal_open(cfg.journal_dir, err, sizeof err);
     if (!journal) {
@@ -177,12 +181,19 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s (KASA_LISTEN)\n", err);
         goto done;
     }
+    hooks = http_server_new(cfg.webhook_listen, cfg.max_body, cfg.http_threads, err, sizeof err);
+    if (!hooks) {
+        fprintf(stderr, "kasa serve: %s (KASA_WEBHOOK_LISTEN)\n", err);
+        goto done;
+    }
     http_trust_proxies(http, &cfg.trusted_proxies);
-    webhook = webhook_routes(http, pipeline, cfg.cobo_webhook_pubkey, err, sizeof err);
+    http_trust_proxies(hooks, &cfg.trusted_proxies);
+    webhook = webhook_routes(hooks, pipeline, cfg.cobo_webhook_pubkey, err, sizeof err);
     if (!webhook) {
         fprintf(stderr, "kasa serve: %s (COBO_WEBHOOK_PUBKEY)\n", err);
         goto done;
     }
+    webhook_elsewhere(http);
     /* The investor panel's API (web/investor.h): wallets learn the links already journaled, and
      * every link committed later through the events hub. */
     wallets = wallets_new_for_pipeline(&cfg, pipeline, err, sizeof err);
@@ -190,7 +201,13 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s (COBO_*, KASA_CHAINS)\n", err);
         goto done;
     }
-    investor = investor_routes(http, pipeline, wallets, ctx.events, &cfg, NULL, err, sizeof err);
+    /* Investors' MT5 work runs on the accounts actors, never on an HTTP thread. */
+    accounts = accounts_new(&cfg, NULL, err, sizeof err);
+    if (!accounts) {
+        fprintf(stderr, "kasa serve: %s\n", err);
+        goto done;
+    }
+    investor = investor_routes(http, pipeline, wallets, ctx.events, accounts, &cfg, NULL, err, sizeof err);
     if (!investor) {
         fprintf(stderr, "kasa serve: %s\n", err);
         goto done;
@@ -207,14 +224,23 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s (KASA_LISTEN)\n", err);
         goto done;
     }
+    if (http_server_start(hooks, err, sizeof err) != 0) {
+        fprintf(stderr, "kasa serve: %s (KASA_WEBHOOK_LISTEN)\n", err);
+        goto done;
+    }
 
     char host[64];
     snprintf(host, sizeof host, "%s", cfg.listen);
     char *colon = strrchr(host, ':');
     if (colon)
         *colon = '\0';
-    log_info("kasa.started", "listen=%s:%d journal=%s lsn=%llu deposits=%ld monitor=%s control=%s threads=%d",
-             host, http_server_port(http), cfg.journal_dir,
+    char hook_host[64];
+    snprintf(hook_host, sizeof hook_host, "%s", cfg.webhook_listen);
+    colon = strrchr(hook_host, ':');
+    if (colon)
+        *colon = '\0';
+    log_info("kasa.started", "listen=%s:%d webhook_listen=%s:%d journal=%s lsn=%llu deposits=%ld monitor=%s "
+             "control=%s threads=%d", host, http_server_port(http), hook_host, http_server_port(hooks), cfg.journal_dir,
              (unsigned long long) journal_durable_lsn(journal), deposits, cfg.monitor, cfg.control,
              cfg.http_threads);
 
@@ -226,8 +252,11 @@ int cmd_serve(int argc, char **argv)
 
 done:
     control_destroy(&control);
+    accounts_close(accounts);            /* every investor request waiting for MT5 is answered now */
     http_server_destroy(&http);          /* no request is in flight after this */
+    http_server_destroy(&hooks);
     investor_destroy(&investor);
+    accounts_destroy(&accounts);         /* waits for a running MT5 call to end */
     webhook_destroy(&webhook);
     pipeline_destroy(&pipeline);         /* actors end; unfinished work resumes on the next start */
     journal_destroy(&journal);           /* last batch written; no commit callback after this */

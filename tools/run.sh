@@ -6,7 +6,7 @@
 # Everything lives under ./run/ (override with KASA_RUN_DIR): the generated config (kasa.env), the
 # demo keys (keys.env, made once), the journal (run/journal, kept between runs) and one log per
 # process. A demo address is linked to the demo MT5 account 100001. Ctrl-C stops everything.
-# Ports (override with KASA_PORT, COBO_PORT, MT5_PORT, TELEGRAM_PORT, MONITOR_PORT): the usual ones
+# Ports (override with KASA_PORT, WEBHOOK_PORT, COBO_PORT, MT5_PORT, TELEGRAM_PORT, MONITOR_PORT): the usual ones
 # if free, else the next free one.
 set -euo pipefail
 
@@ -33,6 +33,7 @@ pick_unique() {   # a free port from $1 on, not one picked already (the caller r
     done
 }
 kasa_port=$(pick_unique "${KASA_PORT:-8000}");        taken="$taken$kasa_port "
+hook_port=$(pick_unique "${WEBHOOK_PORT:-8001}");      taken="$taken$hook_port "
 cobo_port=$(pick_unique "${COBO_PORT:-9001}");        taken="$taken$cobo_port "
 mt5_port=$(pick_unique "${MT5_PORT:-9002}");          taken="$taken$mt5_port "
 tg_port=$(pick_unique "${TELEGRAM_PORT:-9003}");      taken="$taken$tg_port "
@@ -67,6 +68,7 @@ umask 077
 cat > "$config" <<EOF
 # kasa demo configuration, written by tools/run.sh (make run). Loopback only.
 KASA_LISTEN=127.0.0.1:$kasa_port
+KASA_WEBHOOK_LISTEN=127.0.0.1:$hook_port
 KASA_JOURNAL_DIR=$rundir/journal
 KASA_MONITOR=tcp://127.0.0.1:$monitor_port
 KASA_STATIC_DIR=$(pwd)/web/static
@@ -120,7 +122,7 @@ wait_port() {   # port, name, log
     exit 1
 }
 
-"$kasa" sim cobo --listen "127.0.0.1:$cobo_port" --webhook-url "http://127.0.0.1:$kasa_port/cobo/webhook" \
+"$kasa" sim cobo --listen "127.0.0.1:$cobo_port" --webhook-url "http://127.0.0.1:$hook_port/cobo/webhook" \
     --key-seed "$COBO_SIM_KEY_SEED" --client-key "$api_key" --seed "$(date +%s)$$" >>"$rundir/sim-cobo.log" 2>&1 &
 pids+=($!)
 accounts=()
@@ -139,6 +141,7 @@ wait_port "$tg_port" "the Telegram simulator" "$rundir/sim-telegram.log"
 kasa_pid=$!
 pids+=($kasa_pid)
 wait_port "$kasa_port" "kasa" "$rundir/kasa.log"
+wait_port "$hook_port" "kasa's webhook listener" "$rundir/kasa.log"
 
 if ! "$kasa" wallet link "$demo_address" "$demo_login" --config "$config" >"$rundir/link.out" 2>&1; then
     echo "run.sh: kasa wallet link failed:" >&2
@@ -151,7 +154,8 @@ case "$k" in "$(pwd)"/*) k=${k#"$(pwd)"/} ;; esac
 cat <<EOF
 
 kasa is running (pid $kasa_pid) with its simulators, all on 127.0.0.1:
-  kasa             http://127.0.0.1:$kasa_port          (webhook: POST /cobo/webhook)
+  kasa             http://127.0.0.1:$kasa_port
+  kasa webhooks    http://127.0.0.1:$hook_port/cobo/webhook (POST, signed by Cobo)
   investor panel   http://127.0.0.1:$kasa_port/         (log in as $demo_login / $demo_password)
   Cobo simulator   http://127.0.0.1:$cobo_port
   MT5 simulator    http://127.0.0.1:$mt5_port           (accounts 100001..100005, passwords demo-investor-N)

@@ -14,7 +14,16 @@
  *
  * Streams (Server-Sent Events): when the handler's stream function has nothing to send, the
  * connection is suspended (it costs no thread) and a waker thread resumes every suspended stream
- * every HTTP_STREAM_TICK_MS, so the stream function is polled a few times a second per client. */
+ * every HTTP_STREAM_TICK_MS, so the stream function is polled a few times a second per client.
+ *
+ * Answers given later (http_later): the connection is suspended inside the handler, before the
+ * handle can reach another thread, so a reply can never come before the suspension. The handle
+ * has two owners (the connection and the replier) and is freed by the last one. A reply stores
+ * the answer and resumes the connection under the handle's lock; the server's thread, called
+ * again after the resumption, takes the answer and sends it. At stop the server answers every
+ * handle still waiting with 503 and resumes it (libmicrohttpd must not stop with a suspended
+ * connection); a reply after that finds the handle answered and only lets go of it. Lock order:
+ * the server's lock, then a handle's lock; libmicrohttpd's own locks only inside those. */
 #include "web/http.h"
 
 #include <arpa/inet.h>
@@ -47,6 +56,7 @@
 #define HTTP_CONNECTION_LIMIT 2048
 #define HTTP_LISTEN_BACKLOG 1024
 #define HTTP_CONNECTION_TIMEOUT_S 30
+#define HTTP_LATER_DRAIN_MS 2000      /* at stop, how long answers given later get to be sent */
 #define HTTP_DRAIN_MAX (16u << 20)    /* an oversized body is read and discarded up to this, then dropped */
 
 #define CSP_STATIC "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -64,6 +74,16 @@ typedef struct {
 } route_t;
 
 typedef struct stream_ctx_t stream_ctx_t;
+
+struct http_later_t {
+    pthread_mutex_t mu;
+    atomic_int refs;             /* the connection's and the replier's */
+    int answered;                /* res holds the answer (given, or the server's 503 at stop) */
+    int taken;                   /* the server's thread took res to send it */
+    struct MHD_Connection *conn;
+    http_response_t res;
+    http_later_t *prev, *next;   /* the server's list of handles whose connection lives; under its lock */
+};
 
 struct http_server_t {
     struct MHD_Daemon *daemon;   /* NULL until http_server_start */
@@ -92,6 +112,7 @@ struct http_server_t {
     /* request ids: a random start, then one more per request */
     uint64_t rid_base;
     atomic_uint_fast64_t rid_next;
+    http_later_t *laters;        /* answers pending or being sent; under lock */
 };
 
 struct http_request_t {
@@ -109,6 +130,7 @@ struct http_request_t {
     netaddr_t client;           /* the client: the peer, or behind a trusted proxy the address it reports */
     char ip[NETADDR_TEXT];      /* client as text */
     char rid[17];               /* request id (16 hex), for logs and answers an investor can quote */
+    http_later_t *later;        /* set by http_later(): the answer comes from another thread */
 };
 
 struct stream_ctx_t {
@@ -421,6 +443,133 @@ static void s_client_resolve(http_server_t *self, http_request_t *req)
     netaddr_format(&req->client, req->ip);
 }
 
+/* ---- answers given later ------------------------------------------------------------------ */
+
+static void s_later_release(http_later_t *l)
+{
+    if (atomic_fetch_sub(&l->refs, 1) != 1)
+        return;
+    free(l->res.body);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+http_later_t *http_later(const http_request_t *req_c, http_response_t *res)
+{
+    (void) res;
+    http_request_t *req = (http_request_t *) req_c;   /* the server's own request: it owns it */
+    http_server_t *self = req->server;
+    if (req->later)
+        return NULL;   /* one answer per request */
+    http_later_t *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    pthread_mutex_init(&l->mu, NULL);
+    atomic_init(&l->refs, 2);
+    l->conn = req->conn;
+    req->later = l;
+    pthread_mutex_lock(&self->lock);
+    l->next = self->laters;
+    if (self->laters)
+        self->laters->prev = l;
+    self->laters = l;
+    pthread_mutex_unlock(&self->lock);
+    /* Before the handle leaves this thread: no reply can come before the suspension. */
+    MHD_suspend_connection(req->conn);
+    return l;
+}
+
+/* Stores res as l's answer and resumes its connection, unless it was answered already (the server
+ * stopping): then res is freed. Under l->mu. */
+static void s_later_answer(http_later_t *l, http_response_t *res)
+{
+    if (l->answered) {
+        free(res->body);
+        if (res->stream_free)
+            res->stream_free(res->stream_arg);
+        return;
+    }
+    l->res = *res;
+    if (l->res.stream) {   /* a stream cannot be an answer given later */
+        if (l->res.stream_free)
+            l->res.stream_free(l->res.stream_arg);
+        l->res.stream = NULL;
+        l->res.stream_free = NULL;
+        free(l->res.body);
+        l->res.body = NULL;
+        l->res.header_count = 0;
+        http_reply_error(&l->res, 500, "internal error");
+    }
+    l->answered = 1;
+    MHD_resume_connection(l->conn);
+}
+
+void http_later_reply(http_later_t *l, http_response_t *res)
+{
+    if (!l) {
+        free(res->body);
+        return;
+    }
+    pthread_mutex_lock(&l->mu);
+    s_later_answer(l, res);
+    pthread_mutex_unlock(&l->mu);
+    memset(res, 0, sizeof *res);
+    s_later_release(l);
+}
+
+/* Called on the connection's thread once the request is resumed: sends the answer. */
+static enum MHD_Result s_later_send(http_request_t *req)
+{
+    http_later_t *l = req->later;
+    http_response_t res;
+    pthread_mutex_lock(&l->mu);
+    int ready = l->answered && !l->taken;
+    if (ready) {
+        res = l->res;
+        memset(&l->res, 0, sizeof l->res);
+        l->taken = 1;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (!ready)
+        return MHD_YES;   /* still suspended or already sent: nothing to do */
+    if (res.status == 0)
+        http_reply_error(&res, 500, "internal error");
+    return s_send(req->conn, res.status, res.content_type, res.body, res.body_len, &res, 0);
+}
+
+/* At stop: every handle still waiting gets 503 and its connection is resumed. */
+static void s_later_stop_all(http_server_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    for (http_later_t *l = self->laters; l; l = l->next) {
+        pthread_mutex_lock(&l->mu);
+        if (!l->answered) {
+            http_response_t res;
+            memset(&res, 0, sizeof res);
+            http_reply_error(&res, 503, "kasa is stopping; try again");
+            s_later_answer(l, &res);
+        }
+        pthread_mutex_unlock(&l->mu);
+    }
+    pthread_mutex_unlock(&self->lock);
+}
+
+/* Waits (at most HTTP_LATER_DRAIN_MS) until every answer given later has been sent, so the daemon's
+ * stop does not close a resumed connection before its answer is out. */
+static void s_later_drain(http_server_t *self)
+{
+    for (int waited = 0; waited < HTTP_LATER_DRAIN_MS; waited += 5) {
+        pthread_mutex_lock(&self->lock);
+        int left = self->laters != NULL;
+        pthread_mutex_unlock(&self->lock);
+        if (!left || !self->daemon)
+            return;
+        struct timespec ts = { 0, 5 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    log_warn("http.stop_unanswered", "reason=\"answers still unsent after %d ms\"", HTTP_LATER_DRAIN_MS);
+}
+
 /* ---- request handling --------------------------------------------------------------------- */
 
 static enum MHD_Result s_dispatch(http_server_t *self, http_request_t *req)
@@ -429,6 +578,12 @@ static enum MHD_Result s_dispatch(http_server_t *self, http_request_t *req)
     http_response_t res;
     memset(&res, 0, sizeof res);
     rt->fn(rt->arg, req, &res);
+    if (req->later) {   /* suspended: the answer comes through http_later_reply */
+        free(res.body);
+        if (res.stream_free)
+            res.stream_free(res.stream_arg);
+        return MHD_YES;
+    }
     if (res.status == 0) {
         free(res.body);
         if (res.stream_free)
@@ -526,6 +681,8 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
     }
 
     /* the whole request is in */
+    if (req->later)
+        return s_later_send(req);
     switch (req->early) {
     case 400: return s_send_error(conn, 400, "bad path", NULL);
     case 404: return s_send_error(conn, 404, "not found", NULL);
@@ -547,6 +704,16 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_request_t *req = *con_cls;
     if (!req)
         return;
+    if (req->later) {
+        http_server_t *self = req->server;
+        http_later_t *l = req->later;
+        pthread_mutex_lock(&self->lock);
+        if (l->prev) l->prev->next = l->next; else if (self->laters == l) self->laters = l->next;
+        if (l->next) l->next->prev = l->prev;
+        l->prev = l->next = NULL;
+        pthread_mutex_unlock(&self->lock);
+        s_later_release(l);
+    }
     free(req->body);
     free(req);
     *con_cls = NULL;
@@ -698,6 +865,8 @@ void http_server_destroy(http_server_t **self_p)
     if (self->waker_started)
         pthread_join(self->waker, NULL);
     /* every suspended stream has been resumed and ends at its next read */
+    s_later_stop_all(self);
+    s_later_drain(self);
     if (self->daemon)
         MHD_stop_daemon(self->daemon);
     if (self->listen_fd >= 0)

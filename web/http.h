@@ -2,8 +2,10 @@
  *
  * A handler runs on one of the server's worker threads with the whole request body in memory
  * (a body over max_body is answered 413 before any handler runs). It fills in an http_response_t;
- * the server sends it. Handlers may block (e.g. waiting for a journal append), so the server runs a
- * pool of threads (libmicrohttpd, epoll, one pool thread per connection at a time).
+ * the server sends it. Handlers may block briefly (e.g. waiting for a journal append), so the server
+ * runs a pool of threads (libmicrohttpd, epoll, one pool thread per connection at a time); a handler
+ * whose work is slow (an MT5 call) hands it elsewhere and answers later (http_later), holding no
+ * thread meanwhile.
  * Every response carries X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer,
  * X-Frame-Options: DENY, a Content-Security-Policy (static files: default-src 'self';
  * img-src 'self' data:; API answers: default-src 'none') and Cache-Control, unless the handler set
@@ -80,5 +82,19 @@ void http_reply_json(http_response_t *res, int status, char *json_taken);   /* t
 /* {"error": reason} with status. */
 void http_reply_error(http_response_t *res, int status, const char *reason);
 void http_add_header(http_response_t *res, const char *name, const char *value);
+
+/* Answering later. A handler whose answer needs slow work done elsewhere (an MT5 call on an actor)
+ * calls http_later(): the connection is suspended at once (it holds no server thread, and no
+ * timeout runs), the handler hands the returned handle to whoever does the work and returns (res
+ * is then ignored). Whoever finishes calls http_later_reply() exactly once, from any thread; the
+ * answer is sent by the server's own thread. A client that went away meanwhile is noticed when the
+ * answer is sent. If the server stops first it answers 503 itself, and a reply that comes
+ * afterwards is only freed (the handle outlives the server). NULL without memory (the handler
+ * then answers res itself, as usual). */
+typedef struct http_later_t http_later_t;
+http_later_t *http_later(const http_request_t *req, http_response_t *res);
+/* Sends res (status, headers, body; the body is taken; a stream is refused as 500) as the answer of
+ * later, and gives the handle up. Thread-safe; never blocks on the network. */
+void http_later_reply(http_later_t *later, http_response_t *res);
 
 #endif

@@ -4,10 +4,10 @@
  * CSRF token in X-CSRF-Token. An investor's login comes only from their session, never from the
  * request, and every lookup is filtered by it: another login's deposit or address is "not found".
  *
- * MT5: a pool of clients, each one MT5 session. An MT5 client runs one request at a time (its
- * session is one keep-alive connection), so one shared client would queue every password check and
- * balance read behind the slowest; a pool of a few lets that many run at once while staying well
- * under the manager's session limit. A request waits at most S_POOL_WAIT_MS for a free client. */
+ * MT5: the handlers of /api/login and /api/me never call MT5 themselves. They hand the request to
+ * the accounts actors (actors/accounts.h), which own the MT5 clients, and suspend the connection
+ * (http_later): a slow MT5 answer holds no HTTP thread. The answer is built and sent from the
+ * actor's thread when it comes (the session store is thread-safe). */
 #include "web/investor.h"
 
 #include <ctype.h>
@@ -20,25 +20,13 @@
 #include <strings.h>
 #include <time.h>
 
-#include "actors/condvar.h"
-#include "actors/mt5.h"
 #include "schema/json.h"
 #include "schema/money.h"
 #include "schema/log.h"
 #include "web/qr.h"
+#include "web/ratelimit.h"
 
-#define S_MAX_POOL 8
-#define S_POOL_WAIT_MS 5000
-#define S_GROUP_CACHE 32
-#define S_GROUP_TTL_S 300
 #define S_DEPOSITS_LIMIT 100
-
-typedef struct {
-    char group[64];
-    char currency[16];
-    int digits;
-    int64_t fetched_s;
-} s_group_t;
 
 struct investor_t {
     pipeline_t *pipeline;
@@ -46,48 +34,11 @@ struct investor_t {
     events_t *events;
     const config_t *cfg;
     session_store_t *sessions;
-    throttle_t *throttle;
+    accounts_t *accounts;
+    throttle_t *throttle;               /* failed logins */
+    ratelimit_t *per_session, *per_ip;   /* MT5-bound requests (/api/login, /api/me) */
     int secure_cookie;
-
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    mt5_client_t *mt5[S_MAX_POOL];
-    int mt5_busy[S_MAX_POOL];
-    int mt5_count;
-    s_group_t groups[S_GROUP_CACHE];
 };
-
-/* ---- MT5 pool ---------------------------------------------------------------------------------- */
-
-static mt5_client_t *s_mt5_take(investor_t *self)
-{
-    struct timespec until;
-    condvar_deadline(&until, S_POOL_WAIT_MS);
-    pthread_mutex_lock(&self->mu);
-    for (;;) {
-        for (int i = 0; i < self->mt5_count; i++) {
-            if (!self->mt5_busy[i]) {
-                self->mt5_busy[i] = 1;
-                pthread_mutex_unlock(&self->mu);
-                return self->mt5[i];
-            }
-        }
-        if (pthread_cond_timedwait(&self->cond, &self->mu, &until) == ETIMEDOUT)
-            break;
-    }
-    pthread_mutex_unlock(&self->mu);
-    return NULL;
-}
-
-static void s_mt5_give(investor_t *self, mt5_client_t *c)
-{
-    pthread_mutex_lock(&self->mu);
-    for (int i = 0; i < self->mt5_count; i++)
-        if (self->mt5[i] == c)
-            self->mt5_busy[i] = 0;
-    pthread_cond_signal(&self->cond);
-    pthread_mutex_unlock(&self->mu);
-}
 
 /* ---- helpers ------------------------------------------------------------------------------------ */
 
@@ -120,6 +71,28 @@ static void s_reply_fail(http_response_t *res, const http_request_t *req, int st
         snprintf(v, sizeof v, "%lld", (long long) retry_after_s);
         http_add_header(res, "Retry-After", v);
     }
+}
+
+/* An MT5-bound request may go on: 0, or -1 after answering 429 (Retry-After) when its session (sid,
+ * NULL for none) or its client IP is over its rate. Nothing else is counted. */
+static int s_rate(investor_t *self, const http_request_t *req, const char *sid, http_response_t *res)
+{
+    char key[80];
+    int64_t wait_ms = 0;
+    const char *ip = http_client_ip(req);
+    int limited = 0;
+    if (sid) {
+        snprintf(key, sizeof key, "s:%.32s", sid);   /* half the id: enough to tell sessions apart */
+        limited = ratelimit_take(self->per_session, key, &wait_ms) != 0;
+    }
+    if (!limited) {
+        snprintf(key, sizeof key, "i:%s", ip ? ip : "");
+        limited = ratelimit_take(self->per_ip, key, &wait_ms) != 0;
+    }
+    if (!limited)
+        return 0;
+    s_reply_retry(res, 429, "too many requests; slow down", (wait_ms + 999) / 1000);
+    return -1;
 }
 
 /* The caller's session: 0 with *info filled, or -1 after answering 401 (or 403 for a missing or
@@ -164,17 +137,6 @@ static int s_json_body(const http_request_t *req, http_response_t *res, bson_t *
     return 0;
 }
 
-/* MT5 decimal text shown with digits decimals ("1000.5" -> "1000.50"); the text as sent when it
- * has more decimals than the currency (nothing is rounded), or when digits < 0 (the group could not
- * be read: no digit count is guessed). */
-static void s_money_text(const char *text, int digits, char *out, size_t len)
-{
-    int64_t minor;
-    if (digits >= 0 && mt5_parse_amount(text, digits, &minor) == 0 && mt5_format_amount(minor, digits, out, len) == 0)
-        return;
-    snprintf(out, len, "%s", text);
-}
-
 static const char *s_network_label(const char *token)
 {
     if (strcmp(token, "TRON_USDT") == 0 || strcmp(token, "TTRON_USDT") == 0) return "TRC20";
@@ -207,13 +169,74 @@ static void s_reply_session(http_response_t *res, uint64_t login, const char *cs
     http_reply_json(res, 200, jbuf_take(&b));
 }
 
+/* A login waiting for its password check. */
+typedef struct {
+    investor_t *self;
+    http_later_t *later;
+    uint64_t login;
+    netaddr_t client;
+    char ip[NETADDR_TEXT];
+    char rid[17];                   /* the request id, for the log */
+    char old_sid[SESSION_ID_HEX];   /* the session the browser had, ended on success ("" for none) */
+} s_login_wait_t;
+
+/* The answer to a login once MT5 has judged it (on an accounts actor's thread, or on the HTTP
+ * thread when the request was not taken). */
+static void s_login_answer(investor_t *self, const s_login_wait_t *w, const accounts_answer_t *a,
+                           http_response_t *res)
+{
+    const char *ip = w->ip[0] ? w->ip : "-";
+    unsigned long long login = (unsigned long long) w->login;
+    if (a->result == ACCOUNTS_REFUSED) {
+        /* Same answer for an unknown login as for a wrong password: no account probing.
+         * The failure is already counted (throttle_attempt). */
+        log_info("investor.login_failed", "login=%llu ip=%s result=%s", login, ip, a->mt5_result);
+        http_reply_error(res, 401, "wrong login or password");
+        return;
+    }
+    if (a->result != ACCOUNTS_OK) {
+        throttle_forgive(self->throttle, w->login, &w->client);
+        if (a->result == ACCOUNTS_UNAVAILABLE) {
+            log_warn("investor.login_unavailable", "req=%s login=%llu result=%s reason=\"%s\"", w->rid, login,
+                     a->mt5_result, a->why);
+            s_reply_retry(res, 503, "the trading server is not reachable; try again", 10);
+        } else {
+            s_reply_retry(res, 503, "the trading server is busy; try again", 5);
+        }
+        return;
+    }
+    throttle_success(self->throttle, w->login, &w->client);
+    if (w->old_sid[0])
+        session_end(self->sessions, w->old_sid);
+    char sid[SESSION_ID_HEX];
+    session_info_t info;
+    if (session_create(self->sessions, w->login, sid) != 0 || session_peek(self->sessions, sid, &info) != 0) {
+        http_reply_error(res, 500, "could not start a session");
+        return;
+    }
+    char cookie[256];
+    session_cookie(self->sessions, sid, self->secure_cookie, cookie, sizeof cookie);
+    http_add_header(res, "Set-Cookie", cookie);
+    log_info("investor.login", "login=%llu ip=%s", login, ip);
+    s_reply_session(res, w->login, info.csrf);
+}
+
+static void s_login_done(void *arg, const accounts_answer_t *a)
+{
+    s_login_wait_t *w = arg;
+    http_response_t res;
+    memset(&res, 0, sizeof res);
+    s_login_answer(w->self, w, a, &res);
+    http_later_reply(w->later, &res);
+    free(w);
+}
+
 static void s_login(void *arg, const http_request_t *req, http_response_t *res)
 {
     investor_t *self = arg;
     bson_t doc;
     if (s_json_body(req, res, &doc) != 0)
         return;
-    char why[160];
     char login_text[32] = "";
     const char *ls = json_get_str(&doc, "login");
     int64_t li;
@@ -222,70 +245,58 @@ static void s_login(void *arg, const http_request_t *req, http_response_t *res)
     else if (json_get_i64(&doc, "login", &li) == 0 && li > 0)
         snprintf(login_text, sizeof login_text, "%lld", (long long) li);
     const char *pw = json_get_str(&doc, "password");
-    uint64_t login = 0;
-    if (mt5_parse_login(login_text, &login) != 0 || !pw || !*pw || strlen(pw) > 256) {
+    accounts_request_t ask = {.ask = ACCOUNTS_CHECK_PASSWORD,
+                              .investor_password = self->cfg->investor_password_login};
+    if (accounts_parse_login(login_text, &ask.login) != 0 || !pw || !*pw || strlen(pw) >= sizeof ask.password) {
         bson_destroy(&doc);
         http_reply_error(res, 400, "login (digits) and password are required");
         return;
     }
-    char password[257];
-    snprintf(password, sizeof password, "%s", pw);
+    snprintf(ask.password, sizeof ask.password, "%s", pw);
     bson_destroy(&doc);
 
+    if (s_rate(self, req, NULL, res) != 0) {
+        explicit_bzero(ask.password, sizeof ask.password);
+        return;
+    }
     const char *ip = http_client_ip(req);
     const netaddr_t *client = http_client_addr(req);
     int64_t wait_s = 0;
-    if (throttle_attempt(self->throttle, login, client, &wait_s) != 0) {
-        explicit_bzero(password, sizeof password);
-        log_warn("investor.login_limited", "login=%llu ip=%s retry_after=%lld", (unsigned long long) login,
+    if (throttle_attempt(self->throttle, ask.login, client, &wait_s) != 0) {
+        explicit_bzero(ask.password, sizeof ask.password);
+        log_warn("investor.login_limited", "login=%llu ip=%s retry_after=%lld", (unsigned long long) ask.login,
                  ip, (long long) wait_s);
         s_reply_retry(res, 429, "too many failed logins; try again later", wait_s);
         return;
     }
     /* From here the attempt counts as a failure until it is known to be something else. */
-    mt5_client_t *c = s_mt5_take(self);
-    if (!c) {
-        explicit_bzero(password, sizeof password);
-        throttle_forgive(self->throttle, login, client);
-        s_reply_retry(res, 503, "the trading server is busy; try again", 5);
+    s_login_wait_t *w = calloc(1, sizeof *w);
+    http_later_t *later = w ? http_later(req, res) : NULL;
+    accounts_answer_t a;
+    memset(&a, 0, sizeof a);
+    a.mt5_result = "";
+    a.result = ACCOUNTS_BUSY;
+    if (!later) {
+        explicit_bzero(ask.password, sizeof ask.password);
+        s_login_wait_t tmp = {.self = self, .login = ask.login, .client = *client};
+        snprintf(tmp.ip, sizeof tmp.ip, "%s", ip);
+        snprintf(tmp.rid, sizeof tmp.rid, "%s", http_request_id(req));
+        s_login_answer(self, &tmp, &a, res);
+        free(w);
         return;
     }
-    mt5_result_t r = mt5_check_password(c, login, password, "main", why, sizeof why);
-    if (r == MT5_BAD_PASSWORD && self->cfg->investor_password_login)
-        r = mt5_check_password(c, login, password, "investor", why, sizeof why);
-    s_mt5_give(self, c);
-    explicit_bzero(password, sizeof password);
-
-    if (r == MT5_BAD_PASSWORD || r == MT5_PERMANENT) {
-        /* Same answer for an unknown login as for a wrong password: no account probing.
-         * The failure is already counted (throttle_attempt). */
-        log_info("investor.login_failed", "login=%llu ip=%s result=%s", (unsigned long long) login,
-                 ip, mt5_result_name(r));
-        http_reply_error(res, 401, "wrong login or password");
-        return;
-    }
-    if (r != MT5_OK) {
-        throttle_forgive(self->throttle, login, client);
-        log_warn("investor.login_unavailable", "req=%s login=%llu result=%s reason=\"%s\"", http_request_id(req),
-                 (unsigned long long) login, mt5_result_name(r), why);
-        s_reply_retry(res, 503, "the trading server is not reachable; try again", 10);
-        return;
-    }
-    throttle_success(self->throttle, login, client);
+    w->self = self;
+    w->later = later;
+    w->login = ask.login;
+    w->client = *client;
+    snprintf(w->ip, sizeof w->ip, "%s", ip);
+    snprintf(w->rid, sizeof w->rid, "%s", http_request_id(req));
     const char *old = http_cookie(req, SESSION_COOKIE);
-    if (old)
-        session_end(self->sessions, old);
-    char sid[SESSION_ID_HEX];
-    session_info_t info;
-    if (session_create(self->sessions, login, sid) != 0 || session_peek(self->sessions, sid, &info) != 0) {
-        http_reply_error(res, 500, "could not start a session");
-        return;
-    }
-    char cookie[256];
-    session_cookie(self->sessions, sid, self->secure_cookie, cookie, sizeof cookie);
-    http_add_header(res, "Set-Cookie", cookie);
-    log_info("investor.login", "login=%llu ip=%s", (unsigned long long) login, ip);
-    s_reply_session(res, login, info.csrf);
+    if (old && strlen(old) < sizeof w->old_sid)
+        snprintf(w->old_sid, sizeof w->old_sid, "%s", old);
+    a.result = accounts_submit(self->accounts, &ask, s_login_done, w);   /* wipes the password */
+    if (a.result != ACCOUNTS_OK)
+        s_login_done(w, &a);   /* not taken: answered now */
 }
 
 static void s_logout(void *arg, const http_request_t *req, http_response_t *res)
@@ -313,88 +324,77 @@ static void s_session(void *arg, const http_request_t *req, http_response_t *res
 
 /* ---- account ------------------------------------------------------------------------------------ */
 
-/* The group's currency and digits, cached for S_GROUP_TTL_S. 0, or -1 (err filled). */
-static int s_group(investor_t *self, mt5_client_t *c, const char *group, s_group_t *out, char *err, size_t errlen)
+typedef struct {
+    http_later_t *later;
+    uint64_t login;
+    char rid[17];   /* the request id, for the log */
+} s_me_wait_t;
+
+static void s_me_answer(uint64_t login, const char *rid, const accounts_answer_t *a, http_response_t *res)
 {
-    int64_t now = (int64_t) time(NULL);
-    pthread_mutex_lock(&self->mu);
-    for (int i = 0; i < S_GROUP_CACHE; i++) {
-        if (self->groups[i].group[0] && strcmp(self->groups[i].group, group) == 0 &&
-            now - self->groups[i].fetched_s < S_GROUP_TTL_S) {
-            *out = self->groups[i];
-            pthread_mutex_unlock(&self->mu);
-            return 0;
+    if (a->result != ACCOUNTS_OK) {
+        if (a->result == ACCOUNTS_UNAVAILABLE || a->result == ACCOUNTS_REFUSED) {
+            log_warn("investor.me_failed", "req=%s login=%llu result=%s reason=\"%s\"", rid,
+                     (unsigned long long) login, a->mt5_result, a->why);
+            s_reply_retry(res, 503, "the trading server is not reachable; try again", 10);
+        } else {
+            s_reply_retry(res, 503, "the trading server is busy; try again", 5);
         }
+        return;
     }
-    pthread_mutex_unlock(&self->mu);
-    mt5_group_t g;
-    if (mt5_group_get(c, group, &g, err, errlen) != MT5_OK)
-        return -1;
-    memset(out, 0, sizeof *out);
-    snprintf(out->group, sizeof out->group, "%s", group);
-    snprintf(out->currency, sizeof out->currency, "%s", g.currency);
-    out->digits = g.digits;
-    out->fetched_s = now;
-    pthread_mutex_lock(&self->mu);
-    int slot = 0;
-    for (int i = 0; i < S_GROUP_CACHE; i++) {
-        if (strcmp(self->groups[i].group, group) == 0 || !self->groups[i].group[0]) { slot = i; break; }
-        if (self->groups[i].fetched_s < self->groups[slot].fetched_s)
-            slot = i;
-    }
-    self->groups[slot] = *out;
-    pthread_mutex_unlock(&self->mu);
-    return 0;
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_printf(&b, "{\"login\":%llu,\"name\":", (unsigned long long) login);
+    jbuf_str(&b, a->name);
+    jbuf_puts(&b, ",\"balance\":");
+    jbuf_str(&b, a->balance);
+    jbuf_puts(&b, ",\"credit\":");
+    jbuf_str(&b, a->credit);
+    jbuf_puts(&b, ",\"equity\":");
+    jbuf_str(&b, a->equity[0] ? a->equity : NULL);
+    jbuf_puts(&b, ",\"currency\":");
+    jbuf_str(&b, a->currency[0] ? a->currency : NULL);
+    if (a->digits >= 0)
+        jbuf_printf(&b, ",\"digits\":%d}", a->digits);
+    else
+        jbuf_puts(&b, ",\"digits\":null}");   /* no group: MT5's own text, never a guessed digit count */
+    http_reply_json(res, 200, jbuf_take(&b));
+}
+
+static void s_me_done(void *arg, const accounts_answer_t *a)
+{
+    s_me_wait_t *w = arg;
+    http_response_t res;
+    memset(&res, 0, sizeof res);
+    s_me_answer(w->login, w->rid, a, &res);
+    http_later_reply(w->later, &res);
+    free(w);
 }
 
 static void s_me(void *arg, const http_request_t *req, http_response_t *res)
 {
     investor_t *self = arg;
     session_info_t info;
-    if (s_auth(self, req, res, &info, 0) != 0)
+    if (s_auth(self, req, res, &info, 0) != 0 || s_rate(self, req, http_cookie(req, SESSION_COOKIE), res) != 0)
         return;
-    mt5_client_t *c = s_mt5_take(self);
-    if (!c) {
-        s_reply_retry(res, 503, "the trading server is busy; try again", 5);
-        return;
-    }
-    char why[160];
-    mt5_user_t u;
-    s_group_t g;
-    mt5_account_t acc;
-    mt5_result_t r = mt5_user_get(c, info.login, &u, why, sizeof why);
-    int have_group = r == MT5_OK && s_group(self, c, u.group, &g, why, sizeof why) == 0;
-    int have_equity = r == MT5_OK && mt5_user_account_get(c, info.login, &acc, why, sizeof why) == MT5_OK;
-    s_mt5_give(self, c);
-    if (r != MT5_OK) {
-        log_warn("investor.me_failed", "req=%s login=%llu result=%s reason=\"%s\"", http_request_id(req),
-                 (unsigned long long) info.login, mt5_result_name(r), why);
-        s_reply_retry(res, 503, "the trading server is not reachable; try again", 10);
+    accounts_answer_t a;
+    memset(&a, 0, sizeof a);
+    a.mt5_result = "";
+    a.result = ACCOUNTS_BUSY;
+    s_me_wait_t *w = calloc(1, sizeof *w);
+    http_later_t *later = w ? http_later(req, res) : NULL;
+    if (!later) {
+        free(w);
+        s_me_answer(info.login, http_request_id(req), &a, res);
         return;
     }
-    int digits = have_group ? g.digits : -1;   /* no group: MT5's own text, never a guessed digit count */
-    char balance[48], credit[48], equity[48];
-    s_money_text(u.balance, digits, balance, sizeof balance);
-    s_money_text(u.credit[0] ? u.credit : "0", digits, credit, sizeof credit);
-    if (have_equity)
-        s_money_text(acc.equity, digits, equity, sizeof equity);
-    jbuf_t b;
-    jbuf_init(&b);
-    jbuf_printf(&b, "{\"login\":%llu,\"name\":", (unsigned long long) info.login);
-    jbuf_str(&b, u.name);
-    jbuf_puts(&b, ",\"balance\":");
-    jbuf_str(&b, balance);
-    jbuf_puts(&b, ",\"credit\":");
-    jbuf_str(&b, credit);
-    jbuf_puts(&b, ",\"equity\":");
-    jbuf_str(&b, have_equity ? equity : NULL);
-    jbuf_puts(&b, ",\"currency\":");
-    jbuf_str(&b, have_group ? g.currency : NULL);
-    if (have_group)
-        jbuf_printf(&b, ",\"digits\":%d}", digits);
-    else
-        jbuf_puts(&b, ",\"digits\":null}");
-    http_reply_json(res, 200, jbuf_take(&b));
+    w->later = later;
+    w->login = info.login;
+    snprintf(w->rid, sizeof w->rid, "%s", http_request_id(req));
+    accounts_request_t ask = {.ask = ACCOUNTS_READ, .login = info.login};
+    a.result = accounts_submit(self->accounts, &ask, s_me_done, w);
+    if (a.result != ACCOUNTS_OK)
+        s_me_done(w, &a);   /* not taken: answered now */
 }
 
 /* ---- wallets ------------------------------------------------------------------------------------ */
@@ -662,15 +662,12 @@ static uint64_t s_login_of(void *arg, const char *address)
 }
 
 investor_t *investor_routes(http_server_t *http, pipeline_t *pipeline, wallets_t *wallets,
-                            events_t *events, const config_t *cfg, const investor_opts_t *opts,
-                            char *err, size_t errlen)
+                            events_t *events, accounts_t *accounts, const config_t *cfg,
+                            const investor_opts_t *opts, char *err, size_t errlen)
 {
     investor_opts_t o = {0};
     if (opts)
         o = *opts;
-    if (o.mt5_clients <= 0) o.mt5_clients = 3;
-    if (o.mt5_clients > S_MAX_POOL) o.mt5_clients = S_MAX_POOL;
-    if (o.mt5_timeout_ms <= 0) o.mt5_timeout_ms = 10000;
     investor_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(err, errlen, "investor: out of memory");
@@ -679,26 +676,21 @@ investor_t *investor_routes(http_server_t *http, pipeline_t *pipeline, wallets_t
     self->pipeline = pipeline;
     self->wallets = wallets;
     self->events = events;
+    self->accounts = accounts;
     self->cfg = cfg;
     self->secure_cookie = cfg->cookie_secure;
-    pthread_mutex_init(&self->mu, NULL);
-    condvar_init(&self->cond);
     self->sessions = session_store_new(&o.session);
     self->throttle = throttle_new(&o.throttle);
-    if (!self->sessions || !self->throttle) {
+    ratelimit_opts_t ts = {.rate_per_s = o.session_rate_per_s > 0 ? o.session_rate_per_s : 2,
+                          .burst = o.session_burst > 0 ? o.session_burst : 10};
+    ratelimit_opts_t ti = {.rate_per_s = o.ip_rate_per_s > 0 ? o.ip_rate_per_s : 20,
+                          .burst = o.ip_burst > 0 ? o.ip_burst : 40};
+    self->per_session = ratelimit_new(&ts);
+    self->per_ip = ratelimit_new(&ti);
+    if (!self->sessions || !self->throttle || !self->per_session || !self->per_ip) {
         snprintf(err, errlen, "investor: no session store");
         investor_destroy(&self);
         return NULL;
-    }
-    for (int i = 0; i < o.mt5_clients; i++) {
-        self->mt5[i] = mt5_client_new(cfg->mt5_url, cfg->mt5_login, cfg->mt5_password, cfg->mt5_ca_file,
-                                      o.mt5_timeout_ms);
-        if (!self->mt5[i]) {
-            snprintf(err, errlen, "investor: bad MT5 settings (MT5_URL, MT5_LOGIN, MT5_PASSWORD)");
-            investor_destroy(&self);
-            return NULL;
-        }
-        self->mt5_count++;
     }
     if (events_listen(events, s_learn_link, wallets) != 0) {
         snprintf(err, errlen, "investor: the event hub has no room for another listener");
@@ -725,12 +717,10 @@ void investor_destroy(investor_t **self_p)
     if (!self_p || !*self_p)
         return;
     investor_t *self = *self_p;
-    for (int i = 0; i < self->mt5_count; i++)
-        mt5_client_destroy(&self->mt5[i]);
     session_store_destroy(&self->sessions);
     throttle_destroy(&self->throttle);
-    pthread_mutex_destroy(&self->mu);
-    pthread_cond_destroy(&self->cond);
+    ratelimit_destroy(&self->per_session);
+    ratelimit_destroy(&self->per_ip);
     free(self);
     *self_p = NULL;
 }

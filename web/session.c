@@ -1,7 +1,10 @@
 /* session.c — server-side sessions and CSRF tokens (see session.h).
  *
  * Sessions live in a hash table (chained, keyed by the id's first 8 bytes) and on a list in
- * creation order, so the oldest is found at once when the table is full. */
+ * creation order, so the oldest is found at once when the table is full. Each login also keeps its
+ * own sessions in creation order (a small table of logins), so a login over its bound loses its own
+ * oldest session, found at once, and one account logging in again and again never reaches anyone
+ * else's session. */
 #include "web/session.h"
 
 #include <pthread.h>
@@ -12,6 +15,9 @@
 #include <time.h>
 
 #define S_BUCKETS 4096
+#define S_LOGIN_BUCKETS 4096
+
+typedef struct s_login_t s_login_t;
 
 typedef struct s_session_t {
     char id[SESSION_ID_HEX];
@@ -20,7 +26,17 @@ typedef struct s_session_t {
     int64_t created_s, last_s;
     struct s_session_t *next_hash;
     struct s_session_t *older, *newer;   /* creation order */
+    s_login_t *owner;                    /* its login's entry */
+    struct s_session_t *login_older, *login_newer;   /* creation order among its login's sessions */
 } s_session_t;
+
+/* A login with live sessions. */
+struct s_login_t {
+    uint64_t login;
+    int count;
+    s_session_t *oldest, *newest;
+    s_login_t *next_hash;
+};
 
 struct session_store_t {
     session_opts_t o;
@@ -28,6 +44,7 @@ struct session_store_t {
     s_session_t *buckets[S_BUCKETS];
     s_session_t *oldest, *newest;
     int sessions;
+    s_login_t *logins[S_LOGIN_BUCKETS];
 };
 
 static int64_t s_real_now(void *arg)
@@ -53,6 +70,7 @@ session_store_t *session_store_new(const session_opts_t *opts)
     if (self->o.idle_s <= 0) self->o.idle_s = 1800;
     if (self->o.absolute_s <= 0) self->o.absolute_s = 43200;
     if (self->o.max_sessions <= 0) self->o.max_sessions = 10000;
+    if (self->o.max_per_login <= 0) self->o.max_per_login = 10;
     if (!self->o.now_s) self->o.now_s = s_real_now;
     pthread_mutex_init(&self->mu, NULL);
     return self;
@@ -69,6 +87,14 @@ void session_store_destroy(session_store_t **self_p)
         sodium_memzero(s, sizeof *s);
         free(s);
         s = n;
+    }
+    for (int i = 0; i < S_LOGIN_BUCKETS; i++) {
+        s_login_t *l = self->logins[i];
+        while (l) {
+            s_login_t *n = l->next_hash;
+            free(l);
+            l = n;
+        }
     }
     pthread_mutex_destroy(&self->mu);
     free(self);
@@ -106,8 +132,54 @@ static unsigned s_bucket(const char *id)
     return h % S_BUCKETS;
 }
 
+static unsigned s_login_bucket(uint64_t login)
+{
+    login ^= login >> 29;
+    login *= 0xbf58476d1ce4e5b9ull;
+    login ^= login >> 32;
+    return (unsigned) (login % S_LOGIN_BUCKETS);
+}
+
+/* login's entry, made when make is set and it has none; NULL if none (or no memory). */
+static s_login_t *s_login_of(session_store_t *self, uint64_t login, int make)
+{
+    unsigned b = s_login_bucket(login);
+    for (s_login_t *l = self->logins[b]; l; l = l->next_hash)
+        if (l->login == login)
+            return l;
+    if (!make)
+        return NULL;
+    s_login_t *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->login = login;
+    l->next_hash = self->logins[b];
+    self->logins[b] = l;
+    return l;
+}
+
+/* Takes s off its login's list; the login's entry goes with its last session. */
+static void s_login_unlink(session_store_t *self, s_session_t *s)
+{
+    s_login_t *l = s->owner;
+    if (!l)
+        return;
+    if (s->login_older) s->login_older->login_newer = s->login_newer; else l->oldest = s->login_newer;
+    if (s->login_newer) s->login_newer->login_older = s->login_older; else l->newest = s->login_older;
+    s->owner = NULL;
+    if (--l->count > 0)
+        return;
+    s_login_t **pp = &self->logins[s_login_bucket(l->login)];
+    while (*pp && *pp != l)
+        pp = &(*pp)->next_hash;
+    if (*pp)
+        *pp = l->next_hash;
+    free(l);
+}
+
 static void s_unlink(session_store_t *self, s_session_t *s)
 {
+    s_login_unlink(self, s);
     s_session_t **pp = &self->buckets[s_bucket(s->id)];
     while (*pp && *pp != s)
         pp = &(*pp)->next_hash;
@@ -152,8 +224,29 @@ int session_create(session_store_t *self, uint64_t login, char id_out[SESSION_ID
     s->login = login;
     pthread_mutex_lock(&self->mu);
     s->created_s = s->last_s = s_now(self);
+    /* The login's own oldest goes first: a login never holds more than max_per_login sessions,
+     * so logging one account in again and again cannot fill the table and push others out. */
+    s_login_t *mine = s_login_of(self, login, 0);
+    while (mine && mine->count >= self->o.max_per_login) {
+        int last = mine->count == 1;
+        s_unlink(self, mine->oldest);
+        if (last)
+            mine = NULL;   /* freed with its last session */
+    }
     while (self->sessions >= self->o.max_sessions && self->oldest)
         s_unlink(self, self->oldest);
+    mine = s_login_of(self, login, 1);
+    if (!mine) {
+        pthread_mutex_unlock(&self->mu);
+        sodium_memzero(s, sizeof *s);
+        free(s);
+        return -1;
+    }
+    s->owner = mine;
+    s->login_older = mine->newest;
+    if (mine->newest) mine->newest->login_newer = s; else mine->oldest = s;
+    mine->newest = s;
+    mine->count++;
     unsigned b = s_bucket(s->id);
     s->next_hash = self->buckets[b];
     self->buckets[b] = s;

@@ -7,8 +7,10 @@
  * own CSRF token (32 random bytes, hex), handed out by GET /api/session and required in the
  * X-CSRF-Token header of every state-changing call (constant-time compare).
  *
- * The table is bounded: when full, the oldest session is evicted. Time comes from opts.now_s so
- * tests can move it. Thread-safe. */
+ * The table is bounded: when full, the oldest session is evicted. One login holds at most
+ * max_per_login sessions: a new one ends that login's oldest, never another login's, so a flood of
+ * logins of one account logs nobody else out. Time comes from opts.now_s so tests can move it.
+ * Thread-safe. */
 #ifndef KASA_WEB_SESSION_H
 #define KASA_WEB_SESSION_H
 
@@ -24,6 +26,7 @@ typedef struct {
     int64_t idle_s;            /* default 1800 (30 min) */
     int64_t absolute_s;        /* default 43200 (12 h) */
     int max_sessions;          /* default 10000 */
+    int max_per_login;         /* sessions one login holds at most (its oldest goes), default 10 */
     int64_t (*now_s)(void *arg); /* Unix seconds; NULL: the real clock */
     void *now_arg;
 } session_opts_t;
@@ -39,8 +42,8 @@ typedef struct {
     int64_t created_s, last_s;
 } session_info_t;
 
-/* Starts a session for login; id_out receives the new id (hex). Evicts the oldest session when full.
- * Returns 0, or -1 if no randomness could be had. */
+/* Starts a session for login; id_out receives the new id (hex). Ends login's oldest session when it
+ * has max_per_login, and the oldest of all when the table is full. Returns 0, or -1 without memory. */
 int session_create(session_store_t *self, uint64_t login, char id_out[SESSION_ID_HEX]);
 /* Looks id up; a live session is refreshed (idle clock restarts) and copied to *out (may be NULL).
  * Returns 0, or -1 for an unknown, malformed or expired id (an expired one is removed). */

@@ -241,6 +241,18 @@ webhook_t *webhook_routes(http_server_t *http, pipeline_t *pipeline, const char 
     return webhook_routes_fn(http, s_pipeline_ingest, pipeline, pubkey_hex, err, errlen);
 }
 
+static void s_elsewhere(void *arg, const http_request_t *req, http_response_t *res)
+{
+    (void) arg;
+    (void) req;
+    http_reply_error(res, 404, "webhooks are served on the webhook listener (KASA_WEBHOOK_LISTEN)");
+}
+
+void webhook_elsewhere(http_server_t *http)
+{
+    http_route(http, "POST", WEBHOOK_PATH, s_elsewhere, NULL);
+}
+
 void webhook_destroy(webhook_t **self_p)
 {
     if (!self_p || !*self_p)

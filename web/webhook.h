@@ -59,6 +59,10 @@ webhook_t *webhook_routes_fn(http_server_t *http, webhook_ingest_fn *ingest, voi
 /* Frees; nulls *self_p; safe on NULL and twice. */
 void webhook_destroy(webhook_t **self_p);
 
+/* Adds POST /cobo/webhook to a listener that does not take webhooks (KASA_LISTEN, when they have
+ * their own): answered 404 with where to send them, so a misrouted Cobo or proxy is seen at once. */
+void webhook_elsewhere(http_server_t *http);
+
 /* Counters since start (for stats and tests). */
 typedef struct {
     unsigned long accepted, repeated, rejected, ignored, failed;

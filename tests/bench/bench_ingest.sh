@@ -11,11 +11,15 @@
 #       it, and the projection's lag (records, seconds) when the load ends and how long it takes to
 #       catch up. MongoDB: BENCH_MONGO_URI, else the tests' server (tests/mongo/server.mjs) when its
 #       npm packages are installed (make test does), else (e) is skipped.
+#   (f) webhook ack p99 at BURST_RATE/s while one investor session sends 48 parallel GET /api/me every
+#       second and MT5 answers each call in 1 s (the webhooks have their own listener and threads),
+#       next to the same load just before with no burst
 # Each phase runs on a fresh journal and a fresh kasa. Run by `make bench` with BUILD=build/release.
 # Knobs: INGEST_SECONDS (10), INGEST_CONNS (64), INGEST_COUNT (distinct webhooks, 250000),
 #        LOAD_RATE (2000), LOAD_SECONDS (5), LOAD_REPEAT (3), CREDIT_RATE (1000), CREDIT_SECONDS (3), CREDIT_RATE2
 #        (100: (c) again below saturation), BENCH_KASA_EXTRA (config lines added to kasa's),
 #        MONGO_LOAD_RATE (1000), MONGO_LOAD_SECONDS (3), BENCH_MONGO_URI.
+#        BURST_RATE (200), BURST_SECONDS (5), BURST_SIZE (48), BURST_MT5_MS (1000), BURST_ONLY (1: phase (f) alone).
 set -u
 build=${1:-build/release}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,6 +35,8 @@ INGEST_SECONDS=${INGEST_SECONDS:-10}; INGEST_CONNS=${INGEST_CONNS:-64}; INGEST_C
 LOAD_RATE=${LOAD_RATE:-2000}; LOAD_SECONDS=${LOAD_SECONDS:-5}; LOAD_REPEAT=${LOAD_REPEAT:-3}
 CREDIT_RATE=${CREDIT_RATE:-1000}; CREDIT_SECONDS=${CREDIT_SECONDS:-3}; CREDIT_RATE2=${CREDIT_RATE2:-100}
 MONGO_LOAD_RATE=${MONGO_LOAD_RATE:-1000}; MONGO_LOAD_SECONDS=${MONGO_LOAD_SECONDS:-3}
+BURST_RATE=${BURST_RATE:-200}; BURST_SECONDS=${BURST_SECONDS:-5}; BURST_SIZE=${BURST_SIZE:-48}; BURST_ONLY=${BURST_ONLY:-0}; BURST_MT5_MS=${BURST_MT5_MS:-1000}
+
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 used=" "
@@ -70,13 +76,15 @@ for i in $(seq 1 20); do accounts+=(--account "$((100000 + i)):Investor1:0"); do
 for p in $cobo_port $mt5_port $tg_port $dead_port; do wait_port "$p" || { echo "bench_ingest: a simulator did not start" >&2; tail "$dir"/sim-*.log >&2; exit 1; }; done
 
 kasa_pid=0
-kasa_port=0
+kasa_port=0       # the webhook listener (KASA_WEBHOOK_LISTEN): every figure here is a webhook's
+api_port=0
 monitor_port=0
 # start_kasa NAME [EXTRA]: a fresh journal and a fresh kasa (EXTRA: more configuration lines)
 start_kasa() {
-    kasa_port=$(free_port); monitor_port=$(free_port)
+    kasa_port=$(free_port); api_port=$(free_port); monitor_port=$(free_port)
     cat > "$dir/$1.env" <<EOF
-KASA_LISTEN=127.0.0.1:$kasa_port
+KASA_LISTEN=127.0.0.1:$api_port
+KASA_WEBHOOK_LISTEN=127.0.0.1:$kasa_port
 KASA_JOURNAL_DIR=$dir/$1-journal
 KASA_MONITOR=tcp://127.0.0.1:$monitor_port
 COBO_API_URL=http://127.0.0.1:$cobo_port/v2
@@ -99,7 +107,7 @@ ${2:-}
 EOF
     "$kasa" serve --config "$dir/$1.env" >"$dir/$1-kasa.log" 2>&1 &
     kasa_pid=$!; pids+=($kasa_pid)
-    wait_port "$kasa_port" || { echo "bench_ingest: kasa did not start" >&2; tail -n 20 "$dir/$1-kasa.log" >&2; exit 1; }
+    { wait_port "$kasa_port" && wait_port "$api_port"; } || { echo "bench_ingest: kasa did not start" >&2; tail -n 20 "$dir/$1-kasa.log" >&2; exit 1; }
 }
 stop_kasa() { kill -TERM "$kasa_pid" 2>/dev/null; wait "$kasa_pid" 2>/dev/null; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$kasa_pid/status" 2>/dev/null || echo 0; }
@@ -108,6 +116,8 @@ ms() { awk -v us="${1:-0}" 'BEGIN { printf "%.2f", us / 1000 }'; }
 
 fs_line=$("$gen" fsync --dir "$dir")
 
+mongo_uri=""; res=""; b_line=""; c_line=""
+if [ "$BURST_ONLY" != 1 ]; then   # BURST_ONLY=1: phase (f) alone
 # ---- (a) throughput --------------------------------------------------------------------------------
 echo "generating $INGEST_COUNT signed webhooks..."
 "$gen" gen --count "$INGEST_COUNT" --out "$dir/webhooks.tsv" --tag "ingest-$$" || { echo "bench_ingest: gen failed" >&2; exit 1; }
@@ -217,6 +227,28 @@ KASA_MONGO_DB=kasa_bench_$$"
     e1_ack=$e_ack; e1_credit=$e_credit; e1_ack_lag=$e_ack_lag; e1_credit_lag=$e_credit_lag
 fi
 
+fi
+
+# ---- (f) webhooks while an investor bursts /api/me against a slow MT5 ----------------------------
+start_kasa f
+sid=$(curl -s -D - -o /dev/null -H 'Content-Type: application/json' -d '{"login":"100001","password":"Investor1"}' \
+    "http://127.0.0.1:$api_port/api/login" | sed -n 's/^[Ss]et-[Cc]ookie: kasa_sid=\([0-9a-f]*\).*/\1/p')
+[ -n "$sid" ] || echo "bench_ingest: (f) could not log in" >&2
+curl -s -o /dev/null -H 'Content-Type: application/json' -d "{\"delay_ms\":$BURST_MT5_MS}" "http://127.0.0.1:$mt5_port/sim/faults"
+f0_out=$("$gen" load --port "$kasa_port" --rate "$BURST_RATE" --seconds "$BURST_SECONDS" --conns 8 --tag "calm-$$" 2>&1)
+echo "$f0_out" > "$dir/calm.out"
+f0_line=$(grep '^LOAD' <<< "$f0_out")
+"$gen" burst --port "$api_port" --sid "$sid" --size "$BURST_SIZE" --seconds "$BURST_SECONDS" > "$dir/burst.codes" 2>&1 &
+burst_pid=$!
+f_out=$("$gen" load --port "$kasa_port" --rate "$BURST_RATE" --seconds "$BURST_SECONDS" --conns 8 --tag "burst-$$" 2>&1)
+echo "$f_out" > "$dir/burst.out"
+wait "$burst_pid"
+curl -s -o /dev/null -H 'Content-Type: application/json' -d '{"delay_ms":0}' "http://127.0.0.1:$mt5_port/sim/faults"
+f_line=$(grep '^LOAD' <<< "$f_out")
+f_burst=$(grep '^BURST' "$dir/burst.codes")
+f_codes="200 x$(kv s200 "$f_burst"), 429 x$(kv s429 "$f_burst"), 503 x$(kv s503 "$f_burst"), other x$(kv other "$f_burst")"
+stop_kasa
+
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { if (v == "") print "n/a"; else if ((dir == ">=" && v + 0 >= t) || (dir == "<=" && v + 0 <= t)) print "ok"; else print "MISS" }'; }
 b_p50=$(kv p50_us "$b_line"); b_p99=$(kv p99_us "$b_line"); b_rate=$(kv rate "$b_line"); b_bad=$(kv bad "$b_line")
 c_p50=$(kv p50_us "$c_line"); c_p99=$(kv p99_us "$c_line"); c_n=$(kv n "$c_line"); c_cr=$(kv credited "$c_line")
@@ -254,5 +286,11 @@ if [ -n "$mongo_uri" ]; then
 else
     echo "(e) skipped: no MongoDB (set BENCH_MONGO_URI, or install tests/mongo's packages: make npm-deps)"
 fi
-echo "    raw output: $dir/{wrk,load,credit,credit2}.out (every 201 waited for its record's fdatasync)"
-[ -n "$res" ] && [ -n "$b_line" ] && [ -n "$c_line" ]
+f_p50=$(kv p50_us "$f_line"); f_p99=$(kv p99_us "$f_line"); f_p99ms=$([ -n "$f_p99" ] && ms "$f_p99")
+printf '%-46s %-14s %-34s %s\n' "(f) webhook ack p50 / p99 during /api/me bursts, ms" "p99 < 50" \
+    "$(ms "${f_p50:-0}") / ${f_p99ms:-?} (${BURST_RATE}/s, $(kv bad "$f_line") bad)" "$(verdict "$f_p99ms" 50 '<=')"
+printf '%-46s %-14s %-34s %s\n' "    ${BURST_SIZE} GET /api/me a second, MT5 at 1 s: answers" "" "${f_codes:-?}" ""
+printf '%-46s %-14s %-34s %s\n' "    the same webhooks just before, no burst, ms" "" \
+    "$(ms "$(kv p50_us "$f0_line")") / $(ms "$(kv p99_us "$f0_line")") ($(kv bad "$f0_line") bad)" ""
+echo "    raw output: $dir/{wrk,load,credit,credit2,calm,burst}.out (every 201 waited for its record's fdatasync)"
+[ "$BURST_ONLY" = 1 ] || { [ -n "$res" ] && [ -n "$b_line" ] && [ -n "$c_line" ]; }

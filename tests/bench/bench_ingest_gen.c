@@ -20,6 +20,10 @@
  *   bench_ingest_gen fsync  --dir DIR
  *       The floor under every durable ack: 200 appends of 4 KiB to a file in DIR, each followed by
  *       fdatasync. Prints "FSYNC avg_us=.. p50_us=.. p99_us=.. max_us=..".
+ *   bench_ingest_gen burst  --port P --sid SID [--size N] [--seconds S]
+ *       An investor's burst: every second for S seconds, N parallel GET /api/me with the session
+ *       cookie SID to kasa's panel listener (threads in this process: no process per request).
+ *       Prints "BURST sent=.. s200=.. s429=.. s503=.. other=..".
  * Webhooks are signed with the test key of tests/integration/harness.h (H_COBO_KEY_SEED). */
 #include <czmq.h>
 #include <netinet/tcp.h>
@@ -540,6 +544,59 @@ static int s_fsync(int argc, char **argv)
     return 0;
 }
 
+typedef struct {
+    char url[96];
+    char cookie[100];
+    long status;
+} s_burst_req_t;
+
+static void *s_burst_one(void *arg)
+{
+    s_burst_req_t *r = arg;
+    const char *headers[] = { r->cookie, NULL };
+    h_resp_t resp = h_http_on(NULL, "GET", r->url, headers, NULL, 0, 30000);
+    r->status = resp.status;
+    h_resp_free(&resp);
+    return NULL;
+}
+
+static int s_burst(int argc, char **argv)
+{
+    int port = atoi(s_opt(argc, argv, "--port", "0"));
+    const char *sid = s_opt(argc, argv, "--sid", "");
+    int size = atoi(s_opt(argc, argv, "--size", "48"));
+    int secs = atoi(s_opt(argc, argv, "--seconds", "5"));
+    if (port <= 0 || size <= 0 || size > 1000 || secs <= 0 || secs > 600)
+        return 2;
+    h_init();
+    size_t n = (size_t) size * (size_t) secs;
+    s_burst_req_t *reqs = calloc(n, sizeof *reqs);
+    pthread_t *th = calloc(n, sizeof *th);
+    int64_t t0 = s_ns();
+    for (int sec = 0; sec < secs; sec++) {
+        while (s_ns() - t0 < (int64_t) sec * 1000000000LL)
+            usleep(1000);
+        for (int i = 0; i < size; i++) {
+            s_burst_req_t *r = &reqs[(size_t) sec * (size_t) size + (size_t) i];
+            snprintf(r->url, sizeof r->url, "http://127.0.0.1:%d/api/me", port);
+            snprintf(r->cookie, sizeof r->cookie, "Cookie: kasa_sid=%.64s", sid);
+            pthread_create(&th[(size_t) sec * (size_t) size + (size_t) i], NULL, s_burst_one, r);
+        }
+    }
+    size_t s200 = 0, s429 = 0, s503 = 0, other = 0;
+    for (size_t i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        s200 += reqs[i].status == 200;
+        s429 += reqs[i].status == 429;
+        s503 += reqs[i].status == 503;
+        other += reqs[i].status != 200 && reqs[i].status != 429 && reqs[i].status != 503;
+    }
+    printf("BURST sent=%zu s200=%zu s429=%zu s503=%zu other=%zu\n", n, s200, s429, s503, other);
+    free(th);
+    free(reqs);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -551,12 +608,14 @@ int main(int argc, char **argv)
         return s_gen(argc, argv);
     if (strcmp(argv[1], "load") == 0)
         return s_load(argc, argv);
+    if (strcmp(argv[1], "burst") == 0)
+        return s_burst(argc, argv);
     if (strcmp(argv[1], "credit") == 0)
         return s_credit(argc, argv);
     if (strcmp(argv[1], "fsync") == 0)
         return s_fsync(argc, argv);
     if (strcmp(argv[1], "sink") == 0)
         return s_sink(argc, argv);
-    fprintf(stderr, "usage: bench_ingest_gen gen|load|credit ...\n");
+    fprintf(stderr, "usage: bench_ingest_gen gen|load|credit|burst|sink|fsync ...\n");
     return 2;
 }

@@ -86,13 +86,14 @@ async function setup() {
   fs.rmSync(WORK, { recursive: true, force: true });
   fs.mkdirSync(WORK, { recursive: true });
   fs.mkdirSync(SHOTS, { recursive: true });
-  const [kasaPort, monPort, coboPort, mt5Port, tgPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [kasaPort, hookPort, monPort, coboPort, mt5Port, tgPort] =
+    await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
   const pub = (seed) => execFileSync(KASA_BIN, ['sim', 'pubkey', '--key-seed', seed]).toString().trim().split(/\s+/).pop();
   const coboPub = pub(COBO_SEED);
   const clientPub = pub(CLIENT_SEED);
   const kasa = `http://127.0.0.1:${kasaPort}`;
   const cobo = `http://127.0.0.1:${coboPort}`;
-  start(['sim', 'cobo', '--listen', `127.0.0.1:${coboPort}`, '--webhook-url', `${kasa}/cobo/webhook`,
+  start(['sim', 'cobo', '--listen', `127.0.0.1:${coboPort}`, '--webhook-url', `http://127.0.0.1:${hookPort}/cobo/webhook`,
     '--key-seed', COBO_SEED, '--client-key', clientPub], 'sim-cobo');
   const accounts = [];
   for (let i = 0; i < 6; i++) accounts.push('--account', `${100001 + i}:${PASSWORD}:0`);
@@ -101,7 +102,7 @@ async function setup() {
   await Promise.all([waitPort(coboPort, 10000), waitPort(mt5Port, 10000), waitPort(tgPort, 10000)]);
   const config = path.join(WORK, 'kasa.env');
   fs.writeFileSync(config, [
-    `KASA_LISTEN=127.0.0.1:${kasaPort}`, `KASA_JOURNAL_DIR=${path.join(WORK, 'journal')}`,
+    `KASA_LISTEN=127.0.0.1:${kasaPort}`, `KASA_WEBHOOK_LISTEN=127.0.0.1:${hookPort}`, `KASA_JOURNAL_DIR=${path.join(WORK, 'journal')}`,
     `KASA_MONITOR=tcp://127.0.0.1:${monPort}`, `KASA_STATIC_DIR=${path.join(root, 'web', 'static')}`,
     'KASA_COOKIE_SECURE=off',
     `COBO_API_URL=${cobo}/v2`, `COBO_API_KEY=${clientPub}`, `COBO_API_SECRET=${CLIENT_SEED}`,
@@ -111,7 +112,7 @@ async function setup() {
     'KASA_TOKEN_TRON_USDT=1:0.5:1', 'KASA_TOKEN_ETH_USDT=1:0.5:1', 'KASA_TOKEN_TRON=0.1234:0:1', '',
   ].join('\n'));
   start(['serve', '--config', config], 'kasa');
-  await waitPort(kasaPort, 20000);
+  await Promise.all([waitPort(kasaPort, 20000), waitPort(hookPort, 20000)]);
   return { kasa, cobo };
 }
 

@@ -478,14 +478,15 @@ typedef struct {
     char config[512];
     char kasa_bin[400];
     char kasa_log[512];
-    int kasa_port, monitor_port, cobo_port, mt5_port, tg_port;
+    int kasa_port, webhook_port, monitor_port, cobo_port, mt5_port, tg_port;
     pid_t kasa_pid, cobo_pid, mt5_pid, tg_pid;
     char kasa_url[64], cobo_url[64], mt5_url[64], tg_url[64];
+    char webhook_url[64];   /* kasa's webhook listener (KASA_WEBHOOK_LISTEN): base URL */
     char webhook_pub[COBO_KEY_HEX_LEN + 1];
     char client_pub[COBO_KEY_HEX_LEN + 1];
     int kasa_starts;
     int keep_ports;         /* 1: a restarted kasa gets the same ports (the URL never changes) */
-    char kasa_listen_env[80], kasa_monitor_env[80];
+    char kasa_listen_env[80], kasa_monitor_env[80], kasa_webhook_env[80];
 } h_env_t;
 
 H_FN void h_init(void)
@@ -554,11 +555,13 @@ H_FN int h_env_init(h_env_t *env, const char *name)
         return -1;
     }
     env->kasa_port = h_free_port();
+    env->webhook_port = h_free_port();
     env->monitor_port = h_free_port();
     env->cobo_port = h_free_port();
     env->mt5_port = h_free_port();
     env->tg_port = h_free_port();
     snprintf(env->kasa_url, sizeof env->kasa_url, "http://127.0.0.1:%d", env->kasa_port);
+    snprintf(env->webhook_url, sizeof env->webhook_url, "http://127.0.0.1:%d", env->webhook_port);
     snprintf(env->cobo_url, sizeof env->cobo_url, "http://127.0.0.1:%d", env->cobo_port);
     snprintf(env->mt5_url, sizeof env->mt5_url, "http://127.0.0.1:%d", env->mt5_port);
     snprintf(env->tg_url, sizeof env->tg_url, "http://127.0.0.1:%d", env->tg_port);
@@ -590,7 +593,7 @@ H_FN int h_sims_start(h_env_t *env, const char *webhook_url)
     if (webhook_url)
         snprintf(hook, sizeof hook, "%s", webhook_url);
     else
-        snprintf(hook, sizeof hook, "%s/cobo/webhook", env->kasa_url);
+        snprintf(hook, sizeof hook, "%s/cobo/webhook", env->webhook_url);
     snprintf(logs[0], 512, "%s/sim-cobo.log", env->dir);
     snprintf(logs[1], 512, "%s/sim-mt5.log", env->dir);
     snprintf(logs[2], 512, "%s/sim-telegram.log", env->dir);
@@ -654,6 +657,7 @@ H_FN int h_config_write(h_env_t *env, const char *extra)
         return -1;
     fprintf(f, "# kasa test configuration (%s)\n", env->name);
     fprintf(f, "KASA_LISTEN=127.0.0.1:%d\n", env->kasa_port);
+    fprintf(f, "KASA_WEBHOOK_LISTEN=127.0.0.1:%d\n", env->webhook_port);
     fprintf(f, "KASA_JOURNAL_DIR=%s\n", env->journal);
     fprintf(f, "KASA_MONITOR=tcp://127.0.0.1:%d\n", env->monitor_port);
     fprintf(f, "COBO_API_URL=%s/v2\n", env->cobo_url);
@@ -684,13 +688,16 @@ H_FN void h_kasa_spawn(h_env_t *env)
 {
     if (env->kasa_starts > 0 && !env->keep_ports) {
         env->kasa_port = h_free_port();
+        env->webhook_port = h_free_port();
         env->monitor_port = h_free_port();
         snprintf(env->kasa_url, sizeof env->kasa_url, "http://127.0.0.1:%d", env->kasa_port);
+        snprintf(env->webhook_url, sizeof env->webhook_url, "http://127.0.0.1:%d", env->webhook_port);
     }
     env->kasa_starts++;
     snprintf(env->kasa_listen_env, sizeof env->kasa_listen_env, "KASA_LISTEN=127.0.0.1:%d", env->kasa_port);
     snprintf(env->kasa_monitor_env, sizeof env->kasa_monitor_env, "KASA_MONITOR=tcp://127.0.0.1:%d", env->monitor_port);
-    char *extra_env[] = { env->kasa_listen_env, env->kasa_monitor_env, NULL };
+    snprintf(env->kasa_webhook_env, sizeof env->kasa_webhook_env, "KASA_WEBHOOK_LISTEN=127.0.0.1:%d", env->webhook_port);
+    char *extra_env[] = { env->kasa_listen_env, env->kasa_monitor_env, env->kasa_webhook_env, NULL };
     char *argv[] = { env->kasa_bin, "serve", "--config", env->config, NULL };
     env->kasa_pid = h_spawn(argv, env->kasa_log, extra_env);
 }
@@ -708,10 +715,10 @@ H_FN int h_kasa_start(h_env_t *env)
             env->kasa_pid = 0;
             return -1;
         }
-        if (h_port_open(env->kasa_port)) {
+        if (h_port_open(env->kasa_port) && h_port_open(env->webhook_port)) {
             /* ready once the webhook route answers (an unsigned POST: 401, never 404) */
             char url[128];
-            snprintf(url, sizeof url, "%s/cobo/webhook", env->kasa_url);
+            snprintf(url, sizeof url, "%s/cobo/webhook", env->webhook_url);
             h_resp_t r = h_http_on(NULL, "POST", url, NULL, "{}", 2, 2000);
             long code = r.status;
             h_resp_free(&r);
@@ -802,7 +809,7 @@ H_FN int h_link(h_env_t *env, const char *address, uint64_t login)
     return rc;
 }
 
-/* POSTs a webhook body to base_url/cobo/webhook signed with Cobo's test key over body|ts, headers
+/* POSTs a webhook body to base_url/cobo/webhook (base_url: kasa's webhook listener) signed with Cobo's test key over body|ts, headers
  * spelled the usual way (underscore 1: Biz_Timestamp / Biz_Resp_Signature). Returns the response. */
 H_FN h_resp_t h_post_webhook_url(CURL *curl, const char *base_url, const char *body, size_t len, int underscore)
 {
@@ -818,7 +825,7 @@ H_FN h_resp_t h_post_webhook_url(CURL *curl, const char *base_url, const char *b
 
 H_FN h_resp_t h_post_webhook_on(CURL *curl, const h_env_t *env, const char *body, size_t len, int underscore)
 {
-    return h_post_webhook_url(curl, env->kasa_url, body, len, underscore);
+    return h_post_webhook_url(curl, env->webhook_url, body, len, underscore);
 }
 
 H_FN h_resp_t h_post_webhook(const h_env_t *env, const char *body, size_t len)

@@ -55,7 +55,7 @@ static h_resp_t s_post(const char *body, size_t len, const char *content_type, c
     snprintf(hsig, sizeof hsig, "Biz-Resp-Signature: %s", sig);
     snprintf(hct, sizeof hct, "Content-Type: %s", content_type ? content_type : "application/json");
     const char *headers[] = { hts, hsig, hct, extra, NULL };
-    snprintf(url, sizeof url, "%s/cobo/webhook", s_env.kasa_url);
+    snprintf(url, sizeof url, "%s/cobo/webhook", s_env.webhook_url);
     return h_http_on(NULL, "POST", url, headers, body, len, 15000);
 }
 
@@ -63,7 +63,7 @@ static h_resp_t s_post(const char *body, size_t len, const char *content_type, c
 static int s_alive(void)
 {
     char url[128];
-    snprintf(url, sizeof url, "%s/cobo/webhook", s_env.kasa_url);
+    snprintf(url, sizeof url, "%s/cobo/webhook", s_env.webhook_url);
     h_resp_t r = h_http("GET", url, NULL);
     int ok = r.status > 0;
     h_resp_free(&r);
@@ -288,7 +288,7 @@ static void test_huge_header_and_get_are_refused(void)
     free(hdr);
     CHECK(s_alive());
     char url[128];
-    snprintf(url, sizeof url, "%s/cobo/webhook", s_env.kasa_url);
+    snprintf(url, sizeof url, "%s/cobo/webhook", s_env.webhook_url);
     r = h_http("GET", url, NULL);
     CHECK(r.status >= 400 && r.status < 500);
     h_resp_free(&r);

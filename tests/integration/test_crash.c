@@ -236,7 +236,7 @@ static void *s_sender(void *arg)
             h_sleep_ms(e->gap_ms);
             e->gap_ms = 0;
         }
-        h_resp_t r = h_post_webhook_url(curl, s_env.kasa_url, e->body, e->len, 0);
+        h_resp_t r = h_post_webhook_url(curl, s_env.webhook_url, e->body, e->len, 0);
         run->sends++;
         if (r.status == 200 || r.status == 201) {
             e->done = 1;

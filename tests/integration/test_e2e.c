@@ -340,7 +340,7 @@ static long s_post_raw(const char *body, size_t len, const char *ts, const char 
         snprintf(hsig, sizeof hsig, "Biz-Resp-Signature: %s", sig);
         headers[n++] = hsig;
     }
-    snprintf(url, sizeof url, "%s/cobo/webhook", s_env.kasa_url);
+    snprintf(url, sizeof url, "%s/cobo/webhook", s_env.webhook_url);
     h_resp_t r = h_http_on(NULL, "POST", url, headers, body, len, 5000);
     long st = r.status;
     if (reply)

@@ -17,7 +17,7 @@ static char s_api_key[65];
 
 /* Every key that a test might set in the environment: cleared before each test. */
 static const char *const s_env_keys[] = {
-    "KASA_LISTEN", "KASA_JOURNAL_DIR", "KASA_MONITOR", "KASA_CONTROL", "KASA_STATIC_DIR",
+    "KASA_LISTEN", "KASA_WEBHOOK_LISTEN", "KASA_JOURNAL_DIR", "KASA_MONITOR", "KASA_CONTROL", "KASA_STATIC_DIR",
     "KASA_PUBLIC_URL", "KASA_MAX_BODY", "KASA_HTTP_THREADS", "KASA_MAX_DEPOSITS",
     "COBO_API_URL", "COBO_API_KEY", "COBO_API_SECRET",
     "COBO_WEBHOOK_PUBKEY", "COBO_ENV", "COBO_WALLET_ID", "KASA_CHAINS", "MT5_URL", "MT5_LOGIN",
@@ -68,6 +68,7 @@ static void test_valid_file_loads_with_defaults(void)
     CHECK_EQ_INT(s_load(&cfg, "", err, sizeof err), 0);
     CHECK_EQ_STR(err, "");
     CHECK_EQ_STR(cfg.listen, "127.0.0.1:8000");
+    CHECK_EQ_STR(cfg.webhook_listen, "127.0.0.1:8001");   /* the next port: webhooks apart */
     CHECK_EQ_STR(cfg.journal_dir, "/tmp/kasa-j");
     CHECK_EQ_STR(cfg.monitor, "tcp://127.0.0.1:5560");
     CHECK_EQ_STR(cfg.control, "ipc:///tmp/kasa-j/control.sock");
@@ -110,6 +111,19 @@ static void test_syntax_export_quotes_comments_trailing_spaces(void)
     CHECK_EQ_STR(cfg.cobo_wallet_id, "w-123");
     CHECK_EQ_INT(cfg.chain_count, 2);
     CHECK_EQ_STR(cfg.chains[1], "ETH_USDT");
+}
+
+static void test_webhook_listener_is_given_or_the_next_port(void)
+{
+    s_env_clear();
+    config_t cfg;
+    char err[1024];
+    CHECK_EQ_INT(s_load(&cfg, "KASA_LISTEN=0.0.0.0:9000\nKASA_WEBHOOK_LISTEN=127.0.0.1:7001\n", err, sizeof err), 0);
+    CHECK_EQ_STR(cfg.webhook_listen, "127.0.0.1:7001");
+    CHECK_EQ_INT(s_load(&cfg, "KASA_LISTEN=[::1]:9000\n", err, sizeof err), 0);
+    CHECK_EQ_STR(cfg.webhook_listen, "[::1]:9001");
+    CHECK_EQ_INT(s_load(&cfg, "KASA_LISTEN=127.0.0.1:0\n", err, sizeof err), 0);
+    CHECK_EQ_STR(cfg.webhook_listen, "127.0.0.1:0");   /* any free port, as the other */
 }
 
 static void test_environment_overrides_file(void)
@@ -257,6 +271,10 @@ static void test_each_validation_error_is_reported(void)
     s_expect_problem("KASA_LISTEN=localhost\n", "KASA_LISTEN: expected host:port");
     s_expect_problem("KASA_LISTEN=127.0.0.1:70000\n", "KASA_LISTEN: expected host:port");
     s_expect_problem("KASA_LISTEN=1 27.0.0.1:80\n", "KASA_LISTEN: expected host:port");
+    s_expect_problem("KASA_WEBHOOK_LISTEN=8001\n", "KASA_WEBHOOK_LISTEN: expected host:port");
+    s_expect_problem("KASA_LISTEN=127.0.0.1:9000\nKASA_WEBHOOK_LISTEN=127.0.0.1:9000\n",
+                     "KASA_WEBHOOK_LISTEN: must differ from KASA_LISTEN");
+    s_expect_problem("KASA_LISTEN=127.0.0.1:65535\n", "KASA_WEBHOOK_LISTEN: set it");
     s_expect_problem("COBO_WEBHOOK_PUBKEY=abcd\n", "COBO_WEBHOOK_PUBKEY: expected 64 hex characters");
     s_expect_problem("COBO_WEBHOOK_PUBKEY=zz4a482641adb2a34b726f05827dba9a9653e5857469b8749052bf4458a86729\n",
                      "non-hex");
@@ -522,6 +540,7 @@ int main(void)
         return 1;
     RUN(test_valid_file_loads_with_defaults);
     RUN(test_syntax_export_quotes_comments_trailing_spaces);
+    RUN(test_webhook_listener_is_given_or_the_next_port);
     RUN(test_environment_overrides_file);
     RUN(test_environment_alone_is_enough);
     RUN(test_tokens_and_limit_parse_exactly);

@@ -167,6 +167,31 @@ static void test_session_table_is_bounded_oldest_evicted(void)
     session_store_destroy(&s);
 }
 
+static void test_one_login_flood_ends_only_its_own_oldest_sessions(void)
+{
+    session_opts_t o = {.max_sessions = 50, .max_per_login = 3};
+    session_store_t *s = session_store_new(&o);
+    char others[40][SESSION_ID_HEX];
+    for (int i = 0; i < 40; i++)
+        CHECK_EQ_INT(session_create(s, 1000 + (uint64_t) i, others[i]), 0);
+    char flood[1000][SESSION_ID_HEX];
+    for (int i = 0; i < 1000; i++)               /* one account, logged in 1,000 times */
+        CHECK_EQ_INT(session_create(s, 7, flood[i]), 0);
+    CHECK_EQ_INT(session_count(s), 43);          /* 40 others + the flood's newest 3 */
+    for (int i = 0; i < 40; i++)
+        CHECK_EQ_INT(session_get(s, others[i], NULL), 0);   /* nobody else was logged out */
+    for (int i = 0; i < 997; i++)
+        CHECK_EQ_INT(session_peek(s, flood[i], NULL), -1);
+    for (int i = 997; i < 1000; i++)
+        CHECK_EQ_INT(session_peek(s, flood[i], NULL), 0);
+    CHECK_EQ_INT(session_end(s, flood[999]), 0);     /* the login's list stays whole */
+    char again[SESSION_ID_HEX];
+    CHECK_EQ_INT(session_create(s, 7, again), 0);
+    CHECK_EQ_INT(session_peek(s, flood[997], NULL), 0);   /* room: nothing else had to go */
+    CHECK_EQ_INT(session_count(s), 43);
+    session_store_destroy(&s);
+}
+
 int main(void)
 {
     RUN(test_session_ids_are_random_hex_and_distinct);
@@ -177,5 +202,6 @@ int main(void)
     RUN(test_session_logout_ends_it);
     RUN(test_session_cookie_flags);
     RUN(test_session_table_is_bounded_oldest_evicted);
+    RUN(test_one_login_flood_ends_only_its_own_oldest_sessions);
     return check_done();
 }
