@@ -94,22 +94,25 @@ uint32_t jf_crc32c(uint32_t crc, const void *buf, size_t len)
 
 /* ---- headers ----------------------------------------------------------------------------- */
 
-void jf_seg_header(uint8_t *hdr, uint64_t first_lsn, uint32_t prev_crc)
+void jf_seg_header(uint8_t *hdr, const jf_seg_hdr_t *h)
 {
     memset(hdr, 0, JF_SEG_HDR);
     jf_put32(hdr, JF_MAGIC);
     jf_put32(hdr + 4, JF_VERSION);
-    jf_put64(hdr + 8, first_lsn);
-    jf_put32(hdr + 16, prev_crc);
-    jf_put32(hdr + 24, jf_crc32c(0, hdr, 24));
+    jf_put64(hdr + 8, h->first_lsn);
+    jf_put32(hdr + 16, h->prev_crc);
+    jf_put32(hdr + 20, h->restart_crc);
+    jf_put32(hdr + 24, h->flags);
+    jf_put32(hdr + 28, jf_crc32c(0, hdr, 28));
 }
 
-uint32_t jf_rec_header(uint8_t *hdr, uint64_t lsn, uint32_t prev_crc, uint32_t payload_crc, uint32_t len)
+uint32_t jf_rec_header(uint8_t *hdr, uint64_t lsn, uint32_t prev_crc, uint32_t payload_crc, uint32_t len,
+                       uint32_t batch_index)
 {
     jf_put32(hdr, len);
     jf_put64(hdr + 8, lsn);
     jf_put32(hdr + 16, prev_crc);
-    jf_put32(hdr + 20, 0);
+    jf_put32(hdr + 20, batch_index > JF_BATCH_INDEX_MAX ? JF_BATCH_INDEX_MAX : batch_index);
     uint32_t c = jf_crc32c(payload_crc, hdr, 4);
     c = jf_crc32c(c, hdr + 8, 16);
     jf_put32(hdr + 4, c);
@@ -121,7 +124,7 @@ void jf_seg_name(char *name, uint64_t first_lsn)
     snprintf(name, JF_NAME_MAX, "%020" PRIu64 ".seg", first_lsn);
 }
 
-int jf_check_seg_header(const uint8_t *base, uint64_t size, uint64_t name_lsn, uint32_t *prev_crc,
+int jf_check_seg_header(const uint8_t *base, uint64_t size, uint64_t name_lsn, jf_seg_hdr_t *h,
                         char *why, size_t whylen)
 {
     if (size < JF_SEG_HDR) {
@@ -132,24 +135,73 @@ int jf_check_seg_header(const uint8_t *base, uint64_t size, uint64_t name_lsn, u
         snprintf(why, whylen, "not a journal segment (bad magic)");
         return -1;
     }
-    if (jf_get32(base + 24) != jf_crc32c(0, base, 24)) {
-        snprintf(why, whylen, "segment header checksum mismatch");
+    uint32_t version = jf_get32(base + 4);
+    if (version == 1) {
+        if (jf_get32(base + 24) != jf_crc32c(0, base, 24)) {
+            snprintf(why, whylen, "segment header checksum mismatch");
+            return -1;
+        }
+        if (jf_get32(base + 20) != 0 || jf_get32(base + 28) != 0) {
+            snprintf(why, whylen, "segment header: reserved field is not zero");
+            return -1;
+        }
+    } else if (version == 2) {
+        if (jf_get32(base + 28) != jf_crc32c(0, base, 28)) {
+            snprintf(why, whylen, "segment header checksum mismatch");
+            return -1;
+        }
+        if (jf_get32(base + 24) & ~JF_SEG_BREAK) {
+            snprintf(why, whylen, "segment header: unknown flags %08x", jf_get32(base + 24));
+            return -1;
+        }
+    } else {
+        /* the checksum decides between a damaged header and a newer kasa's segment */
+        int v1 = jf_get32(base + 24) == jf_crc32c(0, base, 24), v2 = jf_get32(base + 28) == jf_crc32c(0, base, 28);
+        if (v1 || v2)
+            snprintf(why, whylen, "segment format version %u, this kasa reads 1 and %u", version, JF_VERSION);
+        else
+            snprintf(why, whylen, "segment header checksum mismatch");
         return -1;
     }
-    if (jf_get32(base + 28) != 0) {
-        snprintf(why, whylen, "segment header: reserved field is not zero");
+    h->version = version;
+    h->first_lsn = jf_get64(base + 8);
+    h->prev_crc = jf_get32(base + 16);
+    h->restart_crc = version == 1 ? h->prev_crc : jf_get32(base + 20);
+    h->flags = version == 1 ? 0 : jf_get32(base + 24);
+    if (h->first_lsn != name_lsn) {
+        snprintf(why, whylen, "segment header says first LSN %" PRIu64 ", its name says %" PRIu64, h->first_lsn,
+                 name_lsn);
         return -1;
     }
-    if (jf_get32(base + 4) != JF_VERSION) {
-        snprintf(why, whylen, "segment format version %u, this kasa reads %u", jf_get32(base + 4), JF_VERSION);
+    if (!(h->flags & JF_SEG_BREAK) && h->restart_crc != h->prev_crc) {
+        snprintf(why, whylen, "segment header: restart checksum differs from the previous one without a break");
         return -1;
     }
-    if (jf_get64(base + 8) != name_lsn) {
-        snprintf(why, whylen, "segment header says first LSN %" PRIu64 ", its name says %" PRIu64,
-                 jf_get64(base + 8), name_lsn);
+    return 0;
+}
+
+int jf_seg_continues(const jf_seg_hdr_t *h, uint64_t *expect_lsn, uint32_t *expect_prev, uint64_t *lost_from,
+                     char *why, size_t whylen)
+{
+    int brk = (h->flags & JF_SEG_BREAK) != 0;
+    *lost_from = *expect_lsn ? *expect_lsn : h->first_lsn;
+    if (*expect_lsn == 0) {
+        *expect_lsn = h->first_lsn;
+        *expect_prev = h->restart_crc;
+        return 0;
+    }
+    if (h->first_lsn != *expect_lsn && !(brk && h->first_lsn > *expect_lsn)) {
+        snprintf(why, whylen, "segment starts at LSN %" PRIu64 ", expected %" PRIu64
+                 " (a segment is missing or misplaced)", h->first_lsn, *expect_lsn);
         return -1;
     }
-    *prev_crc = jf_get32(base + 16);
+    if (h->prev_crc != *expect_prev) {
+        snprintf(why, whylen, "chain broken across segments: header names previous checksum %08x, "
+                 "the previous record's is %08x", h->prev_crc, *expect_prev);
+        return -1;
+    }
+    *expect_lsn = h->first_lsn;
+    *expect_prev = h->restart_crc;
     return 0;
 }
 
@@ -162,8 +214,8 @@ static uint32_t s_rec_crc(const uint8_t *hdr, uint32_t len)
     return jf_crc32c(c, hdr + 8, 16);
 }
 
-jf_rec_status_t jf_check_record(const uint8_t *base, uint64_t size, uint64_t off, uint64_t expect_lsn,
-                                uint32_t expect_prev, jf_rec_t *rec, char *why, size_t whylen)
+jf_rec_status_t jf_check_record(const uint8_t *base, uint64_t size, uint64_t off, uint32_t version,
+                                uint64_t expect_lsn, uint32_t expect_prev, jf_rec_t *rec, char *why, size_t whylen)
 {
     if (off == size)
         return JF_REC_END;
@@ -197,34 +249,59 @@ jf_rec_status_t jf_check_record(const uint8_t *base, uint64_t size, uint64_t off
                  lsn, jf_get32(h + 16), expect_prev);
         return JF_REC_BAD;
     }
-    if (jf_get32(h + 20) != 0) {
+    uint32_t field = jf_get32(h + 20);
+    if (version == 1 ? field != 0 : (field & ~JF_BATCH_INDEX_MAX) != 0) {
         snprintf(why, whylen, "reserved record field is not zero");
         return JF_REC_BAD;
     }
     rec->lsn = lsn;
     rec->crc = crc;
     rec->len = len;
+    rec->batch_index = field;
+    rec->prev = expect_prev;
     rec->payload = h + JF_REC_HDR;
     return JF_REC_OK;
 }
 
-int jf_valid_after(const uint8_t *base, uint64_t size, uint64_t off, uint64_t last_lsn)
+int jf_readable_at(const uint8_t *base, uint64_t size, uint64_t off, uint32_t version, uint64_t min_lsn,
+                   uint64_t max_lsn, jf_rec_t *rec)
 {
-    if (size < JF_REC_HDR)
+    if (off + JF_REC_HDR > size)
         return 0;
-    uint64_t max_lsn = last_lsn + (size - off) / JF_REC_HDR + 1;
+    const uint8_t *h = base + off;
+    uint64_t lsn = jf_get64(h + 8);
+    if (lsn < min_lsn || lsn > max_lsn)
+        return 0;
+    uint32_t len = jf_get32(h), field = jf_get32(h + 20);
+    if (len > JOURNAL_MAX_PAYLOAD || size - off - JF_REC_HDR < len)
+        return 0;
+    if (version == 1 ? field != 0 : (field & ~JF_BATCH_INDEX_MAX) != 0)
+        return 0;
+    if (s_rec_crc(h, len) != jf_get32(h + 4))
+        return 0;
+    rec->lsn = lsn;
+    rec->crc = jf_get32(h + 4);
+    rec->len = len;
+    rec->batch_index = field;
+    rec->prev = jf_get32(h + 16);
+    rec->payload = h + JF_REC_HDR;
+    return 1;
+}
+
+int jf_tail_is_torn(const uint8_t *base, uint64_t size, uint64_t off, uint32_t version, uint64_t expect_lsn)
+{
+    uint64_t max_lsn = expect_lsn + (size - off) / JF_REC_HDR;   /* each record takes >= 24 bytes */
     for (uint64_t o = off + 1; o + JF_REC_HDR <= size; o++) {
-        const uint8_t *h = base + o;
-        uint64_t lsn = jf_get64(h + 8);
-        if (lsn <= last_lsn || lsn > max_lsn)
+        jf_rec_t rec;
+        if (!jf_readable_at(base, size, o, version, expect_lsn, max_lsn, &rec))
             continue;
-        uint32_t len = jf_get32(h);
-        if (len > JOURNAL_MAX_PAYLOAD || size - o - JF_REC_HDR < len || jf_get32(h + 20) != 0)
-            continue;
-        if (s_rec_crc(h, len) == jf_get32(h + 4))
-            return 1;
+        if (version < 2)
+            return 0;   /* no batch indices: any readable record after the damage is proof enough */
+        if (rec.batch_index > rec.lsn || rec.lsn - rec.batch_index > expect_lsn)
+            return 0;   /* a later group commit began after the damaged record: that one was acknowledged */
+        o += JF_REC_HDR + rec.len - 1;   /* its bytes are its own: go on after it */
     }
-    return 0;
+    return 1;
 }
 
 /* ---- files ------------------------------------------------------------------------------- */
@@ -392,36 +469,37 @@ int jf_scan(const char *dir, jf_scan_t *out, jf_record_fn *fn, void *arg, char *
         jf_seg_t *seg = &out->segs[i];
         char path[4096], why[160];
         const uint8_t *base;
-        uint64_t size;
+        uint64_t size, lost_from;
         snprintf(path, sizeof path, "%s/%s", dir, seg->name);
         if (jf_map(path, &base, &size, err, errlen) != 0) {
             jf_scan_free(out);
             return -1;
         }
         seg->size = size;
-        uint32_t hdr_prev;
-        if (jf_check_seg_header(base, size, seg->first_lsn, &hdr_prev, why, sizeof why) != 0) {
+        jf_seg_hdr_t hdr = { 0 };
+        if (jf_check_seg_header(base, size, seg->first_lsn, &hdr, why, sizeof why) != 0 ||
+            jf_seg_continues(&hdr, &expect, &prev, &lost_from, why, sizeof why) != 0) {
             s_damage(out, JF_CORRUPT, i, 0, size, why);
-        } else if (i == 0) {
-            expect = seg->first_lsn;
-            prev = hdr_prev;
-        } else if (seg->first_lsn != expect) {
-            snprintf(why, sizeof why, "segment starts at LSN %" PRIu64 ", expected %" PRIu64
-                     " (a segment is missing or misplaced)", seg->first_lsn, expect);
-            s_damage(out, JF_CORRUPT, i, 0, size, why);
-        } else if (hdr_prev != prev) {
-            snprintf(why, sizeof why, "chain broken across segments: header names previous checksum %08x, "
-                     "the previous record's is %08x", hdr_prev, prev);
-            s_damage(out, JF_CORRUPT, i, 0, size, why);
+        } else {
+            seg->version = hdr.version;
+            if (hdr.flags & JF_SEG_BREAK) {
+                if (out->nbreaks < JF_MAX_BREAKS) {
+                    jf_break_t *b = &out->breaks[out->nbreaks];
+                    snprintf(b->segment, sizeof b->segment, "%s", seg->name);
+                    b->lost_from = lost_from;
+                    b->lost_to = hdr.first_lsn - 1;
+                }
+                out->nbreaks++;
+            }
         }
         uint64_t off = JF_SEG_HDR;
         while (out->state == JF_CLEAN && !stop) {
             jf_rec_t rec;
-            jf_rec_status_t st = jf_check_record(base, size, off, expect, prev, &rec, why, sizeof why);
+            jf_rec_status_t st = jf_check_record(base, size, off, hdr.version, expect, prev, &rec, why, sizeof why);
             if (st == JF_REC_END)
                 break;
             if (st != JF_REC_OK) {
-                int torn = i + 1 == out->nsegs && !jf_valid_after(base, size, off, expect - 1);
+                int torn = i + 1 == out->nsegs && jf_tail_is_torn(base, size, off, hdr.version, expect);
                 s_damage(out, torn ? JF_TORN : JF_CORRUPT, i, off, size, why);
                 break;
             }

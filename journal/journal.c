@@ -64,6 +64,7 @@ struct journal_t {
     pthread_cond_t space_cv;       /* appenders wait here when the buffer is full  */
     uint8_t *fill, *spare;
     size_t fill_len, cap;
+    uint32_t fill_count;           /* records in the filling batch: the next one's batch index */
     uint64_t next_lsn;
     uint32_t last_crc;             /* checksum of the last record queued           */
     int flusher_idle;
@@ -102,7 +103,8 @@ static int s_create_segment(const char *dir, uint64_t first_lsn, uint32_t prev_c
     jf_seg_name(name, first_lsn);
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    jf_seg_header(hdr, first_lsn, prev_crc);
+    jf_seg_hdr_t h = { .version = JF_VERSION, .first_lsn = first_lsn, .prev_crc = prev_crc, .restart_crc = prev_crc };
+    jf_seg_header(hdr, &h);
     int fd = fio_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
@@ -222,6 +224,7 @@ static void *s_flusher(void *arg)
         uint64_t batch_no = self->fill_batch++;
         self->fill = self->spare;
         self->fill_len = 0;
+        self->fill_count = 0;
         self->spare = NULL;
         if (self->space_waiters)
             pthread_cond_broadcast(&self->space_cv);
@@ -361,8 +364,11 @@ journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, 
     self->last_crc = self->written_crc = scan.last_crc;
     atomic_store(&self->durable_lsn, scan.next_lsn - 1);
     atomic_store(&self->queued_lsn, scan.next_lsn - 1);
-    if (scan.nsegs == 0) {
-        self->seg_fd = s_create_segment(dir, 1, 0, err, errlen);
+    const jf_seg_t *tail = scan.nsegs ? &scan.segs[scan.nsegs - 1] : NULL;
+    if (!tail || tail->version < JF_VERSION) {
+        /* a new journal, or one written by an older kasa: new records go to a segment of this format
+         * (an older segment's records carry no batch indices; it is read, never appended to) */
+        self->seg_fd = s_create_segment(dir, scan.next_lsn, scan.last_crc, err, errlen);
         self->seg_size = JF_SEG_HDR;
     } else {
         const jf_seg_t *last = &scan.segs[scan.nsegs - 1];
@@ -446,7 +452,7 @@ static uint64_t s_submit(journal_t *self, const void *payload, size_t len, uint6
     uint64_t lsn = self->next_lsn++;
     *batch_no = self->fill_batch;
     uint8_t *rec = self->fill + self->fill_len;
-    self->last_crc = jf_rec_header(rec, lsn, self->last_crc, pcrc, (uint32_t) len);
+    self->last_crc = jf_rec_header(rec, lsn, self->last_crc, pcrc, (uint32_t) len, self->fill_count++);
     if (len)
         memcpy(rec + JF_REC_HDR, payload, len);
     self->fill_len += need;

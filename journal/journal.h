@@ -12,9 +12,10 @@
  * and later append returns an error, and the journal must be reopened (which cuts back to the last
  * whole record) — it never pretends a record of unknown fate is durable.
  *
- * Opening: a torn last record (a crash mid-write) is cut back to the last whole record and what was
- * cut is logged; a bad record anywhere before the tail refuses to open, naming the segment, the
- * offset and the repair command (`kasa journal repair DIR`). */
+ * Opening: a torn last group commit (a crash mid-write: any of its pages may be missing, earlier or
+ * later ones) is cut back to the last whole record and what was cut is reported; damage to an
+ * acknowledged record refuses to open, naming the segment, the offset and the repair command
+ * (`kasa journal repair DIR`). jformat.h says how the two are told apart. */
 #ifndef KASA_JOURNAL_JOURNAL_H
 #define KASA_JOURNAL_JOURNAL_H
 

@@ -2,9 +2,10 @@
  *
  * Each segment is mapped whole (mmap); records are checked (checksum, LSN, chain) as they are
  * returned. At the end of the data the reader looks again: a segment that grew is remapped, a next
- * segment that appeared is entered. Damage at the end of the last segment with no valid record
- * after it is the end of the journal for now (a batch still being written, or a torn tail that
- * open will cut); any other damage is an error naming the segment and offset (see jformat.h).
+ * segment that appeared is entered. Damage in the last group commit of the last segment is the end
+ * of the journal for now (a batch still being written, or a torn tail that open will cut); any other
+ * damage is an error naming the segment and offset (see jformat.h, jf_tail_is_torn). A BREAK segment
+ * left by a repair is entered like any other: the LSNs it skips are simply not there.
  * Readers take no lock. A segment only ever grows while kasa runs; the two things that shorten one,
  * cutting a torn tail when the journal is opened and `kasa journal repair`, happen before a server
  * starts writing, so a reader should not be left running across them. */
@@ -28,6 +29,7 @@ struct journal_reader_t {
     uint64_t from_lsn;
     int have_seg;
     jf_seg_t seg;                /* the current segment */
+    uint32_t version;            /* its format version */
     int fd;
     const uint8_t *base;
     uint64_t size;
@@ -96,21 +98,12 @@ static int s_enter(journal_reader_t *self, const jf_seg_t *seg)
         return s_error(self, 0, strerror(errno));
     if (s_refresh(self) < 0)
         return -1;
-    uint32_t hdr_prev;
-    if (jf_check_seg_header(self->base, self->size, seg->first_lsn, &hdr_prev, why, sizeof why) != 0)
+    jf_seg_hdr_t hdr;
+    uint64_t lost_from;
+    if (jf_check_seg_header(self->base, self->size, seg->first_lsn, &hdr, why, sizeof why) != 0 ||
+        jf_seg_continues(&hdr, &self->expect_lsn, &self->prev, &lost_from, why, sizeof why) != 0)
         return s_error(self, 0, why);
-    if (self->expect_lsn == 0) {
-        self->expect_lsn = seg->first_lsn;
-        self->prev = hdr_prev;
-    } else if (seg->first_lsn != self->expect_lsn) {
-        snprintf(why, sizeof why, "segment starts at LSN %" PRIu64 ", expected %" PRIu64
-                 " (a segment is missing or misplaced)", seg->first_lsn, self->expect_lsn);
-        return s_error(self, 0, why);
-    } else if (hdr_prev != self->prev) {
-        snprintf(why, sizeof why, "chain broken across segments: header names previous checksum %08x, "
-                 "the previous record's is %08x", hdr_prev, self->prev);
-        return s_error(self, 0, why);
-    }
+    self->version = hdr.version;
     self->off = JF_SEG_HDR;
     return 0;
 }
@@ -172,8 +165,8 @@ int journal_reader_next(journal_reader_t *self, journal_entry_t *entry)
         }
         jf_rec_t rec;
         char why[200];
-        jf_rec_status_t st = jf_check_record(self->base, self->size, self->off, self->expect_lsn, self->prev,
-                                             &rec, why, sizeof why);
+        jf_rec_status_t st = jf_check_record(self->base, self->size, self->off, self->version, self->expect_lsn,
+                                             self->prev, &rec, why, sizeof why);
         if (st == JF_REC_OK) {
             uint64_t at = self->off;
             self->off += JF_REC_HDR + rec.len;
@@ -212,9 +205,9 @@ int journal_reader_next(journal_reader_t *self, journal_entry_t *entry)
         }
         if (st == JF_REC_END)
             return 0;
-        if (jf_valid_after(self->base, self->size, self->off, self->expect_lsn - 1))
+        if (!jf_tail_is_torn(self->base, self->size, self->off, self->version, self->expect_lsn))
             return s_error(self, self->off, why);
-        return 0;   /* an unfinished or torn last record: the end, for now */
+        return 0;   /* an unfinished or torn last group commit: the end, for now */
     }
 }
 

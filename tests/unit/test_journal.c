@@ -387,6 +387,194 @@ static void test_every_flipped_bit_is_detected(void)
     support_tmp_rmrf(dir);
 }
 
+/* ---- the last group commit: torn versus acknowledged ------------------------------------- */
+
+/* A commit callback that can hold the flusher: while held, every submitted record waits in the
+ * filling buffer, so the records submitted meanwhile leave in one group commit. */
+static pthread_mutex_t s_hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t s_hold_cv = PTHREAD_COND_INITIALIZER;
+static int s_hold_armed, s_hold_inside;
+
+static void s_hold_cb(void *arg, uint64_t lsn, const void *payload, size_t len)
+{
+    (void) arg; (void) lsn; (void) payload; (void) len;
+    pthread_mutex_lock(&s_hold_mu);
+    if (s_hold_armed) {
+        s_hold_inside = 1;
+        pthread_cond_broadcast(&s_hold_cv);
+        while (s_hold_armed)
+            pthread_cond_wait(&s_hold_cv, &s_hold_mu);
+    }
+    pthread_mutex_unlock(&s_hold_mu);
+}
+
+/* Builds a journal of `acked` records appended one by one (each its own acknowledged group commit)
+ * and then one last group commit of `group` records (s_payload records, ~3 pages for 100). */
+static void s_build_last_group(const char *dir, uint64_t acked, uint64_t group)
+{
+    journal_t *j = s_open(dir, 0);
+    CHECK_EQ_INT(s_fill(j, acked - 1), 0);
+    journal_on_commit(j, s_hold_cb, NULL);
+    pthread_mutex_lock(&s_hold_mu);
+    s_hold_armed = 1;
+    s_hold_inside = 0;
+    pthread_mutex_unlock(&s_hold_mu);
+    uint8_t buf[128];
+    CHECK_EQ_INT(journal_submit(j, buf, s_payload(acked, buf)), acked);
+    pthread_mutex_lock(&s_hold_mu);
+    while (!s_hold_inside)
+        pthread_cond_wait(&s_hold_cv, &s_hold_mu);
+    pthread_mutex_unlock(&s_hold_mu);
+    for (uint64_t lsn = acked + 1; lsn <= acked + group; lsn++)
+        CHECK_EQ_INT(journal_submit(j, buf, s_payload(lsn, buf)), lsn);
+    pthread_mutex_lock(&s_hold_mu);
+    s_hold_armed = 0;
+    pthread_cond_broadcast(&s_hold_cv);
+    pthread_mutex_unlock(&s_hold_mu);
+    CHECK_EQ_INT(journal_wait(j, acked + group), 0);
+    journal_destroy(&j);
+}
+
+/* Overwrites [from, to) of path with zeros (garbage = 0) or garbage. */
+static void s_spoil(const char *path, long from, long to, int garbage)
+{
+    int fd = open(path, O_RDWR);
+    for (long o = from; o < to; o++) {
+        uint8_t b = garbage ? (uint8_t) (o * 89 + 7) : 0;
+        CHECK_EQ_INT(pwrite(fd, &b, 1, o), 1);
+    }
+    close(fd);
+}
+
+/* Power loss during the last group commit: the disk kept a later page of it but not an earlier one
+ * (zeros or stale bytes where the first page's part of the batch should be). Nothing acknowledged
+ * was lost: the journal opens, cut back to the last acknowledged record, and appends go on. */
+static void test_torn_last_group_commit_with_a_later_page_kept_starts_normally(void)
+{
+    const char *dir = s_fresh("tornbatch");
+    for (int garbage = 0; garbage < 2; garbage++) {
+        support_tmp_rmrf(dir);
+        s_build_last_group(dir, 5, 200);
+        long start = s_offset_of(dir, 6), last = s_offset_of(dir, 205);
+        CHECK(start > 0 && last > start + 8192);   /* the group spans more than two pages */
+        char path[4200];
+        s_seg_path(path, sizeof path, dir, 1);
+        long page_end = (start / 4096 + 1) * 4096;
+        s_spoil(path, start, page_end, garbage);   /* the first page of the group is lost */
+        jf_scan_t scan;
+        char err[512];
+        CHECK_EQ_INT(jf_scan(dir, &scan, NULL, NULL, err, sizeof err), 0);
+        CHECK_EQ_INT(scan.state, JF_TORN);
+        CHECK_EQ_INT(scan.bad_offset, start);
+        CHECK_EQ_INT(scan.records, 5);
+        jf_scan_free(&scan);
+        CHECK_EQ_INT(s_read_all(dir), 5);   /* the reader ends there: the end of the journal, not an error */
+        journal_t *j = journal_open(dir, NULL, err, sizeof err);
+        CHECK(j != NULL);
+        if (!j) {
+            fprintf(stderr, "  %s\n", err);
+            continue;
+        }
+        CHECK_EQ_INT(journal_durable_lsn(j), 5);
+        CHECK_EQ_INT(s_fill(j, 7), 0);
+        journal_destroy(&j);
+        CHECK_EQ_INT(s_read_all(dir), 7);
+    }
+    support_tmp_rmrf(dir);
+}
+
+/* Damage to acknowledged records still refuses to open: a byte flipped in an acknowledged record
+ * before the last group commit, and the first page of a group commit lost when a later group
+ * commit followed it (which proves the earlier one had reached the disk and was acknowledged). */
+static void test_damage_to_acknowledged_records_refuses_to_open(void)
+{
+    const char *dir = s_fresh("ackdamage");
+    char path[4200], err[512];
+    s_seg_path(path, sizeof path, dir, 1);
+    /* a flipped byte in record 3 of 5 single commits, then the last group of 100 */
+    s_build_last_group(dir, 5, 200);
+    long off3 = s_offset_of(dir, 3);
+    s_spoil(path, off3 + 26, off3 + 27, 1);
+    journal_t *j = journal_open(dir, NULL, err, sizeof err);
+    CHECK(j == NULL);
+    CHECK(strstr(err, "kasa journal repair") != NULL);
+    journal_destroy(&j);
+    /* the group of 100 lost its first page, but one more commit followed it */
+    support_tmp_rmrf(dir);
+    s_build_last_group(dir, 5, 200);
+    j = s_open(dir, 0);
+    CHECK_EQ_INT(s_fill(j, 206), 0);
+    journal_destroy(&j);
+    long start = s_offset_of(dir, 6);
+    s_spoil(path, start, (start / 4096 + 1) * 4096, 0);
+    j = journal_open(dir, NULL, err, sizeof err);
+    CHECK(j == NULL);
+    CHECK(strstr(err, "kasa journal repair") != NULL);
+    journal_destroy(&j);
+    jf_scan_t scan;
+    CHECK_EQ_INT(jf_scan(dir, &scan, NULL, NULL, err, sizeof err), 0);
+    CHECK_EQ_INT(scan.state, JF_CORRUPT);
+    CHECK_EQ_INT(scan.bad_offset, start);
+    jf_scan_free(&scan);
+    support_tmp_rmrf(dir);
+}
+
+/* A journal written by an older kasa (segment format 1: no batch indices) is read as it is, and the
+ * writer goes on in a new segment of the current format; the chain runs across both. */
+static void test_format_1_journal_is_read_and_appended_to_in_a_new_segment(void)
+{
+    const char *dir = s_fresh("v1");
+    mkdir(dir, 0755);
+    char path[4200];
+    s_seg_path(path, sizeof path, dir, 1);
+    FILE *f = fopen(path, "wb");
+    uint8_t hdr[JF_SEG_HDR] = { 0 };
+    jf_put32(hdr, JF_MAGIC);
+    jf_put32(hdr + 4, 1);
+    jf_put64(hdr + 8, 1);
+    jf_put32(hdr + 24, jf_crc32c(0, hdr, 24));
+    fwrite(hdr, 1, sizeof hdr, f);
+    uint32_t prev = 0;
+    for (uint64_t lsn = 1; lsn <= 6; lsn++) {
+        uint8_t rec[JF_REC_HDR + 128] = { 0 };
+        uint32_t len = (uint32_t) s_payload(lsn, rec + JF_REC_HDR);
+        jf_put32(rec, len);
+        jf_put64(rec + 8, lsn);
+        jf_put32(rec + 16, prev);
+        uint32_t c = jf_crc32c(jf_crc32c(jf_crc32c(0, rec + JF_REC_HDR, len), rec, 4), rec + 8, 16);
+        jf_put32(rec + 4, c);
+        prev = c;
+        fwrite(rec, 1, JF_REC_HDR + len, f);
+    }
+    fclose(f);
+    jf_scan_t scan;
+    char err[512];
+    CHECK_EQ_INT(jf_scan(dir, &scan, NULL, NULL, err, sizeof err), 0);
+    CHECK_EQ_INT(scan.state, JF_CLEAN);
+    CHECK_EQ_INT(scan.records, 6);
+    CHECK_EQ_INT(scan.segs[0].version, 1);
+    jf_scan_free(&scan);
+    CHECK_EQ_INT(s_read_all(dir), 6);
+    journal_t *j = s_open(dir, 0);
+    CHECK(j != NULL);
+    CHECK_EQ_INT(journal_durable_lsn(j), 6);
+    CHECK_EQ_INT(s_fill(j, 9), 0);
+    journal_destroy(&j);
+    CHECK_EQ_INT(jf_scan(dir, &scan, NULL, NULL, err, sizeof err), 0);
+    CHECK_EQ_INT(scan.state, JF_CLEAN);
+    CHECK_EQ_INT(scan.nsegs, 2);
+    CHECK_EQ_INT(scan.segs[1].first_lsn, 7);
+    CHECK_EQ_INT(scan.segs[1].version, JF_VERSION);
+    jf_scan_free(&scan);
+    CHECK_EQ_INT(s_read_all(dir), 9);
+    /* damage in the old segment, now followed by a newer one, is corruption */
+    s_spoil(path, JF_SEG_HDR + 30, JF_SEG_HDR + 31, 1);
+    CHECK_EQ_INT(jf_scan(dir, &scan, NULL, NULL, err, sizeof err), 0);
+    CHECK_EQ_INT(scan.state, JF_CORRUPT);
+    jf_scan_free(&scan);
+    support_tmp_rmrf(dir);
+}
+
 static void test_corruption_before_the_tail_refuses_open_with_place_and_repair_command(void)
 {
     const char *dir = s_fresh("midcorrupt");
@@ -983,6 +1171,9 @@ int main(void)
     RUN(test_zero_filled_or_garbage_tail_is_a_torn_tail);
     RUN(test_every_flipped_bit_is_detected);
     RUN(test_corruption_before_the_tail_refuses_open_with_place_and_repair_command);
+    RUN(test_torn_last_group_commit_with_a_later_page_kept_starts_normally);
+    RUN(test_damage_to_acknowledged_records_refuses_to_open);
+    RUN(test_format_1_journal_is_read_and_appended_to_in_a_new_segment);
     RUN(test_missing_or_reordered_records_are_detected);
     RUN(test_missing_segment_is_corruption);
     RUN(test_rotation_and_replay_from_any_lsn);
