@@ -245,6 +245,25 @@ static void s_apply_attempt(registry_entry_t *e, const record_t *r)
     e->view.updated_ms = r->time_ms;
 }
 
+/* A repair lost records this deposit may have had, a credit attempt among them perhaps: from now on
+ * it counts as having an attempt of unknown outcome, made at some time between its first record and
+ * the repair (the marker's time), so the crediter reconciles with MT5 before any send and searches
+ * that whole window. */
+static void s_apply_history_gap(registry_entry_t *e, const record_t *r)
+{
+    e->history_gaps++;
+    e->history_gap_ms = r->time_ms;
+    if (!e->attempts)
+        e->attempts = 1;
+    int64_t from = e->view.created_ms && e->view.created_ms < r->time_ms ? e->view.created_ms : r->time_ms;
+    if (!e->first_attempt_ms || from < e->first_attempt_ms)
+        e->first_attempt_ms = from;
+    if (r->time_ms > e->last_attempt_ms)
+        e->last_attempt_ms = r->time_ms;
+    if (r->ref[0])
+        S_COPY(e->ref, r->ref);
+}
+
 /* Links address → login in memory; a replayed re-link to another login wins (it was journaled). */
 static int s_link_locked(registry_t *self, const char *address, const char *chain_id, uint64_t login,
                          uint64_t lsn)
@@ -294,6 +313,7 @@ static int s_apply_locked(registry_t *self, const record_t *r, uint64_t lsn)
     switch (r->kind) {
     case RECORD_DEPOSIT: s_apply_deposit(self, e, r, lsn); break;
     case RECORD_CREDIT_ATTEMPT: s_apply_attempt(e, r); break;
+    case RECORD_HISTORY_GAP: s_apply_history_gap(e, r); break;
     case RECORD_NOTICE_FAILED:
         e->notice_failed = 1;
         S_COPY(e->view.reason, r->reason);

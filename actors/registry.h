@@ -53,6 +53,10 @@ typedef struct {
     char remainder[48];         /* LOCKED: what rounding dropped                            */
     int notice_failed;          /* a RECORD_NOTICE_FAILED was journaled                     */
     uint32_t alerts_raised;     /* bit i: an ALERT named record_alert_name(i) was journaled */
+    uint32_t history_gaps;      /* RECORD_HISTORY_GAPs: a repair lost records it may have had;
+                                 * then attempts >= 1 and the attempt window spans up to the
+                                 * repair, so it is treated as having an attempt of unknown outcome */
+    int64_t history_gap_ms;     /* time of the last such marker (0 if none)                 */
     uint64_t last_lsn;          /* LSN of its last record (maybe not yet durable)           */
 } registry_entry_t;
 
@@ -71,8 +75,9 @@ void registry_destroy(registry_t **self_p);
 
 /* Applies one durable record as replay does (RECORD_DEPOSIT sets the state it records, whatever
  * the current one — a mismatch is logged as event=replay.mismatch; CREDIT_ATTEMPT counts the
- * attempt; ADDRESS_LINK links; NOTICE_FAILED marks the notice; ALERT counts the alert; ADMIN_ACTION
- * changes nothing).
+ * attempt; ADDRESS_LINK links; NOTICE_FAILED marks the notice; ALERT counts the alert; HISTORY_GAP
+ * counts as an attempt of unknown outcome made between the deposit's first record and the repair;
+ * ADMIN_ACTION changes nothing).
  * Returns 0, or -1 if the registry is full. */
 int registry_apply(registry_t *self, const record_t *r, uint64_t lsn);
 

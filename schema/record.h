@@ -13,8 +13,8 @@
 
 #include "schema/deposit.h"
 
-/* The record version this kasa writes; it reads every version up to it. Version 2 added RECORD_ALERT
- * and the fields alert, ticket2 and currency. */
+/* The record version this kasa writes; it reads every version up to it. Version 2 added RECORD_ALERT,
+ * RECORD_HISTORY_GAP and the fields alert, ticket2 and currency. */
 #define RECORD_VERSION 2
 
 typedef enum {
@@ -24,6 +24,9 @@ typedef enum {
     RECORD_ADMIN_ACTION = 4,   /* a person acted (retry, assign, reject, ...); actor + action + reason */
     RECORD_NOTICE_FAILED = 5,  /* the notifier gave up on a notice after its retries; reason recorded */
     RECORD_ALERT = 6,          /* a person must look now: alert (its name), login, ticket(s), reason */
+    RECORD_HISTORY_GAP = 7,    /* `kasa journal repair` quarantined records this deposit's history may have
+                                * had (reason: what and where): treat it as if a credit attempt of unknown
+                                * outcome was made up to time_ms; reconcile with MT5 before any send */
 } record_kind_t;
 
 /* The alerts kasa raises (RECORD_ALERT's alert field is the lower-case name). Each one means money

@@ -3,8 +3,9 @@
  *   verify DIR                    check every checksum, LSN and the chain across segments
  *   dump DIR [--json] [--from N]  one line (or JSON object) per record
  *   stats DIR                     records, segments, bytes, LSNs, counts per kind and per state
- *   repair DIR                    cut the journal at its first bad record; what is cut is first
- *                                 copied to DIR/quarantine-<UTC time>/, so nothing is destroyed
+ *   repair DIR                    quarantine what cannot be read (copied to DIR/quarantine-<UTC
+ *                                 time>/ with a REPORT), keep every readable record after it behind
+ *                                 a break, mark every unfinished deposit (HISTORY_GAP)
  *
  * verify, dump and stats only read (no lock: they work beside a running server). repair takes the
  * journal's lock and refuses while a server holds it. Exit status: 0 ok, 1 damage or failure, 2 usage. */
@@ -36,8 +37,9 @@ static const s_verb_t s_verbs[] = {
       "Checks every record of the journal in DIR: its checksum, its LSN (1, 2, 3, ... with no gap) and\n"
       "the chain (each record names the previous record's checksum, across segments). Prints the number\n"
       "of segments and records, the bytes and the first and last LSN. On damage it names the first bad\n"
-      "segment and offset. A torn tail (an unfinished last record after a crash, which opening the\n"
-      "journal cuts back) is reported but is not corruption.\n"
+      "segment and offset. A torn tail (an unfinished last group commit after a crash, which opening\n"
+      "the journal cuts back) is reported but is not corruption. Breaks left by `kasa journal repair`\n"
+      "are listed with the LSNs they quarantined.\n"
       "Exit status: 0 whole (or only a torn tail), 1 corrupt or unreadable, 2 usage.\n" },
     { "dump", "kasa journal dump DIR [--json] [--from LSN]",
       "Prints one line per record, from LSN (default 1): the record as text, or with --json one JSON\n"
@@ -48,10 +50,14 @@ static const s_verb_t s_verbs[] = {
       "number of deposit transitions into each state and the number of deposits now in each state.\n"
       "Exit status: 0, or 1 if the journal is corrupt (the figures then stop at the damage).\n" },
     { "repair", "kasa journal repair DIR",
-      "Cuts the journal at its first bad record, so that kasa can open it again. Everything from that\n"
-      "point on (the rest of that segment and every later segment) is first copied into\n"
-      "DIR/quarantine-<UTC time>/ and synced, so nothing is destroyed. Refuses while a running kasa\n"
-      "holds the journal's lock. Does nothing to a whole journal.\n"
+      "Repairs a damaged journal so that kasa can open it again, and forgets nothing silently. The\n"
+      "bytes that cannot be read are copied into DIR/quarantine-<UTC time>/ (synced) and taken out;\n"
+      "every record that can still be read after them is kept, in a break segment chained to the last\n"
+      "record before the damage (verify names each break). DIR/quarantine-<time>/REPORT gives the\n"
+      "segment, offset, bytes and LSN range of each damaged place and the deposits it names. Since the\n"
+      "lost records' deposits cannot be known for sure, every unfinished deposit gets a HISTORY_GAP\n"
+      "record: it then reconciles with MT5 before any credit is sent. A torn tail is quarantined and cut.\n"
+      "Refuses while a running kasa holds the journal's lock. Does nothing to a whole journal.\n"
       "Exit status: 0 repaired or nothing to do, 1 failed or locked, 2 usage.\n" },
 };
 
@@ -79,6 +85,17 @@ static void s_print_summary(const char *dir, const jf_scan_t *scan)
     printf("bytes: %" PRIu64 "\n", scan->bytes);
     printf("first lsn: %" PRIu64 "\n", scan->first_lsn);
     printf("last lsn: %" PRIu64 "\n", scan->last_lsn);
+    for (size_t i = 0; i < scan->nbreaks && i < JF_MAX_BREAKS; i++) {
+        const jf_break_t *b = &scan->breaks[i];
+        if (b->lost_from <= b->lost_to)
+            printf("break: before segment %s, LSN %" PRIu64 "..%" PRIu64 " quarantined by `kasa journal repair`"
+                   " (see DIR/quarantine-*/REPORT)\n", b->segment, b->lost_from, b->lost_to);
+        else
+            printf("break: before segment %s, unreadable bytes (no record) quarantined by `kasa journal repair`"
+                   " (see DIR/quarantine-*/REPORT)\n", b->segment);
+    }
+    if (scan->nbreaks > JF_MAX_BREAKS)
+        printf("break: ... %zu in all\n", scan->nbreaks);
 }
 
 static void s_print_state(const char *dir, const jf_scan_t *scan)
@@ -281,15 +298,17 @@ static int s_stats(const char *dir)
 
 /* ---- repair ------------------------------------------------------------------------------ */
 
-/* Copies bytes [from, end) of src into a new file dst and syncs it. 0, or -1 with a reason. */
-static int s_copy_from(const char *src, uint64_t from, const char *dst, char *err, size_t errlen)
+/* Writes prefix (may be empty) and then bytes [from, to) of src (to == UINT64_MAX: to its end) into
+ * a new file dst and syncs it. 0, or -1 with a reason. */
+static int s_copy_range(const char *src, uint64_t from, uint64_t to, const char *dst, const uint8_t *prefix,
+                        size_t prefix_len, char *err, size_t errlen)
 {
     int in = fio_open(src, O_RDONLY, 0);
     if (in < 0) {
         snprintf(err, errlen, "cannot open %s: %s", src, strerror(errno));
         return -1;
     }
-    int out = fio_open(dst, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    int out = fio_open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (out < 0) {
         snprintf(err, errlen, "cannot create %s: %s", dst, strerror(errno));
         close(in);
@@ -297,9 +316,15 @@ static int s_copy_from(const char *src, uint64_t from, const char *dst, char *er
     }
     static char buf[1 << 16];
     int rc = 0;
-    off_t at = (off_t) from;
-    for (;;) {
-        ssize_t n = pread(in, buf, sizeof buf, at);
+    uint64_t at = from;
+    if (prefix_len && fio_write(out, prefix, prefix_len) != (ssize_t) prefix_len) {
+        snprintf(err, errlen, "cannot write %s: %s", dst, strerror(errno));
+        rc = -1;
+        to = at;
+    }
+    while (at < to) {
+        size_t want = to - at < sizeof buf ? (size_t) (to - at) : sizeof buf;
+        ssize_t n = pread(in, buf, want, (off_t) at);
         if (n < 0) {
             snprintf(err, errlen, "cannot read %s: %s", src, strerror(errno));
             rc = -1;
@@ -312,7 +337,7 @@ static int s_copy_from(const char *src, uint64_t from, const char *dst, char *er
             rc = -1;
             break;
         }
-        at += n;
+        at += (uint64_t) n;
     }
     if (rc == 0 && fio_fsync(out) != 0) {
         snprintf(err, errlen, "cannot sync %s: %s", dst, strerror(errno));
@@ -345,9 +370,305 @@ static int s_make_quarantine(const char *dir, char *q, size_t qlen, char *err, s
     return -1;
 }
 
+/* One repair: what it quarantined and where the journal resumes. */
+typedef struct {
+    const char *dir;
+    char q[4096];             /* the quarantine directory */
+    FILE *report;             /* q/REPORT */
+    uint64_t lost_from;       /* the first LSN lost at the current damage */
+    uint64_t lost_to;         /* the last (0 with !resumed: everything after lost_from) */
+    int resumed;
+    uint64_t bytes;           /* quarantined bytes, all damages */
+    int damages;              /* corruptions handled (not counting a torn tail) */
+    int64_t gap_ms_from;      /* time of the last readable record before the first damage */
+    char named[8][80];        /* deposits named in quarantined bytes, as far as they decode */
+    int nnamed;
+} s_repair_t;
+
+/* Notes the deposits named by whatever decodes in bytes [from, to) of a mapped segment: walks the
+ * record lengths from `from` while they stay in range; a record whose payload decodes names its
+ * deposit (its checksum is wrong, so this is a hint, not a fact). */
+static void s_name_deposits(s_repair_t *rp, const uint8_t *base, uint64_t from, uint64_t to, record_t *rec)
+{
+    uint64_t off = from;
+    for (int guard = 0; guard < 100000 && off + JF_REC_HDR <= to; guard++) {
+        uint32_t len = jf_get32(base + off);
+        if (len > JOURNAL_MAX_PAYLOAD || off + JF_REC_HDR + len > to)
+            break;
+        char why[96];
+        if (record_decode(base + off + JF_REC_HDR, len, rec, why, sizeof why) == 0 && rec->tx_id[0]) {
+            int seen = 0;
+            for (int i = 0; i < rp->nnamed; i++)
+                seen |= strcmp(rp->named[i], rec->tx_id) == 0;
+            if (!seen && rp->nnamed < 8)
+                snprintf(rp->named[rp->nnamed++], sizeof rp->named[0], "%s", rec->tx_id);
+        }
+        off += JF_REC_HDR + len;
+    }
+}
+
+/* Copies [from, to) of segment name into the quarantine as NAME.FROM-TO, reports it, and names the
+ * deposits it can. 0 or -1. */
+static int s_quarantine(s_repair_t *rp, const char *name, uint64_t from, uint64_t to, record_t *rec, char *err,
+                        size_t errlen)
+{
+    char src[4200], dst[8400];
+    snprintf(src, sizeof src, "%s/%s", rp->dir, name);
+    const uint8_t *base;
+    uint64_t size;
+    if (jf_map(src, &base, &size, err, errlen) != 0)
+        return -1;
+    if (to > size)
+        to = size;
+    if (from >= to) {
+        jf_unmap(base, size);
+        return 0;
+    }
+    s_name_deposits(rp, base, from, to, rec);
+    jf_unmap(base, size);
+    snprintf(dst, sizeof dst, "%s/%s.%" PRIu64 "-%" PRIu64, rp->q, name, from, to);
+    if (s_copy_range(src, from, to, dst, NULL, 0, err, errlen) != 0)
+        return -1;
+    fprintf(rp->report, "  quarantined: segment %s bytes %" PRIu64 "..%" PRIu64 " (%" PRIu64 " bytes) -> %s\n", name,
+            from, to, to - from, strrchr(dst, '/') + 1);
+    rp->bytes += to - from;
+    return 0;
+}
+
+/* Where the journal can resume after damage: the first readable record at or after LSN lsn, in
+ * segment s after offset off, or in a later segment. 1 with *t, *y, *rec (its payload invalid once
+ * this returns), 0 if nothing readable follows, -1 on an I/O error. */
+static int s_find_resume(const char *dir, const jf_scan_t *scan, size_t s, uint64_t off, uint64_t lsn, size_t *t,
+                         uint64_t *y, jf_rec_t *rec, char *err, size_t errlen)
+{
+    uint64_t left = 0;
+    for (size_t i = s; i < scan->nsegs; i++)
+        left += scan->segs[i].size;
+    uint64_t max_lsn = lsn + left / JF_REC_HDR + 1;
+    for (size_t i = s; i < scan->nsegs; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, scan->segs[i].name);
+        const uint8_t *base;
+        uint64_t size;
+        if (jf_map(path, &base, &size, err, errlen) != 0)
+            return -1;
+        for (uint64_t o = i == s ? off + 1 : JF_SEG_HDR; o + JF_REC_HDR <= size; o++) {
+            if (jf_readable_at(base, size, o, JF_VERSION, lsn, max_lsn, rec)) {
+                rec->payload = NULL;
+                *t = i;
+                *y = o;
+                jf_unmap(base, size);
+                return 1;
+            }
+        }
+        jf_unmap(base, size);
+    }
+    return 0;
+}
+
+/* Writes segment `name` (tmp, sync, rename): a BREAK header and bytes [from, end) of src. 0 or -1. */
+static int s_write_break_segment(const char *dir, const jf_seg_hdr_t *h, const char *src_name, uint64_t from,
+                                 char *err, size_t errlen)
+{
+    char name[JF_NAME_MAX], path[4200], tmp[4300], src[4200];
+    jf_seg_name(name, h->first_lsn);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(src, sizeof src, "%s/%s", dir, src_name);
+    uint8_t hdr[JF_SEG_HDR];
+    jf_seg_header(hdr, h);
+    if (s_copy_range(src, from, UINT64_MAX, tmp, hdr, sizeof hdr, err, errlen) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    if (fio_rename(tmp, path) != 0) {
+        snprintf(err, errlen, "cannot rename %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Shortens segment name to len bytes and syncs it. 0 or -1. */
+static int s_truncate(const char *dir, const char *name, uint64_t len, char *err, size_t errlen)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = fio_open(path, O_WRONLY, 0);
+    if (fd < 0 || fio_ftruncate(fd, (off_t) len) != 0 || fio_fsync(fd) != 0) {
+        snprintf(err, errlen, "cannot cut %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            fio_close(fd);
+        return -1;
+    }
+    fio_close(fd);
+    return 0;
+}
+
+/* Time of the last readable record before the damage (0 if none decodes), for the report. */
+static int s_last_time(void *arg, const jf_rec_t *rec, const char *segment, uint64_t offset)
+{
+    (void) segment;
+    (void) offset;
+    s_repair_t *rp = arg;
+    record_t r;
+    char why[96];
+    if (record_decode(rec->payload, rec->len, &r, why, sizeof why) == 0)
+        rp->gap_ms_from = r.time_ms;
+    return 0;
+}
+
+/* Repairs the first damage the scan found. Corruption: quarantines the unreadable bytes, writes the
+ * readable records after them into a BREAK segment that chains on from the last record before the
+ * damage, and removes what the break segment replaces. A torn tail: quarantines and cuts it, as
+ * opening would. Order: copies first (synced), then the new segment (renamed in whole), then the
+ * cuts; a crash in between leaves a journal that this repair, run again, finishes. 0 or -1. */
+static int s_repair_one(s_repair_t *rp, const jf_scan_t *scan, record_t *rec, char *err, size_t errlen)
+{
+    const char *dir = rp->dir;
+    size_t s = scan->bad_seg;
+    uint64_t x = scan->bad_offset;
+    const jf_seg_t *bad = &scan->segs[s];
+    fprintf(rp->report, "damage: segment %s offset %" PRIu64 ": %s (%s)\n", bad->name, x, scan->reason,
+            scan->state == JF_TORN ? "torn last group commit, never acknowledged" : "corruption");
+    printf("damage in segment %s at offset %" PRIu64 ": %s (%s)\n", bad->name, x, scan->reason,
+           scan->state == JF_TORN ? "torn tail" : "corruption");
+    size_t t = 0;
+    uint64_t y = 0;
+    jf_rec_t res;
+    int found = scan->state == JF_CORRUPT
+                    ? s_find_resume(dir, scan, s, x, scan->next_lsn, &t, &y, &res, err, errlen) : 0;
+    if (found < 0)
+        return -1;
+    rp->lost_from = scan->next_lsn;
+    rp->resumed = found;
+    rp->lost_to = found ? res.lsn - 1 : 0;
+    char newname[JF_NAME_MAX] = "";
+    if (found)
+        jf_seg_name(newname, res.lsn);
+    /* 1. copies of every byte that goes, synced */
+    for (size_t i = s; i < scan->nsegs && (!found || i <= t); i++) {
+        uint64_t from = i == s ? x : 0, to = found && i == t ? y : UINT64_MAX;
+        if (s_quarantine(rp, scan->segs[i].name, from, to, rec, err, errlen) != 0)
+            return -1;
+    }
+    if (fio_fsync_dir(rp->q) != 0) {
+        snprintf(err, errlen, "cannot sync %s: %s", rp->q, strerror(errno));
+        return -1;
+    }
+    if (scan->state == JF_CORRUPT) {
+        rp->damages++;
+        if (found)
+            fprintf(rp->report, "  lost: LSN %" PRIu64 "..%" PRIu64 "%s; the journal resumes at LSN %" PRIu64
+                    " (segment %s offset %" PRIu64 "), re-chained in segment %s\n", rp->lost_from, rp->lost_to,
+                    rp->lost_to < rp->lost_from ? " (none: only bytes between records)" : "", res.lsn,
+                    scan->segs[t].name, y, newname);
+        else
+            fprintf(rp->report, "  lost: LSN %" PRIu64 " and after (nothing readable follows the damage)\n",
+                    rp->lost_from);
+    }
+    /* 2. the readable records after the damage, in a BREAK segment chained to what precedes it */
+    if (found) {
+        jf_seg_hdr_t h = { .version = JF_VERSION, .first_lsn = res.lsn, .prev_crc = scan->last_crc,
+                           .restart_crc = res.prev, .flags = JF_SEG_BREAK };
+        if (s_write_break_segment(dir, &h, scan->segs[t].name, y, err, errlen) != 0)
+            return -1;
+    }
+    /* 3. cut the damaged segment, remove the ones the break segment replaces (or everything after
+     * the damage if nothing readable follows) */
+    if (strcmp(bad->name, newname) != 0) {
+        if (x >= JF_SEG_HDR) {
+            if (s_truncate(dir, bad->name, x, err, errlen) != 0)
+                return -1;
+            printf("cut segment %s at offset %" PRIu64 "\n", bad->name, x);
+        } else {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/%s", dir, bad->name);
+            if (fio_unlink(path) != 0) {
+                snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+                return -1;
+            }
+            printf("removed segment %s (kept in the quarantine)\n", bad->name);
+        }
+    }
+    for (size_t i = s + 1; i < scan->nsegs && (!found || i <= t); i++) {
+        if (strcmp(scan->segs[i].name, newname) == 0)
+            continue;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, scan->segs[i].name);
+        if (fio_unlink(path) != 0) {
+            snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+            return -1;
+        }
+        printf("removed segment %s (kept in the quarantine%s)\n", scan->segs[i].name,
+               found && i == t ? "; its readable records go on in the break segment" : "");
+    }
+    if (found)
+        printf("kept the readable records from LSN %" PRIu64 " on in segment %s (a break after LSN %" PRIu64 ")\n",
+               res.lsn, newname, rp->lost_from - 1);
+    if (fio_fsync_dir(dir) != 0) {
+        snprintf(err, errlen, "cannot sync %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Journals a RECORD_HISTORY_GAP for every deposit that is not in a final state, so that a restart
+ * treats each as if a credit attempt of unknown outcome may exist: it reconciles with MT5 before any
+ * send. Which deposits the quarantined bytes held cannot be told for sure (their checksums failed),
+ * so every unfinished one is marked; a final one (NOTIFIED, REJECTED) is never credited again.
+ * Prints and reports each. Returns how many were marked, or -1 with a reason. */
+static long s_mark_deposits(s_repair_t *rp, const char *reason, char *err, size_t errlen)
+{
+    s_stats_t *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    jf_scan_t scan;
+    if (jf_scan(rp->dir, &scan, s_stats_record, st, err, errlen) != 0) {
+        free(st->tx);
+        free(st);
+        return -1;
+    }
+    jf_scan_free(&scan);
+    journal_t *j = cmd_journal_open(rp->dir, err, errlen);
+    long marked = 0;
+    int64_t now_ms = (int64_t) time(NULL) * 1000;
+    record_t *r = &st->rec;
+    for (size_t i = 0; j && i < st->tx_cap; i++) {
+        if (st->tx[i].state < 0 || deposit_state_is_final((deposit_state_t) st->tx[i].state))
+            continue;
+        record_init(r, RECORD_HISTORY_GAP);
+        r->time_ms = now_ms;
+        snprintf(r->tx_id, sizeof r->tx_id, "%s", st->tx[i].tx);
+        snprintf(r->reason, sizeof r->reason, "%s", reason);
+        uint8_t *buf;
+        size_t len;
+        if (record_encode(r, &buf, &len, err, errlen) != 0)
+            break;
+        uint64_t lsn = journal_append(j, buf, len);
+        free(buf);
+        if (!lsn) {
+            snprintf(err, errlen, "cannot append to the journal");
+            break;
+        }
+        fprintf(rp->report, "  marked: %s (%s) lsn=%" PRIu64 "\n", st->tx[i].tx,
+                deposit_state_name((deposit_state_t) st->tx[i].state), lsn);
+        marked++;
+    }
+    size_t unfinished = 0;
+    for (size_t i = 0; i < st->tx_cap; i++)
+        unfinished += st->tx[i].state >= 0 && !deposit_state_is_final((deposit_state_t) st->tx[i].state);
+    journal_destroy(&j);
+    free(st->tx);
+    free(st);
+    return marked == (long) unfinished ? marked : -1;
+}
+
 static int s_repair(const char *dir)
 {
-    char err[10000];
+    char err[10000] = "";
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         fprintf(stderr, "kasa journal repair: %s is not a directory\n", dir);
@@ -358,9 +679,12 @@ static int s_repair(const char *dir)
         fprintf(stderr, "kasa journal repair: %s; stop it first\n", err);
         return 1;
     }
+    s_repair_t rp = { .dir = dir };
+    record_t *rec = malloc(sizeof *rec);
     jf_scan_t scan;
-    if (jf_scan(dir, &scan, NULL, NULL, err, sizeof err) != 0) {
-        fprintf(stderr, "kasa journal repair: %s\n", err);
+    if (!rec || jf_scan(dir, &scan, s_last_time, &rp, err, sizeof err) != 0) {
+        fprintf(stderr, "kasa journal repair: %s\n", rec ? err : "out of memory");
+        free(rec);
         fio_close(lock);
         return 1;
     }
@@ -368,68 +692,102 @@ static int s_repair(const char *dir)
     if (scan.state == JF_CLEAN) {
         printf("journal %s is whole (%" PRIu64 " records, last lsn %" PRIu64 "): nothing to repair\n", dir,
                scan.records, scan.last_lsn);
-        goto done;
+        jf_scan_free(&scan);
+        free(rec);
+        fio_close(lock);
+        return 0;
     }
-    const jf_seg_t *bad = &scan.segs[scan.bad_seg];
-    printf("journal %s: first damage in segment %s at offset %" PRIu64 ": %s (%s)\n", dir, bad->name,
-           scan.bad_offset, scan.reason, scan.state == JF_TORN ? "torn tail" : "corruption");
-    char q[4096], src[4096], dst[4400];
-    if (s_make_quarantine(dir, q, sizeof q, err, sizeof err) != 0)
+    char report_path[4200], first_lost[64] = "";
+    if (s_make_quarantine(dir, rp.q, sizeof rp.q, err, sizeof err) != 0)
         goto fail;
-    /* 1. copy everything that will be cut, and make the copies durable */
-    uint64_t moved = 0;
-    for (size_t i = scan.bad_seg; i < scan.nsegs; i++) {
-        uint64_t from = i == scan.bad_seg ? scan.bad_offset : 0;
-        snprintf(src, sizeof src, "%s/%s", dir, scan.segs[i].name);
-        if (from)
-            snprintf(dst, sizeof dst, "%s/%s.from-%" PRIu64, q, scan.segs[i].name, from);
-        else
-            snprintf(dst, sizeof dst, "%s/%s", q, scan.segs[i].name);
-        if (s_copy_from(src, from, dst, err, sizeof err) != 0)
+    snprintf(report_path, sizeof report_path, "%s/REPORT", rp.q);
+    rp.report = fopen(report_path, "w");
+    if (!rp.report) {
+        snprintf(err, sizeof err, "cannot create %s: %s", report_path, strerror(errno));
+        goto fail;
+    }
+    time_t now = time(NULL);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    fprintf(rp.report, "kasa journal repair %s at %s\n", dir, when);
+    uint64_t lost_lo = 0, lost_hi = 0;
+    int open_ended = 0;
+    for (int round = 0; scan.state != JF_CLEAN; round++) {
+        if (round == 64) {
+            snprintf(err, sizeof err, "more than 64 damaged places: giving up (the quarantine keeps what was done)");
             goto fail;
-        moved += scan.segs[i].size - from;
-    }
-    if (fio_fsync_dir(q) != 0 || fio_fsync_dir(dir) != 0) {
-        snprintf(err, sizeof err, "cannot sync %s: %s", q, strerror(errno));
-        goto fail;
-    }
-    printf("copied %" PRIu64 " bytes (everything from the damage on) to %s\n", moved, q);
-    /* 2. cut: truncate the bad segment (or remove it if its header is bad), remove every later one */
-    for (size_t i = scan.nsegs; i-- > scan.bad_seg;) {
-        snprintf(src, sizeof src, "%s/%s", dir, scan.segs[i].name);
-        if (i == scan.bad_seg && scan.bad_offset >= JF_SEG_HDR) {
-            int fd = fio_open(src, O_WRONLY, 0);
-            if (fd < 0 || fio_ftruncate(fd, (off_t) scan.bad_offset) != 0 || fio_fsync(fd) != 0) {
-                snprintf(err, sizeof err, "cannot cut %s: %s", src, strerror(errno));
-                if (fd >= 0)
-                    fio_close(fd);
-                goto fail;
-            }
-            fio_close(fd);
-            printf("cut segment %s at offset %" PRIu64 "\n", scan.segs[i].name, scan.bad_offset);
-        } else {
-            if (fio_unlink(src) != 0) {
-                snprintf(err, sizeof err, "cannot remove %s: %s", src, strerror(errno));
-                goto fail;
-            }
-            printf("removed segment %s (kept in the quarantine)\n", scan.segs[i].name);
         }
+        if (s_repair_one(&rp, &scan, rec, err, sizeof err) != 0)
+            goto fail;
+        if (scan.state == JF_CORRUPT) {
+            if (!lost_lo)
+                lost_lo = rp.lost_from;
+            if (rp.resumed)
+                lost_hi = rp.lost_to > lost_hi ? rp.lost_to : lost_hi;
+            else
+                open_ended = 1;
+        }
+        jf_scan_free(&scan);
+        if (jf_scan(dir, &scan, NULL, NULL, err, sizeof err) != 0)
+            goto fail_noscan;
     }
-    if (fio_fsync_dir(dir) != 0) {
-        snprintf(err, sizeof err, "cannot sync %s: %s", dir, strerror(errno));
+    fflush(rp.report);
+    if (fsync(fileno(rp.report)) != 0 || fio_fsync_dir(rp.q) != 0) {
+        snprintf(err, sizeof err, "cannot sync %s: %s", report_path, strerror(errno));
         goto fail;
     }
-    log_warn("journal.repaired", "dir=%s segment=%s offset=%" PRIu64 " bytes=%" PRIu64 " quarantine=%s", dir,
-             bad->name, scan.bad_offset, moved, q);
+    printf("quarantined %" PRIu64 " bytes in %s (report: %s)\n", rp.bytes, rp.q, report_path);
+    if (rp.nnamed) {
+        fprintf(rp.report, "deposits named in the quarantined bytes (their checksums failed: a hint):");
+        for (int i = 0; i < rp.nnamed; i++)
+            fprintf(rp.report, " %s", rp.named[i]);
+        fprintf(rp.report, "\n");
+    } else if (rp.damages) {
+        fprintf(rp.report, "deposits named in the quarantined bytes: none could be read\n");
+    }
+    if (rp.damages) {
+        if (open_ended)
+            snprintf(first_lost, sizeof first_lost, "LSN %" PRIu64 " and after", lost_lo);
+        else
+            snprintf(first_lost, sizeof first_lost, "LSN %" PRIu64 "..%" PRIu64, lost_lo, lost_hi);
+        char reason[160];
+        snprintf(reason, sizeof reason, "journal repair %s quarantined %s (%s); history may be incomplete", when,
+                 first_lost, strrchr(rp.q, '/') + 1);
+        fio_close(lock);   /* the journal takes it again to append the markers */
+        lock = -1;
+        fprintf(rp.report, "deposits whose history may be incomplete (every unfinished one; each reconciles with MT5 "
+                "before any send):\n");
+        long marked = s_mark_deposits(&rp, reason, err, sizeof err);
+        if (marked < 0)
+            goto fail;
+        printf("marked %ld unfinished deposits: each reconciles with MT5 before any send (listed in the report)\n",
+               marked);
+        jf_scan_free(&scan);
+        if (jf_scan(dir, &scan, NULL, NULL, err, sizeof err) != 0)
+            goto fail_noscan;
+    }
+    fprintf(rp.report, "the journal now holds %" PRIu64 " records, lsn %" PRIu64 "..%" PRIu64 "\n", scan.records,
+            scan.first_lsn, scan.last_lsn);
+    fclose(rp.report);
+    rp.report = NULL;
+    fio_fsync_dir(rp.q);
+    log_warn("journal.repaired", "dir=%s lost=\"%s\" bytes=%" PRIu64 " quarantine=%s", dir,
+             rp.damages ? first_lost : "torn tail", rp.bytes, rp.q);
     printf("the journal now holds %" PRIu64 " records, lsn %" PRIu64 "..%" PRIu64 "\n", scan.records,
            scan.first_lsn, scan.last_lsn);
     goto done;
 fail:
+    jf_scan_free(&scan);
+fail_noscan:
     fprintf(stderr, "kasa journal repair: %s\n", err);
     rc = 1;
 done:
+    if (rp.report)
+        fclose(rp.report);
     jf_scan_free(&scan);
-    fio_close(lock);
+    free(rec);
+    if (lock >= 0)
+        fio_close(lock);
     return rc;
 }
 

@@ -239,22 +239,82 @@ static void test_stats_counts_kinds_and_states(void)
     support_tmp_rmrf(dir);
 }
 
-/* repair cuts at the first bad record, keeps every cut byte in the quarantine, and the journal opens. */
-static void test_repair_cuts_at_the_damage_and_keeps_what_it_cut(void)
+/* The quarantine directory repair made in dir (the last one, by name), or "" if none. */
+static void s_quarantine_dir(const char *dir, char *out, size_t cap)
+{
+    out[0] = '\0';
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, "quarantine-", 11) == 0 && (!out[0] || strcmp(de->d_name, strrchr(out, '/') + 1) > 0))
+            snprintf(out, cap, "%s/%s", dir, de->d_name);
+    if (d)
+        closedir(d);
+}
+
+/* Bytes of the quarantined data files in q (REPORT not counted). */
+static uint64_t s_quarantined_bytes(const char *q)
+{
+    uint64_t n = 0;
+    DIR *d = opendir(q);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        char p[4800];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", q, de->d_name);
+        if (de->d_name[0] != '.' && strcmp(de->d_name, "REPORT") != 0 && stat(p, &st) == 0)
+            n += (uint64_t) st.st_size;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Reads the whole journal: LSNs in order into lsns (up to cap), decoded kinds into kinds; the count,
+ * or -1 on a reader error. */
+static int s_lsns(const char *dir, uint64_t *lsns, int *kinds, int cap)
+{
+    char err[512];
+    journal_reader_t *r = journal_reader_open(dir, 1, err, sizeof err);
+    journal_entry_t e;
+    int n = 0, rc;
+    record_t rec;
+    while ((rc = journal_reader_next(r, &e)) == 1 && n < cap) {
+        char why[128];
+        kinds[n] = record_decode(e.payload, e.len, &rec, why, sizeof why) == 0 ? (int) rec.kind : -1;
+        lsns[n++] = e.lsn;
+    }
+    journal_reader_destroy(&r);
+    return rc < 0 ? -1 : n;
+}
+
+/* repair quarantines the one unreadable record and keeps every readable record after it (a break
+ * that verify explains), writes a report, marks the unfinished deposits, and the journal opens. */
+static void test_repair_quarantines_the_bad_record_and_keeps_what_follows(void)
 {
     const char *dir = s_fresh("repair");
     s_make_journal(dir, 40);
     char err[512];
-    journal_reader_t *r = journal_reader_open(dir, 25, err, sizeof err);
-    journal_entry_t e;
-    CHECK_EQ_INT(journal_reader_next(r, &e), 1);
-    uint64_t off = e.offset, seg_first = strtoull(e.segment, NULL, 10);
-    journal_reader_destroy(&r);
-    jf_scan_t before;
-    jf_scan(dir, &before, NULL, NULL, err, sizeof err);
-    uint64_t total_bytes = before.bytes;
-    jf_scan_free(&before);
-    s_flip(dir, seg_first, off + 9);   /* record 25's LSN field */
+    /* a record in the middle of a segment: the one after it is in the same segment */
+    uint64_t k = 0, off = 0, seg_first = 0, rec_bytes = 0;
+    for (uint64_t lsn = 20; lsn < 35 && !k; lsn++) {
+        journal_reader_t *r = journal_reader_open(dir, lsn, err, sizeof err);
+        journal_entry_t e, e2;
+        CHECK_EQ_INT(journal_reader_next(r, &e), 1);
+        uint64_t o = e.offset;
+        char seg[JF_NAME_MAX];
+        snprintf(seg, sizeof seg, "%s", e.segment);
+        size_t len = e.len;
+        if (journal_reader_next(r, &e2) == 1 && strcmp(seg, e2.segment) == 0 && lsn != 5) {
+            k = lsn;
+            off = o;
+            seg_first = strtoull(seg, NULL, 10);
+            rec_bytes = JF_REC_HDR + len;
+        }
+        journal_reader_destroy(&r);
+    }
+    CHECK(k != 0);
+    s_flip(dir, seg_first, off + 9);   /* record k's LSN field: its payload still decodes */
     CHECK(journal_open(dir, NULL, err, sizeof err) == NULL);
 
     /* refused while the journal is locked */
@@ -265,39 +325,51 @@ static void test_repair_cuts_at_the_damage_and_keeps_what_it_cut(void)
     close(lock);
 
     CHECK_EQ_INT(RUNCMD("journal", "repair", (char *) dir), 0);
-    CHECK(strstr(s_out, "cut segment") != NULL);
-    CHECK(strstr(s_out, "copied ") != NULL);
+    char want[256];
+    snprintf(want, sizeof want, "kept the readable records from LSN %" PRIu64 " on", k + 1);
+    CHECK(strstr(s_out, want) != NULL);
+    CHECK(strstr(s_out, "quarantined ") != NULL);
+    CHECK(strstr(s_out, "marked ") != NULL);
+    /* the quarantine holds exactly the unreadable record, and a report says what and where */
+    char q[4400];
+    s_quarantine_dir(dir, q, sizeof q);
+    CHECK(q[0] != '\0');
+    CHECK_EQ_INT(s_quarantined_bytes(q), rec_bytes);
+    char rpath[4600], report[8192] = "";
+    snprintf(rpath, sizeof rpath, "%s/REPORT", q);
+    int fd = open(rpath, O_RDONLY);
+    CHECK(fd >= 0);
+    s_slurp(fd, report, sizeof report);
+    char segname[JF_NAME_MAX];
+    jf_seg_name(segname, seg_first);
+    snprintf(want, sizeof want, "segment %s offset %" PRIu64, segname, off);
+    CHECK(strstr(report, want) != NULL);
+    snprintf(want, sizeof want, "LSN %" PRIu64 "..%" PRIu64, k, k);
+    CHECK(strstr(report, want) != NULL);
+    snprintf(want, sizeof want, "tx-%d", (int) (k % 3));
+    CHECK(strstr(report, "deposits named in the quarantined bytes") != NULL && strstr(report, want) != NULL);
+    CHECK(strstr(report, "marked: ") != NULL);
+    /* verify: whole, and it names the break */
     CHECK_EQ_INT(RUNCMD("journal", "verify", (char *) dir), 0);
-    CHECK(strstr(s_out, "records: 24\n") != NULL);
     CHECK(strstr(s_out, "status: ok\n") != NULL);
-    /* the quarantine holds exactly the bytes that were cut */
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char qdir[4400] = "";
-    while ((de = readdir(d)) != NULL)
-        if (strncmp(de->d_name, "quarantine-", 11) == 0)
-            snprintf(qdir, sizeof qdir, "%s/%s", dir, de->d_name);
-    closedir(d);
-    CHECK(qdir[0] != '\0');
-    uint64_t qbytes = 0;
-    d = opendir(qdir);
-    while (d && (de = readdir(d)) != NULL) {
-        char p[4800];
-        struct stat st;
-        snprintf(p, sizeof p, "%s/%s", qdir, de->d_name);
-        if (de->d_name[0] != '.' && stat(p, &st) == 0)
-            qbytes += (uint64_t) st.st_size;
-    }
-    if (d)
-        closedir(d);
-    jf_scan_t after;
-    jf_scan(dir, &after, NULL, NULL, err, sizeof err);
-    CHECK_EQ_INT(after.bytes + qbytes, total_bytes);
-    jf_scan_free(&after);
-    /* the journal opens and goes on at LSN 25 */
+    snprintf(want, sizeof want, "LSN %" PRIu64 "..%" PRIu64 " quarantined by `kasa journal repair`", k, k);
+    CHECK(strstr(s_out, want) != NULL);
+    /* every record but k is still there, in order; the markers follow */
+    uint64_t lsns[128];
+    int kinds[128];
+    int n = s_lsns(dir, lsns, kinds, 128);
+    CHECK(n > 39);
+    int order_ok = n > 39, markers = 0;
+    for (int i = 0; i < 39 && order_ok; i++)
+        order_ok = lsns[i] == (uint64_t) i + 1 + ((uint64_t) i + 1 >= k);
+    for (int i = 39; i < n; i++)
+        markers += kinds[i] == RECORD_HISTORY_GAP && lsns[i] == (uint64_t) i + 2;
+    CHECK(order_ok);
+    CHECK_EQ_INT(markers, n - 39);
+    /* the journal opens and goes on after the markers */
     journal_t *j = journal_open(dir, NULL, err, sizeof err);
     CHECK(j != NULL);
-    CHECK_EQ_INT(journal_append(j, "x", 1), 25);
+    CHECK_EQ_INT(journal_append(j, "x", 1), (uint64_t) n + 2);
     journal_destroy(&j);
     /* a whole journal: nothing to do */
     CHECK_EQ_INT(RUNCMD("journal", "repair", (char *) dir), 0);
@@ -305,7 +377,9 @@ static void test_repair_cuts_at_the_damage_and_keeps_what_it_cut(void)
     support_tmp_rmrf(dir);
 }
 
-static void test_repair_of_a_bad_segment_header_quarantines_the_segment(void)
+/* A segment whose header is damaged: its records are kept behind a new header (a break that loses
+ * no LSN), only the 32 header bytes are quarantined. */
+static void test_repair_of_a_bad_segment_header_keeps_its_records(void)
 {
     const char *dir = s_fresh("repairhdr");
     s_make_journal(dir, 40);
@@ -318,11 +392,47 @@ static void test_repair_of_a_bad_segment_header_quarantines_the_segment(void)
     CHECK_EQ_INT(RUNCMD("journal", "verify", (char *) dir), 1);
     CHECK(strstr(s_out, segs[1].name) != NULL);
     CHECK_EQ_INT(RUNCMD("journal", "repair", (char *) dir), 0);
-    CHECK(strstr(s_out, "removed segment") != NULL);
+    char q[4400];
+    s_quarantine_dir(dir, q, sizeof q);
+    CHECK_EQ_INT(s_quarantined_bytes(q), JF_SEG_HDR);
     CHECK_EQ_INT(RUNCMD("journal", "verify", (char *) dir), 0);
-    char want[64];
-    snprintf(want, sizeof want, "last lsn: %" PRIu64 "\n", segs[1].first_lsn - 1);
-    CHECK(strstr(s_out, want) != NULL);
+    CHECK(strstr(s_out, "unreadable bytes (no record)") != NULL);
+    uint64_t lsns[128];
+    int kinds[128];
+    int got = s_lsns(dir, lsns, kinds, 128);
+    CHECK(got >= 40);
+    int order_ok = got >= 40;
+    for (int i = 0; i < got && order_ok; i++)
+        order_ok = lsns[i] == (uint64_t) i + 1;
+    CHECK(order_ok);
+    free(segs);
+    support_tmp_rmrf(dir);
+}
+
+/* A torn tail (never acknowledged) is quarantined and cut as opening would; nothing is marked. */
+static void test_repair_of_a_torn_tail_cuts_it_and_marks_nothing(void)
+{
+    const char *dir = s_fresh("repairtorn");
+    s_make_journal(dir, 12);
+    jf_seg_t *segs;
+    size_t n;
+    char err[512];
+    jf_list_segments(dir, &segs, &n, err, sizeof err);
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", dir, segs[n - 1].name);
+    FILE *f = fopen(path, "ab");
+    for (int i = 0; i < 100; i++)
+        fputc(i * 37, f);
+    fclose(f);
+    CHECK_EQ_INT(RUNCMD("journal", "repair", (char *) dir), 0);
+    CHECK(strstr(s_out, "torn tail") != NULL);
+    CHECK(strstr(s_out, "marked ") == NULL);
+    char q[4400];
+    s_quarantine_dir(dir, q, sizeof q);
+    CHECK_EQ_INT(s_quarantined_bytes(q), 100);
+    uint64_t lsns[64];
+    int kinds[64];
+    CHECK_EQ_INT(s_lsns(dir, lsns, kinds, 64), 12);
     free(segs);
     support_tmp_rmrf(dir);
 }
@@ -335,7 +445,8 @@ int main(void)
     RUN(test_verify_reports_a_torn_tail_without_failing);
     RUN(test_dump_prints_one_line_per_record);
     RUN(test_stats_counts_kinds_and_states);
-    RUN(test_repair_cuts_at_the_damage_and_keeps_what_it_cut);
-    RUN(test_repair_of_a_bad_segment_header_quarantines_the_segment);
+    RUN(test_repair_quarantines_the_bad_record_and_keeps_what_follows);
+    RUN(test_repair_of_a_bad_segment_header_keeps_its_records);
+    RUN(test_repair_of_a_torn_tail_cuts_it_and_marks_nothing);
     return check_done();
 }

@@ -95,12 +95,18 @@ static void s_full(record_t *r, record_kind_t kind)
         r->digits = 2;
         FILL_MAX(r->reason, 'r');
         break;
+    case RECORD_HISTORY_GAP:
+        FILL_MAX(r->tx_id, 'g');
+        FILL_MAX(r->reason, 'r');
+        FILL_MAX(r->ref, 'f');
+        break;
     }
 }
 
 static const record_kind_t s_kinds[] = { RECORD_DEPOSIT, RECORD_CREDIT_ATTEMPT, RECORD_ADDRESS_LINK,
-                                         RECORD_ADMIN_ACTION, RECORD_NOTICE_FAILED, RECORD_ALERT };
-#define S_NKINDS 6
+                                         RECORD_ADMIN_ACTION, RECORD_NOTICE_FAILED, RECORD_ALERT,
+                                         RECORD_HISTORY_GAP };
+#define S_NKINDS 7
 
 static int s_round_trip(const record_t *in, record_t *out)
 {
@@ -350,7 +356,7 @@ static void test_decode_refuses_bad_records_with_a_reason(void)
         s_mp_init(&m, 6);
         if (strcmp(n, "missing v") == 0) s_kint(&m, "x", 1); else if (strcmp(n, "v zero") == 0) s_kint(&m, "v", 0);
         else if (strcmp(n, "v string") == 0) s_kstr(&m, "v", "1"); else s_kint(&m, "v", 1);
-        if (strcmp(n, "missing k") == 0) s_kint(&m, "y", 1); else if (strcmp(n, "unknown kind") == 0) s_kint(&m, "k", 6);
+        if (strcmp(n, "missing k") == 0) s_kint(&m, "y", 1); else if (strcmp(n, "unknown kind") == 0) s_kint(&m, "k", 99);
         else if (strcmp(n, "kind zero") == 0) s_kint(&m, "k", 0); else s_kint(&m, "k", dep);
         if (strcmp(n, "missing t") == 0) s_kint(&m, "lg", 1);
         else if (strcmp(n, "bool value") == 0) { s_key(&m, "t"); msgpack_pack_true(&m.pk); }
@@ -635,9 +641,10 @@ static void test_topics_and_kind_names(void)
     CHECK_EQ_STR(record_kind_name(RECORD_CREDIT_ATTEMPT), "CREDIT_ATTEMPT");
     CHECK_EQ_STR(record_kind_name(RECORD_ADMIN_ACTION), "ADMIN_ACTION");
     CHECK_EQ_STR(record_kind_name(RECORD_NOTICE_FAILED), "NOTICE_FAILED");
+    CHECK_EQ_STR(record_kind_name(RECORD_HISTORY_GAP), "HISTORY_GAP");
     CHECK_EQ_STR(record_kind_name((record_kind_t) 0), "?");
     CHECK_EQ_STR(record_kind_name(RECORD_ALERT), "ALERT");
-    CHECK_EQ_STR(record_kind_name((record_kind_t) 7), "?");
+    CHECK_EQ_STR(record_kind_name((record_kind_t) 8), "?");
     CHECK_EQ_STR(record_topic(NULL), "?");
 }
 

@@ -568,6 +568,49 @@ static void test_backoff_is_capped_with_jitter(void)
     CHECK(workq_backoff_ms(40, 100, 30000, &rng) >= 15000);
 }
 
+/* A repair's HISTORY_GAP marker makes a deposit count as having a credit attempt of unknown outcome
+ * (so a restart reconciles before any send), spanning its first record to the repair. */
+static void test_history_gap_marker_counts_as_an_attempt_of_unknown_outcome(void)
+{
+    journal_t *j = s_fresh_journal("gap");
+    s_dep(j, "r", DEPOSIT_NONE, DEPOSIT_RECEIVED, DEPOSIT_EV_SEEN_COMPLETED, 4242, NULL);
+    s_dep(j, "l", DEPOSIT_NONE, DEPOSIT_RECEIVED, DEPOSIT_EV_SEEN_COMPLETED, 4242, NULL);
+    s_dep(j, "l", DEPOSIT_RECEIVED, DEPOSIT_LOCKED, DEPOSIT_EV_CONFIRMED, 4242, NULL);
+    s_dep(j, "a", DEPOSIT_NONE, DEPOSIT_RECEIVED, DEPOSIT_EV_SEEN_COMPLETED, 4242, NULL);
+    s_dep(j, "a", DEPOSIT_RECEIVED, DEPOSIT_LOCKED, DEPOSIT_EV_CONFIRMED, 4242, NULL);
+    s_attempt(j, "a", 2, 4242);
+    const char *marked[] = { "r", "l", "a" };
+    for (int i = 0; i < 3; i++) {
+        record_t g;
+        record_init(&g, RECORD_HISTORY_GAP);
+        g.time_ms = 1764150000000;
+        snprintf(g.tx_id, sizeof g.tx_id, "%s", marked[i]);
+        snprintf(g.reason, sizeof g.reason, "journal repair quarantined LSN 9..9");
+        CHECK(s_put(j, &g) > 0);
+    }
+    journal_destroy(&j);
+    registry_t *reg = registry_new(10);
+    char err[256];
+    CHECK_EQ_INT(registry_replay(reg, s_dir, err, sizeof err), 9);
+    registry_entry_t e;
+    CHECK(registry_get(reg, "l", &e) == 0);
+    CHECK_EQ_INT(e.view.state, DEPOSIT_LOCKED);
+    CHECK_EQ_INT(e.history_gaps, 1);
+    CHECK_EQ_INT(e.attempts, 1);
+    CHECK_EQ_INT(e.first_attempt_ms, 1764140000000);
+    CHECK_EQ_INT(e.last_attempt_ms, 1764150000000);
+    CHECK_EQ_INT(registry_resume_action(&e), REGISTRY_RESUME_RECONCILE);   /* before: "credit", blind */
+    CHECK(registry_get(reg, "r", &e) == 0);
+    CHECK_EQ_INT(e.attempts, 1);   /* once locked, it reconciles too */
+    CHECK_EQ_INT(registry_resume_action(&e), REGISTRY_RESUME_LOCK);
+    CHECK(registry_get(reg, "a", &e) == 0);
+    CHECK_EQ_INT(e.attempts, 2);   /* a known attempt keeps its number; the window grows to the repair */
+    CHECK_EQ_INT(e.first_attempt_ms, 1764140000000);
+    CHECK_EQ_INT(e.last_attempt_ms, 1764150000000);
+    registry_destroy(&reg);
+    s_rm_dir();
+}
+
 int main(void)
 {
     RUN(test_replay_rebuilds_every_state_attempts_links_and_resume_actions);
@@ -577,6 +620,7 @@ int main(void)
     RUN(test_full_registry_refuses_new_deposits_but_knows_old_ones);
     RUN(test_link_is_journaled_idempotent_and_refuses_another_login);
     RUN(test_credit_ref_is_deterministic_and_fits_mt5_comment);
+    RUN(test_history_gap_marker_counts_as_an_attempt_of_unknown_outcome);
     RUN(test_workq_keeps_per_key_order_and_bound);
     RUN(test_backoff_is_capped_with_jitter);
     return check_done();
