@@ -291,6 +291,9 @@ int jf_readable_at(const uint8_t *base, uint64_t size, uint64_t off, uint32_t ve
 int jf_tail_is_torn(const uint8_t *base, uint64_t size, uint64_t off, uint32_t version, uint64_t expect_lsn)
 {
     uint64_t max_lsn = expect_lsn + (size - off) / JF_REC_HDR;   /* each record takes >= 24 bytes */
+    jf_rec_t at;
+    if (jf_readable_at(base, size, off, version, expect_lsn > 0 ? expect_lsn - 1 : 0, UINT64_MAX, &at))
+        return 0;   /* an intact record in the wrong place (LSN, chain): no write tears that way */
     for (uint64_t o = off + 1; o + JF_REC_HDR <= size; o++) {
         jf_rec_t rec;
         if (!jf_readable_at(base, size, o, version, expect_lsn, max_lsn, &rec))

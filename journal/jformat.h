@@ -35,8 +35,9 @@
  *   So is damage in an earlier segment, a bad segment header, a gap in LSNs or a broken chain. In a
  *   version-1 segment (no batch indices) any readable record after the damage makes it corruption.
  *   Damage inside the last batch when nothing followed it is indistinguishable from a torn write
- *   and is cut as one (the last batch's records may have been acknowledged if the damage came after
- *   the write: only a later write can prove it). */
+ *   and is cut as one: only a later write can prove that batch was acknowledged. A clean close makes
+ *   that proof (it starts the next, empty segment), so after a clean shutdown every record is
+ *   provably acknowledged; after a crash the last batch alone keeps the torn-write benefit of the doubt. */
 #ifndef KASA_JOURNAL_JFORMAT_H
 #define KASA_JOURNAL_JFORMAT_H
 

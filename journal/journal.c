@@ -55,6 +55,7 @@ struct journal_t {
     int seg_fd;
     uint64_t seg_size;
     uint32_t written_crc;          /* checksum of the last record written to a segment */
+    int wrote;                     /* a batch was written and synced since open (read after the join) */
     pthread_t flusher;
     int flusher_started;
 
@@ -189,6 +190,7 @@ static int s_write_batch(journal_t *self, const uint8_t *buf, size_t len, uint64
         return -1;
     }
     self->written_crc = batch_last_crc;
+    self->wrote = 1;
     return 0;
 }
 
@@ -400,6 +402,23 @@ fail:
     return NULL;
 }
 
+/* A clean close proves its last group commit: only the last group commit of a journal can be torn,
+ * and damage inside it cannot be told from a torn write unless something was written after it. So a
+ * clean close that wrote anything starts the next segment (empty, chained to the last record; the
+ * writer appends to it next time): every record before it is then provably acknowledged, and damage
+ * to any of them refuses the start instead of being cut as a torn tail. A failure here only loses
+ * that proof (noted), never a record. */
+static void s_close_mark(journal_t *self)
+{
+    char err[300];
+    int fd = s_create_segment(self->dir, self->next_lsn, self->written_crc, err, sizeof err);
+    if (fd >= 0)
+        fio_close(fd);
+    else
+        s_note(self->opts.report, self->opts.report_arg, JOURNAL_NOTE_WARN, "journal.close_mark_failed",
+               "dir=%s reason=\"%s\"", self->dir, err);
+}
+
 void journal_destroy(journal_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -418,6 +437,8 @@ void journal_destroy(journal_t **self_p)
         if (atomic_load(&self->durable_lsn) < self->next_lsn - 1)
             s_fail_locked(self, "journal closed after a failure");
         pthread_mutex_unlock(&self->mu);
+        if (!atomic_load(&self->failed) && self->wrote)
+            s_close_mark(self);
     }
     if (self->seg_fd >= 0)
         fio_close(self->seg_fd);

@@ -44,7 +44,9 @@ typedef struct {
  * Returns the journal, or NULL with a one-line reason in err. */
 journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, size_t errlen);
 
-/* Waits for queued appends to finish, closes files, frees, sets *self_p to NULL. Safe on NULL. */
+/* Waits for queued appends to finish, closes files, frees, sets *self_p to NULL. Safe on NULL.
+ * If it wrote anything and did not fail, it starts the next (empty) segment first: the proof that
+ * every record before it was acknowledged (see jformat.h). */
 void journal_destroy(journal_t **self_p);
 
 /* Appends one record and returns once it is durable: its LSN (>= 1), or 0 on failure

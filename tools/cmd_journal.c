@@ -436,7 +436,7 @@ static int s_quarantine(s_repair_t *rp, const char *name, uint64_t from, uint64_
 }
 
 /* Where the journal can resume after damage: the first readable record at or after LSN lsn, in
- * segment s after offset off, or in a later segment. 1 with *t, *y, *rec (its payload invalid once
+ * segment s from offset off on, or in a later segment. 1 with *t, *y, *rec (its payload invalid once
  * this returns), 0 if nothing readable follows, -1 on an I/O error. */
 static int s_find_resume(const char *dir, const jf_scan_t *scan, size_t s, uint64_t off, uint64_t lsn, size_t *t,
                          uint64_t *y, jf_rec_t *rec, char *err, size_t errlen)
@@ -452,7 +452,8 @@ static int s_find_resume(const char *dir, const jf_scan_t *scan, size_t s, uint6
         uint64_t size;
         if (jf_map(path, &base, &size, err, errlen) != 0)
             return -1;
-        for (uint64_t o = i == s ? off + 1 : JF_SEG_HDR; o + JF_REC_HDR <= size; o++) {
+        /* the damaged place itself first: an intact record there whose LSN or chain was wrong */
+        for (uint64_t o = i == s ? off : JF_SEG_HDR; o + JF_REC_HDR <= size; o++) {
             if (jf_readable_at(base, size, o, JF_VERSION, lsn, max_lsn, rec)) {
                 rec->payload = NULL;
                 *t = i;

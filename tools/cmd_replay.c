@@ -49,7 +49,8 @@ static void s_line(s_opts_t *o, const registry_entry_t *e)
                     (unsigned long long) v->ticket);
         jbuf_puts(b, ",\"ref\":");
         jbuf_str(b, e->ref);
-        jbuf_printf(b, ",\"notice_failed\":%s,\"reason\":", e->notice_failed ? "true" : "false");
+        jbuf_printf(b, ",\"notice_failed\":%s,\"history_gaps\":%u,\"reason\":", e->notice_failed ? "true" : "false",
+                    e->history_gaps);
         jbuf_str(b, v->reason);
         jbuf_printf(b, ",\"created_ms\":%lld,\"updated_ms\":%lld,\"lsn\":%llu}\n", (long long) v->created_ms,
                     (long long) v->updated_ms, (unsigned long long) e->last_lsn);
@@ -59,6 +60,8 @@ static void s_line(s_opts_t *o, const registry_entry_t *e)
                     v->amount[0] ? v->amount : "?", v->token_id, e->attempts);
         if (v->state == DEPOSIT_PENDING)
             jbuf_printf(b, " confirmations=%d/%d", v->confirmations, v->threshold);
+        if (e->history_gaps)
+            jbuf_printf(b, " history_gap=yes");   /* a repair may have lost records of it: it reconciles first */
         if (v->ticket)
             jbuf_printf(b, " ticket=%llu", (unsigned long long) v->ticket);
         if (e->notice_failed)

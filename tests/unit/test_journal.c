@@ -18,6 +18,7 @@
 #include "journal/journal.h"
 #include "tests/check.h"
 #include "tools/commands.h"
+#include "tests/unit/support_journal.h"
 #include "tests/unit/support_tmp.h"
 
 /* ---- helpers ----------------------------------------------------------------------------- */
@@ -202,6 +203,7 @@ static void test_torn_last_record_at_every_offset_is_cut_back(void)
     journal_t *j = s_open(dir, 0);
     CHECK_EQ_INT(s_fill(j, 5), 0);
     journal_destroy(&j);
+    CHECK_EQ_INT(support_journal_as_if_crashed(dir), 0);
     char path[4200];
     s_seg_path(path, sizeof path, dir, 1);
     uint8_t *orig;
@@ -221,6 +223,7 @@ static void test_torn_last_record_at_every_offset_is_cut_back(void)
         if (journal_append(j, buf, s_payload(5, buf)) != 5) bad = 3;
         journal_destroy(&j);
         if (s_read_all(dir) != 5) bad = 4;
+        support_journal_as_if_crashed(dir);
     }
     CHECK_EQ_INT(bad, 0);
     /* the whole file back: nothing is cut */
@@ -249,6 +252,7 @@ static void test_cut_torn_tail_is_reported_to_the_caller(void)
     journal_t *j = s_open(dir, 0);
     CHECK_EQ_INT(s_fill(j, 3), 0);
     journal_destroy(&j);
+    CHECK_EQ_INT(support_journal_as_if_crashed(dir), 0);
     char path[4200];
     s_seg_path(path, sizeof path, dir, 1);
     uint8_t *orig;
@@ -280,6 +284,7 @@ static void test_zero_filled_or_garbage_tail_is_a_torn_tail(void)
         journal_t *j = s_open(dir, 0);
         CHECK_EQ_INT(s_fill(j, 7), 0);
         journal_destroy(&j);
+        CHECK_EQ_INT(support_journal_as_if_crashed(dir), 0);
         char path[4200];
         s_seg_path(path, sizeof path, dir, 1);
         FILE *f = fopen(path, "ab");
@@ -330,6 +335,7 @@ static void test_every_flipped_bit_is_detected(void)
     journal_t *j = s_open(dir, 150);   /* small segments: 3 records each */
     CHECK_EQ_INT(s_fill(j, 9), 0);
     journal_destroy(&j);
+    CHECK_EQ_INT(support_journal_as_if_crashed(dir), 0);   /* the last record is then the last group commit */
     jf_seg_t *segs;
     size_t nsegs;
     char err[1024];
@@ -409,8 +415,9 @@ static void s_hold_cb(void *arg, uint64_t lsn, const void *payload, size_t len)
 }
 
 /* Builds a journal of `acked` records appended one by one (each its own acknowledged group commit)
- * and then one last group commit of `group` records (s_payload records, ~3 pages for 100). */
-static void s_build_last_group(const char *dir, uint64_t acked, uint64_t group)
+ * and then one last group commit of `group` records (s_payload records, ~3 pages for 200); crashed:
+ * as a crash leaves it (no proof that the last group commit was acknowledged). */
+static void s_build_last_group(const char *dir, uint64_t acked, uint64_t group, int crashed)
 {
     journal_t *j = s_open(dir, 0);
     CHECK_EQ_INT(s_fill(j, acked - 1), 0);
@@ -433,6 +440,8 @@ static void s_build_last_group(const char *dir, uint64_t acked, uint64_t group)
     pthread_mutex_unlock(&s_hold_mu);
     CHECK_EQ_INT(journal_wait(j, acked + group), 0);
     journal_destroy(&j);
+    if (crashed)
+        CHECK_EQ_INT(support_journal_as_if_crashed(dir), 0);
 }
 
 /* Overwrites [from, to) of path with zeros (garbage = 0) or garbage. */
@@ -454,7 +463,7 @@ static void test_torn_last_group_commit_with_a_later_page_kept_starts_normally(v
     const char *dir = s_fresh("tornbatch");
     for (int garbage = 0; garbage < 2; garbage++) {
         support_tmp_rmrf(dir);
-        s_build_last_group(dir, 5, 200);
+        s_build_last_group(dir, 5, 200, 1);
         long start = s_offset_of(dir, 6), last = s_offset_of(dir, 205);
         CHECK(start > 0 && last > start + 8192);   /* the group spans more than two pages */
         char path[4200];
@@ -492,7 +501,7 @@ static void test_damage_to_acknowledged_records_refuses_to_open(void)
     char path[4200], err[512];
     s_seg_path(path, sizeof path, dir, 1);
     /* a flipped byte in record 3 of 5 single commits, then the last group of 100 */
-    s_build_last_group(dir, 5, 200);
+    s_build_last_group(dir, 5, 200, 1);
     long off3 = s_offset_of(dir, 3);
     s_spoil(path, off3 + 26, off3 + 27, 1);
     journal_t *j = journal_open(dir, NULL, err, sizeof err);
@@ -501,7 +510,7 @@ static void test_damage_to_acknowledged_records_refuses_to_open(void)
     journal_destroy(&j);
     /* the group of 100 lost its first page, but one more commit followed it */
     support_tmp_rmrf(dir);
-    s_build_last_group(dir, 5, 200);
+    s_build_last_group(dir, 5, 200, 1);
     j = s_open(dir, 0);
     CHECK_EQ_INT(s_fill(j, 206), 0);
     journal_destroy(&j);
@@ -516,6 +525,37 @@ static void test_damage_to_acknowledged_records_refuses_to_open(void)
     CHECK_EQ_INT(scan.state, JF_CORRUPT);
     CHECK_EQ_INT(scan.bad_offset, start);
     jf_scan_free(&scan);
+    support_tmp_rmrf(dir);
+}
+
+/* A clean close proves the last group commit: damage inside it (its first page lost, or one byte of
+ * its very last record) then refuses to open, since those records were acknowledged. */
+static void test_damage_to_the_last_group_commit_after_a_clean_close_refuses_to_open(void)
+{
+    const char *dir = s_fresh("closedbatch");
+    char path[4200], err[512];
+    s_seg_path(path, sizeof path, dir, 1);
+    s_build_last_group(dir, 5, 200, 0);
+    long start = s_offset_of(dir, 6), last = s_offset_of(dir, 205);
+    s_spoil(path, start, (start / 4096 + 1) * 4096, 0);
+    journal_t *j = journal_open(dir, NULL, err, sizeof err);
+    CHECK(j == NULL);
+    CHECK(strstr(err, "kasa journal repair") != NULL);
+    journal_destroy(&j);
+    support_tmp_rmrf(dir);
+    s_build_last_group(dir, 5, 200, 0);
+    s_spoil(path, last + JF_REC_HDR + 2, last + JF_REC_HDR + 3, 1);
+    j = journal_open(dir, NULL, err, sizeof err);
+    CHECK(j == NULL);
+    journal_destroy(&j);
+    /* the same damage after a crash is a torn tail */
+    support_tmp_rmrf(dir);
+    s_build_last_group(dir, 5, 200, 1);
+    s_spoil(path, last + JF_REC_HDR + 2, last + JF_REC_HDR + 3, 1);
+    j = journal_open(dir, NULL, err, sizeof err);
+    CHECK(j != NULL);
+    CHECK_EQ_INT(journal_durable_lsn(j), 204);
+    journal_destroy(&j);
     support_tmp_rmrf(dir);
 }
 
@@ -562,7 +602,7 @@ static void test_format_1_journal_is_read_and_appended_to_in_a_new_segment(void)
     journal_destroy(&j);
     CHECK_EQ_INT(jf_scan(dir, &scan, NULL, NULL, err, sizeof err), 0);
     CHECK_EQ_INT(scan.state, JF_CLEAN);
-    CHECK_EQ_INT(scan.nsegs, 2);
+    CHECK_EQ_INT(scan.nsegs, 3);   /* the old one, the new one, and the one a clean close starts */
     CHECK_EQ_INT(scan.segs[1].first_lsn, 7);
     CHECK_EQ_INT(scan.segs[1].version, JF_VERSION);
     jf_scan_free(&scan);
@@ -1173,6 +1213,7 @@ int main(void)
     RUN(test_corruption_before_the_tail_refuses_open_with_place_and_repair_command);
     RUN(test_torn_last_group_commit_with_a_later_page_kept_starts_normally);
     RUN(test_damage_to_acknowledged_records_refuses_to_open);
+    RUN(test_damage_to_the_last_group_commit_after_a_clean_close_refuses_to_open);
     RUN(test_format_1_journal_is_read_and_appended_to_in_a_new_segment);
     RUN(test_missing_or_reordered_records_are_detected);
     RUN(test_missing_segment_is_corruption);

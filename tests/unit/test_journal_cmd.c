@@ -13,6 +13,7 @@
 #include "journal/journal.h"
 #include "schema/record.h"
 #include "tests/check.h"
+#include "tests/unit/support_journal.h"
 #include "tests/unit/support_tmp.h"
 #include "tools/commands.h"
 
@@ -188,6 +189,7 @@ static void test_verify_reports_a_torn_tail_without_failing(void)
 {
     const char *dir = s_fresh("verifytorn");
     s_make_journal(dir, 10);
+    CHECK_EQ_INT(support_journal_as_if_crashed(dir), 0);
     jf_seg_t *segs;
     size_t n;
     char err[256], path[4200];
@@ -414,6 +416,7 @@ static void test_repair_of_a_torn_tail_cuts_it_and_marks_nothing(void)
 {
     const char *dir = s_fresh("repairtorn");
     s_make_journal(dir, 12);
+    CHECK_EQ_INT(support_journal_as_if_crashed(dir), 0);
     jf_seg_t *segs;
     size_t n;
     char err[512];

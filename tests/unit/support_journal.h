@@ -1,0 +1,30 @@
+/* support_journal.h — shared by the journal unit tests: a journal as a crash leaves it. */
+#ifndef KASA_TESTS_SUPPORT_JOURNAL_H
+#define KASA_TESTS_SUPPORT_JOURNAL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "journal/jformat.h"
+
+/* Makes a closed journal look as if its writer had died instead of closing: removes the empty
+ * segment that a clean close starts (the proof that its last group commit was acknowledged), so
+ * damage to that last group commit is a torn tail again. 0, or -1 if there was no such segment. */
+static inline int support_journal_as_if_crashed(const char *dir)
+{
+    jf_seg_t *segs;
+    size_t n;
+    char err[256], path[4200];
+    if (jf_list_segments(dir, &segs, &n, err, sizeof err) != 0)
+        return -1;
+    int rc = -1;
+    if (n > 1 && segs[n - 1].size == JF_SEG_HDR) {
+        snprintf(path, sizeof path, "%s/%s", dir, segs[n - 1].name);
+        rc = unlink(path);
+    }
+    free(segs);
+    return rc;
+}
+
+#endif
