@@ -34,6 +34,7 @@ struct cobo_client_t {
     char resp_sig[COBO_SIG_HEX_LEN + 8]; /* Biz-Resp-Signature, "" if none or oversized */
     int http_status;
     int error_code;
+    int64_t retry_after_ms;  /* Retry-After of the last response, 0 if none */
     int64_t last_nonce;      /* nonces strictly increase, even within one millisecond */
 };
 
@@ -189,6 +190,16 @@ int cobo_client_error_code(const cobo_client_t *self)
     return self->error_code;
 }
 
+int64_t cobo_client_retry_after_ms(const cobo_client_t *self)
+{
+    return self->retry_after_ms;
+}
+
+int cobo_client_rate_limited(const cobo_client_t *self)
+{
+    return self->http_status == 429 || self->error_code == 2010 || self->error_code == 2026;
+}
+
 /* ---- query strings ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -271,6 +282,7 @@ static size_t s_on_header(char *line, size_t size, size_t nmemb, void *arg)
     if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {  /* a new response (after 100 Continue) */
         self->resp_ts[0] = '\0';
         self->resp_sig[0] = '\0';
+        self->retry_after_ms = 0;
         return n;
     }
     const char *colon = memchr(line, ':', n);
@@ -285,6 +297,16 @@ static size_t s_on_header(char *line, size_t size, size_t nmemb, void *arg)
     name[name_len] = '\0';
     char *dst;
     size_t cap;
+    if (strcmp(name, "retry-after") == 0) {  /* seconds (an HTTP date is ignored: treated as absent) */
+        int64_t secs = 0;
+        const char *v = colon + 1;
+        while (v < line + n && (*v == ' ' || *v == '\t'))
+            v++;
+        for (; v < line + n && *v >= '0' && *v <= '9' && secs < 86400; v++)
+            secs = secs * 10 + (*v - '0');
+        self->retry_after_ms = (secs > 86400 ? 86400 : secs) * 1000;
+        return n;
+    }
     if (strcmp(name, "biz-timestamp") == 0)
         dst = self->resp_ts, cap = sizeof self->resp_ts;
     else if (strcmp(name, "biz-resp-signature") == 0)
@@ -351,6 +373,7 @@ static cobo_err_t s_call(cobo_client_t *self, const char *method, const char *re
     char path[512], url[1024], nonce[24], sig[COBO_SIG_HEX_LEN + 1];
     self->http_status = 0;
     self->error_code = 0;
+    self->retry_after_ms = 0;
     self->body_overflow = 0;
     self->resp_ts[0] = self->resp_sig[0] = '\0';
     jbuf_reset(&self->body);
@@ -643,6 +666,65 @@ cobo_err_t cobo_get_token_decimal(cobo_client_t *self, const char *token_id, int
         e = COBO_ERR_MALFORMED;
     } else {
         *decimal = (int) d;
+    }
+    bson_destroy(&doc);
+    return e;
+}
+
+cobo_err_t cobo_list_transactions_page(cobo_client_t *self, const cobo_tx_query_t *q, cobo_tx_fn fn, void *arg,
+                                       char *next_after, size_t next_len, char *err, size_t errlen)
+{
+    if (!q || !fn || !next_after || next_len == 0 || q->limit < 1 || q->limit > 50) {
+        snprintf(err, errlen, "transaction list: bad query (limit 1..50, a callback and a cursor buffer)");
+        return COBO_ERR_ARG;
+    }
+    next_after[0] = '\0';
+    char min_s[24] = "", max_s[24] = "", limit_s[8];
+    if (q->min_created_ms > 0)
+        snprintf(min_s, sizeof min_s, "%lld", (long long) q->min_created_ms);
+    if (q->max_created_ms > 0)
+        snprintf(max_s, sizeof max_s, "%lld", (long long) q->max_created_ms);
+    snprintf(limit_s, sizeof limit_s, "%d", q->limit);
+    s_param_t params[] = {
+        { "types", q->types }, { "statuses", q->statuses }, { "wallet_ids", q->wallet_ids },
+        { "transaction_ids", q->transaction_ids }, { "min_created_timestamp", min_s },
+        { "max_created_timestamp", max_s }, { "limit", limit_s }, { "after", q->after },
+        { "direction", "ASC" },
+    };
+    jbuf_t query;
+    jbuf_init(&query);
+    s_query_build(&query, params, sizeof params / sizeof params[0]);
+    bson_t doc;
+    cobo_err_t e = s_call(self, "GET", "/transactions", query.data, NULL, &doc, err, errlen);
+    jbuf_free(&query);
+    if (e != COBO_OK)
+        return e;
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, &doc, "data") || !BSON_ITER_HOLDS_ARRAY(&it)) {
+        snprintf(err, errlen, "transaction list: no data array");
+        bson_destroy(&doc);
+        return COBO_ERR_MALFORMED;
+    }
+    for (int i = 0; i < 50; i++) {   /* a page holds at most limit (<= 50) entries */
+        char path[24];
+        snprintf(path, sizeof path, "data.%d", i);
+        if (!json_has(&doc, path))
+            break;
+        cobo_tx_t tx;
+        char why[160];
+        if (cobo_tx_from_bson(&doc, path, &tx, why, sizeof why) != 0)
+            fn(arg, NULL, why);
+        else
+            fn(arg, &tx, NULL);
+    }
+    const char *next = json_get_str(&doc, "pagination.after");
+    if (next && *next) {
+        if (strlen(next) >= next_len || (q->after && strcmp(next, q->after) == 0)) {
+            snprintf(err, errlen, "transaction list: bad pagination cursor");
+            e = COBO_ERR_MALFORMED;
+        } else {
+            memcpy(next_after, next, strlen(next) + 1);
+        }
     }
     bson_destroy(&doc);
     return e;

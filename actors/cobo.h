@@ -51,6 +51,11 @@ void cobo_client_destroy(cobo_client_t **self_p);
  * non-2xx JSON error body (0 if none). */
 int cobo_client_http_status(const cobo_client_t *self);
 int cobo_client_error_code(const cobo_client_t *self);
+/* After a call: the last response's Retry-After in ms (whole seconds only; 0 if absent), and 1 if
+ * it was Cobo's rate limit (HTTP 429, or error_code 2010 "rate limit exceeded" / 2026 "too many
+ * requests"): slow down, then retry. */
+int64_t cobo_client_retry_after_ms(const cobo_client_t *self);
+int cobo_client_rate_limited(const cobo_client_t *self);
 
 /* GET /v2/transactions/{tx_id} into *out (parsed by cobo_tx_from_bson). Read-only: retry freely.
  * Returns COBO_OK, or an error with a short reason in err (Cobo's error_message for a 4xx). */
@@ -75,5 +80,30 @@ cobo_err_t cobo_list_addresses(cobo_client_t *self, const char *wallet_id, const
 /* GET /v2/wallets/tokens/{token_id}: the token's decimal places (0..18) into *decimal. */
 cobo_err_t cobo_get_token_decimal(cobo_client_t *self, const char *token_id, int *decimal,
                                   char *err, size_t errlen);
+
+/* A query of GET /v2/transactions (Cobo's "List all transactions"). NULL or "" strings and 0
+ * times are not sent. Cobo filters by creation time only (min/max_created_timestamp, ms); the
+ * answer is sorted by creation, oldest first (direction=ASC), and paged by the opaque cursor
+ * pagination.after. */
+typedef struct {
+    const char *types;            /* comma list, e.g. "Deposit" */
+    const char *statuses;         /* comma list, e.g. "Completed" */
+    const char *wallet_ids;       /* comma list */
+    const char *transaction_ids;  /* comma list */
+    int64_t min_created_ms;       /* created at or after */
+    int64_t max_created_ms;       /* created at or before */
+    int limit;                    /* 1..50 */
+    const char *after;            /* the cursor of the page to read; NULL or "" for the first */
+} cobo_tx_query_t;
+
+/* Called once per transaction of a page: tx parsed (cobo_tx_from_bson), or tx NULL and why saying
+ * why an entry could not be read (the page goes on: one odd entry must not stop a listing). */
+typedef void (*cobo_tx_fn)(void *arg, const cobo_tx_t *tx, const char *why);
+
+/* One page of GET /v2/transactions?QUERY&direction=ASC. Read-only: retry freely. next_after gets
+ * pagination.after ("" on the last page). Returns COBO_OK, or an error (fn not called); a rate
+ * limit shows as COBO_ERR_HTTP_4XX with cobo_client_rate_limited() true. */
+cobo_err_t cobo_list_transactions_page(cobo_client_t *self, const cobo_tx_query_t *q, cobo_tx_fn fn, void *arg,
+                                       char *next_after, size_t next_len, char *err, size_t errlen);
 
 #endif

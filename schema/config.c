@@ -43,6 +43,7 @@ typedef enum {
     K_AUTO_CREDIT_LIMIT, K_CREDITERS, K_LOCKERS, K_NOTIFIERS,
     K_PENDING_AGE_S, K_PENDING_POLL_S, K_COBO_CONFIRM_WAIT_S,
     K_MONGO_URI, K_MONGO_DB, K_NODE_ID, K_MONGO_BATCH,
+    K_CATCHUP_INTERVAL, K_CATCHUP_LOOKBACK, K_METRICS_LISTEN,
     K_COUNT
 } key_id_t;
 
@@ -95,6 +96,9 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_MONGO_DB]           = { "KASA_MONGO_DB", 0, 0 },
     [K_NODE_ID]            = { "KASA_NODE_ID", 0, 0 },
     [K_MONGO_BATCH]        = { "KASA_MONGO_BATCH", 0, 0 },
+    [K_CATCHUP_INTERVAL]   = { "KASA_CATCHUP_INTERVAL", 0, 0 },
+    [K_CATCHUP_LOOKBACK]   = { "KASA_CATCHUP_LOOKBACK", 0, 0 },
+    [K_METRICS_LISTEN]     = { "KASA_METRICS_LISTEN", 0, 0 },
 };
 
 /* Keys kasa once read and no longer does, with what replaced them: an error wherever they are set
@@ -680,6 +684,9 @@ static void s_defaults(config_t *cfg)
     cfg->mongo_batch = 512;
     if (gethostname(cfg->node_id, sizeof cfg->node_id - 1) != 0 || mongo_node_id_check(cfg->node_id, NULL, 0) != 0)
         snprintf(cfg->node_id, sizeof cfg->node_id, "kasa");
+    cfg->catchup_interval_s = 60;
+    cfg->catchup_lookback_s = 3 * 86400;
+    snprintf(cfg->metrics_listen, sizeof cfg->metrics_listen, "127.0.0.1:9100");
 }
 
 /* KASA_WEBHOOK_LISTEN: as given, else KASA_LISTEN's host on the next port (port 0 stays 0: any
@@ -863,6 +870,16 @@ static void s_convert(loader_t *ld, config_t *cfg)
     else
         s_copy(ld, K_NODE_ID, cfg->node_id, sizeof cfg->node_id);
     cfg->mongo_batch = (int) s_int_key(ld, K_MONGO_BATCH, 1, 4096, (uint64_t) cfg->mongo_batch);
+    /* operations */
+    cfg->catchup_interval_s = (int) s_int_key(ld, K_CATCHUP_INTERVAL, 0, 86400, (uint64_t) cfg->catchup_interval_s);
+    cfg->catchup_lookback_s = (int) s_int_key(ld, K_CATCHUP_LOOKBACK, 0, 90 * 86400,
+                                              (uint64_t) cfg->catchup_lookback_s);
+    if (s_set(ld, K_METRICS_LISTEN)) {
+        if (strcmp(ld->val[K_METRICS_LISTEN], "off") != 0 && s_hostport_ok(ld->val[K_METRICS_LISTEN]) != 0)
+            s_problem(ld, "KASA_METRICS_LISTEN: expected host:port (e.g. 127.0.0.1:9100) or off");
+        else
+            s_copy(ld, K_METRICS_LISTEN, cfg->metrics_listen, sizeof cfg->metrics_listen);
+    }
 }
 
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
@@ -992,6 +1009,9 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "KASA_MONGO_DB=%s\n", cfg->mongo_db);
     fprintf(out, "KASA_NODE_ID=%s\n", cfg->node_id);
     fprintf(out, "KASA_MONGO_BATCH=%d\n", cfg->mongo_batch);
+    fprintf(out, "KASA_CATCHUP_INTERVAL=%d\n", cfg->catchup_interval_s);
+    fprintf(out, "KASA_CATCHUP_LOOKBACK=%d\n", cfg->catchup_lookback_s);
+    fprintf(out, "KASA_METRICS_LISTEN=%s\n", cfg->metrics_listen);
 }
 
 void config_clear(config_t *cfg)

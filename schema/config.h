@@ -99,6 +99,13 @@ typedef struct {
     char mongo_db[64];             /* KASA_MONGO_DB, default kasa */
     char node_id[64];              /* KASA_NODE_ID: this node's name in MongoDB, default the host name */
     int mongo_batch;               /* KASA_MONGO_BATCH: journal records per projection batch, default 512 (1..4096) */
+    /* operations */
+    int catchup_interval_s;        /* KASA_CATCHUP_INTERVAL: seconds between missed-webhook catch-up passes,
+                                      default 60; 0 turns the schedule off */
+    int catchup_lookback_s;        /* KASA_CATCHUP_LOOKBACK: seconds the first pass after a start looks back,
+                                      default 259200 (3 days) */
+    char metrics_listen[64];       /* KASA_METRICS_LISTEN: /metrics, /healthz, /readyz, default 127.0.0.1:9100;
+                                      "off" turns it off */
 } config_t;
 
 /* Loads path (may be NULL: environment only) over the defaults, then the environment over that.

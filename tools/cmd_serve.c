@@ -21,6 +21,7 @@
 #undef LOG_INFO
 
 #include "actors/accounts.h"
+#include "actors/catchup.h"
 #include "actors/pipeline.h"
 #include "actors/projector.h"
 #include "journal/journal.h"
@@ -70,6 +71,12 @@ static void s_on_projector_status(void *arg, const projector_status_t *st)
     snprintf(text, sizeof text, "%s", b.data);
     jbuf_free(&b);
     monitor_note(arg, MONITOR_MONGO_TOPIC, text, st->projected_lsn);
+}
+
+/* Catch-up takes deposits in exactly as the webhook route does. */
+static int s_catchup_ingest(void *arg, const cobo_tx_t *tx, char *err, size_t errlen)
+{
+    return pipeline_ingest(arg, tx, err, errlen);
 }
 
 static void s_count_one(void *arg, const deposit_view_t *d)
@@ -130,6 +137,7 @@ int cmd_serve(int argc, char **argv)
     wallets_t *wallets = NULL;
     investor_t *investor = NULL;
     accounts_t *accounts = NULL;
+    catchup_t *catchup = NULL;
 
     journal = cmd_journal_open(cfg.journal_dir, err, sizeof err);
     if (!journal) {
@@ -219,6 +227,12 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s (KASA_CONTROL)\n", err);
         goto done;
     }
+    /* Missed webhooks: scheduled passes (the first at once) and `kasa catchup` over the control socket. */
+    catchup = catchup_new(&cfg, s_catchup_ingest, pipeline, err, sizeof err);
+    if (!catchup || control_verb(control, "catchup", cmd_catchup_verb, catchup) != 0) {
+        fprintf(stderr, "kasa serve: catch-up: %s (COBO_*, KASA_CATCHUP_*)\n", catchup ? "no verb slot" : err);
+        goto done;
+    }
     /* Every route is in place: only now are connections accepted (they waited in the backlog). */
     if (http_server_start(http, err, sizeof err) != 0) {
         fprintf(stderr, "kasa serve: %s (KASA_LISTEN)\n", err);
@@ -253,6 +267,7 @@ int cmd_serve(int argc, char **argv)
 done:
     control_destroy(&control);
     accounts_close(accounts);            /* every investor request waiting for MT5 is answered now */
+    catchup_destroy(&catchup);           /* before the pipeline it feeds */
     http_server_destroy(&http);          /* no request is in flight after this */
     http_server_destroy(&hooks);
     investor_destroy(&investor);

@@ -11,6 +11,10 @@ int cmd_monitor(int argc, char **argv);  /* tools/cmd_monitor.c print the live f
 int cmd_replay(int argc, char **argv);   /* tools/cmd_replay.c  rebuild deposits, show state */
 int cmd_mongo(int argc, char **argv);   /* tools/cmd_mongo.c   MongoDB projection status, sync, rebuild */
 int cmd_sim(int argc, char **argv);      /* tools/sim.c         Cobo, MT5, Telegram simulators */
+int cmd_catchup(int argc, char **argv);  /* tools/cmd_catchup.c missed-webhook catch-up now  */
+/* The control socket's "catchup SINCE_MS" verb (control_verb_fn; arg: the server's catchup_t). */
+#include <stddef.h>
+int cmd_catchup_verb(void *arg, char *const *frames, int n, char *reply, size_t replylen);
 
 /* Opens the journal in dir for a verb of kasa, its notes (a torn tail cut, a failure) going to
  * kasa's log. NULL with a reason in err, as journal_open. */

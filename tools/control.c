@@ -4,6 +4,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,18 @@
 #define CONTROL_FRAME_MAX 256
 
 typedef struct {
+    char name[32];
+    control_verb_fn *fn;
+    void *arg;
+} s_verb_t;
+
+typedef struct {
     char endpoint[300];
     pipeline_t *pipeline;
     char err[512];
+    pthread_mutex_t verbs_lock;
+    s_verb_t verbs[CONTROL_MAX_VERBS];
+    int nverbs;
 } control_args_t;
 
 struct control_t {
@@ -31,8 +41,29 @@ static void s_reply(zsock_t *rep, const char *status, const char *text)
     zstr_sendx(rep, status, text, NULL);
 }
 
-static void s_handle(zsock_t *rep, pipeline_t *pipeline, zmsg_t *msg)
+/* Runs an added verb, if f[0] names one. Returns 1 when it was one (and answered). */
+static int s_added_verb(zsock_t *rep, control_args_t *a, char *const *f, int n)
 {
+    control_verb_fn *fn = NULL;
+    void *arg = NULL;
+    pthread_mutex_lock(&a->verbs_lock);
+    for (int i = 0; i < a->nverbs; i++)
+        if (strcmp(a->verbs[i].name, f[0]) == 0) {
+            fn = a->verbs[i].fn;
+            arg = a->verbs[i].arg;
+        }
+    pthread_mutex_unlock(&a->verbs_lock);
+    if (!fn)
+        return 0;
+    char text[1024] = "";
+    int rc = fn(arg, f, n, text, sizeof text);
+    s_reply(rep, rc == 0 ? "ok" : "error", text);
+    return 1;
+}
+
+static void s_handle(zsock_t *rep, control_args_t *a, zmsg_t *msg)
+{
+    pipeline_t *pipeline = a->pipeline;
     char *f[CONTROL_MAX_FRAMES] = { 0 };
     int n = 0;
     int too_long = 0;
@@ -59,7 +90,7 @@ static void s_handle(zsock_t *rep, pipeline_t *pipeline, zmsg_t *msg)
             log_info("control.linked", "address=%s chain=%s login=%" PRIu64 " actor=%s", f[1], f[2], login, f[4]);
             s_reply(rep, "ok", text);
         }
-    } else {
+    } else if (!s_added_verb(rep, a, f, n)) {
         s_reply(rep, "error", "unknown request");
     }
     for (int i = 0; i < n; i++)
@@ -94,7 +125,7 @@ static void s_actor(zsock_t *pipe, void *arg)
             zmsg_t *msg = zmsg_recv(rep);
             if (!msg)
                 continue;
-            s_handle(rep, a->pipeline, msg);
+            s_handle(rep, a, msg);
             zmsg_destroy(&msg);
         } else if (zpoller_terminated(poller)) {
             break;
@@ -118,11 +149,13 @@ control_t *control_new(const char *endpoint, pipeline_t *pipeline, char *err, si
     }
     snprintf(self->args.endpoint, sizeof self->args.endpoint, "%s", endpoint);
     self->args.pipeline = pipeline;
+    pthread_mutex_init(&self->args.verbs_lock, NULL);
     /* zactor_new returns after the actor's signal; a failed bind fills err and ends the actor */
     self->actor = zactor_new(s_actor, &self->args);
     if (!self->actor || self->args.err[0]) {
         snprintf(err, errlen, "%s", self->args.err[0] ? self->args.err : "cannot start the control actor");
         zactor_destroy(&self->actor);
+        pthread_mutex_destroy(&self->args.verbs_lock);
         free(self);
         return NULL;
     }
@@ -136,7 +169,29 @@ void control_destroy(control_t **self_p)
     control_t *self = *self_p;
     *self_p = NULL;
     zactor_destroy(&self->actor);
+    pthread_mutex_destroy(&self->args.verbs_lock);
     free(self);
+}
+
+int control_verb(control_t *self, const char *name, control_verb_fn *fn, void *arg)
+{
+    if (!self || !name || !fn || strlen(name) >= sizeof self->args.verbs[0].name)
+        return -1;
+    control_args_t *a = &self->args;
+    pthread_mutex_lock(&a->verbs_lock);
+    int slot = -1;
+    for (int i = 0; i < a->nverbs; i++)
+        if (strcmp(a->verbs[i].name, name) == 0)
+            slot = i;
+    if (slot < 0 && a->nverbs < CONTROL_MAX_VERBS)
+        slot = a->nverbs++;
+    if (slot >= 0) {
+        snprintf(a->verbs[slot].name, sizeof a->verbs[slot].name, "%s", name);
+        a->verbs[slot].fn = fn;
+        a->verbs[slot].arg = arg;
+    }
+    pthread_mutex_unlock(&a->verbs_lock);
+    return slot >= 0 ? 0 : -1;
 }
 
 int control_request(const char *endpoint, const char *const *frames, int n, int timeout_ms,

@@ -6,6 +6,7 @@
  *   [ "ping" ]                                      → [ "ok", "pong" ]
  *   [ "link", ADDRESS, CHAIN, LOGIN, ACTOR ]        → pipeline_link(), journaled before the reply:
  *                                                     [ "ok", "linked ..." ] or [ "error", reason ]
+ *   [ VERB, ARGS... ]                               → a verb added with control_verb() (below)
  * Anything else → [ "error", "unknown request" ]. One request at a time (REP). */
 #ifndef KASA_TOOLS_CONTROL_H
 #define KASA_TOOLS_CONTROL_H
@@ -20,6 +21,15 @@ typedef struct control_t control_t;
 control_t *control_new(const char *endpoint, pipeline_t *pipeline, char *err, size_t errlen);
 /* Stops the actor, unbinds, frees; nulls *self_p; safe on NULL and twice. */
 void control_destroy(control_t **self_p);
+
+/* A verb other modules add (e.g. "catchup"): frames[0] is the verb, frames[1..n) its arguments.
+ * Runs on the control actor's thread (requests wait meanwhile). Writes its answer into reply and
+ * returns 0 for "ok", -1 for "error". */
+typedef int (control_verb_fn)(void *arg, char *const *frames, int n, char *reply, size_t replylen);
+/* Adds verb name (at most CONTROL_MAX_VERBS in all; a later one with the same name replaces it).
+ * Thread-safe; takes effect for the next request. 0, or -1 when the table is full. */
+#define CONTROL_MAX_VERBS 8
+int control_verb(control_t *self, const char *name, control_verb_fn *fn, void *arg);
 
 /* Client side: sends frames[0..n) to endpoint and waits up to timeout_ms for the reply.
  * Returns 0 for "ok", 1 for "error" (reply holds the text either way), or -1 when no server

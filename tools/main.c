@@ -18,6 +18,7 @@ static const command_t s_commands[] = {
     { "monitor", cmd_monitor, "monitor [--json] [--config FILE]   print every committed transition, live" },
     { "replay",  cmd_replay,  "replay DIR [--all]           rebuild every deposit from the journal and show where it stands" },
     { "mongo",   cmd_mongo,   "mongo status|sync|rebuild --config FILE   the journal's MongoDB projection" },
+    { "catchup", cmd_catchup, "catchup --since DATE --config FILE   take in deposits whose webhooks never came" },
     { "sim",     cmd_sim,     "sim cobo|mt5|telegram|deposit ...   the simulators kasa is tested against" },
 };
 

@@ -677,6 +677,11 @@ H_FN int h_config_write(h_env_t *env, const char *extra)
     fprintf(f, "KASA_TOKEN_TRON=0.1234:0:1\n");
     fprintf(f, "KASA_AUTO_CREDIT_LIMIT=100000\n");
     fprintf(f, "KASA_CREDITERS=2\n");
+    /* catch-up and the metrics listener only where a test asks for them (a key may be set once) */
+    if (!extra || !strstr(extra, "KASA_CATCHUP_INTERVAL="))
+        fprintf(f, "KASA_CATCHUP_INTERVAL=0\n");
+    if (!extra || !strstr(extra, "KASA_METRICS_LISTEN="))
+        fprintf(f, "KASA_METRICS_LISTEN=off\n");
     if (extra)
         fputs(extra, f);
     return fclose(f) == 0 ? 0 : -1;
@@ -1108,6 +1113,21 @@ H_FN int h_amount_eq(const char *a, int64_t minor)
     }
     int64_t v = whole * 100 + frac;
     return (neg ? -v : v) == minor;
+}
+
+/* How many balance deals on login have amount minor (2 digits); *total (may be NULL) gets the number
+ * of deals on login (-1 if the simulator could not be read). */
+H_FN int h_deals_of(const h_env_t *env, uint64_t login, int64_t minor, int *total)
+{
+    h_deal_t deals[256];
+    int n = h_mt5_deals(env, login, deals, 256);
+    if (total)
+        *total = n;
+    int match = 0;
+    for (int i = 0; i < n; i++)
+        if (h_amount_eq(deals[i].profit, minor))
+            match++;
+    return match;
 }
 
 #endif

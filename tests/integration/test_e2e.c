@@ -40,15 +40,7 @@ static h_tx_t s_tx(const char *address, const char *amount, const char *token)
 /* The deals on login whose amount equals minor (count), and how many deals there are in all. */
 static int s_deals_of(uint64_t login, int64_t minor, int *total)
 {
-    h_deal_t deals[256];
-    int n = h_mt5_deals(&s_env, login, deals, 256);
-    if (total)
-        *total = n;
-    int match = 0;
-    for (int i = 0; i < n; i++)
-        if (h_amount_eq(deals[i].profit, minor))
-            match++;
-    return match;
+    return h_deals_of(&s_env, login, minor, total);
 }
 
 /* Every deal on every test account. */

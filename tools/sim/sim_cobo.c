@@ -2,6 +2,10 @@
  *
  * API (signed with Cobo Auth, answers signed with the simulator's key):
  *   GET  /v2/transactions/{id}                    the Transaction JSON (as in a webhook's data)
+ *   GET  /v2/transactions                          ?types=&statuses=&wallet_ids=&transaction_ids=
+ *                                                  &chain_ids=&token_ids=&min_created_timestamp=
+ *                                                  &max_created_timestamp=&limit=&after=&before=
+ *                                                  &direction=ASC|DESC -> {data, pagination}
  *   POST /v2/wallets/{wallet_id}/addresses         {"chain_id","count"} -> 201 [{address, chain_id, ...}]
  *   GET  /v2/wallets/{wallet_id}/addresses         ?chain_ids=&limit=&after= -> {data, pagination}
  *   GET  /v2/wallets/tokens/{token_id}             token metadata (decimal, ...)
@@ -13,9 +17,12 @@
  *   POST /sim/transactions/{id} {"status","sub_status","confirmed_num","notify"} change a transaction
  *   POST /sim/faults           {"create_address_timeout_once","bad_signature_once","bad_signatures",
  *                               "fail_next","hang_ms","fail_rate_pct","delay_ms","underscore_headers",
- *                               "confirming_lag_ms"} -> the faults now set; confirming_lag_ms makes the
- *                               API show a Completed transaction as Confirming for that long after it
- *                               completed (Cobo's API can lag its own webhooks)
+ *                               "confirming_lag_ms","drop_webhooks","rate_limit_next"} -> the faults
+ *                               now set; confirming_lag_ms makes the API show a Completed transaction
+ *                               as Confirming for that long after it completed (Cobo's API can lag its
+ *                               own webhooks); drop_webhooks: every webhook is lost, never sent;
+ *                               rate_limit_next N: the next N API calls get 429 {"error_code":2010}
+ *                               with Retry-After: 1
  * A request with a missing/invalid Biz-Api-* signature, an unknown key or a nonce more than five
  * minutes off gets 401 {"error_code":2024,...}; injected failures are 503 {"error_code":2026,...}. */
 #include "tools/sim/sim.h"
@@ -104,6 +111,7 @@ static struct {
     int dup, reorder;
     /* faults */
     int fail_pct, delay_ms, hang_ms, fail_next, timeout_once, bad_sig, underscore, confirming_lag_ms;
+    int drop_webhooks, rate_limit_next, rate_limited;  /* rate_limited: 429s answered so far */
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
 static void s_sleep_ms(int ms)
@@ -414,10 +422,13 @@ static void *s_worker(void *arg)
             pthread_cond_timedwait(&S.wake, &S.lock, &ts);
             continue;
         }
+        int drop = S.drop_webhooks;
         pthread_mutex_unlock(&S.lock);
-        int code = c && S.webhook_url[0] ? s_post_webhook(c, j->body) : 0;
+        int code = !drop && c && S.webhook_url[0] ? s_post_webhook(c, j->body) : 0;
         pthread_mutex_lock(&S.lock);
         s_event_t *e = &S.txs[j->tx].events[j->ev];
+        if (drop)
+            j->attempt = S_ATTEMPTS - 1;  /* lost for good: this attempt is its last */
         e->attempts++;
         if (e->ncodes < S_ATTEMPTS)
             e->codes[e->ncodes++] = code;
@@ -576,12 +587,16 @@ static void s_index_tx(int ti)
 
 /* ---- HTTP ------------------------------------------------------------------------------------- */
 
-/* Sends body with status, signed (Biz-Timestamp, Biz-Resp-Signature) unless unsigned_ is set. */
-static enum MHD_Result s_reply(struct MHD_Connection *con, unsigned status, const char *body, int sign)
+/* Sends body with status, signed (Biz-Timestamp, Biz-Resp-Signature) when sign is set, with one
+ * extra header when hname is not NULL. */
+static enum MHD_Result s_reply_hdr(struct MHD_Connection *con, unsigned status, const char *body, int sign,
+                                   const char *hname, const char *hvalue)
 {
     struct MHD_Response *resp = sim_http_json(body);
     if (!resp)
         return MHD_NO;
+    if (hname)
+        MHD_add_response_header(resp, hname, hvalue);
     if (sign) {
         char ts[24], sig[COBO_SIG_HEX_LEN + 1];
         snprintf(ts, sizeof ts, "%lld", (long long) sim_http_now_ms());
@@ -599,7 +614,14 @@ static enum MHD_Result s_reply(struct MHD_Connection *con, unsigned status, cons
     return sim_http_send(con, status, resp);
 }
 
-static enum MHD_Result s_error(struct MHD_Connection *con, unsigned status, int code, const char *msg)
+static enum MHD_Result s_reply(struct MHD_Connection *con, unsigned status, const char *body, int sign)
+{
+    return s_reply_hdr(con, status, body, sign, NULL, NULL);
+}
+
+/* An error answer as Cobo shapes it, signed, with one extra header (hname may be NULL). */
+static enum MHD_Result s_error_hdr(struct MHD_Connection *con, unsigned status, int code, const char *msg,
+                                   const char *hname, const char *hvalue)
 {
     char id[37], body[512];
     pthread_mutex_lock(&S.lock);
@@ -614,7 +636,12 @@ static enum MHD_Result s_error(struct MHD_Connection *con, unsigned status, int 
     jbuf_puts(&b, "}");
     snprintf(body, sizeof body, "%s", b.data);
     jbuf_free(&b);
-    return s_reply(con, status, body, 1);
+    return s_reply_hdr(con, status, body, 1, hname, hvalue);
+}
+
+static enum MHD_Result s_error(struct MHD_Connection *con, unsigned status, int code, const char *msg)
+{
+    return s_error_hdr(con, status, code, msg, NULL, NULL);
 }
 
 static enum MHD_Result s_reply_buf(struct MHD_Connection *con, unsigned status, jbuf_t *b, int sign)
@@ -810,6 +837,123 @@ static enum MHD_Result s_api_list_addresses(struct MHD_Connection *con, const ch
     return s_reply_buf(con, 200, &b, 1);
 }
 
+/* 1 if value is one of the comma-separated items of list (an empty list matches everything). */
+static int s_in_list(const char *list, const char *value)
+{
+    if (!list[0])
+        return 1;
+    size_t vl = strlen(value);
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == vl && strncmp(p, value, n) == 0)
+            return 1;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+/* GET /v2/transactions: the filters Cobo documents that apply to a deposit, sorted by creation
+ * (the transaction table is in creation order; direction ASC or DESC), paged by opaque cursors
+ * ("c" + a transaction id, as Cobo's are opaque object ids): `after` reads on past the cursor in
+ * the listing's direction, `before` reads the page that ends just before it. pagination.after names
+ * the page's last entry when more follow (else ""), pagination.before its first when some precede
+ * (else ""); total_count counts every match. Without min_created_timestamp the window starts 90
+ * days ago, as Cobo's does. */
+static enum MHD_Result s_api_list_transactions(struct MHD_Connection *con, const char *query)
+{
+    char types[128] = "", statuses[256] = "", wallets[512] = "", ids[4096] = "", chains[256] = "",
+         tokens[256] = "", min_s[24] = "", max_s[24] = "", limit_s[16] = "", after[96] = "", before[96] = "",
+         dir[8] = "";
+    s_query_get(query, "types", types, sizeof types);
+    s_query_get(query, "statuses", statuses, sizeof statuses);
+    s_query_get(query, "wallet_ids", wallets, sizeof wallets);
+    s_query_get(query, "transaction_ids", ids, sizeof ids);
+    s_query_get(query, "chain_ids", chains, sizeof chains);
+    s_query_get(query, "token_ids", tokens, sizeof tokens);
+    s_query_get(query, "min_created_timestamp", min_s, sizeof min_s);
+    s_query_get(query, "max_created_timestamp", max_s, sizeof max_s);
+    s_query_get(query, "limit", limit_s, sizeof limit_s);
+    s_query_get(query, "after", after, sizeof after);
+    s_query_get(query, "before", before, sizeof before);
+    s_query_get(query, "direction", dir, sizeof dir);
+    int limit = limit_s[0] ? atoi(limit_s) : 10;
+    if (limit < 1 || limit > 50)
+        return s_error(con, 400, 2006, "limit must be 1..50");
+    if (dir[0] && strcmp(dir, "ASC") != 0 && strcmp(dir, "DESC") != 0)
+        return s_error(con, 400, 2006, "direction must be ASC or DESC");
+    if (after[0] && before[0])
+        return s_error(con, 400, 2006, "give after or before, not both");
+    int desc = strcmp(dir, "DESC") == 0;
+    int64_t min_ms = min_s[0] ? strtoll(min_s, NULL, 10) : sim_http_now_ms() - 90LL * 86400 * 1000;
+    int64_t max_ms = max_s[0] ? strtoll(max_s, NULL, 10) : INT64_MAX;
+    jbuf_t b;
+    jbuf_init(&b);
+    pthread_mutex_lock(&S.lock);
+    int cur = -1;
+    if (after[0] || before[0]) {
+        const char *c = after[0] ? after : before;
+        cur = c[0] == 'c' ? s_find_tx(c + 1) : -1;
+        if (cur < 0) {
+            pthread_mutex_unlock(&S.lock);
+            jbuf_free(&b);
+            return s_error(con, 400, 2006, "bad cursor");
+        }
+    }
+    int *match = malloc((size_t) (S.ntx ? S.ntx : 1) * sizeof *match);
+    if (!match) {
+        pthread_mutex_unlock(&S.lock);
+        jbuf_free(&b);
+        return s_error(con, 503, 2000, "out of memory");
+    }
+    /* pos: a transaction's place in the listing order */
+    int nm = 0, cur_pos = cur < 0 ? -1 : desc ? S.ntx - 1 - cur : cur;
+    for (int pos = 0; pos < S.ntx; pos++) {
+        const s_tx_t *t = &S.txs[desc ? S.ntx - 1 - pos : pos];
+        if (!s_in_list(types, "Deposit") || !s_in_list(statuses, t->status) || !s_in_list(wallets, t->wallet_id)
+            || !s_in_list(ids, t->id) || !s_in_list(chains, t->chain_id) || !s_in_list(tokens, t->token_id)
+            || t->created_ms < min_ms || t->created_ms > max_ms)
+            continue;
+        match[nm++] = pos;
+    }
+    int from = 0, to;  /* the page: match[from, to) */
+    if (after[0]) {
+        while (from < nm && match[from] <= cur_pos)
+            from++;
+        to = from + limit < nm ? from + limit : nm;
+    } else if (before[0]) {
+        to = 0;
+        while (to < nm && match[to] < cur_pos)
+            to++;
+        from = to - limit > 0 ? to - limit : 0;
+    } else {
+        to = limit < nm ? limit : nm;
+    }
+    for (int k = 0; k < nm; k++)  /* positions back to table indexes */
+        match[k] = desc ? S.ntx - 1 - match[k] : match[k];
+    jbuf_puts(&b, "{\"data\":[");
+    for (int k = from; k < to; k++) {
+        if (k > from)
+            jbuf_puts(&b, ",");
+        s_tx_json(&b, &S.txs[match[k]]);
+    }
+    jbuf_puts(&b, "],\"pagination\":{\"before\":");
+    if (from > 0 && to > from)
+        jbuf_printf(&b, "\"c%s\"", S.txs[match[from]].id);
+    else
+        jbuf_puts(&b, "\"\"");
+    jbuf_puts(&b, ",\"after\":");
+    if (to < nm && to > from)
+        jbuf_printf(&b, "\"c%s\"", S.txs[match[to - 1]].id);
+    else
+        jbuf_puts(&b, "\"\"");
+    jbuf_printf(&b, ",\"total_count\":%d}}", nm);
+    pthread_mutex_unlock(&S.lock);
+    free(match);
+    return s_reply_buf(con, 200, &b, 1);
+}
+
 static enum MHD_Result s_api(struct MHD_Connection *con, const char *method, const char *path,
                              const char *query, sim_request_t *r)
 {
@@ -818,16 +962,25 @@ static enum MHD_Result s_api(struct MHD_Connection *con, const char *method, con
         return rc;
     pthread_mutex_lock(&S.lock);
     int delay = S.delay_ms;
-    int fail = S.fail_next > 0 || (S.fail_pct > 0 && (int) (s_rand() % 100) < S.fail_pct);
-    if (S.fail_next > 0)
+    int limited = S.rate_limit_next > 0;
+    if (limited) {
+        S.rate_limit_next--;
+        S.rate_limited++;
+    }
+    int fail = !limited && (S.fail_next > 0 || (S.fail_pct > 0 && (int) (s_rand() % 100) < S.fail_pct));
+    if (S.fail_next > 0 && fail)
         S.fail_next--;
     pthread_mutex_unlock(&S.lock);
     if (delay)
         s_sleep_ms(delay);
+    if (limited)
+        return s_error_hdr(con, 429, 2010, "rate limit exceeded (injected)", "Retry-After", "1");
     if (fail)
         return s_error(con, 503, 2026, "service temporarily unavailable (injected)");
 
     char id[80];
+    if (strcmp(method, "GET") == 0 && strcmp(path, "/v2/transactions") == 0)
+        return s_api_list_transactions(con, query);
     if (strcmp(method, "GET") == 0 && s_segment(path, "/v2/transactions/", id, sizeof id, "")) {
         pthread_mutex_lock(&S.lock);
         int ti = s_find_tx(id);
@@ -1069,12 +1222,18 @@ static enum MHD_Result s_ctl_faults(struct MHD_Connection *con, const sim_reques
         S.delay_ms = (int) v;
     if (json_get_i64(&doc, "confirming_lag_ms", &v) == 0 && v >= 0 && v <= 3600000)
         S.confirming_lag_ms = (int) v;
-    char body[300];
+    if (bson_iter_init_find(&it, &doc, "drop_webhooks") && BSON_ITER_HOLDS_BOOL(&it))
+        S.drop_webhooks = bson_iter_bool(&it);
+    if (json_get_i64(&doc, "rate_limit_next", &v) == 0 && v >= 0 && v <= 1000)
+        S.rate_limit_next = (int) v;
+    char body[448];
     snprintf(body, sizeof body,
              "{\"create_address_timeout_once\":%s,\"bad_signatures\":%d,\"fail_next\":%d,\"hang_ms\":%d,"
-             "\"fail_rate_pct\":%d,\"delay_ms\":%d,\"underscore_headers\":%s,\"confirming_lag_ms\":%d}",
+             "\"fail_rate_pct\":%d,\"delay_ms\":%d,\"underscore_headers\":%s,\"confirming_lag_ms\":%d,"
+             "\"drop_webhooks\":%s,\"rate_limit_next\":%d,\"rate_limited\":%d}",
              S.timeout_once ? "true" : "false", S.bad_sig, S.fail_next, S.hang_ms, S.fail_pct, S.delay_ms,
-             S.underscore ? "true" : "false", S.confirming_lag_ms);
+             S.underscore ? "true" : "false", S.confirming_lag_ms, S.drop_webhooks ? "true" : "false",
+             S.rate_limit_next, S.rate_limited);
     pthread_mutex_unlock(&S.lock);
     bson_destroy(&doc);
     return s_reply(con, 200, body, 0);
@@ -1134,7 +1293,7 @@ static void s_cobo_usage(FILE *out)
             "control (unsigned): POST /sim/deposit, GET /sim/deposits, POST /sim/transactions/{id},\n"
             "                    POST /sim/faults {\"create_address_timeout_once\",\"bad_signature_once\",\n"
             "                    \"bad_signatures\",\"fail_next\",\"hang_ms\",\"fail_rate_pct\",\"delay_ms\",\n"
-            "                    \"underscore_headers\",\"confirming_lag_ms\"}\n");
+            "                    \"underscore_headers\",\"confirming_lag_ms\",\"drop_webhooks\",\"rate_limit_next\"}\n");
 }
 
 /* "0.1" -> 10, "25" -> 25 (percent, no floating point). -1 if bad. */
