@@ -99,10 +99,75 @@ static void s_on_tx(void *arg, const cobo_tx_t *tx, const char *why)
 }
 
 /* 1 if e (with the client's last answer) is worth waiting for and trying again. */
-static int s_retryable(catchup_t *self, cobo_err_t e)
+static int s_retryable(cobo_client_t *cobo, cobo_err_t e)
 {
     return e == COBO_ERR_TRANSPORT || e == COBO_ERR_HTTP_5XX ||
-           (e == COBO_ERR_HTTP_4XX && cobo_client_rate_limited(self->cobo));
+           (e == COBO_ERR_HTTP_4XX && cobo_client_rate_limited(cobo));
+}
+
+static int s_sleep(void *arg, int64_t ms)
+{
+    (void) arg;
+    struct timespec ts = { (time_t) (ms / 1000), (long) (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    return 0;
+}
+
+int catchup_list_all(cobo_client_t *cobo, const cobo_tx_query_t *query, cobo_tx_fn fn, void *arg, int retries,
+                     catchup_wait_fn *wait, void *wait_arg, catchup_report_t *rep, char *err, size_t errlen)
+{
+    if (!wait)
+        wait = s_sleep;
+    cobo_tx_query_t q = *query;
+    char after[256] = "", next[256];
+    q.after = after;
+    err[0] = '\0';
+    for (int page = 0;; page++) {
+        if (page >= CATCHUP_MAX_PAGES) {
+            snprintf(err, errlen, "more than %d pages", CATCHUP_MAX_PAGES);
+            return -1;
+        }
+        if (page > 0 && wait(wait_arg, CATCHUP_PAGE_GAP_MS)) {
+            snprintf(err, errlen, "stopped");
+            return -1;
+        }
+        cobo_err_t e;
+        int64_t backoff_ms = S_BACKOFF_FIRST_MS;
+        for (int attempt = 0;; attempt++) {
+            char why[256];
+            e = cobo_list_transactions_page(cobo, &q, fn, arg, next, sizeof next, why, sizeof why);
+            if (e == COBO_OK)
+                break;
+            int limited = e == COBO_ERR_HTTP_4XX && cobo_client_rate_limited(cobo);
+            if (limited)
+                rep->rate_limited++;
+            if (!s_retryable(cobo, e) || attempt >= retries) {
+                snprintf(err, errlen, "Cobo %s: %s", cobo_err_name(e), why);
+                return -1;
+            }
+            int64_t wait_ms = cobo_client_retry_after_ms(cobo);
+            if (wait_ms <= 0)
+                wait_ms = backoff_ms;
+            backoff_ms = backoff_ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : backoff_ms * 2;
+            log_warn(limited ? "catchup.rate_limited" : "catchup.retry", "page=%d wait_ms=%lld reason=\"%s\"", page,
+                     (long long) wait_ms, why);
+            rep->retries++;
+            if (wait(wait_arg, wait_ms)) {
+                snprintf(err, errlen, "stopped");
+                return -1;
+            }
+        }
+        rep->pages++;
+        if (!next[0])
+            return 0;
+        memcpy(after, next, sizeof after);
+    }
+}
+
+static int s_wait_fn(void *arg, int64_t ms)
+{
+    return s_wait(arg, ms);
 }
 
 /* The pass itself; run_lock held. */
@@ -112,58 +177,10 @@ static int s_pass(catchup_t *self, int64_t since_ms, catchup_report_t *rep, char
     rep->started_ms = s_wall_ms();
     rep->since_ms = since_ms > CATCHUP_OVERLAP_MS ? since_ms - CATCHUP_OVERLAP_MS : 1;
     int64_t t0 = s_mono_ms();
-    char after[256] = "", next[256];
     s_page_ctx_t ctx = { self, rep };
-    int rc = 0;
-    err[0] = '\0';
-    for (int page = 0;; page++) {
-        if (page >= CATCHUP_MAX_PAGES) {
-            snprintf(err, errlen, "more than %d pages", CATCHUP_MAX_PAGES);
-            rc = -1;
-            break;
-        }
-        if (page > 0 && s_wait(self, CATCHUP_PAGE_GAP_MS)) {
-            snprintf(err, errlen, "stopped");
-            rc = -1;
-            break;
-        }
-        cobo_tx_query_t q = { .types = "Deposit", .wallet_ids = self->wallet_id, .min_created_ms = rep->since_ms,
-                              .limit = 50, .after = after };
-        cobo_err_t e;
-        int64_t backoff_ms = S_BACKOFF_FIRST_MS;
-        for (int attempt = 0;; attempt++) {
-            char why[256];
-            e = cobo_list_transactions_page(self->cobo, &q, s_on_tx, &ctx, next, sizeof next, why, sizeof why);
-            if (e == COBO_OK)
-                break;
-            int limited = e == COBO_ERR_HTTP_4XX && cobo_client_rate_limited(self->cobo);
-            if (limited)
-                rep->rate_limited++;
-            if (!s_retryable(self, e) || attempt >= CATCHUP_PAGE_RETRIES) {
-                snprintf(err, errlen, "Cobo %s: %s", cobo_err_name(e), why);
-                break;
-            }
-            int64_t wait_ms = cobo_client_retry_after_ms(self->cobo);
-            if (wait_ms <= 0)
-                wait_ms = backoff_ms;
-            backoff_ms = backoff_ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : backoff_ms * 2;
-            log_warn(limited ? "catchup.rate_limited" : "catchup.retry", "page=%d wait_ms=%lld reason=\"%s\"", page,
-                     (long long) wait_ms, why);
-            rep->retries++;
-            if (s_wait(self, wait_ms)) {
-                snprintf(err, errlen, "stopped");
-                break;
-            }
-        }
-        if (e != COBO_OK) {
-            rc = -1;
-            break;
-        }
-        rep->pages++;
-        if (!next[0])
-            break;
-        memcpy(after, next, sizeof after);
-    }
+    cobo_tx_query_t q = { .types = "Deposit", .wallet_ids = self->wallet_id, .min_created_ms = rep->since_ms,
+                          .limit = 50 };
+    int rc = catchup_list_all(self->cobo, &q, s_on_tx, &ctx, CATCHUP_PAGE_RETRIES, s_wait_fn, self, rep, err, errlen);
     if (rc == 0 && rep->failed > 0) {
         snprintf(err, errlen, "%d deposits could not be taken in", rep->failed);
         rc = -1;

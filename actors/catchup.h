@@ -73,6 +73,18 @@ int catchup_run(catchup_t *self, int64_t since_ms, catchup_report_t *out, char *
 
 void catchup_stats(catchup_t *self, catchup_stats_t *out);
 
+/* Waits ms; returns non-zero to give up (the listing then ends with "stopped"). */
+typedef int (catchup_wait_fn)(void *arg, int64_t ms);
+
+/* Every page of query (its `after` is ignored: from the first page) into fn, as a pass reads
+ * them: Cobo's rate limit and transient failures waited out with wait (NULL: a plain sleep) and
+ * retried at most retries times a page (a pass: CATCHUP_PAGE_RETRIES), pages CATCHUP_PAGE_GAP_MS apart. Adds to rep's pages, rate_limited and retries.
+ * 0 once the last page was read, or -1 with a reason (fn may already have been called). The one
+ * pager behind catch-up and `kasa reconcile`. */
+#include "actors/cobo.h"
+int catchup_list_all(cobo_client_t *cobo, const cobo_tx_query_t *query, cobo_tx_fn fn, void *arg, int retries,
+                     catchup_wait_fn *wait, void *wait_arg, catchup_report_t *rep, char *err, size_t errlen);
+
 /* The report as one line of key=value text ("pages=2 listed=61 moved=3 ..."). */
 void catchup_report_text(const catchup_report_t *r, char *buf, size_t len);
 

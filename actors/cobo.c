@@ -14,6 +14,7 @@
 
 #include "actors/cobo_auth.h"
 #include "schema/json.h"
+#include "schema/probe.h"
 
 #define S_MAX_RESPONSE (4u << 20)  /* a larger answer is not one Cobo sends: refused */
 #define S_MAX_PAGES 2000
@@ -436,11 +437,15 @@ static cobo_err_t s_call(cobo_client_t *self, const char *method, const char *re
     } else {
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     }
+    int64_t t0_us = probe_now_us();
     CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(hdrs);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     self->http_status = (int) status;
+    /* reachable = answered below 500 (a 4xx refusal is still an answer); a bad signature is not
+     * counted here: it is reported as an error by the caller's result */
+    probe_call(PROBE_COBO, probe_now_us() - t0_us, rc == CURLE_OK && status < 500);
     if (self->body_overflow) {
         snprintf(err, errlen, "response larger than %u bytes", S_MAX_RESPONSE);
         return COBO_ERR_MALFORMED;

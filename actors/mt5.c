@@ -25,6 +25,7 @@
 #include "schema/err.h"
 #include "schema/json.h"
 #include "schema/log.h"
+#include "schema/probe.h"
 
 #define MT5_MAX_REPLY (8u * 1024u * 1024u) /* a page of 100 deals is ~100 KB */
 #define MT5_MAX_DEALS 100000               /* the bound on one search */
@@ -312,7 +313,11 @@ static int s_http(mt5_client_t *c, const char *path, const char *body, long *sta
     } else {
         curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
     }
+    int64_t t0_us = probe_now_us();
     CURLcode rc = curl_easy_perform(c->curl);
+    long http_status = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &http_status);
+    probe_call(PROBE_MT5, probe_now_us() - t0_us, rc == CURLE_OK && http_status < 500);
     /* the body may hold a password: do not leave curl pointing at the caller's buffer */
     if (body)
         curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, "");
@@ -789,15 +794,18 @@ static const char *s_field(bson_iter_t *deal, const char *key, char *buf, size_t
     return NULL;
 }
 
-mt5_result_t mt5_find_balance_deal(mt5_client_t *c, uint64_t login, const char *comment,
-                                   int64_t from_s, int64_t to_s, uint64_t *ticket,
-                                   char *err, size_t errlen)
+/* Copies src (or "" when NULL) into dst[cap], cut to fit. */
+static void s_copy_text(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+mt5_result_t mt5_each_balance_deal(mt5_client_t *c, uint64_t login, int64_t from_s, int64_t to_s,
+                                   mt5_deal_fn fn, void *arg, char *err, size_t errlen)
 {
     char path[256];
     bson_t doc;
-    if (ticket)
-        *ticket = 0;
-    if (!comment || !*comment || login == 0 || from_s > to_s) {
+    if (!fn || login == 0 || from_s > to_s) {
         err_set(err, errlen, "bad search arguments");
         return MT5_PERMANENT;
     }
@@ -815,8 +823,8 @@ mt5_result_t mt5_find_balance_deal(mt5_client_t *c, uint64_t login, const char *
     }
     if (total > MT5_MAX_DEALS)
         total = MT5_MAX_DEALS;
-    int found = 0;
-    for (uint64_t offset = 0; r == MT5_OK && !found && offset < total; offset += MT5_PAGE) {
+    int stop = 0;
+    for (uint64_t offset = 0; r == MT5_OK && !stop && offset < total; offset += MT5_PAGE) {
         snprintf(path, sizeof path,
                  "/api/deal/get_page?login=%" PRIu64 "&from=%" PRId64 "&to=%" PRId64 "&offset=%" PRIu64 "&total=%d",
                  login, from_s, to_s, offset, MT5_PAGE);
@@ -827,24 +835,25 @@ mt5_result_t mt5_find_balance_deal(mt5_client_t *c, uint64_t login, const char *
         int count = 0;
         if (bson_iter_init_find(&it, &doc, "answer") && BSON_ITER_HOLDS_ARRAY(&it)
             && bson_iter_recurse(&it, &deals)) {
-            while (bson_iter_next(&deals)) {
+            while (!stop && bson_iter_next(&deals)) {
                 count++;
                 if (!BSON_ITER_HOLDS_DOCUMENT(&deals))
                     continue;
-                char b1[32], b2[32];
+                char b1[32], b2[32], b3[32], b4[32], b5[48];
                 const char *action = s_field(&deals, "Action", b1, sizeof b1);
-                const char *cmt = s_field(&deals, "Comment", b2, sizeof b2);
-                if (!action || strcmp(action, "2") != 0 || !cmt || strcmp(cmt, comment) != 0)
-                    continue;
-                char b3[32];
-                const char *deal = s_field(&deals, "Deal", b3, sizeof b3);
+                const char *deal = s_field(&deals, "Deal", b2, sizeof b2);
                 uint64_t t = deal ? strtoull(deal, NULL, 10) : 0;
-                if (t == 0)
+                if (!action || strcmp(action, "2") != 0 || t == 0)
                     continue;
-                if (ticket)
-                    *ticket = t;
-                found = 1;
-                break;
+                mt5_deal_t d = { .ticket = t };
+                const char *dl = s_field(&deals, "Login", b3, sizeof b3);
+                d.login = dl ? strtoull(dl, NULL, 10) : login;
+                const char *tm = s_field(&deals, "Time", b4, sizeof b4);
+                d.time_s = tm ? strtoll(tm, NULL, 10) : 0;
+                s_copy_text(d.profit, sizeof d.profit, s_field(&deals, "Profit", b5, sizeof b5));
+                char b6[48];
+                s_copy_text(d.comment, sizeof d.comment, s_field(&deals, "Comment", b6, sizeof b6));
+                stop = fn(arg, &d) != 0;
             }
         }
         bson_destroy(&doc);
@@ -852,10 +861,41 @@ mt5_result_t mt5_find_balance_deal(mt5_client_t *c, uint64_t login, const char *
             break; /* fewer deals than the total said: the list shrank */
     }
     pthread_mutex_unlock(&c->mu);
-    if (r == MT5_OK && !found)
+    return r;
+}
+
+typedef struct {
+    const char *comment;
+    uint64_t ticket;
+} s_find_t;
+
+static int s_find_one(void *arg, const mt5_deal_t *d)
+{
+    s_find_t *f = arg;
+    if (strcmp(d->comment, f->comment) != 0)
+        return 0;
+    f->ticket = d->ticket;
+    return 1;
+}
+
+mt5_result_t mt5_find_balance_deal(mt5_client_t *c, uint64_t login, const char *comment,
+                                   int64_t from_s, int64_t to_s, uint64_t *ticket,
+                                   char *err, size_t errlen)
+{
+    if (ticket)
+        *ticket = 0;
+    if (!comment || !*comment || login == 0 || from_s > to_s) {
+        err_set(err, errlen, "bad search arguments");
+        return MT5_PERMANENT;
+    }
+    s_find_t f = { comment, 0 };
+    mt5_result_t r = mt5_each_balance_deal(c, login, from_s, to_s, s_find_one, &f, err, errlen);
+    if (r == MT5_OK && !f.ticket)
         r = MT5_NOT_FOUND;
+    if (ticket)
+        *ticket = f.ticket;
     log_info("mt5.find_deal", "login=%" PRIu64 " comment=%s result=%s ticket=%" PRIu64, login, comment,
-             mt5_result_name(r), ticket ? *ticket : 0);
+             mt5_result_name(r), f.ticket);
     return r;
 }
 

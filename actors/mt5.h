@@ -94,6 +94,25 @@ mt5_result_t mt5_find_balance_deal(mt5_client_t *c, uint64_t login, const char *
                                    int64_t from_s, int64_t to_s, uint64_t *ticket,
                                    char *err, size_t errlen);
 
+/* A balance deal as /api/deal/get_page reports it. Money is MT5's exact decimal text. */
+typedef struct {
+    uint64_t ticket;         /* Deal */
+    uint64_t login;          /* Login */
+    int64_t time_s;          /* Time (trade-server time, Unix seconds) */
+    char profit[48];         /* Profit: the amount of a balance deal, "249.50" ("" if not text) */
+    char comment[48];        /* Comment */
+} mt5_deal_t;
+
+/* Called once per balance deal; return non-zero to stop the listing early (not an error). */
+typedef int (*mt5_deal_fn)(void *arg, const mt5_deal_t *deal);
+
+/* Visits every balance deal (Action 2) on login with a deal time in [from_s, to_s] (Unix seconds),
+ * in MT5's order, reading /api/deal/get_total then /api/deal/get_page in pages of 100 (bounded to
+ * 100,000 deals). Read-only. MT5_OK once every page was read (or fn stopped), else an error class
+ * (fn may already have been called). mt5_find_balance_deal is this with a comment to match. */
+mt5_result_t mt5_each_balance_deal(mt5_client_t *c, uint64_t login, int64_t from_s, int64_t to_s,
+                                   mt5_deal_fn fn, void *arg, char *err, size_t errlen);
+
 /* An account as /api/user/get reports it. Money is MT5's exact decimal text ("1000.50"). */
 typedef struct {
     uint64_t login;

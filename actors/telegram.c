@@ -10,6 +10,7 @@
 
 #include "schema/json.h"
 #include "schema/log.h"
+#include "schema/probe.h"
 
 #define TELEGRAM_MAX_TEXT 4096
 #define TELEGRAM_MAX_REPLY (256u * 1024u)
@@ -150,7 +151,11 @@ telegram_result_t telegram_send(telegram_t *c, const char *chat_id, const char *
     curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long) body.len);
     curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, s_on_data);
     curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
+    int64_t t0_us = probe_now_us();
     CURLcode rc = curl_easy_perform(c->curl);
+    long http_status = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &http_status);
+    probe_call(PROBE_TELEGRAM, probe_now_us() - t0_us, rc == CURLE_OK && http_status < 500);
     curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, "");
     jbuf_free(&body);
 

@@ -42,6 +42,7 @@
 
 #include "journal/fio.h"
 #include "journal/jformat.h"
+#include "schema/probe.h"
 
 #define JOURNAL_DEFAULT_SEGMENT (64ull << 20)
 #define JOURNAL_DEFAULT_BATCH   ((size_t) 4 << 20)
@@ -83,6 +84,8 @@ struct journal_t {
     atomic_int generic_waiters;    /* threads sleeping on commit_seq (journal_wait)  */
     uint64_t fill_batch;           /* (under mu) number of the batch now filling      */
     atomic_int failed;
+    probe_hist_t fsync_us;         /* each batch's fdatasync, µs (for /metrics)       */
+    probe_hist_t batch_records;    /* records per batch                               */
 };
 
 static void s_futex_wait(_Atomic uint32_t *addr, uint32_t seen)
@@ -185,10 +188,12 @@ static int s_write_batch(journal_t *self, const uint8_t *buf, size_t len, uint64
         return -1;
     }
     self->seg_size += len;
+    int64_t t0_us = probe_now_us();
     if (fio_fdatasync(self->seg_fd) != 0) {
         snprintf(err, errlen, "fdatasync failed: %s", strerror(errno));
         return -1;
     }
+    probe_hist_observe(&self->fsync_us, probe_now_us() - t0_us);
     self->written_crc = batch_last_crc;
     self->wrote = 1;
     return 0;
@@ -234,6 +239,8 @@ static void *s_flusher(void *arg)
 
         char err[200];
         int rc = s_write_batch(self, batch, len, first, last_crc, err, sizeof err);
+        if (rc == 0)
+            probe_hist_observe(&self->batch_records, (int64_t) (last - first + 1));
         if (rc == 0 && cb)
             s_call_commits(cb, cb_arg, batch, len);
 
@@ -329,6 +336,8 @@ journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, 
     }
     self->dir = strdup(dir);
     self->seg_fd = -1;
+    probe_hist_init(&self->fsync_us, probe_latency_us_bounds, probe_latency_us_count);
+    probe_hist_init(&self->batch_records, probe_size_bounds, probe_size_count);
     self->opts.segment_bytes = opts && opts->segment_bytes ? opts->segment_bytes : JOURNAL_DEFAULT_SEGMENT;
     self->opts.max_batch_bytes = opts && opts->max_batch_bytes ? opts->max_batch_bytes : JOURNAL_DEFAULT_BATCH;
     self->opts.report = opts ? opts->report : NULL;
@@ -538,4 +547,19 @@ void journal_on_commit(journal_t *self, journal_commit_fn *fn, void *arg)
     self->cb = fn;
     self->cb_arg = arg;
     pthread_mutex_unlock(&self->mu);
+}
+
+const probe_hist_t *journal_fsync_us(const journal_t *self)
+{
+    return &self->fsync_us;
+}
+
+const probe_hist_t *journal_batch_records(const journal_t *self)
+{
+    return &self->batch_records;
+}
+
+int journal_failed(journal_t *self)
+{
+    return atomic_load(&self->failed) != 0;
 }

@@ -59,6 +59,14 @@ uint64_t journal_append(journal_t *self, const void *payload, size_t len);
 uint64_t journal_submit(journal_t *self, const void *payload, size_t len);
 int journal_wait(journal_t *self, uint64_t lsn);
 
+/* The journal's own measurements, for /metrics: each batch's fdatasync time (µs) and its record
+ * count. Valid while the journal is open; read-only use. */
+#include "schema/probe.h"
+const probe_hist_t *journal_fsync_us(const journal_t *self);
+const probe_hist_t *journal_batch_records(const journal_t *self);
+/* 1 once the journal has failed for good (a write, fdatasync or rotation failed). */
+int journal_failed(journal_t *self);
+
 /* The highest durable LSN (0 for an empty journal). */
 uint64_t journal_durable_lsn(journal_t *self);
 

@@ -16,7 +16,7 @@
 #include "schema/config.h"
 #include "tools/commands.h"
 #include "tools/control.h"
-#include "tools/timearg.h"
+#include "schema/timearg.h"
 
 #define CATCHUP_PING_TIMEOUT_MS 3000
 #define CATCHUP_RUN_TIMEOUT_MS (30 * 60 * 1000)

@@ -33,6 +33,7 @@
 #include "schema/json.h"
 #include "web/events.h"
 #include "web/investor.h"
+#include "web/metrics.h"
 #include "web/http.h"
 #include "web/webhook.h"
 
@@ -40,6 +41,7 @@ typedef struct {
     monitor_t *monitor;
     events_t *events;
     projector_t *projector;   /* NULL without KASA_MONGO_URI */
+    metrics_t *metrics;
 } commit_ctx_t;
 
 /* The journal's commit callback: runs once per durable record, serially, on the commit path. It
@@ -54,6 +56,7 @@ static void s_on_commit(void *arg, uint64_t lsn, const void *payload, size_t len
         events_publish(ctx->events, lsn, payload, len);
     if (ctx->projector)
         projector_notify(ctx->projector, lsn);   /* a counter and a signal: never waits on MongoDB */
+    metrics_on_commit(ctx->metrics, payload, len);
 }
 
 /* The projector's status, on the monitor feed under topic MONGO (from the projector's thread). */
@@ -139,6 +142,14 @@ int cmd_serve(int argc, char **argv)
     accounts_t *accounts = NULL;
     catchup_t *catchup = NULL;
 
+    /* Metrics and health first: a long replay shows as "not ready", not as a dead process. */
+    if (strcmp(cfg.metrics_listen, "off") != 0) {
+        ctx.metrics = metrics_new(cfg.metrics_listen, err, sizeof err);
+        if (!ctx.metrics) {
+            fprintf(stderr, "kasa serve: %s (KASA_METRICS_LISTEN)\n", err);
+            goto done;
+        }
+    }
     journal = cmd_journal_open(cfg.journal_dir, err, sizeof err);
     if (!journal) {
         fprintf(stderr, "kasa serve: cannot open the journal: %s\n", err);
@@ -173,6 +184,7 @@ int cmd_serve(int argc, char **argv)
             goto done;
         }
     }
+    metrics_set_journal(ctx.metrics, journal);
     /* Hooked before the pipeline starts, so records its replay and resumption write are published. */
     journal_on_commit(journal, s_on_commit, &ctx);
 
@@ -183,6 +195,7 @@ int cmd_serve(int argc, char **argv)
     }
     long deposits = 0;
     pipeline_deposits(pipeline, 0, INT_MAX, s_count_one, &deposits);
+    metrics_set_pipeline(ctx.metrics, pipeline);
 
     http = http_server_new(cfg.listen, cfg.max_body, cfg.http_threads, err, sizeof err);
     if (!http) {
@@ -202,6 +215,7 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
     webhook_elsewhere(http);
+    metrics_set_webhook(ctx.metrics, webhook);
     /* The investor panel's API (web/investor.h): wallets learn the links already journaled, and
      * every link committed later through the events hub. */
     wallets = wallets_new_for_pipeline(&cfg, pipeline, err, sizeof err);
@@ -233,6 +247,8 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: catch-up: %s (COBO_*, KASA_CATCHUP_*)\n", catchup ? "no verb slot" : err);
         goto done;
     }
+    metrics_set_catchup(ctx.metrics, catchup);
+    metrics_set_replayed(ctx.metrics);   /* before the first request can be answered */
     /* Every route is in place: only now are connections accepted (they waited in the backlog). */
     if (http_server_start(http, err, sizeof err) != 0) {
         fprintf(stderr, "kasa serve: %s (KASA_LISTEN)\n", err);
@@ -254,9 +270,9 @@ int cmd_serve(int argc, char **argv)
     if (colon)
         *colon = '\0';
     log_info("kasa.started", "listen=%s:%d webhook_listen=%s:%d journal=%s lsn=%llu deposits=%ld monitor=%s "
-             "control=%s threads=%d", host, http_server_port(http), hook_host, http_server_port(hooks), cfg.journal_dir,
+             "control=%s threads=%d metrics=%s metrics_port=%d", host, http_server_port(http), hook_host, http_server_port(hooks), cfg.journal_dir,
              (unsigned long long) journal_durable_lsn(journal), deposits, cfg.monitor, cfg.control,
-             cfg.http_threads);
+             cfg.http_threads, cfg.metrics_listen, ctx.metrics ? metrics_port(ctx.metrics) : 0);
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
@@ -265,6 +281,7 @@ int cmd_serve(int argc, char **argv)
     rc = 0;
 
 done:
+    metrics_destroy(&ctx.metrics);       /* no scrape reads a source after this */
     control_destroy(&control);
     accounts_close(accounts);            /* every investor request waiting for MT5 is answered now */
     catchup_destroy(&catchup);           /* before the pipeline it feeds */

@@ -12,6 +12,7 @@ int cmd_replay(int argc, char **argv);   /* tools/cmd_replay.c  rebuild deposits
 int cmd_mongo(int argc, char **argv);   /* tools/cmd_mongo.c   MongoDB projection status, sync, rebuild */
 int cmd_sim(int argc, char **argv);      /* tools/sim.c         Cobo, MT5, Telegram simulators */
 int cmd_catchup(int argc, char **argv);  /* tools/cmd_catchup.c missed-webhook catch-up now  */
+int cmd_reconcile(int argc, char **argv); /* tools/cmd_reconcile.c journal vs Cobo vs MT5     */
 /* The control socket's "catchup SINCE_MS" verb (control_verb_fn; arg: the server's catchup_t). */
 #include <stddef.h>
 int cmd_catchup_verb(void *arg, char *const *frames, int n, char *reply, size_t replylen);

@@ -19,6 +19,7 @@ static const command_t s_commands[] = {
     { "replay",  cmd_replay,  "replay DIR [--all]           rebuild every deposit from the journal and show where it stands" },
     { "mongo",   cmd_mongo,   "mongo status|sync|rebuild --config FILE   the journal's MongoDB projection" },
     { "catchup", cmd_catchup, "catchup --since DATE --config FILE   take in deposits whose webhooks never came" },
+    { "reconcile", cmd_reconcile, "reconcile --from DATE --to DATE [--json] --config FILE   journal vs Cobo vs MT5" },
     { "sim",     cmd_sim,     "sim cobo|mt5|telegram|deposit ...   the simulators kasa is tested against" },
 };
 

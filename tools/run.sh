@@ -6,7 +6,8 @@
 # Everything lives under ./run/ (override with KASA_RUN_DIR): the generated config (kasa.env), the
 # demo keys (keys.env, made once), the journal (run/journal, kept between runs) and one log per
 # process. A demo address is linked to the demo MT5 account 100001. Ctrl-C stops everything.
-# Ports (override with KASA_PORT, WEBHOOK_PORT, COBO_PORT, MT5_PORT, TELEGRAM_PORT, MONITOR_PORT): the usual ones
+# Ports (override with KASA_PORT, WEBHOOK_PORT, COBO_PORT, MT5_PORT, TELEGRAM_PORT, MONITOR_PORT,
+# METRICS_PORT): the usual ones
 # if free, else the next free one.
 set -euo pipefail
 
@@ -38,6 +39,7 @@ cobo_port=$(pick_unique "${COBO_PORT:-9001}");        taken="$taken$cobo_port "
 mt5_port=$(pick_unique "${MT5_PORT:-9002}");          taken="$taken$mt5_port "
 tg_port=$(pick_unique "${TELEGRAM_PORT:-9003}");      taken="$taken$tg_port "
 monitor_port=$(pick_unique "${MONITOR_PORT:-5560}");  taken="$taken$monitor_port "
+metrics_port=$(pick_unique "${METRICS_PORT:-9100}");  taken="$taken$metrics_port "
 
 # Demo keys: made once, kept in run/keys.env (mode 600). Cobo's simulator signs webhooks with
 # COBO_SIM_KEY_SEED; kasa signs its Cobo API requests with COBO_API_SECRET.
@@ -71,6 +73,7 @@ KASA_LISTEN=127.0.0.1:$kasa_port
 KASA_WEBHOOK_LISTEN=127.0.0.1:$hook_port
 KASA_JOURNAL_DIR=$rundir/journal
 KASA_MONITOR=tcp://127.0.0.1:$monitor_port
+KASA_METRICS_LISTEN=127.0.0.1:$metrics_port
 KASA_STATIC_DIR=$(pwd)/web/static
 # plain http on loopback: a browser would keep no Secure cookie
 KASA_COOKIE_SECURE=off

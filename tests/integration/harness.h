@@ -1130,4 +1130,20 @@ H_FN int h_deals_of(const h_env_t *env, uint64_t login, int64_t minor, int *tota
     return match;
 }
 
+/* A deposit of amount token_id (on TRON) to address, Completed with 20 of 20 confirmations: the
+ * usual shape a test hands to h_sim_deposit or h_webhook_body. */
+H_FN h_tx_t h_tx(const char *address, const char *amount, const char *token_id)
+{
+    h_tx_t tx;
+    memset(&tx, 0, sizeof tx);
+    snprintf(tx.address, sizeof tx.address, "%s", address);
+    snprintf(tx.amount, sizeof tx.amount, "%s", amount);
+    snprintf(tx.token_id, sizeof tx.token_id, "%s", token_id);
+    snprintf(tx.chain_id, sizeof tx.chain_id, "TRON");
+    snprintf(tx.status, sizeof tx.status, "Completed");
+    tx.confirmations = 20;
+    tx.threshold = 20;
+    return tx;
+}
+
 #endif

@@ -21,13 +21,7 @@ static int s_ready;
 
 static h_tx_t s_tx(const char *address, const char *amount)
 {
-    h_tx_t tx;
-    memset(&tx, 0, sizeof tx);
-    snprintf(tx.address, sizeof tx.address, "%s", address);
-    snprintf(tx.amount, sizeof tx.amount, "%s", amount);
-    snprintf(tx.token_id, sizeof tx.token_id, "TRON_USDT");
-    snprintf(tx.chain_id, sizeof tx.chain_id, "TRON");
-    return tx;
+    return h_tx(address, amount, "TRON_USDT");
 }
 
 static int s_deals(uint64_t login, int64_t minor, int *total)

@@ -25,16 +25,7 @@ static char *s_dup_body; /* an event already answered, resent after a restart */
 
 static h_tx_t s_tx(const char *address, const char *amount, const char *token)
 {
-    h_tx_t tx;
-    memset(&tx, 0, sizeof tx);
-    snprintf(tx.address, sizeof tx.address, "%s", address);
-    snprintf(tx.amount, sizeof tx.amount, "%s", amount);
-    snprintf(tx.token_id, sizeof tx.token_id, "%s", token);
-    snprintf(tx.chain_id, sizeof tx.chain_id, "TRON");
-    snprintf(tx.status, sizeof tx.status, "Completed");
-    tx.confirmations = 20;
-    tx.threshold = 20;
-    return tx;
+    return h_tx(address, amount, token);
 }
 
 /* The deals on login whose amount equals minor (count), and how many deals there are in all. */

@@ -14,7 +14,9 @@
  * Control (loopback clients only): GET /sim/accounts, GET /sim/deals[?login=L], GET /sim/stats,
  * POST /sim/faults {"drop_reply":0.3,"session_loss":0.1,"delay_ms":50,"permanent_login":100002,
  * "permanent_retcode":"8 Not enough permissions","retcode_once":"9 Timeout","close_next":1,
- * "fake_server":true,"kill_sessions":true,"group_retcode":"8 Not enough permissions"}, POST /sim/reset. */
+ * "fake_server":true,"kill_sessions":true,"group_retcode":"8 Not enough permissions"}, POST /sim/reset,
+ * POST /sim/deal {"ticket":T,"delete":true} or {"ticket":T,"amount":"12.34"} (a deal removed or
+ * changed behind kasa's back, as a dealer can in the MT5 manager; the balance follows). */
 #include "tools/sim/sim_mt5.h"
 
 #include <inttypes.h>
@@ -691,6 +693,47 @@ static enum MHD_Result s_sim_stats(sim_mt5_t *s, struct MHD_Connection *conn, in
     return s_reply(conn, MHD_HTTP_OK, json, NULL);
 }
 
+/* POST /sim/deal: deletes a deal or sets its amount; the account's balance follows. */
+static enum MHD_Result s_sim_deal(sim_mt5_t *s, struct MHD_Connection *conn, const sim_request_t *req)
+{
+    bson_t doc;
+    char perr[64];
+    if (json_parse(req->body.data ? req->body.data : "", req->body.len, &doc, perr, sizeof perr) != 0) {
+        bson_destroy(&doc);
+        return s_reply(conn, MHD_HTTP_BAD_REQUEST, "{\"error\":\"body must be a JSON object\"}", NULL);
+    }
+    int64_t ticket = 0;
+    bson_iter_t it;
+    int del = bson_iter_init_find(&it, &doc, "delete") && BSON_ITER_HOLDS_BOOL(&it) && bson_iter_bool(&it);
+    char amount_s[48] = "";
+    const char *a = json_get_str(&doc, "amount");
+    if (a)
+        snprintf(amount_s, sizeof amount_s, "%s", a);
+    int has_ticket = json_get_i64(&doc, "ticket", &ticket) == 0;
+    bson_destroy(&doc);
+    size_t i = 0;
+    while (has_ticket && i < s->deal_count && s->deals[i].ticket != (uint64_t) ticket)
+        i++;
+    if (!has_ticket || i == s->deal_count)
+        return s_reply(conn, MHD_HTTP_NOT_FOUND, "{\"error\":\"no such deal\"}", NULL);
+    s_deal_t *d = &s->deals[i];
+    s_account_t *acct = s_account(s, d->login);
+    int64_t amount = 0;
+    if (!del && (!amount_s[0] || mt5_parse_amount(amount_s, d->digits, &amount) != 0))
+        return s_reply(conn, MHD_HTTP_BAD_REQUEST, "{\"error\":\"give delete:true or an amount\"}", NULL);
+    if (acct)
+        acct->balance_minor += (del ? 0 : amount) - d->amount_minor;
+    if (del) {
+        if (acct && acct->deals)
+            acct->deals--;
+        memmove(d, d + 1, (s->deal_count - i - 1) * sizeof *d);
+        s->deal_count--;
+    } else {
+        d->amount_minor = amount;
+    }
+    return s_reply(conn, MHD_HTTP_OK, "{\"ok\":true}", NULL);
+}
+
 static void s_reset(sim_mt5_t *s)
 {
     memcpy(s->accounts, s->initial, (size_t) s->account_count * sizeof *s->accounts);
@@ -717,6 +760,7 @@ static enum MHD_Result s_dispatch(sim_mt5_t *s, struct MHD_Connection *conn, con
         if (get && strcmp(url, "/sim/deals") == 0) return s_sim_deals(s, conn);
         if (get && strcmp(url, "/sim/stats") == 0) return s_sim_stats(s, conn, now);
         if (post && strcmp(url, "/sim/faults") == 0) return s_sim_faults(s, conn, req);
+        if (post && strcmp(url, "/sim/deal") == 0) return s_sim_deal(s, conn, req);
         if (post && strcmp(url, "/sim/reset") == 0) {
             s_reset(s);
             return s_reply(conn, MHD_HTTP_OK, "{\"ok\":true}", NULL);
@@ -803,7 +847,8 @@ static void s_usage(FILE *out)
             "                    \"permanent_login\":100002,\"permanent_retcode\":\"8 Not enough permissions\",\n"
             "                    \"retcode_once\":\"9 Timeout\",\"close_next\":1,\"fake_server\":true,\n"
             "                    \"kill_sessions\":true,\"group_retcode\":\"8 Not enough permissions\"}\n"
-            "  POST /sim/reset                back to the accounts and faults given at start\n");
+            "  POST /sim/reset                back to the accounts and faults given at start\n"
+            "  POST /sim/deal {\"ticket\":T,\"delete\":true} or {\"ticket\":T,\"amount\":\"1.00\"}  edit a deal\n");
 }
 
 /* The whole of a small file (a PEM), NUL-terminated, or NULL. The caller frees. */

@@ -4,8 +4,8 @@
  *   2026-11-30T08:15[:30][Z]    that time (a space may replace the T)
  *   -90m, -6h, -3d              that long before now
  *   @1764490530000              Unix milliseconds */
-#ifndef KASA_TOOLS_TIMEARG_H
-#define KASA_TOOLS_TIMEARG_H
+#ifndef KASA_SCHEMA_TIMEARG_H
+#define KASA_SCHEMA_TIMEARG_H
 
 #include <stddef.h>
 #include <stdint.h>

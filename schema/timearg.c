@@ -1,5 +1,5 @@
 /* timearg.c — see timearg.h. No locale, no local time: timegm and gmtime_r only. */
-#include "tools/timearg.h"
+#include "schema/timearg.h"
 
 #include <ctype.h>
 #include <stdio.h>

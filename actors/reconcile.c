@@ -1,0 +1,570 @@
+/* reconcile.c — see reconcile.h. The comparison works on a copy of kasa's deposits, indexed twice
+ * (by transaction id, by MT5 reference) with sorted arrays and binary search: no I/O, no lock held
+ * while comparing. */
+#include "actors/reconcile.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/catchup.h"
+#include "actors/cobo.h"
+#include "actors/crediter.h"
+#include "journal/journal.h"
+#include "schema/money.h"
+#include "schema/record.h"
+#include "schema/timearg.h"
+
+#define S_REF_PREFIX "kasa "
+
+/* kasa's view of one deposit, as the comparison needs it. */
+typedef struct {
+    char tx_id[80];
+    char ref[32];
+    deposit_state_t state;
+    uint64_t login;
+    char address[128];
+    char amount[48];
+    char token_id[40];
+    int64_t credit_minor;
+    int32_t digits;
+    uint64_t ticket;
+    int64_t created_ms;
+    int seen_at_cobo;
+} s_dep_t;
+
+typedef struct {
+    s_dep_t *v;
+    size_t n, cap;
+    int oom;
+} s_deps_t;
+
+static void s_collect(void *arg, const registry_entry_t *e)
+{
+    s_deps_t *d = arg;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 256;
+        s_dep_t *g = realloc(d->v, cap * sizeof *g);
+        if (!g) {
+            d->oom = 1;
+            return;
+        }
+        d->v = g;
+        d->cap = cap;
+    }
+    s_dep_t *x = &d->v[d->n++];
+    memset(x, 0, sizeof *x);
+    const deposit_view_t *v = &e->view;
+    snprintf(x->tx_id, sizeof x->tx_id, "%s", v->tx_id);
+    crediter_ref(v->tx_id, x->ref);
+    x->state = v->state;
+    x->login = v->login;
+    snprintf(x->address, sizeof x->address, "%s", v->address);
+    snprintf(x->amount, sizeof x->amount, "%s", v->amount);
+    snprintf(x->token_id, sizeof x->token_id, "%s", v->token_id);
+    x->credit_minor = v->credit_minor;
+    x->digits = v->digits;
+    x->ticket = v->ticket;
+    x->created_ms = v->created_ms;
+}
+
+static int s_by_tx(const void *a, const void *b)
+{
+    return strcmp(((const s_dep_t *) a)->tx_id, ((const s_dep_t *) b)->tx_id);
+}
+
+static s_dep_t *s_find_tx(const s_deps_t *d, const char *tx_id)
+{
+    s_dep_t key;
+    snprintf(key.tx_id, sizeof key.tx_id, "%s", tx_id);
+    return bsearch(&key, d->v, d->n, sizeof *d->v, s_by_tx);
+}
+
+/* refs: indexes into deps sorted by reference. */
+typedef struct {
+    const s_deps_t *deps;
+    size_t *idx;
+} s_refs_t;
+
+static const s_deps_t *s_sort_deps;   /* qsort has no argument: set around the one sort that needs it */
+
+static int s_by_ref(const void *a, const void *b)
+{
+    return strcmp(s_sort_deps->v[*(const size_t *) a].ref, s_sort_deps->v[*(const size_t *) b].ref);
+}
+
+static s_dep_t *s_find_ref(const s_refs_t *r, const char *ref)
+{
+    size_t lo = 0, hi = r->deps->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(r->deps->v[r->idx[mid]].ref, ref);
+        if (c == 0)
+            return &r->deps->v[r->idx[mid]];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int s_credited(deposit_state_t s)
+{
+    return s == DEPOSIT_CREDITED || s == DEPOSIT_NOTIFIED;
+}
+
+static int s_cobo_failed(const cobo_tx_t *t)
+{
+    return strcmp(t->status, "Rejected") == 0 || strcmp(t->status, "Failed") == 0 ||
+           strcmp(t->sub_status, "ReOrged") == 0;
+}
+
+static void s_add(reconcile_report_t *r, const char *kind, const char *tx_id, uint64_t login, uint64_t ticket,
+                  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void s_add(reconcile_report_t *r, const char *kind, const char *tx_id, uint64_t login, uint64_t ticket,
+                  const char *fmt, ...)
+{
+    r->mismatch_count++;
+    if (r->mismatch_count > RECONCILE_MAX_MISMATCHES)
+        return;
+    if (r->mismatch_count > r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        reconcile_mismatch_t *g = realloc(r->mismatches, cap * sizeof *g);
+        if (!g) {
+            r->mismatch_count--;   /* still counted below as a failure: the caller sees -1 */
+            r->cap = (size_t) -1;
+            return;
+        }
+        r->mismatches = g;
+        r->cap = cap;
+    }
+    reconcile_mismatch_t *m = &r->mismatches[r->mismatch_count - 1];
+    memset(m, 0, sizeof *m);
+    snprintf(m->kind, sizeof m->kind, "%s", kind);
+    snprintf(m->tx_id, sizeof m->tx_id, "%s", tx_id ? tx_id : "");
+    m->login = login;
+    m->ticket = ticket;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->evidence, sizeof m->evidence, fmt, ap);
+    va_end(ap);
+}
+
+/* 1 if two decimal texts are the same amount ("250" == "250.000"); 0 if not or unreadable. */
+static int s_same_amount(const char *a, const char *b)
+{
+    money_atto_t x, y;
+    char why[64];
+    return money_parse(a, &x, why, sizeof why) == 0 && money_parse(b, &y, why, sizeof why) == 0 && x == y;
+}
+
+static void s_minor_text(int64_t minor, int digits, char *buf, size_t len)
+{
+    if (money_format_minor(minor, digits, buf, len) != 0)
+        snprintf(buf, len, "%" PRId64 "e-%d", minor, digits);
+}
+
+/* Cobo's deposits against kasa's. */
+static void s_check_cobo(const reconcile_books_t *b, s_deps_t *deps, reconcile_report_t *r)
+{
+    for (size_t i = 0; i < b->cobo_count; i++) {
+        const cobo_tx_t *t = &b->cobo[i];
+        s_dep_t *d = s_find_tx(deps, t->tx_id);
+        if (d)
+            d->seen_at_cobo = 1;
+        if (strcmp(t->status, "Completed") == 0 && !s_cobo_failed(t)) {
+            uint64_t login = registry_address_login(b->journal, t->address);
+            if (!d) {
+                if (login)
+                    s_add(r, "cobo_missing", t->tx_id, login, 0,
+                          "cobo_status=Completed address=%s amount=%s token=%s linked_login=%" PRIu64
+                          " journal=absent",
+                          t->address, t->amount, t->token_id, login);
+                continue;
+            }
+            if (!s_same_amount(t->amount, d->amount))
+                s_add(r, "amount_differs", t->tx_id, d->login, d->ticket, "cobo_amount=%s journal_amount=%s token=%s",
+                      t->amount, d->amount, t->token_id);
+            if (d->state == DEPOSIT_PENDING || d->state == DEPOSIT_RECEIVED || d->state == DEPOSIT_LOCKED)
+                s_add(r, "not_credited", t->tx_id, d->login, 0, "cobo_status=Completed journal_state=%s amount=%s",
+                      deposit_state_name(d->state), t->amount);
+        } else if (s_cobo_failed(t) && d && s_credited(d->state)) {
+            s_add(r, "failed_at_cobo", t->tx_id, d->login, d->ticket,
+                  "cobo_status=%s cobo_sub_status=%s journal_state=%s ticket=%" PRIu64, t->status,
+                  t->sub_status[0] ? t->sub_status : "-", deposit_state_name(d->state), d->ticket);
+        }
+    }
+}
+
+typedef struct {
+    const mt5_deal_t *deal[8];
+    size_t n;
+} s_matches_t;
+
+/* kasa's credited deposits of the window against Cobo and MT5. */
+static void s_check_credited(const reconcile_books_t *b, s_deps_t *deps, reconcile_report_t *r)
+{
+    for (size_t i = 0; i < deps->n; i++) {
+        s_dep_t *d = &deps->v[i];
+        if (!s_credited(d->state) || d->created_ms < b->from_ms || d->created_ms > b->to_ms)
+            continue;
+        r->credited++;
+        char credit[48];
+        s_minor_text(d->credit_minor, d->digits, credit, sizeof credit);
+        if (!d->seen_at_cobo) {
+            cobo_tx_t t;
+            int found = b->cobo_lookup ? b->cobo_lookup(b->cobo_lookup_arg, d->tx_id, &t) : 1;
+            if (found == 1)
+                s_add(r, "unknown_at_cobo", d->tx_id, d->login, d->ticket, "journal_state=%s credited=%s cobo=absent",
+                      deposit_state_name(d->state), credit);
+            else if (found < 0)
+                s_add(r, "unknown_at_cobo", d->tx_id, d->login, d->ticket,
+                      "journal_state=%s credited=%s cobo=unanswered", deposit_state_name(d->state), credit);
+            else if (s_cobo_failed(&t) || strcmp(t.status, "Completed") != 0)
+                s_add(r, "failed_at_cobo", d->tx_id, d->login, d->ticket, "cobo_status=%s journal_state=%s",
+                      t.status, deposit_state_name(d->state));
+        }
+        s_matches_t m = { .n = 0 };
+        size_t total = 0;
+        for (size_t k = 0; k < b->deal_count; k++)
+            if (strcmp(b->deals[k].comment, d->ref) == 0) {
+                if (m.n < sizeof m.deal / sizeof m.deal[0])
+                    m.deal[m.n++] = &b->deals[k];
+                total++;
+            }
+        if (total == 0) {
+            s_add(r, "deal_missing", d->tx_id, d->login, d->ticket,
+                  "ref=\"%s\" journal_ticket=%" PRIu64 " credited=%s mt5_deals_with_ref=0", d->ref, d->ticket, credit);
+            continue;
+        }
+        if (total > 1) {
+            char tickets[160] = "";
+            size_t used = 0;
+            for (size_t k = 0; k < m.n && used < sizeof tickets; k++)
+                used += (size_t) snprintf(tickets + used, sizeof tickets - used, "%s%" PRIu64 "@%" PRIu64,
+                                          k ? "," : "", m.deal[k]->ticket, m.deal[k]->login);
+            s_add(r, "deal_duplicate", d->tx_id, d->login, d->ticket,
+                  "ref=\"%s\" mt5_deals_with_ref=%zu tickets=%s credited=%s", d->ref, total, tickets, credit);
+            continue;
+        }
+        const mt5_deal_t *deal = m.deal[0];
+        if (deal->login != d->login)
+            s_add(r, "deal_login", d->tx_id, d->login, deal->ticket, "ref=\"%s\" journal_login=%" PRIu64
+                  " mt5_login=%" PRIu64, d->ref, d->login, deal->login);
+        int64_t minor = 0;
+        if (mt5_parse_amount(deal->profit, d->digits, &minor) != 0 || minor != d->credit_minor)
+            s_add(r, "deal_amount", d->tx_id, d->login, deal->ticket, "ref=\"%s\" journal_credit=%s mt5_profit=%s",
+                  d->ref, credit, deal->profit[0] ? deal->profit : "?");
+        if (d->ticket && deal->ticket != d->ticket)
+            s_add(r, "deal_ticket", d->tx_id, d->login, deal->ticket,
+                  "ref=\"%s\" journal_ticket=%" PRIu64 " mt5_ticket=%" PRIu64, d->ref, d->ticket, deal->ticket);
+    }
+}
+
+/* MT5's deals with a kasa reference against kasa's deposits. */
+static void s_check_deals(const reconcile_books_t *b, const s_refs_t *refs, reconcile_report_t *r)
+{
+    for (size_t k = 0; k < b->deal_count; k++) {
+        const mt5_deal_t *deal = &b->deals[k];
+        if (strncmp(deal->comment, S_REF_PREFIX, strlen(S_REF_PREFIX)) != 0)
+            continue;
+        r->kasa_deals++;
+        const s_dep_t *d = s_find_ref(refs, deal->comment);
+        if (!d)
+            s_add(r, "deal_unknown", "", deal->login, deal->ticket,
+                  "comment=\"%s\" mt5_login=%" PRIu64 " mt5_profit=%s mt5_time=%" PRId64 " journal=no deposit has this ref",
+                  deal->comment, deal->login, deal->profit, deal->time_s);
+        else if (!s_credited(d->state))
+            s_add(r, "deal_uncredited", d->tx_id, deal->login, deal->ticket,
+                  "ref=\"%s\" journal_state=%s mt5_profit=%s", deal->comment, deposit_state_name(d->state), deal->profit);
+    }
+}
+
+long reconcile_compare(const reconcile_books_t *b, reconcile_report_t *r)
+{
+    memset(r, 0, sizeof *r);
+    s_deps_t deps = { 0 };
+    registry_each(b->journal, 0, 0, s_collect, &deps);
+    size_t *idx = malloc((deps.n ? deps.n : 1) * sizeof *idx);
+    if (deps.oom || !idx) {
+        free(deps.v);
+        free(idx);
+        return -1;
+    }
+    qsort(deps.v, deps.n, sizeof *deps.v, s_by_tx);
+    for (size_t i = 0; i < deps.n; i++)
+        idx[i] = i;
+    s_sort_deps = &deps;
+    qsort(idx, deps.n, sizeof *idx, s_by_ref);
+    s_sort_deps = NULL;
+    s_refs_t refs = { &deps, idx };
+    for (size_t i = 0; i < deps.n; i++)
+        r->deposits += deps.v[i].created_ms >= b->from_ms && deps.v[i].created_ms <= b->to_ms;
+    r->cobo_deposits = b->cobo_count;
+    r->deals = b->deal_count;
+    r->logins = b->login_count;
+
+    s_check_cobo(b, &deps, r);
+    s_check_credited(b, &deps, r);
+    s_check_deals(b, &refs, r);
+    /* withdrawals: once kasa makes them, their debits are checked here the same way */
+
+    free(idx);
+    free(deps.v);
+    if (r->cap == (size_t) -1) {
+        r->cap = 0;
+        return -1;
+    }
+    return (long) r->mismatch_count;
+}
+
+void reconcile_report_free(reconcile_report_t *r)
+{
+    if (!r)
+        return;
+    free(r->mismatches);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- gathering ------------------------------------------------------------------------------- */
+
+typedef struct {
+    cobo_tx_t *v;
+    size_t n, cap;
+    int oom;
+} s_cobo_list_t;
+
+static void s_on_cobo(void *arg, const cobo_tx_t *tx, const char *why)
+{
+    (void) why;
+    s_cobo_list_t *l = arg;
+    if (!tx)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        cobo_tx_t *g = realloc(l->v, cap * sizeof *g);
+        if (!g) {
+            l->oom = 1;
+            return;
+        }
+        l->v = g;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *tx;
+}
+
+typedef struct {
+    mt5_deal_t *v;
+    size_t n, cap;
+    int oom;
+} s_deal_list_t;
+
+static int s_on_deal(void *arg, const mt5_deal_t *deal)
+{
+    s_deal_list_t *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        mt5_deal_t *g = realloc(l->v, cap * sizeof *g);
+        if (!g) {
+            l->oom = 1;
+            return 1;
+        }
+        l->v = g;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *deal;
+    return 0;
+}
+
+typedef struct {
+    uint64_t *v;
+    size_t n, cap;
+} s_logins_t;
+
+static void s_login_add(s_logins_t *l, uint64_t login)
+{
+    if (!login)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i] == login)
+            return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        uint64_t *g = realloc(l->v, cap * sizeof *g);
+        if (!g)
+            return;
+        l->v = g;
+        l->cap = cap;
+    }
+    l->v[l->n++] = login;
+}
+
+static void s_login_of(void *arg, const registry_entry_t *e)
+{
+    s_login_add(arg, e->view.login);
+}
+
+/* Every login an address was ever linked to (read from the journal's ADDRESS_LINK records). */
+static int s_linked_logins(const char *dir, s_logins_t *l, char *err, size_t errlen)
+{
+    journal_reader_t *rd = journal_reader_open(dir, 1, err, errlen);
+    if (!rd)
+        return -1;
+    journal_entry_t e;
+    record_t *r = malloc(sizeof *r);
+    int rc;
+    char why[128];
+    while (r && (rc = journal_reader_next(rd, &e)) == 1)
+        if (record_decode(e.payload, e.len, r, why, sizeof why) == 0 && r->kind == RECORD_ADDRESS_LINK)
+            s_login_add(l, r->login);
+    free(r);
+    journal_reader_destroy(&rd);
+    return 0;
+}
+
+static int s_lookup(void *arg, const char *tx_id, cobo_tx_t *out)
+{
+    char err[256];
+    cobo_err_t e = cobo_get_transaction(arg, tx_id, out, err, sizeof err);
+    if (e == COBO_OK)
+        return 0;
+    return e == COBO_ERR_HTTP_4XX && cobo_client_http_status(arg) == 404 ? 1 : -1;
+}
+
+int reconcile_gather(const config_t *cfg, int64_t from_ms, int64_t to_ms, reconcile_books_t *b, char *err,
+                     size_t errlen)
+{
+    memset(b, 0, sizeof *b);
+    b->from_ms = from_ms;
+    b->to_ms = to_ms;
+    char why[512];
+    b->journal = registry_new(cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
+    if (!b->journal) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (registry_replay(b->journal, cfg->journal_dir, why, sizeof why) < 0) {
+        snprintf(err, errlen, "journal %s: %s", cfg->journal_dir, why);
+        return -1;
+    }
+    /* Cobo */
+    cobo_client_t *cobo = cobo_client_new(cfg->cobo_api_url, cfg->cobo_api_key, cfg->cobo_api_secret,
+                                          cfg->cobo_webhook_pubkey, 15000, why, sizeof why);
+    if (!cobo) {
+        snprintf(err, errlen, "Cobo: %s", why);
+        return -1;
+    }
+    b->cobo_lookup = s_lookup;
+    b->cobo_lookup_arg = cobo;
+    s_cobo_list_t cl = { 0 };
+    catchup_report_t rep;
+    memset(&rep, 0, sizeof rep);
+    cobo_tx_query_t q = { .types = "Deposit", .wallet_ids = cfg->cobo_wallet_id, .min_created_ms = from_ms,
+                          .max_created_ms = to_ms, .limit = 50 };
+    int rc = catchup_list_all(cobo, &q, s_on_cobo, &cl, RECONCILE_COBO_RETRIES, NULL, NULL, &rep, why, sizeof why);
+    b->cobo = cl.v;
+    b->cobo_count = cl.n;
+    if (rc != 0 || cl.oom) {
+        snprintf(err, errlen, "Cobo deposit list: %s", cl.oom ? "out of memory" : why);
+        return -1;
+    }
+    /* MT5: every login kasa credited or linked */
+    s_logins_t logins = { 0 };
+    registry_each(b->journal, 0, 0, s_login_of, &logins);
+    if (s_linked_logins(cfg->journal_dir, &logins, why, sizeof why) != 0) {
+        free(logins.v);
+        snprintf(err, errlen, "journal %s: %s", cfg->journal_dir, why);
+        return -1;
+    }
+    b->logins = logins.v;
+    b->login_count = logins.n;
+    mt5_client_t *mt5 = mt5_client_new(cfg->mt5_url, cfg->mt5_login, cfg->mt5_password, cfg->mt5_ca_file, 15000);
+    if (!mt5) {
+        snprintf(err, errlen, "MT5: cannot make a client (MT5_URL, MT5_LOGIN, MT5_PASSWORD)");
+        return -1;
+    }
+    s_deal_list_t dl = { 0 };
+    int64_t from_s = from_ms / 1000 - RECONCILE_MT5_SLACK_S, to_s = to_ms / 1000 + RECONCILE_MT5_SLACK_S;
+    rc = 0;
+    for (size_t i = 0; i < logins.n && rc == 0; i++) {
+        mt5_result_t r = mt5_each_balance_deal(mt5, logins.v[i], from_s, to_s, s_on_deal, &dl, why, sizeof why);
+        if (r == MT5_OK && !dl.oom)
+            continue;
+        if (r == MT5_PERMANENT && mt5_last_retcode(mt5) == 13)
+            continue;   /* no such account at MT5: no deals (a deposit for it would be HELD) */
+        snprintf(err, errlen, "MT5 deals of login %" PRIu64 ": %s", logins.v[i],
+                 dl.oom ? "out of memory" : why[0] ? why : mt5_result_name(r));
+        rc = -1;
+    }
+    mt5_client_destroy(&mt5);
+    b->deals = dl.v;
+    b->deal_count = dl.n;
+    return rc;
+}
+
+void reconcile_books_free(reconcile_books_t *b)
+{
+    if (!b)
+        return;
+    registry_destroy(&b->journal);
+    if (b->cobo_lookup == s_lookup) {
+        cobo_client_t *c = b->cobo_lookup_arg;
+        cobo_client_destroy(&c);
+    }
+    free(b->cobo);
+    free(b->deals);
+    free(b->logins);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- reports ------------------------------------------------------------------------------- */
+
+void reconcile_report_text(const reconcile_books_t *b, const reconcile_report_t *r, jbuf_t *out)
+{
+    char from[32], to[32];
+    timearg_format(b->from_ms, from, sizeof from);
+    timearg_format(b->to_ms, to, sizeof to);
+    jbuf_printf(out, "reconcile %s .. %s (journal, Cobo, MT5)\n", from, to);
+    size_t shown = r->mismatch_count < RECONCILE_MAX_MISMATCHES ? r->mismatch_count : RECONCILE_MAX_MISMATCHES;
+    for (size_t i = 0; i < shown; i++) {
+        const reconcile_mismatch_t *m = &r->mismatches[i];
+        jbuf_printf(out, "MISMATCH %s tx=%s login=%" PRIu64 " ticket=%" PRIu64 " %s\n", m->kind,
+                    m->tx_id[0] ? m->tx_id : "-", m->login, m->ticket, m->evidence);
+    }
+    jbuf_printf(out,
+                "checked: %zu deposits in the journal for the window (%zu credited), %zu Cobo deposits, "
+                "%zu MT5 logins, %zu MT5 balance deals (%zu with a kasa reference)\n",
+                r->deposits, r->credited, r->cobo_deposits, r->logins, r->deals, r->kasa_deals);
+    if (r->mismatch_count == 0)
+        jbuf_puts(out, "the books agree\n");
+    else
+        jbuf_printf(out, "%zu mismatch%s: the books do not agree\n", r->mismatch_count,
+                    r->mismatch_count == 1 ? "" : "es");
+}
+
+void reconcile_report_json(const reconcile_books_t *b, const reconcile_report_t *r, jbuf_t *out)
+{
+    char from[32], to[32];
+    timearg_format(b->from_ms, from, sizeof from);
+    timearg_format(b->to_ms, to, sizeof to);
+    jbuf_printf(out, "{\"from\":\"%s\",\"to\":\"%s\",\"agree\":%s,\"checked\":{\"deposits\":%zu,\"credited\":%zu,"
+                     "\"cobo_deposits\":%zu,\"mt5_logins\":%zu,\"mt5_deals\":%zu,\"kasa_deals\":%zu},"
+                     "\"mismatch_count\":%zu,\"mismatches\":[",
+                from, to, r->mismatch_count ? "false" : "true", r->deposits, r->credited, r->cobo_deposits, r->logins,
+                r->deals, r->kasa_deals, r->mismatch_count);
+    size_t shown = r->mismatch_count < RECONCILE_MAX_MISMATCHES ? r->mismatch_count : RECONCILE_MAX_MISMATCHES;
+    for (size_t i = 0; i < shown; i++) {
+        const reconcile_mismatch_t *m = &r->mismatches[i];
+        jbuf_puts(out, i ? ",{\"kind\":" : "{\"kind\":");
+        jbuf_str(out, m->kind);
+        jbuf_puts(out, ",\"tx\":");
+        jbuf_str(out, m->tx_id[0] ? m->tx_id : NULL);
+        jbuf_printf(out, ",\"login\":%" PRIu64 ",\"ticket\":%" PRIu64 ",\"evidence\":", m->login, m->ticket);
+        jbuf_str(out, m->evidence);
+        jbuf_puts(out, "}");
+    }
+    jbuf_puts(out, "]}\n");
+}

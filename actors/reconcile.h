@@ -1,0 +1,84 @@
+/* reconcile.h — three-way reconciliation of kasa's journal, Cobo and MT5 over a time window, for
+ * `kasa reconcile`. Read-only: it reads the journal (replay), lists Cobo's deposits and reads MT5's
+ * balance deals; it never journals, credits or changes anything.
+ *
+ * The books agree when, for the window [from, to]:
+ *   - every Completed Cobo deposit (created in the window) to an address linked to a login is a
+ *     deposit kasa knows, of the same amount (cobo_missing, amount_differs), and kasa has finished
+ *     it: credited, held for a person or rejected (not_credited);
+ *   - no deposit kasa credited is unknown to Cobo or failed there (unknown_at_cobo, failed_at_cobo);
+ *   - every deposit kasa journaled as CREDITED (created in the window) has exactly one MT5 balance
+ *     deal with its reference, on its login, of its amount (deal_missing, deal_duplicate,
+ *     deal_amount, deal_login, deal_ticket);
+ *   - every MT5 balance deal with a kasa reference (a comment "kasa " + hex, on the logins kasa
+ *     knows, dated within the window widened by RECONCILE_MT5_SLACK_S for trade-server time)
+ *     belongs to a deposit kasa credited (deal_unknown, deal_uncredited);
+ *   - withdrawals likewise, once kasa makes them (a hook: reconcile_compare is where they go).
+ * Each mismatch carries its evidence (ids, tickets, amounts, states) as key=value text. */
+#ifndef KASA_ACTORS_RECONCILE_H
+#define KASA_ACTORS_RECONCILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actors/mt5.h"
+#include "actors/registry.h"
+#include "schema/cobo_tx.h"
+#include "schema/config.h"
+#include "schema/json.h"
+
+#define RECONCILE_MT5_SLACK_S (2 * 86400)
+#define RECONCILE_COBO_RETRIES 2          /* a page's retries (1 s, 2 s): an operator is waiting */
+#define RECONCILE_MAX_MISMATCHES 10000   /* reported at most; the count goes on */
+
+/* What the three books hold for the window, gathered by reconcile_gather (or by a test). */
+typedef struct {
+    int64_t from_ms, to_ms;
+    registry_t *journal;          /* every deposit and link, replayed from the journal (not owned) */
+    cobo_tx_t *cobo;              /* Cobo's deposits created in the window */
+    int64_t *cobo_created_ms;     /* their created_timestamp, parallel to cobo (may be NULL) */
+    size_t cobo_count;
+    mt5_deal_t *deals;            /* MT5 balance deals on the logins kasa knows, window + slack */
+    size_t deal_count;
+    uint64_t *logins;             /* the logins whose deals were read */
+    size_t login_count;
+    /* Cobo's own answer for a credited deposit the listing lacks: fills *out, returns 0 found, 1 not
+     * found (404), -1 could not tell. NULL: such deposits are reported unknown_at_cobo. */
+    int (*cobo_lookup)(void *arg, const char *tx_id, cobo_tx_t *out);
+    void *cobo_lookup_arg;
+} reconcile_books_t;
+
+typedef struct {
+    char kind[24];                /* "cobo_missing", "deal_missing", ... */
+    char tx_id[80];               /* the deposit, "" when none (deal_unknown) */
+    uint64_t login;
+    uint64_t ticket;
+    char evidence[320];           /* key=value text */
+} reconcile_mismatch_t;
+
+typedef struct {
+    size_t deposits, credited, cobo_deposits, deals, kasa_deals, logins;  /* what was checked */
+    size_t mismatch_count;        /* every mismatch found */
+    reconcile_mismatch_t *mismatches;  /* the first RECONCILE_MAX_MISMATCHES of them */
+    size_t cap;
+} reconcile_report_t;
+
+/* Compares the books; fills *out (free with reconcile_report_free). Pure: no I/O beyond
+ * books->cobo_lookup. Returns the number of mismatches (0: the books agree), or -1 on no memory. */
+long reconcile_compare(const reconcile_books_t *books, reconcile_report_t *out);
+void reconcile_report_free(reconcile_report_t *r);
+
+/* Reads the three books for [from_ms, to_ms] as cfg says: replays cfg->journal_dir into a new
+ * registry, lists Cobo's deposits of COBO_WALLET_ID (the catch-up's pager: rate limits waited out),
+ * reads MT5's balance deals of every login kasa knows. Fills *books (free with
+ * reconcile_books_free). 0, or -1 with a reason (a book that cannot be read fully: nothing can be
+ * said about agreement). */
+int reconcile_gather(const config_t *cfg, int64_t from_ms, int64_t to_ms, reconcile_books_t *books,
+                     char *err, size_t errlen);
+void reconcile_books_free(reconcile_books_t *books);
+
+/* The report as text lines (one per mismatch, then a summary) or as one JSON object. */
+void reconcile_report_text(const reconcile_books_t *books, const reconcile_report_t *r, jbuf_t *out);
+void reconcile_report_json(const reconcile_books_t *books, const reconcile_report_t *r, jbuf_t *out);
+
+#endif

@@ -1,0 +1,333 @@
+/* test_reconcile.c — reconcile_compare on hand-made books: a clean set agrees; each kind of mismatch
+ * (a deal added behind kasa's back, a deal removed, a wrong amount, a duplicate, a deal on another
+ * login, a Cobo deposit kasa never saw, amounts that differ, a deposit not finished, a credit Cobo
+ * failed or does not know, a deal for an uncredited deposit) is reported once, with its evidence;
+ * deposits outside the window are not checked. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/crediter.h"
+#include "actors/reconcile.h"
+#include "schema/log.h"
+#include "tests/check.h"
+
+#define T0 1764460800000LL      /* 2025-11-30T00:00:00Z */
+#define DAY (86400LL * 1000)
+#define TX_A "aaaaaaaa-0000-4000-8000-000000000001"
+#define TX_B "bbbbbbbb-0000-4000-8000-000000000002"
+#define TX_C "cccccccc-0000-4000-8000-000000000003"
+#define ADDR_A "TRecoA000000000000000000000000001"
+#define ADDR_B "TRecoB000000000000000000000000002"
+#define ADDR_X "TRecoX0000000000000000000000000x9"
+
+typedef struct {
+    registry_t *reg;
+    cobo_tx_t cobo[8];
+    mt5_deal_t deals[8];
+    reconcile_books_t b;
+    reconcile_report_t rep;
+} s_fix_t;
+
+static void s_link(s_fix_t *f, const char *addr, uint64_t login)
+{
+    record_t r;
+    record_init(&r, RECORD_ADDRESS_LINK);
+    snprintf(r.address, sizeof r.address, "%s", addr);
+    r.login = login;
+    CHECK_EQ_INT(registry_apply(f->reg, &r, 1), 0);
+}
+
+/* A deposit in state `to`, made at time_ms, for login with credit minor (2 digits) and ticket. */
+static void s_deposit(s_fix_t *f, const char *tx, const char *addr, const char *amount, deposit_state_t to,
+                      uint64_t login, int64_t credit, uint64_t ticket, int64_t time_ms)
+{
+    record_t r;
+    record_init(&r, RECORD_DEPOSIT);
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx);
+    snprintf(r.address, sizeof r.address, "%s", addr);
+    snprintf(r.amount, sizeof r.amount, "%s", amount);
+    snprintf(r.token_id, sizeof r.token_id, "TRON_USDT");
+    snprintf(r.status, sizeof r.status, "Completed");
+    r.from = DEPOSIT_RECEIVED;
+    r.to = to;
+    r.login = login;
+    r.credit_minor = credit;
+    r.digits = 2;
+    r.ticket = ticket;
+    r.time_ms = time_ms;
+    CHECK_EQ_INT(registry_apply(f->reg, &r, 2), 0);
+}
+
+static cobo_tx_t *s_cobo(s_fix_t *f, const char *tx, const char *addr, const char *amount, const char *status)
+{
+    cobo_tx_t *t = &f->cobo[f->b.cobo_count++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->tx_id, sizeof t->tx_id, "%s", tx);
+    snprintf(t->type, sizeof t->type, "Deposit");
+    snprintf(t->status, sizeof t->status, "%s", status);
+    snprintf(t->address, sizeof t->address, "%s", addr);
+    snprintf(t->amount, sizeof t->amount, "%s", amount);
+    snprintf(t->token_id, sizeof t->token_id, "TRON_USDT");
+    return t;
+}
+
+static mt5_deal_t *s_deal(s_fix_t *f, uint64_t ticket, uint64_t login, const char *profit, const char *tx_for_ref)
+{
+    mt5_deal_t *d = &f->deals[f->b.deal_count++];
+    memset(d, 0, sizeof *d);
+    d->ticket = ticket;
+    d->login = login;
+    d->time_s = T0 / 1000 + 60;
+    snprintf(d->profit, sizeof d->profit, "%s", profit);
+    char ref[32];
+    crediter_ref(tx_for_ref, ref);
+    snprintf(d->comment, sizeof d->comment, "%s", ref);
+    return d;
+}
+
+/* The clean books: A (250 USDT → 249.50 on 100001, ticket 7) credited, known to Cobo, one deal. */
+static void s_clean(s_fix_t *f)
+{
+    memset(f, 0, sizeof *f);
+    f->reg = registry_new(1000);
+    f->b.journal = f->reg;
+    f->b.cobo = f->cobo;
+    f->b.deals = f->deals;
+    f->b.from_ms = T0;
+    f->b.to_ms = T0 + DAY - 1;
+    s_link(f, ADDR_A, 100001);
+    s_link(f, ADDR_B, 100002);
+    s_deposit(f, TX_A, ADDR_A, "250", DEPOSIT_NOTIFIED, 100001, 24950, 7, T0 + 1000);
+    s_cobo(f, TX_A, ADDR_A, "250.000000", "Completed");
+    s_deal(f, 7, 100001, "249.50", TX_A);
+}
+
+static void s_done(s_fix_t *f)
+{
+    reconcile_report_free(&f->rep);
+    registry_destroy(&f->reg);
+}
+
+/* Compares, expects exactly one mismatch of kind, and returns it (NULL otherwise). */
+static const reconcile_mismatch_t *s_one(s_fix_t *f, const char *kind)
+{
+    long n = reconcile_compare(&f->b, &f->rep);
+    CHECK_EQ_INT(n, 1);
+    if (n != 1) {
+        for (size_t i = 0; i < f->rep.mismatch_count; i++)
+            fprintf(stderr, "  got %s %s\n", f->rep.mismatches[i].kind, f->rep.mismatches[i].evidence);
+        return NULL;
+    }
+    CHECK_EQ_STR(f->rep.mismatches[0].kind, kind);
+    return &f->rep.mismatches[0];
+}
+
+static void test_clean_books_agree(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    CHECK_EQ_INT(reconcile_compare(&f.b, &f.rep), 0);
+    CHECK_EQ_INT(f.rep.deposits, 1);
+    CHECK_EQ_INT(f.rep.credited, 1);
+    CHECK_EQ_INT(f.rep.kasa_deals, 1);
+    jbuf_t j;
+    jbuf_init(&j);
+    reconcile_report_json(&f.b, &f.rep, &j);
+    CHECK(strstr(j.data, "\"agree\":true") != NULL);
+    jbuf_free(&j);
+    s_done(&f);
+}
+
+static void test_deal_added_behind_kasas_back(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    s_deal(&f, 99, 100002, "500.00", "deadbeef-0000-4000-8000-00000000dead");
+    const reconcile_mismatch_t *m = s_one(&f, "deal_unknown");
+    if (m) {
+        CHECK_EQ_INT(m->ticket, 99);
+        CHECK_EQ_INT(m->login, 100002);
+        CHECK(strstr(m->evidence, "mt5_profit=500.00") != NULL);
+    }
+    s_done(&f);
+}
+
+static void test_deal_removed(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    f.b.deal_count = 0;
+    const reconcile_mismatch_t *m = s_one(&f, "deal_missing");
+    if (m) {
+        CHECK_EQ_STR(m->tx_id, TX_A);
+        CHECK(strstr(m->evidence, "journal_ticket=7") && strstr(m->evidence, "credited=249.50"));
+    }
+    s_done(&f);
+}
+
+static void test_wrong_amount(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    snprintf(f.deals[0].profit, sizeof f.deals[0].profit, "249.05");
+    const reconcile_mismatch_t *m = s_one(&f, "deal_amount");
+    if (m)
+        CHECK(strstr(m->evidence, "journal_credit=249.50 mt5_profit=249.05") != NULL);
+    s_done(&f);
+}
+
+static void test_two_deals_with_one_reference(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    s_deal(&f, 8, 100001, "249.50", TX_A);
+    const reconcile_mismatch_t *m = s_one(&f, "deal_duplicate");
+    if (m)
+        CHECK(strstr(m->evidence, "tickets=7@100001,8@100001") != NULL);
+    s_done(&f);
+}
+
+static void test_deal_on_another_login(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    f.deals[0].login = 100002;
+    const reconcile_mismatch_t *m = s_one(&f, "deal_login");
+    if (m)
+        CHECK(strstr(m->evidence, "journal_login=100001 mt5_login=100002") != NULL);
+    s_done(&f);
+}
+
+static void test_cobo_deposit_kasa_never_saw(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    s_cobo(&f, TX_B, ADDR_B, "40", "Completed");
+    s_cobo(&f, TX_C, ADDR_X, "40", "Completed");       /* unlinked: not kasa's to credit */
+    s_cobo(&f, "dddddddd-0000-4000-8000-000000000004", ADDR_B, "5", "Confirming");  /* not final yet */
+    const reconcile_mismatch_t *m = s_one(&f, "cobo_missing");
+    if (m) {
+        CHECK_EQ_STR(m->tx_id, TX_B);
+        CHECK_EQ_INT(m->login, 100002);
+        CHECK(strstr(m->evidence, "amount=40") && strstr(m->evidence, "journal=absent"));
+    }
+    s_done(&f);
+}
+
+static void test_amounts_that_differ(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    snprintf(f.cobo[0].amount, sizeof f.cobo[0].amount, "250.5");
+    const reconcile_mismatch_t *m = s_one(&f, "amount_differs");
+    if (m)
+        CHECK(strstr(m->evidence, "cobo_amount=250.5 journal_amount=250") != NULL);
+    s_done(&f);
+}
+
+static void test_completed_deposit_not_finished(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    s_deposit(&f, TX_B, ADDR_B, "40", DEPOSIT_LOCKED, 100002, 3950, 0, T0 + 2000);
+    s_cobo(&f, TX_B, ADDR_B, "40", "Completed");
+    const reconcile_mismatch_t *m = s_one(&f, "not_credited");
+    if (m)
+        CHECK(strstr(m->evidence, "journal_state=LOCKED") != NULL);
+    /* HELD is finished for the books: a person decides */
+    reconcile_report_free(&f.rep);
+    s_deposit(&f, TX_B, ADDR_B, "40", DEPOSIT_HELD, 100002, 0, 0, T0 + 3000);
+    CHECK_EQ_INT(reconcile_compare(&f.b, &f.rep), 0);
+    s_done(&f);
+}
+
+static void test_credit_that_cobo_failed(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    snprintf(f.cobo[0].status, sizeof f.cobo[0].status, "Failed");
+    snprintf(f.cobo[0].sub_status, sizeof f.cobo[0].sub_status, "ReOrged");
+    const reconcile_mismatch_t *m = s_one(&f, "failed_at_cobo");
+    if (m)
+        CHECK(strstr(m->evidence, "cobo_status=Failed cobo_sub_status=ReOrged") != NULL);
+    s_done(&f);
+}
+
+static int s_lookup_404(void *arg, const char *tx_id, cobo_tx_t *out)
+{
+    (void) arg, (void) tx_id, (void) out;
+    return 1;
+}
+
+static void test_credit_cobo_does_not_know(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    f.b.cobo_count = 0;
+    f.b.cobo_lookup = s_lookup_404;
+    const reconcile_mismatch_t *m = s_one(&f, "unknown_at_cobo");
+    if (m)
+        CHECK(strstr(m->evidence, "cobo=absent") != NULL);
+    s_done(&f);
+}
+
+static void test_deal_for_an_uncredited_deposit(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    s_deposit(&f, TX_B, ADDR_B, "40", DEPOSIT_HELD, 100002, 3950, 0, T0 + 2000);
+    s_deal(&f, 12, 100002, "39.50", TX_B);
+    const reconcile_mismatch_t *m = s_one(&f, "deal_uncredited");
+    if (m) {
+        CHECK_EQ_STR(m->tx_id, TX_B);
+        CHECK(strstr(m->evidence, "journal_state=HELD") != NULL);
+    }
+    s_done(&f);
+}
+
+static void test_outside_the_window_is_not_checked(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    s_deposit(&f, TX_B, ADDR_B, "40", DEPOSIT_CREDITED, 100002, 3950, 13, T0 - 2 * DAY);   /* no deal, no Cobo */
+    CHECK_EQ_INT(reconcile_compare(&f.b, &f.rep), 0);
+    CHECK_EQ_INT(f.rep.deposits, 1);
+    s_done(&f);
+}
+
+static void test_text_report_lists_every_mismatch(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    f.b.deal_count = 0;
+    s_deal(&f, 99, 100002, "1.00", TX_C);
+    CHECK_EQ_INT(reconcile_compare(&f.b, &f.rep), 2);
+    jbuf_t t;
+    jbuf_init(&t);
+    reconcile_report_text(&f.b, &f.rep, &t);
+    CHECK(strstr(t.data, "MISMATCH deal_missing tx=" TX_A) != NULL);
+    CHECK(strstr(t.data, "MISMATCH deal_unknown tx=- login=100002 ticket=99") != NULL);
+    CHECK(strstr(t.data, "2 mismatches: the books do not agree") != NULL);
+    jbuf_free(&t);
+    s_done(&f);
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR);   /* records applied out of order on purpose: no replay warnings */
+    RUN(test_clean_books_agree);
+    RUN(test_deal_added_behind_kasas_back);
+    RUN(test_deal_removed);
+    RUN(test_wrong_amount);
+    RUN(test_two_deals_with_one_reference);
+    RUN(test_deal_on_another_login);
+    RUN(test_cobo_deposit_kasa_never_saw);
+    RUN(test_amounts_that_differ);
+    RUN(test_completed_deposit_not_finished);
+    RUN(test_credit_that_cobo_failed);
+    RUN(test_credit_cobo_does_not_know);
+    RUN(test_deal_for_an_uncredited_deposit);
+    RUN(test_outside_the_window_is_not_checked);
+    RUN(test_text_report_lists_every_mismatch);
+    return check_done();
+}
