@@ -4,10 +4,11 @@
 #   make bench    build optimised benchmarks and print their figures
 #   make run      start kasa with the Cobo, MT5 and Telegram simulators on loopback
 #   make deps     install the Debian packages kasa needs (non-interactive)
+#   make install  PREFIX=/usr/local [DESTDIR=...]: the binary, the panel, the service files
 
 DEB_PKGS := build-essential pkg-config libzmq3-dev libczmq-dev libcurl4-openssl-dev libmongoc-dev \
             libbson-dev libmsgpack-dev libssl-dev libmicrohttpd-dev libqrencode-dev libsodium-dev \
-            wrk chromium curl procps
+            wrk chromium curl procps nginx-light openssl
 PKGS     := libczmq libzmq libcurl libbson-1.0 libmongoc-1.0 msgpack libssl libcrypto libmicrohttpd libqrencode libsodium
 
 CC       ?= cc
@@ -36,7 +37,7 @@ BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(OUT)/bench/%)
 HDRS      := $(wildcard journal/*.h schema/*.h actors/*.h web/*.h tools/*.h tools/sim/*.h tests/*.h tests/unit/*.h tests/integration/*.h)
 
-.PHONY: all build deps deps-check test bench bench-build run clean tests-build npm-deps
+.PHONY: all build deps deps-check test bench bench-build run clean tests-build npm-deps install
 .DEFAULT_GOAL := all
 
 all: deps-check
@@ -99,6 +100,23 @@ bench: deps-check
 
 run: all
 	@tools/run.sh build/release/kasa
+
+# The binary, the panel's files, the README, and the service files (tools/deploy/): the systemd unit and
+# its sysusers entry where systemd looks under PREFIX; nginx, PM2, logrotate and the example
+# configuration under share/kasa/deploy/ for an administrator to copy into /etc.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kasa/static $(DESTDIR)$(PREFIX)/share/kasa/deploy \
+	    $(DESTDIR)$(PREFIX)/share/doc/kasa $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/sysusers.d
+	install -m 755 build/release/kasa $(DESTDIR)$(PREFIX)/bin/kasa
+	cp -R web/static/. $(DESTDIR)$(PREFIX)/share/kasa/static/
+	sed 's#@PREFIX@#$(PREFIX)#g' tools/deploy/kasa.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/kasa.service
+	install -m 644 tools/deploy/kasa.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/kasa.conf
+	sed 's#/usr/local#$(PREFIX)#g' tools/deploy/ecosystem.config.js > $(DESTDIR)$(PREFIX)/share/kasa/deploy/ecosystem.config.js
+	install -m 644 tools/deploy/nginx-kasa.conf tools/deploy/kasa.logrotate tools/kasa.env.example \
+	    $(DESTDIR)$(PREFIX)/share/kasa/deploy/
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/kasa/README.md
 
 clean:
 	rm -rf build

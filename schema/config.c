@@ -43,7 +43,7 @@ typedef enum {
     K_AUTO_CREDIT_LIMIT, K_CREDITERS, K_LOCKERS, K_NOTIFIERS,
     K_PENDING_AGE_S, K_PENDING_POLL_S, K_COBO_CONFIRM_WAIT_S,
     K_MONGO_URI, K_MONGO_DB, K_NODE_ID, K_MONGO_BATCH,
-    K_CATCHUP_INTERVAL, K_CATCHUP_LOOKBACK, K_METRICS_LISTEN,
+    K_CATCHUP_INTERVAL, K_CATCHUP_LOOKBACK, K_METRICS_LISTEN, K_LOG_FORMAT,
     K_COUNT
 } key_id_t;
 
@@ -99,6 +99,7 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_CATCHUP_INTERVAL]   = { "KASA_CATCHUP_INTERVAL", 0, 0 },
     [K_CATCHUP_LOOKBACK]   = { "KASA_CATCHUP_LOOKBACK", 0, 0 },
     [K_METRICS_LISTEN]     = { "KASA_METRICS_LISTEN", 0, 0 },
+    [K_LOG_FORMAT]         = { "KASA_LOG_FORMAT", 0, 0 },
 };
 
 /* Keys kasa once read and no longer does, with what replaced them: an error wherever they are set
@@ -879,6 +880,14 @@ static void s_convert(loader_t *ld, config_t *cfg)
             s_problem(ld, "KASA_METRICS_LISTEN: expected host:port (e.g. 127.0.0.1:9100) or off");
         else
             s_copy(ld, K_METRICS_LISTEN, cfg->metrics_listen, sizeof cfg->metrics_listen);
+    }
+    if (s_set(ld, K_LOG_FORMAT)) {
+        if (strcasecmp(ld->val[K_LOG_FORMAT], "json") == 0)
+            log_set_format(LOG_FORMAT_JSON);
+        else if (strcasecmp(ld->val[K_LOG_FORMAT], "text") == 0)
+            log_set_format(LOG_FORMAT_TEXT);
+        else
+            s_problem(ld, "KASA_LOG_FORMAT: expected text or json");
     }
 }
 

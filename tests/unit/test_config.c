@@ -25,7 +25,7 @@ static const char *const s_env_keys[] = {
     "TELEGRAM_CHAT_ID", "KASA_AUTO_CREDIT_LIMIT", "KASA_CREDITERS", "KASA_LOCKERS", "KASA_NOTIFIERS", "KASA_TOKEN_TRON_USDT",
     "KASA_TOKEN_ETH_USDT", "KASA_TOKEN_TRON_USDT__EUR", "KASA_TOKEN_TRON_USDT__USD", "KASA_PENDING_AGE_S",
     "KASA_PENDING_POLL_S", "KASA_COBO_CONFIRM_WAIT_S",
-    "KASA_CATCHUP_INTERVAL", "KASA_CATCHUP_LOOKBACK", "KASA_METRICS_LISTEN",
+    "KASA_CATCHUP_INTERVAL", "KASA_CATCHUP_LOOKBACK", "KASA_METRICS_LISTEN", "KASA_LOG_FORMAT",
 };
 
 static void s_env_clear(void)
@@ -295,6 +295,7 @@ static void test_each_validation_error_is_reported(void)
     s_expect_problem("KASA_CATCHUP_INTERVAL=-5\n", "KASA_CATCHUP_INTERVAL");
     s_expect_problem("KASA_CATCHUP_LOOKBACK=99999999\n", "KASA_CATCHUP_LOOKBACK");
     s_expect_problem("KASA_METRICS_LISTEN=nowhere\n", "KASA_METRICS_LISTEN: expected host:port");
+    s_expect_problem("KASA_LOG_FORMAT=xml\n", "KASA_LOG_FORMAT: expected text or json");
     s_expect_problem("COBO_ENV=staging\n", "COBO_ENV: expected prod or dev");
     s_expect_problem("KASA_MONITOR=127.0.0.1:5560\n", "KASA_MONITOR: expected a ZeroMQ endpoint");
     s_expect_problem("TELEGRAM_CHAT_ID=chat\n", "TELEGRAM_CHAT_ID");
