@@ -419,7 +419,7 @@ int jf_lock(const char *dir, char *err, size_t errlen)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, JF_LOCK_NAME);
-    int fd = fio_open(path, O_RDWR | O_CREAT, 0644);
+    int fd = fio_open(path, O_RDWR | O_CREAT, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "journal %s: cannot open the lock file: %s", dir, strerror(errno));
         return -1;

@@ -109,7 +109,7 @@ static int s_create_segment(const char *dir, uint64_t first_lsn, uint32_t prev_c
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     jf_seg_hdr_t h = { .version = JF_VERSION, .first_lsn = first_lsn, .prev_crc = prev_crc, .restart_crc = prev_crc };
     jf_seg_header(hdr, &h);
-    int fd = fio_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+    int fd = fio_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);   /* deposits are nobody else's */
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return -1;
@@ -310,7 +310,7 @@ static void s_remove_tmp(const char *dir, const journal_opts_t *opts)
 
 journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, size_t errlen)
 {
-    if (mkdir(dir, 0755) == 0) {
+    if (mkdir(dir, 0700) == 0) {
         /* make the new directory's entry durable in its parent */
         char parent[4096];
         snprintf(parent, sizeof parent, "%s", dir);
@@ -328,6 +328,12 @@ journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, 
     } else if (errno != EEXIST) {
         snprintf(err, errlen, "journal %s: cannot create the directory: %s", dir, strerror(errno));
         return NULL;
+    } else {
+        /* a directory made by an older kasa (0755): only its owner may look inside */
+        struct stat st;
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 077) && chmod(dir, 0700) == 0)
+            s_note(opts ? opts->report : NULL, opts ? opts->report_arg : NULL, JOURNAL_NOTE_INFO,
+                   "journal.mode_tightened", "dir=%s from=%04o to=0700", dir, (unsigned) (st.st_mode & 07777));
     }
     journal_t *self = calloc(1, sizeof *self);
     if (!self) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <sodium.h>
 #include <unistd.h>
@@ -665,7 +666,7 @@ static void s_defaults(config_t *cfg)
     cfg->cookie_secure = 1;
     cfg->header_timeout_ms = 5000;
     cfg->max_connections = 2048;
-    cfg->max_connections_per_ip = 32;
+    cfg->max_connections_per_ip = 64;
     cfg->max_deposits = CONFIG_DEFAULT_MAX_DEPOSITS;
     snprintf(cfg->cobo_api_url, sizeof cfg->cobo_api_url, "https://api.cobo.com/v2");
     snprintf(cfg->cobo_env, sizeof cfg->cobo_env, "prod");
@@ -910,6 +911,18 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+int config_file_private(const char *path, char *why, size_t whylen)
+{
+    struct stat st;
+    if (!path || stat(path, &st) != 0)
+        return -1;
+    if ((st.st_mode & (S_IRWXG | S_IRWXO)) == 0)
+        return 0;
+    snprintf(why, whylen, "%s is readable or writable by others (mode %04o) but holds secrets: chmod 600 %s", path,
+             (unsigned) (st.st_mode & 07777), path);
+    return 1;
 }
 
 const config_token_t *config_token(const config_t *cfg, const char *token_id)

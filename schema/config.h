@@ -54,7 +54,7 @@ typedef struct {
     int max_connections;           /* KASA_MAX_CONNECTIONS: open HTTP connections, default 2048 (lowered
                                       at start to what RLIMIT_NOFILE allows) */
     int max_connections_per_ip;    /* KASA_MAX_CONNECTIONS_PER_IP: per client address (IPv6: per /64),
-                                      trusted proxies exempt, default 32 */
+                                      trusted proxies exempt, default 64 */
     size_t max_body;               /* KASA_MAX_BODY bytes, default 65536 */
     int http_threads;              /* KASA_HTTP_THREADS: HTTP worker threads, default 16 */
     size_t max_deposits;           /* KASA_MAX_DEPOSITS: deposits (and as many address links) held in
@@ -121,6 +121,10 @@ const config_token_t *config_rule(const config_t *cfg, const char *token_id, con
 /* Prints every key and its value (secrets as "(set)"/"(unset)") to out, one per line. */
 #include <stdio.h>
 void config_print(const config_t *cfg, FILE *out);
+
+/* 0 if the file at path is private to its owner; 1 if group or others may read or write it (why
+ * says so, with the mode and the fix: it holds secrets); -1 if it cannot be looked at. */
+int config_file_private(const char *path, char *why, size_t whylen);
 
 /* Wipes secrets from memory. */
 void config_clear(config_t *cfg);

@@ -44,6 +44,9 @@ int cmd_config(int argc, char **argv)
         return 1;
     }
     config_print(&cfg, stdout);
+    char why[600];
+    if (path && config_file_private(path, why, sizeof why) == 1)
+        printf("warning: %s\n", why);
     printf("configuration ok\n");
     config_clear(&cfg);
     return 0;

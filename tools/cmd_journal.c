@@ -308,7 +308,7 @@ static int s_copy_range(const char *src, uint64_t from, uint64_t to, const char 
         snprintf(err, errlen, "cannot open %s: %s", src, strerror(errno));
         return -1;
     }
-    int out = fio_open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int out = fio_open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (out < 0) {
         snprintf(err, errlen, "cannot create %s: %s", dst, strerror(errno));
         close(in);
@@ -361,7 +361,7 @@ static int s_make_quarantine(const char *dir, char *q, size_t qlen, char *err, s
             snprintf(q, qlen, "%s/quarantine-%s", dir, stamp);
         else
             snprintf(q, qlen, "%s/quarantine-%s-%d", dir, stamp, i);
-        if (mkdir(q, 0755) == 0)
+        if (mkdir(q, 0700) == 0)
             return 0;
         if (errno != EEXIST)
             break;

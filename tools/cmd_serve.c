@@ -129,6 +129,10 @@ int cmd_serve(int argc, char **argv)
         return 1;
     }
 
+    char why[600];
+    if (path && config_file_private(path, why, sizeof why) == 1)
+        log_warn("config.not_private", "msg=\"%s\"", why);
+
     int rc = 1;
     journal_t *journal = NULL;
     pipeline_t *pipeline = NULL;
@@ -209,6 +213,8 @@ int cmd_serve(int argc, char **argv)
     }
     http_trust_proxies(http, &cfg.trusted_proxies);
     http_trust_proxies(hooks, &cfg.trusted_proxies);
+    http_limits(http, cfg.header_timeout_ms, cfg.max_connections, cfg.max_connections_per_ip);
+    http_limits(hooks, cfg.header_timeout_ms, cfg.max_connections, cfg.max_connections_per_ip);
     webhook = webhook_routes(hooks, pipeline, cfg.cobo_webhook_pubkey, err, sizeof err);
     if (!webhook) {
         fprintf(stderr, "kasa serve: %s (COBO_WEBHOOK_PUBKEY)\n", err);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #undef LOG_DEBUG /* <syslog.h>, via czmq, would shadow tools/log.h's levels */
 #undef LOG_INFO
 #include "actors/mt5.h"
@@ -104,6 +105,15 @@ static void s_actor(zsock_t *pipe, void *arg)
     if (!rep || zsock_bind(rep, "%s", a->endpoint) < 0) {
         snprintf(a->err, sizeof a->err, "cannot bind the control socket on %s: %s", a->endpoint,
                  zmq_strerror(zmq_errno()));
+        zsock_destroy(&rep);
+        zsock_signal(pipe, 1);
+        return;
+    }
+    /* The control socket links addresses to accounts: its owner alone may connect (an ipc socket is
+     * made with the umask's mode). It lives in the journal directory (0700) by default, so no one
+     * else could reach it in between either. */
+    if (strncmp(a->endpoint, "ipc://", 6) == 0 && chmod(a->endpoint + 6, 0600) != 0) {
+        snprintf(a->err, sizeof a->err, "cannot restrict the control socket %s: %s", a->endpoint + 6, strerror(errno));
         zsock_destroy(&rep);
         zsock_signal(pipe, 1);
         return;

@@ -18,6 +18,7 @@
 #define S_MAX_LISTENERS 4
 #define S_RESYNC "event: resync\ndata: {}\n\n"
 #define S_HELLO "retry: 5000\n: kasa\n\n"
+#define S_ALIVE_MS 250   /* how often a stream asks whether its session still lives: logout ends it within this */
 
 struct events_sub_t {
     events_t *hub;            /* NULL once the hub is gone */
@@ -28,6 +29,7 @@ struct events_sub_t {
     int closed;               /* end the stream */
     int hello_sent;
     int64_t last_write_ms;
+    int64_t last_alive_ms;
     int64_t opened_ms;
     int (*alive)(void *arg);
     void *alive_arg;
@@ -228,9 +230,13 @@ ssize_t events_sub_read(events_sub_t *sub, char *buf, size_t max)
     if (!hub || max < 64)
         return hub ? 0 : -1;
     int64_t now = s_mono_ms();
-    int check_alive = 0;
     ssize_t n = 0;
     pthread_mutex_lock(&hub->mu);
+    /* asked every S_ALIVE_MS whatever flows, so neither silence nor a steady stream of events
+     * keeps a logged-out session's stream open */
+    int check_alive = sub->alive && now - sub->last_alive_ms >= S_ALIVE_MS;
+    if (check_alive)
+        sub->last_alive_ms = now;
     if (sub->closed) {
         n = -1;
     } else if (!sub->hello_sent) {
@@ -250,7 +256,7 @@ ssize_t events_sub_read(events_sub_t *sub, char *buf, size_t max)
     } else if (now - sub->last_write_ms >= hub->heartbeat_ms) {
         n = (ssize_t) strlen(": hb\n\n");
         memcpy(buf, ": hb\n\n", (size_t) n);
-        check_alive = 1;
+        check_alive = sub->alive != NULL;
     }
     if (n > 0)
         sub->last_write_ms = now;

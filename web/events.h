@@ -54,7 +54,7 @@ events_sub_t *events_subscribe(events_t *self, uint64_t login);
 /* Writes the next SSE text (whole messages only) into buf: > 0 bytes, 0 nothing yet, -1 ended
  * (the hub is closing, or alive() said no). */
 ssize_t events_sub_read(events_sub_t *sub, char *buf, size_t max);
-/* Optional: alive(arg) is asked at each heartbeat; 0 ends the stream. arg_free(arg) runs at unsubscribe. */
+/* Optional: alive(arg) is asked at least every 250 ms while the stream is read; 0 ends it. arg_free(arg) runs at unsubscribe. */
 void events_sub_set_alive(events_sub_t *sub, int (*alive)(void *arg), void *arg, void (*arg_free)(void *arg));
 void events_unsubscribe(events_sub_t **sub_p);
 

@@ -49,11 +49,15 @@
 #include "schema/json.h"
 #include "schema/log.h"
 #include "schema/netaddr.h"
+#include "web/connguard.h"
 
 #define HTTP_MAX_ROUTES 64
 #define HTTP_STREAM_TICK_MS 50        /* how often suspended streams are polled again */
 #define HTTP_MAX_STREAMS 1024         /* suspended streams tracked at once */
-#define HTTP_CONNECTION_LIMIT 2048
+#define HTTP_CONNECTION_LIMIT 2048   /* defaults of http_limits */
+#define HTTP_HEADER_TIMEOUT_MS 5000
+#define HTTP_PER_CLIENT_LIMIT 64
+#define HTTP_RESERVE_FDS 256          /* descriptors kept for everything but connections */
 #define HTTP_LISTEN_BACKLOG 1024
 #define HTTP_CONNECTION_TIMEOUT_S 30
 #define HTTP_LATER_DRAIN_MS 2000      /* at stop, how long answers given later get to be sent */
@@ -109,6 +113,11 @@ struct http_server_t {
     pthread_cond_t wake_cond;
     /* who may tell us the client's address (X-Forwarded-For, X-Real-IP); set before start */
     netlist_t trusted;
+    /* slow and numerous connections (web/connguard.h); the limits are set before start */
+    connguard_t *guard;
+    int max_connections;
+    int header_timeout_ms;
+    int max_per_client;
     /* request ids: a random start, then one more per request */
     uint64_t rid_base;
     atomic_uint_fast64_t rid_next;
@@ -279,15 +288,41 @@ static int s_static_path_ok(const char *path)
     return strlen(path) < 400 ? 0 : -1;
 }
 
+/* Opens rel ("/a/b.css", already checked by s_static_path_ok) under dir one component at a time,
+ * refusing a symlink anywhere on the way (O_NOFOLLOW on every component, not only the last): a
+ * link inside the static folder must never lead out of it. The descriptor, or -1. */
+static int s_static_open(const char *dir, const char *rel)
+{
+    int at = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const char *p = rel;
+    while (at >= 0) {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/");
+        char name[256];
+        if (n == 0 || n >= sizeof name) {
+            close(at);
+            return -1;
+        }
+        memcpy(name, p, n);
+        name[n] = '\0';
+        int last = p[n] == '\0';
+        int fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (last ? O_NONBLOCK : O_DIRECTORY));
+        close(at);
+        if (last || fd < 0)
+            return fd;
+        at = fd;
+        p += n;
+    }
+    return -1;
+}
+
 static enum MHD_Result s_static_serve(http_server_t *self, struct MHD_Connection *conn, const char *path)
 {
     if (s_static_path_ok(path) != 0)
         return s_send_error(conn, 400, "bad path", NULL);
-    char full[1024];
     const char *rel = strcmp(path, "/") == 0 ? "/index.html" : path;
-    if ((size_t) snprintf(full, sizeof full, "%s%s", self->static_dir, rel) >= sizeof full)
-        return s_send_error(conn, 404, "not found", NULL);
-    int fd = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = s_static_open(self->static_dir, rel);
     if (fd < 0)
         return s_send_error(conn, 404, "not found", NULL);
     struct stat st;
@@ -570,6 +605,45 @@ static void s_later_drain(http_server_t *self)
     log_warn("http.stop_unanswered", "reason=\"answers still unsent after %d ms\"", HTTP_LATER_DRAIN_MS);
 }
 
+/* ---- slow and numerous connections (web/connguard.h) ---------------------------------------- */
+
+/* MHD's connection notice: a new connection is counted against its client and its head deadline
+ * starts (over the client's limit it is shut down at once: MHD then closes it); a closed one is
+ * forgotten, before MHD closes its socket. */
+static void s_conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    http_server_t *self = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        connguard_close(self->guard, (connguard_conn_t **) socket_context);
+        return;
+    }
+    const union MHD_ConnectionInfo *ai = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *fi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ai || !fi)
+        return;
+    int refused = 0;
+    *socket_context = connguard_open(self->guard, ai->client_addr, fi->connect_fd, &refused);
+    if (refused)
+        shutdown(fi->connect_fd, SHUT_RDWR);
+}
+
+static connguard_conn_t *s_guard_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void s_guard_head_done(http_server_t *self, struct MHD_Connection *conn)
+{
+    connguard_head_done(self->guard, s_guard_of(conn));
+}
+
+static void s_guard_idle(http_server_t *self, struct MHD_Connection *conn)
+{
+    connguard_idle(self->guard, s_guard_of(conn));
+}
+
 /* ---- request handling --------------------------------------------------------------------- */
 
 static enum MHD_Result s_dispatch(http_server_t *self, http_request_t *req)
@@ -614,6 +688,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         req->method = method;
         req->path = url;
         req->route = -1;
+        s_guard_head_done(self, conn);
         s_client_resolve(self, req);
         snprintf(req->rid, sizeof req->rid, "%016llx",
                  (unsigned long long) (self->rid_base + atomic_fetch_add(&self->rid_next, 1)));
@@ -698,9 +773,8 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
 static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                         enum MHD_RequestTerminationCode toe)
 {
-    (void) cls;
-    (void) conn;
     (void) toe;
+    s_guard_idle(cls, conn);
     http_request_t *req = *con_cls;
     if (!req)
         return;
@@ -808,6 +882,9 @@ http_server_t *http_server_new(const char *listen_addr, size_t max_body, int thr
     }
     self->listen_fd = fd;
     self->max_body = max_body;
+    self->max_connections = HTTP_CONNECTION_LIMIT;
+    self->header_timeout_ms = HTTP_HEADER_TIMEOUT_MS;
+    self->max_per_client = HTTP_PER_CLIENT_LIMIT;
     self->threads = threads < 1 ? 1 : threads;
     self->mhd_flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if (family == AF_INET6)
@@ -831,16 +908,26 @@ int http_server_start(http_server_t *self, char *err, size_t errlen)
 {
     if (self->daemon)
         return 0;
+    connguard_opts_t go = {.header_timeout_ms = self->header_timeout_ms, .max_per_client = self->max_per_client,
+                           .trusted = self->trusted};
+    self->guard = connguard_new(&go);
+    if (!self->guard) {
+        snprintf(err, errlen, "cannot start the connection guard");
+        return -1;
+    }
+    int limit = connguard_fit_nofile(self->max_connections, HTTP_RESERVE_FDS);
     self->daemon = MHD_start_daemon(self->mhd_flags, 0, NULL, NULL, s_access, self,
                                     MHD_OPTION_LISTEN_SOCKET, self->listen_fd,
                                     MHD_OPTION_THREAD_POOL_SIZE, (unsigned) self->threads,
                                     MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
-                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned) HTTP_CONNECTION_LIMIT,
+                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned) limit,
+                                    MHD_OPTION_NOTIFY_CONNECTION, s_conn_notify, self,
                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) HTTP_CONNECTION_TIMEOUT_S,
                                     MHD_OPTION_UNESCAPE_CALLBACK, s_unescape, self,
                                     MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
                                     MHD_OPTION_END);
     if (!self->daemon) {
+        connguard_destroy(&self->guard);
         snprintf(err, errlen, "cannot start serving on port %d", self->port);
         return -1;
     }
@@ -869,6 +956,7 @@ void http_server_destroy(http_server_t **self_p)
     s_later_drain(self);
     if (self->daemon)
         MHD_stop_daemon(self->daemon);
+    connguard_destroy(&self->guard);     /* after the daemon: every connection has been forgotten */
     if (self->listen_fd >= 0)
         close(self->listen_fd);
     pthread_mutex_destroy(&self->lock);
@@ -945,6 +1033,20 @@ const char *http_cookie(const http_request_t *req, const char *name)
 const char *http_client_ip(const http_request_t *req) { return req->ip; }
 const netaddr_t *http_client_addr(const http_request_t *req) { return &req->client; }
 const char *http_request_id(const http_request_t *req) { return req->rid; }
+
+void http_limits(http_server_t *self, int header_timeout_ms, int max_connections, int max_per_client)
+{
+    if (self->daemon) {
+        log_warn("http.limits_after_start", "ignored=1");
+        return;
+    }
+    if (header_timeout_ms > 0)
+        self->header_timeout_ms = header_timeout_ms;
+    if (max_connections > 0)
+        self->max_connections = max_connections;
+    if (max_per_client > 0)
+        self->max_per_client = max_per_client;
+}
 
 void http_trust_proxies(http_server_t *self, const netlist_t *trusted)
 {

@@ -11,7 +11,8 @@
  * img-src 'self' data:; API answers: default-src 'none') and Cache-Control, unless the handler set
  * that header itself. Errors the server answers alone are JSON {"error": ...}: 400 bad path (an
  * encoded '/', '\' or NUL, a control byte), 404, 405 (with Allow), 413 body too large.
- * Listens only on the address given; routes may be added while it already serves. */
+ * Listens only on the address given; routes may be added while it already serves. Slow and numerous
+ * connections are bounded (http_limits, web/connguard.h). */
 #ifndef KASA_WEB_HTTP_H
 #define KASA_WEB_HTTP_H
 
@@ -56,7 +57,8 @@ void http_server_destroy(http_server_t **self_p);
 /* Adds a route. method "GET", "POST", ...; path is exact ("/cobo/webhook") or, ending in '*',
  * a prefix (e.g. "/api/wallets/" followed by a star). First match wins, in the order added. Add routes before traffic. */
 void http_route(http_server_t *self, const char *method, const char *path, http_handler_fn *fn, void *arg);
-/* Serves files under dir for GET requests that match no route ("/" → index.html). */
+/* Serves files under dir for GET requests that match no route ("/" → index.html). A symlink anywhere
+ * on the path (a folder or the file) is refused (404): nothing outside dir is ever served. */
 void http_static(http_server_t *self, const char *dir);
 
 /* Request accessors. Returned strings live as long as the request. */
@@ -73,7 +75,13 @@ const netaddr_t *http_client_addr(const http_request_t *req);
 /* 16 hex characters naming this request in the log; an investor can quote it. */
 const char *http_request_id(const http_request_t *req);
 
-/* The proxies whose forwarding headers are believed (KASA_TRUSTED_PROXIES). Before start. */
+/* Connection limits (web/connguard.h), before start; 0 keeps a default: the whole head of a request
+ * within header_timeout_ms (5000) of the connection or the previous answer, at most max_connections
+ * (2048; RLIMIT_NOFILE is raised to fit at start, or the limit lowered and logged) and
+ * max_per_client per client address (64; IPv6 per /64; trusted proxies exempt). */
+void http_limits(http_server_t *self, int header_timeout_ms, int max_connections, int max_per_client);
+/* The proxies whose forwarding headers are believed (KASA_TRUSTED_PROXIES); also exempt from the
+ * per-client connection limit. Before start. */
 void http_trust_proxies(http_server_t *self, const netlist_t *trusted);
 
 /* Response helpers. */

@@ -103,6 +103,8 @@ KASA_TOKEN_TRON_USDT=1:0.5:1
 KASA_AUTO_CREDIT_LIMIT=100000
 KASA_LOG_LEVEL=warn
 KASA_METRICS_LISTEN=127.0.0.1:0
+# one load generator on loopback opens more connections than one client may
+KASA_MAX_CONNECTIONS_PER_IP=1024
 ${BENCH_KASA_EXTRA:-}
 ${2:-}
 EOF

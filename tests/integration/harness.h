@@ -493,6 +493,7 @@ typedef struct {
     int kasa_starts;
     int keep_ports;         /* 1: a restarted kasa gets the same ports (the URL never changes) */
     char kasa_listen_env[80], kasa_monitor_env[80], kasa_webhook_env[80];
+    char *kasa_wrap[6];     /* a command kasa runs under (e.g. prlimit ...), NULL-terminated; none if [0] is NULL */
 } h_env_t;
 
 H_FN void h_init(void)
@@ -690,6 +691,7 @@ H_FN int h_config_write(h_env_t *env, const char *extra)
         fprintf(f, "KASA_METRICS_LISTEN=off\n");
     if (extra)
         fputs(extra, f);
+    fchmod(fileno(f), 0600);   /* it holds secrets: kasa warns about a file others may read */
     return fclose(f) == 0 ? 0 : -1;
 }
 
@@ -709,7 +711,15 @@ H_FN void h_kasa_spawn(h_env_t *env)
     snprintf(env->kasa_monitor_env, sizeof env->kasa_monitor_env, "KASA_MONITOR=tcp://127.0.0.1:%d", env->monitor_port);
     snprintf(env->kasa_webhook_env, sizeof env->kasa_webhook_env, "KASA_WEBHOOK_LISTEN=127.0.0.1:%d", env->webhook_port);
     char *extra_env[] = { env->kasa_listen_env, env->kasa_monitor_env, env->kasa_webhook_env, NULL };
-    char *argv[] = { env->kasa_bin, "serve", "--config", env->config, NULL };
+    char *argv[12];
+    int n = 0;
+    for (int i = 0; i < 5 && env->kasa_wrap[i]; i++)
+        argv[n++] = env->kasa_wrap[i];
+    argv[n++] = env->kasa_bin;
+    argv[n++] = "serve";
+    argv[n++] = "--config";
+    argv[n++] = env->config;
+    argv[n] = NULL;
     env->kasa_pid = h_spawn(argv, env->kasa_log, extra_env);
 }
 
@@ -820,9 +830,11 @@ H_FN int h_link(h_env_t *env, const char *address, uint64_t login)
     return rc;
 }
 
-/* POSTs a webhook body to base_url/cobo/webhook (base_url: kasa's webhook listener) signed with Cobo's test key over body|ts, headers
- * spelled the usual way (underscore 1: Biz_Timestamp / Biz_Resp_Signature). Returns the response. */
-H_FN h_resp_t h_post_webhook_url(CURL *curl, const char *base_url, const char *body, size_t len, int underscore)
+/* POSTs a webhook body to base_url/cobo/webhook (base_url: kasa's webhook listener) signed with Cobo's
+ * test key over body|ts, headers spelled the usual way (underscore 1: Biz_Timestamp /
+ * Biz_Resp_Signature), from source_ip (NULL: any), waiting at most timeout_ms. Returns the response. */
+H_FN h_resp_t h_post_webhook_full(CURL *curl, const char *base_url, const char *body, size_t len, int underscore,
+                                  const char *source_ip, long timeout_ms)
 {
     char ts[32], sig[COBO_SIG_HEX_LEN + 1], hts[64], hsig[200], url[160];
     snprintf(ts, sizeof ts, "%" PRId64, h_wall_ms());
@@ -831,7 +843,12 @@ H_FN h_resp_t h_post_webhook_url(CURL *curl, const char *base_url, const char *b
     snprintf(hsig, sizeof hsig, underscore ? "Biz_Resp_Signature: %s" : "Biz-Resp-Signature: %s", sig);
     const char *headers[] = { hts, hsig, NULL };
     snprintf(url, sizeof url, "%s/cobo/webhook", base_url);
-    return h_http_on(curl, "POST", url, headers, body, len, 5000);
+    return h_http_full(curl, "POST", url, headers, body, len, timeout_ms, source_ip, NULL);
+}
+
+H_FN h_resp_t h_post_webhook_url(CURL *curl, const char *base_url, const char *body, size_t len, int underscore)
+{
+    return h_post_webhook_full(curl, base_url, body, len, underscore, NULL, 5000);
 }
 
 H_FN h_resp_t h_post_webhook_on(CURL *curl, const h_env_t *env, const char *body, size_t len, int underscore)

@@ -7,8 +7,13 @@
  *     junk logins from thousands of fresh addresses do not reset an attacker's delay.
  *   - Investor (read-only) passwords are refused; cookies are Secure by default; QR codes and API
  *     answers are not stored; a Cobo refusal reaches the investor as a request id, its words only
- *     the log. */
+ *     the log.
+ *   - The event stream ends within a second of logout; static files are never served through a
+ *     symlink; the journal (0700, files 0600) and the control socket (0600) are private; a config
+ *     file others may read is warned about. */
 #include "tests/integration/harness.h"
+
+#include <dirent.h>
 
 #include "tests/check.h"
 
@@ -275,15 +280,142 @@ static void test_a_cobo_refusal_shows_a_request_id_not_cobos_words(void)
     free(log);
 }
 
+/* ---- finding: what outlives a session, what leaks through files ------------------------------------ */
+
+typedef struct {
+    char sid[80];
+    jbuf_t text;
+    int64_t ended_ms;
+} s_stream_t;
+
+static size_t s_stream_sink(char *p, size_t size, size_t n, void *arg)
+{
+    jbuf_add(&((s_stream_t *) arg)->text, p, size * n);
+    return size * n;
+}
+
+static void *s_stream_read(void *arg)
+{
+    s_stream_t *st = arg;
+    char url[160], cookie[128];
+    snprintf(url, sizeof url, "%s/api/events", s_env.kasa_url);
+    snprintf(cookie, sizeof cookie, "Cookie: kasa_sid=%s", st->sid);
+    CURL *c = curl_easy_init();
+    struct curl_slist *hl = curl_slist_append(NULL, cookie);
+    hl = curl_slist_append(hl, "X-Forwarded-For: 203.0.113.80");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_stream_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, st);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 12000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    curl_easy_perform(c);
+    st->ended_ms = h_now_ms();
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void test_logout_ends_the_event_stream_within_a_second(void)
+{
+    s_sess_t s;
+    CHECK_EQ_INT(s_login_as(NULL, "203.0.113.80", H_MT5_FIRST + 2, H_MT5_PW, &s, NULL), 200);
+    s_stream_t st;
+    memset(&st, 0, sizeof st);
+    snprintf(st.sid, sizeof st.sid, "%s", s.sid);
+    jbuf_init(&st.text);
+    pthread_t th;
+    pthread_create(&th, NULL, s_stream_read, &st);
+    h_sleep_ms(500);                              /* the stream is open */
+    int64_t t0 = h_now_ms();
+    s_ans_t a = s_req(NULL, "203.0.113.80", "POST", "/api/logout", s.sid, s.csrf, NULL);
+    CHECK_EQ_INT(a.status, 200);
+    s_ans_free(&a);
+    pthread_join(th, NULL);
+    jbuf_add(&st.text, "", 0);
+    h_log("the stream ended %lld ms after logout", (long long) (st.ended_ms - t0));
+    CHECK(strstr(st.text.data, "retry:") != NULL);   /* it was open */
+    CHECK(st.ended_ms - t0 < 1000);
+    jbuf_free(&st.text);
+}
+
+static void test_static_files_are_never_served_through_a_symlink(void)
+{
+    s_ans_t a = s_req(NULL, NULL, "GET", "/real/ok.txt", NULL, NULL, NULL);
+    CHECK_EQ_INT(a.status, 200);
+    CHECK(strstr(a.body, "public") != NULL);
+    s_ans_free(&a);
+    const char *refused[] = { "/linked/secret.txt", "/secret-link.txt", "/linked/", "/real/../linked/secret.txt" };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        a = s_req(NULL, NULL, "GET", refused[i], NULL, NULL, NULL);
+        CHECK(a.status == 404 || a.status == 400);
+        CHECK(strstr(a.body, "top secret") == NULL);
+        s_ans_free(&a);
+    }
+}
+
+static void test_journal_and_control_socket_are_private(void)
+{
+    struct stat st;
+    CHECK_EQ_INT(stat(s_env.journal, &st), 0);
+    CHECK_EQ_INT(st.st_mode & 0777, 0700);
+    DIR *d = opendir(s_env.journal);
+    CHECK(d != NULL);
+    int files = 0, sockets = 0;
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[900];
+        snprintf(path, sizeof path, "%s/%s", s_env.journal, e->d_name);
+        if (lstat(path, &st) != 0)
+            continue;
+        if (S_ISSOCK(st.st_mode))
+            sockets++;
+        else
+            files++;
+        if ((st.st_mode & 0777) != 0600)
+            h_log("%s has mode %04o", e->d_name, (unsigned) (st.st_mode & 0777));
+        CHECK_EQ_INT(st.st_mode & 0777, 0600);
+    }
+    if (d)
+        closedir(d);
+    CHECK(files >= 2);                            /* a segment and the lock */
+    CHECK_EQ_INT(sockets, 1);                     /* control.sock */
+}
+
+static void test_a_config_file_others_may_read_is_warned_about(void)
+{
+    size_t len = 0;
+    char *log = h_read_file(s_env.kasa_log, &len);
+    CHECK(log && strstr(log, "event=config.not_private") != NULL && strstr(log, "chmod 600") != NULL);
+    free(log);
+}
+
 static void test_kasa_stops_cleanly(void)
 {
     CHECK_EQ_INT(h_kasa_stop(&s_env), 0);       /* exit 0, sanitizers quiet */
 }
 
+/* A static folder with a file, a symlinked folder and a symlinked file leading out of it. */
+static int s_static_setup(char *extra, size_t len)
+{
+    char dir[600], cmd[8192];
+    snprintf(dir, sizeof dir, "%s/static", s_env.dir);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s/real' '%s/outside' && echo public > '%s/real/ok.txt' && echo 'top secret' > '%s/outside/secret.txt'"
+             " && echo '<html></html>' > '%s/index.html' && ln -s '%s/outside' '%s/linked'"
+             " && ln -s '%s/outside/secret.txt' '%s/secret-link.txt'",
+             dir, s_env.dir, dir, s_env.dir, dir, s_env.dir, dir, s_env.dir, dir);
+    snprintf(extra, len, "KASA_TRUSTED_PROXIES=127.0.0.1\nKASA_STATIC_DIR=%s\n", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 int main(void)
 {
-    if (h_env_init(&s_env, "abuse") != 0 || h_sims_start(&s_env, NULL) != 0 ||
-        h_config_write(&s_env, "KASA_TRUSTED_PROXIES=127.0.0.1\n") != 0 || h_kasa_start(&s_env) != 0) {
+    char extra[800];
+    if (h_env_init(&s_env, "abuse") != 0 || h_sims_start(&s_env, NULL) != 0 || s_static_setup(extra, sizeof extra) != 0 ||
+        h_config_write(&s_env, extra) != 0 || chmod(s_env.config, 0644) != 0 || h_kasa_start(&s_env) != 0) {
         h_env_destroy(&s_env);
         printf("FAIL setup\n0 passed, 1 failed\n");
         return 1;
@@ -295,6 +427,10 @@ int main(void)
     RUN(test_investor_password_is_refused_by_default);
     RUN(test_cookie_is_secure_and_answers_are_not_stored);
     RUN(test_a_cobo_refusal_shows_a_request_id_not_cobos_words);
+    RUN(test_logout_ends_the_event_stream_within_a_second);
+    RUN(test_static_files_are_never_served_through_a_symlink);
+    RUN(test_journal_and_control_socket_are_private);
+    RUN(test_a_config_file_others_may_read_is_warned_about);
     RUN(test_kasa_stops_cleanly);
     int failed = check_done();
     h_env_finish(&s_env, failed != 0);

@@ -164,6 +164,25 @@ static void test_events_heartbeat_and_dead_session_end_the_stream(void)
     events_destroy(&e);
 }
 
+static void test_events_logout_ends_a_quiet_stream_before_the_heartbeat(void)
+{
+    events_t *e = events_new(0);                                 /* heartbeat 15 s */
+    events_sub_t *a = events_subscribe(e, 100005);
+    events_sub_set_alive(a, s_alive, NULL, s_alive_free);
+    s_alive_answer = 1;
+    s_drain(a, NULL);
+    char buf[256];
+    s_alive_answer = 0;                                          /* logout */
+    ssize_t n = 0;
+    for (int i = 0; i < 8 && n == 0; i++) {                      /* read as the server does, every 50 ms */
+        usleep(50 * 1000);
+        n = events_sub_read(a, buf, sizeof buf);
+    }
+    CHECK_EQ_INT(n, -1);                                         /* within 400 ms, not 15 s */
+    events_unsubscribe(&a);
+    events_destroy(&e);
+}
+
 static void test_events_per_login_cap_ends_the_oldest(void)
 {
     events_t *e = events_new(0);
@@ -231,6 +250,7 @@ int main(void)
     RUN(test_events_record_without_login_is_matched_by_address);
     RUN(test_events_slow_reader_gets_resync_and_publisher_never_waits);
     RUN(test_events_heartbeat_and_dead_session_end_the_stream);
+    RUN(test_events_logout_ends_a_quiet_stream_before_the_heartbeat);
     RUN(test_events_per_login_cap_ends_the_oldest);
     RUN(test_events_listeners_see_every_record_and_garbage_is_skipped);
     RUN(test_events_stream_survives_hub_destroy_order);
