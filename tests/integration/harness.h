@@ -463,6 +463,26 @@ H_FN void h_webhook_body(jbuf_t *b, const char *event_id, const char *type, cons
                 now);
 }
 
+/* The body of a pending deposit's webhook (Confirming, 1 of 20: nothing downstream is asked for) to
+ * address, malloc'd. */
+H_FN char *h_pending_body(const char *tx_id, const char *event_id, const char *address)
+{
+    h_tx_t tx;
+    memset(&tx, 0, sizeof tx);
+    snprintf(tx.tx_id, sizeof tx.tx_id, "%s", tx_id);
+    snprintf(tx.address, sizeof tx.address, "%s", address);
+    snprintf(tx.amount, sizeof tx.amount, "250");
+    snprintf(tx.token_id, sizeof tx.token_id, "TRON_USDT");
+    snprintf(tx.chain_id, sizeof tx.chain_id, "TRON");
+    snprintf(tx.status, sizeof tx.status, "Confirming");
+    tx.confirmations = 1;
+    tx.threshold = 20;
+    jbuf_t b;
+    jbuf_init(&b);
+    h_webhook_body(&b, event_id, "wallets.transaction.updated", &tx);
+    return jbuf_take(&b);
+}
+
 /* Signs body|timestamp with the given seed (hex). sig: 129 bytes. */
 H_FN void h_sign(const char *seed, const char *body, size_t len, const char *ts, char sig[COBO_SIG_HEX_LEN + 1])
 {

@@ -10,20 +10,7 @@ static int s_ready;
 /* A valid pending deposit event (status Confirming: nothing downstream is asked for). */
 static char *s_valid_body(const char *tx_id, const char *event_id)
 {
-    h_tx_t tx;
-    memset(&tx, 0, sizeof tx);
-    snprintf(tx.tx_id, sizeof tx.tx_id, "%s", tx_id);
-    snprintf(tx.address, sizeof tx.address, "TBadInputAddr000000000000000000001");
-    snprintf(tx.amount, sizeof tx.amount, "250");
-    snprintf(tx.token_id, sizeof tx.token_id, "TRON_USDT");
-    snprintf(tx.chain_id, sizeof tx.chain_id, "TRON");
-    snprintf(tx.status, sizeof tx.status, "Confirming");
-    tx.confirmations = 1;
-    tx.threshold = 20;
-    jbuf_t b;
-    jbuf_init(&b);
-    h_webhook_body(&b, event_id, "wallets.transaction.updated", &tx);
-    return jbuf_take(&b);
+    return h_pending_body(tx_id, event_id, "TBadInputAddr000000000000000000001");
 }
 
 /* body with the first occurrence of from replaced by to (malloc'd; *len set). */

@@ -95,27 +95,17 @@ static void *s_attack(void *arg)
 /* Sends one signed webhook from source; its answer's status (0: none) and the time it took. */
 static long s_webhook_from(const char *source, int n, int64_t *took_ms)
 {
-    h_tx_t tx;
-    memset(&tx, 0, sizeof tx);
-    h_uuid(0x51041015ULL, (uint64_t) n, tx.tx_id);
-    snprintf(tx.address, sizeof tx.address, "TSlowlorisUnlinked%016d", n);
-    snprintf(tx.amount, sizeof tx.amount, "10");
-    snprintf(tx.token_id, sizeof tx.token_id, "TRON_USDT");
-    snprintf(tx.chain_id, sizeof tx.chain_id, "TRON");
-    snprintf(tx.status, sizeof tx.status, "Confirming");
-    tx.confirmations = 1;
-    tx.threshold = 20;
-    jbuf_t b;
-    jbuf_init(&b);
-    char ev[40];
+    char tx[40], ev[40], address[64];
+    h_uuid(0x51041015ULL, (uint64_t) n, tx);
     h_uuid(0xe7e7ULL, (uint64_t) n, ev);
-    h_webhook_body(&b, ev, "wallets.transaction.created", &tx);
+    snprintf(address, sizeof address, "TSlowlorisUnlinked%016d", n);
+    char *body = h_pending_body(tx, ev, address);
     int64_t t0 = h_now_ms();
-    h_resp_t r = h_post_webhook_full(NULL, s_env.kasa_url, b.data, b.len, 0, source, 15000);
+    h_resp_t r = h_post_webhook_full(NULL, s_env.kasa_url, body, strlen(body), 0, source, 15000);
     *took_ms = h_now_ms() - t0;
     long st = r.status;
     h_resp_free(&r);
-    jbuf_free(&b);
+    free(body);
     return st;
 }
 
