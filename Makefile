@@ -3,6 +3,7 @@
 #   make test     build everything with AddressSanitizer + UBSan and run every test
 #   make bench    build optimised benchmarks and print their figures
 #   make run      start kasa with the Cobo, MT5 and Telegram simulators on loopback
+#   make fuzz     build the libFuzzer targets with clang and run each for FUZZ_SECONDS (default 60)
 #   make deps     install the Debian packages kasa needs (non-interactive)
 #   make install  PREFIX=/usr/local [DESTDIR=...]: the binary, the panel, the service files
 
@@ -35,9 +36,20 @@ TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c tests/integration/test_*.c))
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(OUT)/tests/%)
 BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(OUT)/bench/%)
-HDRS      := $(wildcard journal/*.h schema/*.h actors/*.h web/*.h tools/*.h tools/sim/*.h tests/*.h tests/unit/*.h tests/integration/*.h)
+HDRS      := $(wildcard journal/*.h schema/*.h actors/*.h web/*.h tools/*.h tools/sim/*.h tests/*.h tests/unit/*.h tests/integration/*.h tests/fuzz/*.h)
 
-.PHONY: all build deps deps-check test bench bench-build run clean tests-build npm-deps install
+# Fuzzing (make fuzz): Debian's clang and its compiler-rt (libFuzzer), installed only when fuzzing.
+FUZZ_PKGS    := clang libclang-rt-dev
+FUZZ_CC      := clang
+FUZZ_SECONDS ?= 60
+FUZZ_OUT     := build/fuzz$(BUILD_TAG)
+FUZZ_WARN    := -Wno-error -Wno-missing-field-initializers   # clang warns where gcc (CI, -Werror) does not
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_OUT)/%)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_OUT)/obj/%.o)
+
+.PHONY: all build deps deps-check test bench bench-build run clean tests-build npm-deps install fuzz fuzz-build fuzz-deps
 .DEFAULT_GOAL := all
 
 all: deps-check
@@ -65,6 +77,9 @@ $(OUT)/bench/%: tests/bench/%.c $(OUT)/libkasa.a $(HDRS)
 	@echo "cc $<"; $(CC) $(BASE) $(CFLAGS_MODE) $(PKG_CFLAGS) $(LDFLAGS_MODE) -o $@ $< $(OUT)/libkasa.a $(PKG_LIBS) -lm
 
 tests-build: $(OUT)/kasa $(TEST_BIN)
+
+# The replay test runs every fuzz target over its corpus and regressions (gcc, no clang needed).
+$(OUT)/tests/unit/test_fuzz_replay: $(FUZZ_SRC)
 
 # Install missing Debian packages, non-interactively. Quiet when all are present.
 deps:
@@ -117,6 +132,33 @@ install: all
 	install -m 644 tools/deploy/nginx-kasa.conf tools/deploy/kasa.logrotate tools/kasa.env.example \
 	    $(DESTDIR)$(PREFIX)/share/kasa/deploy/
 	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/kasa/README.md
+
+# ---- fuzzing: clang + libFuzzer, ASan + UBSan; not part of `make test` -------------------------
+
+fuzz-deps:
+	@missing=""; for p in $(FUZZ_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; fi
+
+$(FUZZ_OUT)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "clang $<"; $(FUZZ_CC) $(BASE) $(FUZZ_WARN) -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) $(PKG_CFLAGS) -c $< -o $@
+
+$(FUZZ_OUT)/libkasa.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@; ar rcs $@ $^
+
+$(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OUT)/libkasa.a $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "clang $<"; $(FUZZ_CC) $(BASE) $(FUZZ_WARN) -O1 -fsanitize=fuzzer $(FUZZ_SAN) $(PKG_CFLAGS) -o $@ $< $(FUZZ_OUT)/libkasa.a $(PKG_LIBS) -lm
+
+fuzz-build: deps-check fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+# Each target for FUZZ_SECONDS (nice -n 19), one after another; a crash stops with its input saved.
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_OUT) $(FUZZ)
 
 clean:
 	rm -rf build

@@ -657,17 +657,17 @@ H_FN int h_sims_start(h_env_t *env, const char *webhook_url)
     env->tg_pid = h_spawn(tg, logs[2], NULL);
 
     int rc = 0;
-    if (h_wait_port(env->cobo_port, 10000) != 0) {
+    if (h_wait_port(env->cobo_port, 30000) != 0) {
         h_log("the Cobo simulator did not start");
         h_tail(logs[0], 20);
         rc = -1;
     }
-    if (h_wait_port(env->mt5_port, 10000) != 0) {
+    if (h_wait_port(env->mt5_port, 30000) != 0) {
         h_log("the MT5 simulator did not start");
         h_tail(logs[1], 20);
         rc = -1;
     }
-    if (h_wait_port(env->tg_port, 10000) != 0) {
+    if (h_wait_port(env->tg_port, 30000) != 0) {
         h_log("the Telegram simulator did not start");
         h_tail(logs[2], 20);
         rc = -1;
