@@ -438,19 +438,16 @@ static enum MHD_Result s_send_stream(http_server_t *self, struct MHD_Connection 
 
 /* ---- the client's address ---------------------------------------------------------------- */
 
-typedef struct {
-    jbuf_t chain;
-} s_xff_t;
-
-/* Collects every X-Forwarded-For header, in order, joined by commas. */
+/* Collects every X-Forwarded-For header, in order, joined by commas. No cap of its own: the whole
+ * head is bounded by the server, and a cap would drop the rightmost entries, the ones a proxy wrote. */
 static enum MHD_Result s_xff_each(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void) kind;
-    s_xff_t *x = cls;
-    if (strcasecmp(key, "X-Forwarded-For") == 0 && value && x->chain.len < 4096) {
-        if (x->chain.len)
-            jbuf_puts(&x->chain, ",");
-        jbuf_puts(&x->chain, value);
+    jbuf_t *chain = cls;
+    if (strcasecmp(key, "X-Forwarded-For") == 0 && value) {
+        if (chain->len)
+            jbuf_puts(chain, ",");
+        jbuf_puts(chain, value);
     }
     return MHD_YES;
 }
@@ -467,13 +464,13 @@ static void s_client_resolve(http_server_t *self, http_request_t *req)
     }
     req->client = peer;
     if (self->trusted.count > 0 && netlist_contains(&self->trusted, &peer)) {
-        s_xff_t x;
-        jbuf_init(&x.chain);
-        MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_xff_each, &x);
-        jbuf_add(&x.chain, "", 0);
-        netaddr_client(&peer, &self->trusted, x.chain.len > 0 ? x.chain.data : NULL,
+        jbuf_t chain;
+        jbuf_init(&chain);
+        MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_xff_each, &chain);
+        jbuf_add(&chain, "", 0);
+        netaddr_client(&peer, &self->trusted, chain.len > 0 ? chain.data : NULL,
                        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Real-IP"), &req->client);
-        jbuf_free(&x.chain);
+        jbuf_free(&chain);
     }
     netaddr_format(&req->client, req->ip);
 }
