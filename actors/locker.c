@@ -12,6 +12,7 @@
 #include "actors/cobo.h"
 #include "actors/ingress.h"
 #include "actors/mt5.h"
+#include "schema/desk.h"
 #include "schema/money.h"
 #include "schema/log.h"
 
@@ -210,9 +211,11 @@ static int s_rules(s_locker_t *self, const registry_entry_t *e, record_t *r, dep
         return 2;
     }
     char text[64];
-    if (cfg->auto_credit_limit && amount > cfg->auto_credit_limit) {
-        money_format(cfg->auto_credit_limit, text, sizeof text);
-        snprintf(reason, reason_len, "over the auto-credit limit of %s", text);
+    int needed = desk_approvals_needed(amount, cfg->auto_credit_limit, cfg->dual_approval_limit);
+    if ((uint32_t) needed > e->approvals) {
+        money_format(needed == 2 ? cfg->dual_approval_limit : cfg->auto_credit_limit, text, sizeof text);
+        snprintf(reason, reason_len, "over the %s limit of %s: waits for %s", needed == 2 ? "dual-approval" : "auto-credit",
+                 text, needed == 2 ? "two approvers" : "an approver");
         return 2;
     }
     s_group_t acct;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "actors/crediter.h"
+#include "actors/desk.h"
 #include "actors/ingress.h"
 #include "actors/locker.h"
 #include "actors/notifier.h"
@@ -312,50 +313,17 @@ int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t err
     }
 }
 
-int pipeline_admin(pipeline_t *self, const char *tx_id, deposit_event_t ev, uint64_t login, const char *actor,
-                   const char *reason, char *err, size_t errlen)
+int pipeline_admin(pipeline_t *self, const desk_request_t *req, char *err, size_t errlen)
 {
-    if (ev != DEPOSIT_EV_ADMIN_RETRY && ev != DEPOSIT_EV_ADMIN_ASSIGN && ev != DEPOSIT_EV_ADMIN_REJECT) {
-        snprintf(err, errlen, "not an admin action");
-        return -1;
-    }
-    if (ev == DEPOSIT_EV_ADMIN_ASSIGN && !login) {
-        snprintf(err, errlen, "assign needs a login");
-        return -1;
-    }
-    registry_entry_t e;
-    if (registry_get(self->registry, tx_id, &e) != 0) {
-        snprintf(err, errlen, "unknown deposit");
-        return -1;
-    }
-    deposit_step_t step = deposit_step(e.view.state, ev);
-    if (step.outcome != DEPOSIT_STEP_MOVE) {
-        snprintf(err, errlen, "%s not allowed in state %s", deposit_event_name(ev), deposit_state_name(e.view.state));
-        return -1;
-    }
-    record_t a;
-    record_init(&a, RECORD_ADMIN_ACTION);
-    snprintf(a.tx_id, sizeof a.tx_id, "%s", tx_id);
-    snprintf(a.actor, sizeof a.actor, "%s", actor ? actor : "");
-    snprintf(a.action, sizeof a.action, "%s",
-             ev == DEPOSIT_EV_ADMIN_RETRY ? "retry" : ev == DEPOSIT_EV_ADMIN_ASSIGN ? "assign" : "reject");
-    snprintf(a.reason, sizeof a.reason, "%s", reason ? reason : "");
-    a.login = login;
-    if (registry_append(self->registry, self->journal, &a, err, errlen) != REGISTRY_MOVED)
-        return -1;
-    record_t r;
-    record_init(&r, RECORD_DEPOSIT);
-    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx_id);
-    r.event = ev;
-    r.login = login;
-    snprintf(r.reason, sizeof r.reason, "%s%s%s", a.action, reason && reason[0] ? ": " : "", reason ? reason : "");
     uint8_t *bytes = NULL;
     size_t len = 0;
     unsigned effects = 0;
-    registry_result_t res = registry_commit(self->registry, self->journal, &r, &effects, &bytes, &len, err, errlen);
+    registry_result_t res = desk_act(self->registry, self->journal, &self->cfg, req, &effects, &bytes, &len, err, errlen);
+    if (res == REGISTRY_SAME)
+        return 1;
     if (res != REGISTRY_MOVED)
         return -1;
-    s_hand_on(self, effects, r.tx_id, r.login, bytes, len);
+    s_hand_on(self, effects, req->tx_id, 0, bytes, len);
     free(bytes);
     return 0;
 }
@@ -396,4 +364,28 @@ int pipeline_deposit(pipeline_t *self, const char *tx_id, deposit_view_t *out)
         return -1;
     *out = e.view;
     return 0;
+}
+
+void pipeline_view_json(jbuf_t *b, const deposit_view_t *d)
+{
+    jbuf_puts(b, "\"id\":");
+    jbuf_str(b, d->tx_id);
+    jbuf_puts(b, ",\"state\":");
+    jbuf_str(b, deposit_state_name(d->state));
+    jbuf_puts(b, ",\"status\":");
+    jbuf_str(b, d->status);
+    jbuf_printf(b, ",\"confirmations\":%d,\"threshold\":%d", (int) d->confirmations, (int) d->threshold);
+    jbuf_puts(b, ",\"token\":");
+    jbuf_str(b, d->token_id);
+    jbuf_puts(b, ",\"chain\":");
+    jbuf_str(b, d->chain_id);
+    jbuf_puts(b, ",\"address\":");
+    jbuf_str(b, d->address);
+    jbuf_puts(b, ",\"amount\":");
+    jbuf_str(b, d->amount);
+}
+
+registry_t *pipeline_registry(pipeline_t *self)
+{
+    return self->registry;
 }

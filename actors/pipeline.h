@@ -22,6 +22,7 @@
 #include "journal/journal.h"
 #include "schema/cobo_tx.h"
 #include "schema/deposit.h"
+#include "schema/desk.h"
 #include "schema/config.h"
 
 typedef struct pipeline_t pipeline_t;
@@ -37,13 +38,13 @@ void pipeline_destroy(pipeline_t **self_p);
  * 503 the journal could not make it durable (Cobo will retry). err says why for non-2xx. */
 int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t errlen);
 
-/* A person's decision on a deposit: DEPOSIT_EV_ADMIN_RETRY, _ADMIN_ASSIGN (login required) or
- * _ADMIN_REJECT. Journals RECORD_ADMIN_ACTION (actor, reason) and then the transition, durable
- * before it returns 0, and hands the deposit on (retry/assign: back through the locker; the
- * crediter reconciles first if a credit attempt exists). -1 with a reason if the state machine does
- * not allow it from the deposit's state, the deposit is unknown, or the journal failed. */
-int pipeline_admin(pipeline_t *self, const char *tx_id, deposit_event_t ev, uint64_t login,
-                   const char *actor, const char *reason, char *err, size_t errlen);
+/* An operator's action on a deposit (schema/desk.h; checked and journaled by desk_act: an assign's
+ * login must be known to MT5, the action must apply to the deposit's state and approvals). Returns
+ * 0 once the action and the transition it causes are durable, after handing the deposit on (retry,
+ * assign, the last approval: back through the locker; the crediter reconciles first if a credit
+ * attempt exists); 1 once an approval is durable that leaves the deposit waiting for another
+ * approver; -1 with a reason when refused (nothing journaled) or the journal failed. */
+int pipeline_admin(pipeline_t *self, const desk_request_t *req, char *err, size_t errlen);
 
 /* Links address (on chain_id, may be "") to an MT5 login, journaled before it returns 0.
  * Re-linking the same address to the same login is a no-op (0); to another login: -1 with reason. */
@@ -69,6 +70,15 @@ typedef struct {
     uint32_t alert_count;    /* RECORD_ALERTs journaled for it (a person must look) */
     char alert[32];          /* the name of the last one ("double_credit"), "" if none */
 } deposit_view_t;
+
+/* The registry under the pipeline (for the operators' views: approvals, attempts). Not owned. */
+typedef struct registry_t registry_t;
+registry_t *pipeline_registry(pipeline_t *self);
+
+/* The fields every view of a deposit shares, as JSON members without braces: "id", "state",
+ * "status", "confirmations", "threshold", "token", "chain", "address", "amount". Appends to b. */
+#include "schema/json.h"
+void pipeline_view_json(jbuf_t *b, const deposit_view_t *d);
 
 /* Calls fn for each deposit of login (login 0: every deposit), newest first, at most limit.
  * Returns how many were visited. fn runs under the registry's lock: copy, do not block. */

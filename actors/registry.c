@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "schema/log.h"
+#include "schema/money.h"
 
 typedef struct {
     uint64_t login;
@@ -295,6 +296,20 @@ static int s_link_locked(registry_t *self, const char *address, const char *chai
     return 0;
 }
 
+/* An approval counts its admin once; any other action is an audit fact (the transition it caused is
+ * its own record). */
+static void s_apply_admin(registry_entry_t *e, const record_t *r)
+{
+    if (strcmp(r->action, "approve") != 0)
+        return;
+    for (uint32_t i = 0; i < e->approvals && i < DESK_MAX_APPROVERS; i++)
+        if (strcmp(e->approvers[i], r->actor) == 0)
+            return;
+    if (e->approvals < DESK_MAX_APPROVERS)
+        S_COPY(e->approvers[e->approvals], r->actor);
+    e->approvals++;
+}
+
 /* The one place a record changes memory. -1 if a new deposit or link does not fit. */
 static int s_apply_locked(registry_t *self, const record_t *r, uint64_t lsn)
 {
@@ -328,7 +343,10 @@ static int s_apply_locked(registry_t *self, const record_t *r, uint64_t lsn)
         e->view.updated_ms = r->time_ms;
         break;
     }
-    default: break; /* ADMIN_ACTION: an audit fact; the transition it caused is its own record */
+    case RECORD_ADMIN_ACTION:
+        s_apply_admin(e, r);
+        break;
+    default: break;
     }
     if (lsn > e->last_lsn)
         e->last_lsn = lsn;
@@ -600,6 +618,134 @@ registry_result_t registry_alert(registry_t *self, journal_t *journal, record_t 
         log_error("deposit.alert", "tx=%s alert=%s login=%llu ticket=%llu ticket2=%llu reason=\"%s\" journaled=no "
                   "why=\"%s\"", r->tx_id, r->alert, (unsigned long long) r->login, (unsigned long long) r->ticket,
                   (unsigned long long) r->ticket2, r->reason, err);
+    return res;
+}
+
+/* The facts desk_step() judges e by, for actor. */
+static desk_facts_t s_desk_facts(const registry_entry_t *e, const config_t *cfg, const char *actor)
+{
+    desk_facts_t f = { e->view.state, 0, (int) e->approvals, 0 };
+    money_atto_t amount;
+    if (money_parse(e->view.amount, &amount, NULL, 0) == 0)
+        f.approvals_needed = desk_approvals_needed(amount, cfg->auto_credit_limit, cfg->dual_approval_limit);
+    for (uint32_t i = 0; i < e->approvals && i < DESK_MAX_APPROVERS; i++)
+        if (strcmp(e->approvers[i], actor) == 0)
+            f.actor_approved = 1;
+    return f;
+}
+
+registry_result_t registry_desk(registry_t *self, journal_t *journal, const config_t *cfg, const desk_request_t *req,
+                                unsigned *effects, uint8_t **bytes, size_t *len, char *err, size_t errlen)
+{
+    unsigned fx_dummy;
+    if (!effects)
+        effects = &fx_dummy;
+    *effects = DEPOSIT_EFFECT_NONE;
+    if (bytes)
+        *bytes = NULL;
+    if (!req || !req->tx_id || !req->actor || !req->actor[0] || !req->reason || !req->reason[0] ||
+        strlen(req->reason) > 150 || strlen(req->actor) > 63 || (req->origin && strlen(req->origin) > 63)) {
+        snprintf(err, errlen, "an actor (at most 63 bytes) and a reason (1 to 150 bytes) are required");
+        return REGISTRY_ILLEGAL;
+    }
+    for (const unsigned char *p = (const unsigned char *) req->reason; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) {
+            snprintf(err, errlen, "the reason must be one line of printable text");
+            return REGISTRY_ILLEGAL;
+        }
+    if ((req->action == DESK_ASSIGN) != (req->login != 0)) {
+        snprintf(err, errlen, req->action == DESK_ASSIGN ? "assign needs a login" : "only assign takes a login");
+        return REGISTRY_ILLEGAL;
+    }
+    record_t *rec = malloc(2 * sizeof *rec);
+    if (!rec) {
+        snprintf(err, errlen, "no memory");
+        return REGISTRY_FAILED;
+    }
+    record_t *a = &rec[0], *r = &rec[1];
+    record_init(a, RECORD_ADMIN_ACTION);
+    a->time_ms = s_now_ms();
+    S_COPY(a->tx_id, req->tx_id);
+    S_COPY(a->actor, req->actor);
+    S_COPY(a->origin, req->origin ? req->origin : "");
+    S_COPY(a->action, desk_action_name(req->action));
+    S_COPY(a->reason, req->reason);
+    a->login = req->login;
+
+    uint8_t *buf = NULL, *abuf = NULL;
+    size_t buf_len = 0, abuf_len = 0;
+    registry_result_t res = REGISTRY_ILLEGAL;
+    uint64_t lsn = 0;
+    pthread_mutex_lock(&self->lock);
+    registry_entry_t *e = s_find(self, req->tx_id);
+    if (atomic_load(&self->failed)) {
+        snprintf(err, errlen, "journal failed: not accepting");
+        res = REGISTRY_FAILED;
+    } else if (!e) {
+        snprintf(err, errlen, "unknown deposit %s", req->tx_id);
+    } else {
+        desk_facts_t facts = s_desk_facts(e, cfg, req->actor);
+        desk_step_t step = desk_step(req->action, &facts);
+        if (step.outcome == DESK_REFUSE) {
+            snprintf(err, errlen, "%s", step.why);
+        } else {
+            record_init(r, RECORD_DEPOSIT);
+            r->time_ms = a->time_ms;
+            S_COPY(r->tx_id, req->tx_id);
+            r->event = step.event;
+            r->from = e->view.state;
+            r->to = deposit_step(e->view.state, step.event).to;
+            r->login = req->login;
+            S_COPY(r->actor, req->actor);
+            S_COPY(r->origin, a->origin);
+            snprintf(r->reason, sizeof r->reason, "%s: %s", a->action, req->reason);
+            s_complete(r, e);
+            /* both encoded before either is submitted: the pair is journaled whole or not at all */
+            if (record_encode(a, &abuf, &abuf_len, err, errlen) != 0 ||
+                (step.outcome == DESK_MOVE && record_encode(r, &buf, &buf_len, err, errlen) != 0)) {
+                res = REGISTRY_FAILED;
+            } else if (!(lsn = journal_submit(journal, abuf, abuf_len))) {
+                snprintf(err, errlen, "journal refused the record");
+                registry_set_failed(self, "journal_submit failed");
+                res = REGISTRY_FAILED;
+            } else {
+                s_apply_locked(self, a, lsn);
+                res = REGISTRY_SAME;
+                if (step.outcome == DESK_MOVE) {
+                    *effects = deposit_step(r->from, r->event).effects;
+                    if (!(lsn = journal_submit(journal, buf, buf_len))) {
+                        snprintf(err, errlen, "journal refused the record");
+                        registry_set_failed(self, "journal_submit failed");
+                        res = REGISTRY_FAILED;
+                    } else {
+                        s_apply_locked(self, r, lsn);
+                        res = REGISTRY_MOVED;
+                    }
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&self->lock);
+    free(abuf);
+    if ((res == REGISTRY_MOVED || res == REGISTRY_SAME) && s_wait(self, journal, lsn) != 0) {
+        snprintf(err, errlen, "journal failed: the record is not durable");
+        res = REGISTRY_FAILED;
+    }
+    if (res == REGISTRY_MOVED) {
+        log_info("deposit.admin", "tx=%s action=%s actor=%s origin=\"%s\" login=%llu reason=\"%s\"", a->tx_id,
+                 a->action, a->actor, a->origin, (unsigned long long) r->login, a->reason);
+        s_log_transition(r, lsn);
+    } else if (res == REGISTRY_SAME) {
+        log_info("deposit.approval", "tx=%s actor=%s origin=\"%s\" reason=\"%s\" (waits for another approver)",
+                 a->tx_id, a->actor, a->origin, a->reason);
+    }
+    if (res == REGISTRY_MOVED && bytes) {
+        *bytes = buf;
+        *len = buf_len;
+    } else {
+        free(buf);
+    }
+    free(rec);
     return res;
 }
 

@@ -27,6 +27,8 @@
 
 #include "actors/pipeline.h"
 #include "journal/journal.h"
+#include "schema/config.h"
+#include "schema/desk.h"
 #include "schema/record.h"
 
 typedef struct registry_t registry_t;
@@ -57,6 +59,8 @@ typedef struct {
                                  * then attempts >= 1 and the attempt window spans up to the
                                  * repair, so it is treated as having an attempt of unknown outcome */
     int64_t history_gap_ms;     /* time of the last such marker (0 if none)                 */
+    uint32_t approvals;         /* distinct admins who approved it (ADMIN_ACTION "approve") */
+    char approvers[DESK_MAX_APPROVERS][64]; /* their names, in order                      */
     uint64_t last_lsn;          /* LSN of its last record (maybe not yet durable)           */
 } registry_entry_t;
 
@@ -77,7 +81,8 @@ void registry_destroy(registry_t **self_p);
  * the current one — a mismatch is logged as event=replay.mismatch; CREDIT_ATTEMPT counts the
  * attempt; ADDRESS_LINK links; NOTICE_FAILED marks the notice; ALERT counts the alert; HISTORY_GAP
  * counts as an attempt of unknown outcome made between the deposit's first record and the repair;
- * ADMIN_ACTION changes nothing).
+ * an ADMIN_ACTION "approve" counts its admin among the deposit's approvers; other ADMIN_ACTIONs
+ * change nothing).
  * Returns 0, or -1 if the registry is full. */
 int registry_apply(registry_t *self, const record_t *r, uint64_t lsn);
 
@@ -109,6 +114,20 @@ registry_result_t registry_append(registry_t *self, journal_t *journal, record_t
  * is not journaled again (REGISTRY_SAME): a repeated webhook or a retried check raises it once.
  * REGISTRY_MOVED once durable, REGISTRY_ILLEGAL for an unknown deposit, REGISTRY_FAILED. */
 registry_result_t registry_alert(registry_t *self, journal_t *journal, record_t *r, char *err, size_t errlen);
+
+/* An operator's action on a deposit (schema/desk.h), decided and journaled under one lock hold, so
+ * two operators acting at once cannot both pass a check that only one action may pass:
+ * desk_step() judges it from the deposit's state and approvals (the approvals its amount needs come
+ * from cfg's limits). Refused → REGISTRY_ILLEGAL with the reason in err and nothing journaled.
+ * Noted (an approval that is not the last one needed) → the RECORD_ADMIN_ACTION alone is journaled,
+ * REGISTRY_SAME once durable. Moved → the RECORD_ADMIN_ACTION and then the deposit transition (actor,
+ * origin and "action: reason" in it) are journaled, REGISTRY_MOVED once both are durable, with
+ * *effects, *bytes and *len as registry_commit. login is the assign target (0 for other actions);
+ * reason is required. REGISTRY_FAILED if the journal failed. Checks needing I/O (does MT5 know the
+ * login?) are the caller's, before this. */
+
+registry_result_t registry_desk(registry_t *self, journal_t *journal, const config_t *cfg, const desk_request_t *req,
+                                unsigned *effects, uint8_t **bytes, size_t *len, char *err, size_t errlen);
 
 /* Links address (on chain_id) to login: journals RECORD_ADDRESS_LINK (actor recorded) and waits.
  * 0 once durable or if already linked to that login; -1 with a reason if linked to another login,

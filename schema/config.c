@@ -41,7 +41,7 @@ typedef enum {
     K_COBO_WALLET_ID, K_CHAINS,
     K_MT5_URL, K_MT5_LOGIN, K_MT5_PASSWORD, K_MT5_CA_FILE,
     K_TELEGRAM_API_URL, K_TELEGRAM_BOT_TOKEN, K_TELEGRAM_CHAT_ID,
-    K_AUTO_CREDIT_LIMIT, K_CREDITERS, K_LOCKERS, K_NOTIFIERS,
+    K_AUTO_CREDIT_LIMIT, K_DUAL_APPROVAL_LIMIT, K_CREDITERS, K_LOCKERS, K_NOTIFIERS,
     K_PENDING_AGE_S, K_PENDING_POLL_S, K_COBO_CONFIRM_WAIT_S,
     K_MONGO_URI, K_MONGO_DB, K_NODE_ID, K_MONGO_BATCH,
     K_CATCHUP_INTERVAL, K_CATCHUP_LOOKBACK, K_METRICS_LISTEN, K_LOG_FORMAT,
@@ -87,6 +87,7 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_TELEGRAM_BOT_TOKEN] = { "TELEGRAM_BOT_TOKEN", 1, 1 },
     [K_TELEGRAM_CHAT_ID]   = { "TELEGRAM_CHAT_ID", 0, 1 },
     [K_AUTO_CREDIT_LIMIT]  = { "KASA_AUTO_CREDIT_LIMIT", 0, 0 },
+    [K_DUAL_APPROVAL_LIMIT] = { "KASA_DUAL_APPROVAL_LIMIT", 0, 0 },
     [K_CREDITERS]          = { "KASA_CREDITERS", 0, 0 },
     [K_LOCKERS]            = { "KASA_LOCKERS", 0, 0 },
     [K_NOTIFIERS]          = { "KASA_NOTIFIERS", 0, 0 },
@@ -846,6 +847,16 @@ static void s_convert(loader_t *ld, config_t *cfg)
         else if (money_parse(l, &cfg->auto_credit_limit, why, sizeof why) != 0)
             s_problem(ld, "KASA_AUTO_CREDIT_LIMIT: %s", why);
     }
+    if (s_set(ld, K_DUAL_APPROVAL_LIMIT)) {
+        const char *l = ld->val[K_DUAL_APPROVAL_LIMIT];
+        char why[128];
+        if (strcmp(l, "none") == 0)
+            cfg->dual_approval_limit = 0;
+        else if (money_parse(l, &cfg->dual_approval_limit, why, sizeof why) != 0)
+            s_problem(ld, "KASA_DUAL_APPROVAL_LIMIT: %s", why);
+        else if (!cfg->auto_credit_limit || cfg->dual_approval_limit < cfg->auto_credit_limit)
+            s_problem(ld, "KASA_DUAL_APPROVAL_LIMIT: must be at least KASA_AUTO_CREDIT_LIMIT (which must be set)");
+    }
     cfg->crediters = (int) s_int_key(ld, K_CREDITERS, 1, 64, (uint64_t) cfg->crediters);
     cfg->lockers = (int) s_int_key(ld, K_LOCKERS, 1, 64, (uint64_t) cfg->lockers);
     cfg->notifiers = (int) s_int_key(ld, K_NOTIFIERS, 1, 64, (uint64_t) cfg->notifiers);
@@ -1018,6 +1029,12 @@ void config_print(const config_t *cfg, FILE *out)
         fputs("none", out);
     else
         s_print_money(out, cfg->auto_credit_limit);
+    fputc('\n', out);
+    fprintf(out, "KASA_DUAL_APPROVAL_LIMIT=");
+    if (cfg->dual_approval_limit == 0)
+        fputs("none", out);
+    else
+        s_print_money(out, cfg->dual_approval_limit);
     fputc('\n', out);
     fprintf(out, "KASA_CREDITERS=%d\n", cfg->crediters);
     fprintf(out, "KASA_LOCKERS=%d\n", cfg->lockers);

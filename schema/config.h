@@ -84,6 +84,8 @@ typedef struct {
     int token_count;
     money_atto_t auto_credit_limit;/* KASA_AUTO_CREDIT_LIMIT: token amount above which a deposit is HELD;
                                       0 (the default, or "0"/"none") = no limit */
+    money_atto_t dual_approval_limit;/* KASA_DUAL_APPROVAL_LIMIT: token amount above which a HELD deposit needs
+                                      two different approvers (one above KASA_AUTO_CREDIT_LIMIT); 0 = never */
     int crediters;                 /* KASA_CREDITERS: crediter workers, default 2 */
     int lockers;                   /* KASA_LOCKERS: locker actors, default 4 (1..64) */
     int notifiers;                 /* KASA_NOTIFIERS: notifier actors, default 2 (1..64) */

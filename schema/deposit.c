@@ -12,7 +12,7 @@
  *    that was in flight as the deposit was held turns out to have succeeded), and after it no step
  *    ever asks for a CREDIT effect again: from CREDITED and NOTIFIED no row leads back to LOCKED or HELD.
  *  - A second CREDIT effect for one deposit can only come after LOCKED --HOLD--> HELD --ADMIN_RETRY/
- *    ADMIN_ASSIGN--> RECEIVED --CONFIRMED--> LOCKED, i.e. after MT5 refused or a failure was reported
+ *    ADMIN_ASSIGN/ADMIN_APPROVE--> RECEIVED --CONFIRMED--> LOCKED, i.e. after MT5 refused or a failure was reported
  *    while a credit may have been in flight. The crediter therefore reconciles before every send: it
  *    searches the balance deals of every login ever tried for the deposit's reference and journals
  *    CREDIT_OK with the found ticket instead of sending again (actors/crediter.h).
@@ -111,6 +111,9 @@ static const s_cell_t s_table[DEPOSIT_STATE_COUNT][DEPOSIT_EVENT_COUNT] = {
     S_AT(HELD, ADMIN_RETRY)  = S_MOVE(RECEIVED, LOCK),
     S_AT(HELD, ADMIN_ASSIGN) = S_MOVE(RECEIVED, LOCK),
     S_AT(HELD, ADMIN_REJECT) = S_MOVE(REJECTED, NOFX),
+    /* Over the auto-credit limit and now approved by as many approvers as its amount needs (the
+     * approvals are ADMIN_ACTION records; schema/desk.c counts them): the locker credits it. */
+    S_AT(HELD, ADMIN_APPROVE) = S_MOVE(RECEIVED, LOCK),
 };
 
 #undef LOCK

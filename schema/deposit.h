@@ -8,7 +8,8 @@
  *                │           │          ▲
  *                ▼           ▼          │ (a credit in flight as it was held succeeded: ALERT)
  *              HELD ◀────────┘──────────┘  (needs a person: unlinked address, over the limit, below the
- *                │                          minimum, no rule for the account's currency, MT5 refused)
+ *                │                          minimum, no rule for the account's currency, MT5 refused;
+ *                │                          retry, assign or the last approval: back to the locker)
  *                ▼
  *             REJECTED             (terminal: Cobo Rejected/Failed, admin rejected)
  */
@@ -36,7 +37,8 @@
     X(NOTICE_SENT)     /* notifier: the Telegram message was accepted */                \
     X(ADMIN_RETRY)     /* admin: send a HELD deposit through the locker again */        \
     X(ADMIN_ASSIGN)    /* admin: link a HELD deposit to a login, then as ADMIN_RETRY */ \
-    X(ADMIN_REJECT)    /* admin: reject a HELD deposit for good */
+    X(ADMIN_REJECT)    /* admin: reject a HELD deposit for good */                      \
+    X(ADMIN_APPROVE)   /* admin: the last approval a deposit over the limit needed */
 
 #define DEPOSIT_ENUM_STATE_(name) DEPOSIT_##name,
 #define DEPOSIT_ENUM_EVENT_(name) DEPOSIT_EV_##name,

@@ -19,7 +19,9 @@
  * the encode rather than being cut or guessed.
  *
  * The table s_fields is the one description of the record: record_init, encode, decode and the JSON
- * form all read it.
+ * form all read it. Each field names the version that introduced it: a record of an older version
+ * carrying a newer field is refused like an unknown key (version 1 lacks origin and the admin
+ * account fields; version 1 records still decode, with those fields empty).
  */
 #include "schema/record.h"
 
@@ -33,7 +35,7 @@
 #include "schema/money.h"
 
 #define S_MAX_FIELDS 48    /* a map with more entries is refused before it is unpacked */
-#define S_MAX_ENCODED 2048 /* every field at its longest encodes to about 1100 bytes */
+#define S_MAX_ENCODED 2048 /* every field at its longest encodes to about 1450 bytes */
 
 typedef enum { S_STR, S_I64, S_U64, S_I32, S_U32, S_STATE, S_EVENT, S_MINOR } s_type_t;
 
@@ -41,7 +43,7 @@ typedef enum { S_STR, S_I64, S_U64, S_I32, S_U32, S_STATE, S_EVENT, S_MINOR } s_
 #define K_DEP K_(RECORD_DEPOSIT)
 #define K_ALL (K_(RECORD_DEPOSIT) | K_(RECORD_CREDIT_ATTEMPT) | K_(RECORD_ADDRESS_LINK) | \
                K_(RECORD_ADMIN_ACTION) | K_(RECORD_NOTICE_FAILED) | K_(RECORD_ALERT) | \
-               K_(RECORD_HISTORY_GAP))
+               K_(RECORD_HISTORY_GAP) | K_(RECORD_ADMIN_ACCOUNT))
 
 typedef struct {
     const char *key;   /* msgpack key */
@@ -87,18 +89,25 @@ static const s_field_t s_fields[] = {
     F2_("al", "alert", S_STR, alert, 0, 0, 2),
     F2_("tk2", "ticket2", S_U64, ticket2, 0, 0, 2),
     F2_("cy", "currency", S_STR, currency, 0, 0, 2),
+    F2_("or", "origin", S_STR, origin, 0, 0, 3),
+    F2_("nm", "admin", S_STR, admin, 0, 0, 3),
+    F2_("ro", "role", S_STR, role, 0, 0, 3),
+    F2_("pw", "pwhash", S_STR, pwhash, 0, 0, 3),
+    F2_("ot", "totp", S_STR, totp, 0, 0, 3),
+    F2_("fl", "flags", S_U32, flags, 0, 0, 3),
+    F2_("ts", "totp_step", S_U64, totp_step, 0, 0, 3),
 };
 #define S_NFIELDS (sizeof s_fields / sizeof s_fields[0])
 
 #define RECORD_KINDS(X) X(DEPOSIT, 1) X(CREDIT_ATTEMPT, 1) X(ADDRESS_LINK, 1) X(ADMIN_ACTION, 1) X(NOTICE_FAILED, 1) \
-    X(ALERT, 2) X(HISTORY_GAP, 2)
+    X(ALERT, 2) X(HISTORY_GAP, 2) X(ADMIN_ACCOUNT, 3)
 #define S_KIND_NAME_(name, since) [RECORD_##name] = #name,
 static const char *const s_kind_names[] = { RECORD_KINDS(S_KIND_NAME_) };
 #undef S_KIND_NAME_
 #define S_KIND_SINCE_(name, since) [RECORD_##name] = since,
 static const int s_kind_since[] = { RECORD_KINDS(S_KIND_SINCE_) };
 #undef S_KIND_SINCE_
-#define S_KIND_MAX RECORD_HISTORY_GAP
+#define S_KIND_MAX RECORD_ADMIN_ACCOUNT
 
 #define S_ALERT_NAME_(id, name) name,
 static const char *const s_alert_names[RECORD_ALERT_COUNT] = { RECORD_ALERTS(S_ALERT_NAME_) };
@@ -125,6 +134,12 @@ static int s_kind_ok(int kind)
 const char *record_kind_name(record_kind_t kind)
 {
     return s_kind_ok((int) kind) ? s_kind_names[kind] : "?";
+}
+
+void record_redact(record_t *r)
+{
+    memset(r->pwhash, 0, sizeof r->pwhash);
+    memset(r->totp, 0, sizeof r->totp);
 }
 
 const char *record_topic(const record_t *r)
@@ -257,10 +272,18 @@ int record_encode(const record_t *r, uint8_t **out, size_t *out_len, char *err, 
         err_set(err, errlen, "record: unknown kind %d", (int) r->kind);
         return -1;
     }
+    if (r->version < 1 || r->version > RECORD_VERSION || s_kind_since[r->kind] > r->version) {
+        err_set(err, errlen, "record: version %d unknown or older than its kind", r->version);
+        return -1;
+    }
     uint32_t count = 2;
     for (size_t i = 0; i < S_NFIELDS; i++) {
         if (s_check_out(r, &s_fields[i], err, errlen) != 0)
             return -1;
+        if (s_fields[i].since > r->version && !s_is_empty(r, &s_fields[i])) {
+            err_set(err, errlen, "field %s: not in record version %d", s_fields[i].name, r->version);
+            return -1;
+        }
         count += (uint32_t) s_writes(r, &s_fields[i]);
     }
     s_out_t o;
@@ -268,7 +291,7 @@ int record_encode(const record_t *r, uint8_t **out, size_t *out_len, char *err, 
     msgpack_packer pk;
     msgpack_packer_init(&pk, &o, s_out_write);
     int bad = msgpack_pack_map(&pk, count);
-    bad |= s_pack_str(&pk, "v") | msgpack_pack_uint32(&pk, RECORD_VERSION);
+    bad |= s_pack_str(&pk, "v") | msgpack_pack_uint32(&pk, (uint32_t) r->version);
     bad |= s_pack_str(&pk, "k") | msgpack_pack_uint32(&pk, (uint32_t) r->kind);
     for (size_t i = 0; i < S_NFIELDS; i++) {
         const s_field_t *f = &s_fields[i];
@@ -656,6 +679,12 @@ static void s_json_u64(jbuf_t *b, uint64_t v)
         jbuf_printf(b, "\"%llu\"", (unsigned long long) v);
 }
 
+/* 1 for a field that holds a secret (a password hash, a TOTP secret): rendered as "(set)", never shown. */
+static int s_secret(const s_field_t *f)
+{
+    return f->off == offsetof(record_t, pwhash) || f->off == offsetof(record_t, totp);
+}
+
 /* JSON: lsn, v, kind, time (ISO UTC), then the fields that are set (and the ones the kind always
  * carries), by their JSON names. States and events by name, amounts as strings
  * (credit_minor too: it can exceed 2^53), login and ticket as numbers (see s_json_u64). */
@@ -676,7 +705,7 @@ void record_to_json(const record_t *r, uint64_t lsn, jbuf_t *b)
             continue;
         jbuf_printf(b, ",\"%s\":", f->name);
         switch (f->type) {
-        case S_STR: jbuf_str(b, s_cstr(r, f)); break;
+        case S_STR: jbuf_str(b, s_secret(f) ? "(set)" : s_cstr(r, f)); break;
         case S_U64: s_json_u64(b, s_get_u64(r, f)); break;
         case S_STATE: jbuf_str(b, deposit_state_name((deposit_state_t) s_get_i(r, f))); break;
         case S_EVENT: jbuf_str(b, deposit_event_name((deposit_event_t) s_get_i(r, f))); break;
@@ -769,5 +798,16 @@ void record_to_line(const record_t *r, uint64_t lsn, jbuf_t *b)
         jbuf_printf(b, " ticket2=%llu", (unsigned long long) r->ticket2);
     s_kv(b, "actor", r->actor);
     s_kv(b, "action", r->action);
+    s_kv(b, "origin", r->origin);
+    s_kv(b, "admin", r->admin);
+    s_kv(b, "role", r->role);
+    if (r->pwhash[0])
+        jbuf_puts(b, " pwhash=(set)");
+    if (r->totp[0])
+        jbuf_puts(b, " totp=(set)");
+    if (r->flags)
+        jbuf_printf(b, " flags=%u", (unsigned) r->flags);
+    if (r->totp_step)
+        jbuf_printf(b, " totp_step=%llu", (unsigned long long) r->totp_step);
     s_kv(b, "reason", r->reason);
 }

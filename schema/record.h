@@ -14,8 +14,9 @@
 #include "schema/deposit.h"
 
 /* The record version this kasa writes; it reads every version up to it. Version 2 added RECORD_ALERT,
- * RECORD_HISTORY_GAP and the fields alert, ticket2 and currency. */
-#define RECORD_VERSION 2
+ * RECORD_HISTORY_GAP and the fields alert, ticket2 and currency; version 3 RECORD_ADMIN_ACCOUNT and the
+ * fields origin, admin, role, pwhash, totp, flags and totp_step. */
+#define RECORD_VERSION 3
 
 typedef enum {
     RECORD_DEPOSIT = 1,        /* a deposit transition (or a confirmation update: from == to == PENDING) */
@@ -27,6 +28,7 @@ typedef enum {
     RECORD_HISTORY_GAP = 7,    /* `kasa journal repair` quarantined records this deposit's history may have
                                 * had (reason: what and where): treat it as if a credit attempt of unknown
                                 * outcome was made up to time_ms; reconcile with MT5 before any send */
+    RECORD_ADMIN_ACCOUNT = 8,  /* an admin account changed (add, disable, reset, password, login): action says which */
 } record_kind_t;
 
 /* The alerts kasa raises (RECORD_ALERT's alert field is the lower-case name). Each one means money
@@ -85,24 +87,43 @@ typedef struct {
 
     /* RECORD_ADMIN_ACTION */
     char actor[64];            /* who: "admin:alice", "operator" */
-    char action[32];           /* "retry", "assign", "reject", "link" */
+    char action[32];           /* "retry", "assign", "approve", "reject", "link"; ADMIN_ACCOUNT: "add", ... */
 
     /* RECORD_ALERT (tx_id, login, ticket, credit_minor, digits, reason too) */
     char alert[32];            /* its name (record_alert_name) */
     uint64_t ticket2;          /* a second deal ticket: double_credit's other deal */
+    char origin[64];           /* from where: "cli:HOST tty", "ip:203.0.113.7", "telegram:USER_ID" (v3) */
+
+    /* RECORD_ADMIN_ACCOUNT (v3); actor and origin say who made the change, from where */
+    char admin[64];            /* the account's name */
+    char role[16];             /* "viewer", "operator", "approver", "owner" */
+    char pwhash[128];          /* Argon2id string (crypto_pwhash_str), never a password */
+    char totp[64];             /* the TOTP secret, base32 */
+    uint32_t flags;            /* RECORD_ADMIN_* bits */
+    uint64_t totp_step;        /* "login": the TOTP time step accepted (a code is never accepted twice) */
 } record_t;
+
+enum {
+    RECORD_ADMIN_DISABLED = 1u << 0,    /* may not log in */
+    RECORD_ADMIN_MUST_CHANGE = 1u << 1, /* the password is a one-time password: change it at first login */
+};
 
 /* Sets every field to its empty value (strings "", numbers 0, confirmations/threshold -1). */
 void record_init(record_t *r, record_kind_t kind);
 
-/* Encodes r; on success *out is malloc'd (caller frees) and *out_len set; returns 0, or -1 with a reason. */
+/* Encodes r as its version (record_init sets RECORD_VERSION; a decoded older record stays that
+ * version, and a field newer than its version fails the encode); on success *out is malloc'd (caller frees) and *out_len set; returns 0, or -1 with a reason. */
 int record_encode(const record_t *r, uint8_t **out, size_t *out_len, char *err, size_t errlen);
 
 /* Decodes len bytes into *r; returns 0, or -1 with a reason (garbage, truncated, newer version, bad field). */
 int record_decode(const void *buf, size_t len, record_t *r, char *err, size_t errlen);
 
+/* Clears the fields that hold secrets (pwhash, totp), for a record about to leave the journal's
+ * trust boundary (the monitor feed). */
+void record_redact(record_t *r);
+
 /* The monitor topic of a record: the state name for RECORD_DEPOSIT ("LOCKED"), else the kind's name
- * ("CREDIT_ATTEMPT", "ADDRESS_LINK", "ADMIN_ACTION", "NOTICE_FAILED", "ALERT"). */
+ * ("CREDIT_ATTEMPT", "ADDRESS_LINK", "ADMIN_ACTION", "NOTICE_FAILED", "ALERT", "ADMIN_ACCOUNT"). */
 const char *record_topic(const record_t *r);
 const char *record_kind_name(record_kind_t kind);
 

@@ -31,6 +31,7 @@
 #include "schema/log.h"
 #include "tools/monitor.h"
 #include "schema/json.h"
+#include "web/admin.h"
 #include "web/events.h"
 #include "web/investor.h"
 #include "web/metrics.h"
@@ -145,6 +146,8 @@ int cmd_serve(int argc, char **argv)
     investor_t *investor = NULL;
     accounts_t *accounts = NULL;
     catchup_t *catchup = NULL;
+    admins_t *admins = NULL;
+    admin_api_t *admin_api = NULL;
 
     /* Metrics and health first: a long replay shows as "not ready", not as a dead process. */
     if (strcmp(cfg.metrics_listen, "off") != 0) {
@@ -242,7 +245,17 @@ int cmd_serve(int argc, char **argv)
     }
     http_static(http, cfg.static_dir);
 
-    control = control_new(cfg.control, pipeline, err, sizeof err);
+    admins = admins_new();
+    if (!admins || admins_replay(admins, cfg.journal_dir, err, sizeof err) < 0) {
+        fprintf(stderr, "kasa serve: admin accounts: %s\n", admins ? err : "out of memory");
+        goto done;
+    }
+    admin_api = admin_routes(http, pipeline, admins, journal, &cfg, NULL, NULL, err, sizeof err);
+    if (!admin_api) {
+        fprintf(stderr, "kasa serve: %s\n", err);
+        goto done;
+    }
+    control = control_new(cfg.control, pipeline, admins, journal, err, sizeof err);
     if (!control) {
         fprintf(stderr, "kasa serve: %s (KASA_CONTROL)\n", err);
         goto done;
@@ -295,11 +308,13 @@ done:
     http_server_destroy(&hooks);
     investor_destroy(&investor);
     accounts_destroy(&accounts);         /* waits for a running MT5 call to end */
+    admin_api_destroy(&admin_api);
     webhook_destroy(&webhook);
     pipeline_destroy(&pipeline);         /* actors end; unfinished work resumes on the next start */
     journal_destroy(&journal);           /* last batch written; no commit callback after this */
     projector_destroy(&ctx.projector);   /* after the last notify; before the monitor it reports to */
     wallets_destroy(&wallets);           /* after the last commit callback (events teach it links) */
+    admins_destroy(&admins);
     uint64_t sent = monitor_sent(ctx.monitor), dropped = monitor_dropped(ctx.monitor);
     events_destroy(&ctx.events);
     monitor_destroy(&ctx.monitor);

@@ -45,10 +45,15 @@ static void s_actor_name(char *out, size_t len)
     snprintf(out, len, "cli:%.40s", pw && pw->pw_name ? pw->pw_name : "operator");
 }
 
+typedef struct {
+    const char *dir, *address, *chain, *actor;
+    uint64_t login;
+} s_link_t;
+
 /* Links without a server: the journal is ours for the duration. */
-static int s_link_offline(journal_t *journal, const char *dir, const char *address, const char *chain,
-                          uint64_t login, const char *actor)
+static int s_link_offline(journal_t *journal, void *arg)
 {
+    const s_link_t *l = arg;
     char err[512];
     registry_t *reg = registry_new(WALLET_MAX_LINKS);
     if (!reg) {
@@ -56,18 +61,18 @@ static int s_link_offline(journal_t *journal, const char *dir, const char *addre
         return 1;
     }
     int rc = 1;
-    if (registry_replay(reg, dir, err, sizeof err) < 0) {
+    if (registry_replay(reg, l->dir, err, sizeof err) < 0) {
         fprintf(stderr, "kasa wallet: cannot replay the journal: %s\n", err);
     } else {
-        uint64_t before = registry_address_login(reg, address);
-        if (registry_link(reg, journal, address, chain, login, actor, err, sizeof err) != 0) {
+        uint64_t before = registry_address_login(reg, l->address);
+        if (registry_link(reg, journal, l->address, l->chain, l->login, l->actor, err, sizeof err) != 0) {
             fprintf(stderr, "kasa wallet: refused: %s\n", err);
-        } else if (before == login) {
-            printf("%s is already linked to login %" PRIu64 " (nothing changed)\n", address, login);
+        } else if (before == l->login) {
+            printf("%s is already linked to login %" PRIu64 " (nothing changed)\n", l->address, l->login);
             rc = 0;
         } else {
-            printf("linked %s%s%s to login %" PRIu64 " (journaled; no server was running)\n", address,
-                   chain[0] ? " on " : "", chain, login);
+            printf("linked %s%s%s to login %" PRIu64 " (journaled; no server was running)\n", l->address,
+                   l->chain[0] ? " on " : "", l->chain, l->login);
             rc = 0;
         }
     }
@@ -77,33 +82,12 @@ static int s_link_offline(journal_t *journal, const char *dir, const char *addre
 
 static int s_link(const config_t *cfg, const char *address, const char *chain, uint64_t login, const char *actor)
 {
-    char err[512];
-    journal_t *journal = cmd_journal_open(cfg->journal_dir, err, sizeof err);
-    if (journal) {
-        int rc = s_link_offline(journal, cfg->journal_dir, address, chain, login, actor);
-        journal_destroy(&journal);
-        return rc;
-    }
-    if (!strstr(err, "in use")) {
-        fprintf(stderr, "kasa wallet: cannot open the journal: %s\n", err);
-        return 1;
-    }
-    /* a server holds the journal: ask it */
     char login_s[24];
     snprintf(login_s, sizeof login_s, "%" PRIu64, login);
     const char *frames[] = { "link", address, chain, login_s, actor };
-    char reply[512];
-    int rc = control_request(cfg->control, frames, 5, WALLET_CONTROL_TIMEOUT_MS, reply, sizeof reply);
-    if (rc == 0) {
-        printf("%s (journaled by the running server)\n", reply);
-        return 0;
-    }
-    if (rc == 1)
-        fprintf(stderr, "kasa wallet: refused: %s\n", reply);
-    else
-        fprintf(stderr, "kasa wallet: the journal is in use (%s) but the server's control socket did not "
-                        "answer: %s\n", err, reply);
-    return 1;
+    s_link_t l = { cfg->journal_dir, address, chain, actor, login };
+    return control_or_offline("wallet", cfg->journal_dir, cfg->control, s_link_offline, NULL, &l, frames, 5,
+                              WALLET_CONTROL_TIMEOUT_MS);
 }
 
 typedef struct {

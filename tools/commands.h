@@ -7,6 +7,8 @@ int cmd_serve(int argc, char **argv);    /* tools/cmd_serve.c   run the service 
 int cmd_config(int argc, char **argv);   /* tools/cmd_config.c  check a configuration      */
 int cmd_journal(int argc, char **argv);  /* tools/cmd_journal.c verify, dump, stats, repair */
 int cmd_wallet(int argc, char **argv);   /* tools/cmd_wallet.c  link an address to a login */
+int cmd_deposit(int argc, char **argv);  /* tools/cmd_deposit.c operators act on deposits   */
+int cmd_admin(int argc, char **argv);    /* tools/cmd_admin.c   the broker's admin accounts */
 int cmd_monitor(int argc, char **argv);  /* tools/cmd_monitor.c print the live feed         */
 int cmd_replay(int argc, char **argv);   /* tools/cmd_replay.c  rebuild deposits, show state */
 int cmd_mongo(int argc, char **argv);   /* tools/cmd_mongo.c   MongoDB projection status, sync, rebuild */
@@ -22,5 +24,9 @@ int cmd_catchup_verb(void *arg, char *const *frames, int n, char *reply, size_t 
 #include <stddef.h>
 typedef struct journal_t journal_t;
 journal_t *cmd_journal_open(const char *dir, char *err, size_t errlen);
+
+/* Who runs this command and from where, as journaled with an operator's action: "cli:USER" and
+ * "cli:HOST TTY" (tools/cmd_deposit.c). */
+void cmd_actor_origin(char *actor, size_t actor_len, char *origin, size_t origin_len);
 
 #endif

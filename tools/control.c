@@ -12,7 +12,10 @@
 #undef LOG_DEBUG /* <syslog.h>, via czmq, would shadow tools/log.h's levels */
 #undef LOG_INFO
 #include "actors/mt5.h"
+#include <sodium.h>
+#include "journal/journal.h"
 #include "schema/log.h"
+#include "tools/commands.h"
 
 #define CONTROL_MAX_FRAMES 8
 #define CONTROL_FRAME_MAX 256
@@ -26,6 +29,8 @@ typedef struct {
 typedef struct {
     char endpoint[300];
     pipeline_t *pipeline;
+    admins_t *admins;
+    journal_t *journal;
     char err[512];
     pthread_mutex_t verbs_lock;
     s_verb_t verbs[CONTROL_MAX_VERBS];
@@ -62,6 +67,69 @@ static int s_added_verb(zsock_t *rep, control_args_t *a, char *const *f, int n)
     return 1;
 }
 
+/* "deposit" ACTION TX LOGIN ACTOR ORIGIN REASON: an operator's action (pipeline_admin). */
+static void s_deposit(zsock_t *rep, pipeline_t *pipeline, char **f)
+{
+    int action = desk_action_from_name(f[1]);
+    uint64_t login = 0;
+    if (action < 0) {
+        s_reply(rep, "error", "unknown action");
+        return;
+    }
+    if (f[3][0] && mt5_parse_login(f[3], &login) != 0) {
+        s_reply(rep, "error", "LOGIN must be a positive whole number");
+        return;
+    }
+    desk_request_t req = { f[2], (desk_action_t) action, login, f[4], f[5], f[6] };
+    char err[256] = "";
+    int rc = pipeline_admin(pipeline, &req, err, sizeof err);
+    if (rc < 0) {
+        log_warn("control.deposit_refused", "tx=%s action=%s actor=%s reason=\"%s\"", f[2], f[1], f[4], err);
+        s_reply(rep, "error", err[0] ? err : "refused");
+        return;
+    }
+    char text[400];
+    desk_describe((desk_action_t) action, rc == 1, f[2], login, text, sizeof text);
+    s_reply(rep, "ok", text);
+}
+
+/* "admin" VERB NAME ROLE ACTOR ORIGIN: add | reset | disable an admin account. add and reset
+ * answer "PASSWORD SECRET" (the one-time password and the TOTP secret) for the command to show. */
+static void s_admin(zsock_t *rep, const control_args_t *a, char **f)
+{
+    char err[256] = "";
+    char pw[ADMINS_OTP_LEN] = "", secret[ADMINS_SECRET_LEN] = "";
+    int rc = -1;
+    if (!a->admins) {
+        snprintf(err, sizeof err, "admin accounts are not available here");
+    } else if (strcmp(f[1], "add") == 0) {
+        int role = admin_role_from_name(f[3]);
+        if (role < 0)
+            snprintf(err, sizeof err, "unknown role '%s' (viewer, operator, approver, owner)", f[3]);
+        else
+            rc = admins_add(a->admins, a->journal, f[2], (admin_role_t) role, f[4], f[5], pw, secret, err, sizeof err);
+    } else if (strcmp(f[1], "reset") == 0) {
+        rc = admins_reset(a->admins, a->journal, f[2], f[4], f[5], pw, secret, err, sizeof err);
+    } else if (strcmp(f[1], "disable") == 0) {
+        rc = admins_disable(a->admins, a->journal, f[2], f[4], f[5], err, sizeof err);
+    } else {
+        snprintf(err, sizeof err, "unknown admin request");
+    }
+    if (rc != 0) {
+        s_reply(rep, "error", err[0] ? err : "refused");
+        return;
+    }
+    char text[128];
+    if (pw[0])
+        snprintf(text, sizeof text, "%s %s", pw, secret);
+    else
+        snprintf(text, sizeof text, "disabled %s", f[2]);
+    s_reply(rep, "ok", text);
+    sodium_memzero(pw, sizeof pw);
+    sodium_memzero(secret, sizeof secret);
+    sodium_memzero(text, sizeof text);
+}
+
 static void s_handle(zsock_t *rep, control_args_t *a, zmsg_t *msg)
 {
     pipeline_t *pipeline = a->pipeline;
@@ -91,6 +159,10 @@ static void s_handle(zsock_t *rep, control_args_t *a, zmsg_t *msg)
             log_info("control.linked", "address=%s chain=%s login=%" PRIu64 " actor=%s", f[1], f[2], login, f[4]);
             s_reply(rep, "ok", text);
         }
+    } else if (strcmp(f[0], "deposit") == 0 && n == 7) {
+        s_deposit(rep, pipeline, f);
+    } else if (strcmp(f[0], "admin") == 0 && n == 6) {
+        s_admin(rep, a, f);
     } else if (!s_added_verb(rep, a, f, n)) {
         s_reply(rep, "error", "unknown request");
     }
@@ -145,7 +217,8 @@ static void s_actor(zsock_t *pipe, void *arg)
     zsock_destroy(&rep);
 }
 
-control_t *control_new(const char *endpoint, pipeline_t *pipeline, char *err, size_t errlen)
+control_t *control_new(const char *endpoint, pipeline_t *pipeline, admins_t *admins, journal_t *journal, char *err,
+                       size_t errlen)
 {
     control_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -160,6 +233,8 @@ control_t *control_new(const char *endpoint, pipeline_t *pipeline, char *err, si
     snprintf(self->args.endpoint, sizeof self->args.endpoint, "%s", endpoint);
     self->args.pipeline = pipeline;
     pthread_mutex_init(&self->args.verbs_lock, NULL);
+    self->args.admins = admins;
+    self->args.journal = journal;
     /* zactor_new returns after the actor's signal; a failed bind fills err and ends the actor */
     self->actor = zactor_new(s_actor, &self->args);
     if (!self->actor || self->args.err[0]) {
@@ -244,4 +319,38 @@ int control_request(const char *endpoint, const char *const *frames, int n, int 
     }
     zsock_destroy(&req);
     return rc;
+}
+
+int control_or_offline(const char *name, const char *journal_dir, const char *endpoint,
+                       int (*offline)(journal_t *journal, void *arg), int (*online)(const char *reply, void *arg),
+                       void *arg, const char *const *frames, int n, int timeout_ms)
+{
+    char err[512];
+    journal_t *journal = cmd_journal_open(journal_dir, err, sizeof err);
+    if (journal) {
+        int rc = offline(journal, arg);
+        journal_destroy(&journal);
+        return rc;
+    }
+    if (!strstr(err, "in use")) {
+        fprintf(stderr, "kasa %s: cannot open the journal: %s\n", name, err);
+        return 1;
+    }
+    char reply[512];
+    int rc = control_request(endpoint, frames, n, timeout_ms, reply, sizeof reply);
+    if (rc == 0 && online) {
+        rc = online(reply, arg);
+        sodium_memzero(reply, sizeof reply);
+        return rc;
+    }
+    if (rc == 0) {
+        printf("%s (journaled by the running server)\n", reply);
+        return 0;
+    }
+    if (rc == 1)
+        fprintf(stderr, "kasa %s: refused: %s\n", name, reply);
+    else
+        fprintf(stderr, "kasa %s: the journal is in use (%s) but the server's control socket did not answer: %s\n",
+                name, err, reply);
+    return 1;
 }

@@ -15,6 +15,8 @@ static const command_t s_commands[] = {
     { "config",  cmd_config,  "config check --config FILE   check a configuration (secrets are never printed)" },
     { "journal", cmd_journal, "journal verify|dump|stats|repair DIR   inspect or repair the journal" },
     { "wallet",  cmd_wallet,  "wallet link ADDRESS LOGIN --config FILE   link a deposit address to an MT5 login" },
+    { "deposit", cmd_deposit, "deposit list|show|retry|assign|approve|reject ... --config FILE   operators and held deposits" },
+    { "admin",   cmd_admin,   "admin add|list|disable|reset ... --config FILE   the broker's admin accounts" },
     { "monitor", cmd_monitor, "monitor [--json] [--config FILE]   print every committed transition, live" },
     { "replay",  cmd_replay,  "replay DIR [--all]           rebuild every deposit from the journal and show where it stands" },
     { "mongo",   cmd_mongo,   "mongo status|sync|rebuild --config FILE   the journal's MongoDB projection" },

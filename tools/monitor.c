@@ -87,9 +87,22 @@ void monitor_publish(monitor_t *self, uint64_t lsn, const void *payload, size_t 
     record_t *r = malloc(sizeof *r);
     const char *topic = "?";
     char err[96];
-    if (r && record_decode(payload, len, r, err, sizeof err) == 0)
+    uint8_t *redacted = NULL;
+    if (r && record_decode(payload, len, r, err, sizeof err) == 0) {
         topic = record_topic(r);
+        /* an account's password hash and TOTP secret never leave the journal */
+        if (r->kind == RECORD_ADMIN_ACCOUNT) {
+            record_redact(r);
+            if (record_encode(r, &redacted, &len, err, sizeof err) != 0) {
+                self->dropped++;
+                free(r);
+                return;
+            }
+            payload = redacted;
+        }
+    }
     s_send(self, topic, payload, len, lsn);
+    free(redacted);
     free(r);
 }
 

@@ -23,6 +23,7 @@
 #include "schema/json.h"
 #include "schema/money.h"
 #include "schema/log.h"
+#include "web/api.h"
 #include "web/qr.h"
 #include "web/ratelimit.h"
 
@@ -44,10 +45,7 @@ struct investor_t {
 
 static void s_reply_retry(http_response_t *res, int status, const char *reason, int64_t retry_after_s)
 {
-    char v[32];
-    snprintf(v, sizeof v, "%lld", (long long) retry_after_s);
-    http_reply_error(res, status, reason);
-    http_add_header(res, "Retry-After", v);
+    api_reply_retry(res, status, reason, retry_after_s);
 }
 
 /* A 5xx the investor sees: a generic reason and the request id they can quote; the inner reason
@@ -100,41 +98,12 @@ static int s_rate(investor_t *self, const http_request_t *req, const char *sid, 
 static int s_auth(investor_t *self, const http_request_t *req, http_response_t *res,
                   session_info_t *info, int csrf)
 {
-    const char *sid = http_cookie(req, SESSION_COOKIE);
-    if (!sid || session_get(self->sessions, sid, info) != 0) {
-        http_reply_error(res, 401, "not logged in");
-        return -1;
-    }
-    if (csrf && session_check_csrf(self->sessions, sid, http_header(req, "X-CSRF-Token")) != 0) {
-        http_reply_error(res, 403, "missing or wrong CSRF token");
-        return -1;
-    }
-    return 0;
+    return api_auth(self->sessions, req, res, info, csrf);
 }
 
-/* 1 if the request says its body is JSON (a cross-site form cannot send that without CORS). */
-static int s_is_json(const http_request_t *req)
-{
-    const char *ct = http_header(req, "Content-Type");
-    return ct && strncasecmp(ct, "application/json", 16) == 0;
-}
-
-/* The request's JSON body into *doc (the caller destroys it): 0, or -1 after answering 415 (not
- * sent as JSON) or 400 (not valid JSON). */
 static int s_json_body(const http_request_t *req, http_response_t *res, bson_t *doc)
 {
-    if (!s_is_json(req)) {
-        http_reply_error(res, 415, "send JSON (Content-Type: application/json)");
-        return -1;
-    }
-    size_t len;
-    const char *body = http_body(req, &len);
-    char why[160];
-    if (json_parse(body, len, doc, why, sizeof why) != 0) {
-        http_reply_error(res, 400, "the body is not valid JSON");
-        return -1;
-    }
-    return 0;
+    return api_json_body(req, res, doc);
 }
 
 static const char *s_network_label(const char *token)
@@ -538,21 +507,8 @@ static void s_wallet_sub(void *arg, const http_request_t *req, http_response_t *
 
 static void s_deposit_json(jbuf_t *b, const deposit_view_t *d)
 {
-    jbuf_puts(b, "{\"id\":");
-    jbuf_str(b, d->tx_id);
-    jbuf_puts(b, ",\"state\":");
-    jbuf_str(b, deposit_state_name(d->state));
-    jbuf_puts(b, ",\"status\":");
-    jbuf_str(b, d->status);
-    jbuf_printf(b, ",\"confirmations\":%d,\"threshold\":%d", (int) d->confirmations, (int) d->threshold);
-    jbuf_puts(b, ",\"token\":");
-    jbuf_str(b, d->token_id);
-    jbuf_puts(b, ",\"chain\":");
-    jbuf_str(b, d->chain_id);
-    jbuf_puts(b, ",\"address\":");
-    jbuf_str(b, d->address);
-    jbuf_puts(b, ",\"amount\":");
-    jbuf_str(b, d->amount);
+    jbuf_puts(b, "{");
+    pipeline_view_json(b, d);
     char credited[64];
     int done = d->state == DEPOSIT_CREDITED || d->state == DEPOSIT_NOTIFIED;
     if (done && d->credit_minor > 0 && money_format_minor(d->credit_minor, d->digits, credited, sizeof credited) == 0) {

@@ -9,11 +9,17 @@
 
 #define QR_MAX_TEXT 1024
 
-char *qr_svg(const char *text, size_t *len, int *modules)
+/* The symbol for text, or NULL (empty, too long, cannot be encoded). */
+static QRcode *s_encode(const char *text)
 {
     if (!text || !*text || strlen(text) > QR_MAX_TEXT)
         return NULL;
-    QRcode *code = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+    return QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+}
+
+char *qr_svg(const char *text, size_t *len, int *modules)
+{
+    QRcode *code = s_encode(text);
     if (!code)
         return NULL;
     int width = code->width;
@@ -47,5 +53,33 @@ char *qr_svg(const char *text, size_t *len, int *modules)
     QRcode_free(code);
     if (len)
         *len = b.len;
+    return jbuf_take(&b);
+}
+
+#define QR_TERM_QUIET 2
+
+char *qr_terminal(const char *text)
+{
+    QRcode *code = s_encode(text);
+    if (!code)
+        return NULL;
+    int width = code->width, size = width + 2 * QR_TERM_QUIET;
+    jbuf_t b;
+    jbuf_init(&b);
+    for (int y = 0; y < size; y += 2) {
+        for (int x = 0; x < size; x++) {
+            int light[2];
+            for (int k = 0; k < 2; k++) {
+                int my = y + k - QR_TERM_QUIET, mx = x - QR_TERM_QUIET;
+                int inside = my >= 0 && my < width && mx >= 0 && mx < width;
+                light[k] = !(inside && (code->data[(size_t) my * (size_t) width + (size_t) mx] & 1));
+                if (y + k >= size)
+                    light[k] = 0;   /* below the symbol: the terminal's own background */
+            }
+            jbuf_puts(&b, light[0] && light[1] ? "\u2588" : light[0] ? "\u2580" : light[1] ? "\u2584" : " ");
+        }
+        jbuf_puts(&b, "\n");
+    }
+    QRcode_free(code);
     return jbuf_take(&b);
 }

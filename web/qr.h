@@ -15,4 +15,9 @@
  * If modules is not NULL it receives the symbol's width in modules (21 for version 1, +4 per version). */
 char *qr_svg(const char *text, size_t *len, int *modules);
 
+/* The same symbol for a terminal: UTF-8 half blocks, two module rows per line, light modules (and
+ * the quiet zone, 2 modules here) drawn as blocks so it scans on a dark terminal (as `qrencode -t
+ * UTF8`). malloc'd text ending in a newline, or NULL as qr_svg. */
+char *qr_terminal(const char *text);
+
 #endif

@@ -23,6 +23,7 @@ typedef struct s_session_t {
     char id[SESSION_ID_HEX];
     char csrf[SESSION_ID_HEX];
     uint64_t login;
+    char name[64];
     int64_t created_s, last_s;
     struct s_session_t *next_hash;
     struct s_session_t *older, *newer;   /* creation order */
@@ -45,6 +46,7 @@ struct session_store_t {
     s_session_t *oldest, *newest;
     int sessions;
     s_login_t *logins[S_LOGIN_BUCKETS];
+    char cookie[32];
 };
 
 static int64_t s_real_now(void *arg)
@@ -72,6 +74,8 @@ session_store_t *session_store_new(const session_opts_t *opts)
     if (self->o.max_sessions <= 0) self->o.max_sessions = 10000;
     if (self->o.max_per_login <= 0) self->o.max_per_login = 10;
     if (!self->o.now_s) self->o.now_s = s_real_now;
+    snprintf(self->cookie, sizeof self->cookie, "%s", self->o.cookie && *self->o.cookie ? self->o.cookie : SESSION_COOKIE);
+    self->o.cookie = self->cookie;
     pthread_mutex_init(&self->mu, NULL);
     return self;
 }
@@ -214,7 +218,7 @@ static s_session_t *s_find(session_store_t *self, const char *id, int64_t now)
     return NULL;
 }
 
-int session_create(session_store_t *self, uint64_t login, char id_out[SESSION_ID_HEX])
+static int s_create(session_store_t *self, uint64_t login, const char *name, char id_out[SESSION_ID_HEX])
 {
     s_session_t *s = calloc(1, sizeof *s);
     if (!s)
@@ -222,6 +226,7 @@ int session_create(session_store_t *self, uint64_t login, char id_out[SESSION_ID
     session_random_hex(s->id);
     session_random_hex(s->csrf);
     s->login = login;
+    snprintf(s->name, sizeof s->name, "%s", name ? name : "");
     pthread_mutex_lock(&self->mu);
     s->created_s = s->last_s = s_now(self);
     /* The login's own oldest goes first: a login never holds more than max_per_login sessions,
@@ -259,6 +264,37 @@ int session_create(session_store_t *self, uint64_t login, char id_out[SESSION_ID
     return 0;
 }
 
+int session_create(session_store_t *self, uint64_t login, char id_out[SESSION_ID_HEX])
+{
+    return s_create(self, login, NULL, id_out);
+}
+
+int session_create_named(session_store_t *self, const char *name, char id_out[SESSION_ID_HEX])
+{
+    return s_create(self, 0, name, id_out);
+}
+
+const char *session_cookie_name(const session_store_t *self)
+{
+    return self->o.cookie;
+}
+
+int session_end_named(session_store_t *self, const char *name)
+{
+    int n = 0;
+    pthread_mutex_lock(&self->mu);
+    for (s_session_t *s = self->oldest; s;) {
+        s_session_t *next = s->newer;
+        if (name && s->name[0] && strcmp(s->name, name) == 0) {
+            s_unlink(self, s);
+            n++;
+        }
+        s = next;
+    }
+    pthread_mutex_unlock(&self->mu);
+    return n;
+}
+
 static int s_get(session_store_t *self, const char *id, session_info_t *out, int touch)
 {
     pthread_mutex_lock(&self->mu);
@@ -269,6 +305,7 @@ static int s_get(session_store_t *self, const char *id, session_info_t *out, int
             s->last_s = now;
         if (out) {
             out->login = s->login;
+            memcpy(out->name, s->name, sizeof out->name);
             memcpy(out->csrf, s->csrf, SESSION_ID_HEX);
             out->created_s = s->created_s;
             out->last_s = s->last_s;
@@ -332,9 +369,9 @@ int session_cookie(const session_store_t *self, const char *id, int secure, char
     int n;
     if (id)
         n = snprintf(buf, len, "%s=%s; Path=/; HttpOnly; SameSite=Strict%s; Max-Age=%lld",
-                     SESSION_COOKIE, id, secure ? "; Secure" : "", (long long) self->o.absolute_s);
+                     self->o.cookie, id, secure ? "; Secure" : "", (long long) self->o.absolute_s);
     else
         n = snprintf(buf, len, "%s=; Path=/; HttpOnly; SameSite=Strict%s; Max-Age=0",
-                     SESSION_COOKIE, secure ? "; Secure" : "");
+                     self->o.cookie, secure ? "; Secure" : "");
     return (n < 0 || (size_t) n >= len) ? -1 : 0;
 }

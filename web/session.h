@@ -29,6 +29,7 @@ typedef struct {
     int max_per_login;         /* sessions one login holds at most (its oldest goes), default 10 */
     int64_t (*now_s)(void *arg); /* Unix seconds; NULL: the real clock */
     void *now_arg;
+    const char *cookie;        /* the cookie's name, default SESSION_COOKIE (admins: "kasa_admin") */
 } session_opts_t;
 
 /* opts may be NULL; zero fields take the defaults. NULL only without memory. */
@@ -38,6 +39,7 @@ void session_store_destroy(session_store_t **self_p);
 /* A copy of one session's public facts. */
 typedef struct {
     uint64_t login;
+    char name[64];             /* session_create_named: whose session (an admin's name) */
     char csrf[SESSION_ID_HEX];
     int64_t created_s, last_s;
 } session_info_t;
@@ -45,6 +47,12 @@ typedef struct {
 /* Starts a session for login; id_out receives the new id (hex). Ends login's oldest session when it
  * has max_per_login, and the oldest of all when the table is full. Returns 0, or -1 without memory. */
 int session_create(session_store_t *self, uint64_t login, char id_out[SESSION_ID_HEX]);
+/* As session_create, for a session that belongs to a name (an admin) rather than an MT5 login. */
+int session_create_named(session_store_t *self, const char *name, char id_out[SESSION_ID_HEX]);
+/* The name of this store's cookie. */
+const char *session_cookie_name(const session_store_t *self);
+/* Ends every session of name (an admin disabled or reset). Returns how many. */
+int session_end_named(session_store_t *self, const char *name);
 /* Looks id up; a live session is refreshed (idle clock restarts) and copied to *out (may be NULL).
  * Returns 0, or -1 for an unknown, malformed or expired id (an expired one is removed). */
 int session_get(session_store_t *self, const char *id, session_info_t *out);

@@ -4,116 +4,14 @@
 // simulator send a deposit to it, and watches the row go from confirming to credited and the
 // balance change — live, without reloading. Screenshots go to $KASA_TEST_OUT/screenshots.
 // Ends with the line "N passed, N failed".
-import { spawn, execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { OUT, SHOTS, PASSWORD, WALLET_ID, BROWSER_ARGS, check, post, startKasa, stopAll, tally, test } from './support.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '..', '..');
-const KASA_BIN = path.resolve(root, process.env.KASA_BIN || 'build/san/kasa');
-const OUT = path.resolve(root, process.env.KASA_TEST_OUT || 'build/test-out');
-const SHOTS = path.join(OUT, 'screenshots');
 const WORK = path.join(OUT, `browser-${process.pid}`);
-const COBO_SEED = '1'.repeat(64);
-const CLIENT_SEED = '2'.repeat(64);
-const MANAGER = '1000:ManagerPass1';
-const PASSWORD = 'Investor1';
-const WALLET_ID = 'b0b0b0b0-0000-4000-8000-000000000001';
-
-let passed = 0;
-let failed = 0;
-const children = [];
-
-function log(...a) { console.error('  #', ...a); }
-
-async function test(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}`);
-    console.log(`  ${String(e && e.stack || e).split('\n').slice(0, 6).join('\n  ')}`);
-  }
-}
-
-function check(cond, what) { if (!cond) throw new Error(`check failed: ${what}`); }
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
-
-function start(args, name, env) {
-  const out = fs.openSync(path.join(WORK, `${name}.log`), 'a');
-  const child = spawn(KASA_BIN, args, { stdio: ['ignore', out, out], env: { ...process.env, ...env } });
-  children.push(child);
-  return child;
-}
-
-async function waitPort(port, ms) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
-
-async function post(url, body) {
-  const r = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-  const text = await r.text();
-  if (!r.ok) throw new Error(`POST ${url} -> ${r.status} ${text}`);
-  return JSON.parse(text);
-}
-
-function stopAll() {
-  for (const c of children) { try { c.kill('SIGKILL'); } catch (e) { /* gone */ } }
-}
 
 async function setup() {
-  fs.rmSync(WORK, { recursive: true, force: true });
-  fs.mkdirSync(WORK, { recursive: true });
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const [kasaPort, hookPort, monPort, coboPort, mt5Port, tgPort] =
-    await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
-  const pub = (seed) => execFileSync(KASA_BIN, ['sim', 'pubkey', '--key-seed', seed]).toString().trim().split(/\s+/).pop();
-  const coboPub = pub(COBO_SEED);
-  const clientPub = pub(CLIENT_SEED);
-  const kasa = `http://127.0.0.1:${kasaPort}`;
-  const cobo = `http://127.0.0.1:${coboPort}`;
-  start(['sim', 'cobo', '--listen', `127.0.0.1:${coboPort}`, '--webhook-url', `http://127.0.0.1:${hookPort}/cobo/webhook`,
-    '--key-seed', COBO_SEED, '--client-key', clientPub], 'sim-cobo');
-  const accounts = [];
-  for (let i = 0; i < 6; i++) accounts.push('--account', `${100001 + i}:${PASSWORD}:0`);
-  start(['sim', 'mt5', '--listen', `127.0.0.1:${mt5Port}`, '--manager', MANAGER, ...accounts], 'sim-mt5');
-  start(['sim', 'telegram', '--listen', `127.0.0.1:${tgPort}`, '--token', '123456:TESTTOKEN'], 'sim-telegram');
-  await Promise.all([waitPort(coboPort, 10000), waitPort(mt5Port, 10000), waitPort(tgPort, 10000)]);
-  const config = path.join(WORK, 'kasa.env');
-  fs.writeFileSync(config, [
-    `KASA_LISTEN=127.0.0.1:${kasaPort}`, `KASA_WEBHOOK_LISTEN=127.0.0.1:${hookPort}`, `KASA_JOURNAL_DIR=${path.join(WORK, 'journal')}`,
-    `KASA_MONITOR=tcp://127.0.0.1:${monPort}`, `KASA_STATIC_DIR=${path.join(root, 'web', 'static')}`,
-    'KASA_COOKIE_SECURE=off',
-    `COBO_API_URL=${cobo}/v2`, `COBO_API_KEY=${clientPub}`, `COBO_API_SECRET=${CLIENT_SEED}`,
-    `COBO_WEBHOOK_PUBKEY=${coboPub}`, `COBO_WALLET_ID=${WALLET_ID}`, 'KASA_CHAINS=TRON_USDT,ETH_USDT,TRON',
-    `MT5_URL=http://127.0.0.1:${mt5Port}`, 'MT5_LOGIN=1000', 'MT5_PASSWORD=ManagerPass1',
-    `TELEGRAM_API_URL=http://127.0.0.1:${tgPort}`, 'TELEGRAM_BOT_TOKEN=123456:TESTTOKEN', 'TELEGRAM_CHAT_ID=-100123',
-    'KASA_TOKEN_TRON_USDT=1:0.5:1', 'KASA_TOKEN_ETH_USDT=1:0.5:1', 'KASA_TOKEN_TRON=0.1234:0:1', '',
-  ].join('\n'));
-  start(['serve', '--config', config], 'kasa');
-  await Promise.all([waitPort(kasaPort, 20000), waitPort(hookPort, 20000)]);
-  return { kasa, cobo };
+  return startKasa(WORK);
 }
 
 // Records every state a deposit row shows, as the page changes (no polling gaps).
@@ -254,11 +152,7 @@ async function main() {
     env = await setup();
     // launch() gives the browser a fresh, empty user-data dir of its own (removed on close);
     // each test then runs in its own context (no shared cookies or storage).
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: BROWSER_ARGS });
     let login = 100001;
     for (const lang of ['tr', 'en']) {
       for (const viewport of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
@@ -283,15 +177,14 @@ async function main() {
       await context.close();
     });
   } catch (e) {
-    failed++;
+    tally.failed++;
     console.log(`FAIL setup\n  ${e && e.stack || e}`);
   } finally {
     if (browser) await browser.close().catch(() => {});
     stopAll();
   }
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
+  console.log(`${tally.passed} passed, ${tally.failed} failed`);
+  process.exit(tally.failed ? 1 : 0);
 }
 
-process.on('exit', stopAll);
 main();

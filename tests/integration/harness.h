@@ -411,6 +411,108 @@ H_FN int h_get_json(const char *url, bson_t *doc)
     return rc;
 }
 
+/* A response with its headers, for the JSON APIs (cookies, CSRF). */
+typedef struct {
+    long status;
+    char *body;
+    size_t len;
+    jbuf_t headers;
+} h_cresp_t;
+
+H_FN void h_cresp_free(h_cresp_t *r)
+{
+    free(r->body);
+    jbuf_free(&r->headers);
+    memset(r, 0, sizeof *r);
+}
+
+/* One request to base+path with a cookie ("name=value", may be NULL), an X-CSRF-Token (may be
+ * NULL), a body (may be NULL) sent as ctype (NULL: application/json). 30 s timeout. */
+H_FN h_cresp_t h_call(const char *base, const char *method, const char *path, const char *cookie, const char *csrf,
+                      const char *body, const char *ctype)
+{
+    h_cresp_t r;
+    memset(&r, 0, sizeof r);
+    jbuf_init(&r.headers);
+    CURL *c = curl_easy_init();
+    char url[512], ck[200], tok[128], ct[128];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    struct curl_slist *hl = NULL;
+    if (cookie) {
+        snprintf(ck, sizeof ck, "Cookie: %s", cookie);
+        hl = curl_slist_append(hl, ck);
+    }
+    if (csrf) {
+        snprintf(tok, sizeof tok, "X-CSRF-Token: %s", csrf);
+        hl = curl_slist_append(hl, tok);
+    }
+    if (body) {
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
+        hl = curl_slist_append(hl, ct);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(body));
+    }
+    hl = curl_slist_append(hl, "Expect:");
+    jbuf_t b;
+    jbuf_init(&b);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_curl_sink_);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, h_curl_sink_);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    r.len = b.len;
+    if (!b.data)
+        jbuf_add(&b, "", 0);
+    r.body = jbuf_take(&b);
+    if (!r.headers.data)
+        jbuf_add(&r.headers, "", 0);
+    return r;
+}
+
+/* The value of header name (case-insensitive) in r into out; 0, or -1. */
+H_FN int h_header(const h_cresp_t *r, const char *name, char *out, size_t len)
+{
+    const char *p = r->headers.data;
+    size_t n = strlen(name);
+    while (p && *p) {
+        if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
+            p += n + 1;
+            while (*p == ' ')
+                p++;
+            size_t k = strcspn(p, "\r\n");
+            snprintf(out, len, "%.*s", (int) k, p);
+            return 0;
+        }
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return -1;
+}
+
+/* The string at path of a JSON body into out ("" if missing). */
+H_FN void h_json_str(const char *body, const char *path, char *out, size_t len)
+{
+    bson_t doc;
+    char err[128];
+    out[0] = '\0';
+    if (json_parse(body, strlen(body), &doc, err, sizeof err) != 0)
+        return;
+    const char *v = json_get_str(&doc, path);
+    if (v)
+        snprintf(out, len, "%s", v);
+    bson_destroy(&doc);
+}
+
 /* ---- webhooks ---------------------------------------------------------------------------- */
 
 /* A deposit transaction as the harness describes it to Cobo and to kasa. */
@@ -424,6 +526,21 @@ typedef struct {
     int confirmations;
     int threshold;
 } h_tx_t;
+
+/* A Completed deposit of amount token_id to address on TRON, 20 of 20 confirmations. */
+H_FN h_tx_t h_completed_tx(const char *address, const char *amount, const char *token_id)
+{
+    h_tx_t tx;
+    memset(&tx, 0, sizeof tx);
+    snprintf(tx.address, sizeof tx.address, "%s", address);
+    snprintf(tx.amount, sizeof tx.amount, "%s", amount);
+    snprintf(tx.token_id, sizeof tx.token_id, "%s", token_id);
+    snprintf(tx.chain_id, sizeof tx.chain_id, "TRON");
+    snprintf(tx.status, sizeof tx.status, "Completed");
+    tx.confirmations = 20;
+    tx.threshold = 20;
+    return tx;
+}
 
 /* Writes a webhook envelope for tx (event type "wallets.transaction.created|updated|succeeded")
  * into b, the way Cobo shapes it. */
@@ -702,7 +819,8 @@ H_FN int h_config_write(h_env_t *env, const char *extra)
     fprintf(f, "# rate:fee:minimum — the fee shows in every credit\n");
     fprintf(f, "KASA_TOKEN_TRON_USDT=1:0.5:1\n");
     fprintf(f, "KASA_TOKEN_TRON=0.1234:0:1\n");
-    fprintf(f, "KASA_AUTO_CREDIT_LIMIT=100000\n");
+    if (!extra || !strstr(extra, "KASA_AUTO_CREDIT_LIMIT="))   /* extra may set its own */
+        fprintf(f, "KASA_AUTO_CREDIT_LIMIT=100000\n");
     fprintf(f, "KASA_CREDITERS=2\n");
     /* catch-up and the metrics listener only where a test asks for them (a key may be set once) */
     if (!extra || !strstr(extra, "KASA_CATCHUP_INTERVAL="))

@@ -16,117 +16,25 @@ static h_env_t s_env;
 
 /* ---- HTTP with cookies and headers ----------------------------------------------------------- */
 
-typedef struct {
-    long status;
-    char *body;
-    size_t len;
-    jbuf_t headers;
-} s_resp_t;
-
-static size_t s_sink(char *p, size_t size, size_t n, void *arg)
-{
-    jbuf_add((jbuf_t *) arg, p, size * n);
-    return size * n;
-}
-
-static void s_resp_free(s_resp_t *r)
-{
-    free(r->body);
-    jbuf_free(&r->headers);
-    memset(r, 0, sizeof *r);
-}
+typedef h_cresp_t s_resp_t;
+#define s_resp_free h_cresp_free
+#define s_header h_header
+#define s_json_str h_json_str
 
 /* One request to base+path with the session cookie sid (may be NULL), an X-CSRF-Token (may be
  * NULL), a JSON body (may be NULL) and an optional content type override. */
 static s_resp_t s_call_ct(const char *base, const char *method, const char *path, const char *sid,
                           const char *csrf, const char *body, const char *ctype)
 {
-    s_resp_t r;
-    memset(&r, 0, sizeof r);
-    jbuf_init(&r.headers);
-    CURL *c = curl_easy_init();
-    char url[512], cookie[128], tok[128], ct[128];
-    snprintf(url, sizeof url, "%s%s", base, path);
-    struct curl_slist *hl = NULL;
-    if (sid) {
-        snprintf(cookie, sizeof cookie, "Cookie: kasa_sid=%s", sid);
-        hl = curl_slist_append(hl, cookie);
-    }
-    if (csrf) {
-        snprintf(tok, sizeof tok, "X-CSRF-Token: %s", csrf);
-        hl = curl_slist_append(hl, tok);
-    }
-    if (body) {
-        snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
-        hl = curl_slist_append(hl, ct);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(body));
-    }
-    hl = curl_slist_append(hl, "Expect:");
-    jbuf_t b;
-    jbuf_init(&b);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_sink);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, s_sink);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROXY, "");
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(hl);
-    curl_easy_cleanup(c);
-    r.len = b.len;
-    if (!b.data)
-        jbuf_add(&b, "", 0);
-    r.body = jbuf_take(&b);
-    if (!r.headers.data)
-        jbuf_add(&r.headers, "", 0);
-    return r;
+    char cookie[128];
+    snprintf(cookie, sizeof cookie, "kasa_sid=%s", sid ? sid : "");
+    return h_call(base, method, path, sid ? cookie : NULL, csrf, body, ctype);
 }
 
 static s_resp_t s_call(const char *base, const char *method, const char *path, const char *sid,
                        const char *csrf, const char *body)
 {
     return s_call_ct(base, method, path, sid, csrf, body, NULL);
-}
-
-/* The value of header name (case-insensitive) into out; 0, or -1. */
-static int s_header(const s_resp_t *r, const char *name, char *out, size_t len)
-{
-    const char *p = r->headers.data;
-    size_t n = strlen(name);
-    while (p && *p) {
-        if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
-            p += n + 1;
-            while (*p == ' ')
-                p++;
-            size_t k = strcspn(p, "\r\n");
-            snprintf(out, len, "%.*s", (int) k, p);
-            return 0;
-        }
-        p = strchr(p, '\n');
-        if (p)
-            p++;
-    }
-    return -1;
-}
-
-/* The string at path of a JSON body into out ("" if missing). */
-static void s_json_str(const char *body, const char *path, char *out, size_t len)
-{
-    bson_t doc;
-    char err[128];
-    out[0] = '\0';
-    if (json_parse(body, strlen(body), &doc, err, sizeof err) != 0)
-        return;
-    const char *s = json_get_str(&doc, path);
-    if (s)
-        snprintf(out, len, "%s", s);
-    bson_destroy(&doc);
 }
 
 typedef struct {
@@ -283,7 +191,7 @@ static void *s_sse_reader(void *arg)
     struct curl_slist *hl = curl_slist_append(NULL, cookie);
     curl_easy_setopt(c, CURLOPT_URL, s->url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_curl_sink_);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s->text);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, s->ms);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

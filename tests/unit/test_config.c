@@ -22,7 +22,7 @@ static const char *const s_env_keys[] = {
     "COBO_API_URL", "COBO_API_KEY", "COBO_API_SECRET",
     "COBO_WEBHOOK_PUBKEY", "COBO_ENV", "COBO_WALLET_ID", "KASA_CHAINS", "MT5_URL", "MT5_LOGIN",
     "MT5_PASSWORD", "MT5_CA_FILE", "MT5_DIGITS", "TELEGRAM_API_URL", "TELEGRAM_BOT_TOKEN",
-    "TELEGRAM_CHAT_ID", "KASA_AUTO_CREDIT_LIMIT", "KASA_CREDITERS", "KASA_LOCKERS", "KASA_NOTIFIERS", "KASA_TOKEN_TRON_USDT",
+    "TELEGRAM_CHAT_ID", "KASA_AUTO_CREDIT_LIMIT", "KASA_DUAL_APPROVAL_LIMIT", "KASA_CREDITERS", "KASA_LOCKERS", "KASA_NOTIFIERS", "KASA_TOKEN_TRON_USDT",
     "KASA_TOKEN_ETH_USDT", "KASA_TOKEN_TRON_USDT__EUR", "KASA_TOKEN_TRON_USDT__USD", "KASA_PENDING_AGE_S",
     "KASA_PENDING_POLL_S", "KASA_COBO_CONFIRM_WAIT_S",
     "KASA_CATCHUP_INTERVAL", "KASA_CATCHUP_LOOKBACK", "KASA_METRICS_LISTEN", "KASA_LOG_FORMAT",
@@ -187,6 +187,9 @@ static void test_tokens_and_limit_parse_exactly(void)
         CHECK(t->minimum == (money_atto_t) 1000000000000ULL);
     }
     CHECK(cfg.auto_credit_limit == (money_atto_t) 50005 * 100000000000000000ULL);
+    CHECK(cfg.dual_approval_limit == 0);
+    CHECK_EQ_INT(s_load(&cfg, "KASA_AUTO_CREDIT_LIMIT=100\nKASA_DUAL_APPROVAL_LIMIT=100\n", err, sizeof err), 0);
+    CHECK(cfg.dual_approval_limit == (money_atto_t) 100 * 1000000000000000000ULL);
 }
 
 /* Each bad value produces a problem line naming its key, and the load fails. */
@@ -311,6 +314,9 @@ static void test_each_validation_error_is_reported(void)
     s_expect_problem("KASA_TOKEN_TRON_USDT=1:0:1\nKASA_TOKEN_TRON_USDT__USD=2:0:1\n",
                      "KASA_TOKEN_TRON_USDT__USD: a second rule for TRON_USDT on USD accounts");
     s_expect_problem("KASA_AUTO_CREDIT_LIMIT=lots\n", "KASA_AUTO_CREDIT_LIMIT:");
+    s_expect_problem("KASA_DUAL_APPROVAL_LIMIT=lots\n", "KASA_DUAL_APPROVAL_LIMIT:");
+    s_expect_problem("KASA_AUTO_CREDIT_LIMIT=100\nKASA_DUAL_APPROVAL_LIMIT=99\n", "KASA_DUAL_APPROVAL_LIMIT: must be");
+    s_expect_problem("KASA_DUAL_APPROVAL_LIMIT=99\n", "KASA_DUAL_APPROVAL_LIMIT: must be");
     s_expect_problem("KASA_CHAINS=TRON_USDT,eth usdt\n", "KASA_CHAINS: bad token id");
     s_expect_problem("KASA_LISTN=127.0.0.1:1\n", "KASA_LISTN: unknown key");
     s_expect_problem("MT5_PASWORD=x\n", "MT5_PASWORD: unknown key");

@@ -14,15 +14,15 @@
  * "x" ILLEGAL; "=" SAME; "=A" SAME with ALERT; ">S" MOVE to S; effects after '+': L lock, C credit,
  * N notify, A alert. Columns in the order of DEPOSIT_EVENTS. */
 static const char *const s_expected[DEPOSIT_STATE_COUNT][DEPOSIT_EVENT_COUNT] = {
-    /*            SEEN_PENDING  SEEN_COMPLETED  SEEN_FAILED    CONFIRMED     HOLD        REFUSE       CREDIT_OK      NOTICE_SENT  ADMIN_RETRY    ADMIN_ASSIGN   ADMIN_REJECT */
-    [DEPOSIT_NONE]     = { ">PENDING", ">RECEIVED+L", ">REJECTED", "x",          "x",        "x",         "x",           "x",         "x",           "x",           "x" },
-    [DEPOSIT_PENDING]  = { ">PENDING", ">RECEIVED+L", ">REJECTED", "x",          "x",        "x",         "x",           "x",         "x",           "x",           "x" },
-    [DEPOSIT_RECEIVED] = { "=",        "=",           ">REJECTED", ">LOCKED+C",  ">HELD+A",  ">REJECTED", "x",           "x",         "x",           "x",           "x" },
-    [DEPOSIT_LOCKED]   = { "=",        "=",           ">HELD+A",   "x",          ">HELD+A",  "x",         ">CREDITED+N", "x",         "x",           "x",           "x" },
-    [DEPOSIT_CREDITED] = { "=",        "=",           "=A",        "x",          "x",        "x",         "x",           ">NOTIFIED", "x",           "x",           "x" },
-    [DEPOSIT_NOTIFIED] = { "=",        "=",           "=A",        "x",          "x",        "x",         "x",           "x",         "x",           "x",           "x" },
-    [DEPOSIT_HELD]     = { "=",        "=",           "=",         "x",          "x",        "x",         ">CREDITED+NA","x",         ">RECEIVED+L", ">RECEIVED+L", ">REJECTED" },
-    [DEPOSIT_REJECTED] = { "=",        "=A",          "=",         "x",          "x",        "x",         "x",           "x",         "x",           "x",           "x" },
+    /*            SEEN_PENDING  SEEN_COMPLETED  SEEN_FAILED    CONFIRMED     HOLD        REFUSE       CREDIT_OK      NOTICE_SENT  ADMIN_RETRY    ADMIN_ASSIGN   ADMIN_REJECT  ADMIN_APPROVE */
+    [DEPOSIT_NONE]     = { ">PENDING", ">RECEIVED+L", ">REJECTED", "x",          "x",        "x",         "x",           "x",         "x",           "x",           "x", "x" },
+    [DEPOSIT_PENDING]  = { ">PENDING", ">RECEIVED+L", ">REJECTED", "x",          "x",        "x",         "x",           "x",         "x",           "x",           "x", "x" },
+    [DEPOSIT_RECEIVED] = { "=",        "=",           ">REJECTED", ">LOCKED+C",  ">HELD+A",  ">REJECTED", "x",           "x",         "x",           "x",           "x", "x" },
+    [DEPOSIT_LOCKED]   = { "=",        "=",           ">HELD+A",   "x",          ">HELD+A",  "x",         ">CREDITED+N", "x",         "x",           "x",           "x", "x" },
+    [DEPOSIT_CREDITED] = { "=",        "=",           "=A",        "x",          "x",        "x",         "x",           ">NOTIFIED", "x",           "x",           "x", "x" },
+    [DEPOSIT_NOTIFIED] = { "=",        "=",           "=A",        "x",          "x",        "x",         "x",           "x",         "x",           "x",           "x", "x" },
+    [DEPOSIT_HELD]     = { "=",        "=",           "=",         "x",          "x",        "x",         ">CREDITED+NA","x",         ">RECEIVED+L", ">RECEIVED+L", ">REJECTED", ">RECEIVED+L" },
+    [DEPOSIT_REJECTED] = { "=",        "=A",          "=",         "x",          "x",        "x",         "x",           "x",         "x",           "x",           "x", "x" },
 };
 
 static unsigned s_fx(const char *p)
@@ -92,9 +92,9 @@ static void test_names_round_trip_and_unknown_names_are_refused(void)
                                           "HELD", "REJECTED" };
     static const char *const events[] = { "SEEN_PENDING", "SEEN_COMPLETED", "SEEN_FAILED", "CONFIRMED", "HOLD",
                                           "REFUSE", "CREDIT_OK", "NOTICE_SENT", "ADMIN_RETRY", "ADMIN_ASSIGN",
-                                          "ADMIN_REJECT" };
+                                          "ADMIN_REJECT", "ADMIN_APPROVE" };
     CHECK_EQ_INT(DEPOSIT_STATE_COUNT, 8);
-    CHECK_EQ_INT(DEPOSIT_EVENT_COUNT, 11);
+    CHECK_EQ_INT(DEPOSIT_EVENT_COUNT, 12);
     for (int i = 0; i < DEPOSIT_STATE_COUNT; i++) {
         CHECK_EQ_STR(deposit_state_name((deposit_state_t) i), states[i]);
         CHECK_EQ_INT(deposit_state_from_name(states[i]), i);

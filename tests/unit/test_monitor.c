@@ -95,6 +95,49 @@ static void test_published_record_arrives_with_topic_payload_and_lsn(void)
     CHECK(m == NULL);
 }
 
+static void test_admin_account_secrets_never_reach_the_feed(void)
+{
+    char err[256];
+    monitor_t *m = monitor_new("tcp://127.0.0.1:*", err, sizeof err);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    zsock_t *sub = zsock_new_sub(monitor_endpoint(m), "ADMIN_ACCOUNT");
+    record_t r;
+    record_init(&r, RECORD_ADMIN_ACCOUNT);
+    r.time_ms = 1;
+    strcpy(r.action, "add");
+    strcpy(r.admin, "ayse");
+    strcpy(r.pwhash, "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA");
+    strcpy(r.totp, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
+    uint8_t *buf;
+    size_t len;
+    CHECK_EQ_INT(record_encode(&r, &buf, &len, err, sizeof err), 0);
+    zmsg_t *msg = NULL;
+    for (int i = 0; i < 50 && !msg; i++) {
+        monitor_publish(m, 9, buf, len);
+        zsock_set_rcvtimeo(sub, 100);
+        msg = zmsg_recv(sub);
+    }
+    CHECK(msg != NULL);
+    if (msg) {
+        const void *payload;
+        size_t plen;
+        uint64_t lsn;
+        CHECK_EQ_INT(monitor_message_parse(msg, &payload, &plen, &lsn), 0);
+        record_t got;
+        CHECK_EQ_INT(record_decode(payload, plen, &got, err, sizeof err), 0);
+        CHECK_EQ_STR(got.admin, "ayse");
+        CHECK_EQ_STR(got.pwhash, "");
+        CHECK_EQ_STR(got.totp, "");
+        CHECK(!memmem(payload, plen, "JBSWY3DP", 8) && !memmem(payload, plen, "argon2id", 8));
+        zmsg_destroy(&msg);
+    }
+    free(buf);
+    zsock_destroy(&sub);
+    monitor_destroy(&m);
+}
+
 static void test_publish_never_blocks_on_a_stalled_subscriber(void)
 {
     char err[256];
@@ -166,7 +209,7 @@ static void test_control_links_through_the_pipeline(void)
     CHECK(p != NULL);
     char endpoint[200];
     snprintf(endpoint, sizeof endpoint, "ipc://%s/control.sock", dir);
-    control_t *c = p ? control_new(endpoint, p, err, sizeof err) : NULL;
+    control_t *c = p ? control_new(endpoint, p, NULL, NULL, err, sizeof err) : NULL;
     CHECK(c != NULL);
     if (c) {
         char reply[256];
@@ -341,6 +384,7 @@ int main(void)
 {
     zsys_init();
     RUN(test_published_record_arrives_with_topic_payload_and_lsn);
+    RUN(test_admin_account_secrets_never_reach_the_feed);
     RUN(test_publish_never_blocks_on_a_stalled_subscriber);
     RUN(test_bind_conflict_is_reported);
     RUN(test_control_links_through_the_pipeline);

@@ -325,6 +325,13 @@ static pipeline_t *s_start(const char *name, config_t *cfg, journal_t **j, char 
 }
 
 /* Waits (up to timeout_ms) until tx reaches state; fills *v. 0, or -1 on timeout. */
+/* An operator's action by "admin:t" from the test. */
+static int s_admin(pipeline_t *p, const char *tx_id, desk_action_t action, const char *reason, char *err, size_t errlen)
+{
+    desk_request_t req = { tx_id, action, 0, "admin:t", "test", reason };
+    return pipeline_admin(p, &req, err, errlen);
+}
+
 static int s_wait_state(pipeline_t *p, const char *tx, deposit_state_t state, deposit_view_t *v, int timeout_ms)
 {
     for (int waited = 0; waited <= timeout_ms; waited += 20) {
@@ -535,14 +542,14 @@ static void test_locker_holds_refuses_and_an_admin_releases(void)
     CHECK(s_wait_state(p, tampered.tx_id, DEPOSIT_HELD, &v, 10000) == 0);
     CHECK(strstr(v.reason, "amount differs") != NULL);
     /* A person links the address and retries: it goes through the locker again and is credited. */
-    CHECK_EQ_INT(pipeline_admin(p, small.tx_id, DEPOSIT_EV_ADMIN_REJECT, 0, "admin:t", "returned", err, sizeof err), 0);
+    CHECK_EQ_INT(s_admin(p, small.tx_id, DESK_REJECT, "returned", err, sizeof err), 0);
     CHECK(pipeline_deposit(p, small.tx_id, &v) == 0 && v.state == DEPOSIT_REJECTED);
-    CHECK_EQ_INT(pipeline_admin(p, small.tx_id, DEPOSIT_EV_ADMIN_RETRY, 0, "admin:t", "", err, sizeof err), -1);
+    CHECK_EQ_INT(s_admin(p, small.tx_id, DESK_RETRY, "not held", err, sizeof err), -1);
     CHECK_EQ_INT(pipeline_link(p, "TUnlinked", "TRON", 100001, "admin:t", err, sizeof err), 0);
-    CHECK_EQ_INT(pipeline_admin(p, unlinked.tx_id, DEPOSIT_EV_ADMIN_RETRY, 0, "admin:t", "linked", err, sizeof err), 0);
+    CHECK_EQ_INT(s_admin(p, unlinked.tx_id, DESK_RETRY, "linked", err, sizeof err), 0);
     CHECK(s_wait_state(p, unlinked.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
     CHECK_EQ_INT(v.credit_minor, 1200);
-    CHECK_EQ_INT(pipeline_admin(p, big.tx_id, DEPOSIT_EV_ADMIN_REJECT, 0, "admin:t", "too big", err, sizeof err), 0);
+    CHECK_EQ_INT(s_admin(p, big.tx_id, DESK_REJECT, "too big", err, sizeof err), 0);
     CHECK(pipeline_deposit(p, big.tx_id, &v) == 0 && v.state == DEPOSIT_REJECTED);
     pipeline_destroy(&p);
     journal_destroy(&j);
@@ -756,7 +763,7 @@ static void test_held_after_an_attempt_is_reconciled_when_an_admin_retries(void)
     }
     deposit_view_t v;
     CHECK(pipeline_deposit(p, tx.tx_id, &v) == 0 && v.state == DEPOSIT_HELD);
-    CHECK_EQ_INT(pipeline_admin(p, tx.tx_id, DEPOSIT_EV_ADMIN_RETRY, 0, "admin:t", "Cobo fixed it", err, sizeof err), 0);
+    CHECK_EQ_INT(s_admin(p, tx.tx_id, DESK_RETRY, "Cobo fixed it", err, sizeof err), 0);
     CHECK(s_wait_state(p, tx.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
     CHECK_EQ_INT(v.ticket, pre);                              /* the deal found, not a second one */
     CHECK_EQ_INT(s_deals_with(100002, a.ref, NULL), 1);

@@ -144,11 +144,59 @@ static void test_qr_refuses_empty_and_huge(void)
     free(huge);
 }
 
+/* The terminal form read back: each character is two module rows (upper, lower), light = block. */
+static void test_qr_terminal_redraws_the_symbol_with_light_blocks(void)
+{
+    const char *uri = "otpauth://totp/kasa:ayse?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=kasa&algorithm=SHA1&"
+                      "digits=6&period=30";
+    char *text = qr_terminal(uri);
+    QRcode *code = QRcode_encodeString(uri, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+    CHECK(text && code);
+    if (!text || !code) {
+        free(text);
+        QRcode_free(code);
+        return;
+    }
+    int w = code->width, size = w + 4, row = 0, bad = 0;
+    for (char *line = text; *line; row++) {
+        char *end = strchr(line, '\n');
+        CHECK(end != NULL);
+        if (!end)
+            break;
+        int x = 0;
+        for (char *p = line; p < end; x++) {
+            int up, down;
+            if (*p == ' ') { up = 0; down = 0; p += 1; }
+            else if (!strncmp(p, "\u2588", 3)) { up = 1; down = 1; p += 3; }
+            else if (!strncmp(p, "\u2580", 3)) { up = 1; down = 0; p += 3; }
+            else if (!strncmp(p, "\u2584", 3)) { up = 0; down = 1; p += 3; }
+            else { bad++; break; }
+            for (int k = 0; k < 2; k++) {
+                int y = 2 * row + k, light = k ? down : up;
+                if (y >= size)
+                    continue;
+                int my = y - 2, mx = x - 2;
+                int dark = my >= 0 && my < w && mx >= 0 && mx < w && (code->data[my * w + mx] & 1);
+                if (light == dark)
+                    bad++;
+            }
+        }
+        CHECK_EQ_INT(x, size);
+        line = end + 1;
+    }
+    CHECK_EQ_INT(row, (size + 1) / 2);
+    CHECK_EQ_INT(bad, 0);
+    CHECK(qr_terminal("") == NULL);
+    free(text);
+    QRcode_free(code);
+}
+
 int main(void)
 {
     RUN(test_qr_svg_is_wellformed_with_viewbox);
     RUN(test_qr_path_redraws_the_symbol);
     RUN(test_qr_versions_grow_with_text);
     RUN(test_qr_refuses_empty_and_huge);
+    RUN(test_qr_terminal_redraws_the_symbol_with_light_blocks);
     return check_done();
 }

@@ -77,6 +77,19 @@ static void s_full(record_t *r, record_kind_t kind)
         r->ticket = 99;
         FILL_MAX(r->actor, 'a');
         FILL_MAX(r->action, 'n');
+        FILL_MAX(r->origin, 'o');
+        break;
+    case RECORD_ADMIN_ACCOUNT:
+        FILL_MAX(r->actor, 'a');
+        FILL_MAX(r->action, 'n');
+        FILL_MAX(r->origin, 'o');
+        FILL_MAX(r->admin, 'm');
+        FILL_MAX(r->role, 'r');
+        FILL_MAX(r->pwhash, 'p');
+        FILL_MAX(r->totp, 's');
+        r->flags = 3;
+        r->totp_step = UINT64_MAX - 2;
+        FILL_MAX(r->reason, 'r');
         break;
     case RECORD_NOTICE_FAILED:
         FILL_MAX(r->tx_id, 'y');
@@ -105,8 +118,8 @@ static void s_full(record_t *r, record_kind_t kind)
 
 static const record_kind_t s_kinds[] = { RECORD_DEPOSIT, RECORD_CREDIT_ATTEMPT, RECORD_ADDRESS_LINK,
                                          RECORD_ADMIN_ACTION, RECORD_NOTICE_FAILED, RECORD_ALERT,
-                                         RECORD_HISTORY_GAP };
-#define S_NKINDS 7
+                                         RECORD_HISTORY_GAP, RECORD_ADMIN_ACCOUNT };
+#define S_NKINDS 8
 
 static int s_round_trip(const record_t *in, record_t *out)
 {
@@ -328,6 +341,63 @@ static void test_alert_names_round_trip(void)
     CHECK_EQ_STR(record_alert_name(RECORD_ALERT_DOUBLE_CREDIT), "double_credit");
     CHECK_EQ_INT(record_alert_from_name("nonsense"), -1);
     CHECK_EQ_STR(record_alert_name(RECORD_ALERT_COUNT), "?");
+}
+
+static void test_version_2_records_may_not_carry_version_3_fields(void)
+{
+    s_mp_t m;
+    record_t r;
+    char err[160];
+    s_mp_init(&m, 5);
+    s_kint(&m, "v", 2);
+    s_kint(&m, "k", RECORD_ADMIN_ACTION);
+    s_kint(&m, "t", 10);
+    s_kstr(&m, "tx", "T1");
+    s_kstr(&m, "an", "retry");
+    CHECK_EQ_INT(s_mp_decode(&m, &r, err, sizeof err), 0);
+    CHECK_EQ_INT(r.version, 2);
+    CHECK_EQ_STR(r.origin, "");
+    s_mp_init(&m, 4);
+    s_kint(&m, "v", 2);
+    s_kint(&m, "k", RECORD_ADMIN_ACTION);
+    s_kint(&m, "t", 10);
+    s_kstr(&m, "or", "cli:host");
+    CHECK_EQ_INT(s_mp_decode(&m, &r, err, sizeof err), -1);
+    CHECK(strstr(err, "unknown field \"or\"") != NULL);
+    /* a version 2 record encodes as version 2, and refuses a version 3 field rather than lose it */
+    record_init(&r, RECORD_ADMIN_ACTION);
+    r.version = 2;
+    r.time_ms = 3;
+    record_t back;
+    CHECK_EQ_INT(s_round_trip(&r, &back), 0);
+    CHECK_EQ_INT(back.version, 2);
+    strcpy(r.origin, "cli:host");
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(record_encode(&r, &buf, &len, err, sizeof err), -1);
+    CHECK(strstr(err, "origin") != NULL);
+}
+
+static void test_secrets_never_appear_in_json_or_lines(void)
+{
+    record_t r;
+    record_init(&r, RECORD_ADMIN_ACCOUNT);
+    r.time_ms = 1;
+    strcpy(r.admin, "alice");
+    strcpy(r.role, "owner");
+    strcpy(r.pwhash, "$argon2id$v=19$m=65536,t=2,p=1$SECRETSALT$SECRETHASH");
+    strcpy(r.totp, "JBSWY3DPEHPK3PXP");
+    jbuf_t b;
+    jbuf_init(&b);
+    record_to_json(&r, 1, &b);
+    record_to_line(&r, 1, &b);
+    jbuf_puts(&b, "");
+    CHECK(strstr(b.data, "SECRET") == NULL);
+    CHECK(strstr(b.data, "JBSWY3DP") == NULL);
+    CHECK(strstr(b.data, "\"pwhash\":\"(set)\"") != NULL);
+    CHECK(strstr(b.data, "totp=(set)") != NULL);
+    CHECK(strstr(b.data, "alice") != NULL);
+    jbuf_free(&b);
 }
 
 /* Each case: the pairs to write; the decode must fail and mention `want` in its reason. */
@@ -644,7 +714,8 @@ static void test_topics_and_kind_names(void)
     CHECK_EQ_STR(record_kind_name(RECORD_HISTORY_GAP), "HISTORY_GAP");
     CHECK_EQ_STR(record_kind_name((record_kind_t) 0), "?");
     CHECK_EQ_STR(record_kind_name(RECORD_ALERT), "ALERT");
-    CHECK_EQ_STR(record_kind_name((record_kind_t) 8), "?");
+    CHECK_EQ_STR(record_kind_name(RECORD_ADMIN_ACCOUNT), "ADMIN_ACCOUNT");
+    CHECK_EQ_STR(record_kind_name((record_kind_t) 9), "?");
     CHECK_EQ_STR(record_topic(NULL), "?");
 }
 
@@ -659,6 +730,8 @@ int main(void)
     RUN(test_decode_refuses_newer_version_with_its_number);
     RUN(test_a_version_1_record_never_carries_a_version_2_kind_or_field);
     RUN(test_alert_names_round_trip);
+    RUN(test_version_2_records_may_not_carry_version_3_fields);
+    RUN(test_secrets_never_appear_in_json_or_lines);
     RUN(test_decode_refuses_bad_records_with_a_reason);
     RUN(test_decode_refuses_shapes_that_are_not_a_flat_map);
     RUN(test_decode_refuses_every_truncation_and_trailing_bytes);

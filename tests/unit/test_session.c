@@ -153,6 +153,35 @@ static void test_session_cookie_flags(void)
     session_store_destroy(&s);
 }
 
+static void test_named_sessions_have_their_own_cookie_and_end_together(void)
+{
+    session_opts_t o = {.idle_s = 600, .absolute_s = 28800, .now_s = s_now, .cookie = "kasa_admin"};
+    session_store_t *s = session_store_new(&o);
+    CHECK_EQ_STR(session_cookie_name(s), "kasa_admin");
+    char c[256];
+    CHECK_EQ_INT(session_cookie(s, "abc", 0, c, sizeof c), 0);
+    CHECK(strstr(c, "kasa_admin=abc;") == c && strstr(c, "Max-Age=28800"));
+    char a1[SESSION_ID_HEX], a2[SESSION_ID_HEX], b1[SESSION_ID_HEX];
+    CHECK_EQ_INT(session_create_named(s, "ayse", a1), 0);
+    CHECK_EQ_INT(session_create_named(s, "ayse", a2), 0);
+    CHECK_EQ_INT(session_create_named(s, "mehmet", b1), 0);
+    session_info_t info;
+    CHECK_EQ_INT(session_get(s, a1, &info), 0);
+    CHECK_EQ_STR(info.name, "ayse");
+    CHECK_EQ_INT(info.login, 0);
+    CHECK_EQ_INT(session_end_named(s, "ayse"), 2);
+    CHECK_EQ_INT(session_get(s, a1, NULL), -1);
+    CHECK_EQ_INT(session_get(s, a2, NULL), -1);
+    CHECK_EQ_INT(session_get(s, b1, &info), 0);
+    CHECK_EQ_STR(info.name, "mehmet");
+    s_clock += 600;   /* the admin idle time */
+    CHECK_EQ_INT(session_get(s, b1, NULL), -1);
+    session_store_destroy(&s);
+    session_store_t *plain = s_store(10);
+    CHECK_EQ_STR(session_cookie_name(plain), SESSION_COOKIE);
+    session_store_destroy(&plain);
+}
+
 static void test_session_table_is_bounded_oldest_evicted(void)
 {
     session_store_t *s = s_store(3);
@@ -201,6 +230,7 @@ int main(void)
     RUN(test_session_csrf_must_match_its_own_session);
     RUN(test_session_logout_ends_it);
     RUN(test_session_cookie_flags);
+    RUN(test_named_sessions_have_their_own_cookie_and_end_together);
     RUN(test_session_table_is_bounded_oldest_evicted);
     RUN(test_one_login_flood_ends_only_its_own_oldest_sessions);
     return check_done();

@@ -1,0 +1,244 @@
+// admin.test.mjs — the admin panel in a real browser (system Chromium via playwright-core), in
+// Turkish and in English, at 360x740 and 1280x800. Each run: a new approver logs in with the
+// one-time password and a TOTP code computed here, sets a new password, sees the dashboard, assigns
+// an unlinked held deposit (the confirmation repeats amount and login) and sees it credited in the
+// MT5 simulator, approves one over the auto-credit limit, rejects one, searches and opens a
+// timeline, reads the audit. Then a viewer: no action buttons, and its API calls get 403.
+// Screenshots go to $KASA_TEST_OUT/screenshots. Ends with the line "N passed, N failed".
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { KASA_BIN, OUT, SHOTS, WALLET_ID, BROWSER_ARGS, check, post, startKasa, stopAll, tally, test } from './support.mjs';
+
+const WORK = path.join(OUT, `browser-admin-${process.pid}`);
+
+function base32(text) {
+  const alpha = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0, value = 0;
+  const out = [];
+  for (const c of text.replace(/=+$/, '')) {
+    value = (value << 5) | alpha.indexOf(c);
+    bits += 5;
+    if (bits >= 8) { out.push((value >>> (bits - 8)) & 255); bits -= 8; }
+  }
+  return Buffer.from(out);
+}
+
+// RFC 6238 with HMAC-SHA1, 30 s, 6 digits; each call uses a step not used before by this admin.
+function totp(admin) {
+  const now = Math.floor(Date.now() / 1000 / 30);
+  const step = Math.max(now - 1, (admin.step || 0) + 1);
+  admin.step = step;
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(step));
+  const mac = crypto.createHmac('sha1', base32(admin.secret)).update(msg).digest();
+  const off = mac[19] & 15;
+  const bin = ((mac[off] & 0x7f) << 24) | (mac[off + 1] << 16) | (mac[off + 2] << 8) | mac[off + 3];
+  return String(bin % 1000000).padStart(6, '0');
+}
+
+function addAdmin(env, name, role) {
+  const out = execFileSync(KASA_BIN, ['admin', 'add', name, '--role', role, '--config', env.config]).toString();
+  const password = /one-time password: (\S+)/.exec(out)[1];
+  const secret = /\?secret=([A-Z2-7]+)/.exec(out)[1];
+  return { name, password, secret, step: 0 };
+}
+
+async function heldDeposit(env, address, amount) {
+  const dep = await post(env.cobo + '/sim/deposit', { address, amount, token_id: 'TRON_USDT', chain_id: 'TRON',
+    wallet_id: WALLET_ID, confirmations: 1 });
+  return dep.transaction_id;
+}
+
+// 1 when the MT5 simulator holds a deal of amount on login (waits up to 10 s), else throws with the deals.
+async function hasDeal(env, login, amount) {
+  let text = '';
+  for (let i = 0; i < 50; i++) {
+    const r = await fetch(`${env.mt5}/sim/deals?login=${login}`);
+    text = await r.text();
+    if (JSON.parse(text).deals.some((d) => Number(d.amount) === amount)) return true;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  throw new Error(`no deal of ${amount} on ${login}: ${text}`);
+}
+
+const TEXT = {
+  tr: { login: 'Giriş yap', newpw: 'Yeni şifre belirleyin', held: 'Bekleyenler', assign: 'Hesaba aktar', approve: 'Onayla',
+        reject: 'Reddet', search: 'Arama', credited: 'Bildirildi', rejected: 'Reddedildi', wrong: 'yanlış' },
+  en: { login: 'Log in', newpw: 'Set a new password', held: 'Held', assign: 'Assign', approve: 'Approve',
+        reject: 'Reject', search: 'Search', credited: 'Notified', rejected: 'Rejected', wrong: 'Wrong' },
+};
+
+async function login(page, admin, password) {
+  await page.fill('#name', admin.name);
+  await page.fill('#password', password || admin.password);
+  await page.fill('#code', totp(admin));
+  await page.click('#login-submit');
+}
+
+async function waitState(env, page, id, states) {
+  await page.waitForFunction(async ([u, i, s]) => {
+    const r = await fetch(`/api/admin/deposits/${i}`);
+    return r.ok && s.includes((await r.json()).deposit.state);
+  }, [env.kasa, id, states], { timeout: 30000, polling: 300 });
+}
+
+async function act(page, id, action, reason, assignTo) {
+  const row = page.locator(`li.held-item[data-id="${id}"]`);
+  await row.waitFor({ timeout: 20000 });
+  await row.locator('.h-reason-input').fill(reason);
+  if (assignTo) await row.locator('.h-login-input').fill(assignTo);
+  await row.locator(`button[data-action="${action}"]`).click();
+  await page.waitForSelector('#confirm[open]');
+  return row;
+}
+
+async function run(browser, env, lang, viewport, n) {
+  const tag = `admin-${lang}-${viewport.width}x${viewport.height}`;
+  const T = TEXT[lang];
+  const admin = addAdmin(env, `approver${n}`, 'approver');
+  const context = await browser.newContext({ viewport, locale: lang === 'tr' ? 'tr-TR' : 'en-GB' });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text()); });
+  try {
+    await page.goto(env.kasa + '/admin.html');
+    await page.waitForSelector('#login-form', { state: 'visible' });
+    check(await page.getAttribute('html', 'lang') === 'tr', 'Turkish is the default');
+    if (lang === 'en') {
+      await page.click('#lang-en');
+      await page.reload();
+      await page.waitForSelector('#login-form', { state: 'visible' });
+    }
+    check(await page.textContent('#login-submit') === T.login, 'login button text');
+    await login(page, admin, 'not-the-password');
+    await page.waitForSelector('#login-error:not([hidden])');
+    check((await page.textContent('#login-error')).includes(T.wrong), 'wrong-login message');
+    await page.screenshot({ path: path.join(SHOTS, `${tag}-0-login.png`), fullPage: true });
+    await login(page, admin);
+    await page.waitForSelector('#password-view:not([hidden])');
+    check(await page.textContent('#password-title') === T.newpw, 'the first login asks for a new password');
+    await page.fill('#pw-current', admin.password);
+    await page.fill('#pw-new', `${admin.name}-a-new-password`);
+    await page.click('#password-submit');
+    await page.waitForSelector('#app-view:not([hidden])');
+    await page.waitForSelector('#state-counts div[data-state="HELD"]');
+    await page.screenshot({ path: path.join(SHOTS, `${tag}-1-dashboard.png`), fullPage: true });
+
+    // held: an unlinked deposit assigned, one over the limit approved, one rejected
+    const addr = `TBrowserAdmin${n}Nobody111111111111`.slice(0, 34);
+    const small = await heldDeposit(env, addr, String(40 + n));
+    const big = await heldDeposit(env, addr, String(2000 + n));
+    const bad = await heldDeposit(env, addr, String(60 + n));
+    await page.click('.tab[data-tab="held"]');
+    const row = await act(page, small, 'assign', 'proof of address received', '100002');
+    const text = await page.textContent('#confirm-text');
+    check(text.includes(`${40 + n} USDT`) && text.includes('100002'), `the confirmation repeats amount and login (${text})`);
+    await page.screenshot({ path: path.join(SHOTS, `${tag}-2-confirm.png`), fullPage: true });
+    await page.click('#confirm-ok');
+    await row.waitFor({ state: 'detached', timeout: 20000 });
+    await waitState(env, page, small, ['NOTIFIED', 'CREDITED']);
+    check(await hasDeal(env, 100002, 40 + n - 0.5), 'the MT5 simulator has the credit');
+
+    const bigRow = page.locator(`li.held-item[data-id="${big}"]`);
+    await bigRow.waitFor({ timeout: 20000 });
+    // the big one is assigned to its address's login first (nobody's), then approved
+    await act(page, big, 'assign', 'client account', '100003');
+    await page.click('#confirm-ok');
+    await page.waitForFunction((id) => {
+      const li = document.querySelector(`li.held-item[data-id="${id}"]`);
+      return li && li.querySelector('.h-reason').textContent.includes('approver');
+    }, big, { timeout: 30000 });
+    await act(page, big, 'approve', 'large deposit checked on chain');
+    check((await page.textContent('#confirm-text')).includes(`${2000 + n} USDT`), 'approval confirmation shows the amount');
+    await page.click('#confirm-ok');
+    await waitState(env, page, big, ['NOTIFIED', 'CREDITED']);
+    check(await hasDeal(env, 100003, 2000 + n - 0.5), 'the approved deposit is credited');
+
+    await act(page, bad, 'reject', 'sender is sanctioned');
+    await page.click('#confirm-ok');
+    await waitState(env, page, bad, ['REJECTED']);
+    await page.screenshot({ path: path.join(SHOTS, `${tag}-3-held.png`), fullPage: true });
+
+    // search and timeline
+    await page.click('.tab[data-tab="search"]');
+    await page.fill('#f-q', big);
+    await page.click('#search-submit');
+    const res = page.locator(`#results tr[data-id="${big}"]`);
+    await res.waitFor({ timeout: 10000 });
+    check((await res.textContent()).includes(T.credited), 'search shows the state');
+    await res.click();
+    await page.waitForSelector('#timeline li[data-kind="ADMIN_ACTION"]');
+    const tl = await page.textContent('#timeline');
+    check(tl.includes(`admin:${admin.name}`) && tl.includes('large deposit checked on chain') && tl.includes('HELD → RECEIVED'),
+      'the timeline names who, why and the transitions');
+    await page.screenshot({ path: path.join(SHOTS, `${tag}-4-timeline.png`), fullPage: true });
+    await page.click('.tab[data-tab="audit"]');
+    await page.waitForSelector('#audit li');
+    check((await page.textContent('#audit')).includes('sender is sanctioned'), 'the audit shows the reject');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, `no horizontal scrolling (${overflow}px)`);
+    check(errors.length === 0, `no page errors: ${errors.join('; ')}`);
+  } finally {
+    await context.close();
+  }
+}
+
+async function viewer(browser, env) {
+  const v = addAdmin(env, 'watcher', 'viewer');
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  try {
+    const id = await heldDeposit(env, 'TBrowserAdminViewerNobody111111111', '33');
+    await page.goto(env.kasa + '/admin.html');
+    await login(page, v);
+    await page.waitForSelector('#password-view:not([hidden])');
+    await page.fill('#pw-current', v.password);
+    await page.fill('#pw-new', 'watcher-a-new-password');
+    await page.click('#password-submit');
+    await page.waitForSelector('#app-view:not([hidden])');
+    await page.click('.tab[data-tab="held"]');
+    const row = page.locator(`li.held-item[data-id="${id}"]`);
+    await row.waitFor({ timeout: 20000 });
+    check(await row.locator('button').count() === 0, 'a viewer sees no action buttons');
+    const status = await page.evaluate(async (i) => {
+      const s = await (await fetch('/api/admin/session')).json();
+      const r = await fetch(`/api/admin/deposits/${i}/retry`, { method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf }, body: JSON.stringify({ reason: 'try' }) });
+      return r.status;
+    }, id);
+    check(status === 403, `a viewer's action gets 403 (${status})`);
+    await page.screenshot({ path: path.join(SHOTS, 'admin-viewer.png'), fullPage: true });
+  } finally {
+    await context.close();
+  }
+}
+
+async function main() {
+  let browser;
+  try {
+    const env = await startKasa(WORK, ['KASA_AUTO_CREDIT_LIMIT=1000', 'KASA_DUAL_APPROVAL_LIMIT=5000']);
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: BROWSER_ARGS });
+    let n = 1;
+    for (const lang of ['tr', 'en']) {
+      for (const viewport of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
+        const k = n++;
+        await test(`admin_${lang}_${viewport.width}x${viewport.height}_login_assign_approve_reject_search_timeline`,
+          () => run(browser, env, lang, viewport, k));
+      }
+    }
+    await test('admin_viewer_sees_no_buttons_and_gets_403', () => viewer(browser, env));
+  } catch (e) {
+    tally.failed++;
+    console.log(`FAIL setup\n  ${e && e.stack || e}`);
+  } finally {
+    if (browser) await browser.close().catch(() => {});
+    stopAll();
+  }
+  console.log(`${tally.passed} passed, ${tally.failed} failed`);
+  process.exit(tally.failed ? 1 : 0);
+}
+
+main();

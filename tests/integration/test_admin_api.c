@@ -1,0 +1,402 @@
+/* test_admin_api.c — the admin API against `kasa serve` and the simulators: a login needs the
+ * password and a TOTP code computed here, a code is never accepted twice, the first login forces a
+ * new password; the admin cookie is its own (an investor's session never opens an admin route);
+ * CSRF on every POST; each role's calls checked on the server (a viewer's action gets 403); an
+ * operator assigns an unlinked deposit and it is credited once in the MT5 simulator; two approvers
+ * approve a deposit over the second limit; search, timeline and audit; repeated wrong logins hold
+ * the name back (429, even for the right password) and tell the broker's Telegram chat; a disabled
+ * admin's session stops at once. */
+#include "tests/integration/harness.h"
+#include "tests/check.h"
+
+#include "schema/totp.h"
+
+#define ADDR_A      "TAdmApiAddrA111111111111111111111"   /* linked to 100001 */
+#define ADDR_NOBODY "TAdmApiNobody11111111111111111111"
+
+static h_env_t s_env;
+static int s_ready;
+
+typedef struct {
+    char name[32];
+    char password[64];
+    char secret[40];
+    uint64_t last_step;
+    char sid[80], csrf[80];
+} s_admin_t;
+
+static s_admin_t s_boss = { .name = "boss" }, s_vera = { .name = "vera" }, s_opal = { .name = "opal" },
+                 s_apex = { .name = "apex" },
+                 s_apex2 = { .name = "apex2" };
+
+/* `kasa admin add NAME --role ROLE`: the one-time password and the secret into a. 0 or -1. */
+static int s_add(s_admin_t *a, const char *role)
+{
+    char *out = NULL;
+    int rc = h_kasa_cmd(&s_env, &out, "admin", "add", a->name, "--role", role, "--config", s_env.config, NULL);
+    const char *pw = out ? strstr(out, "one-time password: ") : NULL;
+    const char *sec = out ? strstr(out, "?secret=") : NULL;
+    if (rc == 0 && pw && sec) {
+        sscanf(pw + 19, "%63s", a->password);
+        sscanf(sec + 8, "%39[A-Z2-7]", a->secret);
+    } else {
+        h_log("kasa admin add %s -> %d: %s", a->name, rc, out ? out : "");
+        rc = -1;
+    }
+    free(out);
+    return rc;
+}
+
+/* A code for a that was never used: the earliest step within one step of now after its last one. */
+static void s_code(s_admin_t *a, char code[7])
+{
+    uint8_t key[64];
+    size_t n = 0;
+    totp_base32_decode(a->secret, key, sizeof key, &n);
+    uint64_t now = (uint64_t) time(NULL) / 30, step = now - 1;
+    if (step <= a->last_step)
+        step = a->last_step + 1;
+    totp_code(key, n, step, 6, code);
+    a->last_step = step;
+}
+
+static h_cresp_t s_req(const s_admin_t *a, const char *method, const char *path, const char *body, int csrf)
+{
+    char cookie[120];
+    snprintf(cookie, sizeof cookie, "kasa_admin=%s", a ? a->sid : "");
+    return h_call(s_env.kasa_url, method, path, a && a->sid[0] ? cookie : NULL, csrf && a ? a->csrf : NULL, body,
+                  NULL);
+}
+
+/* Logs a in with password (NULL: its own) and a fresh code. The HTTP status; sid and csrf on 200. */
+static long s_login(s_admin_t *a, const char *password)
+{
+    char code[7], body[300];
+    s_code(a, code);
+    snprintf(body, sizeof body, "{\"name\":\"%s\",\"password\":\"%s\",\"code\":\"%s\"}", a->name,
+             password ? password : a->password, code);
+    h_cresp_t r = h_call(s_env.kasa_url, "POST", "/api/admin/login", NULL, NULL, body, NULL);
+    if (r.status == 200) {
+        char cookie[300] = "";
+        h_header(&r, "Set-Cookie", cookie, sizeof cookie);
+        const char *v = strstr(cookie, "kasa_admin=");
+        snprintf(a->sid, sizeof a->sid, "%.64s", v ? v + 11 : "");
+        h_json_str(r.body, "csrf", a->csrf, sizeof a->csrf);
+    }
+    long st = r.status;
+    h_cresp_free(&r);
+    return st;
+}
+
+/* Logs in with the one-time password and sets a new one. 0 or -1. */
+static int s_first_login(s_admin_t *a)
+{
+    if (s_login(a, NULL) != 200)
+        return -1;
+    char body[300], fresh[64];
+    snprintf(fresh, sizeof fresh, "%s-new-password", a->name);
+    snprintf(body, sizeof body, "{\"current\":\"%s\",\"password\":\"%s\"}", a->password, fresh);
+    h_cresp_t r = s_req(a, "POST", "/api/admin/password", body, 1);
+    long st = r.status;
+    h_cresp_free(&r);
+    snprintf(a->password, sizeof a->password, "%s", fresh);
+    return st == 200 ? 0 : -1;
+}
+
+static h_tx_t s_tx(const char *address, const char *amount)
+{
+    return h_completed_tx(address, amount, "TRON_USDT");
+}
+
+static int s_held(const char *address, const char *amount, h_tx_t *tx)
+{
+    *tx = s_tx(address, amount);
+    if (h_sim_deposit(&s_env, tx, 1, -1, -1) != 0)
+        return -1;
+    return h_wait_state(&s_env, tx->tx_id, DEPOSIT_HELD, 20000) == DEPOSIT_HELD ? 0 : -1;
+}
+
+static int s_deals_of(uint64_t login, int64_t minor)
+{
+    h_deal_t deals[64];
+    int n = h_mt5_deals(&s_env, login, deals, 64), match = 0;
+    for (int i = 0; i < n; i++)
+        match += h_amount_eq(deals[i].profit, minor);
+    return match;
+}
+
+/* POST /api/admin/deposits/TX/ACTION {reason, login}: the status; the body into *out if not NULL. */
+static long s_act(const s_admin_t *a, const char *tx, const char *action, const char *login, char **out)
+{
+    char path[200], body[300];
+    snprintf(path, sizeof path, "/api/admin/deposits/%s/%s", tx, action);
+    snprintf(body, sizeof body, "{\"reason\":\"checked by %s\"%s%s%s}", a->name, login ? ",\"login\":\"" : "",
+             login ? login : "", login ? "\"" : "");
+    h_cresp_t r = s_req(a, "POST", path, body, 1);
+    long st = r.status;
+    if (out)
+        *out = strdup(r.body);
+    h_cresp_free(&r);
+    return st;
+}
+
+static void test_login_needs_password_and_code_and_forces_a_new_password(void)
+{
+    CHECK(s_ready);
+    char code[7], body[300];
+    s_code(&s_boss, code);
+    code[5] = code[5] == '0' ? '1' : '0';   /* a wrong code */
+    snprintf(body, sizeof body, "{\"name\":\"boss\",\"password\":\"%s\",\"code\":\"%s\"}", s_boss.password, code);
+    h_cresp_t r = h_call(s_env.kasa_url, "POST", "/api/admin/login", NULL, NULL, body, NULL);
+    CHECK_EQ_INT(r.status, 401);
+    h_cresp_free(&r);
+    CHECK_EQ_INT(s_login(&s_boss, "not the password"), 401);
+    s_boss.last_step = 0;   /* refused attempts used up no step at the server */
+    CHECK_EQ_INT(s_login(&s_boss, NULL), 200);
+    r = s_req(&s_boss, "GET", "/api/admin/session", NULL, 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"must_change\":true") && strstr(r.body, "\"role\":\"owner\""));
+    h_cresp_free(&r);
+    r = s_req(&s_boss, "GET", "/api/admin/deposits", NULL, 0);
+    CHECK_EQ_INT(r.status, 403);
+    CHECK(strstr(r.body, "one-time password"));
+    h_cresp_free(&r);
+    /* the same code for a second login: refused */
+    snprintf(body, sizeof body, "{\"name\":\"boss\",\"password\":\"%s\",\"code\":\"%s\"}", s_boss.password, code);
+    uint8_t key[64];
+    size_t n = 0;
+    totp_base32_decode(s_boss.secret, key, sizeof key, &n);
+    char used[7];
+    totp_code(key, n, s_boss.last_step, 6, used);
+    snprintf(body, sizeof body, "{\"name\":\"boss\",\"password\":\"%s\",\"code\":\"%s\"}", s_boss.password, used);
+    r = h_call(s_env.kasa_url, "POST", "/api/admin/login", NULL, NULL, body, NULL);
+    CHECK_EQ_INT(r.status, 401);
+    h_cresp_free(&r);
+    /* a new password, then the pages open; the cookie is strict and HttpOnly */
+    snprintf(body, sizeof body, "{\"current\":\"%s\",\"password\":\"boss-new-password\"}", s_boss.password);
+    r = s_req(&s_boss, "POST", "/api/admin/password", body, 0);   /* no CSRF token */
+    CHECK_EQ_INT(r.status, 403);
+    h_cresp_free(&r);
+    r = s_req(&s_boss, "POST", "/api/admin/password", body, 1);
+    CHECK_EQ_INT(r.status, 200);
+    h_cresp_free(&r);
+    snprintf(s_boss.password, sizeof s_boss.password, "boss-new-password");
+    r = s_req(&s_boss, "GET", "/api/admin/deposits", NULL, 0);
+    CHECK_EQ_INT(r.status, 200);
+    h_cresp_free(&r);
+    char cookie[300] = "";
+    r = s_req(&s_boss, "POST", "/api/admin/logout", "{}", 1);
+    CHECK_EQ_INT(r.status, 200);
+    h_header(&r, "Set-Cookie", cookie, sizeof cookie);
+    CHECK(strstr(cookie, "kasa_admin=;") && strstr(cookie, "HttpOnly") && strstr(cookie, "SameSite=Strict"));
+    h_cresp_free(&r);
+    r = s_req(&s_boss, "GET", "/api/admin/session", NULL, 0);
+    CHECK_EQ_INT(r.status, 401);
+    h_cresp_free(&r);
+    CHECK_EQ_INT(s_login(&s_boss, NULL), 200);
+}
+
+static void test_an_investor_session_never_opens_an_admin_route(void)
+{
+    CHECK(s_ready);
+    char body[200], sid[80] = "", cookie[300] = "", admin_cookie[120];
+    snprintf(body, sizeof body, "{\"login\":\"100001\",\"password\":\"%s\"}", H_MT5_PW);
+    h_cresp_t r = h_call(s_env.kasa_url, "POST", "/api/login", NULL, NULL, body, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    h_header(&r, "Set-Cookie", cookie, sizeof cookie);
+    const char *v = strstr(cookie, "kasa_sid=");
+    snprintf(sid, sizeof sid, "%.64s", v ? v + 9 : "");
+    h_cresp_free(&r);
+    char inv[120];
+    snprintf(inv, sizeof inv, "kasa_sid=%s", sid);
+    r = h_call(s_env.kasa_url, "GET", "/api/admin/deposits", inv, NULL, NULL, NULL);
+    CHECK_EQ_INT(r.status, 401);
+    h_cresp_free(&r);
+    snprintf(inv, sizeof inv, "kasa_admin=%s", sid);   /* the investor's id under the admin cookie */
+    r = h_call(s_env.kasa_url, "GET", "/api/admin/deposits", inv, NULL, NULL, NULL);
+    CHECK_EQ_INT(r.status, 401);
+    h_cresp_free(&r);
+    snprintf(admin_cookie, sizeof admin_cookie, "kasa_sid=%s", s_boss.sid);   /* and the other way */
+    r = h_call(s_env.kasa_url, "GET", "/api/me", admin_cookie, NULL, NULL, NULL);
+    CHECK_EQ_INT(r.status, 401);
+    h_cresp_free(&r);
+}
+
+static void test_a_viewer_sees_everything_and_may_not_act(void)
+{
+    CHECK(s_ready);
+    h_tx_t tx;
+    CHECK(s_held(ADDR_NOBODY, "12", &tx) == 0);
+    CHECK_EQ_INT(s_first_login(&s_vera), 0);
+    h_cresp_t r = s_req(&s_vera, "GET", "/api/admin/session", NULL, 0);
+    CHECK(strstr(r.body, "\"may\":[\"view\"]"));
+    h_cresp_free(&r);
+    r = s_req(&s_vera, "GET", "/api/admin/deposits?state=HELD", NULL, 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strstr(r.body, tx.tx_id));
+    h_cresp_free(&r);
+    uint64_t records = h_journal_records(s_env.journal);
+    static const char *const actions[] = { "retry", "assign", "approve", "reject" };
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ_INT(s_act(&s_vera, tx.tx_id, actions[i], i == 1 ? "100002" : NULL, NULL), 403);
+    CHECK_EQ_INT(h_journal_records(s_env.journal), records);
+}
+
+static void test_an_operator_assigns_and_the_deposit_is_credited_once(void)
+{
+    CHECK(s_ready);
+    h_tx_t tx;
+    CHECK(s_held(ADDR_NOBODY, "30", &tx) == 0);
+    CHECK_EQ_INT(s_first_login(&s_opal), 0);
+    char *out = NULL;
+    CHECK_EQ_INT(s_act(&s_opal, tx.tx_id, "reject", NULL, NULL), 403);     /* an operator may not reject */
+    CHECK_EQ_INT(s_act(&s_opal, tx.tx_id, "assign", "999999", &out), 409); /* a login MT5 does not know */
+    CHECK(out && strstr(out, "999999"));
+    free(out);
+    h_cresp_t r = s_req(&s_opal, "POST", "/api/admin/deposits/x/assign", "{\"reason\":\"r\",\"login\":\"100002\"}", 0);
+    CHECK_EQ_INT(r.status, 403);   /* no CSRF token */
+    h_cresp_free(&r);
+    CHECK_EQ_INT(s_act(&s_opal, tx.tx_id, "assign", "100003", &out), 200);
+    CHECK(out && strstr(out, "assigned"));
+    free(out);
+    CHECK_EQ_INT(h_wait_state(&s_env, tx.tx_id, DEPOSIT_NOTIFIED, 20000), DEPOSIT_NOTIFIED);
+    CHECK_EQ_INT(s_deals_of(100003, 2950), 1);
+    CHECK_EQ_INT(s_act(&s_opal, tx.tx_id, "assign", "100004", NULL), 409);   /* no longer held */
+    h_sleep_ms(200);
+    CHECK_EQ_INT(s_deals_of(100003, 2950), 1);
+}
+
+static void test_two_approvers_approve_over_the_second_limit(void)
+{
+    CHECK(s_ready);
+    h_tx_t tx;
+    CHECK(s_held(ADDR_A, "7000", &tx) == 0);
+    CHECK_EQ_INT(s_first_login(&s_apex), 0);
+    CHECK_EQ_INT(s_first_login(&s_apex2), 0);
+    char *out = NULL;
+    CHECK_EQ_INT(s_act(&s_apex, tx.tx_id, "approve", NULL, &out), 200);
+    CHECK(out && strstr(out, "\"waits_for_another_approver\":true"));
+    free(out);
+    CHECK_EQ_INT(s_act(&s_apex, tx.tx_id, "approve", NULL, &out), 409);
+    CHECK(out && strstr(out, "another approver"));
+    free(out);
+    CHECK_EQ_INT(s_act(&s_apex2, tx.tx_id, "approve", NULL, &out), 200);
+    CHECK(out && strstr(out, "\"waits_for_another_approver\":false"));
+    free(out);
+    CHECK_EQ_INT(h_wait_state(&s_env, tx.tx_id, DEPOSIT_NOTIFIED, 20000), DEPOSIT_NOTIFIED);
+    CHECK_EQ_INT(s_deals_of(100001, 699950), 1);
+
+    /* the timeline and the audit tell who, from where and why */
+    char path[200];
+    snprintf(path, sizeof path, "/api/admin/deposits/%s", tx.tx_id);
+    h_cresp_t r = s_req(&s_vera, "GET", path, NULL, 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"approvers\":[\"admin:apex\",\"admin:apex2\"]") && strstr(r.body, "\"kind\":\"ADMIN_ACTION\"") &&
+          strstr(r.body, "\"origin\":\"ip:127.0.0.1\"") && strstr(r.body, "\"to\":\"CREDITED\""));
+    h_cresp_free(&r);
+    r = s_req(&s_vera, "GET", "/api/admin/audit?actor=apex2", NULL, 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"actor\":\"admin:apex2\"") && strstr(r.body, "checked by apex2") &&
+          !strstr(r.body, "\"actor\":\"admin:apex\","));
+    h_cresp_free(&r);
+}
+
+static void test_search_filters_and_pages_newest_first(void)
+{
+    CHECK(s_ready);
+    h_cresp_t r = s_req(&s_vera, "GET", "/api/admin/deposits?state=NOTIFIED&login=100001&min=5000&max=8000", NULL, 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"amount\":\"7000\"") && strstr(r.body, "\"total\":1,"));
+    h_cresp_free(&r);
+    r = s_req(&s_vera, "GET", "/api/admin/deposits?limit=1&page=2", NULL, 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"page\":2,\"limit\":1") && strstr(r.body, "\"total\":3,") &&
+          strstr(r.body, "\"amount\":\"30\""));   /* newest first: 7000, then 30, then 12 */
+    h_cresp_free(&r);
+    r = s_req(&s_vera, "GET", "/api/admin/deposits?from=2999-01-01", NULL, 0);
+    CHECK(strstr(r.body, "\"total\":0,"));
+    h_cresp_free(&r);
+    static const char *const bad[] = { "state=SOMEWHERE", "login=abc", "from=yesterday", "min=-5", "limit=1000", NULL };
+    for (int i = 0; bad[i]; i++) {
+        char path[120];
+        snprintf(path, sizeof path, "/api/admin/deposits?%s", bad[i]);
+        r = s_req(&s_vera, "GET", path, NULL, 0);
+        CHECK_EQ_INT(r.status, 400);
+        h_cresp_free(&r);
+    }
+    r = s_req(&s_vera, "GET", "/api/admin/deposits/no-such-deposit", NULL, 0);
+    CHECK_EQ_INT(r.status, 404);
+    h_cresp_free(&r);
+    r = s_req(&s_vera, "GET", "/api/admin/summary", NULL, 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strstr(r.body, "\"NOTIFIED\":2") && strstr(r.body, "\"HELD\":1") &&
+          strstr(r.body, "{\"token\":\"TRON_USDT\",\"today\":\"7030\",\"week\":\"7030\"}"));
+    h_cresp_free(&r);
+    r = s_req(&s_vera, "GET", "/api/admin/admins", NULL, 0);
+    CHECK(strstr(r.body, "\"name\":\"apex2\",\"role\":\"approver\""));
+    h_cresp_free(&r);
+}
+
+static void test_wrong_logins_hold_the_name_back_and_tell_the_chat(void)
+{
+    CHECK(s_ready);
+    s_admin_t mallory = s_vera;
+    for (int i = 0; i < 5; i++)   /* five free failures */
+        CHECK_EQ_INT(s_login(&mallory, "guessing-the-password"), 401);
+    /* then each further failure makes the next attempt wait longer (1 s, 2 s, 4 s ...): soon an
+     * attempt comes before its wait is over */
+    long st = 401;
+    for (int i = 0; i < 10 && st == 401; i++)
+        st = s_login(&mallory, "guessing-the-password");
+    CHECK_EQ_INT(st, 429);
+    char code[7], body[300];
+    s_code(&s_vera, code);
+    snprintf(body, sizeof body, "{\"name\":\"vera\",\"password\":\"%s\",\"code\":\"%s\"}", s_vera.password, code);
+    h_cresp_t r = h_call(s_env.kasa_url, "POST", "/api/admin/login", NULL, NULL, body, NULL);
+    CHECK_EQ_INT(r.status, 429);   /* even the right password and code */
+    char retry[32] = "";
+    CHECK_EQ_INT(h_header(&r, "Retry-After", retry, sizeof retry), 0);
+    CHECK(atoi(retry) > 0);
+    h_cresp_free(&r);
+    char *msgs = h_tg_messages(&s_env);
+    CHECK(msgs && strstr(msgs, "Yönetici girişi kilitlendi") && strstr(msgs, "vera"));
+    free(msgs);
+}
+
+static void test_a_disabled_admin_is_out_at_once(void)
+{
+    CHECK(s_ready);
+    h_cresp_t r = s_req(&s_opal, "GET", "/api/admin/deposits", NULL, 0);
+    CHECK_EQ_INT(r.status, 200);
+    h_cresp_free(&r);
+    char *out = NULL;
+    CHECK_EQ_INT(h_kasa_cmd(&s_env, &out, "admin", "disable", "opal", "--config", s_env.config, NULL), 0);
+    free(out);
+    r = s_req(&s_opal, "GET", "/api/admin/deposits", NULL, 0);
+    CHECK_EQ_INT(r.status, 401);
+    h_cresp_free(&r);
+    CHECK_EQ_INT(s_login(&s_opal, NULL), 401);
+}
+
+int main(void)
+{
+    if (h_env_init(&s_env, "adminapi") == 0 && h_sims_start(&s_env, NULL) == 0 &&
+        h_config_write(&s_env, "KASA_AUTO_CREDIT_LIMIT=1000\nKASA_DUAL_APPROVAL_LIMIT=5000\n") == 0 &&
+        h_kasa_start(&s_env) == 0)
+        s_ready = h_link(&s_env, ADDR_A, 100001) == 0 && s_add(&s_boss, "owner") == 0 && s_add(&s_vera, "viewer") == 0 &&
+                  s_add(&s_opal, "operator") == 0 && s_add(&s_apex, "approver") == 0 && s_add(&s_apex2, "approver") == 0;
+    if (!s_ready)
+        h_log("setup failed; logs in %s", s_env.dir);
+    RUN(test_login_needs_password_and_code_and_forces_a_new_password);
+    RUN(test_an_investor_session_never_opens_an_admin_route);
+    RUN(test_a_viewer_sees_everything_and_may_not_act);
+    RUN(test_an_operator_assigns_and_the_deposit_is_credited_once);
+    RUN(test_two_approvers_approve_over_the_second_limit);
+    RUN(test_search_filters_and_pages_newest_first);
+    RUN(test_wrong_logins_hold_the_name_back_and_tell_the_chat);
+    RUN(test_a_disabled_admin_is_out_at_once);
+    if (s_ready)
+        CHECK_EQ_INT(h_kasa_stop(&s_env), 0);
+    h_env_finish(&s_env, check_failed_ > 0);
+    return check_done();
+}

@@ -1,0 +1,675 @@
+/* admin.c — see admin.h. Listings and timelines read the registry and the journal directly: a
+ * search walks every deposit in memory and a timeline or the audit reads the journal from its start
+ * (bounded answers; their cost grows with the journal, which the MongoDB read model will take over). */
+#include "web/admin.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "actors/desk.h"
+#include "actors/mt5.h"
+#include "actors/registry.h"
+#include "actors/telegram.h"
+#include "schema/json.h"
+#include "schema/log.h"
+#include "schema/money.h"
+#include "web/api.h"
+#include "web/throttle.h"
+
+#define S_PAGE_MAX 100
+#define S_AUDIT_MAX 500
+#define S_LOCK_NOTICE_TIMEOUT_MS 5000
+
+#define S_NOTICES 64          /* names whose lockout was told recently */
+#define S_NOTICE_EVERY_S 900  /* one lockout notice per name per 15 minutes */
+
+struct admin_api_t {
+    pipeline_t *pipeline;
+    admins_t *admins;
+    journal_t *journal;
+    const config_t *cfg;
+    session_store_t *sessions;
+    throttle_t *throttle;
+    int secure_cookie;
+    telegram_t *tg;          /* lockout notices; NULL without Telegram */
+    pthread_mutex_t mu;      /* notices */
+    struct { char name[64]; int64_t at_s; } notices[S_NOTICES];
+};
+
+/* A stable 64-bit key for an admin name in the rate-limit table (FNV-1a; 0 is never returned). */
+static uint64_t s_name_key(const char *name)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *) name; p && *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
+static void s_origin(const http_request_t *req, char *out, size_t len)
+{
+    const char *ip = http_client_ip(req);
+    snprintf(out, len, "ip:%.60s", ip && *ip ? ip : "?");
+}
+
+/* The caller: session, then the account as it is now. 0 with *who filled, or -1 after answering
+ * 401 (no session; account gone or disabled: the session ends) or 403 (CSRF; a one-time password
+ * not yet changed, unless allow_must_change; the role may not do action). */
+static int s_caller(admin_api_t *self, const http_request_t *req, http_response_t *res, int csrf,
+                    admin_action_t action, int allow_must_change, admin_view_t *who)
+{
+    session_info_t info;
+    if (api_auth(self->sessions, req, res, &info, csrf) != 0)
+        return -1;
+    if (admins_get(self->admins, info.name, who) != 0 || who->disabled) {
+        session_end_named(self->sessions, info.name);
+        http_reply_error(res, 401, "not logged in");
+        return -1;
+    }
+    if (who->must_change && !allow_must_change) {
+        http_reply_error(res, 403, "change your one-time password first");
+        return -1;
+    }
+    if (action != ADMIN_ACTION_COUNT && !admin_may(who->role, action)) {
+        log_warn("admin.forbidden", "admin=%s role=%s action=%s", who->name, admin_role_name(who->role),
+                 admin_action_name(action));
+        http_reply_error(res, 403, "your role may not do this");
+        return -1;
+    }
+    return 0;
+}
+
+static void s_reply_session(admin_api_t *self, http_response_t *res, const admin_view_t *who, const char *csrf)
+{
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"name\":");
+    jbuf_str(&b, who->name);
+    jbuf_puts(&b, ",\"role\":");
+    jbuf_str(&b, admin_role_name(who->role));
+    jbuf_printf(&b, ",\"must_change\":%s,\"csrf\":", who->must_change ? "true" : "false");
+    jbuf_str(&b, csrf);
+    jbuf_puts(&b, ",\"may\":[");
+    int n = 0;
+    for (int a = 0; a < ADMIN_ACTION_COUNT; a++)
+        if (admin_may(who->role, (admin_action_t) a)) {
+            jbuf_puts(&b, n++ ? "," : "");
+            jbuf_str(&b, admin_action_name((admin_action_t) a));
+        }
+    jbuf_puts(&b, "]}");
+    (void) self;
+    http_reply_json(res, 200, jbuf_take(&b));
+}
+
+/* ---- login, session, logout, password ------------------------------------------------------------ */
+
+/* 1 if name's lockout was not told within S_NOTICE_EVERY_S (and marks it told now). */
+static int s_notice_due(admin_api_t *self, const char *name)
+{
+    int64_t now = (int64_t) time(NULL);
+    int slot = 0, due = 1;
+    pthread_mutex_lock(&self->mu);
+    for (int i = 0; i < S_NOTICES; i++) {
+        if (strcmp(self->notices[i].name, name) == 0) {
+            slot = i;
+            due = now - self->notices[i].at_s >= S_NOTICE_EVERY_S;
+            break;
+        }
+        if (self->notices[i].at_s < self->notices[slot].at_s)
+            slot = i;   /* the stalest, if name has no slot */
+    }
+    if (due) {
+        snprintf(self->notices[slot].name, sizeof self->notices[slot].name, "%s", name);
+        self->notices[slot].at_s = now;
+    }
+    pthread_mutex_unlock(&self->mu);
+    return due;
+}
+
+/* Tells the broker's chat that logins of name from ip are held back (Turkish, the chat's language). */
+static void s_lock_notice(admin_api_t *self, const char *name, const char *ip, int64_t wait_s)
+{
+    log_warn("admin.login_locked", "admin=%s ip=%s retry_after=%lld", name, ip ? ip : "-", (long long) wait_s);
+    if (!self->tg || !s_notice_due(self, name))
+        return;
+    char *n = telegram_escape_html(name), *i = telegram_escape_html(ip ? ip : "?");
+    char text[600], err[160];
+    snprintf(text, sizeof text,
+             "<b>Yönetici girişi kilitlendi</b>\nKullanıcı: <code>%s</code>\nIP: <code>%s</code>\n"
+             "Çok fazla hatalı deneme; %lld dakika sonra yeniden denenebilir.",
+             n, i, (long long) (wait_s + 59) / 60);
+    free(n);
+    free(i);
+    if (telegram_send(self->tg, self->cfg->telegram_chat_id, text, err, sizeof err) != TELEGRAM_OK)
+        log_warn("admin.lock_notice_failed", "admin=%s reason=\"%s\"", name, err);
+}
+
+static void s_login(void *arg, const http_request_t *req, http_response_t *res)
+{
+    admin_api_t *self = arg;
+    bson_t doc;
+    if (api_json_body(req, res, &doc) != 0)
+        return;
+    const char *n = json_get_str(&doc, "name"), *pw = json_get_str(&doc, "password"), *c = json_get_str(&doc, "code");
+    char name[64] = "", password[130] = "", code[8] = "";
+    int ok = n && pw && c && strlen(n) < sizeof name && strlen(pw) < sizeof password && strlen(c) < sizeof code;
+    if (ok) {
+        snprintf(name, sizeof name, "%s", n);
+        snprintf(password, sizeof password, "%s", pw);
+        snprintf(code, sizeof code, "%s", c);
+    }
+    bson_destroy(&doc);
+    if (!ok) {
+        http_reply_error(res, 400, "name, password and code are required");
+        return;
+    }
+    const char *ip = http_client_ip(req);
+    const netaddr_t *client = http_client_addr(req);
+    uint64_t key = s_name_key(name);
+    int64_t wait_s = 0;
+    if (throttle_attempt(self->throttle, key, client, &wait_s) != 0) {
+        explicit_bzero(password, sizeof password);
+        s_lock_notice(self, name, ip, wait_s);
+        api_reply_retry(res, 429, "too many failed logins; try again later", wait_s);
+        return;
+    }
+    char origin[64], why[160];
+    s_origin(req, origin, sizeof origin);
+    admin_view_t who;
+    admins_login_t r = admins_login(self->admins, self->journal, name, password, code, (int64_t) time(NULL), origin,
+                                    &who, why, sizeof why);
+    explicit_bzero(password, sizeof password);
+    if (r == ADMINS_LOGIN_FAILED) {
+        throttle_forgive(self->throttle, key, client);
+        http_reply_error(res, 503, "cannot record the login; try again");
+        return;
+    }
+    if (r != ADMINS_LOGIN_OK) {
+        log_info("admin.login_failed", "admin=%s ip=%s", name, ip ? ip : "-");
+        http_reply_error(res, 401, "wrong name, password or code");
+        return;
+    }
+    throttle_success(self->throttle, key, client);
+    const char *old = http_cookie(req, ADMIN_COOKIE);
+    if (old)
+        session_end(self->sessions, old);
+    char sid[SESSION_ID_HEX];
+    session_info_t info;
+    if (session_create_named(self->sessions, name, sid) != 0 || session_peek(self->sessions, sid, &info) != 0) {
+        http_reply_error(res, 500, "could not start a session");
+        return;
+    }
+    char cookie[256];
+    session_cookie(self->sessions, sid, self->secure_cookie, cookie, sizeof cookie);
+    http_add_header(res, "Set-Cookie", cookie);
+    s_reply_session(self, res, &who, info.csrf);
+}
+
+static void s_session(void *arg, const http_request_t *req, http_response_t *res)
+{
+    admin_api_t *self = arg;
+    admin_view_t who;
+    if (s_caller(self, req, res, 0, ADMIN_ACTION_COUNT, 1, &who) != 0)
+        return;
+    session_info_t info;
+    session_peek(self->sessions, http_cookie(req, ADMIN_COOKIE), &info);
+    s_reply_session(self, res, &who, info.csrf);
+}
+
+static void s_logout(void *arg, const http_request_t *req, http_response_t *res)
+{
+    admin_api_t *self = arg;
+    session_info_t info;
+    if (api_auth(self->sessions, req, res, &info, 1) != 0)
+        return;
+    session_end(self->sessions, http_cookie(req, ADMIN_COOKIE));
+    char cookie[256];
+    session_cookie(self->sessions, NULL, self->secure_cookie, cookie, sizeof cookie);
+    http_add_header(res, "Set-Cookie", cookie);
+    log_info("admin.logout", "admin=%s", info.name);
+    http_reply_json(res, 200, strdup("{\"ok\":true}"));
+}
+
+static void s_password(void *arg, const http_request_t *req, http_response_t *res)
+{
+    admin_api_t *self = arg;
+    admin_view_t who;
+    if (s_caller(self, req, res, 1, ADMIN_ACTION_COUNT, 1, &who) != 0)
+        return;
+    bson_t doc;
+    if (api_json_body(req, res, &doc) != 0)
+        return;
+    const char *cur = json_get_str(&doc, "current"), *pw = json_get_str(&doc, "password");
+    char origin[64], err[160];
+    s_origin(req, origin, sizeof origin);
+    int rc = cur && pw ? admins_set_password(self->admins, self->journal, who.name, cur, pw, origin, err, sizeof err)
+                       : (snprintf(err, sizeof err, "current and password are required"), -1);
+    bson_destroy(&doc);
+    if (rc != 0) {
+        http_reply_error(res, 400, err);
+        return;
+    }
+    http_reply_json(res, 200, strdup("{\"ok\":true}"));
+}
+
+/* ---- deposits ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    int state;                   /* -1 any */
+    uint64_t login;
+    const char *q;               /* in tx id, hash or address */
+    int64_t from_ms, to_ms;      /* created within; 0: open */
+    money_atto_t min, max;       /* amount within; max 0: open */
+    int skip, limit;
+    int matched, shown;
+    jbuf_t *b;
+} s_search_t;
+
+static void s_search_one(void *arg, const registry_entry_t *e)
+{
+    s_search_t *s = arg;
+    const deposit_view_t *d = &e->view;
+    if ((s->state >= 0 && (int) d->state != s->state) || (s->login && d->login != s->login) ||
+        (s->from_ms && d->created_ms < s->from_ms) || (s->to_ms && d->created_ms >= s->to_ms))
+        return;
+    if (s->q && *s->q && !strstr(d->tx_id, s->q) && !strstr(d->tx_hash, s->q) && !strstr(d->address, s->q))
+        return;
+    if (s->min || s->max) {
+        money_atto_t a;
+        if (money_parse(d->amount, &a, NULL, 0) != 0 || a < s->min || (s->max && a > s->max))
+            return;
+    }
+    if (s->matched++ < s->skip || s->shown >= s->limit)
+        return;
+    jbuf_puts(s->b, s->shown++ ? "," : "");
+    desk_entry_json(s->b, e);
+}
+
+/* "YYYY-MM-DD" (UTC) → Unix ms; -1 if not. */
+static int s_day_ms(const char *text, int64_t *ms)
+{
+    struct tm tm = { 0 };
+    const char *end = text ? strptime(text, "%Y-%m-%d", &tm) : NULL;
+    if (!end || *end)
+        return -1;
+    *ms = (int64_t) timegm(&tm) * 1000;
+    return 0;
+}
+
+static int s_int_query(const http_request_t *req, const char *name, int lo, int hi, int dflt, int *out)
+{
+    const char *v = http_query(req, name);
+    *out = dflt;
+    if (!v || !*v)
+        return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < lo || n > hi)
+        return -1;
+    *out = (int) n;
+    return 0;
+}
+
+static void s_deposits(void *arg, const http_request_t *req, http_response_t *res)
+{
+    admin_api_t *self = arg;
+    admin_view_t who;
+    if (s_caller(self, req, res, 0, ADMIN_VIEW, 0, &who) != 0)
+        return;
+    jbuf_t b;
+    jbuf_init(&b);
+    s_search_t s = { -1, 0, http_query(req, "q"), 0, 0, 0, 0, 0, 0, 0, 0, &b };
+    const char *v;
+    int page, bad = 0;
+    if ((v = http_query(req, "state")) && *v && (s.state = deposit_state_from_name(v)) < 0)
+        bad = 1;
+    if ((v = http_query(req, "login")) && *v && mt5_parse_login(v, &s.login) != 0)
+        bad = 1;
+    if ((v = http_query(req, "from")) && *v && s_day_ms(v, &s.from_ms) != 0)
+        bad = 1;
+    if ((v = http_query(req, "to")) && *v && (s_day_ms(v, &s.to_ms) != 0 || !(s.to_ms += 86400000)))
+        bad = 1;
+    if ((v = http_query(req, "min")) && *v && money_parse(v, &s.min, NULL, 0) != 0)
+        bad = 1;
+    if ((v = http_query(req, "max")) && *v && money_parse(v, &s.max, NULL, 0) != 0)
+        bad = 1;
+    if (s_int_query(req, "page", 1, 1000000, 1, &page) != 0 || s_int_query(req, "limit", 1, S_PAGE_MAX, 50, &s.limit) != 0)
+        bad = 1;
+    if (bad) {
+        jbuf_free(&b);
+        http_reply_error(res, 400, "bad filter: state NAME, login N, from/to YYYY-MM-DD, min/max amount, page, limit");
+        return;
+    }
+    s.skip = (page - 1) * s.limit;
+    jbuf_puts(&b, "{\"deposits\":[");
+    registry_each(pipeline_registry(self->pipeline), 0, 0, s_search_one, &s);
+    jbuf_printf(&b, "],\"total\":%d,\"page\":%d,\"limit\":%d}", s.matched, page, s.limit);
+    http_reply_json(res, 200, jbuf_take(&b));
+}
+
+/* Appends every journal record whose tx_id is tx (as JSON, oldest first) to b. How many. */
+static int s_timeline(admin_api_t *self, const char *tx, jbuf_t *b)
+{
+    char err[256];
+    journal_reader_t *rd = journal_reader_open(self->cfg->journal_dir, 1, err, sizeof err);
+    if (!rd)
+        return 0;
+    record_t *r = malloc(sizeof *r);
+    journal_entry_t je;
+    int n = 0;
+    while (r && journal_reader_next(rd, &je) == 1) {
+        if (record_decode(je.payload, je.len, r, err, sizeof err) != 0 || strcmp(r->tx_id, tx) != 0)
+            continue;
+        jbuf_puts(b, n++ ? "," : "");
+        record_to_json(r, je.lsn, b);
+    }
+    free(r);
+    journal_reader_destroy(&rd);
+    return n;
+}
+
+/* The deposit id and the action from "/api/admin/deposits/{id}[/{action}]"; action "" if none. */
+static int s_split(const char *path, char id[80], char action[16])
+{
+    const char *p = path + strlen("/api/admin/deposits/");
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t) (slash - p) : strlen(p);
+    if (!n || n >= 80 || (slash && strlen(slash + 1) >= 16))
+        return -1;
+    memcpy(id, p, n);
+    id[n] = '\0';
+    snprintf(action, 16, "%s", slash ? slash + 1 : "");
+    return 0;
+}
+
+static void s_deposit(void *arg, const http_request_t *req, http_response_t *res)
+{
+    admin_api_t *self = arg;
+    admin_view_t who;
+    if (s_caller(self, req, res, 0, ADMIN_VIEW, 0, &who) != 0)
+        return;
+    char id[80], action[16];
+    registry_entry_t e;
+    if (s_split(http_path(req), id, action) != 0 || action[0] ||
+        registry_get(pipeline_registry(self->pipeline), id, &e) != 0) {
+        http_reply_error(res, 404, "no such deposit");
+        return;
+    }
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"deposit\":");
+    desk_entry_json(&b, &e);
+    jbuf_puts(&b, ",\"timeline\":[");
+    s_timeline(self, id, &b);
+    jbuf_puts(&b, "]}");
+    http_reply_json(res, 200, jbuf_take(&b));
+}
+
+static void s_act(void *arg, const http_request_t *req, http_response_t *res)
+{
+    admin_api_t *self = arg;
+    char id[80], name[16];
+    int action = -1;
+    if (s_split(http_path(req), id, name) != 0 || (action = desk_action_from_name(name)) < 0) {
+        http_reply_error(res, 404, "no such action");
+        return;
+    }
+    admin_view_t who;
+    if (s_caller(self, req, res, 1, admin_action_of_desk((desk_action_t) action), 0, &who) != 0)
+        return;
+    bson_t doc;
+    if (api_json_body(req, res, &doc) != 0)
+        return;
+    char reason[160] = "";
+    const char *rs = json_get_str(&doc, "reason");
+    snprintf(reason, sizeof reason, "%s", rs ? rs : "");
+    uint64_t login = 0;
+    const char *ls = json_get_str(&doc, "login");
+    int64_t ln = 0;
+    if (ls)
+        mt5_parse_login(ls, &login);
+    else if (json_get_i64(&doc, "login", &ln) == 0 && ln > 0)
+        login = (uint64_t) ln;
+    bson_destroy(&doc);
+    char actor[80], origin[64], err[256] = "";
+    snprintf(actor, sizeof actor, "admin:%.60s", who.name);
+    s_origin(req, origin, sizeof origin);
+    desk_request_t dr = { id, (desk_action_t) action, action == DESK_ASSIGN ? login : 0, actor, origin, reason };
+    int rc = pipeline_admin(self->pipeline, &dr, err, sizeof err);
+    if (rc < 0) {
+        http_reply_error(res, strstr(err, "unknown deposit") ? 404 : 409, err);
+        return;
+    }
+    char text[300];
+    desk_describe((desk_action_t) action, rc == 1, id, dr.login, text, sizeof text);
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_printf(&b, "{\"ok\":true,\"waits_for_another_approver\":%s,\"message\":", rc == 1 ? "true" : "false");
+    jbuf_str(&b, text);
+    jbuf_puts(&b, "}");
+    http_reply_json(res, 200, jbuf_take(&b));
+}
+
+/* GET /api/admin/deposits/... and POST /api/admin/deposits/{id}/{action} share one prefix. */
+static void s_deposit_route(void *arg, const http_request_t *req, http_response_t *res)
+{
+    if (strcmp(http_method(req), "POST") == 0)
+        s_act(arg, req, res);
+    else
+        s_deposit(arg, req, res);
+}
+
+/* ---- dashboard ----------------------------------------------------------------------------------- */
+
+#define S_TOKENS 16
+
+typedef struct {
+    int count[DEPOSIT_STATE_COUNT];
+    int64_t day_ms, week_ms;             /* start of today and of 7 days ago (UTC) */
+    char token[S_TOKENS][40];
+    money_atto_t today[S_TOKENS], week[S_TOKENS];
+    int tokens;
+} s_summary_t;
+
+static void s_summary_one(void *arg, const registry_entry_t *e)
+{
+    s_summary_t *s = arg;
+    const deposit_view_t *d = &e->view;
+    if ((unsigned) d->state < DEPOSIT_STATE_COUNT)
+        s->count[d->state]++;
+    if ((d->state != DEPOSIT_CREDITED && d->state != DEPOSIT_NOTIFIED) || d->updated_ms < s->week_ms)
+        return;
+    money_atto_t a;
+    if (money_parse(d->amount, &a, NULL, 0) != 0)
+        return;
+    int t = 0;
+    while (t < s->tokens && strcmp(s->token[t], d->token_id) != 0)
+        t++;
+    if (t == s->tokens) {
+        if (s->tokens == S_TOKENS)
+            return;
+        snprintf(s->token[s->tokens++], sizeof s->token[0], "%s", d->token_id);
+    }
+    s->week[t] += a;
+    if (d->updated_ms >= s->day_ms)
+        s->today[t] += a;
+}
+
+/* GET /api/admin/summary: deposits per state; credited token volume today and over 7 days. */
+static void s_summary(void *arg, const http_request_t *req, http_response_t *res)
+{
+    admin_api_t *self = arg;
+    admin_view_t who;
+    if (s_caller(self, req, res, 0, ADMIN_VIEW, 0, &who) != 0)
+        return;
+    s_summary_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        http_reply_error(res, 500, "out of memory");
+        return;
+    }
+    int64_t now_ms = (int64_t) time(NULL) * 1000;
+    s->day_ms = now_ms - now_ms % 86400000;
+    s->week_ms = s->day_ms - 6 * 86400000LL;
+    registry_each(pipeline_registry(self->pipeline), 0, 0, s_summary_one, s);
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"states\":{");
+    for (int i = 1; i < DEPOSIT_STATE_COUNT; i++)
+        jbuf_printf(&b, "%s\"%s\":%d", i > 1 ? "," : "", deposit_state_name((deposit_state_t) i), s->count[i]);
+    jbuf_puts(&b, "},\"credited\":[");
+    for (int t = 0; t < s->tokens; t++) {
+        char today[64], week[64];
+        money_format(s->today[t], today, sizeof today);
+        money_format(s->week[t], week, sizeof week);
+        jbuf_puts(&b, t ? ",{\"token\":" : "{\"token\":");
+        jbuf_str(&b, s->token[t]);
+        jbuf_printf(&b, ",\"today\":\"%s\",\"week\":\"%s\"}", today, week);
+    }
+    jbuf_puts(&b, "]}");
+    free(s);
+    http_reply_json(res, 200, jbuf_take(&b));
+}
+
+/* ---- audit and admins ---------------------------------------------------------------------------- */
+
+static void s_audit(void *arg, const http_request_t *req, http_response_t *res)
+{
+    admin_api_t *self = arg;
+    admin_view_t who;
+    if (s_caller(self, req, res, 0, ADMIN_VIEW, 0, &who) != 0)
+        return;
+    int limit;
+    if (s_int_query(req, "limit", 1, S_AUDIT_MAX, 100, &limit) != 0) {
+        http_reply_error(res, 400, "limit is 1 to 500");
+        return;
+    }
+    const char *actor = http_query(req, "actor");
+    char err[256];
+    journal_reader_t *rd = journal_reader_open(self->cfg->journal_dir, 1, err, sizeof err);
+    if (!rd) {
+        http_reply_error(res, 503, "cannot read the journal");
+        return;
+    }
+    /* the newest `limit` audit records: a ring of their JSON texts, printed newest first */
+    char **ring = calloc((size_t) limit, sizeof *ring);
+    record_t *r = malloc(sizeof *r);
+    journal_entry_t je;
+    long seen = 0;
+    while (ring && r && journal_reader_next(rd, &je) == 1) {
+        if (record_decode(je.payload, je.len, r, err, sizeof err) != 0 ||
+            (r->kind != RECORD_ADMIN_ACTION && r->kind != RECORD_ADMIN_ACCOUNT) ||
+            (actor && *actor && !strstr(r->actor, actor)))
+            continue;
+        jbuf_t one;
+        jbuf_init(&one);
+        record_to_json(r, je.lsn, &one);
+        free(ring[seen % limit]);
+        ring[seen % limit] = jbuf_take(&one);
+        seen++;
+    }
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"audit\":[");
+    long n = seen < limit ? seen : limit;
+    for (long i = 0; ring && i < n; i++) {
+        jbuf_puts(&b, i ? "," : "");
+        jbuf_puts(&b, ring[(seen - 1 - i) % limit]);
+    }
+    jbuf_puts(&b, "]}");
+    for (int i = 0; ring && i < limit; i++)
+        free(ring[i]);
+    free(ring);
+    free(r);
+    journal_reader_destroy(&rd);
+    http_reply_json(res, 200, jbuf_take(&b));
+}
+
+static void s_admin_one(void *arg, const admin_view_t *a)
+{
+    jbuf_t *b = arg;
+    if (b->len && b->data[b->len - 1] == '}')
+        jbuf_puts(b, ",");
+    jbuf_puts(b, "{\"name\":");
+    jbuf_str(b, a->name);
+    jbuf_puts(b, ",\"role\":");
+    jbuf_str(b, admin_role_name(a->role));
+    jbuf_printf(b, ",\"disabled\":%s,\"must_change\":%s,\"created_ms\":%lld,\"last_login_ms\":%lld}",
+                a->disabled ? "true" : "false", a->must_change ? "true" : "false", (long long) a->created_ms,
+                (long long) a->last_login_ms);
+}
+
+static void s_admins(void *arg, const http_request_t *req, http_response_t *res)
+{
+    admin_api_t *self = arg;
+    admin_view_t who;
+    if (s_caller(self, req, res, 0, ADMIN_VIEW, 0, &who) != 0)
+        return;
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"admins\":[");
+    admins_each(self->admins, s_admin_one, &b);
+    jbuf_puts(&b, "]}");
+    http_reply_json(res, 200, jbuf_take(&b));
+}
+
+/* ---- setup --------------------------------------------------------------------------------------- */
+
+admin_api_t *admin_routes(http_server_t *http, pipeline_t *pipeline, admins_t *admins, journal_t *journal,
+                          const config_t *cfg, const session_opts_t *opts, const throttle_opts_t *topts, char *err,
+                          size_t errlen)
+{
+    admin_api_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->pipeline = pipeline;
+    self->admins = admins;
+    self->journal = journal;
+    self->cfg = cfg;
+    session_opts_t o = { .idle_s = 600, .absolute_s = 8 * 3600, .max_sessions = 1000 };
+    throttle_opts_t th = { .pair_free = 5, .client_max = 20, .account_alarm = 20, .window_s = 900 };
+    if (opts)
+        o = *opts;
+    if (topts)
+        th = *topts;
+    o.cookie = ADMIN_COOKIE;
+    pthread_mutex_init(&self->mu, NULL);
+    self->sessions = session_store_new(&o);
+    self->throttle = throttle_new(&th);
+    self->secure_cookie = cfg->cookie_secure;
+    if (cfg->telegram_bot_token[0] && cfg->telegram_chat_id[0])
+        self->tg = telegram_new(cfg->telegram_api_url, cfg->telegram_bot_token, S_LOCK_NOTICE_TIMEOUT_MS);
+    if (!self->sessions || !self->throttle) {
+        admin_api_destroy(&self);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    http_route(http, "POST", "/api/admin/login", s_login, self);
+    http_route(http, "GET", "/api/admin/session", s_session, self);
+    http_route(http, "POST", "/api/admin/logout", s_logout, self);
+    http_route(http, "POST", "/api/admin/password", s_password, self);
+    http_route(http, "GET", "/api/admin/deposits", s_deposits, self);
+    http_route(http, "GET", "/api/admin/deposits/*", s_deposit_route, self);
+    http_route(http, "POST", "/api/admin/deposits/*", s_deposit_route, self);
+    http_route(http, "GET", "/api/admin/summary", s_summary, self);
+    http_route(http, "GET", "/api/admin/audit", s_audit, self);
+    http_route(http, "GET", "/api/admin/admins", s_admins, self);
+    return self;
+}
+
+void admin_api_destroy(admin_api_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    admin_api_t *self = *self_p;
+    session_store_destroy(&self->sessions);
+    throttle_destroy(&self->throttle);
+    telegram_destroy(&self->tg);
+    pthread_mutex_destroy(&self->mu);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,46 @@
+/* admin.h — the admin API (routes under /api/admin/), for the broker's staff.
+ *
+ *   POST /api/admin/login {name, password, code}   GET /api/admin/session   POST /api/admin/logout
+ *   POST /api/admin/password {current, password}
+ *   GET  /api/admin/deposits?state=&login=&q=&from=&to=&min=&max=&page=&limit=
+ *   GET  /api/admin/deposits/{id}                   (the deposit and its journal timeline)
+ *   POST /api/admin/deposits/{id}/retry|assign|approve|reject {reason, login}
+ *   GET  /api/admin/summary                         (deposits per state, credited volume per token)
+ *   GET  /api/admin/audit?actor=&limit=             GET /api/admin/admins
+ *
+ * Admins log in with their name, password and a TOTP code (actors/admins.h). Their sessions are
+ * their own (cookie "kasa_admin", a separate table from the investors': an investor's cookie never
+ * opens an admin route), end after 10 minutes without use or 8 hours after login, and carry a CSRF
+ * token required on every POST, as in the investor API. Failed logins are limited as the investors'
+ * are (web/throttle.h: per admin name and client, after 5 free failures each further attempt waits
+ * longer; per client 20 per 15 minutes; a name many clients fail on gets one free failure per
+ * client); a refused attempt sends a notice to the broker's Telegram chat (one per name per 15
+ * minutes). Every call checks the caller's role on the server (schema/admin.h),
+ * read from the account at each request, so a disabled admin's session stops working at once; an
+ * admin who logged in with a one-time password may only change it. Actions are journaled with
+ * "admin:NAME" and "ip:ADDRESS" (pipeline_admin). */
+#ifndef KASA_WEB_ADMIN_H
+#define KASA_WEB_ADMIN_H
+
+#include "actors/admins.h"
+#include "actors/pipeline.h"
+#include "journal/journal.h"
+#include "schema/config.h"
+#include "web/http.h"
+#include "web/session.h"
+
+#define ADMIN_COOKIE "kasa_admin"
+
+typedef struct admin_api_t admin_api_t;
+
+/* Adds the admin routes to http and returns their state. pipeline, admins, journal and cfg are not
+ * owned and must outlive it. opts and topts (may be NULL) override the session and failed-login
+ * settings (tests move the clock). NULL with a reason in err. */
+#include "web/throttle.h"
+admin_api_t *admin_routes(http_server_t *http, pipeline_t *pipeline, admins_t *admins, journal_t *journal,
+                          const config_t *cfg, const session_opts_t *opts, const throttle_opts_t *topts, char *err,
+                          size_t errlen);
+/* Frees; after the HTTP server has stopped. Nulls *self_p; safe twice. */
+void admin_api_destroy(admin_api_t **self_p);
+
+#endif

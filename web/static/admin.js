@@ -1,0 +1,399 @@
+/* kasa admin panel: login with password and authenticator code, dashboard, held deposits and their
+ * actions (with a confirmation that repeats amount and login), search, deposit timeline, audit.
+ * Plain browser JavaScript (no build step, no external files); Turkish by default, English on demand.
+ * Buttons an admin's role may not use are not shown; the server checks every call anyway. */
+'use strict';
+
+const I18N = {
+  tr: {
+    title: 'Kasa — Yönetim', logout: 'Çıkış', login_title: 'Yönetici girişi', name_label: 'Kullanıcı adı',
+    password_label: 'Şifre', code_label: 'Doğrulama kodu (6 hane)', login_button: 'Giriş yap',
+    password_title: 'Yeni şifre belirleyin',
+    password_help: 'Tek kullanımlık şifreyle giriş yaptınız. Devam etmeden önce en az 12 karakterlik yeni bir şifre belirleyin.',
+    pw_current: 'Şu anki şifre', pw_new: 'Yeni şifre', pw_button: 'Şifreyi değiştir',
+    tab_dashboard: 'Özet', tab_held: 'Bekleyenler', tab_search: 'Arama', tab_audit: 'Denetim',
+    dash_title: 'Özet', volume_title: 'Hesaba geçen tutar', col_token: 'Token', col_today: 'Bugün', col_week: 'Son 7 gün',
+    held_title: 'Bekleyen yatırmalar', held_empty: 'Bekleyen yatırma yok.',
+    search_title: 'Yatırma ara', f_q: 'İşlem, hash veya adres', f_state: 'Durum', f_login: 'Hesap no', f_from: 'Başlangıç',
+    f_to: 'Bitiş', f_min: 'En az', f_max: 'En çok', f_actor: 'Kim', search_button: 'Ara', any_state: 'Hepsi',
+    col_time: 'Zaman', col_state: 'Durum', col_amount: 'Tutar', col_login: 'Hesap', col_tx: 'İşlem',
+    prev: 'Önceki', next: 'Sonraki', page: (p) => `Sayfa ${p.page} / ${Math.max(1, Math.ceil(p.total / p.limit))} (${p.total})`,
+    detail_title: 'Yatırma ayrıntısı', timeline_title: 'Zaman çizelgesi', audit_title: 'Denetim kaydı',
+    cancel: 'Vazgeç', confirm: 'Onayla', reason: 'Gerekçe (zorunlu)', assign_login: 'Aktarılacak hesap no',
+    a_retry: 'Yeniden dene', a_assign: 'Hesaba aktar', a_approve: 'Onayla', a_reject: 'Reddet',
+    confirm_title: (a) => ({ retry: 'Yeniden denensin mi?', assign: 'Hesaba aktarılsın mı?', approve: 'Onaylansın mı?',
+      reject: 'Reddedilsin mi?' })[a],
+    confirm_text: (c) => `${c.amount} ${c.token} → hesap ${c.login || '—'}. Gerekçe: ${c.reason}`,
+    need_reason: 'Gerekçe yazın.', need_login: 'Aktarılacak hesap numarasını yazın (yalnızca rakam).',
+    bad_login: 'Kullanıcı adı, şifre veya kod yanlış.', limited: (s) => `Çok fazla hatalı deneme. ${mins(s)} dakika sonra tekrar deneyin.`,
+    need_fields: 'Kullanıcı adı, şifre ve 6 haneli kod gerekli.', unavailable: 'Sunucuya ulaşılamıyor; tekrar deneyin.',
+    expired: 'Oturumunuz sona erdi; lütfen tekrar giriş yapın.', done: (m) => `Tamam: ${m}`,
+    st_PENDING: 'Onaylanıyor', st_RECEIVED: 'Alındı', st_LOCKED: 'İşleniyor', st_CREDITED: 'Hesaba geçti',
+    st_NOTIFIED: 'Bildirildi', st_HELD: 'Bekliyor', st_REJECTED: 'Reddedildi',
+    k_state: 'Durum', k_amount: 'Tutar', k_login: 'Hesap', k_address: 'Adres', k_hash: 'Hash', k_reason: 'Neden',
+    k_credited: 'Hesaba geçen', k_ticket: 'MT5 işlem no', k_approvers: 'Onaylayanlar', k_id: 'İşlem',
+    role: (r) => ({ viewer: 'izleyici', operator: 'operatör', approver: 'onaylayıcı', owner: 'sahip' })[r] || r,
+  },
+  en: {
+    title: 'Kasa — Admin', logout: 'Log out', login_title: 'Admin login', name_label: 'User name',
+    password_label: 'Password', code_label: 'Authenticator code (6 digits)', login_button: 'Log in',
+    password_title: 'Set a new password',
+    password_help: 'You logged in with a one-time password. Set a new password of at least 12 characters before you go on.',
+    pw_current: 'Current password', pw_new: 'New password', pw_button: 'Change password',
+    tab_dashboard: 'Dashboard', tab_held: 'Held', tab_search: 'Search', tab_audit: 'Audit',
+    dash_title: 'Dashboard', volume_title: 'Credited volume', col_token: 'Token', col_today: 'Today', col_week: 'Last 7 days',
+    held_title: 'Held deposits', held_empty: 'No held deposits.',
+    search_title: 'Search deposits', f_q: 'Transaction, hash or address', f_state: 'State', f_login: 'Account', f_from: 'From',
+    f_to: 'To', f_min: 'Min', f_max: 'Max', f_actor: 'Who', search_button: 'Search', any_state: 'Any',
+    col_time: 'Time', col_state: 'State', col_amount: 'Amount', col_login: 'Account', col_tx: 'Transaction',
+    prev: 'Previous', next: 'Next', page: (p) => `Page ${p.page} of ${Math.max(1, Math.ceil(p.total / p.limit))} (${p.total})`,
+    detail_title: 'Deposit detail', timeline_title: 'Timeline', audit_title: 'Audit trail',
+    cancel: 'Cancel', confirm: 'Confirm', reason: 'Reason (required)', assign_login: 'Account to credit',
+    a_retry: 'Retry', a_assign: 'Assign', a_approve: 'Approve', a_reject: 'Reject',
+    confirm_title: (a) => ({ retry: 'Retry this deposit?', assign: 'Assign this deposit?', approve: 'Approve this deposit?',
+      reject: 'Reject this deposit?' })[a],
+    confirm_text: (c) => `${c.amount} ${c.token} → account ${c.login || '—'}. Reason: ${c.reason}`,
+    need_reason: 'Write a reason.', need_login: 'Write the account number to credit (digits only).',
+    bad_login: 'Wrong user name, password or code.', limited: (s) => `Too many failed attempts. Try again in ${mins(s)} minutes.`,
+    need_fields: 'User name, password and the 6-digit code are required.', unavailable: 'The server cannot be reached; try again.',
+    expired: 'Your session has ended; please log in again.', done: (m) => `Done: ${m}`,
+    st_PENDING: 'Confirming', st_RECEIVED: 'Received', st_LOCKED: 'Processing', st_CREDITED: 'Credited',
+    st_NOTIFIED: 'Notified', st_HELD: 'Held', st_REJECTED: 'Rejected',
+    k_state: 'State', k_amount: 'Amount', k_login: 'Account', k_address: 'Address', k_hash: 'Hash', k_reason: 'Reason',
+    k_credited: 'Credited', k_ticket: 'MT5 ticket', k_approvers: 'Approved by', k_id: 'Transaction',
+    role: (r) => r,
+  },
+};
+
+const STATES = ['PENDING', 'RECEIVED', 'LOCKED', 'CREDITED', 'NOTIFIED', 'HELD', 'REJECTED'];
+const ACTION_NEEDS = { retry: 'deposit.retry', assign: 'deposit.assign', approve: 'deposit.approve', reject: 'deposit.reject' };
+const state = { lang: 'tr', csrf: null, me: null, tab: 'dashboard', page: 1, filters: {}, timer: null, held: [] };
+
+function $(id) { return document.getElementById(id); }
+function t(key, arg) { const v = I18N[state.lang][key]; return typeof v === 'function' ? v(arg) : v; }
+function mins(s) { return Math.max(1, Math.ceil(s / 60)); }
+function stText(s) { return I18N[state.lang]['st_' + s] || s; }
+function may(what) { return !!(state.me && state.me.may.includes(what)); }
+function fmtTime(ms) { return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + ' UTC' : '—'; }
+function tokenShort(token) { return (token || '').replace(/^[A-Z]+_/, '') || token; }
+function announce(text) { const a = $('announce'); a.textContent = ''; setTimeout(() => { a.textContent = text; }, 30); }
+
+async function api(method, path, body) {
+  const opt = { method, headers: {}, credentials: 'same-origin' };
+  if (body !== undefined) { opt.headers['Content-Type'] = 'application/json'; opt.body = JSON.stringify(body); }
+  if (method !== 'GET' && state.csrf) opt.headers['X-CSRF-Token'] = state.csrf;
+  let res;
+  try { res = await fetch(path, opt); } catch (e) { return { status: 0, data: { error: 'network' } }; }
+  let data = null;
+  try { data = await res.json(); } catch (e) { data = null; }
+  if (res.status === 401 && state.me && !path.endsWith('/login')) showLogin(t('expired'));
+  return { status: res.status, data, retryAfter: Number(res.headers.get('Retry-After') || 0) };
+}
+
+/* ---- language ---- */
+function setLang(lang) {
+  state.lang = I18N[lang] ? lang : 'tr';
+  try { localStorage.setItem('kasa.lang', state.lang); } catch (e) { /* private mode */ }
+  document.documentElement.lang = state.lang;
+  document.title = t('title');
+  document.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  $('lang-tr').setAttribute('aria-pressed', String(state.lang === 'tr'));
+  $('lang-en').setAttribute('aria-pressed', String(state.lang === 'en'));
+  fillStates();
+  $('held-list').textContent = '';
+  if (state.me) { showWho(); refresh(); }
+}
+
+function fillStates() {
+  const sel = $('f-state');
+  const cur = sel.value;
+  sel.textContent = '';
+  const any = document.createElement('option');
+  any.value = ''; any.textContent = t('any_state');
+  sel.append(any);
+  for (const s of STATES) { const o = document.createElement('option'); o.value = s; o.textContent = stText(s); sel.append(o); }
+  sel.value = cur;
+}
+
+/* ---- views ---- */
+function hideAll() { for (const v of ['login-view', 'password-view', 'app-view']) $(v).hidden = true; }
+
+function showLogin(message) {
+  clearInterval(state.timer);
+  state.me = null; state.csrf = null;
+  hideAll(); $('login-view').hidden = false; $('logout').hidden = true; $('who').textContent = '';
+  const err = $('login-error');
+  if (message) { err.textContent = message; err.hidden = false; } else { err.hidden = true; }
+  $('name').focus();
+}
+
+function showWho() { $('who').textContent = `${state.me.name} (${t('role', state.me.role)})`; }
+
+function showSession(s) {
+  state.me = s; state.csrf = s.csrf;
+  hideAll(); $('logout').hidden = false; showWho();
+  if (s.must_change) { $('password-view').hidden = false; $('pw-current').focus(); return; }
+  $('app-view').hidden = false;
+  showTab(state.tab);
+  clearInterval(state.timer);
+  state.timer = setInterval(refresh, 5000);   // the pages follow the journal
+}
+
+function showTab(tab) {
+  state.tab = tab;
+  for (const s of ['dashboard', 'held', 'search', 'detail', 'audit']) $('tab-' + s).hidden = s !== tab;
+  document.querySelectorAll('.tab').forEach((b) => {
+    if (b.dataset.tab === tab) b.setAttribute('aria-current', 'page'); else b.removeAttribute('aria-current');
+  });
+  refresh();
+}
+
+async function refresh() {
+  if (!state.me || state.me.must_change) return;
+  if (state.tab === 'dashboard') await loadSummary();
+  else if (state.tab === 'held') await loadHeld();
+  else if (state.tab === 'search') await loadSearch();
+  else if (state.tab === 'audit') await loadAudit();
+  else if (state.tab === 'detail' && state.detail) await loadDetail(state.detail);
+}
+
+/* ---- dashboard ---- */
+async function loadSummary() {
+  const r = await api('GET', '/api/admin/summary');
+  if (r.status !== 200) return;
+  const dl = $('state-counts');
+  dl.textContent = '';
+  for (const s of STATES) {
+    const div = document.createElement('div');
+    div.dataset.state = s;
+    const dt = document.createElement('dt'); dt.textContent = stText(s);
+    const dd = document.createElement('dd'); dd.textContent = String(r.data.states[s] || 0);
+    div.append(dt, dd); dl.append(div);
+  }
+  const body = $('volume');
+  body.textContent = '';
+  for (const v of r.data.credited) {
+    const tr = document.createElement('tr');
+    for (const x of [v.token, v.today, v.week]) { const td = document.createElement('td'); td.textContent = x; tr.append(td); }
+    body.append(tr);
+  }
+}
+
+/* ---- held queue ---- */
+async function loadHeld() {
+  const r = await api('GET', '/api/admin/deposits?state=HELD&limit=100');
+  if (r.status !== 200) return;
+  const list = $('held-list');
+  const have = {};
+  list.querySelectorAll('li.held-item').forEach((li) => { have[li.dataset.id] = li; });
+  state.held = r.data.deposits;
+  $('held-empty').hidden = state.held.length > 0;
+  // rows stay in place (what an operator is typing survives a refresh); only their facts change
+  let prev = null;
+  for (const d of state.held) {
+    let li = have[d.id];
+    if (li) { delete have[d.id]; heldFacts(li, d); } else li = heldItem(d);
+    if (prev ? prev.nextSibling !== li : list.firstChild !== li) list.insertBefore(li, prev ? prev.nextSibling : list.firstChild);
+    prev = li;
+  }
+  for (const id of Object.keys(have)) have[id].remove();
+}
+
+function heldFacts(li, d) {
+  li.heldData = d;
+  li.querySelector('.h-amount').textContent = `${d.amount} ${tokenShort(d.token)}`;
+  li.querySelector('.h-login').textContent = d.login ? `→ ${d.login}` : '';
+  li.querySelector('.h-reason').textContent = d.reason + (d.approvals ? ` (${d.approvers.join(', ')})` : '');
+  li.querySelector('.h-tx').textContent = d.id;
+  li.querySelector('.h-address').textContent = d.address;
+  li.querySelector('.h-hash').textContent = d.tx_hash || '';
+}
+
+function heldItem(d) {
+  const li = $('held-item').content.firstElementChild.cloneNode(true);
+  li.dataset.id = d.id;
+  heldFacts(li, d);
+  const reason = li.querySelector('.h-reason-input');
+  const login = li.querySelector('.h-login-input');
+  reason.id = 'reason-' + d.id; login.id = 'login-' + d.id;
+  const rl = li.querySelector('.h-reason-label'), ll = li.querySelector('.h-login-label');
+  rl.htmlFor = reason.id; rl.querySelector('span').textContent = t('reason');
+  ll.htmlFor = login.id; ll.querySelector('span').textContent = t('assign_login');
+  ll.hidden = !may('deposit.assign');
+  let any = false;
+  li.querySelectorAll('button.act').forEach((b) => {
+    const a = b.dataset.action;
+    b.textContent = t('a_' + a);
+    if (!may(ACTION_NEEDS[a])) { b.remove(); return; }   // absent, not disabled
+    any = true;
+    b.addEventListener('click', () => act(li.heldData, a, reason.value.trim(), login.value.trim()));
+  });
+  if (!any) li.querySelector('.held-act').remove();
+  return li;
+}
+
+function confirmDialog(title, text) {
+  return new Promise((resolve) => {
+    const dlg = $('confirm');
+    $('confirm-title').textContent = title;
+    $('confirm-text').textContent = text;
+    $('confirm-error').hidden = true;
+    const done = () => { dlg.removeEventListener('close', done); resolve(dlg.returnValue === 'ok'); };
+    dlg.addEventListener('close', done);
+    dlg.returnValue = '';
+    dlg.showModal();
+  });
+}
+
+async function act(d, action, reason, login) {
+  if (!reason) { announce(t('need_reason')); alertRow(d.id, t('need_reason')); return; }
+  if (action === 'assign' && !/^[0-9]+$/.test(login)) { alertRow(d.id, t('need_login')); return; }
+  const target = action === 'assign' ? login : d.login;
+  const ok = await confirmDialog(t('confirm_title', action), t('confirm_text', { amount: d.amount, token: tokenShort(d.token), login: target, reason }));
+  if (!ok) return;
+  const body = { reason };
+  if (action === 'assign') body.login = login;
+  const r = await api('POST', `/api/admin/deposits/${encodeURIComponent(d.id)}/${action}`, body);
+  if (r.status === 200) { announce(t('done', r.data.message)); alertRow(d.id, t('done', r.data.message), true); await loadHeld(); }
+  else alertRow(d.id, (r.data && r.data.error) || t('unavailable'));
+}
+
+function alertRow(id, text, ok) {
+  const li = document.querySelector(`li.held-item[data-id="${CSS.escape(id)}"]`);
+  let p = li && li.querySelector('.row-msg');
+  if (li && !p) { p = document.createElement('p'); p.setAttribute('role', 'alert'); li.append(p); }
+  if (p) { p.className = 'row-msg ' + (ok ? 'muted' : 'error'); p.textContent = text; }
+  if (!li) announce(text);
+}
+
+/* ---- search and detail ---- */
+async function loadSearch() {
+  const q = new URLSearchParams({ ...state.filters, page: String(state.page), limit: '20' });
+  for (const [k, v] of [...q.entries()]) if (!v) q.delete(k);
+  const r = await api('GET', '/api/admin/deposits?' + q.toString());
+  const err = $('search-error');
+  if (r.status !== 200) { err.textContent = (r.data && r.data.error) || t('unavailable'); err.hidden = false; return; }
+  err.hidden = true;
+  const body = $('results');
+  body.textContent = '';
+  for (const d of r.data.deposits) {
+    const tr = document.createElement('tr');
+    tr.dataset.id = d.id; tr.dataset.state = d.state; tr.tabIndex = 0;
+    const cells = [fmtTime(d.created_ms), stText(d.state), `${d.amount} ${tokenShort(d.token)}`, d.login || '—', d.id];
+    cells.forEach((x, i) => { const td = document.createElement('td'); td.textContent = x; if (i === 4) td.className = 'mono'; tr.append(td); });
+    const open = () => { state.detail = d.id; showTab('detail'); };
+    tr.addEventListener('click', open);
+    tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });
+    body.append(tr);
+  }
+  $('page-info').textContent = t('page', r.data);
+  $('prev').disabled = state.page <= 1;
+  $('next').disabled = state.page * r.data.limit >= r.data.total;
+}
+
+async function loadDetail(id) {
+  const r = await api('GET', '/api/admin/deposits/' + encodeURIComponent(id));
+  if (r.status !== 200) return;
+  const d = r.data.deposit;
+  const dl = $('detail');
+  dl.textContent = '';
+  const rows = [['k_id', d.id], ['k_state', stText(d.state)], ['k_amount', `${d.amount} ${d.token}`], ['k_login', d.login || '—'],
+    ['k_address', d.address], ['k_hash', d.tx_hash || '—'], ['k_reason', d.reason || '—'], ['k_credited', d.credited || '—'],
+    ['k_ticket', d.ticket || '—'], ['k_approvers', d.approvers.join(', ') || '—']];
+  for (const [k, v] of rows) {
+    const dt = document.createElement('dt'); dt.textContent = t(k);
+    const dd = document.createElement('dd'); dd.textContent = String(v); dd.dataset.key = k;
+    dl.append(dt, dd);
+  }
+  const ol = $('timeline');
+  ol.textContent = '';
+  for (const rec of r.data.timeline) ol.append(recordItem(rec));
+}
+
+function recordItem(rec) {
+  const li = document.createElement('li');
+  li.dataset.kind = rec.kind;
+  const parts = [rec.time.replace('T', ' ').slice(0, 19), rec.kind === 'DEPOSIT' ? `${rec.from} → ${rec.to}` : rec.kind];
+  for (const k of ['actor', 'action', 'origin', 'login', 'ticket', 'ref', 'credit', 'remainder', 'reason']) {
+    if (rec[k] !== undefined && rec[k] !== '') parts.push(`${k}: ${rec[k]}`);
+  }
+  li.textContent = parts.join(' · ');
+  return li;
+}
+
+/* ---- audit ---- */
+async function loadAudit() {
+  const actor = $('a-actor').value.trim();
+  const r = await api('GET', '/api/admin/audit?limit=100' + (actor ? '&actor=' + encodeURIComponent(actor) : ''));
+  if (r.status !== 200) return;
+  const ol = $('audit');
+  ol.textContent = '';
+  for (const rec of r.data.audit) {
+    const li = recordItem(rec);
+    if (rec.tx_id) li.textContent += ` · ${rec.tx_id}`;
+    if (rec.admin) li.textContent += ` · ${rec.admin}`;
+    ol.append(li);
+  }
+}
+
+/* ---- forms ---- */
+async function onLogin(ev) {
+  ev.preventDefault();
+  const name = $('name').value.trim(), password = $('password').value, code = $('code').value.trim();
+  if (!name || !password || !/^[0-9]{6}$/.test(code)) { showLogin(t('need_fields')); return; }
+  $('login-submit').disabled = true;
+  const r = await api('POST', '/api/admin/login', { name, password, code });
+  $('login-submit').disabled = false;
+  $('password').value = ''; $('code').value = '';
+  if (r.status === 200) { showSession(r.data); return; }
+  if (r.status === 429) showLogin(t('limited', r.retryAfter));
+  else if (r.status === 401) showLogin(t('bad_login'));
+  else showLogin(t('unavailable'));
+}
+
+async function onPassword(ev) {
+  ev.preventDefault();
+  const r = await api('POST', '/api/admin/password', { current: $('pw-current').value, password: $('pw-new').value });
+  $('pw-current').value = ''; $('pw-new').value = '';
+  if (r.status === 200) {
+    const s = await api('GET', '/api/admin/session');
+    if (s.status === 200) showSession(s.data);
+    return;
+  }
+  const err = $('password-error');
+  err.textContent = (r.data && r.data.error) || t('unavailable');
+  err.hidden = false;
+}
+
+function onSearch(ev) {
+  ev.preventDefault();
+  state.filters = { q: $('f-q').value.trim(), state: $('f-state').value, login: $('f-login').value.trim(),
+    from: $('f-from').value, to: $('f-to').value, min: $('f-min').value.trim(), max: $('f-max').value.trim() };
+  state.page = 1;
+  loadSearch();
+}
+
+async function onLogout() {
+  await api('POST', '/api/admin/logout', {});
+  showLogin();
+}
+
+async function boot() {
+  let lang = 'tr';
+  try { lang = localStorage.getItem('kasa.lang') || 'tr'; } catch (e) { /* private mode */ }
+  setLang(lang);
+  $('lang-tr').addEventListener('click', () => setLang('tr'));
+  $('lang-en').addEventListener('click', () => setLang('en'));
+  $('login-form').addEventListener('submit', onLogin);
+  $('password-form').addEventListener('submit', onPassword);
+  $('search-form').addEventListener('submit', onSearch);
+  $('audit-form').addEventListener('submit', (ev) => { ev.preventDefault(); loadAudit(); });
+  $('logout').addEventListener('click', onLogout);
+  $('prev').addEventListener('click', () => { state.page = Math.max(1, state.page - 1); loadSearch(); });
+  $('next').addEventListener('click', () => { state.page++; loadSearch(); });
+  document.querySelectorAll('.tab').forEach((b) => b.addEventListener('click', () => showTab(b.dataset.tab)));
+  const r = await api('GET', '/api/admin/session');
+  if (r.status === 200) showSession(r.data); else showLogin();
+}
+
+document.addEventListener('DOMContentLoaded', boot);
