@@ -186,8 +186,8 @@ static void test_encoding_is_a_map_with_v_and_k_first_and_only_set_fields(void)
     uint8_t *buf;
     size_t len;
     CHECK_EQ_INT(record_encode(&r, &buf, &len, NULL, 0), 0);
-    /* {"v":2,"k":5,"t":5,"tx":"T1"} */
-    static const uint8_t want[] = { 0x84, 0xa1, 'v', 0x02, 0xa1, 'k', 0x05, 0xa1, 't', 0x05,
+    /* {"v":3,"k":5,"t":5,"tx":"T1"} */
+    static const uint8_t want[] = { 0x84, 0xa1, 'v', 0x03, 0xa1, 'k', 0x05, 0xa1, 't', 0x05,
                                     0xa2, 't', 'x', 0xa2, 'T', '1' };
     CHECK_EQ_INT(len, sizeof want);
     CHECK(len == sizeof want && memcmp(buf, want, len) == 0);
