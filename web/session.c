@@ -145,6 +145,16 @@ static unsigned s_login_bucket(uint64_t login)
 }
 
 /* login's entry, made when make is set and it has none; NULL if none (or no memory). */
+/* The per-login table's key for a named session: FNV-1a of the name with the top bit set, so it
+ * never equals an MT5 login (those stay far below 2^63). */
+static uint64_t s_name_key(const char *name)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *) name; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h | (1ull << 63);
+}
+
 static s_login_t *s_login_of(session_store_t *self, uint64_t login, int make)
 {
     unsigned b = s_login_bucket(login);
@@ -231,7 +241,10 @@ static int s_create(session_store_t *self, uint64_t login, const char *name, cha
     s->created_s = s->last_s = s_now(self);
     /* The login's own oldest goes first: a login never holds more than max_per_login sessions,
      * so logging one account in again and again cannot fill the table and push others out. */
-    s_login_t *mine = s_login_of(self, login, 0);
+    /* A named session (an admin's) is counted against its name, not against login 0 that every
+     * named session shares: one admin's logins never end another admin's sessions. */
+    uint64_t owner_key = name && *name ? s_name_key(name) : login;
+    s_login_t *mine = s_login_of(self, owner_key, 0);
     while (mine && mine->count >= self->o.max_per_login) {
         int last = mine->count == 1;
         s_unlink(self, mine->oldest);
@@ -240,7 +253,7 @@ static int s_create(session_store_t *self, uint64_t login, const char *name, cha
     }
     while (self->sessions >= self->o.max_sessions && self->oldest)
         s_unlink(self, self->oldest);
-    mine = s_login_of(self, login, 1);
+    mine = s_login_of(self, owner_key, 1);
     if (!mine) {
         pthread_mutex_unlock(&self->mu);
         sodium_memzero(s, sizeof *s);

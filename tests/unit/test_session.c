@@ -221,6 +221,24 @@ static void test_one_login_flood_ends_only_its_own_oldest_sessions(void)
     session_store_destroy(&s);
 }
 
+/* Named (admin) sessions share login 0: one admin's repeated logins must end only that admin's
+ * oldest sessions, never another admin's. */
+static void test_one_admin_flood_ends_only_that_admins_sessions(void)
+{
+    session_opts_t o = {.max_sessions = 50, .max_per_login = 2, .cookie = "kasa_admin"};
+    session_store_t *s = session_store_new(&o);
+    char other[SESSION_ID_HEX];
+    CHECK_EQ_INT(session_create_named(s, "mehmet", other), 0);
+    char flood[20][SESSION_ID_HEX];
+    for (int i = 0; i < 20; i++)
+        CHECK_EQ_INT(session_create_named(s, "ayse", flood[i]), 0);
+    CHECK_EQ_INT(session_get(s, other, NULL), 0);
+    CHECK_EQ_INT(session_count(s), 3);
+    CHECK_EQ_INT(session_peek(s, flood[17], NULL), -1);
+    CHECK_EQ_INT(session_peek(s, flood[19], NULL), 0);
+    session_store_destroy(&s);
+}
+
 int main(void)
 {
     RUN(test_session_ids_are_random_hex_and_distinct);
@@ -231,6 +249,7 @@ int main(void)
     RUN(test_session_logout_ends_it);
     RUN(test_session_cookie_flags);
     RUN(test_named_sessions_have_their_own_cookie_and_end_together);
+    RUN(test_one_admin_flood_ends_only_that_admins_sessions);
     RUN(test_session_table_is_bounded_oldest_evicted);
     RUN(test_one_login_flood_ends_only_its_own_oldest_sessions);
     return check_done();
