@@ -455,7 +455,7 @@ static void test_monitor_json_shows_every_transition(void)
     char *argv1[] = { s_env.kasa_bin, "monitor", "--json", "--topic", "NOTIFIED", "--count", "1", "--config",
                       s_env.config, NULL };
     pid_t mon1 = h_spawn(argv1, out1, envv);
-    h_sleep_ms(700); /* a subscriber misses what was published before it connected */
+    h_sleep_ms(2000); /* a subscriber misses what was published before it connected (ASan start + connect; slow under load) */
     h_tx_t tx = s_tx(ADDR_A, "10", "TRON_USDT");
     CHECK(h_sim_deposit(&s_env, &tx, 1, -1, -1) == 0);
     CHECK_EQ_INT(h_wait_state(&s_env, tx.tx_id, DEPOSIT_NOTIFIED, 20000), DEPOSIT_NOTIFIED);
