@@ -6,10 +6,18 @@
 #include <time.h>
 
 #include "actors/mt5.h"
+#include "actors/credit_check.h"
 #include "schema/log.h"
 
 #define S_RETRY_BASE_MS 100
 #define S_RETRY_CAP_MS 30000
+#define S_UNSENT 16                               /* attempts remembered as never sent */
+#define S_POST_CHECK_MAX_MS (24LL * 3600 * 1000)  /* a credit older than this is not checked again */
+
+typedef struct {
+    char tx_id[80];
+    uint32_t attempt;
+} s_unsent_t;
 
 typedef struct {
     const stage_ctx_t *ctx;
@@ -18,6 +26,8 @@ typedef struct {
     zsock_t *to_notifier;
     uint64_t rng;
     int64_t last_call_ms;   /* monotonic: the session's last use */
+    s_unsent_t unsent[S_UNSENT];
+    unsigned unsent_next;
 } s_crediter_t;
 
 void crediter_ref(const char *tx_id, char out[32])
@@ -29,11 +39,6 @@ void crediter_ref(const char *tx_id, char out[32])
         if (isxdigit((unsigned char) *p))
             out[n++] = (char) tolower((unsigned char) *p);
     out[n] = '\0';
-}
-
-static int64_t s_now_s(void)
-{
-    return (int64_t) time(NULL);
 }
 
 static int64_t s_retry(s_crediter_t *self, const workq_item_t *item, const char *tx_id, const char *what,
@@ -93,36 +98,114 @@ static int64_t s_hold(s_crediter_t *self, const char *tx_id, const char *reason)
     return 0;
 }
 
-/* Step 1: looks for an earlier attempt's deal. 0 not found (safe to send), 1 found (*ticket,
- * *on_login), -1 could not tell now (err; retry), -2 MT5 refuses to tell (err; a person must look). */
-static int s_reconcile(s_crediter_t *self, const registry_entry_t *e, const char *ref, uint64_t *ticket,
-                       uint64_t *on_login, char *err, size_t errlen)
+static int64_t s_now_ms(void)
 {
-    int64_t from = e->first_attempt_ms / 1000 - CREDITER_WINDOW_S;
-    int64_t last = e->last_attempt_ms / 1000;
-    int64_t now = s_now_s();
-    int64_t to = (last > now ? last : now) + CREDITER_WINDOW_S;
-    uint64_t logins[2] = { e->view.login, 0 };
-    if (e->attempt_login && e->attempt_login != e->view.login)
-        logins[1] = e->attempt_login;   /* reassigned since: the earlier attempt went to that login */
-    for (int i = 0; i < 2 && logins[i]; i++) {
-        const char *refs[2] = { e->ref[0] ? e->ref : ref, ref };
-        for (int j = 0; j < 2; j++) {
-            if (j == 1 && strcmp(refs[0], refs[1]) == 0)
-                break;
-            mt5_result_t rc = mt5_find_balance_deal(self->mt5, logins[i], refs[j], from, to, ticket, err, errlen);
-            self->last_call_ms = stage_mono_ms();
-            if (rc == MT5_OK) {
-                *on_login = logins[i];
-                return 1;
-            }
-            if (rc != MT5_NOT_FOUND) {
-                size_t n = strlen(err);
-                snprintf(err + n, errlen - n, " (%s)", mt5_result_name(rc));
-                return rc == MT5_PERMANENT ? -2 : -1;
-            }
-        }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Remembers that attempt n of tx was never sent (MT5 said so before the balance request left):
+ * that attempt needs no settle time. Forgotten on restart, where every attempt counts as sent. */
+static void s_mark_unsent(s_crediter_t *self, const char *tx, uint32_t attempt)
+{
+    s_unsent_t *u = &self->unsent[self->unsent_next++ % S_UNSENT];
+    snprintf(u->tx_id, sizeof u->tx_id, "%s", tx);
+    u->attempt = attempt;
+}
+
+static int s_is_unsent(const s_crediter_t *self, const char *tx, uint32_t attempt)
+{
+    for (int i = 0; i < S_UNSENT; i++)
+        if (self->unsent[i].attempt == attempt && strcmp(self->unsent[i].tx_id, tx) == 0)
+            return 1;
+    return 0;
+}
+
+/* When the settle time of e's last attempt ends (kasa's clock, ms), or 0 if it needs none: no
+ * attempt, or its call is known never to have left. Measured from the attempt's journaled time, so
+ * a restart with a call in flight waits as long as the run that made it would have. */
+static int64_t s_settle_end_ms(const s_crediter_t *self, const registry_entry_t *e)
+{
+    if (!e->attempts || s_is_unsent(self, e->view.tx_id, e->attempts))
+        return 0;
+    return e->last_attempt_ms + self->ctx->mt5_settle_ms;
+}
+
+/* The next look while waiting until end_ms: searching meanwhile, about five times per settle time. */
+static int64_t s_meanwhile_ms(const s_crediter_t *self, int64_t now_ms, int64_t end_ms)
+{
+    int64_t step = self->ctx->mt5_settle_ms / 5;
+    if (step < S_RETRY_BASE_MS)
+        step = S_RETRY_BASE_MS;
+    int64_t left = end_ms - now_ms;
+    return left < step ? (left > 0 ? left : 1) : step;
+}
+
+/* Searches MT5 for e's credit (credit_check.h) and logs what it saw. */
+static credit_check_answer_t s_reconcile(s_crediter_t *self, const registry_entry_t *e, const char *ref, int64_t now_ms,
+                                      credit_check_t *out)
+{
+    credit_check_answer_t a = credit_check_run(self->mt5, e, ref, now_ms, out);
+    self->last_call_ms = stage_mono_ms();
+    log_info("crediter.reconciled", "tx=%s login=%llu ref=\"%s\" attempts=%u answer=%s matches=%d ticket=%llu "
+             "ticket2=%llu from=%lld to=%lld%s%s%s", e->view.tx_id, (unsigned long long) e->view.login, ref,
+             e->attempts, credit_check_answer_name(a), out->matches, (unsigned long long) out->deal.ticket,
+             (unsigned long long) out->ticket2, (long long) out->from_s, (long long) out->to_s,
+             out->why[0] ? " why=\"" : "", out->why, out->why[0] ? "\"" : "");
+    return a;
+}
+
+/* A deal was found: records it (CREDITED with its ticket), or, when it is not what was sent, holds
+ * the deposit with both figures and an alert. A second deal with the reference is an alert too. */
+static int64_t s_found(s_crediter_t *self, const registry_entry_t *e, const char *ref, const credit_check_t *rc)
+{
+    const char *tx = e->view.tx_id;
+    if (rc->ticket2 && !(e->alerts_raised & (1u << RECORD_ALERT_DOUBLE_CREDIT)))
+        s_alert(self, tx, RECORD_ALERT_DOUBLE_CREDIT, rc->login, rc->deal.ticket, rc->ticket2,
+                "two balance deals carry this deposit's reference");
+    if (rc->mismatch) {
+        s_alert(self, tx, RECORD_ALERT_DEAL_MISMATCH, rc->login, rc->deal.ticket, 0, rc->why);
+        return s_hold(self, tx, rc->why);
     }
+    return s_credited(self, tx, rc->login, e->ref[0] ? e->ref : ref, rc->deal.ticket);
+}
+
+/* After a credit that followed an ambiguous attempt (attempt 2 or later was sent), one more search a
+ * settle time after the last attempt: two deals with the reference raise a double_credit alert.
+ * Runs on the deposit in CREDITED or NOTIFIED; its item no longer orders the login's other work.
+ * Bounded: a deposit credited more than S_POST_CHECK_MAX_MS ago is not checked any more. */
+static int64_t s_post_check(s_crediter_t *self, workq_item_t *item, const registry_entry_t *e)
+{
+    int64_t now = s_now_ms();
+    if (e->attempts < 2 || (e->alerts_raised & (1u << RECORD_ALERT_DOUBLE_CREDIT)) ||
+        now - e->last_attempt_ms > S_POST_CHECK_MAX_MS)
+        return 0;
+    item->key = 0;   /* a check, not a credit: the login's next deposits need not wait for it */
+    int64_t due = e->last_attempt_ms + self->ctx->mt5_settle_ms;
+    if (now < due)
+        return due - now;
+    char ref[32];
+    crediter_ref(e->view.tx_id, ref);
+    credit_check_t rc;
+    credit_check_answer_t a = s_reconcile(self, e, ref, now, &rc);
+    if (a == CREDIT_CHECK_CANNOT_TELL)
+        return s_retry(self, item, e->view.tx_id, "post_check", rc.why);
+    if (a == CREDIT_CHECK_FOUND && rc.ticket2)
+        s_alert(self, e->view.tx_id, RECORD_ALERT_DOUBLE_CREDIT, rc.login, rc.deal.ticket, rc.ticket2,
+                "two balance deals carry this deposit's reference");
+    else if (a != CREDIT_CHECK_FOUND)
+        log_warn("crediter.post_check", "tx=%s ticket=%llu answer=%s reason=\"%s\"", e->view.tx_id,
+                 (unsigned long long) e->view.ticket, credit_check_answer_name(a), rc.why);
+    return 0;
+}
+
+/* 1 if login already had an attempt for e. */
+static int s_tried(const registry_entry_t *e, uint64_t login)
+{
+    for (uint32_t i = 0; i < e->tried_count; i++)
+        if (e->tried[i].login == login)
+            return 1;
     return 0;
 }
 
@@ -131,29 +214,51 @@ static int64_t s_handle(void *arg, workq_item_t *item)
     s_crediter_t *self = arg;
     record_t seen;
     registry_entry_t e;
-    if (stage_fetch(self->ctx, item, "crediter", DEPOSIT_LOCKED, &seen, &e) != 0)
+    if (stage_decode(item->bytes, item->len, &seen, "crediter") != 0 ||
+        registry_get(self->ctx->registry, seen.tx_id, &e) != 0 || registry_failed(self->ctx->registry))
         return 0;
+    if (e.view.state == DEPOSIT_CREDITED || e.view.state == DEPOSIT_NOTIFIED)
+        return s_post_check(self, item, &e);
+    if (e.view.state != DEPOSIT_LOCKED)
+        return 0;   /* moved on meanwhile */
     if (stage_crediter_of(self->ctx, e.view.login) != self->index)
         return 0;   /* reassigned to a login another worker owns: that worker has it (never two at once) */
     const char *tx = e.view.tx_id;
     uint64_t login = e.view.login;
     char ref[32], err[200] = "";
     crediter_ref(tx, ref);
+    if (!s_tried(&e, login) && (e.tried_count >= REGISTRY_MAX_LOGINS || e.tried_overflow)) {
+        char reason[160];
+        snprintf(reason, sizeof reason, "credit attempts already went to %d logins: a person must decide",
+                 REGISTRY_MAX_LOGINS);
+        return s_hold(self, tx, reason);
+    }
 
-    if (e.attempts) {
-        uint64_t ticket = 0, on_login = 0;
-        int found = s_reconcile(self, &e, ref, &ticket, &on_login, err, sizeof err);
-        if (found == -2) {
-            char reason[160];
-            snprintf(reason, sizeof reason, "cannot reconcile an earlier credit attempt: %.100s", err);
-            return s_hold(self, tx, reason);
-        }
-        if (found < 0)
-            return s_retry(self, item, tx, "reconcile", err);
-        log_info("crediter.reconciled", "tx=%s login=%llu ref=\"%s\" attempts=%u found=%d ticket=%llu", tx,
-                 (unsigned long long) login, ref, e.attempts, found, (unsigned long long) ticket);
-        if (found)
-            return s_credited(self, tx, on_login, e.ref[0] ? e.ref : ref, ticket);
+    /* Read first, before every send: an attempt may be missing from the journal (a repair, a
+     * restored backup), so the search runs whether or not one is on record. */
+    int64_t now = s_now_ms();
+    credit_check_t rc;
+    switch (s_reconcile(self, &e, ref, now, &rc)) {
+    case CREDIT_CHECK_FOUND:
+        return s_found(self, &e, ref, &rc);
+    case CREDIT_CHECK_REFUSED: {
+        char reason[160];
+        snprintf(reason, sizeof reason, "cannot reconcile the credit with MT5: %.110s", rc.why);
+        return s_hold(self, tx, reason);
+    }
+    case CREDIT_CHECK_CANNOT_TELL:
+        return s_retry(self, item, tx, "reconcile", rc.why);   /* never send on "cannot tell" */
+    case CREDIT_CHECK_NOT_THERE:
+        break;
+    }
+    /* Not there yet. After an ambiguous attempt MT5 may still execute it: no send before its settle
+     * time has passed, searching again meanwhile. */
+    int64_t settle_end = s_settle_end_ms(self, &e);
+    if (now < settle_end) {
+        int64_t wait = s_meanwhile_ms(self, now, settle_end);
+        log_info("crediter.settling", "tx=%s login=%llu attempt=%u left_ms=%lld next_ms=%lld", tx,
+                 (unsigned long long) login, e.attempts, (long long) (settle_end - now), (long long) wait);
+        return wait;
     }
 
     record_t a;
@@ -168,30 +273,38 @@ static int64_t s_handle(void *arg, workq_item_t *item)
         log_warn("crediter.skipped", "tx=%s step=attempt reason=\"%s\"", tx, err);
         return 0;   /* not durable: never call MT5 */
     }
-    registry_entry_t now;
-    if (registry_get(self->ctx->registry, tx, &now) != 0 || now.view.state != DEPOSIT_LOCKED ||
-        now.view.login != login || now.attempts != a.attempt)
+    registry_entry_t cur;
+    if (registry_get(self->ctx->registry, tx, &cur) != 0 || cur.view.state != DEPOSIT_LOCKED ||
+        cur.view.login != login || cur.attempts != a.attempt)
         return 0;   /* a person took it meanwhile; the attempt record makes any later credit reconcile */
 
     uint64_t ticket = 0;
-    mt5_result_t rc = mt5_balance(self->mt5, login, e.view.credit_minor, e.view.digits, ref, &ticket, err,
-                                  sizeof err);
+    mt5_result_t r = mt5_balance(self->mt5, login, e.view.credit_minor, e.view.digits, ref, &ticket, err,
+                                 sizeof err);
     self->last_call_ms = stage_mono_ms();
-    switch (rc) {
+    switch (r) {
     case MT5_OK:
-        return s_credited(self, tx, login, ref, ticket);
+        s_credited(self, tx, login, ref, ticket);
+        if (a.attempt < 2)
+            return 0;
+        item->key = 0;   /* sent after an ambiguous attempt: check once more a settle time later */
+        return self->ctx->mt5_settle_ms;
     case MT5_PERMANENT: {
         char reason[160];
         snprintf(reason, sizeof reason, "MT5 refused the credit (retcode %d): %.100s", mt5_last_retcode(self->mt5),
                  err);
         return s_hold(self, tx, reason);
     }
-    case MT5_AMBIGUOUS:
-        log_warn("crediter.ambiguous", "tx=%s login=%llu attempt=%u reason=\"%s\" next=reconcile", tx,
-                 (unsigned long long) login, a.attempt, err);
-        return s_retry(self, item, tx, "balance", err);
-    default:
-        return s_retry(self, item, tx, mt5_result_name(rc), err);
+    case MT5_AMBIGUOUS: {
+        int64_t end = a.time_ms + self->ctx->mt5_settle_ms;
+        int64_t wait = s_meanwhile_ms(self, s_now_ms(), end);
+        log_warn("crediter.ambiguous", "tx=%s login=%llu attempt=%u reason=\"%s\" settle_ms=%lld next=reconcile", tx,
+                 (unsigned long long) login, a.attempt, err, (long long) self->ctx->mt5_settle_ms);
+        return wait;
+    }
+    default:   /* TRANSIENT, AUTH_FAILED: the request never left; no settle time needed */
+        s_mark_unsent(self, tx, a.attempt);
+        return s_retry(self, item, tx, mt5_result_name(r), err);
     }
 }
 

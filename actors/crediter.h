@@ -6,15 +6,26 @@
  * the order they were locked (the work list keeps per-login order even across backoffs).
  *
  * For each LOCKED deposit ("write last, read first"):
- *  1. If the deposit has any earlier credit attempt (from this run or found by replay), it first
- *     looks for the reference among the login's balance deals (±2 days around the attempts):
- *     found → CREDITED with that ticket, never sent again; not found → safe to send; MT5 unreachable
- *     → retried later, never sent blind.
+ *  1. Before every send, attempt on record or not (a journal may have lost one: a repair, a
+ *     restored backup), it searches the balance deals of every login ever tried for the deposit and
+ *     of its current login for the reference (actors/credit_check.h). Found → CREDITED with that ticket
+ *     (or HELD with both figures and a deal_mismatch alert when the deal's login or amount is not
+ *     what was sent; two deals → a double_credit alert). Cannot tell → retried later, never sent.
+ *     MT5 refuses to tell → HELD. Not there → step 2, but only once the settle time
+ *     (KASA_MT5_SETTLE_S) since the last attempt has passed: MT5 may execute an ambiguous call late,
+ *     so until then it searches again about five times per settle time. The settle time runs from
+ *     the attempt's journaled time, so a restart after a crash with a call in flight waits too.
+ *     An attempt whose request never left (MT5_TRANSIENT, MT5_AUTH_FAILED) needs no settle time.
  *  2. It journals RECORD_CREDIT_ATTEMPT (attempt n, ref) and waits until it is durable.
  *  3. It calls MT5's balance operation with the reference as the comment.
- *     OK → CREDITED (ticket) → the notifier. AMBIGUOUS (timeout, reset, 403 mid-call) → back off,
- *     and the next turn reconciles first (step 1). PERMANENT → HELD with MT5's reason.
+ *     OK → CREDITED (ticket) → the notifier; when it was attempt 2 or later (it followed an
+ *     ambiguous one) the deposit is searched once more a settle time later, and two deals with the
+ *     reference raise a double_credit alert (both tickets). AMBIGUOUS (timeout, reset, 403 mid-call)
+ *     → step 1 again, searching while the settle time runs. PERMANENT → HELD with MT5's reason.
  *     TRANSIENT / AUTH_FAILED (nothing was sent) → capped exponential backoff with jitter.
+ * Credit attempts of one deposit go to at most REGISTRY_MAX_LOGINS logins (every one is searched
+ * forever after); a deposit reassigned beyond that is HELD. A credit that succeeds after the deposit
+ * was held is recorded (HELD → CREDITED) with a credit_after_hold alert.
  * An idle session is pinged about every 20 s so MT5 (which drops it after 180 s) keeps it. */
 #ifndef KASA_ACTORS_CREDITER_H
 #define KASA_ACTORS_CREDITER_H
@@ -24,7 +35,6 @@
 #include "actors/stage.h"
 
 #define CREDITER_PING_MS 20000
-#define CREDITER_WINDOW_S (2 * 24 * 3600) /* reconcile window either side of the attempts */
 
 /* Starts worker index (0..ctx->crediters-1): binds its PULL socket, connects to the notifier.
  * NULL with a reason in err. */

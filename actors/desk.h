@@ -15,7 +15,10 @@
  * session for the one question: admin actions are rare. */
 int desk_login_check(const config_t *cfg, uint64_t login, char *err, size_t errlen);
 
-/* desk_login_check() for an assign, then registry_desk(); same results. */
+/* desk_login_check() for an assign; for a reject of a HELD deposit a credit was attempted for, a
+ * search of MT5 first (after the settle time since the last attempt; only a complete "not there"
+ * lets it through; a deal found credits the deposit instead, its record in *effects, *bytes, *len
+ * for the caller to hand on, and refuses the reject); then registry_desk(); same results. */
 registry_result_t desk_act(registry_t *registry, journal_t *journal, const config_t *cfg, const desk_request_t *req,
                            unsigned *effects, uint8_t **bytes, size_t *len, char *err, size_t errlen);
 

@@ -28,7 +28,6 @@
 #include "schema/probe.h"
 
 #define MT5_MAX_REPLY (8u * 1024u * 1024u) /* a page of 100 deals is ~100 KB */
-#define MT5_MAX_DEALS 100000               /* the bound on one search */
 #define MT5_PAGE 100                       /* MT5's largest page */
 #define MT5_IDLE_PING_MS 2000              /* ping before a balance call after this much idleness */
 #define MT5_SESSION_IDLE_MS 170000         /* MT5 drops a session after 180 s idle */
@@ -48,6 +47,9 @@ struct mt5_client_t {
     int64_t last_ms;            /* monotonic time of the last exchange on the session */
     uint64_t auth_count;
     int last_retcode;
+    int clock_known;            /* clock_offset_s was measured */
+    int64_t clock_offset_s;     /* MT5's deal clock minus kasa's UTC clock */
+    int64_t clock_measured_ms;  /* monotonic time of that measurement */
     jbuf_t reply;
     char curl_err[CURL_ERROR_SIZE];
 };
@@ -191,6 +193,7 @@ const char *mt5_result_name(mt5_result_t r)
     case MT5_AUTH_FAILED: return "auth_failed";
     case MT5_TRANSIENT: return "transient";
     case MT5_AMBIGUOUS: return "ambiguous";
+    case MT5_CANNOT_TELL: return "cannot_tell";
     }
     return "unknown";
 }
@@ -694,6 +697,8 @@ int mt5_parse_login(const char *text, uint64_t *login)
     return 0;
 }
 
+static void s_measure_clock(mt5_client_t *c, uint64_t ticket, int64_t sent_s, int64_t done_s);
+
 mt5_result_t mt5_balance(mt5_client_t *c, uint64_t login, int64_t amount_minor, int digits,
                          const char *comment, uint64_t *ticket, char *err, size_t errlen)
 {
@@ -740,7 +745,9 @@ mt5_result_t mt5_balance(mt5_client_t *c, uint64_t login, int64_t amount_minor, 
     int new_conn = 0, retcode = -1;
     CURLcode cerr;
     c->forbid_new_conn = 1;
+    int64_t sent_s = (int64_t) time(NULL);
     int sent = s_http(c, path, NULL, &status, &new_conn, &cerr, err, errlen);
+    int64_t done_s = (int64_t) time(NULL);
     c->forbid_new_conn = 0;
     if (sent != 0) {
         c->authed = 0;
@@ -769,6 +776,8 @@ mt5_result_t mt5_balance(mt5_client_t *c, uint64_t login, int64_t amount_minor, 
                 if (ticket)
                     *ticket = t;
                 bson_destroy(&doc);
+                if (r == MT5_OK)
+                    s_measure_clock(c, t, sent_s, done_s);
             }
         }
     }
@@ -794,10 +803,99 @@ static const char *s_field(bson_iter_t *deal, const char *key, char *buf, size_t
     return NULL;
 }
 
-/* Copies src (or "" when NULL) into dst[cap], cut to fit. */
-static void s_copy_text(char *dst, size_t cap, const char *src)
+/* The length of ref's trailing run of hex digits (its core), and where it starts. */
+static size_t s_core(const char *ref, const char **core)
 {
-    snprintf(dst, cap, "%s", src ? src : "");
+    size_t n = strlen(ref), k = 0;
+    while (k < n && s_hexval(ref[n - 1 - k]) >= 0)
+        k++;
+    *core = ref + n - k;
+    return k;
+}
+
+/* 1 if text[0..len) equals core[0..len) ignoring case (hex digits only). */
+static int s_hex_eq(const char *text, const char *core, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s_hexval(text[i]) < 0 || s_hexval(text[i]) != s_hexval(core[i]))
+            return 0;
+    return 1;
+}
+
+#define S_CORE_MIN 8       /* a shorter core is matched exactly */
+#define S_CORE_CUT_MIN 16  /* a core cut at the comment's end still identifies with this many digits */
+
+int mt5_comment_matches(const char *comment, const char *ref)
+{
+    if (!comment || !ref || !*ref)
+        return 0;
+    const char *core;
+    size_t k = s_core(ref, &core), n = strlen(comment);
+    if (k < S_CORE_MIN)
+        return strcasecmp(comment, ref) == 0;
+    for (size_t i = 0; i + k <= n; i++)
+        if (s_hex_eq(comment + i, core, k))
+            return 1;
+    while (n > 0 && comment[n - 1] == ' ')
+        n--;
+    /* the comment's trailing hex run, if it starts the core */
+    size_t run = 0;
+    while (run < n && s_hexval(comment[n - 1 - run]) >= 0)
+        run++;
+    return run >= S_CORE_CUT_MIN && run < k && s_hex_eq(comment + n - run, core, run);
+}
+
+/* Copies deal's text field key into buf (cap bytes); 0, or -1 if absent or too long. */
+static int s_field_copy(bson_iter_t *deal, const char *key, char *buf, size_t cap)
+{
+    char tmp[32];
+    const char *v = s_field(deal, key, tmp, sizeof tmp);
+    if (!v || strlen(v) >= cap)
+        return -1;
+    snprintf(buf, cap, "%s", v);
+    return 0;
+}
+
+/* Reads one page's answer: every element must be a deal with Deal, Action and Comment, else the page
+ * is odd (-1, err). fn sees each balance deal (listed for login) until it returns non-zero (*stop);
+ * *returned gets the number of deals on the page read so far. */
+static int s_page(const bson_t *doc, uint64_t login, mt5_deal_fn fn, void *arg, int *stop, uint64_t *returned,
+                  char *err, size_t errlen)
+{
+    bson_iter_t it, deals;
+    *returned = 0;
+    if (!bson_iter_init_find(&it, doc, "answer") || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &deals)) {
+        err_set(err, errlen, "deal/get_page: the answer is not an array of deals");
+        return -1;
+    }
+    while (!*stop && bson_iter_next(&deals)) {
+        (*returned)++;
+        char b1[32], b2[32];
+        mt5_deal_t d;
+        memset(&d, 0, sizeof d);
+        const char *deal = BSON_ITER_HOLDS_DOCUMENT(&deals) ? s_field(&deals, "Deal", b1, sizeof b1) : NULL;
+        const char *action = deal ? s_field(&deals, "Action", b2, sizeof b2) : NULL;
+        if (!deal || mt5_parse_u64(deal, &d.ticket) != 0 || d.ticket == 0 || !action
+            || s_field_copy(&deals, "Comment", d.comment, sizeof d.comment) != 0) {
+            err_set(err, errlen, "deal/get_page: element %" PRIu64 " is not a deal with Deal, Action and Comment",
+                    *returned - 1);
+            return -1;
+        }
+        if (strcmp(action, "2") != 0)
+            continue;
+        char b3[32];
+        const char *l = s_field(&deals, "Login", b3, sizeof b3);
+        if (!l || mt5_parse_u64(l, &d.login) != 0)
+            d.login = login;
+        if (s_field_copy(&deals, "Profit", d.profit, sizeof d.profit) != 0)
+            d.profit[0] = '\0';
+        const char *t = s_field(&deals, "Time", b3, sizeof b3);
+        uint64_t ts = 0;
+        if (t && mt5_parse_u64(t, &ts) == 0)
+            d.time_s = (int64_t) ts;
+        *stop = fn(arg, &d) != 0;
+    }
+    return 0;
 }
 
 mt5_result_t mt5_each_balance_deal(mt5_client_t *c, uint64_t login, int64_t from_s, int64_t to_s,
@@ -813,90 +911,131 @@ mt5_result_t mt5_each_balance_deal(mt5_client_t *c, uint64_t login, int64_t from
     snprintf(path, sizeof path, "/api/deal/get_total?login=%" PRIu64 "&from=%" PRId64 "&to=%" PRId64,
              login, from_s, to_s);
     mt5_result_t r = s_read(c, path, NULL, &doc, err, errlen);
-    uint64_t total = 0;
+    uint64_t total = 0, read = 0, pages = 0;
     if (r == MT5_OK) {
         if (s_answer_u64(&doc, "Total", &total) != 0) {
             err_set(err, errlen, "deal/get_total: no Total in the reply");
-            r = MT5_TRANSIENT;
+            r = MT5_CANNOT_TELL;
+        } else if (total > MT5_SEARCH_MAX_DEALS) {
+            err_set(err, errlen, "deal/get_total: %" PRIu64 " deals in the window, more than one search reads (%d)",
+                    total, MT5_SEARCH_MAX_DEALS);
+            r = MT5_CANNOT_TELL;
         }
         bson_destroy(&doc);
     }
-    if (total > MT5_MAX_DEALS)
-        total = MT5_MAX_DEALS;
+    /* Each page starts where the deals read so far end: a server that returns shorter pages than
+     * asked skips nothing. Bounded: at most Total deals, each page at least one. */
     int stop = 0;
-    for (uint64_t offset = 0; r == MT5_OK && !stop && offset < total; offset += MT5_PAGE) {
+    while (r == MT5_OK && !stop && read < total) {
         snprintf(path, sizeof path,
                  "/api/deal/get_page?login=%" PRIu64 "&from=%" PRId64 "&to=%" PRId64 "&offset=%" PRIu64 "&total=%d",
-                 login, from_s, to_s, offset, MT5_PAGE);
+                 login, from_s, to_s, read, MT5_PAGE);
         r = s_read(c, path, NULL, &doc, err, errlen);
         if (r != MT5_OK)
             break;
-        bson_iter_t it, deals;
-        int count = 0;
-        if (bson_iter_init_find(&it, &doc, "answer") && BSON_ITER_HOLDS_ARRAY(&it)
-            && bson_iter_recurse(&it, &deals)) {
-            while (!stop && bson_iter_next(&deals)) {
-                count++;
-                if (!BSON_ITER_HOLDS_DOCUMENT(&deals))
-                    continue;
-                char b1[32], b2[32], b3[32], b4[32], b5[48];
-                const char *action = s_field(&deals, "Action", b1, sizeof b1);
-                const char *deal = s_field(&deals, "Deal", b2, sizeof b2);
-                uint64_t t = deal ? strtoull(deal, NULL, 10) : 0;
-                if (!action || strcmp(action, "2") != 0 || t == 0)
-                    continue;
-                mt5_deal_t d = { .ticket = t };
-                const char *dl = s_field(&deals, "Login", b3, sizeof b3);
-                d.login = dl ? strtoull(dl, NULL, 10) : login;
-                const char *tm = s_field(&deals, "Time", b4, sizeof b4);
-                d.time_s = tm ? strtoll(tm, NULL, 10) : 0;
-                s_copy_text(d.profit, sizeof d.profit, s_field(&deals, "Profit", b5, sizeof b5));
-                char b6[48];
-                s_copy_text(d.comment, sizeof d.comment, s_field(&deals, "Comment", b6, sizeof b6));
-                stop = fn(arg, &d) != 0;
-            }
+        uint64_t returned = 0;
+        if (s_page(&doc, login, fn, arg, &stop, &returned, err, errlen) != 0) {
+            r = MT5_CANNOT_TELL;
+        } else if (!stop && (returned == 0 || returned > MT5_PAGE)) {
+            err_set(err, errlen, "deal/get_page at offset %" PRIu64 " of %" PRIu64 ": %s", read, total,
+                    returned ? "more deals than asked" : "no deals before the total");
+            r = MT5_CANNOT_TELL;
         }
         bson_destroy(&doc);
-        if (count == 0)
-            break; /* fewer deals than the total said: the list shrank */
+        read += returned;
+        pages++;
     }
     pthread_mutex_unlock(&c->mu);
+    log_info("mt5.deals", "login=%" PRIu64 " from=%" PRId64 " to=%" PRId64 " total=%" PRIu64 " read=%" PRIu64
+             " pages=%" PRIu64 " stopped=%d result=%s", login, from_s, to_s, total, read, pages, stop,
+             mt5_result_name(r));
     return r;
 }
 
 typedef struct {
-    const char *comment;
-    uint64_t ticket;
+    const char *ref;
+    mt5_deal_t *found;
+    size_t cap, matches;
 } s_find_t;
 
-static int s_find_one(void *arg, const mt5_deal_t *d)
+static int s_find_each(void *arg, const mt5_deal_t *d)
 {
     s_find_t *f = arg;
-    if (strcmp(d->comment, f->comment) != 0)
+    if (!mt5_comment_matches(d->comment, f->ref))
         return 0;
-    f->ticket = d->ticket;
-    return 1;
+    if (f->matches < f->cap)
+        f->found[f->matches] = *d;
+    f->matches++;
+    return 0;   /* every match is counted: two are a double credit */
 }
 
-mt5_result_t mt5_find_balance_deal(mt5_client_t *c, uint64_t login, const char *comment,
-                                   int64_t from_s, int64_t to_s, uint64_t *ticket,
-                                   char *err, size_t errlen)
+mt5_result_t mt5_find_balance_deals(mt5_client_t *c, uint64_t login, const char *ref, int64_t from_s, int64_t to_s,
+                                    mt5_deal_t *found, size_t cap, size_t *count, char *err, size_t errlen)
 {
-    if (ticket)
-        *ticket = 0;
-    if (!comment || !*comment || login == 0 || from_s > to_s) {
+    *count = 0;
+    if (!ref || !*ref || login == 0 || from_s > to_s || (cap && !found)) {
         err_set(err, errlen, "bad search arguments");
         return MT5_PERMANENT;
     }
-    s_find_t f = { comment, 0 };
-    mt5_result_t r = mt5_each_balance_deal(c, login, from_s, to_s, s_find_one, &f, err, errlen);
-    if (r == MT5_OK && !f.ticket)
-        r = MT5_NOT_FOUND;
-    if (ticket)
-        *ticket = f.ticket;
-    log_info("mt5.find_deal", "login=%" PRIu64 " comment=%s result=%s ticket=%" PRIu64, login, comment,
-             mt5_result_name(r), f.ticket);
+    s_find_t f = { ref, found, cap, 0 };
+    mt5_result_t r = mt5_each_balance_deal(c, login, from_s, to_s, s_find_each, &f, err, errlen);
+    *count = f.matches;
+    if (r == MT5_OK)
+        r = f.matches ? MT5_OK : MT5_NOT_FOUND;
+    log_info("mt5.find_deal", "login=%" PRIu64 " ref=\"%s\" from=%" PRId64 " to=%" PRId64
+             " result=%s matches=%zu ticket=%" PRIu64, login, ref, from_s, to_s, mt5_result_name(r), f.matches,
+             f.matches && cap ? found[0].ticket : 0);
     return r;
+}
+
+mt5_result_t mt5_find_balance_deal(mt5_client_t *c, uint64_t login, const char *ref,
+                                   int64_t from_s, int64_t to_s, uint64_t *ticket,
+                                   char *err, size_t errlen)
+{
+    mt5_deal_t d;
+    size_t n = 0;
+    mt5_result_t r = mt5_find_balance_deals(c, login, ref, from_s, to_s, &d, 1, &n, err, errlen);
+    if (ticket)
+        *ticket = r == MT5_OK ? d.ticket : 0;
+    return r;
+}
+
+int mt5_clock_offset(mt5_client_t *c, int64_t *offset_s)
+{
+    pthread_mutex_lock(&c->mu);
+    int known = c->clock_known;
+    if (known)
+        *offset_s = c->clock_offset_s;
+    pthread_mutex_unlock(&c->mu);
+    return known ? 0 : -1;
+}
+
+/* Under c->mu, after a balance call made deal ticket between kasa's UTC seconds sent_s and done_s:
+ * reads the deal back (/api/deal/get_batch?ticket=) and keeps its Time minus kasa's clock. At most
+ * every MT5_CLOCK_MEASURE_S; a failure changes nothing (the balance call's outcome stands). */
+static void s_measure_clock(mt5_client_t *c, uint64_t ticket, int64_t sent_s, int64_t done_s)
+{
+    if (c->clock_known && s_now_ms() - c->clock_measured_ms < MT5_CLOCK_MEASURE_S * 1000)
+        return;
+    char path[96], err[128];
+    bson_t doc;
+    snprintf(path, sizeof path, "/api/deal/get_batch?ticket=%" PRIu64, ticket);
+    if (s_read(c, path, NULL, &doc, err, sizeof err) != MT5_OK)
+        return;
+    bson_iter_t it, deals;
+    uint64_t t = 0;
+    if (bson_iter_init_find(&it, &doc, "answer") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &deals)
+        && bson_iter_next(&deals) && BSON_ITER_HOLDS_DOCUMENT(&deals)) {
+        char b[32];
+        const char *v = s_field(&deals, "Time", b, sizeof b);
+        if (v && mt5_parse_u64(v, &t) == 0 && t > 0) {
+            c->clock_offset_s = (int64_t) t - (sent_s + done_s) / 2;
+            c->clock_known = 1;
+            c->clock_measured_ms = s_now_ms();
+            log_info("mt5.clock", "offset_s=%" PRId64 " ticket=%" PRIu64, c->clock_offset_s, ticket);
+        }
+    }
+    bson_destroy(&doc);
 }
 
 /* Copies answer.<key> (any case) as text into buf: a string as is, an integer in decimal, a

@@ -38,10 +38,12 @@ typedef enum {
                          transport error or timeout on a read                                          */
     MT5_AMBIGUOUS,    /* a balance operation whose outcome is unknown (timeout, reset, 403, 7/9/10
                          after sending): it may have been applied. Reconcile, never resend blindly.   */
+    MT5_CANNOT_TELL,  /* a deal search that could not read everything (over the cap, an empty, odd or
+                         overlong page): neither found nor proven absent. Retry later, never send.   */
 } mt5_result_t;
 
 /* A stable lower-case name for logs ("ok", "not_found", "permanent", "bad_password",
- * "auth_failed", "transient", "ambiguous"). */
+ * "auth_failed", "transient", "ambiguous", "cannot_tell"). */
 const char *mt5_result_name(mt5_result_t r);
 
 /* ---- the client ------------------------------------------------------------------------------ */
@@ -86,32 +88,60 @@ int mt5_last_retcode(const mt5_client_t *c);
 mt5_result_t mt5_balance(mt5_client_t *c, uint64_t login, int64_t amount_minor, int digits,
                          const char *comment, uint64_t *ticket, char *err, size_t errlen);
 
-/* Looks for a balance deal (Action 2) on login whose Comment equals comment exactly, with a deal
- * time in [from_s, to_s] (Unix seconds; search generously, MT5 may use trade-server time).
- * Reads /api/deal/get_total then /api/deal/get_page in pages of 100 (bounded to 100,000 deals).
- * MT5_OK with *ticket (the first match), MT5_NOT_FOUND, or an error class. */
-mt5_result_t mt5_find_balance_deal(mt5_client_t *c, uint64_t login, const char *comment,
-                                   int64_t from_s, int64_t to_s, uint64_t *ticket,
-                                   char *err, size_t errlen);
+#define MT5_SEARCH_MAX_DEALS 100000 /* deals one listing reads at most; more is "cannot tell" */
 
-/* A balance deal as /api/deal/get_page reports it. Money is MT5's exact decimal text. */
+/* A balance deal as /api/deal/get_page reports it (MT5's own figures). Money is MT5's exact
+ * decimal text. */
 typedef struct {
     uint64_t ticket;         /* Deal */
-    uint64_t login;          /* Login */
-    int64_t time_s;          /* Time (trade-server time, Unix seconds) */
-    char profit[48];         /* Profit: the amount of a balance deal, "249.50" ("" if not text) */
-    char comment[48];        /* Comment */
+    uint64_t login;          /* Login as the deal states it (the login listed when absent) */
+    int64_t time_s;          /* Time, on MT5's clock (possibly trade-server time); 0 when absent */
+    char profit[48];         /* Profit: the amount of a balance deal, "249.50" ("" if absent) */
+    char comment[48];        /* Comment as MT5 holds it (possibly rewritten by a server plugin) */
 } mt5_deal_t;
 
 /* Called once per balance deal; return non-zero to stop the listing early (not an error). */
 typedef int (*mt5_deal_fn)(void *arg, const mt5_deal_t *deal);
 
-/* Visits every balance deal (Action 2) on login with a deal time in [from_s, to_s] (Unix seconds),
- * in MT5's order, reading /api/deal/get_total then /api/deal/get_page in pages of 100 (bounded to
- * 100,000 deals). Read-only. MT5_OK once every page was read (or fn stopped), else an error class
- * (fn may already have been called). mt5_find_balance_deal is this with a comment to match. */
+/* Visits every balance deal (Action 2) on login with a deal time in [from_s, to_s] on MT5's clock,
+ * in MT5's order. Read-only. Reads /api/deal/get_total, then /api/deal/get_page from offset 0 in
+ * pages of up to 100, each next offset advanced by the deals the page returned, until Total deals
+ * were read. MT5_OK only when the listing was complete (or fn stopped it): Total was read and is
+ * at most MT5_SEARCH_MAX_DEALS, every page was an array of deals (each with Deal, Action and
+ * Comment), none empty before Total nor longer than asked. MT5_CANNOT_TELL when any of that fails;
+ * or an error class from the session (MT5_TRANSIENT, MT5_AUTH_FAILED, MT5_PERMANENT, e.g. 13 for
+ * an unknown login). fn may already have been called when the listing fails. */
 mt5_result_t mt5_each_balance_deal(mt5_client_t *c, uint64_t login, int64_t from_s, int64_t to_s,
                                    mt5_deal_fn fn, void *arg, char *err, size_t errlen);
+
+/* Every balance deal on login whose Comment carries ref (mt5_comment_matches), with a deal time in
+ * [from_s, to_s] on MT5's clock: mt5_each_balance_deal with a reference to match. Three answers:
+ *   MT5_OK          found: *count (>= 1) matches, the first min(*count, cap) copied to found[];
+ *   MT5_NOT_FOUND   not there — only when the listing was complete (see above);
+ *   MT5_CANNOT_TELL the listing could not be finished;
+ * or an error class from the session. Never reports "not there" for a search it could not finish. */
+mt5_result_t mt5_find_balance_deals(mt5_client_t *c, uint64_t login, const char *ref, int64_t from_s, int64_t to_s,
+                                    mt5_deal_t *found, size_t cap, size_t *count, char *err, size_t errlen);
+
+/* mt5_find_balance_deals with room for one: *ticket is the first match's ticket on MT5_OK. */
+mt5_result_t mt5_find_balance_deal(mt5_client_t *c, uint64_t login, const char *ref,
+                                   int64_t from_s, int64_t to_s, uint64_t *ticket,
+                                   char *err, size_t errlen);
+
+/* 1 if a deal comment carries the reference ref. The reference's core is its trailing run of hex
+ * digits (kasa's "kasa " + 26 hex digits: the 26). With a core of 8 or more digits: the comment
+ * holds the whole core anywhere, case-insensitively (a server plugin may prefix, re-case or wrap
+ * it), or ends (trailing spaces aside) with the core's first 16 or more digits right after a
+ * non-hex character (a prefix pushed the end past MT5's 31 characters, or the comment was cut).
+ * With a shorter core: the comment equals ref, case-insensitively. 0 otherwise (and for NULL). */
+int mt5_comment_matches(const char *comment, const char *ref);
+
+/* MT5's deal clock minus kasa's UTC clock, in seconds, as measured from the last deal this client
+ * made (mt5_balance reads the new deal's Time back at most every MT5_CLOCK_MEASURE_S): 0 with
+ * *offset_s set, or -1 when nothing was measured yet. MT5 may write deal times in trade-server
+ * time, so a deal search window is MT5's clock, not kasa's. */
+#define MT5_CLOCK_MEASURE_S 600
+int mt5_clock_offset(mt5_client_t *c, int64_t *offset_s);
 
 /* An account as /api/user/get reports it. Money is MT5's exact decimal text ("1000.50"). */
 typedef struct {

@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "actors/crediter.h"
@@ -74,13 +75,22 @@ typedef struct {
     size_t seen;
 } s_resume_list_t;
 
+/* 1 for a credited deposit whose credit followed an ambiguous attempt (attempt 2 or later) within
+ * the last day: the crediter searches it once more for a second deal (crediter.h). */
+static int s_needs_check(const registry_entry_t *e)
+{
+    return (e->view.state == DEPOSIT_CREDITED || e->view.state == DEPOSIT_NOTIFIED) && e->attempts >= 2 &&
+           !(e->alerts_raised & (1u << RECORD_ALERT_DOUBLE_CREDIT)) &&
+           e->last_attempt_ms > (int64_t) time(NULL) * 1000 - 24LL * 3600 * 1000;
+}
+
 static void s_collect(void *arg, const registry_entry_t *e)
 {
     s_resume_list_t *l = arg;
     l->seen++;
     registry_resume_t act = registry_resume_action(e);
     if (act != REGISTRY_RESUME_LOCK && act != REGISTRY_RESUME_CREDIT && act != REGISTRY_RESUME_RECONCILE &&
-        act != REGISTRY_RESUME_NOTIFY)
+        act != REGISTRY_RESUME_NOTIFY && !s_needs_check(e))
         return;
     if (l->count == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
@@ -120,7 +130,14 @@ static size_t s_resume(pipeline_t *self, size_t *deposits)
         log_info("deposit.resumed", "tx=%s state=%s action=\"%s\" attempts=%u login=%llu", e.view.tx_id,
                  deposit_state_name(e.view.state), registry_resume_name(act), e.attempts,
                  (unsigned long long) e.view.login);
-        s_hand_on(self, effects, e.view.tx_id, e.view.login, bytes, len);
+        if (act == REGISTRY_RESUME_LOCK || act == REGISTRY_RESUME_CREDIT || act == REGISTRY_RESUME_RECONCILE ||
+            act == REGISTRY_RESUME_NOTIFY)
+            s_hand_on(self, effects, e.view.tx_id, e.view.login, bytes, len);
+        if (s_needs_check(&e)) {
+            log_info("deposit.resumed", "tx=%s state=%s action=\"check for a second deal\" attempts=%u",
+                     e.view.tx_id, deposit_state_name(e.view.state), e.attempts);
+            s_hand_on(self, DEPOSIT_EFFECT_CREDIT, e.view.tx_id, e.view.login, bytes, len);
+        }
         free(bytes);
         resumed++;
     }
@@ -205,6 +222,7 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
     self->ctx.mt5_timeout_ms = 10000;
     self->ctx.cobo_timeout_ms = 10000;
     self->ctx.telegram_timeout_ms = 10000;
+    self->ctx.mt5_settle_ms = 1000 * (int64_t) (cfg->mt5_settle_s > 0 ? cfg->mt5_settle_s : CONFIG_DEFAULT_MT5_SETTLE_S);
 
     /* Replay reads the journal directory this journal was opened on (cfg->journal_dir). */
     char why[256];
@@ -321,11 +339,11 @@ int pipeline_admin(pipeline_t *self, const desk_request_t *req, char *err, size_
     registry_result_t res = desk_act(self->registry, self->journal, &self->cfg, req, &effects, &bytes, &len, err, errlen);
     if (res == REGISTRY_SAME)
         return 1;
-    if (res != REGISTRY_MOVED)
-        return -1;
-    s_hand_on(self, effects, req->tx_id, 0, bytes, len);
+    /* a refused reject may still have moved the deposit: its credit was found in MT5 (desk_act) */
+    if (bytes)
+        s_hand_on(self, effects, req->tx_id, 0, bytes, len);
     free(bytes);
-    return 0;
+    return res == REGISTRY_MOVED ? 0 : -1;
 }
 
 int pipeline_link(pipeline_t *self, const char *address, const char *chain_id, uint64_t login, const char *actor,

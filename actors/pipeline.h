@@ -42,7 +42,8 @@ int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t err
  * login must be known to MT5, the action must apply to the deposit's state and approvals). Returns
  * 0 once the action and the transition it causes are durable, after handing the deposit on (retry,
  * assign, the last approval: back through the locker; the crediter reconciles first if a credit
- * attempt exists); 1 once an approval is durable that leaves the deposit waiting for another
+ * attempt exists; a reject of a deposit a credit was attempted for searches MT5 first, see desk_act);
+ * 1 once an approval is durable that leaves the deposit waiting for another
  * approver; -1 with a reason when refused (nothing journaled) or the journal failed. */
 int pipeline_admin(pipeline_t *self, const desk_request_t *req, char *err, size_t errlen);
 

@@ -244,6 +244,22 @@ static void s_apply_attempt(registry_entry_t *e, const record_t *r)
     e->last_attempt_ms = r->time_ms;
     e->attempt_login = r->login ? r->login : e->view.login;
     e->view.updated_ms = r->time_ms;
+    registry_tried_t *t = NULL;
+    for (uint32_t i = 0; i < e->tried_count && !t; i++)
+        if (e->tried[i].login == e->attempt_login)
+            t = &e->tried[i];
+    if (!t && e->tried_count == REGISTRY_MAX_LOGINS) {
+        e->tried_overflow = 1;   /* the crediter never sends to one login more (it holds instead) */
+        return;
+    }
+    if (!t) {
+        t = &e->tried[e->tried_count++];
+        t->login = e->attempt_login;
+        t->first_ms = r->time_ms;
+    }
+    t->last_ms = r->time_ms;
+    t->credit_minor = r->credit_minor ? r->credit_minor : e->view.credit_minor;
+    t->digits = r->credit_minor ? r->digits : e->view.digits;
 }
 
 /* A repair lost records this deposit may have had, a credit attempt among them perhaps: from now on

@@ -44,6 +44,16 @@ typedef enum {
     REGISTRY_RESUME_PERSON,    /* HELD: needs a person                                            */
 } registry_resume_t;
 
+#define REGISTRY_MAX_LOGINS 8   /* distinct MT5 logins one deposit's credit attempts may go to */
+
+/* An MT5 login a credit attempt went to: every one is searched before any send. */
+typedef struct {
+    uint64_t login;
+    int64_t credit_minor;       /* what the last attempt on it was for, in its minor units */
+    int32_t digits;
+    int64_t first_ms, last_ms;  /* the first and the last attempt on it (kasa's clock) */
+} registry_tried_t;
+
 /* A deposit's full in-memory entry (a copy, for the stages and tools). */
 typedef struct {
     deposit_view_t view;
@@ -52,6 +62,9 @@ typedef struct {
     int64_t first_attempt_ms;   /* time of the first attempt (0 if none)                    */
     int64_t last_attempt_ms;    /* time of the last attempt (0 if none)                     */
     uint64_t attempt_login;     /* the login the last attempt was for (0 if none)           */
+    registry_tried_t tried[REGISTRY_MAX_LOGINS]; /* every login an attempt went to, in order */
+    uint32_t tried_count;
+    int tried_overflow;         /* an attempt went to one more login than tried[] holds     */
     char remainder[48];         /* LOCKED: what rounding dropped                            */
     int notice_failed;          /* a RECORD_NOTICE_FAILED was journaled                     */
     uint32_t alerts_raised;     /* bit i: an ALERT named record_alert_name(i) was journaled */

@@ -48,6 +48,7 @@ typedef struct {
     int accounts;                /* how many accounts actors (actors/accounts.h; 0 in the pipeline) */
     char prefix[48];             /* "inproc://kasa-<unique>" */
     int64_t mt5_timeout_ms, cobo_timeout_ms, telegram_timeout_ms;
+    int64_t mt5_settle_ms;       /* KASA_MT5_SETTLE_S: no resend this soon after an ambiguous attempt */
 } stage_ctx_t;
 
 /* The endpoint of actor index of a stage ("inproc://kasa-1-crediter-0"). */

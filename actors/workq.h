@@ -4,7 +4,8 @@
  * Order: items with the same non-zero key are handled strictly in arrival order — an item waits
  * while an earlier item with its key is still in the list, even if that one is backing off (the
  * crediter keys by MT5 login, so one login's deposits are credited in the order they arrived).
- * Key 0 imposes no order. Bounded: workq_push refuses beyond cap; a stage stops reading its socket
+ * Key 0 imposes no order; a handler may set its item's key to 0 (before asking for a retry) to
+ * stop it ordering the items after it (the crediter's later check of a finished credit). Bounded: workq_push refuses beyond cap; a stage stops reading its socket
  * while its list is full (back-pressure, nothing dropped). Not thread-safe: one actor owns it. */
 #ifndef KASA_ACTORS_WORKQ_H
 #define KASA_ACTORS_WORKQ_H

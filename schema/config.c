@@ -39,7 +39,7 @@ typedef enum {
     K_MAX_CONNECTIONS_PER_IP,
     K_COBO_API_URL, K_COBO_API_KEY, K_COBO_API_SECRET, K_COBO_WEBHOOK_PUBKEY, K_COBO_ENV,
     K_COBO_WALLET_ID, K_CHAINS,
-    K_MT5_URL, K_MT5_LOGIN, K_MT5_PASSWORD, K_MT5_CA_FILE,
+    K_MT5_URL, K_MT5_LOGIN, K_MT5_PASSWORD, K_MT5_CA_FILE, K_MT5_SETTLE_S,
     K_TELEGRAM_API_URL, K_TELEGRAM_BOT_TOKEN, K_TELEGRAM_CHAT_ID,
     K_AUTO_CREDIT_LIMIT, K_DUAL_APPROVAL_LIMIT, K_CREDITERS, K_LOCKERS, K_NOTIFIERS,
     K_PENDING_AGE_S, K_PENDING_POLL_S, K_COBO_CONFIRM_WAIT_S,
@@ -83,6 +83,7 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_MT5_LOGIN]          = { "MT5_LOGIN", 0, 1 },
     [K_MT5_PASSWORD]       = { "MT5_PASSWORD", 1, 1 },
     [K_MT5_CA_FILE]        = { "MT5_CA_FILE", 0, 0 },
+    [K_MT5_SETTLE_S]       = { "KASA_MT5_SETTLE_S", 0, 0 },
     [K_TELEGRAM_API_URL]   = { "TELEGRAM_API_URL", 0, 0 },
     [K_TELEGRAM_BOT_TOKEN] = { "TELEGRAM_BOT_TOKEN", 1, 1 },
     [K_TELEGRAM_CHAT_ID]   = { "TELEGRAM_CHAT_ID", 0, 1 },
@@ -679,6 +680,7 @@ static void s_defaults(config_t *cfg)
     cfg->pending_age_s = CONFIG_DEFAULT_PENDING_AGE_S;
     cfg->pending_poll_s = CONFIG_DEFAULT_PENDING_POLL_S;
     cfg->cobo_confirm_wait_s = CONFIG_DEFAULT_COBO_CONFIRM_WAIT_S;
+    cfg->mt5_settle_s = CONFIG_DEFAULT_MT5_SETTLE_S;
     snprintf(cfg->telegram_api_url, sizeof cfg->telegram_api_url, "https://api.telegram.org");
     cfg->crediters = 2;
     cfg->lockers = 4;
@@ -819,6 +821,7 @@ static void s_convert(loader_t *ld, config_t *cfg)
     }
     s_copy(ld, K_MT5_PASSWORD, cfg->mt5_password, sizeof cfg->mt5_password);
     s_copy(ld, K_MT5_CA_FILE, cfg->mt5_ca_file, sizeof cfg->mt5_ca_file);
+    cfg->mt5_settle_s = (int) s_int_key(ld, K_MT5_SETTLE_S, 1, 86400, (uint64_t) cfg->mt5_settle_s);
 
     /* Telegram */
     s_url_key(ld, K_TELEGRAM_API_URL, cfg->telegram_api_url, sizeof cfg->telegram_api_url);
@@ -1008,6 +1011,7 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "MT5_LOGIN=%llu\n", (unsigned long long) cfg->mt5_login);
     s_print_secret(out, "MT5_PASSWORD", cfg->mt5_password);
     fprintf(out, "MT5_CA_FILE=%s\n", cfg->mt5_ca_file);
+    fprintf(out, "KASA_MT5_SETTLE_S=%d\n", cfg->mt5_settle_s);
     fprintf(out, "TELEGRAM_API_URL=%s\n", cfg->telegram_api_url);
     s_print_secret(out, "TELEGRAM_BOT_TOKEN", cfg->telegram_bot_token);
     fprintf(out, "TELEGRAM_CHAT_ID=%s\n", cfg->telegram_chat_id);

@@ -15,6 +15,7 @@
 #define CONFIG_MAX_TOKENS 64   /* money rules (token x account currency) */
 #define CONFIG_MAX_CHAINS 8
 #define CONFIG_DEFAULT_MAX_DEPOSITS 200000   /* KASA_MAX_DEPOSITS when unset */
+#define CONFIG_DEFAULT_MT5_SETTLE_S 60       /* KASA_MT5_SETTLE_S when unset (see README, exactly once) */
 #define CONFIG_MAX_MAX_DEPOSITS 100000000    /* the largest KASA_MAX_DEPOSITS accepted */
 
 #define CONFIG_DEFAULT_PENDING_AGE_S 1800     /* KASA_PENDING_AGE_S when unset */
@@ -75,6 +76,8 @@ typedef struct {
     uint64_t mt5_login;            /* MT5_LOGIN: the manager account */
     char mt5_password[128];        /* MT5_PASSWORD (secret) */
     char mt5_ca_file[256];         /* MT5_CA_FILE: optional CA for a self-signed access server */
+    int mt5_settle_s;              /* KASA_MT5_SETTLE_S: after an ambiguous balance call, no resend before this
+                                      many seconds (1..86400, default 60; 0 in a config_t: the default) */
 
     char telegram_api_url[256];    /* TELEGRAM_API_URL, default https://api.telegram.org */
     char telegram_bot_token[128];  /* TELEGRAM_BOT_TOKEN (secret) */

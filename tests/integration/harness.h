@@ -827,6 +827,7 @@ H_FN int h_config_write(h_env_t *env, const char *extra)
         fprintf(f, "KASA_CATCHUP_INTERVAL=0\n");
     if (!extra || !strstr(extra, "KASA_METRICS_LISTEN="))
         fprintf(f, "KASA_METRICS_LISTEN=off\n");
+    fprintf(f, "KASA_MT5_SETTLE_S=1\n");   /* longer than any late execution a test injects */
     if (extra)
         fputs(extra, f);
     fchmod(fileno(f), 0600);   /* it holds secrets: kasa warns about a file others may read */

@@ -2,8 +2,10 @@
  *
  * Each run (one seed of a PRNG) starts kasa on a fresh journal, links a few addresses, and sends a
  * stream of signed deposit webhooks — every event of each deposit, some more than once, in
- * shuffled order — while the MT5 simulator sometimes applies a credit and drops its reply (and
- * sometimes forgets sessions, answering HTTP 403). At seeded moments kasa is SIGKILLed and
+ * shuffled order — while the MT5 simulator sometimes applies a credit and drops its reply,
+ * sometimes forgets sessions (answering HTTP 403), and sometimes executes a balance call late: it
+ * drops the connection and applies the deal 100–700 ms later (within kasa's settle time, 1 s in
+ * these runs, so a resend before it would be a double credit). At seeded moments kasa is SIGKILLed and
  * restarted (sometimes the restart is killed too, while it replays and resumes). The harness acts
  * as Cobo: an event is sent again until it is answered 2xx, also across restarts. Once every event
  * was answered and every kill done, the run waits for every deposit to be CREDITED, then checks
@@ -64,6 +66,8 @@ typedef struct {
     int kill_in_start_ms[MAX_KILLS];  /* >= 0: after this kill, kill the next start that soon too */
     int drop_pct;
     int session_loss_pct;  /* MT5 forgets the session (HTTP 403) on this share of commands */
+    int late_pct;          /* MT5 executes this share of balance calls late, after dropping the connection */
+    int late_ms;           /* ... this long after the call (below the settle time, KASA_MT5_SETTLE_S=1) */
     uint64_t baseline[H_MT5_ACCOUNTS]; /* highest deal ticket per account before the run */
     int kills_done, start_kills, restarts, sends, retries;
     int64_t t0;
@@ -132,6 +136,9 @@ static int s_plan(s_run_t *run)
     static const int drops[] = { 0, 0, 20, 50 };
     run->drop_pct = drops[h_rng_range(&rng, 0, 3)];
     run->session_loss_pct = h_rng_range(&rng, 0, 3) == 0 ? 10 : 0;
+    static const int lates[] = { 0, 0, 10, 30 };
+    run->late_pct = lates[h_rng_range(&rng, 0, 3)];
+    run->late_ms = (int) h_rng_range(&rng, 100, 700);
     for (int i = 0; i < run->ndep; i++) {
         s_deposit_t *d = &run->dep[i];
         memset(d, 0, sizeof *d);
@@ -496,9 +503,11 @@ static int s_run(uint64_t seed, int repair)
     int64_t t0 = h_now_ms();
     if (h_config_write(&s_env, NULL) != 0 || s_plan(&run) != 0 || s_link_direct(s_env.journal, &run) != 0)
         goto out;
-    char faults[96];
-    snprintf(faults, sizeof faults, "{\"drop_reply\":%d.%02d,\"session_loss\":%d.%02d}", run.drop_pct / 100,
-             run.drop_pct % 100, run.session_loss_pct / 100, run.session_loss_pct % 100);
+    char faults[200];
+    snprintf(faults, sizeof faults,
+             "{\"drop_reply\":%d.%02d,\"session_loss\":%d.%02d,\"late_chance\":%d.%02d,\"late_apply_ms\":%d,"
+             "\"late_reply_ms\":0}", run.drop_pct / 100, run.drop_pct % 100, run.session_loss_pct / 100,
+             run.session_loss_pct % 100, run.late_pct / 100, run.late_pct % 100, run.late_ms);
     if (h_sim_post(s_env.mt5_url, "/sim/faults", faults) != 200)
         goto out;
     if (h_kasa_start(&s_env) != 0)
@@ -589,8 +598,8 @@ out:
         h_log("seed %" PRIu64 " FAILED: %d deposits, %d events, kills at", seed, run.ndep, run.nev);
         for (int k = 0; k < run.nkill; k++)
             h_log("  +%" PRId64 " ms%s", run.kill_at_ms[k], run.kill_in_start_ms[k] >= 0 ? " (and its restart)" : "");
-        h_log("MT5 drop_reply %d%%, session_loss %d%%; journal %s; kasa log %s", run.drop_pct, run.session_loss_pct,
-              s_env.journal, s_env.kasa_log);
+        h_log("MT5 drop_reply %d%%, session_loss %d%%, late %d%% by %d ms; journal %s; kasa log %s", run.drop_pct,
+              run.session_loss_pct, run.late_pct, run.late_ms, s_env.journal, s_env.kasa_log);
         if (run.repair)
             h_log("repaired journal: killed at +%" PRId64 " ms, flipped a byte of LSN %" PRId64, run.repair_at_ms,
                   run.flipped_lsn);

@@ -528,6 +528,149 @@ static void test_sim_accounts_reports_exact_balances(void)
     mt5_client_destroy(&c);
 }
 
+
+#define S_REF "kasa c15c0289ec2d4a91a7ec8e65a1" /* a reference as kasa makes them */
+
+/* Credits S_REF-style references and searches them back after a server plugin rewrote the
+ * comment: a prefix (cut to 31 characters, as MT5 cuts), a trim, upper case. Each is found. */
+static void test_search_finds_a_rewritten_comment(void)
+{
+    static const char *const rewrites[] = { "{\"comment_rewrite\":\"prefix:DEP \"}", "{\"comment_rewrite\":\"trim:22\"}",
+                                            "{\"comment_rewrite\":\"upper\"}", "{\"comment_rewrite\":\"prefix:#1 \"}" };
+    for (size_t i = 0; i < sizeof rewrites / sizeof rewrites[0]; i++) {
+        free(s_ctl("POST", "/sim/reset", NULL));
+        s_faults(rewrites[i]);
+        mt5_client_t *c = s_client(3000);
+        char err[160] = "";
+        uint64_t ticket = 0, found = 0;
+        int64_t now = (int64_t) time(NULL);
+        CHECK_EQ_INT(mt5_balance(c, 100001, 700, 2, S_REF, &ticket, err, sizeof err), MT5_OK);
+        CHECK_EQ_INT(s_deals_with(100001, S_REF), 0);   /* the stored comment is not what was sent */
+        CHECK_EQ_INT(mt5_find_balance_deal(c, 100001, S_REF, now - 100, now + 100, &found, err, sizeof err), MT5_OK);
+        CHECK_EQ_INT(found, ticket);
+        /* another deposit's reference never matches it */
+        CHECK_EQ_INT(mt5_find_balance_deal(c, 100001, "kasa d15c0289ec2d4a91a7ec8e65a1", now - 100, now + 100, &found,
+                                           err, sizeof err), MT5_NOT_FOUND);
+        mt5_client_destroy(&c);
+    }
+    CHECK(mt5_comment_matches("DEP kasa C15C0289EC2D4A91A7EC8E65", S_REF));   /* prefixed, cut, re-cased */
+    CHECK(!mt5_comment_matches("DEP kasa c15c0289ec2d4", S_REF));             /* too little of it left */
+    CHECK(!mt5_comment_matches("kasa c15c0289ec2d4a91a7ec8e65a2", S_REF));
+    CHECK(mt5_comment_matches("KASA-REF-A", "kasa-ref-a"));                    /* a short core: exact, any case */
+    CHECK(!mt5_comment_matches("kasa-ref-A2", "kasa-ref-A"));
+}
+
+/* A server that returns at most 7 deals per page, whatever was asked: the search advances by the
+ * deals returned and finds a deal on the fourth page. */
+static void test_search_reads_short_pages_without_skipping(void)
+{
+    free(s_ctl("POST", "/sim/reset", NULL));
+    s_faults("{\"page_max\":7}");
+    mt5_client_t *c = s_client(5000);
+    char err[160] = "", comment[32];
+    uint64_t ticket = 0, want = 0, found = 0;
+    int64_t now = (int64_t) time(NULL);
+    for (int i = 0; i < 30; i++) {
+        snprintf(comment, sizeof comment, "short-page-%d", i);
+        CHECK_EQ_INT(mt5_balance(c, 100002, 1, 2, comment, &ticket, err, sizeof err), MT5_OK);
+        if (i == 25)
+            want = ticket;
+    }
+    CHECK_EQ_INT(mt5_find_balance_deal(c, 100002, "short-page-25", now - 100, now + 100, &found, err, sizeof err),
+                 MT5_OK);
+    CHECK_EQ_INT(found, want);
+    CHECK_EQ_INT(mt5_find_balance_deal(c, 100002, "short-page-99", now - 100, now + 100, &found, err, sizeof err),
+                 MT5_NOT_FOUND);   /* every short page read and counted: a complete "not there" */
+    mt5_client_destroy(&c);
+}
+
+/* Odd pages (an object for an answer, a non-deal in the array, an empty page before the total)
+ * and a window over the cap are "cannot tell", never "not there". */
+static void test_search_cannot_tell_on_odd_pages_or_over_the_cap(void)
+{
+    static const char *const odd[] = { "object", "element", "empty" };
+    for (size_t i = 0; i < 3; i++) {
+        free(s_ctl("POST", "/sim/reset", NULL));
+        mt5_client_t *c = s_client(3000);
+        char err[160] = "", faults[96];
+        uint64_t ticket = 0, found = 0;
+        int64_t now = (int64_t) time(NULL);
+        CHECK_EQ_INT(mt5_balance(c, 100001, 100, 2, "odd-page-deal", &ticket, err, sizeof err), MT5_OK);
+        snprintf(faults, sizeof faults, "{\"odd_pages\":1,\"odd_page\":\"%s\"}", odd[i]);
+        s_faults(faults);
+        CHECK_EQ_INT(mt5_find_balance_deal(c, 100001, "not-this-one", now - 100, now + 100, &found, err, sizeof err),
+                     MT5_CANNOT_TELL);
+        CHECK_EQ_INT(mt5_find_balance_deal(c, 100001, "not-this-one", now - 100, now + 100, &found, err, sizeof err),
+                     MT5_NOT_FOUND);   /* the next, whole, page */
+        mt5_client_destroy(&c);
+    }
+    free(s_ctl("POST", "/sim/reset", NULL));
+    int64_t now = (int64_t) time(NULL);
+    char body[128];
+    snprintf(body, sizeof body, "{\"login\":100002,\"count\":%d,\"from\":%lld,\"to\":%lld}", MT5_SEARCH_MAX_DEALS + 1,
+             (long long) now - 3600, (long long) now);
+    free(s_ctl("POST", "/sim/trading_deals", body));
+    mt5_client_t *c = s_client(5000);
+    char err[160] = "";
+    uint64_t found = 0;
+    CHECK_EQ_INT(mt5_find_balance_deal(c, 100002, "kasa-over-cap", now - 7200, now + 100, &found, err, sizeof err),
+                 MT5_CANNOT_TELL);
+    CHECK(strstr(err, "more than one search reads") != NULL);
+    mt5_client_destroy(&c);
+    free(s_ctl("POST", "/sim/reset", NULL));
+}
+
+/* Deal times in trade-server time (UTC + 3 h): the client measures the offset from the deal it
+ * made, and a window on kasa's clock would miss the deal while one on MT5's finds it. */
+static void test_clock_offset_is_measured_from_a_new_deal(void)
+{
+    free(s_ctl("POST", "/sim/reset", NULL));
+    s_faults("{\"server_time_offset_s\":10800}");
+    mt5_client_t *c = s_client(3000);
+    char err[160] = "";
+    uint64_t ticket = 0, found = 0;
+    int64_t offset = 0;
+    CHECK_EQ_INT(mt5_clock_offset(c, &offset), -1);
+    int64_t now = (int64_t) time(NULL);
+    CHECK_EQ_INT(mt5_balance(c, 100001, 100, 2, "kasa-server-time", &ticket, err, sizeof err), MT5_OK);
+    CHECK_EQ_INT(mt5_clock_offset(c, &offset), 0);
+    CHECK(offset >= 10800 - 2 && offset <= 10800 + 2);
+    CHECK_EQ_INT(mt5_find_balance_deal(c, 100001, "kasa-server-time", now - 60, now + 60, &found, err, sizeof err),
+                 MT5_NOT_FOUND);
+    CHECK_EQ_INT(mt5_find_balance_deal(c, 100001, "kasa-server-time", now + offset - 60, now + offset + 60, &found, err,
+                                       sizeof err), MT5_OK);
+    CHECK_EQ_INT(found, ticket);
+    mt5_client_destroy(&c);
+    free(s_ctl("POST", "/sim/reset", NULL));
+}
+
+/* Late execution: the call is accepted, the client gives up (its timeout, or the connection is
+ * dropped), and the deal appears later. Until then a search says "not there": only a settle time
+ * tells a late deal from a lost call. */
+static void test_late_execution_applies_the_deal_after_the_client_gave_up(void)
+{
+    static const char *const modes[] = { "{\"late_count\":1,\"late_apply_ms\":1200,\"late_reply_ms\":0}",
+                                         "{\"late_count\":1,\"late_apply_ms\":1200,\"late_reply_ms\":900}" };
+    for (int m = 0; m < 2; m++) {
+        free(s_ctl("POST", "/sim/reset", NULL));
+        s_faults(modes[m]);
+        mt5_client_t *c = s_client(500);
+        char err[160] = "";
+        uint64_t ticket = 0, found = 0;
+        int64_t now = (int64_t) time(NULL);
+        CHECK_EQ_INT(mt5_balance(c, 100001, 300, 2, "kasa-late", &ticket, err, sizeof err), MT5_AMBIGUOUS);
+        CHECK_EQ_INT(mt5_find_balance_deal(c, 100001, "kasa-late", now - 100, now + 100, &found, err, sizeof err),
+                     MT5_NOT_FOUND);   /* not yet */
+        usleep(1500 * 1000);
+        CHECK_EQ_INT(mt5_find_balance_deal(c, 100001, "kasa-late", now - 100, now + 100, &found, err, sizeof err),
+                     MT5_OK);
+        CHECK(found != 0);
+        CHECK_EQ_INT(s_deals_with(100001, "kasa-late"), 1);
+        mt5_client_destroy(&c);
+    }
+    free(s_ctl("POST", "/sim/reset", NULL));
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -552,6 +695,11 @@ int main(void)
     RUN(test_user_group_and_account_get);
     RUN(test_simulator_enforces_protocol);
     RUN(test_sim_accounts_reports_exact_balances);
+    RUN(test_search_finds_a_rewritten_comment);
+    RUN(test_search_reads_short_pages_without_skipping);
+    RUN(test_search_cannot_tell_on_odd_pages_or_over_the_cap);
+    RUN(test_clock_offset_is_measured_from_a_new_deal);
+    RUN(test_late_execution_applies_the_deal_after_the_client_gave_up);
     sim_mt5_stop(&s_sim);
     curl_global_cleanup();
     return check_done();

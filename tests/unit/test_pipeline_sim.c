@@ -290,6 +290,7 @@ static void s_config(config_t *cfg)
     }
     money_parse("10000", &cfg->auto_credit_limit, NULL, 0);
     cfg->crediters = 2;
+    cfg->mt5_settle_s = 2;   /* short, but longer than the late executions the tests inject */
 }
 
 /* A fresh config for s_dir in *cfg, the journal there and a pipeline on it; NULL (nothing left
@@ -436,7 +437,9 @@ static void s_put(journal_t *j, const record_t *r)
     free(b);
 }
 
-static void s_locked_with_attempt(journal_t *j, const char *tx, uint64_t login, int64_t minor)
+/* Journals tx RECEIVED then LOCKED for login (minor units, 2 digits), and, when attempt_ms is not
+ * 0, a credit attempt made at attempt_ms (kasa's clock). */
+static void s_locked(journal_t *j, const char *tx, uint64_t login, int64_t minor, int64_t attempt_ms)
 {
     record_t r;
     record_init(&r, RECORD_DEPOSIT);
@@ -456,9 +459,11 @@ static void s_locked_with_attempt(journal_t *j, const char *tx, uint64_t login, 
     r.credit_minor = minor;
     r.digits = 2;
     s_put(j, &r);
+    if (!attempt_ms)
+        return;
     record_t a;
     record_init(&a, RECORD_CREDIT_ATTEMPT);
-    a.time_ms = r.time_ms;
+    a.time_ms = attempt_ms;
     snprintf(a.tx_id, sizeof a.tx_id, "%s", tx);
     a.login = login;
     a.credit_minor = minor;
@@ -466,6 +471,18 @@ static void s_locked_with_attempt(journal_t *j, const char *tx, uint64_t login, 
     a.attempt = 1;
     crediter_ref(tx, a.ref);
     s_put(j, &a);
+}
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_locked_with_attempt(journal_t *j, const char *tx, uint64_t login, int64_t minor)
+{
+    s_locked(j, tx, login, minor, s_now_ms());
 }
 
 static void test_restart_with_an_attempt_reconciles_and_never_sends_twice(void)
@@ -844,6 +861,295 @@ static void test_credit_that_succeeds_after_the_deposit_was_held_is_recorded_wit
     CHECK_EQ_STR(v.alert, "credit_after_hold");
     CHECK_EQ_INT(s_count_kind(s_dir, tx.tx_id, RECORD_ALERT, -1, "credit_after_hold", &alert_ticket, NULL), 1);
     CHECK_EQ_INT(alert_ticket, ticket);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
+
+static void s_sim_faults(const char *json)
+{
+    bson_t doc;
+    CHECK_EQ_INT(s_http("POST", s_mt5.port, "/sim/faults", json, &doc), 200);
+    bson_destroy(&doc);
+}
+
+/* A balance call straight to the MT5 simulator (as a run before a crash made it); its result. */
+static mt5_result_t s_direct_balance(uint64_t login, int64_t minor, const char *ref, uint64_t *ticket)
+{
+    char url[64], err[200];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", s_mt5.port);
+    mt5_client_t *m = mt5_client_new(url, 1000, "ManagerPw1", NULL, 5000);
+    mt5_result_t r = m ? mt5_balance(m, login, minor, 2, ref, ticket, err, sizeof err) : MT5_TRANSIENT;
+    mt5_client_destroy(&m);
+    return r;
+}
+
+/* MT5 accepts the balance call, drops the connection and executes it 1.2 s later. The deposit is
+ * not sent again before the settle time (2 s): the late deal is found and it is credited once. */
+static void test_late_execution_is_credited_once(void)
+{
+    char err[256] = "";
+    journal_t *j;
+    config_t cfg;
+    pipeline_t *p = s_start("late", &cfg, &j, err, sizeof err);
+    if (!p)
+        return;
+    CHECK_EQ_INT(pipeline_link(p, "TLate", "TRON", 100003, "test", err, sizeof err), 0);
+    cobo_tx_t tx;
+    CHECK(s_cobo_deposit("TLate", "31", &tx) == 0);
+    s_sim_faults("{\"late_count\":1,\"late_apply_ms\":1200,\"late_reply_ms\":0}");
+    CHECK_EQ_INT(pipeline_ingest(p, &tx, err, sizeof err), 201);
+    deposit_view_t v;
+    CHECK(s_wait_state(p, tx.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    char ref[32];
+    uint64_t ticket = 0;
+    crediter_ref(tx.tx_id, ref);
+    CHECK_EQ_INT(s_deals_with(100003, ref, &ticket), 1);
+    CHECK_EQ_INT(v.ticket, ticket);
+    CHECK_EQ_INT(s_count_kind(s_dir, tx.tx_id, RECORD_CREDIT_ATTEMPT, -1, NULL, NULL, NULL), 1);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
+/* A crash with the balance call in flight: the journal holds the attempt (made just now) and MT5
+ * executes the call 3 s later. The restarted kasa waits the settle time (4 s) measured from the
+ * attempt's journaled time, finds the deal and never sends a second one. */
+static void test_restart_with_a_call_in_flight_waits_the_settle_time(void)
+{
+    char err[256] = "";
+    journal_t *j = s_start_journal("inflight", err, sizeof err);
+    if (!j)
+        return;
+    const char *tx = "c0000000-0000-4000-8000-000000000003";
+    char ref[32];
+    crediter_ref(tx, ref);
+    s_locked(j, tx, 100002, 4100, s_now_ms());
+    s_sim_faults("{\"late_count\":1,\"late_apply_ms\":3000,\"late_reply_ms\":0}");
+    uint64_t t0 = 0;
+    int64_t sent_ms = s_now_ms();
+    CHECK_EQ_INT(s_direct_balance(100002, 4100, ref, &t0), MT5_AMBIGUOUS);
+    config_t cfg;
+    s_config(&cfg);
+    cfg.mt5_settle_s = 4;
+    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    deposit_view_t v;
+    CHECK(s_wait_state(p, tx, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    while (s_now_ms() < sent_ms + 3500)   /* past the late execution, whatever happened before */
+        usleep(50 * 1000);
+    uint64_t ticket = 0;
+    CHECK_EQ_INT(s_deals_with(100002, ref, &ticket), 1);
+    CHECK_EQ_INT(v.ticket, ticket);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
+/* The journal lost the attempt (a repair, a restored backup) but MT5 has the deal: the crediter
+ * searches before every send, attempt on record or not, and takes that ticket. */
+static void test_no_attempt_on_record_still_reconciles_before_sending(void)
+{
+    char err[256] = "";
+    journal_t *j = s_start_journal("noattempt", err, sizeof err);
+    if (!j)
+        return;
+    const char *tx = "d0000000-0000-4000-8000-000000000004";
+    char ref[32];
+    crediter_ref(tx, ref);
+    s_locked(j, tx, 100001, 5200, 0);
+    uint64_t pre = 0;
+    CHECK_EQ_INT(s_direct_balance(100001, 5200, ref, &pre), MT5_OK);
+    config_t cfg;
+    s_config(&cfg);
+    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    deposit_view_t v;
+    CHECK(s_wait_state(p, tx, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    CHECK_EQ_INT(v.ticket, pre);
+    CHECK_EQ_INT(s_deals_with(100001, ref, NULL), 1);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
+/* Reassigned twice, A → B → C, after attempts on A and B; the deal is on A. Every login ever tried
+ * is searched: found on A, never sent to C. */
+static void test_every_login_ever_tried_is_searched(void)
+{
+    char err[256] = "";
+    journal_t *j = s_start_journal("logins", err, sizeof err);
+    if (!j)
+        return;
+    const char *tx = "e0000000-0000-4000-8000-000000000005";
+    char ref[32];
+    crediter_ref(tx, ref);
+    int64_t t = s_now_ms() - 10000;
+    s_locked(j, tx, 100001, 600, t);   /* A: attempt 1 */
+    record_t r;
+    record_init(&r, RECORD_DEPOSIT);
+    r.time_ms = t;
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx);
+    static const struct { deposit_state_t from, to; deposit_event_t ev; uint64_t login; } steps[] = {
+        { DEPOSIT_LOCKED, DEPOSIT_HELD, DEPOSIT_EV_HOLD, 100001 },
+        { DEPOSIT_HELD, DEPOSIT_RECEIVED, DEPOSIT_EV_ADMIN_ASSIGN, 100002 },
+        { DEPOSIT_RECEIVED, DEPOSIT_LOCKED, DEPOSIT_EV_CONFIRMED, 100002 },
+        { DEPOSIT_LOCKED, DEPOSIT_HELD, DEPOSIT_EV_HOLD, 100002 },   /* after attempt 2, on B */
+        { DEPOSIT_HELD, DEPOSIT_RECEIVED, DEPOSIT_EV_ADMIN_ASSIGN, 100003 },
+        { DEPOSIT_RECEIVED, DEPOSIT_LOCKED, DEPOSIT_EV_CONFIRMED, 100003 },
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        r.from = steps[i].from;
+        r.to = steps[i].to;
+        r.event = steps[i].ev;
+        r.login = steps[i].login;
+        r.credit_minor = 600;
+        r.digits = 2;
+        s_put(j, &r);
+        if (i == 2) {
+            record_t a;
+            record_init(&a, RECORD_CREDIT_ATTEMPT);
+            a.time_ms = t;
+            snprintf(a.tx_id, sizeof a.tx_id, "%s", tx);
+            a.login = 100002;
+            a.credit_minor = 600;
+            a.digits = 2;
+            a.attempt = 2;
+            snprintf(a.ref, sizeof a.ref, "%s", ref);
+            s_put(j, &a);
+        }
+    }
+    uint64_t pre = 0;
+    CHECK_EQ_INT(s_direct_balance(100001, 600, ref, &pre), MT5_OK);   /* attempt 1 reached A */
+    config_t cfg;
+    s_config(&cfg);
+    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    deposit_view_t v;
+    CHECK(s_wait_state(p, tx, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    CHECK_EQ_INT(v.ticket, pre);
+    CHECK_EQ_INT(v.login, 100001);
+    CHECK_EQ_INT(s_deals_with(100003, ref, NULL), 0);
+    CHECK_EQ_INT(s_deals_with(100002, ref, NULL), 0);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
+/* A call executes later than the settle time (3 s against 2 s): kasa resent after the settle
+ * time, so two deals exist. The check a settle time after that credit finds both and raises a
+ * double_credit alert with both tickets: a double credit is never hidden. */
+static void test_second_deal_after_the_settle_time_raises_a_double_credit_alert(void)
+{
+    char err[256] = "";
+    journal_t *j;
+    config_t cfg;
+    pipeline_t *p = s_start("double", &cfg, &j, err, sizeof err);
+    if (!p)
+        return;
+    CHECK_EQ_INT(pipeline_link(p, "TDouble", "TRON", 100002, "test", err, sizeof err), 0);
+    cobo_tx_t tx;
+    CHECK(s_cobo_deposit("TDouble", "8", &tx) == 0);
+    s_sim_faults("{\"late_count\":1,\"late_apply_ms\":3000,\"late_reply_ms\":0}");
+    CHECK_EQ_INT(pipeline_ingest(p, &tx, err, sizeof err), 201);
+    deposit_view_t v;
+    CHECK(s_wait_state(p, tx.tx_id, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    uint64_t t1 = 0, t2 = 0;
+    for (int i = 0; i < 500 && s_count_kind(s_dir, tx.tx_id, RECORD_ALERT, -1, "double_credit", &t1, &t2) < 1; i++)
+        usleep(20 * 1000);
+    char ref[32];
+    crediter_ref(tx.tx_id, ref);
+    CHECK_EQ_INT(s_deals_with(100002, ref, NULL), 2);
+    CHECK_EQ_INT(s_count_kind(s_dir, tx.tx_id, RECORD_ALERT, -1, "double_credit", &t1, &t2), 1);
+    CHECK(t1 && t2 && t1 != t2);
+    CHECK(t1 == v.ticket || t2 == v.ticket);
+    CHECK(pipeline_deposit(p, tx.tx_id, &v) == 0);
+    CHECK_EQ_STR(v.alert, "double_credit");
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
+/* The deal found by reference is for another amount: HELD with both figures and an alert, never
+ * taken as the credit and never sent again. */
+static void test_found_deal_of_another_amount_is_held_with_both_figures(void)
+{
+    char err[256] = "";
+    journal_t *j = s_start_journal("mismatch", err, sizeof err);
+    if (!j)
+        return;
+    const char *tx = "f0000000-0000-4000-8000-000000000006";
+    char ref[32];
+    crediter_ref(tx, ref);
+    s_locked(j, tx, 100001, 2500, s_now_ms() - 60000);
+    uint64_t pre = 0;
+    CHECK_EQ_INT(s_direct_balance(100001, 2400, ref, &pre), MT5_OK);
+    config_t cfg;
+    s_config(&cfg);
+    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    deposit_view_t v;
+    CHECK(s_wait_state(p, tx, DEPOSIT_HELD, &v, 20000) == 0);
+    CHECK(strstr(v.reason, "24.00") != NULL && strstr(v.reason, "25.00") != NULL);
+    CHECK_EQ_STR(v.alert, "deal_mismatch");
+    CHECK_EQ_INT(s_deals_with(100001, ref, NULL), 1);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+}
+
+/* A person rejects a held deposit a credit was attempted for: refused within the settle time; after
+ * it, the search finds the deal, so the deposit is credited (with an alert), not rejected. */
+static void test_reject_of_a_deposit_with_an_attempt_reconciles_first(void)
+{
+    char err[256] = "";
+    journal_t *j = s_start_journal("reject", err, sizeof err);
+    if (!j)
+        return;
+    const char *tx = "a1000000-0000-4000-8000-000000000007";
+    char ref[32];
+    crediter_ref(tx, ref);
+    int64_t t = s_now_ms();
+    s_locked(j, tx, 100003, 1700, t);
+    record_t r;
+    record_init(&r, RECORD_DEPOSIT);
+    r.time_ms = t;
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx);
+    r.from = DEPOSIT_LOCKED;
+    r.to = DEPOSIT_HELD;
+    r.event = DEPOSIT_EV_SEEN_FAILED;
+    r.login = 100003;
+    s_put(j, &r);
+    uint64_t pre = 0;
+    CHECK_EQ_INT(s_direct_balance(100003, 1700, ref, &pre), MT5_OK);
+    config_t cfg;
+    s_config(&cfg);
+    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
+    CHECK(p != NULL);
+    if (!p) {
+        journal_destroy(&j);
+        return;
+    }
+    CHECK_EQ_INT(s_admin(p, tx, DESK_REJECT, "Cobo failed it", err, sizeof err), -1);
+    CHECK(strstr(err, "may still execute") != NULL);
+    usleep(2100 * 1000);
+    CHECK_EQ_INT(s_admin(p, tx, DESK_REJECT, "Cobo failed it", err, sizeof err), -1);
+    CHECK(strstr(err, "credited") != NULL);
+    deposit_view_t v;
+    CHECK(s_wait_state(p, tx, DEPOSIT_NOTIFIED, &v, 20000) == 0);
+    CHECK_EQ_INT(v.ticket, pre);
+    CHECK_EQ_STR(v.alert, "credit_after_hold");
+    CHECK_EQ_INT(s_deals_with(100003, ref, NULL), 1);
     pipeline_destroy(&p);
     journal_destroy(&j);
 }
@@ -1375,6 +1681,13 @@ int main(void)
     RUN(test_notice_retries_transient_and_records_permanent_failure);
     RUN(test_held_after_an_attempt_is_reconciled_when_an_admin_retries);
     RUN(test_credit_that_succeeds_after_the_deposit_was_held_is_recorded_with_an_alert);
+    RUN(test_late_execution_is_credited_once);
+    RUN(test_restart_with_a_call_in_flight_waits_the_settle_time);
+    RUN(test_no_attempt_on_record_still_reconciles_before_sending);
+    RUN(test_every_login_ever_tried_is_searched);
+    RUN(test_second_deal_after_the_settle_time_raises_a_double_credit_alert);
+    RUN(test_found_deal_of_another_amount_is_held_with_both_figures);
+    RUN(test_reject_of_a_deposit_with_an_attempt_reconciles_first);
     RUN(test_chaos_every_deposit_is_credited_exactly_once);
     RUN(test_dropped_mt5_reply_still_credits_exactly_once);
     RUN(test_four_lockers_lock_and_credit_a_burst_exactly_once);

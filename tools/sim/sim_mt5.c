@@ -14,12 +14,27 @@
  * Control (loopback clients only): GET /sim/accounts, GET /sim/deals[?login=L], GET /sim/stats,
  * POST /sim/faults {"drop_reply":0.3,"session_loss":0.1,"delay_ms":50,"permanent_login":100002,
  * "permanent_retcode":"8 Not enough permissions","retcode_once":"9 Timeout","close_next":1,
- * "fake_server":true,"kill_sessions":true,"group_retcode":"8 Not enough permissions"}, POST /sim/reset,
- * POST /sim/deal {"ticket":T,"delete":true} or {"ticket":T,"amount":"12.34"} (a deal removed or
- * changed behind kasa's back, as a dealer can in the MT5 manager; the balance follows). */
+ * "fake_server":true,"kill_sessions":true,"group_retcode":"8 Not enough permissions","late_count":1,
+ * "late_apply_ms":1500,"late_reply_ms":0,"late_chance":0.2,"comment_rewrite":"prefix:DEP ","page_max":7,
+ * "odd_pages":1,"odd_page":"object","server_time_offset_s":7200}, POST /sim/trading_deals {"login":L,"count":N,"from":T1,"to":T2},
+ * POST /sim/reset, POST /sim/deal {"ticket":T,"delete":true} or {"ticket":T,"amount":"12.34"} (a deal removed or
+ * changed behind kasa's back, as a dealer can in the MT5 manager; the balance follows).
+ *
+ * Faults a real access server shows, and what kasa must survive:
+ *  - late execution: a balance call is accepted but executed late (late_apply_ms after it arrived:
+ *    the deal and its ticket appear then, with that time); its reply comes after late_reply_ms (the
+ *    client has given up) or, with 0, the connection is dropped at once. late_count calls in a row,
+ *    or each call with late_chance.
+ *  - comment rewriting by a server plugin: "prefix:TEXT" (then cut to 31 characters, as MT5 does),
+ *    "trim:N" (cut to N characters), "upper" (upper-cased); "" stores comments as sent.
+ *  - short pages: get_page returns at most page_max deals whatever it was asked.
+ *  - odd pages: the next odd_pages get_page answers are "object" (answer is an object), "element"
+ *    (a non-object in the array) or "empty" (an empty array before the total).
+ *  - trade-server time: deal Time and the from/to of deal searches are UTC + server_time_offset_s. */
 #include "tools/sim/sim_mt5.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +84,8 @@ typedef struct {
     int64_t time_ms;
 } s_deal_t;
 
+#define SIM_MAX_LATE 64 /* balance calls accepted and not yet executed */
+
 typedef struct {
     char cookie[33];
     int used;
@@ -87,6 +104,15 @@ typedef struct {
     int close_next;   /* the next N replies carry "Connection: close" */
     int fake_server;  /* answer the handshake with a wrong cli_rand_answer */
     char group_retcode[64]; /* while set, /api/group/get answers this retcode (a group kasa cannot read) */
+    int late_count;          /* the next N balance calls execute late */
+    uint32_t late_ppm;       /* or each balance call with this chance */
+    int late_apply_ms;       /* executed this long after it arrived */
+    int late_reply_ms;       /* answered this long after it arrived; 0: connection dropped */
+    char comment_rewrite[40];/* "prefix:TEXT", "trim:N", "upper" or "" */
+    int page_max;            /* get_page returns at most this many deals (0: as asked) */
+    int odd_pages;           /* the next N get_page answers are odd */
+    char odd_page[16];       /* "object", "element" or "empty" */
+    int64_t server_time_offset_s; /* deal times are UTC + this */
 } s_faults_t;
 
 static _Thread_local int s_close_this; /* set per request by s_handler (one thread per connection) */
@@ -106,6 +132,8 @@ struct sim_mt5_t {
     uint64_t next_ticket;
     s_session_t sessions[SIM_MAX_SESSIONS];
     s_faults_t faults, initial_faults;
+    s_deal_t late[SIM_MAX_LATE];   /* accepted balance deals, executed at their time_ms */
+    int late_n;
     uint64_t rng;
     uint64_t auths, auth_failures, balance_calls, dropped, forbidden;
     int64_t session_idle_ms;
@@ -303,6 +331,69 @@ static enum MHD_Result s_auth_answer(sim_mt5_t *s, struct MHD_Connection *conn, 
     return s_reply(conn, MHD_HTTP_OK, json, NULL);
 }
 
+/* A deal's time on the server's clock (UTC + server_time_offset_s), in ms. */
+static int64_t s_deal_ms(const sim_mt5_t *s, const s_deal_t *d)
+{
+    return d->time_ms + s->faults.server_time_offset_s * 1000;
+}
+
+/* The comment as the server's plugin stores it (see comment_rewrite), at most 31 characters. */
+static void s_rewrite_comment(const sim_mt5_t *s, const char *in, char out[32])
+{
+    const char *rw = s->faults.comment_rewrite;
+    char buf[80];
+    if (strncmp(rw, "prefix:", 7) == 0) {
+        snprintf(buf, sizeof buf, "%s%s", rw + 7, in);
+    } else if (strncmp(rw, "trim:", 5) == 0) {
+        snprintf(buf, sizeof buf, "%s", in);
+        size_t n = (size_t) atoi(rw + 5);
+        if (n < strlen(buf))
+            buf[n] = '\0';
+    } else {
+        snprintf(buf, sizeof buf, "%s", in);
+        if (strcmp(rw, "upper") == 0)
+            for (char *p = buf; *p; p++)
+                if (*p >= 'a' && *p <= 'z')
+                    *p = (char) (*p - 'a' + 'A');
+    }
+    snprintf(out, 32, "%.31s", buf);
+}
+
+/* Appends a deal (time_ms on kasa's UTC clock) and moves the account's balance. 0, or -1 when full. */
+static int s_deal_add(sim_mt5_t *s, const s_deal_t *in)
+{
+    if (s->deal_count == s->deal_cap) {
+        size_t cap = s->deal_cap ? s->deal_cap * 2 : 1024;
+        if (s->deal_count >= SIM_MAX_DEALS)
+            return -1;
+        s_deal_t *p = realloc(s->deals, cap * sizeof *p);
+        if (!p)
+            return -1;
+        s->deals = p;
+        s->deal_cap = cap;
+    }
+    s->deals[s->deal_count++] = *in;
+    s_account_t *a = s_account(s, in->login);
+    if (a && in->action == 2) {
+        a->balance_minor += in->amount_minor;
+        a->deals++;
+    }
+    return 0;
+}
+
+/* Executes the late balance calls whose time has come (as the server would have by now). */
+static void s_apply_late(sim_mt5_t *s, int64_t now)
+{
+    int kept = 0;
+    for (int i = 0; i < s->late_n; i++) {
+        if (s->late[i].time_ms <= now)
+            s_deal_add(s, &s->late[i]);
+        else
+            s->late[kept++] = s->late[i];
+    }
+    s->late_n = kept;
+}
+
 static void s_deal_json(sim_mt5_t *s, jbuf_t *b, const s_deal_t *d)
 {
     char amount[48];
@@ -312,12 +403,12 @@ static void s_deal_json(sim_mt5_t *s, jbuf_t *b, const s_deal_t *d)
                 "\"DigitsCurrency\":\"%d\",\"ContractSize\":\"0\",\"Time\":\"%" PRId64 "\",\"TimeMsc\":\"%" PRId64 "\","
                 "\"Symbol\":\"\",\"Price\":\"0\",\"Volume\":\"0\",\"Profit\":\"%s\",\"Storage\":\"0\","
                 "\"Commission\":\"0\",\"PositionID\":\"0\",\"Comment\":",
-                d->ticket, d->login, s->manager, d->action, d->digits, d->time_ms / 1000, d->time_ms, amount);
+                d->ticket, d->login, s->manager, d->action, d->digits, s_deal_ms(s, d) / 1000, s_deal_ms(s, d), amount);
     jbuf_str(b, d->comment);
     jbuf_puts(b, "}");
 }
 
-static enum MHD_Result s_balance(sim_mt5_t *s, struct MHD_Connection *conn, int *drop)
+static enum MHD_Result s_balance(sim_mt5_t *s, struct MHD_Connection *conn, int *drop, int *hold_ms)
 {
     const char *login = s_arg(conn, "login"), *type = s_arg(conn, "type"), *balance = s_arg(conn, "balance");
     const char *comment = s_arg(conn, "comment"), *check = s_arg(conn, "check_margin");
@@ -352,34 +443,38 @@ static enum MHD_Result s_balance(sim_mt5_t *s, struct MHD_Connection *conn, int 
         return s_retcode(conn, "4005 Amount over limit");
     if (a->balance_minor + amount < 0)
         return s_retcode(conn, "10019 No money");
-    if (s->deal_count == s->deal_cap) {
-        size_t cap = s->deal_cap ? s->deal_cap * 2 : 1024;
-        if (s->deal_count >= SIM_MAX_DEALS)
-            return s_retcode(conn, "10 No connection"); /* the simulator's bound */
-        s_deal_t *p = realloc(s->deals, cap * sizeof *p);
-        if (!p)
-            return s_retcode(conn, "10 No connection");
-        s->deals = p;
-        s->deal_cap = cap;
+    s_deal_t nd;
+    memset(&nd, 0, sizeof nd);
+    nd.ticket = s->next_ticket++;
+    nd.login = l;
+    nd.action = 2;
+    nd.amount_minor = amount;
+    nd.digits = digits;
+    s_rewrite_comment(s, comment ? comment : "", nd.comment);
+    nd.time_ms = sim_http_now_ms();
+    char json[128];
+    snprintf(json, sizeof json, "{\"retcode\":\"0 Done\",\"answer\":{\"Ticket\":\"%" PRIu64 "\"}}", nd.ticket);
+    int late = s->late_n < SIM_MAX_LATE && (s->faults.late_count > 0 || s_chance(s, s->faults.late_ppm));
+    if (late) {   /* accepted now, executed later; the client is answered too late or not at all */
+        if (s->faults.late_count > 0)
+            s->faults.late_count--;
+        nd.time_ms += s->faults.late_apply_ms;
+        s->late[s->late_n++] = nd;
+        s->dropped++;
+        if (s->faults.late_reply_ms <= 0) {
+            *drop = 1;
+            return MHD_NO;
+        }
+        *hold_ms = s->faults.late_reply_ms;
+        return s_reply(conn, MHD_HTTP_OK, json, NULL);
     }
-    s_deal_t *d = &s->deals[s->deal_count++];
-    memset(d, 0, sizeof *d);
-    d->ticket = s->next_ticket++;
-    d->login = l;
-    d->action = 2;
-    d->amount_minor = amount;
-    d->digits = digits;
-    snprintf(d->comment, sizeof d->comment, "%s", comment ? comment : "");
-    d->time_ms = sim_http_now_ms();
-    a->balance_minor += amount;
-    a->deals++;
+    if (s_deal_add(s, &nd) != 0)
+        return s_retcode(conn, "10 No connection"); /* the simulator's bound */
     if (s_chance(s, s->faults.drop_reply_ppm)) {
         s->dropped++;
         *drop = 1;
         return MHD_NO;
     }
-    char json[128];
-    snprintf(json, sizeof json, "{\"retcode\":\"0 Done\",\"answer\":{\"Ticket\":\"%" PRIu64 "\"}}", d->ticket);
     return s_reply(conn, MHD_HTTP_OK, json, NULL);
 }
 
@@ -392,9 +487,9 @@ static int s_deal_window(struct MHD_Connection *conn, int64_t *from_s, int64_t *
     return 0;
 }
 
-static int s_deal_in(const s_deal_t *d, uint64_t login, int64_t from_s, int64_t to_s)
+static int s_deal_in(const sim_mt5_t *s, const s_deal_t *d, uint64_t login, int64_t from_s, int64_t to_s)
 {
-    int64_t t = d->time_ms / 1000;
+    int64_t t = s_deal_ms(s, d) / 1000;
     return d->login == login && t >= from_s && t <= to_s;
 }
 
@@ -410,7 +505,7 @@ static enum MHD_Result s_deals(sim_mt5_t *s, struct MHD_Connection *conn, int pa
     if (!page) {
         uint64_t n = 0;
         for (size_t i = 0; i < s->deal_count; i++)
-            n += s_deal_in(&s->deals[i], l, from_s, to_s);
+            n += s_deal_in(s, &s->deals[i], l, from_s, to_s);
         char json[96];
         snprintf(json, sizeof json, "{\"retcode\":\"0 Done\",\"answer\":{\"Total\":\"%" PRIu64 "\"}}", n);
         return s_reply(conn, MHD_HTTP_OK, json, NULL);
@@ -418,12 +513,24 @@ static enum MHD_Result s_deals(sim_mt5_t *s, struct MHD_Connection *conn, int pa
     if (mt5_parse_u64(s_arg(conn, "offset"), &offset) != 0 || mt5_parse_u64(s_arg(conn, "total"), &total) != 0
         || total == 0 || total > 100)
         return s_retcode(conn, "3 Invalid parameters");
+    if (s->faults.page_max > 0 && total > (uint64_t) s->faults.page_max)
+        total = (uint64_t) s->faults.page_max;   /* a server that returns shorter pages */
     jbuf_t b;
     jbuf_init(&b);
+    if (s->faults.odd_pages > 0) {
+        s->faults.odd_pages--;
+        if (strcmp(s->faults.odd_page, "object") == 0)
+            jbuf_puts(&b, "{\"retcode\":\"0 Done\",\"answer\":{}}");
+        else if (strcmp(s->faults.odd_page, "element") == 0)
+            jbuf_puts(&b, "{\"retcode\":\"0 Done\",\"answer\":[\"deal\"]}");
+        else
+            jbuf_puts(&b, "{\"retcode\":\"0 Done\",\"answer\":[]}");
+        return s_reply_buf(conn, &b);
+    }
     jbuf_puts(&b, "{\"retcode\":\"0 Done\",\"answer\":[");
     uint64_t seen = 0, out = 0;
     for (size_t i = 0; i < s->deal_count && out < total; i++) {
-        if (!s_deal_in(&s->deals[i], l, from_s, to_s))
+        if (!s_deal_in(s, &s->deals[i], l, from_s, to_s))
             continue;
         if (seen++ < offset)
             continue;
@@ -468,7 +575,7 @@ static enum MHD_Result s_deal_batch(sim_mt5_t *s, struct MHD_Connection *conn)
             match = d->ticket == t;
         else
             for (int k = 0; k < n && !match; k++)
-                match = s_deal_in(d, list[k], from_s, to_s);
+                match = s_deal_in(s, d, list[k], from_s, to_s);
         if (!match)
             continue;
         if (out++)
@@ -574,7 +681,12 @@ static void s_faults_json(const s_faults_t *f, jbuf_t *b)
     jbuf_printf(b, ",\"close_next\":%d,\"fake_server\":%s,\"group_retcode\":", f->close_next,
                 f->fake_server ? "true" : "false");
     jbuf_str(b, f->group_retcode);
-    jbuf_puts(b, "}");
+    jbuf_printf(b, ",\"late_count\":%d,\"late_chance_ppm\":%u,\"late_apply_ms\":%d,\"late_reply_ms\":%d,"
+                "\"comment_rewrite\":", f->late_count, f->late_ppm, f->late_apply_ms, f->late_reply_ms);
+    jbuf_str(b, f->comment_rewrite);
+    jbuf_printf(b, ",\"page_max\":%d,\"odd_pages\":%d,\"odd_page\":", f->page_max, f->odd_pages);
+    jbuf_str(b, f->odd_page);
+    jbuf_printf(b, ",\"server_time_offset_s\":%" PRId64 "}", f->server_time_offset_s);
 }
 
 static int s_json_ppm(const bson_t *doc, const char *key, uint32_t *out)
@@ -605,7 +717,36 @@ static enum MHD_Result s_sim_faults(sim_mt5_t *s, struct MHD_Connection *conn, c
         return s_reply(conn, MHD_HTTP_BAD_REQUEST, "{\"error\":\"body must be a JSON object\"}", NULL);
     }
     s_faults_t f = s->faults;
-    int bad = s_json_ppm(&doc, "drop_reply", &f.drop_reply_ppm) || s_json_ppm(&doc, "session_loss", &f.session_loss_ppm);
+    int bad = s_json_ppm(&doc, "drop_reply", &f.drop_reply_ppm) || s_json_ppm(&doc, "session_loss", &f.session_loss_ppm)
+              || s_json_ppm(&doc, "late_chance", &f.late_ppm);
+    static const struct { const char *key; size_t off; int64_t lo, hi; } ints[] = {
+        { "late_count", offsetof(s_faults_t, late_count), 0, 1000000 },
+        { "late_apply_ms", offsetof(s_faults_t, late_apply_ms), 0, 600000 },
+        { "late_reply_ms", offsetof(s_faults_t, late_reply_ms), 0, 600000 },
+        { "page_max", offsetof(s_faults_t, page_max), 0, 100 },
+        { "odd_pages", offsetof(s_faults_t, odd_pages), 0, 1000000 },
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (json_has(&doc, ints[i].key)) {
+            int ok = json_get_i64(&doc, ints[i].key, &v) == 0 && v >= ints[i].lo && v <= ints[i].hi;
+            if (ok)
+                *(int *) ((char *) &f + ints[i].off) = (int) v;
+            bad |= !ok;
+        }
+    if (json_has(&doc, "server_time_offset_s"))
+        bad |= json_get_i64(&doc, "server_time_offset_s", &v) != 0 || v < -86400 || v > 86400
+               || ((f.server_time_offset_s = v), 0);
+    const char *rw = json_get_str(&doc, "comment_rewrite");
+    if (rw) {
+        bad |= !(rw[0] == '\0' || strcmp(rw, "upper") == 0 || (strncmp(rw, "prefix:", 7) == 0 && rw[7])
+                 || (strncmp(rw, "trim:", 5) == 0 && atoi(rw + 5) > 0)) || strlen(rw) >= sizeof f.comment_rewrite;
+        snprintf(f.comment_rewrite, sizeof f.comment_rewrite, "%s", rw);
+    }
+    const char *odd = json_get_str(&doc, "odd_page");
+    if (odd) {
+        bad |= strcmp(odd, "object") != 0 && strcmp(odd, "element") != 0 && strcmp(odd, "empty") != 0;
+        snprintf(f.odd_page, sizeof f.odd_page, "%s", odd);
+    }
     if (json_has(&doc, "delay_ms"))
         bad |= json_get_i64(&doc, "delay_ms", &v) != 0 || v < 0 || v > 600000 || ((f.delay_ms = (int) v), 0);
     if (json_has(&doc, "permanent_login"))
@@ -634,6 +775,39 @@ static enum MHD_Result s_sim_faults(sim_mt5_t *s, struct MHD_Connection *conn, c
     jbuf_init(&b);
     s_faults_json(&s->faults, &b);
     return s_reply_buf(conn, &b);
+}
+
+/* POST /sim/trading_deals {"login":L,"count":N,"from":T1,"to":T2}: N trading deals (buy/sell,
+ * no balance change) on L, their times spread evenly over [T1, T2] (UTC seconds): an account that
+ * trades heavily, for searches to wade through. */
+static enum MHD_Result s_sim_trading(sim_mt5_t *s, struct MHD_Connection *conn, const sim_request_t *req)
+{
+    bson_t doc;
+    char perr[64];
+    int64_t login = 0, count = 0, from = 0, to = 0;
+    int ok = json_parse(req->body.data ? req->body.data : "", req->body.len, &doc, perr, sizeof perr) == 0
+             && json_get_i64(&doc, "login", &login) == 0 && json_get_i64(&doc, "count", &count) == 0
+             && json_get_i64(&doc, "from", &from) == 0 && json_get_i64(&doc, "to", &to) == 0;
+    bson_destroy(&doc);
+    s_account_t *a = ok ? s_account(s, (uint64_t) login) : NULL;
+    if (!a || count < 1 || count > SIM_MAX_DEALS || from > to)
+        return s_reply(conn, MHD_HTTP_BAD_REQUEST, "{\"error\":\"login (known), count 1..1000000, from <= to\"}",
+                       NULL);
+    for (int64_t i = 0; i < count; i++) {
+        s_deal_t d;
+        memset(&d, 0, sizeof d);
+        d.ticket = s->next_ticket++;
+        d.login = a->login;
+        d.action = (int) (i & 1);   /* 0 buy, 1 sell */
+        d.digits = s->groups[a->group].digits;
+        snprintf(d.comment, sizeof d.comment, "trade %" PRId64, i);
+        d.time_ms = (from + (count > 1 ? (to - from) * i / (count - 1) : 0)) * 1000;
+        if (s_deal_add(s, &d) != 0)
+            return s_reply(conn, MHD_HTTP_INSUFFICIENT_STORAGE, "{\"error\":\"deal store full\"}", NULL);
+    }
+    char json[64];
+    snprintf(json, sizeof json, "{\"added\":%" PRId64 "}", count);
+    return s_reply(conn, MHD_HTTP_OK, json, NULL);
 }
 
 static enum MHD_Result s_sim_accounts(sim_mt5_t *s, struct MHD_Connection *conn)
@@ -674,7 +848,7 @@ static enum MHD_Result s_sim_deals(sim_mt5_t *s, struct MHD_Connection *conn)
         jbuf_printf(&b, "%s{\"ticket\":%" PRIu64 ",\"login\":%" PRIu64 ",\"action\":%d,\"amount\":\"%s\",\"comment\":",
                     out++ ? "," : "", d->ticket, d->login, d->action, amount);
         jbuf_str(&b, d->comment);
-        jbuf_printf(&b, ",\"time\":%" PRId64 ",\"time_msc\":%" PRId64 "}", d->time_ms / 1000, d->time_ms);
+        jbuf_printf(&b, ",\"time\":%" PRId64 ",\"time_msc\":%" PRId64 "}", s_deal_ms(s, d) / 1000, s_deal_ms(s, d));
     }
     jbuf_puts(&b, "]}");
     return s_reply_buf(conn, &b);
@@ -742,15 +916,17 @@ static void s_reset(sim_mt5_t *s)
     s->deal_count = s->deal_cap = 0;
     memset(s->sessions, 0, sizeof s->sessions);
     s->faults = s->initial_faults;
+    s->late_n = 0;
     s->auths = s->auth_failures = s->balance_calls = s->dropped = s->forbidden = 0;
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------------------ */
 
 static enum MHD_Result s_dispatch(sim_mt5_t *s, struct MHD_Connection *conn, const char *url, const char *method,
-                                  const sim_request_t *req, int *drop)
+                                  const sim_request_t *req, int *drop, int *hold_ms)
 {
     int64_t now = sim_http_now_ms();
+    s_apply_late(s, now);
     int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
     const char *cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, "_mt5sid");
     if (strncmp(url, "/sim/", 5) == 0) {
@@ -761,6 +937,7 @@ static enum MHD_Result s_dispatch(sim_mt5_t *s, struct MHD_Connection *conn, con
         if (get && strcmp(url, "/sim/stats") == 0) return s_sim_stats(s, conn, now);
         if (post && strcmp(url, "/sim/faults") == 0) return s_sim_faults(s, conn, req);
         if (post && strcmp(url, "/sim/deal") == 0) return s_sim_deal(s, conn, req);
+        if (post && strcmp(url, "/sim/trading_deals") == 0) return s_sim_trading(s, conn, req);
         if (post && strcmp(url, "/sim/reset") == 0) {
             s_reset(s);
             return s_reply(conn, MHD_HTTP_OK, "{\"ok\":true}", NULL);
@@ -787,7 +964,7 @@ static enum MHD_Result s_dispatch(sim_mt5_t *s, struct MHD_Connection *conn, con
         x->used = 0;
         return s_retcode(conn, "0 Done");
     }
-    if (strcmp(url, "/api/trade/balance") == 0) return s_balance(s, conn, drop);
+    if (strcmp(url, "/api/trade/balance") == 0) return s_balance(s, conn, drop, hold_ms);
     if (strcmp(url, "/api/deal/get_total") == 0) return s_deals(s, conn, 0);
     if (strcmp(url, "/api/deal/get_page") == 0) return s_deals(s, conn, 1);
     if (strcmp(url, "/api/deal/get_batch") == 0) return s_deal_batch(s, conn);
@@ -809,7 +986,7 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *conn, const c
         return rc;
     if (req->too_big)
         return s_reply(conn, 413, "{\"retcode\":\"3 Invalid parameters\"}", NULL);
-    int drop = 0, delay_ms;
+    int drop = 0, delay_ms, hold_ms = 0;
     pthread_mutex_lock(&s->mu);
     delay_ms = strncmp(url, "/api/", 5) == 0 ? s->faults.delay_ms : 0;
     s_close_this = strncmp(url, "/api/", 5) == 0 && s->faults.close_next > 0;
@@ -819,8 +996,10 @@ static enum MHD_Result s_handler(void *cls, struct MHD_Connection *conn, const c
     if (delay_ms > 0) /* before any state change: a slow server, seen from the client */
         usleep((useconds_t) delay_ms * 1000u);
     pthread_mutex_lock(&s->mu);
-    rc = s_dispatch(s, conn, url, method, req, &drop);
+    rc = s_dispatch(s, conn, url, method, req, &drop, &hold_ms);
     pthread_mutex_unlock(&s->mu);
+    if (hold_ms > 0) /* a late reply: queued, sent once this returns (one thread per connection) */
+        usleep((useconds_t) hold_ms * 1000u);
     return drop ? MHD_NO : rc; /* MHD_NO closes the connection without a reply */
 }
 
@@ -838,6 +1017,7 @@ static void s_usage(FILE *out)
             "  --delay-ms N                   wait N ms before answering each /api/ request\n"
             "  --session-loss P               answer 403 as if the session had expired (0..1)\n"
             "  --session-idle-ms N            a session idle this long expires (default 180000)\n"
+            "  --server-time-offset-s N       deal times are UTC + N seconds (trade-server time)\n"
             "  --tls-cert FILE --tls-key FILE serve HTTPS with this PEM certificate and key\n"
             "control (loopback only):\n"
             "  GET  /sim/accounts             logins, balances (exact), deal counts\n"
@@ -846,7 +1026,12 @@ static void s_usage(FILE *out)
             "  POST /sim/faults {\"drop_reply\":0.3,\"session_loss\":0.1,\"delay_ms\":50,\n"
             "                    \"permanent_login\":100002,\"permanent_retcode\":\"8 Not enough permissions\",\n"
             "                    \"retcode_once\":\"9 Timeout\",\"close_next\":1,\"fake_server\":true,\n"
-            "                    \"kill_sessions\":true,\"group_retcode\":\"8 Not enough permissions\"}\n"
+            "                    \"kill_sessions\":true,\"group_retcode\":\"8 Not enough permissions\",\n"
+            "                    \"late_count\":1,\"late_apply_ms\":1500,\"late_reply_ms\":0,\n"
+            "                    \"late_chance\":0.2,\"comment_rewrite\":\"prefix:DEP \"|\"trim:20\"|\"upper\",\n"
+            "                    \"page_max\":7,\"odd_pages\":1,\"odd_page\":\"object\"|\"element\"|\"empty\",\n"
+            "                    \"server_time_offset_s\":7200}\n"
+            "  POST /sim/trading_deals {\"login\":L,\"count\":N,\"from\":T1,\"to\":T2}  N trading deals\n"
             "  POST /sim/reset                back to the accounts and faults given at start\n"
             "  POST /sim/deal {\"ticket\":T,\"delete\":true} or {\"ticket\":T,\"amount\":\"1.00\"}  edit a deal\n");
 }
@@ -995,6 +1180,12 @@ static int s_parse_args(sim_mt5_t *s, int argc, char **argv, struct sockaddr_in 
             *slot = s_read_file(v);
             if (!*slot) {
                 snprintf(err, errlen, "%s: cannot read %.100s", o, v);
+                return -1;
+            }
+        } else if (strcmp(o, "--server-time-offset-s") == 0) {
+            if (s_parse_i64(v, &s->faults.server_time_offset_s) != 0 || s->faults.server_time_offset_s < -86400
+                || s->faults.server_time_offset_s > 86400) {
+                snprintf(err, errlen, "--server-time-offset-s wants -86400..86400");
                 return -1;
             }
         } else if (strcmp(o, "--delay-ms") == 0) {
