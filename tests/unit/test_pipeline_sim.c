@@ -325,13 +325,32 @@ static pipeline_t *s_start(const char *name, config_t *cfg, journal_t **j, char 
     return p;
 }
 
-/* Waits (up to timeout_ms) until tx reaches state; fills *v. 0, or -1 on timeout. */
+/* A pipeline on the journal *j already open on s_dir (a restart), with settle_s (0: s_config's);
+ * NULL (and *j destroyed) when it does not start, which is a failure. */
+static pipeline_t *s_restart(journal_t **j, int settle_s)
+{
+    char err[256] = "";
+    config_t cfg;
+    s_config(&cfg);
+    if (settle_s)
+        cfg.mt5_settle_s = settle_s;
+    pipeline_t *p = pipeline_new(*j, &cfg, err, sizeof err);
+    CHECK(p != NULL);
+    if (!p) {
+        fprintf(stderr, "  pipeline_new: %s\n", err);
+        journal_destroy(j);
+    }
+    return p;
+}
+
 /* An operator's action by "admin:t" from the test. */
 static int s_admin(pipeline_t *p, const char *tx_id, desk_action_t action, const char *reason, char *err, size_t errlen)
 {
     desk_request_t req = { tx_id, action, 0, "admin:t", "test", reason };
     return pipeline_admin(p, &req, err, errlen);
 }
+
+/* Waits (up to timeout_ms) until tx reaches state; fills *v. 0, or -1 on timeout. */
 
 static int s_wait_state(pipeline_t *p, const char *tx, deposit_state_t state, deposit_view_t *v, int timeout_ms)
 {
@@ -503,14 +522,9 @@ static void test_restart_with_an_attempt_reconciles_and_never_sends_twice(void)
     CHECK(m && mt5_balance(m, 100003, 1200, 2, ref, &pre, err, sizeof err) == MT5_OK);
     mt5_client_destroy(&m);
 
-    config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_restart(&j, 0);
+    if (!p)
         return;
-    }
     deposit_view_t v;
     CHECK(s_wait_state(p, done, DEPOSIT_NOTIFIED, &v, 20000) == 0);
     CHECK_EQ_INT(v.ticket, pre);   /* found by its reference, not sent again */
@@ -770,14 +784,9 @@ static void test_held_after_an_attempt_is_reconciled_when_an_admin_retries(void)
     CHECK(m && mt5_balance(m, 100002, 900, 2, a.ref, &pre, err, sizeof err) == MT5_OK);
     mt5_client_destroy(&m);
 
-    config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_restart(&j, 0);
+    if (!p)
         return;
-    }
     deposit_view_t v;
     CHECK(pipeline_deposit(p, tx.tx_id, &v) == 0 && v.state == DEPOSIT_HELD);
     CHECK_EQ_INT(s_admin(p, tx.tx_id, DESK_RETRY, "Cobo fixed it", err, sizeof err), 0);
@@ -928,15 +937,9 @@ static void test_restart_with_a_call_in_flight_waits_the_settle_time(void)
     uint64_t t0 = 0;
     int64_t sent_ms = s_now_ms();
     CHECK_EQ_INT(s_direct_balance(100002, 4100, ref, &t0), MT5_AMBIGUOUS);
-    config_t cfg;
-    s_config(&cfg);
-    cfg.mt5_settle_s = 4;
-    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_restart(&j, 4);
+    if (!p)
         return;
-    }
     deposit_view_t v;
     CHECK(s_wait_state(p, tx, DEPOSIT_NOTIFIED, &v, 20000) == 0);
     while (s_now_ms() < sent_ms + 3500)   /* past the late execution, whatever happened before */
@@ -962,14 +965,9 @@ static void test_no_attempt_on_record_still_reconciles_before_sending(void)
     s_locked(j, tx, 100001, 5200, 0);
     uint64_t pre = 0;
     CHECK_EQ_INT(s_direct_balance(100001, 5200, ref, &pre), MT5_OK);
-    config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_restart(&j, 0);
+    if (!p)
         return;
-    }
     deposit_view_t v;
     CHECK(s_wait_state(p, tx, DEPOSIT_NOTIFIED, &v, 20000) == 0);
     CHECK_EQ_INT(v.ticket, pre);
@@ -1026,14 +1024,9 @@ static void test_every_login_ever_tried_is_searched(void)
     }
     uint64_t pre = 0;
     CHECK_EQ_INT(s_direct_balance(100001, 600, ref, &pre), MT5_OK);   /* attempt 1 reached A */
-    config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_restart(&j, 0);
+    if (!p)
         return;
-    }
     deposit_view_t v;
     CHECK(s_wait_state(p, tx, DEPOSIT_NOTIFIED, &v, 20000) == 0);
     CHECK_EQ_INT(v.ticket, pre);
@@ -1091,14 +1084,9 @@ static void test_found_deal_of_another_amount_is_held_with_both_figures(void)
     s_locked(j, tx, 100001, 2500, s_now_ms() - 60000);
     uint64_t pre = 0;
     CHECK_EQ_INT(s_direct_balance(100001, 2400, ref, &pre), MT5_OK);
-    config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_restart(&j, 0);
+    if (!p)
         return;
-    }
     deposit_view_t v;
     CHECK(s_wait_state(p, tx, DEPOSIT_HELD, &v, 20000) == 0);
     CHECK(strstr(v.reason, "24.00") != NULL && strstr(v.reason, "25.00") != NULL);
@@ -1132,14 +1120,9 @@ static void test_reject_of_a_deposit_with_an_attempt_reconciles_first(void)
     s_put(j, &r);
     uint64_t pre = 0;
     CHECK_EQ_INT(s_direct_balance(100003, 1700, ref, &pre), MT5_OK);
-    config_t cfg;
-    s_config(&cfg);
-    pipeline_t *p = pipeline_new(j, &cfg, err, sizeof err);
-    CHECK(p != NULL);
-    if (!p) {
-        journal_destroy(&j);
+    pipeline_t *p = s_restart(&j, 0);
+    if (!p)
         return;
-    }
     CHECK_EQ_INT(s_admin(p, tx, DESK_REJECT, "Cobo failed it", err, sizeof err), -1);
     CHECK(strstr(err, "may still execute") != NULL);
     usleep(2100 * 1000);
