@@ -45,6 +45,7 @@ typedef struct s_job_t {
 
 struct accounts_t {
     stage_ctx_t ctx;                 /* first: an actor finds its accounts_t from the ctx it is given */
+    stage_gauges_t gauges;           /* the actors' work-list depths (ctx.gauges) */
     accounts_opts_t o;
     zactor_t *actors[ACCOUNTS_MAX_ACTORS];
     zsock_t *push[ACCOUNTS_MAX_ACTORS];
@@ -362,6 +363,7 @@ accounts_t *accounts_new(const config_t *cfg, const accounts_opts_t *opts, char 
     if (self->o.mt5_timeout_ms <= 0) self->o.mt5_timeout_ms = 10000;
     self->ctx.cfg = cfg;
     self->ctx.accounts = self->o.actors;
+    self->ctx.gauges = &self->gauges;
     self->ctx.mt5_timeout_ms = self->o.mt5_timeout_ms;
     snprintf(self->ctx.prefix, sizeof self->ctx.prefix, "inproc://kasa-accounts-%d-%u", (int) getpid(),
              atomic_fetch_add(&s_instances, 1));
@@ -481,4 +483,11 @@ void accounts_destroy(accounts_t **self_p)
     pthread_mutex_destroy(&self->mu);
     pthread_cond_destroy(&self->timer_cond);
     free(self);
+}
+
+int accounts_queue_depth(accounts_t *self, int *actors)
+{
+    if (actors)
+        *actors = self->count;
+    return stage_depth(&self->ctx, STAGE_ACCOUNTS);
 }

@@ -79,6 +79,10 @@ accounts_t *accounts_new(const config_t *cfg, const accounts_opts_t *opts, char 
  * req->password is wiped either way. Thread-safe; never waits for MT5. */
 accounts_result_t accounts_submit(accounts_t *self, accounts_request_t *req, accounts_done_fn *done, void *arg);
 
+/* Items in the accounts actors' work lists, summed; *actors (may be NULL) gets how many run. Any
+ * thread. */
+int accounts_queue_depth(accounts_t *self, int *actors);
+
 /* Refuses every later submit and answers every request not yet answered with ACCOUNTS_STOPPING now
  * (a request whose MT5 call is running finishes in the background; its answer is dropped). Returns
  * once those answers are given. Safe twice. */

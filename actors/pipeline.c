@@ -35,6 +35,7 @@
 
 struct pipeline_t {
     config_t cfg;             /* a private copy: the stages read it for the pipeline's life */
+    stage_gauges_t gauges;    /* the stages' work-list depths (ctx.gauges) */
     journal_t *journal;
     registry_t *registry;
     stage_ctx_t ctx;
@@ -214,6 +215,7 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
     self->ctx.registry = self->registry;
     self->ctx.journal = journal;
     self->ctx.cfg = &self->cfg;
+    self->ctx.gauges = &self->gauges;
     self->ctx.crediters = s_clamp(cfg->crediters, STAGE_MAX_CREDITERS);
     self->ctx.lockers = s_clamp(cfg->lockers, STAGE_MAX_LOCKERS);
     self->ctx.notifiers = s_clamp(cfg->notifiers, STAGE_MAX_NOTIFIERS);
@@ -406,4 +408,11 @@ void pipeline_view_json(jbuf_t *b, const deposit_view_t *d)
 registry_t *pipeline_registry(pipeline_t *self)
 {
     return self->registry;
+}
+
+int pipeline_stage_depth(pipeline_t *self, int kind, int *actors)
+{
+    if (actors)
+        *actors = stage_count(&self->ctx, (stage_kind_t) kind);
+    return stage_depth(&self->ctx, (stage_kind_t) kind);
 }

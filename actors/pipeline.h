@@ -72,6 +72,10 @@ typedef struct {
     char alert[32];          /* the name of the last one ("double_credit"), "" if none */
 } deposit_view_t;
 
+/* Items in the work lists of stage kind's actors (a stage_kind_t: locker, crediter, notifier),
+ * summed; *actors (may be NULL) gets how many actors run it. Any thread. */
+int pipeline_stage_depth(pipeline_t *self, int kind, int *actors);
+
 /* The registry under the pipeline (for the operators' views: approvals, attempts). Not owned. */
 typedef struct registry_t registry_t;
 registry_t *pipeline_registry(pipeline_t *self);

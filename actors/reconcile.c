@@ -3,6 +3,7 @@
  * while comparing. */
 #include "actors/reconcile.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -86,6 +87,7 @@ static s_dep_t *s_find_tx(const s_deps_t *d, const char *tx_id)
 typedef struct {
     const s_deps_t *deps;
     size_t *idx;
+    size_t *odd, odd_n;   /* deposits whose reference core is neither short (< 8) nor full (26) */
 } s_refs_t;
 
 static const s_deps_t *s_sort_deps;   /* qsort has no argument: set around the one sort that needs it */
@@ -109,6 +111,66 @@ static s_dep_t *s_find_ref(const s_refs_t *r, const char *ref)
             hi = mid;
     }
     return NULL;
+}
+
+#define S_CORE_FULL 26   /* crediter_ref's core: every hex digit of a Cobo UUID, cut to fit "kasa " + 26 */
+#define S_CORE_CUT_MIN 16  /* the fewest digits mt5_comment_matches accepts for a core cut at the end */
+#define S_DEAL_DEPS_MAX 4
+
+/* Adds dep to out[*n] when the comment carries its reference and it is not there yet (cap bounds). */
+static void s_offer(const s_dep_t **out, size_t *n, size_t cap, const char *comment, const s_dep_t *dep)
+{
+    for (size_t j = 0; j < *n; j++)
+        if (out[j] == dep)
+            return;
+    if (*n < cap && mt5_comment_matches(comment, dep->ref))
+        out[(*n)++] = dep;
+}
+
+/* The deposits whose reference a deal comment carries, by mt5_comment_matches — the crediter's rule,
+ * so a comment MT5 prefixed, re-cased or cut is still the deposit's. Found through the reference
+ * index, then confirmed by mt5_comment_matches: a comment holding a full core holds it as 26 digits
+ * starting somewhere in one of its hex runs (an exact lookup), a cut core is a run's tail of 16..25
+ * digits (a prefix range); the whole comment, lower-cased, catches a short core; deposits whose core
+ * is neither short nor full (a transaction id with few hex digits) are tried one by one. Fills
+ * out[] (no repeats, at most cap); returns how many. */
+static size_t s_deal_deps(const s_refs_t *r, const char *comment, const s_dep_t **out, size_t cap)
+{
+    size_t n = 0, len = strlen(comment);
+    char low[64];
+    if (len >= sizeof low)
+        return 0;
+    for (size_t i = 0; i <= len; i++)
+        low[i] = (char) tolower((unsigned char) comment[i]);
+    const s_deps_t *d = r->deps;
+    const s_dep_t *exact = s_find_ref(r, low);
+    if (exact)
+        s_offer(out, &n, cap, comment, exact);
+    for (size_t i = 0; i < len;) {
+        size_t run = 0;
+        while (i + run < len && isxdigit((unsigned char) low[i + run]))
+            run++;
+        for (size_t o = 0; run >= S_CORE_CUT_MIN && o + S_CORE_CUT_MIN <= run; o++) {
+            char key[32] = "kasa ";
+            size_t k = run - o < S_CORE_FULL ? run - o : S_CORE_FULL, p = strlen(key);
+            memcpy(key + p, low + i + o, k);
+            key[p + k] = '\0';
+            size_t lo = 0, hi = d->n, klen = p + k;
+            while (lo < hi) {   /* the first reference >= key */
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(d->v[r->idx[mid]].ref, key) < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            for (; lo < d->n && strncmp(d->v[r->idx[lo]].ref, key, klen) == 0; lo++)
+                s_offer(out, &n, cap, comment, &d->v[r->idx[lo]]);
+        }
+        i += run ? run : 1;
+    }
+    for (size_t i = 0; i < r->odd_n; i++)
+        s_offer(out, &n, cap, comment, &d->v[r->odd[i]]);
+    return n;
 }
 
 static int s_credited(deposit_state_t s)
@@ -230,7 +292,7 @@ static void s_check_credited(const reconcile_books_t *b, s_deps_t *deps, reconci
         s_matches_t m = { .n = 0 };
         size_t total = 0;
         for (size_t k = 0; k < b->deal_count; k++)
-            if (strcmp(b->deals[k].comment, d->ref) == 0) {
+            if (mt5_comment_matches(b->deals[k].comment, d->ref)) {
                 if (m.n < sizeof m.deal / sizeof m.deal[0])
                     m.deal[m.n++] = &b->deals[k];
                 total++;
@@ -269,17 +331,22 @@ static void s_check_deals(const reconcile_books_t *b, const s_refs_t *refs, reco
 {
     for (size_t k = 0; k < b->deal_count; k++) {
         const mt5_deal_t *deal = &b->deals[k];
-        if (strncmp(deal->comment, S_REF_PREFIX, strlen(S_REF_PREFIX)) != 0)
+        const s_dep_t *found[S_DEAL_DEPS_MAX], *d = NULL;
+        size_t n = s_deal_deps(refs, deal->comment, found, S_DEAL_DEPS_MAX);
+        if (n == 0 && !strcasestr(deal->comment, S_REF_PREFIX))
             continue;
         r->kasa_deals++;
-        const s_dep_t *d = s_find_ref(refs, deal->comment);
+        for (size_t i = 0; i < n; i++)
+            if (!d || s_credited(found[i]->state))
+                d = found[i];
         if (!d)
             s_add(r, "deal_unknown", "", deal->login, deal->ticket,
                   "comment=\"%s\" mt5_login=%" PRIu64 " mt5_profit=%s mt5_time=%" PRId64 " journal=no deposit has this ref",
                   deal->comment, deal->login, deal->profit, deal->time_s);
         else if (!s_credited(d->state))
             s_add(r, "deal_uncredited", d->tx_id, deal->login, deal->ticket,
-                  "ref=\"%s\" journal_state=%s mt5_profit=%s", deal->comment, deposit_state_name(d->state), deal->profit);
+                  "ref=\"%s\" comment=\"%s\" journal_state=%s mt5_profit=%s", d->ref, deal->comment,
+                  deposit_state_name(d->state), deal->profit);
     }
 }
 
@@ -300,7 +367,18 @@ long reconcile_compare(const reconcile_books_t *b, reconcile_report_t *r)
     s_sort_deps = &deps;
     qsort(idx, deps.n, sizeof *idx, s_by_ref);
     s_sort_deps = NULL;
-    s_refs_t refs = { &deps, idx };
+    size_t *odd = malloc((deps.n ? deps.n : 1) * sizeof *odd), odd_n = 0;
+    if (!odd) {
+        free(deps.v);
+        free(idx);
+        return -1;
+    }
+    for (size_t i = 0; i < deps.n; i++) {
+        size_t core = strlen(deps.v[i].ref) - strlen(S_REF_PREFIX);
+        if (core >= 8 && core != S_CORE_FULL)
+            odd[odd_n++] = i;
+    }
+    s_refs_t refs = { &deps, idx, odd, odd_n };
     for (size_t i = 0; i < deps.n; i++)
         r->deposits += deps.v[i].created_ms >= b->from_ms && deps.v[i].created_ms <= b->to_ms;
     r->cobo_deposits = b->cobo_count;
@@ -312,6 +390,7 @@ long reconcile_compare(const reconcile_books_t *b, reconcile_report_t *r)
     s_check_deals(b, &refs, r);
     /* withdrawals: once kasa makes them, their debits are checked here the same way */
 
+    free(odd);
     free(idx);
     free(deps.v);
     if (r->cap == (size_t) -1) {

@@ -10,9 +10,11 @@
  *   - every deposit kasa journaled as CREDITED (created in the window) has exactly one MT5 balance
  *     deal with its reference, on its login, of its amount (deal_missing, deal_duplicate,
  *     deal_amount, deal_login, deal_ticket);
- *   - every MT5 balance deal with a kasa reference (a comment "kasa " + hex, on the logins kasa
- *     knows, dated within the window widened by RECONCILE_MT5_SLACK_S for trade-server time)
- *     belongs to a deposit kasa credited (deal_unknown, deal_uncredited);
+ *   - every MT5 balance deal with a kasa reference (a comment carrying a deposit's reference by
+ *     mt5_comment_matches — the crediter's rule, so a comment MT5 prefixed, re-cased or cut still
+ *     counts — or holding "kasa " at all, on the logins kasa knows, dated within the window widened
+ *     by RECONCILE_MT5_SLACK_S for trade-server time) belongs to a deposit kasa credited
+ *     (deal_unknown, deal_uncredited);
  *   - withdrawals likewise, once kasa makes them (a hook: reconcile_compare is where they go).
  * Each mismatch carries its evidence (ids, tickets, amounts, states) as key=value text. */
 #ifndef KASA_ACTORS_RECONCILE_H

@@ -18,6 +18,24 @@ void stage_endpoint(const stage_ctx_t *ctx, stage_kind_t kind, int index, char *
     }
 }
 
+/* Where actor index of stage kind keeps its depth; NULL without gauges or beyond them. */
+static _Atomic int *s_depth_slot(const stage_ctx_t *ctx, stage_kind_t kind, int index)
+{
+    if (!ctx->gauges || (unsigned) kind >= STAGE_KINDS || index < 0 || index >= STAGE_GAUGE_ACTORS)
+        return NULL;
+    return &ctx->gauges->depth[kind][index];
+}
+
+int stage_depth(const stage_ctx_t *ctx, stage_kind_t kind)
+{
+    int sum = 0, n = stage_count(ctx, kind);
+    for (int i = 0; i < n; i++) {
+        _Atomic int *slot = s_depth_slot(ctx, kind, i);
+        sum += slot ? atomic_load_explicit(slot, memory_order_relaxed) : 0;
+    }
+    return sum;
+}
+
 int stage_count(const stage_ctx_t *ctx, stage_kind_t kind)
 {
     int n = kind == STAGE_LOCKER ? ctx->lockers : kind == STAGE_CREDITER ? ctx->crediters
@@ -144,7 +162,13 @@ static int s_drain(zsock_t *pull, workq_t *q, const stage_ops_t *ops, void *arg)
     return 0;
 }
 
-void stage_loop(zsock_t *pipe, zsock_t *pull, workq_t *q, const stage_ops_t *ops, void *arg)
+static void s_gauge(_Atomic int *depth, const workq_t *q)
+{
+    if (depth)
+        atomic_store_explicit(depth, (int) workq_size(q), memory_order_relaxed);
+}
+
+void stage_loop(zsock_t *pipe, zsock_t *pull, workq_t *q, const stage_ops_t *ops, void *arg, _Atomic int *depth)
 {
     int64_t idle_due = -1;   /* monotonic ms the idle hook asked to run at; -1: only when nothing is due */
     for (;;) {
@@ -154,6 +178,7 @@ void stage_loop(zsock_t *pipe, zsock_t *pull, workq_t *q, const stage_ops_t *ops
             int64_t again = ops->idle(arg, q, now);
             idle_due = again >= 0 ? now + again : -1;
             item = workq_next(q, now);   /* it may have queued work */
+            s_gauge(depth, q);
         }
         long timeout = 0;
         if (!item) {
@@ -187,6 +212,7 @@ void stage_loop(zsock_t *pipe, zsock_t *pull, workq_t *q, const stage_ops_t *ops
         }
         if (n == 2 && (items[1].revents & ZMQ_POLLIN) && s_drain(pull, q, ops, arg) != 0)
             break;
+        s_gauge(depth, q);
         now = stage_mono_ms();
         item = workq_next(q, now);
         if (!item)
@@ -194,6 +220,7 @@ void stage_loop(zsock_t *pipe, zsock_t *pull, workq_t *q, const stage_ops_t *ops
         int64_t retry_ms = ops->handle(arg, item);
         if (retry_ms <= 0) {
             workq_remove(q, item);
+            s_gauge(depth, q);
         } else {
             item->tries++;
             item->due_ms = stage_mono_ms() + retry_ms;
@@ -269,10 +296,13 @@ static void s_runner(zsock_t *pipe, void *args)
         snprintf(run->err, sizeof run->err, "%s: cannot bind %s", run->label, ep);
     zsock_signal(pipe, 0);
     if (run->ok)
-        stage_loop(pipe, pull, q, &def->ops, run->state);
+        stage_loop(pipe, pull, q, &def->ops, run->state, s_depth_slot(run->ctx, def->kind, run->index));
     else
         stage_wait_term(pipe);   /* the creator reads run->err before it ends us */
     def->destroy(run->state);
+    _Atomic int *slot = run->ok ? s_depth_slot(run->ctx, def->kind, run->index) : NULL;
+    if (slot)
+        atomic_store(slot, 0);   /* its list goes with it */
     workq_destroy(&q);
     zsock_destroy(&pull);
     free(run->state);

@@ -20,6 +20,7 @@
 /* czmq pulls in <syslog.h>, whose LOG_DEBUG / LOG_INFO macros would shadow tools/log.h's levels. */
 #undef LOG_DEBUG
 #undef LOG_INFO
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,16 @@
 /* STAGE_ACCOUNTS: investors' MT5 work (actors/accounts.h), outside the deposit pipeline. */
 typedef enum { STAGE_LOCKER, STAGE_CREDITER, STAGE_NOTIFIER, STAGE_ACCOUNTS } stage_kind_t;
 
+#define STAGE_KINDS 4
+#define STAGE_GAUGE_ACTORS 64   /* every stage's actor count is at most this */
+
+/* The depth of each actor's work list (items queued, waiting, backing off or being handled), kept by
+ * the stage loop after every change and read by /metrics from any thread. A list at STAGE_QUEUE is
+ * full: further messages wait in the actor's socket (back-pressure) and are not counted here. */
+typedef struct {
+    _Atomic int depth[STAGE_KINDS][STAGE_GAUGE_ACTORS];
+} stage_gauges_t;
+
 /* Shared by every stage of one pipeline; read-only after start (the registry locks itself). */
 typedef struct {
     registry_t *registry;
@@ -49,7 +60,11 @@ typedef struct {
     char prefix[48];             /* "inproc://kasa-<unique>" */
     int64_t mt5_timeout_ms, cobo_timeout_ms, telegram_timeout_ms;
     int64_t mt5_settle_ms;       /* KASA_MT5_SETTLE_S: no resend this soon after an ambiguous attempt */
+    stage_gauges_t *gauges;      /* written by the actors' loops (NULL: not kept) */
 } stage_ctx_t;
+
+/* Items in the work lists of every actor of stage kind, summed (0 without gauges). Any thread. */
+int stage_depth(const stage_ctx_t *ctx, stage_kind_t kind);
 
 /* The endpoint of actor index of a stage ("inproc://kasa-1-crediter-0"). */
 void stage_endpoint(const stage_ctx_t *ctx, stage_kind_t kind, int index, char *buf, size_t len);
@@ -98,8 +113,9 @@ typedef struct {
     int (*forward)(void *arg, const uint8_t *bytes, size_t len);
 } stage_ops_t;
 
-/* Runs the stage until $TERM on pipe (or the context ends). Owns nothing it is given. */
-void stage_loop(zsock_t *pipe, zsock_t *pull, workq_t *q, const stage_ops_t *ops, void *arg);
+/* Runs the stage until $TERM on pipe (or the context ends). Owns nothing it is given. When depth is
+ * not NULL it holds q's size after every change (for stage_depth). */
+void stage_loop(zsock_t *pipe, zsock_t *pull, workq_t *q, const stage_ops_t *ops, void *arg, _Atomic int *depth);
 
 /* Waits for $TERM on pipe (an actor whose start failed, so its creator can read why first). */
 void stage_wait_term(zsock_t *pipe);

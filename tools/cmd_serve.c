@@ -238,6 +238,7 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s\n", err);
         goto done;
     }
+    metrics_set_accounts(ctx.metrics, accounts);
     investor = investor_routes(http, pipeline, wallets, ctx.events, accounts, &cfg, NULL, err, sizeof err);
     if (!investor) {
         fprintf(stderr, "kasa serve: %s\n", err);

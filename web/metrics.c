@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "actors/stage.h"
 #include "schema/deposit.h"
 #include "schema/probe.h"
 #include "schema/record.h"
@@ -35,6 +36,7 @@ struct metrics_t {
     pipeline_t *pipeline;
     webhook_t *webhook;
     catchup_t *catchup;
+    accounts_t *accounts;
     int replayed;
     struct {
         metrics_collector_fn *fn;
@@ -148,11 +150,38 @@ static void s_write_deposits(metrics_t *self, jbuf_t *out)
     jbuf_puts(out, "kasa_held_oldest_seconds ");
     probe_decimal(out, age_ms < 0 ? 0 : age_ms, 3);
     jbuf_puts(out, "\n");
-    s_family(out, "kasa_stage_backlog", "gauge",
-             "Deposits waiting on or being worked by each stage (RECEIVED: locker, LOCKED: crediter, CREDITED: notifier).");
-    jbuf_printf(out, "kasa_stage_backlog{stage=\"locker\"} %" PRIu64 "\n", st.count[DEPOSIT_RECEIVED]);
-    jbuf_printf(out, "kasa_stage_backlog{stage=\"crediter\"} %" PRIu64 "\n", st.count[DEPOSIT_LOCKED]);
-    jbuf_printf(out, "kasa_stage_backlog{stage=\"notifier\"} %" PRIu64 "\n", st.count[DEPOSIT_CREDITED]);
+}
+
+/* The stages' work lists: what each holds now (queued, due later, backing off or in hand) and how
+ * much it can hold before it stops reading its socket (back-pressure on the stage before it). */
+static void s_write_queues(metrics_t *self, jbuf_t *out)
+{
+    static const struct {
+        const char *name;
+        stage_kind_t kind;
+    } stages[] = { { "locker", STAGE_LOCKER }, { "crediter", STAGE_CREDITER }, { "notifier", STAGE_NOTIFIER } };
+    int depth[4], actors[4], n = 0;
+    const char *name[4];
+    if (self->pipeline)
+        for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++, n++) {
+            name[n] = stages[i].name;
+            depth[n] = pipeline_stage_depth(self->pipeline, stages[i].kind, &actors[n]);
+        }
+    if (self->accounts) {
+        name[n] = "accounts";
+        depth[n] = accounts_queue_depth(self->accounts, &actors[n]);
+        n++;
+    }
+    if (n == 0)
+        return;
+    s_family(out, "kasa_stage_queue_depth", "gauge",
+             "Items in each stage's work lists now: queued, waiting to retry, or being handled.");
+    for (int i = 0; i < n; i++)
+        jbuf_printf(out, "kasa_stage_queue_depth{stage=\"%s\"} %d\n", name[i], depth[i]);
+    s_family(out, "kasa_stage_queue_capacity", "gauge",
+             "Items each stage's work lists hold before it stops reading (its actors times their list size).");
+    for (int i = 0; i < n; i++)
+        jbuf_printf(out, "kasa_stage_queue_capacity{stage=\"%s\"} %d\n", name[i], actors[i] * STAGE_QUEUE);
 }
 
 static void s_write_commits(metrics_t *self, jbuf_t *out)
@@ -270,6 +299,7 @@ void metrics_write(metrics_t *self, jbuf_t *out)
     }
     if (self->pipeline)
         s_write_deposits(self, out);
+    s_write_queues(self, out);
     s_write_commits(self, out);
     if (self->journal)
         s_write_journal(self, out);
@@ -416,6 +446,7 @@ S_SETTER(journal, journal_t)
 S_SETTER(pipeline, pipeline_t)
 S_SETTER(webhook, webhook_t)
 S_SETTER(catchup, catchup_t)
+S_SETTER(accounts, accounts_t)
 
 void metrics_set_replayed(metrics_t *self)
 {

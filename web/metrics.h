@@ -10,7 +10,7 @@
  * source is not attached is left out. Families (see README "Metrics and health"):
  *   kasa_build_info, kasa_start_time_seconds, kasa_ready,
  *   kasa_webhooks_total{outcome}, kasa_deposits{state}, kasa_held_oldest_seconds,
- *   kasa_stage_backlog{stage}, kasa_transitions_total{to}, kasa_credits_total, kasa_credit_seconds,
+ *   kasa_stage_queue_depth{stage}, kasa_stage_queue_capacity{stage}, kasa_transitions_total{to}, kasa_credits_total, kasa_credit_seconds,
  *   kasa_credit_attempts_total{kind}, kasa_notices_failed_total, kasa_admin_actions_total,
  *   kasa_journal_fsync_seconds, kasa_journal_batch_records, kasa_journal_durable_lsn,
  *   kasa_journal_failed, kasa_external_calls_total{service}, kasa_external_errors_total{service},
@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 
+#include "actors/accounts.h"
 #include "actors/catchup.h"
 #include "actors/pipeline.h"
 #include "journal/journal.h"
@@ -44,6 +45,7 @@ void metrics_set_journal(metrics_t *self, journal_t *journal);
 void metrics_set_pipeline(metrics_t *self, pipeline_t *pipeline);
 void metrics_set_webhook(metrics_t *self, webhook_t *webhook);
 void metrics_set_catchup(metrics_t *self, catchup_t *catchup);
+void metrics_set_accounts(metrics_t *self, accounts_t *accounts);
 /* The journal has been replayed and every unfinished deposit resumed: kasa is ready to serve. */
 void metrics_set_replayed(metrics_t *self);
 

@@ -2,7 +2,8 @@
  * passes a strict parser of the Prometheus text format (0.0.4) written here; scraped before and after
  * a deposit, the counters move as they should (webhooks accepted, transitions, credits, the credit
  * histogram, journal fsyncs, MT5 calls); /healthz answers; /readyz is 200 while MT5 and Cobo answer
- * and 503, naming MT5, once a call to MT5 failed; a stopped kasa leaves no listener behind. */
+ * and 503, naming MT5, once a call to MT5 failed; each stage's queue depth is a gauge that counts the
+ * deposits a stuck locker holds; a stopped kasa leaves no listener behind. */
 #include <ctype.h>
 #include <math.h>
 
@@ -378,6 +379,12 @@ static void test_counters_move_with_a_deposit(void)
     CHECK(DELTA("kasa_external_call_seconds_count{service=\"mt5\"}") >= 1);
     CHECK(DELTA("kasa_external_errors_total{service=\"mt5\"}") == 0);
     CHECK(p_get(&b, "kasa_deposits{state=\"HELD\"}") == 0 && p_get(&b, "kasa_held_oldest_seconds") == 0);
+    /* every stage's list is empty again, and says how much it holds */
+    CHECK(p_get(&b, "kasa_stage_queue_depth{stage=\"locker\"}") == 0);
+    CHECK(p_get(&b, "kasa_stage_queue_depth{stage=\"crediter\"}") == 0);
+    CHECK(p_get(&b, "kasa_stage_queue_depth{stage=\"notifier\"}") == 0);
+    CHECK(p_get(&b, "kasa_stage_queue_depth{stage=\"accounts\"}") == 0);
+    CHECK(p_get(&b, "kasa_stage_queue_capacity{stage=\"crediter\"}") >= 1024);
 #undef DELTA
 }
 
@@ -409,6 +416,39 @@ static void test_readiness_follows_mt5(void)
     CHECK(p_get(&d, "kasa_external_errors_total{service=\"mt5\"}") >= 1);
 }
 
+/* With MT5 away the locker (which reads the account from MT5) keeps each deposit in its list, backing
+ * off: the queue's gauge counts them (the deposit of the test before is there already). */
+static void test_queue_depth_follows_a_stuck_locker(void)
+{
+    CHECK(s_ready);
+    if (!s_ready)
+        return;
+    static p_doc_t d;
+    double before = -1;
+    for (int i = 0; i < 100 && before < 1; i++) {
+        CHECK_EQ_INT(s_scrape(&d), 0);
+        before = p_get(&d, "kasa_stage_queue_depth{stage=\"locker\"}");
+        if (before < 1)
+            h_sleep_ms(100);
+    }
+    CHECK(before >= 1);
+    const char *addr[3] = { "TMetricsQ000000000000000000000002", "TMetricsQ000000000000000000000003",
+                            "TMetricsQ000000000000000000000004" };
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(h_link(&s_env, addr[i], 100002 + (uint64_t) i), 0);
+        h_tx_t tx = h_tx(addr[i], "3", "TRON_USDT");
+        CHECK_EQ_INT(h_sim_deposit(&s_env, &tx, 1, 0, 0), 0);
+    }
+    double after = before;
+    for (int i = 0; i < 100 && after < before + 3; i++) {
+        h_sleep_ms(100);
+        CHECK_EQ_INT(s_scrape(&d), 0);
+        after = p_get(&d, "kasa_stage_queue_depth{stage=\"locker\"}");
+    }
+    CHECK(after == before + 3);
+    CHECK(p_get(&d, "kasa_deposits{state=\"RECEIVED\"}") == after);
+}
+
 static void test_stop_closes_the_listener(void)
 {
     CHECK(s_ready);
@@ -430,6 +470,7 @@ int main(void)
     RUN(test_exposition_parses_and_health_answers);
     RUN(test_counters_move_with_a_deposit);
     RUN(test_readiness_follows_mt5);
+    RUN(test_queue_depth_follows_a_stuck_locker);
     RUN(test_stop_closes_the_listener);
     int rc = check_done();
     h_env_finish(&s_env, rc != 0);

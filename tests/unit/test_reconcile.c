@@ -2,7 +2,9 @@
  * (a deal added behind kasa's back, a deal removed, a wrong amount, a duplicate, a deal on another
  * login, a Cobo deposit kasa never saw, amounts that differ, a deposit not finished, a credit Cobo
  * failed or does not know, a deal for an uncredited deposit) is reported once, with its evidence;
- * deposits outside the window are not checked. */
+ * deposits outside the window are not checked; a comment MT5 rewrote (prefixed, re-cased, cut) is
+ * matched by the crediter's rule. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -312,6 +314,57 @@ static void test_text_report_lists_every_mismatch(void)
     s_done(&f);
 }
 
+/* A server plugin rewrote the comment as the crediter's search tolerates it: prefixed, upper-cased and
+ * cut at MT5's 31 characters ("DEP KASA AAAAAAAA00004000800000"). */
+static void s_rewrite(mt5_deal_t *d)
+{
+    char up[48];
+    size_t i = 0;
+    for (; d->comment[i] && i + 1 < sizeof up; i++)
+        up[i] = (char) toupper((unsigned char) d->comment[i]);
+    up[i] = '\0';
+    snprintf(d->comment, sizeof d->comment, "DEP %.27s", up);
+}
+
+static void test_rewritten_comment_still_matches(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    s_rewrite(&f.deals[0]);
+    CHECK_EQ_INT(strlen(f.deals[0].comment), 31);
+    CHECK_EQ_INT(reconcile_compare(&f.b, &f.rep), 0);      /* not deal_missing, not deal_unknown */
+    CHECK_EQ_INT(f.rep.kasa_deals, 1);
+    reconcile_report_free(&f.rep);
+    /* the same rewriting on a second deal: a duplicate, seen as such */
+    s_deal(&f, 8, 100001, "249.50", TX_A);
+    s_rewrite(&f.deals[1]);
+    const reconcile_mismatch_t *m = s_one(&f, "deal_duplicate");
+    if (m)
+        CHECK(strstr(m->evidence, "tickets=7@100001,8@100001") != NULL);
+    s_done(&f);
+}
+
+static void test_rewritten_comment_of_an_uncredited_deposit(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    s_deposit(&f, TX_B, ADDR_B, "40", DEPOSIT_HELD, 100002, 3950, 0, T0 + 2000);
+    s_rewrite(s_deal(&f, 12, 100002, "39.50", TX_B));
+    const reconcile_mismatch_t *m = s_one(&f, "deal_uncredited");
+    if (m) {
+        CHECK_EQ_STR(m->tx_id, TX_B);
+        CHECK(strstr(m->evidence, "comment=\"DEP KASA BBBBBBBB") != NULL);
+    }
+    reconcile_report_free(&f.rep);
+    /* and a rewritten reference no deposit has: unknown, not ignored */
+    f.b.deal_count = 1;
+    s_rewrite(s_deal(&f, 99, 100002, "500.00", "deadbeef-0000-4000-8000-00000000dead"));
+    m = s_one(&f, "deal_unknown");
+    if (m)
+        CHECK_EQ_INT(m->ticket, 99);
+    s_done(&f);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);   /* records applied out of order on purpose: no replay warnings */
@@ -329,5 +382,7 @@ int main(void)
     RUN(test_deal_for_an_uncredited_deposit);
     RUN(test_outside_the_window_is_not_checked);
     RUN(test_text_report_lists_every_mismatch);
+    RUN(test_rewritten_comment_still_matches);
+    RUN(test_rewritten_comment_of_an_uncredited_deposit);
     return check_done();
 }
