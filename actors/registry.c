@@ -23,6 +23,8 @@ typedef struct {
     uint64_t login;
     char chain_id[24];
     uint64_t lsn;   /* the record that made the link (0 if unknown) */
+    int64_t time_ms;        /* when that record was written */
+    char address[128];      /* as linked (the table's key folds 0x addresses to lower case) */
 } s_link_t;
 
 /* A deposit in memory: its entry (first, so a registry_entry_t * found by s_find is its node), and
@@ -283,7 +285,7 @@ static void s_apply_history_gap(registry_entry_t *e, const record_t *r)
 
 /* Links address → login in memory; a replayed re-link to another login wins (it was journaled). */
 static int s_link_locked(registry_t *self, const char *address, const char *chain_id, uint64_t login,
-                         uint64_t lsn)
+                         uint64_t lsn, int64_t time_ms)
 {
     char key[128];
     s_addr_key(address, key);
@@ -294,7 +296,9 @@ static int s_link_locked(registry_t *self, const char *address, const char *chai
                      (unsigned long long) l->login);
         l->login = login;
         S_COPY(l->chain_id, chain_id);
+        S_COPY(l->address, address);
         l->lsn = lsn;
+        l->time_ms = time_ms;
         return 0;
     }
     if (zhashx_size(self->links) >= self->max_deposits)
@@ -304,7 +308,9 @@ static int s_link_locked(registry_t *self, const char *address, const char *chai
         return -1;
     l->login = login;
     S_COPY(l->chain_id, chain_id);
+    S_COPY(l->address, address);
     l->lsn = lsn;
+    l->time_ms = time_ms;
     if (zhashx_insert(self->links, key, l) != 0) {
         free(l);
         return -1;
@@ -330,7 +336,7 @@ static void s_apply_admin(registry_entry_t *e, const record_t *r)
 static int s_apply_locked(registry_t *self, const record_t *r, uint64_t lsn)
 {
     if (r->kind == RECORD_ADDRESS_LINK)
-        return s_link_locked(self, r->address, r->chain_id, r->login, lsn);
+        return s_link_locked(self, r->address, r->chain_id, r->login, lsn, r->time_ms);
     if (!r->tx_id[0])
         return 0;
     registry_entry_t *e = s_find(self, r->tx_id);
@@ -804,7 +810,7 @@ int registry_link(registry_t *self, journal_t *journal, const char *address, con
         snprintf(err, errlen, "too many address links (%zu)", self->max_deposits);
     } else {
         lsn = s_submit_locked(self, journal, r, &buf, &buf_len, err, errlen);
-        if (lsn && s_link_locked(self, r->address, r->chain_id, login, lsn) == 0)
+        if (lsn && s_link_locked(self, r->address, r->chain_id, login, lsn, r->time_ms) == 0)
             rc = 0;
         else if (lsn)
             registry_set_failed(self, "registry link failed");
@@ -875,6 +881,45 @@ size_t registry_count(registry_t *self)
     size_t n = self->count;
     pthread_mutex_unlock(&self->lock);
     return n;
+}
+
+/* Newest link first (a higher LSN was made later). */
+static int s_link_newer(const void *a, const void *b)
+{
+    uint64_t x = (*(s_link_t *const *) a)->lsn, y = (*(s_link_t *const *) b)->lsn;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int registry_links(registry_t *self, uint64_t login, const char *q, int skip, int limit, registry_link_t *out)
+{
+    pthread_mutex_lock(&self->lock);
+    size_t cap = zhashx_size(self->links), n = 0;
+    s_link_t **hit = cap ? malloc(cap * sizeof *hit) : NULL;
+    if (cap && !hit) {
+        pthread_mutex_unlock(&self->lock);
+        return -1;
+    }
+    int numeric = q && *q && strspn(q, "0123456789") == strlen(q);
+    uint64_t q_login = numeric ? strtoull(q, NULL, 10) : 0;
+    for (s_link_t *l = zhashx_first(self->links); l && n < cap; l = zhashx_next(self->links)) {
+        if ((login && l->login != login) ||
+            (q && *q && !strstr(l->address, q) && !(numeric && l->login == q_login)))
+            continue;
+        hit[n++] = l;
+    }
+    qsort(hit, n, sizeof *hit, s_link_newer);
+    for (int i = 0; i < limit && (size_t) skip + (size_t) i < n; i++) {
+        const s_link_t *l = hit[skip + i];
+        registry_link_t *o = &out[i];
+        S_COPY(o->address, l->address);
+        S_COPY(o->chain_id, l->chain_id);
+        o->login = l->login;
+        o->lsn = l->lsn;
+        o->time_ms = l->time_ms;
+    }
+    pthread_mutex_unlock(&self->lock);
+    free(hit);
+    return (int) n;
 }
 
 size_t registry_link_count(registry_t *self)

@@ -151,6 +151,20 @@ int registry_link(registry_t *self, journal_t *journal, const char *address, con
 /* The login linked to address, or 0. */
 uint64_t registry_address_login(registry_t *self, const char *address);
 
+/* One address link, as registry_links() copies it. */
+typedef struct {
+    char address[128];
+    char chain_id[24];
+    uint64_t login;
+    uint64_t lsn;          /* the ADDRESS_LINK record */
+    int64_t time_ms;       /* when it was written (Unix ms) */
+} registry_link_t;
+
+/* The links of login (0: any) whose address contains q, or whose login is q when q is all digits
+ * (q NULL or "": any), newest first; the ones at [skip, skip + limit) are copied to out (room for
+ * limit). Returns how many match, or -1 without memory. */
+int registry_links(registry_t *self, uint64_t login, const char *q, int skip, int limit, registry_link_t *out);
+
 /* Copies tx_id's entry into *out; 0, or -1 if unknown. */
 int registry_get(registry_t *self, const char *tx_id, registry_entry_t *out);
 

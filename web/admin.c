@@ -14,6 +14,7 @@
 #include "actors/mt5.h"
 #include "actors/registry.h"
 #include "actors/telegram.h"
+#include "actors/wallets.h"
 #include "schema/json.h"
 #include "schema/log.h"
 #include "schema/money.h"
@@ -27,6 +28,18 @@
 #define S_NOTICES 64          /* names whose lockout was told recently */
 #define S_NOTICE_EVERY_S 900  /* one lockout notice per name per 15 minutes */
 
+/* How a guarded route is opened: which action its caller's role must be allowed (or the one
+ * action_of finds in the request: -1 there answers 404), whether an admin who still has a one-time
+ * password may call it. */
+typedef struct {
+    admin_api_t *self;
+    admin_action_t action;
+    int (*action_of)(const http_request_t *req);
+    int must_change_ok;
+    admin_handler_fn *fn;
+    void *arg;
+} s_route_t;
+
 struct admin_api_t {
     pipeline_t *pipeline;
     admins_t *admins;
@@ -38,6 +51,9 @@ struct admin_api_t {
     telegram_t *tg;          /* lockout notices; NULL without Telegram */
     pthread_mutex_t mu;      /* notices */
     struct { char name[64]; int64_t at_s; } notices[S_NOTICES];
+    http_server_t *http;
+    s_route_t routes[ADMIN_MAX_ROUTES];   /* every guarded route (admin_route) */
+    int route_count;
 };
 
 /* A stable 64-bit key for an admin name in the rate-limit table (FNV-1a; 0 is never returned). */
@@ -49,37 +65,67 @@ static uint64_t s_name_key(const char *name)
     return h ? h : 1;
 }
 
-static void s_origin(const http_request_t *req, char *out, size_t len)
-{
-    const char *ip = http_client_ip(req);
-    snprintf(out, len, "ip:%.60s", ip && *ip ? ip : "?");
-}
-
-/* The caller: session, then the account as it is now. 0 with *who filled, or -1 after answering
+/* The one guard of every admin route: the session (cookie kasa_admin; a POST also needs its CSRF
+ * token), then the account as it is now, then the role. 0 with *c filled, or -1 after answering
  * 401 (no session; account gone or disabled: the session ends) or 403 (CSRF; a one-time password
- * not yet changed, unless allow_must_change; the role may not do action). */
-static int s_caller(admin_api_t *self, const http_request_t *req, http_response_t *res, int csrf,
-                    admin_action_t action, int allow_must_change, admin_view_t *who)
+ * not yet changed, unless must_change_ok; the role may not do action; ADMIN_ANY: any admin). */
+static int s_admin_guard(admin_api_t *self, const http_request_t *req, http_response_t *res, admin_action_t action,
+                         int must_change_ok, admin_caller_t *c)
 {
-    session_info_t info;
-    if (api_auth(self->sessions, req, res, &info, csrf) != 0)
+    memset(c, 0, sizeof *c);
+    if (api_auth(self->sessions, req, res, &c->session, strcmp(http_method(req), "GET") != 0) != 0)
         return -1;
-    if (admins_get(self->admins, info.name, who) != 0 || who->disabled) {
-        session_end_named(self->sessions, info.name);
+    admin_view_t *who = &c->who;
+    if (admins_get(self->admins, c->session.name, who) != 0 || who->disabled) {
+        session_end_named(self->sessions, c->session.name);
         http_reply_error(res, 401, "not logged in");
         return -1;
     }
-    if (who->must_change && !allow_must_change) {
+    if (who->must_change && !must_change_ok) {
         http_reply_error(res, 403, "change your one-time password first");
         return -1;
     }
-    if (action != ADMIN_ACTION_COUNT && !admin_may(who->role, action)) {
+    if (action != ADMIN_ANY && !admin_may(who->role, action)) {
         log_warn("admin.forbidden", "admin=%s role=%s action=%s", who->name, admin_role_name(who->role),
                  admin_action_name(action));
         http_reply_error(res, 403, "your role may not do this");
         return -1;
     }
+    snprintf(c->sid, sizeof c->sid, "%s", http_cookie(req, ADMIN_COOKIE));
+    const char *ip = http_client_ip(req);
+    snprintf(c->origin, sizeof c->origin, "ip:%.60s", ip && *ip ? ip : "?");
+    snprintf(c->actor, sizeof c->actor, "admin:%.60s", who->name);
     return 0;
+}
+
+static void s_guarded(void *arg, const http_request_t *req, http_response_t *res)
+{
+    const s_route_t *rt = arg;
+    int action = rt->action_of ? rt->action_of(req) : (int) rt->action;
+    if (action < 0) {
+        http_reply_error(res, 404, "no such action");
+        return;
+    }
+    admin_caller_t c;
+    if (s_admin_guard(rt->self, req, res, (admin_action_t) action, rt->must_change_ok, &c) == 0)
+        rt->fn(rt->arg, &c, req, res);
+}
+
+static int s_route(admin_api_t *self, const char *method, const char *path, admin_action_t action,
+                   int (*action_of)(const http_request_t *req), int must_change_ok, admin_handler_fn *fn, void *arg)
+{
+    if (self->route_count >= ADMIN_MAX_ROUTES)
+        return -1;
+    s_route_t *rt = &self->routes[self->route_count++];
+    *rt = (s_route_t) { self, action, action_of, must_change_ok, fn, arg };
+    http_route(self->http, method, path, s_guarded, rt);
+    return 0;
+}
+
+int admin_route(admin_api_t *self, const char *method, const char *path, admin_action_t action, admin_handler_fn *fn,
+                void *arg)
+{
+    return s_route(self, method, path, action, NULL, 0, fn, arg);
 }
 
 static void s_reply_session(admin_api_t *self, http_response_t *res, const admin_view_t *who, const char *csrf)
@@ -177,7 +223,7 @@ static void s_login(void *arg, const http_request_t *req, http_response_t *res)
         return;
     }
     char origin[64], why[160];
-    s_origin(req, origin, sizeof origin);
+    snprintf(origin, sizeof origin, "ip:%.60s", ip && *ip ? ip : "?");
     admin_view_t who;
     admins_login_t r = admins_login(self->admins, self->journal, name, password, code, (int64_t) time(NULL), origin,
                                     &who, why, sizeof why);
@@ -208,44 +254,33 @@ static void s_login(void *arg, const http_request_t *req, http_response_t *res)
     s_reply_session(self, res, &who, info.csrf);
 }
 
-static void s_session(void *arg, const http_request_t *req, http_response_t *res)
+static void s_session(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
 {
-    admin_api_t *self = arg;
-    admin_view_t who;
-    if (s_caller(self, req, res, 0, ADMIN_ACTION_COUNT, 1, &who) != 0)
-        return;
-    session_info_t info;
-    session_peek(self->sessions, http_cookie(req, ADMIN_COOKIE), &info);
-    s_reply_session(self, res, &who, info.csrf);
+    (void) req;
+    s_reply_session(arg, res, &c->who, c->session.csrf);
 }
 
-static void s_logout(void *arg, const http_request_t *req, http_response_t *res)
+static void s_logout(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
 {
     admin_api_t *self = arg;
-    session_info_t info;
-    if (api_auth(self->sessions, req, res, &info, 1) != 0)
-        return;
-    session_end(self->sessions, http_cookie(req, ADMIN_COOKIE));
+    (void) req;
+    session_end(self->sessions, c->sid);
     char cookie[256];
     session_cookie(self->sessions, NULL, self->secure_cookie, cookie, sizeof cookie);
     http_add_header(res, "Set-Cookie", cookie);
-    log_info("admin.logout", "admin=%s", info.name);
+    log_info("admin.logout", "admin=%s", c->who.name);
     http_reply_json(res, 200, strdup("{\"ok\":true}"));
 }
 
-static void s_password(void *arg, const http_request_t *req, http_response_t *res)
+static void s_password(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
 {
     admin_api_t *self = arg;
-    admin_view_t who;
-    if (s_caller(self, req, res, 1, ADMIN_ACTION_COUNT, 1, &who) != 0)
-        return;
     bson_t doc;
     if (api_json_body(req, res, &doc) != 0)
         return;
     const char *cur = json_get_str(&doc, "current"), *pw = json_get_str(&doc, "password");
-    char origin[64], err[160];
-    s_origin(req, origin, sizeof origin);
-    int rc = cur && pw ? admins_set_password(self->admins, self->journal, who.name, cur, pw, origin, err, sizeof err)
+    char err[160];
+    int rc = cur && pw ? admins_set_password(self->admins, self->journal, c->who.name, cur, pw, c->origin, err, sizeof err)
                        : (snprintf(err, sizeof err, "current and password are required"), -1);
     bson_destroy(&doc);
     if (rc != 0) {
@@ -313,12 +348,10 @@ static int s_int_query(const http_request_t *req, const char *name, int lo, int 
     return 0;
 }
 
-static void s_deposits(void *arg, const http_request_t *req, http_response_t *res)
+static void s_deposits(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
 {
     admin_api_t *self = arg;
-    admin_view_t who;
-    if (s_caller(self, req, res, 0, ADMIN_VIEW, 0, &who) != 0)
-        return;
+    (void) c;
     jbuf_t b;
     jbuf_init(&b);
     s_search_t s = { -1, 0, http_query(req, "q"), 0, 0, 0, 0, 0, 0, 0, 0, &b };
@@ -385,12 +418,10 @@ static int s_split(const char *path, char id[80], char action[16])
     return 0;
 }
 
-static void s_deposit(void *arg, const http_request_t *req, http_response_t *res)
+static void s_deposit(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
 {
     admin_api_t *self = arg;
-    admin_view_t who;
-    if (s_caller(self, req, res, 0, ADMIN_VIEW, 0, &who) != 0)
-        return;
+    (void) c;
     char id[80], action[16];
     registry_entry_t e;
     if (s_split(http_path(req), id, action) != 0 || action[0] ||
@@ -408,18 +439,22 @@ static void s_deposit(void *arg, const http_request_t *req, http_response_t *res
     http_reply_json(res, 200, jbuf_take(&b));
 }
 
-static void s_act(void *arg, const http_request_t *req, http_response_t *res)
+/* The role action a POST /api/admin/deposits/{id}/{action} needs, or -1 (no such action). */
+static int s_act_action(const http_request_t *req)
+{
+    char id[80], name[16];
+    int action = -1;
+    if (s_split(http_path(req), id, name) != 0 || (action = desk_action_from_name(name)) < 0)
+        return -1;
+    return (int) admin_action_of_desk((desk_action_t) action);
+}
+
+static void s_act(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
 {
     admin_api_t *self = arg;
     char id[80], name[16];
-    int action = -1;
-    if (s_split(http_path(req), id, name) != 0 || (action = desk_action_from_name(name)) < 0) {
-        http_reply_error(res, 404, "no such action");
-        return;
-    }
-    admin_view_t who;
-    if (s_caller(self, req, res, 1, admin_action_of_desk((desk_action_t) action), 0, &who) != 0)
-        return;
+    s_split(http_path(req), id, name);   /* s_act_action found both */
+    int action = desk_action_from_name(name);
     bson_t doc;
     if (api_json_body(req, res, &doc) != 0)
         return;
@@ -434,10 +469,8 @@ static void s_act(void *arg, const http_request_t *req, http_response_t *res)
     else if (json_get_i64(&doc, "login", &ln) == 0 && ln > 0)
         login = (uint64_t) ln;
     bson_destroy(&doc);
-    char actor[80], origin[64], err[256] = "";
-    snprintf(actor, sizeof actor, "admin:%.60s", who.name);
-    s_origin(req, origin, sizeof origin);
-    desk_request_t dr = { id, (desk_action_t) action, action == DESK_ASSIGN ? login : 0, actor, origin, reason };
+    char err[256] = "";
+    desk_request_t dr = { id, (desk_action_t) action, action == DESK_ASSIGN ? login : 0, c->actor, c->origin, reason };
     int rc = pipeline_admin(self->pipeline, &dr, err, sizeof err);
     if (rc < 0) {
         http_reply_error(res, strstr(err, "unknown deposit") ? 404 : 409, err);
@@ -451,15 +484,6 @@ static void s_act(void *arg, const http_request_t *req, http_response_t *res)
     jbuf_str(&b, text);
     jbuf_puts(&b, "}");
     http_reply_json(res, 200, jbuf_take(&b));
-}
-
-/* GET /api/admin/deposits/... and POST /api/admin/deposits/{id}/{action} share one prefix. */
-static void s_deposit_route(void *arg, const http_request_t *req, http_response_t *res)
-{
-    if (strcmp(http_method(req), "POST") == 0)
-        s_act(arg, req, res);
-    else
-        s_deposit(arg, req, res);
 }
 
 /* ---- dashboard ----------------------------------------------------------------------------------- */
@@ -499,12 +523,10 @@ static void s_summary_one(void *arg, const registry_entry_t *e)
 }
 
 /* GET /api/admin/summary: deposits per state; credited token volume today and over 7 days. */
-static void s_summary(void *arg, const http_request_t *req, http_response_t *res)
+static void s_summary(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
 {
     admin_api_t *self = arg;
-    admin_view_t who;
-    if (s_caller(self, req, res, 0, ADMIN_VIEW, 0, &who) != 0)
-        return;
+    (void) c;
     s_summary_t *s = calloc(1, sizeof *s);
     if (!s) {
         http_reply_error(res, 500, "out of memory");
@@ -533,14 +555,63 @@ static void s_summary(void *arg, const http_request_t *req, http_response_t *res
     http_reply_json(res, 200, jbuf_take(&b));
 }
 
-/* ---- audit and admins ---------------------------------------------------------------------------- */
+/* ---- addresses ---------------------------------------------------------------------------------- */
 
-static void s_audit(void *arg, const http_request_t *req, http_response_t *res)
+/* GET /api/admin/addresses?q=&login=&page=&limit=: which address belongs to which login, newest
+ * link first; q is a part of an address, or a login (all digits). */
+static void s_addresses(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
 {
     admin_api_t *self = arg;
-    admin_view_t who;
-    if (s_caller(self, req, res, 0, ADMIN_VIEW, 0, &who) != 0)
+    (void) c;
+    const char *q = http_query(req, "q"), *v = http_query(req, "login");
+    uint64_t login = 0;
+    int page, limit;
+    if ((v && *v && mt5_parse_login(v, &login) != 0) || (q && strlen(q) > 127) ||
+        s_int_query(req, "page", 1, 1000000, 1, &page) != 0 || s_int_query(req, "limit", 1, S_PAGE_MAX, 50, &limit) != 0) {
+        http_reply_error(res, 400, "bad filter: q (a part of an address, or a login), login N, page, limit 1..100");
         return;
+    }
+    registry_link_t *links = calloc((size_t) limit, sizeof *links);
+    int total = links ? registry_links(pipeline_registry(self->pipeline), login, q, (page - 1) * limit, limit, links)
+                      : -1;
+    if (total < 0) {
+        free(links);
+        http_reply_error(res, 503, "out of memory");
+        return;
+    }
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"addresses\":[");
+    int shown = total - (page - 1) * limit;
+    for (int i = 0; i < shown && i < limit; i++) {
+        const registry_link_t *l = &links[i];
+        jbuf_puts(&b, i ? ",{\"address\":" : "{\"address\":");
+        jbuf_str(&b, l->address);
+        jbuf_puts(&b, ",\"chain\":");
+        jbuf_str(&b, l->chain_id);
+        jbuf_puts(&b, ",\"tokens\":[");
+        /* the offered tokens that live on this chain (TRON: TRON_USDT and TRON share one address) */
+        for (int t = 0, n = 0; t < self->cfg->chain_count; t++) {
+            const char *chain = wallets_chain_of(self->cfg->chains[t]);
+            if (chain && strcmp(chain, l->chain_id) == 0) {
+                jbuf_puts(&b, n++ ? "," : "");
+                jbuf_str(&b, self->cfg->chains[t]);
+            }
+        }
+        jbuf_printf(&b, "],\"login\":%llu,\"created_ms\":%lld,\"lsn\":%llu}", (unsigned long long) l->login,
+                    (long long) l->time_ms, (unsigned long long) l->lsn);
+    }
+    jbuf_printf(&b, "],\"total\":%d,\"page\":%d,\"limit\":%d}", total, page, limit);
+    free(links);
+    http_reply_json(res, 200, jbuf_take(&b));
+}
+
+/* ---- audit and admins ---------------------------------------------------------------------------- */
+
+static void s_audit(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
+{
+    admin_api_t *self = arg;
+    (void) c;
     int limit;
     if (s_int_query(req, "limit", 1, S_AUDIT_MAX, 100, &limit) != 0) {
         http_reply_error(res, 400, "limit is 1 to 500");
@@ -601,12 +672,10 @@ static void s_admin_one(void *arg, const admin_view_t *a)
                 (long long) a->last_login_ms);
 }
 
-static void s_admins(void *arg, const http_request_t *req, http_response_t *res)
+static void s_admins(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
 {
     admin_api_t *self = arg;
-    admin_view_t who;
-    if (s_caller(self, req, res, 0, ADMIN_VIEW, 0, &who) != 0)
-        return;
+    (void) c;
     jbuf_t b;
     jbuf_init(&b);
     jbuf_puts(&b, "{\"admins\":[");
@@ -630,6 +699,7 @@ admin_api_t *admin_routes(http_server_t *http, pipeline_t *pipeline, admins_t *a
     self->admins = admins;
     self->journal = journal;
     self->cfg = cfg;
+    self->http = http;
     session_opts_t o = { .idle_s = 600, .absolute_s = 8 * 3600, .max_sessions = 1000 };
     throttle_opts_t th = { .pair_free = 5, .client_max = 20, .account_alarm = 20, .window_s = 900 };
     if (opts)
@@ -648,16 +718,27 @@ admin_api_t *admin_routes(http_server_t *http, pipeline_t *pipeline, admins_t *a
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    http_route(http, "POST", "/api/admin/login", s_login, self);
-    http_route(http, "GET", "/api/admin/session", s_session, self);
-    http_route(http, "POST", "/api/admin/logout", s_logout, self);
-    http_route(http, "POST", "/api/admin/password", s_password, self);
-    http_route(http, "GET", "/api/admin/deposits", s_deposits, self);
-    http_route(http, "GET", "/api/admin/deposits/*", s_deposit_route, self);
-    http_route(http, "POST", "/api/admin/deposits/*", s_deposit_route, self);
-    http_route(http, "GET", "/api/admin/summary", s_summary, self);
-    http_route(http, "GET", "/api/admin/audit", s_audit, self);
-    http_route(http, "GET", "/api/admin/admins", s_admins, self);
+    http_route(http, "POST", "/api/admin/login", s_login, self);   /* the one route without a session */
+    static const struct {
+        const char *method, *path;
+        admin_action_t action;
+        int must_change_ok;
+        admin_handler_fn *fn;
+    } routes[] = {
+        { "GET", "/api/admin/session", ADMIN_ANY, 1, s_session },
+        { "POST", "/api/admin/logout", ADMIN_ANY, 1, s_logout },
+        { "POST", "/api/admin/password", ADMIN_ANY, 1, s_password },
+        { "GET", "/api/admin/deposits", ADMIN_VIEW, 0, s_deposits },
+        { "GET", "/api/admin/deposits/*", ADMIN_VIEW, 0, s_deposit },
+        { "GET", "/api/admin/summary", ADMIN_VIEW, 0, s_summary },
+        { "GET", "/api/admin/audit", ADMIN_VIEW, 0, s_audit },
+        { "GET", "/api/admin/admins", ADMIN_VIEW, 0, s_admins },
+        { "GET", "/api/admin/addresses", ADMIN_VIEW, 0, s_addresses },
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        s_route(self, routes[i].method, routes[i].path, routes[i].action, NULL, routes[i].must_change_ok, routes[i].fn,
+                self);
+    s_route(self, "POST", "/api/admin/deposits/*", ADMIN_ANY, s_act_action, 0, s_act, self);
     return self;
 }
 

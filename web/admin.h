@@ -7,6 +7,7 @@
  *   POST /api/admin/deposits/{id}/retry|assign|approve|reject {reason, login}
  *   GET  /api/admin/summary                         (deposits per state, credited volume per token)
  *   GET  /api/admin/audit?actor=&limit=             GET /api/admin/admins
+ *   GET  /api/admin/addresses?q=&login=&page=&limit= (address → login links, newest first)
  *
  * Admins log in with their name, password and a TOTP code (actors/admins.h). Their sessions are
  * their own (cookie "kasa_admin", a separate table from the investors': an investor's cookie never
@@ -30,8 +31,29 @@
 #include "web/session.h"
 
 #define ADMIN_COOKIE "kasa_admin"
+#define ADMIN_MAX_ROUTES 32
+#define ADMIN_ANY ADMIN_ACTION_COUNT   /* a route any logged-in admin may call */
 
 typedef struct admin_api_t admin_api_t;
+
+/* The caller of a guarded route, as the guard found them. */
+typedef struct {
+    admin_view_t who;              /* the account as it is now */
+    session_info_t session;
+    char sid[SESSION_ID_HEX];      /* the session cookie's value */
+    char actor[80];                /* "admin:NAME", as actions are journaled */
+    char origin[64];               /* "ip:ADDRESS" */
+} admin_caller_t;
+
+typedef void (admin_handler_fn)(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res);
+
+/* Adds a route behind the admin guard, the one every admin route passes: the session (cookie
+ * kasa_admin; anything but GET also needs the session's X-CSRF-Token: 403), the account as it is
+ * now (gone or disabled: 401 and the session ends), its one-time password changed (403), and its
+ * role allowed action (ADMIN_ANY: any admin; else 403). Only then fn(arg, caller, ...) runs.
+ * Before the HTTP server starts. 0, or -1 when ADMIN_MAX_ROUTES are taken. */
+int admin_route(admin_api_t *self, const char *method, const char *path, admin_action_t action, admin_handler_fn *fn,
+                void *arg);
 
 /* Adds the admin routes to http and returns their state. pipeline, admins, journal and cfg are not
  * owned and must outlive it. opts and topts (may be NULL) override the session and failed-login

@@ -6,44 +6,12 @@
 // timeline, reads the audit. Then a viewer: no action buttons, and its API calls get 403.
 // Screenshots go to $KASA_TEST_OUT/screenshots. Ends with the line "N passed, N failed".
 import { execFileSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { KASA_BIN, OUT, SHOTS, WALLET_ID, BROWSER_ARGS, check, post, startKasa, stopAll, tally, test } from './support.mjs';
+import { KASA_BIN, OUT, SHOTS, WALLET_ID, BROWSER_ARGS, addAdmin, adminFirstLogin, adminLogin as login, check, checkNoOverflow,
+  openLogin, openPage, post, startKasa, stopAll, tally, test } from './support.mjs';
 
 const WORK = path.join(OUT, `browser-admin-${process.pid}`);
-
-function base32(text) {
-  const alpha = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = 0, value = 0;
-  const out = [];
-  for (const c of text.replace(/=+$/, '')) {
-    value = (value << 5) | alpha.indexOf(c);
-    bits += 5;
-    if (bits >= 8) { out.push((value >>> (bits - 8)) & 255); bits -= 8; }
-  }
-  return Buffer.from(out);
-}
-
-// RFC 6238 with HMAC-SHA1, 30 s, 6 digits; each call uses a step not used before by this admin.
-function totp(admin) {
-  const now = Math.floor(Date.now() / 1000 / 30);
-  const step = Math.max(now - 1, (admin.step || 0) + 1);
-  admin.step = step;
-  const msg = Buffer.alloc(8);
-  msg.writeBigUInt64BE(BigInt(step));
-  const mac = crypto.createHmac('sha1', base32(admin.secret)).update(msg).digest();
-  const off = mac[19] & 15;
-  const bin = ((mac[off] & 0x7f) << 24) | (mac[off + 1] << 16) | (mac[off + 2] << 8) | mac[off + 3];
-  return String(bin % 1000000).padStart(6, '0');
-}
-
-function addAdmin(env, name, role) {
-  const out = execFileSync(KASA_BIN, ['admin', 'add', name, '--role', role, '--config', env.config]).toString();
-  const password = /one-time password: (\S+)/.exec(out)[1];
-  const secret = /\?secret=([A-Z2-7]+)/.exec(out)[1];
-  return { name, password, secret, step: 0 };
-}
 
 async function heldDeposit(env, address, amount) {
   const dep = await post(env.cobo + '/sim/deposit', { address, amount, token_id: 'TRON_USDT', chain_id: 'TRON',
@@ -70,13 +38,6 @@ const TEXT = {
         reject: 'Reject', search: 'Search', credited: 'Notified', rejected: 'Rejected', wrong: 'Wrong' },
 };
 
-async function login(page, admin, password) {
-  await page.fill('#name', admin.name);
-  await page.fill('#password', password || admin.password);
-  await page.fill('#code', totp(admin));
-  await page.click('#login-submit');
-}
-
 async function waitState(env, page, id, states) {
   await page.waitForFunction(async ([u, i, s]) => {
     const r = await fetch(`/api/admin/deposits/${i}`);
@@ -98,20 +59,9 @@ async function run(browser, env, lang, viewport, n) {
   const tag = `admin-${lang}-${viewport.width}x${viewport.height}`;
   const T = TEXT[lang];
   const admin = addAdmin(env, `approver${n}`, 'approver');
-  const context = await browser.newContext({ viewport, locale: lang === 'tr' ? 'tr-TR' : 'en-GB' });
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text()); });
+  const { context, page, errors } = await openPage(browser, viewport, lang);
   try {
-    await page.goto(env.kasa + '/admin.html');
-    await page.waitForSelector('#login-form', { state: 'visible' });
-    check(await page.getAttribute('html', 'lang') === 'tr', 'Turkish is the default');
-    if (lang === 'en') {
-      await page.click('#lang-en');
-      await page.reload();
-      await page.waitForSelector('#login-form', { state: 'visible' });
-    }
+    await openLogin(page, env.kasa + '/admin.html', lang);
     check(await page.textContent('#login-submit') === T.login, 'login button text');
     await login(page, admin, 'not-the-password');
     await page.waitForSelector('#login-error:not([hidden])');
@@ -121,7 +71,8 @@ async function run(browser, env, lang, viewport, n) {
     await page.waitForSelector('#password-view:not([hidden])');
     check(await page.textContent('#password-title') === T.newpw, 'the first login asks for a new password');
     await page.fill('#pw-current', admin.password);
-    await page.fill('#pw-new', `${admin.name}-a-new-password`);
+    admin.password = `${admin.name}-a-new-password`;
+    await page.fill('#pw-new', admin.password);
     await page.click('#password-submit');
     await page.waitForSelector('#app-view:not([hidden])');
     await page.waitForSelector('#state-counts div[data-state="HELD"]');
@@ -178,8 +129,7 @@ async function run(browser, env, lang, viewport, n) {
     await page.click('.tab[data-tab="audit"]');
     await page.waitForSelector('#audit li');
     check((await page.textContent('#audit')).includes('sender is sanctioned'), 'the audit shows the reject');
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    check(overflow <= 0, `no horizontal scrolling (${overflow}px)`);
+    await checkNoOverflow(page);
     check(errors.length === 0, `no page errors: ${errors.join('; ')}`);
   } finally {
     await context.close();
@@ -193,12 +143,7 @@ async function viewer(browser, env) {
   try {
     const id = await heldDeposit(env, 'TBrowserAdminViewerNobody111111111', '33');
     await page.goto(env.kasa + '/admin.html');
-    await login(page, v);
-    await page.waitForSelector('#password-view:not([hidden])');
-    await page.fill('#pw-current', v.password);
-    await page.fill('#pw-new', 'watcher-a-new-password');
-    await page.click('#password-submit');
-    await page.waitForSelector('#app-view:not([hidden])');
+    await adminFirstLogin(page, v);
     await page.click('.tab[data-tab="held"]');
     const row = page.locator(`li.held-item[data-id="${id}"]`);
     await row.waitFor({ timeout: 20000 });
@@ -216,6 +161,37 @@ async function viewer(browser, env) {
   }
 }
 
+// The pages a viewer reads live: addresses searched by login and by a part of an address.
+async function live(browser, env, lang, viewport, n) {
+  const tag = `admin-live-${lang}-${viewport.width}x${viewport.height}`;
+  const v = addAdmin(env, `reader${n}`, 'viewer');
+  const addr = `TBrowserLive${n}Address1111111111111`.slice(0, 34);
+  execFileSync(KASA_BIN, ['wallet', 'link', addr, String(100003 + n), '--chain', 'TRON', '--config', env.config]);
+  const { context, page, errors } = await openPage(browser, viewport, lang);
+  try {
+    await openLogin(page, env.kasa + '/admin.html', lang);
+    await adminFirstLogin(page, v);
+    await page.click('.tab[data-tab="addresses"]');
+    check(await page.textContent('#addresses-title') === LIVE[lang].addresses, 'addresses title');
+    await page.fill('#addr-q', String(100003 + n));
+    await page.click('#addr-submit');
+    const row = page.locator(`#addr-results tr[data-address="${addr}"]`);
+    await row.waitFor({ timeout: 10000 });
+    check((await row.textContent()).includes('TRON_USDT'), 'the address row names its chain and tokens');
+    await page.fill('#addr-q', addr.slice(5, 20));
+    await page.click('#addr-submit');
+    await page.waitForFunction((a) => document.querySelectorAll('#addr-results tr').length === 1 &&
+      document.querySelector('#addr-results tr').dataset.address === a, addr, { timeout: 10000 });
+    await page.screenshot({ path: path.join(SHOTS, `${tag}-addresses.png`), fullPage: true });
+    await checkNoOverflow(page);
+    check(errors.length === 0, `no page errors: ${errors.join('; ')}`);
+  } finally {
+    await context.close();
+  }
+}
+
+const LIVE = { tr: { addresses: 'Yatırma adresleri' }, en: { addresses: 'Deposit addresses' } };
+
 async function main() {
   let browser;
   try {
@@ -230,6 +206,8 @@ async function main() {
       }
     }
     await test('admin_viewer_sees_no_buttons_and_gets_403', () => viewer(browser, env));
+    await test('admin_live_tr_360x740_addresses', () => live(browser, env, 'tr', { width: 360, height: 740 }, 1));
+    await test('admin_live_en_1280x800_addresses', () => live(browser, env, 'en', { width: 1280, height: 800 }, 2));
   } catch (e) {
     tally.failed++;
     console.log(`FAIL setup\n  ${e && e.stack || e}`);

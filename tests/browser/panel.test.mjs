@@ -6,7 +6,8 @@
 // Ends with the line "N passed, N failed".
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { OUT, SHOTS, PASSWORD, WALLET_ID, BROWSER_ARGS, check, post, startKasa, stopAll, tally, test } from './support.mjs';
+import { OUT, SHOTS, PASSWORD, WALLET_ID, BROWSER_ARGS, check, checkNoOverflow, openLogin, openPage, post, startKasa, stopAll,
+  tally, test } from './support.mjs';
 
 const WORK = path.join(OUT, `browser-${process.pid}`);
 
@@ -34,23 +35,9 @@ const TEXT = {
 async function run(browser, env, lang, viewport, login) {
   const tag = `${lang}-${viewport.width}x${viewport.height}`;
   const T = TEXT[lang];
-  const context = await browser.newContext({ viewport, locale: lang === 'tr' ? 'tr-TR' : 'en-GB' });
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  // expected answers (401 before login and for the wrong password) are logged by the browser as
-  // "Failed to load resource"; anything else on the console is a fault of the page
-  page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text()); });
+  const { context, page, errors } = await openPage(browser, viewport, lang);
   try {
-    await page.goto(env.kasa + '/');
-    await page.waitForSelector('#login-form', { state: 'visible' });
-    check(await page.getAttribute('html', 'lang') === 'tr', 'Turkish is the default');
-    if (lang === 'en') {
-      await page.click('#lang-en');
-      await page.reload();                                   // the choice survives a reload
-      await page.waitForSelector('#login-form', { state: 'visible' });
-      check(await page.getAttribute('html', 'lang') === 'en', 'English remembered');
-    }
+    await openLogin(page, env.kasa + '/', lang);   // the language choice survives a reload
     check(await page.textContent('#login-submit') === T.login, 'login button text');
     // a wrong password first: a clear message, announced
     await page.fill('#login', String(login));
@@ -100,9 +87,7 @@ async function run(browser, env, lang, viewport, login) {
     check(await card.locator('button.copy').textContent() === T.copy, 'copy button text');
     // TRX on TRON shares the address
     check(await page.locator('#addr-TRON').inputValue() === address, 'TRX shares the TRON address');
-    // nothing spills sideways
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    check(overflow <= 0, `no horizontal scrolling (${overflow}px)`);
+    await checkNoOverflow(page);
     await page.screenshot({ path: path.join(SHOTS, `${tag}-2-address.png`), fullPage: true });
 
     // Cobo sees a deposit to it: confirming first (it stays Confirming until we say Completed)

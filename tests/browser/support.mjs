@@ -1,6 +1,7 @@
 // support.mjs — what the browser tests share: the simulators and `kasa serve` as child processes on
 // free loopback ports, a test runner that ends with "N passed, N failed", small HTTP helpers.
 import { spawn, execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -109,6 +110,91 @@ export async function startKasa(work, extra = []) {
   start(work, ['serve', '--config', config], 'kasa');
   await Promise.all([waitPort(kasaPort, 20000), waitPort(hookPort, 20000)]);
   return { kasa, cobo, mt5: `http://127.0.0.1:${mt5Port}`, tg: `http://127.0.0.1:${tgPort}`, config };
+}
+
+// A new browser context and page at viewport, in lang's locale; errors collects the page's errors
+// and console errors (expected 401/403 answers show as "Failed to load resource" and are not errors).
+export async function openPage(browser, viewport, lang) {
+  const context = await browser.newContext({ viewport, locale: lang === 'en' ? 'en-GB' : 'tr-TR' });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text()); });
+  return { context, page, errors };
+}
+
+// Opens url at its login form: Turkish by default; for 'en' the language button is pressed and the
+// page reloaded (the choice must survive a reload).
+export async function openLogin(page, url, lang) {
+  await page.goto(url);
+  await page.waitForSelector('#login-form', { state: 'visible' });
+  check(await page.getAttribute('html', 'lang') === 'tr', 'Turkish is the default');
+  if (lang === 'en') {
+    await page.click('#lang-en');
+    await page.reload();
+    await page.waitForSelector('#login-form', { state: 'visible' });
+    check(await page.getAttribute('html', 'lang') === 'en', 'English remembered');
+  }
+}
+
+// Nothing spills sideways at the page's width.
+export async function checkNoOverflow(page) {
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `no horizontal scrolling (${overflow}px)`);
+}
+
+// ---- admins ----
+
+function base32(text) {
+  const alpha = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0, value = 0;
+  const out = [];
+  for (const c of text.replace(/=+$/, '')) {
+    value = (value << 5) | alpha.indexOf(c);
+    bits += 5;
+    if (bits >= 8) { out.push((value >>> (bits - 8)) & 255); bits -= 8; }
+  }
+  return Buffer.from(out);
+}
+
+// RFC 6238 with HMAC-SHA1, 30 s, 6 digits; each call uses a step not used before by this admin.
+export function totp(admin) {
+  const now = Math.floor(Date.now() / 1000 / 30);
+  const step = Math.max(now - 1, (admin.step || 0) + 1);
+  admin.step = step;
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(step));
+  const mac = crypto.createHmac('sha1', base32(admin.secret)).update(msg).digest();
+  const off = mac[19] & 15;
+  const bin = ((mac[off] & 0x7f) << 24) | (mac[off + 1] << 16) | (mac[off + 2] << 8) | mac[off + 3];
+  return String(bin % 1000000).padStart(6, '0');
+}
+
+// `kasa admin add NAME --role ROLE`: { name, password (one-time), secret, step }.
+export function addAdmin(env, name, role) {
+  const out = execFileSync(KASA_BIN, ['admin', 'add', name, '--role', role, '--config', env.config]).toString();
+  const password = /one-time password: (\S+)/.exec(out)[1];
+  const secret = /\?secret=([A-Z2-7]+)/.exec(out)[1];
+  return { name, password, secret, step: 0 };
+}
+
+// Fills the admin login form (password: the admin's own unless given) with a fresh code and submits.
+export async function adminLogin(page, admin, password) {
+  await page.fill('#name', admin.name);
+  await page.fill('#password', password || admin.password);
+  await page.fill('#code', totp(admin));
+  await page.click('#login-submit');
+}
+
+// The first login of a new admin: one-time password, then a new one; waits for the panel.
+export async function adminFirstLogin(page, admin) {
+  await adminLogin(page, admin);
+  await page.waitForSelector('#password-view:not([hidden])');
+  await page.fill('#pw-current', admin.password);
+  admin.password = `${admin.name}-a-new-password`;
+  await page.fill('#pw-new', admin.password);
+  await page.click('#password-submit');
+  await page.waitForSelector('#app-view:not([hidden])');
 }
 
 process.on('exit', stopAll);

@@ -337,6 +337,40 @@ static void test_search_filters_and_pages_newest_first(void)
     h_cresp_free(&r);
 }
 
+static void test_addresses_are_searchable_and_paged(void)
+{
+    CHECK(s_ready);
+    char *out = NULL;
+    CHECK_EQ_INT(h_kasa_cmd(&s_env, &out, "wallet", "link", "TAdmApiAddrB222222222222222222222", "100002", "--chain",
+                            "TRON", "--config", s_env.config, NULL), 0);
+    free(out);
+    /* a viewer sees them, newest link first, with the chain's offered tokens */
+    h_cresp_t r = s_req(&s_vera, "GET", "/api/admin/addresses?limit=1", NULL, 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strstr(r.body, "{\"addresses\":[{\"address\":\"TAdmApiAddrB222222222222222222222\",\"chain\":\"TRON\","
+                         "\"tokens\":[\"TRON_USDT\",\"TRON\"],\"login\":100002,\"created_ms\":"));
+    CHECK(strstr(r.body, "\"total\":2,\"page\":1,\"limit\":1}"));
+    h_cresp_free(&r);
+    r = s_req(&s_vera, "GET", "/api/admin/addresses?limit=1&page=2", NULL, 0);
+    CHECK(strstr(r.body, "\"address\":\"" ADDR_A "\"") && strstr(r.body, "\"login\":100001"));
+    h_cresp_free(&r);
+    r = s_req(&s_vera, "GET", "/api/admin/addresses?q=AddrB", NULL, 0);   /* a part of the address */
+    CHECK(strstr(r.body, "TAdmApiAddrB") && strstr(r.body, "\"total\":1,"));
+    h_cresp_free(&r);
+    r = s_req(&s_vera, "GET", "/api/admin/addresses?q=100001", NULL, 0);  /* a login */
+    CHECK(strstr(r.body, ADDR_A) && strstr(r.body, "\"total\":1,"));
+    h_cresp_free(&r);
+    r = s_req(&s_vera, "GET", "/api/admin/addresses?q=nowhere", NULL, 0);
+    CHECK(strstr(r.body, "{\"addresses\":[],\"total\":0,"));
+    h_cresp_free(&r);
+    r = s_req(&s_vera, "GET", "/api/admin/addresses?login=x", NULL, 0);
+    CHECK_EQ_INT(r.status, 400);
+    h_cresp_free(&r);
+    r = s_req(NULL, "GET", "/api/admin/addresses", NULL, 0);
+    CHECK_EQ_INT(r.status, 401);
+    h_cresp_free(&r);
+}
+
 static void test_wrong_logins_hold_the_name_back_and_tell_the_chat(void)
 {
     CHECK(s_ready);
@@ -393,6 +427,7 @@ int main(void)
     RUN(test_an_operator_assigns_and_the_deposit_is_credited_once);
     RUN(test_two_approvers_approve_over_the_second_limit);
     RUN(test_search_filters_and_pages_newest_first);
+    RUN(test_addresses_are_searchable_and_paged);
     RUN(test_wrong_logins_hold_the_name_back_and_tell_the_chat);
     RUN(test_a_disabled_admin_is_out_at_once);
     if (s_ready)

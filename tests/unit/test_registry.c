@@ -511,6 +511,40 @@ static void test_link_is_journaled_idempotent_and_refuses_another_login(void)
     s_rm_dir();
 }
 
+static void test_links_list_newest_first_searched_and_paged(void)
+{
+    journal_t *j = s_fresh_journal("links");
+    CHECK(j != NULL);
+    if (!j)
+        return;
+    registry_t *reg = registry_new(10);
+    char err[200] = "";
+    CHECK_EQ_INT(registry_link(reg, j, "TFirst111", "TRON", 500, "a", err, sizeof err), 0);
+    CHECK_EQ_INT(registry_link(reg, j, "0xAbCdEf", "ETH", 501, "a", err, sizeof err), 0);
+    CHECK_EQ_INT(registry_link(reg, j, "TThird333", "TRON", 500, "a", err, sizeof err), 0);
+    registry_link_t out[2];
+    CHECK_EQ_INT(registry_links(reg, 0, NULL, 0, 2, out), 3);
+    CHECK_EQ_STR(out[0].address, "TThird333");
+    CHECK_EQ_STR(out[1].address, "0xAbCdEf");   /* as linked, not folded to lower case */
+    CHECK_EQ_STR(out[1].chain_id, "ETH");
+    CHECK(out[0].lsn > out[1].lsn && out[0].time_ms > 0);
+    CHECK_EQ_INT(registry_links(reg, 0, NULL, 2, 2, out), 3);   /* the second page */
+    CHECK_EQ_STR(out[0].address, "TFirst111");
+    CHECK_EQ_INT(registry_links(reg, 500, NULL, 0, 2, out), 2);  /* one login's */
+    CHECK_EQ_INT(registry_links(reg, 0, "500", 0, 2, out), 2);   /* digits: a login */
+    CHECK_EQ_INT(registry_links(reg, 0, "Third", 0, 2, out), 1); /* a part of an address */
+    CHECK_EQ_STR(out[0].address, "TThird333");
+    CHECK_EQ_INT(registry_links(reg, 0, "nowhere", 0, 2, out), 0);
+    journal_destroy(&j);
+    registry_t *again = registry_new(10);   /* replay restores them, times included */
+    CHECK_EQ_INT(registry_replay(again, s_dir, err, sizeof err), 3);
+    CHECK_EQ_INT(registry_links(again, 0, "Third", 0, 2, out), 1);
+    CHECK(out[0].time_ms > 0);
+    registry_destroy(&again);
+    registry_destroy(&reg);
+    s_rm_dir();
+}
+
 static void test_credit_ref_is_deterministic_and_fits_mt5_comment(void)
 {
     char ref[32];
@@ -619,6 +653,7 @@ int main(void)
     RUN(test_repeat_is_acknowledged_only_once_its_transition_is_durable);
     RUN(test_full_registry_refuses_new_deposits_but_knows_old_ones);
     RUN(test_link_is_journaled_idempotent_and_refuses_another_login);
+    RUN(test_links_list_newest_first_searched_and_paged);
     RUN(test_credit_ref_is_deterministic_and_fits_mt5_comment);
     RUN(test_history_gap_marker_counts_as_an_attempt_of_unknown_outcome);
     RUN(test_workq_keeps_per_key_order_and_bound);

@@ -1,5 +1,6 @@
 /* kasa admin panel: login with password and authenticator code, dashboard, held deposits and their
- * actions (with a confirmation that repeats amount and login), search, deposit timeline, audit.
+ * actions (with a confirmation that repeats amount and login), search, deposit timeline, addresses,
+ * audit. Each page is one entry of PAGES (its tab button and section in admin.html carry its name).
  * Plain browser JavaScript (no build step, no external files); Turkish by default, English on demand.
  * Buttons an admin's role may not use are not shown; the server checks every call anyway. */
 'use strict';
@@ -11,7 +12,9 @@ const I18N = {
     password_title: 'Yeni şifre belirleyin',
     password_help: 'Tek kullanımlık şifreyle giriş yaptınız. Devam etmeden önce en az 12 karakterlik yeni bir şifre belirleyin.',
     pw_current: 'Şu anki şifre', pw_new: 'Yeni şifre', pw_button: 'Şifreyi değiştir',
-    tab_dashboard: 'Özet', tab_held: 'Bekleyenler', tab_search: 'Arama', tab_audit: 'Denetim',
+    tab_dashboard: 'Özet', tab_held: 'Bekleyenler', tab_search: 'Arama', tab_audit: 'Denetim', tab_addresses: 'Adresler',
+    addresses_title: 'Yatırma adresleri', f_addr: 'Adres veya hesap no', col_address: 'Adres', col_chain: 'Ağ / token',
+    col_created: 'Oluşturma',
     dash_title: 'Özet', volume_title: 'Hesaba geçen tutar', col_token: 'Token', col_today: 'Bugün', col_week: 'Son 7 gün',
     held_title: 'Bekleyen yatırmalar', held_empty: 'Bekleyen yatırma yok.',
     search_title: 'Yatırma ara', f_q: 'İşlem, hash veya adres', f_state: 'Durum', f_login: 'Hesap no', f_from: 'Başlangıç',
@@ -40,7 +43,9 @@ const I18N = {
     password_title: 'Set a new password',
     password_help: 'You logged in with a one-time password. Set a new password of at least 12 characters before you go on.',
     pw_current: 'Current password', pw_new: 'New password', pw_button: 'Change password',
-    tab_dashboard: 'Dashboard', tab_held: 'Held', tab_search: 'Search', tab_audit: 'Audit',
+    tab_dashboard: 'Dashboard', tab_held: 'Held', tab_search: 'Search', tab_audit: 'Audit', tab_addresses: 'Addresses',
+    addresses_title: 'Deposit addresses', f_addr: 'Address or account', col_address: 'Address', col_chain: 'Chain / tokens',
+    col_created: 'Created',
     dash_title: 'Dashboard', volume_title: 'Credited volume', col_token: 'Token', col_today: 'Today', col_week: 'Last 7 days',
     held_title: 'Held deposits', held_empty: 'No held deposits.',
     search_title: 'Search deposits', f_q: 'Transaction, hash or address', f_state: 'State', f_login: 'Account', f_from: 'From',
@@ -67,7 +72,19 @@ const I18N = {
 
 const STATES = ['PENDING', 'RECEIVED', 'LOCKED', 'CREDITED', 'NOTIFIED', 'HELD', 'REJECTED'];
 const ACTION_NEEDS = { retry: 'deposit.retry', assign: 'deposit.assign', approve: 'deposit.approve', reject: 'deposit.reject' };
-const state = { lang: 'tr', csrf: null, me: null, tab: 'dashboard', page: 1, filters: {}, timer: null, held: [] };
+const state = { lang: 'tr', csrf: null, me: null, tab: 'dashboard', page: 1, filters: {}, timer: null, held: [],
+  addrPage: 1, addrQ: '' };
+
+/* The pages: name -> how to load it. A page is its entry here, a button .tab[data-tab=NAME] and a
+ * section #tab-NAME in admin.html. */
+const PAGES = {
+  dashboard: { load: () => loadSummary() },
+  held: { load: () => loadHeld() },
+  search: { load: () => loadSearch() },
+  addresses: { load: () => loadAddresses() },
+  detail: { load: () => (state.detail ? loadDetail(state.detail) : null) },
+  audit: { load: () => loadAudit() },
+};
 
 function $(id) { return document.getElementById(id); }
 function t(key, arg) { const v = I18N[state.lang][key]; return typeof v === 'function' ? v(arg) : v; }
@@ -141,7 +158,7 @@ function showSession(s) {
 
 function showTab(tab) {
   state.tab = tab;
-  for (const s of ['dashboard', 'held', 'search', 'detail', 'audit']) $('tab-' + s).hidden = s !== tab;
+  for (const s of Object.keys(PAGES)) $('tab-' + s).hidden = s !== tab;
   document.querySelectorAll('.tab').forEach((b) => {
     if (b.dataset.tab === tab) b.setAttribute('aria-current', 'page'); else b.removeAttribute('aria-current');
   });
@@ -150,11 +167,17 @@ function showTab(tab) {
 
 async function refresh() {
   if (!state.me || state.me.must_change) return;
-  if (state.tab === 'dashboard') await loadSummary();
-  else if (state.tab === 'held') await loadHeld();
-  else if (state.tab === 'search') await loadSearch();
-  else if (state.tab === 'audit') await loadAudit();
-  else if (state.tab === 'detail' && state.detail) await loadDetail(state.detail);
+  await PAGES[state.tab].load();
+}
+
+function pager(prefix, data, page) {
+  $(prefix + 'page-info').textContent = t('page', data);
+  $(prefix + 'prev').disabled = page <= 1;
+  $(prefix + 'next').disabled = page * data.limit >= data.total;
+}
+
+function cells(tr, values, monoAt) {
+  values.forEach((x, i) => { const td = document.createElement('td'); td.textContent = x; if (monoAt.includes(i)) td.className = 'mono'; tr.append(td); });
 }
 
 /* ---- dashboard ---- */
@@ -279,16 +302,32 @@ async function loadSearch() {
   for (const d of r.data.deposits) {
     const tr = document.createElement('tr');
     tr.dataset.id = d.id; tr.dataset.state = d.state; tr.tabIndex = 0;
-    const cells = [fmtTime(d.created_ms), stText(d.state), `${d.amount} ${tokenShort(d.token)}`, d.login || '—', d.id];
-    cells.forEach((x, i) => { const td = document.createElement('td'); td.textContent = x; if (i === 4) td.className = 'mono'; tr.append(td); });
+    cells(tr, [fmtTime(d.created_ms), stText(d.state), `${d.amount} ${tokenShort(d.token)}`, d.login || '—', d.id], [4]);
     const open = () => { state.detail = d.id; showTab('detail'); };
     tr.addEventListener('click', open);
     tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });
     body.append(tr);
   }
-  $('page-info').textContent = t('page', r.data);
-  $('prev').disabled = state.page <= 1;
-  $('next').disabled = state.page * r.data.limit >= r.data.total;
+  pager('', r.data, state.page);
+}
+
+/* ---- addresses ---- */
+async function loadAddresses() {
+  const q = new URLSearchParams({ page: String(state.addrPage), limit: '20' });
+  if (state.addrQ) q.set('q', state.addrQ);
+  const r = await api('GET', '/api/admin/addresses?' + q.toString());
+  const err = $('addr-error');
+  if (r.status !== 200) { err.textContent = (r.data && r.data.error) || t('unavailable'); err.hidden = false; return; }
+  err.hidden = true;
+  const body = $('addr-results');
+  body.textContent = '';
+  for (const a of r.data.addresses) {
+    const tr = document.createElement('tr');
+    tr.dataset.address = a.address;
+    cells(tr, [a.address, String(a.login), (a.chain || '—') + (a.tokens.length ? ` (${a.tokens.join(', ')})` : ''), fmtTime(a.created_ms)], [0]);
+    body.append(tr);
+  }
+  pager('addr-', r.data, state.addrPage);
 }
 
 async function loadDetail(id) {
@@ -388,6 +427,9 @@ async function boot() {
   $('password-form').addEventListener('submit', onPassword);
   $('search-form').addEventListener('submit', onSearch);
   $('audit-form').addEventListener('submit', (ev) => { ev.preventDefault(); loadAudit(); });
+  $('addr-form').addEventListener('submit', (ev) => { ev.preventDefault(); state.addrQ = $('addr-q').value.trim(); state.addrPage = 1; loadAddresses(); });
+  $('addr-prev').addEventListener('click', () => { state.addrPage = Math.max(1, state.addrPage - 1); loadAddresses(); });
+  $('addr-next').addEventListener('click', () => { state.addrPage++; loadAddresses(); });
   $('logout').addEventListener('click', onLogout);
   $('prev').addEventListener('click', () => { state.page = Math.max(1, state.page - 1); loadSearch(); });
   $('next').addEventListener('click', () => { state.page++; loadSearch(); });
