@@ -289,45 +289,41 @@ function alertRow(id, text, ok) {
   if (!li) announce(text);
 }
 
-/* ---- search and detail ---- */
-async function loadSearch() {
-  const q = new URLSearchParams({ ...state.filters, page: String(state.page), limit: '20' });
+/* One page of a paged listing into a table: GET path?filters&page&limit=20; on failure the error
+ * line says why. ids: { error, body, pager } (pager: the prefix of its prev/next/page-info ids). */
+async function loadPaged(path, filters, page, ids, list, row) {
+  const q = new URLSearchParams({ ...filters, page: String(page), limit: '20' });
   for (const [k, v] of [...q.entries()]) if (!v) q.delete(k);
-  const r = await api('GET', '/api/admin/deposits?' + q.toString());
-  const err = $('search-error');
+  const r = await api('GET', `${path}?${q.toString()}`);
+  const err = $(ids.error);
   if (r.status !== 200) { err.textContent = (r.data && r.data.error) || t('unavailable'); err.hidden = false; return; }
   err.hidden = true;
-  const body = $('results');
+  const body = $(ids.body);
   body.textContent = '';
-  for (const d of r.data.deposits) {
-    const tr = document.createElement('tr');
-    tr.dataset.id = d.id; tr.dataset.state = d.state; tr.tabIndex = 0;
-    cells(tr, [fmtTime(d.created_ms), stText(d.state), `${d.amount} ${tokenShort(d.token)}`, d.login || '—', d.id], [4]);
-    const open = () => { state.detail = d.id; showTab('detail'); };
-    tr.addEventListener('click', open);
-    tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });
-    body.append(tr);
-  }
-  pager('', r.data, state.page);
+  for (const item of r.data[list]) { const tr = document.createElement('tr'); row(tr, item); body.append(tr); }
+  pager(ids.pager, r.data, page);
+}
+
+/* ---- search and detail ---- */
+function loadSearch() {
+  return loadPaged('/api/admin/deposits', state.filters, state.page, { error: 'search-error', body: 'results', pager: '' },
+    'deposits', (tr, d) => {
+      tr.dataset.id = d.id; tr.dataset.state = d.state; tr.tabIndex = 0;
+      cells(tr, [fmtTime(d.created_ms), stText(d.state), `${d.amount} ${tokenShort(d.token)}`, d.login || '—', d.id], [4]);
+      const open = () => { state.detail = d.id; showTab('detail'); };
+      tr.addEventListener('click', open);
+      tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });
+    });
 }
 
 /* ---- addresses ---- */
-async function loadAddresses() {
-  const q = new URLSearchParams({ page: String(state.addrPage), limit: '20' });
-  if (state.addrQ) q.set('q', state.addrQ);
-  const r = await api('GET', '/api/admin/addresses?' + q.toString());
-  const err = $('addr-error');
-  if (r.status !== 200) { err.textContent = (r.data && r.data.error) || t('unavailable'); err.hidden = false; return; }
-  err.hidden = true;
-  const body = $('addr-results');
-  body.textContent = '';
-  for (const a of r.data.addresses) {
-    const tr = document.createElement('tr');
-    tr.dataset.address = a.address;
-    cells(tr, [a.address, String(a.login), (a.chain || '—') + (a.tokens.length ? ` (${a.tokens.join(', ')})` : ''), fmtTime(a.created_ms)], [0]);
-    body.append(tr);
-  }
-  pager('addr-', r.data, state.addrPage);
+function loadAddresses() {
+  return loadPaged('/api/admin/addresses', { q: state.addrQ }, state.addrPage,
+    { error: 'addr-error', body: 'addr-results', pager: 'addr-' }, 'addresses', (tr, a) => {
+      tr.dataset.address = a.address;
+      cells(tr, [a.address, String(a.login), (a.chain || '—') + (a.tokens.length ? ` (${a.tokens.join(', ')})` : ''),
+        fmtTime(a.created_ms)], [0]);
+    });
 }
 
 async function loadDetail(id) {
