@@ -13,7 +13,9 @@
 #include <time.h>
 
 #include "actors/cobo_auth.h"
+#include "schema/chainaddr.h"
 #include "schema/json.h"
+#include "schema/money.h"
 #include "schema/probe.h"
 
 #define S_MAX_RESPONSE (4u << 20)  /* a larger answer is not one Cobo sends: refused */
@@ -694,7 +696,7 @@ cobo_err_t cobo_list_transactions_page(cobo_client_t *self, const cobo_tx_query_
         { "types", q->types }, { "statuses", q->statuses }, { "wallet_ids", q->wallet_ids },
         { "transaction_ids", q->transaction_ids }, { "min_created_timestamp", min_s },
         { "max_created_timestamp", max_s }, { "limit", limit_s }, { "after", q->after },
-        { "direction", "ASC" },
+        { "direction", "ASC" }, { "request_id", q->request_id },
     };
     jbuf_t query;
     jbuf_init(&query);
@@ -733,4 +735,217 @@ cobo_err_t cobo_list_transactions_page(cobo_client_t *self, const cobo_tx_query_
     }
     bson_destroy(&doc);
     return e;
+}
+
+/* ---- transfers ----------------------------------------------------------------------------- */
+
+#define S_REQUEST_ID_MAX 64
+#define S_DESCRIPTION_MAX 200
+
+const char *cobo_transfer_outcome_name(cobo_transfer_outcome_t o)
+{
+    switch (o) {
+    case COBO_TRANSFER_CREATED: return "created";
+    case COBO_TRANSFER_DUPLICATE: return "duplicate";
+    case COBO_TRANSFER_REFUSED: return "refused";
+    case COBO_TRANSFER_UNKNOWN: return "unknown";
+    case COBO_TRANSFER_INVALID: return "invalid";
+    }
+    return "?";
+}
+
+const char *cobo_find_name(cobo_find_t f)
+{
+    switch (f) {
+    case COBO_FIND_FOUND: return "found";
+    case COBO_FIND_NOT_THERE: return "not_there";
+    case COBO_FIND_UNKNOWN: return "unknown";
+    }
+    return "?";
+}
+
+/* 1 if id is a request_id kasa sends: 1..64 of [A-Za-z0-9._~-] (also safe in a query string). */
+static int s_request_id_ok(const char *id)
+{
+    return id && strlen(id) <= S_REQUEST_ID_MAX && s_segment_ok(id);
+}
+
+/* Checks a transfer's arguments; 0, or -1 with a reason in why. */
+static int s_transfer_args_ok(const cobo_transfer_t *t, char *why, size_t whylen)
+{
+    money_atto_t amount;
+    char merr[96] = "";
+    if (!s_request_id_ok(t->request_id)) {
+        snprintf(why, whylen, "request_id: 1..%d of letters, digits, '.', '_', '~', '-'", S_REQUEST_ID_MAX);
+        return -1;
+    }
+    if (!s_segment_ok(t->wallet_id) || !s_segment_ok(t->token_id)) {
+        snprintf(why, whylen, "wallet or token id has unexpected characters or length");
+        return -1;
+    }
+    if (chainaddr_check_for_token(t->token_id, t->address, merr, sizeof merr) != 0) {
+        snprintf(why, whylen, "destination: %s", merr);
+        return -1;
+    }
+    if (t->source_address && *t->source_address
+        && chainaddr_check_for_token(t->token_id, t->source_address, merr, sizeof merr) != 0) {
+        snprintf(why, whylen, "source address: %s", merr);
+        return -1;
+    }
+    if (!t->amount || money_parse(t->amount, &amount, merr, sizeof merr) != 0 || amount == 0) {
+        snprintf(why, whylen, "amount: not a positive exact decimal%s%s", merr[0] ? ": " : "", merr);
+        return -1;
+    }
+    if (t->fee_level && *t->fee_level && strcmp(t->fee_level, "Slow") != 0
+        && strcmp(t->fee_level, "Recommended") != 0 && strcmp(t->fee_level, "Fast") != 0) {
+        snprintf(why, whylen, "fee_level: Slow, Recommended or Fast");
+        return -1;
+    }
+    if (t->description && strlen(t->description) > S_DESCRIPTION_MAX) {
+        snprintf(why, whylen, "description longer than %d bytes", S_DESCRIPTION_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+/* The request body of t (caller frees b). */
+static void s_transfer_body(jbuf_t *b, const cobo_transfer_t *t)
+{
+    jbuf_puts(b, "{\"request_id\":");
+    jbuf_str(b, t->request_id);
+    if (t->source_address && *t->source_address) {
+        jbuf_puts(b, ",\"source\":{\"source_type\":\"Org-Controlled\",\"wallet_id\":");
+        jbuf_str(b, t->wallet_id);
+        jbuf_puts(b, ",\"address\":");
+        jbuf_str(b, t->source_address);
+    } else {
+        jbuf_puts(b, ",\"source\":{\"source_type\":\"Asset\",\"wallet_id\":");
+        jbuf_str(b, t->wallet_id);
+    }
+    jbuf_puts(b, "},\"token_id\":");
+    jbuf_str(b, t->token_id);
+    jbuf_puts(b, ",\"destination\":{\"destination_type\":\"Address\",\"account_output\":{\"address\":");
+    jbuf_str(b, t->address);
+    jbuf_puts(b, ",\"amount\":");
+    jbuf_str(b, t->amount);
+    jbuf_puts(b, "}}");
+    if (t->fee_level && *t->fee_level) {
+        jbuf_puts(b, ",\"fee_level\":");
+        jbuf_str(b, t->fee_level);
+    }
+    if (t->description && *t->description) {
+        jbuf_puts(b, ",\"description\":");
+        jbuf_str(b, t->description);
+    }
+    jbuf_puts(b, "}");
+}
+
+/* Reads a 201 answer {request_id, transaction_id, status} into out. */
+static cobo_transfer_outcome_t s_transfer_created(const bson_t *doc, const cobo_transfer_t *t,
+                                                  cobo_transfer_result_t *out)
+{
+    const char *rid = json_get_str(doc, "request_id");
+    const char *id = json_get_str(doc, "transaction_id");
+    const char *status = json_get_str(doc, "status");
+    if (rid && strcmp(rid, t->request_id) != 0) {
+        snprintf(out->message, sizeof out->message, "transfer answer is for another request_id");
+        return COBO_TRANSFER_UNKNOWN;
+    }
+    if (s_copy(out->transaction_id, sizeof out->transaction_id, id) != 0
+        || s_copy(out->status, sizeof out->status, status) != 0) {
+        out->transaction_id[0] = out->status[0] = '\0';
+        snprintf(out->message, sizeof out->message, "transfer answer without transaction_id or status");
+        return COBO_TRANSFER_UNKNOWN;
+    }
+    snprintf(out->message, sizeof out->message, "created");
+    return COBO_TRANSFER_CREATED;
+}
+
+cobo_transfer_outcome_t cobo_transfer(cobo_client_t *self, const cobo_transfer_t *t, cobo_transfer_result_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!t || s_transfer_args_ok(t, out->message, sizeof out->message) != 0) {
+        if (!t)
+            snprintf(out->message, sizeof out->message, "no transfer");
+        return COBO_TRANSFER_INVALID;
+    }
+    jbuf_t b;
+    jbuf_init(&b);
+    s_transfer_body(&b, t);
+    bson_t doc;
+    cobo_err_t e = s_call(self, "POST", "/transactions/transfer", NULL, b.data, &doc, out->message,
+                          sizeof out->message);
+    jbuf_free(&b);
+    out->http_status = self->http_status;
+    out->error_code = self->error_code;
+    switch (e) {
+    case COBO_OK: {
+        cobo_transfer_outcome_t o = s_transfer_created(&doc, t, out);
+        bson_destroy(&doc);
+        return o;
+    }
+    case COBO_ERR_HTTP_4XX:
+        if (self->error_code == 30001 || self->error_code == 12009)
+            return COBO_TRANSFER_DUPLICATE;
+        /* an error answer that should be signed but is not may be anyone's: it proves nothing */
+        if (self->verify_responses && !self->resp_sig[0]) {
+            snprintf(out->message + strlen(out->message), sizeof out->message - strlen(out->message),
+                     " (unsigned: outcome unknown)");
+            return COBO_TRANSFER_UNKNOWN;
+        }
+        out->rate_limited = cobo_client_rate_limited(self);
+        return COBO_TRANSFER_REFUSED;
+    case COBO_ERR_ARG:
+        return COBO_TRANSFER_INVALID;
+    default:  /* transport, 5xx, a bad signature, a malformed 2xx: it may have been created */
+        return COBO_TRANSFER_UNKNOWN;
+    }
+}
+
+typedef struct {
+    const char *request_id;
+    cobo_tx_t *out;
+    int matches;
+    int unreadable;
+} s_find_ctx_t;
+
+static void s_on_find(void *arg, const cobo_tx_t *tx, const char *why)
+{
+    s_find_ctx_t *c = arg;
+    (void) why;
+    if (!tx) {
+        c->unreadable++;  /* it may be ours */
+        return;
+    }
+    if (strcmp(tx->request_id, c->request_id) != 0)
+        return;
+    if (c->matches++ == 0)
+        *c->out = *tx;
+}
+
+cobo_find_t cobo_find_transfer(cobo_client_t *self, const char *request_id, cobo_tx_t *out, char *err,
+                               size_t errlen)
+{
+    if (!s_request_id_ok(request_id) || !out) {
+        snprintf(err, errlen, "request_id has unexpected characters or length");
+        return COBO_FIND_UNKNOWN;
+    }
+    memset(out, 0, sizeof *out);
+    cobo_tx_query_t q = { .request_id = request_id, .limit = 50 };
+    s_find_ctx_t c = { .request_id = request_id, .out = out };
+    char next[256];
+    cobo_err_t e = cobo_list_transactions_page(self, &q, s_on_find, &c, next, sizeof next, err, errlen);
+    if (e != COBO_OK)
+        return COBO_FIND_UNKNOWN;
+    if (c.matches > 1) {
+        snprintf(err, errlen, "%d transactions carry request_id %s", c.matches, request_id);
+        return COBO_FIND_UNKNOWN;
+    }
+    if (c.matches == 1)
+        return COBO_FIND_FOUND;
+    if (c.unreadable || next[0]) {
+        snprintf(err, errlen, "%s", c.unreadable ? "an entry could not be read" : "the answer ignored the filter");
+        return COBO_FIND_UNKNOWN;
+    }
+    return COBO_FIND_NOT_THERE;
 }

@@ -94,6 +94,7 @@ typedef struct {
     int64_t max_created_ms;       /* created at or before */
     int limit;                    /* 1..50 */
     const char *after;            /* the cursor of the page to read; NULL or "" for the first */
+    const char *request_id;       /* the transfer asked for with this request_id */
 } cobo_tx_query_t;
 
 /* Called once per transaction of a page: tx parsed (cobo_tx_from_bson), or tx NULL and why saying
@@ -105,5 +106,70 @@ typedef void (*cobo_tx_fn)(void *arg, const cobo_tx_t *tx, const char *why);
  * limit shows as COBO_ERR_HTTP_4XX with cobo_client_rate_limited() true. */
 cobo_err_t cobo_list_transactions_page(cobo_client_t *self, const cobo_tx_query_t *q, cobo_tx_fn fn, void *arg,
                                        char *next_after, size_t next_len, char *err, size_t errlen);
+
+/* ---- transfers (withdrawals) ------------------------------------------------------------------ */
+
+/* A transfer from the broker's wallet to an address. Strings are copied into the request body
+ * (JSON-escaped); none is kept. */
+typedef struct {
+    const char *request_id;      /* the idempotency key: 1..64 of [A-Za-z0-9._~-] */
+    const char *wallet_id;       /* the wallet paying */
+    const char *source_address;  /* NULL or "": {"source_type":"Asset","wallet_id"} (custodial); else
+                                  * {"source_type":"Org-Controlled","wallet_id","address"} (MPC: required
+                                  * on TRON and ETH) */
+    const char *token_id;        /* "TRON_USDT", ...; the destination must be an address of its chain */
+    const char *address;         /* destination.account_output.address */
+    const char *amount;          /* destination.account_output.amount: an exact decimal in whole tokens */
+    const char *fee_level;       /* NULL or "Slow" | "Recommended" | "Fast" */
+    const char *description;     /* NULL or free text (at most 200 bytes) */
+} cobo_transfer_t;
+
+/* What became of a transfer request. */
+typedef enum {
+    COBO_TRANSFER_CREATED,   /* 201: Cobo holds it; transaction_id and status filled */
+    COBO_TRANSFER_DUPLICATE, /* Cobo says request_id was already used (error 30001 or 12009): the first
+                              * request exists — find it with cobo_find_transfer(), never a new id */
+    COBO_TRANSFER_REFUSED,   /* a signed 4xx: nothing was created (error_code, message filled); sending
+                              * again with the SAME request_id is safe (Cobo would say DUPLICATE) */
+    COBO_TRANSFER_UNKNOWN,   /* timeout, reset, 5xx, an unsigned or malformed answer: it may exist.
+                              * Never answered by a new request_id: look it up (cobo_find_transfer) */
+    COBO_TRANSFER_INVALID,   /* a bad argument (address not of the token's chain, amount not a
+                              * positive decimal, ...): nothing was sent */
+} cobo_transfer_outcome_t;
+
+typedef struct {
+    char transaction_id[80];     /* CREATED */
+    char status[32];             /* CREATED: Cobo's status ("Submitted", ...) */
+    int http_status;             /* 0 when there was no answer */
+    int error_code;              /* Cobo's error_code on DUPLICATE / REFUSED / a 5xx, else 0 */
+    int rate_limited;            /* REFUSED by Cobo's rate limit: try again later, same request_id */
+    char message[192];           /* why, for logs and a person (never a secret) */
+} cobo_transfer_result_t;
+
+/* "created", "duplicate", "refused", "unknown", "invalid". */
+const char *cobo_transfer_outcome_name(cobo_transfer_outcome_t o);
+
+/* POST /v2/transactions/transfer with t, signed. Checks the arguments first (request_id shape, the
+ * address for the token's chain with schema/chainaddr.h, the amount a positive exact decimal) and
+ * sends nothing when one is bad. Classifies the answer as above; a 201 whose request_id is not ours
+ * or that lacks transaction_id/status is UNKNOWN (it may still exist). */
+cobo_transfer_outcome_t cobo_transfer(cobo_client_t *self, const cobo_transfer_t *t, cobo_transfer_result_t *out);
+
+typedef enum {
+    COBO_FIND_FOUND,      /* one transaction carries request_id: *out filled (id, status, hash, ...) */
+    COBO_FIND_NOT_THERE,  /* Cobo answered and no transaction carries it */
+    COBO_FIND_UNKNOWN,    /* cannot tell (no answer, 5xx, an entry that cannot be read, an answer that
+                           * ignored the filter): ask again later; never a reason to send */
+} cobo_find_t;
+
+/* "found", "not_there", "unknown". */
+const char *cobo_find_name(cobo_find_t f);
+
+/* GET /v2/transactions?request_id=ID: the transfer kasa asked for with request_id. Read-only. An
+ * entry whose request_id differs is not counted (not ours); two entries with ours is UNKNOWN.
+ * After NOT_THERE, sending with the same request_id is safe: if the first request arrives late,
+ * Cobo refuses one of the two as a DUPLICATE. */
+cobo_find_t cobo_find_transfer(cobo_client_t *self, const char *request_id, cobo_tx_t *out, char *err,
+                               size_t errlen);
 
 #endif

@@ -124,6 +124,15 @@ int cobo_tx_from_bson(const bson_t *doc, const char *path, cobo_tx_t *out, char 
         || s_require_str(doc, p, "token_id", out->token_id, sizeof out->token_id, err, errlen) != 0
         || s_require_str(doc, p, "chain_id", out->chain_id, sizeof out->chain_id, err, errlen) != 0)
         return -1;
+    char src[S_PATH_MAX];
+    s_path(src, sizeof src, p, "source");
+    if (s_get_str(doc, p, "request_id", out->request_id, sizeof out->request_id, err, errlen) == S_BAD
+        || s_get_str(doc, src, "source_type", out->source_type, sizeof out->source_type, err, errlen) == S_BAD
+        || s_get_str(doc, src, "address", out->source_address, sizeof out->source_address, err, errlen) == S_BAD
+        || (!out->source_address[0]
+            && s_get_str(doc, src, "addresses.0", out->source_address, sizeof out->source_address, err, errlen)
+                   == S_BAD))
+        return -1;
     if (s_get_str(doc, p, "sub_status", out->sub_status, sizeof out->sub_status, err, errlen) == S_BAD
         || s_get_str(doc, p, "wallet_id", out->wallet_id, sizeof out->wallet_id, err, errlen) == S_BAD
         || s_get_str(doc, p, "transaction_hash", out->tx_hash, sizeof out->tx_hash, err, errlen) == S_BAD)
@@ -199,4 +208,40 @@ int cobo_event_parse(const char *body, size_t len, cobo_event_t *out, char *err,
 done:
     bson_destroy(&doc);
     return rc;
+}
+
+static const char *const s_status_names[] = {
+    [COBO_STATUS_UNKNOWN] = "unknown",
+    [COBO_STATUS_SUBMITTED] = "Submitted",
+    [COBO_STATUS_PENDING_SCREENING] = "PendingScreening",
+    [COBO_STATUS_PENDING_AUTHORIZATION] = "PendingAuthorization",
+    [COBO_STATUS_PENDING_SIGNATURE] = "PendingSignature",
+    [COBO_STATUS_BROADCASTING] = "Broadcasting",
+    [COBO_STATUS_CONFIRMING] = "Confirming",
+    [COBO_STATUS_PENDING] = "Pending",
+    [COBO_STATUS_COMPLETED] = "Completed",
+    [COBO_STATUS_FAILED] = "Failed",
+    [COBO_STATUS_REJECTED] = "Rejected",
+};
+
+cobo_status_t cobo_status_parse(const char *status)
+{
+    if (!status)
+        return COBO_STATUS_UNKNOWN;
+    for (size_t i = 1; i < sizeof s_status_names / sizeof s_status_names[0]; i++)
+        if (strcmp(s_status_names[i], status) == 0)
+            return (cobo_status_t) i;
+    return COBO_STATUS_UNKNOWN;
+}
+
+const char *cobo_status_name(cobo_status_t status)
+{
+    if ((size_t) status >= sizeof s_status_names / sizeof s_status_names[0])
+        return "unknown";
+    return s_status_names[status];
+}
+
+int cobo_status_is_final(cobo_status_t status)
+{
+    return status == COBO_STATUS_COMPLETED || status == COBO_STATUS_FAILED || status == COBO_STATUS_REJECTED;
 }

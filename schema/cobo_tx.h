@@ -22,7 +22,34 @@ typedef struct {
     int32_t confirmations;  /* confirmed_num, -1 if null */
     int32_t threshold;      /* confirming_threshold, -1 if null */
     int64_t updated_ms;     /* updated_timestamp, 0 if null */
+    char request_id[80];    /* request_id: ours for a transfer kasa asked for; empty otherwise */
+    char source_type[32];   /* source.source_type: "DepositFromAddress", "Asset", "Org-Controlled", ... */
+    char source_address[128]; /* source.address, else source.addresses[0]; may be empty */
 } cobo_tx_t;
+
+/* The status of a Cobo Transaction (WaaS 2.0's TransactionStatus). Final: Completed, Failed,
+ * Rejected; every other status may still change. A status kasa does not know is UNKNOWN (not
+ * final: a new status is never taken for an outcome). */
+typedef enum {
+    COBO_STATUS_UNKNOWN = 0,
+    COBO_STATUS_SUBMITTED,
+    COBO_STATUS_PENDING_SCREENING,
+    COBO_STATUS_PENDING_AUTHORIZATION,
+    COBO_STATUS_PENDING_SIGNATURE,
+    COBO_STATUS_BROADCASTING,
+    COBO_STATUS_CONFIRMING,
+    COBO_STATUS_PENDING,
+    COBO_STATUS_COMPLETED,
+    COBO_STATUS_FAILED,
+    COBO_STATUS_REJECTED,
+} cobo_status_t;
+
+/* "Completed" → COBO_STATUS_COMPLETED, ...; NULL or unknown → COBO_STATUS_UNKNOWN. */
+cobo_status_t cobo_status_parse(const char *status);
+/* Cobo's spelling ("PendingSignature"); "unknown" for UNKNOWN or out of range. */
+const char *cobo_status_name(cobo_status_t status);
+/* 1 for Completed, Failed, Rejected. */
+int cobo_status_is_final(cobo_status_t status);
 
 typedef struct {
     char event_id[80];

@@ -769,6 +769,295 @@ static void test_status_change_is_served_and_notified(void)
     cobo_client_destroy(&c);
 }
 
+/* ---- transfers (withdrawals) ----------------------------------------------------------------- */
+
+#define TR_WALLET "5e5e5e5e-0000-4000-8000-00000000aaaa"
+#define TR_TO "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
+
+static cobo_transfer_t s_tr(const char *request_id, const char *amount)
+{
+    cobo_transfer_t t = { .request_id = request_id, .wallet_id = TR_WALLET, .token_id = "TRON_USDT",
+                          .address = TR_TO, .amount = amount, .fee_level = "Recommended",
+                          .description = "kasa withdrawal" };
+    return t;
+}
+
+/* 1 if GET /sim/balances shows wallet/token at exactly amount. */
+static int s_balance_is(const char *wallet, const char *token, const char *amount)
+{
+    char *out = NULL, want[256];
+    snprintf(want, sizeof want, "{\"wallet_id\":\"%s\",\"token_id\":\"%s\",\"amount\":\"%s\"}", wallet, token, amount);
+    int ok = s_control("GET", "/sim/balances", NULL, &out) == 200 && out && strstr(out, want) != NULL;
+    if (!ok)
+        fprintf(stderr, "  balances: %s\n", out ? out : "(none)");
+    free(out);
+    return ok;
+}
+
+static void s_faults(const char *body)
+{
+    char *out = NULL;
+    CHECK_EQ_INT(s_control("POST", "/sim/faults", body, &out), 200);
+    free(out);
+}
+
+static void test_status_names_and_finality(void)
+{
+    const char *names[] = { "Submitted", "PendingScreening", "PendingAuthorization", "PendingSignature",
+                            "Broadcasting", "Confirming", "Pending", "Completed", "Failed", "Rejected" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        cobo_status_t st = cobo_status_parse(names[i]);
+        CHECK(st != COBO_STATUS_UNKNOWN);
+        CHECK_EQ_STR(cobo_status_name(st), names[i]);
+        CHECK_EQ_INT(cobo_status_is_final(st), i >= 7);
+    }
+    CHECK_EQ_INT(cobo_status_parse("Cancelled"), COBO_STATUS_UNKNOWN);
+    CHECK_EQ_INT(cobo_status_parse(NULL), COBO_STATUS_UNKNOWN);
+    CHECK_EQ_INT(cobo_status_is_final(COBO_STATUS_UNKNOWN), 0);
+}
+
+static void test_transfer_is_created_goes_through_its_statuses_and_takes_the_balance(void)
+{
+    CHECK_EQ_INT(s_wait_delivered(20000), 0);
+    char *out = NULL;
+    CHECK_EQ_INT(s_control("POST", "/sim/balances", "{\"wallet_id\":\"" TR_WALLET "\",\"token_id\":\"TRON_USDT\","
+                                                    "\"amount\":\"1000\"}", &out), 200);
+    free(out);
+    pthread_mutex_lock(&R.lock);
+    R.n = 0;
+    pthread_mutex_unlock(&R.lock);
+    cobo_client_t *c = s_client(3000);
+    cobo_transfer_t t = s_tr("kasa-w00000000000000000001-1", "99.5");
+    cobo_transfer_result_t res;
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_CREATED);
+    CHECK_EQ_INT(res.http_status, 201);
+    CHECK_EQ_STR(res.status, "Submitted");
+    CHECK(strlen(res.transaction_id) == 36);
+    CHECK(s_balance_is(TR_WALLET, "TRON_USDT", "900.5"));
+    CHECK_EQ_INT(s_wait_delivered(20000), 0);
+    pthread_mutex_lock(&R.lock);
+    const char *order[] = { "Submitted", "PendingScreening", "PendingAuthorization", "PendingSignature",
+                            "Broadcasting", "Confirming", "Completed", "Completed" };
+    int k = 0;
+    for (int i = 0; i < R.n; i++) {
+        const cobo_tx_t *tx = &R.ev[i].tx;
+        if (strcmp(tx->tx_id, res.transaction_id) != 0)
+            continue;
+        CHECK(k < 8);
+        if (k < 8)
+            CHECK_EQ_STR(tx->status, order[k]);
+        k++;
+        CHECK_EQ_STR(tx->type, "Withdrawal");
+        CHECK_EQ_STR(tx->request_id, "kasa-w00000000000000000001-1");
+        CHECK_EQ_STR(tx->address, TR_TO);
+        CHECK_EQ_STR(tx->amount, "99.5");
+        CHECK_EQ_STR(tx->source_type, "Asset");
+    }
+    CHECK_EQ_INT(k, 8);
+    CHECK_EQ_INT(R.bad_sig + R.parse_fail, 0);
+    pthread_mutex_unlock(&R.lock);
+    cobo_tx_t found;
+    char err[200] = "";
+    CHECK_EQ_INT(cobo_find_transfer(c, "kasa-w00000000000000000001-1", &found, err, sizeof err), COBO_FIND_FOUND);
+    CHECK_EQ_STR(found.tx_id, res.transaction_id);
+    CHECK_EQ_STR(found.status, "Completed");
+    CHECK(found.tx_hash[0] != '\0');
+    cobo_client_destroy(&c);
+}
+
+static void test_reused_request_id_is_a_duplicate_with_either_code(void)
+{
+    cobo_client_t *c = s_client(3000);
+    cobo_transfer_t t = s_tr("kasa-w00000000000000000002-1", "1");
+    cobo_transfer_result_t res;
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_CREATED);
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_DUPLICATE);
+    CHECK_EQ_INT(res.error_code, 12009);
+    CHECK_EQ_INT(res.http_status, 400);
+    s_faults("{\"duplicate_code\":30001}");
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_DUPLICATE);
+    CHECK_EQ_INT(res.error_code, 30001);
+    s_faults("{\"duplicate_code\":12009}");
+    cobo_tx_t found;
+    char err[200] = "";
+    CHECK_EQ_INT(cobo_find_transfer(c, "kasa-w00000000000000000002-1", &found, err, sizeof err), COBO_FIND_FOUND);
+    CHECK_EQ_INT(cobo_find_transfer(c, "kasa-w0000000000000000ffff-1", &found, err, sizeof err), COBO_FIND_NOT_THERE);
+    CHECK_EQ_INT(cobo_find_transfer(c, "bad/id", &found, err, sizeof err), COBO_FIND_UNKNOWN);
+    cobo_client_destroy(&c);
+}
+
+static void test_transfer_timed_out_after_creating_is_unknown_then_found(void)
+{
+    cobo_client_t *c = s_client(400);
+    s_faults("{\"transfer_timeout_once\":true,\"hang_ms\":1200}");
+    cobo_transfer_t t = s_tr("kasa-w00000000000000000003-1", "2");
+    cobo_transfer_result_t res;
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_UNKNOWN);
+    CHECK_EQ_INT(res.http_status, 0);
+    cobo_tx_t found;
+    char err[200] = "";
+    CHECK_EQ_INT(cobo_find_transfer(c, "kasa-w00000000000000000003-1", &found, err, sizeof err), COBO_FIND_FOUND);
+    CHECK_EQ_STR(found.request_id, "kasa-w00000000000000000003-1");
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_DUPLICATE);  /* the same id again: never a second */
+    usleep(1000 * 1000);  /* the hung answer finishes before the next test */
+    cobo_client_destroy(&c);
+}
+
+static void test_5xx_after_creating_is_unknown_and_503_before_is_not_there(void)
+{
+    cobo_client_t *c = s_client(3000);
+    cobo_transfer_t t = s_tr("kasa-w00000000000000000004-1", "3");
+    cobo_transfer_result_t res;
+    cobo_tx_t found;
+    char err[200] = "";
+    s_faults("{\"transfer_5xx_once\":true}");
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_UNKNOWN);
+    CHECK_EQ_INT(res.http_status, 503);
+    CHECK_EQ_INT(cobo_find_transfer(c, t.request_id, &found, err, sizeof err), COBO_FIND_FOUND);
+    t.request_id = "kasa-w00000000000000000004-2";
+    s_faults("{\"fail_next\":1}");
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_UNKNOWN);
+    CHECK_EQ_INT(cobo_find_transfer(c, t.request_id, &found, err, sizeof err), COBO_FIND_NOT_THERE);
+    s_faults("{\"fail_next\":1}");
+    CHECK_EQ_INT(cobo_find_transfer(c, t.request_id, &found, err, sizeof err), COBO_FIND_UNKNOWN);
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_CREATED);  /* safe: same request_id */
+    cobo_client_destroy(&c);
+}
+
+static void test_signed_refusals_are_refused_and_rate_limits_say_so(void)
+{
+    char pub[65], err[200] = "";
+    cobo_pubkey_from_seed(OTHER_SEED, pub);
+    cobo_client_t *c = cobo_client_new(s_base, pub, OTHER_SEED, s_sim_pub, 3000, err, sizeof err);
+    cobo_transfer_t t = s_tr("kasa-w00000000000000000005-1", "1");
+    cobo_transfer_result_t res;
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_REFUSED);
+    CHECK_EQ_INT(res.error_code, 2024);
+    CHECK_EQ_INT(res.rate_limited, 0);
+    cobo_client_destroy(&c);
+    c = s_client(3000);
+    s_faults("{\"rate_limit_next\":1}");
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_REFUSED);
+    CHECK_EQ_INT(res.rate_limited, 1);
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_CREATED);
+    s_faults("{\"bad_signature_once\":true}");  /* a 2xx whose signature fails: it may exist */
+    t.request_id = "kasa-w00000000000000000005-2";
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_UNKNOWN);
+    cobo_client_destroy(&c);
+}
+
+static void test_bad_transfer_arguments_send_nothing(void)
+{
+    cobo_client_t *c = s_client(3000);
+    cobo_transfer_result_t res;
+    cobo_transfer_t t = s_tr("kasa-w00000000000000000006-1", "1");
+    t.address = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6u";  /* checksum */
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_INVALID);
+    CHECK(strstr(res.message, "checksum") != NULL);
+    t.address = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";  /* an EVM address for a TRON token */
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_INVALID);
+    t = s_tr("kasa-w00000000000000000006-1", "-1");
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_INVALID);
+    t.amount = "0";
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_INVALID);
+    t.amount = "1e3";
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_INVALID);
+    t = s_tr("kasa/../x", "1");
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_INVALID);
+    t = s_tr("kasa-w00000000000000000006-1", "1");
+    t.fee_level = "Turbo";
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_INVALID);
+    t = s_tr("kasa-w00000000000000000006-1", "1");
+    t.token_id = "SOL_USDT";
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_INVALID);
+    cobo_tx_t found;
+    char err[200] = "";
+    CHECK_EQ_INT(cobo_find_transfer(c, "kasa-w00000000000000000006-1", &found, err, sizeof err), COBO_FIND_NOT_THERE);
+    cobo_client_destroy(&c);
+}
+
+/* Failed after the pending statuses, Rejected at authorization, a transfer held until a person moves
+ * it, and a wallet too short: each is what a lookup says, and a failed transfer gives the coins back. */
+static void test_failed_rejected_held_and_short_transfers(void)
+{
+    cobo_client_t *c = s_client(3000);
+    cobo_transfer_result_t res;
+    cobo_tx_t found;
+    char err[200] = "", *out = NULL;
+    const char *w = "5e5e5e5e-0000-4000-8000-00000000bbbb";
+    CHECK_EQ_INT(s_control("POST", "/sim/balances", "{\"wallet_id\":\"5e5e5e5e-0000-4000-8000-00000000bbbb\","
+                                                    "\"token_id\":\"TRON_USDT\",\"amount\":\"10\"}", &out), 200);
+    free(out);
+    cobo_transfer_t t = s_tr("kasa-w00000000000000000007-1", "4");
+    t.wallet_id = w;
+    s_faults("{\"transfer_final\":\"Failed\"}");
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_CREATED);
+    CHECK_EQ_INT(cobo_find_transfer(c, t.request_id, &found, err, sizeof err), COBO_FIND_FOUND);
+    CHECK_EQ_STR(found.status, "Failed");
+    CHECK_EQ_STR(found.sub_status, "FailedOnChain");
+    CHECK(s_balance_is(w, "TRON_USDT", "10"));
+    s_faults("{\"transfer_final\":\"Rejected\"}");
+    t.request_id = "kasa-w00000000000000000007-2";
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_CREATED);
+    CHECK_EQ_INT(cobo_find_transfer(c, t.request_id, &found, err, sizeof err), COBO_FIND_FOUND);
+    CHECK_EQ_STR(found.status, "Rejected");
+    s_faults("{\"transfer_final\":\"\",\"transfer_stop_at\":\"PendingAuthorization\"}");
+    t.request_id = "kasa-w00000000000000000007-3";
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_CREATED);
+    CHECK_EQ_INT(cobo_find_transfer(c, t.request_id, &found, err, sizeof err), COBO_FIND_FOUND);
+    CHECK_EQ_STR(found.status, "PendingAuthorization");
+    CHECK_EQ_INT(cobo_status_is_final(cobo_status_parse(found.status)), 0);
+    char path[160];
+    snprintf(path, sizeof path, "/sim/transactions/%s", found.tx_id);
+    CHECK_EQ_INT(s_control("POST", path, "{\"status\":\"Completed\"}", &out), 200);
+    free(out);
+    CHECK_EQ_INT(cobo_find_transfer(c, t.request_id, &found, err, sizeof err), COBO_FIND_FOUND);
+    CHECK_EQ_STR(found.status, "Completed");
+    s_faults("{\"transfer_stop_at\":\"\"}");
+    t.request_id = "kasa-w00000000000000000007-4";
+    t.amount = "7";  /* 6 left */
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_CREATED);
+    CHECK_EQ_INT(cobo_find_transfer(c, t.request_id, &found, err, sizeof err), COBO_FIND_FOUND);
+    CHECK_EQ_STR(found.status, "Failed");
+    CHECK_EQ_STR(found.sub_status, "InsufficientBalance");
+    CHECK(s_balance_is(w, "TRON_USDT", "6"));
+    cobo_client_destroy(&c);
+}
+
+/* Cobo's own sweep: a Withdrawal with no request_id of kasa's, from the deposit address, and the
+ * Deposit leg into the sweep-to address whose source is the deposit address. */
+static void test_sweep_is_a_withdrawal_and_a_deposit_leg_from_the_deposit_address(void)
+{
+    CHECK_EQ_INT(s_wait_delivered(20000), 0);
+    pthread_mutex_lock(&R.lock);
+    R.n = 0;
+    pthread_mutex_unlock(&R.lock);
+    char *out = NULL;
+    const char *from = "TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf";
+    CHECK_EQ_INT(s_control("POST", "/sim/sweep", "{\"address\":\"TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf\","
+                                                 "\"amount\":\"12\",\"to\":\"" TR_TO "\"}", &out), 201);
+    free(out);
+    CHECK_EQ_INT(s_wait_delivered(20000), 0);
+    pthread_mutex_lock(&R.lock);
+    int wd = 0, dep = 0;
+    for (int i = 0; i < R.n; i++) {
+        const cobo_tx_t *tx = &R.ev[i].tx;
+        CHECK_EQ_STR(tx->source_address, from);
+        CHECK_EQ_STR(tx->request_id, "");
+        if (strcmp(tx->type, "Withdrawal") == 0) {
+            wd++;
+            CHECK_EQ_STR(tx->address, TR_TO);
+        } else if (strcmp(tx->type, "Deposit") == 0) {
+            dep++;
+            CHECK_EQ_STR(tx->address, TR_TO);
+            CHECK_EQ_STR(tx->source_type, "DepositFromAddress");
+        }
+    }
+    CHECK_EQ_INT(wd, 8);
+    CHECK_EQ_INT(dep, 3);
+    pthread_mutex_unlock(&R.lock);
+}
+
 /* `kasa sim deposit ...` prints the new transaction id: through $KASA_BIN when it is there,
  * else by calling the command in-process with stdout captured. */
 static void test_sim_deposit_command_prints_the_id(void)
@@ -858,6 +1147,15 @@ int main(void)
     RUN(test_stale_nonce_is_refused);
     RUN(test_reordered_duplicates_all_arrive);
     RUN(test_status_change_is_served_and_notified);
+    RUN(test_status_names_and_finality);
+    RUN(test_transfer_is_created_goes_through_its_statuses_and_takes_the_balance);
+    RUN(test_reused_request_id_is_a_duplicate_with_either_code);
+    RUN(test_transfer_timed_out_after_creating_is_unknown_then_found);
+    RUN(test_5xx_after_creating_is_unknown_and_503_before_is_not_there);
+    RUN(test_signed_refusals_are_refused_and_rate_limits_say_so);
+    RUN(test_bad_transfer_arguments_send_nothing);
+    RUN(test_failed_rejected_held_and_short_transfers);
+    RUN(test_sweep_is_a_withdrawal_and_a_deposit_leg_from_the_deposit_address);
 
     RUN(test_sim_deposit_command_prints_the_id);
     RUN(test_simulator_stops_cleanly_on_sigterm);

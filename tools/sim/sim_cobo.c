@@ -9,6 +9,15 @@
  *   POST /v2/wallets/{wallet_id}/addresses         {"chain_id","count"} -> 201 [{address, chain_id, ...}]
  *   GET  /v2/wallets/{wallet_id}/addresses         ?chain_ids=&limit=&after= -> {data, pagination}
  *   GET  /v2/wallets/tokens/{token_id}             token metadata (decimal, ...)
+ *   POST /v2/transactions/transfer                 {request_id, source{source_type Asset|Org-Controlled,
+ *                                                  wallet_id, address}, token_id, destination{destination_type
+ *                                                  Address, account_output{address, amount}}, fee_level,
+ *                                                  description} -> 201 {request_id, transaction_id, status};
+ *                                                  a used request_id -> 400 error 12009 (or 30001); the
+ *                                                  transfer goes Submitted → PendingScreening →
+ *                                                  PendingAuthorization → PendingSignature → Broadcasting →
+ *                                                  Confirming → Completed as signed webhooks (type Withdrawal)
+ *   GET  /v2/transactions?request_id=ID            the transfer asked for with ID
  * Control (unsigned, loopback):
  *   POST /sim/deposit          {"address","amount","token_id","chain_id","confirmations","final",
  *                               "duplicates","reorder"} -> {"transaction_id"}; the lifecycle goes out
@@ -22,7 +31,15 @@
  *                               as Confirming for that long after it completed (Cobo's API can lag its
  *                               own webhooks); drop_webhooks: every webhook is lost, never sent;
  *                               rate_limit_next N: the next N API calls get 429 {"error_code":2010}
- *                               with Retry-After: 1
+ *                               with Retry-After: 1; transfers: "transfer_timeout_once" (created, answered
+ *                               after hang_ms), "transfer_5xx_once" (created, answered 503),
+ *                               "duplicate_code" 12009|30001, "transfer_final" Failed|Rejected (Failed
+ *                               after Broadcasting, Rejected after PendingAuthorization),
+ *                               "transfer_stop_at" STATUS (stays there until POST /sim/transactions/{id})
+ *   POST /sim/sweep            {"address","token_id","amount","to","deposit_leg"} Cobo's own sweep of a
+ *                               deposit address: a Withdrawal without kasa's request_id and, unless
+ *                               deposit_leg is false, the Deposit leg into the sweep-to address
+ *   GET|POST /sim/balances     wallet balances per token (start at 1000000; deposits add, transfers take)
  * A request with a missing/invalid Biz-Api-* signature, an unknown key or a nonce more than five
  * minutes off gets 401 {"error_code":2024,...}; injected failures are 503 {"error_code":2026,...}. */
 #include "tools/sim/sim.h"
@@ -42,7 +59,9 @@
 #include <unistd.h>
 
 #include "actors/cobo_auth.h"
+#include "schema/chainaddr.h"
 #include "schema/json.h"
+#include "schema/money.h"
 #include "tools/sim/sim_http.h"
 
 #define S_MAX_TX 100000
@@ -72,6 +91,10 @@ typedef struct {
 typedef struct {
     char id[40], cobo_id[24], wallet_id[80], status[24], sub_status[48];
     char chain_id[24], token_id[40], address[128], amount[48], hash[72], from[72];
+    char type[16];              /* "Deposit" (default when empty) or "Withdrawal" */
+    char request_id[80];        /* a transfer's request_id ("" for a deposit or a sweep) */
+    char src_type[24];          /* a withdrawal's source_type: "Asset", "Org-Controlled" */
+    char description[96];
     int confirmed, threshold;
     int64_t block_number, created_ms, updated_ms;
     int64_t completed_ms;       /* when its status became Completed (0: not Completed) */
@@ -112,6 +135,11 @@ static struct {
     /* faults */
     int fail_pct, delay_ms, hang_ms, fail_next, timeout_once, bad_sig, underscore, confirming_lag_ms;
     int drop_webhooks, rate_limit_next, rate_limited;  /* rate_limited: 429s answered so far */
+    /* transfers (see s_api_transfer) */
+    int transfer_timeout_once, transfer_5xx_once, duplicate_code;
+    char transfer_final[24], transfer_stop_at[32];
+    struct s_balance { char wallet_id[80], token_id[40]; money_atto_t amount; } balances[64];
+    int nbalances;
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
 static void s_sleep_ms(int ms)
@@ -237,15 +265,34 @@ static int s_token_find(const char *token)
 
 /* ---- JSON of a transaction (one writer for the API and the webhooks) -------------------------- */
 
+/* A withdrawal's source and destination (Cobo's transfer shape: destination.account_output). */
+static void s_withdrawal_json(jbuf_t *b, const s_tx_t *t)
+{
+    jbuf_puts(b, ",\"source\":{\"source_type\":");
+    jbuf_str(b, t->src_type[0] ? t->src_type : "Asset");
+    jbuf_puts(b, ",\"wallet_id\":");
+    jbuf_str(b, t->wallet_id);
+    jbuf_puts(b, ",\"address\":");
+    jbuf_str(b, t->from[0] ? t->from : NULL);
+    jbuf_puts(b, "},\"destination\":{\"destination_type\":\"Address\",\"account_output\":{\"address\":");
+    jbuf_str(b, t->address);
+    jbuf_puts(b, ",\"amount\":");
+    jbuf_str(b, t->amount);
+    jbuf_puts(b, ",\"memo\":null}},\"result\":null,\"fee\":null,\"initiator\":null,\"initiator_type\":\"API\"");
+}
+
 static void s_tx_json(jbuf_t *b, const s_tx_t *t)
 {
     jbuf_puts(b, "{\"transaction_id\":");
     jbuf_str(b, t->id);
     jbuf_puts(b, ",\"cobo_id\":");
     jbuf_str(b, t->cobo_id);
-    jbuf_puts(b, ",\"request_id\":null,\"wallet_id\":");
+    int wd = strcmp(t->type, "Withdrawal") == 0;
+    jbuf_puts(b, ",\"request_id\":");
+    jbuf_str(b, t->request_id[0] ? t->request_id : NULL);
+    jbuf_puts(b, ",\"wallet_id\":");
     jbuf_str(b, t->wallet_id);
-    jbuf_puts(b, ",\"type\":\"Deposit\",\"status\":");
+    jbuf_puts(b, wd ? ",\"type\":\"Withdrawal\",\"status\":" : ",\"type\":\"Deposit\",\"status\":");
     jbuf_str(b, t->status);
     jbuf_puts(b, ",\"sub_status\":");
     jbuf_str(b, t->sub_status[0] ? t->sub_status : NULL);
@@ -256,15 +303,19 @@ static void s_tx_json(jbuf_t *b, const s_tx_t *t)
     jbuf_puts(b, ",\"asset_id\":");
     int k = s_token_find(t->token_id);
     jbuf_str(b, k >= 0 ? s_tokens[k].symbol : t->token_id);
-    jbuf_puts(b, ",\"source\":{\"source_type\":\"DepositFromAddress\",\"addresses\":[");
-    jbuf_str(b, t->from);
-    jbuf_puts(b, "]},\"destination\":{\"destination_type\":\"DepositToAddress\",\"address\":");
-    jbuf_str(b, t->address);
-    jbuf_puts(b, ",\"amount\":");
-    jbuf_str(b, t->amount);
-    jbuf_puts(b, ",\"memo\":null,\"wallet_id\":");
-    jbuf_str(b, t->wallet_id);
-    jbuf_puts(b, "},\"result\":null,\"fee\":null,\"initiator\":null,\"initiator_type\":\"External\"");
+    if (wd)
+        s_withdrawal_json(b, t);
+    else {
+        jbuf_puts(b, ",\"source\":{\"source_type\":\"DepositFromAddress\",\"addresses\":[");
+        jbuf_str(b, t->from);
+        jbuf_puts(b, "]},\"destination\":{\"destination_type\":\"DepositToAddress\",\"address\":");
+        jbuf_str(b, t->address);
+        jbuf_puts(b, ",\"amount\":");
+        jbuf_str(b, t->amount);
+        jbuf_puts(b, ",\"memo\":null,\"wallet_id\":");
+        jbuf_str(b, t->wallet_id);
+        jbuf_puts(b, "},\"result\":null,\"fee\":null,\"initiator\":null,\"initiator_type\":\"External\"");
+    }
     jbuf_printf(b, ",\"confirmed_num\":%d,\"confirming_threshold\":%d", t->confirmed, t->threshold);
     jbuf_puts(b, ",\"transaction_hash\":");
     jbuf_str(b, t->hash);
@@ -274,7 +325,8 @@ static void s_tx_json(jbuf_t *b, const s_tx_t *t)
                     (unsigned long long) t->block_number * 2654435761ULL, (unsigned long long) t->created_ms);
     else
         jbuf_puts(b, ",\"block_info\":null");
-    jbuf_puts(b, ",\"raw_tx_info\":null,\"replacement\":null,\"category\":null,\"description\":null");
+    jbuf_puts(b, ",\"raw_tx_info\":null,\"replacement\":null,\"category\":null,\"description\":");
+    jbuf_str(b, t->description[0] ? t->description : NULL);
     jbuf_printf(b, ",\"is_loop\":false,\"created_timestamp\":%lld,\"updated_timestamp\":%lld",
                 (long long) t->created_ms, (long long) t->updated_ms);
     jbuf_puts(b, ",\"timeline\":[{\"status\":\"Confirming\",\"finished\":");
@@ -478,10 +530,53 @@ static s_job_t *s_event_jobs(int ti, const char *type, int copies)
 
 typedef struct {
     char address[128], amount[48], token[40], chain[24], final[24], wallet[80];
+    char from[72];              /* the sender; "" for a random outside address */
     int confirmations, duplicates, reorder;
 } s_deposit_req_t;
 
 static void s_index_tx(int ti);
+
+/* ---- wallet balances (S.lock held) ------------------------------------------------------------- */
+
+#define S_DEFAULT_BALANCE "1000000"  /* a wallet/token never set or used starts with this much */
+
+/* The balance of wallet/token, made on first use; NULL when the table is full. */
+static struct s_balance *s_balance(const char *wallet, const char *token)
+{
+    for (int i = 0; i < S.nbalances; i++)
+        if (strcmp(S.balances[i].wallet_id, wallet) == 0 && strcmp(S.balances[i].token_id, token) == 0)
+            return &S.balances[i];
+    if (S.nbalances >= (int) (sizeof S.balances / sizeof S.balances[0]))
+        return NULL;
+    struct s_balance *b = &S.balances[S.nbalances++];
+    snprintf(b->wallet_id, sizeof b->wallet_id, "%s", wallet);
+    snprintf(b->token_id, sizeof b->token_id, "%s", token);
+    char err[64];
+    money_parse(S_DEFAULT_BALANCE, &b->amount, err, sizeof err);
+    return b;
+}
+
+/* Adds amount (a decimal string) to wallet/token. */
+static void s_balance_give(const char *wallet, const char *token, const char *amount)
+{
+    money_atto_t v;
+    char err[64];
+    struct s_balance *b = s_balance(wallet, token);
+    if (b && money_parse(amount, &v, err, sizeof err) == 0)
+        b->amount += v;
+}
+
+/* Takes amount from wallet/token: 0, or -1 (nothing taken) when the balance is short. */
+static int s_balance_take(const char *wallet, const char *token, const char *amount)
+{
+    money_atto_t v;
+    char err[64];
+    struct s_balance *b = s_balance(wallet, token);
+    if (!b || money_parse(amount, &v, err, sizeof err) != 0 || b->amount < v)
+        return -1;
+    b->amount -= v;
+    return 0;
+}
 
 /* Creates the transaction and queues its lifecycle (S.lock held). Returns the tx index or -1. */
 static int s_deposit(const s_deposit_req_t *r, char *err, size_t errlen)
@@ -502,7 +597,10 @@ static int s_deposit(const s_deposit_req_t *r, char *err, size_t errlen)
     snprintf(t->address, sizeof t->address, "%s", r->address);
     snprintf(t->amount, sizeof t->amount, "%s", r->amount);
     s_make_hash(r->chain, t->hash, sizeof t->hash);
-    s_make_address(r->chain, t->from, sizeof t->from);
+    if (r->from[0])
+        snprintf(t->from, sizeof t->from, "%s", r->from);
+    else
+        s_make_address(r->chain, t->from, sizeof t->from);
     t->threshold = r->confirmations;
     t->block_number = 60000000 + (int64_t) (s_rand() % 1000000);
     t->created_ms = t->updated_ms = sim_http_now_ms();
@@ -524,6 +622,8 @@ static int s_deposit(const s_deposit_req_t *r, char *err, size_t errlen)
             t->confirmed = 0;
         t->updated_ms = sim_http_now_ms();
         t->completed_ms = strcmp(r->final, "Completed") == 0 ? t->updated_ms : 0;
+        if (t->completed_ms)
+            s_balance_give(t->wallet_id, t->token_id, t->amount);
         jobs[n++] = s_event_jobs(ti, "wallets.transaction.updated", r->duplicates);
         jobs[n++] = s_event_jobs(ti, strcmp(r->final, "Completed") == 0 ? "wallets.transaction.succeeded"
                                                                          : "wallets.transaction.failed",
@@ -583,6 +683,104 @@ static void s_index_tx(int ti)
     while (S.tx_index[slot] != 0)
         slot = (slot + 1) & (S_TX_INDEX - 1);
     S.tx_index[slot] = ti + 1;
+}
+
+/* ---- the lifecycle of a transfer (a withdrawal kasa asked for, or Cobo's own sweep) ------------ */
+
+typedef struct {
+    char request_id[80], wallet[80], src_type[24], from[72], token[40], chain[24], address[128], amount[48];
+    char description[96];
+} s_transfer_req_t;
+
+/* Appends the event of t's current status to the chain *tail (S.lock held). */
+static void s_chain_event(int ti, const char *type, s_job_t ***tail)
+{
+    s_job_t *j = s_event_jobs(ti, type, 0);
+    if (!j)
+        return;
+    **tail = j;
+    *tail = &j->then;
+}
+
+/* Creates a Withdrawal transaction and queues its statuses as signed webhooks (S.lock held):
+ * Submitted → PendingScreening → PendingAuthorization → PendingSignature → Broadcasting → Confirming
+ * → Completed. It stops at S.transfer_stop_at when set (a person then moves it with POST
+ * /sim/transactions/{id}); S.transfer_final "Rejected" ends it after PendingAuthorization
+ * (RejectedApproverAuth), "Failed" after Broadcasting (FailedOnChain); a short balance fails it
+ * after Submitted (InsufficientBalance). The wallet's balance is taken at creation and given back
+ * when it fails. Returns the tx index or -1 when the simulator is full. */
+static int s_transfer_start(const s_transfer_req_t *r)
+{
+    static const char *const steps[] = { "Submitted", "PendingScreening", "PendingAuthorization",
+                                         "PendingSignature", "Broadcasting", "Confirming", "Completed" };
+    if (S.ntx >= S_MAX_TX || S.njobs + 16 > S_MAX_JOBS)
+        return -1;
+    int ti = S.ntx++;
+    s_tx_t *t = &S.txs[ti];
+    memset(t, 0, sizeof *t);
+    s_uuid(t->id);
+    s_index_tx(ti);
+    snprintf(t->cobo_id, sizeof t->cobo_id, "%llu", (unsigned long long) (s_rand() % 9000000000000000000ULL + 1000000000000000000ULL));
+    snprintf(t->type, sizeof t->type, "Withdrawal");
+    snprintf(t->request_id, sizeof t->request_id, "%s", r->request_id);
+    snprintf(t->wallet_id, sizeof t->wallet_id, "%s", r->wallet);
+    snprintf(t->src_type, sizeof t->src_type, "%s", r->src_type);
+    snprintf(t->from, sizeof t->from, "%s", r->from);
+    snprintf(t->chain_id, sizeof t->chain_id, "%s", r->chain);
+    snprintf(t->token_id, sizeof t->token_id, "%s", r->token);
+    snprintf(t->address, sizeof t->address, "%s", r->address);
+    snprintf(t->amount, sizeof t->amount, "%s", r->amount);
+    snprintf(t->description, sizeof t->description, "%s", r->description);
+    t->threshold = 1;
+    t->block_number = 60000000 + (int64_t) (s_rand() % 1000000);
+    t->created_ms = t->updated_ms = sim_http_now_ms();
+    int short_balance = s_balance_take(r->wallet, r->token, r->amount) != 0;
+    const char *final = short_balance ? "Failed" : S.transfer_final[0] ? S.transfer_final : "Completed";
+    s_job_t *first = NULL, **tail = &first;
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+        const char *st = steps[k];
+        int ends = 0;
+        if (strcmp(st, "Completed") == 0 || (short_balance && k == 1)
+            || (strcmp(final, "Rejected") == 0 && k == 3) || (strcmp(final, "Failed") == 0 && k == 5)) {
+            st = final;
+            ends = 1;
+        }
+        snprintf(t->status, sizeof t->status, "%s", st);
+        if (ends && strcmp(st, "Completed") != 0)
+            snprintf(t->sub_status, sizeof t->sub_status, "%s", short_balance ? "InsufficientBalance"
+                                                               : strcmp(st, "Rejected") == 0 ? "RejectedApproverAuth"
+                                                                                            : "FailedOnChain");
+        if (k == 4)
+            s_make_hash(r->chain, t->hash, sizeof t->hash);
+        t->confirmed = strcmp(st, "Completed") == 0 ? 1 : 0;
+        t->updated_ms = sim_http_now_ms();
+        s_chain_event(ti, k == 0 ? "wallets.transaction.created" : "wallets.transaction.updated", &tail);
+        if (ends) {
+            t->completed_ms = strcmp(st, "Completed") == 0 ? t->updated_ms : 0;
+            if (strcmp(st, "Completed") == 0)
+                s_chain_event(ti, "wallets.transaction.succeeded", &tail);
+            else {
+                s_chain_event(ti, "wallets.transaction.failed", &tail);
+                if (!short_balance)
+                    s_balance_give(r->wallet, r->token, r->amount);
+            }
+            break;
+        }
+        if (S.transfer_stop_at[0] && strcmp(S.transfer_stop_at, st) == 0)
+            break;
+    }
+    if (first)
+        s_enqueue(first);
+    return ti;
+}
+
+/* The transaction that carries request_id, or -1 (S.lock held). */
+static int s_find_request(const char *request_id)
+{
+    for (int i = S.ntx - 1; i >= 0; i--)
+        if (S.txs[i].request_id[0] && strcmp(S.txs[i].request_id, request_id) == 0)
+            return i;
+    return -1;
 }
 
 /* ---- HTTP ------------------------------------------------------------------------------------- */
@@ -865,7 +1063,8 @@ static enum MHD_Result s_api_list_transactions(struct MHD_Connection *con, const
 {
     char types[128] = "", statuses[256] = "", wallets[512] = "", ids[4096] = "", chains[256] = "",
          tokens[256] = "", min_s[24] = "", max_s[24] = "", limit_s[16] = "", after[96] = "", before[96] = "",
-         dir[8] = "";
+         dir[8] = "", request_id[96] = "";
+    s_query_get(query, "request_id", request_id, sizeof request_id);
     s_query_get(query, "types", types, sizeof types);
     s_query_get(query, "statuses", statuses, sizeof statuses);
     s_query_get(query, "wallet_ids", wallets, sizeof wallets);
@@ -911,7 +1110,8 @@ static enum MHD_Result s_api_list_transactions(struct MHD_Connection *con, const
     int nm = 0, cur_pos = cur < 0 ? -1 : desc ? S.ntx - 1 - cur : cur;
     for (int pos = 0; pos < S.ntx; pos++) {
         const s_tx_t *t = &S.txs[desc ? S.ntx - 1 - pos : pos];
-        if (!s_in_list(types, "Deposit") || !s_in_list(statuses, t->status) || !s_in_list(wallets, t->wallet_id)
+        if (!s_in_list(types, t->type[0] ? t->type : "Deposit") || (request_id[0] && strcmp(request_id, t->request_id) != 0)
+            || !s_in_list(statuses, t->status) || !s_in_list(wallets, t->wallet_id)
             || !s_in_list(ids, t->id) || !s_in_list(chains, t->chain_id) || !s_in_list(tokens, t->token_id)
             || t->created_ms < min_ms || t->created_ms > max_ms)
             continue;
@@ -954,6 +1154,91 @@ static enum MHD_Result s_api_list_transactions(struct MHD_Connection *con, const
     return s_reply_buf(con, 200, &b, 1);
 }
 
+/* Copies the string at key into out; -1 when it is missing, not a string or too long. */
+static int s_need_str(const bson_t *doc, const char *key, char *out, size_t cap)
+{
+    const char *v = json_get_str(doc, key);
+    if (!v || !*v || strlen(v) >= cap)
+        return -1;
+    memcpy(out, v, strlen(v) + 1);
+    return 0;
+}
+
+/* POST /v2/transactions/transfer (Cobo's "Transfer token"): checks the body as Cobo does, refuses a
+ * request_id already used (400, error S.duplicate_code: 12009 unless set), creates the transfer and
+ * answers 201 {request_id, transaction_id, status}. Faults: transfer_timeout_once (created, answered
+ * after hang_ms: the client has given up), transfer_5xx_once (created, answered 503). */
+static enum MHD_Result s_api_transfer(struct MHD_Connection *con, const sim_request_t *r)
+{
+    bson_t doc;
+    char jerr[64];
+    if (json_parse(r->body.data ? r->body.data : "", r->body.len, &doc, jerr, sizeof jerr) != 0) {
+        bson_destroy(&doc);
+        return s_error(con, 400, 2006, jerr);
+    }
+    s_transfer_req_t q;
+    memset(&q, 0, sizeof q);
+    const char *bad = NULL, *dtype = json_get_str(&doc, "destination.destination_type");
+    char merr[96];
+    money_atto_t amount = 0;
+    if (s_need_str(&doc, "request_id", q.request_id, sizeof q.request_id) != 0)
+        bad = "request_id is required";
+    else if (s_need_str(&doc, "source.source_type", q.src_type, sizeof q.src_type) != 0
+             || (strcmp(q.src_type, "Asset") != 0 && strcmp(q.src_type, "Org-Controlled") != 0))
+        bad = "source.source_type must be Asset or Org-Controlled";
+    else if (s_need_str(&doc, "source.wallet_id", q.wallet, sizeof q.wallet) != 0)
+        bad = "source.wallet_id is required";
+    else if (strcmp(q.src_type, "Org-Controlled") == 0 && s_need_str(&doc, "source.address", q.from, sizeof q.from) != 0)
+        bad = "source.address is required for an Org-Controlled wallet on this chain";
+    else if (s_need_str(&doc, "token_id", q.token, sizeof q.token) != 0 || s_token_find(q.token) < 0)
+        bad = "token_id is not a supported token";
+    else if (!dtype || strcmp(dtype, "Address") != 0)
+        bad = "destination.destination_type must be Address";
+    else if (s_need_str(&doc, "destination.account_output.address", q.address, sizeof q.address) != 0
+             || (chainaddr_kind_of_token(q.token) != CHAINADDR_NONE
+                 && chainaddr_check_for_token(q.token, q.address, merr, sizeof merr) != 0))
+        bad = "destination.account_output.address is not a valid address of the token's chain";
+    else if (s_need_str(&doc, "destination.account_output.amount", q.amount, sizeof q.amount) != 0
+             || money_parse(q.amount, &amount, merr, sizeof merr) != 0 || amount == 0)
+        bad = "destination.account_output.amount must be a positive decimal string";
+    const char *desc = json_get_str(&doc, "description");
+    snprintf(q.description, sizeof q.description, "%s", desc ? desc : "");
+    bson_destroy(&doc);
+    if (bad)
+        return s_error(con, 400, 2006, bad);
+    snprintf(q.chain, sizeof q.chain, "%s", s_tokens[s_token_find(q.token)].chain);
+
+    pthread_mutex_lock(&S.lock);
+    if (s_find_request(q.request_id) >= 0) {
+        int code = S.duplicate_code ? S.duplicate_code : 12009;
+        pthread_mutex_unlock(&S.lock);
+        return s_error(con, 400, code, "Duplicate request_id: a transaction with this request_id exists");
+    }
+    int ti = s_transfer_start(&q);
+    char id[40] = "", status[24] = "Submitted";
+    if (ti >= 0)
+        snprintf(id, sizeof id, "%s", S.txs[ti].id);
+    int hang = S.transfer_timeout_once, fail = S.transfer_5xx_once, hang_ms = S.hang_ms;
+    S.transfer_timeout_once = S.transfer_5xx_once = 0;
+    pthread_mutex_unlock(&S.lock);
+    if (ti < 0)
+        return s_error(con, 503, 2026, "simulator full");
+    if (fail)
+        return s_error(con, 503, 2026, "service temporarily unavailable (injected after creating)");
+    if (hang)
+        s_sleep_ms(hang_ms);  /* created, but answered after the client gave up */
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"request_id\":");
+    jbuf_str(&b, q.request_id);
+    jbuf_puts(&b, ",\"transaction_id\":");
+    jbuf_str(&b, id);
+    jbuf_puts(&b, ",\"status\":");
+    jbuf_str(&b, status);
+    jbuf_puts(&b, "}");
+    return s_reply_buf(con, 201, &b, 1);
+}
+
 static enum MHD_Result s_api(struct MHD_Connection *con, const char *method, const char *path,
                              const char *query, sim_request_t *r)
 {
@@ -981,6 +1266,8 @@ static enum MHD_Result s_api(struct MHD_Connection *con, const char *method, con
     char id[80];
     if (strcmp(method, "GET") == 0 && strcmp(path, "/v2/transactions") == 0)
         return s_api_list_transactions(con, query);
+    if (strcmp(method, "POST") == 0 && strcmp(path, "/v2/transactions/transfer") == 0)
+        return s_api_transfer(con, r);
     if (strcmp(method, "GET") == 0 && s_segment(path, "/v2/transactions/", id, sizeof id, "")) {
         pthread_mutex_lock(&S.lock);
         int ti = s_find_tx(id);
@@ -1033,6 +1320,17 @@ static enum MHD_Result s_api(struct MHD_Connection *con, const char *method, con
 
 /* ---- control API ------------------------------------------------------------------------------ */
 
+/* Parses a control request's JSON body into *doc: 0 (the caller destroys doc), or -1. */
+static int s_body_json(const sim_request_t *r, bson_t *doc)
+{
+    char jerr[64];
+    if (json_parse(r->body.data ? r->body.data : "", r->body.len, doc, jerr, sizeof jerr) != 0) {
+        bson_destroy(doc);
+        return -1;
+    }
+    return 0;
+}
+
 static void s_copy_field(const bson_t *doc, const char *key, char *out, size_t cap, const char *dflt)
 {
     const char *v = json_get_str(doc, key);
@@ -1042,11 +1340,8 @@ static void s_copy_field(const bson_t *doc, const char *key, char *out, size_t c
 static enum MHD_Result s_ctl_deposit(struct MHD_Connection *con, const sim_request_t *r)
 {
     bson_t doc;
-    char jerr[64];
-    if (json_parse(r->body.data ? r->body.data : "", r->body.len, &doc, jerr, sizeof jerr) != 0) {
-        bson_destroy(&doc);
+    if (s_body_json(r, &doc) != 0)
         return s_reply(con, 400, "{\"error\":\"malformed JSON\"}", 0);
-    }
     s_deposit_req_t q;
     memset(&q, 0, sizeof q);
     s_copy_field(&doc, "address", q.address, sizeof q.address, "");
@@ -1151,11 +1446,8 @@ static enum MHD_Result s_ctl_deposits(struct MHD_Connection *con)
 static enum MHD_Result s_ctl_change(struct MHD_Connection *con, const char *id, const sim_request_t *r)
 {
     bson_t doc;
-    char jerr[64];
-    if (json_parse(r->body.data ? r->body.data : "", r->body.len, &doc, jerr, sizeof jerr) != 0) {
-        bson_destroy(&doc);
+    if (s_body_json(r, &doc) != 0)
         return s_reply(con, 400, "{\"error\":\"malformed JSON\"}", 0);
-    }
     bson_iter_t it;
     int notify = !(bson_iter_init_find(&it, &doc, "notify") && BSON_ITER_HOLDS_BOOL(&it) && !bson_iter_bool(&it));
     pthread_mutex_lock(&S.lock);
@@ -1189,6 +1481,27 @@ static enum MHD_Result s_ctl_change(struct MHD_Connection *con, const char *id, 
     if (ti < 0)
         return s_reply(con, 404, "{\"error\":\"no such transaction\"}", 0);
     return s_reply(con, 200, "{\"ok\":true}", 0);
+}
+
+/* The transfer faults of a POST /sim/faults body (S.lock held): transfer_timeout_once,
+ * transfer_5xx_once, duplicate_code (12009 or 30001), transfer_final ("Completed", "Failed",
+ * "Rejected", "" for the default), transfer_stop_at (a status, "" for none). */
+static void s_transfer_faults(const bson_t *doc)
+{
+    bson_iter_t it;
+    int64_t v;
+    if (bson_iter_init_find(&it, doc, "transfer_timeout_once") && BSON_ITER_HOLDS_BOOL(&it))
+        S.transfer_timeout_once = bson_iter_bool(&it);
+    if (bson_iter_init_find(&it, doc, "transfer_5xx_once") && BSON_ITER_HOLDS_BOOL(&it))
+        S.transfer_5xx_once = bson_iter_bool(&it);
+    if (json_get_i64(doc, "duplicate_code", &v) == 0 && (v == 12009 || v == 30001))
+        S.duplicate_code = (int) v;
+    const char *f = json_get_str(doc, "transfer_final");
+    if (f && (!*f || strcmp(f, "Completed") == 0 || strcmp(f, "Failed") == 0 || strcmp(f, "Rejected") == 0))
+        snprintf(S.transfer_final, sizeof S.transfer_final, "%s", f);
+    const char *stop = json_get_str(doc, "transfer_stop_at");
+    if (stop)
+        snprintf(S.transfer_stop_at, sizeof S.transfer_stop_at, "%s", stop);
 }
 
 static enum MHD_Result s_ctl_faults(struct MHD_Connection *con, const sim_request_t *r)
@@ -1226,6 +1539,7 @@ static enum MHD_Result s_ctl_faults(struct MHD_Connection *con, const sim_reques
         S.drop_webhooks = bson_iter_bool(&it);
     if (json_get_i64(&doc, "rate_limit_next", &v) == 0 && v >= 0 && v <= 1000)
         S.rate_limit_next = (int) v;
+    s_transfer_faults(&doc);
     char body[448];
     snprintf(body, sizeof body,
              "{\"create_address_timeout_once\":%s,\"bad_signatures\":%d,\"fail_next\":%d,\"hang_ms\":%d,"
@@ -1237,6 +1551,126 @@ static enum MHD_Result s_ctl_faults(struct MHD_Connection *con, const sim_reques
     pthread_mutex_unlock(&S.lock);
     bson_destroy(&doc);
     return s_reply(con, 200, body, 0);
+}
+
+/* POST /sim/sweep {"address","token_id","amount","to","wallet_id","deposit_leg"}: Cobo's own sweep
+ * of a deposit address: a Withdrawal (no request_id of ours, source the deposit address, destination
+ * account_output the sweep-to address `to`, made up when absent) going through its statuses, and
+ * when deposit_leg (default true) the Deposit Cobo records for the sweep-to address, from the
+ * deposit address. -> 201 {"transaction_id","deposit_transaction_id","to"} */
+static enum MHD_Result s_ctl_sweep(struct MHD_Connection *con, const sim_request_t *r)
+{
+    bson_t doc;
+    char jerr[64];
+    if (s_body_json(r, &doc) != 0)
+        return s_reply(con, 400, "{\"error\":\"malformed JSON\"}", 0);
+    s_transfer_req_t q;
+    memset(&q, 0, sizeof q);
+    char to[72] = "";
+    s_copy_field(&doc, "address", q.from, sizeof q.from, "");
+    s_copy_field(&doc, "token_id", q.token, sizeof q.token, "TRON_USDT");
+    s_copy_field(&doc, "amount", q.amount, sizeof q.amount, "");
+    s_copy_field(&doc, "to", to, sizeof to, "");
+    s_copy_field(&doc, "wallet_id", q.wallet, sizeof q.wallet, "00000000-0000-4000-8000-000000000001");
+    bson_iter_t it;
+    int deposit_leg = !(bson_iter_init_find(&it, &doc, "deposit_leg") && BSON_ITER_HOLDS_BOOL(&it)
+                        && !bson_iter_bool(&it));
+    bson_destroy(&doc);
+    int k = s_token_find(q.token);
+    money_atto_t v;
+    if (!q.from[0] || k < 0 || money_parse(q.amount, &v, jerr, sizeof jerr) != 0)
+        return s_reply(con, 400, "{\"error\":\"address, a known token_id and amount are required\"}", 0);
+    snprintf(q.chain, sizeof q.chain, "%s", s_tokens[k].chain);
+    snprintf(q.src_type, sizeof q.src_type, "Org-Controlled");
+    snprintf(q.description, sizeof q.description, "Auto-sweep");
+    pthread_mutex_lock(&S.lock);
+    if (!to[0])
+        s_make_address(q.chain, to, sizeof to);
+    snprintf(q.address, sizeof q.address, "%s", to);
+    char final_saved[24], stop_saved[32];  /* a sweep is not a transfer of kasa's: no transfer fault */
+    memcpy(final_saved, S.transfer_final, sizeof final_saved);
+    memcpy(stop_saved, S.transfer_stop_at, sizeof stop_saved);
+    S.transfer_final[0] = S.transfer_stop_at[0] = '\0';
+    s_balance_give(q.wallet, q.token, q.amount);  /* the swept coins stay in the wallet */
+    int ti = s_transfer_start(&q), di = -1;
+    memcpy(S.transfer_final, final_saved, sizeof final_saved);
+    memcpy(S.transfer_stop_at, stop_saved, sizeof stop_saved);
+    char err[64], id[40] = "", did[40] = "";
+    if (ti >= 0 && deposit_leg) {
+        s_deposit_req_t d;
+        memset(&d, 0, sizeof d);
+        snprintf(d.address, sizeof d.address, "%s", to);
+        snprintf(d.amount, sizeof d.amount, "%s", q.amount);
+        snprintf(d.token, sizeof d.token, "%s", q.token);
+        snprintf(d.chain, sizeof d.chain, "%s", q.chain);
+        snprintf(d.final, sizeof d.final, "Completed");
+        snprintf(d.wallet, sizeof d.wallet, "%s", q.wallet);
+        snprintf(d.from, sizeof d.from, "%s", q.from);
+        d.confirmations = 1;
+        di = s_deposit(&d, err, sizeof err);
+        if (di >= 0) {
+            s_balance_take(q.wallet, q.token, q.amount);  /* the deposit leg is the same coins */
+            snprintf(did, sizeof did, "%s", S.txs[di].id);
+        }
+    }
+    if (ti >= 0)
+        snprintf(id, sizeof id, "%s", S.txs[ti].id);
+    pthread_mutex_unlock(&S.lock);
+    if (ti < 0 || (deposit_leg && di < 0))
+        return s_reply(con, 503, "{\"error\":\"simulator full\"}", 0);
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"transaction_id\":");
+    jbuf_str(&b, id);
+    jbuf_puts(&b, ",\"deposit_transaction_id\":");
+    jbuf_str(&b, did[0] ? did : NULL);
+    jbuf_puts(&b, ",\"to\":");
+    jbuf_str(&b, to);
+    jbuf_puts(&b, "}");
+    return s_reply_buf(con, 201, &b, 0);
+}
+
+/* GET /sim/balances -> [{"wallet_id","token_id","amount"}] of every balance used so far;
+ * POST /sim/balances {"wallet_id","token_id","amount"} sets one. */
+static enum MHD_Result s_ctl_balances(struct MHD_Connection *con, const char *method, const sim_request_t *r)
+{
+    if (strcmp(method, "POST") == 0) {
+        bson_t doc;
+        char jerr[64], wallet[80], token[40], amount[48];
+        money_atto_t v;
+        if (s_body_json(r, &doc) != 0)
+            return s_reply(con, 400, "{\"error\":\"malformed JSON\"}", 0);
+        int ok = s_need_str(&doc, "wallet_id", wallet, sizeof wallet) == 0
+                 && s_need_str(&doc, "token_id", token, sizeof token) == 0
+                 && s_need_str(&doc, "amount", amount, sizeof amount) == 0 && money_parse(amount, &v, jerr, sizeof jerr) == 0;
+        bson_destroy(&doc);
+        if (!ok)
+            return s_reply(con, 400, "{\"error\":\"wallet_id, token_id and a decimal amount are required\"}", 0);
+        pthread_mutex_lock(&S.lock);
+        struct s_balance *b = s_balance(wallet, token);
+        if (b)
+            b->amount = v;
+        pthread_mutex_unlock(&S.lock);
+        return b ? s_reply(con, 200, "{\"ok\":true}", 0) : s_reply(con, 503, "{\"error\":\"balance table full\"}", 0);
+    }
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "[");
+    pthread_mutex_lock(&S.lock);
+    for (int i = 0; i < S.nbalances; i++) {
+        char amount[64];
+        money_format(S.balances[i].amount, amount, sizeof amount);
+        jbuf_puts(&b, i ? ",{\"wallet_id\":" : "{\"wallet_id\":");
+        jbuf_str(&b, S.balances[i].wallet_id);
+        jbuf_puts(&b, ",\"token_id\":");
+        jbuf_str(&b, S.balances[i].token_id);
+        jbuf_puts(&b, ",\"amount\":");
+        jbuf_str(&b, amount);
+        jbuf_puts(&b, "}");
+    }
+    pthread_mutex_unlock(&S.lock);
+    jbuf_puts(&b, "]");
+    return s_reply_buf(con, 200, &b, 0);
 }
 
 static enum MHD_Result s_handle(void *cls, struct MHD_Connection *con, const char *url,
@@ -1268,6 +1702,10 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *con, const cha
         return s_ctl_deposits(con);
     if (strcmp(method, "POST") == 0 && strcmp(path, "/sim/faults") == 0)
         return s_ctl_faults(con, r);
+    if (strcmp(method, "POST") == 0 && strcmp(path, "/sim/sweep") == 0)
+        return s_ctl_sweep(con, r);
+    if (strcmp(path, "/sim/balances") == 0)
+        return s_ctl_balances(con, method, r);
     if (strcmp(method, "POST") == 0 && s_segment(path, "/sim/transactions/", id, sizeof id, ""))
         return s_ctl_change(con, id, r);
     return s_reply(con, 404, "{\"error\":\"not found\"}", 0);
