@@ -42,6 +42,7 @@ HDRS      := $(wildcard journal/*.h schema/*.h actors/*.h web/*.h tools/*.h tool
 FUZZ_PKGS    := clang libclang-rt-dev
 FUZZ_CC      := clang
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?= -1
 FUZZ_OUT     := build/fuzz$(BUILD_TAG)
 FUZZ_WARN    := -Wno-error -Wno-missing-field-initializers   # clang warns where gcc (CI, -Werror) does not
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -158,7 +159,7 @@ fuzz-build: deps-check fuzz-deps
 
 # Each target for FUZZ_SECONDS (nice -n 19), one after another; a crash stops with its input saved.
 fuzz: fuzz-build
-	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_OUT) $(FUZZ)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) tests/fuzz/run.sh $(FUZZ_OUT) $(FUZZ)
 
 clean:
 	rm -rf build

@@ -308,6 +308,20 @@ static void s_remove_tmp(const char *dir, const journal_opts_t *opts)
                removed);
 }
 
+/* Segments written by an older kasa (0644): only the owner may read deposits. Each one tightened to
+ * 0600 is reported; one that cannot be changed is left as it is (reading it still works). */
+static void s_tighten_segments(const char *dir, const journal_opts_t *opts, const jf_scan_t *scan)
+{
+    for (size_t i = 0; i < scan->nsegs; i++) {
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, scan->segs[i].name);
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) && chmod(path, 0600) == 0)
+            s_note(opts->report, opts->report_arg, JOURNAL_NOTE_INFO, "journal.mode_tightened",
+                   "file=%s from=%04o to=0600", path, (unsigned) (st.st_mode & 07777));
+    }
+}
+
 journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, size_t errlen)
 {
     if (mkdir(dir, 0700) == 0) {
@@ -373,6 +387,7 @@ journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, 
         jf_scan_free(&scan);
         goto fail;
     }
+    s_tighten_segments(dir, &self->opts, &scan);
     if (scan.state == JF_TORN && s_cut_tail(dir, &self->opts, &scan, err, errlen) != 0) {
         jf_scan_free(&scan);
         goto fail;

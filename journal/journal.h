@@ -90,6 +90,12 @@ typedef struct {
 /* Opens a reader positioned at the first record with LSN >= from_lsn. NULL with a reason in err. */
 journal_reader_t *journal_reader_open(const char *dir, uint64_t from_lsn, char *err, size_t errlen);
 
+/* Opens a reader over one segment whose bytes are seg[0..len) (kept by the caller while the reader
+ * lives), named as the segment starting at first_lsn: the same checks as a segment file, from its
+ * first record; its end is the end of the bytes. NULL with a reason in err. */
+journal_reader_t *journal_reader_open_bytes(const uint8_t *seg, size_t len, uint64_t first_lsn, char *err,
+                                           size_t errlen);
+
 /* 1 and fills *entry; 0 at the end; -1 on a bad record (journal_reader_error says where and why). */
 int journal_reader_next(journal_reader_t *self, journal_entry_t *entry);
 const char *journal_reader_error(const journal_reader_t *self);

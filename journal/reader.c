@@ -8,7 +8,9 @@
  * left by a repair is entered like any other: the LSNs it skips are simply not there.
  * Readers take no lock. A segment only ever grows while kasa runs; the two things that shorten one,
  * cutting a torn tail when the journal is opened and `kasa journal repair`, happen before a server
- * starts writing, so a reader should not be left running across them. */
+ * starts writing, so a reader should not be left running across them.
+ * A reader may also be opened over one segment's bytes held in memory (journal_reader_open_bytes):
+ * the same checks, with no directory, no file and no growth. */
 #include "journal/journal.h"
 
 #include <errno.h>
@@ -37,12 +39,16 @@ struct journal_reader_t {
     uint64_t expect_lsn;         /* 0 until the first segment is entered */
     uint32_t prev;
     int failed;
+    const uint8_t *mem;          /* the segment's bytes, for a reader over memory (else NULL) */
+    uint64_t mem_len;
+    uint64_t mem_first_lsn;
     char err[400];
 };
 
 static void s_unmap(journal_reader_t *self)
 {
-    jf_unmap(self->base, self->size);
+    if (!self->mem)
+        jf_unmap(self->base, self->size);
     self->base = NULL;
     self->size = 0;
     if (self->fd >= 0)
@@ -62,6 +68,8 @@ static int s_error(journal_reader_t *self, uint64_t off, const char *why)
 /* Remaps the current segment if the file grew. 1 if it grew, 0 if not, -1 on an I/O error. */
 static int s_refresh(journal_reader_t *self)
 {
+    if (self->mem)
+        return 0;
     struct stat st;
     if (fstat(self->fd, &st) != 0) {
         snprintf(self->err, sizeof self->err, "journal %s: cannot stat %s: %s", self->dir, self->seg.name,
@@ -92,12 +100,17 @@ static int s_enter(journal_reader_t *self, const jf_seg_t *seg)
     self->seg = *seg;
     self->have_seg = 1;
     char path[4096], why[200];
-    snprintf(path, sizeof path, "%s/%s", self->dir, seg->name);
-    self->fd = fio_open(path, O_RDONLY, 0);
-    if (self->fd < 0)
-        return s_error(self, 0, strerror(errno));
-    if (s_refresh(self) < 0)
-        return -1;
+    if (self->mem) {
+        self->base = self->mem;
+        self->size = self->mem_len;
+    } else {
+        snprintf(path, sizeof path, "%s/%s", self->dir, seg->name);
+        self->fd = fio_open(path, O_RDONLY, 0);
+        if (self->fd < 0)
+            return s_error(self, 0, strerror(errno));
+        if (s_refresh(self) < 0)
+            return -1;
+    }
     jf_seg_hdr_t hdr;
     uint64_t lost_from;
     if (jf_check_seg_header(self->base, self->size, seg->first_lsn, &hdr, why, sizeof why) != 0 ||
@@ -111,6 +124,15 @@ static int s_enter(journal_reader_t *self, const jf_seg_t *seg)
 /* Finds the segment after the current one. 1 with *next set, 0 if there is none, -1 on an error. */
 static int s_next_segment(journal_reader_t *self, jf_seg_t *next)
 {
+    if (self->mem) {
+        if (self->have_seg)
+            return 0;
+        memset(next, 0, sizeof *next);
+        next->first_lsn = self->mem_first_lsn;
+        next->size = self->mem_len;
+        jf_seg_name(next->name, self->mem_first_lsn);
+        return 1;
+    }
     jf_seg_t *segs;
     size_t n;
     if (jf_list_segments(self->dir, &segs, &n, self->err, sizeof self->err) != 0) {
@@ -147,6 +169,22 @@ journal_reader_t *journal_reader_open(const char *dir, uint64_t from_lsn, char *
     }
     self->fd = -1;
     self->from_lsn = from_lsn;
+    return self;
+}
+
+journal_reader_t *journal_reader_open_bytes(const uint8_t *seg, size_t len, uint64_t first_lsn, char *err,
+                                           size_t errlen)
+{
+    journal_reader_t *self = calloc(1, sizeof *self);
+    if (!self || !(self->dir = strdup("(memory)"))) {
+        free(self);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->fd = -1;
+    self->mem = seg ? seg : (const uint8_t *) "";
+    self->mem_len = seg ? len : 0;
+    self->mem_first_lsn = first_lsn;
     return self;
 }
 

@@ -27,6 +27,7 @@ extern char **environ;
 #define CONFIG_LINE_MAX 4096   /* longest line read from a file */
 #define CONFIG_LINES_MAX 10000 /* most lines read from a file */
 #define CONFIG_VALUE_MAX 1024  /* longest value kept */
+#define CONFIG_FILE_MAX (1 << 20) /* largest file read */
 
 #define COBO_PROD_PUBKEY "8d4a482641adb2a34b726f05827dba9a9653e5857469b8749052bf4458a86729"
 #define COBO_DEV_PUBKEY  "a04ea1d5fa8da71f1dcfccf972b9c4eba0a2d8aba1f6da26f49977b08a0d2718"
@@ -303,37 +304,62 @@ static void s_file_line(loader_t *ld, const char *path, int lineno, char *line)
     ld->line[k] = lineno;
 }
 
-static int s_file_read(loader_t *ld, const char *path)
+/* Reads KEY=VALUE lines from text[0..len) (named `name` in messages): a line ends at '\n' or at the
+ * end; a NUL byte ends a line's text early, as C text would. */
+static void s_text_read(loader_t *ld, const char *name, const char *text, size_t len)
+{
+    char line[CONFIG_LINE_MAX + 2];
+    int lineno = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t n = nl ? (size_t) (nl - (text + pos)) : len - pos;
+        const char *start = text + pos;
+        pos += n + (nl ? 1 : 0);
+        lineno++;
+        if (lineno > CONFIG_LINES_MAX) {
+            s_problem(ld, "%s: more than %d lines", name, CONFIG_LINES_MAX);
+            break;
+        }
+        if (n > CONFIG_LINE_MAX) {
+            s_problem(ld, "%s:%d: line too long", name, lineno);
+            continue;
+        }
+        memcpy(line, start, n);
+        line[n] = '\0';
+        char *s = s_trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        s_file_line(ld, name, lineno, s);
+    }
+    sodium_memzero(line, sizeof line);
+}
+
+/* Reads the file at path whole (at most CONFIG_FILE_MAX bytes) and its lines into the loader; the
+ * copy in memory is wiped after use (it holds secrets). */
+static void s_file_read(loader_t *ld, const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
         s_problem(ld, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
+        return;
     }
-    char line[CONFIG_LINE_MAX + 2];
-    int lineno = 0;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        if (lineno > CONFIG_LINES_MAX) {
-            s_problem(ld, "%s: more than %d lines", path, CONFIG_LINES_MAX);
-            break;
-        }
-        size_t n = strlen(line);
-        if (n > CONFIG_LINE_MAX && line[n - 1] != '\n') {
-            s_problem(ld, "%s:%d: line too long", path, lineno);
-            int c;
-            while ((c = fgetc(f)) != EOF && c != '\n')
-                ;
-            continue;
-        }
-        char *s = s_trim(line);
-        if (*s == '\0' || *s == '#')
-            continue;
-        s_file_line(ld, path, lineno, s);
+    char *text = malloc(CONFIG_FILE_MAX + 1);
+    if (!text) {
+        fclose(f);
+        s_problem(ld, "%s: out of memory", path);
+        return;
     }
-    memset(line, 0, sizeof line);
+    size_t len = fread(text, 1, CONFIG_FILE_MAX + 1, f);
+    if (ferror(f))
+        s_problem(ld, "%s: cannot read: %s", path, strerror(errno));
+    else if (len > CONFIG_FILE_MAX)
+        s_problem(ld, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
+    else
+        s_text_read(ld, path, text, len);
     fclose(f);
-    return 0;
+    sodium_memzero(text, len);
+    free(text);
 }
 
 static void s_env_read(loader_t *ld)
@@ -906,25 +932,44 @@ static void s_convert(loader_t *ld, config_t *cfg)
     }
 }
 
-int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
+/* The steps after the file: the environment over it, then conversion; ld is freed. */
+static int s_load_finish(loader_t *ld, config_t *cfg)
 {
-    loader_t ld;
-    memset(&ld, 0, sizeof ld);
-    ld.err = err;
-    ld.errlen = errlen;
-    if (err && errlen)
-        err[0] = '\0';
-    s_defaults(cfg);
-    if (path)
-        s_file_read(&ld, path);
-    s_env_read(&ld);
-    s_convert(&ld, cfg);
-    s_loader_free(&ld);
-    if (ld.problems) {
+    s_env_read(ld);
+    s_convert(ld, cfg);
+    s_loader_free(ld);
+    if (ld->problems) {
         config_clear(cfg);
         return -1;
     }
     return 0;
+}
+
+static void s_load_start(loader_t *ld, config_t *cfg, char *err, size_t errlen)
+{
+    memset(ld, 0, sizeof *ld);
+    ld->err = err;
+    ld->errlen = errlen;
+    if (err && errlen)
+        err[0] = '\0';
+    s_defaults(cfg);
+}
+
+int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    loader_t ld;
+    s_load_start(&ld, cfg, err, errlen);
+    if (path)
+        s_file_read(&ld, path);
+    return s_load_finish(&ld, cfg);
+}
+
+int config_parse(config_t *cfg, const char *text, size_t len, const char *name, char *err, size_t errlen)
+{
+    loader_t ld;
+    s_load_start(&ld, cfg, err, errlen);
+    s_text_read(&ld, name ? name : "(text)", text ? text : "", text ? len : 0);
+    return s_load_finish(&ld, cfg);
 }
 
 int config_file_private(const char *path, char *why, size_t whylen)

@@ -117,6 +117,11 @@ typedef struct {
  * Returns 0, or -1 after writing one line per problem into err (newline-separated). */
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen);
 
+/* As config_load, with the file's text given as text[0..len) (name stands for the file in
+ * messages): config_load reads the file whole and parses it here. */
+#include <stddef.h>
+int config_parse(config_t *cfg, const char *text, size_t len, const char *name, char *err, size_t errlen);
+
 /* A rule of token_id (the first configured, in any currency), or NULL if that token is not accepted. */
 const config_token_t *config_token(const config_t *cfg, const char *token_id);
 

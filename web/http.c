@@ -832,6 +832,50 @@ static void s_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
+/* A server with the defaults, serving nothing yet (no listening socket: listen_fd -1). */
+static http_server_t *s_server_alloc(size_t max_body, int threads, unsigned mhd_flags)
+{
+    http_server_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->listen_fd = -1;
+    self->max_body = max_body;
+    self->max_connections = HTTP_CONNECTION_LIMIT;
+    self->header_timeout_ms = HTTP_HEADER_TIMEOUT_MS;
+    self->max_per_client = HTTP_PER_CLIENT_LIMIT;
+    self->threads = threads;
+    self->mhd_flags = mhd_flags;
+    pthread_mutex_init(&self->lock, NULL);
+    pthread_cond_init(&self->wake_cond, NULL);
+    if (getrandom(&self->rid_base, sizeof self->rid_base, 0) != (ssize_t) sizeof self->rid_base)
+        self->rid_base = (uint64_t) time(NULL) << 20;
+    return self;
+}
+
+http_server_t *http_server_new_driven(size_t max_body, char *err, size_t errlen)
+{
+    http_server_t *self = s_server_alloc(max_body, 0, MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET);
+    if (!self)
+        snprintf(err, errlen, "out of memory");
+    return self;
+}
+
+int http_server_add_connection(http_server_t *self, int fd, const struct sockaddr *peer, socklen_t peer_len)
+{
+    if (!self || !self->daemon || self->threads != 0) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    return MHD_add_connection(self->daemon, fd, peer, peer_len) == MHD_YES ? 0 : -1;
+}
+
+void http_server_step(http_server_t *self)
+{
+    if (self && self->daemon && self->threads == 0)
+        MHD_run(self->daemon);
+}
+
 http_server_t *http_server_new(const char *listen_addr, size_t max_body, int threads, char *err, size_t errlen)
 {
     char host[128];
@@ -871,25 +915,15 @@ http_server_t *http_server_new(const char *listen_addr, size_t max_body, int thr
     }
     int family = ai->ai_family;
     freeaddrinfo(ai);
-    http_server_t *self = calloc(1, sizeof *self);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    http_server_t *self = s_server_alloc(max_body, threads < 1 ? 1 : threads,
+                                         family == AF_INET6 ? flags | MHD_USE_IPv6 : flags);
     if (!self) {
         close(fd);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     self->listen_fd = fd;
-    self->max_body = max_body;
-    self->max_connections = HTTP_CONNECTION_LIMIT;
-    self->header_timeout_ms = HTTP_HEADER_TIMEOUT_MS;
-    self->max_per_client = HTTP_PER_CLIENT_LIMIT;
-    self->threads = threads < 1 ? 1 : threads;
-    self->mhd_flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
-    if (family == AF_INET6)
-        self->mhd_flags |= MHD_USE_IPv6;
-    pthread_mutex_init(&self->lock, NULL);
-    pthread_cond_init(&self->wake_cond, NULL);
-    if (getrandom(&self->rid_base, sizeof self->rid_base, 0) != (ssize_t) sizeof self->rid_base)
-        self->rid_base = (uint64_t) time(NULL) << 20;
     struct sockaddr_storage bound;
     socklen_t blen = sizeof bound;
     if (getsockname(fd, (struct sockaddr *) &bound, &blen) == 0) {
@@ -913,9 +947,15 @@ int http_server_start(http_server_t *self, char *err, size_t errlen)
         return -1;
     }
     int limit = connguard_fit_nofile(self->max_connections, HTTP_RESERVE_FDS);
+    /* a driven server (threads 0) has neither a listening socket nor a pool */
+    struct MHD_OptionItem own[3] = { { MHD_OPTION_END, 0, NULL } };
+    if (self->threads > 0) {
+        own[0] = (struct MHD_OptionItem) { MHD_OPTION_LISTEN_SOCKET, self->listen_fd, NULL };
+        own[1] = (struct MHD_OptionItem) { MHD_OPTION_THREAD_POOL_SIZE, self->threads, NULL };
+        own[2] = (struct MHD_OptionItem) { MHD_OPTION_END, 0, NULL };
+    }
     self->daemon = MHD_start_daemon(self->mhd_flags, 0, NULL, NULL, s_access, self,
-                                    MHD_OPTION_LISTEN_SOCKET, self->listen_fd,
-                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned) self->threads,
+                                    MHD_OPTION_ARRAY, own,
                                     MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned) limit,
                                     MHD_OPTION_NOTIFY_CONNECTION, s_conn_notify, self,

@@ -50,6 +50,16 @@ typedef void (http_handler_fn)(void *arg, const http_request_t *req, http_respon
 http_server_t *http_server_new(const char *listen, size_t max_body, int threads, char *err, size_t errlen);
 /* Starts answering. 0, or -1 with a reason in err. Calling it again does nothing. */
 int http_server_start(http_server_t *self, char *err, size_t errlen);
+/* A server driven by its caller, for tests and fuzzing: no listening socket and no thread serving
+ * connections. Routes, limits and http_server_start as usual; then each connected socket handed
+ * to http_server_add_connection (taken: closed by the server, also on failure; peer is the
+ * client's address as accept(2) would give it) is served by calls to http_server_step, which does
+ * what is ready on the caller's thread and never waits. Not for streams or answers given later
+ * (their wake-ups come from other threads). */
+#include <sys/socket.h>
+http_server_t *http_server_new_driven(size_t max_body, char *err, size_t errlen);
+int http_server_add_connection(http_server_t *self, int fd, const struct sockaddr *peer, socklen_t peer_len);
+void http_server_step(http_server_t *self);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const http_server_t *self);
 void http_server_destroy(http_server_t **self_p);

@@ -403,6 +403,40 @@ static void test_api_key_must_match_secret(void)
     s_env_clear();
 }
 
+/* config_parse reads text as config_load reads the file: the same answer for the same bytes, the
+ * same line numbers in messages, and the line limits (a too-long line, a last line without '\n'). */
+static void test_parse_from_text_matches_the_file(void)
+{
+    s_env_clear();
+    config_t from_file, from_text;
+    char err_file[1024], err_text[1024];
+    CHECK_EQ_INT(s_load(&from_file, "KASA_HTTP_THREADS=7\nKASA_MAX_BODY=oops", err_file, sizeof err_file), -1);
+    FILE *f = fopen(s_path, "r");
+    char text[8192];
+    size_t n = fread(text, 1, sizeof text, f);
+    fclose(f);
+    CHECK_EQ_INT(config_parse(&from_text, text, n, s_path, err_text, sizeof err_text), -1);
+    CHECK_EQ_STR(err_text, err_file);
+    CHECK(strstr(err_text, "KASA_MAX_BODY") != NULL);
+
+    CHECK_EQ_INT(s_load(&from_file, "KASA_HTTP_THREADS=7", err_file, sizeof err_file), 0);
+    f = fopen(s_path, "r");
+    n = fread(text, 1, sizeof text, f);
+    fclose(f);
+    CHECK_EQ_INT(config_parse(&from_text, text, n, s_path, err_text, sizeof err_text), 0);
+    CHECK_EQ_INT(from_text.http_threads, 7);
+    CHECK_EQ_INT(from_file.http_threads, 7);
+    config_clear(&from_file);
+    config_clear(&from_text);
+
+    char *longline = malloc(5000);
+    memset(longline, 'x', 4999);
+    longline[4999] = '\0';
+    CHECK_EQ_INT(s_load(&from_file, longline, err_file, sizeof err_file), -1);
+    CHECK(strstr(err_file, ":12: line too long") != NULL);
+    free(longline);
+}
+
 static void test_missing_file_is_an_error(void)
 {
     s_env_clear();
@@ -563,6 +597,7 @@ int main(void)
     RUN(test_missing_required_keys_each_named);
     RUN(test_api_key_must_match_secret);
     RUN(test_missing_file_is_an_error);
+    RUN(test_parse_from_text_matches_the_file);
     RUN(test_print_never_shows_secrets);
     RUN(test_errors_never_echo_secret_values);
     RUN(test_example_file_documents_every_key_and_loads);

@@ -173,6 +173,117 @@ static void test_append_is_durable_and_survives_reopen(void)
     support_tmp_rmrf(dir);
 }
 
+/* The notes a journal reports, counted by event. */
+typedef struct {
+    int tightened;
+    char last[1024];
+} s_notes_t;
+
+static void s_note_count(void *arg, journal_note_t severity, const char *event, const char *detail)
+{
+    s_notes_t *n = arg;
+    if (severity == JOURNAL_NOTE_INFO && strcmp(event, "journal.mode_tightened") == 0) {
+        n->tightened++;
+        snprintf(n->last, sizeof n->last, "%s", detail);
+    }
+}
+
+/* A journal left by an older kasa (directory 0755, segments 0644) is made private when opened:
+ * directory 0700, every segment 0600, each change reported; a private one is left alone, silently. */
+static void test_open_tightens_an_older_journals_modes(void)
+{
+    const char *dir = s_fresh("modes");
+    journal_t *j = s_open(dir, 4096);
+    CHECK_EQ_INT(s_fill(j, 300), 0);
+    journal_destroy(&j);
+    jf_seg_t *segs;
+    size_t nsegs;
+    char err[256];
+    CHECK_EQ_INT(jf_list_segments(dir, &segs, &nsegs, err, sizeof err), 0);
+    CHECK(nsegs >= 2);
+    CHECK_EQ_INT(chmod(dir, 0755), 0);
+    for (size_t i = 0; i < nsegs; i++) {
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, segs[i].name);
+        CHECK_EQ_INT(chmod(path, 0644), 0);
+    }
+    s_notes_t notes = { 0 };
+    journal_opts_t o = { .segment_bytes = 4096, .report = s_note_count, .report_arg = &notes };
+    j = journal_open(dir, &o, err, sizeof err);
+    CHECK(j != NULL);
+    CHECK_EQ_INT(notes.tightened, (int) nsegs + 1);
+    CHECK(strstr(notes.last, "from=0644 to=0600") != NULL);
+    journal_destroy(&j);
+    struct stat st;
+    CHECK_EQ_INT(stat(dir, &st), 0);
+    CHECK_EQ_INT(st.st_mode & 0777, 0700);
+    for (size_t i = 0; i < nsegs; i++) {
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, segs[i].name);
+        CHECK_EQ_INT(stat(path, &st), 0);
+        CHECK_EQ_INT(st.st_mode & 0777, 0600);
+    }
+    free(segs);
+    notes.tightened = 0;
+    j = journal_open(dir, &o, err, sizeof err);
+    CHECK(j != NULL);
+    CHECK_EQ_INT(notes.tightened, 0);
+    journal_destroy(&j);
+    CHECK_EQ_INT(s_read_all(dir), 300);
+    support_tmp_rmrf(dir);
+}
+
+/* A reader over a segment's bytes in memory returns what the reader of the file returns, and stops
+ * with the same reason at the same damage. */
+static void test_reader_over_bytes_matches_the_file(void)
+{
+    const char *dir = s_fresh("bytes");
+    journal_t *j = s_open(dir, 0);
+    CHECK_EQ_INT(s_fill(j, 50), 0);
+    journal_destroy(&j);
+    char path[8192], err[256];
+    s_seg_path(path, sizeof path, dir, 1);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(s_read_file(path, &buf, &len), 0);
+    journal_reader_t *r = journal_reader_open_bytes(buf, len, 1, err, sizeof err);
+    CHECK(r != NULL);
+    journal_entry_t e;
+    uint64_t n = 0;
+    int rc;
+    while ((rc = journal_reader_next(r, &e)) == 1) {
+        n++;
+        CHECK(e.lsn == n && s_payload_ok(e.lsn, e.payload, e.len));
+        CHECK(e.payload >= buf && e.payload + e.len <= buf + len);
+    }
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(n, 50);
+    journal_reader_destroy(&r);
+
+    /* a flipped byte in record 10's payload: both readers stop there with the same reason */
+    long off = s_offset_of(dir, 10);
+    CHECK(off > 0);
+    buf[off + JF_REC_HDR] ^= 0x40;
+    CHECK_EQ_INT(s_write_file(path, buf, len), 0);
+    journal_reader_t *rf = journal_reader_open(dir, 1, err, sizeof err);
+    r = journal_reader_open_bytes(buf, len, 1, err, sizeof err);
+    int n_file = 0, n_mem = 0;
+    while (journal_reader_next(rf, &e) == 1)
+        n_file++;
+    while ((rc = journal_reader_next(r, &e)) == 1)
+        n_mem++;
+    CHECK_EQ_INT(rc, -1);
+    CHECK_EQ_INT(n_mem, 9);
+    CHECK_EQ_INT(n_file, n_mem);
+    const char *why_file = strstr(journal_reader_error(rf), ": segment ");
+    const char *why_mem = strstr(journal_reader_error(r), ": segment ");
+    CHECK(why_file && why_mem && strcmp(why_file, why_mem) == 0);
+    journal_reader_destroy(&rf);
+    journal_reader_destroy(&r);
+    free(buf);
+    support_tmp_rmrf(dir);
+}
+
 static void test_empty_and_oversized_payloads(void)
 {
     const char *dir = s_fresh("sizes");
@@ -1206,6 +1317,8 @@ int main(void)
     RUN(test_crc32c_matches_the_standard_check_value);
     RUN(test_append_is_durable_and_survives_reopen);
     RUN(test_empty_and_oversized_payloads);
+    RUN(test_open_tightens_an_older_journals_modes);
+    RUN(test_reader_over_bytes_matches_the_file);
     RUN(test_torn_last_record_at_every_offset_is_cut_back);
     RUN(test_cut_torn_tail_is_reported_to_the_caller);
     RUN(test_zero_filled_or_garbage_tail_is_a_torn_tail);
