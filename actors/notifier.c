@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/mt5.h"
+#include "actors/notice.h"
 #include "actors/telegram.h"
 #include "schema/json.h"
 #include "schema/log.h"
@@ -16,38 +16,6 @@ typedef struct {
     telegram_t *tg;          /* NULL when Telegram is not configured: notices are recorded as failed */
     uint64_t rng;
 } s_notifier_t;
-
-char *notifier_message(const deposit_view_t *d)
-{
-    char credited[64] = "?", login[24], ticket[24];
-    if (mt5_format_amount(d->credit_minor, d->digits, credited, sizeof credited) != 0)
-        snprintf(credited, sizeof credited, "%lld minor units", (long long) d->credit_minor);
-    if (d->currency[0]) {   /* "25000.56 USC": a cent account's figure is never read as dollars */
-        size_t n = strlen(credited);
-        snprintf(credited + n, sizeof credited - n, " %.15s", d->currency);
-    }
-    snprintf(login, sizeof login, "%llu", (unsigned long long) d->login);
-    snprintf(ticket, sizeof ticket, "%llu", (unsigned long long) d->ticket);
-    char *amount = telegram_escape_html(d->amount);
-    char *token = telegram_escape_html(d->token_id);
-    char *tx = telegram_escape_html(d->tx_id);
-    char *cred = telegram_escape_html(credited);
-    jbuf_t b;
-    jbuf_init(&b);
-    jbuf_printf(&b,
-                "<b>Deposit credited</b>\n"
-                "Account: <code>%s</code>\n"
-                "Credited: <b>%s</b>\n"
-                "Received: %s %s\n"
-                "Transaction: <code>%s</code>\n"
-                "MT5 deal: <code>%s</code>",
-                login, cred, amount, token, tx, ticket);
-    free(amount);
-    free(token);
-    free(tx);
-    free(cred);
-    return jbuf_take(&b);
-}
 
 static void s_failed(s_notifier_t *self, const char *tx_id, uint64_t login, const char *reason)
 {
@@ -76,7 +44,7 @@ static int64_t s_handle(void *arg, workq_item_t *item)
         s_failed(self, tx, e.view.login, "Telegram is not configured");
         return 0;
     }
-    char *text = notifier_message(&e.view);
+    char *text = notice_credited(&e.view, notice_lang(self->ctx->cfg->notice_lang));
     char err[200] = "";
     telegram_result_t rc = telegram_send(self->tg, self->ctx->cfg->telegram_chat_id, text, err, sizeof err);
     free(text);

@@ -5,9 +5,9 @@
  * sends it there directly; the crediters hand every CREDITED record to notifier 0, which forwards
  * the others' share as it reads it (a blocking send: nothing is dropped, and a notifier never sends
  * back to notifier 0, so no cycle). Notices of different deposits may therefore be sent in any
- * order; one deposit's notice is only ever handled by one notifier. For each CREDITED deposit it sends an HTML message (login,
- * amount credited, token amount, transaction id, MT5 ticket; every value HTML-escaped) to
- * TELEGRAM_CHAT_ID. Accepted → NOTICE_SENT journaled (NOTIFIED). A transient failure is retried with
+ * order; one deposit's notice is only ever handled by one notifier. For each CREDITED deposit it sends
+ * notice_credited() (login, amount credited, token amount, transaction id, MT5 ticket; in
+ * KASA_NOTICE_LANG, Turkish by default) to TELEGRAM_CHAT_ID. Accepted → NOTICE_SENT journaled (NOTIFIED). A transient failure is retried with
  * capped backoff (honouring Telegram's retry_after), at most NOTIFIER_TRIES times; a permanent
  * failure or exhausted tries journal RECORD_NOTICE_FAILED with the reason. The deposit then stays
  * CREDITED: a failed notice never blocks or undoes a credit. */
@@ -26,8 +26,5 @@
 /* Starts notifier index (0..ctx->notifiers-1; its PULL socket bound). Notifier 0 connects to the
  * others, so start it last. NULL with a reason in err. */
 zactor_t *notifier_new(const stage_ctx_t *ctx, int index, char *err, size_t errlen);
-
-/* The message for a credited deposit (HTML, values escaped). The caller frees. */
-char *notifier_message(const deposit_view_t *d);
 
 #endif

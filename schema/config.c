@@ -19,6 +19,7 @@
 #include <sodium.h>
 #include <unistd.h>
 
+#include "schema/admin.h"
 #include "schema/log.h"
 #include "schema/mongo.h"
 
@@ -41,7 +42,8 @@ typedef enum {
     K_COBO_API_URL, K_COBO_API_KEY, K_COBO_API_SECRET, K_COBO_WEBHOOK_PUBKEY, K_COBO_ENV,
     K_COBO_WALLET_ID, K_CHAINS,
     K_MT5_URL, K_MT5_LOGIN, K_MT5_PASSWORD, K_MT5_CA_FILE, K_MT5_SETTLE_S,
-    K_TELEGRAM_API_URL, K_TELEGRAM_BOT_TOKEN, K_TELEGRAM_CHAT_ID,
+    K_TELEGRAM_API_URL, K_TELEGRAM_BOT_TOKEN, K_TELEGRAM_CHAT_ID, K_NOTICE_LANG, K_TELEGRAM_APPROVERS,
+    K_TELEGRAM_POLL_S,
     K_AUTO_CREDIT_LIMIT, K_DUAL_APPROVAL_LIMIT, K_CREDITERS, K_LOCKERS, K_NOTIFIERS,
     K_PENDING_AGE_S, K_PENDING_POLL_S, K_COBO_CONFIRM_WAIT_S,
     K_MONGO_URI, K_MONGO_DB, K_NODE_ID, K_MONGO_BATCH,
@@ -88,6 +90,9 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_TELEGRAM_API_URL]   = { "TELEGRAM_API_URL", 0, 0 },
     [K_TELEGRAM_BOT_TOKEN] = { "TELEGRAM_BOT_TOKEN", 1, 1 },
     [K_TELEGRAM_CHAT_ID]   = { "TELEGRAM_CHAT_ID", 0, 1 },
+    [K_NOTICE_LANG]        = { "KASA_NOTICE_LANG", 0, 0 },
+    [K_TELEGRAM_APPROVERS] = { "KASA_TELEGRAM_APPROVERS", 0, 0 },
+    [K_TELEGRAM_POLL_S]    = { "KASA_TELEGRAM_POLL_S", 0, 0 },
     [K_AUTO_CREDIT_LIMIT]  = { "KASA_AUTO_CREDIT_LIMIT", 0, 0 },
     [K_DUAL_APPROVAL_LIMIT] = { "KASA_DUAL_APPROVAL_LIMIT", 0, 0 },
     [K_CREDITERS]          = { "KASA_CREDITERS", 0, 0 },
@@ -683,6 +688,47 @@ static void s_tokens(loader_t *ld, config_t *cfg)
     }
 }
 
+/* KASA_TELEGRAM_APPROVERS=ID:NAME,...: a positive Telegram user id and an admin name, each id once. */
+static void s_tg_approvers(loader_t *ld, config_t *cfg)
+{
+    if (!s_set(ld, K_TELEGRAM_APPROVERS))
+        return;
+    const char *p = ld->val[K_TELEGRAM_APPROVERS];
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        char item[128], why[128];
+        snprintf(item, sizeof item, "%.*s", (int) (n < sizeof item - 1 ? n : sizeof item - 1), p);
+        char *colon = strchr(item, ':');
+        uint64_t id = 0;
+        if (colon)
+            *colon = '\0';
+        if (!colon || s_uint(item, 1, INT64_MAX, &id) != 0) {
+            s_problem(ld, "KASA_TELEGRAM_APPROVERS: expected TELEGRAM_USER_ID:ADMIN_NAME,... (\"%.40s\")", item);
+            return;
+        }
+        if (admin_name_check(colon + 1, why, sizeof why) != 0) {
+            s_problem(ld, "KASA_TELEGRAM_APPROVERS: %s", why);
+            return;
+        }
+        for (int i = 0; i < cfg->telegram_approver_count; i++)
+            if (cfg->telegram_approvers[i].user_id == (int64_t) id) {
+                s_problem(ld, "KASA_TELEGRAM_APPROVERS: user %llu is listed twice", (unsigned long long) id);
+                return;
+            }
+        if (cfg->telegram_approver_count == CONFIG_MAX_TG_APPROVERS) {
+            s_problem(ld, "KASA_TELEGRAM_APPROVERS: at most %d", CONFIG_MAX_TG_APPROVERS);
+            return;
+        }
+        cfg->telegram_approvers[cfg->telegram_approver_count].user_id = (int64_t) id;
+        snprintf(cfg->telegram_approvers[cfg->telegram_approver_count].admin,
+                 sizeof cfg->telegram_approvers[0].admin, "%s", colon + 1);
+        cfg->telegram_approver_count++;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+}
+
 static void s_defaults(config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -708,6 +754,8 @@ static void s_defaults(config_t *cfg)
     cfg->cobo_confirm_wait_s = CONFIG_DEFAULT_COBO_CONFIRM_WAIT_S;
     cfg->mt5_settle_s = CONFIG_DEFAULT_MT5_SETTLE_S;
     snprintf(cfg->telegram_api_url, sizeof cfg->telegram_api_url, "https://api.telegram.org");
+    snprintf(cfg->notice_lang, sizeof cfg->notice_lang, "tr");
+    cfg->telegram_poll_s = 25;
     cfg->crediters = 2;
     cfg->lockers = 4;
     cfg->notifiers = 2;
@@ -865,6 +913,16 @@ static void s_convert(loader_t *ld, config_t *cfg)
         else
             s_copy(ld, K_TELEGRAM_CHAT_ID, cfg->telegram_chat_id, sizeof cfg->telegram_chat_id);
     }
+
+    if (s_set(ld, K_NOTICE_LANG)) {
+        const char *l = ld->val[K_NOTICE_LANG];
+        if (strcmp(l, "tr") != 0 && strcmp(l, "en") != 0)
+            s_problem(ld, "KASA_NOTICE_LANG: tr or en");
+        else
+            s_copy(ld, K_NOTICE_LANG, cfg->notice_lang, sizeof cfg->notice_lang);
+    }
+    s_tg_approvers(ld, cfg);
+    cfg->telegram_poll_s = (int) s_int_key(ld, K_TELEGRAM_POLL_S, 1, 50, (uint64_t) cfg->telegram_poll_s);
 
     /* money rules */
     s_tokens(ld, cfg);
@@ -1060,6 +1118,13 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "TELEGRAM_API_URL=%s\n", cfg->telegram_api_url);
     s_print_secret(out, "TELEGRAM_BOT_TOKEN", cfg->telegram_bot_token);
     fprintf(out, "TELEGRAM_CHAT_ID=%s\n", cfg->telegram_chat_id);
+    fprintf(out, "KASA_NOTICE_LANG=%s\n", cfg->notice_lang);
+    fprintf(out, "KASA_TELEGRAM_APPROVERS=");
+    for (int i = 0; i < cfg->telegram_approver_count; i++)
+        fprintf(out, "%s%lld:%s", i ? "," : "", (long long) cfg->telegram_approvers[i].user_id,
+                cfg->telegram_approvers[i].admin);
+    fputc('\n', out);
+    fprintf(out, "KASA_TELEGRAM_POLL_S=%d\n", cfg->telegram_poll_s);
     for (int i = 0; i < cfg->token_count; i++) {
         const config_token_t *t = &cfg->tokens[i];
         if (!t->currency[0] || strcmp(t->currency, "USD") == 0)

@@ -14,6 +14,7 @@
 
 #define CONFIG_MAX_TOKENS 64   /* money rules (token x account currency) */
 #define CONFIG_MAX_CHAINS 8
+#define CONFIG_MAX_TG_APPROVERS 32   /* KASA_TELEGRAM_APPROVERS entries */
 #define CONFIG_DEFAULT_MAX_DEPOSITS 200000   /* KASA_MAX_DEPOSITS when unset */
 #define CONFIG_DEFAULT_MT5_SETTLE_S 60       /* KASA_MT5_SETTLE_S when unset (see README, exactly once) */
 #define CONFIG_MAX_MAX_DEPOSITS 100000000    /* the largest KASA_MAX_DEPOSITS accepted */
@@ -82,6 +83,14 @@ typedef struct {
     char telegram_api_url[256];    /* TELEGRAM_API_URL, default https://api.telegram.org */
     char telegram_bot_token[128];  /* TELEGRAM_BOT_TOKEN (secret) */
     char telegram_chat_id[64];     /* TELEGRAM_CHAT_ID */
+    char notice_lang[4];           /* KASA_NOTICE_LANG: tr (default) | en — the language of every notice */
+    struct {
+        int64_t user_id;           /* a Telegram user id ... */
+        char admin[64];            /* ... whose button presses act as this admin account */
+    } telegram_approvers[CONFIG_MAX_TG_APPROVERS]; /* KASA_TELEGRAM_APPROVERS=ID:NAME,ID:NAME; none: no
+                                      buttons on notices and no polling for presses */
+    int telegram_approver_count;
+    int telegram_poll_s;           /* KASA_TELEGRAM_POLL_S: getUpdates long-poll timeout, 1..50, default 25 */
 
     config_token_t tokens[CONFIG_MAX_TOKENS]; /* KASA_TOKEN_<ID>[__<CURRENCY>]=rate:fee:minimum */
     int token_count;

@@ -22,6 +22,7 @@
 
 #include "actors/accounts.h"
 #include "actors/catchup.h"
+#include "actors/chat.h"
 #include "actors/pipeline.h"
 #include "actors/projector.h"
 #include "journal/journal.h"
@@ -43,6 +44,7 @@ typedef struct {
     events_t *events;
     projector_t *projector;   /* NULL without KASA_MONGO_URI */
     metrics_t *metrics;
+    chat_t *chat;             /* NULL without Telegram */
 } commit_ctx_t;
 
 /* The journal's commit callback: runs once per durable record, serially, on the commit path. It
@@ -58,6 +60,7 @@ static void s_on_commit(void *arg, uint64_t lsn, const void *payload, size_t len
     if (ctx->projector)
         projector_notify(ctx->projector, lsn);   /* a counter and a signal: never waits on MongoDB */
     metrics_on_commit(ctx->metrics, payload, len);
+    chat_on_commit(ctx->chat, lsn, payload, len);   /* decodes and queues: never waits on Telegram */
 }
 
 /* The projector's status, on the monitor feed under topic MONGO (from the projector's thread). */
@@ -191,6 +194,10 @@ int cmd_serve(int argc, char **argv)
             goto done;
         }
     }
+    /* The broker's chat (optional): held deposits, alerts and decisions, and the buttons' presses. */
+    ctx.chat = chat_new(&cfg, err, sizeof err);
+    if (!ctx.chat)
+        log_info("chat.off", "reason=\"%s\"", err);
     metrics_set_journal(ctx.metrics, journal);
     /* Hooked before the pipeline starts, so records its replay and resumption write are published. */
     journal_on_commit(journal, s_on_commit, &ctx);
@@ -256,6 +263,10 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s\n", err);
         goto done;
     }
+    if (ctx.chat && chat_start(ctx.chat, pipeline, admins, err, sizeof err) != 0) {
+        fprintf(stderr, "kasa serve: Telegram: %s\n", err);
+        goto done;
+    }
     control = control_new(cfg.control, pipeline, admins, journal, err, sizeof err);
     if (!control) {
         fprintf(stderr, "kasa serve: %s (KASA_CONTROL)\n", err);
@@ -311,8 +322,10 @@ done:
     accounts_destroy(&accounts);         /* waits for a running MT5 call to end */
     admin_api_destroy(&admin_api);
     webhook_destroy(&webhook);
+    chat_stop(ctx.chat);                 /* no press reaches the pipeline or the admins after this */
     pipeline_destroy(&pipeline);         /* actors end; unfinished work resumes on the next start */
     journal_destroy(&journal);           /* last batch written; no commit callback after this */
+    chat_destroy(&ctx.chat);
     projector_destroy(&ctx.projector);   /* after the last notify; before the monitor it reports to */
     wallets_destroy(&wallets);           /* after the last commit callback (events teach it links) */
     admins_destroy(&admins);

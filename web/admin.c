@@ -13,6 +13,7 @@
 #include "actors/desk.h"
 #include "actors/mt5.h"
 #include "actors/registry.h"
+#include "actors/notice.h"
 #include "actors/telegram.h"
 #include "actors/wallets.h"
 #include "schema/json.h"
@@ -175,22 +176,17 @@ static int s_notice_due(admin_api_t *self, const char *name)
     return due;
 }
 
-/* Tells the broker's chat that logins of name from ip are held back (Turkish, the chat's language). */
+/* Tells the broker's chat that logins of name from ip are held back (in KASA_NOTICE_LANG). */
 static void s_lock_notice(admin_api_t *self, const char *name, const char *ip, int64_t wait_s)
 {
     log_warn("admin.login_locked", "admin=%s ip=%s retry_after=%lld", name, ip ? ip : "-", (long long) wait_s);
     if (!self->tg || !s_notice_due(self, name))
         return;
-    char *n = telegram_escape_html(name), *i = telegram_escape_html(ip ? ip : "?");
-    char text[600], err[160];
-    snprintf(text, sizeof text,
-             "<b>Yönetici girişi kilitlendi</b>\nKullanıcı: <code>%s</code>\nIP: <code>%s</code>\n"
-             "Çok fazla hatalı deneme; %lld dakika sonra yeniden denenebilir.",
-             n, i, (long long) (wait_s + 59) / 60);
-    free(n);
-    free(i);
+    char *text = notice_lockout(name, ip, (long long) wait_s, notice_lang(self->cfg->notice_lang));
+    char err[160];
     if (telegram_send(self->tg, self->cfg->telegram_chat_id, text, err, sizeof err) != TELEGRAM_OK)
         log_warn("admin.lock_notice_failed", "admin=%s reason=\"%s\"", name, err);
+    free(text);
 }
 
 static void s_login(void *arg, const http_request_t *req, http_response_t *res)

@@ -22,7 +22,7 @@ static const char *const s_env_keys[] = {
     "COBO_API_URL", "COBO_API_KEY", "COBO_API_SECRET",
     "COBO_WEBHOOK_PUBKEY", "COBO_ENV", "COBO_WALLET_ID", "KASA_CHAINS", "MT5_URL", "MT5_LOGIN",
     "MT5_PASSWORD", "MT5_CA_FILE", "MT5_DIGITS", "TELEGRAM_API_URL", "TELEGRAM_BOT_TOKEN",
-    "TELEGRAM_CHAT_ID", "KASA_AUTO_CREDIT_LIMIT", "KASA_DUAL_APPROVAL_LIMIT", "KASA_CREDITERS", "KASA_LOCKERS", "KASA_NOTIFIERS", "KASA_TOKEN_TRON_USDT",
+    "TELEGRAM_CHAT_ID", "KASA_NOTICE_LANG", "KASA_TELEGRAM_APPROVERS", "KASA_TELEGRAM_POLL_S", "KASA_AUTO_CREDIT_LIMIT", "KASA_DUAL_APPROVAL_LIMIT", "KASA_CREDITERS", "KASA_LOCKERS", "KASA_NOTIFIERS", "KASA_TOKEN_TRON_USDT",
     "KASA_TOKEN_ETH_USDT", "KASA_TOKEN_TRON_USDT__EUR", "KASA_TOKEN_TRON_USDT__USD", "KASA_PENDING_AGE_S",
     "KASA_PENDING_POLL_S", "KASA_COBO_CONFIRM_WAIT_S",
     "KASA_CATCHUP_INTERVAL", "KASA_CATCHUP_LOOKBACK", "KASA_METRICS_LISTEN", "KASA_LOG_FORMAT",
@@ -210,6 +210,32 @@ static void s_expect_env_problem(const char *key, const char *value, const char 
     setenv(key, value, 1);
     s_expect_problem("", needle);
     unsetenv(key);
+}
+
+/* Notices: Turkish unless KASA_NOTICE_LANG=en; Telegram approvers as ID:NAME pairs, each id once. */
+static void test_notice_language_and_telegram_approvers(void)
+{
+    config_t cfg;
+    char err[2048];
+    CHECK_EQ_INT(s_load(&cfg, "", err, sizeof err), 0);
+    CHECK_EQ_STR(cfg.notice_lang, "tr");
+    CHECK_EQ_INT(cfg.telegram_approver_count, 0);
+    CHECK_EQ_INT(cfg.telegram_poll_s, 25);
+    config_clear(&cfg);
+    CHECK_EQ_INT(s_load(&cfg, "KASA_NOTICE_LANG=en\nKASA_TELEGRAM_APPROVERS=5551:ayse,77:mehmet.k\n"
+                              "KASA_TELEGRAM_POLL_S=2\n", err, sizeof err), 0);
+    CHECK_EQ_STR(cfg.notice_lang, "en");
+    CHECK_EQ_INT(cfg.telegram_approver_count, 2);
+    CHECK_EQ_INT(cfg.telegram_approvers[0].user_id, 5551);
+    CHECK_EQ_STR(cfg.telegram_approvers[1].admin, "mehmet.k");
+    CHECK_EQ_INT(cfg.telegram_poll_s, 2);
+    config_clear(&cfg);
+    s_expect_problem("KASA_NOTICE_LANG=fr\n", "KASA_NOTICE_LANG: tr or en");
+    s_expect_problem("KASA_TELEGRAM_APPROVERS=ayse\n", "KASA_TELEGRAM_APPROVERS: expected");
+    s_expect_problem("KASA_TELEGRAM_APPROVERS=-5:ayse\n", "KASA_TELEGRAM_APPROVERS: expected");
+    s_expect_problem("KASA_TELEGRAM_APPROVERS=5:Ayse!\n", "KASA_TELEGRAM_APPROVERS:");
+    s_expect_problem("KASA_TELEGRAM_APPROVERS=5:ayse,5:mehmet\n", "listed twice");
+    s_expect_problem("KASA_TELEGRAM_POLL_S=60\n", "KASA_TELEGRAM_POLL_S");
 }
 
 /* A rule per token and account currency: KASA_TOKEN_<TOKEN>__<CURRENCY>; KASA_TOKEN_<TOKEN> alone is
@@ -599,6 +625,7 @@ int main(void)
     RUN(test_missing_file_is_an_error);
     RUN(test_parse_from_text_matches_the_file);
     RUN(test_print_never_shows_secrets);
+    RUN(test_notice_language_and_telegram_approvers);
     RUN(test_errors_never_echo_secret_values);
     RUN(test_example_file_documents_every_key_and_loads);
     RUN(test_config_check_command);

@@ -1,9 +1,15 @@
 /* test_telegram.c — the Telegram client against the Bot API simulator (in-process): sending,
- * HTML escaping, failure classes, retry_after, and the bot token never appearing in an error. */
+ * HTML escaping, failure classes, retry_after, and the bot token never appearing in an error; an
+ * inline keyboard sent, pressed, read back by getUpdates (offset confirms, a long poll wakes on a
+ * press, allowed_updates), answered once, and the message edited with its keyboard removed; the
+ * Bot API's error shapes for a bad button, a message not found, an edit that changes nothing. */
 #include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "actors/telegram.h"
@@ -157,6 +163,175 @@ static void test_refuses_before_sending(void)
     CHECK(telegram_new(s_url, "a/b", 1000) == NULL);
 }
 
+/* The message_id of the first kept message whose text holds needle (0 if none). */
+static long long s_message_with(const char *needle, bson_t *doc_out)
+{
+    char *body = s_ctl("GET", "/sim/messages", NULL);
+    bson_t doc;
+    char perr[64];
+    long long found = 0;
+    if (body && json_parse(body, strlen(body), &doc, perr, sizeof perr) == 0) {
+        for (int i = 0; i < 1000 && !found; i++) {
+            char path[48];
+            snprintf(path, sizeof path, "messages.%d.text", i);
+            const char *t = json_get_str(&doc, path);
+            if (!t)
+                break;
+            int64_t id = 0;
+            snprintf(path, sizeof path, "messages.%d.message_id", i);
+            if (strstr(t, needle) && json_get_i64(&doc, path, &id) == 0)
+                found = id;
+        }
+        if (doc_out)
+            *doc_out = doc;
+        else
+            bson_destroy(&doc);
+    }
+    free(body);
+    return found;
+}
+
+static void test_keyboard_press_answer_and_edit(void)
+{
+    free(s_ctl("POST", "/sim/reset", NULL));
+    telegram_t *c = telegram_new(s_url, TOKEN, 3000);
+    char err[200] = "";
+    telegram_button_t kb[2] = { { "✅ Onayla", "approve:d:tx-1" }, { "❌ Reddet", "reject:d:tx-1" } };
+    long long mid = 0;
+    CHECK_EQ_INT(telegram_send_keyboard(c, "-100777", "<b>Onay bekliyor</b> tx-1", kb, 2, &mid, err, sizeof err),
+                 TELEGRAM_OK);
+    CHECK(mid > 0);
+    char *body = s_ctl("GET", "/sim/messages", NULL);
+    CHECK(body && strstr(body, "\"reply_markup\":{\"inline_keyboard\":[[{\"text\":\"✅ Onayla\",\"callback_data\":"
+                                "\"approve:d:tx-1\"},{\"text\":\"❌ Reddet\",\"callback_data\":\"reject:d:tx-1\"}]]}"));
+    free(body);
+    /* nothing pressed yet: a short poll answers at once with nothing */
+    telegram_press_t p[4];
+    int64_t next = 0;
+    telegram_result_t rc;
+    CHECK_EQ_INT(telegram_updates(c, 0, 0, p, 4, &next, &rc, err, sizeof err), 0);
+    CHECK_EQ_INT(next, 0);
+    /* a button the message does not show cannot be pressed (unless a bad client forces it) */
+    char press[200];
+    snprintf(press, sizeof press, "{\"user_id\":5551,\"message_id\":%lld,\"data\":\"approve:d:other\"}", mid);
+    body = s_ctl("POST", "/sim/press", press);
+    CHECK(body && strstr(body, "no button"));
+    free(body);
+    snprintf(press, sizeof press, "{\"user_id\":5551,\"username\":\"ayse_tg\",\"message_id\":%lld,"
+             "\"data\":\"approve:d:tx-1\"}", mid);
+    body = s_ctl("POST", "/sim/press", press);
+    CHECK(body && strstr(body, "callback_query_id"));
+    free(body);
+    int n = telegram_updates(c, 0, 2, p, 4, &next, &rc, err, sizeof err);
+    CHECK_EQ_INT(n, 1);
+    if (n != 1) {
+        telegram_destroy(&c);
+        return;
+    }
+    CHECK_EQ_INT(p[0].from_id, 5551);
+    CHECK_EQ_STR(p[0].from_name, "ayse_tg");
+    CHECK_EQ_STR(p[0].data, "approve:d:tx-1");
+    CHECK_EQ_STR(p[0].chat_id, "-100777");
+    CHECK_EQ_INT(p[0].message_id, mid);
+    CHECK(p[0].query_id[0] != '\0');
+    CHECK_EQ_INT(next, p[0].update_id + 1);
+    /* not confirmed yet: read again; confirmed by the next offset: gone */
+    int64_t again = 0;
+    CHECK_EQ_INT(telegram_updates(c, 0, 0, p + 1, 3, &again, &rc, err, sizeof err), 1);
+    CHECK_EQ_INT(telegram_updates(c, next, 0, p + 1, 3, &again, &rc, err, sizeof err), 0);
+    /* answered once; a second answer is the Bot API's "query is too old" */
+    CHECK_EQ_INT(telegram_answer(c, p[0].query_id, "Onaylandı", 0, err, sizeof err), TELEGRAM_OK);
+    CHECK_EQ_INT(telegram_answer(c, p[0].query_id, "again", 0, err, sizeof err), TELEGRAM_PERMANENT);
+    CHECK(strstr(err, "query is too old") != NULL);
+    body = s_ctl("GET", "/sim/presses", NULL);
+    CHECK(body && strstr(body, "\"answered\":true") && strstr(body, "\"answer\":\"Onaylandı\""));
+    free(body);
+    /* the edit removes the keyboard; the same edit again changes nothing and still counts as done */
+    CHECK_EQ_INT(telegram_edit(c, "-100777", mid, "<b>Onaylandı</b>: ayse", NULL, 0, err, sizeof err), TELEGRAM_OK);
+    bson_t doc;
+    CHECK_EQ_INT(s_message_with("Onaylandı</b>: ayse", &doc), mid);
+    CHECK(json_has(&doc, "messages.0.reply_markup") && !json_get_str(&doc, "messages.0.reply_markup.inline_keyboard"));
+    int64_t edits = 0;
+    CHECK(json_get_i64(&doc, "messages.0.edits", &edits) == 0 && edits == 1);
+    bson_destroy(&doc);
+    CHECK_EQ_INT(telegram_edit(c, "-100777", mid, "<b>Onaylandı</b>: ayse", NULL, 0, err, sizeof err), TELEGRAM_OK);
+    /* a message that is not there, and a button the Bot API would refuse */
+    CHECK_EQ_INT(telegram_edit(c, "-100777", 99999, "x", NULL, 0, err, sizeof err), TELEGRAM_PERMANENT);
+    CHECK(strstr(err, "Bad Request: message to edit not found") != NULL);
+    char long_data[80];
+    memset(long_data, 'x', 65);
+    long_data[65] = '\0';
+    telegram_button_t bad = { "x", long_data };
+    CHECK_EQ_INT(telegram_send_keyboard(c, "-100777", "x", &bad, 1, NULL, err, sizeof err), TELEGRAM_PERMANENT);
+    char *raw = s_ctl("POST", "/bot" TOKEN "/sendMessage",
+                      "{\"chat_id\":1,\"text\":\"x\",\"reply_markup\":{\"inline_keyboard\":[[{\"text\":\"a\","
+                      "\"callback_data\":\"\"}]]}}");
+    CHECK(raw && strstr(raw, "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: BUTTON_DATA_INVALID\"}"));
+    free(raw);
+    telegram_destroy(&c);
+}
+
+typedef struct {
+    telegram_t *c;
+    int n;
+    int64_t next;
+    telegram_press_t p[2];
+} s_poll_t;
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *s_poll(void *arg)
+{
+    s_poll_t *pl = arg;
+    char err[200];
+    telegram_result_t rc;
+    pl->n = telegram_updates(pl->c, pl->next, 10, pl->p, 2, &pl->next, &rc, err, sizeof err);
+    return NULL;
+}
+
+static void test_long_poll_wakes_on_a_press_and_stops_on_demand(void)
+{
+    free(s_ctl("POST", "/sim/reset", NULL));
+    telegram_t *c = telegram_new(s_url, TOKEN, 3000);
+    char err[200];
+    telegram_button_t kb = { "Reddet", "reject:d:tx-2" };
+    long long mid = 0;
+    CHECK_EQ_INT(telegram_send_keyboard(c, "42", "tx-2", &kb, 1, &mid, err, sizeof err), TELEGRAM_OK);
+    s_poll_t pl = { telegram_new(s_url, TOKEN, 3000), -1, 0, { { 0 } } };
+    /* start past every earlier update */
+    telegram_result_t rc;
+    telegram_press_t skip[16];
+    telegram_updates(pl.c, 0, 0, skip, 16, &pl.next, &rc, err, sizeof err);
+    pthread_t t;
+    pthread_create(&t, NULL, s_poll, &pl);
+    usleep(300 * 1000);
+    char press[160];
+    snprintf(press, sizeof press, "{\"user_id\":77,\"message_id\":%lld,\"data\":\"reject:d:tx-2\"}", mid);
+    int64_t t0 = s_now_ms();
+    free(s_ctl("POST", "/sim/press", press));
+    pthread_join(t, NULL);
+    CHECK_EQ_INT(pl.n, 1);
+    CHECK(s_now_ms() - t0 < 3000);
+    CHECK_EQ_STR(pl.p[0].data, "reject:d:tx-2");
+    /* a long poll with nothing to come ends at once when told to stop */
+    atomic_int stop = 0;
+    telegram_set_stop(pl.c, &stop);
+    pthread_create(&t, NULL, s_poll, &pl);
+    usleep(300 * 1000);
+    t0 = s_now_ms();
+    atomic_store(&stop, 1);
+    pthread_join(t, NULL);
+    CHECK_EQ_INT(pl.n, -1);
+    CHECK(s_now_ms() - t0 < 3000);
+    telegram_destroy(&pl.c);
+    telegram_destroy(&c);
+}
+
 static void test_fail_rate_option(void)
 {
     char err[200];
@@ -198,6 +373,8 @@ int main(void)
     RUN(test_server_errors_are_transient_then_recover);
     RUN(test_429_reports_retry_after);
     RUN(test_refuses_before_sending);
+    RUN(test_keyboard_press_answer_and_edit);
+    RUN(test_long_poll_wakes_on_a_press_and_stops_on_demand);
     RUN(test_fail_rate_option);
     sim_telegram_stop(&s_sim);
     unlink(s_log);
