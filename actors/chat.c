@@ -135,6 +135,11 @@ static long long s_send(chat_t *self, const char *what, const char *tx_id, const
     return 0;
 }
 
+long long chat_send(chat_t *self, const char *what, const char *id, const char *html, const chat_reply_t *kb)
+{
+    return self && html ? s_send(self, what ? what : "notice", id ? id : "-", html, kb) : 0;
+}
+
 static void s_remember(chat_t *self, const char *tx_id, long long mid, const char *reason)
 {
     pthread_mutex_lock(&self->mu);

@@ -97,6 +97,13 @@ typedef void (chat_button_fn)(void *arg, const chat_press_t *press, chat_reply_t
  * Call before chat_start(). 0, or -1 (taken, bad kind, no room). */
 int chat_route(chat_t *self, const char *kind, chat_button_fn *fn, void *arg);
 
+/* Sends html (a notice of another kind of work, e.g. a withdrawal waiting for approval) to the
+ * broker's chat with kb's buttons (NULL or nbuttons 0: none), as the notice thread sends its own
+ * (retried on transient failures, CHAT_TRIES at most; what is a short name for the log, id the
+ * thing it is about). The message id (to edit it later with telegram_edit), or 0 when it could not
+ * be sent (logged). Blocks for the sends: call it from a worker, not under a lock. Thread-safe. */
+long long chat_send(chat_t *self, const char *what, const char *id, const char *html, const chat_reply_t *kb);
+
 /* callback_data for action on id of kind into buf (at least TELEGRAM_MAX_DATA + 1 bytes): the id
  * itself when it fits, else "#" and the 16 hex digits of stage_tx_hash(id). */
 void chat_button_data(const char *action, const char *kind, const char *id, char *buf, size_t len);
