@@ -304,11 +304,25 @@ static int s_webhook_alert(pipeline_t *self, const record_t *seen, char *err, si
     return res == REGISTRY_MOVED || res == REGISTRY_SAME ? 200 : 503;
 }
 
+/* cobo_own_fn: is address one of the deposit addresses kasa gave out? */
+static int s_own_address(void *arg, const char *address)
+{
+    pipeline_t *self = arg;
+    return registry_address_login(self->registry, address) != 0;
+}
+
 int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t errlen)
 {
     if (registry_failed(self->registry)) {
         snprintf(err, errlen, "journal failed: not accepting");
         return 503;
+    }
+    cobo_kind_t kind = cobo_tx_kind(tx, s_own_address, self);
+    if (kind != COBO_KIND_DEPOSIT) {   /* a sweep or a transfer is never a deposit, whatever its address */
+        snprintf(err, errlen, "not a deposit: %s (type %.24s)", cobo_kind_name(kind), tx->type);
+        log_info("deposit.ignored", "tx=%s kind=%s type=%s status=%s", tx->tx_id, cobo_kind_name(kind), tx->type,
+                 tx->status);
+        return 200;
     }
     record_t r;
     uint64_t login = registry_address_login(self->registry, tx->address);

@@ -229,11 +229,19 @@ static void s_minor_text(int64_t minor, int digits, char *buf, size_t len)
         snprintf(buf, len, "%" PRId64 "e-%d", minor, digits);
 }
 
+/* cobo_own_fn: is address a deposit address kasa gave out? */
+static int s_own_address(void *arg, const char *address)
+{
+    return registry_address_login(arg, address) != 0;
+}
+
 /* Cobo's deposits against kasa's. */
 static void s_check_cobo(const reconcile_books_t *b, s_deps_t *deps, reconcile_report_t *r)
 {
     for (size_t i = 0; i < b->cobo_count; i++) {
         const cobo_tx_t *t = &b->cobo[i];
+        if (cobo_tx_kind(t, s_own_address, b->journal) != COBO_KIND_DEPOSIT)
+            continue;   /* a sweep leg or an internal transfer: never a deposit, nothing to match */
         s_dep_t *d = s_find_tx(deps, t->tx_id);
         if (d)
             d->seen_at_cobo = 1;

@@ -245,3 +245,29 @@ int cobo_status_is_final(cobo_status_t status)
 {
     return status == COBO_STATUS_COMPLETED || status == COBO_STATUS_FAILED || status == COBO_STATUS_REJECTED;
 }
+
+cobo_kind_t cobo_tx_kind(const cobo_tx_t *tx, cobo_own_fn *own, void *arg)
+{
+    if (strcmp(tx->type, "Withdrawal") == 0)
+        return strncmp(tx->request_id, COBO_KASA_REQUEST_PREFIX, strlen(COBO_KASA_REQUEST_PREFIX)) == 0
+                   ? COBO_KIND_WITHDRAWAL
+                   : COBO_KIND_SWEEP;
+    if (strcmp(tx->type, "Deposit") != 0)
+        return COBO_KIND_OTHER;
+    if (strcmp(tx->source_type, "DepositFromWallet") == 0)
+        return COBO_KIND_SWEEP;
+    if (tx->source_address[0] && own && own(arg, tx->source_address))
+        return COBO_KIND_SWEEP;
+    return COBO_KIND_DEPOSIT;
+}
+
+const char *cobo_kind_name(cobo_kind_t kind)
+{
+    switch (kind) {
+    case COBO_KIND_DEPOSIT: return "deposit";
+    case COBO_KIND_WITHDRAWAL: return "withdrawal";
+    case COBO_KIND_SWEEP: return "sweep";
+    case COBO_KIND_OTHER: return "other";
+    }
+    return "?";
+}

@@ -51,6 +51,28 @@ const char *cobo_status_name(cobo_status_t status);
 /* 1 for Completed, Failed, Rejected. */
 int cobo_status_is_final(cobo_status_t status);
 
+/* The prefix of every request_id kasa gives a transfer ("kasa-<withdrawal id>-<n>"). */
+#define COBO_KASA_REQUEST_PREFIX "kasa-"
+
+/* What a Cobo transaction is to kasa. Only COBO_KIND_DEPOSIT can ever become a deposit. */
+typedef enum {
+    COBO_KIND_DEPOSIT,     /* coins from outside into a deposit address */
+    COBO_KIND_WITHDRAWAL,  /* a transfer kasa asked for (type Withdrawal, request_id "kasa-...") */
+    COBO_KIND_SWEEP,       /* Cobo's or the broker's own movement: a Withdrawal kasa did not ask for
+                            * (auto-sweep, a transfer made in Cobo's portal), the Deposit leg of a
+                            * transfer between the organisation's wallets (DepositFromWallet), or a
+                            * Deposit whose sender is one of kasa's own deposit addresses (a sweep) */
+    COBO_KIND_OTHER,       /* any other type (ContractCall, TokenApproval, ...): nothing for kasa */
+} cobo_kind_t;
+
+/* 1 if address is one of kasa's own (a linked deposit address); NULL means "none is". */
+typedef int (cobo_own_fn)(void *arg, const char *address);
+
+/* Classifies tx (pure apart from own): by type, request_id, source_type and the sender. */
+cobo_kind_t cobo_tx_kind(const cobo_tx_t *tx, cobo_own_fn *own, void *arg);
+/* "deposit", "withdrawal", "sweep", "other". */
+const char *cobo_kind_name(cobo_kind_t kind);
+
 typedef struct {
     char event_id[80];
     char type[64];          /* "wallets.transaction.updated", ... */

@@ -17,6 +17,8 @@ struct webhook_t {
     cobo_pubkey_t key;
     webhook_ingest_fn *ingest;
     void *ingest_arg;
+    webhook_ingest_fn *withdrawal;   /* NULL: withdrawal statuses are ignored */
+    void *withdrawal_arg;
     pthread_mutex_t lock;
     webhook_stats_t stats;
 };
@@ -131,8 +133,15 @@ webhook_verdict_t webhook_check(const cobo_pubkey_t *key, const char *timestamp,
         snprintf(why, sizeof why, "not a transaction event (%.60s)", out->event.type);
         return s_ignore(out, why);
     }
-    if (strcmp(out->event.tx.type, "Deposit") != 0) {
-        snprintf(why, sizeof why, "transaction type %.40s", out->event.tx.type);
+    /* the sender's address is judged by the pipeline (it knows kasa's deposit addresses) */
+    cobo_kind_t kind = cobo_tx_kind(&out->event.tx, NULL, NULL);
+    if (kind == COBO_KIND_WITHDRAWAL) {
+        out->verdict = WEBHOOK_WITHDRAWAL;
+        out->status = 0;
+        return out->verdict;
+    }
+    if (kind != COBO_KIND_DEPOSIT) {
+        snprintf(why, sizeof why, "transaction type %.24s (%s)", out->event.tx.type, cobo_kind_name(kind));
         return s_ignore(out, why);
     }
     out->verdict = WEBHOOK_DEPOSIT;
@@ -173,6 +182,10 @@ static void s_handle(void *arg, const http_request_t *req, http_response_t *res)
         free(r);
         return;
     }
+    if (v == WEBHOOK_WITHDRAWAL && !self->withdrawal) {   /* its owner asks Cobo on a schedule */
+        v = WEBHOOK_IGNORE;
+        snprintf(r->reason, sizeof r->reason, "withdrawal status: no handler");
+    }
     if (v == WEBHOOK_IGNORE) {
         s_count(self, &self->stats.ignored);
         log_info("webhook.ignored", "event_id=%s type=%s reason=\"%s\" code=200", r->event.event_id,
@@ -188,7 +201,8 @@ static void s_handle(void *arg, const http_request_t *req, http_response_t *res)
     }
     char err[160] = "";
     const cobo_tx_t *tx = &r->event.tx;
-    int code = self->ingest(self->ingest_arg, tx, err, sizeof err);
+    int code = v == WEBHOOK_WITHDRAWAL ? self->withdrawal(self->withdrawal_arg, tx, err, sizeof err)
+                                       : self->ingest(self->ingest_arg, tx, err, sizeof err);
     if (code == 201 || code == 200) {
         s_count(self, code == 201 ? &self->stats.accepted : &self->stats.repeated);
         log_info(code == 201 ? "webhook.accepted" : "webhook.repeat",
@@ -251,6 +265,14 @@ static void s_elsewhere(void *arg, const http_request_t *req, http_response_t *r
 void webhook_elsewhere(http_server_t *http)
 {
     http_route(http, "POST", WEBHOOK_PATH, s_elsewhere, NULL);
+}
+
+void webhook_on_withdrawal(webhook_t *self, webhook_ingest_fn *fn, void *arg)
+{
+    pthread_mutex_lock(&self->lock);
+    self->withdrawal = fn;
+    self->withdrawal_arg = arg;
+    pthread_mutex_unlock(&self->lock);
 }
 
 void webhook_destroy(webhook_t **self_p)

@@ -6,8 +6,13 @@
  *      (SHA256(SHA256(.)) then Ed25519): missing, malformed or wrong → 401 {"error": ...};
  *   2. shape — Content-Type other than application/json → 415; not JSON, or a deposit missing a
  *      field → 400 {"error": short reason};
- *   3. kind — not a transaction, or a transaction that is not a Deposit → 200 {"ignored": ...};
- *   4. a deposit → pipeline_ingest(): 201 new (durable), 200 repeat, 503 journal failure.
+ *   3. kind (cobo_tx_kind) — not a transaction, a type other than Deposit/Withdrawal, or a Withdrawal
+ *      kasa did not ask for (Cobo's sweep, a transfer made in Cobo's portal) → 200 {"ignored": ...};
+ *   4. a deposit → pipeline_ingest(): 201 new (durable), 200 repeat, 503 journal failure (a Deposit
+ *      whose sender is one of kasa's deposit addresses is a sweep leg: 200, nothing journaled);
+ *      a status of a transfer kasa asked for (request_id "kasa-...") → the withdrawal function
+ *      (webhook_on_withdrawal), answered as it says; without one, 200 {"ignored": ...} (the
+ *      withdrawal's owner asks Cobo on a schedule).
  * Nothing is journaled for a request that fails 1–3. One log line per webhook, never with the
  * signature or the body: event=webhook.accepted tx=... status=... code=201. */
 #ifndef KASA_WEB_WEBHOOK_H
@@ -26,6 +31,8 @@ typedef enum {
     WEBHOOK_REJECT,   /* answer status with {"error": reason}; nothing happens */
     WEBHOOK_IGNORE,   /* answer 200 with {"ignored": reason}; nothing happens */
     WEBHOOK_DEPOSIT,  /* a verified deposit transaction: event.tx goes to the pipeline */
+    WEBHOOK_WITHDRAWAL, /* a verified status of a transfer kasa asked for: event.tx goes to the
+                         * withdrawal function */
 } webhook_verdict_t;
 
 typedef struct {
@@ -56,6 +63,10 @@ webhook_t *webhook_routes(http_server_t *http, pipeline_t *pipeline, const char 
 /* The same with any ingest function (a tool or test that journals without the full pipeline). */
 webhook_t *webhook_routes_fn(http_server_t *http, webhook_ingest_fn *ingest, void *arg,
                              const char *pubkey_hex, char *err, size_t errlen);
+/* Where the statuses of transfers kasa asked for go (type Withdrawal, request_id "kasa-..."): fn
+ * returns an HTTP status like an ingest function (201 taken and durable, 200 already known, 503 not
+ * taken: Cobo retries). Set before the server starts; fn NULL (the default) ignores them (200). */
+void webhook_on_withdrawal(webhook_t *self, webhook_ingest_fn *fn, void *arg);
 /* Frees; nulls *self_p; safe on NULL and twice. */
 void webhook_destroy(webhook_t **self_p);
 

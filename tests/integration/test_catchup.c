@@ -15,6 +15,8 @@
 #define ADDR_LOST3 "TCatchLost0000000000000000000003"   /* -> 100003 */
 #define ADDR_RACE  "TCatchRace0000000000000000000004"   /* -> 100004 */
 #define ADDR_LIMIT "TCatchLimit000000000000000000005"   /* -> 100005 */
+#define ADDR_SWEEP "TCatchSweep000000000000000000006"   /* -> 100006, swept */
+#define ADDR_SWEPT_TO "TCatchSweep000000000000000000007" /* -> 100007, a sweep's target */
 
 static h_env_t s_env;
 static int s_ready;
@@ -261,6 +263,44 @@ static void test_catchup_racing_webhooks_credits_once(void)
     CHECK_EQ_INT(total, 4);
 }
 
+/* Cobo's sweep of a linked deposit address into another linked address: its Deposit leg is listed
+ * by Cobo like any deposit, but neither the catch-up (webhooks lost) nor a delivered webhook makes a
+ * deposit of it: nothing journaled, nobody credited. */
+static void test_sweep_legs_are_never_deposits_for_catchup_or_webhooks(void)
+{
+    CHECK(s_ready);
+    if (!s_ready)
+        return;
+    CHECK_EQ_INT(h_link(&s_env, ADDR_SWEEP, 100006), 0);
+    CHECK_EQ_INT(h_link(&s_env, ADDR_SWEPT_TO, 100007), 0);
+    CHECK_EQ_INT(h_sim_post(s_env.cobo_url, "/sim/faults", "{\"drop_webhooks\":true}"), 200);
+    CHECK_EQ_INT(h_sim_post(s_env.cobo_url, "/sim/sweep", "{\"address\":\"" ADDR_SWEEP "\",\"amount\":\"40\","
+                                                         "\"to\":\"" ADDR_SWEPT_TO "\"}"), 201);
+    h_sleep_ms(INTERVAL_S * 1000 * 2 + 1000);   /* two catch-up passes */
+    CHECK_EQ_INT(h_sim_post(s_env.cobo_url, "/sim/faults", "{\"drop_webhooks\":false}"), 200);
+    CHECK_EQ_INT(h_sim_post(s_env.cobo_url, "/sim/sweep", "{\"address\":\"" ADDR_SWEEP "\",\"amount\":\"41\","
+                                                         "\"to\":\"" ADDR_SWEPT_TO "\"}"), 201);
+    h_sleep_ms(INTERVAL_S * 1000 + 1000);
+    int total = -1;
+    s_deals(100007, 0, &total);
+    CHECK(total <= 0);   /* no balance deal at all on the sweep's target */
+    total = -1;
+    s_deals(100006, 0, &total);
+    CHECK(total <= 0);
+    char *log = h_read_file(s_env.kasa_log, NULL);
+    CHECK(log && strstr(log, "kind=sweep") != NULL);
+    int found_leg = 0;   /* a "catchup.found" line naming the sweep's target would be a deposit made of it */
+    for (char *line = log; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        found_leg |= strstr(line, "event=catchup.found") && strstr(line, ADDR_SWEPT_TO);
+        line = nl ? nl + 1 : NULL;
+    }
+    CHECK(!found_leg);
+    free(log);
+}
+
 static void test_catchup_command_waits_out_rate_limits(void)
 {
     CHECK(s_ready);
@@ -321,6 +361,7 @@ int main(void)
     RUN(test_simulator_lists_deposits_by_cursor_pages);
     RUN(test_lost_webhooks_are_credited_within_one_interval);
     RUN(test_catchup_racing_webhooks_credits_once);
+    RUN(test_sweep_legs_are_never_deposits_for_catchup_or_webhooks);
     RUN(test_catchup_command_waits_out_rate_limits);
     RUN(test_catchup_command_refuses_bad_dates);
     RUN(test_catchup_without_a_server_says_so);

@@ -372,6 +372,54 @@ static void test_links_are_journaled_and_survive_restart_with_deposits(void)
     s_rm_dir();
 }
 
+/* Cobo's own movements are never deposits. A sweep out of a linked deposit address — its Deposit leg
+ * into another linked address or into the main wallet — and a transfer between the organisation's
+ * wallets (DepositFromWallet) journal nothing and credit nobody; an outside deposit still does. */
+static void test_sweeps_and_internal_transfers_journal_nothing(void)
+{
+    char err[256] = "";
+    journal_t *j;
+    config_t cfg;
+    pipeline_t *p = s_start("sweep", &cfg, &j, err, sizeof err);
+    if (!p)
+        return;
+    CHECK_EQ_INT(pipeline_link(p, "TPipeAddr1", "TRON", 100001, "investor:100001", err, sizeof err), 0);
+    CHECK_EQ_INT(pipeline_link(p, "TPipeAddr2", "TRON", 100002, "investor:100002", err, sizeof err), 0);
+    deposit_state_t to[4];
+    cobo_tx_t leg = s_tx("sweep-leg-1", "Completed", 20);      /* into another linked address */
+    snprintf(leg.address, sizeof leg.address, "TPipeAddr2");
+    snprintf(leg.source_type, sizeof leg.source_type, "DepositFromAddress");
+    snprintf(leg.source_address, sizeof leg.source_address, "TPipeAddr1");
+    CHECK_EQ_INT(pipeline_ingest(p, &leg, err, sizeof err), 200);
+    CHECK_EQ_INT(s_records_of("sweep-leg-1", to, 4), 0);
+    cobo_tx_t main_leg = leg;                                   /* into the main wallet */
+    snprintf(main_leg.tx_id, sizeof main_leg.tx_id, "sweep-leg-2");
+    snprintf(main_leg.address, sizeof main_leg.address, "TMainWallet");
+    CHECK_EQ_INT(pipeline_ingest(p, &main_leg, err, sizeof err), 200);
+    CHECK_EQ_INT(s_records_of("sweep-leg-2", to, 4), 0);
+    cobo_tx_t internal = s_tx("internal-1", "Completed", 20);  /* between the organisation's wallets */
+    snprintf(internal.address, sizeof internal.address, "TPipeAddr1");
+    snprintf(internal.source_type, sizeof internal.source_type, "DepositFromWallet");
+    CHECK_EQ_INT(pipeline_ingest(p, &internal, err, sizeof err), 200);
+    CHECK_EQ_INT(s_records_of("internal-1", to, 4), 0);
+    cobo_tx_t sweep_wd = s_tx("sweep-wd-1", "Completed", 20);  /* the sweep itself */
+    snprintf(sweep_wd.type, sizeof sweep_wd.type, "Withdrawal");
+    snprintf(sweep_wd.source_address, sizeof sweep_wd.source_address, "TPipeAddr1");
+    snprintf(sweep_wd.address, sizeof sweep_wd.address, "TPipeAddr2");
+    CHECK_EQ_INT(pipeline_ingest(p, &sweep_wd, err, sizeof err), 200);
+    CHECK_EQ_INT(s_records_of("sweep-wd-1", to, 4), 0);
+    s_list_t l = { .n = 0 };
+    CHECK_EQ_INT(pipeline_deposits(p, 0, 10, s_collect, &l), 0);
+    cobo_tx_t real = s_tx("outside-1", "Confirming", 1);       /* an outside sender: a deposit */
+    snprintf(real.source_type, sizeof real.source_type, "DepositFromAddress");
+    snprintf(real.source_address, sizeof real.source_address, "TSomeoneElse");
+    CHECK_EQ_INT(pipeline_ingest(p, &real, err, sizeof err), 201);
+    CHECK_EQ_INT(pipeline_deposits(p, 100001, 10, s_collect, &l), 1);
+    pipeline_destroy(&p);
+    journal_destroy(&j);
+    s_rm_dir();
+}
+
 static void test_pipeline_refuses_a_journal_other_than_the_configured_one(void)
 {
     CHECK(s_mkdir("other") == 0);
@@ -404,5 +452,6 @@ int main(void)
     RUN(test_failed_journal_answers_503_and_acknowledges_nothing_after);
     RUN(test_links_are_journaled_and_survive_restart_with_deposits);
     RUN(test_pipeline_refuses_a_journal_other_than_the_configured_one);
+    RUN(test_sweeps_and_internal_transfers_journal_nothing);
     return check_done();
 }

@@ -427,6 +427,97 @@ static void test_check_verdicts_without_http(void)
     free(body);
 }
 
+/* ---- withdrawals: statuses of transfers kasa asked for, and Cobo's own sweeps ---------------- */
+
+static webhook_t *s_wh;
+static struct {
+    int calls, answer;
+    char request_id[80], status[32];
+} s_wd;
+
+static int s_withdrawal_fn(void *arg, const cobo_tx_t *tx, char *err, size_t errlen)
+{
+    (void) arg;
+    s_wd.calls++;
+    snprintf(s_wd.request_id, sizeof s_wd.request_id, "%s", tx->request_id);
+    snprintf(s_wd.status, sizeof s_wd.status, "%s", tx->status);
+    if (s_wd.answer >= 500)
+        snprintf(err, errlen, "not taken");
+    return s_wd.answer;
+}
+
+/* A Withdrawal webhook (Cobo's transfer shape); request_id NULL is JSON null. */
+static char *s_withdrawal(const char *tx_id, const char *request_id, const char *status)
+{
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_printf(&b,
+                "{\"event_id\":\"ev-%s-%s\",\"url\":\"https://kasa.example/cobo/webhook\","
+                "\"created_timestamp\":1764140000000,\"type\":\"wallets.transaction.updated\","
+                "\"data\":{\"data_type\":\"Transaction\",\"transaction_id\":\"%s\",\"cobo_id\":\"124\","
+                "\"request_id\":",
+                tx_id, status, tx_id);
+    jbuf_str(&b, request_id);
+    jbuf_printf(&b,
+                ",\"wallet_id\":\"w-1\",\"type\":\"Withdrawal\",\"status\":\"%s\",\"sub_status\":null,"
+                "\"chain_id\":\"TRON\",\"token_id\":\"TRON_USDT\",\"source\":{\"source_type\":\"Org-Controlled\","
+                "\"wallet_id\":\"w-1\",\"address\":\"TQ1addr\"},\"destination\":{\"destination_type\":\"Address\","
+                "\"account_output\":{\"address\":\"TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t\",\"amount\":\"99.5\","
+                "\"memo\":null}},\"transaction_hash\":null,\"confirmed_num\":0,\"confirming_threshold\":20,"
+                "\"created_timestamp\":1764140000000,\"updated_timestamp\":1764140001000}}",
+                status);
+    return jbuf_take(&b);
+}
+
+static void test_withdrawal_statuses_reach_the_withdrawal_function_and_sweeps_do_not(void)
+{
+    int before = s_journal_count();
+    resp_t r;
+    char *mine = s_withdrawal("tx-wd-1", "kasa-w0123456789abcdef0123-1", "Broadcasting");
+    /* no handler yet: ignored (the withdrawal's owner asks Cobo on a schedule) */
+    CHECK_EQ_INT(s_post_signed(s_cobo, mine, "1764140006000", &r), 200);
+    CHECK(r.body.data && strstr(r.body.data, "no handler") != NULL);
+    jbuf_free(&r.body);
+    webhook_on_withdrawal(s_wh, s_withdrawal_fn, NULL);
+    s_wd.answer = 201;
+    CHECK_EQ_INT(s_post_signed(s_cobo, mine, "1764140006001", &r), 201);
+    jbuf_free(&r.body);
+    CHECK_EQ_INT(s_wd.calls, 1);
+    CHECK_EQ_STR(s_wd.request_id, "kasa-w0123456789abcdef0123-1");
+    CHECK_EQ_STR(s_wd.status, "Broadcasting");
+    s_wd.answer = 503;   /* not taken: Cobo must retry */
+    CHECK_EQ_INT(s_post_signed(s_cobo, mine, "1764140006002", &r), 503);
+    jbuf_free(&r.body);
+    free(mine);
+    /* Cobo's sweep (no request_id) and a transfer made in Cobo's portal: ignored, never a deposit */
+    char *sweep = s_withdrawal("tx-sweep-1", NULL, "Completed");
+    char *portal = s_withdrawal("tx-portal-1", "portal-20261130-1", "Completed");
+    CHECK_EQ_INT(s_post_signed(s_cobo, sweep, "1764140006003", &r), 200);
+    CHECK(r.body.data && strstr(r.body.data, "sweep") != NULL);
+    jbuf_free(&r.body);
+    CHECK_EQ_INT(s_post_signed(s_cobo, portal, "1764140006004", &r), 200);
+    jbuf_free(&r.body);
+    CHECK_EQ_INT(s_wd.calls, 2);
+    CHECK_EQ_INT(s_journal_count(), before);
+    webhook_on_withdrawal(s_wh, NULL, NULL);
+    /* the pure verdicts */
+    cobo_pubkey_t key;
+    CHECK(cobo_pubkey_parse(cobo_signer_pubkey_hex(s_cobo), &key) == 0);
+    char sig[COBO_SIG_HEX_LEN + 1];
+    webhook_result_t *res = malloc(sizeof *res);
+    mine = s_withdrawal("tx-wd-2", "kasa-w0123456789abcdef0123-2", "Completed");
+    cobo_sign_response(s_cobo, mine, strlen(mine), "1", sig);
+    CHECK_EQ_INT(webhook_check(&key, "1", sig, "application/json", mine, strlen(mine), 0, res), WEBHOOK_WITHDRAWAL);
+    CHECK_EQ_STR(res->event.tx.address, "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t");
+    CHECK_EQ_STR(res->event.tx.source_address, "TQ1addr");
+    cobo_sign_response(s_cobo, sweep, strlen(sweep), "1", sig);
+    CHECK_EQ_INT(webhook_check(&key, "1", sig, "application/json", sweep, strlen(sweep), 0, res), WEBHOOK_IGNORE);
+    free(res);
+    free(mine);
+    free(sweep);
+    free(portal);
+}
+
 /* ---- with the real pipeline ---------------------------------------------------------------
  * A second journal and server, with pipeline_new() on it. Deposits stay Confirming (PENDING has no
  * effects), so no stage needs Cobo or MT5, which point at a closed port. */
@@ -514,6 +605,7 @@ int main(void)
     }
     CHECK(webhook_routes_fn(http, s_ingest, s_journal, "00zz", err, sizeof err) == NULL);   /* bad key */
     webhook_t *wh = webhook_routes_fn(http, s_ingest, s_journal, cobo_signer_pubkey_hex(s_cobo), err, sizeof err);
+    s_wh = wh;
     if (!wh || http_server_start(http, err, sizeof err) != 0) {
         fprintf(stderr, "webhook: %s\n", err);
         return 1;
@@ -529,6 +621,7 @@ int main(void)
     RUN(test_oversized_body_is_413_and_journals_nothing);
     RUN(test_journal_failure_is_503);
     RUN(test_check_verdicts_without_http);
+    RUN(test_withdrawal_statuses_reach_the_withdrawal_function_and_sweeps_do_not);
     RUN(test_real_pipeline_journals_once_and_refuses_forgeries);
 
     webhook_stats_t st;
