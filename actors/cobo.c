@@ -576,34 +576,29 @@ cobo_err_t cobo_create_address(cobo_client_t *self, const char *wallet_id, const
     return e;
 }
 
+/* One entry of a listing's data[]: 0 go on, 1 stop the listing (not an error), -1 malformed (err says why). */
+typedef int (*s_entry_fn)(void *arg, bson_iter_t *entry, char *err, size_t errlen);
+
 /* Visits one page's data[]; sets *stop when fn asked to stop. Returns 0 or -1 (malformed). */
-static int s_visit_page(const bson_t *doc, cobo_address_fn fn, void *arg, int *stop,
-                        char *err, size_t errlen)
+static int s_visit_page(const bson_t *doc, const char *what, s_entry_fn fn, void *arg, int *stop, char *err,
+                        size_t errlen)
 {
     bson_iter_t it, arr;
     if (!bson_iter_init_find(&it, doc, "data") || !BSON_ITER_HOLDS_ARRAY(&it)
         || !bson_iter_recurse(&it, &arr)) {
-        snprintf(err, errlen, "address list: no data array");
+        snprintf(err, errlen, "%s: no data array", what);
         return -1;
     }
     while (bson_iter_next(&arr)) {
         bson_iter_t f;
-        const char *addr = NULL, *chain = "";
         if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &f)) {
-            snprintf(err, errlen, "address list: an entry is not an object");
+            snprintf(err, errlen, "%s: an entry is not an object", what);
             return -1;
         }
-        while (bson_iter_next(&f)) {
-            if (strcmp(bson_iter_key(&f), "address") == 0 && BSON_ITER_HOLDS_UTF8(&f))
-                addr = bson_iter_utf8(&f, NULL);
-            else if (strcmp(bson_iter_key(&f), "chain_id") == 0 && BSON_ITER_HOLDS_UTF8(&f))
-                chain = bson_iter_utf8(&f, NULL);
-        }
-        if (!addr || !*addr) {
-            snprintf(err, errlen, "address list: an entry has no address");
+        int rc = fn(arg, &f, err, errlen);
+        if (rc < 0)
             return -1;
-        }
-        if (fn(arg, addr, chain) != 0) {
+        if (rc > 0) {
             *stop = 1;
             return 0;
         }
@@ -611,34 +606,37 @@ static int s_visit_page(const bson_t *doc, cobo_address_fn fn, void *arg, int *s
     return 0;
 }
 
-cobo_err_t cobo_list_addresses(cobo_client_t *self, const char *wallet_id, const char *chain_id,
-                               cobo_address_fn fn, void *arg, char *err, size_t errlen)
+/* GET rel?params&limit=limit[&after=CURSOR], every page (at most S_MAX_PAGES), each entry of each
+ * page handed to fn. COBO_OK once the last page was seen (or fn stopped), or the first error. */
+static cobo_err_t s_each_page(cobo_client_t *self, const char *rel, const s_param_t *params, size_t n,
+                              const char *limit, const char *what, s_entry_fn fn, void *arg, char *err, size_t errlen)
 {
-    if (!s_segment_ok(wallet_id) || (chain_id && *chain_id && !s_segment_ok(chain_id)) || !fn) {
-        snprintf(err, errlen, "wallet or chain id has unexpected characters or length");
+    char after[256] = "";
+    s_param_t all[8];
+    if (n > 6)
         return COBO_ERR_ARG;
-    }
-    char rel[160], after[256] = "";
-    snprintf(rel, sizeof rel, "/wallets/%s/addresses", wallet_id);
     jbuf_t q;
     jbuf_init(&q);
     cobo_err_t e = COBO_OK;
     for (int page = 0; page < S_MAX_PAGES; page++) {
-        s_param_t params[] = { { "chain_ids", chain_id }, { "limit", S_PAGE_LIMIT }, { "after", after } };
-        s_query_build(&q, params, sizeof params / sizeof params[0]);
+        if (n)
+            memcpy(all, params, n * sizeof *params);
+        all[n] = (s_param_t) { "limit", limit };
+        all[n + 1] = (s_param_t) { "after", after };
+        s_query_build(&q, all, n + 2);
         bson_t doc;
         e = s_call(self, "GET", rel, q.data, NULL, &doc, err, errlen);
         if (e != COBO_OK)
             break;
         int stop = 0;
-        if (s_visit_page(&doc, fn, arg, &stop, err, errlen) != 0) {
+        if (s_visit_page(&doc, what, fn, arg, &stop, err, errlen) != 0) {
             e = COBO_ERR_MALFORMED;
         } else if (!stop) {
             const char *next = json_get_str(&doc, "pagination.after");
             if (!next || !*next) {
                 stop = 1;  /* the last page */
             } else if (strlen(next) >= sizeof after || strcmp(next, after) == 0) {
-                snprintf(err, errlen, "address list: bad pagination cursor");
+                snprintf(err, errlen, "%s: bad pagination cursor", what);
                 e = COBO_ERR_MALFORMED;
             } else {
                 memcpy(after, next, strlen(next) + 1);
@@ -648,12 +646,138 @@ cobo_err_t cobo_list_addresses(cobo_client_t *self, const char *wallet_id, const
         if (e != COBO_OK || stop)
             break;
         if (page == S_MAX_PAGES - 1) {
-            snprintf(err, errlen, "address list: more than %d pages", S_MAX_PAGES);
+            snprintf(err, errlen, "%s: more than %d pages", what, S_MAX_PAGES);
             e = COBO_ERR_MALFORMED;
         }
     }
     jbuf_free(&q);
     return e;
+}
+
+typedef struct {
+    cobo_address_fn fn;
+    void *arg;
+} s_addresses_t;
+
+static int s_address_entry(void *arg, bson_iter_t *f, char *err, size_t errlen)
+{
+    s_addresses_t *a = arg;
+    const char *addr = NULL, *chain = "";
+    while (bson_iter_next(f)) {
+        if (strcmp(bson_iter_key(f), "address") == 0 && BSON_ITER_HOLDS_UTF8(f))
+            addr = bson_iter_utf8(f, NULL);
+        else if (strcmp(bson_iter_key(f), "chain_id") == 0 && BSON_ITER_HOLDS_UTF8(f))
+            chain = bson_iter_utf8(f, NULL);
+    }
+    if (!addr || !*addr) {
+        snprintf(err, errlen, "address list: an entry has no address");
+        return -1;
+    }
+    return a->fn(a->arg, addr, chain) != 0;
+}
+
+cobo_err_t cobo_list_addresses(cobo_client_t *self, const char *wallet_id, const char *chain_id,
+                               cobo_address_fn fn, void *arg, char *err, size_t errlen)
+{
+    if (!s_segment_ok(wallet_id) || (chain_id && *chain_id && !s_segment_ok(chain_id)) || !fn) {
+        snprintf(err, errlen, "wallet or chain id has unexpected characters or length");
+        return COBO_ERR_ARG;
+    }
+    char rel[160];
+    snprintf(rel, sizeof rel, "/wallets/%s/addresses", wallet_id);
+    s_param_t params[] = { { "chain_ids", chain_id } };
+    s_addresses_t a = { fn, arg };
+    return s_each_page(self, rel, params, 1, S_PAGE_LIMIT, "address list", s_address_entry, &a, err, errlen);
+}
+
+/* ---- balances ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *key;      /* "token_id" or "address": what names an entry */
+    const char *what;
+    cobo_balance_fn fn;
+    void *arg;
+} s_balances_t;
+
+/* Copies the balance object's five amounts into *out: total and available are required, the others
+ * default to "0"; each must be a plain decimal (money_parse). 0, or -1 with err. */
+static int s_balance_read(bson_iter_t *obj, cobo_balance_t *out, const char *what, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    struct { const char *name; char *dst; } fields[] = {
+        { "total", out->total }, { "available", out->available }, { "pending", out->pending },
+        { "locked", out->locked }, { "frozen", out->frozen },
+    };
+    while (bson_iter_next(obj))
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+            if (strcmp(bson_iter_key(obj), fields[i].name) == 0 && BSON_ITER_HOLDS_UTF8(obj) &&
+                s_copy(fields[i].dst, COBO_AMOUNT_LEN, bson_iter_utf8(obj, NULL)) != 0)
+                fields[i].dst[0] = '\0';   /* too long: refused below as missing */
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        money_atto_t v;
+        if (!fields[i].dst[0] && i >= 2)
+            snprintf(fields[i].dst, COBO_AMOUNT_LEN, "0");
+        if (money_parse(fields[i].dst, &v, NULL, 0) != 0) {
+            snprintf(err, errlen, "%s: balance.%s is missing or not a decimal amount", what, fields[i].name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int s_balance_entry(void *arg, bson_iter_t *f, char *err, size_t errlen)
+{
+    s_balances_t *b = arg;
+    char name[128] = "";
+    cobo_balance_t bal;
+    int have_balance = 0;
+    while (bson_iter_next(f)) {
+        const char *k = bson_iter_key(f);
+        if (strcmp(k, b->key) == 0 && BSON_ITER_HOLDS_UTF8(f)) {
+            if (s_copy(name, sizeof name, bson_iter_utf8(f, NULL)) != 0)
+                name[0] = '\0';
+        } else if (strcmp(k, "balance") == 0 && BSON_ITER_HOLDS_DOCUMENT(f)) {
+            bson_iter_t obj;
+            if (!bson_iter_recurse(f, &obj) || s_balance_read(&obj, &bal, b->what, err, errlen) != 0)
+                return -1;
+            have_balance = 1;
+        }
+    }
+    if (!name[0] || !have_balance) {
+        snprintf(err, errlen, "%s: an entry has no %s or no balance", b->what, b->key);
+        return -1;
+    }
+    return b->fn(b->arg, name, &bal) != 0;
+}
+
+cobo_err_t cobo_list_token_balances(cobo_client_t *self, const char *wallet_id, int page_limit, cobo_balance_fn fn,
+                                    void *arg, char *err, size_t errlen)
+{
+    if (!s_segment_ok(wallet_id) || !fn || page_limit < 1 || page_limit > 50) {
+        snprintf(err, errlen, "token balances: bad wallet id, callback or page size (1..50)");
+        return COBO_ERR_ARG;
+    }
+    char rel[160], limit[8];
+    snprintf(rel, sizeof rel, "/wallets/%s/tokens", wallet_id);
+    snprintf(limit, sizeof limit, "%d", page_limit);
+    s_balances_t b = { "token_id", "token balances", fn, arg };
+    return s_each_page(self, rel, NULL, 0, limit, b.what, s_balance_entry, &b, err, errlen);
+}
+
+cobo_err_t cobo_list_address_balances(cobo_client_t *self, const char *wallet_id, const char *token_id,
+                                      const char *addresses, int page_limit, cobo_balance_fn fn, void *arg, char *err,
+                                      size_t errlen)
+{
+    if (!s_segment_ok(wallet_id) || !s_segment_ok(token_id) || !fn || page_limit < 1 || page_limit > 50) {
+        snprintf(err, errlen, "address balances: bad wallet or token id, callback or page size (1..50)");
+        return COBO_ERR_ARG;
+    }
+    char rel[256], limit[8];
+    snprintf(rel, sizeof rel, "/wallets/%s/tokens/%s", wallet_id, token_id);
+    snprintf(limit, sizeof limit, "%d", page_limit);
+    s_param_t params[] = { { "addresses", addresses } };
+    s_balances_t b = { "address", "address balances", fn, arg };
+    return s_each_page(self, rel, params, 1, limit, b.what, s_balance_entry, &b, err, errlen);
 }
 
 cobo_err_t cobo_get_token_decimal(cobo_client_t *self, const char *token_id, int *decimal,

@@ -77,6 +77,30 @@ typedef int (*cobo_address_fn)(void *arg, const char *address, const char *chain
 cobo_err_t cobo_list_addresses(cobo_client_t *self, const char *wallet_id, const char *chain_id,
                                cobo_address_fn fn, void *arg, char *err, size_t errlen);
 
+/* A balance as Cobo reports it: exact decimal strings (each checked with money_parse). Cobo's
+ * pending, locked and frozen may be absent: they read "0". */
+#define COBO_AMOUNT_LEN 48
+typedef struct {
+    char total[COBO_AMOUNT_LEN], available[COBO_AMOUNT_LEN], pending[COBO_AMOUNT_LEN];
+    char locked[COBO_AMOUNT_LEN], frozen[COBO_AMOUNT_LEN];
+} cobo_balance_t;
+
+/* Called once per listed balance: name is the token id (wallet listing) or the address (address
+ * listing). Return 0 to go on, non-zero to stop early (not an error). */
+typedef int (*cobo_balance_fn)(void *arg, const char *name, const cobo_balance_t *balance);
+
+/* GET /v2/wallets/{wallet_id}/tokens?limit=page_limit[&after=CURSOR] ("List token balances by
+ * wallet"), every page: each token's balance in the whole wallet. page_limit 1..50. Read-only.
+ * COBO_OK once the last page was seen, or the first error (fn may already have been called). */
+cobo_err_t cobo_list_token_balances(cobo_client_t *self, const char *wallet_id, int page_limit, cobo_balance_fn fn,
+                                    void *arg, char *err, size_t errlen);
+/* GET /v2/wallets/{wallet_id}/tokens/{token_id}?limit=page_limit[&addresses=A,B][&after=CURSOR]
+ * ("List address balances by token"), every page: the token's balance at each address (addresses
+ * NULL or "": every address of the wallet that holds it). As above. */
+cobo_err_t cobo_list_address_balances(cobo_client_t *self, const char *wallet_id, const char *token_id,
+                                      const char *addresses, int page_limit, cobo_balance_fn fn, void *arg, char *err,
+                                      size_t errlen);
+
 /* GET /v2/wallets/tokens/{token_id}: the token's decimal places (0..18) into *decimal. */
 cobo_err_t cobo_get_token_decimal(cobo_client_t *self, const char *token_id, int *decimal,
                                   char *err, size_t errlen);

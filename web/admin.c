@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "actors/balances.h"
 #include "actors/desk.h"
 #include "actors/mt5.h"
 #include "actors/registry.h"
@@ -25,6 +26,7 @@
 #define S_PAGE_MAX 100
 #define S_AUDIT_MAX 500
 #define S_LOCK_NOTICE_TIMEOUT_MS 5000
+#define S_BALANCES_TIMEOUT_MS 10000   /* per Cobo request of a balances reading */
 
 #define S_NOTICES 64          /* names whose lockout was told recently */
 #define S_NOTICE_EVERY_S 900  /* one lockout notice per name per 15 minutes */
@@ -53,6 +55,7 @@ struct admin_api_t {
     pthread_mutex_t mu;      /* notices */
     struct { char name[64]; int64_t at_s; } notices[S_NOTICES];
     http_server_t *http;
+    balances_t *balances;    /* the wallet's balances at Cobo; NULL without Cobo settings */
     s_route_t routes[ADMIN_MAX_ROUTES];   /* every guarded route (admin_route) */
     int route_count;
 };
@@ -602,6 +605,52 @@ static void s_addresses(void *arg, const admin_caller_t *c, const http_request_t
     http_reply_json(res, 200, jbuf_take(&b));
 }
 
+/* ---- wallet balances ---------------------------------------------------------------------------- */
+
+static void s_balances_answer(char *json, http_response_t *res)
+{
+    if (json)
+        http_reply_json(res, 200, json);
+    else
+        http_reply_error(res, 500, "out of memory");
+}
+
+/* A fresh reading ended (on the balances thread): the waiting request gets it. */
+static void s_balances_fresh(void *arg, char *json)
+{
+    http_response_t res;
+    memset(&res, 0, sizeof res);
+    s_balances_answer(json, &res);
+    http_later_reply(arg, &res);
+}
+
+/* GET /api/admin/balances[?fresh=1]: the last reading of the wallet's balances at once (a new one
+ * starts when it is older than a minute), or, with fresh=1, the answer of a new reading, waited for
+ * with the connection suspended (no HTTP thread is held while Cobo answers). */
+static void s_balances(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
+{
+    admin_api_t *self = arg;
+    (void) c;
+    if (!self->balances) {
+        http_reply_error(res, 503, "Cobo is not configured (COBO_API_URL, COBO_API_KEY, COBO_API_SECRET, COBO_WALLET_ID)");
+        return;
+    }
+    const char *fresh = http_query(req, "fresh");
+    http_later_t *later = fresh && strcmp(fresh, "1") == 0 ? http_later(req, res) : NULL;
+    if (later && balances_when_fresh(self->balances, s_balances_fresh, later) == 0)
+        return;
+    if (later) {   /* too many wait already: what there is */
+        s_balances_fresh(later, balances_json(self->balances));
+        return;
+    }
+    s_balances_answer(balances_json(self->balances), res);
+}
+
+static uint64_t s_login_of(void *arg, const char *address)
+{
+    return registry_address_login(pipeline_registry(arg), address);
+}
+
 /* ---- audit and admins ---------------------------------------------------------------------------- */
 
 static void s_audit(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
@@ -709,6 +758,16 @@ admin_api_t *admin_routes(http_server_t *http, pipeline_t *pipeline, admins_t *a
     self->secure_cookie = cfg->cookie_secure;
     if (cfg->telegram_bot_token[0] && cfg->telegram_chat_id[0])
         self->tg = telegram_new(cfg->telegram_api_url, cfg->telegram_bot_token, S_LOCK_NOTICE_TIMEOUT_MS);
+    if (cfg->cobo_wallet_id[0] && cfg->cobo_api_key[0] && cfg->cobo_api_secret[0]) {
+        balances_opts_t bo = { .cobo_url = cfg->cobo_api_url, .api_key_hex = cfg->cobo_api_key,
+                               .api_secret_hex = cfg->cobo_api_secret, .response_pubkey_hex = cfg->cobo_webhook_pubkey,
+                               .wallet_id = cfg->cobo_wallet_id, .timeout_ms = S_BALANCES_TIMEOUT_MS,
+                               .login_of = s_login_of, .login_arg = pipeline };
+        char why[256];
+        self->balances = balances_new(&bo, why, sizeof why);
+        if (!self->balances)
+            log_warn("admin.balances_off", "reason=\"%s\"", why);
+    }
     if (!self->sessions || !self->throttle) {
         admin_api_destroy(&self);
         snprintf(err, errlen, "out of memory");
@@ -730,6 +789,7 @@ admin_api_t *admin_routes(http_server_t *http, pipeline_t *pipeline, admins_t *a
         { "GET", "/api/admin/audit", ADMIN_VIEW, 0, s_audit },
         { "GET", "/api/admin/admins", ADMIN_VIEW, 0, s_admins },
         { "GET", "/api/admin/addresses", ADMIN_VIEW, 0, s_addresses },
+        { "GET", "/api/admin/balances", ADMIN_VIEW, 0, s_balances },
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         s_route(self, routes[i].method, routes[i].path, routes[i].action, NULL, routes[i].must_change_ok, routes[i].fn,
@@ -743,6 +803,7 @@ void admin_api_destroy(admin_api_t **self_p)
     if (!self_p || !*self_p)
         return;
     admin_api_t *self = *self_p;
+    balances_destroy(&self->balances);   /* after the server: a late answer is only freed */
     session_store_destroy(&self->sessions);
     throttle_destroy(&self->throttle);
     telegram_destroy(&self->tg);

@@ -182,15 +182,31 @@ async function live(browser, env, lang, viewport, n) {
     await page.click('#addr-submit');
     await page.waitForFunction((a) => document.querySelectorAll('#addr-results tr').length === 1 &&
       document.querySelector('#addr-results tr').dataset.address === a, addr, { timeout: 10000 });
-    await page.screenshot({ path: path.join(SHOTS, `${tag}-addresses.png`), fullPage: true });
     await checkNoOverflow(page);
+    await page.screenshot({ path: path.join(SHOTS, `${tag}-addresses.png`), fullPage: true });
+
+    // wallet balances: the address's exact figure, and the addresses' sum equal to Cobo's wallet figure
+    await heldDeposit(env, addr, '2');
+    await heldDeposit(env, addr, '0.000001');
+    await page.click('.tab[data-tab="balances"]');
+    await page.click('#bal-refresh');
+    const brow = page.locator(`.bal-token[data-token="TRON_USDT"] tr[data-address="${addr}"]`);
+    await brow.waitFor({ timeout: 15000 });
+    check((await brow.textContent()).includes('2.000001') && (await brow.textContent()).includes(String(100003 + n)),
+      'the address row shows its exact balance and login');
+    const sums = await page.$$eval('.bal-token[data-token="TRON_USDT"] tfoot tr', (trs) => trs.map((tr) => tr.children[2].textContent));
+    check(sums.length === 2 && sums[0] === sums[1], `the addresses' sum equals the wallet's figure (${sums})`);
+    check((await page.textContent('#bal-status')).includes(LIVE[lang].asOf), 'the figures say when they were read');
+    await checkNoOverflow(page);
+    await page.screenshot({ path: path.join(SHOTS, `${tag}-balances.png`), fullPage: true });
     check(errors.length === 0, `no page errors: ${errors.join('; ')}`);
   } finally {
     await context.close();
   }
 }
 
-const LIVE = { tr: { addresses: 'Yatırma adresleri' }, en: { addresses: 'Deposit addresses' } };
+const LIVE = { tr: { addresses: 'Yatırma adresleri', asOf: "Cobo'dan alınan rakamlar" },
+  en: { addresses: 'Deposit addresses', asOf: 'Figures from Cobo as of' } };
 
 async function main() {
   let browser;
@@ -206,8 +222,8 @@ async function main() {
       }
     }
     await test('admin_viewer_sees_no_buttons_and_gets_403', () => viewer(browser, env));
-    await test('admin_live_tr_360x740_addresses', () => live(browser, env, 'tr', { width: 360, height: 740 }, 1));
-    await test('admin_live_en_1280x800_addresses', () => live(browser, env, 'en', { width: 1280, height: 800 }, 2));
+    await test('admin_live_tr_360x740_addresses_balances', () => live(browser, env, 'tr', { width: 360, height: 740 }, 1));
+    await test('admin_live_en_1280x800_addresses_balances', () => live(browser, env, 'en', { width: 1280, height: 800 }, 2));
   } catch (e) {
     tally.failed++;
     console.log(`FAIL setup\n  ${e && e.stack || e}`);

@@ -371,6 +371,42 @@ static void test_addresses_are_searchable_and_paged(void)
     h_cresp_free(&r);
 }
 
+static void test_wallet_balances_per_token_and_address_with_exact_totals(void)
+{
+    CHECK(s_ready);
+    /* two deposits at a linked address: its Cobo figure is their exact sum */
+    h_tx_t a = s_tx(ADDR_A, "0.000001"), b = s_tx(ADDR_A, "1.5");
+    CHECK(h_sim_deposit(&s_env, &a, 1, -1, -1) == 0 && h_sim_deposit(&s_env, &b, 1, -1, -1) == 0);
+    h_cresp_t r = s_req(&s_vera, "GET", "/api/admin/balances?fresh=1", NULL, 0);   /* a viewer reads them */
+    CHECK_EQ_INT(r.status, 200);
+    char want[300];
+    snprintf(want, sizeof want, "{\"address\":\"%s\",\"login\":100001,\"balance\":{\"total\":\"7001.500001\","
+             "\"available\":\"7001.500001\",\"pending\":\"0\",\"locked\":\"0\",\"frozen\":\"0\"}}", ADDR_A);
+    CHECK(r.body && strstr(r.body, "\"token_id\":\"TRON_USDT\"") && strstr(r.body, want));
+    CHECK(r.body && strstr(r.body, "\"error\":null") && !strstr(r.body, "\"as_of_ms\":null"));
+    /* the wallet's figure and the sum of the addresses' agree, to the last digit */
+    const char *tb = r.body ? strstr(r.body, "\"balance\":{\"total\":\"") : NULL;
+    const char *sum = r.body ? strstr(r.body, "\"address_sum\":{\"total\":\"") : NULL;
+    CHECK(tb && sum && strncmp(tb + 19, sum + 23, strcspn(tb + 19, "\"") + 1) == 0);
+    long long as_of = 0, as_of2 = 0;
+    const char *t = r.body ? strstr(r.body, "\"as_of_ms\":") : NULL;
+    CHECK(t && sscanf(t + 11, "%lld", &as_of) == 1 && as_of > 0);
+    h_cresp_free(&r);
+    /* Cobo down: the answer says so, and keeps the last good figures with their time */
+    CHECK_EQ_INT(h_sim_post(s_env.cobo_url, "/sim/faults", "{\"fail_next\":3}"), 200);
+    r = s_req(&s_vera, "GET", "/api/admin/balances?fresh=1", NULL, 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, "\"error\":\"") && strstr(r.body, "503") && strstr(r.body, want));
+    t = r.body ? strstr(r.body, "\"as_of_ms\":") : NULL;
+    CHECK(t && sscanf(t + 11, "%lld", &as_of2) == 1 && as_of2 == as_of);
+    CHECK(r.body && strstr(r.body, "\"error_ms\":1"));
+    h_cresp_free(&r);
+    CHECK_EQ_INT(h_sim_post(s_env.cobo_url, "/sim/faults", "{\"fail_next\":0}"), 200);
+    r = s_req(NULL, "GET", "/api/admin/balances", NULL, 0);
+    CHECK_EQ_INT(r.status, 401);
+    h_cresp_free(&r);
+}
+
 static void test_wrong_logins_hold_the_name_back_and_tell_the_chat(void)
 {
     CHECK(s_ready);
@@ -443,6 +479,7 @@ int main(void)
     RUN(test_two_approvers_approve_over_the_second_limit);
     RUN(test_search_filters_and_pages_newest_first);
     RUN(test_addresses_are_searchable_and_paged);
+    RUN(test_wallet_balances_per_token_and_address_with_exact_totals);
     RUN(test_wrong_logins_hold_the_name_back_and_tell_the_chat);
     RUN(test_a_disabled_admin_is_out_at_once);
     if (s_ready)

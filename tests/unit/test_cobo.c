@@ -491,6 +491,70 @@ static void test_client_creates_and_lists_addresses(void)
     cobo_client_destroy(&c);
 }
 
+/* ---- balances ---- */
+
+typedef struct {
+    int n;
+    char names[8][64];
+    cobo_balance_t b[8];
+} s_bals_t;
+
+static int s_on_balance(void *arg, const char *name, const cobo_balance_t *b)
+{
+    s_bals_t *l = arg;
+    if (l->n < 8) {
+        snprintf(l->names[l->n], sizeof l->names[0], "%s", name);
+        l->b[l->n] = *b;
+    }
+    l->n++;
+    return 0;
+}
+
+static void test_client_lists_balances_by_wallet_and_by_address_every_page(void)
+{
+    /* a wallet of its own: USDT at two addresses (one deposit still confirming), TRX at one */
+    static const char *const deposits[] = {
+        "{\"wallet_id\":\"bal-wallet\",\"address\":\"TBalA1111\",\"amount\":\"1.5\",\"token_id\":\"TRON_USDT\",\"confirmations\":1}",
+        "{\"wallet_id\":\"bal-wallet\",\"address\":\"TBalA1111\",\"amount\":\"0.000001\",\"token_id\":\"TRON_USDT\",\"confirmations\":1}",
+        "{\"wallet_id\":\"bal-wallet\",\"address\":\"TBalB2222\",\"amount\":\"2\",\"token_id\":\"TRON_USDT\",\"confirmations\":1}",
+        "{\"wallet_id\":\"bal-wallet\",\"address\":\"TBalB2222\",\"amount\":\"10\",\"token_id\":\"TRON_USDT\",\"confirmations\":20,\"final\":null}",
+        "{\"wallet_id\":\"bal-wallet\",\"address\":\"TBalC3333\",\"amount\":\"7.25\",\"token_id\":\"TRON\",\"confirmations\":1}",
+    };
+    char id[80];
+    for (size_t i = 0; i < sizeof deposits / sizeof deposits[0]; i++)
+        CHECK_EQ_INT(s_deposit(deposits[i], id), 0);
+    cobo_client_t *c = s_client(3000);
+    char err[200] = "";
+    s_bals_t w = { 0 };   /* one token per page: two pages */
+    CHECK_EQ_INT(cobo_list_token_balances(c, "bal-wallet", 1, s_on_balance, &w, err, sizeof err), COBO_OK);
+    CHECK_EQ_INT(w.n, 2);
+    CHECK_EQ_STR(w.names[0], "TRON_USDT");
+    CHECK_EQ_STR(w.b[0].total, "13.500001");
+    CHECK_EQ_STR(w.b[0].available, "3.500001");
+    CHECK_EQ_STR(w.b[0].pending, "10");
+    CHECK_EQ_STR(w.b[0].locked, "0");
+    CHECK_EQ_STR(w.b[0].frozen, "0");
+    CHECK_EQ_STR(w.names[1], "TRON");
+    CHECK_EQ_STR(w.b[1].total, "7.25");
+    s_bals_t a = { 0 };   /* one address per page */
+    CHECK_EQ_INT(cobo_list_address_balances(c, "bal-wallet", "TRON_USDT", NULL, 1, s_on_balance, &a, err, sizeof err),
+                 COBO_OK);
+    CHECK_EQ_INT(a.n, 2);
+    CHECK_EQ_STR(a.names[0], "TBalA1111");
+    CHECK_EQ_STR(a.b[0].available, "1.500001");
+    CHECK_EQ_STR(a.names[1], "TBalB2222");
+    CHECK_EQ_STR(a.b[1].total, "12");
+    s_bals_t one = { 0 };  /* only the addresses asked for */
+    CHECK_EQ_INT(cobo_list_address_balances(c, "bal-wallet", "TRON_USDT", "TBalB2222", 50, s_on_balance, &one, err,
+                                            sizeof err), COBO_OK);
+    CHECK_EQ_INT(one.n, 1);
+    CHECK_EQ_STR(one.names[0], "TBalB2222");
+    CHECK_EQ_INT(cobo_list_token_balances(c, "bal-wallet", 51, s_on_balance, &w, err, sizeof err), COBO_ERR_ARG);
+    CHECK_EQ_INT(cobo_list_address_balances(c, "bal-wallet", "../x", NULL, 10, s_on_balance, &w, err, sizeof err),
+                 COBO_ERR_ARG);
+    cobo_client_destroy(&c);
+}
+
 static void test_wrong_api_key_gets_2024(void)
 {
     char err[200] = "", pub[65];
@@ -1137,6 +1201,7 @@ int main(void)
     RUN(test_client_new_refuses_bad_configuration);
     RUN(test_client_gets_a_transaction);
     RUN(test_client_creates_and_lists_addresses);
+    RUN(test_client_lists_balances_by_wallet_and_by_address_every_page);
     RUN(test_wrong_api_key_gets_2024);
     RUN(test_broken_response_signature_is_rejected);
     RUN(test_underscore_signature_headers_are_accepted);

@@ -18,6 +18,12 @@
  *                                                  PendingAuthorization → PendingSignature → Broadcasting →
  *                                                  Confirming → Completed as signed webhooks (type Withdrawal)
  *   GET  /v2/transactions?request_id=ID            the transfer asked for with ID
+ *   GET  /v2/wallets/{wallet_id}/tokens            ?limit=&after=&before= -> {data: [{token_id, balance}],
+ *                                                  pagination}: each token's balance in the wallet
+ *   GET  /v2/wallets/{wallet_id}/tokens/{token_id} ?addresses=&limit=&after=&before= -> {data: [{address,
+ *                                                  balance}], pagination}: the token's balance per address
+ *                                                  (balance {total, available, pending, locked, frozen}, exact
+ *                                                  sums of the wallet's deposits and withdrawals: see s_bal_t)
  * Control (unsigned, loopback):
  *   POST /sim/deposit          {"address","amount","token_id","chain_id","confirmations","final",
  *                               "duplicates","reorder"} -> {"transaction_id"}; the lifecycle goes out
@@ -1239,6 +1245,154 @@ static enum MHD_Result s_api_transfer(struct MHD_Connection *con, const sim_requ
     return s_reply_buf(con, 201, &b, 1);
 }
 
+/* ---- balances ---------------------------------------------------------------------------------- */
+
+/* A balance as the API shows it, summed exactly from the wallet's transactions: Completed deposits
+ * come in, deposits still on their way (Pending, Confirming, Processing) are pending, Completed
+ * withdrawals go out, withdrawals under way are locked; available is in - out - locked (never below
+ * zero), total is available + locked + pending; nothing is frozen. */
+typedef struct {
+    char name[128];                 /* the token id or the address */
+    money_atto_t in, coming, out, held;
+} s_bal_t;
+
+/* Adds transaction t to the sum named name in bal[0..*n) (at most cap sums). Under S.lock. */
+static void s_bal_add(s_bal_t *bal, int *n, int cap, const char *name, const s_tx_t *t)
+{
+    money_atto_t a;
+    int done = strcmp(t->status, "Completed") == 0;
+    int dead = strcmp(t->status, "Failed") == 0 || strcmp(t->status, "Rejected") == 0;
+    int withdrawal = strcmp(t->type, "Withdrawal") == 0;
+    if (dead || !name[0] || money_parse(t->amount, &a, NULL, 0) != 0)
+        return;
+    int i = 0;
+    while (i < *n && strcmp(bal[i].name, name) != 0)
+        i++;
+    if (i == *n) {
+        if (*n == cap)
+            return;
+        memset(&bal[i], 0, sizeof bal[i]);
+        snprintf(bal[i].name, sizeof bal[i].name, "%s", name);
+        (*n)++;
+    }
+    money_atto_t *sum = withdrawal ? (done ? &bal[i].out : &bal[i].held) : (done ? &bal[i].in : &bal[i].coming);
+    *sum += a;
+}
+
+static void s_bal_json(jbuf_t *b, const char *key, const s_bal_t *x)
+{
+    money_atto_t spent = x->out + x->held;
+    money_atto_t available = x->in > spent ? x->in - spent : 0;
+    char total[64], avail[64], pending[64], locked[64];
+    money_format(available + x->held + x->coming, total, sizeof total);
+    money_format(available, avail, sizeof avail);
+    money_format(x->coming, pending, sizeof pending);
+    money_format(x->held, locked, sizeof locked);
+    jbuf_printf(b, "{\"%s\":", key);
+    jbuf_str(b, x->name);
+    jbuf_printf(b, ",\"balance\":{\"total\":\"%s\",\"available\":\"%s\",\"pending\":\"%s\",\"locked\":\"%s\","
+                   "\"frozen\":\"0\"}}", total, avail, pending, locked);
+}
+
+/* One page of bal[0..n) as {data, pagination}: limit 1..50 (default 10), cursors "a<i>" (read on
+ * after entry i) and "b<i>" (the page that ends before entry i), as Cobo's opaque cursors. */
+static enum MHD_Result s_bal_page(struct MHD_Connection *con, const char *query, const char *key, const s_bal_t *bal,
+                                  int n)
+{
+    char limit_s[16] = "", after[32] = "", before[32] = "";
+    s_query_get(query, "limit", limit_s, sizeof limit_s);
+    s_query_get(query, "after", after, sizeof after);
+    s_query_get(query, "before", before, sizeof before);
+    int limit = limit_s[0] ? atoi(limit_s) : 10;
+    if (limit < 1 || limit > 50)
+        return s_error(con, 400, 2006, "limit must be 1..50");
+    int start = 0;
+    if ((after[0] && (after[0] != 'a' || !isdigit((unsigned char) after[1]))) ||
+        (before[0] && (before[0] != 'b' || !isdigit((unsigned char) before[1]))))
+        return s_error(con, 400, 2006, "bad cursor");
+    if (after[0])
+        start = atoi(after + 1) + 1;
+    else if (before[0])
+        start = atoi(before + 1) - limit > 0 ? atoi(before + 1) - limit : 0;
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"data\":[");
+    int end = start + limit < n ? start + limit : n;
+    for (int i = start; i < end; i++) {
+        jbuf_puts(&b, i > start ? "," : "");
+        s_bal_json(&b, key, &bal[i]);
+    }
+    jbuf_puts(&b, "],\"pagination\":{");
+    if (start > 0 && end > start)
+        jbuf_printf(&b, "\"before\":\"b%d\"", start);
+    else
+        jbuf_puts(&b, "\"before\":\"\"");
+    if (end < n)
+        jbuf_printf(&b, ",\"after\":\"a%d\"", end - 1);
+    else
+        jbuf_puts(&b, ",\"after\":\"\"");
+    jbuf_printf(&b, ",\"total_count\":%d}}", n);
+    return s_reply_buf(con, 200, &b, 1);
+}
+
+#define S_MAX_BAL 4096
+
+/* GET /v2/wallets/{wallet_id}/tokens: each token's balance in the wallet. */
+static enum MHD_Result s_api_token_balances(struct MHD_Connection *con, const char *wallet, const char *query)
+{
+    s_bal_t *bal = calloc(S_MAX_BAL, sizeof *bal);
+    if (!bal)
+        return s_error(con, 503, 2026, "simulator out of memory");
+    int n = 0;
+    pthread_mutex_lock(&S.lock);
+    for (int i = 0; i < S.ntx; i++)
+        if (strcmp(S.txs[i].wallet_id, wallet) == 0)
+            s_bal_add(bal, &n, S_MAX_BAL, S.txs[i].token_id, &S.txs[i]);
+    pthread_mutex_unlock(&S.lock);
+    enum MHD_Result rc = s_bal_page(con, query, "token_id", bal, n);
+    free(bal);
+    return rc;
+}
+
+/* GET /v2/wallets/{wallet_id}/tokens/{token_id}?addresses=A,B: the token's balance per address. */
+static enum MHD_Result s_api_address_balances(struct MHD_Connection *con, const char *wallet, const char *token,
+                                              const char *query)
+{
+    char addresses[4096] = "";
+    s_query_get(query, "addresses", addresses, sizeof addresses);
+    if (s_token_find(token) < 0)
+        return s_error(con, 404, 12002, "token not found");
+    s_bal_t *bal = calloc(S_MAX_BAL, sizeof *bal);
+    if (!bal)
+        return s_error(con, 503, 2026, "simulator out of memory");
+    int n = 0;
+    pthread_mutex_lock(&S.lock);
+    for (int i = 0; i < S.ntx; i++) {
+        const s_tx_t *t = &S.txs[i];
+        const char *at = strcmp(t->type, "Withdrawal") == 0 ? t->from : t->address;   /* whose balance it moves */
+        if (strcmp(t->wallet_id, wallet) == 0 && strcmp(t->token_id, token) == 0 && s_in_list(addresses, at))
+            s_bal_add(bal, &n, S_MAX_BAL, at, t);
+    }
+    pthread_mutex_unlock(&S.lock);
+    enum MHD_Result rc = s_bal_page(con, query, "address", bal, n);
+    free(bal);
+    return rc;
+}
+
+/* "/v2/wallets/{wallet}/tokens/{token}": 1 with wallet and token copied (each a safe segment), or 0. */
+static int s_wallet_token(const char *path, char *wallet, size_t wcap, char *token, size_t tcap)
+{
+    if (strncmp(path, "/v2/wallets/", 12) != 0)
+        return 0;
+    const char *p = path + 12;
+    size_t n = strcspn(p, "/");
+    char head[128];
+    if (n == 0 || n + 9 >= sizeof head)
+        return 0;
+    snprintf(head, sizeof head, "/%.*s/tokens", (int) n, p);
+    return s_segment(head, "/", wallet, wcap, "/tokens") && s_segment(p + n, "/tokens/", token, tcap, "");
+}
+
 static enum MHD_Result s_api(struct MHD_Connection *con, const char *method, const char *path,
                              const char *query, sim_request_t *r)
 {
@@ -1309,6 +1463,11 @@ static enum MHD_Result s_api(struct MHD_Connection *con, const char *method, con
                     s_tokens[k].decimal);
         return s_reply_buf(con, 200, &b, 1);
     }
+    char token[48];
+    if (strcmp(method, "GET") == 0 && s_segment(path, "/v2/wallets/", id, sizeof id, "/tokens"))
+        return s_api_token_balances(con, id, query);
+    if (strcmp(method, "GET") == 0 && s_wallet_token(path, id, sizeof id, token, sizeof token))
+        return s_api_address_balances(con, id, token, query);
     if (s_segment(path, "/v2/wallets/", id, sizeof id, "/addresses")) {
         if (strcmp(method, "POST") == 0)
             return s_api_create_addresses(con, id, r);

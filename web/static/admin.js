@@ -14,7 +14,11 @@ const I18N = {
     pw_current: 'Şu anki şifre', pw_new: 'Yeni şifre', pw_button: 'Şifreyi değiştir',
     tab_dashboard: 'Özet', tab_held: 'Bekleyenler', tab_search: 'Arama', tab_audit: 'Denetim', tab_addresses: 'Adresler',
     addresses_title: 'Yatırma adresleri', f_addr: 'Adres veya hesap no', col_address: 'Adres', col_chain: 'Ağ / token',
-    col_created: 'Oluşturma',
+    col_created: 'Oluşturma', tab_balances: 'Bakiyeler', balances_title: 'Cüzdan bakiyeleri', bal_refresh: "Cobo'dan yenile",
+    col_total: 'Toplam', col_available: 'Kullanılabilir', col_pending: 'Bekleyen', col_locked: 'Kilitli', col_frozen: 'Dondurulmuş',
+    bal_as_of: (ms) => `Cobo'dan alınan rakamlar: ${fmtTime(ms)}`, bal_reading: 'Cobo\'dan okunuyor…', bal_none: 'Henüz rakam yok.',
+    bal_error: (e) => `Cobo ${fmtTime(e.error_ms)} itibarıyla yanıt vermedi (${e.error}). ${e.as_of_ms ? `Gösterilen rakamlar ${fmtTime(e.as_of_ms)} tarihli.` : 'Gösterilecek rakam yok.'}`,
+    bal_sum: 'Adreslerin toplamı', bal_wallet: 'Cüzdan (Cobo)', bal_no_addresses: (w) => `Adres bazında rakam yok: ${w}`,
     dash_title: 'Özet', volume_title: 'Hesaba geçen tutar', col_token: 'Token', col_today: 'Bugün', col_week: 'Son 7 gün',
     held_title: 'Bekleyen yatırmalar', held_empty: 'Bekleyen yatırma yok.',
     search_title: 'Yatırma ara', f_q: 'İşlem, hash veya adres', f_state: 'Durum', f_login: 'Hesap no', f_from: 'Başlangıç',
@@ -45,7 +49,11 @@ const I18N = {
     pw_current: 'Current password', pw_new: 'New password', pw_button: 'Change password',
     tab_dashboard: 'Dashboard', tab_held: 'Held', tab_search: 'Search', tab_audit: 'Audit', tab_addresses: 'Addresses',
     addresses_title: 'Deposit addresses', f_addr: 'Address or account', col_address: 'Address', col_chain: 'Chain / tokens',
-    col_created: 'Created',
+    col_created: 'Created', tab_balances: 'Balances', balances_title: 'Wallet balances', bal_refresh: 'Refresh from Cobo',
+    col_total: 'Total', col_available: 'Available', col_pending: 'Pending', col_locked: 'Locked', col_frozen: 'Frozen',
+    bal_as_of: (ms) => `Figures from Cobo as of ${fmtTime(ms)}`, bal_reading: 'Reading from Cobo…', bal_none: 'No figures yet.',
+    bal_error: (e) => `Cobo did not answer at ${fmtTime(e.error_ms)} (${e.error}). ${e.as_of_ms ? `The figures shown are from ${fmtTime(e.as_of_ms)}.` : 'There are no figures to show.'}`,
+    bal_sum: 'Sum of the addresses', bal_wallet: 'Wallet (Cobo)', bal_no_addresses: (w) => `No per-address figures: ${w}`,
     dash_title: 'Dashboard', volume_title: 'Credited volume', col_token: 'Token', col_today: 'Today', col_week: 'Last 7 days',
     held_title: 'Held deposits', held_empty: 'No held deposits.',
     search_title: 'Search deposits', f_q: 'Transaction, hash or address', f_state: 'State', f_login: 'Account', f_from: 'From',
@@ -82,6 +90,7 @@ const PAGES = {
   held: { load: () => loadHeld() },
   search: { load: () => loadSearch() },
   addresses: { load: () => loadAddresses() },
+  balances: { load: () => loadBalances(false) },
   detail: { load: () => (state.detail ? loadDetail(state.detail) : null) },
   audit: { load: () => loadAudit() },
 };
@@ -326,6 +335,55 @@ function loadAddresses() {
     });
 }
 
+/* ---- wallet balances ---- */
+async function loadBalances(fresh) {
+  $('bal-refresh').disabled = true;
+  let r = await api('GET', '/api/admin/balances' + (fresh ? '?fresh=1' : ''));
+  if (r.status === 200 && r.data.reading && !fresh) {   // a reading has started: show it when it ends
+    showBalances(r.data);
+    r = await api('GET', '/api/admin/balances?fresh=1');
+  }
+  $('bal-refresh').disabled = false;
+  const err = $('bal-error');
+  if (r.status !== 200) { err.textContent = (r.data && r.data.error) || t('unavailable'); err.hidden = false; return; }
+  showBalances(r.data);
+}
+
+function showBalances(b) {
+  const err = $('bal-error');
+  err.hidden = !b.error;
+  if (b.error) err.textContent = t('bal_error', b);
+  $('bal-status').textContent = b.reading && !b.as_of_ms ? t('bal_reading') : b.as_of_ms ? t('bal_as_of', b.as_of_ms) : t('bal_none');
+  const box = $('bal-tokens');
+  box.textContent = '';
+  const figures = (x) => [x.total, x.available, x.pending, x.locked, x.frozen];
+  for (const tk of b.tokens) {
+    const div = $('bal-token').content.firstElementChild.cloneNode(true);
+    div.dataset.token = tk.token_id;
+    div.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
+    div.querySelector('.b-token').textContent = tk.token_id;
+    const note = div.querySelector('.b-note');
+    note.hidden = !tk.address_error;
+    if (tk.address_error) note.textContent = t('bal_no_addresses', tk.address_error);
+    const rows = div.querySelector('.b-rows');
+    for (const a of tk.addresses) {
+      const tr = document.createElement('tr');
+      tr.dataset.address = a.address;
+      cells(tr, [a.address, a.login ? String(a.login) : '—', ...figures(a.balance)], [0]);
+      rows.append(tr);
+    }
+    const foot = div.querySelector('.b-foot');
+    for (const [cls, label, x] of [['sum', 'bal_sum', tk.address_sum], ['wallet', 'bal_wallet', tk.balance]]) {
+      const tr = document.createElement('tr');
+      tr.className = 'b-' + cls;
+      cells(tr, [t(label), '', ...figures(x)], []);
+      foot.append(tr);
+    }
+    div.querySelectorAll('.b-rows td:nth-child(n+3), .b-foot td:nth-child(n+3)').forEach((td) => td.classList.add('num'));
+    box.append(div);
+  }
+}
+
 async function loadDetail(id) {
   const r = await api('GET', '/api/admin/deposits/' + encodeURIComponent(id));
   if (r.status !== 200) return;
@@ -426,6 +484,7 @@ async function boot() {
   $('addr-form').addEventListener('submit', (ev) => { ev.preventDefault(); state.addrQ = $('addr-q').value.trim(); state.addrPage = 1; loadAddresses(); });
   $('addr-prev').addEventListener('click', () => { state.addrPage = Math.max(1, state.addrPage - 1); loadAddresses(); });
   $('addr-next').addEventListener('click', () => { state.addrPage++; loadAddresses(); });
+  $('bal-refresh').addEventListener('click', () => loadBalances(true));
   $('logout').addEventListener('click', onLogout);
   $('prev').addEventListener('click', () => { state.page = Math.max(1, state.page - 1); loadSearch(); });
   $('next').addEventListener('click', () => { state.page++; loadSearch(); });
