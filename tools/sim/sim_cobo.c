@@ -982,22 +982,38 @@ static enum MHD_Result s_api_create_addresses(struct MHD_Connection *con, const 
     return s_reply_buf(con, 201, &b, 1);
 }
 
+/* A listing's page from its query: limit (1..50, default 10) and the first entry, after cursor "a<i>"
+ * (read on past entry i) or before cursor "b<i>" (the page that ends just before entry i), as
+ * Cobo's opaque cursors. NULL, or what is wrong. */
+static const char *s_page_window(const char *query, int *limit, int *start)
+{
+    char limit_s[16] = "", after[32] = "", before[32] = "";
+    s_query_get(query, "limit", limit_s, sizeof limit_s);
+    s_query_get(query, "after", after, sizeof after);
+    s_query_get(query, "before", before, sizeof before);
+    *limit = limit_s[0] ? atoi(limit_s) : 10;
+    *start = 0;
+    if (*limit < 1 || *limit > 50)
+        return "limit must be 1..50";
+    if ((after[0] && (after[0] != 'a' || !isdigit((unsigned char) after[1]))) ||
+        (before[0] && (before[0] != 'b' || !isdigit((unsigned char) before[1]))))
+        return "bad cursor";
+    if (after[0])
+        *start = atoi(after + 1) + 1;
+    else if (before[0])
+        *start = atoi(before + 1) - *limit > 0 ? atoi(before + 1) - *limit : 0;
+    return NULL;
+}
+
 static enum MHD_Result s_api_list_addresses(struct MHD_Connection *con, const char *wallet,
                                             const char *query)
 {
-    char chains[256] = "", limit_s[16] = "", after[32] = "";
+    char chains[256] = "";
     s_query_get(query, "chain_ids", chains, sizeof chains);
-    s_query_get(query, "limit", limit_s, sizeof limit_s);
-    s_query_get(query, "after", after, sizeof after);
-    int limit = limit_s[0] ? atoi(limit_s) : 10;
-    if (limit < 1 || limit > 50)
-        return s_error(con, 400, 2006, "limit must be 1..50");
-    int start = 0;
-    if (after[0]) {
-        if (after[0] != 'a' || !isdigit((unsigned char) after[1]))
-            return s_error(con, 400, 2006, "bad cursor");
-        start = atoi(after + 1) + 1;
-    }
+    int limit, start;
+    const char *bad = s_page_window(query, &limit, &start);
+    if (bad)
+        return s_error(con, 400, 2006, bad);
     jbuf_t b;
     jbuf_init(&b);
     jbuf_puts(&b, "{\"data\":[");
@@ -1294,26 +1310,14 @@ static void s_bal_json(jbuf_t *b, const char *key, const s_bal_t *x)
                    "\"frozen\":\"0\"}}", total, avail, pending, locked);
 }
 
-/* One page of bal[0..n) as {data, pagination}: limit 1..50 (default 10), cursors "a<i>" (read on
- * after entry i) and "b<i>" (the page that ends before entry i), as Cobo's opaque cursors. */
+/* One page of bal[0..n) as {data, pagination} (s_page_window). */
 static enum MHD_Result s_bal_page(struct MHD_Connection *con, const char *query, const char *key, const s_bal_t *bal,
                                   int n)
 {
-    char limit_s[16] = "", after[32] = "", before[32] = "";
-    s_query_get(query, "limit", limit_s, sizeof limit_s);
-    s_query_get(query, "after", after, sizeof after);
-    s_query_get(query, "before", before, sizeof before);
-    int limit = limit_s[0] ? atoi(limit_s) : 10;
-    if (limit < 1 || limit > 50)
-        return s_error(con, 400, 2006, "limit must be 1..50");
-    int start = 0;
-    if ((after[0] && (after[0] != 'a' || !isdigit((unsigned char) after[1]))) ||
-        (before[0] && (before[0] != 'b' || !isdigit((unsigned char) before[1]))))
-        return s_error(con, 400, 2006, "bad cursor");
-    if (after[0])
-        start = atoi(after + 1) + 1;
-    else if (before[0])
-        start = atoi(before + 1) - limit > 0 ? atoi(before + 1) - limit : 0;
+    int limit, start;
+    const char *bad = s_page_window(query, &limit, &start);
+    if (bad)
+        return s_error(con, 400, 2006, bad);
     jbuf_t b;
     jbuf_init(&b);
     jbuf_puts(&b, "{\"data\":[");
