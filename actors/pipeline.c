@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +32,9 @@
 #include "actors/notifier.h"
 #include "actors/registry.h"
 #include "actors/stage.h"
+#include "actors/withdrawals.h"
+#include "schema/chainaddr.h"
+#include "actors/withdrawer.h"
 #include "schema/log.h"
 
 struct pipeline_t {
@@ -46,6 +50,9 @@ struct pipeline_t {
     zsock_t *to_locker[STAGE_MAX_LOCKERS];
     zsock_t *to_crediter[STAGE_MAX_CREDITERS];
     zsock_t *to_notifier[STAGE_MAX_NOTIFIERS];
+    withdrawals_t *withdrawals;     /* every withdrawal (actors/withdrawals.h) */
+    zactor_t *withdrawer;
+    zsock_t *to_withdrawer;         /* under send_lock */
 };
 
 static atomic_uint s_instances;
@@ -161,6 +168,16 @@ static int s_connect(pipeline_t *self, stage_kind_t kind, zsock_t **socks)
 
 static int s_start_stages(pipeline_t *self, char *err, size_t errlen)
 {
+    self->withdrawer = withdrawer_new(&self->ctx, err, errlen);
+    if (!self->withdrawer)
+        return -1;
+    char ep[96];
+    stage_endpoint(&self->ctx, STAGE_WITHDRAWER, 0, ep, sizeof ep);
+    self->to_withdrawer = stage_push_new(ep);
+    if (!self->to_withdrawer) {
+        snprintf(err, errlen, "cannot connect the withdrawer's socket");
+        return -1;
+    }
     /* Downstream first, so every PUSH connects to a bound PULL (notifier 0, which connects to the
      * other notifiers, last of the notifiers). */
     for (int i = self->ctx.notifiers - 1; i >= 0; i--) {
@@ -185,6 +202,9 @@ static int s_start_stages(pipeline_t *self, char *err, size_t errlen)
     }
     return 0;
 }
+
+static int s_replay_withdrawal(void *arg, const record_t *r, uint64_t lsn);
+static size_t s_resume_withdrawals(pipeline_t *self);
 
 /* n clamped to 1..max. */
 static int s_clamp(int n, int max)
@@ -212,6 +232,14 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
         pipeline_destroy(&self);
         return NULL;
     }
+    self->withdrawals = withdrawals_new(cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
+    if (!self->withdrawals) {
+        snprintf(err, errlen, "no memory");
+        pipeline_destroy(&self);
+        return NULL;
+    }
+    registry_replay_also(self->registry, s_replay_withdrawal, self->withdrawals);
+    self->ctx.withdrawals = self->withdrawals;
     self->ctx.registry = self->registry;
     self->ctx.journal = journal;
     self->ctx.cfg = &self->cfg;
@@ -246,6 +274,7 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
     }
     size_t deposits = 0;
     size_t resumed = s_resume(self, &deposits);
+    resumed += s_resume_withdrawals(self);
     log_info("pipeline.replayed", "deposits=%zu resumed=%zu links=%zu records=%ld lockers=%d crediters=%d notifiers=%d",
              deposits, resumed, registry_link_count(self->registry), records, self->ctx.lockers, self->ctx.crediters,
              self->ctx.notifiers);
@@ -265,7 +294,9 @@ void pipeline_destroy(pipeline_t **self_p)
         zsock_destroy(&self->to_crediter[i]);
     for (int i = 0; i < STAGE_MAX_NOTIFIERS; i++)
         zsock_destroy(&self->to_notifier[i]);
+    zsock_destroy(&self->to_withdrawer);
     pthread_mutex_unlock(&self->send_lock);
+    zactor_destroy(&self->withdrawer);
     for (int i = 0; i < STAGE_MAX_LOCKERS; i++)
         zactor_destroy(&self->locker[i]);
     for (int i = 0; i < STAGE_MAX_CREDITERS; i++)
@@ -273,6 +304,7 @@ void pipeline_destroy(pipeline_t **self_p)
     for (int i = 0; i < STAGE_MAX_NOTIFIERS; i++)   /* notifier 0 (which sends to the others) first */
         zactor_destroy(&self->notifier[i]);
     registry_destroy(&self->registry);
+    withdrawals_destroy(&self->withdrawals);
     pthread_mutex_destroy(&self->send_lock);
     config_clear(&self->cfg);
     free(self);
@@ -429,4 +461,221 @@ int pipeline_stage_depth(pipeline_t *self, int kind, int *actors)
     if (actors)
         *actors = stage_count(&self->ctx, (stage_kind_t) kind);
     return stage_depth(&self->ctx, (stage_kind_t) kind);
+}
+
+/* ---- withdrawals ----------------------------------------------------------------------------------- */
+
+static int s_replay_withdrawal(void *arg, const record_t *r, uint64_t lsn)
+{
+    return withdrawals_apply(arg, r, lsn);
+}
+
+/* Hands withdrawal id to the withdrawer (its record, from == to == its state). From any thread. */
+static void s_wd_hand_on(pipeline_t *self, const withdrawal_view_t *w)
+{
+    record_t r;
+    withdrawals_event_record(&r, w->id, WITHDRAWAL_EV_REQUEST, NULL);
+    r.wfrom = r.wto = w->state;
+    r.login = w->login;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    char err[96];
+    if (record_encode(&r, &bytes, &len, err, sizeof err) != 0)
+        return;
+    pthread_mutex_lock(&self->send_lock);
+    int rc = self->to_withdrawer ? stage_send(self->to_withdrawer, bytes, len) : -1;
+    pthread_mutex_unlock(&self->send_lock);
+    free(bytes);
+    if (rc != 0)
+        log_warn("pipeline.handoff_failed", "id=%s (resumes on restart)", w->id);
+}
+
+static void s_wd_hand_on_id(pipeline_t *self, const char *id)
+{
+    withdrawal_view_t w;
+    if (withdrawals_get(self->withdrawals, id, &w) == 0)
+        s_wd_hand_on(self, &w);
+}
+
+typedef struct {
+    char (*ids)[24];
+    size_t count, cap;
+} s_wd_list_t;
+
+static void s_wd_collect(void *arg, const withdrawal_view_t *w)
+{
+    s_wd_list_t *l = arg;
+    if (w->state != WITHDRAWAL_REQUESTED && w->state != WITHDRAWAL_DEBITED && w->state != WITHDRAWAL_APPROVED &&
+        w->state != WITHDRAWAL_SENT && w->state != WITHDRAWAL_REFUNDING)
+        return;
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        char (*grown)[24] = realloc(l->ids, cap * sizeof *grown);
+        if (!grown)
+            return;
+        l->ids = grown;
+        l->cap = cap;
+    }
+    memcpy(l->ids[l->count++], w->id, 24);
+}
+
+/* Hands every unfinished withdrawal back to the withdrawer, oldest first. Returns how many. */
+static size_t s_resume_withdrawals(pipeline_t *self)
+{
+    s_wd_list_t l = { 0 };
+    withdrawals_each(self->withdrawals, 0, 0, s_wd_collect, &l);
+    for (size_t i = l.count; i > 0; i--) {
+        withdrawal_view_t w;
+        if (withdrawals_get(self->withdrawals, l.ids[i - 1], &w) != 0)
+            continue;
+        log_info("withdrawal.resumed", "id=%s state=%s debit_attempts=%u transfer_attempts=%u refund_attempts=%u",
+                 w.id, withdrawal_state_name(w.state), w.debit_attempts, w.transfer_attempts, w.refund_attempts);
+        s_wd_hand_on(self, &w);
+    }
+    free(l.ids);
+    return l.count;
+}
+
+withdrawals_t *pipeline_withdrawals(pipeline_t *self)
+{
+    return self->withdrawals;
+}
+
+/* 1 if address may receive token_id: an address of its chain (schema/chainaddr.h: TRON base58check,
+ * EVM with its EIP-55 checksum), not an address kasa takes deposits on, nor the wallet paying. */
+static int s_wd_address_ok(pipeline_t *self, const char *token_id, const char *address, char *err, size_t errlen)
+{
+    char why[160];
+    if (chainaddr_check_for_token(token_id, address ? address : "", why, sizeof why) != 0) {
+        snprintf(err, errlen, "the destination: %s", why);
+        return 0;
+    }
+    if (registry_address_login(self->registry, address) != 0 ||
+        (self->cfg.cobo_withdraw_address[0] && strcasecmp(self->cfg.cobo_withdraw_address, address) == 0)) {
+        snprintf(err, errlen, "the destination is one of this broker's own deposit addresses");
+        return 0;
+    }
+    return 1;
+}
+
+int pipeline_withdraw_quote(pipeline_t *self, const pipeline_withdraw_ask_t *ask, withdrawal_quote_t *q, char *err,
+                            size_t errlen)
+{
+    memset(q, 0, sizeof *q);
+    const withdrawal_rule_t *rule = withdrawal_rules_find(&self->cfg.withdraw, ask->token_id, ask->currency);
+    if (!rule) {
+        snprintf(err, errlen, "withdrawals of %.40s are not offered for %.16s accounts", ask->token_id ? ask->token_id : "",
+                 ask->currency ? ask->currency : "");
+        return -1;
+    }
+    money_atto_t amount = 0;
+    char why[96];
+    if (money_parse(ask->amount, &amount, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    int64_t now = (int64_t) time(NULL) * 1000;
+    int64_t today = withdrawals_asked_since(self->withdrawals, ask->login, now - now % 86400000);
+    if (withdrawal_quote(amount, ask->digits, rule, ask->token_decimals, today, q, err, errlen) != 0)
+        return -1;
+    if (!s_wd_address_ok(self, ask->token_id, ask->address, err, errlen))
+        return -1;
+    if (q->amount_minor > ask->free_margin_minor) {
+        char free_text[48];
+        money_format_minor(ask->free_margin_minor, ask->digits, free_text, sizeof free_text);
+        snprintf(err, errlen, "not enough free margin: %s %s can be withdrawn now without leaving open positions "
+                 "short of margin", ask->free_margin_minor > 0 ? free_text : "0", ask->currency);
+        return -1;
+    }
+    return 0;
+}
+
+int pipeline_withdraw(pipeline_t *self, const pipeline_withdraw_ask_t *ask, const unsigned char rnd[10],
+                      char id[24], withdrawal_quote_t *q, char *err, size_t errlen)
+{
+    id[0] = '\0';
+    if (pipeline_withdraw_quote(self, ask, q, err, errlen) != 0)
+        return 422;
+    record_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "no memory");
+        return 503;
+    }
+    char wid[WITHDRAWAL_ID_HEX + 2];
+    withdrawal_id_make(rnd, wid);
+    withdrawals_event_record(r, wid, WITHDRAWAL_EV_REQUEST, NULL);
+    r->login = ask->login;
+    snprintf(r->token_id, sizeof r->token_id, "%s", ask->token_id);
+    snprintf(r->chain_id, sizeof r->chain_id, "%s", ask->chain_id ? ask->chain_id : "");
+    snprintf(r->address, sizeof r->address, "%s", ask->address);
+    snprintf(r->amount, sizeof r->amount, "%s", q->token_text);
+    snprintf(r->fee, sizeof r->fee, "%s", q->fee_text);
+    r->credit_minor = q->amount_minor;
+    r->digits = q->digits;
+    snprintf(r->currency, sizeof r->currency, "%s", ask->currency);
+    snprintf(r->actor, sizeof r->actor, "%s", ask->actor ? ask->actor : "");
+    snprintf(r->origin, sizeof r->origin, "%s", ask->origin ? ask->origin : "");
+    unsigned fx = 0;
+    registry_result_t res = withdrawals_commit(self->withdrawals, self->journal, r, &fx, err, errlen);
+    free(r);
+    if (res != REGISTRY_MOVED)
+        return res == REGISTRY_ILLEGAL ? 409 : 503;
+    snprintf(id, 24, "%s", wid);
+    s_wd_hand_on_id(self, wid);
+    return 201;
+}
+
+int pipeline_withdraw_act(pipeline_t *self, const char *id, const char *action, const char *actor, const char *origin,
+                          const char *reason, char *err, size_t errlen)
+{
+    withdrawal_view_t w;
+    if (withdrawals_get(self->withdrawals, id, &w) != 0) {
+        snprintf(err, errlen, "no withdrawal %.30s", id ? id : "");
+        return -1;
+    }
+    unsigned fx = 0;
+    int noted = 0;
+    registry_result_t res = withdrawals_desk(self->withdrawals, self->journal, id, action, actor, origin, reason,
+                                             withdrawer_approvals_needed(&self->cfg, &w), &fx, &noted, err, errlen);
+    if (res == REGISTRY_SAME && noted)
+        return 1;
+    if (res != REGISTRY_MOVED)
+        return -1;
+    if (fx & (WITHDRAWAL_EFFECT_TRANSFER | WITHDRAWAL_EFFECT_REFUND))
+        s_wd_hand_on_id(self, id);
+    return 0;
+}
+
+int pipeline_withdrawal_cobo(pipeline_t *self, const char *request_id, const char *cobo_id, const char *status,
+                             const char *tx_hash, char *err, size_t errlen)
+{
+    withdrawal_view_t w;
+    if (withdrawals_by_request(self->withdrawals, request_id, &w) != 0) {
+        snprintf(err, errlen, "no withdrawal asked for request_id %.60s", request_id ? request_id : "");
+        return 200;   /* not ours: nothing to do, and a retry would not change that */
+    }
+    withdrawal_event_t ev = withdrawals_cobo_event(status);
+    if (strcmp(w.request_id, request_id) != 0) {
+        /* An earlier transfer of a withdrawal transferred again: it was final-failed, so a late
+         * Completed means the coins left twice. */
+        if (ev == WITHDRAWAL_EV_TRANSFER_DONE)
+            withdrawer_alert(self->withdrawals, self->journal, w.id, RECORD_ALERT_TRANSFER_AFTER_REFUND, w.login, 0, 0,
+                             "Cobo completed an earlier transfer of a withdrawal transferred again");
+        return 200;
+    }
+    record_t r;
+    withdrawals_event_record(&r, w.id, ev, NULL);
+    snprintf(r.request_id, sizeof r.request_id, "%s", request_id);
+    snprintf(r.cobo_id, sizeof r.cobo_id, "%s", cobo_id ? cobo_id : "");
+    snprintf(r.status, sizeof r.status, "%s", status ? status : "");
+    snprintf(r.tx_hash, sizeof r.tx_hash, "%s", tx_hash ? tx_hash : "");
+    if (ev == WITHDRAWAL_EV_TRANSFER_FAILED)
+        snprintf(r.reason, sizeof r.reason, "Cobo says %.30s for %.60s", r.status, request_id);
+    unsigned fx = 0;
+    registry_result_t res = withdrawals_commit(self->withdrawals, self->journal, &r, &fx, err, errlen);
+    if (fx & WITHDRAWAL_EFFECT_ALERT)
+        withdrawer_alert_of(self->withdrawals, self->journal, &r, res);
+    if (res == REGISTRY_MOVED)
+        return 201;
+    return res == REGISTRY_SAME || res == REGISTRY_ILLEGAL ? 200 : 503;
 }

@@ -92,4 +92,55 @@ int pipeline_deposits(pipeline_t *self, uint64_t login, int limit,
 /* Fills *out for tx_id; 0, or -1 if unknown. */
 int pipeline_deposit(pipeline_t *self, const char *tx_id, deposit_view_t *out);
 
+/* ---- withdrawals (actors/withdrawals.h, actors/withdrawer.h, schema/withdrawal.h) ---------------- */
+
+typedef struct withdrawals_t withdrawals_t;
+#include "schema/withdrawal.h"
+
+/* What an investor asks for, with the facts the caller read from MT5 (MT5 is not called here). */
+typedef struct {
+    uint64_t login;
+    const char *token_id;       /* a KASA_WITHDRAW_RULES token ("TRON_USDT") */
+    const char *chain_id;       /* its chain ("TRON") */
+    const char *address;        /* the destination, valid for the chain (the caller checked it) */
+    const char *amount;         /* in the account's currency, an exact decimal ("100.50") */
+    const char *currency;       /* the account's currency (its MT5 group's) */
+    int32_t digits;             /* its digits */
+    int token_decimals;         /* the token's decimals (Cobo's token metadata) */
+    int64_t free_margin_minor;  /* MT5's MarginFree for the login now, account minor units */
+    const char *actor;          /* "investor:100001" */
+    const char *origin;         /* "ip:203.0.113.7" */
+} pipeline_withdraw_ask_t;
+
+/* The checks of a request, nothing journaled: the token's rule for the account's currency, the
+ * amount (minimum, maximum, today's total per login, the fee), the destination (not one of kasa's
+ * deposit addresses, nor the paying wallet's), and the free margin (the debit never leaves open
+ * positions without margin). 0 with *q (the fee, the exact token amount), or -1 with a sentence. */
+int pipeline_withdraw_quote(pipeline_t *self, const pipeline_withdraw_ask_t *ask, withdrawal_quote_t *q, char *err,
+                            size_t errlen);
+
+/* The request: the checks again, then REQUEST journaled (durable) under a new id made from rnd (10
+ * random bytes), then handed to the withdrawer (the debit). Returns 201 with id and *q set; 422 with
+ * a sentence (a check failed: nothing journaled); 503 (the journal failed). */
+int pipeline_withdraw(pipeline_t *self, const pipeline_withdraw_ask_t *ask, const unsigned char rnd[10],
+                      char id[24], withdrawal_quote_t *q, char *err, size_t errlen);
+
+/* A person's action on withdrawal id: "approve", "reject", "refund", "retransfer" (withdrawals_desk),
+ * journaled with who, from where and why. 0 once it moved (and was handed on), 1 for an approval
+ * that waits for another approver, -1 with a reason when refused (nothing journaled). */
+int pipeline_withdraw_act(pipeline_t *self, const char *id, const char *action, const char *actor, const char *origin,
+                          const char *reason, char *err, size_t errlen);
+
+/* What Cobo says of a transfer kasa asked for (a verified webhook, or a listing): request_id ("kasa-
+ * <id>-<n>"), Cobo's transaction_id, its status ("Completed", "Failed", "Rejected", anything else is
+ * not final) and hash. Journaled as the withdrawal's transition (TRANSFER_SENT/DONE/FAILED) when it
+ * is the current transfer; a Completed for an earlier transfer of a withdrawal transferred again
+ * raises an alert. Returns the HTTP status to answer: 201 journaled, 200 nothing to do (a repeat, not
+ * ours), 503 the journal failed (Cobo retries). */
+int pipeline_withdrawal_cobo(pipeline_t *self, const char *request_id, const char *cobo_id, const char *status,
+                             const char *tx_hash, char *err, size_t errlen);
+
+/* The withdrawals under the pipeline (for views). Not owned. */
+withdrawals_t *pipeline_withdrawals(pipeline_t *self);
+
 #endif

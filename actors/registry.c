@@ -47,6 +47,8 @@ struct registry_t {
     zhashx_t *links;             /* address key → s_link_t * (owned) */
     atomic_int failed;
     int replaying;               /* apply from the journal: report mismatches */
+    int (*also)(void *arg, const record_t *r, uint64_t lsn);   /* registry_replay_also */
+    void *also_arg;
 };
 
 static int64_t s_now_ms(void)
@@ -386,6 +388,12 @@ int registry_apply(registry_t *self, const record_t *r, uint64_t lsn)
     return rc;
 }
 
+void registry_replay_also(registry_t *self, int (*fn)(void *arg, const record_t *r, uint64_t lsn), void *arg)
+{
+    self->also = fn;
+    self->also_arg = arg;
+}
+
 long registry_replay(registry_t *self, const char *dir, char *err, size_t errlen)
 {
     journal_reader_t *rd = journal_reader_open(dir, 1, err, errlen);
@@ -408,8 +416,8 @@ long registry_replay(registry_t *self, const char *dir, char *err, size_t errlen
             rc = -2;
             break;
         }
-        if (registry_apply(self, r, je.lsn) != 0) {
-            snprintf(err, errlen, "lsn %llu: more than %zu deposits or links: raise KASA_MAX_DEPOSITS",
+        if (registry_apply(self, r, je.lsn) != 0 || (self->also && self->also(self->also_arg, r, je.lsn) != 0)) {
+            snprintf(err, errlen, "lsn %llu: more than %zu deposits, links or withdrawals: raise KASA_MAX_DEPOSITS",
                      (unsigned long long) je.lsn, self->max_deposits);
             rc = -2;
             break;

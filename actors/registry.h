@@ -104,6 +104,10 @@ int registry_apply(registry_t *self, const record_t *r, uint64_t lsn);
  * with a reason in err (bad record, undecodable payload, registry full). */
 long registry_replay(registry_t *self, const char *dir, char *err, size_t errlen);
 
+/* Has registry_replay hand every record it reads to fn too, after applying it (the withdrawals,
+ * actors/withdrawals.h, rebuild from the same pass); fn returns 0, or -1 to stop the replay (full). */
+void registry_replay_also(registry_t *self, int (*fn)(void *arg, const record_t *r, uint64_t lsn), void *arg);
+
 /* The deposit transition r describes (r->kind RECORD_DEPOSIT, r->tx_id, r->event and the fields the
  * event brings; r->from and r->to are set here). Under the lock: deposit_step() from the current
  * state decides. On MOVE the record is completed from the entry (fields the event does not bring

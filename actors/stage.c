@@ -14,6 +14,7 @@ void stage_endpoint(const stage_ctx_t *ctx, stage_kind_t kind, int index, char *
     case STAGE_LOCKER: snprintf(buf, len, "%s-locker-%d", ctx->prefix, index); break;
     case STAGE_CREDITER: snprintf(buf, len, "%s-crediter-%d", ctx->prefix, index); break;
     case STAGE_ACCOUNTS: snprintf(buf, len, "%s-accounts-%d", ctx->prefix, index); break;
+    case STAGE_WITHDRAWER: snprintf(buf, len, "%s-withdrawer-%d", ctx->prefix, index); break;
     default: snprintf(buf, len, "%s-notifier-%d", ctx->prefix, index); break;
     }
 }
@@ -39,7 +40,7 @@ int stage_depth(const stage_ctx_t *ctx, stage_kind_t kind)
 int stage_count(const stage_ctx_t *ctx, stage_kind_t kind)
 {
     int n = kind == STAGE_LOCKER ? ctx->lockers : kind == STAGE_CREDITER ? ctx->crediters
-          : kind == STAGE_ACCOUNTS ? ctx->accounts : ctx->notifiers;
+          : kind == STAGE_ACCOUNTS ? ctx->accounts : kind == STAGE_WITHDRAWER ? 1 : ctx->notifiers;
     return n > 0 ? n : 1;
 }
 

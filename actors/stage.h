@@ -35,8 +35,11 @@
 #define STAGE_MAX_LOCKERS 64
 #define STAGE_MAX_NOTIFIERS 64
 
-/* STAGE_ACCOUNTS: investors' MT5 work (actors/accounts.h), outside the deposit pipeline. */
-typedef enum { STAGE_LOCKER, STAGE_CREDITER, STAGE_NOTIFIER, STAGE_ACCOUNTS } stage_kind_t;
+/* STAGE_ACCOUNTS: investors' MT5 work (actors/accounts.h), outside the deposit pipeline.
+ * STAGE_WITHDRAWER: withdrawals' money (actors/withdrawer.h), one actor. */
+typedef enum { STAGE_LOCKER, STAGE_CREDITER, STAGE_NOTIFIER, STAGE_ACCOUNTS, STAGE_WITHDRAWER } stage_kind_t;
+
+typedef struct withdrawals_t withdrawals_t;
 
 #define STAGE_KINDS 4
 #define STAGE_GAUGE_ACTORS 64   /* every stage's actor count is at most this */
@@ -61,6 +64,7 @@ typedef struct {
     int64_t mt5_timeout_ms, cobo_timeout_ms, telegram_timeout_ms;
     int64_t mt5_settle_ms;       /* KASA_MT5_SETTLE_S: no resend this soon after an ambiguous attempt */
     stage_gauges_t *gauges;      /* written by the actors' loops (NULL: not kept) */
+    withdrawals_t *withdrawals;  /* every withdrawal (actors/withdrawals.h); NULL outside the pipeline */
 } stage_ctx_t;
 
 /* Items in the work lists of every actor of stage kind, summed (0 without gauges). Any thread. */

@@ -48,6 +48,8 @@ typedef enum {
     K_PENDING_AGE_S, K_PENDING_POLL_S, K_COBO_CONFIRM_WAIT_S,
     K_MONGO_URI, K_MONGO_DB, K_NODE_ID, K_MONGO_BATCH,
     K_CATCHUP_INTERVAL, K_CATCHUP_LOOKBACK, K_METRICS_LISTEN, K_LOG_FORMAT,
+    K_WITHDRAW_RULES, K_WITHDRAW_AUTO_APPROVE_LIMIT, K_WITHDRAW_DUAL_APPROVAL_LIMIT, K_WITHDRAW_POLL_S,
+    K_COBO_WITHDRAW_WALLET_ID, K_COBO_WITHDRAW_ADDRESS,
     K_COUNT
 } key_id_t;
 
@@ -109,6 +111,12 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_CATCHUP_LOOKBACK]   = { "KASA_CATCHUP_LOOKBACK", 0, 0 },
     [K_METRICS_LISTEN]     = { "KASA_METRICS_LISTEN", 0, 0 },
     [K_LOG_FORMAT]         = { "KASA_LOG_FORMAT", 0, 0 },
+    [K_WITHDRAW_RULES]     = { "KASA_WITHDRAW_RULES", 0, 0 },
+    [K_WITHDRAW_AUTO_APPROVE_LIMIT] = { "KASA_WITHDRAW_AUTO_APPROVE_LIMIT", 0, 0 },
+    [K_WITHDRAW_DUAL_APPROVAL_LIMIT] = { "KASA_WITHDRAW_DUAL_APPROVAL_LIMIT", 0, 0 },
+    [K_WITHDRAW_POLL_S]    = { "KASA_WITHDRAW_POLL_S", 0, 0 },
+    [K_COBO_WITHDRAW_WALLET_ID] = { "COBO_WITHDRAW_WALLET_ID", 0, 0 },
+    [K_COBO_WITHDRAW_ADDRESS] = { "COBO_WITHDRAW_ADDRESS", 0, 0 },
 };
 
 /* Keys kasa once read and no longer does, with what replaced them: an error wherever they are set
@@ -766,6 +774,36 @@ static void s_defaults(config_t *cfg)
     cfg->catchup_interval_s = 60;
     cfg->catchup_lookback_s = 3 * 86400;
     snprintf(cfg->metrics_listen, sizeof cfg->metrics_listen, "127.0.0.1:9100");
+    cfg->withdraw_poll_s = 60;
+}
+
+/* A money key that may say "none" (0). */
+static void s_money_key(loader_t *ld, key_id_t k, money_atto_t *out)
+{
+    char why[128];
+    if (!s_set(ld, k))
+        return;
+    if (strcmp(ld->val[k], "none") == 0)
+        *out = 0;
+    else if (money_parse(ld->val[k], out, why, sizeof why) != 0)
+        s_problem(ld, "%s: %s", s_keys[k].name, why);
+}
+
+/* The withdrawal keys (schema/withdrawal.h). */
+static void s_withdraw_keys(loader_t *ld, config_t *cfg)
+{
+    char why[200];
+    s_copy(ld, K_WITHDRAW_RULES, cfg->withdraw_rules_text, sizeof cfg->withdraw_rules_text);
+    if (withdrawal_rules_parse(cfg->withdraw_rules_text, &cfg->withdraw, why, sizeof why) != 0)
+        s_problem(ld, "%s", why);
+    s_money_key(ld, K_WITHDRAW_AUTO_APPROVE_LIMIT, &cfg->withdraw_auto_limit);
+    s_money_key(ld, K_WITHDRAW_DUAL_APPROVAL_LIMIT, &cfg->withdraw_dual_limit);
+    if (cfg->withdraw_dual_limit && cfg->withdraw_dual_limit < cfg->withdraw_auto_limit)
+        s_problem(ld, "KASA_WITHDRAW_DUAL_APPROVAL_LIMIT: must be at least KASA_WITHDRAW_AUTO_APPROVE_LIMIT");
+    cfg->withdraw_poll_s = (int) s_int_key(ld, K_WITHDRAW_POLL_S, 1, 86400, (uint64_t) cfg->withdraw_poll_s);
+    snprintf(cfg->cobo_withdraw_wallet_id, sizeof cfg->cobo_withdraw_wallet_id, "%s", cfg->cobo_wallet_id);
+    s_copy(ld, K_COBO_WITHDRAW_WALLET_ID, cfg->cobo_withdraw_wallet_id, sizeof cfg->cobo_withdraw_wallet_id);
+    s_copy(ld, K_COBO_WITHDRAW_ADDRESS, cfg->cobo_withdraw_address, sizeof cfg->cobo_withdraw_address);
 }
 
 /* KASA_WEBHOOK_LISTEN: as given, else KASA_LISTEN's host on the next port (port 0 stays 0: any
@@ -970,6 +1008,7 @@ static void s_convert(loader_t *ld, config_t *cfg)
     else
         s_copy(ld, K_NODE_ID, cfg->node_id, sizeof cfg->node_id);
     cfg->mongo_batch = (int) s_int_key(ld, K_MONGO_BATCH, 1, 4096, (uint64_t) cfg->mongo_batch);
+    s_withdraw_keys(ld, cfg);
     /* operations */
     cfg->catchup_interval_s = (int) s_int_key(ld, K_CATCHUP_INTERVAL, 0, 86400, (uint64_t) cfg->catchup_interval_s);
     cfg->catchup_lookback_s = (int) s_int_key(ld, K_CATCHUP_LOOKBACK, 0, 90 * 86400,
@@ -1165,6 +1204,20 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "KASA_CATCHUP_INTERVAL=%d\n", cfg->catchup_interval_s);
     fprintf(out, "KASA_CATCHUP_LOOKBACK=%d\n", cfg->catchup_lookback_s);
     fprintf(out, "KASA_METRICS_LISTEN=%s\n", cfg->metrics_listen);
+    fprintf(out, "KASA_WITHDRAW_RULES=%s\n", cfg->withdraw_rules_text);
+    fprintf(out, "KASA_WITHDRAW_AUTO_APPROVE_LIMIT=");
+    if (cfg->withdraw_auto_limit)
+        s_print_money(out, cfg->withdraw_auto_limit);
+    else
+        fputs("none", out);
+    fprintf(out, "\nKASA_WITHDRAW_DUAL_APPROVAL_LIMIT=");
+    if (cfg->withdraw_dual_limit)
+        s_print_money(out, cfg->withdraw_dual_limit);
+    else
+        fputs("none", out);
+    fprintf(out, "\nKASA_WITHDRAW_POLL_S=%d\n", cfg->withdraw_poll_s);
+    fprintf(out, "COBO_WITHDRAW_WALLET_ID=%s\n", cfg->cobo_withdraw_wallet_id);
+    fprintf(out, "COBO_WITHDRAW_ADDRESS=%s\n", cfg->cobo_withdraw_address);
 }
 
 void config_clear(config_t *cfg)

@@ -11,6 +11,7 @@
 
 #include "schema/money.h"
 #include "schema/netaddr.h"
+#include "schema/withdrawal.h"
 
 #define CONFIG_MAX_TOKENS 64   /* money rules (token x account currency) */
 #define CONFIG_MAX_CHAINS 8
@@ -120,6 +121,18 @@ typedef struct {
                                       default 259200 (3 days) */
     char metrics_listen[64];       /* KASA_METRICS_LISTEN: /metrics, /healthz, /readyz, default 127.0.0.1:9100;
                                       "off" turns it off */
+    /* withdrawals (schema/withdrawal.h) */
+    char withdraw_rules_text[1024];/* KASA_WITHDRAW_RULES as given: TOKEN[__CUR]=rate:fee:minimum:maximum:daily,... */
+    withdrawal_rules_t withdraw;   /* ... parsed; none: no withdrawals offered */
+    money_atto_t withdraw_auto_limit;/* KASA_WITHDRAW_AUTO_APPROVE_LIMIT: account-currency amount at or under which a
+                                      withdrawal needs no approver; 0 (default, "none") = every one needs one */
+    money_atto_t withdraw_dual_limit;/* KASA_WITHDRAW_DUAL_APPROVAL_LIMIT: above it two different approvers; 0 = never */
+    int withdraw_poll_s;           /* KASA_WITHDRAW_POLL_S: a sent transfer is asked about at Cobo this often when no
+                                      webhook settles it, default 60 (1..86400) */
+    char cobo_withdraw_wallet_id[80]; /* COBO_WITHDRAW_WALLET_ID: the wallet transfers are paid from, default
+                                      COBO_WALLET_ID */
+    char cobo_withdraw_address[128]; /* COBO_WITHDRAW_ADDRESS: the paying address of an MPC wallet (Org-Controlled);
+                                      "" = a custodial (Asset) wallet */
 } config_t;
 
 /* Loads path (may be NULL: environment only) over the defaults, then the environment over that.

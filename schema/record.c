@@ -37,13 +37,15 @@
 #define S_MAX_FIELDS 48    /* a map with more entries is refused before it is unpacked */
 #define S_MAX_ENCODED 2048 /* every field at its longest encodes to about 1450 bytes */
 
-typedef enum { S_STR, S_I64, S_U64, S_I32, S_U32, S_STATE, S_EVENT, S_MINOR } s_type_t;
+typedef enum { S_STR, S_I64, S_U64, S_I32, S_U32, S_STATE, S_EVENT, S_MINOR, S_WSTATE, S_WEVENT } s_type_t;
 
 #define K_(kind) (1u << (kind))
 #define K_DEP K_(RECORD_DEPOSIT)
+#define K_WD K_(RECORD_WITHDRAWAL)
 #define K_ALL (K_(RECORD_DEPOSIT) | K_(RECORD_CREDIT_ATTEMPT) | K_(RECORD_ADDRESS_LINK) | \
                K_(RECORD_ADMIN_ACTION) | K_(RECORD_NOTICE_FAILED) | K_(RECORD_ALERT) | \
-               K_(RECORD_HISTORY_GAP) | K_(RECORD_ADMIN_ACCOUNT))
+               K_(RECORD_HISTORY_GAP) | K_(RECORD_ADMIN_ACCOUNT) | K_(RECORD_WITHDRAWAL) | \
+               K_(RECORD_WITHDRAWAL_ATTEMPT))
 
 typedef struct {
     const char *key;   /* msgpack key */
@@ -96,18 +98,24 @@ static const s_field_t s_fields[] = {
     F2_("ot", "totp", S_STR, totp, 0, 0, 3),
     F2_("fl", "flags", S_U32, flags, 0, 0, 3),
     F2_("ts", "totp_step", S_U64, totp_step, 0, 0, 3),
+    F2_("wf", "wfrom", S_WSTATE, wfrom, K_WD, 0, 4),
+    F2_("wt", "wto", S_WSTATE, wto, K_WD, 0, 4),
+    F2_("we", "wevent", S_WEVENT, wevent, K_WD, 0, 4),
+    F2_("rq", "request_id", S_STR, request_id, 0, 0, 4),
+    F2_("fe", "fee", S_STR, fee, 0, 0, 4),
+    F2_("ci", "cobo_id", S_STR, cobo_id, 0, 0, 4),
 };
 #define S_NFIELDS (sizeof s_fields / sizeof s_fields[0])
 
 #define RECORD_KINDS(X) X(DEPOSIT, 1) X(CREDIT_ATTEMPT, 1) X(ADDRESS_LINK, 1) X(ADMIN_ACTION, 1) X(NOTICE_FAILED, 1) \
-    X(ALERT, 2) X(HISTORY_GAP, 2) X(ADMIN_ACCOUNT, 3)
+    X(ALERT, 2) X(HISTORY_GAP, 2) X(ADMIN_ACCOUNT, 3) X(WITHDRAWAL, 4) X(WITHDRAWAL_ATTEMPT, 4)
 #define S_KIND_NAME_(name, since) [RECORD_##name] = #name,
 static const char *const s_kind_names[] = { RECORD_KINDS(S_KIND_NAME_) };
 #undef S_KIND_NAME_
 #define S_KIND_SINCE_(name, since) [RECORD_##name] = since,
 static const int s_kind_since[] = { RECORD_KINDS(S_KIND_SINCE_) };
 #undef S_KIND_SINCE_
-#define S_KIND_MAX RECORD_ADMIN_ACCOUNT
+#define S_KIND_MAX RECORD_WITHDRAWAL_ATTEMPT
 
 #define S_ALERT_NAME_(id, name) name,
 static const char *const s_alert_names[RECORD_ALERT_COUNT] = { RECORD_ALERTS(S_ALERT_NAME_) };
@@ -148,6 +156,8 @@ const char *record_topic(const record_t *r)
         return "?";
     if (r->kind == RECORD_DEPOSIT)
         return deposit_state_name(r->to);
+    if (r->kind == RECORD_WITHDRAWAL)
+        return "WITHDRAWAL";
     return record_kind_name(r->kind);
 }
 
@@ -165,6 +175,8 @@ static int64_t s_get_i(const record_t *r, const s_field_t *f)
     case S_U32: { uint32_t v; memcpy(&v, p, sizeof v); return v; }
     case S_STATE: { deposit_state_t v; memcpy(&v, p, sizeof v); return (int64_t) v; }
     case S_EVENT: { deposit_event_t v; memcpy(&v, p, sizeof v); return (int64_t) v; }
+    case S_WSTATE: { withdrawal_state_t v; memcpy(&v, p, sizeof v); return (int64_t) v; }
+    case S_WEVENT: { withdrawal_event_t v; memcpy(&v, p, sizeof v); return (int64_t) v; }
     default: return 0;
     }
 }
@@ -185,6 +197,8 @@ static void s_set_i(record_t *r, const s_field_t *f, int64_t v)
     case S_U32: { uint32_t x = (uint32_t) v; memcpy(p, &x, sizeof x); break; }
     case S_STATE: { deposit_state_t x = (deposit_state_t) v; memcpy(p, &x, sizeof x); break; }
     case S_EVENT: { deposit_event_t x = (deposit_event_t) v; memcpy(p, &x, sizeof x); break; }
+    case S_WSTATE: { withdrawal_state_t x = (withdrawal_state_t) v; memcpy(p, &x, sizeof x); break; }
+    case S_WEVENT: { withdrawal_event_t x = (withdrawal_event_t) v; memcpy(p, &x, sizeof x); break; }
     default: break;
     }
 }
@@ -230,7 +244,9 @@ static int s_check_out(const record_t *r, const s_field_t *f, char *err, size_t 
     }
     int64_t v = s_get_i(r, f);
     if ((f->type == S_STATE && (v < 0 || v >= DEPOSIT_STATE_COUNT)) ||
-        (f->type == S_EVENT && (v < 0 || v >= DEPOSIT_EVENT_COUNT))) {
+        (f->type == S_EVENT && (v < 0 || v >= DEPOSIT_EVENT_COUNT)) ||
+        (f->type == S_WSTATE && (v < 0 || v >= WITHDRAWAL_STATE_COUNT)) ||
+        (f->type == S_WEVENT && (v < 0 || v >= WITHDRAWAL_EVENT_COUNT))) {
         err_set(err, errlen, "field %s: %lld out of range", f->name, (long long) v);
         return -1;
     }
@@ -508,6 +524,16 @@ static int s_read_field(record_t *r, const s_field_t *f, const msgpack_object *o
             break;
         s_set_i(r, f, v);
         return 0;
+    case S_WSTATE:
+        if (s_int_in(o, 0, WITHDRAWAL_STATE_COUNT - 1, &v) != 0)
+            break;
+        s_set_i(r, f, v);
+        return 0;
+    case S_WEVENT:
+        if (s_int_in(o, 0, WITHDRAWAL_EVENT_COUNT - 1, &v) != 0)
+            break;
+        s_set_i(r, f, v);
+        return 0;
     }
     err_set(err, errlen, "field %s: not an integer in range", f->name);
     return -1;
@@ -709,6 +735,8 @@ void record_to_json(const record_t *r, uint64_t lsn, jbuf_t *b)
         case S_U64: s_json_u64(b, s_get_u64(r, f)); break;
         case S_STATE: jbuf_str(b, deposit_state_name((deposit_state_t) s_get_i(r, f))); break;
         case S_EVENT: jbuf_str(b, deposit_event_name((deposit_event_t) s_get_i(r, f))); break;
+        case S_WSTATE: jbuf_str(b, withdrawal_state_name((withdrawal_state_t) s_get_i(r, f))); break;
+        case S_WEVENT: jbuf_str(b, withdrawal_event_name((withdrawal_event_t) s_get_i(r, f))); break;
         case S_MINOR: jbuf_printf(b, "\"%lld\"", (long long) s_get_i(r, f)); break;
         default: jbuf_printf(b, "%lld", (long long) s_get_i(r, f)); break;
         }
@@ -772,6 +800,9 @@ void record_to_line(const record_t *r, uint64_t lsn, jbuf_t *b)
         if (r->confirmations >= 0 || r->threshold >= 0)
             jbuf_printf(b, " conf=%d/%d", (int) r->confirmations, (int) r->threshold);
     }
+    if (r->kind == RECORD_WITHDRAWAL)
+        jbuf_printf(b, " %s ev=%s from=%s", withdrawal_state_name(r->wto), withdrawal_event_name(r->wevent),
+                    withdrawal_state_name(r->wfrom));
     if (r->login)
         jbuf_printf(b, " login=%llu", (unsigned long long) r->login);
     s_kv(b, "amount", r->amount);
@@ -790,6 +821,9 @@ void record_to_line(const record_t *r, uint64_t lsn, jbuf_t *b)
     s_kv(b, "address", r->address);
     s_kv(b, "hash", r->tx_hash);
     s_kv(b, "ref", r->ref);
+    s_kv(b, "fee", r->fee);
+    s_kv(b, "request_id", r->request_id);
+    s_kv(b, "cobo_id", r->cobo_id);
     s_kv_num(b, "attempt", (long long) r->attempt, 0);
     s_kv(b, "alert", r->alert);
     if (r->ticket)

@@ -12,11 +12,13 @@
 #include <stdint.h>
 
 #include "schema/deposit.h"
+#include "schema/withdrawal.h"
 
 /* The record version this kasa writes; it reads every version up to it. Version 2 added RECORD_ALERT,
  * RECORD_HISTORY_GAP and the fields alert, ticket2 and currency; version 3 RECORD_ADMIN_ACCOUNT and the
- * fields origin, admin, role, pwhash, totp, flags and totp_step. */
-#define RECORD_VERSION 3
+ * fields origin, admin, role, pwhash, totp, flags and totp_step; version 4 RECORD_WITHDRAWAL,
+ * RECORD_WITHDRAWAL_ATTEMPT and the fields wfrom, wto, wevent, request_id, fee and cobo_id. */
+#define RECORD_VERSION 4
 
 typedef enum {
     RECORD_DEPOSIT = 1,        /* a deposit transition (or a confirmation update: from == to == PENDING) */
@@ -29,6 +31,10 @@ typedef enum {
                                 * had (reason: what and where): treat it as if a credit attempt of unknown
                                 * outcome was made up to time_ms; reconcile with MT5 before any send */
     RECORD_ADMIN_ACCOUNT = 8,  /* an admin account changed (add, disable, reset, password, login): action says which */
+    RECORD_WITHDRAWAL = 9,     /* a withdrawal transition (schema/withdrawal.h); tx_id is the withdrawal id */
+    RECORD_WITHDRAWAL_ATTEMPT = 10, /* about to move a withdrawal's money, written before the call: action
+                                * "debit" or "refund" (MT5, ref, login, credit_minor signed) or "transfer"
+                                * (Cobo, request_id); attempt counts that action's attempts */
 } record_kind_t;
 
 /* The alerts kasa raises (RECORD_ALERT's alert field is the lower-case name). Each one means money
@@ -38,14 +44,20 @@ typedef enum {
  *   credit_not_recorded  a deal exists (ticket) but the deposit could not be moved to CREDITED
  *   deal_mismatch        the deal found by reference is on another login or for another amount
  *   failed_after_credit  Cobo reports the transaction failed after it was credited
- *   completed_after_rejected  Cobo reports Completed for a deposit already rejected */
+ *   completed_after_rejected  Cobo reports Completed for a deposit already rejected
+ *   transfer_failed      Cobo failed or refused a withdrawal's transfer: held for a person
+ *   transfer_after_refund Cobo completed a withdrawal's transfer that is refunding or refunded
+ *   double_debit         two MT5 deals carry one withdrawal's debit or refund reference */
 #define RECORD_ALERTS(X) \
     X(DOUBLE_CREDIT, "double_credit")                       \
     X(CREDIT_AFTER_HOLD, "credit_after_hold")               \
     X(CREDIT_NOT_RECORDED, "credit_not_recorded")           \
     X(DEAL_MISMATCH, "deal_mismatch")                       \
     X(FAILED_AFTER_CREDIT, "failed_after_credit")           \
-    X(COMPLETED_AFTER_REJECTED, "completed_after_rejected")
+    X(COMPLETED_AFTER_REJECTED, "completed_after_rejected") \
+    X(TRANSFER_FAILED, "transfer_failed")                   \
+    X(TRANSFER_AFTER_REFUND, "transfer_after_refund")       \
+    X(DOUBLE_DEBIT, "double_debit")
 
 #define RECORD_ALERT_ENUM_(id, name) RECORD_ALERT_##id,
 typedef enum { RECORD_ALERTS(RECORD_ALERT_ENUM_) RECORD_ALERT_COUNT } record_alert_t;
@@ -101,6 +113,14 @@ typedef struct {
     char totp[64];             /* the TOTP secret, base32 */
     uint32_t flags;            /* RECORD_ADMIN_* bits */
     uint64_t totp_step;        /* "login": the TOTP time step accepted (a code is never accepted twice) */
+
+    /* RECORD_WITHDRAWAL (v4): tx_id, login, token_id, chain_id, address (the destination), amount (the
+     * token amount sent), credit_minor/digits/currency (what is debited), reason, actor, origin too */
+    withdrawal_state_t wfrom, wto;
+    withdrawal_event_t wevent;
+    char request_id[48];       /* the Cobo request_id of the current transfer (WITHDRAWAL_ATTEMPT too) */
+    char fee[48];              /* the fee, exact decimal in the account currency */
+    char cobo_id[80];          /* Cobo's transaction_id of the transfer, once known */
 } record_t;
 
 enum {

@@ -21,6 +21,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "schema/err.h"
 
@@ -293,4 +294,104 @@ int withdrawal_approvals_needed(money_atto_t amount, money_atto_t auto_limit, mo
     if (dual_limit && amount > dual_limit)
         return 2;
     return 1;
+}
+
+/* ---- the rules ---- */
+
+/* One "NAME=a:b:c:d:e" entry (len bytes at p) into *r. 0 or -1 with a reason. */
+static int s_rule_parse(const char *p, size_t len, withdrawal_token_rule_t *r, char *err, size_t errlen)
+{
+    char buf[256];
+    if (len >= sizeof buf) {
+        err_set(err, errlen, "KASA_WITHDRAW_RULES: an entry is longer than %zu bytes", sizeof buf - 1);
+        return -1;
+    }
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    char *eq = strchr(buf, '=');
+    if (!eq || eq == buf) {
+        err_set(err, errlen, "KASA_WITHDRAW_RULES: \"%.40s\": expected TOKEN_ID[__CURRENCY]=rate:fee:minimum:maximum:daily",
+                buf);
+        return -1;
+    }
+    *eq = '\0';
+    char *cur = strstr(buf, "__");
+    snprintf(r->currency, sizeof r->currency, "%s", cur ? cur + 2 : "USD");
+    if (cur)
+        *cur = '\0';
+    if (!buf[0] || strlen(buf) >= sizeof r->token_id || !r->currency[0]) {
+        err_set(err, errlen, "KASA_WITHDRAW_RULES: bad token or currency in \"%.40s\"", buf);
+        return -1;
+    }
+    for (const char *c = buf; *c; c++)
+        if (!((*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_')) {
+            err_set(err, errlen, "KASA_WITHDRAW_RULES: token id \"%.40s\": A-Z, 0-9 and _ only", buf);
+            return -1;
+        }
+    memcpy(r->token_id, buf, strlen(buf) + 1);   /* fits: checked above */
+    money_atto_t *field[5] = { &r->rule.rate, &r->rule.fee, &r->rule.minimum, &r->rule.maximum, &r->rule.daily };
+    char *q = eq + 1;
+    for (int i = 0; i < 5; i++) {
+        char *end = strchr(q, ':');
+        if ((i < 4) != (end != NULL)) {
+            err_set(err, errlen, "KASA_WITHDRAW_RULES: %s: five fields rate:fee:minimum:maximum:daily", r->token_id);
+            return -1;
+        }
+        if (end)
+            *end = '\0';
+        char why[96];
+        if (money_parse(q, field[i], why, sizeof why) != 0) {
+            err_set(err, errlen, "KASA_WITHDRAW_RULES: %s: %s", r->token_id, why);
+            return -1;
+        }
+        q = end ? end + 1 : q;
+    }
+    if (r->rule.rate == 0) {
+        err_set(err, errlen, "KASA_WITHDRAW_RULES: %s: the rate must be above zero", r->token_id);
+        return -1;
+    }
+    if (r->rule.maximum && r->rule.maximum < r->rule.minimum) {
+        err_set(err, errlen, "KASA_WITHDRAW_RULES: %s: the maximum is below the minimum", r->token_id);
+        return -1;
+    }
+    return 0;
+}
+
+int withdrawal_rules_parse(const char *text, withdrawal_rules_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    const char *p = text ? text : "";
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        size_t n = strcspn(p, ",");
+        while (n && p[n - 1] == ' ')
+            n--;
+        if (out->count == WITHDRAWAL_MAX_RULES) {
+            err_set(err, errlen, "KASA_WITHDRAW_RULES: more than %d rules", WITHDRAWAL_MAX_RULES);
+            return -1;
+        }
+        withdrawal_token_rule_t *r = &out->rules[out->count];
+        if (s_rule_parse(p, n, r, err, errlen) != 0)
+            return -1;
+        if (withdrawal_rules_find(out, r->token_id, r->currency)) {
+            err_set(err, errlen, "KASA_WITHDRAW_RULES: a second rule for %s on %s accounts", r->token_id, r->currency);
+            return -1;
+        }
+        out->count++;
+        p += strcspn(p, ",");
+    }
+    return 0;
+}
+
+const withdrawal_rule_t *withdrawal_rules_find(const withdrawal_rules_t *rules, const char *token_id,
+                                               const char *currency)
+{
+    for (int i = 0; rules && token_id && i < rules->count; i++)
+        if (strcmp(rules->rules[i].token_id, token_id) == 0 &&
+            strcasecmp(rules->rules[i].currency, currency && currency[0] ? currency : "USD") == 0)
+            return &rules->rules[i].rule;
+    return NULL;
 }

@@ -139,6 +139,27 @@ typedef struct {
 int withdrawal_quote(money_atto_t amount, int32_t digits, const withdrawal_rule_t *rule, int token_decimals,
                      int64_t today_minor, withdrawal_quote_t *out, char *err, size_t errlen);
 
+/* The rules of every token offered for withdrawal: KASA_WITHDRAW_RULES, a comma list of
+ * TOKEN_ID[__CURRENCY]=rate:fee:minimum:maximum:daily (CURRENCY default USD, as KASA_TOKEN_ keys),
+ * e.g. "TRON_USDT=1:1:10:5000:20000,TRON_USDT__USC=100:100:1000:500000:2000000". */
+#define WITHDRAWAL_MAX_RULES 32
+typedef struct {
+    char token_id[40];
+    char currency[16];
+    withdrawal_rule_t rule;
+} withdrawal_token_rule_t;
+typedef struct {
+    withdrawal_token_rule_t rules[WITHDRAWAL_MAX_RULES];
+    int count;
+} withdrawal_rules_t;
+
+/* Parses text (may be NULL or empty: no withdrawals offered) into *out. 0, or -1 with a reason
+ * (bad shape, a rate of zero, a maximum below the minimum, a rule given twice, too many). */
+int withdrawal_rules_parse(const char *text, withdrawal_rules_t *out, char *err, size_t errlen);
+/* The rule of token_id on accounts in currency (case-insensitive), or NULL. */
+const withdrawal_rule_t *withdrawal_rules_find(const withdrawal_rules_t *rules, const char *token_id,
+                                               const char *currency);
+
 /* Approvals a withdrawal of amount (account currency) needs: 0 at or under auto_limit (0 = every
  * withdrawal needs one), 2 over dual_limit (0 = never two), else 1. */
 int withdrawal_approvals_needed(money_atto_t amount, money_atto_t auto_limit, money_atto_t dual_limit);

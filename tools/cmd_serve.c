@@ -272,6 +272,10 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s (KASA_CONTROL)\n", err);
         goto done;
     }
+    if (control_verb(control, "withdrawal", cmd_withdrawal_verb, pipeline) != 0) {
+        fprintf(stderr, "kasa serve: control socket: no verb slot for withdrawals\n");
+        goto done;
+    }
     /* Missed webhooks: scheduled passes (the first at once) and `kasa catchup` over the control socket. */
     catchup = catchup_new(&cfg, s_catchup_ingest, pipeline, err, sizeof err);
     if (!catchup || control_verb(control, "catchup", cmd_catchup_verb, catchup) != 0) {

@@ -8,6 +8,7 @@ int cmd_config(int argc, char **argv);   /* tools/cmd_config.c  check a configur
 int cmd_journal(int argc, char **argv);  /* tools/cmd_journal.c verify, dump, stats, repair */
 int cmd_wallet(int argc, char **argv);   /* tools/cmd_wallet.c  link an address to a login */
 int cmd_deposit(int argc, char **argv);  /* tools/cmd_deposit.c operators act on deposits   */
+int cmd_withdrawal(int argc, char **argv); /* tools/cmd_withdrawal.c operators and withdrawals */
 int cmd_admin(int argc, char **argv);    /* tools/cmd_admin.c   the broker's admin accounts */
 int cmd_monitor(int argc, char **argv);  /* tools/cmd_monitor.c print the live feed         */
 int cmd_replay(int argc, char **argv);   /* tools/cmd_replay.c  rebuild deposits, show state */
@@ -18,6 +19,9 @@ int cmd_reconcile(int argc, char **argv); /* tools/cmd_reconcile.c journal vs Co
 /* The control socket's "catchup SINCE_MS" verb (control_verb_fn; arg: the server's catchup_t). */
 #include <stddef.h>
 int cmd_catchup_verb(void *arg, char *const *frames, int n, char *reply, size_t replylen);
+/* The control socket's "withdrawal ACTION ID ACTOR ORIGIN REASON" verb (arg: the server's pipeline_t). */
+int cmd_withdrawal_verb(void *arg, char *const *frames, int n, char *reply, size_t replylen);
+
 
 /* Opens the journal in dir for a verb of kasa, its notes (a torn tail cut, a failure) going to
  * kasa's log. NULL with a reason in err, as journal_open. */

@@ -16,6 +16,7 @@ static const command_t s_commands[] = {
     { "journal", cmd_journal, "journal verify|dump|stats|repair DIR   inspect or repair the journal" },
     { "wallet",  cmd_wallet,  "wallet link ADDRESS LOGIN --config FILE   link a deposit address to an MT5 login" },
     { "deposit", cmd_deposit, "deposit list|show|retry|assign|approve|reject ... --config FILE   operators and held deposits" },
+    { "withdrawal", cmd_withdrawal, "withdrawal list|show|approve|reject|refund|retransfer ... --config FILE   operators and withdrawals" },
     { "admin",   cmd_admin,   "admin add|list|disable|reset ... --config FILE   the broker's admin accounts" },
     { "monitor", cmd_monitor, "monitor [--json] [--config FILE]   print every committed transition, live" },
     { "replay",  cmd_replay,  "replay DIR [--all]           rebuild every deposit from the journal and show where it stands" },

@@ -113,13 +113,48 @@ static void s_full(record_t *r, record_kind_t kind)
         FILL_MAX(r->reason, 'r');
         FILL_MAX(r->ref, 'f');
         break;
+    case RECORD_WITHDRAWAL:
+        FILL_MAX(r->tx_id, 'w');
+        r->wfrom = WITHDRAWAL_SENT;
+        r->wto = WITHDRAWAL_COMPLETED;
+        r->wevent = WITHDRAWAL_EV_TRANSFER_DONE;
+        FILL_MAX(r->status, 's');
+        FILL_MAX(r->token_id, 't');
+        FILL_MAX(r->chain_id, 'c');
+        FILL_MAX(r->address, 'd');
+        FILL_MAX(r->amount, '9');
+        FILL_MAX(r->tx_hash, 'h');
+        r->login = UINT64_MAX;
+        r->credit_minor = INT64_MAX;
+        r->digits = 2;
+        FILL_MAX(r->currency, 'U');
+        FILL_MAX(r->reason, 'r');
+        r->ticket = 77;
+        FILL_MAX(r->actor, 'a');
+        FILL_MAX(r->origin, 'o');
+        FILL_MAX(r->request_id, 'q');
+        FILL_MAX(r->fee, '1');
+        FILL_MAX(r->cobo_id, 'i');
+        break;
+    case RECORD_WITHDRAWAL_ATTEMPT:
+        FILL_MAX(r->tx_id, 'v');
+        FILL_MAX(r->action, 'n');
+        r->login = 100002;
+        r->credit_minor = -12345;
+        r->digits = 2;
+        FILL_MAX(r->ref, 'f');
+        FILL_MAX(r->request_id, 'q');
+        FILL_MAX(r->reason, 'r');
+        r->attempt = 4;
+        break;
     }
 }
 
 static const record_kind_t s_kinds[] = { RECORD_DEPOSIT, RECORD_CREDIT_ATTEMPT, RECORD_ADDRESS_LINK,
                                          RECORD_ADMIN_ACTION, RECORD_NOTICE_FAILED, RECORD_ALERT,
-                                         RECORD_HISTORY_GAP, RECORD_ADMIN_ACCOUNT };
-#define S_NKINDS 8
+                                         RECORD_HISTORY_GAP, RECORD_ADMIN_ACCOUNT, RECORD_WITHDRAWAL,
+                                         RECORD_WITHDRAWAL_ATTEMPT };
+#define S_NKINDS 10
 
 static int s_round_trip(const record_t *in, record_t *out)
 {
@@ -186,8 +221,8 @@ static void test_encoding_is_a_map_with_v_and_k_first_and_only_set_fields(void)
     uint8_t *buf;
     size_t len;
     CHECK_EQ_INT(record_encode(&r, &buf, &len, NULL, 0), 0);
-    /* {"v":3,"k":5,"t":5,"tx":"T1"} */
-    static const uint8_t want[] = { 0x84, 0xa1, 'v', 0x03, 0xa1, 'k', 0x05, 0xa1, 't', 0x05,
+    /* {"v":4,"k":5,"t":5,"tx":"T1"} */
+    static const uint8_t want[] = { 0x84, 0xa1, 'v', 0x04, 0xa1, 'k', 0x05, 0xa1, 't', 0x05,
                                     0xa2, 't', 'x', 0xa2, 'T', '1' };
     CHECK_EQ_INT(len, sizeof want);
     CHECK(len == sizeof want && memcmp(buf, want, len) == 0);
@@ -213,7 +248,7 @@ static void test_encode_refuses_overlong_strings_and_bad_states(void)
     record_init(&r, RECORD_DEPOSIT);
     r.event = (deposit_event_t) -1;
     CHECK_EQ_INT(record_encode(&r, &buf, &len, err, sizeof err), -1);
-    record_init(&r, (record_kind_t) 9);
+    record_init(&r, (record_kind_t) 11);
     CHECK_EQ_INT(record_encode(&r, &buf, &len, err, sizeof err), -1);
     record_init(&r, (record_kind_t) 0);
     CHECK_EQ_INT(record_encode(&r, &buf, &len, err, sizeof err), -1);
@@ -376,6 +411,38 @@ static void test_version_2_records_may_not_carry_version_3_fields(void)
     size_t len = 0;
     CHECK_EQ_INT(record_encode(&r, &buf, &len, err, sizeof err), -1);
     CHECK(strstr(err, "origin") != NULL);
+}
+
+static void test_version_3_records_carry_no_withdrawal_kind_or_field(void)
+{
+    record_t r, back;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char err[160];
+    s_full(&r, RECORD_WITHDRAWAL);
+    r.version = 3;
+    CHECK(record_encode(&r, &buf, &len, err, sizeof err) == -1);
+    record_init(&r, RECORD_ADMIN_ACTION);
+    r.version = 3;
+    snprintf(r.request_id, sizeof r.request_id, "kasa-w1-1");
+    CHECK(record_encode(&r, &buf, &len, err, sizeof err) == -1);
+    CHECK(strstr(err, "request_id") != NULL);
+    r.request_id[0] = '\0';
+    CHECK(record_encode(&r, &buf, &len, err, sizeof err) == 0);
+    CHECK(record_decode(buf, len, &back, err, sizeof err) == 0);
+    CHECK_EQ_INT(back.version, 3);
+    free(buf);
+    /* a withdrawal record names its states by name in JSON and on its line */
+    s_full(&r, RECORD_WITHDRAWAL);
+    jbuf_t j;
+    jbuf_init(&j);
+    record_to_line(&r, 9, &j);
+    CHECK(strstr(j.data, " COMPLETED ev=TRANSFER_DONE from=SENT") != NULL);
+    jbuf_free(&j);
+    jbuf_init(&j);
+    record_to_json(&r, 9, &j);
+    CHECK(strstr(j.data, "\"wto\":\"COMPLETED\"") != NULL);
+    jbuf_free(&j);
 }
 
 static void test_secrets_never_appear_in_json_or_lines(void)
@@ -715,7 +782,9 @@ static void test_topics_and_kind_names(void)
     CHECK_EQ_STR(record_kind_name((record_kind_t) 0), "?");
     CHECK_EQ_STR(record_kind_name(RECORD_ALERT), "ALERT");
     CHECK_EQ_STR(record_kind_name(RECORD_ADMIN_ACCOUNT), "ADMIN_ACCOUNT");
-    CHECK_EQ_STR(record_kind_name((record_kind_t) 9), "?");
+    CHECK_EQ_STR(record_kind_name(RECORD_WITHDRAWAL), "WITHDRAWAL");
+    CHECK_EQ_STR(record_kind_name(RECORD_WITHDRAWAL_ATTEMPT), "WITHDRAWAL_ATTEMPT");
+    CHECK_EQ_STR(record_kind_name((record_kind_t) 11), "?");
     CHECK_EQ_STR(record_topic(NULL), "?");
 }
 
@@ -731,6 +800,7 @@ int main(void)
     RUN(test_a_version_1_record_never_carries_a_version_2_kind_or_field);
     RUN(test_alert_names_round_trip);
     RUN(test_version_2_records_may_not_carry_version_3_fields);
+    RUN(test_version_3_records_carry_no_withdrawal_kind_or_field);
     RUN(test_secrets_never_appear_in_json_or_lines);
     RUN(test_decode_refuses_bad_records_with_a_reason);
     RUN(test_decode_refuses_shapes_that_are_not_a_flat_map);

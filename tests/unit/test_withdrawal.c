@@ -343,6 +343,30 @@ static void test_approvals_follow_the_limits(void)
     CHECK_EQ_INT(withdrawal_approvals_needed(s_m("5000"), 0, s_m("5000")), 1);
 }
 
+static void test_rules_parse_and_refuse_bad_entries(void)
+{
+    withdrawal_rules_t rules;
+    char err[200];
+    CHECK(withdrawal_rules_parse("TRON_USDT=1:1:10:5000:20000, TRON_USDT__USC=100:100:1000:0:0", &rules, err,
+                                 sizeof err) == 0);
+    CHECK_EQ_INT(rules.count, 2);
+    const withdrawal_rule_t *r = withdrawal_rules_find(&rules, "TRON_USDT", "usd");
+    CHECK(r && r->fee == s_m("1") && r->daily == s_m("20000"));
+    r = withdrawal_rules_find(&rules, "TRON_USDT", "USC");
+    CHECK(r && r->rate == s_m("100") && r->maximum == 0);
+    CHECK(withdrawal_rules_find(&rules, "ETH_USDT", "USD") == NULL);
+    CHECK(withdrawal_rules_parse("", &rules, err, sizeof err) == 0 && rules.count == 0);
+    CHECK(withdrawal_rules_parse(NULL, &rules, err, sizeof err) == 0);
+    static const char *const bad[] = { "TRON_USDT=1:1:10:5000", "TRON_USDT=0:1:10:5000:0", "=1:1:1:1:1",
+                                       "tron=1:1:1:1:1", "TRON_USDT=1:1:10:5:0", "TRON_USDT=1:1:1:0:0,TRON_USDT=2:1:1:0:0",
+                                       "TRON_USDT=1:-1:1:0:0", "TRON_USDT" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        CHECK(withdrawal_rules_parse(bad[i], &rules, err, sizeof err) == -1);
+        CHECK(strstr(err, "KASA_WITHDRAW_RULES") != NULL);
+    }
+}
+
 int main(void)
 {
     RUN(test_every_state_event_pair_matches_the_written_table);
@@ -356,5 +380,6 @@ int main(void)
     RUN(test_quote_takes_the_fee_and_rounds_the_token_amount_down);
     RUN(test_quote_refuses_amounts_outside_the_rules);
     RUN(test_approvals_follow_the_limits);
+    RUN(test_rules_parse_and_refuse_bad_entries);
     return check_done();
 }

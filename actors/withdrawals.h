@@ -1,0 +1,131 @@
+/* withdrawals.h — every withdrawal kasa knows, in memory, and the one gate through which a
+ * withdrawal's record becomes durable.
+ *
+ * Like the deposit registry (actors/registry.h) and beside it: one function applies a record to
+ * memory, for replay and for live commits alike; a live commit decides the step (schema/withdrawal.c)
+ * and submits the record to the journal under one lock (so LSN order is decision order), then waits
+ * for durability outside it. Records: RECORD_WITHDRAWAL (a transition), RECORD_WITHDRAWAL_ATTEMPT
+ * (a debit, refund or transfer about to be made), and RECORD_ADMIN_ACTION / RECORD_ALERT whose tx_id
+ * is a withdrawal id (a person's approval, an alert). Any other record is not a withdrawal's and is
+ * ignored here. If the journal fails, every later commit is refused.
+ *
+ * Bounded: at most max withdrawals; beyond it a new request is refused (REGISTRY_FULL).
+ * Thread-safe: every function may be called from any thread. */
+#ifndef KASA_ACTORS_WITHDRAWALS_H
+#define KASA_ACTORS_WITHDRAWALS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actors/registry.h"
+#include "journal/journal.h"
+#include "schema/record.h"
+#include "schema/withdrawal.h"
+
+typedef struct withdrawals_t withdrawals_t;
+
+#define WITHDRAWALS_MAX_APPROVERS 2
+
+/* One withdrawal as memory holds it (a copy, for the withdrawer, the panels and tools). */
+typedef struct {
+    char id[24];
+    withdrawal_state_t state;
+    uint64_t login;
+    char token_id[40], chain_id[24];
+    char address[128];          /* the destination */
+    char amount[48];            /* the token amount sent, exact decimal */
+    char fee[48];               /* the fee in the account currency */
+    int64_t amount_minor;       /* what is debited, account minor units (> 0) */
+    int32_t digits;
+    char currency[16];
+    char actor[64], origin[64]; /* who asked, from where */
+    uint32_t transfers;         /* the transfer number of request_id (1, 2 after a person's RETRANSFER) */
+    char request_id[48];        /* Cobo request_id of the current transfer ("" before APPROVED) */
+    uint32_t transfer_attempts; /* create calls journaled for the current request_id */
+    char cobo_id[80];           /* Cobo's transaction_id, once known */
+    char cobo_status[32];       /* Cobo's last status seen */
+    char tx_hash[136];
+    uint64_t debit_ticket, refund_ticket;
+    uint32_t debit_attempts, refund_attempts;
+    int64_t debit_first_ms, debit_last_ms, refund_first_ms, refund_last_ms;
+    uint32_t approvals;
+    char approvers[WITHDRAWALS_MAX_APPROVERS][64];
+    char reason[160];           /* the last state's reason, if any */
+    uint32_t alert_count;
+    char alert[32];
+    int64_t created_ms, updated_ms;
+    uint64_t last_lsn;
+} withdrawal_view_t;
+
+/* A registry for at most max withdrawals. NULL on no memory. */
+withdrawals_t *withdrawals_new(size_t max);
+void withdrawals_destroy(withdrawals_t **self_p);
+
+/* Applies one durable record as replay does (a RECORD_WITHDRAWAL sets the state it records). Records
+ * that are not a withdrawal's are ignored. 0, or -1 if a new withdrawal does not fit. */
+int withdrawals_apply(withdrawals_t *self, const record_t *r, uint64_t lsn);
+
+/* The transition r describes (r->tx_id the withdrawal id, r->wevent, and the fields the event
+ * brings; wfrom/wto are set here; kind and time are set here). Under the lock withdrawal_step()
+ * from the current state decides (NONE for an unknown id, which only REQUEST leaves). On MOVE the
+ * record is completed from the entry (fields the event does not bring are kept), submitted,
+ * applied, and waited for outside the lock: REGISTRY_MOVED once durable, *effects the step's.
+ * REGISTRY_SAME / REGISTRY_ILLEGAL change nothing (*effects may carry an ALERT for SAME); FULL,
+ * FAILED as the deposit registry. err says why for anything but MOVED and SAME. */
+registry_result_t withdrawals_commit(withdrawals_t *self, journal_t *journal, record_t *r, unsigned *effects,
+                                     char *err, size_t errlen);
+
+/* Journals a record that is not a transition (WITHDRAWAL_ATTEMPT, ADMIN_ACTION, ALERT) for a known
+ * withdrawal and waits. REGISTRY_MOVED once durable, REGISTRY_ILLEGAL for an unknown id, FAILED. */
+registry_result_t withdrawals_append(withdrawals_t *self, journal_t *journal, record_t *r, char *err, size_t errlen);
+
+/* A person's action on a withdrawal, decided and journaled under one lock hold. action is
+ * "approve", "reject", "refund" or "retransfer"; approvals_needed (0..2) is what its amount needs.
+ * approve: from DEBITED; counted once per admin; the approval that reaches approvals_needed moves it
+ * (APPROVE), an earlier one is journaled alone (REGISTRY_SAME, *noted = 1). reject: DEBITED only.
+ * refund / retransfer: HELD only, and only when Cobo's last answer about the current transfer is
+ * final (Failed, Rejected, or refused to create it): never while a transfer may still complete.
+ * Refused → REGISTRY_ILLEGAL with a sentence in err, nothing journaled. Moved → the ADMIN_ACTION and
+ * the transition are durable, REGISTRY_MOVED, *effects set. */
+registry_result_t withdrawals_desk(withdrawals_t *self, journal_t *journal, const char *id, const char *action,
+                                   const char *actor, const char *origin, const char *reason, int approvals_needed,
+                                   unsigned *effects, int *noted, char *err, size_t errlen);
+
+/* Copies id's withdrawal into *out; 0, or -1 if unknown. */
+int withdrawals_get(withdrawals_t *self, const char *id, withdrawal_view_t *out);
+/* The withdrawal whose current request_id is request_id (or an earlier one of it); 0 or -1. */
+int withdrawals_by_request(withdrawals_t *self, const char *request_id, withdrawal_view_t *out);
+
+/* Calls fn for each withdrawal of login (0: all), newest first, at most limit (<= 0: no limit),
+ * under the lock: copy, do not block. Returns how many were visited. */
+int withdrawals_each(withdrawals_t *self, uint64_t login, int limit,
+                     void (*fn)(void *arg, const withdrawal_view_t *w), void *arg);
+
+/* What login asked for (account minor units) in withdrawals created at or after since_ms that are
+ * not given back (REJECTED, REFUNDING, REFUNDED): the daily limit's count. */
+int64_t withdrawals_asked_since(withdrawals_t *self, uint64_t login, int64_t since_ms);
+
+/* How many withdrawals are held. */
+size_t withdrawals_count(withdrawals_t *self);
+
+/* 1 once the journal failed under it. */
+int withdrawals_failed(withdrawals_t *self);
+
+/* 1 if the record belongs to the withdrawals (a withdrawal kind, or a withdrawal id). */
+int withdrawals_owns(const record_t *r);
+
+/* Fills r as the withdrawal record of event ev for id with reason (NULL for none). */
+void withdrawals_event_record(record_t *r, const char *id, withdrawal_event_t ev, const char *reason);
+
+/* One withdrawal as a JSON object: id, state, login, amount (account currency), currency, fee, token,
+ * token_amount, chain, address, request_id, cobo_status, tx_hash, debit_ticket, refund_ticket,
+ * approvals, alerts, reason, created_ms, updated_ms. Appends to b. */
+#include "schema/json.h"
+void withdrawals_view_json(jbuf_t *b, const withdrawal_view_t *w);
+
+/* The transition event a Cobo status means for a transfer: Completed → TRANSFER_DONE, Failed and
+ * Rejected → TRANSFER_FAILED, any other (Submitted, Pending..., a status kasa does not know) →
+ * TRANSFER_SENT (never taken for an outcome). */
+withdrawal_event_t withdrawals_cobo_event(const char *status);
+
+#endif

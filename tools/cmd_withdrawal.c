@@ -1,0 +1,304 @@
+/* cmd_withdrawal.c — `kasa withdrawal list|show|approve|reject|refund|retransfer`: operators and
+ * withdrawals.
+ *
+ * list and show read the journal (safe while kasa runs: only durable records are read). The actions
+ * go to a running server's control socket when one holds the journal (the server journals the action
+ * and hands the withdrawal to the withdrawer before it answers); when none runs, this command opens
+ * the journal itself (taking its lock), replays it, and journals the action the same way
+ * (withdrawals_desk: the same table, the same checks); the next start hands the withdrawal on.
+ * Either way the action is journaled with who (cli:USER, or --actor), when, from where and the
+ * reason, or refused with nothing journaled. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "actors/mt5.h"
+#include "actors/pipeline.h"
+#include "actors/registry.h"
+#include "actors/withdrawals.h"
+#include "actors/withdrawer.h"
+#include "journal/journal.h"
+#include "schema/config.h"
+#include "schema/json.h"
+#include "schema/record.h"
+#include "tools/commands.h"
+#include "tools/control.h"
+
+#define WITHDRAWAL_CONTROL_TIMEOUT_MS 30000
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: kasa withdrawal list [--state STATE] [--login N] [--json] --config FILE\n"
+            "       kasa withdrawal show ID [--json] --config FILE\n"
+            "       kasa withdrawal approve|reject|refund|retransfer ID --reason TEXT [--actor NAME] --config FILE\n"
+            "  list        withdrawals, newest first\n"
+            "  show        every journal record of one withdrawal, as a timeline\n"
+            "  approve     approve a DEBITED withdrawal (above KASA_WITHDRAW_DUAL_APPROVAL_LIMIT two different\n"
+            "              approvers are needed); the last approval sends the transfer\n"
+            "  reject      reject a DEBITED withdrawal: the debit is refunded\n"
+            "  refund      refund a HELD withdrawal (Cobo's transfer failed or was refused)\n"
+            "  retransfer  transfer a HELD withdrawal again under a new request_id\n"
+            "Every action is journaled with who, when, from where and the reason; works with or without\n"
+            "a running server.\n");
+}
+
+static void s_iso(int64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t) (ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int s_replay_one(void *arg, const record_t *r, uint64_t lsn)
+{
+    return withdrawals_apply(arg, r, lsn);
+}
+
+/* Every withdrawal in the journal into a new registry pair; NULL with a message on failure. */
+static withdrawals_t *s_replay(const config_t *cfg, registry_t **reg)
+{
+    char err[512];
+    size_t max = cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS;
+    *reg = registry_new(max);
+    withdrawals_t *wd = withdrawals_new(max);
+    if (!*reg || !wd) {
+        fprintf(stderr, "kasa withdrawal: out of memory\n");
+    } else {
+        registry_replay_also(*reg, s_replay_one, wd);
+        if (registry_replay(*reg, cfg->journal_dir, err, sizeof err) >= 0)
+            return wd;
+        fprintf(stderr, "kasa withdrawal: cannot read the journal: %s\n", err);
+    }
+    withdrawals_destroy(&wd);
+    registry_destroy(reg);
+    return NULL;
+}
+
+typedef struct {
+    int state;
+    int json;
+    jbuf_t *b;
+    size_t shown;
+} s_list_t;
+
+static void s_list_one(void *arg, const withdrawal_view_t *w)
+{
+    s_list_t *l = arg;
+    if (l->state >= 0 && (int) w->state != l->state)
+        return;
+    jbuf_reset(l->b);
+    if (l->json) {
+        withdrawals_view_json(l->b, w);
+    } else {
+        char when[32], amount[48] = "";
+        s_iso(w->created_ms, when, sizeof when);
+        money_format_minor(w->amount_minor, w->digits, amount, sizeof amount);
+        jbuf_printf(l->b, "%s  %-9s %s  %s %s → %s %s  login=%" PRIu64 "  to=%s", when, withdrawal_state_name(w->state),
+                    w->id, amount, w->currency, w->amount, w->token_id, w->login, w->address);
+        if (w->approvals)
+            jbuf_printf(l->b, "  approvals=%u", (unsigned) w->approvals);
+        if (w->tx_hash[0])
+            jbuf_printf(l->b, "  hash=%s", w->tx_hash);
+        if (w->reason[0])
+            jbuf_printf(l->b, "  reason=\"%s\"", w->reason);
+    }
+    jbuf_puts(l->b, "\n");
+    fwrite(l->b->data, 1, l->b->len, stdout);
+    l->shown++;
+}
+
+static int s_list(const config_t *cfg, int state, uint64_t login, int json)
+{
+    registry_t *reg = NULL;
+    withdrawals_t *wd = s_replay(cfg, &reg);
+    if (!wd)
+        return 1;
+    jbuf_t b;
+    jbuf_init(&b);
+    s_list_t l = { state, json, &b, 0 };
+    withdrawals_each(wd, login, 0, s_list_one, &l);
+    if (!json)
+        printf("%zu withdrawal%s\n", l.shown, l.shown == 1 ? "" : "s");
+    jbuf_free(&b);
+    withdrawals_destroy(&wd);
+    registry_destroy(&reg);
+    return 0;
+}
+
+static int s_show(const config_t *cfg, const char *id, int json)
+{
+    char err[512];
+    journal_reader_t *rd = journal_reader_open(cfg->journal_dir, 1, err, sizeof err);
+    if (!rd) {
+        fprintf(stderr, "kasa withdrawal: cannot read the journal: %s\n", err);
+        return 1;
+    }
+    record_t *r = malloc(sizeof *r);
+    jbuf_t b;
+    jbuf_init(&b);
+    journal_entry_t je;
+    int got = 0, found = 0;
+    while (r && (got = journal_reader_next(rd, &je)) == 1) {
+        if (record_decode(je.payload, je.len, r, err, sizeof err) != 0 || strcmp(r->tx_id, id) != 0)
+            continue;
+        jbuf_reset(&b);
+        if (json) {
+            record_to_json(r, je.lsn, &b);
+        } else {
+            char when[32];
+            s_iso(r->time_ms, when, sizeof when);
+            jbuf_printf(&b, "%s  ", when);
+            record_to_line(r, je.lsn, &b);
+        }
+        jbuf_puts(&b, "\n");
+        fwrite(b.data, 1, b.len, stdout);
+        found++;
+    }
+    int rc = 0;
+    if (r && got < 0) {
+        fprintf(stderr, "kasa withdrawal: %s\n", journal_reader_error(rd));
+        rc = 1;
+    } else if (!found) {
+        fprintf(stderr, "kasa withdrawal: unknown withdrawal %s\n", id);
+        rc = 1;
+    }
+    jbuf_free(&b);
+    free(r);
+    journal_reader_destroy(&rd);
+    return rc;
+}
+
+typedef struct {
+    const config_t *cfg;
+    const char *action, *id, *actor, *origin, *reason;
+} s_act_t;
+
+static int s_act_offline(journal_t *journal, void *arg)
+{
+    const s_act_t *a = arg;
+    registry_t *reg = NULL;
+    withdrawals_t *wd = s_replay(a->cfg, &reg);
+    if (!wd)
+        return 1;
+    int rc = 1;
+    withdrawal_view_t w;
+    char err[256] = "";
+    if (withdrawals_get(wd, a->id, &w) != 0) {
+        fprintf(stderr, "kasa withdrawal: refused: no withdrawal %s\n", a->id);
+    } else {
+        unsigned fx = 0;
+        int noted = 0;
+        registry_result_t res = withdrawals_desk(wd, journal, a->id, a->action, a->actor, a->origin, a->reason,
+                                                 withdrawer_approvals_needed(a->cfg, &w), &fx, &noted, err, sizeof err);
+        if (res == REGISTRY_MOVED || (res == REGISTRY_SAME && noted)) {
+            printf("%s %s%s (journaled; no server was running: its next start hands the withdrawal on)\n", a->action,
+                   a->id, noted ? ": noted, another approver must approve too" : "");
+            rc = 0;
+        } else {
+            fprintf(stderr, "kasa withdrawal: refused: %s\n", err);
+        }
+    }
+    withdrawals_destroy(&wd);
+    registry_destroy(&reg);
+    return rc;
+}
+
+int cmd_withdrawal_verb(void *arg, char *const *f, int n, char *reply, size_t replylen)
+{
+    /* "withdrawal" ACTION ID ACTOR ORIGIN REASON */
+    if (n != 6) {
+        snprintf(reply, replylen, "malformed request");
+        return -1;
+    }
+    char err[256] = "";
+    int rc = pipeline_withdraw_act(arg, f[2], f[1], f[3], f[4], f[5], err, sizeof err);
+    if (rc < 0) {
+        snprintf(reply, replylen, "%s", err[0] ? err : "refused");
+        return -1;
+    }
+    snprintf(reply, replylen, "%s %s%s", f[1], f[2], rc == 1 ? ": noted, another approver must approve too" : "");
+    return 0;
+}
+
+int cmd_withdrawal(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        s_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *verb = argv[1];
+    const char *path = NULL, *reason = NULL, *actor_arg = NULL, *state_arg = NULL, *login_arg = NULL, *id = NULL;
+    int json = 0, npos = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (strcmp(a, "--config") == 0 && has) path = argv[++i];
+        else if (strcmp(a, "--reason") == 0 && has) reason = argv[++i];
+        else if (strcmp(a, "--actor") == 0 && has) actor_arg = argv[++i];
+        else if (strcmp(a, "--state") == 0 && has) state_arg = argv[++i];
+        else if (strcmp(a, "--login") == 0 && has) login_arg = argv[++i];
+        else if (strcmp(a, "--json") == 0) json = 1;
+        else if (a[0] != '-' && npos++ == 0) id = a;
+        else {
+            fprintf(stderr, "kasa withdrawal: unexpected argument '%s'\n", a);
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    int is_list = strcmp(verb, "list") == 0, is_show = strcmp(verb, "show") == 0;
+    int is_act = strcmp(verb, "approve") == 0 || strcmp(verb, "reject") == 0 || strcmp(verb, "refund") == 0 ||
+                 strcmp(verb, "retransfer") == 0;
+    if ((!is_list && !is_show && !is_act) || (is_list ? npos != 0 : npos != 1)) {
+        s_usage(stderr);
+        return 2;
+    }
+    if (id && !withdrawal_id_valid(id)) {
+        fprintf(stderr, "kasa withdrawal: ID must be w followed by 20 lower-case hex digits, got '%s'\n", id);
+        return 2;
+    }
+    int state = -1;
+    uint64_t login = 0;
+    if (state_arg && (state = withdrawal_state_from_name(state_arg)) < 0) {
+        fprintf(stderr, "kasa withdrawal: unknown state '%s' (REQUESTED, DEBITED, APPROVED, SENT, COMPLETED, HELD, "
+                        "REJECTED, REFUNDING, REFUNDED)\n", state_arg);
+        return 2;
+    }
+    if (login_arg && mt5_parse_login(login_arg, &login) != 0) {
+        fprintf(stderr, "kasa withdrawal: LOGIN must be a positive whole number\n");
+        return 2;
+    }
+    if (is_act && (!reason || !reason[0])) {
+        fprintf(stderr, "kasa withdrawal: %s needs --reason TEXT (it is journaled with the action)\n", verb);
+        return 2;
+    }
+    static config_t cfg;
+    char err[4096];
+    if (config_load(&cfg, path, err, sizeof err) != 0) {
+        fprintf(stderr, "kasa withdrawal: the configuration has problems:\n%s\n", err);
+        return 1;
+    }
+    int rc;
+    if (is_list) {
+        rc = s_list(&cfg, state, login, json);
+    } else if (is_show) {
+        rc = s_show(&cfg, id, json);
+    } else {
+        char actor[64], origin[64];
+        cmd_actor_origin(actor, sizeof actor, origin, sizeof origin);
+        if (actor_arg)
+            snprintf(actor, sizeof actor, "%s", actor_arg);
+        const char *frames[] = { "withdrawal", verb, id, actor, origin, reason };
+        s_act_t a = { &cfg, verb, id, actor, origin, reason };
+        rc = control_or_offline("withdrawal", cfg.journal_dir, cfg.control, s_act_offline, NULL, &a, frames, 6,
+                                WITHDRAWAL_CONTROL_TIMEOUT_MS);
+    }
+    config_clear(&cfg);
+    return rc;
+}
