@@ -101,6 +101,12 @@ static void s_usage(FILE *out)
             "  also come from the environment, which wins over the file. Stops on SIGTERM or SIGINT.\n");
 }
 
+/* A verified webhook's status of a transfer kasa asked for: to the withdrawal it belongs to. */
+static int s_withdrawal_status(void *arg, const cobo_tx_t *tx, char *err, size_t errlen)
+{
+    return pipeline_withdrawal_cobo(arg, tx->request_id, tx->tx_id, tx->status, tx->tx_hash, err, errlen);
+}
+
 int cmd_serve(int argc, char **argv)
 {
     const char *path = NULL;
@@ -230,6 +236,7 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s (COBO_WEBHOOK_PUBKEY)\n", err);
         goto done;
     }
+    webhook_on_withdrawal(webhook, s_withdrawal_status, pipeline);
     webhook_elsewhere(http);
     metrics_set_webhook(ctx.metrics, webhook);
     /* The investor panel's API (web/investor.h): wallets learn the links already journaled, and
