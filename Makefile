@@ -50,7 +50,7 @@ FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_OUT)/%)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_OUT)/obj/%.o)
 
-.PHONY: all build deps deps-check test bench bench-build run clean tests-build npm-deps install fuzz fuzz-build fuzz-deps
+.PHONY: all build deps deps-check test bench bench-build bench-deps run clean tests-build npm-deps install fuzz fuzz-build fuzz-deps
 .DEFAULT_GOAL := all
 
 all: deps-check
@@ -110,7 +110,17 @@ test: deps-check
 
 bench-build: $(OUT)/kasa $(BENCH_BIN)
 
-bench: deps-check
+# The side-by-side figure's peer (tests/bench/peer_ingest.py) runs on Debian's Python packages,
+# installed here when missing (only here: `make test` needs none of them).
+BENCH_PKGS := python3-fastapi python3-uvicorn python3-nacl
+bench-deps:
+	@missing=""; for p in $(BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; fi
+
+bench: deps-check bench-deps
 	@$(MAKE) --no-print-directory MODE=release bench-build
 	@tests/bench/run.sh build/release
 

@@ -14,12 +14,18 @@
 #   (f) webhook ack p99 at BURST_RATE/s while one investor session sends 48 parallel GET /api/me every
 #       second and MT5 answers each call in 1 s (the webhooks have their own listener and threads),
 #       next to the same load just before with no burst
+#   (g) the front door side by side: kasa and the kind of receiver it replaces (tests/bench/peer_ingest.py:
+#       FastAPI + uvicorn, Ed25519 with PyNaCl, a fsynced unique insert in SQLite) behind the same
+#       `wrk -t2 -c32` load of distinct pre-signed webhooks, one after the other on the same machine,
+#       counting 2xx answers only; the ratio kasa / peer
 # Each phase runs on a fresh journal and a fresh kasa. Run by `make bench` with BUILD=build/release.
 # Knobs: INGEST_SECONDS (10), INGEST_CONNS (64), INGEST_COUNT (distinct webhooks, 250000),
 #        LOAD_RATE (2000), LOAD_SECONDS (5), LOAD_REPEAT (3), CREDIT_RATE (1000), CREDIT_SECONDS (3), CREDIT_RATE2
 #        (100: (c) again below saturation), BENCH_KASA_EXTRA (config lines added to kasa's),
 #        MONGO_LOAD_RATE (1000), MONGO_LOAD_SECONDS (3), BENCH_MONGO_URI.
-#        BURST_RATE (200), BURST_SECONDS (5), BURST_SIZE (48), BURST_MT5_MS (1000), BURST_ONLY (1: phase (f) alone).
+#        BURST_RATE (200), BURST_SECONDS (5), BURST_SIZE (48), BURST_MT5_MS (1000), BURST_ONLY (1: phase (f) alone),
+#        COMPARE_SECONDS (10), COMPARE_COUNT (300000), PEER_WORKERS (2: uvicorn processes, one per CPU),
+#        COMPARE_ONLY (1: phase (g) alone; 0: every phase but (g)), COMPARE_PEER (0: kasa's side alone).
 set -u
 build=${1:-build/release}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,6 +42,7 @@ LOAD_RATE=${LOAD_RATE:-2000}; LOAD_SECONDS=${LOAD_SECONDS:-5}; LOAD_REPEAT=${LOA
 CREDIT_RATE=${CREDIT_RATE:-1000}; CREDIT_SECONDS=${CREDIT_SECONDS:-3}; CREDIT_RATE2=${CREDIT_RATE2:-100}
 MONGO_LOAD_RATE=${MONGO_LOAD_RATE:-1000}; MONGO_LOAD_SECONDS=${MONGO_LOAD_SECONDS:-3}
 BURST_RATE=${BURST_RATE:-200}; BURST_SECONDS=${BURST_SECONDS:-5}; BURST_SIZE=${BURST_SIZE:-48}; BURST_ONLY=${BURST_ONLY:-0}; BURST_MT5_MS=${BURST_MT5_MS:-1000}
+COMPARE_SECONDS=${COMPARE_SECONDS:-10}; COMPARE_COUNT=${COMPARE_COUNT:-300000}; PEER_WORKERS=${PEER_WORKERS:-2}; COMPARE_ONLY=${COMPARE_ONLY:-}
 
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -119,8 +126,70 @@ ms() { awk -v us="${1:-0}" 'BEGIN { printf "%.2f", us / 1000 }'; }
 
 fs_line=$("$gen" fsync --dir "$dir")
 
-mongo_uri=""; res=""; b_line=""; c_line=""
-if [ "$BURST_ONLY" != 1 ]; then   # BURST_ONLY=1: phase (f) alone
+mongo_uri=""; res=""; b_line=""; c_line=""; g_kasa=""; g_peer=""
+# ---- (g) the front door side by side -----------------------------------------------------------
+# cpu_ticks PID: user + system clock ticks of PID and its children now running (uvicorn's workers)
+cpu_ticks() {
+    local t=0 p
+    for p in $1 $(pgrep -P "$1" 2>/dev/null); do
+        t=$(( t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0) ))
+    done
+    echo "$t"
+}
+# per_2xx_us T0 T1 N: CPU microseconds per answer between two cpu_ticks readings
+per_2xx_us() { awk -v a="$1" -v b="$2" -v n="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.0f", (b - a) * 1e6 / hz / n; else print "?" }'; }
+# wrk_2xx NAME PORT: the compare load against PORT; sets g_out to "2xx rate created repeated other p50 p99"
+wrk_2xx() {
+    local out r
+    out=$(INGEST_FILE="$dir/compare.tsv" INGEST_THREADS=2 wrk -t2 -c32 -d"${COMPARE_SECONDS}s" --timeout 10s \
+        -s "$here/ingest.lua" "http://127.0.0.1:$2" 2>&1)
+    echo "$out" > "$dir/compare-$1.out"
+    r=$(grep WRK_RESULT <<< "$out")
+    g_out="$(( $(kv created "$r") + $(kv repeated "$r") )) $(awk -v c="$(kv created "$r")" -v p="$(kv repeated "$r")" \
+        -v d="$(kv duration_us "$r")" 'BEGIN { printf "%.0f", (c + p) / (d / 1e6) }') $(kv created "$r") $(kv repeated "$r") $(kv other "$r") $(kv p50_us "$r") $(kv p99_us "$r")"
+}
+g_run=0; g_peer_ok=0
+if [ "$BURST_ONLY" != 1 ] && [ "$COMPARE_ONLY" != 0 ]; then
+    g_run=1
+    if [ "${COMPARE_PEER:-1}" = 0 ]; then
+        :
+    elif [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import fastapi, uvicorn, nacl' 2>/dev/null; then
+        g_peer_ok=1
+    else
+        echo "(g) the peer is skipped: /usr/bin/python3 with fastapi, uvicorn and nacl is needed (make bench installs them)" >&2
+    fi
+fi
+if [ "$g_run" = 1 ]; then
+    echo "generating $COMPARE_COUNT signed webhooks for the side-by-side run..."
+    "$gen" gen --count "$COMPARE_COUNT" --out "$dir/compare.tsv" --tag "compare-$$" || { echo "bench_ingest: gen failed" >&2; exit 1; }
+    g_load_before=$(cut -d' ' -f1 /proc/loadavg)
+    start_kasa g
+    kasa_cpu0=$(cpu_ticks "$kasa_pid")
+    wrk_2xx kasa "$kasa_port"; g_kasa=$g_out
+    g_kasa_us=$(per_2xx_us "$kasa_cpu0" "$(cpu_ticks "$kasa_pid")" "${g_kasa%% *}")
+    stop_kasa
+fi
+if [ -n "$g_kasa" ] && [ "$g_peer_ok" = 1 ]; then
+    peer_port=$(free_port)
+    /usr/bin/python3 "$here/peer_ingest.py" --port "$peer_port" --pubkey "$webhook_pub" --db "$dir/peer.db" \
+        --workers "$PEER_WORKERS" >"$dir/peer.log" 2>&1 & peer_pid=$!; pids+=($peer_pid)
+    for _ in $(seq 1 600); do port_busy "$peer_port" && break; sleep 0.1; done
+    sleep 1   # every uvicorn worker up, not only the first
+    peer_cpu0=$(cpu_ticks "$peer_pid")
+    wrk_2xx peer "$peer_port"; g_peer=$g_out
+    g_peer_us=$(per_2xx_us "$peer_cpu0" "$(cpu_ticks "$peer_pid")" "${g_peer%% *}")
+    kill -TERM "$peer_pid" 2>/dev/null; wait "$peer_pid" 2>/dev/null
+    g_rows=$(/usr/bin/python3 - "$dir/peer.db" <<'PY' 2>/dev/null
+import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("select count(*) from deposits").fetchone()[0])
+PY
+)
+fi
+g_load_after=$(cut -d' ' -f1 /proc/loadavg)
+rm -f "$dir/compare.tsv"
+if [ "$COMPARE_ONLY" = 1 ]; then
+    :
+elif [ "$BURST_ONLY" != 1 ]; then   # BURST_ONLY=1: phase (f) alone
 # ---- (a) throughput --------------------------------------------------------------------------------
 echo "generating $INGEST_COUNT signed webhooks..."
 "$gen" gen --count "$INGEST_COUNT" --out "$dir/webhooks.tsv" --tag "ingest-$$" || { echo "bench_ingest: gen failed" >&2; exit 1; }
@@ -233,6 +302,7 @@ fi
 fi
 
 # ---- (f) webhooks while an investor bursts /api/me against a slow MT5 ----------------------------
+if [ "$COMPARE_ONLY" != 1 ]; then
 start_kasa f
 sid=$(curl -s -D - -o /dev/null -H 'Content-Type: application/json' -d '{"login":"100001","password":"Investor1"}' \
     "http://127.0.0.1:$api_port/api/login" | sed -n 's/^[Ss]et-[Cc]ookie: kasa_sid=\([0-9a-f]*\).*/\1/p')
@@ -251,6 +321,7 @@ f_line=$(grep '^LOAD' <<< "$f_out")
 f_burst=$(grep '^BURST' "$dir/burst.codes")
 f_codes="200 x$(kv s200 "$f_burst"), 429 x$(kv s429 "$f_burst"), 503 x$(kv s503 "$f_burst"), other x$(kv other "$f_burst")"
 stop_kasa
+fi
 
 verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { if (v == "") print "n/a"; else if ((dir == ">=" && v + 0 >= t) || (dir == "<=" && v + 0 <= t)) print "ok"; else print "MISS" }'; }
 b_p50=$(kv p50_us "$b_line"); b_p99=$(kv p99_us "$b_line"); b_rate=$(kv rate "$b_line"); b_bad=$(kv bad "$b_line")
@@ -258,6 +329,7 @@ c_p50=$(kv p50_us "$c_line"); c_p99=$(kv p99_us "$c_line"); c_n=$(kv n "$c_line"
 b_p99ms=$([ -n "$b_p99" ] && ms "$b_p99"); c_p99ms=$([ -n "$c_p99" ] && ms "$c_p99")
 
 printf '\n%-46s %-14s %-34s %s\n' "kasa ingest ($(nproc) CPUs, $(basename "$build"))" "target" "measured" ""
+if [ "$COMPARE_ONLY" != 1 ]; then
 printf '%-46s %-14s %-34s %s\n' "    disk: fdatasync of a 4 KiB append avg / p99, ms" "" \
     "$(ms "$(kv avg_us "$fs_line")") / $(ms "$(kv p99_us "$fs_line")")" ""
 printf '%-46s %-14s %-34s %s\n' "(a) signed webhooks accepted durably, /s" ">= 10000" \
@@ -296,4 +368,22 @@ printf '%-46s %-14s %-34s %s\n' "    ${BURST_SIZE} GET /api/me a second, MT5 at 
 printf '%-46s %-14s %-34s %s\n' "    the same webhooks just before, no burst, ms" "" \
     "$(ms "$(kv p50_us "$f0_line")") / $(ms "$(kv p99_us "$f0_line")") ($(kv bad "$f0_line") bad)" ""
 echo "    raw output: $dir/{wrk,load,credit,credit2,calm,burst}.out (every 201 waited for its record's fdatasync)"
+fi
+if [ -n "$g_kasa" ] && [ -z "$g_peer" ]; then
+    read -r gk_n gk_rate gk_c gk_r gk_o gk_p50 gk_p99 <<< "$g_kasa"
+    echo "(g) kasa alone: wrk -t2 -c32 -d${COMPARE_SECONDS}s: ${gk_rate} 2xx/s ($gk_c / $gk_r / $gk_o), p50 / p99 $(ms "$gk_p50") / $(ms "$gk_p99") ms, ${g_kasa_us} CPU us per 2xx, load ${g_load_before}"
+fi
+if [ -n "$g_kasa" ] && [ -n "$g_peer" ]; then
+    read -r gk_n gk_rate gk_c gk_r gk_o gk_p50 gk_p99 <<< "$g_kasa"
+    read -r gp_n gp_rate gp_c gp_r gp_o gp_p50 gp_p99 <<< "$g_peer"
+    g_ratio=$(awk -v k="$gk_rate" -v p="$gp_rate" 'BEGIN { if (p > 0) printf "%.1f", k / p; else print "?" }')
+    echo "(g) the front door side by side: wrk -t2 -c32 -d${COMPARE_SECONDS}s, distinct pre-signed webhooks, 2xx only"
+    echo "    (one after the other on this machine; load average ${g_load_before} before, ${g_load_after} after)"
+    printf '    %-40s %10s %20s %16s %14s\n' "server" "2xx /s" "201 / 200 / other" "p50 / p99, ms" "CPU us / 2xx"
+    printf '    %-40s %10s %20s %16s %14s\n' "kasa (fdatasync per group commit)" "$gk_rate" "$gk_c / $gk_r / $gk_o" "$(ms "$gk_p50") / $(ms "$gk_p99")" "$g_kasa_us"
+    printf '    %-40s %10s %20s %16s %14s\n' "FastAPI+uvicorn x${PEER_WORKERS}, PyNaCl, SQLite FULL" "$gp_rate" "$gp_c / $gp_r / $gp_o" "$(ms "$gp_p50") / $(ms "$gp_p99")" "$g_peer_us"
+    printf '    %-40s %10s %20s %16s %14s\n' "ratio kasa / peer (goal >= 10)" "${g_ratio}x" "" "" "$(verdict "$g_ratio" 10 '>=')"
+    echo "    peer's table holds ${g_rows:-?} rows; raw output: $dir/compare-{kasa,peer}.out"
+fi
+if [ "$COMPARE_ONLY" = 1 ]; then [ -n "$g_kasa" ]; exit; fi
 [ "$BURST_ONLY" = 1 ] || { [ -n "$res" ] && [ -n "$b_line" ] && [ -n "$c_line" ]; }
