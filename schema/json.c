@@ -6,6 +6,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* bson_init_from_json, with out's buffer sized for the text up front: a webhook's document is built
+ * in one allocation instead of doubling from 128 bytes (a realloc per doubling). out is initialised;
+ * false leaves it destroyed. */
+static bool s_from_json(bson_t *out, const char *text, size_t len, bson_error_t *berr)
+{
+    bson_init(out);
+    if (len + 256 <= UINT32_MAX / 2 && bson_reserve_buffer(out, (uint32_t) (len + 256)))
+        bson_reinit(out);   /* keeps the buffer, empties the document */
+    bson_json_reader_t *reader = bson_json_data_reader_new(false, len + 1);
+    if (!reader) {
+        bson_destroy(out);
+        return false;
+    }
+    bson_json_data_reader_ingest(reader, (const uint8_t *) text, len);
+    int rc = bson_json_reader_read(reader, out, berr);
+    bson_json_reader_destroy(reader);
+    if (rc != 1) {
+        bson_destroy(out);
+        return false;
+    }
+    return true;
+}
+
 int json_parse(const char *text, size_t len, bson_t *out, char *err, size_t errlen)
 {
     bson_error_t berr;
@@ -29,10 +52,10 @@ int json_parse(const char *text, size_t len, bson_t *out, char *err, size_t errl
         jbuf_puts(&w, "{\"a\":");
         jbuf_add(&w, text, len);
         jbuf_puts(&w, "}");
-        ok = bson_init_from_json(out, w.data, (ssize_t) w.len, &berr);
+        ok = s_from_json(out, w.data, w.len, &berr);
         jbuf_free(&w);
     } else if (text[i] == '{') {
-        ok = bson_init_from_json(out, text, (ssize_t) len, &berr);
+        ok = s_from_json(out, text, len, &berr);
     } else {
         snprintf(err, errlen, "not a JSON object");
         bson_init(out);

@@ -222,7 +222,10 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s (KASA_LISTEN)\n", err);
         goto done;
     }
-    hooks = http_server_new(cfg.webhook_listen, cfg.max_body, cfg.http_threads, err, sizeof err);
+    /* A webhook's thread waits for its record's group commit: the listener's threads bound how many
+     * webhooks one fdatasync can make durable at once, so it has more of them than the API. */
+    hooks = http_server_new(cfg.webhook_listen, cfg.max_body, cfg.http_threads * WEBHOOK_THREADS_PER_HTTP_THREAD, err,
+                            sizeof err);
     if (!hooks) {
         fprintf(stderr, "kasa serve: %s (KASA_WEBHOOK_LISTEN)\n", err);
         goto done;

@@ -26,6 +26,9 @@
 #include "web/http.h"
 
 #define WEBHOOK_PATH "/cobo/webhook"
+/* The webhook listener (KASA_WEBHOOK_LISTEN) runs this many threads per KASA_HTTP_THREADS: each
+ * webhook holds its thread until its record is durable, so these bound a group commit's size. */
+#define WEBHOOK_THREADS_PER_HTTP_THREAD 4
 
 typedef enum {
     WEBHOOK_REJECT,   /* answer status with {"error": reason}; nothing happens */

@@ -104,9 +104,6 @@ static void s_exchange(const uint8_t *data, size_t size, jbuf_t *answer)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
         abort();
-    int big = 1 << 20;
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
     struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(40000) };
     inet_pton(AF_INET, "127.0.0.1", &peer.sin_addr);
     if (http_server_add_connection(s_srv, sv[1], (struct sockaddr *) &peer, sizeof peer) != 0)
