@@ -273,6 +273,7 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s\n", err);
         goto done;
     }
+    admin_live(admin_api, ctx.events);
     if (ctx.chat && chat_start(ctx.chat, pipeline, admins, err, sizeof err) != 0) {
         fprintf(stderr, "kasa serve: Telegram: %s\n", err);
         goto done;

@@ -56,6 +56,7 @@ struct admin_api_t {
     struct { char name[64]; int64_t at_s; } notices[S_NOTICES];
     http_server_t *http;
     balances_t *balances;    /* the wallet's balances at Cobo; NULL without Cobo settings */
+    events_t *events;        /* live updates (admin_live); NULL: /api/admin/events answers 503 */
     s_route_t routes[ADMIN_MAX_ROUTES];   /* every guarded route (admin_route) */
     int route_count;
 };
@@ -651,6 +652,51 @@ static uint64_t s_login_of(void *arg, const char *address)
     return registry_address_login(pipeline_registry(arg), address);
 }
 
+/* ---- live updates ------------------------------------------------------------------------------- */
+
+typedef struct {
+    admin_api_t *self;
+    char sid[SESSION_ID_HEX];
+    char name[64];
+} s_live_t;
+
+/* Asked every 250 ms while the stream is read: the session still open (not logged out, not idle
+ * or too old) and the account still there and enabled. */
+static int s_live_alive(void *arg)
+{
+    s_live_t *l = arg;
+    admin_view_t who;
+    return session_peek(l->self->sessions, l->sid, NULL) == 0 && admins_get(l->self->admins, l->name, &who) == 0 &&
+           !who.disabled;
+}
+
+/* GET /api/admin/events: every journal commit the panel shows (web/events.h, a staff stream); a
+ * browser that comes back with Last-Event-ID is told to reload when it missed anything. */
+static void s_live(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
+{
+    admin_api_t *self = arg;
+    if (!self->events) {
+        http_reply_error(res, 503, "live updates are off");
+        return;
+    }
+    const char *last = http_header(req, "Last-Event-ID");
+    uint64_t since = last && *last ? strtoull(last, NULL, 10) : 0;
+    s_live_t *l = calloc(1, sizeof *l);
+    if (!l) {
+        http_reply_error(res, 503, "out of memory");
+        return;
+    }
+    l->self = self;
+    snprintf(l->sid, sizeof l->sid, "%s", c->sid);
+    snprintf(l->name, sizeof l->name, "%s", c->who.name);
+    events_stream_all(self->events, s_name_key(c->who.name), since, res, s_live_alive, l, free);
+}
+
+void admin_live(admin_api_t *self, events_t *events)
+{
+    self->events = events;
+}
+
 /* ---- audit and admins ---------------------------------------------------------------------------- */
 
 static void s_audit(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
@@ -790,6 +836,7 @@ admin_api_t *admin_routes(http_server_t *http, pipeline_t *pipeline, admins_t *a
         { "GET", "/api/admin/admins", ADMIN_VIEW, 0, s_admins },
         { "GET", "/api/admin/addresses", ADMIN_VIEW, 0, s_addresses },
         { "GET", "/api/admin/balances", ADMIN_VIEW, 0, s_balances },
+        { "GET", "/api/admin/events", ADMIN_VIEW, 0, s_live },
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         s_route(self, routes[i].method, routes[i].path, routes[i].action, NULL, routes[i].must_change_ok, routes[i].fn,

@@ -8,6 +8,9 @@
  *   GET  /api/admin/summary                         (deposits per state, credited volume per token)
  *   GET  /api/admin/audit?actor=&limit=             GET /api/admin/admins
  *   GET  /api/admin/addresses?q=&login=&page=&limit= (address → login links, newest first)
+ *   GET  /api/admin/balances[?fresh=1]              (the wallet's balances at Cobo, actors/balances.h)
+ *   GET  /api/admin/events                          (SSE: every deposit, admin and link record, web/events.h;
+ *                                                    ends within a second of logout, expiry or disable)
  *
  * Admins log in with their name, password and a TOTP code (actors/admins.h). Their sessions are
  * their own (cookie "kasa_admin", a separate table from the investors': an investor's cookie never
@@ -27,6 +30,7 @@
 #include "actors/pipeline.h"
 #include "journal/journal.h"
 #include "schema/config.h"
+#include "web/events.h"
 #include "web/http.h"
 #include "web/session.h"
 
@@ -62,6 +66,10 @@ int admin_route(admin_api_t *self, const char *method, const char *path, admin_a
 admin_api_t *admin_routes(http_server_t *http, pipeline_t *pipeline, admins_t *admins, journal_t *journal,
                           const config_t *cfg, const session_opts_t *opts, const throttle_opts_t *topts, char *err,
                           size_t errlen);
+/* Live updates for the panel from events (not owned; outlives the HTTP server's traffic). Before
+ * the server starts; without it /api/admin/events answers 503. */
+void admin_live(admin_api_t *self, events_t *events);
+
 /* Frees; after the HTTP server has stopped. Nulls *self_p; safe twice. */
 void admin_api_destroy(admin_api_t **self_p);
 

@@ -22,7 +22,8 @@
 
 struct events_sub_t {
     events_t *hub;            /* NULL once the hub is gone */
-    uint64_t login;
+    uint64_t login;           /* whose records (an investor's stream), or the staff member's key (all) */
+    int all;                  /* a staff stream: every deposit, admin and link record */
     char *q;                  /* EVENTS_QUEUE_BYTES of pending SSE text */
     size_t q_len;
     int resync;               /* the queue overflowed: send S_RESYNC next */
@@ -45,6 +46,7 @@ struct events_t {
     int listener_count;
     uint64_t (*login_of)(void *arg, const char *address);
     void *login_of_arg;
+    uint64_t last_lsn;        /* the newest record published */
 };
 
 static int64_t s_mono_ms(void)
@@ -127,6 +129,38 @@ static void s_format(const record_t *r, uint64_t lsn, jbuf_t *b)
     jbuf_printf(b, ",\"time\":%lld}\n\n", (long long) r->time_ms);
 }
 
+/* The SSE message of a record for a staff stream (every deposit, admin and link record), or nothing. */
+static int s_format_all(const record_t *r, uint64_t lsn, uint64_t login, jbuf_t *b)
+{
+    if (r->kind == RECORD_DEPOSIT) {
+        jbuf_printf(b, "id: %llu\nevent: deposit\ndata: {\"lsn\":%llu,\"id\":", (unsigned long long) lsn,
+                    (unsigned long long) lsn);
+        jbuf_str(b, r->tx_id);
+        jbuf_puts(b, ",\"from\":");
+        jbuf_str(b, deposit_state_name(r->from));
+        jbuf_puts(b, ",\"state\":");
+        jbuf_str(b, deposit_state_name(r->to));
+    } else if (r->kind == RECORD_ADMIN_ACTION || r->kind == RECORD_ADMIN_ACCOUNT) {
+        jbuf_printf(b, "id: %llu\nevent: admin\ndata: {\"lsn\":%llu,\"id\":", (unsigned long long) lsn,
+                    (unsigned long long) lsn);
+        jbuf_str(b, r->tx_id);
+        jbuf_puts(b, ",\"kind\":");
+        jbuf_str(b, record_kind_name(r->kind));
+        jbuf_puts(b, ",\"actor\":");
+        jbuf_str(b, r->actor);
+        jbuf_puts(b, ",\"action\":");
+        jbuf_str(b, r->action);
+    } else if (r->kind == RECORD_ADDRESS_LINK) {
+        jbuf_printf(b, "id: %llu\nevent: link\ndata: {\"lsn\":%llu,\"address\":", (unsigned long long) lsn,
+                    (unsigned long long) lsn);
+        jbuf_str(b, r->address);
+    } else {
+        return -1;
+    }
+    jbuf_printf(b, ",\"login\":%llu,\"time\":%lld}\n\n", (unsigned long long) login, (long long) r->time_ms);
+    return 0;
+}
+
 /* Appends msg to sub's queue, or marks it for a resync. Under the lock. */
 static void s_enqueue(events_sub_t *sub, const char *msg, size_t len)
 {
@@ -149,29 +183,34 @@ void events_publish(events_t *self, uint64_t lsn, const void *payload, size_t le
         return;
     for (int i = 0; i < self->listener_count; i++)
         self->listeners[i].fn(self->listeners[i].arg, lsn, &r);
-    if (r.kind != RECORD_DEPOSIT)
-        return;
     uint64_t login = r.login;
-    if (!login && self->login_of && r.address[0])
+    if (r.kind == RECORD_DEPOSIT && !login && self->login_of && r.address[0])
         login = self->login_of(self->login_of_arg, r.address);
-    if (!login)
-        return;
-    jbuf_t b;
-    jbuf_init(&b);
-    int formatted = 0;
+    jbuf_t one, all;   /* the investor's message and the staff's, each written once if someone wants it */
+    jbuf_init(&one);
+    jbuf_init(&all);
+    int have_one = 0, have_all = 0;
     pthread_mutex_lock(&self->mu);
+    if (lsn > self->last_lsn)
+        self->last_lsn = lsn;
     for (int i = 0; i < self->sub_count; i++) {
         events_sub_t *sub = self->subs[i];
-        if (sub->login != login)
-            continue;
-        if (!formatted) {
-            s_format(&r, lsn, &b);
-            formatted = 1;
+        if (sub->all) {
+            if (!have_all)
+                have_all = s_format_all(&r, lsn, login, &all) == 0 ? 1 : -1;
+            if (have_all > 0)
+                s_enqueue(sub, all.data, all.len);
+        } else if (r.kind == RECORD_DEPOSIT && login && sub->login == login) {
+            if (!have_one) {
+                s_format(&r, lsn, &one);
+                have_one = 1;
+            }
+            s_enqueue(sub, one.data, one.len);
         }
-        s_enqueue(sub, b.data, b.len);
     }
     pthread_mutex_unlock(&self->mu);
-    jbuf_free(&b);
+    jbuf_free(&one);
+    jbuf_free(&all);
 }
 
 void events_on_commit(void *arg, uint64_t lsn, const void *payload, size_t len)
@@ -179,7 +218,9 @@ void events_on_commit(void *arg, uint64_t lsn, const void *payload, size_t len)
     events_publish((events_t *) arg, lsn, payload, len);
 }
 
-events_sub_t *events_subscribe(events_t *self, uint64_t login)
+/* A new subscription; all: a staff stream; since_lsn (all only, 0: none): the last record the
+ * client saw, and a resync first if anything came after it. */
+static events_sub_t *s_subscribe(events_t *self, uint64_t login, int all, uint64_t since_lsn)
 {
     events_sub_t *sub = calloc(1, sizeof *sub);
     if (!sub)
@@ -191,6 +232,7 @@ events_sub_t *events_subscribe(events_t *self, uint64_t login)
     }
     sub->hub = self;
     sub->login = login;
+    sub->all = all;
     sub->opened_ms = sub->last_write_ms = s_mono_ms();
     pthread_mutex_lock(&self->mu);
     if (self->sub_count >= EVENTS_MAX_SUBSCRIBERS) {
@@ -199,12 +241,13 @@ events_sub_t *events_subscribe(events_t *self, uint64_t login)
         free(sub);
         return NULL;
     }
-    /* At most EVENTS_MAX_PER_LOGIN streams per login: the oldest open one is ended. */
+    sub->resync = since_lsn && since_lsn < self->last_lsn;
+    /* At most EVENTS_MAX_PER_LOGIN streams per login (per staff key): the oldest open one is ended. */
     int same = 0;
     events_sub_t *oldest = NULL;
     for (int i = 0; i < self->sub_count; i++) {
         events_sub_t *s = self->subs[i];
-        if (s->login != login || s->closed)
+        if (s->login != login || s->all != all || s->closed)
             continue;
         same++;
         if (!oldest || s->opened_ms < oldest->opened_ms)
@@ -215,6 +258,16 @@ events_sub_t *events_subscribe(events_t *self, uint64_t login)
     self->subs[self->sub_count++] = sub;
     pthread_mutex_unlock(&self->mu);
     return sub;
+}
+
+events_sub_t *events_subscribe(events_t *self, uint64_t login)
+{
+    return s_subscribe(self, login, 0, 0);
+}
+
+events_sub_t *events_subscribe_all(events_t *self, uint64_t key, uint64_t since_lsn)
+{
+    return s_subscribe(self, key, 1, since_lsn);
 }
 
 void events_sub_set_alive(events_sub_t *sub, int (*alive)(void *arg), void *arg, void (*arg_free)(void *arg))
@@ -304,10 +357,10 @@ static void s_stream_free(void *arg)
     events_unsubscribe(&sub);
 }
 
-int events_stream(events_t *self, uint64_t login, http_response_t *res,
-                  int (*alive)(void *arg), void *arg, void (*arg_free)(void *arg))
+/* Turns res into the stream of sub (NULL: the table is full: 503). */
+static int s_stream_reply(events_sub_t *sub, http_response_t *res, int (*alive)(void *arg), void *arg,
+                          void (*arg_free)(void *arg))
 {
-    events_sub_t *sub = events_subscribe(self, login);
     if (!sub) {
         if (arg_free)
             arg_free(arg);
@@ -323,6 +376,18 @@ int events_stream(events_t *self, uint64_t login, http_response_t *res,
     res->stream_free = s_stream_free;
     res->stream_arg = sub;
     return 0;
+}
+
+int events_stream(events_t *self, uint64_t login, http_response_t *res,
+                  int (*alive)(void *arg), void *arg, void (*arg_free)(void *arg))
+{
+    return s_stream_reply(events_subscribe(self, login), res, alive, arg, arg_free);
+}
+
+int events_stream_all(events_t *self, uint64_t key, uint64_t since_lsn, http_response_t *res,
+                      int (*alive)(void *arg), void *arg, void (*arg_free)(void *arg))
+{
+    return s_stream_reply(events_subscribe_all(self, key, since_lsn), res, alive, arg, arg_free);
 }
 
 int events_subscriber_count(events_t *self)

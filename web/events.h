@@ -1,4 +1,5 @@
-/* events.h — live updates for the investor panel: journal commits fanned out as Server-Sent Events.
+/* events.h — live updates for the investor and admin panels: journal commits fanned out as
+ * Server-Sent Events.
  *
  * events_publish() is called on the journal's commit path (journal_on_commit: events_on_commit is
  * a ready-made callback). It must be quick and never block: it decodes the record once, and for a
@@ -11,6 +12,13 @@
  *         "threshold":m,"token":..,"amount":..,"credited":"250.00"|null,"ticket":n|null}\n\n
  *   event: resync\ndata: {}\n\n         (the queue overflowed: reload)
  *   : hb\n\n                            (a comment every heartbeat, ~15 s, to keep proxies open)
+ * A staff stream (events_subscribe_all: the admin panel) gets every record that changes what the
+ * panel shows, each with its LSN as the SSE id, so a browser reconnects with Last-Event-ID:
+ *   event: deposit  data: {"lsn","id":tx,"from":state,"state":state,"login":n,"time":ms}
+ *   event: admin    data: {"lsn","id":tx or "","kind":"ADMIN_ACTION"|"ADMIN_ACCOUNT","actor","action","login","time"}
+ *   event: link     data: {"lsn","address","login","time"}
+ *   event: resync   (its queue overflowed, or records were published after the Last-Event-ID it
+ *                    came back with: reload)
  * Thread-safe. */
 #ifndef KASA_WEB_EVENTS_H
 #define KASA_WEB_EVENTS_H
@@ -51,6 +59,11 @@ void events_set_resolver(events_t *self, uint64_t (*login_of)(void *arg, const c
 
 /* A subscription to login's events. NULL when EVENTS_MAX_SUBSCRIBERS are open. */
 events_sub_t *events_subscribe(events_t *self, uint64_t login);
+/* A staff subscription: every deposit, admin and link record. key names the staff member (at most
+ * EVENTS_MAX_PER_LOGIN streams per key); since_lsn (0: none) is the last record the client saw
+ * (Last-Event-ID): the stream starts with a resync when anything was published after it. NULL
+ * when EVENTS_MAX_SUBSCRIBERS are open. */
+events_sub_t *events_subscribe_all(events_t *self, uint64_t key, uint64_t since_lsn);
 /* Writes the next SSE text (whole messages only) into buf: > 0 bytes, 0 nothing yet, -1 ended
  * (the hub is closing, or alive() said no). */
 ssize_t events_sub_read(events_sub_t *sub, char *buf, size_t max);
@@ -63,6 +76,10 @@ void events_unsubscribe(events_sub_t **sub_p);
  * (res is then a 503 error and arg_free(arg) has run). */
 int events_stream(events_t *self, uint64_t login, http_response_t *res,
                   int (*alive)(void *arg), void *arg, void (*arg_free)(void *arg));
+
+/* events_stream for a staff subscription (events_subscribe_all). */
+int events_stream_all(events_t *self, uint64_t key, uint64_t since_lsn, http_response_t *res,
+                      int (*alive)(void *arg), void *arg, void (*arg_free)(void *arg));
 
 /* Subscribers now open. */
 int events_subscriber_count(events_t *self);

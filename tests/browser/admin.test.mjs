@@ -161,7 +161,8 @@ async function viewer(browser, env) {
   }
 }
 
-// The pages a viewer reads live: addresses searched by login and by a part of an address.
+// What a viewer reads: addresses searched by login and by a part of an address, the wallet balances
+// with totals, a deposit appearing live (SSE) on the held page; at logout the stream ends.
 async function live(browser, env, lang, viewport, n) {
   const tag = `admin-live-${lang}-${viewport.width}x${viewport.height}`;
   const v = addAdmin(env, `reader${n}`, 'viewer');
@@ -199,6 +200,20 @@ async function live(browser, env, lang, viewport, n) {
     check((await page.textContent('#bal-status')).includes(LIVE[lang].asOf), 'the figures say when they were read');
     await checkNoOverflow(page);
     await page.screenshot({ path: path.join(SHOTS, `${tag}-balances.png`), fullPage: true });
+
+    // live: a deposit committed while the held page is open appears without a reload (SSE, no polling)
+    await page.click('.tab[data-tab="held"]');
+    await page.waitForSelector('body[data-live="on"]', { timeout: 10000 });
+    await page.evaluate(() => { window.__same = 1; });
+    const id = await heldDeposit(env, `TBrowserLiveNobody${n}111111111111111`.slice(0, 34), String(70 + n));
+    await page.locator(`li.held-item[data-id="${id}"]`).waitFor({ timeout: 10000 });
+    check(await page.evaluate(() => window.__same === 1), 'the page was not reloaded');
+    await page.screenshot({ path: path.join(SHOTS, `${tag}-live.png`), fullPage: true });
+    // logout: the stream is closed, and the server no longer opens one for this browser
+    await page.click('#logout');
+    await page.waitForSelector('#login-form', { state: 'visible' });
+    check(await page.evaluate(() => document.body.dataset.live === 'off' && state.stream === null), 'the stream is closed');
+    check(await page.evaluate(async () => (await fetch('/api/admin/events')).status) === 401, 'no stream after logout');
     check(errors.length === 0, `no page errors: ${errors.join('; ')}`);
   } finally {
     await context.close();
@@ -222,8 +237,8 @@ async function main() {
       }
     }
     await test('admin_viewer_sees_no_buttons_and_gets_403', () => viewer(browser, env));
-    await test('admin_live_tr_360x740_addresses_balances', () => live(browser, env, 'tr', { width: 360, height: 740 }, 1));
-    await test('admin_live_en_1280x800_addresses_balances', () => live(browser, env, 'en', { width: 1280, height: 800 }, 2));
+    await test('admin_live_tr_360x740_addresses_balances_sse_logout', () => live(browser, env, 'tr', { width: 360, height: 740 }, 1));
+    await test('admin_live_en_1280x800_addresses_balances_sse_logout', () => live(browser, env, 'en', { width: 1280, height: 800 }, 2));
   } catch (e) {
     tally.failed++;
     console.log(`FAIL setup\n  ${e && e.stack || e}`);

@@ -9,6 +9,8 @@
 #include "tests/integration/harness.h"
 #include "tests/check.h"
 
+#include <pthread.h>
+
 #include "schema/totp.h"
 
 #define ADDR_A      "TAdmApiAddrA111111111111111111111"   /* linked to 100001 */
@@ -407,6 +409,104 @@ static void test_wallet_balances_per_token_and_address_with_exact_totals(void)
     h_cresp_free(&r);
 }
 
+/* ---- the live stream ---- */
+
+typedef struct {
+    char cookie[120];
+    const char *last_event_id;      /* NULL: none */
+    long timeout_ms;
+    pthread_mutex_t mu;
+    jbuf_t text;
+    int64_t ended_ms;
+} s_live_t;
+
+static size_t s_live_sink(char *p, size_t size, size_t n, void *arg)
+{
+    s_live_t *l = arg;
+    pthread_mutex_lock(&l->mu);
+    jbuf_add(&l->text, p, size * n);
+    pthread_mutex_unlock(&l->mu);
+    return size * n;
+}
+
+static void *s_live_read(void *arg)
+{
+    s_live_t *l = arg;
+    char url[160], cookie[160], last[64];
+    snprintf(url, sizeof url, "%s/api/admin/events", s_env.kasa_url);
+    snprintf(cookie, sizeof cookie, "Cookie: %s", l->cookie);
+    CURL *c = curl_easy_init();
+    struct curl_slist *hl = curl_slist_append(NULL, cookie);
+    if (l->last_event_id) {
+        snprintf(last, sizeof last, "Last-Event-ID: %s", l->last_event_id);
+        hl = curl_slist_append(hl, last);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_live_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, l);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, l->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    curl_easy_perform(c);
+    l->ended_ms = h_now_ms();
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* 1 once the stream's text holds what (within ms). */
+static int s_live_saw(s_live_t *l, const char *what, int ms)
+{
+    for (int64_t end = h_now_ms() + ms; h_now_ms() < end; h_sleep_ms(50)) {
+        pthread_mutex_lock(&l->mu);
+        int hit = l->text.data && strstr(l->text.data, what) != NULL;
+        pthread_mutex_unlock(&l->mu);
+        if (hit)
+            return 1;
+    }
+    return 0;
+}
+
+static void test_the_live_stream_carries_commits_and_ends_at_logout(void)
+{
+    CHECK(s_ready);
+    static s_admin_t lena = { .name = "lena" };
+    CHECK(s_add(&lena, "viewer") == 0 && s_first_login(&lena) == 0);
+    s_live_t l = { .timeout_ms = 20000, .mu = PTHREAD_MUTEX_INITIALIZER };
+    jbuf_init(&l.text);
+    snprintf(l.cookie, sizeof l.cookie, "kasa_admin=%s", lena.sid);
+    pthread_t th;
+    pthread_create(&th, NULL, s_live_read, &l);
+    CHECK(s_live_saw(&l, "retry:", 5000));
+    h_tx_t tx;   /* a deposit nobody's address gets: held, and on the staff's stream */
+    CHECK(s_held(ADDR_NOBODY, "5", &tx) == 0);
+    char want[160];
+    snprintf(want, sizeof want, "\"id\":\"%s\",\"from\":\"RECEIVED\",\"state\":\"HELD\"", tx.tx_id);
+    CHECK(s_live_saw(&l, want, 10000));
+    int64_t t0 = h_now_ms();
+    h_cresp_t r = s_req(&lena, "POST", "/api/admin/logout", "{}", 1);
+    CHECK_EQ_INT(r.status, 200);
+    h_cresp_free(&r);
+    pthread_join(th, NULL);
+    h_log("the admin stream ended %lld ms after logout", (long long) (l.ended_ms - t0));
+    CHECK(l.ended_ms - t0 < 1000);
+    jbuf_free(&l.text);
+
+    /* back with an old Last-Event-ID: told to reload first */
+    CHECK(s_login(&lena, NULL) == 200);
+    s_live_t back = { .timeout_ms = 1500, .mu = PTHREAD_MUTEX_INITIALIZER, .last_event_id = "1" };
+    jbuf_init(&back.text);
+    snprintf(back.cookie, sizeof back.cookie, "kasa_admin=%s", lena.sid);
+    s_live_read(&back);
+    CHECK(back.text.data && strstr(back.text.data, "event: resync"));
+    jbuf_free(&back.text);
+    /* an investor's session, or none, gets no stream */
+    r = s_req(NULL, "GET", "/api/admin/events", NULL, 0);
+    CHECK_EQ_INT(r.status, 401);
+    h_cresp_free(&r);
+}
+
 static void test_wrong_logins_hold_the_name_back_and_tell_the_chat(void)
 {
     CHECK(s_ready);
@@ -480,6 +580,7 @@ int main(void)
     RUN(test_search_filters_and_pages_newest_first);
     RUN(test_addresses_are_searchable_and_paged);
     RUN(test_wallet_balances_per_token_and_address_with_exact_totals);
+    RUN(test_the_live_stream_carries_commits_and_ends_at_logout);
     RUN(test_wrong_logins_hold_the_name_back_and_tell_the_chat);
     RUN(test_a_disabled_admin_is_out_at_once);
     if (s_ready)

@@ -233,6 +233,49 @@ static void test_events_listeners_see_every_record_and_garbage_is_skipped(void)
     events_destroy(&e);
 }
 
+static void s_publish_admin(events_t *e, uint64_t lsn, const char *tx)
+{
+    record_t r;
+    record_init(&r, RECORD_ADMIN_ACTION);
+    r.time_ms = 1764140000000;
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx);
+    snprintf(r.actor, sizeof r.actor, "admin:vera");
+    snprintf(r.action, sizeof r.action, "approve");
+    uint8_t *buf;
+    size_t len;
+    char err[128];
+    if (record_encode(&r, &buf, &len, err, sizeof err) == 0) {
+        events_publish(e, lsn, buf, len);
+        free(buf);
+    }
+}
+
+static void test_events_staff_stream_sees_every_deposit_and_admin_record(void)
+{
+    events_t *e = events_new(0);
+    events_sub_t *staff = events_subscribe_all(e, 1, 0), *inv = events_subscribe(e, 100001);
+    s_publish(e, 1, "tx-a", 100001, "TAddrA", DEPOSIT_PENDING);
+    s_publish(e, 2, "tx-nobody", 0, "TNobody", DEPOSIT_HELD);   /* no login: the staff still see it */
+    s_publish_admin(e, 3, "tx-nobody");
+    const char *t = s_drain(staff, NULL);
+    CHECK(strstr(t, "id: 1\nevent: deposit\ndata: {\"lsn\":1,\"id\":\"tx-a\",\"from\":\"PENDING\",\"state\":\"PENDING\","
+                    "\"login\":100001,"));
+    CHECK(strstr(t, "id: 2\nevent: deposit") && strstr(t, "\"id\":\"tx-nobody\",\"from\":\"PENDING\",\"state\":\"HELD\""));
+    CHECK(strstr(t, "id: 3\nevent: admin\ndata: {\"lsn\":3,\"id\":\"tx-nobody\",\"kind\":\"ADMIN_ACTION\","
+                    "\"actor\":\"admin:vera\",\"action\":\"approve\""));
+    t = s_drain(inv, NULL);   /* the investor's stream: their deposit only, in its own shape */
+    CHECK(strstr(t, "tx-a") && !strstr(t, "tx-nobody") && !strstr(t, "event: admin"));
+    /* back with Last-Event-ID 2 while 3 was published: a resync first; with 3: none */
+    events_sub_t *late = events_subscribe_all(e, 1, 2), *fresh = events_subscribe_all(e, 1, 3);
+    CHECK(strstr(s_drain(late, NULL), "event: resync"));
+    CHECK(!strstr(s_drain(fresh, NULL), "event: resync"));
+    events_unsubscribe(&late);
+    events_unsubscribe(&fresh);
+    events_unsubscribe(&staff);
+    events_unsubscribe(&inv);
+    events_destroy(&e);
+}
+
 static void test_events_stream_survives_hub_destroy_order(void)
 {
     events_t *e = events_new(0);
@@ -253,6 +296,7 @@ int main(void)
     RUN(test_events_logout_ends_a_quiet_stream_before_the_heartbeat);
     RUN(test_events_per_login_cap_ends_the_oldest);
     RUN(test_events_listeners_see_every_record_and_garbage_is_skipped);
+    RUN(test_events_staff_stream_sees_every_deposit_and_admin_record);
     RUN(test_events_stream_survives_hub_destroy_order);
     return check_done();
 }

@@ -1,6 +1,6 @@
 /* kasa admin panel: login with password and authenticator code, dashboard, held deposits and their
  * actions (with a confirmation that repeats amount and login), search, deposit timeline, addresses,
- * audit. Each page is one entry of PAGES (its tab button and section in admin.html carry its name).
+ * wallet balances, audit; pages reload as the journal commits (Server-Sent Events). Each page is one entry of PAGES (its tab button and section in admin.html carry its name).
  * Plain browser JavaScript (no build step, no external files); Turkish by default, English on demand.
  * Buttons an admin's role may not use are not shown; the server checks every call anyway. */
 'use strict';
@@ -80,19 +80,22 @@ const I18N = {
 
 const STATES = ['PENDING', 'RECEIVED', 'LOCKED', 'CREDITED', 'NOTIFIED', 'HELD', 'REJECTED'];
 const ACTION_NEEDS = { retry: 'deposit.retry', assign: 'deposit.assign', approve: 'deposit.approve', reject: 'deposit.reject' };
-const state = { lang: 'tr', csrf: null, me: null, tab: 'dashboard', page: 1, filters: {}, timer: null, held: [],
-  addrPage: 1, addrQ: '' };
+const state = { lang: 'tr', csrf: null, me: null, tab: 'dashboard', page: 1, filters: {}, held: [],
+  addrPage: 1, addrQ: '', stream: null, soon: null, retry: null };
 
-/* The pages: name -> how to load it. A page is its entry here, a button .tab[data-tab=NAME] and a
- * section #tab-NAME in admin.html. */
+/* The pages: name -> how to load it and which live events (GET /api/admin/events) make it reload
+ * (a function of the event's type and data; a "resync" reloads any page that follows events). A
+ * page is its entry here, a button .tab[data-tab=NAME] and a section #tab-NAME in admin.html. */
+const ANY_CHANGE = (type) => type === 'deposit' || type === 'admin';
 const PAGES = {
-  dashboard: { load: () => loadSummary() },
-  held: { load: () => loadHeld() },
-  search: { load: () => loadSearch() },
-  addresses: { load: () => loadAddresses() },
-  balances: { load: () => loadBalances(false) },
-  detail: { load: () => (state.detail ? loadDetail(state.detail) : null) },
-  audit: { load: () => loadAudit() },
+  dashboard: { load: () => loadSummary(), live: ANY_CHANGE },
+  held: { load: () => loadHeld(), live: ANY_CHANGE },
+  search: { load: () => loadSearch(), live: ANY_CHANGE },
+  addresses: { load: () => loadAddresses(), live: (type) => type === 'link' },
+  balances: { load: () => loadBalances(false), live: null },   // Cobo's figures: read on request
+  detail: { load: () => (state.detail ? loadDetail(state.detail) : null),
+    live: (type, d) => ANY_CHANGE(type) && d.id === state.detail },
+  audit: { load: () => loadAudit(), live: (type) => type === 'admin' },
 };
 
 function $(id) { return document.getElementById(id); }
@@ -145,7 +148,7 @@ function fillStates() {
 function hideAll() { for (const v of ['login-view', 'password-view', 'app-view']) $(v).hidden = true; }
 
 function showLogin(message) {
-  clearInterval(state.timer);
+  closeStream();
   state.me = null; state.csrf = null;
   hideAll(); $('login-view').hidden = false; $('logout').hidden = true; $('who').textContent = '';
   const err = $('login-error');
@@ -161,8 +164,42 @@ function showSession(s) {
   if (s.must_change) { $('password-view').hidden = false; $('pw-current').focus(); return; }
   $('app-view').hidden = false;
   showTab(state.tab);
-  clearInterval(state.timer);
-  state.timer = setInterval(refresh, 5000);   // the pages follow the journal
+  openStream();   // the pages follow the journal
+}
+
+/* ---- live updates: the journal's commits over SSE ---- */
+function openStream() {
+  closeStream();
+  const es = new EventSource('/api/admin/events');
+  state.stream = es;
+  const on = (type) => (ev) => {
+    let d = {};
+    try { d = JSON.parse(ev.data || '{}'); } catch (e) { /* a comment */ }
+    const page = PAGES[state.tab];
+    if (page.live && (type === 'resync' || page.live(type, d))) refreshSoon();
+  };
+  for (const type of ['deposit', 'admin', 'link', 'resync']) es.addEventListener(type, on(type));
+  es.addEventListener('open', () => { document.body.dataset.live = 'on'; refreshSoon(); });   // (re)connected: catch up
+  es.addEventListener('error', () => {
+    document.body.dataset.live = 'off';
+    if (es.readyState !== EventSource.CLOSED || state.stream !== es) return;   // the browser reconnects by itself
+    // refused (the session ended, or the server is away): ask, then log in again or try later
+    api('GET', '/api/admin/session').then((r) => {
+      if (r.status === 200 && state.stream === es) state.retry = setTimeout(openStream, 5000);
+    });
+  });
+}
+
+function closeStream() {
+  clearTimeout(state.retry);
+  if (state.stream) state.stream.close();
+  state.stream = null;
+  document.body.dataset.live = 'off';
+}
+
+function refreshSoon() {   // events come in bursts (one deposit is several records): one reload each 250 ms
+  if (state.soon) return;
+  state.soon = setTimeout(() => { state.soon = null; refresh(); }, 250);
 }
 
 function showTab(tab) {
@@ -467,6 +504,7 @@ function onSearch(ev) {
 }
 
 async function onLogout() {
+  closeStream();
   await api('POST', '/api/admin/logout', {});
   showLogin();
 }
