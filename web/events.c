@@ -99,11 +99,17 @@ void events_set_resolver(events_t *self, uint64_t (*login_of)(void *arg, const c
     self->login_of_arg = arg;
 }
 
+/* An SSE message's start: its id (the LSN), its event name and the opening of its data object. */
+static void s_head(jbuf_t *b, uint64_t lsn, const char *event)
+{
+    jbuf_printf(b, "id: %llu\nevent: %s\ndata: {\"lsn\":%llu", (unsigned long long) lsn, event, (unsigned long long) lsn);
+}
+
 /* The SSE message for a deposit record. */
 static void s_format(const record_t *r, uint64_t lsn, jbuf_t *b)
 {
-    jbuf_printf(b, "id: %llu\nevent: deposit\ndata: {\"lsn\":%llu,\"id\":", (unsigned long long) lsn,
-                (unsigned long long) lsn);
+    s_head(b, lsn, "deposit");
+    jbuf_puts(b, ",\"id\":");
     jbuf_str(b, r->tx_id);
     jbuf_puts(b, ",\"state\":");
     jbuf_str(b, deposit_state_name(r->to));
@@ -133,16 +139,16 @@ static void s_format(const record_t *r, uint64_t lsn, jbuf_t *b)
 static int s_format_all(const record_t *r, uint64_t lsn, uint64_t login, jbuf_t *b)
 {
     if (r->kind == RECORD_DEPOSIT) {
-        jbuf_printf(b, "id: %llu\nevent: deposit\ndata: {\"lsn\":%llu,\"id\":", (unsigned long long) lsn,
-                    (unsigned long long) lsn);
+        s_head(b, lsn, "deposit");
+        jbuf_puts(b, ",\"id\":");
         jbuf_str(b, r->tx_id);
         jbuf_puts(b, ",\"from\":");
         jbuf_str(b, deposit_state_name(r->from));
         jbuf_puts(b, ",\"state\":");
         jbuf_str(b, deposit_state_name(r->to));
     } else if (r->kind == RECORD_ADMIN_ACTION || r->kind == RECORD_ADMIN_ACCOUNT) {
-        jbuf_printf(b, "id: %llu\nevent: admin\ndata: {\"lsn\":%llu,\"id\":", (unsigned long long) lsn,
-                    (unsigned long long) lsn);
+        s_head(b, lsn, "admin");
+        jbuf_puts(b, ",\"id\":");
         jbuf_str(b, r->tx_id);
         jbuf_puts(b, ",\"kind\":");
         jbuf_str(b, record_kind_name(r->kind));
@@ -151,8 +157,8 @@ static int s_format_all(const record_t *r, uint64_t lsn, uint64_t login, jbuf_t 
         jbuf_puts(b, ",\"action\":");
         jbuf_str(b, r->action);
     } else if (r->kind == RECORD_ADDRESS_LINK) {
-        jbuf_printf(b, "id: %llu\nevent: link\ndata: {\"lsn\":%llu,\"address\":", (unsigned long long) lsn,
-                    (unsigned long long) lsn);
+        s_head(b, lsn, "link");
+        jbuf_puts(b, ",\"address\":");
         jbuf_str(b, r->address);
     } else {
         return -1;
