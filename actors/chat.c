@@ -403,7 +403,14 @@ static void s_press(chat_t *self, const telegram_press_t *p)
     for (int i = 0; kind && id && i < self->nroutes; i++)
         if (strcmp(self->routes[i].kind, kind) == 0)
             route = &self->routes[i];
-    if (!name || admins_get(self->admins, name, &admin) != 0 || admin.disabled) {
+    /* a numeric TELEGRAM_CHAT_ID: buttons count in the broker's chat alone (not in a copy elsewhere) */
+    const char *home = self->cfg->telegram_chat_id;
+    int elsewhere = home[0] != '@' && p->chat_id[0] && strcmp(p->chat_id, home) != 0;
+    if (elsewhere) {
+        log_warn("chat.press_refused", "user=%" PRId64 " chat=%s data=\"%s\" reason=\"not the broker's chat\"",
+                 p->from_id, p->chat_id, p->data);
+        notice_answer(NOTICE_ANSWER_NOT_ALLOWED, DESK_RETRY, NULL, self->lang, reply.answer, sizeof reply.answer);
+    } else if (!name || admins_get(self->admins, name, &admin) != 0 || admin.disabled) {
         log_warn("chat.press_refused", "user=%" PRId64 " admin=%s data=\"%s\" reason=\"%s\"", p->from_id,
                  name ? name : "-", p->data,
                  !name ? "not in KASA_TELEGRAM_APPROVERS" : "no such admin account, or disabled");

@@ -19,7 +19,8 @@
  * id is too long). The poll thread long-polls getUpdates (allowed_updates ["callback_query"],
  * KASA_TELEGRAM_POLL_S) and handles each press in order:
  *   1. the Telegram user must be mapped by KASA_TELEGRAM_APPROVERS to an admin account that exists
- *      and is enabled, else it is refused ("not allowed") and nothing is journaled;
+ *      and is enabled, and (with a numeric TELEGRAM_CHAT_ID) the message must be in that chat, else
+ *      the press is refused ("not allowed") and nothing is journaled;
  *   2. the KIND's handler (chat_route) checks the role (admin_may) and acts; for a deposit through
  *      pipeline_admin(), the same desk path as the panel and `kasa deposit`: the same state and
  *      approval checks, the same ADMIN_ACTION record with actor "admin:NAME", origin

@@ -1,7 +1,8 @@
 /* test_chat.c — the chat's button routing, generic over kinds of work, against the Telegram
  * simulator (in-process) and a pipeline on a fresh journal: a kind registered with chat_route gets
  * the presses of its buttons from a mapped, enabled admin and its answer and edit reach Telegram; a
- * mapped user without an account is refused before any handler runs; a button of an unknown kind
+ * mapped user without an account, and a press on a copy of the message in another chat, are
+ * refused before any handler runs; a button of an unknown kind
  * is answered as unknown; a kind cannot be taken twice (nor the deposits' own); chat_send posts a
  * notice with buttons; the offset of the next update is on disk after a press. */
 #include <pthread.h>
@@ -152,6 +153,14 @@ static void test_routes_presses_of_another_kind(void)
 
     /* mapped, but no such account: refused before the handler */
     CHECK_EQ_INT(s_press(5552, mid, "approve:w:wd-1", 1), 200);
+    CHECK(s_wait_answer(answer, sizeof answer) == 0);
+    CHECK_EQ_STR(answer, "Bu işlem için yetkiniz yok.");
+    /* the same button on a message in another chat (a copy of the notice): refused */
+    telegram_t *tg = telegram_new(s_url, TOKEN, 3000);
+    long long other = 0;
+    CHECK_EQ_INT(telegram_send_keyboard(tg, "-100999", "copy", kb.buttons, 1, &other, err, sizeof err), TELEGRAM_OK);
+    telegram_destroy(&tg);
+    CHECK_EQ_INT(s_press(5551, other, "approve:w:wd-1", 0), 200);
     CHECK(s_wait_answer(answer, sizeof answer) == 0);
     CHECK_EQ_STR(answer, "Bu işlem için yetkiniz yok.");
     /* a kind nobody routes */
