@@ -12,6 +12,7 @@
 #include "actors/cobo.h"
 #include "actors/ingress.h"
 #include "actors/mt5.h"
+#include "actors/rates.h"
 #include "schema/desk.h"
 #include "schema/money.h"
 #include "schema/log.h"
@@ -21,6 +22,8 @@
 #define S_SCAN_MIN_MS 500       /* PENDING follow-ups: the registry is scanned at most this often ... */
 #define S_SCAN_MAX_MS 60000     /* ... and at least this often */
 #define S_FOLLOW_UPS_MAX 64     /* follow-ups one scan queues at most (the rest wait for the next) */
+#define S_RATE_POLL_MS 1000     /* how often a locker looks whether a live rate became fresh */
+#define S_NO_RATE "no fresh rate for "   /* the start of a hold's reason the locker retries by itself */
 
 /* An MT5 group as the locker uses it (cached per group name: a group's currency does not change). */
 typedef struct {
@@ -38,6 +41,8 @@ typedef struct {
     int64_t next_scan_ms;                     /* monotonic: the next PENDING scan */
     zsock_t *to_crediter[STAGE_MAX_CREDITERS];
     uint64_t rng;
+    uint64_t rate_gen;                        /* rates_generation() when held deposits were last looked at */
+    int rate_held;                            /* 1: some deposit of this locker may wait for a fresh rate */
 } s_locker_t;
 
 static int64_t s_wall_ms(void)
@@ -234,8 +239,26 @@ static int s_rules(s_locker_t *self, const registry_entry_t *e, record_t *r, dep
         snprintf(reason, reason_len, "below minimum: %.30s %.39s < %.30s", v->amount, v->token_id, text);
         return 2;
     }
+    /* The rate: a fixed rule's, or a live price no older than KASA_RATE_MAX_AGE_S — never a stale
+     * or guessed one: without it the deposit is held, and retried once the price is fresh (s_idle). */
+    money_atto_t rate = tok->rate;
+    if (tok->live) {
+        rates_quote_t q;
+        char rwhy[128] = "";
+        if (rates_quote(self->ctx->rates, tok, &q, rwhy, sizeof rwhy) != 0) {
+            snprintf(reason, reason_len, S_NO_RATE "%.23s: %.100s", tok->symbol, rwhy);
+            self->rate_held = 1;
+            return 2;
+        }
+        rate = q.rate;
+        r->rate_time_ms = q.fetched_ms;
+        snprintf(r->rate_source, sizeof r->rate_source, "%s", q.source);
+    } else {
+        snprintf(r->rate_source, sizeof r->rate_source, "config");
+    }
+    money_format(rate, r->rate, sizeof r->rate);
     int digits = acct.digits;
-    money_rule_t rule = { tok->rate, tok->fee, digits };
+    money_rule_t rule = { rate, tok->fee, digits };
     money_conversion_t conv;
     if (money_convert(amount, &rule, &conv, why, sizeof why) != 0) {
         snprintf(reason, reason_len, "conversion: %s", why);
@@ -291,6 +314,22 @@ typedef struct {
     int ndue, cap;
 } s_scan_t;
 
+/* Queues the deposit tx_id as the registry has it now (its latest record) on this locker's list. */
+static void s_queue(s_locker_t *self, workq_t *q, const char *tx_id, int64_t now_ms)
+{
+    registry_entry_t e;
+    if (registry_get(self->ctx->registry, tx_id, &e) != 0)
+        return;
+    record_t r;
+    registry_entry_record(&e, &r);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    char err[128];
+    if (record_encode(&r, &bytes, &len, err, sizeof err) == 0)
+        workq_push(q, bytes, len, 0, now_ms);
+    free(bytes);
+}
+
 /* Under the registry's lock: notes each PENDING deposit of this locker, and those due a follow-up. */
 static void s_scan_one(void *arg, const registry_entry_t *e)
 {
@@ -313,6 +352,8 @@ static void s_scan_one(void *arg, const registry_entry_t *e)
         snprintf(sc->due[sc->ndue++], 80, "%s", e->view.tx_id);
 }
 
+static void s_retry_rates(s_locker_t *self, workq_t *q, int64_t now_ms);
+
 /* The stage's idle hook: every so often, queues a follow-up for each PENDING deposit this locker
  * owns that has had no news for KASA_PENDING_AGE_S and was not asked about in KASA_PENDING_POLL_S.
  * The scan reads every deposit in memory under the registry's lock (a pass over 200,000 deposits
@@ -325,32 +366,82 @@ static int64_t s_idle(void *arg, workq_t *q, int64_t now_ms)
     int64_t poll_ms = s_cfg_ms(cfg->pending_poll_s, CONFIG_DEFAULT_PENDING_POLL_S);
     int64_t period = (age_ms < poll_ms ? age_ms : poll_ms) / 2;
     period = period < S_SCAN_MIN_MS ? S_SCAN_MIN_MS : period > S_SCAN_MAX_MS ? S_SCAN_MAX_MS : period;
+    int64_t wake = period;   /* when the hook wants to run again */
+    if (self->ctx->rates) {
+        s_retry_rates(self, q, now_ms);
+        wake = period < S_RATE_POLL_MS ? period : S_RATE_POLL_MS;   /* the PENDING scan keeps its own pace */
+    }
     if (now_ms < self->next_scan_ms)
-        return self->next_scan_ms - now_ms;
+        return self->next_scan_ms - now_ms < wake ? self->next_scan_ms - now_ms : wake;
     self->next_scan_ms = now_ms + period;
 
     char due[S_FOLLOW_UPS_MAX][80];
     s_scan_t sc = { self, s_wall_ms(), age_ms, poll_ms, zhashx_new(), due, 0, S_FOLLOW_UPS_MAX };
     if (!sc.still)
-        return period;
+        return wake;
     zhashx_set_destructor(sc.still, s_box_free);
     registry_each(self->ctx->registry, 0, 0, s_scan_one, &sc);
     zhashx_destroy(&self->asked);
     self->asked = sc.still;   /* deposits no longer PENDING are forgotten */
+    for (int i = 0; i < sc.ndue && !workq_full(q); i++)
+        s_queue(self, q, due[i], now_ms);
+    return wake;
+}
+
+typedef struct {
+    s_locker_t *self;
+    int waiting;         /* deposits of this locker held for a rate */
+    char (*due)[80];     /* those whose symbol is fresh now */
+    int ndue, cap;
+} s_rate_scan_t;
+
+/* Under the registry's lock: the HELD deposits of this locker that wait for a fresh rate (S_NO_RATE),
+ * and among them those whose symbol is fresh now. */
+static void s_scan_rate(void *arg, const registry_entry_t *e)
+{
+    s_rate_scan_t *sc = arg;
+    if (e->view.state != DEPOSIT_HELD || strncmp(e->view.reason, S_NO_RATE, strlen(S_NO_RATE)) != 0 ||
+        stage_route(sc->self->ctx, STAGE_LOCKER, e->view.tx_id, 0) != sc->self->index)
+        return;
+    char symbol[24];
+    const char *p = e->view.reason + strlen(S_NO_RATE);
+    size_t n = strcspn(p, ":");
+    snprintf(symbol, sizeof symbol, "%.*s", (int) (n < sizeof symbol ? n : sizeof symbol - 1), p);
+    sc->waiting++;
+    if (sc->ndue < sc->cap && rates_fresh(sc->self->ctx->rates, symbol))
+        snprintf(sc->due[sc->ndue++], 80, "%s", e->view.tx_id);
+}
+
+/* Once a live rate is fresh again, each deposit held for it goes back through the locker: HELD →
+ * RECEIVED (ADMIN_RETRY, the same step as a person's retry, its reason saying kasa took it), then
+ * locked at the fresh rate like any other. The registry moves a deposit once: a retry racing a
+ * person's finds it RECEIVED already and journals nothing, so one credit. Looked at when a fetch
+ * succeeded since the last look, only while some deposit may wait (rate_held; set at start so
+ * deposits held before a restart are found). */
+static void s_retry_rates(s_locker_t *self, workq_t *q, int64_t now_ms)
+{
+    uint64_t gen = rates_generation(self->ctx->rates);
+    if (!self->rate_held || gen == self->rate_gen)
+        return;
+    self->rate_gen = gen;
+    char due[S_FOLLOW_UPS_MAX][80];
+    s_rate_scan_t sc = { self, 0, due, 0, S_FOLLOW_UPS_MAX };
+    registry_each(self->ctx->registry, 0, 0, s_scan_rate, &sc);
+    int queued = 0;
     for (int i = 0; i < sc.ndue && !workq_full(q); i++) {
-        registry_entry_t e;
-        if (registry_get(self->ctx->registry, due[i], &e) != 0)
-            continue;
         record_t r;
-        registry_entry_record(&e, &r);
-        uint8_t *bytes = NULL;
-        size_t len = 0;
-        char err[128];
-        if (record_encode(&r, &bytes, &len, err, sizeof err) == 0)
-            workq_push(q, bytes, len, 0, now_ms);
-        free(bytes);
+        char err[160], why[96];
+        snprintf(why, sizeof why, "a fresh rate came: retried by kasa");
+        stage_event_record(&r, due[i], DEPOSIT_EV_ADMIN_RETRY, why);
+        snprintf(r.actor, sizeof r.actor, "kasa:rates");
+        if (stage_commit(self->ctx, &r, 0, NULL, "locker", err, sizeof err) == REGISTRY_MOVED) {
+            log_info("locker.rate_retry", "tx=%s", due[i]);
+            s_queue(self, q, due[i], now_ms);
+            queued++;
+        }
     }
-    return period;
+    /* some still wait (their symbol stale, or more than one pass can take): look again next time */
+    self->rate_held = sc.waiting > queued;
 }
 
 /* ---- RECEIVED → LOCKED ------------------------------------------------------------------------- */
@@ -419,6 +510,7 @@ static int s_init(void *state, const stage_ctx_t *ctx, int index, char *errbuf, 
     self->index = index;
     char err[160] = "";
     self->rng = stage_seed(self);
+    self->rate_held = 1;   /* deposits held for a rate before a restart are looked for at the first fetch */
     self->cobo = cobo_client_new(cfg->cobo_api_url, cfg->cobo_api_key, cfg->cobo_api_secret,
                                  cfg->cobo_webhook_pubkey, (long) self->ctx->cobo_timeout_ms, err, sizeof err);
     if (!self->cobo) {

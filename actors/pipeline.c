@@ -29,6 +29,7 @@
 #include "actors/desk.h"
 #include "actors/ingress.h"
 #include "actors/locker.h"
+#include "actors/rates.h"
 #include "actors/notifier.h"
 #include "actors/registry.h"
 #include "actors/stage.h"
@@ -40,6 +41,7 @@
 struct pipeline_t {
     config_t cfg;             /* a private copy: the stages read it for the pipeline's life */
     stage_gauges_t gauges;    /* the stages' work-list depths (ctx.gauges) */
+    rates_t *rates;           /* live rates, when a rule is live (ctx.rates) */
     journal_t *journal;
     registry_t *registry;
     stage_ctx_t ctx;
@@ -254,6 +256,15 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
     self->ctx.telegram_timeout_ms = 10000;
     self->ctx.mt5_settle_ms = 1000 * (int64_t) (cfg->mt5_settle_s > 0 ? cfg->mt5_settle_s : CONFIG_DEFAULT_MT5_SETTLE_S);
 
+    if (rates_needed(cfg)) {
+        self->rates = rates_new(cfg, err, errlen);
+        if (!self->rates) {
+            pipeline_destroy(&self);
+            return NULL;
+        }
+        self->ctx.rates = self->rates;
+    }
+
     /* Replay reads the journal directory this journal was opened on (cfg->journal_dir). */
     char why[256];
     long records = registry_replay(self->registry, cfg->journal_dir, why, sizeof why);
@@ -303,6 +314,7 @@ void pipeline_destroy(pipeline_t **self_p)
         zactor_destroy(&self->crediter[i]);
     for (int i = 0; i < STAGE_MAX_NOTIFIERS; i++)   /* notifier 0 (which sends to the others) first */
         zactor_destroy(&self->notifier[i]);
+    rates_destroy(&self->rates);   /* after the lockers, which read it */
     registry_destroy(&self->registry);
     withdrawals_destroy(&self->withdrawals);
     pthread_mutex_destroy(&self->send_lock);
@@ -678,4 +690,9 @@ int pipeline_withdrawal_cobo(pipeline_t *self, const char *request_id, const cha
     if (res == REGISTRY_MOVED)
         return 201;
     return res == REGISTRY_SAME || res == REGISTRY_ILLEGAL ? 200 : 503;
+}
+
+rates_t *pipeline_rates(pipeline_t *self)
+{
+    return self->rates;
 }

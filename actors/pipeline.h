@@ -76,6 +76,10 @@ typedef struct {
  * summed; *actors (may be NULL) gets how many actors run it. Any thread. */
 int pipeline_stage_depth(pipeline_t *self, int kind, int *actors);
 
+/* The live rates the lockers read (actors/rates.h), NULL without a live rule. Not owned. */
+typedef struct rates_t rates_t;
+rates_t *pipeline_rates(pipeline_t *self);
+
 /* The registry under the pipeline (for the operators' views: approvals, attempts). Not owned. */
 typedef struct registry_t registry_t;
 registry_t *pipeline_registry(pipeline_t *self);

@@ -65,6 +65,7 @@ typedef struct {
     int64_t mt5_settle_ms;       /* KASA_MT5_SETTLE_S: no resend this soon after an ambiguous attempt */
     stage_gauges_t *gauges;      /* written by the actors' loops (NULL: not kept) */
     withdrawals_t *withdrawals;  /* every withdrawal (actors/withdrawals.h); NULL outside the pipeline */
+    struct rates_t *rates;       /* live rates (actors/rates.h), NULL without a live rule */
 } stage_ctx_t;
 
 /* Items in the work lists of every actor of stage kind, summed (0 without gauges). Any thread. */

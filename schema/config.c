@@ -50,6 +50,7 @@ typedef enum {
     K_CATCHUP_INTERVAL, K_CATCHUP_LOOKBACK, K_METRICS_LISTEN, K_LOG_FORMAT,
     K_WITHDRAW_RULES, K_WITHDRAW_AUTO_APPROVE_LIMIT, K_WITHDRAW_DUAL_APPROVAL_LIMIT, K_WITHDRAW_POLL_S,
     K_COBO_WITHDRAW_WALLET_ID, K_COBO_WITHDRAW_ADDRESS,
+    K_RATE_URL, K_RATE_MAX_AGE_S, K_RATE_REFRESH_S,
     K_COUNT
 } key_id_t;
 
@@ -117,6 +118,9 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_WITHDRAW_POLL_S]    = { "KASA_WITHDRAW_POLL_S", 0, 0 },
     [K_COBO_WITHDRAW_WALLET_ID] = { "COBO_WITHDRAW_WALLET_ID", 0, 0 },
     [K_COBO_WITHDRAW_ADDRESS] = { "COBO_WITHDRAW_ADDRESS", 0, 0 },
+    [K_RATE_URL]           = { "KASA_RATE_URL", 0, 0 },
+    [K_RATE_MAX_AGE_S]     = { "KASA_RATE_MAX_AGE_S", 0, 0 },
+    [K_RATE_REFRESH_S]     = { "KASA_RATE_REFRESH_S", 0, 0 },
 };
 
 /* Keys kasa once read and no longer does, with what replaced them: an error wherever they are set
@@ -630,6 +634,40 @@ static int s_rule_name(const char *rest, char *token, size_t token_cap, char *cu
     return 0;
 }
 
+/* A live rate, "live/SYMBOL" or "live/SYMBOL*N", into t (live, symbol, factor). 0, or -1 with why. */
+static int s_live_rate(const char *text, config_token_t *t, char *why, size_t whylen)
+{
+    if (strncmp(text, "live/", 5) != 0) {
+        snprintf(why, whylen, "expected a decimal number or live/SYMBOL[*N] (e.g. live/TRXUSDT)");
+        return -1;
+    }
+    const char *sym = text + 5, *star = strchr(sym, '*');
+    size_t n = star ? (size_t) (star - sym) : strlen(sym);
+    int ok = n > 0 && n < sizeof t->symbol;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isupper((unsigned char) sym[i]) || isdigit((unsigned char) sym[i]);
+    if (!ok) {
+        snprintf(why, whylen, "the symbol after live/ must be 1..%zu of A-Z, 0-9 (e.g. TRXUSDT)", sizeof t->symbol - 1);
+        return -1;
+    }
+    uint64_t factor = 1;
+    if (star) {
+        const char *d = star + 1;
+        factor = 0;
+        for (; *d >= '0' && *d <= '9' && factor <= 1000000; d++)
+            factor = factor * 10 + (uint64_t) (*d - '0');
+        if (*d || d == star + 1 || factor < 1 || factor > 1000000) {
+            snprintf(why, whylen, "the factor after * must be a whole number 1..1000000 (e.g. *100 for cents)");
+            return -1;
+        }
+    }
+    memcpy(t->symbol, sym, n);
+    t->symbol[n] = '\0';
+    t->factor = (uint32_t) factor;
+    t->live = 1;
+    return 0;
+}
+
 static void s_tokens(loader_t *ld, config_t *cfg)
 {
     cfg->token_count = 0;
@@ -674,10 +712,19 @@ static void s_tokens(loader_t *ld, config_t *cfg)
             continue;
         }
         config_token_t *t = &cfg->tokens[cfg->token_count];
+        memset(t, 0, sizeof *t);
         static const char *const what[3] = { "rate", "fee", "minimum" };
         money_atto_t *dst[3] = { &t->rate, &t->fee, &t->minimum };
         int bad = 0;
-        for (int j = 0; j < 3; j++) {
+        if (strncmp(s_trim(parts[0]), "live", 4) == 0) {
+            char why[128];
+            if (s_live_rate(s_trim(parts[0]), t, why, sizeof why) != 0) {
+                s_problem(ld, "%s: rate: %s", name, why);
+                bad = 1;
+            }
+            t->rate = 1;   /* unused: the live price replaces it */
+        }
+        for (int j = t->live ? 1 : 0; j < 3; j++) {
             char why[128];
             if (money_parse(s_trim(parts[j]), dst[j], why, sizeof why) != 0) {
                 s_problem(ld, "%s: %s: %s", name, what[j], why);
@@ -775,6 +822,9 @@ static void s_defaults(config_t *cfg)
     cfg->catchup_lookback_s = 3 * 86400;
     snprintf(cfg->metrics_listen, sizeof cfg->metrics_listen, "127.0.0.1:9100");
     cfg->withdraw_poll_s = 60;
+    snprintf(cfg->rate_url, sizeof cfg->rate_url, "%s", CONFIG_DEFAULT_RATE_URL);
+    cfg->rate_max_age_s = CONFIG_DEFAULT_RATE_MAX_AGE_S;
+    cfg->rate_refresh_s = CONFIG_DEFAULT_RATE_REFRESH_S;
 }
 
 /* A money key that may say "none" (0). */
@@ -1019,6 +1069,12 @@ static void s_convert(loader_t *ld, config_t *cfg)
         else
             s_copy(ld, K_METRICS_LISTEN, cfg->metrics_listen, sizeof cfg->metrics_listen);
     }
+    s_url_key(ld, K_RATE_URL, cfg->rate_url, sizeof cfg->rate_url);
+    cfg->rate_max_age_s = (int) s_int_key(ld, K_RATE_MAX_AGE_S, 5, 3600, (uint64_t) cfg->rate_max_age_s);
+    cfg->rate_refresh_s = (int) s_int_key(ld, K_RATE_REFRESH_S, 1, 3600, (uint64_t) cfg->rate_refresh_s);
+    if (cfg->rate_refresh_s >= cfg->rate_max_age_s)
+        s_problem(ld, "KASA_RATE_REFRESH_S (%d) must be below KASA_RATE_MAX_AGE_S (%d): a rate would age out "
+                  "before it is fetched again", cfg->rate_refresh_s, cfg->rate_max_age_s);
     if (s_set(ld, K_LOG_FORMAT)) {
         if (strcasecmp(ld->val[K_LOG_FORMAT], "json") == 0)
             log_set_format(LOG_FORMAT_JSON);
@@ -1170,7 +1226,12 @@ void config_print(const config_t *cfg, FILE *out)
             fprintf(out, "KASA_TOKEN_%s=", t->token_id);   /* the USD rule's usual key */
         else
             fprintf(out, "KASA_TOKEN_%s__%s=", t->token_id, t->currency);
-        s_print_money(out, t->rate);
+        if (t->live && t->factor > 1)
+            fprintf(out, "live/%s*%u", t->symbol, (unsigned) t->factor);
+        else if (t->live)
+            fprintf(out, "live/%s", t->symbol);
+        else
+            s_print_money(out, t->rate);
         fputc(':', out);
         s_print_money(out, t->fee);
         fputc(':', out);
@@ -1218,6 +1279,9 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "\nKASA_WITHDRAW_POLL_S=%d\n", cfg->withdraw_poll_s);
     fprintf(out, "COBO_WITHDRAW_WALLET_ID=%s\n", cfg->cobo_withdraw_wallet_id);
     fprintf(out, "COBO_WITHDRAW_ADDRESS=%s\n", cfg->cobo_withdraw_address);
+    fprintf(out, "KASA_RATE_URL=%s\n", cfg->rate_url);
+    fprintf(out, "KASA_RATE_MAX_AGE_S=%d\n", cfg->rate_max_age_s);
+    fprintf(out, "KASA_RATE_REFRESH_S=%d\n", cfg->rate_refresh_s);
 }
 
 void config_clear(config_t *cfg)

@@ -24,9 +24,17 @@
 #define CONFIG_DEFAULT_PENDING_POLL_S 300     /* KASA_PENDING_POLL_S when unset */
 #define CONFIG_DEFAULT_COBO_CONFIRM_WAIT_S 600 /* KASA_COBO_CONFIRM_WAIT_S when unset */
 
+#define CONFIG_DEFAULT_RATE_URL "https://api.binance.com"  /* KASA_RATE_URL when unset */
+#define CONFIG_DEFAULT_RATE_MAX_AGE_S 60   /* KASA_RATE_MAX_AGE_S when unset (see README, live rates) */
+#define CONFIG_DEFAULT_RATE_REFRESH_S 10   /* KASA_RATE_REFRESH_S when unset */
+
 /* One money rule: how a token becomes money on accounts of one currency.
  *   KASA_TOKEN_<TOKEN_ID>__<CURRENCY>=rate:fee:minimum   e.g. KASA_TOKEN_TRON_USDT__EUR=0.92:0.46:1
  *   KASA_TOKEN_<TOKEN_ID>=rate:fee:minimum               the USD rule (same as __USD)
+ * rate may be live/SYMBOL or live/SYMBOL*N instead of a number (KASA_TOKEN_TRON=live/TRXUSDT:0:10,
+ * KASA_TOKEN_TRON__USC=live/TRXUSDT*100:0:1000): the price of SYMBOL at the price source
+ * (KASA_RATE_URL), times the whole number N (1..1000000; 100 turns dollars into cents), fetched by
+ * actors/rates.h and never older than KASA_RATE_MAX_AGE_S when a deposit is locked.
  * Two underscores part the token from the currency: token ids hold single underscores (TRON_USDT),
  * so KASA_TOKEN_TRON_USDT_EUR could not tell token TRON_USDT in EUR from a token TRON_USDT_EUR.
  * rate = account currency per whole token, fee = flat fee in account currency, minimum = token
@@ -37,6 +45,9 @@ typedef struct {
     money_atto_t rate;
     money_atto_t fee;
     money_atto_t minimum;
+    int live;            /* rate is live/SYMBOL[*N]: rate above is unused */
+    char symbol[24];     /* live: the price source's symbol, "TRXUSDT" */
+    uint32_t factor;     /* live: N, 1 unless given */
 } config_token_t;
 
 typedef struct {
@@ -119,6 +130,12 @@ typedef struct {
                                       default 60; 0 turns the schedule off */
     int catchup_lookback_s;        /* KASA_CATCHUP_LOOKBACK: seconds the first pass after a start looks back,
                                       default 259200 (3 days) */
+    char rate_url[256];            /* KASA_RATE_URL: the price source of live rules, Binance's spot API shape
+                                      (GET {url}/api/v3/ticker/price?symbol=S), default https://api.binance.com */
+    int rate_max_age_s;            /* KASA_RATE_MAX_AGE_S: a live rate older than this locks nothing (HELD
+                                      "no fresh rate"), default 60 (5..3600); 0 in a config_t: the default */
+    int rate_refresh_s;            /* KASA_RATE_REFRESH_S: live rates fetched this often, default 10
+                                      (1..3600, below KASA_RATE_MAX_AGE_S); 0 in a config_t: the default */
     char metrics_listen[64];       /* KASA_METRICS_LISTEN: /metrics, /healthz, /readyz, default 127.0.0.1:9100;
                                       "off" turns it off */
     /* withdrawals (schema/withdrawal.h) */

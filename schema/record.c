@@ -21,7 +21,8 @@
  * The table s_fields is the one description of the record: record_init, encode, decode and the JSON
  * form all read it. Each field names the version that introduced it: a record of an older version
  * carrying a newer field is refused like an unknown key (version 1 lacks origin and the admin
- * account fields; version 1 records still decode, with those fields empty).
+ * account fields; version 1 records still decode, with those fields empty; records before version 4
+ * carry no rate, rate_source, rate_time_ms).
  */
 #include "schema/record.h"
 
@@ -104,6 +105,9 @@ static const s_field_t s_fields[] = {
     F2_("rq", "request_id", S_STR, request_id, 0, 0, 4),
     F2_("fe", "fee", S_STR, fee, 0, 0, 4),
     F2_("ci", "cobo_id", S_STR, cobo_id, 0, 0, 4),
+    F2_("ra", "rate", S_STR, rate, 0, 0, 4),
+    F2_("rsc", "rate_source", S_STR, rate_source, 0, 0, 4),
+    F2_("rat", "rate_time_ms", S_I64, rate_time_ms, 0, 0, 4),
 };
 #define S_NFIELDS (sizeof s_fields / sizeof s_fields[0])
 
@@ -817,6 +821,13 @@ void record_to_line(const record_t *r, uint64_t lsn, jbuf_t *b)
         s_kv(b, "credit", credit[0] ? credit : "?");
     s_kv(b, "currency", r->currency);
     s_kv(b, "remainder", r->remainder);
+    s_kv(b, "rate", r->rate);
+    s_kv(b, "rate_source", r->rate_source);
+    if (r->rate_time_ms) {
+        char t[48];
+        s_iso_time(r->rate_time_ms, t, sizeof t);
+        s_kv(b, "rate_time", t);
+    }
     s_kv(b, "chain", r->chain_id);
     s_kv(b, "address", r->address);
     s_kv(b, "hash", r->tx_hash);

@@ -17,7 +17,8 @@
 /* The record version this kasa writes; it reads every version up to it. Version 2 added RECORD_ALERT,
  * RECORD_HISTORY_GAP and the fields alert, ticket2 and currency; version 3 RECORD_ADMIN_ACCOUNT and the
  * fields origin, admin, role, pwhash, totp, flags and totp_step; version 4 RECORD_WITHDRAWAL,
- * RECORD_WITHDRAWAL_ATTEMPT and the fields wfrom, wto, wevent, request_id, fee and cobo_id. */
+ * RECORD_WITHDRAWAL_ATTEMPT and the fields wfrom, wto, wevent, request_id, fee, cobo_id, rate,
+ * rate_source and rate_time_ms. */
 #define RECORD_VERSION 4
 
 typedef enum {
@@ -91,6 +92,9 @@ typedef struct {
     char currency[16];         /* LOCKED and after: the account's currency (its MT5 group's), "USD", "USC" */
     char remainder[48];        /* LOCKED: what rounding dropped, exact decimal in account currency */
     char reason[160];          /* HELD / REJECTED / NOTICE_FAILED / ADMIN_ACTION: why */
+    char rate[48];             /* LOCKED (v4): the rate converted at, account currency per whole token, exact */
+    char rate_source[64];      /* LOCKED (v4): "config" (a fixed rule), or SYMBOL[*N]@HOST (a live price) */
+    int64_t rate_time_ms;      /* LOCKED (v4): when kasa fetched that live price (Unix ms, UTC); 0 if fixed */
 
     /* RECORD_CREDIT_ATTEMPT (tx_id, login, credit_minor, digits too) and RECORD_DEPOSIT to CREDITED */
     char ref[32];              /* the MT5 comment reference, <= 31 characters */

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# run.sh — `make run`: kasa with its Cobo, MT5 and Telegram simulators, all on 127.0.0.1.
+# run.sh — `make run`: kasa with its Cobo, MT5, Telegram and price-source simulators, all on 127.0.0.1.
 #
 #   tools/run.sh [KASA_BINARY]        (make run passes build/release/kasa)
 #
 # Everything lives under ./run/ (override with KASA_RUN_DIR): the generated config (kasa.env), the
 # demo keys (keys.env, made once), the journal (run/journal, kept between runs) and one log per
 # process. A demo address is linked to the demo MT5 account 100001. Ctrl-C stops everything.
-# Ports (override with KASA_PORT, WEBHOOK_PORT, COBO_PORT, MT5_PORT, TELEGRAM_PORT, MONITOR_PORT,
-# METRICS_PORT): the usual ones
+# Ports (override with KASA_PORT, WEBHOOK_PORT, COBO_PORT, MT5_PORT, TELEGRAM_PORT, RATES_PORT,
+# MONITOR_PORT, METRICS_PORT): the usual ones
 # if free, else the next free one.
 set -euo pipefail
 
@@ -38,6 +38,7 @@ hook_port=$(pick_unique "${WEBHOOK_PORT:-8001}");      taken="$taken$hook_port "
 cobo_port=$(pick_unique "${COBO_PORT:-9001}");        taken="$taken$cobo_port "
 mt5_port=$(pick_unique "${MT5_PORT:-9002}");          taken="$taken$mt5_port "
 tg_port=$(pick_unique "${TELEGRAM_PORT:-9003}");      taken="$taken$tg_port "
+rates_port=$(pick_unique "${RATES_PORT:-9004}");      taken="$taken$rates_port "
 monitor_port=$(pick_unique "${MONITOR_PORT:-5560}");  taken="$taken$monitor_port "
 metrics_port=$(pick_unique "${METRICS_PORT:-9100}");  taken="$taken$metrics_port "
 
@@ -91,7 +92,9 @@ TELEGRAM_BOT_TOKEN=$tg_token
 TELEGRAM_CHAT_ID=$tg_chat
 # rate:fee:minimum — 250 USDT arrives as 249.50
 KASA_TOKEN_TRON_USDT=1:0.5:1
-KASA_TOKEN_TRON=0.25:0:1
+# TRX at a live price (the price-source simulator's TRXUSDT), no older than 60 s
+KASA_TOKEN_TRON=live/TRXUSDT:0:1
+KASA_RATE_URL=http://127.0.0.1:$rates_port
 KASA_AUTO_CREDIT_LIMIT=100000
 EOF
 umask 022
@@ -136,9 +139,13 @@ pids+=($!)
 "$kasa" sim telegram --listen "127.0.0.1:$tg_port" --token "$tg_token" --log "$rundir/telegram.log" \
     >>"$rundir/sim-telegram.log" 2>&1 &
 pids+=($!)
+"$kasa" sim rates --listen "127.0.0.1:$rates_port" --price TRXUSDT=0.25 --price ETHUSDT=3000 \
+    >>"$rundir/sim-rates.log" 2>&1 &
+pids+=($!)
 wait_port "$cobo_port" "the Cobo simulator" "$rundir/sim-cobo.log"
 wait_port "$mt5_port" "the MT5 simulator" "$rundir/sim-mt5.log"
 wait_port "$tg_port" "the Telegram simulator" "$rundir/sim-telegram.log"
+wait_port "$rates_port" "the price-source simulator" "$rundir/sim-rates.log"
 
 "$kasa" serve --config "$config" >>"$rundir/kasa.log" 2>&1 &
 kasa_pid=$!
@@ -163,6 +170,7 @@ kasa is running (pid $kasa_pid) with its simulators, all on 127.0.0.1:
   Cobo simulator   http://127.0.0.1:$cobo_port
   MT5 simulator    http://127.0.0.1:$mt5_port           (accounts 100001..100005, passwords demo-investor-N)
   Telegram sim.    http://127.0.0.1:$tg_port
+  price source     http://127.0.0.1:$rates_port           (Binance's ticker shape; TRX credited at its TRXUSDT)
   monitor feed     tcp://127.0.0.1:$monitor_port
 Demo address $demo_address is linked to MT5 account $demo_login.
 
@@ -176,6 +184,11 @@ Then see where it went:
   $k journal dump $rundir/journal
   $k monitor --config $config    # live transitions (start it before the deposit)
   $k replay $rundir/journal
+
+A TRX deposit is credited at the live TRXUSDT price (0.25 in the simulator; change it, or fail it):
+  $k sim deposit --cobo http://127.0.0.1:$cobo_port --address $demo_address --amount 100 --token TRON
+  curl -s -d '{"symbol":"TRXUSDT","price":"0.2612"}' http://127.0.0.1:$rates_port/sim/price
+  curl -s -d '{"mode":"down"}' http://127.0.0.1:$rates_port/sim/faults   # after 60 s: HELD "no fresh rate"
 
 Config: $config   Logs: $rundir/*.log
 Press Ctrl-C to stop everything.

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "actors/rates.h"
 #include "actors/stage.h"
 #include "schema/deposit.h"
 #include "schema/probe.h"
@@ -300,6 +301,8 @@ void metrics_write(metrics_t *self, jbuf_t *out)
     if (self->pipeline)
         s_write_deposits(self, out);
     s_write_queues(self, out);
+    if (self->pipeline && pipeline_rates(self->pipeline))
+        rates_metrics(pipeline_rates(self->pipeline), out);
     s_write_commits(self, out);
     if (self->journal)
         s_write_journal(self, out);

@@ -16,7 +16,8 @@
  *   kasa_journal_failed, kasa_external_calls_total{service}, kasa_external_errors_total{service},
  *   kasa_external_call_seconds{service}, kasa_external_last_ok_timestamp_seconds{service},
  *   kasa_catchup_runs_total{result}, kasa_catchup_found_total, kasa_catchup_listed_total,
- *   kasa_catchup_rate_limited_total, kasa_catchup_last_complete_timestamp_seconds.
+ *   kasa_catchup_rate_limited_total, kasa_catchup_last_complete_timestamp_seconds;
+ *   with a live rate rule, kasa_rate_age_seconds{symbol} and kasa_rate_fetches_total{result}.
  * Parts kasa does not have yet (the MongoDB projector's lag, withdrawals) plug in with
  * metrics_add_collector, e.g. a collector writing kasa_projection_lag_seconds. */
 #ifndef KASA_WEB_METRICS_H

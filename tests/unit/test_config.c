@@ -284,6 +284,51 @@ static void test_rules_per_token_and_account_currency(void)
     s_env_clear();
 }
 
+/* A live rule takes its rate from the price source: live/SYMBOL or live/SYMBOL*N; the source's keys
+ * have defaults (Binance, 60 s, 10 s); the printed configuration shows the rule as written. */
+static void test_live_rules_and_the_rate_source(void)
+{
+    s_env_clear();
+    config_t cfg;
+    char err[1024];
+    CHECK_EQ_INT(s_load(&cfg, "KASA_TOKEN_TRON=live/TRXUSDT:0.5:10\nKASA_TOKEN_TRON__USC=live/TRXUSDT*100:0:10\n"
+                              "KASA_TOKEN_TRON_USDT=1:0:1\n", err, sizeof err), 0);
+    CHECK_EQ_STR(err, "");
+    const config_token_t *usd = config_rule(&cfg, "TRON", "USD"), *usc = config_rule(&cfg, "TRON", "USC");
+    const config_token_t *usdt = config_rule(&cfg, "TRON_USDT", "USD");
+    CHECK(usd && usc && usdt);
+    if (usd && usc && usdt) {
+        CHECK(usd->live && usc->live && !usdt->live);
+        CHECK_EQ_STR(usd->symbol, "TRXUSDT");
+        CHECK_EQ_INT(usd->factor, 1);
+        CHECK_EQ_INT(usc->factor, 100);
+        CHECK(usd->fee == (money_atto_t) 500000000000000000ULL);
+        CHECK(usd->minimum == (money_atto_t) 10 * 1000000000000000000ULL);
+    }
+    CHECK_EQ_STR(cfg.rate_url, "https://api.binance.com");
+    CHECK_EQ_INT(cfg.rate_max_age_s, 60);
+    CHECK_EQ_INT(cfg.rate_refresh_s, 10);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    config_print(&cfg, out);
+    fclose(out);
+    CHECK(strstr(text, "KASA_TOKEN_TRON=live/TRXUSDT:0.5:10\n") != NULL);
+    CHECK(strstr(text, "KASA_TOKEN_TRON__USC=live/TRXUSDT*100:0:10\n") != NULL);
+    CHECK(strstr(text, "KASA_RATE_MAX_AGE_S=60\n") != NULL);
+    free(text);
+    s_expect_problem("KASA_TOKEN_TRON=live:0:1\n", "KASA_TOKEN_TRON: rate: expected a decimal number or live/SYMBOL");
+    s_expect_problem("KASA_TOKEN_TRON=livexx:0:1\n", "KASA_TOKEN_TRON: rate: expected a decimal number or live/SYMBOL");
+    s_expect_problem("KASA_TOKEN_TRON=live/:0:1\n", "KASA_TOKEN_TRON: rate: the symbol after live/");
+    s_expect_problem("KASA_TOKEN_TRON=live/trxusdt:0:1\n", "KASA_TOKEN_TRON: rate: the symbol after live/");
+    s_expect_problem("KASA_TOKEN_TRON=live/TRXUSDT*0:0:1\n", "KASA_TOKEN_TRON: rate: the factor after *");
+    s_expect_problem("KASA_TOKEN_TRON=live/TRXUSDT*1.5:0:1\n", "KASA_TOKEN_TRON: rate: the factor after *");
+    s_expect_problem("KASA_RATE_URL=http://prices.example.com\n", "KASA_RATE_URL: must use https://");
+    s_expect_problem("KASA_RATE_MAX_AGE_S=2\n", "KASA_RATE_MAX_AGE_S");
+    s_expect_problem("KASA_RATE_MAX_AGE_S=30\nKASA_RATE_REFRESH_S=30\n", "KASA_RATE_REFRESH_S (30) must be below");
+    s_env_clear();
+}
+
 /* MT5_DIGITS is no longer read (digits come from the account's group, never from a default): set in
  * the file or in the environment it is an error that says so, not a value silently ignored. */
 static void test_retired_mt5_digits_is_an_error_that_says_why(void)
@@ -627,6 +672,7 @@ int main(void)
     RUN(test_print_never_shows_secrets);
     RUN(test_notice_language_and_telegram_approvers);
     RUN(test_errors_never_echo_secret_values);
+    RUN(test_live_rules_and_the_rate_source);
     RUN(test_example_file_documents_every_key_and_loads);
     RUN(test_config_check_command);
     unlink(s_path);

@@ -13,6 +13,7 @@ static const struct {
     { "cobo",     sim_cobo_main,     "Cobo WaaS 2.0: signed webhooks, transactions, addresses" },
     { "mt5",      sim_mt5_main,      "MT5 Web API: handshake, balance deals, users, groups, faults" },
     { "telegram", sim_telegram_main, "Telegram Bot API: sendMessage, recorded, can fail on demand" },
+    { "rates",    sim_rates_main,    "Binance's ticker price API: prices for live rates, faults" },
     { "deposit",  sim_deposit_main,  "ask a running Cobo simulator to send a deposit lifecycle" },
     { "pubkey",   sim_pubkey_main,   "print the Ed25519 public key of a key seed" },
 };
