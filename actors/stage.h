@@ -37,11 +37,10 @@
 
 /* STAGE_ACCOUNTS: investors' MT5 work (actors/accounts.h), outside the deposit pipeline.
  * STAGE_WITHDRAWER: withdrawals' money (actors/withdrawer.h), one actor. */
-typedef enum { STAGE_LOCKER, STAGE_CREDITER, STAGE_NOTIFIER, STAGE_ACCOUNTS, STAGE_WITHDRAWER } stage_kind_t;
+typedef enum { STAGE_LOCKER, STAGE_CREDITER, STAGE_NOTIFIER, STAGE_ACCOUNTS, STAGE_WITHDRAWER, STAGE_KINDS } stage_kind_t;
 
 typedef struct withdrawals_t withdrawals_t;
 
-#define STAGE_KINDS 4
 #define STAGE_GAUGE_ACTORS 64   /* every stage's actor count is at most this */
 
 /* The depth of each actor's work list (items queued, waiting, backing off or being handled), kept by

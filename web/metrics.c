@@ -160,9 +160,10 @@ static void s_write_queues(metrics_t *self, jbuf_t *out)
     static const struct {
         const char *name;
         stage_kind_t kind;
-    } stages[] = { { "locker", STAGE_LOCKER }, { "crediter", STAGE_CREDITER }, { "notifier", STAGE_NOTIFIER } };
-    int depth[4], actors[4], n = 0;
-    const char *name[4];
+    } stages[] = { { "locker", STAGE_LOCKER }, { "crediter", STAGE_CREDITER }, { "notifier", STAGE_NOTIFIER },
+                   { "withdrawer", STAGE_WITHDRAWER } };
+    int depth[STAGE_KINDS], actors[STAGE_KINDS], n = 0;
+    const char *name[STAGE_KINDS];
     if (self->pipeline)
         for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++, n++) {
             name[n] = stages[i].name;

@@ -383,6 +383,7 @@ static void test_counters_move_with_a_deposit(void)
     CHECK(p_get(&b, "kasa_stage_queue_depth{stage=\"locker\"}") == 0);
     CHECK(p_get(&b, "kasa_stage_queue_depth{stage=\"crediter\"}") == 0);
     CHECK(p_get(&b, "kasa_stage_queue_depth{stage=\"notifier\"}") == 0);
+    CHECK(p_get(&b, "kasa_stage_queue_depth{stage=\"withdrawer\"}") == 0);
     CHECK(p_get(&b, "kasa_stage_queue_depth{stage=\"accounts\"}") == 0);
     CHECK(p_get(&b, "kasa_stage_queue_capacity{stage=\"crediter\"}") >= 1024);
 #undef DELTA
