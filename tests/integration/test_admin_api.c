@@ -93,7 +93,9 @@ static long s_login(s_admin_t *a, const char *password)
 /* Logs in with the one-time password and sets a new one. 0 or -1. */
 static int s_first_login(s_admin_t *a)
 {
-    if (s_login(a, NULL) != 200)
+    /* a code made one step back is refused if the 30 s step turns between making and checking it:
+     * once more then, with the next step */
+    if (s_login(a, NULL) != 200 && s_login(a, NULL) != 200)
         return -1;
     char body[300], fresh[64];
     snprintf(fresh, sizeof fresh, "%s-new-password", a->name);
@@ -468,7 +470,7 @@ static int s_live_saw(s_live_t *l, const char *what, int ms)
     return 0;
 }
 
-static void test_the_live_stream_carries_commits_and_ends_at_logout(void)
+static void test_the_live_stream_carries_commits_and_ends_at_logout_or_disable(void)
 {
     CHECK(s_ready);
     static s_admin_t lena = { .name = "lena" };
@@ -501,6 +503,21 @@ static void test_the_live_stream_carries_commits_and_ends_at_logout(void)
     s_live_read(&back);
     CHECK(back.text.data && strstr(back.text.data, "event: resync"));
     jbuf_free(&back.text);
+    /* disabled while its stream is open: the stream ends within a second */
+    s_live_t gone = { .timeout_ms = 20000, .mu = PTHREAD_MUTEX_INITIALIZER };
+    jbuf_init(&gone.text);
+    snprintf(gone.cookie, sizeof gone.cookie, "kasa_admin=%s", lena.sid);
+    pthread_create(&th, NULL, s_live_read, &gone);
+    CHECK(s_live_saw(&gone, "retry:", 5000));
+    char *out = NULL;
+    int64_t asked = h_now_ms();
+    CHECK_EQ_INT(h_kasa_cmd(&s_env, &out, "admin", "disable", "lena", "--config", s_env.config, NULL), 0);
+    free(out);
+    t0 = h_now_ms();   /* disabled (journaled) by now */
+    pthread_join(th, NULL);
+    h_log("the admin stream ended %lld ms after `kasa admin disable` was started", (long long) (gone.ended_ms - asked));
+    CHECK(gone.ended_ms - t0 < 1000);
+    jbuf_free(&gone.text);
     /* an investor's session, or none, gets no stream */
     r = s_req(NULL, "GET", "/api/admin/events", NULL, 0);
     CHECK_EQ_INT(r.status, 401);
@@ -580,7 +597,7 @@ int main(void)
     RUN(test_search_filters_and_pages_newest_first);
     RUN(test_addresses_are_searchable_and_paged);
     RUN(test_wallet_balances_per_token_and_address_with_exact_totals);
-    RUN(test_the_live_stream_carries_commits_and_ends_at_logout);
+    RUN(test_the_live_stream_carries_commits_and_ends_at_logout_or_disable);
     RUN(test_wrong_logins_hold_the_name_back_and_tell_the_chat);
     RUN(test_a_disabled_admin_is_out_at_once);
     if (s_ready)
