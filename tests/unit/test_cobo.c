@@ -846,16 +846,20 @@ static cobo_transfer_t s_tr(const char *request_id, const char *amount)
     return t;
 }
 
-/* 1 if GET /sim/balances shows wallet/token at exactly amount. */
+/* 1 if Cobo's API (GET /v2/wallets/{id}/tokens) shows wallet/token available at exactly amount. */
 static int s_balance_is(const char *wallet, const char *token, const char *amount)
 {
-    char *out = NULL, want[256];
-    snprintf(want, sizeof want, "{\"wallet_id\":\"%s\",\"token_id\":\"%s\",\"amount\":\"%s\"}", wallet, token, amount);
-    int ok = s_control("GET", "/sim/balances", NULL, &out) == 200 && out && strstr(out, want) != NULL;
-    if (!ok)
-        fprintf(stderr, "  balances: %s\n", out ? out : "(none)");
-    free(out);
-    return ok;
+    cobo_client_t *c = s_client(3000);
+    s_bals_t l = { .n = 0 };
+    char err[200] = "";
+    int ok = c && cobo_list_token_balances(c, wallet, 50, s_on_balance, &l, err, sizeof err) == COBO_OK;
+    int hit = 0;
+    for (int i = 0; ok && i < l.n && i < 8; i++)
+        hit |= strcmp(l.names[i], token) == 0 && strcmp(l.b[i].available, amount) == 0;
+    if (!hit)
+        fprintf(stderr, "  %s %s: not available at %s (%s)\n", wallet, token, amount, err);
+    cobo_client_destroy(&c);
+    return hit;
 }
 
 static void s_faults(const char *body)

@@ -45,7 +45,8 @@
  *   POST /sim/sweep            {"address","token_id","amount","to","deposit_leg"} Cobo's own sweep of a
  *                               deposit address: a Withdrawal without kasa's request_id and, unless
  *                               deposit_leg is false, the Deposit leg into the sweep-to address
- *   GET|POST /sim/balances     wallet balances per token (start at 1000000; deposits add, transfers take)
+ *   POST /sim/balances         {"wallet_id","token_id","amount"}: a wallet's opening funds (added to its
+ *                               balances; a transfer it cannot pay fails with InsufficientBalance)
  * A request with a missing/invalid Biz-Api-* signature, an unknown key or a nonce more than five
  * minutes off gets 401 {"error_code":2024,...}; injected failures are 503 {"error_code":2026,...}. */
 #include "tools/sim/sim.h"
@@ -144,8 +145,8 @@ static struct {
     /* transfers (see s_api_transfer) */
     int transfer_timeout_once, transfer_5xx_once, duplicate_code;
     char transfer_final[24], transfer_stop_at[32];
-    struct s_balance { char wallet_id[80], token_id[40]; money_atto_t amount; } balances[64];
-    int nbalances;
+    struct s_funds { char wallet_id[80], token_id[40]; money_atto_t amount; } funds[64];  /* POST /sim/balances */
+    int nfunds;
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
 static void s_sleep_ms(int ms)
@@ -542,47 +543,20 @@ typedef struct {
 
 static void s_index_tx(int ti);
 
-/* ---- wallet balances (S.lock held) ------------------------------------------------------------- */
+/* ---- opening funds (S.lock held) ------------------------------------------------------------- */
 
-#define S_DEFAULT_BALANCE "1000000"  /* a wallet/token never set or used starts with this much */
-
-/* The balance of wallet/token, made on first use; NULL when the table is full. */
-static struct s_balance *s_balance(const char *wallet, const char *token)
+/* The opening funds set for wallet/token with POST /sim/balances, or NULL: a wallet never funded
+ * pays any transfer (its balance is only what its transactions add up to). */
+static struct s_funds *s_funds(const char *wallet, const char *token)
 {
-    for (int i = 0; i < S.nbalances; i++)
-        if (strcmp(S.balances[i].wallet_id, wallet) == 0 && strcmp(S.balances[i].token_id, token) == 0)
-            return &S.balances[i];
-    if (S.nbalances >= (int) (sizeof S.balances / sizeof S.balances[0]))
-        return NULL;
-    struct s_balance *b = &S.balances[S.nbalances++];
-    snprintf(b->wallet_id, sizeof b->wallet_id, "%s", wallet);
-    snprintf(b->token_id, sizeof b->token_id, "%s", token);
-    char err[64];
-    money_parse(S_DEFAULT_BALANCE, &b->amount, err, sizeof err);
-    return b;
+    for (int i = 0; i < S.nfunds; i++)
+        if (strcmp(S.funds[i].wallet_id, wallet) == 0 && strcmp(S.funds[i].token_id, token) == 0)
+            return &S.funds[i];
+    return NULL;
 }
 
-/* Adds amount (a decimal string) to wallet/token. */
-static void s_balance_give(const char *wallet, const char *token, const char *amount)
-{
-    money_atto_t v;
-    char err[64];
-    struct s_balance *b = s_balance(wallet, token);
-    if (b && money_parse(amount, &v, err, sizeof err) == 0)
-        b->amount += v;
-}
-
-/* Takes amount from wallet/token: 0, or -1 (nothing taken) when the balance is short. */
-static int s_balance_take(const char *wallet, const char *token, const char *amount)
-{
-    money_atto_t v;
-    char err[64];
-    struct s_balance *b = s_balance(wallet, token);
-    if (!b || money_parse(amount, &v, err, sizeof err) != 0 || b->amount < v)
-        return -1;
-    b->amount -= v;
-    return 0;
-}
+/* 1 if a funded wallet/token has less available than amount (see s_bal_add). */
+static int s_short_of(const char *wallet, const char *token, const char *amount);
 
 /* Creates the transaction and queues its lifecycle (S.lock held). Returns the tx index or -1. */
 static int s_deposit(const s_deposit_req_t *r, char *err, size_t errlen)
@@ -628,8 +602,6 @@ static int s_deposit(const s_deposit_req_t *r, char *err, size_t errlen)
             t->confirmed = 0;
         t->updated_ms = sim_http_now_ms();
         t->completed_ms = strcmp(r->final, "Completed") == 0 ? t->updated_ms : 0;
-        if (t->completed_ms)
-            s_balance_give(t->wallet_id, t->token_id, t->amount);
         jobs[n++] = s_event_jobs(ti, "wallets.transaction.updated", r->duplicates);
         jobs[n++] = s_event_jobs(ti, strcmp(r->final, "Completed") == 0 ? "wallets.transaction.succeeded"
                                                                          : "wallets.transaction.failed",
@@ -712,9 +684,9 @@ static void s_chain_event(int ti, const char *type, s_job_t ***tail)
  * Submitted → PendingScreening → PendingAuthorization → PendingSignature → Broadcasting → Confirming
  * → Completed. It stops at S.transfer_stop_at when set (a person then moves it with POST
  * /sim/transactions/{id}); S.transfer_final "Rejected" ends it after PendingAuthorization
- * (RejectedApproverAuth), "Failed" after Broadcasting (FailedOnChain); a short balance fails it
- * after Submitted (InsufficientBalance). The wallet's balance is taken at creation and given back
- * when it fails. Returns the tx index or -1 when the simulator is full. */
+ * (RejectedApproverAuth), "Failed" after Broadcasting (FailedOnChain); a funded wallet too short
+ * fails it after Submitted (InsufficientBalance). The balances the API shows follow from the
+ * transactions (s_bal_add). Returns the tx index or -1 when the simulator is full. */
 static int s_transfer_start(const s_transfer_req_t *r)
 {
     static const char *const steps[] = { "Submitted", "PendingScreening", "PendingAuthorization",
@@ -740,7 +712,7 @@ static int s_transfer_start(const s_transfer_req_t *r)
     t->threshold = 1;
     t->block_number = 60000000 + (int64_t) (s_rand() % 1000000);
     t->created_ms = t->updated_ms = sim_http_now_ms();
-    int short_balance = s_balance_take(r->wallet, r->token, r->amount) != 0;
+    int short_balance = s_short_of(r->wallet, r->token, r->amount);
     const char *final = short_balance ? "Failed" : S.transfer_final[0] ? S.transfer_final : "Completed";
     s_job_t *first = NULL, **tail = &first;
     for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
@@ -765,11 +737,8 @@ static int s_transfer_start(const s_transfer_req_t *r)
             t->completed_ms = strcmp(st, "Completed") == 0 ? t->updated_ms : 0;
             if (strcmp(st, "Completed") == 0)
                 s_chain_event(ti, "wallets.transaction.succeeded", &tail);
-            else {
+            else
                 s_chain_event(ti, "wallets.transaction.failed", &tail);
-                if (!short_balance)
-                    s_balance_give(r->wallet, r->token, r->amount);
-            }
             break;
         }
         if (S.transfer_stop_at[0] && strcmp(S.transfer_stop_at, st) == 0)
@@ -1295,6 +1264,34 @@ static void s_bal_add(s_bal_t *bal, int *n, int cap, const char *name, const s_t
     *sum += a;
 }
 
+/* Adds opening funds to the sum named name (as coins that came in). Under S.lock. */
+static void s_bal_fund(s_bal_t *bal, int *n, int cap, const char *name, money_atto_t amount)
+{
+    static s_tx_t t;   /* a stand-in Completed deposit of that amount (under S.lock; too big for a stack) */
+    memset(&t, 0, sizeof t);
+    snprintf(t.status, sizeof t.status, "Completed");
+    if (money_format(amount, t.amount, sizeof t.amount) == 0)
+        s_bal_add(bal, n, cap, name, &t);
+}
+
+static int s_short_of(const char *wallet, const char *token, const char *amount)
+{
+    struct s_funds *f = s_funds(wallet, token);
+    money_atto_t want;
+    if (!f || money_parse(amount, &want, NULL, 0) != 0)
+        return 0;
+    s_bal_t bal;
+    memset(&bal, 0, sizeof bal);
+    int n = 0;
+    for (int i = 0; i < S.ntx; i++)
+        if (strcmp(S.txs[i].wallet_id, wallet) == 0 && strcmp(S.txs[i].token_id, token) == 0)
+            s_bal_add(&bal, &n, 1, token, &S.txs[i]);
+    s_bal_fund(&bal, &n, 1, token, f->amount);
+    money_atto_t spent = bal.out + bal.held;
+    money_atto_t available = bal.in > spent ? bal.in - spent : 0;
+    return available < want;
+}
+
 static void s_bal_json(jbuf_t *b, const char *key, const s_bal_t *x)
 {
     money_atto_t spent = x->out + x->held;
@@ -1352,6 +1349,9 @@ static enum MHD_Result s_api_token_balances(struct MHD_Connection *con, const ch
     for (int i = 0; i < S.ntx; i++)
         if (strcmp(S.txs[i].wallet_id, wallet) == 0)
             s_bal_add(bal, &n, S_MAX_BAL, S.txs[i].token_id, &S.txs[i]);
+    for (int i = 0; i < S.nfunds; i++)
+        if (strcmp(S.funds[i].wallet_id, wallet) == 0)
+            s_bal_fund(bal, &n, S_MAX_BAL, S.funds[i].token_id, S.funds[i].amount);
     pthread_mutex_unlock(&S.lock);
     enum MHD_Result rc = s_bal_page(con, query, "token_id", bal, n);
     free(bal);
@@ -1754,7 +1754,6 @@ static enum MHD_Result s_ctl_sweep(struct MHD_Connection *con, const sim_request
     memcpy(final_saved, S.transfer_final, sizeof final_saved);
     memcpy(stop_saved, S.transfer_stop_at, sizeof stop_saved);
     S.transfer_final[0] = S.transfer_stop_at[0] = '\0';
-    s_balance_give(q.wallet, q.token, q.amount);  /* the swept coins stay in the wallet */
     int ti = s_transfer_start(&q), di = -1;
     memcpy(S.transfer_final, final_saved, sizeof final_saved);
     memcpy(S.transfer_stop_at, stop_saved, sizeof stop_saved);
@@ -1771,10 +1770,8 @@ static enum MHD_Result s_ctl_sweep(struct MHD_Connection *con, const sim_request
         snprintf(d.from, sizeof d.from, "%s", q.from);
         d.confirmations = 1;
         di = s_deposit(&d, err, sizeof err);
-        if (di >= 0) {
-            s_balance_take(q.wallet, q.token, q.amount);  /* the deposit leg is the same coins */
+        if (di >= 0)   /* out by the Withdrawal, in by this leg: the wallet's balance is unchanged */
             snprintf(did, sizeof did, "%s", S.txs[di].id);
-        }
     }
     if (ti >= 0)
         snprintf(id, sizeof id, "%s", S.txs[ti].id);
@@ -1793,47 +1790,33 @@ static enum MHD_Result s_ctl_sweep(struct MHD_Connection *con, const sim_request
     return s_reply_buf(con, 201, &b, 0);
 }
 
-/* GET /sim/balances -> [{"wallet_id","token_id","amount"}] of every balance used so far;
- * POST /sim/balances {"wallet_id","token_id","amount"} sets one. */
-static enum MHD_Result s_ctl_balances(struct MHD_Connection *con, const char *method, const sim_request_t *r)
+/* POST /sim/balances {"wallet_id","token_id","amount"}: the wallet's opening funds in the token. The
+ * API's balances add them to what the transactions add up to, and a transfer the wallet cannot pay
+ * then fails (InsufficientBalance). */
+static enum MHD_Result s_ctl_funds(struct MHD_Connection *con, const sim_request_t *r)
 {
-    if (strcmp(method, "POST") == 0) {
-        bson_t doc;
-        char jerr[64], wallet[80], token[40], amount[48];
-        money_atto_t v;
-        if (s_body_json(r, &doc) != 0)
-            return s_reply(con, 400, "{\"error\":\"malformed JSON\"}", 0);
-        int ok = s_need_str(&doc, "wallet_id", wallet, sizeof wallet) == 0
-                 && s_need_str(&doc, "token_id", token, sizeof token) == 0
-                 && s_need_str(&doc, "amount", amount, sizeof amount) == 0 && money_parse(amount, &v, jerr, sizeof jerr) == 0;
-        bson_destroy(&doc);
-        if (!ok)
-            return s_reply(con, 400, "{\"error\":\"wallet_id, token_id and a decimal amount are required\"}", 0);
-        pthread_mutex_lock(&S.lock);
-        struct s_balance *b = s_balance(wallet, token);
-        if (b)
-            b->amount = v;
-        pthread_mutex_unlock(&S.lock);
-        return b ? s_reply(con, 200, "{\"ok\":true}", 0) : s_reply(con, 503, "{\"error\":\"balance table full\"}", 0);
-    }
-    jbuf_t b;
-    jbuf_init(&b);
-    jbuf_puts(&b, "[");
+    bson_t doc;
+    char jerr[64], wallet[80], token[40], amount[48];
+    money_atto_t v;
+    if (s_body_json(r, &doc) != 0)
+        return s_reply(con, 400, "{\"error\":\"malformed JSON\"}", 0);
+    int ok = s_need_str(&doc, "wallet_id", wallet, sizeof wallet) == 0
+             && s_need_str(&doc, "token_id", token, sizeof token) == 0
+             && s_need_str(&doc, "amount", amount, sizeof amount) == 0 && money_parse(amount, &v, jerr, sizeof jerr) == 0;
+    bson_destroy(&doc);
+    if (!ok)
+        return s_reply(con, 400, "{\"error\":\"wallet_id, token_id and a decimal amount are required\"}", 0);
     pthread_mutex_lock(&S.lock);
-    for (int i = 0; i < S.nbalances; i++) {
-        char amount[64];
-        money_format(S.balances[i].amount, amount, sizeof amount);
-        jbuf_puts(&b, i ? ",{\"wallet_id\":" : "{\"wallet_id\":");
-        jbuf_str(&b, S.balances[i].wallet_id);
-        jbuf_puts(&b, ",\"token_id\":");
-        jbuf_str(&b, S.balances[i].token_id);
-        jbuf_puts(&b, ",\"amount\":");
-        jbuf_str(&b, amount);
-        jbuf_puts(&b, "}");
+    struct s_funds *f = s_funds(wallet, token);
+    if (!f && S.nfunds < (int) (sizeof S.funds / sizeof S.funds[0])) {
+        f = &S.funds[S.nfunds++];
+        snprintf(f->wallet_id, sizeof f->wallet_id, "%s", wallet);
+        snprintf(f->token_id, sizeof f->token_id, "%s", token);
     }
+    if (f)
+        f->amount = v;
     pthread_mutex_unlock(&S.lock);
-    jbuf_puts(&b, "]");
-    return s_reply_buf(con, 200, &b, 0);
+    return f ? s_reply(con, 200, "{\"ok\":true}", 0) : s_reply(con, 503, "{\"error\":\"funds table full\"}", 0);
 }
 
 static enum MHD_Result s_handle(void *cls, struct MHD_Connection *con, const char *url,
@@ -1867,8 +1850,8 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *con, const cha
         return s_ctl_faults(con, r);
     if (strcmp(method, "POST") == 0 && strcmp(path, "/sim/sweep") == 0)
         return s_ctl_sweep(con, r);
-    if (strcmp(path, "/sim/balances") == 0)
-        return s_ctl_balances(con, method, r);
+    if (strcmp(method, "POST") == 0 && strcmp(path, "/sim/balances") == 0)
+        return s_ctl_funds(con, r);
     if (strcmp(method, "POST") == 0 && s_segment(path, "/sim/transactions/", id, sizeof id, ""))
         return s_ctl_change(con, id, r);
     return s_reply(con, 404, "{\"error\":\"not found\"}", 0);
