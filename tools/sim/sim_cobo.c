@@ -93,6 +93,7 @@ typedef struct {
     int ncodes;
     int delivered;              /* answered 2xx */
     int given_up;
+    int outstanding;            /* copies not yet delivered nor given up (queued or chained) */
 } s_event_t;
 
 typedef struct {
@@ -494,6 +495,7 @@ static void *s_worker(void *arg)
         j->attempt++;
         if (code >= 200 && code < 300) {
             e->delivered++;
+            e->outstanding--;
         } else if (j->attempt < S_ATTEMPTS) {
             int backoff = 100 << (j->attempt - 1);
             j->due_ms = sim_http_now_ms() + (backoff > 3000 ? 3000 : backoff);
@@ -503,6 +505,7 @@ static void *s_worker(void *arg)
             continue;
         } else {
             e->given_up = 1;
+            e->outstanding--;
         }
         s_job_t *then = j->then;
         free(j->body);
@@ -525,6 +528,7 @@ static s_job_t *s_event_jobs(int ti, const char *type, int copies)
     if (ev < 0)
         return NULL;
     s_job_t *first = NULL, **tail = &first;
+    t->events[ev].outstanding = copies + 1;
     for (int i = 0; i <= copies; i++) {
         s_job_t *j = s_job_new(ti, ev, s_event_body(t, t->events[ev].event_id, type));
         *tail = j;
@@ -1597,7 +1601,7 @@ static enum MHD_Result s_ctl_deposits(struct MHD_Connection *con)
             for (int c = 0; c < ev->ncodes; c++)
                 jbuf_printf(&b, c ? ",%d" : "%d", ev->codes[c]);
             jbuf_puts(&b, "]}");
-            pending |= !ev->delivered && !ev->given_up;
+            pending |= ev->outstanding > 0;   /* every copy, not just the first to arrive */
         }
         jbuf_printf(&b, "],\"delivery_pending\":%s}", pending ? "true" : "false");
     }
