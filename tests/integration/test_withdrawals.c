@@ -523,6 +523,8 @@ static void test_through_cobos_api_a_5xx_after_creating_is_found(void)
     s_close();
     withdrawer_set_cobo(NULL);
     CHECK(s_open() == 0);
+    CHECK_EQ_INT(h_sim_post(s_env.cobo_url, "/sim/balances", "{\"wallet_id\":\"" H_WALLET_ID "\","
+                                                             "\"token_id\":\"TRON_USDT\",\"amount\":\"1000000\"}"), 200);
     CHECK_EQ_INT(h_sim_post(s_env.cobo_url, "/sim/faults", "{\"transfer_5xx_once\":true}"), 200);
     char id[24];
     CHECK_EQ_INT(s_request(100010, "45", id), 201);

@@ -46,7 +46,8 @@
  *                               deposit address: a Withdrawal without kasa's request_id and, unless
  *                               deposit_leg is false, the Deposit leg into the sweep-to address
  *   POST /sim/balances         {"wallet_id","token_id","amount"}: a wallet's opening funds (added to its
- *                               balances; a transfer it cannot pay fails with InsufficientBalance)
+ *                               balances; a transfer it cannot pay fails with InsufficientBalance);
+ *                               GET: each funded wallet/token's available amount
  * A request with a missing/invalid Biz-Api-* signature, an unknown key or a nonce more than five
  * minutes off gets 401 {"error_code":2024,...}; injected failures are 503 {"error_code":2026,...}. */
 #include "tools/sim/sim.h"
@@ -1278,12 +1279,10 @@ static void s_bal_fund(s_bal_t *bal, int *n, int cap, const char *name, money_at
         s_bal_add(bal, n, cap, name, &t);
 }
 
-static int s_short_of(const char *wallet, const char *token, const char *amount)
+/* What funds f has available now: its opening funds and its wallet's transactions in its token. */
+static money_atto_t s_available(const struct s_funds *f)
 {
-    struct s_funds *f = s_funds(wallet, token);
-    money_atto_t want;
-    if (!f || money_parse(amount, &want, NULL, 0) != 0)
-        return 0;
+    const char *wallet = f->wallet_id, *token = f->token_id;
     s_bal_t bal;
     memset(&bal, 0, sizeof bal);
     int n = 0;
@@ -1292,8 +1291,14 @@ static int s_short_of(const char *wallet, const char *token, const char *amount)
             s_bal_add(&bal, &n, 1, token, &S.txs[i]);
     s_bal_fund(&bal, &n, 1, token, f->amount);
     money_atto_t spent = bal.out + bal.held;
-    money_atto_t available = bal.in > spent ? bal.in - spent : 0;
-    return available < want;
+    return bal.in > spent ? bal.in - spent : 0;
+}
+
+static int s_short_of(const char *wallet, const char *token, const char *amount)
+{
+    struct s_funds *f = s_funds(wallet, token);
+    money_atto_t want;
+    return f && money_parse(amount, &want, NULL, 0) == 0 && s_available(f) < want;
 }
 
 static void s_bal_json(jbuf_t *b, const char *key, const s_bal_t *x)
@@ -1796,9 +1801,30 @@ static enum MHD_Result s_ctl_sweep(struct MHD_Connection *con, const sim_request
 
 /* POST /sim/balances {"wallet_id","token_id","amount"}: the wallet's opening funds in the token. The
  * API's balances add them to what the transactions add up to, and a transfer the wallet cannot pay
- * then fails (InsufficientBalance). */
-static enum MHD_Result s_ctl_funds(struct MHD_Connection *con, const sim_request_t *r)
+ * then fails (InsufficientBalance). GET /sim/balances: [{"wallet_id","token_id","amount"}], each
+ * funded wallet/token's available amount now. */
+static enum MHD_Result s_ctl_funds(struct MHD_Connection *con, const char *method, const sim_request_t *r)
 {
+    if (strcmp(method, "GET") == 0) {
+        jbuf_t b;
+        jbuf_init(&b);
+        jbuf_puts(&b, "[");
+        pthread_mutex_lock(&S.lock);
+        for (int i = 0; i < S.nfunds; i++) {
+            char amount[64];
+            money_format(s_available(&S.funds[i]), amount, sizeof amount);
+            jbuf_puts(&b, i ? ",{\"wallet_id\":" : "{\"wallet_id\":");
+            jbuf_str(&b, S.funds[i].wallet_id);
+            jbuf_puts(&b, ",\"token_id\":");
+            jbuf_str(&b, S.funds[i].token_id);
+            jbuf_puts(&b, ",\"amount\":");
+            jbuf_str(&b, amount);
+            jbuf_puts(&b, "}");
+        }
+        pthread_mutex_unlock(&S.lock);
+        jbuf_puts(&b, "]");
+        return s_reply_buf(con, 200, &b, 0);
+    }
     bson_t doc;
     char jerr[64], wallet[80], token[40], amount[48];
     money_atto_t v;
@@ -1854,8 +1880,8 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *con, const cha
         return s_ctl_faults(con, r);
     if (strcmp(method, "POST") == 0 && strcmp(path, "/sim/sweep") == 0)
         return s_ctl_sweep(con, r);
-    if (strcmp(method, "POST") == 0 && strcmp(path, "/sim/balances") == 0)
-        return s_ctl_funds(con, r);
+    if (strcmp(path, "/sim/balances") == 0)
+        return s_ctl_funds(con, method, r);
     if (strcmp(method, "POST") == 0 && s_segment(path, "/sim/transactions/", id, sizeof id, ""))
         return s_ctl_change(con, id, r);
     return s_reply(con, 404, "{\"error\":\"not found\"}", 0);
