@@ -117,6 +117,73 @@ static void test_withdrawal_shape_reads_account_output(void)
     CHECK_EQ_STR(ev.tx.type, "Withdrawal");
 }
 
+static void test_request_id_and_sender_are_read(void)
+{
+    cobo_event_t ev;
+    char err[160] = "";
+    CHECK_EQ_INT(cobo_event_parse(s_body, strlen(s_body), &ev, err, sizeof err), 0);
+    CHECK_EQ_STR(ev.tx.request_id, "");
+    CHECK_EQ_STR(ev.tx.source_type, "DepositFromAddress");
+    CHECK_EQ_STR(ev.tx.source_address, "TJRyWwFs9wTFGZg3JbrVriFbNfCug5tDeC");   /* source.addresses[0] */
+    const char *b = "{\"event_id\":\"e3\",\"type\":\"wallets.transaction.updated\",\"data\":{\"data_type\":\"Transaction\","
+                    "\"transaction_id\":\"t-3\",\"request_id\":\"kasa-w0123456789abcdef0123-1\",\"type\":\"Withdrawal\","
+                    "\"status\":\"PendingSignature\",\"chain_id\":\"TRON\",\"token_id\":\"TRON_USDT\",\"source\":"
+                    "{\"source_type\":\"Org-Controlled\",\"wallet_id\":\"w\",\"address\":\"TFrom\"},\"destination\":"
+                    "{\"destination_type\":\"Address\",\"account_output\":{\"address\":\"TAbc\",\"amount\":\"1\"}}}}";
+    CHECK_EQ_INT(cobo_event_parse(b, strlen(b), &ev, err, sizeof err), 0);
+    CHECK_EQ_STR(ev.tx.request_id, "kasa-w0123456789abcdef0123-1");
+    CHECK_EQ_STR(ev.tx.source_type, "Org-Controlled");
+    CHECK_EQ_STR(ev.tx.source_address, "TFrom");
+    CHECK_EQ_INT(cobo_status_parse(ev.tx.status), COBO_STATUS_PENDING_SIGNATURE);
+    /* a sender that is not a string is refused like any other field */
+    CHECK_EQ_INT(s_parse_edit("\"addresses\":[\"TJRyWwFs9wTFGZg3JbrVriFbNfCug5tDeC\"]", "\"addresses\":[5]", err,
+                              sizeof err), -1);
+    CHECK(strstr(err, "source.addresses.0") != NULL);
+}
+
+/* own: the one address kasa gave out in these cases */
+static int s_own(void *arg, const char *address)
+{
+    return strcmp(address, (const char *) arg) == 0;
+}
+
+static cobo_tx_t s_kind_tx(const char *type, const char *request_id, const char *source_type, const char *from)
+{
+    cobo_tx_t t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.type, sizeof t.type, "%s", type);
+    snprintf(t.request_id, sizeof t.request_id, "%s", request_id);
+    snprintf(t.source_type, sizeof t.source_type, "%s", source_type);
+    snprintf(t.source_address, sizeof t.source_address, "%s", from);
+    return t;
+}
+
+static void test_kind_tells_deposits_withdrawals_and_sweeps_apart(void)
+{
+    const char *mine = "TMineDeposit";
+    struct {
+        cobo_tx_t tx;
+        cobo_kind_t want;
+    } cases[] = {
+        { s_kind_tx("Deposit", "", "DepositFromAddress", "TOutside"), COBO_KIND_DEPOSIT },
+        { s_kind_tx("Deposit", "", "DepositFromAddress", ""), COBO_KIND_DEPOSIT },
+        { s_kind_tx("Deposit", "", "DepositFromAddress", "TMineDeposit"), COBO_KIND_SWEEP },
+        { s_kind_tx("Deposit", "", "DepositFromWallet", "TOutside"), COBO_KIND_SWEEP },
+        { s_kind_tx("Withdrawal", "kasa-w0123456789abcdef0123-1", "Asset", ""), COBO_KIND_WITHDRAWAL },
+        { s_kind_tx("Withdrawal", "", "Org-Controlled", "TMineDeposit"), COBO_KIND_SWEEP },
+        { s_kind_tx("Withdrawal", "portal-1", "Asset", ""), COBO_KIND_SWEEP },
+        { s_kind_tx("Withdrawal", "kasa", "Asset", ""), COBO_KIND_SWEEP },
+        { s_kind_tx("ContractCall", "kasa-w0123456789abcdef0123-1", "", ""), COBO_KIND_OTHER },
+        { s_kind_tx("", "", "", ""), COBO_KIND_OTHER },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECK_EQ_INT(cobo_tx_kind(&cases[i].tx, s_own, (void *) mine), cases[i].want);
+    /* without knowing kasa's addresses, a deposit from one cannot be told: still a deposit */
+    cobo_tx_t t = s_kind_tx("Deposit", "", "DepositFromAddress", "TMineDeposit");
+    CHECK_EQ_INT(cobo_tx_kind(&t, NULL, NULL), COBO_KIND_DEPOSIT);
+    CHECK_EQ_STR(cobo_kind_name(COBO_KIND_SWEEP), "sweep");
+}
+
 static void test_missing_required_fields_are_named(void)
 {
     static const struct { const char *from, *to, *reason; } cases[] = {
@@ -251,6 +318,8 @@ int main(void)
     RUN(test_null_optionals_become_defaults);
     RUN(test_non_transaction_event_is_not_a_transaction);
     RUN(test_withdrawal_shape_reads_account_output);
+    RUN(test_request_id_and_sender_are_read);
+    RUN(test_kind_tells_deposits_withdrawals_and_sweeps_apart);
     RUN(test_missing_required_fields_are_named);
     RUN(test_wrong_types_are_refused);
     RUN(test_bad_amounts_are_refused);
