@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "journal/snapshot.h"
 #include "schema/log.h"
 #include "schema/totp.h"
 
@@ -59,7 +60,8 @@ static int s_hash(const char *password, char out[128])
                                  crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13);
 }
 
-admins_t *admins_new(void)
+/* with_dummy: make the hash an unknown name is checked against (costs an Argon2id run) */
+static admins_t *s_new(int with_dummy)
 {
     if (sodium_init() < 0)
         return NULL;
@@ -71,12 +73,89 @@ admins_t *admins_new(void)
     char random_pw[33];
     randombytes_buf(random_pw, 16);
     sodium_bin2hex(random_pw, sizeof random_pw, (const unsigned char *) random_pw, 16);
-    if (!self->by_name || s_hash(random_pw, self->dummy_hash) != 0) {
+    if (!self->by_name || (with_dummy && s_hash(random_pw, self->dummy_hash) != 0)) {
         admins_destroy(&self);
         return NULL;
     }
     zhashx_set_destructor(self->by_name, s_free);
     return self;
+}
+
+admins_t *admins_new(void)
+{
+    return s_new(1);
+}
+
+admins_t *admins_new_replica(void)
+{
+    return s_new(0);
+}
+
+/* Every field of an account, in one order, for both directions (journal/snapshot.h). */
+static void s_pickle(snap_pk_t *p, s_admin_t *a)
+{
+    SNAP_PK_STR(p, a->view.name);
+    int role = (int) a->view.role;
+    snap_pk_int(p, &role);
+    a->view.role = (admin_role_t) role;
+    snap_pk_int(p, &a->view.disabled);
+    snap_pk_int(p, &a->view.must_change);
+    snap_pk_i64(p, &a->view.created_ms);
+    snap_pk_i64(p, &a->view.changed_ms);
+    snap_pk_i64(p, &a->view.last_login_ms);
+    SNAP_PK_STR(p, a->view.created_by);
+    SNAP_PK_STR(p, a->pwhash);
+    SNAP_PK_STR(p, a->totp);
+    snap_pk_u64(p, &a->last_step);
+}
+
+static int s_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+int admins_save(admins_t *self, snap_pk_t *p)
+{
+    pthread_mutex_lock(&self->lock);
+    uint64_t n = zhashx_size(self->by_name);
+    snap_pk_u64(p, &n);
+    /* by name: the same accounts encode to the same bytes */
+    const char *names[ADMINS_MAX];
+    size_t k = 0;
+    for (s_admin_t *a = zhashx_first(self->by_name); a && k < ADMINS_MAX; a = zhashx_next(self->by_name))
+        names[k++] = zhashx_cursor(self->by_name);
+    if (k > 1)
+        qsort(names, k, sizeof names[0], s_name_cmp);
+    for (size_t i = 0; i < k && !p->bad; i++)
+        s_pickle(p, zhashx_lookup(self->by_name, names[i]));
+    pthread_mutex_unlock(&self->lock);
+    return p->bad ? -1 : 0;
+}
+
+int admins_load(admins_t *self, snap_pk_t *p, char *err, size_t errlen)
+{
+    uint64_t n = 0;
+    snap_pk_u64(p, &n);
+    pthread_mutex_lock(&self->lock);
+    int rc = n <= ADMINS_MAX && zhashx_size(self->by_name) == 0 ? 0 : -1;
+    for (uint64_t i = 0; i < n && rc == 0; i++) {
+        s_admin_t *a = calloc(1, sizeof *a);
+        if (!a)
+            rc = -1;
+        else
+            s_pickle(p, a);
+        if (a && (p->bad || zhashx_insert(self->by_name, a->view.name, a) != 0)) {
+            void *item = a;
+            s_free(&item);
+            rc = -1;
+        }
+    }
+    pthread_mutex_unlock(&self->lock);
+    if (rc != 0 || p->bad || p->pos != p->len) {
+        snprintf(err, errlen, "the admins section does not decode");
+        return -1;
+    }
+    return 0;
 }
 
 void admins_destroy(admins_t **self_p)

@@ -34,6 +34,13 @@ typedef struct {
 } admin_view_t;
 
 admins_t *admins_new(void);
+/* An instance that only replays and saves (a snapshot is built in one): no login may be tried on it. */
+admins_t *admins_new_replica(void);
+/* The accounts' snapshot section (journal/snapshot.h): save encodes every account, load decodes
+ * them into an empty instance. 0, or -1 (load: with a reason; throw the instance away). */
+#include "journal/snapshot.h"
+int admins_save(admins_t *self, snap_pk_t *p);
+int admins_load(admins_t *self, snap_pk_t *p, char *err, size_t errlen);
 void admins_destroy(admins_t **self_p);
 
 /* Applies one durable record (ADMIN_ACCOUNT; other kinds are ignored), as replay does. */

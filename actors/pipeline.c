@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "actors/checkpoint.h"
 #include "actors/crediter.h"
 #include "actors/desk.h"
 #include "actors/ingress.h"
@@ -205,7 +206,6 @@ static int s_start_stages(pipeline_t *self, char *err, size_t errlen)
     return 0;
 }
 
-static int s_replay_withdrawal(void *arg, const record_t *r, uint64_t lsn);
 static size_t s_resume_withdrawals(pipeline_t *self);
 
 /* n clamped to 1..max. */
@@ -228,19 +228,28 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
     self->cfg = *cfg;
     self->journal = journal;
     pthread_mutex_init(&self->send_lock, NULL);
-    self->registry = registry_new(cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
+    /* The registry is rebuilt from the newest valid snapshot of cfg->journal_dir (the directory this
+     * journal was opened on) and the journal after it (actors/checkpoint.h). */
+    checkpoint_info_t info;
+    char why[300];
+    self->registry = checkpoint_restore(cfg->journal_dir, &checkpoint_registry, cfg, 0, &info, why, sizeof why);
     if (!self->registry) {
-        snprintf(err, errlen, "no memory");
+        snprintf(err, errlen, "replay of %s: %s", cfg->journal_dir, why);
         pipeline_destroy(&self);
         return NULL;
     }
-    self->withdrawals = withdrawals_new(cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
+    if (info.last_lsn > journal_durable_lsn(journal)) {
+        snprintf(err, errlen, "%s holds records up to LSN %llu but the open journal only %llu: not the same journal",
+                 cfg->journal_dir, (unsigned long long) info.last_lsn, (unsigned long long) journal_durable_lsn(journal));
+        pipeline_destroy(&self);
+        return NULL;
+    }
+    self->withdrawals = checkpoint_restore(cfg->journal_dir, &checkpoint_withdrawals, cfg, 0, NULL, why, sizeof why);
     if (!self->withdrawals) {
-        snprintf(err, errlen, "no memory");
+        snprintf(err, errlen, "replay of %s (withdrawals): %s", cfg->journal_dir, why);
         pipeline_destroy(&self);
         return NULL;
     }
-    registry_replay_also(self->registry, s_replay_withdrawal, self->withdrawals);
     self->ctx.withdrawals = self->withdrawals;
     self->ctx.registry = self->registry;
     self->ctx.journal = journal;
@@ -265,20 +274,6 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
         self->ctx.rates = self->rates;
     }
 
-    /* Replay reads the journal directory this journal was opened on (cfg->journal_dir). */
-    char why[256];
-    long records = registry_replay(self->registry, cfg->journal_dir, why, sizeof why);
-    if (records < 0) {
-        snprintf(err, errlen, "replay of %s: %s", cfg->journal_dir, why);
-        pipeline_destroy(&self);
-        return NULL;
-    }
-    if ((uint64_t) records > journal_durable_lsn(journal)) {
-        snprintf(err, errlen, "%s holds %ld records but the open journal only %llu: not the same journal",
-                 cfg->journal_dir, records, (unsigned long long) journal_durable_lsn(journal));
-        pipeline_destroy(&self);
-        return NULL;
-    }
     if (s_start_stages(self, err, errlen) != 0) {
         pipeline_destroy(&self);
         return NULL;
@@ -286,8 +281,10 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
     size_t deposits = 0;
     size_t resumed = s_resume(self, &deposits);
     resumed += s_resume_withdrawals(self);
-    log_info("pipeline.replayed", "deposits=%zu resumed=%zu links=%zu records=%ld lockers=%d crediters=%d notifiers=%d",
-             deposits, resumed, registry_link_count(self->registry), records, self->ctx.lockers, self->ctx.crediters,
+    log_info("pipeline.replayed", "deposits=%zu resumed=%zu links=%zu snapshot_lsn=%llu records=%ld last_lsn=%llu "
+             "snapshots_skipped=%d lockers=%d crediters=%d notifiers=%d", deposits, resumed,
+             registry_link_count(self->registry), (unsigned long long) info.snapshot_lsn, info.records,
+             (unsigned long long) info.last_lsn, info.fallbacks, self->ctx.lockers, self->ctx.crediters,
              self->ctx.notifiers);
     return self;
 }
@@ -476,11 +473,6 @@ int pipeline_stage_depth(pipeline_t *self, int kind, int *actors)
 }
 
 /* ---- withdrawals ----------------------------------------------------------------------------------- */
-
-static int s_replay_withdrawal(void *arg, const record_t *r, uint64_t lsn)
-{
-    return withdrawals_apply(arg, r, lsn);
-}
 
 /* Hands withdrawal id to the withdrawer (its record, from == to == its state). From any thread. */
 static void s_wd_hand_on(pipeline_t *self, const withdrawal_view_t *w)

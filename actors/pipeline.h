@@ -3,9 +3,10 @@
  * KASA_LOCKERS lockers and KASA_NOTIFIERS notifiers each take the deposits whose transaction id
  * hashes to them; KASA_CREDITERS crediters each take the logins login % N maps to (stage_route).
  *
- * pipeline_new() replays the journal first: every deposit's latest state is rebuilt, address links
- * are restored, and each unfinished deposit is handed back to the stage that owns its state (a
- * deposit with a credit attempt and no CREDITED is reconciled against MT5's deal history first).
+ * pipeline_new() rebuilds first, from the newest valid snapshot and the journal after it
+ * (actors/checkpoint.h): every deposit's latest state and the address links; then each unfinished
+ * deposit is handed back to the stage that owns its state (a deposit with a credit attempt and no
+ * CREDITED is reconciled against MT5's deal history first).
  * All functions are thread-safe (HTTP worker threads call them concurrently).
  *
  * The journal given must be the one open on cfg->journal_dir (replay reads that directory; a

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "journal/snapshot.h"
 #include "schema/log.h"
 #include "schema/money.h"
 
@@ -429,6 +430,160 @@ long registry_replay(registry_t *self, const char *dir, char *err, size_t errlen
     free(r);
     journal_reader_destroy(&rd);
     return rc == 0 ? applied : -1;
+}
+
+/* ---- snapshot section ------------------------------------------------------------------------------ */
+
+#define S_PICKLE_LAYOUT 1u   /* bump when the fields below change: an older snapshot is then not read */
+
+/* Every field of an entry, in one order, for both directions (journal/snapshot.h). A field added to
+ * registry_entry_t or deposit_view_t must be added here, or a start from a snapshot would lose it
+ * (test_checkpoint proves start-from-snapshot equals start-from-journal). */
+static void s_pickle_entry(snap_pk_t *p, registry_entry_t *e)
+{
+    deposit_view_t *v = &e->view;
+    SNAP_PK_STR(p, v->tx_id);
+    int state = (int) v->state;
+    snap_pk_int(p, &state);
+    if (state < 0 || state >= DEPOSIT_STATE_COUNT)
+        p->bad = 1;
+    v->state = (deposit_state_t) state;
+    SNAP_PK_STR(p, v->status);
+    snap_pk_i32(p, &v->confirmations);
+    snap_pk_i32(p, &v->threshold);
+    SNAP_PK_STR(p, v->token_id);
+    SNAP_PK_STR(p, v->chain_id);
+    SNAP_PK_STR(p, v->address);
+    SNAP_PK_STR(p, v->amount);
+    SNAP_PK_STR(p, v->tx_hash);
+    snap_pk_u64(p, &v->login);
+    snap_pk_i64(p, &v->credit_minor);
+    snap_pk_i32(p, &v->digits);
+    SNAP_PK_STR(p, v->currency);
+    snap_pk_u64(p, &v->ticket);
+    SNAP_PK_STR(p, v->reason);
+    snap_pk_i64(p, &v->created_ms);
+    snap_pk_i64(p, &v->updated_ms);
+    snap_pk_u32(p, &v->alert_count);
+    SNAP_PK_STR(p, v->alert);
+    snap_pk_u32(p, &e->attempts);
+    SNAP_PK_STR(p, e->ref);
+    snap_pk_i64(p, &e->first_attempt_ms);
+    snap_pk_i64(p, &e->last_attempt_ms);
+    snap_pk_u64(p, &e->attempt_login);
+    snap_pk_u32(p, &e->tried_count);
+    if (e->tried_count > REGISTRY_MAX_LOGINS) {
+        p->bad = 1;
+        e->tried_count = 0;
+    }
+    for (uint32_t i = 0; i < e->tried_count; i++) {
+        registry_tried_t *t = &e->tried[i];
+        snap_pk_u64(p, &t->login);
+        snap_pk_i64(p, &t->credit_minor);
+        snap_pk_i32(p, &t->digits);
+        snap_pk_i64(p, &t->first_ms);
+        snap_pk_i64(p, &t->last_ms);
+    }
+    snap_pk_int(p, &e->tried_overflow);
+    SNAP_PK_STR(p, e->remainder);
+    snap_pk_int(p, &e->notice_failed);
+    snap_pk_u32(p, &e->alerts_raised);
+    snap_pk_u32(p, &e->history_gaps);
+    snap_pk_i64(p, &e->history_gap_ms);
+    snap_pk_u32(p, &e->approvals);
+    for (uint32_t i = 0; i < e->approvals && i < DESK_MAX_APPROVERS; i++)
+        SNAP_PK_STR(p, e->approvers[i]);
+    snap_pk_u64(p, &e->last_lsn);
+}
+
+static int s_strptr_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+int registry_save(registry_t *self, snap_pk_t *p)
+{
+    pthread_mutex_lock(&self->lock);
+    uint32_t layout = S_PICKLE_LAYOUT;
+    snap_pk_u32(p, &layout);
+    uint64_t count = self->count;
+    snap_pk_u64(p, &count);
+    for (size_t i = 0; i < self->count && !p->bad; i++)   /* arrival order: the listings' order */
+        s_pickle_entry(p, &self->entries[i]->e);
+    /* links by address: the same registry always encodes to the same bytes */
+    uint64_t links = zhashx_size(self->links);
+    snap_pk_u64(p, &links);
+    size_t nkeys = 0;
+    const char **keys = links ? malloc(links * sizeof *keys) : NULL;
+    if (links && !keys)
+        p->bad = 1;
+    for (s_link_t *l = keys ? zhashx_first(self->links) : NULL; l; l = zhashx_next(self->links))
+        keys[nkeys++] = zhashx_cursor(self->links);
+    if (nkeys > 1)
+        qsort(keys, nkeys, sizeof *keys, s_strptr_cmp);
+    for (size_t i = 0; i < nkeys && !p->bad; i++) {
+        s_link_t *l = zhashx_lookup(self->links, keys[i]);
+        SNAP_PK_STR(p, l->address);   /* as linked: its key is made from it again */
+        SNAP_PK_STR(p, l->chain_id);
+        snap_pk_u64(p, &l->login);
+        snap_pk_u64(p, &l->lsn);
+        snap_pk_i64(p, &l->time_ms);
+    }
+    free(keys);
+    pthread_mutex_unlock(&self->lock);
+    return p->bad ? -1 : 0;
+}
+
+int registry_load(registry_t *self, snap_pk_t *p, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&self->lock);
+    uint32_t layout = 0;
+    uint64_t count = 0, links = 0;
+    int rc = -1;
+    snap_pk_u32(p, &layout);
+    snap_pk_u64(p, &count);
+    registry_entry_t *tmp = malloc(sizeof *tmp);
+    if (!tmp || layout != S_PICKLE_LAYOUT || self->count) {
+        snprintf(err, errlen, !tmp ? "no memory" : self->count ? "registry not empty" : "registry layout %u, not %u",
+                 layout, S_PICKLE_LAYOUT);
+        goto out;
+    }
+    for (uint64_t i = 0; i < count && !p->bad; i++) {
+        memset(tmp, 0, sizeof *tmp);
+        s_pickle_entry(p, tmp);
+        registry_entry_t *e = p->bad || s_find(self, tmp->view.tx_id) ? NULL : s_create(self, tmp->view.tx_id);
+        if (!e) {
+            snprintf(err, errlen, p->bad ? "deposit %llu does not decode" : "deposit %llu: duplicate, or more than "
+                     "%zu deposits: raise KASA_MAX_DEPOSITS", (unsigned long long) i, self->max_deposits);
+            goto out;
+        }
+        *e = *tmp;
+        s_index(self, (s_node_t *) e);
+    }
+    snap_pk_u64(p, &links);
+    for (uint64_t i = 0; i < links && !p->bad; i++) {
+        char address[128], chain[24];
+        uint64_t login = 0, lsn = 0;
+        int64_t time_ms = 0;
+        SNAP_PK_STR(p, address);
+        SNAP_PK_STR(p, chain);
+        snap_pk_u64(p, &login);
+        snap_pk_u64(p, &lsn);
+        snap_pk_i64(p, &time_ms);
+        if (!p->bad && s_link_locked(self, address, chain, login, lsn, time_ms) != 0) {
+            snprintf(err, errlen, "more than %zu address links: raise KASA_MAX_DEPOSITS", self->max_deposits);
+            goto out;
+        }
+    }
+    if (p->bad || p->pos != p->len) {
+        snprintf(err, errlen, "the registry section does not decode");
+        goto out;
+    }
+    rc = 0;
+out:
+    free(tmp);
+    pthread_mutex_unlock(&self->lock);
+    return rc;
 }
 
 /* ---- live commits ------------------------------------------------------------------------------ */

@@ -108,6 +108,14 @@ long registry_replay(registry_t *self, const char *dir, char *err, size_t errlen
  * actors/withdrawals.h, rebuild from the same pass); fn returns 0, or -1 to stop the replay (full). */
 void registry_replay_also(registry_t *self, int (*fn)(void *arg, const record_t *r, uint64_t lsn), void *arg);
 
+/* The registry's snapshot section (journal/snapshot.h): registry_save encodes every deposit (in
+ * arrival order) and every link into p; registry_load decodes them into an empty registry, after
+ * which it holds what it held when saved (listings, last LSNs and all). 0, or -1 (load: with a
+ * reason; the registry must then be thrown away). */
+#include "journal/snapshot.h"
+int registry_save(registry_t *self, snap_pk_t *p);
+int registry_load(registry_t *self, snap_pk_t *p, char *err, size_t errlen);
+
 /* The deposit transition r describes (r->kind RECORD_DEPOSIT, r->tx_id, r->event and the fields the
  * event brings; r->from and r->to are set here). Under the lock: deposit_step() from the current
  * state decides. On MOVE the record is completed from the entry (fields the event does not bring

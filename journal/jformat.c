@@ -360,6 +360,7 @@ int jf_list_segments(const char *dir, jf_seg_t **segs, size_t *n, char *err, siz
             *segs = grown;
         }
         jf_seg_t *s = &(*segs)[(*n)++];
+        memset(s, 0, sizeof *s);
         s->first_lsn = lsn;
         memcpy(s->name, e->d_name, 25); /* 24 characters and the NUL, checked above */
         char path[4096];
@@ -377,6 +378,61 @@ int jf_list_segments(const char *dir, jf_seg_t **segs, size_t *n, char *err, siz
     if (*n > 1)
         qsort(*segs, *n, sizeof **segs, s_seg_cmp);
     return 0;
+}
+
+int jf_list_all(const char *dir, jf_seg_t **segs, size_t *n, char *err, size_t errlen)
+{
+    char adir[4200];
+    snprintf(adir, sizeof adir, "%s/%s", dir, JF_ARCHIVE_SUBDIR);
+    jf_seg_t *live = NULL, *old = NULL;
+    size_t nlive = 0, nold = 0;
+    /* the live directory first: a segment moved to the archive between the two listings is then
+     * seen twice (and counted once), never missed */
+    if (jf_list_segments(dir, &live, &nlive, err, errlen) != 0)
+        return -1;
+    if (jf_list_segments(adir, &old, &nold, err, errlen) != 0) {
+        free(live);
+        return -1;
+    }
+    *segs = NULL;
+    *n = 0;
+    if (nlive + nold == 0) {
+        free(live);
+        free(old);
+        return 0;
+    }
+    jf_seg_t *all = malloc((nlive + nold) * sizeof *all);
+    if (!all) {
+        free(live);
+        free(old);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t i = 0, j = 0, k = 0;
+    while (i < nold || j < nlive) {
+        if (j == nlive || (i < nold && old[i].first_lsn <= live[j].first_lsn)) {
+            if (j < nlive && old[i].first_lsn == live[j].first_lsn)
+                j++;
+            all[k] = old[i++];
+            all[k++].archived = 1;
+        } else {
+            all[k] = live[j++];
+            all[k++].archived = 0;
+        }
+    }
+    free(live);
+    free(old);
+    *segs = all;
+    *n = k;
+    return 0;
+}
+
+void jf_seg_path(const char *dir, const jf_seg_t *seg, char *out, size_t outlen)
+{
+    if (seg->archived)
+        snprintf(out, outlen, "%s/%s/%s", dir, JF_ARCHIVE_SUBDIR, seg->name);
+    else
+        snprintf(out, outlen, "%s/%s", dir, seg->name);
 }
 
 int jf_map(const char *path, const uint8_t **base, uint64_t *size, char *err, size_t errlen)

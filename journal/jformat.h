@@ -88,12 +88,25 @@ typedef struct {
     uint64_t first_lsn;        /* from the file name */
     uint64_t size;             /* bytes, when listed */
     uint32_t version;          /* format version of its header, once scanned (0: not read) */
+    int archived;              /* jf_list_all: it lies in DIR/archive (retired), not in DIR */
     char name[JF_NAME_MAX];
 } jf_seg_t;
 
 /* Lists the segments of dir in LSN order (*segs malloc'd, caller frees). Other files are ignored.
  * 0, or -1 with a reason (dir unreadable). A missing dir is an empty list. */
 int jf_list_segments(const char *dir, jf_seg_t **segs, size_t *n, char *err, size_t errlen);
+
+/* Retired segments: a journal's segments wholly covered by a snapshot move to DIR/archive
+ * (journal_archive, journal/archive.c); kasa never deletes them. Readers see DIR/archive and DIR as
+ * one journal. */
+#define JF_ARCHIVE_SUBDIR "archive"
+
+/* Lists the segments of dir/archive and dir together, in LSN order, each marked archived or not
+ * (a segment met in both, being moved while listed, counts once, as archived). Same contract as
+ * jf_list_segments. */
+int jf_list_all(const char *dir, jf_seg_t **segs, size_t *n, char *err, size_t errlen);
+/* The path of seg of journal dir (in dir/archive if archived) into out[outlen]. */
+void jf_seg_path(const char *dir, const jf_seg_t *seg, char *out, size_t outlen);
 
 /* Checks a segment header (version 1 or 2) against its name and fills *h. 0, or -1 with a reason. */
 int jf_check_seg_header(const uint8_t *base, uint64_t size, uint64_t name_lsn, jf_seg_hdr_t *h,

@@ -76,7 +76,15 @@ uint64_t journal_durable_lsn(journal_t *self);
 typedef void (journal_commit_fn)(void *arg, uint64_t lsn, const void *payload, size_t len);
 void journal_on_commit(journal_t *self, journal_commit_fn *fn, void *arg);
 
-/* Reading: from any LSN, across segments, of a journal that is open or closed. */
+/* Retires the segments whose records all have LSNs <= upto_lsn (never the last segment, which the
+ * writer appends to): each moves to DIR/archive (created, mode 0700, if missing), and both
+ * directories are fsynced. A snapshot covering upto_lsn must be durable first. Readers keep finding
+ * the moved records; kasa never deletes them (`kasa journal archive --prune-before` does, for an
+ * operator). *moved gets how many moved. 0, or -1 with a reason (what moved stays moved). */
+int journal_archive(const char *dir, uint64_t upto_lsn, size_t *moved, char *err, size_t errlen);
+
+/* Reading: from any LSN, across segments (the retired ones in DIR/archive too), of a journal that
+ * is open or closed. */
 typedef struct journal_reader_t journal_reader_t;
 
 typedef struct {
@@ -85,6 +93,8 @@ typedef struct {
     size_t len;
     const char *segment;       /* file name of the segment holding it */
     uint64_t offset;           /* byte offset of the record in that segment */
+    uint32_t crc;              /* the record's checksum (what the next record names as previous) */
+    uint32_t prev_crc;         /* the previous record's checksum, as this record names it */
 } journal_entry_t;
 
 /* Opens a reader positioned at the first record with LSN >= from_lsn. NULL with a reason in err. */

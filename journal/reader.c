@@ -6,6 +6,7 @@
  * of the journal for now (a batch still being written, or a torn tail that open will cut); any other
  * damage is an error naming the segment and offset (see jformat.h, jf_tail_is_torn). A BREAK segment
  * left by a repair is entered like any other: the LSNs it skips are simply not there.
+ * The segments a snapshot retired to DIR/archive are read as part of the journal (jf_list_all).
  * Readers take no lock. A segment only ever grows while kasa runs; the two things that shorten one,
  * cutting a torn tail when the journal is opened and `kasa journal repair`, happen before a server
  * starts writing, so a reader should not be left running across them.
@@ -99,13 +100,18 @@ static int s_enter(journal_reader_t *self, const jf_seg_t *seg)
     s_unmap(self);
     self->seg = *seg;
     self->have_seg = 1;
-    char path[4096], why[200];
+    char path[4200], why[200];
     if (self->mem) {
         self->base = self->mem;
         self->size = self->mem_len;
     } else {
-        snprintf(path, sizeof path, "%s/%s", self->dir, seg->name);
+        jf_seg_path(self->dir, seg, path, sizeof path);
         self->fd = fio_open(path, O_RDONLY, 0);
+        if (self->fd < 0 && errno == ENOENT && !seg->archived) {
+            self->seg.archived = 1;   /* retired since it was listed */
+            jf_seg_path(self->dir, &self->seg, path, sizeof path);
+            self->fd = fio_open(path, O_RDONLY, 0);
+        }
         if (self->fd < 0)
             return s_error(self, 0, strerror(errno));
         if (s_refresh(self) < 0)
@@ -135,7 +141,7 @@ static int s_next_segment(journal_reader_t *self, jf_seg_t *next)
     }
     jf_seg_t *segs;
     size_t n;
-    if (jf_list_segments(self->dir, &segs, &n, self->err, sizeof self->err) != 0) {
+    if (jf_list_all(self->dir, &segs, &n, self->err, sizeof self->err) != 0) {
         self->failed = 1;
         return -1;
     }
@@ -217,6 +223,8 @@ int journal_reader_next(journal_reader_t *self, journal_entry_t *entry)
             entry->len = rec.len;
             entry->segment = self->seg.name;
             entry->offset = at;
+            entry->crc = rec.crc;
+            entry->prev_crc = rec.prev;
             return 1;
         }
         int grew = s_refresh(self);

@@ -36,7 +36,7 @@ extern char **environ;
 /* Every key kasa reads. `secret` keys are never printed. */
 typedef enum {
     K_LISTEN, K_WEBHOOK_LISTEN, K_JOURNAL_DIR, K_MONITOR, K_CONTROL, K_STATIC_DIR, K_PUBLIC_URL, K_MAX_BODY,
-    K_HTTP_THREADS, K_MAX_DEPOSITS, K_LOG_LEVEL,
+    K_HTTP_THREADS, K_MAX_DEPOSITS, K_LOG_LEVEL, K_SNAPSHOT_EVERY_RECORDS, K_SNAPSHOT_EVERY_S,
     K_COOKIE_SECURE, K_INVESTOR_PASSWORD_LOGIN, K_TRUSTED_PROXIES, K_HEADER_TIMEOUT_MS, K_MAX_CONNECTIONS,
     K_MAX_CONNECTIONS_PER_IP,
     K_COBO_API_URL, K_COBO_API_KEY, K_COBO_API_SECRET, K_COBO_WEBHOOK_PUBKEY, K_COBO_ENV,
@@ -71,6 +71,8 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_MAX_BODY]           = { "KASA_MAX_BODY", 0, 0 },
     [K_HTTP_THREADS]       = { "KASA_HTTP_THREADS", 0, 0 },
     [K_MAX_DEPOSITS]       = { "KASA_MAX_DEPOSITS", 0, 0 },
+    [K_SNAPSHOT_EVERY_RECORDS] = { "KASA_SNAPSHOT_EVERY_RECORDS", 0, 0 },
+    [K_SNAPSHOT_EVERY_S]   = { "KASA_SNAPSHOT_EVERY_S", 0, 0 },
     [K_LOG_LEVEL]          = { "KASA_LOG_LEVEL", 0, 0 },
     [K_COOKIE_SECURE]      = { "KASA_COOKIE_SECURE", 0, 0 },
     [K_INVESTOR_PASSWORD_LOGIN] = { "KASA_INVESTOR_PASSWORD_LOGIN", 0, 0 },
@@ -797,6 +799,8 @@ static void s_defaults(config_t *cfg)
     cfg->max_connections = 2048;
     cfg->max_connections_per_ip = 64;
     cfg->max_deposits = CONFIG_DEFAULT_MAX_DEPOSITS;
+    cfg->snapshot_every_records = CONFIG_DEFAULT_SNAPSHOT_EVERY_RECORDS;
+    cfg->snapshot_every_s = CONFIG_DEFAULT_SNAPSHOT_EVERY_S;
     snprintf(cfg->cobo_api_url, sizeof cfg->cobo_api_url, "https://api.cobo.com/v2");
     snprintf(cfg->cobo_env, sizeof cfg->cobo_env, "prod");
     snprintf(cfg->cobo_webhook_pubkey, sizeof cfg->cobo_webhook_pubkey, "%s", COBO_PROD_PUBKEY);
@@ -925,6 +929,8 @@ static void s_convert(loader_t *ld, config_t *cfg)
     cfg->http_threads = (int) s_int_key(ld, K_HTTP_THREADS, 1, 256, (uint64_t) cfg->http_threads);
     cfg->max_deposits = (size_t) s_int_key(ld, K_MAX_DEPOSITS, 1, CONFIG_MAX_MAX_DEPOSITS,
                                            (uint64_t) cfg->max_deposits);
+    cfg->snapshot_every_records = s_int_key(ld, K_SNAPSHOT_EVERY_RECORDS, 0, UINT32_MAX, cfg->snapshot_every_records);
+    cfg->snapshot_every_s = (int) s_int_key(ld, K_SNAPSHOT_EVERY_S, 0, 30 * 86400, (uint64_t) cfg->snapshot_every_s);
     cfg->cookie_secure = s_bool_key(ld, K_COOKIE_SECURE, cfg->cookie_secure);
     cfg->investor_password_login = s_bool_key(ld, K_INVESTOR_PASSWORD_LOGIN, cfg->investor_password_login);
     if (s_set(ld, K_TRUSTED_PROXIES)) {
@@ -1183,6 +1189,8 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "KASA_MAX_BODY=%zu\n", cfg->max_body);
     fprintf(out, "KASA_HTTP_THREADS=%d\n", cfg->http_threads);
     fprintf(out, "KASA_MAX_DEPOSITS=%zu\n", cfg->max_deposits);
+    fprintf(out, "KASA_SNAPSHOT_EVERY_RECORDS=%llu\nKASA_SNAPSHOT_EVERY_S=%d\n",
+            (unsigned long long) cfg->snapshot_every_records, cfg->snapshot_every_s);
     fprintf(out, "KASA_COOKIE_SECURE=%s\n", cfg->cookie_secure ? "on" : "off");
     fprintf(out, "KASA_INVESTOR_PASSWORD_LOGIN=%s\n", cfg->investor_password_login ? "on" : "off");
     fprintf(out, "KASA_TRUSTED_PROXIES=");

@@ -18,6 +18,8 @@
 #define CONFIG_MAX_TG_APPROVERS 32   /* KASA_TELEGRAM_APPROVERS entries */
 #define CONFIG_DEFAULT_MAX_DEPOSITS 200000   /* KASA_MAX_DEPOSITS when unset */
 #define CONFIG_DEFAULT_MT5_SETTLE_S 60       /* KASA_MT5_SETTLE_S when unset (see README, exactly once) */
+#define CONFIG_DEFAULT_SNAPSHOT_EVERY_RECORDS 100000 /* KASA_SNAPSHOT_EVERY_RECORDS when unset */
+#define CONFIG_DEFAULT_SNAPSHOT_EVERY_S 3600         /* KASA_SNAPSHOT_EVERY_S when unset */
 #define CONFIG_MAX_MAX_DEPOSITS 100000000    /* the largest KASA_MAX_DEPOSITS accepted */
 
 #define CONFIG_DEFAULT_PENDING_AGE_S 1800     /* KASA_PENDING_AGE_S when unset */
@@ -75,6 +77,11 @@ typedef struct {
                                       memory, 1..CONFIG_MAX_MAX_DEPOSITS, default 200000; beyond it a
                                       new deposit gets 503. 0 (a config_t not made by config_load)
                                       means the default. */
+    uint64_t snapshot_every_records;  /* KASA_SNAPSHOT_EVERY_RECORDS: a snapshot once this many records
+                                         followed the last one (default 100000; 0: not by count) */
+    int snapshot_every_s;          /* KASA_SNAPSHOT_EVERY_S: a snapshot once this many seconds passed
+                                      since the last one and records followed it (default 3600; 0: not
+                                      by time). Both 0 (a config_t not made by config_load): none. */
 
     char cobo_api_url[256];        /* COBO_API_URL, default https://api.cobo.com/v2 (dev: api.dev.cobo.com) */
     char cobo_api_key[65];         /* COBO_API_KEY: 64 hex, the Ed25519 public key */

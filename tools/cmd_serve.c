@@ -25,6 +25,7 @@
 #include "actors/chat.h"
 #include "actors/pipeline.h"
 #include "actors/projector.h"
+#include "actors/checkpoint.h"
 #include "journal/journal.h"
 #include "tools/commands.h"
 #include "schema/config.h"
@@ -157,6 +158,7 @@ int cmd_serve(int argc, char **argv)
     catchup_t *catchup = NULL;
     admins_t *admins = NULL;
     admin_api_t *admin_api = NULL;
+    checkpointer_t *checkpointer = NULL;
 
     /* Metrics and health first: a long replay shows as "not ready", not as a dead process. */
     if (strcmp(cfg.metrics_listen, "off") != 0) {
@@ -264,7 +266,7 @@ int cmd_serve(int argc, char **argv)
     http_static(http, cfg.static_dir);
 
     admins = admins_new();
-    if (!admins || admins_replay(admins, cfg.journal_dir, err, sizeof err) < 0) {
+    if (!admins || checkpoint_restore_into(cfg.journal_dir, &checkpoint_admins, &cfg, admins, NULL, err, sizeof err) < 0) {
         fprintf(stderr, "kasa serve: admin accounts: %s\n", admins ? err : "out of memory");
         goto done;
     }
@@ -294,6 +296,12 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
     metrics_set_catchup(ctx.metrics, catchup);
+    /* Snapshots of what a start rebuilds, written aside at KASA_SNAPSHOT_EVERY_* (actors/checkpoint.h). */
+    checkpointer = checkpointer_new(journal, &cfg, err, sizeof err);
+    if (!checkpointer) {
+        fprintf(stderr, "kasa serve: %s\n", err);
+        goto done;
+    }
     metrics_set_replayed(ctx.metrics);   /* before the first request can be answered */
     /* Every route is in place: only now are connections accepted (they waited in the backlog). */
     if (http_server_start(http, err, sizeof err) != 0) {
@@ -338,6 +346,7 @@ done:
     admin_api_destroy(&admin_api);
     webhook_destroy(&webhook);
     chat_stop(ctx.chat);                 /* no press reaches the pipeline or the admins after this */
+    checkpointer_destroy(&checkpointer); /* a snapshot being written is finished first */
     pipeline_destroy(&pipeline);         /* actors end; unfinished work resumes on the next start */
     journal_destroy(&journal);           /* last batch written; no commit callback after this */
     chat_destroy(&ctx.chat);

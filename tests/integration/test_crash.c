@@ -11,7 +11,9 @@
  * was answered and every kill done, the run waits for every deposit to be CREDITED, then checks
  * against the MT5 simulator's own deal list that each deposit was credited EXACTLY once, with the
  * right amount, on the right account, and that nothing else was credited; finally kasa is stopped
- * (it must exit 0) and `kasa journal verify` must pass.
+ * (it must exit 0) and `kasa journal verify` must pass. Every run writes a snapshot every few
+ * records (KASA_SNAPSHOT_EVERY_RECORDS 2..8 by seed), so kills land while one is written and
+ * restarts start from one.
  *
  *   KASA_CRASH_RUNS=N   how many seeded runs (default 200)
  *   KASA_CRASH_SEED=S   run seed S alone (a failing run prints its seed)
@@ -501,7 +503,11 @@ static int s_run(uint64_t seed, int repair)
         return -1;
     int rc = -1;
     int64_t t0 = h_now_ms();
-    if (h_config_write(&s_env, NULL) != 0 || s_plan(&run) != 0 || s_link_direct(s_env.journal, &run) != 0)
+    /* snapshots every few records: kills land before, during and after them, and every restart
+     * starts from one (or falls back) */
+    char snap[80];
+    snprintf(snap, sizeof snap, "KASA_SNAPSHOT_EVERY_RECORDS=%d\n", 2 + (int) (seed % 7));
+    if (h_config_write(&s_env, snap) != 0 || s_plan(&run) != 0 || s_link_direct(s_env.journal, &run) != 0)
         goto out;
     char faults[200];
     snprintf(faults, sizeof faults,

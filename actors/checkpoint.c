@@ -1,0 +1,468 @@
+/* checkpoint.c — see checkpoint.h. */
+#include "actors/checkpoint.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "actors/admins.h"
+#include "actors/condvar.h"
+#include "actors/registry.h"
+#include "actors/withdrawals.h"
+#include "schema/log.h"
+
+/* ---- the sections ------------------------------------------------------------------------------ */
+
+static void *s_registry_create(const config_t *cfg)
+{
+    return registry_new(cfg && cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
+}
+
+static void s_registry_destroy(void *state)
+{
+    registry_t *r = state;
+    registry_destroy(&r);
+}
+
+static int s_registry_apply(void *state, const record_t *r, uint64_t lsn, char *err, size_t errlen)
+{
+    if (registry_apply(state, r, lsn) == 0)
+        return 0;
+    snprintf(err, errlen, "lsn %llu: more deposits or links than KASA_MAX_DEPOSITS: raise it",
+             (unsigned long long) lsn);
+    return -1;
+}
+
+static int s_registry_save(void *state, snap_pk_t *p) { return registry_save(state, p); }
+static int s_registry_load(void *state, snap_pk_t *p, char *err, size_t errlen)
+{
+    return registry_load(state, p, err, errlen);
+}
+
+const checkpoint_section_t checkpoint_registry = {
+    "registry", s_registry_create, s_registry_destroy, s_registry_apply, s_registry_save, s_registry_load,
+};
+
+static void *s_admins_create(const config_t *cfg)
+{
+    (void) cfg;
+    return admins_new_replica();
+}
+
+static void s_admins_destroy(void *state)
+{
+    admins_t *a = state;
+    admins_destroy(&a);
+}
+
+static int s_admins_apply(void *state, const record_t *r, uint64_t lsn, char *err, size_t errlen)
+{
+    (void) lsn, (void) err, (void) errlen;
+    admins_apply(state, r);
+    return 0;
+}
+
+static int s_admins_save(void *state, snap_pk_t *p) { return admins_save(state, p); }
+static int s_admins_load(void *state, snap_pk_t *p, char *err, size_t errlen)
+{
+    return admins_load(state, p, err, errlen);
+}
+
+const checkpoint_section_t checkpoint_admins = {
+    "admins", s_admins_create, s_admins_destroy, s_admins_apply, s_admins_save, s_admins_load,
+};
+
+static void *s_withdrawals_create(const config_t *cfg)
+{
+    return withdrawals_new(cfg && cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
+}
+
+static void s_withdrawals_destroy(void *state)
+{
+    withdrawals_t *w = state;
+    withdrawals_destroy(&w);
+}
+
+static int s_withdrawals_apply(void *state, const record_t *r, uint64_t lsn, char *err, size_t errlen)
+{
+    if (withdrawals_apply(state, r, lsn) == 0)
+        return 0;
+    snprintf(err, errlen, "lsn %llu: more withdrawals than KASA_MAX_DEPOSITS: raise it", (unsigned long long) lsn);
+    return -1;
+}
+
+/* Not in snapshots yet (no save/load): always rebuilt from the whole journal. */
+const checkpoint_section_t checkpoint_withdrawals = {
+    "withdrawals", s_withdrawals_create, s_withdrawals_destroy, s_withdrawals_apply, NULL, NULL,
+};
+
+const checkpoint_section_t *const checkpoint_sections[] = {
+    &checkpoint_registry, &checkpoint_admins, &checkpoint_withdrawals, NULL,
+};
+
+/* ---- restore ----------------------------------------------------------------------------------- */
+
+/* Applies the records after from_lsn up to upto_lsn (0: the end) to state; *info's last_lsn,
+ * last_crc and records advance. If from_lsn > 0, the record at from_lsn must be there and have
+ * the checksum expect_crc (the snapshot belongs to this journal): else 1 (try another snapshot).
+ * 0, 1, or -1 with a reason. */
+static int s_replay(const char *dir, const checkpoint_section_t *sec, void *state, uint64_t from_lsn,
+                    uint32_t expect_crc, uint64_t upto_lsn, checkpoint_info_t *info, char *err, size_t errlen)
+{
+    journal_reader_t *rd = journal_reader_open(dir, from_lsn ? from_lsn : 1, err, errlen);
+    record_t *r = malloc(sizeof *r);
+    if (!rd || !r) {
+        if (!r)
+            snprintf(err, errlen, "no memory");
+        journal_reader_destroy(&rd);
+        free(r);
+        return -1;
+    }
+    info->last_lsn = from_lsn;
+    info->last_crc = expect_crc;
+    int rc = 0, got, first = 1;
+    journal_entry_t je;
+    while ((got = journal_reader_next(rd, &je)) == 1) {
+        if (first && from_lsn && (je.lsn != from_lsn || je.crc != expect_crc)) {
+            snprintf(err, errlen, "the journal holds no record %llu with the snapshot's checksum",
+                     (unsigned long long) from_lsn);
+            rc = 1;
+            break;
+        }
+        if (first && !from_lsn && je.lsn != 1)   /* a repair's BREAK segment first, or a pruned archive */
+            log_warn("replay.starts_late", "journal=%s lsn=%llu reason=\"the records before it are not in the "
+                     "journal or its archive\"", dir, (unsigned long long) je.lsn);
+        first = 0;
+        if (je.lsn == from_lsn)
+            continue;   /* the snapshot's own last record: in it already */
+        if (upto_lsn && je.lsn > upto_lsn)
+            break;
+        char why[160];
+        if (record_decode(je.payload, je.len, r, why, sizeof why) != 0) {
+            snprintf(err, errlen, "lsn %llu (%s at offset %llu): %s", (unsigned long long) je.lsn, je.segment,
+                     (unsigned long long) je.offset, why);
+            rc = -1;
+            break;
+        }
+        if (sec->apply(state, r, je.lsn, err, errlen) != 0) {
+            rc = -1;
+            break;
+        }
+        info->last_lsn = je.lsn;
+        info->last_crc = je.crc;
+        info->records++;
+    }
+    if (got < 0 && rc == 0) {
+        snprintf(err, errlen, "%s", journal_reader_error(rd));
+        rc = -1;
+    }
+    if (rc == 0 && first && from_lsn) {
+        snprintf(err, errlen, "the journal holds no record %llu (it ends before the snapshot)",
+                 (unsigned long long) from_lsn);
+        rc = 1;
+    }
+    if (rc == 0 && upto_lsn && info->last_lsn < upto_lsn) {
+        snprintf(err, errlen, "the journal ends at LSN %llu, before %llu", (unsigned long long) info->last_lsn,
+                 (unsigned long long) upto_lsn);
+        rc = -1;
+    }
+    free(r);
+    journal_reader_destroy(&rd);
+    return rc;
+}
+
+/* Loads sec's section of snapshot lsn into a new state. The state, or NULL with a reason. */
+static void *s_load(const char *dir, const checkpoint_section_t *sec, const config_t *cfg, uint64_t lsn,
+                    uint32_t *chain_crc, char *err, size_t errlen)
+{
+    snapshot_t *snap = snapshot_open(dir, lsn, err, errlen);
+    if (!snap)
+        return NULL;
+    const uint8_t *content;
+    uint64_t len;
+    void *state = NULL;
+    if (snapshot_section(snap, sec->name, &content, &len) != 0) {
+        snprintf(err, errlen, "snapshot %llu has no section %s", (unsigned long long) lsn, sec->name);
+    } else if (!(state = sec->create(cfg))) {
+        snprintf(err, errlen, "no memory");
+    } else {
+        snap_pk_t p;
+        snap_pk_load_init(&p, content, (size_t) len);
+        char why[160];
+        if (sec->load(state, &p, why, sizeof why) != 0) {
+            snprintf(err, errlen, "snapshot %llu, section %s: %s", (unsigned long long) lsn, sec->name, why);
+            sec->destroy(state);
+            state = NULL;
+        }
+    }
+    *chain_crc = snapshot_chain_crc(snap);
+    snapshot_close(&snap);
+    return state;
+}
+
+static void s_skipped(checkpoint_info_t *info, const char *dir, uint64_t lsn, const char *why)
+{
+    if (!info->fallbacks++)
+        snprintf(info->fallback_why, sizeof info->fallback_why, "%s", why);
+    log_warn("snapshot.skipped", "journal=%s lsn=%llu reason=\"%s\" action=\"the snapshot before it, or the "
+             "whole journal\"", dir, (unsigned long long) lsn, why);
+}
+
+void *checkpoint_restore(const char *dir, const checkpoint_section_t *sec, const config_t *cfg, uint64_t upto_lsn,
+                         checkpoint_info_t *info, char *err, size_t errlen)
+{
+    checkpoint_info_t local;
+    if (!info)
+        info = &local;
+    memset(info, 0, sizeof *info);
+    uint64_t *lsns = NULL;
+    size_t n = 0;
+    if (!sec->load || snapshot_list(dir, &lsns, &n, err, errlen) != 0)
+        n = 0;   /* not in snapshots, or an unreadable snapshot directory: the whole journal */
+    for (size_t i = 0; i < n; i++) {
+        if (upto_lsn && lsns[i] > upto_lsn)
+            continue;
+        char why[300];
+        uint32_t chain_crc = 0;
+        void *state = s_load(dir, sec, cfg, lsns[i], &chain_crc, why, sizeof why);
+        if (!state) {
+            s_skipped(info, dir, lsns[i], why);
+            continue;
+        }
+        info->records = 0;
+        int rc = s_replay(dir, sec, state, lsns[i], chain_crc, upto_lsn, info, why, sizeof why);
+        if (rc == 0) {
+            info->snapshot_lsn = lsns[i];
+            free(lsns);
+            return state;
+        }
+        sec->destroy(state);
+        if (rc < 0) {   /* the journal after it is bad: no older snapshot can do better */
+            snprintf(err, errlen, "%s", why);
+            free(lsns);
+            return NULL;
+        }
+        s_skipped(info, dir, lsns[i], why);
+    }
+    free(lsns);
+    void *state = sec->create(cfg);
+    if (!state) {
+        snprintf(err, errlen, "no memory");
+        return NULL;
+    }
+    info->records = 0;
+    if (s_replay(dir, sec, state, 0, 0, upto_lsn, info, err, errlen) != 0) {
+        sec->destroy(state);
+        return NULL;
+    }
+    return state;
+}
+
+int checkpoint_restore_into(const char *dir, const checkpoint_section_t *sec, const config_t *cfg, void *live,
+                            checkpoint_info_t *info, char *err, size_t errlen)
+{
+    void *state = checkpoint_restore(dir, sec, cfg, 0, info, err, errlen);
+    if (!state)
+        return -1;
+    snap_pk_t p;
+    snap_pk_save_init(&p);
+    int rc = sec->save(state, &p);
+    sec->destroy(state);
+    if (rc != 0) {
+        snprintf(err, errlen, "section %s: cannot encode (no memory?)", sec->name);
+    } else {
+        snap_pk_t in;
+        snap_pk_load_init(&in, p.buf, p.len);
+        rc = sec->load(live, &in, err, errlen);
+    }
+    snap_pk_free(&p);
+    return rc;
+}
+
+/* ---- writing ----------------------------------------------------------------------------------- */
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int checkpoint_write(const char *dir, const config_t *cfg, uint64_t upto_lsn, checkpoint_info_t *info, char *err,
+                     size_t errlen)
+{
+    checkpoint_info_t local;
+    if (!info)
+        info = &local;
+    memset(info, 0, sizeof *info);
+    if (upto_lsn == 0) {
+        snprintf(err, errlen, "nothing to snapshot (an empty journal)");
+        return -1;
+    }
+    snapshot_writer_t *w = NULL;
+    int rc = 0;
+    for (size_t i = 0; checkpoint_sections[i] && rc == 0; i++) {
+        const checkpoint_section_t *sec = checkpoint_sections[i];
+        if (!sec->save)
+            continue;   /* a module not in snapshots yet */
+        checkpoint_info_t si;
+        void *state = checkpoint_restore(dir, sec, cfg, upto_lsn, &si, err, errlen);
+        if (!state) {
+            rc = -1;
+            break;
+        }
+        if (!w) {
+            *info = si;
+            w = snapshot_begin(dir, upto_lsn, si.last_crc, s_now_ms(), err, errlen);
+        }
+        snap_pk_t p;
+        snap_pk_save_init(&p);
+        if (!w || si.last_lsn != upto_lsn)
+            rc = -1;
+        else if (sec->save(state, &p) != 0) {
+            snprintf(err, errlen, "section %s: cannot encode (no memory?)", sec->name);
+            rc = -1;
+        } else if (snapshot_put(w, sec->name, p.buf, p.len, err, errlen) != 0) {
+            rc = -1;
+        }
+        snap_pk_free(&p);
+        sec->destroy(state);
+    }
+    if (rc != 0) {
+        snapshot_abort(&w);
+        return -1;
+    }
+    if (snapshot_commit(&w, err, errlen) != 0)
+        return -1;
+    size_t moved = 0;
+    char why[300];
+    if (journal_archive(dir, upto_lsn, &moved, why, sizeof why) != 0)
+        log_warn("journal.archive_failed", "journal=%s lsn=%llu reason=\"%s\" (retried after the next snapshot)",
+                 dir, (unsigned long long) upto_lsn, why);
+    else if (moved)
+        log_info("journal.archived", "journal=%s segments=%zu upto_lsn=%llu", dir, moved,
+                 (unsigned long long) upto_lsn);
+    return 0;
+}
+
+/* ---- the thread -------------------------------------------------------------------------------- */
+
+struct checkpointer_t {
+    journal_t *journal;
+    config_t cfg;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    uint64_t last_lsn;        /* of the newest snapshot */
+    atomic_uint_fast64_t written;
+};
+
+static void *s_run(void *arg)
+{
+    checkpointer_t *self = arg;
+    setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 10);   /* acknowledgements come first */
+    int64_t last_ms = s_now_ms(), retry_ms = 0;
+    pthread_mutex_lock(&self->mu);
+    while (!self->stop) {
+        struct timespec until;
+        condvar_deadline(&until, 200);
+        pthread_cond_timedwait(&self->cv, &self->mu, &until);
+        if (self->stop)
+            break;
+        uint64_t durable = journal_durable_lsn(self->journal);
+        int64_t now = s_now_ms();
+        uint64_t every = self->cfg.snapshot_every_records;
+        int64_t every_ms = (int64_t) self->cfg.snapshot_every_s * 1000;
+        int due = durable > self->last_lsn && now >= retry_ms &&
+                  ((every && durable - self->last_lsn >= every) || (every_ms && now - last_ms >= every_ms));
+        if (!due)
+            continue;
+        pthread_mutex_unlock(&self->mu);
+        char err[400];
+        checkpoint_info_t info;
+        int64_t t0 = s_now_ms();
+        int rc = checkpoint_write(self->cfg.journal_dir, &self->cfg, durable, &info, err, sizeof err);
+        int64_t took = s_now_ms() - t0;
+        pthread_mutex_lock(&self->mu);
+        if (rc == 0) {
+            self->last_lsn = durable;
+            last_ms = s_now_ms();
+            atomic_fetch_add(&self->written, 1);
+            log_info("snapshot.written", "journal=%s lsn=%llu from_snapshot=%llu records_read=%ld took_ms=%lld",
+                     self->cfg.journal_dir, (unsigned long long) durable, (unsigned long long) info.snapshot_lsn,
+                     info.records, (long long) took);
+        } else {
+            retry_ms = s_now_ms() + 60000;
+            log_error("snapshot.failed", "journal=%s lsn=%llu reason=\"%s\" action=\"retry in a minute; the "
+                      "journal keeps everything meanwhile\"", self->cfg.journal_dir, (unsigned long long) durable, err);
+        }
+    }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
+}
+
+checkpointer_t *checkpointer_new(journal_t *journal, const config_t *cfg, char *err, size_t errlen)
+{
+    checkpointer_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "no memory");
+        return NULL;
+    }
+    self->journal = journal;
+    self->cfg = *cfg;   /* the strings are arrays; what the thread reads stays valid */
+    pthread_mutex_init(&self->mu, NULL);
+    if (condvar_init(&self->cv) != 0) {
+        snprintf(err, errlen, "cannot make a condition variable");
+        free(self);
+        return NULL;
+    }
+    uint64_t *lsns = NULL;
+    size_t n = 0;
+    char why[200];
+    if (snapshot_list(cfg->journal_dir, &lsns, &n, why, sizeof why) == 0 && n)
+        self->last_lsn = lsns[0];
+    free(lsns);
+    if (!cfg->snapshot_every_records && !cfg->snapshot_every_s)
+        return self;   /* snapshots off */
+    if (pthread_create(&self->thread, NULL, s_run, self) != 0) {
+        snprintf(err, errlen, "cannot start the checkpointer thread");
+        pthread_cond_destroy(&self->cv);
+        free(self);
+        return NULL;
+    }
+    self->started = 1;
+    return self;
+}
+
+void checkpointer_destroy(checkpointer_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    checkpointer_t *self = *self_p;
+    *self_p = NULL;
+    if (self->started) {
+        pthread_mutex_lock(&self->mu);
+        self->stop = 1;
+        pthread_cond_signal(&self->cv);
+        pthread_mutex_unlock(&self->mu);
+        pthread_join(self->thread, NULL);
+    }
+    pthread_cond_destroy(&self->cv);
+    pthread_mutex_destroy(&self->mu);
+    config_clear(&self->cfg);
+    free(self);
+}
+
+uint64_t checkpointer_written(checkpointer_t *self)
+{
+    return self ? atomic_load(&self->written) : 0;
+}

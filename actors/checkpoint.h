@@ -1,0 +1,91 @@
+/* checkpoint.h — what a start rebuilds, read from the newest valid snapshot and the journal after
+ * it; and the thread that writes snapshots and retires the journal segments they cover.
+ *
+ * A snapshot (journal/snapshot.h) holds one section per module that replay rebuilds: the
+ * registry (deposits, links), the admin accounts, ... Each module describes its section with a
+ * checkpoint_section_t (create an empty state, apply one record, save, load) and is listed in
+ * checkpoint_sections[] (checkpoint.c): adding a module's state to snapshots is one entry there.
+ *
+ * Start (checkpoint_restore): the newest snapshot whose file checks out, whose section loads and
+ * which belongs to this journal (the record at its LSN has the checksum it names), plus the journal
+ * records after its LSN; a damaged newest snapshot falls back to the one before, and with none the
+ * whole journal (the archive included) is replayed. Each section restores alone, so a module is
+ * rebuilt the same way whether it is the registry at start, the admins at start, or the snapshot
+ * writer building the next snapshot.
+ *
+ * Writing (checkpoint_write, run by the checkpointer thread off every request path): each section is
+ * rebuilt in a private state from the last snapshot and the journal up to a durable LSN — a
+ * consistent cut by construction, taking no lock of the live modules, so acknowledgements never
+ * wait for it — then saved into one snapshot file (tmp, fsync, rename, directory fsync). Once it is
+ * durable, the segments it wholly covers move to the archive (journal_archive). */
+#ifndef KASA_ACTORS_CHECKPOINT_H
+#define KASA_ACTORS_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "journal/journal.h"
+#include "journal/snapshot.h"
+#include "schema/config.h"
+#include "schema/record.h"
+
+typedef struct {
+    const char *name;                          /* the section's name in a snapshot (<= 31 bytes) */
+    void *(*create)(const config_t *cfg);      /* an empty state, or NULL (no memory) */
+    void (*destroy)(void *state);
+    /* Applies one durable record as replay does (kinds it does not keep: ignored). 0, or -1 with a
+     * reason (a bound reached). */
+    int (*apply)(void *state, const record_t *r, uint64_t lsn, char *err, size_t errlen);
+    int (*save)(void *state, snap_pk_t *p);    /* 0 or -1; NULL: not in snapshots (rebuilt from the
+                                                * whole journal at every start) */
+    int (*load)(void *state, snap_pk_t *p, char *err, size_t errlen);   /* into an empty state */
+} checkpoint_section_t;
+
+extern const checkpoint_section_t checkpoint_registry;   /* registry_t: deposits and links */
+extern const checkpoint_section_t checkpoint_admins;     /* admins_t: admin accounts */
+extern const checkpoint_section_t checkpoint_withdrawals;   /* withdrawals_t (no save/load yet: rebuilt
+                                                             * from the whole journal at every start) */
+/* Every section a snapshot holds, NULL-terminated. */
+extern const checkpoint_section_t *const checkpoint_sections[];
+
+typedef struct {
+    uint64_t snapshot_lsn;   /* the snapshot started from (0: none, the whole journal) */
+    uint64_t last_lsn;       /* the last record now reflected (the snapshot's LSN if none followed) */
+    uint32_t last_crc;       /* that record's checksum */
+    long records;            /* journal records read after the snapshot */
+    int fallbacks;           /* snapshots passed over (damaged, unreadable, not this journal's) */
+    char fallback_why[200];  /* why the first one was passed over */
+} checkpoint_info_t;
+
+/* A new state of sec rebuilt from journal dir's newest valid snapshot and the records after it, up
+ * to upto_lsn (0: to the end). *info (may be NULL) says from what. NULL with a reason (a bad
+ * record, a bound reached, a journal that does not reach back to what is needed). Logs each
+ * snapshot passed over (event=snapshot.skipped). */
+void *checkpoint_restore(const char *dir, const checkpoint_section_t *sec, const config_t *cfg, uint64_t upto_lsn,
+                         checkpoint_info_t *info, char *err, size_t errlen);
+
+/* The same, into live, an empty state made elsewhere (the admins of a server, which need more than
+ * sec->create gives): rebuilt aside, then copied in through its section encoding. 0, or -1 with a
+ * reason. */
+int checkpoint_restore_into(const char *dir, const checkpoint_section_t *sec, const config_t *cfg, void *live,
+                            checkpoint_info_t *info, char *err, size_t errlen);
+
+/* Writes the snapshot of journal dir covering upto_lsn (durable, and after the newest snapshot),
+ * every section of checkpoint_sections[] in it, then retires the segments it wholly covers to the
+ * archive. 0 (*info: what it read), or -1 with a reason (any earlier snapshot untouched). */
+int checkpoint_write(const char *dir, const config_t *cfg, uint64_t upto_lsn, checkpoint_info_t *info, char *err,
+                     size_t errlen);
+
+/* The thread that calls checkpoint_write on journal's directory (cfg->journal_dir) once
+ * cfg->snapshot_every_records records or cfg->snapshot_every_s seconds (with new records) passed
+ * since the last snapshot (at lower CPU priority). Logs event=snapshot.written or
+ * snapshot.failed (then retries no sooner than a minute later). NULL with a reason. Both settings 0:
+ * a checkpointer that never writes. */
+typedef struct checkpointer_t checkpointer_t;
+checkpointer_t *checkpointer_new(journal_t *journal, const config_t *cfg, char *err, size_t errlen);
+/* Stops the thread (a snapshot being written is finished first); frees; sets *self_p NULL. */
+void checkpointer_destroy(checkpointer_t **self_p);
+/* Snapshots written by it so far. */
+uint64_t checkpointer_written(checkpointer_t *self);
+
+#endif
