@@ -21,6 +21,7 @@
 
 #include "journal/fio.h"
 #include "journal/jformat.h"
+#include "journal/snapshot.h"
 #include "journal/journal.h"
 #include "schema/record.h"
 #include "tools/commands.h"
@@ -39,8 +40,11 @@ static const s_verb_t s_verbs[] = {
       "of segments and records, the bytes and the first and last LSN. On damage it names the first bad\n"
       "segment and offset. A torn tail (an unfinished last group commit after a crash, which opening\n"
       "the journal cuts back) is reported but is not corruption. Breaks left by `kasa journal repair`\n"
-      "are listed with the LSNs they quarantined.\n"
-      "Exit status: 0 whole (or only a torn tail), 1 corrupt or unreadable, 2 usage.\n" },
+      "are listed with the LSNs they quarantined. The archive (DIR/archive: segments retired once a\n"
+      "snapshot covered them) is checked the same way, with the chain from its last record into the\n"
+      "journal's first segment, and every snapshot (DIR/snapshot) is checked whole.\n"
+      "Exit status: 0 whole (or only a torn tail), 1 corrupt or unreadable (journal, archive or a\n"
+      "snapshot), 2 usage.\n" },
     { "dump", "kasa journal dump DIR [--json] [--from LSN]",
       "Prints one line per record, from LSN (default 1): the record as text, or with --json one JSON\n"
       "object per line. A payload that does not decode prints `lsn=N undecodable: REASON (LEN bytes)`.\n"
@@ -113,6 +117,79 @@ static void s_print_state(const char *dir, const jf_scan_t *scan)
     }
 }
 
+/* The archive (segments retired by snapshots): its records, and its chain into the live journal's
+ * first segment. 0, or 1 on damage. */
+static int s_verify_archive(const char *dir, const jf_scan_t *live)
+{
+    char adir[4200], err[512];
+    snprintf(adir, sizeof adir, "%s/%s", dir, JF_ARCHIVE_SUBDIR);
+    jf_scan_t a;
+    if (jf_scan(adir, &a, NULL, NULL, err, sizeof err) != 0) {
+        printf("archive: unreadable: %s\n", err);
+        return 1;
+    }
+    int rc = 0;
+    if (a.nsegs) {
+        printf("archive: %zu segments, %" PRIu64 " records, LSN %" PRIu64 "..%" PRIu64 "\n", a.nsegs, a.records,
+               a.first_lsn, a.last_lsn);
+        if (a.state != JF_CLEAN) {
+            printf("archive: damaged: segment %s offset %" PRIu64 ": %s\n", a.segs[a.bad_seg].name, a.bad_offset,
+                   a.reason);
+            rc = 1;
+        } else if (live->nsegs) {
+            char path[4300], why[200];
+            const uint8_t *base;
+            uint64_t size;
+            jf_seg_hdr_t h;
+            snprintf(path, sizeof path, "%s/%s", dir, live->segs[0].name);
+            if (jf_map(path, &base, &size, why, sizeof why) != 0 ||
+                jf_check_seg_header(base, size, live->segs[0].first_lsn, &h, why, sizeof why) != 0) {
+                printf("archive -> journal: cannot read %s: %s\n", live->segs[0].name, why);
+                rc = 1;
+            } else if (h.first_lsn != a.next_lsn || h.prev_crc != a.last_crc) {
+                printf("archive -> journal: broken: the archive ends before LSN %" PRIu64 " but %s starts at %"
+                       PRIu64 "%s\n", a.next_lsn, live->segs[0].name, h.first_lsn,
+                       h.first_lsn == a.next_lsn ? " naming another checksum" : "");
+                rc = (h.flags & JF_SEG_BREAK) ? rc : 1;
+            } else {
+                printf("archive -> journal: chain ok\n");
+            }
+            jf_unmap(base, size);
+        }
+    }
+    jf_scan_free(&a);
+    return rc;
+}
+
+/* Every snapshot: its checksums, and that the journal reaches its LSN. 0, or 1 if one is damaged. */
+static int s_verify_snapshots(const char *dir, uint64_t last_lsn)
+{
+    uint64_t *lsns;
+    size_t n;
+    char err[512];
+    if (snapshot_list(dir, &lsns, &n, err, sizeof err) != 0) {
+        printf("snapshots: unreadable: %s\n", err);
+        return 1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        snapshot_t *snap = snapshot_open(dir, lsns[i], err, sizeof err);
+        if (!snap) {
+            printf("snapshot %" PRIu64 ": damaged: %s (a start passes over it)\n", lsns[i], err);
+            rc = 1;
+            continue;
+        }
+        printf("snapshot %" PRIu64 ": ok, %" PRIu64 " bytes, sections", lsns[i], snapshot_bytes(snap));
+        for (size_t k = 0; snapshot_section_name(snap, k); k++)
+            printf(" %s", snapshot_section_name(snap, k));
+        printf("%s\n", lsns[i] > last_lsn ? " (beyond the journal's last LSN: not this journal's)" : "");
+        rc |= lsns[i] > last_lsn;
+        snapshot_close(&snap);
+    }
+    free(lsns);
+    return rc;
+}
+
 static int s_verify(const char *dir)
 {
     jf_scan_t scan;
@@ -129,6 +206,8 @@ static int s_verify(const char *dir)
     s_print_summary(dir, &scan);
     s_print_state(dir, &scan);
     int rc = scan.state == JF_CORRUPT ? 1 : 0;
+    rc |= s_verify_archive(dir, &scan);
+    rc |= s_verify_snapshots(dir, scan.last_lsn);
     jf_scan_free(&scan);
     return rc;
 }

@@ -18,6 +18,7 @@
 #include "journal/snapshot.h"
 #include "schema/log.h"
 #include "tests/check.h"
+#include "tools/commands.h"
 #include "tests/unit/support_tmp.h"
 
 static char s_dir[200];
@@ -357,6 +358,54 @@ static void test_failed_snapshot_write_loses_nothing(void)
     support_tmp_rmrf(s_dir);
 }
 
+static int s_verify(void)
+{
+    char *argv[] = { "journal", "verify", s_dir, NULL };
+    fflush(stdout);
+    int out = dup(1), null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);   /* its report is for people; the exit status is what is checked */
+    int rc = cmd_journal(3, argv);
+    fflush(stdout);
+    dup2(out, 1);
+    close(out);
+    close(null);
+    return rc;
+}
+
+static void test_verify_checks_snapshots_the_archive_and_the_chain_into_the_journal(void)
+{
+    s_fresh("verify");
+    char err[300];
+    journal_opts_t o = { .segment_bytes = 4096 };
+    journal_t *j = journal_open(s_dir, &o, err, sizeof err);
+    s_random_history(j, 200);
+    uint64_t lsn = journal_durable_lsn(j);
+    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, lsn, NULL, err, sizeof err), 0);
+    s_random_history(j, 20);
+    journal_destroy(&j);
+    CHECK_EQ_INT(s_verify(), 0);
+    s_corrupt(lsn, 60);
+    CHECK_EQ_INT(s_verify(), 1);   /* a damaged snapshot */
+    char path[700];
+    snprintf(path, sizeof path, "%s/snapshot/%020llu.snap", s_dir, (unsigned long long) lsn);
+    unlink(path);
+    CHECK_EQ_INT(s_verify(), 0);
+    /* an archived segment lost: the chain from the archive into the journal breaks */
+    char adir[600];
+    snprintf(adir, sizeof adir, "%s/archive", s_dir);
+    jf_seg_t *segs;
+    size_t n;
+    CHECK_EQ_INT(jf_list_segments(adir, &segs, &n, err, sizeof err), 0);
+    CHECK(n >= 2);
+    if (n >= 2) {
+        snprintf(path, sizeof path, "%s/%s", adir, segs[n - 1].name);
+        unlink(path);
+        CHECK_EQ_INT(s_verify(), 1);
+    }
+    free(segs);
+    support_tmp_rmrf(s_dir);
+}
+
 int main(void)
 {
     log_set_level(getenv("CHECK_VERBOSE") ? LOG_DEBUG : LOG_ERROR);
@@ -365,5 +414,6 @@ int main(void)
     RUN(test_damaged_newest_snapshot_falls_back_to_the_one_before_then_the_journal);
     RUN(test_snapshot_of_another_journal_is_not_used);
     RUN(test_failed_snapshot_write_loses_nothing);
+    RUN(test_verify_checks_snapshots_the_archive_and_the_chain_into_the_journal);
     return check_done();
 }
