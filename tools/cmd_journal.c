@@ -63,6 +63,13 @@ static const s_verb_t s_verbs[] = {
       "record: it then reconciles with MT5 before any credit is sent. A torn tail is quarantined and cut.\n"
       "Refuses while a running kasa holds the journal's lock. Does nothing to a whole journal.\n"
       "Exit status: 0 repaired or nothing to do, 1 failed or locked, 2 usage.\n" },
+    { "archive", "kasa journal archive DIR [--prune-before YYYY-MM-DD]",
+      "Lists the archive (DIR/archive: segments retired once a snapshot covered them; kasa never\n"
+      "deletes them). With --prune-before, deletes the oldest archived segments whose every record was\n"
+      "written before that day (UTC), oldest first, stopping at the first that is not; only while the\n"
+      "newest snapshot checks out (a start then never needs them). The deleted history is gone for\n"
+      "`kasa journal dump`, `kasa replay` and `kasa deposit show`: keep a copy if it matters.\n"
+      "Exit status: 0, 1 failed or refused, 2 usage.\n" },
 };
 
 static void s_usage(FILE *out)
@@ -209,6 +216,87 @@ static int s_verify(const char *dir)
     rc |= s_verify_archive(dir, &scan);
     rc |= s_verify_snapshots(dir, scan.last_lsn);
     jf_scan_free(&scan);
+    return rc;
+}
+
+/* ---- archive ------------------------------------------------------------------------------ */
+
+/* The time (Unix ms) of the last record of segment path, or -1 if it cannot be read whole. */
+static int64_t s_segment_last_ms(const char *path, uint64_t first_lsn)
+{
+    const uint8_t *base;
+    uint64_t size;
+    char why[200];
+    if (jf_map(path, &base, &size, why, sizeof why) != 0)
+        return -1;
+    jf_seg_hdr_t h;
+    int64_t last_ms = -1;
+    if (jf_check_seg_header(base, size, first_lsn, &h, why, sizeof why) == 0) {
+        uint64_t off = JF_SEG_HDR, lsn = h.first_lsn;
+        uint32_t prev = h.restart_crc;
+        jf_rec_t rec, last = { 0 };
+        jf_rec_status_t st;
+        while ((st = jf_check_record(base, size, off, h.version, lsn++, prev, &rec, why, sizeof why)) == JF_REC_OK) {
+            last = rec;
+            prev = rec.crc;
+            off += JF_REC_HDR + rec.len;
+        }
+        record_t *r = malloc(sizeof *r);
+        if (st == JF_REC_END && last.payload && r && record_decode(last.payload, last.len, r, why, sizeof why) == 0)
+            last_ms = r->time_ms;
+        free(r);
+    }
+    jf_unmap(base, size);
+    return last_ms;
+}
+
+static int s_archive(const char *dir, int64_t before_ms)
+{
+    char adir[4200], err[512];
+    snprintf(adir, sizeof adir, "%s/%s", dir, JF_ARCHIVE_SUBDIR);
+    jf_seg_t *segs;
+    size_t n;
+    if (jf_list_segments(adir, &segs, &n, err, sizeof err) != 0) {
+        fprintf(stderr, "kasa journal archive: %s\n", err);
+        return 1;
+    }
+    printf("archive %s: %zu segments\n", adir, n);
+    int rc = 0;
+    if (before_ms > 0 && n) {
+        uint64_t *lsns = NULL;
+        size_t ns = 0;
+        snapshot_t *snap = NULL;
+        if (snapshot_list(dir, &lsns, &ns, err, sizeof err) == 0 && ns)
+            snap = snapshot_open(dir, lsns[0], err, sizeof err);
+        if (!snap) {
+            fprintf(stderr, "kasa journal archive: no valid newest snapshot (%s): nothing pruned\n",
+                    ns ? err : "none");
+            rc = 1;
+        }
+        size_t pruned = 0;
+        for (size_t i = 0; snap && i < n; i++) {
+            char path[4300];
+            snprintf(path, sizeof path, "%s/%s", adir, segs[i].name);
+            int64_t last_ms = s_segment_last_ms(path, segs[i].first_lsn);
+            /* the next segment's first LSN bounds this one's records; it must be within the snapshot */
+            uint64_t next = i + 1 < n ? segs[i + 1].first_lsn : UINT64_MAX;
+            if (last_ms < 0 || last_ms >= before_ms || (next != UINT64_MAX && next - 1 > snapshot_lsn(snap)))
+                break;
+            if (fio_unlink(path) != 0) {
+                fprintf(stderr, "kasa journal archive: cannot delete %s: %s\n", path, strerror(errno));
+                rc = 1;
+                break;
+            }
+            pruned++;
+        }
+        if (pruned && fio_fsync_dir(adir) != 0)
+            rc = 1;
+        if (snap)
+            printf("pruned: %zu segments\n", pruned);
+        snapshot_close(&snap);
+        free(lsns);
+    }
+    free(segs);
     return rc;
 }
 
@@ -913,6 +1001,7 @@ int cmd_journal(int argc, char **argv)
     const char *dir = NULL;
     int json = 0;
     uint64_t from = 1;
+    int64_t before_ms = 0;
     for (int i = 2; i < argc; i++) {
         if (s_is_help(argv[i]))
             return s_verb_help(verb, stdout, 0);
@@ -927,6 +1016,15 @@ int cmd_journal(int argc, char **argv)
                 return 2;
             }
             from = v;
+        } else if (strcmp(verb->name, "archive") == 0 && strcmp(argv[i], "--prune-before") == 0 && i + 1 < argc) {
+            struct tm tm;
+            memset(&tm, 0, sizeof tm);
+            const char *end = strptime(argv[++i], "%Y-%m-%d", &tm);
+            if (!end || *end) {
+                fprintf(stderr, "kasa journal archive: --prune-before wants a day YYYY-MM-DD, not '%s'\n", argv[i]);
+                return 2;
+            }
+            before_ms = (int64_t) timegm(&tm) * 1000;
         } else if (argv[i][0] == '-' || dir) {
             fprintf(stderr, "kasa journal %s: unexpected argument '%s'\n\n", verb->name, argv[i]);
             return s_verb_help(verb, stderr, 2);
@@ -944,5 +1042,7 @@ int cmd_journal(int argc, char **argv)
         return s_dump(dir, json, from);
     if (strcmp(verb->name, "stats") == 0)
         return s_stats(dir);
+    if (strcmp(verb->name, "archive") == 0)
+        return s_archive(dir, before_ms);
     return s_repair(dir);
 }

@@ -406,6 +406,59 @@ static void test_verify_checks_snapshots_the_archive_and_the_chain_into_the_jour
     support_tmp_rmrf(s_dir);
 }
 
+static size_t s_archived(void)
+{
+    char adir[600], err[200];
+    snprintf(adir, sizeof adir, "%s/archive", s_dir);
+    jf_seg_t *segs;
+    size_t n = 0;
+    if (jf_list_segments(adir, &segs, &n, err, sizeof err) == 0)
+        free(segs);
+    return n;
+}
+
+static int s_prune(const char *day)
+{
+    char *argv[] = { "journal", "archive", s_dir, "--prune-before", (char *) day, NULL };
+    fflush(stdout);
+    int out = dup(1), null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    int rc = cmd_journal(5, argv);
+    fflush(stdout);
+    dup2(out, 1);
+    close(out);
+    close(null);
+    return rc;
+}
+
+static void test_archive_prune_deletes_only_old_segments_a_valid_snapshot_covers(void)
+{
+    s_fresh("prune");
+    char err[300];
+    journal_opts_t o = { .segment_bytes = 4096 };
+    journal_t *j = journal_open(s_dir, &o, err, sizeof err);
+    s_random_history(j, 200);   /* records of November 2023 */
+    uint64_t lsn = journal_durable_lsn(j);
+    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, lsn, NULL, err, sizeof err), 0);
+    journal_destroy(&j);
+    size_t archived = s_archived();
+    CHECK(archived > 0);
+    CHECK_EQ_INT(s_prune("2020-01-01"), 0);   /* nothing that old */
+    CHECK_EQ_INT(s_archived(), archived);
+    s_corrupt(lsn, 50);
+    CHECK_EQ_INT(s_prune("2030-01-01"), 1);   /* no valid snapshot: refused */
+    CHECK_EQ_INT(s_archived(), archived);
+    s_corrupt(lsn, 50);                       /* flipped back */
+    CHECK_EQ_INT(s_prune("2030-01-01"), 0);
+    CHECK_EQ_INT(s_archived(), 0);
+    checkpoint_info_t info;
+    registry_t *reg = checkpoint_restore(s_dir, &checkpoint_registry, &s_cfg, 0, &info, err, sizeof err);
+    CHECK(reg != NULL);
+    CHECK_EQ_INT(info.snapshot_lsn, lsn);
+    registry_destroy(&reg);
+    support_tmp_rmrf(s_dir);
+}
+
 int main(void)
 {
     log_set_level(getenv("CHECK_VERBOSE") ? LOG_DEBUG : LOG_ERROR);
@@ -415,5 +468,6 @@ int main(void)
     RUN(test_snapshot_of_another_journal_is_not_used);
     RUN(test_failed_snapshot_write_loses_nothing);
     RUN(test_verify_checks_snapshots_the_archive_and_the_chain_into_the_journal);
+    RUN(test_archive_prune_deletes_only_old_segments_a_valid_snapshot_covers);
     return check_done();
 }
