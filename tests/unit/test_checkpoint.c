@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "actors/admins.h"
@@ -459,6 +461,35 @@ static void test_archive_prune_deletes_only_old_segments_a_valid_snapshot_covers
     support_tmp_rmrf(s_dir);
 }
 
+static void test_kill_9_while_a_snapshot_is_written_loses_nothing(void)
+{
+    s_fresh("kill");
+    char err[300];
+    journal_opts_t o = { .segment_bytes = 4096 };
+    journal_t *j = journal_open(s_dir, &o, err, sizeof err);
+    s_random_history(j, 300);
+    uint64_t first = journal_durable_lsn(j);
+    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, first, NULL, err, sizeof err), 0);
+    s_random_history(j, 200);
+    uint64_t last = journal_durable_lsn(j);
+    journal_destroy(&j);
+    for (int k = 0; k < 6; k++) {
+        pid_t pid = fork();
+        if (pid == 0) {   /* the writer, killed at a moment of its own */
+            char why[300];
+            for (uint64_t upto = first + 1; upto <= last; upto += 37)
+                checkpoint_write(s_dir, &s_cfg, upto, NULL, why, sizeof why);
+            _exit(0);
+        }
+        usleep((useconds_t) (2000 + 7000 * k));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        CHECK(s_restore_equals_full_replay(&checkpoint_registry, UINT64_MAX));
+        CHECK(s_restore_equals_full_replay(&checkpoint_admins, UINT64_MAX));
+    }
+    support_tmp_rmrf(s_dir);
+}
+
 int main(void)
 {
     log_set_level(getenv("CHECK_VERBOSE") ? LOG_DEBUG : LOG_ERROR);
@@ -467,6 +498,7 @@ int main(void)
     RUN(test_damaged_newest_snapshot_falls_back_to_the_one_before_then_the_journal);
     RUN(test_snapshot_of_another_journal_is_not_used);
     RUN(test_failed_snapshot_write_loses_nothing);
+    RUN(test_kill_9_while_a_snapshot_is_written_loses_nothing);
     RUN(test_verify_checks_snapshots_the_archive_and_the_chain_into_the_journal);
     RUN(test_archive_prune_deletes_only_old_segments_a_valid_snapshot_covers);
     return check_done();
