@@ -175,8 +175,10 @@ static void s_read(s_actor_t *self, const accounts_request_t *req, accounts_answ
     snprintf(a->name, sizeof a->name, "%s", u.name);
     s_money_text(u.balance, a->digits, a->balance, sizeof a->balance);
     s_money_text(u.credit[0] ? u.credit : "0", a->digits, a->credit, sizeof a->credit);
-    if (have_equity)
+    if (have_equity) {
         s_money_text(acc.equity, a->digits, a->equity, sizeof a->equity);
+        s_money_text(acc.margin_free, a->digits, a->margin_free, sizeof a->margin_free);
+    }
     if (have_group)
         snprintf(a->currency, sizeof a->currency, "%s", g.currency);
     a->result = ACCOUNTS_OK;
@@ -201,10 +203,16 @@ static int64_t s_handle(void *arg, workq_item_t *item)
     accounts_answer_t a;
     s_answer_init(&a, ACCOUNTS_UNAVAILABLE);
     if (run) {
-        if (job->req.ask == ACCOUNTS_CHECK_PASSWORD)
+        if (job->req.ask == ACCOUNTS_CHECK_PASSWORD) {
             s_check_password(self, &job->req, &a);
-        else
+        } else if (job->req.ask == ACCOUNTS_WITHDRAW) {
+            job->req.investor_password = 0;   /* money leaves: the main password only */
+            s_check_password(self, &job->req, &a);
+            if (a.result == ACCOUNTS_OK)
+                s_read(self, &job->req, &a);
+        } else {
             s_read(self, &job->req, &a);
+        }
     }
     explicit_bzero(job->req.password, sizeof job->req.password);
 

@@ -34,7 +34,9 @@ typedef struct {
 
 typedef enum {
     ACCOUNTS_CHECK_PASSWORD,   /* the main password (else the investor password, when asked) */
-    ACCOUNTS_READ,             /* the account: name, balance, credit, equity, currency */
+    ACCOUNTS_READ,             /* the account: name, balance, credit, equity, free margin, currency */
+    ACCOUNTS_WITHDRAW,         /* a withdrawal's facts: the MAIN password checked (never the investor one),
+                                * then the account as ACCOUNTS_READ (its free margin above all) */
 } accounts_ask_t;
 
 typedef struct {
@@ -61,6 +63,7 @@ typedef struct {
      * read (the money is then MT5's own text: no digit count is guessed). */
     char name[128];
     char balance[48], credit[48], equity[48];
+    char margin_free[48];      /* MarginFree ("" when MT5 has no live account record) */
     char currency[16];
     int digits;
 } accounts_answer_t;

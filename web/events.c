@@ -105,9 +105,30 @@ static void s_head(jbuf_t *b, uint64_t lsn, const char *event)
     jbuf_printf(b, "id: %llu\nevent: %s\ndata: {\"lsn\":%llu", (unsigned long long) lsn, event, (unsigned long long) lsn);
 }
 
-/* The SSE message for a deposit record. */
+/* A withdrawal's transition as an SSE "withdrawal" event: id, state, token, token_amount, tx_hash. */
+static void s_format_withdrawal(const record_t *r, uint64_t lsn, jbuf_t *b)
+{
+    s_head(b, lsn, "withdrawal");
+    jbuf_puts(b, ",\"id\":");
+    jbuf_str(b, r->tx_id);
+    jbuf_puts(b, ",\"state\":");
+    jbuf_str(b, withdrawal_state_name(r->wto));
+    jbuf_puts(b, ",\"token\":");
+    jbuf_str(b, r->token_id);
+    jbuf_puts(b, ",\"token_amount\":");
+    jbuf_str(b, r->amount);
+    jbuf_puts(b, ",\"tx_hash\":");
+    jbuf_str(b, r->tx_hash);
+    jbuf_puts(b, "}\n\n");
+}
+
+/* The SSE message for a deposit record (or a withdrawal's). */
 static void s_format(const record_t *r, uint64_t lsn, jbuf_t *b)
 {
+    if (r->kind == RECORD_WITHDRAWAL) {
+        s_format_withdrawal(r, lsn, b);
+        return;
+    }
     s_head(b, lsn, "deposit");
     jbuf_puts(b, ",\"id\":");
     jbuf_str(b, r->tx_id);
@@ -135,7 +156,7 @@ static void s_format(const record_t *r, uint64_t lsn, jbuf_t *b)
     jbuf_printf(b, ",\"time\":%lld}\n\n", (long long) r->time_ms);
 }
 
-/* The SSE message of a record for a staff stream (every deposit, admin and link record), or nothing. */
+/* The SSE message of a record for a staff stream (every deposit, withdrawal, admin and link record), or nothing. */
 static int s_format_all(const record_t *r, uint64_t lsn, uint64_t login, jbuf_t *b)
 {
     if (r->kind == RECORD_DEPOSIT) {
@@ -156,6 +177,14 @@ static int s_format_all(const record_t *r, uint64_t lsn, uint64_t login, jbuf_t 
         jbuf_str(b, r->actor);
         jbuf_puts(b, ",\"action\":");
         jbuf_str(b, r->action);
+    } else if (r->kind == RECORD_WITHDRAWAL) {
+        s_head(b, lsn, "withdrawal");
+        jbuf_puts(b, ",\"id\":");
+        jbuf_str(b, r->tx_id);
+        jbuf_puts(b, ",\"from\":");
+        jbuf_str(b, withdrawal_state_name(r->wfrom));
+        jbuf_puts(b, ",\"state\":");
+        jbuf_str(b, withdrawal_state_name(r->wto));
     } else if (r->kind == RECORD_ADDRESS_LINK) {
         s_head(b, lsn, "link");
         jbuf_puts(b, ",\"address\":");
@@ -206,7 +235,7 @@ void events_publish(events_t *self, uint64_t lsn, const void *payload, size_t le
                 have_all = s_format_all(&r, lsn, login, &all) == 0 ? 1 : -1;
             if (have_all > 0)
                 s_enqueue(sub, all.data, all.len);
-        } else if (r.kind == RECORD_DEPOSIT && login && sub->login == login) {
+        } else if ((r.kind == RECORD_DEPOSIT || r.kind == RECORD_WITHDRAWAL) && login && sub->login == login) {
             if (!have_one) {
                 s_format(&r, lsn, &one);
                 have_one = 1;

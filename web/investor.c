@@ -20,6 +20,11 @@
 #include <strings.h>
 #include <time.h>
 
+#include <sodium.h>
+
+#include "actors/cobo.h"
+#include "actors/mt5.h"
+#include "actors/withdrawals.h"
 #include "schema/json.h"
 #include "schema/money.h"
 #include "schema/log.h"
@@ -617,6 +622,244 @@ static uint64_t s_login_of(void *arg, const char *address)
     return wallets_login_of((wallets_t *) arg, address);
 }
 
+/* ---- withdrawals ---------------------------------------------------------------------------------- */
+
+#define S_TOKEN_CACHE 16
+
+/* Tokens' decimals as Cobo's token metadata gives them (read once per token, then kept). */
+static pthread_mutex_t s_decimals_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char token[40];
+    int decimals;
+} s_decimals[S_TOKEN_CACHE];
+
+/* The token's decimals: 0 with *out, or -1 (Cobo could not say; why filled). */
+static int s_token_decimals(const config_t *cfg, const char *token, int *out, char *why, size_t whylen)
+{
+    pthread_mutex_lock(&s_decimals_lock);
+    for (int i = 0; i < S_TOKEN_CACHE; i++)
+        if (strcmp(s_decimals[i].token, token) == 0) {
+            *out = s_decimals[i].decimals;
+            pthread_mutex_unlock(&s_decimals_lock);
+            return 0;
+        }
+    pthread_mutex_unlock(&s_decimals_lock);
+    cobo_client_t *c = cobo_client_new(cfg->cobo_api_url, cfg->cobo_api_key, cfg->cobo_api_secret,
+                                       cfg->cobo_webhook_pubkey, 10000, why, whylen);
+    int rc = c && cobo_get_token_decimal(c, token, out, why, whylen) == COBO_OK ? 0 : -1;
+    cobo_client_destroy(&c);
+    if (rc != 0)
+        return -1;
+    pthread_mutex_lock(&s_decimals_lock);
+    for (int i = 0; i < S_TOKEN_CACHE; i++)
+        if (!s_decimals[i].token[0]) {
+            snprintf(s_decimals[i].token, sizeof s_decimals[i].token, "%s", token);
+            s_decimals[i].decimals = *out;
+            break;
+        }
+    pthread_mutex_unlock(&s_decimals_lock);
+    return 0;
+}
+
+typedef struct {
+    investor_t *self;
+    http_later_t *later;
+    uint64_t login;
+    int commit;             /* 1: POST /api/withdrawals (journal it); 0: the quote */
+    char token[40], address[128], amount[48];
+    char rid[17], origin[64];
+} s_wd_wait_t;
+
+static void s_quote_json(jbuf_t *b, const s_wd_wait_t *w, const char *chain, const char *currency,
+                         const withdrawal_quote_t *q)
+{
+    jbuf_puts(b, "\"amount\":");
+    jbuf_str(b, q->amount_text);
+    jbuf_puts(b, ",\"currency\":");
+    jbuf_str(b, currency);
+    jbuf_puts(b, ",\"fee\":");
+    jbuf_str(b, q->fee_text);
+    jbuf_puts(b, ",\"token\":");
+    jbuf_str(b, w->token);
+    jbuf_puts(b, ",\"chain\":");
+    jbuf_str(b, chain);
+    jbuf_puts(b, ",\"token_amount\":");
+    jbuf_str(b, q->token_text);
+    jbuf_puts(b, ",\"address\":");
+    jbuf_str(b, w->address);
+}
+
+/* The account's facts are in a (or MT5 did not give them): the checks, then the quote or the request. */
+static void s_wd_answer(const s_wd_wait_t *w, const accounts_answer_t *a, http_response_t *res)
+{
+    investor_t *self = w->self;
+    if (a->result == ACCOUNTS_REFUSED) {
+        http_reply_error(res, 403, "the MT5 password is not right");
+        return;
+    }
+    if (a->result != ACCOUNTS_OK || a->digits < 0 || !a->margin_free[0]) {
+        log_warn("investor.withdraw_unavailable", "req=%s login=%llu result=%s reason=\"%s\"", w->rid,
+                 (unsigned long long) w->login, a->mt5_result, a->why);
+        s_reply_retry(res, 503, "the trading server cannot tell the account's free margin now; try again", 10);
+        return;
+    }
+    char why[200] = "";
+    int decimals = 0;
+    int64_t free_minor = 0;
+    if (mt5_parse_amount(a->margin_free, a->digits, &free_minor) != 0)
+        free_minor = 0;
+    if (s_token_decimals(self->cfg, w->token, &decimals, why, sizeof why) != 0) {
+        log_warn("investor.withdraw_unavailable", "req=%s token=%s reason=\"%s\"", w->rid, w->token, why);
+        s_reply_retry(res, 503, "the token's details cannot be read now; try again", 10);
+        return;
+    }
+    char actor[64];
+    snprintf(actor, sizeof actor, "investor:%llu", (unsigned long long) w->login);
+    const char *chain = wallets_chain_for(self->wallets, w->token);
+    pipeline_withdraw_ask_t ask = {
+        .login = w->login, .token_id = w->token, .chain_id = chain ? chain : "", .address = w->address,
+        .amount = w->amount, .currency = a->currency, .digits = a->digits, .token_decimals = decimals,
+        .free_margin_minor = free_minor, .actor = actor, .origin = w->origin,
+    };
+    withdrawal_quote_t q;
+    jbuf_t b;
+    jbuf_init(&b);
+    if (!w->commit) {
+        if (pipeline_withdraw_quote(self->pipeline, &ask, &q, why, sizeof why) != 0) {
+            jbuf_free(&b);
+            http_reply_error(res, 422, why);
+            return;
+        }
+        jbuf_puts(&b, "{");
+        s_quote_json(&b, w, ask.chain_id, a->currency, &q);
+        jbuf_puts(&b, "}");
+        http_reply_json(res, 200, jbuf_take(&b));
+        return;
+    }
+    unsigned char rnd[10];
+    randombytes_buf(rnd, sizeof rnd);
+    char id[24];
+    int st = pipeline_withdraw(self->pipeline, &ask, rnd, id, &q, why, sizeof why);
+    if (st != 201) {
+        jbuf_free(&b);
+        if (st == 422)
+            http_reply_error(res, 422, why);
+        else
+            s_reply_retry(res, 503, "the withdrawal could not be recorded; try again", 5);
+        return;
+    }
+    jbuf_puts(&b, "{\"id\":");
+    jbuf_str(&b, id);
+    jbuf_puts(&b, ",\"state\":\"REQUESTED\",");
+    s_quote_json(&b, w, ask.chain_id, a->currency, &q);
+    jbuf_puts(&b, "}");
+    http_reply_json(res, 201, jbuf_take(&b));
+}
+
+static void s_wd_done(void *arg, const accounts_answer_t *a)
+{
+    s_wd_wait_t *w = arg;
+    http_response_t res;
+    memset(&res, 0, sizeof res);
+    s_wd_answer(w, a, &res);
+    http_later_reply(w->later, &res);
+    free(w);
+}
+
+/* POST /api/withdrawals/quote {token, address, amount} and POST /api/withdrawals {token, address,
+ * amount, password}: the account is read from MT5 (with the MAIN password re-entered, for a request),
+ * then checked and quoted (pipeline_withdraw_quote), and for a request journaled. */
+static void s_withdraw(investor_t *self, const http_request_t *req, http_response_t *res, int commit)
+{
+    session_info_t info;
+    if (s_auth(self, req, res, &info, 1) != 0 || s_rate(self, req, http_cookie(req, SESSION_COOKIE), res) != 0)
+        return;
+    bson_t doc;
+    if (s_json_body(req, res, &doc) != 0)
+        return;
+    const char *token = json_get_str(&doc, "token"), *address = json_get_str(&doc, "address"),
+               *amount = json_get_str(&doc, "amount"), *pw = json_get_str(&doc, "password");
+    accounts_request_t ask = {.ask = commit ? ACCOUNTS_WITHDRAW : ACCOUNTS_READ, .login = info.login};
+    const char *bad = !token || !*token || strlen(token) >= 40 ? "token must be a token offered for withdrawal"
+                    : !address || !*address || strlen(address) >= 128 ? "address is required"
+                    : !amount || !*amount || strlen(amount) >= 48 ? "amount is required (in the account's currency)"
+                    : commit && (!pw || !*pw || strlen(pw) >= sizeof ask.password) ? "password is required"
+                    : NULL;
+    if (bad) {
+        bson_destroy(&doc);
+        http_reply_error(res, 400, bad);
+        return;
+    }
+    s_wd_wait_t *w = calloc(1, sizeof *w);
+    if (w) {
+        w->self = self;
+        w->login = info.login;
+        w->commit = commit;
+        snprintf(w->token, sizeof w->token, "%s", token);
+        snprintf(w->address, sizeof w->address, "%s", address);
+        snprintf(w->amount, sizeof w->amount, "%s", amount);
+        snprintf(w->rid, sizeof w->rid, "%s", http_request_id(req));
+        snprintf(w->origin, sizeof w->origin, "ip:%.60s", http_client_ip(req) ? http_client_ip(req) : "?");
+        if (commit)
+            snprintf(ask.password, sizeof ask.password, "%s", pw);
+    }
+    bson_destroy(&doc);
+    accounts_answer_t a;
+    memset(&a, 0, sizeof a);
+    a.mt5_result = "";
+    a.result = ACCOUNTS_BUSY;
+    http_later_t *later = w ? http_later(req, res) : NULL;
+    if (!later) {
+        explicit_bzero(ask.password, sizeof ask.password);
+        free(w);
+        s_reply_retry(res, 503, "busy; try again", 5);
+        return;
+    }
+    w->later = later;
+    a.result = accounts_submit(self->accounts, &ask, s_wd_done, w);   /* wipes the password */
+    if (a.result != ACCOUNTS_OK)
+        s_wd_done(w, &a);
+}
+
+static void s_withdraw_quote(void *arg, const http_request_t *req, http_response_t *res)
+{
+    s_withdraw(arg, req, res, 0);
+}
+
+static void s_withdraw_request(void *arg, const http_request_t *req, http_response_t *res)
+{
+    s_withdraw(arg, req, res, 1);
+}
+
+typedef struct {
+    jbuf_t *b;
+    int n;
+} s_wd_list_t;
+
+static void s_wd_each(void *arg, const withdrawal_view_t *w)
+{
+    s_wd_list_t *l = arg;
+    if (l->n++)
+        jbuf_puts(l->b, ",");
+    withdrawals_view_json(l->b, w);
+}
+
+/* GET /api/withdrawals: the investor's own, newest first. */
+static void s_withdrawals(void *arg, const http_request_t *req, http_response_t *res)
+{
+    investor_t *self = arg;
+    session_info_t info;
+    if (s_auth(self, req, res, &info, 0) != 0)
+        return;
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"withdrawals\":[");
+    s_wd_list_t l = { &b, 0 };
+    withdrawals_each(pipeline_withdrawals(self->pipeline), info.login, S_DEPOSITS_LIMIT, s_wd_each, &l);
+    jbuf_puts(&b, "]}");
+    http_reply_json(res, 200, jbuf_take(&b));
+}
+
 investor_t *investor_routes(http_server_t *http, pipeline_t *pipeline, wallets_t *wallets,
                             events_t *events, accounts_t *accounts, const config_t *cfg,
                             const investor_opts_t *opts, char *err, size_t errlen)
@@ -665,6 +908,9 @@ investor_t *investor_routes(http_server_t *http, pipeline_t *pipeline, wallets_t
     http_route(http, "GET", "/api/deposits", s_deposits, self);
     http_route(http, "GET", "/api/deposits/*", s_deposit_one, self);
     http_route(http, "GET", "/api/events", s_events, self);
+    http_route(http, "POST", "/api/withdrawals/quote", s_withdraw_quote, self);
+    http_route(http, "POST", "/api/withdrawals", s_withdraw_request, self);
+    http_route(http, "GET", "/api/withdrawals", s_withdrawals, self);
     return self;
 }
 

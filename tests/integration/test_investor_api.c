@@ -7,6 +7,7 @@
  * clock, idle and absolute session expiry. */
 #include "tests/integration/harness.h"
 
+#include "actors/mt5.h"
 #include "actors/wallets.h"
 #include "tests/check.h"
 #include "schema/config.h"
@@ -700,6 +701,67 @@ static void test_webhook_path_on_the_panel_listener_points_to_the_webhook_listen
     s_resp_free(&r);
 }
 
+/* The withdrawal API: a quote (the fee, the exact token amount) before anything is asked; the request
+ * re-enters the MAIN password and passes CSRF; it is debited at once; the investor lists it. */
+static void test_withdrawal_quote_request_and_list(void)
+{
+    mt5_client_t *m = mt5_client_new(s_env.mt5_url, H_MT5_MANAGER, H_MT5_MANAGER_PW, NULL, 5000);
+    uint64_t t;
+    char e[160];
+    CHECK(mt5_balance(m, 100006, 100000, 2, "seed", &t, e, sizeof e) == MT5_OK);   /* 1000.00 */
+    mt5_client_destroy(&m);
+    s_sess_t s;
+    CHECK_EQ_INT(s_login(s_env.kasa_url, 100006, H_MT5_PW, &s), 200);
+    const char *ask = "{\"token\":\"TRON_USDT\",\"address\":\"TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t\",\"amount\":\"100\"}";
+    s_resp_t r = s_call(s_env.kasa_url, "POST", "/api/withdrawals/quote", s.sid, NULL, ask);
+    CHECK_EQ_INT(r.status, 403);   /* CSRF */
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "POST", "/api/withdrawals/quote", s.sid, s.csrf, ask);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, "\"fee\":\"1\"") && strstr(r.body, "\"token_amount\":\"99\""));
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "POST", "/api/withdrawals/quote", s.sid, s.csrf,
+               "{\"token\":\"TRON_USDT\",\"address\":\"TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t\",\"amount\":\"2000\"}");
+    CHECK_EQ_INT(r.status, 422);   /* more than the free margin */
+    CHECK(r.body && strstr(r.body, "free margin"));
+    s_resp_free(&r);
+    const char *wrong = "{\"token\":\"TRON_USDT\",\"address\":\"TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t\",\"amount\":\"100\","
+                        "\"password\":\"NotThePassword1\"}";
+    r = s_call(s_env.kasa_url, "POST", "/api/withdrawals", s.sid, s.csrf, wrong);
+    CHECK_EQ_INT(r.status, 403);
+    s_resp_free(&r);
+    char body[300];
+    snprintf(body, sizeof body, "{\"token\":\"TRON_USDT\",\"address\":\"TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t\","
+             "\"amount\":\"100\",\"password\":\"%s\"}", H_MT5_PW);
+    r = s_call(s_env.kasa_url, "POST", "/api/withdrawals", s.sid, NULL, body);
+    CHECK_EQ_INT(r.status, 403);   /* CSRF */
+    s_resp_free(&r);
+    r = s_call(s_env.kasa_url, "POST", "/api/withdrawals", s.sid, s.csrf, body);
+    CHECK_EQ_INT(r.status, 201);
+    char id[40] = "";
+    s_json_str(r.body, "id", id, sizeof id);
+    CHECK(id[0] == 'w');
+    s_resp_free(&r);
+    int debited = 0;
+    for (int i = 0; i < 100 && !debited; i++) {
+        r = s_call(s_env.kasa_url, "GET", "/api/withdrawals", s.sid, NULL, NULL);
+        debited = r.status == 200 && r.body && strstr(r.body, id) && strstr(r.body, "\"state\":\"DEBITED\"");
+        s_resp_free(&r);
+        if (!debited)
+            h_sleep_ms(50);
+    }
+    CHECK(debited);
+    r = s_call(s_env.kasa_url, "GET", "/api/me", s.sid, NULL, NULL);
+    CHECK(r.body && strstr(r.body, "\"balance\":\"900.00\""));
+    s_resp_free(&r);
+    /* another investor does not see it */
+    s_sess_t o;
+    CHECK_EQ_INT(s_login(s_env.kasa_url, 100007, H_MT5_PW, &o), 200);
+    r = s_call(s_env.kasa_url, "GET", "/api/withdrawals", o.sid, NULL, NULL);
+    CHECK(r.status == 200 && r.body && !strstr(r.body, id));
+    s_resp_free(&r);
+}
+
 static void test_kasa_stops_cleanly(void)
 {
     CHECK_EQ_INT(h_kasa_stop(&s_env), 0);       /* exit 0, sanitizers quiet */
@@ -708,7 +770,7 @@ static void test_kasa_stops_cleanly(void)
 int main(void)
 {
     if (h_env_init(&s_env, "investor") != 0 || h_sims_start(&s_env, NULL) != 0 ||
-        h_config_write(&s_env, NULL) != 0 || h_kasa_start(&s_env) != 0) {
+        h_config_write(&s_env, "KASA_WITHDRAW_RULES=TRON_USDT=1:1:10:5000:20000\n") != 0 || h_kasa_start(&s_env) != 0) {
         h_env_destroy(&s_env);
         printf("FAIL setup\n0 passed, 1 failed\n");
         return 1;
@@ -725,6 +787,7 @@ int main(void)
     RUN(test_login_flood_of_one_account_logs_nobody_else_out);
     RUN(test_webhooks_answered_promptly_during_an_investor_burst);
     RUN(test_webhook_path_on_the_panel_listener_points_to_the_webhook_listener);
+    RUN(test_withdrawal_quote_request_and_list);
     RUN(test_kasa_stops_cleanly);
     h_env_destroy(&s_env);
     return check_done();
