@@ -34,6 +34,7 @@
 #include "tools/monitor.h"
 #include "schema/json.h"
 #include "web/admin.h"
+#include "web/admin_withdrawals.h"
 #include "web/events.h"
 #include "web/investor.h"
 #include "web/metrics.h"
@@ -273,6 +274,10 @@ int cmd_serve(int argc, char **argv)
     admin_api = admin_routes(http, pipeline, admins, journal, &cfg, NULL, NULL, err, sizeof err);
     if (!admin_api) {
         fprintf(stderr, "kasa serve: %s\n", err);
+        goto done;
+    }
+    if (admin_withdrawals_routes(admin_api, pipeline, cfg.journal_dir) != 0) {
+        fprintf(stderr, "kasa serve: the admin API has no room for the withdrawal routes\n");
         goto done;
     }
     admin_live(admin_api, ctx.events);

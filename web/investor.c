@@ -831,14 +831,9 @@ static void s_withdraw_request(void *arg, const http_request_t *req, http_respon
     s_withdraw(arg, req, res, 1);
 }
 
-typedef struct {
-    jbuf_t *b;
-    int n;
-} s_wd_list_t;
-
 static void s_wd_each(void *arg, const withdrawal_view_t *w)
 {
-    s_wd_list_t *l = arg;
+    s_list_t *l = arg;
     if (l->n++)
         jbuf_puts(l->b, ",");
     withdrawals_view_json(l->b, w);
@@ -854,7 +849,7 @@ static void s_withdrawals(void *arg, const http_request_t *req, http_response_t 
     jbuf_t b;
     jbuf_init(&b);
     jbuf_puts(&b, "{\"withdrawals\":[");
-    s_wd_list_t l = { &b, 0 };
+    s_list_t l = {.b = &b};
     withdrawals_each(pipeline_withdrawals(self->pipeline), info.login, S_DEPOSITS_LIMIT, s_wd_each, &l);
     jbuf_puts(&b, "]}");
     http_reply_json(res, 200, jbuf_take(&b));

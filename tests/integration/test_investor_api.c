@@ -736,6 +736,12 @@ static void test_withdrawal_quote_request_and_list(void)
     r = s_call(s_env.kasa_url, "POST", "/api/withdrawals", s.sid, NULL, body);
     CHECK_EQ_INT(r.status, 403);   /* CSRF */
     s_resp_free(&r);
+    char bal[48] = "";
+    int64_t before = 0, after = 0;
+    r = s_call(s_env.kasa_url, "GET", "/api/me", s.sid, NULL, NULL);
+    s_json_str(r.body, "balance", bal, sizeof bal);
+    CHECK(mt5_parse_amount(bal, 2, &before) == 0);
+    s_resp_free(&r);
     r = s_call(s_env.kasa_url, "POST", "/api/withdrawals", s.sid, s.csrf, body);
     CHECK_EQ_INT(r.status, 201);
     char id[40] = "";
@@ -752,7 +758,9 @@ static void test_withdrawal_quote_request_and_list(void)
     }
     CHECK(debited);
     r = s_call(s_env.kasa_url, "GET", "/api/me", s.sid, NULL, NULL);
-    CHECK(r.body && strstr(r.body, "\"balance\":\"900.00\""));
+    s_json_str(r.body, "balance", bal, sizeof bal);
+    CHECK(mt5_parse_amount(bal, 2, &after) == 0);
+    CHECK_EQ_INT(before - after, 10000);   /* 100.00 debited, once */
     s_resp_free(&r);
     /* another investor does not see it */
     s_sess_t o;
