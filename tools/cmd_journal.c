@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "actors/withdrawals.h"
 #include "journal/fio.h"
 #include "journal/jformat.h"
 #include "journal/snapshot.h"
@@ -222,7 +223,10 @@ static int s_verify(const char *dir)
 /* ---- archive ------------------------------------------------------------------------------ */
 
 /* The time (Unix ms) of the last record of segment path, or -1 if it cannot be read whole. */
-static int64_t s_segment_last_ms(const char *path, uint64_t first_lsn)
+/* The time of a segment's last record (-1: unreadable); *unsnapshotted set when one of its records
+ * belongs to state that snapshots do not carry yet (withdrawals: rebuilt from the whole journal,
+ * so such a segment must never be pruned). */
+static int64_t s_segment_last_ms(const char *path, uint64_t first_lsn, int *unsnapshotted)
 {
     const uint8_t *base;
     uint64_t size;
@@ -236,12 +240,14 @@ static int64_t s_segment_last_ms(const char *path, uint64_t first_lsn)
         uint32_t prev = h.restart_crc;
         jf_rec_t rec, last = { 0 };
         jf_rec_status_t st;
+        record_t *r = malloc(sizeof *r);
         while ((st = jf_check_record(base, size, off, h.version, lsn++, prev, &rec, why, sizeof why)) == JF_REC_OK) {
             last = rec;
             prev = rec.crc;
             off += JF_REC_HDR + rec.len;
+            if (r && record_decode(rec.payload, rec.len, r, why, sizeof why) == 0 && withdrawals_owns(r))
+                *unsnapshotted = 1;
         }
-        record_t *r = malloc(sizeof *r);
         if (st == JF_REC_END && last.payload && r && record_decode(last.payload, last.len, r, why, sizeof why) == 0)
             last_ms = r->time_ms;
         free(r);
@@ -277,11 +283,17 @@ static int s_archive(const char *dir, int64_t before_ms)
         for (size_t i = 0; snap && i < n; i++) {
             char path[4300];
             snprintf(path, sizeof path, "%s/%s", adir, segs[i].name);
-            int64_t last_ms = s_segment_last_ms(path, segs[i].first_lsn);
+            int unsnapshotted = 0;
+            int64_t last_ms = s_segment_last_ms(path, segs[i].first_lsn, &unsnapshotted);
             /* the next segment's first LSN bounds this one's records; it must be within the snapshot */
             uint64_t next = i + 1 < n ? segs[i + 1].first_lsn : UINT64_MAX;
             if (last_ms < 0 || last_ms >= before_ms || (next != UINT64_MAX && next - 1 > snapshot_lsn(snap)))
                 break;
+            if (unsnapshotted) {
+                printf("kept from %s on: it holds withdrawal records, which snapshots do not carry yet\n",
+                       segs[i].name);
+                break;
+            }
             if (fio_unlink(path) != 0) {
                 fprintf(stderr, "kasa journal archive: cannot delete %s: %s\n", path, strerror(errno));
                 rc = 1;
