@@ -17,8 +17,10 @@
 #include "schema/money.h"
 #include "schema/record.h"
 #include "schema/timearg.h"
+#include "schema/withdrawal.h"
 
 #define S_REF_PREFIX "kasa "
+#define S_WD_REF_PREFIX "kasa w"   /* withdrawal_debit_ref / withdrawal_refund_ref: "kasa wd ", "kasa wr " */
 
 /* kasa's view of one deposit, as the comparison needs it. */
 typedef struct {
@@ -274,6 +276,30 @@ typedef struct {
     size_t n;
 } s_matches_t;
 
+/* The deals whose comment carries ref (mt5_comment_matches): the first 8 in *m, returns how many. */
+static size_t s_ref_deals(const reconcile_books_t *b, const char *ref, s_matches_t *m)
+{
+    size_t total = 0;
+    m->n = 0;
+    for (size_t k = 0; k < b->deal_count; k++)
+        if (mt5_comment_matches(b->deals[k].comment, ref)) {
+            if (m->n < sizeof m->deal / sizeof m->deal[0])
+                m->deal[m->n++] = &b->deals[k];
+            total++;
+        }
+    return total;
+}
+
+/* "ticket@login,..." of the matches, for evidence. */
+static void s_tickets(const s_matches_t *m, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k < m->n && used < len; k++)
+        used += (size_t) snprintf(buf + used, len - used, "%s%" PRIu64 "@%" PRIu64, k ? "," : "", m->deal[k]->ticket,
+                                  m->deal[k]->login);
+}
+
 /* kasa's credited deposits of the window against Cobo and MT5. */
 static void s_check_credited(const reconcile_books_t *b, s_deps_t *deps, reconcile_report_t *r)
 {
@@ -297,25 +323,16 @@ static void s_check_credited(const reconcile_books_t *b, s_deps_t *deps, reconci
                 s_add(r, "failed_at_cobo", d->tx_id, d->login, d->ticket, "cobo_status=%s journal_state=%s",
                       t.status, deposit_state_name(d->state));
         }
-        s_matches_t m = { .n = 0 };
-        size_t total = 0;
-        for (size_t k = 0; k < b->deal_count; k++)
-            if (mt5_comment_matches(b->deals[k].comment, d->ref)) {
-                if (m.n < sizeof m.deal / sizeof m.deal[0])
-                    m.deal[m.n++] = &b->deals[k];
-                total++;
-            }
+        s_matches_t m;
+        size_t total = s_ref_deals(b, d->ref, &m);
         if (total == 0) {
             s_add(r, "deal_missing", d->tx_id, d->login, d->ticket,
                   "ref=\"%s\" journal_ticket=%" PRIu64 " credited=%s mt5_deals_with_ref=0", d->ref, d->ticket, credit);
             continue;
         }
         if (total > 1) {
-            char tickets[160] = "";
-            size_t used = 0;
-            for (size_t k = 0; k < m.n && used < sizeof tickets; k++)
-                used += (size_t) snprintf(tickets + used, sizeof tickets - used, "%s%" PRIu64 "@%" PRIu64,
-                                          k ? "," : "", m.deal[k]->ticket, m.deal[k]->login);
+            char tickets[160];
+            s_tickets(&m, tickets, sizeof tickets);
             s_add(r, "deal_duplicate", d->tx_id, d->login, d->ticket,
                   "ref=\"%s\" mt5_deals_with_ref=%zu tickets=%s credited=%s", d->ref, total, tickets, credit);
             continue;
@@ -334,11 +351,149 @@ static void s_check_credited(const reconcile_books_t *b, s_deps_t *deps, reconci
     }
 }
 
-/* MT5's deals with a kasa reference against kasa's deposits. */
-static void s_check_deals(const reconcile_books_t *b, const s_refs_t *refs, reconcile_report_t *r)
+/* kasa's withdrawals, copied out of the registry. */
+typedef struct {
+    withdrawal_view_t *v;
+    size_t n, cap;
+    int oom;
+} s_wds_t;
+
+static void s_collect_wd(void *arg, const withdrawal_view_t *w)
+{
+    s_wds_t *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        withdrawal_view_t *g = realloc(l->v, cap * sizeof *g);
+        if (!g) {
+            l->oom = 1;
+            return;
+        }
+        l->v = g;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *w;
+}
+
+/* How many deals of one reference a withdrawal in state s must have: 0 none, 1 exactly one, 2 at
+ * most one (the withdrawer may be between the deal and its record). */
+static int s_wd_expect(withdrawal_state_t s, char op)
+{
+    if (op == 'd')
+        return s == WITHDRAWAL_REQUESTED ? 2 : s == WITHDRAWAL_NONE || s == WITHDRAWAL_REJECTED ? 0 : 1;
+    return s == WITHDRAWAL_REFUNDED ? 1 : s == WITHDRAWAL_REFUNDING ? 2 : 0;
+}
+
+/* One withdrawal's debit (op 'd', deal of minus its amount) or refund (op 'r', plus its amount). */
+static void s_check_wd_op(const reconcile_books_t *b, const withdrawal_view_t *w, char op, reconcile_report_t *r)
+{
+    char ref[32], kind[24], amount[48];
+    const char *what = op == 'd' ? "debit" : "refund";
+    if (op == 'd')
+        withdrawal_debit_ref(w->id, ref);
+    else
+        withdrawal_refund_ref(w->id, ref);
+    int64_t want_minor = op == 'd' ? -w->amount_minor : w->amount_minor;
+    s_minor_text(want_minor, w->digits, amount, sizeof amount);
+    uint64_t ticket = op == 'd' ? w->debit_ticket : w->refund_ticket;
+    int expect = s_wd_expect(w->state, op);
+    s_matches_t m;
+    size_t total = s_ref_deals(b, ref, &m);
+    char tickets[160];
+    s_tickets(&m, tickets, sizeof tickets);
+    if (total == 0 && expect == 1) {
+        snprintf(kind, sizeof kind, "wd_%s_missing", what);
+        s_add(r, kind, w->id, w->login, ticket,
+              "ref=\"%s\" journal_state=%s expected_deals=1 expected_profit=%s mt5_deals_with_ref=0", ref,
+              withdrawal_state_name(w->state), amount);
+        return;
+    }
+    if (total > 0 && expect == 0) {
+        snprintf(kind, sizeof kind, "wd_%s_unexpected", what);
+        s_add(r, kind, w->id, w->login, m.deal[0]->ticket,
+              "ref=\"%s\" journal_state=%s expected_deals=0 mt5_deals_with_ref=%zu tickets=%s mt5_profit=%s", ref,
+              withdrawal_state_name(w->state), total, tickets, m.deal[0]->profit);
+        return;
+    }
+    if (total > 1) {
+        snprintf(kind, sizeof kind, "wd_%s_duplicate", what);
+        s_add(r, kind, w->id, w->login, ticket,
+              "ref=\"%s\" journal_state=%s expected_deals=1 mt5_deals_with_ref=%zu tickets=%s expected_profit=%s",
+              ref, withdrawal_state_name(w->state), total, tickets, amount);
+        return;
+    }
+    if (total == 0)
+        return;
+    const mt5_deal_t *deal = m.deal[0];
+    if (deal->login != w->login) {
+        snprintf(kind, sizeof kind, "wd_%s_login", what);
+        s_add(r, kind, w->id, w->login, deal->ticket, "ref=\"%s\" journal_login=%" PRIu64 " mt5_login=%" PRIu64, ref,
+              w->login, deal->login);
+    }
+    int64_t minor = 0;
+    if (mt5_parse_amount(deal->profit, w->digits, &minor) != 0 || minor != want_minor) {
+        snprintf(kind, sizeof kind, "wd_%s_amount", what);
+        s_add(r, kind, w->id, w->login, deal->ticket, "ref=\"%s\" expected_profit=%s mt5_profit=%s", ref, amount,
+              deal->profit[0] ? deal->profit : "?");
+    }
+}
+
+/* kasa's withdrawals of the window against MT5 (their debit and refund deals) and Cobo (a completed
+ * one's transfer). */
+static void s_check_withdrawals(const reconcile_books_t *b, const s_wds_t *wds, reconcile_report_t *r)
+{
+    for (size_t i = 0; i < wds->n; i++) {
+        const withdrawal_view_t *w = &wds->v[i];
+        if (w->created_ms < b->from_ms || w->created_ms > b->to_ms)
+            continue;
+        r->withdrawals++;
+        s_check_wd_op(b, w, 'd', r);
+        s_check_wd_op(b, w, 'r', r);
+        if (w->state != WITHDRAWAL_COMPLETED || !b->cobo_lookup)
+            continue;
+        cobo_tx_t t;
+        int found = w->cobo_id[0] ? b->cobo_lookup(b->cobo_lookup_arg, w->cobo_id, &t) : 1;
+        if (found != 0)
+            s_add(r, "wd_transfer_unknown", w->id, w->login, 0,
+                  "journal_state=COMPLETED request_id=%s cobo_id=%s cobo=%s token_amount=%s", w->request_id,
+                  w->cobo_id[0] ? w->cobo_id : "-", found < 0 ? "unanswered" : "absent", w->amount);
+        else if (strcmp(t.status, "Completed") != 0)
+            s_add(r, "wd_transfer_status", w->id, w->login, 0,
+                  "journal_state=COMPLETED cobo_id=%s cobo_status=%s cobo_sub_status=%s", w->cobo_id, t.status,
+                  t.sub_status[0] ? t.sub_status : "-");
+    }
+}
+
+/* 1 if a withdrawal kasa knows has a debit or refund reference the comment carries. */
+static int s_wd_known(const s_wds_t *wds, const char *comment)
+{
+    char ref[32];
+    for (size_t i = 0; i < wds->n; i++) {
+        withdrawal_debit_ref(wds->v[i].id, ref);
+        if (mt5_comment_matches(comment, ref))
+            return 1;
+        withdrawal_refund_ref(wds->v[i].id, ref);
+        if (mt5_comment_matches(comment, ref))
+            return 1;
+    }
+    return 0;
+}
+
+/* MT5's deals with a kasa reference against kasa's deposits and withdrawals. A withdrawal reference
+ * ("kasa w", which no deposit reference holds: those are hex) is a withdrawal's, never a deposit's. */
+static void s_check_deals(const reconcile_books_t *b, const s_refs_t *refs, const s_wds_t *wds,
+                          reconcile_report_t *r)
 {
     for (size_t k = 0; k < b->deal_count; k++) {
         const mt5_deal_t *deal = &b->deals[k];
+        if (strcasestr(deal->comment, S_WD_REF_PREFIX)) {
+            r->kasa_deals++;
+            if (!s_wd_known(wds, deal->comment))
+                s_add(r, "wd_deal_unknown", "", deal->login, deal->ticket,
+                      "comment=\"%s\" mt5_login=%" PRIu64 " mt5_profit=%s mt5_time=%" PRId64
+                      " journal=no withdrawal has this ref",
+                      deal->comment, deal->login, deal->profit, deal->time_s);
+            continue;
+        }
         const s_dep_t *found[S_DEAL_DEPS_MAX], *d = NULL;
         size_t n = s_deal_deps(refs, deal->comment, found, S_DEAL_DEPS_MAX);
         if (n == 0 && !strcasestr(deal->comment, S_REF_PREFIX))
@@ -349,7 +504,8 @@ static void s_check_deals(const reconcile_books_t *b, const s_refs_t *refs, reco
                 d = found[i];
         if (!d)
             s_add(r, "deal_unknown", "", deal->login, deal->ticket,
-                  "comment=\"%s\" mt5_login=%" PRIu64 " mt5_profit=%s mt5_time=%" PRId64 " journal=no deposit has this ref",
+                  "comment=\"%s\" mt5_login=%" PRIu64 " mt5_profit=%s mt5_time=%" PRId64
+                  " journal=no deposit has this ref",
                   deal->comment, deal->login, deal->profit, deal->time_s);
         else if (!s_credited(d->state))
             s_add(r, "deal_uncredited", d->tx_id, deal->login, deal->ticket,
@@ -393,11 +549,23 @@ long reconcile_compare(const reconcile_books_t *b, reconcile_report_t *r)
     r->deals = b->deal_count;
     r->logins = b->login_count;
 
+    s_wds_t wds = { 0 };
+    if (b->withdrawals)
+        withdrawals_each(b->withdrawals, 0, 0, s_collect_wd, &wds);
+    if (wds.oom) {
+        free(wds.v);
+        free(odd);
+        free(idx);
+        free(deps.v);
+        return -1;
+    }
+
     s_check_cobo(b, &deps, r);
     s_check_credited(b, &deps, r);
-    s_check_deals(b, &refs, r);
-    /* withdrawals: once kasa makes them, their debits are checked here the same way */
+    s_check_withdrawals(b, &wds, r);
+    s_check_deals(b, &refs, &wds, r);
 
+    free(wds.v);
     free(odd);
     free(idx);
     free(deps.v);
@@ -494,6 +662,16 @@ static void s_login_of(void *arg, const registry_entry_t *e)
     s_login_add(arg, e->view.login);
 }
 
+static void s_login_of_wd(void *arg, const withdrawal_view_t *w)
+{
+    s_login_add(arg, w->login);
+}
+
+static int s_replay_wd(void *arg, const record_t *r, uint64_t lsn)
+{
+    return withdrawals_apply(arg, r, lsn);
+}
+
 /* Every login an address was ever linked to (read from the journal's ADDRESS_LINK records). */
 static int s_linked_logins(const char *dir, s_logins_t *l, char *err, size_t errlen)
 {
@@ -533,6 +711,12 @@ int reconcile_gather(const config_t *cfg, int64_t from_ms, int64_t to_ms, reconc
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    b->withdrawals = withdrawals_new(cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
+    if (!b->withdrawals) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    registry_replay_also(b->journal, s_replay_wd, b->withdrawals);
     if (registry_replay(b->journal, cfg->journal_dir, why, sizeof why) < 0) {
         snprintf(err, errlen, "journal %s: %s", cfg->journal_dir, why);
         return -1;
@@ -558,9 +742,10 @@ int reconcile_gather(const config_t *cfg, int64_t from_ms, int64_t to_ms, reconc
         snprintf(err, errlen, "Cobo deposit list: %s", cl.oom ? "out of memory" : why);
         return -1;
     }
-    /* MT5: every login kasa credited or linked */
+    /* MT5: every login kasa credited, linked or debited */
     s_logins_t logins = { 0 };
     registry_each(b->journal, 0, 0, s_login_of, &logins);
+    withdrawals_each(b->withdrawals, 0, 0, s_login_of_wd, &logins);
     if (s_linked_logins(cfg->journal_dir, &logins, why, sizeof why) != 0) {
         free(logins.v);
         snprintf(err, errlen, "journal %s: %s", cfg->journal_dir, why);
@@ -597,6 +782,7 @@ void reconcile_books_free(reconcile_books_t *b)
     if (!b)
         return;
     registry_destroy(&b->journal);
+    withdrawals_destroy(&b->withdrawals);
     if (b->cobo_lookup == s_lookup) {
         cobo_client_t *c = b->cobo_lookup_arg;
         cobo_client_destroy(&c);
@@ -622,9 +808,9 @@ void reconcile_report_text(const reconcile_books_t *b, const reconcile_report_t 
                     m->tx_id[0] ? m->tx_id : "-", m->login, m->ticket, m->evidence);
     }
     jbuf_printf(out,
-                "checked: %zu deposits in the journal for the window (%zu credited), %zu Cobo deposits, "
-                "%zu MT5 logins, %zu MT5 balance deals (%zu with a kasa reference)\n",
-                r->deposits, r->credited, r->cobo_deposits, r->logins, r->deals, r->kasa_deals);
+                "checked: %zu deposits in the journal for the window (%zu credited), %zu withdrawals, "
+                "%zu Cobo deposits, %zu MT5 logins, %zu MT5 balance deals (%zu with a kasa reference)\n",
+                r->deposits, r->credited, r->withdrawals, r->cobo_deposits, r->logins, r->deals, r->kasa_deals);
     if (r->mismatch_count == 0)
         jbuf_puts(out, "the books agree\n");
     else
@@ -638,10 +824,10 @@ void reconcile_report_json(const reconcile_books_t *b, const reconcile_report_t 
     timearg_format(b->from_ms, from, sizeof from);
     timearg_format(b->to_ms, to, sizeof to);
     jbuf_printf(out, "{\"from\":\"%s\",\"to\":\"%s\",\"agree\":%s,\"checked\":{\"deposits\":%zu,\"credited\":%zu,"
-                     "\"cobo_deposits\":%zu,\"mt5_logins\":%zu,\"mt5_deals\":%zu,\"kasa_deals\":%zu},"
-                     "\"mismatch_count\":%zu,\"mismatches\":[",
-                from, to, r->mismatch_count ? "false" : "true", r->deposits, r->credited, r->cobo_deposits, r->logins,
-                r->deals, r->kasa_deals, r->mismatch_count);
+                     "\"withdrawals\":%zu,\"cobo_deposits\":%zu,\"mt5_logins\":%zu,\"mt5_deals\":%zu,"
+                     "\"kasa_deals\":%zu},\"mismatch_count\":%zu,\"mismatches\":[",
+                from, to, r->mismatch_count ? "false" : "true", r->deposits, r->credited, r->withdrawals,
+                r->cobo_deposits, r->logins, r->deals, r->kasa_deals, r->mismatch_count);
     size_t shown = r->mismatch_count < RECONCILE_MAX_MISMATCHES ? r->mismatch_count : RECONCILE_MAX_MISMATCHES;
     for (size_t i = 0; i < shown; i++) {
         const reconcile_mismatch_t *m = &r->mismatches[i];

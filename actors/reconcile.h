@@ -15,7 +15,17 @@
  *     counts — or holding "kasa " at all, on the logins kasa knows, dated within the window widened
  *     by RECONCILE_MT5_SLACK_S for trade-server time) belongs to a deposit kasa credited
  *     (deal_unknown, deal_uncredited);
- *   - withdrawals likewise, once kasa makes them (a hook: reconcile_compare is where they go).
+ *   - every withdrawal kasa journaled (created in the window) that was debited (DEBITED or later) has
+ *     exactly one MT5 balance deal with its debit reference (withdrawal_debit_ref), on its login, of
+ *     minus its amount; one never debited (REJECTED) has none (wd_debit_missing, wd_debit_duplicate,
+ *     wd_debit_unexpected, wd_debit_amount, wd_debit_login); a REFUNDED one has exactly one deal with
+ *     its refund reference of plus its amount, any other none (wd_refund_missing,
+ *     wd_refund_duplicate, wd_refund_unexpected, wd_refund_amount, wd_refund_login); a REQUESTED or
+ *     REFUNDING one may have its debit or refund deal or not yet (the withdrawer is between the deal
+ *     and its record), never two; a COMPLETED one's Cobo transfer is Completed at Cobo
+ *     (wd_transfer_unknown, wd_transfer_status; asked through cobo_lookup, skipped without it);
+ *   - every MT5 balance deal with a withdrawal reference ("kasa wd"/"kasa wr") belongs to a withdrawal
+ *     kasa knows (wd_deal_unknown), matched by the same mt5_comment_matches rule.
  * Each mismatch carries its evidence (ids, tickets, amounts, states) as key=value text. */
 #ifndef KASA_ACTORS_RECONCILE_H
 #define KASA_ACTORS_RECONCILE_H
@@ -25,6 +35,7 @@
 
 #include "actors/mt5.h"
 #include "actors/registry.h"
+#include "actors/withdrawals.h"
 #include "schema/cobo_tx.h"
 #include "schema/config.h"
 #include "schema/json.h"
@@ -37,6 +48,7 @@
 typedef struct {
     int64_t from_ms, to_ms;
     registry_t *journal;          /* every deposit and link, replayed from the journal (not owned) */
+    withdrawals_t *withdrawals;   /* every withdrawal, replayed alongside (NULL: none checked) */
     cobo_tx_t *cobo;              /* Cobo's deposits created in the window */
     int64_t *cobo_created_ms;     /* their created_timestamp, parallel to cobo (may be NULL) */
     size_t cobo_count;
@@ -44,15 +56,16 @@ typedef struct {
     size_t deal_count;
     uint64_t *logins;             /* the logins whose deals were read */
     size_t login_count;
-    /* Cobo's own answer for a credited deposit the listing lacks: fills *out, returns 0 found, 1 not
+    /* Cobo's own answer for a credited deposit the listing lacks (and for a completed withdrawal's
+     * transfer, by its Cobo transaction id): fills *out, returns 0 found, 1 not
      * found (404), -1 could not tell. NULL: such deposits are reported unknown_at_cobo. */
     int (*cobo_lookup)(void *arg, const char *tx_id, cobo_tx_t *out);
     void *cobo_lookup_arg;
 } reconcile_books_t;
 
 typedef struct {
-    char kind[24];                /* "cobo_missing", "deal_missing", ... */
-    char tx_id[80];               /* the deposit, "" when none (deal_unknown) */
+    char kind[24];                /* "cobo_missing", "deal_missing", "wd_debit_missing", ... */
+    char tx_id[80];               /* the deposit or withdrawal id, "" when none (deal_unknown) */
     uint64_t login;
     uint64_t ticket;
     char evidence[320];           /* key=value text */
@@ -60,6 +73,7 @@ typedef struct {
 
 typedef struct {
     size_t deposits, credited, cobo_deposits, deals, kasa_deals, logins;  /* what was checked */
+    size_t withdrawals;           /* withdrawals created in the window */
     size_t mismatch_count;        /* every mismatch found */
     reconcile_mismatch_t *mismatches;  /* the first RECONCILE_MAX_MISMATCHES of them */
     size_t cap;

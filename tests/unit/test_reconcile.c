@@ -3,7 +3,10 @@
  * login, a Cobo deposit kasa never saw, amounts that differ, a deposit not finished, a credit Cobo
  * failed or does not know, a deal for an uncredited deposit) is reported once, with its evidence;
  * deposits outside the window are not checked; a comment MT5 rewrote (prefixed, re-cased, cut) is
- * matched by the crediter's rule. */
+ * matched by the crediter's rule. Withdrawals: a completed and a refunded one agree; a missing debit deal,
+ * a double debit, a wrong amount, a debit on another login, a refund deal on a completed withdrawal, a
+ * refunded one without its refund, a deal with a withdrawal reference nobody knows, and a completed
+ * transfer Cobo says failed are each reported with their kind. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,7 @@
 #include "actors/crediter.h"
 #include "actors/reconcile.h"
 #include "schema/log.h"
+#include "schema/withdrawal.h"
 #include "tests/check.h"
 
 #define T0 1764460800000LL      /* 2025-11-30T00:00:00Z */
@@ -24,8 +28,9 @@
 
 typedef struct {
     registry_t *reg;
+    withdrawals_t *wd;
     cobo_tx_t cobo[8];
-    mt5_deal_t deals[8];
+    mt5_deal_t deals[12];
     reconcile_books_t b;
     reconcile_report_t rep;
 } s_fix_t;
@@ -92,7 +97,9 @@ static void s_clean(s_fix_t *f)
 {
     memset(f, 0, sizeof *f);
     f->reg = registry_new(1000);
+    f->wd = withdrawals_new(100);
     f->b.journal = f->reg;
+    f->b.withdrawals = f->wd;
     f->b.cobo = f->cobo;
     f->b.deals = f->deals;
     f->b.from_ms = T0;
@@ -108,6 +115,7 @@ static void s_done(s_fix_t *f)
 {
     reconcile_report_free(&f->rep);
     registry_destroy(&f->reg);
+    withdrawals_destroy(&f->wd);
 }
 
 /* Compares, expects exactly one mismatch of kind, and returns it (NULL otherwise). */
@@ -365,6 +373,210 @@ static void test_rewritten_comment_of_an_uncredited_deposit(void)
     s_done(&f);
 }
 
+/* ---- withdrawals ---- */
+
+#define WD_1 "w0123456789abcdef0001"   /* completed: 100.00 debited from 100001 */
+#define WD_2 "w0123456789abcdef0002"   /* refunded: 50.00 debited from 100002, then given back */
+
+/* A withdrawal in state `to` (as its last transition), of amount minor (2 digits) on login. */
+static void s_withdrawal(s_fix_t *f, const char *id, withdrawal_state_t to, uint64_t login, int64_t amount,
+                         int64_t time_ms)
+{
+    record_t r;
+    withdrawals_event_record(&r, id, WITHDRAWAL_EV_REQUEST, NULL);
+    r.wfrom = WITHDRAWAL_NONE;
+    r.wto = to;
+    r.login = login;
+    r.credit_minor = amount;
+    r.digits = 2;
+    snprintf(r.amount, sizeof r.amount, "%s", "99.5");
+    snprintf(r.cobo_id, sizeof r.cobo_id, "cobo-%s", id);
+    r.time_ms = time_ms;
+    CHECK_EQ_INT(withdrawals_apply(f->wd, &r, 3), 0);
+}
+
+/* A balance deal carrying withdrawal id's debit (op 'd') or refund (op 'r') reference. */
+static mt5_deal_t *s_wd_deal(s_fix_t *f, uint64_t ticket, uint64_t login, const char *profit, const char *id, char op)
+{
+    mt5_deal_t *d = s_deal(f, ticket, login, profit, TX_A);
+    if (op == 'd')
+        withdrawal_debit_ref(id, d->comment);
+    else
+        withdrawal_refund_ref(id, d->comment);
+    return d;
+}
+
+/* The clean books plus WD_1 completed (debit 21) and WD_2 refunded (debit 22, refund 23). */
+static void s_clean_wd(s_fix_t *f)
+{
+    s_clean(f);
+    s_withdrawal(f, WD_1, WITHDRAWAL_COMPLETED, 100001, 10000, T0 + 2000);
+    s_withdrawal(f, WD_2, WITHDRAWAL_REFUNDED, 100002, 5000, T0 + 3000);
+    s_wd_deal(f, 21, 100001, "-100.00", WD_1, 'd');
+    s_wd_deal(f, 22, 100002, "-50.00", WD_2, 'd');
+    s_wd_deal(f, 23, 100002, "50.00", WD_2, 'r');
+}
+
+static int s_lookup_status(void *arg, const char *tx_id, cobo_tx_t *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->tx_id, sizeof out->tx_id, "%s", tx_id);
+    snprintf(out->status, sizeof out->status, "%s", (const char *) arg);
+    return 0;
+}
+
+static void test_withdrawals_clean_books_agree(void)
+{
+    s_fix_t f;
+    s_clean_wd(&f);
+    f.b.cobo_lookup = s_lookup_status;
+    f.b.cobo_lookup_arg = "Completed";
+    CHECK_EQ_INT(reconcile_compare(&f.b, &f.rep), 0);
+    CHECK_EQ_INT(f.rep.withdrawals, 2);
+    CHECK_EQ_INT(f.rep.kasa_deals, 4);
+    jbuf_t j;
+    jbuf_init(&j);
+    reconcile_report_json(&f.b, &f.rep, &j);
+    CHECK(strstr(j.data, "\"agree\":true") != NULL);
+    CHECK(strstr(j.data, "\"withdrawals\":2") != NULL);
+    jbuf_free(&j);
+    s_done(&f);
+}
+
+static void test_withdrawal_debit_missing(void)
+{
+    s_fix_t f;
+    s_clean_wd(&f);
+    f.deals[1].comment[0] = '\0';   /* WD_1's debit deal is gone (its comment no longer kasa's) */
+    const reconcile_mismatch_t *m = s_one(&f, "wd_debit_missing");
+    if (m) {
+        CHECK_EQ_STR(m->tx_id, WD_1);
+        CHECK_EQ_INT(m->login, 100001);
+        CHECK(strstr(m->evidence, "expected_profit=-100.00") != NULL);
+        CHECK(strstr(m->evidence, "mt5_deals_with_ref=0") != NULL);
+    }
+    s_done(&f);
+}
+
+static void test_withdrawal_debited_twice(void)
+{
+    s_fix_t f;
+    s_clean_wd(&f);
+    s_wd_deal(&f, 24, 100001, "-100.00", WD_1, 'd');
+    const reconcile_mismatch_t *m = s_one(&f, "wd_debit_duplicate");
+    if (m) {
+        CHECK_EQ_STR(m->tx_id, WD_1);
+        CHECK(strstr(m->evidence, "mt5_deals_with_ref=2") != NULL);
+        CHECK(strstr(m->evidence, "21@100001,24@100001") != NULL);
+    }
+    s_done(&f);
+}
+
+static void test_withdrawal_wrong_amount(void)
+{
+    s_fix_t f;
+    s_clean_wd(&f);
+    snprintf(f.deals[1].profit, sizeof f.deals[1].profit, "-10.00");
+    const reconcile_mismatch_t *m = s_one(&f, "wd_debit_amount");
+    if (m) {
+        CHECK_EQ_STR(m->tx_id, WD_1);
+        CHECK_EQ_INT(m->ticket, 21);
+        CHECK(strstr(m->evidence, "expected_profit=-100.00 mt5_profit=-10.00") != NULL);
+    }
+    s_done(&f);
+}
+
+static void test_withdrawal_debit_on_another_login(void)
+{
+    s_fix_t f;
+    s_clean_wd(&f);
+    f.deals[1].login = 100002;
+    const reconcile_mismatch_t *m = s_one(&f, "wd_debit_login");
+    if (m)
+        CHECK(strstr(m->evidence, "journal_login=100001 mt5_login=100002") != NULL);
+    s_done(&f);
+}
+
+static void test_refund_deal_on_a_completed_withdrawal(void)
+{
+    s_fix_t f;
+    s_clean_wd(&f);
+    s_wd_deal(&f, 25, 100001, "100.00", WD_1, 'r');
+    const reconcile_mismatch_t *m = s_one(&f, "wd_refund_unexpected");
+    if (m) {
+        CHECK_EQ_STR(m->tx_id, WD_1);
+        CHECK_EQ_INT(m->ticket, 25);
+        CHECK(strstr(m->evidence, "journal_state=COMPLETED expected_deals=0 mt5_deals_with_ref=1") != NULL);
+    }
+    s_done(&f);
+}
+
+static void test_refunded_withdrawal_without_its_refund(void)
+{
+    s_fix_t f;
+    s_clean_wd(&f);
+    f.b.deal_count--;   /* WD_2's refund deal (the last) is gone */
+    const reconcile_mismatch_t *m = s_one(&f, "wd_refund_missing");
+    if (m) {
+        CHECK_EQ_STR(m->tx_id, WD_2);
+        CHECK(strstr(m->evidence, "expected_profit=50.00") != NULL);
+    }
+    s_done(&f);
+}
+
+static void test_deal_with_a_withdrawal_reference_nobody_knows(void)
+{
+    s_fix_t f;
+    s_clean_wd(&f);
+    s_wd_deal(&f, 26, 100001, "-70.00", "w99999999999999999999", 'd');
+    const reconcile_mismatch_t *m = s_one(&f, "wd_deal_unknown");
+    if (m) {
+        CHECK_EQ_STR(m->tx_id, "");
+        CHECK_EQ_INT(m->ticket, 26);
+        CHECK(strstr(m->evidence, "comment=\"kasa wd d99999999999999999999\"") != NULL);
+    }
+    s_done(&f);
+}
+
+static void test_completed_transfer_cobo_says_failed(void)
+{
+    s_fix_t f;
+    s_clean_wd(&f);
+    f.b.cobo_lookup = s_lookup_status;
+    f.b.cobo_lookup_arg = "Failed";
+    const reconcile_mismatch_t *m = s_one(&f, "wd_transfer_status");
+    if (m) {
+        CHECK_EQ_STR(m->tx_id, WD_1);
+        CHECK(strstr(m->evidence, "cobo_id=cobo-" WD_1 " cobo_status=Failed") != NULL);
+    }
+    s_done(&f);
+}
+
+static void test_debit_deal_of_a_rejected_withdrawal(void)
+{
+    s_fix_t f;
+    s_clean_wd(&f);
+    s_withdrawal(&f, "w0123456789abcdef0003", WITHDRAWAL_REJECTED, 100001, 2000, T0 + 4000);
+    s_wd_deal(&f, 27, 100001, "-20.00", "w0123456789abcdef0003", 'd');
+    const reconcile_mismatch_t *m = s_one(&f, "wd_debit_unexpected");
+    if (m)
+        CHECK(strstr(m->evidence, "journal_state=REJECTED expected_deals=0 mt5_deals_with_ref=1") != NULL);
+    s_done(&f);
+}
+
+static void test_completed_transfer_cobo_does_not_know(void)
+{
+    s_fix_t f;
+    s_clean_wd(&f);
+    f.b.cobo_lookup = s_lookup_404;
+    const reconcile_mismatch_t *m = s_one(&f, "wd_transfer_unknown");
+    if (m) {
+        CHECK_EQ_STR(m->tx_id, WD_1);
+        CHECK(strstr(m->evidence, "cobo=absent") != NULL);
+    }
+    s_done(&f);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);   /* records applied out of order on purpose: no replay warnings */
@@ -384,5 +596,16 @@ int main(void)
     RUN(test_text_report_lists_every_mismatch);
     RUN(test_rewritten_comment_still_matches);
     RUN(test_rewritten_comment_of_an_uncredited_deposit);
+    RUN(test_withdrawals_clean_books_agree);
+    RUN(test_withdrawal_debit_missing);
+    RUN(test_withdrawal_debited_twice);
+    RUN(test_withdrawal_wrong_amount);
+    RUN(test_withdrawal_debit_on_another_login);
+    RUN(test_refund_deal_on_a_completed_withdrawal);
+    RUN(test_refunded_withdrawal_without_its_refund);
+    RUN(test_deal_with_a_withdrawal_reference_nobody_knows);
+    RUN(test_completed_transfer_cobo_says_failed);
+    RUN(test_debit_deal_of_a_rejected_withdrawal);
+    RUN(test_completed_transfer_cobo_does_not_know);
     return check_done();
 }
