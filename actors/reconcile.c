@@ -81,6 +81,8 @@ static int s_by_tx(const void *a, const void *b)
 static s_dep_t *s_find_tx(const s_deps_t *d, const char *tx_id)
 {
     s_dep_t key;
+    if (!d->n)
+        return NULL;
     snprintf(key.tx_id, sizeof key.tx_id, "%s", tx_id);
     return bsearch(&key, d->v, d->n, sizeof *d->v, s_by_tx);
 }
@@ -525,7 +527,8 @@ long reconcile_compare(const reconcile_books_t *b, reconcile_report_t *r)
         free(idx);
         return -1;
     }
-    qsort(deps.v, deps.n, sizeof *deps.v, s_by_tx);
+    if (deps.n)   /* no deposit at all: deps.v is NULL, which qsort and bsearch may not be given */
+        qsort(deps.v, deps.n, sizeof *deps.v, s_by_tx);
     for (size_t i = 0; i < deps.n; i++)
         idx[i] = i;
     s_sort_deps = &deps;

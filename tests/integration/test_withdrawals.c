@@ -3,11 +3,14 @@
  * approved (one or two approvers), transferred once under its request_id and completed by Cobo's
  * status; a reject refunds once; Cobo's failure holds it for a person, who refunds or transfers
  * again under a new request_id; a create answered after the client gave up is found, never sent
- * again; bad requests are refused with nothing journaled; a restart rebuilds every withdrawal. */
+ * again; bad requests are refused with nothing journaled; a restart rebuilds every withdrawal;
+ * `kasa reconcile`'s books (read from this journal, MT5 and Cobo) find every withdrawal's debit and
+ * refund deals as they should be. */
 #include "tests/integration/harness.h"
 
 #include "actors/mt5.h"
 #include "actors/pipeline.h"
+#include "actors/reconcile.h"
 #include "actors/withdrawals.h"
 #include "actors/withdrawer.h"
 #include "schema/config.h"
@@ -546,6 +549,44 @@ static void test_through_cobos_api_a_5xx_after_creating_is_found(void)
     h_resp_free(&r);
 }
 
+/* reconcile over everything above, read as `kasa reconcile` reads it: every debit and refund deal
+ * agrees with its withdrawal, no withdrawal deal is unknown. Transfers the in-process Cobo made are
+ * unknown to the Cobo simulator (wd_transfer_unknown, expected); the one made through Cobo's API is
+ * Completed there. */
+static void s_newest(void *arg, const withdrawal_view_t *w)
+{
+    *(withdrawal_view_t *) arg = *w;
+}
+
+static void test_reconcile_finds_every_withdrawal_deal(void)
+{
+    reconcile_books_t b;
+    reconcile_report_t r;
+    char err[512] = "";
+    int64_t now = (int64_t) time(NULL) * 1000;
+    int rc = reconcile_gather(&s_cfg, now - 86400000LL, now + 60000, &b, err, sizeof err);
+    CHECK_EQ_INT(rc, 0);
+    if (rc != 0)
+        fprintf(stderr, "  gather: %s\n", err);
+    CHECK(reconcile_compare(&b, &r) >= 0);
+    CHECK(r.withdrawals >= 9);
+    if (r.withdrawals < 9)
+        fprintf(stderr, "  %zu withdrawals in the window\n", r.withdrawals);
+    CHECK(r.kasa_deals >= 9);
+    withdrawal_view_t last;
+    memset(&last, 0, sizeof last);
+    withdrawals_each(b.withdrawals, 0, 1, s_newest, &last);
+    for (size_t i = 0; i < r.mismatch_count && i < RECONCILE_MAX_MISMATCHES; i++) {
+        const reconcile_mismatch_t *m = &r.mismatches[i];
+        int expected = strcmp(m->kind, "wd_transfer_unknown") == 0 && strcmp(m->tx_id, last.id) != 0;
+        if (!expected)
+            fprintf(stderr, "  %s %s %s\n", m->kind, m->tx_id, m->evidence);
+        CHECK(expected);
+    }
+    reconcile_report_free(&r);
+    reconcile_books_free(&b);
+}
+
 int main(void)
 {
     RUN(test_withdrawals_start);
@@ -559,6 +600,7 @@ int main(void)
     RUN(test_debit_and_refund_executed_late_move_money_once);
     RUN(test_restart_rebuilds_every_withdrawal);
     RUN(test_through_cobos_api_a_5xx_after_creating_is_found);
+    RUN(test_reconcile_finds_every_withdrawal_deal);
     s_close();
     withdrawer_set_cobo(NULL);
     config_clear(&s_cfg);

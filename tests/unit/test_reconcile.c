@@ -577,6 +577,35 @@ static void test_completed_transfer_cobo_does_not_know(void)
     s_done(&f);
 }
 
+/* Books with no deposit, no link, no Cobo deposit and no deal. */
+static void s_empty(s_fix_t *f)
+{
+    memset(f, 0, sizeof *f);
+    f->reg = registry_new(1000);
+    f->wd = withdrawals_new(100);
+    f->b = (reconcile_books_t) { .from_ms = T0, .to_ms = T0 + DAY - 1, .journal = f->reg, .withdrawals = f->wd,
+                                 .cobo = f->cobo, .deals = f->deals };
+}
+
+/* A journal with withdrawals and no deposit at all (and a Cobo deposit to an unlinked address). */
+static void test_withdrawals_without_any_deposit(void)
+{
+    s_fix_t f;
+    s_empty(&f);
+    s_cobo(&f, TX_C, ADDR_X, "5", "Completed");
+    s_withdrawal(&f, WD_1, WITHDRAWAL_COMPLETED, 100001, 10000, T0 + 2000);
+    s_wd_deal(&f, 21, 100001, "-100.00", WD_1, 'd');
+    CHECK_EQ_INT(reconcile_compare(&f.b, &f.rep), 0);
+    CHECK_EQ_INT(f.rep.deposits, 0);
+    CHECK_EQ_INT(f.rep.withdrawals, 1);
+    s_done(&f);
+    s_fix_t g;
+    s_empty(&g);
+    s_withdrawal(&g, WD_1, WITHDRAWAL_COMPLETED, 100001, 10000, T0 + 2000);
+    s_one(&g, "wd_debit_missing");
+    s_done(&g);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);   /* records applied out of order on purpose: no replay warnings */
@@ -607,5 +636,6 @@ int main(void)
     RUN(test_completed_transfer_cobo_says_failed);
     RUN(test_debit_deal_of_a_rejected_withdrawal);
     RUN(test_completed_transfer_cobo_does_not_know);
+    RUN(test_withdrawals_without_any_deposit);
     return check_done();
 }
