@@ -143,21 +143,21 @@ static int s_list(const config_t *cfg, int state, uint64_t login, int64_t since_
 
 /* ---- show -------------------------------------------------------------------------------------- */
 
-static int s_show(const config_t *cfg, const char *tx_id, int json)
+int cmd_show_timeline(const char *journal_dir, const char *id, int json, const char *command, const char *noun)
 {
     char err[512];
-    journal_reader_t *rd = journal_reader_open(cfg->journal_dir, 1, err, sizeof err);
+    journal_reader_t *rd = journal_reader_open(journal_dir, 1, err, sizeof err);
     if (!rd) {
-        fprintf(stderr, "kasa deposit: cannot read the journal: %s\n", err);
+        fprintf(stderr, "%s: cannot read the journal: %s\n", command, err);
         return 1;
     }
     record_t *r = malloc(sizeof *r);
     jbuf_t b;
     jbuf_init(&b);
     journal_entry_t je;
-    int got, found = 0;
+    int got = 0, found = 0;
     while (r && (got = journal_reader_next(rd, &je)) == 1) {
-        if (record_decode(je.payload, je.len, r, err, sizeof err) != 0 || strcmp(r->tx_id, tx_id) != 0)
+        if (record_decode(je.payload, je.len, r, err, sizeof err) != 0 || strcmp(r->tx_id, id) != 0)
             continue;
         jbuf_reset(&b);
         if (json) {
@@ -174,10 +174,10 @@ static int s_show(const config_t *cfg, const char *tx_id, int json)
     }
     int rc = 0;
     if (r && got < 0) {
-        fprintf(stderr, "kasa deposit: %s\n", journal_reader_error(rd));
+        fprintf(stderr, "%s: %s\n", command, journal_reader_error(rd));
         rc = 1;
     } else if (!found) {
-        fprintf(stderr, "kasa deposit: unknown deposit %s\n", tx_id);
+        fprintf(stderr, "%s: unknown %s %s\n", command, noun, id);
         rc = 1;
     }
     jbuf_free(&b);
@@ -304,7 +304,7 @@ int cmd_deposit(int argc, char **argv)
     if (is_list) {
         rc = s_list(&cfg, state, login, since_ms, json);
     } else if (is_show) {
-        rc = s_show(&cfg, pos[0], json);
+        rc = cmd_show_timeline(cfg.journal_dir, pos[0], json, "kasa deposit", "deposit");
     } else {
         char actor[64], origin[64];
         cmd_actor_origin(actor, sizeof actor, origin, sizeof origin);

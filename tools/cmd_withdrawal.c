@@ -132,49 +132,6 @@ static int s_list(const config_t *cfg, int state, uint64_t login, int json)
     return 0;
 }
 
-static int s_show(const config_t *cfg, const char *id, int json)
-{
-    char err[512];
-    journal_reader_t *rd = journal_reader_open(cfg->journal_dir, 1, err, sizeof err);
-    if (!rd) {
-        fprintf(stderr, "kasa withdrawal: cannot read the journal: %s\n", err);
-        return 1;
-    }
-    record_t *r = malloc(sizeof *r);
-    jbuf_t b;
-    jbuf_init(&b);
-    journal_entry_t je;
-    int got = 0, found = 0;
-    while (r && (got = journal_reader_next(rd, &je)) == 1) {
-        if (record_decode(je.payload, je.len, r, err, sizeof err) != 0 || strcmp(r->tx_id, id) != 0)
-            continue;
-        jbuf_reset(&b);
-        if (json) {
-            record_to_json(r, je.lsn, &b);
-        } else {
-            char when[32];
-            s_iso(r->time_ms, when, sizeof when);
-            jbuf_printf(&b, "%s  ", when);
-            record_to_line(r, je.lsn, &b);
-        }
-        jbuf_puts(&b, "\n");
-        fwrite(b.data, 1, b.len, stdout);
-        found++;
-    }
-    int rc = 0;
-    if (r && got < 0) {
-        fprintf(stderr, "kasa withdrawal: %s\n", journal_reader_error(rd));
-        rc = 1;
-    } else if (!found) {
-        fprintf(stderr, "kasa withdrawal: unknown withdrawal %s\n", id);
-        rc = 1;
-    }
-    jbuf_free(&b);
-    free(r);
-    journal_reader_destroy(&rd);
-    return rc;
-}
-
 typedef struct {
     const config_t *cfg;
     const char *action, *id, *actor, *origin, *reason;
@@ -288,7 +245,7 @@ int cmd_withdrawal(int argc, char **argv)
     if (is_list) {
         rc = s_list(&cfg, state, login, json);
     } else if (is_show) {
-        rc = s_show(&cfg, id, json);
+        rc = cmd_show_timeline(cfg.journal_dir, id, json, "kasa withdrawal", "withdrawal");
     } else {
         char actor[64], origin[64];
         cmd_actor_origin(actor, sizeof actor, origin, sizeof origin);

@@ -29,6 +29,11 @@ int cmd_withdrawal_verb(void *arg, char *const *frames, int n, char *reply, size
 typedef struct journal_t journal_t;
 journal_t *cmd_journal_open(const char *dir, char *err, size_t errlen);
 
+/* Prints every journal record of id (a deposit's transaction id or a withdrawal id) in order, as
+ * text lines with their time or as JSON (json), for `kasa deposit show` and `kasa withdrawal show`;
+ * errors name command, "unknown NOUN ID" when the journal has none (tools/cmd_deposit.c). 0 or 1. */
+int cmd_show_timeline(const char *journal_dir, const char *id, int json, const char *command, const char *noun);
+
 /* Who runs this command and from where, as journaled with an operator's action: "cli:USER" and
  * "cli:HOST TTY" (tools/cmd_deposit.c). */
 void cmd_actor_origin(char *actor, size_t actor_len, char *origin, size_t origin_len);

@@ -383,19 +383,19 @@ static void s_deposits(void *arg, const admin_caller_t *c, const http_request_t 
     http_reply_json(res, 200, jbuf_take(&b));
 }
 
-/* Appends every journal record whose tx_id is tx (as JSON, oldest first) to b. How many. */
-static int s_timeline(admin_api_t *self, const char *tx, jbuf_t *b)
+int admin_timeline_json(const char *journal_dir, const char *id, int max, jbuf_t *b)
 {
     char err[256];
-    journal_reader_t *rd = journal_reader_open(self->cfg->journal_dir, 1, err, sizeof err);
+    journal_reader_t *rd = journal_reader_open(journal_dir, 1, err, sizeof err);
     if (!rd)
         return 0;
     record_t *r = malloc(sizeof *r);
     journal_entry_t je;
     int n = 0;
-    while (r && journal_reader_next(rd, &je) == 1) {
-        if (record_decode(je.payload, je.len, r, err, sizeof err) != 0 || strcmp(r->tx_id, tx) != 0)
+    while (r && (max <= 0 || n < max) && journal_reader_next(rd, &je) == 1) {
+        if (record_decode(je.payload, je.len, r, err, sizeof err) != 0 || strcmp(r->tx_id, id) != 0)
             continue;
+        record_redact(r);
         jbuf_puts(b, n++ ? "," : "");
         record_to_json(r, je.lsn, b);
     }
@@ -404,13 +404,12 @@ static int s_timeline(admin_api_t *self, const char *tx, jbuf_t *b)
     return n;
 }
 
-/* The deposit id and the action from "/api/admin/deposits/{id}[/{action}]"; action "" if none. */
-static int s_split(const char *path, char id[80], char action[16])
+int admin_path_id(const char *path, const char *prefix, char *id, size_t id_len, char action[16])
 {
-    const char *p = path + strlen("/api/admin/deposits/");
+    const char *p = path + strlen(prefix);
     const char *slash = strchr(p, '/');
     size_t n = slash ? (size_t) (slash - p) : strlen(p);
-    if (!n || n >= 80 || (slash && strlen(slash + 1) >= 16))
+    if (!n || n >= id_len || (slash && strlen(slash + 1) >= 16))
         return -1;
     memcpy(id, p, n);
     id[n] = '\0';
@@ -418,13 +417,15 @@ static int s_split(const char *path, char id[80], char action[16])
     return 0;
 }
 
+#define S_DEPOSITS_PREFIX "/api/admin/deposits/"
+
 static void s_deposit(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
 {
     admin_api_t *self = arg;
     (void) c;
     char id[80], action[16];
     registry_entry_t e;
-    if (s_split(http_path(req), id, action) != 0 || action[0] ||
+    if (admin_path_id(http_path(req), S_DEPOSITS_PREFIX, id, sizeof id, action) != 0 || action[0] ||
         registry_get(pipeline_registry(self->pipeline), id, &e) != 0) {
         http_reply_error(res, 404, "no such deposit");
         return;
@@ -434,7 +435,7 @@ static void s_deposit(void *arg, const admin_caller_t *c, const http_request_t *
     jbuf_puts(&b, "{\"deposit\":");
     desk_entry_json(&b, &e);
     jbuf_puts(&b, ",\"timeline\":[");
-    s_timeline(self, id, &b);
+    admin_timeline_json(self->cfg->journal_dir, id, 0, &b);
     jbuf_puts(&b, "]}");
     http_reply_json(res, 200, jbuf_take(&b));
 }
@@ -444,7 +445,7 @@ static int s_act_action(const http_request_t *req)
 {
     char id[80], name[16];
     int action = -1;
-    if (s_split(http_path(req), id, name) != 0 || (action = desk_action_from_name(name)) < 0)
+    if (admin_path_id(http_path(req), S_DEPOSITS_PREFIX, id, sizeof id, name) != 0 || (action = desk_action_from_name(name)) < 0)
         return -1;
     return (int) admin_action_of_desk((desk_action_t) action);
 }
@@ -453,7 +454,7 @@ static void s_act(void *arg, const admin_caller_t *c, const http_request_t *req,
 {
     admin_api_t *self = arg;
     char id[80], name[16];
-    s_split(http_path(req), id, name);   /* s_act_action found both */
+    admin_path_id(http_path(req), S_DEPOSITS_PREFIX, id, sizeof id, name);   /* s_act_action found both */
     int action = desk_action_from_name(name);
     bson_t doc;
     if (api_json_body(req, res, &doc) != 0)

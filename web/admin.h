@@ -59,6 +59,15 @@ typedef void (admin_handler_fn)(void *arg, const admin_caller_t *c, const http_r
 int admin_route(admin_api_t *self, const char *method, const char *path, admin_action_t action, admin_handler_fn *fn,
                 void *arg);
 
+/* Appends every journal record of id (a deposit's tx_id or a withdrawal id) to b as JSON objects,
+ * comma-separated, oldest first, secrets redacted; at most max (0: all). How many. */
+#include "schema/json.h"
+int admin_timeline_json(const char *journal_dir, const char *id, int max, jbuf_t *b);
+
+/* The id and the action from "PREFIX{id}[/{action}]" (path starts with prefix): id shorter than
+ * id_len, action "" if none and shorter than 16. 0, or -1 when either does not fit or id is empty. */
+int admin_path_id(const char *path, const char *prefix, char *id, size_t id_len, char action[16]);
+
 /* Adds the admin routes to http and returns their state. pipeline, admins, journal and cfg are not
  * owned and must outlive it. opts and topts (may be NULL) override the session and failed-login
  * settings (tests move the clock). NULL with a reason in err. */

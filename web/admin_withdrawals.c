@@ -25,14 +25,8 @@ static s_api_t s_api;
 /* The id and the action from "/api/admin/withdrawals/{id}[/{action}]"; action "" if none. */
 static int s_split(const char *path, char id[24], char action[16])
 {
-    const char *p = path + strlen("/api/admin/withdrawals/");
-    const char *slash = strchr(p, '/');
-    size_t n = slash ? (size_t) (slash - p) : strlen(p);
-    if (!n || n >= 24 || (slash && strlen(slash + 1) >= 16))
+    if (admin_path_id(path, "/api/admin/withdrawals/", id, 24, action) != 0)
         return -1;
-    memcpy(id, p, n);
-    id[n] = '\0';
-    snprintf(action, 16, "%s", slash ? slash + 1 : "");
     return withdrawal_id_valid(id) ? 0 : -1;
 }
 
@@ -72,26 +66,6 @@ static void s_list(void *arg, const admin_caller_t *c, const http_request_t *req
     http_reply_json(res, 200, jbuf_take(&b));
 }
 
-/* Every journal record of withdrawal id, as JSON objects. */
-static void s_timeline(const s_api_t *self, const char *id, jbuf_t *b)
-{
-    char err[256];
-    journal_reader_t *rd = journal_reader_open(self->journal_dir, 1, err, sizeof err);
-    record_t *r = rd ? malloc(sizeof *r) : NULL;
-    journal_entry_t je;
-    int n = 0;
-    while (r && n < S_TIMELINE_MAX && journal_reader_next(rd, &je) == 1) {
-        if (record_decode(je.payload, je.len, r, err, sizeof err) != 0 || strcmp(r->tx_id, id) != 0)
-            continue;
-        record_redact(r);
-        if (n++)
-            jbuf_puts(b, ",");
-        record_to_json(r, je.lsn, b);
-    }
-    free(r);
-    journal_reader_destroy(&rd);
-}
-
 static void s_one(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
 {
     s_api_t *self = arg;
@@ -108,7 +82,7 @@ static void s_one(void *arg, const admin_caller_t *c, const http_request_t *req,
     jbuf_puts(&b, "{\"withdrawal\":");
     withdrawals_view_json(&b, &w);
     jbuf_puts(&b, ",\"timeline\":[");
-    s_timeline(self, id, &b);
+    admin_timeline_json(self->journal_dir, id, S_TIMELINE_MAX, &b);
     jbuf_puts(&b, "]}");
     http_reply_json(res, 200, jbuf_take(&b));
 }
