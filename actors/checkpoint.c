@@ -210,7 +210,7 @@ static void *s_load(const char *dir, const checkpoint_section_t *sec, const conf
 static void s_skipped(checkpoint_info_t *info, const char *dir, uint64_t lsn, const char *why)
 {
     if (!info->fallbacks++)
-        snprintf(info->fallback_why, sizeof info->fallback_why, "%s", why);
+        snprintf(info->fallback_why, sizeof info->fallback_why, "%.*s", (int) sizeof info->fallback_why - 1, why);
     log_warn("snapshot.skipped", "journal=%s lsn=%llu reason=\"%s\" action=\"the snapshot before it, or the "
              "whole journal\"", dir, (unsigned long long) lsn, why);
 }
