@@ -46,7 +46,7 @@ typedef enum {
     K_TELEGRAM_POLL_S,
     K_AUTO_CREDIT_LIMIT, K_DUAL_APPROVAL_LIMIT, K_CREDITERS, K_LOCKERS, K_NOTIFIERS,
     K_PENDING_AGE_S, K_PENDING_POLL_S, K_COBO_CONFIRM_WAIT_S,
-    K_MONGO_URI, K_MONGO_DB, K_NODE_ID, K_MONGO_BATCH,
+    K_MONGO_URI, K_MONGO_DB, K_NODE_ID, K_MONGO_BATCH, K_CLUSTER,
     K_CATCHUP_INTERVAL, K_CATCHUP_LOOKBACK, K_METRICS_LISTEN, K_LOG_FORMAT,
     K_WITHDRAW_RULES, K_WITHDRAW_AUTO_APPROVE_LIMIT, K_WITHDRAW_DUAL_APPROVAL_LIMIT, K_WITHDRAW_POLL_S,
     K_COBO_WITHDRAW_WALLET_ID, K_COBO_WITHDRAW_ADDRESS,
@@ -110,6 +110,7 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_MONGO_DB]           = { "KASA_MONGO_DB", 0, 0 },
     [K_NODE_ID]            = { "KASA_NODE_ID", 0, 0 },
     [K_MONGO_BATCH]        = { "KASA_MONGO_BATCH", 0, 0 },
+    [K_CLUSTER]            = { "KASA_CLUSTER", 0, 0 },
     [K_CATCHUP_INTERVAL]   = { "KASA_CATCHUP_INTERVAL", 0, 0 },
     [K_CATCHUP_LOOKBACK]   = { "KASA_CATCHUP_LOOKBACK", 0, 0 },
     [K_METRICS_LISTEN]     = { "KASA_METRICS_LISTEN", 0, 0 },
@@ -1064,6 +1065,9 @@ static void s_convert(loader_t *ld, config_t *cfg)
     else
         s_copy(ld, K_NODE_ID, cfg->node_id, sizeof cfg->node_id);
     cfg->mongo_batch = (int) s_int_key(ld, K_MONGO_BATCH, 1, 4096, (uint64_t) cfg->mongo_batch);
+    cfg->cluster = s_bool_key(ld, K_CLUSTER, cfg->cluster);
+    if (cfg->cluster && !cfg->mongo_uri[0])
+        s_problem(ld, "KASA_CLUSTER=on needs KASA_MONGO_URI: the nodes agree through MongoDB");
     s_withdraw_keys(ld, cfg);
     /* operations */
     cfg->catchup_interval_s = (int) s_int_key(ld, K_CATCHUP_INTERVAL, 0, 86400, (uint64_t) cfg->catchup_interval_s);
@@ -1269,6 +1273,7 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "KASA_MONGO_URI=%s\n", cfg->mongo_uri[0] ? uri : "(unset)");
     fprintf(out, "KASA_MONGO_DB=%s\n", cfg->mongo_db);
     fprintf(out, "KASA_NODE_ID=%s\n", cfg->node_id);
+    fprintf(out, "KASA_CLUSTER=%s\n", cfg->cluster ? "on" : "off");
     fprintf(out, "KASA_MONGO_BATCH=%d\n", cfg->mongo_batch);
     fprintf(out, "KASA_CATCHUP_INTERVAL=%d\n", cfg->catchup_interval_s);
     fprintf(out, "KASA_CATCHUP_LOOKBACK=%d\n", cfg->catchup_lookback_s);

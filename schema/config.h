@@ -132,6 +132,8 @@ typedef struct {
     char mongo_db[64];             /* KASA_MONGO_DB, default kasa */
     char node_id[64];              /* KASA_NODE_ID: this node's name in MongoDB, default the host name */
     int mongo_batch;               /* KASA_MONGO_BATCH: journal records per projection batch, default 512 (1..4096) */
+    int cluster;                   /* KASA_CLUSTER: on = one of several nodes agreeing through MongoDB (needs
+                                      KASA_MONGO_URI); off (default) = a single node */
     /* operations */
     int catchup_interval_s;        /* KASA_CATCHUP_INTERVAL: seconds between missed-webhook catch-up passes,
                                       default 60; 0 turns the schedule off */

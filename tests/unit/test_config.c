@@ -26,6 +26,7 @@ static const char *const s_env_keys[] = {
     "KASA_TOKEN_ETH_USDT", "KASA_TOKEN_TRON_USDT__EUR", "KASA_TOKEN_TRON_USDT__USD", "KASA_PENDING_AGE_S",
     "KASA_PENDING_POLL_S", "KASA_COBO_CONFIRM_WAIT_S",
     "KASA_CATCHUP_INTERVAL", "KASA_CATCHUP_LOOKBACK", "KASA_METRICS_LISTEN", "KASA_LOG_FORMAT",
+    "KASA_MONGO_URI", "KASA_CLUSTER",
 };
 
 static void s_env_clear(void)
@@ -646,6 +647,31 @@ static void test_config_check_command(void)
     CHECK(strstr(out, SEED) == NULL);
 }
 
+/* KASA_CLUSTER: off by default; on only together with a MongoDB URI, and printed. */
+static void test_cluster_needs_mongo(void)
+{
+    s_env_clear();
+    config_t cfg;
+    char err[1024];
+    CHECK_EQ_INT(s_load(&cfg, "", err, sizeof err), 0);
+    CHECK_EQ_INT(cfg.cluster, 0);
+    config_clear(&cfg);
+    CHECK(s_load(&cfg, "KASA_CLUSTER=on\n", err, sizeof err) != 0);
+    CHECK(strstr(err, "KASA_CLUSTER=on needs KASA_MONGO_URI") != NULL);
+    CHECK(s_load(&cfg, "KASA_CLUSTER=maybe\nKASA_MONGO_URI=mongodb://127.0.0.1:1\n", err, sizeof err) != 0);
+    CHECK(strstr(err, "KASA_CLUSTER") != NULL);
+    CHECK_EQ_INT(s_load(&cfg, "KASA_CLUSTER=on\nKASA_MONGO_URI=mongodb://127.0.0.1:1\n", err, sizeof err), 0);
+    CHECK_EQ_INT(cfg.cluster, 1);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    config_print(&cfg, out);
+    fclose(out);
+    CHECK(strstr(text, "KASA_CLUSTER=on\n") != NULL);
+    free(text);
+    config_clear(&cfg);
+}
+
 int main(void)
 {
     snprintf(s_dir, sizeof s_dir, "/tmp/kasa-test-config-XXXXXX");
@@ -675,6 +701,7 @@ int main(void)
     RUN(test_live_rules_and_the_rate_source);
     RUN(test_example_file_documents_every_key_and_loads);
     RUN(test_config_check_command);
+    RUN(test_cluster_needs_mongo);
     unlink(s_path);
     rmdir(s_dir);
     return check_done();
