@@ -43,6 +43,7 @@ FUZZ_PKGS    := clang libclang-rt-dev
 FUZZ_CC      := clang
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= -1
+FUZZ_NICE    ?= 19
 FUZZ_OUT     := build/fuzz$(BUILD_TAG)
 FUZZ_WARN    := -Wno-error -Wno-missing-field-initializers   # clang warns where gcc (CI, -Werror) does not
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -167,9 +168,9 @@ $(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OUT)/libkasa.a $(HDRS)
 fuzz-build: deps-check fuzz-deps
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 
-# Each target for FUZZ_SECONDS (nice -n 19), one after another; a crash stops with its input saved.
+# Each target for FUZZ_SECONDS (nice -n FUZZ_NICE, default 19), one after another; a crash stops with its input saved.
 fuzz: fuzz-build
-	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) tests/fuzz/run.sh $(FUZZ_OUT) $(FUZZ)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_NICE=$(FUZZ_NICE) tests/fuzz/run.sh $(FUZZ_OUT) $(FUZZ)
 
 clean:
 	rm -rf build

@@ -974,7 +974,9 @@ static void s_convert(loader_t *ld, config_t *cfg)
     s_hex_key(ld, K_COBO_WEBHOOK_PUBKEY, cfg->cobo_webhook_pubkey, sizeof cfg->cobo_webhook_pubkey);
     if (cfg->cobo_api_key[0] && cfg->cobo_api_secret[0] && s_key_pair_mismatch(cfg->cobo_api_secret, cfg->cobo_api_key))
         s_problem(ld, "COBO_API_KEY: is not the public key of COBO_API_SECRET");
-    if (cfg->cobo_webhook_pubkey[0] && !s_valid_pubkey(cfg->cobo_webhook_pubkey))
+    /* the built-in keys (prod, dev) are valid points: only a key given is checked (the check is a
+     * scalar multiplication, the costliest step of a load) */
+    if (s_set(ld, K_COBO_WEBHOOK_PUBKEY) && cfg->cobo_webhook_pubkey[0] && !s_valid_pubkey(cfg->cobo_webhook_pubkey))
         s_problem(ld, "COBO_WEBHOOK_PUBKEY: not a valid Ed25519 public key");
     s_copy(ld, K_COBO_WALLET_ID, cfg->cobo_wallet_id, sizeof cfg->cobo_wallet_id);
     s_chains(ld, cfg);

@@ -317,25 +317,43 @@ static int s_static_open(const char *dir, const char *rel)
     return -1;
 }
 
-static enum MHD_Result s_static_serve(http_server_t *self, struct MHD_Connection *conn, const char *path)
+int http_static_open(const http_server_t *self, const char *path, uint64_t *size, const char **content_type,
+                     int *status)
 {
-    if (s_static_path_ok(path) != 0)
-        return s_send_error(conn, 400, "bad path", NULL);
+    if (s_static_path_ok(path) != 0) {
+        *status = 400;
+        return -1;
+    }
+    *status = 404;
     const char *rel = strcmp(path, "/") == 0 ? "/index.html" : path;
     int fd = s_static_open(self->static_dir, rel);
     if (fd < 0)
-        return s_send_error(conn, 404, "not found", NULL);
+        return -1;
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return s_send_error(conn, 404, "not found", NULL);
+        return -1;
     }
-    struct MHD_Response *r = MHD_create_response_from_fd((uint64_t) st.st_size, fd);
+    *status = 200;
+    *size = (uint64_t) st.st_size;
+    *content_type = s_content_type(rel);
+    return fd;
+}
+
+static enum MHD_Result s_static_serve(http_server_t *self, struct MHD_Connection *conn, const char *path)
+{
+    uint64_t size = 0;
+    const char *type = NULL;
+    int status = 404;
+    int fd = http_static_open(self, path, &size, &type, &status);
+    if (fd < 0)
+        return s_send_error(conn, status, status == 400 ? "bad path" : "not found", NULL);
+    struct MHD_Response *r = MHD_create_response_from_fd(size, fd);
     if (!r) {
         close(fd);
         return MHD_NO;
     }
-    MHD_add_response_header(r, "Content-Type", s_content_type(rel));
+    MHD_add_response_header(r, "Content-Type", type);
     s_common_headers(r, NULL, 1);
     enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
@@ -440,16 +458,26 @@ static enum MHD_Result s_send_stream(http_server_t *self, struct MHD_Connection 
 
 /* Collects every X-Forwarded-For header, in order, joined by commas. No cap of its own: the whole
  * head is bounded by the server, and a cap would drop the rightmost entries, the ones a proxy wrote. */
-static enum MHD_Result s_xff_each(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+void http_head_forwarded(jbuf_t *chain, const char *name, const char *value)
 {
-    (void) kind;
-    jbuf_t *chain = cls;
-    if (strcasecmp(key, "X-Forwarded-For") == 0 && value) {
+    if (name && value && strcasecmp(name, "X-Forwarded-For") == 0) {
         if (chain->len)
             jbuf_puts(chain, ",");
         jbuf_puts(chain, value);
     }
+}
+
+static enum MHD_Result s_xff_each(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void) kind;
+    http_head_forwarded(cls, key, value);
     return MHD_YES;
+}
+
+void http_head_client(const http_server_t *self, const netaddr_t *peer, const char *xff, const char *x_real_ip,
+                      netaddr_t *client)
+{
+    netaddr_client(peer, &self->trusted, xff, x_real_ip, client);
 }
 
 /* Sets req->client and req->ip: the peer's address, or, when the peer is a trusted proxy, the
@@ -468,8 +496,8 @@ static void s_client_resolve(http_server_t *self, http_request_t *req)
         jbuf_init(&chain);
         MHD_get_connection_values(req->conn, MHD_HEADER_KIND, s_xff_each, &chain);
         jbuf_add(&chain, "", 0);
-        netaddr_client(&peer, &self->trusted, chain.len > 0 ? chain.data : NULL,
-                       MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Real-IP"), &req->client);
+        http_head_client(self, &peer, chain.len > 0 ? chain.data : NULL,
+                         MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Real-IP"), &req->client);
         jbuf_free(&chain);
     }
     netaddr_format(&req->client, req->ip);
@@ -668,6 +696,36 @@ static enum MHD_Result s_dispatch(http_server_t *self, http_request_t *req)
     return s_send(req->conn, res.status, res.content_type, res.body, res.body_len, &res, 0);
 }
 
+void http_head_judge(http_server_t *self, const char *method, const char *path, const char *content_length,
+                     http_head_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->route = -1;
+    for (const char *p = path; *p; p++)
+        if ((unsigned char) *p < 0x20 || *p == 0x7f) {
+            out->early = 400;
+            return;
+        }
+    int path_known;
+    out->route = s_route_find(self, method, path, &path_known, out->allow, sizeof out->allow);
+    if (out->route < 0) {
+        int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+        if (path_known)
+            out->early = 405;
+        else if (is_get && atomic_load_explicit(&self->static_ready, memory_order_acquire))
+            out->early = 200;   /* a static file */
+        else
+            out->early = 404;
+    }
+    if (content_length) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(content_length, &end, 10);
+        if (errno == 0 && end != content_length && n > self->max_body)
+            out->too_large = n > HTTP_DRAIN_MAX ? 2 : 1;
+    }
+}
+
 static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const char *url,
                                 const char *method, const char *version, const char *upload_data,
                                 size_t *upload_data_size, void **con_cls)
@@ -693,33 +751,15 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
 
         /* The answer may be known now (bad path, 404, 405, static file), but it is sent only
          * once any body has been read (and discarded): see the top of this file. */
-        for (const char *p = url; *p; p++)
-            if ((unsigned char) *p < 0x20 || *p == 0x7f) {
-                req->early = 400;
-                return MHD_YES;
-            }
-        int path_known;
-        req->route = s_route_find(self, method, url, &path_known, req->allow, sizeof req->allow);
-        if (req->route < 0) {
-            int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-            if (path_known)
-                req->early = 405;
-            else if (is_get && atomic_load_explicit(&self->static_ready, memory_order_acquire))
-                req->early = 200;   /* a static file */
-            else
-                req->early = 404;
-        }
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-            char *end = NULL;
-            errno = 0;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (errno == 0 && end != cl && n > self->max_body) {
-                req->too_large = 1;
-                if (n > HTTP_DRAIN_MAX)
-                    return s_send_error(conn, 413, "body too large", NULL);
-            }
-        }
+        http_head_t head;
+        http_head_judge(self, method, url,
+                        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH), &head);
+        req->route = head.route;
+        req->early = head.early;
+        req->too_large = head.too_large != 0;
+        memcpy(req->allow, head.allow, sizeof req->allow);
+        if (head.too_large == 2)
+            return s_send_error(conn, 413, "body too large", NULL);
         return MHD_YES;
     }
 
@@ -790,12 +830,10 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-/* Decodes %XX in place. In a path (a string that starts with '/'), an encoded '/', '\\' or NUL
- * becomes HTTP_BAD_BYTE so the router refuses it instead of treating it as a separator. */
-static size_t s_unescape(void *cls, struct MHD_Connection *conn, char *s)
+/* In a path (a string that starts with '/'), an encoded '/', '\\' or NUL becomes HTTP_BAD_BYTE so
+ * the router refuses it instead of treating it as a separator. */
+size_t http_unescape(char *s)
 {
-    (void) cls;
-    (void) conn;
     int is_path = s[0] == '/';
     char *w = s;
     for (const char *r = s; *r; r++) {
@@ -817,6 +855,14 @@ static size_t s_unescape(void *cls, struct MHD_Connection *conn, char *s)
     }
     *w = '\0';
     return (size_t) (w - s);
+}
+
+/* MHD's unescape callback: the path, and every query name and value. */
+static size_t s_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void) cls;
+    (void) conn;
+    return http_unescape(s);
 }
 
 static void s_mhd_log(void *cls, const char *fmt, va_list ap)

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "schema/json.h"
 #include "schema/netaddr.h"
 
 typedef struct http_server_t http_server_t;
@@ -93,6 +94,39 @@ void http_limits(http_server_t *self, int header_timeout_ms, int max_connections
 /* The proxies whose forwarding headers are believed (KASA_TRUSTED_PROXIES); also exempt from the
  * per-client connection limit. Before start. */
 void http_trust_proxies(http_server_t *self, const netlist_t *trusted);
+
+/* A request's head judged without a connection: what the server decides from the head alone,
+ * before any body is read, as pure functions over its routes, static folder and trusted proxies.
+ * The server runs exactly these on every request (tests/fuzz/fuzz_http.c feeds them directly). */
+typedef struct {
+    int route;            /* the route that answers, -1 for none */
+    int early;            /* an answer known now: 400 (a control byte or an encoded '/', '\' or NUL
+                           * in the path), 404, 405, 200 (a static file); 0: the route answers */
+    int too_large;        /* Content-Length over max_body: 1, 413 once the body has been read and
+                           * discarded; 2, over what is worth reading: 413 at once */
+    char allow[128];      /* 405: the methods the path has */
+} http_head_t;
+
+/* Decodes %XX in s in place (libmicrohttpd's unescape step, for the path and for query names and
+ * values). In a path (s starts with '/') an encoded '/', '\' or NUL becomes a control byte the
+ * path checks refuse; elsewhere '+' is a space and an encoded NUL a control byte. The new length. */
+size_t http_unescape(char *s);
+/* The server's decision for method and path (already unescaped) with that Content-Length header
+ * (NULL if absent). */
+void http_head_judge(http_server_t *self, const char *method, const char *path, const char *content_length,
+                     http_head_t *out);
+/* Adds a header to the X-Forwarded-For chain being collected (chain: the values so far joined by
+ * commas) if it is one; the chain is then resolved by netaddr_client with the server's trusted list. */
+void http_head_forwarded(jbuf_t *chain, const char *name, const char *value);
+/* The client of a request from peer: peer, or when peer is a trusted proxy, the client its
+ * forwarding headers name (xff: every X-Forwarded-For joined by commas, or NULL; x_real_ip or NULL). */
+void http_head_client(const http_server_t *self, const netaddr_t *peer, const char *xff, const char *x_real_ip,
+                      netaddr_t *client);
+/* Opens the static file for path (a GET the head judged 200): the descriptor of a regular file
+ * inside the static folder, reached without following any symlink, with its size and content type;
+ * or -1 with *status 400 (a path that may not be joined to the folder) or 404. */
+int http_static_open(const http_server_t *self, const char *path, uint64_t *size, const char **content_type,
+                     int *status);
 
 /* Response helpers. */
 void http_reply(http_response_t *res, int status, const char *content_type, const char *body, size_t len);

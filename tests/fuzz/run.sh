@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh — `make fuzz`: runs each libFuzzer target for FUZZ_SECONDS (or until FUZZ_RUNS executions,
-# whichever comes first), one after another, at the lowest priority, over a working corpus seeded from tests/fuzz/corpus/NAME, and prints one line per target
+# whichever comes first), one after another, at nice FUZZ_NICE (default 19, the lowest priority),
+# over a working corpus seeded from tests/fuzz/corpus/NAME, and prints one line per target
 # (executions, executions per second, corpus size, result). A crash stops the run: its input is
 # saved under BUILD/crashes/ and belongs, once fixed, in tests/fuzz/regress/NAME/ (the normal suite
 # replays it: tests/unit/test_fuzz_replay.c).
@@ -12,6 +13,7 @@ shift
 here=$(cd "$(dirname "$0")" && pwd)
 seconds=${FUZZ_SECONDS:-60}
 runs=${FUZZ_RUNS:--1}
+niceness=${FUZZ_NICE:-19}
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
     for b in "$build"/fuzz_*; do [ -x "$b" ] && names+=("$(basename "$b")"); done
@@ -33,7 +35,7 @@ for name in "${names[@]}"; do
     work=$build/corpus/$name
     mkdir -p "$work"
     log=$build/logs/$name.log
-    nice -n 19 "$bin" -max_total_time="$seconds" -runs="$runs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+    nice -n "$niceness" "$bin" -max_total_time="$seconds" -runs="$runs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$build/crashes/$name-" "$work" "$here/corpus/$name" > "$log" 2>&1
     rc=$?
     execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -n 1)

@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "actors/cobo_auth.h"
 #include "tests/check.h"
 #include "schema/config.h"
@@ -211,6 +213,35 @@ static void s_expect_env_problem(const char *key, const char *value, const char 
     setenv(key, value, 1);
     s_expect_problem("", needle);
     unsetenv(key);
+}
+
+/* 1 when the configuration's webhook key decodes to a valid Ed25519 point. */
+static int s_pubkey_valid(const config_t *cfg)
+{
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    size_t n = 0;
+    return sodium_hex2bin(pk, sizeof pk, cfg->cobo_webhook_pubkey, strlen(cfg->cobo_webhook_pubkey), NULL, &n,
+                          NULL) == 0 && n == sizeof pk && crypto_core_ed25519_is_valid_point(pk);
+}
+
+/* A webhook key given is checked to be a point of the curve; the built-in ones (prod, dev), which a
+ * load does not check again, are valid points. */
+static void test_webhook_pubkey_given_is_checked_built_in_ones_are_valid(void)
+{
+    s_env_clear();
+    CHECK(sodium_init() >= 0);
+    config_t cfg;
+    char err[2048];
+    CHECK_EQ_INT(s_load(&cfg, "", err, sizeof err), 0);
+    CHECK(s_pubkey_valid(&cfg));
+    config_clear(&cfg);
+    CHECK_EQ_INT(s_load(&cfg, "COBO_ENV=dev\n", err, sizeof err), 0);
+    CHECK_EQ_STR(cfg.cobo_env, "dev");
+    CHECK(s_pubkey_valid(&cfg));
+    config_clear(&cfg);
+    /* y = p - 1 = -1: the point (0, -1), of order 2, not a valid public key */
+    s_expect_problem("COBO_WEBHOOK_PUBKEY=ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f\n",
+                     "COBO_WEBHOOK_PUBKEY: not a valid Ed25519 public key");
 }
 
 /* Notices: Turkish unless KASA_NOTICE_LANG=en; Telegram approvers as ID:NAME pairs, each id once. */
@@ -689,6 +720,7 @@ int main(void)
     RUN(test_rules_per_token_and_account_currency);
     RUN(test_retired_mt5_digits_is_an_error_that_says_why);
     RUN(test_each_validation_error_is_reported);
+    RUN(test_webhook_pubkey_given_is_checked_built_in_ones_are_valid);
     RUN(test_max_deposits_default_override_and_bounds);
     RUN(test_base_file_is_valid);
     RUN(test_missing_required_keys_each_named);
