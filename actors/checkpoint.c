@@ -98,9 +98,18 @@ static int s_withdrawals_apply(void *state, const record_t *r, uint64_t lsn, cha
     return -1;
 }
 
-/* Not in snapshots yet (no save/load): always rebuilt from the whole journal. */
+static int s_withdrawals_save(void *state, snap_pk_t *p) { return withdrawals_save(state, p); }
+static int s_withdrawals_load(void *state, snap_pk_t *p, char *err, size_t errlen)
+{
+    return withdrawals_load(state, p, err, errlen);
+}
+
+/* Every withdrawal, finished ones too. A snapshot without this section (written before it existed)
+ * is passed over for the withdrawals alone: they then come from an older snapshot or the whole
+ * journal, while the registry and the admins still start from it. */
 const checkpoint_section_t checkpoint_withdrawals = {
-    "withdrawals", s_withdrawals_create, s_withdrawals_destroy, s_withdrawals_apply, NULL, NULL,
+    "withdrawals", s_withdrawals_create, s_withdrawals_destroy, s_withdrawals_apply, s_withdrawals_save,
+    s_withdrawals_load,
 };
 
 const checkpoint_section_t *const checkpoint_sections[] = {

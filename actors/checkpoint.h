@@ -2,7 +2,7 @@
  * it; and the thread that writes snapshots and retires the journal segments they cover.
  *
  * A snapshot (journal/snapshot.h) holds one section per module that replay rebuilds: the
- * registry (deposits, links), the admin accounts, ... Each module describes its section with a
+ * registry (deposits, links), the admin accounts, the withdrawals. Each module describes its section with a
  * checkpoint_section_t (create an empty state, apply one record, save, load) and is listed in
  * checkpoint_sections[] (checkpoint.c): adding a module's state to snapshots is one entry there.
  *
@@ -43,8 +43,7 @@ typedef struct {
 
 extern const checkpoint_section_t checkpoint_registry;   /* registry_t: deposits and links */
 extern const checkpoint_section_t checkpoint_admins;     /* admins_t: admin accounts */
-extern const checkpoint_section_t checkpoint_withdrawals;   /* withdrawals_t (no save/load yet: rebuilt
-                                                             * from the whole journal at every start) */
+extern const checkpoint_section_t checkpoint_withdrawals;   /* withdrawals_t: every withdrawal */
 /* Every section a snapshot holds, NULL-terminated. */
 extern const checkpoint_section_t *const checkpoint_sections[];
 

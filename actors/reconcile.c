@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "actors/catchup.h"
+#include "actors/checkpoint.h"
 #include "actors/cobo.h"
 #include "actors/crediter.h"
 #include "journal/journal.h"
@@ -670,11 +671,6 @@ static void s_login_of_wd(void *arg, const withdrawal_view_t *w)
     s_login_add(arg, w->login);
 }
 
-static int s_replay_wd(void *arg, const record_t *r, uint64_t lsn)
-{
-    return withdrawals_apply(arg, r, lsn);
-}
-
 /* Every login an address was ever linked to (read from the journal's ADDRESS_LINK records). */
 static int s_linked_logins(const char *dir, s_logins_t *l, char *err, size_t errlen)
 {
@@ -714,14 +710,15 @@ int reconcile_gather(const config_t *cfg, int64_t from_ms, int64_t to_ms, reconc
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    b->withdrawals = withdrawals_new(cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
-    if (!b->withdrawals) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    registry_replay_also(b->journal, s_replay_wd, b->withdrawals);
     if (registry_replay(b->journal, cfg->journal_dir, why, sizeof why) < 0) {
         snprintf(err, errlen, "journal %s: %s", cfg->journal_dir, why);
+        return -1;
+    }
+    /* every withdrawal, as a start has them: the newest snapshot and the journal after it (a pruned
+     * archive loses none) */
+    b->withdrawals = checkpoint_restore(cfg->journal_dir, &checkpoint_withdrawals, cfg, 0, NULL, why, sizeof why);
+    if (!b->withdrawals) {
+        snprintf(err, errlen, "journal %s (withdrawals): %s", cfg->journal_dir, why);
         return -1;
     }
     /* Cobo */

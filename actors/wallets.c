@@ -13,6 +13,7 @@
 #include "actors/wallets.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +21,7 @@
 #include <time.h>
 
 #include "actors/condvar.h"
-#include "journal/journal.h"
-#include "schema/record.h"
+#include "actors/registry.h"
 #include "schema/log.h"
 
 #define S_BUCKETS      8192
@@ -331,30 +331,26 @@ int wallets_lookup(wallets_t *self, uint64_t login, const char *token_or_chain, 
     return rc;
 }
 
-int wallets_load_journal(wallets_t *self, const char *dir, char *err, size_t errlen)
+int wallets_load_registry(wallets_t *self, registry_t *registry, char *err, size_t errlen)
 {
-    journal_reader_t *rd = journal_reader_open(dir, 1, err, errlen);
-    if (!rd)
+    size_t n = registry_link_count(registry);
+    if (n > (size_t) INT32_MAX) {
+        snprintf(err, errlen, "wallets: %zu address links: more than kasa can list", n);
         return -1;
-    journal_entry_t e;
-    int rc;
-    uint64_t links = 0;
-    while ((rc = journal_reader_next(rd, &e)) == 1) {
-        record_t r;
-        char why[128];
-        if (record_decode(e.payload, e.len, &r, why, sizeof why) != 0)
-            continue;   /* not ours to judge: the pipeline's replay refuses a bad journal */
-        if (r.kind == RECORD_ADDRESS_LINK) {
-            wallets_learn(self, r.address, r.chain_id, r.login);
-            links++;
-        }
     }
-    if (rc < 0)
-        snprintf(err, errlen, "wallets: %s", journal_reader_error(rd));
-    journal_reader_destroy(&rd);
-    if (rc == 0)
-        log_info("wallets.loaded", "links=%llu", (unsigned long long) links);
-    return rc < 0 ? -1 : 0;
+    registry_link_t *links = n ? malloc(n * sizeof *links) : NULL;
+    int got = n ? registry_links(registry, 0, NULL, 0, (int) n, links) : 0;
+    if ((n && !links) || got < 0) {
+        free(links);
+        snprintf(err, errlen, "wallets: no memory for %zu address links", n);
+        return -1;
+    }
+    size_t have = (size_t) got < n ? (size_t) got : n;
+    for (size_t i = have; i > 0; i--)   /* newest first: learned oldest first, as they were journaled */
+        wallets_learn(self, links[i - 1].address, links[i - 1].chain_id, links[i - 1].login);
+    free(links);
+    log_info("wallets.loaded", "links=%zu", have);
+    return 0;
 }
 
 /* ---- creation --------------------------------------------------------------------------------- */
@@ -665,7 +661,7 @@ wallets_t *wallets_new_for_pipeline(const config_t *cfg, pipeline_t *pipeline, c
         .linker = {.link = s_pipeline_link, .address_login = s_pipeline_login, .arg = pipeline},
     };
     wallets_t *self = wallets_new(&o, cfg->chains, cfg->chain_count, err, errlen);
-    if (self && wallets_load_journal(self, cfg->journal_dir, err, errlen) != 0)
+    if (self && wallets_load_registry(self, pipeline_registry(pipeline), err, errlen) != 0)
         wallets_destroy(&self);
     return self;
 }

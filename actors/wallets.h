@@ -28,6 +28,7 @@
 
 #include "actors/cobo.h"
 #include "actors/pipeline.h"
+#include "actors/registry.h"
 #include "schema/config.h"
 
 typedef struct wallets_t wallets_t;
@@ -71,7 +72,7 @@ typedef enum {
 wallets_t *wallets_new(const wallets_opts_t *opts, const char offered[][24], int offered_count,
                        char *err, size_t errlen);
 /* The production wiring: Cobo settings and KASA_CHAINS from cfg, links journaled through pipeline,
- * and the links already in cfg->journal_dir learned (wallets_load_journal). */
+ * and the links the pipeline's registry holds learned (wallets_load_registry). */
 wallets_t *wallets_new_for_pipeline(const config_t *cfg, pipeline_t *pipeline, char *err, size_t errlen);
 /* Frees (waits for no one: call after the HTTP server stopped). Nulls *self_p; safe twice. */
 void wallets_destroy(wallets_t **self_p);
@@ -103,8 +104,10 @@ uint64_t wallets_login_of(wallets_t *self, const char *address);
 /* Learns a link made elsewhere (journal replay, an admin's link). The first address learned for a
  * (login, chain) stays that pair's address. chain_id "" links only address -> login. */
 void wallets_learn(wallets_t *self, const char *address, const char *chain_id, uint64_t login);
-/* Reads every ADDRESS_LINK record in the journal at dir and learns it. 0, or -1 with a reason. */
-int wallets_load_journal(wallets_t *self, const char *dir, char *err, size_t errlen);
+/* Learns every address link registry holds, oldest first (the registry is rebuilt at start from the
+ * newest snapshot and the journal after it: no pass over the whole journal). A link the journal
+ * later moved to another login is learned for that login only. 0, or -1 with a reason (no memory). */
+int wallets_load_registry(wallets_t *self, registry_t *registry, char *err, size_t errlen);
 
 /* Counters for tests and the monitor: creations sent to Cobo, adoptions after an unknown outcome. */
 uint64_t wallets_created_count(const wallets_t *self);

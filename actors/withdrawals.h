@@ -61,6 +61,16 @@ typedef struct {
 withdrawals_t *withdrawals_new(size_t max);
 void withdrawals_destroy(withdrawals_t **self_p);
 
+/* The withdrawals' snapshot section (journal/snapshot.h): withdrawals_save encodes every withdrawal,
+ * finished ones too (listings, the daily limit), in arrival order with every field a replay sets;
+ * withdrawals_load decodes them into an empty instance, after which it holds what it held when
+ * saved. The section starts with its layout number: a section of another layout does not load (the
+ * start then falls back to an older snapshot or the whole journal). 0, or -1 (load: with a reason;
+ * the instance must then be thrown away). */
+#include "journal/snapshot.h"
+int withdrawals_save(withdrawals_t *self, snap_pk_t *p);
+int withdrawals_load(withdrawals_t *self, snap_pk_t *p, char *err, size_t errlen);
+
 /* Applies one durable record as replay does (a RECORD_WITHDRAWAL sets the state it records). Records
  * that are not a withdrawal's are ignored. 0, or -1 if a new withdrawal does not fit. */
 int withdrawals_apply(withdrawals_t *self, const record_t *r, uint64_t lsn);

@@ -143,7 +143,8 @@ static int s_list(const config_t *cfg, int state, uint64_t login, int64_t since_
 
 /* ---- show -------------------------------------------------------------------------------------- */
 
-int cmd_show_timeline(const char *journal_dir, const char *id, int json, const char *command, const char *noun)
+int cmd_show_timeline(const char *journal_dir, const char *id, int json, const char *command, const char *noun,
+                      int *found_out)
 {
     char err[512];
     journal_reader_t *rd = journal_reader_open(journal_dir, 1, err, sizeof err);
@@ -176,10 +177,12 @@ int cmd_show_timeline(const char *journal_dir, const char *id, int json, const c
     if (r && got < 0) {
         fprintf(stderr, "%s: %s\n", command, journal_reader_error(rd));
         rc = 1;
-    } else if (!found) {
+    } else if (!found && !found_out) {
         fprintf(stderr, "%s: unknown %s %s\n", command, noun, id);
         rc = 1;
     }
+    if (found_out)
+        *found_out = found;
     jbuf_free(&b);
     free(r);
     journal_reader_destroy(&rd);
@@ -304,7 +307,7 @@ int cmd_deposit(int argc, char **argv)
     if (is_list) {
         rc = s_list(&cfg, state, login, since_ms, json);
     } else if (is_show) {
-        rc = cmd_show_timeline(cfg.journal_dir, pos[0], json, "kasa deposit", "deposit");
+        rc = cmd_show_timeline(cfg.journal_dir, pos[0], json, "kasa deposit", "deposit", NULL);
     } else {
         char actor[64], origin[64];
         cmd_actor_origin(actor, sizeof actor, origin, sizeof origin);

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "actors/withdrawals.h"
+#include "actors/checkpoint.h"
 #include "journal/fio.h"
 #include "journal/jformat.h"
 #include "journal/snapshot.h"
@@ -68,7 +68,8 @@ static const s_verb_t s_verbs[] = {
       "Lists the archive (DIR/archive: segments retired once a snapshot covered them; kasa never\n"
       "deletes them). With --prune-before, deletes the oldest archived segments whose every record was\n"
       "written before that day (UTC), oldest first, stopping at the first that is not; only while the\n"
-      "newest snapshot checks out (a start then never needs them). The deleted history is gone for\n"
+      "newest snapshot checks out and holds every section a start reads (registry, admins, withdrawals:\n"
+      "a start then never needs them). The deleted history is gone for\n"
       "`kasa journal dump`, `kasa replay` and `kasa deposit show`: keep a copy if it matters.\n"
       "Exit status: 0, 1 failed or refused, 2 usage.\n" },
 };
@@ -223,10 +224,7 @@ static int s_verify(const char *dir)
 /* ---- archive ------------------------------------------------------------------------------ */
 
 /* The time (Unix ms) of the last record of segment path, or -1 if it cannot be read whole. */
-/* The time of a segment's last record (-1: unreadable); *unsnapshotted set when one of its records
- * belongs to state that snapshots do not carry yet (withdrawals: rebuilt from the whole journal,
- * so such a segment must never be pruned). */
-static int64_t s_segment_last_ms(const char *path, uint64_t first_lsn, int *unsnapshotted)
+static int64_t s_segment_last_ms(const char *path, uint64_t first_lsn)
 {
     const uint8_t *base;
     uint64_t size;
@@ -240,20 +238,57 @@ static int64_t s_segment_last_ms(const char *path, uint64_t first_lsn, int *unsn
         uint32_t prev = h.restart_crc;
         jf_rec_t rec, last = { 0 };
         jf_rec_status_t st;
-        record_t *r = malloc(sizeof *r);
         while ((st = jf_check_record(base, size, off, h.version, lsn++, prev, &rec, why, sizeof why)) == JF_REC_OK) {
             last = rec;
             prev = rec.crc;
             off += JF_REC_HDR + rec.len;
-            if (r && record_decode(rec.payload, rec.len, r, why, sizeof why) == 0 && withdrawals_owns(r))
-                *unsnapshotted = 1;
         }
+        record_t *r = malloc(sizeof *r);
         if (st == JF_REC_END && last.payload && r && record_decode(last.payload, last.len, r, why, sizeof why) == 0)
             last_ms = r->time_ms;
         free(r);
     }
     jf_unmap(base, size);
     return last_ms;
+}
+
+/* 0 if snapshot lsn of dir holds every section a start reads (checkpoint_sections[]) and each of
+ * them loads: a start then needs nothing before it. -1 with a reason otherwise (a snapshot written
+ * before a section existed: that state would be rebuilt from the whole journal). */
+static int s_snapshot_carries_all(const char *dir, uint64_t lsn, char *err, size_t errlen)
+{
+    snapshot_t *snap = snapshot_open(dir, lsn, err, errlen);
+    if (!snap)
+        return -1;
+    config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_deposits = (size_t) 1 << 40;   /* whatever the server's bound, the check is only "does it load" */
+    int rc = 0;
+    for (size_t i = 0; checkpoint_sections[i] && rc == 0; i++) {
+        const checkpoint_section_t *sec = checkpoint_sections[i];
+        const uint8_t *content;
+        uint64_t len;
+        if (!sec->load)
+            continue;
+        if (snapshot_section(snap, sec->name, &content, &len) != 0) {
+            snprintf(err, errlen, "snapshot %" PRIu64 " has no section %s (written by an older kasa; the next "
+                     "snapshot will have it)", lsn, sec->name);
+            rc = -1;
+            break;
+        }
+        void *state = sec->create(&cfg);
+        snap_pk_t p;
+        snap_pk_load_init(&p, content, (size_t) len);
+        char why[200] = "no memory";
+        if (!state || sec->load(state, &p, why, sizeof why) != 0) {
+            snprintf(err, errlen, "snapshot %" PRIu64 ", section %s: %s", lsn, sec->name, why);
+            rc = -1;
+        }
+        if (state)
+            sec->destroy(state);
+    }
+    snapshot_close(&snap);
+    return rc;
 }
 
 static int s_archive(const char *dir, int64_t before_ms)
@@ -272,7 +307,8 @@ static int s_archive(const char *dir, int64_t before_ms)
         uint64_t *lsns = NULL;
         size_t ns = 0;
         snapshot_t *snap = NULL;
-        if (snapshot_list(dir, &lsns, &ns, err, sizeof err) == 0 && ns)
+        if (snapshot_list(dir, &lsns, &ns, err, sizeof err) == 0 && ns &&
+            s_snapshot_carries_all(dir, lsns[0], err, sizeof err) == 0)
             snap = snapshot_open(dir, lsns[0], err, sizeof err);
         if (!snap) {
             fprintf(stderr, "kasa journal archive: no valid newest snapshot (%s): nothing pruned\n",
@@ -283,17 +319,11 @@ static int s_archive(const char *dir, int64_t before_ms)
         for (size_t i = 0; snap && i < n; i++) {
             char path[4300];
             snprintf(path, sizeof path, "%s/%s", adir, segs[i].name);
-            int unsnapshotted = 0;
-            int64_t last_ms = s_segment_last_ms(path, segs[i].first_lsn, &unsnapshotted);
+            int64_t last_ms = s_segment_last_ms(path, segs[i].first_lsn);
             /* the next segment's first LSN bounds this one's records; it must be within the snapshot */
             uint64_t next = i + 1 < n ? segs[i + 1].first_lsn : UINT64_MAX;
             if (last_ms < 0 || last_ms >= before_ms || (next != UINT64_MAX && next - 1 > snapshot_lsn(snap)))
                 break;
-            if (unsnapshotted) {
-                printf("kept from %s on: it holds withdrawal records, which snapshots do not carry yet\n",
-                       segs[i].name);
-                break;
-            }
             if (fio_unlink(path) != 0) {
                 fprintf(stderr, "kasa journal archive: cannot delete %s: %s\n", path, strerror(errno));
                 rc = 1;

@@ -1,7 +1,8 @@
 /* cmd_withdrawal.c — `kasa withdrawal list|show|approve|reject|refund|retransfer`: operators and
  * withdrawals.
  *
- * list and show read the journal (safe while kasa runs: only durable records are read). The actions
+ * list and show read the newest snapshot and the journal after it, show also the withdrawal's records
+ * still in the journal and its archive (safe while kasa runs: only durable records are read). The actions
  * go to a running server's control socket when one holds the journal (the server journals the action
  * and hands the withdrawal to the withdrawer before it answers); when none runs, this command opens
  * the journal itself (taking its lock), replays it, and journals the action the same way
@@ -16,7 +17,7 @@
 
 #include "actors/mt5.h"
 #include "actors/pipeline.h"
-#include "actors/registry.h"
+#include "actors/checkpoint.h"
 #include "actors/withdrawals.h"
 #include "actors/withdrawer.h"
 #include "journal/journal.h"
@@ -56,29 +57,15 @@ static void s_iso(int64_t ms, char *buf, size_t len)
     strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int s_replay_one(void *arg, const record_t *r, uint64_t lsn)
-{
-    return withdrawals_apply(arg, r, lsn);
-}
-
-/* Every withdrawal in the journal into a new registry pair; NULL with a message on failure. */
-static withdrawals_t *s_replay(const config_t *cfg, registry_t **reg)
+/* Every withdrawal, from the newest valid snapshot and the journal after it (as a start rebuilds
+ * them: the archive's pruned history is not needed); NULL with a message on failure. */
+static withdrawals_t *s_replay(const config_t *cfg)
 {
     char err[512];
-    size_t max = cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS;
-    *reg = registry_new(max);
-    withdrawals_t *wd = withdrawals_new(max);
-    if (!*reg || !wd) {
-        fprintf(stderr, "kasa withdrawal: out of memory\n");
-    } else {
-        registry_replay_also(*reg, s_replay_one, wd);
-        if (registry_replay(*reg, cfg->journal_dir, err, sizeof err) >= 0)
-            return wd;
+    withdrawals_t *wd = checkpoint_restore(cfg->journal_dir, &checkpoint_withdrawals, cfg, 0, NULL, err, sizeof err);
+    if (!wd)
         fprintf(stderr, "kasa withdrawal: cannot read the journal: %s\n", err);
-    }
-    withdrawals_destroy(&wd);
-    registry_destroy(reg);
-    return NULL;
+    return wd;
 }
 
 typedef struct {
@@ -116,8 +103,7 @@ static void s_list_one(void *arg, const withdrawal_view_t *w)
 
 static int s_list(const config_t *cfg, int state, uint64_t login, int json)
 {
-    registry_t *reg = NULL;
-    withdrawals_t *wd = s_replay(cfg, &reg);
+    withdrawals_t *wd = s_replay(cfg);
     if (!wd)
         return 1;
     jbuf_t b;
@@ -128,8 +114,37 @@ static int s_list(const config_t *cfg, int state, uint64_t login, int json)
         printf("%zu withdrawal%s\n", l.shown, l.shown == 1 ? "" : "s");
     jbuf_free(&b);
     withdrawals_destroy(&wd);
-    registry_destroy(&reg);
     return 0;
+}
+
+/* The withdrawal as it stands now (text: one line first; --json: only when no record of it is left),
+ * then every journal record of it still on disk. Records pruned from the archive (`kasa journal
+ * archive --prune-before`) are gone, but the withdrawal is not: the snapshot carries it. */
+static int s_show(const config_t *cfg, const char *id, int json)
+{
+    withdrawals_t *wd = s_replay(cfg);
+    if (!wd)
+        return 1;
+    withdrawal_view_t w;
+    int known = withdrawals_get(wd, id, &w) == 0;
+    withdrawals_destroy(&wd);
+    jbuf_t b;
+    jbuf_init(&b);
+    s_list_t l = { -1, json, &b, 0 };
+    if (known && !json) {
+        fputs("now: ", stdout);
+        s_list_one(&l, &w);
+    }
+    int found = 0;
+    int rc = cmd_show_timeline(cfg->journal_dir, id, json, "kasa withdrawal", "withdrawal", known ? &found : NULL);
+    if (known && rc == 0 && !found) {
+        if (json)
+            s_list_one(&l, &w);
+        else
+            printf("(no journal record of it is left: its history before the newest snapshot was pruned)\n");
+    }
+    jbuf_free(&b);
+    return rc;
 }
 
 typedef struct {
@@ -140,8 +155,7 @@ typedef struct {
 static int s_act_offline(journal_t *journal, void *arg)
 {
     const s_act_t *a = arg;
-    registry_t *reg = NULL;
-    withdrawals_t *wd = s_replay(a->cfg, &reg);
+    withdrawals_t *wd = s_replay(a->cfg);
     if (!wd)
         return 1;
     int rc = 1;
@@ -163,7 +177,6 @@ static int s_act_offline(journal_t *journal, void *arg)
         }
     }
     withdrawals_destroy(&wd);
-    registry_destroy(&reg);
     return rc;
 }
 
@@ -245,7 +258,7 @@ int cmd_withdrawal(int argc, char **argv)
     if (is_list) {
         rc = s_list(&cfg, state, login, json);
     } else if (is_show) {
-        rc = cmd_show_timeline(cfg.journal_dir, id, json, "kasa withdrawal", "withdrawal");
+        rc = s_show(&cfg, id, json);
     } else {
         char actor[64], origin[64];
         cmd_actor_origin(actor, sizeof actor, origin, sizeof origin);

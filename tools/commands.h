@@ -31,8 +31,10 @@ journal_t *cmd_journal_open(const char *dir, char *err, size_t errlen);
 
 /* Prints every journal record of id (a deposit's transaction id or a withdrawal id) in order, as
  * text lines with their time or as JSON (json), for `kasa deposit show` and `kasa withdrawal show`;
- * errors name command, "unknown NOUN ID" when the journal has none (tools/cmd_deposit.c). 0 or 1. */
-int cmd_show_timeline(const char *journal_dir, const char *id, int json, const char *command, const char *noun);
+ * errors name command, "unknown NOUN ID" when the journal has none (tools/cmd_deposit.c) — unless
+ * found_out is given: *found_out is then how many were printed, and none is not an error. 0 or 1. */
+int cmd_show_timeline(const char *journal_dir, const char *id, int json, const char *command, const char *noun,
+                      int *found_out);
 
 /* Who runs this command and from where, as journaled with an operator's action: "cli:USER" and
  * "cli:HOST TTY" (tools/cmd_deposit.c). */

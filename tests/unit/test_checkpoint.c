@@ -1,5 +1,7 @@
-/* test_checkpoint.c — snapshots: a start from a snapshot equals a start from the whole journal, a
- * damaged newest snapshot falls back, a failed write loses nothing, retired segments stay readable. */
+/* test_checkpoint.c — snapshots: a start from a snapshot equals a start from the whole journal (the
+ * registry, the wallets' links, the admins, every withdrawal and its views), a damaged newest
+ * snapshot falls back, a snapshot of the previous format is read without its withdrawals, a failed
+ * write loses nothing, retired segments stay readable, pruned ones lose no withdrawal. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,12 +15,15 @@
 
 #include "actors/admins.h"
 #include "actors/checkpoint.h"
+#include "actors/cobo_auth.h"
 #include "actors/registry.h"
+#include "actors/wallets.h"
 #include "actors/withdrawals.h"
 #include "journal/fio.h"
 #include "journal/jformat.h"
 #include "journal/journal.h"
 #include "journal/snapshot.h"
+#include "schema/json.h"
 #include "schema/log.h"
 #include "tests/check.h"
 #include "tools/commands.h"
@@ -54,8 +59,64 @@ static uint64_t s_put(journal_t *j, const record_t *r)
     return lsn;
 }
 
+/* A random record of one of a dozen withdrawals: a transition into any state (from any: replay
+ * applies what it is given), an attempt (debit, refund, transfer), an approval or other action, an
+ * alert. Fills r (kind, time and login already set by the caller are kept where they apply). */
+static void s_withdrawal_record(record_t *r, int i)
+{
+    static const char *attempts[] = { "debit", "refund", "transfer" };
+    static const char *actions[] = { "approve", "approve", "reject", "refund", "retransfer" };
+    static const char *statuses[] = { "", "Submitted", "PendingSignature", "Completed", "Failed", "Rejected" };
+    uint64_t login = r->login;
+    unsigned k = s_rand() % 6;
+    record_init(r, k < 3 ? RECORD_WITHDRAWAL : k == 3 ? RECORD_WITHDRAWAL_ATTEMPT : k == 4 ? RECORD_ADMIN_ACTION
+                   : RECORD_ALERT);
+    r->time_ms = 1700000000000LL + i * 1000;
+    r->login = login;
+    snprintf(r->tx_id, sizeof r->tx_id, "w%0*x", WITHDRAWAL_ID_HEX, 0xa0 + s_rand() % 12);
+    switch (r->kind) {
+    case RECORD_WITHDRAWAL:
+        r->wfrom = (withdrawal_state_t) (s_rand() % WITHDRAWAL_STATE_COUNT);
+        r->wto = (withdrawal_state_t) (s_rand() % WITHDRAWAL_STATE_COUNT);
+        r->wevent = (withdrawal_event_t) (s_rand() % WITHDRAWAL_EVENT_COUNT);
+        snprintf(r->token_id, sizeof r->token_id, "TRON_USDT");
+        snprintf(r->chain_id, sizeof r->chain_id, "TRON");
+        snprintf(r->address, sizeof r->address, "TDest%u", s_rand() % 5);
+        snprintf(r->amount, sizeof r->amount, "%u.%02u", s_rand() % 500, s_rand() % 100);
+        snprintf(r->fee, sizeof r->fee, "1.%02u", s_rand() % 100);
+        r->credit_minor = 100 + s_rand() % 50000;
+        r->digits = 2;
+        snprintf(r->currency, sizeof r->currency, "USD");
+        snprintf(r->status, sizeof r->status, "%s", statuses[s_rand() % 6]);
+        if (s_rand() % 2)
+            snprintf(r->cobo_id, sizeof r->cobo_id, "cobo-%u", s_rand());
+        if (s_rand() % 3 == 0)
+            snprintf(r->tx_hash, sizeof r->tx_hash, "%064x", s_rand());
+        if (s_rand() % 3 == 0)
+            r->ticket = 500000 + s_rand();
+        if (s_rand() % 2)
+            snprintf(r->reason, sizeof r->reason, "why %u", s_rand());
+        snprintf(r->actor, sizeof r->actor, "investor:%llu", (unsigned long long) login);
+        snprintf(r->origin, sizeof r->origin, "ip:203.0.113.%u", s_rand() % 200);
+        break;
+    case RECORD_WITHDRAWAL_ATTEMPT:
+        snprintf(r->action, sizeof r->action, "%s", attempts[s_rand() % 3]);
+        r->attempt = 1 + s_rand() % 4;
+        break;
+    case RECORD_ADMIN_ACTION:
+        snprintf(r->action, sizeof r->action, "%s", actions[s_rand() % 5]);
+        snprintf(r->actor, sizeof r->actor, "admin:%u", s_rand() % 4);
+        snprintf(r->reason, sizeof r->reason, "checked %u", s_rand());
+        break;
+    default:
+        snprintf(r->alert, sizeof r->alert, "%s", record_alert_name((record_alert_t) (s_rand() % RECORD_ALERT_COUNT)));
+        break;
+    }
+}
+
 /* n random records over a few dozen deposits: transitions, attempts, alerts, notices, approvals,
- * links and admin accounts, in whatever order (replay applies what it is given). */
+ * links and admin accounts, and a dozen withdrawals' records, in whatever order
+ * (replay applies what it is given). */
 static void s_random_history(journal_t *j, int n)
 {
     static const char *actions[] = { "approve", "retry", "reject" };
@@ -67,6 +128,11 @@ static void s_random_history(journal_t *j, int n)
         r.time_ms = 1700000000000LL + i * 1000;
         snprintf(r.tx_id, sizeof r.tx_id, "tx-%u", d);
         r.login = 1000 + s_rand() % 7;
+        if (s_rand() % 3 == 0) {   /* a withdrawal's record instead */
+            s_withdrawal_record(&r, i);
+            CHECK(s_put(j, &r) != 0);
+            continue;
+        }
         switch (r.kind) {
         case RECORD_DEPOSIT:
             r.from = (deposit_state_t) (s_rand() % DEPOSIT_STATE_COUNT);
@@ -117,6 +183,70 @@ static snap_pk_t s_bytes(const checkpoint_section_t *sec, void *state)
     return p;
 }
 
+static int s_no_link(void *arg, const char *address, const char *chain_id, uint64_t login, char *err, size_t errlen)
+{
+    (void) arg, (void) address, (void) chain_id, (void) login;
+    snprintf(err, errlen, "no links made here");
+    return -1;
+}
+
+static uint64_t s_no_login(void *arg, const char *address)
+{
+    (void) arg, (void) address;
+    return 0;
+}
+
+/* What the investor panel's wallets learn from reg at start, as text: each login's ETH address and
+ * each address's login. */
+static void s_wallets_text(registry_t *reg, jbuf_t *b)
+{
+    static const char offered[][24] = { "ETH_USDT", "TRON_USDT" };
+    char secret[65], pub[65], err[300];
+    memset(secret, '7', 64);
+    secret[64] = '\0';
+    cobo_pubkey_from_seed(secret, pub);
+    wallets_opts_t o = {
+        .cobo_url = "http://127.0.0.1:9/v2", .api_key_hex = pub, .api_secret_hex = secret, .wallet_id = "w",
+        .linker = { .link = s_no_link, .address_login = s_no_login },
+    };
+    wallets_t *w = wallets_new(&o, offered, 2, err, sizeof err);
+    CHECK(w != NULL);
+    if (!w)
+        return;
+    CHECK_EQ_INT(wallets_load_registry(w, reg, err, sizeof err), 0);
+    for (uint64_t login = 1000; login < 1007; login++) {
+        char a[128] = "-";
+        wallets_lookup(w, login, "ETH_USDT", a, sizeof a);
+        jbuf_printf(b, "%llu:%s ", (unsigned long long) login, a);
+    }
+    for (int i = 0; i < 30; i++) {
+        char a[32];
+        snprintf(a, sizeof a, "0xAbC%d", i);
+        jbuf_printf(b, "%s:%llu ", a, (unsigned long long) wallets_login_of(w, a));
+    }
+    wallets_destroy(&w);
+}
+
+static void s_withdrawal_json(void *arg, const withdrawal_view_t *w)
+{
+    withdrawals_view_json(arg, w);
+    jbuf_puts(arg, "\n");
+}
+
+/* What people see of a section's state, as text: every withdrawal's view (the admin API's and `kasa
+ * withdrawal list --json`'s JSON) and each login's daily-limit count; the wallets a registry teaches. */
+static void s_views_text(const checkpoint_section_t *sec, void *state, jbuf_t *b)
+{
+    if (sec == &checkpoint_withdrawals) {
+        withdrawals_each(state, 0, 0, s_withdrawal_json, b);
+        for (uint64_t login = 1000; login < 1007; login++)
+            jbuf_printf(b, "asked %llu: %lld\n", (unsigned long long) login,
+                        (long long) withdrawals_asked_since(state, login, 0));
+    } else if (sec == &checkpoint_registry) {
+        s_wallets_text(state, b);
+    }
+}
+
 /* 1 if restoring sec (from snapshots) gives exactly what a replay of the whole journal gives;
  * want_snapshot: the snapshot it must start from (UINT64_MAX: any). */
 static int s_restore_equals_full_replay(const checkpoint_section_t *sec, uint64_t want_snapshot)
@@ -149,6 +279,17 @@ static int s_restore_equals_full_replay(const checkpoint_section_t *sec, uint64_
             at++;
         fprintf(stderr, "  section %s differs: %zu vs %zu bytes, first at %zu\n", sec->name, pa.len, pb.len, at);
     }
+    jbuf_t va, vb;
+    jbuf_init(&va);
+    jbuf_init(&vb);
+    s_views_text(sec, a, &va);
+    s_views_text(sec, b, &vb);
+    if (va.len != vb.len || (va.len && memcmp(va.data, vb.data, va.len) != 0)) {
+        fprintf(stderr, "  section %s: the views differ\n", sec->name);
+        same = 0;
+    }
+    jbuf_free(&va);
+    jbuf_free(&vb);
     snap_pk_free(&pa);
     snap_pk_free(&pb);
     sec->destroy(a);
@@ -280,9 +421,11 @@ static void test_damaged_newest_snapshot_falls_back_to_the_one_before_then_the_j
     CHECK_EQ_INT(info.fallbacks, 1);
     registry_destroy(&reg);
     CHECK(s_restore_equals_full_replay(&checkpoint_registry, first));
+    CHECK(s_restore_equals_full_replay(&checkpoint_withdrawals, first));
     s_corrupt(first, 40);
     CHECK(s_restore_equals_full_replay(&checkpoint_registry, 0));
     CHECK(s_restore_equals_full_replay(&checkpoint_admins, 0));
+    CHECK(s_restore_equals_full_replay(&checkpoint_withdrawals, 0));
     support_tmp_rmrf(s_dir);
 }
 
@@ -334,6 +477,7 @@ static void test_failed_snapshot_write_loses_nothing(void)
                 CHECK(fired);
             CHECK(s_restore_equals_full_replay(&checkpoint_registry, want));
             CHECK(s_restore_equals_full_replay(&checkpoint_admins, want));
+            CHECK(s_restore_equals_full_replay(&checkpoint_withdrawals, want));
             {   /* back to one snapshot at first for the next case */
                 char path[700];
                 snprintf(path, sizeof path, "%s/snapshot/%020llu.snap", s_dir, (unsigned long long) second);
@@ -462,40 +606,188 @@ static void test_archive_prune_deletes_only_old_segments_a_valid_snapshot_covers
     support_tmp_rmrf(s_dir);
 }
 
-/* Withdrawals are not in snapshots yet (rebuilt from the whole journal): a segment holding any of
- * their records is never pruned, nor anything after it. */
-static void test_archive_prune_keeps_segments_with_withdrawal_records(void)
+/* Rewrites snapshot lsn as the previous format wrote it: without the withdrawals section, or (layout
+ * non-zero) with one whose first word is that layout number. */
+static void s_rewrite_withdrawals_section(uint64_t lsn, uint32_t layout)
+{
+    char err[300];
+    snapshot_t *old = snapshot_open(s_dir, lsn, err, sizeof err);
+    CHECK(old != NULL);
+    if (!old)
+        return;
+    char path[700], keep[720];
+    snprintf(path, sizeof path, "%s/snapshot/%020llu.snap", s_dir, (unsigned long long) lsn);
+    snprintf(keep, sizeof keep, "%s.old", path);
+    CHECK_EQ_INT(rename(path, keep), 0);   /* still mapped: read from while the new one is written */
+    snapshot_writer_t *w = snapshot_begin(s_dir, lsn, snapshot_chain_crc(old), snapshot_time_ms(old), err, sizeof err);
+    CHECK(w != NULL);
+    for (size_t i = 0; w && snapshot_section_name(old, i); i++) {
+        const char *name = snapshot_section_name(old, i);
+        const uint8_t *c;
+        uint64_t len;
+        CHECK_EQ_INT(snapshot_section(old, name, &c, &len), 0);
+        if (strcmp(name, "withdrawals") != 0) {
+            CHECK_EQ_INT(snapshot_put(w, name, c, len, err, sizeof err), 0);
+        } else if (layout) {
+            uint8_t *copy = malloc(len);
+            memcpy(copy, c, len);
+            memcpy(copy, &layout, sizeof layout);   /* little-endian hosts only, as the format */
+            CHECK_EQ_INT(snapshot_put(w, name, copy, len, err, sizeof err), 0);
+            free(copy);
+        }
+    }
+    CHECK_EQ_INT(snapshot_commit(&w, err, sizeof err), 0);
+    snapshot_close(&old);
+    unlink(keep);
+}
+
+/* A snapshot written before withdrawals were in snapshots (no "withdrawals" section), or with a
+ * withdrawals section of another layout: its registry and admins are still read from it, the
+ * withdrawals cleanly come from the whole journal instead (logged), and are the same. */
+static void test_snapshot_of_the_previous_format_is_read_without_its_withdrawals(void)
+{
+    for (uint32_t layout = 0; layout <= 2; layout += 2) {
+        s_fresh("oldformat");
+        char err[300];
+        journal_opts_t o = { .segment_bytes = 4096 };
+        journal_t *j = journal_open(s_dir, &o, err, sizeof err);
+        s_random_history(j, 250);
+        uint64_t lsn = journal_durable_lsn(j);
+        CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, lsn, NULL, err, sizeof err), 0);
+        s_random_history(j, 40);
+        journal_destroy(&j);
+        s_rewrite_withdrawals_section(lsn, layout);
+        CHECK(s_restore_equals_full_replay(&checkpoint_registry, lsn));
+        CHECK(s_restore_equals_full_replay(&checkpoint_admins, lsn));
+        checkpoint_info_t info;
+        withdrawals_t *wd = checkpoint_restore(s_dir, &checkpoint_withdrawals, &s_cfg, 0, &info, err, sizeof err);
+        CHECK(wd != NULL);
+        CHECK_EQ_INT(info.snapshot_lsn, 0);   /* the whole journal, the archive included */
+        CHECK_EQ_INT(info.fallbacks, 1);
+        CHECK(strstr(info.fallback_why, layout ? "layout" : "no section withdrawals") != NULL);
+        CHECK(withdrawals_count(wd) > 0);
+        withdrawals_destroy(&wd);
+        CHECK(s_restore_equals_full_replay(&checkpoint_withdrawals, 0));
+        /* and the next snapshot carries them again */
+        CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, lsn + 40, NULL, err, sizeof err), 0);
+        CHECK(s_restore_equals_full_replay(&checkpoint_withdrawals, lsn + 40));
+        support_tmp_rmrf(s_dir);
+    }
+}
+
+/* The withdrawals restored from dir, as their section's bytes and their views (caller frees both). */
+static void s_withdrawals_now(snap_pk_t *bytes, jbuf_t *views, uint64_t *snapshot_lsn)
+{
+    char err[300];
+    checkpoint_info_t info;
+    withdrawals_t *wd = checkpoint_restore(s_dir, &checkpoint_withdrawals, &s_cfg, 0, &info, err, sizeof err);
+    CHECK(wd != NULL);
+    snap_pk_save_init(bytes);
+    jbuf_init(views);
+    if (!wd)
+        return;
+    *snapshot_lsn = info.snapshot_lsn;
+    CHECK_EQ_INT(withdrawals_save(wd, bytes), 0);
+    s_views_text(&checkpoint_withdrawals, wd, views);
+    withdrawals_destroy(&wd);
+}
+
+/* Runs `kasa withdrawal ARGS --config FILE` on s_dir's journal; its standard output into out (up to
+ * cap bytes, NUL-terminated). The exit status. */
+static int s_withdrawal_cmd(const char *verb, const char *id, char *out, size_t cap)
+{
+    char conf[300], secret[65], pub[65], capture[300];
+    snprintf(conf, sizeof conf, "%s/kasa.env", s_dir);
+    snprintf(capture, sizeof capture, "%s/out.txt", s_dir);
+    memset(secret, '5', 64);
+    secret[64] = '\0';
+    cobo_pubkey_from_seed(secret, pub);
+    FILE *f = fopen(conf, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return -1;
+    fprintf(f, "KASA_JOURNAL_DIR=%s\nCOBO_API_URL=http://127.0.0.1:9/v2\nCOBO_API_KEY=%s\nCOBO_API_SECRET=%s\n"
+            "MT5_URL=http://127.0.0.1:9\nMT5_LOGIN=1\nMT5_PASSWORD=pw\nTELEGRAM_BOT_TOKEN=1:x\n"
+            "TELEGRAM_CHAT_ID=1\nKASA_METRICS_LISTEN=off\n", s_dir, pub, secret);
+    fchmod(fileno(f), 0600);
+    fclose(f);
+    char *argv[] = { "withdrawal", (char *) verb, (char *) id, "--json", "--config", conf, NULL };
+    if (!id)
+        argv[2] = "--json", argv[3] = "--config", argv[4] = conf, argv[5] = NULL;
+    fflush(stdout);
+    int saved = dup(1), fd = open(capture, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 1);
+    close(fd);
+    int rc = cmd_withdrawal(id ? 6 : 5, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    f = fopen(capture, "r");
+    size_t n = f ? fread(out, 1, cap - 1, f) : 0;
+    out[n] = '\0';
+    if (f)
+        fclose(f);
+    return rc;
+}
+
+/* Once the newest snapshot carries the withdrawals, segments holding their records are pruned like
+ * any other; a restart then has every withdrawal as before, and `kasa journal verify` passes. While
+ * the newest snapshot lacks the section (written by the previous format), nothing is pruned. */
+static void test_archive_prune_goes_past_withdrawal_segments_a_snapshot_carries(void)
 {
     s_fresh("prune-wd");
     char err[300];
     journal_opts_t o = { .segment_bytes = 4096 };
     journal_t *j = journal_open(s_dir, &o, err, sizeof err);
-    s_random_history(j, 60);
-    record_t r;
-    record_init(&r, RECORD_ALERT);
-    r.time_ms = 1700000000000LL + 61 * 1000;
-    snprintf(r.tx_id, sizeof r.tx_id, "w%0*d", WITHDRAWAL_ID_HEX, 7);
-    snprintf(r.alert, sizeof r.alert, "%s", record_alert_name((record_alert_t) 0));
-    CHECK(s_put(j, &r) != 0);
-    s_random_history(j, 140);
-    uint64_t lsn = journal_durable_lsn(j);
-    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, lsn, NULL, err, sizeof err), 0);
-    journal_destroy(&j);
+    s_random_history(j, 200);
+    uint64_t first = journal_durable_lsn(j);
+    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, first, NULL, err, sizeof err), 0);
+    s_rewrite_withdrawals_section(first, 0);
     size_t archived = s_archived();
     CHECK(archived > 2);
+    CHECK_EQ_INT(s_prune("2030-01-01"), 1);   /* a start would replay the withdrawals from the whole journal */
+    CHECK_EQ_INT(s_archived(), archived);
+    s_random_history(j, 100);
+    uint64_t second = journal_durable_lsn(j);
+    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, second, NULL, err, sizeof err), 0);
+    s_random_history(j, 30);   /* a tail after the snapshot, withdrawals' records in it too */
+    journal_destroy(&j);
+    snap_pk_t before, after;
+    jbuf_t vbefore, vafter;
+    uint64_t from = 0;
+    s_withdrawals_now(&before, &vbefore, &from);
+    CHECK_EQ_INT(from, second);
+    static char list_before[1 << 16], list_after[1 << 16], shown[1 << 14];
+    CHECK_EQ_INT(s_withdrawal_cmd("list", NULL, list_before, sizeof list_before), 0);
+    CHECK(strstr(list_before, "\"id\":\"w") != NULL);
     CHECK_EQ_INT(s_prune("2030-01-01"), 0);
-    size_t left = s_archived();
-    CHECK(left > 0 && left < archived);   /* the segments before it went; it and the rest stay */
-    journal_reader_t *rd = journal_reader_open(s_dir, 1, err, sizeof err);
-    int found = 0;
-    journal_entry_t e;
-    record_t got;
-    while (rd && journal_reader_next(rd, &e) == 1)
-        if (record_decode(e.payload, e.len, &got, err, sizeof err) == 0 && withdrawals_owns(&got))
-            found++;
-    CHECK(rd != NULL);
-    journal_reader_destroy(&rd);
-    CHECK_EQ_INT(found, 1);
+    CHECK_EQ_INT(s_archived(), 0);   /* withdrawal segments too */
+    CHECK_EQ_INT(s_verify(), 0);
+    s_withdrawals_now(&after, &vafter, &from);
+    CHECK_EQ_INT(from, second);
+    /* `kasa withdrawal list` lists the same; `show` still shows each (from the snapshot when none of
+     * its records is left) */
+    CHECK_EQ_INT(s_withdrawal_cmd("list", NULL, list_after, sizeof list_after), 0);
+    CHECK_EQ_INT(strcmp(list_before, list_after), 0);
+    int shown_from_snapshot = 0;
+    for (unsigned k = 0; k < 12; k++) {
+        char id[32];
+        snprintf(id, sizeof id, "w%0*x", WITHDRAWAL_ID_HEX, 0xa0 + k);
+        char needle[48];
+        snprintf(needle, sizeof needle, "\"id\":\"%s\"", id);
+        if (!strstr(list_before, needle))
+            continue;
+        CHECK_EQ_INT(s_withdrawal_cmd("show", id, shown, sizeof shown), 0);
+        CHECK(strstr(shown, id) != NULL);
+        shown_from_snapshot += strstr(shown, "\"state\":") != NULL;
+    }
+    CHECK(shown_from_snapshot > 0);   /* some had every record pruned */
+    CHECK(before.len > 100 && before.len == after.len && memcmp(before.buf, after.buf, before.len) == 0);
+    CHECK(vbefore.len == vafter.len && memcmp(vbefore.data, vafter.data, vbefore.len) == 0);
+    snap_pk_free(&before);
+    snap_pk_free(&after);
+    jbuf_free(&vbefore);
+    jbuf_free(&vafter);
     support_tmp_rmrf(s_dir);
 }
 
@@ -524,6 +816,7 @@ static void test_kill_9_while_a_snapshot_is_written_loses_nothing(void)
         waitpid(pid, NULL, 0);
         CHECK(s_restore_equals_full_replay(&checkpoint_registry, UINT64_MAX));
         CHECK(s_restore_equals_full_replay(&checkpoint_admins, UINT64_MAX));
+        CHECK(s_restore_equals_full_replay(&checkpoint_withdrawals, UINT64_MAX));
     }
     support_tmp_rmrf(s_dir);
 }
@@ -539,6 +832,7 @@ int main(void)
     RUN(test_kill_9_while_a_snapshot_is_written_loses_nothing);
     RUN(test_verify_checks_snapshots_the_archive_and_the_chain_into_the_journal);
     RUN(test_archive_prune_deletes_only_old_segments_a_valid_snapshot_covers);
-    RUN(test_archive_prune_keeps_segments_with_withdrawal_records);
+    RUN(test_snapshot_of_the_previous_format_is_read_without_its_withdrawals);
+    RUN(test_archive_prune_goes_past_withdrawal_segments_a_snapshot_carries);
     return check_done();
 }
