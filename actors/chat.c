@@ -37,6 +37,12 @@ typedef struct {
     void *arg;
 } s_route_t;
 
+typedef struct {
+    chat_wants_fn *wants;
+    chat_notice_fn *fn;
+    void *arg;
+} s_watch_t;
+
 struct chat_t {
     const config_t *cfg;
     notice_lang_t lang;
@@ -54,6 +60,8 @@ struct chat_t {
     size_t sent_next;
     s_route_t routes[CHAT_MAX_KINDS];
     int nroutes;
+    s_watch_t watches[CHAT_MAX_KINDS];
+    atomic_int nwatches;          /* read by the commit callback: an entry is filled before it counts */
     pthread_t notice_thread, poll_thread;
     int notice_started, poll_started;
     char offset_path[600];
@@ -219,9 +227,22 @@ static void s_decision_notice(chat_t *self, const record_t *r)
     free(text);
 }
 
+/* The watcher that wants r, or NULL. */
+static const s_watch_t *s_watcher(chat_t *self, const record_t *r)
+{
+    int n = atomic_load(&self->nwatches);
+    for (int i = 0; i < n; i++)
+        if (self->watches[i].wants(r))
+            return &self->watches[i];
+    return NULL;
+}
+
 static void s_notice(chat_t *self, const record_t *r)
 {
-    if (r->kind == RECORD_DEPOSIT) {
+    const s_watch_t *w = s_watcher(self, r);
+    if (w) {
+        w->fn(w->arg, r);
+    } else if (r->kind == RECORD_DEPOSIT) {
         s_held_notice(self, r->tx_id);
     } else if (r->kind == RECORD_ALERT) {
         char *text = notice_alert(r, self->lang);
@@ -274,7 +295,7 @@ void chat_on_commit(chat_t *self, uint64_t lsn, const void *payload, size_t len)
         return;
     record_t r;
     char why[96];
-    if (record_decode(payload, len, &r, why, sizeof why) != 0 || !s_wanted(&r))
+    if (record_decode(payload, len, &r, why, sizeof why) != 0 || (!s_watcher(self, &r) && !s_wanted(&r)))
         return;
     pthread_mutex_lock(&self->mu);
     if (self->qcount == CHAT_QUEUE) {
@@ -380,6 +401,29 @@ int chat_route(chat_t *self, const char *kind, chat_button_fn *fn, void *arg)
     snprintf(r->kind, sizeof r->kind, "%s", kind);
     r->fn = fn;
     r->arg = arg;
+    return 0;
+}
+
+int chat_watch(chat_t *self, chat_wants_fn *wants, chat_notice_fn *fn, void *arg)
+{
+    int n = self ? atomic_load(&self->nwatches) : 0;
+    if (!self || !wants || !fn || n == CHAT_MAX_KINDS)
+        return -1;
+    self->watches[n] = (s_watch_t) { wants, fn, arg };
+    atomic_store(&self->nwatches, n + 1);
+    return 0;
+}
+
+int chat_edit(chat_t *self, long long message_id, const char *html, const chat_reply_t *kb)
+{
+    char err[240] = "";
+    if (!self || !html || message_id <= 0)
+        return -1;
+    if (telegram_edit(self->out, self->cfg->telegram_chat_id, message_id, html, kb ? kb->buttons : NULL,
+                      kb ? kb->nbuttons : 0, err, sizeof err) != TELEGRAM_OK) {
+        log_warn("chat.edit_failed", "message_id=%lld reason=\"%s\"", message_id, err);
+        return -1;
+    }
     return 0;
 }
 

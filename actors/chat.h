@@ -105,6 +105,18 @@ int chat_route(chat_t *self, const char *kind, chat_button_fn *fn, void *arg);
  * be sent (logged). Blocks for the sends: call it from a worker, not under a lock. Thread-safe. */
 long long chat_send(chat_t *self, const char *what, const char *id, const char *html, const chat_reply_t *kb);
 
+/* Notices of another kind of work: wants(r) says, in the journal's commit callback (so it must be
+ * quick, pure and never block), whether a durable record is that kind's to tell; fn(arg, r) then
+ * runs on the notice thread for each such record, in commit order, and may chat_send / chat_edit.
+ * A record a watcher wants is that watcher's alone. Call before chat_start(). 0, or -1 (no room). */
+typedef int (chat_wants_fn)(const record_t *r);
+typedef void (chat_notice_fn)(void *arg, const record_t *r);
+int chat_watch(chat_t *self, chat_wants_fn *wants, chat_notice_fn *fn, void *arg);
+
+/* Replaces the text and the keyboard (kb NULL or nbuttons 0: none) of message_id in the broker's
+ * chat, once (a failure is logged). From the notice thread (a watcher's fn). 0 or -1. */
+int chat_edit(chat_t *self, long long message_id, const char *html, const chat_reply_t *kb);
+
 /* callback_data for action on id of kind into buf (at least TELEGRAM_MAX_DATA + 1 bytes): the id
  * itself when it fits, else "#" and the 16 hex digits of stage_tx_hash(id). */
 void chat_button_data(const char *action, const char *kind, const char *id, char *buf, size_t len);

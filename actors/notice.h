@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "actors/registry.h"
+#include "actors/withdrawals.h"
 #include "schema/desk.h"
 #include "schema/record.h"
 
@@ -60,5 +61,28 @@ typedef enum {
 /* The answer text into buf; action names what was done (DONE), why is appended (FAILED). */
 void notice_answer(notice_answer_t answer, desk_action_t action, const char *why, notice_lang_t lang, char *buf,
                    size_t len);
+
+/* ---- withdrawals: the same chat, the same shapes ---------------------------------------------- */
+
+/* A withdrawal's notice as it entered state (w: the withdrawal as memory holds it; its state may have
+ * moved on since): who, how much (account currency, the fee, the token amount), where to, its id;
+ * Cobo's request_id once approved, the tx hash once completed, the MT5 deals, the reason of a held,
+ * rejected or refunded one; a DEBITED one that waits for approval says so with the approvals
+ * needed (withdrawer_approvals_needed) and had. decision, when not NULL, is appended as the last
+ * line (notice_withdrawal_decision). The caller frees. */
+char *notice_withdrawal(const withdrawal_view_t *w, withdrawal_state_t state, int needed, const char *decision,
+                        notice_lang_t lang);
+
+/* One line on a person's action on a withdrawal ("approve", "reject", "refund", "retransfer"; noted:
+ * an approval that waits for another one), who and from where, as notice_decision. Into buf. */
+void notice_withdrawal_decision(const char *action, int noted, int approvals, int needed, const char *actor,
+                                const char *origin, notice_lang_t lang, char *buf, size_t len);
+
+/* A withdrawal button's label for action ("✅ Onayla", "↩️ İade et", "🔁 Yeniden gönder"; English likewise). */
+const char *notice_withdrawal_button(const char *action, notice_lang_t lang);
+
+/* The short answer to a press on a withdrawal's button (as notice_answer, in a withdrawal's words). */
+void notice_withdrawal_answer(notice_answer_t answer, const char *action, const char *why, notice_lang_t lang,
+                              char *buf, size_t len);
 
 #endif

@@ -8,11 +8,12 @@
 #define Y 1
 #define N 0
 static const unsigned char s_matrix[ADMIN_ROLE_COUNT][ADMIN_ACTION_COUNT] = {
-    /*                        VIEW RETRY ASSIGN APPROVE REJECT MANAGE */
-    [ADMIN_ROLE_VIEWER]   = { Y,   N,    N,     N,      N,     N },
-    [ADMIN_ROLE_OPERATOR] = { Y,   Y,    Y,     N,      N,     N },
-    [ADMIN_ROLE_APPROVER] = { Y,   Y,    Y,     Y,      Y,     N },
-    [ADMIN_ROLE_OWNER]    = { Y,   Y,    Y,     Y,      Y,     Y },
+    /*                         VIEW RETRY ASSIGN APPROVE REJECT MANAGE WITHDRAW */
+    [ADMIN_ROLE_VIEWER]    = { Y,   N,    N,     N,      N,     N,     N },
+    [ADMIN_ROLE_OPERATOR]  = { Y,   Y,    Y,     N,      N,     N,     N },
+    [ADMIN_ROLE_APPROVER]  = { Y,   Y,    Y,     Y,      Y,     N,     N },
+    [ADMIN_ROLE_OWNER]     = { Y,   Y,    Y,     Y,      Y,     Y,     Y },
+    [ADMIN_ROLE_TREASURER] = { Y,   Y,    Y,     Y,      Y,     N,     Y },
 };
 #undef Y
 #undef N

@@ -2,9 +2,12 @@
  * passwords. One table (admin.c) says for every role and every action whether it is allowed; every
  * door (the admin API, the control socket, Telegram) asks admin_may() before it acts. Pure: no I/O.
  *
- * Roles, each including the one before: viewer sees everything; operator also retries and assigns
- * held deposits; approver also approves and rejects them; owner also manages admins. New kinds of
- * work (withdrawals) add their actions to ADMIN_ACTIONS and one column to the table. */
+ * Roles: viewer sees everything; operator also retries and assigns held deposits; approver also
+ * approves and rejects them; treasurer is an approver who also decides withdrawals (approve, reject,
+ * refund, transfer again: money leaving the broker's wallet, so not every deposit approver's right);
+ * owner may do everything, managing admins included. (treasurer comes after owner in the enum only
+ * because snapshots keep a role's number.) New kinds of work add their actions to ADMIN_ACTIONS and
+ * one column to the table. */
 #ifndef KASA_SCHEMA_ADMIN_H
 #define KASA_SCHEMA_ADMIN_H
 
@@ -12,7 +15,8 @@
 
 #include "schema/desk.h"
 
-#define ADMIN_ROLES(X) X(VIEWER, "viewer") X(OPERATOR, "operator") X(APPROVER, "approver") X(OWNER, "owner")
+#define ADMIN_ROLES(X) X(VIEWER, "viewer") X(OPERATOR, "operator") X(APPROVER, "approver") X(OWNER, "owner") \
+                          X(TREASURER, "treasurer")
 
 #define ADMIN_ACTIONS(X)                                                  \
     X(VIEW, "view")                     /* read every page and list    */ \
@@ -20,7 +24,8 @@
     X(DEPOSIT_ASSIGN, "deposit.assign") /* DESK_ASSIGN                 */ \
     X(DEPOSIT_APPROVE, "deposit.approve") /* DESK_APPROVE              */ \
     X(DEPOSIT_REJECT, "deposit.reject") /* DESK_REJECT                 */ \
-    X(ADMIN_MANAGE, "admin.manage")     /* add, disable, reset admins  */
+    X(ADMIN_MANAGE, "admin.manage")     /* add, disable, reset admins  */ \
+    X(WITHDRAW_DECIDE, "withdrawal.decide") /* approve, reject, refund, retransfer a withdrawal */
 
 #define ADMIN_ROLE_ENUM_(id, name) ADMIN_ROLE_##id,
 #define ADMIN_ACTION_ENUM_(id, name) ADMIN_##id,

@@ -29,7 +29,7 @@
 static void s_usage(FILE *out)
 {
     fprintf(out,
-            "usage: kasa admin add NAME --role viewer|operator|approver|owner --config FILE\n"
+            "usage: kasa admin add NAME --role viewer|operator|approver|treasurer|owner --config FILE\n"
             "       kasa admin list [--json] --config FILE\n"
             "       kasa admin disable NAME --config FILE\n"
             "       kasa admin reset NAME --config FILE\n"
@@ -37,7 +37,8 @@ static void s_usage(FILE *out)
             "  disable  the admin can no longer log in\n"
             "  reset    a new one-time password and authenticator secret (a lost phone, a forgotten password)\n"
             "Roles: viewer sees everything; operator also retries and assigns held deposits; approver also\n"
-            "approves and rejects them; owner also manages admins.\n");
+            "approves and rejects them; treasurer is an approver who also decides withdrawals; owner may do\n"
+            "everything, managing admins included.\n");
 }
 
 typedef struct {
@@ -211,7 +212,7 @@ int cmd_admin(int argc, char **argv)
     char err[4096];
     int role = 0;
     if (is_add && (role = admin_role_from_name(role_arg)) < 0) {
-        fprintf(stderr, "kasa admin: unknown role '%s' (viewer, operator, approver, owner)\n", role_arg);
+        fprintf(stderr, "kasa admin: unknown role '%s' (viewer, operator, approver, treasurer, owner)\n", role_arg);
         return 2;
     }
     if (name && admin_name_check(name, err, sizeof err) != 0) {

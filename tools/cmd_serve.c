@@ -23,6 +23,7 @@
 #include "actors/accounts.h"
 #include "actors/catchup.h"
 #include "actors/chat.h"
+#include "actors/wdchat.h"
 #include "actors/pipeline.h"
 #include "actors/projector.h"
 #include "actors/checkpoint.h"
@@ -281,6 +282,10 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
     admin_live(admin_api, ctx.events);
+    if (wdchat_attach(ctx.chat, pipeline, &cfg) != 0) {
+        fprintf(stderr, "kasa serve: Telegram: no room for the withdrawals' buttons\n");
+        goto done;
+    }
     if (ctx.chat && chat_start(ctx.chat, pipeline, admins, err, sizeof err) != 0) {
         fprintf(stderr, "kasa serve: Telegram: %s\n", err);
         goto done;
@@ -290,7 +295,9 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s (KASA_CONTROL)\n", err);
         goto done;
     }
-    if (control_verb(control, "withdrawal", cmd_withdrawal_verb, pipeline) != 0) {
+    static cmd_withdrawal_verb_t wd_verb;
+    wd_verb = (cmd_withdrawal_verb_t) { pipeline, admins };
+    if (control_verb(control, "withdrawal", cmd_withdrawal_verb, &wd_verb) != 0) {
         fprintf(stderr, "kasa serve: control socket: no verb slot for withdrawals\n");
         goto done;
     }

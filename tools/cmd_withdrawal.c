@@ -8,19 +8,23 @@
  * the journal itself (taking its lock), replays it, and journals the action the same way
  * (withdrawals_desk: the same table, the same checks); the next start hands the withdrawal on.
  * Either way the action is journaled with who (cli:USER, or --actor), when, from where and the
- * reason, or refused with nothing journaled. */
+ * reason, or refused with nothing journaled. An --actor admin:NAME must be an enabled admin account
+ * whose role decides withdrawals (ADMIN_WITHDRAW_DECIDE), as in the panel and in Telegram; a cli:USER
+ * actor is the host's own operator (who holds the configuration and the journal). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "actors/admins.h"
 #include "actors/mt5.h"
 #include "actors/pipeline.h"
 #include "actors/checkpoint.h"
 #include "actors/withdrawals.h"
 #include "actors/withdrawer.h"
 #include "journal/journal.h"
+#include "schema/admin.h"
 #include "schema/config.h"
 #include "schema/json.h"
 #include "schema/record.h"
@@ -152,6 +156,23 @@ typedef struct {
     const char *action, *id, *actor, *origin, *reason;
 } s_act_t;
 
+int cmd_withdrawal_actor_may(admins_t *admins, const char *actor, char *err, size_t errlen)
+{
+    if (!actor || strncmp(actor, "admin:", 6) != 0)
+        return 0;   /* cli:USER: the host's operator */
+    admin_view_t a;
+    if (admins_get(admins, actor + 6, &a) != 0 || a.disabled) {
+        snprintf(err, errlen, "%.70s is not an enabled admin account", actor);
+        return -1;
+    }
+    if (!admin_may(a.role, ADMIN_WITHDRAW_DECIDE)) {
+        snprintf(err, errlen, "%.70s (%s) may not decide withdrawals (%s: treasurer, owner)", actor,
+                 admin_role_name(a.role), admin_action_name(ADMIN_WITHDRAW_DECIDE));
+        return -1;
+    }
+    return 0;
+}
+
 static int s_act_offline(journal_t *journal, void *arg)
 {
     const s_act_t *a = arg;
@@ -161,7 +182,12 @@ static int s_act_offline(journal_t *journal, void *arg)
     int rc = 1;
     withdrawal_view_t w;
     char err[256] = "";
-    if (withdrawals_get(wd, a->id, &w) != 0) {
+    admins_t *ad = admins_new();
+    if (!ad || admins_replay(ad, a->cfg->journal_dir, err, sizeof err) < 0) {
+        fprintf(stderr, "kasa withdrawal: admin accounts: %s\n", ad ? err : "out of memory");
+    } else if (cmd_withdrawal_actor_may(ad, a->actor, err, sizeof err) != 0) {
+        fprintf(stderr, "kasa withdrawal: refused: %s\n", err);
+    } else if (withdrawals_get(wd, a->id, &w) != 0) {
         fprintf(stderr, "kasa withdrawal: refused: no withdrawal %s\n", a->id);
     } else {
         unsigned fx = 0;
@@ -176,6 +202,7 @@ static int s_act_offline(journal_t *journal, void *arg)
             fprintf(stderr, "kasa withdrawal: refused: %s\n", err);
         }
     }
+    admins_destroy(&ad);
     withdrawals_destroy(&wd);
     return rc;
 }
@@ -187,8 +214,13 @@ int cmd_withdrawal_verb(void *arg, char *const *f, int n, char *reply, size_t re
         snprintf(reply, replylen, "malformed request");
         return -1;
     }
+    const cmd_withdrawal_verb_t *v = arg;
     char err[256] = "";
-    int rc = pipeline_withdraw_act(arg, f[2], f[1], f[3], f[4], f[5], err, sizeof err);
+    if (cmd_withdrawal_actor_may(v->admins, f[3], err, sizeof err) != 0) {
+        snprintf(reply, replylen, "%s", err);
+        return -1;
+    }
+    int rc = pipeline_withdraw_act(v->pipeline, f[2], f[1], f[3], f[4], f[5], err, sizeof err);
     if (rc < 0) {
         snprintf(reply, replylen, "%s", err[0] ? err : "refused");
         return -1;

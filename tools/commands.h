@@ -19,8 +19,17 @@ int cmd_reconcile(int argc, char **argv); /* tools/cmd_reconcile.c journal vs Co
 /* The control socket's "catchup SINCE_MS" verb (control_verb_fn; arg: the server's catchup_t). */
 #include <stddef.h>
 int cmd_catchup_verb(void *arg, char *const *frames, int n, char *reply, size_t replylen);
-/* The control socket's "withdrawal ACTION ID ACTOR ORIGIN REASON" verb (arg: the server's pipeline_t). */
+/* The control socket's "withdrawal ACTION ID ACTOR ORIGIN REASON" verb (arg: a cmd_withdrawal_verb_t). */
+typedef struct pipeline_t pipeline_t;
+typedef struct admins_t admins_t;
+typedef struct {
+    pipeline_t *pipeline;
+    admins_t *admins;
+} cmd_withdrawal_verb_t;
 int cmd_withdrawal_verb(void *arg, char *const *frames, int n, char *reply, size_t replylen);
+/* 0 if actor may decide withdrawals: a cli:USER actor, or admin:NAME naming an enabled account whose
+ * role has ADMIN_WITHDRAW_DECIDE; else -1 with the reason in err. */
+int cmd_withdrawal_actor_may(admins_t *admins, const char *actor, char *err, size_t errlen);
 
 
 /* Opens the journal in dir for a verb of kasa, its notes (a torn tail cut, a failure) going to

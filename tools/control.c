@@ -105,7 +105,7 @@ static void s_admin(zsock_t *rep, const control_args_t *a, char **f)
     } else if (strcmp(f[1], "add") == 0) {
         int role = admin_role_from_name(f[3]);
         if (role < 0)
-            snprintf(err, sizeof err, "unknown role '%s' (viewer, operator, approver, owner)", f[3]);
+            snprintf(err, sizeof err, "unknown role '%s' (viewer, operator, approver, treasurer, owner)", f[3]);
         else
             rc = admins_add(a->admins, a->journal, f[2], (admin_role_t) role, f[4], f[5], pw, secret, err, sizeof err);
     } else if (strcmp(f[1], "reset") == 0) {

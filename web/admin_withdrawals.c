@@ -128,5 +128,5 @@ int admin_withdrawals_routes(admin_api_t *api, pipeline_t *pipeline, const char 
         admin_route(api, "GET", "/api/admin/withdrawals/*", ADMIN_VIEW, s_one, &s_api) != 0)
         return -1;
     /* GET and POST share the wildcard path in the route table: a POST is an action. */
-    return admin_route(api, "POST", "/api/admin/withdrawals/*", ADMIN_DEPOSIT_APPROVE, s_act, &s_api);
+    return admin_route(api, "POST", "/api/admin/withdrawals/*", ADMIN_WITHDRAW_DECIDE, s_act, &s_api);
 }

@@ -2,7 +2,7 @@
  *   GET  /api/admin/withdrawals[?state=STATE&login=N]  newest first (any admin)
  *   GET  /api/admin/withdrawals/{id}                    one withdrawal and its journal timeline
  *   POST /api/admin/withdrawals/{id}/{approve|reject|refund|retransfer} {"reason": "..."}
- * Actions need the approver role (the deposit approvers' right, ADMIN_DEPOSIT_APPROVE) and are
+ * Actions need the withdrawal right (ADMIN_WITHDRAW_DECIDE: treasurer, owner) and are
  * journaled as the admin from the caller's address, with the reason (pipeline_withdraw_act). */
 #ifndef KASA_WEB_ADMIN_WITHDRAWALS_H
 #define KASA_WEB_ADMIN_WITHDRAWALS_H

@@ -1149,6 +1149,131 @@ H_FN char *h_tg_messages(const h_env_t *env)
     return r.body;
 }
 
+/* An investor's session on kasa's panel: POST /api/login with login and the MT5 password; the
+ * session cookie ("kasa_sid=...") and the CSRF token into sid and csrf (80 bytes each). 0 or -1. */
+H_FN int h_investor_login(const h_env_t *env, uint64_t login, const char *password, char sid[80], char csrf[80])
+{
+    char body[300], cookie[300] = "";
+    snprintf(body, sizeof body, "{\"login\":\"%llu\",\"password\":\"%s\"}", (unsigned long long) login, password);
+    h_cresp_t r = h_call(env->kasa_url, "POST", "/api/login", NULL, NULL, body, NULL);
+    h_header(&r, "Set-Cookie", cookie, sizeof cookie);
+    const char *v = strstr(cookie, "kasa_sid=");
+    snprintf(sid, 80, "kasa_sid=%.64s", v ? v + 9 : "");
+    csrf[0] = '\0';
+    h_json_str(r.body, "csrf", csrf, 80);
+    int ok = r.status == 200 && v && csrf[0];
+    h_cresp_free(&r);
+    return ok ? 0 : -1;
+}
+
+/* The newest message in the Telegram simulator whose text holds needle (and needle2, unless NULL):
+ * its id (0 if none), its text and its first row's callback_data ("null" for none, two of them
+ * separated by a space) into the buffers (may be NULL). */
+H_FN long long h_tg_find(const h_env_t *env, const char *needle, const char *needle2, char *text, size_t tlen,
+                         char *markup, size_t mlen)
+{
+    char *all = h_tg_messages(env);
+    bson_t doc;
+    char perr[64];
+    long long found = 0;
+    if (all && json_parse(all, strlen(all), &doc, perr, sizeof perr) == 0) {
+        for (int i = 0; i < 10000; i++) {
+            char path[96];
+            snprintf(path, sizeof path, "messages.%d.text", i);
+            const char *t = json_get_str(&doc, path);
+            if (!t)
+                break;
+            if (!strstr(t, needle) || (needle2 && !strstr(t, needle2)))
+                continue;
+            int64_t id = 0;
+            snprintf(path, sizeof path, "messages.%d.message_id", i);
+            json_get_i64(&doc, path, &id);
+            found = id;
+            if (text)
+                snprintf(text, tlen, "%s", t);
+            if (markup) {
+                snprintf(path, sizeof path, "messages.%d.reply_markup.inline_keyboard.0.0.callback_data", i);
+                const char *d0 = json_get_str(&doc, path);
+                snprintf(path, sizeof path, "messages.%d.reply_markup.inline_keyboard.0.1.callback_data", i);
+                const char *d1 = json_get_str(&doc, path);
+                snprintf(markup, mlen, "%s %s", d0 ? d0 : "null", d1 ? d1 : "null");
+            }
+        }
+        bson_destroy(&doc);
+    }
+    free(all);
+    return found;
+}
+
+/* Waits until a message holds both needles (n2 may be NULL); its id, or 0. */
+H_FN long long h_tg_wait(const h_env_t *env, const char *n1, const char *n2, int timeout_ms)
+{
+    int64_t end = h_now_ms() + timeout_ms;
+    for (;;) {
+        long long id = h_tg_find(env, n1, n2, NULL, 0, NULL, 0);
+        if (id)
+            return id;
+        if (h_now_ms() >= end)
+            return 0;
+        h_sleep_ms(50);
+    }
+}
+
+/* A user presses the button with data on message mid. The HTTP status. */
+H_FN long h_tg_press(const h_env_t *env, int64_t user, long long mid, const char *data)
+{
+    char body[300];
+    snprintf(body, sizeof body, "{\"user_id\":%lld,\"first_name\":\"T\",\"message_id\":%lld,\"data\":\"%s\"}",
+             (long long) user, mid, data);
+    return h_sim_post(env->tg_url, "/sim/press", body);
+}
+
+/* Waits until every press is answered; then the answer of the last press into buf. 0 or -1. */
+H_FN int h_tg_wait_answer(const h_env_t *env, char *buf, size_t len, int timeout_ms)
+{
+    char url[160];
+    snprintf(url, sizeof url, "%s/sim/presses", env->tg_url);
+    int64_t end = h_now_ms() + timeout_ms;
+    for (;;) {
+        h_resp_t r = h_http("GET", url, NULL);
+        int done = r.body && !strstr(r.body, "\"answered\":false");
+        if (done) {
+            const char *last = strrchr(r.body, '{');
+            const char *a = last ? strstr(last, "\"answer\":\"") : NULL;
+            snprintf(buf, len, "%.*s", a ? (int) strcspn(a + 10, "\"") : 0, a ? a + 10 : "");
+        }
+        h_resp_free(&r);
+        if (done)
+            return 0;
+        if (h_now_ms() >= end)
+            return -1;
+        h_sleep_ms(50);
+    }
+}
+
+/* Lines of `kasa journal dump` holding both needles (n2 may be NULL). */
+H_FN int h_dump_count(h_env_t *env, const char *n1, const char *n2)
+{
+    char *out = NULL;
+    h_kasa_cmd(env, &out, "journal", "dump", env->journal, NULL);
+    int n = 0;
+    for (char *line = out ? strtok(out, "\n") : NULL; line; line = strtok(NULL, "\n"))
+        n += strstr(line, n1) && (!n2 || strstr(line, n2));
+    free(out);
+    return n;
+}
+
+/* Occurrences of needle in kasa's log. */
+H_FN int h_log_count(const h_env_t *env, const char *needle)
+{
+    char *log = h_read_file(env->kasa_log, NULL);
+    int n = 0;
+    for (const char *p = log; p && (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    free(log);
+    return n;
+}
+
 /* ---- reading the journal -------------------------------------------------------------------- */
 
 typedef struct {

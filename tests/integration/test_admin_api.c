@@ -306,9 +306,10 @@ static void test_two_approvers_approve_over_the_second_limit(void)
     h_cresp_free(&r);
 }
 
-/* The withdrawal queue: an investor's withdrawal waits DEBITED; a viewer sees it and may not act; an
- * approver rejects it with a reason (journaled as the admin) and it is refunded. */
-static void test_the_withdrawal_queue_and_an_approvers_reject(void)
+/* The withdrawal queue: an investor's withdrawal waits DEBITED; a viewer sees it and may not act, nor
+ * may a deposit approver; a treasurer rejects it with a reason (journaled as the admin) and it is
+ * refunded. */
+static void test_the_withdrawal_queue_and_a_treasurers_reject(void)
 {
     CHECK(s_ready);
     mt5_client_t *m = mt5_client_new(s_env.mt5_url, H_MT5_MANAGER, H_MT5_MANAGER_PW, NULL, 5000);
@@ -316,17 +317,11 @@ static void test_the_withdrawal_queue_and_an_approvers_reject(void)
     char e[160];
     CHECK(mt5_balance(m, 100008, 50000, 2, "seed", &t, e, sizeof e) == MT5_OK);
     mt5_client_destroy(&m);
-    char body[300], cookie[300] = "", sid[80] = "", csrf[80] = "", id[40] = "";
-    snprintf(body, sizeof body, "{\"login\":\"100008\",\"password\":\"%s\"}", H_MT5_PW);
-    h_cresp_t r = h_call(s_env.kasa_url, "POST", "/api/login", NULL, NULL, body, NULL);
-    h_header(&r, "Set-Cookie", cookie, sizeof cookie);
-    const char *v = strstr(cookie, "kasa_sid=");
-    snprintf(sid, sizeof sid, "kasa_sid=%.64s", v ? v + 9 : "");
-    h_json_str(r.body, "csrf", csrf, sizeof csrf);
-    h_cresp_free(&r);
+    char body[300], sid[80] = "", csrf[80] = "", id[40] = "";
+    CHECK_EQ_INT(h_investor_login(&s_env, 100008, H_MT5_PW, sid, csrf), 0);
     snprintf(body, sizeof body, "{\"token\":\"TRON_USDT\",\"address\":\"TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t\","
              "\"amount\":\"50\",\"password\":\"%s\"}", H_MT5_PW);
-    r = h_call(s_env.kasa_url, "POST", "/api/withdrawals", sid, csrf, body, NULL);
+    h_cresp_t r = h_call(s_env.kasa_url, "POST", "/api/withdrawals", sid, csrf, body, NULL);
     CHECK_EQ_INT(r.status, 201);
     h_json_str(r.body, "id", id, sizeof id);
     h_cresp_free(&r);
@@ -344,7 +339,10 @@ static void test_the_withdrawal_queue_and_an_approvers_reject(void)
     r = s_req(&s_vera, "POST", path, "{\"reason\":\"no\"}", 1);
     CHECK_EQ_INT(r.status, 403);   /* a viewer */
     h_cresp_free(&r);
-    r = s_req(&s_apex, "POST", path, "{\"reason\":\"the destination is not the investor's\"}", 1);
+    r = s_req(&s_apex, "POST", path, "{\"reason\":\"no\"}", 1);
+    CHECK_EQ_INT(r.status, 403);   /* a deposit approver: withdrawals are a treasurer's (withdrawal.decide) */
+    h_cresp_free(&r);
+    r = s_req(&s_apex2, "POST", path, "{\"reason\":\"the destination is not the investor's\"}", 1);
     CHECK_EQ_INT(r.status, 200);
     h_cresp_free(&r);
     int refunded = 0;
@@ -352,7 +350,7 @@ static void test_the_withdrawal_queue_and_an_approvers_reject(void)
     for (int i = 0; i < 100 && !refunded; i++) {
         r = s_req(&s_vera, "GET", path, NULL, 0);
         refunded = r.status == 200 && r.body && strstr(r.body, "\"state\":\"REFUNDED\"") &&
-                   strstr(r.body, "admin:apex") && strstr(r.body, "not the investor");
+                   strstr(r.body, "admin:apex2") && strstr(r.body, "not the investor");
         h_cresp_free(&r);
         if (!refunded)
             h_sleep_ms(50);
@@ -392,7 +390,7 @@ static void test_search_filters_and_pages_newest_first(void)
           strstr(r.body, "{\"token\":\"TRON_USDT\",\"today\":\"7030\",\"week\":\"7030\"}"));
     h_cresp_free(&r);
     r = s_req(&s_vera, "GET", "/api/admin/admins", NULL, 0);
-    CHECK(strstr(r.body, "\"name\":\"apex2\",\"role\":\"approver\""));
+    CHECK(strstr(r.body, "\"name\":\"apex2\",\"role\":\"treasurer\""));
     h_cresp_free(&r);
 }
 
@@ -642,7 +640,7 @@ int main(void)
                                          "KASA_WITHDRAW_RULES=TRON_USDT=1:1:10:5000:20000\n") == 0 &&
         h_kasa_start(&s_env) == 0)
         s_ready = h_link(&s_env, ADDR_A, 100001) == 0 && s_add(&s_boss, "owner") == 0 && s_add(&s_vera, "viewer") == 0 &&
-                  s_add(&s_opal, "operator") == 0 && s_add(&s_apex, "approver") == 0 && s_add(&s_apex2, "approver") == 0;
+                  s_add(&s_opal, "operator") == 0 && s_add(&s_apex, "approver") == 0 && s_add(&s_apex2, "treasurer") == 0;
     if (!s_ready)
         h_log("setup failed; logs in %s", s_env.dir);
     RUN(test_login_needs_password_and_code_and_forces_a_new_password);
@@ -650,7 +648,7 @@ int main(void)
     RUN(test_a_viewer_sees_everything_and_may_not_act);
     RUN(test_an_operator_assigns_and_the_deposit_is_credited_once);
     RUN(test_two_approvers_approve_over_the_second_limit);
-    RUN(test_the_withdrawal_queue_and_an_approvers_reject);
+    RUN(test_the_withdrawal_queue_and_a_treasurers_reject);
     RUN(test_search_filters_and_pages_newest_first);
     RUN(test_addresses_are_searchable_and_paged);
     RUN(test_wallet_balances_per_token_and_address_with_exact_totals);

@@ -24,106 +24,22 @@ static int s_ready;
 static char s_two[40];
 static long long s_two_mid;
 
-/* The newest message whose text holds needle (and needle2, unless NULL): its id (0 if none), text
- * and its buttons' callback_data ("null" for none) into the buffers (may be NULL). */
 static long long s_message2(const char *needle, const char *needle2, char *text, size_t tlen, char *markup,
                             size_t mlen)
 {
-    char *all = h_tg_messages(&s_env);
-    bson_t doc;
-    char perr[64];
-    long long found = 0;
-    if (all && json_parse(all, strlen(all), &doc, perr, sizeof perr) == 0) {
-        for (int i = 0; i < 10000; i++) {
-            char path[96];
-            snprintf(path, sizeof path, "messages.%d.text", i);
-            const char *t = json_get_str(&doc, path);
-            if (!t)
-                break;
-            if (!strstr(t, needle) || (needle2 && !strstr(t, needle2)))
-                continue;
-            int64_t id = 0;
-            snprintf(path, sizeof path, "messages.%d.message_id", i);
-            json_get_i64(&doc, path, &id);
-            found = id;
-            if (text)
-                snprintf(text, tlen, "%s", t);
-            if (markup) {
-                snprintf(path, sizeof path, "messages.%d.reply_markup.inline_keyboard.0.0.callback_data", i);
-                const char *d0 = json_get_str(&doc, path);
-                snprintf(path, sizeof path, "messages.%d.reply_markup.inline_keyboard.0.1.callback_data", i);
-                const char *d1 = json_get_str(&doc, path);
-                snprintf(markup, mlen, "%s %s", d0 ? d0 : "null", d1 ? d1 : "null");
-            }
-        }
-        bson_destroy(&doc);
-    }
-    free(all);
-    return found;
+    return h_tg_find(&s_env, needle, needle2, text, tlen, markup, mlen);
 }
 
 static long long s_message(const char *needle, char *text, size_t tlen, char *markup, size_t mlen)
 {
-    return s_message2(needle, NULL, text, tlen, markup, mlen);
+    return h_tg_find(&s_env, needle, NULL, text, tlen, markup, mlen);
 }
 
-/* Waits until a message holds both needles; its id, or 0. */
-static long long s_wait_message(const char *n1, const char *n2, int timeout_ms)
-{
-    int64_t end = h_now_ms() + timeout_ms;
-    for (;;) {
-        long long id = s_message2(n1, n2, NULL, 0, NULL, 0);
-        if (id)
-            return id;
-        if (h_now_ms() >= end)
-            return 0;
-        h_sleep_ms(50);
-    }
-}
-
-/* A user presses the button with data on message mid. The HTTP status. */
-static long s_press(int64_t user, long long mid, const char *data)
-{
-    char body[300];
-    snprintf(body, sizeof body, "{\"user_id\":%lld,\"first_name\":\"T\",\"message_id\":%lld,\"data\":\"%s\"}",
-             (long long) user, mid, data);
-    return h_sim_post(s_env.tg_url, "/sim/press", body);
-}
-
-/* Waits until every press is answered; then the answer of the last press into buf. 0 or -1. */
-static int s_wait_answer(char *buf, size_t len, int timeout_ms)
-{
-    char url[160];
-    snprintf(url, sizeof url, "%s/sim/presses", s_env.tg_url);
-    int64_t end = h_now_ms() + timeout_ms;
-    for (;;) {
-        h_resp_t r = h_http("GET", url, NULL);
-        int done = r.body && !strstr(r.body, "\"answered\":false");
-        if (done) {
-            const char *last = strrchr(r.body, '{');
-            const char *a = last ? strstr(last, "\"answer\":\"") : NULL;
-            snprintf(buf, len, "%.*s", a ? (int) strcspn(a + 10, "\"") : 0, a ? a + 10 : "");
-        }
-        h_resp_free(&r);
-        if (done)
-            return 0;
-        if (h_now_ms() >= end)
-            return -1;
-        h_sleep_ms(50);
-    }
-}
-
-/* Lines of the journal dump holding both needles. */
-static int s_dump_count(const char *n1, const char *n2)
-{
-    char *out = NULL;
-    h_kasa_cmd(&s_env, &out, "journal", "dump", s_env.journal, NULL);
-    int n = 0;
-    for (char *line = out ? strtok(out, "\n") : NULL; line; line = strtok(NULL, "\n"))
-        n += strstr(line, n1) && (!n2 || strstr(line, n2));
-    free(out);
-    return n;
-}
+#define s_wait_message(n1, n2, ms) h_tg_wait(&s_env, n1, n2, ms)
+#define s_press(user, mid, data) h_tg_press(&s_env, user, mid, data)
+#define s_wait_answer(buf, len, ms) h_tg_wait_answer(&s_env, buf, len, ms)
+#define s_dump_count(n1, n2) h_dump_count(&s_env, n1, n2)
+#define s_log_count(needle) h_log_count(&s_env, needle)
 
 /* A deposit of amount to ADDR_A, HELD, and its notice with buttons: its message id (0 on failure). */
 static long long s_held(const char *amount, h_tx_t *tx)
@@ -229,17 +145,6 @@ static void test_over_the_second_limit_needs_two_different_approvers(void)
     CHECK_EQ_INT(h_journal_records(s_env.journal), records);
     CHECK_EQ_INT(h_wait_state(&s_env, tx.tx_id, DEPOSIT_HELD, 100), DEPOSIT_HELD);
     CHECK_EQ_INT(h_deals_of(&s_env, 100001, 599950, NULL), 0);
-}
-
-/* Lines of kasa's log holding needle. */
-static int s_log_count(const char *needle)
-{
-    char *log = h_read_file(s_env.kasa_log, NULL);
-    int n = 0;
-    for (const char *p = log; p && (p = strstr(p, needle)) != NULL; p++)
-        n++;
-    free(log);
-    return n;
 }
 
 static void test_restart_handles_old_presses_never_and_a_new_one_once(void)

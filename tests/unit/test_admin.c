@@ -7,16 +7,18 @@
 
 /* "Y" allowed, "-" not. Columns in the order of ADMIN_ACTIONS. */
 static const char *const s_expected[ADMIN_ROLE_COUNT] = {
-    /*                      VIEW RETRY ASSIGN APPROVE REJECT MANAGE */
-    [ADMIN_ROLE_VIEWER]   = "Y-----",
-    [ADMIN_ROLE_OPERATOR] = "YYY---",
-    [ADMIN_ROLE_APPROVER] = "YYYYY-",
-    [ADMIN_ROLE_OWNER]    = "YYYYYY",
+    /*                       VIEW RETRY ASSIGN APPROVE REJECT MANAGE WITHDRAW */
+    [ADMIN_ROLE_VIEWER]    = "Y------",
+    [ADMIN_ROLE_OPERATOR]  = "YYY----",
+    [ADMIN_ROLE_APPROVER]  = "YYYYY--",
+    [ADMIN_ROLE_OWNER]     = "YYYYYYY",
+    [ADMIN_ROLE_TREASURER] = "YYYYY-Y",
 };
 
 static void test_every_role_and_action_cell(void)
 {
-    CHECK_EQ_INT(ADMIN_ACTION_COUNT, 6);
+    CHECK_EQ_INT(ADMIN_ACTION_COUNT, 7);
+    CHECK_EQ_INT(ADMIN_ROLE_COUNT, 5);
     for (int r = 0; r < ADMIN_ROLE_COUNT; r++)
         for (int a = 0; a < ADMIN_ACTION_COUNT; a++) {
             int want = s_expected[r][a] == 'Y';
@@ -43,9 +45,24 @@ static void test_desk_actions_need_their_admin_action(void)
     CHECK(!admin_may(ADMIN_ROLE_OPERATOR, admin_action_of_desk(DESK_APPROVE)));
 }
 
+/* Withdrawals move the broker's own coins out: a deposit approver is not a withdrawal approver; a
+ * treasurer is, and an owner; a treasurer does not manage admins. */
+static void test_a_deposit_approver_is_not_a_withdrawal_approver(void)
+{
+    CHECK(!admin_may(ADMIN_ROLE_APPROVER, ADMIN_WITHDRAW_DECIDE));
+    CHECK(admin_may(ADMIN_ROLE_TREASURER, ADMIN_WITHDRAW_DECIDE));
+    CHECK(admin_may(ADMIN_ROLE_OWNER, ADMIN_WITHDRAW_DECIDE));
+    CHECK(admin_may(ADMIN_ROLE_TREASURER, ADMIN_DEPOSIT_APPROVE));
+    CHECK(!admin_may(ADMIN_ROLE_TREASURER, ADMIN_ADMIN_MANAGE));
+    CHECK_EQ_STR(admin_action_name(ADMIN_WITHDRAW_DECIDE), "withdrawal.decide");
+    /* snapshots keep a role's number: the roles before treasurer keep theirs */
+    CHECK_EQ_INT(ADMIN_ROLE_OWNER, 3);
+    CHECK_EQ_INT(ADMIN_ROLE_TREASURER, 4);
+}
+
 static void test_role_names_round_trip(void)
 {
-    static const char *const names[] = { "viewer", "operator", "approver", "owner" };
+    static const char *const names[] = { "viewer", "operator", "approver", "owner", "treasurer" };
     for (int i = 0; i < ADMIN_ROLE_COUNT; i++) {
         CHECK_EQ_STR(admin_role_name((admin_role_t) i), names[i]);
         CHECK_EQ_INT(admin_role_from_name(names[i]), i);
@@ -80,6 +97,7 @@ int main(void)
 {
     RUN(test_every_role_and_action_cell);
     RUN(test_desk_actions_need_their_admin_action);
+    RUN(test_a_deposit_approver_is_not_a_withdrawal_approver);
     RUN(test_role_names_round_trip);
     RUN(test_names_and_passwords);
     return check_done();

@@ -2,7 +2,8 @@
  * credit, a held deposit (with its reason in words, the approvals it waits for, and what was
  * decided), an alert, an admin lockout; every value HTML-escaped and every text one Telegram
  * parses (sent through the Bot API simulator with parse_mode HTML); callback_data within 64 bytes
- * for any transaction id. */
+ * for any transaction id; a withdrawal's notice for every state it enters, its decisions, answers
+ * and buttons. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "actors/notice.h"
 #include "actors/stage.h"
 #include "actors/telegram.h"
+#include "actors/wdchat.h"
 #include "tests/check.h"
 #include "tools/sim/sim_telegram.h"
 
@@ -179,6 +181,114 @@ static void test_button_data_fits_any_transaction_id(void)
     CHECK_EQ_STR(r.buttons[0].text, "🔁 Retry");
 }
 
+static withdrawal_view_t s_wd(void)
+{
+    withdrawal_view_t w;
+    memset(&w, 0, sizeof w);
+    snprintf(w.id, sizeof w.id, "w0123456789abcdef0123");
+    w.login = 100004;
+    w.amount_minor = 200000;
+    w.digits = 2;
+    snprintf(w.currency, sizeof w.currency, "USD");
+    snprintf(w.fee, sizeof w.fee, "1");
+    snprintf(w.amount, sizeof w.amount, "1999");
+    snprintf(w.token_id, sizeof w.token_id, "TRON_USDT");
+    snprintf(w.address, sizeof w.address, "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t");
+    w.debit_ticket = 77;
+    return w;
+}
+
+/* Every state a withdrawal enters has its own title in both languages, and every text parses. */
+static void test_every_withdrawal_state_is_told_in_both_languages(void)
+{
+    static const struct {
+        withdrawal_state_t state;
+        int needed;
+        const char *tr, *en;
+    } cases[] = {
+        { WITHDRAWAL_REQUESTED, 0, "<b>Para çekme talebi</b>", "<b>Withdrawal requested</b>" },
+        { WITHDRAWAL_DEBITED, 0, "<b>Para çekme hesaptan düşüldü</b>", "<b>Withdrawal debited</b>" },
+        { WITHDRAWAL_DEBITED, 2, "<b>Onay bekleyen para çekme</b>", "<b>Withdrawal waits for approval</b>" },
+        { WITHDRAWAL_APPROVED, 1, "<b>Para çekme onaylandı</b>", "<b>Withdrawal approved</b>" },
+        { WITHDRAWAL_SENT, 1, "<b>Para çekme Cobo'ya gönderildi</b>", "<b>Withdrawal sent to Cobo</b>" },
+        { WITHDRAWAL_COMPLETED, 1, "<b>Para çekme tamamlandı</b>", "<b>Withdrawal completed</b>" },
+        { WITHDRAWAL_HELD, 1, "<b>Para çekme bekletiliyor</b>", "<b>Withdrawal held</b>" },
+        { WITHDRAWAL_REJECTED, 0, "<b>Para çekme reddedildi</b>", "<b>Withdrawal rejected</b>" },
+        { WITHDRAWAL_REFUNDING, 1, "<b>Para çekme iade ediliyor</b>", "<b>Withdrawal being refunded</b>" },
+        { WITHDRAWAL_REFUNDED, 1, "<b>Para çekme iade edildi</b>", "<b>Withdrawal refunded</b>" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        withdrawal_view_t w = s_wd();
+        snprintf(w.request_id, sizeof w.request_id, "kasa-%s-1", w.id);
+        snprintf(w.tx_hash, sizeof w.tx_hash, "0xabc<1>");
+        snprintf(w.reason, sizeof w.reason, "Cobo says Failed for <r>");
+        char *tr = notice_withdrawal(&w, cases[i].state, cases[i].needed, NULL, NOTICE_TR);
+        char *en = notice_withdrawal(&w, cases[i].state, cases[i].needed, NULL, NOTICE_EN);
+        CHECK(strstr(tr, cases[i].tr) && strstr(en, cases[i].en));
+        CHECK(strstr(tr, "Hesap: <code>100004</code>") && strstr(tr, "Tutar: <b>2000.00 USD</b> (ücret: 1 USD)") &&
+              strstr(tr, "Gönderilecek: <b>1999 TRON_USDT</b>") && strstr(en, "To send: <b>1999 TRON_USDT</b>"));
+        CHECK(s_parses(tr) && s_parses(en));
+        free(tr);
+        free(en);
+    }
+}
+
+static void test_withdrawal_notices_carry_hash_reason_approvals_and_decision(void)
+{
+    withdrawal_view_t w = s_wd();
+    snprintf(w.request_id, sizeof w.request_id, "kasa-%s-1", w.id);
+    snprintf(w.tx_hash, sizeof w.tx_hash, "0xfeed");
+    char *en = notice_withdrawal(&w, WITHDRAWAL_COMPLETED, 1, NULL, NOTICE_EN);
+    CHECK(strstr(en, "Tx hash: <code>0xfeed</code>") && strstr(en, "Cobo request_id: <code>kasa-w0123"));
+    free(en);
+    snprintf(w.reason, sizeof w.reason, "Cobo says Failed for kasa-x-1 <now>");
+    char *tr = notice_withdrawal(&w, WITHDRAWAL_HELD, 1, NULL, NOTICE_TR);
+    CHECK(strstr(tr, "Neden: Cobo says Failed for kasa-x-1 &lt;now&gt;") && strstr(tr, "yeniden göndermesi"));
+    free(tr);
+    w.approvals = 1;
+    snprintf(w.approvers[0], sizeof w.approvers[0], "admin:ayse");
+    char line[400];
+    notice_withdrawal_decision("approve", 1, 1, 2, "admin:ayse", "telegram:5001", NOTICE_TR, line, sizeof line);
+    CHECK_EQ_STR(line, "☑️ Onay 1/2: <b>ayse</b> (Telegram). İkinci bir onaylayıcı bekleniyor.");
+    tr = notice_withdrawal(&w, WITHDRAWAL_DEBITED, 2, line, NOTICE_TR);
+    CHECK(strstr(tr, "Onaylar: 1/2 (ayse)") && strstr(tr, "\n\n☑️ Onay 1/2"));
+    CHECK(s_parses(tr));
+    free(tr);
+    notice_withdrawal_decision("reject", 0, 0, 1, "admin:mehmet", "ip:203.0.113.7", NOTICE_EN, line, sizeof line);
+    CHECK_EQ_STR(line, "❌ Rejected by <b>mehmet</b> (admin panel). The amount will be refunded.");
+    notice_withdrawal_decision("retransfer", 0, 0, 1, "cli:root", "cli:h pts/1", NOTICE_TR, line, sizeof line);
+    CHECK_EQ_STR(line, "🔁 Yeniden gönderildi: <b>cli:root</b> (komut satırı).");
+    CHECK_EQ_STR(notice_withdrawal_button("refund", NOTICE_EN), "↩️ Refund");
+    CHECK_EQ_STR(notice_withdrawal_button("retransfer", NOTICE_TR), "🔁 Yeniden gönder");
+    char a[200];
+    notice_withdrawal_answer(NOTICE_ANSWER_SAME_ADMIN, "approve", NULL, NOTICE_EN, a, sizeof a);
+    CHECK_EQ_STR(a, "You approved this withdrawal already; another approver is needed.");
+    notice_withdrawal_answer(NOTICE_ANSWER_NOT_ALLOWED, "approve", NULL, NOTICE_TR, a, sizeof a);
+    CHECK_EQ_STR(a, "Bu işlem için yetkiniz yok.");
+    notice_withdrawal_answer(NOTICE_ANSWER_DONE, "refund", NULL, NOTICE_TR, a, sizeof a);
+    CHECK_EQ_STR(a, "İade edilecek");
+}
+
+static void test_withdrawal_buttons_by_state(void)
+{
+    chat_reply_t r;
+    memset(&r, 0, sizeof r);
+    wdchat_buttons("w0123456789abcdef0123", WITHDRAWAL_DEBITED, 1, "tr", &r);
+    CHECK_EQ_INT(r.nbuttons, 2);
+    CHECK_EQ_STR(r.buttons[0].data, "approve:w:w0123456789abcdef0123");
+    CHECK_EQ_STR(r.buttons[1].data, "reject:w:w0123456789abcdef0123");
+    CHECK_EQ_STR(r.buttons[0].text, "✅ Onayla");
+    wdchat_buttons("w0123456789abcdef0123", WITHDRAWAL_HELD, 0, "en", &r);
+    CHECK_EQ_INT(r.nbuttons, 2);
+    CHECK_EQ_STR(r.buttons[0].data, "refund:w:w0123456789abcdef0123");
+    CHECK_EQ_STR(r.buttons[1].data, "retransfer:w:w0123456789abcdef0123");
+    CHECK_EQ_STR(r.buttons[1].text, "🔁 Transfer again");
+    wdchat_buttons("w0123456789abcdef0123", WITHDRAWAL_DEBITED, 0, "en", &r);   /* approved already */
+    CHECK_EQ_INT(r.nbuttons, 0);
+    wdchat_buttons("w0123456789abcdef0123", WITHDRAWAL_SENT, 0, "en", &r);
+    CHECK_EQ_INT(r.nbuttons, 0);
+}
+
 int main(void)
 {
     setenv("KASA_LOG_LEVEL", "error", 0);
@@ -198,6 +308,9 @@ int main(void)
     RUN(test_decisions_name_who_and_where);
     RUN(test_alert_and_lockout_in_both_languages);
     RUN(test_button_data_fits_any_transaction_id);
+    RUN(test_every_withdrawal_state_is_told_in_both_languages);
+    RUN(test_withdrawal_notices_carry_hash_reason_approvals_and_decision);
+    RUN(test_withdrawal_buttons_by_state);
     telegram_destroy(&s_tg);
     sim_telegram_stop(&sim);
     return check_done();
