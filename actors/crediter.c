@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "actors/claims.h"
 #include "actors/mt5.h"
 #include "actors/credit_check.h"
 #include "schema/log.h"
@@ -77,6 +78,8 @@ static int64_t s_credited(s_crediter_t *self, const char *tx_id, uint64_t login,
     char err[160];
     registry_result_t res = stage_commit(self->ctx, &r, DEPOSIT_EFFECT_NOTIFY, self->to_notifier, "crediter", err,
                                          sizeof err);
+    if (self->ctx->claims)
+        claims_release(self->ctx->claims, tx_id);   /* the deal exists: any node that looks finds it */
     if (res == REGISTRY_MOVED && r.from != DEPOSIT_HELD)
         return 0;
     /* Held while the call was in flight and now CREDITED (a person must know the hold is moot), or
@@ -261,6 +264,14 @@ static int64_t s_handle(void *arg, workq_item_t *item)
         return wait;
     }
 
+    if (self->ctx->claims) {   /* cluster mode: the fence on the claim's epoch (actors/claims.h) */
+        int64_t wait = claims_crediter_gate(self->ctx, tx);
+        if (wait) {
+            if (wait >= claims_lease_ms(self->ctx->claims))
+                item->key = 0;   /* another node's: this login's other deposits need not wait for it */
+            return wait;
+        }
+    }
     record_t a;
     record_init(&a, RECORD_CREDIT_ATTEMPT);
     snprintf(a.tx_id, sizeof a.tx_id, "%s", tx);
@@ -278,6 +289,10 @@ static int64_t s_handle(void *arg, workq_item_t *item)
         cur.view.login != login || cur.attempts != a.attempt)
         return 0;   /* a person took it meanwhile; the attempt record makes any later credit reconcile */
 
+    if (self->ctx->claims && !claims_may_send(self->ctx->claims, tx)) {
+        s_mark_unsent(self, tx, a.attempt);   /* the lease got short since the fence: this call never leaves */
+        return s_retry(self, item, tx, "claim", "the claim's lease is too short to send on");
+    }
     uint64_t ticket = 0;
     mt5_result_t r = mt5_balance(self->mt5, login, e.view.credit_minor, e.view.digits, ref, &ticket, err,
                                  sizeof err);

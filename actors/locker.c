@@ -9,6 +9,7 @@
 
 #include <time.h>
 
+#include "actors/claims.h"
 #include "actors/cobo.h"
 #include "actors/ingress.h"
 #include "actors/mt5.h"
@@ -123,6 +124,8 @@ static int64_t s_decide(s_locker_t *self, const record_t *seen, deposit_event_t 
     registry_result_t res = stage_commit(self->ctx, &r, 0, NULL, "locker", err, sizeof err);
     if (res != REGISTRY_MOVED && res != REGISTRY_SAME)
         log_warn("locker.skipped", "tx=%s event=%s reason=\"%s\"", seen->tx_id, deposit_event_name(ev), err);
+    if (self->ctx->claims && ev == DEPOSIT_EV_REFUSE)
+        claims_release(self->ctx->claims, seen->tx_id);   /* final: no node has anything left to do */
     return 0;
 }
 
@@ -458,6 +461,11 @@ static int64_t s_handle(void *arg, workq_item_t *item)
         return s_follow_up(self, &e);
     if (e.view.state != DEPOSIT_RECEIVED)
         return 0;   /* moved on meanwhile: nothing for the locker */
+    if (self->ctx->claims) {   /* cluster mode: only the node holding the claim goes on (actors/claims.h) */
+        int64_t later = claims_locker_gate(self->ctx, seen.tx_id, item->tries, &self->rng);
+        if (later)
+            return later < 0 ? 0 : later;
+    }
 
     char err[200] = "", reason[160] = "";
     deposit_event_t ev;

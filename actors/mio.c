@@ -83,3 +83,23 @@ bool mio_write(mongoc_client_t *client, const char *db, const bson_t *cmd, bson_
         return s_injected(reply, error);
     return ok;
 }
+
+bool mio_write_majority(mongoc_client_t *client, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+    mio_fault_t how;
+    int faulted = s_faulted(MIO_WRITE, &how);
+    if (faulted && how == MIO_BEFORE) {
+        bson_init(reply);
+        return s_injected(reply, error);
+    }
+    mongoc_write_concern_t *wc = mongoc_write_concern_new();
+    mongoc_write_concern_set_wmajority(wc, 10000);
+    bson_t opts = BSON_INITIALIZER;
+    mongoc_write_concern_append(wc, &opts);
+    bool ok = mongoc_client_write_command_with_opts(client, db, cmd, &opts, reply, error);
+    bson_destroy(&opts);
+    mongoc_write_concern_destroy(wc);
+    if (faulted) /* MIO_AFTER: the server applied it; the answer is lost */
+        return s_injected(reply, error);
+    return ok;
+}

@@ -42,4 +42,9 @@ bool mio_read(mongoc_client_t *client, const char *db, const bson_t *cmd, bson_t
  * *reply is always initialised. A reply with writeErrors is still true: the caller reads them. */
 bool mio_write(mongoc_client_t *client, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
 
+/* mio_write with write concern majority (wtimeout 10 s) whatever the URI says: a write acknowledged
+ * this way survives a replica set's fail-over. Counted and faulted as MIO_WRITE. */
+bool mio_write_majority(mongoc_client_t *client, const char *db, const bson_t *cmd, bson_t *reply,
+                        bson_error_t *error);
+
 #endif

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "actors/checkpoint.h"
+#include "actors/claims.h"
 #include "actors/crediter.h"
 #include "actors/desk.h"
 #include "actors/ingress.h"
@@ -43,6 +44,7 @@ struct pipeline_t {
     config_t cfg;             /* a private copy: the stages read it for the pipeline's life */
     stage_gauges_t gauges;    /* the stages' work-list depths (ctx.gauges) */
     rates_t *rates;           /* live rates, when a rule is live (ctx.rates) */
+    claims_t *claims;         /* cluster mode's claims (ctx.claims), NULL on a single node */
     journal_t *journal;
     registry_t *registry;
     stage_ctx_t ctx;
@@ -274,6 +276,15 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
         self->ctx.rates = self->rates;
     }
 
+    if (cfg->cluster) {
+        self->claims = claims_new(cfg, self->ctx.mt5_settle_ms, err, errlen);
+        if (!self->claims) {
+            pipeline_destroy(&self);
+            return NULL;
+        }
+        self->ctx.claims = self->claims;
+    }
+
     if (s_start_stages(self, err, errlen) != 0) {
         pipeline_destroy(&self);
         return NULL;
@@ -312,6 +323,7 @@ void pipeline_destroy(pipeline_t **self_p)
     for (int i = 0; i < STAGE_MAX_NOTIFIERS; i++)   /* notifier 0 (which sends to the others) first */
         zactor_destroy(&self->notifier[i]);
     rates_destroy(&self->rates);   /* after the lockers, which read it */
+    claims_destroy(&self->claims);   /* after the lockers and crediters, which use it */
     registry_destroy(&self->registry);
     withdrawals_destroy(&self->withdrawals);
     pthread_mutex_destroy(&self->send_lock);

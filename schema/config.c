@@ -46,7 +46,7 @@ typedef enum {
     K_TELEGRAM_POLL_S,
     K_AUTO_CREDIT_LIMIT, K_DUAL_APPROVAL_LIMIT, K_CREDITERS, K_LOCKERS, K_NOTIFIERS,
     K_PENDING_AGE_S, K_PENDING_POLL_S, K_COBO_CONFIRM_WAIT_S,
-    K_MONGO_URI, K_MONGO_DB, K_NODE_ID, K_MONGO_BATCH, K_CLUSTER,
+    K_MONGO_URI, K_MONGO_DB, K_NODE_ID, K_MONGO_BATCH, K_CLUSTER, K_CLAIM_LEASE_MS,
     K_CATCHUP_INTERVAL, K_CATCHUP_LOOKBACK, K_METRICS_LISTEN, K_LOG_FORMAT,
     K_WITHDRAW_RULES, K_WITHDRAW_AUTO_APPROVE_LIMIT, K_WITHDRAW_DUAL_APPROVAL_LIMIT, K_WITHDRAW_POLL_S,
     K_COBO_WITHDRAW_WALLET_ID, K_COBO_WITHDRAW_ADDRESS,
@@ -111,6 +111,7 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_NODE_ID]            = { "KASA_NODE_ID", 0, 0 },
     [K_MONGO_BATCH]        = { "KASA_MONGO_BATCH", 0, 0 },
     [K_CLUSTER]            = { "KASA_CLUSTER", 0, 0 },
+    [K_CLAIM_LEASE_MS]     = { "KASA_CLAIM_LEASE_MS", 0, 0 },
     [K_CATCHUP_INTERVAL]   = { "KASA_CATCHUP_INTERVAL", 0, 0 },
     [K_CATCHUP_LOOKBACK]   = { "KASA_CATCHUP_LOOKBACK", 0, 0 },
     [K_METRICS_LISTEN]     = { "KASA_METRICS_LISTEN", 0, 0 },
@@ -821,6 +822,7 @@ static void s_defaults(config_t *cfg)
     cfg->notifiers = 2;
     snprintf(cfg->mongo_db, sizeof cfg->mongo_db, "%s", MONGO_DEFAULT_DB);
     cfg->mongo_batch = 512;
+    cfg->claim_lease_ms = CONFIG_DEFAULT_CLAIM_LEASE_MS;
     if (gethostname(cfg->node_id, sizeof cfg->node_id - 1) != 0 || mongo_node_id_check(cfg->node_id, NULL, 0) != 0)
         snprintf(cfg->node_id, sizeof cfg->node_id, "kasa");
     cfg->catchup_interval_s = 60;
@@ -1068,6 +1070,7 @@ static void s_convert(loader_t *ld, config_t *cfg)
         s_copy(ld, K_NODE_ID, cfg->node_id, sizeof cfg->node_id);
     cfg->mongo_batch = (int) s_int_key(ld, K_MONGO_BATCH, 1, 4096, (uint64_t) cfg->mongo_batch);
     cfg->cluster = s_bool_key(ld, K_CLUSTER, cfg->cluster);
+    cfg->claim_lease_ms = (int) s_int_key(ld, K_CLAIM_LEASE_MS, 300, 600000, (uint64_t) cfg->claim_lease_ms);
     if (cfg->cluster && !cfg->mongo_uri[0])
         s_problem(ld, "KASA_CLUSTER=on needs KASA_MONGO_URI: the nodes agree through MongoDB");
     s_withdraw_keys(ld, cfg);
@@ -1276,6 +1279,7 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "KASA_MONGO_DB=%s\n", cfg->mongo_db);
     fprintf(out, "KASA_NODE_ID=%s\n", cfg->node_id);
     fprintf(out, "KASA_CLUSTER=%s\n", cfg->cluster ? "on" : "off");
+    fprintf(out, "KASA_CLAIM_LEASE_MS=%d\n", cfg->claim_lease_ms);
     fprintf(out, "KASA_MONGO_BATCH=%d\n", cfg->mongo_batch);
     fprintf(out, "KASA_CATCHUP_INTERVAL=%d\n", cfg->catchup_interval_s);
     fprintf(out, "KASA_CATCHUP_LOOKBACK=%d\n", cfg->catchup_lookback_s);

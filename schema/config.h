@@ -17,6 +17,7 @@
 #define CONFIG_MAX_CHAINS 8
 #define CONFIG_MAX_TG_APPROVERS 32   /* KASA_TELEGRAM_APPROVERS entries */
 #define CONFIG_DEFAULT_MAX_DEPOSITS 200000   /* KASA_MAX_DEPOSITS when unset */
+#define CONFIG_DEFAULT_CLAIM_LEASE_MS 30000   /* KASA_CLAIM_LEASE_MS when unset */
 #define CONFIG_DEFAULT_MT5_SETTLE_S 60       /* KASA_MT5_SETTLE_S when unset (see README, exactly once) */
 #define CONFIG_DEFAULT_SNAPSHOT_EVERY_RECORDS 100000 /* KASA_SNAPSHOT_EVERY_RECORDS when unset */
 #define CONFIG_DEFAULT_SNAPSHOT_EVERY_S 3600         /* KASA_SNAPSHOT_EVERY_S when unset */
@@ -134,6 +135,8 @@ typedef struct {
     int mongo_batch;               /* KASA_MONGO_BATCH: journal records per projection batch, default 512 (1..4096) */
     int cluster;                   /* KASA_CLUSTER: on = one of several nodes agreeing through MongoDB (needs
                                       KASA_MONGO_URI); off (default) = a single node */
+    int claim_lease_ms;            /* KASA_CLAIM_LEASE_MS: cluster mode, how long a node's claim on a deposit lasts
+                                      unrenewed, default 30000 (300..600000; README "Cluster" has the margins) */
     /* operations */
     int catchup_interval_s;        /* KASA_CATCHUP_INTERVAL: seconds between missed-webhook catch-up passes,
                                       default 60; 0 turns the schedule off */

@@ -13,6 +13,7 @@ int cmd_admin(int argc, char **argv);    /* tools/cmd_admin.c   the broker's adm
 int cmd_monitor(int argc, char **argv);  /* tools/cmd_monitor.c print the live feed         */
 int cmd_replay(int argc, char **argv);   /* tools/cmd_replay.c  rebuild deposits, show state */
 int cmd_mongo(int argc, char **argv);   /* tools/cmd_mongo.c   MongoDB projection status, sync, rebuild */
+int cmd_cluster(int argc, char **argv); /* tools/cmd_cluster.c the nodes and claims of cluster mode */
 int cmd_sim(int argc, char **argv);      /* tools/sim.c         Cobo, MT5, Telegram simulators */
 int cmd_catchup(int argc, char **argv);  /* tools/cmd_catchup.c missed-webhook catch-up now  */
 int cmd_reconcile(int argc, char **argv); /* tools/cmd_reconcile.c journal vs Cobo vs MT5     */

@@ -21,6 +21,7 @@ static const command_t s_commands[] = {
     { "monitor", cmd_monitor, "monitor [--json] [--config FILE]   print every committed transition, live" },
     { "replay",  cmd_replay,  "replay DIR [--all]           rebuild every deposit from the journal and show where it stands" },
     { "mongo",   cmd_mongo,   "mongo status|sync|rebuild --config FILE   the journal's MongoDB projection" },
+    { "cluster", cmd_cluster, "cluster status --config FILE   the nodes on this MongoDB, their claims, leases near their end" },
     { "catchup", cmd_catchup, "catchup --since DATE --config FILE   take in deposits whose webhooks never came" },
     { "reconcile", cmd_reconcile, "reconcile --from DATE --to DATE [--json] --config FILE   journal vs Cobo vs MT5" },
     { "sim",     cmd_sim,     "sim cobo|mt5|telegram|deposit ...   the simulators kasa is tested against" },

@@ -1,0 +1,652 @@
+/* claims.c — see claims.h. */
+#include "actors/claims.h"
+
+#include <czmq.h>
+#undef LOG_DEBUG
+#undef LOG_INFO
+#include <mongoc/mongoc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "actors/mio.h"
+#include "actors/stage.h"
+#include "schema/log.h"
+#include "schema/mongo.h"
+
+#define S_RACE_ROUNDS 3        /* read-decide-write rounds one acquire tries before "ask again later" */
+#define S_HELD_MAX 100000      /* claims one node keeps in memory at most (it holds what it works on) */
+
+/* ---- the decisions (pure) ------------------------------------------------------------------------ */
+
+claims_decision_t claims_decide(const claims_doc_t *doc, const char *me, int64_t now_ms)
+{
+    if (!doc->exists)
+        return CLAIMS_FREE;
+    if (doc->done)
+        return CLAIMS_DONE;
+    if (strcmp(doc->node, me) == 0)
+        return CLAIMS_MINE;   /* live or not: nobody took it, so renewing on the same epoch is safe */
+    return now_ms < doc->lease_until_ms ? CLAIMS_OTHER_LIVE : CLAIMS_EXPIRED;
+}
+
+claims_fence_t claims_fence_decide(int renewed, int64_t lease_until_ms, int64_t settle_until_ms, int64_t now_ms,
+                                   int64_t guard_ms, int64_t *wait_ms)
+{
+    *wait_ms = 0;
+    if (renewed == 0)
+        return CLAIMS_LOST;
+    if (now_ms < settle_until_ms) {
+        *wait_ms = settle_until_ms - now_ms;
+        return CLAIMS_WAIT;
+    }
+    if (lease_until_ms - now_ms < guard_ms) {
+        /* a lease too short to send on: MongoDB did not renew it (or took long to). Look again soon;
+         * if it runs out meanwhile another node may take it, and this node then finds it lost. */
+        *wait_ms = guard_ms / 2 > 0 ? guard_ms / 2 : 1;
+        return CLAIMS_WAIT;
+    }
+    return CLAIMS_SEND;
+}
+
+const char *claims_decision_name(claims_decision_t d)
+{
+    static const char *const names[] = { "free", "mine", "other_live", "expired", "done" };
+    return (unsigned) d < sizeof names / sizeof names[0] ? names[d] : "?";
+}
+
+const char *claims_fence_name(claims_fence_t f)
+{
+    static const char *const names[] = { "send", "wait", "lost" };
+    return (unsigned) f < sizeof names / sizeof names[0] ? names[f] : "?";
+}
+
+/* ---- the MongoDB side ------------------------------------------------------------------------------ */
+
+typedef enum { S_WORKING, S_LOST, S_RELEASING } s_held_state_t;
+
+/* A claim this node holds (or held and lost, or is releasing). */
+typedef struct {
+    int32_t epoch;
+    int64_t lease_until_ms;    /* this node's clock */
+    int64_t settle_until_ms;   /* no send before (0: none) */
+    s_held_state_t state;
+} s_held_t;
+
+struct claims_t {
+    mongoc_uri_t *uri;
+    mongoc_client_pool_t *pool;
+    char db[64], node[64];
+    int64_t lease_ms, settle_ms;
+    pthread_mutex_t mu;
+    zhashx_t *held;            /* tx_id → s_held_t */
+    zhashx_t *noted;           /* tx_id → the last note journaled about another node (strdup'd) */
+    atomic_int index_ok;
+    pthread_t renewer;
+    int renewer_started;
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    int stop;
+};
+
+static int64_t s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t s_guard_ms(const claims_t *self)
+{
+    return self->lease_ms / 3;
+}
+
+void claims_index_command(bson_t *cmd)
+{
+    static const mongo_index_t ix = { CLAIMS_COLLECTION, "transaction_id_1", { "transaction_id", NULL }, 1 };
+    mongo_index_command(&ix, cmd);
+}
+
+/* Runs cmd (a write with write concern majority, or a read). 0 with *reply (destroy it), or -1
+ * (logged with why). A reply with writeErrors is 0: the caller reads them. */
+static int s_run(claims_t *self, const bson_t *cmd, int write, bson_t *reply, const char *what)
+{
+    mongoc_client_t *client = mongoc_client_pool_pop(self->pool);
+    bson_error_t error;
+    bool ok = write ? mio_write_majority(client, self->db, cmd, reply, &error)
+                    : mio_read(client, self->db, cmd, reply, &error);
+    mongoc_client_pool_push(self->pool, client);
+    if (!ok) {
+        log_warn("claims.mongo_failed", "node=%s step=%s reason=\"%.200s\"", self->node, what, error.message);
+        bson_destroy(reply);
+        return -1;
+    }
+    return 0;
+}
+
+/* Ensures the unique index once (before the first write that relies on it). 0, or -1. */
+static int s_ensure_index(claims_t *self)
+{
+    if (atomic_load(&self->index_ok))
+        return 0;
+    bson_t cmd, reply;
+    claims_index_command(&cmd);
+    int rc = s_run(self, &cmd, 1, &reply, "createIndexes");
+    bson_destroy(&cmd);
+    if (rc != 0)
+        return -1;
+    bson_iter_t it;
+    int bad = bson_iter_init_find(&it, &reply, "ok") && bson_iter_as_int64(&it) == 0;
+    bson_destroy(&reply);
+    if (bad)
+        return -1;
+    atomic_store(&self->index_ok, 1);
+    return 0;
+}
+
+/* Reads tx_id's claim into *doc. 0, or -1. */
+static int s_read(claims_t *self, const char *tx_id, claims_doc_t *doc)
+{
+    memset(doc, 0, sizeof *doc);
+    bson_t *cmd = BCON_NEW("find", BCON_UTF8(CLAIMS_COLLECTION), "filter", "{", "transaction_id", BCON_UTF8(tx_id),
+                           "}", "limit", BCON_INT32(1), "singleBatch", BCON_BOOL(true));
+    bson_t reply;
+    int rc = s_run(self, cmd, 0, &reply, "find");
+    bson_destroy(cmd);
+    if (rc != 0)
+        return -1;
+    bson_iter_t it, d;
+    if (bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch.0", &it) &&
+        BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &d)) {
+        doc->exists = 1;
+        while (bson_iter_next(&d)) {
+            const char *k = bson_iter_key(&d);
+            if (strcmp(k, "node") == 0 && BSON_ITER_HOLDS_UTF8(&d))
+                snprintf(doc->node, sizeof doc->node, "%s", bson_iter_utf8(&d, NULL));
+            else if (strcmp(k, "epoch") == 0)
+                doc->epoch = (int32_t) bson_iter_as_int64(&d);
+            else if (strcmp(k, "lease_until_ms") == 0)
+                doc->lease_until_ms = bson_iter_as_int64(&d);
+            else if (strcmp(k, "state") == 0 && BSON_ITER_HOLDS_UTF8(&d))
+                doc->done = strcmp(bson_iter_utf8(&d, NULL), "done") == 0;
+        }
+    }
+    bson_destroy(&reply);
+    return 0;
+}
+
+/* The first write error's code in reply, or 0. */
+static int64_t s_write_error(const bson_t *reply)
+{
+    bson_iter_t it;
+    if (bson_iter_init(&it, reply) && bson_iter_find_descendant(&it, "writeErrors.0.code", &it))
+        return bson_iter_as_int64(&it);
+    return 0;
+}
+
+/* Inserts tx_id's first claim (epoch 1). 1 inserted, 0 a claim exists already (duplicate key), -1. */
+static int s_insert(claims_t *self, const char *tx_id, int64_t lease_until_ms)
+{
+    if (s_ensure_index(self) != 0)
+        return -1;   /* never insert without the unique index: two nodes could both "win" */
+    bson_t *cmd = BCON_NEW("insert", BCON_UTF8(CLAIMS_COLLECTION), "documents", "[", "{",
+                           "transaction_id", BCON_UTF8(tx_id), "node", BCON_UTF8(self->node),
+                           "epoch", BCON_INT32(1), "lease_until_ms", BCON_INT64(lease_until_ms),
+                           "state", BCON_UTF8("working"), "updated", BCON_DATE_TIME(s_wall_ms()), "}", "]");
+    bson_t reply;
+    int rc = s_run(self, cmd, 1, &reply, "insert");
+    bson_destroy(cmd);
+    if (rc != 0)
+        return -1;
+    int64_t code = s_write_error(&reply);
+    bson_iter_t it;
+    int64_t n = bson_iter_init_find(&it, &reply, "n") ? bson_iter_as_int64(&it) : 0;
+    bson_destroy(&reply);
+    if (code == MONGO_DUPLICATE_KEY)
+        return 0;
+    if (code != 0 || n != 1) {
+        log_warn("claims.mongo_failed", "node=%s tx=%s step=insert code=%lld", self->node, tx_id, (long long) code);
+        return -1;
+    }
+    return 1;
+}
+
+/* The conditional update every change of a claim is: where tx_id's claim is on old_epoch held by
+ * old_node and working, set node = this node, epoch = new_epoch, lease_until_ms and state.
+ * 1 it matched (and was applied), 0 it matched nothing (someone else changed the claim), -1. */
+static int s_cas(claims_t *self, const char *tx_id, int32_t old_epoch, const char *old_node, int32_t new_epoch,
+                 int64_t lease_until_ms, const char *state)
+{
+    bson_t *cmd = BCON_NEW("update", BCON_UTF8(CLAIMS_COLLECTION), "updates", "[", "{",
+                           "q", "{", "transaction_id", BCON_UTF8(tx_id), "epoch", BCON_INT32(old_epoch),
+                           "node", BCON_UTF8(old_node), "state", BCON_UTF8("working"), "}",
+                           "u", "{", "$set", "{", "node", BCON_UTF8(self->node), "epoch", BCON_INT32(new_epoch),
+                           "lease_until_ms", BCON_INT64(lease_until_ms), "state", BCON_UTF8(state),
+                           "updated", BCON_DATE_TIME(s_wall_ms()), "}", "}", "}", "]");
+    bson_t reply;
+    int rc = s_run(self, cmd, 1, &reply, "update");
+    bson_destroy(cmd);
+    if (rc != 0)
+        return -1;
+    int64_t code = s_write_error(&reply);
+    bson_iter_t it;
+    int64_t n = bson_iter_init_find(&it, &reply, "n") ? bson_iter_as_int64(&it) : 0;
+    bson_destroy(&reply);
+    if (code != 0) {
+        log_warn("claims.mongo_failed", "node=%s tx=%s step=update code=%lld", self->node, tx_id, (long long) code);
+        return -1;
+    }
+    return n > 0 ? 1 : 0;
+}
+
+/* Records in memory that this node holds tx_id on epoch until lease_until_ms (settle: no send before). */
+static void s_hold(claims_t *self, const char *tx_id, int32_t epoch, int64_t lease_until_ms, int64_t settle_until_ms)
+{
+    pthread_mutex_lock(&self->mu);
+    s_held_t *h = zhashx_lookup(self->held, tx_id);
+    if (!h && zhashx_size(self->held) < S_HELD_MAX) {
+        h = calloc(1, sizeof *h);
+        if (h && zhashx_insert(self->held, tx_id, h) != 0) {
+            free(h);
+            h = NULL;
+        }
+    }
+    if (h) {
+        if (h->epoch != epoch)
+            h->settle_until_ms = settle_until_ms;
+        else if (settle_until_ms > h->settle_until_ms)
+            h->settle_until_ms = settle_until_ms;
+        h->epoch = epoch;
+        h->lease_until_ms = lease_until_ms;
+        h->state = S_WORKING;
+    }
+    pthread_mutex_unlock(&self->mu);
+}
+
+/* A copy of tx_id's entry; 0, or -1 when this node keeps none. */
+static int s_held_get(claims_t *self, const char *tx_id, s_held_t *out)
+{
+    pthread_mutex_lock(&self->mu);
+    s_held_t *h = zhashx_lookup(self->held, tx_id);
+    if (h)
+        *out = *h;
+    pthread_mutex_unlock(&self->mu);
+    return h ? 0 : -1;
+}
+
+static void s_held_set(claims_t *self, const char *tx_id, int32_t epoch, s_held_state_t state, int64_t lease_until_ms)
+{
+    pthread_mutex_lock(&self->mu);
+    s_held_t *h = zhashx_lookup(self->held, tx_id);
+    if (h && h->epoch == epoch) {
+        h->state = state;
+        if (lease_until_ms)
+            h->lease_until_ms = lease_until_ms;
+    }
+    pthread_mutex_unlock(&self->mu);
+}
+
+static void s_held_drop(claims_t *self, const char *tx_id, int32_t epoch)
+{
+    pthread_mutex_lock(&self->mu);
+    s_held_t *h = zhashx_lookup(self->held, tx_id);
+    if (h && h->epoch == epoch)
+        zhashx_delete(self->held, tx_id);
+    pthread_mutex_unlock(&self->mu);
+}
+
+claims_result_t claims_acquire(claims_t *self, const char *tx_id, int fresh, char holder[64])
+{
+    holder[0] = '\0';
+    for (int round = 0; round < S_RACE_ROUNDS; round++) {
+        claims_doc_t doc;
+        if (s_read(self, tx_id, &doc) != 0)
+            return CLAIMS_UNREACHABLE;
+        int64_t now = s_wall_ms();
+        int64_t lease_until = now + self->lease_ms;   /* measured from before the write: never later than MongoDB's */
+        claims_decision_t d = claims_decide(&doc, self->node, now);
+        int rc;
+        switch (d) {
+        case CLAIMS_FREE:
+            rc = s_insert(self, tx_id, lease_until);
+            if (rc < 0)
+                return CLAIMS_UNREACHABLE;
+            if (rc == 0)
+                continue;   /* another node inserted first: read it */
+            s_hold(self, tx_id, 1, lease_until, fresh ? 0 : now + self->settle_ms);
+            log_info("claims.claimed", "tx=%s node=%s epoch=1 lease_ms=%lld", tx_id, self->node,
+                     (long long) self->lease_ms);
+            return CLAIMS_HELD;
+        case CLAIMS_MINE: {
+            s_held_t h;
+            int known = s_held_get(self, tx_id, &h) == 0 && h.epoch == doc.epoch && h.state != S_LOST;
+            rc = s_cas(self, tx_id, doc.epoch, self->node, doc.epoch, lease_until, "working");
+            if (rc < 0)
+                return CLAIMS_UNREACHABLE;
+            if (rc == 0)
+                continue;
+            /* held before a restart: a claim that was ever taken over, or one the crediter finds,
+             * waits a settle time (this node may not remember what it sent on it) */
+            s_hold(self, tx_id, doc.epoch, lease_until, known || (fresh && doc.epoch == 1) ? 0 : now + self->settle_ms);
+            return CLAIMS_HELD;
+        }
+        case CLAIMS_OTHER_LIVE:
+            snprintf(holder, 64, "%s", doc.node);
+            return CLAIMS_HELD_ELSEWHERE;
+        case CLAIMS_EXPIRED:
+            rc = s_cas(self, tx_id, doc.epoch, doc.node, doc.epoch + 1, lease_until, "working");
+            if (rc < 0)
+                return CLAIMS_UNREACHABLE;
+            if (rc == 0)
+                continue;   /* another node took it first (or its holder renewed): read again */
+            /* the old holder may have a balance call in flight that MT5 executes late: no send here
+             * before a settle time, searching by reference meanwhile (claims.h) */
+            s_hold(self, tx_id, doc.epoch + 1, lease_until, now + self->settle_ms);
+            log_warn("claims.taken_over", "tx=%s node=%s from=%s epoch=%d lease_ended_ms_ago=%lld settle_ms=%lld",
+                     tx_id, self->node, doc.node, doc.epoch + 1, (long long) (now - doc.lease_until_ms),
+                     (long long) self->settle_ms);
+            return CLAIMS_HELD;
+        case CLAIMS_DONE:
+            snprintf(holder, 64, "%s", doc.node);
+            return CLAIMS_FINAL;
+        }
+    }
+    return CLAIMS_UNREACHABLE;
+}
+
+claims_fence_t claims_fence(claims_t *self, const char *tx_id, int64_t *wait_ms, char holder[64])
+{
+    holder[0] = '\0';
+    s_held_t h;
+    if (s_held_get(self, tx_id, &h) != 0 || h.state == S_LOST) {
+        /* not held in memory (a restart), or lost earlier: ask MongoDB afresh */
+        claims_result_t r = claims_acquire(self, tx_id, 0, holder);
+        if (r == CLAIMS_UNREACHABLE) {
+            *wait_ms = s_guard_ms(self);
+            return CLAIMS_WAIT;
+        }
+        if (r != CLAIMS_HELD)
+            return CLAIMS_LOST;
+        if (s_held_get(self, tx_id, &h) != 0) {
+            *wait_ms = s_guard_ms(self);
+            return CLAIMS_WAIT;
+        }
+        return claims_fence_decide(1, h.lease_until_ms, h.settle_until_ms, s_wall_ms(), s_guard_ms(self), wait_ms);
+    }
+    int64_t lease_until = s_wall_ms() + self->lease_ms;
+    int renewed = s_cas(self, tx_id, h.epoch, self->node, h.epoch, lease_until, "working");
+    if (renewed == 1)
+        h.lease_until_ms = lease_until;
+    claims_fence_t f = claims_fence_decide(renewed, h.lease_until_ms, h.settle_until_ms, s_wall_ms(),
+                                           s_guard_ms(self), wait_ms);
+    if (f == CLAIMS_LOST) {
+        s_held_set(self, tx_id, h.epoch, S_LOST, 0);
+        claims_doc_t doc;
+        if (s_read(self, tx_id, &doc) == 0 && doc.exists)
+            snprintf(holder, 64, "%s", doc.node);
+        log_warn("claims.lost", "tx=%s node=%s epoch=%d holder=%s next=\"never send on it\"", tx_id, self->node,
+                 h.epoch, holder[0] ? holder : "?");
+    } else if (renewed == 1) {
+        s_held_set(self, tx_id, h.epoch, S_WORKING, lease_until);
+    }
+    return f;
+}
+
+int claims_may_send(claims_t *self, const char *tx_id)
+{
+    s_held_t h;
+    if (s_held_get(self, tx_id, &h) != 0 || h.state != S_WORKING)
+        return 0;
+    int64_t now = s_wall_ms();
+    return now >= h.settle_until_ms && h.lease_until_ms - now >= s_guard_ms(self);
+}
+
+/* Writes tx_id's release (done, lease 0) on epoch. 1 done (or lost: nothing to release), 0 retry later. */
+static int s_release(claims_t *self, const char *tx_id, int32_t epoch)
+{
+    int rc = s_cas(self, tx_id, epoch, self->node, epoch, 0, "done");
+    if (rc < 0)
+        return 0;
+    if (rc == 1)
+        log_info("claims.released", "tx=%s node=%s epoch=%d", tx_id, self->node, epoch);
+    s_held_drop(self, tx_id, epoch);
+    return 1;
+}
+
+void claims_release(claims_t *self, const char *tx_id)
+{
+    s_held_t h;
+    if (s_held_get(self, tx_id, &h) != 0)
+        return;
+    if (h.state == S_LOST) {
+        s_held_drop(self, tx_id, h.epoch);
+        return;
+    }
+    s_held_set(self, tx_id, h.epoch, S_RELEASING, 0);
+    s_release(self, tx_id, h.epoch);
+}
+
+/* One pass of the renewal thread: every working claim renewed on its epoch (a lost one marked),
+ * every release not yet written tried again. MongoDB calls are made outside the lock. */
+static void s_renew_all(claims_t *self)
+{
+    pthread_mutex_lock(&self->mu);
+    size_t n = zhashx_size(self->held), i = 0;
+    char (*txs)[80] = n ? calloc(n, sizeof *txs) : NULL;
+    s_held_t *hs = n ? calloc(n, sizeof *hs) : NULL;
+    if (txs && hs)
+        for (s_held_t *h = zhashx_first(self->held); h && i < n; h = zhashx_next(self->held)) {
+            snprintf(txs[i], sizeof txs[i], "%s", (const char *) zhashx_cursor(self->held));
+            hs[i++] = *h;
+        }
+    pthread_mutex_unlock(&self->mu);
+    for (size_t k = 0; k < i; k++) {
+        if (hs[k].state == S_RELEASING) {
+            s_release(self, txs[k], hs[k].epoch);
+            continue;
+        }
+        if (hs[k].state != S_WORKING)
+            continue;
+        int64_t lease_until = s_wall_ms() + self->lease_ms;
+        int rc = s_cas(self, txs[k], hs[k].epoch, self->node, hs[k].epoch, lease_until, "working");
+        if (rc == 1) {
+            s_held_set(self, txs[k], hs[k].epoch, S_WORKING, lease_until);
+        } else if (rc == 0) {
+            s_held_set(self, txs[k], hs[k].epoch, S_LOST, 0);
+            log_warn("claims.lost", "tx=%s node=%s epoch=%d next=\"never send on it\"", txs[k], self->node,
+                     hs[k].epoch);
+        }
+    }
+    free(txs);
+    free(hs);
+}
+
+static void *s_renewer(void *arg)
+{
+    claims_t *self = arg;
+    int64_t period_ms = self->lease_ms / 3 > 0 ? self->lease_ms / 3 : 1;
+    pthread_mutex_lock(&self->stop_mu);
+    while (!self->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + (period_ms % 1000) * 1000000;
+        until.tv_sec += period_ms / 1000 + ns / 1000000000;
+        until.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&self->stop_cv, &self->stop_mu, &until);
+        if (self->stop)
+            break;
+        pthread_mutex_unlock(&self->stop_mu);
+        s_renew_all(self);
+        pthread_mutex_lock(&self->stop_mu);
+    }
+    pthread_mutex_unlock(&self->stop_mu);
+    return NULL;
+}
+
+static void s_free_held(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+claims_t *claims_new(const config_t *cfg, int64_t settle_ms, char *err, size_t errlen)
+{
+    claims_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "claims: no memory");
+        return NULL;
+    }
+    pthread_mutex_init(&self->mu, NULL);
+    pthread_mutex_init(&self->stop_mu, NULL);
+    pthread_cond_init(&self->stop_cv, NULL);
+    snprintf(self->db, sizeof self->db, "%s", cfg->mongo_db[0] ? cfg->mongo_db : MONGO_DEFAULT_DB);
+    snprintf(self->node, sizeof self->node, "%s", cfg->node_id);
+    self->lease_ms = cfg->claim_lease_ms > 0 ? cfg->claim_lease_ms : CONFIG_DEFAULT_CLAIM_LEASE_MS;
+    self->settle_ms = settle_ms;
+    self->held = zhashx_new();
+    self->noted = zhashx_new();
+    bson_error_t error;
+    mongoc_init();
+    self->uri = mongoc_uri_new_with_error(cfg->mongo_uri, &error);
+    if (self->uri) {
+        /* a MongoDB that stops answering must not hold a locker or crediter for libmongoc's default
+         * five minutes: no wait longer than the guard (lease/3), unless the URI says otherwise */
+        int32_t guard = (int32_t) (self->lease_ms / 3);
+        if (!mongoc_uri_has_option(self->uri, MONGOC_URI_SOCKETTIMEOUTMS))
+            mongoc_uri_set_option_as_int32(self->uri, MONGOC_URI_SOCKETTIMEOUTMS, guard);
+        if (!mongoc_uri_has_option(self->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+            mongoc_uri_set_option_as_int32(self->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, guard);
+        self->pool = mongoc_client_pool_new(self->uri);
+    }
+    if (!self->held || !self->noted || !self->uri || !self->pool || !self->node[0]) {
+        snprintf(err, errlen, "claims: %s", !self->node[0] ? "no node id (KASA_NODE_ID)"
+                                                 : !self->uri ? "KASA_MONGO_URI is not a MongoDB URI" : "no memory");
+        claims_destroy(&self);
+        return NULL;
+    }
+    zhashx_set_destructor(self->held, s_free_held);
+    zhashx_set_destructor(self->noted, s_free_held);
+    mongoc_client_pool_set_error_api(self->pool, MONGOC_ERROR_API_VERSION_2);
+    mongoc_client_pool_set_appname(self->pool, "kasa-claims");
+    if (pthread_create(&self->renewer, NULL, s_renewer, self) != 0) {
+        snprintf(err, errlen, "claims: cannot start the renewal thread");
+        claims_destroy(&self);
+        return NULL;
+    }
+    self->renewer_started = 1;
+    return self;
+}
+
+void claims_destroy(claims_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    claims_t *self = *self_p;
+    if (self->renewer_started) {
+        pthread_mutex_lock(&self->stop_mu);
+        self->stop = 1;
+        pthread_cond_signal(&self->stop_cv);
+        pthread_mutex_unlock(&self->stop_mu);
+        pthread_join(self->renewer, NULL);
+    }
+    if (self->pool)
+        mongoc_client_pool_destroy(self->pool);
+    if (self->uri)
+        mongoc_uri_destroy(self->uri);
+    zhashx_destroy(&self->held);
+    zhashx_destroy(&self->noted);
+    pthread_cond_destroy(&self->stop_cv);
+    pthread_mutex_destroy(&self->stop_mu);
+    pthread_mutex_destroy(&self->mu);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *claims_node(const claims_t *self)
+{
+    return self->node;
+}
+
+int64_t claims_lease_ms(const claims_t *self)
+{
+    return self->lease_ms;
+}
+
+size_t claims_held_count(claims_t *self)
+{
+    pthread_mutex_lock(&self->mu);
+    size_t n = zhashx_size(self->held);
+    pthread_mutex_unlock(&self->mu);
+    return n;
+}
+
+/* ---- the stages' steps ----------------------------------------------------------------------------- */
+
+/* Journals, once per holder and outcome, that another node holds tx_id (a RECORD_ADMIN_ACTION by
+ * "kasa:cluster", action "claim": a note in the deposit's history that changes nothing). */
+static void s_note(const stage_ctx_t *ctx, const char *tx_id, const char *what, const char *holder)
+{
+    char reason[160];
+    snprintf(reason, sizeof reason, "%s node %.63s", what, holder[0] ? holder : "?");
+    claims_t *self = ctx->claims;
+    pthread_mutex_lock(&self->mu);
+    const char *last = zhashx_lookup(self->noted, tx_id);
+    int seen = last && strcmp(last, reason) == 0;
+    if (!seen) {
+        if (zhashx_size(self->noted) >= S_HELD_MAX)
+            zhashx_purge(self->noted);   /* bounded: at worst a note is journaled twice */
+        zhashx_update(self->noted, tx_id, strdup(reason));
+    }
+    pthread_mutex_unlock(&self->mu);
+    if (seen)
+        return;
+    record_t r;
+    record_init(&r, RECORD_ADMIN_ACTION);
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx_id);
+    snprintf(r.actor, sizeof r.actor, "kasa:cluster");
+    snprintf(r.action, sizeof r.action, "claim");
+    snprintf(r.origin, sizeof r.origin, "node:%.58s", self->node);
+    snprintf(r.reason, sizeof r.reason, "%s", reason);
+    char err[160];
+    if (registry_append(ctx->registry, ctx->journal, &r, err, sizeof err) != REGISTRY_MOVED)
+        log_warn("claims.note_failed", "tx=%s reason=\"%s\"", tx_id, err);
+}
+
+int64_t claims_locker_gate(const stage_ctx_t *ctx, const char *tx_id, uint32_t tries, uint64_t *rng)
+{
+    claims_t *self = ctx->claims;
+    char holder[64];
+    claims_result_t r = claims_acquire(self, tx_id, 1, holder);
+    if (r == CLAIMS_HELD)
+        return 0;
+    if (r == CLAIMS_FINAL) {
+        s_note(ctx, tx_id, "finished by", holder);
+        return -1;
+    }
+    if (r == CLAIMS_HELD_ELSEWHERE)
+        s_note(ctx, tx_id, "held by", holder);
+    /* ask again: soon at first, then about twice per lease (a take-over is due once it runs out) */
+    int64_t cap = self->lease_ms / 2 > 250 ? self->lease_ms / 2 : 250;
+    int64_t ms = workq_backoff_ms(tries, 250, cap, rng);
+    log_info("claims.later", "tx=%s node=%s answer=%s holder=%s retry_ms=%lld", tx_id, self->node,
+             r == CLAIMS_UNREACHABLE ? "unreachable" : "held_elsewhere", holder[0] ? holder : "-", (long long) ms);
+    return ms;
+}
+
+int64_t claims_crediter_gate(const stage_ctx_t *ctx, const char *tx_id)
+{
+    claims_t *self = ctx->claims;
+    char holder[64];
+    int64_t wait = 0;
+    claims_fence_t f = claims_fence(self, tx_id, &wait, holder);
+    if (f == CLAIMS_SEND)
+        return 0;
+    if (f == CLAIMS_LOST) {
+        s_note(ctx, tx_id, "lost to", holder);
+        wait = self->lease_ms;   /* searched again then: the holder's deal is found, or its lease ran out */
+    }
+    log_info("claims.fenced", "tx=%s node=%s answer=%s wait_ms=%lld", tx_id, self->node, claims_fence_name(f),
+             (long long) wait);
+    return wait > 0 ? wait : 1;
+}

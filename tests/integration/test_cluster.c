@@ -1,0 +1,333 @@
+/* test_cluster.c — cluster mode (KASA_CLUSTER=on, actors/claims.h): three kasa nodes, each with its
+ * own journal, on one MongoDB and one set of simulators.
+ *
+ * Runs against the fixture server (tests/mongo/server.mjs, unique indexes enforced and proved here
+ * first) or, unchanged, against a real MongoDB named by KASA_TEST_MONGO_URI (then the part that
+ * pauses MongoDB is skipped: a server the test does not own is never stopped).
+ *  - every deposit's webhooks sprayed over all nodes, duplicated and reordered: one MT5 deal each;
+ *  - the node crediting a deposit paused (SIGSTOP) past its lease with a call outcome unknown, its
+ *    claim taken over, then resumed: it never sends (the MT5 simulator's deals say one deal);
+ *  - MongoDB paused: webhooks still acknowledged, nothing credited, credits resume once it answers.
+ * KASA_CLUSTER_RUNS=N repeats the spray with N more deposits (a longer seeded soak). */
+#include "tests/check.h"
+#include "tests/integration/harness.h"
+#include "tests/integration/support_mongo.h"
+
+#include "actors/claims.h"
+
+#define NODES 3
+#define LEASE_MS 1500
+#define LOGIN 100003
+
+static h_env_t s_node[NODES];
+static hm_t s_m;
+static int s_ready;
+static h_rng_t s_rng = { 0x5eed15 };
+static int s_next_cents = 1001;   /* each deposit has its own amount: its deal is found by it */
+
+static const char *s_address(void)
+{
+    return "TCluster1111111111111111111111111";
+}
+
+static void test_unique_index_on_claims_refuses_a_duplicate_with_11000(void)
+{
+    CHECK(s_m.client != NULL);
+    if (!s_m.client)
+        return;
+    bson_t cmd, reply;
+    claims_index_command(&cmd);
+    CHECK_EQ_INT(hm_command(&s_m, &cmd, &reply), 0);
+    bson_destroy(&reply);
+    bson_destroy(&cmd);
+    bson_t *a = BCON_NEW("transaction_id", BCON_UTF8("tx-unique-probe"), "node", BCON_UTF8("x"), "epoch", BCON_INT32(1));
+    bson_t *b = BCON_NEW("transaction_id", BCON_UTF8("tx-unique-probe"), "node", BCON_UTF8("y"), "epoch", BCON_INT32(1));
+    CHECK_EQ_INT(hm_insert(&s_m, CLAIMS_COLLECTION, a), 0);
+    CHECK_EQ_INT(hm_insert(&s_m, CLAIMS_COLLECTION, b), MONGO_DUPLICATE_KEY);
+    bson_destroy(a);
+    bson_destroy(b);
+    s_ready = !check_current_failed_;
+}
+
+/* ---- the nodes ----------------------------------------------------------------------------------- */
+
+static int s_nodes_start(void)
+{
+    char extra[1200];
+    for (int i = 0; i < NODES; i++) {
+        h_env_t *n = &s_node[i];
+        char name[32];
+        snprintf(name, sizeof name, "cluster-n%d", i);
+        if (h_env_init(n, name) != 0)
+            return -1;
+        n->keep_ports = 1;
+        if (i > 0) {   /* one set of simulators: node 0's */
+            n->cobo_port = s_node[0].cobo_port;
+            n->mt5_port = s_node[0].mt5_port;
+            n->tg_port = s_node[0].tg_port;
+            snprintf(n->cobo_url, sizeof n->cobo_url, "%s", s_node[0].cobo_url);
+            snprintf(n->mt5_url, sizeof n->mt5_url, "%s", s_node[0].mt5_url);
+            snprintf(n->tg_url, sizeof n->tg_url, "%s", s_node[0].tg_url);
+        } else if (h_sims_start(n, NULL) != 0) {
+            return -1;
+        }
+        snprintf(extra, sizeof extra, "KASA_CLUSTER=on\nKASA_MONGO_URI=%s\nKASA_MONGO_DB=%s\nKASA_NODE_ID=node-%d\n"
+                 "KASA_CLAIM_LEASE_MS=%d\n", s_m.uri, s_m.db, i, LEASE_MS);
+        if (h_config_write(n, extra) != 0 || h_link(n, s_address(), LOGIN) != 0 || h_kasa_start(n) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* POSTs tx's Completed webhook to node i (and a Confirming one first, half the time). 1 if acknowledged. */
+static int s_post(int i, const h_tx_t *tx)
+{
+    h_tx_t t = *tx;
+    int ok = 1;
+    char ev[40];
+    if (h_rng_next(&s_rng) & 1) {
+        snprintf(t.status, sizeof t.status, "Confirming");
+        t.confirmations = 3;
+        jbuf_t b;
+        jbuf_init(&b);
+        h_uuid(h_rng_next(&s_rng), h_rng_next(&s_rng), ev);
+        h_webhook_body(&b, ev, "wallets.transaction.updated", &t);
+        h_resp_t r = h_post_webhook(&s_node[i], b.data, b.len);
+        ok &= r.status >= 200 && r.status < 300;
+        h_resp_free(&r);
+        jbuf_free(&b);
+        t = *tx;
+    }
+    jbuf_t b;
+    jbuf_init(&b);
+    h_uuid(h_rng_next(&s_rng), h_rng_next(&s_rng), ev);
+    h_webhook_body(&b, ev, "wallets.transaction.succeeded", &t);
+    h_resp_t r = h_post_webhook(&s_node[i], b.data, b.len);
+    ok &= r.status >= 200 && r.status < 300;
+    if (!ok)
+        h_log("webhook to node %d -> %ld %.200s", i, r.status, r.body);
+    h_resp_free(&r);
+    jbuf_free(&b);
+    return ok;
+}
+
+/* Sprays tx's webhooks over every node (skip: a node to leave out, -1 none), twice each, shuffled. */
+static int s_spray(const h_tx_t *tx, int skip)
+{
+    int order[2 * NODES], n = 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < NODES; i++)
+            if (i != skip)
+                order[n++] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int) h_rng_range(&s_rng, 0, i), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    int acked = 0;
+    for (int i = 0; i < n; i++)
+        acked += s_post(order[i], tx);
+    return acked == n;
+}
+
+/* A new deposit at the Cobo simulator (its own webhooks go to node 0). *minor gets its credit. */
+static int s_deposit(h_tx_t *tx, int64_t *minor)
+{
+    int cents = s_next_cents++;
+    char amount[32];
+    snprintf(amount, sizeof amount, "%d.%02d", cents / 100, cents % 100);
+    *tx = h_completed_tx(s_address(), amount, "TRON_USDT");
+    *minor = cents - 50;   /* rate 1, fee 0.5 */
+    return h_sim_deposit(&s_node[0], tx, 1, 0, 0);
+}
+
+/* Which nodes have tx CREDITED (or NOTIFIED); how many. */
+static int s_credited_nodes(const char *tx)
+{
+    int n = 0;
+    for (int i = 0; i < NODES; i++) {
+        h_jinfo_t info;
+        if (h_journal_info(s_node[i].journal, tx, &info) == 0 &&
+            (info.state == DEPOSIT_CREDITED || info.state == DEPOSIT_NOTIFIED))
+            n++;
+    }
+    return n;
+}
+
+static int s_wait_credited(const char *tx, int timeout_ms)
+{
+    int64_t end = h_now_ms() + timeout_ms;
+    while (h_now_ms() < end) {
+        if (s_credited_nodes(tx) > 0)
+            return 0;
+        h_sleep_ms(50);
+    }
+    return -1;
+}
+
+static void s_claim_of(void *arg, const bson_t *doc)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "node") && BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(arg, 64, "%s", bson_iter_utf8(&it, NULL));
+}
+
+/* The node holding tx's claim in MongoDB ("" if none). */
+static void s_holder(const char *tx, char out[64])
+{
+    out[0] = '\0';
+    bson_t *filter = BCON_NEW("transaction_id", BCON_UTF8(tx));
+    hm_find(&s_m, CLAIMS_COLLECTION, filter, s_claim_of, out);
+    bson_destroy(filter);
+}
+
+/* ---- the tests ---------------------------------------------------------------------------------- */
+
+static void s_spray_run(int deposits)
+{
+    h_tx_t tx[64];
+    int64_t minor[64];
+    if (deposits > 64)
+        deposits = 64;
+    for (int d = 0; d < deposits; d++) {
+        CHECK_EQ_INT(s_deposit(&tx[d], &minor[d]), 0);
+        CHECK(s_spray(&tx[d], -1));
+    }
+    for (int d = 0; d < deposits; d++)
+        CHECK_EQ_INT(s_wait_credited(tx[d].tx_id, 30000), 0);
+    h_sleep_ms(LEASE_MS + 1500);   /* any second send would have happened by now */
+    for (int d = 0; d < deposits; d++) {
+        CHECK_EQ_INT(h_deals_of(&s_node[0], LOGIN, minor[d], NULL), 1);
+        char holder[64];
+        s_holder(tx[d].tx_id, holder);
+        CHECK(holder[0] != '\0');
+    }
+}
+
+static void test_sprayed_webhooks_make_one_deal_per_deposit(void)
+{
+    s_spray_run(6);
+    const char *runs = getenv("KASA_CLUSTER_RUNS");
+    if (runs && atoi(runs) > 0)
+        s_spray_run(atoi(runs));
+}
+
+/* 1 once node i's log has a line with both needles. */
+static int s_log_has(int i, const char *a, const char *b)
+{
+    char *text = h_read_file(s_node[i].kasa_log, NULL);
+    int found = 0;
+    for (char *line = text; line && *line && !found;) {
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = '\0';
+        found = strstr(line, a) && strstr(line, b);
+        line = end ? end + 1 : NULL;
+    }
+    free(text);
+    return found;
+}
+
+static void test_a_paused_holder_past_its_lease_never_sends(void)
+{
+    h_tx_t tx;
+    int64_t minor;
+    /* node 0's next balance call gets "9 Timeout": an outcome it cannot know, so it waits the settle
+     * time searching, with the deposit LOCKED and its claim held; paused there */
+    CHECK_EQ_INT(h_sim_post(s_node[0].mt5_url, "/sim/faults", "{\"retcode_once\":\"9 Timeout\"}"), 200);
+    CHECK_EQ_INT(s_deposit(&tx, &minor), 0);
+    int64_t end = h_now_ms() + 15000;
+    while (h_now_ms() < end && !s_log_has(0, "crediter.ambiguous", tx.tx_id))
+        h_sleep_ms(5);
+    CHECK(kill(s_node[0].kasa_pid, SIGSTOP) == 0);
+    CHECK(s_log_has(0, "crediter.ambiguous", tx.tx_id));
+    CHECK(s_spray(&tx, 0));
+    /* the others take the claim over once node 0's lease ran out; node 0 resumes meanwhile */
+    char holder[64] = "";
+    end = h_now_ms() + 15000;
+    while (h_now_ms() < end) {
+        s_holder(tx.tx_id, holder);
+        if (holder[0] && strcmp(holder, "node-0") != 0)
+            break;
+        h_sleep_ms(10);
+    }
+    CHECK(holder[0] && strcmp(holder, "node-0") != 0);
+    CHECK(kill(s_node[0].kasa_pid, SIGCONT) == 0);
+    CHECK_EQ_INT(s_wait_credited(tx.tx_id, 30000), 0);
+    h_sleep_ms(LEASE_MS + 2500);
+    CHECK_EQ_INT(h_deals_of(&s_node[0], LOGIN, minor, NULL), 1);   /* the new holder's, and no other */
+    h_jinfo_t info;
+    CHECK_EQ_INT(h_journal_info(s_node[0].journal, tx.tx_id, &info), 0);
+    CHECK_EQ_INT(info.attempts, 1);   /* node 0 never made a second attempt */
+    CHECK(s_log_has(0, "claims.lost", tx.tx_id) || s_log_has(0, "answer=lost", tx.tx_id));
+}
+
+static void test_mongodb_paused_webhooks_acknowledged_credits_resume(void)
+{
+    if (s_m.real) {
+        h_log("a real MongoDB is not paused by the tests: skipped");
+        return;
+    }
+    CHECK(kill(s_m.pid, SIGSTOP) == 0);
+    h_tx_t tx;
+    int64_t minor;
+    CHECK_EQ_INT(s_deposit(&tx, &minor), 0);
+    CHECK(s_spray(&tx, -1));   /* every node acknowledges: journal first */
+    h_sleep_ms(2000);
+    CHECK_EQ_INT(h_deals_of(&s_node[0], LOGIN, minor, NULL), 0);   /* nothing claimed: nothing credited */
+    CHECK_EQ_INT(s_credited_nodes(tx.tx_id), 0);
+    CHECK(kill(s_m.pid, SIGCONT) == 0);
+    CHECK_EQ_INT(s_wait_credited(tx.tx_id, 30000), 0);
+    h_sleep_ms(LEASE_MS + 1500);
+    CHECK_EQ_INT(h_deals_of(&s_node[0], LOGIN, minor, NULL), 1);
+}
+
+static void test_cluster_status_lists_every_node_and_the_claims(void)
+{
+    char *out = NULL;
+    CHECK_EQ_INT(h_kasa_cmd(&s_node[1], &out, "cluster", "status", "--config", s_node[1].config, NULL), 0);
+    for (int i = 0; out && i < NODES; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "node=node-%d last_heartbeat=20", i);
+        CHECK(strstr(out, want) != NULL);
+    }
+    CHECK(out && strstr(out, "nodes=3 claims_working=") != NULL);
+    if (check_current_failed_)
+        h_log("kasa cluster status: %s", out ? out : "(none)");
+    free(out);
+    CHECK_EQ_INT(h_kasa_cmd(&s_node[1], NULL, "cluster", "--config", s_node[1].config, NULL), 2);   /* no verb */
+}
+
+static void test_nodes_stop_cleanly(void)
+{
+    for (int i = 0; i < NODES; i++)
+        CHECK_EQ_INT(h_kasa_stop(&s_node[i]), 0);
+}
+
+int main(void)
+{
+    h_init();
+    h_env_t fix;
+    if (h_env_init(&fix, "cluster-mongo") != 0 || hm_start(&s_m, &fix, "cluster") != 0) {
+        printf("cannot start MongoDB\n0 passed, 1 failed\n");
+        return 1;
+    }
+    RUN(test_unique_index_on_claims_refuses_a_duplicate_with_11000);
+    int started = s_ready && s_nodes_start() == 0;
+    if (!started) {
+        check_failed_++;
+        printf("FAIL the nodes did not start\n");
+    } else {
+        RUN(test_sprayed_webhooks_make_one_deal_per_deposit);
+        RUN(test_a_paused_holder_past_its_lease_never_sends);
+        RUN(test_mongodb_paused_webhooks_acknowledged_credits_resume);
+        RUN(test_cluster_status_lists_every_node_and_the_claims);
+        RUN(test_nodes_stop_cleanly);
+    }
+    int failed = check_failed_;
+    for (int i = NODES - 1; i >= 0; i--)
+        h_env_finish(&s_node[i], failed);
+    hm_finish(&s_m);
+    h_env_finish(&fix, failed);
+    return check_done();
+}
