@@ -185,6 +185,20 @@ static int64_t s_write_error(const bson_t *reply)
     return 0;
 }
 
+/* Runs the write cmd (majority): the documents it wrote or matched ("n"), *code the first write
+ * error's code (0 none); -1 when MongoDB did not answer. */
+static int64_t s_write_n(claims_t *self, const bson_t *cmd, const char *what, int64_t *code)
+{
+    bson_t reply;
+    if (s_run(self, cmd, 1, &reply, what) != 0)
+        return -1;
+    *code = s_write_error(&reply);
+    bson_iter_t it;
+    int64_t n = bson_iter_init_find(&it, &reply, "n") ? bson_iter_as_int64(&it) : 0;
+    bson_destroy(&reply);
+    return n;
+}
+
 /* Inserts tx_id's first claim (epoch 1). 1 inserted, 0 a claim exists already (duplicate key), -1. */
 static int s_insert(claims_t *self, const char *tx_id, int64_t lease_until_ms)
 {
@@ -194,19 +208,14 @@ static int s_insert(claims_t *self, const char *tx_id, int64_t lease_until_ms)
                            "transaction_id", BCON_UTF8(tx_id), "node", BCON_UTF8(self->node),
                            "epoch", BCON_INT32(1), "lease_until_ms", BCON_INT64(lease_until_ms),
                            "state", BCON_UTF8("working"), "updated", BCON_DATE_TIME(s_wall_ms()), "}", "]");
-    bson_t reply;
-    int rc = s_run(self, cmd, 1, &reply, "insert");
+    int64_t code = 0;
+    int64_t n = s_write_n(self, cmd, "insert", &code);
     bson_destroy(cmd);
-    if (rc != 0)
-        return -1;
-    int64_t code = s_write_error(&reply);
-    bson_iter_t it;
-    int64_t n = bson_iter_init_find(&it, &reply, "n") ? bson_iter_as_int64(&it) : 0;
-    bson_destroy(&reply);
     if (code == MONGO_DUPLICATE_KEY)
         return 0;
-    if (code != 0 || n != 1) {
-        log_warn("claims.mongo_failed", "node=%s tx=%s step=insert code=%lld", self->node, tx_id, (long long) code);
+    if (n < 0 || code != 0 || n != 1) {
+        if (n >= 0)
+            log_warn("claims.mongo_failed", "node=%s tx=%s step=insert code=%lld", self->node, tx_id, (long long) code);
         return -1;
     }
     return 1;
@@ -224,15 +233,11 @@ static int s_cas(claims_t *self, const char *tx_id, int32_t old_epoch, const cha
                            "u", "{", "$set", "{", "node", BCON_UTF8(self->node), "epoch", BCON_INT32(new_epoch),
                            "lease_until_ms", BCON_INT64(lease_until_ms), "state", BCON_UTF8(state),
                            "updated", BCON_DATE_TIME(s_wall_ms()), "}", "}", "}", "]");
-    bson_t reply;
-    int rc = s_run(self, cmd, 1, &reply, "update");
+    int64_t code = 0;
+    int64_t n = s_write_n(self, cmd, "update", &code);
     bson_destroy(cmd);
-    if (rc != 0)
+    if (n < 0)
         return -1;
-    int64_t code = s_write_error(&reply);
-    bson_iter_t it;
-    int64_t n = bson_iter_init_find(&it, &reply, "n") ? bson_iter_as_int64(&it) : 0;
-    bson_destroy(&reply);
     if (code != 0) {
         log_warn("claims.mongo_failed", "node=%s tx=%s step=update code=%lld", self->node, tx_id, (long long) code);
         return -1;

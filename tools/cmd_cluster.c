@@ -17,6 +17,7 @@
 #include "actors/mio.h"
 #include "schema/config.h"
 #include "schema/mongo.h"
+#include "schema/timearg.h"
 #include "tools/commands.h"
 
 #define S_NODES_MAX 256
@@ -43,19 +44,6 @@ static int64_t s_wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void s_iso(int64_t ms, char *buf, size_t len)
-{
-    if (ms <= 0) {
-        snprintf(buf, len, "-");
-        return;
-    }
-    time_t t = (time_t) (ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (ms % 1000));
 }
 
 static s_node_t *s_node(s_node_t *nodes, int *n, const char *name)
@@ -188,8 +176,9 @@ static int s_status(const config_t *cfg)
     }
     long expiring = 0;
     for (int i = 0; i < sc.n; i++) {
-        char when[40];
-        s_iso(nodes[i].updated_ms, when, sizeof when);
+        char when[40] = "-";
+        if (nodes[i].updated_ms > 0)
+            timearg_format(nodes[i].updated_ms, when, sizeof when);
         printf("node=%s last_heartbeat=%s age_s=%" PRId64 " lsn=%" PRId64 " claims_held=%ld leases_expiring=%ld\n",
                nodes[i].node, when, nodes[i].updated_ms ? (sc.now_ms - nodes[i].updated_ms) / 1000 : -1,
                nodes[i].lsn, nodes[i].held, nodes[i].expiring);

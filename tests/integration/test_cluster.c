@@ -79,36 +79,34 @@ static int s_nodes_start(void)
     return 0;
 }
 
-/* POSTs tx's Completed webhook to node i (and a Confirming one first, half the time). 1 if acknowledged. */
-static int s_post(int i, const h_tx_t *tx)
+/* POSTs one webhook of t (event type) to node i. 1 if acknowledged. */
+static int s_post_one(int i, const h_tx_t *t, const char *type)
 {
-    h_tx_t t = *tx;
-    int ok = 1;
     char ev[40];
-    if (h_rng_next(&s_rng) & 1) {
-        snprintf(t.status, sizeof t.status, "Confirming");
-        t.confirmations = 3;
-        jbuf_t b;
-        jbuf_init(&b);
-        h_uuid(h_rng_next(&s_rng), h_rng_next(&s_rng), ev);
-        h_webhook_body(&b, ev, "wallets.transaction.updated", &t);
-        h_resp_t r = h_post_webhook(&s_node[i], b.data, b.len);
-        ok &= r.status >= 200 && r.status < 300;
-        h_resp_free(&r);
-        jbuf_free(&b);
-        t = *tx;
-    }
     jbuf_t b;
     jbuf_init(&b);
     h_uuid(h_rng_next(&s_rng), h_rng_next(&s_rng), ev);
-    h_webhook_body(&b, ev, "wallets.transaction.succeeded", &t);
+    h_webhook_body(&b, ev, type, t);
     h_resp_t r = h_post_webhook(&s_node[i], b.data, b.len);
-    ok &= r.status >= 200 && r.status < 300;
+    int ok = r.status >= 200 && r.status < 300;
     if (!ok)
         h_log("webhook to node %d -> %ld %.200s", i, r.status, r.body);
     h_resp_free(&r);
     jbuf_free(&b);
     return ok;
+}
+
+/* POSTs tx's Completed webhook to node i (and a Confirming one first, half the time). 1 if acknowledged. */
+static int s_post(int i, const h_tx_t *tx)
+{
+    int ok = 1;
+    if (h_rng_next(&s_rng) & 1) {
+        h_tx_t t = *tx;
+        snprintf(t.status, sizeof t.status, "Confirming");
+        t.confirmations = 3;
+        ok &= s_post_one(i, &t, "wallets.transaction.updated");
+    }
+    return ok & s_post_one(i, tx, "wallets.transaction.succeeded");
 }
 
 /* Sprays tx's webhooks over every node (skip: a node to leave out, -1 none), twice each, shuffled. */
