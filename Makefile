@@ -51,7 +51,7 @@ FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_OUT)/%)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_OUT)/obj/%.o)
 
-.PHONY: all build deps deps-check test bench bench-build bench-deps run clean tests-build npm-deps install fuzz fuzz-build fuzz-deps
+.PHONY: all build deps deps-check test bench bench-build bench-deps run run-cluster clean tests-build npm-deps install fuzz fuzz-build fuzz-deps
 .DEFAULT_GOAL := all
 
 all: deps-check
@@ -127,6 +127,11 @@ bench: deps-check bench-deps
 
 run: all
 	@tools/run.sh build/release/kasa
+
+# Three nodes in cluster mode behind Debian's nginx, on the tests' MongoDB wire server (README "Cluster").
+run-cluster: all
+	@cd tests/mongo && { [ -d node_modules/@push.rocks/smartmongo ] || npm ci --no-audit --no-fund --loglevel=error; }
+	@tools/run_cluster.sh build/release/kasa
 
 # The binary, the panel's files, the README, and the service files (tools/deploy/): the systemd unit and
 # its sysusers entry where systemd looks under PREFIX; nginx, PM2, logrotate and the example

@@ -8,7 +8,9 @@
  *  - the node crediting a deposit paused (SIGSTOP) past its lease with a call outcome unknown, its
  *    claim taken over, then resumed: it never sends (the MT5 simulator's deals say one deal);
  *  - MongoDB paused: webhooks still acknowledged, nothing credited, credits resume once it answers.
- * KASA_CLUSTER_RUNS=N repeats the spray with N more deposits (a longer seeded soak). */
+ *  - nodes SIGKILLed at random moments and started again: still one deal per deposit.
+ * KASA_CLUSTER_RUNS=N: N more sprayed deposits and N killed-node runs instead of 3 (a longer seeded soak,
+ * at most 64). */
 #include "tests/check.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/support_mongo.h"
@@ -205,7 +207,7 @@ static void s_spray_run(int deposits)
 static void test_sprayed_webhooks_make_one_deal_per_deposit(void)
 {
     s_spray_run(6);
-    const char *runs = getenv("KASA_CLUSTER_RUNS");
+    const char *runs = getenv("KASA_CLUSTER_RUNS");   /* a longer soak */
     if (runs && atoi(runs) > 0)
         s_spray_run(atoi(runs));
 }
@@ -224,6 +226,32 @@ static int s_log_has(int i, const char *a, const char *b)
     }
     free(text);
     return found;
+}
+
+/* Seeded runs: each deposit sprayed over the nodes while one node, picked at random, is SIGKILLed
+ * at a random moment (before its claim, mid-credit, mid-take-over) and started again. */
+static void test_nodes_killed_at_random_still_make_one_deal_each(void)
+{
+    const char *env = getenv("KASA_CLUSTER_RUNS");
+    int runs = env && atoi(env) > 0 ? atoi(env) : 3;
+    if (runs > 64)
+        runs = 64;
+    h_tx_t tx[64];
+    int64_t minor[64];
+    for (int r = 0; r < runs; r++) {
+        CHECK_EQ_INT(s_deposit(&tx[r], &minor[r]), 0);
+        int victim = (int) h_rng_range(&s_rng, 0, NODES - 1);
+        h_sleep_ms((int) h_rng_range(&s_rng, 0, 300));
+        h_kasa_kill(&s_node[victim]);
+        CHECK(s_spray(&tx[r], victim));
+        CHECK_EQ_INT(h_kasa_start(&s_node[victim]), 0);
+        CHECK(s_spray(&tx[r], -1));
+    }
+    for (int r = 0; r < runs; r++)
+        CHECK_EQ_INT(s_wait_credited(tx[r].tx_id, 30000), 0);
+    h_sleep_ms(LEASE_MS + 1500);
+    for (int r = 0; r < runs; r++)
+        CHECK_EQ_INT(h_deals_of(&s_node[0], LOGIN, minor[r], NULL), 1);
 }
 
 static void test_a_paused_holder_past_its_lease_never_sends(void)
@@ -317,6 +345,7 @@ int main(void)
         printf("FAIL the nodes did not start\n");
     } else {
         RUN(test_sprayed_webhooks_make_one_deal_per_deposit);
+        RUN(test_nodes_killed_at_random_still_make_one_deal_each);
         RUN(test_a_paused_holder_past_its_lease_never_sends);
         RUN(test_mongodb_paused_webhooks_acknowledged_credits_resume);
         RUN(test_cluster_status_lists_every_node_and_the_claims);
