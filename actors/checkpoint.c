@@ -22,7 +22,10 @@
 
 static void *s_registry_create(const config_t *cfg)
 {
-    return registry_new(cfg && cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
+    registry_t *r = registry_new(cfg && cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
+    if (r && cfg)
+        registry_set_dir(r, cfg->journal_dir);   /* finished deposits: to and from its index */
+    return r;
 }
 
 static void s_registry_destroy(void *state)
@@ -35,7 +38,8 @@ static int s_registry_apply(void *state, const record_t *r, uint64_t lsn, char *
 {
     if (registry_apply(state, r, lsn) == 0)
         return 0;
-    snprintf(err, errlen, "lsn %llu: more deposits or links than KASA_MAX_DEPOSITS: raise it",
+    snprintf(err, errlen, "lsn %llu: more unfinished deposits or links than KASA_MAX_DEPOSITS (raise it), or the "
+             "index of finished deposits cannot be read (see the log)",
              (unsigned long long) lsn);
     return -1;
 }
@@ -373,6 +377,8 @@ struct checkpointer_t {
     int stop;
     uint64_t last_lsn;        /* of the newest snapshot */
     atomic_uint_fast64_t written;
+    void (*on_written)(void *arg, uint64_t lsn);   /* checkpointer_on_written (under mu) */
+    void *on_written_arg;
 };
 
 static void *s_run(void *arg)
@@ -402,6 +408,13 @@ static void *s_run(void *arg)
         int rc = checkpoint_write(self->cfg.journal_dir, &self->cfg, durable, &info, err, sizeof err);
         int64_t took = s_now_ms() - t0;
         pthread_mutex_lock(&self->mu);
+        void (*on_written)(void *arg, uint64_t lsn) = rc == 0 ? self->on_written : NULL;
+        void *on_written_arg = self->on_written_arg;
+        if (on_written) {   /* outside mu: it takes its module's own lock */
+            pthread_mutex_unlock(&self->mu);
+            on_written(on_written_arg, durable);
+            pthread_mutex_lock(&self->mu);
+        }
         if (rc == 0) {
             self->last_lsn = durable;
             last_ms = s_now_ms();
@@ -469,6 +482,14 @@ void checkpointer_destroy(checkpointer_t **self_p)
     pthread_mutex_destroy(&self->mu);
     config_clear(&self->cfg);
     free(self);
+}
+
+void checkpointer_on_written(checkpointer_t *self, void (*fn)(void *arg, uint64_t lsn), void *arg)
+{
+    pthread_mutex_lock(&self->mu);
+    self->on_written = fn;
+    self->on_written_arg = arg;
+    pthread_mutex_unlock(&self->mu);
 }
 
 uint64_t checkpointer_written(checkpointer_t *self)

@@ -84,6 +84,9 @@ typedef struct checkpointer_t checkpointer_t;
 checkpointer_t *checkpointer_new(journal_t *journal, const config_t *cfg, char *err, size_t errlen);
 /* Stops the thread (a snapshot being written is finished first); frees; sets *self_p NULL. */
 void checkpointer_destroy(checkpointer_t **self_p);
+/* Calls fn(arg, lsn) on the checkpointer's thread after each snapshot it writes is durable (lsn: the
+ * one it covers): how the live modules let go of what the snapshot now holds for them. */
+void checkpointer_on_written(checkpointer_t *self, void (*fn)(void *arg, uint64_t lsn), void *arg);
 /* Snapshots written by it so far. */
 uint64_t checkpointer_written(checkpointer_t *self);
 

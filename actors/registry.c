@@ -1,5 +1,6 @@
 /* registry.c — see registry.h. Deposits in a czmq hash (tx_id → entry) plus a vector in arrival
- * order (for "newest first" listings); links in a second hash (address → login, chain).
+ * order (for "newest first" listings); links in a second hash (address → login, chain); finished
+ * deposits that left memory in the index of the snapshot started from (journal/findex.h).
  *
  * One function, s_apply_locked(), turns a record into memory, for replay and for live commits
  * alike: what a running kasa holds in memory is by construction what a replay of its journal
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "journal/findex.h"
 #include "journal/snapshot.h"
 #include "schema/log.h"
 #include "schema/money.h"
@@ -33,7 +35,7 @@ typedef struct {
  * without a scan of every deposit. */
 typedef struct s_node {
     registry_entry_t e;
-    size_t seq;                  /* arrival order: index in entries[] */
+    uint64_t first_lsn;          /* arrival order: the LSN of its first record */
     uint64_t indexed_login;      /* the login whose list it is on (0: none) */
     struct s_node *newer, *older;
 } s_node_t;
@@ -46,6 +48,12 @@ struct registry_t {
     size_t count, cap;
     zhashx_t *by_login;          /* "login" → newest s_node_t * of that login */
     zhashx_t *links;             /* address key → s_link_t * (owned) */
+    size_t open;                 /* deposits in memory in a state that is not final: what max_deposits bounds */
+    uint64_t applied_lsn;        /* the highest LSN applied (a snapshot's LSN once saved or loaded) */
+    char dir[512];               /* journal directory whose finished/ holds the index ("": none, keep all) */
+    findex_t *base;              /* finished deposits not in memory (NULL: none) */
+    uint64_t *superseded;        /* base locs of deposits in memory again (sorted): base's copy is stale */
+    size_t nsup, capsup;
     atomic_int failed;
     int replaying;               /* apply from the journal: report mismatches */
     int (*also)(void *arg, const record_t *r, uint64_t lsn);   /* registry_replay_also */
@@ -103,6 +111,21 @@ registry_t *registry_new(size_t max_deposits)
     return self;
 }
 
+void registry_set_dir(registry_t *self, const char *dir)
+{
+    pthread_mutex_lock(&self->lock);
+    s_copy(self->dir, sizeof self->dir, dir);
+    pthread_mutex_unlock(&self->lock);
+}
+
+size_t registry_open_count(registry_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    size_t n = self->open;
+    pthread_mutex_unlock(&self->lock);
+    return n;
+}
+
 void registry_destroy(registry_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -111,6 +134,8 @@ void registry_destroy(registry_t **self_p)
     zhashx_destroy(&self->by_tx);
     zhashx_destroy(&self->links);
     zhashx_destroy(&self->by_login);
+    findex_close(&self->base);
+    free(self->superseded);
     for (size_t i = 0; i < self->count; i++)
         free(self->entries[i]);
     free(self->entries);
@@ -158,7 +183,7 @@ static void s_index(registry_t *self, s_node_t *n)
         return;
     s_login_key(login, key);
     s_node_t *head = zhashx_lookup(self->by_login, key);
-    if (!head || head->seq < n->seq) {   /* the newest of its login: the usual case */
+    if (!head || head->first_lsn < n->first_lsn) {   /* the newest of its login: the usual case */
         n->older = head;
         if (head)
             head->newer = n;
@@ -166,7 +191,7 @@ static void s_index(registry_t *self, s_node_t *n)
         return;
     }
     s_node_t *at = head;                 /* an older deposit given a login later: find its place */
-    while (at->older && at->older->seq > n->seq)
+    while (at->older && at->older->first_lsn > n->first_lsn)
         at = at->older;
     n->newer = at;
     n->older = at->older;
@@ -175,15 +200,18 @@ static void s_index(registry_t *self, s_node_t *n)
     at->older = n;
 }
 
-/* A new, empty entry for tx_id in state NONE, indexed; NULL if full or no memory. */
-static registry_entry_t *s_create(registry_t *self, const char *tx_id)
+static int s_final(const registry_entry_t *e)
 {
-    if (self->count >= self->max_deposits)
-        return NULL;
+    return deposit_state_is_final(e->view.state);
+}
+
+/* A new, empty entry for tx_id in state NONE, first recorded at first_lsn, at its place in arrival
+ * order (the end, but for a deposit read back from the index); not yet on its login's list. NULL if
+ * max_deposits unfinished deposits are held, or no memory. */
+static s_node_t *s_new_node(registry_t *self, const char *tx_id, uint64_t first_lsn)
+{
     if (self->count == self->cap) {
         size_t cap = self->cap ? self->cap * 2 : 256;
-        if (cap > self->max_deposits)
-            cap = self->max_deposits;
         s_node_t **grown = realloc(self->entries, cap * sizeof *grown);
         if (!grown)
             return NULL;
@@ -202,8 +230,142 @@ static registry_entry_t *s_create(registry_t *self, const char *tx_id)
         free(n);
         return NULL;
     }
-    n->seq = self->count;
-    self->entries[self->count++] = n;
+    n->first_lsn = first_lsn;
+    size_t at = self->count;
+    while (at > 0 && self->entries[at - 1]->first_lsn > first_lsn)
+        at--;
+    memmove(&self->entries[at + 1], &self->entries[at], (self->count - at) * sizeof *self->entries);
+    self->entries[at] = n;
+    self->count++;
+    return n;
+}
+
+static registry_entry_t *s_create(registry_t *self, const char *tx_id, uint64_t first_lsn)
+{
+    if (self->open >= self->max_deposits)
+        return NULL;
+    s_node_t *n = s_new_node(self, tx_id, first_lsn);
+    if (!n)
+        return NULL;
+    self->open++;   /* NONE is not final */
+    return &n->e;
+}
+
+/* ---- finished deposits out of memory (the index) ------------------------------------------------ */
+
+static void s_pickle_node(snap_pk_t *p, uint64_t *first_lsn, registry_entry_t *e);
+
+static int s_loc_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+static int s_superseded(const registry_t *self, uint64_t loc)
+{
+    return self->nsup && bsearch(&loc, self->superseded, self->nsup, sizeof loc, s_loc_cmp) != NULL;
+}
+
+/* Records that the index's copy at loc is stale (the deposit is in memory again). 0 or -1. */
+static int s_supersede(registry_t *self, uint64_t loc)
+{
+    if (s_superseded(self, loc))
+        return 0;
+    if (self->nsup == self->capsup) {
+        size_t cap = self->capsup ? self->capsup * 2 : 64;
+        uint64_t *grown = realloc(self->superseded, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        self->superseded = grown;
+        self->capsup = cap;
+    }
+    size_t at = self->nsup;
+    while (at > 0 && self->superseded[at - 1] > loc)
+        at--;
+    memmove(&self->superseded[at + 1], &self->superseded[at], (self->nsup - at) * sizeof loc);
+    self->superseded[at] = loc;
+    self->nsup++;
+    return 0;
+}
+
+/* Reads the entry the index holds at loc into *out. 0, or -1 (logged: a store is missing or damaged). */
+static int s_read_evicted(registry_t *self, uint64_t loc, registry_entry_t *out, uint64_t *first_lsn)
+{
+    uint8_t *blob;
+    size_t len;
+    char err[300];
+    if (findex_read(self->base, loc, &blob, &len, err, sizeof err) != 0) {
+        log_error("registry.index_unreadable", "journal=%s loc=%llu reason=\"%s\"", self->dir,
+                  (unsigned long long) loc, err);
+        return -1;
+    }
+    snap_pk_t p;
+    snap_pk_load_init(&p, blob, len);
+    memset(out, 0, sizeof *out);
+    s_pickle_node(&p, first_lsn, out);
+    int bad = p.bad || p.pos != p.len;
+    free(blob);
+    if (bad)
+        log_error("registry.index_unreadable", "journal=%s loc=%llu reason=\"the entry does not decode\"", self->dir,
+                  (unsigned long long) loc);
+    return bad ? -1 : 0;
+}
+
+/* Looks tx_id up among the finished deposits that left memory. A key hit is only a candidate: its
+ * entry is read and the whole transaction id compared, so a new deposit whose hash collides with an
+ * old one's is never taken for it. 1 with *out, *first_lsn and *loc if it is there; 0 if not; -1 if a
+ * candidate cannot be read (then nobody can tell whether tx_id is new: the caller refuses for now). */
+static int s_find_evicted(registry_t *self, const char *tx_id, registry_entry_t *out, uint64_t *first_lsn,
+                          uint64_t *loc)
+{
+    if (!self->base || !tx_id)
+        return 0;
+    size_t first, n = findex_find(self->base, findex_hash(tx_id), &first);
+    for (size_t i = 0; i < n; i++) {
+        const findex_key_t *k = findex_key(self->base, first + i);
+        if (s_superseded(self, k->loc))
+            continue;
+        if (s_read_evicted(self, k->loc, out, first_lsn) != 0)
+            return -1;
+        if (strcmp(out->view.tx_id, tx_id) == 0) {
+            *loc = k->loc;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Brings a deposit read from the index back into memory (something is about to be recorded for it),
+ * at its place in arrival order; the index's copy is superseded. The entry, or NULL (no memory). */
+static registry_entry_t *s_revive(registry_t *self, const registry_entry_t *old, uint64_t first_lsn, uint64_t loc)
+{
+    if (s_supersede(self, loc) != 0)
+        return NULL;
+    s_node_t *n = s_new_node(self, old->view.tx_id, first_lsn);
+    if (!n)
+        return NULL;
+    n->e = *old;
+    if (!s_final(&n->e))
+        self->open++;
+    s_index(self, n);
+    return &n->e;
+}
+
+/* The in-memory entry of tx_id, brought back from the index if it is there. NULL if unknown, or (with
+ * *unreadable set) if the index could not be read. */
+static registry_entry_t *s_find_any(registry_t *self, const char *tx_id, int *unreadable)
+{
+    *unreadable = 0;
+    registry_entry_t *e = s_find(self, tx_id);
+    if (e || !self->base)
+        return e;
+    registry_entry_t *old = malloc(sizeof *old);
+    uint64_t first_lsn = 0, loc = 0;
+    int got = old ? s_find_evicted(self, tx_id, old, &first_lsn, &loc) : -1;
+    if (got > 0 && !(e = s_revive(self, old, first_lsn, loc)))
+        got = -1;
+    *unreadable = got < 0;
+    free(old);
     return e;
 }
 
@@ -338,18 +500,24 @@ static void s_apply_admin(registry_entry_t *e, const record_t *r)
 /* The one place a record changes memory. -1 if a new deposit or link does not fit. */
 static int s_apply_locked(registry_t *self, const record_t *r, uint64_t lsn)
 {
+    if (lsn > self->applied_lsn)
+        self->applied_lsn = lsn;
     if (r->kind == RECORD_ADDRESS_LINK)
         return s_link_locked(self, r->address, r->chain_id, r->login, lsn, r->time_ms);
     if (!r->tx_id[0])
         return 0;
-    registry_entry_t *e = s_find(self, r->tx_id);
+    int unreadable;
+    registry_entry_t *e = s_find_any(self, r->tx_id, &unreadable);
+    if (unreadable)
+        return -1;
     if (!e) {
         if (r->kind != RECORD_DEPOSIT)
             return 0;   /* an attempt or notice for a deposit never seen: nothing to hang it on */
-        e = s_create(self, r->tx_id);
+        e = s_create(self, r->tx_id, lsn);
         if (!e)
             return -1;
     }
+    int was_open = !s_final(e);
     switch (r->kind) {
     case RECORD_DEPOSIT: s_apply_deposit(self, e, r, lsn); break;
     case RECORD_CREDIT_ATTEMPT: s_apply_attempt(e, r); break;
@@ -373,6 +541,10 @@ static int s_apply_locked(registry_t *self, const record_t *r, uint64_t lsn)
         break;
     default: break;
     }
+    if (was_open && s_final(e))
+        self->open--;
+    else if (!was_open && !s_final(e))
+        self->open++;
     if (lsn > e->last_lsn)
         e->last_lsn = lsn;
     s_index(self, (s_node_t *) e);
@@ -434,12 +606,12 @@ long registry_replay(registry_t *self, const char *dir, char *err, size_t errlen
 
 /* ---- snapshot section ------------------------------------------------------------------------------ */
 
-#define S_PICKLE_LAYOUT 1u   /* bump when the fields below change: an older snapshot is then not read */
+#define S_PICKLE_LAYOUT 2u   /* bump when the fields below change: an older snapshot is then not read */
 
 /* Every field of an entry, in one order, for both directions (journal/snapshot.h). A field added to
  * registry_entry_t or deposit_view_t must be added here, or a start from a snapshot would lose it
  * (test_checkpoint proves start-from-snapshot equals start-from-journal). */
-static void s_pickle_entry(snap_pk_t *p, registry_entry_t *e)
+void registry_entry_pickle(snap_pk_t *p, registry_entry_t *e)
 {
     deposit_view_t *v = &e->view;
     SNAP_PK_STR(p, v->tx_id);
@@ -496,20 +668,105 @@ static void s_pickle_entry(snap_pk_t *p, registry_entry_t *e)
     snap_pk_u64(p, &e->last_lsn);
 }
 
+/* An entry with its arrival (first LSN): what a section and an index store hold per deposit. */
+static void s_pickle_node(snap_pk_t *p, uint64_t *first_lsn, registry_entry_t *e)
+{
+    snap_pk_u64(p, first_lsn);
+    registry_entry_pickle(p, e);
+}
+
 static int s_strptr_cmp(const void *a, const void *b)
 {
     return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
 
+/* What a registry section says before its entries: the index of finished deposits it stands on. */
+typedef struct {
+    uint32_t layout;
+    uint64_t applied_lsn;
+    uint64_t idx_lsn;    /* DIR/finished/<idx_lsn>.idx, 0: none */
+    uint64_t idx_count;
+    uint32_t idx_crc;
+} s_head_t;
+
+static void s_pickle_head(snap_pk_t *p, s_head_t *h)
+{
+    snap_pk_u32(p, &h->layout);
+    snap_pk_u64(p, &h->applied_lsn);
+    snap_pk_u64(p, &h->idx_lsn);
+    snap_pk_u64(p, &h->idx_count);
+    snap_pk_u32(p, &h->idx_crc);
+}
+
+/* Writes the index for a snapshot of this registry at its applied LSN: the base's deposits (less the
+ * superseded) and every finished deposit in memory. *h gets its name. 0, or -1 (logged). Under the lock. */
+static int s_save_index(registry_t *self, s_head_t *h)
+{
+    size_t finished = 0;
+    for (size_t i = 0; i < self->count; i++)
+        finished += s_final(&self->entries[i]->e);
+    if (!finished && !self->nsup) {   /* nothing changed: stand on the same index */
+        h->idx_lsn = findex_lsn(self->base);
+        h->idx_count = findex_count(self->base);
+        h->idx_crc = findex_crc(self->base);
+        return 0;
+    }
+    char err[400];
+    findex_writer_t *w = findex_write_begin(self->dir, self->applied_lsn, self->base, err, sizeof err);
+    int rc = w ? 0 : -1;
+    for (size_t i = 0; w && i < self->nsup; i++)
+        findex_write_drop(w, self->superseded[i]);
+    registry_entry_t *tmp = malloc(sizeof *tmp);
+    if (!tmp) {
+        snprintf(err, sizeof err, "no memory");
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < self->count; i++) {
+        s_node_t *n = self->entries[i];
+        if (!s_final(&n->e))
+            continue;
+        snap_pk_t p;
+        snap_pk_save_init(&p);
+        *tmp = n->e;   /* the save direction reads its fields; a copy keeps this walk read-only */
+        uint64_t first_lsn = n->first_lsn;
+        s_pickle_node(&p, &first_lsn, tmp);
+        if (p.bad || findex_write_add(w, findex_hash(n->e.view.tx_id), n->e.view.login, n->first_lsn, p.buf, p.len,
+                                      err, sizeof err) != 0) {
+            if (p.bad)
+                snprintf(err, sizeof err, "deposit %s does not encode", n->e.view.tx_id);
+            rc = -1;
+        }
+        snap_pk_free(&p);
+    }
+    free(tmp);
+    if (rc == 0) {
+        rc = findex_write_commit(&w, &h->idx_count, &h->idx_crc, err, sizeof err);
+        h->idx_lsn = self->applied_lsn;
+    }
+    findex_write_abort(&w);
+    if (rc != 0)
+        log_error("snapshot.index_failed", "journal=%s lsn=%llu reason=\"%s\"", self->dir,
+                  (unsigned long long) self->applied_lsn, err);
+    return rc;
+}
+
 int registry_save(registry_t *self, snap_pk_t *p)
 {
     pthread_mutex_lock(&self->lock);
-    uint32_t layout = S_PICKLE_LAYOUT;
-    snap_pk_u32(p, &layout);
-    uint64_t count = self->count;
+    s_head_t h = { S_PICKLE_LAYOUT, self->applied_lsn, 0, 0, 0 };
+    int indexed = self->dir[0] != '\0';
+    if (indexed && s_save_index(self, &h) != 0)
+        p->bad = 1;
+    s_pickle_head(p, &h);
+    uint64_t count = 0;
+    for (size_t i = 0; i < self->count; i++)
+        count += !indexed || !s_final(&self->entries[i]->e);
     snap_pk_u64(p, &count);
-    for (size_t i = 0; i < self->count && !p->bad; i++)   /* arrival order: the listings' order */
-        s_pickle_entry(p, &self->entries[i]->e);
+    for (size_t i = 0; i < self->count && !p->bad; i++) {   /* arrival order: the listings' order */
+        s_node_t *n = self->entries[i];
+        if (!indexed || !s_final(&n->e))
+            s_pickle_node(p, &n->first_lsn, &n->e);
+    }
     /* links by address: the same registry always encodes to the same bytes */
     uint64_t links = zhashx_size(self->links);
     snap_pk_u64(p, &links);
@@ -534,30 +791,54 @@ int registry_save(registry_t *self, snap_pk_t *p)
     return p->bad ? -1 : 0;
 }
 
+/* The index h names, opened and checked against what the section says of it. NULL with a reason. */
+static findex_t *s_open_index(const registry_t *self, const s_head_t *h, char *err, size_t errlen)
+{
+    if (!self->dir[0]) {
+        snprintf(err, errlen, "the snapshot stands on an index of finished deposits, and no journal directory "
+                 "was given to read it from");
+        return NULL;
+    }
+    findex_t *x = findex_open(self->dir, h->idx_lsn, err, errlen);
+    if (x && (findex_count(x) != h->idx_count || findex_crc(x) != h->idx_crc)) {
+        snprintf(err, errlen, "the index of finished deposits %llu is not the one the snapshot names",
+                 (unsigned long long) h->idx_lsn);
+        findex_close(&x);
+    }
+    return x;
+}
+
 int registry_load(registry_t *self, snap_pk_t *p, char *err, size_t errlen)
 {
     pthread_mutex_lock(&self->lock);
-    uint32_t layout = 0;
+    s_head_t h = { 0 };
     uint64_t count = 0, links = 0;
     int rc = -1;
-    snap_pk_u32(p, &layout);
+    s_pickle_head(p, &h);
     snap_pk_u64(p, &count);
     registry_entry_t *tmp = malloc(sizeof *tmp);
-    if (!tmp || layout != S_PICKLE_LAYOUT || self->count) {
-        snprintf(err, errlen, !tmp ? "no memory" : self->count ? "registry not empty" : "registry layout %u, not %u",
-                 layout, S_PICKLE_LAYOUT);
+    if (!tmp || h.layout != S_PICKLE_LAYOUT || self->count || self->base) {
+        snprintf(err, errlen, !tmp ? "no memory" : h.layout != S_PICKLE_LAYOUT ? "registry layout %u, not %u"
+                 : "registry not empty", h.layout, S_PICKLE_LAYOUT);
         goto out;
     }
+    if (h.idx_lsn && !(self->base = s_open_index(self, &h, err, errlen)))
+        goto out;
+    self->applied_lsn = h.applied_lsn;
     for (uint64_t i = 0; i < count && !p->bad; i++) {
         memset(tmp, 0, sizeof *tmp);
-        s_pickle_entry(p, tmp);
-        registry_entry_t *e = p->bad || s_find(self, tmp->view.tx_id) ? NULL : s_create(self, tmp->view.tx_id);
+        uint64_t first_lsn = 0;
+        s_pickle_node(p, &first_lsn, tmp);
+        registry_entry_t *e = p->bad || s_find(self, tmp->view.tx_id) ? NULL
+                              : s_create(self, tmp->view.tx_id, first_lsn);
         if (!e) {
             snprintf(err, errlen, p->bad ? "deposit %llu does not decode" : "deposit %llu: duplicate, or more than "
-                     "%zu deposits: raise KASA_MAX_DEPOSITS", (unsigned long long) i, self->max_deposits);
+                     "%zu unfinished deposits: raise KASA_MAX_DEPOSITS", (unsigned long long) i, self->max_deposits);
             goto out;
         }
         *e = *tmp;
+        if (s_final(e))
+            self->open--;
         s_index(self, (s_node_t *) e);
     }
     snap_pk_u64(p, &links);
@@ -583,6 +864,105 @@ int registry_load(registry_t *self, snap_pk_t *p, char *err, size_t errlen)
 out:
     free(tmp);
     pthread_mutex_unlock(&self->lock);
+    return rc;
+}
+
+/* Takes n out of memory (its login's list, the table; the caller closes its slot in arrival order);
+ * frees it. Under the lock. */
+static void s_evict(registry_t *self, s_node_t *n)
+{
+    n->e.view.login = 0;
+    s_index(self, n);   /* off its login's list */
+    zhashx_delete(self->by_tx, n->e.view.tx_id);
+    if (!s_final(&n->e))
+        self->open--;
+    free(n);
+}
+
+int registry_forget_finished(registry_t *self, uint64_t snapshot_lsn, char *err, size_t errlen)
+{
+    if (!self->dir[0]) {
+        snprintf(err, errlen, "no journal directory: finished deposits stay in memory");
+        return -1;
+    }
+    snapshot_t *snap = snapshot_open(self->dir, snapshot_lsn, err, errlen);
+    if (!snap)
+        return -1;
+    const uint8_t *content;
+    uint64_t len;
+    s_head_t h = { 0 };
+    findex_t *x = NULL;
+    if (snapshot_section(snap, "registry", &content, &len) != 0) {
+        snprintf(err, errlen, "snapshot %llu has no registry section", (unsigned long long) snapshot_lsn);
+    } else {
+        snap_pk_t p;
+        snap_pk_load_init(&p, content, (size_t) len);
+        s_pickle_head(&p, &h);
+        if (p.bad || h.layout != S_PICKLE_LAYOUT)
+            snprintf(err, errlen, "snapshot %llu: registry layout %u, not %u", (unsigned long long) snapshot_lsn,
+                     h.layout, S_PICKLE_LAYOUT);
+        else if (h.idx_lsn)
+            x = s_open_index(self, &h, err, errlen);
+    }
+    snapshot_close(&snap);
+    if (!x)
+        return h.idx_lsn || h.layout != S_PICKLE_LAYOUT ? -1 : 0;   /* no index: nothing had finished */
+    registry_entry_t *tmp = malloc(sizeof *tmp);
+    if (!tmp) {
+        findex_close(&x);
+        snprintf(err, errlen, "no memory");
+        return -1;
+    }
+    pthread_mutex_lock(&self->lock);
+    findex_t *old = self->base;
+    uint64_t *old_sup = self->superseded;
+    size_t old_nsup = self->nsup, old_capsup = self->capsup;
+    self->base = x;
+    self->superseded = NULL;
+    self->nsup = self->capsup = 0;
+    int rc = 0;
+    /* First what stays: a deposit here that changed since the snapshot while the index holds an
+     * older copy of it makes that copy stale. */
+    for (size_t i = 0; i < self->count && rc == 0; i++) {
+        s_node_t *n = self->entries[i];
+        uint64_t first_lsn, loc;
+        if (n->first_lsn > snapshot_lsn || n->e.last_lsn <= snapshot_lsn)
+            continue;   /* arrived after it (not in its index), or unchanged since (in it only if finished) */
+        int got = s_find_evicted(self, n->e.view.tx_id, tmp, &first_lsn, &loc);
+        if (got < 0 || (got > 0 && s_supersede(self, loc) != 0)) {
+            snprintf(err, errlen, "cannot read the index of finished deposits %llu back",
+                     (unsigned long long) h.idx_lsn);
+            rc = -1;
+        }
+    }
+    size_t evicted = 0;
+    if (rc != 0) {   /* keep standing on the old index, as before */
+        free(self->superseded);
+        self->base = old;
+        self->superseded = old_sup;
+        self->nsup = old_nsup;
+        self->capsup = old_capsup;
+        old = x;
+    } else {
+        free(old_sup);
+        size_t kept = 0;
+        for (size_t i = 0; i < self->count; i++) {   /* then what leaves: in the index as it is now */
+            s_node_t *n = self->entries[i];
+            if (n->first_lsn <= snapshot_lsn && n->e.last_lsn <= snapshot_lsn && s_final(&n->e)) {
+                s_evict(self, n);
+                evicted++;
+            } else {
+                self->entries[kept++] = n;
+            }
+        }
+        self->count = kept;
+    }
+    pthread_mutex_unlock(&self->lock);
+    free(tmp);
+    findex_close(&old);
+    if (rc == 0)
+        log_info("registry.finished_forgotten", "journal=%s snapshot_lsn=%llu evicted=%zu indexed=%llu",
+                 self->dir, (unsigned long long) snapshot_lsn, evicted, (unsigned long long) h.idx_count);
     return rc;
 }
 
@@ -696,12 +1076,37 @@ registry_result_t registry_commit(registry_t *self, journal_t *journal, record_t
         return REGISTRY_FAILED;
     }
     registry_entry_t *e = s_find(self, r->tx_id);
-    deposit_state_t from = e ? e->view.state : DEPOSIT_NONE;
+    /* Not in memory: it may be a finished deposit that left it (a repeat of a webhook answered long
+     * ago). Its copy in the index is durable (a snapshot holds it): no wait before answering. */
+    registry_entry_t *old = NULL;
+    uint64_t old_first = 0, old_loc = 0;
+    if (!e && self->base) {
+        int got = (old = malloc(sizeof *old)) ? s_find_evicted(self, r->tx_id, old, &old_first, &old_loc) : -1;
+        if (got <= 0) {
+            free(old);
+            old = NULL;
+        }
+        if (got < 0) {
+            pthread_mutex_unlock(&self->lock);
+            snprintf(err, errlen, "the index of finished deposits cannot be read: cannot tell whether %s is new",
+                     r->tx_id);
+            return REGISTRY_FAILED;   /* not marked failed: the webhook gets 503 and Cobo retries */
+        }
+    }
+    const registry_entry_t *known = e ? e : old;
+    deposit_state_t from = known ? known->view.state : DEPOSIT_NONE;
     deposit_step_t step = deposit_step(from, r->event);
     *effects = step.effects;
     int update_only = step.outcome == DEPOSIT_STEP_MOVE && step.to == from;
-    if (update_only && !(e && r->confirmations > e->view.confirmations))
+    if (update_only && !(known && r->confirmations > known->view.confirmations))
         step.outcome = DEPOSIT_STEP_SAME;   /* a self-move journals only rising confirmations */
+    if (old && step.outcome == DEPOSIT_STEP_MOVE && !(e = s_revive(self, old, old_first, old_loc))) {
+        pthread_mutex_unlock(&self->lock);
+        free(old);
+        snprintf(err, errlen, "no memory");
+        return REGISTRY_FAILED;
+    }
+    free(old);
 
     if (step.outcome != DEPOSIT_STEP_MOVE) {
         uint64_t lsn = e ? e->last_lsn : 0;
@@ -717,9 +1122,9 @@ registry_result_t registry_commit(registry_t *self, journal_t *journal, record_t
         return step.outcome == DEPOSIT_STEP_ILLEGAL ? REGISTRY_ILLEGAL : REGISTRY_SAME;
     }
 
-    if (!e && self->count >= self->max_deposits) {
+    if (!e && self->open >= self->max_deposits) {
         pthread_mutex_unlock(&self->lock);
-        snprintf(err, errlen, "too many deposits in memory (%zu): raise KASA_MAX_DEPOSITS", self->max_deposits);
+        snprintf(err, errlen, "too many unfinished deposits (%zu): raise KASA_MAX_DEPOSITS", self->max_deposits);
         return REGISTRY_FULL;
     }
     r->from = from;
@@ -770,10 +1175,12 @@ registry_result_t registry_append(registry_t *self, journal_t *journal, record_t
         snprintf(err, errlen, "journal failed: not accepting");
         return REGISTRY_FAILED;
     }
-    if (!s_find(self, r->tx_id)) {
+    int unreadable;
+    if (!s_find_any(self, r->tx_id, &unreadable)) {
         pthread_mutex_unlock(&self->lock);
-        snprintf(err, errlen, "unknown deposit %s", r->tx_id);
-        return REGISTRY_ILLEGAL;
+        snprintf(err, errlen, unreadable ? "the index of finished deposits cannot be read" : "unknown deposit %s",
+                 r->tx_id);
+        return unreadable ? REGISTRY_FAILED : REGISTRY_ILLEGAL;
     }
     uint64_t lsn = s_submit_locked(self, journal, r, &buf, &buf_len, err, errlen);
     if (lsn)
@@ -862,8 +1269,9 @@ registry_result_t registry_desk(registry_t *self, journal_t *journal, const conf
     registry_result_t res = REGISTRY_ILLEGAL;
     uint64_t lsn = 0;
     pthread_mutex_lock(&self->lock);
-    registry_entry_t *e = s_find(self, req->tx_id);
-    if (atomic_load(&self->failed)) {
+    int unreadable;
+    registry_entry_t *e = s_find_any(self, req->tx_id, &unreadable);
+    if (atomic_load(&self->failed) || unreadable) {
         snprintf(err, errlen, "journal failed: not accepting");
         res = REGISTRY_FAILED;
     } else if (!e) {
@@ -1013,10 +1421,15 @@ int registry_get(registry_t *self, const char *tx_id, registry_entry_t *out)
 {
     pthread_mutex_lock(&self->lock);
     registry_entry_t *e = tx_id ? s_find(self, tx_id) : NULL;
-    if (e)
+    int rc = e ? 0 : -1;
+    if (e) {
         *out = *e;
+    } else if (tx_id && self->base) {   /* finished and out of memory: read back, left there */
+        uint64_t first_lsn, loc;
+        rc = s_find_evicted(self, tx_id, out, &first_lsn, &loc) > 0 ? 0 : -1;
+    }
     pthread_mutex_unlock(&self->lock);
-    return e ? 0 : -1;
+    return rc;
 }
 
 int registry_each(registry_t *self, uint64_t login, int limit,
@@ -1025,11 +1438,32 @@ int registry_each(registry_t *self, uint64_t login, int limit,
     int visited = 0;
     pthread_mutex_lock(&self->lock);
     if (login) {
+        /* memory's list and the index's range, both newest first: merged by arrival */
         char key[24];
         s_login_key(login, key);
-        for (const s_node_t *n = zhashx_lookup(self->by_login, key); n && (limit <= 0 || visited < limit);
-             n = n->older, visited++)
-            fn(arg, &n->e);
+        const s_node_t *n = zhashx_lookup(self->by_login, key);
+        size_t first = 0, i = 0, m = findex_login(self->base, login, &first);
+        registry_entry_t *tmp = m ? malloc(sizeof *tmp) : NULL;
+        while ((n || (tmp && i < m)) && (limit <= 0 || visited < limit)) {
+            const findex_login_t *x = tmp && i < m ? findex_login_at(self->base, first + i) : NULL;
+            if (x && s_superseded(self, x->loc)) {
+                i++;
+                continue;
+            }
+            uint64_t first_lsn;
+            if (n && (!x || n->first_lsn > x->order)) {
+                fn(arg, &n->e);
+                n = n->older;
+            } else if (s_read_evicted(self, x->loc, tmp, &first_lsn) == 0) {
+                fn(arg, tmp);
+                i++;
+            } else {
+                i++;
+                continue;   /* logged; the rest of the list is still shown */
+            }
+            visited++;
+        }
+        free(tmp);
     } else {
         for (size_t i = self->count; i > 0 && (limit <= 0 || visited < limit); i--, visited++)
             fn(arg, &self->entries[i - 1]->e);
@@ -1041,7 +1475,7 @@ int registry_each(registry_t *self, uint64_t login, int limit,
 size_t registry_count(registry_t *self)
 {
     pthread_mutex_lock(&self->lock);
-    size_t n = self->count;
+    size_t n = self->count + (size_t) findex_count(self->base) - self->nsup;
     pthread_mutex_unlock(&self->lock);
     return n;
 }

@@ -15,9 +15,19 @@
  * deposit's last LSN first (registry_commit does this). If the journal fails, the registry is
  * "failed": every later commit, append or link is refused, so nothing more is acknowledged.
  *
- * Bounded: at most max_deposits deposits and as many links; beyond that new ones are refused
- * (REGISTRY_FULL → the webhook gets 503) rather than memory growing without bound. Deposits are
- * never evicted: a finished deposit must still be recognised when Cobo repeats its webhook.
+ * Finished deposits leave memory. Given its journal directory (registry_set_dir), a registry saved
+ * into a snapshot writes every finished deposit (NOTIFIED, REJECTED: deposit_state_is_final) to the
+ * index of finished deposits (journal/findex.h: its full entry in a store on disk, its transaction
+ * id's hash, login and arrival in sorted arrays) instead of into the snapshot, and a registry
+ * loaded from that snapshot holds in memory only the unfinished ones plus the mapped index. A running
+ * registry lets go of the deposits each new snapshot indexed (registry_forget_finished). A deposit
+ * not in memory is looked up in the index (the whole id compared, never the hash alone): a repeated
+ * webhook is answered from it (nothing journaled, nothing moves), registry_get and a login's listing
+ * read it back from disk, and anything to be recorded for it brings it back into memory first.
+ *
+ * Bounded: at most max_deposits unfinished deposits and as many links; beyond that new ones are
+ * refused (REGISTRY_FULL → the webhook gets 503) rather than memory growing without bound. Finished
+ * deposits are not counted: they leave memory at the next snapshot (with snapshots off they stay).
  * Thread-safe: every function may be called from any thread. */
 #ifndef KASA_ACTORS_REGISTRY_H
 #define KASA_ACTORS_REGISTRY_H
@@ -85,8 +95,12 @@ typedef enum {
     REGISTRY_FAILED,  /* the journal failed (now or earlier): nothing acknowledged           */
 } registry_result_t;
 
-/* A registry for at most max_deposits deposits (and as many address links). NULL on no memory. */
+/* A registry for at most max_deposits unfinished deposits (and as many address links). NULL on no
+ * memory. It keeps every deposit in memory until registry_set_dir names its journal directory. */
 registry_t *registry_new(size_t max_deposits);
+/* The journal directory whose finished/ holds the index of finished deposits: registry_save writes
+ * finished deposits there, registry_load reads them from there. Call before either. */
+void registry_set_dir(registry_t *self, const char *dir);
 /* Frees; sets *self_p to NULL. Safe on NULL and twice. */
 void registry_destroy(registry_t **self_p);
 
@@ -104,17 +118,26 @@ int registry_apply(registry_t *self, const record_t *r, uint64_t lsn);
  * with a reason in err (bad record, undecodable payload, registry full). */
 long registry_replay(registry_t *self, const char *dir, char *err, size_t errlen);
 
+/* Once the snapshot of the registry's directory covering snapshot_lsn is durable: stands on that
+ * snapshot's index of finished deposits and drops from memory every deposit it holds as it is now
+ * (finished, nothing recorded since). 0, or -1 with a reason (then nothing changed). */
+int registry_forget_finished(registry_t *self, uint64_t snapshot_lsn, char *err, size_t errlen);
+
 /* Has registry_replay hand every record it reads to fn too, after applying it (the withdrawals,
  * actors/withdrawals.h, rebuild from the same pass); fn returns 0, or -1 to stop the replay (full). */
 void registry_replay_also(registry_t *self, int (*fn)(void *arg, const record_t *r, uint64_t lsn), void *arg);
 
-/* The registry's snapshot section (journal/snapshot.h): registry_save encodes every deposit (in
- * arrival order) and every link into p; registry_load decodes them into an empty registry, after
- * which it holds what it held when saved (listings, last LSNs and all). 0, or -1 (load: with a
- * reason; the registry must then be thrown away). */
+/* The registry's snapshot section (journal/snapshot.h): registry_save encodes every unfinished
+ * deposit (in arrival order) and every link into p, and (with a directory set) writes the finished
+ * ones to the index of finished deposits for its applied LSN (the snapshot's), which the section
+ * names; without a directory every deposit goes into p. registry_load decodes them into an empty
+ * registry and maps the index named, after which it answers as it did when saved (gets, listings,
+ * last LSNs and all). 0, or -1 (load: with a reason; the registry must then be thrown away). */
 #include "journal/snapshot.h"
 int registry_save(registry_t *self, snap_pk_t *p);
 int registry_load(registry_t *self, snap_pk_t *p, char *err, size_t errlen);
+/* One entry's fields, in the order both directions use (save: appended; load: read back into e). */
+void registry_entry_pickle(snap_pk_t *p, registry_entry_t *e);
 
 /* The deposit transition r describes (r->kind RECORD_DEPOSIT, r->tx_id, r->event and the fields the
  * event brings; r->from and r->to are set here). Under the lock: deposit_step() from the current
@@ -177,17 +200,20 @@ typedef struct {
  * limit). Returns how many match, or -1 without memory. */
 int registry_links(registry_t *self, uint64_t login, const char *q, int skip, int limit, registry_link_t *out);
 
-/* Copies tx_id's entry into *out; 0, or -1 if unknown. */
+/* Copies tx_id's entry into *out (read back from the index if it left memory); 0, or -1 if unknown. */
 int registry_get(registry_t *self, const char *tx_id, registry_entry_t *out);
 
-/* Calls fn for each deposit of login (0: all), newest first (by arrival), at most limit (<= 0: no
- * limit), under the lock. Each login has its own list, so one login's listing costs what it visits,
- * not a scan of every deposit. Returns how many were visited. */
+/* Calls fn for each deposit of login, newest first (by arrival), at most limit (<= 0: no limit),
+ * under the lock: those in memory and those read back from the index. Each login has its own list
+ * (and range of the index), so one login's listing costs what it visits, not a scan of every
+ * deposit. login 0: every deposit in memory (the finished ones that left it are not visited).
+ * Returns how many were visited. */
 int registry_each(registry_t *self, uint64_t login, int limit,
                   void (*fn)(void *arg, const registry_entry_t *e), void *arg);
 
-/* How many deposits and links are held. */
+/* How many deposits are known (in memory and in the index), how many unfinished, and how many links. */
 size_t registry_count(registry_t *self);
+size_t registry_open_count(registry_t *self);
 size_t registry_link_count(registry_t *self);
 
 /* 1 once the journal has failed under this registry (then nothing more is accepted). */

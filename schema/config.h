@@ -74,10 +74,13 @@ typedef struct {
                                       trusted proxies exempt, default 64 */
     size_t max_body;               /* KASA_MAX_BODY bytes, default 65536 */
     int http_threads;              /* KASA_HTTP_THREADS: HTTP worker threads, default 16 */
-    size_t max_deposits;           /* KASA_MAX_DEPOSITS: deposits (and as many address links) held in
-                                      memory, 1..CONFIG_MAX_MAX_DEPOSITS, default 200000; beyond it a
-                                      new deposit gets 503. 0 (a config_t not made by config_load)
-                                      means the default. */
+    size_t max_deposits;           /* KASA_MAX_DEPOSITS: unfinished deposits (and as many address
+                                      links) held in memory, 1..CONFIG_MAX_MAX_DEPOSITS, default
+                                      200000; beyond it a new deposit gets 503. Finished deposits
+                                      (NOTIFIED, REJECTED) do not count: each snapshot moves them to
+                                      the index of finished deposits, so lifetime deposits are bounded
+                                      by the disk alone. 0 (a config_t not made by config_load) means
+                                      the default. */
     uint64_t snapshot_every_records;  /* KASA_SNAPSHOT_EVERY_RECORDS: a snapshot once this many records
                                          followed the last one (default 100000; 0: not by count) */
     int snapshot_every_s;          /* KASA_SNAPSHOT_EVERY_S: a snapshot once this many seconds passed

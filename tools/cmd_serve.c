@@ -26,6 +26,7 @@
 #include "actors/wdchat.h"
 #include "actors/pipeline.h"
 #include "actors/projector.h"
+#include "actors/registry.h"
 #include "actors/checkpoint.h"
 #include "journal/journal.h"
 #include "tools/commands.h"
@@ -84,6 +85,15 @@ static void s_on_projector_status(void *arg, const projector_status_t *st)
 }
 
 /* Catch-up takes deposits in exactly as the webhook route does. */
+/* checkpointer_on_written: the deposits the new snapshot indexed as finished leave memory. */
+static void s_forget_finished(void *arg, uint64_t lsn)
+{
+    char err[300];
+    if (registry_forget_finished(arg, lsn, err, sizeof err) != 0)
+        log_warn("registry.forget_failed", "lsn=%llu reason=\"%s\" (they stay in memory until the next snapshot)",
+                 (unsigned long long) lsn, err);
+}
+
 static int s_catchup_ingest(void *arg, const cobo_tx_t *tx, char *err, size_t errlen)
 {
     return pipeline_ingest(arg, tx, err, errlen);
@@ -314,6 +324,7 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s\n", err);
         goto done;
     }
+    checkpointer_on_written(checkpointer, s_forget_finished, pipeline_registry(pipeline));
     metrics_set_replayed(ctx.metrics);   /* before the first request can be answered */
     /* Every route is in place: only now are connections accepted (they waited in the backlog). */
     if (http_server_start(http, err, sizeof err) != 0) {

@@ -471,7 +471,7 @@ static void test_full_registry_refuses_new_deposits_but_knows_old_ones(void)
     CHECK_EQ_INT(registry_commit(reg, j, &r, NULL, NULL, NULL, err, sizeof err), REGISTRY_MOVED);
     r = s_seen("three", DEPOSIT_EV_SEEN_COMPLETED, 20);
     CHECK_EQ_INT(registry_commit(reg, j, &r, NULL, NULL, NULL, err, sizeof err), REGISTRY_FULL);
-    CHECK(strstr(err, "too many deposits") != NULL);
+    CHECK(strstr(err, "too many unfinished deposits") != NULL);
     r = s_seen("one", DEPOSIT_EV_SEEN_COMPLETED, 20);
     CHECK_EQ_INT(registry_commit(reg, j, &r, NULL, NULL, NULL, err, sizeof err), REGISTRY_SAME);
     CHECK_EQ_INT(registry_count(reg), 2);

@@ -1,0 +1,140 @@
+/* test_finished.c — finished deposits out of memory, through a running kasa: once a snapshot has
+ * indexed a credited deposit and kasa has let go of it, a repeat of its webhook (before and after a
+ * restart from that snapshot) is answered 200 and credits nothing; the investor's history and
+ * `kasa deposit show` still show it after its journal segment moved to the archive. */
+#include "tests/check.h"
+#include "tests/integration/harness.h"
+
+#define ADDR "TFinishedAddr00000000000000000001"   /* -> 100001 */
+
+static h_env_t s_env;
+static int s_ready;
+static h_tx_t s_first;       /* the deposit repeated */
+static char *s_first_body;   /* its completed webhook, as Cobo would send it again */
+
+/* How many times kasa's log has a line holding both a and b. */
+static int s_log_lines(const char *a, const char *b)
+{
+    char *log = h_read_file(s_env.kasa_log, NULL);
+    int n = 0;
+    for (char *line = log ? strtok(log, "\n") : NULL; line; line = strtok(NULL, "\n"))
+        n += strstr(line, a) && strstr(line, b);
+    free(log);
+    return n;
+}
+
+/* Waits until kasa has let go of finished deposits once more than `before` times. */
+static int s_wait_evicted(int before)
+{
+    int64_t end = h_now_ms() + 15000;
+    while (h_now_ms() < end) {
+        if (s_log_lines("event=registry.finished_forgotten", "evicted=1") > before)
+            return 1;
+        h_sleep_ms(50);
+    }
+    return 0;
+}
+
+static int s_deposit(h_tx_t *tx, const char *amount)
+{
+    *tx = h_tx(ADDR, amount, "TRON_USDT");
+    return h_sim_deposit(&s_env, tx, 1, 0, 0) == 0 &&
+           h_wait_state(&s_env, tx->tx_id, DEPOSIT_NOTIFIED, 20000) == DEPOSIT_NOTIFIED;
+}
+
+static void s_repeat_is_a_repeat(void)
+{
+    uint64_t records = h_journal_records(s_env.journal);
+    h_resp_t r = h_post_webhook(&s_env, s_first_body, strlen(s_first_body));
+    CHECK_EQ_INT(r.status, 200);
+    h_resp_free(&r);
+    h_sleep_ms(500);
+    CHECK_EQ_INT(h_journal_records(s_env.journal), records);   /* nothing journaled */
+    int total = 0;
+    CHECK_EQ_INT(h_deals_of(&s_env, 100001, 9950, &total), 1);  /* 100 at fee 0.50: credited once */
+}
+
+static void test_a_repeat_webhook_of_a_deposit_out_of_memory_gets_200_and_credits_nothing(void)
+{
+    CHECK(s_ready);
+    int before = s_log_lines("event=registry.finished_forgotten", "evicted=1");
+    CHECK(s_deposit(&s_first, "100"));
+    CHECK(s_wait_evicted(before));   /* a snapshot indexed it and kasa let go of it */
+    jbuf_t b;
+    jbuf_init(&b);
+    h_tx_t tx = s_first;
+    snprintf(tx.status, sizeof tx.status, "Completed");
+    tx.confirmations = tx.threshold = 20;
+    h_webhook_body(&b, "f1f1f1f1-0000-4000-8000-000000000001", "wallets.transaction.succeeded", &tx);
+    s_first_body = strdup(b.data);
+    jbuf_free(&b);
+    s_repeat_is_a_repeat();
+    /* a start from that snapshot has it only in the index: the same answer */
+    CHECK_EQ_INT(h_kasa_stop(&s_env), 0);
+    CHECK_EQ_INT(h_kasa_start(&s_env), 0);
+    s_repeat_is_a_repeat();
+}
+
+static void test_history_and_deposit_show_find_it_after_its_segment_is_archived(void)
+{
+    CHECK(s_ready);
+    /* the restart began a new segment; the next snapshot retires the first one */
+    int before = s_log_lines("event=registry.finished_forgotten", "evicted=1");
+    h_tx_t second;
+    CHECK(s_deposit(&second, "40"));
+    CHECK(s_wait_evicted(before));
+    CHECK(s_log_lines("event=journal.archived", "segments=") > 0);
+    char sess[300] = "", csrf[80] = "";
+    h_cresp_t r = h_call(s_env.kasa_url, "POST", "/api/login", NULL, NULL,
+                         "{\"login\":\"100001\",\"password\":\"" H_MT5_PW "\"}", NULL);
+    CHECK_EQ_INT(r.status, 200);
+    h_header(&r, "Set-Cookie", sess, sizeof sess);
+    h_json_str(r.body, "csrf", csrf, sizeof csrf);
+    h_cresp_free(&r);
+    char cookie[100];
+    const char *v = strstr(sess, "kasa_sid=");
+    snprintf(cookie, sizeof cookie, "kasa_sid=%.64s", v ? v + 9 : "");
+    r = h_call(s_env.kasa_url, "GET", "/api/deposits", cookie, NULL, NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    const char *a = r.body ? strstr(r.body, second.tx_id) : NULL, *b = r.body ? strstr(r.body, s_first.tx_id) : NULL;
+    CHECK(a != NULL && b != NULL && a < b);   /* both, newest first */
+    CHECK(r.body && strstr(r.body, "\"credited\":\"99.50\"") != NULL);
+    h_cresp_free(&r);
+    char path[160];
+    snprintf(path, sizeof path, "/api/deposits/%s", s_first.tx_id);
+    r = h_call(s_env.kasa_url, "GET", path, cookie, NULL, NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, "\"state\":\"NOTIFIED\"") != NULL);
+    h_cresp_free(&r);
+    char *out = NULL;
+    CHECK_EQ_INT(h_kasa_cmd(&s_env, &out, "deposit", "show", s_first.tx_id, "--config", s_env.config, NULL), 0);
+    CHECK(out && strstr(out, s_first.tx_id) && strstr(out, "NOTIFIED"));
+    free(out);
+    s_repeat_is_a_repeat();
+}
+
+static void test_clean_shutdown_and_the_journal_verifies(void)
+{
+    CHECK(s_ready);
+    CHECK_EQ_INT(h_kasa_stop(&s_env), 0);
+    char *out = NULL;
+    CHECK_EQ_INT(h_kasa_cmd(&s_env, &out, "journal", "verify", s_env.journal, NULL), 0);
+    free(out);
+}
+
+int main(void)
+{
+    int env_ok = h_env_init(&s_env, "finished") == 0;
+    s_env.keep_ports = 1;   /* the Cobo simulator keeps sending to the same port after a restart */
+    if (env_ok && h_sims_start(&s_env, NULL) == 0 &&
+        h_config_write(&s_env, "KASA_SNAPSHOT_EVERY_RECORDS=1\n") == 0 && h_kasa_start(&s_env) == 0)
+        s_ready = h_link(&s_env, ADDR, 100001) == 0;
+    if (!s_ready)
+        h_log("setup failed; logs in %s", s_env.dir);
+    RUN(test_a_repeat_webhook_of_a_deposit_out_of_memory_gets_200_and_credits_nothing);
+    RUN(test_history_and_deposit_show_find_it_after_its_segment_is_archived);
+    RUN(test_clean_shutdown_and_the_journal_verifies);
+    free(s_first_body);
+    h_env_finish(&s_env, check_failed_ > 0);
+    return check_done();
+}

@@ -1,0 +1,307 @@
+/* test_findex.c — finished deposits out of memory: a snapshot indexes them (journal/findex.h), a
+ * running registry lets go of them, and they are still recognised (a repeated webhook moves nothing),
+ * read back (get, a login's listing, after their segments went to the archive) and revived when
+ * something is recorded for them; a new deposit whose id collides in the hash with an old one is
+ * still new; an unreadable index refuses rather than guesses; a bad index file is not opened. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "actors/checkpoint.h"
+#include "actors/registry.h"
+#include "journal/findex.h"
+#include "journal/journal.h"
+#include "schema/record.h"
+#include "tests/check.h"
+#include "tests/unit/support_tmp.h"
+
+static char s_dir[200];
+static config_t s_cfg;
+
+static journal_t *s_fresh(const char *name)
+{
+    support_tmp_fresh(s_dir, sizeof s_dir, "findex", name);
+    memset(&s_cfg, 0, sizeof s_cfg);
+    snprintf(s_cfg.journal_dir, sizeof s_cfg.journal_dir, "%s", s_dir);
+    s_cfg.max_deposits = 1000;
+    journal_opts_t opts = { 0 };
+    opts.segment_bytes = 1024;   /* several segments: the snapshots retire them to the archive */
+    char err[300];
+    journal_t *j = journal_open(s_dir, &opts, err, sizeof err);
+    if (!j)
+        fprintf(stderr, "journal_open: %s\n", err);
+    return j;
+}
+
+static registry_result_t s_step(registry_t *reg, journal_t *j, const char *tx, deposit_event_t ev, uint64_t login)
+{
+    record_t r;
+    record_init(&r, RECORD_DEPOSIT);
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx);
+    r.event = ev;
+    r.login = login;
+    snprintf(r.status, sizeof r.status, "%s", ev == DEPOSIT_EV_SEEN_FAILED ? "Failed" : "Completed");
+    snprintf(r.token_id, sizeof r.token_id, "TRON_USDT");
+    snprintf(r.address, sizeof r.address, "TAddr-%s", tx);
+    snprintf(r.amount, sizeof r.amount, "10.5");
+    if (ev == DEPOSIT_EV_CONFIRMED)
+        r.credit_minor = 1050, r.digits = 2;
+    if (ev == DEPOSIT_EV_CREDIT_OK)
+        r.ticket = 9000 + (uint64_t) strlen(tx);
+    char err[200];
+    return registry_commit(reg, j, &r, NULL, NULL, NULL, err, sizeof err);
+}
+
+/* tx all the way to NOTIFIED on login. */
+static void s_finish(registry_t *reg, journal_t *j, const char *tx, uint64_t login)
+{
+    CHECK_EQ_INT(s_step(reg, j, tx, DEPOSIT_EV_SEEN_COMPLETED, login), REGISTRY_MOVED);
+    CHECK_EQ_INT(s_step(reg, j, tx, DEPOSIT_EV_CONFIRMED, 0), REGISTRY_MOVED);
+    CHECK_EQ_INT(s_step(reg, j, tx, DEPOSIT_EV_CREDIT_OK, 0), REGISTRY_MOVED);
+    CHECK_EQ_INT(s_step(reg, j, tx, DEPOSIT_EV_NOTICE_SENT, 0), REGISTRY_MOVED);
+}
+
+/* A snapshot of what is durable now; the running registry then lets go of what it indexed. */
+static uint64_t s_snapshot(registry_t *reg, journal_t *j)
+{
+    char err[300];
+    uint64_t lsn = journal_durable_lsn(j);
+    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, lsn, NULL, err, sizeof err), 0);
+    CHECK_EQ_INT(registry_forget_finished(reg, lsn, err, sizeof err), 0);
+    return lsn;
+}
+
+static void s_ids(void *arg, const registry_entry_t *e)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+    snprintf(out + n, 400 - n, "%s%s", n ? "," : "", e->view.tx_id);
+}
+
+static int s_archived(void)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/archive", s_dir);
+    DIR *d = opendir(path);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        n += strstr(de->d_name, ".seg") != NULL;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void test_a_repeat_of_an_evicted_deposit_is_answered_and_journals_nothing(void)
+{
+    journal_t *j = s_fresh("repeat");
+    registry_t *reg = checkpoint_registry.create(&s_cfg);
+    s_finish(reg, j, "old-1", 100001);
+    CHECK_EQ_INT(s_step(reg, j, "rej-1", DEPOSIT_EV_SEEN_FAILED, 100001), REGISTRY_MOVED);
+    CHECK_EQ_INT(s_step(reg, j, "open-1", DEPOSIT_EV_SEEN_COMPLETED, 100001), REGISTRY_MOVED);
+    s_snapshot(reg, j);
+    CHECK_EQ_INT(registry_open_count(reg), 1);       /* open-1 */
+    CHECK_EQ_INT(registry_count(reg), 3);            /* all three known */
+    int in_memory = 0;
+    registry_each(reg, 0, 0, s_ids, (char[400]) { 0 });
+    char all[400] = "";
+    in_memory = registry_each(reg, 0, 0, s_ids, all);
+    CHECK_EQ_INT(in_memory, 1);                      /* the finished ones left memory */
+    CHECK_EQ_STR(all, "open-1");
+
+    uint64_t before = journal_durable_lsn(j);
+    CHECK_EQ_INT(s_step(reg, j, "old-1", DEPOSIT_EV_SEEN_COMPLETED, 0), REGISTRY_SAME);
+    CHECK_EQ_INT(s_step(reg, j, "old-1", DEPOSIT_EV_SEEN_PENDING, 0), REGISTRY_SAME);
+    CHECK_EQ_INT(s_step(reg, j, "rej-1", DEPOSIT_EV_SEEN_FAILED, 0), REGISTRY_SAME);
+    CHECK_EQ_INT(s_step(reg, j, "old-1", DEPOSIT_EV_CONFIRMED, 0), REGISTRY_ILLEGAL);
+    CHECK_EQ_INT(journal_durable_lsn(j), before);    /* nothing journaled, nothing moved */
+    CHECK_EQ_INT(registry_each(reg, 0, 0, s_ids, (char[400]) { 0 }), 1);   /* and still out of memory */
+
+    /* a restart from the snapshot knows them the same way */
+    registry_destroy(&reg);
+    journal_destroy(&j);
+    char err[300];
+    checkpoint_info_t info;
+    reg = checkpoint_restore(s_dir, &checkpoint_registry, &s_cfg, 0, &info, err, sizeof err);
+    CHECK(reg != NULL && info.snapshot_lsn > 0);
+    j = journal_open(s_dir, NULL, err, sizeof err);
+    before = journal_durable_lsn(j);
+    CHECK_EQ_INT(s_step(reg, j, "old-1", DEPOSIT_EV_SEEN_COMPLETED, 0), REGISTRY_SAME);
+    CHECK_EQ_INT(journal_durable_lsn(j), before);
+    CHECK_EQ_INT(s_step(reg, j, "new-1", DEPOSIT_EV_SEEN_COMPLETED, 100001), REGISTRY_MOVED);
+    registry_destroy(&reg);
+    journal_destroy(&j);
+    support_tmp_rmrf(s_dir);
+}
+
+static uint64_t s_collide(const char *tx_id)
+{
+    (void) tx_id;
+    return 42;   /* every id the same key */
+}
+
+static void test_a_new_deposit_colliding_in_hash_with_an_evicted_one_is_still_new(void)
+{
+    findex_set_hash(s_collide);
+    journal_t *j = s_fresh("collide");
+    registry_t *reg = checkpoint_registry.create(&s_cfg);
+    s_finish(reg, j, "old-a", 100001);
+    s_finish(reg, j, "old-b", 100002);
+    s_snapshot(reg, j);
+    CHECK_EQ_INT(registry_each(reg, 0, 0, s_ids, (char[400]) { 0 }), 0);
+    /* both old ones are still told apart (each hit is confirmed by its whole id) */
+    registry_entry_t e;
+    CHECK_EQ_INT(registry_get(reg, "old-a", &e), 0);
+    CHECK_EQ_STR(e.view.tx_id, "old-a");
+    CHECK_EQ_INT(e.view.login, 100001);
+    CHECK_EQ_INT(registry_get(reg, "old-b", &e), 0);
+    CHECK_EQ_INT(e.view.login, 100002);
+    CHECK_EQ_INT(registry_get(reg, "new-c", &e), -1);
+    /* a new deposit with the same key is credited like any new one */
+    CHECK_EQ_INT(s_step(reg, j, "new-c", DEPOSIT_EV_SEEN_COMPLETED, 100003), REGISTRY_MOVED);
+    CHECK_EQ_INT(s_step(reg, j, "new-c", DEPOSIT_EV_CONFIRMED, 0), REGISTRY_MOVED);
+    CHECK_EQ_INT(s_step(reg, j, "new-c", DEPOSIT_EV_CREDIT_OK, 0), REGISTRY_MOVED);
+    CHECK_EQ_INT(registry_get(reg, "new-c", &e), 0);
+    CHECK_EQ_INT(e.view.state, DEPOSIT_CREDITED);
+    /* and once indexed too, the three stay apart */
+    CHECK_EQ_INT(s_step(reg, j, "new-c", DEPOSIT_EV_NOTICE_SENT, 0), REGISTRY_MOVED);
+    s_snapshot(reg, j);
+    uint64_t before = journal_durable_lsn(j);
+    CHECK_EQ_INT(s_step(reg, j, "new-c", DEPOSIT_EV_SEEN_COMPLETED, 0), REGISTRY_SAME);
+    CHECK_EQ_INT(s_step(reg, j, "old-a", DEPOSIT_EV_SEEN_COMPLETED, 0), REGISTRY_SAME);
+    CHECK_EQ_INT(journal_durable_lsn(j), before);
+    CHECK_EQ_INT(s_step(reg, j, "new-d", DEPOSIT_EV_SEEN_COMPLETED, 100003), REGISTRY_MOVED);
+    CHECK_EQ_INT(registry_get(reg, "new-c", &e), 0);
+    CHECK_EQ_INT(e.view.login, 100003);
+    CHECK_EQ_INT(registry_count(reg), 4);
+    registry_destroy(&reg);
+    journal_destroy(&j);
+    findex_set_hash(NULL);
+    support_tmp_rmrf(s_dir);
+}
+
+static void test_history_and_lookup_read_evicted_deposits_back_after_their_segments_are_archived(void)
+{
+    journal_t *j = s_fresh("history");
+    registry_t *reg = checkpoint_registry.create(&s_cfg);
+    s_finish(reg, j, "h-1", 100001);
+    s_finish(reg, j, "h-2", 100002);
+    s_finish(reg, j, "h-3", 100001);
+    s_snapshot(reg, j);
+    CHECK_EQ_INT(s_step(reg, j, "h-4", DEPOSIT_EV_SEEN_COMPLETED, 100001), REGISTRY_MOVED);   /* open */
+    s_finish(reg, j, "h-5", 100001);                                                        /* in memory */
+    s_snapshot(reg, j);   /* h-5 indexed too; h-1..h-3's segments retired */
+    s_finish(reg, j, "h-6", 100001);                                                        /* in memory */
+    CHECK(s_archived() > 0);
+    char ids[400] = "";
+    CHECK_EQ_INT(registry_each(reg, 100001, 0, s_ids, ids), 5);
+    CHECK_EQ_STR(ids, "h-6,h-5,h-4,h-3,h-1");        /* newest first, memory and index merged */
+    ids[0] = '\0';
+    CHECK_EQ_INT(registry_each(reg, 100001, 2, s_ids, ids), 2);
+    CHECK_EQ_STR(ids, "h-6,h-5");
+    ids[0] = '\0';
+    CHECK_EQ_INT(registry_each(reg, 100002, 0, s_ids, ids), 1);
+    CHECK_EQ_STR(ids, "h-2");
+    registry_entry_t e;
+    CHECK_EQ_INT(registry_get(reg, "h-1", &e), 0);
+    CHECK_EQ_INT(e.view.state, DEPOSIT_NOTIFIED);
+    CHECK_EQ_INT(e.view.credit_minor, 1050);
+    CHECK_EQ_INT(e.view.ticket, 9003);
+    CHECK_EQ_STR(e.view.amount, "10.5");
+    CHECK(e.view.created_ms > 0 && e.last_lsn > 0);
+    registry_destroy(&reg);
+    journal_destroy(&j);
+    support_tmp_rmrf(s_dir);
+}
+
+static void test_an_alert_on_an_evicted_deposit_brings_it_back_and_it_leaves_again(void)
+{
+    journal_t *j = s_fresh("alert");
+    registry_t *reg = checkpoint_registry.create(&s_cfg);
+    s_finish(reg, j, "a-1", 100001);
+    s_snapshot(reg, j);
+    CHECK_EQ_INT(registry_each(reg, 0, 0, s_ids, (char[400]) { 0 }), 0);
+    record_t a;
+    record_init(&a, RECORD_ALERT);
+    snprintf(a.tx_id, sizeof a.tx_id, "a-1");
+    snprintf(a.alert, sizeof a.alert, "%s", record_alert_name(RECORD_ALERT_FAILED_AFTER_CREDIT));
+    char err[200];
+    CHECK_EQ_INT(registry_alert(reg, j, &a, err, sizeof err), REGISTRY_MOVED);
+    CHECK_EQ_INT(registry_alert(reg, j, &a, err, sizeof err), REGISTRY_SAME);   /* raised once */
+    CHECK_EQ_INT(registry_each(reg, 0, 0, s_ids, (char[400]) { 0 }), 1);        /* back in memory */
+    CHECK_EQ_INT(registry_count(reg), 1);
+    char ids[400] = "";
+    CHECK_EQ_INT(registry_each(reg, 100001, 0, s_ids, ids), 1);                 /* listed once */
+    s_snapshot(reg, j);
+    CHECK_EQ_INT(registry_each(reg, 0, 0, s_ids, (char[400]) { 0 }), 0);        /* gone again */
+    registry_entry_t e;
+    CHECK_EQ_INT(registry_get(reg, "a-1", &e), 0);
+    CHECK_EQ_INT(e.view.alert_count, 1);
+    CHECK(e.alerts_raised != 0);
+    CHECK_EQ_INT(registry_alert(reg, j, &a, err, sizeof err), REGISTRY_SAME);
+    CHECK_EQ_INT(registry_count(reg), 1);
+    registry_destroy(&reg);
+    journal_destroy(&j);
+    support_tmp_rmrf(s_dir);
+}
+
+static void test_an_unreadable_store_refuses_rather_than_guesses(void)
+{
+    journal_t *j = s_fresh("unreadable");
+    registry_t *reg = checkpoint_registry.create(&s_cfg);
+    s_finish(reg, j, "u-1", 100001);
+    uint64_t lsn = s_snapshot(reg, j);
+    char path[400];
+    snprintf(path, sizeof path, "%s/finished/%020llu.dep", s_dir, (unsigned long long) lsn);
+    CHECK_EQ_INT(truncate(path, 20), 0);
+    uint64_t before = journal_durable_lsn(j);
+    /* u-1's key is there but its entry cannot be read: neither "a repeat" nor "new" can be said */
+    CHECK_EQ_INT(s_step(reg, j, "u-1", DEPOSIT_EV_SEEN_COMPLETED, 100001), REGISTRY_FAILED);
+    CHECK_EQ_INT(journal_durable_lsn(j), before);
+    CHECK_EQ_INT(registry_failed(reg), 0);   /* not the journal's failure: the next webhook is taken */
+    CHECK_EQ_INT(s_step(reg, j, "u-2", DEPOSIT_EV_SEEN_COMPLETED, 100001), REGISTRY_MOVED);
+    registry_destroy(&reg);
+    journal_destroy(&j);
+    support_tmp_rmrf(s_dir);
+}
+
+static void test_a_damaged_index_is_not_opened_and_the_start_falls_back(void)
+{
+    journal_t *j = s_fresh("damaged");
+    registry_t *reg = checkpoint_registry.create(&s_cfg);
+    s_finish(reg, j, "d-1", 100001);
+    uint64_t lsn = s_snapshot(reg, j);
+    registry_destroy(&reg);
+    journal_destroy(&j);
+    char path[400], err[300];
+    snprintf(path, sizeof path, "%s/finished/%020llu.idx", s_dir, (unsigned long long) lsn);
+    int fd = open(path, O_WRONLY);
+    CHECK(fd >= 0 && pwrite(fd, "X", 1, FINDEX_INDEX_HDR + 3) == 1);
+    close(fd);
+    findex_t *x = findex_open(s_dir, lsn, err, sizeof err);
+    CHECK(x == NULL && strstr(err, "checksum") != NULL);
+    checkpoint_info_t info;
+    reg = checkpoint_restore(s_dir, &checkpoint_registry, &s_cfg, 0, &info, err, sizeof err);
+    CHECK(reg != NULL);
+    CHECK_EQ_INT(info.snapshot_lsn, 0);   /* the whole journal instead */
+    registry_entry_t e;
+    CHECK_EQ_INT(registry_get(reg, "d-1", &e), 0);
+    CHECK_EQ_INT(e.view.state, DEPOSIT_NOTIFIED);
+    registry_destroy(&reg);
+    support_tmp_rmrf(s_dir);
+}
+
+int main(void)
+{
+    RUN(test_a_repeat_of_an_evicted_deposit_is_answered_and_journals_nothing);
+    RUN(test_a_new_deposit_colliding_in_hash_with_an_evicted_one_is_still_new);
+    RUN(test_history_and_lookup_read_evicted_deposits_back_after_their_segments_are_archived);
+    RUN(test_an_alert_on_an_evicted_deposit_brings_it_back_and_it_leaves_again);
+    RUN(test_an_unreadable_store_refuses_rather_than_guesses);
+    RUN(test_a_damaged_index_is_not_opened_and_the_start_falls_back);
+    return check_done();
+}
