@@ -156,24 +156,32 @@ uint64_t findex_lsn(const findex_t *self) { return self ? self->lsn : 0; }
 uint64_t findex_count(const findex_t *self) { return self ? self->count : 0; }
 uint32_t findex_crc(const findex_t *self) { return self ? self->crc : 0; }
 
-size_t findex_find(const findex_t *self, uint64_t hash, size_t *first)
+/* The run of elements (stride bytes each, count of them, sorted by a leading u64) whose leading
+ * u64 is key: its length, the first at *first. */
+static size_t s_run(const void *array, size_t stride, uint64_t count, uint64_t key, size_t *first)
 {
-    *first = 0;
-    if (!self)
-        return 0;
-    size_t lo = 0, hi = (size_t) self->count;
-    while (lo < hi) {   /* the first key >= hash */
+    const uint8_t *a = array;
+#define S_KEY(i) (*(const uint64_t *) (a + (size_t) (i) * stride))
+    size_t lo = 0, hi = (size_t) count;
+    while (lo < hi) {   /* the first element >= key */
         size_t mid = lo + (hi - lo) / 2;
-        if (self->keys[mid].hash < hash)
+        if (S_KEY(mid) < key)
             lo = mid + 1;
         else
             hi = mid;
     }
     *first = lo;
     size_t n = 0;
-    while (lo + n < self->count && self->keys[lo + n].hash == hash)
+    while (lo + n < count && S_KEY(lo + n) == key)
         n++;
+#undef S_KEY
     return n;
+}
+
+size_t findex_find(const findex_t *self, uint64_t hash, size_t *first)
+{
+    *first = 0;
+    return self ? s_run(self->keys, sizeof *self->keys, self->count, hash, first) : 0;
 }
 
 const findex_key_t *findex_key(const findex_t *self, size_t i)
@@ -184,21 +192,7 @@ const findex_key_t *findex_key(const findex_t *self, size_t i)
 size_t findex_login(const findex_t *self, uint64_t login, size_t *first)
 {
     *first = 0;
-    if (!self)
-        return 0;
-    size_t lo = 0, hi = (size_t) self->count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (self->logins[mid].login < login)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *first = lo;
-    size_t n = 0;
-    while (lo + n < self->count && self->logins[lo + n].login == login)
-        n++;
-    return n;
+    return self ? s_run(self->logins, sizeof *self->logins, self->count, login, first) : 0;
 }
 
 const findex_login_t *findex_login_at(const findex_t *self, size_t i)
