@@ -263,6 +263,7 @@ static int s_snapshot_carries_all(const char *dir, uint64_t lsn, char *err, size
     config_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.max_deposits = (size_t) 1 << 40;   /* whatever the server's bound, the check is only "does it load" */
+    snprintf(cfg.journal_dir, sizeof cfg.journal_dir, "%s", dir);   /* the index of finished deposits it names */
     int rc = 0;
     for (size_t i = 0; checkpoint_sections[i] && rc == 0; i++) {
         const checkpoint_section_t *sec = checkpoint_sections[i];
