@@ -440,6 +440,47 @@ static void test_wallets_learns_links_from_the_journal(void)
     wallets_destroy(&w);
 }
 
+/* The links a start learns are the registry's: an address the journal later linked to another login
+ * is that login's alone (the first login is not shown an address whose deposits now credit someone
+ * else); a login's first address on a chain stays its address. */
+static void test_wallets_learn_the_links_the_registry_holds(void)
+{
+    wallets_t *w = s_wallets("wallet-concurrent", H_CLIENT_SEED, 5000, NULL);
+    registry_t *reg = registry_new(100);
+    CHECK(w != NULL && reg != NULL);
+    if (!w || !reg) {
+        wallets_destroy(&w);
+        registry_destroy(&reg);
+        return;
+    }
+    static const struct { const char *address; uint64_t login; } links[] = {
+        { "TAddrOne111111111111111111111111111", 200001 },
+        { "TAddrTwo222222222222222222222222222", 200002 },
+        { "TAddrOne111111111111111111111111111", 200003 },   /* moved to another login */
+        { "TAddrTre333333333333333333333333333", 200002 },   /* a second TRON address of 200002 */
+    };
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        record_t r;
+        record_init(&r, RECORD_ADDRESS_LINK);
+        snprintf(r.address, sizeof r.address, "%s", links[i].address);
+        snprintf(r.chain_id, sizeof r.chain_id, "TRON");
+        r.login = links[i].login;
+        r.time_ms = 1700000000000LL + (int64_t) i;
+        CHECK_EQ_INT(registry_apply(reg, &r, 10 + i), 0);
+    }
+    char err[200], a[128];
+    CHECK_EQ_INT(wallets_load_registry(w, reg, err, sizeof err), 0);
+    CHECK_EQ_INT(wallets_login_of(w, links[0].address), 200003);
+    CHECK_EQ_INT(wallets_lookup(w, 200001, "TRON_USDT", a, sizeof a), -1);
+    CHECK_EQ_INT(wallets_lookup(w, 200003, "TRON_USDT", a, sizeof a), 0);
+    CHECK_EQ_STR(a, links[0].address);
+    CHECK_EQ_INT(wallets_lookup(w, 200002, "TRON", a, sizeof a), 0);
+    CHECK_EQ_STR(a, links[1].address);
+    CHECK_EQ_INT(wallets_login_of(w, links[3].address), 200002);
+    registry_destroy(&reg);
+    wallets_destroy(&w);
+}
+
 int main(void)
 {
     if (h_env_init(&s_env, "wallets") != 0) {
@@ -478,6 +519,7 @@ int main(void)
     RUN(test_wallets_unoffered_chain_is_refused_without_cobo);
     RUN(test_wallets_unlisted_token_and_missing_wallet_id);
     RUN(test_wallets_learns_links_from_the_journal);
+    RUN(test_wallets_learn_the_links_the_registry_holds);
     journal_destroy(&s_linker.journal);
     h_env_destroy(&s_env);
     return check_done();
