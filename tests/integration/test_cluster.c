@@ -16,6 +16,7 @@
 #include "tests/integration/support_mongo.h"
 
 #include "actors/claims.h"
+#include "actors/mio.h"
 
 #define NODES 3
 #define LEASE_MS 1500
@@ -49,6 +50,73 @@ static void test_unique_index_on_claims_refuses_a_duplicate_with_11000(void)
     bson_destroy(a);
     bson_destroy(b);
     s_ready = !check_current_failed_;
+}
+
+/* ---- claims_t against MongoDB, in process --------------------------------------------------------- */
+
+static claims_t *s_claims(const char *node, int lease_ms, config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->mongo_uri, sizeof cfg->mongo_uri, "%.*s", (int) sizeof cfg->mongo_uri - 1, s_m.uri);
+    snprintf(cfg->mongo_db, sizeof cfg->mongo_db, "%s", s_m.db);
+    snprintf(cfg->node_id, sizeof cfg->node_id, "%s", node);
+    cfg->claim_lease_ms = lease_ms;
+    char err[200];
+    claims_t *c = claims_new(cfg, 400, err, sizeof err);
+    if (!c)
+        h_log("claims_new: %s", err);
+    return c;
+}
+
+static void test_claims_race_take_over_fence_and_release_in_mongodb(void)
+{
+    config_t ca, cb;
+    claims_t *a = s_claims("proc-a", 600, &ca), *b = s_claims("proc-b", 600, &cb);
+    CHECK(a && b);
+    if (!a || !b)
+        goto out;
+    char holder[64];
+    int64_t wait = 0;
+    const char *tx = "tx-inproc-1";
+    CHECK_EQ_INT(claims_acquire(a, tx, 1, holder), CLAIMS_HELD);          /* free: a inserts epoch 1 */
+    CHECK_EQ_INT(claims_acquire(b, tx, 1, holder), CLAIMS_HELD_ELSEWHERE); /* a's lease runs */
+    CHECK_EQ_STR(holder, "proc-a");
+    CHECK_EQ_INT(claims_fence(a, tx, &wait, holder), CLAIMS_SEND);        /* a fresh epoch-1 claim: no settle */
+    CHECK(claims_may_send(a, tx));
+    CHECK(!claims_may_send(b, tx));
+    /* a stops renewing (destroyed: no renewal thread), its lease ends, b takes over on epoch 1 → 2 */
+    claims_destroy(&a);
+    a = s_claims("proc-a", 600, &ca);
+    h_sleep_ms(700);
+    CHECK_EQ_INT(claims_acquire(b, tx, 1, holder), CLAIMS_HELD);
+    CHECK_EQ_INT(claims_fence(b, tx, &wait, holder), CLAIMS_WAIT);        /* the settle time after a take-over */
+    CHECK(wait > 0 && wait <= 400);
+    CHECK(!claims_may_send(b, tx));
+    /* a (its memory gone, as after a restart) finds it lost: never sends */
+    CHECK_EQ_INT(claims_fence(a, tx, &wait, holder), CLAIMS_LOST);
+    CHECK_EQ_STR(holder, "proc-b");
+    h_sleep_ms(450);
+    CHECK_EQ_INT(claims_fence(b, tx, &wait, holder), CLAIMS_SEND);
+    claims_release(b, tx);
+    CHECK_EQ_INT(claims_acquire(a, tx, 1, holder), CLAIMS_FINAL);         /* done: never taken again */
+    CHECK_EQ_STR(holder, "proc-b");
+    h_sleep_ms(700);
+    CHECK_EQ_INT(claims_acquire(a, tx, 1, holder), CLAIMS_FINAL);
+    /* an insert MongoDB applied whose answer was lost: "ask again", then the claim is found to be mine */
+    CHECK_EQ_INT(claims_acquire(a, "tx-inproc-0", 1, holder), CLAIMS_HELD);   /* the index is ensured */
+    claims_release(a, "tx-inproc-0");
+    mio_fail_at(MIO_WRITE, 1, MIO_AFTER);
+    CHECK_EQ_INT(claims_acquire(a, "tx-inproc-2", 1, holder), CLAIMS_UNREACHABLE);
+    CHECK_EQ_INT(claims_acquire(a, "tx-inproc-2", 1, holder), CLAIMS_HELD);
+    CHECK_EQ_INT(claims_acquire(b, "tx-inproc-2", 1, holder), CLAIMS_HELD_ELSEWHERE);
+    /* a renewal MongoDB never saw: the lease known still decides (lease/3 left: send) */
+    mio_fail_at(MIO_WRITE, 1, MIO_BEFORE);
+    CHECK_EQ_INT(claims_fence(a, "tx-inproc-2", &wait, holder), CLAIMS_SEND);
+    claims_release(a, "tx-inproc-2");
+    mio_reset();
+out:
+    claims_destroy(&a);
+    claims_destroy(&b);
 }
 
 /* ---- the nodes ----------------------------------------------------------------------------------- */
@@ -339,6 +407,8 @@ int main(void)
         return 1;
     }
     RUN(test_unique_index_on_claims_refuses_a_duplicate_with_11000);
+    if (s_ready)
+        RUN(test_claims_race_take_over_fence_and_release_in_mongodb);
     int started = s_ready && s_nodes_start() == 0;
     if (!started) {
         check_failed_++;
