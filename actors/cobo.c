@@ -38,6 +38,11 @@ struct cobo_client_t {
     int http_status;
     int error_code;
     int64_t retry_after_ms;  /* Retry-After of the last response, 0 if none */
+    struct {                 /* tokens' decimals as Cobo gave them (they never change) */
+        char token_id[48];
+        int decimal;
+    } decimals[16];
+    int ndecimals;
     int64_t last_nonce;      /* nonces strictly increase, even within one millisecond */
 };
 
@@ -787,6 +792,11 @@ cobo_err_t cobo_get_token_decimal(cobo_client_t *self, const char *token_id, int
         snprintf(err, errlen, "token id has unexpected characters or length");
         return COBO_ERR_ARG;
     }
+    for (int i = 0; token_id && i < self->ndecimals; i++)
+        if (strcmp(self->decimals[i].token_id, token_id) == 0) {
+            *decimal = self->decimals[i].decimal;
+            return COBO_OK;
+        }
     bson_t doc;
     cobo_err_t e = s_get_by_id(self, "/wallets/tokens", token_id, "token", &doc, err, errlen);
     if (e != COBO_OK)
@@ -797,6 +807,11 @@ cobo_err_t cobo_get_token_decimal(cobo_client_t *self, const char *token_id, int
         e = COBO_ERR_MALFORMED;
     } else {
         *decimal = (int) d;
+        if (self->ndecimals < (int) (sizeof self->decimals / sizeof self->decimals[0]) &&
+            strlen(token_id) < sizeof self->decimals[0].token_id) {
+            snprintf(self->decimals[self->ndecimals].token_id, sizeof self->decimals[0].token_id, "%s", token_id);
+            self->decimals[self->ndecimals++].decimal = (int) d;
+        }
     }
     bson_destroy(&doc);
     return e;
@@ -991,6 +1006,30 @@ cobo_transfer_outcome_t cobo_transfer(cobo_client_t *self, const cobo_transfer_t
     if (!t || s_transfer_args_ok(t, out->message, sizeof out->message) != 0) {
         if (!t)
             snprintf(out->message, sizeof out->message, "no transfer");
+        return COBO_TRANSFER_INVALID;
+    }
+    /* an amount Cobo cannot represent in the token's decimals is never sent */
+    int decimal = 0;
+    char derr[128] = "";
+    cobo_err_t de = cobo_get_token_decimal(self, t->token_id, &decimal, derr, sizeof derr);
+    if (de != COBO_OK) {
+        snprintf(out->message, sizeof out->message, "the token's decimals could not be read (%.120s): nothing sent",
+                 derr);
+        out->http_status = self->http_status;
+        out->error_code = self->error_code;
+        /* Cobo's own refusal (a signed 4xx) stands as it would for the transfer; anything else: later,
+         * the same request_id */
+        out->rate_limited = de == COBO_ERR_HTTP_4XX ? cobo_client_rate_limited(self) : 1;
+        return COBO_TRANSFER_REFUSED;
+    }
+    money_atto_t amount = 0;
+    money_parse(t->amount, &amount, NULL, 0);   /* checked above */
+    money_atto_t unit = 1;
+    for (int i = decimal; i < 18; i++)
+        unit *= 10;
+    if (amount % unit != 0) {
+        snprintf(out->message, sizeof out->message, "amount %.48s has more decimals than %.40s has at Cobo (%d)",
+                 t->amount, t->token_id, decimal);
         return COBO_TRANSFER_INVALID;
     }
     jbuf_t b;

@@ -101,7 +101,8 @@ cobo_err_t cobo_list_address_balances(cobo_client_t *self, const char *wallet_id
                                       const char *addresses, int page_limit, cobo_balance_fn fn, void *arg, char *err,
                                       size_t errlen);
 
-/* GET /v2/wallets/tokens/{token_id}: the token's decimal places (0..18) into *decimal. */
+/* GET /v2/wallets/tokens/{token_id}: the token's decimal places (0..18) into *decimal; kept by the client
+ * once read (a token's decimals never change), so later calls ask nothing. */
 cobo_err_t cobo_get_token_decimal(cobo_client_t *self, const char *token_id, int *decimal,
                                   char *err, size_t errlen);
 
@@ -166,7 +167,8 @@ typedef struct {
     char status[32];             /* CREATED: Cobo's status ("Submitted", ...) */
     int http_status;             /* 0 when there was no answer */
     int error_code;              /* Cobo's error_code on DUPLICATE / REFUSED / a 5xx, else 0 */
-    int rate_limited;            /* REFUSED by Cobo's rate limit: try again later, same request_id */
+    int rate_limited;            /* REFUSED by Cobo's rate limit, or the token's decimals could not be read
+                                  * first (nothing sent): try again later, same request_id */
     char message[192];           /* why, for logs and a person (never a secret) */
 } cobo_transfer_result_t;
 
@@ -174,8 +176,9 @@ typedef struct {
 const char *cobo_transfer_outcome_name(cobo_transfer_outcome_t o);
 
 /* POST /v2/transactions/transfer with t, signed. Checks the arguments first (request_id shape, the
- * address for the token's chain with schema/chainaddr.h, the amount a positive exact decimal) and
- * sends nothing when one is bad. Classifies the answer as above; a 201 whose request_id is not ours
+ * address for the token's chain with schema/chainaddr.h, the amount a positive exact decimal with no
+ * more decimals than the token has at Cobo: cobo_get_token_decimal, read once per client) and sends
+ * nothing when one is bad (INVALID; REFUSED with rate_limited when the decimals cannot be read now). Classifies the answer as above; a 201 whose request_id is not ours
  * or that lacks transaction_id/status is UNKNOWN (it may still exist). */
 cobo_transfer_outcome_t cobo_transfer(cobo_client_t *self, const cobo_transfer_t *t, cobo_transfer_result_t *out);
 

@@ -229,6 +229,16 @@ static money_atto_t s_div_atto(money_atto_t a, money_atto_t b)
     return q;
 }
 
+/* token × rate (both atto-units), exact, rounded up to an atto-unit of account money. No overflow
+ * for anything a quote computes: token × rate never exceeds the amount it came from. */
+static money_atto_t s_worth_up(money_atto_t token, money_atto_t rate)
+{
+    const money_atto_t one = s_pow10(18);
+    money_atto_t tw = token / one, tf = token % one, rw = rate / one, rf = rate % one;
+    money_atto_t low = tf * rf;
+    return tw * rate + tf * rw + low / one + (low % one != 0);
+}
+
 int withdrawal_quote(money_atto_t amount, int32_t digits, const withdrawal_rule_t *rule, int token_decimals,
                      int64_t today_minor, withdrawal_quote_t *out, char *err, size_t errlen)
 {
@@ -277,7 +287,10 @@ int withdrawal_quote(money_atto_t amount, int32_t digits, const withdrawal_rule_
         err_set(err, errlen, "the amount is too small to send");
         return -1;
     }
-    out->amount_minor = (int64_t) (amount / unit);
+    /* Debited: the fee and what the rounded-down token amount is worth, up to the next minor unit; the
+     * rest of what was asked (worth less than the token's smallest unit) stays in the account. */
+    money_atto_t debit = rule->fee + s_worth_up(token, rule->rate);
+    out->amount_minor = (int64_t) (debit / unit + (debit % unit != 0));
     out->digits = digits;
     out->fee = rule->fee;
     out->token_amount = token;

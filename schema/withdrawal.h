@@ -121,7 +121,9 @@ typedef struct {
 } withdrawal_rule_t;
 
 typedef struct {
-    int64_t amount_minor;        /* what is debited, account minor units */
+    int64_t amount_minor;        /* what is debited, account minor units: the fee and what token_amount is
+                                  * worth at the rate, rounded up to a minor unit (at most the amount asked:
+                                  * what rounding the token amount down left over stays in the account) */
     int32_t digits;              /* the account currency's digits */
     money_atto_t fee;            /* the fee, account currency */
     money_atto_t token_amount;   /* what the destination receives: (amount - fee) / rate, rounded down

@@ -954,6 +954,23 @@ static void test_reused_request_id_is_a_duplicate_with_either_code(void)
     cobo_client_destroy(&c);
 }
 
+/* An amount with more decimals than the token has at Cobo (TRON_USDT: 6) is never sent. */
+static void test_transfer_with_more_decimals_than_the_token_is_never_sent(void)
+{
+    cobo_client_t *c = s_client(3000);
+    cobo_transfer_t t = s_tr("kasa-w0000000000000000dec7-1", "1.1234567");
+    cobo_transfer_result_t res;
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_INVALID);
+    CHECK(strstr(res.message, "more decimals than TRON_USDT has at Cobo (6)") != NULL);
+    CHECK_EQ_INT(res.http_status, 0);
+    cobo_tx_t found;
+    char err[200] = "";
+    CHECK_EQ_INT(cobo_find_transfer(c, "kasa-w0000000000000000dec7-1", &found, err, sizeof err), COBO_FIND_NOT_THERE);
+    t = s_tr("kasa-w0000000000000000dec6-1", "1.123456");   /* six: sent */
+    CHECK_EQ_INT(cobo_transfer(c, &t, &res), COBO_TRANSFER_CREATED);
+    cobo_client_destroy(&c);
+}
+
 static void test_transfer_timed_out_after_creating_is_unknown_then_found(void)
 {
     cobo_client_t *c = s_client(400);
@@ -1219,6 +1236,7 @@ int main(void)
     RUN(test_status_names_and_finality);
     RUN(test_transfer_is_created_goes_through_its_statuses_and_takes_the_balance);
     RUN(test_reused_request_id_is_a_duplicate_with_either_code);
+    RUN(test_transfer_with_more_decimals_than_the_token_is_never_sent);
     RUN(test_transfer_timed_out_after_creating_is_unknown_then_found);
     RUN(test_5xx_after_creating_is_unknown_and_503_before_is_not_there);
     RUN(test_signed_refusals_are_refused_and_rate_limits_say_so);

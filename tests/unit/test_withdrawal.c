@@ -311,6 +311,41 @@ static void test_quote_takes_the_fee_and_rounds_the_token_amount_down(void)
     CHECK_EQ_STR(q.token_text, "123.45");
 }
 
+/* A token amount is rounded down to the token's decimals at Cobo; what that leaves over stays in the
+ * account: the debit is the fee and what the tokens sent are worth, up to the next minor unit. */
+static void test_quote_rounds_to_the_tokens_decimals_and_keeps_the_rest(void)
+{
+    withdrawal_rule_t rule = { s_m("3"), s_m("1.5"), s_m("10"), 0, 0 };
+    withdrawal_quote_t q;
+    char err[160];
+    CHECK(withdrawal_quote(s_m("100"), 2, &rule, 0, 0, &q, err, sizeof err) == 0);
+    CHECK_EQ_STR(q.token_text, "32");               /* 98.5 / 3 = 32.83...: a whole token at most */
+    CHECK_EQ_INT(q.amount_minor, 9750);              /* 1.5 + 32 × 3: 2.50 stays in the account */
+    CHECK_EQ_STR(q.amount_text, "97.50");
+    rule = (withdrawal_rule_t) { s_m("7"), 0, s_m("1"), 0, 0 };
+    CHECK(withdrawal_quote(s_m("100"), 2, &rule, 2, 0, &q, err, sizeof err) == 0);
+    CHECK_EQ_STR(q.token_text, "14.28");
+    CHECK_EQ_INT(q.amount_minor, 9996);
+    /* 0.1234 per token, 6 decimals: 100 / 0.1234 = 810.372771...; worth 99.99999994.. → 100.00 */
+    rule = (withdrawal_rule_t) { s_m("0.1234"), 0, s_m("1"), 0, 0 };
+    CHECK(withdrawal_quote(s_m("100"), 2, &rule, 6, 0, &q, err, sizeof err) == 0);
+    CHECK_EQ_STR(q.token_text, "810.372771");
+    CHECK_EQ_INT(q.amount_minor, 10000);
+    /* a fee finer than the account's cents is rounded up with the rest, never past what was asked */
+    rule = (withdrawal_rule_t) { s_m("1"), s_m("0.005"), s_m("1"), 0, 0 };
+    CHECK(withdrawal_quote(s_m("10"), 2, &rule, 0, 0, &q, err, sizeof err) == 0);
+    CHECK_EQ_STR(q.token_text, "9");
+    CHECK_EQ_INT(q.amount_minor, 901);
+    /* every token amount fits its decimals, whatever was asked */
+    for (int d = 0; d <= 18; d++) {
+        rule = (withdrawal_rule_t) { s_m("0.37"), s_m("0.1"), s_m("1"), 0, 0 };
+        CHECK(withdrawal_quote(s_m("123.45"), 2, &rule, d, 0, &q, err, sizeof err) == 0);
+        const char *dot = strchr(q.token_text, '.');
+        CHECK(!dot || (int) strlen(dot + 1) <= d);
+        CHECK(q.amount_minor <= 12345 && q.amount_minor > 0);
+    }
+}
+
 static void test_quote_refuses_amounts_outside_the_rules(void)
 {
     withdrawal_rule_t rule = { s_m("1"), s_m("1"), s_m("10"), s_m("500"), s_m("1000") };
@@ -378,6 +413,7 @@ int main(void)
     RUN(test_every_path_to_depth_eight_keeps_every_money_rule);
     RUN(test_references_are_distinct_and_fit_mt5_comments);
     RUN(test_quote_takes_the_fee_and_rounds_the_token_amount_down);
+    RUN(test_quote_rounds_to_the_tokens_decimals_and_keeps_the_rest);
     RUN(test_quote_refuses_amounts_outside_the_rules);
     RUN(test_approvals_follow_the_limits);
     RUN(test_rules_parse_and_refuse_bad_entries);
