@@ -205,8 +205,11 @@ static void s_handle(void *arg, const http_request_t *req, http_response_t *res)
                                        : self->ingest(self->ingest_arg, tx, err, sizeof err);
     if (code == 201 || code == 200) {
         s_count(self, code == 201 ? &self->stats.accepted : &self->stats.repeated);
-        log_info(code == 201 ? "webhook.accepted" : "webhook.repeat",
-                 "tx=%s status=%s confirmations=%d code=%d", tx->tx_id, tx->status, (int) tx->confirmations, code);
+        /* A new deposit state already has its info line (deposit.<state> tx=... lsn=..., written by
+         * the registry once durable): this one is then at debug, one info line per accepted webhook. */
+        log_level_t level = code == 201 && v == WEBHOOK_DEPOSIT ? LOG_DEBUG : LOG_INFO;
+        log_event(level, code == 201 ? "webhook.accepted" : "webhook.repeat",
+                  "tx=%s status=%s confirmations=%d code=%d", tx->tx_id, tx->status, (int) tx->confirmations, code);
         jbuf_t b;
         jbuf_init(&b);
         jbuf_puts(&b, "{\"tx\":");

@@ -13,8 +13,11 @@
  *      a status of a transfer kasa asked for (request_id "kasa-...") → the withdrawal function
  *      (webhook_on_withdrawal), answered as it says; without one, 200 {"ignored": ...} (the
  *      withdrawal's owner asks Cobo on a schedule).
- * Nothing is journaled for a request that fails 1–3. One log line per webhook, never with the
- * signature or the body: event=webhook.accepted tx=... status=... code=201. */
+ * Nothing is journaled for a request that fails 1–3. One info log line per webhook, never with the
+ * signature or the body: a new deposit state is the registry's event=deposit.<state> tx=... lsn=...
+ * (event=webhook.accepted tx=... status=... code=201 is then at debug); otherwise
+ * event=webhook.repeat, webhook.accepted (a withdrawal's), webhook.ignored, webhook.rejected or
+ * webhook.failed. */
 #ifndef KASA_WEB_WEBHOOK_H
 #define KASA_WEB_WEBHOOK_H
 

@@ -1031,6 +1031,60 @@ static void test_commit_callback_runs_before_the_appender_returns(void)
     support_tmp_rmrf(dir);
 }
 
+/* journal_wait on the record its thread submitted last sleeps on that record's batch; on any other
+ * LSN on the commit counter. Either returns only once its LSN is durable, under concurrency. */
+typedef struct {
+    journal_t *j;
+    int id;
+    int early;   /* journal_wait returned before its LSN was durable */
+    int failed;
+} wait_arg_t;
+
+static void *s_wait_worker(void *p)
+{
+    wait_arg_t *a = p;
+    uint8_t buf[64];
+    for (int i = 0; i < 200; i++) {
+        memset(buf, 'a' + a->id, sizeof buf);
+        uint64_t lsn = journal_submit(a->j, buf, 16 + (size_t) (i % 40));
+        uint64_t other = i % 5 == 4 && lsn > 1 ? lsn - 1 : 0;   /* someone else's, sometimes */
+        if (!lsn || journal_wait(a->j, other ? other : lsn) != 0) {
+            a->failed++;
+            continue;
+        }
+        if (journal_durable_lsn(a->j) < (other ? other : lsn))
+            a->early++;
+        if (other && (journal_wait(a->j, lsn) != 0 || journal_durable_lsn(a->j) < lsn))
+            a->early++;
+    }
+    return NULL;
+}
+
+static void test_submit_then_wait_returns_only_once_durable_under_concurrency(void)
+{
+    const char *dir = s_fresh("submitwait");
+    journal_t *j = s_open(dir, 0);
+    CHECK(j != NULL);
+    enum { N = 16 };
+    pthread_t t[N];
+    wait_arg_t a[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (wait_arg_t) { .j = j, .id = i };
+        pthread_create(&t[i], NULL, s_wait_worker, &a[i]);
+    }
+    int early = 0, failed = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        early += a[i].early;
+        failed += a[i].failed;
+    }
+    CHECK_EQ_INT(early, 0);
+    CHECK_EQ_INT(failed, 0);
+    CHECK_EQ_INT((int) journal_durable_lsn(j), N * 200);
+    journal_destroy(&j);
+    support_tmp_rmrf(dir);
+}
+
 static void test_second_open_is_refused_while_locked(void)
 {
     const char *dir = s_fresh("lock");
@@ -1334,6 +1388,7 @@ int main(void)
     RUN(test_reader_follows_a_live_journal);
     RUN(test_concurrent_appenders_get_unique_gap_free_lsns);
     RUN(test_commit_callback_runs_before_the_appender_returns);
+    RUN(test_submit_then_wait_returns_only_once_durable_under_concurrency);
     RUN(test_second_open_is_refused_while_locked);
     RUN(test_destroy_makes_every_submitted_record_durable);
     RUN(test_full_batch_buffer_makes_appenders_wait_not_fail);
