@@ -31,6 +31,9 @@ typedef struct {
 typedef struct {
     s_token_t tokens[S_MAX_TOKENS];
     int ntokens;
+    s_token_t wtokens[S_MAX_TOKENS];  /* the withdrawal wallet's, when it is another wallet */
+    int nwtokens;
+    char wd_error[200];          /* why its reading failed ("" if it did not) */
     s_addr_t *addrs;
     int naddrs, cap;
     int64_t as_of_ms;
@@ -45,6 +48,7 @@ typedef struct {
 struct balances_t {
     balances_opts_t o;
     char wallet_id[80];
+    char withdraw_wallet_id[80]; /* "" when transfers are paid from wallet_id */
     cobo_client_t *cobo;         /* the thread's alone */
     pthread_t thread;
     pthread_mutex_t mu;
@@ -76,16 +80,27 @@ static void s_reading_free(s_reading_t **r_p)
 
 /* ---- one reading ----------------------------------------------------------------------------- */
 
-static int s_on_token(void *arg, const char *name, const cobo_balance_t *b)
+static int s_token_add(s_token_t *tokens, int *n, const char *name, const cobo_balance_t *b)
 {
-    s_reading_t *r = arg;
-    if (r->ntokens == S_MAX_TOKENS || strlen(name) >= sizeof r->tokens[0].token_id)
+    if (*n == S_MAX_TOKENS || strlen(name) >= sizeof tokens[0].token_id)
         return 1;   /* more tokens than a panel shows: the first ones stand */
-    s_token_t *t = &r->tokens[r->ntokens++];
+    s_token_t *t = &tokens[(*n)++];
     memset(t, 0, sizeof *t);
     snprintf(t->token_id, sizeof t->token_id, "%s", name);
     t->b = *b;
     return 0;
+}
+
+static int s_on_token(void *arg, const char *name, const cobo_balance_t *b)
+{
+    s_reading_t *r = arg;
+    return s_token_add(r->tokens, &r->ntokens, name, b);
+}
+
+static int s_on_wtoken(void *arg, const char *name, const cobo_balance_t *b)
+{
+    s_reading_t *r = arg;
+    return s_token_add(r->wtokens, &r->nwtokens, name, b);
 }
 
 static int s_on_address(void *arg, const char *name, const cobo_balance_t *b)
@@ -126,6 +141,15 @@ static int s_read(balances_t *self, s_reading_t *r, char *err, size_t errlen)
             snprintf(err, errlen, "%s: %s", t->token_id, why);
             return -1;
         }
+    }
+    /* the wallet transfers are paid from, when it is another one: its figures alone; a failure
+     * there is said beside them and does not hide the deposit wallet's */
+    if (self->withdraw_wallet_id[0] &&
+        cobo_list_token_balances(self->cobo, self->withdraw_wallet_id, self->o.page_limit, s_on_wtoken, r, r->wd_error,
+                                 sizeof r->wd_error) != COBO_OK) {
+        r->nwtokens = 0;
+        if (!r->wd_error[0])
+            snprintf(r->wd_error, sizeof r->wd_error, "Cobo did not answer");
     }
     r->as_of_ms = s_now_ms();
     return 0;
@@ -203,6 +227,9 @@ balances_t *balances_new(const balances_opts_t *opts, char *err, size_t errlen)
         self->o.max_age_s = 60;
     snprintf(self->wallet_id, sizeof self->wallet_id, "%s", opts->wallet_id);
     self->o.wallet_id = self->wallet_id;
+    if (opts->withdraw_wallet_id && strcmp(opts->withdraw_wallet_id, opts->wallet_id) != 0)
+        snprintf(self->withdraw_wallet_id, sizeof self->withdraw_wallet_id, "%s", opts->withdraw_wallet_id);
+    self->o.withdraw_wallet_id = self->withdraw_wallet_id;
     self->cobo = cobo_client_new(opts->cobo_url, opts->api_key_hex, opts->api_secret_hex, opts->response_pubkey_hex,
                                  self->o.timeout_ms, err, errlen);
     if (!self->cobo) {
@@ -335,6 +362,31 @@ static void s_token_json(const balances_t *self, jbuf_t *b, const s_reading_t *r
     jbuf_puts(b, "}");
 }
 
+/* ,"withdraw_wallet":{"wallet_id","error","tokens":[{"token_id","balance"}]}: the wallet transfers
+ * are paid from, with its figures of the same reading. Under the lock. */
+static void s_withdraw_json(const balances_t *self, jbuf_t *b)
+{
+    const int other = self->withdraw_wallet_id[0] != '\0';
+    const s_token_t *tokens = !self->now ? NULL : other ? self->now->wtokens : self->now->tokens;
+    int n = !self->now ? 0 : other ? self->now->nwtokens : self->now->ntokens;
+    jbuf_puts(b, ",\"withdraw_wallet\":{\"wallet_id\":");
+    jbuf_str(b, other ? self->withdraw_wallet_id : self->wallet_id);
+    jbuf_puts(b, ",\"error\":");
+    if (other && self->now && self->now->wd_error[0])
+        jbuf_str(b, self->now->wd_error);
+    else
+        jbuf_puts(b, "null");
+    jbuf_puts(b, ",\"tokens\":[");
+    for (int i = 0; i < n; i++) {
+        jbuf_puts(b, i ? ",{\"token_id\":" : "{\"token_id\":");
+        jbuf_str(b, tokens[i].token_id);
+        jbuf_puts(b, ",\"balance\":");
+        s_balance_json(b, &tokens[i].b);
+        jbuf_puts(b, "}");
+    }
+    jbuf_puts(b, "]}");
+}
+
 char *balances_json(balances_t *self)
 {
     jbuf_t b;
@@ -362,7 +414,9 @@ char *balances_json(balances_t *self)
         jbuf_puts(&b, i ? "," : "");
         s_token_json(self, &b, self->now, &self->now->tokens[i]);
     }
-    jbuf_puts(&b, "]}");
+    jbuf_puts(&b, "]");
+    s_withdraw_json(self, &b);
+    jbuf_puts(&b, "}");
     pthread_mutex_unlock(&self->mu);
     return jbuf_take(&b);
 }

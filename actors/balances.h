@@ -1,7 +1,8 @@
 /* balances.h — the wallet's balances at Cobo, per token and per address, for the admin panel.
  *
  * Figures come from Cobo's "List token balances by wallet" (every token of COBO_WALLET_ID) and, for
- * each token, "List address balances by token" (every address that holds it), read on a thread of
+ * each token, "List address balances by token" (every address that holds it), and the token figures
+ * of the wallet withdrawals are paid from (COBO_WITHDRAW_WALLET_ID, when another), read on a thread of
  * this module's own (never on an HTTP thread) with its own signed client. The last complete reading
  * is kept with the time it was taken ("as of"); a reading that fails keeps the last good one and
  * records the failure and its time, so a panel can say "Cobo did not answer at T; these figures are
@@ -29,6 +30,7 @@ typedef struct {
     const char *api_secret_hex;      /* COBO_API_SECRET */
     const char *response_pubkey_hex; /* Cobo's response-signing key; NULL/"" skips (tests only) */
     const char *wallet_id;           /* COBO_WALLET_ID */
+    const char *withdraw_wallet_id;  /* COBO_WITHDRAW_WALLET_ID; NULL or wallet_id: the same wallet */
     long timeout_ms;                 /* per Cobo request, default 10000 */
     int page_limit;                  /* entries per Cobo page, 1..50, default 50 */
     int max_age_s;                   /* older figures are read again when asked for, default 60 */
@@ -49,8 +51,11 @@ void balances_refresh(balances_t *self);
  *   {"wallet_id":..,"as_of_ms":T0|null,"reading":bool,"error":null|"why","error_ms":T|null,
  *    "tokens":[{"token_id":..,"balance":{total,available,pending,locked,frozen},
  *               "addresses":[{"address":..,"login":N|null,"balance":{...}}],
- *               "address_sum":{total,available,pending,locked,frozen}}]}
- * balance is Cobo's figure for the whole wallet; address_sum the exact sum of the addresses' figures.
+ *               "address_sum":{total,available,pending,locked,frozen}}],
+ *    "withdraw_wallet":{"wallet_id":..,"error":null|"why","tokens":[{"token_id":..,"balance":{...}}]}}
+ * balance is Cobo's figure for the whole wallet; address_sum the exact sum of the addresses' figures;
+ * withdraw_wallet the wallet transfers are paid from (the same figures when it is COBO_WALLET_ID; when
+ * another and Cobo refused its listing, no tokens and error says why).
  * Starts a reading when the figures are older than max_age_s (or there are none). */
 char *balances_json(balances_t *self);
 

@@ -287,7 +287,7 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s\n", err);
         goto done;
     }
-    if (admin_withdrawals_routes(admin_api, pipeline, cfg.journal_dir) != 0) {
+    if (admin_withdrawals_routes(admin_api, pipeline, &cfg) != 0) {
         fprintf(stderr, "kasa serve: the admin API has no room for the withdrawal routes\n");
         goto done;
     }

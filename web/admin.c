@@ -808,7 +808,8 @@ admin_api_t *admin_routes(http_server_t *http, pipeline_t *pipeline, admins_t *a
     if (cfg->cobo_wallet_id[0] && cfg->cobo_api_key[0] && cfg->cobo_api_secret[0]) {
         balances_opts_t bo = { .cobo_url = cfg->cobo_api_url, .api_key_hex = cfg->cobo_api_key,
                                .api_secret_hex = cfg->cobo_api_secret, .response_pubkey_hex = cfg->cobo_webhook_pubkey,
-                               .wallet_id = cfg->cobo_wallet_id, .timeout_ms = S_BALANCES_TIMEOUT_MS,
+                               .wallet_id = cfg->cobo_wallet_id, .withdraw_wallet_id = cfg->cobo_withdraw_wallet_id,
+                               .timeout_ms = S_BALANCES_TIMEOUT_MS,
                                .login_of = s_login_of, .login_arg = pipeline };
         char why[256];
         self->balances = balances_new(&bo, why, sizeof why);

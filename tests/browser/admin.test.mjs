@@ -7,9 +7,8 @@
 // Screenshots go to $KASA_TEST_OUT/screenshots. Ends with the line "N passed, N failed".
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
-import { KASA_BIN, OUT, SHOTS, WALLET_ID, BROWSER_ARGS, addAdmin, adminFirstLogin, adminLogin as login, check, checkNoOverflow,
-  openLogin, openPage, post, startKasa, stopAll, tally, test } from './support.mjs';
+import { KASA_BIN, OUT, SHOTS, WALLET_ID, addAdmin, adminFirstLogin, adminLogin as login, check, checkNoOverflow,
+  openLogin, openPage, post, runBrowser, startKasa, test } from './support.mjs';
 
 const WORK = path.join(OUT, `browser-admin-${process.pid}`);
 
@@ -223,11 +222,9 @@ async function live(browser, env, lang, viewport, n) {
 const LIVE = { tr: { addresses: 'Yatırma adresleri', asOf: "Cobo'dan alınan rakamlar" },
   en: { addresses: 'Deposit addresses', asOf: 'Figures from Cobo as of' } };
 
-async function main() {
-  let browser;
-  try {
+function main() {
+  return runBrowser(async (browser) => {
     const env = await startKasa(WORK, ['KASA_AUTO_CREDIT_LIMIT=1000', 'KASA_DUAL_APPROVAL_LIMIT=5000']);
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: BROWSER_ARGS });
     let n = 1;
     for (const lang of ['tr', 'en']) {
       for (const viewport of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
@@ -239,15 +236,7 @@ async function main() {
     await test('admin_viewer_sees_no_buttons_and_gets_403', () => viewer(browser, env));
     await test('admin_live_tr_360x740_addresses_balances_sse_logout', () => live(browser, env, 'tr', { width: 360, height: 740 }, 1));
     await test('admin_live_en_1280x800_addresses_balances_sse_logout', () => live(browser, env, 'en', { width: 1280, height: 800 }, 2));
-  } catch (e) {
-    tally.failed++;
-    console.log(`FAIL setup\n  ${e && e.stack || e}`);
-  } finally {
-    if (browser) await browser.close().catch(() => {});
-    stopAll();
-  }
-  console.log(`${tally.passed} passed, ${tally.failed} failed`);
-  process.exit(tally.failed ? 1 : 0);
+  });
 }
 
 main();

@@ -5,9 +5,8 @@
 // balance change — live, without reloading. Screenshots go to $KASA_TEST_OUT/screenshots.
 // Ends with the line "N passed, N failed".
 import path from 'node:path';
-import { chromium } from 'playwright-core';
-import { OUT, SHOTS, PASSWORD, WALLET_ID, BROWSER_ARGS, check, checkNoOverflow, openLogin, openPage, post, startKasa, stopAll,
-  tally, test } from './support.mjs';
+import { OUT, SHOTS, PASSWORD, WALLET_ID, check, checkNoOverflow, openLogin, openPage, post, runBrowser, startKasa,
+  test } from './support.mjs';
 
 const WORK = path.join(OUT, `browser-${process.pid}`);
 
@@ -131,13 +130,10 @@ async function main() {
     console.log('0 passed, 1 failed');
     process.exit(1);
   }
-  let env;
-  let browser;
-  try {
-    env = await setup();
-    // launch() gives the browser a fresh, empty user-data dir of its own (removed on close);
-    // each test then runs in its own context (no shared cookies or storage).
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: BROWSER_ARGS });
+  // launch() gives the browser a fresh, empty user-data dir of its own (removed on close);
+  // each test then runs in its own context (no shared cookies or storage).
+  await runBrowser(async (browser) => {
+    const env = await setup();
     let login = 100001;
     for (const lang of ['tr', 'en']) {
       for (const viewport of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
@@ -161,15 +157,7 @@ async function main() {
       check(await page.isHidden('#app-view'), 'panel hidden after logout');
       await context.close();
     });
-  } catch (e) {
-    tally.failed++;
-    console.log(`FAIL setup\n  ${e && e.stack || e}`);
-  } finally {
-    if (browser) await browser.close().catch(() => {});
-    stopAll();
-  }
-  console.log(`${tally.passed} passed, ${tally.failed} failed`);
-  process.exit(tally.failed ? 1 : 0);
+  });
 }
 
 main();

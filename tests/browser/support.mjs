@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const root = path.resolve(here, '..', '..');
@@ -77,8 +78,9 @@ export function stopAll() {
   for (const c of children) { try { c.kill('SIGKILL'); } catch (e) { /* gone */ } }
 }
 
-// The simulators and `kasa serve` in work/, with extra configuration lines. { kasa, cobo, mt5, tg, config }.
-export async function startKasa(work, extra = []) {
+// The simulators and `kasa serve` in work/, with extra configuration lines; the MT5 accounts
+// 100001..100006 start with balance. { kasa, cobo, mt5, tg, config }.
+export async function startKasa(work, extra = [], balance = '0') {
   fs.rmSync(work, { recursive: true, force: true });
   fs.mkdirSync(work, { recursive: true });
   fs.mkdirSync(SHOTS, { recursive: true });
@@ -92,7 +94,7 @@ export async function startKasa(work, extra = []) {
   start(work, ['sim', 'cobo', '--listen', `127.0.0.1:${coboPort}`, '--webhook-url', `http://127.0.0.1:${hookPort}/cobo/webhook`,
     '--key-seed', COBO_SEED, '--client-key', clientPub], 'sim-cobo');
   const accounts = [];
-  for (let i = 0; i < 6; i++) accounts.push('--account', `${100001 + i}:${PASSWORD}:0`);
+  for (let i = 0; i < 6; i++) accounts.push('--account', `${100001 + i}:${PASSWORD}:${balance}`);
   start(work, ['sim', 'mt5', '--listen', `127.0.0.1:${mt5Port}`, '--manager', '1000:ManagerPass1', ...accounts], 'sim-mt5');
   start(work, ['sim', 'telegram', '--listen', `127.0.0.1:${tgPort}`, '--token', '123456:TESTTOKEN'], 'sim-telegram');
   await Promise.all([waitPort(coboPort, 10000), waitPort(mt5Port, 10000), waitPort(tgPort, 10000)]);
@@ -195,6 +197,24 @@ export async function adminFirstLogin(page, admin) {
   await page.fill('#pw-new', admin.password);
   await page.click('#password-submit');
   await page.waitForSelector('#app-view:not([hidden])');
+}
+
+// Runs body(browser) with the system's headless Chromium: a throw outside test() counts as a failed
+// "setup". Then closes the browser, stops every child and ends the process with "N passed, N failed".
+export async function runBrowser(body) {
+  let browser;
+  try {
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: BROWSER_ARGS });
+    await body(browser);
+  } catch (e) {
+    tally.failed++;
+    console.log(`FAIL setup\n  ${e && e.stack || e}`);
+  } finally {
+    if (browser) await browser.close().catch(() => {});
+    stopAll();
+  }
+  console.log(`${tally.passed} passed, ${tally.failed} failed`);
+  process.exit(tally.failed ? 1 : 0);
 }
 
 process.on('exit', stopAll);

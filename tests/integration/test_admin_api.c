@@ -3,7 +3,8 @@
  * new password; the admin cookie is its own (an investor's session never opens an admin route);
  * CSRF on every POST; each role's calls checked on the server (a viewer's action gets 403); an
  * operator assigns an unlinked deposit and it is credited once in the MT5 simulator; two approvers
- * approve a deposit over the second limit; search, timeline and audit; repeated wrong logins hold
+ * approve a deposit over the second limit; the withdrawal queue with its totals per token and the
+ * balance of the wallet withdrawals are paid from; search, timeline and audit; repeated wrong logins hold
  * the name back (429, even for the right password) and tell the broker's Telegram chat; a disabled
  * admin's session stops at once. */
 #include "tests/integration/harness.h"
@@ -16,6 +17,7 @@
 
 #define ADDR_A      "TAdmApiAddrA111111111111111111111"   /* linked to 100001 */
 #define ADDR_NOBODY "TAdmApiNobody11111111111111111111"
+#define WD_WALLET   "5e5e5e5e-0000-4000-8000-00000000adad"   /* COBO_WITHDRAW_WALLET_ID: another wallet */
 
 static h_env_t s_env;
 static int s_ready;
@@ -334,6 +336,34 @@ static void test_the_withdrawal_queue_and_a_treasurers_reject(void)
             h_sleep_ms(50);
     }
     CHECK(waiting);
+    /* what the staff read: approvals needed and given, totals per token (49 = 50 less the fee) */
+    r = s_req(&s_vera, "GET", "/api/admin/withdrawals?state=DEBITED,HELD&login=100008", NULL, 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, id) && strstr(r.body, "\"approvers\":[],\"approvals_needed\":1}"));
+    CHECK(r.body && strstr(r.body, "\"totals\":[{\"token\":\"TRON_USDT\",\"waiting\":{\"count\":1,\"token_amount\":\"49\"},"
+                              "\"sending\":{\"count\":0,\"token_amount\":\"0\"},\"held\":{\"count\":0,\"token_amount\":\"0\"},"
+                              "\"completed\":{\"count\":0,\"token_amount\":\"0\"},\"to_pay\":\"49\"}]"));
+    if (r.body && !strstr(r.body, "\"to_pay\":\"49\""))
+        h_log("withdrawals: %.600s", r.body);
+    CHECK(r.body && strstr(r.body, "\"may_decide\":false}"));   /* a viewer: the panel shows no buttons */
+    h_cresp_free(&r);
+    r = s_req(&s_apex, "GET", "/api/admin/withdrawals?state=DEBITED", NULL, 0);   /* a deposit approver */
+    CHECK(r.status == 200 && r.body && strstr(r.body, "\"may_decide\":false}"));
+    h_cresp_free(&r);
+    r = s_req(&s_apex2, "GET", "/api/admin/withdrawals?state=DEBITED", NULL, 0);   /* a treasurer */
+    CHECK(r.status == 200 && r.body && strstr(r.body, "\"may_decide\":true}"));
+    h_cresp_free(&r);
+    r = s_req(&s_vera, "GET", "/api/admin/withdrawals?state=APPROVED,SENT", NULL, 0);
+    CHECK(r.status == 200 && r.body && !strstr(r.body, id) && strstr(r.body, "\"to_pay\":\"49\""));
+    h_cresp_free(&r);
+    static const char *const bad[] = { "state=DEBITED,", "state=,DEBITED", "state=DEBITED,SOMEWHERE", "login=x", NULL };
+    for (int i = 0; bad[i]; i++) {
+        char q[80];
+        snprintf(q, sizeof q, "/api/admin/withdrawals?%s", bad[i]);
+        r = s_req(&s_vera, "GET", q, NULL, 0);
+        CHECK_EQ_INT(r.status, 400);
+        h_cresp_free(&r);
+    }
     char path[120];
     snprintf(path, sizeof path, "/api/admin/withdrawals/%s/reject", id);
     r = s_req(&s_vera, "POST", path, "{\"reason\":\"no\"}", 1);
@@ -356,6 +386,10 @@ static void test_the_withdrawal_queue_and_a_treasurers_reject(void)
             h_sleep_ms(50);
     }
     CHECK(refunded);
+    /* given back: nothing left to pay */
+    r = s_req(&s_vera, "GET", "/api/admin/withdrawals", NULL, 0);
+    CHECK(r.status == 200 && r.body && strstr(r.body, "\"to_pay\":\"0\"") && strstr(r.body, id));
+    h_cresp_free(&r);
 }
 
 static void test_search_filters_and_pages_newest_first(void)
@@ -434,6 +468,8 @@ static void test_wallet_balances_per_token_and_address_with_exact_totals(void)
     /* two deposits at a linked address: its Cobo figure is their exact sum */
     h_tx_t a = s_tx(ADDR_A, "0.000001"), b = s_tx(ADDR_A, "1.5");
     CHECK(h_sim_deposit(&s_env, &a, 1, -1, -1) == 0 && h_sim_deposit(&s_env, &b, 1, -1, -1) == 0);
+    CHECK_EQ_INT(h_sim_post(s_env.cobo_url, "/sim/balances", "{\"wallet_id\":\"" WD_WALLET "\",\"token_id\":\"TRON_USDT\","
+                                                             "\"amount\":\"2500.25\"}"), 200);
     h_cresp_t r = s_req(&s_vera, "GET", "/api/admin/balances?fresh=1", NULL, 0);   /* a viewer reads them */
     CHECK_EQ_INT(r.status, 200);
     char want[300];
@@ -441,6 +477,9 @@ static void test_wallet_balances_per_token_and_address_with_exact_totals(void)
              "\"available\":\"7001.500001\",\"pending\":\"0\",\"locked\":\"0\",\"frozen\":\"0\"}}", ADDR_A);
     CHECK(r.body && strstr(r.body, "\"token_id\":\"TRON_USDT\"") && strstr(r.body, want));
     CHECK(r.body && strstr(r.body, "\"error\":null") && !strstr(r.body, "\"as_of_ms\":null"));
+    /* the wallet withdrawals are paid from (another one here) and its own figure */
+    CHECK(r.body && strstr(r.body, "\"withdraw_wallet\":{\"wallet_id\":\"" WD_WALLET "\",\"error\":null,\"tokens\":["
+                              "{\"token_id\":\"TRON_USDT\",\"balance\":{\"total\":\"2500.25\",\"available\":\"2500.25\""));
     /* the wallet's figure and the sum of the addresses' agree, to the last digit */
     const char *tb = r.body ? strstr(r.body, "\"balance\":{\"total\":\"") : NULL;
     const char *sum = r.body ? strstr(r.body, "\"address_sum\":{\"total\":\"") : NULL;
@@ -637,7 +676,8 @@ int main(void)
 {
     if (h_env_init(&s_env, "adminapi") == 0 && h_sims_start(&s_env, NULL) == 0 &&
         h_config_write(&s_env, "KASA_AUTO_CREDIT_LIMIT=1000\nKASA_DUAL_APPROVAL_LIMIT=5000\n"
-                                         "KASA_WITHDRAW_RULES=TRON_USDT=1:1:10:5000:20000\n") == 0 &&
+                                         "KASA_WITHDRAW_RULES=TRON_USDT=1:1:10:5000:20000\n"
+                                         "COBO_WITHDRAW_WALLET_ID=" WD_WALLET "\n") == 0 &&
         h_kasa_start(&s_env) == 0)
         s_ready = h_link(&s_env, ADDR_A, 100001) == 0 && s_add(&s_boss, "owner") == 0 && s_add(&s_vera, "viewer") == 0 &&
                   s_add(&s_opal, "operator") == 0 && s_add(&s_apex, "approver") == 0 && s_add(&s_apex2, "treasurer") == 0;

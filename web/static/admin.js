@@ -1,6 +1,7 @@
 /* kasa admin panel: login with password and authenticator code, dashboard, held deposits and their
- * actions (with a confirmation that repeats amount and login), search, deposit timeline, addresses,
- * wallet balances, audit; pages reload as the journal commits (Server-Sent Events). Each page is one entry of PAGES (its tab button and section in admin.html carry its name).
+ * actions (with a confirmation that repeats amount and login), the withdrawal queue (totals per token
+ * against the withdrawal wallet's balance, approve / reject / refund / transfer again, timeline),
+ * search, deposit timeline, addresses, wallet balances, audit; pages reload as the journal commits (Server-Sent Events). Each page is one entry of PAGES (its tab button and section in admin.html carry its name).
  * Plain browser JavaScript (no build step, no external files); Turkish by default, English on demand.
  * Buttons an admin's role may not use are not shown; the server checks every call anyway. */
 'use strict';
@@ -39,7 +40,27 @@ const I18N = {
     st_NOTIFIED: 'Bildirildi', st_HELD: 'Bekliyor', st_REJECTED: 'Reddedildi',
     k_state: 'Durum', k_amount: 'Tutar', k_login: 'Hesap', k_address: 'Adres', k_hash: 'Hash', k_reason: 'Neden',
     k_credited: 'Hesaba geçen', k_ticket: 'MT5 işlem no', k_approvers: 'Onaylayanlar', k_id: 'İşlem',
-    role: (r) => ({ viewer: 'izleyici', operator: 'operatör', approver: 'onaylayıcı', owner: 'sahip' })[r] || r,
+    tab_withdrawals: 'Çekimler', wd_title: 'Çekimler', wd_totals_title: 'Token bazında toplamlar',
+    col_waiting: 'Onay bekleyen', col_sending: 'Gönderiliyor', col_wd_held: 'Bekletilen', col_to_pay: 'Ödenecek',
+    col_wallet: 'Çekim cüzdanında kullanılabilir', col_cover: 'Karşılar mı', col_paid: 'Ödenen (tamamlanan)', wd_enough: 'Yeterli',
+    wd_short: (x) => `${x} eksik`, wd_unknown: 'Bilinmiyor',
+    wd_wallet: (b) => `Ödemeler ${b.wallet_id} cüzdanından yapılır. ${b.as_of_ms ? `Cobo'dan alınan rakamlar: ${fmtTime(b.as_of_ms)}` : ''}`,
+    wd_view: 'Göster', wv_waiting: 'Onay bekleyenler', wv_sending: 'Gönderilenler', wv_held: 'Bekletilenler',
+    wv_completed: 'Tamamlananlar', wv_refunded: 'İade edilenler', wv_all: 'Hepsi',
+    wd_empty: 'Bu görünümde çekim yok.', wdetail_title: 'Çekim ayrıntısı', wd_back: 'Çekimlere dön',
+    a_refund: 'İade et', a_retransfer: 'Yeniden gönder', a_details: 'Ayrıntı',
+    wd_confirm_title: (a) => ({ approve: 'Çekim onaylansın mı?', reject: 'Çekim reddedilsin mi? (tutar hesaba iade edilir)',
+      refund: 'Tutar hesaba iade edilsin mi?', retransfer: 'Yeni bir istekle yeniden gönderilsin mi?' })[a],
+    wd_confirm_text: (w) => `${w.amount} ${w.currency} (hesap ${w.login}) → ${w.token_amount} ${tokenShort(w.token)} → ${w.address}. Gerekçe: ${w.reason}`,
+    wd_approvals: (w) => `Onay: ${w.approvals}/${w.approvals_needed}${w.approvers.length ? ` (${w.approvers.join(', ')})` : ''}`,
+    wd_noted: 'Onayınız kaydedildi; ikinci bir onaylayıcı bekleniyor.',
+    wst_REQUESTED: 'Alındı', wst_DEBITED: 'Onay bekliyor', wst_APPROVED: 'Onaylandı', wst_SENT: 'Gönderildi',
+    wst_COMPLETED: 'Tamamlandı', wst_HELD: 'Bekletiliyor', wst_REJECTED: 'Reddedildi (MT5)', wst_REFUNDING: 'İade ediliyor',
+    wst_REFUNDED: 'İade edildi',
+    k_fee: 'Ücret', k_token_amount: 'Gönderilecek', k_request: 'Cobo istek no', k_cobo: 'Cobo durumu',
+    k_debit: 'MT5 borç işlemi', k_refund: 'MT5 iade işlemi', k_created: 'Oluşturma', k_chain: 'Ağ',
+    role: (r) => ({ viewer: 'izleyici', operator: 'operatör', approver: 'onaylayıcı', treasurer: 'hazine sorumlusu',
+      owner: 'sahip' })[r] || r,
   },
   en: {
     title: 'Kasa — Admin', logout: 'Log out', login_title: 'Admin login', name_label: 'User name',
@@ -74,14 +95,38 @@ const I18N = {
     st_NOTIFIED: 'Notified', st_HELD: 'Held', st_REJECTED: 'Rejected',
     k_state: 'State', k_amount: 'Amount', k_login: 'Account', k_address: 'Address', k_hash: 'Hash', k_reason: 'Reason',
     k_credited: 'Credited', k_ticket: 'MT5 ticket', k_approvers: 'Approved by', k_id: 'Transaction',
+    tab_withdrawals: 'Withdrawals', wd_title: 'Withdrawals', wd_totals_title: 'Totals per token',
+    col_waiting: 'Awaiting approval', col_sending: 'Being sent', col_wd_held: 'Held', col_to_pay: 'To pay',
+    col_wallet: 'Available in the withdrawal wallet', col_cover: 'Covered', col_paid: 'Paid (completed)', wd_enough: 'Enough',
+    wd_short: (x) => `${x} short`, wd_unknown: 'Unknown',
+    wd_wallet: (b) => `Transfers are paid from wallet ${b.wallet_id}. ${b.as_of_ms ? `Figures from Cobo as of ${fmtTime(b.as_of_ms)}` : ''}`,
+    wd_view: 'Show', wv_waiting: 'Awaiting approval', wv_sending: 'Sent', wv_held: 'Held', wv_completed: 'Completed',
+    wv_refunded: 'Refunded', wv_all: 'All',
+    wd_empty: 'No withdrawals in this view.', wdetail_title: 'Withdrawal detail', wd_back: 'Back to withdrawals',
+    a_refund: 'Refund', a_retransfer: 'Transfer again', a_details: 'Details',
+    wd_confirm_title: (a) => ({ approve: 'Approve this withdrawal?', reject: 'Reject this withdrawal? (the amount goes back to the account)',
+      refund: 'Give the amount back to the account?', retransfer: 'Transfer again under a new request?' })[a],
+    wd_confirm_text: (w) => `${w.amount} ${w.currency} (account ${w.login}) → ${w.token_amount} ${tokenShort(w.token)} → ${w.address}. Reason: ${w.reason}`,
+    wd_approvals: (w) => `Approvals: ${w.approvals}/${w.approvals_needed}${w.approvers.length ? ` (${w.approvers.join(', ')})` : ''}`,
+    wd_noted: 'Your approval is recorded; a second approver is needed.',
+    wst_REQUESTED: 'Requested', wst_DEBITED: 'Awaiting approval', wst_APPROVED: 'Approved', wst_SENT: 'Sent',
+    wst_COMPLETED: 'Completed', wst_HELD: 'Held', wst_REJECTED: 'Rejected (MT5)', wst_REFUNDING: 'Refunding',
+    wst_REFUNDED: 'Refunded',
+    k_fee: 'Fee', k_token_amount: 'To send', k_request: 'Cobo request id', k_cobo: 'Cobo status',
+    k_debit: 'MT5 debit ticket', k_refund: 'MT5 refund ticket', k_created: 'Created', k_chain: 'Chain',
     role: (r) => r,
   },
 };
 
 const STATES = ['PENDING', 'RECEIVED', 'LOCKED', 'CREDITED', 'NOTIFIED', 'HELD', 'REJECTED'];
 const ACTION_NEEDS = { retry: 'deposit.retry', assign: 'deposit.assign', approve: 'deposit.approve', reject: 'deposit.reject' };
+/* The withdrawal queue's views: name -> the states it lists (GET /api/admin/withdrawals?state=). */
+const WD_VIEWS = { waiting: 'DEBITED', sending: 'APPROVED,SENT', held: 'HELD', completed: 'COMPLETED',
+  refunded: 'REFUNDING,REFUNDED,REJECTED', all: '' };
+/* Which withdrawal actions each state offers (the server decides again, and says why it refuses). */
+const WD_ACTIONS = { DEBITED: ['approve', 'reject'], HELD: ['refund', 'retransfer'] };
 const state = { lang: 'tr', csrf: null, me: null, tab: 'dashboard', page: 1, filters: {}, held: [],
-  addrPage: 1, addrQ: '', stream: null, soon: null, retry: null };
+  addrPage: 1, addrQ: '', stream: null, soon: null, retry: null, wdView: 'waiting', wdLogin: '', wdetail: null };
 
 /* The pages: name -> how to load it and which live events (GET /api/admin/events) make it reload
  * (a function of the event's type and data; a "resync" reloads any page that follows events). A
@@ -95,6 +140,9 @@ const PAGES = {
   balances: { load: () => loadBalances(false), live: null },   // Cobo's figures: read on request
   detail: { load: () => (state.detail ? loadDetail(state.detail) : null),
     live: (type, d) => ANY_CHANGE(type) && d.id === state.detail },
+  withdrawals: { load: () => loadWithdrawals(), live: (type, d) => type === 'withdrawal' || (type === 'admin' && isWdId(d.id)) },
+  wdetail: { load: () => (state.wdetail ? loadWdetail(state.wdetail) : null),
+    live: (type, d) => (type === 'withdrawal' || type === 'admin') && d.id === state.wdetail },
   audit: { load: () => loadAudit(), live: (type) => type === 'admin' },
 };
 
@@ -104,6 +152,7 @@ function mins(s) { return Math.max(1, Math.ceil(s / 60)); }
 function stText(s) { return I18N[state.lang]['st_' + s] || s; }
 function may(what) { return !!(state.me && state.me.may.includes(what)); }
 function fmtTime(ms) { return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + ' UTC' : '—'; }
+function isWdId(id) { return /^w[0-9a-f]{20}$/.test(id || ''); }
 function tokenShort(token) { return (token || '').replace(/^[A-Z]+_/, '') || token; }
 function announce(text) { const a = $('announce'); a.textContent = ''; setTimeout(() => { a.textContent = text; }, 30); }
 
@@ -129,7 +178,9 @@ function setLang(lang) {
   $('lang-tr').setAttribute('aria-pressed', String(state.lang === 'tr'));
   $('lang-en').setAttribute('aria-pressed', String(state.lang === 'en'));
   fillStates();
+  fillWdViews();
   $('held-list').textContent = '';
+  $('wd-queue').textContent = ''; $('wd-one').textContent = '';
   if (state.me) { showWho(); refresh(); }
 }
 
@@ -142,6 +193,13 @@ function fillStates() {
   sel.append(any);
   for (const s of STATES) { const o = document.createElement('option'); o.value = s; o.textContent = stText(s); sel.append(o); }
   sel.value = cur;
+}
+
+function fillWdViews() {
+  const sel = $('wd-view');
+  sel.textContent = '';
+  for (const v of Object.keys(WD_VIEWS)) { const o = document.createElement('option'); o.value = v; o.textContent = t('wv_' + v); sel.append(o); }
+  sel.value = state.wdView;
 }
 
 /* ---- views ---- */
@@ -178,7 +236,7 @@ function openStream() {
     const page = PAGES[state.tab];
     if (page.live && (type === 'resync' || page.live(type, d))) refreshSoon();
   };
-  for (const type of ['deposit', 'admin', 'link', 'resync']) es.addEventListener(type, on(type));
+  for (const type of ['deposit', 'withdrawal', 'admin', 'link', 'resync']) es.addEventListener(type, on(type));
   es.addEventListener('open', () => { document.body.dataset.live = 'on'; refreshSoon(); });   // (re)connected: catch up
   es.addEventListener('error', () => {
     document.body.dataset.live = 'off';
@@ -252,16 +310,21 @@ async function loadSummary() {
 async function loadHeld() {
   const r = await api('GET', '/api/admin/deposits?state=HELD&limit=100');
   if (r.status !== 200) return;
-  const list = $('held-list');
-  const have = {};
-  list.querySelectorAll('li.held-item').forEach((li) => { have[li.dataset.id] = li; });
   state.held = r.data.deposits;
   $('held-empty').hidden = state.held.length > 0;
-  // rows stay in place (what an operator is typing survives a refresh); only their facts change
+  syncList($('held-list'), 'li.held-item', state.held, heldItem, heldFacts);
+}
+
+/* Puts one li per item in list, in items' order: rows already there stay (what someone is typing in
+ * them survives a refresh) and only get their facts again (update(li, item)); new ones are made with
+ * make(item); rows whose item is gone are removed. Rows are keyed by data-id = item.id. */
+function syncList(list, selector, items, make, update) {
+  const have = {};
+  list.querySelectorAll(selector).forEach((li) => { have[li.dataset.id] = li; });
   let prev = null;
-  for (const d of state.held) {
+  for (const d of items) {
     let li = have[d.id];
-    if (li) { delete have[d.id]; heldFacts(li, d); } else li = heldItem(d);
+    if (li) { delete have[d.id]; update(li, d); } else li = make(d);
     if (prev ? prev.nextSibling !== li : list.firstChild !== li) list.insertBefore(li, prev ? prev.nextSibling : list.firstChild);
     prev = li;
   }
@@ -328,7 +391,7 @@ async function act(d, action, reason, login) {
 }
 
 function alertRow(id, text, ok) {
-  const li = document.querySelector(`li.held-item[data-id="${CSS.escape(id)}"]`);
+  const li = $('tab-' + state.tab).querySelector(`li.held-item[data-id="${CSS.escape(id)}"]`);
   let p = li && li.querySelector('.row-msg');
   if (li && !p) { p = document.createElement('p'); p.setAttribute('role', 'alert'); li.append(p); }
   if (p) { p.className = 'row-msg ' + (ok ? 'muted' : 'error'); p.textContent = text; }
@@ -425,30 +488,172 @@ async function loadDetail(id) {
   const r = await api('GET', '/api/admin/deposits/' + encodeURIComponent(id));
   if (r.status !== 200) return;
   const d = r.data.deposit;
-  const dl = $('detail');
-  dl.textContent = '';
   const rows = [['k_id', d.id], ['k_state', stText(d.state)], ['k_amount', `${d.amount} ${d.token}`], ['k_login', d.login || '—'],
     ['k_address', d.address], ['k_hash', d.tx_hash || '—'], ['k_reason', d.reason || '—'], ['k_credited', d.credited || '—'],
     ['k_ticket', d.ticket || '—'], ['k_approvers', d.approvers.join(', ') || '—']];
-  for (const [k, v] of rows) {
-    const dt = document.createElement('dt'); dt.textContent = t(k);
-    const dd = document.createElement('dd'); dd.textContent = String(v); dd.dataset.key = k;
-    dl.append(dt, dd);
-  }
+  kvList($('detail'), rows);
   const ol = $('timeline');
   ol.textContent = '';
   for (const rec of r.data.timeline) ol.append(recordItem(rec));
 }
 
+/* A detail's facts into dl: rows of [i18n key, value]; each dd carries its key (data-key). */
+function kvList(dl, rows) {
+  dl.textContent = '';
+  for (const [k, v] of rows) {
+    const dt = document.createElement('dt'); dt.textContent = t(k);
+    const dd = document.createElement('dd'); dd.textContent = String(v); dd.dataset.key = k;
+    dl.append(dt, dd);
+  }
+}
+
 function recordItem(rec) {
   const li = document.createElement('li');
   li.dataset.kind = rec.kind;
-  const parts = [rec.time.replace('T', ' ').slice(0, 19), rec.kind === 'DEPOSIT' ? `${rec.from} → ${rec.to}` : rec.kind];
-  for (const k of ['actor', 'action', 'origin', 'login', 'ticket', 'ref', 'credit', 'remainder', 'reason']) {
+  const parts = [rec.time.replace('T', ' ').slice(0, 19), rec.kind === 'DEPOSIT' ? `${rec.from} → ${rec.to}`
+    : rec.kind === 'WITHDRAWAL' ? `${rec.wfrom} → ${rec.wto}` : rec.kind];
+  for (const k of ['wevent', 'actor', 'action', 'origin', 'login', 'ticket', 'ref', 'credit', 'remainder', 'request_id', 'status',
+    'tx_hash', 'reason']) {
     if (rec[k] !== undefined && rec[k] !== '') parts.push(`${k}: ${rec[k]}`);
   }
   li.textContent = parts.join(' · ');
   return li;
+}
+
+/* ---- withdrawals ---- */
+
+/* An exact decimal string as a BigInt of 10^-18 units (no floating point on money); null if not one. */
+function atto(text) {
+  const m = /^([0-9]+)(?:\.([0-9]{1,18}))?$/.exec(String(text || ''));
+  return m ? BigInt(m[1]) * 10n ** 18n + BigInt((m[2] || '').padEnd(18, '0')) : null;
+}
+function attoText(v) {
+  const frac = (v % 10n ** 18n).toString().padStart(18, '0').replace(/0+$/, '');
+  return (v / 10n ** 18n).toString() + (frac ? '.' + frac : '');
+}
+
+async function loadWithdrawals() {
+  const q = new URLSearchParams({ state: WD_VIEWS[state.wdView] || '', login: state.wdLogin });
+  for (const [k, v] of [...q.entries()]) if (!v) q.delete(k);
+  const [r, b] = await Promise.all([api('GET', '/api/admin/withdrawals?' + q.toString()), api('GET', '/api/admin/balances')]);
+  const err = $('wd-error');
+  if (r.status !== 200) { err.textContent = (r.data && r.data.error) || t('unavailable'); err.hidden = false; return; }
+  err.hidden = true;
+  state.wdMay = r.data.may_decide;
+  $('wd-empty').hidden = r.data.withdrawals.length > 0;
+  syncList($('wd-queue'), 'li.wd-item', r.data.withdrawals, wdItem, wdFacts);
+  state.wdTotals = r.data.totals;
+  showWdTotals(b.status === 200 ? b.data : null, b.status === 200 ? null : (b.data && b.data.error) || t('unavailable'));
+  if (b.status === 200 && b.data.reading && !b.data.as_of_ms) await loadWdBalances();
+}
+
+async function loadWdBalances() {   // a fresh reading of Cobo's figures, shown when it ends
+  $('wd-bal-refresh').disabled = true;
+  const b = await api('GET', '/api/admin/balances?fresh=1');
+  $('wd-bal-refresh').disabled = false;
+  showWdTotals(b.status === 200 ? b.data : null, b.status === 200 ? null : (b.data && b.data.error) || t('unavailable'));
+}
+
+/* The totals per token beside what the withdrawal wallet has available of it, and whether it covers them. */
+function showWdTotals(bal, error) {
+  const ww = bal && bal.withdraw_wallet;
+  const err = $('wd-bal-error');
+  const why = error || (bal && bal.error ? t('bal_error', bal) : null) || (ww && ww.error);
+  err.hidden = !why;
+  if (why) err.textContent = why;
+  $('wd-wallet').textContent = ww ? t('wd_wallet', { wallet_id: ww.wallet_id, as_of_ms: bal.as_of_ms }) : '';
+  const body = $('wd-totals');
+  body.textContent = '';
+  for (const x of state.wdTotals || []) {
+    const have = ww && ww.tokens.find((k) => k.token_id === x.token);
+    const avail = have ? atto(have.balance.available) : (ww && !ww.error && bal.as_of_ms ? 0n : null);
+    const need = atto(x.to_pay);
+    let cover = t('wd_unknown');
+    if (avail !== null && need !== null) cover = avail >= need ? t('wd_enough') : t('wd_short', attoText(need - avail));
+    const tr = document.createElement('tr');
+    tr.dataset.token = x.token;
+    if (avail !== null && need !== null && avail < need) tr.className = 'short';
+    const fig = (g) => `${g.token_amount} (${g.count})`;
+    cells(tr, [x.token, fig(x.waiting), fig(x.sending), fig(x.held), x.to_pay, avail === null ? '—' : attoText(avail), cover,
+      fig(x.completed)], []);
+    tr.querySelectorAll('td:nth-child(n+2):nth-child(-n+6), td:nth-child(8)').forEach((td) => td.classList.add('num'));
+    body.append(tr);
+  }
+}
+
+function wdFacts(li, w) {
+  li.wd = w;
+  li.dataset.state = w.state;
+  li.querySelector('.w-amount').textContent = `${w.amount} ${w.currency} → ${w.token_amount} ${tokenShort(w.token)}`;
+  li.querySelector('.w-login').textContent = `· ${w.login}`;
+  const st = li.querySelector('.w-state');
+  st.textContent = t('wst_' + w.state) || w.state;
+  li.querySelector('.w-approvals').textContent = w.state === 'DEBITED' ? t('wd_approvals', w) : '';
+  li.querySelector('.w-reason').textContent = w.reason || '';
+  li.querySelector('.w-id').textContent = w.id;
+  li.querySelector('.w-address').textContent = `${w.chain} ${w.address}`;
+  li.querySelector('.w-hash').textContent = w.tx_hash ? `· ${w.tx_hash}` : '';
+  const offered = WD_ACTIONS[w.state] || [];
+  let any = false;
+  li.querySelectorAll('button.act').forEach((b) => { b.hidden = !offered.includes(b.dataset.action) || !mayWd(); any = any || !b.hidden; });
+  li.querySelector('.w-reason-label').hidden = !any;
+}
+
+function wdItem(w) {
+  const li = $('wd-item').content.firstElementChild.cloneNode(true);
+  li.dataset.id = w.id;
+  const reason = li.querySelector('.w-reason-input');
+  reason.id = 'wreason-' + w.id + (state.tab === 'wdetail' ? '-d' : '');
+  const rl = li.querySelector('.w-reason-label');
+  rl.htmlFor = reason.id; rl.querySelector('span').textContent = t('reason');
+  li.querySelectorAll('button.act').forEach((b) => {
+    b.textContent = t('a_' + b.dataset.action);
+    b.addEventListener('click', () => wdAct(li, b.dataset.action, reason.value.trim()));
+  });
+  const det = li.querySelector('button.details');
+  det.textContent = t('a_details');
+  det.addEventListener('click', () => { state.wdetail = li.wd.id; showTab('wdetail'); });
+  wdFacts(li, w);
+  return li;
+}
+
+/* Whether the admin's role may act on withdrawals: the server says so in its answers (may_decide). */
+function mayWd() { return !!state.wdMay; }
+
+async function wdAct(li, action, reason) {
+  const w = li.wd;
+  if (!reason) { alertRow(w.id, t('need_reason')); return; }
+  const ok = await confirmDialog(t('wd_confirm_title', action), t('wd_confirm_text', { ...w, reason }));
+  if (!ok) return;
+  const r = await api('POST', `/api/admin/withdrawals/${encodeURIComponent(w.id)}/${action}`, { reason });
+  if (r.status === 200) {
+    const now = r.data.withdrawal;
+    const text = r.data.noted ? t('wd_noted') : t('done', now ? t('wst_' + now.state) : action);
+    announce(text);
+    li.querySelector('.w-reason-input').value = '';
+    if (now) wdFacts(li, now);
+    alertRow(w.id, text, true);
+    refreshSoon();
+  } else alertRow(w.id, (r.data && r.data.error) || t('unavailable'));
+}
+
+async function loadWdetail(id) {
+  const r = await api('GET', '/api/admin/withdrawals/' + encodeURIComponent(id));
+  if (r.status !== 200) return;
+  state.wdMay = r.data.may_decide;
+  const w = r.data.withdrawal;
+  syncList($('wd-one'), 'li.wd-item', [w], wdItem, wdFacts);
+  $('wd-one').querySelectorAll('button.details').forEach((b) => { b.hidden = true; });
+  const rows = [['k_id', w.id], ['k_state', t('wst_' + w.state)], ['k_login', w.login], ['k_amount', `${w.amount} ${w.currency}`],
+    ['k_fee', `${w.fee} ${w.currency}`], ['k_token_amount', `${w.token_amount} ${w.token}`], ['k_chain', w.chain],
+    ['k_address', w.address], ['k_approvers', `${w.approvers.join(', ') || '—'} (${w.approvals}/${w.approvals_needed})`],
+    ['k_request', w.request_id || '—'], ['k_cobo', w.cobo_status || '—'], ['k_hash', w.tx_hash || '—'],
+    ['k_debit', w.debit_ticket || '—'], ['k_refund', w.refund_ticket || '—'], ['k_reason', w.reason || '—'],
+    ['k_created', fmtTime(w.created_ms)]];
+  kvList($('wdetail'), rows);
+  const ol = $('wtimeline');
+  ol.textContent = '';
+  for (const rec of r.data.timeline) ol.append(recordItem(rec));
 }
 
 /* ---- audit ---- */
@@ -523,6 +728,10 @@ async function boot() {
   $('addr-prev').addEventListener('click', () => { state.addrPage = Math.max(1, state.addrPage - 1); loadAddresses(); });
   $('addr-next').addEventListener('click', () => { state.addrPage++; loadAddresses(); });
   $('bal-refresh').addEventListener('click', () => loadBalances(true));
+  $('wd-bal-refresh').addEventListener('click', loadWdBalances);
+  $('wd-filter').addEventListener('submit', (ev) => { ev.preventDefault(); state.wdView = $('wd-view').value; state.wdLogin = $('wd-login').value.trim(); loadWithdrawals(); });
+  $('wd-view').addEventListener('change', () => { state.wdView = $('wd-view').value; loadWithdrawals(); });
+  $('wd-back').addEventListener('click', () => showTab('withdrawals'));
   $('logout').addEventListener('click', onLogout);
   $('prev').addEventListener('click', () => { state.page = Math.max(1, state.page - 1); loadSearch(); });
   $('next').addEventListener('click', () => { state.page++; loadSearch(); });
