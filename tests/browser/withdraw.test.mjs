@@ -21,10 +21,11 @@ async function request(inv, amount) {
   await inv.selectOption('#wd-token', 'TRON_USDT');
   await inv.fill('#wd-address', DEST);
   await inv.fill('#wd-amount', amount);
-  await inv.click('#wd-quote');
-  await inv.waitForSelector('#wd-quote-text:not([hidden])');
-  const quote = await inv.textContent('#wd-quote-text');
   const fee = '1', tokens = String(Number(amount) - 1);   // KASA_WITHDRAW_RULES: rate 1, fee 1
+  await inv.click('#wd-quote');
+  await inv.waitForFunction((x) => document.querySelector('#wd-quote-text').textContent.includes(x), `${tokens} TRON_USDT`,
+    { timeout: 20000 });
+  const quote = await inv.textContent('#wd-quote-text');
   check(quote.includes(`ücret ${fee}`) && quote.includes(`${tokens} TRON_USDT`), `the quote shows fee and token amount (${quote})`);
   check(!(await inv.isDisabled('#wd-submit')), 'confirming is possible once quoted');
   await inv.fill('#wd-password', PASSWORD);
@@ -32,7 +33,7 @@ async function request(inv, amount) {
   const id = await (await inv.waitForFunction((ids) => {
     const li = [...document.querySelectorAll('#wd-list li.withdrawal')].find((x) => !ids.includes(x.dataset.id));
     return li && li.dataset.id;
-  }, before, { timeout: 10000 })).jsonValue();
+  }, before, { timeout: 20000 })).jsonValue();
   check(await inv.inputValue('#wd-password') === '', 'the password is not kept in the form');
   return id;
 }
@@ -45,7 +46,7 @@ async function investorState(inv, id, st) {
 }
 
 async function balanceIs(inv, text) {
-  await inv.waitForFunction((x) => document.querySelector('#balance').textContent.includes(x), text, { timeout: 10000 });
+  await inv.waitForFunction((x) => document.querySelector('#balance').textContent.includes(x), text, { timeout: 20000 });
 }
 
 // In the admin panel: the queue row of id (waits for it), its reason filled, action clicked; the
