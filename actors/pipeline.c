@@ -51,7 +51,9 @@ struct pipeline_t {
     zactor_t *locker[STAGE_MAX_LOCKERS];
     zactor_t *crediter[STAGE_MAX_CREDITERS];
     zactor_t *notifier[STAGE_MAX_NOTIFIERS];
-    pthread_mutex_t send_lock;
+    pthread_mutex_t send_lock;    /* also guards ignored[] */
+    char ignored[64][80];         /* transactions journaled as IGNORED lately (a ring: each once) */
+    size_t ignored_next;
     zsock_t *to_locker[STAGE_MAX_LOCKERS];
     zsock_t *to_crediter[STAGE_MAX_CREDITERS];
     zsock_t *to_notifier[STAGE_MAX_NOTIFIERS];
@@ -357,11 +359,61 @@ static int s_webhook_alert(pipeline_t *self, const record_t *seen, char *err, si
     return res == REGISTRY_MOVED || res == REGISTRY_SAME ? 200 : 503;
 }
 
-/* cobo_own_fn: is address one of the deposit addresses kasa gave out? */
+/* cobo_own_fn: one of the deposit addresses kasa gave out, or one of the broker's own? */
 static int s_own_address(void *arg, const char *address)
 {
     pipeline_t *self = arg;
-    return registry_address_login(self->registry, address) != 0;
+    if (registry_address_login(self->registry, address) != 0)
+        return COBO_OWN_DEPOSIT;
+    return config_own_address(&self->cfg, address) ? COBO_OWN_BROKER : 0;
+}
+
+/* A transaction into an address that is not a deposit: journaled once (RECORD_IGNORED with why),
+ * never credited. 200, or 503 when the journal cannot take it (Cobo sends it again). */
+static int s_ignore(pipeline_t *self, const cobo_tx_t *tx, cobo_kind_t kind, char *err, size_t errlen)
+{
+    char why[160];
+    if (kind == COBO_KIND_OWN && tx->cobo_category[0])
+        snprintf(why, sizeof why, "the broker's own: Cobo marks it %.60s (Fee Station)", tx->cobo_category);
+    else if (kind == COBO_KIND_OWN)
+        snprintf(why, sizeof why, "the broker's own: sent from %.100s (KASA_OWN_ADDRESSES)", tx->source_address);
+    else
+        snprintf(why, sizeof why, "a sweep: %.40s from %.100s", tx->source_type[0] ? tx->source_type : "sent",
+                 tx->source_address[0] ? tx->source_address : "an address of the organisation");
+    snprintf(err, errlen, "not a deposit: %s", why);
+    log_info("deposit.ignored", "tx=%s kind=%s type=%s status=%s reason=\"%s\"", tx->tx_id, cobo_kind_name(kind),
+             tx->type, tx->status, why);
+    pthread_mutex_lock(&self->send_lock);
+    int seen = 0;
+    for (size_t i = 0; i < sizeof self->ignored / sizeof self->ignored[0] && !seen; i++)
+        seen = strcmp(self->ignored[i], tx->tx_id) == 0;
+    pthread_mutex_unlock(&self->send_lock);
+    if (seen)
+        return 200;
+    record_t r;
+    record_init(&r, RECORD_IGNORED);
+    r.time_ms = (int64_t) time(NULL) * 1000;
+    snprintf(r.tx_id, sizeof r.tx_id, "%s", tx->tx_id);
+    snprintf(r.address, sizeof r.address, "%s", tx->address);
+    snprintf(r.amount, sizeof r.amount, "%s", tx->amount);
+    snprintf(r.token_id, sizeof r.token_id, "%s", tx->token_id);
+    snprintf(r.chain_id, sizeof r.chain_id, "%s", tx->chain_id);
+    snprintf(r.status, sizeof r.status, "%s", tx->status);
+    snprintf(r.reason, sizeof r.reason, "%s", why);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    char eerr[96];
+    if (record_encode(&r, &bytes, &len, eerr, sizeof eerr) != 0)
+        return 200;   /* nothing kasa could journal of it; it is logged */
+    uint64_t lsn = journal_append(self->journal, bytes, len);
+    free(bytes);
+    if (!lsn)
+        return 503;
+    pthread_mutex_lock(&self->send_lock);
+    snprintf(self->ignored[self->ignored_next++ % (sizeof self->ignored / sizeof self->ignored[0])],
+             sizeof self->ignored[0], "%s", tx->tx_id);
+    pthread_mutex_unlock(&self->send_lock);
+    return 200;
 }
 
 int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t errlen)
@@ -371,7 +423,9 @@ int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t err
         return 503;
     }
     cobo_kind_t kind = cobo_tx_kind(tx, s_own_address, self);
-    if (kind != COBO_KIND_DEPOSIT) {   /* a sweep or a transfer is never a deposit, whatever its address */
+    if (kind == COBO_KIND_SWEEP || kind == COBO_KIND_OWN)   /* never a deposit, whatever its address */
+        return s_ignore(self, tx, kind, err, errlen);
+    if (kind != COBO_KIND_DEPOSIT) {
         snprintf(err, errlen, "not a deposit: %s (type %.24s)", cobo_kind_name(kind), tx->type);
         log_info("deposit.ignored", "tx=%s kind=%s type=%s status=%s", tx->tx_id, cobo_kind_name(kind), tx->type,
                  tx->status);

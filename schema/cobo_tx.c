@@ -133,6 +133,15 @@ int cobo_tx_from_bson(const bson_t *doc, const char *path, cobo_tx_t *out, char 
             && s_get_str(doc, src, "addresses.0", out->source_address, sizeof out->source_address, err, errlen)
                    == S_BAD))
         return -1;
+    for (int i = 0; i < 4; i++) {   /* cobo_category: a few short names, kept comma-joined */
+        char at[32], one[32];
+        snprintf(at, sizeof at, "cobo_category.%d", i);
+        char cerr[8];
+        if (s_get_str(doc, p, at, one, sizeof one, cerr, sizeof cerr) != S_FOUND)
+            break;   /* none, or not a short name kasa knows: no mark */
+        size_t used = strlen(out->cobo_category);
+        snprintf(out->cobo_category + used, sizeof out->cobo_category - used, "%s%s", used ? "," : "", one);
+    }
     if (s_get_str(doc, p, "sub_status", out->sub_status, sizeof out->sub_status, err, errlen) == S_BAD
         || s_get_str(doc, p, "wallet_id", out->wallet_id, sizeof out->wallet_id, err, errlen) == S_BAD
         || s_get_str(doc, p, "transaction_hash", out->tx_hash, sizeof out->tx_hash, err, errlen) == S_BAD)
@@ -246,6 +255,16 @@ int cobo_status_is_final(cobo_status_t status)
     return status == COBO_STATUS_COMPLETED || status == COBO_STATUS_FAILED || status == COBO_STATUS_REJECTED;
 }
 
+/* 1 if name is one of tx's Cobo-defined categories. */
+static int s_has_category(const cobo_tx_t *tx, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = tx->cobo_category; *p; p += strcspn(p, ","), p += *p == ',')
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
 cobo_kind_t cobo_tx_kind(const cobo_tx_t *tx, cobo_own_fn *own, void *arg)
 {
     if (strcmp(tx->type, "Withdrawal") == 0)
@@ -254,10 +273,20 @@ cobo_kind_t cobo_tx_kind(const cobo_tx_t *tx, cobo_own_fn *own, void *arg)
                    : COBO_KIND_SWEEP;
     if (strcmp(tx->type, "Deposit") != 0)
         return COBO_KIND_OTHER;
+    if (s_has_category(tx, "AutoSweep"))
+        return COBO_KIND_SWEEP;
+    static const char *const fee_station[] = { "AutoFueling", "AutoFuelingRefund", "BillRefund",
+                                               "CommissionFeeRefund" };
+    for (size_t i = 0; i < sizeof fee_station / sizeof fee_station[0]; i++)
+        if (s_has_category(tx, fee_station[i]))
+            return COBO_KIND_OWN;
     if (strcmp(tx->source_type, "DepositFromWallet") == 0)
         return COBO_KIND_SWEEP;
-    if (tx->source_address[0] && own && own(arg, tx->source_address))
+    int whose = tx->source_address[0] && own ? own(arg, tx->source_address) : 0;
+    if (whose == COBO_OWN_DEPOSIT)
         return COBO_KIND_SWEEP;
+    if (whose == COBO_OWN_BROKER)
+        return COBO_KIND_OWN;
     return COBO_KIND_DEPOSIT;
 }
 
@@ -268,6 +297,7 @@ const char *cobo_kind_name(cobo_kind_t kind)
     case COBO_KIND_WITHDRAWAL: return "withdrawal";
     case COBO_KIND_SWEEP: return "sweep";
     case COBO_KIND_OTHER: return "other";
+    case COBO_KIND_OWN: return "own";
     }
     return "?";
 }

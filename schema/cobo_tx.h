@@ -25,6 +25,7 @@ typedef struct {
     char request_id[80];    /* request_id: ours for a transfer kasa asked for; empty otherwise */
     char source_type[32];   /* source.source_type: "DepositFromAddress", "Asset", "Org-Controlled", ... */
     char source_address[128]; /* source.address, else source.addresses[0]; may be empty */
+    char cobo_category[64]; /* cobo_category, Cobo's own marks ("AutoSweep", "AutoFueling", ...), comma-joined */
 } cobo_tx_t;
 
 /* The status of a Cobo Transaction (WaaS 2.0's TransactionStatus). Final: Completed, Failed,
@@ -63,14 +64,24 @@ typedef enum {
                             * transfer between the organisation's wallets (DepositFromWallet), or a
                             * Deposit whose sender is one of kasa's own deposit addresses (a sweep) */
     COBO_KIND_OTHER,       /* any other type (ContractCall, TokenApproval, ...): nothing for kasa */
+    COBO_KIND_OWN,         /* the broker's own coins into an address: a Deposit Cobo marks as Fee Station's
+                            * (cobo_category AutoFueling: gas for an MPC address; AutoFuelingRefund,
+                            * BillRefund, CommissionFeeRefund), or one whose sender is one of the broker's
+                            * own addresses (KASA_OWN_ADDRESSES) */
 } cobo_kind_t;
 
-/* 1 if address is one of kasa's own (a linked deposit address); NULL means "none is". */
+/* Whose address is a sender: COBO_OWN_DEPOSIT one of kasa's linked deposit addresses (a sweep),
+ * COBO_OWN_BROKER one of the broker's own (KASA_OWN_ADDRESSES), 0 neither; NULL means "neither". */
+enum { COBO_OWN_DEPOSIT = 1, COBO_OWN_BROKER = 2 };
 typedef int (cobo_own_fn)(void *arg, const char *address);
 
-/* Classifies tx (pure apart from own): by type, request_id, source_type and the sender. */
+/* Classifies tx (pure apart from own): by type, request_id, cobo_category, source_type and the
+ * sender. Cobo's Transaction carries no single "this is yours" field: a transfer between two of the
+ * organisation's wallets shows as a Withdrawal and a Deposit (DepositFromWallet between Exchange
+ * Wallets, else DepositFromAddress like anyone's), Fee Station's gas as a Deposit with cobo_category
+ * AutoFueling; so the broker's other senders are named in KASA_OWN_ADDRESSES. */
 cobo_kind_t cobo_tx_kind(const cobo_tx_t *tx, cobo_own_fn *own, void *arg);
-/* "deposit", "withdrawal", "sweep", "other". */
+/* "deposit", "withdrawal", "sweep", "other", "own". */
 const char *cobo_kind_name(cobo_kind_t kind);
 
 typedef struct {

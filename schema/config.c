@@ -49,7 +49,7 @@ typedef enum {
     K_MONGO_URI, K_MONGO_DB, K_NODE_ID, K_MONGO_BATCH, K_CLUSTER, K_CLAIM_LEASE_MS,
     K_CATCHUP_INTERVAL, K_CATCHUP_LOOKBACK, K_METRICS_LISTEN, K_LOG_FORMAT,
     K_WITHDRAW_RULES, K_WITHDRAW_AUTO_APPROVE_LIMIT, K_WITHDRAW_DUAL_APPROVAL_LIMIT, K_WITHDRAW_POLL_S,
-    K_COBO_WITHDRAW_WALLET_ID, K_COBO_WITHDRAW_ADDRESS,
+    K_COBO_WITHDRAW_WALLET_ID, K_COBO_WITHDRAW_ADDRESS, K_OWN_ADDRESSES,
     K_RATE_URL, K_RATE_MAX_AGE_S, K_RATE_REFRESH_S,
     K_COUNT
 } key_id_t;
@@ -122,6 +122,7 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_WITHDRAW_POLL_S]    = { "KASA_WITHDRAW_POLL_S", 0, 0 },
     [K_COBO_WITHDRAW_WALLET_ID] = { "COBO_WITHDRAW_WALLET_ID", 0, 0 },
     [K_COBO_WITHDRAW_ADDRESS] = { "COBO_WITHDRAW_ADDRESS", 0, 0 },
+    [K_OWN_ADDRESSES]      = { "KASA_OWN_ADDRESSES", 0, 0 },
     [K_RATE_URL]           = { "KASA_RATE_URL", 0, 0 },
     [K_RATE_MAX_AGE_S]     = { "KASA_RATE_MAX_AGE_S", 0, 0 },
     [K_RATE_REFRESH_S]     = { "KASA_RATE_REFRESH_S", 0, 0 },
@@ -861,6 +862,27 @@ static void s_withdraw_keys(loader_t *ld, config_t *cfg)
     snprintf(cfg->cobo_withdraw_wallet_id, sizeof cfg->cobo_withdraw_wallet_id, "%s", cfg->cobo_wallet_id);
     s_copy(ld, K_COBO_WITHDRAW_WALLET_ID, cfg->cobo_withdraw_wallet_id, sizeof cfg->cobo_withdraw_wallet_id);
     s_copy(ld, K_COBO_WITHDRAW_ADDRESS, cfg->cobo_withdraw_address, sizeof cfg->cobo_withdraw_address);
+    s_copy(ld, K_OWN_ADDRESSES, cfg->own_addresses, sizeof cfg->own_addresses);
+    for (const char *p = cfg->own_addresses; *p; p += strcspn(p, ","), p += *p == ',') {
+        size_t n = strcspn(p, ",");
+        if (n == 0 || n > 127 || strcspn(p, " \t") < n) {
+            s_problem(ld, "KASA_OWN_ADDRESSES: a comma-separated list of addresses (no spaces, none empty)");
+            break;
+        }
+    }
+}
+
+int config_own_address(const config_t *cfg, const char *address)
+{
+    size_t len = address ? strlen(address) : 0;
+    if (!len)
+        return 0;
+    if (strcmp(cfg->cobo_withdraw_address, address) == 0)
+        return 1;
+    for (const char *p = cfg->own_addresses; *p; p += strcspn(p, ","), p += *p == ',')
+        if (strcspn(p, ",") == len && strncmp(p, address, len) == 0)
+            return 1;
+    return 0;
 }
 
 /* KASA_WEBHOOK_LISTEN: as given, else KASA_LISTEN's host on the next port (port 0 stays 0: any
@@ -1298,6 +1320,7 @@ void config_print(const config_t *cfg, FILE *out)
     fprintf(out, "\nKASA_WITHDRAW_POLL_S=%d\n", cfg->withdraw_poll_s);
     fprintf(out, "COBO_WITHDRAW_WALLET_ID=%s\n", cfg->cobo_withdraw_wallet_id);
     fprintf(out, "COBO_WITHDRAW_ADDRESS=%s\n", cfg->cobo_withdraw_address);
+    fprintf(out, "KASA_OWN_ADDRESSES=%s\n", cfg->own_addresses);
     fprintf(out, "KASA_RATE_URL=%s\n", cfg->rate_url);
     fprintf(out, "KASA_RATE_MAX_AGE_S=%d\n", cfg->rate_max_age_s);
     fprintf(out, "KASA_RATE_REFRESH_S=%d\n", cfg->rate_refresh_s);

@@ -165,6 +165,9 @@ typedef struct {
                                       COBO_WALLET_ID */
     char cobo_withdraw_address[128]; /* COBO_WITHDRAW_ADDRESS: the paying address of an MPC wallet (Org-Controlled);
                                       "" = a custodial (Asset) wallet */
+    char own_addresses[2048];      /* KASA_OWN_ADDRESSES: the broker's own sending addresses (hot wallets, the
+                                      paying address, gas payers), comma-separated: coins from them into a
+                                      deposit address are never a deposit (config_own_address) */
 } config_t;
 
 /* Loads path (may be NULL: environment only) over the defaults, then the environment over that.
@@ -192,5 +195,8 @@ int config_file_private(const char *path, char *why, size_t whylen);
 
 /* Wipes secrets from memory. */
 void config_clear(config_t *cfg);
+
+/* 1 if address is one of KASA_OWN_ADDRESSES (exact match), or the paying address COBO_WITHDRAW_ADDRESS. */
+int config_own_address(const config_t *cfg, const char *address);
 
 #endif

@@ -46,7 +46,7 @@ typedef enum { S_STR, S_I64, S_U64, S_I32, S_U32, S_STATE, S_EVENT, S_MINOR, S_W
 #define K_ALL (K_(RECORD_DEPOSIT) | K_(RECORD_CREDIT_ATTEMPT) | K_(RECORD_ADDRESS_LINK) | \
                K_(RECORD_ADMIN_ACTION) | K_(RECORD_NOTICE_FAILED) | K_(RECORD_ALERT) | \
                K_(RECORD_HISTORY_GAP) | K_(RECORD_ADMIN_ACCOUNT) | K_(RECORD_WITHDRAWAL) | \
-               K_(RECORD_WITHDRAWAL_ATTEMPT))
+               K_(RECORD_WITHDRAWAL_ATTEMPT) | K_(RECORD_IGNORED))
 
 typedef struct {
     const char *key;   /* msgpack key */
@@ -112,14 +112,14 @@ static const s_field_t s_fields[] = {
 #define S_NFIELDS (sizeof s_fields / sizeof s_fields[0])
 
 #define RECORD_KINDS(X) X(DEPOSIT, 1) X(CREDIT_ATTEMPT, 1) X(ADDRESS_LINK, 1) X(ADMIN_ACTION, 1) X(NOTICE_FAILED, 1) \
-    X(ALERT, 2) X(HISTORY_GAP, 2) X(ADMIN_ACCOUNT, 3) X(WITHDRAWAL, 4) X(WITHDRAWAL_ATTEMPT, 4)
+    X(ALERT, 2) X(HISTORY_GAP, 2) X(ADMIN_ACCOUNT, 3) X(WITHDRAWAL, 4) X(WITHDRAWAL_ATTEMPT, 4) X(IGNORED, 5)
 #define S_KIND_NAME_(name, since) [RECORD_##name] = #name,
 static const char *const s_kind_names[] = { RECORD_KINDS(S_KIND_NAME_) };
 #undef S_KIND_NAME_
 #define S_KIND_SINCE_(name, since) [RECORD_##name] = since,
 static const int s_kind_since[] = { RECORD_KINDS(S_KIND_SINCE_) };
 #undef S_KIND_SINCE_
-#define S_KIND_MAX RECORD_WITHDRAWAL_ATTEMPT
+#define S_KIND_MAX RECORD_IGNORED
 
 #define S_ALERT_NAME_(id, name) name,
 static const char *const s_alert_names[RECORD_ALERT_COUNT] = { RECORD_ALERTS(S_ALERT_NAME_) };

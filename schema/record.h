@@ -19,7 +19,7 @@
  * fields origin, admin, role, pwhash, totp, flags and totp_step; version 4 RECORD_WITHDRAWAL,
  * RECORD_WITHDRAWAL_ATTEMPT and the fields wfrom, wto, wevent, request_id, fee, cobo_id, rate,
  * rate_source and rate_time_ms. */
-#define RECORD_VERSION 4
+#define RECORD_VERSION 5   /* 5: RECORD_IGNORED */
 
 typedef enum {
     RECORD_DEPOSIT = 1,        /* a deposit transition (or a confirmation update: from == to == PENDING) */
@@ -36,6 +36,9 @@ typedef enum {
     RECORD_WITHDRAWAL_ATTEMPT = 10, /* about to move a withdrawal's money, written before the call: action
                                 * "debit" or "refund" (MT5, ref, login, credit_minor signed) or "transfer"
                                 * (Cobo, request_id); attempt counts that action's attempts */
+    RECORD_IGNORED = 11,       /* a Cobo transaction into an address that is not a deposit (a sweep, a Fee
+                                * Station top-up, the broker's own transfer): tx_id, address, amount,
+                                * token, status and why (reason); never credited */
 } record_kind_t;
 
 /* The alerts kasa raises (RECORD_ALERT's alert field is the lower-case name). Each one means money

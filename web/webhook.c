@@ -140,7 +140,9 @@ webhook_verdict_t webhook_check(const cobo_pubkey_t *key, const char *timestamp,
         out->status = 0;
         return out->verdict;
     }
-    if (kind != COBO_KIND_DEPOSIT) {
+    /* coins into an address that are the broker's own: the pipeline journals them as ignored */
+    int into_ours = kind == COBO_KIND_OWN || (kind == COBO_KIND_SWEEP && strcmp(out->event.tx.type, "Deposit") == 0);
+    if (kind != COBO_KIND_DEPOSIT && !into_ours) {
         snprintf(why, sizeof why, "transaction type %.24s (%s)", out->event.tx.type, cobo_kind_name(kind));
         return s_ignore(out, why);
     }

@@ -3,7 +3,9 @@
  * reordering change nothing; unlinked, over-limit and below-minimum deposits and a login MT5 refuses
  * are never credited (HELD for a person, with the reason); a failing Telegram is retried and notified once;
  * bad signatures are refused before anything is journaled; the monitor feed shows the transitions;
- * an address linked while the server runs is credited; a restart replays and credits nothing twice.
+ * Fee Station's gas and the broker's own transfers into a deposit address are journaled as ignored,
+ * never credited; an address linked while the server runs is credited; a restart replays and
+ * credits nothing twice.
  *
  * Rules in the test config: TRON_USDT rate 1, fee 0.5, minimum 1; TRON rate 0.1234, fee 0;
  * auto-credit limit 100000; MT5 accounts 100001..100010 start at 0 with 2 currency digits. */
@@ -22,6 +24,7 @@ static char *s_dup_body; /* an event already answered, resent after a restart */
 #define ADDR_NOBODY "TE2eAddrNobody0000000000000000000"   /* never linked */
 #define ADDR_REFUSE "TE2eAddrRefuse0000000000000000007"   /* -> 100007, which MT5 refuses */
 #define ADDR_TG     "TE2eAddrTelegram00000000000000008"   /* -> 100008 */
+#define OWN_HOT     "TE2eBrokerHotWallet000000000000009"  /* KASA_OWN_ADDRESSES: the broker's own */
 
 static h_tx_t s_tx(const char *address, const char *amount, const char *token)
 {
@@ -521,6 +524,61 @@ static void test_monitor_json_shows_every_transition(void)
     CHECK_EQ_INT(s_deals_of(100001, 950, &total), 1);
 }
 
+/* The Cobo simulator sends a deposit to ADDR_TRX with these extra fields; its transaction id into id. */
+static int s_sim_deposit_extra(const char *amount, const char *extra, char id[80])
+{
+    char url[160], body[400];
+    snprintf(url, sizeof url, "%s/sim/deposit", s_env.cobo_url);
+    snprintf(body, sizeof body, "{\"address\":\"%s\",\"amount\":\"%s\",\"token_id\":\"TRON\",\"confirmations\":1,%s}",
+             ADDR_TRX, amount, extra);
+    h_resp_t r = h_http("POST", url, body);
+    id[0] = '\0';
+    const char *t = r.body ? strstr(r.body, "\"transaction_id\":\"") : NULL;
+    if (t)
+        snprintf(id, 80, "%.*s", (int) strcspn(t + 18, "\""), t + 18);
+    long st = r.status;
+    h_resp_free(&r);
+    return st == 201 && id[0] ? 0 : -1;
+}
+
+/* Fee Station's gas for a deposit address (Cobo marks it cobo_category AutoFueling) and coins the
+ * broker sends from one of KASA_OWN_ADDRESSES: each answered 2xx, journaled once as IGNORED with
+ * its reason, never a deposit and never credited; an outside sender's coins still are. */
+static void test_the_brokers_own_transfers_are_never_deposits(void)
+{
+    CHECK(s_ready);
+    char fuel[80], own[80], outside[80];
+    CHECK_EQ_INT(s_sim_deposit_extra("30", "\"cobo_category\":\"AutoFueling\"", fuel), 0);
+    CHECK_EQ_INT(s_sim_deposit_extra("31", "\"from\":\"" OWN_HOT "\"", own), 0);
+    CHECK_EQ_INT(s_sim_deposit_extra("32", "\"from\":\"TOutsideSender00000000000000000001\"", outside), 0);
+    h_jinfo_t info;
+    int64_t end = h_now_ms() + 20000;
+    while (h_now_ms() < end && (h_journal_info(s_env.journal, outside, &info) != 0 || info.state != DEPOSIT_NOTIFIED))
+        h_sleep_ms(100);
+    CHECK_EQ_INT(info.state, DEPOSIT_NOTIFIED);   /* 32 TRX at 0.1234: 3.94 */
+    CHECK_EQ_INT(h_deals_of(&s_env, 100003, 394, NULL), 1);
+    h_sleep_ms(500);   /* every lifecycle event of the other two delivered meanwhile */
+    CHECK_EQ_INT(h_journal_info(s_env.journal, fuel, &info), 0);
+    CHECK_EQ_INT(info.state, -1);   /* no deposit record at all */
+    CHECK_EQ_INT(h_journal_info(s_env.journal, own, &info), 0);
+    CHECK_EQ_INT(info.state, -1);
+    CHECK_EQ_INT(h_deals_of(&s_env, 100003, 370, NULL), 0);
+    CHECK_EQ_INT(h_deals_of(&s_env, 100003, 382, NULL), 0);
+    CHECK_EQ_INT(h_dump_count(&s_env, "IGNORED", fuel), 1);
+    CHECK_EQ_INT(h_dump_count(&s_env, "IGNORED", own), 1);
+    CHECK_EQ_INT(h_dump_count(&s_env, fuel, "AutoFueling (Fee Station)"), 1);
+    CHECK_EQ_INT(h_dump_count(&s_env, own, "KASA_OWN_ADDRESSES"), 1);
+    /* Cobo got 2xx for every event: nothing is left to deliver */
+    char url[160];
+    snprintf(url, sizeof url, "%s/sim/deposits", s_env.cobo_url);
+    h_resp_t r = h_http("GET", url, NULL);
+    CHECK(r.body && !strstr(r.body, "\"given_up\":true"));
+    const char *at = r.body ? strstr(r.body, fuel) : NULL;
+    const char *next = at ? strstr(at + 1, "{\"transaction_id\"") : NULL;
+    CHECK(at && strstr(at, "\"codes\":[200") && (!next || strstr(at, "\"codes\":[200") < next));
+    h_resp_free(&r);
+}
+
 static void test_wallet_link_while_serving_then_credited(void)
 {
     CHECK(s_ready);
@@ -576,8 +634,8 @@ static void test_clean_shutdown_exits_zero_and_journal_verifies(void)
 
 int main(void)
 {
-    if (h_env_init(&s_env, "e2e") == 0 && h_sims_start(&s_env, NULL) == 0 && h_config_write(&s_env, NULL) == 0 &&
-        h_kasa_start(&s_env) == 0) {
+    if (h_env_init(&s_env, "e2e") == 0 && h_sims_start(&s_env, NULL) == 0 &&
+        h_config_write(&s_env, "KASA_OWN_ADDRESSES=" OWN_HOT "\n") == 0 && h_kasa_start(&s_env) == 0) {
         s_ready = h_link(&s_env, ADDR_A, 100001) == 0 && h_link(&s_env, ADDR_TRX, 100003) == 0 &&
                   h_link(&s_env, ADDR_DUP, 100004) == 0 && h_link(&s_env, ADDR_ORDER, 100005) == 0 &&
                   h_link(&s_env, ADDR_REFUSE, 100007) == 0 && h_link(&s_env, ADDR_TG, 100008) == 0;
@@ -596,6 +654,7 @@ int main(void)
     RUN(test_bad_signatures_get_401_and_journal_nothing);
     RUN(test_underscore_signature_headers_are_accepted);
     RUN(test_monitor_json_shows_every_transition);
+    RUN(test_the_brokers_own_transfers_are_never_deposits);
     RUN(test_wallet_link_while_serving_then_credited);
     RUN(test_restart_replays_and_credits_nothing_twice);
     RUN(test_clean_shutdown_exits_zero_and_journal_verifies);

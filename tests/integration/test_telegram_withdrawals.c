@@ -52,22 +52,36 @@ static int s_request(uint64_t login, const char *amount, char id[40])
     return ok && id[0] ? 0 : -1;
 }
 
-/* 1 once withdrawal id is in state (read from the journal by `kasa withdrawal list`), within timeout. */
+/* The state withdrawal id's last transition in the journal entered (read in-process), -1 if none. */
+static int s_wd_state(const char *id)
+{
+    char err[256];
+    journal_reader_t *rd = journal_reader_open(s_env.journal, 1, err, sizeof err);
+    if (!rd)
+        return -1;
+    journal_entry_t e;
+    record_t *r = malloc(sizeof *r);
+    int state = -1;
+    while (r && journal_reader_next(rd, &e) == 1)
+        if (record_decode(e.payload, e.len, r, err, sizeof err) == 0 && r->kind == RECORD_WITHDRAWAL &&
+            strcmp(r->tx_id, id) == 0)
+            state = (int) r->wto;
+    free(r);
+    journal_reader_destroy(&rd);
+    return state;
+}
+
+/* 1 once withdrawal id is in state (its name), within timeout. */
 static int s_wait_wd(const char *id, const char *state, int timeout_ms)
 {
-    char want[120];
-    snprintf(want, sizeof want, "{\"id\":\"%s\",\"state\":\"%s\"", id, state);
+    int want = withdrawal_state_from_name(state);
     int64_t end = h_now_ms() + timeout_ms;
     for (;;) {
-        char *out = NULL;
-        h_kasa_cmd(&s_env, &out, "withdrawal", "list", "--json", "--config", s_env.config, NULL);
-        int found = out && strstr(out, want) != NULL;
-        free(out);
-        if (found)
+        if (s_wd_state(id) == want)
             return 1;
         if (h_now_ms() >= end)
             return 0;
-        h_sleep_ms(200);
+        h_sleep_ms(100);
     }
 }
 

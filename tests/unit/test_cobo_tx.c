@@ -141,10 +141,12 @@ static void test_request_id_and_sender_are_read(void)
     CHECK(strstr(err, "source.addresses.0") != NULL);
 }
 
-/* own: the one address kasa gave out in these cases */
+/* own: the one address kasa gave out in these cases, and the broker's hot wallet */
 static int s_own(void *arg, const char *address)
 {
-    return strcmp(address, (const char *) arg) == 0;
+    return strcmp(address, (const char *) arg) == 0 ? COBO_OWN_DEPOSIT
+           : strcmp(address, "TBrokerHot") == 0     ? COBO_OWN_BROKER
+                                                    : 0;
 }
 
 static cobo_tx_t s_kind_tx(const char *type, const char *request_id, const char *source_type, const char *from)
@@ -182,6 +184,36 @@ static void test_kind_tells_deposits_withdrawals_and_sweeps_apart(void)
     cobo_tx_t t = s_kind_tx("Deposit", "", "DepositFromAddress", "TMineDeposit");
     CHECK_EQ_INT(cobo_tx_kind(&t, NULL, NULL), COBO_KIND_DEPOSIT);
     CHECK_EQ_STR(cobo_kind_name(COBO_KIND_SWEEP), "sweep");
+}
+
+/* Fee Station's gas (cobo_category AutoFueling) and coins from the broker's own addresses are the
+ * broker's own, never a deposit; an auto-sweep's deposit leg is a sweep; the marks are parsed. */
+static void test_kind_tells_the_brokers_own_transfers_apart(void)
+{
+    const char *mine = "TMineDeposit";
+    cobo_tx_t t = s_kind_tx("Deposit", "", "DepositFromAddress", "TFeeStation");
+    snprintf(t.cobo_category, sizeof t.cobo_category, "AutoFueling");
+    CHECK_EQ_INT(cobo_tx_kind(&t, NULL, NULL), COBO_KIND_OWN);
+    snprintf(t.cobo_category, sizeof t.cobo_category, "SafeTxMessage,AutoFuelingRefund");
+    CHECK_EQ_INT(cobo_tx_kind(&t, NULL, NULL), COBO_KIND_OWN);
+    snprintf(t.cobo_category, sizeof t.cobo_category, "AutoSweep");
+    CHECK_EQ_INT(cobo_tx_kind(&t, NULL, NULL), COBO_KIND_SWEEP);
+    snprintf(t.cobo_category, sizeof t.cobo_category, "AutoFuelingX");   /* not a name Cobo defines */
+    CHECK_EQ_INT(cobo_tx_kind(&t, NULL, NULL), COBO_KIND_DEPOSIT);
+    t = s_kind_tx("Deposit", "", "DepositFromAddress", "TBrokerHot");
+    CHECK_EQ_INT(cobo_tx_kind(&t, s_own, (void *) mine), COBO_KIND_OWN);
+    CHECK_EQ_INT(cobo_tx_kind(&t, NULL, NULL), COBO_KIND_DEPOSIT);
+    t = s_kind_tx("Withdrawal", "", "Org-Controlled", "TBrokerHot");   /* leaving: not into an address of ours */
+    CHECK_EQ_INT(cobo_tx_kind(&t, s_own, (void *) mine), COBO_KIND_SWEEP);
+    CHECK_EQ_STR(cobo_kind_name(COBO_KIND_OWN), "own");
+    /* parsed from the webhook: cobo_category's entries, comma-joined */
+    char err[160] = "";
+    char *body = s_edit("\"is_loop\"", "\"cobo_category\":[\"AutoFueling\",\"X\"],\"is_loop\"");
+    cobo_event_t ev;
+    CHECK(body && cobo_event_parse(body, strlen(body), &ev, err, sizeof err) == 0);
+    free(body);
+    CHECK_EQ_STR(ev.tx.cobo_category, "AutoFueling,X");
+    CHECK_EQ_INT(cobo_tx_kind(&ev.tx, NULL, NULL), COBO_KIND_OWN);
 }
 
 static void test_missing_required_fields_are_named(void)
@@ -320,6 +352,7 @@ int main(void)
     RUN(test_withdrawal_shape_reads_account_output);
     RUN(test_request_id_and_sender_are_read);
     RUN(test_kind_tells_deposits_withdrawals_and_sweeps_apart);
+    RUN(test_kind_tells_the_brokers_own_transfers_apart);
     RUN(test_missing_required_fields_are_named);
     RUN(test_wrong_types_are_refused);
     RUN(test_bad_amounts_are_refused);

@@ -147,14 +147,22 @@ static void s_full(record_t *r, record_kind_t kind)
         FILL_MAX(r->reason, 'r');
         r->attempt = 4;
         break;
+    case RECORD_IGNORED:
+        FILL_MAX(r->tx_id, 'i');
+        FILL_MAX(r->address, 'A');
+        FILL_MAX(r->amount, '9');
+        FILL_MAX(r->token_id, 'T');
+        FILL_MAX(r->status, 's');
+        FILL_MAX(r->reason, 'r');
+        break;
     }
 }
 
 static const record_kind_t s_kinds[] = { RECORD_DEPOSIT, RECORD_CREDIT_ATTEMPT, RECORD_ADDRESS_LINK,
                                          RECORD_ADMIN_ACTION, RECORD_NOTICE_FAILED, RECORD_ALERT,
                                          RECORD_HISTORY_GAP, RECORD_ADMIN_ACCOUNT, RECORD_WITHDRAWAL,
-                                         RECORD_WITHDRAWAL_ATTEMPT };
-#define S_NKINDS 10
+                                         RECORD_WITHDRAWAL_ATTEMPT, RECORD_IGNORED };
+#define S_NKINDS 11
 
 static int s_round_trip(const record_t *in, record_t *out)
 {
@@ -221,8 +229,8 @@ static void test_encoding_is_a_map_with_v_and_k_first_and_only_set_fields(void)
     uint8_t *buf;
     size_t len;
     CHECK_EQ_INT(record_encode(&r, &buf, &len, NULL, 0), 0);
-    /* {"v":4,"k":5,"t":5,"tx":"T1"} */
-    static const uint8_t want[] = { 0x84, 0xa1, 'v', 0x04, 0xa1, 'k', 0x05, 0xa1, 't', 0x05,
+    /* {"v":5,"k":5,"t":5,"tx":"T1"} */
+    static const uint8_t want[] = { 0x84, 0xa1, 'v', 0x05, 0xa1, 'k', 0x05, 0xa1, 't', 0x05,
                                     0xa2, 't', 'x', 0xa2, 'T', '1' };
     CHECK_EQ_INT(len, sizeof want);
     CHECK(len == sizeof want && memcmp(buf, want, len) == 0);
@@ -248,7 +256,7 @@ static void test_encode_refuses_overlong_strings_and_bad_states(void)
     record_init(&r, RECORD_DEPOSIT);
     r.event = (deposit_event_t) -1;
     CHECK_EQ_INT(record_encode(&r, &buf, &len, err, sizeof err), -1);
-    record_init(&r, (record_kind_t) 11);
+    record_init(&r, (record_kind_t) 12);
     CHECK_EQ_INT(record_encode(&r, &buf, &len, err, sizeof err), -1);
     record_init(&r, (record_kind_t) 0);
     CHECK_EQ_INT(record_encode(&r, &buf, &len, err, sizeof err), -1);
@@ -784,7 +792,8 @@ static void test_topics_and_kind_names(void)
     CHECK_EQ_STR(record_kind_name(RECORD_ADMIN_ACCOUNT), "ADMIN_ACCOUNT");
     CHECK_EQ_STR(record_kind_name(RECORD_WITHDRAWAL), "WITHDRAWAL");
     CHECK_EQ_STR(record_kind_name(RECORD_WITHDRAWAL_ATTEMPT), "WITHDRAWAL_ATTEMPT");
-    CHECK_EQ_STR(record_kind_name((record_kind_t) 11), "?");
+    CHECK_EQ_STR(record_kind_name(RECORD_IGNORED), "IGNORED");
+    CHECK_EQ_STR(record_kind_name((record_kind_t) 12), "?");
     CHECK_EQ_STR(record_topic(NULL), "?");
 }
 

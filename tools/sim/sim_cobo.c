@@ -26,7 +26,9 @@
  *                                                  sums of the wallet's deposits and withdrawals: see s_bal_t)
  * Control (unsigned, loopback):
  *   POST /sim/deposit          {"address","amount","token_id","chain_id","confirmations","final",
- *                               "duplicates","reorder"} -> {"transaction_id"}; the lifecycle goes out
+ *                               "duplicates","reorder","from","cobo_category"} -> {"transaction_id"};
+ *                               from: the sender (default a random outside address); cobo_category:
+ *                               Cobo's own mark ("AutoFueling": a Fee Station gas top-up); the lifecycle goes out
  *                               as signed webhooks to --webhook-url
  *   GET  /sim/deposits         transactions and the answer codes of each webhook event
  *   POST /sim/transactions/{id} {"status","sub_status","confirmed_num","notify"} change a transaction
@@ -102,6 +104,7 @@ typedef struct {
     char chain_id[24], token_id[40], address[128], amount[48], hash[72], from[72];
     char type[16];              /* "Deposit" (default when empty) or "Withdrawal" */
     char request_id[80];        /* a transfer's request_id ("" for a deposit or a sweep) */
+    char category[32];          /* cobo_category's one entry ("AutoFueling": Fee Station's gas), "" for none */
     char src_type[24];          /* a withdrawal's source_type: "Asset", "Org-Controlled" */
     char description[96];
     int confirmed, threshold;
@@ -334,7 +337,15 @@ static void s_tx_json(jbuf_t *b, const s_tx_t *t)
                     (unsigned long long) t->block_number * 2654435761ULL, (unsigned long long) t->created_ms);
     else
         jbuf_puts(b, ",\"block_info\":null");
-    jbuf_puts(b, ",\"raw_tx_info\":null,\"replacement\":null,\"category\":null,\"description\":");
+    jbuf_puts(b, ",\"raw_tx_info\":null,\"replacement\":null,\"category\":null,\"cobo_category\":");
+    if (t->category[0]) {
+        jbuf_puts(b, "[");
+        jbuf_str(b, t->category);
+        jbuf_puts(b, "]");
+    } else {
+        jbuf_puts(b, "[]");
+    }
+    jbuf_puts(b, ",\"description\":");
     jbuf_str(b, t->description[0] ? t->description : NULL);
     jbuf_printf(b, ",\"is_loop\":false,\"created_timestamp\":%lld,\"updated_timestamp\":%lld",
                 (long long) t->created_ms, (long long) t->updated_ms);
@@ -543,6 +554,7 @@ static s_job_t *s_event_jobs(int ti, const char *type, int copies)
 typedef struct {
     char address[128], amount[48], token[40], chain[24], final[24], wallet[80];
     char from[72];              /* the sender; "" for a random outside address */
+    char category[32];          /* cobo_category ("AutoFueling" for a Fee Station top-up), "" for none */
     int confirmations, duplicates, reorder;
 } s_deposit_req_t;
 
@@ -582,6 +594,7 @@ static int s_deposit(const s_deposit_req_t *r, char *err, size_t errlen)
     snprintf(t->address, sizeof t->address, "%s", r->address);
     snprintf(t->amount, sizeof t->amount, "%s", r->amount);
     s_make_hash(r->chain, t->hash, sizeof t->hash);
+    snprintf(t->category, sizeof t->category, "%s", r->category);
     if (r->from[0])
         snprintf(t->from, sizeof t->from, "%s", r->from);
     else
@@ -1522,6 +1535,8 @@ static enum MHD_Result s_ctl_deposit(struct MHD_Connection *con, const sim_reque
     int k = s_token_find(q.token);
     s_copy_field(&doc, "chain_id", q.chain, sizeof q.chain, k >= 0 ? s_tokens[k].chain : "TRON");
     s_copy_field(&doc, "wallet_id", q.wallet, sizeof q.wallet, "");
+    s_copy_field(&doc, "from", q.from, sizeof q.from, "");
+    s_copy_field(&doc, "cobo_category", q.category, sizeof q.category, "");
     if (json_has(&doc, "final"))
         s_copy_field(&doc, "final", q.final, sizeof q.final, "");  /* null: stays Confirming */
     else
