@@ -18,13 +18,13 @@
 
 #include "actors/admins.h"
 #include "actors/checkpoint.h"
-#include "actors/cobo_auth.h"
 #include "actors/registry.h"
 #include "actors/wallets.h"
 #include "actors/withdrawals.h"
 #include "journal/journal.h"
 #include "schema/log.h"
 #include "tests/unit/support_tmp.h"
+#include "tests/unit/support_wallets.h"
 
 /* CPU time of this process: on a machine shared with other work, wall time says more about the
  * neighbours than about kasa (every start here runs on one thread). */
@@ -210,32 +210,12 @@ static void s_history(const char *dir, long records)
            deposits, withdrawals, links);
 }
 
-static int s_no_link(void *arg, const char *address, const char *chain_id, uint64_t login, char *err, size_t errlen)
-{
-    (void) arg, (void) address, (void) chain_id, (void) login;
-    snprintf(err, errlen, "read-only");
-    return -1;
-}
-
-static uint64_t s_no_login(void *arg, const char *address)
-{
-    (void) arg, (void) address;
-    return 0;
-}
-
 /* One start's reading, as kasa serve does it; its time in seconds; *read the journal records read;
  * phases[] the registry's, the withdrawals', the admins' and the wallets' share. */
 static double s_start(const char *dir, const config_t *cfg, long *read, uint64_t *from_snapshot, double phases[4])
 {
     static const char offered[][24] = { "TRON_USDT" };
-    char err[300], secret[65], pub[65];
-    memset(secret, '3', 64);
-    secret[64] = '\0';
-    cobo_pubkey_from_seed(secret, pub);
-    wallets_opts_t o = {
-        .cobo_url = "http://127.0.0.1:9/v2", .api_key_hex = pub, .api_secret_hex = secret, .wallet_id = "w",
-        .linker = { .link = s_no_link, .address_login = s_no_login },
-    };
+    char err[300];
     admins_t *ad = admins_new();   /* not timed: its deliberately slow dummy password hash is no history */
     double t0 = s_now();
     checkpoint_info_t info;
@@ -250,7 +230,7 @@ static double s_start(const char *dir, const config_t *cfg, long *read, uint64_t
     int admins_ok = ad && checkpoint_restore_into(dir, &checkpoint_admins, cfg, ad, &info, err, sizeof err) == 0;
     *read += info.records;
     double t3 = s_now();
-    wallets_t *w = wallets_new(&o, offered, 1, err, sizeof err);
+    wallets_t *w = support_wallets_readonly(offered, 1, err, sizeof err);
     int wallets_ok = w && reg && wallets_load_registry(w, reg, err, sizeof err) == 0;
     double t4 = s_now();
     phases[0] = t1 - t0, phases[1] = t2 - t1, phases[2] = t3 - t2, phases[3] = t4 - t3;

@@ -29,6 +29,7 @@
 #include "tests/check.h"
 #include "tools/commands.h"
 #include "tests/unit/support_tmp.h"
+#include "tests/unit/support_wallets.h"
 
 static char s_dir[200];
 static config_t s_cfg;
@@ -184,33 +185,13 @@ static snap_pk_t s_bytes(const checkpoint_section_t *sec, void *state)
     return p;
 }
 
-static int s_no_link(void *arg, const char *address, const char *chain_id, uint64_t login, char *err, size_t errlen)
-{
-    (void) arg, (void) address, (void) chain_id, (void) login;
-    snprintf(err, errlen, "no links made here");
-    return -1;
-}
-
-static uint64_t s_no_login(void *arg, const char *address)
-{
-    (void) arg, (void) address;
-    return 0;
-}
-
 /* What the investor panel's wallets learn from reg at start, as text: each login's ETH address and
  * each address's login. */
 static void s_wallets_text(registry_t *reg, jbuf_t *b)
 {
     static const char offered[][24] = { "ETH_USDT", "TRON_USDT" };
-    char secret[65], pub[65], err[300];
-    memset(secret, '7', 64);
-    secret[64] = '\0';
-    cobo_pubkey_from_seed(secret, pub);
-    wallets_opts_t o = {
-        .cobo_url = "http://127.0.0.1:9/v2", .api_key_hex = pub, .api_secret_hex = secret, .wallet_id = "w",
-        .linker = { .link = s_no_link, .address_login = s_no_login },
-    };
-    wallets_t *w = wallets_new(&o, offered, 2, err, sizeof err);
+    char err[300];
+    wallets_t *w = support_wallets_readonly(offered, 2, err, sizeof err);
     CHECK(w != NULL);
     if (!w)
         return;
