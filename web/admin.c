@@ -21,6 +21,7 @@
 #include "schema/log.h"
 #include "schema/money.h"
 #include "web/api.h"
+#include "web/session_mongo.h"
 #include "web/throttle.h"
 
 #define S_PAGE_MAX 100
@@ -800,7 +801,7 @@ admin_api_t *admin_routes(http_server_t *http, pipeline_t *pipeline, admins_t *a
         th = *topts;
     o.cookie = ADMIN_COOKIE;
     pthread_mutex_init(&self->mu, NULL);
-    self->sessions = session_store_new(&o);
+    self->sessions = session_mongo_store(cfg, SESSION_MONGO_ADMINS, &o);
     self->throttle = throttle_new(&th);
     self->secure_cookie = cfg->cookie_secure;
     if (cfg->telegram_bot_token[0] && cfg->telegram_chat_id[0])

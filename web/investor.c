@@ -31,6 +31,7 @@
 #include "web/api.h"
 #include "web/qr.h"
 #include "web/ratelimit.h"
+#include "web/session_mongo.h"
 
 #define S_DEPOSITS_LIMIT 100
 
@@ -873,7 +874,7 @@ investor_t *investor_routes(http_server_t *http, pipeline_t *pipeline, wallets_t
     self->accounts = accounts;
     self->cfg = cfg;
     self->secure_cookie = cfg->cookie_secure;
-    self->sessions = session_store_new(&o.session);
+    self->sessions = session_mongo_store(cfg, SESSION_MONGO_INVESTORS, &o.session);
     self->throttle = throttle_new(&o.throttle);
     ratelimit_opts_t ts = {.rate_per_s = o.session_rate_per_s > 0 ? o.session_rate_per_s : 2,
                           .burst = o.session_burst > 0 ? o.session_burst : 10};

@@ -8,7 +8,9 @@
  *  - the node crediting a deposit paused (SIGSTOP) past its lease with a call outcome unknown, its
  *    claim taken over, then resumed: it never sends (the MT5 simulator's deals say one deal);
  *  - MongoDB paused: webhooks still acknowledged, nothing credited, credits resume once it answers.
- *  - nodes SIGKILLed at random moments and started again: still one deal per deposit.
+ *  - nodes SIGKILLed at random moments and started again: still one deal per deposit;
+ *  - sessions (web/session_mongo.h): made on one node, used on another, ended there, refused on the
+ *    first within a second; a session MongoDB cannot confirm is refused.
  * KASA_CLUSTER_RUNS=N: N more sprayed deposits and N killed-node runs instead of 3 (a longer seeded soak,
  * at most 64). */
 #include "tests/check.h"
@@ -17,6 +19,9 @@
 
 #include "actors/claims.h"
 #include "actors/mio.h"
+#include "web/session_mongo.h"
+
+#include <time.h>
 
 #define NODES 3
 #define LEASE_MS 1500
@@ -398,6 +403,83 @@ static void test_nodes_stop_cleanly(void)
         CHECK_EQ_INT(h_kasa_stop(&s_node[i]), 0);
 }
 
+/* ---- sessions shared through MongoDB, in process -------------------------------------------------- */
+
+static void s_doc_fields(void *arg, const bson_t *doc)
+{
+    char *id = arg;
+    bson_iter_t it;
+    CHECK(bson_iter_init_find(&it, doc, "key") && BSON_ITER_HOLDS_UTF8(&it));
+    CHECK(bson_iter_init_find(&it, doc, "expires") && BSON_ITER_HOLDS_DATE_TIME(&it));
+    char *json = bson_as_canonical_extended_json(doc, NULL);
+    CHECK(json && strstr(json, id) == NULL);   /* the session id itself is never stored */
+    bson_free(json);
+}
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void test_session_made_on_one_node_works_on_another_and_logout_ends_it_everywhere(void)
+{
+    char err[200];
+    session_mongo_t *ma = session_mongo_new(s_m.uri, s_m.db, SESSION_MONGO_INVESTORS, 1000, err, sizeof err);
+    session_mongo_t *mb = session_mongo_new(s_m.uri, s_m.db, SESSION_MONGO_INVESTORS, 1000, err, sizeof err);
+    CHECK(ma && mb);
+    if (!ma || !mb)
+        goto out;
+    session_remote_t ra = session_mongo_remote(ma), rb = session_mongo_remote(mb);
+    session_opts_t oa = { .remote = &ra }, ob = { .remote = &rb };
+    session_store_t *a = session_store_new(&oa), *b = session_store_new(&ob), *c = session_store_new(&ob);
+    char id[SESSION_ID_HEX], key[SESSION_ID_HEX];
+    session_info_t ia, ib;
+    CHECK_EQ_INT(session_create(a, LOGIN, id), 0);      /* log in on node A */
+    CHECK_EQ_INT(session_get(a, id, &ia), 0);
+    CHECK_EQ_INT(session_key(id, key), 0);
+    bson_t *f = BCON_NEW("key", BCON_UTF8(key));
+    CHECK_EQ_INT((int) hm_find(&s_m, SESSION_MONGO_INVESTORS, f, s_doc_fields, id), 1);
+    bson_destroy(f);
+    CHECK_EQ_INT(session_get(b, id, &ib), 0);           /* the cookie works on node B */
+    CHECK(ib.login == LOGIN && strcmp(ib.csrf, ia.csrf) == 0);
+    CHECK_EQ_INT(session_check_csrf(b, id, ia.csrf), 0);
+    mio_reset();
+    mio_fail_at(MIO_READ, 1, MIO_BEFORE);                /* MongoDB does not answer node C */
+    CHECK_EQ_INT(session_peek(c, id, NULL), -1);        /* unknown there: refused, never accepted */
+    mio_reset();
+    CHECK_EQ_INT(session_end(b, id), 0);                /* log out on node B */
+    int64_t t0 = s_mono_ms(), refused_ms = -1;
+    while (s_mono_ms() - t0 < 3000) {
+        if (session_get(a, id, NULL) != 0) {
+            refused_ms = s_mono_ms() - t0;
+            break;
+        }
+        h_sleep_ms(50);
+    }
+    h_log("session ended on B refused on A after %lld ms", (long long) refused_ms);
+    CHECK(refused_ms >= 0 && refused_ms <= 1200);
+    CHECK_EQ_INT(session_peek(c, id, NULL), -1);
+    /* the indexes: key unique, expires TTL */
+    bson_t *cmd = BCON_NEW("listIndexes", BCON_UTF8(SESSION_MONGO_INVESTORS)), reply;
+    if (hm_command(&s_m, cmd, &reply) == 0) {
+        char *json = bson_as_relaxed_extended_json(&reply, NULL);
+        CHECK(json && strstr(json, "\"expireAfterSeconds\"") && strstr(json, "\"key_1\""));
+        bson_free(json);
+        bson_destroy(&reply);
+    } else {
+        CHECK(!"listIndexes");
+    }
+    bson_destroy(cmd);
+    session_store_destroy(&a);
+    session_store_destroy(&b);
+    session_store_destroy(&c);
+out:
+    session_mongo_destroy(&ma);
+    session_mongo_destroy(&mb);
+}
+
 int main(void)
 {
     h_init();
@@ -409,6 +491,8 @@ int main(void)
     RUN(test_unique_index_on_claims_refuses_a_duplicate_with_11000);
     if (s_ready)
         RUN(test_claims_race_take_over_fence_and_release_in_mongodb);
+    if (s_ready)
+        RUN(test_session_made_on_one_node_works_on_another_and_logout_ends_it_everywhere);
     int started = s_ready && s_nodes_start() == 0;
     if (!started) {
         check_failed_++;

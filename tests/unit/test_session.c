@@ -1,5 +1,6 @@
 /* test_session.c — sessions: ids, idle and absolute expiry (with a moved clock), CSRF, logout,
- * cookies, and the bound of the table (failed-login limits: test_throttle.c). */
+ * cookies, and the bound of the table (failed-login limits: test_throttle.c); cluster mode against an
+ * in-memory shared store (against MongoDB: tests/integration/test_cluster.c). */
 #include <stdio.h>
 #include <string.h>
 
@@ -239,6 +240,172 @@ static void test_one_admin_flood_ends_only_that_admins_sessions(void)
     session_store_destroy(&s);
 }
 
+/* ---- cluster mode: two nodes' stores on one in-memory shared store --------------------------------- */
+
+#define F_MAX 32
+static struct {
+    char key[F_MAX][SESSION_ID_HEX];
+    session_info_t info[F_MAX];
+    int used[F_MAX];
+    int down;
+    int calls;
+} s_f;
+
+static int s_f_find(const char *key)
+{
+    for (int i = 0; i < F_MAX; i++)
+        if (s_f.used[i] && strcmp(s_f.key[i], key) == 0)
+            return i;
+    return -1;
+}
+
+static int s_f_put(void *arg, const char *key, const session_info_t *info, int64_t absolute_s)
+{
+    (void) arg;
+    (void) absolute_s;
+    s_f.calls++;
+    if (s_f.down)
+        return -1;
+    for (int i = 0; i < F_MAX; i++)
+        if (!s_f.used[i]) {
+            s_f.used[i] = 1;
+            snprintf(s_f.key[i], SESSION_ID_HEX, "%s", key);
+            s_f.info[i] = *info;
+            return 0;
+        }
+    return -1;
+}
+
+static int s_f_get(void *arg, const char *key, int64_t touch_s, session_info_t *out)
+{
+    (void) arg;
+    s_f.calls++;
+    if (s_f.down)
+        return -1;
+    int i = s_f_find(key);
+    if (i < 0)
+        return 1;
+    *out = s_f.info[i];
+    if (touch_s > 0)
+        s_f.info[i].last_s = touch_s;
+    return 0;
+}
+
+static int s_f_del(void *arg, const char *key, const char *name)
+{
+    (void) arg;
+    s_f.calls++;
+    if (s_f.down)
+        return -1;
+    for (int i = 0; i < F_MAX; i++)
+        if (s_f.used[i] && (key ? strcmp(s_f.key[i], key) == 0 : strcmp(s_f.info[i].name, name) == 0))
+            s_f.used[i] = 0;
+    return 0;
+}
+
+static const session_remote_t s_fake = { s_f_put, s_f_get, s_f_del, NULL, NULL };
+
+static session_store_t *s_node(int max_per_login)
+{
+    session_opts_t o = {.idle_s = 1800, .absolute_s = 43200, .max_per_login = max_per_login, .now_s = s_now,
+                        .remote = &s_fake};
+    return session_store_new(&o);
+}
+
+static void test_cluster_session_from_one_node_works_on_another_and_logout_reaches_it(void)
+{
+    memset(&s_f, 0, sizeof s_f);
+    session_store_t *a = s_node(0), *b = s_node(0);
+    char id[SESSION_ID_HEX], key[SESSION_ID_HEX];
+    CHECK_EQ_INT(session_create(a, 4242, id), 0);
+    /* the store holds the id's SHA-256, never the id */
+    CHECK_EQ_INT(session_key(id, key), 0);
+    CHECK(strcmp(key, id) != 0);
+    CHECK(s_f_find(key) >= 0 && s_f.info[s_f_find(key)].login == 4242);
+    CHECK_EQ_INT(session_key("zz", key), -1);
+    session_info_t ia, ib;
+    CHECK_EQ_INT(session_get(a, id, &ia), 0);
+    CHECK_EQ_INT(session_get(b, id, &ib), 0);      /* learnt from the store */
+    CHECK(ib.login == 4242 && strcmp(ia.csrf, ib.csrf) == 0);
+    CHECK_EQ_INT(session_check_csrf(b, id, ia.csrf), 0);
+    /* within one second a node answers from its copy: one store call for many requests */
+    int calls = s_f.calls;
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_INT(session_get(b, id, NULL), 0);
+    CHECK_EQ_INT(s_f.calls, calls);
+    CHECK_EQ_INT(session_end(b, id), 0);           /* logout on B */
+    CHECK(s_f_find(key) < 0);
+    s_clock += 1;                                  /* the next second: A asks the store again */
+    CHECK_EQ_INT(session_get(a, id, NULL), -1);
+    CHECK_EQ_INT(session_check_csrf(a, id, ia.csrf), -1);
+    CHECK_EQ_INT(session_count(a), 0);
+    session_store_destroy(&a);
+    session_store_destroy(&b);
+}
+
+static void test_cluster_store_down_refuses_what_it_cannot_check(void)
+{
+    memset(&s_f, 0, sizeof s_f);
+    session_store_t *a = s_node(0), *b = s_node(0);
+    char id[SESSION_ID_HEX], id2[SESSION_ID_HEX];
+    CHECK_EQ_INT(session_create(a, 7, id), 0);
+    s_f.down = 1;
+    CHECK_EQ_INT(session_create(a, 7, id2), -1);    /* a session the others cannot check is never given */
+    CHECK_EQ_INT(session_get(b, id, NULL), -1);     /* unknown here and unchecked: refused */
+    CHECK_EQ_INT(session_get(a, id, NULL), 0);      /* created this second: checked */
+    s_clock += 1;
+    CHECK_EQ_INT(session_get(a, id, NULL), -1);     /* not checkable any more: refused, not dropped */
+    s_f.down = 0;
+    CHECK_EQ_INT(session_get(a, id, NULL), 0);
+    CHECK_EQ_INT(session_get(b, id, NULL), 0);
+    session_store_destroy(&a);
+    session_store_destroy(&b);
+}
+
+static void test_cluster_idle_clock_is_shared_and_expiry_deletes_it(void)
+{
+    memset(&s_f, 0, sizeof s_f);
+    session_store_t *a = s_node(0), *b = s_node(0);
+    char id[SESSION_ID_HEX], key[SESSION_ID_HEX];
+    CHECK_EQ_INT(session_create(a, 9, id), 0);
+    session_key(id, key);
+    for (int i = 0; i < 3; i++) {                  /* used on B only, every 1000 s: alive on A */
+        s_clock += 1000;
+        CHECK_EQ_INT(session_get(b, id, NULL), 0);
+    }
+    s_clock += 1;
+    CHECK_EQ_INT(session_get(a, id, NULL), 0);
+    s_clock += 1800;                               /* idle everywhere */
+    CHECK_EQ_INT(session_get(b, id, NULL), -1);
+    CHECK(s_f_find(key) < 0);
+    CHECK_EQ_INT(session_get(a, id, NULL), -1);
+    session_store_destroy(&a);
+    session_store_destroy(&b);
+}
+
+static void test_cluster_bounds_and_named_ends_reach_the_store(void)
+{
+    memset(&s_f, 0, sizeof s_f);
+    session_store_t *a = s_node(2), *b = s_node(2);
+    char id[3][SESSION_ID_HEX], key[SESSION_ID_HEX];
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(session_create(a, 11, id[i]), 0);
+    session_key(id[0], key);
+    CHECK(s_f_find(key) < 0);                      /* the login's oldest ended on every node */
+    s_clock += 1;
+    CHECK_EQ_INT(session_get(b, id[0], NULL), -1);
+    CHECK_EQ_INT(session_get(b, id[2], NULL), 0);
+    char adm[SESSION_ID_HEX];
+    CHECK_EQ_INT(session_create_named(a, "root", adm), 0);
+    CHECK_EQ_INT(session_get(b, adm, NULL), 0);
+    CHECK_EQ_INT(session_end_named(b, "root"), 1);  /* an admin disabled on B */
+    s_clock += 1;
+    CHECK_EQ_INT(session_get(a, adm, NULL), -1);
+    CHECK_EQ_INT(session_get(a, id[2], NULL), 0);
+    session_store_destroy(&a);
+    session_store_destroy(&b);
+}
+
 int main(void)
 {
     RUN(test_session_ids_are_random_hex_and_distinct);
@@ -252,5 +419,9 @@ int main(void)
     RUN(test_one_admin_flood_ends_only_that_admins_sessions);
     RUN(test_session_table_is_bounded_oldest_evicted);
     RUN(test_one_login_flood_ends_only_its_own_oldest_sessions);
+    RUN(test_cluster_session_from_one_node_works_on_another_and_logout_reaches_it);
+    RUN(test_cluster_store_down_refuses_what_it_cannot_check);
+    RUN(test_cluster_idle_clock_is_shared_and_expiry_deletes_it);
+    RUN(test_cluster_bounds_and_named_ends_reach_the_store);
     return check_done();
 }
