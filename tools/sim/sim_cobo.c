@@ -34,10 +34,11 @@
  *   POST /sim/transactions/{id} {"status","sub_status","confirmed_num","notify"} change a transaction
  *   POST /sim/faults           {"create_address_timeout_once","bad_signature_once","bad_signatures",
  *                               "fail_next","hang_ms","fail_rate_pct","delay_ms","underscore_headers",
- *                               "confirming_lag_ms","drop_webhooks","rate_limit_next"} -> the faults
- *                               now set; confirming_lag_ms makes the API show a Completed transaction
+ *                               "confirming_lag_ms","drop_webhooks","drop_deposit_webhooks","rate_limit_next"}
+ *                               -> the faults now set; confirming_lag_ms makes the API show a Completed transaction
  *                               as Confirming for that long after it completed (Cobo's API can lag its
  *                               own webhooks); drop_webhooks: every webhook is lost, never sent;
+ *                               drop_deposit_webhooks: a deposit's are lost, a transfer's still sent;
  *                               rate_limit_next N: the next N API calls get 429 {"error_code":2010}
  *                               with Retry-After: 1; transfers: "transfer_timeout_once" (created, answered
  *                               after hang_ms), "transfer_5xx_once" (created, answered 503),
@@ -147,6 +148,7 @@ static struct {
     /* faults */
     int fail_pct, delay_ms, hang_ms, fail_next, timeout_once, bad_sig, underscore, confirming_lag_ms;
     int drop_webhooks, rate_limit_next, rate_limited;  /* rate_limited: 429s answered so far */
+    int drop_deposit_webhooks;  /* deposits' webhooks are lost; transfers' still go out */
     /* transfers (see s_api_transfer) */
     int transfer_timeout_once, transfer_5xx_once, duplicate_code;
     char transfer_final[24], transfer_stop_at[32];
@@ -494,7 +496,7 @@ static void *s_worker(void *arg)
             pthread_cond_timedwait(&S.wake, &S.lock, &ts);
             continue;
         }
-        int drop = S.drop_webhooks;
+        int drop = S.drop_webhooks || (S.drop_deposit_webhooks && strcmp(S.txs[j->tx].type, "Withdrawal") != 0);
         pthread_mutex_unlock(&S.lock);
         int code = !drop && c && S.webhook_url[0] ? s_post_webhook(c, j->body) : 0;
         pthread_mutex_lock(&S.lock);
@@ -1724,6 +1726,8 @@ static enum MHD_Result s_ctl_faults(struct MHD_Connection *con, const sim_reques
         S.confirming_lag_ms = (int) v;
     if (bson_iter_init_find(&it, &doc, "drop_webhooks") && BSON_ITER_HOLDS_BOOL(&it))
         S.drop_webhooks = bson_iter_bool(&it);
+    if (bson_iter_init_find(&it, &doc, "drop_deposit_webhooks") && BSON_ITER_HOLDS_BOOL(&it))
+        S.drop_deposit_webhooks = bson_iter_bool(&it);
     if (json_get_i64(&doc, "rate_limit_next", &v) == 0 && v >= 0 && v <= 1000)
         S.rate_limit_next = (int) v;
     s_transfer_faults(&doc);
@@ -1922,7 +1926,8 @@ static void s_cobo_usage(FILE *out)
             "control (unsigned): POST /sim/deposit, GET /sim/deposits, POST /sim/transactions/{id},\n"
             "                    POST /sim/faults {\"create_address_timeout_once\",\"bad_signature_once\",\n"
             "                    \"bad_signatures\",\"fail_next\",\"hang_ms\",\"fail_rate_pct\",\"delay_ms\",\n"
-            "                    \"underscore_headers\",\"confirming_lag_ms\",\"drop_webhooks\",\"rate_limit_next\"}\n");
+            "                    \"underscore_headers\",\"confirming_lag_ms\",\"drop_webhooks\",\"drop_deposit_webhooks\",\n"
+            "                    \"rate_limit_next\"}\n");
 }
 
 /* "0.1" -> 10, "25" -> 25 (percent, no floating point). -1 if bad. */
