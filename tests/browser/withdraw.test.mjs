@@ -122,6 +122,13 @@ async function flow(browser, env) {
 
     // 3: Cobo fails the transfer: held, then refunded from the panel's held view
     await post(env.cobo + '/sim/faults', { transfer_final: 'Failed' });
+    // the session's MT5 request rate spent (as the panel's own refreshes can): the request still goes through
+    const spent = await inv.evaluate(async () => {
+      let n = 0;
+      for (let i = 0; i < 14; i++) n += (await fetch('/api/me', { credentials: 'same-origin' })).status === 429 ? 1 : 0;
+      return n;
+    });
+    check(spent > 0, `the session's rate is spent before the third request (${spent} answers 429)`);
     const third = await request(inv, '30');
     await investorState(inv, third, 'DEBITED');
     await adminAct(adm, third, 'approve', 'fine');

@@ -48,9 +48,21 @@ function wdError(text) {
   e.hidden = !text;
 }
 
+/* A quote or a request is the investor's own act: when the session's MT5 request rate is spent (the
+ * panel's own balance refreshes count too), it waits the server's Retry-After (1..5 s) and asks again,
+ * up to three times, rather than failing what the investor just confirmed. */
+async function wdAct(path, body) {
+  let r = await api('POST', path, body);
+  for (let i = 0; i < 3 && r.status === 429; i++) {
+    await new Promise((done) => setTimeout(done, Math.min(Math.max(r.retryAfter || 1, 1), 5) * 1000));
+    r = await api('POST', path, body);
+  }
+  return r;
+}
+
 async function wdQuote() {
   wdError('');
-  const r = await api('POST', '/api/withdrawals/quote', wdAsk());
+  const r = await wdAct('/api/withdrawals/quote', wdAsk());
   const q = $('wd-quote-text');
   if (r.status !== 200) {
     wd.quoted = null;
@@ -70,7 +82,7 @@ async function wdSubmit(ev) {
   if (wd.quoted !== JSON.stringify(wdAsk())) { await wdQuote(); return; }   /* changed since the quote */
   const body = Object.assign(wdAsk(), { password: $('wd-password').value });
   $('wd-submit').disabled = true;
-  const r = await api('POST', '/api/withdrawals', body);
+  const r = await wdAct('/api/withdrawals', body);
   $('wd-password').value = '';
   if (r.status === 201) {
     wdError('');
