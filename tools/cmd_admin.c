@@ -220,8 +220,7 @@ int cmd_admin(int argc, char **argv)
         return 2;
     }
     static config_t cfg;
-    if (config_load(&cfg, path, err, sizeof err) != 0) {
-        fprintf(stderr, "kasa admin: the configuration has problems:\n%s\n", err);
+    if (cmd_config_load(&cfg, path, "kasa admin") != 0) {
         return 1;
     }
     int rc;

@@ -71,8 +71,7 @@ int cmd_catchup(int argc, char **argv)
         return 2;
     }
     static config_t cfg;
-    if (config_load(&cfg, path, err, sizeof err) != 0) {
-        fprintf(stderr, "kasa catchup: the configuration has problems:\n%s\n", err);
+    if (cmd_config_load(&cfg, path, "kasa catchup") != 0) {
         return 1;
     }
     char reply[1024];

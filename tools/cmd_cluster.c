@@ -212,9 +212,7 @@ int cmd_cluster(int argc, char **argv)
         return 2;
     }
     static config_t cfg;
-    char err[4096];
-    if (config_load(&cfg, path, err, sizeof err) != 0) {
-        fprintf(stderr, "kasa cluster: the configuration has problems:\n%s\n", err);
+    if (cmd_config_load(&cfg, path, "kasa cluster") != 0) {
         return 1;
     }
     int rc = 1;

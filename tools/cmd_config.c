@@ -51,3 +51,12 @@ int cmd_config(int argc, char **argv)
     config_clear(&cfg);
     return 0;
 }
+
+int cmd_config_load(config_t *cfg, const char *path, const char *prog)
+{
+    char err[4096];
+    if (config_load(cfg, path, err, sizeof err) == 0)
+        return 0;
+    fprintf(stderr, "%s: the configuration has problems:\n%s\n", prog, err);
+    return -1;
+}

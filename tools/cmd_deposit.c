@@ -298,9 +298,7 @@ int cmd_deposit(int argc, char **argv)
         return 2;
     }
     static config_t cfg;
-    char err[4096];
-    if (config_load(&cfg, path, err, sizeof err) != 0) {
-        fprintf(stderr, "kasa deposit: the configuration has problems:\n%s\n", err);
+    if (cmd_config_load(&cfg, path, "kasa deposit") != 0) {
         return 1;
     }
     int rc;

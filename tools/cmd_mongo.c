@@ -170,8 +170,7 @@ int cmd_mongo(int argc, char **argv)
     }
     static config_t cfg;
     char err[4096];
-    if (config_load(&cfg, path, err, sizeof err) != 0) {
-        fprintf(stderr, "kasa mongo: the configuration has problems:\n%s\n", err);
+    if (cmd_config_load(&cfg, path, "kasa mongo") != 0) {
         return 1;
     }
     if (!cfg.mongo_uri[0]) {

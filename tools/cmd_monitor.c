@@ -66,9 +66,7 @@ int cmd_monitor(int argc, char **argv)
         snprintf(endpoint, sizeof endpoint, "%s", connect);
     } else if (path) {
         static config_t cfg;
-        char err[4096];
-        if (config_load(&cfg, path, err, sizeof err) != 0) {
-            fprintf(stderr, "kasa monitor: the configuration has problems:\n%s\n", err);
+        if (cmd_config_load(&cfg, path, "kasa monitor") != 0) {
             return 1;
         }
         snprintf(endpoint, sizeof endpoint, "%s", cfg.monitor);

@@ -77,8 +77,7 @@ int cmd_reconcile(int argc, char **argv)
         return 2;
     }
     static config_t cfg;
-    if (config_load(&cfg, path, err, sizeof err) != 0) {
-        fprintf(stderr, "kasa reconcile: the configuration has problems:\n%s\n", err);
+    if (cmd_config_load(&cfg, path, "kasa reconcile") != 0) {
         return 2;
     }
     reconcile_books_t books;

@@ -147,8 +147,7 @@ int cmd_serve(int argc, char **argv)
 
     static config_t cfg;
     char err[4096];
-    if (config_load(&cfg, path, err, sizeof err) != 0) {
-        fprintf(stderr, "kasa serve: the configuration has problems:\n%s\n", err);
+    if (cmd_config_load(&cfg, path, "kasa serve") != 0) {
         return 1;
     }
 

@@ -224,9 +224,7 @@ int cmd_wallet(int argc, char **argv)
         }
     }
     static config_t cfg;
-    char err[4096];
-    if (config_load(&cfg, path, err, sizeof err) != 0) {
-        fprintf(stderr, "kasa wallet: the configuration has problems:\n%s\n", err);
+    if (cmd_config_load(&cfg, path, "kasa wallet") != 0) {
         return 1;
     }
     int rc;

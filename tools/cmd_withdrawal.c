@@ -281,9 +281,7 @@ int cmd_withdrawal(int argc, char **argv)
         return 2;
     }
     static config_t cfg;
-    char err[4096];
-    if (config_load(&cfg, path, err, sizeof err) != 0) {
-        fprintf(stderr, "kasa withdrawal: the configuration has problems:\n%s\n", err);
+    if (cmd_config_load(&cfg, path, "kasa withdrawal") != 0) {
         return 1;
     }
     int rc;

@@ -33,6 +33,11 @@ int cmd_withdrawal_verb(void *arg, char *const *frames, int n, char *reply, size
 int cmd_withdrawal_actor_may(admins_t *admins, const char *actor, char *err, size_t errlen);
 
 
+#include "schema/config.h"
+/* Loads the configuration at path (NULL: from the environment alone) into cfg: 0, or -1 after printing
+ * "PROG: the configuration has problems:" and each problem to stderr. */
+int cmd_config_load(config_t *cfg, const char *path, const char *prog);
+
 /* Opens the journal in dir for a verb of kasa, its notes (a torn tail cut, a failure) going to
  * kasa's log. NULL with a reason in err, as journal_open. */
 #include <stddef.h>
