@@ -138,6 +138,16 @@ async function flow(browser, env) {
     await investorState(inv, third, 'REFUNDED');
     await balanceIs(inv, '900.00');
     check(await adm.evaluate(() => window.__same === 1), 'the admin page was not reloaded');
+    // a balance refresh that meets the spent rate (429) is asked again, never left behind
+    const limited = await inv.evaluate(async () => {
+      let n = 0;
+      for (let i = 0; i < 14; i++) n += (await fetch('/api/me', { credentials: 'same-origin' })).status === 429 ? 1 : 0;
+      document.querySelector('#balance').textContent = 'stale';
+      loadMe();
+      return n;
+    });
+    check(limited > 0, `the session's rate is spent before the refresh (${limited} answers 429)`);
+    await balanceIs(inv, '900.00');
 
     // the detail of the first: who approved, and every transition on the timeline
     await view(adm, 'completed');

@@ -58,7 +58,7 @@ const I18N = {
 const CHAIN_NAMES = { TRON: 'TRON', TTRON: 'TRON Nile', ETH: 'Ethereum', SETH: 'Ethereum Sepolia', BSC_BNB: 'BNB Smart Chain', SOL: 'Solana' };
 const NATIVE = { TRON: 'TRX', TTRON: 'TRX', ETH: 'ETH', SETH: 'ETH', BSC_BNB: 'BNB', SOL: 'SOL' };
 
-const state = { lang: 'tr', csrf: null, login: null, wallets: [], deposits: [], me: null, es: null, refresh: null };
+const state = { lang: 'tr', csrf: null, login: null, wallets: [], deposits: [], me: null, es: null, refresh: null, meAgain: null };
 
 function $(id) { return document.getElementById(id); }
 function t(key, arg) { const v = I18N[state.lang][key]; return typeof v === 'function' ? v(arg) : v; }
@@ -117,9 +117,19 @@ async function showApp(session) {
   await Promise.all([loadMe(), loadWallets(), loadDeposits()]);
 }
 
+/* The balance comes from MT5 through the session's request rate; a refresh that meets a spent rate
+ * (429) is asked again after the server's Retry-After, once at a time, so the balance shown never stays
+ * behind the last event. */
 async function loadMe() {
   const r = await api('GET', '/api/me');
   if (r.status === 401) return showLogin(t('expired'));
+  if (r.status === 429) {
+    if (!state.meAgain) {
+      state.meAgain = setTimeout(() => { state.meAgain = null; if (state.login) loadMe(); },
+        Math.min(Math.max(r.retryAfter || 1, 1), 30) * 1000);
+    }
+    return;
+  }
   if (r.status !== 200) return;
   state.me = r.data;
   const cur = r.data.currency ? ' ' + r.data.currency : '';
