@@ -363,13 +363,17 @@ static void s_deposit_press(void *arg, const chat_press_t *p, chat_reply_t *repl
     desk_request_t dr = { tx, (desk_action_t) action, 0, actor, p->origin, reason };
     int rc = pipeline_admin(self->pipeline, &dr, err, sizeof err);
     log_info("chat.press", "tx=%s admin=%s origin=%s action=%s result=%s reason=\"%s\"", tx, p->admin->name, p->origin,
-             p->action, rc == 0 ? "done" : rc == 1 ? "noted" : "refused", rc < 0 ? err : "");
+             p->action, rc == 0 ? "done" : rc == 1 ? "noted" : rc == 2 ? "sent" : "refused", rc < 0 ? err : "");
     if (rc < 0) {
         notice_answer_t a = strstr(err, "approved this deposit already") ? NOTICE_ANSWER_SAME_ADMIN
                             : strstr(err, "unknown deposit")                ? NOTICE_ANSWER_UNKNOWN
                             : before.view.state != DEPOSIT_HELD || strstr(err, "already") ? NOTICE_ANSWER_DECIDED
                                                                                           : NOTICE_ANSWER_FAILED;
         notice_answer(a, (desk_action_t) action, err, self->lang, reply->answer, sizeof reply->answer);
+        return;
+    }
+    if (rc == 2) {   /* cluster mode: the node holding the deposit carries it out and journals it */
+        snprintf(reply->answer, sizeof reply->answer, "%.190s", err);
         return;
     }
     notice_answer(rc == 1 ? NOTICE_ANSWER_NOTED : NOTICE_ANSWER_DONE, (desk_action_t) action, NULL, self->lang,

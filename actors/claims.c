@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "actors/mio.h"
@@ -83,8 +84,11 @@ struct claims_t {
     zhashx_t *held;            /* tx_id → s_held_t */
     zhashx_t *noted;           /* tx_id → the last note journaled about another node (strdup'd) */
     atomic_int index_ok;
-    pthread_t renewer;
-    int renewer_started;
+    pthread_t renewer, commander;
+    int renewer_started, commander_started;
+    claims_command_fn *cmd_fn;   /* the pipeline's (claims_on_command), NULL: commands are not read */
+    void *cmd_arg;
+    atomic_int cmd_index_ok;
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
     int stop;
@@ -467,9 +471,9 @@ static void s_renew_all(claims_t *self)
     free(hs);
 }
 
-static void *s_renewer(void *arg)
+/* Runs pass every lease/3 until claims_destroy. */
+static void s_periodic(claims_t *self, void (*pass)(claims_t *))
 {
-    claims_t *self = arg;
     int64_t period_ms = self->lease_ms / 3 > 0 ? self->lease_ms / 3 : 1;
     pthread_mutex_lock(&self->stop_mu);
     while (!self->stop) {
@@ -482,10 +486,28 @@ static void *s_renewer(void *arg)
         if (self->stop)
             break;
         pthread_mutex_unlock(&self->stop_mu);
-        s_renew_all(self);
+        pass(self);
         pthread_mutex_lock(&self->stop_mu);
     }
     pthread_mutex_unlock(&self->stop_mu);
+}
+
+static void *s_renewer(void *arg)
+{
+    s_periodic(arg, s_renew_all);
+    return NULL;
+}
+
+static void s_commands_pass(claims_t *self)
+{
+    claims_commands_run(self);
+}
+
+/* The command thread: its own, so that an action that asks MT5 (up to its timeout) never delays a
+ * renewal. */
+static void *s_commander(void *arg)
+{
+    s_periodic(arg, s_commands_pass);
     return NULL;
 }
 
@@ -540,6 +562,12 @@ claims_t *claims_new(const config_t *cfg, int64_t settle_ms, char *err, size_t e
         return NULL;
     }
     self->renewer_started = 1;
+    if (pthread_create(&self->commander, NULL, s_commander, self) != 0) {
+        snprintf(err, errlen, "claims: cannot start the command thread");
+        claims_destroy(&self);
+        return NULL;
+    }
+    self->commander_started = 1;
     return self;
 }
 
@@ -548,13 +576,14 @@ void claims_destroy(claims_t **self_p)
     if (!self_p || !*self_p)
         return;
     claims_t *self = *self_p;
-    if (self->renewer_started) {
-        pthread_mutex_lock(&self->stop_mu);
-        self->stop = 1;
-        pthread_cond_signal(&self->stop_cv);
-        pthread_mutex_unlock(&self->stop_mu);
+    pthread_mutex_lock(&self->stop_mu);
+    self->stop = 1;
+    pthread_cond_broadcast(&self->stop_cv);
+    pthread_mutex_unlock(&self->stop_mu);
+    if (self->renewer_started)
         pthread_join(self->renewer, NULL);
-    }
+    if (self->commander_started)
+        pthread_join(self->commander, NULL);
     if (self->pool)
         mongoc_client_pool_destroy(self->pool);
     if (self->uri)
@@ -584,6 +613,295 @@ size_t claims_held_count(claims_t *self)
     size_t n = zhashx_size(self->held);
     pthread_mutex_unlock(&self->mu);
     return n;
+}
+
+/* ---- the credited notice, once across nodes ----------------------------------------------------- */
+
+int claims_notice_take(claims_t *self, const char *tx_id, char by[64])
+{
+    by[0] = '\0';
+    bson_t *cmd = BCON_NEW("update", BCON_UTF8(CLAIMS_COLLECTION), "updates", "[", "{",
+                           "q", "{", "transaction_id", BCON_UTF8(tx_id), "notified", "{", "$in", "[", BCON_NULL,
+                           BCON_UTF8(self->node), "]", "}", "}",
+                           "u", "{", "$set", "{", "notified", BCON_UTF8(self->node), "}", "}", "}", "]");
+    int64_t code = 0;
+    int64_t n = s_write_n(self, cmd, "notice", &code);
+    bson_destroy(cmd);
+    if (n < 0 || code != 0)
+        return -1;
+    if (n > 0)
+        return 1;
+    /* matched nothing: another node's mark, or no claim at all */
+    bson_t *find = BCON_NEW("find", BCON_UTF8(CLAIMS_COLLECTION), "filter", "{", "transaction_id", BCON_UTF8(tx_id),
+                            "}", "limit", BCON_INT32(1), "singleBatch", BCON_BOOL(true));
+    bson_t reply;
+    int rc = s_run(self, find, 0, &reply, "find");
+    bson_destroy(find);
+    if (rc != 0)
+        return -1;
+    bson_iter_t it;
+    int exists = bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch.0.transaction_id", &it);
+    if (bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch.0.notified", &it) &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(by, 64, "%s", bson_iter_utf8(&it, NULL));
+    bson_destroy(&reply);
+    if (!exists)
+        return 1;
+    if (!by[0] || strcmp(by, self->node) == 0)
+        return -1;   /* changed between the two calls: ask again */
+    return 0;
+}
+
+/* ---- commands: a person's action on a deposit another node holds --------------------------------- */
+
+void claims_on_command(claims_t *self, claims_command_fn *fn, void *arg)
+{
+    self->cmd_arg = arg;
+    self->cmd_fn = fn;
+}
+
+/* Ensures the commands' unique index once. 0, or -1. */
+static int s_commands_index(claims_t *self)
+{
+    if (atomic_load(&self->cmd_index_ok))
+        return 0;
+    static const mongo_index_t ix = { CLAIMS_COMMANDS_COLLECTION, "transaction_id_1_command_id_1",
+                                      { "transaction_id", "command_id", NULL }, 1 };
+    bson_t cmd, reply;
+    mongo_index_command(&ix, &cmd);
+    int rc = s_run(self, &cmd, 1, &reply, "createIndexes");
+    bson_destroy(&cmd);
+    if (rc != 0)
+        return -1;
+    bson_iter_t it;
+    int bad = bson_iter_init_find(&it, &reply, "ok") && bson_iter_as_int64(&it) == 0;
+    bson_destroy(&reply);
+    if (bad)
+        return -1;
+    atomic_store(&self->cmd_index_ok, 1);
+    return 0;
+}
+
+int claims_command_submit(claims_t *self, const desk_request_t *req, char id[33], char *msg, size_t msglen)
+{
+    id[0] = '\0';
+    s_held_t h;
+    if (s_held_get(self, req->tx_id, &h) == 0 && h.state == S_WORKING)
+        return CLAIMS_ROUTE_LOCAL;
+    claims_doc_t doc;
+    if (s_read(self, req->tx_id, &doc) != 0) {
+        snprintf(msg, msglen, "cannot ask MongoDB which node holds the deposit: nothing was done, try again");
+        return -1;
+    }
+    claims_decision_t d = claims_decide(&doc, self->node, s_wall_ms());
+    if (d == CLAIMS_FREE || d == CLAIMS_MINE)
+        return CLAIMS_ROUTE_LOCAL;
+    if (d == CLAIMS_DONE) {
+        snprintf(msg, msglen, "node %s finished the deposit already: nothing to do", doc.node);
+        return -1;
+    }
+    uint8_t rnd[16];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t) sizeof rnd) {
+        snprintf(msg, msglen, "no random bytes for a command id: nothing was done");
+        return -1;
+    }
+    for (int i = 0; i < 16; i++)
+        snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+    if (s_commands_index(self) != 0) {
+        snprintf(msg, msglen, "cannot write the command to MongoDB: nothing was done, try again");
+        return -1;
+    }
+    int64_t now = s_wall_ms();
+    bson_t *cmd = BCON_NEW("insert", BCON_UTF8(CLAIMS_COMMANDS_COLLECTION), "documents", "[", "{",
+                           "transaction_id", BCON_UTF8(req->tx_id), "command_id", BCON_UTF8(id),
+                           "action", BCON_UTF8(desk_action_name(req->action)), "login", BCON_INT64((int64_t) req->login),
+                           "actor", BCON_UTF8(req->actor ? req->actor : ""), "origin",
+                           BCON_UTF8(req->origin ? req->origin : ""), "reason", BCON_UTF8(req->reason ? req->reason : ""),
+                           "from_node", BCON_UTF8(self->node), "state", BCON_UTF8("pending"), "node", BCON_UTF8(""),
+                           "epoch", BCON_INT32(0), "ok", BCON_BOOL(false), "result", BCON_UTF8(""),
+                           "created", BCON_DATE_TIME(now), "updated", BCON_DATE_TIME(now), "}", "]");
+    int64_t code = 0;
+    int64_t n = s_write_n(self, cmd, "command", &code);
+    bson_destroy(cmd);
+    if (n != 1 || code != 0) {
+        snprintf(msg, msglen, "cannot write the command to MongoDB: nothing was done, try again");
+        return -1;
+    }
+    if (d == CLAIMS_OTHER_LIVE)
+        snprintf(msg, msglen, "accepted: carried out by node %s (command %s)", doc.node, id);
+    else
+        snprintf(msg, msglen, "accepted: node %s's lease ran out; carried out by the node that takes the deposit "
+                 "over (command %s)", doc.node, id);
+    log_info("claims.command_sent", "tx=%s node=%s holder=%s command=%s action=%s actor=%s", req->tx_id, self->node,
+             doc.node, id, desk_action_name(req->action), req->actor ? req->actor : "");
+    return CLAIMS_ROUTE_SENT;
+}
+
+/* A commands document's string field key into out (cut to len), "" if none. */
+static void s_field(const bson_t *doc, const char *key, char *out, size_t len)
+{
+    bson_iter_t it;
+    out[0] = '\0';
+    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(out, len, "%s", bson_iter_utf8(&it, NULL));
+}
+
+static int64_t s_field_int(const bson_t *doc, const char *key)
+{
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_int64(&it) : 0;
+}
+
+int claims_command_get(claims_t *self, const char *id, claims_command_t *out)
+{
+    memset(out, 0, sizeof *out);
+    bson_t *cmd = BCON_NEW("find", BCON_UTF8(CLAIMS_COMMANDS_COLLECTION), "filter", "{", "command_id", BCON_UTF8(id),
+                           "}", "limit", BCON_INT32(1), "singleBatch", BCON_BOOL(true));
+    bson_t reply;
+    int rc = s_run(self, cmd, 0, &reply, "find");
+    bson_destroy(cmd);
+    if (rc != 0)
+        return -1;
+    bson_iter_t it, d;
+    int found = bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch.0", &it) &&
+                BSON_ITER_HOLDS_DOCUMENT(&it);
+    if (found) {
+        uint32_t len;
+        const uint8_t *data;
+        bson_iter_document(&it, &len, &data);
+        bson_t doc;
+        if (bson_init_static(&doc, data, len)) {
+            s_field(&doc, "transaction_id", out->tx_id, sizeof out->tx_id);
+            s_field(&doc, "action", out->action, sizeof out->action);
+            s_field(&doc, "state", out->state, sizeof out->state);
+            s_field(&doc, "node", out->node, sizeof out->node);
+            s_field(&doc, "from_node", out->from_node, sizeof out->from_node);
+            s_field(&doc, "result", out->result, sizeof out->result);
+            out->ok = bson_iter_init_find(&d, &doc, "ok") && bson_iter_as_bool(&d);
+        }
+    }
+    bson_destroy(&reply);
+    return found ? 1 : 0;
+}
+
+/* One command as read. */
+typedef struct {
+    char tx_id[80], id[40], action[16], actor[64], origin[64], reason[160], from_node[64], state[16], node[64];
+    int64_t login;
+    int32_t epoch;
+} s_command_t;
+
+/* Moves command c from what was read (state, node, epoch) to state on this node's epoch, with ok and
+ * result when done. 1 it matched, 0 another node changed it first, -1. */
+static int s_command_move(claims_t *self, const s_command_t *c, const char *from_state, const char *from_node,
+                          int32_t from_epoch, const char *state, int32_t epoch, int ok, const char *result)
+{
+    bson_t *cmd = BCON_NEW("update", BCON_UTF8(CLAIMS_COMMANDS_COLLECTION), "updates", "[", "{",
+                           "q", "{", "transaction_id", BCON_UTF8(c->tx_id), "command_id", BCON_UTF8(c->id),
+                           "state", BCON_UTF8(from_state), "node", BCON_UTF8(from_node), "epoch", BCON_INT32(from_epoch),
+                           "}", "u", "{", "$set", "{", "state", BCON_UTF8(state), "node", BCON_UTF8(self->node),
+                           "epoch", BCON_INT32(epoch), "ok", BCON_BOOL(ok != 0), "result", BCON_UTF8(result),
+                           "updated", BCON_DATE_TIME(s_wall_ms()), "}", "}", "}", "]");
+    int64_t code = 0;
+    int64_t n = s_write_n(self, cmd, "command", &code);
+    bson_destroy(cmd);
+    if (n < 0 || code != 0)
+        return -1;
+    return n > 0 ? 1 : 0;
+}
+
+/* Carries out c on this node's claim of epoch: taken (conditional on what was read), handed to the
+ * pipeline, marked done with its outcome (or back to pending when the deposit is not ready here). 1 if
+ * done now. */
+static int s_command_carry(claims_t *self, const s_command_t *c, int32_t epoch)
+{
+    if (s_command_move(self, c, c->state, c->node, c->epoch, "running", epoch, 0, "") != 1)
+        return 0;   /* another node took it, or MongoDB did not answer: the next pass reads it again */
+    int action = desk_action_from_name(c->action);
+    char origin[64], err[256] = "", result[300];
+    snprintf(origin, sizeof origin, "node:%.20s %.36s", c->from_node, c->origin);
+    desk_request_t req = { c->tx_id, (desk_action_t) (action < 0 ? 0 : action), (uint64_t) c->login, c->actor, origin,
+                           c->reason };
+    int rc = -1;
+    if (action < 0)
+        snprintf(err, sizeof err, "unknown action %s", c->action);
+    else
+        rc = self->cmd_fn(self->cmd_arg, &req, err, sizeof err);
+    if (rc == 2) {   /* not where the action applies yet: pending again for the next pass */
+        s_command_move(self, c, "running", self->node, epoch, "pending", 0, 0, "");
+        return 0;
+    }
+    if (rc >= 0) {
+        char what[200];
+        desk_describe((desk_action_t) action, rc == 1, c->tx_id, (uint64_t) c->login, what, sizeof what);
+        snprintf(result, sizeof result, "carried out by node %s: %s", self->node, what);
+    } else {
+        snprintf(result, sizeof result, "refused by node %s: %.200s", self->node, err);
+    }
+    int moved = s_command_move(self, c, "running", self->node, epoch, "done", epoch, rc >= 0, result);
+    log_info("claims.command_done", "tx=%s node=%s command=%s action=%s actor=%s from=%s ok=%d marked=%d result=\"%s\"",
+             c->tx_id, self->node, c->id, c->action, c->actor, c->from_node, rc >= 0, moved, result);
+    return moved == 1;
+}
+
+int claims_commands_run(claims_t *self)
+{
+    if (!self->cmd_fn || claims_held_count(self) == 0)
+        return 0;
+    bson_t *cmd = BCON_NEW("find", BCON_UTF8(CLAIMS_COMMANDS_COLLECTION), "filter", "{", "state", "{", "$in", "[",
+                           BCON_UTF8("pending"), BCON_UTF8("running"), "]", "}", "}", "sort", "{", "created",
+                           BCON_INT32(1), "}", "limit", BCON_INT32(100), "singleBatch", BCON_BOOL(true));
+    bson_t reply;
+    int rc = s_run(self, cmd, 0, &reply, "find");
+    bson_destroy(cmd);
+    if (rc != 0)
+        return 0;
+    s_command_t *mine = NULL;
+    size_t n = 0;
+    bson_iter_t it, arr;
+    if (bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch", &it) &&
+        BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
+        while (bson_iter_next(&arr)) {
+            if (!BSON_ITER_HOLDS_DOCUMENT(&arr))
+                continue;
+            uint32_t len;
+            const uint8_t *data;
+            bson_iter_document(&arr, &len, &data);
+            bson_t doc;
+            if (!bson_init_static(&doc, data, len))
+                continue;
+            s_command_t c;
+            memset(&c, 0, sizeof c);
+            s_field(&doc, "transaction_id", c.tx_id, sizeof c.tx_id);
+            s_held_t h;
+            if (s_held_get(self, c.tx_id, &h) != 0 || h.state != S_WORKING)
+                continue;   /* not this node's claim now */
+            s_field(&doc, "command_id", c.id, sizeof c.id);
+            s_field(&doc, "action", c.action, sizeof c.action);
+            s_field(&doc, "actor", c.actor, sizeof c.actor);
+            s_field(&doc, "origin", c.origin, sizeof c.origin);
+            s_field(&doc, "reason", c.reason, sizeof c.reason);
+            s_field(&doc, "from_node", c.from_node, sizeof c.from_node);
+            s_field(&doc, "state", c.state, sizeof c.state);
+            s_field(&doc, "node", c.node, sizeof c.node);
+            c.login = s_field_int(&doc, "login");
+            c.epoch = (int32_t) s_field_int(&doc, "epoch");
+            s_command_t *grown = realloc(mine, (n + 1) * sizeof *mine);
+            if (!grown)
+                break;
+            mine = grown;
+            mine[n++] = c;
+        }
+    }
+    bson_destroy(&reply);
+    int done = 0;
+    for (size_t k = 0; k < n; k++) {
+        s_held_t h;
+        if (s_held_get(self, mine[k].tx_id, &h) == 0 && h.state == S_WORKING)
+            done += s_command_carry(self, &mine[k], h.epoch);
+    }
+    free(mine);
+    return done;
 }
 
 /* ---- the stages' steps ----------------------------------------------------------------------------- */

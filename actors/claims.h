@@ -125,6 +125,67 @@ int64_t claims_locker_gate(const stage_ctx_t *ctx, const char *tx_id, uint32_t t
  * found by reference, or its lease ran out and this node may take it over. */
 int64_t claims_crediter_gate(const stage_ctx_t *ctx, const char *tx_id);
 
+/* ---- the credited notice, once across nodes ------------------------------------------------------
+ * After a take-over two nodes may record one deposit CREDITED (the one that made the deal, and the
+ * one that found it by reference). The Telegram notice goes once: a notifier first marks the claim
+ * `notified: NODE` (a conditional update where notified is unset or already this node's), and only
+ * the node whose mark holds sends. */
+
+/* 1 this node sends tx_id's notice (its mark holds now, or held before a restart, or no claim
+ * exists: a deposit credited before cluster mode); 0 another node's mark holds (*by names it: that
+ * node sends); -1 MongoDB did not answer (ask again later). */
+int claims_notice_take(claims_t *self, const char *tx_id, char by[64]);
+
+/* ---- a person's action on a deposit another node holds ---------------------------------------------
+ * An action (schema/desk.h) taken on this node for a deposit whose claim another node holds is
+ * written to MongoDB for the holder to carry out:
+ *
+ *   commands {transaction_id, command_id (32 hex), action, login (int64), actor, origin, reason,
+ *            from_node, state: "pending" | "running" | "done", node + epoch (the node carrying it
+ *            out and its claim's epoch), ok (bool), result (one sentence), created, updated}
+ *            unique (transaction_id, command_id); writes with write concern majority
+ *
+ * Every node's command thread (every lease/3) reads the pending and running commands and takes, by a
+ * conditional update on what it read (state, node, epoch), those whose claim it holds now; it hands
+ * each to the pipeline (claims_on_command), which journals it as the person's action (actor and
+ * reason as given, origin "node:FROM ...") and hands the deposit on; then marks it done with the
+ * outcome. A holder that dies leaves its commands pending or running: whoever takes the claim over
+ * carries them out (an action applied before the crash is refused the second time by the desk's
+ * state table, and a credit is fenced and found by reference: never twice in MT5). */
+#define CLAIMS_COMMANDS_COLLECTION "commands"
+
+#include "schema/desk.h"
+
+typedef enum {
+    CLAIMS_ROUTE_LOCAL = 0,   /* this node holds the claim, or no node does: the action applies here */
+    CLAIMS_ROUTE_SENT = 1,    /* written for the holder (or whoever takes the claim over)              */
+} claims_route_t;
+
+/* Routes req: CLAIMS_ROUTE_LOCAL, or CLAIMS_ROUTE_SENT with the command's id in id (33 bytes) and
+ * msg "accepted: carried out by node B (command ID)"; -1 refused with msg (the claim was released
+ * final by its holder, or MongoDB did not answer: nothing written). */
+int claims_command_submit(claims_t *self, const desk_request_t *req, char id[33], char *msg, size_t msglen);
+
+/* What the command thread calls for a command on a claim this node holds: 0 carried out, 1 noted (an
+ * approval that waits for another approver), -1 refused (why in err), 2 not yet (the deposit is not
+ * where the action applies on this node and not final: asked again at the next pass). */
+typedef int claims_command_fn(void *arg, const desk_request_t *req, char *err, size_t errlen);
+/* Sets the handler (before any command can arrive: right after claims_new). */
+void claims_on_command(claims_t *self, claims_command_fn *fn, void *arg);
+
+/* One command as the admin panel shows it. */
+typedef struct {
+    char tx_id[80], action[16], state[16], node[64], from_node[64], result[300];
+    int ok;
+} claims_command_t;
+
+/* Reads command id: 1 found, 0 no such command, -1 MongoDB did not answer. */
+int claims_command_get(claims_t *self, const char *id, claims_command_t *out);
+
+/* One pass of the command thread now (tests; the thread runs it every lease/3). How many commands it
+ * finished. */
+int claims_commands_run(claims_t *self);
+
 /* The createIndexes command of the claims collection's unique index into *cmd (bson_destroy it). */
 struct _bson_t;
 void claims_index_command(struct _bson_t *cmd);

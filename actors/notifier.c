@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/claims.h"
 #include "actors/notice.h"
 #include "actors/telegram.h"
 #include "schema/json.h"
@@ -32,6 +33,24 @@ static void s_failed(s_notifier_t *self, const char *tx_id, uint64_t login, cons
         log_warn("notifier.skipped", "tx=%s step=notice_failed reason=\"%s\"", tx_id, err);
 }
 
+/* Cluster mode: whether this node sends tx's notice (claims_notice_take). 0 another node does: the
+ * deposit is journaled NOTIFIED here with who sent it (never a second notice of one deposit). */
+static int s_cluster_take(s_notifier_t *self, const char *tx)
+{
+    char by[64], err[160];
+    int take = claims_notice_take(self->ctx->claims, tx, by);
+    if (take != 0)
+        return take;
+    char reason[160];
+    snprintf(reason, sizeof reason, "the notice was sent by node %.63s", by);
+    record_t r;
+    stage_event_record(&r, tx, DEPOSIT_EV_NOTICE_SENT, reason);
+    if (stage_commit(self->ctx, &r, 0, NULL, "notifier", err, sizeof err) != REGISTRY_MOVED)
+        log_warn("notifier.skipped", "tx=%s event=NOTICE_SENT reason=\"%s\"", tx, err);
+    log_info("notifier.sent_elsewhere", "tx=%s by=%s", tx, by);
+    return 0;
+}
+
 static int64_t s_handle(void *arg, workq_item_t *item)
 {
     s_notifier_t *self = arg;
@@ -44,10 +63,19 @@ static int64_t s_handle(void *arg, workq_item_t *item)
         s_failed(self, tx, e.view.login, "Telegram is not configured");
         return 0;
     }
-    char *text = notice_credited(&e.view, notice_lang(self->ctx->cfg->notice_lang));
     char err[200] = "";
-    telegram_result_t rc = telegram_send(self->tg, self->ctx->cfg->telegram_chat_id, text, err, sizeof err);
-    free(text);
+    telegram_result_t rc;
+    int take = self->ctx->claims ? s_cluster_take(self, tx) : 1;
+    if (take == 0)
+        return 0;   /* another node sends it */
+    if (take < 0) {
+        rc = TELEGRAM_TRANSIENT;
+        snprintf(err, sizeof err, "MongoDB did not answer whether another node sent the notice");
+    } else {
+        char *text = notice_credited(&e.view, notice_lang(self->ctx->cfg->notice_lang));
+        rc = telegram_send(self->tg, self->ctx->cfg->telegram_chat_id, text, err, sizeof err);
+        free(text);
+    }
     if (rc == TELEGRAM_OK) {
         record_t r;
         stage_event_record(&r, tx, DEPOSIT_EV_NOTICE_SENT, NULL);

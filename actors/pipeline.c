@@ -218,6 +218,8 @@ static int s_clamp(int n, int max)
     return n < 1 ? 1 : n > max ? max : n;
 }
 
+static int s_command(void *arg, const desk_request_t *req, char *err, size_t errlen);
+
 pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, size_t errlen)
 {
     if (!journal || !cfg) {
@@ -285,6 +287,7 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
             return NULL;
         }
         self->ctx.claims = self->claims;
+        claims_on_command(self->claims, s_command, self);
     }
 
     if (s_start_stages(self, err, errlen) != 0) {
@@ -454,7 +457,8 @@ int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t err
     }
 }
 
-int pipeline_admin(pipeline_t *self, const desk_request_t *req, char *err, size_t errlen)
+/* The action applied on this node (pipeline_admin's 0, 1, -1). */
+static int s_admin_here(pipeline_t *self, const desk_request_t *req, char *err, size_t errlen)
 {
     uint8_t *bytes = NULL;
     size_t len = 0;
@@ -467,6 +471,69 @@ int pipeline_admin(pipeline_t *self, const desk_request_t *req, char *err, size_
         s_hand_on(self, effects, req->tx_id, 0, bytes, len);
     free(bytes);
     return res == REGISTRY_MOVED ? 0 : -1;
+}
+
+int pipeline_admin_cmd(pipeline_t *self, const desk_request_t *req, char command_id[33], char *err, size_t errlen)
+{
+    command_id[0] = '\0';
+    if (self->claims && req && req->tx_id) {   /* cluster mode: the claim's holder carries it out */
+        int route = claims_command_submit(self->claims, req, command_id, err, errlen);
+        if (route == CLAIMS_ROUTE_SENT)
+            return 2;
+        if (route < 0)
+            return -1;
+    }
+    return s_admin_here(self, req, err, errlen);
+}
+
+int pipeline_admin(pipeline_t *self, const desk_request_t *req, char *err, size_t errlen)
+{
+    char id[33];
+    return pipeline_admin_cmd(self, req, id, err, errlen);
+}
+
+/* The claims' command handler (claims_on_command): an action another node sent for a deposit this
+ * node holds, applied here once the deposit is where actions apply (HELD). */
+static int s_command(void *arg, const desk_request_t *req, char *err, size_t errlen)
+{
+    pipeline_t *self = arg;
+    registry_entry_t e;
+    if (registry_get(self->registry, req->tx_id, &e) != 0)
+        return 2;
+    if (e.view.state != DEPOSIT_HELD && !deposit_state_is_final(e.view.state))
+        return 2;   /* still on its way (a take-over re-runs it): the action waits until it is held */
+    return s_admin_here(self, req, err, errlen);
+}
+
+int pipeline_command(pipeline_t *self, const char *command_id, char *json, size_t len)
+{
+    if (!self->claims)
+        return 0;
+    claims_command_t c;
+    int rc = claims_command_get(self->claims, command_id, &c);
+    if (rc <= 0)
+        return rc;
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"id\":");
+    jbuf_str(&b, command_id);
+    jbuf_puts(&b, ",\"transaction_id\":");
+    jbuf_str(&b, c.tx_id);
+    jbuf_puts(&b, ",\"action\":");
+    jbuf_str(&b, c.action);
+    jbuf_puts(&b, ",\"state\":");
+    jbuf_str(&b, c.state);
+    jbuf_puts(&b, ",\"node\":");
+    jbuf_str(&b, c.node[0] ? c.node : NULL);
+    jbuf_puts(&b, ",\"from_node\":");
+    jbuf_str(&b, c.from_node);
+    jbuf_printf(&b, ",\"ok\":%s,\"result\":", c.ok ? "true" : "false");
+    jbuf_str(&b, c.result[0] ? c.result : NULL);
+    jbuf_puts(&b, "}");
+    char *text = jbuf_take(&b);
+    snprintf(json, len, "%s", text ? text : "{}");
+    free(text);
+    return 1;
 }
 
 int pipeline_link(pipeline_t *self, const char *address, const char *chain_id, uint64_t login, const char *actor,
@@ -664,6 +731,10 @@ int pipeline_withdraw(pipeline_t *self, const pipeline_withdraw_ask_t *ask, cons
                       char id[24], withdrawal_quote_t *q, char *err, size_t errlen)
 {
     id[0] = '\0';
+    if (self->cfg.cluster) {
+        snprintf(err, errlen, "%s", PIPELINE_WITHDRAW_CLUSTER_REFUSED);
+        return 503;
+    }
     if (pipeline_withdraw_quote(self, ask, q, err, errlen) != 0)
         return 422;
     record_t *r = calloc(1, sizeof *r);
@@ -699,6 +770,10 @@ int pipeline_withdraw_act(pipeline_t *self, const char *id, const char *action, 
                           const char *reason, char *err, size_t errlen)
 {
     withdrawal_view_t w;
+    if (self->cfg.cluster) {
+        snprintf(err, errlen, "%s", PIPELINE_WITHDRAW_CLUSTER_REFUSED);
+        return -1;
+    }
     if (withdrawals_get(self->withdrawals, id, &w) != 0) {
         snprintf(err, errlen, "no withdrawal %.30s", id ? id : "");
         return -1;

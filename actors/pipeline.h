@@ -45,8 +45,19 @@ int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t err
  * assign, the last approval: back through the locker; the crediter reconciles first if a credit
  * attempt exists; a reject of a deposit a credit was attempted for searches MT5 first, see desk_act);
  * 1 once an approval is durable that leaves the deposit waiting for another
- * approver; -1 with a reason when refused (nothing journaled) or the journal failed. */
+ * approver; -1 with a reason when refused (nothing journaled) or the journal failed; in cluster mode 2
+ * when another node carries it out (pipeline_admin_cmd, the message in err). */
 int pipeline_admin(pipeline_t *self, const desk_request_t *req, char *err, size_t errlen);
+
+/* pipeline_admin, and in cluster mode also 2: another node holds the deposit's claim and the action was
+ * written to MongoDB for it to carry out (actors/claims.h, commands): command_id (33 bytes) names it
+ * and err says "accepted: carried out by node B (command ID)". */
+int pipeline_admin_cmd(pipeline_t *self, const desk_request_t *req, char command_id[33], char *err, size_t errlen);
+
+/* A command's state as JSON into json (len bytes): {id, transaction_id, action, state
+ * (pending|running|done), node, from_node, ok, result}. 1 found, 0 none (or not cluster mode), -1
+ * MongoDB did not answer. */
+int pipeline_command(pipeline_t *self, const char *command_id, char *json, size_t len);
 
 /* Links address (on chain_id, may be "") to an MT5 login, journaled before it returns 0.
  * Re-linking the same address to the same login is a no-op (0); to another login: -1 with reason. */
@@ -127,6 +138,11 @@ int pipeline_withdraw_quote(pipeline_t *self, const pipeline_withdraw_ask_t *ask
 /* The request: the checks again, then REQUEST journaled (durable) under a new id made from rnd (10
  * random bytes), then handed to the withdrawer (the debit). Returns 201 with id and *q set; 422 with
  * a sentence (a check failed: nothing journaled); 503 (the journal failed). */
+/* Cluster mode runs no withdrawal: each node would run those requested on it from its own journal,
+ * and neither an approval given on another node nor a node dying mid-transfer is covered yet. A
+ * request or an action on a withdrawal is refused there (503 at the investor API) with this text. */
+#define PIPELINE_WITHDRAW_CLUSTER_REFUSED \
+    "withdrawals are not available in cluster mode (KASA_CLUSTER=on): they need single-node mode"
 int pipeline_withdraw(pipeline_t *self, const pipeline_withdraw_ask_t *ask, const unsigned char rnd[10],
                       char id[24], withdrawal_quote_t *q, char *err, size_t errlen);
 

@@ -89,7 +89,10 @@ static void s_deposit(zsock_t *rep, pipeline_t *pipeline, char **f)
         return;
     }
     char text[400];
-    desk_describe((desk_action_t) action, rc == 1, f[2], login, text, sizeof text);
+    if (rc == 2)   /* cluster mode: the node holding the deposit carries it out */
+        snprintf(text, sizeof text, "%s", err);
+    else
+        desk_describe((desk_action_t) action, rc == 1, f[2], login, text, sizeof text);
     s_reply(rep, "ok", text);
 }
 

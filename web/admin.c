@@ -473,9 +473,21 @@ static void s_act(void *arg, const admin_caller_t *c, const http_request_t *req,
     bson_destroy(&doc);
     char err[256] = "";
     desk_request_t dr = { id, (desk_action_t) action, action == DESK_ASSIGN ? login : 0, c->actor, c->origin, reason };
-    int rc = pipeline_admin(self->pipeline, &dr, err, sizeof err);
+    char command[33];
+    int rc = pipeline_admin_cmd(self->pipeline, &dr, command, err, sizeof err);
     if (rc < 0) {
         http_reply_error(res, strstr(err, "unknown deposit") ? 404 : 409, err);
+        return;
+    }
+    if (rc == 2) {   /* cluster mode: the node holding the deposit carries it out; GET /api/admin/commands/ID */
+        jbuf_t b;
+        jbuf_init(&b);
+        jbuf_puts(&b, "{\"ok\":true,\"accepted\":true,\"command\":");
+        jbuf_str(&b, command);
+        jbuf_puts(&b, ",\"message\":");
+        jbuf_str(&b, err);
+        jbuf_puts(&b, "}");
+        http_reply_json(res, 202, jbuf_take(&b));
         return;
     }
     char text[300];
@@ -486,6 +498,25 @@ static void s_act(void *arg, const admin_caller_t *c, const http_request_t *req,
     jbuf_str(&b, text);
     jbuf_puts(&b, "}");
     http_reply_json(res, 200, jbuf_take(&b));
+}
+
+/* GET /api/admin/commands/{id}: an action sent to the node holding the deposit (pipeline_command). */
+static void s_command(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
+{
+    (void) c;
+    admin_api_t *self = arg;
+    char id[40], rest[16], json[1024];
+    if (admin_path_id(http_path(req), "/api/admin/commands/", id, sizeof id, rest) != 0 || rest[0]) {
+        http_reply_error(res, 404, "no such command");
+        return;
+    }
+    int rc = pipeline_command(self->pipeline, id, json, sizeof json);
+    if (rc < 0)
+        http_reply_error(res, 503, "MongoDB did not answer: try again");
+    else if (rc == 0)
+        http_reply_error(res, 404, "no such command");
+    else
+        http_reply_json(res, 200, strdup(json));
 }
 
 /* ---- dashboard ----------------------------------------------------------------------------------- */
@@ -840,6 +871,7 @@ admin_api_t *admin_routes(http_server_t *http, pipeline_t *pipeline, admins_t *a
         { "GET", "/api/admin/addresses", ADMIN_VIEW, 0, s_addresses },
         { "GET", "/api/admin/balances", ADMIN_VIEW, 0, s_balances },
         { "GET", "/api/admin/events", ADMIN_VIEW, 0, s_live },
+        { "GET", "/api/admin/commands/*", ADMIN_VIEW, 0, s_command },
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         s_route(self, routes[i].method, routes[i].path, routes[i].action, NULL, routes[i].must_change_ok, routes[i].fn,

@@ -775,6 +775,10 @@ static void s_withdraw(investor_t *self, const http_request_t *req, http_respons
     session_info_t info;
     if (s_auth(self, req, res, &info, 1) != 0 || s_rate(self, req, http_cookie(req, SESSION_COOKIE), res) != 0)
         return;
+    if (self->cfg->cluster) {   /* before MT5 is asked anything */
+        http_reply_error(res, 503, PIPELINE_WITHDRAW_CLUSTER_REFUSED);
+        return;
+    }
     bson_t doc;
     if (s_json_body(req, res, &doc) != 0)
         return;

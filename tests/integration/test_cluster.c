@@ -31,6 +31,7 @@ static h_env_t s_node[NODES];
 static hm_t s_m;
 static int s_ready;
 static h_rng_t s_rng = { 0x5eed15 };
+static char s_taken_over_tx[80];   /* the paused-holder test's deposit, for the notice test */
 static int s_next_cents = 1001;   /* each deposit has its own amount: its deal is found by it */
 
 static const char *s_address(void)
@@ -359,6 +360,116 @@ static void test_a_paused_holder_past_its_lease_never_sends(void)
     CHECK_EQ_INT(h_journal_info(s_node[0].journal, tx.tx_id, &info), 0);
     CHECK_EQ_INT(info.attempts, 1);   /* node 0 never made a second attempt */
     CHECK(s_log_has(0, "claims.lost", tx.tx_id) || s_log_has(0, "answer=lost", tx.tx_id));
+    snprintf(s_taken_over_tx, sizeof s_taken_over_tx, "%s", tx.tx_id);
+}
+
+/* ---- actions that happen once across nodes ------------------------------------------------------ */
+
+static int s_state_of(int i, const char *tx)
+{
+    h_jinfo_t info;
+    return h_journal_info(s_node[i].journal, tx, &info) == 0 ? info.state : -1;
+}
+
+/* How many Telegram messages name tx. */
+static int s_notices_of(const char *tx)
+{
+    char *all = h_tg_messages(&s_node[0]);
+    int n = 0;
+    for (const char *p = all; p && (p = strstr(p, tx)) != NULL; p += strlen(tx))
+        n++;
+    free(all);
+    return n;
+}
+
+/* The paused-holder test's deposit: two nodes record it CREDITED (the new holder made the deal, the
+ * resumed one finds it by reference), and the notice goes once: the resumed node journals NOTIFIED
+ * with who sent it, and sends nothing. */
+static void test_a_deposit_credited_on_two_nodes_is_notified_once(void)
+{
+    const char *tx = s_taken_over_tx;
+    CHECK(tx[0] != '\0');
+    int64_t end = h_now_ms() + 20000;
+    while (h_now_ms() < end && s_state_of(0, tx) != DEPOSIT_NOTIFIED)
+        h_sleep_ms(50);
+    CHECK_EQ_INT(s_state_of(0, tx), DEPOSIT_NOTIFIED);   /* node 0 found the new holder's deal */
+    h_sleep_ms(500);
+    CHECK_EQ_INT(s_notices_of(tx), 1);
+    CHECK(s_log_has(0, "notifier.sent_elsewhere", tx) || s_log_has(1, "notifier.sent_elsewhere", tx) ||
+          s_log_has(2, "notifier.sent_elsewhere", tx));
+}
+
+static void s_command_of(void *arg, const bson_t *doc)
+{
+    char *out = arg;   /* "STATE NODE OK" */
+    bson_iter_t it;
+    const char *state = bson_iter_init_find(&it, doc, "state") && BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "";
+    const char *node = bson_iter_init_find(&it, doc, "node") && BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "";
+    int ok = bson_iter_init_find(&it, doc, "ok") && bson_iter_as_bool(&it);
+    snprintf(out, 160, "%s %s %d", state, node, ok);
+}
+
+/* A deposit to an address nobody is linked to is HELD on the node holding its claim; an assign given
+ * on another node is written as a command, carried out by the holder once (journaled there with who
+ * and why) and credited once; the node it was given on journals no action. */
+static void test_an_action_on_a_non_holder_node_is_carried_out_by_the_holder_once(void)
+{
+    h_tx_t tx = h_completed_tx("TClusterNobody111111111111111111", "12.34", "TRON_USDT");
+    CHECK_EQ_INT(h_sim_deposit(&s_node[0], &tx, 1, 0, 0), 0);
+    CHECK(s_spray(&tx, -1));
+    int holder = -1;
+    int64_t end = h_now_ms() + 20000;
+    while (h_now_ms() < end && holder < 0) {
+        for (int i = 0; i < NODES; i++)
+            if (s_state_of(i, tx.tx_id) == DEPOSIT_HELD)
+                holder = i;
+        h_sleep_ms(50);
+    }
+    CHECK(holder >= 0);
+    if (holder < 0)
+        return;
+    int other = (holder + 1) % NODES;
+    char *out = NULL, want[64], login[24];
+    snprintf(login, sizeof login, "%d", LOGIN);
+    CHECK_EQ_INT(h_kasa_cmd(&s_node[other], &out, "deposit", "assign", tx.tx_id, login, "--reason", "owner confirmed",
+                            "--actor", "admin:ayse", "--config", s_node[other].config, NULL), 0);
+    snprintf(want, sizeof want, "carried out by node node-%d", holder);
+    CHECK(out && strstr(out, want));
+    free(out);
+    CHECK_EQ_INT(s_wait_credited(tx.tx_id, 20000), 0);
+    char doc[160] = "", done[160];
+    snprintf(done, sizeof done, "done node-%d 1", holder);
+    end = h_now_ms() + 10000;
+    while (h_now_ms() < end && strcmp(doc, done) != 0) {
+        bson_t *filter = BCON_NEW("transaction_id", BCON_UTF8(tx.tx_id));
+        hm_find(&s_m, CLAIMS_COMMANDS_COLLECTION, filter, s_command_of, doc);
+        bson_destroy(filter);
+        h_sleep_ms(50);
+    }
+    CHECK_EQ_STR(doc, done);
+    h_sleep_ms(LEASE_MS);
+    CHECK_EQ_INT(h_deals_of(&s_node[0], LOGIN, 1184, NULL), 1);   /* 12.34 - 0.50 */
+    out = NULL;
+    CHECK_EQ_INT(h_kasa_cmd(&s_node[holder], &out, "deposit", "show", tx.tx_id, "--config", s_node[holder].config,
+                            NULL), 0);
+    CHECK(out && strstr(out, "actor=admin:ayse") && strstr(out, "owner confirmed"));
+    free(out);
+    out = NULL;
+    h_kasa_cmd(&s_node[other], &out, "deposit", "show", tx.tx_id, "--config", s_node[other].config, NULL);
+    CHECK(!out || !strstr(out, "actor=admin:ayse"));
+    free(out);
+}
+
+/* Withdrawals need single-node mode: a request in cluster mode is refused with a clear 503. */
+static void test_cluster_mode_refuses_withdrawals_clearly(void)
+{
+    char sid[80] = "", csrf[80] = "";
+    CHECK_EQ_INT(h_investor_login(&s_node[1], LOGIN, H_MT5_PW, sid, csrf), 0);
+    h_cresp_t r = h_call(s_node[1].kasa_url, "POST", "/api/withdrawals/quote", sid, csrf,
+                         "{\"token\":\"TRON_USDT\",\"address\":\"TXYZ\",\"amount\":\"10\"}", NULL);
+    CHECK_EQ_INT(r.status, 503);
+    CHECK(r.body && strstr(r.body, "need single-node mode"));
+    h_cresp_free(&r);
 }
 
 static void test_mongodb_paused_webhooks_acknowledged_credits_resume(void)
@@ -501,6 +612,9 @@ int main(void)
         RUN(test_sprayed_webhooks_make_one_deal_per_deposit);
         RUN(test_nodes_killed_at_random_still_make_one_deal_each);
         RUN(test_a_paused_holder_past_its_lease_never_sends);
+        RUN(test_a_deposit_credited_on_two_nodes_is_notified_once);
+        RUN(test_an_action_on_a_non_holder_node_is_carried_out_by_the_holder_once);
+        RUN(test_cluster_mode_refuses_withdrawals_clearly);
         RUN(test_mongodb_paused_webhooks_acknowledged_credits_resume);
         RUN(test_cluster_status_lists_every_node_and_the_claims);
         RUN(test_nodes_stop_cleanly);

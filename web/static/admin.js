@@ -387,7 +387,21 @@ async function act(d, action, reason, login) {
   if (action === 'assign') body.login = login;
   const r = await api('POST', `/api/admin/deposits/${encodeURIComponent(d.id)}/${action}`, body);
   if (r.status === 200) { announce(t('done', r.data.message)); alertRow(d.id, t('done', r.data.message), true); await loadHeld(); }
+  else if (r.status === 202) { announce(r.data.message); alertRow(d.id, r.data.message, true); followCommand(d.id, r.data.command); }
   else alertRow(d.id, (r.data && r.data.error) || t('unavailable'));
+}
+
+/* Cluster mode: the node holding the deposit carries the action out; its outcome is shown once done. */
+async function followCommand(id, command) {
+  for (let i = 0; i < 120; i++) {
+    await new Promise((ok) => setTimeout(ok, 1000));
+    const r = await api('GET', '/api/admin/commands/' + encodeURIComponent(command));
+    if (r.status === 200 && r.data.state === 'done') {
+      announce(r.data.result); alertRow(id, r.data.result, r.data.ok);
+      await loadHeld();
+      return;
+    }
+  }
 }
 
 function alertRow(id, text, ok) {
