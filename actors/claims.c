@@ -106,10 +106,11 @@ static int64_t s_guard_ms(const claims_t *self)
     return self->lease_ms / 3;
 }
 
+static const mongo_index_t s_claims_index = { CLAIMS_COLLECTION, "transaction_id_1", { "transaction_id", NULL }, 1 };
+
 void claims_index_command(bson_t *cmd)
 {
-    static const mongo_index_t ix = { CLAIMS_COLLECTION, "transaction_id_1", { "transaction_id", NULL }, 1 };
-    mongo_index_command(&ix, cmd);
+    mongo_index_command(&s_claims_index, cmd);
 }
 
 /* Runs cmd (a write with write concern majority, or a read). 0 with *reply (destroy it), or -1
@@ -129,13 +130,13 @@ static int s_run(claims_t *self, const bson_t *cmd, int write, bson_t *reply, co
     return 0;
 }
 
-/* Ensures the unique index once (before the first write that relies on it). 0, or -1. */
-static int s_ensure_index(claims_t *self)
+/* Ensures a unique index once (before the first write that relies on it; *ok remembers). 0, or -1. */
+static int s_index_once(claims_t *self, const mongo_index_t *ix, atomic_int *ok)
 {
-    if (atomic_load(&self->index_ok))
+    if (atomic_load(ok))
         return 0;
     bson_t cmd, reply;
-    claims_index_command(&cmd);
+    mongo_index_command(ix, &cmd);
     int rc = s_run(self, &cmd, 1, &reply, "createIndexes");
     bson_destroy(&cmd);
     if (rc != 0)
@@ -145,7 +146,30 @@ static int s_ensure_index(claims_t *self)
     bson_destroy(&reply);
     if (bad)
         return -1;
-    atomic_store(&self->index_ok, 1);
+    atomic_store(ok, 1);
+    return 0;
+}
+
+static int s_ensure_index(claims_t *self)
+{
+    return s_index_once(self, &s_claims_index, &self->index_ok);
+}
+
+/* Finds the one document of collection whose key is value: 1 with *it on it (destroy *reply after
+ * use), 0 none (*reply destroyed), -1 MongoDB did not answer. */
+static int s_find_one(claims_t *self, const char *collection, const char *key, const char *value, bson_t *reply,
+                      bson_iter_t *it)
+{
+    bson_t *cmd = BCON_NEW("find", BCON_UTF8(collection), "filter", "{", key, BCON_UTF8(value), "}", "limit",
+                           BCON_INT32(1), "singleBatch", BCON_BOOL(true));
+    int rc = s_run(self, cmd, 0, reply, "find");
+    bson_destroy(cmd);
+    if (rc != 0)
+        return -1;
+    if (bson_iter_init(it, reply) && bson_iter_find_descendant(it, "cursor.firstBatch.0", it) &&
+        BSON_ITER_HOLDS_DOCUMENT(it))
+        return 1;
+    bson_destroy(reply);
     return 0;
 }
 
@@ -153,16 +177,14 @@ static int s_ensure_index(claims_t *self)
 static int s_read(claims_t *self, const char *tx_id, claims_doc_t *doc)
 {
     memset(doc, 0, sizeof *doc);
-    bson_t *cmd = BCON_NEW("find", BCON_UTF8(CLAIMS_COLLECTION), "filter", "{", "transaction_id", BCON_UTF8(tx_id),
-                           "}", "limit", BCON_INT32(1), "singleBatch", BCON_BOOL(true));
     bson_t reply;
-    int rc = s_run(self, cmd, 0, &reply, "find");
-    bson_destroy(cmd);
-    if (rc != 0)
-        return -1;
     bson_iter_t it, d;
-    if (bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch.0", &it) &&
-        BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &d)) {
+    int rc = s_find_one(self, CLAIMS_COLLECTION, "transaction_id", tx_id, &reply, &it);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return 0;
+    if (bson_iter_recurse(&it, &d)) {
         doc->exists = 1;
         while (bson_iter_next(&d)) {
             const char *k = bson_iter_key(&d);
@@ -632,21 +654,14 @@ int claims_notice_take(claims_t *self, const char *tx_id, char by[64])
     if (n > 0)
         return 1;
     /* matched nothing: another node's mark, or no claim at all */
-    bson_t *find = BCON_NEW("find", BCON_UTF8(CLAIMS_COLLECTION), "filter", "{", "transaction_id", BCON_UTF8(tx_id),
-                            "}", "limit", BCON_INT32(1), "singleBatch", BCON_BOOL(true));
     bson_t reply;
-    int rc = s_run(self, find, 0, &reply, "find");
-    bson_destroy(find);
-    if (rc != 0)
-        return -1;
-    bson_iter_t it;
-    int exists = bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch.0.transaction_id", &it);
-    if (bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch.0.notified", &it) &&
-        BSON_ITER_HOLDS_UTF8(&it))
-        snprintf(by, 64, "%s", bson_iter_utf8(&it, NULL));
+    bson_iter_t it, f;
+    int rc = s_find_one(self, CLAIMS_COLLECTION, "transaction_id", tx_id, &reply, &it);
+    if (rc <= 0)
+        return rc < 0 ? -1 : 1;
+    if (bson_iter_recurse(&it, &f) && bson_iter_find(&f, "notified") && BSON_ITER_HOLDS_UTF8(&f))
+        snprintf(by, 64, "%s", bson_iter_utf8(&f, NULL));
     bson_destroy(&reply);
-    if (!exists)
-        return 1;
     if (!by[0] || strcmp(by, self->node) == 0)
         return -1;   /* changed between the two calls: ask again */
     return 0;
@@ -663,23 +678,9 @@ void claims_on_command(claims_t *self, claims_command_fn *fn, void *arg)
 /* Ensures the commands' unique index once. 0, or -1. */
 static int s_commands_index(claims_t *self)
 {
-    if (atomic_load(&self->cmd_index_ok))
-        return 0;
     static const mongo_index_t ix = { CLAIMS_COMMANDS_COLLECTION, "transaction_id_1_command_id_1",
                                       { "transaction_id", "command_id", NULL }, 1 };
-    bson_t cmd, reply;
-    mongo_index_command(&ix, &cmd);
-    int rc = s_run(self, &cmd, 1, &reply, "createIndexes");
-    bson_destroy(&cmd);
-    if (rc != 0)
-        return -1;
-    bson_iter_t it;
-    int bad = bson_iter_init_find(&it, &reply, "ok") && bson_iter_as_int64(&it) == 0;
-    bson_destroy(&reply);
-    if (bad)
-        return -1;
-    atomic_store(&self->cmd_index_ok, 1);
-    return 0;
+    return s_index_once(self, &ix, &self->cmd_index_ok);
 }
 
 int claims_command_submit(claims_t *self, const desk_request_t *req, char id[33], char *msg, size_t msglen)
@@ -755,33 +756,26 @@ static int64_t s_field_int(const bson_t *doc, const char *key)
 int claims_command_get(claims_t *self, const char *id, claims_command_t *out)
 {
     memset(out, 0, sizeof *out);
-    bson_t *cmd = BCON_NEW("find", BCON_UTF8(CLAIMS_COMMANDS_COLLECTION), "filter", "{", "command_id", BCON_UTF8(id),
-                           "}", "limit", BCON_INT32(1), "singleBatch", BCON_BOOL(true));
     bson_t reply;
-    int rc = s_run(self, cmd, 0, &reply, "find");
-    bson_destroy(cmd);
-    if (rc != 0)
-        return -1;
     bson_iter_t it, d;
-    int found = bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch.0", &it) &&
-                BSON_ITER_HOLDS_DOCUMENT(&it);
-    if (found) {
-        uint32_t len;
-        const uint8_t *data;
-        bson_iter_document(&it, &len, &data);
-        bson_t doc;
-        if (bson_init_static(&doc, data, len)) {
-            s_field(&doc, "transaction_id", out->tx_id, sizeof out->tx_id);
-            s_field(&doc, "action", out->action, sizeof out->action);
-            s_field(&doc, "state", out->state, sizeof out->state);
-            s_field(&doc, "node", out->node, sizeof out->node);
-            s_field(&doc, "from_node", out->from_node, sizeof out->from_node);
-            s_field(&doc, "result", out->result, sizeof out->result);
-            out->ok = bson_iter_init_find(&d, &doc, "ok") && bson_iter_as_bool(&d);
-        }
+    int rc = s_find_one(self, CLAIMS_COMMANDS_COLLECTION, "command_id", id, &reply, &it);
+    if (rc <= 0)
+        return rc;
+    uint32_t len;
+    const uint8_t *data;
+    bson_iter_document(&it, &len, &data);
+    bson_t doc;
+    if (bson_init_static(&doc, data, len)) {
+        s_field(&doc, "transaction_id", out->tx_id, sizeof out->tx_id);
+        s_field(&doc, "action", out->action, sizeof out->action);
+        s_field(&doc, "state", out->state, sizeof out->state);
+        s_field(&doc, "node", out->node, sizeof out->node);
+        s_field(&doc, "from_node", out->from_node, sizeof out->from_node);
+        s_field(&doc, "result", out->result, sizeof out->result);
+        out->ok = bson_iter_init_find(&d, &doc, "ok") && bson_iter_as_bool(&d);
     }
     bson_destroy(&reply);
-    return found ? 1 : 0;
+    return 1;
 }
 
 /* One command as read. */

@@ -21,6 +21,7 @@
 #include "actors/mio.h"
 #include "web/session_mongo.h"
 
+#include <stdatomic.h>
 #include <time.h>
 
 #define NODES 3
@@ -123,6 +124,70 @@ static void test_claims_race_take_over_fence_and_release_in_mongodb(void)
 out:
     claims_destroy(&a);
     claims_destroy(&b);
+}
+
+/* A command handler counting its calls: the first answers "not yet", then it carries it out. */
+typedef struct {
+    atomic_int calls, done;
+    char actor[64], origin[64];
+} s_cmd_seen_t;
+
+static int s_cmd_handler(void *arg, const desk_request_t *req, char *err, size_t errlen)
+{
+    (void) err, (void) errlen;
+    s_cmd_seen_t *seen = arg;
+    if (atomic_fetch_add(&seen->calls, 1) == 0)
+        return 2;
+    snprintf(seen->actor, sizeof seen->actor, "%s", req->actor);
+    snprintf(seen->origin, sizeof seen->origin, "%s", req->origin);
+    atomic_fetch_add(&seen->done, 1);
+    return 0;
+}
+
+/* A command sent while proc-a holds the claim and proc-a dies before carrying it out: proc-c, which
+ * takes the claim over, carries it out once (after a "not yet"); proc-b, which sent it, never. */
+static void test_a_command_is_carried_out_once_by_whoever_takes_the_claim_over(void)
+{
+    config_t ca, cb, cc;
+    claims_t *a = s_claims("proc-a", 600, &ca), *b = s_claims("proc-b", 600, &cb), *c = s_claims("proc-c", 600, &cc);
+    static s_cmd_seen_t seen_b, seen_c;
+    CHECK(a && b && c);
+    if (!a || !b || !c)
+        goto out;
+    claims_on_command(b, s_cmd_handler, &seen_b);
+    claims_on_command(c, s_cmd_handler, &seen_c);
+    const char *tx = "tx-inproc-cmd";
+    char holder[64], id[33], msg[200];
+    CHECK_EQ_INT(claims_acquire(a, tx, 1, holder), CLAIMS_HELD);
+    desk_request_t req = { tx, DESK_APPROVE, 0, "admin:ayse", "ip:192.0.2.7", "owner confirmed" };
+    CHECK_EQ_INT(claims_command_submit(b, &req, id, msg, sizeof msg), CLAIMS_ROUTE_SENT);
+    CHECK(strstr(msg, "carried out by node proc-a") && strstr(msg, id));
+    claims_destroy(&a);   /* dies before carrying it out */
+    h_sleep_ms(700);
+    CHECK_EQ_INT(claims_acquire(c, tx, 0, holder), CLAIMS_HELD);   /* take-over */
+    claims_command_t got = { .state = "" };
+    int64_t end = h_now_ms() + 5000;
+    while (h_now_ms() < end && strcmp(got.state, "done") != 0) {
+        claims_commands_run(c);
+        claims_command_get(b, id, &got);
+        h_sleep_ms(20);
+    }
+    CHECK_EQ_STR(got.state, "done");
+    CHECK_EQ_STR(got.node, "proc-c");
+    CHECK(got.ok && strstr(got.result, "carried out by node proc-c"));
+    h_sleep_ms(500);   /* the command threads pass again: nothing runs twice */
+    CHECK_EQ_INT(atomic_load(&seen_c.done), 1);
+    CHECK_EQ_INT(atomic_load(&seen_c.calls), 2);
+    CHECK_EQ_INT(atomic_load(&seen_b.calls), 0);
+    CHECK_EQ_STR(seen_c.actor, "admin:ayse");
+    CHECK(strncmp(seen_c.origin, "node:proc-b ip:192.0.2.7", 24) == 0);
+    claims_release(c, tx);
+    CHECK_EQ_INT(claims_command_submit(b, &req, id, msg, sizeof msg), -1);   /* finished: refused */
+    CHECK(strstr(msg, "finished the deposit already"));
+out:
+    claims_destroy(&a);
+    claims_destroy(&b);
+    claims_destroy(&c);
 }
 
 /* ---- the nodes ----------------------------------------------------------------------------------- */
@@ -602,6 +667,8 @@ int main(void)
     RUN(test_unique_index_on_claims_refuses_a_duplicate_with_11000);
     if (s_ready)
         RUN(test_claims_race_take_over_fence_and_release_in_mongodb);
+    if (s_ready)
+        RUN(test_a_command_is_carried_out_once_by_whoever_takes_the_claim_over);
     if (s_ready)
         RUN(test_session_made_on_one_node_works_on_another_and_logout_ends_it_everywhere);
     int started = s_ready && s_nodes_start() == 0;
