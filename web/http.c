@@ -865,6 +865,8 @@ static size_t s_unescape(void *cls, struct MHD_Connection *conn, char *s)
     return http_unescape(s);
 }
 
+/* libmicrohttpd's messages: fmt is its own printf format (the attribute tells the compiler so). */
+static void s_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void s_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void) cls;

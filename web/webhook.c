@@ -10,6 +10,7 @@
 
 #include "schema/json.h"
 #include "schema/log.h"
+#include "web/webhook_json.h"
 
 #define WEBHOOK_TS_MAX 20   /* digits of a millisecond timestamp, at most */
 
@@ -121,7 +122,7 @@ webhook_verdict_t webhook_check(const cobo_pubkey_t *key, const char *timestamp,
     if (s_json_type(content_type) != 0)
         return s_reject(out, 415, "Content-Type must be application/json");
     char err[112] = "";
-    if (cobo_event_parse(body, len, &out->event, err, sizeof err) != 0) {
+    if (webhook_event_parse(body, len, &out->event, err, sizeof err) != 0) {
         char what[64];
         if (s_not_a_deposit(body, len, what, sizeof what))
             return s_ignore(out, what);

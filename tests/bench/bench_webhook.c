@@ -2,6 +2,9 @@
  * → signature check → parse → pipeline_ingest → journal (group commit + fdatasync) → 201.
  * Each request is a new deposit (Confirming, so no stage calls out), signed like Cobo signs it,
  * sent by C client threads over keep-alive connections. One row per HTTP worker-thread count.
+ * First, the webhook's own steps on one thread, in CPU time (steady on a shared machine): the
+ * signature check, the body read through libbson (cobo_event_parse) and directly (the route's
+ * webhook_event_parse), and the whole check (webhook_check), on a full Cobo deposit body.
  *   usage: bench_webhook [SECONDS_PER_ROW=3] [CLIENTS=32] */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -17,6 +20,8 @@
 #include "schema/config.h"
 #include "web/http.h"
 #include "web/webhook.h"
+#include "web/webhook_json.h"
+#include "tests/cobo_body.h"
 
 #define SEED_COBO "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
 #define SEED_API  "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"
@@ -139,6 +144,87 @@ static int s_row(int threads, int clients, double seconds, long run)
     return 0;
 }
 
+/* ---- the steps alone ------------------------------------------------------------------------ */
+
+/* A deposit webhook as Cobo sends it: every field of a Transaction, nulls where absent. */
+static const char *s_cobo_body = COBO_DEPOSIT_BODY;
+
+static cobo_pubkey_t s_key;
+static char s_step_sig[COBO_SIG_HEX_LEN + 1];
+
+static double s_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static int s_step_verify(void)
+{
+    return cobo_verify_response(&s_key, s_cobo_body, strlen(s_cobo_body), "1764142800123", s_step_sig);
+}
+
+static int s_step_bson(void)
+{
+    cobo_event_t ev;
+    char err[160];
+    return cobo_event_parse(s_cobo_body, strlen(s_cobo_body), &ev, err, sizeof err);
+}
+
+static int s_step_direct(void)
+{
+    cobo_event_t ev;
+    char err[160];
+    return webhook_event_parse(s_cobo_body, strlen(s_cobo_body), &ev, err, sizeof err);
+}
+
+static int s_step_check(void)
+{
+    static webhook_result_t r;
+    return webhook_check(&s_key, "1764142800123", s_step_sig, "application/json", s_cobo_body, strlen(s_cobo_body),
+                         0, &r) == WEBHOOK_DEPOSIT ? 0 : -1;
+}
+
+/* CPU microseconds per call of fn, over at least min_s CPU seconds; -1 if a call failed. */
+static double s_step_us(int (*fn)(void), double min_s)
+{
+    long n = 0;
+    double t0 = s_cpu_now(), t;
+    do {
+        for (int i = 0; i < 64; i++)
+            if (fn() != 0)
+                return -1;
+        n += 64;
+        t = s_cpu_now();
+    } while (t - t0 < min_s);
+    return (t - t0) * 1e6 / (double) n;
+}
+
+static int s_steps(void)
+{
+    if (cobo_pubkey_parse(cobo_signer_pubkey_hex(s_signer), &s_key) != 0)
+        return -1;
+    cobo_sign_response(s_signer, s_cobo_body, strlen(s_cobo_body), "1764142800123", s_step_sig);
+    static const struct { const char *name; int (*fn)(void); } steps[] = {
+        { "signature check (cobo_verify_response)", s_step_verify },
+        { "body through libbson (cobo_event_parse)", s_step_bson },
+        { "body read directly (webhook_event_parse)", s_step_direct },
+        { "the whole check (webhook_check)", s_step_check },
+    };
+    printf("one webhook's steps on one thread, CPU us per call (%zu-byte Cobo deposit body)\n", strlen(s_cobo_body));
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        double us = s_step_us(steps[i].fn, 0.3);
+        if (us < 0) {
+            fprintf(stderr, "bench_webhook: %s failed\n", steps[i].name);
+            return -1;
+        }
+        printf("  %-44s %8.2f\n", steps[i].name, us);
+    }
+    printf("\n");
+    fflush(stdout);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     double seconds = argc > 1 ? atof(argv[1]) : 3.0;
@@ -150,6 +236,10 @@ int main(int argc, char **argv)
     setenv("KASA_LOG_LEVEL", "error", 0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     s_signer = cobo_signer_new(SEED_COBO);
+    if (s_steps() != 0)
+        return 1;
+    if (getenv("BENCH_WEBHOOK_STEPS_ONLY"))
+        return 0;
     printf("signed deposit webhooks through HTTP, verify, parse, pipeline and journal (fdatasync)\n");
     printf("%-14s %-8s %-12s %-10s %-10s\n", "http_threads", "clients", "webhooks/s", "non-201", "records");
     static const int rows[] = { 1, 4, 8, 16, 32 };

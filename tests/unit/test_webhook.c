@@ -16,8 +16,10 @@
 #include "schema/json.h"
 #include "schema/record.h"
 #include "tests/check.h"
+#include "tests/cobo_body.h"
 #include "web/http.h"
 #include "web/webhook.h"
+#include "web/webhook_json.h"
 
 #define SEED_COBO  "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
 #define SEED_OTHER "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"
@@ -584,6 +586,214 @@ static void test_real_pipeline_journals_once_and_refuses_forgeries(void)
         fprintf(stderr, "cleanup failed\n");
 }
 
+/* ---- the route's body reader (web/webhook_json.h) against cobo_event_parse -------------------- */
+
+/* Parses body both ways, cobo_event_parse and the route's webhook_event_parse: the same result,
+ * the same reason, the same event byte for byte. Returns 1 if the direct reader took the body, 0
+ * if it declined (cobo_event_parse answered), -1 if the two disagree. */
+static int s_agree(const char *body)
+{
+    size_t len = strlen(body);
+    cobo_event_t *old = calloc(1, sizeof *old), *route = calloc(1, sizeof *route), *direct = calloc(1, sizeof *direct);
+    char old_err[160] = "", route_err[160] = "";
+    int rc_old = cobo_event_parse(body, len, old, old_err, sizeof old_err);
+    int rc_route = webhook_event_parse(body, len, route, route_err, sizeof route_err);
+    int took = webhook_json_direct(body, len, direct);
+    int same = rc_old == rc_route && strcmp(old_err, route_err) == 0
+               && (rc_old != 0 || memcmp(old, route, sizeof *old) == 0)
+               && (!took || (rc_old == 0 && memcmp(old, direct, sizeof *old) == 0));
+    if (!same)
+        fprintf(stderr, "# disagree: old %d \"%s\", route %d \"%s\", direct %d: %.120s\n", rc_old, old_err, rc_route,
+                route_err, took, body);
+    free(old);
+    free(route);
+    free(direct);
+    return same ? took : -1;
+}
+
+/* Cobo's deposit (tests/cobo_body.h) with a few more of Cobo's shapes in it: an object, an array of
+ * objects, empty arrays (set up by the first test, freed at the end). */
+static char *s_full;
+
+static void s_full_make(void)
+{
+    char *a = cobo_body_edit(COBO_DEPOSIT_BODY, "\"fee\":null",
+                             "\"fee\":{\"fee_type\":\"Fixed\",\"token_id\":\"TRON\",\"fee_used\":\"1.1\"}");
+    char *b = a ? cobo_body_edit(a, "\"category\":null", "\"category\":[],\"cobo_category\":[]") : NULL;
+    s_full = b ? cobo_body_edit(b, "\"timeline\":[]", "\"timeline\":[{\"status\":\"Confirming\",\"finished\":true}]") : NULL;
+    free(a);
+    free(b);
+}
+
+static void test_direct_reader_takes_cobos_bodies_and_agrees_on_every_field(void)
+{
+    s_full_make();
+    CHECK(s_full != NULL);
+    if (!s_full)
+        return;
+    char *dep = s_deposit("tx-direct", "Confirming", "Deposit");
+    char *wd = s_withdrawal("tx-wd", "kasa-7-1", "Completed");
+    char *wd_null = s_withdrawal("tx-wd2", NULL, "Pending");
+    const char *bodies[] = { s_full, dep, wd, wd_null };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+        CHECK_EQ_INT(s_agree(bodies[i]), 1);
+    /* every field is compared by s_agree (the whole event, byte for byte); a withdrawal's own, read directly */
+    cobo_event_t ev;
+    CHECK_EQ_INT(webhook_json_direct(wd, strlen(wd), &ev), 1);
+    CHECK_EQ_STR(ev.tx.request_id, "kasa-7-1");
+    CHECK_EQ_STR(ev.tx.address, "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t");   /* destination.account_output */
+    CHECK_EQ_STR(ev.tx.amount, "99.5");
+    CHECK_EQ_STR(ev.tx.source_address, "TQ1addr");                     /* source.address */
+    CHECK_EQ_INT(ev.tx.confirmations, 0);
+    /* shapes and values that still read directly, each equal to cobo_event_parse's reading */
+    static const struct { const char *from, *to; } took[] = {
+        { "\"cobo_category\":[]", "\"cobo_category\":[\"AutoFueling\"]" },
+        { "\"cobo_category\":[]", "\"cobo_category\":[\"AutoSweep\",\"BillRefund\",\"A\",\"B\",\"C\"]" },
+        { "\"cobo_category\":[]", "\"cobo_category\":[\"AutoSweep\",null,\"BillRefund\"]" },
+        { "\"cobo_category\":[]", "\"cobo_category\":[\"AutoSweep\",7]" },
+        { "\"cobo_category\":[]", "\"cobo_category\":[\"this-name-is-longer-than-31-bytes!\",\"X\"]" },
+        { "\"cobo_category\":[]", "\"cobo_category\":\"AutoFueling\"" },
+        { "\"cobo_category\":[]", "\"cobo_category\":null" },
+        { "\"addresses\":[\"TJRyWwFs9wTFGZg3JbrVriFbNfCug5tDeC\"]", "\"addresses\":[]" },
+        { "\"addresses\":[\"TJRyWwFs9wTFGZg3JbrVriFbNfCug5tDeC\"]", "\"addresses\":[\"\",\"TB\"]" },
+        { "\"addresses\":[\"TJRyWwFs9wTFGZg3JbrVriFbNfCug5tDeC\"]", "\"address\":\"TA\",\"addresses\":[7]" },
+        { "\"source\":{", "\"source\":[{\"address\":\"TArr\"}],\"s2\":{" },
+        { "\"source\":{", "\"source\":null,\"x\":{" },
+        { "\"confirmed_num\":20", "\"confirmed_num\":null" },
+        { "\"confirmed_num\":20", "\"confirmed_num\":-0" },
+        { "\"confirmed_num\":20", "\"confirmed_num\":2147483647" },
+        { "\"updated_timestamp\":1764142800000", "\"updated_timestamp\":999999999999999999" },
+        { "\"sub_status\":null", "\"sub_status\":\"ReOrged\"" },
+        { "\"request_id\":null", "\"request_id\":\"\"" },
+        { "\"data_type\":\"Transaction\"", "\"data_type\":\"Address\"" },
+        { "\"data_type\":\"Transaction\"", "\"data_type\":null" },
+        { "\"data_type\":\"Transaction\"", "\"data_type\":\"\"" },
+        { "\"description\":null", "\"description\":\"a \\\"quoted\\\" \\\\ text\\n\\/\\t\"" },
+        { "\"description\":null", "\"description\":\"\x7f\"" },
+        { "\"description\":null", "\"description\":{\"a\":[1,-2,0,true,false,null,{},[[]]]}" },
+        { "\"description\":null", "\"\":1,\"a$b\":2" },
+        { "\"block_info\":{", "\"block_info\" : {\"transaction_id\":\"x\",\"data\":{\"type\":7}," },   /* a name counts only where it sits */
+        { "{\"event_id\"", " \r\n\t{ \"event_id\" " },
+        { "\"url\":", "\"data_type\":\"Transaction\",\"transaction_id\":7,\"url\":" },
+    };
+    for (size_t i = 0; i < sizeof took / sizeof took[0]; i++) {
+        char *b = cobo_body_edit(s_full, took[i].from, took[i].to);
+        CHECK(b != NULL);
+        if (!b)
+            continue;
+        int r = s_agree(b);
+        if (r != 1)
+            fprintf(stderr, "# case %zu: %d\n", i, r);
+        CHECK_EQ_INT(r, 1);
+        free(b);
+    }
+    jbuf_t b;   /* pretty-printed, with a trailing newline */
+    jbuf_init(&b);
+    for (const char *p = s_full; *p; p++) {
+        jbuf_add(&b, p, 1);
+        if (*p == ',' || *p == '{')
+            jbuf_puts(&b, "\n  ");
+    }
+    jbuf_puts(&b, "\n");
+    CHECK_EQ_INT(s_agree(b.data), 1);
+    jbuf_free(&b);
+    free(dep);
+    free(wd);
+    free(wd_null);
+}
+
+static void test_direct_reader_declines_what_it_does_not_take_and_the_answer_stays_the_same(void)
+{
+    if (!s_full)
+        s_full_make();
+    static const struct { const char *from, *to; } cases[] = {
+        /* refused by cobo_event_parse: each keeps its reason */
+        { "\"transaction_id\":\"0f6b5a4e-8c1d-4b7e-9a3f-2d5c7e9b1a20\"", "\"transaction_id\":null" },
+        { "\"transaction_id\":\"0f6b5a4e-8c1d-4b7e-9a3f-2d5c7e9b1a20\"", "\"transaction_id\":\"\"" },
+        { "\"transaction_id\":\"0f6b5a4e-8c1d-4b7e-9a3f-2d5c7e9b1a20\"", "\"transaction_id\":42" },
+        { "\"transaction_id\":\"0f6b5a4e-8c1d-4b7e-9a3f-2d5c7e9b1a20\"",
+          "\"transaction_id\":\"0123456789012345678901234567890123456789012345678901234567890123456789012345678901\"" },
+        { "\"status\":\"Completed\"", "\"status\":[\"Completed\"]" },
+        { "\"event_id\":\"c3d9a2f4-1b6e-4f0a-9d2c-7e8f5a6b4c3d\"", "\"event_id\":null" },
+        { "\"type\":\"wallets.transaction.succeeded\"", "\"kind\":\"x\"" },
+        { "\"address\":\"TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf\"", "\"address\":null" },
+        { "\"address\":\"TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf\"", "\"address\":\"TX\\nYZ\"" },
+        { "\"amount\":\"5970.04\"", "\"amount\":5970.04" },
+        { "\"amount\":\"5970.04\"", "\"amount\":\"-5\"" },
+        { "\"amount\":\"5970.04\"", "\"amount\":\"1e5\"" },
+        { "\"confirmed_num\":20", "\"confirmed_num\":-1" },
+        { "\"confirmed_num\":20", "\"confirmed_num\":2147483648" },
+        { "\"confirmed_num\":20", "\"confirmed_num\":2.5" },
+        { "\"confirmed_num\":20", "\"confirmed_num\":true" },
+        { "\"sub_status\":null", "\"sub_status\":{}" },
+        { "\"data\":{", "\"data\":[{" },
+        { "\"addresses\":[\"TJRyWwFs9wTFGZg3JbrVriFbNfCug5tDeC\"]", "\"addresses\":[{\"a\":1}]" },
+        { "\"event_id\"", "\"event_id\":1,\"x\"" },               /* malformed JSON */
+        { "{\"event_id\"", "{'event_id'" },
+        { "\"is_loop\":false", "\"is_loop\":fals" },
+        { "\"is_loop\":false", "\"is_loop\":01" },
+        { "\"is_loop\":false", "\"is_loop\":-" },
+        { "\"is_loop\":false", "\"is_loop\":\"\x01\"" },
+        { "\"is_loop\":false", "\"is_loop\":\"\\x\"" },
+        { "\"is_loop\":false", "\"is_loop\":false," },
+        /* taken by cobo_event_parse, but read by libbson's rules: the direct reader leaves them to it */
+        { "\"confirmed_num\":20", "\"confirmed_num\":\"20\"" },
+        { "\"confirmed_num\":20", "\"confirmed_num\":20.0" },
+        { "\"confirmed_num\":20", "\"confirmed_num\":{\"$numberLong\":\"20\"}" },
+        { "\"is_loop\":false", "\"is_loop\":1.5e3" },
+        { "\"is_loop\":false", "\"is_loop\":12345678901234567890" },
+        { "\"is_loop\":false", "\"is_loop\":99999999999999999999999" },   /* no overflow on the way */
+        { "\"description\":null", "\"description\":\"caf\xc3\xa9\"" },
+        { "\"description\":null", "\"description\":\"\\u00e9\"" },
+        { "\"address\":\"TXYZopYRdj2D9XRtbG411XZZ3kM5VkAeBf\"", "\"address\":\"TXYZ\\/opY\"" },
+        { "\"status\":\"Completed\"", "\"status\":\"Completed\",\"status\":\"Failed\"" },   /* the first counts */
+        { "\"source\":{", "\"source\":{\"addresses\":{\"0\":\"TObj\"}},\"x\":{" },
+        { "\"cobo_category\":[]", "\"cobo_category\":{\"0\":\"AutoFueling\"}" },
+        { "\"cobo_category\":[]", "\"cobo_category\":[\"Auto\\u0046ueling\"]" },
+        { "\"transaction_hash\"", "\"transaction\\u005fhash\":\"h\",\"x\"" },
+        { "\"description\":null", "\"$comment\":\"x\"" },
+        { "\"timeline\":[", "\"timeline\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]," },
+    };
+    cobo_pubkey_t key;
+    CHECK(cobo_pubkey_parse(cobo_signer_pubkey_hex(s_cobo), &key) == 0);
+    webhook_result_t *r = malloc(sizeof *r);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *b = cobo_body_edit(s_full, cases[i].from, cases[i].to);
+        CHECK(b != NULL);
+        if (!b)
+            continue;
+        int got = s_agree(b);
+        if (got != 0)
+            fprintf(stderr, "# case %zu: %d\n", i, got);
+        CHECK_EQ_INT(got, 0);
+        /* through the route's check, signed: a refused body is the same 400 with the same words */
+        cobo_event_t ev;
+        char err[160] = "";
+        if (cobo_event_parse(b, strlen(b), &ev, err, sizeof err) != 0) {
+            char sig[COBO_SIG_HEX_LEN + 1];
+            cobo_sign_response(s_cobo, b, strlen(b), "1", sig);
+            CHECK_EQ_INT(webhook_check(&key, "1", sig, "application/json", b, strlen(b), 0, r), WEBHOOK_REJECT);
+            CHECK_EQ_INT(r->status, 400);
+            CHECK_EQ_STR(r->reason, err);
+        }
+        free(b);
+    }
+    /* whole bodies */
+    static const char *bodies[] = { "", "   ", "null", "[1,2]", "{}", "{\"a\":1}x", "{\"a\":1}{}", "\"s\"",
+                                    "{\"event_id\":\"e\",\"type\":\"t\",\"data\":\"Transaction\"}",
+                                    "{\"event_id\":\"e\",\"type\":\"t\"}" };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+        CHECK_EQ_INT(s_agree(bodies[i]), 0);
+    const char nul[] = "{\"event_id\":\"e\0\",\"type\":\"t\",\"data\":{}}";
+    cobo_event_t a, d;
+    char ea[160] = "", ed[160] = "";
+    CHECK_EQ_INT(webhook_json_direct(nul, sizeof nul - 1, &d), 0);
+    CHECK_EQ_INT(cobo_event_parse(nul, sizeof nul - 1, &a, ea, sizeof ea), -1);
+    CHECK_EQ_INT(webhook_event_parse(nul, sizeof nul - 1, &d, ed, sizeof ed), -1);
+    CHECK_EQ_STR(ed, ea);
+    free(r);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -621,9 +831,12 @@ int main(void)
     RUN(test_oversized_body_is_413_and_journals_nothing);
     RUN(test_journal_failure_is_503);
     RUN(test_check_verdicts_without_http);
+    RUN(test_direct_reader_takes_cobos_bodies_and_agrees_on_every_field);
+    RUN(test_direct_reader_declines_what_it_does_not_take_and_the_answer_stays_the_same);
     RUN(test_withdrawal_statuses_reach_the_withdrawal_function_and_sweeps_do_not);
     RUN(test_real_pipeline_journals_once_and_refuses_forgeries);
 
+    free(s_full);
     webhook_stats_t st;
     webhook_stats(wh, &st);
     printf("# accepted=%lu repeated=%lu rejected=%lu ignored=%lu failed=%lu\n", st.accepted, st.repeated,
