@@ -14,6 +14,7 @@
 #include "actors/ingress.h"
 #include "actors/mt5.h"
 #include "actors/rates.h"
+#include "actors/shared.h"
 #include "schema/desk.h"
 #include "schema/money.h"
 #include "schema/log.h"
@@ -495,6 +496,15 @@ static int64_t s_handle(void *arg, workq_item_t *item)
     if (check != 0)
         return s_decide(self, &seen, ev, reason);
 
+    /* Cluster mode: an address this node has not seen linked may have been linked on another node.
+     * MongoDB has every link before its address was shown (actors/shared.h): ask it, and learn the
+     * link here; when it cannot answer, wait and ask again — never hold as unlinked on a guess. */
+    if (self->ctx->shared && !e.view.login && !registry_address_login(self->ctx->registry, e.view.address)) {
+        uint64_t login = 0;
+        if (shared_link_learn(self->ctx->shared, self->ctx->registry, self->ctx->journal, e.view.address, &login, err,
+                              sizeof err) == SHARED_UNKNOWN)
+            return s_retry(self, item, seen.tx_id, "address_link", err);
+    }
     record_t r;
     record_init(&r, RECORD_DEPOSIT);
     snprintf(r.tx_id, sizeof r.tx_id, "%s", seen.tx_id);

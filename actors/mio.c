@@ -2,6 +2,7 @@
 #include "actors/mio.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 
 static atomic_uint_fast64_t s_count[MIO_OP_COUNT];
 static atomic_uint_fast64_t s_fail_at[MIO_OP_COUNT];   /* absolute call number that fails; 0 = none */
@@ -81,6 +82,48 @@ bool mio_write(mongoc_client_t *client, const char *db, const bson_t *cmd, bson_
     bool ok = mongoc_client_write_command_with_opts(client, db, cmd, NULL, reply, error);
     if (faulted) /* MIO_AFTER: the server applied it; the answer is lost */
         return s_injected(reply, error);
+    return ok;
+}
+
+mongoc_client_pool_t *mio_pool_new(const char *uri, int timeout_ms, const char *appname, char *err, size_t errlen)
+{
+    bson_error_t error;
+    mongoc_init();
+    mongoc_uri_t *u = mongoc_uri_new_with_error(uri, &error);
+    if (!u) {
+        snprintf(err, errlen, "KASA_MONGO_URI is not a MongoDB URI");
+        return NULL;
+    }
+    static const char *const keys[] = { MONGOC_URI_SOCKETTIMEOUTMS, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                                        MONGOC_URI_CONNECTTIMEOUTMS };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (!mongoc_uri_has_option(u, keys[i]))
+            mongoc_uri_set_option_as_int32(u, keys[i], timeout_ms);
+    mongoc_client_pool_t *pool = mongoc_client_pool_new(u);   /* copies the URI */
+    mongoc_uri_destroy(u);
+    if (!pool) {
+        snprintf(err, errlen, "no memory");
+        return NULL;
+    }
+    mongoc_client_pool_set_error_api(pool, MONGOC_ERROR_API_VERSION_2);
+    mongoc_client_pool_set_appname(pool, appname);
+    return pool;
+}
+
+bool mio_command(mongoc_client_pool_t *pool, const char *db, const bson_t *cmd, int write, bson_t *reply,
+                 bson_error_t *error)
+{
+    mongoc_client_t *client = mongoc_client_pool_pop(pool);
+    bool ok = write ? mio_write_majority(client, db, cmd, reply, error) : mio_read(client, db, cmd, reply, error);
+    mongoc_client_pool_push(pool, client);
+    bson_iter_t it;
+    if (ok && ((bson_iter_init_find(&it, reply, "ok") && bson_iter_as_int64(&it) == 0) ||
+               (bson_iter_init_find(&it, reply, "writeErrors")))) {
+        ok = false;
+        snprintf(error->message, sizeof error->message, "refused by MongoDB");
+    }
+    if (!ok)
+        bson_destroy(reply);
     return ok;
 }
 

@@ -47,4 +47,14 @@ bool mio_write(mongoc_client_t *client, const char *db, const bson_t *cmd, bson_
 bool mio_write_majority(mongoc_client_t *client, const char *db, const bson_t *cmd, bson_t *reply,
                         bson_error_t *error);
 
+/* A client pool on uri whose calls wait at most timeout_ms (socket, server selection and connect,
+ * unless the URI sets them), named appname. NULL with a reason (not a MongoDB URI, no memory). */
+mongoc_client_pool_t *mio_pool_new(const char *uri, int timeout_ms, const char *appname, char *err, size_t errlen);
+
+/* One command on a client of pool: mio_write_majority (write) or mio_read. true with *reply; false
+ * with *error (reply destroyed) also when MongoDB answered ok 0 or with writeErrors ("refused by
+ * MongoDB"). */
+bool mio_command(mongoc_client_pool_t *pool, const char *db, const bson_t *cmd, int write, bson_t *reply,
+                 bson_error_t *error);
+
 #endif

@@ -32,6 +32,7 @@
 #include "actors/ingress.h"
 #include "actors/locker.h"
 #include "actors/rates.h"
+#include "actors/shared.h"
 #include "actors/notifier.h"
 #include "actors/registry.h"
 #include "actors/stage.h"
@@ -45,6 +46,7 @@ struct pipeline_t {
     stage_gauges_t gauges;    /* the stages' work-list depths (ctx.gauges) */
     rates_t *rates;           /* live rates, when a rule is live (ctx.rates) */
     claims_t *claims;         /* cluster mode's claims (ctx.claims), NULL on a single node */
+    shared_t *shared;         /* cluster mode's shared facts (ctx.shared), NULL on a single node */
     journal_t *journal;
     registry_t *registry;
     stage_ctx_t ctx;
@@ -288,6 +290,12 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
         }
         self->ctx.claims = self->claims;
         claims_on_command(self->claims, s_command, self);
+        self->shared = shared_new(cfg, 2000, err, errlen);
+        if (!self->shared) {
+            pipeline_destroy(&self);
+            return NULL;
+        }
+        self->ctx.shared = self->shared;
     }
 
     if (s_start_stages(self, err, errlen) != 0) {
@@ -329,6 +337,7 @@ void pipeline_destroy(pipeline_t **self_p)
         zactor_destroy(&self->notifier[i]);
     rates_destroy(&self->rates);   /* after the lockers, which read it */
     claims_destroy(&self->claims);   /* after the lockers and crediters, which use it */
+    shared_destroy(&self->shared);   /* after the lockers, which learn links */
     registry_destroy(&self->registry);
     withdrawals_destroy(&self->withdrawals);
     pthread_mutex_destroy(&self->send_lock);
@@ -539,7 +548,21 @@ int pipeline_command(pipeline_t *self, const char *command_id, char *json, size_
 int pipeline_link(pipeline_t *self, const char *address, const char *chain_id, uint64_t login, const char *actor,
                   char *err, size_t errlen)
 {
+    /* Cluster mode: MongoDB has the link (majority) before this journal does, so no node can meet
+     * a payment to the address before it can learn whose it is (actors/shared.h). */
+    if (self->shared && address && login &&
+        shared_link_put(self->shared, address, chain_id, login, err, errlen) != SHARED_FOUND)
+        return -1;
     return registry_link(self->registry, self->journal, address, chain_id, login, actor, err, errlen);
+}
+
+int pipeline_link_find(pipeline_t *self, uint64_t login, const char *chain_id, char *out, size_t outlen, char *err,
+                       size_t errlen)
+{
+    if (!self->shared)
+        return 1;
+    return (int) shared_pair_learn(self->shared, self->registry, self->journal, login, chain_id, out, outlen, err,
+                                   errlen);
 }
 
 uint64_t pipeline_address_login(pipeline_t *self, const char *address)

@@ -63,6 +63,11 @@ int pipeline_command(pipeline_t *self, const char *command_id, char *json, size_
  * Re-linking the same address to the same login is a no-op (0); to another login: -1 with reason. */
 int pipeline_link(pipeline_t *self, const char *address, const char *chain_id, uint64_t login,
                   const char *actor, char *err, size_t errlen);
+/* Cluster mode: the address another node made for (login, chain_id), learned from MongoDB and
+ * journaled here before it is copied to out: 0; 1 none (or a single node); -1 MongoDB did not
+ * answer (err says so: nothing can be told, never create another meanwhile). */
+int pipeline_link_find(pipeline_t *self, uint64_t login, const char *chain_id, char *out, size_t outlen, char *err,
+                       size_t errlen);
 /* The login linked to address, or 0. */
 uint64_t pipeline_address_login(pipeline_t *self, const char *address);
 

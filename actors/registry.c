@@ -1342,8 +1342,9 @@ registry_result_t registry_desk(registry_t *self, journal_t *journal, const conf
     return res;
 }
 
-int registry_link(registry_t *self, journal_t *journal, const char *address, const char *chain_id,
-                  uint64_t login, const char *actor, char *err, size_t errlen)
+/* registry_link and registry_link_learned: the one link path, origin recorded when given. */
+static int s_link(registry_t *self, journal_t *journal, const char *address, const char *chain_id, uint64_t login,
+                  const char *actor, const char *origin, char *err, size_t errlen)
 {
     char key[128];
     if (!address || !address[0] || strlen(address) >= sizeof key || !login) {
@@ -1362,6 +1363,7 @@ int registry_link(registry_t *self, journal_t *journal, const char *address, con
     S_COPY(r->chain_id, chain_id ? chain_id : "");
     S_COPY(r->actor, actor ? actor : "");
     S_COPY(r->action, "link");
+    S_COPY(r->origin, origin ? origin : "");
     r->login = login;
 
     uint8_t *buf = NULL;
@@ -1400,6 +1402,20 @@ int registry_link(registry_t *self, journal_t *journal, const char *address, con
         return -1;
     }
     return rc;
+}
+
+int registry_link(registry_t *self, journal_t *journal, const char *address, const char *chain_id,
+                  uint64_t login, const char *actor, char *err, size_t errlen)
+{
+    return s_link(self, journal, address, chain_id, login, actor, NULL, err, errlen);
+}
+
+int registry_link_learned(registry_t *self, journal_t *journal, const char *address, const char *chain_id,
+                          uint64_t login, const char *node, char *err, size_t errlen)
+{
+    char origin[64];
+    snprintf(origin, sizeof origin, "node:%.58s", node ? node : "");
+    return s_link(self, journal, address, chain_id, login, "kasa:cluster", origin, err, errlen);
 }
 
 uint64_t registry_address_login(registry_t *self, const char *address)

@@ -183,6 +183,10 @@ registry_result_t registry_desk(registry_t *self, journal_t *journal, const conf
 int registry_link(registry_t *self, journal_t *journal, const char *address, const char *chain_id,
                   uint64_t login, const char *actor, char *err, size_t errlen);
 
+/* registry_link of a link another node made, learned from MongoDB in cluster mode: journaled by
+ * actor "kasa:cluster" with origin "node:<node>" (the node that made it). Same results. */
+int registry_link_learned(registry_t *self, journal_t *journal, const char *address, const char *chain_id,
+                          uint64_t login, const char *node, char *err, size_t errlen);
 /* The login linked to address, or 0. */
 uint64_t registry_address_login(registry_t *self, const char *address);
 

@@ -66,6 +66,7 @@ typedef struct {
     withdrawals_t *withdrawals;  /* every withdrawal (actors/withdrawals.h); NULL outside the pipeline */
     struct rates_t *rates;       /* live rates (actors/rates.h), NULL without a live rule */
     struct claims_t *claims;     /* cluster mode's claims (actors/claims.h), NULL on a single node */
+    struct shared_t *shared;     /* cluster mode's shared facts (actors/shared.h), NULL on a single node */
 } stage_ctx_t;
 
 /* Items in the work lists of every actor of stage kind, summed (0 without gauges). Any thread. */

@@ -320,14 +320,23 @@ int wallets_lookup(wallets_t *self, uint64_t login, const char *token_or_chain, 
     const char *chain = wallets_chain_for(self, token_or_chain);
     if (!chain)
         return -1;
-    int rc = -1;
+    int rc = -1, creating = 0;
     pthread_mutex_lock(&self->mu);
     s_pair_t *p = s_pair_find(self, login, chain);
     if (p && p->state == S_READY) {
         snprintf(out, outlen, "%s", p->address);
         rc = 0;
     }
+    creating = p && p->state == S_CREATING;
     pthread_mutex_unlock(&self->mu);
+    if (rc != 0 && !creating && login && self->o.linker.find) {   /* made on another node? */
+        char address[S_ADDR_LEN] = "", why[160];
+        if (self->o.linker.find(self->o.linker.arg, login, chain, address, sizeof address, why, sizeof why) == 0) {
+            wallets_learn(self, address, chain, login);
+            snprintf(out, outlen, "%s", address);
+            rc = 0;
+        }
+    }
     return rc;
 }
 
@@ -589,7 +598,12 @@ wallets_result_t wallets_address(wallets_t *self, uint64_t login, const char *to
     pthread_mutex_unlock(&self->mu);
 
     char address[S_ADDR_LEN] = "";
-    wallets_result_t r = s_create(self, login, chain, address, sizeof address, err, errlen);
+    int elsewhere = self->o.linker.find
+                        ? self->o.linker.find(self->o.linker.arg, login, chain, address, sizeof address, err, errlen)
+                        : 1;
+    wallets_result_t r = elsewhere == 0  ? WALLETS_OK
+                         : elsewhere < 0 ? WALLETS_ERR_UNKNOWN
+                                         : s_create(self, login, chain, address, sizeof address, err, errlen);
 
     pthread_mutex_lock(&self->mu);
     self->inflight--;
@@ -648,6 +662,12 @@ static uint64_t s_pipeline_login(void *arg, const char *address)
     return pipeline_address_login((pipeline_t *) arg, address);
 }
 
+static int s_pipeline_find(void *arg, uint64_t login, const char *chain_id, char *out, size_t outlen, char *err,
+                           size_t errlen)
+{
+    return pipeline_link_find((pipeline_t *) arg, login, chain_id, out, outlen, err, errlen);
+}
+
 wallets_t *wallets_new_for_pipeline(const config_t *cfg, pipeline_t *pipeline, char *err, size_t errlen)
 {
     wallets_opts_t o = {
@@ -658,7 +678,8 @@ wallets_t *wallets_new_for_pipeline(const config_t *cfg, pipeline_t *pipeline, c
         .wallet_id = cfg->cobo_wallet_id,
         .timeout_ms = 10000,
         .max_inflight = 4,
-        .linker = {.link = s_pipeline_link, .address_login = s_pipeline_login, .arg = pipeline},
+        .linker = {.link = s_pipeline_link, .address_login = s_pipeline_login,
+                   .find = cfg->cluster ? s_pipeline_find : NULL, .arg = pipeline},
     };
     wallets_t *self = wallets_new(&o, cfg->chains, cfg->chain_count, err, errlen);
     if (self && wallets_load_registry(self, pipeline_registry(pipeline), err, errlen) != 0)

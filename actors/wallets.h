@@ -19,6 +19,13 @@
  *    address already linked to another login, so two resolvers never adopt the same address. When
  *    the listing shows no such address, Cobo did not make one: the caller gets an error and may ask
  *    again (that next request creates).
+ *  - Cluster mode (linker.find set): the nodes share their links through MongoDB (actors/shared.h).
+ *    A pair this node does not know is asked there first, and an address another node made is
+ *    learned (journaled here) and returned, never made again; when MongoDB cannot answer, nothing
+ *    is created (the caller is asked to try again). Every link is in MongoDB before it is journaled,
+ *    and MongoDB refuses an address linked to another login: an address another node has just made
+ *    and not yet linked may be adopted here, and then that node's link is refused — either way one
+ *    login, and no address is shown before its link is.
  * Thread-safe: every function may be called from any thread. */
 #ifndef KASA_ACTORS_WALLETS_H
 #define KASA_ACTORS_WALLETS_H
@@ -39,6 +46,9 @@ typedef struct {
     int (*link)(void *arg, const char *address, const char *chain_id, uint64_t login, char *err, size_t errlen);
     /* The login linked to address, or 0. */
     uint64_t (*address_login)(void *arg, const char *address);
+    /* Cluster mode (NULL on a single node): the address of (login, chain_id) made on another node,
+     * journaled here as learned, into out: 0; 1 none anywhere; -1 cannot tell (err says why). */
+    int (*find)(void *arg, uint64_t login, const char *chain_id, char *out, size_t outlen, char *err, size_t errlen);
     void *arg;
 } wallets_linker_t;
 

@@ -12,7 +12,6 @@
 #include "schema/mongo.h"
 
 struct session_mongo_t {
-    mongoc_uri_t *uri;
     mongoc_client_pool_t *pool;
     char db[MONGO_NAME_MAX], coll[32];
     atomic_int index_ok;
@@ -21,20 +20,9 @@ struct session_mongo_t {
 /* Runs cmd. 0 with *reply (destroy it), or -1 (logged). A reply with writeErrors or ok 0 is -1. */
 static int s_run(session_mongo_t *self, const bson_t *cmd, int write, bson_t *reply, const char *what)
 {
-    mongoc_client_t *client = mongoc_client_pool_pop(self->pool);
     bson_error_t error;
-    bool ok = write ? mio_write_majority(client, self->db, cmd, reply, &error)
-                    : mio_read(client, self->db, cmd, reply, &error);
-    mongoc_client_pool_push(self->pool, client);
-    bson_iter_t it;
-    if (ok && ((bson_iter_init_find(&it, reply, "ok") && bson_iter_as_int64(&it) == 0) ||
-               (bson_iter_init_find(&it, reply, "writeErrors")))) {
-        ok = false;
-        snprintf(error.message, sizeof error.message, "refused by MongoDB");
-    }
-    if (!ok) {
+    if (!mio_command(self->pool, self->db, cmd, write, reply, &error)) {
         log_warn("session.mongo_failed", "collection=%s step=%s reason=\"%.200s\"", self->coll, what, error.message);
-        bson_destroy(reply);
         return -1;
     }
     return 0;
@@ -144,23 +132,13 @@ session_mongo_t *session_mongo_new(const char *uri, const char *db, const char *
     }
     snprintf(self->db, sizeof self->db, "%s", db && *db ? db : MONGO_DEFAULT_DB);
     snprintf(self->coll, sizeof self->coll, "%s", collection);
-    bson_error_t error;
-    mongoc_init();
-    self->uri = mongoc_uri_new_with_error(uri, &error);
-    if (self->uri) {
-        if (!mongoc_uri_has_option(self->uri, MONGOC_URI_SOCKETTIMEOUTMS))
-            mongoc_uri_set_option_as_int32(self->uri, MONGOC_URI_SOCKETTIMEOUTMS, timeout_ms);
-        if (!mongoc_uri_has_option(self->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
-            mongoc_uri_set_option_as_int32(self->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, timeout_ms);
-        self->pool = mongoc_client_pool_new(self->uri);
-    }
-    if (!self->uri || !self->pool) {
-        snprintf(err, errlen, "sessions: %s", !self->uri ? "KASA_MONGO_URI is not a MongoDB URI" : "no memory");
+    char why[120];
+    self->pool = mio_pool_new(uri, timeout_ms, "kasa-sessions", why, sizeof why);
+    if (!self->pool) {
+        snprintf(err, errlen, "sessions: %s", why);
         session_mongo_destroy(&self);
         return NULL;
     }
-    mongoc_client_pool_set_error_api(self->pool, MONGOC_ERROR_API_VERSION_2);
-    mongoc_client_pool_set_appname(self->pool, "kasa-sessions");
     return self;
 }
 
@@ -171,8 +149,6 @@ void session_mongo_destroy(session_mongo_t **self_p)
     session_mongo_t *self = *self_p;
     if (self->pool)
         mongoc_client_pool_destroy(self->pool);
-    if (self->uri)
-        mongoc_uri_destroy(self->uri);
     free(self);
     *self_p = NULL;
 }

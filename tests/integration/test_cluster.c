@@ -11,6 +11,8 @@
  *  - nodes SIGKILLed at random moments and started again: still one deal per deposit;
  *  - sessions (web/session_mongo.h): made on one node, used on another, ended there, refused on the
  *    first within a second; a session MongoDB cannot confirm is refused.
+ *  - address links (actors/shared.h): an address made on one node is credited by another that only
+ *    received its webhooks, and shown on that node's wallets page; MongoDB's three answers.
  * KASA_CLUSTER_RUNS=N: N more sprayed deposits and N killed-node runs instead of 3 (a longer seeded soak,
  * at most 64). */
 #include "tests/check.h"
@@ -19,6 +21,7 @@
 
 #include "actors/claims.h"
 #include "actors/mio.h"
+#include "actors/shared.h"
 #include "web/session_mongo.h"
 
 #include <stdatomic.h>
@@ -656,6 +659,78 @@ out:
     session_mongo_destroy(&mb);
 }
 
+/* ---- address links shared through MongoDB ------------------------------------------------------- */
+
+static void test_links_in_mongodb_found_none_refused_or_unknown_never_guessed(void)
+{
+    config_t ca, cb;
+    memset(&ca, 0, sizeof ca);
+    snprintf(ca.mongo_uri, sizeof ca.mongo_uri, "%.*s", (int) sizeof ca.mongo_uri - 1, s_m.uri);
+    snprintf(ca.mongo_db, sizeof ca.mongo_db, "%s", s_m.db);
+    cb = ca;
+    snprintf(ca.node_id, sizeof ca.node_id, "proc-a");
+    snprintf(cb.node_id, sizeof cb.node_id, "proc-b");
+    char err[200] = "";
+    shared_t *a = shared_new(&ca, 1000, err, sizeof err), *b = shared_new(&cb, 1000, err, sizeof err);
+    CHECK(a && b);
+    if (!a || !b)
+        goto out;
+    const char *addr = "TSharedProbe11111111111111111111";
+    shared_link_t l;
+    CHECK_EQ_INT(shared_link_put(a, addr, "TRON", 100009, err, sizeof err), SHARED_FOUND);
+    CHECK_EQ_INT(shared_link_put(a, addr, "TRON", 100009, err, sizeof err), SHARED_FOUND);   /* again: the same */
+    CHECK_EQ_INT(shared_link_put(b, addr, "TRON", 100008, err, sizeof err), SHARED_NONE);    /* another login */
+    CHECK(strstr(err, "100009") != NULL);
+    CHECK_EQ_INT(shared_link_get(b, addr, &l), SHARED_FOUND);
+    CHECK(l.login == 100009 && strcmp(l.node, "proc-a") == 0 && strcmp(l.chain_id, "TRON") == 0);
+    CHECK_EQ_INT(shared_link_of(b, 100009, "TRON", &l), SHARED_FOUND);
+    CHECK_EQ_INT(strcmp(l.address, addr), 0);
+    CHECK_EQ_INT(shared_link_get(b, "TNeverLinked1111111111111111111", &l), SHARED_NONE);
+    mio_reset();
+    mio_fail_at(MIO_READ, 1, MIO_BEFORE);   /* MongoDB does not answer: cannot tell, never "none" */
+    CHECK_EQ_INT(shared_link_get(b, addr, &l), SHARED_UNKNOWN);
+    mio_fail_at(MIO_WRITE, 1, MIO_AFTER);   /* stored, the answer lost: not confirmed to the caller */
+    CHECK_EQ_INT(shared_link_put(a, "TSharedProbe22222222222222222222", "TRON", 100009, err, sizeof err),
+                 SHARED_UNKNOWN);
+    mio_reset();
+out:
+    shared_destroy(&a);
+    shared_destroy(&b);
+}
+
+/* An investor makes an address on node 0 (the panel, Cobo's API); node 1's wallets page shows it; its
+ * deposit's webhooks reach node 2 alone, which learns the link from MongoDB and credits it once. */
+static void test_address_made_on_one_node_is_credited_by_another(void)
+{
+    const uint64_t login = LOGIN - 1;
+    char sid[80], csrf[80], address[128] = "";
+    CHECK_EQ_INT(h_investor_login(&s_node[0], login, H_MT5_PW, sid, csrf), 0);
+    h_cresp_t r = h_call(s_node[0].kasa_url, "POST", "/api/wallets", sid, csrf, "{\"chain\":\"TRON_USDT\"}", NULL);
+    CHECK_EQ_INT(r.status, 201);
+    h_json_str(r.body, "address", address, sizeof address);
+    h_cresp_free(&r);
+    CHECK(address[0] != '\0');
+    r = h_call(s_node[1].kasa_url, "GET", "/api/wallets", sid, NULL, NULL, NULL);   /* the same session, node 1 */
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, address) != NULL);
+    h_cresp_free(&r);
+
+    h_tx_t tx = h_completed_tx(address, "12.34", "TRON_USDT");
+    CHECK_EQ_INT(h_sim_post(s_node[0].cobo_url, "/sim/faults", "{\"drop_deposit_webhooks\":true}"), 200);
+    CHECK_EQ_INT(h_sim_deposit(&s_node[0], &tx, 1, 0, 0), 0);   /* Cobo knows it; its own webhooks are lost */
+    CHECK_EQ_INT(h_sim_post(s_node[0].cobo_url, "/sim/faults", "{\"drop_deposit_webhooks\":false}"), 200);
+    CHECK(s_post(2, &tx) && s_post(2, &tx));
+    int64_t end = h_now_ms() + 20000;
+    h_jinfo_t info;
+    memset(&info, 0, sizeof info);
+    while (h_now_ms() < end && !(h_journal_info(s_node[2].journal, tx.tx_id, &info) == 0 &&
+                                 (info.state == DEPOSIT_CREDITED || info.state == DEPOSIT_NOTIFIED)))
+        h_sleep_ms(50);
+    CHECK(info.state == DEPOSIT_CREDITED || info.state == DEPOSIT_NOTIFIED);
+    CHECK_EQ_INT(h_deals_of(&s_node[0], login, 1234 - 50, NULL), 1);
+    CHECK(s_log_has(2, "shared.link_learned", address));
+}
+
 int main(void)
 {
     h_init();
@@ -671,12 +746,15 @@ int main(void)
         RUN(test_a_command_is_carried_out_once_by_whoever_takes_the_claim_over);
     if (s_ready)
         RUN(test_session_made_on_one_node_works_on_another_and_logout_ends_it_everywhere);
+    if (s_ready)
+        RUN(test_links_in_mongodb_found_none_refused_or_unknown_never_guessed);
     int started = s_ready && s_nodes_start() == 0;
     if (!started) {
         check_failed_++;
         printf("FAIL the nodes did not start\n");
     } else {
         RUN(test_sprayed_webhooks_make_one_deal_per_deposit);
+        RUN(test_address_made_on_one_node_is_credited_by_another);
         RUN(test_nodes_killed_at_random_still_make_one_deal_each);
         RUN(test_a_paused_holder_past_its_lease_never_sends);
         RUN(test_a_deposit_credited_on_two_nodes_is_notified_once);

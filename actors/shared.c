@@ -1,0 +1,250 @@
+/* shared.c — the cluster's shared facts in MongoDB (see shared.h). Every call goes through
+ * actors/mio.h. */
+#include "actors/shared.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "actors/mio.h"
+#include "actors/registry.h"
+#include "schema/log.h"
+#include "schema/mongo.h"
+
+struct shared_t {
+    mongoc_client_pool_t *pool;
+    char db[MONGO_NAME_MAX], node[MONGO_NAME_MAX];
+    atomic_int index_ok;
+};
+
+const char *shared_node(const shared_t *self)
+{
+    return self->node;
+}
+
+/* Runs cmd (write: with write concern majority). 0 with *reply (destroy it), or -1 with a reason
+ * (logged). A reply with writeErrors or ok 0 is -1. */
+static int s_run(shared_t *self, const bson_t *cmd, int write, bson_t *reply, const char *what, char *err,
+                 size_t errlen)
+{
+    bson_error_t error;
+    if (!mio_command(self->pool, self->db, cmd, write, reply, &error)) {
+        log_warn("shared.mongo_failed", "step=%s reason=\"%.200s\"", what, error.message);
+        if (err)
+            snprintf(err, errlen, "MongoDB did not answer (%.120s)", error.message);
+        return -1;
+    }
+    return 0;
+}
+
+/* Ensures the indexes of the collections read here (the projector ensures them too), once. */
+static int s_ensure_indexes(shared_t *self, char *err, size_t errlen)
+{
+    if (atomic_load(&self->index_ok))
+        return 0;
+    size_t n;
+    const mongo_index_t *ix = mongo_indexes(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ix[i].collection, MONGO_ADDRESSES) != 0)
+            continue;
+        bson_t cmd, reply;
+        mongo_index_command(&ix[i], &cmd);
+        int rc = s_run(self, &cmd, 1, &reply, "createIndexes", err, errlen);
+        bson_destroy(&cmd);
+        if (rc != 0)
+            return -1;
+        bson_destroy(&reply);
+    }
+    atomic_store(&self->index_ok, 1);
+    return 0;
+}
+
+static void s_str(bson_iter_t *it, char *out, size_t len)
+{
+    if (BSON_ITER_HOLDS_UTF8(it))
+        snprintf(out, len, "%s", bson_iter_utf8(it, NULL));
+}
+
+/* Fills *out from the `addresses` document in *d. */
+static void s_link_parse(bson_iter_t *d, shared_link_t *out)
+{
+    memset(out, 0, sizeof *out);
+    while (bson_iter_next(d)) {
+        const char *k = bson_iter_key(d);
+        if (strcmp(k, "address") == 0)
+            s_str(d, out->address, sizeof out->address);
+        else if (strcmp(k, "chain_id") == 0)
+            s_str(d, out->chain_id, sizeof out->chain_id);
+        else if (strcmp(k, "node") == 0)
+            s_str(d, out->node, sizeof out->node);
+        else if (strcmp(k, "login") == 0 && (BSON_ITER_HOLDS_INT64(d) || BSON_ITER_HOLDS_INT32(d)))
+            out->login = (uint64_t) bson_iter_as_int64(d);
+    }
+}
+
+/* The first document of a reply at path (a find's "cursor.firstBatch.0", findAndModify's "value")
+ * into *out. SHARED_FOUND or SHARED_NONE. */
+static shared_result_t s_link_reply(const bson_t *reply, const char *path, shared_link_t *out)
+{
+    bson_iter_t it, d;
+    if (!bson_iter_init(&it, reply) || !bson_iter_find_descendant(&it, path, &it) || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
+        !bson_iter_recurse(&it, &d))
+        return SHARED_NONE;
+    s_link_parse(&d, out);
+    return out->login ? SHARED_FOUND : SHARED_NONE;
+}
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+shared_result_t shared_link_put(shared_t *self, const char *address, const char *chain_id, uint64_t login,
+                                char *err, size_t errlen)
+{
+    if (s_ensure_indexes(self, err, errlen) != 0)
+        return SHARED_UNKNOWN;
+    /* lsn 0: made here, not yet journaled; the projector's own $setOnInsert leaves this document be. */
+    bson_t *cmd = BCON_NEW("findAndModify", BCON_UTF8(MONGO_ADDRESSES), "query", "{", "address", BCON_UTF8(address), "}",
+                           "update", "{", "$setOnInsert", "{", "address", BCON_UTF8(address),
+                           "login", BCON_INT64((int64_t) login), "chain_id", BCON_UTF8(chain_id ? chain_id : ""),
+                           "lsn", BCON_INT64(0), "time", BCON_DATE_TIME(s_now_ms()), "node", BCON_UTF8(self->node),
+                           "}", "}", "upsert", BCON_BOOL(true), "new", BCON_BOOL(true));
+    bson_t reply;
+    int rc = s_run(self, cmd, 1, &reply, "link_put", err, errlen);
+    bson_destroy(cmd);
+    if (rc != 0)
+        return SHARED_UNKNOWN;
+    shared_link_t have;
+    shared_result_t r = s_link_reply(&reply, "value", &have);
+    bson_destroy(&reply);
+    if (r != SHARED_FOUND) {
+        snprintf(err, errlen, "MongoDB did not return the link it stored");
+        return SHARED_UNKNOWN;
+    }
+    if (have.login != login) {
+        snprintf(err, errlen, "address already linked to login %llu (on node %s)", (unsigned long long) have.login,
+                 have.node);
+        return SHARED_NONE;
+    }
+    return SHARED_FOUND;
+}
+
+/* One find on `addresses` by filter, the oldest first. */
+static shared_result_t s_link_find(shared_t *self, bson_t *filter, shared_link_t *out, const char *what)
+{
+    bson_t *cmd = BCON_NEW("find", BCON_UTF8(MONGO_ADDRESSES), "filter", BCON_DOCUMENT(filter),
+                           "sort", "{", "time", BCON_INT32(1), "}", "limit", BCON_INT32(1),
+                           "singleBatch", BCON_BOOL(true), "readConcern", "{", "level", BCON_UTF8("majority"), "}");
+    bson_t reply;
+    int rc = s_run(self, cmd, 0, &reply, what, NULL, 0);
+    bson_destroy(cmd);
+    if (rc != 0)
+        return SHARED_UNKNOWN;
+    shared_result_t r = s_link_reply(&reply, "cursor.firstBatch.0", out);
+    bson_destroy(&reply);
+    return r;
+}
+
+shared_result_t shared_link_get(shared_t *self, const char *address, shared_link_t *out)
+{
+    bson_t *filter = BCON_NEW("address", BCON_UTF8(address));
+    shared_result_t r = s_link_find(self, filter, out, "link_get");
+    bson_destroy(filter);
+    return r;
+}
+
+shared_result_t shared_link_of(shared_t *self, uint64_t login, const char *chain_id, shared_link_t *out)
+{
+    bson_t *filter = BCON_NEW("login", BCON_INT64((int64_t) login), "chain_id", BCON_UTF8(chain_id));
+    shared_result_t r = s_link_find(self, filter, out, "link_of");
+    bson_destroy(filter);
+    return r;
+}
+
+/* Journals l here (the origin is its node). SHARED_FOUND, or SHARED_NONE if the registry refuses
+ * it (linked here to another login), or SHARED_UNKNOWN if the journal failed. */
+static shared_result_t s_learn(shared_t *self, registry_t *registry, journal_t *journal, const shared_link_t *l,
+                               char *err, size_t errlen)
+{
+    if (registry_link_learned(registry, journal, l->address, l->chain_id, l->login, l->node[0] ? l->node : "?", err,
+                              errlen) == 0) {
+        log_info("shared.link_learned", "address=%s chain=%s login=%llu from_node=%s", l->address, l->chain_id,
+                 (unsigned long long) l->login, l->node);
+        return SHARED_FOUND;
+    }
+    log_warn("shared.link_refused", "address=%s login=%llu from_node=%s reason=\"%s\"", l->address,
+             (unsigned long long) l->login, l->node, err);
+    return registry_failed(registry) ? SHARED_UNKNOWN : SHARED_NONE;
+}
+
+shared_result_t shared_link_learn(shared_t *self, registry_t *registry, journal_t *journal, const char *address,
+                                  uint64_t *login, char *err, size_t errlen)
+{
+    *login = registry_address_login(registry, address);
+    if (*login)
+        return SHARED_FOUND;
+    shared_link_t l;
+    shared_result_t r = shared_link_get(self, address, &l);
+    if (r == SHARED_UNKNOWN) {
+        snprintf(err, errlen, "MongoDB cannot tell whether the address is linked");
+        return r;
+    }
+    if (r == SHARED_NONE) {
+        snprintf(err, errlen, "address not linked to any account");
+        return r;
+    }
+    r = s_learn(self, registry, journal, &l, err, errlen);
+    if (r == SHARED_FOUND)
+        *login = l.login;
+    return r;
+}
+
+shared_result_t shared_pair_learn(shared_t *self, registry_t *registry, journal_t *journal, uint64_t login,
+                                  const char *chain_id, char *out, size_t outlen, char *err, size_t errlen)
+{
+    shared_link_t l;
+    shared_result_t r = shared_link_of(self, login, chain_id, &l);
+    if (r == SHARED_UNKNOWN)
+        snprintf(err, errlen, "MongoDB did not answer; try again shortly");
+    if (r != SHARED_FOUND)
+        return r;
+    r = s_learn(self, registry, journal, &l, err, errlen);
+    if (r == SHARED_FOUND)
+        snprintf(out, outlen, "%s", l.address);
+    return r;
+}
+
+shared_t *shared_new(const config_t *cfg, int timeout_ms, char *err, size_t errlen)
+{
+    shared_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "shared facts: no memory");
+        return NULL;
+    }
+    snprintf(self->db, sizeof self->db, "%s", cfg->mongo_db[0] ? cfg->mongo_db : MONGO_DEFAULT_DB);
+    snprintf(self->node, sizeof self->node, "%s", cfg->node_id);
+    char why[120];
+    self->pool = mio_pool_new(cfg->mongo_uri, timeout_ms, "kasa-shared", why, sizeof why);
+    if (!self->pool) {
+        snprintf(err, errlen, "shared facts: %s", why);
+        shared_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void shared_destroy(shared_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    shared_t *self = *self_p;
+    if (self->pool)
+        mongoc_client_pool_destroy(self->pool);
+    free(self);
+    *self_p = NULL;
+}
