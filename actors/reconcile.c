@@ -3,6 +3,7 @@
  * while comparing. */
 #include "actors/reconcile.h"
 
+#include <mongoc/mongoc.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include "actors/crediter.h"
 #include "journal/journal.h"
 #include "schema/money.h"
+#include "schema/mongo.h"
 #include "schema/record.h"
 #include "schema/timearg.h"
 #include "schema/withdrawal.h"
@@ -517,19 +519,110 @@ static void s_check_deals(const reconcile_books_t *b, const s_refs_t *refs, cons
     }
 }
 
+/* ---- cluster mode: what the other nodes did --------------------------------------------------- */
+
+/* How far a state is toward the deposit's end, for choosing among nodes. */
+static int s_rank(deposit_state_t s)
+{
+    return s_credited(s) ? 3 : s == DEPOSIT_REJECTED ? 2 : s == DEPOSIT_HELD ? 1 : 0;
+}
+
+static int s_remote_by_tx_time(const void *a, const void *b)
+{
+    const reconcile_remote_t *x = a, *y = b;
+    int c = strcmp(x->tx_id, y->tx_id);
+    return c ? c : (x->time_ms > y->time_ms) - (x->time_ms < y->time_ms);
+}
+
+/* One deposit as the other nodes' transitions v[0..n) (one tx, oldest first) describe it, into *x. */
+static void s_remote_fold(const reconcile_remote_t *v, size_t n, s_dep_t *x)
+{
+    memset(x, 0, sizeof *x);
+    snprintf(x->tx_id, sizeof x->tx_id, "%s", v[0].tx_id);
+    crediter_ref(x->tx_id, x->ref);
+    x->state = v[0].to;
+    x->created_ms = v[0].time_ms;
+    for (size_t i = 0; i < n; i++) {
+        const reconcile_remote_t *t = &v[i];
+        if (t->address[0] && !x->address[0])
+            snprintf(x->address, sizeof x->address, "%s", t->address);
+        if (t->amount[0] && !x->amount[0])
+            snprintf(x->amount, sizeof x->amount, "%s", t->amount);
+        if (t->token_id[0] && !x->token_id[0])
+            snprintf(x->token_id, sizeof x->token_id, "%s", t->token_id);
+        if (s_rank(t->to) >= s_rank(x->state))
+            x->state = t->to;
+        if (t->login)
+            x->login = t->login;
+        if (t->credit_minor) {
+            x->credit_minor = t->credit_minor;
+            x->digits = t->digits;
+        }
+        if (t->ticket && s_credited(t->to))
+            x->ticket = t->ticket;
+    }
+}
+
+/* Merges the other nodes' view into deps (sorted by tx on entry and on return): a deposit another
+ * node took further (credited, rejected, held) is judged by that; one this node never saw is added. */
+static int s_merge_remote(const reconcile_books_t *b, s_deps_t *deps)
+{
+    if (!b->remote_count)
+        return 0;
+    reconcile_remote_t *v = malloc(b->remote_count * sizeof *v);
+    if (!v)
+        return -1;
+    memcpy(v, b->remote, b->remote_count * sizeof *v);
+    qsort(v, b->remote_count, sizeof *v, s_remote_by_tx_time);
+    size_t local_n = deps->n;
+    for (size_t i = 0, j; i < b->remote_count; i = j) {
+        for (j = i + 1; j < b->remote_count && strcmp(v[j].tx_id, v[i].tx_id) == 0; j++)
+            ;
+        s_dep_t x;
+        s_remote_fold(&v[i], j - i, &x);
+        s_deps_t local = { deps->v, local_n, local_n, 0 };
+        s_dep_t *mine = s_find_tx(&local, x.tx_id);
+        if (mine) {
+            if (s_rank(x.state) > s_rank(mine->state)) {
+                mine->state = x.state;
+                mine->login = x.login ? x.login : mine->login;
+                mine->credit_minor = x.credit_minor ? x.credit_minor : mine->credit_minor;
+                mine->digits = x.credit_minor ? x.digits : mine->digits;
+                mine->ticket = x.ticket;
+            }
+            continue;
+        }
+        if (deps->n == deps->cap) {
+            size_t cap = deps->cap ? deps->cap * 2 : 256;
+            s_dep_t *g = realloc(deps->v, cap * sizeof *g);
+            if (!g) {
+                free(v);
+                return -1;
+            }
+            deps->v = g;
+            deps->cap = cap;
+        }
+        deps->v[deps->n++] = x;
+    }
+    free(v);
+    if (deps->n)
+        qsort(deps->v, deps->n, sizeof *deps->v, s_by_tx);
+    return 0;
+}
+
 long reconcile_compare(const reconcile_books_t *b, reconcile_report_t *r)
 {
     memset(r, 0, sizeof *r);
     s_deps_t deps = { 0 };
     registry_each(b->journal, 0, 0, s_collect, &deps);
-    size_t *idx = malloc((deps.n ? deps.n : 1) * sizeof *idx);
-    if (deps.oom || !idx) {
+    if (deps.n)   /* no deposit at all: deps.v is NULL, which qsort and bsearch may not be given */
+        qsort(deps.v, deps.n, sizeof *deps.v, s_by_tx);
+    size_t *idx = NULL;
+    if (deps.oom || s_merge_remote(b, &deps) != 0 || !(idx = malloc((deps.n ? deps.n : 1) * sizeof *idx))) {
         free(deps.v);
         free(idx);
         return -1;
     }
-    if (deps.n)   /* no deposit at all: deps.v is NULL, which qsort and bsearch may not be given */
-        qsort(deps.v, deps.n, sizeof *deps.v, s_by_tx);
     for (size_t i = 0; i < deps.n; i++)
         idx[i] = i;
     s_sort_deps = &deps;
@@ -698,6 +791,93 @@ static int s_lookup(void *arg, const char *tx_id, cobo_tx_t *out)
     return e == COBO_ERR_HTTP_4XX && cobo_client_http_status(arg) == 404 ? 1 : -1;
 }
 
+/* A transitions document's unsigned number (a JSON-safe number, or decimal text above 2^53). */
+static uint64_t s_doc_u64(const bson_t *doc, const char *key)
+{
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, key))
+        return 0;
+    if (BSON_ITER_HOLDS_UTF8(&it))
+        return strtoull(bson_iter_utf8(&it, NULL), NULL, 10);
+    return BSON_ITER_HOLDS_NUMBER(&it) && bson_iter_as_int64(&it) > 0 ? (uint64_t) bson_iter_as_int64(&it) : 0;
+}
+
+static void s_doc_str(const bson_t *doc, const char *key, char *out, size_t len)
+{
+    bson_iter_t it;
+    out[0] = '\0';
+    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(out, len, "%s", bson_iter_utf8(&it, NULL));
+}
+
+/* Cluster mode: every deposit transition the other nodes projected to MongoDB (`transitions`) into
+ * b->remote. 0, or -1 with a reason (MongoDB unreachable: the cluster's view cannot be read). */
+static int s_gather_remote(const config_t *cfg, reconcile_books_t *b, char *err, size_t errlen)
+{
+    mongoc_init();
+    bson_error_t error;
+    mongoc_uri_t *uri = mongoc_uri_new_with_error(cfg->mongo_uri, &error);
+    mongoc_client_t *client = uri ? mongoc_client_new_from_uri(uri) : NULL;
+    if (!client) {
+        snprintf(err, errlen, "MongoDB: KASA_MONGO_URI is not a MongoDB URI");
+        mongoc_uri_destroy(uri);
+        return -1;
+    }
+    mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
+    mongoc_collection_t *c =
+        mongoc_client_get_collection(client, cfg->mongo_db[0] ? cfg->mongo_db : MONGO_DEFAULT_DB, MONGO_TRANSITIONS);
+    bson_t *filter = BCON_NEW("kind", BCON_UTF8(record_kind_name(RECORD_DEPOSIT)), "node", "{", "$ne",
+                              BCON_UTF8(cfg->node_id), "}");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+    const bson_t *doc;
+    size_t cap = b->remote_count;
+    int rc = 0;
+    while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
+        reconcile_remote_t t;
+        memset(&t, 0, sizeof t);
+        char to[32], credit[32];
+        s_doc_str(doc, "transaction_id", t.tx_id, sizeof t.tx_id);
+        s_doc_str(doc, "node", t.node, sizeof t.node);
+        s_doc_str(doc, "to", to, sizeof to);
+        int st = deposit_state_from_name(to);
+        if (!t.tx_id[0] || st < 0)
+            continue;
+        t.to = (deposit_state_t) st;
+        t.login = s_doc_u64(doc, "login");
+        t.ticket = s_doc_u64(doc, "ticket");
+        s_doc_str(doc, "credit_minor", credit, sizeof credit);
+        t.credit_minor = strtoll(credit, NULL, 10);
+        t.digits = (int32_t) s_doc_u64(doc, "digits");
+        s_doc_str(doc, "address", t.address, sizeof t.address);
+        s_doc_str(doc, "amount", t.amount, sizeof t.amount);
+        s_doc_str(doc, "token_id", t.token_id, sizeof t.token_id);
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, doc, "time") && BSON_ITER_HOLDS_DATE_TIME(&it))
+            t.time_ms = bson_iter_date_time(&it);
+        if (b->remote_count == cap) {
+            cap = cap ? cap * 2 : 1024;
+            reconcile_remote_t *g = realloc(b->remote, cap * sizeof *g);
+            if (!g) {
+                snprintf(err, errlen, "out of memory");
+                rc = -1;
+                break;
+            }
+            b->remote = g;
+        }
+        b->remote[b->remote_count++] = t;
+    }
+    if (rc == 0 && mongoc_cursor_error(cur, &error)) {
+        snprintf(err, errlen, "MongoDB transitions: %.200s", error.message);
+        rc = -1;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+    mongoc_uri_destroy(uri);
+    return rc;
+}
+
 int reconcile_gather(const config_t *cfg, int64_t from_ms, int64_t to_ms, reconcile_books_t *b, char *err,
                      size_t errlen)
 {
@@ -712,6 +892,10 @@ int reconcile_gather(const config_t *cfg, int64_t from_ms, int64_t to_ms, reconc
     }
     if (registry_replay(b->journal, cfg->journal_dir, why, sizeof why) < 0) {
         snprintf(err, errlen, "journal %s: %s", cfg->journal_dir, why);
+        return -1;
+    }
+    if (cfg->cluster && s_gather_remote(cfg, b, why, sizeof why) != 0) {
+        snprintf(err, errlen, "cluster mode: %s", why);
         return -1;
     }
     /* every withdrawal, as a start has them: the newest snapshot and the journal after it (a pruned
@@ -746,6 +930,8 @@ int reconcile_gather(const config_t *cfg, int64_t from_ms, int64_t to_ms, reconc
     s_logins_t logins = { 0 };
     registry_each(b->journal, 0, 0, s_login_of, &logins);
     withdrawals_each(b->withdrawals, 0, 0, s_login_of_wd, &logins);
+    for (size_t i = 0; i < b->remote_count; i++)
+        s_login_add(&logins, b->remote[i].login);
     if (s_linked_logins(cfg->journal_dir, &logins, why, sizeof why) != 0) {
         free(logins.v);
         snprintf(err, errlen, "journal %s: %s", cfg->journal_dir, why);
@@ -790,6 +976,7 @@ void reconcile_books_free(reconcile_books_t *b)
     free(b->cobo);
     free(b->deals);
     free(b->logins);
+    free(b->remote);
     memset(b, 0, sizeof *b);
 }
 

@@ -44,6 +44,19 @@
 #define RECONCILE_COBO_RETRIES 2          /* a page's retries (1 s, 2 s): an operator is waiting */
 #define RECONCILE_MAX_MISMATCHES 10000   /* reported at most; the count goes on */
 
+/* Cluster mode: one deposit transition another node journaled (MongoDB's `transitions`), so that a
+ * deposit this node only journaled and another node credited (or held, or rejected) is judged by
+ * what the cluster did, and one whose webhooks never reached this node is checked too. */
+typedef struct {
+    char tx_id[80], node[64];
+    deposit_state_t to;          /* the state the record moved it to */
+    uint64_t login, ticket;      /* 0 if the record has none */
+    int64_t credit_minor;        /* 0 if none */
+    int32_t digits;
+    char address[128], amount[48], token_id[40];   /* "" if the record has none */
+    int64_t time_ms;
+} reconcile_remote_t;
+
 /* What the three books hold for the window, gathered by reconcile_gather (or by a test). */
 typedef struct {
     int64_t from_ms, to_ms;
@@ -61,6 +74,11 @@ typedef struct {
      * found (404), -1 could not tell. NULL: such deposits are reported unknown_at_cobo. */
     int (*cobo_lookup)(void *arg, const char *tx_id, cobo_tx_t *out);
     void *cobo_lookup_arg;
+    /* Cluster mode: the other nodes' deposit transitions (any order; NULL: none). Per deposit the
+     * furthest state any node reached counts (CREDITED/NOTIFIED, then REJECTED, then HELD) with that
+     * node's login, credit and ticket. */
+    reconcile_remote_t *remote;
+    size_t remote_count;
 } reconcile_books_t;
 
 typedef struct {
@@ -85,7 +103,8 @@ long reconcile_compare(const reconcile_books_t *books, reconcile_report_t *out);
 void reconcile_report_free(reconcile_report_t *r);
 
 /* Reads the three books for [from_ms, to_ms] as cfg says: replays cfg->journal_dir into a new
- * registry, lists Cobo's deposits of COBO_WALLET_ID (the catch-up's pager: rate limits waited out),
+ * registry, in cluster mode reads the other nodes' deposit transitions from MongoDB (books->remote),
+ * lists Cobo's deposits of COBO_WALLET_ID (the catch-up's pager: rate limits waited out),
  * reads MT5's balance deals of every login kasa knows. Fills *books (free with
  * reconcile_books_free). 0, or -1 with a reason (a book that cannot be read fully: nothing can be
  * said about agreement). */

@@ -1406,14 +1406,16 @@ H_FN int h_amount_eq(const char *a, int64_t minor)
  * of deals on login (-1 if the simulator could not be read). */
 H_FN int h_deals_of(const h_env_t *env, uint64_t login, int64_t minor, int *total)
 {
-    h_deal_t deals[256];
-    int n = h_mt5_deals(env, login, deals, 256);
+    enum { H_MAX_DEALS = 4096 };   /* a soak makes hundreds of deals on one login */
+    h_deal_t *deals = calloc(H_MAX_DEALS, sizeof *deals);
+    int n = deals ? h_mt5_deals(env, login, deals, H_MAX_DEALS) : -1;
     if (total)
         *total = n;
     int match = 0;
     for (int i = 0; i < n; i++)
         if (h_amount_eq(deals[i].profit, minor))
             match++;
+    free(deals);
     return match;
 }
 

@@ -14,7 +14,7 @@
  *  - address links (actors/shared.h): an address made on one node is credited by another that only
  *    received its webhooks, and shown on that node's wallets page; MongoDB's three answers.
  * KASA_CLUSTER_RUNS=N: N more sprayed deposits and N killed-node runs instead of 3 (a longer seeded soak,
- * at most 64). */
+ * at most S_MAX_RUNS, 256). */
 #include "tests/check.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/support_mongo.h"
@@ -30,6 +30,7 @@
 #define NODES 3
 #define LEASE_MS 1500
 #define LOGIN 100003
+#define S_MAX_RUNS 256   /* KASA_CLUSTER_RUNS at most */
 
 static h_env_t s_node[NODES];
 static hm_t s_m;
@@ -327,10 +328,10 @@ static void s_holder(const char *tx, char out[64])
 
 static void s_spray_run(int deposits)
 {
-    h_tx_t tx[64];
-    int64_t minor[64];
-    if (deposits > 64)
-        deposits = 64;
+    static h_tx_t tx[S_MAX_RUNS];
+    static int64_t minor[S_MAX_RUNS];
+    if (deposits > S_MAX_RUNS)
+        deposits = S_MAX_RUNS;
     for (int d = 0; d < deposits; d++) {
         CHECK_EQ_INT(s_deposit(&tx[d], &minor[d]), 0);
         CHECK(s_spray(&tx[d], -1));
@@ -376,10 +377,10 @@ static void test_nodes_killed_at_random_still_make_one_deal_each(void)
 {
     const char *env = getenv("KASA_CLUSTER_RUNS");
     int runs = env && atoi(env) > 0 ? atoi(env) : 3;
-    if (runs > 64)
-        runs = 64;
-    h_tx_t tx[64];
-    int64_t minor[64];
+    if (runs > S_MAX_RUNS)
+        runs = S_MAX_RUNS;
+    static h_tx_t tx[S_MAX_RUNS];
+    static int64_t minor[S_MAX_RUNS];
     for (int r = 0; r < runs; r++) {
         CHECK_EQ_INT(s_deposit(&tx[r], &minor[r]), 0);
         int victim = (int) h_rng_range(&s_rng, 0, NODES - 1);
@@ -538,6 +539,29 @@ static void test_cluster_mode_refuses_withdrawals_clearly(void)
     CHECK_EQ_INT(r.status, 503);
     CHECK(r.body && strstr(r.body, "need single-node mode"));
     h_cresp_free(&r);
+}
+
+/* `kasa reconcile` on any node agrees: deposits this node journaled and another node credited (or
+ * never received at all) are judged by what the cluster did, read from MongoDB's transitions (which
+ * each node projects a moment after journaling: asked again for a few seconds). */
+static void test_reconcile_on_any_node_agrees_across_nodes(void)
+{
+    for (int i = 0; i < NODES; i++) {
+        char *out = NULL;
+        int rc = -1;
+        for (int64_t end = h_now_ms() + 15000; rc != 0 && h_now_ms() < end;) {
+            free(out);
+            out = NULL;
+            rc = h_kasa_cmd(&s_node[i], &out, "reconcile", "--from", "-1h", "--to", "-0m", "--config",
+                            s_node[i].config, NULL);
+            if (rc != 0)
+                h_sleep_ms(500);
+        }
+        CHECK_EQ_INT(rc, 0);
+        if (rc != 0)
+            h_log("node %d: kasa reconcile: %.2000s", i, out ? out : "(none)");
+        free(out);
+    }
 }
 
 static void test_mongodb_paused_webhooks_acknowledged_credits_resume(void)
@@ -762,6 +786,7 @@ int main(void)
         RUN(test_cluster_mode_refuses_withdrawals_clearly);
         RUN(test_mongodb_paused_webhooks_acknowledged_credits_resume);
         RUN(test_cluster_status_lists_every_node_and_the_claims);
+        RUN(test_reconcile_on_any_node_agrees_across_nodes);
         RUN(test_nodes_stop_cleanly);
     }
     int failed = check_failed_;
