@@ -295,6 +295,44 @@ static void test_deal_for_an_uncredited_deposit(void)
     s_done(&f);
 }
 
+/* Cluster mode: TX_B this node journaled only as far as LOCKED, another node credited; TX_C this node
+ * never saw, another node credited; a third node's HELD of TX_B (earlier) does not outrank the credit.
+ * The books agree; without the other nodes' view TX_B would be not_credited and its deal uncredited. */
+static void test_other_nodes_credits_are_judged_by_what_the_cluster_did(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    s_deposit(&f, TX_B, ADDR_B, "40", DEPOSIT_LOCKED, 100002, 3950, 0, T0 + 2000);
+    s_cobo(&f, TX_B, ADDR_B, "40", "Completed");
+    s_deal(&f, 12, 100002, "39.50", TX_B);
+    s_cobo(&f, TX_C, ADDR_B, "10", "Completed");
+    s_deal(&f, 13, 100002, "9.50", TX_C);
+    reconcile_remote_t remote[4] = {
+        { .tx_id = TX_B, .node = "n2", .to = DEPOSIT_HELD, .time_ms = T0 + 2500 },
+        { .tx_id = TX_B, .node = "n1", .to = DEPOSIT_CREDITED, .login = 100002, .ticket = 12, .time_ms = T0 + 3000 },
+        { .tx_id = TX_C, .node = "n1", .to = DEPOSIT_RECEIVED, .address = ADDR_B, .amount = "10",
+          .token_id = "TRON_USDT", .time_ms = T0 + 4000 },
+        { .tx_id = TX_C, .node = "n1", .to = DEPOSIT_CREDITED, .login = 100002, .credit_minor = 950, .digits = 2,
+          .ticket = 13, .time_ms = T0 + 5000 },
+    };
+    CHECK(reconcile_compare(&f.b, &f.rep) >= 3);   /* without the cluster's view: not_credited, cobo_missing, ... */
+    reconcile_report_free(&f.rep);
+    f.b.remote = remote;
+    f.b.remote_count = 4;
+    long n = reconcile_compare(&f.b, &f.rep);
+    CHECK_EQ_INT(n, 0);
+    for (size_t i = 0; i < f.rep.mismatch_count; i++)
+        fprintf(stderr, "  got %s %s\n", f.rep.mismatches[i].kind, f.rep.mismatches[i].evidence);
+    CHECK_EQ_INT(f.rep.credited, 3);
+    /* the other node's credit of TX_C with a second deal is still a duplicate */
+    reconcile_report_free(&f.rep);
+    s_deal(&f, 14, 100002, "9.50", TX_C);
+    s_one(&f, "deal_duplicate");
+    f.b.remote = NULL;
+    f.b.remote_count = 0;
+    s_done(&f);
+}
+
 static void test_outside_the_window_is_not_checked(void)
 {
     s_fix_t f;
@@ -622,6 +660,7 @@ int main(void)
     RUN(test_credit_cobo_does_not_know);
     RUN(test_deal_for_an_uncredited_deposit);
     RUN(test_outside_the_window_is_not_checked);
+    RUN(test_other_nodes_credits_are_judged_by_what_the_cluster_did);
     RUN(test_text_report_lists_every_mismatch);
     RUN(test_rewritten_comment_still_matches);
     RUN(test_rewritten_comment_of_an_uncredited_deposit);
