@@ -379,12 +379,14 @@ if [ -n "$g_kasa" ] && [ -n "$g_peer" ]; then
     read -r gk_n gk_rate gk_c gk_r gk_o gk_p50 gk_p99 <<< "$g_kasa"
     read -r gp_n gp_rate gp_c gp_r gp_o gp_p50 gp_p99 <<< "$g_peer"
     g_ratio=$(awk -v k="$gk_rate" -v p="$gp_rate" 'BEGIN { if (p > 0) printf "%.1f", k / p; else print "?" }')
+    g_cpu_ratio=$(awk -v k="$g_kasa_us" -v p="$g_peer_us" 'BEGIN { if (k > 0 && p > 0) printf "%.1fx less", p / k; else print "?" }')
     echo "(g) the front door side by side: wrk -t2 -c32 -d${COMPARE_SECONDS}s, distinct pre-signed webhooks, 2xx only"
-    echo "    (one after the other on this machine; load average ${g_load_before} before, ${g_load_after} after)"
+    echo "    (one after the other on this machine; load average ${g_load_before} before, ${g_load_after} after;"
+    echo "    fdatasync of a 4 KiB append here: $(ms "$(kv avg_us "$fs_line")") ms on average, p99 $(ms "$(kv p99_us "$fs_line")") ms)"
     printf '    %-40s %10s %20s %16s %14s\n' "server" "2xx /s" "201 / 200 / other" "p50 / p99, ms" "CPU us / 2xx"
     printf '    %-40s %10s %20s %16s %14s\n' "kasa (fdatasync per group commit)" "$gk_rate" "$gk_c / $gk_r / $gk_o" "$(ms "$gk_p50") / $(ms "$gk_p99")" "$g_kasa_us"
     printf '    %-40s %10s %20s %16s %14s\n' "FastAPI+uvicorn x${PEER_WORKERS}, PyNaCl, SQLite FULL" "$gp_rate" "$gp_c / $gp_r / $gp_o" "$(ms "$gp_p50") / $(ms "$gp_p99")" "$g_peer_us"
-    printf '    %-40s %10s %20s %16s %14s\n' "ratio kasa / peer (goal >= 10)" "${g_ratio}x" "" "" "$(verdict "$g_ratio" 10 '>=')"
+    printf '    %-40s %10s %20s %16s %14s\n' "ratio kasa / peer (goal >= 10)" "${g_ratio}x" "$(verdict "$g_ratio" 10 '>=')" "" "$g_cpu_ratio"
     echo "    peer's table holds ${g_rows:-?} rows; raw output: $dir/compare-{kasa,peer}.out"
 fi
 if [ "$COMPARE_ONLY" = 1 ]; then [ -n "$g_kasa" ]; exit; fi
