@@ -840,7 +840,7 @@ static int s_command_carry(claims_t *self, const s_command_t *c, int32_t epoch)
 
 int claims_commands_run(claims_t *self)
 {
-    if (!self->cmd_fn || claims_held_count(self) == 0)
+    if (!self->cmd_fn)
         return 0;
     bson_t *cmd = BCON_NEW("find", BCON_UTF8(CLAIMS_COMMANDS_COLLECTION), "filter", "{", "state", "{", "$in", "[",
                            BCON_UTF8("pending"), BCON_UTF8("running"), "]", "}", "}", "sort", "{", "created",
@@ -867,16 +867,16 @@ int claims_commands_run(claims_t *self)
             s_command_t c;
             memset(&c, 0, sizeof c);
             s_field(&doc, "transaction_id", c.tx_id, sizeof c.tx_id);
+            s_field(&doc, "state", c.state, sizeof c.state);
             s_held_t h;
-            if (s_held_get(self, c.tx_id, &h) != 0 || h.state != S_WORKING)
-                continue;   /* not this node's claim now */
+            if ((s_held_get(self, c.tx_id, &h) != 0 || h.state != S_WORKING) && strcmp(c.state, "pending") != 0)
+                continue;   /* running on another node's claim: its business */
             s_field(&doc, "command_id", c.id, sizeof c.id);
             s_field(&doc, "action", c.action, sizeof c.action);
             s_field(&doc, "actor", c.actor, sizeof c.actor);
             s_field(&doc, "origin", c.origin, sizeof c.origin);
             s_field(&doc, "reason", c.reason, sizeof c.reason);
             s_field(&doc, "from_node", c.from_node, sizeof c.from_node);
-            s_field(&doc, "state", c.state, sizeof c.state);
             s_field(&doc, "node", c.node, sizeof c.node);
             c.login = s_field_int(&doc, "login");
             c.epoch = (int32_t) s_field_int(&doc, "epoch");
@@ -891,8 +891,23 @@ int claims_commands_run(claims_t *self)
     int done = 0;
     for (size_t k = 0; k < n; k++) {
         s_held_t h;
-        if (s_held_get(self, mine[k].tx_id, &h) == 0 && h.state == S_WORKING)
+        if (s_held_get(self, mine[k].tx_id, &h) == 0 && h.state == S_WORKING) {
             done += s_command_carry(self, &mine[k], h.epoch);
+            continue;
+        }
+        /* pending on a claim another node released final: nobody will carry it out; said so (a
+         * running one is left to its node, which may be marking it done right now) */
+        claims_doc_t d;
+        if (s_read(self, mine[k].tx_id, &d) != 0 || !d.exists || !d.done)
+            continue;
+        char result[300];
+        snprintf(result, sizeof result, "refused: node %s finished the deposit before the command was carried out",
+                 d.node);
+        if (s_command_move(self, &mine[k], "pending", mine[k].node, mine[k].epoch, "done", 0, 0, result) == 1) {
+            log_info("claims.command_done", "tx=%s node=%s command=%s action=%s ok=0 result=\"%s\"", mine[k].tx_id,
+                     self->node, mine[k].id, mine[k].action, result);
+            done++;
+        }
     }
     free(mine);
     return done;

@@ -151,7 +151,9 @@ int claims_notice_take(claims_t *self, const char *tx_id, char by[64]);
  * reason as given, origin "node:FROM ...") and hands the deposit on; then marks it done with the
  * outcome. A holder that dies leaves its commands pending or running: whoever takes the claim over
  * carries them out (an action applied before the crash is refused the second time by the desk's
- * state table, and a credit is fenced and found by reference: never twice in MT5). */
+ * state table, and a credit is fenced and found by reference: never twice in MT5). A command still
+ * pending when its claim was released final is marked done by any node's pass, refused ("node B
+ * finished the deposit before the command was carried out"). */
 #define CLAIMS_COMMANDS_COLLECTION "commands"
 
 #include "schema/desk.h"

@@ -188,6 +188,18 @@ static void test_a_command_is_carried_out_once_by_whoever_takes_the_claim_over(v
     claims_release(c, tx);
     CHECK_EQ_INT(claims_command_submit(b, &req, id, msg, sizeof msg), -1);   /* finished: refused */
     CHECK(strstr(msg, "finished the deposit already"));
+    /* a command still pending when its holder finishes the deposit: closed as refused, never left hanging */
+    a = s_claims("proc-a", 600, &ca);
+    CHECK(a && claims_acquire(a, "tx-inproc-cmd2", 1, holder) == CLAIMS_HELD);
+    req.tx_id = "tx-inproc-cmd2";
+    CHECK_EQ_INT(claims_command_submit(b, &req, id, msg, sizeof msg), CLAIMS_ROUTE_SENT);
+    claims_release(a, "tx-inproc-cmd2");
+    memset(&got, 0, sizeof got);
+    for (end = h_now_ms() + 3000; h_now_ms() < end && strcmp(got.state, "done") != 0; h_sleep_ms(20))
+        claims_command_get(b, id, &got);
+    CHECK_EQ_STR(got.state, "done");
+    CHECK(!got.ok && strstr(got.result, "finished the deposit before the command was carried out"));
+    CHECK_EQ_INT(atomic_load(&seen_b.calls), 0);
 out:
     claims_destroy(&a);
     claims_destroy(&b);
