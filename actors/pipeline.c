@@ -375,9 +375,7 @@ static int s_webhook_alert(pipeline_t *self, const record_t *seen, char *err, si
 static int s_own_address(void *arg, const char *address)
 {
     pipeline_t *self = arg;
-    if (registry_address_login(self->registry, address) != 0)
-        return COBO_OWN_DEPOSIT;
-    return config_own_address(&self->cfg, address) ? COBO_OWN_BROKER : 0;
+    return registry_address_owner(self->registry, &self->cfg, address);
 }
 
 /* A transaction into an address that is not a deposit: journaled once (RECORD_IGNORED with why),

@@ -236,10 +236,11 @@ static void s_minor_text(int64_t minor, int digits, char *buf, size_t len)
         snprintf(buf, len, "%" PRId64 "e-%d", minor, digits);
 }
 
-/* cobo_own_fn: is address a deposit address kasa gave out? */
+/* cobo_own_fn: a deposit address kasa gave out, or one of the broker's own (as kasa serve asks)? */
 static int s_own_address(void *arg, const char *address)
 {
-    return registry_address_login(arg, address) != 0;
+    const reconcile_books_t *b = arg;
+    return registry_address_owner(b->journal, b->cfg, address);
 }
 
 /* Cobo's deposits against kasa's. */
@@ -247,7 +248,7 @@ static void s_check_cobo(const reconcile_books_t *b, s_deps_t *deps, reconcile_r
 {
     for (size_t i = 0; i < b->cobo_count; i++) {
         const cobo_tx_t *t = &b->cobo[i];
-        if (cobo_tx_kind(t, s_own_address, b->journal) != COBO_KIND_DEPOSIT)
+        if (cobo_tx_kind(t, s_own_address, (void *) b) != COBO_KIND_DEPOSIT)
             continue;   /* a sweep leg or an internal transfer: never a deposit, nothing to match */
         s_dep_t *d = s_find_tx(deps, t->tx_id);
         if (d)
@@ -614,11 +615,11 @@ long reconcile_compare(const reconcile_books_t *b, reconcile_report_t *r)
 {
     memset(r, 0, sizeof *r);
     s_deps_t deps = { 0 };
-    registry_each(b->journal, 0, 0, s_collect, &deps);
+    long seen = registry_each_all(b->journal, s_collect, &deps);   /* finished ones from their index too */
     if (deps.n)   /* no deposit at all: deps.v is NULL, which qsort and bsearch may not be given */
         qsort(deps.v, deps.n, sizeof *deps.v, s_by_tx);
     size_t *idx = NULL;
-    if (deps.oom || s_merge_remote(b, &deps) != 0 || !(idx = malloc((deps.n ? deps.n : 1) * sizeof *idx))) {
+    if (seen < 0 || deps.oom || s_merge_remote(b, &deps) != 0 || !(idx = malloc((deps.n ? deps.n : 1) * sizeof *idx))) {
         free(deps.v);
         free(idx);
         return -1;
@@ -764,21 +765,20 @@ static void s_login_of_wd(void *arg, const withdrawal_view_t *w)
     s_login_add(arg, w->login);
 }
 
-/* Every login an address was ever linked to (read from the journal's ADDRESS_LINK records). */
-static int s_linked_logins(const char *dir, s_logins_t *l, char *err, size_t errlen)
+/* Every login an address is linked to. 0, or -1 with a reason. */
+static int s_linked_logins(registry_t *reg, s_logins_t *l, char *err, size_t errlen)
 {
-    journal_reader_t *rd = journal_reader_open(dir, 1, err, errlen);
-    if (!rd)
+    size_t n = registry_link_count(reg);
+    registry_link_t *links = n ? malloc(n * sizeof *links) : NULL;
+    int got = n ? (links ? registry_links(reg, 0, NULL, 0, (int) n, links) : -1) : 0;
+    if (got < 0) {
+        free(links);
+        snprintf(err, errlen, "out of memory");
         return -1;
-    journal_entry_t e;
-    record_t *r = malloc(sizeof *r);
-    int rc;
-    char why[128];
-    while (r && (rc = journal_reader_next(rd, &e)) == 1)
-        if (record_decode(e.payload, e.len, r, why, sizeof why) == 0 && r->kind == RECORD_ADDRESS_LINK)
-            s_login_add(l, r->login);
-    free(r);
-    journal_reader_destroy(&rd);
+    }
+    for (size_t i = 0; i < (size_t) got && i < n; i++)
+        s_login_add(l, links[i].login);
+    free(links);
     return 0;
 }
 
@@ -885,12 +885,12 @@ int reconcile_gather(const config_t *cfg, int64_t from_ms, int64_t to_ms, reconc
     b->from_ms = from_ms;
     b->to_ms = to_ms;
     char why[512];
-    b->journal = registry_new(cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
+    b->cfg = cfg;
+    /* every deposit, link and withdrawal as a start has them: the newest snapshot (its index of
+     * finished deposits too) and the journal after it, so a pruned archive loses none, and a long
+     * history costs its snapshot, not a replay */
+    b->journal = checkpoint_restore(cfg->journal_dir, &checkpoint_registry, cfg, 0, NULL, why, sizeof why);
     if (!b->journal) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    if (registry_replay(b->journal, cfg->journal_dir, why, sizeof why) < 0) {
         snprintf(err, errlen, "journal %s: %s", cfg->journal_dir, why);
         return -1;
     }
@@ -898,8 +898,6 @@ int reconcile_gather(const config_t *cfg, int64_t from_ms, int64_t to_ms, reconc
         snprintf(err, errlen, "cluster mode: %s", why);
         return -1;
     }
-    /* every withdrawal, as a start has them: the newest snapshot and the journal after it (a pruned
-     * archive loses none) */
     b->withdrawals = checkpoint_restore(cfg->journal_dir, &checkpoint_withdrawals, cfg, 0, NULL, why, sizeof why);
     if (!b->withdrawals) {
         snprintf(err, errlen, "journal %s (withdrawals): %s", cfg->journal_dir, why);
@@ -928,13 +926,14 @@ int reconcile_gather(const config_t *cfg, int64_t from_ms, int64_t to_ms, reconc
     }
     /* MT5: every login kasa credited, linked or debited */
     s_logins_t logins = { 0 };
-    registry_each(b->journal, 0, 0, s_login_of, &logins);
+    long seen = registry_each_all(b->journal, s_login_of, &logins);
     withdrawals_each(b->withdrawals, 0, 0, s_login_of_wd, &logins);
     for (size_t i = 0; i < b->remote_count; i++)
         s_login_add(&logins, b->remote[i].login);
-    if (s_linked_logins(cfg->journal_dir, &logins, why, sizeof why) != 0) {
+    if (seen < 0 || s_linked_logins(b->journal, &logins, why, sizeof why) != 0) {
         free(logins.v);
-        snprintf(err, errlen, "journal %s: %s", cfg->journal_dir, why);
+        snprintf(err, errlen, "journal %s: %s", cfg->journal_dir, seen < 0 ? "the index of finished deposits "
+                 "cannot be read whole (kasa journal verify says where)" : why);
         return -1;
     }
     b->logins = logins.v;

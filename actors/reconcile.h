@@ -1,5 +1,5 @@
 /* reconcile.h — three-way reconciliation of kasa's journal, Cobo and MT5 over a time window, for
- * `kasa reconcile`. Read-only: it reads the journal (replay), lists Cobo's deposits and reads MT5's
+ * `kasa reconcile`. Read-only: it reads the journal (as a start does), lists Cobo's deposits and reads MT5's
  * balance deals; it never journals, credits or changes anything.
  *
  * The books agree when, for the window [from, to]:
@@ -60,7 +60,8 @@ typedef struct {
 /* What the three books hold for the window, gathered by reconcile_gather (or by a test). */
 typedef struct {
     int64_t from_ms, to_ms;
-    registry_t *journal;          /* every deposit and link, replayed from the journal (not owned) */
+    registry_t *journal;          /* every deposit and link, as a start has them (not owned) */
+    const config_t *cfg;          /* KASA_OWN_ADDRESSES: the broker's own senders are not deposits (NULL: none) */
     withdrawals_t *withdrawals;   /* every withdrawal, replayed alongside (NULL: none checked) */
     cobo_tx_t *cobo;              /* Cobo's deposits created in the window */
     int64_t *cobo_created_ms;     /* their created_timestamp, parallel to cobo (may be NULL) */
@@ -97,13 +98,15 @@ typedef struct {
     size_t cap;
 } reconcile_report_t;
 
-/* Compares the books; fills *out (free with reconcile_report_free). Pure: no I/O beyond
- * books->cobo_lookup. Returns the number of mismatches (0: the books agree), or -1 on no memory. */
+/* Compares the books; fills *out (free with reconcile_report_free). No I/O beyond books->cobo_lookup
+ * and reading finished deposits back from their index. Returns the number of mismatches (0: the books
+ * agree), or -1 on no memory or an index entry that cannot be read (nothing can be said). */
 long reconcile_compare(const reconcile_books_t *books, reconcile_report_t *out);
 void reconcile_report_free(reconcile_report_t *r);
 
-/* Reads the three books for [from_ms, to_ms] as cfg says: replays cfg->journal_dir into a new
- * registry, in cluster mode reads the other nodes' deposit transitions from MongoDB (books->remote),
+/* Reads the three books for [from_ms, to_ms] as cfg says: restores cfg->journal_dir's deposits,
+ * links and withdrawals as a start does (newest snapshot, index of finished deposits, the journal
+ * after it), in cluster mode reads the other nodes' deposit transitions from MongoDB (books->remote),
  * lists Cobo's deposits of COBO_WALLET_ID (the catch-up's pager: rate limits waited out),
  * reads MT5's balance deals of every login kasa knows. Fills *books (free with
  * reconcile_books_free). 0, or -1 with a reason (a book that cannot be read fully: nothing can be

@@ -19,6 +19,7 @@
 
 #include "journal/findex.h"
 #include "journal/snapshot.h"
+#include "schema/cobo_tx.h"
 #include "schema/log.h"
 #include "schema/money.h"
 
@@ -1431,6 +1432,13 @@ uint64_t registry_address_login(registry_t *self, const char *address)
     return login;
 }
 
+int registry_address_owner(registry_t *self, const config_t *cfg, const char *address)
+{
+    if (registry_address_login(self, address) != 0)
+        return COBO_OWN_DEPOSIT;
+    return cfg && config_own_address(cfg, address) ? COBO_OWN_BROKER : 0;
+}
+
 /* ---- queries ------------------------------------------------------------------------------------ */
 
 int registry_get(registry_t *self, const char *tx_id, registry_entry_t *out)
@@ -1448,10 +1456,83 @@ int registry_get(registry_t *self, const char *tx_id, registry_entry_t *out)
     return rc;
 }
 
+int registry_lookup(registry_t *self, const char *tx_id, registry_entry_t *out, uint64_t *first_lsn)
+{
+    uint64_t first = 0, loc;
+    int rc = 0;
+    pthread_mutex_lock(&self->lock);
+    s_node_t *n = tx_id ? (s_node_t *) s_find(self, tx_id) : NULL;
+    if (n) {
+        *out = n->e;
+        first = n->first_lsn;
+        rc = 1;
+    } else if (tx_id && self->base) {
+        rc = s_find_evicted(self, tx_id, out, &first, &loc);
+    }
+    pthread_mutex_unlock(&self->lock);
+    if (first_lsn)
+        *first_lsn = rc > 0 ? first : 0;
+    return rc;
+}
+
+/* An index entry's place in arrival order. */
+typedef struct {
+    uint64_t order, loc;
+} s_ord_t;
+
+static int s_ord_newer(const void *a, const void *b)
+{
+    uint64_t x = ((const s_ord_t *) a)->order, y = ((const s_ord_t *) b)->order;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+long registry_each_all(registry_t *self, void (*fn)(void *arg, const registry_entry_t *e), void *arg)
+{
+    pthread_mutex_lock(&self->lock);
+    /* the index's deposits in arrival order (its login array holds every one, login 0 included) */
+    size_t m = (size_t) findex_count(self->base), k = 0;
+    s_ord_t *ord = m ? malloc(m * sizeof *ord) : NULL;
+    registry_entry_t *tmp = m ? malloc(sizeof *tmp) : NULL;
+    if (m && (!ord || !tmp)) {
+        pthread_mutex_unlock(&self->lock);
+        free(ord);
+        free(tmp);
+        return -1;
+    }
+    for (size_t i = 0; i < m; i++) {
+        const findex_login_t *x = findex_login_at(self->base, i);
+        if (!s_superseded(self, x->loc))
+            ord[k++] = (s_ord_t) { x->order, x->loc };
+    }
+    if (k > 1)
+        qsort(ord, k, sizeof *ord, s_ord_newer);
+    long visited = 0;
+    int unreadable = 0;
+    size_t i = self->count, j = 0;
+    while (i > 0 || j < k) {   /* memory (arrival order) and the index, merged newest first */
+        const s_node_t *n = i > 0 ? self->entries[i - 1] : NULL;
+        uint64_t first_lsn;
+        if (n && (j == k || n->first_lsn > ord[j].order)) {
+            fn(arg, &n->e);
+            i--;
+        } else if (s_read_evicted(self, ord[j++].loc, tmp, &first_lsn) == 0) {
+            fn(arg, tmp);
+        } else {
+            unreadable = 1;   /* logged; the rest is still visited */
+            continue;
+        }
+        visited++;
+    }
+    pthread_mutex_unlock(&self->lock);
+    free(ord);
+    free(tmp);
+    return unreadable ? -1 : visited;
+}
+
 int registry_each(registry_t *self, uint64_t login, int limit,
                   void (*fn)(void *arg, const registry_entry_t *e), void *arg)
 {
-    int visited = 0;
+    int visited = 0, unreadable = 0;
     pthread_mutex_lock(&self->lock);
     if (login) {
         /* memory's list and the index's range, both newest first: merged by arrival */
@@ -1475,6 +1556,7 @@ int registry_each(registry_t *self, uint64_t login, int limit,
                 i++;
             } else {
                 i++;
+                unreadable = 1;
                 continue;   /* logged; the rest of the list is still shown */
             }
             visited++;
@@ -1485,7 +1567,7 @@ int registry_each(registry_t *self, uint64_t login, int limit,
             fn(arg, &self->entries[i - 1]->e);
     }
     pthread_mutex_unlock(&self->lock);
-    return visited;
+    return unreadable ? -1 : visited;
 }
 
 size_t registry_count(registry_t *self)

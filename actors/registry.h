@@ -190,6 +190,12 @@ int registry_link_learned(registry_t *self, journal_t *journal, const char *addr
 /* The login linked to address, or 0. */
 uint64_t registry_address_login(registry_t *self, const char *address);
 
+/* Whose address a transaction's sender is, for cobo_tx_kind (schema/cobo_tx.h): COBO_OWN_DEPOSIT a
+ * deposit address linked here (a sweep), COBO_OWN_BROKER one of the broker's own (cfg:
+ * KASA_OWN_ADDRESSES, COBO_WITHDRAW_ADDRESS; cfg NULL: none), 0 neither. What kasa serve and kasa
+ * reconcile both ask, so they agree on what is a deposit. */
+int registry_address_owner(registry_t *self, const config_t *cfg, const char *address);
+
 /* One address link, as registry_links() copies it. */
 typedef struct {
     char address[128];
@@ -207,13 +213,28 @@ int registry_links(registry_t *self, uint64_t login, const char *q, int skip, in
 /* Copies tx_id's entry into *out (read back from the index if it left memory); 0, or -1 if unknown. */
 int registry_get(registry_t *self, const char *tx_id, registry_entry_t *out);
 
+/* tx_id's entry copied into *out (read back from the index if it left memory) and, if first_lsn is
+ * given, the LSN of its first record there: 1; 0 if kasa does not know it; -1 if it cannot tell (an
+ * index entry that might be it cannot be read: logged). registry_get is this with "cannot tell"
+ * taken for unknown. */
+int registry_lookup(registry_t *self, const char *tx_id, registry_entry_t *out, uint64_t *first_lsn);
+
 /* Calls fn for each deposit of login, newest first (by arrival), at most limit (<= 0: no limit),
  * under the lock: those in memory and those read back from the index. Each login has its own list
  * (and range of the index), so one login's listing costs what it visits, not a scan of every
- * deposit. login 0: every deposit in memory (the finished ones that left it are not visited).
- * Returns how many were visited. */
+ * deposit. login 0: every deposit in memory (the finished ones that left it are not visited: every
+ * unfinished deposit is in memory, so a scan for work to do sees all of it). Returns how many were
+ * visited, or -1 if an entry of the index could not be read (logged; the others were visited: the
+ * listing is incomplete and must not be taken for the whole). */
 int registry_each(registry_t *self, uint64_t login, int limit,
                   void (*fn)(void *arg, const registry_entry_t *e), void *arg);
+
+/* Calls fn for every deposit known, newest first (by arrival): those in memory and every one in the
+ * index of finished deposits, read back from disk, under the lock. For offline commands: it reads the
+ * whole index (16 bytes of memory per finished deposit while it runs), so a serving kasa never calls
+ * it. Returns how many were visited, or -1 if an entry could not be read or no memory (logged; what
+ * could be read was visited). */
+long registry_each_all(registry_t *self, void (*fn)(void *arg, const registry_entry_t *e), void *arg);
 
 /* How many deposits are known (in memory and in the index), how many unfinished, and how many links. */
 size_t registry_count(registry_t *self);

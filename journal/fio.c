@@ -74,8 +74,19 @@ static size_t s_write_len(size_t len)
     return len;
 }
 
+static void (*s_on_open)(void *arg, const char *path);
+static void *s_on_open_arg;
+
+void fio_on_open(void (*fn)(void *arg, const char *path), void *arg)
+{
+    s_on_open = fn;
+    s_on_open_arg = arg;
+}
+
 int fio_open(const char *path, int flags, mode_t mode)
 {
+    if (s_on_open)
+        s_on_open(s_on_open_arg, path);
     if (s_faulted(FIO_OPEN))
         return -1;
     return open(path, flags | O_CLOEXEC, mode);

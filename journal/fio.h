@@ -39,6 +39,11 @@ uint64_t fio_count(fio_op_t op);
 /* How many faults (failures and short writes) have fired since the last fio_reset. */
 uint64_t fio_faults_fired(void);
 
+/* Tests: calls fn(arg, path) at the start of every fio_open, before the file is opened (NULL: none),
+ * to act between a reader's listing and its opening (a segment retired meanwhile). Not thread-safe:
+ * set while no other thread opens files. */
+void fio_on_open(void (*fn)(void *arg, const char *path), void *arg);
+
 int fio_open(const char *path, int flags, mode_t mode);
 ssize_t fio_write(int fd, const void *buf, size_t len);
 ssize_t fio_pwrite(int fd, const void *buf, size_t len, off_t off);

@@ -1,6 +1,8 @@
 /* cmd_deposit.c — `kasa deposit list|show|retry|assign|approve|reject`: operators and deposits.
  *
- * list and show read the journal (safe while kasa runs: only durable records are read).
+ * list and show read what a start reads (safe while kasa runs: only durable records are read): the
+ * newest snapshot, its index of finished deposits and the journal after it; show then reads the
+ * deposit's own records, wherever they are (the archive too).
  * The actions go, like `kasa wallet link`, to a running server's control socket when one holds the
  * journal (the server journals the action and hands the deposit on before it answers); when none
  * runs, this command opens the journal itself (taking its lock, so a server cannot start meanwhile),
@@ -121,33 +123,46 @@ static void s_list_one(void *arg, const registry_entry_t *e)
     l->shown++;
 }
 
-static int s_list(const config_t *cfg, int state, uint64_t login, int64_t since_ms, int json)
+/* Every deposit as a start has them: the newest valid snapshot, its index of finished deposits and
+ * the journal after it. NULL after printing why. */
+static registry_t *s_restore(const config_t *cfg)
 {
     char err[512];
-    registry_t *reg = registry_new(cfg->max_deposits ? cfg->max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
-    if (!reg || registry_replay(reg, cfg->journal_dir, err, sizeof err) < 0) {
-        fprintf(stderr, "kasa deposit: cannot read the journal: %s\n", reg ? err : "out of memory");
-        registry_destroy(&reg);
+    registry_t *reg = cmd_registry_restore(cfg->journal_dir, cfg->max_deposits, NULL, err, sizeof err);
+    if (!reg)
+        fprintf(stderr, "kasa deposit: cannot read the journal: %s\n", err);
+    return reg;
+}
+
+static int s_list(const config_t *cfg, int state, uint64_t login, int64_t since_ms, int json)
+{
+    registry_t *reg = s_restore(cfg);
+    if (!reg)
         return 1;
-    }
     jbuf_t b;
     jbuf_init(&b);
     s_list_t l = { state, since_ms, json, &b, 0 };
-    registry_each(reg, login, 0, s_list_one, &l);
+    /* a login's own listing reads only its part of the index; all of them, the whole index */
+    long seen = login ? registry_each(reg, login, 0, s_list_one, &l) : registry_each_all(reg, s_list_one, &l);
     if (!json)
         printf("%zu deposit%s\n", l.shown, l.shown == 1 ? "" : "s");
     jbuf_free(&b);
     registry_destroy(&reg);
+    if (seen < 0) {
+        fprintf(stderr, "kasa deposit: the index of finished deposits cannot be read whole (kasa journal verify "
+                        "says where): the list is incomplete\n");
+        return 1;
+    }
     return 0;
 }
 
 /* ---- show -------------------------------------------------------------------------------------- */
 
 int cmd_show_timeline(const char *journal_dir, const char *id, int json, const char *command, const char *noun,
-                      int *found_out)
+                      uint64_t from_lsn, uint64_t upto_lsn, int *found_out)
 {
     char err[512];
-    journal_reader_t *rd = journal_reader_open(journal_dir, 1, err, sizeof err);
+    journal_reader_t *rd = journal_reader_open(journal_dir, from_lsn ? from_lsn : 1, err, sizeof err);
     if (!rd) {
         fprintf(stderr, "%s: cannot read the journal: %s\n", command, err);
         return 1;
@@ -158,7 +173,10 @@ int cmd_show_timeline(const char *journal_dir, const char *id, int json, const c
     journal_entry_t je;
     int got = 0, found = 0;
     while (r && (got = journal_reader_next(rd, &je)) == 1) {
-        if (record_decode(je.payload, je.len, r, err, sizeof err) != 0 || strcmp(r->tx_id, id) != 0)
+        if (upto_lsn && je.lsn > upto_lsn)
+            break;
+        if (je.lsn < from_lsn || record_decode(je.payload, je.len, r, err, sizeof err) != 0 ||
+            strcmp(r->tx_id, id) != 0)
             continue;
         jbuf_reset(&b);
         if (json) {
@@ -186,6 +204,46 @@ int cmd_show_timeline(const char *journal_dir, const char *id, int json, const c
     jbuf_free(&b);
     free(r);
     journal_reader_destroy(&rd);
+    return rc;
+}
+
+/* The deposit's journal records, read from its first record to its last only (where a start's
+ * registry says they are, so an old deposit costs what its own records span, not a replay). Records
+ * pruned from the archive are gone, the deposit is not: the index of finished deposits carries it, and
+ * it is shown as it stands (text: a "now:" line and a note; --json: its entry). */
+static int s_show(const config_t *cfg, const char *tx, int json)
+{
+    registry_t *reg = s_restore(cfg);
+    registry_entry_t *e = malloc(sizeof *e);
+    if (!reg || !e) {
+        if (reg)
+            fprintf(stderr, "kasa deposit: out of memory\n");
+        registry_destroy(&reg);
+        free(e);
+        return 1;
+    }
+    uint64_t first_lsn = 0;
+    int known = registry_lookup(reg, tx, e, &first_lsn);
+    registry_destroy(&reg);
+    int rc = 1, found = 0;
+    if (known < 0) {
+        fprintf(stderr, "kasa deposit: cannot tell whether %s is known: the index of finished deposits cannot be "
+                        "read (kasa journal verify says where)\n", tx);
+    } else if (known == 0) {
+        fprintf(stderr, "kasa deposit: unknown deposit %s\n", tx);
+    } else if ((rc = cmd_show_timeline(cfg->journal_dir, tx, json, "kasa deposit", "deposit", first_lsn, e->last_lsn,
+                                       &found)) == 0 && !found) {
+        jbuf_t b;
+        jbuf_init(&b);
+        s_list_t l = { -1, 0, json, &b, 0 };
+        if (!json)
+            fputs("now: ", stdout);
+        s_list_one(&l, e);
+        if (!json)
+            printf("(no journal record of it is left: its history before the newest snapshot was pruned)\n");
+        jbuf_free(&b);
+    }
+    free(e);
     return rc;
 }
 
@@ -305,7 +363,7 @@ int cmd_deposit(int argc, char **argv)
     if (is_list) {
         rc = s_list(&cfg, state, login, since_ms, json);
     } else if (is_show) {
-        rc = cmd_show_timeline(cfg.journal_dir, pos[0], json, "kasa deposit", "deposit", NULL);
+        rc = s_show(&cfg, pos[0], json);
     } else {
         char actor[64], origin[64];
         cmd_actor_origin(actor, sizeof actor, origin, sizeof origin);

@@ -89,7 +89,8 @@ int cmd_reconcile(int argc, char **argv)
         reconcile_report_t rep;
         long n = reconcile_compare(&books, &rep);
         if (n < 0) {
-            fprintf(stderr, "kasa reconcile: out of memory\n");
+            fprintf(stderr, "kasa reconcile: cannot compare the books: out of memory, or the index of finished "
+                            "deposits cannot be read whole (kasa journal verify says where)\n");
             rc = 3;
         } else {
             jbuf_t out;

@@ -140,7 +140,8 @@ static int s_show(const config_t *cfg, const char *id, int json)
         s_list_one(&l, &w);
     }
     int found = 0;
-    int rc = cmd_show_timeline(cfg->journal_dir, id, json, "kasa withdrawal", "withdrawal", known ? &found : NULL);
+    int rc = cmd_show_timeline(cfg->journal_dir, id, json, "kasa withdrawal", "withdrawal", 0,
+                               known ? w.last_lsn : 0, known ? &found : NULL);
     if (known && rc == 0 && !found) {
         if (json)
             s_list_one(&l, &w);

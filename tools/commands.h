@@ -44,12 +44,24 @@ int cmd_config_load(config_t *cfg, const char *path, const char *prog);
 typedef struct journal_t journal_t;
 journal_t *cmd_journal_open(const char *dir, char *err, size_t errlen);
 
-/* Prints every journal record of id (a deposit's transaction id or a withdrawal id) in order, as
- * text lines with their time or as JSON (json), for `kasa deposit show` and `kasa withdrawal show`;
- * errors name command, "unknown NOUN ID" when the journal has none (tools/cmd_deposit.c) — unless
- * found_out is given: *found_out is then how many were printed, and none is not an error. 0 or 1. */
+/* Prints every journal record of id (a deposit's transaction id or a withdrawal id) with an LSN in
+ * [from_lsn, upto_lsn] (0, 0: the whole journal) in order, as text lines with their time or as JSON
+ * (json), for `kasa deposit show` and `kasa withdrawal show`; errors name command, "unknown NOUN ID"
+ * when the journal has none (tools/cmd_deposit.c) — unless found_out is given: *found_out is then how
+ * many were printed, and none is not an error. 0 or 1. */
 int cmd_show_timeline(const char *journal_dir, const char *id, int json, const char *command, const char *noun,
-                      int *found_out);
+                      uint64_t from_lsn, uint64_t upto_lsn, int *found_out);
+
+/* The deposits and links of journal dir as kasa's start rebuilds them (tools/cmd_replay.c): the newest
+ * valid snapshot with its index of finished deposits, and the journal after it; the whole journal
+ * (archive included) when no snapshot checks out. Finished deposits whose records were pruned from
+ * the archive are still known (registry_lookup, registry_each_all). max_deposits bounds the unfinished
+ * ones (0: any number). *info (may be NULL) says from what. NULL with a reason in err. */
+#include <stdint.h>
+#include "actors/checkpoint.h"
+typedef struct registry_t registry_t;
+registry_t *cmd_registry_restore(const char *dir, size_t max_deposits, checkpoint_info_t *info, char *err,
+                                 size_t errlen);
 
 /* Who runs this command and from where, as journaled with an operator's action: "cli:USER" and
  * "cli:HOST TTY" (tools/cmd_deposit.c). */

@@ -1,7 +1,8 @@
 /* test_finished.c — finished deposits out of memory, through a running kasa: once a snapshot has
  * indexed a credited deposit and kasa has let go of it, a repeat of its webhook (before and after a
  * restart from that snapshot) is answered 200 and credits nothing; the investor's history and
- * `kasa deposit show` still show it after its journal segment moved to the archive. */
+ * `kasa deposit show` still show it after its journal segment moved to the archive; after the archive
+ * is pruned, `kasa deposit list|show`, `kasa replay` and `kasa reconcile` still know it. */
 #include "tests/check.h"
 #include "tests/integration/harness.h"
 
@@ -122,6 +123,45 @@ static void test_clean_shutdown_and_the_journal_verifies(void)
     free(out);
 }
 
+/* After `kasa journal archive --prune-before` deleted the records of the first deposits, the offline
+ * commands still know them from the snapshot's index of finished deposits: list, show, replay, and
+ * reconcile agrees (their MT5 deals are still kasa's). */
+static void test_after_the_archive_is_pruned_the_offline_commands_still_know_old_deposits(void)
+{
+    CHECK(s_ready);
+    char *out = NULL, day[16];
+    time_t tomorrow = time(NULL) + 86400;
+    struct tm tm;
+    strftime(day, sizeof day, "%Y-%m-%d", gmtime_r(&tomorrow, &tm));
+    CHECK_EQ_INT(h_kasa_cmd(&s_env, &out, "journal", "archive", s_env.journal, "--prune-before", day, NULL), 0);
+    CHECK(out && strstr(out, "pruned: ") != NULL);
+    free(out);
+    out = NULL;
+    CHECK_EQ_INT(h_kasa_cmd(&s_env, &out, "deposit", "list", "--config", s_env.config, NULL), 0);
+    CHECK(out && strstr(out, s_first.tx_id) && strstr(out, "NOTIFIED") && strstr(out, "2 deposits"));
+    free(out);
+    out = NULL;
+    CHECK_EQ_INT(h_kasa_cmd(&s_env, &out, "deposit", "list", "--login", "100001", "--json", "--config", s_env.config,
+                            NULL), 0);
+    CHECK(out && strstr(out, s_first.tx_id));
+    free(out);
+    out = NULL;
+    CHECK_EQ_INT(h_kasa_cmd(&s_env, &out, "deposit", "show", s_first.tx_id, "--config", s_env.config, NULL), 0);
+    CHECK(out && strstr(out, s_first.tx_id) && strstr(out, "NOTIFIED"));
+    free(out);
+    out = NULL;
+    CHECK_EQ_INT(h_kasa_cmd(&s_env, &out, "replay", s_env.journal, "--all", NULL), 0);
+    CHECK(out && strstr(out, s_first.tx_id) && strstr(out, "2 shown"));
+    free(out);
+    out = NULL;
+    int rc = h_kasa_cmd(&s_env, &out, "reconcile", "--from", "-1h", "--to", "-0m", "--config", s_env.config, NULL);
+    CHECK_EQ_INT(rc, 0);
+    CHECK(out && strstr(out, "the books agree"));
+    if (rc != 0)
+        h_log("reconcile -> %d: %s", rc, out ? out : "");
+    free(out);
+}
+
 int main(void)
 {
     int env_ok = h_env_init(&s_env, "finished") == 0;
@@ -134,6 +174,7 @@ int main(void)
     RUN(test_a_repeat_webhook_of_a_deposit_out_of_memory_gets_200_and_credits_nothing);
     RUN(test_history_and_deposit_show_find_it_after_its_segment_is_archived);
     RUN(test_clean_shutdown_and_the_journal_verifies);
+    RUN(test_after_the_archive_is_pruned_the_offline_commands_still_know_old_deposits);
     free(s_first_body);
     h_env_finish(&s_env, check_failed_ > 0);
     return check_done();

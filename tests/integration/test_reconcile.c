@@ -1,7 +1,8 @@
 /* test_reconcile.c — `kasa reconcile` end to end against the simulators: a clean run agrees (exit 0,
  * text and --json); a deal added behind kasa's back, a deal whose amount was changed, a Cobo deposit
  * kasa never saw and a deal removed are each reported with their evidence (exit 1); reconcile
- * changes nothing (journal and deals as before); a book that cannot be read gives exit 3.
+ * changes nothing (journal and deals as before); a session MT5 drops between two reads is opened again;
+ * a book that cannot be read gives exit 3.
  *
  * Rules: TRON_USDT rate 1, fee 0.5; catch-up is off (so a lost webhook stays unseen). */
 #include "actors/mt5.h"
@@ -64,6 +65,17 @@ static void test_clean_books_agree(void)
     CHECK_EQ_INT(s_reconcile(1, &out), 0);
     CHECK(out && strstr(out, "\"agree\":true") && strstr(out, "\"credited\":1") && strstr(out, "\"kasa_deals\":1"));
     free(out);
+}
+
+/* MT5 drops the reconcile's session between two of its reads (403): it logs in again and reads on. */
+static void test_a_session_mt5_drops_mid_read_is_opened_again(void)
+{
+    CHECK(s_ready);
+    if (!s_ready)
+        return;
+    CHECK_EQ_INT(h_sim_post(s_env.mt5_url, "/sim/faults", "{\"expire_after\":2}"), 200);
+    CHECK(s_agrees());
+    CHECK_EQ_INT(h_sim_post(s_env.mt5_url, "/sim/faults", "{\"expire_after\":0}"), 200);
 }
 
 static void test_deal_added_behind_kasas_back(void)
@@ -162,6 +174,7 @@ int main(void)
     s_ready = h_env_init(&s_env, "reconcile") == 0 && h_sims_start(&s_env, NULL) == 0 &&
               h_config_write(&s_env, NULL) == 0 && h_kasa_start(&s_env) == 0;
     RUN(test_clean_books_agree);
+    RUN(test_a_session_mt5_drops_mid_read_is_opened_again);
     RUN(test_deal_added_behind_kasas_back);
     RUN(test_wrong_amount_is_reported);
     RUN(test_cobo_deposit_kasa_never_saw_and_a_removed_deal);

@@ -224,6 +224,29 @@ static void test_cobo_deposit_kasa_never_saw(void)
     s_done(&f);
 }
 
+/* A transfer from one of the broker's own addresses (KASA_OWN_ADDRESSES, COBO_WITHDRAW_ADDRESS) into a
+ * linked address is not a deposit (kasa serve journals it as ignored): reconcile agrees with serve. */
+static void test_the_brokers_own_transfers_are_not_deposits(void)
+{
+    s_fix_t f;
+    s_clean(&f);
+    static config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    snprintf(cfg.own_addresses, sizeof cfg.own_addresses, "TBrokerHot00000000000000000000001,TBrokerCold0000000000000000000002");
+    snprintf(cfg.cobo_withdraw_address, sizeof cfg.cobo_withdraw_address, "TBrokerPay00000000000000000000003");
+    snprintf(s_cobo(&f, TX_B, ADDR_B, "40", "Completed")->source_address, sizeof f.cobo[0].source_address,
+             "TBrokerCold0000000000000000000002");
+    snprintf(s_cobo(&f, TX_C, ADDR_B, "7", "Completed")->source_address, sizeof f.cobo[0].source_address,
+             "TBrokerPay00000000000000000000003");
+    f.b.cfg = &cfg;
+    CHECK_EQ_INT(reconcile_compare(&f.b, &f.rep), 0);
+    reconcile_report_free(&f.rep);
+    /* without the configuration they would be deposits kasa never saw */
+    f.b.cfg = NULL;
+    CHECK_EQ_INT(reconcile_compare(&f.b, &f.rep), 2);
+    s_done(&f);
+}
+
 static void test_amounts_that_differ(void)
 {
     s_fix_t f;
@@ -654,6 +677,7 @@ int main(void)
     RUN(test_two_deals_with_one_reference);
     RUN(test_deal_on_another_login);
     RUN(test_cobo_deposit_kasa_never_saw);
+    RUN(test_the_brokers_own_transfers_are_not_deposits);
     RUN(test_amounts_that_differ);
     RUN(test_completed_deposit_not_finished);
     RUN(test_credit_that_cobo_failed);

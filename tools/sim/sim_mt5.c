@@ -16,7 +16,7 @@
  * "permanent_retcode":"8 Not enough permissions","retcode_once":"9 Timeout","close_next":1,
  * "fake_server":true,"kill_sessions":true,"group_retcode":"8 Not enough permissions","late_count":1,
  * "late_apply_ms":1500,"late_reply_ms":0,"late_chance":0.2,"comment_rewrite":"prefix:DEP ","page_max":7,
- * "odd_pages":1,"odd_page":"object","server_time_offset_s":7200}, POST /sim/trading_deals {"login":L,"count":N,"from":T1,"to":T2},
+ * "odd_pages":1,"odd_page":"object","server_time_offset_s":7200,"expire_after":3}, POST /sim/trading_deals {"login":L,"count":N,"from":T1,"to":T2},
  * POST /sim/reset, POST /sim/deal {"ticket":T,"delete":true} or {"ticket":T,"amount":"12.34"} (a deal removed or
  * changed behind kasa's back, as a dealer can in the MT5 manager; the balance follows).
  *
@@ -30,7 +30,9 @@
  *  - short pages: get_page returns at most page_max deals whatever it was asked.
  *  - odd pages: the next odd_pages get_page answers are "object" (answer is an object), "element"
  *    (a non-object in the array) or "empty" (an empty array before the total).
- *  - trade-server time: deal Time and the from/to of deal searches are UTC + server_time_offset_s. */
+ *  - trade-server time: deal Time and the from/to of deal searches are UTC + server_time_offset_s.
+ *  - an expired session: the expire_after-th next command is answered 403 and its session dropped,
+ *    as when the server dropped an idle session; the client must authenticate again. */
 #include "tools/sim/sim_mt5.h"
 
 #include <inttypes.h>
@@ -113,6 +115,7 @@ typedef struct {
     int odd_pages;           /* the next N get_page answers are odd */
     char odd_page[16];       /* "object", "element" or "empty" */
     int64_t server_time_offset_s; /* deal times are UTC + this */
+    int expire_after;        /* the N-th next command finds its session expired (403), once */
 } s_faults_t;
 
 static _Thread_local int s_close_this; /* set per request by s_handler (one thread per connection) */
@@ -686,7 +689,8 @@ static void s_faults_json(const s_faults_t *f, jbuf_t *b)
     jbuf_str(b, f->comment_rewrite);
     jbuf_printf(b, ",\"page_max\":%d,\"odd_pages\":%d,\"odd_page\":", f->page_max, f->odd_pages);
     jbuf_str(b, f->odd_page);
-    jbuf_printf(b, ",\"server_time_offset_s\":%" PRId64 "}", f->server_time_offset_s);
+    jbuf_printf(b, ",\"server_time_offset_s\":%" PRId64 ",\"expire_after\":%d}", f->server_time_offset_s,
+                f->expire_after);
 }
 
 static int s_json_ppm(const bson_t *doc, const char *key, uint32_t *out)
@@ -725,6 +729,7 @@ static enum MHD_Result s_sim_faults(sim_mt5_t *s, struct MHD_Connection *conn, c
         { "late_reply_ms", offsetof(s_faults_t, late_reply_ms), 0, 600000 },
         { "page_max", offsetof(s_faults_t, page_max), 0, 100 },
         { "odd_pages", offsetof(s_faults_t, odd_pages), 0, 1000000 },
+        { "expire_after", offsetof(s_faults_t, expire_after), 0, 1000000 },
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (json_has(&doc, ints[i].key)) {
@@ -952,7 +957,8 @@ static enum MHD_Result s_dispatch(sim_mt5_t *s, struct MHD_Connection *conn, con
         return s_auth_answer(s, conn, cookie, now);
 
     s_session_t *x = s_session(s, cookie, now);
-    if (!x || x->authed != 1 || s_chance(s, s->faults.session_loss_ppm)) {
+    int expired = x && x->authed == 1 && s->faults.expire_after > 0 && --s->faults.expire_after == 0;
+    if (!x || x->authed != 1 || expired || s_chance(s, s->faults.session_loss_ppm)) {
         if (x)
             x->used = 0;
         s->forbidden++;
