@@ -26,6 +26,9 @@ typedef struct {
 
 struct admins_t {
     pthread_mutex_t lock;
+    pthread_mutex_t share_mu;   /* cluster mode: a change's store-then-journal, and a sync pass, one at a time
+                                 * (taken before lock, never while holding it) */
+    admins_remote_t remote;     /* cluster mode's shared store (remote.put NULL: single node) */
     zhashx_t *by_name;    /* name → s_admin_t * (owned) */
     char dummy_hash[128]; /* verified against for an unknown name, so it costs the same time */
 };
@@ -69,6 +72,7 @@ static admins_t *s_new(int with_dummy)
     if (!self)
         return NULL;
     pthread_mutex_init(&self->lock, NULL);
+    pthread_mutex_init(&self->share_mu, NULL);
     self->by_name = zhashx_new();
     char random_pw[33];
     randombytes_buf(random_pw, 16);
@@ -165,6 +169,7 @@ void admins_destroy(admins_t **self_p)
     admins_t *self = *self_p;
     zhashx_destroy(&self->by_name);
     pthread_mutex_destroy(&self->lock);
+    pthread_mutex_destroy(&self->share_mu);
     free(self);
     *self_p = NULL;
 }
@@ -176,7 +181,8 @@ static void s_apply_locked(admins_t *self, const record_t *r)
     if (r->kind != RECORD_ADMIN_ACCOUNT || !r->admin[0])
         return;
     s_admin_t *a = zhashx_lookup(self->by_name, r->admin);
-    if (strcmp(r->action, "add") == 0) {
+    int sync = strcmp(r->action, "sync") == 0;   /* cluster mode: the whole state another node wrote */
+    if (strcmp(r->action, "add") == 0 || (sync && !a)) {
         if (a || zhashx_size(self->by_name) >= ADMINS_MAX)
             return;   /* a name is added once (the live path refuses a second add) */
         a = calloc(1, sizeof *a);
@@ -198,9 +204,12 @@ static void s_apply_locked(admins_t *self, const record_t *r)
     if (r->pwhash[0])
         S_COPY(a->pwhash, r->pwhash);
     if (r->totp[0]) {
+        uint64_t kept = sync && strcmp(a->totp, r->totp) == 0 ? a->last_step : 0;
         S_COPY(a->totp, r->totp);
-        a->last_step = 0;   /* a new secret: its codes have never been used */
+        a->last_step = kept;   /* a new secret: its codes have never been used */
     }
+    if (sync && r->totp_step > a->last_step)
+        a->last_step = r->totp_step;   /* a code used on another node is never accepted here */
     if (strcmp(r->action, "login") == 0) {
         if (r->totp_step > a->last_step)
             a->last_step = r->totp_step;
@@ -250,6 +259,10 @@ long admins_replay(admins_t *self, const char *dir, char *err, size_t errlen)
 }
 
 /* ---- changes -------------------------------------------------------------------------------------- */
+
+static int s_share_put(admins_t *self, const record_t *r, char *err, size_t errlen);
+static int s_share_refresh(admins_t *self, journal_t *journal, const char *name);
+static int s_shared(const admins_t *self);
 
 /* Journals r and applies it, under the lock (the caller holds it); the LSN to wait for, or 0. */
 static uint64_t s_submit_locked(admins_t *self, journal_t *journal, record_t *r, char *err, size_t errlen)
@@ -327,8 +340,11 @@ static int s_issue(admins_t *self, journal_t *journal, const char *action, const
         S_COPY(r->role, admin_role_name(role));
     int rc = -1;
     uint64_t lsn = 0;
+    pthread_mutex_lock(&self->share_mu);
     if (s_credentials(r, password, secret) != 0) {
         snprintf(err, errlen, "cannot make credentials (out of memory)");
+    } else if (s_share_put(self, r, err, errlen) != 0) {
+        /* cluster mode: MongoDB did not store it, so nothing changed */
     } else {
         pthread_mutex_lock(&self->lock);
         s_admin_t *a = zhashx_lookup(self->by_name, name);
@@ -344,6 +360,7 @@ static int s_issue(admins_t *self, journal_t *journal, const char *action, const
         if (lsn)
             rc = s_wait(journal, lsn, err, errlen);
     }
+    pthread_mutex_unlock(&self->share_mu);
     sodium_memzero(r, sizeof *r);
     free(r);
     if (rc != 0) {
@@ -381,6 +398,14 @@ int admins_disable(admins_t *self, journal_t *journal, const char *name, const c
     s_record(r, "disable", name ? name : "", actor, origin);
     uint64_t lsn = 0;
     int rc = -1;
+    pthread_mutex_lock(&self->share_mu);
+    admin_view_t now;
+    if (s_shared(self) && name && admins_get(self, name, &now) == 0 && !now.disabled &&
+        s_share_put(self, r, err, errlen) != 0) {
+        pthread_mutex_unlock(&self->share_mu);   /* MongoDB did not store it: nothing changed */
+        free(r);
+        return -1;
+    }
     pthread_mutex_lock(&self->lock);
     s_admin_t *a = name ? zhashx_lookup(self->by_name, name) : NULL;
     if (!a) {
@@ -392,6 +417,7 @@ int admins_disable(admins_t *self, journal_t *journal, const char *name, const c
         lsn = s_submit_locked(self, journal, r, err, errlen);
     }
     pthread_mutex_unlock(&self->lock);
+    pthread_mutex_unlock(&self->share_mu);
     free(r);
     if (lsn && (rc = s_wait(journal, lsn, err, errlen)) == 0)
         log_info("admin.disabled", "admin=%s actor=%s origin=\"%s\"", name, actor ? actor : "", origin ? origin : "");
@@ -422,6 +448,12 @@ admins_login_t admins_login(admins_t *self, journal_t *journal, const char *name
     snprintf(err, errlen, "refused");
     if (!password || strlen(password) > 128)
         return ADMINS_LOGIN_REFUSED;
+    /* cluster mode: the account as MongoDB has it (a change or disablement on another node counts at
+     * once); a login MongoDB cannot confirm is refused, never let in on this node's copy alone */
+    if (name && s_share_refresh(self, journal, name) != 0) {
+        log_warn("admin.login_unconfirmed", "admin=%s reason=\"MongoDB did not answer\"", name);
+        return ADMINS_LOGIN_REFUSED;
+    }
     int known = s_secrets(self, name, pwhash, key, &keylen) == 0;
     /* the slow check runs whatever the name, so the time taken does not tell whether it exists */
     int pw_ok = crypto_pwhash_str_verify(known ? pwhash : self->dummy_hash, password, strlen(password)) == 0;
@@ -442,7 +474,16 @@ admins_login_t admins_login(admins_t *self, journal_t *journal, const char *name
     s_admin_t *a = zhashx_lookup(self->by_name, name);
     uint64_t step = 0;
     /* the step check and its journaling under one lock: two logins with one code cannot both pass */
-    if (a && !a->view.disabled && totp_verify(key, keylen, code, now_s, a->last_step, &step) == 0) {
+    int verified = a && !a->view.disabled && totp_verify(key, keylen, code, now_s, a->last_step, &step) == 0;
+    if (verified && s_shared(self)) {
+        /* the step is taken in MongoDB first: one code, one login, on all nodes together */
+        pthread_mutex_unlock(&self->lock);
+        int taken = self->remote.step(self->remote.arg, name, step);
+        pthread_mutex_lock(&self->lock);
+        a = zhashx_lookup(self->by_name, name);
+        verified = taken == 0 && a && !a->view.disabled && step >= a->last_step;   /* = : ours, learned meanwhile */
+    }
+    if (verified) {
         r->totp_step = step;
         lsn = s_submit_locked(self, journal, r, err, errlen);
         if (lsn && out)
@@ -487,8 +528,11 @@ int admins_set_password(admins_t *self, journal_t *journal, const char *name, co
     s_record(r, "password", name, name, origin);
     int rc = -1;
     uint64_t lsn = 0;
+    pthread_mutex_lock(&self->share_mu);
     if (s_hash(password, r->pwhash) != 0) {
         snprintf(err, errlen, "cannot hash the password (out of memory)");
+    } else if (s_share_put(self, r, err, errlen) != 0) {
+        /* cluster mode: MongoDB did not store it, so nothing changed */
     } else {
         pthread_mutex_lock(&self->lock);
         s_admin_t *a = zhashx_lookup(self->by_name, name);
@@ -502,6 +546,7 @@ int admins_set_password(admins_t *self, journal_t *journal, const char *name, co
         if (lsn)
             rc = s_wait(journal, lsn, err, errlen);
     }
+    pthread_mutex_unlock(&self->share_mu);
     sodium_memzero(r, sizeof *r);
     free(r);
     if (rc == 0)
@@ -549,4 +594,200 @@ size_t admins_count(admins_t *self)
     size_t n = zhashx_size(self->by_name);
     pthread_mutex_unlock(&self->lock);
     return n;
+}
+
+/* ---- cluster mode ------------------------------------------------------------------------------- */
+
+void admins_share(admins_t *self, const admins_remote_t *remote)
+{
+    if (remote)
+        self->remote = *remote;
+    else
+        memset(&self->remote, 0, sizeof self->remote);
+}
+
+static int s_shared(const admins_t *self)
+{
+    return self->remote.put != NULL;
+}
+
+/* The shared state of account a. Under lock. */
+static void s_doc_of(const s_admin_t *a, admins_doc_t *doc)
+{
+    memset(doc, 0, sizeof *doc);
+    S_COPY(doc->name, a->view.name);
+    S_COPY(doc->role, admin_role_name(a->view.role));
+    S_COPY(doc->pwhash, a->pwhash);
+    S_COPY(doc->totp, a->totp);
+    S_COPY(doc->created_by, a->view.created_by);
+    doc->flags = (a->view.disabled ? RECORD_ADMIN_DISABLED : 0) | (a->view.must_change ? RECORD_ADMIN_MUST_CHANGE : 0);
+    doc->last_step = a->last_step;
+    doc->created_ms = a->view.created_ms;
+    doc->changed_ms = a->view.changed_ms;
+}
+
+/* Cluster mode: stores r's account as it is after r (add, reset, disable, password) in the shared
+ * store, before r is journaled. 0 stored (or a single node); -1 with a reason: nothing changed.
+ * Called with share_mu held, not lock. */
+static int s_share_put(admins_t *self, const record_t *r, char *err, size_t errlen)
+{
+    if (!s_shared(self))
+        return 0;
+    int add = strcmp(r->action, "add") == 0;
+    admins_doc_t doc;
+    memset(&doc, 0, sizeof doc);
+    pthread_mutex_lock(&self->lock);
+    s_admin_t *a = zhashx_lookup(self->by_name, r->admin);
+    int disabled = a && a->view.disabled;
+    if (a)
+        s_doc_of(a, &doc);
+    pthread_mutex_unlock(&self->lock);
+    int rc = -1;
+    if (add && a) {
+        snprintf(err, errlen, "admin %s exists already", r->admin);
+    } else if (!add && !a) {
+        snprintf(err, errlen, "unknown admin %s", r->admin);
+    } else if (strcmp(r->action, "password") == 0 && disabled) {
+        snprintf(err, errlen, "the account is disabled");
+    } else {
+        if (add) {
+            S_COPY(doc.name, r->admin);
+            doc.created_ms = r->time_ms;
+            S_COPY(doc.created_by, r->actor);
+        }
+        if (r->role[0])
+            S_COPY(doc.role, r->role);
+        if (r->pwhash[0])
+            S_COPY(doc.pwhash, r->pwhash);
+        if (r->totp[0]) {
+            S_COPY(doc.totp, r->totp);
+            doc.last_step = 0;
+            doc.new_secret = 1;
+        }
+        doc.flags = strcmp(r->action, "disable") == 0 ? doc.flags | RECORD_ADMIN_DISABLED : r->flags;
+        doc.changed_ms = r->time_ms;
+        rc = self->remote.put(self->remote.arg, &doc, add);
+        if (rc > 0)
+            snprintf(err, errlen, add ? "admin %s exists already (made on another node)" : "MongoDB refused the change of %s",
+                     r->admin);
+        else if (rc < 0)
+            snprintf(err, errlen, "MongoDB did not answer: nothing changed; try again");
+    }
+    sodium_memzero(&doc, sizeof doc);
+    return rc == 0 ? 0 : -1;
+}
+
+int admins_learn(admins_t *self, journal_t *journal, const admins_doc_t *doc)
+{
+    if (!doc->name[0] || admin_role_from_name(doc->role) < 0)
+        return 0;
+    record_t *r = malloc(sizeof *r);
+    if (!r)
+        return -1;
+    char origin[72];
+    snprintf(origin, sizeof origin, "node:%.58s", doc->node[0] ? doc->node : "?");
+    s_record(r, "sync", doc->name, "kasa:cluster", origin);
+    S_COPY(r->role, doc->role);
+    S_COPY(r->pwhash, doc->pwhash);
+    S_COPY(r->totp, doc->totp);
+    r->flags = doc->flags & (RECORD_ADMIN_DISABLED | RECORD_ADMIN_MUST_CHANGE);
+    r->totp_step = doc->last_step;
+    char err[160] = "";
+    uint64_t lsn = 0;
+    int rc = 0;
+    pthread_mutex_lock(&self->lock);
+    s_admin_t *a = zhashx_lookup(self->by_name, doc->name);
+    int differs = !a || strcmp(admin_role_name(a->view.role), doc->role) != 0 || strcmp(a->pwhash, doc->pwhash) != 0 ||
+                  strcmp(a->totp, doc->totp) != 0 || a->view.disabled != ((r->flags & RECORD_ADMIN_DISABLED) != 0) ||
+                  a->view.must_change != ((r->flags & RECORD_ADMIN_MUST_CHANGE) != 0) ||
+                  doc->last_step > a->last_step;
+    if (differs && (a || zhashx_size(self->by_name) < ADMINS_MAX)) {
+        lsn = s_submit_locked(self, journal, r, err, sizeof err);
+        rc = lsn ? 1 : -1;
+    }
+    pthread_mutex_unlock(&self->lock);
+    sodium_memzero(r, sizeof *r);
+    free(r);
+    if (lsn && s_wait(journal, lsn, err, sizeof err) != 0)
+        rc = -1;
+    if (rc == 1)
+        log_info("admin.learned", "admin=%s role=%s disabled=%d from_node=%s", doc->name, doc->role,
+                 (doc->flags & RECORD_ADMIN_DISABLED) != 0, doc->node);
+    else if (rc < 0)
+        log_warn("admin.learn_failed", "admin=%s reason=\"%s\"", doc->name, err);
+    return rc;
+}
+
+typedef struct {
+    admins_doc_t *docs;
+    int n;
+} s_docs_t;
+
+static void s_collect(void *arg, const admins_doc_t *doc)
+{
+    s_docs_t *d = arg;
+    if (d->n < ADMINS_MAX)
+        d->docs[d->n++] = *doc;
+}
+
+int admins_sync(admins_t *self, journal_t *journal)
+{
+    if (!s_shared(self))
+        return 0;
+    s_docs_t d = { calloc(ADMINS_MAX, sizeof(admins_doc_t)), 0 };
+    if (!d.docs)
+        return -1;
+    pthread_mutex_lock(&self->share_mu);
+    int rc = self->remote.list(self->remote.arg, s_collect, &d);
+    for (int i = 0; rc == 0 && i < d.n; i++)
+        admins_learn(self, journal, &d.docs[i]);
+    /* accounts this node has and the store lacks (made before cluster mode, or offline): stored */
+    pthread_mutex_lock(&self->lock);
+    size_t n = zhashx_size(self->by_name), mine = 0;
+    admins_doc_t *local = rc == 0 ? calloc(n ? n : 1, sizeof *local) : NULL;
+    for (s_admin_t *a = local ? zhashx_first(self->by_name) : NULL; a; a = zhashx_next(self->by_name)) {
+        int there = 0;
+        for (int i = 0; i < d.n && !there; i++)
+            there = strcmp(d.docs[i].name, a->view.name) == 0;
+        if (!there)
+            s_doc_of(a, &local[mine++]);
+    }
+    pthread_mutex_unlock(&self->lock);
+    for (size_t i = 0; i < mine; i++)
+        if (self->remote.put(self->remote.arg, &local[i], 1) == 0)
+            log_info("admin.shared", "admin=%s reason=\"this node had it, MongoDB did not\"", local[i].name);
+    pthread_mutex_unlock(&self->share_mu);
+    if (local) {
+        sodium_memzero(local, (n ? n : 1) * sizeof *local);
+        free(local);
+    }
+    sodium_memzero(d.docs, ADMINS_MAX * sizeof(admins_doc_t));
+    free(d.docs);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Cluster mode, before a login: name's state as the store has it, learned here. 0 (learned, or a
+ * single node, or the store lacks it and this node's copy was stored), -1 the store did not answer. */
+static int s_share_refresh(admins_t *self, journal_t *journal, const char *name)
+{
+    if (!s_shared(self))
+        return 0;
+    admins_doc_t doc;
+    pthread_mutex_lock(&self->share_mu);
+    int rc = self->remote.get(self->remote.arg, name, &doc);
+    if (rc == 0) {
+        rc = admins_learn(self, journal, &doc) < 0 ? -1 : 0;
+    } else if (rc == 1) {
+        rc = 0;
+        pthread_mutex_lock(&self->lock);
+        s_admin_t *a = zhashx_lookup(self->by_name, name);
+        if (a)
+            s_doc_of(a, &doc);
+        pthread_mutex_unlock(&self->lock);
+        if (a && self->remote.put(self->remote.arg, &doc, 1) < 0)
+            rc = -1;
+    }
+    pthread_mutex_unlock(&self->share_mu);
+    sodium_memzero(&doc, sizeof doc);
+    return rc;
 }

@@ -80,6 +80,48 @@ admins_login_t admins_login(admins_t *self, journal_t *journal, const char *name
 int admins_set_password(admins_t *self, journal_t *journal, const char *name, const char *current,
                         const char *password, const char *origin, char *err, size_t errlen);
 
+/* ---- cluster mode: the accounts shared through MongoDB (actors/shared.h keeps them there) ---------- */
+
+/* An account's whole state, as the nodes share it (secrets included: never logged). */
+typedef struct {
+    char name[64];
+    char role[16];
+    char pwhash[128];
+    char totp[64];
+    char created_by[64];
+    uint32_t flags;              /* RECORD_ADMIN_* */
+    uint64_t last_step;          /* the last TOTP step accepted on any node */
+    int new_secret;              /* put: last_step is set (a new TOTP secret), else left as stored */
+    int64_t created_ms, changed_ms;
+    char node[64];               /* the node that wrote it last */
+} admins_doc_t;
+
+/* Where the shared accounts live. Results: 0 done / found; 1 refused (put with add: the name is
+ * taken; step: that step or a later one was used; get: none); -1 the store did not answer. */
+typedef struct {
+    int (*put)(void *arg, const admins_doc_t *doc, int add);
+    int (*step)(void *arg, const char *name, uint64_t step);
+    int (*get)(void *arg, const char *name, admins_doc_t *out);
+    /* Calls fn for every account; 0, or -1. */
+    int (*list)(void *arg, void (*fn)(void *a, const admins_doc_t *doc), void *a);
+    void *arg;
+} admins_remote_t;
+
+/* Cluster mode: every change is stored in remote before it is journaled (nothing changes when the
+ * store does not answer), a login first learns the account's state from it and takes its TOTP step
+ * there (a code is accepted once across all nodes), and admins_sync learns what other nodes changed.
+ * remote is copied; NULL: single node. Call before the accounts are used. */
+void admins_share(admins_t *self, const admins_remote_t *remote);
+
+/* Journals doc as this node's view of its account (a "sync" record by actor kasa:cluster, origin
+ * "node:<doc->node>") when it differs from what this node has; a step or state it has is never
+ * moved back. 1 journaled, 0 nothing to learn, -1 the journal failed. */
+int admins_learn(admins_t *self, journal_t *journal, const admins_doc_t *doc);
+
+/* One pass: learns every account the store has, and stores the accounts this node has that it lacks
+ * (made before cluster mode, or offline). 0, or -1 (the store did not answer). */
+int admins_sync(admins_t *self, journal_t *journal);
+
 /* 0 and *out for name, or -1 if unknown. */
 int admins_get(admins_t *self, const char *name, admin_view_t *out);
 /* Calls fn for every account, by name. Returns the count. */

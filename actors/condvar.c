@@ -22,3 +22,12 @@ void condvar_deadline(struct timespec *until, int64_t ms)
         until->tv_nsec -= 1000000000L;
     }
 }
+
+void condvar_stop_join(pthread_mutex_t *mu, pthread_cond_t *cond, int *stop, pthread_t thread)
+{
+    pthread_mutex_lock(mu);
+    *stop = 1;
+    pthread_cond_broadcast(cond);
+    pthread_mutex_unlock(mu);
+    pthread_join(thread, NULL);
+}

@@ -13,4 +13,8 @@ int condvar_init(pthread_cond_t *cond);
 /* The CLOCK_MONOTONIC time ms milliseconds from now, as a deadline for a cond made by condvar_init. */
 void condvar_deadline(struct timespec *until, int64_t ms);
 
+/* Ends a thread that waits on cond under mu while *stop is 0: sets *stop under mu, wakes every
+ * waiter, and joins the thread. */
+void condvar_stop_join(pthread_mutex_t *mu, pthread_cond_t *cond, int *stop, pthread_t thread);
+
 #endif

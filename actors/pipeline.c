@@ -563,6 +563,11 @@ int pipeline_link_find(pipeline_t *self, uint64_t login, const char *chain_id, c
                                    errlen);
 }
 
+struct shared_t *pipeline_shared(pipeline_t *self)
+{
+    return self->shared;
+}
+
 uint64_t pipeline_address_login(pipeline_t *self, const char *address)
 {
     return registry_address_login(self->registry, address);

@@ -68,6 +68,8 @@ int pipeline_link(pipeline_t *self, const char *address, const char *chain_id, u
  * answer (err says so: nothing can be told, never create another meanwhile). */
 int pipeline_link_find(pipeline_t *self, uint64_t login, const char *chain_id, char *out, size_t outlen, char *err,
                        size_t errlen);
+/* Cluster mode's shared facts (actors/shared.h), NULL on a single node. */
+struct shared_t *pipeline_shared(pipeline_t *self);
 /* The login linked to address, or 0. */
 uint64_t pipeline_address_login(pipeline_t *self, const char *address);
 

@@ -756,13 +756,8 @@ void projector_destroy(projector_t **self_p)
         return;
     projector_t *self = *self_p;
     *self_p = NULL;
-    if (self->started) {
-        pthread_mutex_lock(&self->mu);
-        self->stop = 1;
-        pthread_cond_broadcast(&self->cond);
-        pthread_mutex_unlock(&self->mu);
-        pthread_join(self->thread, NULL);
-    }
+    if (self->started)
+        condvar_stop_join(&self->mu, &self->cond, &self->stop, self->thread);
     journal_reader_destroy(&self->reader);
     if (self->pool)
         mongoc_client_pool_destroy(self->pool);

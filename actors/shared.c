@@ -2,12 +2,16 @@
  * actors/mio.h. */
 #include "actors/shared.h"
 
+#include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "actors/admins.h"
+#include "actors/condvar.h"
 #include "actors/mio.h"
 #include "actors/registry.h"
 #include "schema/log.h"
@@ -17,6 +21,15 @@ struct shared_t {
     mongoc_client_pool_t *pool;
     char db[MONGO_NAME_MAX], node[MONGO_NAME_MAX];
     atomic_int index_ok;
+    atomic_int admins_index_ok;
+    /* the admins' sync thread */
+    admins_t *admins;
+    journal_t *journal;
+    int period_ms;
+    pthread_t thread;
+    int running, stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
 };
 
 const char *shared_node(const shared_t *self)
@@ -219,6 +232,207 @@ shared_result_t shared_pair_learn(shared_t *self, registry_t *registry, journal_
     return r;
 }
 
+/* ---- admins -------------------------------------------------------------------------------------- */
+
+static int s_admins_index(shared_t *self)
+{
+    if (atomic_load(&self->admins_index_ok))
+        return 0;
+    bson_t *cmd = BCON_NEW("createIndexes", BCON_UTF8(SHARED_ADMINS), "indexes", "[", "{", "key", "{", "name",
+                           BCON_INT32(1), "}", "name", BCON_UTF8("name_1"), "unique", BCON_BOOL(true), "}", "]");
+    bson_t reply;
+    int rc = s_run(self, cmd, 1, &reply, "admins_index", NULL, 0);
+    bson_destroy(cmd);
+    if (rc != 0)
+        return -1;
+    bson_destroy(&reply);
+    atomic_store(&self->admins_index_ok, 1);
+    return 0;
+}
+
+static void s_admin_parse(bson_iter_t *d, admins_doc_t *out)
+{
+    memset(out, 0, sizeof *out);
+    while (bson_iter_next(d)) {
+        const char *k = bson_iter_key(d);
+        if (strcmp(k, "name") == 0)
+            s_str(d, out->name, sizeof out->name);
+        else if (strcmp(k, "role") == 0)
+            s_str(d, out->role, sizeof out->role);
+        else if (strcmp(k, "pwhash") == 0)
+            s_str(d, out->pwhash, sizeof out->pwhash);
+        else if (strcmp(k, "totp") == 0)
+            s_str(d, out->totp, sizeof out->totp);
+        else if (strcmp(k, "created_by") == 0)
+            s_str(d, out->created_by, sizeof out->created_by);
+        else if (strcmp(k, "node") == 0)
+            s_str(d, out->node, sizeof out->node);
+        else if (strcmp(k, "flags") == 0)
+            out->flags = (uint32_t) bson_iter_as_int64(d);
+        else if (strcmp(k, "last_step") == 0)
+            out->last_step = (uint64_t) bson_iter_as_int64(d);
+        else if (strcmp(k, "created_ms") == 0)
+            out->created_ms = bson_iter_as_int64(d);
+        else if (strcmp(k, "changed_ms") == 0)
+            out->changed_ms = bson_iter_as_int64(d);
+    }
+}
+
+/* The fields of doc a put writes (last_step only with a new secret). */
+static void s_admin_fields(const shared_t *self, const admins_doc_t *doc, bson_t *b)
+{
+    BSON_APPEND_UTF8(b, "name", doc->name);
+    BSON_APPEND_UTF8(b, "role", doc->role);
+    BSON_APPEND_UTF8(b, "pwhash", doc->pwhash);
+    BSON_APPEND_UTF8(b, "totp", doc->totp);
+    BSON_APPEND_UTF8(b, "created_by", doc->created_by);
+    BSON_APPEND_INT32(b, "flags", (int32_t) doc->flags);
+    BSON_APPEND_INT64(b, "created_ms", doc->created_ms);
+    BSON_APPEND_INT64(b, "changed_ms", doc->changed_ms);
+    BSON_APPEND_UTF8(b, "node", self->node);
+    BSON_APPEND_DATE_TIME(b, "updated", s_now_ms());
+}
+
+/* findAndModify on admins: 0 with the document after it in *out (found), 1 none, -1 no answer. */
+static int s_admin_modify(shared_t *self, const bson_t *query, const bson_t *update, int upsert, admins_doc_t *out,
+                          const char *what)
+{
+    if (s_admins_index(self) != 0)
+        return -1;
+    bson_t cmd = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&cmd, "findAndModify", SHARED_ADMINS);
+    BSON_APPEND_DOCUMENT(&cmd, "query", query);
+    BSON_APPEND_DOCUMENT(&cmd, "update", update);
+    BSON_APPEND_BOOL(&cmd, "upsert", upsert);
+    BSON_APPEND_BOOL(&cmd, "new", true);
+    bson_t reply;
+    int rc = s_run(self, &cmd, 1, &reply, what, NULL, 0);
+    bson_destroy(&cmd);
+    if (rc != 0)
+        return -1;
+    bson_iter_t it, d;
+    int found = bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "value", &it) &&
+                BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &d);
+    if (found)
+        s_admin_parse(&d, out);
+    bson_destroy(&reply);
+    return found ? 0 : 1;
+}
+
+static int s_admin_put(void *arg, const admins_doc_t *doc, int add)
+{
+    shared_t *self = arg;
+    bson_t *query = BCON_NEW("name", BCON_UTF8(doc->name));
+    bson_t update = BSON_INITIALIZER, fields;
+    BSON_APPEND_DOCUMENT_BEGIN(&update, add ? "$setOnInsert" : "$set", &fields);
+    s_admin_fields(self, doc, &fields);
+    if (add || doc->new_secret)
+        BSON_APPEND_INT64(&fields, "last_step", (int64_t) doc->last_step);
+    bson_append_document_end(&update, &fields);
+    admins_doc_t now;
+    int rc = s_admin_modify(self, query, &update, 1, &now, "admin_put");
+    bson_destroy(query);
+    bson_destroy(&update);
+    if (rc == 0 && add && strcmp(now.pwhash, doc->pwhash) != 0)
+        rc = 1;   /* the name was there already: another account's */
+    else if (rc == 1)
+        rc = -1;  /* an upsert that returns nothing: not confirmed */
+    sodium_memzero(&now, sizeof now);
+    return rc;
+}
+
+static int s_admin_step(void *arg, const char *name, uint64_t step)
+{
+    shared_t *self = arg;
+    bson_t *query = BCON_NEW("name", BCON_UTF8(name), "last_step", "{", "$lt", BCON_INT64((int64_t) step), "}");
+    bson_t *update = BCON_NEW("$set", "{", "last_step", BCON_INT64((int64_t) step), "}");
+    admins_doc_t now;
+    int rc = s_admin_modify(self, query, update, 0, &now, "admin_step");
+    bson_destroy(query);
+    bson_destroy(update);
+    sodium_memzero(&now, sizeof now);
+    return rc;
+}
+
+/* find on admins by filter (limit 1 or every account); fn per document. 0, or -1. */
+static int s_admin_find(shared_t *self, const bson_t *filter, int limit, void (*fn)(void *a, const admins_doc_t *doc),
+                        void *a)
+{
+    bson_t *cmd = BCON_NEW("find", BCON_UTF8(SHARED_ADMINS), "filter", BCON_DOCUMENT(filter), "limit",
+                           BCON_INT32(limit), "batchSize", BCON_INT32(limit), "singleBatch", BCON_BOOL(true),
+                           "readConcern", "{", "level", BCON_UTF8("majority"), "}");
+    bson_t reply;
+    int rc = s_run(self, cmd, 0, &reply, "admin_find", NULL, 0);
+    bson_destroy(cmd);
+    if (rc != 0)
+        return -1;
+    bson_iter_t it, arr, d;
+    if (bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch", &it) &&
+        BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
+        admins_doc_t doc;
+        while (bson_iter_next(&arr))
+            if (BSON_ITER_HOLDS_DOCUMENT(&arr) && bson_iter_recurse(&arr, &d)) {
+                s_admin_parse(&d, &doc);
+                fn(a, &doc);
+            }
+        sodium_memzero(&doc, sizeof doc);
+    }
+    bson_destroy(&reply);
+    return 0;
+}
+
+static void s_admin_one(void *a, const admins_doc_t *doc)
+{
+    *(admins_doc_t *) a = *doc;
+}
+
+static int s_admin_get(void *arg, const char *name, admins_doc_t *out)
+{
+    bson_t *filter = BCON_NEW("name", BCON_UTF8(name));
+    out->name[0] = '\0';
+    int rc = s_admin_find(arg, filter, 1, s_admin_one, out);
+    bson_destroy(filter);
+    return rc != 0 ? -1 : out->name[0] ? 0 : 1;
+}
+
+static int s_admin_list(void *arg, void (*fn)(void *a, const admins_doc_t *doc), void *a)
+{
+    bson_t filter = BSON_INITIALIZER;
+    int rc = s_admin_find(arg, &filter, ADMINS_MAX, fn, a);
+    bson_destroy(&filter);
+    return rc;
+}
+
+static void *s_admins_thread(void *arg)
+{
+    shared_t *self = arg;
+    pthread_mutex_lock(&self->mu);
+    while (!self->stop) {
+        pthread_mutex_unlock(&self->mu);
+        admins_sync(self->admins, self->journal);
+        pthread_mutex_lock(&self->mu);
+        struct timespec until;
+        condvar_deadline(&until, self->period_ms);
+        while (!self->stop && pthread_cond_timedwait(&self->cond, &self->mu, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
+}
+
+int shared_admins_attach(shared_t *self, admins_t *admins, journal_t *journal, int period_ms)
+{
+    admins_remote_t remote = { s_admin_put, s_admin_step, s_admin_get, s_admin_list, self };
+    admins_share(admins, &remote);
+    self->admins = admins;
+    self->journal = journal;
+    self->period_ms = period_ms > 0 ? period_ms : 1000;
+    if (pthread_create(&self->thread, NULL, s_admins_thread, self) != 0)
+        return -1;
+    self->running = 1;
+    return 0;
+}
+
 shared_t *shared_new(const config_t *cfg, int timeout_ms, char *err, size_t errlen)
 {
     shared_t *self = calloc(1, sizeof *self);
@@ -228,6 +442,8 @@ shared_t *shared_new(const config_t *cfg, int timeout_ms, char *err, size_t errl
     }
     snprintf(self->db, sizeof self->db, "%s", cfg->mongo_db[0] ? cfg->mongo_db : MONGO_DEFAULT_DB);
     snprintf(self->node, sizeof self->node, "%s", cfg->node_id);
+    pthread_mutex_init(&self->mu, NULL);
+    condvar_init(&self->cond);
     char why[120];
     self->pool = mio_pool_new(cfg->mongo_uri, timeout_ms, "kasa-shared", why, sizeof why);
     if (!self->pool) {
@@ -243,6 +459,10 @@ void shared_destroy(shared_t **self_p)
     if (!self_p || !*self_p)
         return;
     shared_t *self = *self_p;
+    if (self->running)
+        condvar_stop_join(&self->mu, &self->cond, &self->stop, self->thread);
+    pthread_mutex_destroy(&self->mu);
+    pthread_cond_destroy(&self->cond);
     if (self->pool)
         mongoc_client_pool_destroy(self->pool);
     free(self);

@@ -15,6 +15,16 @@
  * a guess: found, not linked anywhere (MongoDB answered and has none), cannot tell (MongoDB did not
  * answer: the caller waits and asks again, a deposit is never held as unlinked on that).
  *
+ *   admins     {name, role, pwhash, totp, created_by, flags, last_step, created_ms, changed_ms, node,
+ *              updated}                                            unique name
+ *
+ * Admin accounts (actors/admins.h's cluster path): every change (add, reset, disable, password) is
+ * stored here (majority) before it is journaled; a login reads its account here first and takes
+ * its TOTP step here by a conditional update (last_step < step), so a code is accepted once on all
+ * nodes together; a thread reads every account every second and journals what changed (a "sync"
+ * record by kasa:cluster, origin "node:<writer>"). The Argon2id hash and the TOTP secret are
+ * stored as the journal stores them: MongoDB's access is the broker's to guard.
+ *
  * Every call waits at most timeout_ms (unless the URI sets its own timeouts) and goes through
  * actors/mio.h, so tests can fail it. Reads are from the primary (read concern majority). Thread-safe. */
 #ifndef KASA_ACTORS_SHARED_H
@@ -77,6 +87,13 @@ shared_result_t shared_link_learn(shared_t *self, struct registry_t *registry, s
 shared_result_t shared_pair_learn(shared_t *self, struct registry_t *registry, struct journal_t *journal,
                                   uint64_t login, const char *chain_id, char *out, size_t outlen, char *err,
                                   size_t errlen);
+
+/* Cluster mode's admin accounts: admins share them through self (admins_share), and a thread learns
+ * every account's changes every period_ms (admins_sync), until shared_destroy. 0, or -1 (no thread). */
+struct admins_t;
+int shared_admins_attach(shared_t *self, struct admins_t *admins, struct journal_t *journal, int period_ms);
+
+#define SHARED_ADMINS "admins"
 
 /* This node's id. */
 const char *shared_node(const shared_t *self);

@@ -20,6 +20,7 @@
 #undef LOG_DEBUG /* <syslog.h>, via czmq, would shadow tools/log.h's levels */
 #undef LOG_INFO
 
+#include "actors/shared.h"
 #include "actors/accounts.h"
 #include "actors/catchup.h"
 #include "actors/chat.h"
@@ -279,6 +280,11 @@ int cmd_serve(int argc, char **argv)
     admins = admins_new();
     if (!admins || checkpoint_restore_into(cfg.journal_dir, &checkpoint_admins, &cfg, admins, NULL, err, sizeof err) < 0) {
         fprintf(stderr, "kasa serve: admin accounts: %s\n", admins ? err : "out of memory");
+        goto done;
+    }
+    /* Cluster mode: the accounts are shared through MongoDB, learned every second (actors/shared.h). */
+    if (pipeline_shared(pipeline) && shared_admins_attach(pipeline_shared(pipeline), admins, journal, 1000) != 0) {
+        fprintf(stderr, "kasa serve: cannot start the admins' sync\n");
         goto done;
     }
     admin_api = admin_routes(http, pipeline, admins, journal, &cfg, NULL, NULL, err, sizeof err);

@@ -13,6 +13,8 @@
  *    first within a second; a session MongoDB cannot confirm is refused.
  *  - address links (actors/shared.h): an address made on one node is credited by another that only
  *    received its webhooks, and shown on that node's wallets page; MongoDB's three answers.
+ *  - admin accounts (actors/admins.h's cluster path): made on one node, logged in on another;
+ *    disabled on the first, refused on the other (a new login and the session it had).
  * KASA_CLUSTER_RUNS=N: N more sprayed deposits and N killed-node runs instead of 3 (a longer seeded soak,
  * at most S_MAX_RUNS, 256). */
 #include "tests/check.h"
@@ -22,6 +24,7 @@
 #include "actors/claims.h"
 #include "actors/mio.h"
 #include "actors/shared.h"
+#include "schema/totp.h"
 #include "web/session_mongo.h"
 
 #include <stdatomic.h>
@@ -767,6 +770,67 @@ static void test_address_made_on_one_node_is_credited_by_another(void)
     CHECK(s_log_has(2, "shared.link_learned", address));
 }
 
+/* ---- admin accounts shared through MongoDB -------------------------------------------------------- */
+
+/* POSTs an admin login for name to node i with password and the TOTP code of step now-1+k (k: 0, 1).
+ * The status; the session cookie into sid on 200. */
+static long s_admin_login(int i, const char *name, const char *password, const char *secret, int k, char sid[120])
+{
+    uint8_t key[64];
+    size_t n = 0;
+    char code[8], body[300];
+    totp_base32_decode(secret, key, sizeof key, &n);
+    totp_code(key, n, (uint64_t) time(NULL) / 30 - 1 + (uint64_t) k, 6, code);
+    snprintf(body, sizeof body, "{\"name\":\"%s\",\"password\":\"%s\",\"code\":\"%s\"}", name, password, code);
+    h_cresp_t r = h_call(s_node[i].kasa_url, "POST", "/api/admin/login", NULL, NULL, body, NULL);
+    if (r.status == 200 && sid) {
+        char cookie[300] = "";
+        h_header(&r, "Set-Cookie", cookie, sizeof cookie);
+        const char *v = strstr(cookie, "kasa_admin=");
+        snprintf(sid, 120, "kasa_admin=%.64s", v ? v + 11 : "");
+    }
+    long st = r.status;
+    h_cresp_free(&r);
+    return st;
+}
+
+static void test_admin_made_on_one_node_logs_in_on_another_and_disabled_is_refused_there(void)
+{
+    char *out = NULL, password[64] = "", secret[40] = "", sid[120] = "";
+    CHECK_EQ_INT(h_kasa_cmd(&s_node[0], &out, "admin", "add", "nurcan", "--role", "viewer", "--config",
+                            s_node[0].config, NULL), 0);
+    const char *pw = out ? strstr(out, "one-time password: ") : NULL, *sec = out ? strstr(out, "?secret=") : NULL;
+    CHECK(pw && sec);
+    if (pw && sec) {
+        sscanf(pw + 19, "%63s", password);
+        sscanf(sec + 8, "%39[A-Z2-7]", secret);
+    }
+    free(out);
+    /* node 1 has not learned it yet, or has: either way the login reads MongoDB first */
+    CHECK_EQ_INT(s_admin_login(1, "nurcan", password, secret, 0, sid), 200);
+    CHECK_EQ_INT(s_admin_login(2, "nurcan", password, secret, 0, NULL), 401);   /* the same code: used */
+    h_cresp_t r = h_call(s_node[1].kasa_url, "GET", "/api/admin/session", sid, NULL, NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    h_cresp_free(&r);
+    CHECK_EQ_INT(h_kasa_cmd(&s_node[0], NULL, "admin", "disable", "nurcan", "--config", s_node[0].config, NULL), 0);
+    int64_t t0 = h_now_ms(), refused_ms = -1;
+    while (h_now_ms() - t0 < 4000 && refused_ms < 0) {
+        r = h_call(s_node[1].kasa_url, "GET", "/api/admin/session", sid, NULL, NULL, NULL);
+        if (r.status == 401)
+            refused_ms = h_now_ms() - t0;
+        h_cresp_free(&r);
+        h_sleep_ms(50);
+    }
+    h_log("admin disabled on node 0: its session refused on node 1 after %lld ms", (long long) refused_ms);
+    CHECK(refused_ms >= 0 && refused_ms <= 2000);
+    CHECK_EQ_INT(s_admin_login(1, "nurcan", password, secret, 1, NULL), 401);   /* a new login: refused */
+    /* node 2 learned the account and its disablement without any login there */
+    int64_t end = h_now_ms() + 3000;
+    while (h_now_ms() < end && !s_log_has(2, "admin.learned", "admin=nurcan role=viewer disabled=1"))
+        h_sleep_ms(50);
+    CHECK(s_log_has(2, "admin.learned", "admin=nurcan role=viewer disabled=1"));
+}
+
 int main(void)
 {
     h_init();
@@ -791,6 +855,7 @@ int main(void)
     } else {
         RUN(test_sprayed_webhooks_make_one_deal_per_deposit);
         RUN(test_address_made_on_one_node_is_credited_by_another);
+        RUN(test_admin_made_on_one_node_logs_in_on_another_and_disabled_is_refused_there);
         RUN(test_nodes_killed_at_random_still_make_one_deal_each);
         RUN(test_a_paused_holder_past_its_lease_never_sends);
         RUN(test_a_deposit_credited_on_two_nodes_is_notified_once);
