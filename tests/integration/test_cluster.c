@@ -498,7 +498,10 @@ static void s_command_of(void *arg, const bson_t *doc)
  * and why) and credited once; the node it was given on journals no action. */
 static void test_an_action_on_a_non_holder_node_is_carried_out_by_the_holder_once(void)
 {
-    h_tx_t tx = h_completed_tx("TClusterNobody111111111111111111", "12.34", "TRON_USDT");
+    int cents = s_next_cents++;   /* an amount of its own: its deal is found by it (a soak makes hundreds) */
+    char amount[32];
+    snprintf(amount, sizeof amount, "%d.%02d", cents / 100, cents % 100);
+    h_tx_t tx = h_completed_tx("TClusterNobody111111111111111111", amount, "TRON_USDT");
     CHECK_EQ_INT(h_sim_deposit(&s_node[0], &tx, 1, 0, 0), 0);
     CHECK(s_spray(&tx, -1));
     int holder = -1;
@@ -532,7 +535,7 @@ static void test_an_action_on_a_non_holder_node_is_carried_out_by_the_holder_onc
     }
     CHECK_EQ_STR(doc, done);
     h_sleep_ms(LEASE_MS);
-    CHECK_EQ_INT(h_deals_of(&s_node[0], LOGIN, 1184, NULL), 1);   /* 12.34 - 0.50 */
+    CHECK_EQ_INT(h_deals_of(&s_node[0], LOGIN, cents - 50, NULL), 1);   /* the amount less the 0.50 fee */
     out = NULL;
     CHECK_EQ_INT(h_kasa_cmd(&s_node[holder], &out, "deposit", "show", tx.tx_id, "--config", s_node[holder].config,
                             NULL), 0);
