@@ -294,12 +294,8 @@ static void s_password(void *arg, const admin_caller_t *c, const http_request_t 
 /* ---- deposits ------------------------------------------------------------------------------------ */
 
 typedef struct {
-    int state;                   /* -1 any */
-    uint64_t login;
-    const char *q;               /* in tx id, hash or address */
-    int64_t from_ms, to_ms;      /* created within; 0: open */
-    money_atto_t min, max;       /* amount within; max 0: open */
-    int skip, limit;
+    admin_search_t f;
+    int exact;                   /* a deposit whose tx id is q was visited */
     int matched, shown;
     jbuf_t *b;
 } s_search_t;
@@ -307,21 +303,45 @@ typedef struct {
 static void s_search_one(void *arg, const registry_entry_t *e)
 {
     s_search_t *s = arg;
+    const admin_search_t *f = &s->f;
     const deposit_view_t *d = &e->view;
-    if ((s->state >= 0 && (int) d->state != s->state) || (s->login && d->login != s->login) ||
-        (s->from_ms && d->created_ms < s->from_ms) || (s->to_ms && d->created_ms >= s->to_ms))
+    if (f->q && strcmp(d->tx_id, f->q) == 0)
+        s->exact = 1;
+    if ((f->state >= 0 && (int) d->state != f->state) || (f->login && d->login != f->login) ||
+        (f->from_ms && d->created_ms < f->from_ms) || (f->to_ms && d->created_ms >= f->to_ms))
         return;
-    if (s->q && *s->q && !strstr(d->tx_id, s->q) && !strstr(d->tx_hash, s->q) && !strstr(d->address, s->q))
+    if (f->q && *f->q && !strstr(d->tx_id, f->q) && !strstr(d->tx_hash, f->q) && !strstr(d->address, f->q))
         return;
-    if (s->min || s->max) {
+    if (f->min || f->max) {
         money_atto_t a;
-        if (money_parse(d->amount, &a, NULL, 0) != 0 || a < s->min || (s->max && a > s->max))
+        if (money_parse(d->amount, &a, NULL, 0) != 0 || a < f->min || (f->max && a > f->max))
             return;
     }
-    if (s->matched++ < s->skip || s->shown >= s->limit)
+    if (s->matched++ < f->skip || s->shown >= f->limit)
         return;
     jbuf_puts(s->b, s->shown++ ? "," : "");
     desk_entry_json(s->b, e);
+}
+
+int admin_search_deposits(registry_t *reg, const admin_search_t *f, jbuf_t *b)
+{
+    s_search_t s = { *f, 0, 0, 0, b };
+    jbuf_puts(b, "{\"deposits\":[");
+    int rc = 0;
+    if (f->login) {
+        rc = registry_each(reg, f->login, 0, s_search_one, &s) < 0 ? -1 : 0;   /* memory and the index */
+    } else {
+        registry_each(reg, 0, 0, s_search_one, &s);   /* memory: every unfinished deposit */
+        registry_entry_t *e = f->q && *f->q && !s.exact ? malloc(sizeof *e) : NULL;
+        int got = e ? registry_lookup(reg, f->q, e, NULL) : 0;   /* a finished one, by its whole tx id */
+        if (got > 0)
+            s_search_one(&s, e);
+        rc = got < 0 ? -1 : 0;
+        free(e);
+    }
+    jbuf_printf(b, "],\"total\":%d,\"page\":%d,\"limit\":%d}", s.matched, f->limit ? f->skip / f->limit + 1 : 1,
+                f->limit);
+    return rc;
 }
 
 /* "YYYY-MM-DD" (UTC) → Unix ms; -1 if not. */
@@ -353,9 +373,7 @@ static void s_deposits(void *arg, const admin_caller_t *c, const http_request_t 
 {
     admin_api_t *self = arg;
     (void) c;
-    jbuf_t b;
-    jbuf_init(&b);
-    s_search_t s = { -1, 0, http_query(req, "q"), 0, 0, 0, 0, 0, 0, 0, 0, &b };
+    admin_search_t s = { -1, 0, http_query(req, "q"), 0, 0, 0, 0, 0, 0 };
     const char *v;
     int page, bad = 0;
     if ((v = http_query(req, "state")) && *v && (s.state = deposit_state_from_name(v)) < 0)
@@ -373,14 +391,18 @@ static void s_deposits(void *arg, const admin_caller_t *c, const http_request_t 
     if (s_int_query(req, "page", 1, 1000000, 1, &page) != 0 || s_int_query(req, "limit", 1, S_PAGE_MAX, 50, &s.limit) != 0)
         bad = 1;
     if (bad) {
-        jbuf_free(&b);
         http_reply_error(res, 400, "bad filter: state NAME, login N, from/to YYYY-MM-DD, min/max amount, page, limit");
         return;
     }
     s.skip = (page - 1) * s.limit;
-    jbuf_puts(&b, "{\"deposits\":[");
-    registry_each(pipeline_registry(self->pipeline), 0, 0, s_search_one, &s);
-    jbuf_printf(&b, "],\"total\":%d,\"page\":%d,\"limit\":%d}", s.matched, page, s.limit);
+    jbuf_t b;
+    jbuf_init(&b);
+    if (admin_search_deposits(pipeline_registry(self->pipeline), &s, &b) != 0) {
+        jbuf_free(&b);
+        http_reply_error(res, 503, "cannot tell: the index of finished deposits cannot be read (kasa journal verify "
+                         "says where); try again");
+        return;
+    }
     http_reply_json(res, 200, jbuf_take(&b));
 }
 
@@ -426,9 +448,13 @@ static void s_deposit(void *arg, const admin_caller_t *c, const http_request_t *
     (void) c;
     char id[80], action[16];
     registry_entry_t e;
-    if (admin_path_id(http_path(req), S_DEPOSITS_PREFIX, id, sizeof id, action) != 0 || action[0] ||
-        registry_get(pipeline_registry(self->pipeline), id, &e) != 0) {
-        http_reply_error(res, 404, "no such deposit");
+    int known = admin_path_id(http_path(req), S_DEPOSITS_PREFIX, id, sizeof id, action) != 0 || action[0] ? 0
+                : registry_lookup(pipeline_registry(self->pipeline), id, &e, NULL);
+    if (known <= 0) {
+        if (known < 0)
+            http_reply_error(res, 503, "cannot tell: the index of finished deposits cannot be read; try again");
+        else
+            http_reply_error(res, 404, "no such deposit");
         return;
     }
     jbuf_t b;

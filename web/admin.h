@@ -64,6 +64,24 @@ int admin_route(admin_api_t *self, const char *method, const char *path, admin_a
 #include "schema/json.h"
 int admin_timeline_json(const char *journal_dir, const char *id, int max, jbuf_t *b);
 
+/* A search of the admin panel's deposits (GET /api/admin/deposits). */
+#include "schema/money.h"
+typedef struct registry_t registry_t;
+typedef struct {
+    int state;                   /* -1 any */
+    uint64_t login;              /* 0 any */
+    const char *q;               /* in tx id, chain hash or address (NULL or "": any) */
+    int64_t from_ms, to_ms;      /* created within [from, to); 0: open */
+    money_atto_t min, max;       /* amount within; max 0: open */
+    int skip, limit;             /* the page: matches [skip, skip + limit) */
+} admin_search_t;
+/* Writes {"deposits":[...],"total":N,"page":P,"limit":L} into b, newest first. Unfinished deposits
+ * are all in memory and searched whole; finished ones that left memory are found by their login
+ * (login set: its part of the index) or by their whole transaction id (q), not by a part of one or a
+ * chain hash. 0, or -1 when the index of finished deposits could not be read: then nobody can tell
+ * whether more match (the caller answers 503, never a shorter list or "not found"). */
+int admin_search_deposits(registry_t *reg, const admin_search_t *f, jbuf_t *b);
+
 /* The id and the action from "PREFIX{id}[/{action}]" (path starts with prefix): id shorter than
  * id_len, action "" if none and shorter than 16. 0, or -1 when either does not fit or id is empty. */
 int admin_path_id(const char *path, const char *prefix, char *id, size_t id_len, char action[16]);

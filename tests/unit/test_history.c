@@ -2,7 +2,8 @@
  * memory and those only in the index of finished deposits, newest first) and looked up with the LSN of
  * its first record; `kasa replay --all` still shows finished deposits after their records were pruned
  * from the archive; an index that cannot be read is "cannot tell", never "unknown" or a short list
- * taken for the whole; a reader meets a segment retired to the archive between its listing and its
+ * taken for the whole (the admin panel's search answers 503 then, and finds a deposit finished long
+ * ago by its transaction id or login); a reader meets a segment retired to the archive between its listing and its
  * opening and reads it from there. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "tests/check.h"
 #include "tests/unit/support_tmp.h"
 #include "tools/commands.h"
+#include "web/admin.h"
 
 static char s_dir[200];
 static config_t s_cfg;
@@ -195,6 +197,46 @@ static void test_an_unreadable_index_is_cannot_tell_never_unknown(void)
     support_tmp_rmrf(s_dir);
 }
 
+static int s_search(registry_t *reg, uint64_t login, const char *q, jbuf_t *b)
+{
+    admin_search_t f = { -1, login, q, 0, 0, 0, 0, 0, 50 };
+    jbuf_reset(b);
+    return admin_search_deposits(reg, &f, b);
+}
+
+static void test_the_admin_search_finds_a_deposit_finished_long_ago_or_says_it_cannot_tell(void)
+{
+    s_history("search");
+    char err[300];
+    registry_t *reg = cmd_registry_restore(s_dir, 0, NULL, err, sizeof err);
+    CHECK(reg != NULL);
+    if (!reg)
+        return;
+    jbuf_t b;
+    jbuf_init(&b);
+    CHECK_EQ_INT(s_search(reg, 0, "h-2", &b), 0);   /* by its transaction id: from the index */
+    CHECK(b.data && strstr(b.data, "\"id\":\"h-2\"") && strstr(b.data, "\"total\":1"));
+    CHECK_EQ_INT(s_search(reg, 0, "h-5", &b), 0);   /* in memory: once */
+    CHECK(b.data && strstr(b.data, "\"total\":1"));
+    CHECK_EQ_INT(s_search(reg, 100001, NULL, &b), 0);   /* by login: memory and the index */
+    CHECK(b.data && strstr(b.data, "\"total\":4") && strstr(b.data, "\"id\":\"h-1\""));
+    CHECK_EQ_INT(s_search(reg, 0, "h-9", &b), 0);
+    CHECK(b.data && strstr(b.data, "\"total\":0"));
+    uint64_t *lsns;
+    size_t n;
+    char path[400];
+    CHECK_EQ_INT(snapshot_list(s_dir, &lsns, &n, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/finished/%020llu.dep", s_dir, (unsigned long long) (n ? lsns[0] : 0));
+    free(lsns);
+    CHECK_EQ_INT(truncate(path, 20), 0);
+    CHECK_EQ_INT(s_search(reg, 0, "h-2", &b), -1);      /* cannot tell, never "none" */
+    CHECK_EQ_INT(s_search(reg, 100001, NULL, &b), -1);
+    CHECK_EQ_INT(s_search(reg, 0, "h-5", &b), 0);       /* in memory: still answered */
+    jbuf_free(&b);
+    registry_destroy(&reg);
+    support_tmp_rmrf(s_dir);
+}
+
 /* fio_on_open: moves the segment being opened from the live directory to the archive, once. */
 static void s_retire_on_open(void *arg, const char *path)
 {
@@ -242,6 +284,7 @@ int main(void)
     RUN(test_every_deposit_is_listed_newest_first_and_found_with_its_first_record);
     RUN(test_replay_all_shows_finished_deposits_after_the_archive_is_pruned);
     RUN(test_an_unreadable_index_is_cannot_tell_never_unknown);
+    RUN(test_the_admin_search_finds_a_deposit_finished_long_ago_or_says_it_cannot_tell);
     RUN(test_a_reader_reads_a_segment_retired_between_listing_and_opening);
     return check_done();
 }
