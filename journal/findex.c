@@ -238,6 +238,61 @@ int findex_read(const findex_t *self, uint64_t loc, uint8_t **blob, size_t *len,
     return rc;
 }
 
+size_t findex_store_count(const findex_t *self)
+{
+    return self ? self->nstores : 0;
+}
+
+uint64_t findex_store_lsn(const findex_t *self, size_t i)
+{
+    return self && i < self->nstores ? self->stores[i] : 0;
+}
+
+int findex_store_check(const char *dir, uint64_t lsn, uint64_t *entries, char *err, size_t errlen)
+{
+    char path[600];
+    s_path(path, sizeof path, dir, lsn, "dep");
+    *entries = 0;
+    int fd = fio_open(path, O_RDONLY, 0);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            fio_close(fd);
+        return -1;
+    }
+    uint64_t size = (uint64_t) st.st_size, off = FINDEX_STORE_HDR;
+    uint8_t hdr[FINDEX_STORE_HDR];
+    uint8_t *buf = malloc(FINDEX_ENTRY_MAX);
+    int rc = -1;
+    if (!buf) {
+        snprintf(err, errlen, "no memory");
+    } else if (size < FINDEX_STORE_HDR || pread(fd, hdr, sizeof hdr, 0) != (ssize_t) sizeof hdr ||
+               jf_get32(hdr) != FINDEX_STORE_MAGIC || jf_get32(hdr + 4) != FINDEX_VERSION || jf_get64(hdr + 8) != lsn) {
+        snprintf(err, errlen, "%s: not a store of snapshot %llu (header)", path, (unsigned long long) lsn);
+    } else {
+        rc = 0;
+        while (rc == 0 && off < size) {
+            uint8_t eh[8];
+            uint32_t len = 0;
+            if (size - off < 8 || pread(fd, eh, 8, (off_t) off) != 8 || (len = jf_get32(eh)) == 0 ||
+                len > FINDEX_ENTRY_MAX || size - off - 8 < len) {
+                snprintf(err, errlen, "%s at %llu: no whole entry there (damaged)", path, (unsigned long long) off);
+                rc = -1;
+            } else if (pread(fd, buf, len, (off_t) off + 8) != (ssize_t) len || jf_crc32c(0, buf, len) != jf_get32(eh + 4)) {
+                snprintf(err, errlen, "%s at %llu: checksum mismatch (damaged)", path, (unsigned long long) off);
+                rc = -1;
+            } else {
+                off += 8 + (uint64_t) len;
+                (*entries)++;
+            }
+        }
+    }
+    free(buf);
+    fio_close(fd);
+    return rc;
+}
+
 /* ---- writing ---------------------------------------------------------------------------------- */
 
 /* A file written through a buffer, with a running checksum. */

@@ -75,6 +75,15 @@ const findex_login_t *findex_login_at(const findex_t *self, size_t i);
  * with a reason (a store missing or damaged: the caller cannot tell what the deposit is). */
 int findex_read(const findex_t *self, uint64_t loc, uint8_t **blob, size_t *len, char *err, size_t errlen);
 
+/* The stores the index reads entries from: how many, and the i-th one's LSN (NNNN.dep). */
+size_t findex_store_count(const findex_t *self);
+uint64_t findex_store_lsn(const findex_t *self, size_t i);
+
+/* Checks store DIR/finished/NNNN.dep (NNNN = lsn) whole, for `kasa journal verify`: its header and
+ * every entry's length and checksum to the end of the file. 0 with *entries, or -1 with a reason
+ * (where it is damaged). */
+int findex_store_check(const char *dir, uint64_t lsn, uint64_t *entries, char *err, size_t errlen);
+
 /* ---- writing ---------------------------------------------------------------------------------- */
 
 typedef struct findex_writer_t findex_writer_t;

@@ -9,6 +9,7 @@
  *
  * verify, dump and stats only read (no lock: they work beside a running server). repair takes the
  * journal's lock and refuses while a server holds it. Exit status: 0 ok, 1 damage or failure, 2 usage. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "actors/checkpoint.h"
+#include "journal/findex.h"
 #include "journal/fio.h"
 #include "journal/jformat.h"
 #include "journal/snapshot.h"
@@ -43,9 +45,12 @@ static const s_verb_t s_verbs[] = {
       "the journal cuts back) is reported but is not corruption. Breaks left by `kasa journal repair`\n"
       "are listed with the LSNs they quarantined. The archive (DIR/archive: segments retired once a\n"
       "snapshot covered them) is checked the same way, with the chain from its last record into the\n"
-      "journal's first segment, and every snapshot (DIR/snapshot) is checked whole.\n"
-      "Exit status: 0 whole (or only a torn tail), 1 corrupt or unreadable (journal, archive or a\n"
-      "snapshot), 2 usage.\n" },
+      "journal's first segment, and every snapshot (DIR/snapshot) is checked whole. The index of\n"
+      "finished deposits (DIR/finished): each index's checksum, that every deposit in it resolves to a\n"
+      "whole entry of a store, each store's entries; a store no index names (left by a snapshot a kill\n"
+      "interrupted) is reported as harmless.\n"
+      "Exit status: 0 whole (or only a torn tail), 1 corrupt or unreadable (journal, archive, a\n"
+      "snapshot or the index of finished deposits), 2 usage.\n" },
     { "dump", "kasa journal dump DIR [--json] [--from LSN]",
       "Prints one line per record, from LSN (default 1): the record as text, or with --json one JSON\n"
       "object per line. A payload that does not decode prints `lsn=N undecodable: REASON (LEN bytes)`.\n"
@@ -199,6 +204,123 @@ static int s_verify_snapshots(const char *dir, uint64_t last_lsn)
     return rc;
 }
 
+static int s_u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+/* The files of DIR/finished/ with extension ext ("idx", "dep"): their LSNs, ascending (*lsns
+ * malloc'd). How many, or -1 if the directory cannot be read (missing: 0). */
+static int s_finished_files(const char *dir, const char *ext, uint64_t **lsns)
+{
+    char sub[4200];
+    snprintf(sub, sizeof sub, "%s/%s", dir, FINDEX_SUBDIR);
+    *lsns = NULL;
+    DIR *d = opendir(sub);
+    if (!d)
+        return errno == ENOENT ? 0 : -1;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        unsigned long long lsn;
+        char tail[8];
+        if (strlen(de->d_name) != 24 || sscanf(de->d_name, "%20llu.%3s", &lsn, tail) != 2 || strcmp(tail, ext) != 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            uint64_t *g = realloc(*lsns, cap * sizeof *g);
+            if (!g) {
+                closedir(d);
+                return -1;
+            }
+            *lsns = g;
+        }
+        (*lsns)[n++] = lsn;
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(*lsns, n, sizeof **lsns, s_u64_cmp);
+    return (int) n;
+}
+
+/* The index of finished deposits (DIR/finished/): each index's checksum and that every deposit it
+ * holds resolves to a whole entry of a store; each store's entries. A store no whole index names is
+ * left by a snapshot that did not finish (kasa killed between writing it and its index): harmless
+ * (its deposits were still in memory and the next snapshot wrote them again), reported, kept. 0, or 1
+ * on damage. */
+static int s_verify_finished(const char *dir)
+{
+    uint64_t *idx = NULL, *dep = NULL, *named = NULL;
+    int ni = s_finished_files(dir, "idx", &idx), nd = s_finished_files(dir, "dep", &dep);
+    if (ni < 0 || nd < 0) {
+        printf("finished: unreadable: %s/%s\n", dir, FINDEX_SUBDIR);
+        free(idx);
+        free(dep);
+        return 1;
+    }
+    int rc = 0, all_indexes_read = 1;
+    size_t nnamed = 0;
+    char err[600];
+    for (int i = 0; i < ni; i++) {
+        findex_t *x = findex_open(dir, idx[i], err, sizeof err);
+        if (!x) {
+            printf("finished index %" PRIu64 ": damaged: %s\n", idx[i], err);
+            rc = 1;
+            all_indexes_read = 0;
+            continue;
+        }
+        uint64_t count = findex_count(x), bad = 0;
+        char first_bad[600] = "";
+        for (uint64_t k = 0; k < count; k++) {
+            uint8_t *blob;
+            size_t len;
+            if (findex_read(x, findex_key(x, (size_t) k)->loc, &blob, &len, err, sizeof err) != 0) {
+                if (!bad++)
+                    snprintf(first_bad, sizeof first_bad, "%s", err);
+                continue;
+            }
+            free(blob);
+        }
+        size_t ns = findex_store_count(x);
+        uint64_t *g = realloc(named, (nnamed + ns + 1) * sizeof *g);
+        if (g) {
+            named = g;
+            for (size_t k = 0; k < ns; k++)
+                named[nnamed++] = findex_store_lsn(x, k);
+        } else {
+            all_indexes_read = 0;
+        }
+        if (bad) {
+            printf("finished index %" PRIu64 ": %" PRIu64 " of %" PRIu64 " deposits do not resolve (first: %s)\n",
+                   idx[i], bad, count, first_bad);
+            rc = 1;
+        } else {
+            printf("finished index %" PRIu64 ": ok, %" PRIu64 " deposits in %zu stores, every one resolves\n", idx[i],
+                   count, ns);
+        }
+        findex_close(&x);
+    }
+    for (int i = 0; i < nd; i++) {
+        uint64_t entries = 0;
+        int is_named = 0;
+        for (size_t k = 0; k < nnamed && !is_named; k++)
+            is_named = named[k] == dep[i];
+        if (findex_store_check(dir, dep[i], &entries, err, sizeof err) != 0) {
+            printf("finished store %" PRIu64 ": damaged: %s\n", dep[i], err);
+            rc |= is_named || !all_indexes_read;   /* an orphan's damage harms nothing */
+            continue;
+        }
+        printf("finished store %" PRIu64 ": ok, %" PRIu64 " entries%s\n", dep[i], entries,
+               is_named || !all_indexes_read ? "" : " (no index names it: left by a snapshot that did not finish; "
+               "its deposits were written again by a later one; harmless, may be deleted)");
+    }
+    free(idx);
+    free(dep);
+    free(named);
+    return rc;
+}
+
 static int s_verify(const char *dir)
 {
     jf_scan_t scan;
@@ -217,6 +339,7 @@ static int s_verify(const char *dir)
     int rc = scan.state == JF_CORRUPT ? 1 : 0;
     rc |= s_verify_archive(dir, &scan);
     rc |= s_verify_snapshots(dir, scan.last_lsn);
+    rc |= s_verify_finished(dir);
     jf_scan_free(&scan);
     return rc;
 }

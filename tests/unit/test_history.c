@@ -4,17 +4,20 @@
  * from the archive; an index that cannot be read is "cannot tell", never "unknown" or a short list
  * taken for the whole (the admin panel's search answers 503 then, and finds a deposit finished long
  * ago by its transaction id or login); a reader meets a segment retired to the archive between its listing and its
- * opening and reads it from there. */
+ * opening and reads it from there; `kasa journal verify` checks the index of finished deposits (every
+ * deposit resolves, every store whole) and reports a store a kill left without an index as harmless. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "actors/checkpoint.h"
 #include "actors/registry.h"
+#include "journal/findex.h"
 #include "journal/fio.h"
 #include "journal/jformat.h"
 #include "journal/journal.h"
@@ -237,6 +240,61 @@ static void test_the_admin_search_finds_a_deposit_finished_long_ago_or_says_it_c
     support_tmp_rmrf(s_dir);
 }
 
+/* fio_on_open: the process dies as an index of finished deposits is begun (its store is in place). */
+static void s_die_at_index(void *arg, const char *path)
+{
+    (void) arg;
+    if (strstr(path, "/finished/") && strstr(path, ".idx.tmp"))
+        _exit(0);
+}
+
+static void test_verify_checks_the_index_of_finished_deposits_and_an_orphan_store_is_harmless(void)
+{
+    s_history("verify");
+    CHECK_EQ_INT(S_CMD(cmd_journal, "journal", "verify", s_dir), 0);
+    CHECK(strstr(s_out, "finished index 10: ok, 3 deposits in 1 stores, every one resolves") != NULL);
+    CHECK(strstr(s_out, "finished store 10: ok, 3 entries\n") != NULL);
+    /* killed mid-snapshot: h-6's store is written, the index that would name it is not */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char err[300];
+        registry_t *reg = cmd_registry_restore(s_dir, 100, NULL, err, sizeof err);
+        journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+        if (!reg || !j)
+            _exit(2);
+        s_events(reg, j, "h-6", 100001, s_credited);
+        uint64_t lsn = journal_durable_lsn(j);
+        journal_destroy(&j);
+        fio_on_open(s_die_at_index, NULL);
+        checkpoint_write(s_dir, &s_cfg, lsn, NULL, err, sizeof err);
+        _exit(3);   /* not reached when the hook fires */
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ_INT(S_CMD(cmd_journal, "journal", "verify", s_dir), 0);   /* harmless: reported, not damage */
+    CHECK(strstr(s_out, "(no index names it") != NULL);
+    if (!strstr(s_out, "(no index names it"))
+        fprintf(stderr, "%s", s_out);
+    char err[300];
+    checkpoint_info_t info;
+    registry_t *reg = cmd_registry_restore(s_dir, 0, &info, err, sizeof err);   /* a start is not disturbed */
+    CHECK(reg != NULL && info.snapshot_lsn == 10);
+    registry_entry_t e;
+    CHECK(reg && registry_lookup(reg, "h-6", &e, NULL) == 1 && e.view.state == DEPOSIT_NOTIFIED);
+    registry_destroy(&reg);
+    /* a damaged store that an index names is damage */
+    char path[400];
+    snprintf(path, sizeof path, "%s/finished/%020llu.dep", s_dir, 10ULL);
+    int fd = open(path, O_WRONLY);
+    CHECK(fd >= 0 && pwrite(fd, "XX", 2, FINDEX_STORE_HDR + 12) == 2);
+    close(fd);
+    CHECK_EQ_INT(S_CMD(cmd_journal, "journal", "verify", s_dir), 1);
+    CHECK(strstr(s_out, "finished store 10: damaged") && strstr(s_out, "do not resolve"));
+    support_tmp_rmrf(s_dir);
+}
+
 /* fio_on_open: moves the segment being opened from the live directory to the archive, once. */
 static void s_retire_on_open(void *arg, const char *path)
 {
@@ -285,6 +343,7 @@ int main(void)
     RUN(test_replay_all_shows_finished_deposits_after_the_archive_is_pruned);
     RUN(test_an_unreadable_index_is_cannot_tell_never_unknown);
     RUN(test_the_admin_search_finds_a_deposit_finished_long_ago_or_says_it_cannot_tell);
+    RUN(test_verify_checks_the_index_of_finished_deposits_and_an_orphan_store_is_harmless);
     RUN(test_a_reader_reads_a_segment_retired_between_listing_and_opening);
     return check_done();
 }
