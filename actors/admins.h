@@ -75,6 +75,10 @@ admins_login_t admins_login(admins_t *self, journal_t *journal, const char *name
                             const char *code, int64_t now_s, const char *origin, admin_view_t *out, char *err,
                             size_t errlen);
 
+/* The hash an unknown name's password is checked against (made at admins_new without an Argon2id run,
+ * with a real account's cost in it): for tests. */
+const char *admins_dummy_hash(const admins_t *self);
+
 /* Sets name's password after checking the current one (admin_password_check rules; not the same
  * as the current one); clears must_change. 0, or -1 with a reason. */
 int admins_set_password(admins_t *self, journal_t *journal, const char *name, const char *current,

@@ -385,6 +385,9 @@ static void *s_run(void *arg)
 {
     checkpointer_t *self = arg;
     setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 10);   /* acknowledgements come first */
+    /* Not the idle I/O class: registry_forget_finished runs on this thread and may read a store under
+     * the registry's lock, and an idle-class read can wait seconds behind the journal's writes, holding
+     * every acknowledgement. Big files are paced instead (fio_writeback). */
     int64_t last_ms = s_now_ms(), retry_ms = 0;
     pthread_mutex_lock(&self->mu);
     while (!self->stop) {

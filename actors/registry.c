@@ -323,13 +323,19 @@ static int s_find_evicted(registry_t *self, const char *tx_id, registry_entry_t 
         return 0;
     size_t first, n = findex_find(self->base, findex_hash(tx_id), &first);
     for (size_t i = 0; i < n; i++) {
-        const findex_key_t *k = findex_key(self->base, first + i);
-        if (s_superseded(self, k->loc))
+        const findex_key_t *k = n == FINDEX_FAILED ? NULL : findex_key(self->base, first + i);
+        if (!k) {   /* the index cannot be read: "not there" would be a guess */
+            log_error("registry.index_unreadable", "journal=%s tx_id=%s reason=\"the key array cannot be read\"",
+                      self->dir, tx_id);
+            return -1;
+        }
+        uint64_t at = k->loc;
+        if (s_superseded(self, at))
             continue;
-        if (s_read_evicted(self, k->loc, out, first_lsn) != 0)
+        if (s_read_evicted(self, at, out, first_lsn) != 0)
             return -1;
         if (strcmp(out->view.tx_id, tx_id) == 0) {
-            *loc = k->loc;
+            *loc = at;
             return 1;
         }
     }
@@ -1499,15 +1505,23 @@ long registry_each_all(registry_t *self, void (*fn)(void *arg, const registry_en
         free(tmp);
         return -1;
     }
-    for (size_t i = 0; i < m; i++) {
-        const findex_login_t *x = findex_login_at(self->base, i);
-        if (!s_superseded(self, x->loc))
-            ord[k++] = (s_ord_t) { x->order, x->loc };
+    int unreadable = 0;
+    findex_login_t chunk[1024];
+    for (size_t i = 0; i < m;) {
+        size_t got = findex_logins_read(self->base, i, chunk, sizeof chunk / sizeof chunk[0]);
+        if (got == FINDEX_FAILED || got == 0) {   /* logged below; the deposits in memory are still visited */
+            log_error("registry.index_unreadable", "journal=%s reason=\"the login array cannot be read\"", self->dir);
+            unreadable = 1;
+            break;
+        }
+        for (size_t c = 0; c < got; c++)
+            if (!s_superseded(self, chunk[c].loc))
+                ord[k++] = (s_ord_t) { chunk[c].order, chunk[c].loc };
+        i += got;
     }
     if (k > 1)
         qsort(ord, k, sizeof *ord, s_ord_newer);
     long visited = 0;
-    int unreadable = 0;
     size_t i = self->count, j = 0;
     while (i > 0 || j < k) {   /* memory (arrival order) and the index, merged newest first */
         const s_node_t *n = i > 0 ? self->entries[i - 1] : NULL;
@@ -1540,9 +1554,22 @@ int registry_each(registry_t *self, uint64_t login, int limit,
         s_login_key(login, key);
         const s_node_t *n = zhashx_lookup(self->by_login, key);
         size_t first = 0, i = 0, m = findex_login(self->base, login, &first);
+        if (m == FINDEX_FAILED) {
+            log_error("registry.index_unreadable", "journal=%s login=%llu reason=\"the login array cannot be read\"",
+                      self->dir, (unsigned long long) login);
+            m = 0;
+            unreadable = 1;
+        }
         registry_entry_t *tmp = m ? malloc(sizeof *tmp) : NULL;
         while ((n || (tmp && i < m)) && (limit <= 0 || visited < limit)) {
             const findex_login_t *x = tmp && i < m ? findex_login_at(self->base, first + i) : NULL;
+            if (tmp && i < m && !x) {   /* unreadable: the rest of the index's part cannot be listed */
+                log_error("registry.index_unreadable", "journal=%s login=%llu reason=\"the login array cannot be "
+                          "read\"", self->dir, (unsigned long long) login);
+                m = i;
+                unreadable = 1;
+                continue;
+            }
             if (x && s_superseded(self, x->loc)) {
                 i++;
                 continue;

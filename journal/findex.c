@@ -4,19 +4,20 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "journal/fio.h"
 #include "journal/jformat.h"
 
-_Static_assert(sizeof(findex_key_t) == 16 && sizeof(findex_login_t) == 24, "the arrays are used in place");
+_Static_assert(sizeof(findex_key_t) == 16 && sizeof(findex_login_t) == 24, "elements are read as they lie in the file");
 
 #define S_CHUNK (1u << 20)   /* checksum reads and buffered writes */
+#define S_FENCE 256u         /* keys per fence: 4 KiB of the key array, one page a lookup touches */
 
 static uint64_t (*s_hash_fn)(const char *tx_id);
 
@@ -50,30 +51,134 @@ struct findex_t {
     uint64_t lsn, count;
     uint32_t crc;
     uint32_t nstores;
-    const uint8_t *base;
+    uint64_t base_lsn;           /* of the index it was merged from (0: none) */
+    int fd;                      /* read with pread: its pages stay in the page cache, not in kasa */
+    uint64_t *stores;            /* the stores' LSNs, in memory */
+    uint64_t keys_off, logins_off;
+    uint64_t *fences;            /* the hash of every S_FENCE-th key, in memory */
+    size_t nfences;
+    /* the shared table of open indexes (s_open_*) */
+    unsigned refs;
+    dev_t dev;
+    ino_t ino;
     uint64_t size;
-    const uint64_t *stores;
-    const findex_key_t *keys;
-    const findex_login_t *logins;
+    int64_t mtime_ns;
+    struct findex_t *next;
 };
 
-/* CRC32C of the first len bytes of fd, read in chunks (the page cache, not our memory). 0 or -1. */
-static int s_crc_file(int fd, uint64_t len, uint32_t *crc)
+/* Open indexes are shared: every findex_open of one file (the same inode, size, modification time and
+ * checksum) while it is open gets the same mapping, checked once. The running registry, the snapshot
+ * writer's private registry and each snapshot's hand-over all open the index the last snapshot wrote:
+ * checking 400 MB (ten million deposits) three times a snapshot, and mapping it afresh each time, is
+ * was what made snapshots compete with acknowledgements. A file is never changed in place (written once,
+ * renamed), so its identity names its content; one changed under kasa gets a new modification time
+ * and is checked again; one no longer open anywhere is checked again at its next open. */
+static pthread_mutex_t s_open_mu = PTHREAD_MUTEX_INITIALIZER;
+static findex_t *s_open_list;
+
+static int64_t s_mtime_ns(const struct stat *st)
+{
+    return (int64_t) st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* The open index of dir/lsn whose file is st with checksum crc, one more reference taken; or NULL. */
+static findex_t *s_open_find(const char *dir, uint64_t lsn, const struct stat *st, uint32_t crc)
+{
+    pthread_mutex_lock(&s_open_mu);
+    findex_t *x = s_open_list;
+    while (x && !(x->lsn == lsn && x->dev == st->st_dev && x->ino == st->st_ino && x->size == (uint64_t) st->st_size &&
+                  x->mtime_ns == s_mtime_ns(st) && x->crc == crc && strcmp(x->dir, dir) == 0))
+        x = x->next;
+    if (x)
+        x->refs++;
+    pthread_mutex_unlock(&s_open_mu);
+    return x;
+}
+
+static void s_free(findex_t *self)
+{
+    if (self->fd >= 0)
+        fio_close(self->fd);
+    free(self->stores);
+    free(self->fences);
+    free(self);
+}
+
+/* Drops one reference; the last one unmaps and frees. */
+static void s_release(findex_t *self)
+{
+    pthread_mutex_lock(&s_open_mu);
+    int last = --self->refs == 0;
+    if (last)
+        for (findex_t **p = &s_open_list; *p; p = &(*p)->next)
+            if (*p == self) {
+                *p = self->next;
+                break;
+            }
+    pthread_mutex_unlock(&s_open_mu);
+    if (last)
+        s_free(self);
+}
+
+/* Keeps the checked file fd (st, header fields given) in self and adds it to the shared table with
+ * one reference. 0, or -1 with a reason (self->fd then still fd: the caller's s_free closes it). */
+static int s_adopt(findex_t *self, int fd, const struct stat *st, const uint8_t *hdr, uint32_t crc, char *err,
+                   size_t errlen)
+{
+    self->fd = fd;
+    self->lsn = jf_get64(hdr + 8);
+    self->count = jf_get64(hdr + 16);
+    self->nstores = jf_get32(hdr + 24);
+    self->base_lsn = jf_get64(hdr + 32);
+    self->crc = crc;
+    self->keys_off = FINDEX_INDEX_HDR + 8ull * self->nstores;
+    self->logins_off = self->keys_off + sizeof(findex_key_t) * self->count;
+    size_t bytes = (size_t) self->nstores * 8;
+    if (self->nstores && (!(self->stores = malloc(bytes)) ||
+                          pread(fd, self->stores, bytes, FINDEX_INDEX_HDR) != (ssize_t) bytes)) {
+        snprintf(err, errlen, "cannot read the store list of index %llu", (unsigned long long) self->lsn);
+        return -1;
+    }
+    self->dev = st->st_dev;
+    self->ino = st->st_ino;
+    self->size = (uint64_t) st->st_size;
+    self->mtime_ns = s_mtime_ns(st);
+    self->refs = 1;
+    pthread_mutex_lock(&s_open_mu);
+    self->next = s_open_list;
+    s_open_list = self;
+    pthread_mutex_unlock(&s_open_mu);
+    return 0;
+}
+
+/* CRC32C of the first len bytes of fd, read in chunks (the page cache, not our memory); on the way,
+ * the hash of every S_FENCE-th of the count keys that start at keys_off into fences. Every chunk but
+ * the last is whole and S_CHUNK bytes: a hash (8 bytes at a multiple of 8) never spans two. 0 or -1. */
+static int s_crc_file(int fd, uint64_t len, uint64_t keys_off, uint64_t count, uint64_t *fences, uint32_t *crc)
 {
     uint8_t *buf = malloc(S_CHUNK);
     if (!buf)
         return -1;
     uint32_t c = 0;
-    uint64_t off = 0;
+    uint64_t off = 0, next = 0;   /* next: the key whose hash is the next fence */
     while (off < len) {
-        size_t want = len - off < S_CHUNK ? (size_t) (len - off) : S_CHUNK;
-        ssize_t n = pread(fd, buf, want, (off_t) off);
-        if (n <= 0) {
-            free(buf);
-            return -1;
+        size_t want = len - off < S_CHUNK ? (size_t) (len - off) : S_CHUNK, got = 0;
+        while (got < want) {
+            ssize_t n = pread(fd, buf + got, want - got, (off_t) (off + got));
+            if (n <= 0) {
+                free(buf);
+                return -1;
+            }
+            got += (size_t) n;
         }
-        c = jf_crc32c(c, buf, (size_t) n);
-        off += (uint64_t) n;
+        c = jf_crc32c(c, buf, want);
+        for (; next < count; next += S_FENCE) {
+            uint64_t at = keys_off + next * sizeof(findex_key_t);
+            if (at + 8 > off + want)
+                break;
+            fences[next / S_FENCE] = jf_get64(buf + (at - off));
+        }
+        off += want;
     }
     free(buf);
     *crc = c;
@@ -84,12 +189,7 @@ findex_t *findex_open(const char *dir, uint64_t lsn, char *err, size_t errlen)
 {
     char path[600];
     s_path(path, sizeof path, dir, lsn, "idx");
-    findex_t *self = calloc(1, sizeof *self);
-    if (!self) {
-        snprintf(err, errlen, "no memory");
-        return NULL;
-    }
-    snprintf(self->dir, sizeof self->dir, "%s", dir);
+    findex_t *self = NULL;
     int fd = fio_open(path, O_RDONLY, 0);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
@@ -112,32 +212,36 @@ findex_t *findex_open(const char *dir, uint64_t lsn, char *err, size_t errlen)
                  (unsigned long long) lsn);
         goto fail;
     }
+    if ((self = s_open_find(dir, lsn, &st, jf_get32(tail)))) {   /* open already, checked */
+        fio_close(fd);
+        return self;
+    }
+    self = calloc(1, sizeof *self);
+    size_t nfences = (size_t) ((count + S_FENCE - 1) / S_FENCE);
+    if (self)
+        self->fd = -1;
+    if (!self || (nfences && !(self->fences = malloc(nfences * sizeof *self->fences)))) {
+        snprintf(err, errlen, "no memory");
+        goto fail;
+    }
+    self->nfences = nfences;
+    snprintf(self->dir, sizeof self->dir, "%s", dir);
     uint32_t crc;
-    if (s_crc_file(fd, size - 8, &crc) != 0 || crc != jf_get32(tail)) {
+    if (s_crc_file(fd, size - 8, FINDEX_INDEX_HDR + 8ull * nstores, count, self->fences, &crc) != 0 ||
+        crc != jf_get32(tail)) {
         snprintf(err, errlen, "%s: checksum mismatch (damaged)", path);
         goto fail;
     }
-    void *m = mmap(NULL, (size_t) size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-        snprintf(err, errlen, "cannot map %s: %s", path, strerror(errno));
-        goto fail;
+    if (s_adopt(self, fd, &st, hdr, crc, err, errlen) != 0) {
+        s_free(self);   /* closes fd */
+        return NULL;
     }
-    madvise(m, (size_t) size, MADV_RANDOM);
-    fio_close(fd);
-    self->base = m;
-    self->size = size;
-    self->lsn = lsn;
-    self->count = count;
-    self->crc = crc;
-    self->nstores = nstores;
-    self->stores = (const uint64_t *) (self->base + FINDEX_INDEX_HDR);
-    self->keys = (const findex_key_t *) (self->stores + nstores);
-    self->logins = (const findex_login_t *) (self->keys + count);
     return self;
 fail:
     if (fd >= 0)
         fio_close(fd);
-    free(self);
+    if (self)
+        s_free(self);
     return NULL;
 }
 
@@ -145,10 +249,7 @@ void findex_close(findex_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    findex_t *self = *self_p;
-    if (self->base)
-        munmap((void *) self->base, (size_t) self->size);
-    free(self);
+    s_release(*self_p);
     *self_p = NULL;
 }
 
@@ -156,48 +257,128 @@ uint64_t findex_lsn(const findex_t *self) { return self ? self->lsn : 0; }
 uint64_t findex_count(const findex_t *self) { return self ? self->count : 0; }
 uint32_t findex_crc(const findex_t *self) { return self ? self->crc : 0; }
 
-/* The run of elements (stride bytes each, count of them, sorted by a leading u64) whose leading
- * u64 is key: its length, the first at *first. */
-static size_t s_run(const void *array, size_t stride, uint64_t count, uint64_t key, size_t *first)
+/* Reads n elements of size bytes from self's file at off into out. 0, or -1 (an I/O error). */
+static int s_pread(const findex_t *self, void *out, size_t bytes, uint64_t off)
 {
-    const uint8_t *a = array;
-#define S_KEY(i) (*(const uint64_t *) (a + (size_t) (i) * stride))
-    size_t lo = 0, hi = (size_t) count;
-    while (lo < hi) {   /* the first element >= key */
-        size_t mid = lo + (hi - lo) / 2;
-        if (S_KEY(mid) < key)
-            lo = mid + 1;
-        else
-            hi = mid;
+    size_t got = 0;
+    while (got < bytes) {
+        ssize_t n = pread(self->fd, (uint8_t *) out + got, bytes - got, (off_t) (off + got));
+        if (n <= 0)
+            return -1;
+        got += (size_t) n;
     }
-    *first = lo;
-    size_t n = 0;
-    while (lo + n < count && S_KEY(lo + n) == key)
-        n++;
-#undef S_KEY
-    return n;
+    return 0;
+}
+
+/* Key i (i < count) into *k. 0 or -1. */
+static int s_key_at(const findex_t *self, uint64_t i, findex_key_t *k)
+{
+    return s_pread(self, k, sizeof *k, self->keys_off + i * sizeof *k);
+}
+
+static int s_login_at(const findex_t *self, uint64_t i, findex_login_t *l)
+{
+    return s_pread(self, l, sizeof *l, self->logins_off + i * sizeof *l);
 }
 
 size_t findex_find(const findex_t *self, uint64_t hash, size_t *first)
 {
     *first = 0;
-    return self ? s_run(self->keys, sizeof *self->keys, self->count, hash, first) : 0;
+    if (!self || !self->count)
+        return 0;
+    /* The first fence >= hash (in memory): every key before the fence before it is < hash, and the
+     * first key >= hash is at most that fence's key. So one read of 4 KiB finds it, where a binary
+     * search over ten million keys would read twenty-odd pages. */
+    size_t lo = 0, hi = self->nfences;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (self->fences[mid] < hash)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint64_t from = lo ? (uint64_t) (lo - 1) * S_FENCE : 0;
+    uint64_t upto = lo < self->nfences ? (uint64_t) lo * S_FENCE + 1 : self->count;
+    if (upto > self->count)
+        upto = self->count;
+    findex_key_t win[S_FENCE + 1];
+    size_t wn = (size_t) (upto - from);
+    if (s_pread(self, win, wn * sizeof *win, self->keys_off + from * sizeof *win) != 0)
+        return FINDEX_FAILED;
+    size_t a = 0, b = wn;
+    while (a < b) {   /* the first key >= hash in the window */
+        size_t mid = a + (b - a) / 2;
+        if (win[mid].hash < hash)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    *first = (size_t) from + a;
+    size_t n = 0;
+    while (a + n < wn && win[a + n].hash == hash)
+        n++;
+    if (n && a + n == wn) {   /* the run may go on past the window */
+        for (findex_key_t k; *first + n < self->count; n++) {
+            if (s_key_at(self, *first + n, &k) != 0)
+                return FINDEX_FAILED;
+            if (k.hash != hash)
+                break;
+        }
+    }
+    return n;
 }
+
+/* The element findex_key / findex_login_at return: the caller's copy, until its next call. */
+static _Thread_local union { findex_key_t key; findex_login_t login; } s_last;
 
 const findex_key_t *findex_key(const findex_t *self, size_t i)
 {
-    return self && i < self->count ? &self->keys[i] : NULL;
+    if (!self || i >= self->count || s_key_at(self, i, &s_last.key) != 0)
+        return NULL;
+    return &s_last.key;
 }
 
 size_t findex_login(const findex_t *self, uint64_t login, size_t *first)
 {
     *first = 0;
-    return self ? s_run(self->logins, sizeof *self->logins, self->count, login, first) : 0;
+    if (!self)
+        return 0;
+    uint64_t lo = 0, hi = self->count;
+    findex_login_t l;
+    while (lo < hi) {   /* the first element >= login: a read per step (a login's history is rare) */
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (s_login_at(self, mid, &l) != 0)
+            return FINDEX_FAILED;
+        if (l.login < login)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *first = (size_t) lo;
+    size_t n = 0;
+    for (; lo + n < self->count; n++) {
+        if (s_login_at(self, lo + n, &l) != 0)
+            return FINDEX_FAILED;
+        if (l.login != login)
+            break;
+    }
+    return n;
+}
+
+size_t findex_logins_read(const findex_t *self, size_t i, findex_login_t *out, size_t n)
+{
+    if (!self || i >= self->count)
+        return 0;
+    if (n > self->count - i)
+        n = (size_t) (self->count - i);
+    return s_pread(self, out, n * sizeof *out, self->logins_off + (uint64_t) i * sizeof *out) == 0 ? n : FINDEX_FAILED;
 }
 
 const findex_login_t *findex_login_at(const findex_t *self, size_t i)
 {
-    return self && i < self->count ? &self->logins[i] : NULL;
+    if (!self || i >= self->count || s_login_at(self, i, &s_last.login) != 0)
+        return NULL;
+    return &s_last.login;
 }
 
 int findex_read(const findex_t *self, uint64_t loc, uint8_t **blob, size_t *len, char *err, size_t errlen)
@@ -301,7 +482,8 @@ typedef struct {
     char path[600], tmp[620];
     uint8_t *buf;
     size_t used;
-    uint64_t written;
+    uint64_t written;            /* bytes given (the buffer's included) */
+    uint64_t flushed;            /* bytes written to the file */
     uint32_t crc;
     int failed;
 } s_out_t;
@@ -331,6 +513,9 @@ static int s_out_flush(s_out_t *o)
         o->failed = n < 0 && errno ? errno : ENOSPC;
         return -1;
     }
+    /* each chunk to the disk as it goes (paced), not hundreds of MB at the fsync */
+    fio_writeback(o->fd, (off_t) o->flushed, (off_t) o->used);
+    o->flushed += o->used;
     o->used = 0;
     return 0;
 }
@@ -531,6 +716,60 @@ static int s_login_cmp(const void *a, const void *b)
     return x->loc < y->loc ? -1 : x->loc > y->loc;
 }
 
+/* An open index's array read through in order, in chunks (pread: the page cache, not kasa's memory). */
+typedef struct {
+    const findex_t *x;
+    uint64_t off, end;           /* the next chunk's file offset; the array's end */
+    uint8_t *buf;
+    size_t pos, len;
+    int failed;
+} s_in_t;
+
+static void s_in_open(s_in_t *in, const findex_t *x, uint64_t off, uint64_t bytes)
+{
+    memset(in, 0, sizeof *in);
+    in->x = x;
+    in->off = off;
+    in->end = off + bytes;
+    in->buf = x && bytes ? malloc(S_CHUNK) : NULL;
+    in->failed = x && bytes && !in->buf;
+}
+
+/* The next n bytes into out (an element may span two chunks). Zeros, and failed, past the end or on
+ * a read error. */
+static void s_in_get(s_in_t *in, void *out, size_t n)
+{
+    uint8_t *o = out;
+    while (n && !in->failed) {
+        if (in->pos == in->len) {
+            uint64_t left = in->end - in->off;
+            size_t want = left < S_CHUNK ? (size_t) left : S_CHUNK;
+            if (!want || s_pread(in->x, in->buf, want, in->off) != 0) {
+                in->failed = 1;
+                break;
+            }
+            in->off += want;
+            in->pos = 0;
+            in->len = want;
+        }
+        size_t take = in->len - in->pos < n ? in->len - in->pos : n;
+        memcpy(o, in->buf + in->pos, take);
+        in->pos += take;
+        o += take;
+        n -= take;
+    }
+    if (n)
+        memset(o, 0, n);
+}
+
+/* Frees; 0, or -1 if any read failed. */
+static int s_in_close(s_in_t *in)
+{
+    free(in->buf);
+    in->buf = NULL;
+    return in->failed ? -1 : 0;
+}
+
 static int s_dropped(const findex_writer_t *w, uint64_t loc)
 {
     return w->ndrops && bsearch(&loc, w->drops, w->ndrops, sizeof *w->drops, s_u64_cmp) != NULL;
@@ -555,6 +794,36 @@ static void s_prune(const char *dir, uint64_t keep_from)
     closedir(d);
 }
 
+/* Writes one array of the new index to o: base's (its count of elements of size bytes at off, less the
+ * dropped) merged in cmp's order with w's added ones. Elements are u64 fields, the loc last. Base's
+ * array is read through in order (s_in_t), so a merge of ten million does not bring the file into
+ * kasa's memory. 0, or -1 (a read of base failed). */
+static int s_merge(s_out_t *o, const findex_writer_t *w, uint64_t off, const void *added, size_t size,
+                   int (*cmp)(const void *, const void *))
+{
+    uint64_t nb = w->base ? w->base->count : 0, i = 0, cur[3] = { 0 }, e[3];
+    size_t j = 0, fields = size / 8;
+    const uint8_t *add = added;
+    s_in_t in;
+    s_in_open(&in, w->base, off, nb * size);
+    if (nb)
+        s_in_get(&in, cur, size);
+    while (i < nb || j < w->n) {
+        if (i < nb && s_dropped(w, cur[fields - 1])) {
+            if (++i < nb)
+                s_in_get(&in, cur, size);
+            continue;
+        }
+        int base_first = j == w->n || (i < nb && cmp(cur, add + j * size) <= 0);
+        memcpy(e, base_first ? (const void *) cur : add + j++ * size, size);
+        if (base_first && ++i < nb)
+            s_in_get(&in, cur, size);
+        for (size_t f = 0; f < fields; f++)
+            s_out_u64(o, e[f]);
+    }
+    return s_in_close(&in);
+}
+
 int findex_write_commit(findex_writer_t **wp, uint64_t *count, uint32_t *crc, char *err, size_t errlen)
 {
     findex_writer_t *w = *wp;
@@ -573,11 +842,21 @@ int findex_write_commit(findex_writer_t **wp, uint64_t *count, uint32_t *crc, ch
         qsort(w->logins, w->n, sizeof *w->logins, s_login_cmp);
     }
     const findex_t *b = w->base;
-    uint64_t nb = b ? b->count : 0, kept = 0;
-    for (uint64_t i = 0; i < nb && w->ndrops; i++)
-        kept += !s_dropped(w, b->keys[i].loc);
-    if (!w->ndrops)
-        kept = nb;
+    uint64_t nb = b ? b->count : 0, kept = nb;
+    if (w->ndrops) {   /* the base's deposits left in: its keys read through once */
+        s_in_t in;
+        s_in_open(&in, b, b->keys_off, nb * sizeof(findex_key_t));
+        kept = 0;
+        for (uint64_t i = 0; i < nb; i++) {
+            findex_key_t k;
+            s_in_get(&in, &k, sizeof k);
+            kept += !s_dropped(w, k.loc);
+        }
+        if (s_in_close(&in) != 0 && rc == 0) {
+            snprintf(err, errlen, "cannot read the index of snapshot %llu", (unsigned long long) b->lsn);
+            rc = -1;
+        }
+    }
     uint64_t total = kept + w->n;
     uint32_t nstores = (b ? b->nstores : 0) + (w->n ? 1 : 0);
     s_out_t o;
@@ -598,36 +877,21 @@ int findex_write_commit(findex_writer_t **wp, uint64_t *count, uint32_t *crc, ch
             s_out_u64(&o, b->stores[i]);
         if (w->n)
             s_out_u64(&o, w->lsn);
-        /* the key array: base (less the dropped) merged with the added */
-        size_t i = 0, j = 0;
-        while (i < nb || j < w->n) {
-            if (i < nb && s_dropped(w, b->keys[i].loc)) {
-                i++;
-                continue;
-            }
-            int base_first = j == w->n || (i < nb && s_key_cmp(&b->keys[i], &w->keys[j]) <= 0);
-            const findex_key_t *k = base_first ? &b->keys[i++] : &w->keys[j++];
-            s_out_u64(&o, k->hash);
-            s_out_u64(&o, k->loc);
-        }
-        i = j = 0;
-        while (i < nb || j < w->n) {
-            if (i < nb && s_dropped(w, b->logins[i].loc)) {
-                i++;
-                continue;
-            }
-            int base_first = j == w->n || (i < nb && s_login_cmp(&b->logins[i], &w->logins[j]) <= 0);
-            const findex_login_t *l = base_first ? &b->logins[i++] : &w->logins[j++];
-            s_out_u64(&o, l->login);
-            s_out_u64(&o, l->order);
-            s_out_u64(&o, l->loc);
-        }
+        /* each array: base's (less the dropped) merged with the added */
+        int in_failed = s_merge(&o, w, b ? b->keys_off : 0, w->keys, sizeof *w->keys, s_key_cmp);
+        in_failed |= s_merge(&o, w, b ? b->logins_off : 0, w->logins, sizeof *w->logins, s_login_cmp);
         uint8_t tail[8];
         *crc = o.crc;
         jf_put32(tail, o.crc);
         jf_put32(tail + 4, FINDEX_END_MAGIC);
         s_out(&o, tail, 8);
-        rc = s_out_commit(&o, err, errlen);
+        if (in_failed) {
+            snprintf(err, errlen, "cannot read the index of snapshot %llu", (unsigned long long) b->lsn);
+            s_out_abort(&o);
+            rc = -1;
+        } else {
+            rc = s_out_commit(&o, err, errlen);
+        }
     }
     char sub[600];
     snprintf(sub, sizeof sub, "%s/%s", w->dir, FINDEX_SUBDIR);
@@ -640,7 +904,7 @@ int findex_write_commit(findex_writer_t **wp, uint64_t *count, uint32_t *crc, ch
         /* The snapshots kept name this index, base's, or (this one's commit failing) base's base at
          * most. Without a base (a start from the whole journal) nothing is known: nothing is removed. */
         if (b)
-            s_prune(w->dir, jf_get64(b->base + 32) ? jf_get64(b->base + 32) : b->lsn);
+            s_prune(w->dir, b->base_lsn ? b->base_lsn : b->lsn);
     }
     findex_write_abort(&w);
     return rc;

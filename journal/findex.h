@@ -18,11 +18,17 @@
  *              u32 stores, u32 zero, u64 LSN of the index it was merged from (0: none), u64 zero;
  *              then u64 LSN[stores] (the stores), the key array, the login array; trailer 8 bytes:
  *              u32 CRC32C of every byte before it, u32 magic 0x444E454B ("KEND").
- * All integers little-endian (the arrays are used in place: kasa runs on little-endian hosts).
+ * All integers little-endian (kasa runs on little-endian hosts: the elements are read as they lie).
  *
- * An index is opened by mapping it; a start reads it once in chunks to check its checksum (not through
- * the map, so the pages do not stay in the process) and afterwards touches only the pages a lookup
- * needs: ten million deposits cost about 400 MB of disk and almost nothing of memory.
+ * An index is read with pread, never mapped: its pages stay in the page cache, outside kasa's resident
+ * memory (a mapping's pages count in it, and a page cache of large folios maps hundreds of KB per
+ * touched page: lookups alone brought ten million deposits' keys, 160 MB, into a running kasa). The
+ * first open reads the file once in chunks to check its checksum, keeping the hash of every 256th key
+ * in memory (fences: 8 bytes per 256 deposits), so a lookup by key reads one 4 KiB window. Ten million
+ * deposits cost about 400 MB of disk and a few hundred KB of memory. Every open of one file while it is
+ * open anywhere in the process shares one handle, checked once (the file's inode, size, modification
+ * time and checksum name it; files are never changed in place): the running registry and the snapshot
+ * writer both stand on the last snapshot's index, and a snapshot no longer reads it whole again.
  *
  * A 64-bit hash may collide. A key hit is only a candidate: the caller reads the entry (findex_read)
  * and compares the whole transaction id; a new deposit whose hash equals an old one's is new.
@@ -55,8 +61,9 @@ void findex_set_hash(uint64_t (*fn)(const char *tx_id));
 
 typedef struct findex_t findex_t;
 
-/* Opens DIR/finished/NNNN.idx (NNNN = lsn) and checks its header, size and checksum. NULL with a
- * reason (missing, damaged, of a newer format). Thread-safe to use once open (read-only). */
+/* Opens DIR/finished/NNNN.idx (NNNN = lsn) and checks its header, size and checksum (the whole file
+ * only if no open index is this very file). NULL with a reason (missing, damaged, of a newer format).
+ * Thread-safe to use once open (read-only); findex_close drops this open's share. */
 findex_t *findex_open(const char *dir, uint64_t lsn, char *err, size_t errlen);
 void findex_close(findex_t **self_p);
 
@@ -64,12 +71,23 @@ uint64_t findex_lsn(const findex_t *self);
 uint64_t findex_count(const findex_t *self);
 uint32_t findex_crc(const findex_t *self);
 
-/* The keys equal to hash: returns how many, the first at *first (then findex_key(self, *first + i)). */
+/* What findex_find and findex_login return when the index cannot be read (an I/O error): nobody can
+ * tell whether the key is there, so a caller must refuse (never take it for "absent"). */
+#define FINDEX_FAILED ((size_t) -1)
+
+/* The keys equal to hash: returns how many, the first at *first (then findex_key(self, *first + i)),
+ * or FINDEX_FAILED. */
 size_t findex_find(const findex_t *self, uint64_t hash, size_t *first);
+/* Key i, read from the file into a copy of this thread's, valid until its next findex_key or
+ * findex_login_at call; NULL past the end or on a read error (then refuse, as for FINDEX_FAILED). */
 const findex_key_t *findex_key(const findex_t *self, size_t i);
-/* The deposits of login, newest first: how many, the first at *first (findex_login_at). */
+/* The deposits of login, newest first: how many, the first at *first (findex_login_at), or
+ * FINDEX_FAILED. */
 size_t findex_login(const findex_t *self, uint64_t login, size_t *first);
 const findex_login_t *findex_login_at(const findex_t *self, size_t i);
+/* Copies up to n elements of the login array from the i-th on into out (a walk of every deposit, in
+ * one read per chunk): how many (0 past the end), or FINDEX_FAILED. */
+size_t findex_logins_read(const findex_t *self, size_t i, findex_login_t *out, size_t n);
 
 /* Reads the entry at loc (its length and checksum checked): 0 and *blob (caller frees) / *len, or -1
  * with a reason (a store missing or damaged: the caller cannot tell what the deposit is). */

@@ -165,3 +165,10 @@ int fio_unlink(const char *path)
         return -1;
     return unlink(path);
 }
+
+void fio_writeback(int fd, off_t off, off_t len)
+{
+    if (len > 0)
+        (void) sync_file_range(fd, off, len,
+                               SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+}

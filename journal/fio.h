@@ -55,5 +55,12 @@ int fio_rename(const char *from, const char *to);
 int fio_ftruncate(int fd, off_t len);
 int fio_close(int fd);
 int fio_unlink(const char *path);
+/* Writes the len bytes of fd at off to the disk and waits for them (sync_file_range: the data only,
+ * not the file's size or the directory). A pacing hint for big files written off the request path
+ * (snapshots, the index of finished deposits): a megabyte at a time reaches the disk while it is
+ * written, instead of the whole file at its fsync, so the journal's fdatasync never queues behind it.
+ * Neither counted nor faulted, and its failure is ignored: the fsync that follows is what makes the
+ * file durable, and what a test breaks. */
+void fio_writeback(int fd, off_t off, off_t len);
 
 #endif

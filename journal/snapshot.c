@@ -15,6 +15,7 @@
 #include "journal/jformat.h"
 
 #define S_WBUF (256u << 10)   /* bytes gathered before one write(2) */
+#define S_WRITEBACK (1u << 20)   /* bytes written between two fio_writeback calls */
 #define S_MAX_SECTIONS 64
 
 struct snapshot_writer_t {
@@ -27,6 +28,7 @@ struct snapshot_writer_t {
     uint32_t nsections;
     uint8_t *buf;
     size_t buf_len;
+    uint64_t written, synced;   /* bytes written to the file; of them, sent to the disk (fio_writeback) */
 };
 
 typedef struct {
@@ -81,6 +83,11 @@ static int s_flush(snapshot_writer_t *w, char *err, size_t errlen)
         return -1;
     }
     w->buf_len = 0;
+    w->written += (uint64_t) n;
+    if (w->written - w->synced >= S_WRITEBACK) {   /* to the disk as it goes, not all at the fsync */
+        fio_writeback(w->fd, (off_t) w->synced, (off_t) (w->written - w->synced));
+        w->synced = w->written;
+    }
     return 0;
 }
 

@@ -275,7 +275,13 @@ static int s_verify_finished(const char *dir)
         for (uint64_t k = 0; k < count; k++) {
             uint8_t *blob;
             size_t len;
-            if (findex_read(x, findex_key(x, (size_t) k)->loc, &blob, &len, err, sizeof err) != 0) {
+            const findex_key_t *key = findex_key(x, (size_t) k);   /* NULL: the key array cannot be read */
+            if (!key && snprintf(err, sizeof err, "key %llu cannot be read", (unsigned long long) k) > 0) {
+                if (!bad++)
+                    snprintf(first_bad, sizeof first_bad, "%s", err);
+                continue;
+            }
+            if (findex_read(x, key->loc, &blob, &len, err, sizeof err) != 0) {
                 if (!bad++)
                     snprintf(first_bad, sizeof first_bad, "%s", err);
                 continue;

@@ -12,6 +12,7 @@
  *   KASA_BENCH_CHUNK=C         deposits between the snapshots while building (default 500000)
  *   KASA_BENCH_ACK_RATE=R      webhooks per second in the latency phase (default 2000)
  *   KASA_BENCH_ACK_S=S         seconds of it (default 6); a snapshot every R records meanwhile
+ *   KASA_BENCH_SNAPSHOT_EVERY=K  a snapshot every K records instead (0: none, to compare against)
  *   KASA_BENCH_REUSE=1         keep the built history in KASA_BENCH_DIR and start from it next time
  *   KASA_BENCH_KEEP=1          keep the run's copy (its kasa.env and kasa.log) too
  * Needs KASA_BIN (tests/bench/run.sh sets it). */
@@ -157,18 +158,25 @@ static pid_t s_serve(const char *dir, const char *config, const char *log)
     return pid;
 }
 
-static long s_rss_kib(pid_t pid)
+/* A line of /proc/PID/status ("VmRSS:", "RssAnon:", "RssFile:") in KiB, or -1. */
+static long s_status_kib(pid_t pid, const char *key)
 {
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", (int) pid);
     FILE *f = fopen(path, "r");
     long kib = -1;
+    size_t klen = strlen(key);
     while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kib = atol(line + 6);
+        if (strncmp(line, key, klen) == 0)
+            kib = atol(line + klen);
     if (f)
         fclose(f);
     return kib;
+}
+
+static long s_rss_kib(pid_t pid)
+{
+    return s_status_kib(pid, "VmRSS:");
 }
 
 static size_t s_sink(char *p, size_t sz, size_t n, void *arg)
@@ -271,6 +279,7 @@ int main(void)
     long n = s_env_long("KASA_BENCH_FINISHED", 200000), chunk = s_env_long("KASA_BENCH_CHUNK", 500000);
     double rate = (double) s_env_long("KASA_BENCH_ACK_RATE", 2000), ack_s = (double) s_env_long("KASA_BENCH_ACK_S", 6);
     int reuse = s_env_long("KASA_BENCH_REUSE", 0) != 0;
+    long snap_every = s_env_long("KASA_BENCH_SNAPSHOT_EVERY", (long) rate);
     const char *bin = getenv("KASA_BIN"), *base = getenv("KASA_BENCH_DIR");
     if (n < 1 || chunk < 1 || rate < 1 || ack_s < 0 || !bin || !*bin) {
         fprintf(stderr, "bench_history: needs KASA_BIN, and positive KASA_BENCH_FINISHED/_CHUNK/_ACK_RATE\n");
@@ -320,7 +329,7 @@ int main(void)
     fprintf(f, "COBO_WALLET_ID=b0b0b0b0-0000-4000-8000-000000000001\nKASA_CHAINS=TRON_USDT,TRON\n");
     fprintf(f, "MT5_URL=http://127.0.0.1:9\nMT5_LOGIN=1000\nMT5_PASSWORD=x\nTELEGRAM_API_URL=http://127.0.0.1:9\n");
     fprintf(f, "TELEGRAM_BOT_TOKEN=1:x\nTELEGRAM_CHAT_ID=-1\nKASA_TOKEN_TRON_USDT=1:0.5:1\nKASA_TOKEN_TRON=0.1:0:1\n");
-    fprintf(f, "KASA_SNAPSHOT_EVERY_RECORDS=%ld\nKASA_SNAPSHOT_EVERY_S=0\n", (long) rate);
+    fprintf(f, "KASA_SNAPSHOT_EVERY_RECORDS=%ld\nKASA_SNAPSHOT_EVERY_S=0\n", snap_every);
     fchmod(fileno(f), 0600);
     fclose(f);
     snprintf(s_url, sizeof s_url, "http://127.0.0.1:%d/cobo/webhook", hport);
@@ -376,7 +385,8 @@ int main(void)
     double p50 = total ? all[total / 2] : 0, p99 = total ? all[(long) ((double) total * 0.99)] : 0,
            max = total ? all[total - 1] : 0;
     free(all);
-    long rss_after = s_rss_kib(pid);
+    long rss_after = s_rss_kib(pid), anon_after = s_status_kib(pid, "RssAnon:"),
+         file_after = s_status_kib(pid, "RssFile:");
     kill(pid, SIGTERM);
     int status = 0;
     waitpid(pid, &status, 0);
@@ -390,7 +400,8 @@ int main(void)
     printf("%-46s %.0f/s for %.0f s, %d snapshots written meanwhile\n", "acknowledgement load", rate, ack_s, snaps);
     printf("%-46s p50 %.2f ms  p99 %.2f ms  max %.2f ms  (%ld sent, %ld not 201)\n", "ack latency", p50, p99, max,
            total, bad);
-    printf("%-46s %.1f MiB\n", "RSS after the load", (double) rss_after / 1024.0);
+    printf("%-46s %.1f MiB  (anonymous %.1f, mapped files %.1f)\n", "RSS after the load", (double) rss_after / 1024.0,
+           (double) anon_after / 1024.0, (double) file_after / 1024.0);
     if (!s_env_long("KASA_BENCH_KEEP", 0)) {
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
         if (system(cmd) != 0)

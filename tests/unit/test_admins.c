@@ -2,7 +2,8 @@
  * password hashed with Argon2id and verified, a login with password and a code computed here, the
  * same code refused afterwards (also after a replay, as after a restart), wrong passwords, unknown
  * names and disabled accounts refused, a reset, a password change, and no password or secret in
- * the journal in the clear. */
+ * the journal in the clear; an unknown name costs a real check, and making the accounts runs none. */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,9 +142,60 @@ static void test_password_change_disable_and_reset(void)
     support_tmp_rmrf(s_dir);
 }
 
+static double s_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static void test_an_unknown_name_costs_a_real_check_and_a_start_costs_none(void)
+{
+    journal_t *j = s_journal("dummy");
+    double t0 = s_now_s();
+    admins_t *ad = admins_new();
+    double new_s = s_now_s() - t0;
+    CHECK(j && ad);
+    if (!j || !ad)
+        return;
+    /* the dummy hash carries a real account's Argon2id cost, and is not a hash of anything */
+    const char *dummy = admins_dummy_hash(ad);
+    CHECK(strncmp(dummy, "$argon2id$", 10) == 0);
+    CHECK_EQ_INT(crypto_pwhash_str_needs_rehash(dummy, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                                crypto_pwhash_MEMLIMIT_INTERACTIVE), 0);
+    admins_t *other = admins_new();
+    CHECK(other && strcmp(admins_dummy_hash(other), dummy) != 0);   /* a random salt and hash each time */
+    admins_destroy(&other);
+    char pw[ADMINS_OTP_LEN], secret[ADMINS_SECRET_LEN], err[200], code[7];
+    CHECK_EQ_INT(admins_add(ad, j, "ayse", ADMIN_ROLE_VIEWER, "cli:root", "", pw, secret, err, sizeof err), 0);
+    int64_t now = (int64_t) time(NULL);
+    s_code(secret, now, 0, code);
+    /* an unknown name and a known name with a wrong password take the same time (the fastest of a few
+     * tries each, as loaded machines go); an unknown name with the known one's password is refused */
+    double known_s = 1e9, unknown_s = 1e9;
+    admin_view_t v;
+    for (int i = 0; i < 3; i++) {
+        double a = s_now_s();
+        CHECK_EQ_INT(admins_login(ad, j, "ayse", "not her password", code, now, "", &v, err, sizeof err),
+                     ADMINS_LOGIN_REFUSED);
+        double b = s_now_s();
+        CHECK_EQ_INT(admins_login(ad, j, "nobody", pw, code, now, "", &v, err, sizeof err), ADMINS_LOGIN_REFUSED);
+        double c = s_now_s();
+        known_s = b - a < known_s ? b - a : known_s;
+        unknown_s = c - b < unknown_s ? c - b : unknown_s;
+    }
+    CHECK(unknown_s > known_s / 2 && unknown_s < known_s * 2);
+    /* making the accounts at a start runs no Argon2id: far less than one check */
+    CHECK(new_s < known_s / 4);
+    admins_destroy(&ad);
+    journal_destroy(&j);
+    support_tmp_rmrf(s_dir);
+}
+
 int main(void)
 {
     RUN(test_add_login_once_per_code_and_replay_restores);
     RUN(test_password_change_disable_and_reset);
+    RUN(test_an_unknown_name_costs_a_real_check_and_a_start_costs_none);
     return check_done();
 }

@@ -2,7 +2,8 @@
  * running registry lets go of them, and they are still recognised (a repeated webhook moves nothing),
  * read back (get, a login's listing, after their segments went to the archive) and revived when
  * something is recorded for them; a new deposit whose id collides in the hash with an old one is
- * still new; an unreadable index refuses rather than guesses; a bad index file is not opened. */
+ * still new; an unreadable index refuses rather than guesses; a bad index file is not opened; a lookup
+ * through the in-memory fences finds every run whole; an open index is shared, checked once. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -249,24 +250,45 @@ static void test_an_alert_on_an_evicted_deposit_brings_it_back_and_it_leaves_aga
     support_tmp_rmrf(s_dir);
 }
 
-static void test_an_unreadable_store_refuses_rather_than_guesses(void)
+/* A deposit finished and indexed, then its file ext ("dep": the store, "idx": the index) cut to keep
+ * bytes under the running registry: a repeat of it is refused (503), nothing journaled, the registry
+ * not failed; a new deposit is taken if the index still answers (new_taken), refused if not. */
+static void s_unreadable(const char *name, const char *ext, off_t keep, int new_taken)
 {
-    journal_t *j = s_fresh("unreadable");
+    journal_t *j = s_fresh(name);
     registry_t *reg = checkpoint_registry.create(&s_cfg);
     s_finish(reg, j, "u-1", 100001);
     uint64_t lsn = s_snapshot(reg, j);
     char path[400];
-    snprintf(path, sizeof path, "%s/finished/%020llu.dep", s_dir, (unsigned long long) lsn);
-    CHECK_EQ_INT(truncate(path, 20), 0);
+    snprintf(path, sizeof path, "%s/finished/%020llu.%s", s_dir, (unsigned long long) lsn, ext);
+    CHECK_EQ_INT(truncate(path, keep), 0);
     uint64_t before = journal_durable_lsn(j);
-    /* u-1's key is there but its entry cannot be read: neither "a repeat" nor "new" can be said */
     CHECK_EQ_INT(s_step(reg, j, "u-1", DEPOSIT_EV_SEEN_COMPLETED, 100001), REGISTRY_FAILED);
     CHECK_EQ_INT(journal_durable_lsn(j), before);
     CHECK_EQ_INT(registry_failed(reg), 0);   /* not the journal's failure: the next webhook is taken */
-    CHECK_EQ_INT(s_step(reg, j, "u-2", DEPOSIT_EV_SEEN_COMPLETED, 100001), REGISTRY_MOVED);
+    CHECK_EQ_INT(s_step(reg, j, "u-2", DEPOSIT_EV_SEEN_COMPLETED, 100001), new_taken ? REGISTRY_MOVED : REGISTRY_FAILED);
+    if (!new_taken) {
+        CHECK_EQ_INT(journal_durable_lsn(j), before);
+        /* a listing says it could not read the index (never a short list taken for the whole) */
+        CHECK_EQ_INT(registry_each(reg, 100001, 10, s_ids, (char[400]) { 0 }), -1);
+        CHECK_EQ_INT(registry_each_all(reg, s_ids, (char[400]) { 0 }), -1);
+    }
     registry_destroy(&reg);
     journal_destroy(&j);
     support_tmp_rmrf(s_dir);
+}
+
+static void test_an_unreadable_store_refuses_rather_than_guesses(void)
+{
+    /* u-1's key is there but its entry cannot be read: neither "a repeat" nor "new" can be said */
+    s_unreadable("unreadable", "dep", 20, 1);
+}
+
+static void test_an_unreadable_key_array_refuses_rather_than_takes_the_deposit_for_new(void)
+{
+    /* the open index loses its arrays under kasa (read with pread: the next lookup finds them gone):
+     * whether any deposit is in it cannot be told */
+    s_unreadable("unreadable-keys", "idx", FINDEX_INDEX_HDR + 8, 0);
 }
 
 static void test_a_damaged_index_is_not_opened_and_the_start_falls_back(void)
@@ -295,6 +317,91 @@ static void test_a_damaged_index_is_not_opened_and_the_start_falls_back(void)
     support_tmp_rmrf(s_dir);
 }
 
+/* An index of n keys written directly: key i has hash (i / run) * 2 + 2 (runs of run equal hashes;
+ * odd hashes and 0 are absent). Its LSN. */
+static uint64_t s_write_keys(uint64_t lsn, size_t n, size_t run)
+{
+    char err[300];
+    findex_writer_t *w = findex_write_begin(s_dir, lsn, NULL, err, sizeof err);
+    CHECK(w != NULL);
+    for (size_t i = 0; w && i < n; i++) {
+        char blob[32];
+        int len = snprintf(blob, sizeof blob, "entry-%zu", i);
+        CHECK_EQ_INT(findex_write_add(w, (uint64_t) (i / run) * 2 + 2, 100000 + i % 7, i + 1, blob, (size_t) len, err,
+                                      sizeof err), 0);
+    }
+    uint64_t count = 0;
+    uint32_t crc = 0;
+    CHECK_EQ_INT(findex_write_commit(&w, &count, &crc, err, sizeof err), 0);
+    CHECK_EQ_INT(count, n);
+    return lsn;
+}
+
+static void test_a_lookup_through_the_fences_finds_every_run_whole(void)
+{
+    support_tmp_fresh(s_dir, sizeof s_dir, "findex", "fences");
+    mkdir(s_dir, 0700);
+    char err[300];
+    /* runs of 300 equal hashes cross the 256-key fences; runs of 1 fill whole windows */
+    size_t shapes[][2] = { { 5000, 300 }, { 3000, 1 }, { 257, 257 }, { 1, 1 } };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        size_t n = shapes[s][0], run = shapes[s][1];
+        uint64_t lsn = s_write_keys(10 + s, n, run);
+        findex_t *x = findex_open(s_dir, lsn, err, sizeof err);
+        CHECK(x != NULL);
+        if (!x)
+            continue;
+        int bad = 0;
+        for (uint64_t h = 0; h <= (uint64_t) ((n - 1) / run) * 2 + 3; h++) {
+            size_t first = 0, got = findex_find(x, h, &first);
+            size_t want = 0, want_first = 0;
+            if (h >= 2 && h % 2 == 0 && (h - 2) / 2 * run < n) {
+                want_first = (size_t) (h - 2) / 2 * run;
+                want = n - want_first < run ? n - want_first : run;
+            }
+            if (got != want || (want && first != want_first))
+                bad++;
+            for (size_t i = 0; i < got; i++)
+                bad += findex_key(x, first + i)->hash != h;
+        }
+        CHECK_EQ_INT(bad, 0);
+        findex_close(&x);
+    }
+    support_tmp_rmrf(s_dir);
+}
+
+static void test_an_open_index_is_shared_and_checked_once_a_closed_one_again(void)
+{
+    support_tmp_fresh(s_dir, sizeof s_dir, "findex", "shared");
+    mkdir(s_dir, 0700);
+    char err[300], path[400];
+    uint64_t lsn = s_write_keys(7, 600, 3);
+    findex_t *a = findex_open(s_dir, lsn, err, sizeof err);
+    CHECK(a != NULL);
+    /* damaged in place behind kasa's back, its modification time put back: the file's identity is
+     * unchanged, so a second open while the first is held shares it without reading it again */
+    snprintf(path, sizeof path, "%s/finished/%020llu.idx", s_dir, (unsigned long long) lsn);
+    struct stat st;
+    CHECK_EQ_INT(stat(path, &st), 0);
+    int fd = open(path, O_WRONLY);
+    CHECK(fd >= 0 && pwrite(fd, "X", 1, FINDEX_INDEX_HDR + 8 * 1 + 16 * 100 + 3) == 1);
+    close(fd);
+    struct timespec times[2] = { st.st_atim, st.st_mtim };
+    CHECK_EQ_INT(utimensat(AT_FDCWD, path, times, 0), 0);
+    findex_t *b = findex_open(s_dir, lsn, err, sizeof err);
+    CHECK(b != NULL && b == a);
+    findex_close(&b);
+    CHECK(b == NULL);
+    size_t first;
+    CHECK_EQ_INT(findex_find(a, 2, &first), 3);   /* the first share still works */
+    findex_close(&a);
+    /* no share left: the next open checks the whole file and finds the damage */
+    findex_t *c = findex_open(s_dir, lsn, err, sizeof err);
+    CHECK(c == NULL && strstr(err, "checksum") != NULL);
+    findex_close(&c);
+    support_tmp_rmrf(s_dir);
+}
+
 int main(void)
 {
     RUN(test_a_repeat_of_an_evicted_deposit_is_answered_and_journals_nothing);
@@ -302,6 +409,9 @@ int main(void)
     RUN(test_history_and_lookup_read_evicted_deposits_back_after_their_segments_are_archived);
     RUN(test_an_alert_on_an_evicted_deposit_brings_it_back_and_it_leaves_again);
     RUN(test_an_unreadable_store_refuses_rather_than_guesses);
+    RUN(test_an_unreadable_key_array_refuses_rather_than_takes_the_deposit_for_new);
     RUN(test_a_damaged_index_is_not_opened_and_the_start_falls_back);
+    RUN(test_a_lookup_through_the_fences_finds_every_run_whole);
+    RUN(test_an_open_index_is_shared_and_checked_once_a_closed_one_again);
     return check_done();
 }
