@@ -39,15 +39,19 @@
  *   KASA_CRASH_INJECT_DOUBLE_WITHDRAWAL=1  debit each run's first withdrawal twice behind kasa's
  *                       back: every run must then fail (the withdrawal checks and reconcile)
  *   KASA_CRASH_VERBOSE=1  print each run (with when its deposits and withdrawals were done)
+ *   KASA_CRASH_JOBS=N   runs side by side (default 2; 1: one after another in this process), each
+ *                       worker a process with its own simulators; a seed's run is the same in any
+ *   From 50 runs on, every fault kind the runs draw must have been exercised (checked).
  * Repaired-journal runs (KASA_CRASH_REPAIR_RUNS, _BASE, _SEED alike, default 8 from seed 1001): the
  * same, and at a seeded moment kasa is killed, one byte of a random acknowledged record is flipped,
  * the start must refuse naming `kasa journal repair`, the repair runs, kasa restarts and every
  * webhook is sent again; each deposit must end with exactly one deal, or HELD with its reason.
  * Two fixed scenarios go first: a flipped LOCKED record of a notified deposit, and a flipped credit
  * attempt whose balance call went through before a crash.
- * The simulators are started once and shared by all runs; each run checks only deals newer than
- * the ones it found at its start. */
+ * The simulators are started once per worker and shared by its runs; each run checks only deals
+ * newer than the ones it found at its start. */
 #include <fcntl.h>
+#include <sys/mman.h>
 
 #include "actors/cobo.h"
 #include "actors/crediter.h"
@@ -68,16 +72,27 @@
                                * asked again is a second withdrawal) */
 #define WD_AUTO_MINOR 10000   /* KASA_WITHDRAW_AUTO_APPROVE_LIMIT=100: at or under it no approver is needed */
 #define WD_HANG_MS 800        /* the Cobo simulator answers a create this late when told to (hang_ms) */
+/* A run's few concurrent clients (the sender, the investor, Cobo's transfer webhooks, the operator)
+ * need few HTTP threads; each of the default 16 + 64 costs every one of a run's starts its creation
+ * (the webhook listener keeps 4 per KASA_HTTP_THREADS). */
+#define RUN_CONFIG "KASA_HTTP_THREADS=4\n"
+#define S_COVERAGE_RUNS 50    /* from this many seeded runs on, every fault kind must have been exercised */
 #define WD_ADDRESS "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 #define WD_CONFIG "KASA_WITHDRAW_RULES=TRON_USDT=1:1:10:5000:100000000\nKASA_WITHDRAW_AUTO_APPROVE_LIMIT=100\n" \
                   "KASA_WITHDRAW_POLL_S=1\n"
 
 static h_env_t s_env;
 static char s_base_dir[400];
-/* what the runs exercised, over all runs */
-static long s_total_deposits, s_total_kills, s_total_start_kills, s_total_resends, s_total_reattempts, s_total_drops;
-static long s_total_wd, s_total_wd_state[WITHDRAWAL_STATE_COUNT], s_total_wd_hang_kills, s_total_wd_faults[4],
-    s_total_wd_asked_again;
+/* What the passing runs exercised (and how many ran and failed), over all runs: one per worker
+ * process (KASA_CRASH_JOBS), in memory the workers share with the parent, which adds them up. */
+typedef struct {
+    long deposits, kills, start_kills, resends, reattempts, drops, session_losses, lates;
+    long wd, wd_state[WITHDRAWAL_STATE_COUNT], wd_hang_kills, wd_faults[4], wd_asked_again;
+    long wd_approved, wd_rejected, wd_auto, wd_held_refunded, wd_held_left;
+    long done, failed;
+} s_totals_t;
+static s_totals_t s_own_totals;
+static s_totals_t *s_tot = &s_own_totals;   /* this process's */
 static config_t s_cfg;   /* the runs' configuration, as `kasa reconcile` reads it */
 static cobo_client_t *s_cobo;   /* the checks' own client of the Cobo simulator's API */
 
@@ -737,7 +752,7 @@ static int s_check_deals(const s_run_t *run)
                 right_amount += h_amount_eq(deals[k].profit, d->expect_minor);
             }
             explained += matches;
-            s_total_reattempts += info.attempts > 1;
+            s_tot->reattempts += info.attempts > 1;
             int held = run->repair && info.state == DEPOSIT_HELD;
             int ok = held ? matches <= 1 && info.reason[0]
                           : matches == 1 && right_amount == 1 && (run->repair ? info.credited <= 1 : info.credited == 1);
@@ -953,7 +968,7 @@ static int s_run(uint64_t seed, int repair)
     /* snapshots every few records: kills land before, during and after them, and every restart
      * starts from one (or falls back) */
     char snap[300];
-    snprintf(snap, sizeof snap, "KASA_SNAPSHOT_EVERY_RECORDS=%d\n%s", 2 + (int) (seed % 7), WD_CONFIG);
+    snprintf(snap, sizeof snap, "KASA_SNAPSHOT_EVERY_RECORDS=%d\n%s%s", 2 + (int) (seed % 7), WD_CONFIG, RUN_CONFIG);
     int64_t wall0 = h_wall_ms();
     if (h_config_write(&s_env, snap) != 0 || s_plan(&run) != 0 || s_link_direct(s_env.journal, &run) != 0)
         goto out;
@@ -998,7 +1013,7 @@ static int s_run(uint64_t seed, int repair)
             if (w < 0)
                 break;
             if (w == 2) {
-                s_total_wd_hang_kills++;
+                s_tot->wd_hang_kills++;
                 if (s_kill_restart(&run, -1) != 0)
                     break;
                 continue;
@@ -1089,16 +1104,25 @@ static int s_run(uint64_t seed, int repair)
     }
     free(vout);
     rc = 0;
-    s_total_deposits += run.ndep;
-    s_total_kills += run.kills_done;
-    s_total_start_kills += run.start_kills;
-    s_total_resends += run.retries;
-    s_total_drops += run.drop_pct > 0;
-    s_total_wd += wl.n;
+    s_tot->deposits += run.ndep;
+    s_tot->kills += run.kills_done;
+    s_tot->start_kills += run.start_kills;
+    s_tot->resends += run.retries;
+    s_tot->drops += run.drop_pct > 0;
+    s_tot->session_losses += run.session_loss_pct > 0;
+    s_tot->lates += run.late_pct > 0;
+    s_tot->wd += wl.n;
     for (int i = 0; i < wl.n; i++)
-        s_total_wd_state[wl.v[i].state]++;
-    s_total_wd_faults[run.wd_fault] += run.nwd > 0;
-    s_total_wd_asked_again += run.wd_asked_again;
+        s_tot->wd_state[wl.v[i].state]++;
+    s_tot->wd_faults[run.wd_fault] += run.nwd > 0;
+    s_tot->wd_asked_again += run.wd_asked_again;
+    for (int k = 0; k < run.nwd; k++) {
+        s_tot->wd_auto += run.wd[k].amount_minor <= WD_AUTO_MINOR;
+        s_tot->wd_approved += run.wd[k].amount_minor > WD_AUTO_MINOR && !run.wd[k].reject;
+        s_tot->wd_rejected += run.wd[k].amount_minor > WD_AUTO_MINOR && run.wd[k].reject;
+    }
+    s_tot->wd_held_refunded += run.nwd && run.wd_fault == WD_FAULT_FAILED && run.wd_refund_held;
+    s_tot->wd_held_left += run.nwd && run.wd_fault == WD_FAULT_FAILED && !run.wd_refund_held;
     if (getenv("KASA_CRASH_VERBOSE"))
         h_log("seed %" PRIu64 ": %d deposits, %d events, %d sends (%d retried), %d kills, drop %d%%, %d withdrawals "
               "(Cobo: %s), %" PRId64 " ms (start %" PRId64 ", deposits done +%" PRId64 ", withdrawals +%" PRId64
@@ -1150,9 +1174,82 @@ static uint64_t s_env_u64(const char *name, uint64_t dflt)
 
 static int s_ready;
 
+/* Prepares this process's environment: a fresh directory and ports, its own three simulators
+ * (their faults are set per run, so runs side by side never share them), the configuration
+ * reconcile reads, the wallet that pays, money on the accounts the runs withdraw from, and the
+ * checks' own Cobo client. The harness is the deposits' webhook sender: the Cobo simulator's own
+ * deliveries of them are lost; a transfer's webhooks it sends to kasa (as Cobo does), failing while
+ * kasa is down. 0, or -1 (logged). */
+static int s_setup(void)
+{
+    if (h_env_init(&s_env, "crash") != 0)
+        return -1;
+    snprintf(s_base_dir, sizeof s_base_dir, "%s", s_env.dir);
+    int ok = h_sims_start(&s_env, NULL) == 0 &&
+             h_sim_post(s_env.cobo_url, "/sim/faults", "{\"drop_deposit_webhooks\":true}") == 200;
+    s_env.keep_ports = 1;
+    char err[2048];
+    ok = ok && h_config_write(&s_env, WD_CONFIG) == 0 && config_load(&s_cfg, s_env.config, err, sizeof err) == 0 &&
+         h_sim_post(s_env.cobo_url, "/sim/balances", "{\"wallet_id\":\"" H_WALLET_ID "\","
+                    "\"token_id\":\"TRON_USDT\",\"amount\":\"100000000\"}") == 200;
+    mt5_client_t *m = ok ? mt5_client_new(s_env.mt5_url, H_MT5_MANAGER, H_MT5_MANAGER_PW, NULL, 5000) : NULL;
+    for (int i = 0; ok && i < 4; i++) {
+        uint64_t t;
+        ok = mt5_balance(m, H_MT5_FIRST + (uint64_t) i, 10000000, 2, "opening balance", &t, err, 256) == MT5_OK;
+    }
+    mt5_client_destroy(&m);
+    char url[128];
+    snprintf(url, sizeof url, "%s/v2", s_env.cobo_url);
+    s_cobo = ok ? cobo_client_new(url, s_env.client_pub, H_CLIENT_SEED, s_env.webhook_pub, 5000, err, 256) : NULL;
+    if (!s_cobo)
+        h_log("setup failed; logs in %s", s_env.dir);
+    return s_cobo ? 0 : -1;
+}
+
+static void s_teardown(int keep)
+{
+    cobo_client_destroy(&s_cobo);
+    config_clear(&s_cfg);
+    h_env_finish(&s_env, keep);
+}
+
+/* Runs seeds first, first + step, ... below end (each logged as it fails, with its replay line),
+ * counting into s_tot; stops once `*failed_all` (every worker's failures) reaches 3. */
+static void s_run_seeds(const char *name, uint64_t first, uint64_t end, uint64_t step, int repair,
+                        const long *const *failed_all, int nfailed)
+{
+    int64_t t0 = h_now_ms();
+    for (uint64_t s = first; s < end; s += step) {
+        long failed = 0;
+        for (int k = 0; k < nfailed; k++)
+            failed += __atomic_load_n(failed_all[k], __ATOMIC_SEQ_CST);
+        if (failed >= 3)
+            break;
+        if (s_run(s, repair) != 0) {
+            __atomic_add_fetch(&s_tot->failed, 1, __ATOMIC_SEQ_CST);
+            printf("FAIL %sseed %" PRIu64 "  (replay: %s=%" PRIu64 ")\n", repair ? "repaired-journal " : "", s, name, s);
+        }
+        s_tot->done++;
+        if (s_tot->done % 25 == 0)
+            h_log("%ld runs, %ld failed, %.1f s", s_tot->done, s_tot->failed, (double) (h_now_ms() - t0) / 1000.0);
+    }
+}
+
+/* Adds t to *to, field by field (s_totals_t holds longs alone). */
+static void s_totals_add(s_totals_t *to, const s_totals_t *t)
+{
+    long *a = (long *) to;
+    const long *b = (const long *) t;
+    for (size_t i = 0; i < sizeof *t / sizeof(long); i++)
+        a[i] += b[i];
+}
+
 /* Runs the seeded runs: seeds from $PREFIX_BASE (default base), $PREFIX_RUNS of them (default
- * runs), or $PREFIX_SEED alone; stops after 3 failures. Sets *runs_out to how many were asked for
- * and returns how many ran; *failed_out counts the failed ones. */
+ * runs), or $PREFIX_SEED alone; stops after 3 failures. KASA_CRASH_JOBS (default 2) runs them in
+ * that many worker processes side by side, each with its own simulators (worker k: seeds base + k,
+ * base + k + jobs, ...), since a run mostly waits (kills, starts, settle times); a seed's run is the
+ * same whichever worker has it. Adds what the runs exercised to s_tot, sets *runs_out to how many
+ * were asked for and returns how many ran; *failed_out counts the failed ones. */
 static uint64_t s_seeded_runs(const char *prefix, uint64_t base, uint64_t runs, int repair, uint64_t *runs_out,
                               int *failed_out)
 {
@@ -1166,24 +1263,84 @@ static uint64_t s_seeded_runs(const char *prefix, uint64_t base, uint64_t runs, 
         base = s_env_u64(name, 1);
         runs = 1;
     }
-    int failed = 0;
+    uint64_t jobs = s_env_u64("KASA_CRASH_JOBS", 2);
+    if (jobs < 1)
+        jobs = 1;
+    if (jobs > 8)
+        jobs = 8;
+    if (jobs > runs)
+        jobs = runs ? runs : 1;
     int64_t t0 = h_now_ms();
-    uint64_t done = 0;
-    for (uint64_t s = base; s < base + runs; s++) {
-        if (s_run(s, repair) != 0) {
-            failed++;
-            printf("FAIL %sseed %" PRIu64 "  (replay: %s=%" PRIu64 ")\n", repair ? "repaired-journal " : "", s, name, s);
-            if (failed >= 3)
-                break;
+    s_totals_t sum;
+    memset(&sum, 0, sizeof sum);
+    if (jobs == 1) {
+        s_totals_t *own = s_tot;
+        s_tot = &sum;
+        const long *failed_all[] = { &sum.failed };
+        s_run_seeds(name, base, base + runs, 1, repair, failed_all, 1);
+        s_tot = own;
+    } else {
+        s_totals_t *slot = mmap(NULL, sizeof *slot * jobs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (slot == MAP_FAILED) {
+            h_log("mmap: %s", strerror(errno));
+            *runs_out = runs;
+            *failed_out = 1;
+            return 0;
         }
-        done++;
-        if (done % 25 == 0)
-            h_log("%" PRIu64 " runs, %d failed, %.1f s", done, failed, (double) (h_now_ms() - t0) / 1000.0);
+        memset(slot, 0, sizeof *slot * jobs);
+        const long *failed_all[8];
+        for (uint64_t k = 0; k < jobs; k++)
+            failed_all[k] = &slot[k].failed;
+        pid_t pid[8];
+        fflush(stdout);
+        fflush(stderr);
+        for (uint64_t k = 0; k < jobs; k++) {
+            pid[k] = fork();
+            if (pid[k] == 0) {
+                /* a worker: the parent's simulators, kasa and Cobo client are the parent's alone */
+                s_env.kasa_pid = s_env.cobo_pid = s_env.mt5_pid = s_env.tg_pid = 0;
+                s_cobo = NULL;
+                memset(&s_cfg, 0, sizeof s_cfg);
+                s_tot = &slot[k];
+                int ok = s_setup() == 0;
+                if (ok)
+                    s_run_seeds(name, base + k, base + runs, jobs, repair, failed_all, (int) jobs);
+                else
+                    __atomic_add_fetch(&slot[k].failed, 1, __ATOMIC_SEQ_CST);
+                if (ok && getenv("KASA_CRASH_VERBOSE")) {
+                    char url[160];
+                    snprintf(url, sizeof url, "%s/sim/stats", s_env.mt5_url);
+                    h_resp_t st = h_http("GET", url, NULL);
+                    h_log("worker %" PRIu64 ": MT5 simulator: %.300s", k, st.body ? st.body : "");
+                    h_resp_free(&st);
+                }
+                s_teardown(slot[k].failed > 0);
+                fflush(stdout);
+                fflush(stderr);
+                _exit(0);
+            }
+            if (pid[k] < 0)
+                h_log("fork: %s", strerror(errno));
+        }
+        for (uint64_t k = 0; k < jobs; k++) {
+            int st = 0;
+            if (pid[k] > 0 && waitpid(pid[k], &st, 0) == pid[k] && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+                s_totals_add(&sum, &slot[k]);
+                continue;
+            }
+            h_log("worker %" PRIu64 " (pid %d) ended badly (status %d): its runs count as failed", k, (int) pid[k], st);
+            s_totals_add(&sum, &slot[k]);
+            sum.failed++;
+        }
+        munmap(slot, sizeof *slot * jobs);
     }
-    h_log("%" PRIu64 " %sseeded runs (seeds %" PRIu64 "..), %d failed, %" PRId64 " ms", done,
-          repair ? "repaired-journal " : "", base, failed, h_now_ms() - t0);
+    h_log("%ld %sseeded runs (seeds %" PRIu64 ".., %" PRIu64 " at a time), %ld failed, %" PRId64 " ms", sum.done,
+          repair ? "repaired-journal " : "", base, jobs, sum.failed, h_now_ms() - t0);
     *runs_out = runs;
-    *failed_out = failed;
+    *failed_out = (int) sum.failed;
+    uint64_t done = (uint64_t) sum.done;
+    sum.done = sum.failed = 0;
+    s_totals_add(s_tot, &sum);
     return done;
 }
 
@@ -1195,22 +1352,43 @@ static void test_every_deposit_credited_exactly_once_across_kills(void)
     uint64_t runs;
     int failed;
     uint64_t done = s_seeded_runs("KASA_CRASH", 1, 200, 0, &runs, &failed);
+    const s_totals_t *t = s_tot;
     h_log("passing runs: %ld deposits, %ld kills (%ld of a starting kasa), %ld webhooks resent after no/failed "
-          "answer, %ld deposits credited after a second credit attempt, %ld runs with MT5 dropping replies",
-          s_total_deposits, s_total_kills, s_total_start_kills, s_total_resends, s_total_reattempts, s_total_drops);
-    char url[160];
-    snprintf(url, sizeof url, "%s/sim/stats", s_env.mt5_url);
-    h_resp_t st = h_http("GET", url, NULL);
-    h_log("MT5 simulator: %.300s", st.body ? st.body : "");
-    h_log("withdrawals: %ld (%ld completed, %ld refunded, %ld held, %ld rejected by MT5), %ld asked again after a "
-          "lost answer, %ld kills while Cobo held a create's answer; runs by Cobo fault: %ld none, %ld 5xx after "
-          "creating, %ld answered late, %ld Failed", s_total_wd, s_total_wd_state[WITHDRAWAL_COMPLETED],
-          s_total_wd_state[WITHDRAWAL_REFUNDED], s_total_wd_state[WITHDRAWAL_HELD],
-          s_total_wd_state[WITHDRAWAL_REJECTED], s_total_wd_asked_again, s_total_wd_hang_kills, s_total_wd_faults[0],
-          s_total_wd_faults[1], s_total_wd_faults[2], s_total_wd_faults[3]);
-    h_resp_free(&st);
+          "answer, %ld deposits credited after a second credit attempt; runs with MT5 dropping replies %ld, "
+          "forgetting sessions %ld, executing late %ld", t->deposits, t->kills, t->start_kills, t->resends,
+          t->reattempts, t->drops, t->session_losses, t->lates);
+    h_log("withdrawals: %ld (%ld completed, %ld refunded, %ld held, %ld rejected by MT5; %ld needing no approver, %ld "
+          "approved, %ld rejected by the operator), %ld asked again after a lost answer, %ld kills while Cobo held a "
+          "create's answer; runs by Cobo fault: %ld none, %ld 5xx after creating, %ld answered late, %ld Failed (%ld "
+          "refunded by the operator, %ld left held)", t->wd, t->wd_state[WITHDRAWAL_COMPLETED],
+          t->wd_state[WITHDRAWAL_REFUNDED], t->wd_state[WITHDRAWAL_HELD], t->wd_state[WITHDRAWAL_REJECTED], t->wd_auto,
+          t->wd_approved, t->wd_rejected, t->wd_asked_again, t->wd_hang_kills, t->wd_faults[0], t->wd_faults[1],
+          t->wd_faults[2], t->wd_faults[3], t->wd_held_refunded, t->wd_held_left);
     CHECK_EQ_INT(failed, 0);
     CHECK_EQ_INT(done, runs);
+    /* a count this large (the default) exercises every fault kind the runs draw: that it did is
+     * checked, so a smaller default or a changed plan cannot quietly leave one out */
+    if (runs >= S_COVERAGE_RUNS && !failed) {
+        const struct {
+            const char *what;
+            long n;
+        } kinds[] = {
+            { "kills of a starting kasa", t->start_kills }, { "MT5 dropping replies", t->drops },
+            { "MT5 forgetting sessions", t->session_losses }, { "MT5 executing late", t->lates },
+            { "withdrawals needing no approver", t->wd_auto }, { "withdrawals approved", t->wd_approved },
+            { "withdrawals rejected by the operator", t->wd_rejected },
+            { "Cobo answering 5xx after creating", t->wd_faults[WD_FAULT_5XX] },
+            { "Cobo answering after the client gave up", t->wd_faults[WD_FAULT_LATE] },
+            { "kills while Cobo held a create's answer", t->wd_hang_kills },
+            { "Cobo failing transfers, refunded", t->wd_held_refunded },
+            { "Cobo failing transfers, left held", t->wd_held_left },
+        };
+        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+            if (kinds[i].n == 0) {
+                h_log("%" PRIu64 " runs exercised no %s", runs, kinds[i].what);
+                CHECK(kinds[i].n > 0);
+            }
+    }
 }
 
 /* Sends tx's three webhooks (created, updated, succeeded) until each is answered 2xx. 0 or -1. */
@@ -1443,40 +1621,11 @@ static void test_every_deposit_ends_with_one_deal_or_held_after_a_repaired_journ
 
 int main(void)
 {
-    /* the harness is the deposits' webhook sender: the Cobo simulator's own deliveries of them are
-     * lost; a transfer's webhooks it sends to kasa (as Cobo does), failing while kasa is down */
-    if (h_env_init(&s_env, "crash") == 0) {
-        snprintf(s_base_dir, sizeof s_base_dir, "%s", s_env.dir);
-        s_ready = h_sims_start(&s_env, NULL) == 0 &&
-                  h_sim_post(s_env.cobo_url, "/sim/faults", "{\"drop_deposit_webhooks\":true}") == 200;
-        s_env.keep_ports = 1;
-    }
-    if (s_ready) {
-        /* withdrawals: the configuration reconcile reads, the wallet that pays, money on the accounts
-         * the runs withdraw from, and the checks' own Cobo client */
-        char err[2048];
-        s_ready = h_config_write(&s_env, WD_CONFIG) == 0 && config_load(&s_cfg, s_env.config, err, sizeof err) == 0 &&
-                  h_sim_post(s_env.cobo_url, "/sim/balances", "{\"wallet_id\":\"" H_WALLET_ID "\","
-                             "\"token_id\":\"TRON_USDT\",\"amount\":\"100000000\"}") == 200;
-        mt5_client_t *m = mt5_client_new(s_env.mt5_url, H_MT5_MANAGER, H_MT5_MANAGER_PW, NULL, 5000);
-        for (int i = 0; s_ready && i < 4; i++) {
-            uint64_t t;
-            s_ready = mt5_balance(m, H_MT5_FIRST + (uint64_t) i, 10000000, 2, "opening balance", &t, err, 256) == MT5_OK;
-        }
-        mt5_client_destroy(&m);
-        char url[128];
-        snprintf(url, sizeof url, "%s/v2", s_env.cobo_url);
-        s_cobo = s_ready ? cobo_client_new(url, s_env.client_pub, H_CLIENT_SEED, s_env.webhook_pub, 5000, err, 256) : NULL;
-        s_ready = s_cobo != NULL;
-    }
-    if (!s_ready)
-        h_log("setup failed; logs in %s", s_env.dir);
+    s_ready = s_setup() == 0;
     RUN(test_repair_of_a_flipped_locked_record_never_credits_twice);
     RUN(test_repair_marks_an_unfinished_deposit_so_it_reconciles_before_any_send);
     RUN(test_every_deposit_credited_exactly_once_across_kills);
     RUN(test_every_deposit_ends_with_one_deal_or_held_after_a_repaired_journal);
-    cobo_client_destroy(&s_cobo);
-    config_clear(&s_cfg);
-    h_env_finish(&s_env, check_failed_ > 0);
+    s_teardown(check_failed_ > 0);
     return check_done();
 }
