@@ -591,6 +591,34 @@ static void test_verify_checks_snapshots_the_archive_and_the_chain_into_the_jour
     support_tmp_rmrf(s_dir);
 }
 
+/* Every record archived behind the newest snapshot, the live journal only the empty segment a clean
+ * close starts after it: the snapshot is this journal's (it covers what the archive holds), verify
+ * passes. */
+static void test_verify_accepts_a_snapshot_when_every_record_is_archived(void)
+{
+    s_fresh("verify-empty-live");
+    char err[300];
+    journal_opts_t o = { .segment_bytes = 4096 };
+    journal_t *j = journal_open(s_dir, &o, err, sizeof err);
+    s_random_history(j, 50);
+    uint64_t lsn = journal_durable_lsn(j);
+    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, lsn, NULL, err, sizeof err), 0);
+    journal_destroy(&j);
+    /* a clean close starts the next segment (empty, LSN lsn + 1); the snapshot retires the rest */
+    size_t moved = 0;
+    CHECK_EQ_INT(journal_archive(s_dir, lsn, &moved, err, sizeof err), 0);
+    CHECK(moved >= 1);
+    jf_seg_t *segs;
+    size_t n = 0;
+    char name[JF_NAME_MAX];
+    jf_seg_name(name, lsn + 1);
+    CHECK_EQ_INT(jf_list_segments(s_dir, &segs, &n, err, sizeof err), 0);
+    CHECK(n == 1 && strcmp(segs[0].name, name) == 0);
+    free(segs);
+    CHECK_EQ_INT(s_verify(), 0);
+    support_tmp_rmrf(s_dir);
+}
+
 static size_t s_archived(void)
 {
     char adir[600], err[200];
@@ -869,6 +897,7 @@ int main(void)
     RUN(test_failed_snapshot_write_loses_nothing);
     RUN(test_kill_9_while_a_snapshot_is_written_loses_nothing);
     RUN(test_verify_checks_snapshots_the_archive_and_the_chain_into_the_journal);
+    RUN(test_verify_accepts_a_snapshot_when_every_record_is_archived);
     RUN(test_archive_prune_deletes_only_old_segments_a_valid_snapshot_covers);
     RUN(test_snapshot_of_the_previous_format_is_read_without_its_withdrawals);
     RUN(test_archive_prune_goes_past_withdrawal_segments_a_snapshot_carries);
