@@ -76,7 +76,6 @@ typedef struct {
 } s_held_t;
 
 struct claims_t {
-    mongoc_uri_t *uri;
     mongoc_client_pool_t *pool;
     char db[64], node[64];
     int64_t lease_ms, settle_ms;
@@ -555,29 +554,18 @@ claims_t *claims_new(const config_t *cfg, int64_t settle_ms, char *err, size_t e
     self->settle_ms = settle_ms;
     self->held = zhashx_new();
     self->noted = zhashx_new();
-    bson_error_t error;
-    mongoc_init();
-    self->uri = mongoc_uri_new_with_error(cfg->mongo_uri, &error);
-    if (self->uri) {
-        /* a MongoDB that stops answering must not hold a locker or crediter for libmongoc's default
-         * five minutes: no wait longer than the guard (lease/3), unless the URI says otherwise */
-        int32_t guard = (int32_t) (self->lease_ms / 3);
-        if (!mongoc_uri_has_option(self->uri, MONGOC_URI_SOCKETTIMEOUTMS))
-            mongoc_uri_set_option_as_int32(self->uri, MONGOC_URI_SOCKETTIMEOUTMS, guard);
-        if (!mongoc_uri_has_option(self->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
-            mongoc_uri_set_option_as_int32(self->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, guard);
-        self->pool = mongoc_client_pool_new(self->uri);
-    }
-    if (!self->held || !self->noted || !self->uri || !self->pool || !self->node[0]) {
-        snprintf(err, errlen, "claims: %s", !self->node[0] ? "no node id (KASA_NODE_ID)"
-                                                 : !self->uri ? "KASA_MONGO_URI is not a MongoDB URI" : "no memory");
+    /* a MongoDB that stops answering must not hold a locker or crediter for libmongoc's default
+     * five minutes: no wait longer than the guard (lease/3), unless the URI says otherwise */
+    char why[120] = "no memory";
+    if (self->node[0])
+        self->pool = mio_pool_new(cfg->mongo_uri, (int) (self->lease_ms / 3), "kasa-claims", why, sizeof why);
+    if (!self->held || !self->noted || !self->pool || !self->node[0]) {
+        snprintf(err, errlen, "claims: %s", !self->node[0] ? "no node id (KASA_NODE_ID)" : why);
         claims_destroy(&self);
         return NULL;
     }
     zhashx_set_destructor(self->held, s_free_held);
     zhashx_set_destructor(self->noted, s_free_held);
-    mongoc_client_pool_set_error_api(self->pool, MONGOC_ERROR_API_VERSION_2);
-    mongoc_client_pool_set_appname(self->pool, "kasa-claims");
     if (pthread_create(&self->renewer, NULL, s_renewer, self) != 0) {
         snprintf(err, errlen, "claims: cannot start the renewal thread");
         claims_destroy(&self);
@@ -608,8 +596,6 @@ void claims_destroy(claims_t **self_p)
         pthread_join(self->commander, NULL);
     if (self->pool)
         mongoc_client_pool_destroy(self->pool);
-    if (self->uri)
-        mongoc_uri_destroy(self->uri);
     zhashx_destroy(&self->held);
     zhashx_destroy(&self->noted);
     pthread_cond_destroy(&self->stop_cv);
