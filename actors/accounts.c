@@ -368,7 +368,7 @@ accounts_t *accounts_new(const config_t *cfg, const accounts_opts_t *opts, char 
     if (self->o.queue_max <= 0) self->o.queue_max = 16;
     if (self->o.queue_max > 64) self->o.queue_max = 64;
     if (self->o.wait_ms <= 0) self->o.wait_ms = 5000;
-    if (self->o.mt5_timeout_ms <= 0) self->o.mt5_timeout_ms = 10000;
+    if (self->o.mt5_timeout_ms <= 0) self->o.mt5_timeout_ms = config_mt5_timeout_ms(cfg);
     self->ctx.cfg = cfg;
     self->ctx.accounts = self->o.actors;
     self->ctx.gauges = &self->gauges;

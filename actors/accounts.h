@@ -29,7 +29,7 @@ typedef struct {
     int actors;            /* accounts actors, each with one MT5 client; default 3, at most ACCOUNTS_MAX_ACTORS */
     int queue_max;         /* requests one actor holds, queued and running; default 16 */
     int64_t wait_ms;       /* the longest a request waits for its turn; default 5000 */
-    int64_t mt5_timeout_ms;/* per MT5 request; default 10000 */
+    int64_t mt5_timeout_ms;/* per MT5 request; default KASA_MT5_TIMEOUT_MS */
 } accounts_opts_t;
 
 typedef enum {

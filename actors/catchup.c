@@ -15,7 +15,6 @@
 
 #define S_BACKOFF_FIRST_MS 1000
 #define S_BACKOFF_MAX_MS 30000
-#define S_COBO_TIMEOUT_MS 15000
 
 struct catchup_t {
     catchup_ingest_fn *ingest;
@@ -258,7 +257,7 @@ catchup_t *catchup_new(const config_t *cfg, catchup_ingest_fn *ingest, void *arg
     }
     char why[256];
     self->cobo = cobo_client_new(cfg->cobo_api_url, cfg->cobo_api_key, cfg->cobo_api_secret, cfg->cobo_webhook_pubkey,
-                                 S_COBO_TIMEOUT_MS, why, sizeof why);
+                                 config_cobo_timeout_ms(cfg), why, sizeof why);
     if (!self->cobo) {
         snprintf(err, errlen, "catch-up: %s", why);
         catchup_destroy(&self);

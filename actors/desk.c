@@ -12,8 +12,6 @@
 #include "schema/log.h"
 #include "schema/money.h"
 
-#define DESK_MT5_TIMEOUT_MS 10000
-
 int desk_login_check(const config_t *cfg, uint64_t login, char *err, size_t errlen)
 {
     if (!login) {
@@ -23,7 +21,7 @@ int desk_login_check(const config_t *cfg, uint64_t login, char *err, size_t errl
     if (!cfg->mt5_url[0])
         return 0;
     mt5_client_t *mt5 = mt5_client_new(cfg->mt5_url, cfg->mt5_login, cfg->mt5_password, cfg->mt5_ca_file,
-                                       DESK_MT5_TIMEOUT_MS);
+                                       config_mt5_timeout_ms(cfg));
     if (!mt5) {
         snprintf(err, errlen, "cannot ask MT5 about login %" PRIu64 ": bad MT5_URL or credentials", login);
         return -1;
@@ -78,7 +76,7 @@ static int s_reconcile_reject(registry_t *registry, journal_t *journal, const co
         return -1;
     }
     mt5_client_t *m = mt5_client_new(cfg->mt5_url, cfg->mt5_login, cfg->mt5_password, cfg->mt5_ca_file,
-                                     DESK_MT5_TIMEOUT_MS);
+                                     config_mt5_timeout_ms(cfg));
     if (!m) {
         snprintf(err, errlen, "cannot reconcile with MT5: bad MT5_URL or credentials");
         return -1;

@@ -268,8 +268,8 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
     self->ctx.notifiers = s_clamp(cfg->notifiers, STAGE_MAX_NOTIFIERS);
     snprintf(self->ctx.prefix, sizeof self->ctx.prefix, "inproc://kasa-%d-%u", (int) getpid(),
              atomic_fetch_add(&s_instances, 1));
-    self->ctx.mt5_timeout_ms = 10000;
-    self->ctx.cobo_timeout_ms = 10000;
+    self->ctx.mt5_timeout_ms = config_mt5_timeout_ms(cfg);
+    self->ctx.cobo_timeout_ms = config_cobo_timeout_ms(cfg);
     self->ctx.telegram_timeout_ms = 10000;
     self->ctx.mt5_settle_ms = 1000 * (int64_t) (cfg->mt5_settle_s > 0 ? cfg->mt5_settle_s : CONFIG_DEFAULT_MT5_SETTLE_S);
 

@@ -905,7 +905,7 @@ int reconcile_gather(const config_t *cfg, int64_t from_ms, int64_t to_ms, reconc
     }
     /* Cobo */
     cobo_client_t *cobo = cobo_client_new(cfg->cobo_api_url, cfg->cobo_api_key, cfg->cobo_api_secret,
-                                          cfg->cobo_webhook_pubkey, 15000, why, sizeof why);
+                                          cfg->cobo_webhook_pubkey, config_cobo_timeout_ms(cfg), why, sizeof why);
     if (!cobo) {
         snprintf(err, errlen, "Cobo: %s", why);
         return -1;

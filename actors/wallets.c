@@ -676,7 +676,7 @@ wallets_t *wallets_new_for_pipeline(const config_t *cfg, pipeline_t *pipeline, c
         .api_secret_hex = cfg->cobo_api_secret,
         .response_pubkey_hex = cfg->cobo_webhook_pubkey,
         .wallet_id = cfg->cobo_wallet_id,
-        .timeout_ms = 10000,
+        .timeout_ms = config_cobo_timeout_ms(cfg),
         .max_inflight = 4,
         .linker = {.link = s_pipeline_link, .address_login = s_pipeline_login,
                    .find = cfg->cluster ? s_pipeline_find : NULL, .arg = pipeline},

@@ -444,7 +444,7 @@ static int64_t s_idle(void *arg, workq_t *q, int64_t now_ms)
 static void *s_cobo_open(const config_t *cfg, int *failed, char *err, size_t errlen)
 {
     cobo_client_t *c = cobo_client_new(cfg->cobo_api_url, cfg->cobo_api_key, cfg->cobo_api_secret,
-                                       cfg->cobo_webhook_pubkey, 10000, err, errlen);
+                                       cfg->cobo_webhook_pubkey, config_cobo_timeout_ms(cfg), err, errlen);
     *failed = c == NULL;
     return c;
 }

@@ -41,7 +41,7 @@ typedef enum {
     K_MAX_CONNECTIONS_PER_IP,
     K_COBO_API_URL, K_COBO_API_KEY, K_COBO_API_SECRET, K_COBO_WEBHOOK_PUBKEY, K_COBO_ENV,
     K_COBO_WALLET_ID, K_CHAINS,
-    K_MT5_URL, K_MT5_LOGIN, K_MT5_PASSWORD, K_MT5_CA_FILE, K_MT5_SETTLE_S,
+    K_MT5_URL, K_MT5_LOGIN, K_MT5_PASSWORD, K_MT5_CA_FILE, K_MT5_SETTLE_S, K_MT5_TIMEOUT_MS, K_COBO_TIMEOUT_MS,
     K_TELEGRAM_API_URL, K_TELEGRAM_BOT_TOKEN, K_TELEGRAM_CHAT_ID, K_NOTICE_LANG, K_TELEGRAM_APPROVERS,
     K_TELEGRAM_POLL_S,
     K_AUTO_CREDIT_LIMIT, K_DUAL_APPROVAL_LIMIT, K_CREDITERS, K_LOCKERS, K_NOTIFIERS,
@@ -92,6 +92,8 @@ static const key_def_t s_keys[K_COUNT] = {
     [K_MT5_PASSWORD]       = { "MT5_PASSWORD", 1, 1 },
     [K_MT5_CA_FILE]        = { "MT5_CA_FILE", 0, 0 },
     [K_MT5_SETTLE_S]       = { "KASA_MT5_SETTLE_S", 0, 0 },
+    [K_MT5_TIMEOUT_MS]     = { "KASA_MT5_TIMEOUT_MS", 0, 0 },
+    [K_COBO_TIMEOUT_MS]    = { "KASA_COBO_TIMEOUT_MS", 0, 0 },
     [K_TELEGRAM_API_URL]   = { "TELEGRAM_API_URL", 0, 0 },
     [K_TELEGRAM_BOT_TOKEN] = { "TELEGRAM_BOT_TOKEN", 1, 1 },
     [K_TELEGRAM_CHAT_ID]   = { "TELEGRAM_CHAT_ID", 0, 1 },
@@ -815,6 +817,8 @@ static void s_defaults(config_t *cfg)
     cfg->pending_poll_s = CONFIG_DEFAULT_PENDING_POLL_S;
     cfg->cobo_confirm_wait_s = CONFIG_DEFAULT_COBO_CONFIRM_WAIT_S;
     cfg->mt5_settle_s = CONFIG_DEFAULT_MT5_SETTLE_S;
+    cfg->mt5_timeout_ms = CONFIG_DEFAULT_MT5_TIMEOUT_MS;
+    cfg->cobo_timeout_ms = CONFIG_DEFAULT_COBO_TIMEOUT_MS;
     snprintf(cfg->telegram_api_url, sizeof cfg->telegram_api_url, "https://api.telegram.org");
     snprintf(cfg->notice_lang, sizeof cfg->notice_lang, "tr");
     cfg->telegram_poll_s = 25;
@@ -885,6 +889,22 @@ int config_own_address(const config_t *cfg, const char *address)
     return 0;
 }
 
+
+/* Cluster mode's margins (README, Cluster): a balance call started with the guard (lease/3) left must end
+ * or time out before the lease does (T <= L/3), and the settle time must outlast a call's timeout
+ * (S >= T), or a take-over could send while the old holder's call is still in flight. */
+static void s_cluster_margins(loader_t *ld, const config_t *cfg)
+{
+    if (!cfg->cluster)
+        return;
+    if ((int64_t) cfg->mt5_timeout_ms * 3 > cfg->claim_lease_ms)
+        s_problem(ld, "KASA_CLAIM_LEASE_MS (%d) must be at least 3 x KASA_MT5_TIMEOUT_MS (%d): a balance call "
+                  "started with a third of the lease left could still be in flight when another node takes the "
+                  "claim over", cfg->claim_lease_ms, cfg->mt5_timeout_ms);
+    if ((int64_t) cfg->mt5_settle_s * 1000 < cfg->mt5_timeout_ms)
+        s_problem(ld, "KASA_MT5_SETTLE_S (%d s) must be at least KASA_MT5_TIMEOUT_MS (%d ms): a new holder could "
+                  "send before a call of the old one had timed out", cfg->mt5_settle_s, cfg->mt5_timeout_ms);
+}
 /* KASA_WEBHOOK_LISTEN: as given, else KASA_LISTEN's host on the next port (port 0 stays 0: any
  * free port). Webhooks get a listener, and threads, of their own; it must differ from KASA_LISTEN. */
 static void s_webhook_listen(loader_t *ld, config_t *cfg)
@@ -1017,6 +1037,8 @@ static void s_convert(loader_t *ld, config_t *cfg)
     s_copy(ld, K_MT5_PASSWORD, cfg->mt5_password, sizeof cfg->mt5_password);
     s_copy(ld, K_MT5_CA_FILE, cfg->mt5_ca_file, sizeof cfg->mt5_ca_file);
     cfg->mt5_settle_s = (int) s_int_key(ld, K_MT5_SETTLE_S, 1, 86400, (uint64_t) cfg->mt5_settle_s);
+    cfg->mt5_timeout_ms = (int) s_int_key(ld, K_MT5_TIMEOUT_MS, 100, 120000, (uint64_t) cfg->mt5_timeout_ms);
+    cfg->cobo_timeout_ms = (int) s_int_key(ld, K_COBO_TIMEOUT_MS, 100, 120000, (uint64_t) cfg->cobo_timeout_ms);
 
     /* Telegram */
     s_url_key(ld, K_TELEGRAM_API_URL, cfg->telegram_api_url, sizeof cfg->telegram_api_url);
@@ -1095,6 +1117,7 @@ static void s_convert(loader_t *ld, config_t *cfg)
     cfg->claim_lease_ms = (int) s_int_key(ld, K_CLAIM_LEASE_MS, 300, 600000, (uint64_t) cfg->claim_lease_ms);
     if (cfg->cluster && !cfg->mongo_uri[0])
         s_problem(ld, "KASA_CLUSTER=on needs KASA_MONGO_URI: the nodes agree through MongoDB");
+    s_cluster_margins(ld, cfg);
     s_withdraw_keys(ld, cfg);
     /* operations */
     cfg->catchup_interval_s = (int) s_int_key(ld, K_CATCHUP_INTERVAL, 0, 86400, (uint64_t) cfg->catchup_interval_s);
@@ -1208,6 +1231,16 @@ static void s_print_secret(FILE *out, const char *name, const char *val)
     fprintf(out, "%s=%s\n", name, val && val[0] ? "(set)" : "(unset)");
 }
 
+long config_cobo_timeout_ms(const config_t *cfg)
+{
+    return cfg && cfg->cobo_timeout_ms > 0 ? cfg->cobo_timeout_ms : CONFIG_DEFAULT_COBO_TIMEOUT_MS;
+}
+
+long config_mt5_timeout_ms(const config_t *cfg)
+{
+    return cfg && cfg->mt5_timeout_ms > 0 ? cfg->mt5_timeout_ms : CONFIG_DEFAULT_MT5_TIMEOUT_MS;
+}
+
 void config_print(const config_t *cfg, FILE *out)
 {
     fprintf(out, "KASA_LISTEN=%s\n", cfg->listen);
@@ -1249,6 +1282,8 @@ void config_print(const config_t *cfg, FILE *out)
     s_print_secret(out, "MT5_PASSWORD", cfg->mt5_password);
     fprintf(out, "MT5_CA_FILE=%s\n", cfg->mt5_ca_file);
     fprintf(out, "KASA_MT5_SETTLE_S=%d\n", cfg->mt5_settle_s);
+    fprintf(out, "KASA_MT5_TIMEOUT_MS=%d\n", cfg->mt5_timeout_ms);
+    fprintf(out, "KASA_COBO_TIMEOUT_MS=%d\n", cfg->cobo_timeout_ms);
     fprintf(out, "TELEGRAM_API_URL=%s\n", cfg->telegram_api_url);
     s_print_secret(out, "TELEGRAM_BOT_TOKEN", cfg->telegram_bot_token);
     fprintf(out, "TELEGRAM_CHAT_ID=%s\n", cfg->telegram_chat_id);

@@ -19,6 +19,8 @@
 #define CONFIG_DEFAULT_MAX_DEPOSITS 200000   /* KASA_MAX_DEPOSITS when unset */
 #define CONFIG_DEFAULT_CLAIM_LEASE_MS 30000   /* KASA_CLAIM_LEASE_MS when unset */
 #define CONFIG_DEFAULT_MT5_SETTLE_S 60       /* KASA_MT5_SETTLE_S when unset (see README, exactly once) */
+#define CONFIG_DEFAULT_COBO_TIMEOUT_MS 10000 /* KASA_COBO_TIMEOUT_MS when unset */
+#define CONFIG_DEFAULT_MT5_TIMEOUT_MS 10000  /* KASA_MT5_TIMEOUT_MS when unset */
 #define CONFIG_DEFAULT_SNAPSHOT_EVERY_RECORDS 100000 /* KASA_SNAPSHOT_EVERY_RECORDS when unset */
 #define CONFIG_DEFAULT_SNAPSHOT_EVERY_S 3600         /* KASA_SNAPSHOT_EVERY_S when unset */
 #define CONFIG_MAX_MAX_DEPOSITS 100000000    /* the largest KASA_MAX_DEPOSITS accepted */
@@ -102,6 +104,10 @@ typedef struct {
     char mt5_ca_file[256];         /* MT5_CA_FILE: optional CA for a self-signed access server */
     int mt5_settle_s;              /* KASA_MT5_SETTLE_S: after an ambiguous balance call, no resend before this
                                       many seconds (1..86400, default 60; 0 in a config_t: the default) */
+    int mt5_timeout_ms;            /* KASA_MT5_TIMEOUT_MS: bound of one MT5 request (100..120000, default 10000;
+                                      0 in a config_t: the default; read it with config_mt5_timeout_ms) */
+    int cobo_timeout_ms;           /* KASA_COBO_TIMEOUT_MS: bound of one Cobo API request (100..120000, default
+                                      10000; 0 in a config_t: the default; read it with config_cobo_timeout_ms) */
 
     char telegram_api_url[256];    /* TELEGRAM_API_URL, default https://api.telegram.org */
     char telegram_bot_token[128];  /* TELEGRAM_BOT_TOKEN (secret) */
@@ -184,6 +190,11 @@ const config_token_t *config_token(const config_t *cfg, const char *token_id);
 
 /* The rule of token_id on accounts in currency (compared case-insensitively), or NULL if none. */
 const config_token_t *config_rule(const config_t *cfg, const char *token_id, const char *currency);
+
+/* The bound of one Cobo API request / one MT5 request in ms: the configured value, or the default when
+ * the config_t leaves it 0 (a config_t built by hand). Every Cobo and MT5 client kasa runs uses them. */
+long config_cobo_timeout_ms(const config_t *cfg);
+long config_mt5_timeout_ms(const config_t *cfg);
 
 /* Prints every key and its value (secrets as "(set)"/"(unset)") to out, one per line. */
 #include <stdio.h>

@@ -27,7 +27,6 @@
 #define S_PAGE_MAX 100
 #define S_AUDIT_MAX 500
 #define S_LOCK_NOTICE_TIMEOUT_MS 5000
-#define S_BALANCES_TIMEOUT_MS 10000   /* per Cobo request of a balances reading */
 
 #define S_NOTICES 64          /* names whose lockout was told recently */
 #define S_NOTICE_EVERY_S 900  /* one lockout notice per name per 15 minutes */
@@ -867,7 +866,7 @@ admin_api_t *admin_routes(http_server_t *http, pipeline_t *pipeline, admins_t *a
         balances_opts_t bo = { .cobo_url = cfg->cobo_api_url, .api_key_hex = cfg->cobo_api_key,
                                .api_secret_hex = cfg->cobo_api_secret, .response_pubkey_hex = cfg->cobo_webhook_pubkey,
                                .wallet_id = cfg->cobo_wallet_id, .withdraw_wallet_id = cfg->cobo_withdraw_wallet_id,
-                               .timeout_ms = S_BALANCES_TIMEOUT_MS,
+                               .timeout_ms = config_cobo_timeout_ms(cfg),
                                .login_of = s_login_of, .login_arg = pipeline };
         char why[256];
         self->balances = balances_new(&bo, why, sizeof why);

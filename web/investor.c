@@ -646,7 +646,7 @@ static int s_token_decimals(const config_t *cfg, const char *token, int *out, ch
         }
     pthread_mutex_unlock(&s_decimals_lock);
     cobo_client_t *c = cobo_client_new(cfg->cobo_api_url, cfg->cobo_api_key, cfg->cobo_api_secret,
-                                       cfg->cobo_webhook_pubkey, 10000, why, whylen);
+                                       cfg->cobo_webhook_pubkey, config_cobo_timeout_ms(cfg), why, whylen);
     int rc = c && cobo_get_token_decimal(c, token, out, why, whylen) == COBO_OK ? 0 : -1;
     cobo_client_destroy(&c);
     if (rc != 0)

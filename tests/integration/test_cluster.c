@@ -232,7 +232,7 @@ static int s_nodes_start(void)
             return -1;
         }
         snprintf(extra, sizeof extra, "KASA_CLUSTER=on\nKASA_MONGO_URI=%s\nKASA_MONGO_DB=%s\nKASA_NODE_ID=node-%d\n"
-                 "KASA_CLAIM_LEASE_MS=%d\n", s_m.uri, s_m.db, i, LEASE_MS);
+                 "KASA_CLAIM_LEASE_MS=%d\nKASA_MT5_TIMEOUT_MS=%d\n", s_m.uri, s_m.db, i, LEASE_MS, LEASE_MS / 3);
         if (h_config_write(n, extra) != 0 || h_link(n, s_address(), LOGIN) != 0 || h_kasa_start(n) != 0)
             return -1;
     }

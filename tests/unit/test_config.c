@@ -703,6 +703,63 @@ static void test_cluster_needs_mongo(void)
     config_clear(&cfg);
 }
 
+/* KASA_COBO_TIMEOUT_MS and KASA_MT5_TIMEOUT_MS: 10000 by default, a range with a clear error, printed;
+ * a config_t left 0 reads the default through config_*_timeout_ms. */
+static void test_cobo_and_mt5_timeouts_default_range_and_print(void)
+{
+    s_env_clear();
+    config_t cfg;
+    char err[1024];
+    CHECK_EQ_INT(s_load(&cfg, "", err, sizeof err), 0);
+    CHECK_EQ_INT(cfg.cobo_timeout_ms, 10000);
+    CHECK_EQ_INT(cfg.mt5_timeout_ms, 10000);
+    config_clear(&cfg);
+    CHECK_EQ_INT(s_load(&cfg, "KASA_COBO_TIMEOUT_MS=2500\nKASA_MT5_TIMEOUT_MS=4000\n", err, sizeof err), 0);
+    CHECK_EQ_INT(config_cobo_timeout_ms(&cfg), 2500);
+    CHECK_EQ_INT(config_mt5_timeout_ms(&cfg), 4000);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    config_print(&cfg, out);
+    fclose(out);
+    CHECK(strstr(text, "KASA_COBO_TIMEOUT_MS=2500\n") != NULL);
+    CHECK(strstr(text, "KASA_MT5_TIMEOUT_MS=4000\n") != NULL);
+    free(text);
+    config_clear(&cfg);
+    s_expect_problem("KASA_COBO_TIMEOUT_MS=99\n", "KASA_COBO_TIMEOUT_MS: expected a whole number from 100 to 120000");
+    s_expect_problem("KASA_COBO_TIMEOUT_MS=10s\n", "KASA_COBO_TIMEOUT_MS: expected a whole number");
+    s_expect_problem("KASA_MT5_TIMEOUT_MS=120001\n", "KASA_MT5_TIMEOUT_MS: expected a whole number from 100 to 120000");
+    config_t zero;
+    memset(&zero, 0, sizeof zero);
+    CHECK_EQ_INT(config_cobo_timeout_ms(&zero), CONFIG_DEFAULT_COBO_TIMEOUT_MS);
+    CHECK_EQ_INT(config_mt5_timeout_ms(&zero), CONFIG_DEFAULT_MT5_TIMEOUT_MS);
+}
+
+/* Cluster mode refuses a lease shorter than 3 x the MT5 timeout (a call started with lease/3 left could
+ * outlive the lease) and a settle time shorter than the MT5 timeout, each with the keys and values; the
+ * same values pass in single-node mode, and the defaults pass in cluster mode. */
+#define S_CLUSTER "KASA_CLUSTER=on\nKASA_MONGO_URI=mongodb://127.0.0.1:1\n"
+static void test_cluster_refuses_lease_and_timeouts_that_break_the_margins(void)
+{
+    s_env_clear();
+    config_t cfg;
+    char err[1024];
+    CHECK_EQ_INT(s_load(&cfg, S_CLUSTER, err, sizeof err), 0);   /* L 30 s, T 10 s, S 60 s */
+    config_clear(&cfg);
+    CHECK_EQ_INT(s_load(&cfg, S_CLUSTER "KASA_CLAIM_LEASE_MS=1500\nKASA_MT5_TIMEOUT_MS=500\nKASA_MT5_SETTLE_S=1\n",
+                        err, sizeof err), 0);
+    config_clear(&cfg);
+    s_expect_problem(S_CLUSTER "KASA_CLAIM_LEASE_MS=29999\n",
+                     "KASA_CLAIM_LEASE_MS (29999) must be at least 3 x KASA_MT5_TIMEOUT_MS (10000)");
+    s_expect_problem(S_CLUSTER "KASA_CLAIM_LEASE_MS=1500\nKASA_MT5_TIMEOUT_MS=501\nKASA_MT5_SETTLE_S=1\n",
+                     "KASA_CLAIM_LEASE_MS (1500) must be at least 3 x KASA_MT5_TIMEOUT_MS (501)");
+    s_expect_problem(S_CLUSTER "KASA_CLAIM_LEASE_MS=60000\nKASA_MT5_TIMEOUT_MS=20000\nKASA_MT5_SETTLE_S=19\n",
+                     "KASA_MT5_SETTLE_S (19 s) must be at least KASA_MT5_TIMEOUT_MS (20000 ms)");
+    /* single-node mode: the lease is not used, the same values load */
+    CHECK_EQ_INT(s_load(&cfg, "KASA_CLAIM_LEASE_MS=1500\nKASA_MT5_SETTLE_S=1\n", err, sizeof err), 0);
+    config_clear(&cfg);
+}
+
 int main(void)
 {
     snprintf(s_dir, sizeof s_dir, "/tmp/kasa-test-config-XXXXXX");
@@ -734,6 +791,8 @@ int main(void)
     RUN(test_example_file_documents_every_key_and_loads);
     RUN(test_config_check_command);
     RUN(test_cluster_needs_mongo);
+    RUN(test_cobo_and_mt5_timeouts_default_range_and_print);
+    RUN(test_cluster_refuses_lease_and_timeouts_that_break_the_margins);
     unlink(s_path);
     rmdir(s_dir);
     return check_done();
