@@ -122,12 +122,13 @@ const checkpoint_section_t *const checkpoint_sections[] = {
 
 /* ---- restore ----------------------------------------------------------------------------------- */
 
-/* Applies the records after from_lsn up to upto_lsn (0: the end) to state; *info's last_lsn,
- * last_crc and records advance. If from_lsn > 0, the record at from_lsn must be there and have
- * the checksum expect_crc (the snapshot belongs to this journal): else 1 (try another snapshot).
- * 0, 1, or -1 with a reason. */
-static int s_replay(const char *dir, const checkpoint_section_t *sec, void *state, uint64_t from_lsn,
-                    uint32_t expect_crc, uint64_t upto_lsn, checkpoint_info_t *info, char *err, size_t errlen)
+/* Applies the records after from_lsn up to upto_lsn (0: the end) to each of the n states (states[k]
+ * is secs[k]'s), reading the journal once; *info's last_lsn, last_crc and records advance. If
+ * from_lsn > 0, the record at from_lsn must be there and have the checksum expect_crc (the snapshot
+ * belongs to this journal): else 1 (try another snapshot). 0, 1, or -1 with a reason. */
+static int s_replay(const char *dir, const checkpoint_section_t *const *secs, void *const *states, size_t n,
+                    uint64_t from_lsn, uint32_t expect_crc, uint64_t upto_lsn, checkpoint_info_t *info, char *err,
+                    size_t errlen)
 {
     journal_reader_t *rd = journal_reader_open(dir, from_lsn ? from_lsn : 1, err, errlen);
     record_t *r = malloc(sizeof *r);
@@ -164,10 +165,11 @@ static int s_replay(const char *dir, const checkpoint_section_t *sec, void *stat
             rc = -1;
             break;
         }
-        if (sec->apply(state, r, je.lsn, err, errlen) != 0) {
-            rc = -1;
+        for (size_t k = 0; k < n && rc == 0; k++)
+            if (secs[k]->apply(states[k], r, je.lsn, err, errlen) != 0)
+                rc = -1;
+        if (rc != 0)
             break;
-        }
         info->last_lsn = je.lsn;
         info->last_crc = je.crc;
         info->records++;
@@ -191,18 +193,16 @@ static int s_replay(const char *dir, const checkpoint_section_t *sec, void *stat
     return rc;
 }
 
-/* Loads sec's section of snapshot lsn into a new state. The state, or NULL with a reason. */
-static void *s_load(const char *dir, const checkpoint_section_t *sec, const config_t *cfg, uint64_t lsn,
-                    uint32_t *chain_crc, char *err, size_t errlen)
+/* Loads sec's section of the open snapshot snap into a new state. The state, or NULL with a reason. */
+static void *s_load_from(const snapshot_t *snap, const checkpoint_section_t *sec, const config_t *cfg, char *err,
+                         size_t errlen)
 {
-    snapshot_t *snap = snapshot_open(dir, lsn, err, errlen);
-    if (!snap)
-        return NULL;
     const uint8_t *content;
     uint64_t len;
     void *state = NULL;
+    unsigned long long lsn = (unsigned long long) snapshot_lsn(snap);
     if (snapshot_section(snap, sec->name, &content, &len) != 0) {
-        snprintf(err, errlen, "snapshot %llu has no section %s", (unsigned long long) lsn, sec->name);
+        snprintf(err, errlen, "snapshot %llu has no section %s", lsn, sec->name);
     } else if (!(state = sec->create(cfg))) {
         snprintf(err, errlen, "no memory");
     } else {
@@ -210,11 +210,22 @@ static void *s_load(const char *dir, const checkpoint_section_t *sec, const conf
         snap_pk_load_init(&p, content, (size_t) len);
         char why[160];
         if (sec->load(state, &p, why, sizeof why) != 0) {
-            snprintf(err, errlen, "snapshot %llu, section %s: %s", (unsigned long long) lsn, sec->name, why);
+            snprintf(err, errlen, "snapshot %llu, section %s: %s", lsn, sec->name, why);
             sec->destroy(state);
             state = NULL;
         }
     }
+    return state;
+}
+
+/* Loads sec's section of snapshot lsn into a new state. The state, or NULL with a reason. */
+static void *s_load(const char *dir, const checkpoint_section_t *sec, const config_t *cfg, uint64_t lsn,
+                    uint32_t *chain_crc, char *err, size_t errlen)
+{
+    snapshot_t *snap = snapshot_open(dir, lsn, err, errlen);
+    if (!snap)
+        return NULL;
+    void *state = s_load_from(snap, sec, cfg, err, errlen);
     *chain_crc = snapshot_chain_crc(snap);
     snapshot_close(&snap);
     return state;
@@ -250,7 +261,7 @@ void *checkpoint_restore(const char *dir, const checkpoint_section_t *sec, const
             continue;
         }
         info->records = 0;
-        int rc = s_replay(dir, sec, state, lsns[i], chain_crc, upto_lsn, info, why, sizeof why);
+        int rc = s_replay(dir, &sec, &state, 1, lsns[i], chain_crc, upto_lsn, info, why, sizeof why);
         if (rc == 0) {
             info->snapshot_lsn = lsns[i];
             free(lsns);
@@ -271,7 +282,7 @@ void *checkpoint_restore(const char *dir, const checkpoint_section_t *sec, const
         return NULL;
     }
     info->records = 0;
-    if (s_replay(dir, sec, state, 0, 0, upto_lsn, info, err, errlen) != 0) {
+    if (s_replay(dir, &sec, &state, 1, 0, 0, upto_lsn, info, err, errlen) != 0) {
         sec->destroy(state);
         return NULL;
     }
@@ -308,6 +319,81 @@ static int64_t s_now_ms(void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+#define S_MAX_SECTIONS 16
+
+static void s_destroy_all(const checkpoint_section_t *const *secs, void **states, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (states[k])
+            secs[k]->destroy(states[k]);
+        states[k] = NULL;
+    }
+}
+
+/* Every one of the n sections rebuilt up to upto_lsn in one pass, into states[] (all NULL on entry):
+ * the newest valid snapshot at or before it opened and checked once, each section loaded from it,
+ * the journal after it read once for all (one per section was three opens and checksums of the
+ * snapshot and three readings of the journal per snapshot written). 1 when built; 0 when a snapshot
+ * that checks out lacks a section or cannot load one (the caller then restores section by section,
+ * each falling back on its own); -1 with a reason. */
+static int s_restore_all(const char *dir, const config_t *cfg, uint64_t upto_lsn,
+                         const checkpoint_section_t *const *secs, void **states, size_t n, checkpoint_info_t *info,
+                         char *err, size_t errlen)
+{
+    memset(info, 0, sizeof *info);
+    uint64_t *lsns = NULL;
+    size_t nsnap = 0;
+    if (snapshot_list(dir, &lsns, &nsnap, err, errlen) != 0)
+        nsnap = 0;   /* an unreadable snapshot directory: the whole journal */
+    for (size_t i = 0; i < nsnap; i++) {
+        if (lsns[i] > upto_lsn)
+            continue;
+        char why[300];
+        snapshot_t *snap = snapshot_open(dir, lsns[i], why, sizeof why);
+        if (!snap) {
+            s_skipped(info, dir, lsns[i], why);
+            continue;
+        }
+        int loaded = 1;
+        for (size_t k = 0; k < n && loaded; k++)
+            loaded = (states[k] = s_load_from(snap, secs[k], cfg, why, sizeof why)) != NULL;
+        uint32_t chain_crc = snapshot_chain_crc(snap);
+        snapshot_close(&snap);
+        if (!loaded) {   /* a section of its own: restored alone, as a start does */
+            s_destroy_all(secs, states, n);
+            free(lsns);
+            return 0;
+        }
+        info->records = 0;
+        int rc = s_replay(dir, secs, states, n, lsns[i], chain_crc, upto_lsn, info, why, sizeof why);
+        if (rc == 0) {
+            info->snapshot_lsn = lsns[i];
+            free(lsns);
+            return 1;
+        }
+        s_destroy_all(secs, states, n);
+        if (rc < 0) {
+            snprintf(err, errlen, "%s", why);
+            free(lsns);
+            return -1;
+        }
+        s_skipped(info, dir, lsns[i], why);
+    }
+    free(lsns);
+    for (size_t k = 0; k < n; k++)
+        if (!(states[k] = secs[k]->create(cfg))) {
+            snprintf(err, errlen, "no memory");
+            s_destroy_all(secs, states, n);
+            return -1;
+        }
+    info->records = 0;
+    if (s_replay(dir, secs, states, n, 0, 0, upto_lsn, info, err, errlen) != 0) {
+        s_destroy_all(secs, states, n);
+        return -1;
+    }
+    return 1;
+}
+
 int checkpoint_write(const char *dir, const config_t *cfg, uint64_t upto_lsn, checkpoint_info_t *info, char *err,
                      size_t errlen)
 {
@@ -319,35 +405,46 @@ int checkpoint_write(const char *dir, const config_t *cfg, uint64_t upto_lsn, ch
         snprintf(err, errlen, "nothing to snapshot (an empty journal)");
         return -1;
     }
-    snapshot_writer_t *w = NULL;
-    int rc = 0;
-    for (size_t i = 0; checkpoint_sections[i] && rc == 0; i++) {
-        const checkpoint_section_t *sec = checkpoint_sections[i];
-        if (!sec->save)
-            continue;   /* a module not in snapshots yet */
+    const checkpoint_section_t *secs[S_MAX_SECTIONS];
+    void *states[S_MAX_SECTIONS] = { 0 };
+    size_t n = 0;
+    for (size_t i = 0; checkpoint_sections[i]; i++)
+        if (checkpoint_sections[i]->save && n < S_MAX_SECTIONS)   /* NULL save: a module not in snapshots yet */
+            secs[n++] = checkpoint_sections[i];
+    int got = s_restore_all(dir, cfg, upto_lsn, secs, states, n, info, err, errlen);
+    int rc = got < 0 ? -1 : 0;
+    for (size_t k = 0; got == 0 && k < n && rc == 0; k++) {   /* section by section */
         checkpoint_info_t si;
-        void *state = checkpoint_restore(dir, sec, cfg, upto_lsn, &si, err, errlen);
-        if (!state) {
+        if (!(states[k] = checkpoint_restore(dir, secs[k], cfg, upto_lsn, &si, err, errlen)))
             rc = -1;
-            break;
-        }
-        if (!w) {
+        else if (si.last_lsn != upto_lsn)
+            snprintf(err, errlen, "section %s reached LSN %llu, not %llu", secs[k]->name,
+                     (unsigned long long) si.last_lsn, (unsigned long long) upto_lsn), rc = -1;
+        else if (k == 0)
             *info = si;
-            w = snapshot_begin(dir, upto_lsn, si.last_crc, s_now_ms(), err, errlen);
-        }
+    }
+    if (rc == 0 && info->last_lsn != upto_lsn) {
+        snprintf(err, errlen, "the journal reached LSN %llu, not %llu", (unsigned long long) info->last_lsn,
+                 (unsigned long long) upto_lsn);
+        rc = -1;
+    }
+    snapshot_writer_t *w = rc == 0 ? snapshot_begin(dir, upto_lsn, info->last_crc, s_now_ms(), err, errlen) : NULL;
+    if (!w)
+        rc = -1;
+    for (size_t k = 0; k < n && rc == 0; k++) {
         snap_pk_t p;
         snap_pk_save_init(&p);
-        if (!w || si.last_lsn != upto_lsn)
+        if (secs[k]->save(states[k], &p) != 0) {
+            snprintf(err, errlen, "section %s: cannot encode (no memory?)", secs[k]->name);
             rc = -1;
-        else if (sec->save(state, &p) != 0) {
-            snprintf(err, errlen, "section %s: cannot encode (no memory?)", sec->name);
-            rc = -1;
-        } else if (snapshot_put(w, sec->name, p.buf, p.len, err, errlen) != 0) {
+        } else if (snapshot_put(w, secs[k]->name, p.buf, p.len, err, errlen) != 0) {
             rc = -1;
         }
         snap_pk_free(&p);
-        sec->destroy(state);
+        secs[k]->destroy(states[k]);   /* each freed once saved: the next one's encoding needs the room */
+        states[k] = NULL;
     }
+    s_destroy_all(secs, states, n);
     if (rc != 0) {
         snapshot_abort(&w);
         return -1;
@@ -381,13 +478,31 @@ struct checkpointer_t {
     void *on_written_arg;
 };
 
+/* The calling thread's I/O priority class (ioprio_set(2); glibc has no wrapper). The idle class
+ * only while a snapshot is written: its reads and writes then wait behind the journal's, so an
+ * acknowledgement's fdatasync never queues behind a snapshot. Back to the previous class before the
+ * live modules are told (registry_forget_finished may read a store under the registry's lock: an
+ * idle-class read there could wait seconds behind the journal, holding every acknowledgement). The
+ * previous value, or -1 if the kernel refused (then nothing changed). */
+#define S_IOPRIO_WHO_PROCESS 1
+#define S_IOPRIO_CLASS_IDLE 3
+#define S_IOPRIO_CLASS_SHIFT 13
+
+static int s_ioprio_swap(int value)
+{
+    long tid = syscall(SYS_gettid);
+    long old = syscall(SYS_ioprio_get, S_IOPRIO_WHO_PROCESS, tid);
+    if (old < 0 || syscall(SYS_ioprio_set, S_IOPRIO_WHO_PROCESS, tid, value) != 0)
+        return -1;
+    return (int) old;
+}
+
 static void *s_run(void *arg)
 {
     checkpointer_t *self = arg;
     setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 10);   /* acknowledgements come first */
-    /* Not the idle I/O class: registry_forget_finished runs on this thread and may read a store under
-     * the registry's lock, and an idle-class read can wait seconds behind the journal's writes, holding
-     * every acknowledgement. Big files are paced instead (fio_writeback). */
+    /* The idle I/O class while a snapshot is written only (s_ioprio_swap); big files are paced too
+     * (fio_writeback). */
     int64_t last_ms = s_now_ms(), retry_ms = 0;
     pthread_mutex_lock(&self->mu);
     while (!self->stop) {
@@ -408,8 +523,10 @@ static void *s_run(void *arg)
         char err[400];
         checkpoint_info_t info;
         int64_t t0 = s_now_ms();
+        int old_prio = s_ioprio_swap(S_IOPRIO_CLASS_IDLE << S_IOPRIO_CLASS_SHIFT);
         int rc = checkpoint_write(self->cfg.journal_dir, &self->cfg, durable, &info, err, sizeof err);
-        int64_t took = s_now_ms() - t0;
+        if (old_prio >= 0)
+            s_ioprio_swap(old_prio);
         pthread_mutex_lock(&self->mu);
         void (*on_written)(void *arg, uint64_t lsn) = rc == 0 ? self->on_written : NULL;
         void *on_written_arg = self->on_written_arg;
@@ -418,6 +535,7 @@ static void *s_run(void *arg)
             on_written(on_written_arg, durable);
             pthread_mutex_lock(&self->mu);
         }
+        int64_t took = s_now_ms() - t0;   /* the modules' letting go included */
         if (rc == 0) {
             self->last_lsn = durable;
             last_ms = s_now_ms();

@@ -13,6 +13,10 @@
  *   KASA_BENCH_ACK_RATE=R      webhooks per second in the latency phase (default 2000)
  *   KASA_BENCH_ACK_S=S         seconds of it (default 6); a snapshot every R records meanwhile
  *   KASA_BENCH_SNAPSHOT_EVERY=K  a snapshot every K records instead (0: none, to compare against)
+ *   KASA_BENCH_FINISH_TAIL=T   deposits finished after the history's last snapshot (default K/2), so
+ *                              the first snapshot of the latency phase moves them to the index, as a
+ *                              running kasa's snapshots move the deposits finished since the last one
+ *                              (the acknowledged webhooks are Confirming: they never finish); 0: none
  *   KASA_BENCH_REUSE=1         keep the built history in KASA_BENCH_DIR and start from it next time
  *   KASA_BENCH_KEEP=1          keep the run's copy (its kasa.env and kasa.log) too
  * Needs KASA_BIN (tests/bench/run.sh sets it). */
@@ -53,6 +57,13 @@ static double s_now(void)
     return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
+static double s_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
 static long s_env_long(const char *name, long dflt)
 {
     const char *v = getenv(name);
@@ -66,6 +77,40 @@ static void s_tx_id(long i, char *out, size_t cap)
 
 /* ---- building the history ------------------------------------------------------------------- */
 
+/* Journals deposit i of the history, finished (one NOTIFIED record). Its LSN, or 0. */
+static uint64_t s_journal_finished(journal_t *j, long i)
+{
+    char err[600];
+    record_t r;
+    uint64_t last = 0;
+    record_init(&r, RECORD_DEPOSIT);
+    r.time_ms = 1700000000000LL + i * 1000;
+    s_tx_id(i, r.tx_id, sizeof r.tx_id);
+    r.event = DEPOSIT_EV_NOTICE_SENT;
+    r.from = DEPOSIT_NONE;   /* one record per deposit: from nothing to its end */
+    r.to = DEPOSIT_NOTIFIED;
+    snprintf(r.status, sizeof r.status, "Completed");
+    r.confirmations = r.threshold = 20;
+    snprintf(r.token_id, sizeof r.token_id, "TRON_USDT");
+    snprintf(r.chain_id, sizeof r.chain_id, "TRON");
+    snprintf(r.address, sizeof r.address, "THist%028ld", i % LOGINS);
+    snprintf(r.amount, sizeof r.amount, "%ld.%02ld", 10 + i % 990, i % 100);
+    snprintf(r.tx_hash, sizeof r.tx_hash, "%064lx", (unsigned long) i * 2654435761ul);
+    r.login = 100000 + (uint64_t) (i % LOGINS);
+    r.credit_minor = (10 + i % 990) * 100 + i % 100 - 50;
+    r.digits = 2;
+    snprintf(r.currency, sizeof r.currency, "USD");
+    r.ticket = 5000000 + (uint64_t) i;
+    uint8_t *buf = NULL;
+    size_t len;
+    if (record_encode(&r, &buf, &len, err, sizeof err) != 0 || !(last = journal_submit(j, buf, len))) {
+        fprintf(stderr, "bench_history: cannot journal deposit %ld: %s\n", i, err);
+        last = 0;
+    }
+    free(buf);
+    return last;
+}
+
 static int s_build(const char *dir, long n, long chunk)
 {
     char err[600];
@@ -78,35 +123,11 @@ static int s_build(const char *dir, long n, long chunk)
         return -1;
     }
     double t0 = s_now(), snap_s = 0;
-    record_t r;
     uint64_t last = 0;
     int snaps = 0;
     for (long i = 0; i < n; i++) {
-        record_init(&r, RECORD_DEPOSIT);
-        r.time_ms = 1700000000000LL + i * 1000;
-        s_tx_id(i, r.tx_id, sizeof r.tx_id);
-        r.event = DEPOSIT_EV_NOTICE_SENT;
-        r.from = DEPOSIT_NONE;   /* one record per deposit: from nothing to its end */
-        r.to = DEPOSIT_NOTIFIED;
-        snprintf(r.status, sizeof r.status, "Completed");
-        r.confirmations = r.threshold = 20;
-        snprintf(r.token_id, sizeof r.token_id, "TRON_USDT");
-        snprintf(r.chain_id, sizeof r.chain_id, "TRON");
-        snprintf(r.address, sizeof r.address, "THist%028ld", i % LOGINS);
-        snprintf(r.amount, sizeof r.amount, "%ld.%02ld", 10 + i % 990, i % 100);
-        snprintf(r.tx_hash, sizeof r.tx_hash, "%064lx", (unsigned long) i * 2654435761ul);
-        r.login = 100000 + (uint64_t) (i % LOGINS);
-        r.credit_minor = (10 + i % 990) * 100 + i % 100 - 50;
-        r.digits = 2;
-        snprintf(r.currency, sizeof r.currency, "USD");
-        r.ticket = 5000000 + (uint64_t) i;
-        uint8_t *buf;
-        size_t len;
-        if (record_encode(&r, &buf, &len, err, sizeof err) != 0 || !(last = journal_submit(j, buf, len))) {
-            fprintf(stderr, "bench_history: cannot journal deposit %ld: %s\n", i, err);
+        if (!(last = s_journal_finished(j, i)))
             return -1;
-        }
-        free(buf);
         if ((i + 1) % 65536 == 0 && journal_wait(j, last) != 0)
             return -1;
         if ((i + 1) % chunk == 0 || i + 1 == n) {
@@ -125,6 +146,27 @@ static int s_build(const char *dir, long n, long chunk)
     free(cfg);
     printf("built %ld finished deposits in %.1f s (%d snapshots, %.1f s of them)\n", n, s_now() - t0, snaps, snap_s);
     return 0;
+}
+
+/* Journals deposits from .. to - 1 of the history, finished after its last snapshot (kasa's first
+ * snapshot then moves them to the index of finished deposits, as a running kasa's snapshots do with
+ * the deposits finished since the one before). Into the run's copy: the kept history is unchanged.
+ * 0 or -1. */
+static int s_finish_tail(const char *dir, long from, long to)
+{
+    char err[600];
+    journal_t *j = journal_open(dir, NULL, err, sizeof err);
+    if (!j) {
+        fprintf(stderr, "bench_history: %s\n", err);
+        return -1;
+    }
+    uint64_t last = 0;
+    for (long i = from; i < to; i++)
+        if (!(last = s_journal_finished(j, i)))
+            return -1;
+    int rc = last && journal_wait(j, last) != 0 ? -1 : 0;
+    journal_destroy(&j);
+    return rc;
 }
 
 /* ---- kasa serve ------------------------------------------------------------------------------ */
@@ -224,6 +266,7 @@ typedef struct {
     int id, nthreads;
     double rate, seconds, t0;
     double *lat_ms;      /* this sender's latencies */
+    double *sent_wall;   /* and when each was sent (Unix seconds, the clock kasa's log lines carry) */
     long n, bad;
 } s_sender_t;
 
@@ -234,6 +277,7 @@ static void *s_sender(void *arg)
     double every = (double) s->nthreads / s->rate;
     long cap = (long) (s->rate * s->seconds / s->nthreads) + 16;
     s->lat_ms = malloc((size_t) cap * sizeof *s->lat_ms);
+    s->sent_wall = malloc((size_t) cap * sizeof *s->sent_wall);
     for (long k = 0; k < cap; k++) {
         double due = s->t0 + (double) k * every + (double) s->id * every / s->nthreads;
         if (due > s->t0 + s->seconds)
@@ -247,6 +291,7 @@ static void *s_sender(void *arg)
         long i = (long) s->id * 100000000L + k;
         snprintf(tx, sizeof tx, "ack-%d-%ld", s->id, k);
         double a = s_now();
+        s->sent_wall[s->n] = s_wall();
         long code = s_post(c, tx, i, 0);
         s->lat_ms[s->n++] = (s_now() - a) * 1000.0;   /* from the send to the answer */
         if (code != 201)
@@ -260,6 +305,32 @@ static int s_dbl_cmp(const void *a, const void *b)
 {
     double x = *(const double *) a, y = *(const double *) b;
     return x < y ? -1 : x > y;
+}
+
+/* The times snapshots were being written, from kasa's log: each event=snapshot.written line's time
+ * (its end) less its took_ms. Up to cap windows into from[]/to[] (Unix seconds); how many. */
+static int s_snapshot_windows(const char *log, double *from, double *to, int cap)
+{
+    FILE *f = fopen(log, "r");
+    char line[2048];
+    int n = 0;
+    while (f && n < cap && fgets(line, sizeof line, f)) {
+        const char *took = strstr(line, " took_ms=");
+        struct tm tm = { 0 };
+        int ms = 0;
+        if (!strstr(line, "event=snapshot.written") || !took ||
+            sscanf(line, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                   &tm.tm_sec, &ms) != 7)
+            continue;
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        to[n] = (double) timegm(&tm) + ms / 1000.0;
+        from[n] = to[n] - atof(took + 9) / 1000.0;
+        n++;
+    }
+    if (f)
+        fclose(f);
+    return n;
 }
 
 static int s_count_log(const char *log, const char *what)
@@ -280,8 +351,9 @@ int main(void)
     double rate = (double) s_env_long("KASA_BENCH_ACK_RATE", 2000), ack_s = (double) s_env_long("KASA_BENCH_ACK_S", 6);
     int reuse = s_env_long("KASA_BENCH_REUSE", 0) != 0;
     long snap_every = s_env_long("KASA_BENCH_SNAPSHOT_EVERY", (long) rate);
+    long tail = s_env_long("KASA_BENCH_FINISH_TAIL", snap_every / 2);   /* the first snapshot: within the load */
     const char *bin = getenv("KASA_BIN"), *base = getenv("KASA_BENCH_DIR");
-    if (n < 1 || chunk < 1 || rate < 1 || ack_s < 0 || !bin || !*bin) {
+    if (n < 1 || chunk < 1 || rate < 1 || ack_s < 0 || tail < 0 || !bin || !*bin) {
         fprintf(stderr, "bench_history: needs KASA_BIN, and positive KASA_BENCH_FINISHED/_CHUNK/_ACK_RATE\n");
         return 2;
     }
@@ -311,7 +383,7 @@ int main(void)
      * every segment but the last) hard-linked, the last segment (kasa appends to it) copied. */
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -al '%s' '%s' && cd '%s' && last=$(ls *.seg | tail -1) && "
              "rm -f \"$last\" LOCK && cp -a '%s'/\"$last\" .", work, dir, work, work, dir);
-    if (system(cmd) != 0)
+    if (system(cmd) != 0 || (tail && s_finish_tail(work, n, n + tail) != 0))
         return 1;
     snprintf(config, sizeof config, "%s/kasa.env", work);
     snprintf(log, sizeof log, "%s/kasa.log", work);
@@ -374,17 +446,42 @@ int main(void)
     }
     sleep(1);
     int snaps = s_count_log(log, "event=snapshot.written") - snaps_before;
+    /* the acknowledgements whose request overlapped a snapshot being written, and the others: the
+     * same run's two sets, so a busy machine's noise falls on both */
+    double wfrom[256], wto[256];
+    int nwin = s_snapshot_windows(log, wfrom, wto, 256);
     double *all = malloc((size_t) (total ? total : 1) * sizeof *all);
-    long k = 0;
+    double *during = malloc((size_t) (total ? total : 1) * sizeof *during);
+    double *outside = malloc((size_t) (total ? total : 1) * sizeof *outside);
+    long k = 0, nd = 0, no = 0;
     for (int i = 0; i < THREADS; i++) {
-        memcpy(all + k, snd[i].lat_ms, (size_t) snd[i].n * sizeof *all);
-        k += snd[i].n;
+        for (long j = 0; j < snd[i].n; j++) {
+            double a = snd[i].sent_wall[j], b = a + snd[i].lat_ms[j] / 1000.0;
+            int in = 0;
+            for (int w = 0; w < nwin && !in; w++)
+                in = a <= wto[w] && b >= wfrom[w];
+            all[k++] = snd[i].lat_ms[j];
+            if (in)
+                during[nd++] = snd[i].lat_ms[j];
+            else
+                outside[no++] = snd[i].lat_ms[j];
+        }
         free(snd[i].lat_ms);
+        free(snd[i].sent_wall);
     }
     qsort(all, (size_t) total, sizeof *all, s_dbl_cmp);
+    qsort(during, (size_t) nd, sizeof *during, s_dbl_cmp);
+    qsort(outside, (size_t) no, sizeof *outside, s_dbl_cmp);
     double p50 = total ? all[total / 2] : 0, p99 = total ? all[(long) ((double) total * 0.99)] : 0,
            max = total ? all[total - 1] : 0;
+    double d99 = nd ? during[(long) ((double) nd * 0.99)] : 0, dmax = nd ? during[nd - 1] : 0;
+    double o99 = no ? outside[(long) ((double) no * 0.99)] : 0, omax = no ? outside[no - 1] : 0;
+    double wsum = 0;
+    for (int w = 0; w < nwin; w++)
+        wsum += wto[w] - wfrom[w];
     free(all);
+    free(during);
+    free(outside);
     long rss_after = s_rss_kib(pid), anon_after = s_status_kib(pid, "RssAnon:"),
          file_after = s_status_kib(pid, "RssFile:");
     kill(pid, SIGTERM);
@@ -397,9 +494,13 @@ int main(void)
            code);
     printf("%-46s %ld  (want 200)\n", "its earlier Confirming webhook again", again);
     printf("%-46s %.1f MiB\n", "RSS idle after start", (double) rss_kib / 1024.0);
-    printf("%-46s %.0f/s for %.0f s, %d snapshots written meanwhile\n", "acknowledgement load", rate, ack_s, snaps);
+    printf("%-46s %.0f/s for %.0f s, %d snapshots written meanwhile (the first moving %ld finished deposits)\n",
+           "acknowledgement load", rate, ack_s, snaps, tail);
     printf("%-46s p50 %.2f ms  p99 %.2f ms  max %.2f ms  (%ld sent, %ld not 201)\n", "ack latency", p50, p99, max,
            total, bad);
+    printf("%-46s p99 %.2f ms  max %.2f ms  (%ld answers; snapshots took %.0f ms in all)\n",
+           "  of them while a snapshot was written", d99, dmax, nd, wsum * 1000.0);
+    printf("%-46s p99 %.2f ms  max %.2f ms  (%ld answers)\n", "  of them while none was", o99, omax, no);
     printf("%-46s %.1f MiB  (anonymous %.1f, mapped files %.1f)\n", "RSS after the load", (double) rss_after / 1024.0,
            (double) anon_after / 1024.0, (double) file_after / 1024.0);
     if (!s_env_long("KASA_BENCH_KEEP", 0)) {

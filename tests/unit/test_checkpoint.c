@@ -489,17 +489,28 @@ static void test_snapshot_of_another_journal_is_not_used(void)
     support_tmp_rmrf(s_dir);
 }
 
+/* A journal in s_dir (4 KiB segments if small) of `before` random records, a snapshot of them at
+ * *first, then `after` more up to *last. */
+static void s_history_snapshot_history(int small, int before, int after, uint64_t *first, uint64_t *last)
+{
+    char err[300];
+    journal_opts_t o = { .segment_bytes = 4096 };
+    journal_t *j = journal_open(s_dir, small ? &o : NULL, err, sizeof err);
+    CHECK(j != NULL);
+    s_random_history(j, before);
+    *first = journal_durable_lsn(j);
+    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, *first, NULL, err, sizeof err), 0);
+    s_random_history(j, after);
+    *last = journal_durable_lsn(j);
+    journal_destroy(&j);
+}
+
 static void test_failed_snapshot_write_loses_nothing(void)
 {
     s_fresh("faults");
     char err[300];
-    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
-    s_random_history(j, 100);
-    uint64_t first = journal_durable_lsn(j);
-    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, first, NULL, err, sizeof err), 0);
-    s_random_history(j, 100);
-    uint64_t second = journal_durable_lsn(j);
-    journal_destroy(&j);
+    uint64_t first, second;
+    s_history_snapshot_history(0, 100, 100, &first, &second);
     static const fio_op_t ops[] = { FIO_OPEN, FIO_WRITE, FIO_FSYNC, FIO_RENAME, FIO_CLOSE };
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
         for (uint64_t nth = 1; nth <= 3; nth++) {
@@ -860,15 +871,8 @@ static void test_archive_prune_goes_past_withdrawal_segments_a_snapshot_carries(
 static void test_kill_9_while_a_snapshot_is_written_loses_nothing(void)
 {
     s_fresh("kill");
-    char err[300];
-    journal_opts_t o = { .segment_bytes = 4096 };
-    journal_t *j = journal_open(s_dir, &o, err, sizeof err);
-    s_random_history(j, 300);
-    uint64_t first = journal_durable_lsn(j);
-    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, first, NULL, err, sizeof err), 0);
-    s_random_history(j, 200);
-    uint64_t last = journal_durable_lsn(j);
-    journal_destroy(&j);
+    uint64_t first, last;
+    s_history_snapshot_history(1, 300, 200, &first, &last);
     for (int k = 0; k < 6; k++) {
         pid_t pid = fork();
         if (pid == 0) {   /* the writer, killed at a moment of its own */
@@ -887,6 +891,60 @@ static void test_kill_9_while_a_snapshot_is_written_loses_nothing(void)
     support_tmp_rmrf(s_dir);
 }
 
+/* fio_on_open: counts the opens of snapshot files and of journal segments, and of each segment the
+ * most times any one was opened. */
+typedef struct {
+    int snaps, segs;
+    char seg_paths[64][600];
+    int seg_opens[64];
+    int nseg, most;
+} s_opens_t;
+
+static void s_count_open(void *arg, const char *path)
+{
+    s_opens_t *o = arg;
+    size_t n = strlen(path);
+    if (n > 5 && strcmp(path + n - 5, ".snap") == 0)
+        o->snaps++;
+    if (n <= 4 || strcmp(path + n - 4, ".seg") != 0)
+        return;
+    o->segs++;
+    int i = 0;
+    while (i < o->nseg && strcmp(o->seg_paths[i], path) != 0)
+        i++;
+    if (i == o->nseg && o->nseg < 64)
+        snprintf(o->seg_paths[o->nseg++], sizeof o->seg_paths[0], "%s", path);
+    if (i < 64 && ++o->seg_opens[i] > o->most)
+        o->most = o->seg_opens[i];
+}
+
+/* A snapshot is built from the one before opened once and the journal after it read once, for every
+ * section together (it was once per section: the snapshot opened and checksummed three times, the
+ * journal read three times, for each snapshot written). */
+static void test_a_snapshot_reads_the_one_before_and_the_journal_once(void)
+{
+    s_fresh("once");
+    char err[300];
+    uint64_t first, last;
+    s_history_snapshot_history(1, 200, 200, &first, &last);
+    s_opens_t *opens = calloc(1, sizeof *opens);
+    fio_on_open(s_count_open, opens);
+    checkpoint_info_t info;
+    int rc = checkpoint_write(s_dir, &s_cfg, last, &info, err, sizeof err);
+    fio_on_open(NULL, NULL);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(info.snapshot_lsn, first);
+    CHECK_EQ_INT(info.last_lsn, last);
+    CHECK_EQ_INT(opens->snaps, 1);
+    CHECK(opens->segs > 1);   /* the 200 records span several 4 KiB segments */
+    CHECK_EQ_INT(opens->most, 1);
+    free(opens);
+    for (int i = 0; checkpoint_sections[i]; i++)
+        if (checkpoint_sections[i]->save)
+            CHECK(s_restore_equals_full_replay(checkpoint_sections[i], last));
+    support_tmp_rmrf(s_dir);
+}
+
 int main(void)
 {
     log_set_level(getenv("CHECK_VERBOSE") ? LOG_DEBUG : LOG_ERROR);
@@ -896,6 +954,7 @@ int main(void)
     RUN(test_snapshot_of_another_journal_is_not_used);
     RUN(test_failed_snapshot_write_loses_nothing);
     RUN(test_kill_9_while_a_snapshot_is_written_loses_nothing);
+    RUN(test_a_snapshot_reads_the_one_before_and_the_journal_once);
     RUN(test_verify_checks_snapshots_the_archive_and_the_chain_into_the_journal);
     RUN(test_verify_accepts_a_snapshot_when_every_record_is_archived);
     RUN(test_archive_prune_deletes_only_old_segments_a_valid_snapshot_covers);
