@@ -197,6 +197,8 @@ static int s_apply_locked(withdrawals_t *self, const record_t *r, uint64_t lsn)
         break;
     default: break;
     }
+    if (lsn && (!w->first_lsn || lsn < w->first_lsn))
+        w->first_lsn = lsn;
     if (lsn > w->last_lsn)
         w->last_lsn = lsn;
     return 0;
@@ -212,7 +214,7 @@ int withdrawals_apply(withdrawals_t *self, const record_t *r, uint64_t lsn)
 
 /* ---- snapshot section ------------------------------------------------------------------------------ */
 
-#define S_PICKLE_LAYOUT 1u   /* bump when the fields below change: an older section is then not read */
+#define S_PICKLE_LAYOUT 2u   /* bump when the fields below change: an older section is then not read */
 
 /* Every field of a withdrawal, in one order, for both directions (journal/snapshot.h). A field added
  * to withdrawal_view_t must be added here, or a start from a snapshot would lose it (test_checkpoint
@@ -258,6 +260,7 @@ static void s_pickle(snap_pk_t *p, withdrawal_view_t *w)
     SNAP_PK_STR(p, w->alert);
     snap_pk_i64(p, &w->created_ms);
     snap_pk_i64(p, &w->updated_ms);
+    snap_pk_u64(p, &w->first_lsn);
     snap_pk_u64(p, &w->last_lsn);
 }
 

@@ -54,6 +54,7 @@ typedef struct {
     uint32_t alert_count;
     char alert[32];
     int64_t created_ms, updated_ms;
+    uint64_t first_lsn;         /* its first record's (the REQUEST): a timeline reads from there; 0 unknown */
     uint64_t last_lsn;
 } withdrawal_view_t;
 

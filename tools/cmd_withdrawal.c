@@ -122,8 +122,10 @@ static int s_list(const config_t *cfg, int state, uint64_t login, int json)
 }
 
 /* The withdrawal as it stands now (text: one line first; --json: only when no record of it is left),
- * then every journal record of it still on disk. Records pruned from the archive (`kasa journal
- * archive --prune-before`) are gone, but the withdrawal is not: the snapshot carries it. */
+ * then every journal record of it still on disk, read from its first record to its last only (where
+ * the withdrawals' replay says they are: an old withdrawal costs what its own records span, not a
+ * scan of the whole history). Records pruned from the archive (`kasa journal archive --prune-before`)
+ * are gone, but the withdrawal is not: the snapshot carries it. */
 static int s_show(const config_t *cfg, const char *id, int json)
 {
     withdrawals_t *wd = s_replay(cfg);
@@ -140,7 +142,7 @@ static int s_show(const config_t *cfg, const char *id, int json)
         s_list_one(&l, &w);
     }
     int found = 0;
-    int rc = cmd_show_timeline(cfg->journal_dir, id, json, "kasa withdrawal", "withdrawal", 0,
+    int rc = cmd_show_timeline(cfg->journal_dir, id, json, "kasa withdrawal", "withdrawal", known ? w.first_lsn : 0,
                                known ? w.last_lsn : 0, known ? &found : NULL);
     if (known && rc == 0 && !found) {
         if (json)

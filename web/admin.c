@@ -405,16 +405,19 @@ static void s_deposits(void *arg, const admin_caller_t *c, const http_request_t 
     http_reply_json(res, 200, jbuf_take(&b));
 }
 
-int admin_timeline_json(const char *journal_dir, const char *id, int max, jbuf_t *b)
+int admin_timeline_json(const char *journal_dir, const char *id, uint64_t from_lsn, uint64_t upto_lsn, int max,
+                        jbuf_t *b)
 {
     char err[256];
-    journal_reader_t *rd = journal_reader_open(journal_dir, 1, err, sizeof err);
+    journal_reader_t *rd = journal_reader_open(journal_dir, from_lsn ? from_lsn : 1, err, sizeof err);
     if (!rd)
         return 0;
     record_t *r = malloc(sizeof *r);
     journal_entry_t je;
     int n = 0;
     while (r && (max <= 0 || n < max) && journal_reader_next(rd, &je) == 1) {
+        if (upto_lsn && je.lsn > upto_lsn)
+            break;
         if (record_decode(je.payload, je.len, r, err, sizeof err) != 0 || strcmp(r->tx_id, id) != 0)
             continue;
         record_redact(r);
@@ -447,8 +450,9 @@ static void s_deposit(void *arg, const admin_caller_t *c, const http_request_t *
     (void) c;
     char id[80], action[16];
     registry_entry_t e;
+    uint64_t first_lsn = 0;
     int known = admin_path_id(http_path(req), S_DEPOSITS_PREFIX, id, sizeof id, action) != 0 || action[0] ? 0
-                : registry_lookup(pipeline_registry(self->pipeline), id, &e, NULL);
+                : registry_lookup(pipeline_registry(self->pipeline), id, &e, &first_lsn);
     if (known <= 0) {
         if (known < 0)
             http_reply_error(res, 503, "cannot tell: the index of finished deposits cannot be read; try again");
@@ -461,7 +465,7 @@ static void s_deposit(void *arg, const admin_caller_t *c, const http_request_t *
     jbuf_puts(&b, "{\"deposit\":");
     desk_entry_json(&b, &e);
     jbuf_puts(&b, ",\"timeline\":[");
-    admin_timeline_json(self->cfg->journal_dir, id, 0, &b);
+    admin_timeline_json(self->cfg->journal_dir, id, first_lsn, e.last_lsn, 0, &b);
     jbuf_puts(&b, "]}");
     http_reply_json(res, 200, jbuf_take(&b));
 }

@@ -60,9 +60,12 @@ int admin_route(admin_api_t *self, const char *method, const char *path, admin_a
                 void *arg);
 
 /* Appends every journal record of id (a deposit's tx_id or a withdrawal id) to b as JSON objects,
- * comma-separated, oldest first, secrets redacted; at most max (0: all). How many. */
+ * comma-separated, oldest first, secrets redacted; at most max (0: all). Reads the journal from
+ * from_lsn (its first record, as the registry or the withdrawals know it; 0: from the start) up to
+ * upto_lsn (its last; 0: the end), so an old one costs what its own records span. How many. */
 #include "schema/json.h"
-int admin_timeline_json(const char *journal_dir, const char *id, int max, jbuf_t *b);
+int admin_timeline_json(const char *journal_dir, const char *id, uint64_t from_lsn, uint64_t upto_lsn, int max,
+                        jbuf_t *b);
 
 /* A search of the admin panel's deposits (GET /api/admin/deposits). */
 #include "schema/money.h"

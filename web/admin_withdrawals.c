@@ -208,7 +208,7 @@ static void s_one(void *arg, const admin_caller_t *c, const http_request_t *req,
     jbuf_puts(&b, "{\"withdrawal\":");
     s_view_json(self, &b, &w);
     jbuf_puts(&b, ",\"timeline\":[");
-    admin_timeline_json(self->cfg->journal_dir, id, S_TIMELINE_MAX, &b);
+    admin_timeline_json(self->cfg->journal_dir, id, w.first_lsn, w.last_lsn, S_TIMELINE_MAX, &b);
     jbuf_printf(&b, "],\"may_decide\":%s}", admin_may(c->who.role, s_decide) ? "true" : "false");
     http_reply_json(res, 200, jbuf_take(&b));
 }

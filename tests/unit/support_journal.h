@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "journal/jformat.h"
+#include "journal/journal.h"
+#include "schema/record.h"
 
 /* Makes a closed journal look as if its writer had died instead of closing: removes the empty
  * segment that a clean close starts (the proof that its last group commit was acknowledged), so
@@ -25,6 +27,19 @@ static inline int support_journal_as_if_crashed(const char *dir)
     }
     free(segs);
     return rc;
+}
+
+/* Encodes r and appends it to j (not waiting for it to be durable): its LSN, or 0. */
+static inline uint64_t support_journal_put(journal_t *j, const record_t *r)
+{
+    uint8_t *buf;
+    size_t len;
+    char err[128];
+    if (record_encode(r, &buf, &len, err, sizeof err) != 0)
+        return 0;
+    uint64_t lsn = journal_append(j, buf, len);
+    free(buf);
+    return lsn;
 }
 
 #endif
