@@ -452,6 +452,7 @@ typedef struct {
     const char *path;
     long status;
     int64_t ms;
+    int64_t end_ms;   /* h_now_ms() at its answer */
 } s_job_t;
 
 static void *s_job_run(void *arg)
@@ -460,7 +461,8 @@ static void *s_job_run(void *arg)
     int64_t t0 = h_now_ms();
     s_resp_t r = s_call(job->base, "GET", job->path, job->sid, NULL, NULL);
     job->status = r.status;
-    job->ms = h_now_ms() - t0;
+    job->end_ms = h_now_ms();
+    job->ms = job->end_ms - t0;
     s_resp_free(&r);
     return NULL;
 }
@@ -475,7 +477,8 @@ static void s_mt5_delay(int ms)
 }
 
 /* Two HTTP threads, MT5 answering each call in 1 s, 16 GET /api/me at once: the server answers
- * another request at once, because the /api/me connections wait suspended, not on a thread. */
+ * another request before any of them, because the /api/me connections wait suspended, not on a
+ * thread (two of them holding the two threads would make it wait for an MT5 answer). */
 static void test_slow_mt5_answers_hold_no_http_thread(void)
 {
     s_inproc_t x;
@@ -492,20 +495,24 @@ static void test_slow_mt5_answers_hold_no_http_thread(void)
             jobs[i] = (s_job_t){.base = x.base, .sid = s.sid, .path = "/api/me"};
             pthread_create(&th[i], NULL, s_job_run, &jobs[i]);
         }
-        usleep(300000);   /* every /api/me is in, waiting for MT5 */
-        CHECK(accounts_pending(x.acc) > 0);
+        for (int64_t end = h_now_ms() + 15000; accounts_pending(x.acc) < 2 && h_now_ms() < end;)
+            h_sleep_ms(5);   /* as many /api/me in, waiting for MT5, as there are HTTP threads */
+        CHECK(accounts_pending(x.acc) >= 2);
         s_job_t probe = {.base = x.base, .sid = s.sid, .path = "/api/session"};
         s_job_run(&probe);
         CHECK_EQ_INT(probe.status, 200);
-        CHECK(probe.ms < 250);
         h_log("GET /api/session answered in %lld ms while %d GET /api/me waited for MT5",
               (long long) probe.ms, accounts_pending(x.acc));
         int ok = 0, busy = 0;
+        int64_t first_me_ms = INT64_MAX;
         for (int i = 0; i < N; i++) {
             pthread_join(th[i], NULL);
             ok += jobs[i].status == 200;
             busy += jobs[i].status == 503;
+            if (jobs[i].end_ms < first_me_ms)
+                first_me_ms = jobs[i].end_ms;
         }
+        CHECK(probe.end_ms < first_me_ms);   /* answered before any /api/me: no thread waited on MT5 */
         CHECK(ok >= 3);                /* three MT5 clients answered their first at least */
         CHECK_EQ_INT(ok + busy, N);    /* the rest waited at most 5 s for a client: 503 busy */
         s_mt5_delay(0);
@@ -584,6 +591,7 @@ static void test_login_flood_of_one_account_logs_nobody_else_out(void)
 typedef struct {
     int first, count;   /* deposits first+1 .. first+count */
     int64_t lat_us[200];
+    int64_t sent_ms[200], answered_ms[200];   /* h_now_ms() */
     long status[200];
 } s_hooks_t;
 
@@ -617,9 +625,11 @@ static void *s_webhook_main(void *arg)
         jbuf_init(&b);
         h_webhook_body(&b, ev, "wallets.transaction.created", &tx);
         struct timespec ts0, ts1;
+        hooks->sent_ms[i] = h_now_ms();
         clock_gettime(CLOCK_MONOTONIC, &ts0);
         h_resp_t r = h_post_webhook_on(curl, &s_env, b.data, b.len, 0);
         clock_gettime(CLOCK_MONOTONIC, &ts1);
+        hooks->answered_ms[i] = h_now_ms();
         hooks->lat_us[i] = (int64_t) (ts1.tv_sec - ts0.tv_sec) * 1000000 + (ts1.tv_nsec - ts0.tv_nsec) / 1000;
         hooks->status[i] = r.status;
         h_resp_free(&r);
@@ -630,7 +640,7 @@ static void *s_webhook_main(void *arg)
     return NULL;
 }
 
-/* The hooks' p99 latency in µs (sorts them); every one must have been answered 201. */
+/* The hooks' p99 latency in µs (sorts the latencies); every one must have been answered 201. */
 static int64_t s_hooks_p99(s_hooks_t *hooks)
 {
     int created = 0;
@@ -642,19 +652,14 @@ static int64_t s_hooks_p99(s_hooks_t *hooks)
 }
 
 /* The review's attack: 48 parallel GET /api/me from one session while MT5 answers each call in
- * 1 s. Signed webhooks sent meanwhile are answered promptly (their own listener and threads; the
- * /api/me requests wait suspended or are refused 429 at once), and the burst is rate limited.
- * Promptly: no webhook waits anywhere near one MT5 answer (a webhook queued behind an /api/me waits
- * a second or more: before webhooks had their own listener, this burst held one for seconds), and
- * the p99 is under 50 ms — or, on a machine so loaded that webhooks alone take longer (sanitizers,
- * other work on the cores), under four times the p99 of webhooks sent just before the burst. */
-static void test_webhooks_answered_promptly_during_an_investor_burst(void)
+ * 1 s. Every request is answered: the burst is rate limited (429), the rest answered by MT5 (200)
+ * or refused busy (503); every signed webhook sent meanwhile is answered 201, and webhooks do not
+ * wait behind the burst (their own listener and threads; the /api/me requests wait suspended):
+ * one sent after the burst was first refused is answered before any /api/me got MT5's answer.
+ * How fast they are answered (p99 under 50 ms) is a speed target: `make bench` phase (f) measures
+ * it (`BURST_ONLY=1 tests/bench/bench_ingest.sh build/release`); this test only logs its figure. */
+static void test_webhooks_answered_during_an_investor_burst_without_waiting_for_it(void)
 {
-    s_hooks_t calm;
-    memset(&calm, 0, sizeof calm);
-    calm.count = 30;
-    s_webhook_main(&calm);
-    int64_t calm_p99 = s_hooks_p99(&calm);
     s_sess_t s;
     CHECK_EQ_INT(s_login(s_env.kasa_url, 100007, H_MT5_PW, &s), 200);
     enum { N = 48 };
@@ -673,23 +678,31 @@ static void test_webhooks_answered_promptly_during_an_investor_burst(void)
         pthread_create(&th[i], NULL, s_job_run, &jobs[i]);
     }
     int ok = 0, limited = 0, busy = 0;
+    int64_t first_429_ms = INT64_MAX, first_200_ms = INT64_MAX;
     for (int i = 0; i < N; i++) {
         pthread_join(th[i], NULL);
         ok += jobs[i].status == 200;
         limited += jobs[i].status == 429;
         busy += jobs[i].status == 503;
+        if (jobs[i].status == 429 && jobs[i].end_ms < first_429_ms)
+            first_429_ms = jobs[i].end_ms;
+        if (jobs[i].status == 200 && jobs[i].end_ms < first_200_ms)
+            first_200_ms = jobs[i].end_ms;
     }
     pthread_join(hook_th, NULL);
     s_mt5_delay(0);
     CHECK_EQ_INT(ok + limited + busy, N);   /* every request answered */
     CHECK(limited >= N - 10);               /* one session: bursts of 10, then 2 a second */
     CHECK(ok >= 1);
+    int during = 0;   /* webhooks sent after the burst was refused once, answered before MT5 answered any */
+    for (int i = 0; i < hooks.count; i++)
+        during += hooks.sent_ms[i] >= first_429_ms && hooks.answered_ms[i] < first_200_ms;
+    CHECK(during >= 1);
     int64_t p99 = s_hooks_p99(&hooks), p50 = hooks.lat_us[hooks.count / 2];
-    h_log("burst: /api/me 200=%d 429=%d 503=%d; webhooks p50 %.2f ms, p99 %.2f ms, max %.2f ms (before it: p99 %.2f ms)",
-          ok, limited, busy, (double) p50 / 1000, (double) p99 / 1000, (double) hooks.lat_us[hooks.count - 1] / 1000,
-          (double) calm_p99 / 1000);
-    CHECK(hooks.lat_us[hooks.count - 1] < 500000);
-    CHECK(p99 < 50000 || p99 < 4 * calm_p99);
+    h_log("burst: /api/me 200=%d 429=%d 503=%d; webhooks p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d answered "
+          "between the first 429 and the first 200 (%lld ms)", ok, limited, busy, (double) p50 / 1000,
+          (double) p99 / 1000, (double) hooks.lat_us[hooks.count - 1] / 1000, during,
+          (long long) (first_200_ms - first_429_ms));
 }
 
 /* The panel's listener does not take webhooks: it says where they go. */
@@ -793,7 +806,7 @@ int main(void)
     RUN(test_slow_mt5_answers_hold_no_http_thread);
     RUN(test_stop_answers_requests_waiting_for_mt5);
     RUN(test_login_flood_of_one_account_logs_nobody_else_out);
-    RUN(test_webhooks_answered_promptly_during_an_investor_burst);
+    RUN(test_webhooks_answered_during_an_investor_burst_without_waiting_for_it);
     RUN(test_webhook_path_on_the_panel_listener_points_to_the_webhook_listener);
     RUN(test_withdrawal_quote_request_and_list);
     RUN(test_kasa_stops_cleanly);
