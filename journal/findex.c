@@ -14,6 +14,7 @@
 #include "journal/fio.h"
 #include "journal/jformat.h"
 
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the index's elements are written and read as they lie");
 _Static_assert(sizeof(findex_key_t) == 16 && sizeof(findex_login_t) == 24, "elements are read as they lie in the file");
 
 #define S_CHUNK (1u << 20)   /* checksum reads and buffered writes */
@@ -476,12 +477,15 @@ int findex_store_check(const char *dir, uint64_t lsn, uint64_t *entries, char *e
 
 /* ---- writing ---------------------------------------------------------------------------------- */
 
-/* A file written through a buffer, with a running checksum. */
+/* A file written through a buffer, with a running checksum taken a buffer at a time (an index of ten
+ * million deposits is written 8 to 24 bytes a call: a checksum call each was a quarter of a rewrite's
+ * CPU, taken from the acknowledgements' two cores). */
 typedef struct {
     int fd;
     char path[600], tmp[620];
     uint8_t *buf;
     size_t used;
+    size_t summed;               /* of the buffer's bytes, those in crc already */
     uint64_t written;            /* bytes given (the buffer's included) */
     uint64_t flushed;            /* bytes written to the file */
     uint32_t crc;
@@ -504,10 +508,19 @@ static int s_out_open(s_out_t *o, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* The checksum of every byte given so far. */
+static uint32_t s_out_crc(s_out_t *o)
+{
+    o->crc = jf_crc32c(o->crc, o->buf + o->summed, o->used - o->summed);
+    o->summed = o->used;
+    return o->crc;
+}
+
 static int s_out_flush(s_out_t *o)
 {
     if (o->failed)
         return -1;
+    s_out_crc(o);
     ssize_t n = o->used ? fio_write(o->fd, o->buf, o->used) : 0;
     if (n < 0 || (size_t) n != o->used) {   /* a short write on a regular file: the disk is full */
         o->failed = n < 0 && errno ? errno : ENOSPC;
@@ -516,15 +529,19 @@ static int s_out_flush(s_out_t *o)
     /* each chunk to the disk as it goes (paced), not hundreds of MB at the fsync */
     fio_writeback(o->fd, (off_t) o->flushed, (off_t) o->used);
     o->flushed += o->used;
-    o->used = 0;
+    o->used = o->summed = 0;
     return 0;
 }
 
 static void s_out(s_out_t *o, const void *data, size_t len)
 {
     const uint8_t *p = data;
-    o->crc = jf_crc32c(o->crc, p, len);
     o->written += len;
+    if (len <= S_CHUNK - o->used) {   /* the common case: an element into the buffer */
+        memcpy(o->buf + o->used, p, len);
+        o->used += len;
+        return;
+    }
     while (len && !o->failed) {
         if (o->used == S_CHUNK && s_out_flush(o) != 0)
             return;
@@ -739,6 +756,11 @@ static void s_in_open(s_in_t *in, const findex_t *x, uint64_t off, uint64_t byte
  * a read error. */
 static void s_in_get(s_in_t *in, void *out, size_t n)
 {
+    if (n <= in->len - in->pos && !in->failed) {   /* the common case: an element within the chunk */
+        memcpy(out, in->buf + in->pos, n);
+        in->pos += n;
+        return;
+    }
     uint8_t *o = out;
     while (n && !in->failed) {
         if (in->pos == in->len) {
@@ -818,8 +840,7 @@ static int s_merge(s_out_t *o, const findex_writer_t *w, uint64_t off, const voi
         memcpy(e, base_first ? (const void *) cur : add + j++ * size, size);
         if (base_first && ++i < nb)
             s_in_get(&in, cur, size);
-        for (size_t f = 0; f < fields; f++)
-            s_out_u64(o, e[f]);
+        s_out(o, e, size);   /* u64 fields, little-endian as they lie (findex.h) */
     }
     return s_in_close(&in);
 }
@@ -881,8 +902,8 @@ int findex_write_commit(findex_writer_t **wp, uint64_t *count, uint32_t *crc, ch
         int in_failed = s_merge(&o, w, b ? b->keys_off : 0, w->keys, sizeof *w->keys, s_key_cmp);
         in_failed |= s_merge(&o, w, b ? b->logins_off : 0, w->logins, sizeof *w->logins, s_login_cmp);
         uint8_t tail[8];
-        *crc = o.crc;
-        jf_put32(tail, o.crc);
+        *crc = s_out_crc(&o);
+        jf_put32(tail, *crc);
         jf_put32(tail + 4, FINDEX_END_MAGIC);
         s_out(&o, tail, 8);
         if (in_failed) {

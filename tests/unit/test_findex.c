@@ -15,6 +15,7 @@
 #include "actors/checkpoint.h"
 #include "actors/registry.h"
 #include "journal/findex.h"
+#include "journal/jformat.h"
 #include "journal/journal.h"
 #include "schema/record.h"
 #include "tests/check.h"
@@ -402,6 +403,75 @@ static void test_an_open_index_is_shared_and_checked_once_a_closed_one_again(voi
     support_tmp_rmrf(s_dir);
 }
 
+/* An index merged from a base and added deposits whose arrays run over many of the writer's 1 MiB
+ * buffers (70,000 keys of 16 bytes, then as many logins of 24, each side): the checksum taken a
+ * buffer at a time is the checksum of the file's bytes, the reopened index checks out, and every key
+ * is where it belongs (the dropped ones gone, the added ones found with their entries). */
+static void test_an_index_merged_over_many_buffers_is_whole_and_checks_out(void)
+{
+    support_tmp_fresh(s_dir, sizeof s_dir, "findex", "buffers");
+    mkdir(s_dir, 0700);
+    char err[300], path[400];
+    enum { N = 70000 };
+    uint64_t lsn = s_write_keys(40, N, 1);   /* hashes 2, 4, ... 2N */
+    findex_t *b = findex_open(s_dir, lsn, err, sizeof err);
+    CHECK(b != NULL);
+    if (!b)
+        return;
+    findex_writer_t *w = findex_write_begin(s_dir, 50, b, err, sizeof err);
+    CHECK(w != NULL);
+    for (size_t i = 0; w && i < N; i++) {
+        char blob[32];
+        int len = snprintf(blob, sizeof blob, "added-%zu", i);
+        CHECK_EQ_INT(findex_write_add(w, (uint64_t) i * 2 + 3, 200000 + i % 11, N + i + 1, blob, (size_t) len, err,
+                                      sizeof err), 0);
+    }
+    for (size_t i = 0; w && i < N; i += 70)   /* every 70th base deposit leaves */
+        findex_write_drop(w, findex_key(b, i)->loc);
+    uint64_t count = 0;
+    uint32_t crc = 0;
+    CHECK_EQ_INT(findex_write_commit(&w, &count, &crc, err, sizeof err), 0);
+    CHECK_EQ_INT(count, 2 * N - N / 70);
+    findex_close(&b);
+    /* the trailer's checksum is that of every byte before it */
+    snprintf(path, sizeof path, "%s/finished/%020llu.idx", s_dir, 50ull);
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    CHECK(f != NULL && stat(path, &st) == 0);
+    uint8_t *all = malloc((size_t) st.st_size);
+    CHECK(all && fread(all, 1, (size_t) st.st_size, f) == (size_t) st.st_size);
+    fclose(f);
+    CHECK_EQ_INT(jf_crc32c(0, all, (size_t) st.st_size - 8), jf_get32(all + st.st_size - 8));
+    CHECK_EQ_INT(crc, jf_get32(all + st.st_size - 8));
+    free(all);
+    findex_t *x = findex_open(s_dir, 50, err, sizeof err);
+    CHECK(x != NULL);
+    if (!x)
+        return;
+    size_t bad = 0, first;
+    for (uint64_t i = 0; i < N; i++) {
+        bad += findex_find(x, i * 2 + 2, &first) != (i % 70 ? 1u : 0u);
+        if (findex_find(x, i * 2 + 3, &first) != 1) {
+            bad++;
+            continue;
+        }
+        uint8_t *blob;
+        size_t len;
+        char want[32];
+        snprintf(want, sizeof want, "added-%llu", (unsigned long long) i);
+        if (findex_read(x, findex_key(x, first)->loc, &blob, &len, err, sizeof err) != 0)
+            bad++;
+        else
+            bad += len != strlen(want) || memcmp(blob, want, len) != 0, free(blob);
+    }
+    CHECK_EQ_INT(bad, 0);
+    size_t n = findex_login(x, 200003, &first);   /* i % 11 == 3: newest first */
+    CHECK_EQ_INT(n, (N - 3 + 10) / 11);
+    CHECK(n > 1 && findex_login_at(x, first)->order > findex_login_at(x, first + n - 1)->order);
+    findex_close(&x);
+    support_tmp_rmrf(s_dir);
+}
+
 int main(void)
 {
     RUN(test_a_repeat_of_an_evicted_deposit_is_answered_and_journals_nothing);
@@ -413,5 +483,6 @@ int main(void)
     RUN(test_a_damaged_index_is_not_opened_and_the_start_falls_back);
     RUN(test_a_lookup_through_the_fences_finds_every_run_whole);
     RUN(test_an_open_index_is_shared_and_checked_once_a_closed_one_again);
+    RUN(test_an_index_merged_over_many_buffers_is_whole_and_checks_out);
     return check_done();
 }
