@@ -214,8 +214,44 @@ static uint32_t s_rec_crc(const uint8_t *hdr, uint32_t len)
     return jf_crc32c(c, hdr + 8, 16);
 }
 
+int jf_zeros_to_end(const uint8_t *base, uint64_t size, uint64_t off)
+{
+    if (off > size)
+        return 0;
+    const uint8_t *p = base + off, *end = base + size;
+    while (p < end && ((uintptr_t) p & 7))
+        if (*p++)
+            return 0;
+    for (; end - p >= 8; p += 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        if (v)
+            return 0;
+    }
+    while (p < end)
+        if (*p++)
+            return 0;
+    return 1;
+}
+
+static jf_rec_status_t s_check_record(const uint8_t *base, uint64_t size, uint64_t off, uint32_t version,
+                                      uint64_t expect_lsn, uint32_t expect_prev, jf_rec_t *rec, char *why,
+                                      size_t whylen);
+
 jf_rec_status_t jf_check_record(const uint8_t *base, uint64_t size, uint64_t off, uint32_t version,
                                 uint64_t expect_lsn, uint32_t expect_prev, jf_rec_t *rec, char *why, size_t whylen)
+{
+    jf_rec_status_t st = s_check_record(base, size, off, version, expect_lsn, expect_prev, rec, why, whylen);
+    /* nothing but zeros from a record's place on: the unwritten part of a pre-sized segment (no
+     * valid record starts with zeros only: its checksum would not match) */
+    if (st != JF_REC_OK && st != JF_REC_END && jf_zeros_to_end(base, size, off))
+        return JF_REC_END;
+    return st;
+}
+
+static jf_rec_status_t s_check_record(const uint8_t *base, uint64_t size, uint64_t off, uint32_t version,
+                                      uint64_t expect_lsn, uint32_t expect_prev, jf_rec_t *rec, char *why,
+                                      size_t whylen)
 {
     if (off == size)
         return JF_REC_END;
@@ -555,8 +591,10 @@ int jf_scan(const char *dir, jf_scan_t *out, jf_record_fn *fn, void *arg, char *
         while (out->state == JF_CLEAN && !stop) {
             jf_rec_t rec;
             jf_rec_status_t st = jf_check_record(base, size, off, hdr.version, expect, prev, &rec, why, sizeof why);
-            if (st == JF_REC_END)
+            if (st == JF_REC_END) {
+                seg->used = off;
                 break;
+            }
             if (st != JF_REC_OK) {
                 int torn = i + 1 == out->nsegs && jf_tail_is_torn(base, size, off, hdr.version, expect);
                 s_damage(out, torn ? JF_TORN : JF_CORRUPT, i, off, size, why);

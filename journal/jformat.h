@@ -16,6 +16,23 @@
  * All integers little-endian. The checksum covers the payload first, so an appender can checksum
  * its payload before it takes the journal's lock and only extends it by 20 bytes under the lock.
  *
+ * Pre-sized segments. The writer keeps zero bytes written ahead of its records (journal.c), so that
+ * an fdatasync finds the file's size and blocks already on disk and has only the data to write.
+ * The data of a segment ends where a record should start and either the file ends or every byte
+ * from there to the end of the file is zero (no valid record is all zeros: its checksum would not
+ * match). So a segment is [header][records][zeros, possibly none]. Anything else after the last
+ * whole record — a record with a bad checksum, a header partly zeros, zeros followed by non-zero
+ * bytes — is damage and is judged as below (torn tail or corruption), as before. Every reader
+ * follows this rule through jf_check_record (JF_REC_END). The writer writes zeros only up to
+ * segment_bytes and rotates once past it, so a segment it rotated away from has none; the segment
+ * open at a crash or a clean close keeps them (at most about 1 MiB; they are never cut off: readers
+ * map the live segment, and a file shrinking under a mapping faults the reader). After a crash the
+ * writer appends on top of them; after a clean close it starts the next segment, and the zeros stay
+ * in the middle of the journal, where every reader steps over them to the next segment (whose header
+ * still chains to the last record before them, so records lost there are still detected). Older
+ * segments (no zeros) read as before. An older kasa reads zeros at the end of the last segment as a
+ * torn tail and cuts them (nothing lost) but refuses zeros in an earlier segment as corruption.
+ *
  * A BREAK segment is one that `kasa journal repair` wrote after quarantining unreadable bytes: its
  * header still names the checksum of the last readable record before the damage (bytes 16..19), so the
  * chain up to the break is checked; its first LSN may skip the LSNs that were lost, and its records
@@ -23,7 +40,7 @@
  * `verify` explains it; the quarantine directory holds the bytes and a report.
  *
  * Torn tail versus corruption (decided in one place, jf_tail_is_torn):
- *   The writer appends each group commit (batch) with one write(2) at the end of the last segment,
+ *   The writer writes each group commit (batch) with one write(2) after the last record of the last segment,
  *   fdatasyncs, and only then acknowledges its records and writes the next batch. So only the last
  *   batch can be partly on disk, in any pattern of pages: a prefix, zeros where the size reached the
  *   disk and the data did not, or a later page without an earlier one. Every record names its index
@@ -87,6 +104,7 @@ void jf_seg_name(char *name, uint64_t first_lsn);
 typedef struct {
     uint64_t first_lsn;        /* from the file name */
     uint64_t size;             /* bytes, when listed */
+    uint64_t used;             /* once scanned whole: where its data ends (the rest, if any, zeros) */
     uint32_t version;          /* format version of its header, once scanned (0: not read) */
     int archived;              /* jf_list_all: it lies in DIR/archive (retired), not in DIR */
     char name[JF_NAME_MAX];
@@ -119,9 +137,12 @@ int jf_check_seg_header(const uint8_t *base, uint64_t size, uint64_t name_lsn, j
 int jf_seg_continues(const jf_seg_hdr_t *h, uint64_t *expect_lsn, uint32_t *expect_prev, uint64_t *lost_from,
                      char *why, size_t whylen);
 
+/* 1 if every byte of base[off..size) is zero (also when off == size). */
+int jf_zeros_to_end(const uint8_t *base, uint64_t size, uint64_t off);
+
 typedef enum {
     JF_REC_OK,     /* a whole, valid record that continues the chain                      */
-    JF_REC_END,    /* off is exactly the end of the data                                  */
+    JF_REC_END,    /* off is the end of the data: the end of the file, or zeros to its end */
     JF_REC_SHORT,  /* the bytes end inside the record's header or payload                 */
     JF_REC_BAD,    /* checksum, length, LSN or chain wrong                                 */
 } jf_rec_status_t;

@@ -70,9 +70,10 @@ int journal_failed(journal_t *self);
 /* The highest durable LSN (0 for an empty journal). */
 uint64_t journal_durable_lsn(journal_t *self);
 
-/* Called once per record, in LSN order, from whichever thread completed the batch, after the record
- * is durable and before its appender is woken. Calls are serialised; the callback must be quick and
- * must not append to this journal. Used for the monitor feed and live updates. */
+/* Called once per record, in LSN order, from the thread that completed the batch, after the record
+ * is durable and after its appender was woken (the appender may return before its record's call).
+ * Calls are serialised; the callback must be quick, must not append to this journal, and delays the
+ * next batch while it runs. Used for the monitor feed and live updates. */
 typedef void (journal_commit_fn)(void *arg, uint64_t lsn, const void *payload, size_t len);
 void journal_on_commit(journal_t *self, journal_commit_fn *fn, void *arg);
 

@@ -7,7 +7,8 @@
  *
  * The feed is lossy by design: a send never blocks (ZMQ_DONTWAIT, bounded SNDHWM); a slow or absent
  * watcher loses messages, the journal never does. monitor_publish is meant to run on the journal's
- * commit path (journal_on_commit), whose calls are serialised: the PUB socket is only ever used by
+ * commit path (journal_on_commit: after the records' appenders were woken, so its decoding does not
+ * delay their answers), whose calls are serialised: the PUB socket is only ever used by
  * one thread at a time, and the journal's lock between calls is the memory barrier ZeroMQ requires
  * when a socket moves between threads. Do not call monitor_publish from two threads at once.
  * monitor_note (status messages from other threads) and monitor_publish share one mutex. */

@@ -12,7 +12,9 @@
 
 /* Makes a closed journal look as if its writer had died instead of closing: removes the empty
  * segment that a clean close starts (the proof that its last group commit was acknowledged), so
- * damage to that last group commit is a torn tail again. 0, or -1 if there was no such segment. */
+ * damage to that last group commit is a torn tail again, and cuts the zeros the writer kept ahead
+ * of its records (as if they had not reached the disk): the last segment ends with its last record.
+ * 0, or -1 if there was no such segment. */
 static inline int support_journal_as_if_crashed(const char *dir)
 {
     jf_seg_t *segs;
@@ -26,6 +28,14 @@ static inline int support_journal_as_if_crashed(const char *dir)
         rc = unlink(path);
     }
     free(segs);
+    jf_scan_t scan;
+    if (rc == 0 && jf_scan(dir, &scan, NULL, NULL, err, sizeof err) == 0) {
+        if (scan.state == JF_CLEAN && scan.nsegs > 0 && scan.segs[scan.nsegs - 1].used >= JF_SEG_HDR) {
+            snprintf(path, sizeof path, "%s/%s", dir, scan.segs[scan.nsegs - 1].name);
+            rc = truncate(path, (off_t) scan.segs[scan.nsegs - 1].used);
+        }
+        jf_scan_free(&scan);
+    }
     return rc;
 }
 

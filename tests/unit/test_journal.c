@@ -387,10 +387,11 @@ static void test_cut_torn_tail_is_reported_to_the_caller(void)
 }
 
 /* A tail of zeros (a file extended before its data reached the disk) or of garbage is a torn tail. */
-static void test_zero_filled_or_garbage_tail_is_a_torn_tail(void)
+static void test_garbage_tail_is_a_torn_tail(void)
 {
-    const char *dir = s_fresh("zerotail");
-    for (int garbage = 0; garbage < 2; garbage++) {
+    const char *dir = s_fresh("garbagetail");
+    {
+        const int garbage = 1;
         support_tmp_rmrf(dir);
         journal_t *j = s_open(dir, 0);
         CHECK_EQ_INT(s_fill(j, 7), 0);
@@ -433,6 +434,179 @@ static void test_zero_filled_or_garbage_tail_is_a_torn_tail(void)
         journal_destroy(&j);
         CHECK_EQ_INT(s_read_all(dir), 8);
     }
+    support_tmp_rmrf(dir);
+}
+
+/* Appends n bytes of value byte (or a pattern when byte < 0) to path. */
+static void s_append_bytes(const char *path, size_t n, int byte)
+{
+    FILE *f = fopen(path, "ab");
+    for (size_t i = 0; i < n; i++)
+        fputc(byte >= 0 ? byte : (int) ((i * 89 + 7) & 0xff), f);
+    fclose(f);
+}
+
+static uint64_t s_file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (uint64_t) st.st_size : 0;
+}
+
+/* A pre-sized segment: zeros after the last whole record are the end of the data, not a torn tail.
+ * The scan is clean, the reader stops there, open cuts nothing and says nothing, and the next record
+ * is written right after the last one, over the zeros. */
+static void test_zeros_after_the_last_record_end_the_data(void)
+{
+    const char *dir = s_fresh("zerotail");
+    journal_t *j = s_open(dir, 0);
+    CHECK_EQ_INT(s_fill(j, 7), 0);
+    journal_destroy(&j);
+    CHECK_EQ_INT(support_journal_as_if_crashed(dir), 0);
+    char path[4200];
+    s_seg_path(path, sizeof path, dir, 1);
+    uint64_t end = s_file_size(path);
+    /* a crumb of zeros (shorter than a record header) and a long run alike */
+    for (size_t zeros = 5; zeros <= 70000; zeros += 69995) {
+        CHECK_EQ_INT(truncate(path, (off_t) end), 0);
+        s_append_bytes(path, zeros, 0);
+        jf_scan_t scan;
+        char err[256];
+        CHECK_EQ_INT(jf_scan(dir, &scan, NULL, NULL, err, sizeof err), 0);
+        CHECK_EQ_INT(scan.state, JF_CLEAN);
+        CHECK_EQ_INT(scan.records, 7);
+        CHECK_EQ_INT(scan.nsegs, 1);
+        CHECK_EQ_INT(scan.segs[0].used, end);
+        CHECK_EQ_INT(scan.segs[0].size, end + zeros);
+        jf_scan_free(&scan);
+        CHECK_EQ_INT(s_read_all(dir), 7);
+    }
+    note_event_[0] = '\0';
+    char err[512];
+    int notes = 0;
+    journal_opts_t o = { .report = s_note, .report_arg = &notes };
+    j = journal_open(dir, &o, err, sizeof err);
+    CHECK(j != NULL);
+    CHECK_EQ_INT(notes, 0);   /* nothing cut, nothing to report */
+    CHECK_EQ_INT(journal_durable_lsn(j), 7);
+    CHECK_EQ_INT(s_fill(j, 8), 0);
+    CHECK_EQ_INT(s_offset_of(dir, 8), (long) end);   /* over the zeros, not after them */
+    CHECK_EQ_INT(s_read_all(dir), 8);
+    journal_destroy(&j);
+    CHECK_EQ_INT(s_read_all(dir), 8);
+    /* a clean close leaves the zeros (a file never shrinks under a reader's mapping) and starts the
+     * next segment: its records are read on through the zeros in the middle, and a scan is clean */
+    j = s_open(dir, 0);
+    CHECK_EQ_INT(s_fill(j, 9), 0);
+    journal_destroy(&j);
+    CHECK(s_file_size(path) > (uint64_t) s_offset_of(dir, 8) + 64);
+    CHECK_EQ_INT(s_read_all(dir), 9);
+    jf_scan_t scan;
+    CHECK_EQ_INT(jf_scan(dir, &scan, NULL, NULL, err, sizeof err), 0);
+    CHECK_EQ_INT(scan.state, JF_CLEAN);
+    CHECK_EQ_INT(scan.records, 9);
+    jf_scan_free(&scan);
+    /* records lost where the zeros are (bytes of an acknowledged record zeroed) break the chain to
+     * the next segment: corruption, as ever */
+    CHECK_EQ_INT(truncate(path, s_offset_of(dir, 8)), 0);
+    s_append_bytes(path, 4096, 0);
+    CHECK_EQ_INT(jf_scan(dir, &scan, NULL, NULL, err, sizeof err), 0);
+    CHECK_EQ_INT(scan.state, JF_CORRUPT);
+    CHECK_EQ_INT(scan.records, 7);
+    jf_scan_free(&scan);
+    support_tmp_rmrf(dir);
+}
+
+/* Damage inside the zeros after the last record is a torn tail, cut back to the last record as
+ * ever: part of a record (header whole, payload zeros), a header partly zeros, and zeros followed by
+ * a later page of garbage. */
+static void test_torn_tail_inside_the_zeros_is_cut_back(void)
+{
+    const char *dir = s_fresh("torninzeros");
+    for (int kind = 0; kind < 3; kind++) {
+        support_tmp_rmrf(dir);
+        journal_t *j = s_open(dir, 0);
+        CHECK_EQ_INT(s_fill(j, 8), 0);
+        journal_destroy(&j);
+        CHECK_EQ_INT(support_journal_as_if_crashed(dir), 0);
+        char path[4200];
+        s_seg_path(path, sizeof path, dir, 1);
+        long at = s_offset_of(dir, 8);
+        uint8_t *seg;
+        size_t len;
+        CHECK_EQ_INT(s_read_file(path, &seg, &len), 0);
+        size_t keep = kind == 0 ? JF_REC_HDR + 3 : kind == 1 ? 10 : 0;   /* bytes of record 8 kept */
+        CHECK_EQ_INT(truncate(path, (off_t) at + (off_t) keep), 0);
+        s_append_bytes(path, 8192, 0);
+        if (kind == 2)
+            s_append_bytes(path, 100, -1);
+        free(seg);
+        jf_scan_t scan;
+        char err[256];
+        CHECK_EQ_INT(jf_scan(dir, &scan, NULL, NULL, err, sizeof err), 0);
+        CHECK_EQ_INT(scan.state, JF_TORN);
+        CHECK_EQ_INT(scan.bad_offset, at);
+        CHECK_EQ_INT(scan.records, 7);
+        jf_scan_free(&scan);
+        CHECK_EQ_INT(s_read_all(dir), 7);
+        note_event_[0] = '\0';
+        char oerr[512];
+        int notes = 0;
+        journal_opts_t o = { .report = s_note, .report_arg = &notes };
+        j = journal_open(dir, &o, oerr, sizeof oerr);
+        CHECK(j != NULL);
+        CHECK_EQ_STR(note_event_, "journal.tail_cut");
+        CHECK_EQ_INT(journal_durable_lsn(j), 7);
+        CHECK_EQ_INT(s_fill(j, 9), 0);
+        journal_destroy(&j);
+        CHECK_EQ_INT(s_read_all(dir), 9);
+    }
+    support_tmp_rmrf(dir);
+}
+
+/* While it runs, the writer keeps zeros ahead of its records (the file is longer than its data)
+ * and a reader reads every record as it lands in them. With small segments the zeros never pass
+ * segment_bytes: a segment it rotated away from ends with its last record. */
+static void test_writer_keeps_zeros_ahead_and_cuts_them_at_close(void)
+{
+    const char *dir = s_fresh("zeroahead");
+    journal_t *j = s_open(dir, 0);
+    char path[4200];
+    s_seg_path(path, sizeof path, dir, 1);
+    static const uint64_t uptos[] = { 10, 1000, 3000 };
+    for (size_t k = 0; k < sizeof uptos / sizeof uptos[0]; k++) {
+        uint64_t upto = uptos[k];
+        CHECK_EQ_INT(s_fill(j, upto), 0);
+        CHECK_EQ_INT(s_read_all(dir), (long) upto);
+        uint8_t buf[128];
+        uint64_t used = (uint64_t) s_offset_of(dir, upto) + JF_REC_HDR + s_payload(upto, buf);
+        CHECK(s_file_size(path) >= used + (512u << 10));
+    }
+    journal_destroy(&j);
+    CHECK_EQ_INT(s_read_all(dir), 3000);
+
+    support_tmp_rmrf(dir);
+    j = s_open(dir, 4000);
+    CHECK_EQ_INT(s_fill(j, 400), 0);
+    jf_seg_t *segs;
+    size_t nsegs;
+    char err[256];
+    CHECK_EQ_INT(jf_list_segments(dir, &segs, &nsegs, err, sizeof err), 0);
+    CHECK(nsegs >= 3);
+    int bad = 0;
+    for (size_t i = 0; i + 1 < nsegs; i++) {   /* every finished segment: whole records to its end */
+        char p[4200];
+        snprintf(p, sizeof p, "%s/%s", dir, segs[i].name);
+        uint8_t *b;
+        size_t len;
+        if (s_read_file(p, &b, &len) != 0 || len < 4000 || jf_zeros_to_end(b, len, len - 8))
+            bad++;
+        if (len)
+            free(b);
+    }
+    free(segs);
+    CHECK_EQ_INT(bad, 0);
+    journal_destroy(&j);
+    CHECK_EQ_INT(s_read_all(dir), 400);
     support_tmp_rmrf(dir);
 }
 
@@ -1008,26 +1182,40 @@ static void test_concurrent_appenders_get_unique_gap_free_lsns(void)
     support_tmp_rmrf(dir);
 }
 
-static uint64_t s_cb_seen;
+typedef struct {
+    journal_t *j;
+    _Atomic uint64_t seen;
+    int not_durable, out_of_order;
+} cb_seen_t;
+
 static void s_cb_record(void *arg, uint64_t lsn, const void *p, size_t len)
 {
-    (void) arg; (void) p; (void) len;
-    s_cb_seen = lsn;
+    cb_seen_t *c = arg;
+    (void) p; (void) len;
+    if (journal_durable_lsn(c->j) < lsn)
+        c->not_durable++;
+    if (lsn != atomic_load(&c->seen) + 1)
+        c->out_of_order++;
+    atomic_store(&c->seen, lsn);
 }
 
-static void test_commit_callback_runs_before_the_appender_returns(void)
+/* The commit callback sees each record once, in order, only once it is durable; it runs after the
+ * appender is woken, so it may come just after journal_append returns, never before the record is
+ * durable, and every call has been made once the journal is closed. */
+static void test_commit_callback_runs_once_per_durable_record(void)
 {
     const char *dir = s_fresh("callback");
     journal_t *j = s_open(dir, 0);
-    journal_on_commit(j, s_cb_record, NULL);
-    int bad = 0;
-    for (int i = 0; i < 50; i++) {
-        uint64_t lsn = journal_append(j, "abc", 3);
-        if (s_cb_seen != lsn)
-            bad++;
-    }
-    CHECK_EQ_INT(bad, 0);
+    static cb_seen_t c;
+    memset(&c, 0, sizeof c);
+    c.j = j;
+    journal_on_commit(j, s_cb_record, &c);
+    for (int i = 0; i < 50; i++)
+        CHECK_EQ_INT(journal_append(j, "abc", 3), (uint64_t) i + 1);
     journal_destroy(&j);
+    CHECK_EQ_INT(atomic_load(&c.seen), 50);
+    CHECK_EQ_INT(c.not_durable, 0);
+    CHECK_EQ_INT(c.out_of_order, 0);
     support_tmp_rmrf(dir);
 }
 
@@ -1330,7 +1518,9 @@ static void test_concurrent_appenders_lose_nothing_acknowledged_when_a_write_fai
 
 /* A process killed (SIGKILL) in the middle of appending: every record it reported as acknowledged
  * is there after reopening, and the journal opens cleanly. */
-static void test_killed_writer_loses_no_acknowledged_record(void)
+/* A writer killed at any moment loses no acknowledged record: with small segments (rotations) and
+ * with the default size (the kill leaves the zeros written ahead after the last record). */
+static void s_kill_writer(uint64_t segment_bytes)
 {
     const char *dir = s_fresh("kill");
     int pfd[2];
@@ -1338,7 +1528,7 @@ static void test_killed_writer_loses_no_acknowledged_record(void)
     pid_t pid = fork();
     if (pid == 0) {
         close(pfd[0]);
-        journal_t *j = s_open(dir, 4000);
+        journal_t *j = s_open(dir, segment_bytes);
         uint8_t buf[128];
         for (uint64_t lsn = 1;; lsn++) {
             if (journal_append(j, buf, s_payload(lsn, buf)) != lsn)
@@ -1358,12 +1548,18 @@ static void test_killed_writer_loses_no_acknowledged_record(void)
     int status;
     waitpid(pid, &status, 0);
     CHECK(acked >= 300);
-    journal_t *j = s_open(dir, 4000);
+    journal_t *j = s_open(dir, segment_bytes);
     CHECK(j != NULL);
     CHECK(journal_durable_lsn(j) >= acked);
     journal_destroy(&j);
     CHECK(s_read_all(dir) >= (long) acked);
     support_tmp_rmrf(dir);
+}
+
+static void test_killed_writer_loses_no_acknowledged_record(void)
+{
+    s_kill_writer(4000);
+    s_kill_writer(0);
 }
 
 int main(void)
@@ -1375,7 +1571,10 @@ int main(void)
     RUN(test_reader_over_bytes_matches_the_file);
     RUN(test_torn_last_record_at_every_offset_is_cut_back);
     RUN(test_cut_torn_tail_is_reported_to_the_caller);
-    RUN(test_zero_filled_or_garbage_tail_is_a_torn_tail);
+    RUN(test_garbage_tail_is_a_torn_tail);
+    RUN(test_zeros_after_the_last_record_end_the_data);
+    RUN(test_torn_tail_inside_the_zeros_is_cut_back);
+    RUN(test_writer_keeps_zeros_ahead_and_cuts_them_at_close);
     RUN(test_every_flipped_bit_is_detected);
     RUN(test_corruption_before_the_tail_refuses_open_with_place_and_repair_command);
     RUN(test_torn_last_group_commit_with_a_later_page_kept_starts_normally);
@@ -1387,7 +1586,7 @@ int main(void)
     RUN(test_rotation_and_replay_from_any_lsn);
     RUN(test_reader_follows_a_live_journal);
     RUN(test_concurrent_appenders_get_unique_gap_free_lsns);
-    RUN(test_commit_callback_runs_before_the_appender_returns);
+    RUN(test_commit_callback_runs_once_per_durable_record);
     RUN(test_submit_then_wait_returns_only_once_durable_under_concurrency);
     RUN(test_second_open_is_refused_while_locked);
     RUN(test_destroy_makes_every_submitted_record_durable);
