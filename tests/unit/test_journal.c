@@ -306,17 +306,24 @@ static void test_empty_and_oversized_payloads(void)
     support_tmp_rmrf(dir);
 }
 
+/* A journal of records 1..n in one segment, as a crash leaves it; path gets that segment's path. */
+static void s_crashed_journal(const char *dir, uint64_t n, char *path, size_t pathlen)
+{
+    journal_t *j = s_open(dir, 0);
+    CHECK_EQ_INT(s_fill(j, n), 0);
+    journal_destroy(&j);
+    CHECK_EQ_INT(support_journal_as_if_crashed(dir), 0);
+    s_seg_path(path, pathlen, dir, 1);
+}
+
 /* Truncating the last segment at every byte inside the last record: reopening keeps records 1..4,
  * cuts the rest (the file is exactly as long as the 4 whole records), and appends go on at LSN 5. */
 static void test_torn_last_record_at_every_offset_is_cut_back(void)
 {
     const char *dir = s_fresh("torn");
-    journal_t *j = s_open(dir, 0);
-    CHECK_EQ_INT(s_fill(j, 5), 0);
-    journal_destroy(&j);
-    CHECK_EQ_INT(support_journal_as_if_crashed(dir), 0);
+    journal_t *j;
     char path[4200];
-    s_seg_path(path, sizeof path, dir, 1);
+    s_crashed_journal(dir, 5, path, sizeof path);
     uint8_t *orig;
     size_t len;
     CHECK_EQ_INT(s_read_file(path, &orig, &len), 0);
@@ -452,18 +459,45 @@ static uint64_t s_file_size(const char *path)
     return stat(path, &st) == 0 ? (uint64_t) st.st_size : 0;
 }
 
+/* Scans dir: a torn tail at bad_offset after `records` whole records, which the reader takes as the
+ * end; then opening cuts it (the note, if report is given, says so), holds those records, and
+ * takes records up to upto. */
+static void s_torn_then_reopened(const char *dir, long bad_offset, uint64_t records, uint64_t upto, int report)
+{
+    jf_scan_t scan;
+    char err[512];
+    CHECK_EQ_INT(jf_scan(dir, &scan, NULL, NULL, err, sizeof err), 0);
+    CHECK_EQ_INT(scan.state, JF_TORN);
+    CHECK_EQ_INT(scan.bad_offset, bad_offset);
+    CHECK_EQ_INT(scan.records, records);
+    jf_scan_free(&scan);
+    CHECK_EQ_INT(s_read_all(dir), (long) records);   /* the reader ends there: the end of the journal, not an error */
+    note_event_[0] = '\0';
+    int notes = 0;
+    journal_opts_t o = { .report = s_note, .report_arg = &notes };
+    journal_t *j = journal_open(dir, report ? &o : NULL, err, sizeof err);
+    CHECK(j != NULL);
+    if (!j) {
+        fprintf(stderr, "  %s\n", err);
+        return;
+    }
+    if (report)
+        CHECK_EQ_STR(note_event_, "journal.tail_cut");
+    CHECK_EQ_INT(journal_durable_lsn(j), records);
+    CHECK_EQ_INT(s_fill(j, upto), 0);
+    journal_destroy(&j);
+    CHECK_EQ_INT(s_read_all(dir), (long) upto);
+}
+
 /* A pre-sized segment: zeros after the last whole record are the end of the data, not a torn tail.
  * The scan is clean, the reader stops there, open cuts nothing and says nothing, and the next record
  * is written right after the last one, over the zeros. */
 static void test_zeros_after_the_last_record_end_the_data(void)
 {
     const char *dir = s_fresh("zerotail");
-    journal_t *j = s_open(dir, 0);
-    CHECK_EQ_INT(s_fill(j, 7), 0);
-    journal_destroy(&j);
-    CHECK_EQ_INT(support_journal_as_if_crashed(dir), 0);
+    journal_t *j;
     char path[4200];
-    s_seg_path(path, sizeof path, dir, 1);
+    s_crashed_journal(dir, 7, path, sizeof path);
     uint64_t end = s_file_size(path);
     /* a crumb of zeros (shorter than a record header) and a long run alike */
     for (size_t zeros = 5; zeros <= 70000; zeros += 69995) {
@@ -524,41 +558,15 @@ static void test_torn_tail_inside_the_zeros_is_cut_back(void)
     const char *dir = s_fresh("torninzeros");
     for (int kind = 0; kind < 3; kind++) {
         support_tmp_rmrf(dir);
-        journal_t *j = s_open(dir, 0);
-        CHECK_EQ_INT(s_fill(j, 8), 0);
-        journal_destroy(&j);
-        CHECK_EQ_INT(support_journal_as_if_crashed(dir), 0);
         char path[4200];
-        s_seg_path(path, sizeof path, dir, 1);
+        s_crashed_journal(dir, 8, path, sizeof path);
         long at = s_offset_of(dir, 8);
-        uint8_t *seg;
-        size_t len;
-        CHECK_EQ_INT(s_read_file(path, &seg, &len), 0);
         size_t keep = kind == 0 ? JF_REC_HDR + 3 : kind == 1 ? 10 : 0;   /* bytes of record 8 kept */
         CHECK_EQ_INT(truncate(path, (off_t) at + (off_t) keep), 0);
         s_append_bytes(path, 8192, 0);
         if (kind == 2)
             s_append_bytes(path, 100, -1);
-        free(seg);
-        jf_scan_t scan;
-        char err[256];
-        CHECK_EQ_INT(jf_scan(dir, &scan, NULL, NULL, err, sizeof err), 0);
-        CHECK_EQ_INT(scan.state, JF_TORN);
-        CHECK_EQ_INT(scan.bad_offset, at);
-        CHECK_EQ_INT(scan.records, 7);
-        jf_scan_free(&scan);
-        CHECK_EQ_INT(s_read_all(dir), 7);
-        note_event_[0] = '\0';
-        char oerr[512];
-        int notes = 0;
-        journal_opts_t o = { .report = s_note, .report_arg = &notes };
-        j = journal_open(dir, &o, oerr, sizeof oerr);
-        CHECK(j != NULL);
-        CHECK_EQ_STR(note_event_, "journal.tail_cut");
-        CHECK_EQ_INT(journal_durable_lsn(j), 7);
-        CHECK_EQ_INT(s_fill(j, 9), 0);
-        journal_destroy(&j);
-        CHECK_EQ_INT(s_read_all(dir), 9);
+        s_torn_then_reopened(dir, at, 7, 9, 1);
     }
     support_tmp_rmrf(dir);
 }
@@ -755,24 +763,7 @@ static void test_torn_last_group_commit_with_a_later_page_kept_starts_normally(v
         s_seg_path(path, sizeof path, dir, 1);
         long page_end = (start / 4096 + 1) * 4096;
         s_spoil(path, start, page_end, garbage);   /* the first page of the group is lost */
-        jf_scan_t scan;
-        char err[512];
-        CHECK_EQ_INT(jf_scan(dir, &scan, NULL, NULL, err, sizeof err), 0);
-        CHECK_EQ_INT(scan.state, JF_TORN);
-        CHECK_EQ_INT(scan.bad_offset, start);
-        CHECK_EQ_INT(scan.records, 5);
-        jf_scan_free(&scan);
-        CHECK_EQ_INT(s_read_all(dir), 5);   /* the reader ends there: the end of the journal, not an error */
-        journal_t *j = journal_open(dir, NULL, err, sizeof err);
-        CHECK(j != NULL);
-        if (!j) {
-            fprintf(stderr, "  %s\n", err);
-            continue;
-        }
-        CHECK_EQ_INT(journal_durable_lsn(j), 5);
-        CHECK_EQ_INT(s_fill(j, 7), 0);
-        journal_destroy(&j);
-        CHECK_EQ_INT(s_read_all(dir), 7);
+        s_torn_then_reopened(dir, start, 5, 7, 0);
     }
     support_tmp_rmrf(dir);
 }
