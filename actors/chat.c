@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "actors/claims.h"
 #include "actors/notice.h"
 #include "actors/registry.h"
 #include "actors/stage.h"
@@ -24,6 +25,8 @@
 #define S_PRESSES 16              /* presses read per getUpdates */
 #define S_RETRY_BASE_MS 1000
 #define S_RETRY_CAP_MS 30000
+#define S_POLLER_LEASE_MIN_MS 3000   /* a poll of 1 s (Telegram's timeout is whole seconds) + its request's
+                                        own timeout (lease/3) + lease/3 to spare */
 
 typedef struct {
     char tx_id[80];
@@ -65,7 +68,18 @@ struct chat_t {
     pthread_t notice_thread, poll_thread;
     int notice_started, poll_started;
     char offset_path[600];
+    claims_t *claims;             /* cluster mode: the poller's lease (CHAT_POLLER_LEASE); NULL on one node */
+    int64_t lease_ms;             /* the poller's lease (cluster mode) */
+    int32_t epoch;                /* the poll thread's: the lease's epoch it holds, 0 none */
+    char holder[64];              /* the poll thread's: the node it last saw polling ("" none) */
 };
+
+/* The poller's lease for cfg: KASA_CLAIM_LEASE_MS, at least S_POLLER_LEASE_MIN_MS. */
+static int64_t s_poller_lease_ms(const config_t *cfg)
+{
+    int64_t ms = cfg->claim_lease_ms > 0 ? cfg->claim_lease_ms : CONFIG_DEFAULT_CLAIM_LEASE_MS;
+    return ms > S_POLLER_LEASE_MIN_MS ? ms : S_POLLER_LEASE_MIN_MS;
+}
 
 const char *chat_approver(const config_t *cfg, int64_t user_id)
 {
@@ -509,6 +523,41 @@ static void s_save_offset(const chat_t *self, int64_t offset)
     }
 }
 
+/* Cluster mode: takes or renews the poller's lease, storing *offset with it. 1 this node may poll now
+ * (a getUpdates started now ends, with its own timeout, lease/3 before the lease does: chat_new gives
+ * the poll client lease/3, and the poll waits at most lease/3); on a take-over *offset continues from
+ * the offset the last poller stored (or this node's own file, whichever is further). 0 not: another
+ * node polls, or MongoDB did not answer (then nothing is polled: a lease not renewed may be taken). */
+static int s_poller_hold(chat_t *self, int64_t *offset)
+{
+    claims_lease_t l;
+    int rc = claims_lease_hold(self->claims, CHAT_POLLER_LEASE, self->lease_ms, self->epoch, *offset, &l);
+    if (rc == 1) {
+        if (l.epoch != self->epoch) {
+            if (l.value > *offset)
+                *offset = l.value;
+            log_info("chat.poller_taken", "node=%s epoch=%d offset=%lld lease_ms=%lld", claims_node(self->claims),
+                     l.epoch, (long long) *offset, (long long) self->lease_ms);
+            self->epoch = l.epoch;
+        }
+        snprintf(self->holder, sizeof self->holder, "%s", l.holder);
+        return 1;
+    }
+    if (rc == 0 && (self->epoch || strcmp(self->holder, l.holder) != 0)) {
+        if (self->epoch)
+            log_warn("chat.poller_lost", "node=%s holder=%s epoch=%d", claims_node(self->claims), l.holder, l.epoch);
+        else
+            log_info("chat.poller_standby", "node=%s holder=%s epoch=%d", claims_node(self->claims), l.holder, l.epoch);
+        self->epoch = 0;
+        snprintf(self->holder, sizeof self->holder, "%s", l.holder);
+    } else if (rc < 0 && self->holder[0]) {
+        log_warn("chat.poller_unknown", "node=%s reason=\"MongoDB did not answer: not polling\"",
+                 claims_node(self->claims));
+        self->holder[0] = '\0';
+    }
+    return 0;
+}
+
 static void *s_poll_main(void *arg)
 {
     chat_t *self = arg;
@@ -516,14 +565,20 @@ static void *s_poll_main(void *arg)
     telegram_press_t *presses = calloc(S_PRESSES, sizeof *presses);
     if (!presses)
         return NULL;
-    log_info("chat.polling", "offset=%lld timeout_s=%d approvers=%d", (long long) offset, self->cfg->telegram_poll_s,
-             self->cfg->telegram_approver_count);
+    int poll_s = self->cfg->telegram_poll_s > 0 ? self->cfg->telegram_poll_s : 25;
+    if (self->claims && poll_s > self->lease_ms / 3000)
+        poll_s = (int) (self->lease_ms / 3000);   /* the poll ends before the lease: s_poller_hold */
+    log_info("chat.polling", "offset=%lld timeout_s=%d approvers=%d cluster=%d", (long long) offset, poll_s,
+             self->cfg->telegram_approver_count, self->claims != NULL);
     while (!atomic_load(&self->stop)) {
+        if (self->claims && !s_poller_hold(self, &offset)) {
+            s_sleep(self, self->lease_ms / 3);   /* asked again: a lease that runs out is taken within lease/3 */
+            continue;
+        }
         char err[240] = "";
         telegram_result_t rc;
         int64_t next = offset;
-        int n = telegram_updates(self->in, offset, self->cfg->telegram_poll_s > 0 ? self->cfg->telegram_poll_s : 25, presses, S_PRESSES, &next, &rc, err,
-                                 sizeof err);
+        int n = telegram_updates(self->in, offset, poll_s, presses, S_PRESSES, &next, &rc, err, sizeof err);
         if (n < 0) {
             if (atomic_load(&self->stop))
                 break;
@@ -534,16 +589,24 @@ static void *s_poll_main(void *arg)
             continue;
         }
         wait_ms = S_RETRY_BASE_MS;
-        for (int i = 0; i < n && !atomic_load(&self->stop); i++) {
+        int lost = 0;
+        for (int i = 0; i < n && !atomic_load(&self->stop) && !lost; i++) {
             s_press(self, &presses[i]);
             offset = presses[i].update_id + 1;
             s_save_offset(self, offset);   /* handled: never again, not even after a restart */
+            /* cluster mode: stored with the lease (majority) before the next press, so a node taking
+             * over continues after it; a lease lost or not renewed: the rest are left unconfirmed
+             * for whoever polls next */
+            lost = self->claims && !s_poller_hold(self, &offset);
         }
-        if (!atomic_load(&self->stop) && next > offset) {
+        if (!atomic_load(&self->stop) && !lost && next > offset) {
             offset = next;   /* updates that were not presses */
             s_save_offset(self, offset);
         }
     }
+    if (self->claims && self->epoch && claims_lease_drop(self->claims, CHAT_POLLER_LEASE, self->epoch, offset) == 1)
+        log_info("chat.poller_given_up", "node=%s epoch=%d offset=%lld", claims_node(self->claims), self->epoch,
+                 (long long) offset);   /* another node takes it at once, not a lease later */
     free(presses);
     return NULL;
 }
@@ -565,7 +628,10 @@ chat_t *chat_new(const config_t *cfg, char *err, size_t errlen)
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->cv, NULL);
     self->out = telegram_new(cfg->telegram_api_url, cfg->telegram_bot_token, 10000);
-    self->in = telegram_new(cfg->telegram_api_url, cfg->telegram_bot_token, 10000);
+    /* cluster mode: a poll and its request's timeout end lease/3 before the poller's lease (s_poller_hold) */
+    self->lease_ms = s_poller_lease_ms(cfg);
+    long in_ms = cfg->cluster && self->lease_ms / 3 < 10000 ? (long) (self->lease_ms / 3) : 10000;
+    self->in = telegram_new(cfg->telegram_api_url, cfg->telegram_bot_token, in_ms);
     if (!self->out || !self->in) {
         snprintf(err, errlen, "bad TELEGRAM_API_URL or TELEGRAM_BOT_TOKEN");
         chat_destroy(&self);
@@ -586,6 +652,7 @@ int chat_start(chat_t *self, pipeline_t *pipeline, admins_t *admins, char *err, 
     }
     self->pipeline = pipeline;
     self->admins = admins;
+    self->claims = pipeline_claims(pipeline);   /* cluster mode: one node polls (CHAT_POLLER_LEASE) */
     if (pthread_create(&self->notice_thread, NULL, s_notice_main, self) != 0) {
         snprintf(err, errlen, "cannot start the notice thread");
         return -1;

@@ -32,6 +32,13 @@
  * is handled, atomically), so a restart neither re-reads nor re-applies old presses; a press
  * handled twice anyway (a crash between acting and writing the offset) is refused by the desk
  * table (decided already, or this admin's approval counted already).
+ * Cluster mode (KASA_CLUSTER=on): every node has the same bot, and Telegram answers a second poller
+ * 409 Conflict, so one node polls: the holder of the lease CHAT_POLLER_LEASE (actors/claims.h's named
+ * leases: KASA_CLAIM_LEASE_MS, at least 3 s; renewed before every getUpdates and after every press,
+ * taken over by another node within lease/3 of its end). The offset is stored with the lease after
+ * each press (write concern majority), so the next poller continues where the last one stopped; the
+ * poll waits at most lease/3 and its request at most lease/3 more, so it ends before the lease can be
+ * taken. A node stopping gives the lease up. Notices are sent from any node.
  * Thread-safe; every thread it starts ends in chat_destroy(). */
 #ifndef KASA_ACTORS_CHAT_H
 #define KASA_ACTORS_CHAT_H
@@ -49,6 +56,7 @@
 #define CHAT_TRIES 4             /* sends of one notice before it is given up (logged) */
 #define CHAT_MAX_KINDS 4         /* button kinds (deposits, and what else routes presses here) */
 #define CHAT_OFFSET_FILE "telegram.offset"
+#define CHAT_POLLER_LEASE "telegram-poller"   /* cluster mode: the lease of the one node that polls */
 
 typedef struct chat_t chat_t;
 

@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "actors/desk.h"
 #include "actors/mio.h"
 #include "actors/stage.h"
 #include "schema/log.h"
@@ -88,6 +89,7 @@ struct claims_t {
     claims_command_fn *cmd_fn;   /* the pipeline's (claims_on_command), NULL: commands are not read */
     void *cmd_arg;
     atomic_int cmd_index_ok;
+    atomic_int lease_index_ok;   /* the named leases' unique index (claims_lease_hold) */
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
     int stop;
@@ -149,11 +151,6 @@ static int s_index_once(claims_t *self, const mongo_index_t *ix, atomic_int *ok)
     return 0;
 }
 
-static int s_ensure_index(claims_t *self)
-{
-    return s_index_once(self, &s_claims_index, &self->index_ok);
-}
-
 /* Finds the one document of collection whose key is value: 1 with *it on it (destroy *reply after
  * use), 0 none (*reply destroyed), -1 MongoDB did not answer. */
 static int s_find_one(claims_t *self, const char *collection, const char *key, const char *value, bson_t *reply,
@@ -172,13 +169,24 @@ static int s_find_one(claims_t *self, const char *collection, const char *key, c
     return 0;
 }
 
-/* Reads tx_id's claim into *doc. 0, or -1. */
-static int s_read(claims_t *self, const char *tx_id, claims_doc_t *doc)
+/* Where a lease document lives: its collection, the field naming it, and its unique index. A claim
+ * is one (claims, transaction_id); a named lease another (leases, name): one piece of code reads,
+ * inserts and moves both. */
+typedef struct {
+    const char *collection, *key;
+    const mongo_index_t *index;
+} s_where_t;
+
+/* Reads the lease doc named key in w into *doc, and its "value" field into *value (when not NULL;
+ * 0 if none). 0, or -1. */
+static int s_read_in(claims_t *self, const s_where_t *w, const char *key, claims_doc_t *doc, int64_t *value)
 {
     memset(doc, 0, sizeof *doc);
+    if (value)
+        *value = 0;
     bson_t reply;
     bson_iter_t it, d;
-    int rc = s_find_one(self, CLAIMS_COLLECTION, "transaction_id", tx_id, &reply, &it);
+    int rc = s_find_one(self, w->collection, w->key, key, &reply, &it);
     if (rc < 0)
         return -1;
     if (rc == 0)
@@ -195,10 +203,20 @@ static int s_read(claims_t *self, const char *tx_id, claims_doc_t *doc)
                 doc->lease_until_ms = bson_iter_as_int64(&d);
             else if (strcmp(k, "state") == 0 && BSON_ITER_HOLDS_UTF8(&d))
                 doc->done = strcmp(bson_iter_utf8(&d, NULL), "done") == 0;
+            else if (strcmp(k, "value") == 0 && value && BSON_ITER_HOLDS_NUMBER(&d))
+                *value = bson_iter_as_int64(&d);
         }
     }
     bson_destroy(&reply);
     return 0;
+}
+
+static const s_where_t s_claims_where = { CLAIMS_COLLECTION, "transaction_id", &s_claims_index };
+
+/* Reads tx_id's claim into *doc. 0, or -1. */
+static int s_read(claims_t *self, const char *tx_id, claims_doc_t *doc)
+{
+    return s_read_in(self, &s_claims_where, tx_id, doc, NULL);
 }
 
 /* The first write error's code in reply, or 0. */
@@ -224,15 +242,27 @@ static int64_t s_write_n(claims_t *self, const bson_t *cmd, const char *what, in
     return n;
 }
 
-/* Inserts tx_id's first claim (epoch 1). 1 inserted, 0 a claim exists already (duplicate key), -1. */
-static int s_insert(claims_t *self, const char *tx_id, int64_t lease_until_ms)
+/* Inserts the first lease doc named key in w (epoch 1; value stored when >= 0), its unique index
+ * ensured first (*index_ok). 1 inserted, 0 one exists already (duplicate key), -1. */
+static int s_insert_in(claims_t *self, const s_where_t *w, atomic_int *index_ok, const char *key,
+                       int64_t lease_until_ms, int64_t value)
 {
-    if (s_ensure_index(self) != 0)
+    if (s_index_once(self, w->index, index_ok) != 0)
         return -1;   /* never insert without the unique index: two nodes could both "win" */
-    bson_t *cmd = BCON_NEW("insert", BCON_UTF8(CLAIMS_COLLECTION), "documents", "[", "{",
-                           "transaction_id", BCON_UTF8(tx_id), "node", BCON_UTF8(self->node),
-                           "epoch", BCON_INT32(1), "lease_until_ms", BCON_INT64(lease_until_ms),
-                           "state", BCON_UTF8("working"), "updated", BCON_DATE_TIME(s_wall_ms()), "}", "]");
+    bson_t *cmd = BCON_NEW("insert", BCON_UTF8(w->collection));
+    bson_t docs, doc;
+    BSON_APPEND_ARRAY_BEGIN(cmd, "documents", &docs);
+    BSON_APPEND_DOCUMENT_BEGIN(&docs, "0", &doc);
+    BSON_APPEND_UTF8(&doc, w->key, key);
+    BSON_APPEND_UTF8(&doc, "node", self->node);
+    BSON_APPEND_INT32(&doc, "epoch", 1);
+    BSON_APPEND_INT64(&doc, "lease_until_ms", lease_until_ms);
+    BSON_APPEND_UTF8(&doc, "state", "working");
+    if (value >= 0)
+        BSON_APPEND_INT64(&doc, "value", value);
+    BSON_APPEND_DATE_TIME(&doc, "updated", s_wall_ms());
+    bson_append_document_end(&docs, &doc);
+    bson_append_array_end(cmd, &docs);
     int64_t code = 0;
     int64_t n = s_write_n(self, cmd, "insert", &code);
     bson_destroy(cmd);
@@ -240,34 +270,66 @@ static int s_insert(claims_t *self, const char *tx_id, int64_t lease_until_ms)
         return 0;
     if (n < 0 || code != 0 || n != 1) {
         if (n >= 0)
-            log_warn("claims.mongo_failed", "node=%s tx=%s step=insert code=%lld", self->node, tx_id, (long long) code);
+            log_warn("claims.mongo_failed", "node=%s %s=%s step=insert code=%lld", self->node, w->key, key,
+                     (long long) code);
         return -1;
     }
     return 1;
 }
 
-/* The conditional update every change of a claim is: where tx_id's claim is on old_epoch held by
- * old_node and working, set node = this node, epoch = new_epoch, lease_until_ms and state.
- * 1 it matched (and was applied), 0 it matched nothing (someone else changed the claim), -1. */
-static int s_cas(claims_t *self, const char *tx_id, int32_t old_epoch, const char *old_node, int32_t new_epoch,
-                 int64_t lease_until_ms, const char *state)
+/* Inserts tx_id's first claim (epoch 1). 1 inserted, 0 a claim exists already (duplicate key), -1. */
+static int s_insert(claims_t *self, const char *tx_id, int64_t lease_until_ms)
 {
-    bson_t *cmd = BCON_NEW("update", BCON_UTF8(CLAIMS_COLLECTION), "updates", "[", "{",
-                           "q", "{", "transaction_id", BCON_UTF8(tx_id), "epoch", BCON_INT32(old_epoch),
-                           "node", BCON_UTF8(old_node), "state", BCON_UTF8("working"), "}",
-                           "u", "{", "$set", "{", "node", BCON_UTF8(self->node), "epoch", BCON_INT32(new_epoch),
-                           "lease_until_ms", BCON_INT64(lease_until_ms), "state", BCON_UTF8(state),
-                           "updated", BCON_DATE_TIME(s_wall_ms()), "}", "}", "}", "]");
+    return s_insert_in(self, &s_claims_where, &self->index_ok, tx_id, lease_until_ms, -1);
+}
+
+/* The conditional update every change of a lease doc is: where the doc named key in w is on old_epoch
+ * held by old_node and working, set node = this node, epoch = new_epoch, lease_until_ms, state (and
+ * value when >= 0). 1 it matched (and was applied), 0 it matched nothing (someone else changed it), -1. */
+static int s_cas_in(claims_t *self, const s_where_t *w, const char *key, int32_t old_epoch, const char *old_node,
+                    int32_t new_epoch, int64_t lease_until_ms, const char *state, int64_t value)
+{
+    bson_t *cmd = BCON_NEW("update", BCON_UTF8(w->collection));
+    bson_t ups, up, q, u, set;
+    BSON_APPEND_ARRAY_BEGIN(cmd, "updates", &ups);
+    BSON_APPEND_DOCUMENT_BEGIN(&ups, "0", &up);
+    BSON_APPEND_DOCUMENT_BEGIN(&up, "q", &q);
+    BSON_APPEND_UTF8(&q, w->key, key);
+    BSON_APPEND_INT32(&q, "epoch", old_epoch);
+    BSON_APPEND_UTF8(&q, "node", old_node);
+    BSON_APPEND_UTF8(&q, "state", "working");
+    bson_append_document_end(&up, &q);
+    BSON_APPEND_DOCUMENT_BEGIN(&up, "u", &u);
+    BSON_APPEND_DOCUMENT_BEGIN(&u, "$set", &set);
+    BSON_APPEND_UTF8(&set, "node", self->node);
+    BSON_APPEND_INT32(&set, "epoch", new_epoch);
+    BSON_APPEND_INT64(&set, "lease_until_ms", lease_until_ms);
+    BSON_APPEND_UTF8(&set, "state", state);
+    if (value >= 0)
+        BSON_APPEND_INT64(&set, "value", value);
+    BSON_APPEND_DATE_TIME(&set, "updated", s_wall_ms());
+    bson_append_document_end(&u, &set);
+    bson_append_document_end(&up, &u);
+    bson_append_document_end(&ups, &up);
+    bson_append_array_end(cmd, &ups);
     int64_t code = 0;
     int64_t n = s_write_n(self, cmd, "update", &code);
     bson_destroy(cmd);
     if (n < 0)
         return -1;
     if (code != 0) {
-        log_warn("claims.mongo_failed", "node=%s tx=%s step=update code=%lld", self->node, tx_id, (long long) code);
+        log_warn("claims.mongo_failed", "node=%s %s=%s step=update code=%lld", self->node, w->key, key,
+                 (long long) code);
         return -1;
     }
     return n > 0 ? 1 : 0;
+}
+
+/* s_cas_in on tx_id's claim. */
+static int s_cas(claims_t *self, const char *tx_id, int32_t old_epoch, const char *old_node, int32_t new_epoch,
+                 int64_t lease_until_ms, const char *state)
+{
+    return s_cas_in(self, &s_claims_where, tx_id, old_epoch, old_node, new_epoch, lease_until_ms, state, -1);
 }
 
 /* Records in memory that this node holds tx_id on epoch until lease_until_ms (settle: no send before). */
@@ -769,6 +831,7 @@ typedef struct {
     char tx_id[80], id[40], action[16], actor[64], origin[64], reason[160], from_node[64], state[16], node[64];
     int64_t login;
     int32_t epoch;
+    int64_t updated_ms;
 } s_command_t;
 
 /* Moves command c from what was read (state, node, epoch) to state on this node's epoch, with ok and
@@ -798,10 +861,13 @@ static int s_command_carry(claims_t *self, const s_command_t *c, int32_t epoch)
     if (s_command_move(self, c, c->state, c->node, c->epoch, "running", epoch, 0, "") != 1)
         return 0;   /* another node took it, or MongoDB did not answer: the next pass reads it again */
     int action = desk_action_from_name(c->action);
-    char origin[64], err[256] = "", result[300];
+    char origin[64], err[256] = "", result[300], reason[DESK_COMMAND_REASON];
     snprintf(origin, sizeof origin, "node:%.20s %.36s", c->from_node, c->origin);
+    /* the record names the command: a node that journaled it and died before marking it done
+     * finds it there and says what it did, instead of doing it again (desk_journaled) */
+    desk_command_reason(c->reason, c->id, reason, sizeof reason);
     desk_request_t req = { c->tx_id, (desk_action_t) (action < 0 ? 0 : action), (uint64_t) c->login, c->actor, origin,
-                           c->reason };
+                           reason };
     int rc = -1;
     if (action < 0)
         snprintf(err, sizeof err, "unknown action %s", c->action);
@@ -854,9 +920,6 @@ int claims_commands_run(claims_t *self)
             memset(&c, 0, sizeof c);
             s_field(&doc, "transaction_id", c.tx_id, sizeof c.tx_id);
             s_field(&doc, "state", c.state, sizeof c.state);
-            s_held_t h;
-            if ((s_held_get(self, c.tx_id, &h) != 0 || h.state != S_WORKING) && strcmp(c.state, "pending") != 0)
-                continue;   /* running on another node's claim: its business */
             s_field(&doc, "command_id", c.id, sizeof c.id);
             s_field(&doc, "action", c.action, sizeof c.action);
             s_field(&doc, "actor", c.actor, sizeof c.actor);
@@ -866,6 +929,9 @@ int claims_commands_run(claims_t *self)
             s_field(&doc, "node", c.node, sizeof c.node);
             c.login = s_field_int(&doc, "login");
             c.epoch = (int32_t) s_field_int(&doc, "epoch");
+            bson_iter_t u;
+            c.updated_ms = bson_iter_init_find(&u, &doc, "updated") && BSON_ITER_HOLDS_DATE_TIME(&u)
+                               ? bson_iter_date_time(&u) : 0;
             s_command_t *grown = realloc(mine, (n + 1) * sizeof *mine);
             if (!grown)
                 break;
@@ -881,15 +947,32 @@ int claims_commands_run(claims_t *self)
             done += s_command_carry(self, &mine[k], h.epoch);
             continue;
         }
-        /* pending on a claim another node released final: nobody will carry it out; said so (a
-         * running one is left to its node, which may be marking it done right now) */
+        /* a claim released final: nothing more will be done on the deposit, so every command on it
+         * is closed. Pending: nobody carried it out (refused). Running on this node (it died after
+         * taking it, and came back): carried again, so its journal says what it did, or the desk
+         * refuses it now. Running on another node: left to it for a lease (it may be marking it
+         * done right now), then closed, saying the outcome is in that node's history. A running
+         * command whose claim is held by another node is that node's business. */
         claims_doc_t d;
+        int pending = strcmp(mine[k].state, "pending") == 0;
         if (s_read(self, mine[k].tx_id, &d) != 0 || !d.exists || !d.done)
             continue;
+        if (!pending && strcmp(mine[k].node, self->node) == 0) {
+            done += s_command_carry(self, &mine[k], mine[k].epoch);
+            continue;
+        }
+        if (!pending && s_wall_ms() - mine[k].updated_ms < self->lease_ms)
+            continue;
         char result[300];
-        snprintf(result, sizeof result, "refused: node %s finished the deposit before the command was carried out",
-                 d.node);
-        if (s_command_move(self, &mine[k], "pending", mine[k].node, mine[k].epoch, "done", 0, 0, result) == 1) {
+        if (pending)
+            snprintf(result, sizeof result, "refused: node %s finished the deposit before the command was carried out",
+                     d.node);
+        else
+            snprintf(result, sizeof result, "closed by node %s: node %s finished the deposit while node %s was "
+                     "carrying the command out, and %s never said whether it did (its deposit history tells)",
+                     self->node, d.node, mine[k].node, mine[k].node);
+        if (s_command_move(self, &mine[k], mine[k].state, mine[k].node, mine[k].epoch, "done", mine[k].epoch, 0,
+                           result) == 1) {
             log_info("claims.command_done", "tx=%s node=%s command=%s action=%s ok=0 result=\"%s\"", mine[k].tx_id,
                      self->node, mine[k].id, mine[k].action, result);
             done++;
@@ -967,4 +1050,69 @@ int64_t claims_crediter_gate(const stage_ctx_t *ctx, const char *tx_id)
     log_info("claims.fenced", "tx=%s node=%s answer=%s wait_ms=%lld", tx_id, self->node, claims_fence_name(f),
              (long long) wait);
     return wait > 0 ? wait : 1;
+}
+
+/* ---- named leases: one node at a time does a job ------------------------------------------------- */
+
+static const mongo_index_t s_leases_index = { CLAIMS_LEASES_COLLECTION, "name_1", { "name", NULL }, 1 };
+static const s_where_t s_leases_where = { CLAIMS_LEASES_COLLECTION, "name", &s_leases_index };
+
+int claims_lease_hold(claims_t *self, const char *name, int64_t lease_ms, int32_t epoch, int64_t store,
+                      claims_lease_t *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int round = 0; round < S_RACE_ROUNDS; round++) {
+        claims_doc_t doc;
+        int64_t value = 0;
+        if (s_read_in(self, &s_leases_where, name, &doc, &value) != 0)
+            return -1;
+        int64_t now = s_wall_ms();
+        int64_t lease_until = now + lease_ms;   /* from before the write, as a claim's */
+        claims_decision_t d = claims_decide(&doc, self->node, now);
+        int rc;
+        switch (d) {
+        case CLAIMS_FREE:
+            rc = s_insert_in(self, &s_leases_where, &self->lease_index_ok, name, lease_until, store >= 0 ? store : 0);
+            if (rc < 0)
+                return -1;
+            if (rc == 0)
+                continue;   /* another node inserted first: read it */
+            *out = (claims_lease_t) { 1, 1, lease_until, store >= 0 ? store : 0, "" };
+            break;
+        case CLAIMS_MINE:
+        case CLAIMS_EXPIRED: {
+            /* store only on a renewal of the caller's own epoch: a take-over keeps what the last
+             * holder stored (the caller's value may be older than it) */
+            int renew = d == CLAIMS_MINE && doc.epoch == epoch;
+            int64_t keep = renew ? store : -1;
+            rc = s_cas_in(self, &s_leases_where, name, doc.epoch, doc.node, d == CLAIMS_MINE ? doc.epoch : doc.epoch + 1,
+                          lease_until, "working", keep);
+            if (rc < 0)
+                return -1;
+            if (rc == 0)
+                continue;   /* renewed or taken by another node meanwhile: read again */
+            *out = (claims_lease_t) { 1, d == CLAIMS_MINE ? doc.epoch : doc.epoch + 1, lease_until,
+                                      keep >= 0 ? keep : value, "" };
+            if (d == CLAIMS_EXPIRED)
+                log_info("claims.lease_taken", "lease=%s node=%s from=%s epoch=%d lease_ended_ms_ago=%lld", name,
+                         self->node, doc.node, out->epoch, (long long) (now - doc.lease_until_ms));
+            break;
+        }
+        case CLAIMS_OTHER_LIVE:
+        case CLAIMS_DONE:   /* a lease is never released final; read as another node's */
+            out->epoch = doc.epoch;
+            out->lease_until_ms = doc.lease_until_ms;
+            out->value = value;
+            snprintf(out->holder, sizeof out->holder, "%s", doc.node);
+            return 0;
+        }
+        snprintf(out->holder, sizeof out->holder, "%s", self->node);
+        return 1;
+    }
+    return -1;
+}
+
+int claims_lease_drop(claims_t *self, const char *name, int32_t epoch, int64_t store)
+{
+    return s_cas_in(self, &s_leases_where, name, epoch, self->node, epoch, 0, "working", store);
 }

@@ -150,10 +150,13 @@ int claims_notice_take(claims_t *self, const char *tx_id, char by[64]);
  * each to the pipeline (claims_on_command), which journals it as the person's action (actor and
  * reason as given, origin "node:FROM ...") and hands the deposit on; then marks it done with the
  * outcome. A holder that dies leaves its commands pending or running: whoever takes the claim over
- * carries them out (an action applied before the crash is refused the second time by the desk's
- * state table, and a credit is fenced and found by reference: never twice in MT5). A command still
- * pending when its claim was released final is marked done by any node's pass, refused ("node B
- * finished the deposit before the command was carried out"). */
+ * carries them out (a credit is fenced and found by reference: never twice in MT5). The journaled
+ * action names its command (desk_command_reason), so the node that journaled it, carrying it again
+ * (it holds the claim again, or the deposit is finished), finds the record and marks the command
+ * done with the original outcome instead of applying it twice (the handler's desk_journaled). Once
+ * a claim is released final: a pending command is marked done by any node's pass, refused ("node B
+ * finished the deposit before the command was carried out"); one running on another node is left
+ * to it for a lease, then closed, not ok, saying that node never told whether it carried it out. */
 #define CLAIMS_COMMANDS_COLLECTION "commands"
 
 #include "schema/desk.h"
@@ -187,6 +190,40 @@ int claims_command_get(claims_t *self, const char *id, claims_command_t *out);
 /* One pass of the command thread now (tests; the thread runs it every lease/3). How many commands it
  * finished. */
 int claims_commands_run(claims_t *self);
+
+/* ---- named leases: one node at a time does a job -------------------------------------------------
+ * A job only one node may do at a time (the Telegram poller: Telegram answers a second getUpdates
+ * poller 409) holds a lease, with the claims' rules and code (claims_decide, epoch as the fencing
+ * token, write concern majority), and a value its holder stores with it (the poller's next update
+ * offset, so whoever takes the job over continues where the last holder stopped):
+ *
+ *   leases {name, node, epoch (int32), lease_until_ms (int64, the holder's clock), state "working",
+ *          value (int64), updated}                                                   unique name
+ *
+ * A lease is never released final: its holder gives it up by setting its end to 0, and a lease that
+ * ran out is taken over by a conditional update on its epoch (epoch + 1), as a claim is. */
+#define CLAIMS_LEASES_COLLECTION "leases"
+
+typedef struct {
+    int held;                /* 1 this node holds it (until lease_until_ms, its clock)             */
+    int32_t epoch;
+    int64_t lease_until_ms;
+    int64_t value;           /* the value stored with the lease (the holder's, as last written)    */
+    char holder[64];         /* the node holding it                                                */
+} claims_lease_t;
+
+/* Takes (none yet, or ran out: epoch + 1, or this node's on an epoch other than epoch, as after a
+ * restart) or renews (this node's on epoch) the lease name for lease_ms from now. store (when >= 0)
+ * is written with a renewal of epoch, or with the first lease doc; a take-over keeps the value stored
+ * before (the last holder's). 1 held (*out: its epoch, end, and value as stored now), 0 another
+ * node's lease runs (*out: its holder, epoch, end and value), -1 MongoDB did not answer or the race
+ * did not settle (ask again later). */
+int claims_lease_hold(claims_t *self, const char *name, int64_t lease_ms, int32_t epoch, int64_t store,
+                      claims_lease_t *out);
+
+/* Gives the lease name up on epoch (its end set to 0, store stored when >= 0) so another node takes
+ * it at once. 1 done, 0 this node no longer held it on that epoch, -1 MongoDB did not answer. */
+int claims_lease_drop(claims_t *self, const char *name, int32_t epoch, int64_t store);
 
 /* The createIndexes command of the claims collection's unique index into *cmd (bson_destroy it). */
 struct _bson_t;

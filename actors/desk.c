@@ -3,12 +3,15 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "actors/credit_check.h"
 #include "actors/crediter.h"
 #include "actors/mt5.h"
 #include "actors/pipeline.h"
+#include "journal/journal.h"
 #include "schema/log.h"
 #include "schema/money.h"
 
@@ -164,4 +167,31 @@ void desk_entry_json(jbuf_t *b, const registry_entry_t *e)
     }
     jbuf_printf(b, "],\"created_ms\":%lld,\"updated_ms\":%lld}", (long long) d->created_ms,
                 (long long) d->updated_ms);
+}
+
+void desk_command_reason(const char *reason, const char *command_id, char *out, size_t len)
+{
+    snprintf(out, len, "%.110s (command %.40s)", reason ? reason : "", command_id);
+}
+
+int desk_journaled(const char *journal_dir, uint64_t from_lsn, const desk_request_t *req)
+{
+    char err[256];
+    journal_reader_t *rd = journal_reader_open(journal_dir, from_lsn ? from_lsn : 1, err, sizeof err);
+    record_t *r = rd ? malloc(sizeof *r) : NULL;
+    if (!r) {
+        journal_reader_destroy(&rd);
+        return -1;
+    }
+    const char *action = desk_action_name(req->action);
+    journal_entry_t je;
+    int found = 0, got = 0;
+    while (!found && (got = journal_reader_next(rd, &je)) == 1)
+        found = record_decode(je.payload, je.len, r, err, sizeof err) == 0 && r->kind == RECORD_ADMIN_ACTION &&
+                strcmp(r->tx_id, req->tx_id) == 0 && strcmp(r->action, action) == 0 &&
+                strcmp(r->actor, req->actor ? req->actor : "") == 0 && strcmp(r->reason, req->reason ? req->reason : "") == 0;
+    int bad = !found && got < 0;
+    free(r);
+    journal_reader_destroy(&rd);
+    return found ? 1 : bad ? -1 : 0;
 }

@@ -22,6 +22,18 @@ int desk_login_check(const config_t *cfg, uint64_t login, char *err, size_t errl
 registry_result_t desk_act(registry_t *registry, journal_t *journal, const config_t *cfg, const desk_request_t *req,
                            unsigned *effects, uint8_t **bytes, size_t *len, char *err, size_t errlen);
 
+/* A person's action sent to another node as a command (actors/claims.h) is journaled there with a
+ * reason naming the command: "REASON (command ID)" (the person's reason cut to fit). Into out (at
+ * least DESK_COMMAND_REASON bytes). */
+#define DESK_COMMAND_REASON 160
+void desk_command_reason(const char *reason, const char *command_id, char *out, size_t len);
+
+/* 1 if the journal in journal_dir (read from from_lsn: the deposit's first) holds req's action on
+ * req->tx_id already, journaled by the same actor with the same reason (which names its command:
+ * desk_command_reason), so a command carried out before a crash is recognised, not applied again;
+ * 0 it does not; -1 the journal cannot be read (then nothing may be assumed). */
+int desk_journaled(const char *journal_dir, uint64_t from_lsn, const desk_request_t *req);
+
 /* One deposit as operators see it, as a JSON object: id, state, status, confirmations, token, chain,
  * address, amount, login (null if none), credited (account money, once credited), ticket, tx_hash,
  * reason, attempts, approvals and approvers, created_ms, updated_ms. Appends to b. */

@@ -85,7 +85,9 @@ bool mio_write(mongoc_client_t *client, const char *db, const bson_t *cmd, bson_
     return ok;
 }
 
-mongoc_client_pool_t *mio_pool_new(const char *uri, int timeout_ms, const char *appname, char *err, size_t errlen)
+/* uri with socket, server-selection and connect timeouts of timeout_ms where it sets none; NULL with a
+ * reason when it is not a MongoDB URI. */
+static mongoc_uri_t *s_uri(const char *uri, int timeout_ms, char *err, size_t errlen)
 {
     bson_error_t error;
     mongoc_init();
@@ -99,6 +101,14 @@ mongoc_client_pool_t *mio_pool_new(const char *uri, int timeout_ms, const char *
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (!mongoc_uri_has_option(u, keys[i]))
             mongoc_uri_set_option_as_int32(u, keys[i], timeout_ms);
+    return u;
+}
+
+mongoc_client_pool_t *mio_pool_new(const char *uri, int timeout_ms, const char *appname, char *err, size_t errlen)
+{
+    mongoc_uri_t *u = s_uri(uri, timeout_ms, err, errlen);
+    if (!u)
+        return NULL;
     mongoc_client_pool_t *pool = mongoc_client_pool_new(u);   /* copies the URI */
     mongoc_uri_destroy(u);
     if (!pool) {
@@ -108,6 +118,22 @@ mongoc_client_pool_t *mio_pool_new(const char *uri, int timeout_ms, const char *
     mongoc_client_pool_set_error_api(pool, MONGOC_ERROR_API_VERSION_2);
     mongoc_client_pool_set_appname(pool, appname);
     return pool;
+}
+
+mongoc_client_t *mio_client_new(const char *uri, int timeout_ms, const char *appname, char *err, size_t errlen)
+{
+    mongoc_uri_t *u = s_uri(uri, timeout_ms, err, errlen);
+    if (!u)
+        return NULL;
+    mongoc_client_t *client = mongoc_client_new_from_uri(u);   /* copies the URI */
+    mongoc_uri_destroy(u);
+    if (!client) {
+        snprintf(err, errlen, "no memory");
+        return NULL;
+    }
+    mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
+    mongoc_client_set_appname(client, appname);
+    return client;
 }
 
 bool mio_command(mongoc_client_pool_t *pool, const char *db, const bson_t *cmd, int write, bson_t *reply,

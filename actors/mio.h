@@ -51,6 +51,12 @@ bool mio_write_majority(mongoc_client_t *client, const char *db, const bson_t *c
  * unless the URI sets them), named appname. NULL with a reason (not a MongoDB URI, no memory). */
 mongoc_client_pool_t *mio_pool_new(const char *uri, int timeout_ms, const char *appname, char *err, size_t errlen);
 
+/* One client on uri for a one-off job (an offline command: `kasa reconcile`, `kasa cluster status`, ...)
+ * whose calls wait at most timeout_ms, as mio_pool_new's; mongoc_client_destroy it. NULL with a
+ * reason. Not for threads sharing it (a pool is). */
+#define MIO_ONE_OFF_TIMEOUT_MS 3000
+mongoc_client_t *mio_client_new(const char *uri, int timeout_ms, const char *appname, char *err, size_t errlen);
+
 /* One command on a client of pool: mio_write_majority (write) or mio_read. true with *reply; false
  * with *error (reply destroyed) also when MongoDB answered ok 0 or with writeErrors ("refused by
  * MongoDB"). */

@@ -477,6 +477,13 @@ static int s_admin_here(pipeline_t *self, const desk_request_t *req, char *err, 
     if (bytes)
         s_hand_on(self, effects, req->tx_id, 0, bytes, len);
     free(bytes);
+    /* cluster mode: a deposit the desk finished (rejected, or its credit found) releases its claim
+     * final, as the locker and the crediter do, or a node taking the claim over later would run
+     * it again from its own journal (held again, noticed again) */
+    registry_entry_t e;
+    if (self->claims && registry_get(self->registry, req->tx_id, &e) == 0 &&
+        (e.view.state == DEPOSIT_REJECTED || e.view.state == DEPOSIT_CREDITED))
+        claims_release(self->claims, req->tx_id);
     return res == REGISTRY_MOVED ? 0 : -1;
 }
 
@@ -505,8 +512,19 @@ static int s_command(void *arg, const desk_request_t *req, char *err, size_t err
 {
     pipeline_t *self = arg;
     registry_entry_t e;
-    if (registry_get(self->registry, req->tx_id, &e) != 0)
+    uint64_t first_lsn = 0;
+    if (registry_lookup(self->registry, req->tx_id, &e, &first_lsn) != 1)
         return 2;
+    /* carried out here already (this node journaled it, then died before the command was marked
+     * done): the same outcome again, never the action twice */
+    int seen = desk_journaled(self->cfg.journal_dir, first_lsn, req);
+    if (seen < 0)
+        return 2;
+    if (seen) {
+        log_info("claims.command_journaled", "tx=%s action=%s actor=%s reason=\"%s\"", req->tx_id,
+                 desk_action_name(req->action), req->actor, req->reason);
+        return req->action == DESK_APPROVE && e.view.state == DEPOSIT_HELD ? 1 : 0;
+    }
     if (e.view.state != DEPOSIT_HELD && !deposit_state_is_final(e.view.state))
         return 2;   /* still on its way (a take-over re-runs it): the action waits until it is held */
     return s_admin_here(self, req, err, errlen);
@@ -566,6 +584,11 @@ int pipeline_link_find(pipeline_t *self, uint64_t login, const char *chain_id, c
 struct shared_t *pipeline_shared(pipeline_t *self)
 {
     return self->shared;
+}
+
+struct claims_t *pipeline_claims(pipeline_t *self)
+{
+    return self->claims;
 }
 
 uint64_t pipeline_address_login(pipeline_t *self, const char *address)

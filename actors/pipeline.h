@@ -70,6 +70,8 @@ int pipeline_link_find(pipeline_t *self, uint64_t login, const char *chain_id, c
                        size_t errlen);
 /* Cluster mode's shared facts (actors/shared.h), NULL on a single node. */
 struct shared_t *pipeline_shared(pipeline_t *self);
+/* Cluster mode's claims (actors/claims.h), NULL on a single node. */
+struct claims_t *pipeline_claims(pipeline_t *self);
 /* The login linked to address, or 0. */
 uint64_t pipeline_address_login(pipeline_t *self, const char *address);
 

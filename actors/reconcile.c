@@ -15,6 +15,7 @@
 #include "actors/checkpoint.h"
 #include "actors/cobo.h"
 #include "actors/crediter.h"
+#include "actors/mio.h"
 #include "journal/journal.h"
 #include "schema/money.h"
 #include "schema/mongo.h"
@@ -814,16 +815,13 @@ static void s_doc_str(const bson_t *doc, const char *key, char *out, size_t len)
  * b->remote. 0, or -1 with a reason (MongoDB unreachable: the cluster's view cannot be read). */
 static int s_gather_remote(const config_t *cfg, reconcile_books_t *b, char *err, size_t errlen)
 {
-    mongoc_init();
     bson_error_t error;
-    mongoc_uri_t *uri = mongoc_uri_new_with_error(cfg->mongo_uri, &error);
-    mongoc_client_t *client = uri ? mongoc_client_new_from_uri(uri) : NULL;
+    char why[160];
+    mongoc_client_t *client = mio_client_new(cfg->mongo_uri, MIO_ONE_OFF_TIMEOUT_MS, "kasa-reconcile", why, sizeof why);
     if (!client) {
-        snprintf(err, errlen, "MongoDB: KASA_MONGO_URI is not a MongoDB URI");
-        mongoc_uri_destroy(uri);
+        snprintf(err, errlen, "MongoDB: %s", why);
         return -1;
     }
-    mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
     mongoc_collection_t *c =
         mongoc_client_get_collection(client, cfg->mongo_db[0] ? cfg->mongo_db : MONGO_DEFAULT_DB, MONGO_TRANSITIONS);
     bson_t *filter = BCON_NEW("kind", BCON_UTF8(record_kind_name(RECORD_DEPOSIT)), "node", "{", "$ne",
@@ -874,7 +872,6 @@ static int s_gather_remote(const config_t *cfg, reconcile_books_t *b, char *err,
     bson_destroy(filter);
     mongoc_collection_destroy(c);
     mongoc_client_destroy(client);
-    mongoc_uri_destroy(uri);
     return rc;
 }
 

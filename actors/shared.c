@@ -420,10 +420,15 @@ static void *s_admins_thread(void *arg)
     return NULL;
 }
 
-int shared_admins_attach(shared_t *self, admins_t *admins, journal_t *journal, int period_ms)
+void shared_admins_share(shared_t *self, admins_t *admins)
 {
     admins_remote_t remote = { s_admin_put, s_admin_step, s_admin_get, s_admin_list, self };
     admins_share(admins, &remote);
+}
+
+int shared_admins_attach(shared_t *self, admins_t *admins, journal_t *journal, int period_ms)
+{
+    shared_admins_share(self, admins);
     self->admins = admins;
     self->journal = journal;
     self->period_ms = period_ms > 0 ? period_ms : 1000;

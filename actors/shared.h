@@ -92,6 +92,9 @@ shared_result_t shared_pair_learn(shared_t *self, struct registry_t *registry, s
  * every account's changes every period_ms (admins_sync), until shared_destroy. 0, or -1 (no thread). */
 struct admins_t;
 int shared_admins_attach(shared_t *self, struct admins_t *admins, struct journal_t *journal, int period_ms);
+/* admins share their accounts through self, as shared_admins_attach does, with no thread (a command
+ * run once: `kasa admin` on a stopped node). */
+void shared_admins_share(shared_t *self, struct admins_t *admins);
 
 #define SHARED_ADMINS "admins"
 

@@ -4,7 +4,10 @@
  * otpauth:// URI and its QR code (for an authenticator app); the first login with them sets a new
  * password. Like `kasa deposit`, the change goes to a running server's control socket, or is
  * journaled on the journal itself when no server runs; either way it is journaled with who
- * (cli:USER) and from where (cli:HOST TTY). list reads the journal (safe while kasa runs). */
+ * (cli:USER) and from where (cli:HOST TTY). In cluster mode the offline path first learns every
+ * account MongoDB has and stores the change there (write concern majority) before journaling it,
+ * as a running node does (actors/shared.h); MongoDB unreachable: refused, nothing changed. list
+ * reads the journal (safe while kasa runs). */
 #include <inttypes.h>
 #include <pwd.h>
 #include <sodium.h>
@@ -15,6 +18,7 @@
 #include <unistd.h>
 
 #include "actors/admins.h"
+#include "actors/shared.h"
 #include "journal/journal.h"
 #include "schema/config.h"
 #include "schema/json.h"
@@ -24,6 +28,7 @@
 #include "web/qr.h"
 
 #define ADMIN_CONTROL_TIMEOUT_MS 30000
+#define ADMIN_MONGO_TIMEOUT_MS 3000
 #define ADMIN_ISSUER "kasa"
 
 static void s_usage(FILE *out)
@@ -94,6 +99,22 @@ static int s_offline(journal_t *journal, void *arg)
         admins_destroy(&ad);
         return 1;
     }
+    /* cluster mode: the accounts are MongoDB's (actors/shared.h), as on a running node: every account
+     * learned first (a name taken, an account made elsewhere), then the change stored there
+     * (majority) before it is journaled; MongoDB unreachable changes nothing */
+    shared_t *sh = NULL;
+    if (q->cfg->cluster) {
+        sh = shared_new(q->cfg, ADMIN_MONGO_TIMEOUT_MS, err, sizeof err);
+        if (sh)
+            shared_admins_share(sh, ad);
+        if (!sh || admins_sync(ad, journal) != 0) {
+            fprintf(stderr, "kasa admin: refused: MongoDB cannot be reached%s%s; cluster mode stores every admin "
+                    "change there first: nothing changed, try again\n", sh ? "" : ": ", sh ? "" : err);
+            shared_destroy(&sh);
+            admins_destroy(&ad);
+            return 1;
+        }
+    }
     char password[ADMINS_OTP_LEN] = "", secret[ADMINS_SECRET_LEN] = "";
     int rc;
     if (strcmp(q->verb, "add") == 0)
@@ -103,6 +124,7 @@ static int s_offline(journal_t *journal, void *arg)
     else
         rc = admins_disable(ad, journal, q->name, q->actor, q->origin, err, sizeof err);
     admins_destroy(&ad);
+    shared_destroy(&sh);
     if (rc != 0) {
         fprintf(stderr, "kasa admin: refused: %s\n", err);
         return 1;

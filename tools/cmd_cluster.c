@@ -133,22 +133,13 @@ static void s_on_claim(void *arg, const bson_t *doc)
 
 static int s_status(const config_t *cfg)
 {
-    mongoc_init();
     bson_error_t error;
-    mongoc_uri_t *uri = mongoc_uri_new_with_error(cfg->mongo_uri, &error);
-    if (!uri) {
-        fprintf(stderr, "kasa cluster: KASA_MONGO_URI is not a MongoDB URI\n");
-        return 1;
-    }
-    if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
-        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 3000);
-    mongoc_client_t *client = mongoc_client_new_from_uri(uri);
-    mongoc_uri_destroy(uri);
+    char why[160];
+    mongoc_client_t *client = mio_client_new(cfg->mongo_uri, MIO_ONE_OFF_TIMEOUT_MS, "kasa-cluster", why, sizeof why);
     if (!client) {
-        fprintf(stderr, "kasa cluster: cannot make a MongoDB client\n");
+        fprintf(stderr, "kasa cluster: %s\n", why);
         return 1;
     }
-    mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
     const char *db = cfg->mongo_db[0] ? cfg->mongo_db : MONGO_DEFAULT_DB;
     static s_node_t nodes[S_NODES_MAX];
     int64_t lease_ms = cfg->claim_lease_ms > 0 ? cfg->claim_lease_ms : CONFIG_DEFAULT_CLAIM_LEASE_MS;

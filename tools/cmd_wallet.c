@@ -5,7 +5,10 @@
  * runs, this command opens the journal itself (taking the lock, so a server cannot start meanwhile),
  * replays it to know every existing link, journals the new RECORD_ADDRESS_LINK (durable before it
  * answers) and closes. Either way the same rules hold: relinking an address to its own login is a
- * no-op, to another login is refused.
+ * no-op, to another login is refused. In cluster mode (KASA_CLUSTER=on) the offline path stores a new
+ * link in MongoDB first (write concern majority, actors/shared.h), exactly as a running node does,
+ * and refuses, linking nothing, when MongoDB cannot be reached or has the address linked to another
+ * login.
  * list: reads the journal (open or not) and prints every link, the latest per address. */
 #include <czmq.h>
 #include <errno.h>
@@ -19,6 +22,7 @@
 
 #include "actors/mt5.h"
 #include "actors/registry.h"
+#include "actors/shared.h"
 #include "journal/journal.h"
 #include "schema/json.h"
 #include "schema/record.h"
@@ -28,6 +32,7 @@
 
 #define WALLET_CONTROL_TIMEOUT_MS 10000
 #define WALLET_MAX_LINKS 1000000   /* links listed at most */
+#define WALLET_MONGO_TIMEOUT_MS 3000
 
 static void s_usage(FILE *out)
 {
@@ -46,9 +51,33 @@ static void s_actor_name(char *out, size_t len)
 }
 
 typedef struct {
-    const char *dir, *address, *chain, *actor;
+    const config_t *cfg;
+    const char *address, *chain, *actor;
     uint64_t login;
 } s_link_t;
+
+/* Cluster mode, no server running: the link goes to MongoDB first (write concern majority), as a
+ * running node's does (actors/shared.h), so every node can learn it before anyone pays to it. 0
+ * stored (or there already, to this login); 1 refused (said why). */
+static int s_link_shared(const s_link_t *l)
+{
+    char err[300];
+    shared_t *sh = shared_new(l->cfg, WALLET_MONGO_TIMEOUT_MS, err, sizeof err);
+    if (!sh) {
+        fprintf(stderr, "kasa wallet: refused: %s (cluster mode: a link is stored in MongoDB first)\n", err);
+        return 1;
+    }
+    shared_result_t r = shared_link_put(sh, l->address, l->chain, l->login, err, sizeof err);
+    shared_destroy(&sh);
+    if (r == SHARED_FOUND)
+        return 0;
+    if (r == SHARED_NONE)
+        fprintf(stderr, "kasa wallet: refused: %s\n", err);
+    else
+        fprintf(stderr, "kasa wallet: refused: MongoDB cannot be reached (%s); cluster mode stores a link there "
+                "first: nothing was linked, try again\n", err);
+    return 1;
+}
 
 /* Links without a server: the journal is ours for the duration. */
 static int s_link_offline(journal_t *journal, void *arg)
@@ -61,8 +90,10 @@ static int s_link_offline(journal_t *journal, void *arg)
         return 1;
     }
     int rc = 1;
-    if (registry_replay(reg, l->dir, err, sizeof err) < 0) {
+    if (registry_replay(reg, l->cfg->journal_dir, err, sizeof err) < 0) {
         fprintf(stderr, "kasa wallet: cannot replay the journal: %s\n", err);
+    } else if (l->cfg->cluster && registry_address_login(reg, l->address) == 0 && s_link_shared(l) != 0) {
+        rc = 1;   /* said why (an address this journal links already is decided here: kept, or refused) */
     } else {
         uint64_t before = registry_address_login(reg, l->address);
         if (registry_link(reg, journal, l->address, l->chain, l->login, l->actor, err, sizeof err) != 0) {
@@ -85,7 +116,7 @@ static int s_link(const config_t *cfg, const char *address, const char *chain, u
     char login_s[24];
     snprintf(login_s, sizeof login_s, "%" PRIu64, login);
     const char *frames[] = { "link", address, chain, login_s, actor };
-    s_link_t l = { cfg->journal_dir, address, chain, actor, login };
+    s_link_t l = { cfg, address, chain, actor, login };
     return control_or_offline("wallet", cfg->journal_dir, cfg->control, s_link_offline, NULL, &l, frames, 5,
                               WALLET_CONTROL_TIMEOUT_MS);
 }

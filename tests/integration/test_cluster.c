@@ -15,12 +15,15 @@
  *    received its webhooks, and shown on that node's wallets page; MongoDB's three answers.
  *  - admin accounts (actors/admins.h's cluster path): made on one node, logged in on another;
  *    disabled on the first, refused on the other (a new login and the session it had).
+ *  - the Telegram poller (actors/chat.h): one node polls, a press is handled once, a killed poller's
+ *    lease is taken over and the next press handled from the stored offset.
  * KASA_CLUSTER_RUNS=N: N more sprayed deposits and N killed-node runs instead of 3 (a longer seeded soak,
  * at most S_MAX_RUNS, 256). */
 #include "tests/check.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/support_mongo.h"
 
+#include "actors/chat.h"
 #include "actors/claims.h"
 #include "actors/mio.h"
 #include "actors/shared.h"
@@ -34,6 +37,8 @@
 #define LEASE_MS 1500
 #define LOGIN 100003
 #define S_MAX_RUNS 256   /* KASA_CLUSTER_RUNS at most */
+#define TG_APPROVER 7001 /* the Telegram user KASA_TELEGRAM_APPROVERS maps to the admin "onay" */
+#define POLLER_LEASE_MS 3000   /* the Telegram poller's lease: LEASE_MS, at least 3 s (actors/chat.h) */
 
 static h_env_t s_node[NODES];
 static hm_t s_m;
@@ -209,6 +214,46 @@ out:
     claims_destroy(&c);
 }
 
+/* A named lease (the Telegram poller's): one holder; a renewal stores its value; one that ran out is
+ * taken over on epoch + 1 keeping the last holder's value (never the late one's); given up, it is
+ * taken at once; MongoDB silent is "ask again", never "held". */
+static void test_a_named_lease_has_one_holder_is_taken_over_and_keeps_its_value(void)
+{
+    config_t ca, cb;
+    claims_t *a = s_claims("proc-a", 1200, &ca), *b = s_claims("proc-b", 1200, &cb);
+    CHECK(a && b);
+    if (!a || !b)
+        goto out;
+    const char *name = "test-lease";
+    claims_lease_t la, lb;
+    CHECK_EQ_INT(claims_lease_hold(a, name, 1200, 0, 5, &la), 1);     /* the first: stored with 5 */
+    CHECK(la.held && la.epoch == 1 && la.value == 5);
+    CHECK_EQ_STR(la.holder, "proc-a");
+    CHECK_EQ_INT(claims_lease_hold(b, name, 1200, 0, 1, &lb), 0);     /* a's lease runs */
+    CHECK(!lb.held && lb.value == 5);
+    CHECK_EQ_STR(lb.holder, "proc-a");
+    CHECK_EQ_INT(claims_lease_hold(a, name, 1200, 1, 9, &la), 1);     /* renewed on epoch 1, 9 stored */
+    CHECK(la.epoch == 1 && la.value == 9);
+    h_sleep_ms(1300);                                                 /* a stops renewing: it runs out */
+    CHECK_EQ_INT(claims_lease_hold(b, name, 1200, 0, 1, &lb), 1);     /* taken over: a's 9 kept, not b's 1 */
+    CHECK(lb.epoch == 2 && lb.value == 9);
+    CHECK_EQ_INT(claims_lease_hold(a, name, 1200, 1, 12, &la), 0);    /* a late renewal of epoch 1: refused */
+    CHECK(la.value == 9);
+    CHECK_EQ_STR(la.holder, "proc-b");
+    CHECK_EQ_INT(claims_lease_drop(a, name, 1, 12), 0);              /* not a's to give up */
+    CHECK_EQ_INT(claims_lease_drop(b, name, 2, 10), 1);              /* b gives it up with 10 ... */
+    CHECK_EQ_INT(claims_lease_hold(a, name, 1200, 1, 12, &la), 1);    /* ... and a takes it at once */
+    CHECK(la.epoch == 3 && la.value == 10);
+    mio_fail_at(MIO_READ, 1, MIO_BEFORE);
+    CHECK_EQ_INT(claims_lease_hold(a, name, 1200, 3, 12, &la), -1);
+    mio_reset();
+    CHECK_EQ_INT(claims_lease_hold(a, name, 1200, 3, 12, &la), 1);
+    CHECK(la.epoch == 3 && la.value == 12);
+out:
+    claims_destroy(&a);
+    claims_destroy(&b);
+}
+
 /* ---- the nodes ----------------------------------------------------------------------------------- */
 
 static int s_nodes_start(void)
@@ -232,7 +277,8 @@ static int s_nodes_start(void)
             return -1;
         }
         snprintf(extra, sizeof extra, "KASA_CLUSTER=on\nKASA_MONGO_URI=%s\nKASA_MONGO_DB=%s\nKASA_NODE_ID=node-%d\n"
-                 "KASA_CLAIM_LEASE_MS=%d\nKASA_MT5_TIMEOUT_MS=%d\n", s_m.uri, s_m.db, i, LEASE_MS, LEASE_MS / 3);
+                 "KASA_CLAIM_LEASE_MS=%d\nKASA_MT5_TIMEOUT_MS=%d\nKASA_TELEGRAM_APPROVERS=%d:onay\nKASA_TELEGRAM_POLL_S=1\n",
+                 s_m.uri, s_m.db, i, LEASE_MS, LEASE_MS / 3, TG_APPROVER);
         if (h_config_write(n, extra) != 0 || h_link(n, s_address(), LOGIN) != 0 || h_kasa_start(n) != 0)
             return -1;
     }
@@ -386,6 +432,131 @@ static int s_log_has(int i, const char *a, const char *b)
     return found;
 }
 
+static int s_state_of(int i, const char *tx);
+static int s_held_deposit(h_tx_t *tx, int *cents);
+
+/* The node holding the Telegram poller's lease ("" if none) into out (64 bytes). */
+static void s_lease_of(void *arg, const bson_t *doc)
+{
+    bson_iter_t it;
+    snprintf(arg, 64, "%s", bson_iter_init_find(&it, doc, "node") && BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "");
+}
+
+static int s_poller(void)
+{
+    char node[64] = "";
+    bson_t *filter = BCON_NEW("name", BCON_UTF8(CHAT_POLLER_LEASE));
+    hm_find(&s_m, CLAIMS_LEASES_COLLECTION, filter, s_lease_of, node);
+    bson_destroy(filter);
+    return strncmp(node, "node-", 5) == 0 ? atoi(node + 5) : -1;
+}
+
+/* The Telegram simulator's count of getUpdates answered 409 (two pollers overlapped). */
+static long s_tg_conflicts(void)
+{
+    char url[160];
+    snprintf(url, sizeof url, "%s/sim/presses", s_node[0].tg_url);
+    h_resp_t r = h_http("GET", url, NULL);
+    const char *c = r.body ? strstr(r.body, "\"conflicts\":") : NULL;
+    long n = c ? atol(c + 12) : -1;
+    h_resp_free(&r);
+    return n;
+}
+
+/* Lines in all the nodes' logs holding both needles. */
+static int s_logs_count(const char *a, const char *b)
+{
+    int n = 0;
+    for (int i = 0; i < NODES; i++) {
+        char *text = h_read_file(s_node[i].kasa_log, NULL);
+        for (char *line = text; line && *line;) {
+            char *end = strchr(line, '\n');
+            if (end)
+                *end = '\0';
+            n += strstr(line, a) && strstr(line, b);
+            line = end ? end + 1 : NULL;
+        }
+        free(text);
+    }
+    return n;
+}
+
+/* Every node has the same bot: one polls (the lease's holder; Telegram answers a second poller 409,
+ * and the simulator counts none), a press in the chat is handled once; the poller SIGKILLed, another
+ * node takes the lease over within it and handles the next press from the stored offset, the first
+ * never again. */
+static void test_one_node_polls_telegram_and_another_takes_over_when_it_dies(void)
+{
+    char *out = NULL;
+    CHECK_EQ_INT(h_kasa_cmd(&s_node[0], &out, "admin", "add", "onay", "--role", "approver", "--config",
+                            s_node[0].config, NULL), 0);
+    free(out);
+    int64_t end = h_now_ms() + 5000;
+    while (h_now_ms() < end && !(s_log_has(1, "admin.learned", "admin=onay") && s_log_has(2, "admin.learned", "admin=onay")))
+        h_sleep_ms(50);
+    int poller = s_poller();
+    CHECK(poller >= 0);   /* (a MongoDB too slow to renew it may have moved it meanwhile: never two at once) */
+    /* a deposit to an address nobody is linked to: HELD on its claim's holder, its notice has buttons */
+    h_tx_t tx;
+    int cents;
+    if (s_held_deposit(&tx, &cents) < 0)
+        return;
+    char text[600] = "", markup[200] = "", want[120];
+    snprintf(want, sizeof want, "reject:d:%s", tx.tx_id);
+    long long mid = 0;
+    end = h_now_ms() + 20000;
+    while (h_now_ms() < end && !strstr(markup, want)) {
+        mid = h_tg_find(&s_node[0], tx.tx_id, NULL, text, sizeof text, markup, sizeof markup);
+        h_sleep_ms(50);
+    }
+    CHECK(mid > 0 && strstr(markup, want));
+    CHECK_EQ_INT(h_tg_press(&s_node[0], TG_APPROVER, mid, want), 200);
+    char answer[200] = "";
+    CHECK_EQ_INT(h_tg_wait_answer(&s_node[0], answer, sizeof answer, 10000), 0);
+    char press_line[120];
+    snprintf(press_line, sizeof press_line, "tx=%s admin=onay", tx.tx_id);
+    end = h_now_ms() + 10000;
+    int rejected = 0;
+    while (h_now_ms() < end && !rejected) {
+        for (int i = 0; i < NODES; i++)
+            rejected |= s_state_of(i, tx.tx_id) == DEPOSIT_REJECTED;
+        h_sleep_ms(50);
+    }
+    CHECK(rejected);
+    CHECK_EQ_INT(s_logs_count("chat.press ", press_line), 1);
+    CHECK_EQ_INT(s_tg_conflicts(), 0);
+    /* the poller dies; another node takes the lease over once it ran out */
+    poller = s_poller();
+    CHECK(poller >= 0);
+    if (poller < 0)
+        return;
+    int64_t t0 = h_now_ms();
+    h_kasa_kill(&s_node[poller]);
+    int next = -1;
+    end = t0 + POLLER_LEASE_MS + 5000;
+    while (h_now_ms() < end && (next < 0 || next == poller)) {
+        next = s_poller();
+        h_sleep_ms(20);
+    }
+    int64_t took_ms = h_now_ms() - t0;
+    h_log("Telegram poller node-%d killed: node-%d polls after %lld ms", poller, next, (long long) took_ms);
+    CHECK(next >= 0 && next != poller);
+    CHECK(took_ms <= POLLER_LEASE_MS + POLLER_LEASE_MS / 3 + 1000);
+    /* a second press (the same button again): the new poller handles it; the first is never handled again */
+    char body[300];
+    snprintf(body, sizeof body, "{\"user_id\":%d,\"first_name\":\"T\",\"message_id\":%lld,\"data\":\"%s\",\"force\":true}",
+             TG_APPROVER, mid, want);
+    CHECK_EQ_INT(h_sim_post(s_node[0].tg_url, "/sim/press", body), 200);
+    CHECK_EQ_INT(h_tg_wait_answer(&s_node[0], answer, sizeof answer, 10000), 0);
+    h_sleep_ms(POLLER_LEASE_MS / 3);
+    CHECK_EQ_INT(s_logs_count("chat.press ", press_line), 2);
+    CHECK_EQ_INT(s_tg_conflicts(), 0);
+    CHECK_EQ_INT(h_kasa_start(&s_node[poller]), 0);   /* back, and standing by */
+    h_sleep_ms(POLLER_LEASE_MS / 2);
+    CHECK(s_poller() >= 0);
+    CHECK_EQ_INT(s_tg_conflicts(), 0);   /* never two pollers at once, nor a late one */
+}
+
 /* Seeded runs: each deposit sprayed over the nodes while one node, picked at random, is SIGKILLed
  * at a random moment (before its claim, mid-credit, mid-take-over) and started again. */
 static void test_nodes_killed_at_random_still_make_one_deal_each(void)
@@ -493,28 +664,38 @@ static void s_command_of(void *arg, const bson_t *doc)
     snprintf(out, 160, "%s %s %d", state, node, ok);
 }
 
+/* A deposit to an address nobody is linked to, sprayed over every node: HELD on the node holding its
+ * claim. That node's index, or -1; *tx and *cents (its amount, in cents: its deal is found by it) set. */
+static int s_held_deposit(h_tx_t *tx, int *cents)
+{
+    *cents = s_next_cents++;   /* an amount of its own (a soak makes hundreds) */
+    char amount[32];
+    snprintf(amount, sizeof amount, "%d.%02d", *cents / 100, *cents % 100);
+    *tx = h_completed_tx("TClusterNobody111111111111111111", amount, "TRON_USDT");
+    CHECK_EQ_INT(h_sim_deposit(&s_node[0], tx, 1, 0, 0), 0);
+    CHECK(s_spray(tx, -1));
+    int holder = -1;
+    int64_t end = h_now_ms() + 20000;
+    while (h_now_ms() < end && holder < 0) {
+        for (int i = 0; i < NODES; i++)
+            if (s_state_of(i, tx->tx_id) == DEPOSIT_HELD)
+                holder = i;
+        h_sleep_ms(50);
+    }
+    CHECK(holder >= 0);
+    return holder;
+}
+
 /* A deposit to an address nobody is linked to is HELD on the node holding its claim; an assign given
  * on another node is written as a command, carried out by the holder once (journaled there with who
  * and why) and credited once; the node it was given on journals no action. */
 static void test_an_action_on_a_non_holder_node_is_carried_out_by_the_holder_once(void)
 {
-    int cents = s_next_cents++;   /* an amount of its own: its deal is found by it (a soak makes hundreds) */
-    char amount[32];
-    snprintf(amount, sizeof amount, "%d.%02d", cents / 100, cents % 100);
-    h_tx_t tx = h_completed_tx("TClusterNobody111111111111111111", amount, "TRON_USDT");
-    CHECK_EQ_INT(h_sim_deposit(&s_node[0], &tx, 1, 0, 0), 0);
-    CHECK(s_spray(&tx, -1));
-    int holder = -1;
-    int64_t end = h_now_ms() + 20000;
-    while (h_now_ms() < end && holder < 0) {
-        for (int i = 0; i < NODES; i++)
-            if (s_state_of(i, tx.tx_id) == DEPOSIT_HELD)
-                holder = i;
-        h_sleep_ms(50);
-    }
-    CHECK(holder >= 0);
+    h_tx_t tx;
+    int cents, holder = s_held_deposit(&tx, &cents);
     if (holder < 0)
         return;
+    int64_t end;
     int other = (holder + 1) % NODES;
     char *out = NULL, want[64], login[24];
     snprintf(login, sizeof login, "%d", LOGIN);
@@ -545,6 +726,125 @@ static void test_an_action_on_a_non_holder_node_is_carried_out_by_the_holder_onc
     h_kasa_cmd(&s_node[other], &out, "deposit", "show", tx.tx_id, "--config", s_node[other].config, NULL);
     CHECK(!out || !strstr(out, "actor=admin:ayse"));
     free(out);
+}
+
+/* The command doc with command_id id: its "STATE|OK|RESULT" into out (400 bytes). */
+static void s_command_full(void *arg, const bson_t *doc)
+{
+    bson_iter_t it;
+    const char *state = bson_iter_init_find(&it, doc, "state") && BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "";
+    int ok = bson_iter_init_find(&it, doc, "ok") && bson_iter_as_bool(&it);
+    const char *result = bson_iter_init_find(&it, doc, "result") && BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "";
+    snprintf(arg, 400, "%s|%d|%s", state, ok, result);
+}
+
+static void s_command_state(const char *id, char out[400])
+{
+    out[0] = '\0';
+    bson_t *filter = BCON_NEW("command_id", BCON_UTF8(id));
+    hm_find(&s_m, CLAIMS_COMMANDS_COLLECTION, filter, s_command_full, out);
+    bson_destroy(filter);
+}
+
+/* Waits until command id is done: its "done|OK|RESULT" into out. */
+static int s_command_wait_done(const char *id, char out[400], int timeout_ms)
+{
+    int64_t end = h_now_ms() + timeout_ms;
+    do {
+        s_command_state(id, out);
+        if (strncmp(out, "done|", 5) == 0)
+            return 0;
+        h_sleep_ms(50);
+    } while (h_now_ms() < end);
+    return -1;
+}
+
+static void s_claim_state(void *arg, const bson_t *doc)
+{
+    bson_iter_t it;
+    snprintf(arg, 64, "%s", bson_iter_init_find(&it, doc, "state") && BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "");
+}
+
+/* Sets command id back to running, as a runner that died after journaling it leaves it. */
+static void s_command_running_again(const char *id, const char *node, int64_t updated_ms)
+{
+    bson_t *cmd = BCON_NEW("update", BCON_UTF8(CLAIMS_COMMANDS_COLLECTION), "updates", "[", "{", "q", "{",
+                           "command_id", BCON_UTF8(id), "}", "u", "{", "$set", "{", "state", BCON_UTF8("running"),
+                           "node", BCON_UTF8(node), "ok", BCON_BOOL(false), "result", BCON_UTF8(""), "updated",
+                           BCON_DATE_TIME(updated_ms), "}", "}", "}", "]");
+    bson_t reply;
+    CHECK_EQ_INT(hm_command(&s_m, cmd, &reply), 0);
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+}
+
+/* A command its runner journaled and then died before marking done (left "running"): the next pass
+ * of that node finds its record (it names the command) and marks it done with the same result,
+ * never applying it twice; after the claim is finished, a running command of that node is closed
+ * the same way, and one of a node that never comes back is closed saying so. */
+static void test_a_command_journaled_before_its_runner_died_is_done_once_and_running_ones_are_closed(void)
+{
+    h_tx_t tx;
+    int cents, holder = s_held_deposit(&tx, &cents);
+    if (holder < 0)
+        return;
+    int64_t end;
+    int other = (holder + 1) % NODES;
+    char *out = NULL, id[40] = "", first[400] = "", again[400] = "", node[32];
+    snprintf(node, sizeof node, "node-%d", holder);
+    CHECK_EQ_INT(h_kasa_cmd(&s_node[other], &out, "deposit", "retry", tx.tx_id, "--reason", "try it again", "--actor",
+                            "admin:ayse", "--config", s_node[other].config, NULL), 0);
+    const char *c = out ? strstr(out, "(command ") : NULL;
+    if (c)
+        sscanf(c + 9, "%32[0-9a-f]", id);
+    free(out);
+    CHECK(strlen(id) == 32);
+    CHECK_EQ_INT(s_command_wait_done(id, first, 10000), 0);
+    CHECK(strstr(first, "done|1|carried out by node") != NULL);
+    /* held again (its address is still nobody's), then the command looks as its dead runner left it */
+    end = h_now_ms() + 10000;
+    while (h_now_ms() < end && !(s_state_of(holder, tx.tx_id) == DEPOSIT_HELD &&
+                                 h_dump_count(&s_node[holder], "action=retry", id) == 1))
+        h_sleep_ms(50);
+    CHECK_EQ_INT(s_state_of(holder, tx.tx_id), DEPOSIT_HELD);
+    s_command_running_again(id, node, h_now_ms());
+    CHECK_EQ_INT(s_command_wait_done(id, again, 10000), 0);
+    CHECK_EQ_STR(again, first);                                          /* the original result */
+    CHECK_EQ_INT(h_dump_count(&s_node[holder], "action=retry", id), 1); /* applied once */
+    CHECK(s_log_has(holder, "claims.command_journaled", tx.tx_id));
+    /* the deposit finished (rejected on its holder): the claim is released final */
+    CHECK_EQ_INT(h_kasa_cmd(&s_node[holder], NULL, "deposit", "reject", tx.tx_id, "--reason", "not ours", "--config",
+                            s_node[holder].config, NULL), 0);
+    end = h_now_ms() + 5000;
+    while (h_now_ms() < end && s_state_of(holder, tx.tx_id) != DEPOSIT_REJECTED)
+        h_sleep_ms(50);
+    CHECK_EQ_INT(s_state_of(holder, tx.tx_id), DEPOSIT_REJECTED);
+    char claim[64] = "";
+    end = h_now_ms() + 3000;
+    while (h_now_ms() < end && strcmp(claim, "done") != 0) {
+        bson_t *filter = BCON_NEW("transaction_id", BCON_UTF8(tx.tx_id));
+        hm_find(&s_m, CLAIMS_COLLECTION, filter, s_claim_state, claim);
+        bson_destroy(filter);
+        h_sleep_ms(50);
+    }
+    CHECK_EQ_STR(claim, "done");   /* a desk's reject releases the claim final (a take-over re-held it before) */
+    /* running on its node, now on a finished claim: closed with what its journal says */
+    s_command_running_again(id, node, h_now_ms());
+    CHECK_EQ_INT(s_command_wait_done(id, again, 10000), 0);
+    CHECK_EQ_STR(again, first);
+    CHECK_EQ_INT(h_dump_count(&s_node[holder], "action=retry", id), 1);
+    /* running on a node that never comes back: closed a lease later, saying the outcome is unknown here */
+    bson_t *doc = BCON_NEW("transaction_id", BCON_UTF8(tx.tx_id), "command_id", BCON_UTF8("c0ffee00c0ffee00c0ffee00c0ffee00"),
+                           "action", BCON_UTF8("approve"), "state", BCON_UTF8("running"), "node", BCON_UTF8("node-9"),
+                           "epoch", BCON_INT32(1), "from_node", BCON_UTF8("node-8"), "ok", BCON_BOOL(false),
+                           "result", BCON_UTF8(""), "created", BCON_DATE_TIME(h_now_ms()), "updated",
+                           BCON_DATE_TIME(h_now_ms()));
+    CHECK_EQ_INT(hm_insert(&s_m, CLAIMS_COMMANDS_COLLECTION, doc), 0);
+    bson_destroy(doc);
+    int64_t t0 = h_now_ms();
+    CHECK_EQ_INT(s_command_wait_done("c0ffee00c0ffee00c0ffee00c0ffee00", again, 10000), 0);
+    CHECK(h_now_ms() - t0 >= LEASE_MS - 100);
+    CHECK(strstr(again, "done|0|closed by node") && strstr(again, "while node node-9 was carrying the command out"));
 }
 
 /* Withdrawals need single-node mode: a request in cluster mode is refused with a clear 503. */
@@ -593,7 +893,23 @@ static void test_mongodb_paused_webhooks_acknowledged_credits_resume(void)
     int64_t minor;
     CHECK_EQ_INT(s_deposit(&tx, &minor), 0);
     CHECK(s_spray(&tx, -1));   /* every node acknowledges: journal first */
-    h_sleep_ms(2000);
+    /* the offline tools that read MongoDB say so within their 3 s (mio_client_new), not libmongoc's 30 */
+    char *out = NULL;
+    int64_t t0 = h_now_ms();
+    CHECK(h_kasa_cmd(&s_node[1], &out, "reconcile", "--from", "-1h", "--to", "-0m", "--config", s_node[1].config,
+                     NULL) != 0);
+    int64_t reconcile_ms = h_now_ms() - t0;
+    CHECK(out && strstr(out, "MongoDB"));
+    free(out);
+    out = NULL;
+    t0 = h_now_ms();
+    CHECK(h_kasa_cmd(&s_node[1], &out, "cluster", "status", "--config", s_node[1].config, NULL) != 0);
+    int64_t status_ms = h_now_ms() - t0;
+    CHECK(out && strstr(out, "MongoDB"));
+    free(out);
+    h_log("MongoDB paused: kasa reconcile gave up after %lld ms, kasa cluster status after %lld ms",
+          (long long) reconcile_ms, (long long) status_ms);
+    CHECK(reconcile_ms < 9000 && status_ms < 9000);
     CHECK_EQ_INT(h_deals_of(&s_node[0], LOGIN, minor, NULL), 0);   /* nothing claimed: nothing credited */
     CHECK_EQ_INT(s_credited_nodes(tx.tx_id), 0);
     CHECK(kill(s_m.pid, SIGCONT) == 0);
@@ -616,6 +932,59 @@ static void test_cluster_status_lists_every_node_and_the_claims(void)
         h_log("kasa cluster status: %s", out ? out : "(none)");
     free(out);
     CHECK_EQ_INT(h_kasa_cmd(&s_node[1], NULL, "cluster", "--config", s_node[1].config, NULL), 2);   /* no verb */
+}
+
+static void s_count_doc(void *arg, const bson_t *doc)
+{
+    (void) doc;
+    (*(int *) arg)++;
+}
+
+/* `kasa wallet link` and `kasa admin` on a stopped node in cluster mode write MongoDB first, as a
+ * running node does: refused, nothing journaled, while MongoDB cannot be reached; once it answers,
+ * stored there (the other nodes learn the admin at once, not when this node starts again). */
+static void test_offline_link_and_admin_on_a_stopped_node_go_to_mongodb_first(void)
+{
+    const char *address = "TOfflineLink11111111111111111111";
+    char login[24], *out = NULL;
+    snprintf(login, sizeof login, "%d", LOGIN);
+    CHECK_EQ_INT(h_kasa_stop(&s_node[2]), 0);
+    if (!s_m.real) {
+        CHECK(kill(s_m.pid, SIGSTOP) == 0);
+        CHECK(h_kasa_cmd(&s_node[2], &out, "wallet", "link", address, login, "--config", s_node[2].config, NULL) != 0);
+        CHECK(out && strstr(out, "MongoDB cannot be reached") && strstr(out, "nothing was linked"));
+        free(out);
+        out = NULL;
+        CHECK(h_kasa_cmd(&s_node[2], &out, "admin", "add", "gece", "--role", "viewer", "--config", s_node[2].config,
+                         NULL) != 0);
+        CHECK(out && strstr(out, "MongoDB cannot be reached") && strstr(out, "nothing changed"));
+        free(out);
+        out = NULL;
+        CHECK(kill(s_m.pid, SIGCONT) == 0);
+        CHECK_EQ_INT(h_dump_count(&s_node[2], address, NULL), 0);
+        CHECK_EQ_INT(h_dump_count(&s_node[2], "admin=gece", NULL), 0);
+    }
+    CHECK_EQ_INT(h_kasa_cmd(&s_node[2], &out, "wallet", "link", address, login, "--config", s_node[2].config, NULL), 0);
+    free(out);
+    out = NULL;
+    int n = 0;
+    bson_t *filter = BCON_NEW("address", BCON_UTF8(address), "login", BCON_INT64(LOGIN));
+    hm_find(&s_m, MONGO_ADDRESSES, filter, s_count_doc, &n);
+    bson_destroy(filter);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(h_dump_count(&s_node[2], address, NULL), 1);
+    /* another login for it, offline: MongoDB's link refuses it, nothing journaled */
+    CHECK(h_kasa_cmd(&s_node[2], &out, "wallet", "link", address, "100099", "--config", s_node[2].config, NULL) != 0);
+    free(out);
+    out = NULL;
+    CHECK_EQ_INT(h_kasa_cmd(&s_node[2], &out, "admin", "add", "gece", "--role", "viewer", "--config", s_node[2].config,
+                            NULL), 0);
+    free(out);
+    int64_t end = h_now_ms() + 5000;
+    while (h_now_ms() < end && !s_log_has(0, "admin.learned", "admin=gece"))
+        h_sleep_ms(50);
+    CHECK(s_log_has(0, "admin.learned", "admin=gece"));
+    CHECK_EQ_INT(h_kasa_start(&s_node[2]), 0);
 }
 
 static void test_nodes_stop_cleanly(void)
@@ -848,6 +1217,8 @@ int main(void)
     if (s_ready)
         RUN(test_a_command_is_carried_out_once_by_whoever_takes_the_claim_over);
     if (s_ready)
+        RUN(test_a_named_lease_has_one_holder_is_taken_over_and_keeps_its_value);
+    if (s_ready)
         RUN(test_session_made_on_one_node_works_on_another_and_logout_ends_it_everywhere);
     if (s_ready)
         RUN(test_links_in_mongodb_found_none_refused_or_unknown_never_guessed);
@@ -859,14 +1230,17 @@ int main(void)
         RUN(test_sprayed_webhooks_make_one_deal_per_deposit);
         RUN(test_address_made_on_one_node_is_credited_by_another);
         RUN(test_admin_made_on_one_node_logs_in_on_another_and_disabled_is_refused_there);
+        RUN(test_one_node_polls_telegram_and_another_takes_over_when_it_dies);
         RUN(test_nodes_killed_at_random_still_make_one_deal_each);
         RUN(test_a_paused_holder_past_its_lease_never_sends);
         RUN(test_a_deposit_credited_on_two_nodes_is_notified_once);
         RUN(test_an_action_on_a_non_holder_node_is_carried_out_by_the_holder_once);
+        RUN(test_a_command_journaled_before_its_runner_died_is_done_once_and_running_ones_are_closed);
         RUN(test_cluster_mode_refuses_withdrawals_clearly);
         RUN(test_mongodb_paused_webhooks_acknowledged_credits_resume);
         RUN(test_cluster_status_lists_every_node_and_the_claims);
         RUN(test_reconcile_on_any_node_agrees_across_nodes);
+        RUN(test_offline_link_and_admin_on_a_stopped_node_go_to_mongodb_first);
         RUN(test_nodes_stop_cleanly);
     }
     int failed = check_failed_;

@@ -14,12 +14,13 @@
  * Button presses: POST /sim/press makes a callback_query update (id, from, message, chat_instance,
  * data) for getUpdates {offset, limit, timeout, allowed_updates}: updates below offset are
  * confirmed and forgotten; with none pending the call waits up to timeout seconds (long polling);
- * a second getUpdates while one waits ends the first with 409 Conflict, as Telegram does.
+ * a second getUpdates while one waits ends the first with 409 Conflict ("terminated by other getUpdates
+ * request; make sure that only one bot instance is running"), as Telegram does (counted: "conflicts").
  * answerCallbackQuery {callback_query_id, text, show_alert}: once per query; an unknown or already
  * answered id gets "query is too old and response timeout expired or query ID is invalid".
  *
  * Control (loopback only): GET /sim/messages (each with its reply_markup and edit_date), GET
- * /sim/presses (each press, answered or not, with the answer's text), POST /sim/press
+ * /sim/presses (each press, answered or not, with the answer's text; the 409s so far), POST /sim/press
  * {"user_id":N,"message_id":M,"data":"...","username":"...","first_name":"...","force":false}
  * (a press of a button the message shows now, unless force), POST /sim/redeliver (forget every
  * confirmation: getUpdates without an offset hands out every press again), POST /sim/faults {"fail_next":N,
@@ -88,6 +89,7 @@ struct sim_telegram_t {
     long long confirmed;     /* updates with ids below this are confirmed (getUpdates offset) */
     long long next_update;
     uint64_t poll_gen;       /* bumped by each getUpdates: an older waiting one ends with 409 */
+    uint64_t conflicts;      /* getUpdates answered 409 (two pollers overlapped) */
     int stopping;
     pthread_cond_t cv;       /* a press, a new getUpdates or the stop */
 };
@@ -561,9 +563,11 @@ static enum MHD_Result s_get_updates(sim_telegram_t *s, struct MHD_Connection *c
         if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != 0)
             break;
     }
-    if (s->poll_gen != gen)
+    if (s->poll_gen != gen) {
+        s->conflicts++;
         return s_error(conn, 409, "Conflict: terminated by other getUpdates request; make sure that only one bot "
                                   "instance is running", 0);
+    }
     jbuf_t b;
     jbuf_init(&b);
     jbuf_puts(&b, "{\"ok\":true,\"result\":[");
@@ -694,7 +698,7 @@ static enum MHD_Result s_control(sim_telegram_t *s, struct MHD_Connection *conn,
     if (strcmp(method, "GET") == 0 && strcmp(url, "/sim/presses") == 0) {
         jbuf_t b;
         jbuf_init(&b);
-        jbuf_printf(&b, "{\"confirmed\":%lld,\"presses\":[", s->confirmed);
+        jbuf_printf(&b, "{\"confirmed\":%lld,\"conflicts\":%" PRIu64 ",\"presses\":[", s->confirmed, s->conflicts);
         for (size_t i = 0; i < s->press_count; i++) {
             const s_press_t *p = &s->presses[i];
             jbuf_printf(&b, "%s{\"update_id\":%lld,\"callback_query_id\":\"%s\",\"user_id\":%" PRId64
