@@ -35,7 +35,8 @@ static void s_usage(FILE *out)
     fprintf(out,
             "usage: kasa cluster status --config FILE\n"
             "  the kasa nodes on this MongoDB (last heartbeat, claims held) and the claims whose lease\n"
-            "  has less than a third left or has ended (KASA_CLAIM_LEASE_MS); exit 1 if MongoDB cannot\n"
+            "  has less than a third left or has ended (KASA_CLAIM_LEASE_MS), and the named leases (the\n"
+            "  Telegram poller's: which node polls, its offset as value); exit 1 if MongoDB cannot\n"
             "  be reached. KASA_MONGO_URI and KASA_MONGO_DB come from the configuration.\n");
 }
 
@@ -131,6 +132,28 @@ static void s_on_claim(void *arg, const bson_t *doc)
     }
 }
 
+/* A named lease (the Telegram poller's): one line, its holder and how long it has left. */
+static void s_on_lease(void *arg, const bson_t *doc)
+{
+    const s_scan_t *sc = arg;
+    bson_iter_t it;
+    char name[64] = "?", node[64] = "?";
+    int64_t lease_until = 0, epoch = 0, value = 0;
+    if (bson_iter_init_find(&it, doc, "name") && BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(name, sizeof name, "%s", bson_iter_utf8(&it, NULL));
+    if (bson_iter_init_find(&it, doc, "node") && BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(node, sizeof node, "%s", bson_iter_utf8(&it, NULL));
+    if (bson_iter_init_find(&it, doc, "lease_until_ms"))
+        lease_until = bson_iter_as_int64(&it);
+    if (bson_iter_init_find(&it, doc, "epoch"))
+        epoch = bson_iter_as_int64(&it);
+    if (bson_iter_init_find(&it, doc, "value"))
+        value = bson_iter_as_int64(&it);
+    int64_t left = lease_until - sc->now_ms;
+    printf("lease=%s node=%s epoch=%" PRId64 " lease_left_ms=%" PRId64 " value=%" PRId64 "%s\n", name, node, epoch,
+           left, value, left <= 0 ? " (ended: the next node to ask takes it)" : "");
+}
+
 static int s_status(const config_t *cfg)
 {
     bson_error_t error;
@@ -159,6 +182,8 @@ static int s_status(const config_t *cfg)
     if (rc == 0)
         rc = s_find(client, db, CLAIMS_COLLECTION, working, s_on_claim, &sc, err, sizeof err);
     bson_destroy(working);
+    if (rc == 0)
+        rc = s_find(client, db, CLAIMS_LEASES_COLLECTION, &empty, s_on_lease, &sc, err, sizeof err);
     bson_destroy(&empty);
     if (rc != 0) {
         fprintf(stderr, "kasa cluster: MongoDB cannot be read: %s\n", err);

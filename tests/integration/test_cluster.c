@@ -759,6 +759,14 @@ static int s_command_wait_done(const char *id, char out[400], int timeout_ms)
     return -1;
 }
 
+/* Unix ms, as kasa writes MongoDB dates (h_now_ms is monotonic). */
+static int64_t s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void s_claim_state(void *arg, const bson_t *doc)
 {
     bson_iter_t it;
@@ -807,7 +815,7 @@ static void test_a_command_journaled_before_its_runner_died_is_done_once_and_run
                                  h_dump_count(&s_node[holder], "action=retry", id) == 1))
         h_sleep_ms(50);
     CHECK_EQ_INT(s_state_of(holder, tx.tx_id), DEPOSIT_HELD);
-    s_command_running_again(id, node, h_now_ms());
+    s_command_running_again(id, node, s_wall_ms());
     CHECK_EQ_INT(s_command_wait_done(id, again, 10000), 0);
     CHECK_EQ_STR(again, first);                                          /* the original result */
     CHECK_EQ_INT(h_dump_count(&s_node[holder], "action=retry", id), 1); /* applied once */
@@ -833,7 +841,7 @@ static void test_a_command_journaled_before_its_runner_died_is_done_once_and_run
     }
     CHECK_EQ_STR(claim, "done");   /* a desk's reject releases the claim final (a take-over re-held it before) */
     /* running on its node, now on a finished claim: closed with what its journal says */
-    s_command_running_again(id, node, h_now_ms());
+    s_command_running_again(id, node, s_wall_ms());
     CHECK_EQ_INT(s_command_wait_done(id, again, 10000), 0);
     CHECK_EQ_STR(again, first);
     CHECK_EQ_INT(h_dump_count(&s_node[holder], "action=retry", id), 1);
@@ -841,8 +849,8 @@ static void test_a_command_journaled_before_its_runner_died_is_done_once_and_run
     bson_t *doc = BCON_NEW("transaction_id", BCON_UTF8(tx.tx_id), "command_id", BCON_UTF8("c0ffee00c0ffee00c0ffee00c0ffee00"),
                            "action", BCON_UTF8("approve"), "state", BCON_UTF8("running"), "node", BCON_UTF8("node-9"),
                            "epoch", BCON_INT32(1), "from_node", BCON_UTF8("node-8"), "ok", BCON_BOOL(false),
-                           "result", BCON_UTF8(""), "created", BCON_DATE_TIME(h_now_ms()), "updated",
-                           BCON_DATE_TIME(h_now_ms()));
+                           "result", BCON_UTF8(""), "created", BCON_DATE_TIME(s_wall_ms()), "updated",
+                           BCON_DATE_TIME(s_wall_ms()));
     CHECK_EQ_INT(hm_insert(&s_m, CLAIMS_COMMANDS_COLLECTION, doc), 0);
     bson_destroy(doc);
     int64_t t0 = h_now_ms();
@@ -932,6 +940,7 @@ static void test_cluster_status_lists_every_node_and_the_claims(void)
         CHECK(strstr(out, want) != NULL);
     }
     CHECK(out && strstr(out, "nodes=3 claims_working=") != NULL);
+    CHECK(out && strstr(out, "lease=telegram-poller node=node-") != NULL);   /* which node polls Telegram */
     if (check_current_failed_)
         h_log("kasa cluster status: %s", out ? out : "(none)");
     free(out);
