@@ -59,6 +59,7 @@ struct registry_t {
     int replaying;               /* apply from the journal: report mismatches */
     int (*also)(void *arg, const record_t *r, uint64_t lsn);   /* registry_replay_also */
     void *also_arg;
+    totals_t totals;             /* every deposit's state and credited amounts, evicted ones too */
 };
 
 static int64_t s_now_ms(void)
@@ -525,6 +526,7 @@ static int s_apply_locked(registry_t *self, const record_t *r, uint64_t lsn)
             return -1;
     }
     int was_open = !s_final(e);
+    deposit_state_t before = e->view.state;
     switch (r->kind) {
     case RECORD_DEPOSIT: s_apply_deposit(self, e, r, lsn); break;
     case RECORD_CREDIT_ATTEMPT: s_apply_attempt(e, r); break;
@@ -554,6 +556,7 @@ static int s_apply_locked(registry_t *self, const record_t *r, uint64_t lsn)
         self->open++;
     if (lsn > e->last_lsn)
         e->last_lsn = lsn;
+    totals_move(&self->totals, before, e->view.state, e->view.token_id, e->view.amount, r->time_ms);
     s_index(self, (s_node_t *) e);
     return 0;
 }
@@ -613,7 +616,7 @@ long registry_replay(registry_t *self, const char *dir, char *err, size_t errlen
 
 /* ---- snapshot section ------------------------------------------------------------------------------ */
 
-#define S_PICKLE_LAYOUT 2u   /* bump when the fields below change: an older snapshot is then not read */
+#define S_PICKLE_LAYOUT 3u   /* bump when the fields below change: an older snapshot is then not read */
 
 /* Every field of an entry, in one order, for both directions (journal/snapshot.h). A field added to
  * registry_entry_t or deposit_view_t must be added here, or a start from a snapshot would lose it
@@ -757,6 +760,13 @@ static int s_save_index(registry_t *self, s_head_t *h)
     return rc;
 }
 
+void registry_totals(registry_t *self, totals_t *out)
+{
+    pthread_mutex_lock(&self->lock);
+    *out = self->totals;
+    pthread_mutex_unlock(&self->lock);
+}
+
 int registry_save(registry_t *self, snap_pk_t *p)
 {
     pthread_mutex_lock(&self->lock);
@@ -794,6 +804,7 @@ int registry_save(registry_t *self, snap_pk_t *p)
         snap_pk_i64(p, &l->time_ms);
     }
     free(keys);
+    totals_pickle(p, &self->totals);
     pthread_mutex_unlock(&self->lock);
     return p->bad ? -1 : 0;
 }
@@ -863,6 +874,7 @@ int registry_load(registry_t *self, snap_pk_t *p, char *err, size_t errlen)
             goto out;
         }
     }
+    totals_pickle(p, &self->totals);
     if (p->bad || p->pos != p->len) {
         snprintf(err, errlen, "the registry section does not decode");
         goto out;

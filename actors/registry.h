@@ -236,6 +236,11 @@ int registry_each(registry_t *self, uint64_t login, int limit,
  * could be read was visited). */
 long registry_each_all(registry_t *self, void (*fn)(void *arg, const registry_entry_t *e), void *arg);
 
+/* The running totals (actors/totals.h) copied into *out: every deposit the registry has applied,
+ * finished ones that left memory for the index too (they are carried in its snapshot section). */
+#include "actors/totals.h"
+void registry_totals(registry_t *self, totals_t *out);
+
 /* How many deposits are known (in memory and in the index), how many unfinished, and how many links. */
 size_t registry_count(registry_t *self);
 size_t registry_open_count(registry_t *self);

@@ -550,70 +550,44 @@ static void s_command(void *arg, const admin_caller_t *c, const http_request_t *
 
 /* ---- dashboard ----------------------------------------------------------------------------------- */
 
-#define S_TOKENS 16
-
-typedef struct {
-    int count[DEPOSIT_STATE_COUNT];
-    int64_t day_ms, week_ms;             /* start of today and of 7 days ago (UTC) */
-    char token[S_TOKENS][40];
-    money_atto_t today[S_TOKENS], week[S_TOKENS];
-    int tokens;
-} s_summary_t;
-
-static void s_summary_one(void *arg, const registry_entry_t *e)
+void admin_summary_json(const totals_t *t, int64_t today, jbuf_t *b)
 {
-    s_summary_t *s = arg;
-    const deposit_view_t *d = &e->view;
-    if ((unsigned) d->state < DEPOSIT_STATE_COUNT)
-        s->count[d->state]++;
-    if ((d->state != DEPOSIT_CREDITED && d->state != DEPOSIT_NOTIFIED) || d->updated_ms < s->week_ms)
-        return;
-    money_atto_t a;
-    if (money_parse(d->amount, &a, NULL, 0) != 0)
-        return;
-    int t = 0;
-    while (t < s->tokens && strcmp(s->token[t], d->token_id) != 0)
-        t++;
-    if (t == s->tokens) {
-        if (s->tokens == S_TOKENS)
-            return;
-        snprintf(s->token[s->tokens++], sizeof s->token[0], "%s", d->token_id);
+    jbuf_puts(b, "{\"states\":{");
+    for (int i = 1; i < DEPOSIT_STATE_COUNT; i++)
+        jbuf_printf(b, "%s\"%s\":%lld", i > 1 ? "," : "", deposit_state_name((deposit_state_t) i),
+                    (long long) t->state_count[i]);
+    jbuf_puts(b, "},\"credited\":[");
+    int shown = 0;
+    for (int k = 0; k < t->tokens; k++) {
+        money_atto_t week = totals_credited(t, k, today - 6, today);
+        if (!week)
+            continue;   /* nothing credited in the week: not listed */
+        char today_s[64], week_s[64];
+        money_format(totals_credited(t, k, today, today), today_s, sizeof today_s);
+        money_format(week, week_s, sizeof week_s);
+        jbuf_puts(b, shown++ ? ",{\"token\":" : "{\"token\":");
+        jbuf_str(b, t->token[k]);
+        jbuf_printf(b, ",\"today\":\"%s\",\"week\":\"%s\"}", today_s, week_s);
     }
-    s->week[t] += a;
-    if (d->updated_ms >= s->day_ms)
-        s->today[t] += a;
+    jbuf_puts(b, "]}");
 }
 
-/* GET /api/admin/summary: deposits per state; credited token volume today and over 7 days. */
+/* GET /api/admin/summary (admin_summary_json): from the registry's running totals. */
 static void s_summary(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
 {
     admin_api_t *self = arg;
     (void) c;
-    s_summary_t *s = calloc(1, sizeof *s);
-    if (!s) {
+    (void) req;
+    totals_t *t = malloc(sizeof *t);
+    if (!t) {
         http_reply_error(res, 500, "out of memory");
         return;
     }
-    int64_t now_ms = (int64_t) time(NULL) * 1000;
-    s->day_ms = now_ms - now_ms % 86400000;
-    s->week_ms = s->day_ms - 6 * 86400000LL;
-    registry_each(pipeline_registry(self->pipeline), 0, 0, s_summary_one, s);
+    registry_totals(pipeline_registry(self->pipeline), t);
     jbuf_t b;
     jbuf_init(&b);
-    jbuf_puts(&b, "{\"states\":{");
-    for (int i = 1; i < DEPOSIT_STATE_COUNT; i++)
-        jbuf_printf(&b, "%s\"%s\":%d", i > 1 ? "," : "", deposit_state_name((deposit_state_t) i), s->count[i]);
-    jbuf_puts(&b, "},\"credited\":[");
-    for (int t = 0; t < s->tokens; t++) {
-        char today[64], week[64];
-        money_format(s->today[t], today, sizeof today);
-        money_format(s->week[t], week, sizeof week);
-        jbuf_puts(&b, t ? ",{\"token\":" : "{\"token\":");
-        jbuf_str(&b, s->token[t]);
-        jbuf_printf(&b, ",\"today\":\"%s\",\"week\":\"%s\"}", today, week);
-    }
-    jbuf_puts(&b, "]}");
-    free(s);
+    admin_summary_json(t, (int64_t) time(NULL) / 86400, &b);
+    free(t);
     http_reply_json(res, 200, jbuf_take(&b));
 }
 

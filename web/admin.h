@@ -67,6 +67,13 @@ int admin_route(admin_api_t *self, const char *method, const char *path, admin_a
 int admin_timeline_json(const char *journal_dir, const char *id, uint64_t from_lsn, uint64_t upto_lsn, int max,
                         jbuf_t *b);
 
+/* The admin summary (GET /api/admin/summary) of running totals t as JSON into b: deposits per state
+ * (every deposit kasa has seen, finished ones that left memory too), and per token the amount
+ * credited on UTC day today (a day number, seconds / 86400) and over it and the 6 days before
+ * (tokens with nothing credited in those 7 days are not listed). */
+#include "actors/totals.h"
+void admin_summary_json(const totals_t *t, int64_t today, jbuf_t *b);
+
 /* A search of the admin panel's deposits (GET /api/admin/deposits). */
 #include "schema/money.h"
 typedef struct registry_t registry_t;

@@ -39,6 +39,18 @@ static inline int support_journal_as_if_crashed(const char *dir)
     return rc;
 }
 
+/* A journal opened in dir with small segments (segment_bytes), so a short history spans many; NULL
+ * (the reason on stderr) if it cannot be opened. */
+static inline journal_t *support_journal_small(const char *dir, uint64_t segment_bytes)
+{
+    char err[300];
+    journal_opts_t o = { .segment_bytes = segment_bytes };
+    journal_t *j = journal_open(dir, &o, err, sizeof err);
+    if (!j)
+        fprintf(stderr, "journal %s: %s\n", dir, err);
+    return j;
+}
+
 /* Encodes r and appends it to j (not waiting for it to be durable): its LSN, or 0. */
 static inline uint64_t support_journal_put(journal_t *j, const record_t *r)
 {

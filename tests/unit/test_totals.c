@@ -1,0 +1,222 @@
+/* test_totals.c — the admin summary's running totals: every deposit counted in its state and each
+ * credit added once to its token's UTC day; the summary is the same from the whole journal, after a
+ * snapshot that moved the finished deposits out of memory into the index, and from that snapshot
+ * plus the journal after it (a restart), never recomputed from what is in memory. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "actors/checkpoint.h"
+#include "actors/registry.h"
+#include "actors/totals.h"
+#include "journal/journal.h"
+#include "schema/json.h"
+#include "tests/check.h"
+#include "web/admin.h"
+#include "tests/unit/support_journal.h"
+#include "tests/unit/support_tmp.h"
+
+#define S_DAY_MS 86400000LL
+
+static char s_dir[200];
+static config_t s_cfg;
+static int64_t s_now_ms;
+
+/* One transition of deposit n, of time at_ms (the first, from NONE, says its token and amount). */
+static void s_move(journal_t *j, int n, deposit_state_t from, deposit_state_t to, const char *token,
+                   const char *amount, int64_t at_ms)
+{
+    record_t r;
+    record_init(&r, RECORD_DEPOSIT);
+    r.time_ms = at_ms;
+    snprintf(r.tx_id, sizeof r.tx_id, "tx-totals-%d", n);
+    r.login = 1000 + (uint64_t) (n % 5);
+    r.from = from;
+    r.to = to;
+    if (from == DEPOSIT_NONE) {
+        snprintf(r.token_id, sizeof r.token_id, "%s", token);
+        snprintf(r.amount, sizeof r.amount, "%s", amount);
+        snprintf(r.status, sizeof r.status, "Completed");
+    }
+    CHECK(support_journal_put(j, &r) != 0);
+}
+
+/* Deposit n through its life up to last (RECEIVED, LOCKED, CREDITED, NOTIFIED, or HELD, REJECTED),
+ * credited days_ago UTC days before today. */
+static void s_deposit(journal_t *j, int n, deposit_state_t last, const char *token, const char *amount, int days_ago)
+{
+    int64_t at = s_now_ms - days_ago * S_DAY_MS;
+    s_move(j, n, DEPOSIT_NONE, DEPOSIT_RECEIVED, token, amount, at - 3000);
+    if (last == DEPOSIT_RECEIVED)
+        return;
+    if (last == DEPOSIT_HELD || last == DEPOSIT_REJECTED) {
+        s_move(j, n, DEPOSIT_RECEIVED, DEPOSIT_HELD, NULL, NULL, at - 2000);
+        if (last == DEPOSIT_REJECTED)
+            s_move(j, n, DEPOSIT_HELD, DEPOSIT_REJECTED, NULL, NULL, at - 1000);
+        return;
+    }
+    s_move(j, n, DEPOSIT_RECEIVED, DEPOSIT_LOCKED, NULL, NULL, at - 2000);
+    if (last == DEPOSIT_LOCKED)
+        return;
+    s_move(j, n, DEPOSIT_LOCKED, DEPOSIT_CREDITED, NULL, NULL, at);
+    if (last == DEPOSIT_NOTIFIED)
+        s_move(j, n, DEPOSIT_CREDITED, DEPOSIT_NOTIFIED, NULL, NULL, at + 1000);
+}
+
+static void s_summary(registry_t *reg, jbuf_t *b)
+{
+    totals_t t;
+    registry_totals(reg, &t);
+    jbuf_init(b);
+    admin_summary_json(&t, s_now_ms / S_DAY_MS, b);
+}
+
+static int s_in_memory_one;
+static void s_count(void *arg, const registry_entry_t *e)
+{
+    (void) arg;
+    (void) e;
+    s_in_memory_one++;
+}
+
+/* How many deposits the registry holds in memory (the serving kasa's registry_each). */
+static int s_in_memory(registry_t *reg)
+{
+    s_in_memory_one = 0;
+    registry_each(reg, 0, 0, s_count, NULL);
+    return s_in_memory_one;
+}
+
+static void test_totals_count_states_and_add_each_credit_once_to_its_day(void)
+{
+    totals_t t;
+    memset(&t, 0, sizeof t);
+    int64_t day = 20000, ms = day * S_DAY_MS + 5000;
+    totals_move(&t, DEPOSIT_NONE, DEPOSIT_RECEIVED, "TRON_USDT", "10.5", ms);
+    totals_move(&t, DEPOSIT_RECEIVED, DEPOSIT_LOCKED, "TRON_USDT", "10.5", ms);
+    totals_move(&t, DEPOSIT_LOCKED, DEPOSIT_CREDITED, "TRON_USDT", "10.5", ms);
+    totals_move(&t, DEPOSIT_CREDITED, DEPOSIT_NOTIFIED, "TRON_USDT", "10.5", ms + S_DAY_MS);   /* not twice */
+    totals_move(&t, DEPOSIT_NOTIFIED, DEPOSIT_NOTIFIED, "TRON_USDT", "10.5", ms);              /* no move */
+    totals_move(&t, DEPOSIT_NONE, DEPOSIT_RECEIVED, "ETH_USDT", "0.000000000000000001", ms);
+    totals_move(&t, DEPOSIT_RECEIVED, DEPOSIT_CREDITED, "ETH_USDT", "0.000000000000000001", ms - 2 * S_DAY_MS);
+    CHECK_EQ_INT(t.state_count[DEPOSIT_NOTIFIED], 1);
+    CHECK_EQ_INT(t.state_count[DEPOSIT_CREDITED], 1);
+    CHECK_EQ_INT(t.state_count[DEPOSIT_RECEIVED], 0);
+    CHECK_EQ_INT(t.state_count[DEPOSIT_LOCKED], 0);
+    CHECK_EQ_INT(t.tokens, 2);
+    money_atto_t ten5;
+    CHECK_EQ_INT(money_parse("10.5", &ten5, NULL, 0), 0);
+    CHECK(totals_credited(&t, 0, day, day) == ten5);
+    CHECK(totals_credited(&t, 0, day + 1, day + 1) == 0);
+    CHECK(totals_credited(&t, 1, day, day) == 0);
+    CHECK(totals_credited(&t, 1, day - 6, day) == 1);
+    /* a new day takes the slot of the day TOTALS_DAYS before it; a day older than the slots is dropped */
+    totals_move(&t, DEPOSIT_LOCKED, DEPOSIT_CREDITED, "TRON_USDT", "1", ms + TOTALS_DAYS * S_DAY_MS);
+    CHECK(totals_credited(&t, 0, day, day) == 0);
+    totals_move(&t, DEPOSIT_LOCKED, DEPOSIT_CREDITED, "TRON_USDT", "1", ms);
+    CHECK(totals_credited(&t, 0, day, day) == 0);
+    /* the encoding reads back the same bytes */
+    snap_pk_t p;
+    snap_pk_save_init(&p);
+    totals_pickle(&p, &t);
+    totals_t back;
+    memset(&back, 0, sizeof back);
+    snap_pk_t q;
+    snap_pk_load_init(&q, p.buf, p.len);
+    totals_pickle(&q, &back);
+    CHECK(!q.bad && q.pos == q.len);
+    CHECK_EQ_INT(memcmp(&back, &t, sizeof t), 0);
+    snap_pk_free(&p);
+}
+
+static void test_summary_same_after_a_snapshot_retires_deposits_and_after_a_restart(void)
+{
+    support_tmp_fresh(s_dir, sizeof s_dir, "totals", "snap");
+    memset(&s_cfg, 0, sizeof s_cfg);
+    snprintf(s_cfg.journal_dir, sizeof s_cfg.journal_dir, "%s", s_dir);
+    s_cfg.max_deposits = 100000;
+    s_now_ms = (int64_t) time(NULL) * 1000;
+    char err[300];
+    journal_t *j = support_journal_small(s_dir, 4096);
+    CHECK(j != NULL);
+    if (!j)
+        return;
+    static const deposit_state_t lasts[] = { DEPOSIT_NOTIFIED, DEPOSIT_NOTIFIED, DEPOSIT_CREDITED, DEPOSIT_REJECTED,
+                                             DEPOSIT_NOTIFIED, DEPOSIT_HELD, DEPOSIT_RECEIVED, DEPOSIT_LOCKED };
+    int n = 0;
+    for (; n < 80; n++) {
+        char amount[32];
+        snprintf(amount, sizeof amount, "%d.%02d", 5 + n, n % 100);
+        s_deposit(j, n, lasts[n % 8], n % 3 ? "TRON_USDT" : "ETH_USDT", amount, n % 10);   /* 0..9 days ago */
+    }
+    uint64_t last = journal_durable_lsn(j);
+    checkpoint_info_t info;
+    registry_t *whole = checkpoint_restore(s_dir, &checkpoint_registry, &s_cfg, 0, &info, err, sizeof err);
+    CHECK(whole != NULL);
+    if (!whole)
+        return;
+    CHECK_EQ_INT(info.snapshot_lsn, 0);
+    jbuf_t a, b;
+    s_summary(whole, &a);
+    CHECK(strstr(a.data, "\"NOTIFIED\":30,") != NULL && strstr(a.data, "\"REJECTED\":10") != NULL);
+    CHECK(strstr(a.data, "{\"token\":\"TRON_USDT\",\"today\":") != NULL);
+    CHECK_EQ_INT(s_in_memory(whole), 80);
+
+    /* a snapshot moves the finished deposits (NOTIFIED, REJECTED) to the index: a start from it holds
+     * only the others in memory, and its summary is the same */
+    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, last, NULL, err, sizeof err), 0);
+    registry_t *restarted = checkpoint_restore(s_dir, &checkpoint_registry, &s_cfg, 0, &info, err, sizeof err);
+    CHECK(restarted != NULL);
+    if (restarted) {
+        CHECK_EQ_INT(info.snapshot_lsn, last);
+        CHECK_EQ_INT(s_in_memory(restarted), 40);
+        s_summary(restarted, &b);
+        CHECK_EQ_INT(strcmp(a.data, b.data), 0);
+        jbuf_free(&b);
+    }
+    registry_destroy(&restarted);
+
+    /* more after the snapshot, among them a credit of a deposit the snapshot left unfinished: the
+     * snapshot plus the journal after it equals the whole journal */
+    s_move(j, 2, DEPOSIT_CREDITED, DEPOSIT_NOTIFIED, NULL, NULL, s_now_ms);
+    s_move(j, 7, DEPOSIT_LOCKED, DEPOSIT_CREDITED, NULL, NULL, s_now_ms);
+    for (int k = 0; k < 8; k++, n++)
+        s_deposit(j, n, lasts[k], "TRON_USDT", "3.25", k % 2);
+    uint64_t end = journal_durable_lsn(j);
+    journal_destroy(&j);
+    record_t *r = malloc(sizeof *r);
+    journal_reader_t *rd = journal_reader_open(s_dir, last + 1, err, sizeof err);
+    journal_entry_t je;
+    while (r && rd && journal_reader_next(rd, &je) == 1)
+        if (record_decode(je.payload, je.len, r, err, sizeof err) == 0)
+            CHECK_EQ_INT(checkpoint_registry.apply(whole, r, je.lsn, err, sizeof err), 0);
+    journal_reader_destroy(&rd);
+    free(r);
+    jbuf_free(&a);
+    s_summary(whole, &a);
+    restarted = checkpoint_restore(s_dir, &checkpoint_registry, &s_cfg, 0, &info, err, sizeof err);
+    CHECK(restarted != NULL);
+    if (restarted) {
+        CHECK_EQ_INT(info.snapshot_lsn, last);
+        CHECK_EQ_INT(info.last_lsn, end);
+        s_summary(restarted, &b);
+        CHECK_EQ_INT(strcmp(a.data, b.data), 0);
+        jbuf_free(&b);
+        totals_t ta, tb;
+        registry_totals(whole, &ta);
+        registry_totals(restarted, &tb);
+        CHECK_EQ_INT(memcmp(&ta, &tb, sizeof ta), 0);
+    }
+    jbuf_free(&a);
+    registry_destroy(&restarted);
+    registry_destroy(&whole);
+    support_tmp_rmrf(s_dir);
+}
+
+int main(void)
+{
+    RUN(test_totals_count_states_and_add_each_credit_once_to_its_day);
+    RUN(test_summary_same_after_a_snapshot_retires_deposits_and_after_a_restart);
+    return check_done();
+}
