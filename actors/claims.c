@@ -16,6 +16,7 @@
 #include "actors/stage.h"
 #include "schema/log.h"
 #include "schema/mongo.h"
+#include "schema/withdrawal.h"
 
 #define S_RACE_ROUNDS 3        /* read-decide-write rounds one acquire tries before "ask again later" */
 #define S_HELD_MAX 100000      /* claims one node keeps in memory at most (it holds what it works on) */
@@ -88,6 +89,8 @@ struct claims_t {
     int renewer_started, commander_started;
     claims_command_fn *cmd_fn;   /* the pipeline's (claims_on_command), NULL: commands are not read */
     void *cmd_arg;
+    claims_wd_command_fn *wd_fn; /* the pipeline's for withdrawals (claims_on_wd_command) */
+    void *wd_arg;
     atomic_int cmd_index_ok;
     atomic_int lease_index_ok;   /* the named leases' unique index (claims_lease_hold) */
     pthread_mutex_t stop_mu;
@@ -254,6 +257,8 @@ static int s_insert_in(claims_t *self, const s_where_t *w, atomic_int *index_ok,
     BSON_APPEND_ARRAY_BEGIN(cmd, "documents", &docs);
     BSON_APPEND_DOCUMENT_BEGIN(&docs, "0", &doc);
     BSON_APPEND_UTF8(&doc, w->key, key);
+    if (strcmp(w->collection, CLAIMS_COLLECTION) == 0)   /* a deposit's claim or a withdrawal's */
+        BSON_APPEND_UTF8(&doc, "kind", withdrawal_id_valid(key) ? "withdrawal" : "deposit");
     BSON_APPEND_UTF8(&doc, "node", self->node);
     BSON_APPEND_INT32(&doc, "epoch", 1);
     BSON_APPEND_INT64(&doc, "lease_until_ms", lease_until_ms);
@@ -494,6 +499,17 @@ int claims_may_send(claims_t *self, const char *tx_id)
     return now >= h.settle_until_ms && h.lease_until_ms - now >= s_guard_ms(self);
 }
 
+int32_t claims_epoch(claims_t *self, const char *tx_id)
+{
+    s_held_t h;
+    return s_held_get(self, tx_id, &h) == 0 && h.state == S_WORKING ? h.epoch : 0;
+}
+
+int claims_read(claims_t *self, const char *tx_id, claims_doc_t *doc)
+{
+    return s_read(self, tx_id, doc);
+}
+
 /* Writes tx_id's release (done, lease 0) on epoch. 1 done (or lost: nothing to release), 0 retry later. */
 static int s_release(claims_t *self, const char *tx_id, int32_t epoch)
 {
@@ -723,6 +739,12 @@ void claims_on_command(claims_t *self, claims_command_fn *fn, void *arg)
     self->cmd_fn = fn;
 }
 
+void claims_on_wd_command(claims_t *self, claims_wd_command_fn *fn, void *arg)
+{
+    self->wd_arg = arg;
+    self->wd_fn = fn;
+}
+
 /* Ensures the commands' unique index once. 0, or -1. */
 static int s_commands_index(claims_t *self)
 {
@@ -731,22 +753,45 @@ static int s_commands_index(claims_t *self)
     return s_index_once(self, &ix, &self->cmd_index_ok);
 }
 
+/* One command as submitted: an action by name on tx_id (a deposit's or a withdrawal's). */
+typedef struct {
+    const char *tx_id, *action, *actor, *origin, *reason;
+    int64_t login;
+} s_submit_t;
+
+static int s_submit(claims_t *self, const s_submit_t *req, char id[33], char *msg, size_t msglen);
+
 int claims_command_submit(claims_t *self, const desk_request_t *req, char id[33], char *msg, size_t msglen)
 {
+    s_submit_t s = { req->tx_id, desk_action_name(req->action), req->actor, req->origin, req->reason,
+                     (int64_t) req->login };
+    return s_submit(self, &s, id, msg, msglen);
+}
+
+int claims_wd_command_submit(claims_t *self, const char *wd_id, const char *action, const char *actor,
+                             const char *origin, const char *reason, char id[33], char *msg, size_t msglen)
+{
+    s_submit_t s = { wd_id, action, actor, origin, reason, 0 };
+    return s_submit(self, &s, id, msg, msglen);
+}
+
+static int s_submit(claims_t *self, const s_submit_t *req, char id[33], char *msg, size_t msglen)
+{
     id[0] = '\0';
+    const char *what = withdrawal_id_valid(req->tx_id) ? "withdrawal" : "deposit";
     s_held_t h;
     if (s_held_get(self, req->tx_id, &h) == 0 && h.state == S_WORKING)
         return CLAIMS_ROUTE_LOCAL;
     claims_doc_t doc;
     if (s_read(self, req->tx_id, &doc) != 0) {
-        snprintf(msg, msglen, "cannot ask MongoDB which node holds the deposit: nothing was done, try again");
+        snprintf(msg, msglen, "cannot ask MongoDB which node holds the %s: nothing was done, try again", what);
         return -1;
     }
     claims_decision_t d = claims_decide(&doc, self->node, s_wall_ms());
     if (d == CLAIMS_FREE || d == CLAIMS_MINE)
         return CLAIMS_ROUTE_LOCAL;
     if (d == CLAIMS_DONE) {
-        snprintf(msg, msglen, "node %s finished the deposit already: nothing to do", doc.node);
+        snprintf(msg, msglen, "node %s finished the %s already: nothing to do", doc.node, what);
         return -1;
     }
     uint8_t rnd[16];
@@ -763,7 +808,7 @@ int claims_command_submit(claims_t *self, const desk_request_t *req, char id[33]
     int64_t now = s_wall_ms();
     bson_t *cmd = BCON_NEW("insert", BCON_UTF8(CLAIMS_COMMANDS_COLLECTION), "documents", "[", "{",
                            "transaction_id", BCON_UTF8(req->tx_id), "command_id", BCON_UTF8(id),
-                           "action", BCON_UTF8(desk_action_name(req->action)), "login", BCON_INT64((int64_t) req->login),
+                           "action", BCON_UTF8(req->action), "login", BCON_INT64(req->login),
                            "actor", BCON_UTF8(req->actor ? req->actor : ""), "origin",
                            BCON_UTF8(req->origin ? req->origin : ""), "reason", BCON_UTF8(req->reason ? req->reason : ""),
                            "from_node", BCON_UTF8(self->node), "state", BCON_UTF8("pending"), "node", BCON_UTF8(""),
@@ -779,10 +824,10 @@ int claims_command_submit(claims_t *self, const desk_request_t *req, char id[33]
     if (d == CLAIMS_OTHER_LIVE)
         snprintf(msg, msglen, "accepted: carried out by node %s (command %s)", doc.node, id);
     else
-        snprintf(msg, msglen, "accepted: node %s's lease ran out; carried out by the node that takes the deposit "
-                 "over (command %s)", doc.node, id);
+        snprintf(msg, msglen, "accepted: node %s's lease ran out; carried out by the node that takes the %s "
+                 "over (command %s)", doc.node, what, id);
     log_info("claims.command_sent", "tx=%s node=%s holder=%s command=%s action=%s actor=%s", req->tx_id, self->node,
-             doc.node, id, desk_action_name(req->action), req->actor ? req->actor : "");
+             doc.node, id, req->action, req->actor ? req->actor : "");
     return CLAIMS_ROUTE_SENT;
 }
 
@@ -860,7 +905,8 @@ static int s_command_carry(claims_t *self, const s_command_t *c, int32_t epoch)
 {
     if (s_command_move(self, c, c->state, c->node, c->epoch, "running", epoch, 0, "") != 1)
         return 0;   /* another node took it, or MongoDB did not answer: the next pass reads it again */
-    int action = desk_action_from_name(c->action);
+    int wd = withdrawal_id_valid(c->tx_id);
+    int action = wd ? 0 : desk_action_from_name(c->action);
     char origin[64], err[256] = "", result[300], reason[DESK_COMMAND_REASON];
     snprintf(origin, sizeof origin, "node:%.20s %.36s", c->from_node, c->origin);
     /* the record names the command: a node that journaled it and died before marking it done
@@ -869,7 +915,9 @@ static int s_command_carry(claims_t *self, const s_command_t *c, int32_t epoch)
     desk_request_t req = { c->tx_id, (desk_action_t) (action < 0 ? 0 : action), (uint64_t) c->login, c->actor, origin,
                            reason };
     int rc = -1;
-    if (action < 0)
+    if (wd && self->wd_fn)
+        rc = self->wd_fn(self->wd_arg, c->tx_id, c->action, c->actor, origin, c->reason, err, sizeof err);
+    else if (wd || action < 0)
         snprintf(err, sizeof err, "unknown action %s", c->action);
     else
         rc = self->cmd_fn(self->cmd_arg, &req, err, sizeof err);
@@ -879,7 +927,11 @@ static int s_command_carry(claims_t *self, const s_command_t *c, int32_t epoch)
     }
     if (rc >= 0) {
         char what[200];
-        desk_describe((desk_action_t) action, rc == 1, c->tx_id, (uint64_t) c->login, what, sizeof what);
+        if (wd)
+            snprintf(what, sizeof what, "%s of withdrawal %s%s", c->action, c->tx_id,
+                     rc == 1 ? " noted: another approver must approve too" : "");
+        else
+            desk_describe((desk_action_t) action, rc == 1, c->tx_id, (uint64_t) c->login, what, sizeof what);
         snprintf(result, sizeof result, "carried out by node %s: %s", self->node, what);
     } else {
         snprintf(result, sizeof result, "refused by node %s: %.200s", self->node, err);
@@ -964,13 +1016,14 @@ int claims_commands_run(claims_t *self)
         if (!pending && s_wall_ms() - mine[k].updated_ms < self->lease_ms)
             continue;
         char result[300];
+        const char *what = withdrawal_id_valid(mine[k].tx_id) ? "withdrawal" : "deposit";
         if (pending)
-            snprintf(result, sizeof result, "refused: node %s finished the deposit before the command was carried out",
-                     d.node);
+            snprintf(result, sizeof result, "refused: node %s finished the %s before the command was carried out",
+                     d.node, what);
         else
-            snprintf(result, sizeof result, "closed by node %s: node %s finished the deposit while node %s was "
-                     "carrying the command out, and %s never said whether it did (its deposit history tells)",
-                     self->node, d.node, mine[k].node, mine[k].node);
+            snprintf(result, sizeof result, "closed by node %s: node %s finished the %s while node %s was "
+                     "carrying the command out, and %s never said whether it did (its %s history tells)",
+                     self->node, d.node, what, mine[k].node, mine[k].node, what);
         if (s_command_move(self, &mine[k], mine[k].state, mine[k].node, mine[k].epoch, "done", mine[k].epoch, 0,
                            result) == 1) {
             log_info("claims.command_done", "tx=%s node=%s command=%s action=%s ok=0 result=\"%s\"", mine[k].tx_id,

@@ -104,6 +104,12 @@ claims_fence_t claims_fence(claims_t *self, const char *tx_id, int64_t *wait_ms,
  * check before the call leaves, with no I/O. */
 int claims_may_send(claims_t *self, const char *tx_id);
 
+/* The epoch of tx_id's claim when this node holds it (in memory, working), else 0. No I/O. */
+int32_t claims_epoch(claims_t *self, const char *tx_id);
+
+/* Reads tx_id's claim document (doc->exists 0: none). 0, or -1 when MongoDB did not answer. */
+int claims_read(claims_t *self, const char *tx_id, claims_doc_t *doc);
+
 /* Releases tx_id final (state done, lease 0) on its epoch; if MongoDB does not answer, the renewal
  * thread keeps trying. Nothing if this node does not hold it. */
 void claims_release(claims_t *self, const char *tx_id);
@@ -177,6 +183,22 @@ int claims_command_submit(claims_t *self, const desk_request_t *req, char id[33]
 typedef int claims_command_fn(void *arg, const desk_request_t *req, char *err, size_t errlen);
 /* Sets the handler (before any command can arrive: right after claims_new). */
 void claims_on_command(claims_t *self, claims_command_fn *fn, void *arg);
+
+/* ---- withdrawals (actors/wdshared.h) --------------------------------------------------------------
+ * A withdrawal's claim is a claim like a deposit's, keyed by the withdrawal id ("w" + 20 hex digits,
+ * never a Cobo transaction id) and marked kind "withdrawal" (deposits' are "deposit"): the same
+ * lease, renewal, take-over on the epoch, fence before every MT5 call and Cobo transfer. A person's
+ * action on a withdrawal another node holds goes to commands like a deposit's, its action named
+ * "approve", "reject", "refund" or "retransfer". */
+
+/* claims_command_submit for withdrawal wd_id (the same answers; "the withdrawal" in msg). */
+int claims_wd_command_submit(claims_t *self, const char *wd_id, const char *action, const char *actor,
+                             const char *origin, const char *reason, char id[33], char *msg, size_t msglen);
+/* The handler of a withdrawal's command (as claims_command_fn: 0 carried out, 1 noted, -1 refused, 2
+ * not yet). */
+typedef int claims_wd_command_fn(void *arg, const char *wd_id, const char *action, const char *actor,
+                                 const char *origin, const char *reason, char *err, size_t errlen);
+void claims_on_wd_command(claims_t *self, claims_wd_command_fn *fn, void *arg);
 
 /* One command as the admin panel shows it. */
 typedef struct {

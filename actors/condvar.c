@@ -31,3 +31,19 @@ void condvar_stop_join(pthread_mutex_t *mu, pthread_cond_t *cond, int *stop, pth
     pthread_mutex_unlock(mu);
     pthread_join(thread, NULL);
 }
+
+void condvar_every(pthread_mutex_t *mu, pthread_cond_t *cond, const int *stop, int64_t period_ms,
+                   void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(mu);
+    while (!*stop) {
+        pthread_mutex_unlock(mu);
+        fn(arg);
+        pthread_mutex_lock(mu);
+        struct timespec until;
+        condvar_deadline(&until, period_ms);
+        while (!*stop && pthread_cond_timedwait(cond, mu, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(mu);
+}

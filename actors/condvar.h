@@ -17,4 +17,9 @@ void condvar_deadline(struct timespec *until, int64_t ms);
  * waiter, and joins the thread. */
 void condvar_stop_join(pthread_mutex_t *mu, pthread_cond_t *cond, int *stop, pthread_t thread);
 
+/* The body of a periodic thread: fn(arg) now, then every period_ms, until condvar_stop_join sets
+ * *stop (read under mu; fn runs outside it). */
+void condvar_every(pthread_mutex_t *mu, pthread_cond_t *cond, const int *stop, int64_t period_ms,
+                   void (*fn)(void *arg), void *arg);
+
 #endif

@@ -36,6 +36,7 @@
 #include "actors/notifier.h"
 #include "actors/registry.h"
 #include "actors/stage.h"
+#include "actors/wdshared.h"
 #include "actors/withdrawals.h"
 #include "schema/chainaddr.h"
 #include "actors/withdrawer.h"
@@ -47,6 +48,7 @@ struct pipeline_t {
     rates_t *rates;           /* live rates, when a rule is live (ctx.rates) */
     claims_t *claims;         /* cluster mode's claims (ctx.claims), NULL on a single node */
     shared_t *shared;         /* cluster mode's shared facts (ctx.shared), NULL on a single node */
+    wdshared_t *wdshared;     /* cluster mode's shared withdrawals (ctx.wdshared), NULL on a single node */
     journal_t *journal;
     registry_t *registry;
     stage_ctx_t ctx;
@@ -221,6 +223,9 @@ static int s_clamp(int n, int max)
 }
 
 static int s_command(void *arg, const desk_request_t *req, char *err, size_t errlen);
+static int s_wd_command(void *arg, const char *id, const char *action, const char *actor, const char *origin,
+                        const char *reason, char *err, size_t errlen);
+static void s_wd_hand_on_cb(void *arg, const char *id);
 
 pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, size_t errlen)
 {
@@ -296,6 +301,13 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
             return NULL;
         }
         self->ctx.shared = self->shared;
+        self->wdshared = wdshared_new(self->shared, err, errlen);
+        if (!self->wdshared) {
+            pipeline_destroy(&self);
+            return NULL;
+        }
+        self->ctx.wdshared = self->wdshared;
+        claims_on_wd_command(self->claims, s_wd_command, self);
     }
 
     if (s_start_stages(self, err, errlen) != 0) {
@@ -305,6 +317,12 @@ pipeline_t *pipeline_new(journal_t *journal, const config_t *cfg, char *err, siz
     size_t deposits = 0;
     size_t resumed = s_resume(self, &deposits);
     resumed += s_resume_withdrawals(self);
+    if (self->wdshared && wdshared_start(self->wdshared, self->withdrawals, journal, self->claims, s_wd_hand_on_cb,
+                                         self, 1000) != 0) {
+        snprintf(err, errlen, "cannot start the shared withdrawals' thread");
+        pipeline_destroy(&self);
+        return NULL;
+    }
     log_info("pipeline.replayed", "deposits=%zu resumed=%zu links=%zu snapshot_lsn=%llu records=%ld last_lsn=%llu "
              "snapshots_skipped=%d lockers=%d crediters=%d notifiers=%d", deposits, resumed,
              registry_link_count(self->registry), (unsigned long long) info.snapshot_lsn, info.records,
@@ -318,6 +336,7 @@ void pipeline_destroy(pipeline_t **self_p)
     if (!self_p || !*self_p)
         return;
     pipeline_t *self = *self_p;
+    wdshared_stop(self->wdshared);   /* its thread hands withdrawals on and reads the claims */
     /* Upstream first: a stage is stopped only after everyone who might block sending to it. */
     pthread_mutex_lock(&self->send_lock);
     for (int i = 0; i < STAGE_MAX_LOCKERS; i++)
@@ -337,6 +356,7 @@ void pipeline_destroy(pipeline_t **self_p)
         zactor_destroy(&self->notifier[i]);
     rates_destroy(&self->rates);   /* after the lockers, which read it */
     claims_destroy(&self->claims);   /* after the lockers and crediters, which use it */
+    wdshared_destroy(&self->wdshared);   /* after the withdrawer, which writes it; before its pool's owner */
     shared_destroy(&self->shared);   /* after the lockers, which learn links */
     registry_destroy(&self->registry);
     withdrawals_destroy(&self->withdrawals);
@@ -683,6 +703,12 @@ static void s_wd_hand_on_id(pipeline_t *self, const char *id)
         s_wd_hand_on(self, &w);
 }
 
+/* The shared withdrawals' hand-on (wdshared_start): one whose claim ran out, for the withdrawer. */
+static void s_wd_hand_on_cb(void *arg, const char *id)
+{
+    s_wd_hand_on_id(arg, id);
+}
+
 typedef struct {
     char (*ids)[24];
     size_t count, cap;
@@ -762,6 +788,18 @@ int pipeline_withdraw_quote(pipeline_t *self, const pipeline_withdraw_ask_t *ask
     }
     int64_t now = (int64_t) time(NULL) * 1000;
     int64_t today = withdrawals_asked_since(self->withdrawals, ask->login, now - now % 86400000);
+    if (self->wdshared) {
+        /* cluster mode: today's requests on every node (MongoDB's documents), or this node's own when
+         * more (a request whose document MongoDB has not taken yet); the MT5 debit is the balance's check */
+        int64_t all = 0;
+        if (wdshared_asked_since(self->wdshared, ask->login, now - now % 86400000, &all) != 0) {
+            snprintf(err, errlen, "today's withdrawals on every node cannot be read now (MongoDB does not answer); "
+                     "try again");
+            return -2;
+        }
+        if (all > today)
+            today = all;
+    }
     if (withdrawal_quote(amount, ask->digits, rule, ask->token_decimals, today, q, err, errlen) != 0)
         return -1;
     if (!s_wd_address_ok(self, ask->token_id, ask->address, err, errlen))
@@ -780,12 +818,9 @@ int pipeline_withdraw(pipeline_t *self, const pipeline_withdraw_ask_t *ask, cons
                       char id[24], withdrawal_quote_t *q, char *err, size_t errlen)
 {
     id[0] = '\0';
-    if (self->cfg.cluster) {
-        snprintf(err, errlen, "%s", PIPELINE_WITHDRAW_CLUSTER_REFUSED);
-        return 503;
-    }
-    if (pipeline_withdraw_quote(self, ask, q, err, errlen) != 0)
-        return 422;
+    int qrc = pipeline_withdraw_quote(self, ask, q, err, errlen);
+    if (qrc != 0)
+        return qrc == -2 ? 503 : 422;
     record_t *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, errlen, "no memory");
@@ -793,6 +828,16 @@ int pipeline_withdraw(pipeline_t *self, const pipeline_withdraw_ask_t *ask, cons
     }
     char wid[WITHDRAWAL_ID_HEX + 2];
     withdrawal_id_make(rnd, wid);
+    if (self->claims) {
+        /* cluster mode: this node claims the new id first (nobody held it: no settle time); nothing is
+         * journaled when MongoDB does not answer */
+        char holder[64];
+        if (claims_acquire(self->claims, wid, 1, holder) != CLAIMS_HELD) {
+            free(r);
+            snprintf(err, errlen, "the withdrawal cannot be recorded in MongoDB now; try again");
+            return 503;
+        }
+    }
     withdrawals_event_record(r, wid, WITHDRAWAL_EV_REQUEST, NULL);
     r->login = ask->login;
     snprintf(r->token_id, sizeof r->token_id, "%s", ask->token_id);
@@ -811,6 +856,11 @@ int pipeline_withdraw(pipeline_t *self, const pipeline_withdraw_ask_t *ask, cons
     if (res != REGISTRY_MOVED)
         return res == REGISTRY_ILLEGAL ? 409 : 503;
     snprintf(id, 24, "%s", wid);
+    withdrawal_view_t w;
+    if (self->wdshared && withdrawals_get(self->withdrawals, wid, &w) == 0 &&
+        wdshared_put(self->wdshared, &w, claims_epoch(self->claims, wid)) != 1)
+        /* journaled here and claimed: the withdrawer writes it to MongoDB before the debit */
+        log_warn("withdrawal.not_shared", "id=%s next=\"the withdrawer writes it before the debit\"", wid);
     s_wd_hand_on_id(self, wid);
     return 201;
 }
@@ -818,11 +868,15 @@ int pipeline_withdraw(pipeline_t *self, const pipeline_withdraw_ask_t *ask, cons
 int pipeline_withdraw_act(pipeline_t *self, const char *id, const char *action, const char *actor, const char *origin,
                           const char *reason, char *err, size_t errlen)
 {
+    char command_id[33];
+    return pipeline_withdraw_act_cmd(self, id, action, actor, origin, reason, command_id, err, errlen);
+}
+
+/* The action on this node (pipeline_withdraw_act's 0, 1, -1). */
+static int s_wd_act_here(pipeline_t *self, const char *id, const char *action, const char *actor, const char *origin,
+                         const char *reason, char *err, size_t errlen)
+{
     withdrawal_view_t w;
-    if (self->cfg.cluster) {
-        snprintf(err, errlen, "%s", PIPELINE_WITHDRAW_CLUSTER_REFUSED);
-        return -1;
-    }
     if (withdrawals_get(self->withdrawals, id, &w) != 0) {
         snprintf(err, errlen, "no withdrawal %.30s", id ? id : "");
         return -1;
@@ -835,9 +889,63 @@ int pipeline_withdraw_act(pipeline_t *self, const char *id, const char *action, 
         return 1;
     if (res != REGISTRY_MOVED)
         return -1;
-    if (fx & (WITHDRAWAL_EFFECT_TRANSFER | WITHDRAWAL_EFFECT_REFUND))
-        s_wd_hand_on_id(self, id);
+    if (fx & (WITHDRAWAL_EFFECT_TRANSFER | WITHDRAWAL_EFFECT_REFUND) || self->wdshared)
+        s_wd_hand_on_id(self, id);   /* cluster mode: always, so the withdrawer writes MongoDB's document */
     return 0;
+}
+
+int pipeline_withdraw_act_cmd(pipeline_t *self, const char *id, const char *action, const char *actor,
+                              const char *origin, const char *reason, char command_id[33], char *err, size_t errlen)
+{
+    command_id[0] = '\0';
+    if (self->claims && id && withdrawal_id_valid(id)) {   /* cluster mode: the claim's holder carries it out */
+        if (!reason || !reason[0]) {
+            snprintf(err, errlen, "a reason is required: one line, at most 150 bytes");
+            return -1;
+        }
+        int route = claims_wd_command_submit(self->claims, id, action, actor, origin, reason, command_id, err, errlen);
+        if (route == CLAIMS_ROUTE_SENT)
+            return 2;
+        if (route < 0)
+            return -1;
+    }
+    return s_wd_act_here(self, id, action, actor, origin, reason, err, errlen);
+}
+
+/* The claims' handler of a withdrawal's command another node sent (claims_on_wd_command): applied
+ * here once the withdrawal is where the action applies; "not yet" while it is on its way (a debit
+ * not yet made, a transfer whose outcome Cobo has not given). */
+static int s_wd_command(void *arg, const char *id, const char *action, const char *actor, const char *origin,
+                        const char *reason, char *err, size_t errlen)
+{
+    pipeline_t *self = arg;
+    withdrawal_view_t w;
+    if (withdrawals_get(self->withdrawals, id, &w) != 0)
+        return 2;
+    /* carried out here before (a pass that journaled it and could not write MongoDB's document) */
+    int again = 0;
+    for (uint32_t i = 0; i < w.approvals && i < WITHDRAWALS_MAX_APPROVERS; i++)
+        again |= strcmp(action, "approve") == 0 && strcmp(w.approvers[i], actor) == 0;
+    again |= (strcmp(action, "reject") == 0 || strcmp(action, "refund") == 0) &&
+             (w.state == WITHDRAWAL_REFUNDING || w.state == WITHDRAWAL_REFUNDED) && strstr(w.reason, action) == w.reason;
+    int rc = 0;
+    if (!again) {
+        int decide = strcmp(action, "approve") == 0 || strcmp(action, "reject") == 0;
+        if (!withdrawals_final(w.state) && ((decide && w.state == WITHDRAWAL_REQUESTED) ||
+                                            (!decide && w.state != WITHDRAWAL_HELD)))
+            return 2;
+        rc = s_wd_act_here(self, id, action, actor, origin, reason, err, errlen);
+        if (rc < 0)
+            return rc;
+    } else {
+        rc = w.state == WITHDRAWAL_DEBITED ? 1 : 0;
+    }
+    /* the command is marked done only once MongoDB's document says so: a holder dying in between
+     * leaves it for the next holder, who reads the document and carries it out on that */
+    if (withdrawals_get(self->withdrawals, id, &w) != 0 ||
+        wdshared_put(self->wdshared, &w, claims_epoch(self->claims, id)) != 1)
+        return 2;
+    return rc;
 }
 
 int pipeline_withdrawal_cobo(pipeline_t *self, const char *request_id, const char *cobo_id, const char *status,
@@ -847,6 +955,11 @@ int pipeline_withdrawal_cobo(pipeline_t *self, const char *request_id, const cha
     if (withdrawals_by_request(self->withdrawals, request_id, &w) != 0) {
         snprintf(err, errlen, "no withdrawal asked for request_id %.60s", request_id ? request_id : "");
         return 200;   /* not ours: nothing to do, and a retry would not change that */
+    }
+    if (self->claims && !claims_epoch(self->claims, w.id)) {
+        /* cluster mode: the holder journals Cobo's answers (it looks the transfer up itself) */
+        snprintf(err, errlen, "withdrawal %s is carried out by another node", w.id);
+        return 200;
     }
     withdrawal_event_t ev = withdrawals_cobo_event(status);
     if (strcmp(w.request_id, request_id) != 0) {
@@ -869,6 +982,8 @@ int pipeline_withdrawal_cobo(pipeline_t *self, const char *request_id, const cha
     registry_result_t res = withdrawals_commit(self->withdrawals, self->journal, &r, &fx, err, errlen);
     if (fx & WITHDRAWAL_EFFECT_ALERT)
         withdrawer_alert_of(self->withdrawals, self->journal, &r, res);
+    if (res == REGISTRY_MOVED && self->wdshared)
+        s_wd_hand_on_id(self, w.id);   /* cluster mode: the withdrawer writes MongoDB's document (and releases) */
     if (res == REGISTRY_MOVED)
         return 201;
     return res == REGISTRY_SAME || res == REGISTRY_ILLEGAL ? 200 : 503;

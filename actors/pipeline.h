@@ -137,7 +137,7 @@ typedef struct {
     const char *origin;         /* "ip:203.0.113.7" */
 } pipeline_withdraw_ask_t;
 
-/* The checks of a request, nothing journaled: the token's rule for the account's currency, the
+/* The checks of a request, nothing journaled (-2: cannot be told now, see pipeline_withdraw): the token's rule for the account's currency, the
  * amount (minimum, maximum, today's total per login, the fee), the destination (not one of kasa's
  * deposit addresses, nor the paying wallet's), and the free margin (the debit never leaves open
  * positions without margin). 0 with *q (the fee, the exact token amount), or -1 with a sentence. */
@@ -147,19 +147,24 @@ int pipeline_withdraw_quote(pipeline_t *self, const pipeline_withdraw_ask_t *ask
 /* The request: the checks again, then REQUEST journaled (durable) under a new id made from rnd (10
  * random bytes), then handed to the withdrawer (the debit). Returns 201 with id and *q set; 422 with
  * a sentence (a check failed: nothing journaled); 503 (the journal failed). */
-/* Cluster mode runs no withdrawal: each node would run those requested on it from its own journal,
- * and neither an approval given on another node nor a node dying mid-transfer is covered yet. A
- * request or an action on a withdrawal is refused there (503 at the investor API) with this text. */
-#define PIPELINE_WITHDRAW_CLUSTER_REFUSED \
-    "withdrawals are not available in cluster mode (KASA_CLUSTER=on): they need single-node mode"
+/* Cluster mode (actors/wdshared.h): the daily limit counts every node's requests (MongoDB's; a quote
+ * that cannot read them is -2, the request 503); the new id is claimed in MongoDB before REQUEST is
+ * journaled (503 with nothing journaled when MongoDB does not answer), and its shared document is
+ * written (majority) before the answer. */
 int pipeline_withdraw(pipeline_t *self, const pipeline_withdraw_ask_t *ask, const unsigned char rnd[10],
                       char id[24], withdrawal_quote_t *q, char *err, size_t errlen);
 
 /* A person's action on withdrawal id: "approve", "reject", "refund", "retransfer" (withdrawals_desk),
  * journaled with who, from where and why. 0 once it moved (and was handed on), 1 for an approval
- * that waits for another approver, -1 with a reason when refused (nothing journaled). */
+ * that waits for another approver, -1 with a reason when refused (nothing journaled); in cluster
+ * mode 2 when another node carries it out (pipeline_withdraw_act_cmd, the message in err). */
 int pipeline_withdraw_act(pipeline_t *self, const char *id, const char *action, const char *actor, const char *origin,
                           const char *reason, char *err, size_t errlen);
+/* pipeline_withdraw_act, and in cluster mode also 2: another node holds the withdrawal's claim and
+ * the action was written to MongoDB for it (actors/claims.h, commands): command_id (33 bytes) names
+ * it, err says "accepted: carried out by node B (command ID)". */
+int pipeline_withdraw_act_cmd(pipeline_t *self, const char *id, const char *action, const char *actor,
+                              const char *origin, const char *reason, char command_id[33], char *err, size_t errlen);
 
 /* What Cobo says of a transfer kasa asked for (a verified webhook, or a listing): request_id ("kasa-
  * <id>-<n>"), Cobo's transaction_id, its status ("Completed", "Failed", "Rejected", anything else is

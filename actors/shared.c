@@ -37,6 +37,16 @@ const char *shared_node(const shared_t *self)
     return self->node;
 }
 
+mongoc_client_pool_t *shared_pool(shared_t *self)
+{
+    return self->pool;
+}
+
+const char *shared_db(const shared_t *self)
+{
+    return self->db;
+}
+
 /* Runs cmd (write: with write concern majority). 0 with *reply (destroy it), or -1 with a reason
  * (logged). A reply with writeErrors or ok 0 is -1. */
 static int s_run(shared_t *self, const bson_t *cmd, int write, bson_t *reply, const char *what, char *err,
@@ -403,20 +413,16 @@ static int s_admin_list(void *arg, void (*fn)(void *a, const admins_doc_t *doc),
     return rc;
 }
 
+static void s_admins_pass(void *arg)
+{
+    shared_t *self = arg;
+    admins_sync(self->admins, self->journal);
+}
+
 static void *s_admins_thread(void *arg)
 {
     shared_t *self = arg;
-    pthread_mutex_lock(&self->mu);
-    while (!self->stop) {
-        pthread_mutex_unlock(&self->mu);
-        admins_sync(self->admins, self->journal);
-        pthread_mutex_lock(&self->mu);
-        struct timespec until;
-        condvar_deadline(&until, self->period_ms);
-        while (!self->stop && pthread_cond_timedwait(&self->cond, &self->mu, &until) == 0)
-            ;
-    }
-    pthread_mutex_unlock(&self->mu);
+    condvar_every(&self->mu, &self->cond, &self->stop, self->period_ms, s_admins_pass, self);
     return NULL;
 }
 

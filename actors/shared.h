@@ -100,5 +100,8 @@ void shared_admins_share(shared_t *self, struct admins_t *admins);
 
 /* This node's id. */
 const char *shared_node(const shared_t *self);
+/* Its MongoDB client pool and database, for the other shared facts' modules (actors/wdshared.h). */
+struct _mongoc_client_pool_t *shared_pool(shared_t *self);
+const char *shared_db(const shared_t *self);
 
 #endif

@@ -67,6 +67,7 @@ typedef struct {
     struct rates_t *rates;       /* live rates (actors/rates.h), NULL without a live rule */
     struct claims_t *claims;     /* cluster mode's claims (actors/claims.h), NULL on a single node */
     struct shared_t *shared;     /* cluster mode's shared facts (actors/shared.h), NULL on a single node */
+    struct wdshared_t *wdshared; /* cluster mode's shared withdrawals (actors/wdshared.h), NULL on a single node */
 } stage_ctx_t;
 
 /* Items in the work lists of every actor of stage kind, summed (0 without gauges). Any thread. */

@@ -85,7 +85,7 @@ static int s_recall(s_desk_t *d, const char *id, s_sent_t *out)
 static int s_wants(const record_t *r)
 {
     if (r->kind == RECORD_WITHDRAWAL)
-        return 1;
+        return !withdrawals_learned(r);   /* cluster mode: the holder's node tells it, not every node again */
     return r->kind == RECORD_ADMIN_ACTION && withdrawal_id_valid(r->tx_id) && strncmp(r->origin, "telegram:", 9) != 0;
 }
 
@@ -179,6 +179,10 @@ static void s_press(void *arg, const chat_press_t *p, chat_reply_t *reply)
     int rc = pipeline_withdraw_act(d->pipeline, p->id, action, actor, p->origin, reason, err, sizeof err);
     log_info("chat.press", "withdrawal=%s admin=%s origin=%s action=%s result=%s reason=\"%s\"", p->id,
              p->admin->name, p->origin, action, rc == 0 ? "done" : rc == 1 ? "noted" : "refused", rc < 0 ? err : "");
+    if (rc == 2) {   /* cluster mode: another node holds the withdrawal and carries it out */
+        snprintf(reply->answer, sizeof reply->answer, "%.190s", err);
+        return;
+    }
     if (rc < 0) {
         notice_answer_t a = strstr(err, "already approved it")                           ? NOTICE_ANSWER_SAME_ADMIN
                             : strstr(err, "no withdrawal")                                 ? NOTICE_ANSWER_UNKNOWN

@@ -107,9 +107,30 @@ static withdrawal_view_t *s_create(withdrawals_t *self, const char *id)
     return w;
 }
 
+int withdrawals_learned(const record_t *r)
+{
+    return r->kind == RECORD_WITHDRAWAL && strcmp(r->actor, WITHDRAWALS_LEARNED_ACTOR) == 0;
+}
+
+/* A learned record (withdrawals_learn) sets what the holder's document said: the transfer number
+ * (attempt) and its request_id, Cobo's fields, the tickets (ticket: the debit, ticket2: the refund). */
+static void s_apply_learned(withdrawal_view_t *w, const record_t *r)
+{
+    if (r->attempt != w->transfers)
+        w->transfer_attempts = 0;
+    w->transfers = r->attempt;
+    S_COPY(w->request_id, r->request_id);
+    S_COPY(w->cobo_id, r->cobo_id);
+    S_COPY(w->cobo_status, r->status);
+    S_COPY(w->tx_hash, r->tx_hash);
+    w->debit_ticket = r->ticket;
+    w->refund_ticket = r->ticket2;
+}
+
 static void s_apply_transition(withdrawal_view_t *w, const record_t *r)
 {
     int moved = w->state != r->wto;
+    int learned = withdrawals_learned(r);
     w->state = r->wto;
     if (r->login) w->login = r->login;
     if (r->token_id[0]) S_COPY(w->token_id, r->token_id);
@@ -122,11 +143,11 @@ static void s_apply_transition(withdrawal_view_t *w, const record_t *r)
         w->digits = r->digits;
     }
     if (r->currency[0]) S_COPY(w->currency, r->currency);
-    if (r->wevent == WITHDRAWAL_EV_REQUEST) {
+    if (r->wevent == WITHDRAWAL_EV_REQUEST && (!learned || !w->actor[0])) {
         S_COPY(w->actor, r->actor);
         S_COPY(w->origin, r->origin);
     }
-    if (r->wevent == WITHDRAWAL_EV_APPROVE || r->wevent == WITHDRAWAL_EV_RETRANSFER) {
+    if (!learned && (r->wevent == WITHDRAWAL_EV_APPROVE || r->wevent == WITHDRAWAL_EV_RETRANSFER)) {
         /* A new transfer: its number and request_id; Cobo's answers about the last one are history. */
         w->transfers++;
         withdrawal_request_id(w->id, w->transfers, w->request_id);
@@ -136,13 +157,15 @@ static void s_apply_transition(withdrawal_view_t *w, const record_t *r)
     if (r->cobo_id[0]) S_COPY(w->cobo_id, r->cobo_id);
     if (r->status[0]) S_COPY(w->cobo_status, r->status);
     if (r->tx_hash[0]) S_COPY(w->tx_hash, r->tx_hash);
-    if (r->ticket && r->wevent == WITHDRAWAL_EV_DEBIT_OK) w->debit_ticket = r->ticket;
-    if (r->ticket && r->wevent == WITHDRAWAL_EV_REFUND_OK) w->refund_ticket = r->ticket;
+    if (r->ticket && r->wevent == WITHDRAWAL_EV_DEBIT_OK && !learned) w->debit_ticket = r->ticket;
+    if (r->ticket && r->wevent == WITHDRAWAL_EV_REFUND_OK && !learned) w->refund_ticket = r->ticket;
     if (moved || r->reason[0])
         S_COPY(w->reason, r->reason);
     if (!w->created_ms)
         w->created_ms = r->time_ms;
     w->updated_ms = r->time_ms;
+    if (learned)
+        s_apply_learned(w, r);   /* exactly what the holder's document said */
 }
 
 static void s_apply_attempt(withdrawal_view_t *w, const record_t *r)
@@ -469,6 +492,111 @@ registry_result_t withdrawals_append(withdrawals_t *self, journal_t *journal, re
     if (!lsn)
         return REGISTRY_FAILED;
     return s_wait(self, journal, lsn) == 0 ? REGISTRY_MOVED : REGISTRY_FAILED;
+}
+
+/* The event that enters state (the learned record names it, for the history's reader). */
+static withdrawal_event_t s_entering(withdrawal_state_t st)
+{
+    switch (st) {
+    case WITHDRAWAL_DEBITED: return WITHDRAWAL_EV_DEBIT_OK;
+    case WITHDRAWAL_APPROVED: return WITHDRAWAL_EV_APPROVE;
+    case WITHDRAWAL_SENT: return WITHDRAWAL_EV_TRANSFER_SENT;
+    case WITHDRAWAL_COMPLETED: return WITHDRAWAL_EV_TRANSFER_DONE;
+    case WITHDRAWAL_HELD: return WITHDRAWAL_EV_TRANSFER_FAILED;
+    case WITHDRAWAL_REJECTED: return WITHDRAWAL_EV_DEBIT_REFUSED;
+    case WITHDRAWAL_REFUNDING: return WITHDRAWAL_EV_REJECT;
+    case WITHDRAWAL_REFUNDED: return WITHDRAWAL_EV_REFUND_OK;
+    default: return WITHDRAWAL_EV_REQUEST;
+    }
+}
+
+/* 1 if what shared says differs from w (state, transfer, Cobo's fields, tickets). */
+static int s_differs(const withdrawal_view_t *w, const withdrawal_view_t *shared)
+{
+    return w->state != shared->state || w->transfers != shared->transfers ||
+           strcmp(w->request_id, shared->request_id) != 0 || strcmp(w->cobo_id, shared->cobo_id) != 0 ||
+           strcmp(w->cobo_status, shared->cobo_status) != 0 || strcmp(w->tx_hash, shared->tx_hash) != 0 ||
+           w->debit_ticket != shared->debit_ticket || w->refund_ticket != shared->refund_ticket;
+}
+
+registry_result_t withdrawals_learn(withdrawals_t *self, journal_t *journal, const withdrawal_view_t *shared,
+                                    const char *node, char *err, size_t errlen)
+{
+    if (!withdrawal_id_valid(shared->id) || shared->state <= WITHDRAWAL_NONE ||
+        shared->state >= WITHDRAWAL_STATE_COUNT || !shared->login || shared->amount_minor <= 0) {
+        snprintf(err, errlen, "the shared withdrawal %.30s is not whole", shared->id);
+        return REGISTRY_ILLEGAL;
+    }
+    if (withdrawals_failed(self)) {
+        snprintf(err, errlen, "journal failed: not accepting");
+        return REGISTRY_FAILED;
+    }
+    record_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "no memory");
+        return REGISTRY_FAILED;
+    }
+    registry_result_t res = REGISTRY_SAME;
+    uint64_t lsn = 0;
+    pthread_mutex_lock(&self->lock);
+    withdrawal_view_t *w = s_find(self, shared->id);
+    if (w && !s_differs(w, shared))
+        goto done;
+    if (!w && self->count >= self->max) {
+        snprintf(err, errlen, "more than %zu withdrawals held", self->max);
+        res = REGISTRY_FULL;
+        goto done;
+    }
+    withdrawals_event_record(r, shared->id, s_entering(shared->state), shared->reason);
+    r->kind = RECORD_WITHDRAWAL;
+    r->version = RECORD_VERSION;
+    r->time_ms = s_now_ms();
+    r->wfrom = w ? w->state : WITHDRAWAL_NONE;
+    r->wto = shared->state;
+    r->login = shared->login;
+    S_COPY(r->token_id, shared->token_id);
+    S_COPY(r->chain_id, shared->chain_id);
+    S_COPY(r->address, shared->address);
+    S_COPY(r->amount, shared->amount);
+    S_COPY(r->fee, shared->fee);
+    r->credit_minor = shared->amount_minor;
+    r->digits = shared->digits;
+    S_COPY(r->currency, shared->currency);
+    S_COPY(r->request_id, shared->request_id);
+    r->attempt = shared->transfers;
+    S_COPY(r->cobo_id, shared->cobo_id);
+    S_COPY(r->status, shared->cobo_status);
+    S_COPY(r->tx_hash, shared->tx_hash);
+    r->ticket = shared->debit_ticket;
+    r->ticket2 = shared->refund_ticket;
+    S_COPY(r->actor, WITHDRAWALS_LEARNED_ACTOR);
+    snprintf(r->origin, sizeof r->origin, "node:%.58s", node ? node : "?");
+    lsn = s_submit_locked(self, journal, r, err, errlen);
+    if (!lsn) {
+        res = REGISTRY_FAILED;
+        goto done;
+    }
+    if (s_apply_locked(self, r, lsn) != 0) {
+        snprintf(err, errlen, "no memory for the withdrawal");
+        s_set_failed(self, "applying a durable record failed");
+        res = REGISTRY_FAILED;
+        goto done;
+    }
+    res = REGISTRY_MOVED;
+    log_info("withdrawal.learned", "id=%s state=%s from=%s node=%s request_id=%s lsn=%llu", r->tx_id,
+             withdrawal_state_name(r->wto), withdrawal_state_name(r->wfrom), node ? node : "?",
+             r->request_id[0] ? r->request_id : "-", (unsigned long long) lsn);
+done:
+    pthread_mutex_unlock(&self->lock);
+    free(r);
+    if (res == REGISTRY_MOVED && s_wait(self, journal, lsn) != 0)
+        return REGISTRY_FAILED;
+    return res;
+}
+
+int withdrawals_final(withdrawal_state_t st)
+{
+    return st == WITHDRAWAL_COMPLETED || st == WITHDRAWAL_REJECTED || st == WITHDRAWAL_REFUNDED;
 }
 
 /* 1 if Cobo's last word on w's current transfer is final: a person may refund or transfer again. */

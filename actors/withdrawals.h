@@ -102,6 +102,26 @@ registry_result_t withdrawals_desk(withdrawals_t *self, journal_t *journal, cons
                                    const char *actor, const char *origin, const char *reason, int approvals_needed,
                                    unsigned *effects, int *noted, char *err, size_t errlen);
 
+/* ---- cluster mode (actors/wdshared.h) ------------------------------------------------------------
+ * A withdrawal is carried out by the node holding its claim; every other node learns it from
+ * MongoDB's shared document and journals what it learned as one RECORD_WITHDRAWAL by
+ * WITHDRAWALS_LEARNED_ACTOR, origin "node:<holder>" (so a restart without MongoDB still knows it).
+ * Such a record is not a step of the table: it sets the state, the transfer number (attempt), its
+ * request_id, Cobo's fields and the tickets (ticket the debit's, ticket2 the refund's) the holder
+ * wrote. */
+#define WITHDRAWALS_LEARNED_ACTOR "kasa:cluster"
+
+/* Journals shared (a withdrawal as another node's document says) when its state, transfer, Cobo's
+ * fields or tickets differ from this node's (an unknown id is added). REGISTRY_MOVED once durable,
+ * REGISTRY_SAME when nothing differs, REGISTRY_ILLEGAL for a document that is not whole, FULL,
+ * FAILED; err says why. */
+registry_result_t withdrawals_learn(withdrawals_t *self, journal_t *journal, const withdrawal_view_t *shared,
+                                    const char *node, char *err, size_t errlen);
+/* 1 if r is such a learned record. */
+int withdrawals_learned(const record_t *r);
+/* 1 for COMPLETED, REJECTED, REFUNDED: nothing is left to do on any node. */
+int withdrawals_final(withdrawal_state_t st);
+
 /* Copies id's withdrawal into *out; 0, or -1 if unknown. */
 int withdrawals_get(withdrawals_t *self, const char *id, withdrawal_view_t *out);
 /* The withdrawal whose current request_id is request_id (or an earlier one of it); 0 or -1. */

@@ -5,9 +5,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "actors/claims.h"
 #include "actors/cobo.h"
 #include "actors/credit_check.h"
 #include "actors/mt5.h"
+#include "actors/wdshared.h"
 #include "schema/log.h"
 
 #define S_RETRY_BASE_MS 100
@@ -134,6 +136,97 @@ static registry_result_t s_commit(s_withdrawer_t *self, record_t *r)
     return res;
 }
 
+/* ---- cluster mode: the claim, the shared document, the fence --------------------------------------- */
+
+/* Before anything is done on w in cluster mode (KASA_CLUSTER=on, actors/wdshared.h): this node holds
+ * w's claim, and MongoDB's document says what this node's journal says. A document another holder
+ * wrote (or this node on an older epoch: a claim lost and taken back) is the truth: it is learned
+ * first, and the withdrawer then reconciles as after a restart (MT5 searched by reference, Cobo by
+ * request_id; the claim's settle time after a take-over keeps every send back meanwhile). A document
+ * this node wrote on its epoch is behind or equal: this node's state is written over it. 0: go on
+ * (*w current); -1: nothing to do on this node (another node's live claim, a final one, or a newer
+ * holder wrote the document); > 0: MongoDB did not answer, look again then (never decided on a guess). */
+static int64_t s_gate(s_withdrawer_t *self, workq_item_t *item, withdrawal_view_t *w)
+{
+    claims_t *claims = self->ctx->claims;
+    char holder[64] = "", err[200] = "";
+    claims_result_t r = claims_acquire(claims, w->id, 0, holder);
+    if (r == CLAIMS_HELD_ELSEWHERE || r == CLAIMS_FINAL) {
+        log_info("withdrawer.elsewhere", "id=%s holder=%s final=%d", w->id, holder, r == CLAIMS_FINAL);
+        return -1;
+    }
+    int32_t epoch = r == CLAIMS_HELD ? claims_epoch(claims, w->id) : 0;
+    if (!epoch)
+        return s_retry(self, item, w->id, "claim", "MongoDB did not answer");
+    withdrawal_view_t doc;
+    char node[64];
+    int32_t doc_epoch = 0;
+    int rc = wdshared_get(self->ctx->wdshared, w->id, &doc, node, &doc_epoch);
+    if (rc < 0)
+        return s_retry(self, item, w->id, "shared", "MongoDB did not answer: the withdrawal waits");
+    if (rc == 1 && (strcmp(node, claims_node(claims)) != 0 || doc_epoch != epoch)) {
+        registry_result_t lr = withdrawals_learn(self->ctx->withdrawals, self->ctx->journal, &doc, node, err, sizeof err);
+        if (lr != REGISTRY_MOVED && lr != REGISTRY_SAME)
+            return s_retry(self, item, w->id, "learn", err);
+        if (withdrawals_get(self->ctx->withdrawals, w->id, w) != 0)
+            return -1;
+        log_info("withdrawer.adopted", "id=%s state=%s from=%s doc_epoch=%d epoch=%d", w->id,
+                 withdrawal_state_name(w->state), node, doc_epoch, epoch);
+    }
+    int put = wdshared_put(self->ctx->wdshared, w, epoch);
+    if (put == 0)
+        return -1;
+    if (put < 0)
+        return s_retry(self, item, w->id, "shared", "MongoDB did not answer: the withdrawal waits");
+    if (withdrawals_final(w->state)) {
+        claims_release(claims, w->id);
+        return -1;
+    }
+    return 0;
+}
+
+/* After the step on w (its state before it: before): the new state written to MongoDB, and the claim
+ * released once final. next: what the step asked; a document MongoDB did not take is written by the
+ * next pass's gate before anything else happens. */
+static int64_t s_publish(s_withdrawer_t *self, const char *id, withdrawal_state_t before, int64_t next)
+{
+    withdrawal_view_t w;
+    int32_t epoch = claims_epoch(self->ctx->claims, id);
+    if (!epoch || withdrawals_get(self->ctx->withdrawals, id, &w) != 0 || w.state == before)
+        return next;
+    int put = wdshared_put(self->ctx->wdshared, &w, epoch);
+    if (put < 0)
+        return next > 0 && next < S_RETRY_CAP_MS ? next : 1000;   /* the gate writes it first */
+    if (put == 1 && withdrawals_final(w.state))
+        claims_release(self->ctx->claims, id);
+    return next;
+}
+
+/* The fence immediately before an MT5 balance call or a Cobo transfer request on id: 0 send now; -1
+ * the claim is lost (never send on it: drop); > 0 wait that long (the settle time after a take-over,
+ * a lease too short to send on, MongoDB not answering). */
+static int64_t s_fence(s_withdrawer_t *self, const char *id)
+{
+    if (!self->ctx->claims)
+        return 0;
+    int64_t wait = 0;
+    char holder[64] = "";
+    claims_fence_t f = claims_fence(self->ctx->claims, id, &wait, holder);
+    if (f == CLAIMS_SEND)
+        return 0;
+    log_info("withdrawer.fenced", "id=%s answer=%s wait_ms=%lld holder=%s", id, claims_fence_name(f), (long long) wait,
+             holder[0] ? holder : "-");
+    if (f == CLAIMS_LOST)
+        return -1;
+    return wait > 0 ? wait : 1;
+}
+
+/* The last check, with no I/O, just before the request leaves: 1 may send. */
+static int s_may_send(s_withdrawer_t *self, const char *id)
+{
+    return !self->ctx->claims || claims_may_send(self->ctx->claims, id);
+}
+
 /* ---- MT5: the debit and the refund ---------------------------------------------------------------- */
 
 /* The withdrawal's op as the crediter's search sees a deposit: one login, the signed amount, the
@@ -222,6 +315,9 @@ static int64_t s_mt5_op(s_withdrawer_t *self, workq_item_t *item, const withdraw
     /* MT5 refused the last attempt and every earlier one has settled without a deal: refused. */
     if (!refund && e.attempts && s_memo_has(self->refused, w->id, e.attempts, 0))
         return s_debit_refused(self, w, "MT5 refused the debit");
+    int64_t fence = s_fence(self, w->id);   /* cluster mode: the claim, right before the send */
+    if (fence)
+        return fence < 0 ? 0 : fence;
 
     record_t at;
     record_init(&at, RECORD_WITHDRAWAL_ATTEMPT);
@@ -235,6 +331,10 @@ static int64_t s_mt5_op(s_withdrawer_t *self, workq_item_t *item, const withdraw
     if (withdrawals_append(self->ctx->withdrawals, self->ctx->journal, &at, err, sizeof err) != REGISTRY_MOVED) {
         log_warn("withdrawer.skipped", "id=%s step=%s_attempt reason=\"%s\"", w->id, what, err);
         return 0;   /* not durable: never call MT5 */
+    }
+    if (!s_may_send(self, w->id)) {   /* the lease grew short since the fence: this attempt never leaves */
+        s_memo(self->unsent, &self->unsent_next, w->id, at.attempt, refund);
+        return s_retry(self, item, w->id, what, "the claim's lease is too short to send on");
     }
     uint64_t ticket = 0;
     mt5_result_t r = mt5_balance(self->mt5, w->login, e.view.credit_minor, w->digits, ref, &ticket, err, sizeof err);
@@ -291,8 +391,9 @@ static int64_t s_transfer(s_withdrawer_t *self, workq_item_t *item, const withdr
     if (!self->cobo)
         return s_retry(self, item, w->id, "transfer", "no Cobo client (see withdrawer.no_cobo)");
     withdrawer_answer_t ans;
-    if (w->transfer_attempts > 0) {
-        /* An earlier attempt may have reached Cobo: find it before anything is sent again. */
+    if (w->transfer_attempts > 0 || self->ctx->claims) {
+        /* An earlier attempt may have reached Cobo: find it before anything is sent again (in cluster
+         * mode always: another node may have sent it, and this journal does not know). */
         memset(&ans, 0, sizeof ans);
         withdrawer_find_t f = self->cobo->find(self->cobo_state, w->request_id, &ans);
         if (f == WITHDRAWER_FIND_FOUND) {
@@ -303,6 +404,9 @@ static int64_t s_transfer(s_withdrawer_t *self, workq_item_t *item, const withdr
             return s_retry(self, item, w->id, "find", ans.message[0] ? ans.message : "Cobo did not answer");
         /* Not there: sending again under the same request_id is safe (Cobo refuses a second one). */
     }
+    int64_t fence = s_fence(self, w->id);   /* cluster mode: the claim, right before the request */
+    if (fence)
+        return fence < 0 ? 0 : fence;
     record_t at;
     record_init(&at, RECORD_WITHDRAWAL_ATTEMPT);
     snprintf(at.tx_id, sizeof at.tx_id, "%s", w->id);
@@ -318,6 +422,8 @@ static int64_t s_transfer(s_withdrawer_t *self, workq_item_t *item, const withdr
         log_warn("withdrawer.skipped", "id=%s step=transfer_attempt reason=\"%s\"", w->id, err);
         return 0;   /* not durable: never call Cobo */
     }
+    if (!s_may_send(self, w->id))
+        return s_retry(self, item, w->id, "transfer", "the claim's lease is too short to send on");
     memset(&ans, 0, sizeof ans);
     withdrawer_create_t c = self->cobo->create(self->cobo_state, self->ctx->cfg, w, &ans);
     log_info("withdrawer.transfer", "id=%s request_id=%s attempt=%u answer=%d cobo_id=%s status=%s", w->id,
@@ -362,15 +468,10 @@ static int64_t s_poll(s_withdrawer_t *self, workq_item_t *item, const withdrawal
     return 0;   /* the schedule asks again while it is SENT */
 }
 
-static int64_t s_handle(void *arg, workq_item_t *item)
+/* The step w's state asks for. */
+static int64_t s_step(s_withdrawer_t *self, workq_item_t *item, withdrawal_view_t *wp)
 {
-    s_withdrawer_t *self = arg;
-    record_t seen;
-    char why[128];
-    withdrawal_view_t w;
-    if (record_decode(item->bytes, item->len, &seen, why, sizeof why) != 0 ||
-        withdrawals_get(self->ctx->withdrawals, seen.tx_id, &w) != 0 || withdrawals_failed(self->ctx->withdrawals))
-        return 0;
+    withdrawal_view_t w = *wp;
     switch (w.state) {
     case WITHDRAWAL_REQUESTED: return s_mt5_op(self, item, &w, S_DEBIT);
     case WITHDRAWAL_REFUNDING: return s_mt5_op(self, item, &w, S_REFUND);
@@ -391,6 +492,23 @@ static int64_t s_handle(void *arg, workq_item_t *item)
     }
 }
 
+static int64_t s_handle(void *arg, workq_item_t *item)
+{
+    s_withdrawer_t *self = arg;
+    record_t seen;
+    char why[128];
+    withdrawal_view_t w;
+    if (record_decode(item->bytes, item->len, &seen, why, sizeof why) != 0 ||
+        withdrawals_get(self->ctx->withdrawals, seen.tx_id, &w) != 0 || withdrawals_failed(self->ctx->withdrawals))
+        return 0;
+    if (!self->ctx->claims || !self->ctx->wdshared)
+        return s_step(self, item, &w);
+    int64_t gate = s_gate(self, item, &w);
+    if (gate)
+        return gate < 0 ? 0 : gate;
+    return s_publish(self, w.id, w.state, s_step(self, item, &w));
+}
+
 /* Orders the withdrawer's work by MT5 login. */
 static uint64_t s_key(void *arg, const uint8_t *bytes, size_t len)
 {
@@ -402,6 +520,7 @@ static uint64_t s_key(void *arg, const uint8_t *bytes, size_t len)
 
 typedef struct {
     workq_t *q;
+    claims_t *claims;
 } s_poll_ctx_t;
 
 static void s_queue_sent(void *arg, const withdrawal_view_t *w)
@@ -409,6 +528,8 @@ static void s_queue_sent(void *arg, const withdrawal_view_t *w)
     s_poll_ctx_t *p = arg;
     if (w->state != WITHDRAWAL_SENT || workq_full(p->q))
         return;
+    if (p->claims && !claims_epoch(p->claims, w->id))
+        return;   /* cluster mode: its holder polls it (wdshared hands over one whose lease ran out) */
     record_t r;
     withdrawals_event_record(&r, w->id, WITHDRAWAL_EV_TRANSFER_SENT, NULL);
     r.wfrom = r.wto = w->state;
@@ -427,7 +548,7 @@ static int64_t s_idle(void *arg, workq_t *q, int64_t now_ms)
     int64_t poll_ms = 1000LL * (self->ctx->cfg->withdraw_poll_s > 0 ? self->ctx->cfg->withdraw_poll_s : 60);
     if (now_ms - self->last_poll_ms >= poll_ms) {
         self->last_poll_ms = now_ms;
-        s_poll_ctx_t p = { q };
+        s_poll_ctx_t p = { q, self->ctx->claims };
         withdrawals_each(self->ctx->withdrawals, 0, 0, s_queue_sent, &p);
     }
     int64_t next = poll_ms - (now_ms - self->last_poll_ms);

@@ -228,7 +228,10 @@ int cmd_withdrawal_verb(void *arg, char *const *f, int n, char *reply, size_t re
         snprintf(reply, replylen, "%s", err[0] ? err : "refused");
         return -1;
     }
-    snprintf(reply, replylen, "%s %s%s", f[1], f[2], rc == 1 ? ": noted, another approver must approve too" : "");
+    if (rc == 2)   /* cluster mode: the node holding the withdrawal carries it out */
+        snprintf(reply, replylen, "%s", err);
+    else
+        snprintf(reply, replylen, "%s %s%s", f[1], f[2], rc == 1 ? ": noted, another approver must approve too" : "");
     return 0;
 }
 

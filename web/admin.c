@@ -509,14 +509,7 @@ static void s_act(void *arg, const admin_caller_t *c, const http_request_t *req,
         return;
     }
     if (rc == 2) {   /* cluster mode: the node holding the deposit carries it out; GET /api/admin/commands/ID */
-        jbuf_t b;
-        jbuf_init(&b);
-        jbuf_puts(&b, "{\"ok\":true,\"accepted\":true,\"command\":");
-        jbuf_str(&b, command);
-        jbuf_puts(&b, ",\"message\":");
-        jbuf_str(&b, err);
-        jbuf_puts(&b, "}");
-        http_reply_json(res, 202, jbuf_take(&b));
+        api_reply_accepted(res, command, err);
         return;
     }
     char text[300];

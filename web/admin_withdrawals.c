@@ -229,9 +229,15 @@ static void s_act(void *arg, const admin_caller_t *c, const http_request_t *req,
     snprintf(reason, sizeof reason, "%s", rs ? rs : "");
     bson_destroy(&doc);
     char err[256] = "";
-    int rc = pipeline_withdraw_act(self->pipeline, id, action, c->actor, c->origin, reason, err, sizeof err);
+    char command[33] = "";
+    int rc = pipeline_withdraw_act_cmd(self->pipeline, id, action, c->actor, c->origin, reason, command, err,
+                                       sizeof err);
     if (rc < 0) {
-        http_reply_error(res, strstr(err, "no withdrawal") ? 404 : 409, err);
+        http_reply_error(res, strstr(err, "no withdrawal") ? 404 : strstr(err, "MongoDB") ? 503 : 409, err);
+        return;
+    }
+    if (rc == 2) {   /* cluster mode: the holder carries it out; GET /api/admin/commands/{id} tells the outcome */
+        api_reply_accepted(res, command, err);
         return;
     }
     withdrawal_view_t w;

@@ -45,3 +45,15 @@ void api_reply_retry(http_response_t *res, int status, const char *reason, int64
     http_reply_error(res, status, reason);
     http_add_header(res, "Retry-After", v);
 }
+
+void api_reply_accepted(http_response_t *res, const char *command, const char *message)
+{
+    jbuf_t b;
+    jbuf_init(&b);
+    jbuf_puts(&b, "{\"ok\":true,\"accepted\":true,\"command\":");
+    jbuf_str(&b, command);
+    jbuf_puts(&b, ",\"message\":");
+    jbuf_str(&b, message);
+    jbuf_puts(&b, "}");
+    http_reply_json(res, 202, jbuf_take(&b));
+}

@@ -21,4 +21,8 @@ int api_auth(session_store_t *store, const http_request_t *req, http_response_t 
 /* {"error": reason} with status and a Retry-After header. */
 void api_reply_retry(http_response_t *res, int status, const char *reason, int64_t retry_after_s);
 
+/* 202 {"ok":true,"accepted":true,"command":command,"message":message}: a person's action another
+ * cluster node carries out (GET /api/admin/commands/{command} tells its outcome). */
+void api_reply_accepted(http_response_t *res, const char *command, const char *message);
+
 #endif

@@ -726,9 +726,10 @@ static void s_wd_answer(const s_wd_wait_t *w, const accounts_answer_t *a, http_r
     jbuf_t b;
     jbuf_init(&b);
     if (!w->commit) {
-        if (pipeline_withdraw_quote(self->pipeline, &ask, &q, why, sizeof why) != 0) {
+        int qrc = pipeline_withdraw_quote(self->pipeline, &ask, &q, why, sizeof why);
+        if (qrc != 0) {
             jbuf_free(&b);
-            http_reply_error(res, 422, why);
+            http_reply_error(res, qrc == -2 ? 503 : 422, why);   /* -2: cluster mode, MongoDB silent */
             return;
         }
         jbuf_puts(&b, "{");
@@ -775,10 +776,6 @@ static void s_withdraw(investor_t *self, const http_request_t *req, http_respons
     session_info_t info;
     if (s_auth(self, req, res, &info, 1) != 0 || s_rate(self, req, http_cookie(req, SESSION_COOKIE), res) != 0)
         return;
-    if (self->cfg->cluster) {   /* before MT5 is asked anything */
-        http_reply_error(res, 503, PIPELINE_WITHDRAW_CLUSTER_REFUSED);
-        return;
-    }
     bson_t doc;
     if (s_json_body(req, res, &doc) != 0)
         return;

@@ -17,6 +17,9 @@
  *    disabled on the first, refused on the other (a new login and the session it had).
  *  - the Telegram poller (actors/chat.h): one node polls, a press is handled once, a killed poller's
  *    lease is taken over and the next press handled from the stored offset.
+ *  - withdrawals (actors/wdshared.h): requested on one node, approved on another, carried out once;
+ *    the holder SIGKILLed after the debit and mid-transfer, or SIGSTOPped past its lease with its
+ *    debit's outcome unknown: another node finishes it, one debit, one transfer (or one refund).
  * KASA_CLUSTER_RUNS=N: N more sprayed deposits and N killed-node runs instead of 3 (a longer seeded soak,
  * at most S_MAX_RUNS, 256). */
 #include "tests/check.h"
@@ -26,8 +29,11 @@
 #include "actors/chat.h"
 #include "actors/claims.h"
 #include "actors/mio.h"
+#include "actors/mt5.h"
 #include "actors/shared.h"
+#include "actors/wdshared.h"
 #include "schema/totp.h"
+#include "schema/withdrawal.h"
 #include "web/session_mongo.h"
 
 #include <stdatomic.h>
@@ -277,7 +283,8 @@ static int s_nodes_start(void)
             return -1;
         }
         snprintf(extra, sizeof extra, "KASA_CLUSTER=on\nKASA_MONGO_URI=%s\nKASA_MONGO_DB=%s\nKASA_NODE_ID=node-%d\n"
-                 "KASA_CLAIM_LEASE_MS=%d\nKASA_MT5_TIMEOUT_MS=%d\nKASA_TELEGRAM_APPROVERS=%d:onay\nKASA_TELEGRAM_POLL_S=1\n",
+                 "KASA_CLAIM_LEASE_MS=%d\nKASA_MT5_TIMEOUT_MS=%d\nKASA_TELEGRAM_APPROVERS=%d:onay\nKASA_TELEGRAM_POLL_S=1\n"
+                 "KASA_WITHDRAW_RULES=TRON_USDT=1:1:10:5000:3000\nKASA_WITHDRAW_POLL_S=1\n",
                  s_m.uri, s_m.db, i, LEASE_MS, LEASE_MS / 3, TG_APPROVER);
         if (h_config_write(n, extra) != 0 || h_link(n, s_address(), LOGIN) != 0 || h_kasa_start(n) != 0)
             return -1;
@@ -859,16 +866,225 @@ static void test_a_command_journaled_before_its_runner_died_is_done_once_and_run
     CHECK(strstr(again, "done|0|closed by node") && strstr(again, "while node node-9 was carrying the command out"));
 }
 
-/* Withdrawals need single-node mode: a request in cluster mode is refused with a clear 503. */
-static void test_cluster_mode_refuses_withdrawals_clearly(void)
+/* ---- withdrawals across nodes (actors/wdshared.h) -------------------------------------------------- */
+
+#define WD_LOGIN 100007
+#define WD_ADDRESS "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
+
+typedef struct {
+    char state[32], node[64], amount[48];
+} s_wd_doc_t;
+
+static void s_wd_doc_of(void *arg, const bson_t *doc)
 {
-    char sid[80] = "", csrf[80] = "";
-    CHECK_EQ_INT(h_investor_login(&s_node[1], LOGIN, H_MT5_PW, sid, csrf), 0);
-    h_cresp_t r = h_call(s_node[1].kasa_url, "POST", "/api/withdrawals/quote", sid, csrf,
-                         "{\"token\":\"TRON_USDT\",\"address\":\"TXYZ\",\"amount\":\"10\"}", NULL);
-    CHECK_EQ_INT(r.status, 503);
-    CHECK(r.body && strstr(r.body, "need single-node mode"));
+    s_wd_doc_t *d = arg;
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "state") && BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(d->state, sizeof d->state, "%s", bson_iter_utf8(&it, NULL));
+    if (bson_iter_init_find(&it, doc, "node") && BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(d->node, sizeof d->node, "%s", bson_iter_utf8(&it, NULL));
+    if (bson_iter_init_find(&it, doc, "amount") && BSON_ITER_HOLDS_UTF8(&it))
+        snprintf(d->amount, sizeof d->amount, "%s", bson_iter_utf8(&it, NULL));
+}
+
+/* MongoDB's shared document of withdrawal id (its state, writer, token amount). */
+static void s_wd_doc(const char *id, s_wd_doc_t *out)
+{
+    memset(out, 0, sizeof *out);
+    bson_t *filter = BCON_NEW("id", BCON_UTF8(id));
+    hm_find(&s_m, "withdrawals", filter, s_wd_doc_of, out);
+    bson_destroy(filter);
+}
+
+/* Waits up to timeout_ms for id's shared document to say state. 0, or -1 (logged). */
+static int s_wd_wait(const char *id, const char *state, int timeout_ms)
+{
+    s_wd_doc_t d;
+    int64_t end = h_now_ms() + timeout_ms;
+    do {
+        s_wd_doc(id, &d);
+        if (strcmp(d.state, state) == 0)
+            return 0;
+        h_sleep_ms(50);
+    } while (h_now_ms() < end);
+    h_log("withdrawal %s: %s by %s, not %s", id, d.state[0] ? d.state : "(no document)", d.node, state);
+    return -1;
+}
+
+/* Waits up to timeout_ms for node i's own journal to show withdrawal id in state. 0 or -1. */
+static int s_wd_node_wait(int i, const char *id, const char *state, int timeout_ms)
+{
+    int64_t end = h_now_ms() + timeout_ms;
+    do {
+        char *out = NULL;   /* one line per withdrawal: "TIME  STATE  ID  ..." */
+        h_kasa_cmd(&s_node[i], &out, "withdrawal", "list", "--config", s_node[i].config, NULL);
+        int found = 0;
+        for (char *line = out ? strtok(out, "\n") : NULL; line && !found; line = strtok(NULL, "\n"))
+            found = strstr(line, id) && strstr(line, state);
+        free(out);
+        if (found)
+            return 0;
+        h_sleep_ms(200);
+    } while (h_now_ms() < end);
+    h_log("node %d never showed withdrawal %s as %s", i, id, state);
+    return -1;
+}
+
+/* An investor of WD_LOGIN asks node i for amount (the investor API, MT5 password re-entered). The
+ * status; the new id into id. */
+static long s_wd_request(int i, const char *amount, char id[24])
+{
+    char sid[80] = "", csrf[80] = "", body[300];
+    id[0] = '\0';
+    if (h_investor_login(&s_node[i], WD_LOGIN, H_MT5_PW, sid, csrf) != 0)
+        return -1;
+    snprintf(body, sizeof body, "{\"token\":\"TRON_USDT\",\"address\":\"%s\",\"amount\":\"%s\",\"password\":\"%s\"}",
+             WD_ADDRESS, amount, H_MT5_PW);
+    h_cresp_t r = h_call(s_node[i].kasa_url, "POST", "/api/withdrawals", sid, csrf, body, NULL);
+    h_json_str(r.body, "id", id, 24);
+    long st = r.status;
+    if (st != 201)
+        h_log("withdrawal request on node %d -> %ld %.300s", i, st, r.body ? r.body : "");
     h_cresp_free(&r);
+    return st;
+}
+
+/* MT5 balance deals on WD_LOGIN carrying withdrawal id's debit reference (refund: its refund's). */
+static int s_wd_deals(const char *id, int refund)
+{
+    char ref[32];
+    if (refund)
+        withdrawal_refund_ref(id, ref);
+    else
+        withdrawal_debit_ref(id, ref);
+    static h_deal_t deals[512];
+    int n = h_mt5_deals(&s_node[0], WD_LOGIN, deals, 512), found = 0;
+    for (int i = 0; i < n; i++)
+        found += strcmp(deals[i].comment, ref) == 0;
+    return found;
+}
+
+static int s_wd_debits(const char *id)
+{
+    return s_wd_deals(id, 0);
+}
+
+/* Transfers the Cobo simulator made to WD_ADDRESS of withdrawal id's token amount. */
+static int s_wd_transfers(const char *id)
+{
+    s_wd_doc_t d;
+    s_wd_doc(id, &d);
+    char url[200], needle[200];
+    snprintf(url, sizeof url, "%s/sim/deposits", s_node[0].cobo_url);
+    snprintf(needle, sizeof needle, "\"address\":\"%s\",\"amount\":\"%s\",", WD_ADDRESS, d.amount);
+    h_resp_t r = h_http("GET", url, NULL);
+    int n = 0;
+    for (const char *p = r.body; d.amount[0] && p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    h_resp_free(&r);
+    return n;
+}
+
+/* kasa withdrawal ACTION id on node i (to its running server); its output into *out. */
+static int s_wd_act(int i, const char *action, const char *id, char **out)
+{
+    return h_kasa_cmd(&s_node[i], out, "withdrawal", action, id, "--reason", "checked by phone", "--config",
+                      s_node[i].config, NULL);
+}
+
+/* Requested on node 0, seen on node 2, approved on node 1 (carried out by node 0, the holder): one
+ * MT5 debit, one Cobo transfer, COMPLETED on every node. */
+static void test_a_withdrawal_requested_on_one_node_approved_on_another_is_carried_out_once(void)
+{
+    mt5_client_t *m = mt5_client_new(s_node[0].mt5_url, H_MT5_MANAGER, H_MT5_MANAGER_PW, NULL, 5000);
+    uint64_t ticket = 0;
+    char err[160], id[24], *out = NULL;
+    CHECK(m && mt5_balance(m, WD_LOGIN, 500000, 2, "seed", &ticket, err, sizeof err) == MT5_OK);
+    mt5_client_destroy(&m);
+    CHECK_EQ_INT(s_wd_request(0, "41", id), 201);
+    CHECK_EQ_INT(s_wd_wait(id, "DEBITED", 10000), 0);
+    CHECK_EQ_INT(s_wd_node_wait(2, id, "DEBITED", 5000), 0);   /* an admin on node 2 sees it */
+    CHECK_EQ_INT(s_wd_act(1, "approve", id, &out), 0);
+    CHECK(out && strstr(out, "carried out by node node-0"));
+    free(out);
+    CHECK_EQ_INT(s_wd_wait(id, "COMPLETED", 20000), 0);
+    CHECK_EQ_INT(s_wd_node_wait(1, id, "COMPLETED", 5000), 0);
+    h_sleep_ms(LEASE_MS);
+    CHECK_EQ_INT(s_wd_debits(id), 1);
+    CHECK_EQ_INT(s_wd_transfers(id), 1);
+}
+
+/* The holder killed (SIGKILL) after the debit, before the transfer (an approval sent to it as a
+ * command), and another holder killed while its Cobo request is in flight: each time another node
+ * takes the claim over, reconciles, and finishes it: one debit, one transfer. */
+static void test_a_withdrawal_holder_killed_mid_way_is_finished_once_by_another_node(void)
+{
+    char a[24], b[24], *out = NULL;
+    /* a: requested on node 1, debited; node 1 killed; approved on node 2 */
+    CHECK_EQ_INT(s_wd_request(1, "42", a), 201);
+    CHECK_EQ_INT(s_wd_wait(a, "DEBITED", 10000), 0);
+    h_kasa_kill(&s_node[1]);
+    /* node 1's lease runs yet (a command for the node that takes it over) or has run out and node 2
+     * took the withdrawal over (carried out there) */
+    CHECK_EQ_INT(s_wd_act(2, "approve", a, &out), 0);
+    CHECK(out && (strstr(out, "accepted") || strstr(out, "approve ")));
+    free(out);
+    CHECK_EQ_INT(s_wd_wait(a, "COMPLETED", 30000), 0);
+    CHECK_EQ_INT(h_kasa_start(&s_node[1]), 0);
+    /* b: requested on node 0 and approved there; node 0 killed while Cobo holds its answer */
+    CHECK_EQ_INT(h_sim_post(s_node[0].cobo_url, "/sim/faults", "{\"transfer_timeout_once\":true,\"hang_ms\":4000}"), 200);
+    CHECK_EQ_INT(s_wd_request(0, "43", b), 201);
+    CHECK_EQ_INT(s_wd_wait(b, "DEBITED", 10000), 0);
+    CHECK_EQ_INT(s_wd_act(0, "approve", b, NULL), 0);
+    int64_t end = h_now_ms() + 10000;
+    while (h_now_ms() < end && s_wd_transfers(b) == 0)
+        h_sleep_ms(20);
+    CHECK_EQ_INT(s_wd_transfers(b), 1);
+    h_kasa_kill(&s_node[0]);
+    CHECK_EQ_INT(h_sim_post(s_node[0].cobo_url, "/sim/faults", "{\"hang_ms\":0}"), 200);
+    CHECK_EQ_INT(s_wd_wait(b, "COMPLETED", 30000), 0);
+    s_wd_doc_t d;
+    s_wd_doc(b, &d);
+    CHECK(strcmp(d.node, "node-0") != 0);
+    CHECK_EQ_INT(h_kasa_start(&s_node[0]), 0);
+    CHECK_EQ_INT(s_wd_node_wait(0, b, "COMPLETED", 8000), 0);   /* the restarted node learns the end */
+    h_sleep_ms(LEASE_MS);
+    CHECK_EQ_INT(s_wd_debits(a), 1);
+    CHECK_EQ_INT(s_wd_transfers(a), 1);
+    CHECK_EQ_INT(s_wd_debits(b), 1);
+    CHECK_EQ_INT(s_wd_transfers(b), 1);
+}
+
+/* The holder paused (SIGSTOP) with its debit's outcome unknown, past its lease: another node takes the
+ * withdrawal over and debits it after the settle time; the paused node, resumed, never sends. */
+static void test_a_paused_withdrawal_holder_past_its_lease_never_sends(void)
+{
+    char id[24];
+    CHECK_EQ_INT(h_sim_post(s_node[0].mt5_url, "/sim/faults", "{\"retcode_once\":\"9 Timeout\"}"), 200);
+    CHECK_EQ_INT(s_wd_request(0, "44", id), 201);
+    int64_t end = h_now_ms() + 15000;
+    while (h_now_ms() < end && !s_log_has(0, "withdrawer.ambiguous", id))
+        h_sleep_ms(5);
+    CHECK(kill(s_node[0].kasa_pid, SIGSTOP) == 0);
+    CHECK(s_log_has(0, "withdrawer.ambiguous", id));
+    char holder[64] = "";
+    for (end = h_now_ms() + 15000; h_now_ms() < end; h_sleep_ms(10)) {
+        s_holder(id, holder);
+        if (holder[0] && strcmp(holder, "node-0") != 0)
+            break;
+    }
+    CHECK(holder[0] && strcmp(holder, "node-0") != 0);
+    CHECK(kill(s_node[0].kasa_pid, SIGCONT) == 0);
+    CHECK_EQ_INT(s_wd_wait(id, "DEBITED", 20000), 0);
+    h_sleep_ms(LEASE_MS + 2000);
+    CHECK_EQ_INT(s_wd_debits(id), 1);   /* the new holder's, and no other */
+    CHECK(s_log_has(0, "claims.lost", id) || s_log_has(0, "answer=lost", id) || s_log_has(0, "withdrawer.elsewhere", id));
+    char *out = NULL;   /* rejected on node 0 (not the holder): carried out there, refunded once */
+    CHECK_EQ_INT(s_wd_act(0, "reject", id, &out), 0);
+    CHECK(out && strstr(out, "accepted"));
+    free(out);
+    CHECK_EQ_INT(s_wd_wait(id, "REFUNDED", 20000), 0);
+    CHECK_EQ_INT(s_wd_deals(id, 1), 1);   /* one refund */
 }
 
 /* `kasa reconcile` on any node agrees: deposits this node journaled and another node credited (or
@@ -1083,6 +1299,60 @@ out:
     session_mongo_destroy(&mb);
 }
 
+/* ---- withdrawal documents in MongoDB, in process -------------------------------------------------- */
+
+/* A holder's write is fenced by its epoch: once a newer epoch wrote, the old holder writes nothing; a
+ * read MongoDB does not answer is "cannot tell", never "none"; the daily sum counts what was not given
+ * back. */
+static void test_withdrawal_documents_are_fenced_by_the_claims_epoch(void)
+{
+    config_t ca, cb;
+    memset(&ca, 0, sizeof ca);
+    snprintf(ca.mongo_uri, sizeof ca.mongo_uri, "%.*s", (int) sizeof ca.mongo_uri - 1, s_m.uri);
+    snprintf(ca.mongo_db, sizeof ca.mongo_db, "%.40s_wd", s_m.db);   /* not the nodes' database: they would learn it */
+    cb = ca;
+    snprintf(ca.node_id, sizeof ca.node_id, "proc-a");
+    snprintf(cb.node_id, sizeof cb.node_id, "proc-b");
+    char err[200] = "", node[64];
+    shared_t *sa = shared_new(&ca, 1000, err, sizeof err), *sb = shared_new(&cb, 1000, err, sizeof err);
+    wdshared_t *a = sa ? wdshared_new(sa, err, sizeof err) : NULL, *b = sb ? wdshared_new(sb, err, sizeof err) : NULL;
+    CHECK(a && b);
+    if (!a || !b)
+        goto out;
+    withdrawal_view_t w, got;
+    memset(&w, 0, sizeof w);
+    snprintf(w.id, sizeof w.id, "w00000000000000000abc");
+    w.state = WITHDRAWAL_DEBITED;
+    w.login = 100009;
+    w.amount_minor = 4100;
+    w.digits = 2;
+    w.created_ms = h_now_ms();
+    int32_t epoch = 0;
+    CHECK_EQ_INT(wdshared_put(a, &w, 1), 1);
+    w.state = WITHDRAWAL_APPROVED;
+    w.transfers = 1;
+    CHECK_EQ_INT(wdshared_put(b, &w, 2), 1);             /* taken over: epoch 2 */
+    w.state = WITHDRAWAL_REFUNDING;
+    CHECK_EQ_INT(wdshared_put(a, &w, 1), 0);             /* the old holder: nothing written */
+    CHECK_EQ_INT(wdshared_get(a, w.id, &got, node, &epoch), 1);
+    CHECK(got.state == WITHDRAWAL_APPROVED && got.transfers == 1 && epoch == 2 && strcmp(node, "proc-b") == 0);
+    CHECK_EQ_INT(wdshared_get(a, "w00000000000000000abd", &got, node, &epoch), 0);
+    int64_t sum = 0;
+    CHECK_EQ_INT(wdshared_asked_since(a, 100009, w.created_ms - 1000, &sum), 0);
+    CHECK_EQ_INT(sum, 4100);
+    mio_reset();
+    mio_fail_at(MIO_READ, 1, MIO_BEFORE);
+    CHECK_EQ_INT(wdshared_get(a, w.id, &got, node, &epoch), -1);
+    mio_fail_at(MIO_READ, 1, MIO_BEFORE);
+    CHECK_EQ_INT(wdshared_asked_since(a, 100009, 0, &sum), -1);
+    mio_reset();
+out:
+    wdshared_destroy(&a);
+    wdshared_destroy(&b);
+    shared_destroy(&sa);
+    shared_destroy(&sb);
+}
+
 /* ---- address links shared through MongoDB ------------------------------------------------------- */
 
 static void test_links_in_mongodb_found_none_refused_or_unknown_never_guessed(void)
@@ -1235,6 +1505,8 @@ int main(void)
         RUN(test_session_made_on_one_node_works_on_another_and_logout_ends_it_everywhere);
     if (s_ready)
         RUN(test_links_in_mongodb_found_none_refused_or_unknown_never_guessed);
+    if (s_ready)
+        RUN(test_withdrawal_documents_are_fenced_by_the_claims_epoch);
     int started = s_ready && s_nodes_start() == 0;
     if (!started) {
         check_failed_++;
@@ -1249,7 +1521,9 @@ int main(void)
         RUN(test_a_deposit_credited_on_two_nodes_is_notified_once);
         RUN(test_an_action_on_a_non_holder_node_is_carried_out_by_the_holder_once);
         RUN(test_a_command_journaled_before_its_runner_died_is_done_once_and_running_ones_are_closed);
-        RUN(test_cluster_mode_refuses_withdrawals_clearly);
+        RUN(test_a_withdrawal_requested_on_one_node_approved_on_another_is_carried_out_once);
+        RUN(test_a_withdrawal_holder_killed_mid_way_is_finished_once_by_another_node);
+        RUN(test_a_paused_withdrawal_holder_past_its_lease_never_sends);
         RUN(test_mongodb_paused_webhooks_acknowledged_credits_resume);
         RUN(test_cluster_status_lists_every_node_and_the_claims);
         RUN(test_reconcile_on_any_node_agrees_across_nodes);
