@@ -357,8 +357,12 @@ static void s_deposit_press(void *arg, const chat_press_t *p, chat_reply_t *repl
         snprintf(tx, sizeof tx, "%s", f.found ? f.tx_id : "");
     }
     registry_entry_t before, after;
-    if ((action != DESK_APPROVE && action != DESK_REJECT && action != DESK_RETRY) || !tx[0] ||
-        registry_get(reg, tx, &before) != 0) {
+    memset(&before, 0, sizeof before);
+    int known = tx[0] && registry_get(reg, tx, &before) == 0;
+    /* cluster mode: a deposit whose webhooks never reached this node (the poller) may be held by
+     * another node; the press goes to it as a command (pipeline_admin), which says so */
+    int elsewhere = !known && tx[0] && pipeline_claims(self->pipeline) != NULL;
+    if ((action != DESK_APPROVE && action != DESK_REJECT && action != DESK_RETRY) || (!known && !elsewhere)) {
         notice_answer(NOTICE_ANSWER_UNKNOWN, DESK_RETRY, NULL, self->lang, reply->answer, sizeof reply->answer);
         return;
     }
@@ -381,12 +385,13 @@ static void s_deposit_press(void *arg, const chat_press_t *p, chat_reply_t *repl
     if (rc < 0) {
         notice_answer_t a = strstr(err, "approved this deposit already") ? NOTICE_ANSWER_SAME_ADMIN
                             : strstr(err, "unknown deposit")                ? NOTICE_ANSWER_UNKNOWN
-                            : before.view.state != DEPOSIT_HELD || strstr(err, "already") ? NOTICE_ANSWER_DECIDED
-                                                                                          : NOTICE_ANSWER_FAILED;
+                            : (known && before.view.state != DEPOSIT_HELD) || strstr(err, "already")
+                                ? NOTICE_ANSWER_DECIDED
+                                : NOTICE_ANSWER_FAILED;
         notice_answer(a, (desk_action_t) action, err, self->lang, reply->answer, sizeof reply->answer);
         return;
     }
-    if (rc == 2) {   /* cluster mode: the node holding the deposit carries it out and journals it */
+    if (rc == 2 || !known) {   /* cluster mode: the node holding the deposit carries it out and journals it */
         snprintf(reply->answer, sizeof reply->answer, "%.190s", err);
         return;
     }

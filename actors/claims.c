@@ -93,6 +93,7 @@ struct claims_t {
     void *wd_arg;
     atomic_int cmd_index_ok;
     atomic_int lease_index_ok;   /* the named leases' unique index (claims_lease_hold) */
+    pthread_mutex_t pass_mu;     /* one command pass at a time: a command running here is never taken again here */
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
     int stop;
@@ -624,6 +625,7 @@ claims_t *claims_new(const config_t *cfg, int64_t settle_ms, char *err, size_t e
         return NULL;
     }
     pthread_mutex_init(&self->mu, NULL);
+    pthread_mutex_init(&self->pass_mu, NULL);
     pthread_mutex_init(&self->stop_mu, NULL);
     pthread_cond_init(&self->stop_cv, NULL);
     snprintf(self->db, sizeof self->db, "%s", cfg->mongo_db[0] ? cfg->mongo_db : MONGO_DEFAULT_DB);
@@ -678,6 +680,7 @@ void claims_destroy(claims_t **self_p)
     zhashx_destroy(&self->noted);
     pthread_cond_destroy(&self->stop_cv);
     pthread_mutex_destroy(&self->stop_mu);
+    pthread_mutex_destroy(&self->pass_mu);
     pthread_mutex_destroy(&self->mu);
     free(self);
     *self_p = NULL;
@@ -942,10 +945,22 @@ static int s_command_carry(claims_t *self, const s_command_t *c, int32_t epoch)
     return moved == 1;
 }
 
+static int s_commands_run(claims_t *self);
+
 int claims_commands_run(claims_t *self)
 {
     if (!self->cmd_fn)
         return 0;
+    /* a pass takes back a command left running on this node (its runner died before marking it
+     * done): never one a concurrent pass of this node is carrying out right now */
+    pthread_mutex_lock(&self->pass_mu);
+    int done = s_commands_run(self);
+    pthread_mutex_unlock(&self->pass_mu);
+    return done;
+}
+
+static int s_commands_run(claims_t *self)
+{
     bson_t *cmd = BCON_NEW("find", BCON_UTF8(CLAIMS_COMMANDS_COLLECTION), "filter", "{", "state", "{", "$in", "[",
                            BCON_UTF8("pending"), BCON_UTF8("running"), "]", "}", "}", "sort", "{", "created",
                            BCON_INT32(1), "}", "limit", BCON_INT32(100), "singleBatch", BCON_BOOL(true));

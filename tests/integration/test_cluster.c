@@ -440,7 +440,7 @@ static int s_log_has(int i, const char *a, const char *b)
 }
 
 static int s_state_of(int i, const char *tx);
-static int s_held_deposit(h_tx_t *tx, int *cents);
+static int s_held_deposit(h_tx_t *tx, int *cents, int skip);
 
 /* The node holding the Telegram poller's lease ("" if none) into out (64 bytes). */
 static void s_lease_of(void *arg, const bson_t *doc)
@@ -506,7 +506,7 @@ static void test_one_node_polls_telegram_and_another_takes_over_when_it_dies(voi
     /* a deposit to an address nobody is linked to: HELD on its claim's holder, its notice has buttons */
     h_tx_t tx;
     int cents;
-    if (s_held_deposit(&tx, &cents) < 0)
+    if (s_held_deposit(&tx, &cents, -1) < 0)
         return;
     char text[600] = "", markup[200] = "", want[120];
     snprintf(want, sizeof want, "reject:d:%s", tx.tx_id);
@@ -562,6 +562,40 @@ static void test_one_node_polls_telegram_and_another_takes_over_when_it_dies(voi
     h_sleep_ms(POLLER_LEASE_MS / 2);
     CHECK(s_poller() >= 0);
     CHECK_EQ_INT(s_tg_conflicts(), 0);   /* never two pollers at once, nor a late one */
+}
+
+/* A press on a deposit the polling node never received a webhook of: it goes to the claim's holder
+ * as a command and is carried out there (it was answered "unknown deposit" and nothing happened). */
+static void test_a_press_on_a_deposit_the_poller_never_saw_is_carried_out_by_its_holder(void)
+{
+    int poller = s_poller();
+    CHECK(poller >= 0);
+    if (poller < 0)
+        return;
+    h_tx_t tx;
+    int cents, holder = s_held_deposit(&tx, &cents, poller);
+    if (holder < 0)
+        return;
+    char want[120], markup[200] = "";
+    snprintf(want, sizeof want, "reject:d:%s", tx.tx_id);
+    long long mid = 0;
+    int64_t end = h_now_ms() + 10000;
+    while (h_now_ms() < end && !strstr(markup, want)) {
+        mid = h_tg_find(&s_node[0], tx.tx_id, NULL, NULL, 0, markup, sizeof markup);
+        h_sleep_ms(50);
+    }
+    CHECK(mid > 0);
+    CHECK_EQ_INT(h_tg_press(&s_node[0], TG_APPROVER, mid, want), 200);
+    char answer[200] = "";
+    CHECK_EQ_INT(h_tg_wait_answer(&s_node[0], answer, sizeof answer, 10000), 0);
+    end = h_now_ms() + 10000;
+    while (h_now_ms() < end && s_state_of(holder, tx.tx_id) != DEPOSIT_REJECTED)
+        h_sleep_ms(50);
+    CHECK_EQ_INT(s_state_of(holder, tx.tx_id), DEPOSIT_REJECTED);
+    char line[120];
+    snprintf(line, sizeof line, "tx=%s admin=onay", tx.tx_id);
+    CHECK_EQ_INT(s_logs_count("chat.press ", line), 1);
+    h_log("press on node-%d (never saw it, answered \"%s\"), rejected by its holder node-%d", poller, answer, holder);
 }
 
 /* Seeded runs: each deposit sprayed over the nodes while one node, picked at random, is SIGKILLed
@@ -671,16 +705,17 @@ static void s_command_of(void *arg, const bson_t *doc)
     snprintf(out, 160, "%s %s %d", state, node, ok);
 }
 
-/* A deposit to an address nobody is linked to, sprayed over every node: HELD on the node holding its
- * claim. That node's index, or -1; *tx and *cents (its amount, in cents: its deal is found by it) set. */
-static int s_held_deposit(h_tx_t *tx, int *cents)
+/* A deposit to an address nobody is linked to, sprayed over every node but skip (-1: none): HELD on
+ * the node holding its claim. That node's index, or -1; *tx and *cents (its amount, in cents: its deal
+ * is found by it) set. */
+static int s_held_deposit(h_tx_t *tx, int *cents, int skip)
 {
     *cents = s_next_cents++;   /* an amount of its own (a soak makes hundreds) */
     char amount[32];
     snprintf(amount, sizeof amount, "%d.%02d", *cents / 100, *cents % 100);
     *tx = h_completed_tx("TClusterNobody111111111111111111", amount, "TRON_USDT");
     CHECK_EQ_INT(h_sim_deposit(&s_node[0], tx, 1, 0, 0), 0);
-    CHECK(s_spray(tx, -1));
+    CHECK(s_spray(tx, skip));
     int holder = -1;
     int64_t end = h_now_ms() + 20000;
     while (h_now_ms() < end && holder < 0) {
@@ -699,7 +734,7 @@ static int s_held_deposit(h_tx_t *tx, int *cents)
 static void test_an_action_on_a_non_holder_node_is_carried_out_by_the_holder_once(void)
 {
     h_tx_t tx;
-    int cents, holder = s_held_deposit(&tx, &cents);
+    int cents, holder = s_held_deposit(&tx, &cents, -1);
     if (holder < 0)
         return;
     int64_t end;
@@ -800,7 +835,7 @@ static void s_command_running_again(const char *id, const char *node, int64_t up
 static void test_a_command_journaled_before_its_runner_died_is_done_once_and_running_ones_are_closed(void)
 {
     h_tx_t tx;
-    int cents, holder = s_held_deposit(&tx, &cents);
+    int cents, holder = s_held_deposit(&tx, &cents, -1);
     if (holder < 0)
         return;
     int64_t end;
@@ -1516,6 +1551,7 @@ int main(void)
         RUN(test_address_made_on_one_node_is_credited_by_another);
         RUN(test_admin_made_on_one_node_logs_in_on_another_and_disabled_is_refused_there);
         RUN(test_one_node_polls_telegram_and_another_takes_over_when_it_dies);
+        RUN(test_a_press_on_a_deposit_the_poller_never_saw_is_carried_out_by_its_holder);
         RUN(test_nodes_killed_at_random_still_make_one_deal_each);
         RUN(test_a_paused_holder_past_its_lease_never_sends);
         RUN(test_a_deposit_credited_on_two_nodes_is_notified_once);
