@@ -26,9 +26,9 @@
 #include "actors/condvar.h"
 #include "actors/mio.h"
 #include "actors/registry.h"
+#include "actors/views.h"
 #include "journal/journal.h"
 #include "schema/log.h"
-#include "schema/money.h"
 #include "schema/mongo.h"
 #include "schema/record.h"
 
@@ -235,42 +235,6 @@ static void s_statement(bson_t *updates, uint32_t *i, const bson_t *filter, cons
 
 /* ---- documents ------------------------------------------------------------------------------ */
 
-/* The `deposits` document of a registry entry (fields: schema/mongo.h). */
-static void s_deposit_doc(const registry_entry_t *e, const char *node, bson_t *doc)
-{
-    const deposit_view_t *v = &e->view;
-    char credit[48] = "";
-    bson_init(doc);
-    BSON_APPEND_UTF8(doc, "transaction_id", v->tx_id);
-    BSON_APPEND_UTF8(doc, "state", deposit_state_name(v->state));
-    BSON_APPEND_UTF8(doc, "status", v->status);
-    BSON_APPEND_INT32(doc, "confirmations", v->confirmations);
-    BSON_APPEND_INT32(doc, "threshold", v->threshold);
-    BSON_APPEND_UTF8(doc, "token_id", v->token_id);
-    BSON_APPEND_UTF8(doc, "chain_id", v->chain_id);
-    BSON_APPEND_UTF8(doc, "address", v->address);
-    BSON_APPEND_UTF8(doc, "amount", v->amount);
-    BSON_APPEND_UTF8(doc, "tx_hash", v->tx_hash);
-    BSON_APPEND_INT64(doc, "login", (int64_t) v->login);
-    if (v->credit_minor != 0 && money_format_minor(v->credit_minor, v->digits, credit, sizeof credit) == 0)
-        BSON_APPEND_UTF8(doc, "credit", credit);
-    else
-        BSON_APPEND_NULL(doc, "credit");
-    BSON_APPEND_INT64(doc, "credit_minor", v->credit_minor);
-    BSON_APPEND_INT32(doc, "digits", v->digits);
-    BSON_APPEND_UTF8(doc, "currency", v->currency);
-    BSON_APPEND_INT64(doc, "ticket", (int64_t) v->ticket);
-    BSON_APPEND_UTF8(doc, "reason", v->reason);
-    BSON_APPEND_UTF8(doc, "remainder", e->remainder);
-    BSON_APPEND_UTF8(doc, "ref", e->ref);
-    BSON_APPEND_INT32(doc, "attempts", (int32_t) e->attempts);
-    BSON_APPEND_BOOL(doc, "notice_failed", e->notice_failed != 0);
-    BSON_APPEND_DATE_TIME(doc, "created", v->created_ms);
-    BSON_APPEND_DATE_TIME(doc, "updated", v->updated_ms);
-    BSON_APPEND_INT64(doc, "last_lsn", (int64_t) e->last_lsn);
-    BSON_APPEND_UTF8(doc, "node", node);
-}
-
 /* ---- the collections a batch writes --------------------------------------------------------- */
 
 typedef struct {
@@ -332,10 +296,12 @@ static int s_build_address(projector_t *self, int k, bson_t **filter, bson_t *do
 }
 
 /* deposits: each deposit the batch touched (once, at its last record), set to the registry's view,
- * keyed by transaction_id and guarded by last_lsn: {transaction_id, last_lsn <= ours} matches an
- * older or equal document (the same view written again modifies nothing); a newer one does not
- * match, and the upsert's insert is then refused by the unique index (11000) — counted, never an
- * error. So re-projecting from an earlier position never moves a deposit's document back in time. */
+ * keyed by transaction_id and guarded (views_deposit_guard): this node's own newer view, or a view
+ * further along than the one there (deposit_state_rank; at an equal rank, another node's older one).
+ * A document the guard does not match (a further view, this node's newer one) makes the upsert's
+ * insert fail on the unique index (11000): counted, never an error. So re-projecting from an earlier
+ * position, or a node lagging behind the one that credited the deposit, never moves a deposit's
+ * document back: MongoDB keeps the cluster's furthest view, which the panels read (actors/views.h). */
 static int s_build_deposit(projector_t *self, int k, bson_t **filter, bson_t *doc, const char **op)
 {
     const record_t *r = &self->batch[k].rec;
@@ -347,8 +313,8 @@ static int s_build_deposit(projector_t *self, int k, bson_t **filter, bson_t *do
     registry_entry_t e;
     if (registry_get(self->registry, r->tx_id, &e) != 0)
         return 0;
-    s_deposit_doc(&e, self->node, doc);
-    *filter = BCON_NEW("transaction_id", BCON_UTF8(r->tx_id), "last_lsn", "{", "$lte", BCON_INT64((int64_t) e.last_lsn), "}");
+    views_deposit_doc(&e, self->node, doc);
+    *filter = views_deposit_guard(&e, self->node);
     *op = "$set";
     return 1;
 }

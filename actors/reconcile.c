@@ -523,12 +523,6 @@ static void s_check_deals(const reconcile_books_t *b, const s_refs_t *refs, cons
 
 /* ---- cluster mode: what the other nodes did --------------------------------------------------- */
 
-/* How far a state is toward the deposit's end, for choosing among nodes. */
-static int s_rank(deposit_state_t s)
-{
-    return s_credited(s) ? 3 : s == DEPOSIT_REJECTED ? 2 : s == DEPOSIT_HELD ? 1 : 0;
-}
-
 static int s_remote_by_tx_time(const void *a, const void *b)
 {
     const reconcile_remote_t *x = a, *y = b;
@@ -552,7 +546,7 @@ static void s_remote_fold(const reconcile_remote_t *v, size_t n, s_dep_t *x)
             snprintf(x->amount, sizeof x->amount, "%s", t->amount);
         if (t->token_id[0] && !x->token_id[0])
             snprintf(x->token_id, sizeof x->token_id, "%s", t->token_id);
-        if (s_rank(t->to) >= s_rank(x->state))
+        if (deposit_state_rank(t->to) >= deposit_state_rank(x->state))
             x->state = t->to;
         if (t->login)
             x->login = t->login;
@@ -585,7 +579,7 @@ static int s_merge_remote(const reconcile_books_t *b, s_deps_t *deps)
         s_deps_t local = { deps->v, local_n, local_n, 0 };
         s_dep_t *mine = s_find_tx(&local, x.tx_id);
         if (mine) {
-            if (s_rank(x.state) > s_rank(mine->state)) {
+            if (deposit_state_rank(x.state) > deposit_state_rank(mine->state)) {
                 mine->state = x.state;
                 mine->login = x.login ? x.login : mine->login;
                 mine->credit_minor = x.credit_minor ? x.credit_minor : mine->credit_minor;

@@ -76,8 +76,8 @@ typedef struct {
     int (*cobo_lookup)(void *arg, const char *tx_id, cobo_tx_t *out);
     void *cobo_lookup_arg;
     /* Cluster mode: the other nodes' deposit transitions (any order; NULL: none). Per deposit the
-     * furthest state any node reached counts (CREDITED/NOTIFIED, then REJECTED, then HELD) with that
-     * node's login, credit and ticket. */
+     * furthest state any node reached counts (deposit_state_rank: a credit, then REJECTED, then HELD)
+     * with that node's login, credit and ticket. */
     reconcile_remote_t *remote;
     size_t remote_count;
 } reconcile_books_t;

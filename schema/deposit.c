@@ -185,3 +185,12 @@ int deposit_state_is_final(deposit_state_t state)
     }
     return 1;
 }
+
+int deposit_state_rank(deposit_state_t state)
+{
+    static const int rank[DEPOSIT_STATE_COUNT] = {
+        [DEPOSIT_NONE] = 0,     [DEPOSIT_PENDING] = 1, [DEPOSIT_RECEIVED] = 2, [DEPOSIT_LOCKED] = 3,
+        [DEPOSIT_HELD] = 4,     [DEPOSIT_REJECTED] = 5, [DEPOSIT_CREDITED] = 6, [DEPOSIT_NOTIFIED] = 7,
+    };
+    return (unsigned) state < DEPOSIT_STATE_COUNT ? rank[state] : 0;
+}

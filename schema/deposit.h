@@ -81,4 +81,12 @@ int deposit_event_from_name(const char *name);
 /* 1 for a state in which nothing more happens without a person (NOTIFIED, REJECTED) or ever. */
 int deposit_state_is_final(deposit_state_t state);
 
+/* How far toward its end a deposit in state is, for choosing among several views of one deposit
+ * (the nodes of a cluster, a node's memory and MongoDB): NONE 0 < PENDING < RECEIVED < LOCKED < HELD
+ * < REJECTED < CREDITED < NOTIFIED 7. A credit anywhere outranks everything (the money moved); a
+ * person's HELD outranks the pipeline's states, REJECTED outranks HELD. One ranking serves the panels'
+ * views across nodes, the projector's guarded write and `kasa reconcile` across nodes. 0 for an
+ * out-of-range value. */
+int deposit_state_rank(deposit_state_t state);
+
 #endif

@@ -14,6 +14,9 @@ static const mongo_index_t s_indexes[] = {
     { MONGO_DEPOSITS, "transaction_id_1", { "transaction_id", NULL }, 1 },
     { MONGO_DEPOSITS, "login_1_created_1", { "login", "created", NULL }, 0 },
     { MONGO_DEPOSITS, "state_1_updated_1", { "state", "updated", NULL }, 0 },
+    { MONGO_DEPOSITS, "created_1", { "created", NULL }, 0 },      /* the panels' views (actors/views.h): */
+    { MONGO_DEPOSITS, "tx_hash_1", { "tx_hash", NULL }, 0 },      /* newest first, a search by chain   */
+    { MONGO_DEPOSITS, "address_1", { "address", NULL }, 0 },      /* hash or by address                */
     { MONGO_ADDRESSES, "address_1", { "address", NULL }, 1 },
     { MONGO_ADDRESSES, "login_1", { "login", NULL }, 0 },
     { MONGO_NODES, "node_1", { "node", NULL }, 1 },

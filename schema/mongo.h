@@ -9,9 +9,11 @@
  *   transitions  {node, lsn, kind, time, transaction_id?, from, to, event, status, ... (the fields the
  *                record's kind uses, as `kasa journal dump --json` names them, tx_id as transaction_id)}
  *                unique (node, lsn)
- *   deposits     {transaction_id, state, status, confirmations, threshold, token_id, chain_id, address,
- *                amount, tx_hash, login, credit, credit_minor, digits, currency, ticket, reason, remainder, ref,
- *                attempts, notice_failed, created, updated, last_lsn, node}   unique transaction_id
+ *   deposits     {transaction_id, state, state_rank, status, confirmations, threshold, token_id, chain_id,
+ *                address, amount, tx_hash, login, credit, credit_minor, digits, currency, ticket, reason,
+ *                remainder, ref, attempts, notice_failed, alert_count, alert, approvers, approvals, created,
+ *                updated, last_lsn, node}   unique transaction_id; the furthest view any node wrote
+ *                (actors/views.h: views_deposit_doc, views_deposit_guard)
  *   addresses    {address, login, chain_id, lsn, time, node}               unique address
  *   kasa_nodes   {node, lsn, time, updated}                                unique node
  *

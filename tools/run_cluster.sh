@@ -8,9 +8,10 @@
 # Everything lives under ./run-cluster/ (override with KASA_RUN_DIR): one config, journal and log per node
 # (node-1..node-3), nginx's config and logs, the simulators' logs. Cobo's webhooks go to nginx, which hands
 # each to one node in turn; any node may receive any of a deposit's webhooks, and the claims in MongoDB
-# decide which node credits it (README "Cluster"). The panels go through nginx too, each browser kept on
-# one node (ip_hash): sessions work on any node (shared through MongoDB), but each node's journal holds the
-# deposits whose webhooks it received, so a panel stays on one node to show one node's view. Ctrl-C stops everything.
+# decide which node credits it (README "Cluster"). The panels go through nginx too, each request to the
+# next node in turn: sessions work on any node (shared through MongoDB) and every node shows the cluster's
+# deposits (read from MongoDB, merged with its own: actors/views.h), so no browser needs to stay on one
+# node. Ctrl-C stops everything.
 set -euo pipefail
 
 kasa=${1:-build/release/kasa}
@@ -179,8 +180,7 @@ http {
     scgi_temp_path $ngdir/tmp/scgi;
     upstream kasa_hooks {      # any node takes any webhook: one after another
 $upstream_hook    }
-    upstream kasa_web {        # a browser stays on one node (its view of the deposits; sessions work anywhere)
-        ip_hash;
+    upstream kasa_web {        # any node serves any panel request: one after another
 $upstream_web    }
     server {
         listen 127.0.0.1:$front_hook_port;

@@ -1,6 +1,8 @@
-/* admin.c — see admin.h. Listings and timelines read the registry and the journal directly: a
- * search walks every deposit in memory and a timeline or the audit reads the journal from its start
- * (bounded answers; their cost grows with the journal, which the MongoDB read model will take over). */
+/* admin.c — see admin.h. On one node listings and timelines read the registry and the journal
+ * directly: a search walks every deposit in memory and a timeline or the audit reads the journal from
+ * its start (bounded answers; their cost grows with the journal). In cluster mode the deposit search,
+ * a deposit and the summary are the cluster's, read from MongoDB and merged with this node's
+ * (actors/views.h), marked "stale" when MongoDB did not answer. */
 #include "web/admin.h"
 
 #include <inttypes.h>
@@ -16,6 +18,7 @@
 #include "actors/registry.h"
 #include "actors/notice.h"
 #include "actors/telegram.h"
+#include "actors/views.h"
 #include "actors/wallets.h"
 #include "schema/json.h"
 #include "schema/log.h"
@@ -57,6 +60,7 @@ struct admin_api_t {
     http_server_t *http;
     balances_t *balances;    /* the wallet's balances at Cobo; NULL without Cobo settings */
     events_t *events;        /* live updates (admin_live); NULL: /api/admin/events answers 503 */
+    views_t *views;          /* the deposits across nodes (actors/views.h); one node: its registry */
     s_route_t routes[ADMIN_MAX_ROUTES];   /* every guarded route (admin_route) */
     int route_count;
 };
@@ -299,27 +303,52 @@ typedef struct {
     jbuf_t *b;
 } s_search_t;
 
-static void s_search_one(void *arg, const registry_entry_t *e)
+/* 1 when e passes every part of the filter f. */
+static int s_search_match(void *arg, const registry_entry_t *e)
 {
-    s_search_t *s = arg;
-    const admin_search_t *f = &s->f;
+    const admin_search_t *f = arg;
     const deposit_view_t *d = &e->view;
-    if (f->q && strcmp(d->tx_id, f->q) == 0)
-        s->exact = 1;
     if ((f->state >= 0 && (int) d->state != f->state) || (f->login && d->login != f->login) ||
         (f->from_ms && d->created_ms < f->from_ms) || (f->to_ms && d->created_ms >= f->to_ms))
-        return;
+        return 0;
     if (f->q && *f->q && !strstr(d->tx_id, f->q) && !strstr(d->tx_hash, f->q) && !strstr(d->address, f->q))
-        return;
+        return 0;
     if (f->min || f->max) {
         money_atto_t a;
         if (money_parse(d->amount, &a, NULL, 0) != 0 || a < f->min || (f->max && a > f->max))
-            return;
+            return 0;
     }
-    if (s->matched++ < f->skip || s->shown >= f->limit)
+    return 1;
+}
+
+/* The page: a match counted, and written when it falls in [skip, skip + limit). */
+static void s_search_page(s_search_t *s, const registry_entry_t *e)
+{
+    if (s->matched++ < s->f.skip || s->shown >= s->f.limit)
         return;
     jbuf_puts(s->b, s->shown++ ? "," : "");
     desk_entry_json(s->b, e);
+}
+
+static void s_search_one(void *arg, const registry_entry_t *e)
+{
+    s_search_t *s = arg;
+    if (s->f.q && strcmp(e->view.tx_id, s->f.q) == 0)
+        s->exact = 1;
+    if (s_search_match(&s->f, e))
+        s_search_page(s, e);
+}
+
+/* The search answer's end: ],"total","page","limit","stale","cluster"}. */
+static void s_search_tail(jbuf_t *b, const admin_search_t *f, long total, int stale, int cluster)
+{
+    jbuf_printf(b, "],\"total\":%ld,\"page\":%d,\"limit\":%d,\"stale\":%s,\"cluster\":%s}", total,
+                f->limit ? f->skip / f->limit + 1 : 1, f->limit, stale ? "true" : "false", cluster ? "true" : "false");
+}
+
+static void s_search_merged(void *arg, const registry_entry_t *e)
+{
+    s_search_page(arg, e);   /* views_list applied the filter to the merged view */
 }
 
 int admin_search_deposits(registry_t *reg, const admin_search_t *f, jbuf_t *b)
@@ -338,8 +367,7 @@ int admin_search_deposits(registry_t *reg, const admin_search_t *f, jbuf_t *b)
         rc = got < 0 ? -1 : 0;
         free(e);
     }
-    jbuf_printf(b, "],\"total\":%d,\"page\":%d,\"limit\":%d}", s.matched, f->limit ? f->skip / f->limit + 1 : 1,
-                f->limit);
+    s_search_tail(b, f, s.matched, 0, 0);
     return rc;
 }
 
@@ -366,6 +394,21 @@ static int s_int_query(const http_request_t *req, const char *name, int lo, int 
         return -1;
     *out = (int) n;
     return 0;
+}
+
+/* Cluster mode's search (actors/views.h): MongoDB's matches and this node's, merged per deposit, the
+ * newest skip + limit of them (at most VIEWS_WINDOW_MAX); q is asked of MongoDB as a whole transaction
+ * id, chain hash or address (this node's deposits still match a part of one). The answer as
+ * admin_search_deposits writes it; returns views_list's source, or -1. */
+static int s_search_cluster(admin_api_t *self, const admin_search_t *f, jbuf_t *b)
+{
+    s_search_t s = { *f, 0, 0, 0, b };
+    views_query_t q = { f->login, f->state, f->from_ms, f->to_ms, f->q, f->skip + f->limit };
+    long total = 0;
+    jbuf_puts(b, "{\"deposits\":[");
+    int source = views_list(self->views, &q, s_search_match, &s.f, s_search_merged, &s, &total);
+    s_search_tail(b, f, total > s.matched ? total : (long) s.matched, source == VIEWS_STALE, 1);
+    return source;
 }
 
 static void s_deposits(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
@@ -396,7 +439,12 @@ static void s_deposits(void *arg, const admin_caller_t *c, const http_request_t 
     s.skip = (page - 1) * s.limit;
     jbuf_t b;
     jbuf_init(&b);
-    if (admin_search_deposits(pipeline_registry(self->pipeline), &s, &b) != 0) {
+    int source = VIEWS_LOCAL;
+    if (views_cluster(self->views))
+        source = s_search_cluster(self, &s, &b);
+    else if (admin_search_deposits(pipeline_registry(self->pipeline), &s, &b) != 0)
+        source = -1;
+    if (source < 0) {
         jbuf_free(&b);
         http_reply_error(res, 503, "cannot tell: the index of finished deposits cannot be read (kasa journal verify "
                          "says where); try again");
@@ -450,9 +498,14 @@ static void s_deposit(void *arg, const admin_caller_t *c, const http_request_t *
     (void) c;
     char id[80], action[16];
     registry_entry_t e;
-    uint64_t first_lsn = 0;
-    int known = admin_path_id(http_path(req), S_DEPOSITS_PREFIX, id, sizeof id, action) != 0 || action[0] ? 0
-                : registry_lookup(pipeline_registry(self->pipeline), id, &e, &first_lsn);
+    views_source_t source = VIEWS_LOCAL;
+    uint64_t first_lsn = 0, last_lsn = 0;   /* this node's records of it (its journal's timeline) */
+    int path_ok = admin_path_id(http_path(req), S_DEPOSITS_PREFIX, id, sizeof id, action) == 0 && !action[0];
+    int known = path_ok ? registry_lookup(pipeline_registry(self->pipeline), id, &e, &first_lsn) : 0;
+    if (known > 0)
+        last_lsn = e.last_lsn;
+    if (path_ok && views_cluster(self->views))
+        known = views_get(self->views, id, &e, &source);   /* the cluster's view of it */
     if (known <= 0) {
         if (known < 0)
             http_reply_error(res, 503, "cannot tell: the index of finished deposits cannot be read; try again");
@@ -465,8 +518,9 @@ static void s_deposit(void *arg, const admin_caller_t *c, const http_request_t *
     jbuf_puts(&b, "{\"deposit\":");
     desk_entry_json(&b, &e);
     jbuf_puts(&b, ",\"timeline\":[");
-    admin_timeline_json(self->cfg->journal_dir, id, first_lsn, e.last_lsn, 0, &b);
-    jbuf_puts(&b, "]}");
+    if (last_lsn)
+        admin_timeline_json(self->cfg->journal_dir, id, first_lsn, last_lsn, 0, &b);
+    jbuf_printf(&b, "],\"stale\":%s}", source == VIEWS_STALE ? "true" : "false");
     http_reply_json(res, 200, jbuf_take(&b));
 }
 
@@ -565,7 +619,8 @@ void admin_summary_json(const totals_t *t, int64_t today, jbuf_t *b)
     jbuf_puts(b, "]}");
 }
 
-/* GET /api/admin/summary (admin_summary_json): from the registry's running totals. */
+/* GET /api/admin/summary (admin_summary_json): from the registry's running totals; in cluster mode
+ * the cluster's, from MongoDB (actors/views.h), with "stale" and "cluster". */
 static void s_summary(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
 {
     admin_api_t *self = arg;
@@ -576,11 +631,15 @@ static void s_summary(void *arg, const admin_caller_t *c, const http_request_t *
         http_reply_error(res, 500, "out of memory");
         return;
     }
-    registry_totals(pipeline_registry(self->pipeline), t);
+    views_source_t source = views_summary(self->views, t);
     jbuf_t b;
     jbuf_init(&b);
     admin_summary_json(t, (int64_t) time(NULL) / 86400, &b);
     free(t);
+    if (b.len && b.data[b.len - 1] == '}')
+        b.len--;   /* the object stays open for the flags */
+    jbuf_printf(&b, ",\"stale\":%s,\"cluster\":%s}", source == VIEWS_STALE ? "true" : "false",
+                views_cluster(self->views) ? "true" : "false");
     http_reply_json(res, 200, jbuf_take(&b));
 }
 
@@ -830,6 +889,7 @@ admin_api_t *admin_routes(http_server_t *http, pipeline_t *pipeline, admins_t *a
     pthread_mutex_init(&self->mu, NULL);
     self->sessions = session_mongo_store(cfg, SESSION_MONGO_ADMINS, &o);
     self->throttle = throttle_new(&th);
+    self->views = views_new(cfg, pipeline_registry(pipeline), 0, err, errlen);
     self->secure_cookie = cfg->cookie_secure;
     if (cfg->telegram_bot_token[0] && cfg->telegram_chat_id[0])
         self->tg = telegram_new(cfg->telegram_api_url, cfg->telegram_bot_token, S_LOCK_NOTICE_TIMEOUT_MS);
@@ -844,9 +904,10 @@ admin_api_t *admin_routes(http_server_t *http, pipeline_t *pipeline, admins_t *a
         if (!self->balances)
             log_warn("admin.balances_off", "reason=\"%s\"", why);
     }
-    if (!self->sessions || !self->throttle) {
+    if (!self->sessions || !self->throttle || !self->views) {
+        if (self->views)
+            snprintf(err, errlen, "out of memory");
         admin_api_destroy(&self);
-        snprintf(err, errlen, "out of memory");
         return NULL;
     }
     http_route(http, "POST", "/api/admin/login", s_login, self);   /* the one route without a session */
@@ -883,6 +944,7 @@ void admin_api_destroy(admin_api_t **self_p)
     admin_api_t *self = *self_p;
     balances_destroy(&self->balances);   /* after the server: a late answer is only freed */
     session_store_destroy(&self->sessions);
+    views_destroy(&self->views);
     throttle_destroy(&self->throttle);
     telegram_destroy(&self->tg);
     pthread_mutex_destroy(&self->mu);

@@ -85,7 +85,8 @@ typedef struct {
     money_atto_t min, max;       /* amount within; max 0: open */
     int skip, limit;             /* the page: matches [skip, skip + limit) */
 } admin_search_t;
-/* Writes {"deposits":[...],"total":N,"page":P,"limit":L} into b, newest first. Unfinished deposits
+/* Writes {"deposits":[...],"total":N,"page":P,"limit":L,"stale":false,"cluster":false} into b, newest first (this
+ * node's registry; in cluster mode GET /api/admin/deposits reads the cluster's: actors/views.h). Unfinished deposits
  * are all in memory and searched whole; finished ones that left memory are found by their login
  * (login set: its part of the index) or by their whole transaction id (q), not by a part of one or a
  * chain hash. 0, or -1 when the index of finished deposits could not be read: then nobody can tell

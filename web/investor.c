@@ -24,6 +24,7 @@
 
 #include "actors/cobo.h"
 #include "actors/mt5.h"
+#include "actors/views.h"
 #include "actors/withdrawals.h"
 #include "schema/json.h"
 #include "schema/money.h"
@@ -42,6 +43,7 @@ struct investor_t {
     const config_t *cfg;
     session_store_t *sessions;
     accounts_t *accounts;
+    views_t *views;                     /* the deposits across nodes (one node: its registry) */
     throttle_t *throttle;               /* failed logins */
     ratelimit_t *per_session, *per_ip;   /* MT5-bound requests (/api/login, /api/me) */
     int secure_cookie;
@@ -511,7 +513,8 @@ static void s_wallet_sub(void *arg, const http_request_t *req, http_response_t *
 
 /* ---- deposits ----------------------------------------------------------------------------------- */
 
-static void s_deposit_json(jbuf_t *b, const deposit_view_t *d)
+/* A deposit as the investor sees it; stale >= 0 adds "stale" (a deposit asked for alone). */
+static void s_deposit_json(jbuf_t *b, const deposit_view_t *d, int stale)
 {
     jbuf_puts(b, "{");
     pipeline_view_json(b, d);
@@ -529,7 +532,10 @@ static void s_deposit_json(jbuf_t *b, const deposit_view_t *d)
         jbuf_puts(b, ",\"ticket\":null");
     jbuf_puts(b, ",\"tx_hash\":");
     jbuf_str(b, d->tx_hash[0] ? d->tx_hash : NULL);
-    jbuf_printf(b, ",\"created_ms\":%lld,\"updated_ms\":%lld}", (long long) d->created_ms, (long long) d->updated_ms);
+    jbuf_printf(b, ",\"created_ms\":%lld,\"updated_ms\":%lld", (long long) d->created_ms, (long long) d->updated_ms);
+    if (stale >= 0)
+        jbuf_printf(b, ",\"stale\":%s", stale ? "true" : "false");
+    jbuf_puts(b, "}");
 }
 
 typedef struct {
@@ -542,9 +548,16 @@ static void s_deposit_each(void *arg, const deposit_view_t *d)
     s_list_t *l = arg;
     if (l->n++)
         jbuf_puts(l->b, ",");
-    s_deposit_json(l->b, d);
+    s_deposit_json(l->b, d, -1);
 }
 
+static void s_deposit_entry(void *arg, const registry_entry_t *e)
+{
+    s_deposit_each(arg, &e->view);
+}
+
+/* GET /api/deposits: the investor's newest deposits; in cluster mode as the cluster has them
+ * (actors/views.h), with "stale": true when MongoDB did not answer and this node's alone are shown. */
 static void s_deposits(void *arg, const http_request_t *req, http_response_t *res)
 {
     investor_t *self = arg;
@@ -555,8 +568,15 @@ static void s_deposits(void *arg, const http_request_t *req, http_response_t *re
     jbuf_init(&b);
     jbuf_puts(&b, "{\"deposits\":[");
     s_list_t l = {.b = &b};
-    pipeline_deposits(self->pipeline, info.login, S_DEPOSITS_LIMIT, s_deposit_each, &l);
-    jbuf_puts(&b, "]}");
+    int source = VIEWS_LOCAL;
+    if (views_cluster(self->views)) {
+        views_query_t q = { .login = info.login, .state = -1, .limit = S_DEPOSITS_LIMIT };
+        source = views_list(self->views, &q, NULL, NULL, s_deposit_entry, &l, NULL);
+    } else {
+        pipeline_deposits(self->pipeline, info.login, S_DEPOSITS_LIMIT, s_deposit_each, &l);
+    }
+    jbuf_printf(&b, "],\"stale\":%s,\"cluster\":%s}", source == VIEWS_STALE || source < 0 ? "true" : "false",
+                views_cluster(self->views) ? "true" : "false");
     http_reply_json(res, 200, jbuf_take(&b));
 }
 
@@ -567,16 +587,19 @@ static void s_deposit_one(void *arg, const http_request_t *req, http_response_t 
     if (s_auth(self, req, res, &info, 0) != 0)
         return;
     const char *id = http_path(req) + strlen("/api/deposits/");
-    deposit_view_t d;
+    registry_entry_t *e = malloc(sizeof *e);
+    views_source_t source = VIEWS_LOCAL;
     /* Someone else's deposit is answered exactly like an unknown one. */
-    if (!*id || strlen(id) >= sizeof d.tx_id || pipeline_deposit(self->pipeline, id, &d) != 0 ||
-        d.login != info.login) {
+    if (!e || !*id || strlen(id) >= sizeof e->view.tx_id || views_get(self->views, id, e, &source) <= 0 ||
+        e->view.login != info.login) {
+        free(e);
         http_reply_error(res, 404, "no such deposit");
         return;
     }
     jbuf_t b;
     jbuf_init(&b);
-    s_deposit_json(&b, &d);
+    s_deposit_json(&b, &e->view, source == VIEWS_STALE);
+    free(e);
     http_reply_json(res, 200, jbuf_take(&b));
 }
 
@@ -876,6 +899,11 @@ investor_t *investor_routes(http_server_t *http, pipeline_t *pipeline, wallets_t
     self->cfg = cfg;
     self->secure_cookie = cfg->cookie_secure;
     self->sessions = session_mongo_store(cfg, SESSION_MONGO_INVESTORS, &o.session);
+    self->views = views_new(cfg, pipeline_registry(pipeline), 0, err, errlen);
+    if (!self->views) {
+        investor_destroy(&self);
+        return NULL;
+    }
     self->throttle = throttle_new(&o.throttle);
     ratelimit_opts_t ts = {.rate_per_s = o.session_rate_per_s > 0 ? o.session_rate_per_s : 2,
                           .burst = o.session_burst > 0 ? o.session_burst : 10};
@@ -917,6 +945,7 @@ void investor_destroy(investor_t **self_p)
         return;
     investor_t *self = *self_p;
     session_store_destroy(&self->sessions);
+    views_destroy(&self->views);
     throttle_destroy(&self->throttle);
     ratelimit_destroy(&self->per_session);
     ratelimit_destroy(&self->per_ip);

@@ -142,6 +142,37 @@ async function main() {
           () => run(browser, env, lang, viewport, l));
       }
     }
+    // Cluster mode answers "stale": true when MongoDB did not answer and one node's deposits are shown
+    // (actors/views.h); the panel says so. The answer is made stale here on its way to the page.
+    await test('panel_marks_a_deposit_list_that_may_be_stale', async () => {
+      const { context, page, errors } = await openPage(browser, { width: 360, height: 740 }, 'tr');
+      try {
+        await openLogin(page, env.kasa + '/', 'tr');
+        await page.fill('#login', '100006');
+        await page.fill('#password', PASSWORD);
+        await page.click('#login-submit');
+        await page.waitForSelector('#app-view:not([hidden])');
+        await page.waitForSelector('#deposits-empty:not([hidden])');
+        check(await page.isHidden('#deposits-stale'), 'no mark on a fresh answer');
+        await page.route('**/api/deposits', async (route) => {
+          const response = await route.fetch();
+          const json = await response.json();
+          check(json.stale === false && json.cluster === false, `one node: never stale (${JSON.stringify(json)})`);
+          await route.fulfill({ response, json: { ...json, stale: true } });
+        });
+        await page.reload();
+        await page.waitForSelector('#deposits-stale:not([hidden])');
+        check((await page.textContent('#deposits-stale')).includes('güncel olmayabilir'), 'the stale mark says so');
+        await page.screenshot({ path: path.join(SHOTS, 'tr-360x740-stale.png'), fullPage: true });
+        await page.unroute('**/api/deposits');
+        await page.reload();
+        await page.waitForSelector('#deposits-empty:not([hidden])');
+        check(await page.isHidden('#deposits-stale'), 'the mark goes with a fresh answer');
+        check(errors.length === 0, `no page errors: ${errors.join('; ')}`);
+      } finally {
+        await context.close();
+      }
+    });
     await test('panel_logout_returns_to_login', async () => {
       const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
       const page = await context.newPage();

@@ -20,6 +20,8 @@
  *  - withdrawals (actors/wdshared.h): requested on one node, approved on another, carried out once;
  *    the holder SIGKILLed after the debit and mid-transfer, or SIGSTOPped past its lease with its
  *    debit's outcome unknown: another node finishes it, one debit, one transfer (or one refund).
+ *  - the deposit views (actors/views.h): a deposit only node 0 received and credited is seen credited
+ *    by an investor on node 2 and an admin on node 1; MongoDB not answering: the node's own, "stale".
  * KASA_CLUSTER_RUNS=N: N more sprayed deposits and N killed-node runs instead of 3 (a longer seeded soak,
  * at most S_MAX_RUNS, 256). */
 #include "tests/check.h"
@@ -32,6 +34,7 @@
 #include "actors/mt5.h"
 #include "actors/shared.h"
 #include "actors/wdshared.h"
+#include "actors/views.h"
 #include "schema/totp.h"
 #include "schema/withdrawal.h"
 #include "web/session_mongo.h"
@@ -258,6 +261,115 @@ static void test_a_named_lease_has_one_holder_is_taken_over_and_keeps_its_value(
 out:
     claims_destroy(&a);
     claims_destroy(&b);
+}
+
+/* ---- the deposits document: the furthest view any node wrote (views_deposit_guard) ---------------- */
+
+/* Writes e as node writes it (the projector's guarded upsert). 0, or the write error's code (11000:
+ * a further view is there), or -1. */
+static int s_guarded_put(const registry_entry_t *e, const char *node)
+{
+    bson_t doc, cmd, updates, stmt, u, reply;
+    bson_t *q = views_deposit_guard(e, node);
+    views_deposit_doc(e, node, &doc);
+    bson_init(&cmd);
+    BSON_APPEND_UTF8(&cmd, "update", MONGO_DEPOSITS);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "updates", &updates);
+    BSON_APPEND_DOCUMENT_BEGIN(&updates, "0", &stmt);
+    BSON_APPEND_DOCUMENT(&stmt, "q", q);
+    BSON_APPEND_DOCUMENT_BEGIN(&stmt, "u", &u);
+    BSON_APPEND_DOCUMENT(&u, "$set", &doc);
+    bson_append_document_end(&stmt, &u);
+    BSON_APPEND_BOOL(&stmt, "upsert", true);
+    bson_append_document_end(&updates, &stmt);
+    bson_append_array_end(&cmd, &updates);
+    int rc = hm_command(&s_m, &cmd, &reply);
+    if (rc == 0) {
+        bson_iter_t it;
+        if (bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "writeErrors.0.code", &it))
+            rc = (int) bson_iter_as_int64(&it);
+        bson_destroy(&reply);
+    }
+    bson_destroy(&cmd);
+    bson_destroy(&doc);
+    bson_destroy(q);
+    return rc;
+}
+
+typedef struct {
+    registry_entry_t e;
+    char node[64];
+} s_doc_t;
+
+static void s_read_deposit(void *arg, const bson_t *doc)
+{
+    s_doc_t *d = arg;
+    views_deposit_read(doc, &d->e, d->node);
+}
+
+/* MongoDB's document of tx: its state, and its writer into node. */
+static deposit_state_t s_doc_state(const char *tx, char node[64])
+{
+    static s_doc_t d;
+    memset(&d, 0, sizeof d);
+    bson_t *f = BCON_NEW("transaction_id", BCON_UTF8(tx));
+    CHECK_EQ_INT((int) hm_find(&s_m, MONGO_DEPOSITS, f, s_read_deposit, &d), 1);
+    bson_destroy(f);
+    snprintf(node, 64, "%s", d.node);
+    return d.e.view.state;
+}
+
+static void test_the_deposits_document_keeps_the_furthest_view_any_node_wrote(void)
+{
+    size_t count;
+    const mongo_index_t *ix = mongo_indexes(&count);
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(ix[i].collection, MONGO_DEPOSITS) != 0 || !ix[i].unique)
+            continue;
+        bson_t cmd, reply;
+        mongo_index_command(&ix[i], &cmd);
+        CHECK_EQ_INT(hm_command(&s_m, &cmd, &reply), 0);
+        bson_destroy(&reply);
+        bson_destroy(&cmd);
+    }
+    static registry_entry_t a, b;
+    char node[64];
+    snprintf(a.view.tx_id, sizeof a.view.tx_id, "tx-guard-1");
+    a.view.state = DEPOSIT_CREDITED;
+    a.view.updated_ms = 1000;
+    a.last_lsn = 50;
+    b = a;                                   /* a node that saw only the webhooks, later, at a higher LSN */
+    b.view.state = DEPOSIT_RECEIVED;
+    b.view.updated_ms = 2000;
+    b.last_lsn = 900;
+    CHECK_EQ_INT(s_guarded_put(&a, "proc-a"), 0);
+    CHECK_EQ_INT(s_guarded_put(&b, "proc-b"), MONGO_DUPLICATE_KEY);   /* never moves it back */
+    CHECK_EQ_INT(s_doc_state("tx-guard-1", node), DEPOSIT_CREDITED);
+    CHECK_EQ_STR(node, "proc-a");
+    a.view.state = DEPOSIT_NOTIFIED;         /* the holder's next record */
+    a.last_lsn = 51;
+    CHECK_EQ_INT(s_guarded_put(&a, "proc-a"), 0);
+    a.view.state = DEPOSIT_CREDITED;         /* the holder projecting an older position again */
+    a.last_lsn = 50;
+    CHECK_EQ_INT(s_guarded_put(&a, "proc-a"), MONGO_DUPLICATE_KEY);
+    CHECK_EQ_INT(s_doc_state("tx-guard-1", node), DEPOSIT_NOTIFIED);
+    /* the same rank on two nodes: the later view counts, an older one never replaces it */
+    snprintf(b.view.tx_id, sizeof b.view.tx_id, "tx-guard-2");
+    b.view.state = DEPOSIT_PENDING;
+    b.view.confirmations = 3;
+    CHECK_EQ_INT(s_guarded_put(&b, "proc-b"), 0);
+    registry_entry_t c = b;
+    c.view.confirmations = 9;
+    c.view.updated_ms = 3000;
+    c.last_lsn = 7;
+    CHECK_EQ_INT(s_guarded_put(&c, "proc-c"), 0);
+    CHECK_EQ_INT(s_guarded_put(&b, "proc-b"), MONGO_DUPLICATE_KEY);
+    CHECK_EQ_INT(s_doc_state("tx-guard-2", node), DEPOSIT_PENDING);
+    CHECK_EQ_STR(node, "proc-c");
+    /* the merge a panel makes: MongoDB's further view, unless this node wrote it (its memory is newer) */
+    CHECK(views_further(NULL, &b, &a, "proc-a") == &a);
+    CHECK(views_further(NULL, &a, &b, "proc-b") == &a);
+    CHECK(views_further(NULL, &b, &c, "proc-c") == &c);
 }
 
 /* ---- the nodes ----------------------------------------------------------------------------------- */
@@ -1521,6 +1633,160 @@ static void test_admin_made_on_one_node_logs_in_on_another_and_disabled_is_refus
     CHECK(s_log_has(2, "admin.learned", "admin=nurcan role=viewer disabled=1"));
 }
 
+/* ---- the deposit views across nodes (actors/views.h) ------------------------------------------------ */
+
+static char s_view_tx[80];                   /* the deposit only node 0 received, credited there */
+static char s_view_sid[120], s_view_csrf[80];   /* an admin's session on node 1 */
+static char s_inv_sid[80], s_inv_csrf[80];      /* the investor's session (any node) */
+
+/* Adds admin name on node 0, logs in on node i and sets a new password: its session into s_view_sid. */
+static int s_admin_ready(int i, const char *name)
+{
+    char *out = NULL, password[64] = "", secret[40] = "", body[300];
+    if (h_kasa_cmd(&s_node[0], &out, "admin", "add", name, "--role", "viewer", "--config", s_node[0].config, NULL) != 0)
+        return -1;
+    const char *pw = out ? strstr(out, "one-time password: ") : NULL, *sec = out ? strstr(out, "?secret=") : NULL;
+    if (pw && sec) {
+        sscanf(pw + 19, "%63s", password);
+        sscanf(sec + 8, "%39[A-Z2-7]", secret);
+    }
+    free(out);
+    if (s_admin_login(i, name, password, secret, 0, s_view_sid) != 200 &&
+        s_admin_login(i, name, password, secret, 1, s_view_sid) != 200)
+        return -1;
+    h_cresp_t r = h_call(s_node[i].kasa_url, "GET", "/api/admin/session", s_view_sid, NULL, NULL, NULL);
+    h_json_str(r.body, "csrf", s_view_csrf, sizeof s_view_csrf);
+    h_cresp_free(&r);
+    snprintf(body, sizeof body, "{\"current\":\"%s\",\"password\":\"%s-new-password\"}", password, name);
+    r = h_call(s_node[i].kasa_url, "POST", "/api/admin/password", s_view_sid, s_view_csrf, body, NULL);
+    long st = r.status;
+    h_cresp_free(&r);
+    return st == 200 ? 0 : -1;
+}
+
+/* GETs path on node i with cookie until its body holds want (for up to timeout_ms: the projector's
+ * lag). The last body (caller frees) or NULL. */
+static char *s_get_until(int i, const char *path, const char *cookie, const char *want, int timeout_ms)
+{
+    char *body = NULL;
+    for (int64_t end = h_now_ms() + timeout_ms;;) {
+        h_cresp_t r = h_call(s_node[i].kasa_url, "GET", path, cookie, NULL, NULL, NULL);
+        free(body);
+        body = r.body ? strdup(r.body) : NULL;
+        h_cresp_free(&r);
+        if ((body && strstr(body, want)) || h_now_ms() >= end)
+            return body;
+        h_sleep_ms(100);
+    }
+}
+
+/* The "state" of deposit tx in a JSON answer ("" if absent): the first one after its id. */
+static void s_state_in(const char *body, const char *tx, char *out, size_t len)
+{
+    out[0] = '\0';
+    const char *p = body ? strstr(body, tx) : NULL;
+    p = p ? strstr(p, "\"state\":\"") : NULL;
+    if (p)
+        sscanf(p + 9, "%23[A-Z]", out);
+    (void) len;
+}
+
+/* A deposit whose webhooks went to node 0 alone, credited there: an investor on node 2 and an admin
+ * on node 1 (neither node has it in its journal) see it CREDITED, read from MongoDB. */
+static void test_a_deposit_credited_on_one_node_is_seen_credited_on_the_others(void)
+{
+    h_tx_t tx;
+    int64_t minor;
+    CHECK_EQ_INT(s_deposit(&tx, &minor), 0);   /* Cobo's webhooks: node 0 only */
+    snprintf(s_view_tx, sizeof s_view_tx, "%s", tx.tx_id);
+    CHECK_EQ_INT(s_wait_credited(tx.tx_id, 20000), 0);
+    h_jinfo_t info;
+    for (int i = 1; i < NODES; i++)   /* neither node 1 nor node 2 has it in its journal */
+        CHECK(h_journal_info(s_node[i].journal, tx.tx_id, &info) == 0 && info.state < 0);
+    char want[160], state[24];
+    snprintf(want, sizeof want, "\"id\":\"%s\",\"state\":\"NOTIFIED\"", tx.tx_id);
+    CHECK_EQ_INT(h_investor_login(&s_node[2], LOGIN, H_MT5_PW, s_inv_sid, s_inv_csrf), 0);
+    char *body = s_get_until(2, "/api/deposits", s_inv_sid, want, 10000);
+    s_state_in(body, tx.tx_id, state, sizeof state);
+    CHECK(strcmp(state, "CREDITED") == 0 || strcmp(state, "NOTIFIED") == 0);
+    CHECK(body && strstr(body, "\"stale\":false"));
+    if (check_current_failed_)
+        h_log("node 2 /api/deposits: %.600s", body ? body : "(none)");
+    free(body);
+    char path[200];
+    snprintf(path, sizeof path, "/api/deposits/%s", tx.tx_id);
+    body = s_get_until(2, path, s_inv_sid, "\"state\":\"NOTIFIED\"", 5000);
+    CHECK(body && strstr(body, "\"credited\":\"") && strstr(body, "\"stale\":false"));
+    free(body);
+
+    CHECK_EQ_INT(s_admin_ready(1, "selin"), 0);
+    snprintf(path, sizeof path, "/api/admin/deposits?q=%s", tx.tx_id);
+    body = s_get_until(1, path, s_view_sid, want, 5000);
+    s_state_in(body, tx.tx_id, state, sizeof state);
+    CHECK(strcmp(state, "CREDITED") == 0 || strcmp(state, "NOTIFIED") == 0);
+    CHECK(body && strstr(body, "\"total\":1,") && strstr(body, "\"stale\":false"));
+    if (check_current_failed_)
+        h_log("node 1 admin search: %.600s", body ? body : "(none)");
+    free(body);
+    snprintf(path, sizeof path, "/api/admin/deposits?login=%d&state=NOTIFIED", LOGIN);   /* by login: its index */
+    body = s_get_until(1, path, s_view_sid, tx.tx_id, 5000);
+    CHECK(body && strstr(body, tx.tx_id));
+    free(body);
+    snprintf(path, sizeof path, "/api/admin/deposits/%s", tx.tx_id);
+    body = s_get_until(1, path, s_view_sid, "\"state\":\"NOTIFIED\"", 5000);
+    CHECK(body && strstr(body, "\"ticket\":") && !strstr(body, "\"ticket\":null"));
+    free(body);
+    body = s_get_until(1, "/api/admin/summary", s_view_sid, "\"stale\":false", 3000);
+    CHECK(body && !strstr(body, "\"NOTIFIED\":0,") && strstr(body, "\"TRON_USDT\""));
+    free(body);
+}
+
+/* GETs path on node i while MongoDB is paused. A session is accepted without MongoDB only within the
+ * second it was last confirmed there (web/session_mongo.h): at the start of a second, touch_path
+ * confirms it, then MongoDB is paused for the request. The answer; *took_ms its time. */
+static h_cresp_t s_get_paused(int i, const char *path, const char *cookie, const char *touch_path, int64_t *took_ms)
+{
+    while (h_wall_ms() % 1000 > 150)
+        h_sleep_ms(5);
+    h_cresp_t r = h_call(s_node[i].kasa_url, "GET", touch_path, cookie, NULL, NULL, NULL);
+    h_cresp_free(&r);
+    CHECK(kill(s_m.pid, SIGSTOP) == 0);
+    int64_t t0 = h_now_ms();
+    r = h_call(s_node[i].kasa_url, "GET", path, cookie, NULL, NULL, NULL);
+    *took_ms = h_now_ms() - t0;
+    CHECK(kill(s_m.pid, SIGCONT) == 0);
+    return r;
+}
+
+/* MongoDB not answering: the views answer from the node's own journal, marked stale. */
+static void test_mongodb_not_answering_the_views_answer_locally_marked_stale(void)
+{
+    if (s_m.real) {
+        h_log("a real MongoDB is not paused by the tests: skipped");
+        return;
+    }
+    CHECK(s_view_tx[0] != '\0');
+    int64_t took;
+    h_cresp_t r = s_get_paused(0, "/api/deposits", s_inv_sid, "/api/session", &took);   /* node 0 has it */
+    char state[24];
+    s_state_in(r.body, s_view_tx, state, sizeof state);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strcmp(state, "CREDITED") == 0 || strcmp(state, "NOTIFIED") == 0);
+    CHECK(r.body && strstr(r.body, "\"stale\":true"));
+    h_log("MongoDB paused: node 0's deposit list answered from its journal in %lld ms", (long long) took);
+    CHECK(took < 5000);
+    h_cresp_free(&r);
+    char path[200];
+    snprintf(path, sizeof path, "/api/admin/deposits?q=%s", s_view_tx);
+    r = s_get_paused(1, path, s_view_sid, "/api/admin/session", &took);   /* node 1 never had it */
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, "\"stale\":true") && strstr(r.body, "\"total\":0,"));
+    h_cresp_free(&r);
+    char *body = s_get_until(1, path, s_view_sid, "\"stale\":false", 8000);   /* back: the cluster's again */
+    CHECK(body && strstr(body, s_view_tx));
+    free(body);
+}
+
 int main(void)
 {
     h_init();
@@ -1542,6 +1808,8 @@ int main(void)
         RUN(test_links_in_mongodb_found_none_refused_or_unknown_never_guessed);
     if (s_ready)
         RUN(test_withdrawal_documents_are_fenced_by_the_claims_epoch);
+    if (s_ready)
+        RUN(test_the_deposits_document_keeps_the_furthest_view_any_node_wrote);
     int started = s_ready && s_nodes_start() == 0;
     if (!started) {
         check_failed_++;
@@ -1552,6 +1820,8 @@ int main(void)
         RUN(test_admin_made_on_one_node_logs_in_on_another_and_disabled_is_refused_there);
         RUN(test_one_node_polls_telegram_and_another_takes_over_when_it_dies);
         RUN(test_a_press_on_a_deposit_the_poller_never_saw_is_carried_out_by_its_holder);
+        RUN(test_a_deposit_credited_on_one_node_is_seen_credited_on_the_others);
+        RUN(test_mongodb_not_answering_the_views_answer_locally_marked_stale);
         RUN(test_nodes_killed_at_random_still_make_one_deal_each);
         RUN(test_a_paused_holder_past_its_lease_never_sends);
         RUN(test_a_deposit_credited_on_two_nodes_is_notified_once);

@@ -35,6 +35,7 @@ const I18N = {
     need_reason: 'Gerekçe yazın.', need_login: 'Aktarılacak hesap numarasını yazın (yalnızca rakam).',
     bad_login: 'Kullanıcı adı, şifre veya kod yanlış.', limited: (s) => `Çok fazla hatalı deneme. ${mins(s)} dakika sonra tekrar deneyin.`,
     need_fields: 'Kullanıcı adı, şifre ve 6 haneli kod gerekli.', unavailable: 'Sunucuya ulaşılamıyor; tekrar deneyin.',
+    stale: 'Yatırmalar güncel olmayabilir: MongoDB yanıt vermiyor, bu sunucunun bildikleri gösteriliyor.',
     expired: 'Oturumunuz sona erdi; lütfen tekrar giriş yapın.', done: (m) => `Tamam: ${m}`,
     st_PENDING: 'Onaylanıyor', st_RECEIVED: 'Alındı', st_LOCKED: 'İşleniyor', st_CREDITED: 'Hesaba geçti',
     st_NOTIFIED: 'Bildirildi', st_HELD: 'Bekliyor', st_REJECTED: 'Reddedildi',
@@ -90,6 +91,7 @@ const I18N = {
     need_reason: 'Write a reason.', need_login: 'Write the account number to credit (digits only).',
     bad_login: 'Wrong user name, password or code.', limited: (s) => `Too many failed attempts. Try again in ${mins(s)} minutes.`,
     need_fields: 'User name, password and the 6-digit code are required.', unavailable: 'The server cannot be reached; try again.',
+    stale: 'Deposits may be out of date: MongoDB does not answer, so this server\'s own records are shown.',
     expired: 'Your session has ended; please log in again.', done: (m) => `Done: ${m}`,
     st_PENDING: 'Confirming', st_RECEIVED: 'Received', st_LOCKED: 'Processing', st_CREDITED: 'Credited',
     st_NOTIFIED: 'Notified', st_HELD: 'Held', st_REJECTED: 'Rejected',
@@ -280,6 +282,15 @@ function pager(prefix, data, page) {
   $(prefix + 'next').disabled = page * data.limit >= data.total;
 }
 
+/* Cluster mode: a deposit answer marked stale (MongoDB did not answer: one node's records) shows the
+ * mark until an answer comes from the cluster again. */
+function markStale(data) {
+  if (data && typeof data.stale === 'boolean') $('stale').hidden = !data.stale;
+  // The live stream carries this node's transitions only: another node's show by reading again.
+  clearTimeout(state.clusterPoll);
+  if (data && data.cluster) state.clusterPoll = setTimeout(refresh, 5000);
+}
+
 function cells(tr, values, monoAt) {
   values.forEach((x, i) => { const td = document.createElement('td'); td.textContent = x; if (monoAt.includes(i)) td.className = 'mono'; tr.append(td); });
 }
@@ -288,6 +299,7 @@ function cells(tr, values, monoAt) {
 async function loadSummary() {
   const r = await api('GET', '/api/admin/summary');
   if (r.status !== 200) return;
+  markStale(r.data);
   const dl = $('state-counts');
   dl.textContent = '';
   for (const s of STATES) {
@@ -310,6 +322,7 @@ async function loadSummary() {
 async function loadHeld() {
   const r = await api('GET', '/api/admin/deposits?state=HELD&limit=100');
   if (r.status !== 200) return;
+  markStale(r.data);
   state.held = r.data.deposits;
   $('held-empty').hidden = state.held.length > 0;
   syncList($('held-list'), 'li.held-item', state.held, heldItem, heldFacts);
@@ -421,6 +434,7 @@ async function loadPaged(path, filters, page, ids, list, row) {
   const err = $(ids.error);
   if (r.status !== 200) { err.textContent = (r.data && r.data.error) || t('unavailable'); err.hidden = false; return; }
   err.hidden = true;
+  markStale(r.data);
   const body = $(ids.body);
   body.textContent = '';
   for (const item of r.data[list]) { const tr = document.createElement('tr'); row(tr, item); body.append(tr); }
@@ -501,6 +515,7 @@ function showBalances(b) {
 async function loadDetail(id) {
   const r = await api('GET', '/api/admin/deposits/' + encodeURIComponent(id));
   if (r.status !== 200) return;
+  markStale(r.data);
   const d = r.data.deposit;
   const rows = [['k_id', d.id], ['k_state', stText(d.state)], ['k_amount', `${d.amount} ${d.token}`], ['k_login', d.login || '—'],
     ['k_address', d.address], ['k_hash', d.tx_hash || '—'], ['k_reason', d.reason || '—'], ['k_credited', d.credited || '—'],

@@ -11,6 +11,7 @@ const I18N = {
     wallets_title: 'Yatırma adresleri',
     wallets_help: 'Her ağ için size özel bir adres. Yalnızca belirtilen ağdan ve tokendan gönderin.',
     deposits_title: 'Yatırma geçmişi', deposits_empty: 'Henüz yatırma yok.',
+    deposits_stale: 'Liste güncel olmayabilir: sunucular şu an anlaşamıyor, bu sunucunun bildikleri gösteriliyor.',
     live_on: 'Canlı güncelleme açık.', live_off: 'Canlı güncelleme bağlanıyor…',
     create: (w) => `${w.asset} (${netName(w)}) adresi oluştur`, creating: 'Oluşturuluyor…',
     address_for: (w) => `${w.asset} adresiniz (${netName(w)})`,
@@ -36,6 +37,7 @@ const I18N = {
     wallets_title: 'Deposit addresses',
     wallets_help: 'A personal address per network. Send only the stated token on the stated network.',
     deposits_title: 'Deposit history', deposits_empty: 'No deposits yet.',
+    deposits_stale: 'This list may be out of date: the servers cannot agree right now, so this server\'s own records are shown.',
     live_on: 'Live updates on.', live_off: 'Connecting live updates…',
     create: (w) => `Create ${w.asset} (${netName(w)}) address`, creating: 'Creating…',
     address_for: (w) => `Your ${w.asset} address (${netName(w)})`,
@@ -207,7 +209,12 @@ async function loadDeposits() {
   if (r.status === 401) return showLogin(t('expired'));
   if (r.status !== 200) return;
   state.deposits = r.data.deposits;
+  state.depositsStale = r.data.stale === true;   // cluster mode: MongoDB did not answer
   renderDeposits();
+  // Cluster mode: the live stream carries this node's transitions only; another node's credit shows
+  // by reading the list again.
+  clearTimeout(state.clusterPoll);
+  if (r.data.cluster && state.login) state.clusterPoll = setTimeout(loadDeposits, 5000);
 }
 
 function fmtTime(ms) {
@@ -220,6 +227,7 @@ function renderDeposits() {
   const list = $('deposit-list');
   list.textContent = '';
   $('deposits-empty').hidden = state.deposits.length > 0;
+  $('deposits-stale').hidden = !state.depositsStale;
   state.deposits.forEach((d) => {
     const li = $('deposit-item').content.firstElementChild.cloneNode(true);
     li.dataset.id = d.id; li.dataset.state = d.state;
