@@ -1743,19 +1743,27 @@ static void test_a_deposit_credited_on_one_node_is_seen_credited_on_the_others(v
 
 /* GETs path on node i while MongoDB is paused. A session is accepted without MongoDB only within the
  * second it was last confirmed there (web/session_mongo.h): at the start of a second, touch_path
- * confirms it, then MongoDB is paused for the request. The answer; *took_ms its time. */
+ * confirms it, then MongoDB is paused for the request (again, up to 4 times, when a loaded machine
+ * let the second pass first: 401). The answer; *took_ms its time. */
 static h_cresp_t s_get_paused(int i, const char *path, const char *cookie, const char *touch_path, int64_t *took_ms)
 {
-    while (h_wall_ms() % 1000 > 150)
-        h_sleep_ms(5);
-    h_cresp_t r = h_call(s_node[i].kasa_url, "GET", touch_path, cookie, NULL, NULL, NULL);
-    h_cresp_free(&r);
-    CHECK(kill(s_m.pid, SIGSTOP) == 0);
-    int64_t t0 = h_now_ms();
-    r = h_call(s_node[i].kasa_url, "GET", path, cookie, NULL, NULL, NULL);
-    *took_ms = h_now_ms() - t0;
-    CHECK(kill(s_m.pid, SIGCONT) == 0);
-    return r;
+    h_cresp_t r;
+    for (int attempt = 0;; attempt++) {
+        while (h_wall_ms() % 1000 > 50)
+            h_sleep_ms(2);
+        r = h_call(s_node[i].kasa_url, "GET", touch_path, cookie, NULL, NULL, NULL);
+        h_cresp_free(&r);
+        CHECK(kill(s_m.pid, SIGSTOP) == 0);
+        int64_t t0 = h_now_ms();
+        r = h_call(s_node[i].kasa_url, "GET", path, cookie, NULL, NULL, NULL);
+        *took_ms = h_now_ms() - t0;
+        CHECK(kill(s_m.pid, SIGCONT) == 0);
+        if (r.status != 401 || attempt == 3)
+            return r;
+        h_log("the session's second passed before the request (attempt %d): again", attempt + 1);
+        h_cresp_free(&r);
+        h_sleep_ms(1500);   /* MongoDB answers again; the views' quiet second ends */
+    }
 }
 
 /* MongoDB not answering: the views answer from the node's own journal, marked stale. */
