@@ -138,21 +138,11 @@ static int s_run(claims_t *self, const bson_t *cmd, int write, bson_t *reply, co
 /* Ensures a unique index once (before the first write that relies on it; *ok remembers). 0, or -1. */
 static int s_index_once(claims_t *self, const mongo_index_t *ix, atomic_int *ok)
 {
-    if (atomic_load(ok))
+    bson_error_t error;
+    if (mio_indexes_once(self->pool, self->db, ix, 1, ok, &error))
         return 0;
-    bson_t cmd, reply;
-    mongo_index_command(ix, &cmd);
-    int rc = s_run(self, &cmd, 1, &reply, "createIndexes");
-    bson_destroy(&cmd);
-    if (rc != 0)
-        return -1;
-    bson_iter_t it;
-    int bad = bson_iter_init_find(&it, &reply, "ok") && bson_iter_as_int64(&it) == 0;
-    bson_destroy(&reply);
-    if (bad)
-        return -1;
-    atomic_store(ok, 1);
-    return 0;
+    log_warn("claims.mongo_failed", "node=%s step=createIndexes reason=\"%.200s\"", self->node, error.message);
+    return -1;
 }
 
 /* Finds the one document of collection whose key is value: 1 with *it on it (destroy *reply after
@@ -834,21 +824,6 @@ static int s_submit(claims_t *self, const s_submit_t *req, char id[33], char *ms
     return CLAIMS_ROUTE_SENT;
 }
 
-/* A commands document's string field key into out (cut to len), "" if none. */
-static void s_field(const bson_t *doc, const char *key, char *out, size_t len)
-{
-    bson_iter_t it;
-    out[0] = '\0';
-    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it))
-        snprintf(out, len, "%s", bson_iter_utf8(&it, NULL));
-}
-
-static int64_t s_field_int(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_int64(&it) : 0;
-}
-
 int claims_command_get(claims_t *self, const char *id, claims_command_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -862,12 +837,12 @@ int claims_command_get(claims_t *self, const char *id, claims_command_t *out)
     bson_iter_document(&it, &len, &data);
     bson_t doc;
     if (bson_init_static(&doc, data, len)) {
-        s_field(&doc, "transaction_id", out->tx_id, sizeof out->tx_id);
-        s_field(&doc, "action", out->action, sizeof out->action);
-        s_field(&doc, "state", out->state, sizeof out->state);
-        s_field(&doc, "node", out->node, sizeof out->node);
-        s_field(&doc, "from_node", out->from_node, sizeof out->from_node);
-        s_field(&doc, "result", out->result, sizeof out->result);
+        mio_str(&doc, "transaction_id", out->tx_id, sizeof out->tx_id);
+        mio_str(&doc, "action", out->action, sizeof out->action);
+        mio_str(&doc, "state", out->state, sizeof out->state);
+        mio_str(&doc, "node", out->node, sizeof out->node);
+        mio_str(&doc, "from_node", out->from_node, sizeof out->from_node);
+        mio_str(&doc, "result", out->result, sizeof out->result);
         out->ok = bson_iter_init_find(&d, &doc, "ok") && bson_iter_as_bool(&d);
     }
     bson_destroy(&reply);
@@ -985,17 +960,17 @@ static int s_commands_run(claims_t *self)
                 continue;
             s_command_t c;
             memset(&c, 0, sizeof c);
-            s_field(&doc, "transaction_id", c.tx_id, sizeof c.tx_id);
-            s_field(&doc, "state", c.state, sizeof c.state);
-            s_field(&doc, "command_id", c.id, sizeof c.id);
-            s_field(&doc, "action", c.action, sizeof c.action);
-            s_field(&doc, "actor", c.actor, sizeof c.actor);
-            s_field(&doc, "origin", c.origin, sizeof c.origin);
-            s_field(&doc, "reason", c.reason, sizeof c.reason);
-            s_field(&doc, "from_node", c.from_node, sizeof c.from_node);
-            s_field(&doc, "node", c.node, sizeof c.node);
-            c.login = s_field_int(&doc, "login");
-            c.epoch = (int32_t) s_field_int(&doc, "epoch");
+            mio_str(&doc, "transaction_id", c.tx_id, sizeof c.tx_id);
+            mio_str(&doc, "state", c.state, sizeof c.state);
+            mio_str(&doc, "command_id", c.id, sizeof c.id);
+            mio_str(&doc, "action", c.action, sizeof c.action);
+            mio_str(&doc, "actor", c.actor, sizeof c.actor);
+            mio_str(&doc, "origin", c.origin, sizeof c.origin);
+            mio_str(&doc, "reason", c.reason, sizeof c.reason);
+            mio_str(&doc, "from_node", c.from_node, sizeof c.from_node);
+            mio_str(&doc, "node", c.node, sizeof c.node);
+            c.login = mio_int64(&doc, "login");
+            c.epoch = (int32_t) mio_int64(&doc, "epoch");
             bson_iter_t u;
             c.updated_ms = bson_iter_init_find(&u, &doc, "updated") && BSON_ITER_HOLDS_DATE_TIME(&u)
                                ? bson_iter_date_time(&u) : 0;

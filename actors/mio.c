@@ -172,3 +172,50 @@ bool mio_write_majority(mongoc_client_t *client, const char *db, const bson_t *c
         return s_injected(reply, error);
     return ok;
 }
+
+bool mio_indexes_once(mongoc_client_pool_t *pool, const char *db, const mongo_index_t *specs, size_t n,
+                      atomic_int *done, bson_error_t *error)
+{
+    if (atomic_load(done))
+        return true;
+    for (size_t i = 0; i < n; i++) {
+        bson_t cmd, reply;
+        mongo_index_command(&specs[i], &cmd);
+        bool ok = mio_command(pool, db, &cmd, 1, &reply, error);
+        bson_destroy(&cmd);
+        if (!ok)
+            return false;
+        bson_destroy(&reply);
+    }
+    atomic_store(done, 1);
+    return true;
+}
+
+void mio_iter_str(const bson_iter_t *it, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (BSON_ITER_HOLDS_UTF8(it))
+        snprintf(out, len, "%s", bson_iter_utf8(it, NULL));
+}
+
+int64_t mio_iter_int64(const bson_iter_t *it)
+{
+    if (BSON_ITER_HOLDS_DATE_TIME(it))
+        return bson_iter_date_time(it);
+    return BSON_ITER_HOLDS_NUMBER(it) || BSON_ITER_HOLDS_BOOL(it) ? bson_iter_as_int64(it) : 0;
+}
+
+void mio_str(const bson_t *doc, const char *key, char *out, size_t len)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, key))
+        mio_iter_str(&it, out, len);
+    else
+        out[0] = '\0';
+}
+
+int64_t mio_int64(const bson_t *doc, const char *key)
+{
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) ? mio_iter_int64(&it) : 0;
+}

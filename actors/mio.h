@@ -11,7 +11,10 @@
 #define KASA_ACTORS_MIO_H
 
 #include <mongoc/mongoc.h>
+#include <stdatomic.h>
 #include <stdint.h>
+
+#include "schema/mongo.h"
 
 #define MIO_ERROR_DOMAIN 9100
 #define MIO_ERROR_INJECTED 1
@@ -62,5 +65,21 @@ mongoc_client_t *mio_client_new(const char *uri, int timeout_ms, const char *app
  * MongoDB"). */
 bool mio_command(mongoc_client_pool_t *pool, const char *db, const bson_t *cmd, int write, bson_t *reply,
                  bson_error_t *error);
+
+/* Ensures the indexes specs[0..n) (createIndexes through mio_command, write concern majority) once:
+ * after the first success *done is set and later calls send nothing. For a collection's unique
+ * index before the first write that relies on it. Two threads may both send it (creating an index
+ * that exists changes nothing). true, or false with *error. */
+bool mio_indexes_once(mongoc_client_pool_t *pool, const char *db, const mongo_index_t *specs, size_t n,
+                      atomic_int *done, bson_error_t *error);
+
+/* ---- a document's fields, read into fixed buffers ----
+ * The field of the document at key, or the one *it is on: a string is copied into out (cut to len),
+ * "" when absent or not a string; an integer is a number's value (as bson_iter_as_int64), a date's
+ * milliseconds or a bool's 0/1, 0 when absent or of another type. */
+void mio_str(const bson_t *doc, const char *key, char *out, size_t len);
+int64_t mio_int64(const bson_t *doc, const char *key);
+void mio_iter_str(const bson_iter_t *it, char *out, size_t len);
+int64_t mio_iter_int64(const bson_iter_t *it);
 
 #endif

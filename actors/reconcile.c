@@ -797,14 +797,6 @@ static uint64_t s_doc_u64(const bson_t *doc, const char *key)
     return BSON_ITER_HOLDS_NUMBER(&it) && bson_iter_as_int64(&it) > 0 ? (uint64_t) bson_iter_as_int64(&it) : 0;
 }
 
-static void s_doc_str(const bson_t *doc, const char *key, char *out, size_t len)
-{
-    bson_iter_t it;
-    out[0] = '\0';
-    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it))
-        snprintf(out, len, "%s", bson_iter_utf8(&it, NULL));
-}
-
 /* Cluster mode: every deposit transition the other nodes projected to MongoDB (`transitions`) into
  * b->remote. 0, or -1 with a reason (MongoDB unreachable: the cluster's view cannot be read). */
 static int s_gather_remote(const config_t *cfg, reconcile_books_t *b, char *err, size_t errlen)
@@ -828,21 +820,21 @@ static int s_gather_remote(const config_t *cfg, reconcile_books_t *b, char *err,
         reconcile_remote_t t;
         memset(&t, 0, sizeof t);
         char to[32], credit[32];
-        s_doc_str(doc, "transaction_id", t.tx_id, sizeof t.tx_id);
-        s_doc_str(doc, "node", t.node, sizeof t.node);
-        s_doc_str(doc, "to", to, sizeof to);
+        mio_str(doc, "transaction_id", t.tx_id, sizeof t.tx_id);
+        mio_str(doc, "node", t.node, sizeof t.node);
+        mio_str(doc, "to", to, sizeof to);
         int st = deposit_state_from_name(to);
         if (!t.tx_id[0] || st < 0)
             continue;
         t.to = (deposit_state_t) st;
         t.login = s_doc_u64(doc, "login");
         t.ticket = s_doc_u64(doc, "ticket");
-        s_doc_str(doc, "credit_minor", credit, sizeof credit);
+        mio_str(doc, "credit_minor", credit, sizeof credit);
         t.credit_minor = strtoll(credit, NULL, 10);
         t.digits = (int32_t) s_doc_u64(doc, "digits");
-        s_doc_str(doc, "address", t.address, sizeof t.address);
-        s_doc_str(doc, "amount", t.amount, sizeof t.amount);
-        s_doc_str(doc, "token_id", t.token_id, sizeof t.token_id);
+        mio_str(doc, "address", t.address, sizeof t.address);
+        mio_str(doc, "amount", t.amount, sizeof t.amount);
+        mio_str(doc, "token_id", t.token_id, sizeof t.token_id);
         bson_iter_t it;
         if (bson_iter_init_find(&it, doc, "time") && BSON_ITER_HOLDS_DATE_TIME(&it))
             t.time_ms = bson_iter_date_time(&it);

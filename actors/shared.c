@@ -65,29 +65,15 @@ static int s_run(shared_t *self, const bson_t *cmd, int write, bson_t *reply, co
 /* Ensures the indexes of the collections read here (the projector ensures them too), once. */
 static int s_ensure_indexes(shared_t *self, char *err, size_t errlen)
 {
-    if (atomic_load(&self->index_ok))
-        return 0;
     size_t n;
-    const mongo_index_t *ix = mongo_indexes(&n);
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(ix[i].collection, MONGO_ADDRESSES) != 0)
-            continue;
-        bson_t cmd, reply;
-        mongo_index_command(&ix[i], &cmd);
-        int rc = s_run(self, &cmd, 1, &reply, "createIndexes", err, errlen);
-        bson_destroy(&cmd);
-        if (rc != 0)
-            return -1;
-        bson_destroy(&reply);
-    }
-    atomic_store(&self->index_ok, 1);
-    return 0;
-}
-
-static void s_str(bson_iter_t *it, char *out, size_t len)
-{
-    if (BSON_ITER_HOLDS_UTF8(it))
-        snprintf(out, len, "%s", bson_iter_utf8(it, NULL));
+    const mongo_index_t *ix = mongo_indexes_of(MONGO_ADDRESSES, &n);
+    bson_error_t error;
+    if (mio_indexes_once(self->pool, self->db, ix, n, &self->index_ok, &error))
+        return 0;
+    log_warn("shared.mongo_failed", "step=createIndexes reason=\"%.200s\"", error.message);
+    if (err)
+        snprintf(err, errlen, "MongoDB did not answer (%.120s)", error.message);
+    return -1;
 }
 
 /* Fills *out from the `addresses` document in *d. */
@@ -97,11 +83,11 @@ static void s_link_parse(bson_iter_t *d, shared_link_t *out)
     while (bson_iter_next(d)) {
         const char *k = bson_iter_key(d);
         if (strcmp(k, "address") == 0)
-            s_str(d, out->address, sizeof out->address);
+            mio_iter_str(d, out->address, sizeof out->address);
         else if (strcmp(k, "chain_id") == 0)
-            s_str(d, out->chain_id, sizeof out->chain_id);
+            mio_iter_str(d, out->chain_id, sizeof out->chain_id);
         else if (strcmp(k, "node") == 0)
-            s_str(d, out->node, sizeof out->node);
+            mio_iter_str(d, out->node, sizeof out->node);
         else if (strcmp(k, "login") == 0 && (BSON_ITER_HOLDS_INT64(d) || BSON_ITER_HOLDS_INT32(d)))
             out->login = (uint64_t) bson_iter_as_int64(d);
     }
@@ -246,18 +232,12 @@ shared_result_t shared_pair_learn(shared_t *self, registry_t *registry, journal_
 
 static int s_admins_index(shared_t *self)
 {
-    if (atomic_load(&self->admins_index_ok))
+    static const mongo_index_t ix = { SHARED_ADMINS, "name_1", { "name", NULL }, 1 };
+    bson_error_t error;
+    if (mio_indexes_once(self->pool, self->db, &ix, 1, &self->admins_index_ok, &error))
         return 0;
-    bson_t *cmd = BCON_NEW("createIndexes", BCON_UTF8(SHARED_ADMINS), "indexes", "[", "{", "key", "{", "name",
-                           BCON_INT32(1), "}", "name", BCON_UTF8("name_1"), "unique", BCON_BOOL(true), "}", "]");
-    bson_t reply;
-    int rc = s_run(self, cmd, 1, &reply, "admins_index", NULL, 0);
-    bson_destroy(cmd);
-    if (rc != 0)
-        return -1;
-    bson_destroy(&reply);
-    atomic_store(&self->admins_index_ok, 1);
-    return 0;
+    log_warn("shared.mongo_failed", "step=admins_index reason=\"%.200s\"", error.message);
+    return -1;
 }
 
 static void s_admin_parse(bson_iter_t *d, admins_doc_t *out)
@@ -266,17 +246,17 @@ static void s_admin_parse(bson_iter_t *d, admins_doc_t *out)
     while (bson_iter_next(d)) {
         const char *k = bson_iter_key(d);
         if (strcmp(k, "name") == 0)
-            s_str(d, out->name, sizeof out->name);
+            mio_iter_str(d, out->name, sizeof out->name);
         else if (strcmp(k, "role") == 0)
-            s_str(d, out->role, sizeof out->role);
+            mio_iter_str(d, out->role, sizeof out->role);
         else if (strcmp(k, "pwhash") == 0)
-            s_str(d, out->pwhash, sizeof out->pwhash);
+            mio_iter_str(d, out->pwhash, sizeof out->pwhash);
         else if (strcmp(k, "totp") == 0)
-            s_str(d, out->totp, sizeof out->totp);
+            mio_iter_str(d, out->totp, sizeof out->totp);
         else if (strcmp(k, "created_by") == 0)
-            s_str(d, out->created_by, sizeof out->created_by);
+            mio_iter_str(d, out->created_by, sizeof out->created_by);
         else if (strcmp(k, "node") == 0)
-            s_str(d, out->node, sizeof out->node);
+            mio_iter_str(d, out->node, sizeof out->node);
         else if (strcmp(k, "flags") == 0)
             out->flags = (uint32_t) bson_iter_as_int64(d);
         else if (strcmp(k, "last_step") == 0)

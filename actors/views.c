@@ -133,64 +133,46 @@ bson_t *views_deposit_guard(const registry_entry_t *e, const char *node)
                     "{", "state_rank", "{", "$exists", BCON_BOOL(false), "}", "}", "]");
 }
 
-static void s_str(const bson_t *doc, const char *key, char *out, size_t len)
-{
-    bson_iter_t it;
-    out[0] = '\0';
-    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it))
-        snprintf(out, len, "%s", bson_iter_utf8(&it, NULL));
-}
-
-static int64_t s_i64(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, key))
-        return 0;
-    if (BSON_ITER_HOLDS_DATE_TIME(&it))
-        return bson_iter_date_time(&it);
-    return BSON_ITER_HOLDS_NUMBER(&it) || BSON_ITER_HOLDS_BOOL(&it) ? bson_iter_as_int64(&it) : 0;
-}
-
 int views_deposit_read(const bson_t *doc, registry_entry_t *out, char node[64])
 {
     memset(out, 0, sizeof *out);
     deposit_view_t *v = &out->view;
     char state[24];
-    s_str(doc, "transaction_id", v->tx_id, sizeof v->tx_id);
-    s_str(doc, "state", state, sizeof state);
+    mio_str(doc, "transaction_id", v->tx_id, sizeof v->tx_id);
+    mio_str(doc, "state", state, sizeof state);
     int st = deposit_state_from_name(state);
     if (!v->tx_id[0] || st < 0)
         return -1;
     v->state = (deposit_state_t) st;
-    s_str(doc, "status", v->status, sizeof v->status);
-    v->confirmations = (int32_t) s_i64(doc, "confirmations");
-    v->threshold = (int32_t) s_i64(doc, "threshold");
-    s_str(doc, "token_id", v->token_id, sizeof v->token_id);
-    s_str(doc, "chain_id", v->chain_id, sizeof v->chain_id);
-    s_str(doc, "address", v->address, sizeof v->address);
-    s_str(doc, "amount", v->amount, sizeof v->amount);
-    s_str(doc, "tx_hash", v->tx_hash, sizeof v->tx_hash);
-    v->login = (uint64_t) s_i64(doc, "login");
-    v->credit_minor = s_i64(doc, "credit_minor");
-    v->digits = (int32_t) s_i64(doc, "digits");
-    s_str(doc, "currency", v->currency, sizeof v->currency);
-    v->ticket = (uint64_t) s_i64(doc, "ticket");
-    s_str(doc, "reason", v->reason, sizeof v->reason);
-    v->created_ms = s_i64(doc, "created");
-    v->updated_ms = s_i64(doc, "updated");
-    v->alert_count = (uint32_t) s_i64(doc, "alert_count");
-    s_str(doc, "alert", v->alert, sizeof v->alert);
-    s_str(doc, "remainder", out->remainder, sizeof out->remainder);
-    s_str(doc, "ref", out->ref, sizeof out->ref);
-    out->attempts = (uint32_t) s_i64(doc, "attempts");
-    out->notice_failed = (int) s_i64(doc, "notice_failed");
-    out->last_lsn = (uint64_t) s_i64(doc, "last_lsn");
+    mio_str(doc, "status", v->status, sizeof v->status);
+    v->confirmations = (int32_t) mio_int64(doc, "confirmations");
+    v->threshold = (int32_t) mio_int64(doc, "threshold");
+    mio_str(doc, "token_id", v->token_id, sizeof v->token_id);
+    mio_str(doc, "chain_id", v->chain_id, sizeof v->chain_id);
+    mio_str(doc, "address", v->address, sizeof v->address);
+    mio_str(doc, "amount", v->amount, sizeof v->amount);
+    mio_str(doc, "tx_hash", v->tx_hash, sizeof v->tx_hash);
+    v->login = (uint64_t) mio_int64(doc, "login");
+    v->credit_minor = mio_int64(doc, "credit_minor");
+    v->digits = (int32_t) mio_int64(doc, "digits");
+    mio_str(doc, "currency", v->currency, sizeof v->currency);
+    v->ticket = (uint64_t) mio_int64(doc, "ticket");
+    mio_str(doc, "reason", v->reason, sizeof v->reason);
+    v->created_ms = mio_int64(doc, "created");
+    v->updated_ms = mio_int64(doc, "updated");
+    v->alert_count = (uint32_t) mio_int64(doc, "alert_count");
+    mio_str(doc, "alert", v->alert, sizeof v->alert);
+    mio_str(doc, "remainder", out->remainder, sizeof out->remainder);
+    mio_str(doc, "ref", out->ref, sizeof out->ref);
+    out->attempts = (uint32_t) mio_int64(doc, "attempts");
+    out->notice_failed = (int) mio_int64(doc, "notice_failed");
+    out->last_lsn = (uint64_t) mio_int64(doc, "last_lsn");
     bson_iter_t it, arr;
     if (bson_iter_init_find(&it, doc, "approvers") && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr))
         while (bson_iter_next(&arr) && out->approvals < DESK_MAX_APPROVERS)
             if (BSON_ITER_HOLDS_UTF8(&arr))
                 snprintf(out->approvers[out->approvals++], sizeof out->approvers[0], "%s", bson_iter_utf8(&arr, NULL));
-    s_str(doc, "node", node, 64);
+    mio_str(doc, "node", node, 64);
     return 0;
 }
 

@@ -59,17 +59,11 @@ static const mongo_index_t s_index = { WDSHARED_COLLECTION, "id_1", { "id", NULL
 /* The unique index on id, once, before the first write relies on it. 0, or -1. */
 static int s_ensure_index(wdshared_t *self)
 {
-    if (atomic_load(&self->index_ok))
+    bson_error_t error;
+    if (mio_indexes_once(self->pool, self->db, &s_index, 1, &self->index_ok, &error))
         return 0;
-    bson_t cmd, reply;
-    mongo_index_command(&s_index, &cmd);
-    int rc = s_run(self, &cmd, 1, &reply, "createIndexes");
-    bson_destroy(&cmd);
-    if (rc != 0)
-        return -1;
-    bson_destroy(&reply);
-    atomic_store(&self->index_ok, 1);
-    return 0;
+    log_warn("wdshared.mongo_failed", "node=%s step=createIndexes reason=\"%.200s\"", self->node, error.message);
+    return -1;
 }
 
 int wdshared_put(wdshared_t *self, const withdrawal_view_t *w, int32_t epoch)
@@ -119,17 +113,6 @@ int wdshared_put(wdshared_t *self, const withdrawal_view_t *w, int32_t epoch)
     return 1;
 }
 
-static void s_str(bson_iter_t *it, char *out, size_t len)
-{
-    if (BSON_ITER_HOLDS_UTF8(it))
-        snprintf(out, len, "%s", bson_iter_utf8(it, NULL));
-}
-
-static int64_t s_int(bson_iter_t *it)
-{
-    return BSON_ITER_HOLDS_NUMBER(it) ? bson_iter_as_int64(it) : 0;
-}
-
 /* One document (*d on its fields) into *out, its writer into node and *epoch. 0, or -1 if not whole. */
 static int s_parse(bson_iter_t *d, withdrawal_view_t *out, char node[64], int32_t *epoch)
 {
@@ -139,31 +122,31 @@ static int s_parse(bson_iter_t *d, withdrawal_view_t *out, char node[64], int32_
     char state[32] = "";
     while (bson_iter_next(d)) {
         const char *k = bson_iter_key(d);
-        if (strcmp(k, "id") == 0) s_str(d, out->id, sizeof out->id);
-        else if (strcmp(k, "login") == 0) out->login = (uint64_t) s_int(d);
-        else if (strcmp(k, "token_id") == 0) s_str(d, out->token_id, sizeof out->token_id);
-        else if (strcmp(k, "chain_id") == 0) s_str(d, out->chain_id, sizeof out->chain_id);
-        else if (strcmp(k, "address") == 0) s_str(d, out->address, sizeof out->address);
-        else if (strcmp(k, "amount") == 0) s_str(d, out->amount, sizeof out->amount);
-        else if (strcmp(k, "fee") == 0) s_str(d, out->fee, sizeof out->fee);
-        else if (strcmp(k, "amount_minor") == 0) out->amount_minor = s_int(d);
-        else if (strcmp(k, "digits") == 0) out->digits = (int32_t) s_int(d);
-        else if (strcmp(k, "currency") == 0) s_str(d, out->currency, sizeof out->currency);
-        else if (strcmp(k, "actor") == 0) s_str(d, out->actor, sizeof out->actor);
-        else if (strcmp(k, "origin") == 0) s_str(d, out->origin, sizeof out->origin);
-        else if (strcmp(k, "state") == 0) s_str(d, state, sizeof state);
-        else if (strcmp(k, "transfers") == 0) out->transfers = (uint32_t) s_int(d);
-        else if (strcmp(k, "request_id") == 0) s_str(d, out->request_id, sizeof out->request_id);
-        else if (strcmp(k, "cobo_id") == 0) s_str(d, out->cobo_id, sizeof out->cobo_id);
-        else if (strcmp(k, "cobo_status") == 0) s_str(d, out->cobo_status, sizeof out->cobo_status);
-        else if (strcmp(k, "tx_hash") == 0) s_str(d, out->tx_hash, sizeof out->tx_hash);
-        else if (strcmp(k, "debit_ticket") == 0) out->debit_ticket = (uint64_t) s_int(d);
-        else if (strcmp(k, "refund_ticket") == 0) out->refund_ticket = (uint64_t) s_int(d);
-        else if (strcmp(k, "reason") == 0) s_str(d, out->reason, sizeof out->reason);
-        else if (strcmp(k, "created_ms") == 0) out->created_ms = s_int(d);
-        else if (strcmp(k, "updated_ms") == 0) out->updated_ms = s_int(d);
-        else if (strcmp(k, "node") == 0) s_str(d, node, 64);
-        else if (strcmp(k, "epoch") == 0) *epoch = (int32_t) s_int(d);
+        if (strcmp(k, "id") == 0) mio_iter_str(d, out->id, sizeof out->id);
+        else if (strcmp(k, "login") == 0) out->login = (uint64_t) mio_iter_int64(d);
+        else if (strcmp(k, "token_id") == 0) mio_iter_str(d, out->token_id, sizeof out->token_id);
+        else if (strcmp(k, "chain_id") == 0) mio_iter_str(d, out->chain_id, sizeof out->chain_id);
+        else if (strcmp(k, "address") == 0) mio_iter_str(d, out->address, sizeof out->address);
+        else if (strcmp(k, "amount") == 0) mio_iter_str(d, out->amount, sizeof out->amount);
+        else if (strcmp(k, "fee") == 0) mio_iter_str(d, out->fee, sizeof out->fee);
+        else if (strcmp(k, "amount_minor") == 0) out->amount_minor = mio_iter_int64(d);
+        else if (strcmp(k, "digits") == 0) out->digits = (int32_t) mio_iter_int64(d);
+        else if (strcmp(k, "currency") == 0) mio_iter_str(d, out->currency, sizeof out->currency);
+        else if (strcmp(k, "actor") == 0) mio_iter_str(d, out->actor, sizeof out->actor);
+        else if (strcmp(k, "origin") == 0) mio_iter_str(d, out->origin, sizeof out->origin);
+        else if (strcmp(k, "state") == 0) mio_iter_str(d, state, sizeof state);
+        else if (strcmp(k, "transfers") == 0) out->transfers = (uint32_t) mio_iter_int64(d);
+        else if (strcmp(k, "request_id") == 0) mio_iter_str(d, out->request_id, sizeof out->request_id);
+        else if (strcmp(k, "cobo_id") == 0) mio_iter_str(d, out->cobo_id, sizeof out->cobo_id);
+        else if (strcmp(k, "cobo_status") == 0) mio_iter_str(d, out->cobo_status, sizeof out->cobo_status);
+        else if (strcmp(k, "tx_hash") == 0) mio_iter_str(d, out->tx_hash, sizeof out->tx_hash);
+        else if (strcmp(k, "debit_ticket") == 0) out->debit_ticket = (uint64_t) mio_iter_int64(d);
+        else if (strcmp(k, "refund_ticket") == 0) out->refund_ticket = (uint64_t) mio_iter_int64(d);
+        else if (strcmp(k, "reason") == 0) mio_iter_str(d, out->reason, sizeof out->reason);
+        else if (strcmp(k, "created_ms") == 0) out->created_ms = mio_iter_int64(d);
+        else if (strcmp(k, "updated_ms") == 0) out->updated_ms = mio_iter_int64(d);
+        else if (strcmp(k, "node") == 0) mio_iter_str(d, node, 64);
+        else if (strcmp(k, "epoch") == 0) *epoch = (int32_t) mio_iter_int64(d);
     }
     int st = withdrawal_state_from_name(state);
     if (st <= WITHDRAWAL_NONE || !withdrawal_id_valid(out->id) || !out->login || out->amount_minor <= 0)

@@ -30,6 +30,16 @@ const mongo_index_t *mongo_indexes(size_t *count)
     return s_indexes;
 }
 
+const mongo_index_t *mongo_indexes_of(const char *collection, size_t *count)
+{
+    size_t n = sizeof s_indexes / sizeof s_indexes[0], first = 0;
+    *count = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s_indexes[i].collection, collection) == 0 && (*count)++ == 0)
+            first = i;
+    return *count ? &s_indexes[first] : NULL;
+}
+
 const char *const *mongo_collections(size_t *count)
 {
     *count = sizeof s_collections / sizeof s_collections[0];

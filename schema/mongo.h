@@ -52,6 +52,9 @@ typedef struct {
 /* The index table: every index kasa ensures at start. *count gets its length. */
 const mongo_index_t *mongo_indexes(size_t *count);
 
+/* The table's indexes of one collection (they stand together), *count of them (0: NULL). */
+const mongo_index_t *mongo_indexes_of(const char *collection, size_t *count);
+
 /* The collections kasa writes (the table's collections, each once, in a fixed order). */
 const char *const *mongo_collections(size_t *count);
 
