@@ -616,7 +616,22 @@ long registry_replay(registry_t *self, const char *dir, char *err, size_t errlen
 
 /* ---- snapshot section ------------------------------------------------------------------------------ */
 
-#define S_PICKLE_LAYOUT 3u   /* bump when the fields below change: an older snapshot is then not read */
+/* The layout registry_save writes: bump it when the fields below change. registry_load reads it and
+ * the older layouts s_layout_has names (a bump adds a case there). */
+#define S_PICKLE_LAYOUT 3u
+
+#define S_HAS_TOTALS 1   /* the running totals follow the links */
+
+/* What a registry section of a layout registry_load reads holds beyond the head, the entries and the
+ * links every one of them has; -1 for a layout it does not read (a newer kasa's). */
+static int s_layout_has(uint32_t layout)
+{
+    switch (layout) {
+    case 2: return 0;              /* before the running totals: rebuilt once, at load (s_totals_rebuild) */
+    case 3: return S_HAS_TOTALS;
+    default: return -1;
+    }
+}
 
 /* Every field of an entry, in one order, for both directions (journal/snapshot.h). A field added to
  * registry_entry_t or deposit_view_t must be added here, or a start from a snapshot would lose it
@@ -769,8 +784,16 @@ void registry_totals(registry_t *self, totals_t *out)
 
 int registry_save(registry_t *self, snap_pk_t *p)
 {
+    return registry_save_layout(self, p, S_PICKLE_LAYOUT);
+}
+
+int registry_save_layout(registry_t *self, snap_pk_t *p, uint32_t layout)
+{
+    int has = s_layout_has(layout);
+    if (has < 0)
+        return -1;
     pthread_mutex_lock(&self->lock);
-    s_head_t h = { S_PICKLE_LAYOUT, self->applied_lsn, 0, 0, 0 };
+    s_head_t h = { layout, self->applied_lsn, 0, 0, 0 };
     int indexed = self->dir[0] != '\0';
     if (indexed && s_save_index(self, &h) != 0)
         p->bad = 1;
@@ -804,7 +827,8 @@ int registry_save(registry_t *self, snap_pk_t *p)
         snap_pk_i64(p, &l->time_ms);
     }
     free(keys);
-    totals_pickle(p, &self->totals);
+    if (has & S_HAS_TOTALS)
+        totals_pickle(p, &self->totals);
     pthread_mutex_unlock(&self->lock);
     return p->bad ? -1 : 0;
 }
@@ -826,6 +850,77 @@ static findex_t *s_open_index(const registry_t *self, const s_head_t *h, char *e
     return x;
 }
 
+/* When a deposit in a credited state was credited, as far as its entry tells: its last credit
+ * attempt (the record just before the credit's own), or without one its last change. A credit whose
+ * attempt and result fall either side of midnight UTC counts on the attempt's day. */
+static int64_t s_credited_ms(const registry_entry_t *e)
+{
+    return e->last_attempt_ms > 0 ? e->last_attempt_ms : e->view.updated_ms;
+}
+
+static void s_rebuild_add(totals_rebuild_t *rb, const registry_entry_t *e, uint64_t first_lsn)
+{
+    totals_rebuild_add(rb, e->view.state, e->view.token_id, e->view.amount, s_credited_ms(e), first_lsn);
+}
+
+static int s_loc_of_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const findex_login_t *) a)->loc, y = ((const findex_login_t *) b)->loc;
+    return x < y ? -1 : x > y;
+}
+
+/* The running totals rebuilt from every deposit, in memory and in the index (a section of a layout
+ * that did not carry them): the index's login array read a chunk at a time, each entry read back once
+ * (a chunk in store order), so memory stays bounded whatever the index holds. 0, or -1 with a reason
+ * (the index cannot be read). Under the lock, at load. */
+static int s_totals_rebuild(registry_t *self, char *err, size_t errlen)
+{
+    enum { S_CHUNK = 512 };
+    totals_rebuild_t *rb = calloc(1, sizeof *rb);
+    registry_entry_t *tmp = malloc(sizeof *tmp);
+    findex_login_t *chunk = malloc(S_CHUNK * sizeof *chunk);
+    int rc = rb && tmp && chunk ? 0 : -1;
+    if (rc != 0)
+        snprintf(err, errlen, "no memory");
+    for (size_t i = 0; rc == 0 && i < self->count; i++)
+        s_rebuild_add(rb, &self->entries[i]->e, self->entries[i]->first_lsn);
+    uint64_t m = findex_count(self->base), read = 0;
+    for (uint64_t i = 0; rc == 0 && i < m;) {
+        size_t got = findex_logins_read(self->base, (size_t) i, chunk, S_CHUNK);
+        if (got == FINDEX_FAILED || got == 0) {
+            snprintf(err, errlen, "the index of finished deposits %llu cannot be read (its login array)",
+                     (unsigned long long) findex_lsn(self->base));
+            rc = -1;
+            break;
+        }
+        qsort(chunk, got, sizeof *chunk, s_loc_of_cmp);
+        for (size_t c = 0; c < got && rc == 0; c++) {
+            uint64_t first_lsn = 0;
+            if (s_superseded(self, chunk[c].loc))
+                continue;
+            if (s_read_evicted(self, chunk[c].loc, tmp, &first_lsn) != 0) {   /* logged */
+                snprintf(err, errlen, "the index of finished deposits %llu cannot be read (an entry)",
+                         (unsigned long long) findex_lsn(self->base));
+                rc = -1;
+                break;
+            }
+            s_rebuild_add(rb, tmp, first_lsn);
+            read++;
+        }
+        i += got;
+    }
+    if (rc == 0) {
+        totals_rebuild_end(rb, &self->totals);
+        log_info("registry.totals_rebuilt", "journal=%s in_memory=%zu indexed=%llu reason=\"a snapshot section "
+                 "written before the running totals were carried in it\"", self->dir, self->count,
+                 (unsigned long long) read);
+    }
+    free(chunk);
+    free(tmp);
+    free(rb);
+    return rc;
+}
+
 int registry_load(registry_t *self, snap_pk_t *p, char *err, size_t errlen)
 {
     pthread_mutex_lock(&self->lock);
@@ -835,8 +930,9 @@ int registry_load(registry_t *self, snap_pk_t *p, char *err, size_t errlen)
     s_pickle_head(p, &h);
     snap_pk_u64(p, &count);
     registry_entry_t *tmp = malloc(sizeof *tmp);
-    if (!tmp || h.layout != S_PICKLE_LAYOUT || self->count || self->base) {
-        snprintf(err, errlen, !tmp ? "no memory" : h.layout != S_PICKLE_LAYOUT ? "registry layout %u, not %u"
+    int has = s_layout_has(h.layout);
+    if (!tmp || has < 0 || self->count || self->base) {
+        snprintf(err, errlen, !tmp ? "no memory" : has < 0 ? "registry layout %u, not one this kasa reads (2 to %u)"
                  : "registry not empty", h.layout, S_PICKLE_LAYOUT);
         goto out;
     }
@@ -874,11 +970,14 @@ int registry_load(registry_t *self, snap_pk_t *p, char *err, size_t errlen)
             goto out;
         }
     }
-    totals_pickle(p, &self->totals);
+    if (has & S_HAS_TOTALS)
+        totals_pickle(p, &self->totals);
     if (p->bad || p->pos != p->len) {
         snprintf(err, errlen, "the registry section does not decode");
         goto out;
     }
+    if (!(has & S_HAS_TOTALS) && s_totals_rebuild(self, err, errlen) != 0)
+        goto out;
     rc = 0;
 out:
     free(tmp);
@@ -917,15 +1016,15 @@ int registry_forget_finished(registry_t *self, uint64_t snapshot_lsn, char *err,
         snap_pk_t p;
         snap_pk_load_init(&p, content, (size_t) len);
         s_pickle_head(&p, &h);
-        if (p.bad || h.layout != S_PICKLE_LAYOUT)
-            snprintf(err, errlen, "snapshot %llu: registry layout %u, not %u", (unsigned long long) snapshot_lsn,
-                     h.layout, S_PICKLE_LAYOUT);
+        if (p.bad || s_layout_has(h.layout) < 0)
+            snprintf(err, errlen, "snapshot %llu: registry layout %u, not one this kasa reads (2 to %u)",
+                     (unsigned long long) snapshot_lsn, h.layout, S_PICKLE_LAYOUT);
         else if (h.idx_lsn)
             x = s_open_index(self, &h, err, errlen);
     }
     snapshot_close(&snap);
     if (!x)
-        return h.idx_lsn || h.layout != S_PICKLE_LAYOUT ? -1 : 0;   /* no index: nothing had finished */
+        return h.idx_lsn || s_layout_has(h.layout) < 0 ? -1 : 0;   /* no index: nothing had finished */
     registry_entry_t *tmp = malloc(sizeof *tmp);
     if (!tmp) {
         findex_close(&x);

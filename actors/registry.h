@@ -136,6 +136,12 @@ void registry_replay_also(registry_t *self, int (*fn)(void *arg, const record_t 
 #include "journal/snapshot.h"
 int registry_save(registry_t *self, snap_pk_t *p);
 int registry_load(registry_t *self, snap_pk_t *p, char *err, size_t errlen);
+/* Layouts: registry_save writes the newest; registry_load reads it and the older ones back to 2 (a
+ * layout-2 section carries no running totals: they are rebuilt once, at load, from every deposit in
+ * memory and in the index, each credit counted on its last credit attempt's UTC day). A section of
+ * a layout it does not read does not load. registry_save_layout writes the section as an older layout
+ * registry_load reads (what kasa of that layout wrote), or -1 for one it does not. */
+int registry_save_layout(registry_t *self, snap_pk_t *p, uint32_t layout);
 /* One entry's fields, in the order both directions use (save: appended; load: read back into e). */
 void registry_entry_pickle(snap_pk_t *p, registry_entry_t *e);
 

@@ -39,4 +39,29 @@ money_atto_t totals_credited(const totals_t *t, int k, int64_t first_day, int64_
 /* Both directions of the snapshot encoding (journal/snapshot.h): the same fields in one order. */
 void totals_pickle(snap_pk_t *p, totals_t *t);
 
+/* The totals rebuilt from the deposits themselves, met once each in any order (a snapshot section
+ * written before the totals were carried in it). Up to TOTALS_REBUILD_TOKENS tokens are gathered, so
+ * the TOTALS_TOKENS kept are the first ones credited, as totals_move met them. */
+#define TOTALS_REBUILD_TOKENS 64
+
+typedef struct {
+    int64_t state_count[DEPOSIT_STATE_COUNT];
+    int tokens;
+    char token[TOTALS_REBUILD_TOKENS][40];
+    uint64_t first_order[TOTALS_REBUILD_TOKENS];   /* the earliest arrival of a credited deposit of the token */
+    int64_t slot_day[TOTALS_DAYS];
+    money_atto_t credited[TOTALS_REBUILD_TOKENS][TOTALS_DAYS];
+} totals_rebuild_t;
+
+/* One deposit in its state now, of token_id and amount; credited_ms is when it was credited (used if
+ * state is CREDITED or NOTIFIED), order its arrival (its first LSN). Counts it in its state; adds a
+ * credit to its day as totals_move does: whatever the order deposits come in, each day's slot ends
+ * holding the newest day credited into it, with the sum of that day's credits. */
+void totals_rebuild_add(totals_rebuild_t *rb, deposit_state_t state, const char *token_id, const char *amount,
+                        int64_t credited_ms, uint64_t order);
+
+/* The totals rebuilt: every state's count, and the first TOTALS_TOKENS tokens by their first credited
+ * deposit's arrival with their days. */
+void totals_rebuild_end(const totals_rebuild_t *rb, totals_t *out);
+
 #endif

@@ -237,12 +237,27 @@ int withdrawals_apply(withdrawals_t *self, const record_t *r, uint64_t lsn)
 
 /* ---- snapshot section ------------------------------------------------------------------------------ */
 
-#define S_PICKLE_LAYOUT 2u   /* bump when the fields below change: an older section is then not read */
+/* The layout withdrawals_save writes: bump it when the fields below change. withdrawals_load reads it
+ * and the older layouts s_layout_has names (a bump adds a case there). */
+#define S_PICKLE_LAYOUT 2u
+
+#define S_HAS_FIRST_LSN 1   /* each withdrawal's first LSN (without it: 1, its timeline read from the start) */
+
+/* What a withdrawal of a layout withdrawals_load reads holds beyond the fields every one has; -1 for
+ * a layout it does not read (a newer kasa's). */
+static int s_layout_has(uint32_t layout)
+{
+    switch (layout) {
+    case 1: return 0;
+    case 2: return S_HAS_FIRST_LSN;
+    default: return -1;
+    }
+}
 
 /* Every field of a withdrawal, in one order, for both directions (journal/snapshot.h). A field added
  * to withdrawal_view_t must be added here, or a start from a snapshot would lose it (test_checkpoint
  * proves start-from-snapshot equals start-from-journal byte for byte). */
-static void s_pickle(snap_pk_t *p, withdrawal_view_t *w)
+static void s_pickle(snap_pk_t *p, withdrawal_view_t *w, int has)
 {
     SNAP_PK_STR(p, w->id);
     int state = (int) w->state;
@@ -283,19 +298,27 @@ static void s_pickle(snap_pk_t *p, withdrawal_view_t *w)
     SNAP_PK_STR(p, w->alert);
     snap_pk_i64(p, &w->created_ms);
     snap_pk_i64(p, &w->updated_ms);
-    snap_pk_u64(p, &w->first_lsn);
+    if (has & S_HAS_FIRST_LSN)
+        snap_pk_u64(p, &w->first_lsn);
     snap_pk_u64(p, &w->last_lsn);
 }
 
 int withdrawals_save(withdrawals_t *self, snap_pk_t *p)
 {
+    return withdrawals_save_layout(self, p, S_PICKLE_LAYOUT);
+}
+
+int withdrawals_save_layout(withdrawals_t *self, snap_pk_t *p, uint32_t layout)
+{
+    int has = s_layout_has(layout);
+    if (has < 0)
+        return -1;
     pthread_mutex_lock(&self->lock);
-    uint32_t layout = S_PICKLE_LAYOUT;
     snap_pk_u32(p, &layout);
     uint64_t count = self->count;
     snap_pk_u64(p, &count);
     for (size_t i = 0; i < self->count && !p->bad; i++)   /* arrival order: the listings' order */
-        s_pickle(p, self->entries[i]);
+        s_pickle(p, self->entries[i], has);
     pthread_mutex_unlock(&self->lock);
     return p->bad ? -1 : 0;
 }
@@ -309,14 +332,18 @@ int withdrawals_load(withdrawals_t *self, snap_pk_t *p, char *err, size_t errlen
     withdrawal_view_t *tmp = malloc(sizeof *tmp);
     int rc = -1;
     pthread_mutex_lock(&self->lock);
-    if (!tmp || layout != S_PICKLE_LAYOUT || self->count) {
+    int has = s_layout_has(layout);
+    if (!tmp || has < 0 || self->count) {
         snprintf(err, errlen, !tmp ? "no memory" : self->count ? "withdrawals not empty"
-                 : "withdrawals layout %u, not %u", layout, S_PICKLE_LAYOUT);
+                 : "withdrawals layout %u, not one this kasa reads (1 to %u)", layout, S_PICKLE_LAYOUT);
         goto out;
     }
     for (uint64_t i = 0; i < count; i++) {
         memset(tmp, 0, sizeof *tmp);
-        s_pickle(p, tmp);
+        s_pickle(p, tmp, has);
+        if (!(has & S_HAS_FIRST_LSN))
+            tmp->first_lsn = 1;   /* unknown: its timeline from the journal's start; 0 would let the next
+                                   * record's LSN pass for its first */
         withdrawal_view_t *w = p->bad || !withdrawal_id_valid(tmp->id) || s_find(self, tmp->id)
                                    ? NULL : s_create(self, tmp->id);
         if (!w) {

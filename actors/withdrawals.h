@@ -65,12 +65,17 @@ void withdrawals_destroy(withdrawals_t **self_p);
 /* The withdrawals' snapshot section (journal/snapshot.h): withdrawals_save encodes every withdrawal,
  * finished ones too (listings, the daily limit), in arrival order with every field a replay sets;
  * withdrawals_load decodes them into an empty instance, after which it holds what it held when
- * saved. The section starts with its layout number: a section of another layout does not load (the
- * start then falls back to an older snapshot or the whole journal). 0, or -1 (load: with a reason;
+ * saved. The section starts with its layout number: a section of a layout it does not read does not
+ * load (the start then falls back to an older snapshot or the whole journal). 0, or -1 (load: with a reason;
  * the instance must then be thrown away). */
 #include "journal/snapshot.h"
 int withdrawals_save(withdrawals_t *self, snap_pk_t *p);
 int withdrawals_load(withdrawals_t *self, snap_pk_t *p, char *err, size_t errlen);
+/* Layouts: withdrawals_save writes the newest; withdrawals_load reads it and layout 1 (without each
+ * withdrawal's first LSN: it is then 1, its timeline read from the journal's start). A section of
+ * a layout it does not read does not load. withdrawals_save_layout writes the section as an older
+ * layout withdrawals_load reads (what kasa of that layout wrote), or -1 for one it does not. */
+int withdrawals_save_layout(withdrawals_t *self, snap_pk_t *p, uint32_t layout);
 
 /* Applies one durable record as replay does (a RECORD_WITHDRAWAL sets the state it records). Records
  * that are not a withdrawal's are ignored. 0, or -1 if a new withdrawal does not fit. */

@@ -20,6 +20,7 @@
 #include "tools/commands.h"
 #include "web/admin.h"
 #include "tests/unit/support_journal.h"
+#include "tests/unit/support_snapshot.h"
 #include "tests/unit/support_tmp.h"
 
 #define S_WD "w%0*x"   /* a withdrawal id: "w" and WITHDRAWAL_ID_HEX hex digits */
@@ -74,6 +75,23 @@ static void s_withdrawal(journal_t *j, int w, int k, int i)
         r.attempt = 1;
     }
     CHECK(support_journal_put(j, &r) != 0);
+}
+
+/* The early withdrawal's request and approval, deposits up to record `deposits`, then the late
+ * withdrawal's first `late` records, each followed by `between` deposits. How many records. */
+static int s_history(journal_t *j, int deposits, int late, int between)
+{
+    int i = 0;
+    for (int k = 0; k < 2; k++)
+        s_withdrawal(j, 0, k, i++);
+    for (; i < deposits; i++)
+        s_deposit(j, i);
+    for (int k = 0; k < late; k++) {
+        s_withdrawal(j, 1, k, i++);
+        for (int d = 0; d < between; d++, i++)
+            s_deposit(j, i);
+    }
+    return i;
 }
 
 /* What fn(arg) prints on standard output, into out (up to cap bytes, NUL-terminated); fn's result. */
@@ -143,7 +161,9 @@ static int s_view(const char *id, withdrawal_view_t *w)
     return rc;
 }
 
-static void s_setup(void)
+/* A fresh journal directory with a configuration file naming it; the journal opened there with
+ * small segments (NULL if it cannot be). */
+static journal_t *s_setup(void)
 {
     support_tmp_fresh(s_dir, sizeof s_dir, "timeline", "far");
     mkdir(s_dir, 0700);
@@ -161,12 +181,15 @@ static void s_setup(void)
     FILE *f = fopen(s_conf, "w");
     CHECK(f != NULL);
     if (!f)
-        return;
+        return NULL;
     fprintf(f, "KASA_JOURNAL_DIR=%s\nCOBO_API_URL=http://127.0.0.1:9/v2\nCOBO_API_KEY=%s\nCOBO_API_SECRET=%s\n"
             "MT5_URL=http://127.0.0.1:9\nMT5_LOGIN=1\nMT5_PASSWORD=pw\nTELEGRAM_BOT_TOKEN=1:x\n"
             "TELEGRAM_CHAT_ID=1\nKASA_METRICS_LISTEN=off\n", s_dir, pub, secret);
     fchmod(fileno(f), 0600);
     fclose(f);
+    journal_t *j = support_journal_small(s_dir, 4096);
+    CHECK(j != NULL);
+    return j;
 }
 
 /* Flips a byte of the payload of the record at LSN 3 (in the journal's first segment): any read of
@@ -202,22 +225,11 @@ static void s_damage_lsn_3(void)
 
 static void test_a_late_withdrawal_shows_the_same_timeline_read_from_its_first_record(void)
 {
-    s_setup();
     char err[300];
-    journal_t *j = support_journal_small(s_dir, 4096);
-    CHECK(j != NULL);
+    journal_t *j = s_setup();
     if (!j)
         return;
-    int i = 0;
-    for (int k = 0; k < 2; k++)   /* the early withdrawal's request and approval ... */
-        s_withdrawal(j, 0, k, i++);
-    for (; i < 800; i++)          /* ... a long history of deposits ... */
-        s_deposit(j, i);
-    for (int k = 0; k < 6; k++) { /* ... the late withdrawal's records among more deposits */
-        s_withdrawal(j, 1, k, i++);
-        for (int d = 0; d < 25; d++, i++)
-            s_deposit(j, i);
-    }
+    int i = s_history(j, 800, 6, 25);
     s_withdrawal(j, 0, 2, i++);   /* the early one's last record, late */
     uint64_t last = journal_durable_lsn(j);
     journal_destroy(&j);
@@ -267,8 +279,96 @@ static void test_a_late_withdrawal_shows_the_same_timeline_read_from_its_first_r
     support_tmp_rmrf(s_dir);
 }
 
+static void s_view_json(void *arg, const withdrawal_view_t *w)
+{
+    withdrawals_view_json(arg, w);
+    jbuf_puts(arg, "\n");
+}
+
+/* A snapshot whose withdrawals section has layout 1 (written before each withdrawal's first LSN was
+ * carried in it) is read: the start stands on it, the withdrawals list as before, and each
+ * withdrawal's first LSN is 1 (unknown: its timeline read from the journal's start, also once a
+ * record after the snapshot is applied), so every timeline (CLI text and JSON, the panel's) is the
+ * same as from a snapshot of the newest layout. */
+static void test_a_snapshot_of_withdrawals_layout_1_shows_the_same_timelines(void)
+{
+    char err[300];
+    journal_t *j = s_setup();
+    if (!j)
+        return;
+    int i = s_history(j, 200, 4, 10);
+    uint64_t lsn = journal_durable_lsn(j);
+    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, lsn, NULL, err, sizeof err), 0);
+    s_withdrawal(j, 1, 4, i++);   /* after the snapshot: the late one's next record, the early one's last */
+    s_withdrawal(j, 0, 2, i++);
+    journal_destroy(&j);
+
+    static char before[2][2][1 << 15], after[1 << 15];
+    jbuf_t panel[2], list, now;
+    jbuf_init(&list);
+    withdrawals_t *wd = checkpoint_restore(s_dir, &checkpoint_withdrawals, &s_cfg, 0, NULL, err, sizeof err);
+    CHECK(wd != NULL);
+    if (!wd)
+        return;
+    withdrawals_each(wd, 0, 0, s_view_json, &list);
+    withdrawals_destroy(&wd);
+    withdrawal_view_t w;
+    for (int k = 0; k < 2; k++) {
+        for (int json = 0; json < 2; json++)
+            CHECK_EQ_INT(s_show(s_id[k], json, before[k][json], sizeof before[k][json]), 0);
+        CHECK_EQ_INT(s_view(s_id[k], &w), 0);
+        jbuf_init(&panel[k]);
+        CHECK_EQ_INT(admin_timeline_json(s_dir, s_id[k], w.first_lsn, w.last_lsn, 0, &panel[k]), k ? 5 : 3);
+    }
+
+    /* the section as layout 1 wrote it */
+    wd = checkpoint_restore(s_dir, &checkpoint_withdrawals, &s_cfg, lsn, NULL, err, sizeof err);
+    CHECK(wd != NULL);
+    snap_pk_t old;
+    snap_pk_save_init(&old);
+    CHECK(wd && withdrawals_save_layout(wd, &old, 1) == 0);
+    CHECK(wd && withdrawals_save_layout(wd, &old, 99) == -1);   /* a layout it does not know: none */
+    withdrawals_destroy(&wd);
+    uint32_t layout = 0;
+    if (old.len >= sizeof layout)
+        memcpy(&layout, old.buf, sizeof layout);
+    CHECK_EQ_INT(layout, 1);
+    CHECK_EQ_INT(support_snapshot_replace(s_dir, lsn, "withdrawals", old.buf, old.len), 0);
+    snap_pk_free(&old);
+
+    checkpoint_info_t info;
+    wd = checkpoint_restore(s_dir, &checkpoint_withdrawals, &s_cfg, 0, &info, err, sizeof err);
+    CHECK(wd != NULL);
+    if (!wd)
+        return;
+    CHECK_EQ_INT(info.snapshot_lsn, lsn);   /* stood on it, not on the whole journal */
+    CHECK_EQ_INT(info.fallbacks, 0);
+    jbuf_init(&now);
+    withdrawals_each(wd, 0, 0, s_view_json, &now);
+    CHECK(now.len == list.len && memcmp(now.data, list.data, now.len) == 0);
+    withdrawals_destroy(&wd);
+    for (int k = 0; k < 2; k++) {
+        CHECK_EQ_INT(s_view(s_id[k], &w), 0);
+        CHECK_EQ_INT(w.first_lsn, 1);
+        for (int json = 0; json < 2; json++) {
+            CHECK_EQ_INT(s_show(s_id[k], json, after, sizeof after), 0);
+            CHECK_EQ_INT(strcmp(after, before[k][json]), 0);
+        }
+        jbuf_t ranged;
+        jbuf_init(&ranged);
+        CHECK_EQ_INT(admin_timeline_json(s_dir, s_id[k], w.first_lsn, w.last_lsn, 0, &ranged), k ? 5 : 3);
+        CHECK(ranged.len == panel[k].len && memcmp(ranged.data, panel[k].data, ranged.len) == 0);
+        jbuf_free(&ranged);
+        jbuf_free(&panel[k]);
+    }
+    jbuf_free(&now);
+    jbuf_free(&list);
+    support_tmp_rmrf(s_dir);
+}
+
 int main(void)
 {
     RUN(test_a_late_withdrawal_shows_the_same_timeline_read_from_its_first_record);
+    RUN(test_a_snapshot_of_withdrawals_layout_1_shows_the_same_timelines);
     return check_done();
 }

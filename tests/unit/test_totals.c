@@ -15,6 +15,7 @@
 #include "tests/check.h"
 #include "web/admin.h"
 #include "tests/unit/support_journal.h"
+#include "tests/unit/support_snapshot.h"
 #include "tests/unit/support_tmp.h"
 
 #define S_DAY_MS 86400000LL
@@ -43,7 +44,7 @@ static void s_move(journal_t *j, int n, deposit_state_t from, deposit_state_t to
 }
 
 /* Deposit n through its life up to last (RECEIVED, LOCKED, CREDITED, NOTIFIED, or HELD, REJECTED),
- * credited days_ago UTC days before today. */
+ * credited days_ago UTC days before today (a credit attempt half a second before the credit). */
 static void s_deposit(journal_t *j, int n, deposit_state_t last, const char *token, const char *amount, int days_ago)
 {
     int64_t at = s_now_ms - days_ago * S_DAY_MS;
@@ -59,9 +60,48 @@ static void s_deposit(journal_t *j, int n, deposit_state_t last, const char *tok
     s_move(j, n, DEPOSIT_RECEIVED, DEPOSIT_LOCKED, NULL, NULL, at - 2000);
     if (last == DEPOSIT_LOCKED)
         return;
+    record_t r;   /* the crediter's attempt, just before the credit */
+    record_init(&r, RECORD_CREDIT_ATTEMPT);
+    r.time_ms = at - 500;
+    snprintf(r.tx_id, sizeof r.tx_id, "tx-totals-%d", n);
+    r.login = 1000 + (uint64_t) (n % 5);
+    r.attempt = 1;
+    snprintf(r.ref, sizeof r.ref, "kasa-%d", n);
+    CHECK(support_journal_put(j, &r) != 0);
     s_move(j, n, DEPOSIT_LOCKED, DEPOSIT_CREDITED, NULL, NULL, at);
     if (last == DEPOSIT_NOTIFIED)
         s_move(j, n, DEPOSIT_CREDITED, DEPOSIT_NOTIFIED, NULL, NULL, at + 1000);
+}
+
+/* The states deposit n ends in: lasts[n % 8] (half of them finished). */
+static const deposit_state_t lasts[] = { DEPOSIT_NOTIFIED, DEPOSIT_NOTIFIED, DEPOSIT_CREDITED, DEPOSIT_REJECTED,
+                                         DEPOSIT_NOTIFIED, DEPOSIT_HELD, DEPOSIT_RECEIVED, DEPOSIT_LOCKED };
+
+/* A fresh journal directory named name (s_dir, s_cfg), "today" at now_ms; the journal opened there with
+ * small segments (NULL if it cannot be). */
+static journal_t *s_start(const char *name, int64_t now_ms)
+{
+    support_tmp_fresh(s_dir, sizeof s_dir, "totals", name);
+    memset(&s_cfg, 0, sizeof s_cfg);
+    snprintf(s_cfg.journal_dir, sizeof s_cfg.journal_dir, "%s", s_dir);
+    s_cfg.max_deposits = 100000;
+    s_now_ms = now_ms;
+    journal_t *j = support_journal_small(s_dir, 4096);
+    CHECK(j != NULL);
+    return j;
+}
+
+/* The records after a snapshot: deposit 2 (CREDITED) notified, 7 (LOCKED) credited, 8 new deposits
+ * n.. of token (their last states lasts[0..7]); closes the journal. The last LSN. */
+static uint64_t s_after_snapshot(journal_t **j, int *n, const char *token)
+{
+    s_move(*j, 2, DEPOSIT_CREDITED, DEPOSIT_NOTIFIED, NULL, NULL, s_now_ms);
+    s_move(*j, 7, DEPOSIT_LOCKED, DEPOSIT_CREDITED, NULL, NULL, s_now_ms);
+    for (int k = 0; k < 8; k++, (*n)++)
+        s_deposit(*j, *n, lasts[k], token, "3.25", k % 2);
+    uint64_t end = journal_durable_lsn(*j);
+    journal_destroy(j);
+    return end;
 }
 
 static void s_summary(registry_t *reg, jbuf_t *b)
@@ -132,18 +172,10 @@ static void test_totals_count_states_and_add_each_credit_once_to_its_day(void)
 
 static void test_summary_same_after_a_snapshot_retires_deposits_and_after_a_restart(void)
 {
-    support_tmp_fresh(s_dir, sizeof s_dir, "totals", "snap");
-    memset(&s_cfg, 0, sizeof s_cfg);
-    snprintf(s_cfg.journal_dir, sizeof s_cfg.journal_dir, "%s", s_dir);
-    s_cfg.max_deposits = 100000;
-    s_now_ms = (int64_t) time(NULL) * 1000;
     char err[300];
-    journal_t *j = support_journal_small(s_dir, 4096);
-    CHECK(j != NULL);
+    journal_t *j = s_start("snap", (int64_t) time(NULL) * 1000);
     if (!j)
         return;
-    static const deposit_state_t lasts[] = { DEPOSIT_NOTIFIED, DEPOSIT_NOTIFIED, DEPOSIT_CREDITED, DEPOSIT_REJECTED,
-                                             DEPOSIT_NOTIFIED, DEPOSIT_HELD, DEPOSIT_RECEIVED, DEPOSIT_LOCKED };
     int n = 0;
     for (; n < 80; n++) {
         char amount[32];
@@ -179,12 +211,7 @@ static void test_summary_same_after_a_snapshot_retires_deposits_and_after_a_rest
 
     /* more after the snapshot, among them a credit of a deposit the snapshot left unfinished: the
      * snapshot plus the journal after it equals the whole journal */
-    s_move(j, 2, DEPOSIT_CREDITED, DEPOSIT_NOTIFIED, NULL, NULL, s_now_ms);
-    s_move(j, 7, DEPOSIT_LOCKED, DEPOSIT_CREDITED, NULL, NULL, s_now_ms);
-    for (int k = 0; k < 8; k++, n++)
-        s_deposit(j, n, lasts[k], "TRON_USDT", "3.25", k % 2);
-    uint64_t end = journal_durable_lsn(j);
-    journal_destroy(&j);
+    uint64_t end = s_after_snapshot(&j, &n, "TRON_USDT");
     record_t *r = malloc(sizeof *r);
     journal_reader_t *rd = journal_reader_open(s_dir, last + 1, err, sizeof err);
     journal_entry_t je;
@@ -214,9 +241,139 @@ static void test_summary_same_after_a_snapshot_retires_deposits_and_after_a_rest
     support_tmp_rmrf(s_dir);
 }
 
+/* What a registry answers of deposits tx-totals-0..n-1, in one encoding: each one's entry (in memory
+ * or read back from the index), each login's listing (ids, newest first), the counts. */
+static void s_canon_id(void *arg, const registry_entry_t *e)
+{
+    snap_pk_t *p = arg;
+    char id[sizeof e->view.tx_id];
+    snprintf(id, sizeof id, "%s", e->view.tx_id);
+    SNAP_PK_STR(p, id);
+}
+
+static snap_pk_t s_canon(registry_t *reg, int n)
+{
+    snap_pk_t p;
+    snap_pk_save_init(&p);
+    registry_entry_t *e = malloc(sizeof *e);
+    for (int d = 0; e && d < n; d++) {
+        char id[32];
+        snprintf(id, sizeof id, "tx-totals-%d", d);
+        int known = registry_get(reg, id, e) == 0;
+        snap_pk_int(&p, &known);
+        if (known)
+            registry_entry_pickle(&p, e);
+    }
+    free(e);
+    for (uint64_t login = 1000; login < 1005; login++) {
+        snap_pk_u64(&p, &login);
+        registry_each(reg, login, 0, s_canon_id, &p);
+    }
+    uint64_t count = registry_count(reg), open = registry_open_count(reg);
+    snap_pk_u64(&p, &count);
+    snap_pk_u64(&p, &open);
+    return p;
+}
+
+/* 1 if reg answers as the whole journal's registry does, its summary and its totals alike. */
+static int s_same_as_whole(registry_t *reg, int n)
+{
+    char err[300];
+    registry_t *whole = registry_new(100000);   /* no directory: every deposit in memory, from LSN 1 */
+    CHECK(whole != NULL && registry_replay(whole, s_dir, err, sizeof err) > 0);
+    snap_pk_t a = s_canon(reg, n), b = s_canon(whole, n);
+    int same = a.len == b.len && memcmp(a.buf, b.buf, a.len) == 0;
+    jbuf_t sa, sb;
+    s_summary(reg, &sa);
+    s_summary(whole, &sb);
+    if (strcmp(sa.data, sb.data) != 0) {
+        fprintf(stderr, "  summary %s\n  whole   %s\n", sa.data, sb.data);
+        same = 0;
+    }
+    totals_t ta, tb;
+    registry_totals(reg, &ta);
+    registry_totals(whole, &tb);
+    same = same && memcmp(&ta, &tb, sizeof ta) == 0;
+    jbuf_free(&sa);
+    jbuf_free(&sb);
+    snap_pk_free(&a);
+    snap_pk_free(&b);
+    registry_destroy(&whole);
+    return same;
+}
+
+/* A snapshot whose registry section has layout 2 (written before the running totals were carried in
+ * it) is read: the start stands on it and reads only the journal after it, its totals rebuilt from
+ * the deposits in memory and in the index, so it answers as the whole journal does (every deposit,
+ * each listing, the summary and the totals), and the next snapshot carries the totals. */
+static void test_a_snapshot_of_registry_layout_2_starts_from_it_with_the_same_totals(void)
+{
+    char err[300];
+    journal_t *j = s_start("layout2", (int64_t) time(NULL) / 86400 * S_DAY_MS + S_DAY_MS / 2);   /* noon: a
+                                                                          * credit's records on one day */
+    if (!j)
+        return;
+    static const char *tokens[] = { "BTC", "ETH_USDT", "TRON_USDT", "TRON" };
+    int n = 0;
+    s_deposit(j, n++, DEPOSIT_NOTIFIED, "BTC", "0.5", 12);   /* the first token credited, outside the week */
+    for (; n < 200; n++) {
+        char amount[32];
+        snprintf(amount, sizeof amount, "%d.%02d", 5 + n, n % 100);
+        s_deposit(j, n, lasts[n % 8], tokens[1 + n % 3], amount, n % 11);   /* 0..10 days ago */
+    }
+    uint64_t lsn = journal_durable_lsn(j);
+    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, lsn, NULL, err, sizeof err), 0);
+
+    /* the section as layout 2 wrote it: the same deposits, links and index, no totals */
+    registry_t *reg = checkpoint_restore(s_dir, &checkpoint_registry, &s_cfg, lsn, NULL, err, sizeof err);
+    CHECK(reg != NULL);
+    if (!reg)
+        return;
+    snap_pk_t old;
+    snap_pk_save_init(&old);
+    CHECK_EQ_INT(registry_save_layout(reg, &old, 2), 0);
+    CHECK_EQ_INT(registry_save_layout(reg, &old, 99), -1);   /* a layout it does not know: none */
+    registry_destroy(&reg);
+    CHECK_EQ_INT(support_snapshot_replace(s_dir, lsn, "registry", old.buf, old.len), 0);
+    uint32_t layout = 0;
+    if (old.len >= sizeof layout)
+        memcpy(&layout, old.buf, sizeof layout);
+    CHECK_EQ_INT(layout, 2);
+    snap_pk_free(&old);
+
+    /* more after it: credits of deposits it left unfinished, new ones */
+    uint64_t end = s_after_snapshot(&j, &n, "TRON");
+
+    checkpoint_info_t info;
+    reg = checkpoint_restore(s_dir, &checkpoint_registry, &s_cfg, 0, &info, err, sizeof err);
+    CHECK(reg != NULL);
+    if (!reg)
+        return;
+    CHECK_EQ_INT(info.snapshot_lsn, lsn);   /* stood on it: nothing replayed from LSN 1 */
+    CHECK_EQ_INT(info.fallbacks, 0);
+    CHECK_EQ_INT((long long) info.records, (long long) (end - lsn));
+    CHECK(s_in_memory(reg) < 110);           /* the finished ones stayed in the index */
+    CHECK(s_same_as_whole(reg, n));
+    jbuf_t b;
+    s_summary(reg, &b);
+    CHECK(strstr(b.data, "\"BTC\"") == NULL && strstr(b.data, "{\"token\":\"ETH_USDT\"") != NULL);
+    jbuf_free(&b);
+    registry_destroy(&reg);
+
+    /* the next snapshot is of the newest layout and carries the rebuilt totals */
+    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, end, NULL, err, sizeof err), 0);
+    reg = checkpoint_restore(s_dir, &checkpoint_registry, &s_cfg, 0, &info, err, sizeof err);
+    CHECK(reg != NULL);
+    CHECK_EQ_INT(info.snapshot_lsn, end);
+    CHECK(reg && s_same_as_whole(reg, n));
+    registry_destroy(&reg);
+    support_tmp_rmrf(s_dir);
+}
+
 int main(void)
 {
     RUN(test_totals_count_states_and_add_each_credit_once_to_its_day);
     RUN(test_summary_same_after_a_snapshot_retires_deposits_and_after_a_restart);
+    RUN(test_a_snapshot_of_registry_layout_2_starts_from_it_with_the_same_totals);
     return check_done();
 }
