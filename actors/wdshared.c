@@ -70,6 +70,12 @@ int wdshared_put(wdshared_t *self, const withdrawal_view_t *w, int32_t epoch)
 {
     if (s_ensure_index(self) != 0)
         return -1;   /* never upsert without the unique index: a stale holder's insert would stand */
+    bson_t approvers = BSON_INITIALIZER;
+    for (uint32_t i = 0; i < w->approvals && i < WITHDRAWALS_MAX_APPROVERS; i++) {
+        char key[4];
+        snprintf(key, sizeof key, "%u", (unsigned) i);
+        BSON_APPEND_UTF8(&approvers, key, w->approvers[i]);
+    }
     bson_t *cmd = BCON_NEW(
         "update", BCON_UTF8(WDSHARED_COLLECTION), "updates", "[", "{",
         "q", "{", "id", BCON_UTF8(w->id), "epoch", "{", "$lte", BCON_INT32(epoch), "}", "}",
@@ -82,7 +88,8 @@ int wdshared_put(wdshared_t *self, const withdrawal_view_t *w, int32_t epoch)
         "cobo_id", BCON_UTF8(w->cobo_id), "cobo_status", BCON_UTF8(w->cobo_status), "tx_hash", BCON_UTF8(w->tx_hash),
         "debit_ticket", BCON_INT64((int64_t) w->debit_ticket), "refund_ticket", BCON_INT64((int64_t) w->refund_ticket),
         "reason", BCON_UTF8(w->reason), "created_ms", BCON_INT64(w->created_ms), "node", BCON_UTF8(self->node),
-        "epoch", BCON_INT32(epoch), "updated_ms", BCON_INT64(s_now_ms()), "}", "}",
+        "epoch", BCON_INT32(epoch), "updated_ms", BCON_INT64(s_now_ms()),
+        "approvers", BCON_ARRAY(&approvers), "}", "}",
         "upsert", BCON_BOOL(true), "}", "]");
     mongoc_client_t *client = mongoc_client_pool_pop(self->pool);
     bson_t reply;
@@ -90,6 +97,7 @@ int wdshared_put(wdshared_t *self, const withdrawal_view_t *w, int32_t epoch)
     bool ok = mio_write_majority(client, self->db, cmd, &reply, &error);
     mongoc_client_pool_push(self->pool, client);
     bson_destroy(cmd);
+    bson_destroy(&approvers);
     if (!ok) {
         log_warn("wdshared.mongo_failed", "node=%s step=put id=%s reason=\"%.200s\"", self->node, w->id, error.message);
         bson_destroy(&reply);
@@ -111,6 +119,19 @@ int wdshared_put(wdshared_t *self, const withdrawal_view_t *w, int32_t epoch)
         return -1;
     }
     return 1;
+}
+
+/* The document's approvers (an array of names) into out->approvers, out->approvals. */
+static void s_approvers(const bson_iter_t *d, withdrawal_view_t *out)
+{
+    bson_iter_t arr;
+    if (!BSON_ITER_HOLDS_ARRAY(d) || !bson_iter_recurse(d, &arr))
+        return;
+    while (bson_iter_next(&arr) && out->approvals < WITHDRAWALS_MAX_APPROVERS) {
+        mio_iter_str(&arr, out->approvers[out->approvals], sizeof out->approvers[0]);
+        if (out->approvers[out->approvals][0])
+            out->approvals++;
+    }
 }
 
 /* One document (*d on its fields) into *out, its writer into node and *epoch. 0, or -1 if not whole. */
@@ -147,6 +168,7 @@ static int s_parse(bson_iter_t *d, withdrawal_view_t *out, char node[64], int32_
         else if (strcmp(k, "updated_ms") == 0) out->updated_ms = mio_iter_int64(d);
         else if (strcmp(k, "node") == 0) mio_iter_str(d, node, 64);
         else if (strcmp(k, "epoch") == 0) *epoch = (int32_t) mio_iter_int64(d);
+        else if (strcmp(k, "approvers") == 0) s_approvers(d, out);
     }
     int st = withdrawal_state_from_name(state);
     if (st <= WITHDRAWAL_NONE || !withdrawal_id_valid(out->id) || !out->login || out->amount_minor <= 0)

@@ -113,7 +113,8 @@ int withdrawals_learned(const record_t *r)
 }
 
 /* A learned record (withdrawals_learn) sets what the holder's document said: the transfer number
- * (attempt) and its request_id, Cobo's fields, the tickets (ticket: the debit, ticket2: the refund). */
+ * (attempt) and its request_id, Cobo's fields, the tickets (ticket: the debit, ticket2: the refund),
+ * who asked (requester) and who approved (approver, approver2: added to those known here). */
 static void s_apply_learned(withdrawal_view_t *w, const record_t *r)
 {
     if (r->attempt != w->transfers)
@@ -125,6 +126,19 @@ static void s_apply_learned(withdrawal_view_t *w, const record_t *r)
     S_COPY(w->tx_hash, r->tx_hash);
     w->debit_ticket = r->ticket;
     w->refund_ticket = r->ticket2;
+    if (r->requester[0])
+        S_COPY(w->actor, r->requester);
+    const char *names[] = { r->approver, r->approver2 };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int known = !names[i][0];
+        for (uint32_t j = 0; j < w->approvals && j < WITHDRAWALS_MAX_APPROVERS && !known; j++)
+            known = strcmp(w->approvers[j], names[i]) == 0;
+        if (known)
+            continue;
+        if (w->approvals < WITHDRAWALS_MAX_APPROVERS)
+            S_COPY(w->approvers[w->approvals], names[i]);
+        w->approvals++;
+    }
 }
 
 static void s_apply_transition(withdrawal_view_t *w, const record_t *r)
@@ -537,9 +551,32 @@ static withdrawal_event_t s_entering(withdrawal_state_t st)
     }
 }
 
-/* 1 if what shared says differs from w (state, transfer, Cobo's fields, tickets). */
+/* 1 if shared names an approver w lacks. */
+static int s_new_approver(const withdrawal_view_t *w, const withdrawal_view_t *shared)
+{
+    for (uint32_t i = 0; i < shared->approvals && i < WITHDRAWALS_MAX_APPROVERS; i++) {
+        int known = 0;
+        for (uint32_t j = 0; j < w->approvals && j < WITHDRAWALS_MAX_APPROVERS && !known; j++)
+            known = strcmp(w->approvers[j], shared->approvers[i]) == 0;
+        if (!known)
+            return 1;
+    }
+    return 0;
+}
+
+/* The requester shared names, "" when it names none or only the learning node's own actor. */
+static const char *s_requester(const withdrawal_view_t *shared)
+{
+    return strcmp(shared->actor, WITHDRAWALS_LEARNED_ACTOR) == 0 ? "" : shared->actor;
+}
+
+/* 1 if what shared says differs from w (state, transfer, Cobo's fields, tickets, who asked, a new
+ * approver). */
 static int s_differs(const withdrawal_view_t *w, const withdrawal_view_t *shared)
 {
+    const char *requester = s_requester(shared);
+    if ((requester[0] && strcmp(w->actor, requester) != 0) || s_new_approver(w, shared))
+        return 1;
     return w->state != shared->state || w->transfers != shared->transfers ||
            strcmp(w->request_id, shared->request_id) != 0 || strcmp(w->cobo_id, shared->cobo_id) != 0 ||
            strcmp(w->cobo_status, shared->cobo_status) != 0 || strcmp(w->tx_hash, shared->tx_hash) != 0 ||
@@ -596,6 +633,11 @@ registry_result_t withdrawals_learn(withdrawals_t *self, journal_t *journal, con
     S_COPY(r->tx_hash, shared->tx_hash);
     r->ticket = shared->debit_ticket;
     r->ticket2 = shared->refund_ticket;
+    S_COPY(r->requester, s_requester(shared));
+    if (shared->approvals > 0)
+        S_COPY(r->approver, shared->approvers[0]);
+    if (shared->approvals > 1)
+        S_COPY(r->approver2, shared->approvers[1]);
     S_COPY(r->actor, WITHDRAWALS_LEARNED_ACTOR);
     snprintf(r->origin, sizeof r->origin, "node:%.58s", node ? node : "?");
     lsn = s_submit_locked(self, journal, r, err, errlen);

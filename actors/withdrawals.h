@@ -113,11 +113,13 @@ registry_result_t withdrawals_desk(withdrawals_t *self, journal_t *journal, cons
  * WITHDRAWALS_LEARNED_ACTOR, origin "node:<holder>" (so a restart without MongoDB still knows it).
  * Such a record is not a step of the table: it sets the state, the transfer number (attempt), its
  * request_id, Cobo's fields and the tickets (ticket the debit's, ticket2 the refund's) the holder
- * wrote. */
+ * wrote, and names who asked (requester) and who approved (approver, approver2), so every node's
+ * panel shows them. */
 #define WITHDRAWALS_LEARNED_ACTOR "kasa:cluster"
 
 /* Journals shared (a withdrawal as another node's document says) when its state, transfer, Cobo's
- * fields or tickets differ from this node's (an unknown id is added). REGISTRY_MOVED once durable,
+ * fields, tickets or requester differ from this node's or it names an approver this node lacks (an
+ * unknown id is added). REGISTRY_MOVED once durable,
  * REGISTRY_SAME when nothing differs, REGISTRY_ILLEGAL for a document that is not whole, FULL,
  * FAILED; err says why. */
 registry_result_t withdrawals_learn(withdrawals_t *self, journal_t *journal, const withdrawal_view_t *shared,

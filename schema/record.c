@@ -36,7 +36,7 @@
 #include "schema/money.h"
 
 #define S_MAX_FIELDS 48    /* a map with more entries is refused before it is unpacked */
-#define S_MAX_ENCODED 2048 /* every field at its longest encodes to about 1450 bytes */
+#define S_MAX_ENCODED 2048 /* every field at its longest encodes to about 1650 bytes */
 
 typedef enum { S_STR, S_I64, S_U64, S_I32, S_U32, S_STATE, S_EVENT, S_MINOR, S_WSTATE, S_WEVENT } s_type_t;
 
@@ -108,6 +108,9 @@ static const s_field_t s_fields[] = {
     F2_("ra", "rate", S_STR, rate, 0, 0, 4),
     F2_("rsc", "rate_source", S_STR, rate_source, 0, 0, 4),
     F2_("rat", "rate_time_ms", S_I64, rate_time_ms, 0, 0, 4),
+    F2_("rqb", "requester", S_STR, requester, 0, 0, 6),
+    F2_("ap", "approver", S_STR, approver, 0, 0, 6),
+    F2_("ap2", "approver2", S_STR, approver2, 0, 0, 6),
 };
 #define S_NFIELDS (sizeof s_fields / sizeof s_fields[0])
 

@@ -18,8 +18,9 @@
  * RECORD_HISTORY_GAP and the fields alert, ticket2 and currency; version 3 RECORD_ADMIN_ACCOUNT and the
  * fields origin, admin, role, pwhash, totp, flags and totp_step; version 4 RECORD_WITHDRAWAL,
  * RECORD_WITHDRAWAL_ATTEMPT and the fields wfrom, wto, wevent, request_id, fee, cobo_id, rate,
- * rate_source and rate_time_ms. */
-#define RECORD_VERSION 5   /* 5: RECORD_IGNORED */
+ * rate_source and rate_time_ms; version 5 RECORD_IGNORED; version 6 the fields requester, approver and
+ * approver2. */
+#define RECORD_VERSION 6   /* 6: a learned withdrawal's requester and approvers */
 
 typedef enum {
     RECORD_DEPOSIT = 1,        /* a deposit transition (or a confirmation update: from == to == PENDING) */
@@ -128,6 +129,10 @@ typedef struct {
     char request_id[48];       /* the Cobo request_id of the current transfer (WITHDRAWAL_ATTEMPT too) */
     char fee[48];              /* the fee, exact decimal in the account currency */
     char cobo_id[80];          /* Cobo's transaction_id of the transfer, once known */
+    /* a learned one (actors/withdrawals.h, cluster mode; v6): who asked, who approved, as the holder's
+     * node journaled them (its actor is the node's, "kasa:cluster") */
+    char requester[64];
+    char approver[64], approver2[64];
 } record_t;
 
 enum {

@@ -38,8 +38,8 @@ static int s_split(const char *path, char id[24], char action[16])
 }
 
 /* One withdrawal as the staff see it: withdrawals_view_json's object (what the investor sees too)
- * with who approved it and how many approvals its amount needs (the investor is never shown admin
- * names, so these are added here, before the object's closing brace). */
+ * with who approved it, how many approvals its amount needs and who asked for it ("requester"; the
+ * investor is never shown admin names, so these are added here, before the object's closing brace). */
 static void s_view_json(const s_api_t *self, jbuf_t *b, const withdrawal_view_t *w)
 {
     withdrawals_view_json(b, w);
@@ -51,7 +51,9 @@ static void s_view_json(const s_api_t *self, jbuf_t *b, const withdrawal_view_t 
         jbuf_puts(b, i ? "," : "");
         jbuf_str(b, w->approvers[i]);
     }
-    jbuf_printf(b, "],\"approvals_needed\":%d}", withdrawer_approvals_needed(self->cfg, w));
+    jbuf_printf(b, "],\"approvals_needed\":%d,\"requester\":", withdrawer_approvals_needed(self->cfg, w));
+    jbuf_str(b, w->actor);
+    jbuf_puts(b, "}");
 }
 
 /* What the broker's wallet has to pay or has paid, per token: the token amounts of the withdrawals

@@ -149,7 +149,7 @@ async function flow(browser, env) {
     check(limited > 0, `the session's rate is spent before the refresh (${limited} answers 429)`);
     await balanceIs(inv, '900.00');
 
-    // the detail of the first: who approved, and every transition on the timeline
+    // the detail of the first: who asked, who approved, and every transition on the timeline
     await view(adm, 'completed');
     const done = adm.locator(`#wd-queue li.wd-item[data-id="${first}"]`);
     await done.waitFor({ timeout: 10000 });
@@ -158,7 +158,9 @@ async function flow(browser, env) {
     const tl = await adm.textContent('#wtimeline');
     check(tl.includes('admin:payer') && tl.includes('destination checked') && tl.includes('SENT → COMPLETED'),
       `the timeline names who, why and the transitions (${tl.slice(0, 300)})`);
-    check((await adm.textContent('#wdetail')).includes('payer (1/1)'), 'the detail names the approver');
+    const detail = await adm.textContent('#wdetail');
+    check(detail.includes('payer (1/1)'), 'the detail names the approver');
+    check(detail.includes(`investor:${LOGIN}`), `the detail names who asked (${detail.slice(0, 300)})`);
     await adm.screenshot({ path: path.join(SHOTS, 'withdraw-admin-1280-detail.png'), fullPage: true });
     await adm.setViewportSize({ width: 360, height: 740 });
     await adm.click('#wd-back');

@@ -336,10 +336,11 @@ static void test_the_withdrawal_queue_and_a_treasurers_reject(void)
             h_sleep_ms(50);
     }
     CHECK(waiting);
-    /* what the staff read: approvals needed and given, totals per token (49 = 50 less the fee) */
+    /* what the staff read: approvals needed and given, who asked, totals per token (49 = 50 less the fee) */
     r = s_req(&s_vera, "GET", "/api/admin/withdrawals?state=DEBITED,HELD&login=100008", NULL, 0);
     CHECK_EQ_INT(r.status, 200);
-    CHECK(r.body && strstr(r.body, id) && strstr(r.body, "\"approvers\":[],\"approvals_needed\":1}"));
+    CHECK(r.body && strstr(r.body, id) &&
+          strstr(r.body, "\"approvers\":[],\"approvals_needed\":1,\"requester\":\"investor:100008\"}"));
     CHECK(r.body && strstr(r.body, "\"totals\":[{\"token\":\"TRON_USDT\",\"waiting\":{\"count\":1,\"token_amount\":\"49\"},"
                               "\"sending\":{\"count\":0,\"token_amount\":\"0\"},\"held\":{\"count\":0,\"token_amount\":\"0\"},"
                               "\"completed\":{\"count\":0,\"token_amount\":\"0\"},\"to_pay\":\"49\"}]"));

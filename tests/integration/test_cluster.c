@@ -1139,6 +1139,8 @@ static int s_wd_act(int i, const char *action, const char *id, char **out)
                       s_node[i].config, NULL);
 }
 
+static char s_wd_shown[24];   /* the withdrawal requested on node 0, approved on node 1 */
+
 /* Requested on node 0, seen on node 2, approved on node 1 (carried out by node 0, the holder): one
  * MT5 debit, one Cobo transfer, COMPLETED on every node. */
 static void test_a_withdrawal_requested_on_one_node_approved_on_another_is_carried_out_once(void)
@@ -1149,6 +1151,7 @@ static void test_a_withdrawal_requested_on_one_node_approved_on_another_is_carri
     CHECK(m && mt5_balance(m, WD_LOGIN, 500000, 2, "seed", &ticket, err, sizeof err) == MT5_OK);
     mt5_client_destroy(&m);
     CHECK_EQ_INT(s_wd_request(0, "41", id), 201);
+    snprintf(s_wd_shown, sizeof s_wd_shown, "%s", id);
     CHECK_EQ_INT(s_wd_wait(id, "DEBITED", 10000), 0);
     CHECK_EQ_INT(s_wd_node_wait(2, id, "DEBITED", 5000), 0);   /* an admin on node 2 sees it */
     CHECK_EQ_INT(s_wd_act(1, "approve", id, &out), 0);
@@ -1795,6 +1798,50 @@ static void test_mongodb_not_answering_the_views_answer_locally_marked_stale(voi
     free(body);
 }
 
+/* The JSON array after "key":[ in body, up to its ']', into out ("" if absent). */
+static void s_array_in(const char *body, const char *key, char *out, size_t len)
+{
+    char at[64];
+    snprintf(at, sizeof at, "\"%s\":[", key);
+    const char *p = body ? strstr(body, at) : NULL;
+    const char *end = p ? strchr(p, ']') : NULL;
+    out[0] = '\0';
+    if (p && end)
+        snprintf(out, len, "%.*s", (int) (end - p - strlen(at)), p + strlen(at));
+}
+
+/* Who asked for a withdrawal and who approved it (named in MongoDB's document by its holder, node 0)
+ * are journaled by node 2, which only learned it: an admin's panel on node 2 shows the same requester
+ * and approvers as on node 0, and node 2's own records of it name them. */
+static void test_who_asked_and_who_approved_a_withdrawal_show_on_every_node(void)
+{
+    const char *id = s_wd_shown;
+    CHECK(id[0] != '\0');
+    CHECK_EQ_INT(s_wd_node_wait(2, id, "COMPLETED", 8000), 0);
+    CHECK_EQ_INT(s_admin_ready(2, "selin"), 0);
+    char path[80], want[64], held_by[160], seen_by[160];
+    snprintf(path, sizeof path, "/api/admin/withdrawals/%s", id);
+    snprintf(want, sizeof want, "\"requester\":\"investor:%d\"", WD_LOGIN);
+    char *held = s_get_until(0, path, s_view_sid, want, 5000);
+    char *seen = s_get_until(2, path, s_view_sid, want, 5000);
+    CHECK(held && strstr(held, want));
+    CHECK(seen && strstr(seen, want));
+    s_array_in(held, "approvers", held_by, sizeof held_by);
+    s_array_in(seen, "approvers", seen_by, sizeof seen_by);
+    h_log("withdrawal %s on node 2: %s, approvers [%s] (node 0: [%s])", id, want, seen_by, held_by);
+    CHECK(held_by[0] == '"');
+    CHECK_EQ_STR(seen_by, held_by);
+    free(held);
+    free(seen);
+    /* node 2's journal: its learned records name them (kasa withdrawal show --json) */
+    char *out = NULL, approver[200];
+    CHECK_EQ_INT(h_kasa_cmd(&s_node[2], &out, "withdrawal", "show", id, "--json", "--config", s_node[2].config,
+                            NULL), 0);
+    snprintf(approver, sizeof approver, "\"approver\":%s", held_by);
+    CHECK(out && strstr(out, "\"actor\":\"kasa:cluster\"") && strstr(out, want) && strstr(out, approver));
+    free(out);
+}
+
 int main(void)
 {
     h_init();
@@ -1804,6 +1851,10 @@ int main(void)
         return 1;
     }
     RUN(test_unique_index_on_claims_refuses_a_duplicate_with_11000);
+    if (!s_ready && getenv("CHECK_ONLY")) {   /* a selection of the tests still rests on the proof */
+        check_current_failed_ = 0;
+        test_unique_index_on_claims_refuses_a_duplicate_with_11000();
+    }
     if (s_ready)
         RUN(test_claims_race_take_over_fence_and_release_in_mongodb);
     if (s_ready)
@@ -1836,6 +1887,7 @@ int main(void)
         RUN(test_an_action_on_a_non_holder_node_is_carried_out_by_the_holder_once);
         RUN(test_a_command_journaled_before_its_runner_died_is_done_once_and_running_ones_are_closed);
         RUN(test_a_withdrawal_requested_on_one_node_approved_on_another_is_carried_out_once);
+        RUN(test_who_asked_and_who_approved_a_withdrawal_show_on_every_node);
         RUN(test_a_withdrawal_holder_killed_mid_way_is_finished_once_by_another_node);
         RUN(test_a_paused_withdrawal_holder_past_its_lease_never_sends);
         RUN(test_mongodb_paused_webhooks_acknowledged_credits_resume);

@@ -135,6 +135,9 @@ static void s_full(record_t *r, record_kind_t kind)
         FILL_MAX(r->request_id, 'q');
         FILL_MAX(r->fee, '1');
         FILL_MAX(r->cobo_id, 'i');
+        FILL_MAX(r->requester, 'q');
+        FILL_MAX(r->approver, 'p');
+        FILL_MAX(r->approver2, 'P');
         break;
     case RECORD_WITHDRAWAL_ATTEMPT:
         FILL_MAX(r->tx_id, 'v');
@@ -229,8 +232,8 @@ static void test_encoding_is_a_map_with_v_and_k_first_and_only_set_fields(void)
     uint8_t *buf;
     size_t len;
     CHECK_EQ_INT(record_encode(&r, &buf, &len, NULL, 0), 0);
-    /* {"v":5,"k":5,"t":5,"tx":"T1"} */
-    static const uint8_t want[] = { 0x84, 0xa1, 'v', 0x05, 0xa1, 'k', 0x05, 0xa1, 't', 0x05,
+    /* {"v":6,"k":5,"t":5,"tx":"T1"} */
+    static const uint8_t want[] = { 0x84, 0xa1, 'v', 0x06, 0xa1, 'k', 0x05, 0xa1, 't', 0x05,
                                     0xa2, 't', 'x', 0xa2, 'T', '1' };
     CHECK_EQ_INT(len, sizeof want);
     CHECK(len == sizeof want && memcmp(buf, want, len) == 0);
@@ -628,7 +631,7 @@ static void test_random_mutations_and_garbage_never_crash(void)
     }
     int accepted = 0, bad = 0;
     const int rounds = 300000;
-    uint8_t work[1200];
+    uint8_t work[2048];   /* S_MAX_ENCODED: a record at its longest */
     for (int k = 0; k < rounds; k++) {
         int which = (int) (s_next() % S_NKINDS);
         size_t n = vlen[which];

@@ -59,7 +59,7 @@ const I18N = {
     wst_COMPLETED: 'Tamamlandı', wst_HELD: 'Bekletiliyor', wst_REJECTED: 'Reddedildi (MT5)', wst_REFUNDING: 'İade ediliyor',
     wst_REFUNDED: 'İade edildi',
     k_fee: 'Ücret', k_token_amount: 'Gönderilecek', k_request: 'Cobo istek no', k_cobo: 'Cobo durumu',
-    k_debit: 'MT5 borç işlemi', k_refund: 'MT5 iade işlemi', k_created: 'Oluşturma', k_chain: 'Ağ',
+    k_debit: 'MT5 borç işlemi', k_refund: 'MT5 iade işlemi', k_created: 'Oluşturma', k_requester: 'İsteyen', k_chain: 'Ağ',
     role: (r) => ({ viewer: 'izleyici', operator: 'operatör', approver: 'onaylayıcı', treasurer: 'hazine sorumlusu',
       owner: 'sahip' })[r] || r,
   },
@@ -115,7 +115,7 @@ const I18N = {
     wst_COMPLETED: 'Completed', wst_HELD: 'Held', wst_REJECTED: 'Rejected (MT5)', wst_REFUNDING: 'Refunding',
     wst_REFUNDED: 'Refunded',
     k_fee: 'Fee', k_token_amount: 'To send', k_request: 'Cobo request id', k_cobo: 'Cobo status',
-    k_debit: 'MT5 debit ticket', k_refund: 'MT5 refund ticket', k_created: 'Created', k_chain: 'Chain',
+    k_debit: 'MT5 debit ticket', k_refund: 'MT5 refund ticket', k_created: 'Created', k_requester: 'Requested by', k_chain: 'Chain',
     role: (r) => r,
   },
 };
@@ -675,7 +675,7 @@ async function loadWdetail(id) {
   $('wd-one').querySelectorAll('button.details').forEach((b) => { b.hidden = true; });
   const rows = [['k_id', w.id], ['k_state', t('wst_' + w.state)], ['k_login', w.login], ['k_amount', `${w.amount} ${w.currency}`],
     ['k_fee', `${w.fee} ${w.currency}`], ['k_token_amount', `${w.token_amount} ${w.token}`], ['k_chain', w.chain],
-    ['k_address', w.address], ['k_approvers', `${w.approvers.join(', ') || '—'} (${w.approvals}/${w.approvals_needed})`],
+    ['k_address', w.address], ['k_requester', w.requester || '—'], ['k_approvers', `${w.approvers.join(', ') || '—'} (${w.approvals}/${w.approvals_needed})`],
     ['k_request', w.request_id || '—'], ['k_cobo', w.cobo_status || '—'], ['k_hash', w.tx_hash || '—'],
     ['k_debit', w.debit_ticket || '—'], ['k_refund', w.refund_ticket || '—'], ['k_reason', w.reason || '—'],
     ['k_created', fmtTime(w.created_ms)]];
