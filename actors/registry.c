@@ -317,30 +317,38 @@ static int s_read_evicted(registry_t *self, uint64_t loc, registry_entry_t *out,
  * entry is read and the whole transaction id compared, so a new deposit whose hash collides with an
  * old one's is never taken for it. 1 with *out, *first_lsn and *loc if it is there; 0 if not; -1 if a
  * candidate cannot be read (then nobody can tell whether tx_id is new: the caller refuses for now). */
+typedef struct {
+    registry_t *self;
+    const char *tx_id;
+    registry_entry_t *out;
+    uint64_t *first_lsn, *loc;
+} s_find_t;
+
+/* One candidate of s_find_evicted: 1 (it is tx_id), 0 (another id with the same key), -1 (unreadable). */
+static int s_find_one(void *arg, uint64_t at)
+{
+    s_find_t *f = arg;
+    if (s_superseded(f->self, at))
+        return 0;
+    if (s_read_evicted(f->self, at, f->out, f->first_lsn) != 0)
+        return -1;
+    if (strcmp(f->out->view.tx_id, f->tx_id) != 0)
+        return 0;
+    *f->loc = at;
+    return 1;
+}
+
 static int s_find_evicted(registry_t *self, const char *tx_id, registry_entry_t *out, uint64_t *first_lsn,
                           uint64_t *loc)
 {
     if (!self->base || !tx_id)
         return 0;
-    size_t first, n = findex_find(self->base, findex_hash(tx_id), &first);
-    for (size_t i = 0; i < n; i++) {
-        const findex_key_t *k = n == FINDEX_FAILED ? NULL : findex_key(self->base, first + i);
-        if (!k) {   /* the index cannot be read: "not there" would be a guess */
-            log_error("registry.index_unreadable", "journal=%s tx_id=%s reason=\"the key array cannot be read\"",
-                      self->dir, tx_id);
-            return -1;
-        }
-        uint64_t at = k->loc;
-        if (s_superseded(self, at))
-            continue;
-        if (s_read_evicted(self, at, out, first_lsn) != 0)
-            return -1;
-        if (strcmp(out->view.tx_id, tx_id) == 0) {
-            *loc = at;
-            return 1;
-        }
-    }
-    return 0;
+    s_find_t f = { self, tx_id, out, first_lsn, loc };
+    int rc = findex_find(self->base, findex_hash(tx_id), s_find_one, &f);
+    if (rc < 0)   /* "not there" would be a guess (a store's failure is logged by s_read_evicted) */
+        log_error("registry.index_unreadable", "journal=%s tx_id=%s reason=\"the index cannot be read\"", self->dir,
+                  tx_id);
+    return rc;
 }
 
 /* Brings a deposit read from the index back into memory (something is about to be recorded for it),
@@ -869,53 +877,76 @@ static int s_loc_of_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A chunk of the index's deposits for s_totals_rebuild, read back in store order when full. */
+typedef struct {
+    registry_t *self;
+    totals_rebuild_t *rb;
+    registry_entry_t *tmp;
+    findex_login_t chunk[512];
+    size_t n;
+    uint64_t read;
+    int failed;
+} s_rebuild_t;
+
+static int s_rebuild_flush(s_rebuild_t *r)
+{
+    qsort(r->chunk, r->n, sizeof *r->chunk, s_loc_of_cmp);
+    for (size_t c = 0; c < r->n && !r->failed; c++) {
+        uint64_t first_lsn = 0;
+        if (s_superseded(r->self, r->chunk[c].loc))
+            continue;
+        if (s_read_evicted(r->self, r->chunk[c].loc, r->tmp, &first_lsn) != 0) {   /* logged */
+            r->failed = 1;
+            break;
+        }
+        s_rebuild_add(r->rb, r->tmp, first_lsn);
+        r->read++;
+    }
+    r->n = 0;
+    return r->failed ? -1 : 0;
+}
+
+static int s_rebuild_one(void *arg, const findex_login_t *l)
+{
+    s_rebuild_t *r = arg;
+    r->chunk[r->n++] = *l;
+    return r->n == sizeof r->chunk / sizeof r->chunk[0] ? s_rebuild_flush(r) : 0;
+}
+
 /* The running totals rebuilt from every deposit, in memory and in the index (a section of a layout
- * that did not carry them): the index's login array read a chunk at a time, each entry read back once
+ * that did not carry them): the index's login arrays read a chunk at a time, each entry read back once
  * (a chunk in store order), so memory stays bounded whatever the index holds. 0, or -1 with a reason
  * (the index cannot be read). Under the lock, at load. */
 static int s_totals_rebuild(registry_t *self, char *err, size_t errlen)
 {
-    enum { S_CHUNK = 512 };
+    s_rebuild_t *r = calloc(1, sizeof *r);
     totals_rebuild_t *rb = calloc(1, sizeof *rb);
     registry_entry_t *tmp = malloc(sizeof *tmp);
-    findex_login_t *chunk = malloc(S_CHUNK * sizeof *chunk);
-    int rc = rb && tmp && chunk ? 0 : -1;
+    int rc = r && rb && tmp ? 0 : -1;
     if (rc != 0)
         snprintf(err, errlen, "no memory");
     for (size_t i = 0; rc == 0 && i < self->count; i++)
         s_rebuild_add(rb, &self->entries[i]->e, self->entries[i]->first_lsn);
-    uint64_t m = findex_count(self->base), read = 0;
-    for (uint64_t i = 0; rc == 0 && i < m;) {
-        size_t got = findex_logins_read(self->base, (size_t) i, chunk, S_CHUNK);
-        if (got == FINDEX_FAILED || got == 0) {
-            snprintf(err, errlen, "the index of finished deposits %llu cannot be read (its login array)",
+    if (rc == 0 && self->base) {
+        *r = (s_rebuild_t) { .self = self, .rb = rb, .tmp = tmp };
+        int each = findex_each(self->base, s_rebuild_one, r);
+        if (each < 0 && !r->failed)
+            snprintf(err, errlen, "the index of finished deposits %llu cannot be read (its login arrays)",
                      (unsigned long long) findex_lsn(self->base));
-            rc = -1;
-            break;
-        }
-        qsort(chunk, got, sizeof *chunk, s_loc_of_cmp);
-        for (size_t c = 0; c < got && rc == 0; c++) {
-            uint64_t first_lsn = 0;
-            if (s_superseded(self, chunk[c].loc))
-                continue;
-            if (s_read_evicted(self, chunk[c].loc, tmp, &first_lsn) != 0) {   /* logged */
-                snprintf(err, errlen, "the index of finished deposits %llu cannot be read (an entry)",
-                         (unsigned long long) findex_lsn(self->base));
-                rc = -1;
-                break;
-            }
-            s_rebuild_add(rb, tmp, first_lsn);
-            read++;
-        }
-        i += got;
+        if (each == 0 && s_rebuild_flush(r) != 0)
+            each = -1;
+        if (r->failed)
+            snprintf(err, errlen, "the index of finished deposits %llu cannot be read (an entry)",
+                     (unsigned long long) findex_lsn(self->base));
+        rc = each == 0 ? 0 : -1;
     }
     if (rc == 0) {
         totals_rebuild_end(rb, &self->totals);
         log_info("registry.totals_rebuilt", "journal=%s in_memory=%zu indexed=%llu reason=\"a snapshot section "
                  "written before the running totals were carried in it\"", self->dir, self->count,
-                 (unsigned long long) read);
+                 (unsigned long long) (r ? r->read : 0));
     }
-    free(chunk);
+    free(r);
     free(tmp);
     free(rb);
     return rc;
@@ -1603,6 +1634,20 @@ static int s_ord_newer(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+typedef struct {
+    registry_t *self;
+    s_ord_t *ord;
+    size_t cap, k;
+} s_collect_t;
+
+static int s_collect_one(void *arg, const findex_login_t *l)
+{
+    s_collect_t *c = arg;
+    if (!s_superseded(c->self, l->loc) && c->k < c->cap)
+        c->ord[c->k++] = (s_ord_t) { l->order, l->loc };
+    return 0;
+}
+
 long registry_each_all(registry_t *self, void (*fn)(void *arg, const registry_entry_t *e), void *arg)
 {
     pthread_mutex_lock(&self->lock);
@@ -1616,20 +1661,13 @@ long registry_each_all(registry_t *self, void (*fn)(void *arg, const registry_en
         free(tmp);
         return -1;
     }
+    s_collect_t c = { self, ord, m, 0 };
     int unreadable = 0;
-    findex_login_t chunk[1024];
-    for (size_t i = 0; i < m;) {
-        size_t got = findex_logins_read(self->base, i, chunk, sizeof chunk / sizeof chunk[0]);
-        if (got == FINDEX_FAILED || got == 0) {   /* logged below; the deposits in memory are still visited */
-            log_error("registry.index_unreadable", "journal=%s reason=\"the login array cannot be read\"", self->dir);
-            unreadable = 1;
-            break;
-        }
-        for (size_t c = 0; c < got; c++)
-            if (!s_superseded(self, chunk[c].loc))
-                ord[k++] = (s_ord_t) { chunk[c].order, chunk[c].loc };
-        i += got;
+    if (m && findex_each(self->base, s_collect_one, &c) != 0) {   /* logged; memory's deposits still visited */
+        log_error("registry.index_unreadable", "journal=%s reason=\"the login array cannot be read\"", self->dir);
+        unreadable = 1;
     }
+    k = c.k;
     if (k > 1)
         qsort(ord, k, sizeof *ord, s_ord_newer);
     long visited = 0;
@@ -1664,25 +1702,23 @@ int registry_each(registry_t *self, uint64_t login, int limit,
         char key[24];
         s_login_key(login, key);
         const s_node_t *n = zhashx_lookup(self->by_login, key);
-        size_t first = 0, i = 0, m = findex_login(self->base, login, &first);
-        if (m == FINDEX_FAILED) {
-            log_error("registry.index_unreadable", "journal=%s login=%llu reason=\"the login array cannot be read\"",
-                      self->dir, (unsigned long long) login);
-            m = 0;
-            unreadable = 1;
-        }
-        registry_entry_t *tmp = m ? malloc(sizeof *tmp) : NULL;
-        while ((n || (tmp && i < m)) && (limit <= 0 || visited < limit)) {
-            const findex_login_t *x = tmp && i < m ? findex_login_at(self->base, first + i) : NULL;
-            if (tmp && i < m && !x) {   /* unreadable: the rest of the index's part cannot be listed */
+        findex_login_it_t *it = self->base ? findex_login_begin(self->base, login) : NULL;
+        findex_login_t cur;
+        int has = it ? findex_login_next(it, &cur) : 0;
+        registry_entry_t *tmp = malloc(sizeof *tmp);
+        if ((self->base && !it) || !tmp)
+            has = -1;
+        while ((n || has != 0) && (limit <= 0 || visited < limit)) {
+            if (has < 0) {   /* unreadable: the rest of the index's part cannot be listed */
                 log_error("registry.index_unreadable", "journal=%s login=%llu reason=\"the login array cannot be "
                           "read\"", self->dir, (unsigned long long) login);
-                m = i;
                 unreadable = 1;
+                has = 0;
                 continue;
             }
+            const findex_login_t *x = has > 0 ? &cur : NULL;
             if (x && s_superseded(self, x->loc)) {
-                i++;
+                has = findex_login_next(it, &cur);
                 continue;
             }
             uint64_t first_lsn;
@@ -1691,14 +1727,15 @@ int registry_each(registry_t *self, uint64_t login, int limit,
                 n = n->older;
             } else if (s_read_evicted(self, x->loc, tmp, &first_lsn) == 0) {
                 fn(arg, tmp);
-                i++;
+                has = findex_login_next(it, &cur);
             } else {
-                i++;
+                has = findex_login_next(it, &cur);
                 unreadable = 1;
                 continue;   /* logged; the rest of the list is still shown */
             }
             visited++;
         }
+        findex_login_end(&it);
         free(tmp);
     } else {
         for (size_t i = self->count; i > 0 && (limit <= 0 || visited < limit); i--, visited++)

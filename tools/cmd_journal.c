@@ -244,8 +244,31 @@ static int s_finished_files(const char *dir, const char *ext, uint64_t **lsns)
     return (int) n;
 }
 
-/* The index of finished deposits (DIR/finished/): each index's checksum and that every deposit it
- * holds resolves to a whole entry of a store; each store's entries. A store no whole index names is
+/* A key of the run being verified: its entry must be whole in a store. */
+typedef struct {
+    const findex_t *x;
+    uint64_t bad;
+    char first_bad[600];
+} s_resolve_t;
+
+static int s_resolve_one(void *arg, const findex_key_t *key)
+{
+    s_resolve_t *r = arg;
+    uint8_t *blob;
+    size_t len;
+    char err[600];
+    if (findex_read(r->x, key->loc, &blob, &len, err, sizeof err) != 0) {
+        if (!r->bad++)
+            snprintf(r->first_bad, sizeof r->first_bad, "%s", err);
+        return 0;
+    }
+    free(blob);
+    return 0;
+}
+
+/* The index of finished deposits (DIR/finished/): each run's checksum and that every deposit it holds
+ * resolves to a whole entry of a store; that the newest two indexes (the kept snapshots') find every
+ * run they stand on as they name it; each store's entries. A store no whole index names is
  * left by a snapshot that did not finish (kasa killed between writing it and its index): harmless
  * (its deposits were still in memory and the next snapshot wrote them again), reported, kept. 0, or 1
  * on damage. */
@@ -262,32 +285,18 @@ static int s_verify_finished(const char *dir)
     int rc = 0, all_indexes_read = 1;
     size_t nnamed = 0;
     char err[600];
-    for (int i = 0; i < ni; i++) {
-        findex_t *x = findex_open(dir, idx[i], err, sizeof err);
+    for (int i = 0; i < ni; i++) {   /* every run, alone */
+        findex_t *x = findex_open_run(dir, idx[i], err, sizeof err);
         if (!x) {
             printf("finished index %" PRIu64 ": damaged: %s\n", idx[i], err);
             rc = 1;
             all_indexes_read = 0;
             continue;
         }
-        uint64_t count = findex_count(x), bad = 0;
-        char first_bad[600] = "";
-        for (uint64_t k = 0; k < count; k++) {
-            uint8_t *blob;
-            size_t len;
-            const findex_key_t *key = findex_key(x, (size_t) k);   /* NULL: the key array cannot be read */
-            if (!key && snprintf(err, sizeof err, "key %llu cannot be read", (unsigned long long) k) > 0) {
-                if (!bad++)
-                    snprintf(first_bad, sizeof first_bad, "%s", err);
-                continue;
-            }
-            if (findex_read(x, key->loc, &blob, &len, err, sizeof err) != 0) {
-                if (!bad++)
-                    snprintf(first_bad, sizeof first_bad, "%s", err);
-                continue;
-            }
-            free(blob);
-        }
+        s_resolve_t res = { x, 0, "" };
+        uint64_t count = findex_count(x);
+        if (findex_each_key(x, s_resolve_one, &res) != 0 && !res.bad++)
+            snprintf(res.first_bad, sizeof res.first_bad, "its key array cannot be read");
         size_t ns = findex_store_count(x);
         uint64_t *g = realloc(named, (nnamed + ns + 1) * sizeof *g);
         if (g) {
@@ -297,14 +306,27 @@ static int s_verify_finished(const char *dir)
         } else {
             all_indexes_read = 0;
         }
-        if (bad) {
+        if (res.bad) {
             printf("finished index %" PRIu64 ": %" PRIu64 " of %" PRIu64 " deposits do not resolve (first: %s)\n",
-                   idx[i], bad, count, first_bad);
+                   idx[i], res.bad, count, res.first_bad);
             rc = 1;
         } else {
             printf("finished index %" PRIu64 ": ok, %" PRIu64 " deposits in %zu stores, every one resolves\n", idx[i],
                    count, ns);
         }
+        findex_close(&x);
+    }
+    /* The newest two indexes (those the kept snapshots name) whole: every run they stand on is there
+     * as they name it. An older index's own manifest may name runs merged since and removed. */
+    for (int i = ni - 1; i >= 0 && i >= ni - 2; i--) {
+        findex_t *x = findex_open(dir, idx[i], err, sizeof err);
+        if (!x) {
+            printf("finished index %" PRIu64 ": its runs do not check out: %s\n", idx[i], err);
+            rc = 1;
+            continue;
+        }
+        printf("finished index %" PRIu64 ": ok, stands on %zu runs, %" PRIu64 " deposits in all\n", idx[i],
+               findex_runs(x), findex_count(x));
         findex_close(&x);
     }
     for (int i = 0; i < nd; i++) {

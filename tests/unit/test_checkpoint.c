@@ -859,11 +859,10 @@ static void test_archive_prune_goes_past_withdrawal_segments_a_snapshot_carries(
     support_tmp_rmrf(s_dir);
 }
 
-static void test_kill_9_while_a_snapshot_is_written_loses_nothing(void)
+/* Snapshots written one after another from first to last, the writer killed -9 at moments of its
+ * own: every start after it equals the whole journal's replay. */
+static void s_kill_writer_6_times(uint64_t first, uint64_t last)
 {
-    s_fresh("kill");
-    uint64_t first, last;
-    s_history_snapshot_history(1, 300, 200, &first, &last);
     for (int k = 0; k < 6; k++) {
         pid_t pid = fork();
         if (pid == 0) {   /* the writer, killed at a moment of its own */
@@ -879,6 +878,32 @@ static void test_kill_9_while_a_snapshot_is_written_loses_nothing(void)
         CHECK(s_restore_equals_full_replay(&checkpoint_admins, UINT64_MAX));
         CHECK(s_restore_equals_full_replay(&checkpoint_withdrawals, UINT64_MAX));
     }
+}
+
+/* The same with runs of the finished-deposit index merged at almost every snapshot (the lowest tier
+ * two deposits): a kill in the middle of a merge leaves the index the last snapshot names whole. */
+static void test_kill_9_while_runs_of_the_index_are_merged_loses_nothing(void)
+{
+    s_fresh("kill-merge");
+    findex_set_merge_unit(2);
+    uint64_t first, last;
+    s_history_snapshot_history(1, 300, 200, &first, &last);
+    s_kill_writer_6_times(first, last);
+    char err[300];
+    for (uint64_t upto = first + 1; upto <= last; upto += 37)   /* on, merging (one a killed writer wrote fails) */
+        checkpoint_write(s_dir, &s_cfg, upto, NULL, err, sizeof err);
+    CHECK_EQ_INT(checkpoint_write(s_dir, &s_cfg, last + 0, NULL, err, sizeof err) == 0 || strstr(err, "snapshot"), 1);
+    CHECK(s_restore_equals_full_replay(&checkpoint_registry, UINT64_MAX));
+    findex_set_merge_unit(0);
+    support_tmp_rmrf(s_dir);
+}
+
+static void test_kill_9_while_a_snapshot_is_written_loses_nothing(void)
+{
+    s_fresh("kill");
+    uint64_t first, last;
+    s_history_snapshot_history(1, 300, 200, &first, &last);
+    s_kill_writer_6_times(first, last);
     support_tmp_rmrf(s_dir);
 }
 
@@ -945,6 +970,7 @@ int main(void)
     RUN(test_snapshot_of_another_journal_is_not_used);
     RUN(test_failed_snapshot_write_loses_nothing);
     RUN(test_kill_9_while_a_snapshot_is_written_loses_nothing);
+    RUN(test_kill_9_while_runs_of_the_index_are_merged_loses_nothing);
     RUN(test_a_snapshot_reads_the_one_before_and_the_journal_once);
     RUN(test_verify_checks_snapshots_the_archive_and_the_chain_into_the_journal);
     RUN(test_verify_accepts_a_snapshot_when_every_record_is_archived);
