@@ -3,7 +3,10 @@
  * read back (get, a login's listing, after their segments went to the archive) and revived when
  * something is recorded for them; a new deposit whose id collides in the hash with an old one is
  * still new; an unreadable index refuses rather than guesses; a bad index file is not opened; a lookup
- * through the in-memory fences finds every run whole; an open index is shared, checked once. */
+ * through the in-memory fences finds every run whole; an open index is shared, checked once. The index
+ * is levelled: each snapshot writes a small run, runs merge by tier, lookups and histories go across
+ * them; an index of the earlier one-file format is read as one run; an unreadable run below refuses what
+ * only it could answer; a run below that is not the one named does not open. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -634,6 +637,35 @@ static void test_each_snapshot_writes_a_small_run_and_runs_merge_by_tier(void)
     support_tmp_rmrf(s_dir);
 }
 
+/* Two runs (two snapshots, no merge), the older one's arrays lost under the running registry: a
+ * deposit of the newer run is still recognised (found there first), but one of the older run, or a new
+ * one, cannot be told from new: refused (503), nothing journaled. */
+static void test_an_unreadable_run_below_refuses_what_only_it_could_answer(void)
+{
+    journal_t *j = s_fresh("unreadable-below");
+    registry_t *reg = checkpoint_registry.create(&s_cfg);
+    s_finish(reg, j, "b-1", 100001);
+    uint64_t older = s_snapshot(reg, j);
+    s_finish(reg, j, "b-2", 100001);
+    uint64_t newer = s_snapshot(reg, j);
+    char path[400], err[300];
+    findex_t *x = findex_open(s_dir, newer, err, sizeof err);
+    CHECK(x != NULL && findex_runs(x) == 2 && findex_run_lsn(x, 1) == older);
+    findex_close(&x);
+    snprintf(path, sizeof path, "%s/finished/%020llu.idx", s_dir, (unsigned long long) older);
+    CHECK_EQ_INT(truncate(path, FINDEX_INDEX_HDR + 8), 0);
+    uint64_t before = journal_durable_lsn(j);
+    CHECK_EQ_INT(s_step(reg, j, "b-2", DEPOSIT_EV_SEEN_COMPLETED, 100001), REGISTRY_SAME);
+    CHECK_EQ_INT(s_step(reg, j, "b-1", DEPOSIT_EV_SEEN_COMPLETED, 100001), REGISTRY_FAILED);
+    CHECK_EQ_INT(s_step(reg, j, "b-3", DEPOSIT_EV_SEEN_COMPLETED, 100001), REGISTRY_FAILED);
+    CHECK_EQ_INT(journal_durable_lsn(j), before);
+    CHECK_EQ_INT(registry_failed(reg), 0);
+    CHECK_EQ_INT(registry_each(reg, 100001, 10, s_ids, (char[400]) { 0 }), -1);   /* not a short list */
+    registry_destroy(&reg);
+    journal_destroy(&j);
+    support_tmp_rmrf(s_dir);
+}
+
 /* Rewrites DIR/finished/NNNN.idx as kasa wrote an index before it was levelled (version 1: the same
  * layout with nothing below and nothing dropped), its trailer's checksum made again. */
 static void s_make_version_1(uint64_t lsn)
@@ -743,6 +775,7 @@ int main(void)
     RUN(test_an_index_merged_over_many_buffers_is_whole_and_checks_out);
     RUN(test_each_snapshot_writes_a_small_run_and_runs_merge_by_tier);
     RUN(test_an_index_of_the_previous_format_is_read_as_one_run);
+    RUN(test_an_unreadable_run_below_refuses_what_only_it_could_answer);
     RUN(test_an_index_whose_run_below_is_not_the_one_it_names_does_not_open);
     return check_done();
 }
