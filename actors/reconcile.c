@@ -16,6 +16,7 @@
 #include "actors/cobo.h"
 #include "actors/crediter.h"
 #include "actors/mio.h"
+#include "actors/wdshared.h"
 #include "journal/journal.h"
 #include "schema/money.h"
 #include "schema/mongo.h"
@@ -381,6 +382,41 @@ static void s_collect_wd(void *arg, const withdrawal_view_t *w)
     l->v[l->n++] = *w;
 }
 
+int reconcile_wd_rank(withdrawal_state_t s)
+{
+    switch (s) {
+    case WITHDRAWAL_REQUESTED: return 1;
+    case WITHDRAWAL_DEBITED: case WITHDRAWAL_APPROVED: case WITHDRAWAL_SENT: case WITHDRAWAL_HELD: return 2;
+    case WITHDRAWAL_COMPLETED: case WITHDRAWAL_REFUNDING: return 3;
+    case WITHDRAWAL_REJECTED: case WITHDRAWAL_REFUNDED: return 4;
+    default: return 0;
+    }
+}
+
+static int s_wd_by_id(const void *a, const void *b)
+{
+    return strcmp(((const withdrawal_view_t *) a)->id, ((const withdrawal_view_t *) b)->id);
+}
+
+/* Cluster mode: each withdrawals document into wds, by id: one this node lacks is added, one it knows
+ * replaces its view when the document is as far along or further (reconcile_wd_rank). */
+static void s_merge_shared_wds(const reconcile_books_t *b, s_wds_t *wds)
+{
+    if (!b->shared_wd_count)
+        return;
+    size_t mine = wds->n;
+    if (mine)
+        qsort(wds->v, mine, sizeof *wds->v, s_wd_by_id);
+    for (size_t i = 0; i < b->shared_wd_count && !wds->oom; i++) {
+        const withdrawal_view_t *doc = &b->shared_wds[i];
+        withdrawal_view_t *w = mine ? bsearch(doc, wds->v, mine, sizeof *wds->v, s_wd_by_id) : NULL;
+        if (!w)
+            s_collect_wd(wds, doc);
+        else if (reconcile_wd_rank(doc->state) >= reconcile_wd_rank(w->state))
+            *w = *doc;
+    }
+}
+
 /* How many deals of one reference a withdrawal in state s must have: 0 none, 1 exactly one, 2 at
  * most one (the withdrawer may be between the deal and its record). */
 static int s_wd_expect(withdrawal_state_t s, char op)
@@ -645,6 +681,8 @@ long reconcile_compare(const reconcile_books_t *b, reconcile_report_t *r)
     s_wds_t wds = { 0 };
     if (b->withdrawals)
         withdrawals_each(b->withdrawals, 0, 0, s_collect_wd, &wds);
+    if (!wds.oom)
+        s_merge_shared_wds(b, &wds);
     if (wds.oom) {
         free(wds.v);
         free(odd);
@@ -797,66 +835,117 @@ static uint64_t s_doc_u64(const bson_t *doc, const char *key)
     return BSON_ITER_HOLDS_NUMBER(&it) && bson_iter_as_int64(&it) > 0 ? (uint64_t) bson_iter_as_int64(&it) : 0;
 }
 
+/* Makes room in *v (of elements of size bytes, *cap of them, n used) for one more. 0, or -1. */
+static int s_grow(void **v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : 256;
+    void *g = realloc(*v, c * size);
+    if (!g)
+        return -1;
+    *v = g;
+    *cap = c;
+    return 0;
+}
+
+typedef struct {
+    reconcile_books_t *b;
+    size_t cap;
+} s_gather_t;
+
+/* One `transitions` document of another node's deposit into b->remote. 0, or -1 on no memory. */
+static int s_remote_add(void *arg, const bson_t *doc)
+{
+    s_gather_t *g = arg;
+    reconcile_remote_t t;
+    memset(&t, 0, sizeof t);
+    char to[32], credit[32];
+    mio_str(doc, "transaction_id", t.tx_id, sizeof t.tx_id);
+    mio_str(doc, "node", t.node, sizeof t.node);
+    mio_str(doc, "to", to, sizeof to);
+    int st = deposit_state_from_name(to);
+    if (!t.tx_id[0] || st < 0)
+        return 0;
+    t.to = (deposit_state_t) st;
+    t.login = s_doc_u64(doc, "login");
+    t.ticket = s_doc_u64(doc, "ticket");
+    mio_str(doc, "credit_minor", credit, sizeof credit);
+    t.credit_minor = strtoll(credit, NULL, 10);
+    t.digits = (int32_t) s_doc_u64(doc, "digits");
+    mio_str(doc, "address", t.address, sizeof t.address);
+    mio_str(doc, "amount", t.amount, sizeof t.amount);
+    mio_str(doc, "token_id", t.token_id, sizeof t.token_id);
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "time") && BSON_ITER_HOLDS_DATE_TIME(&it))
+        t.time_ms = bson_iter_date_time(&it);
+    if (s_grow((void **) &g->b->remote, &g->cap, g->b->remote_count, sizeof t) != 0)
+        return -1;
+    g->b->remote[g->b->remote_count++] = t;
+    return 0;
+}
+
+/* One `withdrawals` document (as its holder wrote it) into b->shared_wds. 0, or -1 on no memory. */
+static int s_shared_wd_add(void *arg, const bson_t *doc)
+{
+    s_gather_t *g = arg;
+    withdrawal_view_t w;
+    char node[64];
+    int32_t epoch;
+    if (wdshared_parse(doc, &w, node, &epoch) != 0)
+        return 0;
+    if (s_grow((void **) &g->b->shared_wds, &g->cap, g->b->shared_wd_count, sizeof w) != 0)
+        return -1;
+    g->b->shared_wds[g->b->shared_wd_count++] = w;
+    return 0;
+}
+
+/* Calls add for every document of collection that matches filter. 0, or -1 with a reason (MongoDB
+ * did not answer in full, or no memory). */
+static int s_each_doc(const config_t *cfg, mongoc_client_t *client, const char *collection, const bson_t *filter,
+                      int (*add)(void *, const bson_t *), void *arg, char *err, size_t errlen)
+{
+    mongoc_collection_t *c =
+        mongoc_client_get_collection(client, cfg->mongo_db[0] ? cfg->mongo_db : MONGO_DEFAULT_DB, collection);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+    const bson_t *doc;
+    bson_error_t error;
+    int rc = 0;
+    while (rc == 0 && mongoc_cursor_next(cur, &doc))
+        if (add(arg, doc) != 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
+    if (rc == 0 && mongoc_cursor_error(cur, &error)) {
+        snprintf(err, errlen, "MongoDB %s: %.200s", collection, error.message);
+        rc = -1;
+    }
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(c);
+    return rc;
+}
+
 /* Cluster mode: every deposit transition the other nodes projected to MongoDB (`transitions`) into
- * b->remote. 0, or -1 with a reason (MongoDB unreachable: the cluster's view cannot be read). */
+ * b->remote, and every withdrawals document into b->shared_wds, on one client that waits at most
+ * MIO_ONE_OFF_TIMEOUT_MS. 0, or -1 with a reason (MongoDB unreachable: the cluster's view cannot be
+ * read). */
 static int s_gather_remote(const config_t *cfg, reconcile_books_t *b, char *err, size_t errlen)
 {
-    bson_error_t error;
     char why[160];
     mongoc_client_t *client = mio_client_new(cfg->mongo_uri, MIO_ONE_OFF_TIMEOUT_MS, "kasa-reconcile", why, sizeof why);
     if (!client) {
         snprintf(err, errlen, "MongoDB: %s", why);
         return -1;
     }
-    mongoc_collection_t *c =
-        mongoc_client_get_collection(client, cfg->mongo_db[0] ? cfg->mongo_db : MONGO_DEFAULT_DB, MONGO_TRANSITIONS);
     bson_t *filter = BCON_NEW("kind", BCON_UTF8(record_kind_name(RECORD_DEPOSIT)), "node", "{", "$ne",
                               BCON_UTF8(cfg->node_id), "}");
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
-    const bson_t *doc;
-    size_t cap = b->remote_count;
-    int rc = 0;
-    while (rc == 0 && mongoc_cursor_next(cur, &doc)) {
-        reconcile_remote_t t;
-        memset(&t, 0, sizeof t);
-        char to[32], credit[32];
-        mio_str(doc, "transaction_id", t.tx_id, sizeof t.tx_id);
-        mio_str(doc, "node", t.node, sizeof t.node);
-        mio_str(doc, "to", to, sizeof to);
-        int st = deposit_state_from_name(to);
-        if (!t.tx_id[0] || st < 0)
-            continue;
-        t.to = (deposit_state_t) st;
-        t.login = s_doc_u64(doc, "login");
-        t.ticket = s_doc_u64(doc, "ticket");
-        mio_str(doc, "credit_minor", credit, sizeof credit);
-        t.credit_minor = strtoll(credit, NULL, 10);
-        t.digits = (int32_t) s_doc_u64(doc, "digits");
-        mio_str(doc, "address", t.address, sizeof t.address);
-        mio_str(doc, "amount", t.amount, sizeof t.amount);
-        mio_str(doc, "token_id", t.token_id, sizeof t.token_id);
-        bson_iter_t it;
-        if (bson_iter_init_find(&it, doc, "time") && BSON_ITER_HOLDS_DATE_TIME(&it))
-            t.time_ms = bson_iter_date_time(&it);
-        if (b->remote_count == cap) {
-            cap = cap ? cap * 2 : 1024;
-            reconcile_remote_t *g = realloc(b->remote, cap * sizeof *g);
-            if (!g) {
-                snprintf(err, errlen, "out of memory");
-                rc = -1;
-                break;
-            }
-            b->remote = g;
-        }
-        b->remote[b->remote_count++] = t;
-    }
-    if (rc == 0 && mongoc_cursor_error(cur, &error)) {
-        snprintf(err, errlen, "MongoDB transitions: %.200s", error.message);
-        rc = -1;
-    }
-    mongoc_cursor_destroy(cur);
+    bson_t all = BSON_INITIALIZER;
+    s_gather_t remote = { b, b->remote_count }, shared = { b, b->shared_wd_count };
+    int rc = s_each_doc(cfg, client, MONGO_TRANSITIONS, filter, s_remote_add, &remote, err, errlen);
+    if (rc == 0)
+        rc = s_each_doc(cfg, client, WDSHARED_COLLECTION, &all, s_shared_wd_add, &shared, err, errlen);
     bson_destroy(filter);
-    mongoc_collection_destroy(c);
+    bson_destroy(&all);
     mongoc_client_destroy(client);
     return rc;
 }
@@ -911,6 +1000,8 @@ int reconcile_gather(const config_t *cfg, int64_t from_ms, int64_t to_ms, reconc
     s_logins_t logins = { 0 };
     long seen = registry_each_all(b->journal, s_login_of, &logins);
     withdrawals_each(b->withdrawals, 0, 0, s_login_of_wd, &logins);
+    for (size_t i = 0; i < b->shared_wd_count; i++)
+        s_login_add(&logins, b->shared_wds[i].login);
     for (size_t i = 0; i < b->remote_count; i++)
         s_login_add(&logins, b->remote[i].login);
     if (seen < 0 || s_linked_logins(b->journal, &logins, why, sizeof why) != 0) {
@@ -959,6 +1050,7 @@ void reconcile_books_free(reconcile_books_t *b)
     free(b->deals);
     free(b->logins);
     free(b->remote);
+    free(b->shared_wds);
     memset(b, 0, sizeof *b);
 }
 

@@ -26,6 +26,8 @@
  *     (wd_transfer_unknown, wd_transfer_status; asked through cobo_lookup, skipped without it);
  *   - every MT5 balance deal with a withdrawal reference ("kasa wd"/"kasa wr") belongs to a withdrawal
  *     kasa knows (wd_deal_unknown), matched by the same mt5_comment_matches rule.
+ * In cluster mode the deposits and withdrawals are the cluster's: this node's journal merged with the
+ * other nodes' deposit transitions and the withdrawals documents in MongoDB.
  * Each mismatch carries its evidence (ids, tickets, amounts, states) as key=value text. */
 #ifndef KASA_ACTORS_RECONCILE_H
 #define KASA_ACTORS_RECONCILE_H
@@ -80,7 +82,16 @@ typedef struct {
      * with that node's login, credit and ticket. */
     reconcile_remote_t *remote;
     size_t remote_count;
+    /* Cluster mode: MongoDB's withdrawals documents (NULL: none), each as its holder wrote it. Per
+     * withdrawal the view further along (reconcile_wd_rank; on a tie the document's) is checked, so
+     * one this node never learned, or learned less of, is judged by what its holder did. */
+    withdrawal_view_t *shared_wds;
+    size_t shared_wd_count;
 } reconcile_books_t;
+
+/* How far along a withdrawal in state s is, for choosing between two views of it: REQUESTED 1;
+ * DEBITED, APPROVED, SENT, HELD 2; COMPLETED, REFUNDING 3; REJECTED, REFUNDED 4 (0 otherwise). */
+int reconcile_wd_rank(withdrawal_state_t s);
 
 typedef struct {
     char kind[24];                /* "cobo_missing", "deal_missing", "wd_debit_missing", ... */
@@ -106,7 +117,8 @@ void reconcile_report_free(reconcile_report_t *r);
 
 /* Reads the three books for [from_ms, to_ms] as cfg says: restores cfg->journal_dir's deposits,
  * links and withdrawals as a start does (newest snapshot, index of finished deposits, the journal
- * after it), in cluster mode reads the other nodes' deposit transitions from MongoDB (books->remote),
+ * after it), in cluster mode reads the other nodes' deposit transitions and the withdrawals documents
+ * from MongoDB (books->remote, books->shared_wds: one client waiting at most MIO_ONE_OFF_TIMEOUT_MS),
  * lists Cobo's deposits of COBO_WALLET_ID (the catch-up's pager: rate limits waited out),
  * reads MT5's balance deals of every login kasa knows. Fills *books (free with
  * reconcile_books_free). 0, or -1 with a reason (a book that cannot be read fully: nothing can be

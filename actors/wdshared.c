@@ -177,6 +177,16 @@ static int s_parse(bson_iter_t *d, withdrawal_view_t *out, char node[64], int32_
     return 0;
 }
 
+int wdshared_parse(const bson_t *doc, withdrawal_view_t *out, char node[64], int32_t *epoch)
+{
+    bson_iter_t d;
+    if (!bson_iter_init(&d, doc)) {
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    return s_parse(&d, out, node, epoch);
+}
+
 /* Runs the find cmd and calls fn for each whole document of its first batch. How many, or -1. */
 static int s_find(wdshared_t *self, bson_t *cmd, void (*fn)(void *, const withdrawal_view_t *, const char *, int32_t),
                   void *arg)

@@ -22,6 +22,7 @@
 #ifndef KASA_ACTORS_WDSHARED_H
 #define KASA_ACTORS_WDSHARED_H
 
+#include <bson/bson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,10 @@ int wdshared_put(wdshared_t *self, const withdrawal_view_t *w, int32_t epoch);
 
 /* Reads id's document: 1 found (*out, node (64 bytes) and *epoch of its writer), 0 none, -1. */
 int wdshared_get(wdshared_t *self, const char *id, withdrawal_view_t *out, char node[64], int32_t *epoch);
+
+/* One withdrawals document (as wdshared_put wrote it) into *out, its writer into node (64 bytes) and
+ * *epoch. 0, or -1 if it is not whole (no valid id, state, login or amount). */
+int wdshared_parse(const bson_t *doc, withdrawal_view_t *out, char node[64], int32_t *epoch);
 
 /* What login asked for in withdrawals created at or after since_ms that were not given back
  * (REJECTED, REFUNDING, REFUNDED), across every node: 0 with *sum_minor, or -1. */

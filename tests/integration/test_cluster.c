@@ -1260,6 +1260,55 @@ static void test_reconcile_on_any_node_agrees_across_nodes(void)
     }
 }
 
+/* `kasa reconcile` reads MongoDB's withdrawals documents too: a withdrawal another node (one gone
+ * since) debited and refunded, which node 2 never learned (it is stopped), is checked on node 2
+ * against MT5: its deals missing are reported there, and once they exist the books agree (without the
+ * documents those deals would be unknown to node 2). */
+static void test_reconcile_checks_the_withdrawals_other_nodes_wrote(void)
+{
+    char id[24], debit[32], refund[32], *out = NULL;
+    snprintf(id, sizeof id, "w%020llx", (unsigned long long) h_now_ms());
+    withdrawal_debit_ref(id, debit);
+    withdrawal_refund_ref(id, refund);
+    CHECK_EQ_INT(h_kasa_stop(&s_node[2]), 0);
+    int64_t now = (int64_t) time(NULL) * 1000;
+    bson_t *doc = BCON_NEW("id", BCON_UTF8(id), "login", BCON_INT64((int64_t) WD_LOGIN), "token_id", BCON_UTF8("TRON_USDT"),
+                           "chain_id", BCON_UTF8("TRON"), "address", BCON_UTF8(WD_ADDRESS), "amount", BCON_UTF8("6"),
+                           "fee", BCON_UTF8("1"), "amount_minor", BCON_INT64(700), "digits", BCON_INT32(2),
+                           "currency", BCON_UTF8("USD"), "actor", BCON_UTF8("investor:100007"), "origin",
+                           BCON_UTF8("ip:127.0.0.1"), "state", BCON_UTF8("REFUNDED"), "transfers", BCON_INT32(0),
+                           "request_id", BCON_UTF8(""), "cobo_id", BCON_UTF8(""), "cobo_status", BCON_UTF8(""),
+                           "tx_hash", BCON_UTF8(""), "debit_ticket", BCON_INT64(0), "refund_ticket", BCON_INT64(0),
+                           "reason", BCON_UTF8("refund: checked by phone"), "created_ms", BCON_INT64(now), "node",
+                           BCON_UTF8("node-9"), "epoch", BCON_INT32(1), "updated_ms", BCON_INT64(now));
+    CHECK_EQ_INT(hm_insert(&s_m, "withdrawals", doc), 0);
+    bson_destroy(doc);
+    CHECK(h_kasa_cmd(&s_node[2], &out, "reconcile", "--from", "-1h", "--to", "-0m", "--config", s_node[2].config,
+                     NULL) != 0);
+    char want_d[80], want_r[80];
+    snprintf(want_d, sizeof want_d, "wd_debit_missing tx=%s", id);
+    snprintf(want_r, sizeof want_r, "wd_refund_missing tx=%s", id);
+    CHECK(out && strstr(out, want_d) && strstr(out, want_r));
+    if (!(out && strstr(out, want_d)))
+        h_log("node 2: kasa reconcile: %.2000s", out ? out : "(none)");
+    free(out);
+    out = NULL;
+    mt5_client_t *m = mt5_client_new(s_node[0].mt5_url, H_MT5_MANAGER, H_MT5_MANAGER_PW, NULL, 5000);
+    uint64_t ticket = 0;
+    char err[160];
+    CHECK(m && mt5_balance(m, WD_LOGIN, 700, 2, "seed", &ticket, err, sizeof err) == MT5_OK);
+    CHECK(m && mt5_balance(m, WD_LOGIN, -700, 2, debit, &ticket, err, sizeof err) == MT5_OK);
+    CHECK(m && mt5_balance(m, WD_LOGIN, 700, 2, refund, &ticket, err, sizeof err) == MT5_OK);
+    mt5_client_destroy(&m);
+    int rc = h_kasa_cmd(&s_node[2], &out, "reconcile", "--from", "-1h", "--to", "-0m", "--config", s_node[2].config,
+                        NULL);
+    CHECK_EQ_INT(rc, 0);
+    if (rc != 0)
+        h_log("node 2: kasa reconcile: %.2000s", out ? out : "(none)");
+    free(out);
+    CHECK_EQ_INT(h_kasa_start(&s_node[2]), 0);
+}
+
 static void test_mongodb_paused_webhooks_acknowledged_credits_resume(void)
 {
     if (s_m.real) {
@@ -1893,6 +1942,7 @@ int main(void)
         RUN(test_mongodb_paused_webhooks_acknowledged_credits_resume);
         RUN(test_cluster_status_lists_every_node_and_the_claims);
         RUN(test_reconcile_on_any_node_agrees_across_nodes);
+        RUN(test_reconcile_checks_the_withdrawals_other_nodes_wrote);
         RUN(test_offline_link_and_admin_on_a_stopped_node_go_to_mongodb_first);
         RUN(test_nodes_stop_cleanly);
     }

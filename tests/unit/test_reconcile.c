@@ -639,6 +639,72 @@ static void test_completed_transfer_cobo_does_not_know(void)
 }
 
 /* Books with no deposit, no link, no Cobo deposit and no deal. */
+/* Cluster mode: MongoDB's withdrawals documents count with this node's journal. WD_3 is one this
+ * node never learned (another node debited and refunded it); WD_2 one it learned less of than its
+ * document says; of two views the one further along is checked. */
+#define WD_3 "w0123456789abcdef0003"
+
+static void test_cluster_withdrawals_are_judged_by_the_shared_documents(void)
+{
+    s_fix_t f;
+    s_clean_wd(&f);
+    f.b.cobo_lookup = s_lookup_status;
+    f.b.cobo_lookup_arg = "Completed";
+    withdrawal_view_t docs[2];
+    memset(docs, 0, sizeof docs);
+    snprintf(docs[0].id, sizeof docs[0].id, "%s", WD_3);
+    docs[0].state = WITHDRAWAL_REFUNDED;
+    docs[0].login = 100002;
+    docs[0].amount_minor = 700;
+    docs[0].digits = 2;
+    docs[0].created_ms = T0 + 4000;
+    f.b.shared_wds = docs;
+    f.b.shared_wd_count = 1;
+    /* WD_3 only in MongoDB, no deal at MT5: its debit and refund are missing */
+    long n = reconcile_compare(&f.b, &f.rep);
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(f.rep.withdrawals, 3);
+    for (size_t i = 0; i < f.rep.mismatch_count; i++)
+        CHECK(strcmp(f.rep.mismatches[i].tx_id, WD_3) == 0 &&
+              (strcmp(f.rep.mismatches[i].kind, "wd_debit_missing") == 0 ||
+               strcmp(f.rep.mismatches[i].kind, "wd_refund_missing") == 0));
+    reconcile_report_free(&f.rep);
+    /* its deals made: the books agree (without the document they were wd_deal_unknown) */
+    s_wd_deal(&f, 31, 100002, "-7.00", WD_3, 'd');
+    s_wd_deal(&f, 32, 100002, "7.00", WD_3, 'r');
+    CHECK_EQ_INT(reconcile_compare(&f.b, &f.rep), 0);
+    reconcile_report_free(&f.rep);
+    f.b.shared_wd_count = 0;
+    n = reconcile_compare(&f.b, &f.rep);
+    CHECK_EQ_INT(n, 2);
+    for (size_t i = 0; i < f.rep.mismatch_count; i++)
+        CHECK_EQ_STR(f.rep.mismatches[i].kind, "wd_deal_unknown");
+    reconcile_report_free(&f.rep);
+    /* a node that learned less: WD_2 here REFUNDING (its refund may be on its way), the document
+     * REFUNDED: the refund deal must be there, so without it the document's view reports it */
+    s_withdrawal(&f, WD_2, WITHDRAWAL_REFUNDING, 100002, 5000, T0 + 3000);
+    docs[1] = docs[0];
+    snprintf(docs[1].id, sizeof docs[1].id, "%s", WD_2);
+    docs[1].amount_minor = 5000;
+    docs[1].created_ms = T0 + 3000;
+    f.b.shared_wd_count = 2;
+    f.b.deal_count -= 2;   /* WD_3's deals gone again */
+    f.deals[f.b.deal_count - 1].comment[0] = '\0';   /* and WD_2's refund */
+    n = reconcile_compare(&f.b, &f.rep);
+    int wd2_refund = 0;
+    for (size_t i = 0; i < f.rep.mismatch_count; i++)
+        wd2_refund += strcmp(f.rep.mismatches[i].tx_id, WD_2) == 0 &&
+                      strcmp(f.rep.mismatches[i].kind, "wd_refund_missing") == 0;
+    CHECK_EQ_INT(n, 3);
+    CHECK_EQ_INT(wd2_refund, 1);
+    /* and a document behind this node's view (REQUESTED) never hides what this node knows */
+    docs[1].state = WITHDRAWAL_REQUESTED;
+    reconcile_report_free(&f.rep);
+    n = reconcile_compare(&f.b, &f.rep);
+    CHECK_EQ_INT(n, 2);   /* WD_3's two; WD_2 REFUNDING here may lack its refund */
+    s_done(&f);
+}
+
 static void s_empty(s_fix_t *f)
 {
     memset(f, 0, sizeof *f);
@@ -700,5 +766,6 @@ int main(void)
     RUN(test_debit_deal_of_a_rejected_withdrawal);
     RUN(test_completed_transfer_cobo_does_not_know);
     RUN(test_withdrawals_without_any_deposit);
+    RUN(test_cluster_withdrawals_are_judged_by_the_shared_documents);
     return check_done();
 }
