@@ -726,6 +726,39 @@ uint64_t findex_store_lsn(const findex_t *self, size_t i)
 
 int findex_store_check(const char *dir, uint64_t lsn, uint64_t *entries, char *err, size_t errlen)
 {
+    return findex_store_each(dir, lsn, NULL, NULL, entries, err, errlen);
+}
+
+#define S_STORE_BUF (2 * (FINDEX_ENTRY_MAX + 8))   /* the largest entry fits whatever the window's start */
+
+/* Makes bytes [off, off + n) of the store (size bytes) be in the window buf[0..*have) that starts at
+ * file offset *at, sliding it and reading on as needed. 0, or -1 (a read failed or came short). */
+static int s_window(int fd, uint8_t *buf, uint64_t *at, size_t *have, uint64_t size, uint64_t off, size_t n)
+{
+    if (off >= *at && off + n <= *at + *have)
+        return 0;
+    size_t keep = off >= *at && off < *at + *have ? (size_t) (*at + *have - off) : 0;
+    if (keep)
+        memmove(buf, buf + (off - *at), keep);
+    *at = off;
+    *have = keep;
+    while (*have < n || (*have < S_STORE_BUF && *at + *have < size)) {
+        size_t want = S_STORE_BUF - *have;
+        if (want > size - (*at + *have))
+            want = (size_t) (size - (*at + *have));
+        if (want == 0)
+            return -1;
+        ssize_t got = pread(fd, buf + *have, want, (off_t) (*at + *have));
+        if (got <= 0)
+            return -1;
+        *have += (size_t) got;
+    }
+    return 0;
+}
+
+int findex_store_each(const char *dir, uint64_t lsn, int (*fn)(void *arg, uint64_t off, const uint8_t *blob, size_t len),
+                      void *arg, uint64_t *entries, char *err, size_t errlen)
+{
     char path[600];
     s_path(path, sizeof path, dir, lsn, "dep");
     *entries = 0;
@@ -737,31 +770,36 @@ int findex_store_check(const char *dir, uint64_t lsn, uint64_t *entries, char *e
             fio_close(fd);
         return -1;
     }
-    uint64_t size = (uint64_t) st.st_size, off = FINDEX_STORE_HDR;
-    uint8_t hdr[FINDEX_STORE_HDR];
-    uint8_t *buf = malloc(FINDEX_ENTRY_MAX);
+    uint64_t size = (uint64_t) st.st_size, off = FINDEX_STORE_HDR, at = 0;
+    size_t have = 0;
+    uint8_t *buf = malloc(S_STORE_BUF);
     int rc = -1;
     if (!buf) {
         snprintf(err, errlen, "no memory");
-    } else if (size < FINDEX_STORE_HDR || pread(fd, hdr, sizeof hdr, 0) != (ssize_t) sizeof hdr ||
-               jf_get32(hdr) != FINDEX_STORE_MAGIC || jf_get32(hdr + 4) != FINDEX_STORE_VERSION || jf_get64(hdr + 8) != lsn) {
+    } else if (size < FINDEX_STORE_HDR || s_window(fd, buf, &at, &have, size, 0, FINDEX_STORE_HDR) != 0 ||
+               jf_get32(buf) != FINDEX_STORE_MAGIC || jf_get32(buf + 4) != FINDEX_STORE_VERSION || jf_get64(buf + 8) != lsn) {
         snprintf(err, errlen, "%s: not a store of snapshot %llu (header)", path, (unsigned long long) lsn);
     } else {
         rc = 0;
         while (rc == 0 && off < size) {
-            uint8_t eh[8];
             uint32_t len = 0;
-            if (size - off < 8 || pread(fd, eh, 8, (off_t) off) != 8 || (len = jf_get32(eh)) == 0 ||
-                len > FINDEX_ENTRY_MAX || size - off - 8 < len) {
+            if (size - off < 8 || s_window(fd, buf, &at, &have, size, off, 8) != 0 ||
+                (len = jf_get32(buf + (off - at))) == 0 || len > FINDEX_ENTRY_MAX || size - off - 8 < len ||
+                s_window(fd, buf, &at, &have, size, off, 8 + (size_t) len) != 0) {
                 snprintf(err, errlen, "%s at %llu: no whole entry there (damaged)", path, (unsigned long long) off);
                 rc = -1;
-            } else if (pread(fd, buf, len, (off_t) off + 8) != (ssize_t) len || jf_crc32c(0, buf, len) != jf_get32(eh + 4)) {
+                break;
+            }
+            const uint8_t *eh = buf + (off - at);   /* the window holds the whole entry now */
+            if (jf_crc32c(0, eh + 8, len) != jf_get32(eh + 4)) {
                 snprintf(err, errlen, "%s at %llu: checksum mismatch (damaged)", path, (unsigned long long) off);
                 rc = -1;
-            } else {
-                off += 8 + (uint64_t) len;
-                (*entries)++;
+                break;
             }
+            (*entries)++;
+            if (fn && (rc = fn(arg, off, eh + 8, len)) != 0)
+                break;
+            off += 8 + (uint64_t) len;
         }
     }
     free(buf);

@@ -129,6 +129,12 @@ uint64_t findex_store_lsn(const findex_t *self, size_t i);
  * every entry's length and checksum to the end of the file. 0 with *entries, or -1 with a reason
  * (where it is damaged). */
 int findex_store_check(const char *dir, uint64_t lsn, uint64_t *entries, char *err, size_t errlen);
+/* The same pass, a buffer at a time, handing each entry to fn(arg, offset in the store, bytes, length)
+ * as it goes (an offset is an entry's loc with the store's number cleared) until fn returns nonzero:
+ * 0 with *entries (every entry seen), fn's nonzero, or -1 with a reason. A walk of every finished
+ * deposit reads the stores this way, in order, rather than an entry at a time by its loc. */
+int findex_store_each(const char *dir, uint64_t lsn, int (*fn)(void *arg, uint64_t off, const uint8_t *blob, size_t len),
+                      void *arg, uint64_t *entries, char *err, size_t errlen);
 
 /* ---- writing ---------------------------------------------------------------------------------- */
 
