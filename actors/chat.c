@@ -309,16 +309,22 @@ void chat_on_commit(chat_t *self, uint64_t lsn, const void *payload, size_t len)
         return;
     record_t r;
     char why[96];
-    if (record_decode(payload, len, &r, why, sizeof why) != 0 || (!s_watcher(self, &r) && !s_wanted(&r)))
+    if (record_decode(payload, len, &r, why, sizeof why) == 0)
+        chat_on_record(self, lsn, &r);
+}
+
+void chat_on_record(chat_t *self, uint64_t lsn, const record_t *r)
+{
+    if (!self || !r || atomic_load(&self->stop) || (!s_watcher(self, r) && !s_wanted(r)))
         return;
     pthread_mutex_lock(&self->mu);
     if (self->qcount == CHAT_QUEUE) {
         self->dropped++;
         pthread_mutex_unlock(&self->mu);
-        log_warn("chat.dropped", "lsn=%llu tx=%s reason=\"notice queue full\"", (unsigned long long) lsn, r.tx_id);
+        log_warn("chat.dropped", "lsn=%llu tx=%s reason=\"notice queue full\"", (unsigned long long) lsn, r->tx_id);
         return;
     }
-    self->queue[(self->qhead + self->qcount++) % CHAT_QUEUE] = r;
+    self->queue[(self->qhead + self->qcount++) % CHAT_QUEUE] = *r;
     pthread_cond_broadcast(&self->cv);
     pthread_mutex_unlock(&self->mu);
 }

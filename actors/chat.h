@@ -50,6 +50,7 @@
 #include "actors/pipeline.h"
 #include "actors/telegram.h"
 #include "schema/config.h"
+#include "schema/record.h"
 
 #define CHAT_QUEUE 1024          /* records waiting for the notice thread */
 #define CHAT_REMEMBER 512        /* held notices whose message id is kept (to edit on a decision) */
@@ -80,6 +81,8 @@ void chat_destroy(chat_t **self_p);
 /* A durable record (from the journal's commit callback): queued if it calls for a notice. Never
  * blocks; safe on a NULL chat. */
 void chat_on_commit(chat_t *self, uint64_t lsn, const void *payload, size_t len);
+/* The same for a record the caller decoded already (the commit path decodes once for everyone). */
+void chat_on_record(chat_t *self, uint64_t lsn, const record_t *r);
 
 /* A press as a KIND's handler sees it: already from a mapped, enabled admin. */
 typedef struct {

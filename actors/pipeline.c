@@ -446,8 +446,19 @@ static int s_ignore(pipeline_t *self, const cobo_tx_t *tx, cobo_kind_t kind, cha
     return 200;
 }
 
-int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t errlen)
+struct pipeline_pending_t {
+    record_t r;
+    registry_result_t res;
+    unsigned effects;
+    uint64_t lsn;
+    uint8_t *bytes;
+    size_t len;
+};
+
+int pipeline_ingest_begin(pipeline_t *self, const cobo_tx_t *tx, pipeline_pending_t **pending, char *err,
+                          size_t errlen)
 {
+    *pending = NULL;
     if (registry_failed(self->registry)) {
         snprintf(err, errlen, "journal failed: not accepting");
         return 503;
@@ -461,27 +472,74 @@ int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t err
                  tx->status);
         return 200;
     }
-    record_t r;
-    uint64_t login = registry_address_login(self->registry, tx->address);
-    if (ingress_record(tx, login, &r, err, errlen) != 0) {
-        log_warn("deposit.ignored", "tx=%s reason=\"%s\"", tx->tx_id, err);
-        return 200;   /* nothing a deposit can be made of; a retry would not change that */
-    }
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    unsigned effects = 0;
-    registry_result_t res = registry_commit(self->registry, self->journal, &r, &effects, &bytes, &len, err, errlen);
-    switch (res) {
-    case REGISTRY_MOVED:
-        s_hand_on(self, effects, r.tx_id, r.login, bytes, len);
-        free(bytes);
-        return 201;
-    case REGISTRY_SAME:
-    case REGISTRY_ILLEGAL:
-        return effects & DEPOSIT_EFFECT_ALERT ? s_webhook_alert(self, &r, err, errlen) : 200;
-    default:
+    pipeline_pending_t *p = malloc(sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
         return 503;
     }
+    uint64_t login = registry_address_login(self->registry, tx->address);
+    if (ingress_record(tx, login, &p->r, err, errlen) != 0) {
+        log_warn("deposit.ignored", "tx=%s reason=\"%s\"", tx->tx_id, err);
+        free(p);
+        return 200;   /* nothing a deposit can be made of; a retry would not change that */
+    }
+    p->bytes = NULL;
+    p->len = 0;
+    p->effects = 0;
+    p->res = registry_commit_begin(self->registry, self->journal, &p->r, &p->effects, &p->bytes, &p->len, &p->lsn,
+                                   err, errlen);
+    *pending = p;
+    return 0;
+}
+
+uint64_t pipeline_pending_lsn(const pipeline_pending_t *pending)
+{
+    return pending ? pending->lsn : 0;
+}
+
+int pipeline_ingest_end(pipeline_t *self, pipeline_pending_t **pending, int durable_rc, int live, char *err,
+                        size_t errlen)
+{
+    pipeline_pending_t *p = *pending;
+    *pending = NULL;
+    registry_result_t res = p->res;
+    if (p->lsn)
+        res = registry_commit_end(self->registry, &p->r, res, p->lsn, durable_rc, &p->bytes, err, errlen);
+    int code;
+    switch (res) {
+    case REGISTRY_MOVED:
+        if (live)
+            s_hand_on(self, p->effects, p->r.tx_id, p->r.login, p->bytes, p->len);
+        else if (p->effects & (DEPOSIT_EFFECT_LOCK | DEPOSIT_EFFECT_CREDIT | DEPOSIT_EFFECT_NOTIFY))
+            log_warn("pipeline.handoff_failed", "tx=%s (kasa is stopping; resumes on restart)", p->r.tx_id);
+        code = 201;
+        break;
+    case REGISTRY_SAME:
+    case REGISTRY_ILLEGAL:
+        code = live && (p->effects & DEPOSIT_EFFECT_ALERT) ? s_webhook_alert(self, &p->r, err, errlen) : 200;
+        break;
+    default:
+        code = 503;
+        break;
+    }
+    free(p->bytes);
+    free(p);
+    return code;
+}
+
+int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t errlen)
+{
+    pipeline_pending_t *p = NULL;
+    int code = pipeline_ingest_begin(self, tx, &p, err, errlen);
+    if (!p)
+        return code;
+    int rc = p->lsn ? journal_wait(self->journal, p->lsn) : 0;
+    return pipeline_ingest_end(self, &p, rc, 1, err, errlen);
+}
+
+journal_t *pipeline_journal(pipeline_t *self)
+{
+    return self->journal;
 }
 
 /* The action applied on this node (pipeline_admin's 0, 1, -1). */

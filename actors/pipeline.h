@@ -39,6 +39,24 @@ void pipeline_destroy(pipeline_t **self_p);
  * 503 the journal could not make it durable (Cobo will retry). err says why for non-2xx. */
 int pipeline_ingest(pipeline_t *self, const cobo_tx_t *tx, char *err, size_t errlen);
 
+/* pipeline_ingest in two halves, for a caller that waits for durability without a sleeping thread.
+ * pipeline_ingest_begin returns the final status now (*pending NULL: nothing to wait for), or 0
+ * with *pending set: the deposit's record (or the record a repeat repeats) is pipeline_pending_lsn()
+ * (0: nothing to wait for) and must be durable before anything acts on it. The caller waits for it
+ * (journal_wait, or journal_when_durable on pipeline_journal()) and calls pipeline_ingest_end with
+ * what the wait said (0 durable, -1 the journal failed), which writes the deposit's log line, frees
+ * *pending and returns the status pipeline_ingest would have; with live 1 it hands the deposit on
+ * and raises an alert the repeat calls for (both may block: never on the journal's own thread),
+ * with live 0 (kasa is stopping and the webhook was answered 503) it does neither and never blocks:
+ * the deposit resumes on the next start, Cobo's retry raises the alert. */
+typedef struct pipeline_pending_t pipeline_pending_t;
+int pipeline_ingest_begin(pipeline_t *self, const cobo_tx_t *tx, pipeline_pending_t **pending, char *err,
+                          size_t errlen);
+uint64_t pipeline_pending_lsn(const pipeline_pending_t *pending);
+int pipeline_ingest_end(pipeline_t *self, pipeline_pending_t **pending, int durable_rc, int live, char *err,
+                        size_t errlen);
+journal_t *pipeline_journal(pipeline_t *self);
+
 /* An operator's action on a deposit (schema/desk.h; checked and journaled by desk_act: an assign's
  * login must be known to MT5, the action must apply to the deposit's state and approvals). Returns
  * 0 once the action and the transition it causes are durable, after handing the deposit on (retry,

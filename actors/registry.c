@@ -1266,6 +1266,35 @@ static void s_log_transition(const record_t *r, uint64_t lsn)
 registry_result_t registry_commit(registry_t *self, journal_t *journal, record_t *r, unsigned *effects,
                                   uint8_t **bytes, size_t *len, char *err, size_t errlen)
 {
+    uint64_t lsn = 0;
+    registry_result_t res = registry_commit_begin(self, journal, r, effects, bytes, len, &lsn, err, errlen);
+    if (lsn)
+        res = registry_commit_end(self, r, res, lsn, journal_wait(journal, lsn), bytes, err, errlen);
+    return res;
+}
+
+registry_result_t registry_commit_end(registry_t *self, const record_t *r, registry_result_t res, uint64_t lsn,
+                                      int durable_rc, uint8_t **bytes, char *err, size_t errlen)
+{
+    if (durable_rc != 0) {
+        registry_set_failed(self, "journal_wait failed");
+        if (bytes) {
+            free(*bytes);
+            *bytes = NULL;
+        }
+        snprintf(err, errlen, res == REGISTRY_MOVED ? "journal failed: the record is not durable"
+                                                    : "journal failed: not accepting");
+        return REGISTRY_FAILED;
+    }
+    if (res == REGISTRY_MOVED)
+        s_log_transition(r, lsn);
+    return res;
+}
+
+registry_result_t registry_commit_begin(registry_t *self, journal_t *journal, record_t *r, unsigned *effects,
+                                        uint8_t **bytes, size_t *len, uint64_t *wait_lsn, char *err, size_t errlen)
+{
+    *wait_lsn = 0;
     uint8_t *buf = NULL;
     size_t buf_len = 0;
     unsigned fx_dummy;
@@ -1323,11 +1352,9 @@ registry_result_t registry_commit(registry_t *self, journal_t *journal, record_t
         if (step.outcome == DEPOSIT_STEP_ILLEGAL)
             snprintf(err, errlen, "%s not allowed in state %s", deposit_event_name(r->event),
                      deposit_state_name(from));
-        /* Never answer on the strength of a transition that is not yet on disk. */
-        if (s_wait(self, journal, lsn) != 0) {
-            snprintf(err, errlen, "journal failed: not accepting");
-            return REGISTRY_FAILED;
-        }
+        /* Never answer on the strength of a transition that is not yet on disk: the caller waits
+         * for lsn (registry_commit_end). */
+        *wait_lsn = journal ? lsn : 0;
         return step.outcome == DEPOSIT_STEP_ILLEGAL ? REGISTRY_ILLEGAL : REGISTRY_SAME;
     }
 
@@ -1357,12 +1384,7 @@ registry_result_t registry_commit(registry_t *self, journal_t *journal, record_t
     }
     pthread_mutex_unlock(&self->lock);
 
-    if (s_wait(self, journal, lsn) != 0) {
-        free(buf);
-        snprintf(err, errlen, "journal failed: the record is not durable");
-        return REGISTRY_FAILED;
-    }
-    s_log_transition(r, lsn);
+    *wait_lsn = lsn;
     if (bytes) {
         *bytes = buf;
         *len = buf_len;

@@ -157,6 +157,18 @@ void registry_entry_pickle(snap_pk_t *p, registry_entry_t *e);
 registry_result_t registry_commit(registry_t *self, journal_t *journal, record_t *r, unsigned *effects,
                                   uint8_t **bytes, size_t *len, char *err, size_t errlen);
 
+/* registry_commit in two halves, for a caller that waits for durability without a sleeping thread
+ * (journal_when_durable). registry_commit_begin does everything but the wait: *wait_lsn gets the
+ * LSN to wait for before the result may be acted on or answered (0: none, the result stands now; on
+ * MOVE, *bytes is set only once the record is submitted). Then, once journal_when_durable (or
+ * journal_wait) said durable_rc for it, registry_commit_end(res, lsn, durable_rc) gives the final
+ * result: FAILED (and the registry failed, *bytes freed) when durable_rc is not 0; on MOVE it
+ * writes the event=deposit.<state> line. Nothing may act on a result before registry_commit_end. */
+registry_result_t registry_commit_begin(registry_t *self, journal_t *journal, record_t *r, unsigned *effects,
+                                        uint8_t **bytes, size_t *len, uint64_t *wait_lsn, char *err, size_t errlen);
+registry_result_t registry_commit_end(registry_t *self, const record_t *r, registry_result_t res, uint64_t lsn,
+                                      int durable_rc, uint8_t **bytes, char *err, size_t errlen);
+
 /* Journals a record that is not a state transition (CREDIT_ATTEMPT, NOTICE_FAILED, ADMIN_ACTION)
  * for an existing deposit, applying it to memory under the lock, and waits for durability.
  * REGISTRY_MOVED once durable, REGISTRY_ILLEGAL if the deposit is unknown, REGISTRY_FAILED. */

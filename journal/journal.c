@@ -59,6 +59,13 @@
  * when less than half of it is left, in the same fdatasync as the batch that needs it. */
 #define JOURNAL_ZERO_AHEAD      ((uint64_t) 1 << 20)
 
+/* A journal_when_durable registration. */
+typedef struct {
+    uint64_t lsn;
+    journal_durable_fn *fn;
+    void *arg;
+} s_notice_t;
+
 struct journal_t {
     char *dir;
     journal_opts_t opts;
@@ -97,6 +104,10 @@ struct journal_t {
     atomic_int generic_waiters;    /* threads sleeping on commit_seq (journal_wait)  */
     uint64_t fill_batch;           /* (under mu) number of the batch now filling      */
     atomic_int failed;
+    /* journal_when_durable's registrations not yet durable (under notify_mu) */
+    pthread_mutex_t notify_mu;
+    s_notice_t *notices;
+    size_t notice_count, notice_cap;
     probe_hist_t fsync_us;         /* each batch's fdatasync, µs (for /metrics)       */
     probe_hist_t batch_records;    /* records per batch                               */
 };
@@ -243,6 +254,34 @@ static int s_write_batch(journal_t *self, const uint8_t *buf, size_t len, uint64
     return 0;
 }
 
+/* Calls (outside notify_mu) every journal_when_durable registration with an LSN up to upto (all of
+ * them when rc is -1: the journal failed) with rc, and forgets it. Only the flusher and
+ * journal_destroy call this, so the registrations it takes out are called once. The flusher takes
+ * notify_mu after every commit (one uncontended lock per batch): a registration either sees the new
+ * durable LSN under it or is seen by it. */
+static void s_notify_durable(journal_t *self, uint64_t upto, int rc)
+{
+    enum { S_BATCH = 64 };
+    for (;;) {
+        s_notice_t due[S_BATCH];
+        size_t n = 0, kept = 0;
+        pthread_mutex_lock(&self->notify_mu);
+        for (size_t i = 0; i < self->notice_count; i++) {
+            if (n < S_BATCH && (rc != 0 || self->notices[i].lsn <= upto))
+                due[n++] = self->notices[i];
+            else
+                self->notices[kept++] = self->notices[i];
+        }
+        int more = n == S_BATCH && kept > 0;
+        self->notice_count = kept;
+        pthread_mutex_unlock(&self->notify_mu);
+        for (size_t i = 0; i < n; i++)
+            due[i].fn(due[i].arg, rc);
+        if (!more)
+            return;
+    }
+}
+
 static void s_call_commits(journal_commit_fn *cb, void *arg, const uint8_t *buf, size_t len)
 {
     size_t off = 0;
@@ -292,6 +331,7 @@ static void *s_flusher(void *arg)
             atomic_fetch_add(&self->commit_seq, 1);
             if (atomic_load(&self->generic_waiters))
                 s_futex_wake_all(&self->commit_seq);
+            s_notify_durable(self, last, 0);
             /* the commit callbacks (the monitor feed, live updates: each decodes every record) run
              * after the wake, while the woken appenders answer and the next batch fills */
             if (cb)
@@ -304,7 +344,10 @@ static void *s_flusher(void *arg)
             break;
         }
     }
+    int failed = atomic_load(&self->failed);
     pthread_mutex_unlock(&self->mu);
+    if (failed)
+        s_notify_durable(self, 0, -1);   /* nothing queued will be durable now */
     return NULL;
 }
 
@@ -416,6 +459,7 @@ journal_t *journal_open(const char *dir, const journal_opts_t *opts, char *err, 
     pthread_mutexattr_destroy(&ma);
     pthread_cond_init(&self->work_cv, NULL);
     pthread_cond_init(&self->space_cv, NULL);
+    pthread_mutex_init(&self->notify_mu, NULL);
     self->lock_fd = jf_lock(dir, err, errlen);
     if (self->lock_fd < 0)
         goto fail;
@@ -523,6 +567,9 @@ void journal_destroy(journal_t **self_p)
     pthread_mutex_destroy(&self->mu);
     pthread_cond_destroy(&self->work_cv);
     pthread_cond_destroy(&self->space_cv);
+    s_notify_durable(self, 0, -1);   /* only after a failure can one still wait here */
+    pthread_mutex_destroy(&self->notify_mu);
+    free(self->notices);
     free(self->fill);
     free(self->spare);
     free(self->dir);
@@ -607,6 +654,40 @@ int journal_wait(journal_t *self, uint64_t lsn)
         s_futex_wait(&self->commit_seq, seen);
         atomic_fetch_sub(&self->generic_waiters, 1);
     }
+}
+
+void journal_when_durable(journal_t *self, uint64_t lsn, journal_durable_fn *fn, void *arg)
+{
+    if (!self || lsn == 0 || lsn > atomic_load(&self->queued_lsn)) {
+        fn(arg, -1);
+        return;
+    }
+    int rc = 1;   /* 1: registered, to be called by the flusher */
+    pthread_mutex_lock(&self->notify_mu);
+    /* the flusher publishes durable_lsn (or failed) before it takes notify_mu to look here */
+    if (atomic_load(&self->durable_lsn) >= lsn)
+        rc = 0;
+    else if (atomic_load(&self->failed))
+        rc = -1;
+    else if (self->notice_count == self->notice_cap) {
+        size_t cap = self->notice_cap ? self->notice_cap * 2 : 64;
+        s_notice_t *grown = realloc(self->notices, cap * sizeof *grown);
+        if (grown) {
+            self->notices = grown;
+            self->notice_cap = cap;
+        }
+    }
+    int kept = 0;
+    if (rc == 1 && self->notice_count < self->notice_cap) {
+        self->notices[self->notice_count++] = (s_notice_t) { .lsn = lsn, .fn = fn, .arg = arg };
+        kept = 1;
+    }
+    pthread_mutex_unlock(&self->notify_mu);
+    if (kept)
+        return;
+    if (rc == 1)   /* no memory to remember it: wait here instead */
+        rc = journal_wait(self, lsn);
+    fn(arg, rc);
 }
 
 /* journal_append waits on the futex word of its own batch, so a commit wakes only the appenders

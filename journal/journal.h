@@ -59,6 +59,15 @@ uint64_t journal_append(journal_t *self, const void *payload, size_t len);
 uint64_t journal_submit(journal_t *self, const void *payload, size_t len);
 int journal_wait(journal_t *self, uint64_t lsn);
 
+/* journal_wait without a sleeping thread: fn(arg, 0) is called once every record up to lsn is
+ * durable, fn(arg, -1) if the journal failed (or lsn was never handed out). The call comes from the
+ * thread that committed the batch, after its appenders were woken and before the commit callbacks;
+ * or at once, on the caller's thread, when lsn is durable already or the journal has failed. fn must
+ * be quick and must not block (a wake-up of whoever acts on it): it holds back the next batch. Every
+ * registration is called exactly once, at the latest by journal_destroy. Thread-safe. */
+typedef void (journal_durable_fn)(void *arg, int rc);
+void journal_when_durable(journal_t *self, uint64_t lsn, journal_durable_fn *fn, void *arg);
+
 /* The journal's own measurements, for /metrics: each batch's fdatasync time (µs) and its record
  * count. Valid while the journal is open; read-only use. */
 #include "schema/probe.h"

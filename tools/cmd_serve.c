@@ -59,13 +59,19 @@ typedef struct {
 static void s_on_commit(void *arg, uint64_t lsn, const void *payload, size_t len)
 {
     commit_ctx_t *ctx = arg;
-    monitor_publish(ctx->monitor, lsn, payload, len);
-    if (ctx->events)
-        events_publish(ctx->events, lsn, payload, len);
+    /* decoded once for every consumer (each decoded it on its own: four msgpack decodes a record) */
+    record_t rec;
+    char why[96];
+    const record_t *r = record_decode(payload, len, &rec, why, sizeof why) == 0 ? &rec : NULL;
+    monitor_publish_record(ctx->monitor, lsn, payload, len, r);
     if (ctx->projector)
         projector_notify(ctx->projector, lsn);   /* a counter and a signal: never waits on MongoDB */
-    metrics_on_commit(ctx->metrics, payload, len);
-    chat_on_commit(ctx->chat, lsn, payload, len);   /* decodes and queues: never waits on Telegram */
+    if (!r)
+        return;   /* published under topic "?" above; nothing else reads an undecodable record */
+    if (ctx->events)
+        events_publish_record(ctx->events, lsn, r);
+    metrics_on_record(ctx->metrics, r);
+    chat_on_record(ctx->chat, lsn, r);   /* queues: never waits on Telegram */
 }
 
 /* The projector's status, on the monitor feed under topic MONGO (from the projector's thread). */
@@ -236,10 +242,9 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s (KASA_LISTEN)\n", err);
         goto done;
     }
-    /* A webhook's thread waits for its record's group commit: the listener's threads bound how many
-     * webhooks one fdatasync can make durable at once, so it has more of them than the API. */
-    hooks = http_server_new(cfg.webhook_listen, cfg.max_body, cfg.http_threads * WEBHOOK_THREADS_PER_HTTP_THREAD, err,
-                            sizeof err);
+    /* A webhook waits for its record's group commit without its thread (web/webhook.h): the
+     * listener's few threads only read, check and answer. */
+    hooks = http_server_new(cfg.webhook_listen, cfg.max_body, webhook_threads(cfg.http_threads), err, sizeof err);
     if (!hooks) {
         fprintf(stderr, "kasa serve: %s (KASA_WEBHOOK_LISTEN)\n", err);
         goto done;

@@ -84,21 +84,34 @@ void monitor_publish(monitor_t *self, uint64_t lsn, const void *payload, size_t 
 {
     if (!self)
         return;
-    record_t rec, *r = &rec;   /* on the commit thread's stack: no allocation per record */
-    const char *topic = "?";
+    record_t rec;   /* on the commit thread's stack: no allocation per record */
+    char err[96];
+    int ok = record_decode(payload, len, &rec, err, sizeof err) == 0;
+    monitor_publish_record(self, lsn, payload, len, ok ? &rec : NULL);
+}
+
+void monitor_publish_record(monitor_t *self, uint64_t lsn, const void *payload, size_t len, const record_t *r)
+{
+    if (!self)
+        return;
+    const char *topic = r ? record_topic(r) : "?";
     char err[96];
     uint8_t *redacted = NULL;
-    if (record_decode(payload, len, r, err, sizeof err) == 0) {
-        topic = record_topic(r);
-        /* an account's password hash and TOTP secret never leave the journal */
-        if (r->kind == RECORD_ADMIN_ACCOUNT) {
-            record_redact(r);
-            if (record_encode(r, &redacted, &len, err, sizeof err) != 0) {
-                self->dropped++;
-                return;
-            }
-            payload = redacted;
+    /* an account's password hash and TOTP secret never leave the journal */
+    if (r && r->kind == RECORD_ADMIN_ACCOUNT) {
+        record_t *copy = malloc(sizeof *copy);
+        int bad = !copy;
+        if (copy) {
+            *copy = *r;
+            record_redact(copy);
+            bad = record_encode(copy, &redacted, &len, err, sizeof err) != 0;
+            free(copy);
         }
+        if (bad) {
+            self->dropped++;
+            return;
+        }
+        payload = redacted;
     }
     s_send(self, topic, payload, len, lsn);
     free(redacted);

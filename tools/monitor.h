@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "schema/record.h"
+
 #define MONITOR_SNDHWM 10000   /* messages queued per watcher before the feed drops */
 
 typedef struct monitor_t monitor_t;
@@ -32,6 +34,9 @@ void monitor_destroy(monitor_t **self_p);
 /* Publishes one committed record. Never blocks, never fails loudly (an undecodable payload is
  * published under topic "?"; a full queue drops the message and counts it). */
 void monitor_publish(monitor_t *self, uint64_t lsn, const void *payload, size_t len);
+/* The same for a record the caller decoded already (r: payload decoded, NULL if it did not decode),
+ * so the commit path decodes each record once for every consumer. */
+void monitor_publish_record(monitor_t *self, uint64_t lsn, const void *payload, size_t len, const record_t *r);
 
 /* Publishes a status message that is not a record: [topic][text][lsn], e.g. the MongoDB projector's
  * lag under topic MONITOR_MONGO_TOPIC with a JSON object. Never blocks; safe from any thread (the

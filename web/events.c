@@ -216,11 +216,18 @@ void events_publish(events_t *self, uint64_t lsn, const void *payload, size_t le
     char err[128];
     if (!self || record_decode(payload, len, &r, err, sizeof err) != 0)
         return;
+    events_publish_record(self, lsn, &r);
+}
+
+void events_publish_record(events_t *self, uint64_t lsn, const record_t *r)
+{
+    if (!self || !r)
+        return;
     for (int i = 0; i < self->listener_count; i++)
-        self->listeners[i].fn(self->listeners[i].arg, lsn, &r);
-    uint64_t login = r.login;
-    if (r.kind == RECORD_DEPOSIT && !login && self->login_of && r.address[0])
-        login = self->login_of(self->login_of_arg, r.address);
+        self->listeners[i].fn(self->listeners[i].arg, lsn, r);
+    uint64_t login = r->login;
+    if (r->kind == RECORD_DEPOSIT && !login && self->login_of && r->address[0])
+        login = self->login_of(self->login_of_arg, r->address);
     jbuf_t one, all;   /* the investor's message and the staff's, each written once if someone wants it */
     jbuf_init(&one);
     jbuf_init(&all);
@@ -232,12 +239,12 @@ void events_publish(events_t *self, uint64_t lsn, const void *payload, size_t le
         events_sub_t *sub = self->subs[i];
         if (sub->all) {
             if (!have_all)
-                have_all = s_format_all(&r, lsn, login, &all) == 0 ? 1 : -1;
+                have_all = s_format_all(r, lsn, login, &all) == 0 ? 1 : -1;
             if (have_all > 0)
                 s_enqueue(sub, all.data, all.len);
-        } else if ((r.kind == RECORD_DEPOSIT || r.kind == RECORD_WITHDRAWAL) && login && sub->login == login) {
+        } else if ((r->kind == RECORD_DEPOSIT || r->kind == RECORD_WITHDRAWAL) && login && sub->login == login) {
             if (!have_one) {
-                s_format(&r, lsn, &one);
+                s_format(r, lsn, &one);
                 have_one = 1;
             }
             s_enqueue(sub, one.data, one.len);

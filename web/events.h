@@ -45,6 +45,8 @@ void events_destroy(events_t **self_p);
 /* Publishes one committed journal record (msgpack, schema/record.h). Never blocks on a subscriber,
  * never fails loudly: an undecodable payload is skipped. */
 void events_publish(events_t *self, uint64_t lsn, const void *payload, size_t len);
+/* The same for a record the caller decoded already (the commit path decodes once for everyone). */
+void events_publish_record(events_t *self, uint64_t lsn, const record_t *r);
 /* A journal_commit_fn: arg is the events_t. */
 void events_on_commit(void *arg, uint64_t lsn, const void *payload, size_t len);
 

@@ -1,9 +1,10 @@
 /* http.c — see http.h.
  *
  * libmicrohttpd runs a pool of internal polling threads (epoll); each request is handled on the
- * thread that owns its connection. Handlers may block (a webhook waits for its journal append to
- * be durable), so the pool is sized by the caller; a blocked handler delays only the connections
- * of its own thread.
+ * thread that owns its connection. Handlers may block (an API call waiting for a journal append),
+ * so the pool is sized by the caller; a blocked handler delays only the connections of its own
+ * thread. A handler that would wait long suspends its connection instead (http_later), and the
+ * thread goes on with its other connections.
  *
  * Bodies are accumulated up to max_body. A body over it is known from Content-Length before any
  * of it is read, or from a chunked body growing past it; either way the rest is read and discarded
@@ -20,7 +21,9 @@
  * handle can reach another thread, so a reply can never come before the suspension. The handle
  * has two owners (the connection and the replier) and is freed by the last one. A reply stores
  * the answer and resumes the connection under the handle's lock; the server's thread, called
- * again after the resumption, takes the answer and sends it. At stop the server answers every
+ * again after the resumption, takes the answer and sends it. A wake (http_later_wake) stores a
+ * fill function instead, which that thread calls to make the answer (a connection closed first
+ * gets fill(arg, NULL, NULL) from the completion notice, so arg is always let go). At stop the server answers every
  * handle still waiting with 503 and resumes it (libmicrohttpd must not stop with a suspended
  * connection); a reply after that finds the handle answered and only lets go of it. Lock order:
  * the server's lock, then a handle's lock; libmicrohttpd's own locks only inside those. */
@@ -84,6 +87,8 @@ struct http_later_t {
     atomic_int refs;             /* the connection's and the replier's */
     int answered;                /* res holds the answer (given, or the server's 503 at stop) */
     int taken;                   /* the server's thread took res to send it */
+    http_fill_fn *fill;          /* http_later_wake: makes the answer on the server's thread */
+    void *fill_arg;
     struct MHD_Connection *conn;
     http_response_t res;
     http_later_t *prev, *next;   /* the server's list of handles whose connection lives; under its lock */
@@ -577,21 +582,60 @@ void http_later_reply(http_later_t *l, http_response_t *res)
     s_later_release(l);
 }
 
-/* Called on the connection's thread once the request is resumed: sends the answer. */
+int http_later_wake(http_later_t *l, http_fill_fn *fill, void *arg)
+{
+    if (!l)
+        return -1;
+    pthread_mutex_lock(&l->mu);
+    int rc = l->answered ? -1 : 0;
+    if (rc == 0) {
+        l->fill = fill;
+        l->fill_arg = arg;
+        l->answered = 1;
+        MHD_resume_connection(l->conn);
+    }
+    pthread_mutex_unlock(&l->mu);
+    s_later_release(l);
+    return rc;
+}
+
+/* Takes l's answer, or its fill, once: 1 if there was one to take. Under l->mu. */
+static int s_later_take(http_later_t *l, http_response_t *res, http_fill_fn **fill, void **fill_arg)
+{
+    pthread_mutex_lock(&l->mu);
+    int ready = l->answered && !l->taken;
+    if (ready) {
+        *res = l->res;
+        memset(&l->res, 0, sizeof l->res);
+        *fill = l->fill;
+        *fill_arg = l->fill_arg;
+        l->fill = NULL;
+        l->taken = 1;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return ready;
+}
+
+/* Called on the connection's thread once the request is resumed: sends the answer (made here
+ * first when the handle was woken with a fill). */
 static enum MHD_Result s_later_send(http_request_t *req)
 {
     http_later_t *l = req->later;
     http_response_t res;
-    pthread_mutex_lock(&l->mu);
-    int ready = l->answered && !l->taken;
-    if (ready) {
-        res = l->res;
-        memset(&l->res, 0, sizeof l->res);
-        l->taken = 1;
-    }
-    pthread_mutex_unlock(&l->mu);
-    if (!ready)
+    http_fill_fn *fill;
+    void *fill_arg;
+    if (!s_later_take(l, &res, &fill, &fill_arg))
         return MHD_YES;   /* still suspended or already sent: nothing to do */
+    if (fill) {
+        memset(&res, 0, sizeof res);
+        fill(fill_arg, req, &res);
+        if (res.stream) {   /* a stream cannot be an answer given later */
+            if (res.stream_free)
+                res.stream_free(res.stream_arg);
+            free(res.body);
+            memset(&res, 0, sizeof res);
+        }
+    }
     if (res.status == 0)
         http_reply_error(&res, 500, "internal error");
     return s_send(req->conn, res.status, res.content_type, res.body, res.body_len, &res, 0);
@@ -818,6 +862,17 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->later) {
         http_server_t *self = req->server;
         http_later_t *l = req->later;
+        http_response_t res;
+        http_fill_fn *fill;
+        void *fill_arg;
+        if (s_later_take(l, &res, &fill, &fill_arg)) {   /* closed before its answer was sent */
+            free(res.body);
+            if (fill)
+                fill(fill_arg, NULL, NULL);
+        }
+        pthread_mutex_lock(&l->mu);
+        l->answered = l->taken = 1;   /* a reply or wake from now on only lets go of the handle */
+        pthread_mutex_unlock(&l->mu);
         pthread_mutex_lock(&self->lock);
         if (l->prev) l->prev->next = l->next; else if (self->laters == l) self->laters = l->next;
         if (l->next) l->next->prev = l->prev;

@@ -148,5 +148,13 @@ http_later_t *http_later(const http_request_t *req, http_response_t *res);
 /* Sends res (status, headers, body; the body is taken; a stream is refused as 500) as the answer of
  * later, and gives the handle up. Thread-safe; never blocks on the network. */
 void http_later_reply(http_later_t *later, http_response_t *res);
+/* Wakes later without an answer yet: the answer is made on the server's own thread, where
+ * fill(arg, req, res) is called when the connection resumes and fills res as a handler would (for
+ * work that may block, or must not run on the waker's thread). Thread-safe; never blocks; gives the
+ * handle up. 0, or -1 when the request was answered already (the server stopping answered 503):
+ * fill is then never called and arg stays the caller's. If the connection closes before its answer
+ * is made (the server stopping), fill(arg, NULL, NULL) is called instead, to let go of arg. */
+typedef void (http_fill_fn)(void *arg, const http_request_t *req, http_response_t *res);
+int http_later_wake(http_later_t *later, http_fill_fn *fill, void *arg);
 
 #endif

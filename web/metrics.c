@@ -82,23 +82,30 @@ void metrics_on_commit(metrics_t *self, const void *payload, size_t len)
     char why[64];
     if (!self || record_decode(payload, len, &r, why, sizeof why) != 0)
         return;
-    s_attempt_t *slot = &self->pending[s_hash(r.tx_id) % S_PENDING_CREDITS];
-    switch (r.kind) {
+    metrics_on_record(self, &r);
+}
+
+void metrics_on_record(metrics_t *self, const record_t *r)
+{
+    if (!self || !r)
+        return;
+    s_attempt_t *slot = &self->pending[s_hash(r->tx_id) % S_PENDING_CREDITS];
+    switch (r->kind) {
     case RECORD_DEPOSIT:
-        if (r.from != r.to && (unsigned) r.to < DEPOSIT_STATE_COUNT)
-            atomic_fetch_add_explicit(&self->transitions[r.to], 1, memory_order_relaxed);
-        if (r.to == DEPOSIT_CREDITED && r.from != r.to && strcmp(slot->tx_id, r.tx_id) == 0) {
+        if (r->from != r->to && (unsigned) r->to < DEPOSIT_STATE_COUNT)
+            atomic_fetch_add_explicit(&self->transitions[r->to], 1, memory_order_relaxed);
+        if (r->to == DEPOSIT_CREDITED && r->from != r->to && strcmp(slot->tx_id, r->tx_id) == 0) {
             /* from the first attempt journaled to CREDITED journaled: MT5's answer, or the search
              * that found the deal, and every retry in between */
-            probe_hist_observe(&self->credit_us, (r.time_ms - slot->attempt_ms) * 1000);
+            probe_hist_observe(&self->credit_us, (r->time_ms - slot->attempt_ms) * 1000);
             slot->tx_id[0] = '\0';
         }
         break;
     case RECORD_CREDIT_ATTEMPT:
-        if (r.attempt <= 1) {
+        if (r->attempt <= 1) {
             atomic_fetch_add_explicit(&self->attempts_first, 1, memory_order_relaxed);
-            snprintf(slot->tx_id, sizeof slot->tx_id, "%s", r.tx_id);   /* a collision overwrites: one sample lost */
-            slot->attempt_ms = r.time_ms;
+            snprintf(slot->tx_id, sizeof slot->tx_id, "%s", r->tx_id);   /* a collision overwrites: one sample lost */
+            slot->attempt_ms = r->time_ms;
         } else {
             atomic_fetch_add_explicit(&self->attempts_retry, 1, memory_order_relaxed);
         }

@@ -30,6 +30,7 @@
 #include "actors/pipeline.h"
 #include "journal/journal.h"
 #include "schema/json.h"
+#include "schema/record.h"
 #include "web/webhook.h"
 
 typedef struct metrics_t metrics_t;
@@ -53,6 +54,8 @@ void metrics_set_replayed(metrics_t *self);
 /* Every durable record, from the journal's commit path (serial, never blocks): counts
  * transitions, credits, attempts, and times each credit from its attempt to CREDITED. */
 void metrics_on_commit(metrics_t *self, const void *payload, size_t len);
+/* The same for a record the caller decoded already (the commit path decodes once for everyone). */
+void metrics_on_record(metrics_t *self, const record_t *r);
 
 /* A collector appends whole families (# HELP, # TYPE, samples) to out at every scrape. */
 typedef void (metrics_collector_fn)(void *arg, jbuf_t *out);

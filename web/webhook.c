@@ -20,9 +20,24 @@ struct webhook_t {
     void *ingest_arg;
     webhook_ingest_fn *withdrawal;   /* NULL: withdrawal statuses are ignored */
     void *withdrawal_arg;
+    pipeline_t *pipeline;            /* webhook_routes: deposits wait for durability unthreaded */
     pthread_mutex_t lock;
+    pthread_cond_t idle_cv;          /* signalled when waiting drops to 0 */
+    int waiting;                     /* deposits waiting for their record (s_wait_t) */
     webhook_stats_t stats;
 };
+
+/* A deposit webhook whose answer waits for its record's group commit, holding no thread: its
+ * connection is suspended (http_later) until the journal says the record is durable
+ * (journal_when_durable, on the flusher's thread: it only wakes the connection), and the rest
+ * (the deposit's hand-on and log line, the answer) runs on the connection's own thread again. */
+typedef struct {
+    webhook_t *self;
+    webhook_result_t *r;             /* the checked webhook (its tx names the answer) */
+    pipeline_pending_t *pending;
+    http_later_t *later;
+    int durable_rc;                  /* what the journal said: 0 durable, -1 failed */
+} s_wait_t;
 
 static webhook_verdict_t s_reject(webhook_result_t *out, int status, const char *reason)
 {
@@ -165,6 +180,109 @@ static void s_count(webhook_t *self, unsigned long *field)
     pthread_mutex_unlock(&self->lock);
 }
 
+/* The answer to a verified transaction the pipeline or the withdrawal function took with code (err
+ * for non-2xx): counted, logged, and written to res (NULL: the connection is gone, nothing to
+ * write). */
+static void s_answer(webhook_t *self, webhook_verdict_t v, const cobo_tx_t *tx, int code, const char *err,
+                     http_response_t *res)
+{
+    http_response_t gone;
+    if (!res) {
+        memset(&gone, 0, sizeof gone);
+        res = &gone;
+    }
+    if (code == 201 || code == 200) {
+        s_count(self, code == 201 ? &self->stats.accepted : &self->stats.repeated);
+        /* A new deposit state already has its info line (deposit.<state> tx=... lsn=..., written by
+         * the registry once durable): this one is then at debug, one info line per accepted webhook. */
+        log_level_t level = code == 201 && v == WEBHOOK_DEPOSIT ? LOG_DEBUG : LOG_INFO;
+        log_event(level, code == 201 ? "webhook.accepted" : "webhook.repeat",
+                  "tx=%s status=%s confirmations=%d code=%d", tx->tx_id, tx->status, (int) tx->confirmations, code);
+        jbuf_t b;
+        jbuf_init(&b);
+        jbuf_puts(&b, "{\"tx\":");
+        jbuf_str(&b, tx->tx_id);
+        jbuf_printf(&b, ",\"result\":\"%s\"}", code == 201 ? "recorded" : "already recorded");
+        http_reply_json(res, code, jbuf_take(&b));
+    } else {
+        if (code < 400 || code > 599)
+            code = 503;
+        s_count(self, &self->stats.failed);
+        log_error("webhook.failed", "tx=%s status=%s code=%d reason=\"%s\"", tx->tx_id, tx->status, code,
+                  err[0] ? err : "ingest failed");
+        http_reply_error(res, code, err[0] ? err : "not recorded; retry");
+    }
+    if (res == &gone)
+        free(gone.body);
+}
+
+/* A waiting deposit is done: frees it, and tells webhook_destroy when none is left. */
+static void s_wait_done(s_wait_t *w)
+{
+    webhook_t *self = w->self;
+    free(w->r);
+    free(w);
+    pthread_mutex_lock(&self->lock);
+    if (--self->waiting == 0)
+        pthread_cond_broadcast(&self->idle_cv);
+    pthread_mutex_unlock(&self->lock);
+}
+
+/* http_fill_fn: on the connection's thread, the record's fate known: finish and answer (req NULL:
+ * the connection closed first; the deposit is finished all the same). */
+static void s_wait_fill(void *arg, const http_request_t *req, http_response_t *res)
+{
+    (void) req;
+    s_wait_t *w = arg;
+    char err[160] = "";
+    int code = pipeline_ingest_end(w->self->pipeline, &w->pending, w->durable_rc, 1, err, sizeof err);
+    s_answer(w->self, WEBHOOK_DEPOSIT, &w->r->event.tx, code, err, res);
+    s_wait_done(w);
+}
+
+/* journal_durable_fn: wakes the connection, which finishes on its own thread. If the server stopping
+ * answered it 503 already, the deposit is finished here without blocking (no hand-on: it resumes
+ * on the next start). */
+static void s_wait_durable(void *arg, int rc)
+{
+    s_wait_t *w = arg;
+    w->durable_rc = rc;
+    if (http_later_wake(w->later, s_wait_fill, w) == 0)
+        return;   /* w now belongs to the connection's thread */
+    char err[160] = "";
+    int code = pipeline_ingest_end(w->self->pipeline, &w->pending, rc, 0, err, sizeof err);
+    log_info("webhook.unanswered", "tx=%s code=%d reason=\"kasa stopped first: answered 503\"",
+             w->r->event.tx.tx_id, code);
+    s_wait_done(w);
+}
+
+/* A verified deposit into the pipeline: answered at once when nothing is to be waited for, else
+ * once its record is durable (s_wait_t). Takes r. */
+static void s_ingest(webhook_t *self, const http_request_t *req, http_response_t *res, webhook_result_t *r)
+{
+    char err[160] = "";
+    pipeline_pending_t *pending = NULL;
+    int code = pipeline_ingest_begin(self->pipeline, &r->event.tx, &pending, err, sizeof err);
+    uint64_t lsn = pipeline_pending_lsn(pending);
+    s_wait_t *w = pending && lsn ? calloc(1, sizeof *w) : NULL;
+    http_later_t *later = w ? http_later(req, res) : NULL;
+    if (!later) {   /* nothing to wait for, or no memory to wait without this thread */
+        if (pending) {
+            int rc = lsn ? journal_wait(pipeline_journal(self->pipeline), lsn) : 0;
+            code = pipeline_ingest_end(self->pipeline, &pending, rc, 1, err, sizeof err);
+        }
+        s_answer(self, WEBHOOK_DEPOSIT, &r->event.tx, code, err, res);
+        free(w);
+        free(r);
+        return;
+    }
+    *w = (s_wait_t) { .self = self, .r = r, .pending = pending, .later = later };
+    pthread_mutex_lock(&self->lock);
+    self->waiting++;
+    pthread_mutex_unlock(&self->lock);
+    journal_when_durable(pipeline_journal(self->pipeline), lsn, s_wait_durable, w);
+}
+
 static void s_handle(void *arg, const http_request_t *req, http_response_t *res)
 {
     webhook_t *self = arg;
@@ -202,32 +320,21 @@ static void s_handle(void *arg, const http_request_t *req, http_response_t *res)
         free(r);
         return;
     }
+    if (v == WEBHOOK_DEPOSIT && self->pipeline) {
+        s_ingest(self, req, res, r);   /* takes r */
+        return;
+    }
     char err[160] = "";
     const cobo_tx_t *tx = &r->event.tx;
     int code = v == WEBHOOK_WITHDRAWAL ? self->withdrawal(self->withdrawal_arg, tx, err, sizeof err)
                                        : self->ingest(self->ingest_arg, tx, err, sizeof err);
-    if (code == 201 || code == 200) {
-        s_count(self, code == 201 ? &self->stats.accepted : &self->stats.repeated);
-        /* A new deposit state already has its info line (deposit.<state> tx=... lsn=..., written by
-         * the registry once durable): this one is then at debug, one info line per accepted webhook. */
-        log_level_t level = code == 201 && v == WEBHOOK_DEPOSIT ? LOG_DEBUG : LOG_INFO;
-        log_event(level, code == 201 ? "webhook.accepted" : "webhook.repeat",
-                  "tx=%s status=%s confirmations=%d code=%d", tx->tx_id, tx->status, (int) tx->confirmations, code);
-        jbuf_t b;
-        jbuf_init(&b);
-        jbuf_puts(&b, "{\"tx\":");
-        jbuf_str(&b, tx->tx_id);
-        jbuf_printf(&b, ",\"result\":\"%s\"}", code == 201 ? "recorded" : "already recorded");
-        http_reply_json(res, code, jbuf_take(&b));
-    } else {
-        if (code < 400 || code > 599)
-            code = 503;
-        s_count(self, &self->stats.failed);
-        log_error("webhook.failed", "tx=%s status=%s code=%d reason=\"%s\"", tx->tx_id, tx->status, code,
-                  err[0] ? err : "ingest failed");
-        http_reply_error(res, code, err[0] ? err : "not recorded; retry");
-    }
+    s_answer(self, v, tx, code, err, res);
     free(r);
+}
+
+int webhook_threads(int http_threads)
+{
+    return http_threads / 4 > 2 ? http_threads / 4 : 2;
 }
 
 static int s_pipeline_ingest(void *arg, const cobo_tx_t *tx, char *err, size_t errlen)
@@ -235,8 +342,9 @@ static int s_pipeline_ingest(void *arg, const cobo_tx_t *tx, char *err, size_t e
     return pipeline_ingest(arg, tx, err, errlen);
 }
 
-webhook_t *webhook_routes_fn(http_server_t *http, webhook_ingest_fn *ingest, void *arg,
-                             const char *pubkey_hex, char *err, size_t errlen)
+/* The route's state, routed on http; pipeline (or NULL) set before the first request can come. */
+static webhook_t *s_routes(http_server_t *http, webhook_ingest_fn *ingest, void *arg, pipeline_t *pipeline,
+                           const char *pubkey_hex, char *err, size_t errlen)
 {
     webhook_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -250,7 +358,9 @@ webhook_t *webhook_routes_fn(http_server_t *http, webhook_ingest_fn *ingest, voi
     }
     self->ingest = ingest;
     self->ingest_arg = arg;
+    self->pipeline = pipeline;
     pthread_mutex_init(&self->lock, NULL);
+    pthread_cond_init(&self->idle_cv, NULL);
     http_route(http, "POST", WEBHOOK_PATH, s_handle, self);
     return self;
 }
@@ -258,7 +368,13 @@ webhook_t *webhook_routes_fn(http_server_t *http, webhook_ingest_fn *ingest, voi
 webhook_t *webhook_routes(http_server_t *http, pipeline_t *pipeline, const char *pubkey_hex,
                           char *err, size_t errlen)
 {
-    return webhook_routes_fn(http, s_pipeline_ingest, pipeline, pubkey_hex, err, errlen);
+    return s_routes(http, s_pipeline_ingest, pipeline, pipeline, pubkey_hex, err, errlen);
+}
+
+webhook_t *webhook_routes_fn(http_server_t *http, webhook_ingest_fn *ingest, void *arg,
+                             const char *pubkey_hex, char *err, size_t errlen)
+{
+    return s_routes(http, ingest, arg, NULL, pubkey_hex, err, errlen);
 }
 
 static void s_elsewhere(void *arg, const http_request_t *req, http_response_t *res)
@@ -287,6 +403,13 @@ void webhook_destroy(webhook_t **self_p)
         return;
     webhook_t *self = *self_p;
     *self_p = NULL;
+    /* a deposit still waiting for its record is finished by the journal's next commit (or its
+     * failure): at most one group commit away */
+    pthread_mutex_lock(&self->lock);
+    while (self->waiting > 0)
+        pthread_cond_wait(&self->idle_cv, &self->lock);
+    pthread_mutex_unlock(&self->lock);
+    pthread_cond_destroy(&self->idle_cv);
     pthread_mutex_destroy(&self->lock);
     free(self);
 }

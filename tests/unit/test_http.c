@@ -577,6 +577,114 @@ static void test_concurrent_requests_run_in_parallel(void)
     CHECK(took < 1.5);
 }
 
+/* Woken answers (http_later_wake): the answer is made by fill on a server thread once woken, from
+ * another thread or at once inside the handler; a handle the stopping server answered 503 refuses
+ * the wake, and its fill never runs. */
+static pthread_mutex_t s_wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static http_later_t *s_wake_handle;
+static int s_fills, s_fill_on_waker;
+static pthread_t s_waker_thread;
+
+static void s_wake_fill(void *arg, const http_request_t *req, http_response_t *res)
+{
+    pthread_mutex_lock(&s_wake_lock);
+    s_fills++;
+    if (pthread_equal(pthread_self(), s_waker_thread))
+        s_fill_on_waker++;
+    pthread_mutex_unlock(&s_wake_lock);
+    if (req && res)
+        http_reply(res, 200, "text/plain", arg, strlen(arg));
+}
+
+static void h_wake_later(void *arg, const http_request_t *req, http_response_t *res)
+{
+    (void) arg;
+    http_later_t *l = http_later(req, res);
+    if (strcmp(http_path(req), "/wake-now") == 0) {
+        CHECK_EQ_INT(http_later_wake(l, s_wake_fill, "now"), 0);   /* inside the handler */
+        return;
+    }
+    pthread_mutex_lock(&s_wake_lock);
+    s_wake_handle = l;
+    pthread_mutex_unlock(&s_wake_lock);
+}
+
+static http_later_t *s_wait_handle(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        pthread_mutex_lock(&s_wake_lock);
+        http_later_t *l = s_wake_handle;
+        s_wake_handle = NULL;
+        pthread_mutex_unlock(&s_wake_lock);
+        if (l)
+            return l;
+        usleep(5000);
+    }
+    return NULL;
+}
+
+typedef struct {
+    char path[32];
+    resp_t r;
+    int rc;
+} wake_client_t;
+
+static void *s_wake_client(void *arg)
+{
+    wake_client_t *c = arg;
+    c->rc = s_request("GET", c->path, NULL, 0, NULL, 0, &c->r);
+    return NULL;
+}
+
+static void test_woken_answer_is_made_on_a_server_thread_and_refused_after_stop(void)
+{
+    char err[256];
+    http_server_t *srv = http_server_new("127.0.0.1:0", MAX_BODY, 2, err, sizeof err);
+    CHECK(srv != NULL);
+    if (!srv)
+        return;
+    http_route(srv, "GET", "/wake-later", h_wake_later, NULL);
+    http_route(srv, "GET", "/wake-now", h_wake_later, NULL);
+    CHECK(http_server_start(srv, err, sizeof err) == 0);
+    char base[64];
+    memcpy(base, s_base, sizeof base);
+    snprintf(s_base, sizeof s_base, "http://127.0.0.1:%d", http_server_port(srv));
+    s_waker_thread = pthread_self();
+
+    wake_client_t c = { .path = "/wake-later" };
+    pthread_t th;
+    pthread_create(&th, NULL, s_wake_client, &c);
+    http_later_t *l = s_wait_handle();
+    CHECK(l != NULL);
+    CHECK_EQ_INT(http_later_wake(l, s_wake_fill, "filled"), 0);
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(c.rc, 0);
+    CHECK_EQ_INT((int) c.r.status, 200);
+    CHECK(strcmp(c.r.body.data, "filled") == 0);
+    s_resp_free(&c.r);
+
+    wake_client_t now = { .path = "/wake-now" };
+    s_wake_client(&now);
+    CHECK_EQ_INT((int) now.r.status, 200);
+    CHECK(strcmp(now.r.body.data, "now") == 0);
+    s_resp_free(&now.r);
+
+    wake_client_t left = { .path = "/wake-later" };
+    pthread_create(&th, NULL, s_wake_client, &left);
+    l = s_wait_handle();
+    CHECK(l != NULL);
+    http_server_destroy(&srv);   /* answers the waiting one 503 */
+    pthread_join(th, NULL);
+    CHECK_EQ_INT((int) left.r.status, 503);
+    s_resp_free(&left.r);
+    CHECK_EQ_INT(http_later_wake(l, s_wake_fill, "late"), -1);
+    pthread_mutex_lock(&s_wake_lock);
+    CHECK_EQ_INT(s_fills, 2);
+    CHECK_EQ_INT(s_fill_on_waker, 0);
+    pthread_mutex_unlock(&s_wake_lock);
+    memcpy(s_base, base, sizeof base);
+}
+
 typedef struct {
     char url[128];
     long status;
@@ -709,6 +817,7 @@ int main(void)
     RUN(test_sse_stream_delivers_chunks_and_frees_once);
     RUN(test_endless_stream_is_freed_when_the_client_leaves);
     RUN(test_concurrent_requests_run_in_parallel);
+    RUN(test_woken_answer_is_made_on_a_server_thread_and_refused_after_stop);
     RUN(test_stopping_the_server_ends_open_streams);
     RUN(test_request_before_start_waits_for_the_routes);
 

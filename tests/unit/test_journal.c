@@ -1264,6 +1264,121 @@ static void test_submit_then_wait_returns_only_once_durable_under_concurrency(vo
     support_tmp_rmrf(dir);
 }
 
+/* journal_when_durable: each registration is called exactly once, never before its LSN is durable,
+ * from 16 submitting threads; at once for an LSN durable already; -1 for one never handed out; and
+ * -1 for every registration still waiting when the journal fails. */
+typedef struct {
+    journal_t *j;
+    uint64_t lsn;
+    atomic_int calls;
+    atomic_int early;     /* called with 0 before its LSN was durable */
+    atomic_int rc;
+} durable_seen_t;
+
+static void s_durable_cb(void *arg, int rc)
+{
+    durable_seen_t *d = arg;
+    if (rc == 0 && journal_durable_lsn(d->j) < d->lsn)
+        atomic_fetch_add(&d->early, 1);
+    atomic_store(&d->rc, rc);
+    atomic_fetch_add(&d->calls, 1);
+}
+
+typedef struct {
+    journal_t *j;
+    durable_seen_t seen[200];
+} durable_arg_t;
+
+static void *s_durable_worker(void *p)
+{
+    durable_arg_t *a = p;
+    for (int i = 0; i < 200; i++) {
+        durable_seen_t *d = &a->seen[i];
+        d->j = a->j;
+        d->lsn = journal_submit(a->j, "abcdefgh", 8);
+        journal_when_durable(a->j, d->lsn, s_durable_cb, d);
+    }
+    return NULL;
+}
+
+static void test_when_durable_calls_each_registration_once_and_only_once_durable(void)
+{
+    const char *dir = s_fresh("whendurable");
+    journal_t *j = s_open(dir, 0);
+    CHECK(j != NULL);
+    enum { N = 16 };
+    static durable_arg_t a[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        memset(&a[i], 0, sizeof a[i]);
+        a[i].j = j;
+        pthread_create(&t[i], NULL, s_durable_worker, &a[i]);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    /* every one is called by the commit that makes it durable (or at once): wait for them all */
+    for (int tries = 0; tries < 1000; tries++) {
+        int calls = 0;
+        for (int i = 0; i < N; i++)
+            for (int k = 0; k < 200; k++)
+                calls += atomic_load(&a[i].seen[k].calls);
+        if (calls >= N * 200)
+            break;
+        usleep(2000);
+    }
+    uint64_t durable = journal_durable_lsn(j);
+    int once = 0, early = 0, bad_rc = 0;
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < 200; k++) {
+            durable_seen_t *d = &a[i].seen[k];
+            if (d->lsn <= durable)
+                once += atomic_load(&d->calls) == 1;
+            early += atomic_load(&d->early);
+            bad_rc += atomic_load(&d->rc) != 0;
+        }
+    CHECK_EQ_INT((int) durable, N * 200);
+    CHECK_EQ_INT(once, N * 200);
+    CHECK_EQ_INT(early, 0);
+    CHECK_EQ_INT(bad_rc, 0);
+
+    static durable_seen_t now, never;
+    memset(&now, 0, sizeof now);
+    memset(&never, 0, sizeof never);
+    now.j = never.j = j;
+    now.lsn = 7;
+    journal_when_durable(j, 7, s_durable_cb, &now);   /* durable already: called at once */
+    CHECK_EQ_INT(atomic_load(&now.calls), 1);
+    CHECK_EQ_INT(atomic_load(&now.rc), 0);
+    journal_when_durable(j, durable + 1000, s_durable_cb, &never);   /* never handed out */
+    CHECK_EQ_INT(atomic_load(&never.calls), 1);
+    CHECK_EQ_INT(atomic_load(&never.rc), -1);
+    journal_destroy(&j);
+
+    /* a failed fdatasync: the waiting registration hears -1, once; none hears 0 */
+    j = s_open(dir, 0);
+    CHECK(j != NULL);
+    static durable_seen_t lost, after;
+    memset(&lost, 0, sizeof lost);
+    memset(&after, 0, sizeof after);
+    lost.j = after.j = j;
+    fio_fail_at(FIO_FSYNC, 1, EIO);
+    lost.lsn = journal_submit(j, "lost", 4);
+    journal_when_durable(j, lost.lsn, s_durable_cb, &lost);
+    for (int i = 0; i < 500 && atomic_load(&lost.calls) == 0; i++)
+        usleep(2000);
+    CHECK_EQ_INT(atomic_load(&lost.calls), 1);
+    CHECK_EQ_INT(atomic_load(&lost.rc), -1);
+    CHECK_EQ_INT(atomic_load(&lost.early), 0);
+    after.lsn = lost.lsn;
+    journal_when_durable(j, lost.lsn, s_durable_cb, &after);   /* after the failure: -1 at once */
+    CHECK_EQ_INT(atomic_load(&after.calls), 1);
+    CHECK_EQ_INT(atomic_load(&after.rc), -1);
+    journal_destroy(&j);
+    CHECK_EQ_INT(atomic_load(&lost.calls), 1);
+    fio_reset();
+    support_tmp_rmrf(dir);
+}
+
 static void test_second_open_is_refused_while_locked(void)
 {
     const char *dir = s_fresh("lock");
@@ -1556,6 +1671,7 @@ static void test_killed_writer_loses_no_acknowledged_record(void)
 int main(void)
 {
     RUN(test_crc32c_matches_the_standard_check_value);
+    RUN(test_when_durable_calls_each_registration_once_and_only_once_durable);
     RUN(test_append_is_durable_and_survives_reopen);
     RUN(test_empty_and_oversized_payloads);
     RUN(test_open_tightens_an_older_journals_modes);

@@ -4,6 +4,7 @@
  * ignored with 200 — and the journal does not change on any of them. Also webhook_check() alone. */
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "actors/cobo_auth.h"
 #include "actors/pipeline.h"
+#include "journal/fio.h"
 #include "journal/journal.h"
 #include "schema/json.h"
 #include "schema/record.h"
@@ -520,6 +522,69 @@ static void test_withdrawal_statuses_reach_the_withdrawal_function_and_sweeps_do
     free(portal);
 }
 
+/* Many webhooks at once through the real pipeline, each waiting for its record without its thread:
+ * every 201 comes only once at least as many records are durable as 201s were answered, a repeat
+ * is 200, and the journal holds each deposit once. */
+typedef struct {
+    journal_t *j;
+    uint64_t lsn0;
+    int id;
+    int created, repeated, other, early;
+} burst_t;
+
+static atomic_int s_acked;
+
+static void *s_burst_worker(void *arg)
+{
+    burst_t *b = arg;
+    for (int i = 0; i < 10; i++) {
+        char tx[64], ts[32];
+        snprintf(tx, sizeof tx, "tx-burst-%d-%d", b->id, i);
+        char *body = s_deposit(tx, "Confirming", "Deposit");
+        for (int k = 0; k < 2; k++) {
+            resp_t r;
+            snprintf(ts, sizeof ts, "17641400%02d%03d", b->id, i * 2 + k);
+            int code = s_post_signed(s_cobo, body, ts, &r);
+            jbuf_free(&r.body);
+            if (code == 201) {
+                int acked = atomic_fetch_add(&s_acked, 1) + 1;
+                if (journal_durable_lsn(b->j) - b->lsn0 < (uint64_t) acked)
+                    b->early++;
+            }
+            b->created += code == 201;
+            b->repeated += code == 200;
+            b->other += code != 201 && code != 200;
+        }
+        free(body);
+    }
+    return NULL;
+}
+
+static void s_burst(journal_t *j, uint64_t lsn0)
+{
+    enum { N = 16 };
+    static burst_t b[N];
+    pthread_t t[N];
+    atomic_store(&s_acked, 0);
+    for (int i = 0; i < N; i++) {
+        b[i] = (burst_t) { .j = j, .lsn0 = lsn0, .id = i };
+        pthread_create(&t[i], NULL, s_burst_worker, &b[i]);
+    }
+    int created = 0, repeated = 0, other = 0, early = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        created += b[i].created;
+        repeated += b[i].repeated;
+        other += b[i].other;
+        early += b[i].early;
+    }
+    CHECK_EQ_INT(created, N * 10);
+    CHECK_EQ_INT(repeated, N * 10);
+    CHECK_EQ_INT(other, 0);
+    CHECK_EQ_INT(early, 0);
+    CHECK_EQ_INT((int) (journal_durable_lsn(j) - lsn0), N * 10);
+}
+
 /* ---- with the real pipeline ---------------------------------------------------------------
  * A second journal and server, with pipeline_new() on it. Deposits stay Confirming (PENDING has no
  * effects), so no stage needs Cobo or MT5, which point at a closed port. */
@@ -574,6 +639,16 @@ static void test_real_pipeline_journals_once_and_refuses_forgeries(void)
         CHECK_EQ_INT(v.state, DEPOSIT_PENDING);
         CHECK_EQ_STR(v.amount, "250.5");
         free(body);
+        s_burst(j, journal_durable_lsn(j));
+        /* the fdatasync a waiting webhook waits for fails: 503, and nothing is taken after */
+        fio_fail_at(FIO_FSYNC, 1, EIO);
+        body = s_deposit("tx-real-lost", "Confirming", "Deposit");
+        CHECK_EQ_INT(s_post_signed(s_cobo, body, "1764140010004", &r), 503);
+        jbuf_free(&r.body);
+        CHECK_EQ_INT(s_post_signed(s_cobo, body, "1764140010005", &r), 503);
+        jbuf_free(&r.body);
+        free(body);
+        fio_reset();
         snprintf(s_base, sizeof s_base, "%s", saved);
     }
     http_server_destroy(&http);
