@@ -878,137 +878,106 @@ static void s_rebuild_memory(registry_t *self, totals_rebuild_t *rb)
         s_rebuild_add(rb, &self->entries[i]->e, self->entries[i]->first_lsn);
 }
 
-/* What a rebuild of the totals carries: into rb, each entry decoded into tmp; the entry-by-entry
- * walk's chunk of the index's login arrays. */
+/* What a rebuild of the totals carries: into rb, each stored entry decoded into tmp. */
 typedef struct {
     registry_t *self;
     totals_rebuild_t *rb;
     registry_entry_t *tmp;
-    findex_login_t chunk[512];
-    size_t n;
-    int failed;
+    int check;                   /* count a stored entry only if the index names its loc */
+    uint64_t store_no;           /* the store being read: its number in the index's list */
+    uint64_t counted;
+    int unreadable;
 } s_rebuild_t;
+
+static int s_loc_is(void *arg, uint64_t loc)
+{
+    return loc == *(const uint64_t *) arg;
+}
 
 static int s_rebuild_stored(void *arg, uint64_t off, const uint8_t *blob, size_t len)
 {
     s_rebuild_t *r = arg;
-    (void) off;
     snap_pk_t p;
     snap_pk_load_init(&p, blob, len);
     memset(r->tmp, 0, sizeof *r->tmp);
-    uint64_t first_lsn = 0;
+    uint64_t first_lsn = 0, loc = r->store_no << FINDEX_LOC_SHIFT | off;
     s_pickle_node(&p, &first_lsn, r->tmp);
     if (p.bad || p.pos != p.len)
         return 1;   /* stops the walk: the entry does not decode */
+    if (r->check) {   /* a copy a later snapshot superseded is in no run's arrays (or dropped there) */
+        int named = findex_find(r->self->base, findex_hash(r->tmp->view.tx_id), s_loc_is, &loc);
+        if (named < 0) {
+            r->unreadable = 1;
+            return 2;
+        }
+        if (!named)
+            return 0;
+    }
     s_rebuild_add(r->rb, r->tmp, first_lsn);
+    r->counted++;
     return 0;
 }
 
-/* The index's deposits into r->rb, its stores read through in order, a buffer at a time. 1 when the
- * stores held exactly the index's deposits; 0 when they held more (copies a later snapshot superseded:
- * the caller reads the index's entries one by one instead); -1 with a reason. */
+/* The index's deposits into r->rb, its stores read through in order, a buffer at a time; with
+ * r->check each entry counted only if the index names it. 1 when what was counted is exactly the
+ * index's deposits; 0 when the stores held more (copies a later snapshot superseded: read them again
+ * with r->check); -1 with a reason. */
 static int s_rebuild_from_stores(registry_t *self, s_rebuild_t *r, char *err, size_t errlen)
 {
-    uint64_t seen = 0;
+    r->counted = 0;
     for (size_t i = 0; i < findex_store_count(self->base); i++) {
         uint64_t entries = 0;
+        r->store_no = i;
         int rc = findex_store_each(self->dir, findex_store_lsn(self->base, i), s_rebuild_stored, r, &entries, err,
                                    errlen);
         if (rc > 0)
-            snprintf(err, errlen, "an entry of store %llu of the index of finished deposits does not decode",
+            snprintf(err, errlen, "%s of store %llu of the index of finished deposits",
+                     r->unreadable ? "the index cannot be read for an entry" : "an entry does not decode",
                      (unsigned long long) findex_store_lsn(self->base, i));
         if (rc != 0)
             return -1;
-        seen += entries;
     }
-    return seen == findex_count(self->base) && !self->nsup;
-}
-
-static int s_loc_of_cmp(const void *a, const void *b)
-{
-    uint64_t x = ((const findex_login_t *) a)->loc, y = ((const findex_login_t *) b)->loc;
-    return x < y ? -1 : x > y;
-}
-
-/* The index's deposits one by one: a chunk of its login arrays at a time, read back in store order
- * when full (s_rebuild_flush). */
-static int s_rebuild_flush(s_rebuild_t *r)
-{
-    qsort(r->chunk, r->n, sizeof *r->chunk, s_loc_of_cmp);
-    for (size_t c = 0; c < r->n && !r->failed; c++) {
-        uint64_t first_lsn = 0;
-        if (s_superseded(r->self, r->chunk[c].loc))
-            continue;
-        if (s_read_evicted(r->self, r->chunk[c].loc, r->tmp, &first_lsn) != 0) {   /* logged */
-            r->failed = 1;
-            break;
-        }
-        s_rebuild_add(r->rb, r->tmp, first_lsn);
-    }
-    r->n = 0;
-    return r->failed ? -1 : 0;
-}
-
-static int s_rebuild_one(void *arg, const findex_login_t *l)
-{
-    s_rebuild_t *r = arg;
-    r->chunk[r->n++] = *l;
-    return r->n == sizeof r->chunk / sizeof r->chunk[0] ? s_rebuild_flush(r) : 0;
-}
-
-/* The index's deposits into r->rb one by one (findex_each), each entry read back once. 0, or -1 with
- * a reason. */
-static int s_rebuild_by_loc(registry_t *self, s_rebuild_t *r, char *err, size_t errlen)
-{
-    r->n = 0;
-    r->failed = 0;
-    int each = findex_each(self->base, s_rebuild_one, r);
-    if (each < 0 && !r->failed)
-        snprintf(err, errlen, "the index of finished deposits %llu cannot be read (its login arrays)",
-                 (unsigned long long) findex_lsn(self->base));
-    if (each == 0 && s_rebuild_flush(r) != 0)
-        each = -1;
-    if (r->failed)
-        snprintf(err, errlen, "the index of finished deposits %llu cannot be read (an entry)",
-                 (unsigned long long) findex_lsn(self->base));
-    return each == 0 ? 0 : -1;
+    return r->counted == findex_count(self->base) && !self->nsup;
 }
 
 /* The running totals rebuilt from every deposit, in memory and in the index (a section of a layout
- * that did not carry them), in bounded memory whatever the index holds: its stores read through in
- * order when they hold exactly its deposits (the usual case), else its entries one by one. 0, or -1
- * with a reason (the index cannot be read). Under the lock, at load. */
+ * that did not carry them), in bounded memory whatever the index holds: the index's stores read
+ * through in order; when they hold more than its deposits (copies a later snapshot superseded), read
+ * again counting only the entries the index names. 0, or -1 with a reason (the index or a store
+ * cannot be read). Under the lock, at load. */
 static int s_totals_rebuild(registry_t *self, char *err, size_t errlen)
 {
-    s_rebuild_t *r = calloc(1, sizeof *r);
-    int rc = r && (r->rb = calloc(1, sizeof *r->rb)) && (r->tmp = malloc(sizeof *r->tmp)) ? 0 : -1;
+    s_rebuild_t r = { .self = self, .rb = calloc(1, sizeof *r.rb), .tmp = malloc(sizeof *r.tmp) };
+    int rc = r.rb && r.tmp ? 0 : -1;
     if (rc != 0)
         snprintf(err, errlen, "no memory");
     const char *how = "memory";
-    if (rc == 0) {
-        r->self = self;
-        s_rebuild_memory(self, r->rb);
-        int whole = self->base ? s_rebuild_from_stores(self, r, err, errlen) : 1;
-        how = self->base ? "stores" : how;
-        if (whole == 0) {   /* the stores hold superseded copies too: entry by entry */
-            s_rebuild_memory(self, r->rb);
-            how = "entries";
-            rc = s_rebuild_by_loc(self, r, err, errlen);
-        } else if (whole < 0) {
-            rc = -1;
+    if (rc == 0 && self->base) {
+        s_rebuild_memory(self, r.rb);
+        int whole = s_rebuild_from_stores(self, &r, err, errlen);
+        how = "stores";
+        if (whole == 0 && !r.check) {   /* superseded copies among them: again, each checked */
+            s_rebuild_memory(self, r.rb);
+            r.check = 1;
+            how = "stores, each entry checked against the index";
+            whole = s_rebuild_from_stores(self, &r, err, errlen);
         }
+        if (whole == 0)
+            snprintf(err, errlen, "the stores of the index of finished deposits %llu hold %llu of its %llu deposits",
+                     (unsigned long long) findex_lsn(self->base), (unsigned long long) r.counted,
+                     (unsigned long long) findex_count(self->base));
+        rc = whole == 1 ? 0 : -1;
+    } else if (rc == 0) {
+        s_rebuild_memory(self, r.rb);
     }
     if (rc == 0) {
-        totals_rebuild_end(r->rb, &self->totals);
-        log_info("registry.totals_rebuilt", "journal=%s in_memory=%zu indexed=%llu read=%s reason=\"a snapshot "
+        totals_rebuild_end(r.rb, &self->totals);
+        log_info("registry.totals_rebuilt", "journal=%s in_memory=%zu indexed=%llu read=\"%s\" reason=\"a snapshot "
                  "section written before the running totals were carried in it\"", self->dir, self->count,
                  (unsigned long long) findex_count(self->base), how);
     }
-    if (r) {
-        free(r->tmp);
-        free(r->rb);
-    }
-    free(r);
+    free(r.tmp);
+    free(r.rb);
     return rc;
 }
 
