@@ -72,7 +72,6 @@ typedef struct s_run_t {
     uint32_t crc, nstores, nbelow;
     uint64_t ndrops;
     int fd;                      /* read with pread: its pages stay in the page cache, not in kasa */
-    uint64_t *stores;            /* the stores' LSNs, in memory */
     s_below_t *below;            /* the runs it stands on, newest first */
     uint64_t *drops;             /* sorted: locs of the runs below it that it leaves out */
     uint64_t keys_off, logins_off;
@@ -120,7 +119,6 @@ static void s_run_free(s_run_t *self)
 {
     if (self->fd >= 0)
         fio_close(self->fd);
-    free(self->stores);
     free(self->below);
     free(self->drops);
     free(self->fences);
@@ -259,7 +257,6 @@ static s_run_t *s_run_open(const char *dir, uint64_t lsn, char *err, size_t errl
     if (self)
         self->fd = -1;
     if (!self || (nfences && !(self->fences = malloc(nfences * sizeof *self->fences))) ||
-        (h.nstores && !(self->stores = malloc(8ull * h.nstores))) ||
         (h.nbelow && !(self->below = malloc(sizeof(s_below_t) * h.nbelow))) ||
         (h.ndrops && !(self->drops = malloc(8 * h.ndrops)))) {
         snprintf(err, errlen, "no memory");
@@ -272,8 +269,7 @@ static s_run_t *s_run_open(const char *dir, uint64_t lsn, char *err, size_t errl
         snprintf(err, errlen, "%s: checksum mismatch (damaged)", path);
         goto fail;
     }
-    if ((h.nstores && s_pread_fd(fd, self->stores, 8ull * h.nstores, FINDEX_INDEX_HDR) != 0) ||
-        (h.nbelow && s_pread_fd(fd, self->below, sizeof(s_below_t) * h.nbelow, h.below_off) != 0) ||
+    if ((h.nbelow && s_pread_fd(fd, self->below, sizeof(s_below_t) * h.nbelow, h.below_off) != 0) ||
         (h.ndrops && s_pread_fd(fd, self->drops, 8 * h.ndrops, h.drops_off) != 0)) {
         snprintf(err, errlen, "cannot read the lists of %s", path);
         goto fail;
@@ -316,8 +312,8 @@ static int s_run_find(const s_run_t *self, uint64_t hash, const findex_t *set, i
 struct findex_t {
     uint64_t lsn, live;          /* the top run's LSN; the deposits the whole index holds */
     uint32_t crc;                /* the top run's checksum */
-    uint32_t nstores;            /* the stores, as the top run lists them (every run's are a prefix) */
-    const uint64_t *stores;
+    uint32_t nstores;            /* the stores, as the top run lists them (every run's are a prefix, so */
+    uint64_t *stores;            /* only the top's is kept in memory: it grows a store a snapshot) */
     s_run_t **runs;              /* newest first: runs[0] is the top */
     size_t nruns;
     uint64_t *drops;             /* every run's drops, sorted: a loc in it is in no run's answers */
@@ -338,6 +334,7 @@ void findex_close(findex_t **self_p)
         s_run_release(self->runs[i]);
     free(self->runs);
     free(self->drops);
+    free(self->stores);
     free(self);
     *self_p = NULL;
 }
@@ -364,7 +361,12 @@ static findex_t *s_set_open(const char *dir, uint64_t lsn, int below, char *err,
     self->lsn = top->lsn;
     self->crc = top->crc;
     self->nstores = top->nstores;
-    self->stores = top->stores;
+    if (top->nstores && (!(self->stores = malloc(8ull * top->nstores)) ||
+                         s_pread_fd(top->fd, self->stores, 8ull * top->nstores, FINDEX_INDEX_HDR) != 0)) {
+        snprintf(err, errlen, "cannot read the store list of index %llu", (unsigned long long) lsn);
+        findex_close(&self);
+        return NULL;
+    }
     self->live = top->count;
     size_t ndrops = 0;
     for (size_t i = 1; i < n; i++) {
