@@ -225,18 +225,18 @@ static int s_run(views_t *self, bson_t *cmd, bson_t *reply)
     return ok ? 0 : -1;
 }
 
-/* find on deposits: filter, newest first (sort by created; none when sort is 0), at most limit, each
- * document to fn. 0, or -1 (MongoDB did not answer; noted for s_may_ask). */
-static int s_find(views_t *self, const bson_t *filter, int sort, int limit, const bson_t *projection, s_doc_fn *fn,
-                  void *arg)
+/* find on collection: filter, sorted by sort_key (sort_dir 1 or -1; NULL: unsorted), at most limit,
+ * each document to fn. 0, or -1 (MongoDB did not answer; noted for s_may_ask). */
+static int s_find_in(views_t *self, const char *collection, const bson_t *filter, const char *sort_key, int sort_dir,
+                     int limit, const bson_t *projection, s_doc_fn *fn, void *arg)
 {
     bson_t cmd, reply, sub;
     bson_init(&cmd);
-    BSON_APPEND_UTF8(&cmd, "find", MONGO_DEPOSITS);
+    BSON_APPEND_UTF8(&cmd, "find", collection);
     BSON_APPEND_DOCUMENT(&cmd, "filter", filter);
-    if (sort) {
+    if (sort_key) {
         BSON_APPEND_DOCUMENT_BEGIN(&cmd, "sort", &sub);
-        BSON_APPEND_INT32(&sub, "created", -1);
+        BSON_APPEND_INT32(&sub, sort_key, sort_dir);
         bson_append_document_end(&cmd, &sub);
     }
     if (projection)
@@ -262,6 +262,13 @@ static int s_find(views_t *self, const bson_t *filter, int sort, int limit, cons
     }
     bson_destroy(&reply);
     return 0;
+}
+
+/* s_find_in on deposits, newest first (by created) when sort is 1. */
+static int s_find(views_t *self, const bson_t *filter, int sort, int limit, const bson_t *projection, s_doc_fn *fn,
+                  void *arg)
+{
+    return s_find_in(self, MONGO_DEPOSITS, filter, sort ? "created" : NULL, -1, limit, projection, fn, arg);
 }
 
 /* count on deposits matching filter: 0 with *n, or -1. */
@@ -601,6 +608,63 @@ int views_get(views_t *self, const char *tx_id, registry_entry_t *out, views_sou
     }
     free(o);
     return local;
+}
+
+/* ---- a deposit's history on the other nodes ------------------------------------------------------ */
+
+typedef struct {
+    jbuf_t *b;
+    int n;
+} s_tl_t;
+
+/* One `transitions` document as its record's JSON (record_to_json's names: tx_id, lsn, time as ISO
+ * text) with the node that journaled it, appended to the timeline. */
+static void s_tl_doc(void *arg, const bson_t *doc)
+{
+    s_tl_t *t = arg;
+    bson_iter_t it;
+    if (!bson_iter_init(&it, doc))
+        return;
+    jbuf_puts(t->b, t->n++ ? ",{" : "{");
+    int first = 1;
+    while (bson_iter_next(&it)) {
+        const char *key = bson_iter_key(&it);
+        if (strcmp(key, "_id") == 0)
+            continue;
+        jbuf_puts(t->b, first ? "" : ",");
+        first = 0;
+        jbuf_str(t->b, strcmp(key, "transaction_id") == 0 ? "tx_id" : key);
+        jbuf_puts(t->b, ":");
+        if (BSON_ITER_HOLDS_UTF8(&it)) {
+            jbuf_str(t->b, bson_iter_utf8(&it, NULL));
+        } else if (BSON_ITER_HOLDS_DATE_TIME(&it)) {
+            int64_t ms = bson_iter_date_time(&it);
+            time_t sec = (time_t) (ms / 1000);
+            struct tm tm;
+            char day[32] = "?";
+            if (ms >= 0 && gmtime_r(&sec, &tm))
+                strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+            jbuf_printf(t->b, "\"%s.%03dZ\"", day, (int) (ms % 1000 + 1000) % 1000);
+        } else if (BSON_ITER_HOLDS_BOOL(&it)) {
+            jbuf_puts(t->b, bson_iter_bool(&it) ? "true" : "false");
+        } else if (BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it)) {
+            jbuf_printf(t->b, "%lld", (long long) bson_iter_as_int64(&it));
+        } else {
+            jbuf_puts(t->b, "null");
+        }
+    }
+    jbuf_puts(t->b, "}");
+}
+
+int views_timeline_others(views_t *self, const char *tx_id, jbuf_t *b)
+{
+    if (!s_may_ask(self))
+        return -1;
+    bson_t *f = BCON_NEW("transaction_id", BCON_UTF8(tx_id), "node", "{", "$ne", BCON_UTF8(self->node), "}");
+    s_tl_t t = { b, 0 };
+    int rc = s_find_in(self, MONGO_TRANSITIONS, f, "time", 1, VIEWS_TIMELINE_MAX, NULL, s_tl_doc, &t);
+    bson_destroy(f);
+    return rc == 0 ? t.n : -1;
 }
 
 /* ---- the summary --------------------------------------------------------------------------------- */

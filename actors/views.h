@@ -29,6 +29,7 @@
 #include "actors/registry.h"
 #include "actors/totals.h"
 #include "schema/config.h"
+#include "schema/json.h"
 
 typedef struct views_t views_t;
 
@@ -87,6 +88,14 @@ int views_get(views_t *self, const char *tx_id, registry_entry_t *out, views_sou
  * index-served by state_1_updated_1); MongoDB not answering, or one node: this node's registry's
  * running totals. Returns the source. */
 views_source_t views_summary(views_t *self, totals_t *out);
+
+/* Cluster mode: the records of deposit tx_id the other nodes journaled (MongoDB's `transitions`,
+ * oldest first, at most VIEWS_TIMELINE_MAX), each appended to b as a JSON object with
+ * record_to_json's names (tx_id, lsn, time, kind, from, to, actor, ...) and "node": the node that
+ * journaled it; comma-separated, no brackets. How many, or -1 (nothing appended) when MongoDB did not
+ * answer, or did not a moment ago, and on one node. */
+#define VIEWS_TIMELINE_MAX 200
+int views_timeline_others(views_t *self, const char *tx_id, jbuf_t *b);
 
 /* The further of two views of one deposit (see above): mine is this node's, theirs MongoDB's,
  * written by node theirs_node. Returns mine or theirs. */

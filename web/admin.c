@@ -520,7 +520,14 @@ static void s_deposit(void *arg, const admin_caller_t *c, const http_request_t *
     jbuf_puts(&b, ",\"timeline\":[");
     if (last_lsn)
         admin_timeline_json(self->cfg->journal_dir, id, first_lsn, last_lsn, 0, &b);
-    jbuf_printf(&b, "],\"stale\":%s}", source == VIEWS_STALE ? "true" : "false");
+    jbuf_puts(&b, "]");
+    if (views_cluster(self->views)) {   /* what the other nodes journaled of it, each with its node */
+        jbuf_puts(&b, ",\"others\":[");
+        if (views_timeline_others(self->views, id, &b) < 0)
+            source = VIEWS_STALE;
+        jbuf_puts(&b, "]");
+    }
+    jbuf_printf(&b, ",\"stale\":%s}", source == VIEWS_STALE ? "true" : "false");
     http_reply_json(res, 200, jbuf_take(&b));
 }
 

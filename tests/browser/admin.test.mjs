@@ -125,6 +125,25 @@ async function run(browser, env, lang, viewport, n) {
     check(tl.includes(`admin:${admin.name}`) && tl.includes('large deposit checked on chain') && tl.includes('HELD → RECEIVED'),
       'the timeline names who, why and the transitions');
     await page.screenshot({ path: path.join(SHOTS, `${tag}-4-timeline.png`), fullPage: true });
+    // cluster mode: the records other nodes journaled of it ("others", read from MongoDB) join the
+    // timeline in time order, each marked with its node (given here to the answer on its way to the page)
+    await page.route(`**/api/admin/deposits/${big}`, async (route) => {
+      const response = await route.fetch();
+      const json = await response.json();
+      const other = { lsn: 9, v: json.timeline[0].v, kind: 'ADMIN_ACTION', time: '2001-01-01T00:00:00.000Z', tx_id: big, actor: 'kasa:cluster',
+        action: 'claim', origin: 'node:node-2', reason: 'held by node node-2', node: 'node-2' };
+      await route.fulfill({ response, json: { ...json, others: [other] } });
+    });
+    await page.click('.tab[data-tab="search"]');
+    await res.click();
+    await page.waitForSelector('#timeline li[data-node="node-2"]');
+    const marks = await page.$$eval('#timeline li', (lis) => lis.map((li) => li.dataset.node || ''));
+    const marked = await page.textContent('#timeline li[data-node="node-2"]');
+    check(marks.indexOf('node-2') === 0 && marks.length > 1 && marks.filter((m) => m).length === 1,
+      `the other node's (older) record stands first: time order (${marks.join(',')})`);
+    check(marked.includes('held by node node-2') && (marked.includes('from node node-2') || marked.includes('node-2 düğümünden')),
+      `the other node's record is marked with its node (${marked})`);
+    await page.unroute(`**/api/admin/deposits/${big}`);
     await page.click('.tab[data-tab="audit"]');
     await page.waitForSelector('#audit li');
     check((await page.textContent('#audit')).includes('sender is sanctioned'), 'the audit shows the reject');

@@ -26,7 +26,7 @@ const I18N = {
     f_to: 'Bitiş', f_min: 'En az', f_max: 'En çok', f_actor: 'Kim', search_button: 'Ara', any_state: 'Hepsi',
     col_time: 'Zaman', col_state: 'Durum', col_amount: 'Tutar', col_login: 'Hesap', col_tx: 'İşlem',
     prev: 'Önceki', next: 'Sonraki', page: (p) => `Sayfa ${p.page} / ${Math.max(1, Math.ceil(p.total / p.limit))} (${p.total})`,
-    detail_title: 'Yatırma ayrıntısı', timeline_title: 'Zaman çizelgesi', audit_title: 'Denetim kaydı',
+    detail_title: 'Yatırma ayrıntısı', from_node: (n) => `${n} düğümünden`, timeline_title: 'Zaman çizelgesi', audit_title: 'Denetim kaydı',
     cancel: 'Vazgeç', confirm: 'Onayla', reason: 'Gerekçe (zorunlu)', assign_login: 'Aktarılacak hesap no',
     a_retry: 'Yeniden dene', a_assign: 'Hesaba aktar', a_approve: 'Onayla', a_reject: 'Reddet',
     confirm_title: (a) => ({ retry: 'Yeniden denensin mi?', assign: 'Hesaba aktarılsın mı?', approve: 'Onaylansın mı?',
@@ -82,7 +82,7 @@ const I18N = {
     f_to: 'To', f_min: 'Min', f_max: 'Max', f_actor: 'Who', search_button: 'Search', any_state: 'Any',
     col_time: 'Time', col_state: 'State', col_amount: 'Amount', col_login: 'Account', col_tx: 'Transaction',
     prev: 'Previous', next: 'Next', page: (p) => `Page ${p.page} of ${Math.max(1, Math.ceil(p.total / p.limit))} (${p.total})`,
-    detail_title: 'Deposit detail', timeline_title: 'Timeline', audit_title: 'Audit trail',
+    detail_title: 'Deposit detail', from_node: (n) => `from node ${n}`, timeline_title: 'Timeline', audit_title: 'Audit trail',
     cancel: 'Cancel', confirm: 'Confirm', reason: 'Reason (required)', assign_login: 'Account to credit',
     a_retry: 'Retry', a_assign: 'Assign', a_approve: 'Approve', a_reject: 'Reject',
     confirm_title: (a) => ({ retry: 'Retry this deposit?', assign: 'Assign this deposit?', approve: 'Approve this deposit?',
@@ -523,7 +523,10 @@ async function loadDetail(id) {
   kvList($('detail'), rows);
   const ol = $('timeline');
   ol.textContent = '';
-  for (const rec of r.data.timeline) ol.append(recordItem(rec));
+  /* cluster mode: the other nodes' records of it too (each marked with its node), in time order */
+  const recs = r.data.timeline.concat(r.data.others || []);
+  recs.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  for (const rec of recs) ol.append(recordItem(rec));
 }
 
 /* A detail's facts into dl: rows of [i18n key, value]; each dd carries its key (data-key). */
@@ -545,6 +548,7 @@ function recordItem(rec) {
     'tx_hash', 'reason']) {
     if (rec[k] !== undefined && rec[k] !== '') parts.push(`${k}: ${rec[k]}`);
   }
+  if (rec.node) { li.dataset.node = rec.node; parts.push(t('from_node', rec.node)); }
   li.textContent = parts.join(' · ');
   return li;
 }
