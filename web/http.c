@@ -90,7 +90,8 @@ struct http_later_t {
     http_fill_fn *fill;          /* http_later_wake: makes the answer on the server's thread */
     void *fill_arg;
     struct MHD_Connection *conn;
-    http_response_t res;
+    http_response_t *res;        /* the answer given (NULL until then, and for a wake: most handles
+                                  * are woken, and an http_response_t is 4 KiB) */
     http_later_t *prev, *next;   /* the server's list of handles whose connection lives; under its lock */
 };
 
@@ -514,7 +515,9 @@ static void s_later_release(http_later_t *l)
 {
     if (atomic_fetch_sub(&l->refs, 1) != 1)
         return;
-    free(l->res.body);
+    if (l->res)
+        free(l->res->body);
+    free(l->res);
     pthread_mutex_destroy(&l->mu);
     free(l);
 }
@@ -554,17 +557,18 @@ static void s_later_answer(http_later_t *l, http_response_t *res)
             res->stream_free(res->stream_arg);
         return;
     }
-    l->res = *res;
-    if (l->res.stream) {   /* a stream cannot be an answer given later */
-        if (l->res.stream_free)
-            l->res.stream_free(l->res.stream_arg);
-        l->res.stream = NULL;
-        l->res.stream_free = NULL;
-        free(l->res.body);
-        l->res.body = NULL;
-        l->res.header_count = 0;
-        http_reply_error(&l->res, 500, "internal error");
+    l->res = malloc(sizeof *l->res);
+    if (!l->res || res->stream) {   /* a stream cannot be an answer given later */
+        if (res->stream_free)
+            res->stream_free(res->stream_arg);
+        free(res->body);
     }
+    if (l->res && !res->stream)
+        *l->res = *res;
+    else if (l->res) {
+        memset(l->res, 0, sizeof *l->res);
+        http_reply_error(l->res, 500, "internal error");
+    }   /* no memory: l->res stays NULL and 500 is sent */
     l->answered = 1;
     MHD_resume_connection(l->conn);
 }
@@ -605,8 +609,12 @@ static int s_later_take(http_later_t *l, http_response_t *res, http_fill_fn **fi
     pthread_mutex_lock(&l->mu);
     int ready = l->answered && !l->taken;
     if (ready) {
-        *res = l->res;
-        memset(&l->res, 0, sizeof l->res);
+        if (l->res)
+            *res = *l->res;
+        else
+            memset(res, 0, sizeof *res);
+        free(l->res);
+        l->res = NULL;
         *fill = l->fill;
         *fill_arg = l->fill_arg;
         l->fill = NULL;
