@@ -402,9 +402,45 @@ static void test_a_snapshot_of_registry_layout_2_starts_from_it_with_the_same_to
     support_tmp_rmrf(s_dir);
 }
 
+/* The totals rebuilt from the deposits met in any order (totals_rebuild_add, a layout-2 section's
+ * load) equal the running totals of the same credits applied in time order (totals_move, as the
+ * journal applies them): counts, tokens in the order first credited, the days kept and their sums. */
+static void test_totals_rebuilt_in_any_order_equal_the_running_ones(void)
+{
+    static const char *tokens[] = { "TRON_USDT", "ETH_USDT", "BTC", "TRON", "ETH" };
+    enum { S_N = 400 };
+    static struct { deposit_state_t state; int token; char amount[24]; int64_t at_ms; } d[S_N];
+    unsigned seed = 7;
+    int64_t day0 = 20000;
+    for (int i = 0; i < S_N; i++) {   /* in time order: arrival i, credited at a time that only grows */
+        seed = seed * 1103515245u + 12345u;
+        d[i].state = (deposit_state_t) (1 + (seed >> 8) % (DEPOSIT_STATE_COUNT - 1));
+        d[i].token = i < 40 ? 2 + i % 3 : (int) ((seed >> 12) % 5);   /* the first credits: BTC, TRON, ETH */
+        snprintf(d[i].amount, sizeof d[i].amount, "%u.%03u", (seed >> 4) % 5000, (seed >> 16) % 1000);
+        d[i].at_ms = (day0 + i * 20 / S_N) * S_DAY_MS + (int64_t) (i % 50) * 1000;   /* 20 days */
+    }
+    totals_t live, rebuilt;
+    memset(&live, 0, sizeof live);
+    for (int i = 0; i < S_N; i++)
+        totals_move(&live, DEPOSIT_NONE, d[i].state, tokens[d[i].token], d[i].amount, d[i].at_ms);
+    totals_rebuild_t *rb = calloc(1, sizeof *rb);
+    CHECK(rb != NULL);
+    if (!rb)
+        return;
+    for (int k = 0; k < S_N; k++) {   /* a permutation of the arrivals */
+        int i = (int) ((k * 7919u) % S_N);
+        totals_rebuild_add(rb, d[i].state, tokens[d[i].token], d[i].amount, d[i].at_ms, (uint64_t) i + 1);
+    }
+    totals_rebuild_end(rb, &rebuilt);
+    free(rb);
+    CHECK(live.tokens == 5 && strcmp(live.token[0], "BTC") == 0);
+    CHECK_EQ_INT(memcmp(&live, &rebuilt, sizeof live), 0);
+}
+
 int main(void)
 {
     RUN(test_totals_count_states_and_add_each_credit_once_to_its_day);
+    RUN(test_totals_rebuilt_in_any_order_equal_the_running_ones);
     RUN(test_summary_same_after_a_snapshot_retires_deposits_and_after_a_restart);
     RUN(test_a_snapshot_of_registry_layout_2_starts_from_it_with_the_same_totals);
     return check_done();
