@@ -1201,7 +1201,8 @@ static int s_manifest(const char *dir, uint64_t lsn, uint64_t **runs, size_t *n)
 }
 
 /* Removes the index files (DIR/finished/NNNN.idx) older than top that no index in keep (n of them,
- * each with the runs it stands on) needs. Nothing if any of them cannot be read. */
+ * each with the runs it stands on) needs, and the .tmp files older than top. Nothing if any of the
+ * kept cannot be read. */
 static void s_prune(const char *dir, uint64_t top, const uint64_t *keep, size_t n)
 {
     uint64_t *runs = NULL;
@@ -1236,7 +1237,9 @@ static void s_prune(const char *dir, uint64_t top, const uint64_t *keep, size_t 
         int kept = 0;
         for (size_t i = 0; i < nruns && !kept; i++)
             kept = runs[i] == lsn;
-        if (len == 24 && strcmp(de->d_name + 20, ".idx") == 0 && lsn < top && !kept) {
+        /* a .tmp is what a writer killed before its rename left (a merge's may be large): never named */
+        int tmp = len == 28 && (strcmp(de->d_name + 20, ".idx.tmp") == 0 || strcmp(de->d_name + 20, ".dep.tmp") == 0);
+        if (lsn < top && ((len == 24 && strcmp(de->d_name + 20, ".idx") == 0 && !kept) || tmp)) {
             char path[900];
             snprintf(path, sizeof path, "%s/%s", sub, de->d_name);
             fio_unlink(path);
