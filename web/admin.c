@@ -490,6 +490,16 @@ int admin_path_id(const char *path, const char *prefix, char *id, size_t id_len,
     return 0;
 }
 
+int admin_others_json(admin_api_t *self, const char *id, jbuf_t *b)
+{
+    if (!views_cluster(self->views))
+        return 0;
+    jbuf_puts(b, ",\"others\":[");
+    int n = views_timeline_others(self->views, id, b);
+    jbuf_puts(b, "]");
+    return n < 0;
+}
+
 #define S_DEPOSITS_PREFIX "/api/admin/deposits/"
 
 static void s_deposit(void *arg, const admin_caller_t *c, const http_request_t *req, http_response_t *res)
@@ -521,12 +531,8 @@ static void s_deposit(void *arg, const admin_caller_t *c, const http_request_t *
     if (last_lsn)
         admin_timeline_json(self->cfg->journal_dir, id, first_lsn, last_lsn, 0, &b);
     jbuf_puts(&b, "]");
-    if (views_cluster(self->views)) {   /* what the other nodes journaled of it, each with its node */
-        jbuf_puts(&b, ",\"others\":[");
-        if (views_timeline_others(self->views, id, &b) < 0)
-            source = VIEWS_STALE;
-        jbuf_puts(&b, "]");
-    }
+    if (admin_others_json(self, id, &b))
+        source = VIEWS_STALE;
     jbuf_printf(&b, ",\"stale\":%s}", source == VIEWS_STALE ? "true" : "false");
     http_reply_json(res, 200, jbuf_take(&b));
 }

@@ -67,6 +67,12 @@ int admin_route(admin_api_t *self, const char *method, const char *path, admin_a
 int admin_timeline_json(const char *journal_dir, const char *id, uint64_t from_lsn, uint64_t upto_lsn, int max,
                         jbuf_t *b);
 
+/* Cluster mode: appends ,"others":[...] to b: the records of id (a deposit's tx_id or a withdrawal
+ * id) the other nodes journaled, as MongoDB's `transitions` has them, each with its "node"
+ * (views_timeline_others). 1 when MongoDB did not answer ("others" empty: the answer may be stale),
+ * 0 otherwise; on one node nothing is appended. */
+int admin_others_json(admin_api_t *self, const char *id, jbuf_t *b);
+
 /* The admin summary (GET /api/admin/summary) of running totals t as JSON into b: deposits per state
  * (every deposit kasa has seen, finished ones that left memory too), and per token the amount
  * credited on UTC day today (a day number, seconds / 86400) and over it and the 6 days before

@@ -25,6 +25,7 @@ static const admin_action_t s_decide = ADMIN_WITHDRAW_DECIDE;
 typedef struct {
     pipeline_t *pipeline;
     const config_t *cfg;
+    admin_api_t *api;
 } s_api_t;
 
 static s_api_t s_api;
@@ -211,7 +212,10 @@ static void s_one(void *arg, const admin_caller_t *c, const http_request_t *req,
     s_view_json(self, &b, &w);
     jbuf_puts(&b, ",\"timeline\":[");
     admin_timeline_json(self->cfg->journal_dir, id, w.first_lsn, w.last_lsn, S_TIMELINE_MAX, &b);
-    jbuf_printf(&b, "],\"may_decide\":%s}", admin_may(c->who.role, s_decide) ? "true" : "false");
+    jbuf_puts(&b, "]");
+    int stale = admin_others_json(self->api, id, &b);   /* cluster mode: the holder's records too */
+    jbuf_printf(&b, ",\"stale\":%s,\"may_decide\":%s}", stale ? "true" : "false",
+                admin_may(c->who.role, s_decide) ? "true" : "false");
     http_reply_json(res, 200, jbuf_take(&b));
 }
 
@@ -258,6 +262,7 @@ int admin_withdrawals_routes(admin_api_t *api, pipeline_t *pipeline, const confi
 {
     s_api.pipeline = pipeline;
     s_api.cfg = cfg;
+    s_api.api = api;
     if (admin_route(api, "GET", "/api/admin/withdrawals", ADMIN_VIEW, s_list, &s_api) != 0 ||
         admin_route(api, "GET", "/api/admin/withdrawals/*", ADMIN_VIEW, s_one, &s_api) != 0)
         return -1;

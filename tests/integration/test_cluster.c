@@ -1869,7 +1869,8 @@ static void s_array_in(const char *body, const char *key, char *out, size_t len)
 
 /* Who asked for a withdrawal and who approved it (named in MongoDB's document by its holder, node 0)
  * are journaled by node 2, which only learned it: an admin's panel on node 2 shows the same requester
- * and approvers as on node 0, and node 2's own records of it name them. */
+ * and approvers as on node 0, with node 0's own records of it (the approval among them) marked
+ * node-0, and node 2's own records of it name them. */
 static void test_who_asked_and_who_approved_a_withdrawal_show_on_every_node(void)
 {
     const char *id = s_wd_shown;
@@ -1889,6 +1890,14 @@ static void test_who_asked_and_who_approved_a_withdrawal_show_on_every_node(void
     CHECK(held_by[0] == '"');
     CHECK_EQ_STR(seen_by, held_by);
     free(held);
+    free(seen);
+    /* node 2's detail also carries node 0's own records of it (MongoDB's transitions), marked node-0 */
+    seen = s_get_until(2, path, s_view_sid, "\"node\":\"node-0\"", 5000);
+    const char *others = seen ? strstr(seen, "\"others\":[{") : NULL;
+    CHECK(others && strstr(others, "\"node\":\"node-0\"") && strstr(others, "\"wto\":\"COMPLETED\"") &&
+          strstr(others, "\"action\":\"approve\"") && !strstr(others, "\"node\":\"node-2\""));
+    if (!others)
+        h_log("node 2 withdrawal detail: %.1500s", seen ? seen : "(none)");
     free(seen);
     /* node 2's journal: its learned records name them (kasa withdrawal show --json) */
     char *out = NULL, approver[200];

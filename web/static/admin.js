@@ -521,10 +521,14 @@ async function loadDetail(id) {
     ['k_address', d.address], ['k_hash', d.tx_hash || '—'], ['k_reason', d.reason || '—'], ['k_credited', d.credited || '—'],
     ['k_ticket', d.ticket || '—'], ['k_approvers', d.approvers.join(', ') || '—']];
   kvList($('detail'), rows);
-  const ol = $('timeline');
+  timelineInto($('timeline'), r.data);
+}
+
+/* A detail's timeline into ol: this node's records and, in cluster mode, the other nodes' (each
+ * marked with its node), in time order. */
+function timelineInto(ol, data) {
   ol.textContent = '';
-  /* cluster mode: the other nodes' records of it too (each marked with its node), in time order */
-  const recs = r.data.timeline.concat(r.data.others || []);
+  const recs = data.timeline.concat(data.others || []);
   recs.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
   for (const rec of recs) ol.append(recordItem(rec));
 }
@@ -684,9 +688,7 @@ async function loadWdetail(id) {
     ['k_debit', w.debit_ticket || '—'], ['k_refund', w.refund_ticket || '—'], ['k_reason', w.reason || '—'],
     ['k_created', fmtTime(w.created_ms)]];
   kvList($('wdetail'), rows);
-  const ol = $('wtimeline');
-  ol.textContent = '';
-  for (const rec of r.data.timeline) ol.append(recordItem(rec));
+  timelineInto($('wtimeline'), r.data);
 }
 
 /* ---- audit ---- */
