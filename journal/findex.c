@@ -426,11 +426,6 @@ uint64_t findex_run_lsn(const findex_t *self, size_t i)
     return self && i < self->nruns ? self->runs[i]->lsn : 0;
 }
 
-uint64_t findex_run_count(const findex_t *self, size_t i)
-{
-    return self && i < self->nruns ? self->runs[i]->count : 0;
-}
-
 static int s_run_find(const s_run_t *self, uint64_t hash, const findex_t *set, int (*fn)(void *arg, uint64_t loc),
                       void *arg)
 {

@@ -94,10 +94,9 @@ void findex_close(findex_t **self_p);
 uint64_t findex_lsn(const findex_t *self);     /* the top run's */
 uint64_t findex_count(const findex_t *self);   /* the deposits in it (every run's, less the dropped) */
 uint32_t findex_crc(const findex_t *self);     /* the top run's checksum */
-/* Its runs, newest first: how many, and the i-th one's LSN and count. */
+/* Its runs, newest first: how many, and the i-th one's LSN. */
 size_t findex_runs(const findex_t *self);
 uint64_t findex_run_lsn(const findex_t *self, size_t i);
-uint64_t findex_run_count(const findex_t *self, size_t i);
 
 /* Calls fn(arg, loc) for each deposit whose key is hash (newest run first; dropped ones left out),
  * until fn returns nonzero. 0, fn's nonzero, or -1: a run cannot be read, and nobody can tell whether
