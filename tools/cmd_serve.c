@@ -3,7 +3,7 @@
  * Start order (each step refuses to go on with one clear line if it fails):
  *   configuration → journal (locked, replay-checked) → monitor feed and live-update hub, hooked to
  *   the journal's commit path → pipeline (replays the journal and resumes unfinished deposits) →
- *   HTTP servers (KASA_WEBHOOK_LISTEN: the webhook route alone, on threads no other request uses;
+ *   HTTP servers (KASA_WEBHOOK_LISTEN: the webhook route alone, web/door.h, on threads no other request uses;
  *   KASA_LISTEN: investor routes and the accounts actors behind them, static panel) → control socket.
  * Stop (SIGTERM / SIGINT): the reverse — no new requests, then the pipeline's actors end, then the
  * journal closes after its last batch. Unfinished deposits resume on the next start.
@@ -43,6 +43,7 @@
 #include "web/investor.h"
 #include "web/metrics.h"
 #include "web/http.h"
+#include "web/door.h"
 #include "web/webhook.h"
 
 typedef struct {
@@ -175,7 +176,7 @@ int cmd_serve(int argc, char **argv)
     journal_t *journal = NULL;
     pipeline_t *pipeline = NULL;
     http_server_t *http = NULL;        /* KASA_LISTEN: panels and APIs */
-    http_server_t *hooks = NULL;       /* KASA_WEBHOOK_LISTEN: Cobo's webhooks alone, on threads of their own */
+    door_t *hooks = NULL;              /* KASA_WEBHOOK_LISTEN: Cobo's webhooks alone, on threads of their own */
     webhook_t *webhook = NULL;
     control_t *control = NULL;
     commit_ctx_t ctx = { 0 };
@@ -251,18 +252,19 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s (KASA_LISTEN)\n", err);
         goto done;
     }
-    /* A webhook waits for its record's group commit without its thread (web/webhook.h): the
-     * listener's few threads only read, check and answer. */
-    hooks = http_server_new(cfg.webhook_listen, cfg.max_body, webhook_threads(cfg.http_threads), err, sizeof err);
+    /* The webhook listener (web/door.h): a few event loops; a webhook waits for its record's group
+     * commit without a thread. */
+    door_opts_t door_opts = { .max_body = cfg.max_body, .threads = webhook_threads(cfg.http_threads),
+                              .max_connections = cfg.max_connections, .max_per_client = cfg.max_connections_per_ip,
+                              .header_timeout_ms = cfg.header_timeout_ms, .trusted = cfg.trusted_proxies };
+    hooks = door_new(cfg.webhook_listen, &door_opts, err, sizeof err);
     if (!hooks) {
         fprintf(stderr, "kasa serve: %s (KASA_WEBHOOK_LISTEN)\n", err);
         goto done;
     }
     http_trust_proxies(http, &cfg.trusted_proxies);
-    http_trust_proxies(hooks, &cfg.trusted_proxies);
     http_limits(http, cfg.header_timeout_ms, cfg.max_connections, cfg.max_connections_per_ip);
-    http_limits(hooks, cfg.header_timeout_ms, cfg.max_connections, cfg.max_connections_per_ip);
-    webhook = webhook_routes(hooks, pipeline, cfg.cobo_webhook_pubkey, err, sizeof err);
+    webhook = webhook_new(pipeline, cfg.cobo_webhook_pubkey, err, sizeof err);
     if (!webhook) {
         fprintf(stderr, "kasa serve: %s (COBO_WEBHOOK_PUBKEY)\n", err);
         goto done;
@@ -350,7 +352,7 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kasa serve: %s (KASA_LISTEN)\n", err);
         goto done;
     }
-    if (http_server_start(hooks, err, sizeof err) != 0) {
+    if (door_start(hooks, webhook, err, sizeof err) != 0) {
         fprintf(stderr, "kasa serve: %s (KASA_WEBHOOK_LISTEN)\n", err);
         goto done;
     }
@@ -366,7 +368,7 @@ int cmd_serve(int argc, char **argv)
     if (colon)
         *colon = '\0';
     log_info("kasa.started", "listen=%s:%d webhook_listen=%s:%d journal=%s lsn=%llu deposits=%ld monitor=%s "
-             "control=%s threads=%d metrics=%s metrics_port=%d", host, http_server_port(http), hook_host, http_server_port(hooks), cfg.journal_dir,
+             "control=%s threads=%d metrics=%s metrics_port=%d", host, http_server_port(http), hook_host, door_port(hooks), cfg.journal_dir,
              (unsigned long long) journal_durable_lsn(journal), deposits, cfg.monitor, cfg.control,
              cfg.http_threads, cfg.metrics_listen, ctx.metrics ? metrics_port(ctx.metrics) : 0);
 
@@ -382,7 +384,7 @@ done:
     accounts_close(accounts);            /* every investor request waiting for MT5 is answered now */
     catchup_destroy(&catchup);           /* before the pipeline it feeds */
     http_server_destroy(&http);          /* no request is in flight after this */
-    http_server_destroy(&hooks);
+    door_destroy(&hooks);                /* every webhook waiting for its record answered first */
     investor_destroy(&investor);
     accounts_destroy(&accounts);         /* waits for a running MT5 call to end */
     admin_api_destroy(&admin_api);

@@ -27,16 +27,13 @@ struct webhook_t {
     webhook_stats_t stats;
 };
 
-/* A deposit webhook whose answer waits for its record's group commit, holding no thread: its
- * connection is suspended (http_later) until the journal says the record is durable
- * (journal_when_durable, on the flusher's thread: it only wakes the connection), and the rest
- * (the deposit's hand-on and log line, the answer) runs on the connection's own thread again. */
+/* A deposit webhook on the libmicrohttpd route whose answer waits for its record's group commit,
+ * holding no thread: its connection is suspended (http_later) until the journal says the record is
+ * durable (on the flusher's thread: it only wakes the connection), and the rest (the deposit's
+ * hand-on and log line, the answer) runs on the connection's own thread again. */
 typedef struct {
-    webhook_t *self;
-    webhook_result_t *r;             /* the checked webhook (its tx names the answer) */
-    pipeline_pending_t *pending;
+    webhook_wait_t wait;
     http_later_t *later;
-    int durable_rc;                  /* what the journal said: 0 durable, -1 failed */
 } s_wait_t;
 
 static webhook_verdict_t s_reject(webhook_result_t *out, int status, const char *reason)
@@ -180,17 +177,23 @@ static void s_count(webhook_t *self, unsigned long *field)
     pthread_mutex_unlock(&self->lock);
 }
 
-/* The answer to a verified transaction the pipeline or the withdrawal function took with code (err
- * for non-2xx): counted, logged, and written to res (NULL: the connection is gone, nothing to
- * write). */
-static void s_answer(webhook_t *self, webhook_verdict_t v, const cobo_tx_t *tx, int code, const char *err,
-                     http_response_t *res)
+static int s_error(jbuf_t *out, int code, const char *reason)
 {
-    http_response_t gone;
-    if (!res) {
-        memset(&gone, 0, sizeof gone);
-        res = &gone;
+    if (out) {
+        jbuf_reset(out);
+        jbuf_puts(out, "{\"error\":");
+        jbuf_str(out, reason);
+        jbuf_puts(out, "}");
     }
+    return code;
+}
+
+/* The answer to a verified transaction the pipeline or the withdrawal function took with code (err
+ * for non-2xx): counted, logged, and written to out (NULL: the connection is gone, nothing to
+ * write). Returns the status to answer. */
+static int s_answer(webhook_t *self, webhook_verdict_t v, const cobo_tx_t *tx, int code, const char *err,
+                    jbuf_t *out)
+{
     if (code == 201 || code == 200) {
         s_count(self, code == 201 ? &self->stats.accepted : &self->stats.repeated);
         /* A new deposit state already has its info line (deposit.<state> tx=... lsn=..., written by
@@ -198,110 +201,92 @@ static void s_answer(webhook_t *self, webhook_verdict_t v, const cobo_tx_t *tx, 
         log_level_t level = code == 201 && v == WEBHOOK_DEPOSIT ? LOG_DEBUG : LOG_INFO;
         log_event(level, code == 201 ? "webhook.accepted" : "webhook.repeat",
                   "tx=%s status=%s confirmations=%d code=%d", tx->tx_id, tx->status, (int) tx->confirmations, code);
-        jbuf_t b;
-        jbuf_init(&b);
-        jbuf_puts(&b, "{\"tx\":");
-        jbuf_str(&b, tx->tx_id);
-        jbuf_printf(&b, ",\"result\":\"%s\"}", code == 201 ? "recorded" : "already recorded");
-        http_reply_json(res, code, jbuf_take(&b));
-    } else {
-        if (code < 400 || code > 599)
-            code = 503;
-        s_count(self, &self->stats.failed);
-        log_error("webhook.failed", "tx=%s status=%s code=%d reason=\"%s\"", tx->tx_id, tx->status, code,
-                  err[0] ? err : "ingest failed");
-        http_reply_error(res, code, err[0] ? err : "not recorded; retry");
+        if (out) {
+            jbuf_reset(out);
+            jbuf_puts(out, "{\"tx\":");
+            jbuf_str(out, tx->tx_id);
+            jbuf_puts(out, code == 201 ? ",\"result\":\"recorded\"}" : ",\"result\":\"already recorded\"}");
+        }
+        return code;
     }
-    if (res == &gone)
-        free(gone.body);
+    if (code < 400 || code > 599)
+        code = 503;
+    s_count(self, &self->stats.failed);
+    log_error("webhook.failed", "tx=%s status=%s code=%d reason=\"%s\"", tx->tx_id, tx->status, code,
+              err[0] ? err : "ingest failed");
+    return s_error(out, code, err[0] ? err : "not recorded; retry");
 }
 
-/* A waiting deposit is done: frees it, and tells webhook_destroy when none is left. */
-static void s_wait_done(s_wait_t *w)
+int webhook_wait_end(webhook_wait_t *w, int live, jbuf_t *out)
 {
     webhook_t *self = w->self;
-    free(w->r);
-    free(w);
+    char err[160] = "";
+    int code = pipeline_ingest_end(self->pipeline, &w->pending, w->durable_rc, live, err, sizeof err);
+    if (live)
+        code = s_answer(self, WEBHOOK_DEPOSIT, &w->r.event.tx, code, err, out);
+    else
+        log_info("webhook.unanswered", "tx=%s code=%d reason=\"kasa stopped first: answered 503\"",
+                 w->r.event.tx.tx_id, code);
     pthread_mutex_lock(&self->lock);
     if (--self->waiting == 0)
         pthread_cond_broadcast(&self->idle_cv);
     pthread_mutex_unlock(&self->lock);
+    return code;
 }
 
-/* http_fill_fn: on the connection's thread, the record's fate known: finish and answer (req NULL:
- * the connection closed first; the deposit is finished all the same). */
-static void s_wait_fill(void *arg, const http_request_t *req, http_response_t *res)
-{
-    (void) req;
-    s_wait_t *w = arg;
-    char err[160] = "";
-    int code = pipeline_ingest_end(w->self->pipeline, &w->pending, w->durable_rc, 1, err, sizeof err);
-    s_answer(w->self, WEBHOOK_DEPOSIT, &w->r->event.tx, code, err, res);
-    s_wait_done(w);
-}
-
-/* journal_durable_fn: wakes the connection, which finishes on its own thread. If the server stopping
- * answered it 503 already, the deposit is finished here without blocking (no hand-on: it resumes
- * on the next start). */
+/* journal_durable_fn: what the journal said, then the transport's wake-up. */
 static void s_wait_durable(void *arg, int rc)
 {
-    s_wait_t *w = arg;
+    webhook_wait_t *w = arg;
     w->durable_rc = rc;
-    if (http_later_wake(w->later, s_wait_fill, w) == 0)
-        return;   /* w now belongs to the connection's thread */
-    char err[160] = "";
-    int code = pipeline_ingest_end(w->self->pipeline, &w->pending, rc, 0, err, sizeof err);
-    log_info("webhook.unanswered", "tx=%s code=%d reason=\"kasa stopped first: answered 503\"",
-             w->r->event.tx.tx_id, code);
-    s_wait_done(w);
+    w->wake(w->wake_arg);
 }
 
-/* A verified deposit into the pipeline: answered at once when nothing is to be waited for, else
- * once its record is durable (s_wait_t). Takes r. */
-static void s_ingest(webhook_t *self, const http_request_t *req, http_response_t *res, webhook_result_t *r)
+void webhook_wait_arm(webhook_wait_t *w, webhook_wake_fn *wake, void *arg)
+{
+    w->wake = wake;
+    w->wake_arg = arg;
+    journal_when_durable(pipeline_journal(w->self->pipeline), pipeline_pending_lsn(w->pending), s_wait_durable, w);
+}
+
+int webhook_wait_block(webhook_wait_t *w, jbuf_t *out)
+{
+    w->durable_rc = journal_wait(pipeline_journal(w->self->pipeline), pipeline_pending_lsn(w->pending));
+    return webhook_wait_end(w, 1, out);
+}
+
+/* A verified deposit into the pipeline: answered now when nothing is to be waited for, else 0 with
+ * w pending (counted in waiting until webhook_wait_end). */
+static int s_ingest(webhook_t *self, webhook_wait_t *w, jbuf_t *out)
 {
     char err[160] = "";
     pipeline_pending_t *pending = NULL;
-    int code = pipeline_ingest_begin(self->pipeline, &r->event.tx, &pending, err, sizeof err);
-    uint64_t lsn = pipeline_pending_lsn(pending);
-    s_wait_t *w = pending && lsn ? calloc(1, sizeof *w) : NULL;
-    http_later_t *later = w ? http_later(req, res) : NULL;
-    if (!later) {   /* nothing to wait for, or no memory to wait without this thread */
-        if (pending) {
-            int rc = lsn ? journal_wait(pipeline_journal(self->pipeline), lsn) : 0;
-            code = pipeline_ingest_end(self->pipeline, &pending, rc, 1, err, sizeof err);
-        }
-        s_answer(self, WEBHOOK_DEPOSIT, &r->event.tx, code, err, res);
-        free(w);
-        free(r);
-        return;
-    }
-    *w = (s_wait_t) { .self = self, .r = r, .pending = pending, .later = later };
+    int code = pipeline_ingest_begin(self->pipeline, &w->r.event.tx, &pending, err, sizeof err);
+    if (pending && pipeline_pending_lsn(pending) == 0)   /* nothing to wait for */
+        code = pipeline_ingest_end(self->pipeline, &pending, 0, 1, err, sizeof err);
+    if (!pending)
+        return s_answer(self, WEBHOOK_DEPOSIT, &w->r.event.tx, code, err, out);
+    w->self = self;
+    w->pending = pending;
+    w->durable_rc = 0;
     pthread_mutex_lock(&self->lock);
     self->waiting++;
     pthread_mutex_unlock(&self->lock);
-    journal_when_durable(pipeline_journal(self->pipeline), lsn, s_wait_durable, w);
+    return 0;
 }
 
-static void s_handle(void *arg, const http_request_t *req, http_response_t *res)
+int webhook_take(webhook_t *self, const webhook_in_t *in, webhook_wait_t *w, jbuf_t *out)
 {
-    webhook_t *self = arg;
-    size_t len;
-    const char *body = http_body(req, &len);
-    const char *ts = s_header2(req, "Biz-Timestamp", "Biz_Timestamp");
-    const char *sig = s_header2(req, "Biz-Resp-Signature", "Biz_Resp_Signature");
-    webhook_result_t *r = malloc(sizeof *r);
-    if (!r) {
-        http_reply_error(res, 503, "out of memory");
-        return;
-    }
-    webhook_verdict_t v = webhook_check(&self->key, ts, sig, http_header(req, "Content-Type"), body, len, 0, r);
+    webhook_result_t *r = &w->r;
+    webhook_verdict_t v = webhook_check(&self->key, in->timestamp, in->signature, in->content_type, in->body,
+                                        in->len, 0, r);
     if (v == WEBHOOK_REJECT) {
         s_count(self, &self->stats.rejected);
-        log_warn("webhook.rejected", "code=%d reason=\"%s\" ip=%s", r->status, r->reason, http_client_ip(req));
-        http_reply_error(res, r->status, r->reason);
-        free(r);
-        return;
+        char ip[64] = "-";
+        if (in->client)
+            in->client(in->client_arg, ip, sizeof ip);
+        log_warn("webhook.rejected", "code=%d reason=\"%s\" ip=%s", r->status, r->reason, ip);
+        return s_error(out, r->status, r->reason);
     }
     if (v == WEBHOOK_WITHDRAWAL && !self->withdrawal) {   /* its owner asks Cobo on a schedule */
         v = WEBHOOK_IGNORE;
@@ -311,25 +296,88 @@ static void s_handle(void *arg, const http_request_t *req, http_response_t *res)
         s_count(self, &self->stats.ignored);
         log_info("webhook.ignored", "event_id=%s type=%s reason=\"%s\" code=200", r->event.event_id,
                  r->event.type[0] ? r->event.type : "-", r->reason);
-        jbuf_t b;
-        jbuf_init(&b);
-        jbuf_puts(&b, "{\"ignored\":");
-        jbuf_str(&b, r->reason);
-        jbuf_puts(&b, "}");
-        http_reply_json(res, 200, jbuf_take(&b));
-        free(r);
-        return;
+        jbuf_reset(out);
+        jbuf_puts(out, "{\"ignored\":");
+        jbuf_str(out, r->reason);
+        jbuf_puts(out, "}");
+        return 200;
     }
-    if (v == WEBHOOK_DEPOSIT && self->pipeline) {
-        s_ingest(self, req, res, r);   /* takes r */
-        return;
-    }
+    if (v == WEBHOOK_DEPOSIT && self->pipeline)
+        return s_ingest(self, w, out);
     char err[160] = "";
     const cobo_tx_t *tx = &r->event.tx;
     int code = v == WEBHOOK_WITHDRAWAL ? self->withdrawal(self->withdrawal_arg, tx, err, sizeof err)
                                        : self->ingest(self->ingest_arg, tx, err, sizeof err);
-    s_answer(self, v, tx, code, err, res);
-    free(r);
+    return s_answer(self, v, tx, code, err, out);
+}
+
+/* ---- the libmicrohttpd route ----------------------------------------------------------------- */
+
+static void s_reply(http_response_t *res, int code, jbuf_t *out)
+{
+    http_reply_json(res, code, jbuf_take(out));
+}
+
+/* http_fill_fn: on the connection's thread, the record's fate known: finish and answer (req NULL:
+ * the connection closed first; the deposit is finished all the same). */
+static void s_wait_fill(void *arg, const http_request_t *req, http_response_t *res)
+{
+    (void) req;
+    s_wait_t *w = arg;
+    jbuf_t out;
+    jbuf_init(&out);
+    int code = webhook_wait_end(&w->wait, 1, &out);
+    if (res)
+        s_reply(res, code, &out);
+    jbuf_free(&out);
+    free(w);
+}
+
+/* webhook_wake_fn: wakes the connection, which finishes on its own thread. If the server stopping
+ * answered it 503 already, the deposit is finished here without blocking (no hand-on: it resumes
+ * on the next start). */
+static void s_wait_wake(void *arg)
+{
+    s_wait_t *w = arg;
+    if (http_later_wake(w->later, s_wait_fill, w) == 0)
+        return;   /* w now belongs to the connection's thread */
+    webhook_wait_end(&w->wait, 0, NULL);
+    free(w);
+}
+
+static void s_client_ip(void *arg, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s", http_client_ip(arg));
+}
+
+static void s_handle(void *arg, const http_request_t *req, http_response_t *res)
+{
+    webhook_t *self = arg;
+    s_wait_t *w = malloc(sizeof *w);
+    if (!w) {
+        http_reply_error(res, 503, "out of memory");
+        return;
+    }
+    webhook_in_t in = {
+        .timestamp = s_header2(req, "Biz-Timestamp", "Biz_Timestamp"),
+        .signature = s_header2(req, "Biz-Resp-Signature", "Biz_Resp_Signature"),
+        .content_type = http_header(req, "Content-Type"),
+        .client = s_client_ip, .client_arg = (void *) req,
+    };
+    in.body = http_body(req, &in.len);
+    jbuf_t out;
+    jbuf_init(&out);
+    int code = webhook_take(self, &in, &w->wait, &out);
+    if (code == 0) {
+        w->later = http_later(req, res);
+        if (w->later) {
+            webhook_wait_arm(&w->wait, s_wait_wake, w);
+            return;   /* w belongs to the wait now */
+        }
+        code = webhook_wait_block(&w->wait, &out);   /* no memory to wait without this thread */
+    }
+    s_reply(res, code, &out);
+    free(w);
 }
 
 int webhook_threads(int http_threads)
@@ -342,9 +390,9 @@ static int s_pipeline_ingest(void *arg, const cobo_tx_t *tx, char *err, size_t e
     return pipeline_ingest(arg, tx, err, errlen);
 }
 
-/* The route's state, routed on http; pipeline (or NULL) set before the first request can come. */
-static webhook_t *s_routes(http_server_t *http, webhook_ingest_fn *ingest, void *arg, pipeline_t *pipeline,
-                           const char *pubkey_hex, char *err, size_t errlen)
+/* The route's state; pipeline (or NULL) set before the first request can come. */
+static webhook_t *s_new(webhook_ingest_fn *ingest, void *arg, pipeline_t *pipeline, const char *pubkey_hex,
+                        char *err, size_t errlen)
 {
     webhook_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -361,20 +409,35 @@ static webhook_t *s_routes(http_server_t *http, webhook_ingest_fn *ingest, void 
     self->pipeline = pipeline;
     pthread_mutex_init(&self->lock, NULL);
     pthread_cond_init(&self->idle_cv, NULL);
-    http_route(http, "POST", WEBHOOK_PATH, s_handle, self);
     return self;
+}
+
+webhook_t *webhook_new(pipeline_t *pipeline, const char *pubkey_hex, char *err, size_t errlen)
+{
+    return s_new(s_pipeline_ingest, pipeline, pipeline, pubkey_hex, err, errlen);
 }
 
 webhook_t *webhook_routes(http_server_t *http, pipeline_t *pipeline, const char *pubkey_hex,
                           char *err, size_t errlen)
 {
-    return s_routes(http, s_pipeline_ingest, pipeline, pipeline, pubkey_hex, err, errlen);
+    webhook_t *self = webhook_new(pipeline, pubkey_hex, err, errlen);
+    if (self)
+        http_route(http, "POST", WEBHOOK_PATH, s_handle, self);
+    return self;
+}
+
+webhook_t *webhook_new_fn(webhook_ingest_fn *ingest, void *arg, const char *pubkey_hex, char *err, size_t errlen)
+{
+    return s_new(ingest, arg, NULL, pubkey_hex, err, errlen);
 }
 
 webhook_t *webhook_routes_fn(http_server_t *http, webhook_ingest_fn *ingest, void *arg,
                              const char *pubkey_hex, char *err, size_t errlen)
 {
-    return s_routes(http, ingest, arg, NULL, pubkey_hex, err, errlen);
+    webhook_t *self = webhook_new_fn(ingest, arg, pubkey_hex, err, errlen);
+    if (self)
+        http_route(http, "POST", WEBHOOK_PATH, s_handle, self);
+    return self;
 }
 
 static void s_elsewhere(void *arg, const http_request_t *req, http_response_t *res)

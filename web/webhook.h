@@ -61,6 +61,53 @@ webhook_verdict_t webhook_check(const cobo_pubkey_t *key, const char *timestamp,
 
 typedef struct webhook_t webhook_t;
 
+/* ---- one webhook from any transport -------------------------------------------------------
+ * The route below (webhook_routes, on libmicrohttpd) and the webhook listener (web/door.h) both
+ * take webhooks through these: the checks, the answers and the log lines are the same code. */
+
+/* One webhook as received: header values (either spelling resolved, NULL when absent) and the
+ * raw body. client writes the client's address as text (for the line of a rejected webhook:
+ * called only then). */
+typedef struct {
+    const char *timestamp, *signature, *content_type;
+    const char *body;
+    size_t len;
+    void (*client)(void *arg, char *out, size_t outlen);
+    void *client_arg;
+} webhook_in_t;
+
+/* A webhook whose answer waits for its record's group commit: the transport's own memory (one per
+ * webhook in flight), untouched by the transport between webhook_take and webhook_wait_end. */
+typedef void (webhook_wake_fn)(void *arg);
+typedef struct {
+    webhook_result_t r;
+    webhook_t *self;
+    pipeline_pending_t *pending;
+    int durable_rc;                  /* what the journal said: 0 durable, -1 failed */
+    webhook_wake_fn *wake;
+    void *wake_arg;
+} webhook_wait_t;
+
+/* The route's whole work for one webhook: checked (webhook_check), counted, logged and taken in
+ * (the pipeline, the withdrawal function or the ingest function). Returns the HTTP status with
+ * the answer's JSON in out (reset first), or 0 when the answer waits for a record's durability:
+ * w then holds the deposit, and the caller either arms it (webhook_wait_arm) and, once woken,
+ * calls webhook_wait_end on a thread that may block, or calls webhook_wait_block at once. */
+int webhook_take(webhook_t *self, const webhook_in_t *in, webhook_wait_t *w, jbuf_t *out);
+/* Registers w with the journal: wake(arg) is called exactly once, on the journal's flusher thread,
+ * once the record is durable or the journal failed; it must be quick and must not block. */
+void webhook_wait_arm(webhook_wait_t *w, webhook_wake_fn *wake, void *arg);
+/* Finishes a woken w: the deposit handed on (live 1; may block) or, live 0 (the connection was
+ * answered 503 by a stopping server), only its line written (event=webhook.unanswered) and nothing
+ * that blocks. Returns the status with the answer in out (NULL: nothing to write). w is free again. */
+int webhook_wait_end(webhook_wait_t *w, int live, jbuf_t *out);
+/* Waits for w's record on this thread (journal_wait), then webhook_wait_end(w, 1, out). */
+int webhook_wait_block(webhook_wait_t *w, jbuf_t *out);
+
+/* The webhook's state without a route (a transport of its own takes the webhooks: web/door.h);
+ * as webhook_routes otherwise. */
+webhook_t *webhook_new(pipeline_t *pipeline, const char *pubkey_hex, char *err, size_t errlen);
+
 /* How a verified deposit is taken in: pipeline_ingest by default. Returns an HTTP status
  * (201, 200, 503) and a reason in err for non-2xx. */
 typedef int (webhook_ingest_fn)(void *arg, const cobo_tx_t *tx, char *err, size_t errlen);
@@ -77,6 +124,8 @@ webhook_t *webhook_routes(http_server_t *http, pipeline_t *pipeline, const char 
 /* The same with any ingest function (a tool or test that journals without the full pipeline). */
 webhook_t *webhook_routes_fn(http_server_t *http, webhook_ingest_fn *ingest, void *arg,
                              const char *pubkey_hex, char *err, size_t errlen);
+/* webhook_new with any ingest function, for a transport of its own. */
+webhook_t *webhook_new_fn(webhook_ingest_fn *ingest, void *arg, const char *pubkey_hex, char *err, size_t errlen);
 /* Where the statuses of transfers kasa asked for go (type Withdrawal, request_id "kasa-..."): fn
  * returns an HTTP status like an ingest function (201 taken and durable, 200 already known, 503 not
  * taken: Cobo retries). Set before the server starts; fn NULL (the default) ignores them (200). */

@@ -9,6 +9,7 @@
 #include "tests/check.h"
 #include "tests/fuzz/fuzz_amount.c"
 #include "tests/fuzz/fuzz_config.c"
+#include "tests/fuzz/fuzz_door.c"
 #include "tests/fuzz/fuzz_http.c"
 #include "tests/fuzz/fuzz_http_server.c"
 #include "tests/fuzz/fuzz_journal.c"
@@ -56,6 +57,7 @@ static int s_replay(const char *name, s_target_fn *fn)
 
 static void test_fuzz_amount_corpus(void) { CHECK(s_replay("fuzz_amount", fuzz_amount) > 0); }
 static void test_fuzz_config_corpus(void) { CHECK(s_replay("fuzz_config", fuzz_config) > 0); }
+static void test_fuzz_door_corpus(void) { CHECK(s_replay("fuzz_door", fuzz_door) > 0); }
 static void test_fuzz_http_corpus(void) { CHECK(s_replay("fuzz_http", fuzz_http) > 0); }
 static void test_fuzz_http_server_corpus(void) { CHECK(s_replay("fuzz_http_server", fuzz_http_server) > 0); }
 static void test_fuzz_journal_corpus(void) { CHECK(s_replay("fuzz_journal", fuzz_journal) > 0); }
@@ -66,6 +68,7 @@ int main(void)
 {
     RUN(test_fuzz_amount_corpus);
     RUN(test_fuzz_config_corpus);
+    RUN(test_fuzz_door_corpus);
     RUN(test_fuzz_http_corpus);
     RUN(test_fuzz_http_server_corpus);
     RUN(test_fuzz_journal_corpus);

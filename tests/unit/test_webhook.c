@@ -19,6 +19,7 @@
 #include "schema/record.h"
 #include "tests/check.h"
 #include "tests/cobo_body.h"
+#include "tests/unit/support_pipeline.h"
 #include "web/http.h"
 #include "web/webhook.h"
 #include "web/webhook_json.h"
@@ -594,18 +595,7 @@ static void test_real_pipeline_journals_once_and_refuses_forgeries(void)
     snprintf(dir, sizeof dir, "/tmp/kasa-test-webhook-p-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
     static config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    snprintf(cfg.journal_dir, sizeof cfg.journal_dir, "%s", dir);
-    snprintf(cfg.cobo_api_url, sizeof cfg.cobo_api_url, "http://127.0.0.1:9/v2");
-    snprintf(cfg.cobo_api_key, sizeof cfg.cobo_api_key, "%s", cobo_signer_pubkey_hex(s_other));
-    snprintf(cfg.cobo_api_secret, sizeof cfg.cobo_api_secret, "%s", SEED_OTHER);
-    snprintf(cfg.cobo_webhook_pubkey, sizeof cfg.cobo_webhook_pubkey, "%s", cobo_signer_pubkey_hex(s_cobo));
-    snprintf(cfg.mt5_url, sizeof cfg.mt5_url, "http://127.0.0.1:9");
-    cfg.mt5_login = 1000;
-    snprintf(cfg.mt5_password, sizeof cfg.mt5_password, "x");
-    snprintf(cfg.telegram_api_url, sizeof cfg.telegram_api_url, "http://127.0.0.1:9");
-    cfg.crediters = 1;
-    cfg.max_body = MAX_BODY;
+    support_pipeline_offline(&cfg, dir, SEED_OTHER, cobo_signer_pubkey_hex(s_cobo), MAX_BODY);
     char err[512];
     journal_t *j = journal_open(dir, NULL, err, sizeof err);
     CHECK(j != NULL);
