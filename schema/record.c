@@ -27,6 +27,7 @@
 #include "schema/record.h"
 
 #include <msgpack.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -637,6 +638,37 @@ static int s_read_map(const msgpack_object_map *m, record_t *r, char *err, size_
     return 0;
 }
 
+/* One unpacking zone per thread, kept between decodes and cleared after each (its first chunk
+ * stays): every committed record is decoded on the journal's flusher, which allocated and freed a
+ * 2 KiB chunk for each. Freed when its thread ends. */
+static pthread_key_t s_zone_key;
+static pthread_once_t s_zone_once = PTHREAD_ONCE_INIT;
+
+static void s_zone_free(void *zone)
+{
+    msgpack_zone_free(zone);
+}
+
+static void s_zone_key_make(void)
+{
+    if (pthread_key_create(&s_zone_key, s_zone_free) != 0)
+        abort();   /* only at the process's first decode, and only when the process has no keys left */
+}
+
+static msgpack_zone *s_zone(void)
+{
+    pthread_once(&s_zone_once, s_zone_key_make);
+    msgpack_zone *zone = pthread_getspecific(s_zone_key);
+    if (!zone) {
+        zone = msgpack_zone_new(2048);
+        if (zone && pthread_setspecific(s_zone_key, zone) != 0) {
+            msgpack_zone_free(zone);
+            zone = NULL;
+        }
+    }
+    return zone;
+}
+
 int record_decode(const void *buf, size_t len, record_t *r, char *err, size_t errlen)
 {
     if (!r) {
@@ -650,14 +682,14 @@ int record_decode(const void *buf, size_t len, record_t *r, char *err, size_t er
     }
     if (s_prescan(buf, len, err, errlen) != 0)
         return -1;
-    msgpack_zone zone;
-    if (!msgpack_zone_init(&zone, 2048)) {
+    msgpack_zone *zone = s_zone();
+    if (!zone) {
         err_set(err, errlen, "record: out of memory");
         return -1;
     }
     msgpack_object obj;
     size_t off = 0;
-    msgpack_unpack_return ret = msgpack_unpack(buf, len, &off, &zone, &obj);
+    msgpack_unpack_return ret = msgpack_unpack(buf, len, &off, zone, &obj);
     int rc = -1;
     if (ret == MSGPACK_UNPACK_CONTINUE)
         err_set(err, errlen, "record: truncated");
@@ -669,7 +701,7 @@ int record_decode(const void *buf, size_t len, record_t *r, char *err, size_t er
         err_set(err, errlen, "record: not a msgpack map");
     else
         rc = s_read_map(&obj.via.map, r, err, errlen);
-    msgpack_zone_destroy(&zone);
+    msgpack_zone_clear(zone);   /* nothing decoded points into it: s_read_map copies */
     if (rc != 0)
         record_init(r, RECORD_DEPOSIT);
     return rc;

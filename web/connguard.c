@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -21,9 +22,9 @@ struct connguard_conn_t {
     int fd;
     netaddr_t key;              /* the client's key (netaddr_key) */
     int counted;                /* counted against its client (not a trusted proxy) */
-    int waiting;                /* waiting for a head: the deadline applies */
+    atomic_int waiting;         /* waiting for a head: the deadline applies (set without the lock) */
     int cut;                    /* shut down already */
-    int64_t deadline_ms;        /* monotonic */
+    _Atomic int64_t deadline_ms; /* monotonic; written before waiting is set */
     connguard_conn_t *prev, *next;
 };
 
@@ -110,7 +111,7 @@ static void *s_reaper(void *arg)
         int64_t now = s_mono_ms();
         int cut = 0;
         for (connguard_conn_t *c = self->conns; c; c = c->next) {
-            if (c->waiting && !c->cut && now >= c->deadline_ms) {
+            if (atomic_load(&c->waiting) && !c->cut && now >= atomic_load(&c->deadline_ms)) {
                 shutdown(c->fd, SHUT_RDWR);
                 c->cut = 1;
                 cut++;
@@ -217,23 +218,22 @@ connguard_conn_t *connguard_open(connguard_t *self, const struct sockaddr *peer,
     return c;
 }
 
+/* The two marks of every request take no lock (the connection is in the list until
+ * connguard_close): a head that arrives just as the reaper looks may be cut or not, as it would be
+ * a moment either side under a lock. */
 void connguard_head_done(connguard_t *self, connguard_conn_t *c)
 {
-    if (!c)
-        return;
-    pthread_mutex_lock(&self->mu);
-    c->waiting = 0;
-    pthread_mutex_unlock(&self->mu);
+    (void) self;
+    if (c)
+        atomic_store(&c->waiting, 0);
 }
 
 void connguard_idle(connguard_t *self, connguard_conn_t *c)
 {
     if (!c)
         return;
-    pthread_mutex_lock(&self->mu);
-    c->waiting = 1;
-    c->deadline_ms = s_mono_ms() + self->o.header_timeout_ms;
-    pthread_mutex_unlock(&self->mu);
+    atomic_store(&c->deadline_ms, s_mono_ms() + self->o.header_timeout_ms);
+    atomic_store(&c->waiting, 1);
 }
 
 void connguard_close(connguard_t *self, connguard_conn_t **c_p)

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,9 @@ struct webhook_t {
     void *withdrawal_arg;
     pipeline_t *pipeline;            /* webhook_routes: deposits wait for durability unthreaded */
     pthread_mutex_t lock;
-    pthread_cond_t idle_cv;          /* signalled when waiting drops to 0 */
-    int waiting;                     /* deposits waiting for their record (s_wait_t) */
-    webhook_stats_t stats;
+    pthread_cond_t idle_cv;          /* signalled (under lock) when waiting drops to 0 */
+    atomic_int waiting;              /* deposits waiting for their record (webhook_wait_t) */
+    atomic_ulong accepted, repeated, rejected, ignored, failed;   /* webhook_stats */
 };
 
 /* A deposit webhook on the libmicrohttpd route whose answer waits for its record's group commit,
@@ -170,11 +171,9 @@ static const char *s_header2(const http_request_t *req, const char *dash, const 
     return v ? v : http_header(req, underscore);
 }
 
-static void s_count(webhook_t *self, unsigned long *field)
+static void s_count(atomic_ulong *counter)
 {
-    pthread_mutex_lock(&self->lock);
-    (*field)++;
-    pthread_mutex_unlock(&self->lock);
+    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
 }
 
 static int s_error(jbuf_t *out, int code, const char *reason)
@@ -195,7 +194,7 @@ static int s_answer(webhook_t *self, webhook_verdict_t v, const cobo_tx_t *tx, i
                     jbuf_t *out)
 {
     if (code == 201 || code == 200) {
-        s_count(self, code == 201 ? &self->stats.accepted : &self->stats.repeated);
+        s_count(code == 201 ? &self->accepted : &self->repeated);
         /* A new deposit state already has its info line (deposit.<state> tx=... lsn=..., written by
          * the registry once durable): this one is then at debug, one info line per accepted webhook. */
         log_level_t level = code == 201 && v == WEBHOOK_DEPOSIT ? LOG_DEBUG : LOG_INFO;
@@ -211,7 +210,7 @@ static int s_answer(webhook_t *self, webhook_verdict_t v, const cobo_tx_t *tx, i
     }
     if (code < 400 || code > 599)
         code = 503;
-    s_count(self, &self->stats.failed);
+    s_count(&self->failed);
     log_error("webhook.failed", "tx=%s status=%s code=%d reason=\"%s\"", tx->tx_id, tx->status, code,
               err[0] ? err : "ingest failed");
     return s_error(out, code, err[0] ? err : "not recorded; retry");
@@ -227,10 +226,11 @@ int webhook_wait_end(webhook_wait_t *w, int live, jbuf_t *out)
     else
         log_info("webhook.unanswered", "tx=%s code=%d reason=\"kasa stopped first: answered 503\"",
                  w->r.event.tx.tx_id, code);
-    pthread_mutex_lock(&self->lock);
-    if (--self->waiting == 0)
+    if (atomic_fetch_sub(&self->waiting, 1) == 1) {   /* the last: webhook_destroy may be waiting */
+        pthread_mutex_lock(&self->lock);
         pthread_cond_broadcast(&self->idle_cv);
-    pthread_mutex_unlock(&self->lock);
+        pthread_mutex_unlock(&self->lock);
+    }
     return code;
 }
 
@@ -269,9 +269,7 @@ static int s_ingest(webhook_t *self, webhook_wait_t *w, jbuf_t *out)
     w->self = self;
     w->pending = pending;
     w->durable_rc = 0;
-    pthread_mutex_lock(&self->lock);
-    self->waiting++;
-    pthread_mutex_unlock(&self->lock);
+    atomic_fetch_add(&self->waiting, 1);
     return 0;
 }
 
@@ -281,7 +279,7 @@ int webhook_take(webhook_t *self, const webhook_in_t *in, webhook_wait_t *w, jbu
     webhook_verdict_t v = webhook_check(&self->key, in->timestamp, in->signature, in->content_type, in->body,
                                         in->len, 0, r);
     if (v == WEBHOOK_REJECT) {
-        s_count(self, &self->stats.rejected);
+        s_count(&self->rejected);
         char ip[64] = "-";
         if (in->client)
             in->client(in->client_arg, ip, sizeof ip);
@@ -293,7 +291,7 @@ int webhook_take(webhook_t *self, const webhook_in_t *in, webhook_wait_t *w, jbu
         snprintf(r->reason, sizeof r->reason, "withdrawal status: no handler");
     }
     if (v == WEBHOOK_IGNORE) {
-        s_count(self, &self->stats.ignored);
+        s_count(&self->ignored);
         log_info("webhook.ignored", "event_id=%s type=%s reason=\"%s\" code=200", r->event.event_id,
                  r->event.type[0] ? r->event.type : "-", r->reason);
         jbuf_reset(out);
@@ -469,7 +467,7 @@ void webhook_destroy(webhook_t **self_p)
     /* a deposit still waiting for its record is finished by the journal's next commit (or its
      * failure): at most one group commit away */
     pthread_mutex_lock(&self->lock);
-    while (self->waiting > 0)
+    while (atomic_load(&self->waiting) > 0)   /* the last one broadcasts under the lock */
         pthread_cond_wait(&self->idle_cv, &self->lock);
     pthread_mutex_unlock(&self->lock);
     pthread_cond_destroy(&self->idle_cv);
@@ -480,6 +478,10 @@ void webhook_destroy(webhook_t **self_p)
 void webhook_stats(webhook_t *self, webhook_stats_t *out)
 {
     pthread_mutex_lock(&self->lock);
-    *out = self->stats;
+    out->accepted = atomic_load(&self->accepted);
+    out->repeated = atomic_load(&self->repeated);
+    out->rejected = atomic_load(&self->rejected);
+    out->ignored = atomic_load(&self->ignored);
+    out->failed = atomic_load(&self->failed);
     pthread_mutex_unlock(&self->lock);
 }
