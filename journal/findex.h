@@ -103,6 +103,10 @@ uint64_t findex_run_lsn(const findex_t *self, size_t i);
  * the key is there, so a caller must refuse (never take it for "absent"). */
 int findex_find(const findex_t *self, uint64_t hash, int (*fn)(void *arg, uint64_t loc), void *arg);
 
+/* How many windows of a key array lookups have read in this process (a run's filter answers most
+ * absent hashes without one). For tests and benchmarks. */
+uint64_t findex_key_reads(void);
+
 /* Every deposit of the index (each run's login array read through in chunks; dropped ones left out),
  * in no particular order, to fn until it returns nonzero: 0, fn's nonzero, or -1 (a run cannot be
  * read). findex_each_key the same over the key arrays. */

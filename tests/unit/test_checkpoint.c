@@ -4,6 +4,8 @@
  * write loses nothing, retired segments stay readable, pruned ones lose no withdrawal. */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -968,6 +970,73 @@ static void test_a_snapshot_reads_the_one_before_and_the_journal_once(void)
     support_tmp_rmrf(s_dir);
 }
 
+/* How many of this process's threads are of the idle scheduling policy. */
+static int s_idle_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.' && sched_getscheduler((pid_t) atoi(e->d_name)) == SCHED_IDLE)
+            n++;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+typedef struct {
+    pthread_mutex_t mu;
+    int calls, policy;
+} s_told_t;
+
+static void s_on_written(void *arg, uint64_t lsn)
+{
+    (void) lsn;
+    s_told_t *t = arg;
+    int policy = -1;
+    struct sched_param sp;
+    pthread_getschedparam(pthread_self(), &policy, &sp);
+    pthread_mutex_lock(&t->mu);
+    t->calls++;
+    t->policy = policy;
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* A running kasa's snapshots are built and written by a thread of the idle scheduling policy (any
+ * other thread that wakes takes the CPU from it); the live modules are told on a thread of the
+ * ordinary policy, as they hold locks every webhook waits for. */
+static void test_snapshots_are_written_at_the_idle_policy_and_announced_at_the_ordinary_one(void)
+{
+    s_fresh("idle-policy");
+    char err[300];
+    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    CHECK(j != NULL);
+    if (!j)
+        return;
+    config_t cfg = s_cfg;
+    snprintf(cfg.journal_dir, sizeof cfg.journal_dir, "%s", s_dir);
+    cfg.snapshot_every_records = 10;
+    cfg.snapshot_every_s = 0;
+    int before = s_idle_threads();
+    checkpointer_t *c = checkpointer_new(j, &cfg, err, sizeof err);
+    CHECK(c != NULL);
+    s_told_t told = { .mu = PTHREAD_MUTEX_INITIALIZER, .policy = -1 };
+    checkpointer_on_written(c, s_on_written, &told);
+    s_random_history(j, 40);
+    for (int i = 0; i < 500 && checkpointer_written(c) == 0; i++)
+        usleep(10000);
+    CHECK(checkpointer_written(c) >= 1);
+    CHECK_EQ_INT(s_idle_threads() - before, 1);   /* the writer */
+    checkpointer_destroy(&c);
+    CHECK_EQ_INT(s_idle_threads(), before);
+    pthread_mutex_lock(&told.mu);
+    CHECK(told.calls >= 1);
+    CHECK_EQ_INT(told.policy, SCHED_OTHER);
+    pthread_mutex_unlock(&told.mu);
+    journal_destroy(&j);
+    support_tmp_rmrf(s_dir);
+}
+
 int main(void)
 {
     log_set_level(getenv("CHECK_VERBOSE") ? LOG_DEBUG : LOG_ERROR);
@@ -979,6 +1048,7 @@ int main(void)
     RUN(test_kill_9_while_a_snapshot_is_written_loses_nothing);
     RUN(test_kill_9_while_runs_of_the_index_are_merged_loses_nothing);
     RUN(test_a_snapshot_reads_the_one_before_and_the_journal_once);
+    RUN(test_snapshots_are_written_at_the_idle_policy_and_announced_at_the_ordinary_one);
     RUN(test_verify_checks_snapshots_the_archive_and_the_chain_into_the_journal);
     RUN(test_verify_accepts_a_snapshot_when_every_record_is_archived);
     RUN(test_archive_prune_deletes_only_old_segments_a_valid_snapshot_covers);

@@ -149,6 +149,16 @@ static uint64_t s_collide(const char *tx_id)
     return 42;   /* every id the same key */
 }
 
+/* Every id its own key, but "u-3" and "b-3" those of "u-1" and "b-1". */
+static uint64_t s_collide_u(const char *tx_id)
+{
+    const char *as = strcmp(tx_id, "u-3") == 0 ? "u-1" : strcmp(tx_id, "b-3") == 0 ? "b-1" : tx_id;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *) as; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    return h;
+}
+
 static void test_a_new_deposit_colliding_in_hash_with_an_evicted_one_is_still_new(void)
 {
     findex_set_hash(s_collide);
@@ -256,9 +266,12 @@ static void test_an_alert_on_an_evicted_deposit_brings_it_back_and_it_leaves_aga
 
 /* A deposit finished and indexed, then its file ext ("dep": the store, "idx": the index) cut to keep
  * bytes under the running registry: a repeat of it is refused (503), nothing journaled, the registry
- * not failed; a new deposit is taken if the index still answers (new_taken), refused if not. */
-static void s_unreadable(const char *name, const char *ext, off_t keep, int new_taken)
+ * not failed. A new deposit whose hash the run's filter (built from the run as it was checked at open)
+ * rules out is taken; "u-3", whose hash is u-1's (s_collide_u), cannot be told from u-1 without the
+ * lost bytes: refused, nothing journaled, and a listing says it could not read the index. */
+static void s_unreadable(const char *name, const char *ext, off_t keep)
 {
+    findex_set_hash(s_collide_u);
     journal_t *j = s_fresh(name);
     registry_t *reg = checkpoint_registry.create(&s_cfg);
     s_finish(reg, j, "u-1", 100001);
@@ -270,29 +283,30 @@ static void s_unreadable(const char *name, const char *ext, off_t keep, int new_
     CHECK_EQ_INT(s_step(reg, j, "u-1", DEPOSIT_EV_SEEN_COMPLETED, 100001), REGISTRY_FAILED);
     CHECK_EQ_INT(journal_durable_lsn(j), before);
     CHECK_EQ_INT(registry_failed(reg), 0);   /* not the journal's failure: the next webhook is taken */
-    CHECK_EQ_INT(s_step(reg, j, "u-2", DEPOSIT_EV_SEEN_COMPLETED, 100001), new_taken ? REGISTRY_MOVED : REGISTRY_FAILED);
-    if (!new_taken) {
-        CHECK_EQ_INT(journal_durable_lsn(j), before);
-        /* a listing says it could not read the index (never a short list taken for the whole) */
-        CHECK_EQ_INT(registry_each(reg, 100001, 10, s_ids, (char[400]) { 0 }), -1);
-        CHECK_EQ_INT(registry_each_all(reg, s_ids, (char[400]) { 0 }), -1);
-    }
+    CHECK_EQ_INT(s_step(reg, j, "u-2", DEPOSIT_EV_SEEN_COMPLETED, 100001), REGISTRY_MOVED);
+    before = journal_durable_lsn(j);
+    CHECK_EQ_INT(s_step(reg, j, "u-3", DEPOSIT_EV_SEEN_COMPLETED, 100001), REGISTRY_FAILED);
+    CHECK_EQ_INT(journal_durable_lsn(j), before);
+    /* a listing says it could not read the index (never a short list taken for the whole) */
+    CHECK_EQ_INT(registry_each(reg, 100001, 10, s_ids, (char[400]) { 0 }), -1);
+    CHECK_EQ_INT(registry_each_all(reg, s_ids, (char[400]) { 0 }), -1);
     registry_destroy(&reg);
     journal_destroy(&j);
+    findex_set_hash(NULL);
     support_tmp_rmrf(s_dir);
 }
 
 static void test_an_unreadable_store_refuses_rather_than_guesses(void)
 {
     /* u-1's key is there but its entry cannot be read: neither "a repeat" nor "new" can be said */
-    s_unreadable("unreadable", "dep", 20, 1);
+    s_unreadable("unreadable", "dep", 20);
 }
 
 static void test_an_unreadable_key_array_refuses_rather_than_takes_the_deposit_for_new(void)
 {
     /* the open index loses its arrays under kasa (read with pread: the next lookup finds them gone):
-     * whether any deposit is in it cannot be told */
-    s_unreadable("unreadable-keys", "idx", FINDEX_INDEX_HDR + 8, 0);
+     * whether a deposit its filter cannot rule out is in it cannot be told */
+    s_unreadable("unreadable-keys", "idx", FINDEX_INDEX_HDR + 8);
 }
 
 static void test_a_damaged_index_is_not_opened_and_the_start_falls_back(void)
@@ -410,6 +424,35 @@ static void test_a_lookup_through_the_fences_finds_every_run_whole(void)
             bad += got != (long) want;
         }
         CHECK_EQ_INT(bad, 0);
+        findex_close(&x);
+    }
+    support_tmp_rmrf(s_dir);
+}
+
+static void test_an_absent_hash_is_answered_without_reading_the_run(void)
+{
+    support_tmp_fresh(s_dir, sizeof s_dir, "findex", "filter");
+    mkdir(s_dir, 0700);
+    char err[300];
+    size_t n = 20000;   /* keys 2, 4, ..., 2n: every odd hash is absent */
+    uint64_t lsn = s_write_keys(20, n, 1);
+    findex_t *x = findex_open(s_dir, lsn, err, sizeof err);
+    CHECK(x != NULL);
+    if (x) {
+        uint64_t before = findex_key_reads();
+        long found = 0;
+        for (uint64_t h = 1; h <= 2 * n + 1; h += 2)
+            found += s_find(x, h, NULL, 0);
+        uint64_t absent_reads = findex_key_reads() - before;
+        CHECK_EQ_INT(found, 0);
+        /* about 1% of absent hashes pass a filter of 10 bits a key; without it every lookup reads */
+        CHECK(absent_reads * 100 <= (uint64_t) (n + 1) * 3);
+        before = findex_key_reads();
+        long missed = 0;
+        for (uint64_t h = 2; h <= 2 * n; h += 2)
+            missed += s_find(x, h, NULL, 0) != 1;
+        CHECK_EQ_INT(missed, 0);   /* a filter never hides a key */
+        CHECK_EQ_INT(findex_key_reads() - before, n);
         findex_close(&x);
     }
     support_tmp_rmrf(s_dir);
@@ -642,6 +685,7 @@ static void test_each_snapshot_writes_a_small_run_and_runs_merge_by_tier(void)
  * one, cannot be told from new: refused (503), nothing journaled. */
 static void test_an_unreadable_run_below_refuses_what_only_it_could_answer(void)
 {
+    findex_set_hash(s_collide_u);   /* "b-3" collides with b-1: the older run's filter cannot rule it out */
     journal_t *j = s_fresh("unreadable-below");
     registry_t *reg = checkpoint_registry.create(&s_cfg);
     s_finish(reg, j, "b-1", 100001);
@@ -661,8 +705,10 @@ static void test_an_unreadable_run_below_refuses_what_only_it_could_answer(void)
     CHECK_EQ_INT(journal_durable_lsn(j), before);
     CHECK_EQ_INT(registry_failed(reg), 0);
     CHECK_EQ_INT(registry_each(reg, 100001, 10, s_ids, (char[400]) { 0 }), -1);   /* not a short list */
+    CHECK_EQ_INT(s_step(reg, j, "b-4", DEPOSIT_EV_SEEN_COMPLETED, 100001), REGISTRY_MOVED);   /* ruled out */
     registry_destroy(&reg);
     journal_destroy(&j);
+    findex_set_hash(NULL);
     support_tmp_rmrf(s_dir);
 }
 
@@ -771,6 +817,7 @@ int main(void)
     RUN(test_an_unreadable_key_array_refuses_rather_than_takes_the_deposit_for_new);
     RUN(test_a_damaged_index_is_not_opened_and_the_start_falls_back);
     RUN(test_a_lookup_through_the_fences_finds_every_run_whole);
+    RUN(test_an_absent_hash_is_answered_without_reading_the_run);
     RUN(test_an_open_index_is_shared_and_checked_once_a_closed_one_again);
     RUN(test_an_index_merged_over_many_buffers_is_whole_and_checks_out);
     RUN(test_each_snapshot_writes_a_small_run_and_runs_merge_by_tier);
