@@ -50,8 +50,14 @@ static int s_registry_load(void *state, snap_pk_t *p, char *err, size_t errlen)
     return registry_load(state, p, err, errlen);
 }
 
+static int s_registry_settle(void *state, uint64_t lsn, char *err, size_t errlen)
+{
+    return registry_forget_finished(state, lsn, err, errlen);
+}
+
 const checkpoint_section_t checkpoint_registry = {
     "registry", s_registry_create, s_registry_destroy, s_registry_apply, s_registry_save, s_registry_load,
+    s_registry_settle,
 };
 
 static void *s_admins_create(const config_t *cfg)
@@ -80,7 +86,7 @@ static int s_admins_load(void *state, snap_pk_t *p, char *err, size_t errlen)
 }
 
 const checkpoint_section_t checkpoint_admins = {
-    "admins", s_admins_create, s_admins_destroy, s_admins_apply, s_admins_save, s_admins_load,
+    "admins", s_admins_create, s_admins_destroy, s_admins_apply, s_admins_save, s_admins_load, NULL,
 };
 
 static void *s_withdrawals_create(const config_t *cfg)
@@ -113,7 +119,7 @@ static int s_withdrawals_load(void *state, snap_pk_t *p, char *err, size_t errle
  * journal, while the registry and the admins still start from it. */
 const checkpoint_section_t checkpoint_withdrawals = {
     "withdrawals", s_withdrawals_create, s_withdrawals_destroy, s_withdrawals_apply, s_withdrawals_save,
-    s_withdrawals_load,
+    s_withdrawals_load, NULL,
 };
 
 const checkpoint_section_t *const checkpoint_sections[] = {
@@ -394,8 +400,56 @@ static int s_restore_all(const char *dir, const config_t *cfg, uint64_t upto_lsn
     return 1;
 }
 
-int checkpoint_write(const char *dir, const config_t *cfg, uint64_t upto_lsn, checkpoint_info_t *info, char *err,
-                     size_t errlen)
+struct checkpoint_kept_t {
+    void *states[S_MAX_SECTIONS];
+    size_t n;                 /* 0: nothing kept */
+    uint64_t lsn;             /* the snapshot they are the states of */
+    uint32_t crc;             /* its last record's checksum */
+};
+
+checkpoint_kept_t *checkpoint_kept_new(void)
+{
+    return calloc(1, sizeof(checkpoint_kept_t));
+}
+
+static void s_kept_drop(checkpoint_kept_t *kept, const checkpoint_section_t *const *secs)
+{
+    if (kept && kept->n) {
+        s_destroy_all(secs, kept->states, kept->n);
+        kept->n = 0;
+    }
+}
+
+void checkpoint_kept_destroy(checkpoint_kept_t **kept_p)
+{
+    if (!kept_p || !*kept_p)
+        return;
+    const checkpoint_section_t *secs[S_MAX_SECTIONS];
+    size_t n = 0;
+    for (size_t i = 0; checkpoint_sections[i]; i++)
+        if (checkpoint_sections[i]->save && n < S_MAX_SECTIONS)
+            secs[n++] = checkpoint_sections[i];
+    if ((*kept_p)->n == n)
+        s_kept_drop(*kept_p, secs);
+    free(*kept_p);
+    *kept_p = NULL;
+}
+
+/* 1 if kept holds the states of dir's newest snapshot (n sections), below upto_lsn. */
+static int s_kept_usable(const checkpoint_kept_t *kept, const char *dir, size_t n, uint64_t upto_lsn)
+{
+    if (!kept || kept->n != n || kept->lsn >= upto_lsn)
+        return 0;
+    uint64_t *lsns = NULL;
+    size_t nsnap = 0;
+    char why[200];
+    int newest = snapshot_list(dir, &lsns, &nsnap, why, sizeof why) == 0 && nsnap && lsns[0] == kept->lsn;
+    free(lsns);
+    return newest;
+}
+
+int checkpoint_write_kept(const char *dir, const config_t *cfg, uint64_t upto_lsn, checkpoint_kept_t *kept,
+                          checkpoint_info_t *info, char *err, size_t errlen)
 {
     checkpoint_info_t local;
     if (!info)
@@ -411,7 +465,25 @@ int checkpoint_write(const char *dir, const config_t *cfg, uint64_t upto_lsn, ch
     for (size_t i = 0; checkpoint_sections[i]; i++)
         if (checkpoint_sections[i]->save && n < S_MAX_SECTIONS)   /* NULL save: a module not in snapshots yet */
             secs[n++] = checkpoint_sections[i];
-    int got = s_restore_all(dir, cfg, upto_lsn, secs, states, n, info, err, errlen);
+    int got = -1;
+    if (s_kept_usable(kept, dir, n, upto_lsn)) {   /* the records after the kept snapshot, onto its states */
+        memcpy(states, kept->states, sizeof states);
+        kept->n = 0;
+        char why[300];
+        if (s_replay(dir, secs, states, n, kept->lsn, kept->crc, upto_lsn, info, why, sizeof why) == 0) {
+            info->snapshot_lsn = kept->lsn;
+            got = 1;
+        } else {   /* the slow way, as if nothing were kept */
+            log_warn("snapshot.kept_dropped", "journal=%s lsn=%llu reason=\"%s\"", dir,
+                     (unsigned long long) kept->lsn, why);
+            s_destroy_all(secs, states, n);
+            memset(info, 0, sizeof *info);
+        }
+    } else if (kept) {
+        s_kept_drop(kept, secs);
+    }
+    if (got < 0)
+        got = s_restore_all(dir, cfg, upto_lsn, secs, states, n, info, err, errlen);
     int rc = got < 0 ? -1 : 0;
     for (size_t k = 0; got == 0 && k < n && rc == 0; k++) {   /* section by section */
         checkpoint_info_t si;
@@ -428,6 +500,7 @@ int checkpoint_write(const char *dir, const config_t *cfg, uint64_t upto_lsn, ch
                  (unsigned long long) upto_lsn);
         rc = -1;
     }
+    uint32_t last_crc = info->last_crc;
     snapshot_writer_t *w = rc == 0 ? snapshot_begin(dir, upto_lsn, info->last_crc, s_now_ms(), err, errlen) : NULL;
     if (!w)
         rc = -1;
@@ -441,16 +514,38 @@ int checkpoint_write(const char *dir, const config_t *cfg, uint64_t upto_lsn, ch
             rc = -1;
         }
         snap_pk_free(&p);
-        secs[k]->destroy(states[k]);   /* each freed once saved: the next one's encoding needs the room */
-        states[k] = NULL;
+        if (!kept) {
+            secs[k]->destroy(states[k]);   /* each freed once saved: the next one's encoding needs the room */
+            states[k] = NULL;
+        }
     }
-    s_destroy_all(secs, states, n);
     if (rc != 0) {
+        s_destroy_all(secs, states, n);
         snapshot_abort(&w);
         return -1;
     }
-    if (snapshot_commit(&w, err, errlen) != 0)
+    if (snapshot_commit(&w, err, errlen) != 0) {
+        s_destroy_all(secs, states, n);
         return -1;
+    }
+    if (kept) {   /* settled into what loading the new snapshot gives, and kept for the next one */
+        char why[300];
+        int settled = 1;
+        for (size_t k = 0; k < n && settled; k++)
+            if (secs[k]->settle && secs[k]->settle(states[k], upto_lsn, why, sizeof why) != 0) {
+                log_warn("snapshot.kept_dropped", "journal=%s lsn=%llu reason=\"%s\"", dir,
+                         (unsigned long long) upto_lsn, why);
+                settled = 0;
+            }
+        if (settled) {
+            memcpy(kept->states, states, sizeof states);
+            kept->n = n;
+            kept->lsn = upto_lsn;
+            kept->crc = last_crc;
+        } else {
+            s_destroy_all(secs, states, n);
+        }
+    }
     size_t moved = 0;
     char why[300];
     if (journal_archive(dir, upto_lsn, &moved, why, sizeof why) != 0)
@@ -460,6 +555,12 @@ int checkpoint_write(const char *dir, const config_t *cfg, uint64_t upto_lsn, ch
         log_info("journal.archived", "journal=%s segments=%zu upto_lsn=%llu", dir, moved,
                  (unsigned long long) upto_lsn);
     return 0;
+}
+
+int checkpoint_write(const char *dir, const config_t *cfg, uint64_t upto_lsn, checkpoint_info_t *info, char *err,
+                     size_t errlen)
+{
+    return checkpoint_write_kept(dir, cfg, upto_lsn, NULL, info, err, errlen);
 }
 
 /* ---- the thread -------------------------------------------------------------------------------- */
@@ -477,6 +578,7 @@ struct checkpointer_t {
     pthread_t writer;
     pthread_cond_t wcv;       /* the writer waits on it for a job; the thread for its end */
     int writer_started, writer_stop, job, job_done, job_rc;
+    checkpoint_kept_t *kept;  /* the writer's states, kept from one snapshot to the next */
     uint64_t job_lsn;
     checkpoint_info_t job_info;
     char job_err[400];
@@ -513,6 +615,7 @@ static int s_ioprio_set(int value)
 static void *s_write_run(void *arg)
 {
     checkpointer_t *self = arg;
+    pthread_setname_np(pthread_self(), "snapshot");   /* as ps, top and perf show it */
     struct sched_param sp = { 0 };
     if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
         setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 10);
@@ -527,7 +630,7 @@ static void *s_write_run(void *arg)
         pthread_mutex_unlock(&self->mu);
         checkpoint_info_t info;
         char err[400] = "";
-        int rc = checkpoint_write(self->cfg.journal_dir, &self->cfg, lsn, &info, err, sizeof err);
+        int rc = checkpoint_write_kept(self->cfg.journal_dir, &self->cfg, lsn, self->kept, &info, err, sizeof err);
         pthread_mutex_lock(&self->mu);
         self->job_rc = rc;
         self->job_info = info;
@@ -630,6 +733,11 @@ checkpointer_t *checkpointer_new(journal_t *journal, const config_t *cfg, char *
         return NULL;
     }
     pthread_cond_init(&self->wcv, NULL);
+    if (!(self->kept = checkpoint_kept_new())) {
+        snprintf(err, errlen, "no memory");
+        checkpointer_destroy(&self);
+        return NULL;
+    }
     uint64_t *lsns = NULL;
     size_t n = 0;
     char why[200];
@@ -673,6 +781,7 @@ void checkpointer_destroy(checkpointer_t **self_p)
         pthread_mutex_unlock(&self->mu);
         pthread_join(self->writer, NULL);
     }
+    checkpoint_kept_destroy(&self->kept);
     pthread_cond_destroy(&self->wcv);
     pthread_cond_destroy(&self->cv);
     pthread_mutex_destroy(&self->mu);

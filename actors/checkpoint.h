@@ -39,6 +39,10 @@ typedef struct {
     int (*save)(void *state, snap_pk_t *p);    /* 0 or -1; NULL: not in snapshots (rebuilt from the
                                                 * whole journal at every start) */
     int (*load)(void *state, snap_pk_t *p, char *err, size_t errlen);   /* into an empty state */
+    /* After the snapshot of lsn that state was saved into is durable: lets go of what the snapshot
+     * now holds elsewhere (the registry: its finished deposits, now in the index), so the state is
+     * what loading that snapshot gives. 0, or -1 with a reason. NULL: nothing to let go of. */
+    int (*settle)(void *state, uint64_t lsn, char *err, size_t errlen);
 } checkpoint_section_t;
 
 extern const checkpoint_section_t checkpoint_registry;   /* registry_t: deposits and links */
@@ -74,6 +78,18 @@ int checkpoint_restore_into(const char *dir, const checkpoint_section_t *sec, co
  * archive. 0 (*info: what it read), or -1 with a reason (any earlier snapshot untouched). */
 int checkpoint_write(const char *dir, const config_t *cfg, uint64_t upto_lsn, checkpoint_info_t *info, char *err,
                      size_t errlen);
+
+/* The states a writer keeps from one snapshot to the next (checkpoint_write_kept). */
+typedef struct checkpoint_kept_t checkpoint_kept_t;
+checkpoint_kept_t *checkpoint_kept_new(void);
+void checkpoint_kept_destroy(checkpoint_kept_t **kept_p);
+
+/* checkpoint_write, standing on the states kept from the last snapshot this kept wrote (if it is
+ * the newest snapshot and the journal still follows it): only the records after it are applied, not
+ * the whole state loaded again; the states are kept for the next one (settled: what loading the new
+ * snapshot gives). Falls back on checkpoint_write's own way on any doubt. Same result, same files. */
+int checkpoint_write_kept(const char *dir, const config_t *cfg, uint64_t upto_lsn, checkpoint_kept_t *kept,
+                          checkpoint_info_t *info, char *err, size_t errlen);
 
 /* The thread that calls checkpoint_write on journal's directory (cfg->journal_dir) once
  * cfg->snapshot_every_records records or cfg->snapshot_every_s seconds (with new records) passed

@@ -970,6 +970,90 @@ static void test_a_snapshot_reads_the_one_before_and_the_journal_once(void)
     support_tmp_rmrf(s_dir);
 }
 
+/* The bytes of section name of dir's snapshot lsn, malloc'd into *out (*len); 0 or -1. */
+static int s_section_bytes(const char *dir, uint64_t lsn, const char *name, uint8_t **out, uint64_t *len)
+{
+    char err[300];
+    snapshot_t *snap = snapshot_open(dir, lsn, err, sizeof err);
+    const uint8_t *content;
+    int rc = snap && snapshot_section(snap, name, &content, len) == 0 ? 0 : -1;
+    if (rc == 0 && !(*out = malloc(*len ? *len : 1)))
+        rc = -1;
+    if (rc == 0)
+        memcpy(*out, content, *len);
+    snapshot_close(&snap);
+    return rc;
+}
+
+/* A writer that keeps its states from one snapshot to the next (only the records after the last
+ * one applied) writes the same sections as one that loads the last snapshot again every time, over
+ * random histories in which deposits finish, leave for the index and are touched again. */
+static void test_a_writer_keeping_its_states_writes_what_loading_them_again_writes(void)
+{
+    char a[200], b[200], err[300];
+    support_tmp_fresh(a, sizeof a, "ckpt", "kept-a");
+    support_tmp_fresh(b, sizeof b, "ckpt", "kept-b");
+    config_t ca = { 0 }, cb = { 0 };
+    snprintf(ca.journal_dir, sizeof ca.journal_dir, "%s", a);
+    snprintf(cb.journal_dir, sizeof cb.journal_dir, "%s", b);
+    ca.max_deposits = cb.max_deposits = 100000;
+    journal_opts_t o = { .segment_bytes = 8192 };
+    journal_t *ja = journal_open(a, &o, err, sizeof err), *jb = journal_open(b, &o, err, sizeof err);
+    CHECK(ja != NULL && jb != NULL);
+    checkpoint_kept_t *kept = checkpoint_kept_new();
+    uint64_t prev = 0;
+    int differ = 0, kept_used = 0;
+    for (unsigned round = 0; ja && jb && round < 10; round++) {
+        s_seed = 1000 + round;
+        s_random_history(ja, 120);
+        s_seed = 1000 + round;
+        s_random_history(jb, 120);
+        uint64_t lsn = journal_durable_lsn(ja);
+        CHECK_EQ_INT(journal_durable_lsn(jb), lsn);
+        checkpoint_info_t ia, ib;
+        CHECK_EQ_INT(checkpoint_write_kept(a, &ca, lsn, kept, &ia, err, sizeof err), 0);
+        CHECK_EQ_INT(checkpoint_write(b, &cb, lsn, &ib, err, sizeof err), 0);
+        kept_used += round > 0 && ia.snapshot_lsn == prev && ia.records == (long) (lsn - prev);
+        for (int i = 0; checkpoint_sections[i]; i++) {
+            if (!checkpoint_sections[i]->save)
+                continue;
+            uint8_t *x = NULL, *y = NULL;
+            uint64_t lx = 0, ly = 0;
+            CHECK_EQ_INT(s_section_bytes(a, lsn, checkpoint_sections[i]->name, &x, &lx), 0);
+            CHECK_EQ_INT(s_section_bytes(b, lsn, checkpoint_sections[i]->name, &y, &ly), 0);
+            differ += !x || !y || lx != ly || memcmp(x, y, (size_t) lx) != 0;
+            free(x);
+            free(y);
+        }
+        prev = lsn;
+    }
+    CHECK_EQ_INT(differ, 0);
+    CHECK_EQ_INT(kept_used, 9);   /* every snapshot after the first stood on the kept states */
+    /* a snapshot the kept states are not of (another writer's, newer) is never stood on */
+    s_seed = 77;
+    s_random_history(ja, 50);
+    uint64_t other = journal_durable_lsn(ja);
+    CHECK_EQ_INT(checkpoint_write(a, &ca, other, NULL, err, sizeof err), 0);
+    s_random_history(ja, 50);
+    checkpoint_info_t ia;
+    CHECK_EQ_INT(checkpoint_write_kept(a, &ca, journal_durable_lsn(ja), kept, &ia, err, sizeof err), 0);
+    CHECK_EQ_INT(ia.snapshot_lsn, other);
+    char fin[300];
+    snprintf(fin, sizeof fin, "%s/finished", a);
+    DIR *d = opendir(fin);
+    int runs = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        runs += strstr(e->d_name, ".idx") != NULL;
+    if (d)
+        closedir(d);
+    CHECK(runs > 0);   /* deposits did finish and leave for the index */
+    checkpoint_kept_destroy(&kept);
+    journal_destroy(&ja);
+    journal_destroy(&jb);
+    support_tmp_rmrf(a);
+    support_tmp_rmrf(b);
+}
+
 /* How many of this process's threads are of the idle scheduling policy. */
 static int s_idle_threads(void)
 {
@@ -1049,6 +1133,7 @@ int main(void)
     RUN(test_kill_9_while_runs_of_the_index_are_merged_loses_nothing);
     RUN(test_a_snapshot_reads_the_one_before_and_the_journal_once);
     RUN(test_snapshots_are_written_at_the_idle_policy_and_announced_at_the_ordinary_one);
+    RUN(test_a_writer_keeping_its_states_writes_what_loading_them_again_writes);
     RUN(test_verify_checks_snapshots_the_archive_and_the_chain_into_the_journal);
     RUN(test_verify_accepts_a_snapshot_when_every_record_is_archived);
     RUN(test_archive_prune_deletes_only_old_segments_a_valid_snapshot_covers);
