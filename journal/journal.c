@@ -49,6 +49,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "journal/fio.h"
@@ -106,6 +107,10 @@ struct journal_t {
     atomic_int generic_waiters;    /* threads sleeping on commit_seq (journal_wait)  */
     uint64_t fill_batch;           /* (under mu) number of the batch now filling      */
     atomic_int failed;
+    /* journal_hold: holders now, releases so far, and whether the flusher waits for one */
+    atomic_int holds;
+    _Atomic uint32_t release_seq;
+    atomic_int flusher_held;
     /* journal_when_durable's registrations not yet durable (under notify_mu) */
     pthread_mutex_t notify_mu;
     s_notice_t *notices;
@@ -294,6 +299,49 @@ static void s_call_commits(journal_commit_fn *cb, void *arg, const uint8_t *buf,
     }
 }
 
+/* Under mu, records waiting: while someone holds (journal_hold), waits for a release (any holder's)
+ * or JOURNAL_HOLD_MAX_US, so what the holders are about to submit goes in this batch. */
+static void s_hold_wait_locked(journal_t *self)
+{
+    if (atomic_load(&self->holds) == 0)
+        return;
+    uint32_t seen = atomic_load(&self->release_seq);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);   /* work_cv's clock */
+    until.tv_nsec += JOURNAL_HOLD_MAX_US * 1000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    atomic_store(&self->flusher_held, 1);
+    while (atomic_load(&self->holds) > 0 && atomic_load(&self->release_seq) == seen && !self->closing &&
+           !atomic_load(&self->failed) && self->fill_len < self->cap / 2)
+        if (pthread_cond_timedwait(&self->work_cv, &self->mu, &until) != 0)
+            break;
+    atomic_store(&self->flusher_held, 0);
+}
+
+void journal_hold(journal_t *self)
+{
+    if (self)
+        atomic_fetch_add(&self->holds, 1);
+}
+
+void journal_release(journal_t *self)
+{
+    if (!self)
+        return;
+    atomic_fetch_sub(&self->holds, 1);
+    atomic_fetch_add(&self->release_seq, 1);
+    /* the flusher sets flusher_held under mu before it looks at release_seq: if it is not set yet,
+     * the flusher will see the new release_seq; if it is, it is waiting (or about to, under mu) */
+    if (atomic_load(&self->flusher_held)) {
+        pthread_mutex_lock(&self->mu);
+        pthread_cond_signal(&self->work_cv);
+        pthread_mutex_unlock(&self->mu);
+    }
+}
+
 static void *s_flusher(void *arg)
 {
     journal_t *self = arg;
@@ -306,6 +354,7 @@ static void *s_flusher(void *arg)
         }
         if (atomic_load(&self->failed) || self->fill_len == 0)
             break;      /* failed, or closing with nothing left */
+        s_hold_wait_locked(self);
         uint8_t *batch = self->fill;
         size_t len = self->fill_len;
         uint64_t last = self->next_lsn - 1;

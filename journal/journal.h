@@ -68,6 +68,15 @@ int journal_wait(journal_t *self, uint64_t lsn);
 typedef void (journal_durable_fn)(void *arg, int rc);
 void journal_when_durable(journal_t *self, uint64_t lsn, journal_durable_fn *fn, void *arg);
 
+/* A caller about to submit several records one after the other (an event loop taking the requests
+ * that arrived together) holds the next group commit back until it releases, so they share one
+ * fdatasync instead of the first going alone: a flusher with records waiting starts its batch once
+ * no one holds, or one holder has released since it looked, or JOURNAL_HOLD_MAX_US have passed.
+ * Pairs; thread-safe; never blocks. */
+#define JOURNAL_HOLD_MAX_US 1000
+void journal_hold(journal_t *self);
+void journal_release(journal_t *self);
+
 /* The journal's own measurements, for /metrics: each batch's fdatasync time (µs) and its record
  * count. Valid while the journal is open; read-only use. */
 #include "schema/probe.h"

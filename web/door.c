@@ -458,6 +458,7 @@ struct s_conn_t {
     int readable;                    /* the socket may hold bytes not read yet */
     int head_seen;                   /* connguard told the head has arrived */
     int interim;                     /* out holds "100 Continue": reading goes on after it */
+    int adopt;                       /* accepted by another loop, handed to this one (done list) */
     int close_after;
     int64_t last_ms;                 /* last progress (reading a body, writing an answer) */
     jbuf_t out;                      /* the answer being written (kept between requests) */
@@ -476,6 +477,7 @@ struct door_loop_t {
     pthread_mutex_t mu;              /* done */
     s_conn_t *done;                  /* woken by the journal, to be answered */
     s_conn_t *conns;
+    atomic_int count;                /* connections (read by other loops to balance) */
     s_conn_t *dead;                  /* closed during this round of events: freed after it */
     int waiting;                     /* connections in S_WAIT */
     int listening;
@@ -597,6 +599,7 @@ static void s_close(s_conn_t *c)
     door_loop_t *l = c->loop;
     door_t *d = l->door;
     connguard_close(d->guard, &c->guard);   /* before the descriptor can be reused */
+    atomic_fetch_sub(&d->open, 1);          /* before the client can see the close */
     close(c->fd);
     if (c->prev)
         c->prev->next = c->next;
@@ -607,7 +610,15 @@ static void s_close(s_conn_t *c)
     c->state = S_DEAD;
     c->next = l->dead;
     l->dead = c;
-    atomic_fetch_sub(&d->open, 1);
+    atomic_fetch_sub(&l->count, 1);
+}
+
+static void s_free(s_conn_t *c)
+{
+    free(c->rd.buf);
+    jbuf_free(&c->out);
+    jbuf_free(&c->body);
+    free(c);
 }
 
 static void s_reap(door_loop_t *l)
@@ -615,10 +626,7 @@ static void s_reap(door_loop_t *l)
     while (l->dead) {
         s_conn_t *c = l->dead;
         l->dead = c->next;
-        free(c->rd.buf);
-        jbuf_free(&c->out);
-        jbuf_free(&c->body);
-        free(c);
+        s_free(c);
     }
 }
 
@@ -801,6 +809,20 @@ static void s_run(s_conn_t *c)
     }
 }
 
+/* c joins its loop: listed, and in the loop's epoll (edge-triggered, for its whole life). */
+static void s_adopt(s_conn_t *c)
+{
+    door_loop_t *l = c->loop;
+    c->next = l->conns;
+    c->prev = NULL;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+        s_close(c);   /* freed at the end of this round */
+}
+
 static void s_accept(door_loop_t *l)
 {
     door_t *d = l->door;
@@ -825,8 +847,8 @@ static void s_accept(door_loop_t *l)
                 atomic_fetch_add(&d->refused, 1);
             connguard_close(d->guard, &g);
             free(c);
+            atomic_fetch_sub(&d->open, 1);   /* before the client can see the close */
             close(fd);
-            atomic_fetch_sub(&d->open, 1);
             continue;
         }
         int one = 1;
@@ -843,13 +865,20 @@ static void s_accept(door_loop_t *l)
         jbuf_init(&c->body);
         c->state = S_READ;
         c->last_ms = s_now_ms();
-        struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
-        c->next = l->conns;
-        if (l->conns)
-            l->conns->prev = c;
-        l->conns = c;
-        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
-            s_close(c);   /* freed at the end of this round */
+        /* to the loop with the fewest connections: the kernel wakes whichever loop waits, so one
+         * loop could otherwise take a whole burst of connections and leave the others idle */
+        door_loop_t *to = l;
+        for (int k = 0; k < d->nloops; k++)
+            if (atomic_load(&d->loops[k].count) < atomic_load(&to->count))
+                to = &d->loops[k];
+        atomic_fetch_add(&to->count, 1);
+        c->loop = to;
+        if (to != l) {
+            c->adopt = 1;
+            s_wake(c);   /* its loop adds it (s_answer_done) */
+            continue;
+        }
+        s_adopt(c);
     }
 }
 
@@ -865,6 +894,14 @@ static void s_answer_done(door_loop_t *l)
     pthread_mutex_unlock(&l->mu);
     while (c) {
         s_conn_t *next = c->done_next;
+        if (c->adopt) {   /* handed over by the loop that accepted it */
+            c->adopt = 0;
+            s_adopt(c);
+            if (atomic_load(&l->door->stop))
+                s_close(c);
+            c = next;
+            continue;
+        }
         l->waiting--;
         int code = webhook_wait_end(&c->wait, 1, &c->body);
         s_format(c, code);
@@ -913,6 +950,8 @@ static void *s_loop(void *arg)
                 break;
         }
         int n = epoll_wait(l->epfd, evs, DOOR_EVENTS, stopping ? 50 : tick_ms);
+        if (n > 0)   /* the requests that came together share a group commit */
+            webhook_hold(d->webhook);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &d->listen_fd) {
@@ -926,6 +965,8 @@ static void *s_loop(void *arg)
                 s_run(c);
             }
         }
+        if (n > 0)
+            webhook_release(d->webhook);
         int64_t now = s_now_ms();
         if (now - swept >= tick_ms) {
             s_sweep(l, now);
@@ -1065,6 +1106,17 @@ void door_destroy(door_t **self_p)
             ssize_t n = write(l->evfd, &one, sizeof one);
             (void) n;
             pthread_join(l->thread, NULL);
+        }
+    }
+    for (int i = 0; i < self->nloops; i++) {   /* every loop has ended: nothing is handed over now */
+        door_loop_t *l = &self->loops[i];
+        while (l->done) {   /* handed over as its loop ended (adopt): never served */
+            s_conn_t *c = l->done;
+            l->done = c->done_next;
+            connguard_close(self->guard, &c->guard);
+            close(c->fd);
+            atomic_fetch_sub(&self->open, 1);
+            s_free(c);
         }
         if (l->epfd >= 0)
             close(l->epfd);

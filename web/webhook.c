@@ -255,6 +255,18 @@ int webhook_wait_block(webhook_wait_t *w, jbuf_t *out)
     return webhook_wait_end(w, 1, out);
 }
 
+void webhook_hold(webhook_t *self)
+{
+    if (self->pipeline)
+        journal_hold(pipeline_journal(self->pipeline));
+}
+
+void webhook_release(webhook_t *self)
+{
+    if (self->pipeline)
+        journal_release(pipeline_journal(self->pipeline));
+}
+
 /* A verified deposit into the pipeline: answered now when nothing is to be waited for, else 0 with
  * w pending (counted in waiting until webhook_wait_end). */
 static int s_ingest(webhook_t *self, webhook_wait_t *w, jbuf_t *out)

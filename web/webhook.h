@@ -103,6 +103,10 @@ void webhook_wait_arm(webhook_wait_t *w, webhook_wake_fn *wake, void *arg);
 int webhook_wait_end(webhook_wait_t *w, int live, jbuf_t *out);
 /* Waits for w's record on this thread (journal_wait), then webhook_wait_end(w, 1, out). */
 int webhook_wait_block(webhook_wait_t *w, jbuf_t *out);
+/* Around a run of webhooks taken one after the other (an event loop's ready requests): their
+ * records share one group commit (journal_hold). Pairs; nothing without a pipeline. */
+void webhook_hold(webhook_t *self);
+void webhook_release(webhook_t *self);
 
 /* The webhook's state without a route (a transport of its own takes the webhooks: web/door.h);
  * as webhook_routes otherwise. */

@@ -1427,6 +1427,41 @@ static void test_destroy_makes_every_submitted_record_durable(void)
     support_tmp_rmrf(dir);
 }
 
+/* journal_hold: records submitted under a hold go in one batch once it is released; a hold never
+ * released holds nothing for long (JOURNAL_HOLD_MAX_US); holds of two holders, released in turn. */
+static void test_hold_gathers_records_into_one_commit_and_never_blocks_one(void)
+{
+    const char *dir = s_fresh("hold");
+    journal_t *j = s_open(dir, 0);
+    uint8_t buf[128];
+    CHECK_EQ_INT((int) journal_append(j, buf, s_payload(1, buf)), 1);   /* the flusher is idle again */
+    const probe_hist_t *batches = journal_batch_records(j);
+    uint64_t before = atomic_load(&batches->count);
+    journal_hold(j);
+    for (uint64_t lsn = 2; lsn <= 9; lsn++)
+        CHECK(journal_submit(j, buf, s_payload(lsn, buf)) == lsn);
+    journal_release(j);
+    CHECK_EQ_INT(journal_wait(j, 9), 0);
+    CHECK(atomic_load(&batches->count) - before <= 2);   /* 8 records: one batch (two if the first went at once) */
+    /* a holder that never releases: the record waits JOURNAL_HOLD_MAX_US for it, no longer */
+    journal_hold(j);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(journal_append(j, buf, s_payload(10, buf)) == 10);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t waited_us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+    CHECK(waited_us >= JOURNAL_HOLD_MAX_US * 9 / 10);
+    CHECK(waited_us < 2000000);
+    journal_hold(j);   /* a second holder; each releases */
+    CHECK(journal_submit(j, buf, s_payload(11, buf)) == 11);
+    journal_release(j);
+    journal_release(j);
+    CHECK_EQ_INT(journal_wait(j, 11), 0);
+    journal_destroy(&j);
+    CHECK_EQ_INT(s_read_all(dir), 11);
+    support_tmp_rmrf(dir);
+}
+
 /* Big records fill the batch buffer: appenders wait for room, none is lost or split. */
 typedef struct { journal_t *j; int id; int ok; } big_arg_t;
 
@@ -1671,6 +1706,7 @@ static void test_killed_writer_loses_no_acknowledged_record(void)
 int main(void)
 {
     RUN(test_crc32c_matches_the_standard_check_value);
+    RUN(test_hold_gathers_records_into_one_commit_and_never_blocks_one);
     RUN(test_when_durable_calls_each_registration_once_and_only_once_durable);
     RUN(test_append_is_durable_and_survives_reopen);
     RUN(test_empty_and_oversized_payloads);
