@@ -2,6 +2,12 @@
 #include "actors/checkpoint.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -579,6 +585,11 @@ struct checkpointer_t {
     pthread_cond_t wcv;       /* the writer waits on it for a job; the thread for its end */
     int writer_started, writer_stop, job, job_done, job_rc;
     checkpoint_kept_t *kept;  /* the writer's states, kept from one snapshot to the next */
+    char exe[512];            /* checkpointer_use_process ("": the writer thread writes) */
+    pid_t proc;               /* the snapshot process (0: none running); the writer thread's alone */
+    int proc_in, proc_out;    /* its stdin (requests) and stdout (answers) */
+    int64_t job_cpu_us;       /* the last snapshot's CPU time, the writer thread's or the process's */
+    long job_rss_kib;         /* the snapshot process's peak resident memory (0: the thread wrote) */
     uint64_t job_lsn;
     checkpoint_info_t job_info;
     char job_err[400];
@@ -600,6 +611,189 @@ struct checkpointer_t {
 static int s_ioprio_set(int value)
 {
     return syscall(SYS_ioprio_set, S_IOPRIO_WHO_PROCESS, syscall(SYS_gettid), value) == 0 ? 0 : -1;
+}
+
+/* Thread t's CPU time (user and system), µs; 0 if it cannot be read. */
+static int64_t s_thread_cpu_us(pthread_t t)
+{
+    clockid_t id;
+    struct timespec ts;
+    if (pthread_getcpuclockid(t, &id) != 0 || clock_gettime(id, &ts) != 0)
+        return 0;
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- the snapshot process ---------------------------------------------------------------------- */
+
+/* Reads one line (up to '\n', which is dropped) from fd into buf. 0, or -1 at the end or an error. */
+static int s_read_line(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+    while (len + 1 < cap) {
+        ssize_t n = read(fd, buf + len, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        if (buf[len] == '\n')
+            break;
+        len++;
+    }
+    buf[len] = '\0';
+    return 0;
+}
+
+int checkpoint_process_main(const char *dir, size_t max_deposits, int in_fd, int out_fd)
+{
+    pid_t parent = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never a snapshot writer left behind a dead kasa */
+    if (getppid() != parent)
+        return 1;
+    struct sched_param sp = { 0 };
+    if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+        setpriority(PRIO_PROCESS, 0, 10);
+    s_ioprio_set(S_IOPRIO_CLASS_IDLE << S_IOPRIO_CLASS_SHIFT);
+    config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    snprintf(cfg.journal_dir, sizeof cfg.journal_dir, "%s", dir);
+    cfg.max_deposits = max_deposits;
+    checkpoint_kept_t *kept = checkpoint_kept_new();
+    char line[64], out[600];
+    int rc = kept ? 0 : 1;
+    while (rc == 0 && s_read_line(in_fd, line, sizeof line) == 0) {
+        char *end;
+        errno = 0;
+        unsigned long long lsn = strtoull(line, &end, 10);
+        checkpoint_info_t info;
+        char err[400] = "";
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+        int wrote = errno || *end || !lsn ? (snprintf(err, sizeof err, "not an LSN: '%.40s'", line), -1)
+                                          : checkpoint_write_kept(dir, &cfg, lsn, kept, &info, err, sizeof err);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        long long cpu_us = (long long) (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+        if (wrote == 0)
+            snprintf(out, sizeof out, "ok %llu %ld %lld %ld\n", (unsigned long long) info.snapshot_lsn, info.records,
+                     cpu_us, ru.ru_maxrss);
+        else
+            snprintf(out, sizeof out, "error %.500s\n", err);
+        size_t len = strlen(out), done = 0;
+        while (done < len) {
+            ssize_t n = write(out_fd, out + done, len - done);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                rc = 1;   /* kasa is gone */
+                break;
+            }
+            done += (size_t) n;
+        }
+    }
+    checkpoint_kept_destroy(&kept);
+    config_clear(&cfg);
+    return rc;
+}
+
+/* Ends the snapshot process, if one runs: its stdin closed (it leaves when idle), waited for. */
+static void s_proc_stop(checkpointer_t *self)
+{
+    if (!self->proc)
+        return;
+    close(self->proc_in);
+    close(self->proc_out);
+    while (waitpid(self->proc, NULL, 0) < 0 && errno == EINTR)
+        ;
+    self->proc = 0;
+}
+
+/* Starts `exe journal snapshot-process DIR --max-deposits N`. 0, or -1 with a reason. */
+static int s_proc_start(checkpointer_t *self, char *err, size_t errlen)
+{
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) != 0 || (pipe2(out, O_CLOEXEC) != 0 && (close(in[0]), close(in[1]), 1))) {
+        snprintf(err, errlen, "cannot make pipes for the snapshot process: %s", strerror(errno));
+        return -1;
+    }
+    char maxs[24];
+    snprintf(maxs, sizeof maxs, "%zu", self->cfg.max_deposits ? self->cfg.max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
+    char *argv[] = { "kasa", "journal", "snapshot-process", self->cfg.journal_dir, "--max-deposits", maxs, NULL };
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);   /* dup2 clears close-on-exec */
+    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    posix_spawnattr_init(&at);
+    sigset_t none, dfl;
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
+    sigaddset(&dfl, SIGTERM);
+    sigaddset(&dfl, SIGINT);
+    posix_spawnattr_setsigmask(&at, &none);   /* kasa serve's threads block signals; the process need not */
+    posix_spawnattr_setsigdefault(&at, &dfl);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    extern char **environ;
+    int rc = posix_spawn(&self->proc, self->exe, &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(in[0]);
+    close(out[1]);
+    if (rc != 0) {
+        close(in[1]);
+        close(out[0]);
+        self->proc = 0;
+        snprintf(err, errlen, "cannot start the snapshot process %.200s: %s", self->exe, strerror(rc));
+        return -1;
+    }
+    self->proc_in = in[1];
+    self->proc_out = out[0];
+    return 0;
+}
+
+/* Has the snapshot process (started if none runs) write the snapshot of lsn; its answer into *info,
+ * job_cpu_us and job_rss_kib. A process that dies before it answers is replaced and asked once more.
+ * 0, or -1 with a reason. */
+static int s_proc_write(checkpointer_t *self, uint64_t lsn, checkpoint_info_t *info, char *err, size_t errlen)
+{
+    memset(info, 0, sizeof *info);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!self->proc && s_proc_start(self, err, errlen) != 0)
+            return -1;
+        char req[32], ans[600];
+        int n = snprintf(req, sizeof req, "%llu\n", (unsigned long long) lsn);
+        if (write(self->proc_in, req, (size_t) n) != n || s_read_line(self->proc_out, ans, sizeof ans) != 0) {
+            int status = 0;
+            pid_t pid = self->proc;
+            close(self->proc_in);
+            close(self->proc_out);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            self->proc = 0;
+            if (WIFSIGNALED(status))
+                snprintf(err, errlen, "the snapshot process %d was killed by signal %d", (int) pid, WTERMSIG(status));
+            else
+                snprintf(err, errlen, "the snapshot process %d exited (status %d)", (int) pid,
+                         WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+            log_warn("snapshot.process_lost", "journal=%s pid=%d reason=\"%s\"", self->cfg.journal_dir, (int) pid, err);
+            continue;
+        }
+        unsigned long long from = 0;
+        long records = 0, rss = 0;
+        long long cpu_us = 0;
+        if (sscanf(ans, "ok %llu %ld %lld %ld", &from, &records, &cpu_us, &rss) == 4) {
+            info->snapshot_lsn = from;
+            info->records = records;
+            info->last_lsn = lsn;
+            self->job_cpu_us = cpu_us;
+            self->job_rss_kib = rss;
+            return 0;
+        }
+        snprintf(err, errlen, "%.300s", strncmp(ans, "error ", 6) == 0 ? ans + 6 : ans);
+        return -1;
+    }
+    return -1;
 }
 
 /* The writer thread: builds and writes each snapshot the checkpointer thread hands it, at the idle
@@ -627,11 +821,19 @@ static void *s_write_run(void *arg)
         if (!self->job)
             break;
         uint64_t lsn = self->job_lsn;
+        int by_process = self->exe[0] != '\0';
         pthread_mutex_unlock(&self->mu);
         checkpoint_info_t info;
         char err[400] = "";
-        int rc = checkpoint_write_kept(self->cfg.journal_dir, &self->cfg, lsn, self->kept, &info, err, sizeof err);
+        int64_t cpu0_us = s_thread_cpu_us(pthread_self());
+        int rc = by_process ? s_proc_write(self, lsn, &info, err, sizeof err)
+                            : checkpoint_write_kept(self->cfg.journal_dir, &self->cfg, lsn, self->kept, &info, err,
+                                                    sizeof err);
         pthread_mutex_lock(&self->mu);
+        if (!by_process) {
+            self->job_cpu_us = s_thread_cpu_us(pthread_self()) - cpu0_us;
+            self->job_rss_kib = 0;
+        }
         self->job_rc = rc;
         self->job_info = info;
         snprintf(self->job_err, sizeof self->job_err, "%s", err);
@@ -640,6 +842,7 @@ static void *s_write_run(void *arg)
         pthread_cond_broadcast(&self->wcv);
     }
     pthread_mutex_unlock(&self->mu);
+    s_proc_stop(self);
     return NULL;
 }
 
@@ -656,16 +859,6 @@ static int s_write(checkpointer_t *self, uint64_t lsn, checkpoint_info_t *info, 
     *info = self->job_info;
     snprintf(err, errlen, "%s", self->job_err);
     return self->job_rc;
-}
-
-/* Thread t's CPU time (user and system), µs; 0 if it cannot be read. */
-static int64_t s_thread_cpu_us(pthread_t t)
-{
-    clockid_t id;
-    struct timespec ts;
-    if (pthread_getcpuclockid(t, &id) != 0 || clock_gettime(id, &ts) != 0)
-        return 0;
-    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void *s_run(void *arg)
@@ -689,9 +882,11 @@ static void *s_run(void *arg)
             continue;
         char err[400];
         checkpoint_info_t info;
-        int64_t t0 = s_now_ms(), cpu0_us = s_thread_cpu_us(self->writer);
+        int64_t t0 = s_now_ms();
         int rc = s_write(self, durable, &info, err, sizeof err);   /* mu released meanwhile */
-        int64_t cpu_ms = (s_thread_cpu_us(self->writer) - cpu0_us) / 1000;   /* the writer's share */
+        int64_t cpu_ms = self->job_cpu_us / 1000;
+        long rss_kib = self->job_rss_kib;
+        int pid = (int) self->proc;
         void (*on_written)(void *arg, uint64_t lsn) = rc == 0 ? self->on_written : NULL;
         void *on_written_arg = self->on_written_arg;
         if (on_written) {   /* outside mu: it takes its module's own lock */
@@ -705,8 +900,9 @@ static void *s_run(void *arg)
             last_ms = s_now_ms();
             atomic_fetch_add(&self->written, 1);
             log_info("snapshot.written", "journal=%s lsn=%llu from_snapshot=%llu records_read=%ld took_ms=%lld "
-                     "cpu_ms=%lld", self->cfg.journal_dir, (unsigned long long) durable,
-                     (unsigned long long) info.snapshot_lsn, info.records, (long long) took, (long long) cpu_ms);
+                     "cpu_ms=%lld process=%d process_rss_kib=%ld", self->cfg.journal_dir, (unsigned long long) durable,
+                     (unsigned long long) info.snapshot_lsn, info.records, (long long) took, (long long) cpu_ms, pid,
+                     rss_kib);
         } else {
             retry_ms = s_now_ms() + 60000;
             log_error("snapshot.failed", "journal=%s lsn=%llu reason=\"%s\" action=\"retry in a minute; the "
@@ -787,6 +983,13 @@ void checkpointer_destroy(checkpointer_t **self_p)
     pthread_mutex_destroy(&self->mu);
     config_clear(&self->cfg);
     free(self);
+}
+
+void checkpointer_use_process(checkpointer_t *self, const char *exe)
+{
+    pthread_mutex_lock(&self->mu);
+    snprintf(self->exe, sizeof self->exe, "%s", exe ? exe : "");
+    pthread_mutex_unlock(&self->mu);
 }
 
 void checkpointer_on_written(checkpointer_t *self, void (*fn)(void *arg, uint64_t lsn), void *arg)

@@ -77,6 +77,13 @@ static const s_verb_t s_verbs[] = {
       "a start then never needs them). The deleted history is gone for\n"
       "`kasa journal dump`, `kasa replay` and `kasa deposit show`: keep a copy if it matters.\n"
       "Exit status: 0, 1 failed or refused, 2 usage.\n" },
+    { "snapshot-process", "kasa journal snapshot-process DIR [--max-deposits N]",
+      "The process `kasa serve` starts to write its snapshots (KASA_SNAPSHOT_EVERY_*), not a command for\n"
+      "operators. For each LSN read from its standard input (one a line) it writes the snapshot of the\n"
+      "journal in DIR covering it and answers one line: `ok SNAPSHOT_LSN RECORDS CPU_US MAX_RSS_KIB` or\n"
+      "`error REASON`. It runs at the idle scheduling policy and I/O class, dies with its parent and\n"
+      "leaves at the end of its input. --max-deposits: KASA_MAX_DEPOSITS.\n"
+      "Exit status: 0, 1 if it could not answer, 2 usage.\n" },
 };
 
 static void s_usage(FILE *out)
@@ -1201,6 +1208,7 @@ int cmd_journal(int argc, char **argv)
     int json = 0;
     uint64_t from = 1;
     int64_t before_ms = 0;
+    unsigned long long max_deposits = CONFIG_DEFAULT_MAX_DEPOSITS;
     for (int i = 2; i < argc; i++) {
         if (s_is_help(argv[i]))
             return s_verb_help(verb, stdout, 0);
@@ -1224,6 +1232,16 @@ int cmd_journal(int argc, char **argv)
                 return 2;
             }
             before_ms = (int64_t) timegm(&tm) * 1000;
+        } else if (strcmp(verb->name, "snapshot-process") == 0 && strcmp(argv[i], "--max-deposits") == 0 &&
+                   i + 1 < argc) {
+            char *end;
+            errno = 0;
+            max_deposits = strtoull(argv[++i], &end, 10);
+            if (errno || *end || argv[i][0] == '-' || argv[i][0] == '\0' || max_deposits == 0) {
+                fprintf(stderr, "kasa journal snapshot-process: --max-deposits wants a positive number, not '%s'\n",
+                        argv[i]);
+                return 2;
+            }
         } else if (argv[i][0] == '-' || dir) {
             fprintf(stderr, "kasa journal %s: unexpected argument '%s'\n\n", verb->name, argv[i]);
             return s_verb_help(verb, stderr, 2);
@@ -1243,5 +1261,7 @@ int cmd_journal(int argc, char **argv)
         return s_stats(dir);
     if (strcmp(verb->name, "archive") == 0)
         return s_archive(dir, before_ms);
+    if (strcmp(verb->name, "snapshot-process") == 0)
+        return checkpoint_process_main(dir, (size_t) max_deposits, STDIN_FILENO, STDOUT_FILENO);
     return s_repair(dir);
 }

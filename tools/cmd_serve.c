@@ -346,6 +346,7 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
     checkpointer_on_written(checkpointer, s_forget_finished, pipeline_registry(pipeline));
+    checkpointer_use_process(checkpointer, "/proc/self/exe");   /* this very binary, even if replaced on disk */
     metrics_set_replayed(ctx.metrics);   /* before the first request can be answered */
     /* Every route is in place: only now are connections accepted (they waited in the backlog). */
     if (http_server_start(http, err, sizeof err) != 0) {

@@ -3,6 +3,9 @@
  * restart from that snapshot) is answered 200 and credits nothing; the investor's history and
  * `kasa deposit show` still show it after its journal segment moved to the archive; after the archive
  * is pruned, `kasa deposit list|show`, `kasa replay` and `kasa reconcile` still know it. */
+#include <sched.h>
+#include <signal.h>
+
 #include "tests/check.h"
 #include "tests/integration/harness.h"
 
@@ -74,6 +77,56 @@ static void test_a_repeat_webhook_of_a_deposit_out_of_memory_gets_200_and_credit
     CHECK_EQ_INT(h_kasa_stop(&s_env), 0);
     CHECK_EQ_INT(h_kasa_start(&s_env), 0);
     s_repeat_is_a_repeat();
+}
+
+/* The process= of kasa's last event=snapshot.written line, or 0. */
+static pid_t s_snapshot_process(void)
+{
+    char *log = h_read_file(s_env.kasa_log, NULL);
+    pid_t pid = 0;
+    for (char *line = log ? strtok(log, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        const char *p = strstr(line, "event=snapshot.written") ? strstr(line, " process=") : NULL;
+        if (p)
+            pid = (pid_t) atoi(p + 9);
+    }
+    free(log);
+    return pid;
+}
+
+/* Snapshots are written by a process of their own (no lock, heap or page table shared with the
+ * webhooks' threads), at the idle scheduling policy; one killed is replaced at the next snapshot,
+ * nothing lost; kasa's stop ends it. */
+static void test_snapshots_are_written_by_a_process_of_their_own_and_a_killed_one_is_replaced(void)
+{
+    CHECK(s_ready);
+    if (!s_env.kasa_pid)   /* the tests before it stopped it */
+        CHECK_EQ_INT(h_kasa_start(&s_env), 0);
+    h_tx_t tx;
+    int written = s_log_lines("event=snapshot.written", "process=");
+    CHECK(s_deposit(&tx, "7"));
+    int64_t end = h_now_ms() + 15000;
+    while (s_log_lines("event=snapshot.written", "process=") <= written && h_now_ms() < end)
+        h_sleep_ms(50);
+    pid_t first = s_snapshot_process();
+    CHECK(first > 0 && first != s_env.kasa_pid);
+    CHECK_EQ_INT(sched_getscheduler(first), SCHED_IDLE);
+    CHECK_EQ_INT(kill(first, SIGKILL), 0);
+    written = s_log_lines("event=snapshot.written", "process=");
+    CHECK(s_deposit(&tx, "8"));
+    end = h_now_ms() + 15000;
+    while (s_log_lines("event=snapshot.written", "process=") <= written && h_now_ms() < end)
+        h_sleep_ms(50);
+    pid_t second = s_snapshot_process();
+    CHECK(second > 0 && second != first && second != s_env.kasa_pid);
+    CHECK(s_log_lines("event=snapshot.process_lost", "killed by signal 9") >= 1);
+    CHECK_EQ_INT(s_log_lines("event=snapshot.failed", ""), 0);
+    CHECK_EQ_INT(h_kasa_stop(&s_env), 0);
+    end = h_now_ms() + 5000;
+    while (kill(second, 0) == 0 && h_now_ms() < end)
+        h_sleep_ms(20);
+    CHECK(kill(second, 0) != 0);   /* gone with kasa */
+    int total = 0;
+    CHECK_EQ_INT(h_deals_of(&s_env, 100001, 750, &total), 1);   /* 8 at fee 0.50: credited once */
 }
 
 static void test_history_and_deposit_show_find_it_after_its_segment_is_archived(void)
@@ -175,6 +228,7 @@ int main(void)
     RUN(test_history_and_deposit_show_find_it_after_its_segment_is_archived);
     RUN(test_clean_shutdown_and_the_journal_verifies);
     RUN(test_after_the_archive_is_pruned_the_offline_commands_still_know_old_deposits);
+    RUN(test_snapshots_are_written_by_a_process_of_their_own_and_a_killed_one_is_replaced);
     free(s_first_body);
     h_env_finish(&s_env, check_failed_ > 0);
     return check_done();
