@@ -13,8 +13,9 @@
  * rebuilt the same way whether it is the registry at start, the admins at start, or the snapshot
  * writer building the next snapshot.
  *
- * Writing (checkpoint_write, run by the checkpointer thread off every request path): each section is
- * rebuilt in a private state from the last snapshot and the journal up to a durable LSN — a
+ * Writing (checkpoint_write, off every request path: in kasa serve a snapshot process of its own,
+ * checkpointer_use_process): each section is rebuilt in a private state from the last snapshot (or
+ * the states kept since it, checkpoint_write_kept) and the journal up to a durable LSN — a
  * consistent cut by construction, taking no lock of the live modules, so acknowledgements never
  * wait for it — then saved into one snapshot file (tmp, fsync, rename, directory fsync). Once it is
  * durable, the segments it wholly covers move to the archive (journal_archive). */
@@ -91,11 +92,11 @@ void checkpoint_kept_destroy(checkpoint_kept_t **kept_p);
 int checkpoint_write_kept(const char *dir, const config_t *cfg, uint64_t upto_lsn, checkpoint_kept_t *kept,
                           checkpoint_info_t *info, char *err, size_t errlen);
 
-/* The thread that calls checkpoint_write on journal's directory (cfg->journal_dir) once
+/* The thread that has a snapshot of journal's directory (cfg->journal_dir) written once
  * cfg->snapshot_every_records records or cfg->snapshot_every_s seconds (with new records) passed
- * since the last snapshot (at lower CPU priority). Logs event=snapshot.written or
- * snapshot.failed (then retries no sooner than a minute later). NULL with a reason. Both settings 0:
- * a checkpointer that never writes. */
+ * since the last snapshot (by its writer thread at the idle policy, or the snapshot process). Logs
+ * event=snapshot.written or snapshot.failed (then retries no sooner than a minute later). NULL with
+ * a reason. Both settings 0: a checkpointer that never writes. */
 typedef struct checkpointer_t checkpointer_t;
 checkpointer_t *checkpointer_new(journal_t *journal, const config_t *cfg, char *err, size_t errlen);
 /* Stops the thread (a snapshot being written is finished first); frees; sets *self_p NULL. */
