@@ -58,6 +58,7 @@ static int s_registry_load(void *state, snap_pk_t *p, char *err, size_t errlen)
 
 static int s_registry_settle(void *state, uint64_t lsn, char *err, size_t errlen)
 {
+    registry_set_quiet(state);   /* the writer's own copy: the running registry's line is the one that counts */
     return registry_forget_finished(state, lsn, err, errlen);
 }
 

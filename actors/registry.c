@@ -52,6 +52,7 @@ struct registry_t {
     size_t open;                 /* deposits in memory in a state that is not final: what max_deposits bounds */
     uint64_t applied_lsn;        /* the highest LSN applied (a snapshot's LSN once saved or loaded) */
     char dir[512];               /* journal directory whose finished/ holds the index ("": none, keep all) */
+    int quiet;                   /* registry_set_quiet: a snapshot writer's own copy */
     findex_t *base;              /* finished deposits not in memory (NULL: none) */
     uint64_t *superseded;        /* base locs of deposits in memory again (sorted): base's copy is stale */
     size_t nsup, capsup;
@@ -117,6 +118,13 @@ void registry_set_dir(registry_t *self, const char *dir)
 {
     pthread_mutex_lock(&self->lock);
     s_copy(self->dir, sizeof self->dir, dir);
+    pthread_mutex_unlock(&self->lock);
+}
+
+void registry_set_quiet(registry_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    self->quiet = 1;
     pthread_mutex_unlock(&self->lock);
 }
 
@@ -1138,7 +1146,7 @@ int registry_forget_finished(registry_t *self, uint64_t snapshot_lsn, char *err,
     pthread_mutex_unlock(&self->lock);
     free(tmp);
     findex_close(&old);
-    if (rc == 0)
+    if (rc == 0 && !self->quiet)
         log_info("registry.finished_forgotten", "journal=%s snapshot_lsn=%llu evicted=%zu indexed=%llu",
                  self->dir, (unsigned long long) snapshot_lsn, evicted, (unsigned long long) h.idx_count);
     return rc;

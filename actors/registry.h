@@ -101,6 +101,9 @@ registry_t *registry_new(size_t max_deposits);
 /* The journal directory whose finished/ holds the index of finished deposits: registry_save writes
  * finished deposits there, registry_load reads them from there. Call before either. */
 void registry_set_dir(registry_t *self, const char *dir);
+/* Marks a snapshot writer's own copy of the registry: its letting go of finished deposits logs no
+ * registry.finished_forgotten (that line speaks of the running kasa's registry). */
+void registry_set_quiet(registry_t *self);
 /* Frees; sets *self_p to NULL. Safe on NULL and twice. */
 void registry_destroy(registry_t **self_p);
 
