@@ -950,7 +950,11 @@ static void *s_loop(void *arg)
                 break;
         }
         int n = epoll_wait(l->epfd, evs, DOOR_EVENTS, stopping ? 50 : tick_ms);
-        if (n > 0)   /* the requests that came together share a group commit */
+        int held = 0;   /* the requests that came together share a group commit */
+        for (int i = 0; i < n && !held; i++)
+            if (evs[i].data.ptr != &d->listen_fd && evs[i].data.ptr != &l->evfd && (evs[i].events & EPOLLIN))
+                held = 1;
+        if (held)
             webhook_hold(d->webhook);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
@@ -965,7 +969,7 @@ static void *s_loop(void *arg)
                 s_run(c);
             }
         }
-        if (n > 0)
+        if (held)
             webhook_release(d->webhook);
         int64_t now = s_now_ms();
         if (now - swept >= tick_ms) {

@@ -29,12 +29,12 @@
 #include "web/http.h"
 
 #define WEBHOOK_PATH "/cobo/webhook"
-/* The webhook listener's (KASA_WEBHOOK_LISTEN) threads for KASA_HTTP_THREADS http_threads: a
- * quarter of them, at least 2. A deposit webhook does not hold its thread while its record is
- * made durable (its connection waits suspended, see webhook_routes), so the threads only read,
- * check signatures and answer: a few, each serving many connections, wake up less often per
- * webhook than one thread per connection (measured on 2 cores: 4 threads took 129-138 CPU us per
- * answer, 16 threads 138-151, and one thread per connection, 64, ~160-200 before the suspension). */
+/* The webhook listener's (KASA_WEBHOOK_LISTEN, web/door.h) event loops for KASA_HTTP_THREADS
+ * http_threads: a quarter of them, at least 2. A deposit webhook does not hold a thread while its
+ * record is made durable, so the loops only read, check signatures and answer: a few, each serving
+ * many connections (measured on 2 cores with libmicrohttpd's threads, before the listener of kasa's
+ * own: 4 threads took 129-138 CPU us per answer, 16 threads 138-151, and one thread per
+ * connection, 64, ~160-200). */
 int webhook_threads(int http_threads);
 
 typedef enum {
