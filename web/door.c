@@ -493,7 +493,8 @@ struct door_t {
     webhook_t *webhook;
     connguard_t *guard;
     door_loop_t *loops;
-    int nloops;
+    int nloops;                      /* loops set up (door_start and door_destroy only) */
+    atomic_int balanced;             /* loops that take connections handed over: all, once started */
     atomic_int stop;
     atomic_int open;
     atomic_uint_fast64_t cut, refused;
@@ -868,7 +869,8 @@ static void s_accept(door_loop_t *l)
         /* to the loop with the fewest connections: the kernel wakes whichever loop waits, so one
          * loop could otherwise take a whole burst of connections and leave the others idle */
         door_loop_t *to = l;
-        for (int k = 0; k < d->nloops; k++)
+        int loops = atomic_load(&d->balanced);
+        for (int k = 0; k < loops; k++)
             if (atomic_load(&d->loops[k].count) < atomic_load(&to->count))
                 to = &d->loops[k];
         atomic_fetch_add(&to->count, 1);
@@ -1088,6 +1090,7 @@ int door_start(door_t *self, webhook_t *webhook, char *err, size_t errlen)
         }
         l->started = 1;
     }
+    atomic_store(&self->balanced, self->nloops);
     return 0;
 }
 
