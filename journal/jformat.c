@@ -12,6 +12,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "journal/fio.h"
@@ -515,6 +516,14 @@ int jf_lock(const char *dir, char *err, size_t errlen)
     if (fd < 0) {
         snprintf(err, errlen, "journal %s: cannot open the lock file: %s", dir, strerror(errno));
         return -1;
+    }
+    /* A holder that is going away is waited for, briefly: a kasa killed while it was starting its
+     * snapshot process leaves that child holding the lock's open file until it has exec'd (the lock
+     * file is close-on-exec), a moment after kasa itself is gone. */
+    for (int waited_ms = 0; flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK && waited_ms < JF_LOCK_WAIT_MS;
+         waited_ms += 20) {
+        struct timespec ts = { 0, 20 * 1000000L };
+        nanosleep(&ts, NULL);
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;

@@ -208,8 +208,10 @@ typedef int (jf_record_fn)(void *arg, const jf_rec_t *rec, const char *segment, 
 int jf_scan(const char *dir, jf_scan_t *out, jf_record_fn *fn, void *arg, char *err, size_t errlen);
 void jf_scan_free(jf_scan_t *scan);
 
-/* Takes the journal's lock (DIR/LOCK, flock exclusive, non-blocking) and writes our pid in it.
- * Returns the lock's fd, or -1 with "journal DIR is in use by another process (pid N)" or an I/O reason. */
+/* Takes the journal's lock (DIR/LOCK, flock exclusive; a holder is waited for up to
+ * JF_LOCK_WAIT_MS) and writes our pid in it. Returns the lock's fd, or -1 with "journal DIR is in use
+ * by another process (pid N)" or an I/O reason. */
+#define JF_LOCK_WAIT_MS 2000
 int jf_lock(const char *dir, char *err, size_t errlen);
 
 /* Maps a whole file read-only. *base is NULL for an empty file. 0, or -1 with a reason. */

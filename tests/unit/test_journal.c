@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "journal/fio.h"
@@ -1411,6 +1413,41 @@ static void test_second_open_is_refused_while_locked(void)
 }
 
 
+/* A holder of the lock that lets go within JF_LOCK_WAIT_MS (a dying kasa's child before its exec)
+ * is waited for: the open succeeds. */
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void test_a_lock_let_go_of_within_the_wait_is_taken(void)
+{
+    const char *dir = s_fresh("lock-wait");
+    journal_t *j = s_open(dir, 0);
+    CHECK(j != NULL);
+    journal_destroy(&j);
+    char path[400], err[512];
+    snprintf(path, sizeof path, "%s/LOCK", dir);
+    int fd = open(path, O_RDWR);
+    CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {   /* holds the same open file (as a child before exec does), lets go after 300 ms */
+        usleep(300000);
+        _exit(0);
+    }
+    close(fd);   /* the child's copy still holds it */
+    int64_t t0 = s_mono_ms();
+    j = journal_open(dir, NULL, err, sizeof err);
+    int64_t took = s_mono_ms() - t0;
+    CHECK(j != NULL);
+    CHECK(took >= 200 && took < JF_LOCK_WAIT_MS);
+    journal_destroy(&j);
+    waitpid(pid, NULL, 0);
+    support_tmp_rmrf(dir);
+}
+
 /* journal_destroy finishes what was queued: 200 submitted, none waited for, all on disk after. */
 static void test_destroy_makes_every_submitted_record_durable(void)
 {
@@ -1732,6 +1769,7 @@ int main(void)
     RUN(test_commit_callback_runs_once_per_durable_record);
     RUN(test_submit_then_wait_returns_only_once_durable_under_concurrency);
     RUN(test_second_open_is_refused_while_locked);
+    RUN(test_a_lock_let_go_of_within_the_wait_is_taken);
     RUN(test_destroy_makes_every_submitted_record_durable);
     RUN(test_full_batch_buffer_makes_appenders_wait_not_fail);
     RUN(test_failed_write_at_every_point_loses_no_acknowledged_record);
