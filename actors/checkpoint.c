@@ -419,6 +419,17 @@ checkpoint_kept_t *checkpoint_kept_new(void)
     return calloc(1, sizeof(checkpoint_kept_t));
 }
 
+/* The sections snapshots carry (those with save; NULL save: a module not in snapshots yet), into
+ * secs in checkpoint_sections' order. How many. */
+static size_t s_sections(const checkpoint_section_t *secs[S_MAX_SECTIONS])
+{
+    size_t n = 0;
+    for (size_t i = 0; checkpoint_sections[i]; i++)
+        if (checkpoint_sections[i]->save && n < S_MAX_SECTIONS)
+            secs[n++] = checkpoint_sections[i];
+    return n;
+}
+
 static void s_kept_drop(checkpoint_kept_t *kept, const checkpoint_section_t *const *secs)
 {
     if (kept && kept->n) {
@@ -432,10 +443,7 @@ void checkpoint_kept_destroy(checkpoint_kept_t **kept_p)
     if (!kept_p || !*kept_p)
         return;
     const checkpoint_section_t *secs[S_MAX_SECTIONS];
-    size_t n = 0;
-    for (size_t i = 0; checkpoint_sections[i]; i++)
-        if (checkpoint_sections[i]->save && n < S_MAX_SECTIONS)
-            secs[n++] = checkpoint_sections[i];
+    size_t n = s_sections(secs);
     if ((*kept_p)->n == n)
         s_kept_drop(*kept_p, secs);
     free(*kept_p);
@@ -468,10 +476,7 @@ int checkpoint_write_kept(const char *dir, const config_t *cfg, uint64_t upto_ls
     }
     const checkpoint_section_t *secs[S_MAX_SECTIONS];
     void *states[S_MAX_SECTIONS] = { 0 };
-    size_t n = 0;
-    for (size_t i = 0; checkpoint_sections[i]; i++)
-        if (checkpoint_sections[i]->save && n < S_MAX_SECTIONS)   /* NULL save: a module not in snapshots yet */
-            secs[n++] = checkpoint_sections[i];
+    size_t n = s_sections(secs);
     int got = -1;
     if (s_kept_usable(kept, dir, n, upto_lsn)) {   /* the records after the kept snapshot, onto its states */
         memcpy(states, kept->states, sizeof states);
@@ -599,15 +604,20 @@ struct checkpointer_t {
     void *on_written_arg;
 };
 
-/* Sets the calling thread's I/O priority (ioprio_set(2); glibc has no wrapper). The writer thread
- * takes the idle class for its life: its reads and writes wait behind the journal's where the
- * disk's scheduler honours classes. The live modules are told on the checkpointer thread, of the
- * ordinary class (registry_forget_finished may read a store under the registry's lock: an idle-class
- * read there could wait seconds behind the journal, holding every acknowledgement). 0, or -1 if the
- * kernel refused (then nothing changed). */
+/* Sets the calling thread's I/O priority (ioprio_set(2); glibc has no wrapper) to S_IOPRIO_LOW: the
+ * best-effort class at its lowest level, which snapshot writing takes for its life (the writer
+ * thread when it writes, the snapshot process from its start). Not the idle class, which the
+ * kernel also gives a thread of the idle scheduling policy that names none: a snapshot's fsync
+ * writes inode-table blocks that the journal's segment shares (inodes of one directory lie
+ * together), and an idle-class write of such a block waited 10-12 ms in the disk's scheduler
+ * (mq-deadline) behind the journal's own writes while the journal's fdatasync waited for that very
+ * block (block tracing, bench_history at 1M: every acknowledgement over 5 ms during a snapshot
+ * fell in such a wait). The live modules are told on the checkpointer thread, of the ordinary
+ * class. 0, or -1 if the kernel refused (then nothing changed). */
 #define S_IOPRIO_WHO_PROCESS 1
-#define S_IOPRIO_CLASS_IDLE 3
+#define S_IOPRIO_CLASS_BE 2
 #define S_IOPRIO_CLASS_SHIFT 13
+#define S_IOPRIO_LOW (S_IOPRIO_CLASS_BE << S_IOPRIO_CLASS_SHIFT | 7)
 
 static int s_ioprio_set(int value)
 {
@@ -653,7 +663,7 @@ int checkpoint_process_main(const char *dir, size_t max_deposits, int in_fd, int
     struct sched_param sp = { 0 };
     if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
         setpriority(PRIO_PROCESS, 0, 10);
-    s_ioprio_set(S_IOPRIO_CLASS_IDLE << S_IOPRIO_CLASS_SHIFT);
+    s_ioprio_set(S_IOPRIO_LOW);
     config_t cfg;
     memset(&cfg, 0, sizeof cfg);
     snprintf(cfg.journal_dir, sizeof cfg.journal_dir, "%s", dir);
@@ -734,7 +744,10 @@ static int s_proc_start(checkpointer_t *self, char *err, size_t errlen)
     sigaddset(&dfl, SIGINT);
     posix_spawnattr_setsigmask(&at, &none);   /* kasa serve's threads block signals; the process need not */
     posix_spawnattr_setsigdefault(&at, &dfl);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    struct sched_param sp = { 0 };   /* idle from its birth: loading the binary competes with nothing */
+    posix_spawnattr_setschedpolicy(&at, SCHED_IDLE);
+    posix_spawnattr_setschedparam(&at, &sp);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSCHEDULER);
     extern char **environ;
     int rc = posix_spawn(&self->proc, self->exe, &fa, &at, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -797,24 +810,21 @@ static int s_proc_write(checkpointer_t *self, uint64_t lsn, checkpoint_info_t *i
     return -1;
 }
 
-/* The writer thread: builds and writes each snapshot the checkpointer thread hands it, at the idle
- * scheduling policy and the idle I/O class for its whole life. A thread of the idle policy runs only
- * on CPU time no other thread wants, and any other thread that wakes takes the CPU from it at once;
- * under nice 10 a woken acknowledgement's thread could wait out the snapshot thread's slice, a few
- * ms at each of the several hand-overs an acknowledgement makes. Measured (bench_history, 1M, the
- * answers whose request overlapped a snapshot's restore phase): answers over 5 ms 3.8-9.2% ->
- * 1.0-1.7%. The live modules are told on the checkpointer thread, of the ordinary policy:
- * registry_forget_finished holds the registry's lock, which every webhook waits for, and a thread
- * cannot leave the idle policy without CAP_SYS_NICE. If the idle policy is refused, nice 10 stands
- * in for it. */
+/* The writer thread: builds and writes each snapshot the checkpointer thread hands it, at the idle scheduling
+ * policy and the lowest best-effort I/O level (S_IOPRIO_LOW) when it writes them itself (the snapshot process takes
+ * them from its birth, s_proc_start; then this thread only waits on a pipe). A thread of the idle policy runs only
+ * on CPU time no other thread wants, and any other thread that wakes takes the CPU from it at once; under nice 10 a
+ * woken acknowledgement's thread could wait out the snapshot thread's slice, a few ms at each of the several hand-
+ * overs an acknowledgement makes. Measured (bench_history, 1M, the answers whose request overlapped a snapshot's
+ * restore phase): answers over 5 ms 3.8-9.2% -> 1.0-1.7%. The live modules are told on the checkpointer thread, of
+ * the ordinary policy: registry_forget_finished holds the registry's lock, which every webhook waits for, and a
+ * thread cannot leave the idle policy without CAP_SYS_NICE. If the idle policy is refused, nice 10 stands in for
+ * it. */
 static void *s_write_run(void *arg)
 {
     checkpointer_t *self = arg;
     pthread_setname_np(pthread_self(), "snapshot");   /* as ps, top and perf show it */
-    struct sched_param sp = { 0 };
-    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
-        setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 10);
-    s_ioprio_set(S_IOPRIO_CLASS_IDLE << S_IOPRIO_CLASS_SHIFT);
+    int idle = 0;
     pthread_mutex_lock(&self->mu);
     for (;;) {
         while (!self->job && !self->writer_stop)
@@ -824,6 +834,13 @@ static void *s_write_run(void *arg)
         uint64_t lsn = self->job_lsn;
         int by_process = self->exe[0] != '\0';
         pthread_mutex_unlock(&self->mu);
+        if (!by_process && !idle) {   /* it writes itself (the process takes its own policy) */
+            struct sched_param sp = { 0 };
+            if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
+                setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 10);
+            s_ioprio_set(S_IOPRIO_LOW);
+            idle = 1;
+        }
         checkpoint_info_t info;
         char err[400] = "";
         int64_t cpu0_us = s_thread_cpu_us(pthread_self());

@@ -168,7 +168,10 @@ int fio_unlink(const char *path)
 
 void fio_writeback(int fd, off_t off, off_t len)
 {
-    if (len > 0)
-        (void) sync_file_range(fd, off, len,
-                               SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    for (off_t end = off + len; off < end; off += FIO_WRITEBACK_STEP) {
+        off_t n = end - off < FIO_WRITEBACK_STEP ? end - off : FIO_WRITEBACK_STEP;
+        if (sync_file_range(fd, off, n, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                        SYNC_FILE_RANGE_WAIT_AFTER) != 0)
+            return;
+    }
 }

@@ -81,8 +81,8 @@ static const s_verb_t s_verbs[] = {
       "The process `kasa serve` starts to write its snapshots (KASA_SNAPSHOT_EVERY_*), not a command for\n"
       "operators. For each LSN read from its standard input (one a line) it writes the snapshot of the\n"
       "journal in DIR covering it and answers one line: `ok SNAPSHOT_LSN RECORDS CPU_US MAX_RSS_KIB` or\n"
-      "`error REASON`. It runs at the idle scheduling policy and I/O class, dies with its parent and\n"
-      "leaves at the end of its input. --max-deposits: KASA_MAX_DEPOSITS.\n"
+      "`error REASON`. It runs at the idle scheduling policy and the lowest best-effort I/O level, dies\n"
+      "with its parent and leaves at the end of its input. --max-deposits: KASA_MAX_DEPOSITS.\n"
       "Exit status: 0, 1 if it could not answer, 2 usage.\n" },
 };
 

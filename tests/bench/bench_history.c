@@ -19,6 +19,7 @@
  *                              (the acknowledged webhooks are Confirming: they never finish); 0: none
  *   KASA_BENCH_REUSE=1         keep the built history in KASA_BENCH_DIR and start from it next time
  *   KASA_BENCH_KEEP=1          keep the run's copy (its kasa.env and kasa.log) too
+ *   KASA_BENCH_SLOW_MS=M       print each acknowledgement that took M ms or more, with when it was sent
  * Needs KASA_BIN (tests/bench/run.sh sets it). */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -454,6 +455,7 @@ int main(void)
     double *during = malloc((size_t) (total ? total : 1) * sizeof *during);
     double *outside = malloc((size_t) (total ? total : 1) * sizeof *outside);
     long k = 0, nd = 0, no = 0;
+    double slow_ms = (double) s_env_long("KASA_BENCH_SLOW_MS", 0);
     for (int i = 0; i < THREADS; i++) {
         for (long j = 0; j < snd[i].n; j++) {
             double a = snd[i].sent_wall[j], b = a + snd[i].lat_ms[j] / 1000.0;
@@ -461,6 +463,13 @@ int main(void)
             for (int w = 0; w < nwin && !in; w++)
                 in = a <= wto[w] && b >= wfrom[w];
             all[k++] = snd[i].lat_ms[j];
+            if (slow_ms > 0 && snd[i].lat_ms[j] >= slow_ms) {   /* to lay beside kasa.log (KASA_BENCH_KEEP=1) */
+                time_t sec = (time_t) a;
+                struct tm tm;
+                gmtime_r(&sec, &tm);
+                printf("slow answer: sent %02d:%02d:%06.3f, %.2f ms%s\n", tm.tm_hour, tm.tm_min,
+                       tm.tm_sec + (a - (double) sec), snd[i].lat_ms[j], in ? " (a snapshot was written)" : "");
+            }
             if (in)
                 during[nd++] = snd[i].lat_ms[j];
             else

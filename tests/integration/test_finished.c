@@ -5,6 +5,8 @@
  * is pruned, `kasa deposit list|show`, `kasa replay` and `kasa reconcile` still know it. */
 #include <sched.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "tests/check.h"
 #include "tests/integration/harness.h"
@@ -94,8 +96,8 @@ static pid_t s_snapshot_process(void)
 }
 
 /* Snapshots are written by a process of their own (no lock, heap or page table shared with the
- * webhooks' threads), at the idle scheduling policy; one killed is replaced at the next snapshot,
- * nothing lost; kasa's stop ends it. */
+ * webhooks' threads), at the idle scheduling policy and the lowest best-effort I/O level; one killed
+ * is replaced at the next snapshot, nothing lost; kasa's stop ends it. */
 static void test_snapshots_are_written_by_a_process_of_their_own_and_a_killed_one_is_replaced(void)
 {
     CHECK(s_ready);
@@ -110,6 +112,10 @@ static void test_snapshots_are_written_by_a_process_of_their_own_and_a_killed_on
     pid_t first = s_snapshot_process();
     CHECK(first > 0 && first != s_env.kasa_pid);
     CHECK_EQ_INT(sched_getscheduler(first), SCHED_IDLE);
+    /* and the best-effort I/O class at its lowest level, named: not the idle class the kernel would
+     * give a thread of the idle policy (its writes of blocks the journal shares waited behind the
+     * journal's, and the journal's fdatasync behind them) */
+    CHECK_EQ_INT(syscall(SYS_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, first), 2 << 13 | 7);
     CHECK_EQ_INT(kill(first, SIGKILL), 0);
     written = s_log_lines("event=snapshot.written", "process=");
     CHECK(s_deposit(&tx, "8"));
