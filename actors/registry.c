@@ -1159,7 +1159,8 @@ int registry_failed(registry_t *self)
     return atomic_load(&self->failed);
 }
 
-void registry_set_failed(registry_t *self, const char *why)
+/* Marks the registry failed (logs event=pipeline.failed once). */
+static void s_set_failed(registry_t *self, const char *why)
 {
     if (atomic_exchange(&self->failed, 1) == 0)
         log_error("pipeline.failed", "reason=\"%s\" action=\"refusing every new transition; restart kasa\"",
@@ -1173,7 +1174,7 @@ static int s_wait(registry_t *self, journal_t *journal, uint64_t lsn)
         return 0;
     if (journal_wait(journal, lsn) == 0)
         return 0;
-    registry_set_failed(self, "journal_wait failed");
+    s_set_failed(self, "journal_wait failed");
     return -1;
 }
 
@@ -1210,7 +1211,7 @@ static uint64_t s_submit_locked(registry_t *self, journal_t *journal, const reco
         free(*bytes);
         *bytes = NULL;
         snprintf(err, errlen, "journal refused the record");
-        registry_set_failed(self, "journal_submit failed");
+        s_set_failed(self, "journal_submit failed");
     }
     return lsn;
 }
@@ -1254,7 +1255,7 @@ registry_result_t registry_commit_end(registry_t *self, const record_t *r, regis
                                       int durable_rc, uint8_t **bytes, char *err, size_t errlen)
 {
     if (durable_rc != 0) {
-        registry_set_failed(self, "journal_wait failed");
+        s_set_failed(self, "journal_wait failed");
         if (bytes) {
             free(*bytes);
             *bytes = NULL;
@@ -1355,7 +1356,7 @@ registry_result_t registry_commit_begin(registry_t *self, journal_t *journal, re
          * record memory lacks: stop rather than diverge. */
         pthread_mutex_unlock(&self->lock);
         free(buf);
-        registry_set_failed(self, "registry apply failed");
+        s_set_failed(self, "registry apply failed");
         snprintf(err, errlen, "registry full");
         return REGISTRY_FAILED;
     }
@@ -1507,7 +1508,7 @@ registry_result_t registry_desk(registry_t *self, journal_t *journal, const conf
                 res = REGISTRY_FAILED;
             } else if (!(lsn = journal_submit(journal, abuf, abuf_len))) {
                 snprintf(err, errlen, "journal refused the record");
-                registry_set_failed(self, "journal_submit failed");
+                s_set_failed(self, "journal_submit failed");
                 res = REGISTRY_FAILED;
             } else {
                 s_apply_locked(self, a, lsn);
@@ -1516,7 +1517,7 @@ registry_result_t registry_desk(registry_t *self, journal_t *journal, const conf
                     *effects = deposit_step(r->from, r->event).effects;
                     if (!(lsn = journal_submit(journal, buf, buf_len))) {
                         snprintf(err, errlen, "journal refused the record");
-                        registry_set_failed(self, "journal_submit failed");
+                        s_set_failed(self, "journal_submit failed");
                         res = REGISTRY_FAILED;
                     } else {
                         s_apply_locked(self, r, lsn);
@@ -1594,7 +1595,7 @@ static int s_link(registry_t *self, journal_t *journal, const char *address, con
         if (lsn && s_link_locked(self, r->address, r->chain_id, login, lsn, r->time_ms) == 0)
             rc = 0;
         else if (lsn)
-            registry_set_failed(self, "registry link failed");
+            s_set_failed(self, "registry link failed");
     }
     pthread_mutex_unlock(&self->lock);
     free(buf);

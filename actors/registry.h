@@ -269,8 +269,6 @@ size_t registry_link_count(registry_t *self);
 
 /* 1 once the journal has failed under this registry (then nothing more is accepted). */
 int registry_failed(registry_t *self);
-/* Marks the registry failed (logs event=journal.failed once). */
-void registry_set_failed(registry_t *self, const char *why);
 
 /* What a restart does with e, and a short phrase for it ("lock", "reconcile then credit", ...). */
 registry_resume_t registry_resume_action(const registry_entry_t *e);
