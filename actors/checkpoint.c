@@ -744,10 +744,11 @@ static int s_proc_start(checkpointer_t *self, char *err, size_t errlen)
     sigaddset(&dfl, SIGINT);
     posix_spawnattr_setsigmask(&at, &none);   /* kasa serve's threads block signals; the process need not */
     posix_spawnattr_setsigdefault(&at, &dfl);
-    struct sched_param sp = { 0 };   /* idle from its birth: loading the binary competes with nothing */
-    posix_spawnattr_setschedpolicy(&at, SCHED_IDLE);
-    posix_spawnattr_setschedparam(&at, &sp);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSCHEDULER);
+    /* At this thread's ordinary policy until it takes the idle one itself (checkpoint_process_main):
+     * until its exec the child runs on kasa's own memory, and its exec takes kasa's memory-map lock
+     * for a moment; at the idle policy it could be preempted there with every page fault of kasa's
+     * threads waiting behind it. */
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     extern char **environ;
     int rc = posix_spawn(&self->proc, self->exe, &fa, &at, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -812,14 +813,14 @@ static int s_proc_write(checkpointer_t *self, uint64_t lsn, checkpoint_info_t *i
 
 /* The writer thread: builds and writes each snapshot the checkpointer thread hands it, at the idle scheduling
  * policy and the lowest best-effort I/O level (S_IOPRIO_LOW) when it writes them itself (the snapshot process takes
- * them from its birth, s_proc_start; then this thread only waits on a pipe). A thread of the idle policy runs only
- * on CPU time no other thread wants, and any other thread that wakes takes the CPU from it at once; under nice 10 a
- * woken acknowledgement's thread could wait out the snapshot thread's slice, a few ms at each of the several hand-
- * overs an acknowledgement makes. Measured (bench_history, 1M, the answers whose request overlapped a snapshot's
- * restore phase): answers over 5 ms 3.8-9.2% -> 1.0-1.7%. The live modules are told on the checkpointer thread, of
- * the ordinary policy: registry_forget_finished holds the registry's lock, which every webhook waits for, and a
- * thread cannot leave the idle policy without CAP_SYS_NICE. If the idle policy is refused, nice 10 stands in for
- * it. */
+ * them itself as it starts, checkpoint_process_main; then this thread only waits on a pipe). A thread of the idle
+ * policy runs only on CPU time no other thread wants, and any other thread that wakes takes the CPU from it at
+ * once; under nice 10 a woken acknowledgement's thread could wait out the snapshot thread's slice, a few ms at each
+ * of the several hand-overs an acknowledgement makes. Measured (bench_history, 1M, the answers whose request
+ * overlapped a snapshot's restore phase): answers over 5 ms 3.8-9.2% -> 1.0-1.7%. The live modules are told on the
+ * checkpointer thread, of the ordinary policy: registry_forget_finished holds the registry's lock, which every
+ * webhook waits for, and a thread cannot leave the idle policy without CAP_SYS_NICE. If the idle policy is refused,
+ * nice 10 stands in for it. */
 static void *s_write_run(void *arg)
 {
     checkpointer_t *self = arg;
