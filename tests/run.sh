@@ -3,6 +3,10 @@
 # prints one closing line "N passed, N failed". Each test program ends with its own such line;
 # a program that crashes or prints no closing line counts as one failure. Each program's line shows
 # the seconds it took, and a line before the last the whole run's.
+# Programs run KASA_TEST_JOBS at a time (default 2: the suite mostly waits; 1: one after another),
+# the longest (FIRST) started first so the others fill the cores beside it. Each picks its own free
+# loopback ports and its own directories under KASA_TEST_OUT, so they do not meet. Lines come in
+# the programs' order whatever the finishing order.
 set -u
 build=${1:-build/san}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,25 +35,61 @@ tally() {   # name, output file, exit status, seconds taken
     fi
 }
 
+# integration/test_crash alone takes a third of the time (its two workers use about one core)
+FIRST=" integration/test_crash "
+jobs_max=${KASA_TEST_JOBS:-2}
+names=(); cmds=(); outs=()
 for t in "$build"/tests/unit/* "$build"/tests/integration/*; do
     [ -x "$t" ] || continue
     name=${t#"$build"/tests/}
-    out="$KASA_TEST_OUT/${name//\//_}.log"
-    t0=$SECONDS
-    "$t" > "$out" 2>&1; rc=$?
-    cat "$out" >> "$log"
-    tally "$name" "$out" "$rc" $((SECONDS - t0))
+    names+=("$name"); cmds+=("$t"); outs+=("$KASA_TEST_OUT/${name//\//_}.log")
 done
-
 if [ -z "${KASA_SKIP_BROWSER:-}" ] && ls "$here"/browser/*.test.mjs >/dev/null 2>&1; then
     for t in "$here"/browser/*.test.mjs; do
         name=browser/$(basename "$t")
-        out="$KASA_TEST_OUT/${name//\//_}.log"
-        t0=$SECONDS
-        node "$t" > "$out" 2>&1; rc=$?
-        tally "$name" "$out" "$rc" $((SECONDS - t0))
+        names+=("$name"); cmds+=("$t"); outs+=("$KASA_TEST_OUT/${name//\//_}.log")
     done
 fi
+
+run_one() {   # index: runs that program, then writes "exit-status seconds" to its output's .done
+    local t0=$SECONDS rc out=${outs[$1]}
+    case ${names[$1]} in
+        browser/*) node "${cmds[$1]}" > "$out" 2>&1; rc=$? ;;
+        *) "${cmds[$1]}" > "$out" 2>&1; rc=$? ;;
+    esac
+    echo "$rc $((SECONDS - t0))" > "$out.done"
+}
+
+running() {   # how many started programs have not finished
+    local done
+    done=$(find "$KASA_TEST_OUT" -maxdepth 1 -name '*.log.done' | wc -l)
+    echo $((launched - shown - done))
+}
+
+shown=0
+show_done() {   # tallies, in order, every program finished since the last call
+    local rc took
+    while [ "$shown" -lt "${#names[@]}" ] && [ -e "${outs[$shown]}.done" ]; do
+        read -r rc took < "${outs[$shown]}.done"; rm -f "${outs[$shown]}.done"
+        case ${names[$shown]} in browser/*) ;; *) cat "${outs[$shown]}" >> "$log" ;; esac
+        tally "${names[$shown]}" "${outs[$shown]}" "$rc" "$took"
+        shown=$((shown + 1))
+    done
+}
+
+order=()
+for i in "${!names[@]}"; do
+    rm -f "${outs[$i]}.done"
+    [[ $FIRST == *" ${names[$i]} "* ]] && order=("$i" "${order[@]}") || order+=("$i")
+done
+launched=0
+for i in "${order[@]}"; do
+    while [ "$(running)" -ge "$jobs_max" ]; do wait -n 2>/dev/null || sleep 0.1; show_done; done
+    launched=$((launched + 1))
+    run_one "$i" &
+    show_done
+done
+wait; show_done
 
 echo "took ${SECONDS}s in all"
 echo "$passed passed, $failed failed"

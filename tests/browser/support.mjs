@@ -102,7 +102,7 @@ export async function startKasa(work, extra = [], balance = '0') {
   fs.writeFileSync(config, [
     `KASA_LISTEN=127.0.0.1:${kasaPort}`, `KASA_WEBHOOK_LISTEN=127.0.0.1:${hookPort}`, `KASA_JOURNAL_DIR=${path.join(work, 'journal')}`,
     `KASA_MONITOR=tcp://127.0.0.1:${monPort}`, `KASA_STATIC_DIR=${path.join(root, 'web', 'static')}`,
-    'KASA_COOKIE_SECURE=off',
+    'KASA_COOKIE_SECURE=off', 'KASA_METRICS_LISTEN=off',   // its default port is one for the whole machine
     `COBO_API_URL=${cobo}/v2`, `COBO_API_KEY=${clientPub}`, `COBO_API_SECRET=${CLIENT_SEED}`,
     `COBO_WEBHOOK_PUBKEY=${coboPub}`, `COBO_WALLET_ID=${WALLET_ID}`, 'KASA_CHAINS=TRON_USDT,ETH_USDT,TRON',
     `MT5_URL=http://127.0.0.1:${mt5Port}`, 'MT5_LOGIN=1000', 'MT5_PASSWORD=ManagerPass1',
