@@ -624,6 +624,16 @@ static int s_ioprio_set(int value)
     return syscall(SYS_ioprio_set, S_IOPRIO_WHO_PROCESS, syscall(SYS_gettid), value) == 0 ? 0 : -1;
 }
 
+/* What snapshot writing runs at, for the calling thread: the idle scheduling policy (nice 10 where it
+ * is refused) and S_IOPRIO_LOW. */
+static void s_take_snapshot_priority(void)
+{
+    struct sched_param sp = { 0 };
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
+        setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 10);
+    s_ioprio_set(S_IOPRIO_LOW);
+}
+
 /* Thread t's CPU time (user and system), µs; 0 if it cannot be read. */
 static int64_t s_thread_cpu_us(pthread_t t)
 {
@@ -660,10 +670,7 @@ int checkpoint_process_main(const char *dir, size_t max_deposits, int in_fd, int
     prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never a snapshot writer left behind a dead kasa */
     if (getppid() != parent)
         return 1;
-    struct sched_param sp = { 0 };
-    if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
-        setpriority(PRIO_PROCESS, 0, 10);
-    s_ioprio_set(S_IOPRIO_LOW);
+    s_take_snapshot_priority();
     config_t cfg;
     memset(&cfg, 0, sizeof cfg);
     snprintf(cfg.journal_dir, sizeof cfg.journal_dir, "%s", dir);
@@ -836,10 +843,7 @@ static void *s_write_run(void *arg)
         int by_process = self->exe[0] != '\0';
         pthread_mutex_unlock(&self->mu);
         if (!by_process && !idle) {   /* it writes itself (the process takes its own policy) */
-            struct sched_param sp = { 0 };
-            if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
-                setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 10);
-            s_ioprio_set(S_IOPRIO_LOW);
+            s_take_snapshot_priority();
             idle = 1;
         }
         checkpoint_info_t info;

@@ -110,17 +110,16 @@ uint64_t checkpointer_written(checkpointer_t *self);
  * /proc/self/exe, itself) run as `kasa journal snapshot-process DIR --max-deposits N`, started at the
  * first snapshot and kept (its states kept from one snapshot to the next, checkpoint_write_kept),
  * at the idle scheduling policy and the lowest best-effort I/O level (not the idle I/O class: see
- * S_IOPRIO_LOW in checkpoint.c), killed if kasa dies, replaced if it dies. It shares
- * no lock, heap or page table with the running kasa: with one malloc heap for every thread, a
+ * S_IOPRIO_LOW in checkpoint.c), killed if kasa dies, replaced if it dies. It shares no lock, heap
+ * or page table with the running kasa: with one malloc heap for every thread, a
  * snapshot thread at the idle policy preempted inside malloc held every webhook thread's
  * allocations (tens of ms, measured). Without it (tests of the actors alone), the writer thread
  * writes them. Call before the first snapshot. */
 void checkpointer_use_process(checkpointer_t *self, const char *exe);
 
 /* The snapshot process (`kasa journal snapshot-process`): takes the idle policy and the lowest
- * best-effort I/O level, dies
- * with its parent; for each line "LSN" read on in_fd writes the snapshot covering it
- * (checkpoint_write_kept) and answers one line on out_fd: "ok SNAPSHOT_LSN RECORDS CPU_US
+ * best-effort I/O level, dies with its parent; for each line "LSN" read on in_fd writes the snapshot
+ * covering it (checkpoint_write_kept) and answers one line on out_fd: "ok SNAPSHOT_LSN RECORDS CPU_US
  * MAX_RSS_KIB" or "error REASON". Returns at the end of in_fd: 0, or 1 if it could not answer. */
 int checkpoint_process_main(const char *dir, size_t max_deposits, int in_fd, int out_fd);
 
