@@ -107,10 +107,12 @@ void checkpointer_on_written(checkpointer_t *self, void (*fn)(void *arg, uint64_
 /* Snapshots written by it so far. */
 uint64_t checkpointer_written(checkpointer_t *self);
 /* From now on snapshots are written by a process of its own: exe (a kasa binary; kasa serve gives
- * /proc/self/exe, itself) run as `kasa journal snapshot-process DIR --max-deposits N`, started at the
- * first snapshot and kept (its states kept from one snapshot to the next, checkpoint_write_kept),
- * at the idle scheduling policy and the lowest best-effort I/O level (not the idle I/O class: see
- * S_IOPRIO_LOW in checkpoint.c), killed if kasa dies, replaced if it dies. It shares no lock, heap
+ * /proc/self/exe, itself) run as `kasa journal snapshot-process DIR --max-deposits N`, started at once
+ * (if snapshots are on; its exec and dynamic loading are then not in the first snapshot) and kept
+ * (its states kept from one snapshot to the next, checkpoint_write_kept), at the idle scheduling
+ * policy, pausing every half millisecond while it writes (S_PACE_PERIOD_NS in checkpoint.c), and the
+ * lowest best-effort I/O level (not the idle I/O class: see S_IOPRIO_LOW there), killed if kasa dies,
+ * replaced if it dies. It shares no lock, heap
  * or page table with the running kasa: with one malloc heap for every thread, a
  * snapshot thread at the idle policy preempted inside malloc held every webhook thread's
  * allocations (tens of ms, measured). Without it (tests of the actors alone), the writer thread
@@ -118,7 +120,7 @@ uint64_t checkpointer_written(checkpointer_t *self);
 void checkpointer_use_process(checkpointer_t *self, const char *exe);
 
 /* The snapshot process (`kasa journal snapshot-process`): takes the idle policy and the lowest
- * best-effort I/O level, dies with its parent; for each line "LSN" read on in_fd writes the snapshot
+ * best-effort I/O level, dies with its parent, pauses every half millisecond while it writes; for each line "LSN" read on in_fd writes the snapshot
  * covering it (checkpoint_write_kept) and answers one line on out_fd: "ok SNAPSHOT_LSN RECORDS CPU_US
  * MAX_RSS_KIB" or "error REASON". Returns at the end of in_fd: 0, or 1 if it could not answer. */
 int checkpoint_process_main(const char *dir, size_t max_deposits, int in_fd, int out_fd);

@@ -14,7 +14,7 @@
 #include "journal/fio.h"
 #include "journal/jformat.h"
 
-#define S_WBUF (256u << 10)   /* bytes gathered before one write(2) */
+#define S_WBUF (64u << 10)   /* bytes gathered before one write(2): short, as findex.c's S_CHUNK says why */
 #define S_WRITEBACK (1u << 20)   /* bytes written between two fio_writeback calls */
 #define S_MAX_SECTIONS 64
 
