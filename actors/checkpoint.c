@@ -719,11 +719,12 @@ static int s_read_line(int fd, char *buf, size_t cap)
     return 0;
 }
 
-int checkpoint_process_main(const char *dir, size_t max_deposits, int in_fd, int out_fd)
+int checkpoint_process_main(const char *dir, size_t max_deposits, pid_t parent, int in_fd, int out_fd)
 {
-    pid_t parent = getppid();
+    if (!parent)
+        parent = getppid();
     prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never a snapshot writer left behind a dead kasa */
-    if (getppid() != parent)
+    if (getppid() != parent)   /* it died before: a second writer beside the next kasa's, never */
         return 1;
     s_take_snapshot_priority();
     config_t cfg;
@@ -793,14 +794,18 @@ static int s_proc_start(checkpointer_t *self, char *err, size_t errlen)
         snprintf(err, errlen, "cannot make pipes for the snapshot process: %s", strerror(errno));
         return -1;
     }
-    char maxs[24];
+    char maxs[24], parent[24];
     snprintf(maxs, sizeof maxs, "%zu", self->cfg.max_deposits ? self->cfg.max_deposits : CONFIG_DEFAULT_MAX_DEPOSITS);
-    char *argv[] = { "kasa", "journal", "snapshot-process", self->cfg.journal_dir, "--max-deposits", maxs, NULL };
+    snprintf(parent, sizeof parent, "%d", (int) getpid());
+    char *argv[] = { "kasa", "journal", "snapshot-process", self->cfg.journal_dir, "--max-deposits", maxs,
+                     "--parent", parent, NULL };
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);   /* dup2 clears close-on-exec */
     posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    /* nothing else of kasa's: a listening socket it held would outlive kasa as long as it does */
+    posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
     posix_spawnattr_init(&at);
     sigset_t none, dfl;
     sigemptyset(&none);

@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "journal/journal.h"
 #include "journal/snapshot.h"
@@ -120,9 +121,11 @@ uint64_t checkpointer_written(checkpointer_t *self);
 void checkpointer_use_process(checkpointer_t *self, const char *exe);
 
 /* The snapshot process (`kasa journal snapshot-process`): takes the idle policy and the lowest
- * best-effort I/O level, dies with its parent, pauses every half millisecond while it writes; for each line "LSN" read on in_fd writes the snapshot
+ * best-effort I/O level, dies with its parent (parent: the pid it must have, 0 whichever it has; one
+ * whose parent died before it could arrange that leaves at once, returning 1), pauses every half
+ * millisecond while it writes; for each line "LSN" read on in_fd writes the snapshot
  * covering it (checkpoint_write_kept) and answers one line on out_fd: "ok SNAPSHOT_LSN RECORDS CPU_US
  * MAX_RSS_KIB" or "error REASON". Returns at the end of in_fd: 0, or 1 if it could not answer. */
-int checkpoint_process_main(const char *dir, size_t max_deposits, int in_fd, int out_fd);
+int checkpoint_process_main(const char *dir, size_t max_deposits, pid_t parent, int in_fd, int out_fd);
 
 #endif

@@ -11,6 +11,7 @@
  * journal's lock and refuses while a server holds it. Exit status: 0 ok, 1 damage or failure, 2 usage. */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -77,12 +78,13 @@ static const s_verb_t s_verbs[] = {
       "a start then never needs them). The deleted history is gone for\n"
       "`kasa journal dump`, `kasa replay` and `kasa deposit show`: keep a copy if it matters.\n"
       "Exit status: 0, 1 failed or refused, 2 usage.\n" },
-    { "snapshot-process", "kasa journal snapshot-process DIR [--max-deposits N]",
+    { "snapshot-process", "kasa journal snapshot-process DIR [--max-deposits N] [--parent PID]",
       "The process `kasa serve` starts to write its snapshots (KASA_SNAPSHOT_EVERY_*), not a command for\n"
       "operators. For each LSN read from its standard input (one a line) it writes the snapshot of the\n"
       "journal in DIR covering it and answers one line: `ok SNAPSHOT_LSN RECORDS CPU_US MAX_RSS_KIB` or\n"
       "`error REASON`. It runs at the idle scheduling policy and the lowest best-effort I/O level, dies\n"
-      "with its parent and leaves at the end of its input. --max-deposits: KASA_MAX_DEPOSITS.\n"
+      "with its parent and leaves at the end of its input. --max-deposits: KASA_MAX_DEPOSITS. --parent:\n"
+      "the process id its parent must have; if it has another (that one died first), it leaves at once.\n"
       "Exit status: 0, 1 if it could not answer, 2 usage.\n" },
 };
 
@@ -1209,6 +1211,7 @@ int cmd_journal(int argc, char **argv)
     uint64_t from = 1;
     int64_t before_ms = 0;
     unsigned long long max_deposits = CONFIG_DEFAULT_MAX_DEPOSITS;
+    pid_t parent = 0;
     for (int i = 2; i < argc; i++) {
         if (s_is_help(argv[i]))
             return s_verb_help(verb, stdout, 0);
@@ -1242,6 +1245,15 @@ int cmd_journal(int argc, char **argv)
                         argv[i]);
                 return 2;
             }
+        } else if (strcmp(verb->name, "snapshot-process") == 0 && strcmp(argv[i], "--parent") == 0 && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            long v = strtol(argv[++i], &end, 10);
+            if (errno || *end || v <= 0 || v > INT_MAX) {
+                fprintf(stderr, "kasa journal snapshot-process: --parent wants a process id, not '%s'\n", argv[i]);
+                return 2;
+            }
+            parent = (pid_t) v;
         } else if (argv[i][0] == '-' || dir) {
             fprintf(stderr, "kasa journal %s: unexpected argument '%s'\n\n", verb->name, argv[i]);
             return s_verb_help(verb, stderr, 2);
@@ -1262,6 +1274,6 @@ int cmd_journal(int argc, char **argv)
     if (strcmp(verb->name, "archive") == 0)
         return s_archive(dir, before_ms);
     if (strcmp(verb->name, "snapshot-process") == 0)
-        return checkpoint_process_main(dir, (size_t) max_deposits, STDIN_FILENO, STDOUT_FILENO);
+        return checkpoint_process_main(dir, (size_t) max_deposits, parent, STDIN_FILENO, STDOUT_FILENO);
     return s_repair(dir);
 }

@@ -162,19 +162,29 @@ H_FN void h_tail(const char *path, int lines)
 /* A free loopback TCP port (bound to port 0 and released). */
 H_FN int h_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof a;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *) &a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *) &a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
+    /* Below the kernel's ephemeral range (32768-60999 here): a port taken from it can be handed to any
+     * outgoing connection while its server is down between a kill and its restart (the tests run two
+     * programs at a time), and the restarted server then cannot bind it. */
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned) getpid() * 2654435761u ^ (unsigned) time(NULL);
+    for (int tries = 0; tries < 200; tries++) {
+        seed = seed * 1103515245u + 12345u;
+        int port = 20000 + (int) ((seed >> 8) % 12700);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            return -1;
+        struct sockaddr_in a;
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons((uint16_t) port);
+        int ok = bind(fd, (struct sockaddr *) &a, sizeof a) == 0;
+        close(fd);
+        if (ok)
+            return port;
+    }
+    return -1;
 }
 
 /* 1 if something accepts TCP connections on 127.0.0.1:port. */

@@ -3,6 +3,7 @@
  * restart from that snapshot) is answered 200 and credits nothing; the investor's history and
  * `kasa deposit show` still show it after its journal segment moved to the archive; after the archive
  * is pruned, `kasa deposit list|show`, `kasa replay` and `kasa reconcile` still know it. */
+#include <dirent.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -93,6 +94,77 @@ static pid_t s_snapshot_process(void)
     }
     free(log);
     return pid;
+}
+
+/* The pid of kasa's child running `kasa journal snapshot-process`, or 0. */
+static pid_t s_snapshot_child(void)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/task", (int) s_env.kasa_pid);
+    DIR *d = opendir(path);
+    pid_t found = 0;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char file[400];
+        snprintf(file, sizeof file, "/proc/%d/task/%s/children", (int) s_env.kasa_pid, e->d_name);
+        char *kids = h_read_file(file, NULL);
+        for (char *k = kids ? strtok(kids, " \n") : NULL; k && !found; k = strtok(NULL, " \n")) {
+            char cmd[400];
+            snprintf(cmd, sizeof cmd, "/proc/%s/cmdline", k);
+            size_t len = 0;
+            char *args = h_read_file(cmd, &len);
+            for (size_t at = 0; args && at < len && !found; at += strlen(args + at) + 1)
+                if (strcmp(args + at, "snapshot-process") == 0)
+                    found = (pid_t) atoi(k);
+            free(args);
+        }
+        free(kids);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* How many of process pid's open files are sockets. */
+static int s_sockets_of(pid_t pid)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int) pid);
+    DIR *d = opendir(path);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char link[400], to[256];
+        snprintf(link, sizeof link, "%s/%s", path, e->d_name);
+        ssize_t len = readlink(link, to, sizeof to - 1);
+        if (len > 0) {
+            to[len] = '\0';
+            n += strncmp(to, "socket:", 7) == 0;
+        }
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* The snapshot process is started with kasa, ahead of its first snapshot (its exec and dynamic
+ * loading are not in it), at the idle policy and holding none of kasa's sockets: one that held the
+ * listening ones kept them bound after kasa died, and the next kasa could not start. */
+static void test_the_snapshot_process_starts_with_kasa_and_holds_none_of_its_sockets(void)
+{
+    CHECK(s_ready);
+    if (s_env.kasa_pid)
+        CHECK_EQ_INT(h_kasa_stop(&s_env), 0);
+    int written = s_log_lines("event=snapshot.written", "process=");
+    CHECK_EQ_INT(h_kasa_start(&s_env), 0);
+    pid_t proc = 0;
+    for (int64_t end = h_now_ms() + 5000; !(proc = s_snapshot_child()) && h_now_ms() < end;)
+        h_sleep_ms(20);
+    CHECK(proc > 0);
+    CHECK_EQ_INT(s_log_lines("event=snapshot.written", "process="), written);   /* none written yet */
+    CHECK_EQ_INT(sched_getscheduler(proc), SCHED_IDLE);
+    CHECK_EQ_INT(s_sockets_of(proc), 0);
+    CHECK(s_sockets_of(s_env.kasa_pid) > 0);   /* kasa has them: they were not passed on */
 }
 
 /* Snapshots are written by a process of their own (no lock, heap or page table shared with the
@@ -234,6 +306,7 @@ int main(void)
     RUN(test_history_and_deposit_show_find_it_after_its_segment_is_archived);
     RUN(test_clean_shutdown_and_the_journal_verifies);
     RUN(test_after_the_archive_is_pruned_the_offline_commands_still_know_old_deposits);
+    RUN(test_the_snapshot_process_starts_with_kasa_and_holds_none_of_its_sockets);
     RUN(test_snapshots_are_written_by_a_process_of_their_own_and_a_killed_one_is_replaced);
     free(s_first_body);
     h_env_finish(&s_env, check_failed_ > 0);

@@ -1231,7 +1231,7 @@ static void test_the_snapshot_process_leaves_the_cpu_every_millisecond_while_it_
     if (pid == 0) {
         close(in[1]);
         close(out[0]);
-        _exit(checkpoint_process_main(s_dir, 100000, in[0], out[1]));
+        _exit(checkpoint_process_main(s_dir, 100000, 0, in[0], out[1]));
     }
     close(in[0]);
     close(out[1]);
@@ -1258,6 +1258,48 @@ static void test_the_snapshot_process_leaves_the_cpu_every_millisecond_while_it_
     support_tmp_rmrf(s_dir);
 }
 
+/* A snapshot process whose parent is not the one it was told (kasa died before the process could
+ * arrange to die with it) leaves at once, writing nothing: never a second writer beside the next
+ * kasa's. */
+static void test_a_snapshot_process_whose_kasa_died_first_leaves_without_writing(void)
+{
+    s_fresh("orphan");
+    char err[300];
+    journal_t *j = journal_open(s_dir, NULL, err, sizeof err);
+    CHECK(j != NULL);
+    if (!j)
+        return;
+    s_random_history(j, 60);
+    uint64_t last = journal_durable_lsn(j);
+    journal_destroy(&j);
+    int in[2], out[2];
+    CHECK_EQ_INT(pipe(in), 0);
+    CHECK_EQ_INT(pipe(out), 0);
+    char line[64];
+    int n = snprintf(line, sizeof line, "%llu\n", (unsigned long long) last);
+    CHECK_EQ_INT(write(in[1], line, (size_t) n), n);   /* a snapshot asked before it started */
+    close(in[1]);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(out[0]);
+        _exit(checkpoint_process_main(s_dir, 100000, getppid() + 1000000, in[0], out[1]));
+    }
+    close(in[0]);
+    close(out[1]);
+    int status = 0;
+    CHECK_EQ_INT(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    char ans[64];
+    CHECK_EQ_INT(read(out[0], ans, sizeof ans), 0);   /* no answer */
+    close(out[0]);
+    uint64_t *lsns = NULL;
+    size_t nsnap = 0;
+    CHECK_EQ_INT(snapshot_list(s_dir, &lsns, &nsnap, err, sizeof err), 0);
+    CHECK_EQ_INT(nsnap, 0);   /* nothing written */
+    free(lsns);
+    support_tmp_rmrf(s_dir);
+}
+
 int main(void)
 {
     log_set_level(getenv("CHECK_VERBOSE") ? LOG_DEBUG : LOG_ERROR);
@@ -1272,6 +1314,7 @@ int main(void)
     RUN(test_a_snapshot_reads_the_one_before_and_the_journal_once);
     RUN(test_snapshots_are_written_at_the_idle_policy_and_announced_at_the_ordinary_one);
     RUN(test_the_snapshot_process_leaves_the_cpu_every_millisecond_while_it_writes);
+    RUN(test_a_snapshot_process_whose_kasa_died_first_leaves_without_writing);
     RUN(test_a_writer_keeping_its_states_writes_what_loading_them_again_writes);
     RUN(test_verify_checks_snapshots_the_archive_and_the_chain_into_the_journal);
     RUN(test_verify_accepts_a_snapshot_when_every_record_is_archived);
