@@ -166,8 +166,13 @@ H_FN int h_free_port(void)
      * outgoing connection while its server is down between a kill and its restart (the tests run two
      * programs at a time), and the restarted server then cannot bind it. */
     static unsigned seed;
-    if (!seed)
-        seed = (unsigned) getpid() * 2654435761u ^ (unsigned) time(NULL);
+    static pid_t seeded_in;
+    if (seeded_in != getpid()) {   /* forked workers must not pick the same ports */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = (unsigned) getpid() * 2654435761u ^ (unsigned) ts.tv_nsec ^ (unsigned) ts.tv_sec;
+        seeded_in = getpid();
+    }
     for (int tries = 0; tries < 200; tries++) {
         seed = seed * 1103515245u + 12345u;
         int port = 20000 + (int) ((seed >> 8) % 12700);
