@@ -456,6 +456,36 @@ static int s_kept_usable(const checkpoint_kept_t *kept, size_t n, uint64_t upto_
     return kept && kept->n == n && kept->lsn < upto_lsn && newest == kept->lsn;
 }
 
+/* Loads into kept (holding nothing) the states of dir's newest snapshot, as the next
+ * checkpoint_write_kept would before anything else: the snapshot process does it as it starts, so that
+ * its first snapshot applies only the records after that one (at ten million finished deposits the
+ * loading is 0.7 s of CPU, most of it checking the index's runs). 0, or -1 (nothing kept: the first
+ * snapshot loads them). */
+static int s_kept_warm(const char *dir, const config_t *cfg, checkpoint_kept_t *kept)
+{
+    uint64_t *lsns = NULL, newest = 0;
+    size_t nsnap = 0;
+    char err[300];
+    if (snapshot_list(dir, &lsns, &nsnap, err, sizeof err) == 0 && nsnap)
+        newest = lsns[0];
+    free(lsns);
+    const checkpoint_section_t *secs[S_MAX_SECTIONS];
+    void *states[S_MAX_SECTIONS] = { 0 };
+    size_t n = s_sections(secs);
+    checkpoint_info_t info;
+    if (!newest || kept->n || s_restore_all(dir, cfg, newest, secs, states, n, &info, err, sizeof err) != 1)
+        return -1;
+    if (info.snapshot_lsn != newest || info.last_lsn != newest) {   /* passed over: the first snapshot sees */
+        s_destroy_all(secs, states, n);
+        return -1;
+    }
+    memcpy(kept->states, states, sizeof states);
+    kept->n = n;
+    kept->lsn = newest;
+    kept->crc = info.last_crc;
+    return 0;
+}
+
 int checkpoint_write_kept(const char *dir, const config_t *cfg, uint64_t upto_lsn, checkpoint_kept_t *kept,
                           checkpoint_info_t *info, char *err, size_t errlen)
 {
@@ -734,6 +764,11 @@ int checkpoint_process_main(const char *dir, size_t max_deposits, pid_t parent, 
     checkpoint_kept_t *kept = checkpoint_kept_new();
     char line[64], out[600];
     int rc = kept ? 0 : 1;
+    if (kept) {   /* ready before the first snapshot is asked (kasa starts it with itself) */
+        s_pace_set(1);
+        s_kept_warm(dir, &cfg, kept);
+        s_pace_set(0);
+    }
     while (rc == 0 && s_read_line(in_fd, line, sizeof line) == 0) {
         char *end;
         errno = 0;
