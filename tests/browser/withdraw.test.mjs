@@ -163,9 +163,24 @@ async function flow(browser, env) {
     check(detail.includes(`investor:${LOGIN}`), `the detail names who asked (${detail.slice(0, 300)})`);
     await adm.screenshot({ path: path.join(SHOTS, 'withdraw-admin-1280-detail.png'), fullPage: true });
     await adm.setViewportSize({ width: 360, height: 740 });
+    // back to the list (it loads the view last chosen, "completed"), then "all" chosen at once: two
+    // loads in flight. The first is answered late, after the second; that late answer of the view left
+    // must not overwrite the list asked last (a busy machine did this by itself)
+    let late = 0;
+    const completedList = (url) => url.pathname === '/api/admin/withdrawals' && url.searchParams.get('state') === 'COMPLETED';
+    await adm.route(completedList, async (route) => {
+      late++;
+      await new Promise((done) => setTimeout(done, 1500));
+      await route.continue();
+    });
     await adm.click('#wd-back');
     await view(adm, 'all');
     await adm.locator(`#wd-queue li.wd-item[data-id="${third}"]`).waitFor({ timeout: 10000 });
+    await adm.waitForTimeout(2500);   // the late answer has come meanwhile
+    await adm.unroute(completedList);
+    check(late > 0, 'the list of the view left was asked, and answered late');
+    check(await adm.locator(`#wd-queue li.wd-item[data-id="${third}"]`).isVisible(),
+      'the late answer of the view left did not overwrite the list asked last');
     await checkNoOverflow(adm);
     await adm.screenshot({ path: path.join(SHOTS, 'withdraw-admin-360-all.png'), fullPage: true });
     check(I.errors.length === 0 && A.errors.length === 0, `no page errors: ${[...I.errors, ...A.errors].join('; ')}`);

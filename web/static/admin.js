@@ -425,12 +425,24 @@ function alertRow(id, text, ok) {
   if (!li) announce(text);
 }
 
+/* Each view's loads are numbered; the answer to a load that a newer one of the same view overtook is
+ * dropped. Two loads can be in flight (a live event's reload, the view changed meanwhile) and their
+ * answers arrive in any order: the older one must not overwrite what was asked last. newLoad(key)
+ * returns a function that says whether this load is still the newest of its view. */
+const loadSeq = {};
+function newLoad(key) {
+  const n = (loadSeq[key] = (loadSeq[key] || 0) + 1);
+  return () => loadSeq[key] === n;
+}
+
 /* One page of a paged listing into a table: GET path?filters&page&limit=20; on failure the error
  * line says why. ids: { error, body, pager } (pager: the prefix of its prev/next/page-info ids). */
 async function loadPaged(path, filters, page, ids, list, row) {
   const q = new URLSearchParams({ ...filters, page: String(page), limit: '20' });
   for (const [k, v] of [...q.entries()]) if (!v) q.delete(k);
+  const current = newLoad(ids.body);
   const r = await api('GET', `${path}?${q.toString()}`);
+  if (!current()) return;
   const err = $(ids.error);
   if (r.status !== 200) { err.textContent = (r.data && r.data.error) || t('unavailable'); err.hidden = false; return; }
   err.hidden = true;
@@ -513,8 +525,9 @@ function showBalances(b) {
 }
 
 async function loadDetail(id) {
+  const current = newLoad('detail');
   const r = await api('GET', '/api/admin/deposits/' + encodeURIComponent(id));
-  if (r.status !== 200) return;
+  if (!current() || r.status !== 200) return;
   markStale(r.data);
   const d = r.data.deposit;
   const rows = [['k_id', d.id], ['k_state', stText(d.state)], ['k_amount', `${d.amount} ${d.token}`], ['k_login', d.login || '—'],
@@ -572,7 +585,9 @@ function attoText(v) {
 async function loadWithdrawals() {
   const q = new URLSearchParams({ state: WD_VIEWS[state.wdView] || '', login: state.wdLogin });
   for (const [k, v] of [...q.entries()]) if (!v) q.delete(k);
+  const current = newLoad('withdrawals');
   const [r, b] = await Promise.all([api('GET', '/api/admin/withdrawals?' + q.toString()), api('GET', '/api/admin/balances')]);
+  if (!current()) return;
   const err = $('wd-error');
   if (r.status !== 200) { err.textContent = (r.data && r.data.error) || t('unavailable'); err.hidden = false; return; }
   err.hidden = true;
@@ -675,8 +690,9 @@ async function wdAct(li, action, reason) {
 }
 
 async function loadWdetail(id) {
+  const current = newLoad('wdetail');
   const r = await api('GET', '/api/admin/withdrawals/' + encodeURIComponent(id));
-  if (r.status !== 200) return;
+  if (!current() || r.status !== 200) return;
   state.wdMay = r.data.may_decide;
   const w = r.data.withdrawal;
   syncList($('wd-one'), 'li.wd-item', [w], wdItem, wdFacts);
@@ -694,8 +710,9 @@ async function loadWdetail(id) {
 /* ---- audit ---- */
 async function loadAudit() {
   const actor = $('a-actor').value.trim();
+  const current = newLoad('audit');
   const r = await api('GET', '/api/admin/audit?limit=100' + (actor ? '&actor=' + encodeURIComponent(actor) : ''));
-  if (r.status !== 200) return;
+  if (!current() || r.status !== 200) return;
   const ol = $('audit');
   ol.textContent = '';
   for (const rec of r.data.audit) {
