@@ -456,6 +456,18 @@ static int s_kept_usable(const checkpoint_kept_t *kept, size_t n, uint64_t upto_
     return kept && kept->n == n && kept->lsn < upto_lsn && newest == kept->lsn;
 }
 
+/* The LSN of dir's newest snapshot (by its name, checked or not), 0 if none. */
+static uint64_t s_newest_snapshot(const char *dir)
+{
+    uint64_t *lsns = NULL, newest = 0;
+    size_t nsnap = 0;
+    char why[200];
+    if (snapshot_list(dir, &lsns, &nsnap, why, sizeof why) == 0 && nsnap)
+        newest = lsns[0];
+    free(lsns);
+    return newest;
+}
+
 /* Loads into kept (holding nothing) the states of dir's newest snapshot, as the next
  * checkpoint_write_kept would before anything else: the snapshot process does it as it starts, so that
  * its first snapshot applies only the records after that one (at ten million finished deposits the
@@ -463,12 +475,8 @@ static int s_kept_usable(const checkpoint_kept_t *kept, size_t n, uint64_t upto_
  * snapshot loads them). */
 static int s_kept_warm(const char *dir, const config_t *cfg, checkpoint_kept_t *kept)
 {
-    uint64_t *lsns = NULL, newest = 0;
-    size_t nsnap = 0;
+    uint64_t newest = s_newest_snapshot(dir);
     char err[300];
-    if (snapshot_list(dir, &lsns, &nsnap, err, sizeof err) == 0 && nsnap)
-        newest = lsns[0];
-    free(lsns);
     const checkpoint_section_t *secs[S_MAX_SECTIONS];
     void *states[S_MAX_SECTIONS] = { 0 };
     size_t n = s_sections(secs);
@@ -501,12 +509,7 @@ int checkpoint_write_kept(const char *dir, const config_t *cfg, uint64_t upto_ls
      * writing one of those LSNs again (from another base: an older snapshot, or the whole journal
      * once the older ones are gone) would replace a run it reads. A running kasa only goes forward;
      * a writer started again over a journal (after a kill, say) could go back. */
-    uint64_t *lsns = NULL, newest = 0;
-    size_t nsnap = 0;
-    char why_list[200];
-    if (snapshot_list(dir, &lsns, &nsnap, why_list, sizeof why_list) == 0 && nsnap)
-        newest = lsns[0];
-    free(lsns);
+    uint64_t newest = s_newest_snapshot(dir);
     if (newest >= upto_lsn) {
         snprintf(err, errlen, "snapshot %llu already covers LSN %llu (snapshots only go forward)",
                  (unsigned long long) newest, (unsigned long long) upto_lsn);

@@ -1190,6 +1190,29 @@ static void test_snapshots_are_written_at_the_idle_policy_and_announced_at_the_o
     support_tmp_rmrf(s_dir);
 }
 
+/* Forks a snapshot process (checkpoint_process_main over s_dir, told parent) asked for the snapshot of
+ * lsn, its input closed after that line: it leaves once it has answered. Its pid; *answers: the read
+ * end of its output. */
+static pid_t s_process_asked(uint64_t lsn, pid_t parent, int *answers)
+{
+    int in[2], out[2];
+    CHECK_EQ_INT(pipe(in), 0);
+    CHECK_EQ_INT(pipe(out), 0);
+    char line[64];
+    int n = snprintf(line, sizeof line, "%llu\n", (unsigned long long) lsn);
+    CHECK_EQ_INT(write(in[1], line, (size_t) n), n);
+    close(in[1]);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(out[0]);
+        _exit(checkpoint_process_main(s_dir, 100000, parent, in[0], out[1]));
+    }
+    close(in[0]);
+    close(out[1]);
+    *answers = out[0];
+    return pid;
+}
+
 /* While it writes a snapshot, the snapshot process leaves the CPU at least once a millisecond. The
  * idle policy is no strict priority: a woken thread that used more than its share before it slept
  * runs only once the running one has paid that back, up to a tick, and kasa's busy threads waited
@@ -1224,23 +1247,11 @@ static void test_the_snapshot_process_leaves_the_cpu_every_millisecond_while_it_
     }
     CHECK_EQ_INT(journal_wait(j, last), 0);
     journal_destroy(&j);
-    int in[2], out[2];
-    CHECK_EQ_INT(pipe(in), 0);
-    CHECK_EQ_INT(pipe(out), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(in[1]);
-        close(out[0]);
-        _exit(checkpoint_process_main(s_dir, 100000, 0, in[0], out[1]));
-    }
-    close(in[0]);
-    close(out[1]);
-    char line[64], ans[600] = "";
-    int n = snprintf(line, sizeof line, "%llu\n", (unsigned long long) last);
-    CHECK_EQ_INT(write(in[1], line, (size_t) n), n);
-    FILE *f = fdopen(out[0], "r");
+    int answers;
+    pid_t pid = s_process_asked(last, 0, &answers);
+    char ans[600] = "";
+    FILE *f = fdopen(answers, "r");
     CHECK(f && fgets(ans, sizeof ans, f));
-    close(in[1]);   /* the process leaves at the end of its input */
     struct rusage ru;
     int status = 0;
     CHECK_EQ_INT(wait4(pid, &status, 0, &ru), pid);
@@ -1272,26 +1283,14 @@ static void test_a_snapshot_process_whose_kasa_died_first_leaves_without_writing
     s_random_history(j, 60);
     uint64_t last = journal_durable_lsn(j);
     journal_destroy(&j);
-    int in[2], out[2];
-    CHECK_EQ_INT(pipe(in), 0);
-    CHECK_EQ_INT(pipe(out), 0);
-    char line[64];
-    int n = snprintf(line, sizeof line, "%llu\n", (unsigned long long) last);
-    CHECK_EQ_INT(write(in[1], line, (size_t) n), n);   /* a snapshot asked before it started */
-    close(in[1]);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(out[0]);
-        _exit(checkpoint_process_main(s_dir, 100000, getppid() + 1000000, in[0], out[1]));
-    }
-    close(in[0]);
-    close(out[1]);
+    int answers;   /* a snapshot asked before it started, of a parent it does not have */
+    pid_t pid = s_process_asked(last, getpid() + 1000000, &answers);
     int status = 0;
     CHECK_EQ_INT(waitpid(pid, &status, 0), pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
     char ans[64];
-    CHECK_EQ_INT(read(out[0], ans, sizeof ans), 0);   /* no answer */
-    close(out[0]);
+    CHECK_EQ_INT(read(answers, ans, sizeof ans), 0);   /* no answer */
+    close(answers);
     uint64_t *lsns = NULL;
     size_t nsnap = 0;
     CHECK_EQ_INT(snapshot_list(s_dir, &lsns, &nsnap, err, sizeof err), 0);
